@@ -1,0 +1,1 @@
+//! The Lambda-compatible control-plane HTTP API and its request pipeline

@@ -1,0 +1,1 @@
+//! Instances, scheduling, concurrency, timeouts, the async queue worker and log framing

@@ -1,0 +1,1 @@
+//! Function packages: safe, bounded zip extraction and zipping of a directory

@@ -1,0 +1,1 @@
+//! The Lambda Runtime API each instance talks to

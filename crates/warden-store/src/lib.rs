@@ -1,0 +1,161 @@
+//! Warden's durable state behind one interface, [`Store`], so that a networked database
+//! can replace the embedded SQLite default without touching the engine or the API.
+//!
+//! Every method is synchronous and returns only after the write is durable: an
+//! acknowledged write survives `kill -9` of the server. Callers on an async runtime run
+//! these calls on a blocking thread.
+#![forbid(unsafe_code)]
+
+use warden_types::{FunctionName, FunctionVersion};
+
+// Implementations (written by the store owner): `sqlite::SqliteStore`, `blobs::BlobStore`.
+
+/// What went wrong in the store. Conflicts and failed preconditions are ordinary outcomes
+/// the API maps to 409 and 412; `Backend` is an internal failure.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("{0} already exists")]
+    AlreadyExists(String),
+    #[error("{0} does not exist")]
+    NotFound(String),
+    #[error("the revision id `{expected}` does not match the current revision `{actual}`")]
+    RevisionMismatch { expected: String, actual: String },
+    #[error("{0}")]
+    Conflict(String),
+    #[error("database error while {context}: {source}")]
+    Backend {
+        context: &'static str,
+        #[source]
+        source: rusqlite::Error,
+    },
+    #[error("stored record for {what} is unreadable: {source}")]
+    Corrupt {
+        what: String,
+        #[source]
+        source: serde_json::Error,
+    },
+    #[error("blob store I/O failed while {context} at `{path}`: {source}")]
+    BlobIo {
+        context: &'static str,
+        path: std::path::PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// An alias: a named pointer to a published version (or `$LATEST`), optionally splitting
+/// traffic with a second version.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Alias {
+    pub function: FunctionName,
+    pub name: String,
+    pub function_version: String,
+    pub description: String,
+    /// Additional version and the share of traffic (0.0-1.0) it receives.
+    pub routing: Option<(String, f64)>,
+    pub revision_id: String,
+}
+
+/// One accepted asynchronous invocation waiting in the durable queue.
+#[derive(Debug, Clone, PartialEq)]
+pub struct QueuedEvent {
+    /// The request id returned to the caller; unique.
+    pub id: String,
+    pub function: FunctionName,
+    /// Qualifier as the caller gave it (`$LATEST`, a version, an alias), resolved at run time.
+    pub qualifier: String,
+    pub payload: Vec<u8>,
+    /// Attempts already made (0 when first queued).
+    pub attempts: u32,
+    /// Epoch ms before which the event must not run (back-off).
+    pub not_before_ms: i64,
+    /// Epoch ms when it was accepted.
+    pub enqueued_ms: i64,
+}
+
+/// One line of a function's log.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct LogRecord {
+    /// Monotonic per store; assigned by `append_logs` (ignored on input).
+    pub seq: i64,
+    pub function: FunctionName,
+    pub timestamp_ms: i64,
+    /// Request id the line belongs to, when known.
+    pub request_id: Option<String>,
+    pub message: String,
+}
+
+/// The metadata store. All operations on one function are atomic.
+pub trait Store: Send + Sync + 'static {
+    // ---- functions and versions ----
+
+    /// Inserts `$LATEST` of a new function; `AlreadyExists` if the name is taken.
+    fn create_function(&self, latest: &FunctionVersion) -> Result<(), StoreError>;
+    /// One version (`$LATEST` or a number) of a function.
+    fn get_version(&self, name: &FunctionName, version: &str) -> Result<Option<FunctionVersion>, StoreError>;
+    /// Replaces `$LATEST`; with `expected_revision`, fails with `RevisionMismatch` unless
+    /// the stored revision equals it. `NotFound` if the function does not exist.
+    fn update_latest(&self, latest: &FunctionVersion, expected_revision: Option<&str>) -> Result<(), StoreError>;
+    /// Copies `$LATEST` into the next version number (1, 2, ...) and returns it. If the latest
+    /// published version already has the same code sha and configuration, returns that one
+    /// instead (Lambda's behaviour). `expected_revision` guards `$LATEST`.
+    fn publish_version(&self, name: &FunctionName, description: Option<&str>, expected_revision: Option<&str>, new_revision_id: &str, now_ms: i64) -> Result<FunctionVersion, StoreError>;
+    /// `$LATEST` of functions ordered by name, starting after `after` (exclusive).
+    fn list_functions(&self, after: Option<&FunctionName>, limit: usize) -> Result<Vec<FunctionVersion>, StoreError>;
+    /// Every version of one function: `$LATEST` first, then numbers ascending, starting
+    /// after the version `after` (exclusive).
+    fn list_versions(&self, name: &FunctionName, after: Option<&str>, limit: usize) -> Result<Vec<FunctionVersion>, StoreError>;
+    /// Deletes a whole function (all versions, aliases, concurrency, queued events) or one
+    /// published version. Returns false if nothing existed. Deleting a version an alias
+    /// points at fails with `Conflict`.
+    fn delete_function(&self, name: &FunctionName, version: Option<&str>) -> Result<bool, StoreError>;
+    /// Every code sha still referenced by some version (for blob garbage collection).
+    fn referenced_code(&self) -> Result<Vec<String>, StoreError>;
+
+    // ---- aliases ----
+
+    /// `AlreadyExists` if taken; `NotFound` if the function or target version is missing.
+    fn create_alias(&self, alias: &Alias) -> Result<(), StoreError>;
+    fn get_alias(&self, function: &FunctionName, name: &str) -> Result<Option<Alias>, StoreError>;
+    /// Replaces an alias, guarded by `expected_revision`.
+    fn update_alias(&self, alias: &Alias, expected_revision: Option<&str>) -> Result<(), StoreError>;
+    fn delete_alias(&self, function: &FunctionName, name: &str) -> Result<bool, StoreError>;
+    /// Aliases of a function ordered by name, optionally only those pointing at `version`.
+    fn list_aliases(&self, function: &FunctionName, version: Option<&str>, after: Option<&str>, limit: usize) -> Result<Vec<Alias>, StoreError>;
+
+    // ---- concurrency ----
+
+    /// Sets (Some) or removes (None) a function's reserved concurrency.
+    fn put_reserved_concurrency(&self, function: &FunctionName, reserved: Option<u32>) -> Result<(), StoreError>;
+    fn get_reserved_concurrency(&self, function: &FunctionName) -> Result<Option<u32>, StoreError>;
+    /// Every function with a reservation, for the account totals.
+    fn all_reserved_concurrency(&self) -> Result<Vec<(FunctionName, u32)>, StoreError>;
+
+    // ---- durable async queue ----
+
+    /// Durably accepts an event; returns only after it is on disk.
+    fn enqueue_event(&self, event: &QueuedEvent) -> Result<(), StoreError>;
+    /// Claims up to `max` events due at `now_ms` that are not leased (or whose lease
+    /// expired), leasing them until `now_ms + lease_ms`. A crash while an event is leased
+    /// makes it due again after the lease, so no accepted event is lost.
+    fn lease_events(&self, now_ms: i64, lease_ms: i64, max: usize) -> Result<Vec<QueuedEvent>, StoreError>;
+    /// Removes a finished event (success, or retries exhausted).
+    fn complete_event(&self, id: &str) -> Result<(), StoreError>;
+    /// Records a failed attempt: bumps `attempts`, releases the lease, sets `not_before_ms`.
+    fn retry_event(&self, id: &str, not_before_ms: i64) -> Result<(), StoreError>;
+    /// Events waiting (leased or not), for tests and `warden doctor`.
+    fn queued_event_count(&self) -> Result<u64, StoreError>;
+
+    // ---- logs ----
+
+    /// Appends lines (their `seq` is assigned here), in order, in one transaction.
+    fn append_logs(&self, records: &[LogRecord]) -> Result<(), StoreError>;
+    /// Lines of one function with `seq > after_seq`, oldest first.
+    fn read_logs(&self, function: &FunctionName, after_seq: i64, limit: usize) -> Result<Vec<LogRecord>, StoreError>;
+
+    // ---- settings ----
+
+    /// A small key-value table for server identity (account id) and similar.
+    fn get_setting(&self, key: &str) -> Result<Option<String>, StoreError>;
+    fn put_setting(&self, key: &str, value: &str) -> Result<(), StoreError>;
+}

@@ -1,0 +1,110 @@
+//! The stored form of one version of a function. The API crate turns it into Lambda's
+//! `FunctionConfiguration` JSON; the engine turns it into an instance's environment.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::names::FunctionName;
+
+/// The name of the unpublished, mutable version.
+pub const LATEST: &str = "$LATEST";
+
+/// Runtimes Warden can start. `provided.*` run the package's `bootstrap`; `python3.*` run the
+/// host's configured Python with `awslambdaric`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Runtime {
+    /// `provided`, `provided.al2`, `provided.al2023`: the zip holds an executable `bootstrap`.
+    Provided(String),
+    /// `python3.N`: the handler is `module.function`.
+    Python(String),
+}
+
+impl Runtime {
+    /// Runtime identifiers Warden accepts, in the order they are listed in errors.
+    pub const SUPPORTED: &'static [&'static str] = &[
+        "provided.al2023",
+        "provided.al2",
+        "provided",
+        "python3.9",
+        "python3.10",
+        "python3.11",
+        "python3.12",
+        "python3.13",
+    ];
+
+    pub fn parse(s: &str) -> Option<Self> {
+        if !Self::SUPPORTED.contains(&s) {
+            return None;
+        }
+        if s.starts_with("python") {
+            Some(Self::Python(s.to_owned()))
+        } else {
+            Some(Self::Provided(s.to_owned()))
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        match self {
+            Self::Provided(s) | Self::Python(s) => s,
+        }
+    }
+}
+
+/// One version of a function: `$LATEST` or a published, immutable number.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FunctionVersion {
+    pub name: FunctionName,
+    /// `$LATEST` or a decimal version number.
+    pub version: String,
+    pub runtime: String,
+    pub handler: String,
+    pub role: String,
+    #[serde(default)]
+    pub description: String,
+    pub timeout_seconds: u32,
+    pub memory_mb: u32,
+    pub ephemeral_storage_mb: u32,
+    #[serde(default)]
+    pub environment: BTreeMap<String, String>,
+    /// Base64 SHA-256 of the zip, Lambda's `CodeSha256`; also the blob's key.
+    pub code_sha256: String,
+    /// Size of the zip in bytes.
+    pub code_size: u64,
+    /// Changes on every write; callers pass it back as a precondition.
+    pub revision_id: String,
+    /// Milliseconds since the epoch.
+    pub last_modified_ms: i64,
+    #[serde(default)]
+    pub architectures: Vec<String>,
+}
+
+impl FunctionVersion {
+    pub fn is_latest(&self) -> bool {
+        self.version == LATEST
+    }
+
+    /// The parsed runtime; stored records were validated when written.
+    pub fn runtime(&self) -> Option<Runtime> {
+        Runtime::parse(&self.runtime)
+    }
+
+    /// Size of the environment as Lambda counts it against its 4 KB quota: the JSON
+    /// serialisation of the variables map.
+    pub fn environment_size(env: &BTreeMap<String, String>) -> usize {
+        serde_json::to_string(env).map(|s| s.len()).unwrap_or(usize::MAX)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn runtimes_parse() {
+        assert_eq!(Runtime::parse("python3.12"), Some(Runtime::Python("python3.12".into())));
+        assert_eq!(Runtime::parse("provided.al2023"), Some(Runtime::Provided("provided.al2023".into())));
+        assert_eq!(Runtime::parse("nodejs20.x"), None);
+    }
+}
