@@ -4,11 +4,43 @@
 //! Every method is synchronous and returns only after the write is durable: an
 //! acknowledged write survives `kill -9` of the server. Callers on an async runtime run
 //! these calls on a blocking thread.
+//!
+//! # The embedded implementation
+//!
+//! [`sqlite::SqliteStore`] keeps metadata in one SQLite file (for example `warden.db`) and
+//! logs in a second file beside it (`warden.logs.db`), so that log batches never wait for
+//! metadata writes. Metadata schema (version 1, tracked in `PRAGMA user_version`):
+//!
+//! - `functions(name PK, next_version)`: one row per function; `next_version` is the
+//!   per-function counter that makes version numbers never reused, even after deletion.
+//! - `versions(function, version_num, code_sha256, revision_id, source_digest, record)`,
+//!   primary key `(function, version_num)`, where `version_num` 0 is `$LATEST` and `record`
+//!   is the JSON [`FunctionVersion`].
+//! - `aliases(function, name, function_version, routing_version, revision_id, record)`.
+//! - `reserved_concurrency(function PK, reserved)`.
+//! - `events(seq PK autoincrement, id unique, function, qualifier, payload, attempts,
+//!   not_before_ms, enqueued_ms, leased_until_ms)`: the durable async queue; `seq` is the
+//!   enqueue order.
+//! - `settings(key PK, value)`.
+//!
+//! The logs file holds `logs(seq PK autoincrement, function, timestamp_ms, request_id,
+//! message)`.
+//!
+//! **Durability invariant:** the metadata database runs in WAL mode with
+//! `synchronous=FULL`, so every committed transaction has been fsynced to the WAL before
+//! the method returns; a returned `Ok` survives `kill -9` and power loss. The logs
+//! database uses `synchronous=NORMAL`: acknowledged log lines survive a process crash but
+//! the newest ones may be lost on power loss. [`blobs::BlobStore`] makes a blob visible
+//! only by renaming a fully written and fsynced file or tree into place.
 #![forbid(unsafe_code)]
 
 use warden_types::{FunctionName, FunctionVersion};
 
-// Implementations (written by the store owner): `sqlite::SqliteStore`, `blobs::BlobStore`.
+pub mod blobs;
+pub mod sqlite;
+
+pub use blobs::{sha256_base64, BlobStore};
+pub use sqlite::SqliteStore;
 
 /// What went wrong in the store. Conflicts and failed preconditions are ordinary outcomes
 /// the API maps to 409 and 412; `Backend` is an internal failure.
@@ -33,6 +65,29 @@ pub enum StoreError {
         what: String,
         #[source]
         source: serde_json::Error,
+    },
+    /// A record handed to the store breaks the store's own rules (for example a `$LATEST`
+    /// update whose `version` is not `$LATEST`); a bug in the caller, not user input.
+    #[error("invalid record: {0}")]
+    InvalidRecord(String),
+    /// The database was written by a newer Warden whose schema this build does not know.
+    #[error("the database schema version {found} is newer than the newest this build supports ({supported})")]
+    SchemaTooNew { found: i64, supported: i64 },
+    /// WAL mode is what makes readers never block the writer; a file system that cannot
+    /// hold it (no shared memory) is refused rather than silently slower.
+    #[error(
+        "the database at `{path}` cannot use write-ahead logging (journal mode stayed `{mode}`)"
+    )]
+    WalUnavailable {
+        path: std::path::PathBuf,
+        mode: String,
+    },
+    #[error("database file I/O failed while {context} at `{path}`: {source}")]
+    DatabaseIo {
+        context: &'static str,
+        path: std::path::PathBuf,
+        #[source]
+        source: std::io::Error,
     },
     #[error("blob store I/O failed while {context} at `{path}`: {source}")]
     BlobIo {
@@ -92,23 +147,51 @@ pub trait Store: Send + Sync + 'static {
     /// Inserts `$LATEST` of a new function; `AlreadyExists` if the name is taken.
     fn create_function(&self, latest: &FunctionVersion) -> Result<(), StoreError>;
     /// One version (`$LATEST` or a number) of a function.
-    fn get_version(&self, name: &FunctionName, version: &str) -> Result<Option<FunctionVersion>, StoreError>;
+    fn get_version(
+        &self,
+        name: &FunctionName,
+        version: &str,
+    ) -> Result<Option<FunctionVersion>, StoreError>;
     /// Replaces `$LATEST`; with `expected_revision`, fails with `RevisionMismatch` unless
     /// the stored revision equals it. `NotFound` if the function does not exist.
-    fn update_latest(&self, latest: &FunctionVersion, expected_revision: Option<&str>) -> Result<(), StoreError>;
+    fn update_latest(
+        &self,
+        latest: &FunctionVersion,
+        expected_revision: Option<&str>,
+    ) -> Result<(), StoreError>;
     /// Copies `$LATEST` into the next version number (1, 2, ...) and returns it. If the latest
     /// published version already has the same code sha and configuration, returns that one
     /// instead (Lambda's behaviour). `expected_revision` guards `$LATEST`.
-    fn publish_version(&self, name: &FunctionName, description: Option<&str>, expected_revision: Option<&str>, new_revision_id: &str, now_ms: i64) -> Result<FunctionVersion, StoreError>;
+    fn publish_version(
+        &self,
+        name: &FunctionName,
+        description: Option<&str>,
+        expected_revision: Option<&str>,
+        new_revision_id: &str,
+        now_ms: i64,
+    ) -> Result<FunctionVersion, StoreError>;
     /// `$LATEST` of functions ordered by name, starting after `after` (exclusive).
-    fn list_functions(&self, after: Option<&FunctionName>, limit: usize) -> Result<Vec<FunctionVersion>, StoreError>;
+    fn list_functions(
+        &self,
+        after: Option<&FunctionName>,
+        limit: usize,
+    ) -> Result<Vec<FunctionVersion>, StoreError>;
     /// Every version of one function: `$LATEST` first, then numbers ascending, starting
     /// after the version `after` (exclusive).
-    fn list_versions(&self, name: &FunctionName, after: Option<&str>, limit: usize) -> Result<Vec<FunctionVersion>, StoreError>;
+    fn list_versions(
+        &self,
+        name: &FunctionName,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<FunctionVersion>, StoreError>;
     /// Deletes a whole function (all versions, aliases, concurrency, queued events) or one
     /// published version. Returns false if nothing existed. Deleting a version an alias
     /// points at fails with `Conflict`.
-    fn delete_function(&self, name: &FunctionName, version: Option<&str>) -> Result<bool, StoreError>;
+    fn delete_function(
+        &self,
+        name: &FunctionName,
+        version: Option<&str>,
+    ) -> Result<bool, StoreError>;
     /// Every code sha still referenced by some version (for blob garbage collection).
     fn referenced_code(&self) -> Result<Vec<String>, StoreError>;
 
@@ -118,15 +201,29 @@ pub trait Store: Send + Sync + 'static {
     fn create_alias(&self, alias: &Alias) -> Result<(), StoreError>;
     fn get_alias(&self, function: &FunctionName, name: &str) -> Result<Option<Alias>, StoreError>;
     /// Replaces an alias, guarded by `expected_revision`.
-    fn update_alias(&self, alias: &Alias, expected_revision: Option<&str>) -> Result<(), StoreError>;
+    fn update_alias(
+        &self,
+        alias: &Alias,
+        expected_revision: Option<&str>,
+    ) -> Result<(), StoreError>;
     fn delete_alias(&self, function: &FunctionName, name: &str) -> Result<bool, StoreError>;
     /// Aliases of a function ordered by name, optionally only those pointing at `version`.
-    fn list_aliases(&self, function: &FunctionName, version: Option<&str>, after: Option<&str>, limit: usize) -> Result<Vec<Alias>, StoreError>;
+    fn list_aliases(
+        &self,
+        function: &FunctionName,
+        version: Option<&str>,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<Alias>, StoreError>;
 
     // ---- concurrency ----
 
     /// Sets (Some) or removes (None) a function's reserved concurrency.
-    fn put_reserved_concurrency(&self, function: &FunctionName, reserved: Option<u32>) -> Result<(), StoreError>;
+    fn put_reserved_concurrency(
+        &self,
+        function: &FunctionName,
+        reserved: Option<u32>,
+    ) -> Result<(), StoreError>;
     fn get_reserved_concurrency(&self, function: &FunctionName) -> Result<Option<u32>, StoreError>;
     /// Every function with a reservation, for the account totals.
     fn all_reserved_concurrency(&self) -> Result<Vec<(FunctionName, u32)>, StoreError>;
@@ -138,7 +235,12 @@ pub trait Store: Send + Sync + 'static {
     /// Claims up to `max` events due at `now_ms` that are not leased (or whose lease
     /// expired), leasing them until `now_ms + lease_ms`. A crash while an event is leased
     /// makes it due again after the lease, so no accepted event is lost.
-    fn lease_events(&self, now_ms: i64, lease_ms: i64, max: usize) -> Result<Vec<QueuedEvent>, StoreError>;
+    fn lease_events(
+        &self,
+        now_ms: i64,
+        lease_ms: i64,
+        max: usize,
+    ) -> Result<Vec<QueuedEvent>, StoreError>;
     /// Removes a finished event (success, or retries exhausted).
     fn complete_event(&self, id: &str) -> Result<(), StoreError>;
     /// Records a failed attempt: bumps `attempts`, releases the lease, sets `not_before_ms`.
@@ -151,7 +253,12 @@ pub trait Store: Send + Sync + 'static {
     /// Appends lines (their `seq` is assigned here), in order, in one transaction.
     fn append_logs(&self, records: &[LogRecord]) -> Result<(), StoreError>;
     /// Lines of one function with `seq > after_seq`, oldest first.
-    fn read_logs(&self, function: &FunctionName, after_seq: i64, limit: usize) -> Result<Vec<LogRecord>, StoreError>;
+    fn read_logs(
+        &self,
+        function: &FunctionName,
+        after_seq: i64,
+        limit: usize,
+    ) -> Result<Vec<LogRecord>, StoreError>;
 
     // ---- settings ----
 

@@ -1,0 +1,1096 @@
+//! [`Store`] on embedded SQLite: the default, single-node backend.
+//!
+//! Two database files: metadata (functions, versions, aliases, concurrency, the async
+//! queue, settings) with `synchronous=FULL`, and logs beside it with `synchronous=NORMAL`.
+//! Each file has one write connection and one read connection, each behind a mutex; WAL
+//! mode lets the reader run while the writer commits, and the writer mutex serialises
+//! writers inside the process (`BEGIN IMMEDIATE` plus `busy_timeout` covers other
+//! processes, such as `warden doctor`).
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
+
+use rusqlite::{params, Connection, OptionalExtension, Row, Transaction, TransactionBehavior};
+use sha2::{Digest, Sha256};
+use warden_types::{FunctionName, FunctionVersion, LATEST};
+
+use crate::{Alias, LogRecord, QueuedEvent, Store, StoreError};
+
+/// How long a connection waits for a lock held by another connection before giving up.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Metadata schema; entry `i` moves `user_version` from `i` to `i + 1`. Append only.
+const META_MIGRATIONS: &[&str] = &[r#"
+CREATE TABLE functions (
+    name TEXT PRIMARY KEY NOT NULL,
+    -- Next published version number; only ever grows, so numbers are never reused.
+    next_version INTEGER NOT NULL
+) STRICT;
+
+CREATE TABLE versions (
+    function TEXT NOT NULL REFERENCES functions(name) ON DELETE CASCADE,
+    -- 0 is $LATEST, published versions are 1, 2, ...
+    version_num INTEGER NOT NULL,
+    code_sha256 TEXT NOT NULL,
+    revision_id TEXT NOT NULL,
+    -- Digest of the $LATEST configuration this row was copied from (publish dedup).
+    source_digest TEXT NOT NULL,
+    record TEXT NOT NULL,
+    PRIMARY KEY (function, version_num)
+) STRICT, WITHOUT ROWID;
+CREATE INDEX versions_by_code ON versions(code_sha256);
+
+CREATE TABLE aliases (
+    function TEXT NOT NULL REFERENCES functions(name) ON DELETE CASCADE,
+    name TEXT NOT NULL,
+    function_version TEXT NOT NULL,
+    routing_version TEXT,
+    revision_id TEXT NOT NULL,
+    record TEXT NOT NULL,
+    PRIMARY KEY (function, name)
+) STRICT, WITHOUT ROWID;
+
+CREATE TABLE reserved_concurrency (
+    function TEXT PRIMARY KEY NOT NULL REFERENCES functions(name) ON DELETE CASCADE,
+    reserved INTEGER NOT NULL
+) STRICT;
+
+CREATE TABLE events (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    id TEXT NOT NULL UNIQUE,
+    function TEXT NOT NULL REFERENCES functions(name) ON DELETE CASCADE,
+    qualifier TEXT NOT NULL,
+    payload BLOB NOT NULL,
+    attempts INTEGER NOT NULL,
+    not_before_ms INTEGER NOT NULL,
+    enqueued_ms INTEGER NOT NULL,
+    -- NULL when not leased; a lease at or before `now` has expired.
+    leased_until_ms INTEGER
+) STRICT;
+CREATE INDEX events_due ON events(not_before_ms, seq);
+CREATE INDEX events_by_function ON events(function);
+
+CREATE TABLE settings (
+    key TEXT PRIMARY KEY NOT NULL,
+    value TEXT NOT NULL
+) STRICT;
+"#];
+
+/// Logs schema, migrated like [`META_MIGRATIONS`].
+const LOG_MIGRATIONS: &[&str] = &[r#"
+CREATE TABLE logs (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    function TEXT NOT NULL,
+    timestamp_ms INTEGER NOT NULL,
+    request_id TEXT,
+    message TEXT NOT NULL
+) STRICT;
+CREATE INDEX logs_by_function ON logs(function, seq);
+CREATE INDEX logs_by_time ON logs(timestamp_ms);
+"#];
+
+/// The metadata schema version this build writes.
+pub const SCHEMA_VERSION: i64 = META_MIGRATIONS.len() as i64;
+
+/// How hard a database file syncs on commit.
+#[derive(Clone, Copy)]
+enum Sync {
+    /// Every commit is fsynced: survives power loss.
+    Full,
+    /// WAL is fsynced at checkpoints only: survives process crashes.
+    Normal,
+}
+
+/// The embedded [`Store`]. Cheap to share behind an `Arc`; every method blocks.
+pub struct SqliteStore {
+    meta_path: PathBuf,
+    writer: Mutex<Connection>,
+    reader: Mutex<Connection>,
+    log_writer: Mutex<Connection>,
+    log_reader: Mutex<Connection>,
+}
+
+impl std::fmt::Debug for SqliteStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SqliteStore")
+            .field("meta_path", &self.meta_path)
+            .finish_non_exhaustive()
+    }
+}
+
+fn db(context: &'static str) -> impl FnOnce(rusqlite::Error) -> StoreError {
+    move |source| StoreError::Backend { context, source }
+}
+
+/// A panic while holding a connection leaves no open transaction behind (rusqlite rolls
+/// back on drop), so a poisoned lock is still safe to use.
+fn lock(m: &Mutex<Connection>) -> MutexGuard<'_, Connection> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+fn immediate<'c>(
+    conn: &'c mut Connection,
+    context: &'static str,
+) -> Result<Transaction<'c>, StoreError> {
+    conn.transaction_with_behavior(TransactionBehavior::Immediate)
+        .map_err(db(context))
+}
+
+fn to_i64(n: usize) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
+}
+
+/// `$LATEST` is stored as 0 and published versions by number; anything else names no
+/// version at all.
+fn version_num(version: &str) -> Option<i64> {
+    if version == LATEST {
+        return Some(0);
+    }
+    if version.is_empty() || version.len() > 18 || !version.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    version.parse::<i64>().ok().filter(|n| *n > 0)
+}
+
+fn function_label(name: &FunctionName) -> String {
+    format!("function `{name}`")
+}
+
+fn version_label(name: &FunctionName, version: &str) -> String {
+    format!("version `{version}` of function `{name}`")
+}
+
+fn alias_label(function: &FunctionName, alias: &str) -> String {
+    format!("alias `{alias}` of function `{function}`")
+}
+
+/// Stored names were validated on the way in; reading one back through serde keeps a
+/// damaged row a `Corrupt` error instead of a panic.
+fn stored_name(raw: String) -> Result<FunctionName, StoreError> {
+    serde_json::from_value(serde_json::Value::String(raw.clone())).map_err(|source| {
+        StoreError::Corrupt {
+            what: format!("function name `{raw}`"),
+            source,
+        }
+    })
+}
+
+fn encode<T: serde::Serialize>(value: &T, what: &str) -> Result<String, StoreError> {
+    serde_json::to_string(value)
+        .map_err(|e| StoreError::InvalidRecord(format!("{what} cannot be serialised: {e}")))
+}
+
+fn decode<T: serde::de::DeserializeOwned>(
+    json: &str,
+    what: impl FnOnce() -> String,
+) -> Result<T, StoreError> {
+    serde_json::from_str(json).map_err(|source| StoreError::Corrupt {
+        what: what(),
+        source,
+    })
+}
+
+/// Digest of everything in `$LATEST` that makes up a version's code and configuration:
+/// two publishes with the same digest would create identical versions.
+fn config_digest(latest: &FunctionVersion) -> Result<String, StoreError> {
+    let mut normalised = latest.clone();
+    normalised.version = String::new();
+    normalised.revision_id = String::new();
+    normalised.last_modified_ms = 0;
+    let json = encode(&normalised, "the function configuration")?;
+    Ok(hex::encode(Sha256::digest(json.as_bytes())))
+}
+
+fn check_revision(expected: Option<&str>, actual: &str) -> Result<(), StoreError> {
+    match expected {
+        Some(expected) if expected != actual => Err(StoreError::RevisionMismatch {
+            expected: expected.to_owned(),
+            actual: actual.to_owned(),
+        }),
+        _ => Ok(()),
+    }
+}
+
+fn function_exists(tx: &Connection, name: &FunctionName) -> Result<bool, StoreError> {
+    tx.prepare_cached("SELECT 1 FROM functions WHERE name = ?1")
+        .and_then(|mut s| s.exists(params![name.as_str()]))
+        .map_err(db("looking up a function"))
+}
+
+fn require_function(tx: &Connection, name: &FunctionName) -> Result<(), StoreError> {
+    if function_exists(tx, name)? {
+        Ok(())
+    } else {
+        Err(StoreError::NotFound(function_label(name)))
+    }
+}
+
+/// `NotFound` unless `version` names an existing version of `function`.
+fn require_version(
+    tx: &Connection,
+    function: &FunctionName,
+    version: &str,
+) -> Result<(), StoreError> {
+    let exists = match version_num(version) {
+        None => false,
+        Some(n) => tx
+            .prepare_cached("SELECT 1 FROM versions WHERE function = ?1 AND version_num = ?2")
+            .and_then(|mut s| s.exists(params![function.as_str(), n]))
+            .map_err(db("looking up a version"))?,
+    };
+    if exists {
+        Ok(())
+    } else {
+        Err(StoreError::NotFound(version_label(function, version)))
+    }
+}
+
+fn read_version_row(row: &Row<'_>, name: &FunctionName) -> Result<FunctionVersion, StoreError> {
+    let num: i64 = row.get(0).map_err(db("reading a version"))?;
+    let json: String = row.get(1).map_err(db("reading a version"))?;
+    decode(&json, || {
+        let v = if num == 0 {
+            LATEST.to_owned()
+        } else {
+            num.to_string()
+        };
+        version_label(name, &v)
+    })
+}
+
+fn insert_version(
+    tx: &Connection,
+    record: &FunctionVersion,
+    num: i64,
+    source_digest: &str,
+) -> Result<(), StoreError> {
+    let json = encode(record, "the function version")?;
+    tx.prepare_cached(
+        "INSERT INTO versions (function, version_num, code_sha256, revision_id, source_digest, record)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+         ON CONFLICT (function, version_num) DO UPDATE SET
+           code_sha256 = excluded.code_sha256, revision_id = excluded.revision_id,
+           source_digest = excluded.source_digest, record = excluded.record",
+    )
+    .and_then(|mut s| {
+        s.execute(params![
+            record.name.as_str(),
+            num,
+            record.code_sha256,
+            record.revision_id,
+            source_digest,
+            json
+        ])
+    })
+    .map_err(db("writing a version"))?;
+    Ok(())
+}
+
+fn read_alias(json: &str, function: &FunctionName, name: &str) -> Result<Alias, StoreError> {
+    decode(json, || alias_label(function, name))
+}
+
+fn event_from_row(row: &Row<'_>) -> Result<QueuedEvent, StoreError> {
+    let ctx = db("reading a queued event");
+    let read = || -> rusqlite::Result<_> {
+        Ok((
+            row.get::<_, String>(0)?,
+            row.get::<_, String>(1)?,
+            row.get::<_, String>(2)?,
+            row.get::<_, Vec<u8>>(3)?,
+            row.get::<_, i64>(4)?,
+            row.get::<_, i64>(5)?,
+            row.get::<_, i64>(6)?,
+        ))
+    };
+    let (id, function, qualifier, payload, attempts, not_before_ms, enqueued_ms) =
+        read().map_err(ctx)?;
+    Ok(QueuedEvent {
+        id,
+        function: stored_name(function)?,
+        qualifier,
+        payload,
+        attempts: u32::try_from(attempts).unwrap_or(u32::MAX),
+        not_before_ms,
+        enqueued_ms,
+    })
+}
+
+/// Opens one connection with the pragmas every connection of this store needs.
+fn open_connection(
+    path: &Path,
+    sync: Sync,
+    context: &'static str,
+) -> Result<Connection, StoreError> {
+    let conn = Connection::open(path).map_err(db(context))?;
+    conn.busy_timeout(BUSY_TIMEOUT).map_err(db(context))?;
+    conn.pragma_update(None, "foreign_keys", true)
+        .map_err(db(context))?;
+    let sync = match sync {
+        Sync::Full => "FULL",
+        Sync::Normal => "NORMAL",
+    };
+    conn.pragma_update(None, "synchronous", sync)
+        .map_err(db(context))?;
+    Ok(conn)
+}
+
+/// Switches the file to WAL (persistent in the file) and brings its schema up to date.
+fn prepare_file(
+    conn: &mut Connection,
+    path: &Path,
+    migrations: &[&str],
+    context: &'static str,
+) -> Result<(), StoreError> {
+    let mode: String = conn
+        .pragma_update_and_check(None, "journal_mode", "WAL", |r| r.get(0))
+        .map_err(db(context))?;
+    if !mode.eq_ignore_ascii_case("wal") {
+        return Err(StoreError::WalUnavailable {
+            path: path.to_owned(),
+            mode,
+        });
+    }
+    let supported = to_i64(migrations.len());
+    loop {
+        // INVARIANT: the version is re-read inside the write transaction, so two processes
+        // opening the same file at once never apply one migration twice.
+        let tx = immediate(conn, "migrating the schema")?;
+        let current: i64 = tx
+            .pragma_query_value(None, "user_version", |r| r.get(0))
+            .map_err(db("reading the schema version"))?;
+        if current > supported {
+            return Err(StoreError::SchemaTooNew {
+                found: current,
+                supported,
+            });
+        }
+        if current == supported {
+            return Ok(());
+        }
+        let step = migrations[usize::try_from(current).unwrap_or(0)];
+        tx.execute_batch(step).map_err(db("migrating the schema"))?;
+        tx.pragma_update(None, "user_version", current + 1)
+            .map_err(db("migrating the schema"))?;
+        tx.commit().map_err(db("migrating the schema"))?;
+        tracing::info!(from = current, to = current + 1, "migrated database schema");
+    }
+}
+
+/// Makes a newly created database file's directory entry durable; SQLite syncs the
+/// directory for its journal files but not for the main file.
+fn sync_dir(dir: &Path) -> Result<(), StoreError> {
+    fs::File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(|source| StoreError::DatabaseIo {
+            context: "syncing the database directory",
+            path: dir.to_owned(),
+            source,
+        })
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the metadata database at `path` and the logs database
+    /// beside it (see [`SqliteStore::logs_path`]), migrating both to the current schema.
+    pub fn open(path: &Path) -> Result<Self, StoreError> {
+        let dir = match path.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p.to_owned(),
+            _ => PathBuf::from("."),
+        };
+        fs::create_dir_all(&dir).map_err(|source| StoreError::DatabaseIo {
+            context: "creating the database directory",
+            path: dir.clone(),
+            source,
+        })?;
+        let logs_path = Self::logs_path(path);
+
+        let mut writer = open_connection(path, Sync::Full, "opening the metadata database")?;
+        prepare_file(
+            &mut writer,
+            path,
+            META_MIGRATIONS,
+            "preparing the metadata database",
+        )?;
+        let reader = open_connection(path, Sync::Full, "opening the metadata database")?;
+        reader
+            .pragma_update(None, "query_only", true)
+            .map_err(db("opening the metadata database"))?;
+
+        let mut log_writer =
+            open_connection(&logs_path, Sync::Normal, "opening the logs database")?;
+        prepare_file(
+            &mut log_writer,
+            &logs_path,
+            LOG_MIGRATIONS,
+            "preparing the logs database",
+        )?;
+        let log_reader = open_connection(&logs_path, Sync::Normal, "opening the logs database")?;
+        log_reader
+            .pragma_update(None, "query_only", true)
+            .map_err(db("opening the logs database"))?;
+
+        sync_dir(&dir)?;
+        Ok(Self {
+            meta_path: path.to_owned(),
+            writer: Mutex::new(writer),
+            reader: Mutex::new(reader),
+            log_writer: Mutex::new(log_writer),
+            log_reader: Mutex::new(log_reader),
+        })
+    }
+
+    /// Where the logs database of the metadata database at `meta` lives: same directory,
+    /// same stem, `.logs.db` (`warden.db` → `warden.logs.db`).
+    pub fn logs_path(meta: &Path) -> PathBuf {
+        let stem = meta
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "warden".to_owned());
+        meta.with_file_name(format!("{stem}.logs.db"))
+    }
+
+    /// The metadata database this store was opened on.
+    pub fn path(&self) -> &Path {
+        &self.meta_path
+    }
+
+    /// Deletes log lines older than `before_ms` (retention); returns how many went.
+    pub fn prune_logs(&self, before_ms: i64) -> Result<u64, StoreError> {
+        let conn = lock(&self.log_writer);
+        let n = conn
+            .execute(
+                "DELETE FROM logs WHERE timestamp_ms < ?1",
+                params![before_ms],
+            )
+            .map_err(db("pruning logs"))?;
+        Ok(n as u64)
+    }
+
+    fn write<T>(
+        &self,
+        context: &'static str,
+        f: impl FnOnce(&Transaction<'_>) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let mut conn = lock(&self.writer);
+        let tx = immediate(&mut conn, context)?;
+        let out = f(&tx)?;
+        tx.commit().map_err(db(context))?;
+        Ok(out)
+    }
+
+    /// Runs `f` in one read transaction, so multi-statement reads see one snapshot.
+    fn read<T>(
+        &self,
+        context: &'static str,
+        f: impl FnOnce(&Transaction<'_>) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let mut conn = lock(&self.reader);
+        let tx = conn.transaction().map_err(db(context))?;
+        f(&tx)
+    }
+}
+
+impl Store for SqliteStore {
+    fn create_function(&self, latest: &FunctionVersion) -> Result<(), StoreError> {
+        if !latest.is_latest() {
+            return Err(StoreError::InvalidRecord(format!(
+                "a new function must be created as `{LATEST}`, not version `{}`",
+                latest.version
+            )));
+        }
+        let digest = config_digest(latest)?;
+        self.write("creating a function", |tx| {
+            let inserted = tx
+                .prepare_cached(
+                    "INSERT OR IGNORE INTO functions (name, next_version) VALUES (?1, 1)",
+                )
+                .and_then(|mut s| s.execute(params![latest.name.as_str()]))
+                .map_err(db("creating a function"))?;
+            if inserted == 0 {
+                return Err(StoreError::AlreadyExists(function_label(&latest.name)));
+            }
+            insert_version(tx, latest, 0, &digest)
+        })
+    }
+
+    fn get_version(
+        &self,
+        name: &FunctionName,
+        version: &str,
+    ) -> Result<Option<FunctionVersion>, StoreError> {
+        let Some(num) = version_num(version) else {
+            return Ok(None);
+        };
+        let conn = lock(&self.reader);
+        let json: Option<String> = conn
+            .prepare_cached("SELECT record FROM versions WHERE function = ?1 AND version_num = ?2")
+            .and_then(|mut s| {
+                s.query_row(params![name.as_str(), num], |r| r.get(0))
+                    .optional()
+            })
+            .map_err(db("reading a version"))?;
+        json.map(|j| decode(&j, || version_label(name, version)))
+            .transpose()
+    }
+
+    fn update_latest(
+        &self,
+        latest: &FunctionVersion,
+        expected_revision: Option<&str>,
+    ) -> Result<(), StoreError> {
+        if !latest.is_latest() {
+            return Err(StoreError::InvalidRecord(format!(
+                "only `{LATEST}` can be updated, not version `{}`",
+                latest.version
+            )));
+        }
+        let digest = config_digest(latest)?;
+        self.write("updating a function", |tx| {
+            let current: Option<String> = tx
+                .prepare_cached(
+                    "SELECT revision_id FROM versions WHERE function = ?1 AND version_num = 0",
+                )
+                .and_then(|mut s| {
+                    s.query_row(params![latest.name.as_str()], |r| r.get(0))
+                        .optional()
+                })
+                .map_err(db("updating a function"))?;
+            let current =
+                current.ok_or_else(|| StoreError::NotFound(function_label(&latest.name)))?;
+            check_revision(expected_revision, &current)?;
+            insert_version(tx, latest, 0, &digest)
+        })
+    }
+
+    fn publish_version(
+        &self,
+        name: &FunctionName,
+        description: Option<&str>,
+        expected_revision: Option<&str>,
+        new_revision_id: &str,
+        now_ms: i64,
+    ) -> Result<FunctionVersion, StoreError> {
+        self.write("publishing a version", |tx| {
+            let latest: Option<(String, String)> = tx
+                .prepare_cached(
+                    "SELECT record, source_digest FROM versions WHERE function = ?1 AND version_num = 0",
+                )
+                .and_then(|mut s| s.query_row(params![name.as_str()], |r| Ok((r.get(0)?, r.get(1)?))).optional())
+                .map_err(db("publishing a version"))?;
+            let (latest_json, latest_digest) = latest.ok_or_else(|| StoreError::NotFound(function_label(name)))?;
+            let latest: FunctionVersion = decode(&latest_json, || version_label(name, LATEST))?;
+            check_revision(expected_revision, &latest.revision_id)?;
+
+            let newest: Option<(String, String)> = tx
+                .prepare_cached(
+                    "SELECT record, source_digest FROM versions
+                     WHERE function = ?1 AND version_num > 0 ORDER BY version_num DESC LIMIT 1",
+                )
+                .and_then(|mut s| s.query_row(params![name.as_str()], |r| Ok((r.get(0)?, r.get(1)?))).optional())
+                .map_err(db("publishing a version"))?;
+            if let Some((json, digest)) = newest {
+                if digest == latest_digest {
+                    return decode(&json, || format!("the newest published version of function `{name}`"));
+                }
+            }
+
+            let num: i64 = tx
+                .prepare_cached("UPDATE functions SET next_version = next_version + 1 WHERE name = ?1 RETURNING next_version - 1")
+                .and_then(|mut s| s.query_row(params![name.as_str()], |r| r.get(0)))
+                .map_err(db("numbering a new version"))?;
+            let mut published = latest;
+            published.version = num.to_string();
+            published.revision_id = new_revision_id.to_owned();
+            published.last_modified_ms = now_ms;
+            if let Some(d) = description {
+                published.description = d.to_owned();
+            }
+            insert_version(tx, &published, num, &latest_digest)?;
+            Ok(published)
+        })
+    }
+
+    fn list_functions(
+        &self,
+        after: Option<&FunctionName>,
+        limit: usize,
+    ) -> Result<Vec<FunctionVersion>, StoreError> {
+        let conn = lock(&self.reader);
+        let mut stmt = conn
+            .prepare_cached(
+                "SELECT function, record FROM versions WHERE version_num = 0 AND function > ?1
+                 ORDER BY function LIMIT ?2",
+            )
+            .map_err(db("listing functions"))?;
+        let rows = stmt
+            .query_map(
+                params![after.map_or("", FunctionName::as_str), to_i64(limit)],
+                |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)),
+            )
+            .map_err(db("listing functions"))?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (function, json) = row.map_err(db("listing functions"))?;
+            out.push(decode(&json, || {
+                format!("version `{LATEST}` of function `{function}`")
+            })?);
+        }
+        Ok(out)
+    }
+
+    fn list_versions(
+        &self,
+        name: &FunctionName,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<FunctionVersion>, StoreError> {
+        let after_num = match after {
+            None => -1,
+            Some(marker) => match version_num(marker) {
+                Some(n) => n,
+                // A marker that names no version cannot have come from a previous page.
+                None => return Ok(Vec::new()),
+            },
+        };
+        self.read("listing versions", |tx| {
+            require_function(tx, name)?;
+            let mut stmt = tx
+                .prepare_cached(
+                    "SELECT version_num, record FROM versions WHERE function = ?1 AND version_num > ?2
+                     ORDER BY version_num LIMIT ?3",
+                )
+                .map_err(db("listing versions"))?;
+            let mut rows = stmt
+                .query(params![name.as_str(), after_num, to_i64(limit)])
+                .map_err(db("listing versions"))?;
+            let mut out = Vec::new();
+            while let Some(row) = rows.next().map_err(db("listing versions"))? {
+                out.push(read_version_row(row, name)?);
+            }
+            Ok(out)
+        })
+    }
+
+    fn delete_function(
+        &self,
+        name: &FunctionName,
+        version: Option<&str>,
+    ) -> Result<bool, StoreError> {
+        let Some(version) = version else {
+            return self.write("deleting a function", |tx| {
+                // Foreign keys would cascade too; explicit deletes keep this correct even
+                // on a connection opened without them.
+                for sql in [
+                    "DELETE FROM events WHERE function = ?1",
+                    "DELETE FROM reserved_concurrency WHERE function = ?1",
+                    "DELETE FROM aliases WHERE function = ?1",
+                    "DELETE FROM versions WHERE function = ?1",
+                ] {
+                    tx.execute(sql, params![name.as_str()])
+                        .map_err(db("deleting a function"))?;
+                }
+                let n = tx
+                    .execute(
+                        "DELETE FROM functions WHERE name = ?1",
+                        params![name.as_str()],
+                    )
+                    .map_err(db("deleting a function"))?;
+                Ok(n > 0)
+            });
+        };
+        let num = match version_num(version) {
+            Some(0) => {
+                return Err(StoreError::Conflict(format!(
+                    "version `{LATEST}` of function `{name}` cannot be deleted without deleting the function"
+                )))
+            }
+            Some(n) => n,
+            None => return Ok(false),
+        };
+        self.write("deleting a version", |tx| {
+            let alias: Option<String> = tx
+                .prepare_cached(
+                    "SELECT name FROM aliases WHERE function = ?1 AND (function_version = ?2 OR routing_version = ?2)
+                     ORDER BY name LIMIT 1",
+                )
+                .and_then(|mut s| s.query_row(params![name.as_str(), version], |r| r.get(0)).optional())
+                .map_err(db("deleting a version"))?;
+            if let Some(alias) = alias {
+                return Err(StoreError::Conflict(format!(
+                    "{} cannot be deleted because alias `{alias}` points to it",
+                    version_label(name, version)
+                )));
+            }
+            let n = tx
+                .execute(
+                    "DELETE FROM versions WHERE function = ?1 AND version_num = ?2",
+                    params![name.as_str(), num],
+                )
+                .map_err(db("deleting a version"))?;
+            Ok(n > 0)
+        })
+    }
+
+    fn referenced_code(&self) -> Result<Vec<String>, StoreError> {
+        let conn = lock(&self.reader);
+        let mut stmt = conn
+            .prepare_cached("SELECT DISTINCT code_sha256 FROM versions ORDER BY code_sha256")
+            .map_err(db("listing referenced code"))?;
+        let rows = stmt
+            .query_map([], |r| r.get(0))
+            .map_err(db("listing referenced code"))?;
+        rows.collect::<Result<_, _>>()
+            .map_err(db("listing referenced code"))
+    }
+
+    fn create_alias(&self, alias: &Alias) -> Result<(), StoreError> {
+        let json = encode(alias, "the alias")?;
+        self.write("creating an alias", |tx| {
+            require_function(tx, &alias.function)?;
+            require_version(tx, &alias.function, &alias.function_version)?;
+            if let Some((routed, _)) = &alias.routing {
+                require_version(tx, &alias.function, routed)?;
+            }
+            let n = tx
+                .prepare_cached(
+                    "INSERT OR IGNORE INTO aliases (function, name, function_version, routing_version, revision_id, record)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                )
+                .and_then(|mut s| {
+                    s.execute(params![
+                        alias.function.as_str(),
+                        alias.name,
+                        alias.function_version,
+                        alias.routing.as_ref().map(|(v, _)| v.as_str()),
+                        alias.revision_id,
+                        json
+                    ])
+                })
+                .map_err(db("creating an alias"))?;
+            if n == 0 {
+                return Err(StoreError::AlreadyExists(alias_label(&alias.function, &alias.name)));
+            }
+            Ok(())
+        })
+    }
+
+    fn get_alias(&self, function: &FunctionName, name: &str) -> Result<Option<Alias>, StoreError> {
+        let conn = lock(&self.reader);
+        let json: Option<String> = conn
+            .prepare_cached("SELECT record FROM aliases WHERE function = ?1 AND name = ?2")
+            .and_then(|mut s| {
+                s.query_row(params![function.as_str(), name], |r| r.get(0))
+                    .optional()
+            })
+            .map_err(db("reading an alias"))?;
+        json.map(|j| read_alias(&j, function, name)).transpose()
+    }
+
+    fn update_alias(
+        &self,
+        alias: &Alias,
+        expected_revision: Option<&str>,
+    ) -> Result<(), StoreError> {
+        let json = encode(alias, "the alias")?;
+        self.write("updating an alias", |tx| {
+            let current: Option<String> = tx
+                .prepare_cached("SELECT revision_id FROM aliases WHERE function = ?1 AND name = ?2")
+                .and_then(|mut s| s.query_row(params![alias.function.as_str(), alias.name], |r| r.get(0)).optional())
+                .map_err(db("updating an alias"))?;
+            let current = current.ok_or_else(|| StoreError::NotFound(alias_label(&alias.function, &alias.name)))?;
+            check_revision(expected_revision, &current)?;
+            require_version(tx, &alias.function, &alias.function_version)?;
+            if let Some((routed, _)) = &alias.routing {
+                require_version(tx, &alias.function, routed)?;
+            }
+            tx.prepare_cached(
+                "UPDATE aliases SET function_version = ?3, routing_version = ?4, revision_id = ?5, record = ?6
+                 WHERE function = ?1 AND name = ?2",
+            )
+            .and_then(|mut s| {
+                s.execute(params![
+                    alias.function.as_str(),
+                    alias.name,
+                    alias.function_version,
+                    alias.routing.as_ref().map(|(v, _)| v.as_str()),
+                    alias.revision_id,
+                    json
+                ])
+            })
+            .map_err(db("updating an alias"))?;
+            Ok(())
+        })
+    }
+
+    fn delete_alias(&self, function: &FunctionName, name: &str) -> Result<bool, StoreError> {
+        self.write("deleting an alias", |tx| {
+            let n = tx
+                .execute(
+                    "DELETE FROM aliases WHERE function = ?1 AND name = ?2",
+                    params![function.as_str(), name],
+                )
+                .map_err(db("deleting an alias"))?;
+            Ok(n > 0)
+        })
+    }
+
+    fn list_aliases(
+        &self,
+        function: &FunctionName,
+        version: Option<&str>,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<Alias>, StoreError> {
+        self.read("listing aliases", |tx| {
+            require_function(tx, function)?;
+            let mut stmt = tx
+                .prepare_cached(
+                    "SELECT name, record FROM aliases
+                     WHERE function = ?1 AND name > ?2
+                       AND (?3 IS NULL OR function_version = ?3 OR routing_version = ?3)
+                     ORDER BY name LIMIT ?4",
+                )
+                .map_err(db("listing aliases"))?;
+            let rows = stmt
+                .query_map(
+                    params![
+                        function.as_str(),
+                        after.unwrap_or(""),
+                        version,
+                        to_i64(limit)
+                    ],
+                    |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)),
+                )
+                .map_err(db("listing aliases"))?;
+            let mut out = Vec::new();
+            for row in rows {
+                let (name, json) = row.map_err(db("listing aliases"))?;
+                out.push(read_alias(&json, function, &name)?);
+            }
+            Ok(out)
+        })
+    }
+
+    fn put_reserved_concurrency(
+        &self,
+        function: &FunctionName,
+        reserved: Option<u32>,
+    ) -> Result<(), StoreError> {
+        self.write("setting reserved concurrency", |tx| {
+            require_function(tx, function)?;
+            match reserved {
+                Some(n) => tx.execute(
+                    "INSERT INTO reserved_concurrency (function, reserved) VALUES (?1, ?2)
+                     ON CONFLICT (function) DO UPDATE SET reserved = excluded.reserved",
+                    params![function.as_str(), n],
+                ),
+                None => tx.execute(
+                    "DELETE FROM reserved_concurrency WHERE function = ?1",
+                    params![function.as_str()],
+                ),
+            }
+            .map_err(db("setting reserved concurrency"))?;
+            Ok(())
+        })
+    }
+
+    fn get_reserved_concurrency(&self, function: &FunctionName) -> Result<Option<u32>, StoreError> {
+        let conn = lock(&self.reader);
+        conn.prepare_cached("SELECT reserved FROM reserved_concurrency WHERE function = ?1")
+            .and_then(|mut s| {
+                s.query_row(params![function.as_str()], |r| r.get(0))
+                    .optional()
+            })
+            .map_err(db("reading reserved concurrency"))
+    }
+
+    fn all_reserved_concurrency(&self) -> Result<Vec<(FunctionName, u32)>, StoreError> {
+        let conn = lock(&self.reader);
+        let mut stmt = conn
+            .prepare_cached("SELECT function, reserved FROM reserved_concurrency ORDER BY function")
+            .map_err(db("listing reserved concurrency"))?;
+        let rows = stmt
+            .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, u32>(1)?)))
+            .map_err(db("listing reserved concurrency"))?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (name, n) = row.map_err(db("listing reserved concurrency"))?;
+            out.push((stored_name(name)?, n));
+        }
+        Ok(out)
+    }
+
+    fn enqueue_event(&self, event: &QueuedEvent) -> Result<(), StoreError> {
+        self.write("queueing an event", |tx| {
+            require_function(tx, &event.function)?;
+            let n = tx
+                .prepare_cached(
+                    "INSERT OR IGNORE INTO events
+                       (id, function, qualifier, payload, attempts, not_before_ms, enqueued_ms, leased_until_ms)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, NULL)",
+                )
+                .and_then(|mut s| {
+                    s.execute(params![
+                        event.id,
+                        event.function.as_str(),
+                        event.qualifier,
+                        event.payload,
+                        event.attempts,
+                        event.not_before_ms,
+                        event.enqueued_ms
+                    ])
+                })
+                .map_err(db("queueing an event"))?;
+            if n == 0 {
+                return Err(StoreError::AlreadyExists(format!("event `{}`", event.id)));
+            }
+            Ok(())
+        })
+    }
+
+    fn lease_events(
+        &self,
+        now_ms: i64,
+        lease_ms: i64,
+        max: usize,
+    ) -> Result<Vec<QueuedEvent>, StoreError> {
+        if max == 0 {
+            return Ok(Vec::new());
+        }
+        self.write("leasing events", |tx| {
+            let mut select = tx
+                .prepare_cached(
+                    "SELECT id, function, qualifier, payload, attempts, not_before_ms, enqueued_ms, seq
+                     FROM events
+                     WHERE not_before_ms <= ?1 AND (leased_until_ms IS NULL OR leased_until_ms <= ?1)
+                     ORDER BY not_before_ms, seq LIMIT ?2",
+                )
+                .map_err(db("leasing events"))?;
+            let mut rows = select
+                .query(params![now_ms, to_i64(max)])
+                .map_err(db("leasing events"))?;
+            let mut leased = Vec::new();
+            let mut seqs = Vec::new();
+            while let Some(row) = rows.next().map_err(db("leasing events"))? {
+                leased.push(event_from_row(row)?);
+                seqs.push(row.get::<_, i64>(7).map_err(db("leasing events"))?);
+            }
+            let mut update = tx
+                .prepare_cached("UPDATE events SET leased_until_ms = ?2 WHERE seq = ?1")
+                .map_err(db("leasing events"))?;
+            let until = now_ms.saturating_add(lease_ms);
+            for seq in seqs {
+                update.execute(params![seq, until]).map_err(db("leasing events"))?;
+            }
+            Ok(leased)
+        })
+    }
+
+    fn complete_event(&self, id: &str) -> Result<(), StoreError> {
+        // Completing an event that is already gone (its function was deleted meanwhile, or
+        // a second worker finished it after a lease expired) is not an error.
+        self.write("completing an event", |tx| {
+            tx.prepare_cached("DELETE FROM events WHERE id = ?1")
+                .and_then(|mut s| s.execute(params![id]))
+                .map_err(db("completing an event"))?;
+            Ok(())
+        })
+    }
+
+    fn retry_event(&self, id: &str, not_before_ms: i64) -> Result<(), StoreError> {
+        // Like `complete_event`, a vanished event is left vanished.
+        self.write("rescheduling an event", |tx| {
+            tx.prepare_cached(
+                "UPDATE events SET attempts = attempts + 1, leased_until_ms = NULL, not_before_ms = ?2
+                 WHERE id = ?1",
+            )
+            .and_then(|mut s| s.execute(params![id, not_before_ms]))
+            .map_err(db("rescheduling an event"))?;
+            Ok(())
+        })
+    }
+
+    fn queued_event_count(&self) -> Result<u64, StoreError> {
+        let conn = lock(&self.reader);
+        let n: i64 = conn
+            .query_row("SELECT COUNT(*) FROM events", [], |r| r.get(0))
+            .map_err(db("counting queued events"))?;
+        Ok(u64::try_from(n).unwrap_or(0))
+    }
+
+    fn append_logs(&self, records: &[LogRecord]) -> Result<(), StoreError> {
+        if records.is_empty() {
+            return Ok(());
+        }
+        let mut conn = lock(&self.log_writer);
+        let tx = immediate(&mut conn, "appending logs")?;
+        {
+            let mut stmt = tx
+                .prepare_cached(
+                    "INSERT INTO logs (function, timestamp_ms, request_id, message) VALUES (?1, ?2, ?3, ?4)",
+                )
+                .map_err(db("appending logs"))?;
+            for r in records {
+                stmt.execute(params![
+                    r.function.as_str(),
+                    r.timestamp_ms,
+                    r.request_id,
+                    r.message
+                ])
+                .map_err(db("appending logs"))?;
+            }
+        }
+        tx.commit().map_err(db("appending logs"))
+    }
+
+    fn read_logs(
+        &self,
+        function: &FunctionName,
+        after_seq: i64,
+        limit: usize,
+    ) -> Result<Vec<LogRecord>, StoreError> {
+        let conn = lock(&self.log_reader);
+        let mut stmt = conn
+            .prepare_cached(
+                "SELECT seq, timestamp_ms, request_id, message FROM logs
+                 WHERE function = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3",
+            )
+            .map_err(db("reading logs"))?;
+        let rows = stmt
+            .query_map(params![function.as_str(), after_seq, to_i64(limit)], |r| {
+                Ok(LogRecord {
+                    seq: r.get(0)?,
+                    function: function.clone(),
+                    timestamp_ms: r.get(1)?,
+                    request_id: r.get(2)?,
+                    message: r.get(3)?,
+                })
+            })
+            .map_err(db("reading logs"))?;
+        rows.collect::<Result<_, _>>().map_err(db("reading logs"))
+    }
+
+    fn get_setting(&self, key: &str) -> Result<Option<String>, StoreError> {
+        let conn = lock(&self.reader);
+        conn.prepare_cached("SELECT value FROM settings WHERE key = ?1")
+            .and_then(|mut s| s.query_row(params![key], |r| r.get(0)).optional())
+            .map_err(db("reading a setting"))
+    }
+
+    fn put_setting(&self, key: &str, value: &str) -> Result<(), StoreError> {
+        self.write("writing a setting", |tx| {
+            tx.execute(
+                "INSERT INTO settings (key, value) VALUES (?1, ?2)
+                 ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                params![key, value],
+            )
+            .map_err(db("writing a setting"))?;
+            Ok(())
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,884 @@
+//! Unit tests of every [`Store`] method on [`SqliteStore`], plus a proptest that random
+//! queue operations agree with a simple in-memory model.
+
+use std::collections::BTreeMap;
+
+use proptest::prelude::*;
+
+use super::*;
+
+fn name(s: &str) -> FunctionName {
+    FunctionName::new(s).unwrap()
+}
+
+fn latest(function: &str, sha: &str, rev: &str) -> FunctionVersion {
+    FunctionVersion {
+        name: name(function),
+        version: LATEST.to_owned(),
+        runtime: "python3.12".to_owned(),
+        handler: "app.handler".to_owned(),
+        role: "arn:aws:iam::000000000000:role/r".to_owned(),
+        description: String::new(),
+        timeout_seconds: 3,
+        memory_mb: 128,
+        ephemeral_storage_mb: 512,
+        environment: BTreeMap::new(),
+        code_sha256: sha.to_owned(),
+        code_size: 10,
+        revision_id: rev.to_owned(),
+        last_modified_ms: 1,
+        architectures: vec!["x86_64".to_owned()],
+    }
+}
+
+fn open() -> (tempfile::TempDir, SqliteStore) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(&dir.path().join("warden.db")).unwrap();
+    (dir, store)
+}
+
+fn alias(function: &str, alias_name: &str, version: &str, rev: &str) -> Alias {
+    Alias {
+        function: name(function),
+        name: alias_name.to_owned(),
+        function_version: version.to_owned(),
+        description: String::new(),
+        routing: None,
+        revision_id: rev.to_owned(),
+    }
+}
+
+fn event(id: &str, function: &str, not_before_ms: i64) -> QueuedEvent {
+    QueuedEvent {
+        id: id.to_owned(),
+        function: name(function),
+        qualifier: LATEST.to_owned(),
+        payload: id.as_bytes().to_vec(),
+        attempts: 0,
+        not_before_ms,
+        enqueued_ms: not_before_ms,
+    }
+}
+
+fn publish(store: &SqliteStore, function: &str, rev: &str) -> FunctionVersion {
+    store
+        .publish_version(&name(function), None, None, rev, 100)
+        .unwrap()
+}
+
+fn versions(store: &SqliteStore, function: &str) -> Vec<String> {
+    store
+        .list_versions(&name(function), None, 100)
+        .unwrap()
+        .into_iter()
+        .map(|v| v.version)
+        .collect()
+}
+
+fn ids(events: &[QueuedEvent]) -> Vec<&str> {
+    events.iter().map(|e| e.id.as_str()).collect()
+}
+
+#[test]
+fn open_creates_both_files_and_records_the_schema_version() {
+    let (dir, store) = open();
+    assert!(dir.path().join("warden.db").is_file());
+    assert!(dir.path().join("warden.logs.db").is_file());
+    let conn = lock(&store.reader);
+    let v: i64 = conn
+        .pragma_query_value(None, "user_version", |r| r.get(0))
+        .unwrap();
+    assert_eq!(v, SCHEMA_VERSION);
+    let mode: String = conn
+        .pragma_query_value(None, "journal_mode", |r| r.get(0))
+        .unwrap();
+    assert_eq!(mode, "wal");
+    let sync: i64 = lock(&store.writer)
+        .pragma_query_value(None, "synchronous", |r| r.get(0))
+        .unwrap();
+    assert_eq!(sync, 2, "metadata must be synchronous=FULL");
+}
+
+#[test]
+fn reopening_keeps_data_and_does_not_remigrate() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("warden.db");
+    {
+        let store = SqliteStore::open(&path).unwrap();
+        store.create_function(&latest("f", "sha", "r1")).unwrap();
+        store.put_setting("account", "123456789012").unwrap();
+    }
+    let store = SqliteStore::open(&path).unwrap();
+    assert_eq!(
+        store
+            .get_version(&name("f"), LATEST)
+            .unwrap()
+            .unwrap()
+            .revision_id,
+        "r1"
+    );
+    assert_eq!(
+        store.get_setting("account").unwrap().as_deref(),
+        Some("123456789012")
+    );
+}
+
+#[test]
+fn a_newer_schema_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("warden.db");
+    drop(SqliteStore::open(&path).unwrap());
+    Connection::open(&path)
+        .unwrap()
+        .pragma_update(None, "user_version", SCHEMA_VERSION + 1)
+        .unwrap();
+    let err = SqliteStore::open(&path).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "the database schema version {} is newer than the newest this build supports ({SCHEMA_VERSION})",
+            SCHEMA_VERSION + 1
+        )
+    );
+}
+
+#[test]
+fn logs_path_sits_beside_the_metadata() {
+    assert_eq!(
+        SqliteStore::logs_path(Path::new("/var/lib/warden/warden.db")),
+        PathBuf::from("/var/lib/warden/warden.logs.db")
+    );
+}
+
+#[test]
+fn create_and_get_function() {
+    let (_d, store) = open();
+    let f = latest("f", "sha", "r1");
+    store.create_function(&f).unwrap();
+    assert_eq!(
+        store.get_version(&name("f"), LATEST).unwrap(),
+        Some(f.clone())
+    );
+    assert_eq!(store.get_version(&name("f"), "1").unwrap(), None);
+    assert_eq!(store.get_version(&name("f"), "alias").unwrap(), None);
+    assert_eq!(store.get_version(&name("g"), LATEST).unwrap(), None);
+    let err = store.create_function(&f).unwrap_err();
+    assert_eq!(err.to_string(), "function `f` already exists");
+}
+
+#[test]
+fn create_function_refuses_a_numbered_version() {
+    let (_d, store) = open();
+    let mut f = latest("f", "sha", "r1");
+    f.version = "1".to_owned();
+    let err = store.create_function(&f).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "invalid record: a new function must be created as `$LATEST`, not version `1`"
+    );
+}
+
+#[test]
+fn update_latest_checks_the_revision() {
+    let (_d, store) = open();
+    store.create_function(&latest("f", "sha", "r1")).unwrap();
+    let mut next = latest("f", "sha2", "r2");
+    next.memory_mb = 256;
+
+    let err = store.update_latest(&next, Some("stale")).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "the revision id `stale` does not match the current revision `r1`"
+    );
+    assert_eq!(
+        store
+            .get_version(&name("f"), LATEST)
+            .unwrap()
+            .unwrap()
+            .revision_id,
+        "r1"
+    );
+
+    store.update_latest(&next, Some("r1")).unwrap();
+    assert_eq!(
+        store.get_version(&name("f"), LATEST).unwrap(),
+        Some(next.clone())
+    );
+    // Without a precondition the write is unconditional.
+    store
+        .update_latest(&latest("f", "sha3", "r3"), None)
+        .unwrap();
+    assert_eq!(
+        store
+            .get_version(&name("f"), LATEST)
+            .unwrap()
+            .unwrap()
+            .code_sha256,
+        "sha3"
+    );
+
+    let err = store
+        .update_latest(&latest("g", "sha", "r1"), None)
+        .unwrap_err();
+    assert_eq!(err.to_string(), "function `g` does not exist");
+}
+
+#[test]
+fn publish_numbers_versions_and_copies_latest() {
+    let (_d, store) = open();
+    store.create_function(&latest("f", "a", "r1")).unwrap();
+    let v1 = store
+        .publish_version(&name("f"), Some("first"), Some("r1"), "p1", 500)
+        .unwrap();
+    assert_eq!(v1.version, "1");
+    assert_eq!(v1.revision_id, "p1");
+    assert_eq!(v1.description, "first");
+    assert_eq!(v1.last_modified_ms, 500);
+    assert_eq!(v1.code_sha256, "a");
+    assert_eq!(store.get_version(&name("f"), "1").unwrap(), Some(v1));
+    // $LATEST itself is unchanged by publishing.
+    assert_eq!(
+        store
+            .get_version(&name("f"), LATEST)
+            .unwrap()
+            .unwrap()
+            .revision_id,
+        "r1"
+    );
+
+    store.update_latest(&latest("f", "b", "r2"), None).unwrap();
+    let v2 = publish(&store, "f", "p2");
+    assert_eq!(v2.version, "2");
+    assert_eq!(
+        v2.description, "",
+        "without a description the function's is kept"
+    );
+    assert_eq!(versions(&store, "f"), ["$LATEST", "1", "2"]);
+}
+
+#[test]
+fn publish_checks_the_revision_and_existence() {
+    let (_d, store) = open();
+    store.create_function(&latest("f", "a", "r1")).unwrap();
+    let err = store
+        .publish_version(&name("f"), None, Some("r0"), "p1", 1)
+        .unwrap_err();
+    assert!(matches!(err, StoreError::RevisionMismatch { .. }), "{err}");
+    assert_eq!(versions(&store, "f"), ["$LATEST"]);
+    let err = store
+        .publish_version(&name("g"), None, None, "p1", 1)
+        .unwrap_err();
+    assert_eq!(err.to_string(), "function `g` does not exist");
+}
+
+#[test]
+fn publish_without_changes_returns_the_newest_version() {
+    let (_d, store) = open();
+    store.create_function(&latest("f", "a", "r1")).unwrap();
+    let v1 = publish(&store, "f", "p1");
+    let again = publish(&store, "f", "p2");
+    assert_eq!(again, v1, "same code and configuration: no new version");
+
+    // A new revision id alone is not a change.
+    store.update_latest(&latest("f", "a", "r2"), None).unwrap();
+    assert_eq!(publish(&store, "f", "p3").version, "1");
+
+    // A configuration change is.
+    let mut changed = latest("f", "a", "r3");
+    changed.environment.insert("K".into(), "V".into());
+    store.update_latest(&changed, None).unwrap();
+    assert_eq!(publish(&store, "f", "p4").version, "2");
+
+    // So is new code, and going back to old code after that too.
+    store.update_latest(&latest("f", "b", "r4"), None).unwrap();
+    assert_eq!(publish(&store, "f", "p5").version, "3");
+    store.update_latest(&latest("f", "a", "r5"), None).unwrap();
+    assert_eq!(publish(&store, "f", "p6").version, "4");
+}
+
+#[test]
+fn version_numbers_are_never_reused() {
+    let (_d, store) = open();
+    store.create_function(&latest("f", "a", "r1")).unwrap();
+    publish(&store, "f", "p1");
+    store.update_latest(&latest("f", "b", "r2"), None).unwrap();
+    publish(&store, "f", "p2");
+    assert!(store.delete_function(&name("f"), Some("2")).unwrap());
+    assert!(!store.delete_function(&name("f"), Some("2")).unwrap());
+    assert_eq!(versions(&store, "f"), ["$LATEST", "1"]);
+
+    // $LATEST still differs from version 1, so this is a new version: 3, not 2 again.
+    assert_eq!(publish(&store, "f", "p3").version, "3");
+    assert!(store.delete_function(&name("f"), Some("3")).unwrap());
+    assert!(store.delete_function(&name("f"), Some("1")).unwrap());
+    assert_eq!(publish(&store, "f", "p4").version, "4");
+}
+
+#[test]
+fn deleting_latest_alone_is_a_conflict() {
+    let (_d, store) = open();
+    store.create_function(&latest("f", "a", "r1")).unwrap();
+    let err = store.delete_function(&name("f"), Some(LATEST)).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "version `$LATEST` of function `f` cannot be deleted without deleting the function"
+    );
+    assert!(!store
+        .delete_function(&name("f"), Some("not-a-version"))
+        .unwrap());
+    assert!(!store.delete_function(&name("nope"), Some("1")).unwrap());
+}
+
+#[test]
+fn deleting_a_function_removes_everything_of_it() {
+    let (_d, store) = open();
+    store.create_function(&latest("f", "a", "r1")).unwrap();
+    store.create_function(&latest("g", "b", "r1")).unwrap();
+    publish(&store, "f", "p1");
+    store.create_alias(&alias("f", "live", "1", "a1")).unwrap();
+    store.put_reserved_concurrency(&name("f"), Some(5)).unwrap();
+    store.put_reserved_concurrency(&name("g"), Some(7)).unwrap();
+    store.enqueue_event(&event("e1", "f", 0)).unwrap();
+    store.enqueue_event(&event("e2", "g", 0)).unwrap();
+    store
+        .append_logs(&[LogRecord {
+            seq: 0,
+            function: name("f"),
+            timestamp_ms: 1,
+            request_id: None,
+            message: "kept".into(),
+        }])
+        .unwrap();
+
+    assert!(store.delete_function(&name("f"), None).unwrap());
+    assert!(!store.delete_function(&name("f"), None).unwrap());
+    assert_eq!(store.get_version(&name("f"), LATEST).unwrap(), None);
+    assert_eq!(store.get_version(&name("f"), "1").unwrap(), None);
+    assert_eq!(store.get_alias(&name("f"), "live").unwrap(), None);
+    assert_eq!(store.get_reserved_concurrency(&name("f")).unwrap(), None);
+    assert_eq!(store.all_reserved_concurrency().unwrap(), [(name("g"), 7)]);
+    assert_eq!(ids(&store.lease_events(10, 10, 10).unwrap()), ["e2"]);
+    assert_eq!(
+        store.read_logs(&name("f"), 0, 10).unwrap().len(),
+        1,
+        "logs stay"
+    );
+
+    // A re-created function starts numbering afresh and has no leftovers.
+    store.create_function(&latest("f", "c", "r9")).unwrap();
+    assert_eq!(publish(&store, "f", "p1").version, "1");
+    assert!(store
+        .list_aliases(&name("f"), None, None, 10)
+        .unwrap()
+        .is_empty());
+}
+
+#[test]
+fn list_functions_paginates_by_name() {
+    let (_d, store) = open();
+    for f in ["c", "a", "e", "b", "d"] {
+        store.create_function(&latest(f, "s", "r")).unwrap();
+    }
+    publish(&store, "a", "p");
+    let page = |after: Option<&str>, limit| -> Vec<String> {
+        store
+            .list_functions(after.map(name).as_ref(), limit)
+            .unwrap()
+            .into_iter()
+            .map(|v| {
+                assert!(v.is_latest());
+                v.name.to_string()
+            })
+            .collect()
+    };
+    assert_eq!(page(None, 2), ["a", "b"]);
+    assert_eq!(page(Some("b"), 2), ["c", "d"]);
+    assert_eq!(page(Some("d"), 2), ["e"]);
+    assert!(page(Some("e"), 2).is_empty());
+    assert_eq!(page(None, 100).len(), 5);
+    assert!(page(None, 0).is_empty());
+}
+
+#[test]
+fn list_versions_paginates_latest_first_then_numbers() {
+    let (_d, store) = open();
+    store.create_function(&latest("f", "s0", "r")).unwrap();
+    for i in 1..=11 {
+        store
+            .update_latest(&latest("f", &format!("s{i}"), "r"), None)
+            .unwrap();
+        publish(&store, "f", "p");
+    }
+    let page = |after: Option<&str>, limit| -> Vec<String> {
+        store
+            .list_versions(&name("f"), after, limit)
+            .unwrap()
+            .into_iter()
+            .map(|v| v.version)
+            .collect()
+    };
+    // Numeric order, not text order: 10 and 11 come after 9.
+    assert_eq!(page(None, 3), ["$LATEST", "1", "2"]);
+    assert_eq!(page(Some("$LATEST"), 2), ["1", "2"]);
+    assert_eq!(page(Some("8"), 5), ["9", "10", "11"]);
+    assert!(page(Some("11"), 5).is_empty());
+    assert!(page(Some("bogus"), 5).is_empty());
+    let err = store.list_versions(&name("g"), None, 5).unwrap_err();
+    assert_eq!(err.to_string(), "function `g` does not exist");
+}
+
+#[test]
+fn referenced_code_lists_every_version_sha_once() {
+    let (_d, store) = open();
+    store.create_function(&latest("f", "a", "r")).unwrap();
+    publish(&store, "f", "p");
+    store.update_latest(&latest("f", "b", "r"), None).unwrap();
+    store.create_function(&latest("g", "a", "r")).unwrap();
+    assert_eq!(store.referenced_code().unwrap(), ["a", "b"]);
+    store.delete_function(&name("f"), Some("1")).unwrap();
+    store.delete_function(&name("g"), None).unwrap();
+    assert_eq!(store.referenced_code().unwrap(), ["b"]);
+}
+
+#[test]
+fn alias_lifecycle() {
+    let (_d, store) = open();
+    store.create_function(&latest("f", "a", "r")).unwrap();
+    publish(&store, "f", "p1");
+    store.update_latest(&latest("f", "b", "r"), None).unwrap();
+    publish(&store, "f", "p2");
+
+    let live = alias("f", "live", "1", "a1");
+    store.create_alias(&live).unwrap();
+    assert_eq!(
+        store.get_alias(&name("f"), "live").unwrap(),
+        Some(live.clone())
+    );
+    assert_eq!(store.get_alias(&name("f"), "other").unwrap(), None);
+    let err = store.create_alias(&live).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "alias `live` of function `f` already exists"
+    );
+
+    let mut moved = alias("f", "live", "2", "a2");
+    moved.routing = Some(("1".to_owned(), 0.25));
+    moved.description = "canary".to_owned();
+    let err = store.update_alias(&moved, Some("a0")).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "the revision id `a0` does not match the current revision `a1`"
+    );
+    store.update_alias(&moved, Some("a1")).unwrap();
+    assert_eq!(store.get_alias(&name("f"), "live").unwrap(), Some(moved));
+
+    let err = store
+        .update_alias(&alias("f", "ghost", "1", "x"), None)
+        .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "alias `ghost` of function `f` does not exist"
+    );
+
+    assert!(store.delete_alias(&name("f"), "live").unwrap());
+    assert!(!store.delete_alias(&name("f"), "live").unwrap());
+    assert_eq!(store.get_alias(&name("f"), "live").unwrap(), None);
+}
+
+#[test]
+fn aliases_need_an_existing_function_and_version() {
+    let (_d, store) = open();
+    let err = store
+        .create_alias(&alias("f", "live", "1", "a"))
+        .unwrap_err();
+    assert_eq!(err.to_string(), "function `f` does not exist");
+    store.create_function(&latest("f", "a", "r")).unwrap();
+    let err = store
+        .create_alias(&alias("f", "live", "1", "a"))
+        .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "version `1` of function `f` does not exist"
+    );
+    let mut routed = alias("f", "live", LATEST, "a");
+    routed.routing = Some(("7".to_owned(), 0.5));
+    let err = store.create_alias(&routed).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "version `7` of function `f` does not exist"
+    );
+    // $LATEST is a valid target.
+    store.create_alias(&alias("f", "dev", LATEST, "a")).unwrap();
+    publish(&store, "f", "p");
+    store.create_alias(&alias("f", "live", "1", "a")).unwrap();
+    let err = store
+        .update_alias(&alias("f", "live", "9", "b"), Some("a"))
+        .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "version `9` of function `f` does not exist"
+    );
+}
+
+#[test]
+fn deleting_a_version_an_alias_uses_is_a_conflict() {
+    let (_d, store) = open();
+    store.create_function(&latest("f", "a", "r")).unwrap();
+    publish(&store, "f", "p1");
+    store.update_latest(&latest("f", "b", "r"), None).unwrap();
+    publish(&store, "f", "p2");
+    let mut canary = alias("f", "canary", "2", "c");
+    canary.routing = Some(("1".to_owned(), 0.1));
+    store.create_alias(&canary).unwrap();
+
+    for v in ["1", "2"] {
+        let err = store.delete_function(&name("f"), Some(v)).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            format!("version `{v}` of function `f` cannot be deleted because alias `canary` points to it")
+        );
+    }
+    store.delete_alias(&name("f"), "canary").unwrap();
+    assert!(store.delete_function(&name("f"), Some("1")).unwrap());
+}
+
+#[test]
+fn list_aliases_filters_and_paginates() {
+    let (_d, store) = open();
+    store.create_function(&latest("f", "a", "r")).unwrap();
+    publish(&store, "f", "p1");
+    store.update_latest(&latest("f", "b", "r"), None).unwrap();
+    publish(&store, "f", "p2");
+    store.create_alias(&alias("f", "c", "1", "r")).unwrap();
+    store.create_alias(&alias("f", "a", "2", "r")).unwrap();
+    let mut routed = alias("f", "b", "2", "r");
+    routed.routing = Some(("1".to_owned(), 0.5));
+    store.create_alias(&routed).unwrap();
+    store.create_alias(&alias("f", "d", LATEST, "r")).unwrap();
+
+    let names = |version: Option<&str>, after: Option<&str>, limit| -> Vec<String> {
+        store
+            .list_aliases(&name("f"), version, after, limit)
+            .unwrap()
+            .into_iter()
+            .map(|a| a.name)
+            .collect()
+    };
+    assert_eq!(names(None, None, 10), ["a", "b", "c", "d"]);
+    assert_eq!(names(None, None, 2), ["a", "b"]);
+    assert_eq!(names(None, Some("b"), 2), ["c", "d"]);
+    assert_eq!(
+        names(Some("1"), None, 10),
+        ["b", "c"],
+        "routing counts as pointing"
+    );
+    assert_eq!(names(Some("2"), None, 10), ["a", "b"]);
+    assert_eq!(names(Some(LATEST), None, 10), ["d"]);
+    assert_eq!(names(Some("1"), Some("b"), 10), ["c"]);
+    let err = store.list_aliases(&name("g"), None, None, 10).unwrap_err();
+    assert_eq!(err.to_string(), "function `g` does not exist");
+}
+
+#[test]
+fn reserved_concurrency_round_trips() {
+    let (_d, store) = open();
+    store.create_function(&latest("b", "a", "r")).unwrap();
+    store.create_function(&latest("a", "a", "r")).unwrap();
+    assert_eq!(store.get_reserved_concurrency(&name("a")).unwrap(), None);
+    store
+        .put_reserved_concurrency(&name("b"), Some(10))
+        .unwrap();
+    store.put_reserved_concurrency(&name("a"), Some(0)).unwrap();
+    store
+        .put_reserved_concurrency(&name("b"), Some(20))
+        .unwrap();
+    assert_eq!(
+        store.get_reserved_concurrency(&name("b")).unwrap(),
+        Some(20)
+    );
+    assert_eq!(
+        store.all_reserved_concurrency().unwrap(),
+        [(name("a"), 0), (name("b"), 20)]
+    );
+    store.put_reserved_concurrency(&name("b"), None).unwrap();
+    assert_eq!(store.get_reserved_concurrency(&name("b")).unwrap(), None);
+    assert_eq!(store.all_reserved_concurrency().unwrap(), [(name("a"), 0)]);
+    let err = store
+        .put_reserved_concurrency(&name("z"), Some(1))
+        .unwrap_err();
+    assert_eq!(err.to_string(), "function `z` does not exist");
+}
+
+#[test]
+fn enqueue_needs_the_function_and_a_unique_id() {
+    let (_d, store) = open();
+    let err = store.enqueue_event(&event("e1", "f", 0)).unwrap_err();
+    assert_eq!(err.to_string(), "function `f` does not exist");
+    store.create_function(&latest("f", "a", "r")).unwrap();
+    store.enqueue_event(&event("e1", "f", 0)).unwrap();
+    let err = store.enqueue_event(&event("e1", "f", 5)).unwrap_err();
+    assert_eq!(err.to_string(), "event `e1` already exists");
+    assert_eq!(store.queued_event_count().unwrap(), 1);
+}
+
+#[test]
+fn lease_orders_by_due_time_then_enqueue_order() {
+    let (_d, store) = open();
+    store.create_function(&latest("f", "a", "r")).unwrap();
+    store.enqueue_event(&event("late", "f", 50)).unwrap();
+    store.enqueue_event(&event("first", "f", 10)).unwrap();
+    store.enqueue_event(&event("second", "f", 10)).unwrap();
+    store.enqueue_event(&event("future", "f", 1_000)).unwrap();
+
+    let got = store.lease_events(100, 30, 2).unwrap();
+    assert_eq!(ids(&got), ["first", "second"]);
+    assert_eq!(
+        got[0],
+        event("first", "f", 10),
+        "the event comes back as queued"
+    );
+    assert_eq!(ids(&store.lease_events(100, 30, 10).unwrap()), ["late"]);
+    assert!(
+        store.lease_events(100, 30, 10).unwrap().is_empty(),
+        "all due ones are leased"
+    );
+    assert!(store.lease_events(100, 30, 0).unwrap().is_empty());
+    assert_eq!(store.queued_event_count().unwrap(), 4);
+}
+
+#[test]
+fn an_expired_lease_makes_the_event_due_again() {
+    let (_d, store) = open();
+    store.create_function(&latest("f", "a", "r")).unwrap();
+    store.enqueue_event(&event("e", "f", 0)).unwrap();
+    assert_eq!(ids(&store.lease_events(100, 50, 10).unwrap()), ["e"]);
+    assert!(store.lease_events(149, 50, 10).unwrap().is_empty());
+    // A crashed worker never completes; at the lease end another one gets the event.
+    let again = store.lease_events(150, 50, 10).unwrap();
+    assert_eq!(ids(&again), ["e"]);
+    assert_eq!(
+        again[0].attempts, 0,
+        "an expired lease is not a counted attempt"
+    );
+}
+
+#[test]
+fn retry_bumps_attempts_and_backs_off() {
+    let (_d, store) = open();
+    store.create_function(&latest("f", "a", "r")).unwrap();
+    store.enqueue_event(&event("e", "f", 0)).unwrap();
+    store.enqueue_event(&event("other", "f", 150)).unwrap();
+    store.lease_events(100, 1_000, 10).unwrap();
+    store.retry_event("e", 200).unwrap();
+    assert!(store.lease_events(149, 1_000, 10).unwrap().is_empty());
+    let got = store.lease_events(300, 1_000, 10).unwrap();
+    assert_eq!(ids(&got), ["other", "e"], "ordered by the new due time");
+    assert_eq!(got[1].attempts, 1);
+    assert_eq!(got[1].not_before_ms, 200);
+    store.retry_event("e", 300).unwrap();
+    assert_eq!(store.lease_events(300, 1_000, 10).unwrap()[0].attempts, 2);
+    // Retrying or completing an event that is gone is a no-op.
+    store.retry_event("ghost", 1).unwrap();
+    store.complete_event("ghost").unwrap();
+}
+
+#[test]
+fn complete_removes_the_event() {
+    let (_d, store) = open();
+    store.create_function(&latest("f", "a", "r")).unwrap();
+    store.enqueue_event(&event("a", "f", 0)).unwrap();
+    store.enqueue_event(&event("b", "f", 0)).unwrap();
+    store.lease_events(10, 5, 10).unwrap();
+    store.complete_event("a").unwrap();
+    assert_eq!(store.queued_event_count().unwrap(), 1);
+    assert_eq!(ids(&store.lease_events(20, 5, 10).unwrap()), ["b"]);
+    store.complete_event("b").unwrap();
+    assert_eq!(store.queued_event_count().unwrap(), 0);
+}
+
+#[test]
+fn logs_are_ordered_per_function_and_resume_after_seq() {
+    let (_d, store) = open();
+    let line = |f: &str, msg: &str| LogRecord {
+        seq: -7,
+        function: name(f),
+        timestamp_ms: 42,
+        request_id: Some("req".into()),
+        message: msg.to_owned(),
+    };
+    store
+        .append_logs(&[line("f", "one"), line("g", "other"), line("f", "two")])
+        .unwrap();
+    store.append_logs(&[]).unwrap();
+    store.append_logs(&[line("f", "three")]).unwrap();
+
+    let all = store.read_logs(&name("f"), 0, 100).unwrap();
+    let messages: Vec<_> = all.iter().map(|r| r.message.as_str()).collect();
+    assert_eq!(messages, ["one", "two", "three"]);
+    assert!(all.windows(2).all(|w| w[0].seq < w[1].seq));
+    assert!(all[0].seq > 0, "input seq is ignored");
+    assert_eq!(all[0].request_id.as_deref(), Some("req"));
+    assert_eq!(all[0].timestamp_ms, 42);
+
+    let rest = store.read_logs(&name("f"), all[0].seq, 1).unwrap();
+    assert_eq!(rest[0].message, "two");
+    let rest = store.read_logs(&name("f"), all[2].seq, 10).unwrap();
+    assert!(rest.is_empty());
+    assert_eq!(
+        store.read_logs(&name("g"), 0, 10).unwrap()[0].message,
+        "other"
+    );
+}
+
+#[test]
+fn prune_logs_drops_old_lines_only() {
+    let (_d, store) = open();
+    let line = |ts| LogRecord {
+        seq: 0,
+        function: name("f"),
+        timestamp_ms: ts,
+        request_id: None,
+        message: ts.to_string(),
+    };
+    store.append_logs(&[line(1), line(5), line(9)]).unwrap();
+    assert_eq!(store.prune_logs(5).unwrap(), 1);
+    let left: Vec<_> = store
+        .read_logs(&name("f"), 0, 10)
+        .unwrap()
+        .into_iter()
+        .map(|r| r.timestamp_ms)
+        .collect();
+    assert_eq!(left, [5, 9]);
+}
+
+#[test]
+fn settings_round_trip() {
+    let (_d, store) = open();
+    assert_eq!(store.get_setting("k").unwrap(), None);
+    store.put_setting("k", "v1").unwrap();
+    store.put_setting("k", "v2").unwrap();
+    assert_eq!(store.get_setting("k").unwrap().as_deref(), Some("v2"));
+}
+
+#[test]
+fn concurrent_writers_and_readers_do_not_interfere() {
+    let (_d, store) = open();
+    store.create_function(&latest("f", "a", "r")).unwrap();
+    let store = std::sync::Arc::new(store);
+    let threads: Vec<_> = (0..4)
+        .map(|t| {
+            let store = store.clone();
+            std::thread::spawn(move || {
+                for i in 0..25 {
+                    store
+                        .enqueue_event(&event(&format!("{t}-{i}"), "f", 0))
+                        .unwrap();
+                    assert!(store.get_version(&name("f"), LATEST).unwrap().is_some());
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().unwrap();
+    }
+    assert_eq!(store.queued_event_count().unwrap(), 100);
+}
+
+/// One step of the queue proptest.
+#[derive(Debug, Clone)]
+enum Op {
+    Enqueue { delay: i64 },
+    Lease { lease_ms: i64, max: usize },
+    Retry { pick: usize, delay: i64 },
+    Complete { pick: usize },
+    Tick { ms: i64 },
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        (0i64..30).prop_map(|delay| Op::Enqueue { delay }),
+        (1i64..40, 0usize..4).prop_map(|(lease_ms, max)| Op::Lease { lease_ms, max }),
+        (any::<usize>(), 0i64..30).prop_map(|(pick, delay)| Op::Retry { pick, delay }),
+        any::<usize>().prop_map(|pick| Op::Complete { pick }),
+        (1i64..25).prop_map(|ms| Op::Tick { ms }),
+    ]
+}
+
+/// The model's view of one queued event.
+#[derive(Debug, Clone)]
+struct ModelEvent {
+    id: String,
+    order: u64,
+    attempts: u32,
+    not_before_ms: i64,
+    leased_until_ms: Option<i64>,
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
+
+    #[test]
+    fn queue_matches_a_model(ops in proptest::collection::vec(op(), 1..40)) {
+        let (_d, store) = open();
+        store.create_function(&latest("f", "a", "r")).unwrap();
+        let mut model: Vec<ModelEvent> = Vec::new();
+        let mut now = 1_000i64;
+        let mut next = 0u64;
+        for op in ops {
+            match op {
+                Op::Enqueue { delay } => {
+                    let id = format!("e{next}");
+                    store.enqueue_event(&event(&id, "f", now + delay)).unwrap();
+                    model.push(ModelEvent { id, order: next, attempts: 0, not_before_ms: now + delay, leased_until_ms: None });
+                    next += 1;
+                }
+                Op::Lease { lease_ms, max } => {
+                    let mut due: Vec<&mut ModelEvent> = model
+                        .iter_mut()
+                        .filter(|e| e.not_before_ms <= now && e.leased_until_ms.is_none_or(|t| t <= now))
+                        .collect();
+                    due.sort_by_key(|e| (e.not_before_ms, e.order));
+                    let expected: Vec<(String, u32, i64)> = due
+                        .into_iter()
+                        .take(max)
+                        .map(|e| {
+                            e.leased_until_ms = Some(now + lease_ms);
+                            (e.id.clone(), e.attempts, e.not_before_ms)
+                        })
+                        .collect();
+                    let got: Vec<(String, u32, i64)> = store
+                        .lease_events(now, lease_ms, max)
+                        .unwrap()
+                        .into_iter()
+                        .map(|e| (e.id, e.attempts, e.not_before_ms))
+                        .collect();
+                    prop_assert_eq!(got, expected);
+                }
+                Op::Retry { pick, delay } => {
+                    if !model.is_empty() {
+                        let len = model.len();
+                        let e = &mut model[pick % len];
+                        store.retry_event(&e.id, now + delay).unwrap();
+                        e.attempts += 1;
+                        e.not_before_ms = now + delay;
+                        e.leased_until_ms = None;
+                    }
+                }
+                Op::Complete { pick } => {
+                    if !model.is_empty() {
+                        let e = model.remove(pick % model.len());
+                        store.complete_event(&e.id).unwrap();
+                    }
+                }
+                Op::Tick { ms } => now += ms,
+            }
+            prop_assert_eq!(store.queued_event_count().unwrap(), model.len() as u64);
+        }
+        // Far in the future everything is due exactly once, in model order.
+        let far = i64::MAX / 4;
+        let mut rest: Vec<_> = model.iter().map(|e| (e.not_before_ms, e.order, e.id.clone())).collect();
+        rest.sort();
+        let got: Vec<String> = store.lease_events(far, 1, 1_000).unwrap().into_iter().map(|e| e.id).collect();
+        prop_assert_eq!(got, rest.into_iter().map(|(_, _, id)| id).collect::<Vec<_>>());
+    }
+}
