@@ -1,0 +1,2 @@
+//! Spawn latency benchmark (placeholder while being written).
+fn main() {}

@@ -1,0 +1,511 @@
+//! Resource limits through cgroups: detection of v1 (per-controller hierarchies, as on
+//! hybrid hosts) or v2, pre-made reusable slots, limit files and OOM-kill counters.
+//!
+//! Slots are reused rather than created per instance because creating and removing
+//! cgroups, and moving a process into one, are slow after idle (trap 2). All paths derive
+//! from roots passed in, so tests run against a temporary directory.
+
+use std::fs;
+use std::io;
+use std::path::{Path, PathBuf};
+
+use crate::SandboxError;
+
+/// One line of `/proc/self/mountinfo`, reduced to what detection needs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct MountEntry {
+    pub mount_point: PathBuf,
+    pub fstype: String,
+    pub super_options: String,
+}
+
+/// Parses `/proc/self/mountinfo`; malformed lines are skipped.
+pub(crate) fn parse_mountinfo(text: &str) -> Vec<MountEntry> {
+    text.lines()
+        .filter_map(|line| {
+            let (left, right) = line.split_once(" - ")?;
+            let mount_point = left.split(' ').nth(4)?;
+            let mut r = right.split(' ');
+            let fstype = r.next()?;
+            let _source = r.next()?;
+            let super_options = r.next().unwrap_or("");
+            Some(MountEntry {
+                mount_point: PathBuf::from(unescape_octal(mount_point)),
+                fstype: fstype.to_owned(),
+                super_options: super_options.to_owned(),
+            })
+        })
+        .collect()
+}
+
+/// mountinfo escapes space, tab, newline and backslash as `\ooo`.
+fn unescape_octal(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'\\'
+            && i + 3 < bytes.len()
+            && bytes[i + 1..i + 4]
+                .iter()
+                .all(|b| (b'0'..=b'7').contains(b))
+        {
+            let v = (bytes[i + 1] - b'0') as u32 * 64
+                + (bytes[i + 2] - b'0') as u32 * 8
+                + (bytes[i + 3] - b'0') as u32;
+            out.push(v as u8);
+            i += 4;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Parses `/proc/self/cgroup` into `(controllers, path)`; the v2 entry has no controllers.
+pub(crate) fn parse_proc_cgroup(text: &str) -> Vec<(Vec<String>, String)> {
+    text.lines()
+        .filter_map(|line| {
+            let mut parts = line.splitn(3, ':');
+            let _id = parts.next()?;
+            let controllers = parts.next()?;
+            let path = parts.next()?;
+            let list = controllers
+                .split(',')
+                .filter(|c| !c.is_empty())
+                .map(str::to_owned)
+                .collect();
+            Some((list, path.to_owned()))
+        })
+        .collect()
+}
+
+/// A controller this module manages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Controller {
+    Memory,
+    Pids,
+    Cpu,
+}
+
+impl Controller {
+    const ALL: [Controller; 3] = [Controller::Memory, Controller::Pids, Controller::Cpu];
+
+    fn name(self) -> &'static str {
+        match self {
+            Controller::Memory => "memory",
+            Controller::Pids => "pids",
+            Controller::Cpu => "cpu",
+        }
+    }
+}
+
+/// Where our own cgroups live, per controller, before we create anything.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Layout {
+    /// Per-controller v1 directories (our own cgroup in each hierarchy).
+    V1(Vec<(Controller, PathBuf)>),
+    /// Our own v2 cgroup and the controllers available in it.
+    V2(PathBuf, Vec<Controller>),
+}
+
+/// Finds our cgroups from the text of mountinfo and `/proc/self/cgroup`. A v2 hierarchy is
+/// preferred when it has the memory and pids controllers; otherwise every v1 hierarchy
+/// that carries one of our controllers is used.
+pub(crate) fn detect(mountinfo: &str, proc_cgroup: &str) -> Option<Layout> {
+    let mounts = parse_mountinfo(mountinfo);
+    let own = parse_proc_cgroup(proc_cgroup);
+    let join = |mount: &Path, path: &str| mount.join(path.trim_start_matches('/'));
+    if let (Some(m2), Some((_, p2))) = (
+        mounts.iter().find(|m| m.fstype == "cgroup2"),
+        own.iter().find(|(c, _)| c.is_empty()),
+    ) {
+        let dir = join(&m2.mount_point, p2);
+        let available = fs::read_to_string(dir.join("cgroup.controllers")).unwrap_or_default();
+        let ctrls: Vec<Controller> = Controller::ALL
+            .into_iter()
+            .filter(|c| available.split_whitespace().any(|a| a == c.name()))
+            .collect();
+        if ctrls.contains(&Controller::Memory) && ctrls.contains(&Controller::Pids) {
+            return Some(Layout::V2(dir, ctrls));
+        }
+    }
+    let mut v1 = Vec::new();
+    for ctrl in Controller::ALL {
+        let mount = mounts
+            .iter()
+            .find(|m| m.fstype == "cgroup" && m.super_options.split(',').any(|o| o == ctrl.name()));
+        let path = own.iter().find(|(c, _)| c.iter().any(|n| n == ctrl.name()));
+        if let (Some(m), Some((_, p))) = (mount, path) {
+            v1.push((ctrl, join(&m.mount_point, p)));
+        }
+    }
+    if v1.is_empty() {
+        None
+    } else {
+        Some(Layout::V1(v1))
+    }
+}
+
+/// Per-instance limits written into a slot.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Limits {
+    pub memory_bytes: u64,
+    pub pids_max: u32,
+    /// Percent of one CPU; 0 means unlimited.
+    pub cpu_percent: u32,
+}
+
+const CPU_PERIOD_US: u64 = 100_000;
+
+/// The cgroups this sandbox created: one directory per controller (v1) or one (v2), and
+/// reusable slots beneath.
+#[derive(Debug)]
+pub(crate) struct Cgroups {
+    v2: bool,
+    /// `(controller, our base directory)`; on v2 all share one directory.
+    bases: Vec<(Controller, PathBuf)>,
+    slots: usize,
+    free: Vec<usize>,
+}
+
+fn write(path: &Path, value: &str) -> Result<(), SandboxError> {
+    fs::write(path, value).map_err(|source| SandboxError::CgroupWrite {
+        path: path.to_owned(),
+        value: value.to_owned(),
+        source,
+    })
+}
+
+impl Cgroups {
+    /// Creates our base directories (named `name`) under the detected layout. Controllers
+    /// whose directory cannot be created are left out.
+    pub(crate) fn create(layout: &Layout, name: &str) -> Result<Cgroups, SandboxError> {
+        let mut bases = Vec::new();
+        let v2 = matches!(layout, Layout::V2(..));
+        match layout {
+            Layout::V1(dirs) => {
+                for (ctrl, dir) in dirs {
+                    let base = dir.join(name);
+                    match fs::create_dir(&base) {
+                        Ok(()) => bases.push((*ctrl, base)),
+                        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+                            bases.push((*ctrl, base))
+                        }
+                        Err(_) => {}
+                    }
+                }
+            }
+            Layout::V2(dir, ctrls) => {
+                let base = dir.join(name);
+                fs::create_dir(&base)
+                    .or_else(|e| {
+                        if e.kind() == io::ErrorKind::AlreadyExists {
+                            Ok(())
+                        } else {
+                            Err(e)
+                        }
+                    })
+                    .map_err(|source| SandboxError::CgroupCreate {
+                        path: base.clone(),
+                        source,
+                    })?;
+                let enable: Vec<String> = ctrls.iter().map(|c| format!("+{}", c.name())).collect();
+                write(&base.join("cgroup.subtree_control"), &enable.join(" "))?;
+                bases.extend(ctrls.iter().map(|c| (*c, base.clone())));
+            }
+        }
+        Ok(Cgroups {
+            v2,
+            bases,
+            slots: 0,
+            free: Vec::new(),
+        })
+    }
+
+    pub(crate) fn is_v2(&self) -> bool {
+        self.v2
+    }
+
+    pub(crate) fn has(&self, ctrl: Controller) -> bool {
+        self.bases.iter().any(|(c, _)| *c == ctrl)
+    }
+
+    fn slot_dir(&self, ctrl: Controller, slot: usize) -> Option<PathBuf> {
+        self.bases
+            .iter()
+            .find(|(c, _)| *c == ctrl)
+            .map(|(_, b)| b.join(format!("slot-{slot}")))
+    }
+
+    fn dirs(&self, slot: usize) -> Vec<PathBuf> {
+        let mut dirs: Vec<PathBuf> = Controller::ALL
+            .iter()
+            .filter_map(|c| self.slot_dir(*c, slot))
+            .collect();
+        dirs.dedup();
+        dirs
+    }
+
+    /// The slot's directory on v2, for `clone3(CLONE_INTO_CGROUP)`.
+    pub(crate) fn v2_dir(&self, slot: usize) -> Option<PathBuf> {
+        if self.v2 {
+            self.slot_dir(Controller::Memory, slot)
+        } else {
+            None
+        }
+    }
+
+    /// Takes a free slot (or makes one) and writes the limits into it.
+    pub(crate) fn acquire(&mut self, limits: Limits) -> Result<usize, SandboxError> {
+        let slot = match self.free.pop() {
+            Some(s) => s,
+            None => {
+                let s = self.slots;
+                for dir in self.dirs(s) {
+                    fs::create_dir(&dir)
+                        .or_else(|e| {
+                            if e.kind() == io::ErrorKind::AlreadyExists {
+                                Ok(())
+                            } else {
+                                Err(e)
+                            }
+                        })
+                        .map_err(|source| SandboxError::CgroupCreate {
+                            path: dir.clone(),
+                            source,
+                        })?;
+                }
+                self.slots += 1;
+                s
+            }
+        };
+        if let Err(e) = self.set_limits(slot, limits) {
+            self.free.push(slot);
+            return Err(e);
+        }
+        Ok(slot)
+    }
+
+    fn set_limits(&self, slot: usize, limits: Limits) -> Result<(), SandboxError> {
+        let v2 = self.v2;
+        if let Some(dir) = self.slot_dir(Controller::Memory, slot) {
+            let bytes = limits.memory_bytes.to_string();
+            if v2 {
+                write(&dir.join("memory.max"), &bytes)?;
+                // Swap would let an instance exceed its memory size silently.
+                let swap = dir.join("memory.swap.max");
+                if swap.exists() {
+                    write(&swap, "0")?;
+                }
+            } else {
+                write(&dir.join("memory.limit_in_bytes"), &bytes)?;
+            }
+        }
+        if let Some(dir) = self.slot_dir(Controller::Pids, slot) {
+            write(&dir.join("pids.max"), &limits.pids_max.to_string())?;
+        }
+        if let Some(dir) = self.slot_dir(Controller::Cpu, slot) {
+            let quota = if limits.cpu_percent == 0 {
+                None
+            } else {
+                Some(u64::from(limits.cpu_percent) * CPU_PERIOD_US / 100)
+            };
+            if v2 {
+                let value = quota.map_or_else(
+                    || format!("max {CPU_PERIOD_US}"),
+                    |q| format!("{q} {CPU_PERIOD_US}"),
+                );
+                write(&dir.join("cpu.max"), &value)?;
+            } else {
+                write(&dir.join("cpu.cfs_period_us"), &CPU_PERIOD_US.to_string())?;
+                write(
+                    &dir.join("cpu.cfs_quota_us"),
+                    &quota.map_or_else(|| "-1".to_owned(), |q| q.to_string()),
+                )?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Moves `pid` into the slot (v1; on v2 the child is born there via `clone3`).
+    pub(crate) fn attach(&self, slot: usize, pid: i32) -> Result<(), SandboxError> {
+        if self.v2 {
+            return Ok(());
+        }
+        for dir in self.dirs(slot) {
+            write(&dir.join("cgroup.procs"), &pid.to_string())?;
+        }
+        Ok(())
+    }
+
+    /// The slot's cumulative count of OOM kills.
+    pub(crate) fn oom_kills(&self, slot: usize) -> u64 {
+        let Some(dir) = self.slot_dir(Controller::Memory, slot) else {
+            return 0;
+        };
+        let file = if self.v2 {
+            "memory.events"
+        } else {
+            "memory.oom_control"
+        };
+        fs::read_to_string(dir.join(file))
+            .map(|text| parse_oom_kill(&text))
+            .unwrap_or(0)
+    }
+
+    /// Returns a slot whose processes are all gone to the free list.
+    pub(crate) fn release(&mut self, slot: usize) {
+        let empty = self.dirs(slot).iter().all(|d| {
+            fs::read_to_string(d.join("cgroup.procs"))
+                .map(|s| s.trim().is_empty())
+                .unwrap_or(true)
+        });
+        if empty {
+            self.free.push(slot);
+        }
+        // A slot with leftover processes is never reused; Drop will try again to remove it.
+    }
+}
+
+impl Drop for Cgroups {
+    fn drop(&mut self) {
+        for slot in 0..self.slots {
+            for dir in self.dirs(slot) {
+                let _ = fs::remove_dir(dir);
+            }
+        }
+        let mut bases: Vec<&PathBuf> = self.bases.iter().map(|(_, b)| b).collect();
+        bases.dedup();
+        for base in bases {
+            let _ = fs::remove_dir(base);
+        }
+    }
+}
+
+/// Reads the `oom_kill N` line of `memory.events` (v2) or `memory.oom_control` (v1).
+pub(crate) fn parse_oom_kill(text: &str) -> u64 {
+    text.lines()
+        .find_map(|l| l.strip_prefix("oom_kill "))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MOUNTINFO: &str = "\
+25 30 0:22 / /sys/fs/cgroup ro,nosuid - tmpfs tmpfs ro,mode=755
+26 25 0:23 / /sys/fs/cgroup/memory rw,relatime - cgroup cgroup rw,memory
+27 25 0:24 / /sys/fs/cgroup/pids rw,relatime - cgroup cgroup rw,pids
+28 25 0:25 / /sys/fs/cgroup/cpu rw,relatime - cgroup cgroup rw,cpu
+29 25 0:26 / /sys/fs/cgroup/unified rw,relatime - cgroup2 cgroup2 rw
+30 1 0:27 / /with\\040space rw - ext4 /dev/sda rw
+";
+    const PROC_CGROUP: &str = "8:pids:/\n4:memory:/a/b\n1:cpu:/\n0::/\n";
+
+    #[test]
+    fn hybrid_host_uses_v1_controllers() {
+        let layout = detect(MOUNTINFO, PROC_CGROUP).unwrap();
+        assert_eq!(
+            layout,
+            Layout::V1(vec![
+                (
+                    Controller::Memory,
+                    PathBuf::from("/sys/fs/cgroup/memory/a/b")
+                ),
+                (Controller::Pids, PathBuf::from("/sys/fs/cgroup/pids")),
+                (Controller::Cpu, PathBuf::from("/sys/fs/cgroup/cpu")),
+            ])
+        );
+        assert_eq!(
+            parse_mountinfo(MOUNTINFO)[5].mount_point,
+            PathBuf::from("/with space")
+        );
+    }
+
+    #[test]
+    fn no_cgroup_mounts_means_no_layout() {
+        assert_eq!(detect("", PROC_CGROUP), None);
+    }
+
+    #[test]
+    fn v1_slots_get_limits_and_are_reused() {
+        let tmp = tempfile::tempdir().unwrap();
+        let layout = Layout::V1(vec![
+            (Controller::Memory, tmp.path().join("memory")),
+            (Controller::Pids, tmp.path().join("pids")),
+            (Controller::Cpu, tmp.path().join("cpu")),
+        ]);
+        for c in ["memory", "pids", "cpu"] {
+            fs::create_dir(tmp.path().join(c)).unwrap();
+        }
+        let mut cg = Cgroups::create(&layout, "w").unwrap();
+        let limits = Limits {
+            memory_bytes: 64 << 20,
+            pids_max: 32,
+            cpu_percent: 50,
+        };
+        let slot = cg.acquire(limits).unwrap();
+        let read = |p: &str| fs::read_to_string(tmp.path().join(p)).unwrap();
+        assert_eq!(read("memory/w/slot-0/memory.limit_in_bytes"), "67108864");
+        assert_eq!(read("pids/w/slot-0/pids.max"), "32");
+        assert_eq!(read("cpu/w/slot-0/cpu.cfs_quota_us"), "50000");
+        assert_eq!(read("cpu/w/slot-0/cpu.cfs_period_us"), "100000");
+        cg.attach(slot, 42).unwrap();
+        assert_eq!(read("pids/w/slot-0/cgroup.procs"), "42");
+        fs::write(
+            tmp.path().join("memory/w/slot-0/memory.oom_control"),
+            "oom_kill_disable 0\nunder_oom 0\noom_kill 3\n",
+        )
+        .unwrap();
+        assert_eq!(cg.oom_kills(slot), 3);
+        // A slot whose cgroup.procs still lists a process is not reused.
+        cg.release(slot);
+        assert_eq!(cg.acquire(limits).unwrap(), 1);
+    }
+
+    #[test]
+    fn v2_writes_unified_files() {
+        let tmp = tempfile::tempdir().unwrap();
+        let layout = Layout::V2(
+            tmp.path().to_owned(),
+            vec![Controller::Memory, Controller::Pids, Controller::Cpu],
+        );
+        let mut cg = Cgroups::create(&layout, "w").unwrap();
+        assert_eq!(
+            fs::read_to_string(tmp.path().join("w/cgroup.subtree_control")).unwrap(),
+            "+memory +pids +cpu"
+        );
+        let slot = cg
+            .acquire(Limits {
+                memory_bytes: 1 << 20,
+                pids_max: 8,
+                cpu_percent: 0,
+            })
+            .unwrap();
+        assert_eq!(
+            fs::read_to_string(tmp.path().join("w/slot-0/cpu.max")).unwrap(),
+            "max 100000"
+        );
+        assert_eq!(cg.v2_dir(slot), Some(tmp.path().join("w/slot-0")));
+        fs::write(
+            tmp.path().join("w/slot-0/memory.events"),
+            "low 0\nhigh 0\nmax 4\noom 1\noom_kill 1\n",
+        )
+        .unwrap();
+        assert_eq!(cg.oom_kills(slot), 1);
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn parsers_never_panic(s in ".*") {
+            let _ = parse_mountinfo(&s);
+            let _ = parse_proc_cgroup(&s);
+            let _ = parse_oom_kill(&s);
+            let _ = detect(&s, &s);
+        }
+    }
+}

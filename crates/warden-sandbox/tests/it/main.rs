@@ -1,0 +1,502 @@
+//! Escape-attempt suite: runs the hostile probe fixture inside real sandboxes and asserts
+//! the exact failure of each attempt. Needs root (as CI has); the unprivileged mode is
+//! covered by re-running one test of this binary as `nobody`.
+
+use std::io::{Read, Write};
+use std::net::TcpListener;
+use std::os::fd::{AsFd, OwnedFd};
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use warden_sandbox::{Exit, Sandbox, SandboxConfig, SandboxError, SandboxSpec, Sandboxed};
+
+/// A sandbox plus a code directory. The probe is bind-mounted at `/var/runtime/bootstrap`
+/// rather than copied: a copy written while another test thread clones would still be open
+/// for writing in that child, and exec would fail with `ETXTBSY`.
+struct Fixture {
+    sandbox: Sandbox,
+    code: tempfile::TempDir,
+    _staging: tempfile::TempDir,
+}
+
+fn fixture() -> Fixture {
+    let staging = tempfile::tempdir().unwrap();
+    let config = SandboxConfig {
+        staging_dir: staging.path().join("root"),
+        netns_pool_size: 1,
+        ..SandboxConfig::default()
+    };
+    let sandbox = Sandbox::new(config).unwrap();
+    let code = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(code.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::write(code.path().join("handler.txt"), "code").unwrap();
+    Fixture {
+        sandbox,
+        code,
+        _staging: staging,
+    }
+}
+
+/// The host paths a dynamically linked probe needs, bound read-only at the same place.
+fn runtime_binds() -> Vec<(PathBuf, PathBuf)> {
+    let mut binds: Vec<_> = ["/usr", "/lib", "/lib64"]
+        .iter()
+        .filter(|p| Path::new(p).exists())
+        .map(|p| (PathBuf::from(p), PathBuf::from(p)))
+        .collect();
+    binds.push((
+        PathBuf::from(env!("CARGO_BIN_EXE_warden-sandbox-probe")),
+        PathBuf::from(PROBE),
+    ));
+    binds
+}
+
+const PROBE: &str = "/var/runtime/bootstrap";
+
+struct Limits {
+    memory_mb: u32,
+    tmp_mb: u32,
+    pids_max: u32,
+}
+
+const DEFAULT: Limits = Limits {
+    memory_mb: 128,
+    tmp_mb: 16,
+    pids_max: 32,
+};
+
+fn pipe() -> (OwnedFd, OwnedFd) {
+    rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC).unwrap()
+}
+
+impl Fixture {
+    fn spawn(
+        &mut self,
+        args: &[&str],
+        limits: &Limits,
+    ) -> Result<(Sandboxed, OwnedFd), SandboxError> {
+        let (out_r, out_w) = pipe();
+        let spec = SandboxSpec {
+            program: PathBuf::from(PROBE),
+            args: args.iter().map(|s| s.to_string()).collect(),
+            env: vec![("PATH".into(), "/usr/bin".into())],
+            cwd: PathBuf::from("/var/task"),
+            code_dir: self.code.path().to_owned(),
+            readonly_binds: runtime_binds(),
+            memory_mb: limits.memory_mb,
+            tmp_mb: limits.tmp_mb,
+            pids_max: limits.pids_max,
+            cpu_quota_percent: 100,
+            stderr: out_w.try_clone().unwrap(),
+            stdout: out_w,
+        };
+        self.sandbox.spawn(spec).map(|i| (i, out_r))
+    }
+
+    /// Runs the probe to completion and returns its output and exit.
+    fn run_with(&mut self, args: &[&str], limits: &Limits) -> (String, Exit) {
+        let (instance, out) = self.spawn(args, limits).unwrap();
+        let mut text = String::new();
+        std::fs::File::from(out).read_to_string(&mut text).unwrap();
+        let exit = self.sandbox.wait(instance).unwrap();
+        (text, exit)
+    }
+
+    fn run(&mut self, args: &[&str]) -> String {
+        let (text, exit) = self.run_with(args, &DEFAULT);
+        assert_eq!(exit.status.code, Some(0), "probe {args:?} failed: {text}");
+        text.trim().to_owned()
+    }
+}
+
+/// Reads the first line of a pipe, failing after a generous deadline instead of hanging.
+fn first_line(fd: &OwnedFd) -> String {
+    let mut line = Vec::new();
+    loop {
+        let mut fds = [rustix::event::PollFd::new(fd, rustix::event::PollFlags::IN)];
+        let ts = rustix::event::Timespec {
+            tv_sec: 10,
+            tv_nsec: 0,
+        };
+        assert_eq!(
+            rustix::event::poll(&mut fds, Some(&ts)).unwrap(),
+            1,
+            "no output within 10 s"
+        );
+        let mut b = [0u8; 1];
+        assert_eq!(
+            rustix::io::read(fd, &mut b).unwrap(),
+            1,
+            "eof before a full line"
+        );
+        if b[0] == b'\n' {
+            return String::from_utf8(line).unwrap();
+        }
+        line.push(b[0]);
+    }
+}
+
+fn assert_no_privileges(fx: &mut Fixture) {
+    let status = fx.run(&["status"]);
+    let expected = "uid 993\ngid 990\npid 2\nCapInh: 0000000000000000\nCapPrm: 0000000000000000\nCapEff: 0000000000000000\nCapBnd: 0000000000000000\nCapAmb: 0000000000000000\nNoNewPrivs: 1\nSeccomp: 2";
+    assert_eq!(status, expected);
+}
+
+#[test]
+fn function_has_no_privileges() {
+    assert_no_privileges(&mut fixture());
+}
+
+#[test]
+fn only_the_sandbox_view_of_the_filesystem_is_visible() {
+    let mut fx = fixture();
+    let mut root = fx.run(&["ls", "/"]);
+    root = root.replace("lib64 ", "").replace(" lib64", "");
+    assert_eq!(root, "dev lib proc tmp usr var");
+    assert_eq!(
+        fx.run(&["ls", "/dev"]),
+        "fd full null random stderr stdin stdout urandom zero"
+    );
+    assert_eq!(fx.run(&["ls", "/var/task"]), "handler.txt");
+    assert_eq!(fx.run(&["ls", "/var/runtime"]), "bootstrap");
+    assert_eq!(fx.run(&["read", "/var/task/handler.txt"]), "ok");
+    assert_eq!(
+        fx.run(&["read", "/etc/shadow"]),
+        format!("err {}", libc::ENOENT)
+    );
+    // The host's copy of another function's code, by its host path.
+    let host_code = fx.code.path().join("handler.txt");
+    assert_eq!(
+        fx.run(&["read", host_code.to_str().unwrap()]),
+        format!("err {}", libc::ENOENT)
+    );
+    // Only the instance's own processes: init (1) and the probe (2).
+    assert_eq!(
+        fx.run(&["ls", "/proc"])
+            .split(' ')
+            .filter(|e| e.parse::<u32>().is_ok())
+            .collect::<Vec<_>>(),
+        vec!["1", "2"]
+    );
+}
+
+#[test]
+fn writes_succeed_only_in_tmp() {
+    let mut fx = fixture();
+    assert_eq!(fx.run(&["write", "/tmp/x"]), "ok");
+    for path in ["/var/task/x", "/var/runtime/x", "/usr/x", "/x", "/dev/x"] {
+        assert_eq!(
+            fx.run(&["write", path]),
+            format!("err {}", libc::EROFS),
+            "{path}"
+        );
+    }
+    assert_eq!(fx.run(&["write", "/dev/null"]), "ok");
+}
+
+#[test]
+fn forbidden_syscalls_fail_with_eperm() {
+    let mut fx = fixture();
+    for probe in [
+        "mount", "ptrace", "bpf", "keyctl", "rawsock", "packet", "netlink", "unshare",
+    ] {
+        assert_eq!(fx.run(&[probe]), format!("err {}", libc::EPERM), "{probe}");
+    }
+}
+
+#[test]
+fn host_loopback_services_are_unreachable() {
+    let mut fx = fixture();
+    let host = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = host.local_addr().unwrap().port().to_string();
+    assert_eq!(
+        fx.run(&["connect", &port]),
+        format!("err {}", libc::ECONNREFUSED)
+    );
+}
+
+#[test]
+fn runtime_api_listener_receives_the_function_connection() {
+    let mut fx = fixture();
+    let (instance, out) = fx.spawn(&["serve"], &DEFAULT).unwrap();
+    let listener = TcpListener::from(
+        instance
+            .runtime_api_listener
+            .as_fd()
+            .try_clone_to_owned()
+            .unwrap(),
+    );
+    assert_eq!(listener.local_addr().unwrap().to_string(), "127.0.0.1:9001");
+    let (mut conn, _) = listener.accept().unwrap();
+    let mut line = [0u8; 18];
+    conn.read_exact(&mut line).unwrap();
+    assert_eq!(&line, b"hello from inside\n");
+    conn.write_all(b"pong").unwrap();
+    drop(conn);
+    assert_eq!(first_line(&out), "reply pong");
+    assert_eq!(fx.sandbox.wait(instance).unwrap().status.code, Some(0));
+}
+
+#[test]
+fn fork_bomb_is_contained() {
+    let mut fx = fixture();
+    let (text, exit) = fx.run_with(
+        &["forkbomb"],
+        &Limits {
+            pids_max: 16,
+            ..DEFAULT
+        },
+    );
+    assert!(
+        text.starts_with(&format!("contained {} after ", libc::EAGAIN)),
+        "{text}"
+    );
+    // init and the probe count too, so fewer than 16 children were made.
+    let made: u32 = text.trim().rsplit(' ').next().unwrap().parse().unwrap();
+    assert!(made <= 14, "{made}");
+    assert_eq!(exit.status.code, Some(0));
+    assert_no_privileges(&mut fx);
+}
+
+#[test]
+fn memory_bomb_is_oom_killed_and_detected() {
+    let mut fx = fixture();
+    let (text, exit) = fx.run_with(
+        &["membomb"],
+        &Limits {
+            memory_mb: 32,
+            tmp_mb: 8,
+            ..DEFAULT
+        },
+    );
+    assert_eq!(exit.status.code, Some(128 + libc::SIGKILL), "{text}");
+    assert!(exit.oom_killed);
+    // The platform keeps serving the next instance normally.
+    let (_, exit) = fx.run_with(
+        &["status"],
+        &Limits {
+            memory_mb: 32,
+            tmp_mb: 8,
+            ..DEFAULT
+        },
+    );
+    assert_eq!(
+        exit,
+        Exit {
+            status: warden_sandbox::ExitStatus {
+                code: Some(0),
+                signal: None
+            },
+            oom_killed: false
+        }
+    );
+}
+
+#[test]
+fn full_tmp_gives_enospc_not_oom() {
+    let mut fx = fixture();
+    let (text, exit) = fx.run_with(
+        &["filltmp"],
+        &Limits {
+            memory_mb: 64,
+            tmp_mb: 8,
+            ..DEFAULT
+        },
+    );
+    assert_eq!(text.trim(), format!("err {} after 8 MiB", libc::ENOSPC));
+    assert!(!exit.oom_killed);
+}
+
+/// Host pids of a process and all its descendants.
+fn tree(pid: i32) -> Vec<i32> {
+    let mut all = vec![pid];
+    let mut i = 0;
+    while i < all.len() {
+        let p = all[i];
+        for task in std::fs::read_dir(format!("/proc/{p}/task"))
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            let children =
+                std::fs::read_to_string(task.path().join("children")).unwrap_or_default();
+            all.extend(
+                children
+                    .split_whitespace()
+                    .filter_map(|c| c.parse::<i32>().ok()),
+            );
+        }
+        i += 1;
+    }
+    all
+}
+
+#[test]
+fn teardown_leaves_no_process_behind() {
+    let mut fx = fixture();
+    let (instance, out) = fx.spawn(&["background"], &DEFAULT).unwrap();
+    assert_eq!(first_line(&out), "child 3");
+    let pids = tree(instance.pid);
+    assert_eq!(
+        pids.len(),
+        3,
+        "init, probe and its background child: {pids:?}"
+    );
+    let exit = fx.sandbox.teardown(instance).unwrap();
+    assert_eq!(exit.status.signal, Some(libc::SIGKILL));
+    for pid in pids {
+        assert!(
+            !Path::new(&format!("/proc/{pid}")).exists(),
+            "pid {pid} survived"
+        );
+    }
+}
+
+#[test]
+fn early_failure_is_reported_and_does_not_hang() {
+    let mut fx = fixture();
+    let (out_r, out_w) = pipe();
+    drop(out_r);
+    let spec = SandboxSpec {
+        program: PathBuf::from("/var/task/missing"),
+        args: vec![],
+        env: vec![],
+        cwd: PathBuf::from("/var/task"),
+        code_dir: fx.code.path().to_owned(),
+        readonly_binds: runtime_binds(),
+        memory_mb: 64,
+        tmp_mb: 8,
+        pids_max: 8,
+        cpu_quota_percent: 0,
+        stderr: out_w.try_clone().unwrap(),
+        stdout: out_w,
+    };
+    match fx.sandbox.spawn(spec) {
+        Err(SandboxError::ChildStep { step, source }) => {
+            assert_eq!(step, "execve");
+            assert_eq!(source.raw_os_error(), Some(libc::ENOENT));
+        }
+        other => panic!("expected an execve failure, got {other:?}"),
+    }
+    let bad = SandboxSpec {
+        program: PathBuf::from(PROBE),
+        args: vec![],
+        env: vec![],
+        cwd: PathBuf::from("/var/task"),
+        code_dir: fx.code.path().to_owned(),
+        readonly_binds: vec![(PathBuf::from("/usr"), PathBuf::from("/tmp/usr"))],
+        memory_mb: 64,
+        tmp_mb: 8,
+        pids_max: 8,
+        cpu_quota_percent: 0,
+        stderr: pipe().1,
+        stdout: pipe().1,
+    };
+    assert_eq!(
+        fx.sandbox.spawn(bad).unwrap_err().to_string(),
+        "invalid sandbox spec: bind target `/tmp/usr` is reserved"
+    );
+    assert_no_privileges(&mut fx);
+}
+
+#[test]
+fn report_lists_every_protection() {
+    let fx = fixture();
+    let report = fx.sandbox.report();
+    let names: Vec<&str> = report.protections.iter().map(|p| p.name).collect();
+    assert_eq!(
+        names,
+        [
+            "namespaces",
+            "unprivileged user",
+            "capabilities",
+            "seccomp",
+            "landlock",
+            "memory limit",
+            "pids limit",
+            "cpu limit",
+            "network isolation",
+            "network namespace pool"
+        ]
+    );
+    assert!(
+        report
+            .protections
+            .iter()
+            .find(|p| p.name == "seccomp")
+            .unwrap()
+            .active
+    );
+}
+
+/// Runs the core checks under whatever privileges this process has. As root it covers the
+/// root mode; `unprivileged_user_namespace_mode` re-runs it as `nobody`.
+#[test]
+fn core_checks_under_current_privileges() {
+    let mut fx = fixture();
+    // SAFETY: geteuid has no preconditions.
+    let root = unsafe { libc::geteuid() } == 0;
+    assert_eq!(fx.sandbox.uses_user_namespace(), !root);
+    assert_no_privileges(&mut fx);
+    assert_eq!(
+        fx.run(&["read", "/etc/shadow"]),
+        format!("err {}", libc::ENOENT)
+    );
+    assert_eq!(
+        fx.run(&["write", "/var/task/x"]),
+        format!("err {}", libc::EROFS)
+    );
+    assert_eq!(fx.run(&["mount"]), format!("err {}", libc::EPERM));
+    let (instance, _out) = fx.spawn(&["serve"], &DEFAULT).unwrap();
+    let listener = TcpListener::from(
+        instance
+            .runtime_api_listener
+            .as_fd()
+            .try_clone_to_owned()
+            .unwrap(),
+    );
+    let (mut conn, _) = listener.accept().unwrap();
+    let mut line = [0u8; 18];
+    conn.read_exact(&mut line).unwrap();
+    assert_eq!(&line, b"hello from inside\n");
+    drop(conn);
+    fx.sandbox.teardown(instance).unwrap();
+}
+
+#[test]
+fn unprivileged_user_namespace_mode() {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: geteuid has no preconditions.
+    assert_eq!(
+        unsafe { libc::geteuid() },
+        0,
+        "this suite runs as root, as CI does"
+    );
+    let out = std::process::Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "core_checks_under_current_privileges",
+            "--test-threads=1",
+        ])
+        .env("TMPDIR", "/tmp")
+        .uid(65534)
+        .gid(65534)
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "{text}");
+    assert!(text.contains("1 passed"), "{text}");
+}
+
+#[test]
+fn instances_do_not_outlive_a_long_timeout_free_spin() {
+    let mut fx = fixture();
+    let (instance, _out) = fx.spawn(&["sleep"], &DEFAULT).unwrap();
+    std::thread::sleep(Duration::from_millis(20));
+    assert!(fx.sandbox.teardown(instance).unwrap().status.signal == Some(libc::SIGKILL));
+}
