@@ -62,8 +62,16 @@ pub(crate) struct Operator {
 const BASES: &[(&str, Base, bool)] = &[
     ("stringequals", Base::StringEquals, false),
     ("stringnotequals", Base::StringEquals, true),
-    ("stringequalsignorecase", Base::StringEqualsIgnoreCase, false),
-    ("stringnotequalsignorecase", Base::StringEqualsIgnoreCase, true),
+    (
+        "stringequalsignorecase",
+        Base::StringEqualsIgnoreCase,
+        false,
+    ),
+    (
+        "stringnotequalsignorecase",
+        Base::StringEqualsIgnoreCase,
+        true,
+    ),
     ("stringlike", Base::StringLike, false),
     ("stringnotlike", Base::StringLike, true),
     ("numericequals", Base::Numeric(Cmp::Eq), false),
@@ -149,7 +157,9 @@ impl Cidr {
         let ip: IpAddr = ip.parse().ok()?;
         Some(match (self.addr, ip) {
             (IpAddr::V4(n), IpAddr::V4(a)) => {
-                let mask = u32::MAX.checked_shl(32 - u32::from(self.prefix)).unwrap_or(0);
+                let mask = u32::MAX
+                    .checked_shl(32 - u32::from(self.prefix))
+                    .unwrap_or(0);
                 u32::from(n) & mask == u32::from(a) & mask
             }
             (IpAddr::V6(n), IpAddr::V6(a)) => {
@@ -209,9 +219,7 @@ impl Condition {
             )
         };
         fn all<T>(raw: &[String], f: impl Fn(&str) -> Option<T>) -> Result<Box<[T]>, String> {
-            raw.iter()
-                .map(|r| f(r).ok_or_else(|| r.clone()))
-                .collect()
+            raw.iter().map(|r| f(r).ok_or_else(|| r.clone())).collect()
         }
         let values = match op.base {
             Base::StringEquals => pats(false, false),
@@ -460,8 +468,14 @@ mod tests {
         assert_eq!(parse_date("1970-01-01T00:00:00Z"), Some(0));
         assert_eq!(parse_date("1970-01-02"), Some(86_400_000));
         assert_eq!(parse_date("86400"), Some(86_400_000));
-        assert_eq!(parse_date("2020-01-01T01:00:00+01:00"), parse_date("2020-01-01"));
-        assert_eq!(parse_date("2020-01-01T00:00:00.5Z"), Some(1_577_836_800_500));
+        assert_eq!(
+            parse_date("2020-01-01T01:00:00+01:00"),
+            parse_date("2020-01-01")
+        );
+        assert_eq!(
+            parse_date("2020-01-01T00:00:00.5Z"),
+            Some(1_577_836_800_500)
+        );
         assert_eq!(parse_date("2024-02-29"), Some(1_709_164_800_000));
         assert_eq!(parse_date("2023-02-29"), None);
         assert_eq!(parse_date("yesterday"), None);
@@ -487,7 +501,10 @@ mod tests {
         assert_eq!(c.contains("nope"), None);
         let c = Cidr::parse("2001:db8::/32").unwrap();
         assert_eq!(c.contains("2001:db8:1::5"), Some(true));
-        assert_eq!(Cidr::parse("0.0.0.0/0").unwrap().contains("1.2.3.4"), Some(true));
+        assert_eq!(
+            Cidr::parse("0.0.0.0/0").unwrap().contains("1.2.3.4"),
+            Some(true)
+        );
         assert!(Cidr::parse("10.0.0.0/33").is_none());
         assert!(Cidr::parse("10.0.0/8").is_none());
     }

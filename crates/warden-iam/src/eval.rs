@@ -115,12 +115,29 @@ pub(crate) struct Context<'a> {
 
 impl<'a> Context<'a> {
     pub(crate) fn new(map: &'a HashMap<String, ContextValue>) -> Context<'a> {
-        let folded = map.keys().all(|k| !k.bytes().any(|b| b.is_ascii_uppercase()));
+        let folded = map
+            .keys()
+            .all(|k| !k.bytes().any(|b| b.is_ascii_uppercase()));
         Context { map, folded }
     }
 
     /// Looks up a lowercased key.
     pub(crate) fn get(&self, lower_key: &str) -> Option<&'a ContextValue> {
+        // A request carries a handful of keys: comparing them is cheaper than hashing.
+        if self.map.len() <= 16 {
+            return self
+                .map
+                .iter()
+                .find(|(k, _)| {
+                    k.len() == lower_key.len()
+                        && if self.folded {
+                            k.as_str() == lower_key
+                        } else {
+                            k.eq_ignore_ascii_case(lower_key)
+                        }
+                })
+                .map(|(_, v)| v);
+        }
         if let Some(v) = self.map.get(lower_key) {
             return Some(v);
         }
@@ -264,17 +281,17 @@ fn statement_matches(
 }
 
 fn principal_matches(m: &Matcher<PrincipalEntry>, caller: Option<&str>) -> PrincipalMatch {
-    let best = m
-        .items
-        .iter()
-        .map(|e| entry_matches(e, caller))
-        .fold(PrincipalMatch::No, |acc, x| match (acc, x) {
-            (PrincipalMatch::Direct, _) | (_, PrincipalMatch::Direct) => PrincipalMatch::Direct,
-            (PrincipalMatch::Account, _) | (_, PrincipalMatch::Account) => {
-                PrincipalMatch::Account
-            }
-            _ => PrincipalMatch::No,
-        });
+    let best =
+        m.items
+            .iter()
+            .map(|e| entry_matches(e, caller))
+            .fold(PrincipalMatch::No, |acc, x| match (acc, x) {
+                (PrincipalMatch::Direct, _) | (_, PrincipalMatch::Direct) => PrincipalMatch::Direct,
+                (PrincipalMatch::Account, _) | (_, PrincipalMatch::Account) => {
+                    PrincipalMatch::Account
+                }
+                _ => PrincipalMatch::No,
+            });
     if !m.negated {
         return best;
     }
@@ -298,9 +315,9 @@ fn entry_matches(e: &PrincipalEntry, caller: Option<&str>) -> PrincipalMatch {
     };
     match e {
         PrincipalEntry::Any => PrincipalMatch::Direct,
-        PrincipalEntry::Service(s) | PrincipalEntry::Federated(s) | PrincipalEntry::CanonicalUser(s) => {
-            yes(**s == *caller)
-        }
+        PrincipalEntry::Service(s)
+        | PrincipalEntry::Federated(s)
+        | PrincipalEntry::CanonicalUser(s) => yes(**s == *caller),
         PrincipalEntry::Account(acct) => match split_arn(caller) {
             Some(p) if p[3] == &**acct => PrincipalMatch::Account,
             _ => PrincipalMatch::No,

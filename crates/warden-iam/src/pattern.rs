@@ -122,7 +122,14 @@ impl Pattern {
                 }
             }
         }
-        Some(glob(&self.toks, text, self.case_insensitive, ctx))
+        // Fast paths for the shapes most policies use: `*`, `literal`, `literal*`.
+        let ci = self.case_insensitive;
+        Some(match &*self.toks {
+            [Tok::Star] => true,
+            [Tok::Lit(l)] => l.len() == text.len() && prefix_len(text, 0, l, ci).is_some(),
+            [Tok::Lit(l), Tok::Star] => prefix_len(text, 0, l, ci).is_some(),
+            toks => glob(toks, text, ci, ctx),
+        })
     }
 }
 

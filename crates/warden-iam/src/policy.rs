@@ -311,7 +311,9 @@ fn parse_statement(
         None => None,
         Some((name, negated, v)) => Some(Matcher {
             negated,
-            items: parse_principal(v).map_err(|p| err(format!("{name}: {p}")))?.into(),
+            items: parse_principal(v)
+                .map_err(|p| err(format!("{name}: {p}")))?
+                .into(),
         }),
     };
     match kind {

@@ -49,7 +49,9 @@ fn run(case: &Value) -> Result<Value, String> {
     };
     let resource_policy = match obj.get("resourcePolicy") {
         None | Some(Value::Null) => None,
-        Some(p) => Some(load(p, PolicyKind::Resource).map_err(|e| format!("resource policy: {e}"))?),
+        Some(p) => {
+            Some(load(p, PolicyKind::Resource).map_err(|e| format!("resource policy: {e}"))?)
+        }
     };
     let string = |name: &str| -> Result<String, String> {
         obj.get(name)
@@ -113,9 +115,9 @@ fn context(v: Option<&Value>) -> Result<HashMap<String, ContextValue>, String> {
                 Value::Array(a) => ContextValue::List(
                     a.iter()
                         .map(|x| {
-                            x.as_str().map(str::to_string).ok_or_else(|| {
-                                format!("context key `{k}` must hold strings")
-                            })
+                            x.as_str()
+                                .map(str::to_string)
+                                .ok_or_else(|| format!("context key `{k}` must hold strings"))
                         })
                         .collect::<Result<_, _>>()?,
                 ),

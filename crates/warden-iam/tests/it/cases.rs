@@ -71,7 +71,10 @@ fn case_ids_are_unique_and_cover_every_outcome() {
     ids.dedup();
     assert_eq!(ids.len(), cases.len());
     for outcome in ["allowed", "explicitDeny", "implicitDeny", "error"] {
-        assert!(cases.iter().any(|c| c.expect == outcome), "no {outcome} case");
+        assert!(
+            cases.iter().any(|c| c.expect == outcome),
+            "no {outcome} case"
+        );
     }
 }
 

@@ -11,7 +11,11 @@ fn check(kind: PolicyKind, doc: &str, expected: &str) {
 #[test]
 fn messages_say_what_and_where() {
     use PolicyKind::*;
-    check(Any, "{", "policy is not valid json: EOF while parsing an object at line 1 column 1");
+    check(
+        Any,
+        "{",
+        "policy is not valid json: EOF while parsing an object at line 1 column 1",
+    );
     check(Any, "[]", "policy: the document must be a JSON object");
     check(
         Any,

@@ -53,7 +53,10 @@ fn independent_oracle_agrees_except_listed_cases() {
     assert_eq!(oracle.len(), cases.len(), "oracle skipped cases");
     let exceptions = exceptions();
     for id in exceptions.keys() {
-        assert!(cases.iter().any(|c| &c.id == id), "exception for unknown case {id}");
+        assert!(
+            cases.iter().any(|c| &c.id == id),
+            "exception for unknown case {id}"
+        );
     }
     let mut failures = Vec::new();
     for c in &cases {
