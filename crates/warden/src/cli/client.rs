@@ -1,0 +1,396 @@
+//! The one place where the client talks HTTP to Warden.
+//!
+//! Every request goes through [`Client::send`], so request signing (SigV4) can be added in
+//! one spot later. Server errors arrive AWS-shaped (`x-amzn-ErrorType` header, JSON body
+//! `{"Type","Message"}`) and become an [`ApiError`] that prints as one line.
+
+use std::{fmt, time::Duration};
+
+use http::{Method, Request};
+
+/// Responses bigger than this are refused: a sync invoke returns at most 6 MB.
+const MAX_RESPONSE_BYTES: u64 = 64 * 1024 * 1024;
+/// A function may run for 900 s; leave room for the platform around it.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(960);
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// An HTTP response, read whole.
+#[derive(Debug)]
+pub struct Reply {
+    /// HTTP status code.
+    pub status: u16,
+    /// Response headers.
+    pub headers: http::HeaderMap,
+    /// Response body.
+    pub body: Vec<u8>,
+}
+
+impl Reply {
+    /// A header as text, if present and valid.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+
+    /// The body parsed as JSON.
+    pub fn json(&self) -> anyhow::Result<serde_json::Value> {
+        serde_json::from_slice(&self.body)
+            .map_err(|e| anyhow::anyhow!("the server sent a response that is not JSON: {e}"))
+    }
+}
+
+/// An error answered by the server in AWS's shape.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiError {
+    /// HTTP status code.
+    pub status: u16,
+    /// The AWS error code, e.g. `ResourceNotFoundException`.
+    pub code: String,
+    /// The server's message.
+    pub message: String,
+    /// What the request was about (e.g. "function `foo`"), used to phrase "not found".
+    pub subject: Option<String>,
+}
+
+impl ApiError {
+    /// Reads an error out of a non-2xx reply.
+    pub fn from_reply(reply: &Reply) -> Self {
+        let body: Option<serde_json::Value> = serde_json::from_slice(&reply.body).ok();
+        let field = |names: &[&str]| {
+            body.as_ref().and_then(|b| {
+                names
+                    .iter()
+                    .find_map(|n| b.get(*n).and_then(|v| v.as_str()).map(str::to_owned))
+            })
+        };
+        // botocore reads the header first; `__type` may carry a `prefix#` before the code.
+        let code = reply
+            .header("x-amzn-ErrorType")
+            .map(str::to_owned)
+            .or_else(|| field(&["__type", "code", "Code"]))
+            .map(|c| {
+                let c = c.split(':').next().unwrap_or_default();
+                c.rsplit('#').next().unwrap_or_default().to_owned()
+            })
+            .filter(|c| !c.is_empty())
+            .unwrap_or_else(|| format!("HTTP {}", reply.status));
+        let message = field(&["Message", "message", "errorMessage"]).unwrap_or_else(|| {
+            let text = String::from_utf8_lossy(&reply.body);
+            let text = text.trim();
+            if text.is_empty() {
+                format!("the server answered HTTP {}", reply.status)
+            } else {
+                text.chars().take(300).collect()
+            }
+        });
+        Self {
+            status: reply.status,
+            code,
+            message,
+            subject: None,
+        }
+    }
+
+    /// Names what the request was about, so "not found" reads naturally.
+    pub fn about(mut self, subject: impl Into<String>) -> Self {
+        self.subject = Some(subject.into());
+        self
+    }
+}
+
+impl fmt::Display for ApiError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if let (Some(subject), "ResourceNotFoundException") = (&self.subject, self.code.as_str()) {
+            return write!(f, "{subject} not found ({})", self.code);
+        }
+        let message = self.message.trim().trim_end_matches('.');
+        let mut chars = message.chars();
+        match chars.next() {
+            // Lowercase the first letter unless it starts an acronym or a name ("ARN", "X-Amz").
+            Some(first) if !chars.next().is_some_and(|c| c.is_uppercase() || c == '-') => {
+                write!(
+                    f,
+                    "{}{} ({})",
+                    first.to_lowercase(),
+                    chars_from(message, 1),
+                    self.code
+                )
+            }
+            _ => write!(f, "{message} ({})", self.code),
+        }
+    }
+}
+
+fn chars_from(s: &str, n: usize) -> &str {
+    s.char_indices().nth(n).map_or("", |(i, _)| &s[i..])
+}
+
+impl std::error::Error for ApiError {}
+
+/// Warden could not be reached at all.
+#[derive(Debug)]
+pub struct Unreachable {
+    endpoint: String,
+    detail: String,
+}
+
+impl fmt::Display for Unreachable {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "cannot reach Warden at {}: is `warden serve` running? ({})",
+            self.endpoint, self.detail
+        )
+    }
+}
+
+impl std::error::Error for Unreachable {}
+
+/// A connection to one Warden endpoint.
+pub struct Client {
+    agent: ureq::Agent,
+    endpoint: String,
+}
+
+impl Client {
+    /// A client for `endpoint`, e.g. `http://127.0.0.1:9700`.
+    pub fn new(endpoint: &str) -> anyhow::Result<Self> {
+        let endpoint = endpoint.trim_end_matches('/').to_owned();
+        if !endpoint.starts_with("http://") {
+            anyhow::bail!(
+                "endpoint `{endpoint}` is not supported: this client speaks plain `http://` only"
+            );
+        }
+        let agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .timeout_connect(Some(CONNECT_TIMEOUT))
+            .timeout_global(Some(REQUEST_TIMEOUT))
+            .user_agent(concat!("warden-cli/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .new_agent();
+        Ok(Self { agent, endpoint })
+    }
+
+    /// Sends one request and reads the whole reply; any HTTP status is returned as a reply,
+    /// only transport failures are errors.
+    ///
+    /// `path_and_query` must already be percent-encoded (see [`encode`]).
+    pub fn send(
+        &self,
+        method: Method,
+        path_and_query: &str,
+        headers: &[(&str, &str)],
+        body: Option<Vec<u8>>,
+    ) -> anyhow::Result<Reply> {
+        let mut builder = Request::builder()
+            .method(method)
+            .uri(format!("{}{path_and_query}", self.endpoint));
+        for (name, value) in headers {
+            builder = builder.header(*name, *value);
+        }
+        let result = match body {
+            Some(body) => builder
+                .header("Content-Type", "application/json")
+                .body(body)
+                .map_err(|e| anyhow::anyhow!("could not build the request: {e}"))
+                .map(|req| self.agent.run(req))?,
+            None => builder
+                .body(())
+                .map_err(|e| anyhow::anyhow!("could not build the request: {e}"))
+                .map(|req| self.agent.run(req))?,
+        };
+        let response = result.map_err(|e| self.transport_error(e))?;
+        let status = response.status().as_u16();
+        let (parts, mut body) = response.into_parts();
+        let body = body
+            .with_config()
+            .limit(MAX_RESPONSE_BYTES)
+            .read_to_vec()
+            .map_err(|e| self.transport_error(e))?;
+        Ok(Reply {
+            status,
+            headers: parts.headers,
+            body,
+        })
+    }
+
+    /// Sends a request and turns a non-2xx reply into an [`ApiError`] about `subject`.
+    pub fn call(
+        &self,
+        method: Method,
+        path_and_query: &str,
+        headers: &[(&str, &str)],
+        body: Option<Vec<u8>>,
+        subject: &str,
+    ) -> anyhow::Result<Reply> {
+        let reply = self.send(method, path_and_query, headers, body)?;
+        if (200..300).contains(&reply.status) {
+            Ok(reply)
+        } else {
+            Err(ApiError::from_reply(&reply).about(subject).into())
+        }
+    }
+
+    fn transport_error(&self, e: ureq::Error) -> anyhow::Error {
+        let unreachable = |detail: String| {
+            anyhow::Error::new(Unreachable {
+                endpoint: self.endpoint.clone(),
+                detail,
+            })
+        };
+        match e {
+            ureq::Error::Io(io) if is_connect_error(&io) => unreachable(io.to_string()),
+            ureq::Error::ConnectionFailed | ureq::Error::HostNotFound => unreachable(e.to_string()),
+            ureq::Error::Timeout(t) => {
+                anyhow::anyhow!("request to {} timed out ({t})", self.endpoint)
+            }
+            ureq::Error::BodyExceedsLimit(n) => {
+                anyhow::anyhow!("the server's reply is larger than {n} bytes")
+            }
+            other => anyhow::anyhow!("request to {} failed: {other}", self.endpoint),
+        }
+    }
+}
+
+fn is_connect_error(e: &std::io::Error) -> bool {
+    use std::io::ErrorKind::*;
+    matches!(
+        e.kind(),
+        ConnectionRefused | ConnectionReset | ConnectionAborted | NotConnected | AddrNotAvailable
+    )
+}
+
+/// Percent-encodes a path segment or query value (everything but RFC 3986 unreserved).
+pub fn encode(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn reply(status: u16, code: Option<&str>, body: &str) -> Reply {
+        let mut headers = http::HeaderMap::new();
+        if let Some(code) = code {
+            headers.insert("x-amzn-ErrorType", code.parse().unwrap());
+        }
+        Reply {
+            status,
+            headers,
+            body: body.as_bytes().to_vec(),
+        }
+    }
+
+    #[test]
+    fn not_found_names_the_subject() {
+        let r = reply(
+            404,
+            Some("ResourceNotFoundException"),
+            r#"{"Type":"User","Message":"Function not found: arn:aws:lambda:us-east-1:000000000000:function:foo"}"#,
+        );
+        let e = ApiError::from_reply(&r).about("function `foo`");
+        assert_eq!(
+            e.to_string(),
+            "function `foo` not found (ResourceNotFoundException)"
+        );
+    }
+
+    #[test]
+    fn other_errors_show_the_message_and_code() {
+        let r = reply(
+            400,
+            Some("InvalidParameterValueException"),
+            r#"{"Type":"User","Message":"Memory size must be between 128 and 10240."}"#,
+        );
+        assert_eq!(
+            ApiError::from_reply(&r).about("function `foo`").to_string(),
+            "memory size must be between 128 and 10240 (InvalidParameterValueException)"
+        );
+        let r = reply(
+            400,
+            Some("InvalidParameterValueException"),
+            r#"{"Message":"ARN is bad"}"#,
+        );
+        assert_eq!(
+            ApiError::from_reply(&r).to_string(),
+            "ARN is bad (InvalidParameterValueException)"
+        );
+    }
+
+    #[test]
+    fn code_falls_back_to_the_body_then_the_status() {
+        let r = reply(
+            429,
+            None,
+            r#"{"__type":"com.amazon#TooManyRequestsException","message":"Rate exceeded"}"#,
+        );
+        assert_eq!(
+            ApiError::from_reply(&r).to_string(),
+            "rate exceeded (TooManyRequestsException)"
+        );
+        let r = reply(500, Some("ServiceException:http://internal"), "");
+        assert_eq!(
+            ApiError::from_reply(&r).to_string(),
+            "the server answered HTTP 500 (ServiceException)"
+        );
+        let r = reply(502, None, "Bad Gateway");
+        assert_eq!(
+            ApiError::from_reply(&r).to_string(),
+            "bad Gateway (HTTP 502)"
+        );
+    }
+
+    #[test]
+    fn unreachable_message() {
+        let e = Unreachable {
+            endpoint: "http://127.0.0.1:9700".into(),
+            detail: "connection refused".into(),
+        };
+        assert_eq!(
+            e.to_string(),
+            "cannot reach Warden at http://127.0.0.1:9700: is `warden serve` running? (connection refused)"
+        );
+    }
+
+    #[test]
+    fn refuses_other_schemes() {
+        let err = Client::new("https://example.invalid").err().unwrap();
+        assert!(err.to_string().contains("plain `http://` only"), "{err}");
+    }
+
+    #[test]
+    fn connection_refused_is_reported_as_unreachable() {
+        // Bind then drop a listener: the port is free and nothing answers on it.
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let endpoint = format!("http://127.0.0.1:{port}");
+        let client = Client::new(&endpoint).unwrap();
+        let err = client.send(Method::GET, "/", &[], None).unwrap_err();
+        assert!(
+            err.to_string().starts_with(&format!(
+                "cannot reach Warden at {endpoint}: is `warden serve` running?"
+            )),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn encodes_path_segments() {
+        assert_eq!(encode("my-func_1.x"), "my-func_1.x");
+        assert_eq!(
+            encode("arn:aws:lambda:us-east-1:1:function:f"),
+            "arn%3Aaws%3Alambda%3Aus-east-1%3A1%3Afunction%3Af"
+        );
+        assert_eq!(encode("a b/é"), "a%20b%2F%C3%A9");
+    }
+}
