@@ -248,6 +248,17 @@ impl Cgroups {
         dirs
     }
 
+    /// Every directory created so far: slots first, then the base directories.
+    pub(crate) fn all_dirs(&self) -> Vec<PathBuf> {
+        let mut all: Vec<PathBuf> = (0..self.slots).flat_map(|s| self.dirs(s)).collect();
+        for (_, base) in &self.bases {
+            if !all.contains(base) {
+                all.push(base.clone());
+            }
+        }
+        all
+    }
+
     /// The slot's directory on v2, for `clone3(CLONE_INTO_CGROUP)`.
     pub(crate) fn v2_dir(&self, slot: usize) -> Option<PathBuf> {
         if self.v2 {
@@ -371,15 +382,10 @@ impl Cgroups {
 
 impl Drop for Cgroups {
     fn drop(&mut self) {
-        for slot in 0..self.slots {
-            for dir in self.dirs(slot) {
-                let _ = fs::remove_dir(dir);
-            }
-        }
-        let mut bases: Vec<&PathBuf> = self.bases.iter().map(|(_, b)| b).collect();
-        bases.dedup();
-        for base in bases {
-            let _ = fs::remove_dir(base);
+        // Children before parents; a directory that still holds a process stays (rmdir
+        // fails with EBUSY) rather than being forced.
+        for dir in self.all_dirs() {
+            let _ = fs::remove_dir(dir);
         }
     }
 }

@@ -143,6 +143,10 @@ pub enum SandboxError {
         file: &'static str,
         source: io::Error,
     },
+    /// This kernel or host refuses the namespaces the sandbox needs (user namespaces
+    /// disabled, or running in a container without the privilege to make namespaces).
+    #[error("namespaces are not available here")]
+    Unsupported(io::Error),
     /// The child reported a failed setup step.
     #[error("sandbox setup failed at step `{step}`")]
     ChildStep {
@@ -420,6 +424,7 @@ impl Sandbox {
             cgroup_note,
             pool: Vec::new(),
         };
+        probe_namespaces(userns)?;
         sandbox.refill_pool()?;
         Ok(sandbox)
     }
@@ -435,6 +440,15 @@ impl Sandbox {
                 .push(netns::Prepared::create(self.config.runtime_api_port)?);
         }
         Ok(())
+    }
+
+    /// The cgroup directories this sandbox created (its base directories and slots); all
+    /// are removed when the sandbox is dropped.
+    pub fn cgroup_dirs(&self) -> Vec<PathBuf> {
+        self.cgroups
+            .as_ref()
+            .map(cgroup::Cgroups::all_dirs)
+            .unwrap_or_default()
     }
 
     /// Whether instances run in a user namespace (the process is not root).
@@ -526,11 +540,17 @@ impl Sandbox {
                 false,
                 "not root: namespaces are created at spawn".to_owned(),
             );
+        } else if self.config.netns_pool_size == 0 {
+            add(
+                "network namespace pool",
+                false,
+                "pool size 0: namespaces are created at spawn".to_owned(),
+            );
         } else {
             add(
                 "network namespace pool",
                 true,
-                format!("{} prepared", self.config.netns_pool_size),
+                format!("{} kept ready", self.config.netns_pool_size),
             );
         }
         ProtectionReport { protections: p }
@@ -1006,6 +1026,47 @@ impl Drop for Sandbox {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir(&self.config.staging_dir);
     }
+}
+
+/// Checks once that this host lets us create every namespace an instance needs, so an
+/// unusable host fails at startup rather than at the first invoke.
+fn probe_namespaces(userns: bool) -> Result<(), SandboxError> {
+    let mut flags = (libc::CLONE_NEWNS
+        | libc::CLONE_NEWPID
+        | libc::CLONE_NEWNET
+        | libc::CLONE_NEWIPC
+        | libc::CLONE_NEWUTS
+        | libc::CLONE_NEWCGROUP
+        | libc::CLONE_PIDFD) as u64;
+    if userns {
+        flags |= libc::CLONE_NEWUSER as u64;
+    }
+    let mut pidfd: RawFd = -1;
+    let args = CloneArgs {
+        flags,
+        pidfd: &mut pidfd as *mut RawFd as u64,
+        exit_signal: libc::SIGCHLD as u64,
+        ..CloneArgs::default()
+    };
+    // SAFETY: fork-like clone3; the child only calls `_exit`, which is async-signal-safe.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_clone3,
+            &args as *const CloneArgs,
+            std::mem::size_of::<CloneArgs>(),
+        )
+    };
+    if ret == 0 {
+        // SAFETY: ends the probe child immediately.
+        unsafe { libc::_exit(0) };
+    }
+    if ret < 0 {
+        return Err(SandboxError::Unsupported(io::Error::last_os_error()));
+    }
+    // SAFETY: the kernel stored a new pidfd that nothing else owns.
+    let pidfd = unsafe { OwnedFd::from_raw_fd(pidfd) };
+    wait_pidfd(&pidfd, ret as i32)?;
+    Ok(())
 }
 
 fn send_byte(sock: &OwnedFd, byte: u8) -> Result<(), SandboxError> {

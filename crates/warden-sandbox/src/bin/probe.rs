@@ -101,7 +101,8 @@ fn main() {
             arg(2).parse::<u16>().unwrap_or(1),
         ))),
         "serve" => {
-            let r = TcpStream::connect("127.0.0.1:9001").and_then(|mut s| {
+            let port = arg(2).parse::<u16>().unwrap_or(9001);
+            let r = TcpStream::connect(("127.0.0.1", port)).and_then(|mut s| {
                 s.write_all(b"hello from inside\n")?;
                 let mut reply = String::new();
                 s.read_to_string(&mut reply)?;

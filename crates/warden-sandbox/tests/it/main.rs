@@ -354,6 +354,20 @@ fn teardown_leaves_no_process_behind() {
 }
 
 #[test]
+fn no_cgroup_is_left_after_the_sandbox_is_dropped() {
+    let mut fx = fixture();
+    fx.run(&["status"]);
+    let dirs = fx.sandbox.cgroup_dirs();
+    // This host (and CI) runs as root with cgroups: a slot per controller plus the bases.
+    assert!(!dirs.is_empty());
+    assert!(dirs.iter().all(|d| d.exists()));
+    drop(fx);
+    for d in dirs {
+        assert!(!d.exists(), "{} left behind", d.display());
+    }
+}
+
+#[test]
 fn early_failure_is_reported_and_does_not_hang() {
     let mut fx = fixture();
     let (out_r, out_w) = pipe();
