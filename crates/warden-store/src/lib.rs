@@ -82,6 +82,10 @@ pub enum StoreError {
         path: std::path::PathBuf,
         mode: String,
     },
+    /// The write was queued for a group commit but the thread running that batch died
+    /// before reporting; whether it was committed is unknown.
+    #[error("the write was abandoned because the batch carrying it failed unexpectedly")]
+    WriteAbandoned,
     #[error("database file I/O failed while {context} at `{path}`: {source}")]
     DatabaseIo {
         context: &'static str,

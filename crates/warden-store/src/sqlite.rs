@@ -9,7 +9,7 @@
 
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::sync::{mpsc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use rusqlite::{params, Connection, OptionalExtension, Row, Transaction, TransactionBehavior};
@@ -107,6 +107,8 @@ enum Sync {
 pub struct SqliteStore {
     meta_path: PathBuf,
     writer: Mutex<Connection>,
+    /// Queue writes waiting for the next group commit (see [`SqliteStore::write_grouped`]).
+    pending: Mutex<Vec<Box<dyn GroupedWrite>>>,
     reader: Mutex<Connection>,
     log_writer: Mutex<Connection>,
     log_reader: Mutex<Connection>,
@@ -140,6 +142,95 @@ fn immediate<'c>(
 
 fn to_i64(n: usize) -> i64 {
     i64::try_from(n).unwrap_or(i64::MAX)
+}
+
+fn lock_pending(
+    m: &Mutex<Vec<Box<dyn GroupedWrite>>>,
+) -> MutexGuard<'_, Vec<Box<dyn GroupedWrite>>> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// One write waiting in a group commit, type-erased so writes of different result
+/// types share a batch.
+trait GroupedWrite: Send {
+    /// Runs the write inside the batch's transaction; false if it failed (and so its
+    /// savepoint must be rolled back).
+    fn run(&mut self, conn: &Connection) -> bool;
+    /// Reports the outcome to the waiting caller: the batch's error if the batch failed,
+    /// else the write's own result.
+    fn finish(self: Box<Self>, batch: Result<(), &rusqlite::Error>);
+}
+
+struct Grouped<T, F> {
+    context: &'static str,
+    write: Option<F>,
+    out: Option<Result<T, StoreError>>,
+    done: mpsc::SyncSender<Result<T, StoreError>>,
+}
+
+impl<T, F> GroupedWrite for Grouped<T, F>
+where
+    T: Send,
+    F: FnOnce(&Connection) -> Result<T, StoreError> + Send,
+{
+    fn run(&mut self, conn: &Connection) -> bool {
+        let out = self.write.take().map(|f| f(conn));
+        let ok = matches!(out, Some(Ok(_)));
+        self.out = out;
+        ok
+    }
+
+    fn finish(self: Box<Self>, batch: Result<(), &rusqlite::Error>) {
+        let result = match (batch, self.out) {
+            (_, Some(Err(own))) => Err(own),
+            (Ok(()), Some(Ok(value))) => Ok(value),
+            (Ok(()), None) => Err(StoreError::WriteAbandoned),
+            (Err(e), _) => Err(StoreError::Backend {
+                context: self.context,
+                source: copy_error(e),
+            }),
+        };
+        // The caller may have gone (it cannot: it waits on this channel); nothing to do then.
+        let _ = self.done.send(result);
+    }
+}
+
+/// `rusqlite::Error` is not `Clone`, but a failed batch must hand its error to every
+/// write in it.
+fn copy_error(e: &rusqlite::Error) -> rusqlite::Error {
+    match e {
+        rusqlite::Error::SqliteFailure(code, msg) => {
+            rusqlite::Error::SqliteFailure(*code, msg.clone())
+        }
+        other => rusqlite::Error::SqliteFailure(
+            rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_ERROR),
+            Some(other.to_string()),
+        ),
+    }
+}
+
+/// Runs and commits one group-commit batch, then reports to every waiting writer.
+fn commit_batch(conn: &mut Connection, mut batch: Vec<Box<dyn GroupedWrite>>) {
+    let outcome = (|| -> rusqlite::Result<()> {
+        conn.execute_batch("BEGIN IMMEDIATE")?;
+        for job in &mut batch {
+            conn.execute_batch("SAVEPOINT grouped_write")?;
+            if job.run(conn) {
+                conn.execute_batch("RELEASE grouped_write")?;
+            } else {
+                conn.execute_batch("ROLLBACK TO grouped_write; RELEASE grouped_write")?;
+            }
+        }
+        conn.execute_batch("COMMIT")
+    })();
+    if outcome.is_err() && !conn.is_autocommit() {
+        if let Err(e) = conn.execute_batch("ROLLBACK") {
+            tracing::error!(error = %e, "cannot roll back a failed write batch");
+        }
+    }
+    for job in batch {
+        job.finish(outcome.as_ref().map(|_| ()));
+    }
 }
 
 /// `$LATEST` is stored as 0 and published versions by number; anything else names no
@@ -435,6 +526,7 @@ impl SqliteStore {
         Ok(Self {
             meta_path: path.to_owned(),
             writer: Mutex::new(writer),
+            pending: Mutex::new(Vec::new()),
             reader: Mutex::new(reader),
             log_writer: Mutex::new(log_writer),
             log_reader: Mutex::new(log_reader),
@@ -468,16 +560,58 @@ impl SqliteStore {
         Ok(n as u64)
     }
 
+    /// The write connection, with no transaction left open by a writer that panicked.
+    fn writer(&self) -> MutexGuard<'_, Connection> {
+        let conn = lock(&self.writer);
+        if !conn.is_autocommit() {
+            if let Err(e) = conn.execute_batch("ROLLBACK") {
+                tracing::error!(error = %e, "cannot roll back a transaction abandoned by a panic");
+            }
+        }
+        conn
+    }
+
     fn write<T>(
         &self,
         context: &'static str,
         f: impl FnOnce(&Transaction<'_>) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
-        let mut conn = lock(&self.writer);
+        let mut conn = self.writer();
         let tx = immediate(&mut conn, context)?;
         let out = f(&tx)?;
         tx.commit().map_err(db(context))?;
         Ok(out)
+    }
+
+    /// Runs `f` as part of a group commit: writes that arrive while another commit is
+    /// being fsynced share the next transaction (each in its own savepoint, so one failing
+    /// write does not undo the others) and so one fsync. Returns after the batch holding
+    /// `f` committed, with `f`'s own result.
+    ///
+    /// INVARIANT: a job is pushed before its submitter takes the writer lock, and the
+    /// thread that drains a batch reports every job in it before releasing the lock. So
+    /// once a submitter holds the lock its job is either still queued (and it runs it) or
+    /// already reported.
+    fn write_grouped<T, F>(&self, context: &'static str, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+    {
+        let (done, outcome) = mpsc::sync_channel(1);
+        lock_pending(&self.pending).push(Box::new(Grouped {
+            context,
+            write: Some(f),
+            out: None,
+            done,
+        }));
+        {
+            let mut conn = self.writer();
+            let batch = std::mem::take(&mut *lock_pending(&self.pending));
+            if !batch.is_empty() {
+                commit_batch(&mut conn, batch);
+            }
+        }
+        outcome.recv().unwrap_or(Err(StoreError::WriteAbandoned))
     }
 
     /// Runs `f` in one read transaction, so multi-statement reads see one snapshot.
@@ -923,9 +1057,11 @@ impl Store for SqliteStore {
     }
 
     fn enqueue_event(&self, event: &QueuedEvent) -> Result<(), StoreError> {
-        self.write("queueing an event", |tx| {
-            require_function(tx, &event.function)?;
-            let n = tx
+        // Owned copy: the write may run on whichever thread leads the group commit.
+        let event = event.clone();
+        self.write_grouped("queueing an event", move |conn| {
+            require_function(conn, &event.function)?;
+            let n = conn
                 .prepare_cached(
                     "INSERT OR IGNORE INTO events
                        (id, function, qualifier, payload, attempts, not_before_ms, enqueued_ms, leased_until_ms)
@@ -959,7 +1095,7 @@ impl Store for SqliteStore {
         if max == 0 {
             return Ok(Vec::new());
         }
-        self.write("leasing events", |tx| {
+        self.write_grouped("leasing events", move |tx| {
             let mut select = tx
                 .prepare_cached(
                     "SELECT id, function, qualifier, payload, attempts, not_before_ms, enqueued_ms, seq
@@ -991,7 +1127,8 @@ impl Store for SqliteStore {
     fn complete_event(&self, id: &str) -> Result<(), StoreError> {
         // Completing an event that is already gone (its function was deleted meanwhile, or
         // a second worker finished it after a lease expired) is not an error.
-        self.write("completing an event", |tx| {
+        let id = id.to_owned();
+        self.write_grouped("completing an event", move |tx| {
             tx.prepare_cached("DELETE FROM events WHERE id = ?1")
                 .and_then(|mut s| s.execute(params![id]))
                 .map_err(db("completing an event"))?;
@@ -1001,7 +1138,8 @@ impl Store for SqliteStore {
 
     fn retry_event(&self, id: &str, not_before_ms: i64) -> Result<(), StoreError> {
         // Like `complete_event`, a vanished event is left vanished.
-        self.write("rescheduling an event", |tx| {
+        let id = id.to_owned();
+        self.write_grouped("rescheduling an event", move |tx| {
             tx.prepare_cached(
                 "UPDATE events SET attempts = attempts + 1, leased_until_ms = NULL, not_before_ms = ?2
                  WHERE id = ?1",

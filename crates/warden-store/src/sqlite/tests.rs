@@ -882,3 +882,118 @@ proptest! {
         prop_assert_eq!(got, rest.into_iter().map(|(_, _, id)| id).collect::<Vec<_>>());
     }
 }
+
+#[test]
+fn a_failing_write_in_a_group_commit_undoes_only_itself() {
+    let (_d, store) = open();
+    store.create_function(&latest("f", "a", "r")).unwrap();
+    let insert = |id: &'static str, then_fail: bool| {
+        let (done, outcome) = mpsc::sync_channel(1);
+        let job: Box<dyn GroupedWrite> = Box::new(Grouped {
+            context: "test",
+            write: Some(move |conn: &Connection| {
+                conn.execute(
+                    "INSERT INTO settings (key, value) VALUES (?1, 'v')",
+                    params![id],
+                )
+                .map_err(db("test"))?;
+                if then_fail {
+                    return Err(StoreError::Conflict(format!("{id} fails after writing")));
+                }
+                Ok(id)
+            }),
+            out: None,
+            done,
+        });
+        (job, outcome)
+    };
+    let (a, a_out) = insert("a", false);
+    let (b, b_out) = insert("b", true);
+    let (c, c_out) = insert("c", false);
+    commit_batch(&mut lock(&store.writer), vec![a, b, c]);
+    assert_eq!(a_out.recv().unwrap().unwrap(), "a");
+    assert_eq!(
+        b_out.recv().unwrap().unwrap_err().to_string(),
+        "b fails after writing"
+    );
+    assert_eq!(c_out.recv().unwrap().unwrap(), "c");
+    assert_eq!(store.get_setting("a").unwrap().as_deref(), Some("v"));
+    assert_eq!(
+        store.get_setting("b").unwrap(),
+        None,
+        "the failed write is rolled back"
+    );
+    assert_eq!(store.get_setting("c").unwrap().as_deref(), Some("v"));
+}
+
+#[test]
+fn a_failed_batch_reports_its_error_to_every_write() {
+    let (_d, store) = open();
+    let job = |id: &'static str| {
+        let (done, outcome) = mpsc::sync_channel(1);
+        let job: Box<dyn GroupedWrite> = Box::new(Grouped {
+            context: "writing in a doomed batch",
+            write: Some(move |conn: &Connection| {
+                conn.execute(
+                    "INSERT INTO settings (key, value) VALUES (?1, 'v')",
+                    params![id],
+                )
+                .map_err(db("test"))?;
+                Ok(())
+            }),
+            out: None,
+            done,
+        });
+        (job, outcome)
+    };
+    let (a, a_out) = job("a");
+    let (b, b_out) = job("b");
+    let mut conn = lock(&store.writer);
+    // A transaction already open makes the batch's BEGIN fail.
+    conn.execute_batch("BEGIN").unwrap();
+    commit_batch(&mut conn, vec![a, b]);
+    for out in [a_out, b_out] {
+        let err = out.recv().unwrap().unwrap_err();
+        assert!(
+            err.to_string()
+                .starts_with("database error while writing in a doomed batch: "),
+            "{err}"
+        );
+    }
+    assert!(
+        conn.is_autocommit(),
+        "the failed batch left no transaction open"
+    );
+    drop(conn);
+    assert_eq!(store.get_setting("a").unwrap(), None);
+}
+
+#[test]
+fn concurrent_queue_writes_keep_their_own_outcomes() {
+    let (_d, store) = open();
+    store.create_function(&latest("f", "a", "r")).unwrap();
+    let store = std::sync::Arc::new(store);
+    let threads: Vec<_> = (0..8)
+        .map(|t| {
+            let store = store.clone();
+            std::thread::spawn(move || {
+                let mut refused = 0;
+                for i in 0..20 {
+                    // Odd threads reuse the ids of the even ones: exactly one of each pair wins.
+                    let id = format!("{}-{i}", t / 2);
+                    let function = if i == 19 { "missing" } else { "f" };
+                    match store.enqueue_event(&event(&id, function, 0)) {
+                        Ok(()) => {}
+                        Err(StoreError::AlreadyExists(_)) => refused += 1,
+                        Err(StoreError::NotFound(what)) => assert_eq!(what, "function `missing`"),
+                        Err(e) => panic!("{e}"),
+                    }
+                }
+                refused
+            })
+        })
+        .collect();
+    let refused: usize = threads.into_iter().map(|t| t.join().unwrap()).sum();
+    assert_eq!(refused, 4 * 19);
+    assert_eq!(store.queued_event_count().unwrap(), 4 * 19);
+}
