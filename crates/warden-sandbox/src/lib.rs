@@ -68,6 +68,11 @@
 //!   thread that lives as long as the instances (the zygote's main thread).
 //! - Every [`Sandboxed`] must end in [`Sandbox::wait`] or [`Sandbox::teardown`], which
 //!   reap the process and return its cgroup slot; dropping one only kills it.
+//! - Instances are children of the spawning process: it must not reap with `waitpid(-1)`
+//!   (use the pidfd), or [`Sandbox::wait`] fails.
+//! - [`Sandbox::new`] fails with [`SandboxError::Unsupported`] on a host that refuses the
+//!   namespaces; only then may the platform run without the sandbox, and only when the
+//!   operator asked for it explicitly.
 
 mod cgroup;
 mod child;

@@ -94,6 +94,24 @@ fn main() {
         "packet" => report(unsafe { libc::socket(libc::AF_PACKET, libc::SOCK_RAW, 0) }.into()),
         // SAFETY: as above.
         "netlink" => report(unsafe { libc::socket(libc::AF_NETLINK, libc::SOCK_RAW, 0) }.into()),
+        "io_uring" => {
+            let mut params = [0u8; 120];
+            // SAFETY: io_uring_setup reads and writes a zeroed params buffer of the kernel's size.
+            report(unsafe { libc::syscall(libc::SYS_io_uring_setup, 8, params.as_mut_ptr()) })
+        }
+        "clone3" => {
+            let args = [0u64; 11];
+            // SAFETY: a zeroed clone_args would fork; the filter must refuse before that.
+            let r = unsafe { libc::syscall(libc::SYS_clone3, args.as_ptr(), 88) };
+            if r == 0 {
+                std::process::exit(0);
+            }
+            report(r)
+        }
+        "thread" => match std::thread::spawn(|| 7).join() {
+            Ok(7) => println!("ok"),
+            _ => println!("err thread"),
+        },
         // SAFETY: unshare passes no memory.
         "unshare" => report(unsafe { libc::unshare(libc::CLONE_NEWUSER) }.into()),
         "connect" => io_report(TcpStream::connect((

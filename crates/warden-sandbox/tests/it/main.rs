@@ -199,10 +199,13 @@ fn writes_succeed_only_in_tmp() {
 fn forbidden_syscalls_fail_with_eperm() {
     let mut fx = fixture();
     for probe in [
-        "mount", "ptrace", "bpf", "keyctl", "rawsock", "packet", "netlink", "unshare",
+        "mount", "ptrace", "bpf", "keyctl", "rawsock", "packet", "netlink", "unshare", "io_uring",
     ] {
         assert_eq!(fx.run(&[probe]), format!("err {}", libc::EPERM), "{probe}");
     }
+    // clone3 looks absent, so libc falls back to clone, and threads still work.
+    assert_eq!(fx.run(&["clone3"]), format!("err {}", libc::ENOSYS));
+    assert_eq!(fx.run(&["thread"]), "ok");
 }
 
 #[test]
@@ -351,6 +354,77 @@ fn teardown_leaves_no_process_behind() {
             "pid {pid} survived"
         );
     }
+}
+
+#[test]
+fn missed_setup_deadline_kills_the_child_instead_of_hanging() {
+    let staging = tempfile::tempdir().unwrap();
+    // A deadline that has always passed by the time the parent starts waiting.
+    let config = SandboxConfig {
+        staging_dir: staging.path().join("root"),
+        netns_pool_size: 1,
+        spawn_timeout: Duration::from_nanos(1),
+        ..SandboxConfig::default()
+    };
+    let mut fx = Fixture {
+        sandbox: Sandbox::new(config).unwrap(),
+        code: tempfile::tempdir().unwrap(),
+        _staging: staging,
+    };
+    std::fs::set_permissions(fx.code.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    match fx.spawn(&["sleep"], &DEFAULT) {
+        Err(SandboxError::Timeout { timeout, .. }) => assert_eq!(timeout, Duration::from_nanos(1)),
+        other => panic!("expected a timeout, got {other:?}"),
+    }
+    // The killed child was reaped and its slot returned: cgroups hold no process.
+    for dir in fx.sandbox.cgroup_dirs() {
+        let procs = std::fs::read_to_string(dir.join("cgroup.procs")).unwrap();
+        assert_eq!(procs, "", "{}", dir.display());
+    }
+}
+
+#[test]
+fn instance_runs_inside_its_limited_cgroup_slot() {
+    let mut fx = fixture();
+    let (instance, _out) = fx
+        .spawn(
+            &["sleep"],
+            &Limits {
+                memory_mb: 100,
+                tmp_mb: 28,
+                pids_max: 24,
+            },
+        )
+        .unwrap();
+    let slots: Vec<PathBuf> = fx
+        .sandbox
+        .cgroup_dirs()
+        .into_iter()
+        .filter(|d| d.ends_with("slot-0"))
+        .collect();
+    assert_eq!(slots.len(), 3, "memory, pids and cpu slots: {slots:?}");
+    for slot in &slots {
+        let procs = std::fs::read_to_string(slot.join("cgroup.procs")).unwrap();
+        assert!(
+            procs.lines().any(|p| p == instance.pid.to_string()),
+            "{} lacks the instance: {procs}",
+            slot.display()
+        );
+    }
+    let read = |file: &str| {
+        slots
+            .iter()
+            .find_map(|s| std::fs::read_to_string(s.join(file)).ok())
+            .unwrap()
+    };
+    // memory_mb + tmp_mb, because /tmp pages are charged to the instance.
+    assert_eq!(
+        read("memory.limit_in_bytes").trim(),
+        (128u64 << 20).to_string()
+    );
+    assert_eq!(read("pids.max").trim(), "24");
+    assert_eq!(read("cpu.cfs_quota_us").trim(), "100000");
+    fx.sandbox.teardown(instance).unwrap();
 }
 
 #[test]
