@@ -764,7 +764,8 @@ fn settings_round_trip() {
 fn concurrent_writers_and_readers_do_not_interfere() {
     let (_d, store) = open();
     store.create_function(&latest("f", "a", "r")).unwrap();
-    let store = std::sync::Arc::new(store);
+    // As the engine holds it: a shared trait object.
+    let store: std::sync::Arc<dyn Store> = std::sync::Arc::new(store);
     let threads: Vec<_> = (0..4)
         .map(|t| {
             let store = store.clone();

@@ -1,12 +1,13 @@
 //! Proves the durability invariant against a real crash: a child process (this test
-//! binary re-executed to run only [`writer`]) enqueues events and prints each id once
-//! `enqueue_event` has returned; the parent `kill -9`s it at a random moment, reopens the
+//! binary re-executed to run only [`writer`]) enqueues events from several threads and
+//! prints each id once `enqueue_event` has returned; the parent `kill -9`s it at a random moment, reopens the
 //! store and checks that every acknowledged event (and its log line) is there.
 
 use std::collections::BTreeSet;
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Command, Stdio};
+use std::sync::Arc;
 
 use warden_store::{LogRecord, QueuedEvent, SqliteStore, Store, StoreError};
 use warden_types::{FunctionName, FunctionVersion, LATEST};
@@ -40,43 +41,56 @@ fn latest() -> FunctionVersion {
     }
 }
 
-/// Enqueues events (each with one log line) and prints `ack <id>` after each returns.
-/// Stops after `limit` events, or never (until killed) when `limit` is `None`.
+/// Writer threads per child, so that crashes also hit group commits of several writes.
+const THREADS: usize = 4;
+
+/// Enqueues events (each with one log line) from [`THREADS`] threads and prints
+/// `ack <id>` after each returns. Each thread stops after `limit` events, or never (until
+/// killed) when `limit` is `None`. Returns how many events were written.
 fn write_events(dir: &Path, round: &str, limit: Option<usize>) -> usize {
-    let store = SqliteStore::open(&dir.join("warden.db")).unwrap();
+    let store = Arc::new(SqliteStore::open(&dir.join("warden.db")).unwrap());
     match store.create_function(&latest()) {
         Ok(()) | Err(StoreError::AlreadyExists(_)) => {}
         Err(e) => panic!("{e}"),
     }
-    let mut i = 0;
-    while limit.is_none_or(|l| i < l) {
-        let id = format!("{round}-{i}");
-        store
-            .enqueue_event(&QueuedEvent {
-                id: id.clone(),
-                function: function(),
-                qualifier: LATEST.to_owned(),
-                payload: vec![b'x'; 100],
-                attempts: 0,
-                not_before_ms: 0,
-                enqueued_ms: 0,
+    let threads: Vec<_> = (0..THREADS)
+        .map(|t| {
+            let store = store.clone();
+            let round = round.to_owned();
+            std::thread::spawn(move || {
+                let mut i = 0;
+                while limit.is_none_or(|l| i < l) {
+                    let id = format!("{round}-{t}-{i}");
+                    store
+                        .enqueue_event(&QueuedEvent {
+                            id: id.clone(),
+                            function: function(),
+                            qualifier: LATEST.to_owned(),
+                            payload: vec![b'x'; 100],
+                            attempts: 0,
+                            not_before_ms: 0,
+                            enqueued_ms: 0,
+                        })
+                        .unwrap();
+                    store
+                        .append_logs(&[LogRecord {
+                            seq: 0,
+                            function: function(),
+                            timestamp_ms: 0,
+                            request_id: Some(id.clone()),
+                            message: format!("line {id}"),
+                        }])
+                        .unwrap();
+                    // `println!` writes whole lines through a line-buffered stdout: the
+                    // line is in the pipe when this returns.
+                    println!("ack {id}");
+                    i += 1;
+                }
+                i
             })
-            .unwrap();
-        store
-            .append_logs(&[LogRecord {
-                seq: 0,
-                function: function(),
-                timestamp_ms: 0,
-                request_id: Some(id.clone()),
-                message: format!("line {id}"),
-            }])
-            .unwrap();
-        // `println!` goes through a line-buffered stdout: the line is in the pipe when
-        // this returns.
-        println!("ack {id}");
-        i += 1;
-    }
-    i
+        })
+        .collect();
+    threads.into_iter().map(|t| t.join().unwrap()).sum()
 }
 
 /// The child's entry point. Run directly (no environment variable) it writes a few
@@ -89,9 +103,9 @@ fn writer() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
-    assert_eq!(write_events(dir.path(), "solo", Some(20)), 20);
+    assert_eq!(write_events(dir.path(), "solo", Some(5)), 5 * THREADS);
     let store = SqliteStore::open(&dir.path().join("warden.db")).unwrap();
-    assert_eq!(store.queued_event_count().unwrap(), 20);
+    assert_eq!(store.queued_event_count().unwrap(), 5 * THREADS as u64);
 }
 
 /// Pseudo-random numbers without a dependency: the clock's nanoseconds are random enough
