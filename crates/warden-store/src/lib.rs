@@ -148,16 +148,19 @@ pub struct LogRecord {
 pub trait Store: Send + Sync + 'static {
     // ---- functions and versions ----
 
-    /// Inserts `$LATEST` of a new function; `AlreadyExists` if the name is taken.
+    /// Inserts `$LATEST` of a new function; `AlreadyExists` if the name is taken,
+    /// `InvalidRecord` if `latest.version` is not `$LATEST`.
     fn create_function(&self, latest: &FunctionVersion) -> Result<(), StoreError>;
-    /// One version (`$LATEST` or a number) of a function.
+    /// One version (`$LATEST` or a number) of a function; `None` also for a `version`
+    /// that is neither (such as an alias name).
     fn get_version(
         &self,
         name: &FunctionName,
         version: &str,
     ) -> Result<Option<FunctionVersion>, StoreError>;
     /// Replaces `$LATEST`; with `expected_revision`, fails with `RevisionMismatch` unless
-    /// the stored revision equals it. `NotFound` if the function does not exist.
+    /// the stored revision equals it. `NotFound` if the function does not exist,
+    /// `InvalidRecord` if `latest.version` is not `$LATEST`.
     fn update_latest(
         &self,
         latest: &FunctionVersion,
@@ -165,7 +168,9 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<(), StoreError>;
     /// Copies `$LATEST` into the next version number (1, 2, ...) and returns it. If the latest
     /// published version already has the same code sha and configuration, returns that one
-    /// instead (Lambda's behaviour). `expected_revision` guards `$LATEST`.
+    /// instead (Lambda's behaviour). `expected_revision` guards `$LATEST`. The new version
+    /// takes `description` if given, else `$LATEST`'s; `$LATEST` itself is unchanged.
+    /// Numbers are never reused, even after the versions holding them are deleted.
     fn publish_version(
         &self,
         name: &FunctionName,
@@ -181,7 +186,8 @@ pub trait Store: Send + Sync + 'static {
         limit: usize,
     ) -> Result<Vec<FunctionVersion>, StoreError>;
     /// Every version of one function: `$LATEST` first, then numbers ascending, starting
-    /// after the version `after` (exclusive).
+    /// after the version `after` (exclusive; a marker naming no version gives an empty
+    /// page). `NotFound` if the function does not exist.
     fn list_versions(
         &self,
         name: &FunctionName,
@@ -190,7 +196,8 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<Vec<FunctionVersion>, StoreError>;
     /// Deletes a whole function (all versions, aliases, concurrency, queued events) or one
     /// published version. Returns false if nothing existed. Deleting a version an alias
-    /// points at fails with `Conflict`.
+    /// points at (as its version or its routing version) fails with `Conflict`, and so
+    /// does deleting `$LATEST` alone. Log lines are kept.
     fn delete_function(
         &self,
         name: &FunctionName,
@@ -204,14 +211,17 @@ pub trait Store: Send + Sync + 'static {
     /// `AlreadyExists` if taken; `NotFound` if the function or target version is missing.
     fn create_alias(&self, alias: &Alias) -> Result<(), StoreError>;
     fn get_alias(&self, function: &FunctionName, name: &str) -> Result<Option<Alias>, StoreError>;
-    /// Replaces an alias, guarded by `expected_revision`.
+    /// Replaces an alias, guarded by `expected_revision`; `NotFound` if the alias or a
+    /// target version is missing.
     fn update_alias(
         &self,
         alias: &Alias,
         expected_revision: Option<&str>,
     ) -> Result<(), StoreError>;
     fn delete_alias(&self, function: &FunctionName, name: &str) -> Result<bool, StoreError>;
-    /// Aliases of a function ordered by name, optionally only those pointing at `version`.
+    /// Aliases of a function ordered by name after `after` (exclusive), optionally only
+    /// those pointing at `version` (as their version or their routing version).
+    /// `NotFound` if the function does not exist.
     fn list_aliases(
         &self,
         function: &FunctionName,
@@ -222,7 +232,8 @@ pub trait Store: Send + Sync + 'static {
 
     // ---- concurrency ----
 
-    /// Sets (Some) or removes (None) a function's reserved concurrency.
+    /// Sets (Some) or removes (None) a function's reserved concurrency; `NotFound` if the
+    /// function does not exist.
     fn put_reserved_concurrency(
         &self,
         function: &FunctionName,
@@ -234,20 +245,25 @@ pub trait Store: Send + Sync + 'static {
 
     // ---- durable async queue ----
 
-    /// Durably accepts an event; returns only after it is on disk.
+    /// Durably accepts an event; returns only after it is on disk. `NotFound` if the
+    /// function does not exist, `AlreadyExists` if the id is taken. Concurrent calls may
+    /// share one commit (and one fsync).
     fn enqueue_event(&self, event: &QueuedEvent) -> Result<(), StoreError>;
     /// Claims up to `max` events due at `now_ms` that are not leased (or whose lease
     /// expired), leasing them until `now_ms + lease_ms`. A crash while an event is leased
-    /// makes it due again after the lease, so no accepted event is lost.
+    /// makes it due again after the lease, so no accepted event is lost. Ordered by
+    /// `not_before_ms`, then enqueue order. An expired lease does not count as an attempt.
     fn lease_events(
         &self,
         now_ms: i64,
         lease_ms: i64,
         max: usize,
     ) -> Result<Vec<QueuedEvent>, StoreError>;
-    /// Removes a finished event (success, or retries exhausted).
+    /// Removes a finished event (success, or retries exhausted). An event that is
+    /// already gone (its function was deleted) is not an error.
     fn complete_event(&self, id: &str) -> Result<(), StoreError>;
-    /// Records a failed attempt: bumps `attempts`, releases the lease, sets `not_before_ms`.
+    /// Records a failed attempt: bumps `attempts`, releases the lease, sets
+    /// `not_before_ms`. An event that is already gone is not an error.
     fn retry_event(&self, id: &str, not_before_ms: i64) -> Result<(), StoreError>;
     /// Events waiting (leased or not), for tests and `warden doctor`.
     fn queued_event_count(&self) -> Result<u64, StoreError>;
