@@ -1,1 +1,480 @@
-//! Instances, scheduling, concurrency, timeouts, the async queue worker and log framing
+//! The engine runs functions: it resolves which version an invocation runs, admits it
+//! under Lambda's concurrency rules, finds a warm instance or starts one through the
+//! executor, delivers the event over the Runtime API, enforces the init and function
+//! deadlines, frames the logs, and retries asynchronous events from the durable queue.
+//!
+//! Architecture Invariants: HTTP types never reach the engine; a warm invoke never touches
+//! the store; every wait on an instance races its process exit and a deadline, so nothing
+//! waits forever on a process that died.
+#![forbid(unsafe_code)]
+
+mod concurrency;
+mod instance;
+pub mod logs;
+mod queue;
+mod registry;
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use tokio::sync::oneshot;
+use warden_executor::{ExitStatus, Executor};
+use warden_runtime_api::{Invocation, Outcome};
+use warden_store::{Store, StoreError};
+use warden_types::{AccountId, FunctionName, FunctionRef, FunctionVersion, Qualifier, Region};
+
+pub use concurrency::{Concurrency, ThrottleReason};
+use instance::{instance_spec, Instance, RuntimeSettings};
+use logs::{LogCapture, LogSink};
+use registry::Registry;
+
+/// Settings of the engine; every field has a documented default in the binary.
+#[derive(Debug, Clone)]
+pub struct EngineConfig {
+    pub account: AccountId,
+    pub region: Region,
+    /// Interpreter for `python3.x` runtimes; must have `awslambdaric` installed.
+    pub python: PathBuf,
+    pub account_concurrency: u32,
+    /// Idle instances older than this are stopped.
+    pub idle_timeout: Duration,
+    /// Delay before each async retry (Lambda: about 1 and 2 minutes).
+    pub async_retry_delays: [Duration; 2],
+    /// Longest init phase (Lambda: 10 s).
+    pub init_timeout: Duration,
+}
+
+/// Why an invocation could not even start; function failures are not errors, they are
+/// [`InvokeResponse`]s with `function_error` set.
+#[derive(Debug, thiserror::Error)]
+pub enum InvokeError {
+    #[error("Function not found: {0}")]
+    NotFound(String),
+    #[error("Rate Exceeded.")]
+    Throttled(ThrottleReason),
+    #[error("the store failed: {0}")]
+    Store(#[from] StoreError),
+}
+
+/// One synchronous invocation.
+#[derive(Debug)]
+pub struct InvokeRequest {
+    pub function: FunctionRef,
+    pub payload: Bytes,
+    pub tail: bool,
+    /// Client context JSON (decoded from the caller's base64).
+    pub client_context: Option<String>,
+}
+
+/// The result of an invocation that ran (or tried to).
+#[derive(Debug)]
+pub struct InvokeResponse {
+    pub payload: Bytes,
+    /// `Some("Unhandled")` when the function failed.
+    pub function_error: Option<&'static str>,
+    /// The last 4 KB of this invocation's log, when asked for.
+    pub log_tail: Option<String>,
+    pub executed_version: String,
+}
+
+type PoolKey = (FunctionName, String, String);
+
+struct Pool {
+    idle: Mutex<Vec<Arc<Instance>>>,
+    retired: AtomicBool,
+}
+
+struct Inner {
+    config: EngineConfig,
+    store: Arc<dyn Store>,
+    executor: Arc<dyn Executor>,
+    code_dir: Box<dyn Fn(&str) -> PathBuf + Send + Sync>,
+    registry: Registry,
+    concurrency: Arc<Concurrency>,
+    logs: LogSink,
+    pools: Mutex<HashMap<PoolKey, Arc<Pool>>>,
+    queue_wakeup: tokio::sync::Notify,
+    shutting_down: AtomicBool,
+}
+
+/// The handle the API holds; cheap to clone.
+#[derive(Clone)]
+pub struct Engine {
+    inner: Arc<Inner>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl Engine {
+    /// Builds the engine and starts its background tasks (idle reaper, async queue
+    /// worker). `code_dir` maps a `CodeSha256` to the directory holding that code.
+    pub fn start(
+        config: EngineConfig,
+        store: Arc<dyn Store>,
+        executor: Arc<dyn Executor>,
+        code_dir: Box<dyn Fn(&str) -> PathBuf + Send + Sync>,
+    ) -> Result<Self, StoreError> {
+        let reservations = store.all_reserved_concurrency()?;
+        let concurrency = Concurrency::new(config.account_concurrency, &reservations);
+        let inner = Arc::new(Inner {
+            registry: Registry::new(Arc::clone(&store)),
+            logs: LogSink::start(Arc::clone(&store)),
+            config,
+            store,
+            executor,
+            code_dir,
+            concurrency,
+            pools: Mutex::new(HashMap::new()),
+            queue_wakeup: tokio::sync::Notify::new(),
+            shutting_down: AtomicBool::new(false),
+        });
+        let engine = Self { inner };
+        tokio::spawn(engine.clone().reap_idle_loop());
+        tokio::spawn(engine.clone().queue_loop());
+        Ok(engine)
+    }
+
+    pub fn config(&self) -> &EngineConfig {
+        &self.inner.config
+    }
+
+    pub fn concurrency(&self) -> &Arc<Concurrency> {
+        &self.inner.concurrency
+    }
+
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.inner.store
+    }
+
+    /// Notified whenever a batch of log lines is durable.
+    pub fn logs_written(&self) -> Arc<tokio::sync::Notify> {
+        self.inner.logs.written()
+    }
+
+    /// Drops cached configuration of `name` and retires its instances; called after every
+    /// control-plane write to the function.
+    pub fn invalidate(&self, name: &FunctionName) {
+        self.inner.registry.invalidate(name);
+        let retired: Vec<Arc<Pool>> = {
+            let mut pools = lock(&self.inner.pools);
+            let keys: Vec<PoolKey> = pools.keys().filter(|k| &k.0 == name).cloned().collect();
+            keys.iter().filter_map(|k| pools.remove(k)).collect()
+        };
+        for pool in retired {
+            pool.retired.store(true, Ordering::Release);
+            for instance in lock(&pool.idle).drain(..) {
+                self.inner.executor.kill(instance.id);
+            }
+        }
+    }
+
+    /// Resolves a reference to the version it runs, or `NotFound`.
+    pub async fn resolve(&self, function: &FunctionRef) -> Result<Arc<FunctionVersion>, InvokeError> {
+        match self.inner.registry.resolve(&function.name, function.qualifier.as_ref()).await? {
+            Some(r) => Ok(r.config),
+            None => Err(InvokeError::NotFound(self.arn(function))),
+        }
+    }
+
+    /// The ARN of a reference as the caller named it.
+    pub fn arn(&self, function: &FunctionRef) -> String {
+        let q = function.qualifier.as_ref().map(Qualifier::to_string);
+        warden_types::names::function_arn(&self.inner.config.region, &self.inner.config.account, &function.name, q.as_deref())
+    }
+
+    /// Runs one synchronous invocation.
+    pub async fn invoke(&self, request: InvokeRequest) -> Result<InvokeResponse, InvokeError> {
+        let config = self.resolve(&request.function).await?;
+        let permit = self.inner.concurrency.acquire(&config.name).map_err(InvokeError::Throttled)?;
+        let response = self.run(&config, &request).await;
+        drop(permit);
+        Ok(response)
+    }
+
+    /// Stops every instance; used at shutdown.
+    pub fn shutdown(&self) {
+        self.inner.shutting_down.store(true, Ordering::Release);
+        self.inner.queue_wakeup.notify_waiters();
+        let pools: Vec<Arc<Pool>> = lock(&self.inner.pools).drain().map(|(_, p)| p).collect();
+        for pool in pools {
+            pool.retired.store(true, Ordering::Release);
+            for instance in lock(&pool.idle).drain(..) {
+                self.inner.executor.kill(instance.id);
+            }
+        }
+    }
+
+    /// Number of idle instances, for tests and diagnostics.
+    pub fn idle_instances(&self) -> usize {
+        lock(&self.inner.pools).values().map(|p| lock(&p.idle).len()).sum()
+    }
+
+    fn pool(&self, config: &FunctionVersion) -> Arc<Pool> {
+        let key = (config.name.clone(), config.version.clone(), config.revision_id.clone());
+        Arc::clone(lock(&self.inner.pools).entry(key).or_insert_with(|| {
+            Arc::new(Pool { idle: Mutex::new(Vec::new()), retired: AtomicBool::new(false) })
+        }))
+    }
+
+    async fn run(&self, config: &Arc<FunctionVersion>, request: &InvokeRequest) -> InvokeResponse {
+        let request_id = uuid::Uuid::new_v4().to_string();
+        let pool = self.pool(config);
+        let warm = loop {
+            let Some(instance) = lock(&pool.idle).pop() else { break None };
+            if instance.has_exited() {
+                continue;
+            }
+            break Some(instance);
+        };
+        let instance = match warm {
+            Some(i) => i,
+            None => match self.cold_start(config, &request_id, request.tail).await {
+                Ok(i) => i,
+                Err(failure) => return failure,
+            },
+        };
+        let init_ms = (!instance.used.swap(true, Ordering::AcqRel)).then(|| {
+            instance
+                .channel
+                .initialized_at()
+                .map(|t| t.duration_since(instance.spawned_at).as_secs_f64() * 1000.0)
+                .unwrap_or(0.0)
+        });
+        let response = self.deliver(config, request, &request_id, &instance, init_ms).await;
+        if instance.has_exited() || pool.retired.load(Ordering::Acquire) || self.inner.shutting_down.load(Ordering::Acquire) {
+            self.inner.executor.kill(instance.id);
+        } else {
+            *lock(&instance.last_used) = Instant::now();
+            lock(&pool.idle).push(instance);
+        }
+        response
+    }
+
+    /// Starts an instance and waits for its init phase, or returns the function error the
+    /// caller gets (already logged).
+    async fn cold_start(&self, config: &Arc<FunctionVersion>, request_id: &str, tail: bool) -> Result<Arc<Instance>, InvokeResponse> {
+        let inner = &self.inner;
+        let code_dir = (inner.code_dir)(&config.code_sha256);
+        let settings = RuntimeSettings { python: &inner.config.python, region: &inner.config.region };
+        let started = Instant::now();
+        let failed = |error_type: &str, message: String, logs: Option<&LogCapture>| {
+            self.failure(config, request_id, tail, started, logs, error_type, message)
+        };
+        let spec = match instance_spec(config, &code_dir, &settings) {
+            Ok(s) => s,
+            Err(message) => return Err(failed("Runtime.InvalidEntrypoint", format!("RequestId: {request_id} Error: {message}"), None)),
+        };
+        let spawned = match inner.executor.spawn(spec).await {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::warn!(function = %config.name, error = %e, "instance did not start");
+                return Err(failed("Runtime.InvalidEntrypoint", format!("RequestId: {request_id} Error: {e}"), None));
+            }
+        };
+        let warden_executor::SpawnedInstance { id, pid, stdout, stderr, runtime_api, exited } = spawned;
+        let started_instance = LogCapture::start(config.name.clone(), inner.logs.clone(), stdout, stderr)
+            .and_then(|logs| Instance::new(id, pid, runtime_api, exited, logs));
+        let instance = match started_instance {
+            Ok(i) => Arc::new(i),
+            Err(e) => {
+                inner.executor.kill(id);
+                return Err(failed("Runtime.InvalidEntrypoint", format!("RequestId: {request_id} Error: {e}"), None));
+            }
+        };
+        let init = tokio::select! {
+            r = instance.channel.initialized() => r.map_err(|(error_type, body)| InitFailure::Reported(error_type, body)),
+            status = instance.exited() => Err(InitFailure::Exited(status)),
+            _ = tokio::time::sleep(inner.config.init_timeout) => Err(InitFailure::TimedOut),
+        };
+        match init {
+            Ok(()) => Ok(instance),
+            Err(failure) => {
+                inner.executor.kill(instance.id);
+                let logs = Some(&*instance.logs);
+                Err(match failure {
+                    InitFailure::Reported(error_type, body) => {
+                        let message = String::from_utf8_lossy(&body).into_owned();
+                        self.failure_with_body(config, request_id, tail, started, logs, error_type.as_deref().unwrap_or("Runtime.InitError"), message, body)
+                    }
+                    InitFailure::Exited(status) => failed("Runtime.ExitError", format!("RequestId: {request_id} Error: Runtime exited with error: {status}"), logs),
+                    InitFailure::TimedOut => failed(
+                        "Runtime.InitError",
+                        format!("RequestId: {request_id} Error: init phase timed out after {:.2} seconds", inner.config.init_timeout.as_secs_f64()),
+                        logs,
+                    ),
+                })
+            }
+        }
+    }
+
+    /// Delivers the event to a ready instance and waits for its outcome, its exit or the
+    /// deadline, whichever comes first; writes the invocation's log frame.
+    async fn deliver(
+        &self,
+        config: &Arc<FunctionVersion>,
+        request: &InvokeRequest,
+        request_id: &str,
+        instance: &Arc<Instance>,
+        init_ms: Option<f64>,
+    ) -> InvokeResponse {
+        let timeout = Duration::from_secs(u64::from(config.timeout_seconds));
+        let started = Instant::now();
+        let deadline_ms = warden_types::now_millis() + timeout.as_millis() as i64;
+        let (reply_tx, reply_rx) = oneshot::channel();
+        instance.logs.begin(request_id, &config.version, request.tail);
+        let invocation = Invocation {
+            request_id: request_id.to_owned(),
+            payload: request.payload.clone(),
+            deadline_ms,
+            function_arn: self.arn(&request.function),
+            trace_id: warden_runtime_api::trace_id((deadline_ms / 1000) as u64, rand::random()),
+            client_context: request.client_context.clone(),
+            cognito_identity: None,
+            reply: reply_tx,
+        };
+        let outcome = if instance.channel.submit(invocation).is_err() {
+            Err(ExitStatus::Lost)
+        } else {
+            tokio::select! {
+                r = reply_rx => r.map_err(|_| ExitStatus::Lost).map(Some),
+                status = instance.exited() => Err(status),
+                _ = tokio::time::sleep(timeout) => Ok(None),
+            }
+        };
+        let (payload, function_error) = match outcome {
+            Ok(Some(Outcome::Response(body))) => (body, None),
+            Ok(Some(Outcome::FunctionError { body, .. })) => (body, Some("Unhandled")),
+            Ok(Some(Outcome::ResponseTooLarge)) => (
+                error_json(
+                    "Function.ResponseSizeTooLarge",
+                    &format!("Response payload size exceeded maximum allowed payload size ({} bytes).", warden_types::limits::SYNC_PAYLOAD_BYTES),
+                ),
+                Some("Unhandled"),
+            ),
+            Ok(None) => {
+                self.inner.executor.kill(instance.id);
+                let seconds = timeout.as_secs_f64();
+                instance.logs.platform(format!(
+                    "{} {request_id} Task timed out after {seconds:.2} seconds",
+                    warden_types::iso_timestamp(warden_types::now_millis())
+                ));
+                (
+                    error_json("Sandbox.Timedout", &format!("RequestId: {request_id} Error: Task timed out after {seconds:.2} seconds")),
+                    Some("Unhandled"),
+                )
+            }
+            Err(status) => {
+                self.inner.executor.kill(instance.id);
+                let message = format!("RequestId: {request_id} Error: Runtime exited with error: {status}");
+                instance.logs.platform(message.clone());
+                (error_json("Runtime.ExitError", &message), Some("Unhandled"))
+            }
+        };
+        let duration_ms = started.elapsed().as_secs_f64() * 1000.0;
+        let report = logs::report_line(request_id, duration_ms, config.memory_mb, logs::max_memory_mb(instance.pid), init_ms);
+        let tail = instance.logs.end(request_id, report);
+        InvokeResponse {
+            payload,
+            function_error,
+            log_tail: tail.map(|t| t.last_4k().to_owned()),
+            executed_version: config.version.clone(),
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn failure(
+        &self,
+        config: &FunctionVersion,
+        request_id: &str,
+        tail: bool,
+        started: Instant,
+        logs: Option<&LogCapture>,
+        error_type: &str,
+        message: String,
+    ) -> InvokeResponse {
+        let body = error_json(error_type, &message);
+        self.failure_with_body(config, request_id, tail, started, logs, error_type, message, body)
+    }
+
+    /// Logs and returns a failed cold start: `START`, the error, `END`, `REPORT`.
+    #[allow(clippy::too_many_arguments)]
+    fn failure_with_body(
+        &self,
+        config: &FunctionVersion,
+        request_id: &str,
+        tail: bool,
+        started: Instant,
+        logs: Option<&LogCapture>,
+        error_type: &str,
+        message: String,
+        body: Bytes,
+    ) -> InvokeResponse {
+        let duration_ms = started.elapsed().as_secs_f64() * 1000.0;
+        let report = logs::report_line(request_id, duration_ms, config.memory_mb, 0, Some(duration_ms));
+        let line = format!("{error_type}: {message}");
+        let tail_text = match logs {
+            Some(capture) => {
+                capture.begin(request_id, &config.version, tail);
+                capture.platform(line);
+                capture.end(request_id, report).map(|t| t.last_4k().to_owned())
+            }
+            None => {
+                let sink = &self.inner.logs;
+                let start = format!("START RequestId: {request_id} Version: {}", config.version);
+                let end = format!("END RequestId: {request_id}");
+                let text = tail.then(|| format!("{start}\n{line}\n{end}\n{report}\n"));
+                for l in [start, line, end, report] {
+                    sink.emit(&config.name, Some(request_id), l);
+                }
+                text
+            }
+        };
+        InvokeResponse { payload: body, function_error: Some("Unhandled"), log_tail: tail_text, executed_version: config.version.clone() }
+    }
+
+    async fn reap_idle_loop(self) {
+        let period = (self.inner.config.idle_timeout / 4).clamp(Duration::from_millis(50), Duration::from_secs(5));
+        loop {
+            tokio::time::sleep(period).await;
+            if self.inner.shutting_down.load(Ordering::Acquire) {
+                return;
+            }
+            let now = Instant::now();
+            let pools: Vec<Arc<Pool>> = lock(&self.inner.pools).values().cloned().collect();
+            for pool in pools {
+                let expired: Vec<Arc<Instance>> = {
+                    let mut idle = lock(&pool.idle);
+                    let (old, keep): (Vec<_>, Vec<_>) = idle.drain(..).partition(|i| {
+                        i.has_exited() || now.duration_since(*lock(&i.last_used)) >= self.inner.config.idle_timeout
+                    });
+                    *idle = keep;
+                    old
+                };
+                for instance in expired {
+                    tracing::debug!(instance = instance.id.0, "stopping idle instance");
+                    self.inner.executor.kill(instance.id);
+                }
+            }
+            // A pool still referenced elsewhere has an invocation in flight whose instance
+            // will come back to it: keep it.
+            lock(&self.inner.pools).retain(|_, p| Arc::strong_count(p) > 1 || !lock(&p.idle).is_empty());
+        }
+    }
+}
+
+enum InitFailure {
+    Reported(Option<String>, Bytes),
+    Exited(ExitStatus),
+    TimedOut,
+}
+
+/// Lambda's error payload: `{"errorType": ..., "errorMessage": ...}`.
+fn error_json(error_type: &str, message: &str) -> Bytes {
+    serde_json::json!({ "errorType": error_type, "errorMessage": message }).to_string().into()
+}

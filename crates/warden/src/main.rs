@@ -1,1 +1,56 @@
-fn main() {}
+//! `warden`: the server (`warden serve`) and the command-line client.
+//!
+//! `anyhow` lives only here, at the binary's edge; every error reaching the user is one
+//! line without a backtrace.
+#![forbid(unsafe_code)]
+
+mod cli;
+mod serve;
+
+use clap::{Parser, Subcommand};
+
+/// Warden: a secure-by-default, AWS-Lambda-compatible serverless platform.
+#[derive(Parser)]
+#[command(name = "warden", version, about, propagate_version = true)]
+struct Cli {
+    /// Where the Warden server listens (client commands).
+    #[arg(long, global = true, env = "WARDEN_ENDPOINT", default_value = "http://127.0.0.1:9700")]
+    endpoint_url: String,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the Warden server.
+    Serve(serve::ServeArgs),
+    #[command(flatten)]
+    Client(cli::ClientCommand),
+    /// Internal: the process that spawns function instances for the server.
+    #[command(name = "__zygote", hide = true)]
+    Zygote,
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Serve(args) => serve::run(args),
+        Command::Zygote => zygote(),
+        Command::Client(c) => cli::run(c, &cli.endpoint_url),
+    };
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+/// The zygote's control socket is its standard input (see `warden-executor`).
+fn zygote() -> anyhow::Result<()> {
+    use std::os::fd::AsFd;
+    let control = std::io::stdin().as_fd().try_clone_to_owned()?;
+    warden_executor::run_zygote(control)?;
+    Ok(())
+}

@@ -1,0 +1,97 @@
+//! `Invoke` and the legacy `InvokeAsync`: the data-plane entry, kept lean because it is
+//! the hot path.
+
+use base64::Engine as _;
+use bytes::Bytes;
+use http::{HeaderValue, StatusCode};
+use warden_engine::InvokeRequest;
+use warden_types::limits;
+
+use crate::{empty_response, json_response, ApiError, ApiRequest, ApiState, Reply};
+
+/// Lambda requires event payloads to be JSON; an empty body is allowed.
+fn check_json(body: &[u8]) -> Result<(), ApiError> {
+    if body.is_empty() {
+        return Ok(());
+    }
+    serde_json::from_slice::<serde::de::IgnoredAny>(body)
+        .map(|_| ())
+        .map_err(|e| ApiError::bad_content(format!("Could not parse request body into json: Could not parse payload into json: {e}")))
+}
+
+fn client_context(request: &ApiRequest) -> Result<Option<String>, ApiError> {
+    let Some(raw) = request.header("x-amz-client-context") else { return Ok(None) };
+    if raw.len() > limits::CLIENT_CONTEXT_BASE64_BYTES {
+        return Err(ApiError::invalid(format!(
+            "Client context must be at most {} bytes of base64",
+            limits::CLIENT_CONTEXT_BASE64_BYTES
+        )));
+    }
+    let decoded = base64::engine::general_purpose::STANDARD
+        .decode(raw)
+        .map_err(|_| ApiError::invalid("Client context must be valid base64"))?;
+    let text = String::from_utf8(decoded).map_err(|_| ApiError::invalid("Client context must be UTF-8 JSON"))?;
+    serde_json::from_str::<serde::de::IgnoredAny>(&text).map_err(|_| ApiError::invalid("Client context must be JSON"))?;
+    Ok(Some(text))
+}
+
+pub async fn invoke(state: &ApiState, request: &ApiRequest, raw: &str) -> Result<Reply, ApiError> {
+    let function = state.function_ref(raw)?.with_qualifier(request.query("Qualifier").as_deref())?;
+    let invocation_type = request.header("x-amz-invocation-type").unwrap_or("RequestResponse");
+    let tail = match request.header("x-amz-log-type") {
+        None | Some("None") => false,
+        Some("Tail") => true,
+        Some(other) => return Err(ApiError::invalid(format!("X-Amz-Log-Type `{other}` must be None or Tail"))),
+    };
+    match invocation_type {
+        "RequestResponse" => {}
+        "Event" => {
+            if request.body.len() > limits::ASYNC_PAYLOAD_BYTES {
+                return Err(ApiError::too_large(limits::ASYNC_PAYLOAD_BYTES, "InvokeAsync"));
+            }
+            check_json(&request.body)?;
+            let id = state.engine.enqueue(&function, request.body.clone()).await?;
+            let mut r = empty_response(StatusCode::ACCEPTED);
+            if let Ok(v) = HeaderValue::from_str(&id) {
+                r.headers_mut().insert("x-amzn-requestid", v);
+            }
+            return Ok(r);
+        }
+        "DryRun" => {
+            state.engine.resolve(&function).await?;
+            return Ok(empty_response(StatusCode::NO_CONTENT));
+        }
+        other => {
+            return Err(ApiError::invalid(format!("X-Amz-Invocation-Type `{other}` must be RequestResponse, Event or DryRun")));
+        }
+    }
+    check_json(&request.body)?;
+    let client_context = client_context(request)?;
+    let response = state
+        .engine
+        .invoke(InvokeRequest { function, payload: request.body.clone(), tail, client_context })
+        .await?;
+    let mut r = http::Response::new(http_body_util::Full::new(response.payload));
+    let h = r.headers_mut();
+    h.insert(http::header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    if let Ok(v) = HeaderValue::from_str(&response.executed_version) {
+        h.insert("x-amz-executed-version", v);
+    }
+    if let Some(kind) = response.function_error {
+        h.insert("x-amz-function-error", HeaderValue::from_static(kind));
+    }
+    if let Some(tail) = response.log_tail {
+        let encoded = base64::engine::general_purpose::STANDARD.encode(tail.as_bytes());
+        if let Ok(v) = HeaderValue::from_str(&encoded) {
+            h.insert("x-amz-log-result", v);
+        }
+    }
+    Ok(r)
+}
+
+pub async fn invoke_async(state: &ApiState, request: &ApiRequest, raw: &str) -> Result<Reply, ApiError> {
+    let function = state.function_ref(raw)?;
+    check_json(&request.body)?;
+    state.engine.enqueue(&function, Bytes::clone(&request.body)).await?;
+    Ok(json_response(StatusCode::ACCEPTED, &serde_json::json!({ "Status": 202 })))
+}

@@ -1,0 +1,160 @@
+//! Maps a method and path to a Lambda operation. Hand-written: Lambda's REST paths are a
+//! small fixed set and a table is easier to check against the service model than a
+//! router's macro. Path parameters are percent-decoded here and validated by the handlers.
+
+use http::Method;
+use percent_encoding::percent_decode_str;
+
+/// Every operation the API serves.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Operation {
+    CreateFunction,
+    ListFunctions,
+    GetFunction(String),
+    DeleteFunction(String),
+    GetFunctionConfiguration(String),
+    UpdateFunctionConfiguration(String),
+    UpdateFunctionCode(String),
+    Invoke(String),
+    InvokeAsync(String),
+    PublishVersion(String),
+    ListVersionsByFunction(String),
+    CreateAlias(String),
+    ListAliases(String),
+    GetAlias(String, String),
+    UpdateAlias(String, String),
+    DeleteAlias(String, String),
+    PutFunctionConcurrency(String),
+    GetFunctionConcurrency(String),
+    DeleteFunctionConcurrency(String),
+    GetAccountSettings,
+    /// Warden's own: read a function's logs.
+    ReadLogs(String),
+}
+
+impl Operation {
+    /// The operation's name as in the AWS API (and IAM actions without the `lambda:` prefix).
+    pub fn name(&self) -> &'static str {
+        use Operation as O;
+        match self {
+            O::CreateFunction => "CreateFunction",
+            O::ListFunctions => "ListFunctions",
+            O::GetFunction(_) => "GetFunction",
+            O::DeleteFunction(_) => "DeleteFunction",
+            O::GetFunctionConfiguration(_) => "GetFunctionConfiguration",
+            O::UpdateFunctionConfiguration(_) => "UpdateFunctionConfiguration",
+            O::UpdateFunctionCode(_) => "UpdateFunctionCode",
+            O::Invoke(_) => "Invoke",
+            O::InvokeAsync(_) => "InvokeAsync",
+            O::PublishVersion(_) => "PublishVersion",
+            O::ListVersionsByFunction(_) => "ListVersionsByFunction",
+            O::CreateAlias(_) => "CreateAlias",
+            O::ListAliases(_) => "ListAliases",
+            O::GetAlias(..) => "GetAlias",
+            O::UpdateAlias(..) => "UpdateAlias",
+            O::DeleteAlias(..) => "DeleteAlias",
+            O::PutFunctionConcurrency(_) => "PutFunctionConcurrency",
+            O::GetFunctionConcurrency(_) => "GetFunctionConcurrency",
+            O::DeleteFunctionConcurrency(_) => "DeleteFunctionConcurrency",
+            O::GetAccountSettings => "GetAccountSettings",
+            O::ReadLogs(_) => "ReadLogs",
+        }
+    }
+}
+
+/// Why no operation matched.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RouteError {
+    /// No such path.
+    Unknown,
+    /// A path segment is not valid UTF-8 after decoding.
+    BadEncoding,
+}
+
+fn decode(segment: &str) -> Result<String, RouteError> {
+    percent_decode_str(segment).decode_utf8().map(|s| s.into_owned()).map_err(|_| RouteError::BadEncoding)
+}
+
+/// Routes a request. Dated prefixes are accepted for the operations that use them; a
+/// trailing slash is tolerated as API Gateway-style clients send it.
+pub fn route(method: &Method, path: &str) -> Result<Operation, RouteError> {
+    use Operation as O;
+    let path = path.strip_suffix('/').unwrap_or(path);
+    let segments: Vec<&str> = path.split('/').skip(1).collect();
+    let m = method.as_str();
+    let op = match (m, segments.as_slice()) {
+        ("POST", ["2015-03-31", "functions"]) => O::CreateFunction,
+        ("GET", ["2015-03-31", "functions"]) => O::ListFunctions,
+        ("GET", ["2015-03-31", "functions", f]) => O::GetFunction(decode(f)?),
+        ("DELETE", ["2015-03-31", "functions", f]) => O::DeleteFunction(decode(f)?),
+        ("GET", ["2015-03-31", "functions", f, "configuration"]) => O::GetFunctionConfiguration(decode(f)?),
+        ("PUT", ["2015-03-31", "functions", f, "configuration"]) => O::UpdateFunctionConfiguration(decode(f)?),
+        ("PUT", ["2015-03-31", "functions", f, "code"]) => O::UpdateFunctionCode(decode(f)?),
+        ("POST", ["2015-03-31", "functions", f, "invocations"]) => O::Invoke(decode(f)?),
+        ("POST", ["2014-11-13", "functions", f, "invoke-async"]) => O::InvokeAsync(decode(f)?),
+        ("POST", ["2015-03-31", "functions", f, "versions"]) => O::PublishVersion(decode(f)?),
+        ("GET", ["2015-03-31", "functions", f, "versions"]) => O::ListVersionsByFunction(decode(f)?),
+        ("POST", ["2015-03-31", "functions", f, "aliases"]) => O::CreateAlias(decode(f)?),
+        ("GET", ["2015-03-31", "functions", f, "aliases"]) => O::ListAliases(decode(f)?),
+        ("GET", ["2015-03-31", "functions", f, "aliases", a]) => O::GetAlias(decode(f)?, decode(a)?),
+        ("PUT", ["2015-03-31", "functions", f, "aliases", a]) => O::UpdateAlias(decode(f)?, decode(a)?),
+        ("DELETE", ["2015-03-31", "functions", f, "aliases", a]) => O::DeleteAlias(decode(f)?, decode(a)?),
+        ("PUT", ["2017-10-31", "functions", f, "concurrency"]) => O::PutFunctionConcurrency(decode(f)?),
+        ("GET", ["2019-09-30", "functions", f, "concurrency"]) => O::GetFunctionConcurrency(decode(f)?),
+        ("DELETE", ["2017-10-31", "functions", f, "concurrency"]) => O::DeleteFunctionConcurrency(decode(f)?),
+        ("GET", ["2016-08-19", "account-settings"]) => O::GetAccountSettings,
+        ("GET", ["_warden", "2026-11-01", "functions", f, "logs"]) => O::ReadLogs(decode(f)?),
+        _ => return Err(RouteError::Unknown),
+    };
+    Ok(op)
+}
+
+/// Query parameters, percent-decoded; later duplicates win.
+pub fn query_params(query: Option<&str>) -> Vec<(String, String)> {
+    let Some(q) = query else { return Vec::new() };
+    q.split('&')
+        .filter(|p| !p.is_empty())
+        .map(|pair| {
+            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+            let dec = |s: &str| percent_decode_str(&s.replace('+', " ")).decode_utf8_lossy().into_owned();
+            (dec(k), dec(v))
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn routes_lambda_paths() {
+        assert_eq!(route(&Method::POST, "/2015-03-31/functions/"), Ok(Operation::CreateFunction));
+        assert_eq!(
+            route(&Method::POST, "/2015-03-31/functions/arn%3Aaws%3Alambda%3Aus-east-1%3A123456789012%3Afunction%3Af/invocations"),
+            Ok(Operation::Invoke("arn:aws:lambda:us-east-1:123456789012:function:f".into()))
+        );
+        assert_eq!(route(&Method::GET, "/2016-08-19/account-settings/"), Ok(Operation::GetAccountSettings));
+        assert_eq!(route(&Method::GET, "/2015-03-31/functions/f/aliases/live"), Ok(Operation::GetAlias("f".into(), "live".into())));
+        assert_eq!(route(&Method::PATCH, "/2015-03-31/functions"), Err(RouteError::Unknown));
+        assert_eq!(route(&Method::GET, "/2015-03-31/functions/%FF"), Err(RouteError::BadEncoding));
+    }
+
+    #[test]
+    fn query_is_decoded() {
+        assert_eq!(
+            query_params(Some("Qualifier=%24LATEST&MaxItems=2&x")),
+            vec![("Qualifier".into(), "$LATEST".into()), ("MaxItems".into(), "2".into()), ("x".into(), "".into())]
+        );
+    }
+
+    proptest! {
+        #[test]
+        fn routing_never_panics(path in "/[ -~]{0,120}", q in "[ -~]{0,80}") {
+            for m in [Method::GET, Method::POST, Method::PUT, Method::DELETE] {
+                let _ = route(&m, &path);
+            }
+            let _ = query_params(Some(&q));
+        }
+    }
+}

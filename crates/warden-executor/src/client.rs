@@ -1,0 +1,205 @@
+//! The server's side of the zygote: an [`Executor`] that forwards spawns and kills to the
+//! zygote process and turns its reports into futures.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::net::{Ipv4Addr, TcpListener};
+use std::os::fd::{AsFd, OwnedFd};
+use std::path::Path;
+use std::pin::Pin;
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use rustix::net::{socketpair, AddressFamily, SocketFlags, SocketType};
+use tokio::sync::oneshot;
+
+use crate::protocol::{self, Event, Request, MAX_MESSAGE};
+use crate::{ExecutorError, ExitStatus, Executor, InstanceId, InstanceSpec, SpawnedInstance};
+
+/// How long the zygote may take to confirm a spawn before the spawn is abandoned.
+const SPAWN_DEADLINE: Duration = Duration::from_secs(10);
+
+type SpawnReply = oneshot::Sender<Result<i32, String>>;
+
+#[derive(Default)]
+struct Shared {
+    pending: Mutex<HashMap<InstanceId, SpawnReply>>,
+    exits: Mutex<HashMap<InstanceId, oneshot::Sender<ExitStatus>>>,
+    gone: AtomicBool,
+}
+
+/// Spawns instances as plain child processes of the zygote, each in its own process group.
+pub struct ZygoteExecutor {
+    control: OwnedFd,
+    shared: Arc<Shared>,
+    next_id: AtomicU64,
+    zygote: Mutex<std::process::Child>,
+}
+
+impl ZygoteExecutor {
+    /// Starts the zygote by running `exe` with `args` (normally this binary with
+    /// `__zygote`), its control socket as standard input.
+    pub fn start(exe: &Path, args: &[&str]) -> Result<Self, ExecutorError> {
+        let (ours, theirs) = socketpair(AddressFamily::UNIX, SocketType::SEQPACKET, SocketFlags::CLOEXEC, None)
+            .map_err(|e| ExecutorError::Create { what: "the zygote socket", source: e.into() })?;
+        let zygote = Command::new(exe)
+            .args(args)
+            .stdin(Stdio::from(theirs))
+            .stdout(Stdio::null())
+            .spawn()
+            .map_err(|source| ExecutorError::StartZygote { path: exe.to_path_buf(), source })?;
+        let shared = Arc::new(Shared::default());
+        let reader_fd = ours
+            .try_clone()
+            .map_err(|source| ExecutorError::Create { what: "the zygote socket", source })?;
+        let reader_shared = Arc::clone(&shared);
+        std::thread::Builder::new()
+            .name("zygote-events".into())
+            .spawn(move || read_events(reader_fd, reader_shared))
+            .map_err(|source| ExecutorError::Create { what: "the zygote reader thread", source })?;
+        Ok(Self { control: ours, shared, next_id: AtomicU64::new(1), zygote: Mutex::new(zygote) })
+    }
+
+    /// The zygote's pid, for diagnostics and tests.
+    pub fn zygote_pid(&self) -> u32 {
+        self.zygote.lock().map(|z| z.id()).unwrap_or(0)
+    }
+
+    async fn spawn_inner(&self, mut spec: InstanceSpec) -> Result<SpawnedInstance, ExecutorError> {
+        if self.shared.gone.load(Ordering::Acquire) {
+            return Err(ExecutorError::ZygoteGone);
+        }
+        let id = InstanceId(self.next_id.fetch_add(1, Ordering::Relaxed));
+        let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
+            .map_err(|source| ExecutorError::Create { what: "the Runtime API listener", source })?;
+        let port = listener
+            .local_addr()
+            .map_err(|source| ExecutorError::Create { what: "the Runtime API listener", source })?
+            .port();
+        spec.env.retain(|(k, _)| k != "AWS_LAMBDA_RUNTIME_API");
+        spec.env.push(("AWS_LAMBDA_RUNTIME_API".into(), format!("127.0.0.1:{port}")));
+
+        let (stdout_r, stdout_w) = std::io::pipe().map_err(|source| ExecutorError::Create { what: "a stdout pipe", source })?;
+        let (stderr_r, stderr_w) = std::io::pipe().map_err(|source| ExecutorError::Create { what: "a stderr pipe", source })?;
+
+        let (reply_tx, reply_rx) = oneshot::channel();
+        let (exit_tx, exit_rx) = oneshot::channel();
+        lock(&self.shared.pending).insert(id, reply_tx);
+        lock(&self.shared.exits).insert(id, exit_tx);
+
+        let request = Request::Spawn {
+            id,
+            program: spec.program.to_string_lossy().into_owned(),
+            args: spec.args,
+            env: spec.env,
+            cwd: spec.cwd.to_string_lossy().into_owned(),
+        };
+        let sent = protocol::send(self.control.as_fd(), &request, &[stdout_w.as_fd(), stderr_w.as_fd()]);
+        // Our copies of the write ends must close now, or the pipes never report end of file.
+        drop(stdout_w);
+        drop(stderr_w);
+        if let Err(e) = sent {
+            lock(&self.shared.pending).remove(&id);
+            lock(&self.shared.exits).remove(&id);
+            return Err(ExecutorError::Channel(e));
+        }
+        let pid = match tokio::time::timeout(SPAWN_DEADLINE, reply_rx).await {
+            Ok(Ok(Ok(pid))) => pid,
+            Ok(Ok(Err(message))) => {
+                lock(&self.shared.exits).remove(&id);
+                return Err(ExecutorError::Spawn { program: request_program(&spec.program), message });
+            }
+            Ok(Err(_)) => return Err(ExecutorError::ZygoteGone),
+            Err(_) => {
+                lock(&self.shared.pending).remove(&id);
+                self.kill(id);
+                return Err(ExecutorError::Spawn {
+                    program: request_program(&spec.program),
+                    message: "the zygote did not confirm the spawn in time".into(),
+                });
+            }
+        };
+        Ok(SpawnedInstance {
+            id,
+            pid,
+            stdout: stdout_r.into(),
+            stderr: stderr_r.into(),
+            runtime_api: listener,
+            exited: exit_rx,
+        })
+    }
+}
+
+fn request_program(p: &Path) -> String {
+    p.display().to_string()
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    // A panic while holding these maps cannot leave them inconsistent (single inserts and
+    // removes), so a poisoned lock is still usable.
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+fn read_events(socket: OwnedFd, shared: Arc<Shared>) {
+    let mut buf = vec![0u8; MAX_MESSAGE];
+    loop {
+        match protocol::recv::<Event>(socket.as_fd(), &mut buf) {
+            Ok(Some((event, _fds))) => match event {
+                Event::Spawned { id, pid } => {
+                    if let Some(tx) = lock(&shared.pending).remove(&id) {
+                        let _ = tx.send(Ok(pid));
+                    }
+                }
+                Event::SpawnFailed { id, message } => {
+                    if let Some(tx) = lock(&shared.pending).remove(&id) {
+                        let _ = tx.send(Err(message));
+                    }
+                }
+                Event::Exited { id, status } => {
+                    if let Some(tx) = lock(&shared.exits).remove(&id) {
+                        let _ = tx.send(status);
+                    }
+                }
+            },
+            Ok(None) | Err(_) => break,
+        }
+    }
+    tracing::error!("the zygote process is gone; no new instances can start");
+    shared.gone.store(true, Ordering::Release);
+    lock(&shared.pending).clear();
+    for (_, tx) in lock(&shared.exits).drain() {
+        let _ = tx.send(ExitStatus::Lost);
+    }
+}
+
+impl Executor for ZygoteExecutor {
+    fn spawn(
+        &self,
+        spec: InstanceSpec,
+    ) -> Pin<Box<dyn Future<Output = Result<SpawnedInstance, ExecutorError>> + Send + '_>> {
+        Box::pin(self.spawn_inner(spec))
+    }
+
+    fn kill(&self, id: InstanceId) {
+        if let Err(e) = protocol::send(self.control.as_fd(), &Request::Kill { id }, &[]) {
+            tracing::warn!(instance = id.0, error = %e, "could not ask the zygote to kill an instance");
+        }
+    }
+
+    fn describe(&self) -> String {
+        "plain child processes in their own process groups (no sandbox)".into()
+    }
+}
+
+impl Drop for ZygoteExecutor {
+    fn drop(&mut self) {
+        // Closing our end makes the zygote kill every instance and exit.
+        if let Ok(mut z) = self.zygote.lock() {
+            let _ = rustix::net::shutdown(&self.control, rustix::net::Shutdown::Both);
+            let _ = z.wait();
+        }
+    }
+}
+

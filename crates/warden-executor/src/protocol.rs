@@ -1,0 +1,91 @@
+//! Messages between the server and the zygote: one JSON document per `SOCK_SEQPACKET`
+//! datagram, file descriptors attached with `SCM_RIGHTS`.
+//!
+//! JSON is used rather than a binary framing because messages are rare (one per spawn)
+//! and small, and both ends are this same binary.
+
+use std::io::{IoSlice, IoSliceMut};
+use std::mem::MaybeUninit;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+
+use rustix::net::{
+    recvmsg, sendmsg, RecvAncillaryBuffer, RecvAncillaryMessage, RecvFlags, SendAncillaryBuffer,
+    SendAncillaryMessage, SendFlags,
+};
+use serde::{Deserialize, Serialize};
+
+use crate::{ExitStatus, InstanceId};
+
+/// Largest message; a spawn carries at most a 4 KB environment plus paths and arguments.
+pub const MAX_MESSAGE: usize = 256 * 1024;
+/// Most descriptors one message carries.
+pub const MAX_FDS: usize = 4;
+
+/// Server → zygote.
+#[derive(Debug, Serialize, Deserialize)]
+pub enum Request {
+    /// Attached fds: stdout write end, stderr write end.
+    Spawn {
+        id: InstanceId,
+        program: String,
+        args: Vec<String>,
+        env: Vec<(String, String)>,
+        cwd: String,
+    },
+    Kill {
+        id: InstanceId,
+    },
+}
+
+/// Zygote → server.
+#[derive(Debug, Serialize, Deserialize)]
+pub enum Event {
+    Spawned { id: InstanceId, pid: i32 },
+    SpawnFailed { id: InstanceId, message: String },
+    Exited { id: InstanceId, status: ExitStatus },
+}
+
+/// Sends one message with descriptors.
+pub fn send<T: Serialize>(socket: BorrowedFd<'_>, msg: &T, fds: &[BorrowedFd<'_>]) -> std::io::Result<()> {
+    let bytes = serde_json::to_vec(msg).map_err(std::io::Error::other)?;
+    let mut space = [MaybeUninit::<u8>::uninit(); rustix::cmsg_space!(ScmRights(MAX_FDS))];
+    let mut control = SendAncillaryBuffer::new(&mut space);
+    if !fds.is_empty() && !control.push(SendAncillaryMessage::ScmRights(fds)) {
+        return Err(std::io::Error::other("too many descriptors for one message"));
+    }
+    let sent = sendmsg(socket, &[IoSlice::new(&bytes)], &mut control, SendFlags::NOSIGNAL)?;
+    if sent != bytes.len() {
+        return Err(std::io::Error::other("short write on a seqpacket socket"));
+    }
+    Ok(())
+}
+
+/// Receives one message and its descriptors; `Ok(None)` at end of stream.
+pub fn recv<T: for<'de> Deserialize<'de>>(
+    socket: BorrowedFd<'_>,
+    buf: &mut [u8],
+) -> std::io::Result<Option<(T, Vec<OwnedFd>)>> {
+    let mut space = [MaybeUninit::<u8>::uninit(); rustix::cmsg_space!(ScmRights(MAX_FDS))];
+    let mut control = RecvAncillaryBuffer::new(&mut space);
+    let msg = loop {
+        match recvmsg(socket.as_fd(), &mut [IoSliceMut::new(buf)], &mut control, RecvFlags::CMSG_CLOEXEC) {
+            Ok(m) => break m,
+            Err(rustix::io::Errno::INTR) => continue,
+            Err(e) => return Err(e.into()),
+        }
+    };
+    let mut fds = Vec::new();
+    for message in control.drain() {
+        if let RecvAncillaryMessage::ScmRights(received) = message {
+            fds.extend(received);
+        }
+    }
+    if msg.bytes == 0 {
+        return Ok(None);
+    }
+    if msg.flags.contains(rustix::net::ReturnFlags::TRUNC) {
+        return Err(std::io::Error::other("message larger than the protocol allows"));
+    }
+    let value = serde_json::from_slice(&buf[..msg.bytes]).map_err(std::io::Error::other)?;
+    Ok(Some((value, fds)))
+}

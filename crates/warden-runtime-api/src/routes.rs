@@ -1,0 +1,53 @@
+//! Route parsing for the Runtime API. Hand-written because the grammar is four fixed
+//! paths; a router dependency would cost more than it explains.
+
+use http::Method;
+
+/// A parsed Runtime API request target.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Route {
+    Next,
+    Response(String),
+    Error(String),
+    InitError,
+    MethodNotAllowed,
+    NotFound,
+}
+
+const PREFIX: &str = "/2018-06-01/runtime/";
+
+/// Maps a method and path to a route; request ids are taken verbatim (they are compared,
+/// never interpreted).
+pub fn parse_route(method: &Method, path: &str) -> Route {
+    let Some(rest) = path.strip_prefix(PREFIX) else {
+        return Route::NotFound;
+    };
+    let (route, expected) = match rest.split('/').collect::<Vec<_>>().as_slice() {
+        ["invocation", "next"] => (Route::Next, Method::GET),
+        ["invocation", id, "response"] if !id.is_empty() => (Route::Response((*id).to_owned()), Method::POST),
+        ["invocation", id, "error"] if !id.is_empty() => (Route::Error((*id).to_owned()), Method::POST),
+        ["init", "error"] => (Route::InitError, Method::POST),
+        _ => return Route::NotFound,
+    };
+    if super::is(method, &expected) {
+        route
+    } else {
+        Route::MethodNotAllowed
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn routes() {
+        assert_eq!(parse_route(&Method::GET, "/2018-06-01/runtime/invocation/next"), Route::Next);
+        assert_eq!(parse_route(&Method::POST, "/2018-06-01/runtime/invocation/abc/response"), Route::Response("abc".into()));
+        assert_eq!(parse_route(&Method::POST, "/2018-06-01/runtime/invocation/abc/error"), Route::Error("abc".into()));
+        assert_eq!(parse_route(&Method::POST, "/2018-06-01/runtime/init/error"), Route::InitError);
+        assert_eq!(parse_route(&Method::POST, "/2018-06-01/runtime/invocation/next"), Route::MethodNotAllowed);
+        assert_eq!(parse_route(&Method::POST, "/2018-06-01/runtime/invocation//response"), Route::NotFound);
+        assert_eq!(parse_route(&Method::GET, "/other"), Route::NotFound);
+    }
+}

@@ -1,0 +1,187 @@
+//! `warden serve`: opens the data directory, starts the zygote, the engine and the API,
+//! and shuts all of it down cleanly on SIGTERM or SIGINT.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use warden_store::blobs::BlobStore;
+use warden_store::sqlite::SqliteStore;
+use warden_store::Store;
+use warden_types::{AccountId, Region};
+
+/// Options of `warden serve`; every one has a secure default.
+#[derive(clap::Args, Debug)]
+pub struct ServeArgs {
+    /// Address to listen on. Loopback only unless `--allow-non-loopback` is given.
+    #[arg(long, env = "WARDEN_LISTEN", default_value = "127.0.0.1:9700")]
+    listen: SocketAddr,
+    /// Permit listening on a non-loopback address.
+    #[arg(long)]
+    allow_non_loopback: bool,
+    /// Where Warden keeps its state (SQLite metadata, code blobs, logs).
+    /// Default: `$XDG_DATA_HOME/warden`, else `~/.local/share/warden`.
+    #[arg(long, env = "WARDEN_DATA_DIR")]
+    data_dir: Option<PathBuf>,
+    /// Python interpreter for `python3.x` functions; it must have `awslambdaric` installed.
+    #[arg(long, env = "WARDEN_PYTHON", default_value = "python3")]
+    python: PathBuf,
+    /// Region that appears in ARNs.
+    #[arg(long, env = "WARDEN_REGION", default_value = "us-east-1")]
+    region: String,
+    /// Account id in ARNs; chosen at random on first start and kept in the data dir.
+    #[arg(long, env = "WARDEN_ACCOUNT_ID")]
+    account_id: Option<String>,
+    /// Account-wide concurrent executions.
+    #[arg(long, default_value_t = warden_types::limits::DEFAULT_ACCOUNT_CONCURRENCY)]
+    account_concurrency: u32,
+    /// Seconds an idle instance is kept warm.
+    #[arg(long, default_value_t = 600)]
+    idle_timeout: u64,
+    /// Milliseconds before the first and second async retry (Lambda: about 60000 and 120000).
+    #[arg(long, value_delimiter = ',', default_values_t = [60_000u64, 120_000])]
+    async_retry_delays_ms: Vec<u64>,
+    /// Log filter (e.g. `info`, `warden=debug`).
+    #[arg(long, env = "WARDEN_LOG", default_value = "info")]
+    log: String,
+}
+
+fn default_data_dir() -> PathBuf {
+    if let Some(x) = std::env::var_os("XDG_DATA_HOME").filter(|v| !v.is_empty()) {
+        return PathBuf::from(x).join("warden");
+    }
+    match std::env::var_os("HOME") {
+        Some(h) => PathBuf::from(h).join(".local/share/warden"),
+        None => PathBuf::from(".warden"),
+    }
+}
+
+/// Resolves a bare interpreter name against `PATH`, since instances run with a fixed,
+/// minimal `PATH` of their own.
+fn resolve_program(p: PathBuf) -> PathBuf {
+    if p.components().count() > 1 {
+        return p;
+    }
+    std::env::var_os("PATH")
+        .into_iter()
+        .flat_map(|paths| std::env::split_paths(&paths).collect::<Vec<_>>())
+        .map(|dir| dir.join(&p))
+        .find(|candidate| candidate.is_file())
+        .unwrap_or(p)
+}
+
+fn account_id(store: &dyn Store, configured: Option<String>) -> anyhow::Result<AccountId> {
+    let stored = store.get_setting("account_id")?;
+    match (configured, stored) {
+        (Some(c), Some(s)) if c != s => {
+            bail!("this data directory belongs to account `{s}`, not `{c}`")
+        }
+        (Some(c), None) => {
+            let id = AccountId::new(&c)?;
+            store.put_setting("account_id", id.as_str())?;
+            Ok(id)
+        }
+        (_, Some(s)) => Ok(AccountId::new(&s)?),
+        (None, None) => {
+            let n: u64 = rand::random_range(100_000_000_000..1_000_000_000_000);
+            let id = AccountId::new(&n.to_string())?;
+            store.put_setting("account_id", id.as_str())?;
+            Ok(id)
+        }
+    }
+}
+
+pub fn run(args: ServeArgs) -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::try_new(&args.log).context("invalid --log filter")?)
+        .with_writer(std::io::stderr)
+        .init();
+    if !args.listen.ip().is_loopback() && !args.allow_non_loopback {
+        bail!(
+            "refusing to listen on non-loopback address `{}`: pass --allow-non-loopback to expose Warden beyond this machine",
+            args.listen
+        );
+    }
+    if args.async_retry_delays_ms.len() != 2 {
+        bail!("--async-retry-delays-ms takes exactly two values, e.g. `60000,120000`");
+    }
+    let region = Region::new(&args.region)?;
+    let data_dir = args.data_dir.clone().unwrap_or_else(default_data_dir);
+    std::fs::create_dir_all(&data_dir).with_context(|| format!("cannot create data directory `{}`", data_dir.display()))?;
+
+    // The zygote must start before any thread exists in this process's runtime, so that
+    // it is a small single-threaded copy of nothing.
+    let exe = std::env::current_exe().context("cannot find the warden executable")?;
+    let executor = Arc::new(warden_executor::ZygoteExecutor::start(&exe, &["__zygote"])?);
+
+    let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&data_dir.join("warden.db"))?);
+    let blobs = Arc::new(BlobStore::open(&data_dir.join("blobs"))?);
+    if let Err(e) = blobs.remove_stale_staging() {
+        tracing::warn!(error = %e, "could not remove leftover staging directories");
+    }
+    let account = account_id(store.as_ref(), args.account_id.clone())?;
+
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let engine_executor = Arc::clone(&executor);
+    runtime.block_on(async move {
+        let executor = engine_executor;
+        let [first, second] = [args.async_retry_delays_ms[0], args.async_retry_delays_ms[1]];
+        let config = warden_engine::EngineConfig {
+            account: account.clone(),
+            region: region.clone(),
+            python: resolve_program(args.python.clone()),
+            account_concurrency: args.account_concurrency,
+            idle_timeout: Duration::from_secs(args.idle_timeout),
+            async_retry_delays: [Duration::from_millis(first), Duration::from_millis(second)],
+            init_timeout: Duration::from_secs(u64::from(warden_types::limits::INIT_TIMEOUT_SECONDS)),
+        };
+        let code_blobs = Arc::clone(&blobs);
+        let engine = warden_engine::Engine::start(
+            config,
+            Arc::clone(&store),
+            executor.clone(),
+            Box::new(move |sha| code_blobs.code_dir(sha)),
+        )?;
+        let listener = tokio::net::TcpListener::bind(args.listen)
+            .await
+            .with_context(|| format!("cannot listen on `{}`", args.listen))?;
+        let local = listener.local_addr()?;
+        let state = Arc::new(warden_api::ApiState {
+            engine: engine.clone(),
+            store,
+            blobs,
+            account: account.clone(),
+            region,
+            pipeline: warden_api::Pipeline::default(),
+        });
+        tracing::info!(
+            address = %local,
+            data_dir = %data_dir.display(),
+            account = %account,
+            executor = %warden_executor::Executor::describe(executor.as_ref()),
+            "warden is listening"
+        );
+        // One machine-readable line for scripts and tests that start Warden on port 0.
+        println!("warden listening on http://{local}");
+        warden_api::serve(listener, state, shutdown_signal()).await;
+        tracing::info!("shutting down");
+        engine.shutdown();
+        anyhow::Ok(())
+    })?;
+    drop(executor);
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else {
+        std::future::pending::<()>().await;
+        return;
+    };
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+    }
+}
