@@ -5,6 +5,7 @@
 #![forbid(unsafe_code)]
 
 pub mod function;
+pub mod identity;
 pub mod limits;
 pub mod names;
 

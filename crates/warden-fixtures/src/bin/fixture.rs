@@ -1,0 +1,57 @@
+//! A function whose behaviour the event chooses, so one binary covers every case the
+//! integration tests need: `{"action": "echo" | "error" | "sleep" | "exit" | "print" |
+//! "env" | "big" | "context", ...}`. At init, `FIXTURE_INIT=exit` exits before asking
+//! for work and `FIXTURE_INIT=sleep` never finishes init.
+
+use lambda_runtime::{service_fn, Error, LambdaEvent};
+use serde_json::{json, Value};
+
+async fn handler(event: LambdaEvent<Value>) -> Result<Value, Error> {
+    let (payload, context) = event.into_parts();
+    let action = payload.get("action").and_then(Value::as_str).unwrap_or("echo");
+    match action {
+        "echo" => Ok(payload),
+        "error" => Err("the fixture was asked to fail".into()),
+        "sleep" => {
+            let ms = payload.get("ms").and_then(Value::as_u64).unwrap_or(1000);
+            tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
+            Ok(json!({ "slept_ms": ms }))
+        }
+        "exit" => std::process::exit(payload.get("code").and_then(Value::as_i64).unwrap_or(3) as i32),
+        "print" => {
+            let text = payload.get("text").and_then(Value::as_str).unwrap_or("hello from the fixture");
+            println!("{text}");
+            eprintln!("stderr: {text}");
+            Ok(json!({ "printed": text }))
+        }
+        "env" => {
+            let vars: serde_json::Map<String, Value> = std::env::vars().map(|(k, v)| (k, Value::String(v))).collect();
+            Ok(Value::Object(vars))
+        }
+        "big" => {
+            let bytes = payload.get("bytes").and_then(Value::as_u64).unwrap_or(7 * 1024 * 1024) as usize;
+            Ok(json!({ "data": "x".repeat(bytes) }))
+        }
+        "context" => Ok(json!({
+            "request_id": context.request_id,
+            "deadline_ms": context.deadline,
+            "invoked_function_arn": context.invoked_function_arn,
+            "trace_id": context.xray_trace_id,
+            "client_context": context.client_context.map(|c| c.custom),
+            "pid": std::process::id(),
+        })),
+        other => Err(format!("unknown action `{other}`").into()),
+    }
+}
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> Result<(), Error> {
+    match std::env::var("FIXTURE_INIT").as_deref() {
+        Ok("exit") => std::process::exit(7),
+        Ok("sleep") => loop {
+            std::thread::sleep(std::time::Duration::from_secs(60));
+        },
+        _ => {}
+    }
+    lambda_runtime::run(service_fn(handler)).await
+}

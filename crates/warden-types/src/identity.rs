@@ -1,0 +1,63 @@
+//! Who is calling: the authenticated principal and the credentials that prove it. Shared
+//! by the SigV4 verifier (`warden-auth`), the identity service (`warden-identity`) and the
+//! API's authorization step.
+
+use std::collections::BTreeMap;
+
+/// What kind of identity signed a request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PrincipalKind {
+    /// An IAM user with long-term access keys.
+    User,
+    /// A role session (execution-role credentials of a function instance, or assumed).
+    AssumedRole {
+        /// `arn:aws:iam::ACCOUNT:role/NAME`
+        role_arn: String,
+        session_name: String,
+    },
+}
+
+/// An authenticated identity and the attributes policies can refer to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Principal {
+    /// `arn:aws:iam::ACCOUNT:user/NAME` or `arn:aws:sts::ACCOUNT:assumed-role/ROLE/SESSION`.
+    pub arn: String,
+    pub account: String,
+    /// User name for users (`aws:username`); role name for role sessions.
+    pub name: String,
+    /// Unique id (`aws:userid`): `AIDA...` for users, `AROA...:SESSION` for role sessions.
+    pub id: String,
+    pub kind: PrincipalKind,
+    /// `aws:PrincipalTag/KEY` values.
+    pub tags: BTreeMap<String, String>,
+}
+
+/// One access key as the verifier needs it. The secret is only ever held in memory.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Credential {
+    pub access_key_id: String,
+    pub secret_access_key: String,
+    /// Required (and must match) for temporary credentials.
+    pub session_token: Option<String>,
+    /// Epoch ms after which the credential no longer works.
+    pub expires_at_ms: Option<i64>,
+    pub principal: Principal,
+}
+
+impl std::fmt::Debug for Credential {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never print secrets, not even in debug output.
+        f.debug_struct("Credential")
+            .field("access_key_id", &self.access_key_id)
+            .field("session_token", &self.session_token.as_ref().map(|_| "<redacted>"))
+            .field("expires_at_ms", &self.expires_at_ms)
+            .field("principal", &self.principal.arn)
+            .finish()
+    }
+}
+
+/// Finds the active credential for an access key id; `None` for unknown, inactive or
+/// deleted keys.
+pub trait CredentialSource: Send + Sync {
+    fn lookup(&self, access_key_id: &str) -> Option<Credential>;
+}
