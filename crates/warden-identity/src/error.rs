@@ -1,0 +1,96 @@
+//! The crate's error type. Entity errors carry the IAM error code they are reported under
+//! (see [`IdentityError::code`]); storage and key-file errors are internal and are logged by
+//! the query front-end, never sent to clients.
+
+use std::path::PathBuf;
+
+/// Why an identity operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum IdentityError {
+    /// The named user, role, key, policy or attachment does not exist.
+    #[error("{0}")]
+    NoSuchEntity(String),
+    /// An entity with that name already exists.
+    #[error("{0}")]
+    EntityAlreadyExists(String),
+    /// The entity still has dependents (keys, policies, attachments).
+    #[error("{0}")]
+    DeleteConflict(String),
+    /// A per-entity quota (access keys per user, attached policies) would be exceeded.
+    #[error("{0}")]
+    LimitExceeded(String),
+    /// A parameter is missing or does not satisfy IAM's constraints.
+    #[error("{0}")]
+    Validation(String),
+    /// A policy document was refused by the policy grammar.
+    #[error("{0}")]
+    MalformedPolicy(#[from] warden_iam::PolicyError),
+    /// A SQLite operation failed.
+    #[error("identity database: {context}: {source}")]
+    Database {
+        /// The step that failed.
+        context: &'static str,
+        #[source]
+        source: rusqlite::Error,
+    },
+    /// Creating, reading or syncing a file in the data directory failed.
+    #[error("{context} `{}`: {source}", path.display())]
+    File {
+        /// The step that failed.
+        context: &'static str,
+        /// The file or directory involved.
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// The master key file exists but is unusable (wrong length or too permissive).
+    #[error("master key `{}` is unusable: {reason}", path.display())]
+    MasterKeyUnusable {
+        /// The key file.
+        path: PathBuf,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// A stored secret could not be decrypted: wrong master key or tampered data.
+    #[error("cannot decrypt the secret of access key `{key_id}`: wrong master key or tampered data")]
+    Decrypt {
+        /// The access key whose secret failed authentication.
+        key_id: String,
+    },
+    /// The system random number generator or the cipher failed.
+    #[error("cryptography failure while {0}")]
+    Crypto(&'static str),
+    /// The database holds a schema newer than this build understands.
+    #[error("identity database schema version {found} is newer than supported version {supported}")]
+    SchemaTooNew {
+        /// `PRAGMA user_version` of the file.
+        found: i64,
+        /// Highest version this build knows.
+        supported: i64,
+    },
+}
+
+impl IdentityError {
+    /// The IAM error code this error is reported under.
+    pub fn code(&self) -> &'static str {
+        match self {
+            IdentityError::NoSuchEntity(_) => "NoSuchEntity",
+            IdentityError::EntityAlreadyExists(_) => "EntityAlreadyExists",
+            IdentityError::DeleteConflict(_) => "DeleteConflict",
+            IdentityError::LimitExceeded(_) => "LimitExceeded",
+            IdentityError::Validation(_) => "ValidationError",
+            IdentityError::MalformedPolicy(e) => e.code(),
+            _ => "ServiceFailure",
+        }
+    }
+
+    /// True for errors caused by the request rather than by the server.
+    pub fn is_client_error(&self) -> bool {
+        !matches!(self.code(), "ServiceFailure")
+    }
+}
+
+/// Shorthand for mapping a SQLite error to [`IdentityError::Database`].
+pub(crate) fn db(context: &'static str) -> impl Fn(rusqlite::Error) -> IdentityError {
+    move |source| IdentityError::Database { context, source }
+}

@@ -1,0 +1,15 @@
+//! IAM users, access keys, roles and policies for Warden: durable encrypted storage, the
+//! in-memory credential cache the SigV4 verifier reads, execution-role sessions and the
+//! AWS-compatible IAM/STS query API.
+#![forbid(unsafe_code)]
+
+mod crypto;
+mod error;
+mod store;
+
+pub use crypto::{MasterKey, MASTER_KEY_LEN};
+pub use error::IdentityError;
+pub use store::{
+    Dump, Holder, IdentityStore, InlinePolicy, KeyStatus, ManagedPolicy, Role, SqliteIdentityStore,
+    StoredKey, Tags, User,
+};

@@ -1,0 +1,1180 @@
+//! Durable identity state behind the [`IdentityStore`] trait, and its SQLite implementation.
+//!
+//! The trait is write-oriented: every read the service needs is answered from an in-memory
+//! snapshot built from [`IdentityStore::load`], so a networked database can replace SQLite
+//! by implementing one load and a handful of transactional writes. Each write checks its
+//! own preconditions (existence, conflicts, quotas) inside its transaction, so concurrent
+//! writers cannot break them. Secret access keys reach the store already sealed (see
+//! [`crate::MasterKey`]); the store never sees a plaintext secret.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
+
+use rusqlite::{params, Connection, OptionalExtension, Transaction, TransactionBehavior};
+
+use crate::error::{db, IdentityError};
+
+/// A `Key=Value` tag on a user or role.
+pub type Tags = Vec<(String, String)>;
+
+/// An IAM user.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct User {
+    /// `UserName`, unique ignoring case.
+    pub name: String,
+    /// `AIDA` + 16 characters.
+    pub id: String,
+    /// `arn:aws:iam::ACCOUNT:user/PATH/NAME`.
+    pub arn: String,
+    /// `/` or `/a/b/`.
+    pub path: String,
+    /// Tags in insertion order.
+    pub tags: Tags,
+    /// Creation time, epoch ms.
+    pub created_ms: i64,
+}
+
+/// Whether an access key may be used.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum KeyStatus {
+    /// Usable.
+    Active,
+    /// Kept but refused by the verifier.
+    Inactive,
+}
+
+impl KeyStatus {
+    /// IAM's spelling: `Active` or `Inactive`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            KeyStatus::Active => "Active",
+            KeyStatus::Inactive => "Inactive",
+        }
+    }
+
+    /// Parses IAM's spelling.
+    pub fn parse(s: &str) -> Option<KeyStatus> {
+        match s {
+            "Active" => Some(KeyStatus::Active),
+            "Inactive" => Some(KeyStatus::Inactive),
+            _ => None,
+        }
+    }
+}
+
+/// An access key as stored: metadata plus the sealed secret. `Debug` omits the secret.
+#[derive(Clone, PartialEq, Eq)]
+pub struct StoredKey {
+    /// `AKIA` + 16 characters.
+    pub id: String,
+    /// The owning user.
+    pub user_name: String,
+    /// Active or inactive.
+    pub status: KeyStatus,
+    /// The secret access key sealed by [`crate::MasterKey::seal`] with `id` as associated data.
+    pub sealed_secret: Vec<u8>,
+    /// Creation time, epoch ms.
+    pub created_ms: i64,
+    /// Last successful use, epoch ms, if recorded.
+    pub last_used_ms: Option<i64>,
+}
+
+impl std::fmt::Debug for StoredKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StoredKey")
+            .field("id", &self.id)
+            .field("user_name", &self.user_name)
+            .field("status", &self.status)
+            .field("sealed_secret", &"<redacted>")
+            .field("created_ms", &self.created_ms)
+            .field("last_used_ms", &self.last_used_ms)
+            .finish()
+    }
+}
+
+/// An IAM role.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Role {
+    /// `RoleName`, unique ignoring case.
+    pub name: String,
+    /// `AROA` + 16 characters.
+    pub id: String,
+    /// `arn:aws:iam::ACCOUNT:role/PATH/NAME`.
+    pub arn: String,
+    /// `/` or `/a/b/`.
+    pub path: String,
+    /// The trust (assume-role) policy document, as JSON text.
+    pub trust_policy: String,
+    /// Free text.
+    pub description: Option<String>,
+    /// Longest session, seconds (3600 to 43200).
+    pub max_session_duration_s: u32,
+    /// Tags in insertion order.
+    pub tags: Tags,
+    /// Creation time, epoch ms.
+    pub created_ms: i64,
+}
+
+/// Who holds an inline policy or a managed-policy attachment.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Holder {
+    /// A user, by name.
+    User(String),
+    /// A role, by name.
+    Role(String),
+}
+
+impl Holder {
+    fn kind(&self) -> &'static str {
+        match self {
+            Holder::User(_) => "user",
+            Holder::Role(_) => "role",
+        }
+    }
+
+    /// The user or role name.
+    pub fn name(&self) -> &str {
+        match self {
+            Holder::User(n) | Holder::Role(n) => n,
+        }
+    }
+
+    fn from_parts(kind: &str, name: String) -> Option<Holder> {
+        match kind {
+            "user" => Some(Holder::User(name)),
+            "role" => Some(Holder::Role(name)),
+            _ => None,
+        }
+    }
+}
+
+/// An inline policy embedded in a user or role.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct InlinePolicy {
+    /// The user or role it is embedded in.
+    pub holder: Holder,
+    /// `PolicyName`, unique per holder.
+    pub name: String,
+    /// The policy document, as JSON text.
+    pub document: String,
+}
+
+/// A customer-managed policy (only its default version, `v1`, is kept).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ManagedPolicy {
+    /// `PolicyName`, unique ignoring case.
+    pub name: String,
+    /// `ANPA` + 16 characters.
+    pub id: String,
+    /// `arn:aws:iam::ACCOUNT:policy/PATH/NAME`.
+    pub arn: String,
+    /// `/` or `/a/b/`.
+    pub path: String,
+    /// The default version's document, as JSON text.
+    pub document: String,
+    /// Free text.
+    pub description: Option<String>,
+    /// Creation time, epoch ms.
+    pub created_ms: i64,
+}
+
+/// Everything the store holds, as loaded by [`IdentityStore::load`].
+#[derive(Clone, Debug, Default)]
+pub struct Dump {
+    /// Users by name.
+    pub users: Vec<User>,
+    /// Access keys of all users.
+    pub keys: Vec<StoredKey>,
+    /// Roles by name.
+    pub roles: Vec<Role>,
+    /// Inline policies of all users and roles.
+    pub inline: Vec<InlinePolicy>,
+    /// Managed policies by ARN.
+    pub policies: Vec<ManagedPolicy>,
+    /// `(holder, policy ARN)` attachments.
+    pub attachments: Vec<(Holder, String)>,
+}
+
+/// Durable identity state. Each write is one transaction that is durable when it returns.
+pub trait IdentityStore: Send + Sync {
+    /// Everything, read in one consistent snapshot.
+    fn load(&self) -> Result<Dump, IdentityError>;
+    /// Creates a user together with its first inline policies and access key (atomic, so a
+    /// crash never leaves a half-made bootstrap admin).
+    fn create_user(
+        &self,
+        user: &User,
+        inline: &[InlinePolicy],
+        key: Option<&StoredKey>,
+    ) -> Result<(), IdentityError>;
+    /// Deletes a user that has no access keys, inline policies or attachments.
+    fn delete_user(&self, name: &str) -> Result<(), IdentityError>;
+    /// Replaces a user's tags.
+    fn set_user_tags(&self, name: &str, tags: &Tags) -> Result<(), IdentityError>;
+    /// Adds an access key unless its user already has `max_per_user` keys.
+    fn create_access_key(&self, key: &StoredKey, max_per_user: usize)
+        -> Result<(), IdentityError>;
+    /// Activates or deactivates a key of `user`.
+    fn set_access_key_status(
+        &self,
+        user: &str,
+        key_id: &str,
+        status: KeyStatus,
+    ) -> Result<(), IdentityError>;
+    /// Deletes a key of `user`.
+    fn delete_access_key(&self, user: &str, key_id: &str) -> Result<(), IdentityError>;
+    /// Creates a role.
+    fn create_role(&self, role: &Role) -> Result<(), IdentityError>;
+    /// Deletes a role that has no inline policies or attachments.
+    fn delete_role(&self, name: &str) -> Result<(), IdentityError>;
+    /// Replaces a role's trust policy.
+    fn set_role_trust_policy(&self, name: &str, document: &str) -> Result<(), IdentityError>;
+    /// Replaces a role's tags.
+    fn set_role_tags(&self, name: &str, tags: &Tags) -> Result<(), IdentityError>;
+    /// Creates or replaces an inline policy of an existing user or role.
+    fn put_inline_policy(&self, policy: &InlinePolicy) -> Result<(), IdentityError>;
+    /// Deletes an inline policy.
+    fn delete_inline_policy(&self, holder: &Holder, name: &str) -> Result<(), IdentityError>;
+    /// Creates a managed policy.
+    fn create_managed_policy(&self, policy: &ManagedPolicy) -> Result<(), IdentityError>;
+    /// Deletes a managed policy that is attached to nothing.
+    fn delete_managed_policy(&self, arn: &str) -> Result<(), IdentityError>;
+    /// Attaches a managed policy unless the holder already has `max` attached (idempotent).
+    fn attach_policy(&self, holder: &Holder, arn: &str, max: usize) -> Result<(), IdentityError>;
+    /// Detaches a managed policy.
+    fn detach_policy(&self, holder: &Holder, arn: &str) -> Result<(), IdentityError>;
+}
+
+/// How long a connection waits for a lock held by another connection before giving up.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Schema; entry `i` moves `user_version` from `i` to `i + 1`. Append only.
+const MIGRATIONS: &[&str] = &[r#"
+CREATE TABLE users (
+    name TEXT PRIMARY KEY NOT NULL COLLATE NOCASE,
+    id TEXT NOT NULL UNIQUE,
+    arn TEXT NOT NULL,
+    path TEXT NOT NULL,
+    tags TEXT NOT NULL,
+    created_ms INTEGER NOT NULL
+) STRICT;
+
+CREATE TABLE access_keys (
+    id TEXT PRIMARY KEY NOT NULL,
+    user_name TEXT NOT NULL REFERENCES users(name),
+    status TEXT NOT NULL CHECK (status IN ('Active', 'Inactive')),
+    -- AES-256-GCM under the master key, the key id as associated data.
+    sealed_secret BLOB NOT NULL,
+    created_ms INTEGER NOT NULL,
+    last_used_ms INTEGER
+) STRICT;
+CREATE INDEX access_keys_by_user ON access_keys(user_name);
+
+CREATE TABLE roles (
+    name TEXT PRIMARY KEY NOT NULL COLLATE NOCASE,
+    id TEXT NOT NULL UNIQUE,
+    arn TEXT NOT NULL,
+    path TEXT NOT NULL,
+    trust_policy TEXT NOT NULL,
+    description TEXT,
+    max_session_duration_s INTEGER NOT NULL,
+    tags TEXT NOT NULL,
+    created_ms INTEGER NOT NULL
+) STRICT;
+
+CREATE TABLE inline_policies (
+    holder_kind TEXT NOT NULL CHECK (holder_kind IN ('user', 'role')),
+    holder TEXT NOT NULL COLLATE NOCASE,
+    name TEXT NOT NULL COLLATE NOCASE,
+    document TEXT NOT NULL,
+    PRIMARY KEY (holder_kind, holder, name)
+) STRICT, WITHOUT ROWID;
+
+CREATE TABLE managed_policies (
+    arn TEXT PRIMARY KEY NOT NULL,
+    name TEXT NOT NULL UNIQUE COLLATE NOCASE,
+    id TEXT NOT NULL UNIQUE,
+    path TEXT NOT NULL,
+    document TEXT NOT NULL,
+    description TEXT,
+    created_ms INTEGER NOT NULL
+) STRICT;
+
+CREATE TABLE attachments (
+    holder_kind TEXT NOT NULL CHECK (holder_kind IN ('user', 'role')),
+    holder TEXT NOT NULL COLLATE NOCASE,
+    policy_arn TEXT NOT NULL REFERENCES managed_policies(arn),
+    PRIMARY KEY (holder_kind, holder, policy_arn)
+) STRICT, WITHOUT ROWID;
+"#];
+
+/// [`IdentityStore`] on one SQLite file: WAL, `synchronous=FULL`, one write connection and
+/// one read connection, each behind a mutex.
+pub struct SqliteIdentityStore {
+    path: PathBuf,
+    writer: Mutex<Connection>,
+    reader: Mutex<Connection>,
+}
+
+impl std::fmt::Debug for SqliteIdentityStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SqliteIdentityStore")
+            .field("path", &self.path)
+            .finish_non_exhaustive()
+    }
+}
+
+fn lock(m: &Mutex<Connection>) -> MutexGuard<'_, Connection> {
+    // A panic while holding the lock leaves SQLite consistent (an open transaction is
+    // rolled back below), so a poisoned mutex is safe to reuse.
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+fn open_connection(path: &Path, context: &'static str) -> Result<Connection, IdentityError> {
+    let conn = Connection::open(path).map_err(db(context))?;
+    conn.busy_timeout(BUSY_TIMEOUT).map_err(db(context))?;
+    conn.pragma_update(None, "foreign_keys", true)
+        .map_err(db(context))?;
+    conn.pragma_update(None, "synchronous", "FULL")
+        .map_err(db(context))?;
+    Ok(conn)
+}
+
+fn migrate(conn: &mut Connection) -> Result<(), IdentityError> {
+    let mode: String = conn
+        .pragma_update_and_check(None, "journal_mode", "WAL", |r| r.get(0))
+        .map_err(db("switching to WAL"))?;
+    if !mode.eq_ignore_ascii_case("wal") {
+        return Err(IdentityError::Database {
+            context: "switching to WAL",
+            source: rusqlite::Error::InvalidQuery,
+        });
+    }
+    let supported = MIGRATIONS.len() as i64;
+    loop {
+        // INVARIANT: the version is re-read inside the write transaction, so two processes
+        // opening the file at once never apply one migration twice.
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(db("migrating the schema"))?;
+        let current: i64 = tx
+            .pragma_query_value(None, "user_version", |r| r.get(0))
+            .map_err(db("reading the schema version"))?;
+        if current > supported {
+            return Err(IdentityError::SchemaTooNew {
+                found: current,
+                supported,
+            });
+        }
+        if current == supported {
+            return Ok(());
+        }
+        let step = MIGRATIONS[usize::try_from(current).unwrap_or(0)];
+        tx.execute_batch(step).map_err(db("migrating the schema"))?;
+        tx.pragma_update(None, "user_version", current + 1)
+            .map_err(db("migrating the schema"))?;
+        tx.commit().map_err(db("migrating the schema"))?;
+    }
+}
+
+fn tags_to_json(tags: &Tags) -> String {
+    serde_json::Value::Array(
+        tags.iter()
+            .map(|(k, v)| serde_json::json!([k, v]))
+            .collect(),
+    )
+    .to_string()
+}
+
+fn tags_from_json(text: &str) -> Tags {
+    let parsed: Result<Vec<(String, String)>, _> = serde_json::from_str(text);
+    parsed.unwrap_or_else(|e| {
+        tracing::error!(error = %e, "ignoring unreadable stored tags");
+        Vec::new()
+    })
+}
+
+fn is_unique_violation(e: &rusqlite::Error) -> bool {
+    matches!(e, rusqlite::Error::SqliteFailure(f, _)
+        if f.code == rusqlite::ErrorCode::ConstraintViolation)
+}
+
+fn exists(tx: &Transaction<'_>, sql: &str, args: &[&dyn rusqlite::ToSql]) -> Result<bool, IdentityError> {
+    tx.query_row(sql, args, |_| Ok(()))
+        .optional()
+        .map(|o| o.is_some())
+        .map_err(db("checking an entity"))
+}
+
+fn count(tx: &Transaction<'_>, sql: &str, args: &[&dyn rusqlite::ToSql]) -> Result<i64, IdentityError> {
+    tx.query_row(sql, args, |r| r.get(0))
+        .map_err(db("counting entities"))
+}
+
+fn no_user(name: &str) -> IdentityError {
+    IdentityError::NoSuchEntity(format!("The user with name `{name}` cannot be found."))
+}
+
+fn no_role(name: &str) -> IdentityError {
+    IdentityError::NoSuchEntity(format!("The role with name `{name}` cannot be found."))
+}
+
+fn no_policy(arn: &str) -> IdentityError {
+    IdentityError::NoSuchEntity(format!("Policy `{arn}` does not exist or is not attachable."))
+}
+
+fn require_holder(tx: &Transaction<'_>, holder: &Holder) -> Result<(), IdentityError> {
+    let found = match holder {
+        Holder::User(n) => exists(tx, "SELECT 1 FROM users WHERE name = ?1", &[n])?,
+        Holder::Role(n) => exists(tx, "SELECT 1 FROM roles WHERE name = ?1", &[n])?,
+    };
+    match (found, holder) {
+        (true, _) => Ok(()),
+        (false, Holder::User(n)) => Err(no_user(n)),
+        (false, Holder::Role(n)) => Err(no_role(n)),
+    }
+}
+
+fn insert_inline(tx: &Transaction<'_>, p: &InlinePolicy) -> Result<(), IdentityError> {
+    tx.execute(
+        "INSERT INTO inline_policies (holder_kind, holder, name, document) VALUES (?1, ?2, ?3, ?4)
+         ON CONFLICT (holder_kind, holder, name) DO UPDATE SET document = excluded.document",
+        params![p.holder.kind(), p.holder.name(), p.name, p.document],
+    )
+    .map_err(db("writing an inline policy"))?;
+    Ok(())
+}
+
+fn insert_key(tx: &Transaction<'_>, k: &StoredKey) -> Result<(), IdentityError> {
+    tx.execute(
+        "INSERT INTO access_keys (id, user_name, status, sealed_secret, created_ms, last_used_ms)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        params![
+            k.id,
+            k.user_name,
+            k.status.as_str(),
+            k.sealed_secret,
+            k.created_ms,
+            k.last_used_ms
+        ],
+    )
+    .map_err(db("writing an access key"))?;
+    Ok(())
+}
+
+impl SqliteIdentityStore {
+    /// Opens (creating if needed) the identity database at `path`, migrating it.
+    pub fn open(path: &Path) -> Result<Self, IdentityError> {
+        let dir = match path.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p.to_owned(),
+            _ => PathBuf::from("."),
+        };
+        fs::create_dir_all(&dir).map_err(|source| IdentityError::File {
+            context: "creating the data directory",
+            path: dir.clone(),
+            source,
+        })?;
+        let mut writer = open_connection(path, "opening the identity database")?;
+        migrate(&mut writer)?;
+        let reader = open_connection(path, "opening the identity database")?;
+        reader
+            .pragma_update(None, "query_only", true)
+            .map_err(db("opening the identity database"))?;
+        // SQLite syncs the directory for its journals, not for a newly created main file.
+        fs::File::open(&dir)
+            .and_then(|d| d.sync_all())
+            .map_err(|source| IdentityError::File {
+                context: "syncing the data directory",
+                path: dir.clone(),
+                source,
+            })?;
+        Ok(Self {
+            path: path.to_owned(),
+            writer: Mutex::new(writer),
+            reader: Mutex::new(reader),
+        })
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn write<T>(
+        &self,
+        context: &'static str,
+        f: impl FnOnce(&Transaction<'_>) -> Result<T, IdentityError>,
+    ) -> Result<T, IdentityError> {
+        let mut conn = lock(&self.writer);
+        if !conn.is_autocommit() {
+            // A writer panicked mid-transaction.
+            conn.execute_batch("ROLLBACK").map_err(db(context))?;
+        }
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(db(context))?;
+        let out = f(&tx)?;
+        tx.commit().map_err(db(context))?;
+        Ok(out)
+    }
+}
+
+impl IdentityStore for SqliteIdentityStore {
+    fn load(&self) -> Result<Dump, IdentityError> {
+        let mut conn = lock(&self.reader);
+        if !conn.is_autocommit() {
+            conn.execute_batch("ROLLBACK").map_err(db("loading identities"))?;
+        }
+        let tx = conn.transaction().map_err(db("loading identities"))?;
+        let ctx = db("loading identities");
+        let mut dump = Dump::default();
+        {
+            let mut st = tx
+                .prepare("SELECT name, id, arn, path, tags, created_ms FROM users ORDER BY name")
+                .map_err(&ctx)?;
+            let rows = st
+                .query_map([], |r| {
+                    Ok(User {
+                        name: r.get(0)?,
+                        id: r.get(1)?,
+                        arn: r.get(2)?,
+                        path: r.get(3)?,
+                        tags: tags_from_json(&r.get::<_, String>(4)?),
+                        created_ms: r.get(5)?,
+                    })
+                })
+                .map_err(&ctx)?;
+            for row in rows {
+                dump.users.push(row.map_err(&ctx)?);
+            }
+            let mut st = tx
+                .prepare(
+                    "SELECT id, user_name, status, sealed_secret, created_ms, last_used_ms
+                     FROM access_keys ORDER BY created_ms, id",
+                )
+                .map_err(&ctx)?;
+            let rows = st
+                .query_map([], |r| {
+                    let status: String = r.get(2)?;
+                    Ok(StoredKey {
+                        id: r.get(0)?,
+                        user_name: r.get(1)?,
+                        // The CHECK constraint admits only the two spellings.
+                        status: KeyStatus::parse(&status).unwrap_or(KeyStatus::Inactive),
+                        sealed_secret: r.get(3)?,
+                        created_ms: r.get(4)?,
+                        last_used_ms: r.get(5)?,
+                    })
+                })
+                .map_err(&ctx)?;
+            for row in rows {
+                dump.keys.push(row.map_err(&ctx)?);
+            }
+            let mut st = tx
+                .prepare(
+                    "SELECT name, id, arn, path, trust_policy, description, max_session_duration_s,
+                     tags, created_ms FROM roles ORDER BY name",
+                )
+                .map_err(&ctx)?;
+            let rows = st
+                .query_map([], |r| {
+                    Ok(Role {
+                        name: r.get(0)?,
+                        id: r.get(1)?,
+                        arn: r.get(2)?,
+                        path: r.get(3)?,
+                        trust_policy: r.get(4)?,
+                        description: r.get(5)?,
+                        max_session_duration_s: r.get(6)?,
+                        tags: tags_from_json(&r.get::<_, String>(7)?),
+                        created_ms: r.get(8)?,
+                    })
+                })
+                .map_err(&ctx)?;
+            for row in rows {
+                dump.roles.push(row.map_err(&ctx)?);
+            }
+            let mut st = tx
+                .prepare(
+                    "SELECT holder_kind, holder, name, document FROM inline_policies
+                     ORDER BY holder_kind, holder, name",
+                )
+                .map_err(&ctx)?;
+            let rows = st
+                .query_map([], |r| {
+                    Ok((
+                        r.get::<_, String>(0)?,
+                        r.get::<_, String>(1)?,
+                        r.get::<_, String>(2)?,
+                        r.get::<_, String>(3)?,
+                    ))
+                })
+                .map_err(&ctx)?;
+            for row in rows {
+                let (kind, holder, name, document) = row.map_err(&ctx)?;
+                if let Some(holder) = Holder::from_parts(&kind, holder) {
+                    dump.inline.push(InlinePolicy {
+                        holder,
+                        name,
+                        document,
+                    });
+                }
+            }
+            let mut st = tx
+                .prepare(
+                    "SELECT name, id, arn, path, document, description, created_ms
+                     FROM managed_policies ORDER BY name",
+                )
+                .map_err(&ctx)?;
+            let rows = st
+                .query_map([], |r| {
+                    Ok(ManagedPolicy {
+                        name: r.get(0)?,
+                        id: r.get(1)?,
+                        arn: r.get(2)?,
+                        path: r.get(3)?,
+                        document: r.get(4)?,
+                        description: r.get(5)?,
+                        created_ms: r.get(6)?,
+                    })
+                })
+                .map_err(&ctx)?;
+            for row in rows {
+                dump.policies.push(row.map_err(&ctx)?);
+            }
+            let mut st = tx
+                .prepare(
+                    "SELECT holder_kind, holder, policy_arn FROM attachments
+                     ORDER BY holder_kind, holder, policy_arn",
+                )
+                .map_err(&ctx)?;
+            let rows = st
+                .query_map([], |r| {
+                    Ok((
+                        r.get::<_, String>(0)?,
+                        r.get::<_, String>(1)?,
+                        r.get::<_, String>(2)?,
+                    ))
+                })
+                .map_err(&ctx)?;
+            for row in rows {
+                let (kind, holder, arn) = row.map_err(&ctx)?;
+                if let Some(holder) = Holder::from_parts(&kind, holder) {
+                    dump.attachments.push((holder, arn));
+                }
+            }
+        }
+        tx.finish().map_err(&ctx)?;
+        Ok(dump)
+    }
+
+    fn create_user(
+        &self,
+        user: &User,
+        inline: &[InlinePolicy],
+        key: Option<&StoredKey>,
+    ) -> Result<(), IdentityError> {
+        self.write("creating a user", |tx| {
+            let inserted = tx.execute(
+                "INSERT INTO users (name, id, arn, path, tags, created_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                params![user.name, user.id, user.arn, user.path, tags_to_json(&user.tags), user.created_ms],
+            );
+            match inserted {
+                Err(e) if is_unique_violation(&e) => {
+                    return Err(IdentityError::EntityAlreadyExists(format!(
+                        "User with name `{}` already exists.",
+                        user.name
+                    )))
+                }
+                other => other.map_err(db("creating a user"))?,
+            };
+            for p in inline {
+                insert_inline(tx, p)?;
+            }
+            if let Some(k) = key {
+                insert_key(tx, k)?;
+            }
+            Ok(())
+        })
+    }
+
+    fn delete_user(&self, name: &str) -> Result<(), IdentityError> {
+        self.write("deleting a user", |tx| {
+            require_holder(tx, &Holder::User(name.to_owned()))?;
+            if exists(tx, "SELECT 1 FROM access_keys WHERE user_name = ?1", &[&name])? {
+                return Err(IdentityError::DeleteConflict(
+                    "Cannot delete entity, must delete access keys first.".into(),
+                ));
+            }
+            if exists(
+                tx,
+                "SELECT 1 FROM inline_policies WHERE holder_kind = 'user' AND holder = ?1",
+                &[&name],
+            )? {
+                return Err(IdentityError::DeleteConflict(
+                    "Cannot delete entity, must delete policies first.".into(),
+                ));
+            }
+            if exists(
+                tx,
+                "SELECT 1 FROM attachments WHERE holder_kind = 'user' AND holder = ?1",
+                &[&name],
+            )? {
+                return Err(IdentityError::DeleteConflict(
+                    "Cannot delete entity, must detach all policies first.".into(),
+                ));
+            }
+            tx.execute("DELETE FROM users WHERE name = ?1", [name])
+                .map_err(db("deleting a user"))?;
+            Ok(())
+        })
+    }
+
+    fn set_user_tags(&self, name: &str, tags: &Tags) -> Result<(), IdentityError> {
+        self.write("tagging a user", |tx| {
+            let n = tx
+                .execute(
+                    "UPDATE users SET tags = ?2 WHERE name = ?1",
+                    params![name, tags_to_json(tags)],
+                )
+                .map_err(db("tagging a user"))?;
+            if n == 0 {
+                return Err(no_user(name));
+            }
+            Ok(())
+        })
+    }
+
+    fn create_access_key(&self, key: &StoredKey, max_per_user: usize) -> Result<(), IdentityError> {
+        self.write("creating an access key", |tx| {
+            require_holder(tx, &Holder::User(key.user_name.clone()))?;
+            let n = count(
+                tx,
+                "SELECT count(*) FROM access_keys WHERE user_name = ?1",
+                &[&key.user_name],
+            )?;
+            if n >= max_per_user as i64 {
+                return Err(IdentityError::LimitExceeded(format!(
+                    "Cannot exceed quota for AccessKeysPerUser: {max_per_user}"
+                )));
+            }
+            insert_key(tx, key)
+        })
+    }
+
+    fn set_access_key_status(
+        &self,
+        user: &str,
+        key_id: &str,
+        status: KeyStatus,
+    ) -> Result<(), IdentityError> {
+        self.write("updating an access key", |tx| {
+            let n = tx
+                .execute(
+                    "UPDATE access_keys SET status = ?3 WHERE id = ?1 AND user_name = ?2",
+                    params![key_id, user, status.as_str()],
+                )
+                .map_err(db("updating an access key"))?;
+            if n == 0 {
+                return Err(IdentityError::NoSuchEntity(format!(
+                    "The Access Key with id `{key_id}` cannot be found."
+                )));
+            }
+            Ok(())
+        })
+    }
+
+    fn delete_access_key(&self, user: &str, key_id: &str) -> Result<(), IdentityError> {
+        self.write("deleting an access key", |tx| {
+            let n = tx
+                .execute(
+                    "DELETE FROM access_keys WHERE id = ?1 AND user_name = ?2",
+                    params![key_id, user],
+                )
+                .map_err(db("deleting an access key"))?;
+            if n == 0 {
+                return Err(IdentityError::NoSuchEntity(format!(
+                    "The Access Key with id `{key_id}` cannot be found."
+                )));
+            }
+            Ok(())
+        })
+    }
+
+    fn create_role(&self, role: &Role) -> Result<(), IdentityError> {
+        self.write("creating a role", |tx| {
+            let inserted = tx.execute(
+                "INSERT INTO roles (name, id, arn, path, trust_policy, description,
+                 max_session_duration_s, tags, created_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                params![
+                    role.name,
+                    role.id,
+                    role.arn,
+                    role.path,
+                    role.trust_policy,
+                    role.description,
+                    role.max_session_duration_s,
+                    tags_to_json(&role.tags),
+                    role.created_ms
+                ],
+            );
+            match inserted {
+                Err(e) if is_unique_violation(&e) => Err(IdentityError::EntityAlreadyExists(
+                    format!("Role with name `{}` already exists.", role.name),
+                )),
+                other => other.map(|_| ()).map_err(db("creating a role")),
+            }
+        })
+    }
+
+    fn delete_role(&self, name: &str) -> Result<(), IdentityError> {
+        self.write("deleting a role", |tx| {
+            require_holder(tx, &Holder::Role(name.to_owned()))?;
+            if exists(
+                tx,
+                "SELECT 1 FROM inline_policies WHERE holder_kind = 'role' AND holder = ?1",
+                &[&name],
+            )? {
+                return Err(IdentityError::DeleteConflict(
+                    "Cannot delete entity, must delete policies first.".into(),
+                ));
+            }
+            if exists(
+                tx,
+                "SELECT 1 FROM attachments WHERE holder_kind = 'role' AND holder = ?1",
+                &[&name],
+            )? {
+                return Err(IdentityError::DeleteConflict(
+                    "Cannot delete entity, must detach all policies first.".into(),
+                ));
+            }
+            tx.execute("DELETE FROM roles WHERE name = ?1", [name])
+                .map_err(db("deleting a role"))?;
+            Ok(())
+        })
+    }
+
+    fn set_role_trust_policy(&self, name: &str, document: &str) -> Result<(), IdentityError> {
+        self.write("updating a trust policy", |tx| {
+            let n = tx
+                .execute(
+                    "UPDATE roles SET trust_policy = ?2 WHERE name = ?1",
+                    params![name, document],
+                )
+                .map_err(db("updating a trust policy"))?;
+            if n == 0 {
+                return Err(no_role(name));
+            }
+            Ok(())
+        })
+    }
+
+    fn set_role_tags(&self, name: &str, tags: &Tags) -> Result<(), IdentityError> {
+        self.write("tagging a role", |tx| {
+            let n = tx
+                .execute(
+                    "UPDATE roles SET tags = ?2 WHERE name = ?1",
+                    params![name, tags_to_json(tags)],
+                )
+                .map_err(db("tagging a role"))?;
+            if n == 0 {
+                return Err(no_role(name));
+            }
+            Ok(())
+        })
+    }
+
+    fn put_inline_policy(&self, policy: &InlinePolicy) -> Result<(), IdentityError> {
+        self.write("writing an inline policy", |tx| {
+            require_holder(tx, &policy.holder)?;
+            insert_inline(tx, policy)
+        })
+    }
+
+    fn delete_inline_policy(&self, holder: &Holder, name: &str) -> Result<(), IdentityError> {
+        self.write("deleting an inline policy", |tx| {
+            require_holder(tx, holder)?;
+            let n = tx
+                .execute(
+                    "DELETE FROM inline_policies WHERE holder_kind = ?1 AND holder = ?2 AND name = ?3",
+                    params![holder.kind(), holder.name(), name],
+                )
+                .map_err(db("deleting an inline policy"))?;
+            if n == 0 {
+                return Err(IdentityError::NoSuchEntity(format!(
+                    "The {} policy with name `{name}` cannot be found.",
+                    holder.kind()
+                )));
+            }
+            Ok(())
+        })
+    }
+
+    fn create_managed_policy(&self, p: &ManagedPolicy) -> Result<(), IdentityError> {
+        self.write("creating a managed policy", |tx| {
+            let inserted = tx.execute(
+                "INSERT INTO managed_policies (arn, name, id, path, document, description, created_ms)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                params![p.arn, p.name, p.id, p.path, p.document, p.description, p.created_ms],
+            );
+            match inserted {
+                Err(e) if is_unique_violation(&e) => Err(IdentityError::EntityAlreadyExists(
+                    format!(
+                        "A policy called `{}` already exists. Duplicate names are not allowed.",
+                        p.name
+                    ),
+                )),
+                other => other.map(|_| ()).map_err(db("creating a managed policy")),
+            }
+        })
+    }
+
+    fn delete_managed_policy(&self, arn: &str) -> Result<(), IdentityError> {
+        self.write("deleting a managed policy", |tx| {
+            if !exists(tx, "SELECT 1 FROM managed_policies WHERE arn = ?1", &[&arn])? {
+                return Err(IdentityError::NoSuchEntity(format!(
+                    "Policy `{arn}` was not found."
+                )));
+            }
+            if exists(tx, "SELECT 1 FROM attachments WHERE policy_arn = ?1", &[&arn])? {
+                return Err(IdentityError::DeleteConflict(
+                    "Cannot delete a policy attached to entities.".into(),
+                ));
+            }
+            tx.execute("DELETE FROM managed_policies WHERE arn = ?1", [arn])
+                .map_err(db("deleting a managed policy"))?;
+            Ok(())
+        })
+    }
+
+    fn attach_policy(&self, holder: &Holder, arn: &str, max: usize) -> Result<(), IdentityError> {
+        self.write("attaching a policy", |tx| {
+            require_holder(tx, holder)?;
+            if !exists(tx, "SELECT 1 FROM managed_policies WHERE arn = ?1", &[&arn])? {
+                return Err(no_policy(arn));
+            }
+            let n = count(
+                tx,
+                "SELECT count(*) FROM attachments WHERE holder_kind = ?1 AND holder = ?2 AND policy_arn <> ?3",
+                &[&holder.kind(), &holder.name(), &arn],
+            )?;
+            if n >= max as i64 {
+                let which = match holder {
+                    Holder::User(_) => "PoliciesPerUser",
+                    Holder::Role(_) => "PoliciesPerRole",
+                };
+                return Err(IdentityError::LimitExceeded(format!(
+                    "Cannot exceed quota for {which}: {max}"
+                )));
+            }
+            tx.execute(
+                "INSERT OR IGNORE INTO attachments (holder_kind, holder, policy_arn) VALUES (?1, ?2, ?3)",
+                params![holder.kind(), holder.name(), arn],
+            )
+            .map_err(db("attaching a policy"))?;
+            Ok(())
+        })
+    }
+
+    fn detach_policy(&self, holder: &Holder, arn: &str) -> Result<(), IdentityError> {
+        self.write("detaching a policy", |tx| {
+            require_holder(tx, holder)?;
+            let n = tx
+                .execute(
+                    "DELETE FROM attachments WHERE holder_kind = ?1 AND holder = ?2 AND policy_arn = ?3",
+                    params![holder.kind(), holder.name(), arn],
+                )
+                .map_err(db("detaching a policy"))?;
+            if n == 0 {
+                return Err(IdentityError::NoSuchEntity(format!(
+                    "Policy `{arn}` was not found."
+                )));
+            }
+            Ok(())
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn user(name: &str) -> User {
+        User {
+            name: name.into(),
+            id: format!("AIDA{name}"),
+            arn: format!("arn:aws:iam::123456789012:user/{name}"),
+            path: "/".into(),
+            tags: vec![("team".into(), "a".into())],
+            created_ms: 1,
+        }
+    }
+
+    fn key(id: &str, user: &str) -> StoredKey {
+        StoredKey {
+            id: id.into(),
+            user_name: user.into(),
+            status: KeyStatus::Active,
+            sealed_secret: vec![1, 2, 3],
+            created_ms: 2,
+            last_used_ms: None,
+        }
+    }
+
+    fn role(name: &str) -> Role {
+        Role {
+            name: name.into(),
+            id: format!("AROA{name}"),
+            arn: format!("arn:aws:iam::123456789012:role/{name}"),
+            path: "/".into(),
+            trust_policy: "{}".into(),
+            description: Some("d".into()),
+            max_session_duration_s: 3600,
+            tags: vec![],
+            created_ms: 3,
+        }
+    }
+
+    fn managed(name: &str) -> ManagedPolicy {
+        ManagedPolicy {
+            name: name.into(),
+            id: format!("ANPA{name}"),
+            arn: format!("arn:aws:iam::123456789012:policy/{name}"),
+            path: "/".into(),
+            document: "{}".into(),
+            description: None,
+            created_ms: 4,
+        }
+    }
+
+    fn open() -> (tempfile::TempDir, SqliteIdentityStore) {
+        let dir = tempfile::tempdir().unwrap();
+        let s = SqliteIdentityStore::open(&dir.path().join("identity.db")).unwrap();
+        (dir, s)
+    }
+
+    #[test]
+    fn entities_survive_reopening() {
+        let (dir, s) = open();
+        let inline = InlinePolicy {
+            holder: Holder::User("alice".into()),
+            name: "p".into(),
+            document: "{\"a\":1}".into(),
+        };
+        s.create_user(&user("alice"), &[inline.clone()], Some(&key("AKIA1", "alice")))
+            .unwrap();
+        s.create_role(&role("r")).unwrap();
+        s.create_managed_policy(&managed("m")).unwrap();
+        s.attach_policy(&Holder::Role("r".into()), &managed("m").arn, 10)
+            .unwrap();
+        drop(s);
+        let s = SqliteIdentityStore::open(&dir.path().join("identity.db")).unwrap();
+        let d = s.load().unwrap();
+        assert_eq!(d.users, vec![user("alice")]);
+        assert_eq!(d.keys, vec![key("AKIA1", "alice")]);
+        assert_eq!(d.roles, vec![role("r")]);
+        assert_eq!(d.inline, vec![inline]);
+        assert_eq!(d.policies, vec![managed("m")]);
+        assert_eq!(
+            d.attachments,
+            vec![(Holder::Role("r".into()), managed("m").arn)]
+        );
+    }
+
+    #[test]
+    fn names_are_unique_ignoring_case() {
+        let (_d, s) = open();
+        s.create_user(&user("alice"), &[], None).unwrap();
+        let e = s.create_user(&user("ALICE"), &[], None).unwrap_err();
+        assert_eq!(e.code(), "EntityAlreadyExists");
+        assert_eq!(e.to_string(), "User with name `ALICE` already exists.");
+        s.create_role(&role("r")).unwrap();
+        assert_eq!(s.create_role(&role("R")).unwrap_err().code(), "EntityAlreadyExists");
+    }
+
+    #[test]
+    fn delete_user_conflicts_until_dependents_are_gone() {
+        let (_d, s) = open();
+        s.create_user(&user("bob"), &[], Some(&key("AKIA1", "bob")))
+            .unwrap();
+        assert_eq!(s.delete_user("bob").unwrap_err().code(), "DeleteConflict");
+        s.delete_access_key("bob", "AKIA1").unwrap();
+        let holder = Holder::User("bob".into());
+        s.put_inline_policy(&InlinePolicy {
+            holder: holder.clone(),
+            name: "p".into(),
+            document: "{}".into(),
+        })
+        .unwrap();
+        assert_eq!(s.delete_user("bob").unwrap_err().code(), "DeleteConflict");
+        s.delete_inline_policy(&holder, "p").unwrap();
+        s.create_managed_policy(&managed("m")).unwrap();
+        s.attach_policy(&holder, &managed("m").arn, 10).unwrap();
+        assert_eq!(s.delete_user("bob").unwrap_err().code(), "DeleteConflict");
+        assert_eq!(
+            s.delete_managed_policy(&managed("m").arn).unwrap_err().code(),
+            "DeleteConflict"
+        );
+        s.detach_policy(&holder, &managed("m").arn).unwrap();
+        s.delete_user("bob").unwrap();
+        s.delete_managed_policy(&managed("m").arn).unwrap();
+        assert_eq!(s.delete_user("bob").unwrap_err().code(), "NoSuchEntity");
+        assert!(s.load().unwrap().users.is_empty());
+    }
+
+    #[test]
+    fn quotas_are_enforced() {
+        let (_d, s) = open();
+        s.create_user(&user("u"), &[], None).unwrap();
+        s.create_access_key(&key("AKIA1", "u"), 2).unwrap();
+        s.create_access_key(&key("AKIA2", "u"), 2).unwrap();
+        let e = s.create_access_key(&key("AKIA3", "u"), 2).unwrap_err();
+        assert_eq!(e.to_string(), "Cannot exceed quota for AccessKeysPerUser: 2");
+        s.create_managed_policy(&managed("a")).unwrap();
+        s.create_managed_policy(&managed("b")).unwrap();
+        let h = Holder::User("u".into());
+        s.attach_policy(&h, &managed("a").arn, 1).unwrap();
+        // Re-attaching the same policy is idempotent, not over quota.
+        s.attach_policy(&h, &managed("a").arn, 1).unwrap();
+        assert_eq!(
+            s.attach_policy(&h, &managed("b").arn, 1).unwrap_err().code(),
+            "LimitExceeded"
+        );
+    }
+
+    #[test]
+    fn writes_to_missing_entities_fail_with_no_such_entity() {
+        let (_d, s) = open();
+        assert_eq!(
+            s.create_access_key(&key("AKIA1", "ghost"), 2).unwrap_err().to_string(),
+            "The user with name `ghost` cannot be found."
+        );
+        assert_eq!(s.set_role_trust_policy("ghost", "{}").unwrap_err().code(), "NoSuchEntity");
+        assert_eq!(
+            s.set_access_key_status("ghost", "AKIA1", KeyStatus::Inactive)
+                .unwrap_err()
+                .code(),
+            "NoSuchEntity"
+        );
+        s.create_role(&role("r")).unwrap();
+        assert_eq!(
+            s.attach_policy(&Holder::Role("r".into()), "arn:aws:iam::123456789012:policy/x", 10)
+                .unwrap_err()
+                .code(),
+            "NoSuchEntity"
+        );
+    }
+
+    #[test]
+    fn key_status_updates_and_debug_redacts_the_secret() {
+        let (_d, s) = open();
+        s.create_user(&user("u"), &[], Some(&key("AKIA1", "u"))).unwrap();
+        s.set_access_key_status("u", "AKIA1", KeyStatus::Inactive).unwrap();
+        let d = s.load().unwrap();
+        assert_eq!(d.keys[0].status, KeyStatus::Inactive);
+        let dbg = format!("{:?}", d.keys[0]);
+        assert!(dbg.contains("<redacted>") && !dbg.contains("[1, 2, 3]"), "{dbg}");
+    }
+}
