@@ -1,0 +1,478 @@
+//! Parsers for the untrusted parts of a SigV4 request: the `Authorization` header, the
+//! presigned query parameters, the credential scope, `SignedHeaders` and `X-Amz-Date`.
+//!
+//! Every function here takes attacker-controlled text and returns an [`AuthError`] instead of
+//! panicking; the property tests at the bottom hold them to that.
+
+use std::time::SystemTime;
+
+use crate::AuthError;
+
+/// The only algorithm accepted (SigV4A and older versions are refused).
+pub(crate) const ALGORITHM: &str = "AWS4-HMAC-SHA256";
+/// AWS's upper bound for `X-Amz-Expires`: seven days.
+pub(crate) const MAX_PRESIGNED_EXPIRES_SECS: u64 = 7 * 24 * 3600;
+/// Inputs echoed into messages are cut to this many characters.
+const ECHO_LIMIT: usize = 100;
+
+/// The query parameters that carry a presigned signature; none of them is part of the
+/// operation, so they are taken out of the query before it is canonicalized (the signer
+/// re-adds all of them except the signature).
+pub(crate) const PRESIGN_PARAMS: [&str; 7] = [
+    "X-Amz-Algorithm",
+    "X-Amz-Credential",
+    "X-Amz-Date",
+    "X-Amz-Expires",
+    "X-Amz-SignedHeaders",
+    "X-Amz-Signature",
+    "X-Amz-Security-Token",
+];
+
+/// `AKID/YYYYMMDD/REGION/SERVICE/aws4_request`, split.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Scope {
+    pub access_key_id: String,
+    pub date: String,
+    pub region: String,
+    pub service: String,
+}
+
+/// The three parameters of an `Authorization: AWS4-HMAC-SHA256 ...` header.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct AuthorizationHeader {
+    pub scope: Scope,
+    pub signed_headers: Vec<String>,
+    pub signature: String,
+}
+
+/// The signature parameters of a presigned URL, plus the query without them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct PresignedQuery {
+    pub scope: Scope,
+    pub signed_headers: Vec<String>,
+    pub signature: String,
+    /// `X-Amz-Date`, raw.
+    pub date: String,
+    pub expires_secs: u64,
+    pub session_token: Option<String>,
+    /// The raw query with every [`PRESIGN_PARAMS`] pair removed, pairs kept as sent.
+    pub operation_query: String,
+}
+
+fn echo(s: &str) -> String {
+    s.chars().take(ECHO_LIMIT).collect()
+}
+
+/// Parses the value of an `Authorization` header.
+pub(crate) fn parse_authorization(value: &str) -> Result<AuthorizationHeader, AuthError> {
+    let value = value.trim();
+    let (algorithm, rest) = value.split_once(' ').unwrap_or((value, ""));
+    if algorithm != ALGORITHM {
+        return Err(AuthError::malformed(format!(
+            "Unsupported AWS 'algorithm': '{}'. Warden accepts only '{ALGORITHM}'.",
+            echo(algorithm)
+        )));
+    }
+    let (mut credential, mut signed_headers, mut signature) = (None, None, None);
+    for pair in rest.split(',') {
+        let pair = pair.trim();
+        if pair.is_empty() {
+            continue;
+        }
+        let Some((name, value)) = pair.split_once('=') else {
+            return Err(AuthError::malformed(format!(
+                "'{}' not a valid key=value pair (missing equal-sign) in Authorization header",
+                echo(pair)
+            )));
+        };
+        let slot = match name.trim() {
+            "Credential" => &mut credential,
+            "SignedHeaders" => &mut signed_headers,
+            "Signature" => &mut signature,
+            other => {
+                return Err(AuthError::malformed(format!(
+                    "Unknown parameter '{}' in Authorization header",
+                    echo(other)
+                )))
+            }
+        };
+        if slot.replace(value.trim()).is_some() {
+            return Err(AuthError::malformed(format!(
+                "Authorization header has more than one '{}' parameter",
+                name.trim()
+            )));
+        }
+    }
+    let mut missing = String::new();
+    for (name, slot) in [
+        ("Credential", &credential),
+        ("Signature", &signature),
+        ("SignedHeaders", &signed_headers),
+    ] {
+        if slot.is_none_or(str::is_empty) {
+            if !missing.is_empty() {
+                missing.push(' ');
+            }
+            missing.push_str(&format!(
+                "Authorization header requires '{name}' parameter."
+            ));
+        }
+    }
+    match (credential, signed_headers, signature) {
+        (Some(c), Some(h), Some(s)) if missing.is_empty() => Ok(AuthorizationHeader {
+            scope: parse_credential(c)?,
+            signed_headers: parse_signed_headers(h)?,
+            signature: s.to_owned(),
+        }),
+        _ => Err(AuthError::malformed(missing)),
+    }
+}
+
+/// Parses `AKID/YYYYMMDD/REGION/SERVICE/aws4_request`.
+pub(crate) fn parse_credential(value: &str) -> Result<Scope, AuthError> {
+    let parts: Vec<&str> = value.split('/').collect();
+    let [akid, date, region, service, terminator] = parts[..] else {
+        return Err(AuthError::malformed(format!(
+            "Credential must have exactly 5 slash-delimited elements, e.g. \
+             keyid/date/region/service/term, got '{}'",
+            echo(value)
+        )));
+    };
+    if terminator != "aws4_request" {
+        return Err(AuthError::malformed(format!(
+            "Credential should be scoped with a valid terminator: 'aws4_request', not '{}'.",
+            echo(terminator)
+        )));
+    }
+    if akid.is_empty() || region.is_empty() || service.is_empty() {
+        return Err(AuthError::malformed(format!(
+            "Credential must have exactly 5 slash-delimited elements, e.g. \
+             keyid/date/region/service/term, got '{}'",
+            echo(value)
+        )));
+    }
+    if date.len() != 8 || !date.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(AuthError::malformed(format!(
+            "Invalid credential date '{}': the date must be in YYYYMMDD format.",
+            echo(date)
+        )));
+    }
+    Ok(Scope {
+        access_key_id: akid.to_owned(),
+        date: date.to_owned(),
+        region: region.to_owned(),
+        service: service.to_owned(),
+    })
+}
+
+/// Parses `SignedHeaders`: lowercase names separated by `;`, sorted, unique, including `host`.
+pub(crate) fn parse_signed_headers(value: &str) -> Result<Vec<String>, AuthError> {
+    let names: Vec<String> = value.split(';').map(str::to_owned).collect();
+    let valid_name = |n: &String| {
+        !n.is_empty()
+            && n.bytes().all(|b| {
+                b.is_ascii_lowercase() || b.is_ascii_digit() || b"-_.!#$%&'*+^`|~".contains(&b)
+            })
+    };
+    if !names.iter().all(valid_name) {
+        return Err(AuthError::malformed(format!(
+            "SignedHeaders must be a semicolon-separated list of lowercase header names, \
+             got '{}'",
+            echo(value)
+        )));
+    }
+    // The canonical request lists headers sorted; a list in another order cannot have been
+    // produced by a conforming signer.
+    if names.windows(2).any(|w| w[0] >= w[1]) {
+        return Err(AuthError::malformed(format!(
+            "SignedHeaders must be sorted and without duplicates, got '{}'",
+            echo(value)
+        )));
+    }
+    if !names.iter().any(|n| n == "host") {
+        return Err(AuthError::malformed(
+            "'Host' or ':authority' must be a 'SignedHeader' in the AWS Authorization.",
+        ));
+    }
+    Ok(names)
+}
+
+/// Parses `YYYYMMDDTHHMMSSZ` (ISO 8601 basic format, UTC), the only form SigV4 signs.
+pub(crate) fn parse_amz_date(value: &str) -> Result<SystemTime, AuthError> {
+    let invalid = || {
+        AuthError::malformed(format!(
+            "Invalid X-Amz-Date '{}': the date must be in ISO 8601 basic format \
+             YYYYMMDD'T'HHMMSS'Z'.",
+            echo(value)
+        ))
+    };
+    let b = value.as_bytes();
+    if b.len() != 16 || b[8] != b'T' || b[15] != b'Z' {
+        return Err(invalid());
+    }
+    let num = |range: std::ops::Range<usize>| -> Result<u32, AuthError> {
+        let digits = &b[range];
+        if !digits.iter().all(u8::is_ascii_digit) {
+            return Err(invalid());
+        }
+        Ok(digits
+            .iter()
+            .fold(0u32, |acc, d| acc * 10 + u32::from(d - b'0')))
+    };
+    let (year, month, day) = (num(0..4)?, num(4..6)?, num(6..8)?);
+    let (hour, minute, second) = (num(9..11)?, num(11..13)?, num(13..15)?);
+    let month = u8::try_from(month)
+        .ok()
+        .and_then(|m| time::Month::try_from(m).ok())
+        .ok_or_else(invalid)?;
+    let narrow = |v: u32| u8::try_from(v).map_err(|_| invalid());
+    // Year fits i32 (four digits); day and time fields fit u8 (two digits).
+    let date =
+        time::Date::from_calendar_date(year as i32, month, narrow(day)?).map_err(|_| invalid())?;
+    let time = time::Time::from_hms(narrow(hour)?, narrow(minute)?, narrow(second)?)
+        .map_err(|_| invalid())?;
+    Ok(time::PrimitiveDateTime::new(date, time).assume_utc().into())
+}
+
+/// Formats a time as `YYYYMMDDTHHMMSSZ` (the inverse of [`parse_amz_date`]).
+pub(crate) fn format_amz_date(t: SystemTime) -> String {
+    let t = time::OffsetDateTime::from(t);
+    format!(
+        "{:04}{:02}{:02}T{:02}{:02}{:02}Z",
+        t.year(),
+        u8::from(t.month()),
+        t.day(),
+        t.hour(),
+        t.minute(),
+        t.second()
+    )
+}
+
+/// True when the query carries presigned-signature parameters.
+pub(crate) fn looks_presigned(query: &str) -> bool {
+    form_urlencoded::parse(query.as_bytes()).any(|(k, _)| {
+        matches!(
+            &*k,
+            "X-Amz-Algorithm" | "X-Amz-Credential" | "X-Amz-Signature"
+        )
+    })
+}
+
+/// Parses the presigned form's query parameters.
+pub(crate) fn parse_presigned_query(query: &str) -> Result<PresignedQuery, AuthError> {
+    let mut found: [Option<String>; 7] = Default::default();
+    let mut operation_query = String::with_capacity(query.len());
+    for raw in query.split('&').filter(|p| !p.is_empty()) {
+        let decoded = form_urlencoded::parse(raw.as_bytes()).next();
+        let index = decoded
+            .as_ref()
+            .and_then(|(k, _)| PRESIGN_PARAMS.iter().position(|p| *p == k));
+        match (index, decoded) {
+            (Some(i), Some((_, v))) => {
+                if found[i].replace(v.into_owned()).is_some() {
+                    return Err(AuthError::malformed(format!(
+                        "AWS query-string parameter '{}' appears more than once.",
+                        PRESIGN_PARAMS[i]
+                    )));
+                }
+            }
+            _ => {
+                if !operation_query.is_empty() {
+                    operation_query.push('&');
+                }
+                operation_query.push_str(raw);
+            }
+        }
+    }
+    let [algorithm, credential, date, expires, signed_headers, signature, token] = found;
+    let require = |v: Option<String>, name: &str| {
+        v.filter(|v| !v.is_empty()).ok_or_else(|| {
+            AuthError::malformed(format!(
+                "AWS query-string parameters must include '{name}'. Re-examine the \
+                 query-string parameters."
+            ))
+        })
+    };
+    let algorithm = require(algorithm, "X-Amz-Algorithm")?;
+    let credential = require(credential, "X-Amz-Credential")?;
+    let date = require(date, "X-Amz-Date")?;
+    let expires = require(expires, "X-Amz-Expires")?;
+    let signed_headers = require(signed_headers, "X-Amz-SignedHeaders")?;
+    let signature = require(signature, "X-Amz-Signature")?;
+    if algorithm != ALGORITHM {
+        return Err(AuthError::malformed(format!(
+            "X-Amz-Algorithm only supports '{ALGORITHM}', got '{}'",
+            echo(&algorithm)
+        )));
+    }
+    // Digits only: the signer writes the number as plain decimal, so `+5` or ` 5` could not
+    // have been signed.
+    let expires_secs = if expires.len() <= 10 && expires.bytes().all(|b| b.is_ascii_digit()) {
+        expires.parse::<u64>().ok()
+    } else {
+        None
+    }
+    .filter(|s| (1..=MAX_PRESIGNED_EXPIRES_SECS).contains(s))
+    .ok_or_else(|| {
+        AuthError::malformed(format!(
+            "X-Amz-Expires must be a number of seconds from 1 to {MAX_PRESIGNED_EXPIRES_SECS} \
+             (one week), got '{}'",
+            echo(&expires)
+        ))
+    })?;
+    Ok(PresignedQuery {
+        scope: parse_credential(&credential)?,
+        signed_headers: parse_signed_headers(&signed_headers)?,
+        signature,
+        date,
+        expires_secs,
+        session_token: token,
+        operation_query,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn reason(e: AuthError) -> String {
+        assert_eq!(e.code(), "IncompleteSignatureException", "{e:?}");
+        e.message()
+    }
+
+    #[test]
+    fn parses_a_botocore_header() {
+        let h = parse_authorization(
+            "AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/20261126/us-east-1/lambda/aws4_request, \
+             SignedHeaders=host;x-amz-date, Signature=abcd",
+        )
+        .unwrap();
+        assert_eq!(h.scope.access_key_id, "AKIDEXAMPLE");
+        assert_eq!(h.scope.date, "20261126");
+        assert_eq!(h.scope.region, "us-east-1");
+        assert_eq!(h.scope.service, "lambda");
+        assert_eq!(h.signed_headers, ["host", "x-amz-date"]);
+        assert_eq!(h.signature, "abcd");
+    }
+
+    #[test]
+    fn header_errors_are_worded_as_aws() {
+        assert_eq!(
+            reason(parse_authorization("AWS4-HMAC-SHA256 Credential=a/20261126/r/s/aws4_request").unwrap_err()),
+            "Authorization header requires 'Signature' parameter. Authorization header requires 'SignedHeaders' parameter."
+        );
+        assert_eq!(
+            reason(parse_authorization("AWS AKID:sig").unwrap_err()),
+            "Unsupported AWS 'algorithm': 'AWS'. Warden accepts only 'AWS4-HMAC-SHA256'."
+        );
+        assert_eq!(
+            reason(parse_authorization("AWS4-HMAC-SHA256 Credential").unwrap_err()),
+            "'Credential' not a valid key=value pair (missing equal-sign) in Authorization header"
+        );
+        assert_eq!(
+            reason(
+                parse_authorization(
+                    "AWS4-HMAC-SHA256 Credential=a/b, SignedHeaders=host, Signature=x"
+                )
+                .unwrap_err()
+            ),
+            "Credential must have exactly 5 slash-delimited elements, e.g. keyid/date/region/service/term, got 'a/b'"
+        );
+        assert_eq!(
+            reason(parse_credential("a/20261126/r/s/aws5_request").unwrap_err()),
+            "Credential should be scoped with a valid terminator: 'aws4_request', not 'aws5_request'."
+        );
+        assert_eq!(
+            reason(parse_signed_headers("x-amz-date").unwrap_err()),
+            "'Host' or ':authority' must be a 'SignedHeader' in the AWS Authorization."
+        );
+        assert_eq!(
+            reason(parse_signed_headers("x-amz-date;host").unwrap_err()),
+            "SignedHeaders must be sorted and without duplicates, got 'x-amz-date;host'"
+        );
+        assert!(parse_signed_headers("Host").is_err());
+        assert!(parse_signed_headers("host;;x").is_err());
+        assert!(parse_authorization(
+            "AWS4-HMAC-SHA256 Credential=a/20261126/r/s/aws4_request, Credential=b/20261126/r/s/aws4_request, SignedHeaders=host, Signature=x"
+        )
+        .is_err());
+    }
+
+    #[test]
+    fn dates_round_trip_and_reject_nonsense() {
+        let t = parse_amz_date("20261126T235959Z").unwrap();
+        assert_eq!(format_amz_date(t), "20261126T235959Z");
+        for bad in [
+            "20261126T235959",
+            "20261326T000000Z",
+            "20260230T000000Z",
+            "20261126T240000Z",
+            "2026-11-26T00:00:00Z",
+            "2026112６T000000Z",
+            "",
+        ] {
+            assert!(parse_amz_date(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn presigned_query_is_split_from_the_operation_query() {
+        let q = "Qualifier=%24LATEST&X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Credential=AK%2F20261126%2Fus-east-1%2Flambda%2Faws4_request&X-Amz-Date=20261126T000000Z&X-Amz-Expires=300&X-Amz-SignedHeaders=host&X-Amz-Signature=ff&b=";
+        let p = parse_presigned_query(q).unwrap();
+        assert_eq!(p.operation_query, "Qualifier=%24LATEST&b=");
+        assert_eq!(p.scope.access_key_id, "AK");
+        assert_eq!(p.expires_secs, 300);
+        assert_eq!(p.session_token, None);
+        assert!(looks_presigned(q));
+        assert!(!looks_presigned("Qualifier=1"));
+    }
+
+    #[test]
+    fn presigned_expiry_bounds() {
+        let base = "X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Credential=AK%2F20261126%2Fr%2Fs%2Faws4_request&X-Amz-Date=20261126T000000Z&X-Amz-SignedHeaders=host&X-Amz-Signature=ff";
+        assert!(parse_presigned_query(&format!("{base}&X-Amz-Expires=604800")).is_ok());
+        for bad in ["604801", "0", "-1", "+5", "99999999999999999999", ""] {
+            let e = parse_presigned_query(&format!("{base}&X-Amz-Expires={bad}")).unwrap_err();
+            assert_eq!(e.code(), "IncompleteSignatureException", "{bad}");
+        }
+        let e = parse_presigned_query(base).unwrap_err();
+        assert_eq!(
+            e.message(),
+            "AWS query-string parameters must include 'X-Amz-Expires'. Re-examine the query-string parameters."
+        );
+        let dup = format!("{base}&X-Amz-Expires=5&X-Amz-Expires=6");
+        assert!(parse_presigned_query(&dup).is_err());
+    }
+
+    proptest! {
+        #[test]
+        fn authorization_parser_never_panics(s in "\\PC{0,300}") {
+            let _ = parse_authorization(&s);
+        }
+
+        #[test]
+        fn structured_authorization_never_panics(
+            alg in prop_oneof![Just("AWS4-HMAC-SHA256".to_owned()), "[A-Z0-9-]{0,20}"],
+            cred in "[a-zA-Z0-9/_-]{0,60}",
+            sh in "[a-z;-]{0,40}",
+            sig in "[0-9a-f]{0,70}",
+            sep in prop_oneof![Just(", "), Just(","), Just(" , "), Just(";")],
+        ) {
+            let _ = parse_authorization(&format!("{alg} Credential={cred}{sep}SignedHeaders={sh}{sep}Signature={sig}"));
+        }
+
+        #[test]
+        fn query_parser_never_panics(s in "[a-zA-Z0-9%&=+._~-]{0,300}") {
+            let _ = looks_presigned(&s);
+            let _ = parse_presigned_query(&s);
+        }
+
+        #[test]
+        fn date_parser_never_panics(s in "[0-9TZ]{0,20}") {
+            if let Ok(t) = parse_amz_date(&s) {
+                prop_assert_eq!(format_amz_date(t), s);
+            }
+        }
+    }
+}
