@@ -143,7 +143,10 @@ fn read_key_file(path: &Path) -> Result<MasterKey, IdentityError> {
     if mode & 0o077 != 0 {
         return Err(IdentityError::MasterKeyUnusable {
             path: path.to_owned(),
-            reason: format!("its mode {:o} lets other users read it; expected 600", mode & 0o777),
+            reason: format!(
+                "its mode {:o} lets other users read it; expected 600",
+                mode & 0o777
+            ),
         });
     }
     let mut bytes = Vec::with_capacity(MASTER_KEY_LEN);
@@ -261,11 +264,17 @@ mod tests {
         fs::write(&path, [1u8; 5]).unwrap();
         fs::set_permissions(&path, fs::Permissions::from_mode(0o600)).unwrap();
         let e = MasterKey::load_or_create(&path).unwrap_err().to_string();
-        assert!(e.ends_with("is unusable: it holds 5 bytes, expected 32"), "{e}");
+        assert!(
+            e.ends_with("is unusable: it holds 5 bytes, expected 32"),
+            "{e}"
+        );
         fs::write(&path, [1u8; 32]).unwrap();
         fs::set_permissions(&path, fs::Permissions::from_mode(0o644)).unwrap();
         let e = MasterKey::load_or_create(&path).unwrap_err().to_string();
-        assert!(e.ends_with("its mode 644 lets other users read it; expected 600"), "{e}");
+        assert!(
+            e.ends_with("its mode 644 lets other users read it; expected 600"),
+            "{e}"
+        );
     }
 
     #[test]

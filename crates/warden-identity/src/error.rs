@@ -52,7 +52,9 @@ pub enum IdentityError {
         reason: String,
     },
     /// A stored secret could not be decrypted: wrong master key or tampered data.
-    #[error("cannot decrypt the secret of access key `{key_id}`: wrong master key or tampered data")]
+    #[error(
+        "cannot decrypt the secret of access key `{key_id}`: wrong master key or tampered data"
+    )]
     Decrypt {
         /// The access key whose secret failed authentication.
         key_id: String,
@@ -61,7 +63,9 @@ pub enum IdentityError {
     #[error("cryptography failure while {0}")]
     Crypto(&'static str),
     /// The database holds a schema newer than this build understands.
-    #[error("identity database schema version {found} is newer than supported version {supported}")]
+    #[error(
+        "identity database schema version {found} is newer than supported version {supported}"
+    )]
     SchemaTooNew {
         /// `PRAGMA user_version` of the file.
         found: i64,

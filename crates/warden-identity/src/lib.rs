@@ -5,10 +5,14 @@
 
 mod crypto;
 mod error;
+mod service;
 mod store;
 
 pub use crypto::{MasterKey, MASTER_KEY_LEN};
 pub use error::IdentityError;
+pub use service::{
+    Identity, ADMIN_POLICY, ADMIN_USER, MAX_ATTACHED_POLICIES, MAX_KEYS_PER_USER, MAX_SESSION_TTL,
+};
 pub use store::{
     Dump, Holder, IdentityStore, InlinePolicy, KeyStatus, ManagedPolicy, Role, SqliteIdentityStore,
     StoredKey, Tags, User,

@@ -214,8 +214,7 @@ pub trait IdentityStore: Send + Sync {
     /// Replaces a user's tags.
     fn set_user_tags(&self, name: &str, tags: &Tags) -> Result<(), IdentityError>;
     /// Adds an access key unless its user already has `max_per_user` keys.
-    fn create_access_key(&self, key: &StoredKey, max_per_user: usize)
-        -> Result<(), IdentityError>;
+    fn create_access_key(&self, key: &StoredKey, max_per_user: usize) -> Result<(), IdentityError>;
     /// Activates or deactivates a key of `user`.
     fn set_access_key_status(
         &self,
@@ -401,14 +400,22 @@ fn is_unique_violation(e: &rusqlite::Error) -> bool {
         if f.code == rusqlite::ErrorCode::ConstraintViolation)
 }
 
-fn exists(tx: &Transaction<'_>, sql: &str, args: &[&dyn rusqlite::ToSql]) -> Result<bool, IdentityError> {
+fn exists(
+    tx: &Transaction<'_>,
+    sql: &str,
+    args: &[&dyn rusqlite::ToSql],
+) -> Result<bool, IdentityError> {
     tx.query_row(sql, args, |_| Ok(()))
         .optional()
         .map(|o| o.is_some())
         .map_err(db("checking an entity"))
 }
 
-fn count(tx: &Transaction<'_>, sql: &str, args: &[&dyn rusqlite::ToSql]) -> Result<i64, IdentityError> {
+fn count(
+    tx: &Transaction<'_>,
+    sql: &str,
+    args: &[&dyn rusqlite::ToSql],
+) -> Result<i64, IdentityError> {
     tx.query_row(sql, args, |r| r.get(0))
         .map_err(db("counting entities"))
 }
@@ -422,7 +429,9 @@ fn no_role(name: &str) -> IdentityError {
 }
 
 fn no_policy(arn: &str) -> IdentityError {
-    IdentityError::NoSuchEntity(format!("Policy `{arn}` does not exist or is not attachable."))
+    IdentityError::NoSuchEntity(format!(
+        "Policy `{arn}` does not exist or is not attachable."
+    ))
 }
 
 fn require_holder(tx: &Transaction<'_>, holder: &Holder) -> Result<(), IdentityError> {
@@ -525,7 +534,8 @@ impl IdentityStore for SqliteIdentityStore {
     fn load(&self) -> Result<Dump, IdentityError> {
         let mut conn = lock(&self.reader);
         if !conn.is_autocommit() {
-            conn.execute_batch("ROLLBACK").map_err(db("loading identities"))?;
+            conn.execute_batch("ROLLBACK")
+                .map_err(db("loading identities"))?;
         }
         let tx = conn.transaction().map_err(db("loading identities"))?;
         let ctx = db("loading identities");
@@ -703,7 +713,11 @@ impl IdentityStore for SqliteIdentityStore {
     fn delete_user(&self, name: &str) -> Result<(), IdentityError> {
         self.write("deleting a user", |tx| {
             require_holder(tx, &Holder::User(name.to_owned()))?;
-            if exists(tx, "SELECT 1 FROM access_keys WHERE user_name = ?1", &[&name])? {
+            if exists(
+                tx,
+                "SELECT 1 FROM access_keys WHERE user_name = ?1",
+                &[&name],
+            )? {
                 return Err(IdentityError::DeleteConflict(
                     "Cannot delete entity, must delete access keys first.".into(),
                 ));
@@ -938,7 +952,11 @@ impl IdentityStore for SqliteIdentityStore {
                     "Policy `{arn}` was not found."
                 )));
             }
-            if exists(tx, "SELECT 1 FROM attachments WHERE policy_arn = ?1", &[&arn])? {
+            if exists(
+                tx,
+                "SELECT 1 FROM attachments WHERE policy_arn = ?1",
+                &[&arn],
+            )? {
                 return Err(IdentityError::DeleteConflict(
                     "Cannot delete a policy attached to entities.".into(),
                 ));
@@ -1063,8 +1081,12 @@ mod tests {
             name: "p".into(),
             document: "{\"a\":1}".into(),
         };
-        s.create_user(&user("alice"), &[inline.clone()], Some(&key("AKIA1", "alice")))
-            .unwrap();
+        s.create_user(
+            &user("alice"),
+            &[inline.clone()],
+            Some(&key("AKIA1", "alice")),
+        )
+        .unwrap();
         s.create_role(&role("r")).unwrap();
         s.create_managed_policy(&managed("m")).unwrap();
         s.attach_policy(&Holder::Role("r".into()), &managed("m").arn, 10)
@@ -1091,7 +1113,10 @@ mod tests {
         assert_eq!(e.code(), "EntityAlreadyExists");
         assert_eq!(e.to_string(), "User with name `ALICE` already exists.");
         s.create_role(&role("r")).unwrap();
-        assert_eq!(s.create_role(&role("R")).unwrap_err().code(), "EntityAlreadyExists");
+        assert_eq!(
+            s.create_role(&role("R")).unwrap_err().code(),
+            "EntityAlreadyExists"
+        );
     }
 
     #[test]
@@ -1114,7 +1139,9 @@ mod tests {
         s.attach_policy(&holder, &managed("m").arn, 10).unwrap();
         assert_eq!(s.delete_user("bob").unwrap_err().code(), "DeleteConflict");
         assert_eq!(
-            s.delete_managed_policy(&managed("m").arn).unwrap_err().code(),
+            s.delete_managed_policy(&managed("m").arn)
+                .unwrap_err()
+                .code(),
             "DeleteConflict"
         );
         s.detach_policy(&holder, &managed("m").arn).unwrap();
@@ -1131,7 +1158,10 @@ mod tests {
         s.create_access_key(&key("AKIA1", "u"), 2).unwrap();
         s.create_access_key(&key("AKIA2", "u"), 2).unwrap();
         let e = s.create_access_key(&key("AKIA3", "u"), 2).unwrap_err();
-        assert_eq!(e.to_string(), "Cannot exceed quota for AccessKeysPerUser: 2");
+        assert_eq!(
+            e.to_string(),
+            "Cannot exceed quota for AccessKeysPerUser: 2"
+        );
         s.create_managed_policy(&managed("a")).unwrap();
         s.create_managed_policy(&managed("b")).unwrap();
         let h = Holder::User("u".into());
@@ -1139,7 +1169,9 @@ mod tests {
         // Re-attaching the same policy is idempotent, not over quota.
         s.attach_policy(&h, &managed("a").arn, 1).unwrap();
         assert_eq!(
-            s.attach_policy(&h, &managed("b").arn, 1).unwrap_err().code(),
+            s.attach_policy(&h, &managed("b").arn, 1)
+                .unwrap_err()
+                .code(),
             "LimitExceeded"
         );
     }
@@ -1148,10 +1180,15 @@ mod tests {
     fn writes_to_missing_entities_fail_with_no_such_entity() {
         let (_d, s) = open();
         assert_eq!(
-            s.create_access_key(&key("AKIA1", "ghost"), 2).unwrap_err().to_string(),
+            s.create_access_key(&key("AKIA1", "ghost"), 2)
+                .unwrap_err()
+                .to_string(),
             "The user with name `ghost` cannot be found."
         );
-        assert_eq!(s.set_role_trust_policy("ghost", "{}").unwrap_err().code(), "NoSuchEntity");
+        assert_eq!(
+            s.set_role_trust_policy("ghost", "{}").unwrap_err().code(),
+            "NoSuchEntity"
+        );
         assert_eq!(
             s.set_access_key_status("ghost", "AKIA1", KeyStatus::Inactive)
                 .unwrap_err()
@@ -1160,9 +1197,13 @@ mod tests {
         );
         s.create_role(&role("r")).unwrap();
         assert_eq!(
-            s.attach_policy(&Holder::Role("r".into()), "arn:aws:iam::123456789012:policy/x", 10)
-                .unwrap_err()
-                .code(),
+            s.attach_policy(
+                &Holder::Role("r".into()),
+                "arn:aws:iam::123456789012:policy/x",
+                10
+            )
+            .unwrap_err()
+            .code(),
             "NoSuchEntity"
         );
     }
@@ -1170,11 +1211,16 @@ mod tests {
     #[test]
     fn key_status_updates_and_debug_redacts_the_secret() {
         let (_d, s) = open();
-        s.create_user(&user("u"), &[], Some(&key("AKIA1", "u"))).unwrap();
-        s.set_access_key_status("u", "AKIA1", KeyStatus::Inactive).unwrap();
+        s.create_user(&user("u"), &[], Some(&key("AKIA1", "u")))
+            .unwrap();
+        s.set_access_key_status("u", "AKIA1", KeyStatus::Inactive)
+            .unwrap();
         let d = s.load().unwrap();
         assert_eq!(d.keys[0].status, KeyStatus::Inactive);
         let dbg = format!("{:?}", d.keys[0]);
-        assert!(dbg.contains("<redacted>") && !dbg.contains("[1, 2, 3]"), "{dbg}");
+        assert!(
+            dbg.contains("<redacted>") && !dbg.contains("[1, 2, 3]"),
+            "{dbg}"
+        );
     }
 }
