@@ -1,1 +1,125 @@
-fn main() {}
+//! Project automation, so that CI and people run exactly the same steps.
+//!
+//! - `cargo xtask ci`: install the test-only tools (a Python venv with the AWS CLI, boto3
+//!   and awslambdaric; the npm IAM oracle), check formatting and lints, run every test.
+//! - `cargo xtask tools`: only install the test-only tools.
+//! - `cargo xtask test [ARGS]`: run the tests with the tools' environment (extra args go to
+//!   `cargo test`).
+//! - `cargo xtask bench`: the end-to-end benchmark recorded in BENCHMARKS.md.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::{bail, Context, Result};
+
+/// Python packages the tests drive Warden with, pinned for repeatable runs.
+const PYTHON_PACKAGES: &[&str] = &["awscli==1.46.3", "boto3==1.44.8", "awslambdaric==4.2.2"];
+/// The independent IAM policy evaluator (AGPL: installed for tests only, never vendored).
+const NODE_PACKAGES: &[&str] = &["@cloud-copilot/iam-simulate@0.1.173"];
+
+fn main() {
+    if let Err(e) = real_main() {
+        eprintln!("xtask: {e:#}");
+        std::process::exit(1);
+    }
+}
+
+fn real_main() -> Result<()> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let root = repo_root()?;
+    match args.first().map(String::as_str) {
+        Some("ci") => ci(&root),
+        Some("tools") => tools(&root).map(|_| ()),
+        Some("test") => {
+            let env = tools(&root)?;
+            test(&root, &env, &args[1..])
+        }
+        Some("bench") => bench(&root, &args[1..]),
+        _ => {
+            eprintln!("usage: cargo xtask <ci|tools|test [cargo test args]|bench>");
+            std::process::exit(2);
+        }
+    }
+}
+
+fn repo_root() -> Result<PathBuf> {
+    let manifest = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    manifest.parent().map(Path::to_path_buf).context("xtask has no parent directory")
+}
+
+fn run(cmd: &mut Command) -> Result<()> {
+    eprintln!("$ {cmd:?}");
+    let status = cmd.status().with_context(|| format!("could not run {cmd:?}"))?;
+    if !status.success() {
+        bail!("{cmd:?} failed with {status}");
+    }
+    Ok(())
+}
+
+/// Environment the test suite reads to find its tools.
+struct ToolEnv {
+    vars: Vec<(String, String)>,
+}
+
+fn tools(root: &Path) -> Result<ToolEnv> {
+    let venv = root.join(".venv");
+    let python = venv.join("bin/python");
+    if !python.exists() {
+        run(Command::new("python3").args(["-m", "venv"]).arg(&venv))?;
+    }
+    let have = Command::new(&python)
+        .args(["-c", "import awscli, boto3, awslambdaric"])
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false);
+    if !have {
+        run(Command::new(&python)
+            .args(["-m", "pip", "install", "--quiet", "--disable-pip-version-check"])
+            .args(PYTHON_PACKAGES))?;
+    }
+    let node_prefix = root.join(".test-tools/node");
+    let modules = node_prefix.join("node_modules");
+    if !modules.join("@cloud-copilot/iam-simulate").exists() {
+        std::fs::create_dir_all(&node_prefix)?;
+        run(Command::new("npm")
+            .args(["install", "--no-audit", "--no-fund", "--loglevel=error", "--prefix"])
+            .arg(&node_prefix)
+            .args(NODE_PACKAGES))?;
+    }
+    let s = |p: &Path| p.to_string_lossy().into_owned();
+    Ok(ToolEnv {
+        vars: vec![
+            ("WARDEN_TEST_PYTHON".into(), s(&python)),
+            ("WARDEN_TEST_AWS".into(), s(&venv.join("bin/aws"))),
+            ("WARDEN_TEST_NODE_MODULES".into(), s(&modules)),
+        ],
+    })
+}
+
+fn cargo(root: &Path) -> Command {
+    let mut c = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+    c.current_dir(root);
+    c
+}
+
+fn test(root: &Path, env: &ToolEnv, extra: &[String]) -> Result<()> {
+    // The integration tests run the fixture functions' binaries: build them first.
+    run(cargo(root).args(["build", "--workspace", "--bins"]))?;
+    let mut cmd = cargo(root);
+    cmd.args(["test", "--workspace"]).args(extra);
+    for (k, v) in &env.vars {
+        cmd.env(k, v);
+    }
+    run(&mut cmd)
+}
+
+fn ci(root: &Path) -> Result<()> {
+    let env = tools(root)?;
+    run(cargo(root).args(["fmt", "--all", "--", "--check"]))?;
+    run(cargo(root).args(["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"]))?;
+    test(root, &env, &[])
+}
+
+fn bench(_root: &Path, _args: &[String]) -> Result<()> {
+    bail!("the end-to-end benchmark is not written yet")
+}

@@ -69,7 +69,7 @@ pub async fn invoke(state: &ApiState, request: &ApiRequest, raw: &str) -> Result
     let client_context = client_context(request)?;
     let response = state
         .engine
-        .invoke(InvokeRequest { function, payload: request.body.clone(), tail, client_context })
+        .invoke(InvokeRequest { function, payload: request.body.clone(), tail, client_context, request_id: None })
         .await?;
     let mut r = http::Response::new(http_body_util::Full::new(response.payload));
     let h = r.headers_mut();

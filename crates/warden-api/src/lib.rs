@@ -23,7 +23,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use http::{HeaderValue, Response, StatusCode};
-use http_body_util::{BodyExt, Full, Limited};
+use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
@@ -173,18 +173,38 @@ async fn process(state: &ApiState, peer: SocketAddr, req: http::Request<Incoming
         .get(http::header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|n| n > limit as u64) {
+    // Far beyond any limit: answer at once rather than read it.
+    if declared.is_some_and(|n| n > warden_types::limits::API_BODY_BYTES as u64) {
         return Err(too_large());
     }
-    let (parts, body) = req.into_parts();
-    let body = match Limited::new(body, limit).collect().await {
-        Ok(c) => c.to_bytes(),
-        Err(e) if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() => return Err(too_large()),
-        Err(e) => return Err(ApiError::bad_content(format!("could not read the request body: {e}"))),
-    };
+    let (parts, mut body) = req.into_parts();
+    let mut collected = bytes::BytesMut::new();
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|e| ApiError::bad_content(format!("could not read the request body: {e}")))?;
+        if let Ok(data) = frame.into_data() {
+            if collected.len() + data.len() > limit {
+                drain(body, collected.len() + data.len()).await;
+                return Err(too_large());
+            }
+            collected.extend_from_slice(&data);
+        }
+    }
+    let body = collected.freeze();
     let request = ApiRequest { operation, parts, body, peer };
     state.pipeline.check(&request)?;
     dispatch(state, request).await
+}
+
+/// Reads and discards the rest of an oversized body (within bounds), so that the client,
+/// still sending, receives the 413 instead of a reset connection.
+async fn drain(mut body: Incoming, mut seen: usize) {
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+    while seen <= warden_types::limits::API_BODY_BYTES {
+        match tokio::time::timeout_at(deadline, body.frame()).await {
+            Ok(Some(Ok(frame))) => seen += frame.data_ref().map(|d| d.len()).unwrap_or(0),
+            _ => return,
+        }
+    }
 }
 
 async fn dispatch(state: &ApiState, request: ApiRequest) -> Result<Reply, ApiError> {

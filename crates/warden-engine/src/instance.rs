@@ -18,6 +18,7 @@ pub struct Instance {
     pub channel: InstanceChannel,
     pub logs: Arc<LogCapture>,
     pub exit: watch::Receiver<Option<ExitStatus>>,
+    /// When the engine asked for the process: the start of the init phase.
     pub spawned_at: Instant,
     pub last_used: Mutex<Instant>,
     /// Whether an invocation already ran here (only the first reports `Init Duration`).
@@ -31,6 +32,7 @@ impl Instance {
         runtime_api: std::net::TcpListener,
         exited: tokio::sync::oneshot::Receiver<ExitStatus>,
         logs: Arc<LogCapture>,
+        spawned_at: Instant,
     ) -> std::io::Result<Self> {
         let channel = InstanceChannel::serve(runtime_api)?;
         let (tx, rx) = watch::channel(None);
@@ -44,7 +46,7 @@ impl Instance {
             channel,
             logs,
             exit: rx,
-            spawned_at: Instant::now(),
+            spawned_at,
             last_used: Mutex::new(Instant::now()),
             used: std::sync::atomic::AtomicBool::new(false),
         })

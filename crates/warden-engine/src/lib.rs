@@ -68,6 +68,8 @@ pub struct InvokeRequest {
     pub tail: bool,
     /// Client context JSON (decoded from the caller's base64).
     pub client_context: Option<String>,
+    /// The request id to use (async events keep theirs across retries); new if `None`.
+    pub request_id: Option<String>,
 }
 
 /// The result of an invocation that ran (or tried to).
@@ -98,6 +100,8 @@ struct Inner {
     logs: LogSink,
     pools: Mutex<HashMap<PoolKey, Arc<Pool>>>,
     queue_wakeup: tokio::sync::Notify,
+    /// Permits of the async worker; all free means no async invocation is running.
+    async_in_flight: Arc<tokio::sync::Semaphore>,
     shutting_down: AtomicBool,
 }
 
@@ -121,6 +125,10 @@ impl Engine {
         code_dir: Box<dyn Fn(&str) -> PathBuf + Send + Sync>,
     ) -> Result<Self, StoreError> {
         let reservations = store.all_reserved_concurrency()?;
+        let released = store.release_leases()?;
+        if released > 0 {
+            tracing::info!(events = released, "async events interrupted by the previous run are due again");
+        }
         let concurrency = Concurrency::new(config.account_concurrency, &reservations);
         let inner = Arc::new(Inner {
             registry: Registry::new(Arc::clone(&store)),
@@ -132,6 +140,7 @@ impl Engine {
             concurrency,
             pools: Mutex::new(HashMap::new()),
             queue_wakeup: tokio::sync::Notify::new(),
+            async_in_flight: Arc::new(tokio::sync::Semaphore::new(queue::MAX_IN_FLIGHT)),
             shutting_down: AtomicBool::new(false),
         });
         let engine = Self { inner };
@@ -197,10 +206,15 @@ impl Engine {
         Ok(response)
     }
 
-    /// Stops every instance; used at shutdown.
-    pub fn shutdown(&self) {
+    /// Stops taking async events, lets the ones running finish (up to `grace`), then stops
+    /// every instance; used at shutdown after the API stopped accepting requests.
+    pub async fn shutdown(&self, grace: Duration) {
         self.inner.shutting_down.store(true, Ordering::Release);
         self.inner.queue_wakeup.notify_waiters();
+        let all = queue::MAX_IN_FLIGHT as u32;
+        if tokio::time::timeout(grace, self.inner.async_in_flight.acquire_many(all)).await.is_err() {
+            tracing::warn!("async invocations still running at shutdown were stopped; they will run again");
+        }
         let pools: Vec<Arc<Pool>> = lock(&self.inner.pools).drain().map(|(_, p)| p).collect();
         for pool in pools {
             pool.retired.store(true, Ordering::Release);
@@ -223,7 +237,7 @@ impl Engine {
     }
 
     async fn run(&self, config: &Arc<FunctionVersion>, request: &InvokeRequest) -> InvokeResponse {
-        let request_id = uuid::Uuid::new_v4().to_string();
+        let request_id = request.request_id.clone().unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
         let pool = self.pool(config);
         let warm = loop {
             let Some(instance) = lock(&pool.idle).pop() else { break None };
@@ -279,7 +293,7 @@ impl Engine {
         };
         let warden_executor::SpawnedInstance { id, pid, stdout, stderr, runtime_api, exited } = spawned;
         let started_instance = LogCapture::start(config.name.clone(), inner.logs.clone(), stdout, stderr)
-            .and_then(|logs| Instance::new(id, pid, runtime_api, exited, logs));
+            .and_then(|logs| Instance::new(id, pid, runtime_api, exited, logs, started));
         let instance = match started_instance {
             Ok(i) => Arc::new(i),
             Err(e) => {
@@ -288,9 +302,19 @@ impl Engine {
             }
         };
         let init = tokio::select! {
+            biased;
             r = instance.channel.initialized() => r.map_err(|(error_type, body)| InitFailure::Reported(error_type, body)),
-            status = instance.exited() => Err(InitFailure::Exited(status)),
+            status = instance.exited() => match instance.channel.init_state() {
+                // Runtimes post their init error and exit at once: report the error.
+                warden_runtime_api::InitState::Failed { error_type, body } => Err(InitFailure::Reported(error_type, body)),
+                warden_runtime_api::InitState::Ready => Ok(()),
+                warden_runtime_api::InitState::Initializing => Err(InitFailure::Exited(status)),
+            },
             _ = tokio::time::sleep(inner.config.init_timeout) => Err(InitFailure::TimedOut),
+        };
+        let init = match init {
+            Ok(()) if instance.has_exited() => Err(InitFailure::Exited(instance.exited().await)),
+            other => other,
         };
         match init {
             Ok(()) => Ok(instance),
@@ -341,9 +365,12 @@ impl Engine {
         let outcome = if instance.channel.submit(invocation).is_err() {
             Err(ExitStatus::Lost)
         } else {
+            let mut reply_rx = reply_rx;
             tokio::select! {
-                r = reply_rx => r.map_err(|_| ExitStatus::Lost).map(Some),
-                status = instance.exited() => Err(status),
+                biased;
+                r = &mut reply_rx => r.map_err(|_| ExitStatus::Lost).map(Some),
+                // A runtime may post its response and exit at once: the response wins.
+                status = instance.exited() => reply_rx.try_recv().map(Some).map_err(|_| status),
                 _ = tokio::time::sleep(timeout) => Ok(None),
             }
         };

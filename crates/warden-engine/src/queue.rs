@@ -23,7 +23,7 @@ const IDLE_POLL: Duration = Duration::from_millis(250);
 /// Delay before retrying an event that was throttled.
 const THROTTLE_RETRY: Duration = Duration::from_secs(1);
 /// Most events in flight at once from the queue.
-const MAX_IN_FLIGHT: usize = 64;
+pub(crate) const MAX_IN_FLIGHT: usize = 64;
 
 impl Engine {
     /// Durably accepts an asynchronous invocation and returns its request id.
@@ -47,7 +47,7 @@ impl Engine {
     }
 
     pub(crate) async fn queue_loop(self) {
-        let in_flight = Arc::new(tokio::sync::Semaphore::new(MAX_IN_FLIGHT));
+        let in_flight = Arc::clone(&self.inner.async_in_flight);
         loop {
             if self.inner.shutting_down.load(std::sync::atomic::Ordering::Acquire) {
                 return;
@@ -76,28 +76,29 @@ impl Engine {
     async fn run_event(&self, event: QueuedEvent) {
         let qualifier = Qualifier::parse(&event.qualifier).ok();
         let function = FunctionRef { name: event.function.clone(), qualifier };
-        let request = InvokeRequest { function, payload: Bytes::from(event.payload.clone()), tail: false, client_context: None };
+        let request = InvokeRequest { function, payload: Bytes::from(event.payload.clone()), tail: false, client_context: None, request_id: Some(event.id.clone()) };
         let result = self.invoke(request).await;
         let store = Arc::clone(&self.inner.store);
         let id = event.id.clone();
         let attempt = event.attempts + 1;
-        let retry_delay = match &result {
-            Ok(r) if r.function_error.is_none() => None,
-            Ok(_) => self.inner.config.async_retry_delays.get(event.attempts as usize).copied(),
-            Err(InvokeError::Throttled(_)) => Some(THROTTLE_RETRY),
-            Err(InvokeError::NotFound(_)) => None,
-            Err(InvokeError::Store(_)) => Some(THROTTLE_RETRY),
-        };
+        let succeeded = matches!(&result, Ok(r) if r.function_error.is_none());
         let max_age_ms = i64::from(warden_types::limits::ASYNC_MAX_EVENT_AGE_SECONDS) * 1000;
         let too_old = warden_types::now_millis() - event.enqueued_ms > max_age_ms;
-        let outcome = match retry_delay {
-            Some(delay) if !too_old && attempt <= warden_types::limits::ASYNC_MAX_RETRIES || matches!(result, Err(InvokeError::Throttled(_))) => {
+        let outcome = match &result {
+            // Throttled events never ran: they wait without using up an attempt, as in Lambda,
+            // until the maximum event age.
+            Err(InvokeError::Throttled(_) | InvokeError::Store(_)) if !too_old => {
+                let not_before = warden_types::now_millis() + THROTTLE_RETRY.as_millis() as i64;
+                blocking(move || store.postpone_event(&id, not_before)).await
+            }
+            Ok(r) if r.function_error.is_some() && attempt <= warden_types::limits::ASYNC_MAX_RETRIES && !too_old => {
+                let delay = self.inner.config.async_retry_delays.get(event.attempts as usize).copied().unwrap_or_default();
                 let not_before = warden_types::now_millis() + delay.as_millis() as i64;
                 tracing::info!(event = %id, function = %event.function, attempt, "async invocation failed; retrying");
                 blocking(move || store.retry_event(&id, not_before)).await
             }
             _ => {
-                if !matches!(&result, Ok(r) if r.function_error.is_none()) {
+                if !succeeded {
                     tracing::warn!(event = %id, function = %event.function, attempt, "async invocation dropped after its last attempt");
                 }
                 blocking(move || store.complete_event(&id)).await

@@ -28,6 +28,8 @@ struct Shared {
     pending: Mutex<HashMap<InstanceId, SpawnReply>>,
     exits: Mutex<HashMap<InstanceId, oneshot::Sender<ExitStatus>>>,
     gone: AtomicBool,
+    /// Set when we close the zygote ourselves, so its end is not reported as a failure.
+    closing: AtomicBool,
 }
 
 /// Spawns instances as plain child processes of the zygote, each in its own process group.
@@ -166,7 +168,9 @@ fn read_events(socket: OwnedFd, shared: Arc<Shared>) {
             Ok(None) | Err(_) => break,
         }
     }
-    tracing::error!("the zygote process is gone; no new instances can start");
+    if !shared.closing.load(Ordering::Acquire) {
+        tracing::error!("the zygote process is gone; no new instances can start");
+    }
     shared.gone.store(true, Ordering::Release);
     lock(&shared.pending).clear();
     for (_, tx) in lock(&shared.exits).drain() {
@@ -196,6 +200,7 @@ impl Executor for ZygoteExecutor {
 impl Drop for ZygoteExecutor {
     fn drop(&mut self) {
         // Closing our end makes the zygote kill every instance and exit.
+        self.shared.closing.store(true, Ordering::Release);
         if let Ok(mut z) = self.zygote.lock() {
             let _ = rustix::net::shutdown(&self.control, rustix::net::Shutdown::Both);
             let _ = z.wait();

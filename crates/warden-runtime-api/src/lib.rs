@@ -138,6 +138,11 @@ impl InstanceChannel {
         }
     }
 
+    /// The init phase as it stands now, without waiting.
+    pub fn init_state(&self) -> InitState {
+        self.api.init.borrow().clone()
+    }
+
     /// Takes back an invocation that was submitted but not yet delivered, with the
     /// in-flight one, so that the engine can fail them when the instance dies.
     pub fn abandon(&self) -> Vec<oneshot::Sender<Outcome>> {

@@ -265,6 +265,12 @@ pub trait Store: Send + Sync + 'static {
     /// Records a failed attempt: bumps `attempts`, releases the lease, sets
     /// `not_before_ms`. An event that is already gone is not an error.
     fn retry_event(&self, id: &str, not_before_ms: i64) -> Result<(), StoreError>;
+    /// Puts an event back without counting an attempt (it was throttled, never ran).
+    fn postpone_event(&self, id: &str, not_before_ms: i64) -> Result<(), StoreError>;
+    /// Releases every lease. Called once at startup by the only process using the store:
+    /// leases found then belong to a run that crashed, and their events are due again now
+    /// rather than when the lease would have expired.
+    fn release_leases(&self) -> Result<u64, StoreError>;
     /// Events waiting (leased or not), for tests and `warden doctor`.
     fn queued_event_count(&self) -> Result<u64, StoreError>;
 

@@ -167,7 +167,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         println!("warden listening on http://{local}");
         warden_api::serve(listener, state, shutdown_signal()).await;
         tracing::info!("shutting down");
-        engine.shutdown();
+        engine.shutdown(Duration::from_secs(30)).await;
         anyhow::Ok(())
     })?;
     drop(executor);

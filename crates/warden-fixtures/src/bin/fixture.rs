@@ -1,6 +1,6 @@
 //! A function whose behaviour the event chooses, so one binary covers every case the
 //! integration tests need: `{"action": "echo" | "error" | "sleep" | "exit" | "print" |
-//! "env" | "big" | "context", ...}`. At init, `FIXTURE_INIT=exit` exits before asking
+//! "env" | "big" | "context" | "append", ...}`. At init, `FIXTURE_INIT=exit` exits before asking
 //! for work and `FIXTURE_INIT=sleep` never finishes init.
 
 use lambda_runtime::{service_fn, Error, LambdaEvent};
@@ -31,6 +31,21 @@ async fn handler(event: LambdaEvent<Value>) -> Result<Value, Error> {
         "big" => {
             let bytes = payload.get("bytes").and_then(Value::as_u64).unwrap_or(7 * 1024 * 1024) as usize;
             Ok(json!({ "data": "x".repeat(bytes) }))
+        }
+        "append" => {
+            // A witness outside Warden for queue tests: one line per execution, durable.
+            use std::io::Write;
+            let path = std::env::var("FIXTURE_WITNESS")?;
+            let mut f = std::fs::OpenOptions::new().create(true).append(true).open(path)?;
+            writeln!(f, "{} {}", context.request_id, payload.get("tag").and_then(Value::as_str).unwrap_or(""))?;
+            f.sync_all()?;
+            if let Some(ms) = payload.get("ms").and_then(Value::as_u64) {
+                tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
+            }
+            if payload.get("fail").and_then(Value::as_bool).unwrap_or(false) {
+                return Err("failing as asked".into());
+            }
+            Ok(json!({ "appended": true }))
         }
         "context" => Ok(json!({
             "request_id": context.request_id,

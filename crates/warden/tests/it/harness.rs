@@ -1,0 +1,313 @@
+//! Starts real `warden serve` processes on loopback with their own data directory, and
+//! drives them with the real AWS CLI, boto3 and raw HTTP.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+pub fn warden_bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_warden"))
+}
+
+/// A binary of the `warden-fixtures` package, built next to `warden`.
+pub fn fixture_bin(name: &str) -> PathBuf {
+    let path = warden_bin().with_file_name(name);
+    assert!(path.exists(), "{} is missing: run `cargo xtask ci` (it builds the fixtures first)", path.display());
+    path
+}
+
+fn tool(var: &str) -> PathBuf {
+    match std::env::var_os(var) {
+        Some(v) => PathBuf::from(v),
+        None => panic!("{var} is not set: run the tests with `cargo xtask ci` (or `cargo xtask test`), which installs the AWS CLI, boto3 and awslambdaric"),
+    }
+}
+
+pub fn python() -> PathBuf {
+    tool("WARDEN_TEST_PYTHON")
+}
+
+pub fn aws_cli() -> PathBuf {
+    tool("WARDEN_TEST_AWS")
+}
+
+/// A zip whose `bootstrap` is the `lambda_runtime` fixture, built once per test run.
+pub fn fixture_zip() -> &'static Path {
+    static ZIP: OnceLock<PathBuf> = OnceLock::new();
+    ZIP.get_or_init(|| {
+        let dir = tempfile::tempdir().unwrap().keep();
+        std::fs::copy(fixture_bin("fixture"), dir.join("bootstrap")).unwrap();
+        zip_dir(&dir)
+    })
+}
+
+/// Zips a directory (deterministically) into a file beside it.
+pub fn zip_dir(dir: &Path) -> PathBuf {
+    let bytes = warden_package::zip_directory(dir, &mut |_, _| {}).unwrap();
+    let path = dir.with_extension("zip");
+    std::fs::write(&path, bytes).unwrap();
+    path
+}
+
+/// A Python package with the given files, zipped.
+pub fn python_zip(files: &[(&str, &str)]) -> PathBuf {
+    let dir = tempfile::tempdir().unwrap().keep();
+    for (name, text) in files {
+        std::fs::write(dir.join(name), text).unwrap();
+    }
+    zip_dir(&dir)
+}
+
+pub struct Server {
+    child: Option<Child>,
+    pub endpoint: String,
+    pub data_dir: PathBuf,
+    _temp: Option<tempfile::TempDir>,
+    args: Vec<String>,
+}
+
+impl Server {
+    pub fn start() -> Self {
+        Self::start_with(&[])
+    }
+
+    pub fn start_with(args: &[&str]) -> Self {
+        let temp = tempfile::tempdir().unwrap();
+        let dir = temp.path().to_path_buf();
+        let mut s = Self::start_in(&dir, args);
+        s._temp = Some(temp);
+        s
+    }
+
+    /// Starts a server on an existing data directory (for restart tests).
+    pub fn start_in(data_dir: &Path, args: &[&str]) -> Self {
+        let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+        let mut child = Command::new(warden_bin())
+            .arg("serve")
+            .args(["--listen", "127.0.0.1:0", "--data-dir"])
+            .arg(data_dir)
+            .arg("--python")
+            .arg(python())
+            .args(&args)
+            .env("WARDEN_LOG", "warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("warden serve starts");
+        let stdout = child.stdout.take().unwrap();
+        let mut line = String::new();
+        BufReader::new(stdout).read_line(&mut line).unwrap();
+        let endpoint = line
+            .trim()
+            .strip_prefix("warden listening on ")
+            .unwrap_or_else(|| panic!("unexpected first line from warden serve: {line:?}"))
+            .to_owned();
+        Self { child: Some(child), endpoint, data_dir: data_dir.to_path_buf(), _temp: None, args }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().map(|c| c.id()).unwrap_or(0)
+    }
+
+    /// SIGKILL: the crash case.
+    pub fn kill9(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            c.kill().unwrap();
+            c.wait().unwrap();
+        }
+    }
+
+    /// SIGTERM and wait: the graceful case. Returns the exit status.
+    pub fn stop(&mut self) -> Option<std::process::ExitStatus> {
+        let mut c = self.child.take()?;
+        Command::new("kill").args(["-TERM", &c.id().to_string()]).status().unwrap();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Some(status) = c.try_wait().unwrap() {
+                return Some(status);
+            }
+            assert!(Instant::now() < deadline, "warden did not exit within 20 s of SIGTERM");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Starts the same server again on the same data directory.
+    pub fn restart(&mut self) {
+        let args: Vec<&str> = self.args.iter().map(String::as_str).collect();
+        let mut fresh = Self::start_in(&self.data_dir, &args);
+        self.child = fresh.child.take();
+        self.endpoint = fresh.endpoint.clone();
+    }
+
+    /// Environment for AWS clients: the server's credentials once it writes them,
+    /// placeholder keys otherwise.
+    pub fn client_env(&self) -> Vec<(String, String)> {
+        let mut env = vec![
+            ("AWS_DEFAULT_REGION".to_owned(), "us-east-1".to_owned()),
+            ("AWS_REGION".to_owned(), "us-east-1".to_owned()),
+            ("AWS_CONFIG_FILE".to_owned(), "/dev/null".to_owned()),
+            ("AWS_EC2_METADATA_DISABLED".to_owned(), "true".to_owned()),
+            ("WARDEN_ENDPOINT".to_owned(), self.endpoint.clone()),
+            ("WARDEN_DATA_DIR".to_owned(), self.data_dir.display().to_string()),
+        ];
+        let creds = self.data_dir.join("credentials");
+        if creds.exists() {
+            env.push(("AWS_SHARED_CREDENTIALS_FILE".into(), creds.display().to_string()));
+        } else {
+            env.push(("AWS_ACCESS_KEY_ID".into(), "AKIAIOSFODNN7EXAMPLE".into()));
+            env.push(("AWS_SECRET_ACCESS_KEY".into(), "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY".into()));
+        }
+        env
+    }
+
+    /// Runs `aws --endpoint-url ... ARGS`, returning its output.
+    pub fn aws_raw(&self, args: &[&str]) -> Output {
+        Command::new(aws_cli())
+            .args(["--endpoint-url", &self.endpoint, "--output", "json"])
+            .args(args)
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .envs(self.client_env())
+            .output()
+            .unwrap()
+    }
+
+    /// Runs the AWS CLI and parses its JSON output; panics with stderr on failure.
+    pub fn aws(&self, args: &[&str]) -> Value {
+        let out = self.aws_raw(args);
+        assert!(
+            out.status.success(),
+            "aws {args:?} failed: {}\n{}",
+            String::from_utf8_lossy(&out.stderr),
+            String::from_utf8_lossy(&out.stdout)
+        );
+        if out.stdout.iter().all(u8::is_ascii_whitespace) {
+            return Value::Null;
+        }
+        serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("aws {args:?} printed non-JSON ({e}): {}", String::from_utf8_lossy(&out.stdout)))
+    }
+
+    /// Runs the AWS CLI expecting failure; returns stderr.
+    pub fn aws_err(&self, args: &[&str]) -> String {
+        let out = self.aws_raw(args);
+        assert!(!out.status.success(), "aws {args:?} unexpectedly succeeded: {}", String::from_utf8_lossy(&out.stdout));
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    }
+
+    /// Runs a Python script with boto3 available; `ENDPOINT` is set in its environment.
+    /// Panics with the script's output unless it exits 0.
+    pub fn python(&self, script: &str) -> String {
+        let out = Command::new(python())
+            .args(["-c", script])
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .envs(self.client_env())
+            .env("ENDPOINT", &self.endpoint)
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert!(out.status.success(), "python failed:\n{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+        stdout
+    }
+
+    /// Runs the `warden` CLI against this server.
+    pub fn warden(&self, args: &[&str]) -> Output {
+        Command::new(warden_bin())
+            .args(args)
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .envs(self.client_env())
+            .output()
+            .unwrap()
+    }
+
+    /// Creates a function from the fixture zip with the AWS CLI.
+    pub fn create_fixture(&self, name: &str, extra: &[&str]) -> Value {
+        let zip = format!("fileb://{}", fixture_zip().display());
+        let mut args = vec![
+            "lambda", "create-function", "--function-name", name, "--runtime", "provided.al2023", "--handler", "bootstrap",
+            "--role", "arn:aws:iam::123456789012:role/lambda-exec", "--zip-file", &zip,
+        ];
+        args.extend_from_slice(extra);
+        self.aws(&args)
+    }
+
+    /// Raw HTTP request; returns (status, headers, body).
+    pub fn http(&self, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> (u16, Vec<(String, String)>, Vec<u8>) {
+        let agent: ureq::Agent = ureq::Agent::config_builder().http_status_as_error(false).build().into();
+        let url = format!("{}{path}", self.endpoint);
+        let mut req = http::Request::builder().method(method).uri(&url);
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        let response = agent.run(req.body(body.to_vec()).unwrap()).unwrap();
+        let status = response.status().as_u16();
+        let headers = response
+            .headers()
+            .iter()
+            .map(|(k, v)| (k.as_str().to_owned(), v.to_str().unwrap_or("").to_owned()))
+            .collect();
+        let body = response.into_body().read_to_vec().unwrap();
+        (status, headers, body)
+    }
+
+    /// Every log line of a function as the API returns it.
+    pub fn logs(&self, function: &str) -> Vec<String> {
+        let (status, _, body) = self.http("GET", &format!("/_warden/2026-11-01/functions/{function}/logs?limit=10000"), &[], b"");
+        assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+        let v: Value = serde_json::from_slice(&body).unwrap();
+        v["records"].as_array().unwrap().iter().map(|r| r["message"].as_str().unwrap().to_owned()).collect()
+    }
+
+    /// Waits until `check` holds for the function's logs, or panics after `timeout`.
+    pub fn wait_logs(&self, function: &str, timeout: Duration, check: impl Fn(&[String]) -> bool) -> Vec<String> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let lines = self.logs(function);
+            if check(&lines) {
+                return lines;
+            }
+            assert!(Instant::now() < deadline, "logs of `{function}` never satisfied the check:\n{}", lines.join("\n"));
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = Command::new("kill").args(["-TERM", &c.id().to_string()]).status();
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while Instant::now() < deadline {
+                if let Ok(Some(_)) = c.try_wait() {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// Whether a process exists.
+pub fn alive(pid: u32) -> bool {
+    Path::new(&format!("/proc/{pid}")).exists()
+        && std::fs::read_to_string(format!("/proc/{pid}/stat")).map(|s| !s.contains(") Z ")).unwrap_or(false)
+}
+
+/// Base64 of bytes.
+pub fn b64(bytes: &[u8]) -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD.encode(bytes)
+}
+
+/// Base64 decode.
+pub fn unb64(s: &str) -> Vec<u8> {
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD.decode(s).unwrap()
+}
