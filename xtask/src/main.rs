@@ -44,12 +44,17 @@ fn real_main() -> Result<()> {
 
 fn repo_root() -> Result<PathBuf> {
     let manifest = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    manifest.parent().map(Path::to_path_buf).context("xtask has no parent directory")
+    manifest
+        .parent()
+        .map(Path::to_path_buf)
+        .context("xtask has no parent directory")
 }
 
 fn run(cmd: &mut Command) -> Result<()> {
     eprintln!("$ {cmd:?}");
-    let status = cmd.status().with_context(|| format!("could not run {cmd:?}"))?;
+    let status = cmd
+        .status()
+        .with_context(|| format!("could not run {cmd:?}"))?;
     if !status.success() {
         bail!("{cmd:?} failed with {status}");
     }
@@ -74,7 +79,13 @@ fn tools(root: &Path) -> Result<ToolEnv> {
         .unwrap_or(false);
     if !have {
         run(Command::new(&python)
-            .args(["-m", "pip", "install", "--quiet", "--disable-pip-version-check"])
+            .args([
+                "-m",
+                "pip",
+                "install",
+                "--quiet",
+                "--disable-pip-version-check",
+            ])
             .args(PYTHON_PACKAGES))?;
     }
     let node_prefix = root.join(".test-tools/node");
@@ -82,7 +93,13 @@ fn tools(root: &Path) -> Result<ToolEnv> {
     if !modules.join("@cloud-copilot/iam-simulate").exists() {
         std::fs::create_dir_all(&node_prefix)?;
         run(Command::new("npm")
-            .args(["install", "--no-audit", "--no-fund", "--loglevel=error", "--prefix"])
+            .args([
+                "install",
+                "--no-audit",
+                "--no-fund",
+                "--loglevel=error",
+                "--prefix",
+            ])
             .arg(&node_prefix)
             .args(NODE_PACKAGES))?;
     }
@@ -116,7 +133,14 @@ fn test(root: &Path, env: &ToolEnv, extra: &[String]) -> Result<()> {
 fn ci(root: &Path) -> Result<()> {
     let env = tools(root)?;
     run(cargo(root).args(["fmt", "--all", "--", "--check"]))?;
-    run(cargo(root).args(["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"]))?;
+    run(cargo(root).args([
+        "clippy",
+        "--workspace",
+        "--all-targets",
+        "--",
+        "-D",
+        "warnings",
+    ]))?;
     test(root, &env, &[])
 }
 

@@ -18,16 +18,29 @@ pub struct ApiError {
 
 impl ApiError {
     pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
-        Self { status, code, message: message.into(), reason: None }
+        Self {
+            status,
+            code,
+            message: message.into(),
+            reason: None,
+        }
     }
     pub fn not_found(message: impl Into<String>) -> Self {
         Self::new(StatusCode::NOT_FOUND, "ResourceNotFoundException", message)
     }
     pub fn invalid(message: impl Into<String>) -> Self {
-        Self::new(StatusCode::BAD_REQUEST, "InvalidParameterValueException", message)
+        Self::new(
+            StatusCode::BAD_REQUEST,
+            "InvalidParameterValueException",
+            message,
+        )
     }
     pub fn bad_content(message: impl Into<String>) -> Self {
-        Self::new(StatusCode::BAD_REQUEST, "InvalidRequestContentException", message)
+        Self::new(
+            StatusCode::BAD_REQUEST,
+            "InvalidRequestContentException",
+            message,
+        )
     }
     pub fn conflict(message: impl Into<String>) -> Self {
         Self::new(StatusCode::CONFLICT, "ResourceConflictException", message)
@@ -47,17 +60,26 @@ impl ApiError {
         )
     }
     pub fn unknown_operation() -> Self {
-        Self::new(StatusCode::NOT_FOUND, "UnknownOperationException", "Unknown operation")
+        Self::new(
+            StatusCode::NOT_FOUND,
+            "UnknownOperationException",
+            "Unknown operation",
+        )
     }
     /// An internal failure: logged with its detail, reported without it.
     pub fn internal(detail: impl std::fmt::Display) -> Self {
         let id = uuid::Uuid::new_v4();
         tracing::error!(error_id = %id, error = %detail, "internal error");
-        Self::new(StatusCode::INTERNAL_SERVER_ERROR, "ServiceException", format!("internal error (id {id})"))
+        Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "ServiceException",
+            format!("internal error (id {id})"),
+        )
     }
 
     pub fn into_response(self) -> Response<Full<Bytes>> {
-        let mut body = serde_json::json!({ "Type": "User", "Message": self.message, "__type": self.code });
+        let mut body =
+            serde_json::json!({ "Type": "User", "Message": self.message, "__type": self.code });
         if let Some(reason) = self.reason {
             body["Reason"] = reason.into();
         }
@@ -65,7 +87,10 @@ impl ApiError {
         *r.status_mut() = self.status;
         let h = r.headers_mut();
         h.insert("x-amzn-errortype", HeaderValue::from_static(self.code));
-        h.insert(http::header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        h.insert(
+            http::header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
         if self.status == StatusCode::TOO_MANY_REQUESTS {
             h.insert("retry-after", HeaderValue::from_static("1"));
         }
@@ -93,7 +118,11 @@ impl From<warden_engine::InvokeError> for ApiError {
             E::NotFound(arn) => Self::not_found(format!("Function not found: {arn}")),
             E::Throttled(reason) => Self {
                 reason: Some(reason.as_str()),
-                ..Self::new(StatusCode::TOO_MANY_REQUESTS, "TooManyRequestsException", "Rate Exceeded.")
+                ..Self::new(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    "TooManyRequestsException",
+                    "Rate Exceeded.",
+                )
             },
             E::Store(e) => e.into(),
         }

@@ -10,7 +10,9 @@ use warden_store::StoreError;
 use warden_types::{limits, FunctionName, FunctionRef, FunctionVersion, Qualifier, LATEST};
 
 use crate::shape::{self, CreateFunctionInput, UpdateCodeInput, UpdateConfigurationInput};
-use crate::{blocking, empty_response, json_response, parse_body, ApiError, ApiRequest, ApiState, Reply};
+use crate::{
+    blocking, empty_response, json_response, parse_body, ApiError, ApiRequest, ApiState, Reply,
+};
 
 fn new_revision() -> String {
     uuid::Uuid::new_v4().to_string()
@@ -20,7 +22,9 @@ fn new_revision() -> String {
 fn unqualified(state: &ApiState, raw: &str) -> Result<FunctionName, ApiError> {
     let r = state.function_ref(raw)?;
     if r.qualifier.is_some() {
-        return Err(ApiError::invalid(format!("`{raw}` must not include a qualifier for this operation")));
+        return Err(ApiError::invalid(format!(
+            "`{raw}` must not include a qualifier for this operation"
+        )));
     }
     Ok(r.name)
 }
@@ -35,7 +39,10 @@ async fn install_code(state: &ApiState, zip_b64: &str) -> Result<(String, u64), 
         .decode(zip_b64.trim())
         .map_err(|e| ApiError::invalid(format!("Code.ZipFile is not valid base64: {e}")))?;
     if zip.len() as u64 > limits::ZIP_BYTES {
-        return Err(ApiError::too_large(limits::ZIP_BYTES as usize, "CreateFunction"));
+        return Err(ApiError::too_large(
+            limits::ZIP_BYTES as usize,
+            "CreateFunction",
+        ));
     }
     let blobs = Arc::clone(&state.blobs);
     blocking(move || {
@@ -64,45 +71,73 @@ async fn install_code(state: &ApiState, zip_b64: &str) -> Result<(String, u64), 
 
 fn zip_input(zip: Option<String>, s3: bool, image: bool) -> Result<String, ApiError> {
     if s3 {
-        return Err(ApiError::invalid("S3 code locations are not supported by Warden; send Code.ZipFile"));
+        return Err(ApiError::invalid(
+            "S3 code locations are not supported by Warden; send Code.ZipFile",
+        ));
     }
     if image {
-        return Err(ApiError::invalid("container images are not supported by Warden; send Code.ZipFile"));
+        return Err(ApiError::invalid(
+            "container images are not supported by Warden; send Code.ZipFile",
+        ));
     }
     zip.ok_or_else(|| ApiError::invalid("Code.ZipFile is required"))
 }
 
 pub async fn create(state: &ApiState, request: &ApiRequest) -> Result<Reply, ApiError> {
     let input: CreateFunctionInput = parse_body(&request.body)?;
-    let raw_name = input.function_name.ok_or_else(|| ApiError::invalid("FunctionName is required"))?;
+    let raw_name = input
+        .function_name
+        .ok_or_else(|| ApiError::invalid("FunctionName is required"))?;
     let name = unqualified(state, &raw_name)?;
     if input.package_type.as_deref().is_some_and(|p| p != "Zip") {
-        return Err(ApiError::invalid("only PackageType `Zip` is supported by Warden"));
+        return Err(ApiError::invalid(
+            "only PackageType `Zip` is supported by Warden",
+        ));
     }
     shape::refuse_layers(&input.layers)?;
-    let runtime = input.runtime.ok_or_else(|| ApiError::invalid("Runtime is required for .zip file packages"))?;
+    let runtime = input
+        .runtime
+        .ok_or_else(|| ApiError::invalid("Runtime is required for .zip file packages"))?;
     shape::validate_runtime(&runtime)?;
-    let role = input.role.ok_or_else(|| ApiError::invalid("Role is required"))?;
+    let role = input
+        .role
+        .ok_or_else(|| ApiError::invalid("Role is required"))?;
     shape::validate_role(&role)?;
     let handler = match input.handler {
         Some(h) => h,
         None if runtime.starts_with("provided") => "bootstrap".to_owned(),
-        None => return Err(ApiError::invalid(format!("Handler is required for runtime {runtime}"))),
+        None => {
+            return Err(ApiError::invalid(format!(
+                "Handler is required for runtime {runtime}"
+            )))
+        }
     };
     shape::validate_handler(&handler)?;
     let timeout = input.timeout.unwrap_or(limits::DEFAULT_TIMEOUT_SECONDS);
     shape::validate_timeout(timeout)?;
     let memory = input.memory_size.unwrap_or(limits::DEFAULT_MEMORY_MB);
     shape::validate_memory(memory)?;
-    let ephemeral = input.ephemeral_storage.and_then(|e| e.size).unwrap_or(limits::DEFAULT_EPHEMERAL_STORAGE_MB);
+    let ephemeral = input
+        .ephemeral_storage
+        .and_then(|e| e.size)
+        .unwrap_or(limits::DEFAULT_EPHEMERAL_STORAGE_MB);
     shape::validate_ephemeral(ephemeral)?;
     let description = input.description.unwrap_or_default();
     shape::validate_description(&description)?;
-    let environment = input.environment.and_then(|e| e.variables).unwrap_or_default();
+    let environment = input
+        .environment
+        .and_then(|e| e.variables)
+        .unwrap_or_default();
     shape::validate_environment(&environment)?;
     let architectures = shape::validate_architectures(&input.architectures.unwrap_or_default())?;
-    let code = input.code.ok_or_else(|| ApiError::invalid("Code is required"))?;
-    let zip = zip_input(code.zip_file, code.s3_bucket.is_some() || code.s3_key.is_some(), code.image_uri.is_some())?;
+    let code = input
+        .code
+        .ok_or_else(|| ApiError::invalid("Code is required"))?;
+    let zip = zip_input(
+        code.zip_file,
+        code.s3_bucket.is_some() || code.s3_key.is_some(),
+        code.image_uri.is_some(),
+    )?;
 
     let (code_sha256, code_size) = install_code(state, &zip).await?;
     let latest = FunctionVersion {
@@ -126,14 +161,23 @@ pub async fn create(state: &ApiState, request: &ApiRequest) -> Result<Reply, Api
     let record = latest.clone();
     blocking(move || {
         store.create_function(&record).map_err(|e| match e {
-            StoreError::AlreadyExists(_) => ApiError::conflict(format!("Function already exist: {}", record.name)),
+            StoreError::AlreadyExists(_) => {
+                ApiError::conflict(format!("Function already exist: {}", record.name))
+            }
             other => other.into(),
         })
     })
     .await?;
     state.engine.invalidate(&name);
-    let shown = if input.publish.unwrap_or(false) { publish_inner(state, &name, None, None).await? } else { latest };
-    Ok(json_response(StatusCode::CREATED, &shape::configuration(state, &shown)))
+    let shown = if input.publish.unwrap_or(false) {
+        publish_inner(state, &name, None, None).await?
+    } else {
+        latest
+    };
+    Ok(json_response(
+        StatusCode::CREATED,
+        &shape::configuration(state, &shown),
+    ))
 }
 
 async fn publish_inner(
@@ -146,7 +190,13 @@ async fn publish_inner(
     let n = name.clone();
     let published = blocking(move || {
         store
-            .publish_version(&n, description.as_deref(), revision.as_deref(), &new_revision(), warden_types::now_millis())
+            .publish_version(
+                &n,
+                description.as_deref(),
+                revision.as_deref(),
+                &new_revision(),
+                warden_types::now_millis(),
+            )
             .map_err(ApiError::from)
     })
     .await?;
@@ -154,7 +204,11 @@ async fn publish_inner(
     Ok(published)
 }
 
-async fn load(state: &ApiState, name: &FunctionName, version: &str) -> Result<Option<FunctionVersion>, ApiError> {
+async fn load(
+    state: &ApiState,
+    name: &FunctionName,
+    version: &str,
+) -> Result<Option<FunctionVersion>, ApiError> {
     let store = Arc::clone(&state.store);
     let (n, v) = (name.clone(), version.to_owned());
     blocking(move || store.get_version(&n, &v).map_err(ApiError::from)).await
@@ -172,17 +226,27 @@ async fn load_ref(state: &ApiState, r: &FunctionRef) -> Result<FunctionVersion, 
             alias.ok_or_else(|| not_found(state, r))?.function_version
         }
     };
-    load(state, &r.name, &version).await?.ok_or_else(|| not_found(state, r))
+    load(state, &r.name, &version)
+        .await?
+        .ok_or_else(|| not_found(state, r))
 }
 
-pub async fn get(state: &ApiState, request: &ApiRequest, raw: &str, full: bool) -> Result<Reply, ApiError> {
-    let r = state.function_ref(raw)?.with_qualifier(request.query("Qualifier").as_deref())?;
+pub async fn get(
+    state: &ApiState,
+    request: &ApiRequest,
+    raw: &str,
+    full: bool,
+) -> Result<Reply, ApiError> {
+    let r = state
+        .function_ref(raw)?
+        .with_qualifier(request.query("Qualifier").as_deref())?;
     let f = load_ref(state, &r).await?;
     let configuration = shape::configuration(state, &f);
     if !full {
         return Ok(json_response(StatusCode::OK, &configuration));
     }
-    let mut body = json!({ "Configuration": configuration, "Code": { "RepositoryType": "Warden" } });
+    let mut body =
+        json!({ "Configuration": configuration, "Code": { "RepositoryType": "Warden" } });
     if let Some(reserved) = state.engine.concurrency().reserved(&f.name) {
         body["Concurrency"] = json!({ "ReservedConcurrentExecutions": reserved });
     }
@@ -192,21 +256,34 @@ pub async fn get(state: &ApiState, request: &ApiRequest, raw: &str, full: bool) 
 pub async fn list(state: &ApiState, request: &ApiRequest) -> Result<Reply, ApiError> {
     let max = shape::max_items(request.query("MaxItems"))?;
     let after = match request.query("Marker") {
-        Some(m) if !m.is_empty() => Some(FunctionName::new(&m).map_err(|_| ApiError::invalid(format!("Marker `{m}` is not valid")))?),
+        Some(m) if !m.is_empty() => Some(
+            FunctionName::new(&m)
+                .map_err(|_| ApiError::invalid(format!("Marker `{m}` is not valid")))?,
+        ),
         _ => None,
     };
     let all_versions = match request.query("FunctionVersion").as_deref() {
         None => false,
         Some("ALL") => true,
-        Some(other) => return Err(ApiError::invalid(format!("FunctionVersion `{other}` must be `ALL`"))),
+        Some(other) => {
+            return Err(ApiError::invalid(format!(
+                "FunctionVersion `{other}` must be `ALL`"
+            )))
+        }
     };
     let store = Arc::clone(&state.store);
     let (page, versions) = blocking(move || {
-        let page = store.list_functions(after.as_ref(), max + 1).map_err(ApiError::from)?;
+        let page = store
+            .list_functions(after.as_ref(), max + 1)
+            .map_err(ApiError::from)?;
         let mut versions = Vec::new();
         if all_versions {
             for f in page.iter().take(max) {
-                versions.extend(store.list_versions(&f.name, Some(LATEST), limits::MAX_LIST_ITEMS).map_err(ApiError::from)?);
+                versions.extend(
+                    store
+                        .list_versions(&f.name, Some(LATEST), limits::MAX_LIST_ITEMS)
+                        .map_err(ApiError::from)?,
+                );
             }
         }
         Ok((page, versions))
@@ -217,7 +294,12 @@ pub async fn list(state: &ApiState, request: &ApiRequest) -> Result<Reply, ApiEr
     for f in page.iter().take(max) {
         functions.push(shape::configuration(state, f));
         if all_versions {
-            functions.extend(versions.iter().filter(|v| v.name == f.name).map(|v| shape::configuration(state, v)));
+            functions.extend(
+                versions
+                    .iter()
+                    .filter(|v| v.name == f.name)
+                    .map(|v| shape::configuration(state, v)),
+            );
         }
     }
     let mut body = json!({ "Functions": functions });
@@ -228,18 +310,31 @@ pub async fn list(state: &ApiState, request: &ApiRequest) -> Result<Reply, ApiEr
 }
 
 pub async fn delete(state: &ApiState, request: &ApiRequest, raw: &str) -> Result<Reply, ApiError> {
-    let r = state.function_ref(raw)?.with_qualifier(request.query("Qualifier").as_deref())?;
+    let r = state
+        .function_ref(raw)?
+        .with_qualifier(request.query("Qualifier").as_deref())?;
     let version = match &r.qualifier {
         None => None,
         Some(Qualifier::Latest) => {
-            return Err(ApiError::invalid("$LATEST version cannot be deleted without deleting the function."));
+            return Err(ApiError::invalid(
+                "$LATEST version cannot be deleted without deleting the function.",
+            ));
         }
-        Some(Qualifier::Alias(_)) => return Err(ApiError::invalid("Deletion of aliases is not supported by DeleteFunction; use DeleteAlias")),
+        Some(Qualifier::Alias(_)) => {
+            return Err(ApiError::invalid(
+                "Deletion of aliases is not supported by DeleteFunction; use DeleteAlias",
+            ))
+        }
         Some(Qualifier::Version(v)) => Some(v.to_string()),
     };
     let store = Arc::clone(&state.store);
     let name = r.name.clone();
-    let deleted = blocking(move || store.delete_function(&name, version.as_deref()).map_err(ApiError::from)).await?;
+    let deleted = blocking(move || {
+        store
+            .delete_function(&name, version.as_deref())
+            .map_err(ApiError::from)
+    })
+    .await?;
     if !deleted {
         return Err(not_found(state, &r));
     }
@@ -251,22 +346,44 @@ pub async fn delete(state: &ApiState, request: &ApiRequest, raw: &str) -> Result
 }
 
 async fn latest(state: &ApiState, name: &FunctionName) -> Result<FunctionVersion, ApiError> {
-    let r = FunctionRef { name: name.clone(), qualifier: None };
-    load(state, name, LATEST).await?.ok_or_else(|| not_found(state, &r))
+    let r = FunctionRef {
+        name: name.clone(),
+        qualifier: None,
+    };
+    load(state, name, LATEST)
+        .await?
+        .ok_or_else(|| not_found(state, &r))
 }
 
-async fn save_latest(state: &ApiState, updated: FunctionVersion, revision: Option<String>) -> Result<(), ApiError> {
+async fn save_latest(
+    state: &ApiState,
+    updated: FunctionVersion,
+    revision: Option<String>,
+) -> Result<(), ApiError> {
     let store = Arc::clone(&state.store);
     let name = updated.name.clone();
-    blocking(move || store.update_latest(&updated, revision.as_deref()).map_err(ApiError::from)).await?;
+    blocking(move || {
+        store
+            .update_latest(&updated, revision.as_deref())
+            .map_err(ApiError::from)
+    })
+    .await?;
     state.engine.invalidate(&name);
     Ok(())
 }
 
-pub async fn update_code(state: &ApiState, request: &ApiRequest, raw: &str) -> Result<Reply, ApiError> {
+pub async fn update_code(
+    state: &ApiState,
+    request: &ApiRequest,
+    raw: &str,
+) -> Result<Reply, ApiError> {
     let name = unqualified(state, raw)?;
     let input: UpdateCodeInput = parse_body(&request.body)?;
-    let zip = zip_input(input.zip_file, input.s3_bucket.is_some(), input.image_uri.is_some())?;
+    let zip = zip_input(
+        input.zip_file,
+        input.s3_bucket.is_some(),
+        input.image_uri.is_some(),
+    )?;
     let mut f = latest(state, &name).await?;
     if let Some(expected) = &input.revision_id {
         if *expected != f.revision_id {
@@ -280,7 +397,10 @@ pub async fn update_code(state: &ApiState, request: &ApiRequest, raw: &str) -> R
     if input.dry_run.unwrap_or(false) {
         f.code_sha256 = sha;
         f.code_size = size;
-        return Ok(json_response(StatusCode::OK, &shape::configuration(state, &f)));
+        return Ok(json_response(
+            StatusCode::OK,
+            &shape::configuration(state, &f),
+        ));
     }
     let previous_revision = f.revision_id.clone();
     f.code_sha256 = sha;
@@ -288,11 +408,22 @@ pub async fn update_code(state: &ApiState, request: &ApiRequest, raw: &str) -> R
     f.revision_id = new_revision();
     f.last_modified_ms = warden_types::now_millis();
     save_latest(state, f.clone(), Some(previous_revision)).await?;
-    let shown = if input.publish.unwrap_or(false) { publish_inner(state, &name, None, None).await? } else { f };
-    Ok(json_response(StatusCode::OK, &shape::configuration(state, &shown)))
+    let shown = if input.publish.unwrap_or(false) {
+        publish_inner(state, &name, None, None).await?
+    } else {
+        f
+    };
+    Ok(json_response(
+        StatusCode::OK,
+        &shape::configuration(state, &shown),
+    ))
 }
 
-pub async fn update_configuration(state: &ApiState, request: &ApiRequest, raw: &str) -> Result<Reply, ApiError> {
+pub async fn update_configuration(
+    state: &ApiState,
+    request: &ApiRequest,
+    raw: &str,
+) -> Result<Reply, ApiError> {
     let name = unqualified(state, raw)?;
     let input: UpdateConfigurationInput = parse_body(&request.body)?;
     shape::refuse_layers(&input.layers)?;
@@ -339,7 +470,10 @@ pub async fn update_configuration(state: &ApiState, request: &ApiRequest, raw: &
     f.revision_id = new_revision();
     f.last_modified_ms = warden_types::now_millis();
     save_latest(state, f.clone(), Some(previous_revision)).await?;
-    Ok(json_response(StatusCode::OK, &shape::configuration(state, &f)))
+    Ok(json_response(
+        StatusCode::OK,
+        &shape::configuration(state, &f),
+    ))
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -367,19 +501,35 @@ pub async fn publish(state: &ApiState, request: &ApiRequest, raw: &str) -> Resul
         }
     }
     let published = publish_inner(state, &name, input.description, input.revision_id).await?;
-    Ok(json_response(StatusCode::CREATED, &shape::configuration(state, &published)))
+    Ok(json_response(
+        StatusCode::CREATED,
+        &shape::configuration(state, &published),
+    ))
 }
 
-pub async fn list_versions(state: &ApiState, request: &ApiRequest, raw: &str) -> Result<Reply, ApiError> {
+pub async fn list_versions(
+    state: &ApiState,
+    request: &ApiRequest,
+    raw: &str,
+) -> Result<Reply, ApiError> {
     let name = unqualified(state, raw)?;
     let max = shape::max_items(request.query("MaxItems"))?;
     let marker = request.query("Marker").filter(|m| !m.is_empty());
     latest(state, &name).await?;
     let store = Arc::clone(&state.store);
     let n = name.clone();
-    let page = blocking(move || store.list_versions(&n, marker.as_deref(), max + 1).map_err(ApiError::from)).await?;
+    let page = blocking(move || {
+        store
+            .list_versions(&n, marker.as_deref(), max + 1)
+            .map_err(ApiError::from)
+    })
+    .await?;
     let next = (page.len() > max).then(|| page[max - 1].version.clone());
-    let versions: Vec<Value> = page.iter().take(max).map(|v| shape::configuration(state, v)).collect();
+    let versions: Vec<Value> = page
+        .iter()
+        .take(max)
+        .map(|v| shape::configuration(state, v))
+        .collect();
     let mut body = json!({ "Versions": versions });
     if let Some(n) = next {
         body["NextMarker"] = n.into();
@@ -393,14 +543,21 @@ struct ConcurrencyInput {
     reserved_concurrent_executions: Option<i64>,
 }
 
-pub async fn put_concurrency(state: &ApiState, request: &ApiRequest, raw: &str) -> Result<Reply, ApiError> {
+pub async fn put_concurrency(
+    state: &ApiState,
+    request: &ApiRequest,
+    raw: &str,
+) -> Result<Reply, ApiError> {
     let name = unqualified(state, raw)?;
     let input: ConcurrencyInput = parse_body(&request.body)?;
     let requested = input
         .reserved_concurrent_executions
         .ok_or_else(|| ApiError::invalid("ReservedConcurrentExecutions is required"))?;
-    let requested = u32::try_from(requested)
-        .map_err(|_| ApiError::invalid(format!("ReservedConcurrentExecutions `{requested}` must be 0 or more")))?;
+    let requested = u32::try_from(requested).map_err(|_| {
+        ApiError::invalid(format!(
+            "ReservedConcurrentExecutions `{requested}` must be 0 or more"
+        ))
+    })?;
     latest(state, &name).await?;
     let c = state.engine.concurrency();
     let current = c.reserved(&name).unwrap_or(0);
@@ -413,9 +570,17 @@ pub async fn put_concurrency(state: &ApiState, request: &ApiRequest, raw: &str) 
     }
     let store = Arc::clone(&state.store);
     let n = name.clone();
-    blocking(move || store.put_reserved_concurrency(&n, Some(requested)).map_err(ApiError::from)).await?;
+    blocking(move || {
+        store
+            .put_reserved_concurrency(&n, Some(requested))
+            .map_err(ApiError::from)
+    })
+    .await?;
     c.set_reserved(&name, Some(requested));
-    Ok(json_response(StatusCode::OK, &json!({ "ReservedConcurrentExecutions": requested })))
+    Ok(json_response(
+        StatusCode::OK,
+        &json!({ "ReservedConcurrentExecutions": requested }),
+    ))
 }
 
 pub async fn get_concurrency(state: &ApiState, raw: &str) -> Result<Reply, ApiError> {
@@ -433,14 +598,24 @@ pub async fn delete_concurrency(state: &ApiState, raw: &str) -> Result<Reply, Ap
     latest(state, &name).await?;
     let store = Arc::clone(&state.store);
     let n = name.clone();
-    blocking(move || store.put_reserved_concurrency(&n, None).map_err(ApiError::from)).await?;
+    blocking(move || {
+        store
+            .put_reserved_concurrency(&n, None)
+            .map_err(ApiError::from)
+    })
+    .await?;
     state.engine.concurrency().set_reserved(&name, None);
     Ok(empty_response(StatusCode::NO_CONTENT))
 }
 
 pub async fn account_settings(state: &ApiState) -> Result<Reply, ApiError> {
     let store = Arc::clone(&state.store);
-    let functions = blocking(move || store.list_functions(None, usize::MAX >> 1).map_err(ApiError::from)).await?;
+    let functions = blocking(move || {
+        store
+            .list_functions(None, usize::MAX >> 1)
+            .map_err(ApiError::from)
+    })
+    .await?;
     let total: u64 = functions.iter().map(|f| f.code_size).sum();
     let c = state.engine.concurrency();
     Ok(json_response(
@@ -458,7 +633,11 @@ pub async fn account_settings(state: &ApiState) -> Result<Reply, ApiError> {
     ))
 }
 
-pub async fn read_logs(state: &ApiState, request: &ApiRequest, raw: &str) -> Result<Reply, ApiError> {
+pub async fn read_logs(
+    state: &ApiState,
+    request: &ApiRequest,
+    raw: &str,
+) -> Result<Reply, ApiError> {
     let name = unqualified(state, raw)?;
     let parse = |key: &str, default: i64, max: i64| -> Result<i64, ApiError> {
         match request.query(key) {
@@ -467,7 +646,9 @@ pub async fn read_logs(state: &ApiState, request: &ApiRequest, raw: &str) -> Res
                 .parse::<i64>()
                 .ok()
                 .filter(|n| (0..=max).contains(n))
-                .ok_or_else(|| ApiError::invalid(format!("`{key}` must be a number from 0 to {max}"))),
+                .ok_or_else(|| {
+                    ApiError::invalid(format!("`{key}` must be a number from 0 to {max}"))
+                }),
         }
     };
     let after = parse("after", 0, i64::MAX)?;
@@ -480,14 +661,18 @@ pub async fn read_logs(state: &ApiState, request: &ApiRequest, raw: &str) -> Res
         let notified = written.notified();
         let store = Arc::clone(&state.store);
         let n = name.clone();
-        let records = blocking(move || store.read_logs(&n, after, limit).map_err(ApiError::from)).await?;
+        let records =
+            blocking(move || store.read_logs(&n, after, limit).map_err(ApiError::from)).await?;
         if !records.is_empty() || tokio::time::Instant::now() >= deadline {
             let next = records.last().map(|r| r.seq).unwrap_or(after);
             let records: Vec<Value> = records
                 .iter()
                 .map(|r| json!({ "seq": r.seq, "timestampMs": r.timestamp_ms, "requestId": r.request_id, "message": r.message }))
                 .collect();
-            return Ok(json_response(StatusCode::OK, &json!({ "records": records, "nextSeq": next })));
+            return Ok(json_response(
+                StatusCode::OK,
+                &json!({ "records": records, "nextSeq": next }),
+            ));
         }
         let _ = tokio::time::timeout_at(deadline, notified).await;
     }

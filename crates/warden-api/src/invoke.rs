@@ -16,11 +16,17 @@ fn check_json(body: &[u8]) -> Result<(), ApiError> {
     }
     serde_json::from_slice::<serde::de::IgnoredAny>(body)
         .map(|_| ())
-        .map_err(|e| ApiError::bad_content(format!("Could not parse request body into json: Could not parse payload into json: {e}")))
+        .map_err(|e| {
+            ApiError::bad_content(format!(
+                "Could not parse request body into json: Could not parse payload into json: {e}"
+            ))
+        })
 }
 
 fn client_context(request: &ApiRequest) -> Result<Option<String>, ApiError> {
-    let Some(raw) = request.header("x-amz-client-context") else { return Ok(None) };
+    let Some(raw) = request.header("x-amz-client-context") else {
+        return Ok(None);
+    };
     if raw.len() > limits::CLIENT_CONTEXT_BASE64_BYTES {
         return Err(ApiError::invalid(format!(
             "Client context must be at most {} bytes of base64",
@@ -30,27 +36,43 @@ fn client_context(request: &ApiRequest) -> Result<Option<String>, ApiError> {
     let decoded = base64::engine::general_purpose::STANDARD
         .decode(raw)
         .map_err(|_| ApiError::invalid("Client context must be valid base64"))?;
-    let text = String::from_utf8(decoded).map_err(|_| ApiError::invalid("Client context must be UTF-8 JSON"))?;
-    serde_json::from_str::<serde::de::IgnoredAny>(&text).map_err(|_| ApiError::invalid("Client context must be JSON"))?;
+    let text = String::from_utf8(decoded)
+        .map_err(|_| ApiError::invalid("Client context must be UTF-8 JSON"))?;
+    serde_json::from_str::<serde::de::IgnoredAny>(&text)
+        .map_err(|_| ApiError::invalid("Client context must be JSON"))?;
     Ok(Some(text))
 }
 
 pub async fn invoke(state: &ApiState, request: &ApiRequest, raw: &str) -> Result<Reply, ApiError> {
-    let function = state.function_ref(raw)?.with_qualifier(request.query("Qualifier").as_deref())?;
-    let invocation_type = request.header("x-amz-invocation-type").unwrap_or("RequestResponse");
+    let function = state
+        .function_ref(raw)?
+        .with_qualifier(request.query("Qualifier").as_deref())?;
+    let invocation_type = request
+        .header("x-amz-invocation-type")
+        .unwrap_or("RequestResponse");
     let tail = match request.header("x-amz-log-type") {
         None | Some("None") => false,
         Some("Tail") => true,
-        Some(other) => return Err(ApiError::invalid(format!("X-Amz-Log-Type `{other}` must be None or Tail"))),
+        Some(other) => {
+            return Err(ApiError::invalid(format!(
+                "X-Amz-Log-Type `{other}` must be None or Tail"
+            )))
+        }
     };
     match invocation_type {
         "RequestResponse" => {}
         "Event" => {
             if request.body.len() > limits::ASYNC_PAYLOAD_BYTES {
-                return Err(ApiError::too_large(limits::ASYNC_PAYLOAD_BYTES, "InvokeAsync"));
+                return Err(ApiError::too_large(
+                    limits::ASYNC_PAYLOAD_BYTES,
+                    "InvokeAsync",
+                ));
             }
             check_json(&request.body)?;
-            let id = state.engine.enqueue(&function, request.body.clone()).await?;
+            let id = state
+                .engine
+                .enqueue(&function, request.body.clone())
+                .await?;
             let mut r = empty_response(StatusCode::ACCEPTED);
             if let Ok(v) = HeaderValue::from_str(&id) {
                 r.headers_mut().insert("x-amzn-requestid", v);
@@ -62,18 +84,29 @@ pub async fn invoke(state: &ApiState, request: &ApiRequest, raw: &str) -> Result
             return Ok(empty_response(StatusCode::NO_CONTENT));
         }
         other => {
-            return Err(ApiError::invalid(format!("X-Amz-Invocation-Type `{other}` must be RequestResponse, Event or DryRun")));
+            return Err(ApiError::invalid(format!(
+                "X-Amz-Invocation-Type `{other}` must be RequestResponse, Event or DryRun"
+            )));
         }
     }
     check_json(&request.body)?;
     let client_context = client_context(request)?;
     let response = state
         .engine
-        .invoke(InvokeRequest { function, payload: request.body.clone(), tail, client_context, request_id: None })
+        .invoke(InvokeRequest {
+            function,
+            payload: request.body.clone(),
+            tail,
+            client_context,
+            request_id: None,
+        })
         .await?;
     let mut r = http::Response::new(http_body_util::Full::new(response.payload));
     let h = r.headers_mut();
-    h.insert(http::header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    h.insert(
+        http::header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
     if let Ok(v) = HeaderValue::from_str(&response.executed_version) {
         h.insert("x-amz-executed-version", v);
     }
@@ -89,9 +122,19 @@ pub async fn invoke(state: &ApiState, request: &ApiRequest, raw: &str) -> Result
     Ok(r)
 }
 
-pub async fn invoke_async(state: &ApiState, request: &ApiRequest, raw: &str) -> Result<Reply, ApiError> {
+pub async fn invoke_async(
+    state: &ApiState,
+    request: &ApiRequest,
+    raw: &str,
+) -> Result<Reply, ApiError> {
     let function = state.function_ref(raw)?;
     check_json(&request.body)?;
-    state.engine.enqueue(&function, Bytes::clone(&request.body)).await?;
-    Ok(json_response(StatusCode::ACCEPTED, &serde_json::json!({ "Status": 202 })))
+    state
+        .engine
+        .enqueue(&function, Bytes::clone(&request.body))
+        .await?;
+    Ok(json_response(
+        StatusCode::ACCEPTED,
+        &serde_json::json!({ "Status": 202 }),
+    ))
 }

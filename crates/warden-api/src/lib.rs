@@ -46,7 +46,11 @@ pub struct ApiRequest {
 impl ApiRequest {
     /// The last value of a query parameter.
     pub fn query(&self, name: &str) -> Option<String> {
-        routes::query_params(self.parts.uri.query()).into_iter().rev().find(|(k, _)| k == name).map(|(_, v)| v)
+        routes::query_params(self.parts.uri.query())
+            .into_iter()
+            .rev()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v)
     }
 
     pub fn header(&self, name: &str) -> Option<&str> {
@@ -139,14 +143,21 @@ pub async fn serve(
     let _ = tokio::time::timeout(std::time::Duration::from_secs(10), graceful.shutdown()).await;
 }
 
-async fn handle(state: Arc<ApiState>, peer: SocketAddr, req: http::Request<Incoming>) -> Result<Reply, Infallible> {
+async fn handle(
+    state: Arc<ApiState>,
+    peer: SocketAddr,
+    req: http::Request<Incoming>,
+) -> Result<Reply, Infallible> {
     let request_id = uuid::Uuid::new_v4().to_string();
     let mut response = match process(&state, peer, req).await {
         Ok(r) => r,
         Err(e) => e.into_response(),
     };
     if let Ok(v) = HeaderValue::from_str(&request_id) {
-        response.headers_mut().entry("x-amzn-requestid").or_insert(v);
+        response
+            .headers_mut()
+            .entry("x-amzn-requestid")
+            .or_insert(v);
     }
     Ok(response)
 }
@@ -156,15 +167,23 @@ fn body_limit(op: &Operation) -> usize {
     match op {
         Operation::Invoke(_) => warden_types::limits::SYNC_PAYLOAD_BYTES,
         Operation::InvokeAsync(_) => warden_types::limits::ASYNC_PAYLOAD_BYTES,
-        Operation::CreateFunction | Operation::UpdateFunctionCode(_) => warden_types::limits::API_BODY_BYTES,
+        Operation::CreateFunction | Operation::UpdateFunctionCode(_) => {
+            warden_types::limits::API_BODY_BYTES
+        }
         _ => 1024 * 1024,
     }
 }
 
-async fn process(state: &ApiState, peer: SocketAddr, req: http::Request<Incoming>) -> Result<Reply, ApiError> {
+async fn process(
+    state: &ApiState,
+    peer: SocketAddr,
+    req: http::Request<Incoming>,
+) -> Result<Reply, ApiError> {
     let operation = routes::route(req.method(), req.uri().path()).map_err(|e| match e {
         routes::RouteError::Unknown => ApiError::unknown_operation(),
-        routes::RouteError::BadEncoding => ApiError::invalid("the request path is not valid UTF-8 after percent-decoding"),
+        routes::RouteError::BadEncoding => {
+            ApiError::invalid("the request path is not valid UTF-8 after percent-decoding")
+        }
     })?;
     let limit = body_limit(&operation);
     let too_large = || ApiError::too_large(limit, operation.name());
@@ -180,7 +199,8 @@ async fn process(state: &ApiState, peer: SocketAddr, req: http::Request<Incoming
     let (parts, mut body) = req.into_parts();
     let mut collected = bytes::BytesMut::new();
     while let Some(frame) = body.frame().await {
-        let frame = frame.map_err(|e| ApiError::bad_content(format!("could not read the request body: {e}")))?;
+        let frame = frame
+            .map_err(|e| ApiError::bad_content(format!("could not read the request body: {e}")))?;
         if let Ok(data) = frame.into_data() {
             if collected.len() + data.len() > limit {
                 drain(body, collected.len() + data.len()).await;
@@ -190,7 +210,12 @@ async fn process(state: &ApiState, peer: SocketAddr, req: http::Request<Incoming
         }
     }
     let body = collected.freeze();
-    let request = ApiRequest { operation, parts, body, peer };
+    let request = ApiRequest {
+        operation,
+        parts,
+        body,
+        peer,
+    };
     state.pipeline.check(&request)?;
     dispatch(state, request).await
 }
@@ -218,7 +243,9 @@ async fn dispatch(state: &ApiState, request: ApiRequest) -> Result<Reply, ApiErr
         O::GetFunctionConfiguration(f) => functions::get(state, &request, &f, false).await,
         O::DeleteFunction(f) => functions::delete(state, &request, &f).await,
         O::UpdateFunctionCode(f) => functions::update_code(state, &request, &f).await,
-        O::UpdateFunctionConfiguration(f) => functions::update_configuration(state, &request, &f).await,
+        O::UpdateFunctionConfiguration(f) => {
+            functions::update_configuration(state, &request, &f).await
+        }
         O::PublishVersion(f) => functions::publish(state, &request, &f).await,
         O::ListVersionsByFunction(f) => functions::list_versions(state, &request, &f).await,
         O::PutFunctionConcurrency(f) => functions::put_concurrency(state, &request, &f).await,
@@ -238,7 +265,10 @@ async fn dispatch(state: &ApiState, request: ApiRequest) -> Result<Reply, ApiErr
 pub(crate) fn json_response(status: StatusCode, value: &serde_json::Value) -> Reply {
     let mut r = Response::new(Full::new(Bytes::from(value.to_string())));
     *r.status_mut() = status;
-    r.headers_mut().insert(http::header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    r.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
     r
 }
 
@@ -251,13 +281,20 @@ pub(crate) fn empty_response(status: StatusCode) -> Reply {
 
 /// Parses a JSON body into `T`, mapping failures to `InvalidRequestContentException`.
 pub(crate) fn parse_body<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
-    let body = if body.is_empty() { b"{}".as_slice() } else { body };
-    serde_json::from_slice(body).map_err(|e| ApiError::bad_content(format!("Could not parse request body into json: {e}")))
+    let body = if body.is_empty() {
+        b"{}".as_slice()
+    } else {
+        body
+    };
+    serde_json::from_slice(body)
+        .map_err(|e| ApiError::bad_content(format!("Could not parse request body into json: {e}")))
 }
 
 /// Runs a store call on the blocking pool.
 pub(crate) async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> Result<T, ApiError> + Send + 'static,
 ) -> Result<T, ApiError> {
-    tokio::task::spawn_blocking(f).await.map_err(ApiError::internal)?
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(ApiError::internal)?
 }

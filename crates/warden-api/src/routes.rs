@@ -72,7 +72,10 @@ pub enum RouteError {
 }
 
 fn decode(segment: &str) -> Result<String, RouteError> {
-    percent_decode_str(segment).decode_utf8().map(|s| s.into_owned()).map_err(|_| RouteError::BadEncoding)
+    percent_decode_str(segment)
+        .decode_utf8()
+        .map(|s| s.into_owned())
+        .map_err(|_| RouteError::BadEncoding)
 }
 
 /// Routes a request. Dated prefixes are accepted for the operations that use them; a
@@ -87,21 +90,39 @@ pub fn route(method: &Method, path: &str) -> Result<Operation, RouteError> {
         ("GET", ["2015-03-31", "functions"]) => O::ListFunctions,
         ("GET", ["2015-03-31", "functions", f]) => O::GetFunction(decode(f)?),
         ("DELETE", ["2015-03-31", "functions", f]) => O::DeleteFunction(decode(f)?),
-        ("GET", ["2015-03-31", "functions", f, "configuration"]) => O::GetFunctionConfiguration(decode(f)?),
-        ("PUT", ["2015-03-31", "functions", f, "configuration"]) => O::UpdateFunctionConfiguration(decode(f)?),
+        ("GET", ["2015-03-31", "functions", f, "configuration"]) => {
+            O::GetFunctionConfiguration(decode(f)?)
+        }
+        ("PUT", ["2015-03-31", "functions", f, "configuration"]) => {
+            O::UpdateFunctionConfiguration(decode(f)?)
+        }
         ("PUT", ["2015-03-31", "functions", f, "code"]) => O::UpdateFunctionCode(decode(f)?),
         ("POST", ["2015-03-31", "functions", f, "invocations"]) => O::Invoke(decode(f)?),
         ("POST", ["2014-11-13", "functions", f, "invoke-async"]) => O::InvokeAsync(decode(f)?),
         ("POST", ["2015-03-31", "functions", f, "versions"]) => O::PublishVersion(decode(f)?),
-        ("GET", ["2015-03-31", "functions", f, "versions"]) => O::ListVersionsByFunction(decode(f)?),
+        ("GET", ["2015-03-31", "functions", f, "versions"]) => {
+            O::ListVersionsByFunction(decode(f)?)
+        }
         ("POST", ["2015-03-31", "functions", f, "aliases"]) => O::CreateAlias(decode(f)?),
         ("GET", ["2015-03-31", "functions", f, "aliases"]) => O::ListAliases(decode(f)?),
-        ("GET", ["2015-03-31", "functions", f, "aliases", a]) => O::GetAlias(decode(f)?, decode(a)?),
-        ("PUT", ["2015-03-31", "functions", f, "aliases", a]) => O::UpdateAlias(decode(f)?, decode(a)?),
-        ("DELETE", ["2015-03-31", "functions", f, "aliases", a]) => O::DeleteAlias(decode(f)?, decode(a)?),
-        ("PUT", ["2017-10-31", "functions", f, "concurrency"]) => O::PutFunctionConcurrency(decode(f)?),
-        ("GET", ["2019-09-30", "functions", f, "concurrency"]) => O::GetFunctionConcurrency(decode(f)?),
-        ("DELETE", ["2017-10-31", "functions", f, "concurrency"]) => O::DeleteFunctionConcurrency(decode(f)?),
+        ("GET", ["2015-03-31", "functions", f, "aliases", a]) => {
+            O::GetAlias(decode(f)?, decode(a)?)
+        }
+        ("PUT", ["2015-03-31", "functions", f, "aliases", a]) => {
+            O::UpdateAlias(decode(f)?, decode(a)?)
+        }
+        ("DELETE", ["2015-03-31", "functions", f, "aliases", a]) => {
+            O::DeleteAlias(decode(f)?, decode(a)?)
+        }
+        ("PUT", ["2017-10-31", "functions", f, "concurrency"]) => {
+            O::PutFunctionConcurrency(decode(f)?)
+        }
+        ("GET", ["2019-09-30", "functions", f, "concurrency"]) => {
+            O::GetFunctionConcurrency(decode(f)?)
+        }
+        ("DELETE", ["2017-10-31", "functions", f, "concurrency"]) => {
+            O::DeleteFunctionConcurrency(decode(f)?)
+        }
         ("GET", ["2016-08-19", "account-settings"]) => O::GetAccountSettings,
         ("GET", ["_warden", "2026-11-01", "functions", f, "logs"]) => O::ReadLogs(decode(f)?),
         _ => return Err(RouteError::Unknown),
@@ -116,7 +137,11 @@ pub fn query_params(query: Option<&str>) -> Vec<(String, String)> {
         .filter(|p| !p.is_empty())
         .map(|pair| {
             let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-            let dec = |s: &str| percent_decode_str(&s.replace('+', " ")).decode_utf8_lossy().into_owned();
+            let dec = |s: &str| {
+                percent_decode_str(&s.replace('+', " "))
+                    .decode_utf8_lossy()
+                    .into_owned()
+            };
             (dec(k), dec(v))
         })
         .collect()
@@ -129,22 +154,41 @@ mod tests {
 
     #[test]
     fn routes_lambda_paths() {
-        assert_eq!(route(&Method::POST, "/2015-03-31/functions/"), Ok(Operation::CreateFunction));
+        assert_eq!(
+            route(&Method::POST, "/2015-03-31/functions/"),
+            Ok(Operation::CreateFunction)
+        );
         assert_eq!(
             route(&Method::POST, "/2015-03-31/functions/arn%3Aaws%3Alambda%3Aus-east-1%3A123456789012%3Afunction%3Af/invocations"),
             Ok(Operation::Invoke("arn:aws:lambda:us-east-1:123456789012:function:f".into()))
         );
-        assert_eq!(route(&Method::GET, "/2016-08-19/account-settings/"), Ok(Operation::GetAccountSettings));
-        assert_eq!(route(&Method::GET, "/2015-03-31/functions/f/aliases/live"), Ok(Operation::GetAlias("f".into(), "live".into())));
-        assert_eq!(route(&Method::PATCH, "/2015-03-31/functions"), Err(RouteError::Unknown));
-        assert_eq!(route(&Method::GET, "/2015-03-31/functions/%FF"), Err(RouteError::BadEncoding));
+        assert_eq!(
+            route(&Method::GET, "/2016-08-19/account-settings/"),
+            Ok(Operation::GetAccountSettings)
+        );
+        assert_eq!(
+            route(&Method::GET, "/2015-03-31/functions/f/aliases/live"),
+            Ok(Operation::GetAlias("f".into(), "live".into()))
+        );
+        assert_eq!(
+            route(&Method::PATCH, "/2015-03-31/functions"),
+            Err(RouteError::Unknown)
+        );
+        assert_eq!(
+            route(&Method::GET, "/2015-03-31/functions/%FF"),
+            Err(RouteError::BadEncoding)
+        );
     }
 
     #[test]
     fn query_is_decoded() {
         assert_eq!(
             query_params(Some("Qualifier=%24LATEST&MaxItems=2&x")),
-            vec![("Qualifier".into(), "$LATEST".into()), ("MaxItems".into(), "2".into()), ("x".into(), "".into())]
+            vec![
+                ("Qualifier".into(), "$LATEST".into()),
+                ("MaxItems".into(), "2".into()),
+                ("x".into(), "".into())
+            ]
         );
     }
 

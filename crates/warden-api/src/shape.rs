@@ -125,7 +125,9 @@ pub fn validate_role(role: &str) -> Result<(), ApiError> {
                 && account.chars().all(|c| c.is_ascii_digit())
                 && !name.is_empty()
                 && name.len() <= 512
-                && name.chars().all(|c| c.is_ascii_alphanumeric() || "+=,.@-_/".contains(c))
+                && name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "+=,.@-_/".contains(c))
         });
     if ok {
         Ok(())
@@ -137,7 +139,10 @@ pub fn validate_role(role: &str) -> Result<(), ApiError> {
 }
 
 pub fn validate_handler(handler: &str) -> Result<(), ApiError> {
-    if handler.is_empty() || handler.len() > limits::HANDLER_CHARS || handler.chars().any(|c| c.is_whitespace() || c.is_control()) {
+    if handler.is_empty()
+        || handler.len() > limits::HANDLER_CHARS
+        || handler.chars().any(|c| c.is_whitespace() || c.is_control())
+    {
         return Err(ApiError::invalid(format!(
             "Value '{handler}' at 'handler' failed to satisfy constraint: Member must have length less than or equal to 128 and contain no whitespace"
         )));
@@ -182,14 +187,19 @@ pub fn validate_description(d: &str) -> Result<(), ApiError> {
 pub fn validate_environment(env: &BTreeMap<String, String>) -> Result<(), ApiError> {
     for key in env.keys() {
         let mut chars = key.chars();
-        let ok = chars.next().is_some_and(|c| c.is_ascii_alphabetic()) && chars.all(|c| c.is_ascii_alphanumeric() || c == '_');
+        let ok = chars.next().is_some_and(|c| c.is_ascii_alphabetic())
+            && chars.all(|c| c.is_ascii_alphanumeric() || c == '_');
         if !ok {
             return Err(ApiError::invalid(format!(
                 "environment variable name `{key}` must start with a letter and contain only letters, digits and `_`"
             )));
         }
     }
-    let reserved: Vec<&str> = env.keys().map(String::as_str).filter(|k| RESERVED_ENV.contains(k)).collect();
+    let reserved: Vec<&str> = env
+        .keys()
+        .map(String::as_str)
+        .filter(|k| RESERVED_ENV.contains(k))
+        .collect();
     if !reserved.is_empty() {
         return Err(ApiError::invalid(format!(
             "Lambda was unable to configure your environment variables because the environment variables you have provided contains reserved keys that are currently not supported for modification. Reserved keys used in this request: {}",
@@ -208,19 +218,29 @@ pub fn validate_architectures(a: &[String]) -> Result<Vec<String>, ApiError> {
     match a {
         [] => Ok(vec!["x86_64".into()]),
         [one] if one == "x86_64" || one == "arm64" => {
-            let host = if cfg!(target_arch = "aarch64") { "arm64" } else { "x86_64" };
+            let host = if cfg!(target_arch = "aarch64") {
+                "arm64"
+            } else {
+                "x86_64"
+            };
             if one != host {
-                return Err(ApiError::invalid(format!("this Warden runs on {host} and cannot run {one} functions")));
+                return Err(ApiError::invalid(format!(
+                    "this Warden runs on {host} and cannot run {one} functions"
+                )));
             }
             Ok(vec![one.clone()])
         }
-        _ => Err(ApiError::invalid("Architectures must hold exactly one of x86_64, arm64")),
+        _ => Err(ApiError::invalid(
+            "Architectures must hold exactly one of x86_64, arm64",
+        )),
     }
 }
 
 pub fn refuse_layers(layers: &Option<Vec<String>>) -> Result<(), ApiError> {
     match layers {
-        Some(l) if !l.is_empty() => Err(ApiError::invalid("layers are not supported by Warden; include the dependencies in the package")),
+        Some(l) if !l.is_empty() => Err(ApiError::invalid(
+            "layers are not supported by Warden; include the dependencies in the package",
+        )),
         _ => Ok(()),
     }
 }
@@ -280,7 +300,9 @@ pub fn max_items(raw: Option<String>) -> Result<usize, ApiError> {
             .parse::<usize>()
             .ok()
             .filter(|n| (1..=limits::MAX_LIST_ITEMS).contains(n))
-            .ok_or_else(|| ApiError::invalid(format!("MaxItems `{s}` must be a number from 1 to 10000"))),
+            .ok_or_else(|| {
+                ApiError::invalid(format!("MaxItems `{s}` must be a number from 1 to 10000"))
+            }),
     }
 }
 
@@ -292,7 +314,13 @@ mod tests {
     fn role_arns() {
         assert!(validate_role("arn:aws:iam::123456789012:role/lambda-exec").is_ok());
         assert!(validate_role("arn:aws:iam::123456789012:role/path/to/r").is_ok());
-        for bad in ["", "role", "arn:aws:iam::12345:role/x", "arn:aws:iam::123456789012:user/x", "arn:aws:iam::123456789012:role/"] {
+        for bad in [
+            "",
+            "role",
+            "arn:aws:iam::12345:role/x",
+            "arn:aws:iam::123456789012:user/x",
+            "arn:aws:iam::123456789012:role/",
+        ] {
             assert!(validate_role(bad).is_err(), "{bad}");
         }
     }
@@ -301,8 +329,14 @@ mod tests {
     fn environment_rules() {
         let env = |k: &str, v: &str| BTreeMap::from([(k.to_owned(), v.to_owned())]);
         assert!(validate_environment(&env("GREETING", "hi")).is_ok());
-        assert!(validate_environment(&env("AWS_REGION", "x")).unwrap_err().message.contains("AWS_REGION"));
+        assert!(validate_environment(&env("AWS_REGION", "x"))
+            .unwrap_err()
+            .message
+            .contains("AWS_REGION"));
         assert!(validate_environment(&env("1X", "x")).is_err());
-        assert!(validate_environment(&env("BIG", &"x".repeat(5000))).unwrap_err().message.contains("4KB"));
+        assert!(validate_environment(&env("BIG", &"x".repeat(5000)))
+            .unwrap_err()
+            .message
+            .contains("4KB"));
     }
 }

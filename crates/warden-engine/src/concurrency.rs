@@ -20,7 +20,9 @@ pub enum ThrottleReason {
 impl ThrottleReason {
     pub fn as_str(self) -> &'static str {
         match self {
-            Self::ReservedFunctionConcurrentInvocationLimitExceeded => "ReservedFunctionConcurrentInvocationLimitExceeded",
+            Self::ReservedFunctionConcurrentInvocationLimitExceeded => {
+                "ReservedFunctionConcurrentInvocationLimitExceeded"
+            }
             Self::ConcurrentInvocationLimitExceeded => "ConcurrentInvocationLimitExceeded",
         }
     }
@@ -75,7 +77,8 @@ impl Concurrency {
 
     /// Account concurrency not reserved by any function.
     pub fn unreserved(&self) -> u32 {
-        self.account_limit.saturating_sub(self.reserved_total.load(Ordering::Acquire))
+        self.account_limit
+            .saturating_sub(self.reserved_total.load(Ordering::Acquire))
     }
 
     fn counter(&self, name: &FunctionName) -> Arc<FunctionCounter> {
@@ -91,7 +94,8 @@ impl Concurrency {
         let mut slot = write(&counter.reserved);
         let old = slot.unwrap_or(0);
         self.reserved_total.fetch_sub(old, Ordering::AcqRel);
-        self.reserved_total.fetch_add(reserved.unwrap_or(0), Ordering::AcqRel);
+        self.reserved_total
+            .fetch_add(reserved.unwrap_or(0), Ordering::AcqRel);
         *slot = reserved;
     }
 
@@ -108,14 +112,20 @@ impl Concurrency {
                 if !try_increment(&counter.in_flight, limit) {
                     return Err(ThrottleReason::ReservedFunctionConcurrentInvocationLimitExceeded);
                 }
-                Ok(Permit { counter, unreserved: None })
+                Ok(Permit {
+                    counter,
+                    unreserved: None,
+                })
             }
             None => {
                 if !try_increment(&self.unreserved_in_flight, self.unreserved()) {
                     return Err(ThrottleReason::ConcurrentInvocationLimitExceeded);
                 }
                 counter.in_flight.fetch_add(1, Ordering::AcqRel);
-                Ok(Permit { counter, unreserved: Some(Arc::clone(self)) })
+                Ok(Permit {
+                    counter,
+                    unreserved: Some(Arc::clone(self)),
+                })
             }
         }
     }
@@ -123,7 +133,9 @@ impl Concurrency {
 
 fn try_increment(counter: &AtomicU32, limit: u32) -> bool {
     counter
-        .fetch_update(Ordering::AcqRel, Ordering::Acquire, |v| (v < limit).then_some(v + 1))
+        .fetch_update(Ordering::AcqRel, Ordering::Acquire, |v| {
+            (v < limit).then_some(v + 1)
+        })
         .is_ok()
 }
 
@@ -147,7 +159,10 @@ mod tests {
         let c = Concurrency::new(10, &[(name("r"), 2)]);
         let a = c.acquire(&name("r")).unwrap();
         let _b = c.acquire(&name("r")).unwrap();
-        assert_eq!(c.acquire(&name("r")).err(), Some(ThrottleReason::ReservedFunctionConcurrentInvocationLimitExceeded));
+        assert_eq!(
+            c.acquire(&name("r")).err(),
+            Some(ThrottleReason::ReservedFunctionConcurrentInvocationLimitExceeded)
+        );
         drop(a);
         assert!(c.acquire(&name("r")).is_ok());
     }
@@ -156,7 +171,10 @@ mod tests {
     fn unreserved_pool_excludes_reservations() {
         let c = Concurrency::new(3, &[(name("r"), 2)]);
         let _a = c.acquire(&name("x")).unwrap();
-        assert_eq!(c.acquire(&name("y")).err(), Some(ThrottleReason::ConcurrentInvocationLimitExceeded));
+        assert_eq!(
+            c.acquire(&name("y")).err(),
+            Some(ThrottleReason::ConcurrentInvocationLimitExceeded)
+        );
         c.set_reserved(&name("r"), None);
         assert!(c.acquire(&name("y")).is_ok());
     }

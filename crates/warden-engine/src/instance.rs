@@ -75,10 +75,20 @@ pub struct RuntimeSettings<'a> {
 
 /// Builds the process description Lambda would start for `config`, or the
 /// `Runtime.InvalidEntrypoint` message when it cannot start.
-pub fn instance_spec(config: &FunctionVersion, code_dir: &Path, rt: &RuntimeSettings<'_>) -> Result<InstanceSpec, String> {
-    let runtime = config.runtime().ok_or_else(|| format!("unsupported runtime `{}`", config.runtime))?;
+pub fn instance_spec(
+    config: &FunctionVersion,
+    code_dir: &Path,
+    rt: &RuntimeSettings<'_>,
+) -> Result<InstanceSpec, String> {
+    let runtime = config
+        .runtime()
+        .ok_or_else(|| format!("unsupported runtime `{}`", config.runtime))?;
     let task_root = code_dir.to_string_lossy().into_owned();
-    let mut env: Vec<(String, String)> = config.environment.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+    let mut env: Vec<(String, String)> = config
+        .environment
+        .iter()
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
     let log_stream = format!(
         "{}/[{}]{}",
         &warden_types::iso_timestamp(warden_types::now_millis())[..10].replace('-', "/"),
@@ -89,12 +99,21 @@ pub fn instance_spec(config: &FunctionVersion, code_dir: &Path, rt: &RuntimeSett
         ("AWS_REGION", rt.region.to_string()),
         ("AWS_DEFAULT_REGION", rt.region.to_string()),
         ("AWS_LAMBDA_FUNCTION_NAME", config.name.to_string()),
-        ("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", config.memory_mb.to_string()),
+        (
+            "AWS_LAMBDA_FUNCTION_MEMORY_SIZE",
+            config.memory_mb.to_string(),
+        ),
         ("AWS_LAMBDA_FUNCTION_VERSION", config.version.clone()),
         ("AWS_LAMBDA_INITIALIZATION_TYPE", "on-demand".into()),
-        ("AWS_LAMBDA_LOG_GROUP_NAME", format!("/aws/lambda/{}", config.name)),
+        (
+            "AWS_LAMBDA_LOG_GROUP_NAME",
+            format!("/aws/lambda/{}", config.name),
+        ),
         ("AWS_LAMBDA_LOG_STREAM_NAME", log_stream),
-        ("AWS_EXECUTION_ENV", format!("AWS_Lambda_{}", runtime.as_str())),
+        (
+            "AWS_EXECUTION_ENV",
+            format!("AWS_Lambda_{}", runtime.as_str()),
+        ),
         ("_HANDLER", config.handler.clone()),
         ("LAMBDA_TASK_ROOT", task_root.clone()),
         ("LAMBDA_RUNTIME_DIR", "/var/runtime".into()),
@@ -115,7 +134,10 @@ pub fn instance_spec(config: &FunctionVersion, code_dir: &Path, rt: &RuntimeSett
         Runtime::Python(_) => {
             env.push(("PYTHONPATH".into(), task_root));
             env.push(("PYTHONUNBUFFERED".into(), "1".into()));
-            (rt.python.to_path_buf(), vec!["-m".into(), "awslambdaric".into(), config.handler.clone()])
+            (
+                rt.python.to_path_buf(),
+                vec!["-m".into(), "awslambdaric".into(), config.handler.clone()],
+            )
         }
     };
     Ok(InstanceSpec {

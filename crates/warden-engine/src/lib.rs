@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use tokio::sync::oneshot;
-use warden_executor::{ExitStatus, Executor};
+use warden_executor::{Executor, ExitStatus};
 use warden_runtime_api::{Invocation, Outcome};
 use warden_store::{Store, StoreError};
 use warden_types::{AccountId, FunctionName, FunctionRef, FunctionVersion, Qualifier, Region};
@@ -127,7 +127,10 @@ impl Engine {
         let reservations = store.all_reserved_concurrency()?;
         let released = store.release_leases()?;
         if released > 0 {
-            tracing::info!(events = released, "async events interrupted by the previous run are due again");
+            tracing::info!(
+                events = released,
+                "async events interrupted by the previous run are due again"
+            );
         }
         let concurrency = Concurrency::new(config.account_concurrency, &reservations);
         let inner = Arc::new(Inner {
@@ -184,8 +187,16 @@ impl Engine {
     }
 
     /// Resolves a reference to the version it runs, or `NotFound`.
-    pub async fn resolve(&self, function: &FunctionRef) -> Result<Arc<FunctionVersion>, InvokeError> {
-        match self.inner.registry.resolve(&function.name, function.qualifier.as_ref()).await? {
+    pub async fn resolve(
+        &self,
+        function: &FunctionRef,
+    ) -> Result<Arc<FunctionVersion>, InvokeError> {
+        match self
+            .inner
+            .registry
+            .resolve(&function.name, function.qualifier.as_ref())
+            .await?
+        {
             Some(r) => Ok(r.config),
             None => Err(InvokeError::NotFound(self.arn(function))),
         }
@@ -194,13 +205,22 @@ impl Engine {
     /// The ARN of a reference as the caller named it.
     pub fn arn(&self, function: &FunctionRef) -> String {
         let q = function.qualifier.as_ref().map(Qualifier::to_string);
-        warden_types::names::function_arn(&self.inner.config.region, &self.inner.config.account, &function.name, q.as_deref())
+        warden_types::names::function_arn(
+            &self.inner.config.region,
+            &self.inner.config.account,
+            &function.name,
+            q.as_deref(),
+        )
     }
 
     /// Runs one synchronous invocation.
     pub async fn invoke(&self, request: InvokeRequest) -> Result<InvokeResponse, InvokeError> {
         let config = self.resolve(&request.function).await?;
-        let permit = self.inner.concurrency.acquire(&config.name).map_err(InvokeError::Throttled)?;
+        let permit = self
+            .inner
+            .concurrency
+            .acquire(&config.name)
+            .map_err(InvokeError::Throttled)?;
         let response = self.run(&config, &request).await;
         drop(permit);
         Ok(response)
@@ -212,8 +232,13 @@ impl Engine {
         self.inner.shutting_down.store(true, Ordering::Release);
         self.inner.queue_wakeup.notify_waiters();
         let all = queue::MAX_IN_FLIGHT as u32;
-        if tokio::time::timeout(grace, self.inner.async_in_flight.acquire_many(all)).await.is_err() {
-            tracing::warn!("async invocations still running at shutdown were stopped; they will run again");
+        if tokio::time::timeout(grace, self.inner.async_in_flight.acquire_many(all))
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                "async invocations still running at shutdown were stopped; they will run again"
+            );
         }
         let pools: Vec<Arc<Pool>> = lock(&self.inner.pools).drain().map(|(_, p)| p).collect();
         for pool in pools {
@@ -226,21 +251,36 @@ impl Engine {
 
     /// Number of idle instances, for tests and diagnostics.
     pub fn idle_instances(&self) -> usize {
-        lock(&self.inner.pools).values().map(|p| lock(&p.idle).len()).sum()
+        lock(&self.inner.pools)
+            .values()
+            .map(|p| lock(&p.idle).len())
+            .sum()
     }
 
     fn pool(&self, config: &FunctionVersion) -> Arc<Pool> {
-        let key = (config.name.clone(), config.version.clone(), config.revision_id.clone());
+        let key = (
+            config.name.clone(),
+            config.version.clone(),
+            config.revision_id.clone(),
+        );
         Arc::clone(lock(&self.inner.pools).entry(key).or_insert_with(|| {
-            Arc::new(Pool { idle: Mutex::new(Vec::new()), retired: AtomicBool::new(false) })
+            Arc::new(Pool {
+                idle: Mutex::new(Vec::new()),
+                retired: AtomicBool::new(false),
+            })
         }))
     }
 
     async fn run(&self, config: &Arc<FunctionVersion>, request: &InvokeRequest) -> InvokeResponse {
-        let request_id = request.request_id.clone().unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+        let request_id = request
+            .request_id
+            .clone()
+            .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
         let pool = self.pool(config);
         let warm = loop {
-            let Some(instance) = lock(&pool.idle).pop() else { break None };
+            let Some(instance) = lock(&pool.idle).pop() else {
+                break None;
+            };
             if instance.has_exited() {
                 continue;
             }
@@ -260,8 +300,13 @@ impl Engine {
                 .map(|t| t.duration_since(instance.spawned_at).as_secs_f64() * 1000.0)
                 .unwrap_or(0.0)
         });
-        let response = self.deliver(config, request, &request_id, &instance, init_ms).await;
-        if instance.has_exited() || pool.retired.load(Ordering::Acquire) || self.inner.shutting_down.load(Ordering::Acquire) {
+        let response = self
+            .deliver(config, request, &request_id, &instance, init_ms)
+            .await;
+        if instance.has_exited()
+            || pool.retired.load(Ordering::Acquire)
+            || self.inner.shutting_down.load(Ordering::Acquire)
+        {
             self.inner.executor.kill(instance.id);
         } else {
             *lock(&instance.last_used) = Instant::now();
@@ -272,33 +317,63 @@ impl Engine {
 
     /// Starts an instance and waits for its init phase, or returns the function error the
     /// caller gets (already logged).
-    async fn cold_start(&self, config: &Arc<FunctionVersion>, request_id: &str, tail: bool) -> Result<Arc<Instance>, InvokeResponse> {
+    async fn cold_start(
+        &self,
+        config: &Arc<FunctionVersion>,
+        request_id: &str,
+        tail: bool,
+    ) -> Result<Arc<Instance>, InvokeResponse> {
         let inner = &self.inner;
         let code_dir = (inner.code_dir)(&config.code_sha256);
-        let settings = RuntimeSettings { python: &inner.config.python, region: &inner.config.region };
+        let settings = RuntimeSettings {
+            python: &inner.config.python,
+            region: &inner.config.region,
+        };
         let started = Instant::now();
         let failed = |error_type: &str, message: String, logs: Option<&LogCapture>| {
             self.failure(config, request_id, tail, started, logs, error_type, message)
         };
         let spec = match instance_spec(config, &code_dir, &settings) {
             Ok(s) => s,
-            Err(message) => return Err(failed("Runtime.InvalidEntrypoint", format!("RequestId: {request_id} Error: {message}"), None)),
+            Err(message) => {
+                return Err(failed(
+                    "Runtime.InvalidEntrypoint",
+                    format!("RequestId: {request_id} Error: {message}"),
+                    None,
+                ))
+            }
         };
         let spawned = match inner.executor.spawn(spec).await {
             Ok(s) => s,
             Err(e) => {
                 tracing::warn!(function = %config.name, error = %e, "instance did not start");
-                return Err(failed("Runtime.InvalidEntrypoint", format!("RequestId: {request_id} Error: {e}"), None));
+                return Err(failed(
+                    "Runtime.InvalidEntrypoint",
+                    format!("RequestId: {request_id} Error: {e}"),
+                    None,
+                ));
             }
         };
-        let warden_executor::SpawnedInstance { id, pid, stdout, stderr, runtime_api, exited } = spawned;
-        let started_instance = LogCapture::start(config.name.clone(), inner.logs.clone(), stdout, stderr)
-            .and_then(|logs| Instance::new(id, pid, runtime_api, exited, logs, started));
+        let warden_executor::SpawnedInstance {
+            id,
+            pid,
+            stdout,
+            stderr,
+            runtime_api,
+            exited,
+        } = spawned;
+        let started_instance =
+            LogCapture::start(config.name.clone(), inner.logs.clone(), stdout, stderr)
+                .and_then(|logs| Instance::new(id, pid, runtime_api, exited, logs, started));
         let instance = match started_instance {
             Ok(i) => Arc::new(i),
             Err(e) => {
                 inner.executor.kill(id);
-                return Err(failed("Runtime.InvalidEntrypoint", format!("RequestId: {request_id} Error: {e}"), None));
+                return Err(failed(
+                    "Runtime.InvalidEntrypoint",
+                    format!("RequestId: {request_id} Error: {e}"),
+                    None,
+                ));
             }
         };
         let init = tokio::select! {
@@ -351,7 +426,9 @@ impl Engine {
         let started = Instant::now();
         let deadline_ms = warden_types::now_millis() + timeout.as_millis() as i64;
         let (reply_tx, reply_rx) = oneshot::channel();
-        instance.logs.begin(request_id, &config.version, request.tail);
+        instance
+            .logs
+            .begin(request_id, &config.version, request.tail);
         let invocation = Invocation {
             request_id: request_id.to_owned(),
             payload: request.payload.clone(),
@@ -362,7 +439,7 @@ impl Engine {
             cognito_identity: None,
             reply: reply_tx,
         };
-        let outcome = if instance.channel.submit(invocation).is_err() {
+        let outcome = if !instance.channel.submit(invocation) {
             Err(ExitStatus::Lost)
         } else {
             let mut reply_rx = reply_rx;
@@ -380,7 +457,10 @@ impl Engine {
             Ok(Some(Outcome::ResponseTooLarge)) => (
                 error_json(
                     "Function.ResponseSizeTooLarge",
-                    &format!("Response payload size exceeded maximum allowed payload size ({} bytes).", warden_types::limits::SYNC_PAYLOAD_BYTES),
+                    &format!(
+                        "Response payload size exceeded maximum allowed payload size ({} bytes).",
+                        warden_types::limits::SYNC_PAYLOAD_BYTES
+                    ),
                 ),
                 Some("Unhandled"),
             ),
@@ -398,13 +478,20 @@ impl Engine {
             }
             Err(status) => {
                 self.inner.executor.kill(instance.id);
-                let message = format!("RequestId: {request_id} Error: Runtime exited with error: {status}");
+                let message =
+                    format!("RequestId: {request_id} Error: Runtime exited with error: {status}");
                 instance.logs.platform(message.clone());
                 (error_json("Runtime.ExitError", &message), Some("Unhandled"))
             }
         };
         let duration_ms = started.elapsed().as_secs_f64() * 1000.0;
-        let report = logs::report_line(request_id, duration_ms, config.memory_mb, logs::max_memory_mb(instance.pid), init_ms);
+        let report = logs::report_line(
+            request_id,
+            duration_ms,
+            config.memory_mb,
+            logs::max_memory_mb(instance.pid),
+            init_ms,
+        );
         let tail = instance.logs.end(request_id, report);
         InvokeResponse {
             payload,
@@ -426,7 +513,9 @@ impl Engine {
         message: String,
     ) -> InvokeResponse {
         let body = error_json(error_type, &message);
-        self.failure_with_body(config, request_id, tail, started, logs, error_type, message, body)
+        self.failure_with_body(
+            config, request_id, tail, started, logs, error_type, message, body,
+        )
     }
 
     /// Logs and returns a failed cold start: `START`, the error, `END`, `REPORT`.
@@ -443,13 +532,21 @@ impl Engine {
         body: Bytes,
     ) -> InvokeResponse {
         let duration_ms = started.elapsed().as_secs_f64() * 1000.0;
-        let report = logs::report_line(request_id, duration_ms, config.memory_mb, 0, Some(duration_ms));
+        let report = logs::report_line(
+            request_id,
+            duration_ms,
+            config.memory_mb,
+            0,
+            Some(duration_ms),
+        );
         let line = format!("{error_type}: {message}");
         let tail_text = match logs {
             Some(capture) => {
                 capture.begin(request_id, &config.version, tail);
                 capture.platform(line);
-                capture.end(request_id, report).map(|t| t.last_4k().to_owned())
+                capture
+                    .end(request_id, report)
+                    .map(|t| t.last_4k().to_owned())
             }
             None => {
                 let sink = &self.inner.logs;
@@ -462,11 +559,17 @@ impl Engine {
                 text
             }
         };
-        InvokeResponse { payload: body, function_error: Some("Unhandled"), log_tail: tail_text, executed_version: config.version.clone() }
+        InvokeResponse {
+            payload: body,
+            function_error: Some("Unhandled"),
+            log_tail: tail_text,
+            executed_version: config.version.clone(),
+        }
     }
 
     async fn reap_idle_loop(self) {
-        let period = (self.inner.config.idle_timeout / 4).clamp(Duration::from_millis(50), Duration::from_secs(5));
+        let period = (self.inner.config.idle_timeout / 4)
+            .clamp(Duration::from_millis(50), Duration::from_secs(5));
         loop {
             tokio::time::sleep(period).await;
             if self.inner.shutting_down.load(Ordering::Acquire) {
@@ -478,7 +581,9 @@ impl Engine {
                 let expired: Vec<Arc<Instance>> = {
                     let mut idle = lock(&pool.idle);
                     let (old, keep): (Vec<_>, Vec<_>) = idle.drain(..).partition(|i| {
-                        i.has_exited() || now.duration_since(*lock(&i.last_used)) >= self.inner.config.idle_timeout
+                        i.has_exited()
+                            || now.duration_since(*lock(&i.last_used))
+                                >= self.inner.config.idle_timeout
                     });
                     *idle = keep;
                     old
@@ -490,7 +595,8 @@ impl Engine {
             }
             // A pool still referenced elsewhere has an invocation in flight whose instance
             // will come back to it: keep it.
-            lock(&self.inner.pools).retain(|_, p| Arc::strong_count(p) > 1 || !lock(&p.idle).is_empty());
+            lock(&self.inner.pools)
+                .retain(|_, p| Arc::strong_count(p) > 1 || !lock(&p.idle).is_empty());
         }
     }
 }
@@ -503,5 +609,7 @@ enum InitFailure {
 
 /// Lambda's error payload: `{"errorType": ..., "errorMessage": ...}`.
 fn error_json(error_type: &str, message: &str) -> Bytes {
-    serde_json::json!({ "errorType": error_type, "errorMessage": message }).to_string().into()
+    serde_json::json!({ "errorType": error_type, "errorMessage": message })
+        .to_string()
+        .into()
 }

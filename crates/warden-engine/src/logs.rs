@@ -57,7 +57,11 @@ impl LogSink {
     }
 }
 
-fn write_loop(rx: mpsc::Receiver<LogRecord>, store: Arc<dyn Store>, notify: Arc<tokio::sync::Notify>) {
+fn write_loop(
+    rx: mpsc::Receiver<LogRecord>,
+    store: Arc<dyn Store>,
+    notify: Arc<tokio::sync::Notify>,
+) {
     while let Ok(first) = rx.recv() {
         let mut batch = vec![first];
         let deadline = std::time::Instant::now() + BATCH_WINDOW;
@@ -88,7 +92,9 @@ impl Tail {
         // Keep memory bounded for chatty functions; only the end is ever returned.
         if self.text.len() > 4 * warden_types::limits::LOG_TAIL_BYTES {
             let cut = self.text.len() - warden_types::limits::LOG_TAIL_BYTES;
-            let cut = (cut..self.text.len()).find(|i| self.text.is_char_boundary(*i)).unwrap_or(0);
+            let cut = (cut..self.text.len())
+                .find(|i| self.text.is_char_boundary(*i))
+                .unwrap_or(0);
             self.text.drain(..cut);
         }
     }
@@ -100,7 +106,9 @@ impl Tail {
             return &self.text;
         }
         let start = self.text.len() - max;
-        let start = (start..self.text.len()).find(|i| self.text.is_char_boundary(*i)).unwrap_or(0);
+        let start = (start..self.text.len())
+            .find(|i| self.text.is_char_boundary(*i))
+            .unwrap_or(0);
         &self.text[start..]
     }
 }
@@ -126,14 +134,25 @@ struct Stream {
 
 impl LogCapture {
     /// Wraps the instance's pipes and starts reading them.
-    pub fn start(function: FunctionName, sink: LogSink, stdout: OwnedFd, stderr: OwnedFd) -> std::io::Result<Arc<Self>> {
+    pub fn start(
+        function: FunctionName,
+        sink: LogSink,
+        stdout: OwnedFd,
+        stderr: OwnedFd,
+    ) -> std::io::Result<Arc<Self>> {
         let capture = Arc::new(Self {
             function,
             sink,
             current: Mutex::new(Current::default()),
             streams: [
-                Stream { pipe: pipe::Receiver::from_owned_fd(stdout)?, partial: Mutex::new(Vec::new()) },
-                Stream { pipe: pipe::Receiver::from_owned_fd(stderr)?, partial: Mutex::new(Vec::new()) },
+                Stream {
+                    pipe: pipe::Receiver::from_owned_fd(stdout)?,
+                    partial: Mutex::new(Vec::new()),
+                },
+                Stream {
+                    pipe: pipe::Receiver::from_owned_fd(stderr)?,
+                    partial: Mutex::new(Vec::new()),
+                },
             ],
         });
         for index in 0..2 {
@@ -203,7 +222,8 @@ impl LogCapture {
         if let Some(tail) = current.tail.as_mut() {
             tail.push(&text);
         }
-        self.sink.emit(&self.function, current.request_id.as_deref(), text);
+        self.sink
+            .emit(&self.function, current.request_id.as_deref(), text);
     }
 
     /// Starts attributing output to `request_id` and writes `START`.
@@ -224,7 +244,8 @@ impl LogCapture {
         if let Some(t) = current.tail.as_mut() {
             t.push(&message);
         }
-        self.sink.emit(&self.function, current.request_id.as_deref(), message);
+        self.sink
+            .emit(&self.function, current.request_id.as_deref(), message);
     }
 
     /// Drains pending output, writes `END` and `REPORT`, and returns the tail if kept.
@@ -250,7 +271,13 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 /// Lambda's `REPORT` line.
-pub fn report_line(request_id: &str, duration_ms: f64, memory_mb: u32, max_memory_mb: u64, init_ms: Option<f64>) -> String {
+pub fn report_line(
+    request_id: &str,
+    duration_ms: f64,
+    memory_mb: u32,
+    max_memory_mb: u64,
+    init_ms: Option<f64>,
+) -> String {
     let billed = duration_ms.ceil().max(1.0) as u64;
     let mut line = format!(
         "REPORT RequestId: {request_id}\tDuration: {duration_ms:.2} ms\tBilled Duration: {billed} ms\tMemory Size: {memory_mb} MB\tMax Memory Used: {max_memory_mb} MB"

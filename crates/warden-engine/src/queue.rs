@@ -27,14 +27,22 @@ pub(crate) const MAX_IN_FLIGHT: usize = 64;
 
 impl Engine {
     /// Durably accepts an asynchronous invocation and returns its request id.
-    pub async fn enqueue(&self, function: &FunctionRef, payload: Bytes) -> Result<String, InvokeError> {
+    pub async fn enqueue(
+        &self,
+        function: &FunctionRef,
+        payload: Bytes,
+    ) -> Result<String, InvokeError> {
         self.resolve(function).await?;
         let id = uuid::Uuid::new_v4().to_string();
         let now = warden_types::now_millis();
         let event = QueuedEvent {
             id: id.clone(),
             function: function.name.clone(),
-            qualifier: function.qualifier.as_ref().map(Qualifier::to_string).unwrap_or_else(|| warden_types::LATEST.into()),
+            qualifier: function
+                .qualifier
+                .as_ref()
+                .map(Qualifier::to_string)
+                .unwrap_or_else(|| warden_types::LATEST.into()),
             payload: payload.to_vec(),
             attempts: 0,
             not_before_ms: now,
@@ -49,20 +57,30 @@ impl Engine {
     pub(crate) async fn queue_loop(self) {
         let in_flight = Arc::clone(&self.inner.async_in_flight);
         loop {
-            if self.inner.shutting_down.load(std::sync::atomic::Ordering::Acquire) {
+            if self
+                .inner
+                .shutting_down
+                .load(std::sync::atomic::Ordering::Acquire)
+            {
                 return;
             }
             let free = in_flight.available_permits();
             let mut leased = Vec::new();
             if free > 0 {
                 let store = Arc::clone(&self.inner.store);
-                match blocking(move || store.lease_events(warden_types::now_millis(), LEASE_MS, free)).await {
+                match blocking(move || {
+                    store.lease_events(warden_types::now_millis(), LEASE_MS, free)
+                })
+                .await
+                {
                     Ok(events) => leased = events,
                     Err(e) => tracing::error!(error = %e, "could not read the async queue"),
                 }
             }
             for event in leased {
-                let Ok(permit) = Arc::clone(&in_flight).acquire_owned().await else { return };
+                let Ok(permit) = Arc::clone(&in_flight).acquire_owned().await else {
+                    return;
+                };
                 let engine = self.clone();
                 tokio::spawn(async move {
                     engine.run_event(event).await;
@@ -75,8 +93,17 @@ impl Engine {
 
     async fn run_event(&self, event: QueuedEvent) {
         let qualifier = Qualifier::parse(&event.qualifier).ok();
-        let function = FunctionRef { name: event.function.clone(), qualifier };
-        let request = InvokeRequest { function, payload: Bytes::from(event.payload.clone()), tail: false, client_context: None, request_id: Some(event.id.clone()) };
+        let function = FunctionRef {
+            name: event.function.clone(),
+            qualifier,
+        };
+        let request = InvokeRequest {
+            function,
+            payload: Bytes::from(event.payload.clone()),
+            tail: false,
+            client_context: None,
+            request_id: Some(event.id.clone()),
+        };
         let result = self.invoke(request).await;
         let store = Arc::clone(&self.inner.store);
         let id = event.id.clone();
@@ -91,8 +118,18 @@ impl Engine {
                 let not_before = warden_types::now_millis() + THROTTLE_RETRY.as_millis() as i64;
                 blocking(move || store.postpone_event(&id, not_before)).await
             }
-            Ok(r) if r.function_error.is_some() && attempt <= warden_types::limits::ASYNC_MAX_RETRIES && !too_old => {
-                let delay = self.inner.config.async_retry_delays.get(event.attempts as usize).copied().unwrap_or_default();
+            Ok(r)
+                if r.function_error.is_some()
+                    && attempt <= warden_types::limits::ASYNC_MAX_RETRIES
+                    && !too_old =>
+            {
+                let delay = self
+                    .inner
+                    .config
+                    .async_retry_delays
+                    .get(event.attempts as usize)
+                    .copied()
+                    .unwrap_or_default();
                 let not_before = warden_types::now_millis() + delay.as_millis() as i64;
                 tracing::info!(event = %id, function = %event.function, attempt, "async invocation failed; retrying");
                 blocking(move || store.retry_event(&id, not_before)).await

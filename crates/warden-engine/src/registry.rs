@@ -27,7 +27,10 @@ pub struct Registry {
 
 impl Registry {
     pub fn new(store: Arc<dyn Store>) -> Self {
-        Self { store, cache: RwLock::new(HashMap::new()) }
+        Self {
+            store,
+            cache: RwLock::new(HashMap::new()),
+        }
     }
 
     /// Forgets everything cached about a function.
@@ -37,7 +40,11 @@ impl Registry {
 
     /// Resolves `name[:qualifier]`; `Ok(None)` when the function, version or alias does
     /// not exist.
-    pub async fn resolve(&self, name: &FunctionName, qualifier: Option<&Qualifier>) -> Result<Option<Resolved>, StoreError> {
+    pub async fn resolve(
+        &self,
+        name: &FunctionName,
+        qualifier: Option<&Qualifier>,
+    ) -> Result<Option<Resolved>, StoreError> {
         let version = match qualifier {
             None | Some(Qualifier::Latest) => LATEST.to_owned(),
             Some(Qualifier::Version(v)) => v.to_string(),
@@ -48,11 +55,21 @@ impl Registry {
                 pick_alias_version(&alias)
             }
         };
-        Ok(self.version(name, &version).await?.map(|config| Resolved { config }))
+        Ok(self
+            .version(name, &version)
+            .await?
+            .map(|config| Resolved { config }))
     }
 
-    async fn version(&self, name: &FunctionName, version: &str) -> Result<Option<Arc<FunctionVersion>>, StoreError> {
-        if let Some(v) = read(&self.cache).get(name).and_then(|e| e.versions.get(version)) {
+    async fn version(
+        &self,
+        name: &FunctionName,
+        version: &str,
+    ) -> Result<Option<Arc<FunctionVersion>>, StoreError> {
+        if let Some(v) = read(&self.cache)
+            .get(name)
+            .and_then(|e| e.versions.get(version))
+        {
             return Ok(Some(Arc::clone(v)));
         }
         let store = Arc::clone(&self.store);
@@ -60,13 +77,24 @@ impl Registry {
         let found = blocking(move || store.get_version(&n, &v)).await?;
         Ok(found.map(|f| {
             let f = Arc::new(f);
-            write(&self.cache).entry(name.clone()).or_default().versions.insert(version.to_owned(), Arc::clone(&f));
+            write(&self.cache)
+                .entry(name.clone())
+                .or_default()
+                .versions
+                .insert(version.to_owned(), Arc::clone(&f));
             f
         }))
     }
 
-    async fn alias(&self, name: &FunctionName, alias: &str) -> Result<Option<Arc<Alias>>, StoreError> {
-        if let Some(a) = read(&self.cache).get(name).and_then(|e| e.aliases.get(alias)) {
+    async fn alias(
+        &self,
+        name: &FunctionName,
+        alias: &str,
+    ) -> Result<Option<Arc<Alias>>, StoreError> {
+        if let Some(a) = read(&self.cache)
+            .get(name)
+            .and_then(|e| e.aliases.get(alias))
+        {
             return Ok(Some(Arc::clone(a)));
         }
         let store = Arc::clone(&self.store);
@@ -74,7 +102,11 @@ impl Registry {
         let found = blocking(move || store.get_alias(&n, &a)).await?;
         Ok(found.map(|a| {
             let a = Arc::new(a);
-            write(&self.cache).entry(name.clone()).or_default().aliases.insert(alias.to_owned(), Arc::clone(&a));
+            write(&self.cache)
+                .entry(name.clone())
+                .or_default()
+                .aliases
+                .insert(alias.to_owned(), Arc::clone(&a));
             a
         }))
     }
@@ -89,7 +121,9 @@ fn pick_alias_version(alias: &Alias) -> String {
 }
 
 /// Runs a store call on the blocking pool.
-pub async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T, StoreError> + Send + 'static) -> Result<T, StoreError> {
+pub async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, StoreError> + Send + 'static,
+) -> Result<T, StoreError> {
     match tokio::task::spawn_blocking(f).await {
         Ok(r) => r,
         Err(e) => std::panic::resume_unwind(e.into_panic()),

@@ -16,7 +16,7 @@ use rustix::net::{socketpair, AddressFamily, SocketFlags, SocketType};
 use tokio::sync::oneshot;
 
 use crate::protocol::{self, Event, Request, MAX_MESSAGE};
-use crate::{ExecutorError, ExitStatus, Executor, InstanceId, InstanceSpec, SpawnedInstance};
+use crate::{Executor, ExecutorError, ExitStatus, InstanceId, InstanceSpec, SpawnedInstance};
 
 /// How long the zygote may take to confirm a spawn before the spawn is abandoned.
 const SPAWN_DEADLINE: Duration = Duration::from_secs(10);
@@ -44,24 +44,44 @@ impl ZygoteExecutor {
     /// Starts the zygote by running `exe` with `args` (normally this binary with
     /// `__zygote`), its control socket as standard input.
     pub fn start(exe: &Path, args: &[&str]) -> Result<Self, ExecutorError> {
-        let (ours, theirs) = socketpair(AddressFamily::UNIX, SocketType::SEQPACKET, SocketFlags::CLOEXEC, None)
-            .map_err(|e| ExecutorError::Create { what: "the zygote socket", source: e.into() })?;
+        let (ours, theirs) = socketpair(
+            AddressFamily::UNIX,
+            SocketType::SEQPACKET,
+            SocketFlags::CLOEXEC,
+            None,
+        )
+        .map_err(|e| ExecutorError::Create {
+            what: "the zygote socket",
+            source: e.into(),
+        })?;
         let zygote = Command::new(exe)
             .args(args)
             .stdin(Stdio::from(theirs))
             .stdout(Stdio::null())
             .spawn()
-            .map_err(|source| ExecutorError::StartZygote { path: exe.to_path_buf(), source })?;
+            .map_err(|source| ExecutorError::StartZygote {
+                path: exe.to_path_buf(),
+                source,
+            })?;
         let shared = Arc::new(Shared::default());
-        let reader_fd = ours
-            .try_clone()
-            .map_err(|source| ExecutorError::Create { what: "the zygote socket", source })?;
+        let reader_fd = ours.try_clone().map_err(|source| ExecutorError::Create {
+            what: "the zygote socket",
+            source,
+        })?;
         let reader_shared = Arc::clone(&shared);
         std::thread::Builder::new()
             .name("zygote-events".into())
             .spawn(move || read_events(reader_fd, reader_shared))
-            .map_err(|source| ExecutorError::Create { what: "the zygote reader thread", source })?;
-        Ok(Self { control: ours, shared, next_id: AtomicU64::new(1), zygote: Mutex::new(zygote) })
+            .map_err(|source| ExecutorError::Create {
+                what: "the zygote reader thread",
+                source,
+            })?;
+        Ok(Self {
+            control: ours,
+            shared,
+            next_id: AtomicU64::new(1),
+            zygote: Mutex::new(zygote),
+        })
     }
 
     /// The zygote's pid, for diagnostics and tests.
@@ -74,17 +94,31 @@ impl ZygoteExecutor {
             return Err(ExecutorError::ZygoteGone);
         }
         let id = InstanceId(self.next_id.fetch_add(1, Ordering::Relaxed));
-        let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
-            .map_err(|source| ExecutorError::Create { what: "the Runtime API listener", source })?;
+        let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).map_err(|source| {
+            ExecutorError::Create {
+                what: "the Runtime API listener",
+                source,
+            }
+        })?;
         let port = listener
             .local_addr()
-            .map_err(|source| ExecutorError::Create { what: "the Runtime API listener", source })?
+            .map_err(|source| ExecutorError::Create {
+                what: "the Runtime API listener",
+                source,
+            })?
             .port();
         spec.env.retain(|(k, _)| k != "AWS_LAMBDA_RUNTIME_API");
-        spec.env.push(("AWS_LAMBDA_RUNTIME_API".into(), format!("127.0.0.1:{port}")));
+        spec.env
+            .push(("AWS_LAMBDA_RUNTIME_API".into(), format!("127.0.0.1:{port}")));
 
-        let (stdout_r, stdout_w) = std::io::pipe().map_err(|source| ExecutorError::Create { what: "a stdout pipe", source })?;
-        let (stderr_r, stderr_w) = std::io::pipe().map_err(|source| ExecutorError::Create { what: "a stderr pipe", source })?;
+        let (stdout_r, stdout_w) = std::io::pipe().map_err(|source| ExecutorError::Create {
+            what: "a stdout pipe",
+            source,
+        })?;
+        let (stderr_r, stderr_w) = std::io::pipe().map_err(|source| ExecutorError::Create {
+            what: "a stderr pipe",
+            source,
+        })?;
 
         let (reply_tx, reply_rx) = oneshot::channel();
         let (exit_tx, exit_rx) = oneshot::channel();
@@ -98,7 +132,11 @@ impl ZygoteExecutor {
             env: spec.env,
             cwd: spec.cwd.to_string_lossy().into_owned(),
         };
-        let sent = protocol::send(self.control.as_fd(), &request, &[stdout_w.as_fd(), stderr_w.as_fd()]);
+        let sent = protocol::send(
+            self.control.as_fd(),
+            &request,
+            &[stdout_w.as_fd(), stderr_w.as_fd()],
+        );
         // Our copies of the write ends must close now, or the pipes never report end of file.
         drop(stdout_w);
         drop(stderr_w);
@@ -111,7 +149,10 @@ impl ZygoteExecutor {
             Ok(Ok(Ok(pid))) => pid,
             Ok(Ok(Err(message))) => {
                 lock(&self.shared.exits).remove(&id);
-                return Err(ExecutorError::Spawn { program: request_program(&spec.program), message });
+                return Err(ExecutorError::Spawn {
+                    program: request_program(&spec.program),
+                    message,
+                });
             }
             Ok(Err(_)) => return Err(ExecutorError::ZygoteGone),
             Err(_) => {
@@ -146,26 +187,23 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 
 fn read_events(socket: OwnedFd, shared: Arc<Shared>) {
     let mut buf = vec![0u8; MAX_MESSAGE];
-    loop {
-        match protocol::recv::<Event>(socket.as_fd(), &mut buf) {
-            Ok(Some((event, _fds))) => match event {
-                Event::Spawned { id, pid } => {
-                    if let Some(tx) = lock(&shared.pending).remove(&id) {
-                        let _ = tx.send(Ok(pid));
-                    }
+    while let Ok(Some((event, _fds))) = protocol::recv::<Event>(socket.as_fd(), &mut buf) {
+        match event {
+            Event::Spawned { id, pid } => {
+                if let Some(tx) = lock(&shared.pending).remove(&id) {
+                    let _ = tx.send(Ok(pid));
                 }
-                Event::SpawnFailed { id, message } => {
-                    if let Some(tx) = lock(&shared.pending).remove(&id) {
-                        let _ = tx.send(Err(message));
-                    }
+            }
+            Event::SpawnFailed { id, message } => {
+                if let Some(tx) = lock(&shared.pending).remove(&id) {
+                    let _ = tx.send(Err(message));
                 }
-                Event::Exited { id, status } => {
-                    if let Some(tx) = lock(&shared.exits).remove(&id) {
-                        let _ = tx.send(status);
-                    }
+            }
+            Event::Exited { id, status } => {
+                if let Some(tx) = lock(&shared.exits).remove(&id) {
+                    let _ = tx.send(status);
                 }
-            },
-            Ok(None) | Err(_) => break,
+            }
         }
     }
     if !shared.closing.load(Ordering::Acquire) {
@@ -207,4 +245,3 @@ impl Drop for ZygoteExecutor {
         }
     }
 }
-

@@ -46,14 +46,25 @@ pub enum Event {
 }
 
 /// Sends one message with descriptors.
-pub fn send<T: Serialize>(socket: BorrowedFd<'_>, msg: &T, fds: &[BorrowedFd<'_>]) -> std::io::Result<()> {
+pub fn send<T: Serialize>(
+    socket: BorrowedFd<'_>,
+    msg: &T,
+    fds: &[BorrowedFd<'_>],
+) -> std::io::Result<()> {
     let bytes = serde_json::to_vec(msg).map_err(std::io::Error::other)?;
     let mut space = [MaybeUninit::<u8>::uninit(); rustix::cmsg_space!(ScmRights(MAX_FDS))];
     let mut control = SendAncillaryBuffer::new(&mut space);
     if !fds.is_empty() && !control.push(SendAncillaryMessage::ScmRights(fds)) {
-        return Err(std::io::Error::other("too many descriptors for one message"));
+        return Err(std::io::Error::other(
+            "too many descriptors for one message",
+        ));
     }
-    let sent = sendmsg(socket, &[IoSlice::new(&bytes)], &mut control, SendFlags::NOSIGNAL)?;
+    let sent = sendmsg(
+        socket,
+        &[IoSlice::new(&bytes)],
+        &mut control,
+        SendFlags::NOSIGNAL,
+    )?;
     if sent != bytes.len() {
         return Err(std::io::Error::other("short write on a seqpacket socket"));
     }
@@ -68,7 +79,12 @@ pub fn recv<T: for<'de> Deserialize<'de>>(
     let mut space = [MaybeUninit::<u8>::uninit(); rustix::cmsg_space!(ScmRights(MAX_FDS))];
     let mut control = RecvAncillaryBuffer::new(&mut space);
     let msg = loop {
-        match recvmsg(socket.as_fd(), &mut [IoSliceMut::new(buf)], &mut control, RecvFlags::CMSG_CLOEXEC) {
+        match recvmsg(
+            socket.as_fd(),
+            &mut [IoSliceMut::new(buf)],
+            &mut control,
+            RecvFlags::CMSG_CLOEXEC,
+        ) {
             Ok(m) => break m,
             Err(rustix::io::Errno::INTR) => continue,
             Err(e) => return Err(e.into()),
@@ -84,7 +100,9 @@ pub fn recv<T: for<'de> Deserialize<'de>>(
         return Ok(None);
     }
     if msg.flags.contains(rustix::net::ReturnFlags::TRUNC) {
-        return Err(std::io::Error::other("message larger than the protocol allows"));
+        return Err(std::io::Error::other(
+            "message larger than the protocol allows",
+        ));
     }
     let value = serde_json::from_slice(&buf[..msg.bytes]).map_err(std::io::Error::other)?;
     Ok(Some((value, fds)))

@@ -91,11 +91,25 @@ fn reap(r: &mut Running) -> ExitStatus {
     status
 }
 
-fn handle(control: &OwnedFd, running: &mut HashMap<InstanceId, Running>, request: Request, mut fds: Vec<OwnedFd>) {
+fn handle(
+    control: &OwnedFd,
+    running: &mut HashMap<InstanceId, Running>,
+    request: Request,
+    mut fds: Vec<OwnedFd>,
+) {
     match request {
-        Request::Spawn { id, program, args, env, cwd } => {
+        Request::Spawn {
+            id,
+            program,
+            args,
+            env,
+            cwd,
+        } => {
             let event = if fds.len() != 2 {
-                Event::SpawnFailed { id, message: format!("expected 2 descriptors, got {}", fds.len()) }
+                Event::SpawnFailed {
+                    id,
+                    message: format!("expected 2 descriptors, got {}", fds.len()),
+                }
             } else {
                 let stderr = fds.pop().expect("two descriptors");
                 let stdout = fds.pop().expect("two descriptors");
@@ -121,11 +135,17 @@ fn handle(control: &OwnedFd, running: &mut HashMap<InstanceId, Running>, request
                                 let mut child = child;
                                 let _ = child.kill();
                                 let _ = child.wait();
-                                Event::SpawnFailed { id, message: "could not watch the new process".into() }
+                                Event::SpawnFailed {
+                                    id,
+                                    message: "could not watch the new process".into(),
+                                }
                             }
                         }
                     }
-                    Err(e) => Event::SpawnFailed { id, message: e.to_string() },
+                    Err(e) => Event::SpawnFailed {
+                        id,
+                        message: e.to_string(),
+                    },
                 }
             };
             let _ = protocol::send(control.as_fd(), &event, &[]);

@@ -55,7 +55,10 @@ pub struct Invocation {
 pub enum Outcome {
     Response(Bytes),
     /// `/invocation/{id}/error`: the body is the runtime's error JSON.
-    FunctionError { error_type: Option<String>, body: Bytes },
+    FunctionError {
+        error_type: Option<String>,
+        body: Bytes,
+    },
     /// The response exceeded [`MAX_RESPONSE_BYTES`].
     ResponseTooLarge,
 }
@@ -81,7 +84,10 @@ pub enum InitState {
     /// Asked for its first invocation: init succeeded.
     Ready,
     /// Posted `/runtime/init/error`.
-    Failed { error_type: Option<String>, body: Bytes },
+    Failed {
+        error_type: Option<String>,
+        body: Bytes,
+    },
 }
 
 /// The engine's end: submit invocations, learn when init finished.
@@ -109,11 +115,10 @@ impl InstanceChannel {
     }
 
     /// Hands an invocation to the instance. It is delivered on the instance's next (or
-    /// already waiting) `/invocation/next`. Fails only if the instance's API is gone.
-    pub fn submit(&self, invocation: Invocation) -> Result<(), Invocation> {
-        self.tx.try_send(invocation).map_err(|e| match e {
-            mpsc::error::TrySendError::Full(i) | mpsc::error::TrySendError::Closed(i) => i,
-        })
+    /// already waiting) `/invocation/next`. Returns false, dropping the invocation (so its
+    /// caller sees the reply channel close), if the instance already holds one or is gone.
+    pub fn submit(&self, invocation: Invocation) -> bool {
+        self.tx.try_send(invocation).is_ok()
     }
 
     /// When the instance first asked for work: the end of its init phase.
@@ -129,7 +134,9 @@ impl InstanceChannel {
         loop {
             match &*rx.borrow_and_update() {
                 InitState::Ready => return Ok(()),
-                InitState::Failed { error_type, body } => return Err((error_type.clone(), body.clone())),
+                InitState::Failed { error_type, body } => {
+                    return Err((error_type.clone(), body.clone()))
+                }
                 InitState::Initializing => {}
             }
             if rx.changed().await.is_err() {
@@ -199,7 +206,10 @@ type Reply = Response<Full<Bytes>>;
 fn json(status: StatusCode, body: impl Into<Bytes>) -> Reply {
     let mut r = Response::new(Full::new(body.into()));
     *r.status_mut() = status;
-    r.headers_mut().insert(http::header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    r.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
     r
 }
 
@@ -223,25 +233,41 @@ async fn handle(api: Arc<InstanceApi>, req: http::Request<Incoming>) -> Result<R
         Route::Error(id) => {
             let error_type = header_string(&req, "lambda-runtime-function-error-type");
             let body = read_body(req, MAX_RESPONSE_BYTES).await;
-            finish(&api, &id, |body| body.map(|body| Outcome::FunctionError { error_type, body }), body)
+            finish(
+                &api,
+                &id,
+                |body| body.map(|body| Outcome::FunctionError { error_type, body }),
+                body,
+            )
         }
         Route::InitError => {
             let error_type = header_string(&req, "lambda-runtime-function-error-type");
             let body = read_body(req, MAX_ERROR_BYTES).await.unwrap_or_default();
             init_error(&api, error_type, body)
         }
-        Route::MethodNotAllowed => error(StatusCode::METHOD_NOT_ALLOWED, "MethodNotAllowed", "method not allowed"),
+        Route::MethodNotAllowed => error(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "MethodNotAllowed",
+            "method not allowed",
+        ),
         Route::NotFound => error(StatusCode::NOT_FOUND, "NotFound", "not found"),
     })
 }
 
 fn header_string(req: &http::Request<Incoming>, name: &str) -> Option<String> {
-    req.headers().get(name).and_then(|v| v.to_str().ok()).map(str::to_owned)
+    req.headers()
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned)
 }
 
 /// Reads a body up to `limit`; `None` when it is larger.
 async fn read_body(req: http::Request<Incoming>, limit: usize) -> Option<Bytes> {
-    Limited::new(req.into_body(), limit).collect().await.ok().map(|c| c.to_bytes())
+    Limited::new(req.into_body(), limit)
+        .collect()
+        .await
+        .ok()
+        .map(|c| c.to_bytes())
 }
 
 async fn next(api: &InstanceApi) -> Reply {
@@ -261,18 +287,28 @@ async fn next(api: &InstanceApi) -> Reply {
             "errorMessage": "the runtime asked for the next invocation without responding to this one",
             "errorType": "Runtime.InvalidStateTransition",
         });
-        let _ = stale.reply.send(Outcome::FunctionError { error_type: None, body: body.to_string().into() });
+        let _ = stale.reply.send(Outcome::FunctionError {
+            error_type: None,
+            body: body.to_string().into(),
+        });
     }
     let invocation = {
         let mut queue = api.queue.lock().await;
         queue.recv().await
     };
     let Some(inv) = invocation else {
-        return error(StatusCode::GONE, "InstanceShuttingDown", "the instance is shutting down");
+        return error(
+            StatusCode::GONE,
+            "InstanceShuttingDown",
+            "the instance is shutting down",
+        );
     };
     let mut r = Response::new(Full::new(inv.payload));
     let h = r.headers_mut();
-    h.insert(http::header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    h.insert(
+        http::header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
     let mut put = |name: &'static str, value: &str| {
         if let Ok(v) = HeaderValue::from_str(value) {
             h.insert(name, v);
@@ -288,7 +324,10 @@ async fn next(api: &InstanceApi) -> Reply {
     if let Some(ci) = &inv.cognito_identity {
         put("lambda-runtime-cognito-identity", ci);
     }
-    *lock(&api.current) = Some(InFlight { request_id: inv.request_id, reply: inv.reply });
+    *lock(&api.current) = Some(InFlight {
+        request_id: inv.request_id,
+        reply: inv.reply,
+    });
     r
 }
 
@@ -301,17 +340,39 @@ fn finish(
     let mut current = lock(&api.current);
     match current.as_ref() {
         Some(f) if f.request_id == id => {}
-        Some(_) => return error(StatusCode::BAD_REQUEST, "InvalidRequestID", "request id does not match the current invocation"),
-        None => return error(StatusCode::FORBIDDEN, "InvalidStateTransition", "no invocation is in progress"),
+        Some(_) => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                "InvalidRequestID",
+                "request id does not match the current invocation",
+            )
+        }
+        None => {
+            return error(
+                StatusCode::FORBIDDEN,
+                "InvalidStateTransition",
+                "no invocation is in progress",
+            )
+        }
     }
     let too_large = body.is_none();
     let Some(in_flight) = current.take() else {
-        return error(StatusCode::FORBIDDEN, "InvalidStateTransition", "no invocation is in progress");
+        return error(
+            StatusCode::FORBIDDEN,
+            "InvalidStateTransition",
+            "no invocation is in progress",
+        );
     };
     drop(current);
-    let _ = in_flight.reply.send(outcome(body).unwrap_or(Outcome::ResponseTooLarge));
+    let _ = in_flight
+        .reply
+        .send(outcome(body).unwrap_or(Outcome::ResponseTooLarge));
     if too_large {
-        error(StatusCode::PAYLOAD_TOO_LARGE, "RequestEntityTooLarge", "response payload exceeds 6291456 bytes")
+        error(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "RequestEntityTooLarge",
+            "response payload exceeds 6291456 bytes",
+        )
     } else {
         accepted()
     }
@@ -319,9 +380,14 @@ fn finish(
 
 fn init_error(api: &InstanceApi, error_type: Option<String>, body: Bytes) -> Reply {
     if api.first_next.get().is_some() {
-        return error(StatusCode::FORBIDDEN, "InvalidStateTransition", "init error after initialization");
+        return error(
+            StatusCode::FORBIDDEN,
+            "InvalidStateTransition",
+            "init error after initialization",
+        );
     }
-    api.init.send_replace(InitState::Failed { error_type, body });
+    api.init
+        .send_replace(InitState::Failed { error_type, body });
     accepted()
 }
 

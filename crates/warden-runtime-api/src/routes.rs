@@ -24,8 +24,12 @@ pub fn parse_route(method: &Method, path: &str) -> Route {
     };
     let (route, expected) = match rest.split('/').collect::<Vec<_>>().as_slice() {
         ["invocation", "next"] => (Route::Next, Method::GET),
-        ["invocation", id, "response"] if !id.is_empty() => (Route::Response((*id).to_owned()), Method::POST),
-        ["invocation", id, "error"] if !id.is_empty() => (Route::Error((*id).to_owned()), Method::POST),
+        ["invocation", id, "response"] if !id.is_empty() => {
+            (Route::Response((*id).to_owned()), Method::POST)
+        }
+        ["invocation", id, "error"] if !id.is_empty() => {
+            (Route::Error((*id).to_owned()), Method::POST)
+        }
         ["init", "error"] => (Route::InitError, Method::POST),
         _ => return Route::NotFound,
     };
@@ -42,12 +46,30 @@ mod tests {
 
     #[test]
     fn routes() {
-        assert_eq!(parse_route(&Method::GET, "/2018-06-01/runtime/invocation/next"), Route::Next);
-        assert_eq!(parse_route(&Method::POST, "/2018-06-01/runtime/invocation/abc/response"), Route::Response("abc".into()));
-        assert_eq!(parse_route(&Method::POST, "/2018-06-01/runtime/invocation/abc/error"), Route::Error("abc".into()));
-        assert_eq!(parse_route(&Method::POST, "/2018-06-01/runtime/init/error"), Route::InitError);
-        assert_eq!(parse_route(&Method::POST, "/2018-06-01/runtime/invocation/next"), Route::MethodNotAllowed);
-        assert_eq!(parse_route(&Method::POST, "/2018-06-01/runtime/invocation//response"), Route::NotFound);
+        assert_eq!(
+            parse_route(&Method::GET, "/2018-06-01/runtime/invocation/next"),
+            Route::Next
+        );
+        assert_eq!(
+            parse_route(&Method::POST, "/2018-06-01/runtime/invocation/abc/response"),
+            Route::Response("abc".into())
+        );
+        assert_eq!(
+            parse_route(&Method::POST, "/2018-06-01/runtime/invocation/abc/error"),
+            Route::Error("abc".into())
+        );
+        assert_eq!(
+            parse_route(&Method::POST, "/2018-06-01/runtime/init/error"),
+            Route::InitError
+        );
+        assert_eq!(
+            parse_route(&Method::POST, "/2018-06-01/runtime/invocation/next"),
+            Route::MethodNotAllowed
+        );
+        assert_eq!(
+            parse_route(&Method::POST, "/2018-06-01/runtime/invocation//response"),
+            Route::NotFound
+        );
         assert_eq!(parse_route(&Method::GET, "/other"), Route::NotFound);
     }
 }

@@ -93,7 +93,9 @@ impl FunctionVersion {
     /// Size of the environment as Lambda counts it against its 4 KB quota: the JSON
     /// serialisation of the variables map.
     pub fn environment_size(env: &BTreeMap<String, String>) -> usize {
-        serde_json::to_string(env).map(|s| s.len()).unwrap_or(usize::MAX)
+        serde_json::to_string(env)
+            .map(|s| s.len())
+            .unwrap_or(usize::MAX)
     }
 }
 
@@ -103,8 +105,14 @@ mod tests {
 
     #[test]
     fn runtimes_parse() {
-        assert_eq!(Runtime::parse("python3.12"), Some(Runtime::Python("python3.12".into())));
-        assert_eq!(Runtime::parse("provided.al2023"), Some(Runtime::Provided("provided.al2023".into())));
+        assert_eq!(
+            Runtime::parse("python3.12"),
+            Some(Runtime::Python("python3.12".into()))
+        );
+        assert_eq!(
+            Runtime::parse("provided.al2023"),
+            Some(Runtime::Provided("provided.al2023".into()))
+        );
         assert_eq!(Runtime::parse("nodejs20.x"), None);
     }
 }

@@ -49,7 +49,10 @@ impl std::fmt::Debug for Credential {
         // Never print secrets, not even in debug output.
         f.debug_struct("Credential")
             .field("access_key_id", &self.access_key_id)
-            .field("session_token", &self.session_token.as_ref().map(|_| "<redacted>"))
+            .field(
+                "session_token",
+                &self.session_token.as_ref().map(|_| "<redacted>"),
+            )
             .field("expires_at_ms", &self.expires_at_ms)
             .field("principal", &self.principal.arn)
             .finish()

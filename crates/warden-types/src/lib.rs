@@ -48,7 +48,10 @@ mod tests {
 
     #[test]
     fn timestamps_have_lambda_shape() {
-        assert_eq!(lambda_timestamp(1_571_854_664_542), "2019-10-23T18:17:44.542+0000");
+        assert_eq!(
+            lambda_timestamp(1_571_854_664_542),
+            "2019-10-23T18:17:44.542+0000"
+        );
         assert_eq!(iso_timestamp(1_571_854_664_542), "2019-10-23T18:17:44.542Z");
     }
 }

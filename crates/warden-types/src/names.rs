@@ -184,7 +184,8 @@ pub struct Region(String);
 impl Region {
     pub fn new(s: &str) -> Result<Self, NameError> {
         let ok = (1..=32).contains(&s.len())
-            && s.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+            && s.chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
             && !s.starts_with('-')
             && !s.ends_with('-');
         if ok {
@@ -270,7 +271,10 @@ impl FunctionRef {
             let q = Qualifier::parse(p)?;
             match &self.qualifier {
                 Some(existing) if *existing != q => {
-                    return Err(NameError::ConflictingQualifier(existing.to_string(), q.to_string()))
+                    return Err(NameError::ConflictingQualifier(
+                        existing.to_string(),
+                        q.to_string(),
+                    ))
                 }
                 _ => self.qualifier = Some(q),
             }
@@ -321,10 +325,22 @@ mod tests {
             ("f", "f", None),
             ("f:7", "f", Some(Qualifier::Version(7))),
             ("f:$LATEST", "f", Some(Qualifier::Latest)),
-            ("f:live", "f", Some(Qualifier::Alias(AliasName::new("live").unwrap()))),
+            (
+                "f:live",
+                "f",
+                Some(Qualifier::Alias(AliasName::new("live").unwrap())),
+            ),
             ("123456789012:function:f", "f", None),
-            ("arn:aws:lambda:us-east-1:123456789012:function:f", "f", None),
-            ("arn:aws:lambda:us-east-1:123456789012:function:f:3", "f", Some(Qualifier::Version(3))),
+            (
+                "arn:aws:lambda:us-east-1:123456789012:function:f",
+                "f",
+                None,
+            ),
+            (
+                "arn:aws:lambda:us-east-1:123456789012:function:f:3",
+                "f",
+                Some(Qualifier::Version(3)),
+            ),
         ];
         for (input, name, q) in cases {
             let r = FunctionRef::parse(input, &acct(), &reg()).unwrap();
@@ -335,12 +351,30 @@ mod tests {
 
     #[test]
     fn refuses_bad_references() {
-        for input in ["", "a b", "f:", "f:0", "a:b:c", "arn:aws:lambda:us-east-1:123456789012:function:f:1:2", &"x".repeat(65)] {
-            assert!(FunctionRef::parse(input, &acct(), &reg()).is_err(), "{input:?}");
+        for input in [
+            "",
+            "a b",
+            "f:",
+            "f:0",
+            "a:b:c",
+            "arn:aws:lambda:us-east-1:123456789012:function:f:1:2",
+            &"x".repeat(65),
+        ] {
+            assert!(
+                FunctionRef::parse(input, &acct(), &reg()).is_err(),
+                "{input:?}"
+            );
         }
         assert_eq!(
-            FunctionRef::parse("arn:aws:lambda:us-east-1:999999999999:function:f", &acct(), &reg()),
-            Err(NameError::WrongAccount { found: "999999999999".into(), expected: "123456789012".into() })
+            FunctionRef::parse(
+                "arn:aws:lambda:us-east-1:999999999999:function:f",
+                &acct(),
+                &reg()
+            ),
+            Err(NameError::WrongAccount {
+                found: "999999999999".into(),
+                expected: "123456789012".into()
+            })
         );
     }
 

@@ -14,7 +14,12 @@ use clap::{Parser, Subcommand};
 #[command(name = "warden", version, about, propagate_version = true)]
 struct Cli {
     /// Where the Warden server listens (client commands).
-    #[arg(long, global = true, env = "WARDEN_ENDPOINT", default_value = "http://127.0.0.1:9700")]
+    #[arg(
+        long,
+        global = true,
+        env = "WARDEN_ENDPOINT",
+        default_value = "http://127.0.0.1:9700"
+    )]
     endpoint_url: String,
     #[command(subcommand)]
     command: Command,

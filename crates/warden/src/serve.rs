@@ -95,7 +95,9 @@ fn account_id(store: &dyn Store, configured: Option<String>) -> anyhow::Result<A
 
 pub fn run(args: ServeArgs) -> anyhow::Result<()> {
     tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_new(&args.log).context("invalid --log filter")?)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_new(&args.log).context("invalid --log filter")?,
+        )
         .with_writer(std::io::stderr)
         .init();
     if !args.listen.ip().is_loopback() && !args.allow_non_loopback {
@@ -109,7 +111,8 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
     }
     let region = Region::new(&args.region)?;
     let data_dir = args.data_dir.clone().unwrap_or_else(default_data_dir);
-    std::fs::create_dir_all(&data_dir).with_context(|| format!("cannot create data directory `{}`", data_dir.display()))?;
+    std::fs::create_dir_all(&data_dir)
+        .with_context(|| format!("cannot create data directory `{}`", data_dir.display()))?;
 
     // The zygote must start before any thread exists in this process's runtime, so that
     // it is a small single-threaded copy of nothing.
@@ -123,7 +126,9 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
     }
     let account = account_id(store.as_ref(), args.account_id.clone())?;
 
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
     let engine_executor = Arc::clone(&executor);
     runtime.block_on(async move {
         let executor = engine_executor;
@@ -135,7 +140,9 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
             account_concurrency: args.account_concurrency,
             idle_timeout: Duration::from_secs(args.idle_timeout),
             async_retry_delays: [Duration::from_millis(first), Duration::from_millis(second)],
-            init_timeout: Duration::from_secs(u64::from(warden_types::limits::INIT_TIMEOUT_SECONDS)),
+            init_timeout: Duration::from_secs(u64::from(
+                warden_types::limits::INIT_TIMEOUT_SECONDS,
+            )),
         };
         let code_blobs = Arc::clone(&blobs);
         let engine = warden_engine::Engine::start(
@@ -176,7 +183,10 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
 
 async fn shutdown_signal() {
     use tokio::signal::unix::{signal, SignalKind};
-    let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else {
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
         std::future::pending::<()>().await;
         return;
     };

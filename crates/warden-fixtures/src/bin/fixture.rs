@@ -8,7 +8,10 @@ use serde_json::{json, Value};
 
 async fn handler(event: LambdaEvent<Value>) -> Result<Value, Error> {
     let (payload, context) = event.into_parts();
-    let action = payload.get("action").and_then(Value::as_str).unwrap_or("echo");
+    let action = payload
+        .get("action")
+        .and_then(Value::as_str)
+        .unwrap_or("echo");
     match action {
         "echo" => Ok(payload),
         "error" => Err("the fixture was asked to fail".into()),
@@ -17,32 +20,54 @@ async fn handler(event: LambdaEvent<Value>) -> Result<Value, Error> {
             tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
             Ok(json!({ "slept_ms": ms }))
         }
-        "exit" => std::process::exit(payload.get("code").and_then(Value::as_i64).unwrap_or(3) as i32),
+        "exit" => {
+            std::process::exit(payload.get("code").and_then(Value::as_i64).unwrap_or(3) as i32)
+        }
         "print" => {
-            let text = payload.get("text").and_then(Value::as_str).unwrap_or("hello from the fixture");
+            let text = payload
+                .get("text")
+                .and_then(Value::as_str)
+                .unwrap_or("hello from the fixture");
             println!("{text}");
             eprintln!("stderr: {text}");
             Ok(json!({ "printed": text }))
         }
         "env" => {
-            let vars: serde_json::Map<String, Value> = std::env::vars().map(|(k, v)| (k, Value::String(v))).collect();
+            let vars: serde_json::Map<String, Value> = std::env::vars()
+                .map(|(k, v)| (k, Value::String(v)))
+                .collect();
             Ok(Value::Object(vars))
         }
         "big" => {
-            let bytes = payload.get("bytes").and_then(Value::as_u64).unwrap_or(7 * 1024 * 1024) as usize;
+            let bytes = payload
+                .get("bytes")
+                .and_then(Value::as_u64)
+                .unwrap_or(7 * 1024 * 1024) as usize;
             Ok(json!({ "data": "x".repeat(bytes) }))
         }
         "append" => {
             // A witness outside Warden for queue tests: one line per execution, durable.
             use std::io::Write;
             let path = std::env::var("FIXTURE_WITNESS")?;
-            let mut f = std::fs::OpenOptions::new().create(true).append(true).open(path)?;
-            writeln!(f, "{} {}", context.request_id, payload.get("tag").and_then(Value::as_str).unwrap_or(""))?;
+            let mut f = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(path)?;
+            writeln!(
+                f,
+                "{} {}",
+                context.request_id,
+                payload.get("tag").and_then(Value::as_str).unwrap_or("")
+            )?;
             f.sync_all()?;
             if let Some(ms) = payload.get("ms").and_then(Value::as_u64) {
                 tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
             }
-            if payload.get("fail").and_then(Value::as_bool).unwrap_or(false) {
+            if payload
+                .get("fail")
+                .and_then(Value::as_bool)
+                .unwrap_or(false)
+            {
                 return Err("failing as asked".into());
             }
             Ok(json!({ "appended": true }))

@@ -15,7 +15,11 @@ fn enqueue(s: &Server, function: &str, payload: &str) -> String {
         payload.as_bytes(),
     );
     assert_eq!(status, 202, "{}", String::from_utf8_lossy(&body));
-    headers.iter().find(|(k, _)| k == "x-amzn-requestid").map(|(_, v)| v.clone()).expect("a request id")
+    headers
+        .iter()
+        .find(|(k, _)| k == "x-amzn-requestid")
+        .map(|(_, v)| v.clone())
+        .expect("a request id")
 }
 
 /// Executions recorded by the fixture: request id → count.
@@ -46,14 +50,28 @@ fn failed_events_are_retried_twice_with_backoff() {
     let started = Instant::now();
     let failing = enqueue(&s, "retry", r#"{"action":"append","fail":true}"#);
     let fine = enqueue(&s, "retry", r#"{"action":"append"}"#);
-    wait_for(Duration::from_secs(20), || witnessed(witness.path()).get(&failing) == Some(&3), "three attempts");
-    assert!(started.elapsed() >= Duration::from_millis(900), "retries wait for their back-off");
+    wait_for(
+        Duration::from_secs(20),
+        || witnessed(witness.path()).get(&failing) == Some(&3),
+        "three attempts",
+    );
+    assert!(
+        started.elapsed() >= Duration::from_millis(900),
+        "retries wait for their back-off"
+    );
     std::thread::sleep(Duration::from_millis(1500));
     let seen = witnessed(witness.path());
-    assert_eq!(seen.get(&failing), Some(&3), "one attempt and exactly two retries: {seen:?}");
+    assert_eq!(
+        seen.get(&failing),
+        Some(&3),
+        "one attempt and exactly two retries: {seen:?}"
+    );
     assert_eq!(seen.get(&fine), Some(&1), "a success runs once: {seen:?}");
     let logs = s.logs("retry");
-    let starts = logs.iter().filter(|l| l.starts_with(&format!("START RequestId: {failing}"))).count();
+    let starts = logs
+        .iter()
+        .filter(|l| l.starts_with(&format!("START RequestId: {failing}")))
+        .count();
     assert_eq!(starts, 3, "retries keep the request id: {logs:?}");
 }
 
@@ -64,14 +82,35 @@ fn accepted_events_survive_restart_and_kill_9() {
     let mut s = Server::start_with(&["--account-concurrency", "2"]);
     let env = format!("Variables={{FIXTURE_WITNESS={}}}", witness.path().display());
     s.create_fixture("durable", &["--environment", &env, "--timeout", "10"]);
-    let mut accepted: Vec<String> = (0..30).map(|i| enqueue(&s, "durable", &format!(r#"{{"action":"append","ms":100,"tag":"{i}"}}"#))).collect();
-    wait_for(Duration::from_secs(20), || witnessed(witness.path()).len() >= 4, "some events to run");
+    let mut accepted: Vec<String> = (0..30)
+        .map(|i| {
+            enqueue(
+                &s,
+                "durable",
+                &format!(r#"{{"action":"append","ms":100,"tag":"{i}"}}"#),
+            )
+        })
+        .collect();
+    wait_for(
+        Duration::from_secs(20),
+        || witnessed(witness.path()).len() >= 4,
+        "some events to run",
+    );
     s.kill9();
     let at_kill = witnessed(witness.path()).len();
-    assert!(at_kill < accepted.len(), "the kill must interrupt the queue ({at_kill} ran)");
+    assert!(
+        at_kill < accepted.len(),
+        "the kill must interrupt the queue ({at_kill} ran)"
+    );
 
     s.restart();
-    accepted.extend((30..40).map(|i| enqueue(&s, "durable", &format!(r#"{{"action":"append","tag":"{i}"}}"#))));
+    accepted.extend((30..40).map(|i| {
+        enqueue(
+            &s,
+            "durable",
+            &format!(r#"{{"action":"append","tag":"{i}"}}"#),
+        )
+    }));
     wait_for(
         Duration::from_secs(60),
         || {
@@ -90,5 +129,9 @@ fn accepted_events_survive_restart_and_kill_9() {
     // that finished successfully never does.
     assert!(twice.len() <= 2, "events ran twice: {twice:?}");
     assert!(seen.values().all(|n| *n <= 2), "{seen:?}");
-    assert_eq!(seen.len(), accepted.len(), "no unknown executions and none lost");
+    assert_eq!(
+        seen.len(),
+        accepted.len(),
+        "no unknown executions and none lost"
+    );
 }

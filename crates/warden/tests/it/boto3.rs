@@ -20,7 +20,10 @@ def expect_error(code, fn, **kw):
 "#;
 
 fn run(s: &Server, body: &str) -> String {
-    let script = format!("{PRELUDE}\nZIP = open({:?}, 'rb').read()\n{body}\nprint('ok')", fixture_zip().display().to_string());
+    let script = format!(
+        "{PRELUDE}\nZIP = open({:?}, 'rb').read()\n{body}\nprint('ok')",
+        fixture_zip().display().to_string()
+    );
     let out = s.python(&script);
     assert!(out.trim_end().ends_with("ok"), "{out}");
     out

@@ -6,13 +6,23 @@ use serde_json::Value;
 
 use crate::harness::Server;
 
-fn invoke_in_thread(s: &Server, function: &str, payload: &str) -> std::thread::JoinHandle<(u16, Value)> {
+fn invoke_in_thread(
+    s: &Server,
+    function: &str,
+    payload: &str,
+) -> std::thread::JoinHandle<(u16, Value)> {
     let endpoint = s.endpoint.clone();
     let path = format!("/2015-03-31/functions/{function}/invocations");
     let payload = payload.to_owned();
     std::thread::spawn(move || {
-        let agent: ureq::Agent = ureq::Agent::config_builder().http_status_as_error(false).build().into();
-        let mut r = agent.post(&format!("{endpoint}{path}")).send(payload.as_bytes()).unwrap();
+        let agent: ureq::Agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .build()
+            .into();
+        let mut r = agent
+            .post(&format!("{endpoint}{path}"))
+            .send(payload.as_bytes())
+            .unwrap();
         let status = r.status().as_u16();
         let body = r.body_mut().read_to_vec().unwrap();
         (status, serde_json::from_slice(&body).unwrap_or(Value::Null))
@@ -24,19 +34,43 @@ fn instances_scale_out_and_reserved_concurrency_throttles() {
     let s = Server::start();
     s.create_fixture("par", &["--timeout", "10"]);
     // Three concurrent invocations run in three instances.
-    let handles: Vec<_> = (0..3).map(|_| invoke_in_thread(&s, "par", r#"{"action":"sleep","ms":700}"#)).collect();
+    let handles: Vec<_> = (0..3)
+        .map(|_| invoke_in_thread(&s, "par", r#"{"action":"sleep","ms":700}"#))
+        .collect();
     let results: Vec<(u16, Value)> = handles.into_iter().map(|h| h.join().unwrap()).collect();
-    assert!(results.iter().all(|(status, _)| *status == 200), "{results:?}");
+    assert!(
+        results.iter().all(|(status, _)| *status == 200),
+        "{results:?}"
+    );
 
-    s.aws(&["lambda", "put-function-concurrency", "--function-name", "par", "--reserved-concurrent-executions", "1"]);
+    s.aws(&[
+        "lambda",
+        "put-function-concurrency",
+        "--function-name",
+        "par",
+        "--reserved-concurrent-executions",
+        "1",
+    ]);
     let busy = invoke_in_thread(&s, "par", r#"{"action":"sleep","ms":1500}"#);
     std::thread::sleep(Duration::from_millis(400));
-    let (status, headers, body) = s.http("POST", "/2015-03-31/functions/par/invocations", &[], b"{}");
+    let (status, headers, body) =
+        s.http("POST", "/2015-03-31/functions/par/invocations", &[], b"{}");
     assert_eq!(status, 429, "{}", String::from_utf8_lossy(&body));
     let body: Value = serde_json::from_slice(&body).unwrap();
-    assert_eq!(body["Reason"], "ReservedFunctionConcurrentInvocationLimitExceeded");
-    assert!(headers.iter().any(|(k, v)| k == "x-amzn-errortype" && v == "TooManyRequestsException"), "{headers:?}");
-    assert!(headers.iter().any(|(k, _)| k == "retry-after"), "{headers:?}");
+    assert_eq!(
+        body["Reason"],
+        "ReservedFunctionConcurrentInvocationLimitExceeded"
+    );
+    assert!(
+        headers
+            .iter()
+            .any(|(k, v)| k == "x-amzn-errortype" && v == "TooManyRequestsException"),
+        "{headers:?}"
+    );
+    assert!(
+        headers.iter().any(|(k, _)| k == "retry-after"),
+        "{headers:?}"
+    );
     assert_eq!(busy.join().unwrap().0, 200);
     let (status, _, _) = s.http("POST", "/2015-03-31/functions/par/invocations", &[], b"{}");
     assert_eq!(status, 200, "the slot is free again");

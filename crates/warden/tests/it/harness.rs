@@ -16,7 +16,11 @@ pub fn warden_bin() -> PathBuf {
 /// A binary of the `warden-fixtures` package, built next to `warden`.
 pub fn fixture_bin(name: &str) -> PathBuf {
     let path = warden_bin().with_file_name(name);
-    assert!(path.exists(), "{} is missing: run `cargo xtask ci` (it builds the fixtures first)", path.display());
+    assert!(
+        path.exists(),
+        "{} is missing: run `cargo xtask ci` (it builds the fixtures first)",
+        path.display()
+    );
     path
 }
 
@@ -106,11 +110,13 @@ impl Server {
             .strip_prefix("warden listening on ")
             .unwrap_or_else(|| panic!("unexpected first line from warden serve: {line:?}"))
             .to_owned();
-        Self { child: Some(child), endpoint, data_dir: data_dir.to_path_buf(), _temp: None, args }
-    }
-
-    pub fn pid(&self) -> u32 {
-        self.child.as_ref().map(|c| c.id()).unwrap_or(0)
+        Self {
+            child: Some(child),
+            endpoint,
+            data_dir: data_dir.to_path_buf(),
+            _temp: None,
+            args,
+        }
     }
 
     /// SIGKILL: the crash case.
@@ -124,13 +130,19 @@ impl Server {
     /// SIGTERM and wait: the graceful case. Returns the exit status.
     pub fn stop(&mut self) -> Option<std::process::ExitStatus> {
         let mut c = self.child.take()?;
-        Command::new("kill").args(["-TERM", &c.id().to_string()]).status().unwrap();
+        Command::new("kill")
+            .args(["-TERM", &c.id().to_string()])
+            .status()
+            .unwrap();
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
             if let Some(status) = c.try_wait().unwrap() {
                 return Some(status);
             }
-            assert!(Instant::now() < deadline, "warden did not exit within 20 s of SIGTERM");
+            assert!(
+                Instant::now() < deadline,
+                "warden did not exit within 20 s of SIGTERM"
+            );
             std::thread::sleep(Duration::from_millis(20));
         }
     }
@@ -152,14 +164,23 @@ impl Server {
             ("AWS_CONFIG_FILE".to_owned(), "/dev/null".to_owned()),
             ("AWS_EC2_METADATA_DISABLED".to_owned(), "true".to_owned()),
             ("WARDEN_ENDPOINT".to_owned(), self.endpoint.clone()),
-            ("WARDEN_DATA_DIR".to_owned(), self.data_dir.display().to_string()),
+            (
+                "WARDEN_DATA_DIR".to_owned(),
+                self.data_dir.display().to_string(),
+            ),
         ];
         let creds = self.data_dir.join("credentials");
         if creds.exists() {
-            env.push(("AWS_SHARED_CREDENTIALS_FILE".into(), creds.display().to_string()));
+            env.push((
+                "AWS_SHARED_CREDENTIALS_FILE".into(),
+                creds.display().to_string(),
+            ));
         } else {
             env.push(("AWS_ACCESS_KEY_ID".into(), "AKIAIOSFODNN7EXAMPLE".into()));
-            env.push(("AWS_SECRET_ACCESS_KEY".into(), "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY".into()));
+            env.push((
+                "AWS_SECRET_ACCESS_KEY".into(),
+                "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY".into(),
+            ));
         }
         env
     }
@@ -188,13 +209,22 @@ impl Server {
         if out.stdout.iter().all(u8::is_ascii_whitespace) {
             return Value::Null;
         }
-        serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("aws {args:?} printed non-JSON ({e}): {}", String::from_utf8_lossy(&out.stdout)))
+        serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+            panic!(
+                "aws {args:?} printed non-JSON ({e}): {}",
+                String::from_utf8_lossy(&out.stdout)
+            )
+        })
     }
 
     /// Runs the AWS CLI expecting failure; returns stderr.
     pub fn aws_err(&self, args: &[&str]) -> String {
         let out = self.aws_raw(args);
-        assert!(!out.status.success(), "aws {args:?} unexpectedly succeeded: {}", String::from_utf8_lossy(&out.stdout));
+        assert!(
+            !out.status.success(),
+            "aws {args:?} unexpectedly succeeded: {}",
+            String::from_utf8_lossy(&out.stdout)
+        );
         String::from_utf8_lossy(&out.stderr).into_owned()
     }
 
@@ -210,7 +240,11 @@ impl Server {
             .output()
             .unwrap();
         let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-        assert!(out.status.success(), "python failed:\n{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "python failed:\n{stdout}\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         stdout
     }
 
@@ -229,16 +263,35 @@ impl Server {
     pub fn create_fixture(&self, name: &str, extra: &[&str]) -> Value {
         let zip = format!("fileb://{}", fixture_zip().display());
         let mut args = vec![
-            "lambda", "create-function", "--function-name", name, "--runtime", "provided.al2023", "--handler", "bootstrap",
-            "--role", "arn:aws:iam::123456789012:role/lambda-exec", "--zip-file", &zip,
+            "lambda",
+            "create-function",
+            "--function-name",
+            name,
+            "--runtime",
+            "provided.al2023",
+            "--handler",
+            "bootstrap",
+            "--role",
+            "arn:aws:iam::123456789012:role/lambda-exec",
+            "--zip-file",
+            &zip,
         ];
         args.extend_from_slice(extra);
         self.aws(&args)
     }
 
     /// Raw HTTP request; returns (status, headers, body).
-    pub fn http(&self, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> (u16, Vec<(String, String)>, Vec<u8>) {
-        let agent: ureq::Agent = ureq::Agent::config_builder().http_status_as_error(false).build().into();
+    pub fn http(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: &[u8],
+    ) -> (u16, Vec<(String, String)>, Vec<u8>) {
+        let agent: ureq::Agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .build()
+            .into();
         let url = format!("{}{path}", self.endpoint);
         let mut req = http::Request::builder().method(method).uri(&url);
         for (k, v) in headers {
@@ -257,21 +310,40 @@ impl Server {
 
     /// Every log line of a function as the API returns it.
     pub fn logs(&self, function: &str) -> Vec<String> {
-        let (status, _, body) = self.http("GET", &format!("/_warden/2026-11-01/functions/{function}/logs?limit=10000"), &[], b"");
+        let (status, _, body) = self.http(
+            "GET",
+            &format!("/_warden/2026-11-01/functions/{function}/logs?limit=10000"),
+            &[],
+            b"",
+        );
         assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
         let v: Value = serde_json::from_slice(&body).unwrap();
-        v["records"].as_array().unwrap().iter().map(|r| r["message"].as_str().unwrap().to_owned()).collect()
+        v["records"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["message"].as_str().unwrap().to_owned())
+            .collect()
     }
 
     /// Waits until `check` holds for the function's logs, or panics after `timeout`.
-    pub fn wait_logs(&self, function: &str, timeout: Duration, check: impl Fn(&[String]) -> bool) -> Vec<String> {
+    pub fn wait_logs(
+        &self,
+        function: &str,
+        timeout: Duration,
+        check: impl Fn(&[String]) -> bool,
+    ) -> Vec<String> {
         let deadline = Instant::now() + timeout;
         loop {
             let lines = self.logs(function);
             if check(&lines) {
                 return lines;
             }
-            assert!(Instant::now() < deadline, "logs of `{function}` never satisfied the check:\n{}", lines.join("\n"));
+            assert!(
+                Instant::now() < deadline,
+                "logs of `{function}` never satisfied the check:\n{}",
+                lines.join("\n")
+            );
             std::thread::sleep(Duration::from_millis(50));
         }
     }
@@ -280,7 +352,9 @@ impl Server {
 impl Drop for Server {
     fn drop(&mut self) {
         if let Some(mut c) = self.child.take() {
-            let _ = Command::new("kill").args(["-TERM", &c.id().to_string()]).status();
+            let _ = Command::new("kill")
+                .args(["-TERM", &c.id().to_string()])
+                .status();
             let deadline = Instant::now() + Duration::from_secs(10);
             while Instant::now() < deadline {
                 if let Ok(Some(_)) = c.try_wait() {
@@ -297,7 +371,9 @@ impl Drop for Server {
 /// Whether a process exists.
 pub fn alive(pid: u32) -> bool {
     Path::new(&format!("/proc/{pid}")).exists()
-        && std::fs::read_to_string(format!("/proc/{pid}/stat")).map(|s| !s.contains(") Z ")).unwrap_or(false)
+        && std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .map(|s| !s.contains(") Z "))
+            .unwrap_or(false)
 }
 
 /// Base64 of bytes.

@@ -19,7 +19,10 @@ fn invoke(s: &Server, function: &str, payload: Value) -> (u16, Vec<(String, Stri
 }
 
 fn header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
-    headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+    headers
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case(name))
+        .map(|(_, v)| v.as_str())
 }
 
 #[test]
@@ -27,7 +30,10 @@ fn runtime_api_gives_the_real_deadline_arn_trace_and_client_context() {
     let s = Server::start();
     s.create_fixture("ctx", &["--timeout", "30"]);
     let context = b64(br#"{"custom":{"tenant":"t1"}}"#);
-    let before = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64;
+    let before = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
     let (status, headers, body) = s.http(
         "POST",
         "/2015-03-31/functions/ctx/invocations",
@@ -37,14 +43,23 @@ fn runtime_api_gives_the_real_deadline_arn_trace_and_client_context() {
     assert_eq!(status, 200);
     let body: Value = serde_json::from_slice(&body).unwrap();
     let deadline = body["deadline_ms"].as_i64().unwrap();
-    assert!((before + 29_000..=before + 31_000).contains(&deadline), "deadline {deadline} vs now {before}");
+    assert!(
+        (before + 29_000..=before + 31_000).contains(&deadline),
+        "deadline {deadline} vs now {before}"
+    );
     let arn = body["invoked_function_arn"].as_str().unwrap();
-    assert!(arn.starts_with("arn:aws:lambda:us-east-1:") && arn.ends_with(":function:ctx"), "{arn}");
+    assert!(
+        arn.starts_with("arn:aws:lambda:us-east-1:") && arn.ends_with(":function:ctx"),
+        "{arn}"
+    );
     let trace = body["trace_id"].as_str().unwrap();
-    assert!(trace.starts_with("Root=1-") && trace.contains(";Parent=") && trace.ends_with(";Sampled=0"), "{trace}");
+    assert!(
+        trace.starts_with("Root=1-") && trace.contains(";Parent=") && trace.ends_with(";Sampled=0"),
+        "{trace}"
+    );
     assert_eq!(body["client_context"], json!({ "tenant": "t1" }));
     assert_eq!(header(&headers, "x-amz-executed-version"), Some("$LATEST"));
-    assert_eq!(uuid_like(body["request_id"].as_str().unwrap()), true);
+    assert!(uuid_like(body["request_id"].as_str().unwrap()), "{body}");
 }
 
 fn uuid_like(s: &str) -> bool {
@@ -54,12 +69,30 @@ fn uuid_like(s: &str) -> bool {
 #[test]
 fn environment_has_what_the_official_clients_need() {
     let s = Server::start();
-    s.create_fixture("envf", &["--memory-size", "256", "--environment", "Variables={MINE=yes}"]);
+    s.create_fixture(
+        "envf",
+        &[
+            "--memory-size",
+            "256",
+            "--environment",
+            "Variables={MINE=yes}",
+        ],
+    );
     let (_, _, env) = invoke(&s, "envf", json!({"action": "env"}));
     for key in [
-        "AWS_LAMBDA_RUNTIME_API", "_HANDLER", "LAMBDA_TASK_ROOT", "AWS_LAMBDA_FUNCTION_NAME", "AWS_LAMBDA_FUNCTION_VERSION",
-        "AWS_REGION", "AWS_DEFAULT_REGION", "AWS_LAMBDA_LOG_GROUP_NAME", "AWS_LAMBDA_LOG_STREAM_NAME", "AWS_EXECUTION_ENV",
-        "LAMBDA_RUNTIME_DIR", "TZ", "AWS_LAMBDA_INITIALIZATION_TYPE",
+        "AWS_LAMBDA_RUNTIME_API",
+        "_HANDLER",
+        "LAMBDA_TASK_ROOT",
+        "AWS_LAMBDA_FUNCTION_NAME",
+        "AWS_LAMBDA_FUNCTION_VERSION",
+        "AWS_REGION",
+        "AWS_DEFAULT_REGION",
+        "AWS_LAMBDA_LOG_GROUP_NAME",
+        "AWS_LAMBDA_LOG_STREAM_NAME",
+        "AWS_EXECUTION_ENV",
+        "LAMBDA_RUNTIME_DIR",
+        "TZ",
+        "AWS_LAMBDA_INITIALIZATION_TYPE",
     ] {
         assert!(env.get(key).is_some(), "{key} missing from {env}");
     }
@@ -79,22 +112,47 @@ fn warm_instances_are_reused_and_idle_ones_reaped() {
     let (_, _, a) = invoke(&s, "warm", json!({"action": "context"}));
     let (_, _, b) = invoke(&s, "warm", json!({"action": "context"}));
     let pid = a["pid"].as_u64().unwrap() as u32;
-    assert_eq!(pid, b["pid"].as_u64().unwrap() as u32, "the second invoke reuses the warm instance");
+    assert_eq!(
+        pid,
+        b["pid"].as_u64().unwrap() as u32,
+        "the second invoke reuses the warm instance"
+    );
     let deadline = Instant::now() + Duration::from_secs(10);
     while alive(pid) {
-        assert!(Instant::now() < deadline, "idle instance {pid} was never reaped");
+        assert!(
+            Instant::now() < deadline,
+            "idle instance {pid} was never reaped"
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
     let (_, _, c) = invoke(&s, "warm", json!({"action": "context"}));
     assert_ne!(c["pid"], a["pid"], "after reaping, a new instance starts");
-    let lines = s.wait_logs("warm", Duration::from_secs(5), |l| l.iter().filter(|x| x.starts_with("REPORT")).count() >= 3);
-    let reports: Vec<&String> = lines.iter().filter(|l| l.starts_with("REPORT RequestId: ")).collect();
+    let lines = s.wait_logs("warm", Duration::from_secs(5), |l| {
+        l.iter().filter(|x| x.starts_with("REPORT")).count() >= 3
+    });
+    let reports: Vec<&String> = lines
+        .iter()
+        .filter(|l| l.starts_with("REPORT RequestId: "))
+        .collect();
     assert_eq!(reports.len(), 3, "{lines:?}");
-    assert!(reports[0].contains("\tInit Duration: "), "cold start reports init: {}", reports[0]);
-    assert!(!reports[1].contains("Init Duration"), "warm start does not: {}", reports[1]);
+    assert!(
+        reports[0].contains("\tInit Duration: "),
+        "cold start reports init: {}",
+        reports[0]
+    );
+    assert!(
+        !reports[1].contains("Init Duration"),
+        "warm start does not: {}",
+        reports[1]
+    );
     assert!(reports[2].contains("\tInit Duration: "), "{}", reports[2]);
     for r in reports {
-        assert!(r.contains("\tDuration: ") && r.contains(" ms\tBilled Duration: ") && r.contains("\tMemory Size: 128 MB\tMax Memory Used: "), "{r}");
+        assert!(
+            r.contains("\tDuration: ")
+                && r.contains(" ms\tBilled Duration: ")
+                && r.contains("\tMemory Size: 128 MB\tMax Memory Used: "),
+            "{r}"
+        );
     }
 }
 
@@ -106,19 +164,38 @@ fn timeout_kills_the_instance_and_reports_lambdas_error() {
     let pid = first["pid"].as_u64().unwrap() as u32;
     let started = Instant::now();
     let (status, headers, body) = invoke(&s, "slow", json!({"action": "sleep", "ms": 5000}));
-    assert!(started.elapsed() < Duration::from_secs(4), "the caller is answered at the deadline");
+    assert!(
+        started.elapsed() < Duration::from_secs(4),
+        "the caller is answered at the deadline"
+    );
     assert_eq!(status, 200);
     assert_eq!(header(&headers, "x-amz-function-error"), Some("Unhandled"));
     assert_eq!(body["errorType"], "Sandbox.Timedout");
-    assert!(body["errorMessage"].as_str().unwrap().ends_with("Task timed out after 1.00 seconds"), "{body}");
+    assert!(
+        body["errorMessage"]
+            .as_str()
+            .unwrap()
+            .ends_with("Task timed out after 1.00 seconds"),
+        "{body}"
+    );
     let deadline = Instant::now() + Duration::from_secs(5);
     while alive(pid) {
-        assert!(Instant::now() < deadline, "timed-out instance {pid} still alive");
+        assert!(
+            Instant::now() < deadline,
+            "timed-out instance {pid} still alive"
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
-    s.wait_logs("slow", Duration::from_secs(5), |l| l.iter().any(|x| x.ends_with("Task timed out after 1.00 seconds")));
+    s.wait_logs("slow", Duration::from_secs(5), |l| {
+        l.iter()
+            .any(|x| x.ends_with("Task timed out after 1.00 seconds"))
+    });
     let (status, _, again) = invoke(&s, "slow", json!({"action": "echo", "ok": true}));
-    assert_eq!((status, again["ok"].clone()), (200, json!(true)), "the function keeps working afterwards");
+    assert_eq!(
+        (status, again["ok"].clone()),
+        (200, json!(true)),
+        "the function keeps working afterwards"
+    );
 }
 
 #[test]
@@ -129,24 +206,47 @@ fn crashes_and_init_failures_are_reported_as_lambda_does() {
     assert_eq!(status, 200);
     assert_eq!(header(&headers, "x-amz-function-error"), Some("Unhandled"));
     assert_eq!(body["errorType"], "Runtime.ExitError");
-    assert!(body["errorMessage"].as_str().unwrap().ends_with("Runtime exited with error: exit status 3"), "{body}");
+    assert!(
+        body["errorMessage"]
+            .as_str()
+            .unwrap()
+            .ends_with("Runtime exited with error: exit status 3"),
+        "{body}"
+    );
     let (_, _, ok) = invoke(&s, "crash", json!({"n": 2}));
     assert_eq!(ok["n"], 2, "a crashed instance is replaced");
 
-    s.create_fixture("initdies", &["--environment", "Variables={FIXTURE_INIT=exit}"]);
+    s.create_fixture(
+        "initdies",
+        &["--environment", "Variables={FIXTURE_INIT=exit}"],
+    );
     let (status, headers, body) = invoke(&s, "initdies", json!({}));
     assert_eq!(status, 200);
     assert_eq!(header(&headers, "x-amz-function-error"), Some("Unhandled"));
     assert_eq!(body["errorType"], "Runtime.ExitError");
-    assert!(body["errorMessage"].as_str().unwrap().contains("exit status 7"), "{body}");
+    assert!(
+        body["errorMessage"]
+            .as_str()
+            .unwrap()
+            .contains("exit status 7"),
+        "{body}"
+    );
 
     // A package without a bootstrap.
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("README"), "no bootstrap here").unwrap();
     let zip = crate::harness::zip_dir(dir.path());
     s.aws(&[
-        "lambda", "create-function", "--function-name", "noboot", "--runtime", "provided.al2", "--role",
-        "arn:aws:iam::123456789012:role/x", "--zip-file", &format!("fileb://{}", zip.display()),
+        "lambda",
+        "create-function",
+        "--function-name",
+        "noboot",
+        "--runtime",
+        "provided.al2",
+        "--role",
+        "arn:aws:iam::123456789012:role/x",
+        "--zip-file",
+        &format!("fileb://{}", zip.display()),
     ]);
     let (status, _, body) = invoke(&s, "noboot", json!({}));
     assert_eq!(status, 200);
@@ -166,14 +266,28 @@ fn tail_returns_this_invocations_output() {
     let log = String::from_utf8(unb64(header(&headers, "x-amz-log-result").unwrap())).unwrap();
     let lines: Vec<&str> = log.lines().collect();
     assert!(lines[0].starts_with("START RequestId: "), "{log}");
-    assert!(lines.contains(&"tail me") && lines.contains(&"stderr: tail me"), "{log}");
-    assert!(lines[lines.len() - 2].starts_with("END RequestId: "), "{log}");
-    assert!(lines[lines.len() - 1].starts_with("REPORT RequestId: "), "{log}");
-    let stored = s.wait_logs("talk", Duration::from_secs(5), |l| l.iter().any(|x| x.starts_with("REPORT")));
+    assert!(
+        lines.contains(&"tail me") && lines.contains(&"stderr: tail me"),
+        "{log}"
+    );
+    assert!(
+        lines[lines.len() - 2].starts_with("END RequestId: "),
+        "{log}"
+    );
+    assert!(
+        lines[lines.len() - 1].starts_with("REPORT RequestId: "),
+        "{log}"
+    );
+    let stored = s.wait_logs("talk", Duration::from_secs(5), |l| {
+        l.iter().any(|x| x.starts_with("REPORT"))
+    });
     let start = stored.iter().position(|l| l.starts_with("START")).unwrap();
     let end = stored.iter().position(|l| l.starts_with("END")).unwrap();
     let printed = stored.iter().position(|l| l == "tail me").unwrap();
-    assert!(start < printed && printed < end, "output is framed inside its invocation: {stored:?}");
+    assert!(
+        start < printed && printed < end,
+        "output is framed inside its invocation: {stored:?}"
+    );
 }
 
 #[test]
@@ -187,7 +301,10 @@ fn shutdown_leaves_no_process_behind() {
     assert!(status.success(), "graceful exit: {status}");
     let deadline = Instant::now() + Duration::from_secs(5);
     while alive(pid) {
-        assert!(Instant::now() < deadline, "instance {pid} outlived the server");
+        assert!(
+            Instant::now() < deadline,
+            "instance {pid} outlived the server"
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
 }
@@ -201,7 +318,10 @@ fn a_killed_server_leaves_no_process_behind() {
     s.kill9();
     let deadline = Instant::now() + Duration::from_secs(5);
     while alive(pid) {
-        assert!(Instant::now() < deadline, "instance {pid} outlived a killed server");
+        assert!(
+            Instant::now() < deadline,
+            "instance {pid} outlived a killed server"
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
 }

@@ -3,11 +3,11 @@
 
 mod harness;
 
+mod async_queue;
 mod aws_cli;
+mod bad_input;
 mod boto3;
+mod concurrency;
 mod invoke;
 mod runtimes;
-mod concurrency;
-mod async_queue;
-mod bad_input;
 mod warden_cli;

@@ -28,15 +28,35 @@ def fail(event, context):
 
 fn create(s: &Server, name: &str, handler: &str, zip: &std::path::Path) {
     s.aws(&[
-        "lambda", "create-function", "--function-name", name, "--runtime", "python3.11", "--handler", handler, "--role",
-        "arn:aws:iam::123456789012:role/lambda-exec", "--timeout", "10", "--zip-file", &format!("fileb://{}", zip.display()),
+        "lambda",
+        "create-function",
+        "--function-name",
+        name,
+        "--runtime",
+        "python3.11",
+        "--handler",
+        handler,
+        "--role",
+        "arn:aws:iam::123456789012:role/lambda-exec",
+        "--timeout",
+        "10",
+        "--zip-file",
+        &format!("fileb://{}", zip.display()),
     ]);
 }
 
 fn invoke(s: &Server, name: &str, payload: &str) -> (Option<String>, Value) {
-    let (status, headers, body) = s.http("POST", &format!("/2015-03-31/functions/{name}/invocations"), &[], payload.as_bytes());
+    let (status, headers, body) = s.http(
+        "POST",
+        &format!("/2015-03-31/functions/{name}/invocations"),
+        &[],
+        payload.as_bytes(),
+    );
     assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
-    let error = headers.iter().find(|(k, _)| k == "x-amz-function-error").map(|(_, v)| v.clone());
+    let error = headers
+        .iter()
+        .find(|(k, _)| k == "x-amz-function-error")
+        .map(|(_, v)| v.clone());
     (error, serde_json::from_slice(&body).unwrap())
 }
 
@@ -51,12 +71,20 @@ fn python_handlers_run_under_awslambdaric() {
     assert_eq!(body["function_name"], "py");
     assert_eq!(body["memory"].to_string().trim_matches('"'), "128");
     let remaining = body["remaining_ms"].as_i64().unwrap();
-    assert!((8_000..=10_000).contains(&remaining), "remaining time follows the real deadline: {remaining}");
+    assert!(
+        (8_000..=10_000).contains(&remaining),
+        "remaining time follows the real deadline: {remaining}"
+    );
     assert!(body["arn"].as_str().unwrap().ends_with(":function:py"));
 
-    let logs = s.wait_logs("py", Duration::from_secs(5), |l| l.iter().any(|x| x.starts_with("REPORT")));
+    let logs = s.wait_logs("py", Duration::from_secs(5), |l| {
+        l.iter().any(|x| x.starts_with("REPORT"))
+    });
     assert!(logs.iter().any(|l| l == "module loaded"), "{logs:?}");
-    assert!(logs.iter().any(|l| l.contains(r#"handling {"k": "v"}"#)), "{logs:?}");
+    assert!(
+        logs.iter().any(|l| l.contains(r#"handling {"k": "v"}"#)),
+        "{logs:?}"
+    );
 
     create(&s, "pyfail", "app.fail", &zip);
     let (error, body) = invoke(&s, "pyfail", "{}");
@@ -69,12 +97,21 @@ fn python_handlers_run_under_awslambdaric() {
 #[test]
 fn python_init_errors_reach_the_caller() {
     let s = Server::start();
-    let zip = python_zip(&[("app.py", HANDLERS), ("broken.py", "import does_not_exist\n")]);
+    let zip = python_zip(&[
+        ("app.py", HANDLERS),
+        ("broken.py", "import does_not_exist\n"),
+    ]);
     create(&s, "noimport", "broken.handler", &zip);
     let (error, body) = invoke(&s, "noimport", "{}");
     assert_eq!(error.as_deref(), Some("Unhandled"));
     assert_eq!(body["errorType"], "Runtime.ImportModuleError", "{body}");
-    assert!(body["errorMessage"].as_str().unwrap().contains("Unable to import module 'broken'"), "{body}");
+    assert!(
+        body["errorMessage"]
+            .as_str()
+            .unwrap()
+            .contains("Unable to import module 'broken'"),
+        "{body}"
+    );
 
     create(&s, "nohandler", "app.missing", &zip);
     let (error, body) = invoke(&s, "nohandler", "{}");

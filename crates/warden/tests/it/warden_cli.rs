@@ -3,7 +3,12 @@
 use crate::harness::{fixture_bin, Server};
 
 fn ok(out: &std::process::Output) -> String {
-    assert!(out.status.success(), "stdout: {}\nstderr: {}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "stdout: {}\nstderr: {}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
@@ -14,13 +19,29 @@ fn deploy_invoke_list_logs_delete() {
     std::fs::copy(fixture_bin("fixture"), dir.path().join("bootstrap")).unwrap();
     let dir_arg = dir.path().to_str().unwrap();
 
-    let deployed = ok(&s.warden(&["function", "deploy", dir_arg, "--name", "cli", "--timeout", "5", "--env", "A=1"]));
+    let deployed = ok(&s.warden(&[
+        "function",
+        "deploy",
+        dir_arg,
+        "--name",
+        "cli",
+        "--timeout",
+        "5",
+        "--env",
+        "A=1",
+    ]));
     assert!(deployed.contains("cli"), "{deployed}");
     // Deploying again updates instead of failing.
-    ok(&s.warden(&["function", "deploy", dir_arg, "--name", "cli", "--memory", "256"]));
-    let got: serde_json::Value = serde_json::from_str(&ok(&s.warden(&["function", "get", "cli"]))).unwrap();
+    ok(&s.warden(&[
+        "function", "deploy", dir_arg, "--name", "cli", "--memory", "256",
+    ]));
+    let got: serde_json::Value =
+        serde_json::from_str(&ok(&s.warden(&["function", "get", "cli"]))).unwrap();
     assert_eq!(got["Configuration"]["MemorySize"], 256);
-    assert_eq!(got["Configuration"]["Timeout"], 5, "a redeploy keeps settings it was not given");
+    assert_eq!(
+        got["Configuration"]["Timeout"], 5,
+        "a redeploy keeps settings it was not given"
+    );
 
     let out = ok(&s.warden(&["invoke", "cli", r#"{"action":"print","text":"from cli"}"#]));
     assert!(out.contains(r#""printed":"from cli""#), "{out}");
@@ -33,17 +54,28 @@ fn deploy_invoke_list_logs_delete() {
     assert_eq!(failed.status.code(), Some(1), "a function error exits 1");
 
     let list = ok(&s.warden(&["function", "list"]));
-    assert!(list.contains("cli") && list.contains("provided.al2023"), "{list}");
+    assert!(
+        list.contains("cli") && list.contains("provided.al2023"),
+        "{list}"
+    );
 
     let logs = ok(&s.warden(&["logs", "cli"]));
-    assert!(logs.contains("START RequestId: ") && logs.contains("from cli") && logs.contains("REPORT RequestId: "), "{logs}");
+    assert!(
+        logs.contains("START RequestId: ")
+            && logs.contains("from cli")
+            && logs.contains("REPORT RequestId: "),
+        "{logs}"
+    );
 
     ok(&s.warden(&["function", "delete", "cli"]));
     let missing = s.warden(&["invoke", "cli", "{}"]);
     assert!(!missing.status.success());
     let err = String::from_utf8_lossy(&missing.stderr);
     assert_eq!(err.lines().count(), 1, "one clear line: {err}");
-    assert!(err.starts_with("error: ") && err.contains("ResourceNotFoundException"), "{err}");
+    assert!(
+        err.starts_with("error: ") && err.contains("ResourceNotFoundException"),
+        "{err}"
+    );
 }
 
 #[test]
