@@ -1153,9 +1153,11 @@ impl Store for SqliteStore {
     fn postpone_event(&self, id: &str, not_before_ms: i64) -> Result<(), StoreError> {
         let id = id.to_owned();
         self.write_grouped("postponing an event", move |tx| {
-            tx.prepare_cached("UPDATE events SET leased_until_ms = NULL, not_before_ms = ?2 WHERE id = ?1")
-                .and_then(|mut s| s.execute(params![id, not_before_ms]))
-                .map_err(db("postponing an event"))?;
+            tx.prepare_cached(
+                "UPDATE events SET leased_until_ms = NULL, not_before_ms = ?2 WHERE id = ?1",
+            )
+            .and_then(|mut s| s.execute(params![id, not_before_ms]))
+            .map_err(db("postponing an event"))?;
             Ok(())
         })
     }
@@ -1163,7 +1165,10 @@ impl Store for SqliteStore {
     fn release_leases(&self) -> Result<u64, StoreError> {
         self.write_grouped("releasing leases", move |tx| {
             let n = tx
-                .execute("UPDATE events SET leased_until_ms = NULL WHERE leased_until_ms IS NOT NULL", [])
+                .execute(
+                    "UPDATE events SET leased_until_ms = NULL WHERE leased_until_ms IS NOT NULL",
+                    [],
+                )
                 .map_err(db("releasing leases"))?;
             Ok(n as u64)
         })
