@@ -5,11 +5,16 @@
 
 mod crypto;
 mod error;
+mod query;
 mod service;
 mod store;
 
 pub use crypto::{MasterKey, MASTER_KEY_LEN};
 pub use error::IdentityError;
+pub use query::{
+    parse_form, percent_encode, QueryError, QueryResponse, CONTENT_TYPE, IAM_NAMESPACE,
+    STS_NAMESPACE,
+};
 pub use service::{
     Identity, ADMIN_POLICY, ADMIN_USER, MAX_ATTACHED_POLICIES, MAX_KEYS_PER_USER, MAX_SESSION_TTL,
 };

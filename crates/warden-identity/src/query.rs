@@ -1,0 +1,784 @@
+//! The IAM and STS query-protocol front-end: form parameters in, XML out.
+//!
+//! Requests are form-encoded (`Action=CreateRole&Version=2010-05-08&...`); responses follow
+//! the shapes botocore's IAM model expects (`<CreateRoleResponse xmlns=...><CreateRoleResult>
+//! ...`), errors are `<ErrorResponse>` documents with IAM's status codes. This is the one
+//! place that maps [`IdentityError`] to wire errors; internal failures are logged here and
+//! reach the client only as a generic `ServiceFailure`. Authentication and authorization
+//! happen before [`Identity::handle_query`]: the API asks [`Identity::authorization_target`]
+//! for the IAM action and resource to authorize.
+
+use quick_xml::escape::escape;
+use warden_types::identity::{Principal, PrincipalKind};
+
+use crate::error::IdentityError;
+use crate::service::Identity;
+use crate::store::{Holder, KeyStatus, ManagedPolicy, Role, StoredKey, Tags, User};
+
+/// XML namespace of IAM responses.
+pub const IAM_NAMESPACE: &str = "https://iam.amazonaws.com/doc/2010-05-08/";
+/// XML namespace of STS responses.
+pub const STS_NAMESPACE: &str = "https://sts.amazonaws.com/doc/2011-06-15/";
+/// Content type of every query-protocol response.
+pub const CONTENT_TYPE: &str = "text/xml";
+
+/// An HTTP response of the query API: status and XML body (content type [`CONTENT_TYPE`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct QueryResponse {
+    /// HTTP status.
+    pub status: u16,
+    /// XML document.
+    pub body: String,
+}
+
+/// A query-protocol error: IAM code, HTTP status and client-facing message.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{code}: {message}")]
+pub struct QueryError {
+    /// HTTP status.
+    pub status: u16,
+    /// IAM error code, such as `NoSuchEntity`.
+    pub code: &'static str,
+    /// Message for the client.
+    pub message: String,
+}
+
+impl QueryError {
+    fn new(status: u16, code: &'static str, message: impl Into<String>) -> QueryError {
+        QueryError {
+            status,
+            code,
+            message: message.into(),
+        }
+    }
+
+    /// `ValidationError`, 400.
+    pub fn validation(message: impl Into<String>) -> QueryError {
+        QueryError::new(400, "ValidationError", message)
+    }
+
+    /// `AccessDenied`, 403, for the API's authorization step.
+    pub fn access_denied(message: impl Into<String>) -> QueryError {
+        QueryError::new(403, "AccessDenied", message)
+    }
+
+    /// The `<ErrorResponse>` document for this error, in the namespace of the service the
+    /// request's `Action` belongs to.
+    pub fn to_response(&self, params: &[(String, String)]) -> QueryResponse {
+        let ns = if is_sts(Params(params).get("Action").unwrap_or("")) {
+            STS_NAMESPACE
+        } else {
+            IAM_NAMESPACE
+        };
+        let kind = if self.status >= 500 {
+            "Receiver"
+        } else {
+            "Sender"
+        };
+        let mut x = Xml::default();
+        x.raw(&format!("<ErrorResponse xmlns=\"{ns}\">"));
+        x.open("Error");
+        x.leaf("Type", kind);
+        x.leaf("Code", self.code);
+        x.leaf("Message", &self.message);
+        x.close("Error");
+        x.leaf("RequestId", &request_id());
+        x.close("ErrorResponse");
+        QueryResponse {
+            status: self.status,
+            body: x.0,
+        }
+    }
+}
+
+impl From<IdentityError> for QueryError {
+    fn from(e: IdentityError) -> QueryError {
+        let status = match &e {
+            IdentityError::NoSuchEntity(_) => 404,
+            IdentityError::EntityAlreadyExists(_)
+            | IdentityError::DeleteConflict(_)
+            | IdentityError::LimitExceeded(_) => 409,
+            IdentityError::Validation(_) | IdentityError::MalformedPolicy(_) => 400,
+            _ => 500,
+        };
+        if status == 500 {
+            tracing::error!(error = %e, "identity operation failed");
+            return QueryError::new(500, "ServiceFailure", "an internal error occurred");
+        }
+        QueryError::new(status, e.code(), e.to_string())
+    }
+}
+
+/// Decodes an `application/x-www-form-urlencoded` body into ordered pairs. Never fails:
+/// invalid percent-escapes and UTF-8 are decoded leniently, as `form_urlencoded` does.
+pub fn parse_form(body: &[u8]) -> Vec<(String, String)> {
+    form_urlencoded::parse(body).into_owned().collect()
+}
+
+fn is_sts(action: &str) -> bool {
+    action == "GetCallerIdentity"
+}
+
+fn request_id() -> String {
+    uuid::Uuid::new_v4().to_string()
+}
+
+/// Percent-encodes everything but RFC 3986 unreserved characters, as IAM encodes policy
+/// documents in its XML (botocore decodes them with `urllib.parse.unquote`, which does
+/// not turn `+` into a space, so form encoding would corrupt spaces).
+pub fn percent_encode(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() * 3 / 2);
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// ISO 8601 in UTC with seconds, as IAM writes dates.
+fn iso8601(ms: i64) -> String {
+    let fmt = time::macros::format_description!("[year]-[month]-[day]T[hour]:[minute]:[second]Z");
+    time::OffsetDateTime::from_unix_timestamp(ms.div_euclid(1000))
+        .ok()
+        .and_then(|t| t.format(&fmt).ok())
+        .unwrap_or_else(|| "1970-01-01T00:00:00Z".into())
+}
+
+/// A minimal XML writer: element text is always escaped.
+#[derive(Default)]
+struct Xml(String);
+
+impl Xml {
+    fn raw(&mut self, s: &str) {
+        self.0.push_str(s);
+    }
+    fn open(&mut self, tag: &str) {
+        self.0.push('<');
+        self.0.push_str(tag);
+        self.0.push('>');
+    }
+    fn close(&mut self, tag: &str) {
+        self.0.push_str("</");
+        self.0.push_str(tag);
+        self.0.push('>');
+    }
+    fn leaf(&mut self, tag: &str, text: &str) {
+        self.open(tag);
+        self.0.push_str(&escape(text));
+        self.close(tag);
+    }
+    fn opt(&mut self, tag: &str, text: Option<&str>) {
+        if let Some(t) = text {
+            self.leaf(tag, t);
+        }
+    }
+    fn tags(&mut self, tags: &Tags) {
+        if tags.is_empty() {
+            return;
+        }
+        self.open("Tags");
+        for (k, v) in tags {
+            self.open("member");
+            self.leaf("Key", k);
+            self.leaf("Value", v);
+            self.close("member");
+        }
+        self.close("Tags");
+    }
+    fn user(&mut self, tag: &str, u: &User) {
+        self.open(tag);
+        self.leaf("Path", &u.path);
+        self.leaf("UserName", &u.name);
+        self.leaf("UserId", &u.id);
+        self.leaf("Arn", &u.arn);
+        self.leaf("CreateDate", &iso8601(u.created_ms));
+        self.tags(&u.tags);
+        self.close(tag);
+    }
+    fn role(&mut self, tag: &str, r: &Role) {
+        self.open(tag);
+        self.leaf("Path", &r.path);
+        self.leaf("RoleName", &r.name);
+        self.leaf("RoleId", &r.id);
+        self.leaf("Arn", &r.arn);
+        self.leaf("CreateDate", &iso8601(r.created_ms));
+        self.leaf("AssumeRolePolicyDocument", &percent_encode(&r.trust_policy));
+        self.opt("Description", r.description.as_deref());
+        self.leaf("MaxSessionDuration", &r.max_session_duration_s.to_string());
+        self.tags(&r.tags);
+        self.close(tag);
+    }
+    fn policy(&mut self, tag: &str, p: &ManagedPolicy, attachments: usize) {
+        self.open(tag);
+        self.leaf("PolicyName", &p.name);
+        self.leaf("PolicyId", &p.id);
+        self.leaf("Arn", &p.arn);
+        self.leaf("Path", &p.path);
+        self.leaf("DefaultVersionId", "v1");
+        self.leaf("AttachmentCount", &attachments.to_string());
+        self.leaf("PermissionsBoundaryUsageCount", "0");
+        self.leaf("IsAttachable", "true");
+        self.opt("Description", p.description.as_deref());
+        self.leaf("CreateDate", &iso8601(p.created_ms));
+        self.leaf("UpdateDate", &iso8601(p.created_ms));
+        self.close(tag);
+    }
+    fn key_metadata(&mut self, tag: &str, k: &StoredKey) {
+        self.open(tag);
+        self.leaf("UserName", &k.user_name);
+        self.leaf("AccessKeyId", &k.id);
+        self.leaf("Status", k.status.as_str());
+        self.leaf("CreateDate", &iso8601(k.created_ms));
+        self.close(tag);
+    }
+    fn names(&mut self, tag: &str, names: &[String]) {
+        self.open(tag);
+        for n in names {
+            self.leaf("member", n);
+        }
+        self.close(tag);
+    }
+    fn attached(&mut self, list: &[ManagedPolicy]) {
+        self.open("AttachedPolicies");
+        for p in list {
+            self.open("member");
+            self.leaf("PolicyName", &p.name);
+            self.leaf("PolicyArn", &p.arn);
+            self.close("member");
+        }
+        self.close("AttachedPolicies");
+    }
+    fn page_end(&mut self, marker: Option<String>) {
+        self.leaf(
+            "IsTruncated",
+            if marker.is_some() { "true" } else { "false" },
+        );
+        self.opt("Marker", marker.as_deref());
+    }
+}
+
+/// Typed access to the form parameters.
+struct Params<'a>(&'a [(String, String)]);
+
+impl<'a> Params<'a> {
+    /// The first value of `name`; an empty value counts as absent (as the CLI omits it).
+    fn get(&self, name: &str) -> Option<&'a str> {
+        self.0
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+            .filter(|v| !v.is_empty())
+    }
+
+    fn req(&self, name: &str) -> Result<&'a str, QueryError> {
+        self.get(name).ok_or_else(|| {
+            QueryError::validation(format!(
+                "1 validation error detected: Value null at '{}' failed to satisfy constraint: Member must not be null",
+                lower_first(name)
+            ))
+        })
+    }
+
+    fn int(&self, name: &str) -> Result<Option<i64>, QueryError> {
+        self.get(name)
+            .map(|v| {
+                v.parse::<i64>().map_err(|_| {
+                    QueryError::validation(format!(
+                        "parameter `{name}` must be an integer, not `{v}`"
+                    ))
+                })
+            })
+            .transpose()
+    }
+
+    fn tags(&self) -> Result<Tags, QueryError> {
+        let mut out = Vec::new();
+        for n in 1.. {
+            let key = self
+                .0
+                .iter()
+                .find(|(k, _)| *k == format!("Tags.member.{n}.Key"));
+            let Some((_, key)) = key else { break };
+            let value = self
+                .0
+                .iter()
+                .find(|(k, _)| *k == format!("Tags.member.{n}.Value"))
+                .map(|(_, v)| v.clone())
+                .unwrap_or_default();
+            out.push((key.clone(), value));
+        }
+        Ok(out)
+    }
+}
+
+fn lower_first(s: &str) -> String {
+    let mut c = s.chars();
+    match c.next() {
+        Some(f) => f.to_lowercase().chain(c).collect(),
+        None => String::new(),
+    }
+}
+
+/// Applies `Marker` (an index, as returned by us) and `MaxItems` (1 to 1000, default 100).
+fn paginate<T>(items: Vec<T>, p: &Params<'_>) -> Result<(Vec<T>, Option<String>), QueryError> {
+    let max = p.int("MaxItems")?.unwrap_or(100);
+    if !(1..=1000).contains(&max) {
+        return Err(QueryError::validation(
+            "MaxItems must be between 1 and 1000",
+        ));
+    }
+    let start = match p.get("Marker") {
+        Some(m) => m
+            .parse::<usize>()
+            .map_err(|_| QueryError::validation(format!("marker `{m}` is not valid")))?,
+        None => 0,
+    };
+    let max = max as usize;
+    let total = items.len();
+    let page: Vec<T> = items.into_iter().skip(start).take(max).collect();
+    let next = start.saturating_add(max);
+    Ok((page, (next < total).then(|| next.to_string())))
+}
+
+fn path_prefix<'a>(p: &Params<'a>) -> &'a str {
+    p.get("PathPrefix").unwrap_or("/")
+}
+
+/// The user a request is about: `UserName`, or else the calling user.
+fn user_or_caller<'a>(p: &Params<'a>, caller: &'a Principal) -> Result<&'a str, QueryError> {
+    if let Some(n) = p.get("UserName") {
+        return Ok(n);
+    }
+    match caller.kind {
+        PrincipalKind::User => Ok(&caller.name),
+        PrincipalKind::AssumedRole { .. } => Err(QueryError::validation(
+            "Must specify userName when calling with non-User credentials",
+        )),
+    }
+}
+
+impl Identity {
+    /// The IAM action and resource ARN a query request must be authorized for, e.g.
+    /// `("iam:CreateRole", "arn:aws:iam::ACCOUNT:role/NAME")`. List actions and
+    /// `sts:GetCallerIdentity` use `*`; AWS lets every caller call GetCallerIdentity,
+    /// so the API should not require a permission for it.
+    pub fn authorization_target(
+        &self,
+        params: &[(String, String)],
+        caller: &Principal,
+    ) -> Result<(String, String), QueryError> {
+        let p = Params(params);
+        let action = p.get("Action").ok_or_else(|| {
+            QueryError::new(
+                400,
+                "MissingAction",
+                "the request has no `Action` parameter",
+            )
+        })?;
+        if is_sts(action) {
+            return Ok(("sts:GetCallerIdentity".into(), "*".into()));
+        }
+        let acct = self.account();
+        let user_arn = |name: &str, path: Option<&str>| {
+            self.user(name).map(|u| u.arn).unwrap_or_else(|| {
+                let path = path.unwrap_or("/");
+                format!(
+                    "arn:aws:iam::{acct}:user{}/{name}",
+                    path.strip_suffix('/').unwrap_or(path)
+                )
+            })
+        };
+        let role_arn = |name: &str, path: Option<&str>| {
+            self.role(name).map(|r| r.arn).unwrap_or_else(|| {
+                let path = path.unwrap_or("/");
+                format!(
+                    "arn:aws:iam::{acct}:role{}/{name}",
+                    path.strip_suffix('/').unwrap_or(path)
+                )
+            })
+        };
+        let resource = match action {
+            "ListUsers" | "ListRoles" | "ListPolicies" => "*".to_owned(),
+            "CreateUser" => user_arn(p.req("UserName")?, p.get("Path")),
+            "GetUser" | "CreateAccessKey" | "ListAccessKeys" | "UpdateAccessKey"
+            | "DeleteAccessKey" => match p.get("UserName") {
+                Some(n) => user_arn(n, None),
+                // Fails for role sessions; a user caller acts on itself.
+                None => user_or_caller(&p, caller).map(|_| caller.arn.clone())?,
+            },
+            "DeleteUser"
+            | "TagUser"
+            | "PutUserPolicy"
+            | "GetUserPolicy"
+            | "DeleteUserPolicy"
+            | "ListUserPolicies"
+            | "AttachUserPolicy"
+            | "DetachUserPolicy"
+            | "ListAttachedUserPolicies" => user_arn(p.req("UserName")?, None),
+            "CreateRole" => role_arn(p.req("RoleName")?, p.get("Path")),
+            "GetRole"
+            | "DeleteRole"
+            | "UpdateAssumeRolePolicy"
+            | "PutRolePolicy"
+            | "GetRolePolicy"
+            | "DeleteRolePolicy"
+            | "ListRolePolicies"
+            | "AttachRolePolicy"
+            | "DetachRolePolicy"
+            | "ListAttachedRolePolicies"
+            | "TagRole" => role_arn(p.req("RoleName")?, None),
+            "CreatePolicy" => {
+                let path = p.get("Path").unwrap_or("/");
+                format!(
+                    "arn:aws:iam::{acct}:policy{}/{}",
+                    path.strip_suffix('/').unwrap_or(path),
+                    p.req("PolicyName")?
+                )
+            }
+            "GetPolicy" | "GetPolicyVersion" | "DeletePolicy" => p.req("PolicyArn")?.to_owned(),
+            other => return Err(invalid_action(other)),
+        };
+        Ok((format!("iam:{action}"), resource))
+    }
+
+    /// Runs one IAM or STS query request for an already authorized `caller`.
+    pub fn handle_query(&self, params: &[(String, String)], caller: &Principal) -> QueryResponse {
+        match self.dispatch(&Params(params), caller) {
+            Ok(body) => QueryResponse { status: 200, body },
+            Err(e) => e.to_response(params),
+        }
+    }
+
+    fn dispatch(&self, p: &Params<'_>, caller: &Principal) -> Result<String, QueryError> {
+        let action = p.get("Action").ok_or_else(|| {
+            QueryError::new(
+                400,
+                "MissingAction",
+                "the request has no `Action` parameter",
+            )
+        })?;
+        let mut x = Xml::default();
+        let ns = if is_sts(action) {
+            STS_NAMESPACE
+        } else {
+            IAM_NAMESPACE
+        };
+        x.raw(&format!("<{action}Response xmlns=\"{ns}\">"));
+        let result = format!("{action}Result");
+        match action {
+            "GetCallerIdentity" => {
+                x.open(&result);
+                x.leaf("UserId", &caller.id);
+                x.leaf("Account", &caller.account);
+                x.leaf("Arn", &caller.arn);
+                x.close(&result);
+            }
+            "CreateUser" => {
+                let u = self.create_user(p.req("UserName")?, p.get("Path"), p.tags()?)?;
+                x.open(&result);
+                x.user("User", &u);
+                x.close(&result);
+            }
+            "GetUser" => {
+                let name = user_or_caller(p, caller)?;
+                let u = self.user(name).ok_or_else(|| no_user(name))?;
+                x.open(&result);
+                x.user("User", &u);
+                x.close(&result);
+            }
+            "ListUsers" => {
+                let prefix = path_prefix(p);
+                let users: Vec<User> = self
+                    .users()
+                    .into_iter()
+                    .filter(|u| u.path.starts_with(prefix))
+                    .collect();
+                let (page, marker) = paginate(users, p)?;
+                x.open(&result);
+                x.open("Users");
+                for u in &page {
+                    x.user("member", u);
+                }
+                x.close("Users");
+                x.page_end(marker);
+                x.close(&result);
+            }
+            "DeleteUser" => self.delete_user(p.req("UserName")?)?,
+            "TagUser" => self.tag_user(p.req("UserName")?, &required_tags(p)?)?,
+            "CreateAccessKey" => {
+                let (k, secret) = self.create_access_key(user_or_caller(p, caller)?)?;
+                x.open(&result);
+                x.open("AccessKey");
+                x.leaf("UserName", &k.user_name);
+                x.leaf("AccessKeyId", &k.id);
+                x.leaf("Status", k.status.as_str());
+                x.leaf("SecretAccessKey", &secret);
+                x.leaf("CreateDate", &iso8601(k.created_ms));
+                x.close("AccessKey");
+                x.close(&result);
+            }
+            "ListAccessKeys" => {
+                let keys = self.access_keys(user_or_caller(p, caller)?)?;
+                let (page, marker) = paginate(keys, p)?;
+                x.open(&result);
+                x.open("AccessKeyMetadata");
+                for k in &page {
+                    x.key_metadata("member", k);
+                }
+                x.close("AccessKeyMetadata");
+                x.page_end(marker);
+                x.close(&result);
+            }
+            "UpdateAccessKey" => {
+                let status = p.req("Status")?;
+                let status = KeyStatus::parse(status).ok_or_else(|| {
+                    QueryError::validation(format!(
+                        "status `{status}` must be `Active` or `Inactive`"
+                    ))
+                })?;
+                let user = user_or_caller(p, caller)?.to_owned();
+                self.set_access_key_status(&user, p.req("AccessKeyId")?, status)?;
+            }
+            "DeleteAccessKey" => {
+                let user = user_or_caller(p, caller)?.to_owned();
+                self.delete_access_key(&user, p.req("AccessKeyId")?)?;
+            }
+            "CreateRole" => {
+                let max = p
+                    .int("MaxSessionDuration")?
+                    .map(|m| u32::try_from(m).unwrap_or(0));
+                let r = self.create_role(
+                    p.req("RoleName")?,
+                    p.get("Path"),
+                    p.req("AssumeRolePolicyDocument")?,
+                    p.get("Description"),
+                    max,
+                    p.tags()?,
+                )?;
+                x.open(&result);
+                x.role("Role", &r);
+                x.close(&result);
+            }
+            "GetRole" => {
+                let name = p.req("RoleName")?;
+                let r = self.role(name).ok_or_else(|| no_role(name))?;
+                x.open(&result);
+                x.role("Role", &r);
+                x.close(&result);
+            }
+            "ListRoles" => {
+                let prefix = path_prefix(p);
+                let roles: Vec<Role> = self
+                    .roles()
+                    .into_iter()
+                    .filter(|r| r.path.starts_with(prefix))
+                    .collect();
+                let (page, marker) = paginate(roles, p)?;
+                x.open(&result);
+                x.open("Roles");
+                for r in &page {
+                    x.role("member", r);
+                }
+                x.close("Roles");
+                x.page_end(marker);
+                x.close(&result);
+            }
+            "DeleteRole" => self.delete_role(p.req("RoleName")?)?,
+            "TagRole" => self.tag_role(p.req("RoleName")?, &required_tags(p)?)?,
+            "UpdateAssumeRolePolicy" => {
+                self.update_trust_policy(p.req("RoleName")?, p.req("PolicyDocument")?)?
+            }
+            "PutRolePolicy" | "PutUserPolicy" => self.put_inline_policy(
+                &holder(action, p)?,
+                p.req("PolicyName")?,
+                p.req("PolicyDocument")?,
+            )?,
+            "GetRolePolicy" | "GetUserPolicy" => {
+                let h = holder(action, p)?;
+                let name = p.req("PolicyName")?;
+                let found = self
+                    .inline_policies(&h)?
+                    .into_iter()
+                    .find(|ip| ip.name.eq_ignore_ascii_case(name))
+                    .ok_or_else(|| no_inline(&h, name))?;
+                x.open(&result);
+                match &found.holder {
+                    Holder::User(n) => x.leaf("UserName", n),
+                    Holder::Role(n) => x.leaf("RoleName", n),
+                }
+                x.leaf("PolicyName", &found.name);
+                x.leaf("PolicyDocument", &percent_encode(&found.document));
+                x.close(&result);
+            }
+            "DeleteRolePolicy" | "DeleteUserPolicy" => {
+                self.delete_inline_policy(&holder(action, p)?, p.req("PolicyName")?)?
+            }
+            "ListRolePolicies" | "ListUserPolicies" => {
+                let names: Vec<String> = self
+                    .inline_policies(&holder(action, p)?)?
+                    .into_iter()
+                    .map(|ip| ip.name)
+                    .collect();
+                let (page, marker) = paginate(names, p)?;
+                x.open(&result);
+                x.names("PolicyNames", &page);
+                x.page_end(marker);
+                x.close(&result);
+            }
+            "CreatePolicy" => {
+                let pol = self.create_policy(
+                    p.req("PolicyName")?,
+                    p.get("Path"),
+                    p.req("PolicyDocument")?,
+                    p.get("Description"),
+                )?;
+                x.open(&result);
+                x.policy("Policy", &pol, 0);
+                x.close(&result);
+            }
+            "GetPolicy" => {
+                let arn = p.req("PolicyArn")?;
+                let pol = self.policy(arn).ok_or_else(|| no_managed(arn))?;
+                x.open(&result);
+                x.policy("Policy", &pol, self.attachment_count(arn));
+                x.close(&result);
+            }
+            "GetPolicyVersion" => {
+                let arn = p.req("PolicyArn")?;
+                let version = p.req("VersionId")?;
+                let pol = self.policy(arn).ok_or_else(|| no_managed(arn))?;
+                if version != "v1" {
+                    return Err(QueryError::new(
+                        404,
+                        "NoSuchEntity",
+                        format!("Policy `{arn}` version `{version}` does not exist or is not attachable."),
+                    ));
+                }
+                x.open(&result);
+                x.open("PolicyVersion");
+                x.leaf("Document", &percent_encode(&pol.document));
+                x.leaf("VersionId", "v1");
+                x.leaf("IsDefaultVersion", "true");
+                x.leaf("CreateDate", &iso8601(pol.created_ms));
+                x.close("PolicyVersion");
+                x.close(&result);
+            }
+            "DeletePolicy" => self.delete_policy(p.req("PolicyArn")?)?,
+            "ListPolicies" => {
+                let prefix = path_prefix(p);
+                let scope = p.get("Scope").unwrap_or("All");
+                let only_attached = p.get("OnlyAttached") == Some("true");
+                let list: Vec<(ManagedPolicy, usize)> = self
+                    .managed_policies()
+                    .into_iter()
+                    .filter(|pol| scope != "AWS" && pol.path.starts_with(prefix))
+                    .map(|pol| {
+                        let n = self.attachment_count(&pol.arn);
+                        (pol, n)
+                    })
+                    .filter(|(_, n)| !only_attached || *n > 0)
+                    .collect();
+                let (page, marker) = paginate(list, p)?;
+                x.open(&result);
+                x.open("Policies");
+                for (pol, n) in &page {
+                    x.policy("member", pol, *n);
+                }
+                x.close("Policies");
+                x.page_end(marker);
+                x.close(&result);
+            }
+            "AttachRolePolicy" | "AttachUserPolicy" => {
+                self.attach_policy(&holder(action, p)?, p.req("PolicyArn")?)?
+            }
+            "DetachRolePolicy" | "DetachUserPolicy" => {
+                self.detach_policy(&holder(action, p)?, p.req("PolicyArn")?)?
+            }
+            "ListAttachedRolePolicies" | "ListAttachedUserPolicies" => {
+                let prefix = path_prefix(p);
+                let list: Vec<ManagedPolicy> = self
+                    .attached_policies(&holder(action, p)?)?
+                    .into_iter()
+                    .filter(|pol| pol.path.starts_with(prefix))
+                    .collect();
+                let (page, marker) = paginate(list, p)?;
+                x.open(&result);
+                x.attached(&page);
+                x.page_end(marker);
+                x.close(&result);
+            }
+            other => return Err(invalid_action(other)),
+        }
+        x.open("ResponseMetadata");
+        x.leaf("RequestId", &request_id());
+        x.close("ResponseMetadata");
+        x.raw(&format!("</{action}Response>"));
+        Ok(x.0)
+    }
+}
+
+fn required_tags(p: &Params<'_>) -> Result<Tags, QueryError> {
+    let tags = p.tags()?;
+    if tags.is_empty() {
+        return Err(p
+            .req("Tags")
+            .err()
+            .unwrap_or_else(|| QueryError::validation("tags are required")));
+    }
+    Ok(tags)
+}
+
+fn holder(action: &str, p: &Params<'_>) -> Result<Holder, QueryError> {
+    if action.contains("Role") {
+        Ok(Holder::Role(p.req("RoleName")?.to_owned()))
+    } else {
+        Ok(Holder::User(p.req("UserName")?.to_owned()))
+    }
+}
+
+fn invalid_action(action: &str) -> QueryError {
+    QueryError::new(
+        400,
+        "InvalidAction",
+        format!("Could not find operation `{action}` for version 2010-05-08"),
+    )
+}
+
+fn no_user(name: &str) -> QueryError {
+    QueryError::new(
+        404,
+        "NoSuchEntity",
+        format!("The user with name `{name}` cannot be found."),
+    )
+}
+
+fn no_role(name: &str) -> QueryError {
+    QueryError::new(
+        404,
+        "NoSuchEntity",
+        format!("The role with name `{name}` cannot be found."),
+    )
+}
+
+fn no_managed(arn: &str) -> QueryError {
+    QueryError::new(
+        404,
+        "NoSuchEntity",
+        format!("Policy `{arn}` was not found."),
+    )
+}
+
+fn no_inline(h: &Holder, name: &str) -> QueryError {
+    let (kind, holder) = match h {
+        Holder::User(n) => ("user", n),
+        Holder::Role(n) => ("role", n),
+    };
+    QueryError::new(
+        404,
+        "NoSuchEntity",
+        format!("The {kind} policy with name `{name}` cannot be found in {kind} `{holder}`."),
+    )
+}
