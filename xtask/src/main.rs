@@ -7,6 +7,8 @@
 //!   `cargo test`).
 //! - `cargo xtask bench`: the end-to-end benchmark recorded in BENCHMARKS.md.
 
+mod bench;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -34,7 +36,7 @@ fn real_main() -> Result<()> {
             let env = tools(&root)?;
             test(&root, &env, &args[1..])
         }
-        Some("bench") => bench(&root, &args[1..]),
+        Some("bench") => bench::run(&root, &args[1..]),
         _ => {
             eprintln!("usage: cargo xtask <ci|tools|test [cargo test args]|bench>");
             std::process::exit(2);
@@ -142,8 +144,4 @@ fn ci(root: &Path) -> Result<()> {
         "warnings",
     ]))?;
     test(root, &env, &[])
-}
-
-fn bench(_root: &Path, _args: &[String]) -> Result<()> {
-    bail!("the end-to-end benchmark is not written yet")
 }
