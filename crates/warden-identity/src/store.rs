@@ -1083,7 +1083,7 @@ mod tests {
         };
         s.create_user(
             &user("alice"),
-            &[inline.clone()],
+            std::slice::from_ref(&inline),
             Some(&key("AKIA1", "alice")),
         )
         .unwrap();

@@ -204,7 +204,7 @@ pub fn run() -> Session {
             &b,
             "ListAccessKeysResponse/ListAccessKeysResult/AccessKeyMetadata/member/AccessKeyId"
         ),
-        [key_id.clone()]
+        std::slice::from_ref(&key_id)
     );
     s.call(
         "UpdateAccessKey",
@@ -267,7 +267,7 @@ pub fn run() -> Session {
             &b,
             "ListPoliciesResponse/ListPoliciesResult/Policies/member/Arn"
         ),
-        [arn.clone()]
+        std::slice::from_ref(&arn)
     );
     s.call(
         "AttachUserPolicy",
@@ -413,7 +413,7 @@ pub fn run() -> Session {
     let b = s.call("ListAttachedRolePolicies", &[("RoleName", "exec")], 200);
     assert_eq!(
         texts(&b, "ListAttachedRolePoliciesResponse/ListAttachedRolePoliciesResult/AttachedPolicies/member/PolicyArn"),
-        [arn.clone()]
+        std::slice::from_ref(&arn)
     );
     s.call(
         "TagRole",
