@@ -45,7 +45,14 @@ fn measure(label: &str, parts: &http::request::Parts, body: &[u8], keys: &Keys, 
     for _ in 0..5 {
         let start = Instant::now();
         for _ in 0..iterations {
-            black_box(verify(black_box(parts), black_box(body), now, keys, "us-east-1")).ok();
+            black_box(verify(
+                black_box(parts),
+                black_box(body),
+                now,
+                keys,
+                "us-east-1",
+            ))
+            .ok();
         }
         best = best.min(start.elapsed());
     }
@@ -56,7 +63,10 @@ fn measure(label: &str, parts: &http::request::Parts, body: &[u8], keys: &Keys, 
 fn main() {
     let now = SystemTime::now();
     let long = credential("AKIABENCHLONGTERM001", None);
-    let temp = credential("ASIABENCHTEMPORARY02", Some("IQoJb3JpZ2luX2VjEJr//////////wEaCXVzLWVhc3QtMSJHMEUCIQ+token=="));
+    let temp = credential(
+        "ASIABENCHTEMPORARY02",
+        Some("IQoJb3JpZ2luX2VjEJr//////////wEaCXVzLWVhc3QtMSJHMEUCIQ+token=="),
+    );
     let keys = Keys(
         (0..1000)
             .map(|i| credential(&format!("AKIAFILLER{i:010}"), None))
@@ -65,7 +75,10 @@ fn main() {
             .collect(),
     );
     let body = br#"{"name":"world","n":42}"#;
-    for (label, cred) in [("invoke, long-term key", &long), ("invoke, session token", &temp)] {
+    for (label, cred) in [
+        ("invoke, long-term key", &long),
+        ("invoke, session token", &temp),
+    ] {
         let mut req = Request::builder()
             .method("POST")
             .uri("http://127.0.0.1:9700/2015-03-31/functions/hello/invocations")
@@ -79,7 +92,9 @@ fn main() {
         };
         sign_request(&mut req, body, &signing, "us-east-1", "lambda", now).unwrap();
         let (mut parts, ()) = req.into_parts();
-        parts.headers.insert("host", "127.0.0.1:9700".parse().unwrap());
+        parts
+            .headers
+            .insert("host", "127.0.0.1:9700".parse().unwrap());
         parts.uri = "/2015-03-31/functions/hello/invocations".parse().unwrap();
         measure(label, &parts, body, &keys, now);
     }
@@ -92,10 +107,26 @@ fn main() {
         secret_access_key: long.secret_access_key.clone(),
         session_token: None,
     };
-    presign_request(&mut req, b"", &signing, "us-east-1", "lambda", now, Duration::from_secs(300))
-        .unwrap();
+    presign_request(
+        &mut req,
+        b"",
+        &signing,
+        "us-east-1",
+        "lambda",
+        now,
+        Duration::from_secs(300),
+    )
+    .unwrap();
     let (mut parts, ()) = req.into_parts();
-    parts.headers.insert("host", "127.0.0.1:9700".parse().unwrap());
-    parts.uri = parts.uri.path_and_query().unwrap().as_str().parse().unwrap();
+    parts
+        .headers
+        .insert("host", "127.0.0.1:9700".parse().unwrap());
+    parts.uri = parts
+        .uri
+        .path_and_query()
+        .unwrap()
+        .as_str()
+        .parse()
+        .unwrap();
     measure("presigned GET", &parts, b"", &keys, now);
 }
