@@ -150,3 +150,27 @@ pub fn instance_spec(
         tmp_mb: config.ephemeral_storage_mb,
     })
 }
+
+/// The `errorType` Lambda reports when a runtime process ends without answering:
+/// `Runtime.OutOfMemory` when the memory limit killed it, `Runtime.ExitError` otherwise.
+pub fn exit_error_type(status: ExitStatus) -> &'static str {
+    match status {
+        ExitStatus::OutOfMemory => "Runtime.OutOfMemory",
+        _ => "Runtime.ExitError",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn out_of_memory_has_its_own_error_type() {
+        assert_eq!(
+            exit_error_type(ExitStatus::OutOfMemory),
+            "Runtime.OutOfMemory"
+        );
+        assert_eq!(exit_error_type(ExitStatus::Signal(9)), "Runtime.ExitError");
+        assert_eq!(exit_error_type(ExitStatus::Code(1)), "Runtime.ExitError");
+    }
+}

@@ -401,7 +401,7 @@ impl Engine {
                         let message = String::from_utf8_lossy(&body).into_owned();
                         self.failure_with_body(config, request_id, tail, started, logs, error_type.as_deref().unwrap_or("Runtime.InitError"), message, body)
                     }
-                    InitFailure::Exited(status) => failed("Runtime.ExitError", format!("RequestId: {request_id} Error: Runtime exited with error: {status}"), logs),
+                    InitFailure::Exited(status) => failed(instance::exit_error_type(status), format!("RequestId: {request_id} Error: Runtime exited with error: {status}"), logs),
                     InitFailure::TimedOut => failed(
                         "Runtime.InitError",
                         format!("RequestId: {request_id} Error: init phase timed out after {:.2} seconds", inner.config.init_timeout.as_secs_f64()),
@@ -481,7 +481,10 @@ impl Engine {
                 let message =
                     format!("RequestId: {request_id} Error: Runtime exited with error: {status}");
                 instance.logs.platform(message.clone());
-                (error_json("Runtime.ExitError", &message), Some("Unhandled"))
+                (
+                    error_json(instance::exit_error_type(status), &message),
+                    Some("Unhandled"),
+                )
             }
         };
         let duration_ms = started.elapsed().as_secs_f64() * 1000.0;

@@ -1,5 +1,9 @@
 //! The server's side of the zygote: an [`Executor`] that forwards spawns and kills to the
 //! zygote process and turns its reports into futures.
+//!
+//! Without a sandbox the Runtime API listener is bound here on the host's loopback; with
+//! one, the sandbox binds it at `127.0.0.1:9001` inside the instance's network namespace
+//! and the zygote passes it back with the spawn confirmation.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -16,12 +20,15 @@ use rustix::net::{socketpair, AddressFamily, SocketFlags, SocketType};
 use tokio::sync::oneshot;
 
 use crate::protocol::{self, Event, Request, MAX_MESSAGE};
-use crate::{Executor, ExecutorError, ExitStatus, InstanceId, InstanceSpec, SpawnedInstance};
+use crate::{
+    Executor, ExecutorError, ExitStatus, InstanceId, InstanceSpec, Isolation, Protection,
+    SpawnedInstance, SANDBOX_RUNTIME_API, TASK_ROOT,
+};
 
 /// How long the zygote may take to confirm a spawn before the spawn is abandoned.
 const SPAWN_DEADLINE: Duration = Duration::from_secs(10);
 
-type SpawnReply = oneshot::Sender<Result<i32, String>>;
+type SpawnReply = oneshot::Sender<Result<(i32, Option<OwnedFd>), String>>;
 
 #[derive(Default)]
 struct Shared {
@@ -32,18 +39,23 @@ struct Shared {
     closing: AtomicBool,
 }
 
-/// Spawns instances as plain child processes of the zygote, each in its own process group.
+/// Spawns instances from the zygote: in a sandbox each, or as plain child processes in
+/// their own process groups with [`Isolation::None`].
 pub struct ZygoteExecutor {
     control: OwnedFd,
     shared: Arc<Shared>,
     next_id: AtomicU64,
     zygote: Mutex<std::process::Child>,
+    sandboxed: bool,
+    protections: Vec<Protection>,
 }
 
 impl ZygoteExecutor {
     /// Starts the zygote by running `exe` with `args` (normally this binary with
-    /// `__zygote`), its control socket as standard input.
-    pub fn start(exe: &Path, args: &[&str]) -> Result<Self, ExecutorError> {
+    /// `__zygote`), its control socket as standard input, and waits until it is ready.
+    /// With [`Isolation::Sandbox`] it fails with [`ExecutorError::SandboxUnavailable`] if
+    /// the sandbox cannot work here.
+    pub fn start(exe: &Path, args: &[&str], isolation: Isolation) -> Result<Self, ExecutorError> {
         let (ours, theirs) = socketpair(
             AddressFamily::UNIX,
             SocketType::SEQPACKET,
@@ -63,6 +75,20 @@ impl ZygoteExecutor {
                 path: exe.to_path_buf(),
                 source,
             })?;
+        let mut zygote = zygote;
+        let sandbox = match isolation {
+            Isolation::Sandbox(opts) => Some(opts),
+            Isolation::None => None,
+        };
+        let sandboxed = sandbox.is_some();
+        let protections = match handshake(&ours, sandbox) {
+            Ok(p) => p,
+            Err(e) => {
+                let _ = zygote.kill();
+                let _ = zygote.wait();
+                return Err(e);
+            }
+        };
         let shared = Arc::new(Shared::default());
         let reader_fd = ours.try_clone().map_err(|source| ExecutorError::Create {
             what: "the zygote socket",
@@ -81,7 +107,19 @@ impl ZygoteExecutor {
             shared,
             next_id: AtomicU64::new(1),
             zygote: Mutex::new(zygote),
+            sandboxed,
+            protections,
         })
+    }
+
+    /// The sandbox's protections and whether each is active here; empty without a sandbox.
+    pub fn protections(&self) -> &[Protection] {
+        &self.protections
+    }
+
+    /// Whether instances run in the sandbox.
+    pub fn is_sandboxed(&self) -> bool {
+        self.sandboxed
     }
 
     /// The zygote's pid, for diagnostics and tests.
@@ -94,22 +132,21 @@ impl ZygoteExecutor {
             return Err(ExecutorError::ZygoteGone);
         }
         let id = InstanceId(self.next_id.fetch_add(1, Ordering::Relaxed));
-        let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).map_err(|source| {
-            ExecutorError::Create {
+        let (listener, runtime_api) = if self.sandboxed {
+            spec.relocate_code(Path::new(TASK_ROOT));
+            (None, SANDBOX_RUNTIME_API.to_owned())
+        } else {
+            let create = |source| ExecutorError::Create {
                 what: "the Runtime API listener",
                 source,
-            }
-        })?;
-        let port = listener
-            .local_addr()
-            .map_err(|source| ExecutorError::Create {
-                what: "the Runtime API listener",
-                source,
-            })?
-            .port();
+            };
+            let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).map_err(create)?;
+            let port = listener.local_addr().map_err(create)?.port();
+            (Some(listener), format!("127.0.0.1:{port}"))
+        };
         spec.env.retain(|(k, _)| k != "AWS_LAMBDA_RUNTIME_API");
         spec.env
-            .push(("AWS_LAMBDA_RUNTIME_API".into(), format!("127.0.0.1:{port}")));
+            .push(("AWS_LAMBDA_RUNTIME_API".into(), runtime_api));
 
         let (stdout_r, stdout_w) = std::io::pipe().map_err(|source| ExecutorError::Create {
             what: "a stdout pipe",
@@ -131,6 +168,9 @@ impl ZygoteExecutor {
             args: spec.args,
             env: spec.env,
             cwd: spec.cwd.to_string_lossy().into_owned(),
+            code_dir: spec.code_dir.to_string_lossy().into_owned(),
+            memory_mb: spec.memory_mb,
+            tmp_mb: spec.tmp_mb,
         };
         let sent = protocol::send(
             self.control.as_fd(),
@@ -145,8 +185,8 @@ impl ZygoteExecutor {
             lock(&self.shared.exits).remove(&id);
             return Err(ExecutorError::Channel(e));
         }
-        let pid = match tokio::time::timeout(SPAWN_DEADLINE, reply_rx).await {
-            Ok(Ok(Ok(pid))) => pid,
+        let (pid, passed) = match tokio::time::timeout(SPAWN_DEADLINE, reply_rx).await {
+            Ok(Ok(Ok(reply))) => reply,
             Ok(Ok(Err(message))) => {
                 lock(&self.shared.exits).remove(&id);
                 return Err(ExecutorError::Spawn {
@@ -164,12 +204,23 @@ impl ZygoteExecutor {
                 });
             }
         };
+        let runtime_api = match (listener, passed) {
+            (Some(l), _) => l,
+            (None, Some(fd)) => TcpListener::from(fd),
+            (None, None) => {
+                self.kill(id);
+                return Err(ExecutorError::Spawn {
+                    program: request_program(&spec.program),
+                    message: "the zygote sent no Runtime API listener".into(),
+                });
+            }
+        };
         Ok(SpawnedInstance {
             id,
             pid,
             stdout: stdout_r.into(),
             stderr: stderr_r.into(),
-            runtime_api: listener,
+            runtime_api,
             exited: exit_rx,
         })
     }
@@ -185,15 +236,36 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
+/// Sends the zygote its `Init` message and waits for its answer.
+fn handshake(
+    control: &OwnedFd,
+    sandbox: Option<crate::SandboxOptions>,
+) -> Result<Vec<Protection>, ExecutorError> {
+    protocol::send(control.as_fd(), &Request::Init { sandbox }, &[])
+        .map_err(ExecutorError::Channel)?;
+    let mut buf = vec![0u8; MAX_MESSAGE];
+    match protocol::recv::<Event>(control.as_fd(), &mut buf).map_err(ExecutorError::Channel)? {
+        Some((Event::Ready { protections }, _)) => Ok(protections),
+        Some((Event::InitFailed { message }, _)) => Err(ExecutorError::SandboxUnavailable(message)),
+        Some((other, _)) => Err(ExecutorError::Handshake(format!(
+            "unexpected first message {other:?}"
+        ))),
+        None => Err(ExecutorError::Handshake(
+            "it exited before answering".into(),
+        )),
+    }
+}
+
 fn read_events(socket: OwnedFd, shared: Arc<Shared>) {
     let mut buf = vec![0u8; MAX_MESSAGE];
-    while let Ok(Some((event, _fds))) = protocol::recv::<Event>(socket.as_fd(), &mut buf) {
+    while let Ok(Some((event, fds))) = protocol::recv::<Event>(socket.as_fd(), &mut buf) {
         match event {
             Event::Spawned { id, pid } => {
                 if let Some(tx) = lock(&shared.pending).remove(&id) {
-                    let _ = tx.send(Ok(pid));
+                    let _ = tx.send(Ok((pid, fds.into_iter().next())));
                 }
             }
+            Event::Ready { .. } | Event::InitFailed { .. } => {}
             Event::SpawnFailed { id, message } => {
                 if let Some(tx) = lock(&shared.pending).remove(&id) {
                     let _ = tx.send(Err(message));
@@ -231,7 +303,20 @@ impl Executor for ZygoteExecutor {
     }
 
     fn describe(&self) -> String {
-        "plain child processes in their own process groups (no sandbox)".into()
+        if !self.sandboxed {
+            return "plain child processes in their own process groups (no sandbox)".into();
+        }
+        let degraded: Vec<&str> = self
+            .protections
+            .iter()
+            .filter(|p| !p.active)
+            .map(|p| p.name.as_str())
+            .collect();
+        if degraded.is_empty() {
+            "sandboxed instances, every protection active".into()
+        } else {
+            format!("sandboxed instances, degraded: {}", degraded.join(", "))
+        }
     }
 }
 

@@ -14,7 +14,7 @@ use rustix::net::{
 };
 use serde::{Deserialize, Serialize};
 
-use crate::{ExitStatus, InstanceId};
+use crate::{ExitStatus, InstanceId, Protection, SandboxOptions};
 
 /// Largest message; a spawn carries at most a 4 KB environment plus paths and arguments.
 pub const MAX_MESSAGE: usize = 256 * 1024;
@@ -24,13 +24,22 @@ pub const MAX_FDS: usize = 4;
 /// Server → zygote.
 #[derive(Debug, Serialize, Deserialize)]
 pub enum Request {
-    /// Attached fds: stdout write end, stderr write end.
+    /// The first message: how instances are isolated (`None`: plain processes). The
+    /// zygote answers [`Event::Ready`] or [`Event::InitFailed`].
+    Init {
+        sandbox: Option<SandboxOptions>,
+    },
+    /// Attached fds: stdout write end, stderr write end. Paths are as the instance sees
+    /// them; `code_dir` is the host directory the sandbox shows at `/var/task`.
     Spawn {
         id: InstanceId,
         program: String,
         args: Vec<String>,
         env: Vec<(String, String)>,
         cwd: String,
+        code_dir: String,
+        memory_mb: u32,
+        tmp_mb: u32,
     },
     Kill {
         id: InstanceId,
@@ -40,9 +49,27 @@ pub enum Request {
 /// Zygote → server.
 #[derive(Debug, Serialize, Deserialize)]
 pub enum Event {
-    Spawned { id: InstanceId, pid: i32 },
-    SpawnFailed { id: InstanceId, message: String },
-    Exited { id: InstanceId, status: ExitStatus },
+    /// Answer to [`Request::Init`]: the protections in force (empty without a sandbox).
+    Ready {
+        protections: Vec<Protection>,
+    },
+    /// Answer to [`Request::Init`]: the sandbox cannot work on this host.
+    InitFailed {
+        message: String,
+    },
+    /// Attached fd when sandboxed: the Runtime API listener inside the instance.
+    Spawned {
+        id: InstanceId,
+        pid: i32,
+    },
+    SpawnFailed {
+        id: InstanceId,
+        message: String,
+    },
+    Exited {
+        id: InstanceId,
+        status: ExitStatus,
+    },
 }
 
 /// Sends one message with descriptors.

@@ -1,72 +1,376 @@
 //! The zygote: a small single-threaded process that starts, watches and kills instance
 //! processes on the server's behalf.
 //!
-//! It is started once at boot with its control socket as standard input. It multiplexes
-//! the control socket and one pidfd per child with `poll`, so it needs no threads and no
-//! signal handlers. When the server goes away (the control socket reaches end of stream),
-//! it kills every instance it started and exits, so a crashed server leaves no orphans.
+//! It is started once at boot with its control socket as standard input. Its first message
+//! says whether instances are sandboxed; if so it creates the `warden_sandbox::Sandbox`
+//! here, in this process, because spawning from the sandbox is only sound from a
+//! single-threaded process whose spawning thread outlives the instances (the sandbox's
+//! caller obligations). It multiplexes the control socket and one pidfd per instance with
+//! `poll`, so it needs no threads and no signal handlers, and it reaps each instance through
+//! its pidfd (never `waitpid(-1)`), so every instance ends in `Sandbox::wait`, which returns
+//! its cgroup slot. When idle it tops up the sandbox's network namespace pool, keeping that
+//! work off the spawn path. When the server goes away (the control socket reaches end of
+//! stream), it kills every instance it started and exits, so a crashed server leaves no
+//! orphans.
 
 use std::collections::HashMap;
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 
-use rustix::event::{poll, PollFd, PollFlags};
+use rustix::event::{poll, PollFd, PollFlags, Timespec};
 use rustix::process::{kill_process_group, pidfd_open, Pid, PidfdFlags, Signal};
+use warden_sandbox::{Sandbox, SandboxConfig, SandboxSpec, Sandboxed};
 
 use crate::protocol::{self, Event, Request, MAX_MESSAGE};
-use crate::{ExitStatus, InstanceId};
+use crate::{cpu_quota_percent, ExitStatus, InstanceId, Protection, SandboxOptions};
 
-struct Running {
-    child: Child,
-    pidfd: OwnedFd,
+enum Running {
+    Plain { child: Child, pidfd: OwnedFd },
+    Sandboxed(Sandboxed),
 }
 
-/// Runs the zygote loop on `control` until the server closes it. Never returns normally.
+impl Running {
+    fn pidfd(&self) -> BorrowedFd<'_> {
+        match self {
+            Running::Plain { pidfd, .. } => pidfd.as_fd(),
+            Running::Sandboxed(s) => s.pidfd.as_fd(),
+        }
+    }
+}
+
+struct Zygote {
+    control: OwnedFd,
+    sandbox: Option<(Sandbox, SandboxOptions)>,
+    running: HashMap<InstanceId, Running>,
+    /// Whether the network namespace pool may be below its size.
+    pool_low: bool,
+}
+
+/// Runs the zygote loop on `control` until the server closes it.
 pub fn run_zygote(control: OwnedFd) -> std::io::Result<()> {
-    let mut running: HashMap<InstanceId, Running> = HashMap::new();
     let mut buf = vec![0u8; MAX_MESSAGE];
-    loop {
-        let ids: Vec<InstanceId> = running.keys().copied().collect();
-        let mut fds = Vec::with_capacity(ids.len() + 1);
-        fds.push(PollFd::new(&control, PollFlags::IN));
-        for id in &ids {
-            fds.push(PollFd::new(&running[id].pidfd, PollFlags::IN));
-        }
-        match poll(&mut fds, None) {
-            Ok(_) => {}
-            Err(rustix::io::Errno::INTR) => continue,
-            Err(e) => return Err(e.into()),
-        }
-        let control_ready = !fds[0].revents().is_empty();
-        let exited: Vec<InstanceId> = ids
-            .iter()
-            .zip(&fds[1..])
-            .filter(|(_, fd)| !fd.revents().is_empty())
-            .map(|(id, _)| *id)
-            .collect();
-        drop(fds);
-
-        for id in exited {
-            if let Some(mut r) = running.remove(&id) {
-                let status = reap(&mut r);
-                let _ = protocol::send(control.as_fd(), &Event::Exited { id, status }, &[]);
-            }
-        }
-
-        if control_ready {
-            match protocol::recv::<Request>(control.as_fd(), &mut buf) {
-                Ok(Some((request, fds))) => handle(&control, &mut running, request, fds),
-                Ok(None) | Err(_) => {
-                    // The server is gone: leave nothing behind.
-                    for (_, mut r) in running.drain() {
-                        let _ = kill_process_group(child_pid(&r.child), Signal::KILL);
-                        let _ = r.child.kill();
-                        let _ = r.child.wait();
-                    }
+    let sandbox = match protocol::recv::<Request>(control.as_fd(), &mut buf)? {
+        Some((Request::Init { sandbox: None }, _)) => None,
+        Some((
+            Request::Init {
+                sandbox: Some(opts),
+            },
+            _,
+        )) => {
+            let config = SandboxConfig {
+                netns_pool_size: opts.netns_pool_size,
+                ..SandboxConfig::default()
+            };
+            match Sandbox::new(config) {
+                Ok(sandbox) => Some((sandbox, opts)),
+                Err(e) => {
+                    let event = Event::InitFailed {
+                        message: error_chain(&e),
+                    };
+                    protocol::send(control.as_fd(), &event, &[])?;
                     return Ok(());
                 }
             }
+        }
+        Some(_) => return Err(std::io::Error::other("the first message must be `Init`")),
+        None => return Ok(()),
+    };
+    let protections = sandbox
+        .as_ref()
+        .map(|(s, _)| {
+            s.report()
+                .protections
+                .into_iter()
+                .map(|p| Protection {
+                    name: p.name.to_owned(),
+                    active: p.active,
+                    detail: p.detail,
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    protocol::send(control.as_fd(), &Event::Ready { protections }, &[])?;
+    let mut zygote = Zygote {
+        control,
+        sandbox,
+        running: HashMap::new(),
+        pool_low: false,
+    };
+    zygote.run(&mut buf)
+}
+
+/// An error and its sources on one line.
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut message = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        message.push_str(": ");
+        message.push_str(&s.to_string());
+        source = s.source();
+    }
+    message
+}
+
+impl Zygote {
+    fn run(&mut self, buf: &mut [u8]) -> std::io::Result<()> {
+        loop {
+            let ids: Vec<InstanceId> = self.running.keys().copied().collect();
+            let mut fds = Vec::with_capacity(ids.len() + 1);
+            fds.push(PollFd::new(&self.control, PollFlags::IN));
+            let pidfds: Vec<BorrowedFd<'_>> =
+                ids.iter().map(|id| self.running[id].pidfd()).collect();
+            for fd in &pidfds {
+                fds.push(PollFd::new(fd, PollFlags::IN));
+            }
+            // With the pool low, only look for work; if there is none, refill it.
+            let zero = Timespec {
+                tv_sec: 0,
+                tv_nsec: 0,
+            };
+            let timeout = self.pool_low.then_some(&zero);
+            let ready = match poll(&mut fds, timeout) {
+                Ok(n) => n,
+                Err(rustix::io::Errno::INTR) => continue,
+                Err(e) => return Err(e.into()),
+            };
+            let control_ready = !fds[0].revents().is_empty();
+            let exited: Vec<InstanceId> = ids
+                .iter()
+                .zip(&fds[1..])
+                .filter(|(_, fd)| !fd.revents().is_empty())
+                .map(|(id, _)| *id)
+                .collect();
+            drop(fds);
+
+            if ready == 0 {
+                self.refill();
+                continue;
+            }
+            for id in exited {
+                if let Some(r) = self.running.remove(&id) {
+                    let status = self.reap(r);
+                    let _ =
+                        protocol::send(self.control.as_fd(), &Event::Exited { id, status }, &[]);
+                }
+            }
+            if control_ready {
+                match protocol::recv::<Request>(self.control.as_fd(), buf) {
+                    Ok(Some((request, fds))) => self.handle(request, fds),
+                    Ok(None) | Err(_) => {
+                        self.kill_all();
+                        return Ok(());
+                    }
+                }
+            }
+        }
+    }
+
+    fn refill(&mut self) {
+        self.pool_low = false;
+        if let Some((sandbox, _)) = &mut self.sandbox {
+            // A failure here is not fatal: `spawn` creates a namespace inline when the pool
+            // is empty, and reports the error itself if that fails too.
+            let _ = sandbox.refill_pool();
+        }
+    }
+
+    /// The server is gone: leave nothing behind.
+    fn kill_all(&mut self) {
+        for (_, r) in self.running.drain() {
+            match r {
+                Running::Plain { mut child, .. } => {
+                    let _ = kill_process_group(child_pid(&child), Signal::KILL);
+                    let _ = child.kill();
+                    let _ = child.wait();
+                }
+                Running::Sandboxed(s) => {
+                    if let Some((sandbox, _)) = &mut self.sandbox {
+                        let _ = sandbox.teardown(s);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Collects the exit status of an instance whose pidfd is readable and frees what it
+    /// held (its process group, or its sandbox and cgroup slot).
+    fn reap(&mut self, r: Running) -> ExitStatus {
+        match r {
+            Running::Plain { mut child, .. } => {
+                let status = match child.wait() {
+                    Ok(s) => match (s.code(), s.signal()) {
+                        (Some(c), _) => ExitStatus::Code(c),
+                        (None, Some(sig)) => ExitStatus::Signal(sig),
+                        (None, None) => ExitStatus::Lost,
+                    },
+                    Err(_) => ExitStatus::Lost,
+                };
+                // INVARIANT: the group id equals the leader's pid; the leader is reaped, but
+                // the group lives on while any member does, so this reaches background
+                // processes it left.
+                let _ = kill_process_group(child_pid(&child), Signal::KILL);
+                status
+            }
+            Running::Sandboxed(s) => match &mut self.sandbox {
+                // pid 1 of the instance has exited, which ended its whole pid namespace.
+                Some((sandbox, _)) => match sandbox.wait(s) {
+                    Ok(exit) => sandbox_status(exit),
+                    Err(_) => ExitStatus::Lost,
+                },
+                None => ExitStatus::Lost,
+            },
+        }
+    }
+
+    fn handle(&mut self, request: Request, fds: Vec<OwnedFd>) {
+        match request {
+            Request::Init { .. } => {}
+            Request::Spawn {
+                id,
+                program,
+                args,
+                env,
+                cwd,
+                code_dir,
+                memory_mb,
+                tmp_mb,
+            } => {
+                let Ok::<[OwnedFd; 2], _>([stdout, stderr]) = fds.try_into() else {
+                    let event = Event::SpawnFailed {
+                        id,
+                        message: "expected 2 descriptors".into(),
+                    };
+                    let _ = protocol::send(self.control.as_fd(), &event, &[]);
+                    return;
+                };
+                let spawned = match &mut self.sandbox {
+                    Some((sandbox, opts)) => {
+                        let spec = SandboxSpec {
+                            program: program.into(),
+                            args,
+                            env,
+                            cwd: cwd.into(),
+                            code_dir: code_dir.into(),
+                            readonly_binds: opts
+                                .runtime_paths
+                                .iter()
+                                .map(|p| (p.clone(), p.clone()))
+                                .collect(),
+                            memory_mb,
+                            tmp_mb,
+                            pids_max: opts.pids_max,
+                            cpu_quota_percent: cpu_quota_percent(memory_mb),
+                            stdout,
+                            stderr,
+                        };
+                        self.pool_low = true;
+                        sandbox
+                            .spawn(spec)
+                            .map(|s| (s.pid, Running::Sandboxed(s)))
+                            .map_err(|e| error_chain(&e))
+                    }
+                    None => spawn_plain(program, args, env, cwd.into(), stdout, stderr),
+                };
+                match spawned {
+                    Ok((pid, running)) => {
+                        let listener = match &running {
+                            Running::Sandboxed(s) => Some(s.runtime_api_listener.as_fd()),
+                            Running::Plain { .. } => None,
+                        };
+                        let event = Event::Spawned { id, pid };
+                        let fds: Vec<BorrowedFd<'_>> = listener.into_iter().collect();
+                        if protocol::send(self.control.as_fd(), &event, &fds).is_err() {
+                            // The server will never serve it: end it now.
+                            let _ = self.reap_now(running);
+                            return;
+                        }
+                        self.running.insert(id, running);
+                    }
+                    Err(message) => {
+                        let event = Event::SpawnFailed { id, message };
+                        let _ = protocol::send(self.control.as_fd(), &event, &[]);
+                    }
+                }
+            }
+            Request::Kill { id } => match self.running.get_mut(&id) {
+                Some(Running::Plain { child, .. }) => {
+                    let _ = kill_process_group(child_pid(child), Signal::KILL);
+                    let _ = child.kill();
+                    // The pidfd becomes readable and the main loop reaps and reports it.
+                }
+                Some(Running::Sandboxed(s)) => {
+                    if let Some((sandbox, _)) = &self.sandbox {
+                        // SIGKILL to pid 1 ends the whole pid namespace, including processes
+                        // that ignore SIGTERM; the main loop reaps it.
+                        let _ = sandbox.kill(s);
+                    }
+                }
+                None => {}
+            },
+        }
+    }
+
+    fn reap_now(&mut self, r: Running) -> ExitStatus {
+        match r {
+            Running::Plain { mut child, pidfd } => {
+                let _ = kill_process_group(child_pid(&child), Signal::KILL);
+                let _ = child.kill();
+                self.reap(Running::Plain { child, pidfd })
+            }
+            Running::Sandboxed(s) => match &mut self.sandbox {
+                Some((sandbox, _)) => sandbox
+                    .teardown(s)
+                    .map(sandbox_status)
+                    .unwrap_or(ExitStatus::Lost),
+                None => ExitStatus::Lost,
+            },
+        }
+    }
+}
+
+/// Maps the sandbox's view of an ended instance to ours. The sandbox's init reports a
+/// function killed by signal `n` as exit code `128 + n`, as a shell does; that is shown
+/// as the signal, which is also how Lambda words it.
+fn sandbox_status(exit: warden_sandbox::Exit) -> ExitStatus {
+    if exit.oom_killed {
+        return ExitStatus::OutOfMemory;
+    }
+    match (exit.status.code, exit.status.signal) {
+        (Some(c), _) if (129..=128 + 64).contains(&c) => ExitStatus::Signal(c - 128),
+        (Some(c), _) => ExitStatus::Code(c),
+        (None, Some(s)) => ExitStatus::Signal(s),
+        (None, None) => ExitStatus::Lost,
+    }
+}
+
+fn spawn_plain(
+    program: String,
+    args: Vec<String>,
+    env: Vec<(String, String)>,
+    cwd: PathBuf,
+    stdout: OwnedFd,
+    stderr: OwnedFd,
+) -> Result<(i32, Running), String> {
+    let mut command = Command::new(&program);
+    command
+        .args(&args)
+        .env_clear()
+        .envs(env)
+        .current_dir(&cwd)
+        .stdin(Stdio::null())
+        .stdout(Stdio::from(stdout))
+        .stderr(Stdio::from(stderr))
+        .process_group(0);
+    let mut child = command.spawn().map_err(|e| e.to_string())?;
+    let pid = child.id() as i32;
+    match Pid::from_raw(pid).map(|p| pidfd_open(p, PidfdFlags::empty())) {
+        Some(Ok(pidfd)) => Ok((pid, Running::Plain { child, pidfd })),
+        _ => {
+            let _ = child.kill();
+            let _ = child.wait();
+            Err("could not watch the new process".into())
         }
     }
 }
@@ -75,87 +379,40 @@ fn child_pid(child: &Child) -> Pid {
     Pid::from_raw(child.id() as i32).unwrap_or(Pid::INIT)
 }
 
-/// Collects the exit status and kills whatever the instance left in its process group.
-fn reap(r: &mut Running) -> ExitStatus {
-    let status = match r.child.wait() {
-        Ok(s) => match (s.code(), s.signal()) {
-            (Some(c), _) => ExitStatus::Code(c),
-            (None, Some(sig)) => ExitStatus::Signal(sig),
-            (None, None) => ExitStatus::Lost,
-        },
-        Err(_) => ExitStatus::Lost,
-    };
-    // INVARIANT: the group id equals the leader's pid; the leader is reaped, but the group
-    // lives on while any member does, so this reaches background processes it left.
-    let _ = kill_process_group(child_pid(&r.child), Signal::KILL);
-    status
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use warden_sandbox::Exit;
 
-fn handle(
-    control: &OwnedFd,
-    running: &mut HashMap<InstanceId, Running>,
-    request: Request,
-    mut fds: Vec<OwnedFd>,
-) {
-    match request {
-        Request::Spawn {
-            id,
-            program,
-            args,
-            env,
-            cwd,
-        } => {
-            let event = if fds.len() != 2 {
-                Event::SpawnFailed {
-                    id,
-                    message: format!("expected 2 descriptors, got {}", fds.len()),
-                }
-            } else {
-                let stderr = fds.pop().expect("two descriptors");
-                let stdout = fds.pop().expect("two descriptors");
-                let mut command = Command::new(&program);
-                command
-                    .args(&args)
-                    .env_clear()
-                    .envs(env)
-                    .current_dir(&cwd)
-                    .stdin(Stdio::null())
-                    .stdout(Stdio::from(stdout))
-                    .stderr(Stdio::from(stderr))
-                    .process_group(0);
-                match command.spawn() {
-                    Ok(child) => {
-                        let pid = child.id() as i32;
-                        match Pid::from_raw(pid).map(|p| pidfd_open(p, PidfdFlags::empty())) {
-                            Some(Ok(pidfd)) => {
-                                running.insert(id, Running { child, pidfd });
-                                Event::Spawned { id, pid }
-                            }
-                            _ => {
-                                let mut child = child;
-                                let _ = child.kill();
-                                let _ = child.wait();
-                                Event::SpawnFailed {
-                                    id,
-                                    message: "could not watch the new process".into(),
-                                }
-                            }
-                        }
-                    }
-                    Err(e) => Event::SpawnFailed {
-                        id,
-                        message: e.to_string(),
-                    },
-                }
-            };
-            let _ = protocol::send(control.as_fd(), &event, &[]);
+    fn exit(code: Option<i32>, signal: Option<i32>, oom_killed: bool) -> Exit {
+        Exit {
+            status: warden_sandbox::ExitStatus { code, signal },
+            oom_killed,
         }
-        Request::Kill { id } => {
-            if let Some(r) = running.get_mut(&id) {
-                let _ = kill_process_group(child_pid(&r.child), Signal::KILL);
-                let _ = r.child.kill();
-                // The pidfd becomes readable and the main loop reaps and reports it.
-            }
-        }
+    }
+
+    #[test]
+    fn sandbox_exits_map_to_lambda_statuses() {
+        assert_eq!(
+            sandbox_status(exit(Some(137), None, true)),
+            ExitStatus::OutOfMemory
+        );
+        assert_eq!(
+            sandbox_status(exit(Some(137), None, false)),
+            ExitStatus::Signal(9)
+        );
+        assert_eq!(
+            sandbox_status(exit(Some(3), None, false)),
+            ExitStatus::Code(3)
+        );
+        assert_eq!(
+            sandbox_status(exit(Some(0), None, false)),
+            ExitStatus::Code(0)
+        );
+        assert_eq!(
+            sandbox_status(exit(None, Some(9), false)),
+            ExitStatus::Signal(9)
+        );
+        assert_eq!(sandbox_status(exit(None, None, false)), ExitStatus::Lost);
     }
 }

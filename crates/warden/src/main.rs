@@ -5,6 +5,7 @@
 #![forbid(unsafe_code)]
 
 mod cli;
+mod doctor;
 mod serve;
 
 use clap::{Parser, Subcommand};
@@ -29,6 +30,8 @@ struct Cli {
 enum Command {
     /// Run the Warden server.
     Serve(serve::ServeArgs),
+    /// Report which sandbox protections are active on this host.
+    Doctor(doctor::DoctorArgs),
     #[command(flatten)]
     Client(cli::ClientCommand),
     /// Internal: the process that spawns function instances for the server.
@@ -41,6 +44,7 @@ fn main() -> std::process::ExitCode {
     let result = match cli.command {
         Command::Serve(args) => serve::run(args),
         Command::Zygote => zygote(),
+        Command::Doctor(args) => doctor::run(args),
         Command::Client(c) => cli::run(c, &cli.endpoint_url),
     };
     match result {

@@ -43,6 +43,11 @@ pub struct ServeArgs {
     /// Milliseconds before the first and second async retry (Lambda: about 60000 and 120000).
     #[arg(long, value_delimiter = ',', default_values_t = [60_000u64, 120_000])]
     async_retry_delays_ms: Vec<u64>,
+    /// Run functions as plain processes without the sandbox: no isolation at all between
+    /// functions, or from the host. Meant only for platforms without namespaces (see
+    /// `warden doctor`); logged at WARN on every start.
+    #[arg(long)]
+    insecure_no_sandbox: bool,
     /// Log filter (e.g. `info`, `warden=debug`).
     #[arg(long, env = "WARDEN_LOG", default_value = "info")]
     log: String,
@@ -117,7 +122,11 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
     // The zygote must start before any thread exists in this process's runtime, so that
     // it is a small single-threaded copy of nothing.
     let exe = std::env::current_exe().context("cannot find the warden executable")?;
-    let executor = Arc::new(warden_executor::ZygoteExecutor::start(&exe, &["__zygote"])?);
+    let isolation = crate::doctor::isolation(
+        args.insecure_no_sandbox,
+        &resolve_program(args.python.clone()),
+    );
+    let executor = Arc::new(crate::doctor::start_executor(&exe, isolation)?);
 
     let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&data_dir.join("warden.db"))?);
     let blobs = Arc::new(BlobStore::open(&data_dir.join("blobs"))?);

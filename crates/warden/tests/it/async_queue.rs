@@ -44,7 +44,13 @@ fn wait_for(timeout: Duration, mut done: impl FnMut() -> bool, what: &str) {
 #[test]
 fn failed_events_are_retried_twice_with_backoff() {
     let witness = tempfile::NamedTempFile::new().unwrap();
-    let s = Server::start_with(&["--async-retry-delays-ms", "300,600"]);
+    // The witness file lives on the host, out of a sandboxed function's reach: the queue,
+    // not isolation, is under test here.
+    let s = Server::start_with(&[
+        "--insecure-no-sandbox",
+        "--async-retry-delays-ms",
+        "300,600",
+    ]);
     let env = format!("Variables={{FIXTURE_WITNESS={}}}", witness.path().display());
     s.create_fixture("retry", &["--environment", &env]);
     let started = Instant::now();
@@ -79,7 +85,8 @@ fn failed_events_are_retried_twice_with_backoff() {
 fn accepted_events_survive_restart_and_kill_9() {
     let witness = tempfile::NamedTempFile::new().unwrap();
     // Two instances at most, so events are still queued when the server dies.
-    let mut s = Server::start_with(&["--account-concurrency", "2"]);
+    // Host witness file, as above: the queue, not isolation, is under test.
+    let mut s = Server::start_with(&["--insecure-no-sandbox", "--account-concurrency", "2"]);
     let env = format!("Variables={{FIXTURE_WITNESS={}}}", witness.path().display());
     s.create_fixture("durable", &["--environment", &env, "--timeout", "10"]);
     let mut accepted: Vec<String> = (0..30)

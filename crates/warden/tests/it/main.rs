@@ -10,4 +10,5 @@ mod boto3;
 mod concurrency;
 mod invoke;
 mod runtimes;
+mod sandbox;
 mod warden_cli;
