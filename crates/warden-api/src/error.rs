@@ -98,6 +98,45 @@ impl ApiError {
     }
 }
 
+fn xml_escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&apos;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+impl ApiError {
+    /// The query protocol's (IAM, STS) XML error document.
+    pub fn into_xml_response(self, request_id: &str) -> Response<Full<Bytes>> {
+        let kind = if self.status.is_server_error() {
+            "Receiver"
+        } else {
+            "Sender"
+        };
+        let body = format!(
+            "<ErrorResponse xmlns=\"https://iam.amazonaws.com/doc/2010-05-08/\"><Error><Type>{kind}</Type><Code>{}</Code><Message>{}</Message></Error><RequestId>{}</RequestId></ErrorResponse>",
+            xml_escape(self.code),
+            xml_escape(&self.message),
+            xml_escape(request_id)
+        );
+        let mut r = Response::new(Full::new(Bytes::from(body)));
+        *r.status_mut() = self.status;
+        r.headers_mut().insert(
+            http::header::CONTENT_TYPE,
+            HeaderValue::from_static("text/xml"),
+        );
+        r
+    }
+}
+
 impl From<warden_store::StoreError> for ApiError {
     fn from(e: warden_store::StoreError) -> Self {
         use warden_store::StoreError as E;

@@ -69,6 +69,34 @@ async fn install_code(state: &ApiState, zip_b64: &str) -> Result<(String, u64), 
     .await
 }
 
+/// Lambda's checks on an execution role: the caller may pass it (`iam:PassRole`), it
+/// exists in this account, and its trust policy lets `lambda.amazonaws.com` assume it.
+fn check_role(state: &ApiState, request: &ApiRequest, role: &str) -> Result<(), ApiError> {
+    if let Some(p) = &request.principal {
+        if !crate::access::allowed_by_identity(state, p, "iam:PassRole", role, request) {
+            return Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                "AccessDeniedException",
+                format!(
+                    "User: {} is not authorized to perform: iam:PassRole on resource: {role}",
+                    p.arn
+                ),
+            ));
+        }
+    }
+    let identity = &state.access.identity;
+    let trusted = identity.role_exists(role)
+        && identity
+            .role_trusts_service(role, "lambda.amazonaws.com")
+            .unwrap_or(false);
+    if !trusted {
+        return Err(ApiError::invalid(
+            "The role defined for the function cannot be assumed by Lambda.",
+        ));
+    }
+    Ok(())
+}
+
 fn zip_input(zip: Option<String>, s3: bool, image: bool) -> Result<String, ApiError> {
     if s3 {
         return Err(ApiError::invalid(
@@ -103,6 +131,7 @@ pub async fn create(state: &ApiState, request: &ApiRequest) -> Result<Reply, Api
         .role
         .ok_or_else(|| ApiError::invalid("Role is required"))?;
     shape::validate_role(&role)?;
+    check_role(state, request, &role)?;
     let handler = match input.handler {
         Some(h) => h,
         None if runtime.starts_with("provided") => "bootstrap".to_owned(),
@@ -439,6 +468,7 @@ pub async fn update_configuration(
     }
     if let Some(r) = input.role {
         shape::validate_role(&r)?;
+        check_role(state, request, &r)?;
         f.role = r;
     }
     if let Some(h) = input.handler {

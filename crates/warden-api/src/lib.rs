@@ -10,10 +10,12 @@
 //! and body bytes; the engine never sees HTTP at all.
 #![forbid(unsafe_code)]
 
+pub mod access;
 mod aliases;
 pub mod error;
 mod functions;
 mod invoke;
+mod policy;
 pub mod routes;
 mod shape;
 
@@ -41,6 +43,8 @@ pub struct ApiRequest {
     pub parts: http::request::Parts,
     pub body: Bytes,
     pub peer: SocketAddr,
+    /// Who signed the request; `None` only for anonymous calls a resource policy allowed.
+    pub principal: Option<warden_types::identity::Principal>,
 }
 
 impl ApiRequest {
@@ -89,6 +93,8 @@ pub struct ApiState {
     pub account: AccountId,
     pub region: Region,
     pub pipeline: Pipeline,
+    /// Authentication and authorization of every request.
+    pub access: access::Access,
 }
 
 impl ApiState {
@@ -210,12 +216,23 @@ async fn process(
         }
     }
     let body = collected.freeze();
-    let request = ApiRequest {
+    let mut request = ApiRequest {
         operation,
         parts,
         body,
         peer,
+        principal: None,
     };
+    let authenticated = access::authenticate(state, &request)?;
+    request.principal = authenticated.map(|a| a.principal);
+    if request.principal.is_none() && request.operation == Operation::Query {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "MissingAuthenticationTokenException",
+            "Missing Authentication Token",
+        ));
+    }
+    access::authorize(state, &request, request.principal.as_ref()).await?;
     state.pipeline.check(&request)?;
     dispatch(state, request).await
 }
@@ -258,7 +275,35 @@ async fn dispatch(state: &ApiState, request: ApiRequest) -> Result<Reply, ApiErr
         O::UpdateAlias(f, a) => aliases::update(state, &request, &f, &a).await,
         O::DeleteAlias(f, a) => aliases::delete(state, &f, &a).await,
         O::ReadLogs(f) => functions::read_logs(state, &request, &f).await,
+        O::AddPermission(f) => policy::add_permission(state, &request, &f).await,
+        O::RemovePermission(f, sid) => policy::remove_permission(state, &request, &f, &sid).await,
+        O::GetPolicy(f) => policy::get_policy(state, &request, &f).await,
+        O::Query => Ok(query(state, &request)),
     }
+}
+
+/// IAM and STS: the identity service answers in XML.
+fn query(state: &ApiState, request: &ApiRequest) -> Reply {
+    let params = access::query_params(request);
+    let response = match &request.principal {
+        Some(p) => state.access.identity.handle_query(&params, p),
+        None => {
+            return ApiError::new(
+                StatusCode::FORBIDDEN,
+                "MissingAuthenticationTokenException",
+                "Missing Authentication Token",
+            )
+            .into_xml_response("-")
+        }
+    };
+    let mut r = Response::new(Full::new(Bytes::from(response.body)));
+    *r.status_mut() =
+        StatusCode::from_u16(response.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    r.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        HeaderValue::from_static("text/xml"),
+    );
+    r
 }
 
 /// A JSON response.

@@ -28,6 +28,11 @@ pub enum Operation {
     GetFunctionConcurrency(String),
     DeleteFunctionConcurrency(String),
     GetAccountSettings,
+    AddPermission(String),
+    RemovePermission(String, String),
+    GetPolicy(String),
+    /// A query-protocol request (IAM, STS): the form's `Action` says which.
+    Query,
     /// Warden's own: read a function's logs.
     ReadLogs(String),
 }
@@ -57,6 +62,10 @@ impl Operation {
             O::GetFunctionConcurrency(_) => "GetFunctionConcurrency",
             O::DeleteFunctionConcurrency(_) => "DeleteFunctionConcurrency",
             O::GetAccountSettings => "GetAccountSettings",
+            O::AddPermission(_) => "AddPermission",
+            O::RemovePermission(..) => "RemovePermission",
+            O::GetPolicy(_) => "GetPolicy",
+            O::Query => "Query",
             O::ReadLogs(_) => "ReadLogs",
         }
     }
@@ -82,6 +91,9 @@ fn decode(segment: &str) -> Result<String, RouteError> {
 /// trailing slash is tolerated as API Gateway-style clients send it.
 pub fn route(method: &Method, path: &str) -> Result<Operation, RouteError> {
     use Operation as O;
+    if path == "/" && (m_is(method, "POST") || m_is(method, "GET")) {
+        return Ok(O::Query);
+    }
     let path = path.strip_suffix('/').unwrap_or(path);
     let segments: Vec<&str> = path.split('/').skip(1).collect();
     let m = method.as_str();
@@ -124,10 +136,19 @@ pub fn route(method: &Method, path: &str) -> Result<Operation, RouteError> {
             O::DeleteFunctionConcurrency(decode(f)?)
         }
         ("GET", ["2016-08-19", "account-settings"]) => O::GetAccountSettings,
+        ("POST", ["2015-03-31", "functions", f, "policy"]) => O::AddPermission(decode(f)?),
+        ("GET", ["2015-03-31", "functions", f, "policy"]) => O::GetPolicy(decode(f)?),
+        ("DELETE", ["2015-03-31", "functions", f, "policy", sid]) => {
+            O::RemovePermission(decode(f)?, decode(sid)?)
+        }
         ("GET", ["_warden", "2026-11-01", "functions", f, "logs"]) => O::ReadLogs(decode(f)?),
         _ => return Err(RouteError::Unknown),
     };
     Ok(op)
+}
+
+fn m_is(method: &Method, name: &str) -> bool {
+    method.as_str() == name
 }
 
 /// Query parameters, percent-decoded; later duplicates win.

@@ -48,6 +48,20 @@ pub struct EngineConfig {
     pub init_timeout: Duration,
 }
 
+/// Issues the short-lived credentials of a function's execution role to each instance.
+pub trait CredentialIssuer: Send + Sync + 'static {
+    /// Credentials for `role_arn` (access key id, secret, session token), valid until revoked
+    /// or expired; `Err` with a reason when the role cannot be assumed.
+    fn issue(&self, role_arn: &str, session_name: &str)
+        -> Result<(String, String, String), String>;
+    /// Ends a session early: its instance is gone.
+    fn revoke(&self, access_key_id: &str);
+}
+
+/// Instances older than this are retired when idle, so that their role credentials (valid
+/// 12 hours) never expire while in use.
+const MAX_INSTANCE_AGE: Duration = Duration::from_secs(11 * 3600);
+
 /// Why an invocation could not even start; function failures are not errors, they are
 /// [`InvokeResponse`]s with `function_error` set.
 #[derive(Debug, thiserror::Error)]
@@ -103,6 +117,9 @@ struct Inner {
     /// Permits of the async worker; all free means no async invocation is running.
     async_in_flight: Arc<tokio::sync::Semaphore>,
     shutting_down: AtomicBool,
+    credentials: std::sync::OnceLock<Arc<dyn CredentialIssuer>>,
+    /// Where functions reach Warden's API (`AWS_ENDPOINT_URL`).
+    api_endpoint: std::sync::OnceLock<String>,
 }
 
 /// The handle the API holds; cheap to clone.
@@ -144,12 +161,24 @@ impl Engine {
             pools: Mutex::new(HashMap::new()),
             queue_wakeup: tokio::sync::Notify::new(),
             async_in_flight: Arc::new(tokio::sync::Semaphore::new(queue::MAX_IN_FLIGHT)),
+            credentials: std::sync::OnceLock::new(),
+            api_endpoint: std::sync::OnceLock::new(),
             shutting_down: AtomicBool::new(false),
         });
         let engine = Self { inner };
         tokio::spawn(engine.clone().reap_idle_loop());
         tokio::spawn(engine.clone().queue_loop());
         Ok(engine)
+    }
+
+    /// Gives every new instance credentials of its execution role (set once, at boot).
+    pub fn use_credentials(&self, issuer: Arc<dyn CredentialIssuer>) {
+        let _ = self.inner.credentials.set(issuer);
+    }
+
+    /// Tells instances where Warden's API is (`AWS_ENDPOINT_URL`; set once, at boot).
+    pub fn set_api_endpoint(&self, url: String) {
+        let _ = self.inner.api_endpoint.set(url);
     }
 
     pub fn config(&self) -> &EngineConfig {
@@ -343,9 +372,38 @@ impl Engine {
                 ))
             }
         };
+        let mut spec = spec;
+        if let Some(url) = inner.api_endpoint.get() {
+            spec.env.push(("AWS_ENDPOINT_URL".into(), url.clone()));
+        }
+        let session_key = match inner.credentials.get() {
+            Some(issuer) => match issuer.issue(&config.role, config.name.as_str()) {
+                Ok((key, secret, token)) => {
+                    spec.env.push(("AWS_ACCESS_KEY_ID".into(), key.clone()));
+                    spec.env.push(("AWS_SECRET_ACCESS_KEY".into(), secret));
+                    spec.env.push(("AWS_SESSION_TOKEN".into(), token));
+                    Some(key)
+                }
+                Err(reason) => {
+                    tracing::warn!(function = %config.name, role = %config.role, %reason, "execution role cannot be assumed");
+                    return Err(failed(
+                        "Runtime.InvalidRole",
+                        format!("RequestId: {request_id} Error: The role defined for the function cannot be assumed by Lambda."),
+                        None,
+                    ));
+                }
+            },
+            None => None,
+        };
+        let revoke = |key: &Option<String>| {
+            if let (Some(k), Some(issuer)) = (key, inner.credentials.get()) {
+                issuer.revoke(k);
+            }
+        };
         let spawned = match inner.executor.spawn(spec).await {
             Ok(s) => s,
             Err(e) => {
+                revoke(&session_key);
                 tracing::warn!(function = %config.name, error = %e, "instance did not start");
                 return Err(failed(
                     "Runtime.InvalidEntrypoint",
@@ -368,6 +426,7 @@ impl Engine {
         let instance = match started_instance {
             Ok(i) => Arc::new(i),
             Err(e) => {
+                revoke(&session_key);
                 inner.executor.kill(id);
                 return Err(failed(
                     "Runtime.InvalidEntrypoint",
@@ -376,6 +435,14 @@ impl Engine {
                 ));
             }
         };
+        if let (Some(key), Some(issuer)) = (session_key, inner.credentials.get()) {
+            // The role's credentials die with the instance.
+            let (watched, issuer) = (Arc::clone(&instance), Arc::clone(issuer));
+            tokio::spawn(async move {
+                watched.exited().await;
+                issuer.revoke(&key);
+            });
+        }
         let init = tokio::select! {
             biased;
             r = instance.channel.initialized() => r.map_err(|(error_type, body)| InitFailure::Reported(error_type, body)),
@@ -587,6 +654,7 @@ impl Engine {
                         i.has_exited()
                             || now.duration_since(*lock(&i.last_used))
                                 >= self.inner.config.idle_timeout
+                            || now.duration_since(i.spawned_at) >= MAX_INSTANCE_AGE
                     });
                     *idle = keep;
                     old

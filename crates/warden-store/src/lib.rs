@@ -286,6 +286,18 @@ pub trait Store: Send + Sync + 'static {
         limit: usize,
     ) -> Result<Vec<LogRecord>, StoreError>;
 
+    // ---- resource policies ----
+
+    /// A function's resource-based policy document, if it has one.
+    fn get_function_policy(&self, function: &FunctionName) -> Result<Option<String>, StoreError>;
+    /// Replaces (Some) or removes (None) a function's policy; `NotFound` if the function
+    /// does not exist. Deleting the function deletes its policy in the same transaction.
+    fn put_function_policy(
+        &self,
+        function: &FunctionName,
+        document: Option<&str>,
+    ) -> Result<(), StoreError>;
+
     // ---- settings ----
 
     /// A small key-value table for server identity (account id) and similar.

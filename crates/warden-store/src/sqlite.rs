@@ -22,7 +22,8 @@ use crate::{Alias, LogRecord, QueuedEvent, Store, StoreError};
 const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Metadata schema; entry `i` moves `user_version` from `i` to `i + 1`. Append only.
-const META_MIGRATIONS: &[&str] = &[r#"
+const META_MIGRATIONS: &[&str] = &[
+    r#"
 CREATE TABLE functions (
     name TEXT PRIMARY KEY NOT NULL,
     -- Next published version number; only ever grows, so numbers are never reused.
@@ -76,7 +77,15 @@ CREATE TABLE settings (
     key TEXT PRIMARY KEY NOT NULL,
     value TEXT NOT NULL
 ) STRICT;
-"#];
+"#,
+    r#"
+-- A function's resource-based policy (AddPermission / RemovePermission).
+CREATE TABLE function_policies (
+    function TEXT PRIMARY KEY NOT NULL REFERENCES functions(name) ON DELETE CASCADE,
+    document TEXT NOT NULL
+) STRICT;
+"#,
+];
 
 /// Logs schema, migrated like [`META_MIGRATIONS`].
 const LOG_MIGRATIONS: &[&str] = &[r#"
@@ -817,6 +826,7 @@ impl Store for SqliteStore {
                 // Foreign keys would cascade too; explicit deletes keep this correct even
                 // on a connection opened without them.
                 for sql in [
+                    "DELETE FROM function_policies WHERE function = ?1",
                     "DELETE FROM events WHERE function = ?1",
                     "DELETE FROM reserved_concurrency WHERE function = ?1",
                     "DELETE FROM aliases WHERE function = ?1",
@@ -1232,6 +1242,52 @@ impl Store for SqliteStore {
             })
             .map_err(db("reading logs"))?;
         rows.collect::<Result<_, _>>().map_err(db("reading logs"))
+    }
+
+    fn get_function_policy(&self, function: &FunctionName) -> Result<Option<String>, StoreError> {
+        let conn = lock(&self.reader);
+        conn.prepare_cached("SELECT document FROM function_policies WHERE function = ?1")
+            .and_then(|mut s| {
+                s.query_row(params![function.as_str()], |r| r.get(0))
+                    .optional()
+            })
+            .map_err(db("reading a function policy"))
+    }
+
+    fn put_function_policy(
+        &self,
+        function: &FunctionName,
+        document: Option<&str>,
+    ) -> Result<(), StoreError> {
+        let name = function.as_str().to_owned();
+        let document = document.map(str::to_owned);
+        self.write("writing a function policy", move |tx| {
+            let exists: bool = tx
+                .query_row(
+                    "SELECT 1 FROM functions WHERE name = ?1",
+                    params![name],
+                    |_| Ok(()),
+                )
+                .optional()
+                .map_err(db("writing a function policy"))?
+                .is_some();
+            if !exists {
+                return Err(StoreError::NotFound(format!("function `{name}`")));
+            }
+            match document {
+                Some(doc) => tx.execute(
+                    "INSERT INTO function_policies (function, document) VALUES (?1, ?2)
+                     ON CONFLICT (function) DO UPDATE SET document = excluded.document",
+                    params![name, doc],
+                ),
+                None => tx.execute(
+                    "DELETE FROM function_policies WHERE function = ?1",
+                    params![name],
+                ),
+            }
+            .map_err(db("writing a function policy"))?;
+            Ok(())
+        })
     }
 
     fn get_setting(&self, key: &str) -> Result<Option<String>, StoreError> {

@@ -6,6 +6,7 @@
 
 mod cli;
 mod doctor;
+mod iam;
 mod serve;
 
 use clap::{Parser, Subcommand};
@@ -32,6 +33,9 @@ enum Command {
     Serve(serve::ServeArgs),
     /// Report which sandbox protections are active on this host.
     Doctor(doctor::DoctorArgs),
+    /// IAM tools that work offline, such as policy simulation.
+    #[command(subcommand)]
+    Iam(iam::IamCommand),
     #[command(flatten)]
     Client(cli::ClientCommand),
     /// Internal: the process that spawns function instances for the server.
@@ -45,6 +49,7 @@ fn main() -> std::process::ExitCode {
         Command::Serve(args) => serve::run(args),
         Command::Zygote => zygote(),
         Command::Doctor(args) => doctor::run(args),
+        Command::Iam(c) => iam::run(c),
         Command::Client(c) => cli::run(c, &cli.endpoint_url),
     };
     match result {

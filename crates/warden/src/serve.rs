@@ -134,6 +134,8 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         tracing::warn!(error = %e, "could not remove leftover staging directories");
     }
     let account = account_id(store.as_ref(), args.account_id.clone())?;
+    let identity = warden_identity::Identity::open(&data_dir, account.as_str())?;
+    bootstrap_admin(&identity, &data_dir)?;
 
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -164,6 +166,8 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
             .await
             .with_context(|| format!("cannot listen on `{}`", args.listen))?;
         let local = listener.local_addr()?;
+        engine.use_credentials(Arc::new(RoleSessions(identity.clone())));
+        engine.set_api_endpoint(format!("http://{local}"));
         let state = Arc::new(warden_api::ApiState {
             engine: engine.clone(),
             store,
@@ -171,6 +175,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
             account: account.clone(),
             region,
             pipeline: warden_api::Pipeline::default(),
+            access: warden_api::access::Access::new(identity.clone()),
         });
         tracing::info!(
             address = %local,
@@ -202,5 +207,92 @@ async fn shutdown_signal() {
     tokio::select! {
         _ = term.recv() => {}
         _ = int.recv() => {}
+    }
+}
+
+/// On first start, creates the admin user and writes its key where the AWS CLI and the
+/// `warden` CLI find it: `DATA_DIR/credentials`, shared-credentials format, mode 0600.
+fn bootstrap_admin(
+    identity: &warden_identity::Identity,
+    data_dir: &std::path::Path,
+) -> anyhow::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let path = data_dir.join("credentials");
+    // The default execution role: trusted by Lambda, allowed nothing (least privilege).
+    match identity.create_role(
+        DEFAULT_ROLE_NAME,
+        None,
+        LAMBDA_TRUST,
+        Some("default execution role: no permissions"),
+        None,
+        Default::default(),
+    ) {
+        Ok(_) | Err(warden_identity::IdentityError::EntityAlreadyExists(_)) => {}
+        Err(e) => return Err(e.into()),
+    }
+    let Some((key_id, secret)) = identity.ensure_bootstrap_admin()? else {
+        if !path.exists() {
+            tracing::warn!(
+                "the admin user exists but {} is missing; create a new key with `aws iam create-access-key --user-name admin` using another administrator",
+                path.display()
+            );
+        }
+        return Ok(());
+    };
+    let temp = data_dir.join(".credentials.tmp");
+    let _ = std::fs::remove_file(&temp);
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&temp)
+        .with_context(|| format!("cannot write `{}`", temp.display()))?;
+    writeln!(
+        file,
+        "[default]\naws_access_key_id = {key_id}\naws_secret_access_key = {secret}"
+    )?;
+    file.sync_all()?;
+    std::fs::rename(&temp, &path)?;
+    if let Ok(dir) = std::fs::File::open(data_dir) {
+        let _ = dir.sync_all();
+    }
+    eprintln!(
+        "created the admin user; its access key is in {} (use AWS_SHARED_CREDENTIALS_FILE={} with the AWS CLI)",
+        path.display(),
+        path.display()
+    );
+    Ok(())
+}
+
+/// The execution role `warden function deploy` uses when given none.
+const DEFAULT_ROLE_NAME: &str = "warden-default";
+const LAMBDA_TRUST: &str = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Service":"lambda.amazonaws.com"},"Action":"sts:AssumeRole"}]}"#;
+
+/// Execution-role sessions for instances, from the identity service.
+struct RoleSessions(warden_identity::Identity);
+
+/// Longest life of an instance's role credentials; instances are retired before.
+const ROLE_SESSION_TTL: Duration = Duration::from_secs(12 * 3600);
+
+impl warden_engine::CredentialIssuer for RoleSessions {
+    fn issue(
+        &self,
+        role_arn: &str,
+        session_name: &str,
+    ) -> Result<(String, String, String), String> {
+        let c = self
+            .0
+            .issue_role_session(role_arn, session_name, ROLE_SESSION_TTL)
+            .map_err(|e| e.to_string())?;
+        Ok((
+            c.access_key_id,
+            c.secret_access_key,
+            c.session_token.unwrap_or_default(),
+        ))
+    }
+
+    fn revoke(&self, access_key_id: &str) {
+        self.0.revoke_session(access_key_id);
     }
 }

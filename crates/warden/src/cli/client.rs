@@ -1,12 +1,19 @@
 //! The one place where the client talks HTTP to Warden.
 //!
-//! Every request goes through [`Client::send`], so request signing (SigV4) can be added in
-//! one spot later. Server errors arrive AWS-shaped (`x-amzn-ErrorType` header, JSON body
-//! `{"Type","Message"}`) and become an [`ApiError`] that prints as one line.
+//! Every request goes through [`Client::send`], which signs it with SigV4 (credentials and
+//! region from [`super::credentials`]). Server errors arrive AWS-shaped (`x-amzn-ErrorType`
+//! header, JSON body `{"Type","Message"}`) and become an [`ApiError`] that prints as one line.
 
-use std::{fmt, time::Duration};
+use std::{
+    fmt,
+    sync::atomic::{AtomicBool, Ordering},
+    time::{Duration, SystemTime},
+};
 
 use http::{Method, Request};
+use warden_auth::SigningCredentials;
+
+use super::credentials;
 
 /// Responses bigger than this are refused: a sync invoke returns at most 6 MB.
 const MAX_RESPONSE_BYTES: u64 = 64 * 1024 * 1024;
@@ -145,15 +152,33 @@ impl fmt::Display for Unreachable {
 
 impl std::error::Error for Unreachable {}
 
+/// How requests are signed.
+#[derive(Debug)]
+struct Signer {
+    credentials: SigningCredentials,
+    region: String,
+}
+
 /// A connection to one Warden endpoint.
 pub struct Client {
     agent: ureq::Agent,
     endpoint: String,
+    /// `None` when no credentials were found: requests go unsigned.
+    signer: Option<Signer>,
+    /// Printed once, on the first refused unsigned request.
+    hint: Option<String>,
+    hint_shown: AtomicBool,
 }
 
 impl Client {
-    /// A client for `endpoint`, e.g. `http://127.0.0.1:9700`.
+    /// A client for `endpoint`, e.g. `http://127.0.0.1:9700`, signing with the credentials
+    /// and region found in the process environment (see [`credentials::find`]).
     pub fn new(endpoint: &str) -> anyhow::Result<Self> {
+        Self::with_env(endpoint, &credentials::process_env)
+    }
+
+    /// As [`Client::new`], reading the environment through `env`.
+    pub fn with_env(endpoint: &str, env: credentials::Env<'_>) -> anyhow::Result<Self> {
         let endpoint = endpoint.trim_end_matches('/').to_owned();
         if !endpoint.starts_with("http://") {
             anyhow::bail!(
@@ -167,7 +192,19 @@ impl Client {
             .user_agent(concat!("warden-cli/", env!("CARGO_PKG_VERSION")))
             .build()
             .new_agent();
-        Ok(Self { agent, endpoint })
+        let found = credentials::find(env)?;
+        let hint = found.is_none().then(|| credentials::hint(env));
+        let signer = found.map(|f| Signer {
+            credentials: f.credentials,
+            region: credentials::region(env),
+        });
+        Ok(Self {
+            agent,
+            endpoint,
+            signer,
+            hint,
+            hint_shown: AtomicBool::new(false),
+        })
     }
 
     /// Sends one request and reads the whole reply; any HTTP status is returned as a reply,
@@ -187,16 +224,27 @@ impl Client {
         for (name, value) in headers {
             builder = builder.header(*name, *value);
         }
+        if body.is_some() {
+            builder = builder.header("Content-Type", "application/json");
+        }
+        let mut request = builder
+            .body(())
+            .map_err(|e| anyhow::anyhow!("could not build the request: {e}"))?;
+        if let Some(signer) = &self.signer {
+            warden_auth::sign_request(
+                &mut request,
+                body.as_deref().unwrap_or_default(),
+                &signer.credentials,
+                &signer.region,
+                service_for(path_and_query),
+                SystemTime::now(),
+            )
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        }
+        let (parts, ()) = request.into_parts();
         let result = match body {
-            Some(body) => builder
-                .header("Content-Type", "application/json")
-                .body(body)
-                .map_err(|e| anyhow::anyhow!("could not build the request: {e}"))
-                .map(|req| self.agent.run(req))?,
-            None => builder
-                .body(())
-                .map_err(|e| anyhow::anyhow!("could not build the request: {e}"))
-                .map(|req| self.agent.run(req))?,
+            Some(body) => self.agent.run(Request::from_parts(parts, body)),
+            None => self.agent.run(Request::from_parts(parts, ())),
         };
         let response = result.map_err(|e| self.transport_error(e))?;
         let status = response.status().as_u16();
@@ -206,6 +254,13 @@ impl Client {
             .limit(MAX_RESPONSE_BYTES)
             .read_to_vec()
             .map_err(|e| self.transport_error(e))?;
+        if matches!(status, 401 | 403) {
+            if let Some(hint) = &self.hint {
+                if !self.hint_shown.swap(true, Ordering::Relaxed) {
+                    eprintln!("{hint}");
+                }
+            }
+        }
         Ok(Reply {
             status,
             headers: parts.headers,
@@ -248,6 +303,19 @@ impl Client {
             }
             other => anyhow::anyhow!("request to {} failed: {other}", self.endpoint),
         }
+    }
+}
+
+/// The SigV4 service name for a request: IAM's query API lives at `/`; Lambda's REST paths and
+/// Warden's own `/_warden/...` paths are signed as `lambda`.
+fn service_for(path_and_query: &str) -> &'static str {
+    let path = path_and_query.split('?').next().unwrap_or_default();
+    if path_and_query.contains("Action=GetCallerIdentity") {
+        "sts"
+    } else if path == "/" || path.is_empty() {
+        "iam"
+    } else {
+        "lambda"
     }
 }
 
@@ -382,6 +450,154 @@ mod tests {
             )),
             "{err}"
         );
+    }
+
+    /// Serves one request on a local port: returns the endpoint and a handle yielding the raw
+    /// request (head and body) after answering it with `status`.
+    fn one_shot_server(status: u16) -> (String, std::thread::JoinHandle<(String, Vec<u8>)>) {
+        use std::io::{BufRead, BufReader, Read, Write};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let endpoint = format!("http://{}", listener.local_addr().unwrap());
+        let handle = std::thread::spawn(move || {
+            let (stream, _) = listener.accept().unwrap();
+            let mut reader = BufReader::new(stream);
+            let mut head = String::new();
+            loop {
+                let mut line = String::new();
+                reader.read_line(&mut line).unwrap();
+                if line == "\r\n" || line.is_empty() {
+                    break;
+                }
+                head.push_str(&line);
+            }
+            let length = head
+                .lines()
+                .find_map(|l| {
+                    let (k, v) = l.split_once(':')?;
+                    k.eq_ignore_ascii_case("content-length")
+                        .then(|| v.trim().parse::<usize>().unwrap())
+                })
+                .unwrap_or(0);
+            let mut body = vec![0; length];
+            reader.read_exact(&mut body).unwrap();
+            let reply = format!(
+                "HTTP/1.1 {status} X\r\ncontent-type: application/json\r\ncontent-length: 2\r\nconnection: close\r\n\r\n{{}}"
+            );
+            reader.get_mut().write_all(reply.as_bytes()).unwrap();
+            (head, body)
+        });
+        (endpoint, handle)
+    }
+
+    /// Rebuilds the server's view of a raw request head.
+    fn parts_of(head: &str) -> http::request::Parts {
+        let mut lines = head.lines();
+        let mut start = lines.next().unwrap().split(' ');
+        let (method, target) = (start.next().unwrap(), start.next().unwrap());
+        let mut builder = Request::builder().method(method).uri(target);
+        for line in lines {
+            let (k, v) = line.split_once(':').unwrap();
+            builder = builder.header(k.trim(), v.trim());
+        }
+        builder.body(()).unwrap().into_parts().0
+    }
+
+    struct OneKey(warden_types::identity::Credential);
+
+    impl warden_types::identity::CredentialSource for OneKey {
+        fn lookup(&self, id: &str) -> Option<warden_types::identity::Credential> {
+            (id == self.0.access_key_id).then(|| self.0.clone())
+        }
+    }
+
+    fn env_with(vars: &'static [(&'static str, &'static str)]) -> impl Fn(&str) -> Option<String> {
+        move |k| {
+            vars.iter()
+                .find(|(n, _)| *n == k)
+                .map(|(_, v)| (*v).to_owned())
+        }
+    }
+
+    #[test]
+    fn requests_are_signed_so_that_the_server_verifies_them() {
+        let env = env_with(&[
+            ("AWS_ACCESS_KEY_ID", "AKIACLIENTTEST000001"),
+            ("AWS_SECRET_ACCESS_KEY", "client/secret+key"),
+            ("AWS_SESSION_TOKEN", "session/token+="),
+            ("AWS_REGION", "eu-central-1"),
+        ]);
+        for (method, path, body) in [
+            (
+                Method::POST,
+                "/2015-03-31/functions/f%3Ax/invocations?Qualifier=%24LATEST",
+                Some(b"{\"a\": 1}".to_vec()),
+            ),
+            (Method::GET, "/_warden/functions/f/logs?since_seq=3", None),
+        ] {
+            let (endpoint, server) = one_shot_server(200);
+            let client = Client::with_env(&endpoint, &env).unwrap();
+            let reply = client
+                .send(method, path, &[("X-Amz-Log-Type", "Tail")], body.clone())
+                .unwrap();
+            assert_eq!(reply.status, 200);
+            let (head, received) = server.join().unwrap();
+            assert_eq!(received, body.clone().unwrap_or_default());
+            let parts = parts_of(&head);
+            let keys = OneKey(warden_types::identity::Credential {
+                access_key_id: "AKIACLIENTTEST000001".into(),
+                secret_access_key: "client/secret+key".into(),
+                session_token: Some("session/token+=".into()),
+                expires_at_ms: None,
+                principal: warden_types::identity::Principal {
+                    arn: "arn:aws:iam::123456789012:user/cli".into(),
+                    account: "123456789012".into(),
+                    name: "cli".into(),
+                    id: "AIDACLI".into(),
+                    kind: warden_types::identity::PrincipalKind::User,
+                    tags: Default::default(),
+                },
+            });
+            let a =
+                warden_auth::verify(&parts, &received, SystemTime::now(), &keys, "eu-central-1")
+                    .unwrap_or_else(|e| panic!("{path}: {e}\n{head}"));
+            assert_eq!(
+                (a.service.as_str(), a.region.as_str()),
+                ("lambda", "eu-central-1")
+            );
+        }
+    }
+
+    #[test]
+    fn without_credentials_requests_go_unsigned_and_a_refusal_shows_the_hint() {
+        let dir = tempfile::tempdir().unwrap();
+        let home = dir.path().display().to_string();
+        let env = move |k: &str| (k == "HOME").then(|| home.clone());
+        let (endpoint, server) = one_shot_server(403);
+        let client = Client::with_env(&endpoint, &env).unwrap();
+        assert!(client.signer.is_none());
+        assert!(client
+            .hint
+            .as_deref()
+            .unwrap()
+            .starts_with("hint: no credentials found"));
+        let reply = client
+            .send(Method::GET, "/2015-03-31/functions", &[], None)
+            .unwrap();
+        assert_eq!(reply.status, 403);
+        assert!(client.hint_shown.load(Ordering::Relaxed));
+        let (head, _) = server.join().unwrap();
+        assert!(
+            !head.to_ascii_lowercase().contains("authorization:"),
+            "{head}"
+        );
+    }
+
+    #[test]
+    fn service_names() {
+        assert_eq!(service_for("/2015-03-31/functions?x=1"), "lambda");
+        assert_eq!(service_for("/_warden/functions/f/logs"), "lambda");
+        assert_eq!(service_for("/"), "iam");
+        assert_eq!(service_for("/?Action=ListUsers"), "iam");
     }
 
     #[test]

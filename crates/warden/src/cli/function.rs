@@ -21,9 +21,9 @@ use super::{
 
 /// Runtime used when `--runtime` is not given.
 const DEFAULT_RUNTIME: &str = "provided.al2023";
-/// Role used when `--role` is not given; the account is a placeholder until the server has
-/// told us ours.
-const DEFAULT_ROLE: &str = "arn:aws:iam::000000000000:role/warden-default";
+/// Role used when `--role` is not given: the execution role with no permissions that the
+/// server creates on first start, in the caller's account.
+const DEFAULT_ROLE_NAME: &str = "warden-default";
 /// Above this, zipping a directory shows a progress bar.
 const PROGRESS_THRESHOLD: u64 = 1024 * 1024;
 /// Functions asked for per page of `list`.
@@ -140,7 +140,7 @@ fn config_fields(args: &DeployArgs) -> Map<String, Value> {
 }
 
 /// The CreateFunction body: explicit fields plus defaults for what create requires.
-fn create_body(args: &DeployArgs, zip_b64: &str) -> anyhow::Result<Value> {
+fn create_body(args: &DeployArgs, zip_b64: &str, default_role: &str) -> anyhow::Result<Value> {
     let runtime = args.runtime.as_deref().unwrap_or(DEFAULT_RUNTIME);
     let mut body = config_fields(args);
     body.insert("FunctionName".into(), json!(args.name));
@@ -149,9 +149,33 @@ fn create_body(args: &DeployArgs, zip_b64: &str) -> anyhow::Result<Value> {
         "Handler".into(),
         json!(handler_for(runtime, args.handler.as_deref())?),
     );
-    body.entry("Role").or_insert_with(|| json!(DEFAULT_ROLE));
+    body.entry("Role").or_insert_with(|| json!(default_role));
     body.insert("Code".into(), json!({ "ZipFile": zip_b64 }));
     Ok(Value::Object(body))
+}
+
+/// The ARN of the default execution role in the caller's account (from STS
+/// `GetCallerIdentity`).
+fn default_role(client: &Client) -> anyhow::Result<String> {
+    let reply = client.send(
+        Method::GET,
+        "/?Action=GetCallerIdentity&Version=2011-06-15",
+        &[],
+        None,
+    )?;
+    if !(200..300).contains(&reply.status) {
+        return Err(ApiError::from_reply(&reply)
+            .about("the caller's account")
+            .into());
+    }
+    let text = String::from_utf8_lossy(&reply.body).into_owned();
+    let account = text
+        .split("<Account>")
+        .nth(1)
+        .and_then(|rest| rest.split("</Account>").next())
+        .filter(|a| a.len() == 12 && a.chars().all(|c| c.is_ascii_digit()))
+        .ok_or_else(|| anyhow::anyhow!("the server did not say which account this is"))?;
+    Ok(format!("arn:aws:iam::{account}:role/{DEFAULT_ROLE_NAME}"))
 }
 
 /// `warden function deploy`: create, or update code and configuration if it exists.
@@ -171,7 +195,11 @@ pub fn deploy(client: &Client, args: &DeployArgs) -> anyhow::Result<()> {
         eprintln!("uploading {}", human_bytes(size));
     }
     let subject = format!("function `{}`", args.name);
-    let create = match create_body(args, &zip_b64) {
+    let default_role = match &args.role {
+        Some(r) => r.clone(),
+        None => default_role(client)?,
+    };
+    let create = match create_body(args, &zip_b64, &default_role) {
         Ok(body) => body,
         // Without a handler we cannot create, but updating an existing function is fine.
         Err(missing_handler) => {
@@ -397,14 +425,19 @@ mod tests {
 
     #[test]
     fn create_body_fills_defaults() {
-        let body = create_body(&args(None, None), "UEs=").unwrap();
+        let body = create_body(
+            &args(None, None),
+            "UEs=",
+            "arn:aws:iam::123456789012:role/r",
+        )
+        .unwrap();
         assert_eq!(
             body,
             json!({
                 "FunctionName": "hello",
                 "Runtime": "provided.al2023",
                 "Handler": "bootstrap",
-                "Role": DEFAULT_ROLE,
+                "Role": "arn:aws:iam::123456789012:role/r",
                 "Code": {"ZipFile": "UEs="},
             })
         );
@@ -418,7 +451,7 @@ mod tests {
         a.env = vec![("A".into(), "1".into())];
         a.role = Some("arn:aws:iam::123456789012:role/r".into());
         a.description = Some("d".into());
-        let body = create_body(&a, "UEs=").unwrap();
+        let body = create_body(&a, "UEs=", "arn:aws:iam::123456789012:role/r").unwrap();
         assert_eq!(body["Runtime"], "python3.12");
         assert_eq!(body["Handler"], "app.handler");
         assert_eq!(body["MemorySize"], 512);
@@ -430,7 +463,7 @@ mod tests {
 
     #[test]
     fn python_needs_a_handler() {
-        let err = create_body(&args(Some("python3.12"), None), "").unwrap_err();
+        let err = create_body(&args(Some("python3.12"), None), "", "r").unwrap_err();
         assert_eq!(
             err.to_string(),
             "--handler is required for runtime `python3.12` (for example `app.handler`)"

@@ -6,6 +6,7 @@
 
 mod args;
 mod client;
+mod credentials;
 mod function;
 mod invoke;
 mod logs;

@@ -46,7 +46,7 @@ fn zip_from_python(script: &str) -> Vec<u8> {
 fn create_body(name: &str, zip: &[u8]) -> Vec<u8> {
     json!({
         "FunctionName": name, "Runtime": "provided.al2023", "Handler": "bootstrap",
-        "Role": "arn:aws:iam::123456789012:role/x", "Code": { "ZipFile": b64(zip) },
+        "Role": "arn:aws:iam::123456789012:role/lambda-exec", "Code": { "ZipFile": b64(zip) },
     })
     .to_string()
     .into_bytes()

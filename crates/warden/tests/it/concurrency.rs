@@ -12,19 +12,18 @@ fn invoke_in_thread(
     payload: &str,
 ) -> std::thread::JoinHandle<(u16, Value)> {
     let endpoint = s.endpoint.clone();
+    let admin = s.admin();
     let path = format!("/2015-03-31/functions/{function}/invocations");
     let payload = payload.to_owned();
     std::thread::spawn(move || {
-        let agent: ureq::Agent = ureq::Agent::config_builder()
-            .http_status_as_error(false)
-            .build()
-            .into();
-        let mut r = agent
-            .post(&format!("{endpoint}{path}"))
-            .send(payload.as_bytes())
-            .unwrap();
-        let status = r.status().as_u16();
-        let body = r.body_mut().read_to_vec().unwrap();
+        let (status, _, body) = crate::harness::send(
+            &endpoint,
+            Some(&admin),
+            "POST",
+            &path,
+            &[],
+            payload.as_bytes(),
+        );
         (status, serde_json::from_slice(&body).unwrap_or(Value::Null))
     })
 }

@@ -92,7 +92,13 @@ impl Server {
         let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
         let mut child = Command::new(warden_bin())
             .arg("serve")
-            .args(["--listen", "127.0.0.1:0", "--data-dir"])
+            .args([
+                "--listen",
+                "127.0.0.1:0",
+                "--account-id",
+                ACCOUNT,
+                "--data-dir",
+            ])
             .arg(data_dir)
             .arg("--python")
             .arg(python())
@@ -110,12 +116,67 @@ impl Server {
             .strip_prefix("warden listening on ")
             .unwrap_or_else(|| panic!("unexpected first line from warden serve: {line:?}"))
             .to_owned();
-        Self {
+        let s = Self {
             child: Some(child),
             endpoint,
             data_dir: data_dir.to_path_buf(),
             _temp: None,
             args,
+        };
+        s.ensure_role(EXEC_ROLE_NAME, LAMBDA_TRUST);
+        s
+    }
+
+    /// Creates a role (idempotent) through the IAM query API.
+    pub fn ensure_role(&self, name: &str, trust: &str) {
+        let (status, _, body) = self.iam(&[
+            ("Action", "CreateRole"),
+            ("RoleName", name),
+            ("AssumeRolePolicyDocument", trust),
+        ]);
+        assert!(
+            status == 200 || status == 409,
+            "CreateRole {name}: {status} {}",
+            String::from_utf8_lossy(&body)
+        );
+    }
+
+    /// One IAM query-protocol call, signed as the admin.
+    pub fn iam(&self, params: &[(&str, &str)]) -> (u16, Vec<(String, String)>, Vec<u8>) {
+        let mut form = form_urlencoded::Serializer::new(String::new());
+        form.append_pair("Version", "2010-05-08");
+        for (k, v) in params {
+            form.append_pair(k, v);
+        }
+        let body = form.finish();
+        self.http(
+            "POST",
+            "/",
+            &[(
+                "content-type",
+                "application/x-www-form-urlencoded; charset=utf-8",
+            )],
+            body.as_bytes(),
+        )
+    }
+
+    /// The admin's credentials the server wrote on first start.
+    pub fn admin(&self) -> Credentials {
+        let text = std::fs::read_to_string(self.data_dir.join("credentials"))
+            .expect("the server writes DATA_DIR/credentials");
+        let field = |name: &str| {
+            text.lines()
+                .find_map(|l| {
+                    l.split_once('=')
+                        .filter(|(k, _)| k.trim() == name)
+                        .map(|(_, v)| v.trim().to_owned())
+                })
+                .unwrap_or_else(|| panic!("{name} missing from the credentials file"))
+        };
+        Credentials {
+            key: field("aws_access_key_id"),
+            secret: field("aws_secret_access_key"),
+            token: None,
         }
     }
 
@@ -280,7 +341,7 @@ impl Server {
         self.aws(&args)
     }
 
-    /// Raw HTTP request; returns (status, headers, body).
+    /// HTTP request signed as the admin; returns (status, headers, body).
     pub fn http(
         &self,
         method: &str,
@@ -288,24 +349,25 @@ impl Server {
         headers: &[(&str, &str)],
         body: &[u8],
     ) -> (u16, Vec<(String, String)>, Vec<u8>) {
-        let agent: ureq::Agent = ureq::Agent::config_builder()
-            .http_status_as_error(false)
-            .build()
-            .into();
-        let url = format!("{}{path}", self.endpoint);
-        let mut req = http::Request::builder().method(method).uri(&url);
-        for (k, v) in headers {
-            req = req.header(*k, *v);
-        }
-        let response = agent.run(req.body(body.to_vec()).unwrap()).unwrap();
-        let status = response.status().as_u16();
-        let headers = response
-            .headers()
-            .iter()
-            .map(|(k, v)| (k.as_str().to_owned(), v.to_str().unwrap_or("").to_owned()))
-            .collect();
-        let body = response.into_body().read_to_vec().unwrap();
-        (status, headers, body)
+        send(
+            &self.endpoint,
+            Some(&self.admin()),
+            method,
+            path,
+            headers,
+            body,
+        )
+    }
+
+    /// HTTP request without a signature.
+    pub fn http_unsigned(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: &[u8],
+    ) -> (u16, Vec<(String, String)>, Vec<u8>) {
+        send(&self.endpoint, None, method, path, headers, body)
     }
 
     /// Every log line of a function as the API returns it.
@@ -347,6 +409,73 @@ impl Server {
             std::thread::sleep(Duration::from_millis(50));
         }
     }
+}
+
+/// The account every test server serves, so role ARNs are predictable.
+pub const ACCOUNT: &str = "123456789012";
+/// The execution role every test server has, trusting Lambda.
+pub const EXEC_ROLE_NAME: &str = "lambda-exec";
+pub const EXEC_ROLE: &str = "arn:aws:iam::123456789012:role/lambda-exec";
+pub const LAMBDA_TRUST: &str = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Service":"lambda.amazonaws.com"},"Action":"sts:AssumeRole"}]}"#;
+
+/// Access key material for signing.
+#[derive(Clone, Debug)]
+pub struct Credentials {
+    pub key: String,
+    pub secret: String,
+    pub token: Option<String>,
+}
+
+/// Sends one request, SigV4-signed with `creds` when given (service `iam` for `/`,
+/// `lambda` otherwise).
+pub fn send(
+    endpoint: &str,
+    creds: Option<&Credentials>,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> (u16, Vec<(String, String)>, Vec<u8>) {
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .build()
+        .into();
+    let url = format!("{endpoint}{path}");
+    let mut req = http::Request::builder().method(method).uri(&url);
+    for (k, v) in headers {
+        req = req.header(*k, *v);
+    }
+    let mut req = req.body(body.to_vec()).unwrap();
+    if let Some(c) = creds {
+        let signing = warden_auth::SigningCredentials {
+            access_key_id: c.key.clone(),
+            secret_access_key: c.secret.clone(),
+            session_token: c.token.clone(),
+        };
+        let service = if path == "/" || path.starts_with("/?") {
+            "iam"
+        } else {
+            "lambda"
+        };
+        warden_auth::sign_request(
+            &mut req,
+            body,
+            &signing,
+            "us-east-1",
+            service,
+            std::time::SystemTime::now(),
+        )
+        .unwrap();
+    }
+    let response = agent.run(req).unwrap();
+    let status = response.status().as_u16();
+    let headers = response
+        .headers()
+        .iter()
+        .map(|(k, v)| (k.as_str().to_owned(), v.to_str().unwrap_or("").to_owned()))
+        .collect();
+    let body = response.into_body().read_to_vec().unwrap();
+    (status, headers, body)
 }
 
 impl Drop for Server {

@@ -244,7 +244,7 @@ fn crashes_and_init_failures_are_reported_as_lambda_does() {
         "--runtime",
         "provided.al2",
         "--role",
-        "arn:aws:iam::123456789012:role/x",
+        "arn:aws:iam::123456789012:role/lambda-exec",
         "--zip-file",
         &format!("fileb://{}", zip.display()),
     ]);

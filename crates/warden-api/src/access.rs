@@ -1,0 +1,394 @@
+//! Authentication and authorization of every API request: SigV4 verification
+//! (`warden-auth`), then an IAM decision (`warden-iam`) over the caller's identity policies
+//! and, for function resources, the function's resource-based policy.
+//!
+//! Every operation names its real IAM action and resource ARN here, in one table
+//! ([`targets`]), so that what is checked can be read in one place.
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+
+use http::StatusCode;
+use warden_auth::Authenticated;
+use warden_iam::{ContextValue, DecisionEffect, Policy, PolicyKind};
+use warden_identity::Identity;
+use warden_types::identity::{Principal, PrincipalKind};
+use warden_types::{FunctionName, FunctionRef};
+
+use crate::routes::Operation;
+use crate::{ApiError, ApiRequest, ApiState};
+
+/// What one operation needs permission for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Target {
+    pub action: String,
+    pub resource: String,
+    /// The function whose resource policy also applies.
+    pub function: Option<FunctionName>,
+}
+
+/// Caches parsed resource policies; the store stays the source of truth.
+pub struct Access {
+    pub identity: Identity,
+    policies: RwLock<HashMap<FunctionName, Option<Arc<Policy>>>>,
+}
+
+impl Access {
+    pub fn new(identity: Identity) -> Self {
+        Self {
+            identity,
+            policies: RwLock::new(HashMap::new()),
+        }
+    }
+
+    /// Forgets a cached resource policy after it changed.
+    pub fn invalidate(&self, function: &FunctionName) {
+        self.policies
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(function);
+    }
+
+    async fn resource_policy(
+        &self,
+        state: &ApiState,
+        function: &FunctionName,
+    ) -> Result<Option<Arc<Policy>>, ApiError> {
+        if let Some(p) = self
+            .policies
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(function)
+        {
+            return Ok(p.clone());
+        }
+        let store = Arc::clone(&state.store);
+        let f = function.clone();
+        let document =
+            crate::blocking(move || store.get_function_policy(&f).map_err(ApiError::from)).await?;
+        let parsed = match document {
+            Some(d) => match Policy::parse_as(&d, PolicyKind::Resource) {
+                Ok(p) => Some(Arc::new(p)),
+                Err(e) => {
+                    // Stored policies were validated when written; an unreadable one grants nothing.
+                    tracing::error!(function = %function, error = %e, "stored resource policy does not parse");
+                    None
+                }
+            },
+            None => None,
+        };
+        self.policies
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(function.clone(), parsed.clone());
+        Ok(parsed)
+    }
+}
+
+/// The service an operation belongs to, as named in the SigV4 credential scope.
+fn service(op: &Operation, request: &ApiRequest) -> &'static str {
+    match op {
+        Operation::Query => {
+            if query_action(request).as_deref() == Some("GetCallerIdentity") {
+                "sts"
+            } else {
+                "iam"
+            }
+        }
+        _ => "lambda",
+    }
+}
+
+pub(crate) fn query_params(request: &ApiRequest) -> Vec<(String, String)> {
+    let mut params = warden_identity::parse_form(&request.body);
+    params.extend(crate::routes::query_params(request.parts.uri.query()));
+    params
+}
+
+fn query_action(request: &ApiRequest) -> Option<String> {
+    query_params(request)
+        .into_iter()
+        .find(|(k, _)| k == "Action")
+        .map(|(_, v)| v)
+}
+
+/// Verifies the request's signature. `Ok(None)` when it carries none at all.
+pub fn authenticate(
+    state: &ApiState,
+    request: &ApiRequest,
+) -> Result<Option<Authenticated>, ApiError> {
+    let now = std::time::SystemTime::now();
+    match warden_auth::verify(
+        &request.parts,
+        &request.body,
+        now,
+        &state.access.identity,
+        state.region.as_str(),
+    ) {
+        Ok(a) => {
+            let expected = service(&request.operation, request);
+            if a.service != expected {
+                return Err(ApiError::new(
+                    StatusCode::FORBIDDEN,
+                    "InvalidSignatureException",
+                    format!("Credential should be scoped to correct service: '{expected}'."),
+                ));
+            }
+            Ok(Some(a))
+        }
+        Err(warden_auth::AuthError::MissingAuthentication) => Ok(None),
+        Err(e) => {
+            tracing::info!(peer = %request.peer, error = %e, "authentication failed");
+            let status = StatusCode::from_u16(e.status()).unwrap_or(StatusCode::FORBIDDEN);
+            Err(ApiError::new(status, e.code(), e.message()))
+        }
+    }
+}
+
+fn function_target(state: &ApiState, action: &str, r: &FunctionRef) -> Target {
+    let q = r.qualifier.as_ref().map(|q| q.to_string());
+    Target {
+        action: format!("lambda:{action}"),
+        resource: state.function_arn(&r.name, q.as_deref()),
+        function: Some(r.name.clone()),
+    }
+}
+
+fn any_resource(action: &str) -> Target {
+    Target {
+        action: action.to_owned(),
+        resource: "*".to_owned(),
+        function: None,
+    }
+}
+
+/// The IAM action and resource each operation is authorized against, as Lambda documents
+/// them. An unparsable reference yields no target: the handler then answers with its
+/// validation error, which reveals nothing about any resource.
+pub fn targets(
+    state: &ApiState,
+    request: &ApiRequest,
+    principal: Option<&Principal>,
+) -> Result<Vec<Target>, ApiError> {
+    use Operation as O;
+    let qualified = |raw: &str| -> Option<FunctionRef> {
+        state
+            .function_ref(raw)
+            .ok()?
+            .with_qualifier(request.query("Qualifier").as_deref())
+            .ok()
+    };
+    let bare = |raw: &str| -> Option<FunctionRef> {
+        state.function_ref(raw).ok().map(|r| FunctionRef {
+            name: r.name,
+            qualifier: None,
+        })
+    };
+    let f = |action: &str, r: Option<FunctionRef>| -> Vec<Target> {
+        match r {
+            Some(r) => vec![function_target(state, action, &r)],
+            None => vec![Target {
+                action: format!("lambda:{action}"),
+                resource: format!(
+                    "arn:aws:lambda:{}:{}:function:*",
+                    state.region, state.account
+                ),
+                function: None,
+            }],
+        }
+    };
+    Ok(match &request.operation {
+        O::CreateFunction => {
+            let name = serde_json::from_slice::<serde_json::Value>(&request.body)
+                .ok()
+                .and_then(|v| {
+                    v.get("FunctionName")
+                        .and_then(|n| n.as_str())
+                        .map(str::to_owned)
+                });
+            f("CreateFunction", name.as_deref().and_then(bare))
+        }
+        O::ListFunctions => vec![any_resource("lambda:ListFunctions")],
+        O::GetAccountSettings => vec![any_resource("lambda:GetAccountSettings")],
+        O::GetFunction(n) => f("GetFunction", qualified(n)),
+        O::GetFunctionConfiguration(n) => f("GetFunctionConfiguration", qualified(n)),
+        O::DeleteFunction(n) => f("DeleteFunction", qualified(n)),
+        O::UpdateFunctionCode(n) => f("UpdateFunctionCode", bare(n)),
+        O::UpdateFunctionConfiguration(n) => f("UpdateFunctionConfiguration", bare(n)),
+        O::Invoke(n) => f("InvokeFunction", qualified(n)),
+        O::InvokeAsync(n) => f("InvokeFunction", bare(n)),
+        O::PublishVersion(n) => f("PublishVersion", bare(n)),
+        O::ListVersionsByFunction(n) => f("ListVersionsByFunction", bare(n)),
+        O::CreateAlias(n) => f("CreateAlias", bare(n)),
+        O::ListAliases(n) => f("ListAliases", bare(n)),
+        O::GetAlias(n, _) => f("GetAlias", bare(n)),
+        O::UpdateAlias(n, _) => f("UpdateAlias", bare(n)),
+        O::DeleteAlias(n, _) => f("DeleteAlias", bare(n)),
+        O::PutFunctionConcurrency(n) => f("PutFunctionConcurrency", bare(n)),
+        O::GetFunctionConcurrency(n) => f("GetFunctionConcurrency", bare(n)),
+        O::DeleteFunctionConcurrency(n) => f("DeleteFunctionConcurrency", bare(n)),
+        O::AddPermission(n) => f("AddPermission", qualified(n)),
+        O::RemovePermission(n, _) => f("RemovePermission", qualified(n)),
+        O::GetPolicy(n) => f("GetPolicy", qualified(n)),
+        O::ReadLogs(n) => match bare(n) {
+            Some(r) => vec![Target {
+                action: "logs:GetLogEvents".into(),
+                resource: format!(
+                    "arn:aws:logs:{}:{}:log-group:/aws/lambda/{}",
+                    state.region, state.account, r.name
+                ),
+                function: None,
+            }],
+            None => vec![any_resource("logs:GetLogEvents")],
+        },
+        O::Query => {
+            let Some(principal) = principal else {
+                return Ok(Vec::new());
+            };
+            let params = query_params(request);
+            match state
+                .access
+                .identity
+                .authorization_target(&params, principal)
+            {
+                // Every caller may ask who it is, as in AWS.
+                Ok((action, _)) if action == "sts:GetCallerIdentity" => Vec::new(),
+                Ok((action, resource)) => vec![Target {
+                    action,
+                    resource,
+                    function: None,
+                }],
+                Err(e) => {
+                    return Err(ApiError::new(
+                        StatusCode::from_u16(e.status).unwrap_or(StatusCode::BAD_REQUEST),
+                        e.code,
+                        e.message,
+                    ))
+                }
+            }
+        }
+    })
+}
+
+/// Condition keys Warden knows for this request.
+fn context(
+    state: &ApiState,
+    request: &ApiRequest,
+    principal: Option<&Principal>,
+    target: &Target,
+) -> HashMap<String, ContextValue> {
+    let mut c = HashMap::with_capacity(16);
+    let mut put = |k: &str, v: String| {
+        c.insert(k.to_owned(), ContextValue::String(v));
+    };
+    let now = warden_types::now_millis();
+    put("aws:sourceip", request.peer.ip().to_string());
+    put("aws:currenttime", warden_types::iso_timestamp(now));
+    put("aws:epochtime", (now / 1000).to_string());
+    put("aws:securetransport", "false".into());
+    put("aws:requestedregion", state.region.to_string());
+    if let Some(f) = &target.function {
+        put("lambda:functionarn", state.function_arn(f, None));
+    }
+    if let Some(p) = principal {
+        put("aws:principalaccount", p.account.clone());
+        put("aws:userid", p.id.clone());
+        match &p.kind {
+            PrincipalKind::User => {
+                put("aws:principalarn", p.arn.clone());
+                put("aws:principaltype", "User".into());
+                put("aws:username", p.name.clone());
+            }
+            PrincipalKind::AssumedRole { role_arn, .. } => {
+                put("aws:principalarn", role_arn.clone());
+                put("aws:principaltype", "AssumedRole".into());
+            }
+        }
+        for (k, v) in &p.tags {
+            c.insert(
+                format!("aws:principaltag/{}", k.to_ascii_lowercase()),
+                ContextValue::String(v.clone()),
+            );
+        }
+    }
+    c
+}
+
+/// Decides every target of the request; the first denial ends it.
+pub async fn authorize(
+    state: &ApiState,
+    request: &ApiRequest,
+    principal: Option<&Principal>,
+) -> Result<(), ApiError> {
+    for target in targets(state, request, principal)? {
+        let resource_policy = match &target.function {
+            Some(f) => state.access.resource_policy(state, f).await?,
+            None => None,
+        };
+        let identity_policies = match principal {
+            Some(p) => state.access.identity.policies_for(p),
+            None => Arc::from(Vec::new()),
+        };
+        let refs: Vec<&Policy> = identity_policies.iter().map(|p| p.as_ref()).collect();
+        let iam_request = warden_iam::Request {
+            principal: principal.map(|p| p.arn.clone()),
+            action: target.action.clone(),
+            resource: target.resource.clone(),
+            context: context(state, request, principal, &target),
+        };
+        let decision = warden_iam::evaluate(&iam_request, &refs, resource_policy.as_deref());
+        if decision.is_allowed() {
+            continue;
+        }
+        let Some(p) = principal else {
+            return Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                "MissingAuthenticationTokenException",
+                "Missing Authentication Token",
+            ));
+        };
+        let why = match decision.effect {
+            DecisionEffect::ExplicitDeny => "with an explicit deny in a policy",
+            _ => "because no identity-based policy allows the action",
+        };
+        tracing::info!(principal = %p.arn, action = %target.action, resource = %target.resource, "access denied");
+        let code = if matches!(request.operation, Operation::Query) {
+            "AccessDenied"
+        } else {
+            "AccessDeniedException"
+        };
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            code,
+            format!(
+                "User: {} is not authorized to perform: {} on resource: {} {why}",
+                p.arn, target.action, target.resource
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// Checks a principal's identity policies alone for one action (used for `iam:PassRole`).
+pub fn allowed_by_identity(
+    state: &ApiState,
+    principal: &Principal,
+    action: &str,
+    resource: &str,
+    request: &ApiRequest,
+) -> bool {
+    let policies = state.access.identity.policies_for(principal);
+    let refs: Vec<&Policy> = policies.iter().map(|p| p.as_ref()).collect();
+    let target = Target {
+        action: action.to_owned(),
+        resource: resource.to_owned(),
+        function: None,
+    };
+    let iam_request = warden_iam::Request {
+        principal: Some(principal.arn.clone()),
+        action: action.to_owned(),
+        resource: resource.to_owned(),
+        context: context(state, request, Some(principal), &target),
+    };
+    warden_iam::evaluate(&iam_request, &refs, None).is_allowed()
+}
