@@ -15,7 +15,43 @@ use base64::Engine as _;
 struct Server {
     child: Child,
     endpoint: String,
+    creds: warden_auth::SigningCredentials,
     _dir: tempfile::TempDir,
+}
+
+/// The account the bench server serves, so the default role's ARN is known.
+const ACCOUNT: &str = "123456789012";
+
+impl Server {
+    /// A request signed as the bootstrap admin; SigV4 signatures stay valid for 5 minutes,
+    /// which also lets `wrk` replay one signed request.
+    fn signed(&self, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> Result<http::Request<Vec<u8>>> {
+        let mut b = http::Request::builder().method(method).uri(format!("{}{path}", self.endpoint));
+        for (k, v) in headers {
+            b = b.header(*k, *v);
+        }
+        let mut req = b.body(body.to_vec())?;
+        warden_auth::sign_request(&mut req, body, &self.creds, "us-east-1", "lambda", std::time::SystemTime::now())?;
+        Ok(req)
+    }
+
+    fn send(&self, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> Result<http::Response<ureq::Body>> {
+        Ok(agent().run(self.signed(method, path, headers, body)?)?)
+    }
+}
+
+fn read_credentials(dir: &Path) -> Result<warden_auth::SigningCredentials> {
+    let text = std::fs::read_to_string(dir.join("credentials")).context("the server writes DATA_DIR/credentials")?;
+    let field = |name: &str| -> Result<String> {
+        text.lines()
+            .find_map(|l| l.split_once('=').filter(|(k, _)| k.trim() == name).map(|(_, v)| v.trim().to_owned()))
+            .with_context(|| format!("{name} missing from the credentials file"))
+    };
+    Ok(warden_auth::SigningCredentials {
+        access_key_id: field("aws_access_key_id")?,
+        secret_access_key: field("aws_secret_access_key")?,
+        session_token: None,
+    })
 }
 
 impl Drop for Server {
@@ -28,7 +64,7 @@ impl Drop for Server {
 fn start(root: &Path, extra: &[String]) -> Result<Server> {
     let dir = tempfile::tempdir()?;
     let mut child = Command::new(root.join("target/release/warden"))
-        .args(["serve", "--listen", "127.0.0.1:0", "--log", "warn", "--data-dir"])
+        .args(["serve", "--listen", "127.0.0.1:0", "--log", "warn", "--account-id", ACCOUNT, "--data-dir"])
         .arg(dir.path())
         .args(extra)
         .stdout(Stdio::piped())
@@ -37,7 +73,8 @@ fn start(root: &Path, extra: &[String]) -> Result<Server> {
     let mut line = String::new();
     BufReader::new(child.stdout.take().context("no stdout")?).read_line(&mut line)?;
     let endpoint = line.trim().strip_prefix("warden listening on ").context("unexpected first line")?.to_owned();
-    Ok(Server { child, endpoint, _dir: dir })
+    let creds = read_credentials(dir.path())?;
+    Ok(Server { child, endpoint, creds, _dir: dir })
 }
 
 fn agent() -> ureq::Agent {
@@ -50,10 +87,10 @@ fn create_function(server: &Server, root: &Path, name: &str) -> Result<()> {
     let zip = warden_package::zip_directory(dir.path(), &mut |_, _| {})?;
     let body = serde_json::json!({
         "FunctionName": name, "Runtime": "provided.al2023", "Handler": "bootstrap",
-        "Role": "arn:aws:iam::123456789012:role/bench", "Timeout": 30,
+        "Role": format!("arn:aws:iam::{ACCOUNT}:role/warden-default"), "Timeout": 30,
         "Code": { "ZipFile": base64::engine::general_purpose::STANDARD.encode(zip) },
     });
-    let mut r = agent().post(&format!("{}/2015-03-31/functions", server.endpoint)).send(body.to_string().as_bytes())?;
+    let mut r = server.send("POST", "/2015-03-31/functions", &[], body.to_string().as_bytes())?;
     if r.status() != 201 {
         bail!("create failed: {}", r.body_mut().read_to_string()?);
     }
@@ -62,8 +99,14 @@ fn create_function(server: &Server, root: &Path, name: &str) -> Result<()> {
 
 fn wrk(server: &Server, function: &str, threads: u32, connections: u32, seconds: u32) -> Result<String> {
     let script = tempfile::NamedTempFile::new()?;
-    std::fs::write(script.path(), "wrk.method = \"POST\"\nwrk.body = \"{}\"\n")?;
-    let url = format!("{}/2015-03-31/functions/{function}/invocations", server.endpoint);
+    let path = format!("/2015-03-31/functions/{function}/invocations");
+    let signed = server.signed("POST", &path, &[], b"{}")?;
+    let mut lua = String::from("wrk.method = \"POST\"\nwrk.body = \"{}\"\n");
+    for (k, v) in signed.headers() {
+        lua.push_str(&format!("wrk.headers[\"{}\"] = \"{}\"\n", k.as_str(), v.to_str()?));
+    }
+    std::fs::write(script.path(), lua)?;
+    let url = format!("{}{path}", server.endpoint);
     let out = Command::new("wrk")
         .args(["-t", &threads.to_string(), "-c", &connections.to_string(), "-d", &format!("{seconds}s"), "--latency", "-s"])
         .arg(script.path())
@@ -89,17 +132,14 @@ fn pick(text: &str, prefix: &str) -> String {
 /// Cold starts: each configuration change retires the warm instance, so the next invoke
 /// starts a new one; its REPORT line carries `Init Duration` (spawn to first `/next`).
 fn cold_starts(server: &Server, function: &str, n: usize) -> Result<(Vec<f64>, Vec<f64>)> {
-    let a = agent();
     let mut init = Vec::new();
     let mut end_to_end = Vec::new();
     for i in 0..n {
         let body = serde_json::json!({ "Description": format!("cold {i}") });
-        a.put(&format!("{}/2015-03-31/functions/{function}/configuration", server.endpoint)).send(body.to_string().as_bytes())?;
+        server.send("PUT", &format!("/2015-03-31/functions/{function}/configuration"), &[], body.to_string().as_bytes())?;
+        let request = server.signed("POST", &format!("/2015-03-31/functions/{function}/invocations"), &[("X-Amz-Log-Type", "Tail")], b"{}")?;
         let started = Instant::now();
-        let r = a
-            .post(&format!("{}/2015-03-31/functions/{function}/invocations", server.endpoint))
-            .header("X-Amz-Log-Type", "Tail")
-            .send(&b"{}"[..])?;
+        let r = agent().run(request)?;
         end_to_end.push(started.elapsed().as_secs_f64() * 1000.0);
         let log = r.headers().get("x-amz-log-result").and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
         let log = String::from_utf8(base64::engine::general_purpose::STANDARD.decode(log)?)?;
@@ -143,7 +183,7 @@ pub fn run(root: &Path, args: &[String]) -> Result<()> {
     let server = start(root, &extra)?;
     create_function(&server, root, "noop")?;
     // Warm up one instance, then measure.
-    agent().post(&format!("{}/2015-03-31/functions/noop/invocations", server.endpoint)).send(&b"{}"[..])?;
+    server.send("POST", "/2015-03-31/functions/noop/invocations", &[], b"{}")?;
     std::thread::sleep(Duration::from_millis(200));
     let one = wrk(&server, "noop", 1, 1, seconds)?;
     let many = wrk(&server, "noop", 2, 8, seconds)?;
