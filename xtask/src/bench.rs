@@ -25,26 +25,52 @@ const ACCOUNT: &str = "123456789012";
 impl Server {
     /// A request signed as the bootstrap admin; SigV4 signatures stay valid for 5 minutes,
     /// which also lets `wrk` replay one signed request.
-    fn signed(&self, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> Result<http::Request<Vec<u8>>> {
-        let mut b = http::Request::builder().method(method).uri(format!("{}{path}", self.endpoint));
+    fn signed(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: &[u8],
+    ) -> Result<http::Request<Vec<u8>>> {
+        let mut b = http::Request::builder()
+            .method(method)
+            .uri(format!("{}{path}", self.endpoint));
         for (k, v) in headers {
             b = b.header(*k, *v);
         }
         let mut req = b.body(body.to_vec())?;
-        warden_auth::sign_request(&mut req, body, &self.creds, "us-east-1", "lambda", std::time::SystemTime::now())?;
+        warden_auth::sign_request(
+            &mut req,
+            body,
+            &self.creds,
+            "us-east-1",
+            "lambda",
+            std::time::SystemTime::now(),
+        )?;
         Ok(req)
     }
 
-    fn send(&self, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> Result<http::Response<ureq::Body>> {
+    fn send(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: &[u8],
+    ) -> Result<http::Response<ureq::Body>> {
         Ok(agent().run(self.signed(method, path, headers, body)?)?)
     }
 }
 
 fn read_credentials(dir: &Path) -> Result<warden_auth::SigningCredentials> {
-    let text = std::fs::read_to_string(dir.join("credentials")).context("the server writes DATA_DIR/credentials")?;
+    let text = std::fs::read_to_string(dir.join("credentials"))
+        .context("the server writes DATA_DIR/credentials")?;
     let field = |name: &str| -> Result<String> {
         text.lines()
-            .find_map(|l| l.split_once('=').filter(|(k, _)| k.trim() == name).map(|(_, v)| v.trim().to_owned()))
+            .find_map(|l| {
+                l.split_once('=')
+                    .filter(|(k, _)| k.trim() == name)
+                    .map(|(_, v)| v.trim().to_owned())
+            })
             .with_context(|| format!("{name} missing from the credentials file"))
     };
     Ok(warden_auth::SigningCredentials {
@@ -56,7 +82,9 @@ fn read_credentials(dir: &Path) -> Result<warden_auth::SigningCredentials> {
 
 impl Drop for Server {
     fn drop(&mut self) {
-        let _ = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status();
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
         let _ = self.child.wait();
     }
 }
@@ -64,7 +92,16 @@ impl Drop for Server {
 fn start(root: &Path, extra: &[String]) -> Result<Server> {
     let dir = tempfile::tempdir()?;
     let mut child = Command::new(root.join("target/release/warden"))
-        .args(["serve", "--listen", "127.0.0.1:0", "--log", "warn", "--account-id", ACCOUNT, "--data-dir"])
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--log",
+            "warn",
+            "--account-id",
+            ACCOUNT,
+            "--data-dir",
+        ])
         .arg(dir.path())
         .args(extra)
         .stdout(Stdio::piped())
@@ -72,18 +109,33 @@ fn start(root: &Path, extra: &[String]) -> Result<Server> {
         .context("starting warden serve")?;
     let mut line = String::new();
     BufReader::new(child.stdout.take().context("no stdout")?).read_line(&mut line)?;
-    let endpoint = line.trim().strip_prefix("warden listening on ").context("unexpected first line")?.to_owned();
+    let endpoint = line
+        .trim()
+        .strip_prefix("warden listening on ")
+        .context("unexpected first line")?
+        .to_owned();
     let creds = read_credentials(dir.path())?;
-    Ok(Server { child, endpoint, creds, _dir: dir })
+    Ok(Server {
+        child,
+        endpoint,
+        creds,
+        _dir: dir,
+    })
 }
 
 fn agent() -> ureq::Agent {
-    ureq::Agent::config_builder().http_status_as_error(false).build().into()
+    ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .build()
+        .into()
 }
 
 fn create_function(server: &Server, root: &Path, name: &str) -> Result<()> {
     let dir = tempfile::tempdir()?;
-    std::fs::copy(root.join("target/release/fixture"), dir.path().join("bootstrap"))?;
+    std::fs::copy(
+        root.join("target/release/fixture"),
+        dir.path().join("bootstrap"),
+    )?;
     let zip = warden_package::zip_directory(dir.path(), &mut |_, _| {})?;
     let body = serde_json::json!({
         "FunctionName": name, "Runtime": "provided.al2023", "Handler": "bootstrap",
@@ -93,25 +145,49 @@ fn create_function(server: &Server, root: &Path, name: &str) -> Result<()> {
         "MemorySize": 1769,
         "Code": { "ZipFile": base64::engine::general_purpose::STANDARD.encode(zip) },
     });
-    let mut r = server.send("POST", "/2015-03-31/functions", &[], body.to_string().as_bytes())?;
+    let mut r = server.send(
+        "POST",
+        "/2015-03-31/functions",
+        &[],
+        body.to_string().as_bytes(),
+    )?;
     if r.status() != 201 {
         bail!("create failed: {}", r.body_mut().read_to_string()?);
     }
     Ok(())
 }
 
-fn wrk(server: &Server, function: &str, threads: u32, connections: u32, seconds: u32) -> Result<String> {
+fn wrk(
+    server: &Server,
+    function: &str,
+    threads: u32,
+    connections: u32,
+    seconds: u32,
+) -> Result<String> {
     let script = tempfile::NamedTempFile::new()?;
     let path = format!("/2015-03-31/functions/{function}/invocations");
     let signed = server.signed("POST", &path, &[], b"{}")?;
     let mut lua = String::from("wrk.method = \"POST\"\nwrk.body = \"{}\"\n");
     for (k, v) in signed.headers() {
-        lua.push_str(&format!("wrk.headers[\"{}\"] = \"{}\"\n", k.as_str(), v.to_str()?));
+        lua.push_str(&format!(
+            "wrk.headers[\"{}\"] = \"{}\"\n",
+            k.as_str(),
+            v.to_str()?
+        ));
     }
     std::fs::write(script.path(), lua)?;
     let url = format!("{}{path}", server.endpoint);
     let out = Command::new("wrk")
-        .args(["-t", &threads.to_string(), "-c", &connections.to_string(), "-d", &format!("{seconds}s"), "--latency", "-s"])
+        .args([
+            "-t",
+            &threads.to_string(),
+            "-c",
+            &connections.to_string(),
+            "-d",
+            &format!("{seconds}s"),
+            "--latency",
+            "-s",
+        ])
         .arg(script.path())
         .arg(&url)
         .output()
@@ -128,7 +204,11 @@ fn wrk(server: &Server, function: &str, threads: u32, connections: u32, seconds:
 
 fn pick(text: &str, prefix: &str) -> String {
     text.lines()
-        .find_map(|l| l.trim().strip_prefix(prefix).map(|v| v.split_whitespace().next().unwrap_or("").to_owned()))
+        .find_map(|l| {
+            l.trim()
+                .strip_prefix(prefix)
+                .map(|v| v.split_whitespace().next().unwrap_or("").to_owned())
+        })
         .unwrap_or_else(|| "?".into())
 }
 
@@ -139,12 +219,27 @@ fn cold_starts(server: &Server, function: &str, n: usize) -> Result<(Vec<f64>, V
     let mut end_to_end = Vec::new();
     for i in 0..n {
         let body = serde_json::json!({ "Description": format!("cold {i}") });
-        server.send("PUT", &format!("/2015-03-31/functions/{function}/configuration"), &[], body.to_string().as_bytes())?;
-        let request = server.signed("POST", &format!("/2015-03-31/functions/{function}/invocations"), &[("X-Amz-Log-Type", "Tail")], b"{}")?;
+        server.send(
+            "PUT",
+            &format!("/2015-03-31/functions/{function}/configuration"),
+            &[],
+            body.to_string().as_bytes(),
+        )?;
+        let request = server.signed(
+            "POST",
+            &format!("/2015-03-31/functions/{function}/invocations"),
+            &[("X-Amz-Log-Type", "Tail")],
+            b"{}",
+        )?;
         let started = Instant::now();
         let r = agent().run(request)?;
         end_to_end.push(started.elapsed().as_secs_f64() * 1000.0);
-        let log = r.headers().get("x-amz-log-result").and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
+        let log = r
+            .headers()
+            .get("x-amz-log-result")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_owned();
         let log = String::from_utf8(base64::engine::general_purpose::STANDARD.decode(log)?)?;
         let ms = log
             .split("Init Duration: ")
@@ -178,7 +273,14 @@ pub fn run(root: &Path, args: &[String]) -> Result<()> {
     }
     let status = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
         .current_dir(root)
-        .args(["build", "--release", "-p", "warden", "-p", "warden-fixtures"])
+        .args([
+            "build",
+            "--release",
+            "-p",
+            "warden",
+            "-p",
+            "warden-fixtures",
+        ])
         .status()?;
     if !status.success() {
         bail!("release build failed");
@@ -191,10 +293,24 @@ pub fn run(root: &Path, args: &[String]) -> Result<()> {
     let one = wrk(&server, "noop", 1, 1, seconds)?;
     let many = wrk(&server, "noop", 2, 8, seconds)?;
     let (mut init, mut e2e) = cold_starts(&server, "noop", cold)?;
-    let mode = if extra.is_empty() { "sandboxed" } else { "no sandbox" };
+    let mode = if extra.is_empty() {
+        "sandboxed"
+    } else {
+        "no sandbox"
+    };
     println!("## warden bench ({mode}; {seconds} s per wrk run; {cold} cold starts)");
-    println!("warm invoke, 1 connection:   p50 {}  p99 {}  {} invokes/s", pick(&one, "50%"), pick(&one, "99%"), pick(&one, "Requests/sec:"));
-    println!("warm invoke, 8 connections:  p50 {}  p99 {}  {} invokes/s", pick(&many, "50%"), pick(&many, "99%"), pick(&many, "Requests/sec:"));
+    println!(
+        "warm invoke, 1 connection:   p50 {}  p99 {}  {} invokes/s",
+        pick(&one, "50%"),
+        pick(&one, "99%"),
+        pick(&one, "Requests/sec:")
+    );
+    println!(
+        "warm invoke, 8 connections:  p50 {}  p99 {}  {} invokes/s",
+        pick(&many, "50%"),
+        pick(&many, "99%"),
+        pick(&many, "Requests/sec:")
+    );
     println!(
         "cold start (spawn to first /next): p50 {:.2} ms  p99 {:.2} ms",
         percentile(&mut init, 0.5),
