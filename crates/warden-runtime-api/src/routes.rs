@@ -43,6 +43,22 @@ pub fn parse_route(method: &Method, path: &str) -> Route {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn any_path_routes_without_panicking(path in "\\PC{0,200}") {
+            for m in [Method::GET, Method::POST, Method::PUT] {
+                let _ = parse_route(&m, &path);
+            }
+        }
+
+        #[test]
+        fn request_ids_round_trip(id in "[A-Za-z0-9-]{1,64}") {
+            let path = format!("/2018-06-01/runtime/invocation/{id}/response");
+            prop_assert_eq!(parse_route(&Method::POST, &path), Route::Response(id));
+        }
+    }
 
     #[test]
     fn routes() {
