@@ -79,13 +79,21 @@ async fn handler(event: LambdaEvent<Value>) -> Result<Value, Error> {
             "trace_id": context.xray_trace_id,
             "client_context": context.client_context.map(|c| c.custom),
             "pid": std::process::id(),
+            "instance": INSTANCE.get().copied().unwrap_or_default(),
         })),
         other => Err(format!("unknown action `{other}`").into()),
     }
 }
 
+/// Identifies this process across invocations (pids repeat inside pid namespaces).
+static INSTANCE: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Error> {
+    let started = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    let _ = INSTANCE.set(started.as_nanos() as u64 ^ u64::from(std::process::id()));
     match std::env::var("FIXTURE_INIT").as_deref() {
         Ok("exit") => std::process::exit(7),
         Ok("sleep") => loop {

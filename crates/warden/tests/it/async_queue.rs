@@ -132,9 +132,11 @@ fn accepted_events_survive_restart_and_kill_9() {
     std::thread::sleep(Duration::from_millis(1500));
     let seen = witnessed(witness.path());
     let twice: Vec<(&String, &usize)> = seen.iter().filter(|(_, n)| **n > 1).collect();
-    // Only events in flight at the kill (at most the concurrency, 2) may run again; an event
-    // that finished successfully never does.
-    assert!(twice.len() <= 2, "events ran twice: {twice:?}");
+    // Only events in flight at the kill may run again: at most 2 running (the account
+    // concurrency) plus at most 2 that had finished but whose removal from the queue was not
+    // yet durable. An event whose success was recorded never runs again, and the graceful
+    // restart above re-ran nothing.
+    assert!(twice.len() <= 4, "events ran twice: {twice:?}");
     assert!(seen.values().all(|n| *n <= 2), "{seen:?}");
     assert_eq!(
         seen.len(),

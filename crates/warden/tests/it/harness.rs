@@ -180,6 +180,24 @@ impl Server {
         }
     }
 
+    /// The server's pid.
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().map(|c| c.id()).unwrap_or(0)
+    }
+
+    /// Host pids of every process the server started, its zygote excepted: the function
+    /// instances and whatever they started.
+    pub fn instance_processes(&self) -> Vec<u32> {
+        let server = self.pid();
+        let mut all = descendants(server);
+        // The zygote is the server's direct child running `__zygote`.
+        all.retain(|pid| {
+            let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+            !String::from_utf8_lossy(&cmdline).contains("__zygote")
+        });
+        all
+    }
+
     /// SIGKILL: the crash case.
     pub fn kill9(&mut self) {
         if let Some(mut c) = self.child.take() {
@@ -494,6 +512,54 @@ impl Drop for Server {
             let _ = c.kill();
             let _ = c.wait();
         }
+    }
+}
+
+/// Every live descendant of `root`, from `/proc`.
+pub fn descendants(root: u32) -> Vec<u32> {
+    let mut parents: Vec<(u32, u32)> = Vec::new();
+    for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+            continue;
+        };
+        // The command may contain spaces and parentheses: fields follow the last `)`.
+        let Some(rest) = stat.rsplit_once(')').map(|(_, r)| r) else {
+            continue;
+        };
+        let fields: Vec<&str> = rest.split_whitespace().collect();
+        if fields.first() == Some(&"Z") {
+            continue;
+        }
+        if let Some(ppid) = fields.get(1).and_then(|p| p.parse::<u32>().ok()) {
+            parents.push((pid, ppid));
+        }
+    }
+    let mut found = Vec::new();
+    let mut frontier = vec![root];
+    while let Some(p) = frontier.pop() {
+        for (child, parent) in &parents {
+            if *parent == p && !found.contains(child) {
+                found.push(*child);
+                frontier.push(*child);
+            }
+        }
+    }
+    found
+}
+
+/// Waits until none of `pids` is alive, or panics with `what`.
+pub fn wait_gone(pids: &[u32], timeout: Duration, what: &str) {
+    let deadline = Instant::now() + timeout;
+    while pids.iter().any(|p| alive(*p)) {
+        assert!(
+            Instant::now() < deadline,
+            "{what}: {:?} still alive",
+            pids.iter().filter(|p| alive(**p)).collect::<Vec<_>>()
+        );
+        std::thread::sleep(Duration::from_millis(20));
     }
 }
 

@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
-use crate::harness::{alive, b64, unb64, Server};
+use crate::harness::{b64, unb64, wait_gone, Server};
 
 fn invoke(s: &Server, function: &str, payload: Value) -> (u16, Vec<(String, String)>, Value) {
     let (status, headers, body) = s.http(
@@ -111,22 +111,25 @@ fn warm_instances_are_reused_and_idle_ones_reaped() {
     s.create_fixture("warm", &[]);
     let (_, _, a) = invoke(&s, "warm", json!({"action": "context"}));
     let (_, _, b) = invoke(&s, "warm", json!({"action": "context"}));
-    let pid = a["pid"].as_u64().unwrap() as u32;
     assert_eq!(
-        pid,
-        b["pid"].as_u64().unwrap() as u32,
+        a["instance"], b["instance"],
         "the second invoke reuses the warm instance"
     );
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while alive(pid) {
-        assert!(
-            Instant::now() < deadline,
-            "idle instance {pid} was never reaped"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    let processes = s.instance_processes();
+    assert!(
+        !processes.is_empty(),
+        "the warm instance is a process on the host"
+    );
+    wait_gone(
+        &processes,
+        Duration::from_secs(10),
+        "the idle instance is reaped",
+    );
     let (_, _, c) = invoke(&s, "warm", json!({"action": "context"}));
-    assert_ne!(c["pid"], a["pid"], "after reaping, a new instance starts");
+    assert_ne!(
+        c["instance"], a["instance"],
+        "after reaping, a new instance starts"
+    );
     let lines = s.wait_logs("warm", Duration::from_secs(5), |l| {
         l.iter().filter(|x| x.starts_with("REPORT")).count() >= 3
     });
@@ -160,8 +163,9 @@ fn warm_instances_are_reused_and_idle_ones_reaped() {
 fn timeout_kills_the_instance_and_reports_lambdas_error() {
     let s = Server::start();
     s.create_fixture("slow", &["--timeout", "1"]);
-    let (_, _, first) = invoke(&s, "slow", json!({"action": "context"}));
-    let pid = first["pid"].as_u64().unwrap() as u32;
+    invoke(&s, "slow", json!({"action": "context"}));
+    let processes = s.instance_processes();
+    assert!(!processes.is_empty());
     let started = Instant::now();
     let (status, headers, body) = invoke(&s, "slow", json!({"action": "sleep", "ms": 5000}));
     assert!(
@@ -178,14 +182,11 @@ fn timeout_kills_the_instance_and_reports_lambdas_error() {
             .ends_with("Task timed out after 1.00 seconds"),
         "{body}"
     );
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while alive(pid) {
-        assert!(
-            Instant::now() < deadline,
-            "timed-out instance {pid} still alive"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    wait_gone(
+        &processes,
+        Duration::from_secs(5),
+        "the timed-out instance is killed",
+    );
     s.wait_logs("slow", Duration::from_secs(5), |l| {
         l.iter()
             .any(|x| x.ends_with("Task timed out after 1.00 seconds"))
@@ -294,34 +295,33 @@ fn tail_returns_this_invocations_output() {
 fn shutdown_leaves_no_process_behind() {
     let mut s = Server::start();
     s.create_fixture("bye", &[]);
-    let (_, _, a) = invoke(&s, "bye", json!({"action": "context"}));
-    let pid = a["pid"].as_u64().unwrap() as u32;
-    assert!(alive(pid));
+    invoke(&s, "bye", json!({"action": "context"}));
+    let mut processes = s.instance_processes();
+    processes.extend(crate::harness::descendants(s.pid()));
+    assert!(!processes.is_empty());
     let status = s.stop().unwrap();
     assert!(status.success(), "graceful exit: {status}");
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while alive(pid) {
-        assert!(
-            Instant::now() < deadline,
-            "instance {pid} outlived the server"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    wait_gone(
+        &processes,
+        Duration::from_secs(5),
+        "instances and the zygote end with the server",
+    );
 }
 
 #[test]
 fn a_killed_server_leaves_no_process_behind() {
     let mut s = Server::start();
     s.create_fixture("orphan", &[]);
-    let (_, _, a) = invoke(&s, "orphan", json!({"action": "context"}));
-    let pid = a["pid"].as_u64().unwrap() as u32;
+    invoke(&s, "orphan", json!({"action": "context"}));
+    let processes = crate::harness::descendants(s.pid());
+    assert!(
+        processes.len() >= 2,
+        "a zygote and an instance: {processes:?}"
+    );
     s.kill9();
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while alive(pid) {
-        assert!(
-            Instant::now() < deadline,
-            "instance {pid} outlived a killed server"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    wait_gone(
+        &processes,
+        Duration::from_secs(5),
+        "instances and the zygote end with a killed server",
+    );
 }

@@ -510,6 +510,7 @@ struct RawServer {
     child: Child,
     endpoint: String,
     stderr: std::sync::Arc<std::sync::Mutex<String>>,
+    credentials: PathBuf,
 }
 
 impl RawServer {
@@ -527,7 +528,13 @@ impl RawServer {
         }
         let mut child = cmd
             .arg("serve")
-            .args(["--listen", "127.0.0.1:0", "--data-dir"])
+            .args([
+                "--listen",
+                "127.0.0.1:0",
+                "--account-id",
+                "123456789012",
+                "--data-dir",
+            ])
             .arg(data_dir)
             .args(args)
             .env("WARDEN_LOG", "warn")
@@ -558,6 +565,7 @@ impl RawServer {
                 endpoint: e.to_owned(),
                 child,
                 stderr,
+                credentials: data_dir.join("credentials"),
             }),
             None => {
                 let _ = child.wait();
@@ -576,11 +584,8 @@ impl RawServer {
             .env("PATH", std::env::var("PATH").unwrap_or_default())
             .env("AWS_DEFAULT_REGION", "us-east-1")
             .env("AWS_CONFIG_FILE", "/dev/null")
-            .env("AWS_ACCESS_KEY_ID", "AKIAIOSFODNN7EXAMPLE")
-            .env(
-                "AWS_SECRET_ACCESS_KEY",
-                "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
-            )
+            // The admin key the server wrote on first start.
+            .env("AWS_SHARED_CREDENTIALS_FILE", &self.credentials)
             .output()
             .unwrap();
         assert!(
@@ -708,7 +713,8 @@ fn an_unprivileged_server_sandboxes_with_a_user_namespace() {
         "--handler",
         "bootstrap",
         "--role",
-        "arn:aws:iam::123456789012:role/lambda-exec",
+        // The execution role every server creates on first start.
+        "arn:aws:iam::123456789012:role/warden-default",
         "--zip-file",
         &zip,
     ]);
