@@ -9,8 +9,10 @@ use serde_json::{json, Map, Value};
 
 #[derive(clap::Subcommand, Debug)]
 pub enum IamCommand {
-    /// Evaluate policies for an action on a resource and print the decision as JSON.
+    /// Evaluate policies for an action on a resource and print the decision as JSON (offline).
     Simulate(SimulateArgs),
+    #[command(flatten)]
+    Admin(crate::cli::iam::AdminCommand),
 }
 
 #[derive(clap::Args, Debug)]
@@ -46,8 +48,11 @@ fn read_policy(path: &PathBuf) -> anyhow::Result<Value> {
     serde_json::from_str(&text).with_context(|| format!("`{}` is not JSON", path.display()))
 }
 
-pub fn run(command: IamCommand) -> anyhow::Result<()> {
-    let IamCommand::Simulate(args) = command;
+pub fn run(command: IamCommand, endpoint: &str) -> anyhow::Result<()> {
+    let args = match command {
+        IamCommand::Simulate(args) => args,
+        IamCommand::Admin(admin) => return crate::cli::run_iam(admin, endpoint),
+    };
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
     if args.batch {

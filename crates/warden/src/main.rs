@@ -33,7 +33,7 @@ enum Command {
     Serve(serve::ServeArgs),
     /// Report which sandbox protections are active on this host.
     Doctor(doctor::DoctorArgs),
-    /// IAM tools that work offline, such as policy simulation.
+    /// IAM: users, access keys, roles and policies; `simulate` evaluates policies offline.
     #[command(subcommand)]
     Iam(iam::IamCommand),
     #[command(flatten)]
@@ -49,7 +49,7 @@ fn main() -> std::process::ExitCode {
         Command::Serve(args) => serve::run(args),
         Command::Zygote => zygote(),
         Command::Doctor(args) => doctor::run(args),
-        Command::Iam(c) => iam::run(c),
+        Command::Iam(c) => iam::run(c, &cli.endpoint_url),
         Command::Client(c) => cli::run(c, &cli.endpoint_url),
     };
     match result {

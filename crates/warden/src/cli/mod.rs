@@ -8,6 +8,7 @@ mod args;
 mod client;
 mod credentials;
 mod function;
+pub mod iam;
 mod invoke;
 mod logs;
 
@@ -46,6 +47,12 @@ pub struct NameArgs {
     /// Version or alias
     #[arg(long, short = 'q')]
     pub qualifier: Option<String>,
+}
+
+/// Runs `warden iam user|key|role|policy ...` against the Warden at `endpoint`.
+pub fn run_iam(cmd: iam::AdminCommand, endpoint: &str) -> anyhow::Result<()> {
+    let client = client::Client::new(endpoint)?;
+    iam::run(&client, cmd)
 }
 
 /// Runs one client command against the Warden at `endpoint` (e.g. `http://127.0.0.1:9700`).

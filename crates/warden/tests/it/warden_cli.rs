@@ -89,3 +89,64 @@ fn an_unreachable_server_is_one_clear_line() {
     assert_eq!(err.lines().count(), 1, "{err}");
     assert!(err.contains("cannot reach Warden"), "{err}");
 }
+
+#[test]
+fn iam_administration_from_the_warden_cli() {
+    let s = Server::start();
+    ok(&s.warden(&["iam", "user", "create", "carol"]));
+    let key = ok(&s.warden(&["iam", "key", "create", "--user", "carol"]));
+    let id = key
+        .lines()
+        .find_map(|l| l.strip_prefix("aws_access_key_id = "))
+        .expect("the new key id")
+        .to_owned();
+    assert!(id.starts_with("AKIA"), "{key}");
+    assert!(ok(&s.warden(&["iam", "user", "list"])).contains("carol"));
+    ok(&s.warden(&["iam", "role", "create", "jobs", "--lambda"]));
+    assert!(ok(&s.warden(&["iam", "role", "list"])).contains("jobs"));
+    let doc = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(doc.path(), r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"lambda:ListFunctions","Resource":"*"}]}"#).unwrap();
+    ok(&s.warden(&[
+        "iam",
+        "policy",
+        "put",
+        "--user",
+        "carol",
+        "--name",
+        "list",
+        "--document",
+        doc.path().to_str().unwrap(),
+    ]));
+
+    let rotated = ok(&s.warden(&["iam", "key", "rotate", "--user", "carol", &id]));
+    assert!(
+        rotated.contains(&format!("key {id} is now Inactive")),
+        "{rotated}"
+    );
+    let keys = ok(&s.warden(&["iam", "key", "list", "--user", "carol"]));
+    assert!(keys.contains(&format!("{id}  Inactive")), "{keys}");
+
+    let bad = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(
+        bad.path(),
+        r#"{"Version":"2012-10-17","Statement":[{"Effect":"Maybe","Action":"*","Resource":"*"}]}"#,
+    )
+    .unwrap();
+    let refused = s.warden(&[
+        "iam",
+        "policy",
+        "put",
+        "--role",
+        "jobs",
+        "--name",
+        "bad",
+        "--document",
+        bad.path().to_str().unwrap(),
+    ]);
+    assert!(!refused.status.success());
+    let err = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        err.contains("MalformedPolicyDocument") && err.lines().count() == 1,
+        "{err}"
+    );
+}
