@@ -288,8 +288,20 @@ pub fn report_line(
     line
 }
 
-/// Peak resident memory of a process in MB (`VmHWM`), 0 if unknown.
+/// Peak resident memory of an instance in MB (`VmHWM`), 0 if unknown. In a sandbox `pid`
+/// is a tiny init and the function is its child, so the largest of the process and its
+/// children is reported.
 pub fn max_memory_mb(pid: i32) -> u64 {
+    let children = std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children")).unwrap_or_default();
+    let peak_kb = std::iter::once(pid)
+        .chain(children.split_whitespace().filter_map(|c| c.parse().ok()))
+        .map(vm_hwm_kb)
+        .max()
+        .unwrap_or(0);
+    peak_kb.div_ceil(1024)
+}
+
+fn vm_hwm_kb(pid: i32) -> u64 {
     let Ok(status) = std::fs::read_to_string(format!("/proc/{pid}/status")) else {
         return 0;
     };
@@ -297,7 +309,6 @@ pub fn max_memory_mb(pid: i32) -> u64 {
         .lines()
         .find_map(|l| l.strip_prefix("VmHWM:"))
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
-        .map(|kb| kb.div_ceil(1024))
         .unwrap_or(0)
 }
 
