@@ -78,6 +78,9 @@ assert e["Reason"] == "ReservedFunctionConcurrentInvocationLimitExceeded", e
 assert lam.get_function(FunctionName="b3")["Concurrency"]["ReservedConcurrentExecutions"] == 0
 lam.delete_function_concurrency(FunctionName="b3")
 assert lam.invoke(FunctionName="b3", Payload=b"{}")["StatusCode"] == 200
+names = [f["FunctionName"] for p in lam.get_paginator("list_functions").paginate(PaginationConfig={"PageSize": 1}) for f in p["Functions"]]
+assert names == ["b3"], names
+assert lam.get_function_configuration(FunctionName="b3", Qualifier="1")["Version"] == "1"
 settings = lam.get_account_settings()
 assert settings["AccountLimit"]["ConcurrentExecutions"] == 1000
 pages = list(lam.get_paginator("list_versions_by_function").paginate(FunctionName="b3", PaginationConfig={"PageSize": 1}))
