@@ -1,11 +1,15 @@
-//! One running function instance: its process, Runtime API channel, log capture and exit
-//! watch, plus the environment Lambda gives a function.
+//! One running function instance: its process, Runtime API channel, log capture, exit
+//! watch and, when sandboxed, the relay from its in-namespace API listener to Warden's API;
+//! plus the environment Lambda gives a function.
 
+use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
+use tokio::net::TcpStream;
 use tokio::sync::watch;
+use tokio::task::{JoinHandle, JoinSet};
 use warden_executor::{ExitStatus, InstanceId, InstanceSpec};
 use warden_runtime_api::InstanceChannel;
 use warden_types::{FunctionVersion, Region, Runtime};
@@ -23,6 +27,18 @@ pub struct Instance {
     pub last_used: Mutex<Instant>,
     /// Whether an invocation already ran here (only the first reports `Init Duration`).
     pub used: std::sync::atomic::AtomicBool,
+    /// The relay of the instance's API listener; ends with the instance.
+    api_relay: Option<JoinHandle<()>>,
+}
+
+impl Drop for Instance {
+    fn drop(&mut self) {
+        // The relay already stops when the process exits; this covers an instance dropped
+        // before that is observed, so no relay task or socket outlives it.
+        if let Some(relay) = &self.api_relay {
+            relay.abort();
+        }
+    }
 }
 
 impl Instance {
@@ -30,12 +46,17 @@ impl Instance {
         id: InstanceId,
         pid: i32,
         runtime_api: std::net::TcpListener,
+        api: Option<(std::net::TcpListener, SocketAddr)>,
         exited: tokio::sync::oneshot::Receiver<ExitStatus>,
         logs: Arc<LogCapture>,
         spawned_at: Instant,
     ) -> std::io::Result<Self> {
         let channel = InstanceChannel::serve(runtime_api)?;
         let (tx, rx) = watch::channel(None);
+        let api_relay = match api {
+            Some((listener, upstream)) => Some(relay_api(listener, upstream, rx.clone())?),
+            None => None,
+        };
         tokio::spawn(async move {
             let status = exited.await.unwrap_or(ExitStatus::Lost);
             let _ = tx.send(Some(status));
@@ -49,6 +70,7 @@ impl Instance {
             spawned_at,
             last_used: Mutex::new(Instant::now()),
             used: std::sync::atomic::AtomicBool::new(false),
+            api_relay,
         })
     }
 
@@ -65,6 +87,54 @@ impl Instance {
         };
         status
     }
+}
+
+/// Relays every connection accepted on a sandboxed instance's API listener to Warden's API
+/// at `upstream`, until the instance exits; then the listener and every relayed connection
+/// close (the [`JoinSet`] aborts its tasks when dropped). The relay adds no trust: the API
+/// authenticates each request, signed with the instance's role credentials.
+fn relay_api(
+    listener: std::net::TcpListener,
+    upstream: SocketAddr,
+    mut exit: watch::Receiver<Option<ExitStatus>>,
+) -> std::io::Result<JoinHandle<()>> {
+    listener.set_nonblocking(true)?;
+    let listener = tokio::net::TcpListener::from_std(listener)?;
+    Ok(tokio::spawn(async move {
+        let mut connections = JoinSet::new();
+        loop {
+            tokio::select! {
+                // The watch guard is not `Send`: drop it inside.
+                () = async { drop(exit.wait_for(Option::is_some).await) } => break,
+                accepted = listener.accept() => match accepted {
+                    Ok((inbound, _)) => {
+                        connections.spawn(relay_connection(inbound, upstream));
+                    }
+                    Err(e) => {
+                        // Out of descriptors or an aborted handshake: back off instead of
+                        // spinning, the instance's client retries.
+                        tracing::debug!(error = %e, "api relay accept failed");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                    }
+                },
+                Some(_) = connections.join_next(), if !connections.is_empty() => {}
+            }
+        }
+    }))
+}
+
+async fn relay_connection(mut inbound: TcpStream, upstream: SocketAddr) {
+    // Requests are small and latency-bound (a SigV4-signed call and its answer).
+    let _ = inbound.set_nodelay(true);
+    let mut outbound = match TcpStream::connect(upstream).await {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::warn!(%upstream, error = %e, "api relay cannot reach the api");
+            return;
+        }
+    };
+    let _ = outbound.set_nodelay(true);
+    let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
 }
 
 /// Where the runtime of a function version comes from.
@@ -163,6 +233,36 @@ pub fn exit_error_type(status: ExitStatus) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    #[tokio::test]
+    async fn api_relay_forwards_until_the_instance_exits() {
+        let upstream = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let upstream_addr = upstream.local_addr().unwrap();
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let inside = listener.local_addr().unwrap();
+        let (exit_tx, exit_rx) = watch::channel(None);
+        let relay = relay_api(listener, upstream_addr, exit_rx).unwrap();
+
+        let mut client = TcpStream::connect(inside).await.unwrap();
+        let (mut server, _) = upstream.accept().await.unwrap();
+        client.write_all(b"GET / HTTP/1.1\r\n").await.unwrap();
+        let mut got = [0u8; 16];
+        server.read_exact(&mut got).await.unwrap();
+        assert_eq!(&got, b"GET / HTTP/1.1\r\n");
+        server.write_all(b"HTTP/1.1 200 OK").await.unwrap();
+        let mut answer = [0u8; 15];
+        client.read_exact(&mut answer).await.unwrap();
+        assert_eq!(&answer, b"HTTP/1.1 200 OK");
+
+        exit_tx.send(Some(ExitStatus::Code(0))).unwrap();
+        relay.await.unwrap();
+        // The relayed connection is closed on both sides, and nothing listens any more.
+        let mut rest = Vec::new();
+        assert_eq!(client.read_to_end(&mut rest).await.unwrap(), 0);
+        assert_eq!(server.read_to_end(&mut rest).await.unwrap(), 0);
+        assert!(TcpStream::connect(inside).await.is_err());
+    }
 
     #[test]
     fn out_of_memory_has_its_own_error_type() {

@@ -120,6 +120,9 @@ struct Inner {
     credentials: std::sync::OnceLock<Arc<dyn CredentialIssuer>>,
     /// Where functions reach Warden's API (`AWS_ENDPOINT_URL`).
     api_endpoint: std::sync::OnceLock<String>,
+    /// The API's socket address, derived from `api_endpoint`: where the relays of
+    /// sandboxed instances connect.
+    api_address: std::sync::OnceLock<std::net::SocketAddr>,
 }
 
 /// The handle the API holds; cheap to clone.
@@ -163,6 +166,7 @@ impl Engine {
             async_in_flight: Arc::new(tokio::sync::Semaphore::new(queue::MAX_IN_FLIGHT)),
             credentials: std::sync::OnceLock::new(),
             api_endpoint: std::sync::OnceLock::new(),
+            api_address: std::sync::OnceLock::new(),
             shutting_down: AtomicBool::new(false),
         });
         let engine = Self { inner };
@@ -176,8 +180,19 @@ impl Engine {
         let _ = self.inner.credentials.set(issuer);
     }
 
-    /// Tells instances where Warden's API is (`AWS_ENDPOINT_URL`; set once, at boot).
+    /// Tells instances where Warden's API is (`AWS_ENDPOINT_URL`; set once, at boot), as
+    /// `http://IP:PORT`. Sandboxed instances cannot reach the host's loopback: they get an
+    /// endpoint inside their own network namespace, relayed to this address.
     pub fn set_api_endpoint(&self, url: String) {
+        match api_socket_address(&url) {
+            Some(address) => {
+                let _ = self.inner.api_address.set(address);
+            }
+            None => tracing::warn!(
+                endpoint = %url,
+                "the api endpoint is not `http://IP:PORT`; sandboxed functions cannot reach it"
+            ),
+        }
         let _ = self.inner.api_endpoint.set(url);
     }
 
@@ -418,11 +433,14 @@ impl Engine {
             stdout,
             stderr,
             runtime_api,
+            api_listener,
             exited,
         } = spawned;
+        // Without an API address the listener is dropped: connections to it are refused.
+        let api = api_listener.zip(inner.api_address.get().copied());
         let started_instance =
             LogCapture::start(config.name.clone(), inner.logs.clone(), stdout, stderr)
-                .and_then(|logs| Instance::new(id, pid, runtime_api, exited, logs, started));
+                .and_then(|logs| Instance::new(id, pid, runtime_api, api, exited, logs, started));
         let instance = match started_instance {
             Ok(i) => Arc::new(i),
             Err(e) => {
@@ -678,9 +696,34 @@ enum InitFailure {
     TimedOut,
 }
 
+/// The socket address of an `http://IP:PORT[/...]` endpoint.
+fn api_socket_address(url: &str) -> Option<std::net::SocketAddr> {
+    let rest = url.strip_prefix("http://")?;
+    rest.split('/').next()?.parse().ok()
+}
+
 /// Lambda's error payload: `{"errorType": ..., "errorMessage": ...}`.
 fn error_json(error_type: &str, message: &str) -> Bytes {
     serde_json::json!({ "errorType": error_type, "errorMessage": message })
         .to_string()
         .into()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn api_address_comes_from_the_endpoint() {
+        assert_eq!(
+            api_socket_address("http://127.0.0.1:4010"),
+            Some(([127, 0, 0, 1], 4010).into())
+        );
+        assert_eq!(
+            api_socket_address("http://[::1]:4010/"),
+            "[::1]:4010".parse().ok()
+        );
+        assert_eq!(api_socket_address("https://127.0.0.1:4010"), None);
+        assert_eq!(api_socket_address("http://localhost:4010"), None);
+    }
 }

@@ -2,8 +2,9 @@
 //! zygote process and turns its reports into futures.
 //!
 //! Without a sandbox the Runtime API listener is bound here on the host's loopback; with
-//! one, the sandbox binds it at `127.0.0.1:9001` inside the instance's network namespace
-//! and the zygote passes it back with the spawn confirmation.
+//! one, the sandbox binds it at `127.0.0.1:9001` inside the instance's network namespace,
+//! next to the `127.0.0.1:9002` listener for Warden's API, and the zygote passes both back
+//! with the spawn confirmation.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -22,13 +23,14 @@ use tokio::sync::oneshot;
 use crate::protocol::{self, Event, Request, MAX_MESSAGE};
 use crate::{
     Executor, ExecutorError, ExitStatus, InstanceId, InstanceSpec, Isolation, Protection,
-    SpawnedInstance, SANDBOX_RUNTIME_API, TASK_ROOT,
+    SpawnedInstance, SANDBOX_API_ENDPOINT, SANDBOX_RUNTIME_API, TASK_ROOT,
 };
 
 /// How long the zygote may take to confirm a spawn before the spawn is abandoned.
 const SPAWN_DEADLINE: Duration = Duration::from_secs(10);
 
-type SpawnReply = oneshot::Sender<Result<(i32, Option<OwnedFd>), String>>;
+/// The pid and the descriptors that came with the spawn confirmation.
+type SpawnReply = oneshot::Sender<Result<(i32, Vec<OwnedFd>), String>>;
 
 #[derive(Default)]
 struct Shared {
@@ -134,6 +136,7 @@ impl ZygoteExecutor {
         let id = InstanceId(self.next_id.fetch_add(1, Ordering::Relaxed));
         let (listener, runtime_api) = if self.sandboxed {
             spec.relocate_code(Path::new(TASK_ROOT));
+            point_api_inside(&mut spec.env);
             (None, SANDBOX_RUNTIME_API.to_owned())
         } else {
             let create = |source| ExecutorError::Create {
@@ -204,14 +207,16 @@ impl ZygoteExecutor {
                 });
             }
         };
-        let runtime_api = match (listener, passed) {
-            (Some(l), _) => l,
-            (None, Some(fd)) => TcpListener::from(fd),
-            (None, None) => {
+        let (runtime_api, api_listener) = match (listener, <[OwnedFd; 2]>::try_from(passed)) {
+            (Some(l), _) => (l, None),
+            (None, Ok([runtime, api])) => {
+                (TcpListener::from(runtime), Some(TcpListener::from(api)))
+            }
+            (None, Err(_)) => {
                 self.kill(id);
                 return Err(ExecutorError::Spawn {
                     program: request_program(&spec.program),
-                    message: "the zygote sent no Runtime API listener".into(),
+                    message: "the zygote did not send the two listeners of the instance".into(),
                 });
             }
         };
@@ -221,8 +226,19 @@ impl ZygoteExecutor {
             stdout: stdout_r.into(),
             stderr: stderr_r.into(),
             runtime_api,
+            api_listener,
             exited: exit_rx,
         })
+    }
+}
+
+/// The host's loopback is unreachable from a sandbox: an API endpoint the engine set is
+/// served inside the instance instead, at [`SANDBOX_API_ENDPOINT`].
+fn point_api_inside(env: &mut [(String, String)]) {
+    for (key, value) in env.iter_mut() {
+        if key == "AWS_ENDPOINT_URL" {
+            SANDBOX_API_ENDPOINT.clone_into(value);
+        }
     }
 }
 
@@ -262,7 +278,7 @@ fn read_events(socket: OwnedFd, shared: Arc<Shared>) {
         match event {
             Event::Spawned { id, pid } => {
                 if let Some(tx) = lock(&shared.pending).remove(&id) {
-                    let _ = tx.send(Ok((pid, fds.into_iter().next())));
+                    let _ = tx.send(Ok((pid, fds)));
                 }
             }
             Event::Ready { .. } | Event::InitFailed { .. } => {}
@@ -328,5 +344,35 @@ impl Drop for ZygoteExecutor {
             let _ = rustix::net::shutdown(&self.control, rustix::net::Shutdown::Both);
             let _ = z.wait();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sandboxed_instances_reach_the_api_inside_their_namespace() {
+        let mut env = vec![
+            ("AWS_REGION".to_owned(), "us-east-1".to_owned()),
+            (
+                "AWS_ENDPOINT_URL".to_owned(),
+                "http://127.0.0.1:41234".to_owned(),
+            ),
+        ];
+        point_api_inside(&mut env);
+        assert_eq!(
+            env,
+            [
+                ("AWS_REGION".to_owned(), "us-east-1".to_owned()),
+                (
+                    "AWS_ENDPOINT_URL".to_owned(),
+                    "http://127.0.0.1:9002".to_owned()
+                ),
+            ]
+        );
+        let mut without = vec![("AWS_REGION".to_owned(), "us-east-1".to_owned())];
+        point_api_inside(&mut without);
+        assert_eq!(without.len(), 1, "no endpoint is added when none was set");
     }
 }

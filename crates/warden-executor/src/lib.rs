@@ -11,8 +11,10 @@
 //! By default ([`Isolation::Sandbox`]) the zygote owns a `warden_sandbox::Sandbox` and every
 //! instance runs inside it: the code read-only at `/var/task`, the runtime paths of
 //! [`SandboxOptions`] read-only at their host paths, a private network namespace whose
-//! `127.0.0.1:9001` listener (bound there by the sandbox) is passed back to the server, and
-//! the limits below. [`Isolation::None`] (`warden serve --insecure-no-sandbox`) runs plain
+//! `127.0.0.1:9001` (Runtime API) and `127.0.0.1:9002` (Warden's API) listeners, bound there
+//! by the sandbox, are passed back to the server, and the limits below. The host's
+//! loopback is out of reach from inside, so a sandboxed instance's `AWS_ENDPOINT_URL` is
+//! rewritten to [`SANDBOX_API_ENDPOINT`]; the engine relays that listener to the API. [`Isolation::None`] (`warden serve --insecure-no-sandbox`) runs plain
 //! processes and is meant only for hosts without namespaces.
 //!
 //! # Limits derived from the function
@@ -46,6 +48,9 @@ pub use zygote::run_zygote;
 pub const TASK_ROOT: &str = "/var/task";
 /// The Runtime API address inside every sandboxed instance.
 pub const SANDBOX_RUNTIME_API: &str = "127.0.0.1:9001";
+/// Where a sandboxed instance reaches Warden's API (`AWS_ENDPOINT_URL`): a listener in its
+/// own network namespace, handed to the engine as [`SpawnedInstance::api_listener`].
+pub const SANDBOX_API_ENDPOINT: &str = "http://127.0.0.1:9002";
 /// Processes and threads one instance may have.
 pub const DEFAULT_PIDS_MAX: u32 = 1024;
 /// Memory that buys one full vCPU on Lambda.
@@ -117,7 +122,9 @@ pub struct InstanceSpec {
     pub program: PathBuf,
     pub args: Vec<String>,
     /// The complete environment (nothing is inherited), without `AWS_LAMBDA_RUNTIME_API`,
-    /// which the executor adds because only it knows where the Runtime API listens.
+    /// which the executor adds because only it knows where the Runtime API listens. A
+    /// sandboxing executor replaces the value of `AWS_ENDPOINT_URL`, if present, with
+    /// [`SANDBOX_API_ENDPOINT`].
     pub env: Vec<(String, String)>,
     pub cwd: PathBuf,
     /// The function's extracted code, for executors that mount it.
@@ -183,6 +190,10 @@ pub struct SpawnedInstance {
     pub stderr: OwnedFd,
     /// Where the instance's Runtime API must be served; already listening.
     pub runtime_api: std::net::TcpListener,
+    /// Sandboxed instances only: the listener behind their `AWS_ENDPOINT_URL`
+    /// ([`SANDBOX_API_ENDPOINT`]), already listening, whose connections the engine relays
+    /// to Warden's API. `None` when the instance can reach the API's host address itself.
+    pub api_listener: Option<std::net::TcpListener>,
     /// Resolves once when the process has ended and been reaped.
     pub exited: tokio::sync::oneshot::Receiver<ExitStatus>,
 }

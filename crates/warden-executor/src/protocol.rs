@@ -57,7 +57,8 @@ pub enum Event {
     InitFailed {
         message: String,
     },
-    /// Attached fd when sandboxed: the Runtime API listener inside the instance.
+    /// Attached fds when sandboxed: the Runtime API listener inside the instance, then the
+    /// listener for Warden's API inside the instance.
     Spawned {
         id: InstanceId,
         pid: i32,

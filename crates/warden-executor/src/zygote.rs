@@ -275,12 +275,13 @@ impl Zygote {
                 };
                 match spawned {
                     Ok((pid, running)) => {
-                        let listener = match &running {
-                            Running::Sandboxed(s) => Some(s.runtime_api_listener.as_fd()),
-                            Running::Plain { .. } => None,
+                        let fds: Vec<BorrowedFd<'_>> = match &running {
+                            Running::Sandboxed(s) => {
+                                vec![s.runtime_api_listener.as_fd(), s.api_listener.as_fd()]
+                            }
+                            Running::Plain { .. } => Vec::new(),
                         };
                         let event = Event::Spawned { id, pid };
-                        let fds: Vec<BorrowedFd<'_>> = listener.into_iter().collect();
                         if protocol::send(self.control.as_fd(), &event, &fds).is_err() {
                             // The server will never serve it: end it now.
                             let _ = self.reap_now(running);

@@ -27,8 +27,8 @@ pub(crate) const STEP_NAMES: &[&str] = &[
     "mount /tmp",
     "pivot_root",
     "bring loopback up",
-    "create runtime api listener",
-    "send runtime api listener",
+    "create platform listeners",
+    "send platform listeners",
     "set resource limit",
     "set up standard streams",
     "close inherited file descriptors",
@@ -105,9 +105,11 @@ pub(crate) struct ChildPlan {
     pub userns: bool,
     /// A pooled network namespace to join, or -1 when the child got a fresh one from clone.
     pub netns_fd: RawFd,
-    /// Whether the child creates the Runtime API listener and sends it to the parent.
+    /// Whether the child creates the platform's listeners (Runtime API, then Warden's API)
+    /// and sends them to the parent.
     pub make_listener: bool,
-    pub listener_port: u16,
+    /// Ports of those listeners on 127.0.0.1, in the order they are sent.
+    pub listener_ports: [u16; 2],
     pub hostname: CString,
     pub staging: CString,
     pub root_opts: CString,
@@ -338,12 +340,13 @@ pub(crate) fn listen_loopback(port: u16) -> Result<RawFd, i32> {
     Ok(fd)
 }
 
-fn send_fd(sync: RawFd, fd: RawFd) -> libc::c_long {
+/// Sends both listeners in one message, in the order of `fds`.
+fn send_fds(sync: RawFd, fds: [RawFd; 2]) -> libc::c_long {
+    // CMSG_SPACE(8) == CMSG_LEN(8) == 24 on x86_64: no padding after the fds.
     #[repr(C)]
     struct Cmsg {
         hdr: libc::cmsghdr,
-        fd: RawFd,
-        _pad: i32,
+        fds: [RawFd; 2],
     }
     let mut byte = MSG_LISTENER;
     let mut iov = libc::iovec {
@@ -352,10 +355,10 @@ fn send_fd(sync: RawFd, fd: RawFd) -> libc::c_long {
     };
     // SAFETY: cmsghdr is plain data; all-zero is a valid value before the fields are set.
     let mut cmsg: Cmsg = unsafe { std::mem::zeroed() };
-    cmsg.hdr.cmsg_len = std::mem::size_of::<libc::cmsghdr>() + std::mem::size_of::<RawFd>();
+    cmsg.hdr.cmsg_len = std::mem::size_of::<libc::cmsghdr>() + std::mem::size_of::<[RawFd; 2]>();
     cmsg.hdr.cmsg_level = libc::SOL_SOCKET;
     cmsg.hdr.cmsg_type = libc::SCM_RIGHTS;
-    cmsg.fd = fd;
+    cmsg.fds = fds;
     // SAFETY: msghdr is plain data; all-zero is a valid value before the fields are set.
     let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
     msg.msg_iov = &mut iov;
@@ -493,10 +496,14 @@ fn setup(plan: &ChildPlan, seccomp: &[SockFilter], sync: RawFd) -> Result<Infall
 
     if plan.make_listener {
         bring_loopback_up().map_err(|e| (Step::LoopbackUp, e))?;
-        let fd = listen_loopback(plan.listener_port).map_err(|e| (Step::Listener, e))?;
-        check(Step::SendListener, send_fd(sync, fd))?;
-        // SAFETY: our copy is no longer needed; the parent received its own.
-        unsafe { libc::close(fd) };
+        let [runtime_port, api_port] = plan.listener_ports;
+        let runtime = listen_loopback(runtime_port).map_err(|e| (Step::Listener, e))?;
+        let api = listen_loopback(api_port).map_err(|e| (Step::Listener, e))?;
+        check(Step::SendListener, send_fds(sync, [runtime, api]))?;
+        // SAFETY: our copies are no longer needed; the parent received its own.
+        unsafe { libc::close(runtime) };
+        // SAFETY: as above.
+        unsafe { libc::close(api) };
     }
 
     for (resource, value) in &plan.rlimits {

@@ -20,10 +20,11 @@
 //!    init (pid 1 reaps orphans and exits with the function's status, which kills the rest
 //!    of the pid namespace) before `execve`.
 //!
-//! The Runtime API listener (127.0.0.1:9001 inside the instance's network namespace) is
-//! created by the platform, not the function: the pooled namespaces come with it, and
-//! otherwise the child creates it before dropping privileges and passes it back with
-//! `SCM_RIGHTS` (trap 5). Every wait on the child has a deadline (trap 8).
+//! The Runtime API listener (127.0.0.1:9001 inside the instance's network namespace) and
+//! the listener through which the instance reaches Warden's own API (127.0.0.1:9002; the
+//! host's loopback is out of reach) are created by the platform, not the function: the
+//! pooled namespaces come with them, and otherwise the child creates them before dropping
+//! privileges and passes them back with `SCM_RIGHTS` (trap 5). Every wait on the child has a deadline (trap 8).
 //!
 //! # The seccomp filter
 //! Built once in [`Sandbox::new`] as a binary search over syscall numbers (about 120
@@ -213,6 +214,9 @@ pub struct SandboxConfig {
     pub spawn_timeout: Duration,
     /// Port of the Runtime API listener on the instance's 127.0.0.1.
     pub runtime_api_port: u16,
+    /// Port of the listener on the instance's 127.0.0.1 through which the platform serves
+    /// its own API (`AWS_ENDPOINT_URL`) to the function.
+    pub api_port: u16,
     /// Whether to use cgroups at all (when false, limits are rlimits only).
     pub use_cgroups: bool,
     /// Hostname inside the instance.
@@ -232,6 +236,7 @@ impl Default for SandboxConfig {
             netns_pool_size: 4,
             spawn_timeout: Duration::from_secs(5),
             runtime_api_port: 9001,
+            api_port: 9002,
             use_cgroups: true,
             hostname: "localhost".to_owned(),
         }
@@ -278,6 +283,9 @@ pub struct Sandboxed {
     pub pidfd: OwnedFd,
     /// TCP listener bound to 127.0.0.1:9001 inside the instance's network namespace.
     pub runtime_api_listener: OwnedFd,
+    /// TCP listener bound to 127.0.0.1:9002 inside the instance's network namespace, where
+    /// the platform serves its API to the function.
+    pub api_listener: OwnedFd,
     slot: Option<usize>,
     oom_baseline: u64,
     reaped: bool,
@@ -441,8 +449,10 @@ impl Sandbox {
             return Ok(());
         }
         while self.pool.len() < self.config.netns_pool_size {
-            self.pool
-                .push(netns::Prepared::create(self.config.runtime_api_port)?);
+            self.pool.push(netns::Prepared::create(
+                self.config.runtime_api_port,
+                self.config.api_port,
+            )?);
         }
         Ok(())
     }
@@ -593,7 +603,9 @@ impl Sandbox {
         } else {
             Some(match self.pool.pop() {
                 Some(p) => p,
-                None => netns::Prepared::create(self.config.runtime_api_port)?,
+                None => {
+                    netns::Prepared::create(self.config.runtime_api_port, self.config.api_port)?
+                }
             })
         };
         let netns_fd = pooled.as_ref().map_or(-1, |p| p.netns.as_raw_fd());
@@ -692,15 +704,15 @@ impl Sandbox {
                 return Err(e);
             }
         };
-        // The child has joined the pooled namespace by now; only the listener is still needed.
-        let runtime_api_listener = match (pooled, received) {
-            (Some(p), _) => p.listener,
+        // The child has joined the pooled namespace by now; only the listeners are still needed.
+        let (runtime_api_listener, api_listener) = match (pooled, received) {
+            (Some(p), _) => (p.runtime_api, p.api),
             (None, Some(l)) => l,
             (None, None) => {
                 let _ = rustix::process::pidfd_send_signal(&pidfd, rustix::process::Signal::KILL);
                 let _ = wait_pidfd(&pidfd, pid);
                 return Err(SandboxError::Control {
-                    step: "receive listener",
+                    step: "receive listeners",
                     source: io::ErrorKind::NotFound.into(),
                 });
             }
@@ -709,6 +721,7 @@ impl Sandbox {
             pid,
             pidfd,
             runtime_api_listener,
+            api_listener,
             slot,
             oom_baseline,
             reaped: false,
@@ -722,7 +735,7 @@ impl Sandbox {
         pidfd: &OwnedFd,
         sock: &OwnedFd,
         slot: Option<usize>,
-    ) -> Result<Option<OwnedFd>, SandboxError> {
+    ) -> Result<Option<(OwnedFd, OwnedFd)>, SandboxError> {
         let deadline = Instant::now() + self.config.spawn_timeout;
         if self.userns {
             self.write_id_maps(pid)?;
@@ -732,7 +745,7 @@ impl Sandbox {
             cg.attach(s, pid)?;
         }
         send_byte(sock, child::MSG_GO)?;
-        let mut listener = None;
+        let mut listeners: Vec<OwnedFd> = Vec::new();
         let mut exec_started = false;
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
@@ -764,7 +777,7 @@ impl Sandbox {
                 }
             }
             let mut buf = [0u8; 16];
-            let mut space = [MaybeUninit::<u8>::uninit(); rustix::cmsg_space!(ScmRights(1))];
+            let mut space = [MaybeUninit::<u8>::uninit(); rustix::cmsg_space!(ScmRights(2))];
             let mut control = RecvAncillaryBuffer::new(&mut space);
             let msg = rustix::net::recvmsg(
                 sock,
@@ -778,13 +791,24 @@ impl Sandbox {
             })?;
             for m in control.drain() {
                 if let RecvAncillaryMessage::ScmRights(fds) = m {
-                    for fd in fds {
-                        listener = Some(fd);
-                    }
+                    listeners.extend(fds);
                 }
             }
             match (msg.bytes, buf[0]) {
-                (0, _) if exec_started => return Ok(listener),
+                (0, _) if exec_started => {
+                    // In the child's order: the Runtime API, then Warden's API.
+                    let mut it = listeners.into_iter();
+                    return Ok(match (it.next(), it.next(), it.next()) {
+                        (Some(runtime), Some(api), None) => Some((runtime, api)),
+                        (None, None, None) => None,
+                        _ => {
+                            return Err(SandboxError::Control {
+                                step: "receive listeners",
+                                source: io::ErrorKind::InvalidData.into(),
+                            })
+                        }
+                    });
+                }
                 (0, _) => {
                     let status = wait_pidfd(pidfd, pid)?;
                     return Err(SandboxError::ChildDied(status));
@@ -984,7 +1008,7 @@ impl Sandbox {
             userns: self.userns,
             netns_fd,
             make_listener: netns_fd < 0,
-            listener_port: self.config.runtime_api_port,
+            listener_ports: [self.config.runtime_api_port, self.config.api_port],
             hostname: cstring(&self.config.hostname, "hostname")?,
             staging: cs(staging, "staging directory")?,
             root_opts: cstring("size=1m,mode=0755", "options")?,

@@ -1,5 +1,5 @@
-//! Pre-made network namespaces, each with `lo` up and the Runtime API listener already
-//! bound, so creating them (about 0.8 ms) stays off the spawn path.
+//! Pre-made network namespaces, each with `lo` up and the platform's listeners (the
+//! Runtime API and Warden's API) already bound, so creating them (about 0.8 ms) stays off the spawn path.
 //!
 //! The namespace is made by the calling thread itself (`unshare` affects only the calling
 //! thread), which then returns to its original namespace; no process is forked.
@@ -11,11 +11,14 @@ use rustix::thread::{LinkNameSpaceType, UnshareFlags};
 
 use crate::{child, SandboxError};
 
-/// A network namespace and the listener bound on its 127.0.0.1.
+/// A network namespace and the listeners bound on its 127.0.0.1.
 #[derive(Debug)]
 pub(crate) struct Prepared {
     pub netns: OwnedFd,
-    pub listener: OwnedFd,
+    /// The Runtime API listener.
+    pub runtime_api: OwnedFd,
+    /// The listener through which the instance reaches Warden's API.
+    pub api: OwnedFd,
 }
 
 fn thread_netns() -> Result<OwnedFd, SandboxError> {
@@ -31,8 +34,9 @@ fn thread_netns() -> Result<OwnedFd, SandboxError> {
 }
 
 impl Prepared {
-    /// Creates a namespace with a listener on 127.0.0.1:`port`. Needs `CAP_SYS_ADMIN`.
-    pub(crate) fn create(port: u16) -> Result<Prepared, SandboxError> {
+    /// Creates a namespace with listeners on 127.0.0.1:`runtime_api_port` and
+    /// 127.0.0.1:`api_port`. Needs `CAP_SYS_ADMIN`.
+    pub(crate) fn create(runtime_api_port: u16, api_port: u16) -> Result<Prepared, SandboxError> {
         let original = thread_netns()?;
         // SAFETY: CLONE_NEWNET only changes this thread's network namespace, which is
         // restored below before returning; it does not unshare memory, files or fs state.
@@ -47,15 +51,18 @@ impl Prepared {
                 step: "bring loopback up",
                 source: std::io::Error::from_raw_os_error(e),
             })?;
-            let fd = child::listen_loopback(port).map_err(|e| SandboxError::Netns {
-                step: "listen",
-                source: std::io::Error::from_raw_os_error(e),
-            })?;
-            // SAFETY: `listen_loopback` returned a fresh fd that nothing else owns.
-            let listener = unsafe { OwnedFd::from_raw_fd(fd) };
+            let listen = |port| {
+                let fd = child::listen_loopback(port).map_err(|e| SandboxError::Netns {
+                    step: "listen",
+                    source: std::io::Error::from_raw_os_error(e),
+                })?;
+                // SAFETY: `listen_loopback` returned a fresh fd that nothing else owns.
+                Ok::<_, SandboxError>(unsafe { OwnedFd::from_raw_fd(fd) })
+            };
             Ok(Prepared {
+                runtime_api: listen(runtime_api_port)?,
+                api: listen(api_port)?,
                 netns: thread_netns()?,
-                listener,
             })
         })();
         rustix::thread::move_into_link_name_space(

@@ -242,6 +242,22 @@ fn runtime_api_listener_receives_the_function_connection() {
 }
 
 #[test]
+fn api_listener_receives_the_function_connection() {
+    let mut fx = fixture();
+    let (instance, out) = fx.spawn(&["serve", "9002"], &DEFAULT).unwrap();
+    let listener = TcpListener::from(instance.api_listener.as_fd().try_clone_to_owned().unwrap());
+    assert_eq!(listener.local_addr().unwrap().to_string(), "127.0.0.1:9002");
+    let (mut conn, _) = listener.accept().unwrap();
+    let mut line = [0u8; 18];
+    conn.read_exact(&mut line).unwrap();
+    assert_eq!(&line, b"hello from inside\n");
+    conn.write_all(b"pong").unwrap();
+    drop(conn);
+    assert_eq!(first_line(&out), "reply pong");
+    assert_eq!(fx.sandbox.wait(instance).unwrap().status.code, Some(0));
+}
+
+#[test]
 fn fork_bomb_is_contained() {
     let mut fx = fixture();
     let (text, exit) = fx.run_with(
@@ -546,6 +562,16 @@ fn core_checks_under_current_privileges() {
     );
     let (mut conn, _) = listener.accept().unwrap();
     let mut line = [0u8; 18];
+    conn.read_exact(&mut line).unwrap();
+    assert_eq!(&line, b"hello from inside\n");
+    drop(conn);
+    fx.sandbox.teardown(instance).unwrap();
+    // The second platform listener takes the same path (pooled namespace as root, sent by
+    // the child in a user namespace).
+    let (instance, _out) = fx.spawn(&["serve", "9002"], &DEFAULT).unwrap();
+    let listener = TcpListener::from(instance.api_listener.as_fd().try_clone_to_owned().unwrap());
+    assert_eq!(listener.local_addr().unwrap().to_string(), "127.0.0.1:9002");
+    let (mut conn, _) = listener.accept().unwrap();
     conn.read_exact(&mut line).unwrap();
     assert_eq!(&line, b"hello from inside\n");
     drop(conn);

@@ -342,9 +342,9 @@ def handler(event, context):
 
 #[test]
 fn functions_call_warden_with_exactly_their_roles_permissions() {
-    // The credentials and AWS_ENDPOINT_URL are under test here; boto3 reaches the API on the
-    // host's loopback, which only the unsandboxed executor allows.
-    let s = Server::start_with(&["--insecure-no-sandbox"]);
+    // The credentials and AWS_ENDPOINT_URL are under test here, in the default sandbox:
+    // boto3 reaches the API through the listener in the instance's own network namespace.
+    let s = Server::start();
     s.create_fixture("target", &[]);
     s.ensure_role("caller-role", crate::harness::LAMBDA_TRUST);
     let zip = python_zip(&[("app.py", CALLER)]);
