@@ -292,7 +292,8 @@ pub fn report_line(
 /// is a tiny init and the function is its child, so the largest of the process and its
 /// children is reported.
 pub fn max_memory_mb(pid: i32) -> u64 {
-    let children = std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children")).unwrap_or_default();
+    let children =
+        std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children")).unwrap_or_default();
     let peak_kb = std::iter::once(pid)
         .chain(children.split_whitespace().filter_map(|c| c.parse().ok()))
         .map(vm_hwm_kb)
