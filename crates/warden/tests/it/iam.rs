@@ -237,6 +237,45 @@ fn users_get_exactly_their_policies_and_resource_policies() {
     ]);
     assert!(stderr(&aws_as(&s, &bob, &invoke)).contains("AccessDeniedException"));
 
+    // Anonymous calls work only where a resource policy names `*`, and only for what it allows.
+    let anonymous = |s: &Server| {
+        s.http_unsigned("POST", "/2015-03-31/functions/open/invocations", &[], b"{}")
+            .0
+    };
+    assert_eq!(anonymous(&s), 403);
+    s.aws(&[
+        "lambda",
+        "add-permission",
+        "--function-name",
+        "open",
+        "--statement-id",
+        "public",
+        "--action",
+        "lambda:InvokeFunction",
+        "--principal",
+        "*",
+    ]);
+    assert_eq!(
+        anonymous(&s),
+        200,
+        "a public function can be invoked unsigned"
+    );
+    assert_eq!(
+        s.http_unsigned("GET", "/2015-03-31/functions/open", &[], b"")
+            .0,
+        403,
+        "but nothing else"
+    );
+    s.aws(&[
+        "lambda",
+        "remove-permission",
+        "--function-name",
+        "open",
+        "--statement-id",
+        "public",
+    ]);
+    assert_eq!(anonymous(&s), 403);
+
     // Creating a function needs iam:PassRole on its role.
     let zip = format!("fileb://{}", crate::harness::fixture_zip().display());
     let create = [

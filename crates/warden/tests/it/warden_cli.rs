@@ -59,6 +59,10 @@ fn deploy_invoke_list_logs_delete() {
         "{list}"
     );
 
+    // Log lines are written in batches, off the invoke path: wait until they are stored.
+    s.wait_logs("cli", std::time::Duration::from_secs(10), |l| {
+        l.iter().filter(|x| x.starts_with("REPORT")).count() >= 3
+    });
     let logs = ok(&s.warden(&["logs", "cli"]));
     assert!(
         logs.contains("START RequestId: ")
