@@ -198,6 +198,7 @@ pub async fn create(state: &ApiState, request: &ApiRequest) -> Result<Reply, Api
     })
     .await?;
     state.engine.invalidate(&name);
+    state.access.invalidate(&name);
     let shown = if input.publish.unwrap_or(false) {
         publish_inner(state, &name, None, None).await?
     } else {
@@ -370,6 +371,9 @@ pub async fn delete(state: &ApiState, request: &ApiRequest, raw: &str) -> Result
     state.engine.invalidate(&r.name);
     if r.qualifier.is_none() {
         state.engine.concurrency().set_reserved(&r.name, None);
+        // The store deleted the resource policy with the function; a function created
+        // later under this name must not inherit the cached one.
+        state.access.invalidate(&r.name);
     }
     Ok(empty_response(StatusCode::NO_CONTENT))
 }

@@ -260,6 +260,27 @@ fn users_get_exactly_their_policies_and_resource_policies() {
         200,
         "a public function can be invoked unsigned"
     );
+    // A function deleted and created again under the same name starts without a policy.
+    s.aws(&["lambda", "delete-function", "--function-name", "open"]);
+    s.create_fixture("open", &[]);
+    assert_eq!(
+        anonymous(&s),
+        403,
+        "the old resource policy is gone with its function"
+    );
+    s.aws(&[
+        "lambda",
+        "add-permission",
+        "--function-name",
+        "open",
+        "--statement-id",
+        "public",
+        "--action",
+        "lambda:InvokeFunction",
+        "--principal",
+        "*",
+    ]);
+    assert_eq!(anonymous(&s), 200);
     assert_eq!(
         s.http_unsigned("GET", "/2015-03-31/functions/open", &[], b"")
             .0,
