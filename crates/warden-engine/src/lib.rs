@@ -573,14 +573,17 @@ impl Engine {
             }
         };
         let duration_ms = started.elapsed().as_secs_f64() * 1000.0;
-        let report = logs::report_line(
-            request_id,
+        let report = logs::Report {
+            request_id: request_id.to_owned(),
             duration_ms,
-            config.memory_mb,
-            logs::max_memory_mb(instance.pid),
+            memory_mb: config.memory_mb,
+            pid: instance.pid,
             init_ms,
-        );
-        let tail = instance.logs.end(request_id, report);
+        };
+        // A failed instance may be gone soon: read its memory while it is still there.
+        let tail = instance
+            .logs
+            .end(request_id, report, function_error.is_some());
         InvokeResponse {
             payload,
             function_error,
@@ -632,8 +635,15 @@ impl Engine {
             Some(capture) => {
                 capture.begin(request_id, &config.version, tail);
                 capture.platform(line);
+                let report = logs::Report {
+                    request_id: request_id.to_owned(),
+                    duration_ms,
+                    memory_mb: config.memory_mb,
+                    pid: 0,
+                    init_ms: Some(duration_ms),
+                };
                 capture
-                    .end(request_id, report)
+                    .end(request_id, report, true)
                     .map(|t| t.last_4k().to_owned())
             }
             None => {

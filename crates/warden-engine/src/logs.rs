@@ -20,16 +20,48 @@ const MAX_LINE: usize = 256 * 1024;
 const BATCH_WINDOW: Duration = Duration::from_millis(20);
 const BATCH_MAX: usize = 2048;
 
+/// What travels to the writer thread.
+enum Item {
+    Line(LogRecord),
+    /// A `REPORT` whose memory figure the writer reads, keeping `/proc` reads off the
+    /// invoke path.
+    Report(LogRecord, Report),
+}
+
+/// The figures of one `REPORT` line.
+#[derive(Debug, Clone)]
+pub struct Report {
+    pub request_id: String,
+    pub duration_ms: f64,
+    pub memory_mb: u32,
+    /// The instance's process, whose peak memory the line reports.
+    pub pid: i32,
+    pub init_ms: Option<f64>,
+}
+
+impl Report {
+    /// Formats the line, reading the instance's peak memory now.
+    pub fn line(&self) -> String {
+        report_line(
+            &self.request_id,
+            self.duration_ms,
+            self.memory_mb,
+            max_memory_mb(self.pid),
+            self.init_ms,
+        )
+    }
+}
+
 /// Sends log lines to a background writer thread that appends them to the store.
 #[derive(Clone)]
 pub struct LogSink {
-    tx: mpsc::Sender<LogRecord>,
+    tx: mpsc::Sender<Item>,
     written: Arc<tokio::sync::Notify>,
 }
 
 impl LogSink {
     pub fn start(store: Arc<dyn Store>) -> Self {
-        let (tx, rx) = mpsc::channel::<LogRecord>();
+        let (tx, rx) = mpsc::channel::<Item>();
         let written = Arc::new(tokio::sync::Notify::new());
         let notify = Arc::clone(&written);
         let spawned = std::thread::Builder::new()
@@ -42,13 +74,15 @@ impl LogSink {
     }
 
     pub fn emit(&self, function: &FunctionName, request_id: Option<&str>, message: String) {
-        let _ = self.tx.send(LogRecord {
-            seq: 0,
-            function: function.clone(),
-            timestamp_ms: warden_types::now_millis(),
-            request_id: request_id.map(str::to_owned),
-            message,
-        });
+        let _ = self
+            .tx
+            .send(Item::Line(record(function, request_id, message)));
+    }
+
+    /// Emits a `REPORT` line formatted by the writer thread.
+    pub fn emit_report(&self, function: &FunctionName, report: Report) {
+        let record = record(function, Some(&report.request_id), String::new());
+        let _ = self.tx.send(Item::Report(record, report));
     }
 
     /// Notified after every batch is durable, for `logs --follow`.
@@ -57,18 +91,36 @@ impl LogSink {
     }
 }
 
-fn write_loop(
-    rx: mpsc::Receiver<LogRecord>,
-    store: Arc<dyn Store>,
-    notify: Arc<tokio::sync::Notify>,
-) {
+fn record(function: &FunctionName, request_id: Option<&str>, message: String) -> LogRecord {
+    LogRecord {
+        seq: 0,
+        function: function.clone(),
+        timestamp_ms: warden_types::now_millis(),
+        request_id: request_id.map(str::to_owned),
+        message,
+    }
+}
+
+impl Item {
+    fn into_record(self) -> LogRecord {
+        match self {
+            Item::Line(r) => r,
+            Item::Report(mut r, report) => {
+                r.message = report.line();
+                r
+            }
+        }
+    }
+}
+
+fn write_loop(rx: mpsc::Receiver<Item>, store: Arc<dyn Store>, notify: Arc<tokio::sync::Notify>) {
     while let Ok(first) = rx.recv() {
-        let mut batch = vec![first];
+        let mut batch = vec![first.into_record()];
         let deadline = std::time::Instant::now() + BATCH_WINDOW;
         while batch.len() < BATCH_MAX {
             let left = deadline.saturating_duration_since(std::time::Instant::now());
             match rx.recv_timeout(left) {
-                Ok(r) => batch.push(r),
+                Ok(item) => batch.push(item.into_record()),
                 Err(_) => break,
             }
         }
@@ -249,18 +301,26 @@ impl LogCapture {
     }
 
     /// Drains pending output, writes `END` and `REPORT`, and returns the tail if kept.
-    pub fn end(&self, request_id: &str, report: String) -> Option<Tail> {
+    /// The `REPORT` line is formatted here when it is needed now (a kept tail, or
+    /// `immediate` because the instance is about to go), else by the writer thread.
+    pub fn end(&self, request_id: &str, report: Report, immediate: bool) -> Option<Tail> {
         self.drain_stream(0, true);
         self.drain_stream(1, true);
         let end = format!("END RequestId: {request_id}");
         let mut current = lock(&self.current);
         let mut tail = current.tail.take();
-        if let Some(t) = tail.as_mut() {
-            t.push(&end);
-            t.push(&report);
+        self.sink
+            .emit(&self.function, Some(request_id), end.clone());
+        if tail.is_some() || immediate {
+            let line = report.line();
+            if let Some(t) = tail.as_mut() {
+                t.push(&end);
+                t.push(&line);
+            }
+            self.sink.emit(&self.function, Some(request_id), line);
+        } else {
+            self.sink.emit_report(&self.function, report);
         }
-        self.sink.emit(&self.function, Some(request_id), end);
-        self.sink.emit(&self.function, Some(request_id), report);
         current.request_id = None;
         tail
     }
@@ -292,6 +352,9 @@ pub fn report_line(
 /// is a tiny init and the function is its child, so the largest of the process and its
 /// children is reported.
 pub fn max_memory_mb(pid: i32) -> u64 {
+    if pid <= 0 {
+        return 0;
+    }
     let children =
         std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children")).unwrap_or_default();
     let peak_kb = std::iter::once(pid)
