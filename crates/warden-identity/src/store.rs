@@ -411,6 +411,28 @@ fn exists(
         .map_err(db("checking an entity"))
 }
 
+/// IAM refuses to delete a user or role that still has inline or attached policies.
+fn refuse_if_policies(tx: &Transaction<'_>, kind: &str, name: &str) -> Result<(), IdentityError> {
+    let holds = |table: &str| {
+        exists(
+            tx,
+            &format!("SELECT 1 FROM {table} WHERE holder_kind = ?2 AND holder = ?1"),
+            &[&name, &kind],
+        )
+    };
+    if holds("inline_policies")? {
+        return Err(IdentityError::DeleteConflict(
+            "Cannot delete entity, must delete policies first.".into(),
+        ));
+    }
+    if holds("attachments")? {
+        return Err(IdentityError::DeleteConflict(
+            "Cannot delete entity, must detach all policies first.".into(),
+        ));
+    }
+    Ok(())
+}
+
 fn count(
     tx: &Transaction<'_>,
     sql: &str,
@@ -722,24 +744,7 @@ impl IdentityStore for SqliteIdentityStore {
                     "Cannot delete entity, must delete access keys first.".into(),
                 ));
             }
-            if exists(
-                tx,
-                "SELECT 1 FROM inline_policies WHERE holder_kind = 'user' AND holder = ?1",
-                &[&name],
-            )? {
-                return Err(IdentityError::DeleteConflict(
-                    "Cannot delete entity, must delete policies first.".into(),
-                ));
-            }
-            if exists(
-                tx,
-                "SELECT 1 FROM attachments WHERE holder_kind = 'user' AND holder = ?1",
-                &[&name],
-            )? {
-                return Err(IdentityError::DeleteConflict(
-                    "Cannot delete entity, must detach all policies first.".into(),
-                ));
-            }
+            refuse_if_policies(tx, "user", name)?;
             tx.execute("DELETE FROM users WHERE name = ?1", [name])
                 .map_err(db("deleting a user"))?;
             Ok(())
@@ -846,24 +851,7 @@ impl IdentityStore for SqliteIdentityStore {
     fn delete_role(&self, name: &str) -> Result<(), IdentityError> {
         self.write("deleting a role", |tx| {
             require_holder(tx, &Holder::Role(name.to_owned()))?;
-            if exists(
-                tx,
-                "SELECT 1 FROM inline_policies WHERE holder_kind = 'role' AND holder = ?1",
-                &[&name],
-            )? {
-                return Err(IdentityError::DeleteConflict(
-                    "Cannot delete entity, must delete policies first.".into(),
-                ));
-            }
-            if exists(
-                tx,
-                "SELECT 1 FROM attachments WHERE holder_kind = 'role' AND holder = ?1",
-                &[&name],
-            )? {
-                return Err(IdentityError::DeleteConflict(
-                    "Cannot delete entity, must detach all policies first.".into(),
-                ));
-            }
+            refuse_if_policies(tx, "role", name)?;
             tx.execute("DELETE FROM roles WHERE name = ?1", [name])
                 .map_err(db("deleting a role"))?;
             Ok(())
