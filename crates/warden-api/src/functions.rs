@@ -97,6 +97,51 @@ fn check_role(state: &ApiState, request: &ApiRequest, role: &str) -> Result<(), 
     Ok(())
 }
 
+/// Validates and applies the configuration members a caller gave.
+fn apply_config(
+    state: &ApiState,
+    request: &ApiRequest,
+    f: &mut FunctionVersion,
+    input: shape::ConfigInput,
+) -> Result<(), ApiError> {
+    shape::refuse_layers(&input.layers)?;
+    if let Some(r) = input.runtime {
+        shape::validate_runtime(&r)?;
+        f.runtime = r;
+    }
+    if let Some(r) = input.role {
+        shape::validate_role(&r)?;
+        check_role(state, request, &r)?;
+        f.role = r;
+    }
+    if let Some(h) = input.handler {
+        shape::validate_handler(&h)?;
+        f.handler = h;
+    }
+    if let Some(d) = input.description {
+        shape::validate_description(&d)?;
+        f.description = d;
+    }
+    if let Some(t) = input.timeout {
+        shape::validate_timeout(t)?;
+        f.timeout_seconds = t;
+    }
+    if let Some(m) = input.memory_size {
+        shape::validate_memory(m)?;
+        f.memory_mb = m;
+    }
+    if let Some(s) = input.ephemeral_storage.and_then(|e| e.size) {
+        shape::validate_ephemeral(s)?;
+        f.ephemeral_storage_mb = s;
+    }
+    if let Some(env) = input.environment {
+        let vars = env.variables.unwrap_or_default();
+        shape::validate_environment(&vars)?;
+        f.environment = vars;
+    }
+    Ok(())
+}
+
 fn zip_input(zip: Option<String>, s3: bool, image: bool) -> Result<String, ApiError> {
     if s3 {
         return Err(ApiError::invalid(
@@ -122,42 +167,41 @@ pub async fn create(state: &ApiState, request: &ApiRequest) -> Result<Reply, Api
             "only PackageType `Zip` is supported by Warden",
         ));
     }
-    shape::refuse_layers(&input.layers)?;
-    let runtime = input
+    let mut config = input.config;
+    let runtime = config
         .runtime
+        .clone()
         .ok_or_else(|| ApiError::invalid("Runtime is required for .zip file packages"))?;
-    shape::validate_runtime(&runtime)?;
-    let role = input
-        .role
-        .ok_or_else(|| ApiError::invalid("Role is required"))?;
-    shape::validate_role(&role)?;
-    check_role(state, request, &role)?;
-    let handler = match input.handler {
-        Some(h) => h,
-        None if runtime.starts_with("provided") => "bootstrap".to_owned(),
-        None => {
+    if config.role.is_none() {
+        return Err(ApiError::invalid("Role is required"));
+    }
+    if config.handler.is_none() {
+        if !runtime.starts_with("provided") {
             return Err(ApiError::invalid(format!(
                 "Handler is required for runtime {runtime}"
-            )))
+            )));
         }
+        config.handler = Some("bootstrap".to_owned());
+    }
+    // Lambda's defaults, then the caller's values through the same checks as an update.
+    let mut latest = FunctionVersion {
+        name: name.clone(),
+        version: LATEST.to_owned(),
+        runtime,
+        handler: String::new(),
+        role: String::new(),
+        description: String::new(),
+        timeout_seconds: limits::DEFAULT_TIMEOUT_SECONDS,
+        memory_mb: limits::DEFAULT_MEMORY_MB,
+        ephemeral_storage_mb: limits::DEFAULT_EPHEMERAL_STORAGE_MB,
+        environment: Default::default(),
+        code_sha256: String::new(),
+        code_size: 0,
+        revision_id: new_revision(),
+        last_modified_ms: warden_types::now_millis(),
+        architectures: Vec::new(),
     };
-    shape::validate_handler(&handler)?;
-    let timeout = input.timeout.unwrap_or(limits::DEFAULT_TIMEOUT_SECONDS);
-    shape::validate_timeout(timeout)?;
-    let memory = input.memory_size.unwrap_or(limits::DEFAULT_MEMORY_MB);
-    shape::validate_memory(memory)?;
-    let ephemeral = input
-        .ephemeral_storage
-        .and_then(|e| e.size)
-        .unwrap_or(limits::DEFAULT_EPHEMERAL_STORAGE_MB);
-    shape::validate_ephemeral(ephemeral)?;
-    let description = input.description.unwrap_or_default();
-    shape::validate_description(&description)?;
-    let environment = input
-        .environment
-        .and_then(|e| e.variables)
-        .unwrap_or_default();
-    shape::validate_environment(&environment)?;
+    apply_config(state, request, &mut latest, config)?;
     let architectures = shape::validate_architectures(&input.architectures.unwrap_or_default())?;
     let code = input
         .code
@@ -169,23 +213,9 @@ pub async fn create(state: &ApiState, request: &ApiRequest) -> Result<Reply, Api
     )?;
 
     let (code_sha256, code_size) = install_code(state, &zip).await?;
-    let latest = FunctionVersion {
-        name: name.clone(),
-        version: LATEST.to_owned(),
-        runtime,
-        handler,
-        role,
-        description,
-        timeout_seconds: timeout,
-        memory_mb: memory,
-        ephemeral_storage_mb: ephemeral,
-        environment,
-        code_sha256,
-        code_size,
-        revision_id: new_revision(),
-        last_modified_ms: warden_types::now_millis(),
-        architectures,
-    };
+    latest.code_sha256 = code_sha256;
+    latest.code_size = code_size;
+    latest.architectures = architectures;
     let store = Arc::clone(&state.store);
     let record = latest.clone();
     blocking(move || {
@@ -459,47 +489,13 @@ pub async fn update_configuration(
 ) -> Result<Reply, ApiError> {
     let name = unqualified(state, raw)?;
     let input: UpdateConfigurationInput = parse_body(&request.body)?;
-    shape::refuse_layers(&input.layers)?;
     let mut f = latest(state, &name).await?;
     if let Some(expected) = &input.revision_id {
         if *expected != f.revision_id {
             return Err(ApiError::precondition());
         }
     }
-    if let Some(r) = input.runtime {
-        shape::validate_runtime(&r)?;
-        f.runtime = r;
-    }
-    if let Some(r) = input.role {
-        shape::validate_role(&r)?;
-        check_role(state, request, &r)?;
-        f.role = r;
-    }
-    if let Some(h) = input.handler {
-        shape::validate_handler(&h)?;
-        f.handler = h;
-    }
-    if let Some(d) = input.description {
-        shape::validate_description(&d)?;
-        f.description = d;
-    }
-    if let Some(t) = input.timeout {
-        shape::validate_timeout(t)?;
-        f.timeout_seconds = t;
-    }
-    if let Some(m) = input.memory_size {
-        shape::validate_memory(m)?;
-        f.memory_mb = m;
-    }
-    if let Some(s) = input.ephemeral_storage.and_then(|e| e.size) {
-        shape::validate_ephemeral(s)?;
-        f.ephemeral_storage_mb = s;
-    }
-    if let Some(env) = input.environment {
-        let vars = env.variables.unwrap_or_default();
-        shape::validate_environment(&vars)?;
-        f.environment = vars;
-    }
+    apply_config(state, request, &mut f, input.config)?;
     let previous_revision = f.revision_id.clone();
     f.revision_id = new_revision();
     f.last_modified_ms = warden_types::now_millis();

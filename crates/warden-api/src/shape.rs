@@ -33,11 +33,10 @@ pub struct EphemeralStorageInput {
     pub size: Option<u32>,
 }
 
-/// `CreateFunction` input.
+/// The configuration members `CreateFunction` and `UpdateFunctionConfiguration` share.
 #[derive(Debug, Default, Deserialize)]
 #[serde(rename_all = "PascalCase")]
-pub struct CreateFunctionInput {
-    pub function_name: Option<String>,
+pub struct ConfigInput {
     pub runtime: Option<String>,
     pub role: Option<String>,
     pub handler: Option<String>,
@@ -45,28 +44,30 @@ pub struct CreateFunctionInput {
     pub timeout: Option<u32>,
     pub memory_size: Option<u32>,
     pub environment: Option<EnvironmentInput>,
+    pub ephemeral_storage: Option<EphemeralStorageInput>,
+    pub layers: Option<Vec<String>>,
+}
+
+/// `CreateFunction` input.
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct CreateFunctionInput {
+    pub function_name: Option<String>,
+    #[serde(flatten)]
+    pub config: ConfigInput,
     pub code: Option<CodeInput>,
     pub publish: Option<bool>,
     pub package_type: Option<String>,
     pub architectures: Option<Vec<String>>,
-    pub ephemeral_storage: Option<EphemeralStorageInput>,
-    pub layers: Option<Vec<String>>,
 }
 
 /// `UpdateFunctionConfiguration` input.
 #[derive(Debug, Default, Deserialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct UpdateConfigurationInput {
-    pub runtime: Option<String>,
-    pub role: Option<String>,
-    pub handler: Option<String>,
-    pub description: Option<String>,
-    pub timeout: Option<u32>,
-    pub memory_size: Option<u32>,
-    pub environment: Option<EnvironmentInput>,
-    pub ephemeral_storage: Option<EphemeralStorageInput>,
+    #[serde(flatten)]
+    pub config: ConfigInput,
     pub revision_id: Option<String>,
-    pub layers: Option<Vec<String>>,
 }
 
 /// `UpdateFunctionCode` input.
