@@ -1,7 +1,8 @@
 //! Project automation, so that CI and people run exactly the same steps.
 //!
 //! - `cargo xtask ci`: install the test-only tools (a Python venv with the AWS CLI, boto3
-//!   and awslambdaric; the npm IAM oracle), check formatting and lints, run every test.
+//!   and awslambdaric, under `~/.cache/warden-test-tools`; the npm IAM oracle in
+//!   `.test-tools/`), check formatting and lints, run every test.
 //! - `cargo xtask tools`: only install the test-only tools.
 //! - `cargo xtask test [ARGS]`: run the tests with the tools' environment (extra args go to
 //!   `cargo test`).
@@ -68,8 +69,22 @@ struct ToolEnv {
     vars: Vec<(String, String)>,
 }
 
+/// Where the Python venv lives: outside the checkout, because function sandboxes replace
+/// `/tmp` and a checkout (hence a venv inside it) may live there; the interpreter must be
+/// visible to sandboxed Python functions at its own path.
+fn python_tools_dir(root: &Path) -> PathBuf {
+    let cache = std::env::var_os("XDG_CACHE_HOME")
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")));
+    match cache {
+        Some(dir) if !dir.starts_with("/tmp") => dir.join("warden-test-tools"),
+        _ => root.join(".venv-tools"),
+    }
+}
+
 fn tools(root: &Path) -> Result<ToolEnv> {
-    let venv = root.join(".venv");
+    let venv = python_tools_dir(root).join("venv");
     let python = venv.join("bin/python");
     if !python.exists() {
         run(Command::new("python3").args(["-m", "venv"]).arg(&venv))?;

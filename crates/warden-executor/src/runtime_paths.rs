@@ -55,7 +55,23 @@ pub fn python_runtime_paths(python: &Path) -> Result<Vec<PathBuf>, ExecutorError
             paths.push(venv.to_path_buf());
         }
     }
+    // The sandbox provides its own `/tmp` (and `/dev`, `/proc`, `/var/task`): an
+    // interpreter installed below one of them cannot be shown to instances at its path.
+    if let Some(p) = first_reserved(&paths) {
+        return Err(fail(format!(
+            "it lives under `{}`, which sandboxed instances get a private copy of; install it elsewhere",
+            p.display()
+        )));
+    }
     Ok(minimal_cover(paths, &system_runtime_paths()))
+}
+
+/// The first path at or below a directory the sandbox provides itself.
+fn first_reserved(paths: &[PathBuf]) -> Option<&Path> {
+    paths
+        .iter()
+        .find(|p| warden_sandbox::RESERVED.iter().any(|r| p.starts_with(r)))
+        .map(PathBuf::as_path)
 }
 
 /// Drops empty, relative and duplicate paths and those inside another path or inside one
@@ -77,6 +93,19 @@ fn minimal_cover(mut paths: Vec<PathBuf>, covered: &[PathBuf]) -> Vec<PathBuf> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn paths_the_sandbox_provides_itself_are_found() {
+        let p = |s: &str| PathBuf::from(s);
+        assert_eq!(
+            first_reserved(&[p("/usr/lib/python3"), p("/tmp/ci/.venv")]),
+            Some(p("/tmp/ci/.venv").as_path())
+        );
+        assert_eq!(
+            first_reserved(&[p("/usr"), p("/opt/venv"), p("/tmpfoo")]),
+            None
+        );
+    }
 
     #[test]
     fn nested_and_covered_paths_are_dropped() {

@@ -361,7 +361,9 @@ const DEV_LINKS: &[(&str, &str)] = &[
     ("/proc/self/fd/1", "stdout"),
     ("/proc/self/fd/2", "stderr"),
 ];
-const RESERVED: &[&str] = &["/tmp", "/dev", "/proc", "/var/task"];
+/// Paths inside an instance that the sandbox itself provides; nothing of the host can be
+/// bound at or below them.
+pub const RESERVED: &[&str] = &["/tmp", "/dev", "/proc", "/var/task"];
 
 fn cstring(s: impl AsRef<[u8]>, what: &str) -> Result<CString, SandboxError> {
     CString::new(s.as_ref().to_vec())
