@@ -411,6 +411,18 @@ fn exists(
         .map_err(db("checking an entity"))
 }
 
+/// Every row of a query, mapped.
+fn all<T>(
+    tx: &Transaction<'_>,
+    sql: &str,
+    map: impl FnMut(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
+) -> Result<Vec<T>, IdentityError> {
+    let mut st = tx.prepare(sql).map_err(db("loading identities"))?;
+    let rows = st.query_map([], map).map_err(db("loading identities"))?;
+    rows.collect::<rusqlite::Result<Vec<T>>>()
+        .map_err(db("loading identities"))
+}
+
 /// IAM refuses to delete a user or role that still has inline or attached policies.
 fn refuse_if_policies(tx: &Transaction<'_>, kind: &str, name: &str) -> Result<(), IdentityError> {
     let holds = |table: &str| {
@@ -561,145 +573,106 @@ impl IdentityStore for SqliteIdentityStore {
         }
         let tx = conn.transaction().map_err(db("loading identities"))?;
         let ctx = db("loading identities");
-        let mut dump = Dump::default();
-        {
-            let mut st = tx
-                .prepare("SELECT name, id, arn, path, tags, created_ms FROM users ORDER BY name")
-                .map_err(&ctx)?;
-            let rows = st
-                .query_map([], |r| {
-                    Ok(User {
-                        name: r.get(0)?,
-                        id: r.get(1)?,
-                        arn: r.get(2)?,
-                        path: r.get(3)?,
-                        tags: tags_from_json(&r.get::<_, String>(4)?),
-                        created_ms: r.get(5)?,
-                    })
+        let users = all(
+            &tx,
+            "SELECT name, id, arn, path, tags, created_ms FROM users ORDER BY name",
+            |r| {
+                Ok(User {
+                    name: r.get(0)?,
+                    id: r.get(1)?,
+                    arn: r.get(2)?,
+                    path: r.get(3)?,
+                    tags: tags_from_json(&r.get::<_, String>(4)?),
+                    created_ms: r.get(5)?,
                 })
-                .map_err(&ctx)?;
-            for row in rows {
-                dump.users.push(row.map_err(&ctx)?);
-            }
-            let mut st = tx
-                .prepare(
-                    "SELECT id, user_name, status, sealed_secret, created_ms, last_used_ms
-                     FROM access_keys ORDER BY created_ms, id",
-                )
-                .map_err(&ctx)?;
-            let rows = st
-                .query_map([], |r| {
-                    let status: String = r.get(2)?;
-                    Ok(StoredKey {
-                        id: r.get(0)?,
-                        user_name: r.get(1)?,
-                        // The CHECK constraint admits only the two spellings.
-                        status: KeyStatus::parse(&status).unwrap_or(KeyStatus::Inactive),
-                        sealed_secret: r.get(3)?,
-                        created_ms: r.get(4)?,
-                        last_used_ms: r.get(5)?,
-                    })
+            },
+        )?;
+        let keys = all(
+            &tx,
+            "SELECT id, user_name, status, sealed_secret, created_ms, last_used_ms
+             FROM access_keys ORDER BY created_ms, id",
+            |r| {
+                let status: String = r.get(2)?;
+                Ok(StoredKey {
+                    id: r.get(0)?,
+                    user_name: r.get(1)?,
+                    // The CHECK constraint admits only the two spellings.
+                    status: KeyStatus::parse(&status).unwrap_or(KeyStatus::Inactive),
+                    sealed_secret: r.get(3)?,
+                    created_ms: r.get(4)?,
+                    last_used_ms: r.get(5)?,
                 })
-                .map_err(&ctx)?;
-            for row in rows {
-                dump.keys.push(row.map_err(&ctx)?);
-            }
-            let mut st = tx
-                .prepare(
-                    "SELECT name, id, arn, path, trust_policy, description, max_session_duration_s,
-                     tags, created_ms FROM roles ORDER BY name",
-                )
-                .map_err(&ctx)?;
-            let rows = st
-                .query_map([], |r| {
-                    Ok(Role {
-                        name: r.get(0)?,
-                        id: r.get(1)?,
-                        arn: r.get(2)?,
-                        path: r.get(3)?,
-                        trust_policy: r.get(4)?,
-                        description: r.get(5)?,
-                        max_session_duration_s: r.get(6)?,
-                        tags: tags_from_json(&r.get::<_, String>(7)?),
-                        created_ms: r.get(8)?,
-                    })
+            },
+        )?;
+        let roles = all(
+            &tx,
+            "SELECT name, id, arn, path, trust_policy, description, max_session_duration_s,
+             tags, created_ms FROM roles ORDER BY name",
+            |r| {
+                Ok(Role {
+                    name: r.get(0)?,
+                    id: r.get(1)?,
+                    arn: r.get(2)?,
+                    path: r.get(3)?,
+                    trust_policy: r.get(4)?,
+                    description: r.get(5)?,
+                    max_session_duration_s: r.get(6)?,
+                    tags: tags_from_json(&r.get::<_, String>(7)?),
+                    created_ms: r.get(8)?,
                 })
-                .map_err(&ctx)?;
-            for row in rows {
-                dump.roles.push(row.map_err(&ctx)?);
-            }
-            let mut st = tx
-                .prepare(
-                    "SELECT holder_kind, holder, name, document FROM inline_policies
-                     ORDER BY holder_kind, holder, name",
-                )
-                .map_err(&ctx)?;
-            let rows = st
-                .query_map([], |r| {
-                    Ok((
-                        r.get::<_, String>(0)?,
-                        r.get::<_, String>(1)?,
-                        r.get::<_, String>(2)?,
-                        r.get::<_, String>(3)?,
-                    ))
+            },
+        )?;
+        let inline: Vec<(String, String, String, String)> = all(
+            &tx,
+            "SELECT holder_kind, holder, name, document FROM inline_policies
+             ORDER BY holder_kind, holder, name",
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+        )?;
+        let inline = inline
+            .into_iter()
+            .filter_map(|(kind, holder, name, document)| {
+                Holder::from_parts(&kind, holder).map(|holder| InlinePolicy {
+                    holder,
+                    name,
+                    document,
                 })
-                .map_err(&ctx)?;
-            for row in rows {
-                let (kind, holder, name, document) = row.map_err(&ctx)?;
-                if let Some(holder) = Holder::from_parts(&kind, holder) {
-                    dump.inline.push(InlinePolicy {
-                        holder,
-                        name,
-                        document,
-                    });
-                }
-            }
-            let mut st = tx
-                .prepare(
-                    "SELECT name, id, arn, path, document, description, created_ms
-                     FROM managed_policies ORDER BY name",
-                )
-                .map_err(&ctx)?;
-            let rows = st
-                .query_map([], |r| {
-                    Ok(ManagedPolicy {
-                        name: r.get(0)?,
-                        id: r.get(1)?,
-                        arn: r.get(2)?,
-                        path: r.get(3)?,
-                        document: r.get(4)?,
-                        description: r.get(5)?,
-                        created_ms: r.get(6)?,
-                    })
+            })
+            .collect();
+        let policies = all(
+            &tx,
+            "SELECT name, id, arn, path, document, description, created_ms
+             FROM managed_policies ORDER BY name",
+            |r| {
+                Ok(ManagedPolicy {
+                    name: r.get(0)?,
+                    id: r.get(1)?,
+                    arn: r.get(2)?,
+                    path: r.get(3)?,
+                    document: r.get(4)?,
+                    description: r.get(5)?,
+                    created_ms: r.get(6)?,
                 })
-                .map_err(&ctx)?;
-            for row in rows {
-                dump.policies.push(row.map_err(&ctx)?);
-            }
-            let mut st = tx
-                .prepare(
-                    "SELECT holder_kind, holder, policy_arn FROM attachments
-                     ORDER BY holder_kind, holder, policy_arn",
-                )
-                .map_err(&ctx)?;
-            let rows = st
-                .query_map([], |r| {
-                    Ok((
-                        r.get::<_, String>(0)?,
-                        r.get::<_, String>(1)?,
-                        r.get::<_, String>(2)?,
-                    ))
-                })
-                .map_err(&ctx)?;
-            for row in rows {
-                let (kind, holder, arn) = row.map_err(&ctx)?;
-                if let Some(holder) = Holder::from_parts(&kind, holder) {
-                    dump.attachments.push((holder, arn));
-                }
-            }
-        }
+            },
+        )?;
+        let attachments: Vec<(String, String, String)> = all(
+            &tx,
+            "SELECT holder_kind, holder, policy_arn FROM attachments
+             ORDER BY holder_kind, holder, policy_arn",
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )?;
+        let attachments = attachments
+            .into_iter()
+            .filter_map(|(kind, holder, arn)| Holder::from_parts(&kind, holder).map(|h| (h, arn)))
+            .collect();
         tx.finish().map_err(&ctx)?;
-        Ok(dump)
+        Ok(Dump {
+            users,
+            keys,
+            roles,
+            inline,
+            policies,
+            attachments,
+        })
     }
 
     fn create_user(
