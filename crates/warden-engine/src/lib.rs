@@ -623,25 +623,19 @@ impl Engine {
         body: Bytes,
     ) -> InvokeResponse {
         let duration_ms = started.elapsed().as_secs_f64() * 1000.0;
-        let report = logs::report_line(
-            request_id,
+        // No instance ran (or it is gone): no memory figure, and init took the whole time.
+        let report = logs::Report {
+            request_id: request_id.to_owned(),
             duration_ms,
-            config.memory_mb,
-            0,
-            Some(duration_ms),
-        );
+            memory_mb: config.memory_mb,
+            pid: 0,
+            init_ms: Some(duration_ms),
+        };
         let line = format!("{error_type}: {message}");
         let tail_text = match logs {
             Some(capture) => {
                 capture.begin(request_id, &config.version, tail);
                 capture.platform(line);
-                let report = logs::Report {
-                    request_id: request_id.to_owned(),
-                    duration_ms,
-                    memory_mb: config.memory_mb,
-                    pid: 0,
-                    init_ms: Some(duration_ms),
-                };
                 capture
                     .end(request_id, report, true)
                     .map(|t| t.last_4k().to_owned())
@@ -650,6 +644,7 @@ impl Engine {
                 let sink = &self.inner.logs;
                 let start = format!("START RequestId: {request_id} Version: {}", config.version);
                 let end = format!("END RequestId: {request_id}");
+                let report = report.line();
                 let text = tail.then(|| format!("{start}\n{line}\n{end}\n{report}\n"));
                 for l in [start, line, end, report] {
                     sink.emit(&config.name, Some(request_id), l);
