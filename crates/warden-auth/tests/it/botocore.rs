@@ -2,7 +2,7 @@
 //! verifying when their body or signature is touched.
 //!
 //! `WARDEN_TEST_PYTHON` names a Python with `botocore` installed (`cargo xtask ci` creates
-//! `.venv` and sets it); without it this test fails rather than silently passing.
+//! the test venv and sets it); without it this test fails rather than silently passing.
 
 use std::{process::Command, time::Duration};
 
@@ -16,7 +16,7 @@ fn botocore_requests() -> Vec<Value> {
     let python = std::env::var("WARDEN_TEST_PYTHON").unwrap_or_else(|_| {
         panic!(
             "WARDEN_TEST_PYTHON is not set: it must name a Python with boto3 installed; \
-             run `cargo xtask ci`, which creates .venv and sets it"
+             run `cargo xtask ci`, which creates the test venv and sets it"
         )
     });
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/botocore_sign.py");
