@@ -140,7 +140,9 @@ fn test(root: &Path, env: &ToolEnv, extra: &[String]) -> Result<()> {
     // The integration tests run the fixture functions' binaries: build them first.
     run(cargo(root).args(["build", "--workspace", "--bins"]))?;
     let mut cmd = cargo(root);
-    cmd.args(["test", "--workspace"]).args(extra);
+    // Every test binary runs even after one fails, so one run reports every failure.
+    cmd.args(["test", "--workspace", "--no-fail-fast"])
+        .args(extra);
     for (k, v) in &env.vars {
         cmd.env(k, v);
     }

@@ -331,7 +331,33 @@ fn lock(m: &Mutex<Connection>) -> MutexGuard<'_, Connection> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
+/// Creates the database file readable and writable by its owner only (0600), and takes
+/// any wider permissions away from an existing one and its `-wal` and `-shm` companions
+/// (SQLite creates those with the database file's permissions).
+fn private_files(path: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .mode(0o600)
+        .open(path)?;
+    for suffix in ["", "-wal", "-shm"] {
+        let mut name = path.as_os_str().to_owned();
+        name.push(suffix);
+        match std::fs::set_permissions(&name, std::fs::Permissions::from_mode(0o600)) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            other => other?,
+        }
+    }
+    Ok(())
+}
+
 fn open_connection(path: &Path, context: &'static str) -> Result<Connection, IdentityError> {
+    private_files(path).map_err(|source| IdentityError::File {
+        context: "making the identity database private to its owner",
+        path: path.to_owned(),
+        source,
+    })?;
     let conn = Connection::open(path).map_err(db(context))?;
     conn.busy_timeout(BUSY_TIMEOUT).map_err(db(context))?;
     conn.pragma_update(None, "foreign_keys", true)

@@ -15,7 +15,7 @@
 
 use std::fs;
 use std::io::{self, Write};
-use std::os::unix::fs::PermissionsExt;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -146,8 +146,17 @@ impl BlobStore {
             code: root.join("code"),
             staging: root.join("staging"),
         };
-        for dir in [&store.zips, &store.code, &store.staging] {
-            fs::create_dir_all(dir).map_err(io_err("creating the blob directories", dir))?;
+        // Only the owner may list or read the code of every function: 0700, also for
+        // directories an older version created with wider permissions. Instances see their
+        // own code through a bind mount, which does not traverse these directories.
+        for dir in [root, &store.zips, &store.code, &store.staging] {
+            fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(dir)
+                .map_err(io_err("creating the blob directories", dir))?;
+            fs::set_permissions(dir, fs::Permissions::from_mode(0o700))
+                .map_err(io_err("making a blob directory private", dir))?;
         }
         sync_dir(root)?;
         Ok(store)
@@ -166,6 +175,7 @@ impl BlobStore {
             let mut f = fs::OpenOptions::new()
                 .write(true)
                 .create_new(true)
+                .mode(0o600)
                 .open(&tmp)
                 .map_err(io_err("creating a temporary zip", &tmp))?;
             f.write_all(bytes).map_err(io_err("writing a zip", &tmp))?;

@@ -418,12 +418,40 @@ fn event_from_row(row: &Row<'_>) -> Result<QueuedEvent, StoreError> {
     })
 }
 
+/// Creates the database file readable and writable by its owner only (0600), and takes
+/// any wider permissions away from an existing one and its `-wal` and `-shm` companions.
+/// SQLite gives the companions it creates the database file's permissions, so everything
+/// the store writes stays private: the file holds function configuration, environment
+/// variables included.
+fn private_files(path: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .mode(0o600)
+        .open(path)?;
+    for suffix in ["", "-wal", "-shm"] {
+        let mut name = path.as_os_str().to_owned();
+        name.push(suffix);
+        match fs::set_permissions(&name, fs::Permissions::from_mode(0o600)) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            other => other?,
+        }
+    }
+    Ok(())
+}
+
 /// Opens one connection with the pragmas every connection of this store needs.
 fn open_connection(
     path: &Path,
     sync: Sync,
     context: &'static str,
 ) -> Result<Connection, StoreError> {
+    private_files(path).map_err(|source| StoreError::DatabaseIo {
+        context: "making the database private to its owner",
+        path: path.to_owned(),
+        source,
+    })?;
     let conn = Connection::open(path).map_err(db(context))?;
     conn.busy_timeout(BUSY_TIMEOUT).map_err(db(context))?;
     conn.pragma_update(None, "foreign_keys", true)

@@ -2,7 +2,7 @@
 //! and shuts all of it down cleanly on SIGTERM or SIGINT.
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -77,6 +77,41 @@ fn resolve_program(p: PathBuf) -> PathBuf {
         .unwrap_or(p)
 }
 
+/// Creates the data directory (mode 0700), or checks that an existing one is a directory
+/// owned by this user that no other user can read, write or enter: it holds the master
+/// key, the admin's credentials, every function's configuration and code. Refusing to
+/// start is safer than repairing: a directory others could enter may already have leaked.
+fn private_data_dir(dir: &Path) -> anyhow::Result<()> {
+    use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .with_context(|| format!("cannot create data directory `{}`", dir.display()))?;
+    let meta = std::fs::metadata(dir)
+        .with_context(|| format!("cannot read data directory `{}`", dir.display()))?;
+    if !meta.is_dir() {
+        bail!("data directory `{}` is not a directory", dir.display());
+    }
+    let me = rustix::process::geteuid().as_raw();
+    if meta.uid() != me {
+        bail!(
+            "refusing to start: data directory `{}` belongs to uid {}, not to this server's uid {me}",
+            dir.display(),
+            meta.uid()
+        );
+    }
+    let mode = meta.permissions().mode() & 0o777;
+    if mode & 0o077 != 0 {
+        bail!(
+            "refusing to start: data directory `{}` is open to other users (mode {mode:03o}); it holds keys and function code: run `chmod 700 {}` first",
+            dir.display(),
+            dir.display()
+        );
+    }
+    Ok(())
+}
+
 fn account_id(store: &dyn Store, configured: Option<String>) -> anyhow::Result<AccountId> {
     let stored = store.get_setting("account_id")?;
     match (configured, stored) {
@@ -116,8 +151,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
     }
     let region = Region::new(&args.region)?;
     let data_dir = args.data_dir.clone().unwrap_or_else(default_data_dir);
-    std::fs::create_dir_all(&data_dir)
-        .with_context(|| format!("cannot create data directory `{}`", data_dir.display()))?;
+    private_data_dir(&data_dir)?;
 
     // The zygote must start before any thread exists in this process's runtime, so that
     // it is a small single-threaded copy of nothing.

@@ -53,12 +53,14 @@ async fn handler(event: LambdaEvent<Value>) -> Result<Value, Error> {
                 .create(true)
                 .append(true)
                 .open(path)?;
-            writeln!(
-                f,
-                "{} {}",
+            // One `write` of the whole line: with O_APPEND it lands in one piece even
+            // when several instances append at once (formatted writes may split it).
+            let line = format!(
+                "{} {}\n",
                 context.request_id,
                 payload.get("tag").and_then(Value::as_str).unwrap_or("")
-            )?;
+            );
+            f.write_all(line.as_bytes())?;
             f.sync_all()?;
             if let Some(ms) = payload.get("ms").and_then(Value::as_u64) {
                 tokio::time::sleep(std::time::Duration::from_millis(ms)).await;

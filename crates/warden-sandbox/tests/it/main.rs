@@ -45,11 +45,18 @@ fn runtime_binds() -> Vec<(PathBuf, PathBuf)> {
         .filter(|p| Path::new(p).exists())
         .map(|p| (PathBuf::from(p), PathBuf::from(p)))
         .collect();
-    binds.push((
-        PathBuf::from(env!("CARGO_BIN_EXE_warden-sandbox-probe")),
-        PathBuf::from(PROBE),
-    ));
+    binds.push((probe_bin(), PathBuf::from(PROBE)));
     binds
+}
+
+/// Variable naming a copy of the probe that the unprivileged re-run of this binary uses.
+const PROBE_ENV: &str = "WARDEN_SANDBOX_TEST_PROBE";
+
+/// The probe on the host: the built one, or the copy named by [`PROBE_ENV`].
+fn probe_bin() -> PathBuf {
+    std::env::var_os(PROBE_ENV)
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_warden-sandbox-probe")))
 }
 
 const PROBE: &str = "/var/runtime/bootstrap";
@@ -587,13 +594,31 @@ fn unprivileged_user_namespace_mode() {
         0,
         "this suite runs as root, as CI does"
     );
-    let out = std::process::Command::new(std::env::current_exe().unwrap())
+    // The checkout may live under a directory `nobody` cannot traverse (a 0700 home
+    // directory): run copies of this binary and the probe from a directory it can.
+    let reachable = tempfile::Builder::new()
+        .prefix("warden-sandbox-test-")
+        .tempdir_in("/tmp")
+        .unwrap();
+    let open = std::fs::Permissions::from_mode(0o755);
+    std::fs::set_permissions(reachable.path(), open.clone()).unwrap();
+    let copy = |from: PathBuf, name: &str| {
+        let to = reachable.path().join(name);
+        std::fs::copy(from, &to).unwrap();
+        std::fs::set_permissions(&to, open.clone()).unwrap();
+        to
+    };
+    let exe = copy(std::env::current_exe().unwrap(), "it");
+    let probe = copy(probe_bin(), "probe");
+    let out = std::process::Command::new(exe)
         .args([
             "--exact",
             "core_checks_under_current_privileges",
             "--test-threads=1",
         ])
         .env("TMPDIR", "/tmp")
+        .env(PROBE_ENV, probe)
+        .current_dir("/")
         .uid(65534)
         .gid(65534)
         .output()

@@ -80,7 +80,7 @@ impl Server {
     }
 
     pub fn start_with(args: &[&str]) -> Self {
-        let temp = tempfile::tempdir().unwrap();
+        let temp = private_tempdir();
         let dir = temp.path().to_path_buf();
         let mut s = Self::start_in(&dir, args);
         s._temp = Some(temp);
@@ -569,6 +569,15 @@ pub fn alive(pid: u32) -> bool {
         && std::fs::read_to_string(format!("/proc/{pid}/stat"))
             .map(|s| !s.contains(") Z "))
             .unwrap_or(false)
+}
+
+/// A temporary directory only its owner can enter, as a data directory must be.
+pub fn private_tempdir() -> tempfile::TempDir {
+    use std::os::unix::fs::PermissionsExt;
+    tempfile::Builder::new()
+        .permissions(std::fs::Permissions::from_mode(0o700))
+        .tempdir()
+        .unwrap()
 }
 
 /// Base64 of bytes.

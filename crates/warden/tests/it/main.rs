@@ -8,6 +8,7 @@ mod aws_cli;
 mod bad_input;
 mod boto3;
 mod concurrency;
+mod data_dir;
 mod iam;
 mod invoke;
 mod runtimes;

@@ -524,7 +524,8 @@ impl RawServer {
         let mut cmd = Command::new(program);
         cmd.args(pre);
         if !wrapper.is_empty() {
-            cmd.arg(warden_bin());
+            // Neither the checkout nor the test's working directory need be reachable.
+            cmd.arg(reachable_warden_bin()).current_dir("/");
         }
         let mut child = cmd
             .arg("serve")
@@ -647,6 +648,25 @@ fn unprivileged() -> &'static [&'static str] {
     }
 }
 
+/// A copy of the `warden` binary that any user can run. The checkout (hence `target/`)
+/// may live under a directory other users cannot traverse, such as a 0700 home
+/// directory, and an unprivileged server runs its own executable again for its zygote.
+fn reachable_warden_bin() -> &'static Path {
+    static BIN: OnceLock<PathBuf> = OnceLock::new();
+    BIN.get_or_init(|| {
+        let dir = tempfile::Builder::new()
+            .prefix("warden-bin-")
+            .tempdir()
+            .unwrap()
+            .keep();
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let bin = dir.join("warden");
+        std::fs::copy(warden_bin(), &bin).unwrap();
+        std::fs::set_permissions(&bin, std::fs::Permissions::from_mode(0o755)).unwrap();
+        bin
+    })
+}
+
 /// `program` run through [`unprivileged`].
 fn as_unprivileged(program: impl AsRef<std::ffi::OsStr>) -> Command {
     match unprivileged().split_first() {
@@ -671,17 +691,18 @@ fn unprivileged_userns_allowed() -> bool {
 
 /// A data directory the unprivileged user owns, under a directory it can traverse.
 fn nobody_data_dir() -> tempfile::TempDir {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = crate::harness::private_tempdir();
     if !running_as_root() {
         return dir;
     }
-    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
     let status = Command::new("chown")
         .args(["65534:65534"])
         .arg(dir.path())
         .status()
         .unwrap();
     assert!(status.success());
+    // Private to its owner, as the server requires of a data directory.
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o700)).unwrap();
     dir
 }
 
@@ -758,7 +779,7 @@ fn an_unprivileged_server_sandboxes_with_a_user_namespace() {
 
 #[test]
 fn insecure_no_sandbox_warns_on_every_start() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = crate::harness::private_tempdir();
     let s = RawServer::start(
         &[],
         dir.path(),
@@ -807,7 +828,7 @@ fn doctor_reports_the_protections_in_force() {
     );
     // Unprivileged, namespaces are made at spawn rather than pooled: called out as degraded.
     if unprivileged_userns_allowed() {
-        let out = as_unprivileged(warden_bin())
+        let out = as_unprivileged(reachable_warden_bin())
             .arg("doctor")
             .current_dir("/")
             .output()

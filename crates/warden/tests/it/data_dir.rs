@@ -1,0 +1,134 @@
+//! The data directory holds the master key, the admin's credentials, every function's
+//! configuration (environment variables included) and code: the server creates all of it
+//! private to its owner and refuses to start on a directory other users can enter.
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+use std::process::{Command, Stdio};
+
+use crate::harness::{warden_bin, Server, ACCOUNT};
+
+fn mode(path: &Path) -> u32 {
+    std::fs::metadata(path).unwrap().permissions().mode() & 0o777
+}
+
+/// Every file and directory the server wrote, except the extracted code trees (which
+/// keep the modes their zip gives them, for the function to read through its mount).
+fn written(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for entry in std::fs::read_dir(&d).unwrap() {
+            let path = entry.unwrap().path();
+            out.push(path.clone());
+            let is_code_tree = path.parent() == Some(&dir.join("blobs/code"));
+            if path.is_dir() && !is_code_tree {
+                stack.push(path);
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn everything_in_the_data_dir_is_private_to_its_owner() {
+    let temp = tempfile::tempdir().unwrap();
+    let data = temp.path().join("state");
+    let s = Server::start_in(&data, &[]);
+    s.create_fixture(
+        "private",
+        &["--environment", "Variables={TOKEN=not-for-others}"],
+    );
+    // Logs too: one invocation writes the logs database.
+    s.aws(&[
+        "lambda",
+        "invoke",
+        "--function-name",
+        "private",
+        "--payload",
+        "{}",
+        temp.path().join("out.json").to_str().unwrap(),
+    ]);
+    s.wait_logs("private", std::time::Duration::from_secs(10), |l| {
+        l.iter().any(|l| l.starts_with("REPORT"))
+    });
+    assert_eq!(mode(&data), 0o700);
+    let files = written(&data);
+    for name in [
+        "warden.db",
+        "warden.logs.db",
+        "identity.db",
+        "master.key",
+        "credentials",
+        "blobs",
+    ] {
+        assert!(
+            files.contains(&data.join(name)),
+            "{name} was written: {files:?}"
+        );
+    }
+    for path in files {
+        let m = mode(&path);
+        let expected = if path.is_dir() { 0o700 } else { 0o600 };
+        let in_code_tree = path.parent() == Some(&data.join("blobs/code"));
+        if in_code_tree {
+            continue;
+        }
+        assert_eq!(m, expected, "{} has mode {m:03o}", path.display());
+    }
+}
+
+#[test]
+fn a_data_dir_others_can_enter_is_refused() {
+    let temp = tempfile::tempdir().unwrap();
+    let data = temp.path().join("state");
+    std::fs::create_dir(&data).unwrap();
+    for open in [0o755, 0o750, 0o701, 0o707] {
+        std::fs::set_permissions(&data, std::fs::Permissions::from_mode(open)).unwrap();
+        let out = Command::new(warden_bin())
+            .args(["serve", "--listen", "127.0.0.1:0", "--account-id", ACCOUNT])
+            .arg("--data-dir")
+            .arg(&data)
+            .env("WARDEN_LOG", "warn")
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        assert!(!out.status.success(), "mode {open:03o} was accepted");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            stderr.contains(&format!(
+                "refusing to start: data directory `{}` is open to other users (mode {open:03o})",
+                data.display()
+            )) && stderr.contains("chmod 700"),
+            "{stderr}"
+        );
+        // Refused before anything was written into it.
+        assert_eq!(std::fs::read_dir(&data).unwrap().count(), 0);
+    }
+}
+
+#[test]
+fn files_an_older_version_left_open_are_made_private() {
+    let temp = tempfile::tempdir().unwrap();
+    let data = temp.path().join("state");
+    let mut s = Server::start_in(&data, &[]);
+    s.create_fixture("old", &[]);
+    s.stop();
+    // What an older Warden left behind: world-readable databases and blob directories.
+    for name in ["warden.db", "warden.logs.db", "identity.db"] {
+        std::fs::set_permissions(data.join(name), std::fs::Permissions::from_mode(0o644)).unwrap();
+    }
+    for name in ["blobs", "blobs/zips", "blobs/code"] {
+        std::fs::set_permissions(data.join(name), std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    s.restart();
+    for name in ["warden.db", "warden.logs.db", "identity.db"] {
+        assert_eq!(mode(&data.join(name)), 0o600, "{name}");
+    }
+    for name in ["blobs", "blobs/zips", "blobs/code"] {
+        assert_eq!(mode(&data.join(name)), 0o700, "{name}");
+    }
+    // And the function is still there.
+    let f = s.aws(&["lambda", "get-function", "--function-name", "old"]);
+    assert_eq!(f["Configuration"]["FunctionName"], "old");
+}
