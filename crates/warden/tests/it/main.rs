@@ -8,6 +8,7 @@ mod aws_cli;
 mod bad_input;
 mod boto3;
 mod concurrency;
+mod dos;
 mod iam;
 mod invoke;
 mod runtimes;
