@@ -145,6 +145,38 @@ fn the_default_cap_is_derived_from_a_raised_descriptor_limit() {
     );
 }
 
+#[test]
+fn out_of_descriptors_the_server_frees_one_and_logs_rarely() {
+    // A cap the descriptor limit cannot honour, as a misconfiguration or instances using
+    // most descriptors would leave it.
+    let temp = tempfile::tempdir().unwrap();
+    let log = temp.path().join("stderr.log");
+    let script = format!(r#"ulimit -n 256 && exec "$0" "$@" 2>'{}'"#, log.display());
+    let data = temp.path().join("data");
+    let s = Server::start_via(
+        &["sh", "-c", &script],
+        &data,
+        &["--max-connections", "5000"],
+    );
+    let started = Instant::now();
+    let held = idle_sockets(addr(&s), 1000);
+    assert!(held.len() > 256, "only {} connections", held.len());
+    signed_calls_succeed(&s);
+    let elapsed = started.elapsed();
+    let text = std::fs::read_to_string(&log).unwrap();
+    let warnings = text.lines().filter(|l| l.contains("accept failed")).count();
+    eprintln!("{warnings} accept warnings in {elapsed:?}");
+    assert!(
+        warnings >= 1,
+        "running out of descriptors went unreported:\n{text}"
+    );
+    // At most one line per 10 s.
+    assert!(
+        warnings as u64 <= elapsed.as_secs() / 10 + 1,
+        "{warnings} accept warnings in {elapsed:?}"
+    );
+}
+
 /// Reads a response until the connection closes or `guard` passes; returns the status line
 /// and headers, lowercased, and the status code (0 when the server closed without one).
 fn read_answer(stream: &mut TcpStream, guard: Duration) -> std::io::Result<(u16, String)> {
