@@ -1,10 +1,13 @@
 //! Warden's control-plane HTTP API: Lambda's rest-json operations under their dated
 //! paths, served on one listener, behind a request pipeline.
 //!
-//! Every request goes through the same steps: route, read the body within the
-//! operation's limit, run the [`Pipeline`] guards (authentication and authorization plug
-//! in here), then the handler. Errors become AWS-shaped responses in exactly one place,
-//! [`error::ApiError::into_response`].
+//! Every request goes through the same steps: route; authenticate what the headers can
+//! prove (a request without a signature is authorized instead), before any of the body is
+//! read; read the body within the operation's limit, a shared memory budget and deadlines
+//! (`body`); check the signature over the body's hash; authorize; run the [`Pipeline`]
+//! guards; then the handler. Errors become AWS-shaped responses in exactly one place,
+//! [`error::ApiError::into_response`]. The listener (`server`) bounds connections and gives
+//! every connection state a deadline.
 //!
 //! Architecture Invariant: handlers never see hyper types other than the request parts
 //! and body bytes; the engine never sees HTTP at all.
@@ -29,6 +32,7 @@ use bytes::Bytes;
 use http::{HeaderValue, Response, StatusCode};
 use http_body_util::Full;
 use hyper::body::Incoming;
+use sha2::Digest;
 use warden_engine::Engine;
 use warden_store::blobs::BlobStore;
 use warden_store::Store;
@@ -206,11 +210,17 @@ async fn process(
     // Held until the request is answered: the body's bytes live that long.
     let _reservation = received.reservation;
     request.body = received.bytes;
-    let authenticated = match (pending, received.sha256) {
-        (Some(pending), Some(sha256)) => Some(access::finish_authentication(
-            state, &request, pending, &sha256,
-        )?),
-        _ => None,
+    let authenticated = match pending {
+        Some(pending) => {
+            // Signed bodies are hashed as they arrive (`Plan::signed`).
+            let sha256 = received
+                .sha256
+                .unwrap_or_else(|| sha2::Sha256::digest(&request.body).into());
+            Some(access::finish_authentication(
+                state, &request, pending, &sha256,
+            )?)
+        }
+        None => None,
     };
     request.principal = authenticated.map(|a| a.principal);
     if request.principal.is_none() && request.operation == Operation::Query {
