@@ -204,7 +204,11 @@ async fn connection(
     mut stopping: watch::Receiver<bool>,
 ) {
     let conn = Arc::clone(&registration.conn);
-    let io = TokioIo::new(Tracked::new(stream, Arc::clone(&conn)));
+    let io = TokioIo::new(Tracked::new(
+        stream,
+        Arc::clone(&conn),
+        Arc::clone(&registration.tracker),
+    ));
     let service_conn = Arc::clone(&conn);
     let changed = Arc::clone(&registration.tracker);
     let service = service_fn(move |req| {
@@ -400,15 +404,17 @@ struct Live {
 struct Tracked {
     inner: TcpStream,
     conn: Arc<ConnState>,
+    tracker: Arc<Tracker>,
     /// Armed while a write is blocked.
     stall: Option<Pin<Box<tokio::time::Sleep>>>,
 }
 
 impl Tracked {
-    fn new(inner: TcpStream, conn: Arc<ConnState>) -> Self {
+    fn new(inner: TcpStream, conn: Arc<ConnState>, tracker: Arc<Tracker>) -> Self {
         Self {
             inner,
             conn,
+            tracker,
             stall: None,
         }
     }
@@ -476,9 +482,10 @@ impl AsyncWrite for Tracked {
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
         let this = self.get_mut();
         let r = Pin::new(&mut this.inner).poll_flush(cx);
-        if matches!(r, Poll::Ready(Ok(()))) {
-            // hyper flushes the socket only once its own buffer is empty.
-            this.conn.unflushed.store(false, Ordering::Release);
+        // hyper flushes the socket only once its own buffer is empty.
+        if matches!(r, Poll::Ready(Ok(()))) && this.conn.unflushed.swap(false, Ordering::AcqRel) {
+            // The accept loop may be waiting for an idle connection to make room.
+            this.tracker.changed.notify_one();
         }
         r
     }
