@@ -208,6 +208,7 @@ async fn connection(
         stream,
         Arc::clone(&conn),
         Arc::clone(&registration.tracker),
+        WRITE_STALL_TIMEOUT,
     ));
     let service_conn = Arc::clone(&conn);
     let changed = Arc::clone(&registration.tracker);
@@ -405,16 +406,24 @@ struct Tracked {
     inner: TcpStream,
     conn: Arc<ConnState>,
     tracker: Arc<Tracker>,
+    /// How long a write may stay blocked.
+    stall_timeout: Duration,
     /// Armed while a write is blocked.
     stall: Option<Pin<Box<tokio::time::Sleep>>>,
 }
 
 impl Tracked {
-    fn new(inner: TcpStream, conn: Arc<ConnState>, tracker: Arc<Tracker>) -> Self {
+    fn new(
+        inner: TcpStream,
+        conn: Arc<ConnState>,
+        tracker: Arc<Tracker>,
+        stall_timeout: Duration,
+    ) -> Self {
         Self {
             inner,
             conn,
             tracker,
+            stall_timeout,
             stall: None,
         }
     }
@@ -431,7 +440,7 @@ impl Tracked {
         }
         let timer = self
             .stall
-            .get_or_insert_with(|| Box::pin(tokio::time::sleep(WRITE_STALL_TIMEOUT)));
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep(self.stall_timeout)));
         if timer.as_mut().poll(cx).is_ready() {
             return Poll::Ready(Err(std::io::Error::new(
                 std::io::ErrorKind::TimedOut,
@@ -555,16 +564,38 @@ mod tests {
         assert_eq!(log.allow(), Some(1000));
     }
 
-    fn state(tracker: &Arc<Tracker>) -> Registration {
-        tracker.register()
+    #[tokio::test]
+    async fn a_response_the_peer_never_reads_ends_its_connection() {
+        use tokio::io::AsyncWriteExt;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let peer = TcpStream::connect(listener.local_addr().unwrap())
+            .await
+            .unwrap();
+        let (stream, _) = listener.accept().await.unwrap();
+        let tracker = Arc::new(Tracker::new(1));
+        let registration = tracker.register();
+        let mut io = Tracked::new(
+            stream,
+            Arc::clone(&registration.conn),
+            Arc::clone(&tracker),
+            Duration::from_millis(200),
+        );
+        // Far more than the socket buffers hold, to a peer that never reads.
+        let big = vec![0u8; 64 * 1024 * 1024];
+        let written = tokio::time::timeout(Duration::from_secs(60), io.write_all(&big))
+            .await
+            .expect("the stalled write never gave up");
+        assert_eq!(written.unwrap_err().kind(), std::io::ErrorKind::TimedOut);
+        assert!(!registration.conn.idle(), "unflushed data is not idle");
+        drop(peer);
     }
 
     #[test]
     fn eviction_picks_the_longest_idle_connection_and_never_a_busy_one() {
         let tracker = Arc::new(Tracker::new(3));
-        let oldest = state(&tracker);
-        let busy = state(&tracker);
-        let newest = state(&tracker);
+        let oldest = tracker.register();
+        let busy = tracker.register();
+        let newest = tracker.register();
         oldest.conn.last_active_ms.store(1, Ordering::Relaxed);
         busy.conn.last_active_ms.store(0, Ordering::Relaxed);
         newest.conn.last_active_ms.store(5, Ordering::Relaxed);
