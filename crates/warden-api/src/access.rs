@@ -112,24 +112,6 @@ fn query_action(request: &ApiRequest) -> Option<String> {
         .map(|(_, v)| v)
 }
 
-/// Verifies the request's signature. `Ok(None)` when it carries none at all.
-///
-/// The one-shot form of [`authenticate_headers`] and [`finish_authentication`], for a request
-/// whose body is already in hand.
-pub fn authenticate(
-    state: &ApiState,
-    request: &ApiRequest,
-) -> Result<Option<Authenticated>, ApiError> {
-    use sha2::Digest;
-    match authenticate_headers(state, request)? {
-        Some(pending) => {
-            let sha256: [u8; 32] = sha2::Sha256::digest(&request.body).into();
-            finish_authentication(state, request, pending, &sha256).map(Some)
-        }
-        None => Ok(None),
-    }
-}
-
 /// Everything authentication can decide from the request's headers, before its body is
 /// read: the signature data is well formed, the access key known and active, the date within
 /// the clock window, the scope names this region and (except for IAM/STS, whose action is in
