@@ -55,6 +55,8 @@ pub const WRITE_STALL_TIMEOUT: Duration = Duration::from_secs(30);
 /// Largest request head (request line and headers). SigV4 headers, a session token and a
 /// client context fit many times over.
 pub const MAX_HEADER_BYTES: usize = 32 * 1024;
+/// Most evicted connections still closing before the listener waits for them.
+const MAX_LEAVING: usize = 8;
 /// At most one accept-failure log line per this interval.
 const ACCEPT_LOG_INTERVAL: Duration = Duration::from_secs(10);
 /// Longest back-off after a failed accept.
@@ -130,9 +132,10 @@ pub async fn serve(
     let mut backoff = Duration::ZERO;
     tokio::pin!(shutdown);
     loop {
-        // At the cap with nothing idle to close: leave new connections in the backlog until
-        // a request finishes or a connection ends.
-        if tracker.full() && !tracker.has_idle() {
+        // At the cap with nothing idle to close, or with enough evicted connections still
+        // closing (so that descriptors stay within the cap plus a few): leave new
+        // connections in the backlog until a request finishes or a connection ends.
+        if (tracker.full() && !tracker.has_idle()) || tracker.leaving() >= MAX_LEAVING {
             tokio::select! {
                 () = tracker.changed.notified() => {}
                 () = &mut shutdown => break,
@@ -327,6 +330,11 @@ impl Tracker {
     fn full(&self) -> bool {
         let live = self.lock();
         live.conns.len() - live.leaving >= self.max
+    }
+
+    /// Connections told to close that have not yet.
+    fn leaving(&self) -> usize {
+        self.lock().leaving
     }
 
     fn has_idle(&self) -> bool {
