@@ -9,7 +9,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
 use http::StatusCode;
-use warden_auth::Authenticated;
+use warden_auth::{Authenticated, PendingVerification};
 use warden_iam::{ContextValue, DecisionEffect, Policy, PolicyKind};
 use warden_identity::Identity;
 use warden_types::identity::{Principal, PrincipalKind};
@@ -112,37 +112,67 @@ fn query_action(request: &ApiRequest) -> Option<String> {
         .map(|(_, v)| v)
 }
 
-/// Verifies the request's signature. `Ok(None)` when it carries none at all.
-pub fn authenticate(
+/// Everything authentication can decide from the request's headers, before its body is
+/// read: the signature data is well formed, the access key known and active, the date within
+/// the clock window, the scope names this region and (except for IAM/STS, whose action is in
+/// the body) this service. `Ok(None)` when the request carries no signature at all.
+///
+/// Nothing is proven yet: [`finish_authentication`] checks the signature over the body.
+pub fn authenticate_headers(
     state: &ApiState,
     request: &ApiRequest,
-) -> Result<Option<Authenticated>, ApiError> {
+) -> Result<Option<PendingVerification>, ApiError> {
     let now = std::time::SystemTime::now();
-    match warden_auth::verify(
+    match warden_auth::verify_headers(
         &request.parts,
-        &request.body,
         now,
         &state.access.identity,
         state.region.as_str(),
     ) {
+        Ok(pending) => {
+            if request.operation != Operation::Query && pending.service() != "lambda" {
+                return Err(wrong_service("lambda"));
+            }
+            Ok(Some(pending))
+        }
+        Err(warden_auth::AuthError::MissingAuthentication) => Ok(None),
+        Err(e) => Err(refused(request, &e)),
+    }
+}
+
+/// Completes [`authenticate_headers`] once the body has been read: `body_sha256` is the
+/// SHA-256 of `request.body` as received.
+pub fn finish_authentication(
+    state: &ApiState,
+    request: &ApiRequest,
+    pending: PendingVerification,
+    body_sha256: &[u8; 32],
+) -> Result<Authenticated, ApiError> {
+    let now = std::time::SystemTime::now();
+    match pending.finish(&request.parts, body_sha256, now, &state.access.identity) {
         Ok(a) => {
             let expected = service(&request.operation, request);
             if a.service != expected {
-                return Err(ApiError::new(
-                    StatusCode::FORBIDDEN,
-                    "InvalidSignatureException",
-                    format!("Credential should be scoped to correct service: '{expected}'."),
-                ));
+                return Err(wrong_service(expected));
             }
-            Ok(Some(a))
+            Ok(a)
         }
-        Err(warden_auth::AuthError::MissingAuthentication) => Ok(None),
-        Err(e) => {
-            tracing::info!(peer = %request.peer, error = %e, "authentication failed");
-            let status = StatusCode::from_u16(e.status()).unwrap_or(StatusCode::FORBIDDEN);
-            Err(ApiError::new(status, e.code(), e.message()))
-        }
+        Err(e) => Err(refused(request, &e)),
     }
+}
+
+fn wrong_service(expected: &str) -> ApiError {
+    ApiError::new(
+        StatusCode::FORBIDDEN,
+        "InvalidSignatureException",
+        format!("Credential should be scoped to correct service: '{expected}'."),
+    )
+}
+
+fn refused(request: &ApiRequest, e: &warden_auth::AuthError) -> ApiError {
+    tracing::info!(peer = %request.peer, error = %e, "authentication failed");
+    let status = StatusCode::from_u16(e.status()).unwrap_or(StatusCode::FORBIDDEN);
+    ApiError::new(status, e.code(), e.message())
 }
 
 fn function_target(state: &ApiState, action: &str, r: &FunctionRef) -> Target {

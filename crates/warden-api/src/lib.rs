@@ -1,10 +1,13 @@
 //! Warden's control-plane HTTP API: Lambda's rest-json operations under their dated
 //! paths, served on one listener, behind a request pipeline.
 //!
-//! Every request goes through the same steps: route, read the body within the
-//! operation's limit, run the [`Pipeline`] guards (authentication and authorization plug
-//! in here), then the handler. Errors become AWS-shaped responses in exactly one place,
-//! [`error::ApiError::into_response`].
+//! Every request goes through the same steps: route; authenticate what the headers can
+//! prove (a request without a signature is authorized instead), before any of the body is
+//! read; read the body within the operation's limit, a shared memory budget and deadlines
+//! (`body`); check the signature over the body's hash; authorize; run the [`Pipeline`]
+//! guards; then the handler. Errors become AWS-shaped responses in exactly one place,
+//! [`error::ApiError::into_response`]. The listener (`server`) bounds connections and gives
+//! every connection state a deadline.
 //!
 //! Architecture Invariant: handlers never see hyper types other than the request parts
 //! and body bytes; the engine never sees HTTP at all.
@@ -12,11 +15,13 @@
 
 pub mod access;
 mod aliases;
+mod body;
 pub mod error;
 mod functions;
 mod invoke;
 mod policy;
 pub mod routes;
+mod server;
 mod shape;
 
 use std::convert::Infallible;
@@ -25,10 +30,9 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use http::{HeaderValue, Response, StatusCode};
-use http_body_util::{BodyExt, Full};
+use http_body_util::Full;
 use hyper::body::Incoming;
-use hyper::service::service_fn;
-use hyper_util::rt::TokioIo;
+use sha2::Digest;
 use warden_engine::Engine;
 use warden_store::blobs::BlobStore;
 use warden_store::Store;
@@ -36,6 +40,10 @@ use warden_types::{AccountId, FunctionName, FunctionRef, Region};
 
 pub use error::ApiError;
 pub use routes::Operation;
+pub use server::{
+    serve, ServeOptions, DEFAULT_BODY_MEMORY_BYTES, DEFAULT_HEADER_TIMEOUT,
+    MAX_DEFAULT_CONNECTIONS, MIN_BODY_MEMORY_BYTES,
+};
 
 /// A request as the pipeline and handlers see it.
 pub struct ApiRequest {
@@ -110,52 +118,13 @@ impl ApiState {
 
 type Reply = Response<Full<Bytes>>;
 
-/// Serves the API on `listener` until `shutdown` resolves, then waits for in-flight
-/// requests to finish.
-pub async fn serve(
-    listener: tokio::net::TcpListener,
-    state: Arc<ApiState>,
-    shutdown: impl std::future::Future<Output = ()>,
-) {
-    let mut connections = tokio::task::JoinSet::new();
-    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
-    tokio::pin!(shutdown);
-    loop {
-        let (stream, peer) = tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok(a) => a,
-                Err(e) => {
-                    tracing::warn!(error = %e, "accept failed");
-                    tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-                    continue;
-                }
-            },
-            _ = &mut shutdown => break,
-        };
-        // Latency of small request/response exchanges depends on it (DESIGN-NOTES §3).
-        let _ = stream.set_nodelay(true);
-        let state = Arc::clone(&state);
-        let service = service_fn(move |req| handle(Arc::clone(&state), peer, req));
-        let conn = hyper::server::conn::http1::Builder::new()
-            .keep_alive(true)
-            .serve_connection(TokioIo::new(stream), service);
-        let conn = graceful.watch(conn);
-        connections.spawn(async move {
-            let _ = conn.await;
-        });
-        while connections.try_join_next().is_some() {}
-    }
-    drop(listener);
-    let _ = tokio::time::timeout(std::time::Duration::from_secs(10), graceful.shutdown()).await;
-}
-
 async fn handle(
-    state: Arc<ApiState>,
+    shared: &server::Shared,
     peer: SocketAddr,
     req: http::Request<Incoming>,
 ) -> Result<Reply, Infallible> {
     let request_id = uuid::Uuid::new_v4().to_string();
-    let mut response = match process(&state, peer, req).await {
+    let mut response = match process(&shared.state, &shared.budget, peer, req).await {
         Ok(r) => r,
         Err(e) => e.into_response(),
     };
@@ -182,6 +151,7 @@ fn body_limit(op: &Operation) -> usize {
 
 async fn process(
     state: &ApiState,
+    budget: &body::BodyBudget,
     peer: SocketAddr,
     req: http::Request<Incoming>,
 ) -> Result<Reply, ApiError> {
@@ -192,7 +162,8 @@ async fn process(
         }
     })?;
     let limit = body_limit(&operation);
-    let too_large = || ApiError::too_large(limit, operation.name());
+    let name = operation.name();
+    let too_large = || ApiError::too_large(limit, name);
     let declared = req
         .headers()
         .get(http::header::CONTENT_LENGTH)
@@ -202,28 +173,55 @@ async fn process(
     if declared.is_some_and(|n| n > warden_types::limits::API_BODY_BYTES as u64) {
         return Err(too_large());
     }
-    let (parts, mut body) = req.into_parts();
-    let mut collected = bytes::BytesMut::new();
-    while let Some(frame) = body.frame().await {
-        let frame = frame
-            .map_err(|e| ApiError::bad_content(format!("could not read the request body: {e}")))?;
-        if let Ok(data) = frame.into_data() {
-            if collected.len() + data.len() > limit {
-                drain(body, collected.len() + data.len()).await;
-                return Err(too_large());
-            }
-            collected.extend_from_slice(&data);
-        }
-    }
-    let body = collected.freeze();
+    let (parts, body) = req.into_parts();
+    let expects_continue = parts
+        .headers
+        .get(http::header::EXPECT)
+        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue"));
+    // Nothing is read (or buffered) before the headers say who is asking: an unknown key, a
+    // stale or malformed signature is refused now; a request without a signature must be
+    // allowed anonymously (a public resource policy) before its body is read.
     let mut request = ApiRequest {
         operation,
         parts,
-        body,
+        body: Bytes::new(),
         peer,
         principal: None,
     };
-    let authenticated = access::authenticate(state, &request)?;
+    let pending = match access::authenticate_headers(state, &request) {
+        Ok(p) => p,
+        Err(e) => {
+            body::discard(expects_continue, body);
+            return Err(e);
+        }
+    };
+    if pending.is_none() && request.operation != Operation::Query {
+        if let Err(e) = access::authorize(state, &request, None).await {
+            body::discard(expects_continue, body);
+            return Err(e);
+        }
+    }
+    let plan = body::Plan {
+        limit,
+        declared,
+        signed: pending.is_some(),
+    };
+    let received = body::read(body, plan, budget, too_large).await?;
+    // Held until the request is answered: the body's bytes live that long.
+    let _reservation = received.reservation;
+    request.body = received.bytes;
+    let authenticated = match pending {
+        Some(pending) => {
+            // Signed bodies are hashed as they arrive (`Plan::signed`).
+            let sha256 = received
+                .sha256
+                .unwrap_or_else(|| sha2::Sha256::digest(&request.body).into());
+            Some(access::finish_authentication(
+                state, &request, pending, &sha256,
+            )?)
+        }
+        None => None,
+    };
     request.principal = authenticated.map(|a| a.principal);
     if request.principal.is_none() && request.operation == Operation::Query {
         return Err(ApiError::new(
@@ -235,18 +233,6 @@ async fn process(
     access::authorize(state, &request, request.principal.as_ref()).await?;
     state.pipeline.check(&request)?;
     dispatch(state, request).await
-}
-
-/// Reads and discards the rest of an oversized body (within bounds), so that the client,
-/// still sending, receives the 413 instead of a reset connection.
-async fn drain(mut body: Incoming, mut seen: usize) {
-    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
-    while seen <= warden_types::limits::API_BODY_BYTES {
-        match tokio::time::timeout_at(deadline, body.frame()).await {
-            Ok(Some(Ok(frame))) => seen += frame.data_ref().map(|d| d.len()).unwrap_or(0),
-            _ => return,
-        }
-    }
 }
 
 async fn dispatch(state: &ApiState, request: ApiRequest) -> Result<Reply, ApiError> {

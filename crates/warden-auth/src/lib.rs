@@ -23,7 +23,7 @@ use warden_types::identity::Principal;
 
 pub use error::AuthError;
 pub use sign::{presign_request, sign_request, SigningCredentials};
-pub use verify::{verify, MAX_CLOCK_SKEW};
+pub use verify::{verify, verify_headers, PendingVerification, MAX_CLOCK_SKEW};
 
 /// A request whose signature verified.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -80,6 +80,50 @@ pub fn verify(
     credentials: &dyn CredentialSource,
     expected_region: &str,
 ) -> Result<Authenticated, AuthError> {
+    verify_headers(parts, now, credentials, expected_region)?.finish(
+        parts,
+        &Sha256::digest(body).into(),
+        now,
+        credentials,
+    )
+}
+
+/// A request whose headers passed every check that does not need the body: the signature
+/// data is well formed, the access key is known and active, `X-Amz-Date` is within the clock
+/// window and the credential scope names this region. Nothing is authenticated yet: the
+/// signature covers the body's hash, so [`PendingVerification::finish`] decides, once the
+/// body has been read and hashed.
+///
+/// This split lets a server refuse a request from an unknown key, or with a stale or
+/// malformed signature, before it reads (and buffers) a large body.
+pub struct PendingVerification {
+    claim: Claim,
+    signed_at: SystemTime,
+}
+
+/// Names the access key only: the claim holds the signature and any session token, which
+/// never go into a log line.
+impl std::fmt::Debug for PendingVerification {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PendingVerification")
+            .field("access_key_id", &self.claim.scope.access_key_id)
+            .field("service", &self.claim.scope.service)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The first half of [`verify`]: every check on the request's headers (see
+/// [`PendingVerification`]), in the same order and with the same errors as [`verify`].
+///
+/// # Errors
+/// The first failing check, as an [`AuthError`]; `MissingAuthentication` when the request
+/// carries no signature at all.
+pub fn verify_headers(
+    parts: &Parts,
+    now: SystemTime,
+    credentials: &dyn CredentialSource,
+    expected_region: &str,
+) -> Result<PendingVerification, AuthError> {
     let claim = claim(parts)?;
     let signed_at = parse::parse_amz_date(&claim.date)?;
     if claim.scope.date != claim.date[..8] {
@@ -95,33 +139,71 @@ pub fn verify(
         });
     }
     let akid = claim.scope.access_key_id.as_str();
-    let credential = credentials
-        .lookup(akid)
-        .ok_or_else(|| AuthError::UnknownAccessKey {
+    if credentials.lookup(akid).is_none() {
+        return Err(AuthError::UnknownAccessKey {
             access_key_id: akid.to_owned(),
-        })?;
+        });
+    }
     check_time(&claim, signed_at, now)?;
-    let payload_hash = payload_hash(parts, body, &claim)?;
-    let expected = expected_signature(parts, &claim, &credential, signed_at, payload_hash)?;
-    if !constant_time_eq::constant_time_eq(expected.as_bytes(), claim.signature.as_bytes()) {
-        return Err(AuthError::mismatch(akid, "signature"));
+    Ok(PendingVerification { claim, signed_at })
+}
+
+impl PendingVerification {
+    /// The service named in the credential scope (`lambda`, `iam`, ...), not yet proven.
+    pub fn service(&self) -> &str {
+        &self.claim.scope.service
     }
-    check_session_token(&claim, &credential)?;
-    if let Some(expires_at_ms) = credential.expires_at_ms {
-        if epoch_ms(now) >= expires_at_ms {
-            return Err(AuthError::ExpiredToken {
-                access_key_id: credential.access_key_id,
-            });
+
+    /// The access key id the request names, not yet proven.
+    pub fn access_key_id(&self) -> &str {
+        &self.claim.scope.access_key_id
+    }
+
+    /// The second half of [`verify`]: checks the payload hash and the signature over
+    /// `body_sha256` (the SHA-256 of the body as received), then the session token and the
+    /// credential's expiry. `parts` must be the request the pending verification came from.
+    ///
+    /// The credential is looked up again, so a key deleted while its request's body was
+    /// arriving does not authenticate it.
+    ///
+    /// # Errors
+    /// As [`verify`]'s checks after the clock window.
+    pub fn finish(
+        self,
+        parts: &Parts,
+        body_sha256: &[u8; 32],
+        now: SystemTime,
+        credentials: &dyn CredentialSource,
+    ) -> Result<Authenticated, AuthError> {
+        let Self { claim, signed_at } = self;
+        let akid = claim.scope.access_key_id.as_str();
+        let credential = credentials
+            .lookup(akid)
+            .ok_or_else(|| AuthError::UnknownAccessKey {
+                access_key_id: akid.to_owned(),
+            })?;
+        let payload_hash = payload_hash(parts, body_sha256, &claim)?;
+        let expected = expected_signature(parts, &claim, &credential, signed_at, payload_hash)?;
+        if !constant_time_eq::constant_time_eq(expected.as_bytes(), claim.signature.as_bytes()) {
+            return Err(AuthError::mismatch(akid, "signature"));
         }
+        check_session_token(&claim, &credential)?;
+        if let Some(expires_at_ms) = credential.expires_at_ms {
+            if epoch_ms(now) >= expires_at_ms {
+                return Err(AuthError::ExpiredToken {
+                    access_key_id: credential.access_key_id,
+                });
+            }
+        }
+        Ok(Authenticated {
+            principal: credential.principal,
+            access_key_id: credential.access_key_id,
+            service: claim.scope.service,
+            region: claim.scope.region,
+            signed_at,
+            presigned: claim.presigned_expires.is_some(),
+        })
     }
-    Ok(Authenticated {
-        principal: credential.principal,
-        access_key_id: credential.access_key_id,
-        service: claim.scope.service,
-        region: claim.scope.region,
-        signed_at,
-        presigned: claim.presigned_expires.is_some(),
-    })
 }
 
 /// Reads the signature data out of the request, in whichever form it came.
@@ -271,9 +353,9 @@ fn check_time(claim: &Claim, signed_at: SystemTime, now: SystemTime) -> Result<(
 }
 
 /// The payload hash to put in the canonical request (see [`verify`] for the rules).
-fn payload_hash(parts: &Parts, body: &[u8], claim: &Claim) -> Result<String, AuthError> {
+fn payload_hash(parts: &Parts, body_sha256: &[u8; 32], claim: &Claim) -> Result<String, AuthError> {
     let akid = &claim.scope.access_key_id;
-    let real = hex::encode(Sha256::digest(body));
+    let real = hex::encode(body_sha256);
     match single_header(parts, "x-amz-content-sha256")? {
         None => Ok(real),
         Some(UNSIGNED_PAYLOAD) if claim.presigned_expires.is_some() => {

@@ -89,10 +89,18 @@ impl Instance {
     }
 }
 
+/// Most connections one instance may have relayed to the API at once. An SDK keeps a
+/// handful (boto3's pool holds 10); beyond the cap the relay stops accepting, so further
+/// connections wait in the listener's backlog inside the instance's namespace and cost the
+/// server nothing, however many the function opens. Each relayed connection costs the
+/// server three descriptors (both ends here and the API's).
+pub const RELAY_CONNECTIONS_PER_INSTANCE: usize = 64;
+
 /// Relays every connection accepted on a sandboxed instance's API listener to Warden's API
-/// at `upstream`, until the instance exits; then the listener and every relayed connection
-/// close (the [`JoinSet`] aborts its tasks when dropped). The relay adds no trust: the API
-/// authenticates each request, signed with the instance's role credentials.
+/// at `upstream`, at most [`RELAY_CONNECTIONS_PER_INSTANCE`] at a time, until the instance
+/// exits; then the listener and every relayed connection close (the [`JoinSet`] aborts its
+/// tasks when dropped). The relay adds no trust: the API authenticates each request, signed
+/// with the instance's role credentials.
 fn relay_api(
     listener: std::net::TcpListener,
     upstream: SocketAddr,
@@ -106,24 +114,31 @@ fn relay_api(
             tokio::select! {
                 // The watch guard is not `Send`: drop it inside.
                 () = async { drop(exit.wait_for(Option::is_some).await) } => break,
-                accepted = listener.accept() => match accepted {
-                    Ok((inbound, _)) => {
-                        connections.spawn(relay_connection(inbound, upstream));
+                accepted = listener.accept(), if connections.len() < RELAY_CONNECTIONS_PER_INSTANCE => {
+                    match accepted {
+                        Ok((inbound, _)) => {
+                            connections.spawn(relay_connection(inbound, upstream));
+                        }
+                        Err(e) => {
+                            // Out of descriptors or an aborted handshake: back off instead of
+                            // spinning, the instance's client retries.
+                            tracing::debug!(error = %e, "api relay accept failed");
+                            tokio::time::sleep(Duration::from_millis(50)).await;
+                        }
                     }
-                    Err(e) => {
-                        // Out of descriptors or an aborted handshake: back off instead of
-                        // spinning, the instance's client retries.
-                        tracing::debug!(error = %e, "api relay accept failed");
-                        tokio::time::sleep(Duration::from_millis(50)).await;
-                    }
-                },
+                }
                 Some(_) = connections.join_next(), if !connections.is_empty() => {}
             }
         }
     }))
 }
 
+/// Copies bytes both ways until the API ends the connection. The API closing its side ends
+/// the relayed connection at once, whatever the instance does with its own: HTTP/1 has
+/// nothing more to carry, and an instance holding its end open must not keep the server's
+/// descriptors (the API closes idle connections; the relay follows).
 async fn relay_connection(mut inbound: TcpStream, upstream: SocketAddr) {
+    use tokio::io::AsyncWriteExt;
     // Requests are small and latency-bound (a SigV4-signed call and its answer).
     let _ = inbound.set_nodelay(true);
     let mut outbound = match TcpStream::connect(upstream).await {
@@ -134,7 +149,18 @@ async fn relay_connection(mut inbound: TcpStream, upstream: SocketAddr) {
         }
     };
     let _ = outbound.set_nodelay(true);
-    let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+    let (mut from_instance, mut to_instance) = inbound.split();
+    let (mut from_api, mut to_api) = outbound.split();
+    let requests = async {
+        let _ = tokio::io::copy(&mut from_instance, &mut to_api).await;
+        // The instance finished sending; its answer may still be on the way.
+        let _ = to_api.shutdown().await;
+        std::future::pending::<()>().await
+    };
+    tokio::select! {
+        _ = tokio::io::copy(&mut from_api, &mut to_instance) => {}
+        () = requests => {}
+    }
 }
 
 /// Where the runtime of a function version comes from.
@@ -262,6 +288,79 @@ mod tests {
         assert_eq!(client.read_to_end(&mut rest).await.unwrap(), 0);
         assert_eq!(server.read_to_end(&mut rest).await.unwrap(), 0);
         assert!(TcpStream::connect(inside).await.is_err());
+    }
+
+    #[tokio::test]
+    async fn the_relay_holds_at_most_its_cap_and_the_rest_wait_in_the_backlog() {
+        let upstream = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let upstream_addr = upstream.local_addr().unwrap();
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let inside = listener.local_addr().unwrap();
+        let (_exit_tx, exit_rx) = watch::channel(None);
+        let _relay = relay_api(listener, upstream_addr, exit_rx).unwrap();
+
+        // More connections than the cap: all complete their handshake (the backlog)...
+        let mut clients = Vec::new();
+        for _ in 0..RELAY_CONNECTIONS_PER_INSTANCE + 8 {
+            clients.push(TcpStream::connect(inside).await.unwrap());
+        }
+        // ...but only the cap is relayed.
+        let mut relayed = Vec::new();
+        for _ in 0..RELAY_CONNECTIONS_PER_INSTANCE {
+            relayed.push(upstream.accept().await.unwrap().0);
+        }
+        let extra = tokio::time::timeout(Duration::from_millis(300), upstream.accept()).await;
+        assert!(extra.is_err(), "the relay went beyond its cap");
+
+        // The API closing one connection frees a slot, though the instance keeps its end.
+        drop(relayed.pop());
+        let next = tokio::time::timeout(Duration::from_secs(30), upstream.accept()).await;
+        assert!(next.is_ok(), "a freed slot was not reused");
+    }
+
+    #[tokio::test]
+    async fn the_instance_sees_the_answer_and_the_end_when_the_api_closes() {
+        let upstream = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let upstream_addr = upstream.local_addr().unwrap();
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let inside = listener.local_addr().unwrap();
+        let (_exit_tx, exit_rx) = watch::channel(None);
+        let _relay = relay_api(listener, upstream_addr, exit_rx).unwrap();
+
+        let mut client = TcpStream::connect(inside).await.unwrap();
+        let (mut server, _) = upstream.accept().await.unwrap();
+        server.write_all(b"bye").await.unwrap();
+        drop(server);
+        // The instance never closes or writes: it still sees the answer, then the end.
+        let mut got = Vec::new();
+        let read = tokio::time::timeout(Duration::from_secs(30), client.read_to_end(&mut got))
+            .await
+            .expect("the relay kept the instance side open");
+        assert_eq!(read.unwrap(), 3);
+        assert_eq!(got, b"bye");
+    }
+
+    #[tokio::test]
+    async fn an_answer_still_arrives_after_the_instance_stops_sending() {
+        let upstream = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let upstream_addr = upstream.local_addr().unwrap();
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let inside = listener.local_addr().unwrap();
+        let (_exit_tx, exit_rx) = watch::channel(None);
+        let _relay = relay_api(listener, upstream_addr, exit_rx).unwrap();
+
+        let mut client = TcpStream::connect(inside).await.unwrap();
+        let (mut server, _) = upstream.accept().await.unwrap();
+        client.write_all(b"ask").await.unwrap();
+        client.shutdown().await.unwrap();
+        let mut asked = Vec::new();
+        server.read_to_end(&mut asked).await.unwrap();
+        assert_eq!(asked, b"ask");
+        server.write_all(b"answer").await.unwrap();
+        drop(server);
+        let mut got = Vec::new();
+        client.read_to_end(&mut got).await.unwrap();
+        assert_eq!(got, b"answer");
     }
 
     #[test]

@@ -48,6 +48,19 @@ pub struct ServeArgs {
     /// `warden doctor`); logged at WARN on every start.
     #[arg(long)]
     insecure_no_sandbox: bool,
+    /// Most API connections served at once; at the cap, the connection idle longest is
+    /// closed to make room for a new one. Default: a quarter of the descriptor limit (after
+    /// raising it to the hard limit), at most 4096.
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
+    max_connections: Option<u32>,
+    /// Seconds a connection may take to send a complete request head, counted from its
+    /// accept or from its previous response (so this is also the keep-alive idle timeout).
+    #[arg(long, default_value_t = warden_api::DEFAULT_HEADER_TIMEOUT.as_secs(), value_parser = clap::value_parser!(u64).range(1..=3600))]
+    header_timeout: u64,
+    /// MiB of request bodies held in memory at once, across all connections (at least 128,
+    /// so that one largest CreateFunction body fits); beyond it requests get 429.
+    #[arg(long, default_value_t = (warden_api::DEFAULT_BODY_MEMORY_BYTES >> 20) as u64, value_parser = clap::value_parser!(u64).range((warden_api::MIN_BODY_MEMORY_BYTES >> 20) as u64..=1 << 20))]
+    max_body_memory: u64,
     /// Log filter (e.g. `info`, `warden=debug`).
     #[arg(long, env = "WARDEN_LOG", default_value = "info")]
     log: String,
@@ -161,6 +174,17 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         &resolve_program(args.python.clone()),
     );
     let executor = Arc::new(crate::doctor::start_executor(&exe, isolation)?);
+    // After the zygote has started, so that it and the functions keep the limit Warden was
+    // started with (Lambda gives functions 1024); the server needs room for connections.
+    let nofile = raise_descriptor_limit();
+    let serve_options = warden_api::ServeOptions {
+        max_connections: args.max_connections.map_or_else(
+            || warden_api::ServeOptions::default_max_connections(nofile),
+            |n| n as usize,
+        ),
+        header_timeout: Duration::from_secs(args.header_timeout),
+        body_memory: usize::try_from(args.max_body_memory << 20).unwrap_or(usize::MAX),
+    };
 
     let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&data_dir.join("warden.db"))?);
     let blobs = Arc::new(BlobStore::open(&data_dir.join("blobs"))?);
@@ -216,17 +240,52 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
             data_dir = %data_dir.display(),
             account = %account,
             executor = %warden_executor::Executor::describe(executor.as_ref()),
+            descriptor_limit = nofile,
+            max_connections = serve_options.max_connections,
             "warden is listening"
         );
         // One machine-readable line for scripts and tests that start Warden on port 0.
         println!("warden listening on http://{local}");
-        warden_api::serve(listener, state, shutdown_signal()).await;
+        warden_api::serve(listener, state, serve_options, shutdown_signal()).await;
         tracing::info!("shutting down");
         engine.shutdown(Duration::from_secs(30)).await;
         anyhow::Ok(())
     })?;
     drop(executor);
     Ok(())
+}
+
+/// Raises the soft limit on open descriptors to the hard limit and returns the limit in
+/// force. Every connection, relayed connection and instance costs the server descriptors;
+/// the soft limit many systems start processes with (1024) would cap the API far below what
+/// the host allows.
+fn raise_descriptor_limit() -> u64 {
+    use rustix::process::{getrlimit, setrlimit, Resource, Rlimit};
+    let limit = getrlimit(Resource::Nofile);
+    // An unlimited hard limit still cannot exceed the kernel's per-process maximum.
+    let hard = limit.maximum.unwrap_or_else(|| {
+        std::fs::read_to_string("/proc/sys/fs/nr_open")
+            .ok()
+            .and_then(|s| s.trim().parse().ok())
+            .unwrap_or(1 << 20)
+    });
+    let soft = limit.current.unwrap_or(hard);
+    if soft >= hard {
+        return soft;
+    }
+    match setrlimit(
+        Resource::Nofile,
+        Rlimit {
+            current: Some(hard),
+            maximum: limit.maximum,
+        },
+    ) {
+        Ok(()) => hard,
+        Err(e) => {
+            tracing::warn!(error = %e, soft, hard, "cannot raise the open-file limit");
+            soft
+        }
+    }
 }
 
 async fn shutdown_signal() {

@@ -5,6 +5,7 @@ mod botocore;
 mod fuzz;
 mod negative;
 mod positive;
+mod staged;
 
 use std::time::{Duration, SystemTime};
 

@@ -1,7 +1,7 @@
 //! A hostile function for the sandbox's escape-attempt suite, built with the official
 //! `lambda_runtime` crate like any user function. The event picks the attack:
 //! `{"action": "read" | "write" | "connect" | "status" | "forkbomb" | "alloc" | "spin" |
-//! "ignore_term" | "background" | "fill_tmp", ...}`. Each attempt answers with what the
+//! "ignore_term" | "background" | "fill_tmp" | "flood", ...}`. Each attempt answers with what the
 //! kernel said (an errno name such as `ENOENT`), so the tests can assert the exact failure.
 //!
 //! Run as `bootstrap marker-<tag>` it is a marker process: it sleeps forever, so the tests
@@ -196,6 +196,53 @@ async fn handler(event: LambdaEvent<Value>) -> Result<Value, Error> {
             drop(f);
             let _ = std::fs::remove_file("/tmp/fill");
             Ok(json!({ "written_mb": written_mb, "error": error }))
+        }
+        // Opens `count` TCP connections to `addr` at once and holds them, idle, for `hold_ms`
+        // (a connection still connecting keeps trying until then); reports how many got
+        // through and why the others did not.
+        "flood" => {
+            let addr: std::net::SocketAddr = payload
+                .get("addr")
+                .and_then(Value::as_str)
+                .unwrap_or("127.0.0.1:9002")
+                .parse()?;
+            let count = payload.get("count").and_then(Value::as_u64).unwrap_or(1000);
+            let hold = Duration::from_millis(
+                payload
+                    .get("hold_ms")
+                    .and_then(Value::as_u64)
+                    .unwrap_or(10_000),
+            );
+            let until = tokio::time::Instant::now() + hold;
+            let mut tasks = tokio::task::JoinSet::new();
+            for _ in 0..count {
+                tasks.spawn(async move {
+                    let r =
+                        tokio::time::timeout_at(until, tokio::net::TcpStream::connect(addr)).await;
+                    match r {
+                        Ok(Ok(stream)) => {
+                            tokio::time::sleep_until(until).await;
+                            drop(stream);
+                            Ok(())
+                        }
+                        Ok(Err(e)) => Err(errno_name(&e)),
+                        Err(_) => Err("still connecting".to_owned()),
+                    }
+                });
+            }
+            let mut connected = 0u64;
+            let mut errors = serde_json::Map::new();
+            while let Some(r) = tasks.join_next().await {
+                match r {
+                    Ok(Ok(())) => connected += 1,
+                    Ok(Err(e)) => {
+                        let n = errors.get(&e).and_then(Value::as_u64).unwrap_or(0);
+                        errors.insert(e, json!(n + 1));
+                    }
+                    Err(e) => return Err(e.into()),
+                }
+            }
+            Ok(json!({ "connected": connected, "errors": errors }))
         }
         other => Err(format!("unknown action `{other}`").into()),
     }

@@ -89,8 +89,22 @@ impl Server {
 
     /// Starts a server on an existing data directory (for restart tests).
     pub fn start_in(data_dir: &Path, args: &[&str]) -> Self {
+        Self::start_via(&[], data_dir, args)
+    }
+
+    /// Starts a server through `wrapper` (a command that ends by running the program and
+    /// arguments it is given, such as `sh -c '... exec "$0" "$@"'`).
+    pub fn start_via(wrapper: &[&str], data_dir: &Path, args: &[&str]) -> Self {
         let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
-        let mut child = Command::new(warden_bin())
+        let mut command = match wrapper.split_first() {
+            Some((program, rest)) => {
+                let mut c = Command::new(program);
+                c.args(rest).arg(warden_bin());
+                c
+            }
+            None => Command::new(warden_bin()),
+        };
+        let mut child = command
             .arg("serve")
             .args([
                 "--listen",

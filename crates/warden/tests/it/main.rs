@@ -9,6 +9,7 @@ mod bad_input;
 mod boto3;
 mod concurrency;
 mod data_dir;
+mod dos;
 mod iam;
 mod invoke;
 mod runtimes;
