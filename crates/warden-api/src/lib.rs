@@ -4,7 +4,8 @@
 //! Every request goes through the same steps: route, read the body within the
 //! operation's limit, run the [`Pipeline`] guards (authentication and authorization plug
 //! in here), then the handler. Errors become AWS-shaped responses in exactly one place,
-//! [`error::ApiError::into_response`].
+//! [`error::ApiError::render`], in the protocol of the service the request is for
+//! ([`routes::Service`], decided by `process` as soon as it is known).
 //!
 //! Architecture Invariant: handlers never see hyper types other than the request parts
 //! and body bytes; the engine never sees HTTP at all.
@@ -155,9 +156,10 @@ async fn handle(
     req: http::Request<Incoming>,
 ) -> Result<Reply, Infallible> {
     let request_id = uuid::Uuid::new_v4().to_string();
-    let mut response = match process(&state, peer, req).await {
+    let mut service = routes::Service::Lambda;
+    let mut response = match process(&state, peer, req, &mut service).await {
         Ok(r) => r,
-        Err(e) => e.into_response(),
+        Err(e) => e.render(service.protocol(), &request_id),
     };
     if let Ok(v) = HeaderValue::from_str(&request_id) {
         response
@@ -180,17 +182,37 @@ fn body_limit(op: &Operation) -> usize {
     }
 }
 
+/// Serves one request. `service` is set to the service the request is for as soon as that
+/// is known (from the credential scope before routing, from the `Action` of a query
+/// request once its body is read), so that an error is answered in that service's protocol.
 async fn process(
     state: &ApiState,
     peer: SocketAddr,
     req: http::Request<Incoming>,
+    service: &mut routes::Service,
 ) -> Result<Reply, ApiError> {
+    // A request signed for a service Warden does not serve is answered at once, naming
+    // the service, before its body is read or its signature checked.
+    let claimed = warden_auth::claimed_service(req.headers(), req.uri().query());
+    if let Some(name) = claimed.as_deref() {
+        if !routes::SERVED.contains(&name) {
+            *service = routes::Service::unserved(name, req.headers());
+            return Err(ApiError::unknown_service(name));
+        }
+    }
     let operation = routes::route(req.method(), req.uri().path()).map_err(|e| match e {
         routes::RouteError::Unknown => ApiError::unknown_operation(),
         routes::RouteError::BadEncoding => {
             ApiError::invalid("the request path is not valid UTF-8 after percent-decoding")
         }
     })?;
+    if operation == Operation::Query {
+        // Until the body names the action, the scope says which of the two it is.
+        *service = match claimed.as_deref() {
+            Some("sts") => routes::Service::Sts,
+            _ => routes::Service::Iam,
+        };
+    }
     let limit = body_limit(&operation);
     let too_large = || ApiError::too_large(limit, operation.name());
     let declared = req
@@ -223,14 +245,11 @@ async fn process(
         peer,
         principal: None,
     };
+    *service = access::request_service(&request);
     let authenticated = access::authenticate(state, &request)?;
     request.principal = authenticated.map(|a| a.principal);
     if request.principal.is_none() && request.operation == Operation::Query {
-        return Err(ApiError::new(
-            StatusCode::FORBIDDEN,
-            "MissingAuthenticationTokenException",
-            "Missing Authentication Token",
-        ));
+        return Err(ApiError::missing_authentication());
     }
     access::authorize(state, &request, request.principal.as_ref()).await?;
     state.pipeline.check(&request)?;
@@ -278,32 +297,25 @@ async fn dispatch(state: &ApiState, request: ApiRequest) -> Result<Reply, ApiErr
         O::AddPermission(f) => policy::add_permission(state, &request, &f).await,
         O::RemovePermission(f, sid) => policy::remove_permission(state, &request, &f, &sid).await,
         O::GetPolicy(f) => policy::get_policy(state, &request, &f).await,
-        O::Query => Ok(query(state, &request)),
+        O::Query => query(state, &request),
     }
 }
 
-/// IAM and STS: the identity service answers in XML.
-fn query(state: &ApiState, request: &ApiRequest) -> Reply {
+/// IAM and STS: the identity service answers in XML; its errors are rendered by `handle`
+/// like every other error.
+fn query(state: &ApiState, request: &ApiRequest) -> Result<Reply, ApiError> {
+    let principal = request
+        .principal
+        .as_ref()
+        .ok_or_else(ApiError::missing_authentication)?;
     let params = access::query_params(request);
-    let response = match &request.principal {
-        Some(p) => state.access.identity.handle_query(&params, p),
-        None => {
-            return ApiError::new(
-                StatusCode::FORBIDDEN,
-                "MissingAuthenticationTokenException",
-                "Missing Authentication Token",
-            )
-            .into_xml_response("-")
-        }
-    };
-    let mut r = Response::new(Full::new(Bytes::from(response.body)));
-    *r.status_mut() =
-        StatusCode::from_u16(response.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let body = state.access.identity.handle_query(&params, principal)?;
+    let mut r = Response::new(Full::new(Bytes::from(body)));
     r.headers_mut().insert(
         http::header::CONTENT_TYPE,
-        HeaderValue::from_static("text/xml"),
+        HeaderValue::from_static(warden_identity::CONTENT_TYPE),
     );
-    r
+    Ok(r)
 }
 
 /// A JSON response.

@@ -555,6 +555,7 @@ mod tests {
                     id: "AIDACLI".into(),
                     kind: warden_types::identity::PrincipalKind::User,
                     tags: Default::default(),
+                    session: None,
                 },
             });
             let a =

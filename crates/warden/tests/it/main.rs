@@ -9,6 +9,7 @@ mod bad_input;
 mod boto3;
 mod concurrency;
 mod iam;
+mod iam_more;
 mod invoke;
 mod runtimes;
 mod sandbox;
