@@ -268,3 +268,101 @@ impl From<warden_types::NameError> for ApiError {
         Self::invalid(e.to_string())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http_body_util::BodyExt;
+
+    fn body(r: Response<Full<Bytes>>) -> (StatusCode, http::HeaderMap, String) {
+        let (parts, body) = r.into_parts();
+        let bytes = collect_text(body);
+        (parts.status, parts.headers, bytes)
+    }
+
+    fn collect_text(body: Full<Bytes>) -> String {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        let collected = rt.block_on(body.collect()).unwrap().to_bytes();
+        String::from_utf8(collected.to_vec()).unwrap()
+    }
+
+    #[test]
+    fn query_services_get_xml_with_their_codes_and_namespace() {
+        let denied = ApiError::new(
+            StatusCode::FORBIDDEN,
+            "AccessDeniedException",
+            "User: a is not authorized <&>",
+        );
+        let (status, headers, text) = body(denied.render(
+            Protocol::Query(Some(warden_identity::STS_NAMESPACE)),
+            "req-1",
+        ));
+        assert_eq!(status, StatusCode::FORBIDDEN);
+        assert_eq!(headers[http::header::CONTENT_TYPE], "text/xml");
+        assert!(headers.get("x-amzn-errortype").is_none());
+        assert_eq!(
+            text,
+            "<ErrorResponse xmlns=\"https://sts.amazonaws.com/doc/2011-06-15/\"><Error><Type>Sender</Type><Code>AccessDenied</Code><Message>User: a is not authorized &lt;&amp;&gt;</Message></Error><RequestId>req-1</RequestId></ErrorResponse>"
+        );
+        for (json, query) in [
+            ("UnrecognizedClientException", "InvalidClientTokenId"),
+            ("InvalidSignatureException", "SignatureDoesNotMatch"),
+            (
+                "MissingAuthenticationTokenException",
+                "MissingAuthenticationToken",
+            ),
+            ("IncompleteSignatureException", "IncompleteSignature"),
+            ("ExpiredTokenException", "ExpiredToken"),
+            ("NoSuchEntity", "NoSuchEntity"),
+        ] {
+            let (_, _, text) = body(
+                ApiError::new(StatusCode::FORBIDDEN, json, "m")
+                    .render(Protocol::Query(Some(warden_identity::IAM_NAMESPACE)), "r"),
+            );
+            assert!(text.contains(&format!("<Code>{query}</Code>")), "{text}");
+        }
+        let (status, _, text) = body(ApiError::internal("boom").render(Protocol::Query(None), "r"));
+        assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
+        assert!(text
+            .starts_with("<ErrorResponse><Error><Type>Receiver</Type><Code>ServiceFailure</Code>"));
+        assert!(!text.contains("boom"), "internal details stay in the log");
+    }
+
+    #[test]
+    fn json_and_rest_xml_shapes() {
+        let (status, headers, text) =
+            body(ApiError::unknown_service("dynamodb").render(Protocol::Json, "r"));
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+        assert_eq!(headers["x-amzn-errortype"], "UnknownService");
+        let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(v["__type"], "UnknownService");
+        assert_eq!(
+            v["Message"],
+            "Warden does not serve the `dynamodb` service; it serves lambda, iam and sts"
+        );
+        let (_, headers, text) =
+            body(ApiError::unknown_service("s3").render(Protocol::RestXml, "r-9"));
+        assert_eq!(headers[http::header::CONTENT_TYPE], "application/xml");
+        assert!(
+            text.ends_with("<Error><Code>UnknownService</Code><Message>Warden does not serve the `s3` service; it serves lambda, iam and sts</Message><RequestId>r-9</RequestId></Error>"),
+            "{text}"
+        );
+        // A hostile service name is cut and escaped.
+        let long = format!("<{}", "x".repeat(500));
+        let (_, _, text) = body(ApiError::unknown_service(&long).render(Protocol::RestXml, "r"));
+        assert!(text.contains("&lt;xxx") && text.len() < 400, "{text}");
+    }
+
+    #[test]
+    fn identity_errors_keep_their_code_and_status() {
+        let e: ApiError = warden_identity::QueryError {
+            status: 409,
+            code: "DeleteConflict",
+            message: "m".into(),
+        }
+        .into();
+        assert_eq!((e.status, e.code), (StatusCode::CONFLICT, "DeleteConflict"));
+    }
+}

@@ -1850,4 +1850,371 @@ mod tests {
         let source: Arc<dyn CredentialSource> = Arc::new(other);
         assert!(source.lookup(&k.id).is_some());
     }
+
+    fn decide(id: &Identity, p: &Principal, action: &str) -> bool {
+        let policies = id.policies_for(p);
+        let refs: Vec<&Policy> = policies.iter().map(|p| &**p).collect();
+        let req = Request {
+            principal: Some(p.arn.clone()),
+            action: action.into(),
+            resource: "arn:aws:lambda:us-east-1:123456789012:function:f".into(),
+            context: HashMap::new(),
+        };
+        let base = evaluate(&req, &refs, None).is_allowed();
+        match id.session_policies(p) {
+            Some(session) => {
+                let refs: Vec<&Policy> = session.iter().map(|p| &**p).collect();
+                base && evaluate(&req, &refs, None).is_allowed()
+            }
+            None => base,
+        }
+    }
+
+    const BASIC: &str = "arn:aws:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole";
+
+    #[test]
+    fn aws_managed_policies_are_installed_once_and_cannot_be_changed() {
+        let (dir, id) = open();
+        let basic = id.policy(BASIC).unwrap();
+        assert_eq!(basic.path, "/service-role/");
+        assert_eq!(basic.default_version, "v1");
+        assert!(basic.document.contains("logs:PutLogEvents"));
+        assert_eq!(id.policy_versions(BASIC).unwrap().len(), 1);
+        drop(id);
+        std::thread::sleep(Duration::from_millis(5));
+        let id = Identity::open(dir.path(), ACCOUNT).unwrap();
+        // Unchanged, so not rewritten at the second start.
+        assert_eq!(id.policy(BASIC).unwrap(), basic);
+        for e in [
+            id.delete_policy(BASIC).unwrap_err(),
+            id.create_policy_version(BASIC, ALLOW_INVOKE, true)
+                .unwrap_err(),
+            id.set_default_policy_version(BASIC, "v1").unwrap_err(),
+            id.delete_policy_version(BASIC, "v1").unwrap_err(),
+        ] {
+            assert_eq!(e.code(), "AccessDenied", "{e}");
+        }
+        // Attachable, and a customer policy may reuse one of their names.
+        id.create_role("exec", None, TRUST_LAMBDA, None, None, vec![])
+            .unwrap();
+        id.attach_policy(&Holder::Role("exec".into()), BASIC)
+            .unwrap();
+        assert_eq!(id.attachment_count(BASIC), 1);
+        let mine = id
+            .create_policy("AWSLambdaBasicExecutionRole", None, ALLOW_INVOKE, None)
+            .unwrap();
+        assert_eq!(
+            id.create_policy(
+                "awslambdabasicexecutionrole",
+                Some("/x/"),
+                ALLOW_INVOKE,
+                None
+            )
+            .unwrap_err()
+            .code(),
+            "EntityAlreadyExists"
+        );
+        assert_ne!(mine.arn, BASIC);
+    }
+
+    #[test]
+    fn decisions_follow_the_default_policy_version() {
+        let (_d, id) = open();
+        id.create_user("u", None, vec![]).unwrap();
+        let (k, _) = id.create_access_key("u").unwrap();
+        let u = id.lookup(&k.id).unwrap().principal;
+        let p = id.create_policy("p", None, ALLOW_INVOKE, None).unwrap();
+        id.attach_policy(&Holder::User("u".into()), &p.arn).unwrap();
+        assert!(decide(&id, &u, "lambda:InvokeFunction"));
+        let deny = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Deny","Action":"*","Resource":"*"}]}"#;
+        let v2 = id.create_policy_version(&p.arn, deny, false).unwrap();
+        assert_eq!(v2.version_id, "v2");
+        assert!(
+            decide(&id, &u, "lambda:InvokeFunction"),
+            "v1 is still the default"
+        );
+        id.set_default_policy_version(&p.arn, "v2").unwrap();
+        assert!(!decide(&id, &u, "lambda:InvokeFunction"));
+        assert_eq!(
+            id.delete_policy_version(&p.arn, "v2").unwrap_err().code(),
+            "DeleteConflict"
+        );
+        assert_eq!(
+            id.set_default_policy_version(&p.arn, "2")
+                .unwrap_err()
+                .code(),
+            "ValidationError"
+        );
+        let listed: Vec<String> = id
+            .policy_versions(&p.arn)
+            .unwrap()
+            .into_iter()
+            .map(|v| v.version_id)
+            .collect();
+        assert_eq!(listed, ["v2", "v1"]);
+        for _ in 0..3 {
+            id.create_policy_version(&p.arn, ALLOW_INVOKE, false)
+                .unwrap();
+        }
+        assert_eq!(
+            id.create_policy_version(&p.arn, ALLOW_INVOKE, false)
+                .unwrap_err()
+                .code(),
+            "LimitExceeded"
+        );
+        assert_eq!(
+            id.create_policy_version(&p.arn, "{}", false)
+                .unwrap_err()
+                .code(),
+            "MalformedPolicyDocument"
+        );
+    }
+
+    fn assume(role_arn: &str, name: &str) -> AssumeRoleRequest {
+        AssumeRoleRequest {
+            role_arn: role_arn.into(),
+            session_name: name.into(),
+            ..AssumeRoleRequest::default()
+        }
+    }
+
+    #[test]
+    fn assume_role_validates_like_sts_and_carries_session_policies_and_tags() {
+        let (_d, id) = open();
+        let role = id
+            .create_role(
+                "r",
+                None,
+                TRUST_LAMBDA,
+                None,
+                None,
+                vec![("team".into(), "a".into()), ("env".into(), "dev".into())],
+            )
+            .unwrap();
+        let all = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"lambda:*","Resource":"*"}]}"#;
+        id.put_inline_policy(&Holder::Role("r".into()), "all", all)
+            .unwrap();
+        id.create_user("u", None, vec![]).unwrap();
+        let (k, _) = id.create_access_key("u").unwrap();
+        let user = id.lookup(&k.id).unwrap().principal;
+        let code = |r: AssumeRoleRequest, caller: &Principal| {
+            id.assume_role(caller, &r).unwrap_err().code()
+        };
+        let with = |f: &dyn Fn(&mut AssumeRoleRequest)| {
+            let mut r = assume(&role.arn, "s1");
+            f(&mut r);
+            r
+        };
+        assert_eq!(
+            code(with(&|r| r.duration_s = Some(899)), &user),
+            "ValidationError"
+        );
+        assert_eq!(
+            code(with(&|r| r.duration_s = Some(3601)), &user),
+            "ValidationError"
+        );
+        assert_eq!(
+            code(with(&|r| r.session_name = "a".into()), &user),
+            "ValidationError"
+        );
+        assert_eq!(
+            code(with(&|r| r.policy = Some("{}".into())), &user),
+            "MalformedPolicyDocument"
+        );
+        assert_eq!(
+            code(
+                with(&|r| r.policy_arns = vec!["arn:aws:iam::123456789012:policy/none".into()]),
+                &user
+            ),
+            "ValidationError"
+        );
+        assert_eq!(
+            code(with(&|r| r.policy_arns = vec![BASIC.into(); 11]), &user),
+            "ValidationError"
+        );
+        assert_eq!(
+            code(
+                with(&|r| r.tags = vec![("K".into(), "1".into()), ("k".into(), "2".into())]),
+                &user
+            ),
+            "ValidationError"
+        );
+        assert_eq!(
+            code(
+                with(&|r| {
+                    r.tags = (0..20)
+                        .map(|i| (format!("{i:0>100}"), "v".repeat(200)))
+                        .collect()
+                }),
+                &user
+            ),
+            "PackedPolicyTooLarge"
+        );
+        assert_eq!(
+            code(assume("arn:aws:iam::123456789012:role/none", "s1"), &user),
+            "NoSuchEntity"
+        );
+
+        // A plain session: the role's permissions and tags, no session policies.
+        let plain = id.assume_role(&user, &assume(&role.arn, "plain")).unwrap();
+        assert_eq!(plain.packed_policy_size, None);
+        let p = &plain.credential.principal;
+        assert_eq!(
+            p.session.as_deref(),
+            Some(plain.credential.access_key_id.as_str())
+        );
+        assert!(id.session_policies(p).is_none());
+        assert!(decide(&id, p, "lambda:ListFunctions"));
+        assert!(id.session_policies(&user).is_none());
+        let expires = plain.credential.expires_at_ms.unwrap() - now_ms();
+        assert!((3_590_000..=3_600_000).contains(&expires), "{expires}");
+
+        // Session policies intersect; session tags override the role's.
+        let list = id
+            .create_policy(
+                "list",
+                None,
+                r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":["lambda:ListFunctions","iam:ListUsers"],"Resource":"*"}]}"#,
+                None,
+            )
+            .unwrap();
+        let narrowed = id
+            .assume_role(
+                &user,
+                &with(&|r| {
+                    r.policy = Some(
+                        r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"lambda:List*","Resource":"*"}]}"#
+                            .into(),
+                    );
+                    r.policy_arns = vec![list.arn.clone()];
+                    r.tags = vec![("TEAM".into(), "b".into())];
+                }),
+            )
+            .unwrap();
+        assert!(narrowed
+            .packed_policy_size
+            .is_some_and(|p| p > 0 && p <= 100));
+        let np = &narrowed.credential.principal;
+        assert_eq!(id.session_policies(np).unwrap().len(), 2);
+        assert!(decide(&id, np, "lambda:ListFunctions"));
+        assert!(!decide(&id, np, "lambda:InvokeFunction"));
+        assert!(
+            !decide(&id, np, "iam:ListUsers"),
+            "the role does not allow it"
+        );
+        let tags: Vec<(&str, &str)> = np
+            .tags
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        assert_eq!(tags, [("TEAM", "b"), ("env", "dev")]);
+        // A deleted managed session policy grants nothing any more; the inline one remains.
+        id.delete_policy(&list.arn).unwrap();
+        assert_eq!(id.session_policies(np).unwrap().len(), 1);
+
+        // Role chaining: at most an hour.
+        id.update_role("r", None, Some(7200)).unwrap();
+        assert!(id
+            .assume_role(&user, &with(&|r| r.duration_s = Some(7200)))
+            .is_ok());
+        assert_eq!(
+            code(with(&|r| r.duration_s = Some(3601)), np),
+            "ValidationError"
+        );
+        assert!(id
+            .assume_role(np, &with(&|r| r.duration_s = Some(3600)))
+            .is_ok());
+        // Deleting the role ends its sessions.
+        id.delete_inline_policy(&Holder::Role("r".into()), "all")
+            .unwrap();
+        id.delete_role("r").unwrap();
+        assert!(id.lookup(&narrowed.credential.access_key_id).is_none());
+        assert!(id.session_policies(np).is_none());
+    }
+
+    #[test]
+    fn assume_role_sessions_are_bounded() {
+        let (_d, id) = open();
+        let role = id
+            .create_role("r", None, TRUST_LAMBDA, None, None, vec![])
+            .unwrap();
+        id.create_user("u", None, vec![]).unwrap();
+        let (k, _) = id.create_access_key("u").unwrap();
+        let user = id.lookup(&k.id).unwrap().principal;
+        for _ in 0..MAX_ASSUMED_SESSIONS {
+            id.assume_role(&user, &assume(&role.arn, "s1")).unwrap();
+        }
+        let e = id.assume_role(&user, &assume(&role.arn, "s1")).unwrap_err();
+        assert_eq!(e.code(), "LimitExceeded", "{e}");
+        // Instance sessions are not counted against it.
+        id.issue_role_session(&role.arn, "fn", Duration::from_secs(60))
+            .unwrap();
+    }
+
+    #[test]
+    fn key_use_is_kept_in_memory_until_flushed() {
+        let (dir, id) = open();
+        id.create_user("u", None, vec![]).unwrap();
+        let (k, _) = id.create_access_key("u").unwrap();
+        assert_eq!(id.key_last_used(&k.id), Some(("u".into(), None)));
+        id.record_key_use(&k.id, "lambda", "us-east-1");
+        id.record_key_use(&k.id, "iam", "us-east-1");
+        id.record_key_use("ASIANOTTRACKED000000", "iam", "us-east-1");
+        let (_, used) = id.key_last_used(&k.id).unwrap();
+        assert_eq!(used.as_ref().map(|u| u.service.as_str()), Some("iam"));
+        // Nothing written yet.
+        assert_eq!(id.inner.store.load().unwrap().keys[0].last_used_ms, None);
+        assert_eq!(id.flush_key_usage().unwrap(), 1);
+        assert_eq!(id.flush_key_usage().unwrap(), 0, "nothing new to write");
+        let stored = &id.inner.store.load().unwrap().keys[0];
+        assert_eq!(stored.last_used_service.as_deref(), Some("iam"));
+        let at = stored.last_used_ms;
+        drop(id);
+        let id = Identity::open(dir.path(), ACCOUNT).unwrap();
+        let (_, used) = id.key_last_used(&k.id).unwrap();
+        assert_eq!(
+            used.map(|u| (u.at_ms, u.service)),
+            at.map(|a| (a, "iam".into()))
+        );
+        assert_eq!(id.key_last_used("AKIANOSUCHKEY0000000"), None);
+    }
+
+    #[test]
+    fn roles_and_users_are_updated_and_untagged() {
+        let (_d, id) = open();
+        id.create_role(
+            "r",
+            None,
+            TRUST_LAMBDA,
+            Some("d"),
+            None,
+            vec![("a".into(), "1".into()), ("b".into(), "2".into())],
+        )
+        .unwrap();
+        let r = id.update_role("R", Some(None), Some(43_200)).unwrap();
+        assert_eq!((r.description, r.max_session_duration_s), (None, 43_200));
+        let r = id.update_role("r", Some(Some("new")), None).unwrap();
+        assert_eq!(
+            (r.description.as_deref(), r.max_session_duration_s),
+            (Some("new"), 43_200)
+        );
+        assert_eq!(
+            id.update_role("r", None, Some(43_201)).unwrap_err().code(),
+            "ValidationError"
+        );
+        assert_eq!(
+            id.update_role("none", None, Some(3600)).unwrap_err().code(),
+            "NoSuchEntity"
+        );
+        id.untag_role("r", &["a".into(), "zzz".into()]).unwrap();
+        assert_eq!(id.role("r").unwrap().tags, vec![("b".into(), "2".into())]);
+        assert_eq!(
+            id.untag_role("r", &[]).unwrap_err().code(),
+            "ValidationError"
+        );
+        id.create_user("u", None, vec![("x".into(), "1".into())])
+            .unwrap();
+        id.untag_user("u", &["x".into()]).unwrap();
+        assert!(id.user("u").unwrap().tags.is_empty());
+    }
 }
