@@ -472,6 +472,112 @@ pub fn run() -> Session {
     assert_eq!(text(&b, &format!("{g}/Account")), ACCOUNT);
     assert!(b.contains(warden_identity::STS_NAMESPACE));
 
+    // Policy versions, role and tag updates, key use and AssumeRole.
+    let b = s.call(
+        "CreatePolicyVersion",
+        &[
+            ("PolicyArn", &arn),
+            ("PolicyDocument", INVOKE_DOC),
+            ("SetAsDefault", "true"),
+        ],
+        200,
+    );
+    assert_eq!(
+        text(
+            &b,
+            "CreatePolicyVersionResponse/CreatePolicyVersionResult/PolicyVersion/VersionId"
+        ),
+        "v2"
+    );
+    let b = s.call("ListPolicyVersions", &[("PolicyArn", &arn)], 200);
+    assert_eq!(
+        texts(
+            &b,
+            "ListPolicyVersionsResponse/ListPolicyVersionsResult/Versions/member/VersionId"
+        ),
+        ["v2", "v1"]
+    );
+    s.call(
+        "SetDefaultPolicyVersion",
+        &[("PolicyArn", &arn), ("VersionId", "v1")],
+        200,
+    );
+    s.call(
+        "DeletePolicyVersion",
+        &[("PolicyArn", &arn), ("VersionId", "v2")],
+        200,
+    );
+    s.call(
+        "UpdateRole",
+        &[("RoleName", "exec"), ("MaxSessionDuration", "3600")],
+        200,
+    );
+    let b = s.call(
+        "UpdateRoleDescription",
+        &[("RoleName", "exec"), ("Description", "described")],
+        200,
+    );
+    assert_eq!(
+        text(
+            &b,
+            "UpdateRoleDescriptionResponse/UpdateRoleDescriptionResult/Role/Description"
+        ),
+        "described"
+    );
+    let b = s.call("ListRoleTags", &[("RoleName", "exec")], 200);
+    assert_eq!(
+        texts(
+            &b,
+            "ListRoleTagsResponse/ListRoleTagsResult/Tags/member/Key"
+        ),
+        ["k", "k2"]
+    );
+    s.call(
+        "UntagRole",
+        &[("RoleName", "exec"), ("TagKeys.member.1", "k2")],
+        200,
+    );
+    s.call("ListUserTags", &[("UserName", "alice")], 200);
+    s.call(
+        "UntagUser",
+        &[("UserName", "alice"), ("TagKeys.member.1", "team")],
+        200,
+    );
+    s.id.record_key_use(&key_id, "lambda", "us-east-1");
+    let b = s.call("GetAccessKeyLastUsed", &[("AccessKeyId", &key_id)], 200);
+    assert_eq!(
+        text(
+            &b,
+            "GetAccessKeyLastUsedResponse/GetAccessKeyLastUsedResult/AccessKeyLastUsed/ServiceName"
+        ),
+        "lambda"
+    );
+    let b = s.call(
+        "AssumeRole",
+        &[
+            ("RoleArn", &role_arn),
+            ("RoleSessionName", "scenario"),
+            ("DurationSeconds", "900"),
+            ("Tags.member.1.Key", "t"),
+            ("Tags.member.1.Value", "v"),
+        ],
+        200,
+    );
+    assert!(b.contains(warden_identity::STS_NAMESPACE));
+    let c = "AssumeRoleResponse/AssumeRoleResult/Credentials";
+    let session_key = text(&b, &format!("{c}/AccessKeyId"));
+    assert!(s.id.lookup(&session_key).is_some());
+    let b = s.call(
+        "AssumeRole",
+        &[
+            ("RoleArn", &role_arn),
+            ("RoleSessionName", "scenario"),
+            ("TransitiveTagKeys.member.1", "t"),
+        ],
+        400,
+    );
+    assert!(text(&b, "ErrorResponse/Error/Message").contains("TransitiveTagKeys"));
+
     // Tear everything down in dependency order.
     s.call(
         "DetachRolePolicy",
@@ -527,7 +633,9 @@ fn every_action_round_trips_through_xml() {
         PutUserPolicy GetUserPolicy DeleteUserPolicy ListUserPolicies CreatePolicy GetPolicy \
         GetPolicyVersion DeletePolicy ListPolicies AttachRolePolicy DetachRolePolicy \
         ListAttachedRolePolicies AttachUserPolicy DetachUserPolicy ListAttachedUserPolicies \
-        TagUser TagRole GetCallerIdentity";
+        TagUser TagRole GetCallerIdentity CreatePolicyVersion ListPolicyVersions \
+        SetDefaultPolicyVersion DeletePolicyVersion UpdateRole UpdateRoleDescription \
+        ListRoleTags UntagRole ListUserTags UntagUser GetAccessKeyLastUsed AssumeRole";
     for action in required.split_whitespace() {
         assert!(
             s.log
