@@ -382,10 +382,14 @@ fn decide(
     }
     let refs: Vec<&Policy> = session.iter().map(|p| p.as_ref()).collect();
     let bounded = warden_iam::evaluate(iam_request, &refs, None);
-    if bounded.is_allowed() {
-        (decision, false)
-    } else {
+    // Report the session policies only when they are what refused: an explicit deny in
+    // them, or an allow everywhere else.
+    let by_session = bounded.effect == DecisionEffect::ExplicitDeny
+        || (decision.is_allowed() && !bounded.is_allowed());
+    if by_session {
         (bounded, true)
+    } else {
+        (decision, false)
     }
 }
 
