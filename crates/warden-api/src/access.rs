@@ -1,6 +1,8 @@
 //! Authentication and authorization of every API request: SigV4 verification
 //! (`warden-auth`), then an IAM decision (`warden-iam`) over the caller's identity policies
-//! and, for function resources, the function's resource-based policy.
+//! and, for function resources, the function's resource-based policy; for `AssumeRole`, the
+//! role's trust policy instead. A role session created with session policies is also held
+//! to them in every decision.
 //!
 //! Every operation names its real IAM action and resource ARN here, in one table
 //! ([`targets`]), so that what is checked can be read in one place.
@@ -10,21 +12,26 @@ use std::sync::{Arc, RwLock};
 
 use http::StatusCode;
 use warden_auth::{Authenticated, PendingVerification};
-use warden_iam::{ContextValue, DecisionEffect, Policy, PolicyKind};
-use warden_identity::Identity;
+use warden_iam::{ContextValue, Decision, DecisionEffect, Policy, PolicyKind};
+use warden_identity::{Identity, Trust};
 use warden_types::identity::{Principal, PrincipalKind};
 use warden_types::{FunctionName, FunctionRef};
 
-use crate::routes::Operation;
+use crate::routes::{Operation, Service};
 use crate::{ApiError, ApiRequest, ApiState};
 
 /// What one operation needs permission for.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default)]
 pub struct Target {
     pub action: String,
     pub resource: String,
     /// The function whose resource policy also applies.
     pub function: Option<FunctionName>,
+    /// For `sts:AssumeRole` and `sts:TagSession`: the role whose trust policy must admit
+    /// the caller (decided with [`warden_iam::evaluate_trust`]).
+    pub trust: Option<Trust>,
+    /// Condition keys this request adds (such as `sts:ExternalId`), lower-cased.
+    pub context: Vec<(String, ContextValue)>,
 }
 
 /// Caches parsed resource policies; the store stays the source of truth.
@@ -85,17 +92,25 @@ impl Access {
     }
 }
 
-/// The service an operation belongs to, as named in the SigV4 credential scope.
-fn service(op: &Operation, request: &ApiRequest) -> &'static str {
-    match op {
-        Operation::Query => {
-            if query_action(request).as_deref() == Some("GetCallerIdentity") {
-                "sts"
-            } else {
-                "iam"
-            }
-        }
-        _ => "lambda",
+/// The service a request is for, as its SigV4 credential scope must name it: Lambda for
+/// Lambda's paths; for a query request, STS if its `Action` is one of STS's, else the
+/// service its scope names if that is STS (an STS client calling an action STS lacks gets
+/// STS's `InvalidAction`), else IAM.
+pub fn request_service(request: &ApiRequest) -> Service {
+    match request.operation {
+        Operation::Query => query_service(request),
+        _ => Service::Lambda,
+    }
+}
+
+fn query_service(request: &ApiRequest) -> Service {
+    if query_action(request).is_some_and(|a| warden_identity::is_sts_action(&a)) {
+        return Service::Sts;
+    }
+    let claimed = warden_auth::claimed_service(&request.parts.headers, request.parts.uri.query());
+    match claimed.as_deref() {
+        Some("sts") => Service::Sts,
+        _ => Service::Iam,
     }
 }
 
@@ -151,10 +166,14 @@ pub fn finish_authentication(
     let now = std::time::SystemTime::now();
     match pending.finish(&request.parts, body_sha256, now, &state.access.identity) {
         Ok(a) => {
-            let expected = service(&request.operation, request);
-            if a.service != expected {
-                return Err(wrong_service(expected));
+            let expected = request_service(request);
+            if a.service != expected.signing_name() {
+                return Err(wrong_service(expected.signing_name()));
             }
+            state
+                .access
+                .identity
+                .record_key_use(&a.access_key_id, &a.service, &a.region);
             Ok(a)
         }
         Err(e) => Err(refused(request, &e)),
@@ -181,6 +200,7 @@ fn function_target(state: &ApiState, action: &str, r: &FunctionRef) -> Target {
         action: format!("lambda:{action}"),
         resource: state.function_arn(&r.name, q.as_deref()),
         function: Some(r.name.clone()),
+        ..Target::default()
     }
 }
 
@@ -189,6 +209,7 @@ fn any_resource(action: &str) -> Target {
         action: action.to_owned(),
         resource: "*".to_owned(),
         function: None,
+        ..Target::default()
     }
 }
 
@@ -224,6 +245,7 @@ pub fn targets(
                     state.region, state.account
                 ),
                 function: None,
+                ..Target::default()
             }],
         }
     };
@@ -268,36 +290,49 @@ pub fn targets(
                     state.region, state.account, r.name
                 ),
                 function: None,
+                ..Target::default()
             }],
             None => vec![any_resource("logs:GetLogEvents")],
         },
-        O::Query => {
-            let Some(principal) = principal else {
-                return Ok(Vec::new());
-            };
-            let params = query_params(request);
-            match state
-                .access
-                .identity
-                .authorization_target(&params, principal)
-            {
-                // Every caller may ask who it is, as in AWS.
-                Ok((action, _)) if action == "sts:GetCallerIdentity" => Vec::new(),
-                Ok((action, resource)) => vec![Target {
-                    action,
-                    resource,
-                    function: None,
-                }],
-                Err(e) => {
-                    return Err(ApiError::new(
-                        StatusCode::from_u16(e.status).unwrap_or(StatusCode::BAD_REQUEST),
-                        e.code,
-                        e.message,
-                    ))
-                }
-            }
-        }
+        O::Query => return query_targets(state, request, principal),
     })
+}
+
+/// What an IAM or STS request needs permission for (nothing without a principal: the
+/// request is then refused as unauthenticated).
+fn query_targets(
+    state: &ApiState,
+    request: &ApiRequest,
+    principal: Option<&Principal>,
+) -> Result<Vec<Target>, ApiError> {
+    let Some(principal) = principal else {
+        return Ok(Vec::new());
+    };
+    let params = query_params(request);
+    let identity = &state.access.identity;
+    if query_service(request) == Service::Sts {
+        return Ok(identity
+            .sts_targets(&params)?
+            .into_iter()
+            .map(|t| Target {
+                action: t.action,
+                resource: t.resource,
+                function: None,
+                trust: Some(t.trust),
+                context: t.context,
+            })
+            .collect());
+    }
+    match identity.authorization_target(&params, principal) {
+        // Every caller may ask who it is, as in AWS.
+        Ok((action, _)) if action == "sts:GetCallerIdentity" => Ok(Vec::new()),
+        Ok((action, resource)) => Ok(vec![Target {
+            action,
+            resource,
+            ..Target::default()
+        }]),
+        Err(e) => Err(e.into()),
+    }
 }
 
 /// Condition keys Warden knows for this request.
@@ -341,7 +376,48 @@ fn context(
             );
         }
     }
+    for (k, v) in &target.context {
+        c.insert(k.clone(), v.clone());
+    }
     c
+}
+
+/// One decision for `iam_request`: the identity policies with the function's resource
+/// policy (or, for a target with a trust policy, as STS decides `AssumeRole`), then the
+/// session policies of a role session that has them, which must allow it too. Returns the
+/// decision and whether the session policies made it.
+fn decide(
+    iam_request: &warden_iam::Request,
+    identity: &[&Policy],
+    resource: Option<&Policy>,
+    trust: Option<&Trust>,
+    session: Option<&[Arc<Policy>]>,
+) -> (Decision, bool) {
+    let decision = match trust {
+        Some(Trust::Role(t)) => warden_iam::evaluate_trust(iam_request, identity, t),
+        Some(Trust::NoSuchRole) => Decision {
+            effect: DecisionEffect::ImplicitDeny,
+            matched: Vec::new(),
+        },
+        None => warden_iam::evaluate(iam_request, identity, resource),
+    };
+    let Some(session) = session else {
+        return (decision, false);
+    };
+    if decision.effect == DecisionEffect::ExplicitDeny {
+        return (decision, false);
+    }
+    let refs: Vec<&Policy> = session.iter().map(|p| p.as_ref()).collect();
+    let bounded = warden_iam::evaluate(iam_request, &refs, None);
+    // Report the session policies only when they are what refused: an explicit deny in
+    // them, or an allow everywhere else.
+    let by_session = bounded.effect == DecisionEffect::ExplicitDeny
+        || (decision.is_allowed() && !bounded.is_allowed());
+    if by_session {
+        (bounded, true)
+    } else {
+        (decision, false)
+    }
 }
 
 /// Decides every target of the request; the first denial ends it.
@@ -350,6 +426,7 @@ pub async fn authorize(
     request: &ApiRequest,
     principal: Option<&Principal>,
 ) -> Result<(), ApiError> {
+    let session = principal.and_then(|p| state.access.identity.session_policies(p));
     for target in targets(state, request, principal)? {
         let resource_policy = match &target.function {
             Some(f) => state.access.resource_policy(state, f).await?,
@@ -366,7 +443,13 @@ pub async fn authorize(
             resource: target.resource.clone(),
             context: context(state, request, principal, &target),
         };
-        let decision = warden_iam::evaluate(&iam_request, &refs, resource_policy.as_deref());
+        let (decision, by_session) = decide(
+            &iam_request,
+            &refs,
+            resource_policy.as_deref(),
+            target.trust.as_ref(),
+            session.as_deref(),
+        );
         if decision.is_allowed() {
             continue;
         }
@@ -377,8 +460,11 @@ pub async fn authorize(
                 "Missing Authentication Token",
             ));
         };
-        let why = match decision.effect {
-            DecisionEffect::ExplicitDeny => "with an explicit deny in a policy",
+        let why = match (decision.effect, by_session, &target.trust) {
+            (DecisionEffect::ExplicitDeny, true, _) => "with an explicit deny in a session policy",
+            (DecisionEffect::ExplicitDeny, false, _) => "with an explicit deny in a policy",
+            (_, true, _) => "because no session policy allows the action",
+            (_, false, Some(_)) => "because the role's trust policy does not admit the caller",
             _ => "because no identity-based policy allows the action",
         };
         tracing::info!(principal = %p.arn, action = %target.action, resource = %target.resource, "access denied");
@@ -399,7 +485,9 @@ pub async fn authorize(
     Ok(())
 }
 
-/// Checks a principal's identity policies alone for one action (used for `iam:PassRole`).
+/// Checks a principal's identity policies alone for one action (used for `iam:PassRole`,
+/// where `iam:PassedToService` is `lambda.amazonaws.com`: Warden passes roles to Lambda
+/// only), within the session policies of a role session that has them.
 pub fn allowed_by_identity(
     state: &ApiState,
     principal: &Principal,
@@ -409,16 +497,25 @@ pub fn allowed_by_identity(
 ) -> bool {
     let policies = state.access.identity.policies_for(principal);
     let refs: Vec<&Policy> = policies.iter().map(|p| p.as_ref()).collect();
-    let target = Target {
+    let mut target = Target {
         action: action.to_owned(),
         resource: resource.to_owned(),
-        function: None,
+        ..Target::default()
     };
+    if action.eq_ignore_ascii_case("iam:PassRole") {
+        target.context.push((
+            "iam:passedtoservice".into(),
+            ContextValue::String("lambda.amazonaws.com".into()),
+        ));
+    }
     let iam_request = warden_iam::Request {
         principal: Some(principal.arn.clone()),
         action: action.to_owned(),
         resource: resource.to_owned(),
         context: context(state, request, Some(principal), &target),
     };
-    warden_iam::evaluate(&iam_request, &refs, None).is_allowed()
+    let session = state.access.identity.session_policies(principal);
+    decide(&iam_request, &refs, None, None, session.as_deref())
+        .0
+        .is_allowed()
 }

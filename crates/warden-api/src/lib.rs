@@ -6,8 +6,9 @@
 //! read; read the body within the operation's limit, a shared memory budget and deadlines
 //! (`body`); check the signature over the body's hash; authorize; run the [`Pipeline`]
 //! guards; then the handler. Errors become AWS-shaped responses in exactly one place,
-//! [`error::ApiError::into_response`]. The listener (`server`) bounds connections and gives
-//! every connection state a deadline.
+//! [`error::ApiError::render`], in the protocol of the service the request is for
+//! ([`routes::Service`], decided by `process` as soon as it is known). The listener
+//! (`server`) bounds connections and gives every connection state a deadline.
 //!
 //! Architecture Invariant: handlers never see hyper types other than the request parts
 //! and body bytes; the engine never sees HTTP at all.
@@ -124,9 +125,10 @@ async fn handle(
     req: http::Request<Incoming>,
 ) -> Result<Reply, Infallible> {
     let request_id = uuid::Uuid::new_v4().to_string();
-    let mut response = match process(&shared.state, &shared.budget, peer, req).await {
+    let mut service = routes::Service::Lambda;
+    let mut response = match process(&shared.state, &shared.budget, peer, req, &mut service).await {
         Ok(r) => r,
-        Err(e) => e.into_response(),
+        Err(e) => e.render(service.protocol(), &request_id),
     };
     if let Ok(v) = HeaderValue::from_str(&request_id) {
         response
@@ -149,18 +151,38 @@ fn body_limit(op: &Operation) -> usize {
     }
 }
 
+/// Serves one request. `service` is set to the service the request is for as soon as that
+/// is known (from the credential scope before routing, from the `Action` of a query
+/// request once its body is read), so that an error is answered in that service's protocol.
 async fn process(
     state: &ApiState,
     budget: &body::BodyBudget,
     peer: SocketAddr,
     req: http::Request<Incoming>,
+    service: &mut routes::Service,
 ) -> Result<Reply, ApiError> {
+    // A request signed for a service Warden does not serve is answered at once, naming
+    // the service, before its body is read or its signature checked.
+    let claimed = warden_auth::claimed_service(req.headers(), req.uri().query());
+    if let Some(name) = claimed.as_deref() {
+        if !routes::SERVED.contains(&name) {
+            *service = routes::Service::unserved(name, req.headers());
+            return Err(ApiError::unknown_service(name));
+        }
+    }
     let operation = routes::route(req.method(), req.uri().path()).map_err(|e| match e {
         routes::RouteError::Unknown => ApiError::unknown_operation(),
         routes::RouteError::BadEncoding => {
             ApiError::invalid("the request path is not valid UTF-8 after percent-decoding")
         }
     })?;
+    if operation == Operation::Query {
+        // Until the body names the action, the scope says which of the two it is.
+        *service = match claimed.as_deref() {
+            Some("sts") => routes::Service::Sts,
+            _ => routes::Service::Iam,
+        };
+    }
     let limit = body_limit(&operation);
     let name = operation.name();
     let too_large = || ApiError::too_large(limit, name);
@@ -210,6 +232,8 @@ async fn process(
     // Held until the request is answered: the body's bytes live that long.
     let _reservation = received.reservation;
     request.body = received.bytes;
+    // The body names a query request's action, hence whether it is IAM's or STS's.
+    *service = access::request_service(&request);
     let authenticated = match pending {
         Some(pending) => {
             // Signed bodies are hashed as they arrive (`Plan::signed`).
@@ -224,11 +248,7 @@ async fn process(
     };
     request.principal = authenticated.map(|a| a.principal);
     if request.principal.is_none() && request.operation == Operation::Query {
-        return Err(ApiError::new(
-            StatusCode::FORBIDDEN,
-            "MissingAuthenticationTokenException",
-            "Missing Authentication Token",
-        ));
+        return Err(ApiError::missing_authentication());
     }
     access::authorize(state, &request, request.principal.as_ref()).await?;
     state.pipeline.check(&request)?;
@@ -264,32 +284,25 @@ async fn dispatch(state: &ApiState, request: ApiRequest) -> Result<Reply, ApiErr
         O::AddPermission(f) => policy::add_permission(state, &request, &f).await,
         O::RemovePermission(f, sid) => policy::remove_permission(state, &request, &f, &sid).await,
         O::GetPolicy(f) => policy::get_policy(state, &request, &f).await,
-        O::Query => Ok(query(state, &request)),
+        O::Query => query(state, &request),
     }
 }
 
-/// IAM and STS: the identity service answers in XML.
-fn query(state: &ApiState, request: &ApiRequest) -> Reply {
+/// IAM and STS: the identity service answers in XML; its errors are rendered by `handle`
+/// like every other error.
+fn query(state: &ApiState, request: &ApiRequest) -> Result<Reply, ApiError> {
+    let principal = request
+        .principal
+        .as_ref()
+        .ok_or_else(ApiError::missing_authentication)?;
     let params = access::query_params(request);
-    let response = match &request.principal {
-        Some(p) => state.access.identity.handle_query(&params, p),
-        None => {
-            return ApiError::new(
-                StatusCode::FORBIDDEN,
-                "MissingAuthenticationTokenException",
-                "Missing Authentication Token",
-            )
-            .into_xml_response("-")
-        }
-    };
-    let mut r = Response::new(Full::new(Bytes::from(response.body)));
-    *r.status_mut() =
-        StatusCode::from_u16(response.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let body = state.access.identity.handle_query(&params, principal)?;
+    let mut r = Response::new(Full::new(Bytes::from(body)));
     r.headers_mut().insert(
         http::header::CONTENT_TYPE,
-        HeaderValue::from_static("text/xml"),
+        HeaderValue::from_static(warden_identity::CONTENT_TYPE),
     );
-    r
+    Ok(r)
 }
 
 /// A JSON response.

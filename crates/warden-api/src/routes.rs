@@ -5,6 +5,79 @@
 use http::Method;
 use percent_encoding::percent_decode_str;
 
+use crate::error::Protocol;
+
+/// The service a request is for, as its SigV4 credential scope must name it. It also
+/// decides the wire protocol of the request's errors ([`Service::protocol`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Service {
+    /// Lambda's rest-json API (and Warden's own `/_warden` paths).
+    Lambda,
+    /// IAM's query API.
+    Iam,
+    /// STS's query API.
+    Sts,
+    /// A service Warden does not serve, as the credential scope names it, and the protocol
+    /// its clients expect errors in.
+    Unserved { name: String, protocol: Protocol },
+}
+
+/// The services Warden serves, as credential scopes name them.
+pub const SERVED: [&str; 3] = ["lambda", "iam", "sts"];
+
+/// Services whose clients expect rest-xml errors (`<Error>`); any other unserved service is
+/// answered in JSON unless its request is form-encoded (the query protocol).
+const REST_XML: [&str; 6] = [
+    "s3",
+    "s3-object-lambda",
+    "s3-outposts",
+    "s3express",
+    "route53",
+    "cloudfront",
+];
+
+impl Service {
+    /// The service of a request whose credential scope names `name`, which Warden does not
+    /// serve; its error protocol is told from the service and the request's headers.
+    pub fn unserved(name: &str, headers: &http::HeaderMap) -> Service {
+        let content_type = headers
+            .get(http::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
+        let protocol = if REST_XML.contains(&name) {
+            Protocol::RestXml
+        } else if content_type.starts_with("application/x-www-form-urlencoded") {
+            Protocol::Query(None)
+        } else {
+            Protocol::Json
+        };
+        Service::Unserved {
+            name: name.to_owned(),
+            protocol,
+        }
+    }
+
+    /// The name a credential scope must carry for this service.
+    pub fn signing_name(&self) -> &str {
+        match self {
+            Service::Lambda => "lambda",
+            Service::Iam => "iam",
+            Service::Sts => "sts",
+            Service::Unserved { name, .. } => name,
+        }
+    }
+
+    /// The protocol this service's errors are rendered in.
+    pub fn protocol(&self) -> Protocol {
+        match self {
+            Service::Lambda => Protocol::Json,
+            Service::Iam => Protocol::Query(Some(warden_identity::IAM_NAMESPACE)),
+            Service::Sts => Protocol::Query(Some(warden_identity::STS_NAMESPACE)),
+            Service::Unserved { protocol, .. } => *protocol,
+        }
+    }
+}
+
 /// Every operation the API serves.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Operation {
@@ -198,6 +271,30 @@ mod tests {
         assert_eq!(
             route(&Method::GET, "/2015-03-31/functions/%FF"),
             Err(RouteError::BadEncoding)
+        );
+    }
+
+    #[test]
+    fn unserved_services_get_their_own_protocol() {
+        let mut form = http::HeaderMap::new();
+        form.insert(
+            http::header::CONTENT_TYPE,
+            http::HeaderValue::from_static("application/x-www-form-urlencoded; charset=utf-8"),
+        );
+        let none = http::HeaderMap::new();
+        assert_eq!(Service::unserved("s3", &none).protocol(), Protocol::RestXml);
+        assert_eq!(
+            Service::unserved("sns", &form).protocol(),
+            Protocol::Query(None)
+        );
+        assert_eq!(
+            Service::unserved("dynamodb", &none).protocol(),
+            Protocol::Json
+        );
+        assert_eq!(Service::unserved("sqs", &none).signing_name(), "sqs");
+        assert_eq!(
+            Service::Sts.protocol(),
+            Protocol::Query(Some("https://sts.amazonaws.com/doc/2011-06-15/"))
         );
     }
 

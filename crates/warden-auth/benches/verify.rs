@@ -34,6 +34,7 @@ fn credential(akid: &str, token: Option<&str>) -> Credential {
             id: "AIDABENCH".into(),
             kind: PrincipalKind::User,
             tags: Default::default(),
+            session: None,
         },
     }
 }

@@ -239,6 +239,40 @@ pub fn evaluate(request: &Request, identity: &[&Policy], resource: Option<&Polic
     Decision { effect, matched }
 }
 
+/// Evaluates a request to assume a role (`sts:AssumeRole`, `sts:TagSession`) against the
+/// caller's identity policies and the role's trust policy, as STS does: the trust policy
+/// must allow the caller, either by naming it (then no identity policy is needed) or by
+/// naming only its account (then an identity policy must allow the action too). Unlike
+/// [`evaluate`], an identity-policy `Allow` alone grants nothing; a matching `Deny`
+/// anywhere still wins.
+pub fn evaluate_trust(request: &Request, identity: &[&Policy], trust: &Policy) -> Decision {
+    let decision = evaluate(request, identity, Some(trust));
+    if decision.effect != DecisionEffect::Allowed
+        || decision
+            .matched
+            .iter()
+            .any(|m| m.source == PolicySource::Resource)
+    {
+        return decision;
+    }
+    // Only identity statements allowed it: the trust policy must still admit the account.
+    let ctx = Context::new(&request.context);
+    let arn = split_arn(&request.resource);
+    let admitted = trust.statements.iter().any(|st| {
+        st.effect == Effect::Allow
+            && statement_matches(st, request, arn.as_ref(), &ctx, Role::Resource)
+                != PrincipalMatch::No
+    });
+    if admitted {
+        decision
+    } else {
+        Decision {
+            effect: DecisionEffect::ImplicitDeny,
+            matched: Vec::new(),
+        }
+    }
+}
+
 fn statement_matches(
     st: &Statement,
     req: &Request,
@@ -348,4 +382,75 @@ fn session_of(named: &str, caller: &str) -> bool {
         return n[4].strip_prefix("user/") == Some(user);
     }
     false
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::PolicyKind;
+
+    const ROLE: &str = "arn:aws:iam::123456789012:role/r";
+    const ALICE: &str = "arn:aws:iam::123456789012:user/alice";
+
+    fn trust(principal: &str) -> Policy {
+        Policy::parse_as(
+            &format!(
+                r#"{{"Version":"2012-10-17","Statement":[{{"Effect":"Allow","Principal":{{"AWS":"{principal}"}},"Action":"sts:AssumeRole"}}]}}"#
+            ),
+            PolicyKind::Trust,
+        )
+        .unwrap()
+    }
+
+    fn identity(effect: &str) -> Policy {
+        Policy::parse_as(
+            &format!(
+                r#"{{"Version":"2012-10-17","Statement":[{{"Effect":"{effect}","Action":"sts:AssumeRole","Resource":"{ROLE}"}}]}}"#
+            ),
+            PolicyKind::Identity,
+        )
+        .unwrap()
+    }
+
+    fn assume(caller: &str) -> Request {
+        Request {
+            principal: Some(caller.into()),
+            action: "sts:AssumeRole".into(),
+            resource: ROLE.into(),
+            context: HashMap::new(),
+        }
+    }
+
+    #[test]
+    fn a_trust_policy_naming_the_caller_needs_no_identity_policy() {
+        let t = trust(ALICE);
+        assert!(evaluate_trust(&assume(ALICE), &[], &t).is_allowed());
+        let bob = "arn:aws:iam::123456789012:user/bob";
+        assert!(!evaluate_trust(&assume(bob), &[&identity("Allow")], &t).is_allowed());
+        assert_eq!(
+            evaluate_trust(&assume(ALICE), &[&identity("Deny")], &t).effect,
+            DecisionEffect::ExplicitDeny
+        );
+    }
+
+    #[test]
+    fn a_trust_policy_naming_the_account_delegates_to_identity_policies() {
+        let t = trust("arn:aws:iam::123456789012:root");
+        assert!(!evaluate_trust(&assume(ALICE), &[], &t).is_allowed());
+        assert!(evaluate_trust(&assume(ALICE), &[&identity("Allow")], &t).is_allowed());
+        let stranger = "arn:aws:iam::999999999999:user/alice";
+        assert!(!evaluate_trust(&assume(stranger), &[&identity("Allow")], &t).is_allowed());
+    }
+
+    #[test]
+    fn an_identity_allow_alone_cannot_assume_a_role_that_trusts_a_service() {
+        let t = Policy::parse_as(
+            r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Service":"lambda.amazonaws.com"},"Action":"sts:AssumeRole"}]}"#,
+            PolicyKind::Trust,
+        )
+        .unwrap();
+        // `evaluate` would allow it (same-account identity allow); STS does not.
+        assert!(evaluate(&assume(ALICE), &[&identity("Allow")], Some(&t)).is_allowed());
+        assert!(!evaluate_trust(&assume(ALICE), &[&identity("Allow")], &t).is_allowed());
+    }
 }

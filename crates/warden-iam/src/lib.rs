@@ -28,7 +28,8 @@ pub mod simulate;
 
 pub use error::PolicyError;
 pub use eval::{
-    evaluate, ContextValue, Decision, DecisionEffect, MatchedStatement, PolicySource, Request,
+    evaluate, evaluate_trust, ContextValue, Decision, DecisionEffect, MatchedStatement,
+    PolicySource, Request,
 };
 pub use policy::{Effect, Policy, PolicyKind, Statement, Version};
 

@@ -22,6 +22,13 @@ pub enum IdentityError {
     /// A parameter is missing or does not satisfy IAM's constraints.
     #[error("{0}")]
     Validation(String),
+    /// A change to an AWS-managed policy, which only AWS may change (reported as IAM does
+    /// for a resource outside the caller's account: `AccessDenied`).
+    #[error("{0}")]
+    AwsManaged(String),
+    /// Session policies and tags passed to `AssumeRole` are too large together.
+    #[error("{0}")]
+    PackedPolicyTooLarge(String),
     /// A policy document was refused by the policy grammar.
     #[error("{0}")]
     MalformedPolicy(#[from] warden_iam::PolicyError),
@@ -83,6 +90,8 @@ impl IdentityError {
             IdentityError::DeleteConflict(_) => "DeleteConflict",
             IdentityError::LimitExceeded(_) => "LimitExceeded",
             IdentityError::Validation(_) => "ValidationError",
+            IdentityError::AwsManaged(_) => "AccessDenied",
+            IdentityError::PackedPolicyTooLarge(_) => "PackedPolicyTooLarge",
             IdentityError::MalformedPolicy(e) => e.code(),
             _ => "ServiceFailure",
         }

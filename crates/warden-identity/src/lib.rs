@@ -3,6 +3,7 @@
 //! AWS-compatible IAM/STS query API.
 #![forbid(unsafe_code)]
 
+mod aws_policies;
 mod crypto;
 mod error;
 mod query;
@@ -12,13 +13,15 @@ mod store;
 pub use crypto::{MasterKey, MASTER_KEY_LEN};
 pub use error::IdentityError;
 pub use query::{
-    parse_form, percent_encode, QueryError, QueryResponse, CONTENT_TYPE, IAM_NAMESPACE,
-    STS_NAMESPACE,
+    is_sts_action, parse_form, percent_encode, QueryError, StsTarget, Trust, CONTENT_TYPE,
+    IAM_NAMESPACE, IAM_VERSION, STS_ACTIONS, STS_NAMESPACE, STS_VERSION,
 };
 pub use service::{
-    Identity, ADMIN_POLICY, ADMIN_USER, MAX_ATTACHED_POLICIES, MAX_KEYS_PER_USER, MAX_SESSION_TTL,
+    AssumeRoleRequest, AssumedRole, Identity, ADMIN_POLICY, ADMIN_USER, MAX_ASSUMED_SESSIONS,
+    MAX_ATTACHED_POLICIES, MAX_KEYS_PER_USER, MAX_POLICY_VERSIONS, MAX_SESSION_POLICY_ARNS,
+    MAX_SESSION_POLICY_CHARS, MAX_SESSION_TTL, MIN_ASSUMED_SESSION_S, ROLE_CHAINING_MAX_S,
 };
 pub use store::{
-    Dump, Holder, IdentityStore, InlinePolicy, KeyStatus, ManagedPolicy, Role, SqliteIdentityStore,
-    StoredKey, Tags, User,
+    Dump, Holder, IdentityStore, InlinePolicy, KeyStatus, KeyUsage, ManagedPolicy, PolicyVersion,
+    Role, SqliteIdentityStore, StoredKey, Tags, User,
 };

@@ -3,10 +3,16 @@
 //! so the per-request paths ([`CredentialSource::lookup`], [`Identity::policies_for`]) take
 //! one read lock and a hash lookup and never touch the disk.
 //!
-//! Role sessions (execution-role credentials of function instances) live only in memory:
-//! a restart ends every instance, and with it every session.
+//! Role sessions (execution-role credentials of function instances, and sessions created
+//! by `AssumeRole`) live only in memory: a restart ends every instance, and with it every
+//! session; `AssumeRole` callers ask again.
+//!
+//! The last use of each access key is kept in memory on the request path
+//! ([`Identity::record_key_use`]) and written in batches by [`Identity::flush_key_usage`],
+//! which the server calls periodically and at shutdown, so authentication never waits for
+//! a disk write.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::Path;
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -14,11 +20,12 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use warden_iam::{evaluate, Policy, PolicyKind, Request};
 use warden_types::identity::{Credential, CredentialSource, Principal, PrincipalKind};
 
+use crate::aws_policies::{is_aws_managed, AWS_POLICIES};
 use crate::crypto::{new_id, new_secret, random_chars, MasterKey, ALNUM};
 use crate::error::IdentityError;
 use crate::store::{
-    Dump, Holder, IdentityStore, InlinePolicy, KeyStatus, ManagedPolicy, Role, SqliteIdentityStore,
-    StoredKey, Tags, User,
+    Dump, Holder, IdentityStore, InlinePolicy, KeyStatus, KeyUsage, ManagedPolicy, PolicyVersion,
+    Role, SqliteIdentityStore, StoredKey, Tags, User,
 };
 
 /// The bootstrap administrator's user name.
@@ -33,6 +40,19 @@ pub const MAX_KEYS_PER_USER: usize = 2;
 pub const MAX_ATTACHED_POLICIES: usize = 10;
 /// Longest role session [`Identity::issue_role_session`] grants (IAM's maximum, 12 hours).
 pub const MAX_SESSION_TTL: Duration = Duration::from_secs(43_200);
+/// IAM's quota of versions per managed policy.
+pub const MAX_POLICY_VERSIONS: usize = 5;
+/// Most live sessions `AssumeRole` keeps at once (instance sessions are bounded by the
+/// instances); beyond it `AssumeRole` answers `LimitExceeded` until some expire.
+pub const MAX_ASSUMED_SESSIONS: usize = 10_000;
+/// Shortest session `AssumeRole` grants (STS's minimum, 15 minutes), in seconds.
+pub const MIN_ASSUMED_SESSION_S: u32 = 900;
+/// Longest session a role session may obtain by assuming another role (role chaining).
+pub const ROLE_CHAINING_MAX_S: u32 = 3600;
+/// STS's quota for session policies and session tags together, in characters.
+pub const MAX_SESSION_POLICY_CHARS: usize = 2048;
+/// STS's quota of managed session policies (`PolicyArns`).
+pub const MAX_SESSION_POLICY_ARNS: usize = 10;
 
 /// The identity service. Cheap to clone: clones share one store, cache and session table.
 #[derive(Clone)]
@@ -55,7 +75,61 @@ struct Inner {
     /// Serialises write + snapshot rebuild, so snapshots are installed in write order.
     write_lock: Mutex<()>,
     snapshot: RwLock<Arc<Snapshot>>,
-    sessions: RwLock<HashMap<String, Credential>>,
+    sessions: RwLock<HashMap<String, Session>>,
+    usage: Mutex<Usage>,
+}
+
+/// A live role session.
+struct Session {
+    credential: Credential,
+    /// The inline session policy (`AssumeRole`'s `Policy`), parsed.
+    inline: Option<Arc<Policy>>,
+    /// Managed session policies (`PolicyArns`), resolved against the current snapshot at
+    /// each decision, as IAM uses a managed policy's current default version.
+    policy_arns: Vec<String>,
+    /// Whether it was created by `AssumeRole` (counted against [`MAX_ASSUMED_SESSIONS`]).
+    assumed: bool,
+}
+
+impl Session {
+    fn has_session_policies(&self) -> bool {
+        self.inline.is_some() || !self.policy_arns.is_empty()
+    }
+}
+
+/// Access key use not yet written to the store.
+#[derive(Default)]
+struct Usage {
+    /// The latest use of each key seen since start.
+    latest: HashMap<String, KeyUsage>,
+    /// Keys whose latest use is not yet stored.
+    dirty: HashSet<String>,
+}
+
+/// What [`Identity::assume_role`] is asked for (parameters of STS `AssumeRole`).
+#[derive(Clone, Debug, Default)]
+pub struct AssumeRoleRequest {
+    /// `RoleArn`.
+    pub role_arn: String,
+    /// `RoleSessionName`: 2 to 64 characters of letters, digits and `+=,.@_-`.
+    pub session_name: String,
+    /// `DurationSeconds`: 900 to the role's maximum session duration (default 3600).
+    pub duration_s: Option<u32>,
+    /// `Policy`: an inline session policy.
+    pub policy: Option<String>,
+    /// `PolicyArns`: managed session policies.
+    pub policy_arns: Vec<String>,
+    /// `Tags`: session tags, visible as `aws:PrincipalTag/KEY`.
+    pub tags: Tags,
+}
+
+/// The outcome of [`Identity::assume_role`].
+#[derive(Clone, Debug)]
+pub struct AssumedRole {
+    /// The session's credentials and principal.
+    pub credential: Credential,
+    /// Percentage of STS's quota the session policies and tags use, when any were given.
+    pub packed_policy_size: Option<u32>,
 }
 
 /// Everything the read paths need, derived from one [`Dump`].
@@ -69,6 +143,8 @@ pub(crate) struct Snapshot {
     role_policies: HashMap<String, Arc<[Arc<Policy>]>>,
     /// Parsed trust policies by lower-cased role name.
     trust: HashMap<String, Arc<Policy>>,
+    /// Parsed default versions of managed policies by ARN.
+    managed: HashMap<String, Arc<Policy>>,
     empty: Arc<[Arc<Policy>]>,
 }
 
@@ -89,6 +165,17 @@ impl Snapshot {
 
     pub(crate) fn managed(&self, arn: &str) -> Option<&ManagedPolicy> {
         self.dump.policies.iter().find(|p| p.arn == arn)
+    }
+
+    /// The versions of a managed policy, oldest first.
+    pub(crate) fn versions_of<'a>(
+        &'a self,
+        arn: &'a str,
+    ) -> impl Iterator<Item = &'a PolicyVersion> + 'a {
+        self.dump
+            .versions
+            .iter()
+            .filter(move |v| v.policy_arn == arn)
     }
 
     pub(crate) fn inline_of<'a>(
@@ -170,6 +257,7 @@ fn user_principal(account: &str, u: &User) -> Principal {
         id: u.id.clone(),
         kind: PrincipalKind::User,
         tags: u.tags.iter().cloned().collect::<BTreeMap<_, _>>(),
+        session: None,
     }
 }
 
@@ -205,11 +293,11 @@ fn build_snapshot(dump: Dump, key: &MasterKey, account: &str) -> Result<Snapshot
             by_holder.entry(holder).or_default().push(parsed);
         }
     }
-    let managed: HashMap<&str, Arc<Policy>> = dump
+    let managed: HashMap<String, Arc<Policy>> = dump
         .policies
         .iter()
         .filter_map(|p| {
-            parse_stored(&p.document, PolicyKind::Identity, &p.arn).map(|x| (p.arn.as_str(), x))
+            parse_stored(&p.document, PolicyKind::Identity, &p.arn).map(|x| (p.arn.clone(), x))
         })
         .collect();
     for (h, arn) in &dump.attachments {
@@ -242,6 +330,7 @@ fn build_snapshot(dump: Dump, key: &MasterKey, account: &str) -> Result<Snapshot
         user_policies,
         role_policies,
         trust,
+        managed,
         empty: Arc::from(Vec::new()),
     })
 }
@@ -311,6 +400,80 @@ fn validate_policy(document: &str, kind: PolicyKind, quota: usize) -> Result<(),
     Ok(())
 }
 
+fn validate_max_session(max: u32) -> Result<(), IdentityError> {
+    if (3600..=43_200).contains(&max) {
+        Ok(())
+    } else {
+        Err(IdentityError::Validation(format!(
+            "max session duration `{max}` must be between 3600 and 43200 seconds"
+        )))
+    }
+}
+
+fn validate_description(d: &str) -> Result<(), IdentityError> {
+    if d.chars().count() > 1000 {
+        return Err(IdentityError::Validation(
+            "description must be at most 1000 characters".into(),
+        ));
+    }
+    Ok(())
+}
+
+fn validate_tag_keys(keys: &[String]) -> Result<(), IdentityError> {
+    if keys.is_empty() || keys.len() > 50 {
+        return Err(IdentityError::Validation(
+            "between 1 and 50 tag keys must be given".into(),
+        ));
+    }
+    match keys
+        .iter()
+        .find(|k| k.is_empty() || k.chars().count() > 128)
+    {
+        Some(k) => Err(IdentityError::Validation(format!(
+            "tag key `{k}` must have 1 to 128 characters"
+        ))),
+        None => Ok(()),
+    }
+}
+
+/// `v` and a version number, as IAM writes policy version ids.
+fn validate_version_id(id: &str) -> Result<(), IdentityError> {
+    if version_number(id).is_some() {
+        Ok(())
+    } else {
+        Err(IdentityError::Validation(format!(
+            "version id `{id}` must be `v` followed by a version number, such as `v2`"
+        )))
+    }
+}
+
+fn version_number(id: &str) -> Option<u64> {
+    let digits = id.strip_prefix('v')?;
+    if digits.starts_with('0') || digits.len() > 18 {
+        return None;
+    }
+    digits.parse().ok()
+}
+
+fn refuse_aws_managed(arn: &str, what: &str) -> Result<(), IdentityError> {
+    if is_aws_managed(arn) {
+        return Err(IdentityError::AwsManaged(format!(
+            "Policy `{arn}` is managed by AWS and cannot be {what}."
+        )));
+    }
+    Ok(())
+}
+
+fn no_policy(arn: &str) -> IdentityError {
+    IdentityError::NoSuchEntity(format!("Policy `{arn}` was not found."))
+}
+
+fn no_version(arn: &str, version_id: &str) -> IdentityError {
+    IdentityError::NoSuchEntity(format!(
+        "Policy `{arn}` version `{version_id}` does not exist or is not attachable."
+    ))
+}
+
 /// `/` + path segments + name, as in `user/PATH/NAME`.
 fn arn_path(path: &str) -> &str {
     path.strip_suffix('/').unwrap_or(path)
@@ -349,7 +512,7 @@ impl Identity {
         account: &str,
     ) -> Result<Self, IdentityError> {
         let snapshot = build_snapshot(store.load()?, &key, account)?;
-        Ok(Identity {
+        let identity = Identity {
             inner: Arc::new(Inner {
                 store,
                 key,
@@ -357,7 +520,50 @@ impl Identity {
                 write_lock: Mutex::new(()),
                 snapshot: RwLock::new(Arc::new(snapshot)),
                 sessions: RwLock::new(HashMap::new()),
+                usage: Mutex::new(Usage::default()),
             }),
+        };
+        identity.install_aws_policies()?;
+        Ok(identity)
+    }
+
+    /// Installs the AWS-managed policies, or refreshes those whose document, version or
+    /// description changed since they were installed (a newer Warden); no write when all
+    /// are current.
+    fn install_aws_policies(&self) -> Result<(), IdentityError> {
+        let current = |snap: &Snapshot, p: &crate::aws_policies::AwsPolicy| {
+            snap.managed(&p.arn()).is_some_and(|m| {
+                m.document == p.document
+                    && m.default_version == p.version
+                    && m.description.as_deref() == Some(p.description)
+                    && m.path == p.path
+            })
+        };
+        let snap = self.snapshot();
+        if AWS_POLICIES.iter().all(|p| current(&snap, p)) {
+            return Ok(());
+        }
+        self.write(|snap, store| {
+            let now = now_ms();
+            for p in AWS_POLICIES.iter().filter(|p| !current(snap, p)) {
+                let arn = p.arn();
+                let existing = snap.managed(&arn);
+                store.put_aws_managed_policy(&ManagedPolicy {
+                    name: p.name.to_owned(),
+                    id: match existing {
+                        Some(m) => m.id.clone(),
+                        None => new_id("ANPA")?,
+                    },
+                    arn,
+                    path: p.path.to_owned(),
+                    document: p.document.to_owned(),
+                    description: Some(p.description.to_owned()),
+                    created_ms: existing.map_or(now, |m| m.created_ms),
+                    default_version: p.version.to_owned(),
+                    updated_ms: now,
+                })?;
+            }
+            Ok(())
         })
     }
 
@@ -448,6 +654,8 @@ impl Identity {
                 status: KeyStatus::Active,
                 created_ms: now,
                 last_used_ms: None,
+                last_used_service: None,
+                last_used_region: None,
             };
             store.create_user(&user, &[inline], Some(&key))?;
             tracing::info!(user = ADMIN_USER, access_key_id = %key_id, "created the bootstrap administrator");
@@ -505,6 +713,24 @@ impl Identity {
         })
     }
 
+    /// Removes tags (by exact key) from a user; keys it does not have are ignored, as IAM does.
+    ///
+    /// Callers: the IAM API, for a caller allowed `iam:UntagUser` on the user. The user's
+    /// `aws:PrincipalTag` values change with it.
+    pub fn untag_user(&self, name: &str, keys: &[String]) -> Result<(), IdentityError> {
+        validate_tag_keys(keys)?;
+        self.write(|snap, store| {
+            let user = snap.user(name).ok_or_else(|| no_user(name))?;
+            let kept: Tags = user
+                .tags
+                .iter()
+                .filter(|(k, _)| !keys.contains(k))
+                .cloned()
+                .collect();
+            store.set_user_tags(&user.name, &kept)
+        })
+    }
+
     /// Creates an access key for a user; returns its metadata and the secret (shown once).
     pub fn create_access_key(&self, user: &str) -> Result<(StoredKey, String), IdentityError> {
         self.write(|snap, store| {
@@ -518,6 +744,8 @@ impl Identity {
                 status: KeyStatus::Active,
                 created_ms: now_ms(),
                 last_used_ms: None,
+                last_used_service: None,
+                last_used_region: None,
             };
             store.create_access_key(&key, MAX_KEYS_PER_USER)?;
             Ok((key, secret))
@@ -558,6 +786,103 @@ impl Identity {
             .map(|k| k.user_name.clone())
     }
 
+    /// Notes that an access key (`AKIA...`) authenticated a request for `service` in
+    /// `region`. In memory only, so the request path never waits for the disk;
+    /// [`Identity::flush_key_usage`] writes it. Role-session keys are not tracked.
+    pub fn record_key_use(&self, key_id: &str, service: &str, region: &str) {
+        if !key_id.starts_with("AKIA") {
+            return;
+        }
+        let mut usage = self
+            .inner
+            .usage
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let at_ms = now_ms();
+        match usage.latest.get_mut(key_id) {
+            Some(u) => {
+                u.at_ms = at_ms;
+                if u.service != service {
+                    u.service = service.to_owned();
+                }
+                if u.region != region {
+                    u.region = region.to_owned();
+                }
+            }
+            None => {
+                usage.latest.insert(
+                    key_id.to_owned(),
+                    KeyUsage {
+                        key_id: key_id.to_owned(),
+                        at_ms,
+                        service: service.to_owned(),
+                        region: region.to_owned(),
+                    },
+                );
+            }
+        }
+        if !usage.dirty.contains(key_id) {
+            usage.dirty.insert(key_id.to_owned());
+        }
+    }
+
+    /// Writes the key uses recorded since the last flush in one transaction; returns how
+    /// many. On failure they stay pending for the next flush.
+    pub fn flush_key_usage(&self) -> Result<usize, IdentityError> {
+        let pending: Vec<KeyUsage> = {
+            let mut usage = self
+                .inner
+                .usage
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            let dirty = std::mem::take(&mut usage.dirty);
+            // Forget keys that no longer exist, so the map stays bounded by the keys.
+            let snap = self.snapshot();
+            usage
+                .latest
+                .retain(|k, _| snap.dump.keys.iter().any(|s| s.id == *k));
+            dirty
+                .iter()
+                .filter_map(|k| usage.latest.get(k).cloned())
+                .collect()
+        };
+        if let Err(e) = self.inner.store.record_key_usage(&pending) {
+            let mut usage = self
+                .inner
+                .usage
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            usage.dirty.extend(pending.into_iter().map(|u| u.key_id));
+            return Err(e);
+        }
+        Ok(pending.len())
+    }
+
+    /// The owner of an access key and its last recorded use (`None`: never used), for
+    /// `GetAccessKeyLastUsed`; `None` for an unknown key.
+    pub fn key_last_used(&self, key_id: &str) -> Option<(String, Option<KeyUsage>)> {
+        let snap = self.snapshot();
+        let key = snap.dump.keys.iter().find(|k| k.id == key_id)?;
+        let recent = self
+            .inner
+            .usage
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .latest
+            .get(key_id)
+            .cloned();
+        let stored = key.last_used_ms.map(|at_ms| KeyUsage {
+            key_id: key.id.clone(),
+            at_ms,
+            service: key
+                .last_used_service
+                .clone()
+                .unwrap_or_else(|| "N/A".into()),
+            region: key.last_used_region.clone().unwrap_or_else(|| "N/A".into()),
+        });
+        Some((key.user_name.clone(), recent.or(stored)))
+    }
+
     // ---- roles --------------------------------------------------------------------------
 
     /// Creates a role with a trust policy (validated as one).
@@ -576,17 +901,9 @@ impl Identity {
         validate_tags(&tags)?;
         validate_policy(trust_policy, PolicyKind::Trust, 2048)?;
         let max = max_session_duration_s.unwrap_or(3600);
-        if !(3600..=43_200).contains(&max) {
-            return Err(IdentityError::Validation(format!(
-                "max session duration `{max}` must be between 3600 and 43200 seconds"
-            )));
-        }
+        validate_max_session(max)?;
         if let Some(d) = description {
-            if d.chars().count() > 1000 {
-                return Err(IdentityError::Validation(
-                    "description must be at most 1000 characters".into(),
-                ));
-            }
+            validate_description(d)?;
         }
         let role = Role {
             name: name.to_owned(),
@@ -628,7 +945,7 @@ impl Identity {
             .sessions
             .write()
             .unwrap_or_else(PoisonError::into_inner)
-            .retain(|_, c| !matches!(&c.principal.kind, PrincipalKind::AssumedRole { role_arn, .. } if *role_arn == role.arn));
+            .retain(|_, s| !matches!(&s.credential.principal.kind, PrincipalKind::AssumedRole { role_arn, .. } if *role_arn == role.arn));
         Ok(())
     }
 
@@ -648,6 +965,58 @@ impl Identity {
             validate_tags(&merged)?;
             store.set_role_tags(&role.name, &merged)
         })
+    }
+
+    /// Changes a role's description (`Some(None)` clears it) and/or maximum session duration
+    /// (3600 to 43200 seconds); returns the updated role.
+    ///
+    /// Callers: the IAM API, for a caller allowed `iam:UpdateRole` (or
+    /// `iam:UpdateRoleDescription`) on the role. Live sessions keep their expiry.
+    pub fn update_role(
+        &self,
+        name: &str,
+        description: Option<Option<&str>>,
+        max_session_duration_s: Option<u32>,
+    ) -> Result<Role, IdentityError> {
+        if let Some(m) = max_session_duration_s {
+            validate_max_session(m)?;
+        }
+        if let Some(Some(d)) = description {
+            validate_description(d)?;
+        }
+        self.write(|snap, store| {
+            let name = canonical_role(snap, name)?;
+            store.update_role(&name, description, max_session_duration_s)
+        })?;
+        self.role(name).ok_or_else(|| no_role(name))
+    }
+
+    /// Removes tags (by exact key) from a role; keys it does not have are ignored.
+    ///
+    /// Callers: the IAM API, for a caller allowed `iam:UntagRole` on the role. Sessions
+    /// issued after the change carry the remaining tags.
+    pub fn untag_role(&self, name: &str, keys: &[String]) -> Result<(), IdentityError> {
+        validate_tag_keys(keys)?;
+        self.write(|snap, store| {
+            let role = snap.role(name).ok_or_else(|| no_role(name))?;
+            let kept: Tags = role
+                .tags
+                .iter()
+                .filter(|(k, _)| !keys.contains(k))
+                .cloned()
+                .collect();
+            store.set_role_tags(&role.name, &kept)
+        })
+    }
+
+    /// The canonical ARN and parsed trust policy of a role, found by ARN (exactly, or by
+    /// name within this account); `None` if there is no such role or its stored trust
+    /// policy does not parse (which then admits nobody).
+    pub fn trust_policy(&self, role_arn: &str) -> Option<(String, Arc<Policy>)> {
+        let snap = self.snapshot();
+        let role = self.role_by_arn(&snap, role_arn)?;
+        let trust = snap.trust.get(&lower(&role.name))?;
+        Some((role.arn.clone(), Arc::clone(trust)))
     }
 
     /// Finds a role by ARN: exactly, or by name within this account.
@@ -740,6 +1109,7 @@ impl Identity {
         let path = path.unwrap_or("/");
         validate_path(path)?;
         validate_policy(document, PolicyKind::Identity, 6144)?;
+        let now = now_ms();
         let policy = ManagedPolicy {
             name: name.to_owned(),
             id: new_id("ANPA")?,
@@ -751,14 +1121,16 @@ impl Identity {
             path: path.to_owned(),
             document: document.to_owned(),
             description: description.map(str::to_owned),
-            created_ms: now_ms(),
+            created_ms: now,
+            default_version: "v1".into(),
+            updated_ms: now,
         };
         self.write(|snap, store| {
             if snap
                 .dump
                 .policies
                 .iter()
-                .any(|p| p.name.eq_ignore_ascii_case(name))
+                .any(|p| !is_aws_managed(&p.arn) && p.name.eq_ignore_ascii_case(name))
             {
                 return Err(IdentityError::EntityAlreadyExists(format!(
                     "A policy called `{name}` already exists. Duplicate names are not allowed."
@@ -785,8 +1157,83 @@ impl Identity {
     }
 
     /// Deletes a managed policy attached to nothing.
+    ///
+    /// Callers: the IAM API, for a caller allowed `iam:DeletePolicy` on the ARN. Refuses
+    /// AWS-managed policies, attached policies and policies with more than one version.
     pub fn delete_policy(&self, arn: &str) -> Result<(), IdentityError> {
+        refuse_aws_managed(arn, "deleted")?;
         self.write(|_, store| store.delete_managed_policy(arn))
+    }
+
+    /// The versions of a managed policy, newest first (as `ListPolicyVersions` lists them).
+    pub fn policy_versions(&self, arn: &str) -> Result<Vec<PolicyVersion>, IdentityError> {
+        let snap = self.snapshot();
+        snap.managed(arn).ok_or_else(|| no_policy(arn))?;
+        let mut versions: Vec<PolicyVersion> = snap.versions_of(arn).cloned().collect();
+        versions.sort_by_key(|v| std::cmp::Reverse(version_number(&v.version_id)));
+        Ok(versions)
+    }
+
+    /// One version of a managed policy, with the policy (to tell whether it is the default).
+    pub fn policy_version(
+        &self,
+        arn: &str,
+        version_id: &str,
+    ) -> Result<(ManagedPolicy, PolicyVersion), IdentityError> {
+        let snap = self.snapshot();
+        let policy = snap.managed(arn).ok_or_else(|| no_policy(arn))?;
+        let version = snap
+            .versions_of(arn)
+            .find(|v| v.version_id == version_id)
+            .ok_or_else(|| no_version(arn, version_id))?;
+        Ok((policy.clone(), version.clone()))
+    }
+
+    /// Adds a version to a customer-managed policy (at most [`MAX_POLICY_VERSIONS`]), making
+    /// it the default when `set_default`.
+    ///
+    /// Callers: the IAM API, for a caller allowed `iam:CreatePolicyVersion` on the ARN; with
+    /// `set_default` this changes what every holder of the policy may do.
+    pub fn create_policy_version(
+        &self,
+        arn: &str,
+        document: &str,
+        set_default: bool,
+    ) -> Result<PolicyVersion, IdentityError> {
+        refuse_aws_managed(arn, "changed")?;
+        validate_policy(document, PolicyKind::Identity, 6144)?;
+        let now = now_ms();
+        let version_id = self.write(|_, store| {
+            store.create_policy_version(arn, document, now, set_default, MAX_POLICY_VERSIONS)
+        })?;
+        Ok(PolicyVersion {
+            policy_arn: arn.to_owned(),
+            version_id,
+            document: document.to_owned(),
+            created_ms: now,
+        })
+    }
+
+    /// Makes an existing version the default: the document every holder is then bound by.
+    ///
+    /// Callers: the IAM API, for a caller allowed `iam:SetDefaultPolicyVersion` on the ARN.
+    pub fn set_default_policy_version(
+        &self,
+        arn: &str,
+        version_id: &str,
+    ) -> Result<(), IdentityError> {
+        refuse_aws_managed(arn, "changed")?;
+        validate_version_id(version_id)?;
+        self.write(|_, store| store.set_default_policy_version(arn, version_id, now_ms()))
+    }
+
+    /// Deletes a version other than the default.
+    ///
+    /// Callers: the IAM API, for a caller allowed `iam:DeletePolicyVersion` on the ARN.
+    pub fn delete_policy_version(&self, arn: &str, version_id: &str) -> Result<(), IdentityError> {
+        refuse_aws_managed(arn, "changed")?;
+        validate_version_id(version_id)?;
+        self.write(|_, store| store.delete_policy_version(arn, version_id))
     }
 
     /// Attaches a managed policy to a user or role.
@@ -831,18 +1278,16 @@ impl Identity {
 
     /// Issues in-memory credentials for a session of `role_arn` (execution-role
     /// credentials of a function instance), valid for `ttl` (at most 12 hours).
+    ///
+    /// Callers: the engine, when it starts an instance whose role trusts Lambda; the
+    /// session ends when the instance does ([`Identity::revoke_session`]).
     pub fn issue_role_session(
         &self,
         role_arn: &str,
         session_name: &str,
         ttl: Duration,
     ) -> Result<Credential, IdentityError> {
-        if session_name.len() < 2 {
-            return Err(IdentityError::Validation(format!(
-                "role session name `{session_name}` must be 2 to 64 characters of letters, digits and +=,.@_-"
-            )));
-        }
-        validate_name("role session name", session_name, 64)?;
+        validate_session_name(session_name)?;
         if ttl.is_zero() || ttl > MAX_SESSION_TTL {
             return Err(IdentityError::Validation(format!(
                 "session duration of {} seconds must be between 1 and {}",
@@ -854,9 +1299,166 @@ impl Identity {
         let role = self.role_by_arn(&snap, role_arn).ok_or_else(|| {
             IdentityError::NoSuchEntity(format!("The role with ARN `{role_arn}` cannot be found."))
         })?;
+        let credential = self.session_credential(role, session_name, ttl, role.tags.clone())?;
+        self.insert_session(Session {
+            credential: credential.clone(),
+            inline: None,
+            policy_arns: Vec::new(),
+            assumed: false,
+        })?;
+        Ok(credential)
+    }
+
+    /// STS `AssumeRole` for `caller`, after the API has authorized it (the role's trust
+    /// policy admits the caller for `sts:AssumeRole`, and for `sts:TagSession` when tags
+    /// are given). Validates the request as STS does and creates the session: the role's
+    /// permissions, intersected with the session policies in every later decision, tagged
+    /// with the role's tags overridden by the session tags.
+    ///
+    /// Callers: the STS API only. Changes nothing durable; the session lives in memory
+    /// until it expires, its role is deleted, or the server stops.
+    pub fn assume_role(
+        &self,
+        caller: &Principal,
+        request: &AssumeRoleRequest,
+    ) -> Result<AssumedRole, IdentityError> {
+        validate_session_name(&request.session_name)?;
+        let snap = self.snapshot();
+        let role = self.role_by_arn(&snap, &request.role_arn).ok_or_else(|| {
+            IdentityError::NoSuchEntity(format!(
+                "The role with ARN `{}` cannot be found.",
+                request.role_arn
+            ))
+        })?;
+        let duration = request.duration_s.unwrap_or(3600);
+        if duration < MIN_ASSUMED_SESSION_S {
+            return Err(IdentityError::Validation(format!(
+                "1 validation error detected: Value '{duration}' at 'durationSeconds' failed to satisfy constraint: Member must have value greater than or equal to {MIN_ASSUMED_SESSION_S}"
+            )));
+        }
+        if duration > role.max_session_duration_s {
+            return Err(IdentityError::Validation(
+                "The requested DurationSeconds exceeds the MaxSessionDuration set for this role."
+                    .into(),
+            ));
+        }
+        if matches!(caller.kind, PrincipalKind::AssumedRole { .. })
+            && duration > ROLE_CHAINING_MAX_S
+        {
+            return Err(IdentityError::Validation(
+                "The requested DurationSeconds exceeds the 1 hour session limit for roles assumed by role chaining."
+                    .into(),
+            ));
+        }
+        let inline = match &request.policy {
+            Some(doc) => {
+                if doc.chars().count() > MAX_SESSION_POLICY_CHARS {
+                    return Err(IdentityError::Validation(format!(
+                        "1 validation error detected: Value at 'policy' failed to satisfy constraint: Member must have length less than or equal to {MAX_SESSION_POLICY_CHARS}"
+                    )));
+                }
+                Some(Arc::new(Policy::parse_as(doc, PolicyKind::Identity)?))
+            }
+            None => None,
+        };
+        if request.policy_arns.len() > MAX_SESSION_POLICY_ARNS {
+            return Err(IdentityError::Validation(format!(
+                "1 validation error detected: Value at 'policyArns' failed to satisfy constraint: Member must have length less than or equal to {MAX_SESSION_POLICY_ARNS}"
+            )));
+        }
+        if let Some(missing) = request
+            .policy_arns
+            .iter()
+            .find(|arn| snap.managed(arn).is_none())
+        {
+            return Err(IdentityError::Validation(format!(
+                "The policy `{missing}` named in PolicyArns does not exist."
+            )));
+        }
+        validate_session_tags(&request.tags)?;
+        let packed = request
+            .policy
+            .as_deref()
+            .map_or(0, |d| d.chars().filter(|c| !c.is_whitespace()).count())
+            + request.policy_arns.iter().map(String::len).sum::<usize>()
+            + request
+                .tags
+                .iter()
+                .map(|(k, v)| k.len() + v.len())
+                .sum::<usize>();
+        let percent = packed
+            .saturating_mul(100)
+            .div_ceil(MAX_SESSION_POLICY_CHARS);
+        if percent > 100 {
+            return Err(IdentityError::PackedPolicyTooLarge(format!(
+                "Packed policy consumes {percent}% of allotted space, please use smaller policy for session."
+            )));
+        }
+        let given =
+            request.policy.is_some() || !request.policy_arns.is_empty() || !request.tags.is_empty();
+        let mut tags = role.tags.clone();
+        tags.retain(|(k, _)| {
+            !request
+                .tags
+                .iter()
+                .any(|(sk, _)| sk.eq_ignore_ascii_case(k))
+        });
+        tags.extend(request.tags.iter().cloned());
+        let credential = self.session_credential(
+            role,
+            &request.session_name,
+            Duration::from_secs(u64::from(duration)),
+            tags,
+        )?;
+        self.insert_session(Session {
+            credential: credential.clone(),
+            inline,
+            policy_arns: request.policy_arns.clone(),
+            assumed: true,
+        })?;
+        Ok(AssumedRole {
+            credential,
+            packed_policy_size: given.then(|| u32::try_from(percent).unwrap_or(100)),
+        })
+    }
+
+    /// The session policies of a role session that has any (an `AssumeRole` session with
+    /// `Policy` or `PolicyArns`); `None` for users and sessions without. Every decision for
+    /// such a session must also be allowed by these: an empty list (its managed session
+    /// policies deleted since) allows nothing. No I/O.
+    pub fn session_policies(&self, principal: &Principal) -> Option<Vec<Arc<Policy>>> {
+        let id = principal.session.as_deref()?;
+        let sessions = self
+            .inner
+            .sessions
+            .read()
+            .unwrap_or_else(PoisonError::into_inner);
+        let session = sessions.get(id)?;
+        if !session.has_session_policies() {
+            return None;
+        }
+        let snap = self.snapshot();
+        let mut out: Vec<Arc<Policy>> = session.inline.iter().cloned().collect();
+        out.extend(
+            session
+                .policy_arns
+                .iter()
+                .filter_map(|arn| snap.managed.get(arn).cloned()),
+        );
+        Some(out)
+    }
+
+    fn session_credential(
+        &self,
+        role: &Role,
+        session_name: &str,
+        ttl: Duration,
+        tags: Tags,
+    ) -> Result<Credential, IdentityError> {
         let now = now_ms();
-        let credential = Credential {
-            access_key_id: new_id("ASIA")?,
+        let access_key_id = new_id("ASIA")?;
+        Ok(Credential {
+            access_key_id: access_key_id.clone(),
             secret_access_key: new_secret()?,
             session_token: Some(random_chars(96, ALNUM)?),
             expires_at_ms: Some(
@@ -874,17 +1476,31 @@ impl Identity {
                     role_arn: role.arn.clone(),
                     session_name: session_name.to_owned(),
                 },
-                tags: role.tags.iter().cloned().collect(),
+                tags: tags.into_iter().collect(),
+                session: Some(access_key_id),
             },
-        };
+        })
+    }
+
+    /// Stores a session after purging expired ones; refuses an `AssumeRole` session beyond
+    /// [`MAX_ASSUMED_SESSIONS`].
+    fn insert_session(&self, session: Session) -> Result<(), IdentityError> {
+        let now = now_ms();
         let mut sessions = self
             .inner
             .sessions
             .write()
             .unwrap_or_else(PoisonError::into_inner);
-        sessions.retain(|_, c| c.expires_at_ms.is_some_and(|e| e > now));
-        sessions.insert(credential.access_key_id.clone(), credential.clone());
-        Ok(credential)
+        sessions.retain(|_, s| s.credential.expires_at_ms.is_some_and(|e| e > now));
+        if session.assumed
+            && sessions.values().filter(|s| s.assumed).count() >= MAX_ASSUMED_SESSIONS
+        {
+            return Err(IdentityError::LimitExceeded(format!(
+                "Warden holds at most {MAX_ASSUMED_SESSIONS} sessions created by AssumeRole; try again when some have expired."
+            )));
+        }
+        sessions.insert(session.credential.access_key_id.clone(), session);
+        Ok(())
     }
 
     /// Ends a role session at once; true if it existed.
@@ -907,6 +1523,29 @@ impl Identity {
     }
 }
 
+fn validate_session_name(session_name: &str) -> Result<(), IdentityError> {
+    if session_name.len() < 2 {
+        return Err(IdentityError::Validation(format!(
+            "role session name `{session_name}` must be 2 to 64 characters of letters, digits and +=,.@_-"
+        )));
+    }
+    validate_name("role session name", session_name, 64)
+}
+
+/// STS's rules for session tags: at most 50, keys unique ignoring case.
+fn validate_session_tags(tags: &Tags) -> Result<(), IdentityError> {
+    validate_tags(tags)?;
+    let mut seen = HashSet::new();
+    for (k, _) in tags {
+        if !seen.insert(k.to_ascii_lowercase()) {
+            return Err(IdentityError::Validation(
+                "Duplicate tag keys found. Please note that Tag keys are case insensitive.".into(),
+            ));
+        }
+    }
+    Ok(())
+}
+
 impl CredentialSource for Identity {
     fn lookup(&self, access_key_id: &str) -> Option<Credential> {
         if access_key_id.starts_with("ASIA") {
@@ -915,7 +1554,7 @@ impl CredentialSource for Identity {
                 .sessions
                 .read()
                 .unwrap_or_else(PoisonError::into_inner);
-            let c = sessions.get(access_key_id)?;
+            let c = &sessions.get(access_key_id)?.credential;
             return match c.expires_at_ms {
                 Some(e) if e > now_ms() => Some(c.clone()),
                 _ => None,
@@ -1210,5 +1849,372 @@ mod tests {
         assert!(other.lookup(&k.id).is_some());
         let source: Arc<dyn CredentialSource> = Arc::new(other);
         assert!(source.lookup(&k.id).is_some());
+    }
+
+    fn decide(id: &Identity, p: &Principal, action: &str) -> bool {
+        let policies = id.policies_for(p);
+        let refs: Vec<&Policy> = policies.iter().map(|p| &**p).collect();
+        let req = Request {
+            principal: Some(p.arn.clone()),
+            action: action.into(),
+            resource: "arn:aws:lambda:us-east-1:123456789012:function:f".into(),
+            context: HashMap::new(),
+        };
+        let base = evaluate(&req, &refs, None).is_allowed();
+        match id.session_policies(p) {
+            Some(session) => {
+                let refs: Vec<&Policy> = session.iter().map(|p| &**p).collect();
+                base && evaluate(&req, &refs, None).is_allowed()
+            }
+            None => base,
+        }
+    }
+
+    const BASIC: &str = "arn:aws:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole";
+
+    #[test]
+    fn aws_managed_policies_are_installed_once_and_cannot_be_changed() {
+        let (dir, id) = open();
+        let basic = id.policy(BASIC).unwrap();
+        assert_eq!(basic.path, "/service-role/");
+        assert_eq!(basic.default_version, "v1");
+        assert!(basic.document.contains("logs:PutLogEvents"));
+        assert_eq!(id.policy_versions(BASIC).unwrap().len(), 1);
+        drop(id);
+        std::thread::sleep(Duration::from_millis(5));
+        let id = Identity::open(dir.path(), ACCOUNT).unwrap();
+        // Unchanged, so not rewritten at the second start.
+        assert_eq!(id.policy(BASIC).unwrap(), basic);
+        for e in [
+            id.delete_policy(BASIC).unwrap_err(),
+            id.create_policy_version(BASIC, ALLOW_INVOKE, true)
+                .unwrap_err(),
+            id.set_default_policy_version(BASIC, "v1").unwrap_err(),
+            id.delete_policy_version(BASIC, "v1").unwrap_err(),
+        ] {
+            assert_eq!(e.code(), "AccessDenied", "{e}");
+        }
+        // Attachable, and a customer policy may reuse one of their names.
+        id.create_role("exec", None, TRUST_LAMBDA, None, None, vec![])
+            .unwrap();
+        id.attach_policy(&Holder::Role("exec".into()), BASIC)
+            .unwrap();
+        assert_eq!(id.attachment_count(BASIC), 1);
+        let mine = id
+            .create_policy("AWSLambdaBasicExecutionRole", None, ALLOW_INVOKE, None)
+            .unwrap();
+        assert_eq!(
+            id.create_policy(
+                "awslambdabasicexecutionrole",
+                Some("/x/"),
+                ALLOW_INVOKE,
+                None
+            )
+            .unwrap_err()
+            .code(),
+            "EntityAlreadyExists"
+        );
+        assert_ne!(mine.arn, BASIC);
+    }
+
+    #[test]
+    fn decisions_follow_the_default_policy_version() {
+        let (_d, id) = open();
+        id.create_user("u", None, vec![]).unwrap();
+        let (k, _) = id.create_access_key("u").unwrap();
+        let u = id.lookup(&k.id).unwrap().principal;
+        let p = id.create_policy("p", None, ALLOW_INVOKE, None).unwrap();
+        id.attach_policy(&Holder::User("u".into()), &p.arn).unwrap();
+        assert!(decide(&id, &u, "lambda:InvokeFunction"));
+        let deny = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Deny","Action":"*","Resource":"*"}]}"#;
+        let v2 = id.create_policy_version(&p.arn, deny, false).unwrap();
+        assert_eq!(v2.version_id, "v2");
+        assert!(
+            decide(&id, &u, "lambda:InvokeFunction"),
+            "v1 is still the default"
+        );
+        id.set_default_policy_version(&p.arn, "v2").unwrap();
+        assert!(!decide(&id, &u, "lambda:InvokeFunction"));
+        assert_eq!(
+            id.delete_policy_version(&p.arn, "v2").unwrap_err().code(),
+            "DeleteConflict"
+        );
+        assert_eq!(
+            id.set_default_policy_version(&p.arn, "2")
+                .unwrap_err()
+                .code(),
+            "ValidationError"
+        );
+        let listed: Vec<String> = id
+            .policy_versions(&p.arn)
+            .unwrap()
+            .into_iter()
+            .map(|v| v.version_id)
+            .collect();
+        assert_eq!(listed, ["v2", "v1"]);
+        for _ in 0..3 {
+            id.create_policy_version(&p.arn, ALLOW_INVOKE, false)
+                .unwrap();
+        }
+        assert_eq!(
+            id.create_policy_version(&p.arn, ALLOW_INVOKE, false)
+                .unwrap_err()
+                .code(),
+            "LimitExceeded"
+        );
+        assert_eq!(
+            id.create_policy_version(&p.arn, "{}", false)
+                .unwrap_err()
+                .code(),
+            "MalformedPolicyDocument"
+        );
+    }
+
+    fn assume(role_arn: &str, name: &str) -> AssumeRoleRequest {
+        AssumeRoleRequest {
+            role_arn: role_arn.into(),
+            session_name: name.into(),
+            ..AssumeRoleRequest::default()
+        }
+    }
+
+    #[test]
+    fn assume_role_validates_like_sts_and_carries_session_policies_and_tags() {
+        let (_d, id) = open();
+        let role = id
+            .create_role(
+                "r",
+                None,
+                TRUST_LAMBDA,
+                None,
+                None,
+                vec![("team".into(), "a".into()), ("env".into(), "dev".into())],
+            )
+            .unwrap();
+        let all = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"lambda:*","Resource":"*"}]}"#;
+        id.put_inline_policy(&Holder::Role("r".into()), "all", all)
+            .unwrap();
+        id.create_user("u", None, vec![]).unwrap();
+        let (k, _) = id.create_access_key("u").unwrap();
+        let user = id.lookup(&k.id).unwrap().principal;
+        let code = |r: AssumeRoleRequest, caller: &Principal| {
+            id.assume_role(caller, &r).unwrap_err().code()
+        };
+        let with = |f: &dyn Fn(&mut AssumeRoleRequest)| {
+            let mut r = assume(&role.arn, "s1");
+            f(&mut r);
+            r
+        };
+        assert_eq!(
+            code(with(&|r| r.duration_s = Some(899)), &user),
+            "ValidationError"
+        );
+        assert_eq!(
+            code(with(&|r| r.duration_s = Some(3601)), &user),
+            "ValidationError"
+        );
+        assert_eq!(
+            code(with(&|r| r.session_name = "a".into()), &user),
+            "ValidationError"
+        );
+        assert_eq!(
+            code(with(&|r| r.policy = Some("{}".into())), &user),
+            "MalformedPolicyDocument"
+        );
+        assert_eq!(
+            code(
+                with(&|r| r.policy_arns = vec!["arn:aws:iam::123456789012:policy/none".into()]),
+                &user
+            ),
+            "ValidationError"
+        );
+        assert_eq!(
+            code(with(&|r| r.policy_arns = vec![BASIC.into(); 11]), &user),
+            "ValidationError"
+        );
+        assert_eq!(
+            code(
+                with(&|r| r.tags = vec![("K".into(), "1".into()), ("k".into(), "2".into())]),
+                &user
+            ),
+            "ValidationError"
+        );
+        assert_eq!(
+            code(
+                with(&|r| {
+                    r.tags = (0..20)
+                        .map(|i| (format!("{i:0>100}"), "v".repeat(200)))
+                        .collect()
+                }),
+                &user
+            ),
+            "PackedPolicyTooLarge"
+        );
+        assert_eq!(
+            code(assume("arn:aws:iam::123456789012:role/none", "s1"), &user),
+            "NoSuchEntity"
+        );
+
+        // A plain session: the role's permissions and tags, no session policies.
+        let plain = id.assume_role(&user, &assume(&role.arn, "plain")).unwrap();
+        assert_eq!(plain.packed_policy_size, None);
+        let p = &plain.credential.principal;
+        assert_eq!(
+            p.session.as_deref(),
+            Some(plain.credential.access_key_id.as_str())
+        );
+        assert!(id.session_policies(p).is_none());
+        assert!(decide(&id, p, "lambda:ListFunctions"));
+        assert!(id.session_policies(&user).is_none());
+        let expires = plain.credential.expires_at_ms.unwrap() - now_ms();
+        assert!((3_590_000..=3_600_000).contains(&expires), "{expires}");
+
+        // Session policies intersect; session tags override the role's.
+        let list = id
+            .create_policy(
+                "list",
+                None,
+                r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":["lambda:ListFunctions","iam:ListUsers"],"Resource":"*"}]}"#,
+                None,
+            )
+            .unwrap();
+        let narrowed = id
+            .assume_role(
+                &user,
+                &with(&|r| {
+                    r.policy = Some(
+                        r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"lambda:List*","Resource":"*"}]}"#
+                            .into(),
+                    );
+                    r.policy_arns = vec![list.arn.clone()];
+                    r.tags = vec![("TEAM".into(), "b".into())];
+                }),
+            )
+            .unwrap();
+        assert!(narrowed
+            .packed_policy_size
+            .is_some_and(|p| p > 0 && p <= 100));
+        let np = &narrowed.credential.principal;
+        assert_eq!(id.session_policies(np).unwrap().len(), 2);
+        assert!(decide(&id, np, "lambda:ListFunctions"));
+        assert!(!decide(&id, np, "lambda:InvokeFunction"));
+        assert!(
+            !decide(&id, np, "iam:ListUsers"),
+            "the role does not allow it"
+        );
+        let tags: Vec<(&str, &str)> = np
+            .tags
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        assert_eq!(tags, [("TEAM", "b"), ("env", "dev")]);
+        // A deleted managed session policy grants nothing any more; the inline one remains.
+        id.delete_policy(&list.arn).unwrap();
+        assert_eq!(id.session_policies(np).unwrap().len(), 1);
+
+        // Role chaining: at most an hour.
+        id.update_role("r", None, Some(7200)).unwrap();
+        assert!(id
+            .assume_role(&user, &with(&|r| r.duration_s = Some(7200)))
+            .is_ok());
+        assert_eq!(
+            code(with(&|r| r.duration_s = Some(3601)), np),
+            "ValidationError"
+        );
+        assert!(id
+            .assume_role(np, &with(&|r| r.duration_s = Some(3600)))
+            .is_ok());
+        // Deleting the role ends its sessions.
+        id.delete_inline_policy(&Holder::Role("r".into()), "all")
+            .unwrap();
+        id.delete_role("r").unwrap();
+        assert!(id.lookup(&narrowed.credential.access_key_id).is_none());
+        assert!(id.session_policies(np).is_none());
+    }
+
+    #[test]
+    fn assume_role_sessions_are_bounded() {
+        let (_d, id) = open();
+        let role = id
+            .create_role("r", None, TRUST_LAMBDA, None, None, vec![])
+            .unwrap();
+        id.create_user("u", None, vec![]).unwrap();
+        let (k, _) = id.create_access_key("u").unwrap();
+        let user = id.lookup(&k.id).unwrap().principal;
+        for _ in 0..MAX_ASSUMED_SESSIONS {
+            id.assume_role(&user, &assume(&role.arn, "s1")).unwrap();
+        }
+        let e = id.assume_role(&user, &assume(&role.arn, "s1")).unwrap_err();
+        assert_eq!(e.code(), "LimitExceeded", "{e}");
+        // Instance sessions are not counted against it.
+        id.issue_role_session(&role.arn, "fn", Duration::from_secs(60))
+            .unwrap();
+    }
+
+    #[test]
+    fn key_use_is_kept_in_memory_until_flushed() {
+        let (dir, id) = open();
+        id.create_user("u", None, vec![]).unwrap();
+        let (k, _) = id.create_access_key("u").unwrap();
+        assert_eq!(id.key_last_used(&k.id), Some(("u".into(), None)));
+        id.record_key_use(&k.id, "lambda", "us-east-1");
+        id.record_key_use(&k.id, "iam", "us-east-1");
+        id.record_key_use("ASIANOTTRACKED000000", "iam", "us-east-1");
+        let (_, used) = id.key_last_used(&k.id).unwrap();
+        assert_eq!(used.as_ref().map(|u| u.service.as_str()), Some("iam"));
+        // Nothing written yet.
+        assert_eq!(id.inner.store.load().unwrap().keys[0].last_used_ms, None);
+        assert_eq!(id.flush_key_usage().unwrap(), 1);
+        assert_eq!(id.flush_key_usage().unwrap(), 0, "nothing new to write");
+        let stored = &id.inner.store.load().unwrap().keys[0];
+        assert_eq!(stored.last_used_service.as_deref(), Some("iam"));
+        let at = stored.last_used_ms;
+        drop(id);
+        let id = Identity::open(dir.path(), ACCOUNT).unwrap();
+        let (_, used) = id.key_last_used(&k.id).unwrap();
+        assert_eq!(
+            used.map(|u| (u.at_ms, u.service)),
+            at.map(|a| (a, "iam".into()))
+        );
+        assert_eq!(id.key_last_used("AKIANOSUCHKEY0000000"), None);
+    }
+
+    #[test]
+    fn roles_and_users_are_updated_and_untagged() {
+        let (_d, id) = open();
+        id.create_role(
+            "r",
+            None,
+            TRUST_LAMBDA,
+            Some("d"),
+            None,
+            vec![("a".into(), "1".into()), ("b".into(), "2".into())],
+        )
+        .unwrap();
+        let r = id.update_role("R", Some(None), Some(43_200)).unwrap();
+        assert_eq!((r.description, r.max_session_duration_s), (None, 43_200));
+        let r = id.update_role("r", Some(Some("new")), None).unwrap();
+        assert_eq!(
+            (r.description.as_deref(), r.max_session_duration_s),
+            (Some("new"), 43_200)
+        );
+        assert_eq!(
+            id.update_role("r", None, Some(43_201)).unwrap_err().code(),
+            "ValidationError"
+        );
+        assert_eq!(
+            id.update_role("none", None, Some(3600)).unwrap_err().code(),
+            "NoSuchEntity"
+        );
+        id.untag_role("r", &["a".into(), "zzz".into()]).unwrap();
+        assert_eq!(id.role("r").unwrap().tags, vec![("b".into(), "2".into())]);
+        assert_eq!(
+            id.untag_role("r", &[]).unwrap_err().code(),
+            "ValidationError"
+        );
+        id.create_user("u", None, vec![("x".into(), "1".into())])
+            .unwrap();
+        id.untag_user("u", &["x".into()]).unwrap();
+        assert!(id.user("u").unwrap().tags.is_empty());
     }
 }

@@ -79,6 +79,10 @@ pub struct StoredKey {
     pub created_ms: i64,
     /// Last successful use, epoch ms, if recorded.
     pub last_used_ms: Option<i64>,
+    /// The service the last use was for (`lambda`, `iam`, `sts`), if recorded.
+    pub last_used_service: Option<String>,
+    /// The region of the last use, if recorded.
+    pub last_used_region: Option<String>,
 }
 
 impl std::fmt::Debug for StoredKey {
@@ -90,6 +94,8 @@ impl std::fmt::Debug for StoredKey {
             .field("sealed_secret", &"<redacted>")
             .field("created_ms", &self.created_ms)
             .field("last_used_ms", &self.last_used_ms)
+            .field("last_used_service", &self.last_used_service)
+            .field("last_used_region", &self.last_used_region)
             .finish()
     }
 }
@@ -161,7 +167,9 @@ pub struct InlinePolicy {
     pub document: String,
 }
 
-/// A customer-managed policy (only its default version, `v1`, is kept).
+/// A managed policy: customer-managed (`arn:aws:iam::ACCOUNT:policy/...`, up to five
+/// versions) or AWS-managed (`arn:aws:iam::aws:policy/...`, read-only, seeded by the
+/// service). Its versions are [`PolicyVersion`]s in [`Dump::versions`].
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ManagedPolicy {
     /// `PolicyName`, unique ignoring case.
@@ -178,6 +186,36 @@ pub struct ManagedPolicy {
     pub description: Option<String>,
     /// Creation time, epoch ms.
     pub created_ms: i64,
+    /// `VersionId` of the default version, such as `v1`.
+    pub default_version: String,
+    /// When a version was last created or made the default, epoch ms.
+    pub updated_ms: i64,
+}
+
+/// One version of a managed policy.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PolicyVersion {
+    /// The policy's ARN.
+    pub policy_arn: String,
+    /// `v1`, `v2`, ...: never reused within a policy.
+    pub version_id: String,
+    /// The document, as JSON text.
+    pub document: String,
+    /// Creation time, epoch ms.
+    pub created_ms: i64,
+}
+
+/// The last successful use of an access key, as recorded by [`IdentityStore::record_key_usage`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct KeyUsage {
+    /// The access key id.
+    pub key_id: String,
+    /// When, epoch ms.
+    pub at_ms: i64,
+    /// The service named in the request's credential scope.
+    pub service: String,
+    /// The region named in the request's credential scope.
+    pub region: String,
 }
 
 /// Everything the store holds, as loaded by [`IdentityStore::load`].
@@ -191,8 +229,10 @@ pub struct Dump {
     pub roles: Vec<Role>,
     /// Inline policies of all users and roles.
     pub inline: Vec<InlinePolicy>,
-    /// Managed policies by ARN.
+    /// Managed policies by name.
     pub policies: Vec<ManagedPolicy>,
+    /// Every version of every managed policy, by policy ARN and creation.
+    pub versions: Vec<PolicyVersion>,
     /// `(holder, policy ARN)` attachments.
     pub attachments: Vec<(Holder, String)>,
 }
@@ -236,10 +276,41 @@ pub trait IdentityStore: Send + Sync {
     fn put_inline_policy(&self, policy: &InlinePolicy) -> Result<(), IdentityError>;
     /// Deletes an inline policy.
     fn delete_inline_policy(&self, holder: &Holder, name: &str) -> Result<(), IdentityError>;
-    /// Creates a managed policy.
+    /// Replaces a role's description (`Some(None)` clears it) and/or maximum session duration.
+    fn update_role(
+        &self,
+        name: &str,
+        description: Option<Option<&str>>,
+        max_session_duration_s: Option<u32>,
+    ) -> Result<(), IdentityError>;
+    /// Creates a managed policy with its document as version `policy.default_version`.
     fn create_managed_policy(&self, policy: &ManagedPolicy) -> Result<(), IdentityError>;
-    /// Deletes a managed policy that is attached to nothing.
+    /// Deletes a managed policy that is attached to nothing and has only its default version.
     fn delete_managed_policy(&self, arn: &str) -> Result<(), IdentityError>;
+    /// Adds the next version (`v<n>`) of a managed policy unless it already has `max`
+    /// versions, making it the default if `set_default`; returns its `VersionId`.
+    fn create_policy_version(
+        &self,
+        arn: &str,
+        document: &str,
+        created_ms: i64,
+        set_default: bool,
+        max: usize,
+    ) -> Result<String, IdentityError>;
+    /// Makes an existing version the default.
+    fn set_default_policy_version(
+        &self,
+        arn: &str,
+        version_id: &str,
+        now_ms: i64,
+    ) -> Result<(), IdentityError>;
+    /// Deletes a version that is not the default.
+    fn delete_policy_version(&self, arn: &str, version_id: &str) -> Result<(), IdentityError>;
+    /// Creates or refreshes an AWS-managed policy: the row, and `policy.document` as its only
+    /// version `policy.default_version` (attachments are kept).
+    fn put_aws_managed_policy(&self, policy: &ManagedPolicy) -> Result<(), IdentityError>;
+    /// Records the last use of access keys in one transaction; unknown keys are skipped.
+    fn record_key_usage(&self, usage: &[KeyUsage]) -> Result<(), IdentityError>;
     /// Attaches a managed policy unless the holder already has `max` attached (idempotent).
     fn attach_policy(&self, holder: &Holder, arn: &str, max: usize) -> Result<(), IdentityError>;
     /// Detaches a managed policy.
@@ -250,7 +321,8 @@ pub trait IdentityStore: Send + Sync {
 const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Schema; entry `i` moves `user_version` from `i` to `i + 1`. Append only.
-const MIGRATIONS: &[&str] = &[r#"
+const MIGRATIONS: &[&str] = &[
+    r#"
 CREATE TABLE users (
     name TEXT PRIMARY KEY NOT NULL COLLATE NOCASE,
     id TEXT NOT NULL UNIQUE,
@@ -307,7 +379,47 @@ CREATE TABLE attachments (
     policy_arn TEXT NOT NULL REFERENCES managed_policies(arn),
     PRIMARY KEY (holder_kind, holder, policy_arn)
 ) STRICT, WITHOUT ROWID;
-"#];
+"#,
+    r#"
+-- Managed policy versions: the document moves from the policy row to its versions (the
+-- existing document becomes v1), and AWS-managed policies (in AWS's namespace, so their
+-- names may repeat a customer policy's) join the table. SQLite cannot drop a constraint, so
+-- the table is rebuilt; the migration runner turns foreign keys off around this step and
+-- checks them before committing.
+CREATE TABLE managed_policies_v2 (
+    arn TEXT PRIMARY KEY NOT NULL,
+    name TEXT NOT NULL COLLATE NOCASE,
+    id TEXT NOT NULL UNIQUE,
+    path TEXT NOT NULL,
+    description TEXT,
+    created_ms INTEGER NOT NULL,
+    aws_managed INTEGER NOT NULL CHECK (aws_managed IN (0, 1)),
+    default_version TEXT NOT NULL,
+    -- The number of the next version to create: IAM never reuses a version id.
+    next_version INTEGER NOT NULL,
+    updated_ms INTEGER NOT NULL
+) STRICT;
+INSERT INTO managed_policies_v2 (arn, name, id, path, description, created_ms, aws_managed,
+    default_version, next_version, updated_ms)
+    SELECT arn, name, id, path, description, created_ms, 0, 'v1', 2, created_ms
+    FROM managed_policies;
+CREATE TABLE policy_versions (
+    policy_arn TEXT NOT NULL REFERENCES managed_policies(arn),
+    version_id TEXT NOT NULL,
+    document TEXT NOT NULL,
+    created_ms INTEGER NOT NULL,
+    PRIMARY KEY (policy_arn, version_id)
+) STRICT, WITHOUT ROWID;
+INSERT INTO policy_versions (policy_arn, version_id, document, created_ms)
+    SELECT arn, 'v1', document, created_ms FROM managed_policies;
+DROP TABLE managed_policies;
+ALTER TABLE managed_policies_v2 RENAME TO managed_policies;
+CREATE UNIQUE INDEX customer_policy_names ON managed_policies(name) WHERE aws_managed = 0;
+
+ALTER TABLE access_keys ADD COLUMN last_used_service TEXT;
+ALTER TABLE access_keys ADD COLUMN last_used_region TEXT;
+"#,
+];
 
 /// [`IdentityStore`] on one SQLite file: WAL, `synchronous=FULL`, one write connection and
 /// one read connection, each behind a mutex.
@@ -378,6 +490,17 @@ fn migrate(conn: &mut Connection) -> Result<(), IdentityError> {
         });
     }
     let supported = MIGRATIONS.len() as i64;
+    // Some steps rebuild a table that others reference; SQLite ignores this pragma inside a
+    // transaction, so it is set around the loop, and each step checks the keys itself.
+    conn.pragma_update(None, "foreign_keys", false)
+        .map_err(db("migrating the schema"))?;
+    let result = run_migrations(conn, supported);
+    conn.pragma_update(None, "foreign_keys", true)
+        .map_err(db("migrating the schema"))?;
+    result
+}
+
+fn run_migrations(conn: &mut Connection, supported: i64) -> Result<(), IdentityError> {
     loop {
         // INVARIANT: the version is re-read inside the write transaction, so two processes
         // opening the file at once never apply one migration twice.
@@ -398,6 +521,16 @@ fn migrate(conn: &mut Connection) -> Result<(), IdentityError> {
         }
         let step = MIGRATIONS[usize::try_from(current).unwrap_or(0)];
         tx.execute_batch(step).map_err(db("migrating the schema"))?;
+        let dangling = tx
+            .query_row("PRAGMA foreign_key_check", [], |_| Ok(()))
+            .optional()
+            .map_err(db("checking foreign keys after a migration"))?;
+        if dangling.is_some() {
+            return Err(IdentityError::Database {
+                context: "checking foreign keys after a migration",
+                source: rusqlite::Error::InvalidQuery,
+            });
+        }
         tx.pragma_update(None, "user_version", current + 1)
             .map_err(db("migrating the schema"))?;
         tx.commit().map_err(db("migrating the schema"))?;
@@ -494,6 +627,28 @@ fn no_policy(arn: &str) -> IdentityError {
     ))
 }
 
+fn no_version(arn: &str, version_id: &str) -> IdentityError {
+    IdentityError::NoSuchEntity(format!(
+        "Policy `{arn}` version `{version_id}` does not exist or is not attachable."
+    ))
+}
+
+fn insert_version(
+    tx: &Transaction<'_>,
+    arn: &str,
+    version_id: &str,
+    document: &str,
+    created_ms: i64,
+) -> Result<(), IdentityError> {
+    tx.execute(
+        "INSERT INTO policy_versions (policy_arn, version_id, document, created_ms)
+         VALUES (?1, ?2, ?3, ?4)",
+        params![arn, version_id, document, created_ms],
+    )
+    .map_err(db("writing a policy version"))?;
+    Ok(())
+}
+
 fn require_holder(tx: &Transaction<'_>, holder: &Holder) -> Result<(), IdentityError> {
     let found = match holder {
         Holder::User(n) => exists(tx, "SELECT 1 FROM users WHERE name = ?1", &[n])?,
@@ -518,15 +673,17 @@ fn insert_inline(tx: &Transaction<'_>, p: &InlinePolicy) -> Result<(), IdentityE
 
 fn insert_key(tx: &Transaction<'_>, k: &StoredKey) -> Result<(), IdentityError> {
     tx.execute(
-        "INSERT INTO access_keys (id, user_name, status, sealed_secret, created_ms, last_used_ms)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        "INSERT INTO access_keys (id, user_name, status, sealed_secret, created_ms, last_used_ms,
+         last_used_service, last_used_region) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
         params![
             k.id,
             k.user_name,
             k.status.as_str(),
             k.sealed_secret,
             k.created_ms,
-            k.last_used_ms
+            k.last_used_ms,
+            k.last_used_service,
+            k.last_used_region
         ],
     )
     .map_err(db("writing an access key"))?;
@@ -615,8 +772,8 @@ impl IdentityStore for SqliteIdentityStore {
         )?;
         let keys = all(
             &tx,
-            "SELECT id, user_name, status, sealed_secret, created_ms, last_used_ms
-             FROM access_keys ORDER BY created_ms, id",
+            "SELECT id, user_name, status, sealed_secret, created_ms, last_used_ms,
+             last_used_service, last_used_region FROM access_keys ORDER BY created_ms, id",
             |r| {
                 let status: String = r.get(2)?;
                 Ok(StoredKey {
@@ -627,6 +784,8 @@ impl IdentityStore for SqliteIdentityStore {
                     sealed_secret: r.get(3)?,
                     created_ms: r.get(4)?,
                     last_used_ms: r.get(5)?,
+                    last_used_service: r.get(6)?,
+                    last_used_region: r.get(7)?,
                 })
             },
         )?;
@@ -666,8 +825,11 @@ impl IdentityStore for SqliteIdentityStore {
             .collect();
         let policies = all(
             &tx,
-            "SELECT name, id, arn, path, document, description, created_ms
-             FROM managed_policies ORDER BY name",
+            "SELECT p.name, p.id, p.arn, p.path, v.document, p.description, p.created_ms,
+             p.default_version, p.updated_ms
+             FROM managed_policies p JOIN policy_versions v
+             ON v.policy_arn = p.arn AND v.version_id = p.default_version
+             ORDER BY p.name",
             |r| {
                 Ok(ManagedPolicy {
                     name: r.get(0)?,
@@ -677,6 +839,21 @@ impl IdentityStore for SqliteIdentityStore {
                     document: r.get(4)?,
                     description: r.get(5)?,
                     created_ms: r.get(6)?,
+                    default_version: r.get(7)?,
+                    updated_ms: r.get(8)?,
+                })
+            },
+        )?;
+        let versions = all(
+            &tx,
+            "SELECT policy_arn, version_id, document, created_ms FROM policy_versions
+             ORDER BY policy_arn, length(version_id), version_id",
+            |r| {
+                Ok(PolicyVersion {
+                    policy_arn: r.get(0)?,
+                    version_id: r.get(1)?,
+                    document: r.get(2)?,
+                    created_ms: r.get(3)?,
                 })
             },
         )?;
@@ -697,6 +874,7 @@ impl IdentityStore for SqliteIdentityStore {
             roles,
             inline,
             policies,
+            versions,
             attachments,
         })
     }
@@ -913,22 +1091,59 @@ impl IdentityStore for SqliteIdentityStore {
         })
     }
 
+    fn update_role(
+        &self,
+        name: &str,
+        description: Option<Option<&str>>,
+        max_session_duration_s: Option<u32>,
+    ) -> Result<(), IdentityError> {
+        self.write("updating a role", |tx| {
+            require_holder(tx, &Holder::Role(name.to_owned()))?;
+            if let Some(d) = description {
+                tx.execute(
+                    "UPDATE roles SET description = ?2 WHERE name = ?1",
+                    params![name, d],
+                )
+                .map_err(db("updating a role"))?;
+            }
+            if let Some(m) = max_session_duration_s {
+                tx.execute(
+                    "UPDATE roles SET max_session_duration_s = ?2 WHERE name = ?1",
+                    params![name, m],
+                )
+                .map_err(db("updating a role"))?;
+            }
+            Ok(())
+        })
+    }
+
     fn create_managed_policy(&self, p: &ManagedPolicy) -> Result<(), IdentityError> {
         self.write("creating a managed policy", |tx| {
             let inserted = tx.execute(
-                "INSERT INTO managed_policies (arn, name, id, path, document, description, created_ms)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-                params![p.arn, p.name, p.id, p.path, p.document, p.description, p.created_ms],
+                "INSERT INTO managed_policies (arn, name, id, path, description, created_ms,
+                 aws_managed, default_version, next_version, updated_ms)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, 0, ?7, 2, ?8)",
+                params![
+                    p.arn,
+                    p.name,
+                    p.id,
+                    p.path,
+                    p.description,
+                    p.created_ms,
+                    p.default_version,
+                    p.updated_ms
+                ],
             );
             match inserted {
-                Err(e) if is_unique_violation(&e) => Err(IdentityError::EntityAlreadyExists(
-                    format!(
+                Err(e) if is_unique_violation(&e) => {
+                    return Err(IdentityError::EntityAlreadyExists(format!(
                         "A policy called `{}` already exists. Duplicate names are not allowed.",
                         p.name
-                    ),
-                )),
-                other => other.map(|_| ()).map_err(db("creating a managed policy")),
-            }
+                    )))
+                }
+                other => other.map_err(db("creating a managed policy"))?,
+            };
+            insert_version(tx, &p.arn, &p.default_version, &p.document, p.created_ms)
         })
     }
 
@@ -948,8 +1163,177 @@ impl IdentityStore for SqliteIdentityStore {
                     "Cannot delete a policy attached to entities.".into(),
                 ));
             }
+            let versions = count(
+                tx,
+                "SELECT count(*) FROM policy_versions WHERE policy_arn = ?1",
+                &[&arn],
+            )?;
+            if versions > 1 {
+                return Err(IdentityError::DeleteConflict(
+                    "This policy has more than one version. Before you delete a policy, you must \
+                     delete the policy's versions. The default version is deleted with the policy."
+                        .into(),
+                ));
+            }
+            tx.execute("DELETE FROM policy_versions WHERE policy_arn = ?1", [arn])
+                .map_err(db("deleting a managed policy"))?;
             tx.execute("DELETE FROM managed_policies WHERE arn = ?1", [arn])
                 .map_err(db("deleting a managed policy"))?;
+            Ok(())
+        })
+    }
+
+    fn create_policy_version(
+        &self,
+        arn: &str,
+        document: &str,
+        created_ms: i64,
+        set_default: bool,
+        max: usize,
+    ) -> Result<String, IdentityError> {
+        self.write("creating a policy version", |tx| {
+            let next: Option<i64> = tx
+                .query_row(
+                    "SELECT next_version FROM managed_policies WHERE arn = ?1",
+                    [arn],
+                    |r| r.get(0),
+                )
+                .optional()
+                .map_err(db("creating a policy version"))?;
+            let Some(next) = next else {
+                return Err(no_policy(arn));
+            };
+            let n = count(
+                tx,
+                "SELECT count(*) FROM policy_versions WHERE policy_arn = ?1",
+                &[&arn],
+            )?;
+            if n >= max as i64 {
+                return Err(IdentityError::LimitExceeded(format!(
+                    "A managed policy can have up to {max} versions. Before you create a new \
+                     version, you must delete an existing version."
+                )));
+            }
+            let version_id = format!("v{next}");
+            insert_version(tx, arn, &version_id, document, created_ms)?;
+            tx.execute(
+                "UPDATE managed_policies SET next_version = ?2, updated_ms = ?3 WHERE arn = ?1",
+                params![arn, next + 1, created_ms],
+            )
+            .map_err(db("creating a policy version"))?;
+            if set_default {
+                tx.execute(
+                    "UPDATE managed_policies SET default_version = ?2 WHERE arn = ?1",
+                    params![arn, version_id],
+                )
+                .map_err(db("creating a policy version"))?;
+            }
+            Ok(version_id)
+        })
+    }
+
+    fn set_default_policy_version(
+        &self,
+        arn: &str,
+        version_id: &str,
+        now_ms: i64,
+    ) -> Result<(), IdentityError> {
+        self.write("setting the default policy version", |tx| {
+            if !exists(tx, "SELECT 1 FROM managed_policies WHERE arn = ?1", &[&arn])? {
+                return Err(no_policy(arn));
+            }
+            if !exists(
+                tx,
+                "SELECT 1 FROM policy_versions WHERE policy_arn = ?1 AND version_id = ?2",
+                &[&arn, &version_id],
+            )? {
+                return Err(no_version(arn, version_id));
+            }
+            tx.execute(
+                "UPDATE managed_policies SET default_version = ?2, updated_ms = ?3 WHERE arn = ?1",
+                params![arn, version_id, now_ms],
+            )
+            .map_err(db("setting the default policy version"))?;
+            Ok(())
+        })
+    }
+
+    fn delete_policy_version(&self, arn: &str, version_id: &str) -> Result<(), IdentityError> {
+        self.write("deleting a policy version", |tx| {
+            let default: Option<String> = tx
+                .query_row(
+                    "SELECT default_version FROM managed_policies WHERE arn = ?1",
+                    [arn],
+                    |r| r.get(0),
+                )
+                .optional()
+                .map_err(db("deleting a policy version"))?;
+            let Some(default) = default else {
+                return Err(no_policy(arn));
+            };
+            if default == version_id {
+                return Err(IdentityError::DeleteConflict(
+                    "Cannot delete the default version of a policy.".into(),
+                ));
+            }
+            let n = tx
+                .execute(
+                    "DELETE FROM policy_versions WHERE policy_arn = ?1 AND version_id = ?2",
+                    params![arn, version_id],
+                )
+                .map_err(db("deleting a policy version"))?;
+            if n == 0 {
+                return Err(no_version(arn, version_id));
+            }
+            Ok(())
+        })
+    }
+
+    fn put_aws_managed_policy(&self, p: &ManagedPolicy) -> Result<(), IdentityError> {
+        self.write("installing an AWS managed policy", |tx| {
+            let ctx = db("installing an AWS managed policy");
+            tx.execute(
+                "INSERT INTO managed_policies (arn, name, id, path, description, created_ms,
+                 aws_managed, default_version, next_version, updated_ms)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, 1, ?7, 1, ?8)
+                 ON CONFLICT (arn) DO UPDATE SET description = excluded.description,
+                 default_version = excluded.default_version, updated_ms = excluded.updated_ms",
+                params![
+                    p.arn,
+                    p.name,
+                    p.id,
+                    p.path,
+                    p.description,
+                    p.created_ms,
+                    p.default_version,
+                    p.updated_ms
+                ],
+            )
+            .map_err(&ctx)?;
+            tx.execute(
+                "DELETE FROM policy_versions WHERE policy_arn = ?1",
+                [&p.arn],
+            )
+            .map_err(&ctx)?;
+            insert_version(tx, &p.arn, &p.default_version, &p.document, p.updated_ms)
+        })
+    }
+
+    fn record_key_usage(&self, usage: &[KeyUsage]) -> Result<(), IdentityError> {
+        if usage.is_empty() {
+            return Ok(());
+        }
+        self.write("recording access key use", |tx| {
+            let mut st = tx
+                .prepare_cached(
+                    "UPDATE access_keys SET last_used_ms = ?2, last_used_service = ?3,
+                     last_used_region = ?4 WHERE id = ?1",
+                )
+                .map_err(db("recording access key use"))?;
+            for u in usage {
+                st.execute(params![u.key_id, u.at_ms, u.service, u.region])
+                    .map_err(db("recording access key use"))?;
+            }
             Ok(())
         })
     }
@@ -1025,6 +1409,8 @@ mod tests {
             sealed_secret: vec![1, 2, 3],
             created_ms: 2,
             last_used_ms: None,
+            last_used_service: None,
+            last_used_region: None,
         }
     }
 
@@ -1051,6 +1437,8 @@ mod tests {
             document: "{}".into(),
             description: None,
             created_ms: 4,
+            default_version: "v1".into(),
+            updated_ms: 4,
         }
     }
 
@@ -1209,5 +1597,165 @@ mod tests {
             dbg.contains("<redacted>") && !dbg.contains("[1, 2, 3]"),
             "{dbg}"
         );
+    }
+
+    #[test]
+    fn policy_versions_are_numbered_capped_and_guarded() {
+        let (_d, s) = open();
+        let m = managed("m");
+        s.create_managed_policy(&m).unwrap();
+        let v = |doc: &str, default: bool| s.create_policy_version(&m.arn, doc, 5, default, 3);
+        assert_eq!(v("{\"a\":2}", false).unwrap(), "v2");
+        assert_eq!(v("{\"a\":3}", true).unwrap(), "v3");
+        let e = v("{}", false).unwrap_err();
+        assert_eq!(e.code(), "LimitExceeded", "{e}");
+        let d = s.load().unwrap();
+        assert_eq!(d.policies[0].default_version, "v3");
+        assert_eq!(d.policies[0].document, "{\"a\":3}");
+        assert_eq!(
+            d.versions
+                .iter()
+                .map(|v| v.version_id.as_str())
+                .collect::<Vec<_>>(),
+            ["v1", "v2", "v3"]
+        );
+        assert_eq!(
+            s.delete_policy_version(&m.arn, "v3").unwrap_err().code(),
+            "DeleteConflict"
+        );
+        assert_eq!(
+            s.delete_policy_version(&m.arn, "v9").unwrap_err().code(),
+            "NoSuchEntity"
+        );
+        s.delete_policy_version(&m.arn, "v2").unwrap();
+        // Ids are never reused.
+        assert_eq!(v("{}", false).unwrap(), "v4");
+        assert_eq!(
+            s.set_default_policy_version(&m.arn, "v2", 6)
+                .unwrap_err()
+                .code(),
+            "NoSuchEntity"
+        );
+        s.set_default_policy_version(&m.arn, "v1", 6).unwrap();
+        assert_eq!(s.load().unwrap().policies[0].document, "{}");
+        // A policy with several versions cannot be deleted until they are.
+        let e = s.delete_managed_policy(&m.arn).unwrap_err();
+        assert_eq!(e.code(), "DeleteConflict");
+        assert!(e.to_string().contains("more than one version"), "{e}");
+        s.delete_policy_version(&m.arn, "v3").unwrap();
+        s.delete_policy_version(&m.arn, "v4").unwrap();
+        s.delete_managed_policy(&m.arn).unwrap();
+        let d = s.load().unwrap();
+        assert!(d.policies.is_empty() && d.versions.is_empty());
+    }
+
+    #[test]
+    fn aws_managed_policies_live_beside_customer_policies_of_the_same_name() {
+        let (_d, s) = open();
+        s.create_managed_policy(&managed("AdministratorAccess"))
+            .unwrap();
+        let aws = ManagedPolicy {
+            arn: "arn:aws:iam::aws:policy/AdministratorAccess".into(),
+            id: "ANPAAWS".into(),
+            default_version: "v7".into(),
+            document: "{\"v\":1}".into(),
+            ..managed("AdministratorAccess")
+        };
+        s.put_aws_managed_policy(&aws).unwrap();
+        s.attach_policy(&Holder::Role("r".into()), &aws.arn, 10)
+            .unwrap_err();
+        s.create_role(&role("r")).unwrap();
+        s.attach_policy(&Holder::Role("r".into()), &aws.arn, 10)
+            .unwrap();
+        // Refreshing it (a newer document) keeps its attachments.
+        s.put_aws_managed_policy(&ManagedPolicy {
+            document: "{\"v\":2}".into(),
+            ..aws.clone()
+        })
+        .unwrap();
+        let d = s.load().unwrap();
+        assert_eq!(d.policies.len(), 2);
+        let got = d.policies.iter().find(|p| p.arn == aws.arn).unwrap();
+        assert_eq!(got.document, "{\"v\":2}");
+        assert_eq!(got.default_version, "v7");
+        assert_eq!(d.attachments.len(), 1);
+        // A second customer policy of that name is still refused.
+        let dup = ManagedPolicy {
+            arn: "arn:aws:iam::123456789012:policy/x/AdministratorAccess".into(),
+            id: "ANPAother".into(),
+            ..managed("administratoraccess")
+        };
+        assert_eq!(
+            s.create_managed_policy(&dup).unwrap_err().code(),
+            "EntityAlreadyExists"
+        );
+    }
+
+    #[test]
+    fn key_usage_is_recorded_in_one_batch() {
+        let (_d, s) = open();
+        s.create_user(&user("u"), &[], Some(&key("AKIA1", "u")))
+            .unwrap();
+        s.record_key_usage(&[
+            KeyUsage {
+                key_id: "AKIA1".into(),
+                at_ms: 42,
+                service: "lambda".into(),
+                region: "us-east-1".into(),
+            },
+            KeyUsage {
+                key_id: "AKIAGONE".into(),
+                at_ms: 43,
+                service: "iam".into(),
+                region: "us-east-1".into(),
+            },
+        ])
+        .unwrap();
+        let k = &s.load().unwrap().keys[0];
+        assert_eq!(k.last_used_ms, Some(42));
+        assert_eq!(k.last_used_service.as_deref(), Some("lambda"));
+        assert_eq!(k.last_used_region.as_deref(), Some("us-east-1"));
+    }
+
+    #[test]
+    fn a_first_schema_database_migrates_its_policies_to_versions() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("identity.db");
+        {
+            let conn = Connection::open(&path).unwrap();
+            conn.execute_batch(MIGRATIONS[0]).unwrap();
+            conn.pragma_update(None, "user_version", 1).unwrap();
+            conn.execute_batch(
+                "INSERT INTO managed_policies VALUES ('arn:aws:iam::1:policy/p', 'p', 'ANPA1', '/', '{\"d\":1}', 'x', 7);
+                 INSERT INTO roles VALUES ('r', 'AROA1', 'arn:aws:iam::1:role/r', '/', '{}', NULL, 3600, '[]', 1);
+                 INSERT INTO attachments VALUES ('role', 'r', 'arn:aws:iam::1:policy/p');
+                 INSERT INTO users VALUES ('u', 'AIDA1', 'arn:aws:iam::1:user/u', '/', '[]', 1);
+                 INSERT INTO access_keys VALUES ('AKIA1', 'u', 'Active', x'01', 1, 5);",
+            )
+            .unwrap();
+        }
+        let s = SqliteIdentityStore::open(&path).unwrap();
+        let d = s.load().unwrap();
+        assert_eq!(d.policies.len(), 1);
+        let p = &d.policies[0];
+        assert_eq!(
+            (p.default_version.as_str(), p.document.as_str()),
+            ("v1", "{\"d\":1}")
+        );
+        assert_eq!((p.created_ms, p.updated_ms), (7, 7));
+        assert_eq!(p.description.as_deref(), Some("x"));
+        assert_eq!(d.versions.len(), 1);
+        assert_eq!(d.attachments.len(), 1);
+        assert_eq!(d.keys[0].last_used_ms, Some(5));
+        assert_eq!(d.keys[0].last_used_service, None);
+        // The next version continues the numbering.
+        assert_eq!(
+            s.create_policy_version(&p.arn, "{}", 8, false, 5).unwrap(),
+            "v2"
+        );
+        // Foreign keys still hold after the rebuild.
+        assert!(s
+            .attach_policy(&Holder::Role("r".into()), "arn:aws:iam::1:policy/none", 10)
+            .is_err());
     }
 }

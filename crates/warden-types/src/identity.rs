@@ -30,6 +30,9 @@ pub struct Principal {
     pub kind: PrincipalKind,
     /// `aws:PrincipalTag/KEY` values.
     pub tags: BTreeMap<String, String>,
+    /// For a role session: the access key id of its temporary credentials, which names the
+    /// session (its session policies are looked up by it). `None` for users.
+    pub session: Option<String>,
 }
 
 /// One access key as the verifier needs it. The secret is only ever held in memory.

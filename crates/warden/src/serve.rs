@@ -246,8 +246,11 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         );
         // One machine-readable line for scripts and tests that start Warden on port 0.
         println!("warden listening on http://{local}");
+        let key_usage = tokio::spawn(flush_key_usage_periodically(identity.clone()));
         warden_api::serve(listener, state, serve_options, shutdown_signal()).await;
         tracing::info!("shutting down");
+        key_usage.abort();
+        flush_key_usage(identity.clone()).await;
         engine.shutdown(Duration::from_secs(30)).await;
         anyhow::Ok(())
     })?;
@@ -285,6 +288,29 @@ fn raise_descriptor_limit() -> u64 {
             tracing::warn!(error = %e, soft, hard, "cannot raise the open-file limit");
             soft
         }
+    }
+}
+
+/// How often access-key use recorded in memory is written to the identity database.
+const KEY_USAGE_FLUSH_INTERVAL: Duration = Duration::from_secs(60);
+
+/// Writes recorded access-key use in batches, so that authenticating a request never waits
+/// for the disk (`GetAccessKeyLastUsed` reads the in-memory value in between).
+async fn flush_key_usage_periodically(identity: warden_identity::Identity) {
+    let mut tick = tokio::time::interval(KEY_USAGE_FLUSH_INTERVAL);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    tick.tick().await;
+    loop {
+        tick.tick().await;
+        flush_key_usage(identity.clone()).await;
+    }
+}
+
+async fn flush_key_usage(identity: warden_identity::Identity) {
+    match tokio::task::spawn_blocking(move || identity.flush_key_usage()).await {
+        Ok(Ok(_)) => {}
+        Ok(Err(e)) => tracing::warn!(error = %e, "could not record access key use"),
+        Err(e) => tracing::warn!(error = %e, "could not record access key use"),
     }
 }
 

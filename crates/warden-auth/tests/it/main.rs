@@ -39,6 +39,7 @@ pub fn principal(name: &str) -> Principal {
         id: "AIDAWARDENTEST".into(),
         kind: PrincipalKind::User,
         tags: Default::default(),
+        session: None,
     }
 }
 

@@ -15,7 +15,7 @@ session = botocore.session.get_session()
 models = {"iam": session.get_service_model("iam"), "sts": session.get_service_model("sts")}
 out = []
 for case in json.load(sys.stdin):
-    model = models["sts" if case["action"] == "GetCallerIdentity" else "iam"]
+    model = models["sts" if case["action"] in ("GetCallerIdentity", "AssumeRole") else "iam"]
     op = model.operation_model(case["action"])
     parsed = QueryParser().parse(
         {"status_code": case["status"], "headers": {}, "body": case["body"].encode()},
@@ -161,6 +161,41 @@ fn botocore_parses_every_response() {
         gone["Message"],
         "The user with name `alice` cannot be found."
     );
+    assert_eq!(
+        find("ListPolicyVersions", 0)["Versions"][0]["VersionId"],
+        "v2"
+    );
+    assert_eq!(
+        find("CreatePolicyVersion", 0)["PolicyVersion"]["IsDefaultVersion"],
+        true
+    );
+    assert_eq!(find("UpdateRole", 0), &serde_json::json!({}));
+    assert_eq!(
+        find("UpdateRoleDescription", 0)["Role"]["Description"],
+        "described"
+    );
+    assert_eq!(
+        find("ListRoleTags", 0)["Tags"],
+        serde_json::json!([{"Key": "k", "Value": "v"}, {"Key": "k2", "Value": "v2"}])
+    );
+    let used = &find("GetAccessKeyLastUsed", 0)["AccessKeyLastUsed"];
+    assert_eq!(used["ServiceName"], "lambda");
+    assert!(used["LastUsedDate"].as_str().unwrap().ends_with("+00:00"));
+    let assumed = &find("AssumeRole", 0);
+    assert!(assumed["Credentials"]["AccessKeyId"]
+        .as_str()
+        .unwrap()
+        .starts_with("ASIA"));
+    assert!(assumed["Credentials"]["Expiration"]
+        .as_str()
+        .unwrap()
+        .ends_with("+00:00"));
+    assert_eq!(
+        assumed["AssumedRoleUser"]["Arn"],
+        "arn:aws:sts::123456789012:assumed-role/exec/scenario"
+    );
+    assert!(assumed["PackedPolicySize"].as_u64().unwrap() <= 100);
+    assert_eq!(find("AssumeRole", 1)["Error"]["Code"], "ValidationError");
     // Operations without output parse to an empty structure.
     assert_eq!(find("DeleteRole", 1), &serde_json::json!({}));
 }

@@ -2,12 +2,43 @@
 
 use quick_xml::events::Event;
 use quick_xml::Reader;
-use warden_identity::{parse_form, Identity, QueryResponse};
+use warden_identity::{parse_form, Identity, IAM_NAMESPACE, STS_NAMESPACE};
 use warden_types::identity::{CredentialSource, Principal};
 
 pub const ACCOUNT: &str = "123456789012";
 pub const INVOKE_DOC: &str = r#"{"Version": "2012-10-17", "Statement": [{"Sid": "a <b> & 'c' \"d\"", "Effect": "Allow", "Action": "lambda:InvokeFunction", "Resource": "arn:aws:lambda:*:123456789012:function:*"}]}"#;
 pub const TRUST_DOC: &str = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Service":"lambda.amazonaws.com"},"Action":"sts:AssumeRole"}]}"#;
+
+/// What the API would send for one query: status and XML body (errors written by
+/// `QueryError::to_xml` in the namespace of the action's service, as the API does).
+#[derive(Clone, Debug)]
+pub struct QueryResponse {
+    pub status: u16,
+    pub body: String,
+}
+
+/// Runs one query as the API does after authorization.
+pub fn respond(id: &Identity, params: &[(String, String)], caller: &Principal) -> QueryResponse {
+    match id.handle_query(params, caller) {
+        Ok(body) => QueryResponse { status: 200, body },
+        Err(e) => {
+            let action = params
+                .iter()
+                .find(|(k, _)| k == "Action")
+                .map(|(_, v)| v.as_str())
+                .unwrap_or("");
+            let ns = if warden_identity::is_sts_action(action) {
+                STS_NAMESPACE
+            } else {
+                IAM_NAMESPACE
+            };
+            QueryResponse {
+                status: e.status,
+                body: e.to_xml(Some(ns), "test-request-id"),
+            }
+        }
+    }
+}
 
 /// One request and what came back.
 pub struct Recorded {
@@ -110,7 +141,7 @@ impl Session {
         }
         let parsed = parse_form(form.finish().as_bytes());
         let target = self.id.authorization_target(&parsed, &self.admin);
-        let response = self.id.handle_query(&parsed, &self.admin);
+        let response = respond(&self.id, &parsed, &self.admin);
         assert_eq!(response.status, status, "{action}: {}", response.body);
         if status == 200 {
             assert!(target.is_ok(), "{action}: {target:?}");
@@ -441,6 +472,112 @@ pub fn run() -> Session {
     assert_eq!(text(&b, &format!("{g}/Account")), ACCOUNT);
     assert!(b.contains(warden_identity::STS_NAMESPACE));
 
+    // Policy versions, role and tag updates, key use and AssumeRole.
+    let b = s.call(
+        "CreatePolicyVersion",
+        &[
+            ("PolicyArn", &arn),
+            ("PolicyDocument", INVOKE_DOC),
+            ("SetAsDefault", "true"),
+        ],
+        200,
+    );
+    assert_eq!(
+        text(
+            &b,
+            "CreatePolicyVersionResponse/CreatePolicyVersionResult/PolicyVersion/VersionId"
+        ),
+        "v2"
+    );
+    let b = s.call("ListPolicyVersions", &[("PolicyArn", &arn)], 200);
+    assert_eq!(
+        texts(
+            &b,
+            "ListPolicyVersionsResponse/ListPolicyVersionsResult/Versions/member/VersionId"
+        ),
+        ["v2", "v1"]
+    );
+    s.call(
+        "SetDefaultPolicyVersion",
+        &[("PolicyArn", &arn), ("VersionId", "v1")],
+        200,
+    );
+    s.call(
+        "DeletePolicyVersion",
+        &[("PolicyArn", &arn), ("VersionId", "v2")],
+        200,
+    );
+    s.call(
+        "UpdateRole",
+        &[("RoleName", "exec"), ("MaxSessionDuration", "3600")],
+        200,
+    );
+    let b = s.call(
+        "UpdateRoleDescription",
+        &[("RoleName", "exec"), ("Description", "described")],
+        200,
+    );
+    assert_eq!(
+        text(
+            &b,
+            "UpdateRoleDescriptionResponse/UpdateRoleDescriptionResult/Role/Description"
+        ),
+        "described"
+    );
+    let b = s.call("ListRoleTags", &[("RoleName", "exec")], 200);
+    assert_eq!(
+        texts(
+            &b,
+            "ListRoleTagsResponse/ListRoleTagsResult/Tags/member/Key"
+        ),
+        ["k", "k2"]
+    );
+    s.call(
+        "UntagRole",
+        &[("RoleName", "exec"), ("TagKeys.member.1", "k2")],
+        200,
+    );
+    s.call("ListUserTags", &[("UserName", "alice")], 200);
+    s.call(
+        "UntagUser",
+        &[("UserName", "alice"), ("TagKeys.member.1", "team")],
+        200,
+    );
+    s.id.record_key_use(&key_id, "lambda", "us-east-1");
+    let b = s.call("GetAccessKeyLastUsed", &[("AccessKeyId", &key_id)], 200);
+    assert_eq!(
+        text(
+            &b,
+            "GetAccessKeyLastUsedResponse/GetAccessKeyLastUsedResult/AccessKeyLastUsed/ServiceName"
+        ),
+        "lambda"
+    );
+    let b = s.call(
+        "AssumeRole",
+        &[
+            ("RoleArn", &role_arn),
+            ("RoleSessionName", "scenario"),
+            ("DurationSeconds", "900"),
+            ("Tags.member.1.Key", "t"),
+            ("Tags.member.1.Value", "v"),
+        ],
+        200,
+    );
+    assert!(b.contains(warden_identity::STS_NAMESPACE));
+    let c = "AssumeRoleResponse/AssumeRoleResult/Credentials";
+    let session_key = text(&b, &format!("{c}/AccessKeyId"));
+    assert!(s.id.lookup(&session_key).is_some());
+    let b = s.call(
+        "AssumeRole",
+        &[
+            ("RoleArn", &role_arn),
+            ("RoleSessionName", "scenario"),
+            ("TransitiveTagKeys.member.1", "t"),
+        ],
+        400,
+    );
+    assert!(text(&b, "ErrorResponse/Error/Message").contains("TransitiveTagKeys"));
+
     // Tear everything down in dependency order.
     s.call(
         "DetachRolePolicy",
@@ -496,7 +633,9 @@ fn every_action_round_trips_through_xml() {
         PutUserPolicy GetUserPolicy DeleteUserPolicy ListUserPolicies CreatePolicy GetPolicy \
         GetPolicyVersion DeletePolicy ListPolicies AttachRolePolicy DetachRolePolicy \
         ListAttachedRolePolicies AttachUserPolicy DetachUserPolicy ListAttachedUserPolicies \
-        TagUser TagRole GetCallerIdentity";
+        TagUser TagRole GetCallerIdentity CreatePolicyVersion ListPolicyVersions \
+        SetDefaultPolicyVersion DeletePolicyVersion UpdateRole UpdateRoleDescription \
+        ListRoleTags UntagRole ListUserTags UntagUser GetAccessKeyLastUsed AssumeRole";
     for action in required.split_whitespace() {
         assert!(
             s.log
@@ -595,7 +734,7 @@ proptest::proptest! {
         let admin = SHARED.with(|s| s.admin.clone());
         let params = parse_form(&body);
         let _ = s.authorization_target(&params, &admin);
-        let r = s.handle_query(&params, &admin);
+        let r = respond(&s, &params, &admin);
         texts(&r.body, "");
     }
 
@@ -614,7 +753,7 @@ proptest::proptest! {
             ("Tags.member.1.Key", &name), ("Status", &n), ("Path", &doc),
         ].iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
         let _ = s.authorization_target(&params, &admin);
-        let r = s.handle_query(&params, &admin);
+        let r = respond(&s, &params, &admin);
         texts(&r.body, "");
     }
 }

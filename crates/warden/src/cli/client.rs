@@ -58,16 +58,37 @@ pub struct ApiError {
     pub subject: Option<String>,
 }
 
+/// The text of the first `<name>` element of a small XML document, entities decoded.
+fn xml_element(xml: &str, name: &str) -> Option<String> {
+    let open = format!("<{name}>");
+    let start = xml.find(&open)? + open.len();
+    let end = start + xml[start..].find(&format!("</{name}>"))?;
+    Some(
+        xml[start..end]
+            .replace("&lt;", "<")
+            .replace("&gt;", ">")
+            .replace("&quot;", "\"")
+            .replace("&apos;", "'")
+            .replace("&amp;", "&"),
+    )
+}
+
 impl ApiError {
     /// Reads an error out of a non-2xx reply.
     pub fn from_reply(reply: &Reply) -> Self {
         let body: Option<serde_json::Value> = serde_json::from_slice(&reply.body).ok();
+        // IAM and STS answer with the query protocol's `<ErrorResponse>` instead.
+        let xml = std::str::from_utf8(&reply.body)
+            .ok()
+            .filter(|t| t.trim_start().starts_with('<'));
         let field = |names: &[&str]| {
-            body.as_ref().and_then(|b| {
-                names
-                    .iter()
-                    .find_map(|n| b.get(*n).and_then(|v| v.as_str()).map(str::to_owned))
-            })
+            body.as_ref()
+                .and_then(|b| {
+                    names
+                        .iter()
+                        .find_map(|n| b.get(*n).and_then(|v| v.as_str()).map(str::to_owned))
+                })
+                .or_else(|| xml.and_then(|x| names.iter().find_map(|n| xml_element(x, n))))
         };
         // botocore reads the header first; `__type` may carry a `prefix#` before the code.
         let code = reply
@@ -393,6 +414,18 @@ mod tests {
     }
 
     #[test]
+    fn query_protocol_errors_are_read_from_their_xml() {
+        let r = reply(
+            403,
+            None,
+            "<ErrorResponse xmlns=\"https://sts.amazonaws.com/doc/2011-06-15/\"><Error><Type>Sender</Type><Code>InvalidClientTokenId</Code><Message>The security token &amp; so on</Message></Error><RequestId>1</RequestId></ErrorResponse>",
+        );
+        let e = ApiError::from_reply(&r);
+        assert_eq!(e.code, "InvalidClientTokenId");
+        assert_eq!(e.message, "The security token & so on");
+    }
+
+    #[test]
     fn code_falls_back_to_the_body_then_the_status() {
         let r = reply(
             429,
@@ -555,6 +588,7 @@ mod tests {
                     id: "AIDACLI".into(),
                     kind: warden_types::identity::PrincipalKind::User,
                     tags: Default::default(),
+                    session: None,
                 },
             });
             let a =

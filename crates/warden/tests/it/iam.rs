@@ -379,7 +379,7 @@ fn users_get_exactly_their_policies_and_resource_policies() {
     ]);
     let out = aws_as(&s, &bob, &["sts", "get-caller-identity"]);
     assert!(
-        stderr(&out).contains("UnrecognizedClientException"),
+        stderr(&out).contains("(InvalidClientTokenId)"),
         "{}",
         stderr(&out)
     );

@@ -11,6 +11,7 @@ mod concurrency;
 mod data_dir;
 mod dos;
 mod iam;
+mod iam_more;
 mod invoke;
 mod runtimes;
 mod sandbox;
