@@ -25,6 +25,10 @@ pub enum IdentityError {
     /// A policy document was refused by the policy grammar.
     #[error("{0}")]
     MalformedPolicy(#[from] warden_iam::PolicyError),
+    /// The role's trust policy does not let the principal assume it (reported as STS does:
+    /// `AccessDenied`).
+    #[error("{0}")]
+    NotTrusted(String),
     /// A SQLite operation failed.
     #[error("identity database: {context}: {source}")]
     Database {
@@ -84,6 +88,7 @@ impl IdentityError {
             IdentityError::LimitExceeded(_) => "LimitExceeded",
             IdentityError::Validation(_) => "ValidationError",
             IdentityError::MalformedPolicy(e) => e.code(),
+            IdentityError::NotTrusted(_) => "AccessDenied",
             _ => "ServiceFailure",
         }
     }

@@ -16,7 +16,8 @@ pub use query::{
     STS_NAMESPACE,
 };
 pub use service::{
-    Identity, ADMIN_POLICY, ADMIN_USER, MAX_ATTACHED_POLICIES, MAX_KEYS_PER_USER, MAX_SESSION_TTL,
+    Identity, ADMIN_POLICY, ADMIN_USER, EXECUTION_SERVICE, MAX_ATTACHED_POLICIES,
+    MAX_KEYS_PER_USER, MAX_SESSION_TTL,
 };
 pub use store::{
     Dump, Holder, IdentityStore, InlinePolicy, KeyStatus, ManagedPolicy, Role, SqliteIdentityStore,

@@ -99,6 +99,7 @@ impl From<IdentityError> for QueryError {
             | IdentityError::DeleteConflict(_)
             | IdentityError::LimitExceeded(_) => 409,
             IdentityError::Validation(_) | IdentityError::MalformedPolicy(_) => 400,
+            IdentityError::NotTrusted(_) => 403,
             _ => 500,
         };
         if status == 500 {
