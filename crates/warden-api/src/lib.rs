@@ -43,7 +43,7 @@ pub struct ApiRequest {
     pub parts: http::request::Parts,
     pub body: Bytes,
     pub peer: SocketAddr,
-    /// Who signed the request; `None` only for anonymous calls a resource policy allowed.
+    /// Who signed the request; `None` only for an invocation a function policy opened to `*`.
     pub principal: Option<warden_types::identity::Principal>,
 }
 
@@ -225,7 +225,9 @@ async fn process(
     };
     let authenticated = access::authenticate(state, &request)?;
     request.principal = authenticated.map(|a| a.principal);
-    if request.principal.is_none() && request.operation == Operation::Query {
+    // Unsigned callers may only invoke (where a function policy allows `*` to); every
+    // other operation needs a signature, whatever a policy says.
+    if request.principal.is_none() && !anonymous_may_call(&request.operation) {
         return Err(ApiError::new(
             StatusCode::FORBIDDEN,
             "MissingAuthenticationTokenException",
@@ -235,6 +237,12 @@ async fn process(
     access::authorize(state, &request, request.principal.as_ref()).await?;
     state.pipeline.check(&request)?;
     dispatch(state, request).await
+}
+
+/// The operations an unsigned request may reach: invoking, synchronously or not. They are
+/// then allowed only by a function policy naming `*` for `lambda:InvokeFunction`.
+fn anonymous_may_call(operation: &Operation) -> bool {
+    matches!(operation, Operation::Invoke(_) | Operation::InvokeAsync(_))
 }
 
 /// Reads and discards the rest of an oversized body (within bounds), so that the client,

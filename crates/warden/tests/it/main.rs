@@ -8,6 +8,7 @@ mod aws_cli;
 mod bad_input;
 mod boto3;
 mod concurrency;
+mod escalation;
 mod iam;
 mod invoke;
 mod runtimes;
