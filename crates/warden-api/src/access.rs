@@ -6,6 +6,11 @@
 //!
 //! Every operation names its real IAM action and resource ARN here, in one table
 //! ([`targets`]), so that what is checked can be read in one place.
+//!
+//! A function's policy takes part only in decisions on actions a function policy can grant
+//! (`policy::GRANTABLE_ACTIONS`), and an unsigned request gets this far only for invoking
+//! (`process` refuses every other one first): `Principal: "*"` opens invoking to anyone,
+//! and never anything else.
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
@@ -428,9 +433,12 @@ pub async fn authorize(
 ) -> Result<(), ApiError> {
     let session = principal.and_then(|p| state.access.identity.session_policies(p));
     for target in targets(state, request, principal)? {
+        // A function policy is consulted only for what a function policy can grant.
         let resource_policy = match &target.function {
-            Some(f) => state.access.resource_policy(state, f).await?,
-            None => None,
+            Some(f) if crate::policy::grantable(&target.action) => {
+                state.access.resource_policy(state, f).await?
+            }
+            _ => None,
         };
         let identity_policies = match principal {
             Some(p) => state.access.identity.policies_for(p),

@@ -69,32 +69,45 @@ async fn install_code(state: &ApiState, zip_b64: &str) -> Result<(String, u64), 
     .await
 }
 
-/// Lambda's checks on an execution role: the caller may pass it (`iam:PassRole`), it
-/// exists in this account, and its trust policy lets `lambda.amazonaws.com` assume it.
-fn check_role(state: &ApiState, request: &ApiRequest, role: &str) -> Result<(), ApiError> {
-    if let Some(p) = &request.principal {
-        if !crate::access::allowed_by_identity(state, p, "iam:PassRole", role, request) {
-            return Err(ApiError::new(
-                StatusCode::FORBIDDEN,
-                "AccessDeniedException",
-                format!(
-                    "User: {} is not authorized to perform: iam:PassRole on resource: {role}",
-                    p.arn
-                ),
-            ));
-        }
-    }
+/// Lambda's checks on an execution role, made for every change of a function's role
+/// (CreateFunction, UpdateFunctionConfiguration with `Role`): the role is resolved first
+/// (IAM role names ignore case, so `role/POWER` names `power`), the caller must be signed
+/// and allowed `iam:PassRole` on the resolved role's canonical ARN, and the role's trust
+/// policy must let `lambda.amazonaws.com` assume it. Returns the canonical ARN: what the
+/// function stores and runs as. A role that does not exist is decided on the ARN as given,
+/// so a caller learns nothing about roles it may not pass.
+fn check_role(state: &ApiState, request: &ApiRequest, role: &str) -> Result<String, ApiError> {
+    let Some(p) = &request.principal else {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "MissingAuthenticationTokenException",
+            "Missing Authentication Token",
+        ));
+    };
     let identity = &state.access.identity;
-    let trusted = identity.role_exists(role)
-        && identity
-            .role_trusts_service(role, "lambda.amazonaws.com")
-            .unwrap_or(false);
-    if !trusted {
-        return Err(ApiError::invalid(
-            "The role defined for the function cannot be assumed by Lambda.",
+    let resolved = identity.resolve_role(role);
+    let decided_on = resolved.as_ref().map_or(role, |r| r.arn.as_str());
+    if !crate::access::allowed_by_identity(state, p, "iam:PassRole", decided_on, request) {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "AccessDeniedException",
+            format!(
+                "User: {} is not authorized to perform: iam:PassRole on resource: {decided_on}",
+                p.arn
+            ),
         ));
     }
-    Ok(())
+    let trusted = resolved.filter(|r| {
+        identity
+            .role_trusts_service(&r.arn, warden_identity::EXECUTION_SERVICE)
+            .unwrap_or(false)
+    });
+    match trusted {
+        Some(r) => Ok(r.arn),
+        None => Err(ApiError::invalid(
+            "The role defined for the function cannot be assumed by Lambda.",
+        )),
+    }
 }
 
 /// Validates and applies the configuration members a caller gave.
@@ -111,8 +124,7 @@ fn apply_config(
     }
     if let Some(r) = input.role {
         shape::validate_role(&r)?;
-        check_role(state, request, &r)?;
-        f.role = r;
+        f.role = check_role(state, request, &r)?;
     }
     if let Some(h) = input.handler {
         shape::validate_handler(&h)?;

@@ -52,7 +52,7 @@ pub struct ApiRequest {
     pub parts: http::request::Parts,
     pub body: Bytes,
     pub peer: SocketAddr,
-    /// Who signed the request; `None` only for anonymous calls a resource policy allowed.
+    /// Who signed the request; `None` only for an invocation a function policy opened to `*`.
     pub principal: Option<warden_types::identity::Principal>,
 }
 
@@ -217,8 +217,16 @@ async fn process(
             return Err(e);
         }
     };
+    // An unsigned request may only invoke, through a function policy naming `*`: anything
+    // else is refused before its body is read. (A query request's action, and so whether
+    // IAM or STS answers, is in its body: it is read within the unsigned bounds first.)
     if pending.is_none() && request.operation != Operation::Query {
-        if let Err(e) = access::authorize(state, &request, None).await {
+        let refused = if anonymous_may_call(&request.operation) {
+            access::authorize(state, &request, None).await.err()
+        } else {
+            Some(ApiError::missing_authentication())
+        };
+        if let Some(e) = refused {
             body::discard(expects_continue, body);
             return Err(e);
         }
@@ -247,12 +255,20 @@ async fn process(
         None => None,
     };
     request.principal = authenticated.map(|a| a.principal);
-    if request.principal.is_none() && request.operation == Operation::Query {
+    // Unsigned callers may only invoke (where a function policy allows `*` to); every
+    // other operation needs a signature, whatever a policy says.
+    if request.principal.is_none() && !anonymous_may_call(&request.operation) {
         return Err(ApiError::missing_authentication());
     }
     access::authorize(state, &request, request.principal.as_ref()).await?;
     state.pipeline.check(&request)?;
     dispatch(state, request).await
+}
+
+/// The operations an unsigned request may reach: invoking, synchronously or not. They are
+/// then allowed only by a function policy naming `*` for `lambda:InvokeFunction`.
+fn anonymous_may_call(operation: &Operation) -> bool {
+    matches!(operation, Operation::Invoke(_) | Operation::InvokeAsync(_))
 }
 
 async fn dispatch(state: &ApiState, request: ApiRequest) -> Result<Reply, ApiError> {

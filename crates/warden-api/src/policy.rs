@@ -1,5 +1,11 @@
 //! Function resource policies: `AddPermission`, `RemovePermission`, `GetPolicy`, with the
 //! statement shapes Lambda writes.
+//!
+//! A function policy can grant only the operations Lambda lets one grant
+//! ([`GRANTABLE_ACTIONS`]): invoking, reading, code and alias management, concurrency.
+//! Never configuration changes (which include the execution role) or permissions
+//! themselves: AddPermission refuses any other action, and [`grantable`] keeps a stored
+//! statement from granting more however it was written.
 
 use std::sync::Arc;
 
@@ -13,6 +19,58 @@ use crate::{
     blocking, empty_response, json_response, parse_body, ApiError, ApiRequest, ApiState, Reply,
 };
 
+/// The actions a function policy can grant: the operations on functions that Lambda
+/// supports through resource-based policies (its developer guide lists them as the
+/// cross-account APIs: Invoke, GetFunction, GetFunctionConfiguration, UpdateFunctionCode,
+/// DeleteFunction, PublishVersion, ListVersionsByFunction, CreateAlias, GetAlias,
+/// ListAliases, UpdateAlias, DeleteAlias, GetPolicy, PutFunctionConcurrency,
+/// DeleteFunctionConcurrency, ListTags, TagResource, UntagResource). Lambda does not honour
+/// `UpdateFunctionConfiguration`, `AddPermission` or `RemovePermission` in a function
+/// policy; neither does Warden, since the first changes the role the function runs as and
+/// the others hand out further permissions.
+pub const GRANTABLE_ACTIONS: &[&str] = &[
+    "lambda:InvokeFunction",
+    "lambda:GetFunction",
+    "lambda:GetFunctionConfiguration",
+    "lambda:UpdateFunctionCode",
+    "lambda:DeleteFunction",
+    "lambda:PublishVersion",
+    "lambda:ListVersionsByFunction",
+    "lambda:CreateAlias",
+    "lambda:GetAlias",
+    "lambda:ListAliases",
+    "lambda:UpdateAlias",
+    "lambda:DeleteAlias",
+    "lambda:GetPolicy",
+    "lambda:PutFunctionConcurrency",
+    "lambda:DeleteFunctionConcurrency",
+    "lambda:ListTags",
+    "lambda:TagResource",
+    "lambda:UntagResource",
+];
+
+/// Whether a function policy may grant `action` (an operation's IAM action, such as
+/// `lambda:GetFunction`; IAM matches actions ignoring case). Authorization consults a
+/// function's policy only for these, so a stored statement naming `*`, `lambda:*` or any
+/// other action never grants more.
+pub fn grantable(action: &str) -> bool {
+    GRANTABLE_ACTIONS
+        .iter()
+        .any(|a| a.eq_ignore_ascii_case(action))
+}
+
+/// Checks AddPermission's `Action`: `*`, `lambda:*` (both meaning every grantable action,
+/// as in Lambda) or one grantable action.
+fn check_action(action: &str) -> Result<(), ApiError> {
+    if action == "*" || action.eq_ignore_ascii_case("lambda:*") || grantable(action) {
+        return Ok(());
+    }
+    Err(ApiError::invalid(format!(
+        "The action {action} cannot be granted by a function policy. A function policy can grant `lambda:*` or one of: {}.",
+        GRANTABLE_ACTIONS.join(", ")
+    )))
+}
+
 #[derive(Debug, Default, Deserialize)]
 #[serde(rename_all = "PascalCase")]
 struct AddPermissionInput {
@@ -23,6 +81,9 @@ struct AddPermissionInput {
     source_account: Option<String>,
     principal_org_id: Option<String>,
     revision_id: Option<String>,
+    /// Function URLs and Alexa event source tokens do not exist in Warden: refused.
+    function_url_auth_type: Option<Value>,
+    event_source_token: Option<Value>,
 }
 
 fn name_of(state: &ApiState, raw: &str, request: &ApiRequest) -> Result<FunctionName, ApiError> {
@@ -101,6 +162,10 @@ fn principal_json(p: &str) -> Result<Value, ApiError> {
     )))
 }
 
+/// AddPermission: adds one statement to the function's policy. Callers need
+/// `lambda:AddPermission` on the function; the statement can grant only
+/// [`GRANTABLE_ACTIONS`], to the principal it names (`*` lets unsigned callers invoke and
+/// nothing else).
 pub async fn add_permission(
     state: &ApiState,
     request: &ApiRequest,
@@ -124,10 +189,16 @@ pub async fn add_permission(
     let action = input
         .action
         .ok_or_else(|| ApiError::invalid("Action is required"))?;
-    if !action.to_ascii_lowercase().starts_with("lambda:") {
-        return Err(ApiError::invalid(format!(
-            "Action `{action}` must be a `lambda:` action"
-        )));
+    check_action(&action)?;
+    if input.function_url_auth_type.is_some() {
+        return Err(ApiError::invalid(
+            "FunctionUrlAuthType is not supported by Warden, which has no function URLs",
+        ));
+    }
+    if input.event_source_token.is_some() {
+        return Err(ApiError::invalid(
+            "EventSourceToken is not supported by Warden",
+        ));
     }
     let principal = principal_json(
         &input
@@ -230,4 +301,65 @@ pub async fn get_policy(
         StatusCode::OK,
         &json!({ "Policy": policy.to_string(), "RevisionId": revision(&policy) }),
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn add_permission_accepts_only_what_lambda_lets_a_function_policy_grant() {
+        for ok in [
+            "*",
+            "lambda:*",
+            "LAMBDA:*",
+            "lambda:InvokeFunction",
+            "lambda:invokefunction",
+            "lambda:GetFunction",
+            "lambda:UpdateFunctionCode",
+            "lambda:PutFunctionConcurrency",
+        ] {
+            assert!(check_action(ok).is_ok(), "{ok}");
+        }
+        for refused in [
+            "lambda:UpdateFunctionConfiguration",
+            "lambda:UPDATEFUNCTIONCONFIGURATION",
+            "lambda:AddPermission",
+            "lambda:RemovePermission",
+            "lambda:CreateFunction",
+            "lambda:InvokeFunctionUrl",
+            "lambda:Update*",
+            "lambda:Invoke?unction",
+            "lambda:",
+            "iam:PassRole",
+            "*:*",
+            "",
+        ] {
+            let e = check_action(refused).unwrap_err();
+            assert_eq!(e.code, "InvalidParameterValueException", "{refused}");
+            assert!(
+                e.message.contains(&format!("action {refused} ")),
+                "{}",
+                e.message
+            );
+        }
+    }
+
+    #[test]
+    fn only_grantable_actions_are_read_from_function_policies() {
+        assert!(grantable("lambda:InvokeFunction"));
+        assert!(grantable("lambda:getfunctionconfiguration"));
+        for not in [
+            "lambda:UpdateFunctionConfiguration",
+            "lambda:AddPermission",
+            "lambda:RemovePermission",
+            "lambda:CreateFunction",
+            "lambda:ListFunctions",
+            "lambda:*",
+            "logs:GetLogEvents",
+            "iam:PassRole",
+        ] {
+            assert!(!grantable(not), "{not}");
+        }
+    }
 }

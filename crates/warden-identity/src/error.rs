@@ -32,6 +32,10 @@ pub enum IdentityError {
     /// A policy document was refused by the policy grammar.
     #[error("{0}")]
     MalformedPolicy(#[from] warden_iam::PolicyError),
+    /// The role's trust policy does not let the principal assume it (reported as STS does:
+    /// `AccessDenied`).
+    #[error("{0}")]
+    NotTrusted(String),
     /// A SQLite operation failed.
     #[error("identity database: {context}: {source}")]
     Database {
@@ -93,6 +97,7 @@ impl IdentityError {
             IdentityError::AwsManaged(_) => "AccessDenied",
             IdentityError::PackedPolicyTooLarge(_) => "PackedPolicyTooLarge",
             IdentityError::MalformedPolicy(e) => e.code(),
+            IdentityError::NotTrusted(_) => "AccessDenied",
             _ => "ServiceFailure",
         }
     }

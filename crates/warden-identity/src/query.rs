@@ -144,7 +144,7 @@ impl From<IdentityError> for QueryError {
             IdentityError::Validation(_)
             | IdentityError::MalformedPolicy(_)
             | IdentityError::PackedPolicyTooLarge(_) => 400,
-            IdentityError::AwsManaged(_) => 403,
+            IdentityError::AwsManaged(_) | IdentityError::NotTrusted(_) => 403,
             _ => 500,
         };
         if status == 500 {

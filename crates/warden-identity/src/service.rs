@@ -53,6 +53,9 @@ pub const ROLE_CHAINING_MAX_S: u32 = 3600;
 pub const MAX_SESSION_POLICY_CHARS: usize = 2048;
 /// STS's quota of managed session policies (`PolicyArns`).
 pub const MAX_SESSION_POLICY_ARNS: usize = 10;
+/// The service principal [`Identity::issue_role_session`] issues sessions to: a role's
+/// trust policy must let it assume the role.
+pub const EXECUTION_SERVICE: &str = "lambda.amazonaws.com";
 
 /// The identity service. Cheap to clone: clones share one store, cache and session table.
 #[derive(Clone)]
@@ -1038,6 +1041,14 @@ impl Identity {
         self.role_by_arn(&snap, role_arn).is_some()
     }
 
+    /// The role an ARN names: exactly, or by name ignoring case within this account (IAM
+    /// role names are unique ignoring case). Callers decide on the returned role's `arn`,
+    /// the canonical spelling, never on the ARN as given, and store that.
+    pub fn resolve_role(&self, role_arn: &str) -> Option<Role> {
+        let snap = self.snapshot();
+        self.role_by_arn(&snap, role_arn).cloned()
+    }
+
     /// Whether the role's trust policy lets `service` (such as `lambda.amazonaws.com`)
     /// call `sts:AssumeRole` on it, evaluated with the trust policy as resource policy.
     pub fn role_trusts_service(
@@ -1049,16 +1060,7 @@ impl Identity {
         let role = self.role_by_arn(&snap, role_arn).ok_or_else(|| {
             IdentityError::NoSuchEntity(format!("The role with ARN `{role_arn}` cannot be found."))
         })?;
-        let Some(trust) = snap.trust.get(&lower(&role.name)) else {
-            return Ok(false);
-        };
-        let request = Request {
-            principal: Some(service.to_owned()),
-            action: "sts:AssumeRole".into(),
-            resource: role.arn.clone(),
-            context: HashMap::new(),
-        };
-        Ok(evaluate(&request, &[], Some(trust)).is_allowed())
+        Ok(trusts_service(&snap, role, service))
     }
 
     // ---- inline and managed policies ----------------------------------------------------
@@ -1277,10 +1279,13 @@ impl Identity {
     // ---- role sessions ------------------------------------------------------------------
 
     /// Issues in-memory credentials for a session of `role_arn` (execution-role
-    /// credentials of a function instance), valid for `ttl` (at most 12 hours).
+    /// credentials of a function instance), valid for `ttl` (at most 12 hours), only if the
+    /// role's trust policy lets [`EXECUTION_SERVICE`] assume it at this moment: as STS
+    /// decides every `AssumeRole`, so a role that stopped trusting Lambda gives no new
+    /// instance its credentials (sessions already issued live on until revoked or expired).
+    /// Fails with [`IdentityError::NotTrusted`] then, `NoSuchEntity` without the role.
     ///
-    /// Callers: the engine, when it starts an instance whose role trusts Lambda; the
-    /// session ends when the instance does ([`Identity::revoke_session`]).
+    /// Callers: the engine, for each instance it starts. Changes nothing durable.
     pub fn issue_role_session(
         &self,
         role_arn: &str,
@@ -1299,6 +1304,12 @@ impl Identity {
         let role = self.role_by_arn(&snap, role_arn).ok_or_else(|| {
             IdentityError::NoSuchEntity(format!("The role with ARN `{role_arn}` cannot be found."))
         })?;
+        if !trusts_service(&snap, role, EXECUTION_SERVICE) {
+            return Err(IdentityError::NotTrusted(format!(
+                "The trust policy of role `{}` does not let {EXECUTION_SERVICE} assume it.",
+                role.arn
+            )));
+        }
         let credential = self.session_credential(role, session_name, ttl, role.tags.clone())?;
         self.insert_session(Session {
             credential: credential.clone(),
@@ -1562,6 +1573,22 @@ impl CredentialSource for Identity {
         }
         self.snapshot().credentials.get(access_key_id).cloned()
     }
+}
+
+/// Whether `role`'s trust policy lets the service principal `service` call
+/// `sts:AssumeRole` on it (the trust policy evaluated as the role's resource policy). A
+/// role whose stored trust policy no longer parses trusts no one.
+fn trusts_service(snap: &Snapshot, role: &Role, service: &str) -> bool {
+    let Some(trust) = snap.trust.get(&lower(&role.name)) else {
+        return false;
+    };
+    let request = Request {
+        principal: Some(service.to_owned()),
+        action: "sts:AssumeRole".into(),
+        resource: role.arn.clone(),
+        context: HashMap::new(),
+    };
+    evaluate(&request, &[], Some(trust)).is_allowed()
 }
 
 fn no_user(name: &str) -> IdentityError {
@@ -1838,6 +1865,77 @@ mod tests {
             .code(),
             "NoSuchEntity"
         );
+    }
+
+    #[test]
+    fn sessions_are_issued_only_while_the_role_trusts_lambda() {
+        let (_d, id) = open();
+        let role = id
+            .create_role("exec", None, TRUST_LAMBDA, None, None, vec![])
+            .unwrap();
+        let live = id
+            .issue_role_session(&role.arn, "fn-1", Duration::from_secs(60))
+            .unwrap();
+        let ec2 = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Service":"ec2.amazonaws.com"},"Action":"sts:AssumeRole"}]}"#;
+        id.update_trust_policy("exec", ec2).unwrap();
+        let e = id
+            .issue_role_session(&role.arn, "fn-2", Duration::from_secs(60))
+            .unwrap_err();
+        assert!(matches!(e, IdentityError::NotTrusted(_)), "{e}");
+        assert_eq!(e.code(), "AccessDenied");
+        assert_eq!(id.session_count(), 1, "nothing was issued");
+        // A session issued before the change lives on, as STS sessions do.
+        assert!(id.lookup(&live.access_key_id).is_some());
+        // Whatever the ARN's spelling, the trust policy decides.
+        let shouted = "arn:aws:iam::123456789012:role/EXEC";
+        assert!(id
+            .issue_role_session(shouted, "fn-3", Duration::from_secs(60))
+            .is_err());
+        id.update_trust_policy("exec", TRUST_LAMBDA).unwrap();
+        let c = id
+            .issue_role_session(shouted, "fn-4", Duration::from_secs(60))
+            .unwrap();
+        assert_eq!(
+            c.principal.kind,
+            PrincipalKind::AssumedRole {
+                role_arn: role.arn.clone(),
+                session_name: "fn-4".into()
+            }
+        );
+    }
+
+    #[test]
+    fn roles_resolve_to_their_canonical_arn() {
+        let (_d, id) = open();
+        let role = id
+            .create_role(
+                "App-Runner",
+                Some("/svc/"),
+                TRUST_LAMBDA,
+                None,
+                None,
+                vec![],
+            )
+            .unwrap();
+        for spelling in [
+            "arn:aws:iam::123456789012:role/svc/App-Runner",
+            "arn:aws:iam::123456789012:role/svc/app-runner",
+            "arn:aws:iam::123456789012:role/SVC/APP-RUNNER",
+        ] {
+            assert_eq!(
+                id.resolve_role(spelling).unwrap().arn,
+                role.arn,
+                "{spelling}"
+            );
+        }
+        for other in [
+            "arn:aws:iam::123456789012:role/App-Runner",
+            "arn:aws:iam::123456789012:role/other/app-runner",
+            "arn:aws:iam::210987654321:role/svc/App-Runner",
+            "arn:aws-cn:iam::123456789012:role/svc/App-Runner",
+        ] {
+            assert!(id.resolve_role(other).is_none(), "{other}");
+        }
     }
 
     #[test]

@@ -10,6 +10,7 @@ mod boto3;
 mod concurrency;
 mod data_dir;
 mod dos;
+mod escalation;
 mod iam;
 mod iam_more;
 mod invoke;
