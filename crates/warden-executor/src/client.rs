@@ -336,14 +336,45 @@ impl Executor for ZygoteExecutor {
     }
 }
 
+impl ZygoteExecutor {
+    /// Stops every instance and the zygote, within `deadline`: closing our end of the
+    /// control socket makes the zygote kill every instance, reap them (for at most
+    /// its own, shorter deadline) and exit. A zygote still running at `deadline` is killed,
+    /// and the kernel then kills its instances (their parent-death signal). Idempotent;
+    /// the executor spawns nothing afterwards. Called by the server at shutdown, and on
+    /// drop.
+    pub fn shutdown(&self, deadline: Duration) {
+        self.shared.closing.store(true, Ordering::Release);
+        let _ = rustix::net::shutdown(&self.control, rustix::net::Shutdown::Both);
+        let Ok(mut zygote) = self.zygote.lock() else {
+            return;
+        };
+        let until = std::time::Instant::now() + deadline;
+        loop {
+            match zygote.try_wait() {
+                Ok(Some(_)) | Err(_) => return,
+                Ok(None) if std::time::Instant::now() >= until => break,
+                Ok(None) => std::thread::sleep(Duration::from_millis(10)),
+            }
+        }
+        tracing::warn!(
+            ?deadline,
+            "the zygote did not stop its instances in time; killing it"
+        );
+        let _ = zygote.kill();
+        let _ = zygote.wait();
+    }
+}
+
+/// How long [`ZygoteExecutor::shutdown`] should wait for the zygote (and dropping the
+/// executor does wait) before killing it: longer than the zygote's own deadline for
+/// reaping its instances.
+pub const ZYGOTE_EXIT_DEADLINE: Duration =
+    crate::zygote::KILL_ALL_DEADLINE.saturating_add(Duration::from_secs(5));
+
 impl Drop for ZygoteExecutor {
     fn drop(&mut self) {
-        // Closing our end makes the zygote kill every instance and exit.
-        self.shared.closing.store(true, Ordering::Release);
-        if let Ok(mut z) = self.zygote.lock() {
-            let _ = rustix::net::shutdown(&self.control, rustix::net::Shutdown::Both);
-            let _ = z.wait();
-        }
+        self.shutdown(ZYGOTE_EXIT_DEADLINE);
     }
 }
 

@@ -40,7 +40,7 @@ use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
 
-pub use client::ZygoteExecutor;
+pub use client::{ZygoteExecutor, ZYGOTE_EXIT_DEADLINE};
 pub use runtime_paths::{python_runtime_paths, system_runtime_paths};
 pub use zygote::run_zygote;
 

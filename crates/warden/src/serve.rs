@@ -188,12 +188,22 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         println!("warden listening on http://{local}");
         warden_api::serve(listener, state, shutdown_signal()).await;
         tracing::info!("shutting down");
-        engine.shutdown(Duration::from_secs(30)).await;
+        engine.shutdown(ASYNC_SHUTDOWN_GRACE).await;
         anyhow::Ok(())
     })?;
+    // Every step of the shutdown has a deadline: the API's drain (in `serve`), the async
+    // invocations' grace, the zygote's teardown of the instances, and the runtime's own
+    // tasks (a store call in a blocking thread, at worst).
+    executor.shutdown(warden_executor::ZYGOTE_EXIT_DEADLINE);
     drop(executor);
+    runtime.shutdown_timeout(RUNTIME_SHUTDOWN_DEADLINE);
     Ok(())
 }
+
+/// How long running async invocations may finish at shutdown; they run again otherwise.
+const ASYNC_SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
+/// How long the runtime's remaining tasks may take once everything else has stopped.
+const RUNTIME_SHUTDOWN_DEADLINE: Duration = Duration::from_secs(5);
 
 async fn shutdown_signal() {
     use tokio::signal::unix::{signal, SignalKind};

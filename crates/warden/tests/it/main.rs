@@ -10,6 +10,7 @@ mod boto3;
 mod concurrency;
 mod iam;
 mod invoke;
+mod lifecycle;
 mod runtimes;
 mod sandbox;
 mod warden_cli;
