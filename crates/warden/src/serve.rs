@@ -37,6 +37,13 @@ pub struct ServeArgs {
     /// Account-wide concurrent executions.
     #[arg(long, default_value_t = warden_types::limits::DEFAULT_ACCOUNT_CONCURRENCY)]
     account_concurrency: u32,
+    /// Most memory the running instances may be given together: the sum of their memory
+    /// limits (MemorySize plus `/tmp`, which the sandbox charges to the same cgroup) stays
+    /// within it. A share of host memory (`80%`) or a size (`16GiB`, `1536MiB`, `16GB`).
+    /// Idle instances are evicted to make room; beyond it cold starts get 429 with
+    /// `Reason: HostMemoryBudgetExceeded`.
+    #[arg(long, env = "WARDEN_MEMORY_BUDGET", default_value = "80%")]
+    memory_budget: warden_engine::BudgetSetting,
     /// Seconds an idle instance is kept warm.
     #[arg(long, default_value_t = 600)]
     idle_timeout: u64,
@@ -115,6 +122,9 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         bail!("--async-retry-delays-ms takes exactly two values, e.g. `60000,120000`");
     }
     let region = Region::new(&args.region)?;
+    let host_memory =
+        warden_engine::host_memory_bytes().context("cannot read the host's memory size")?;
+    let memory_budget_mb = args.memory_budget.resolve_mb(host_memory);
     let data_dir = args.data_dir.clone().unwrap_or_else(default_data_dir);
     std::fs::create_dir_all(&data_dir)
         .with_context(|| format!("cannot create data directory `{}`", data_dir.display()))?;
@@ -154,6 +164,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
             init_timeout: Duration::from_secs(u64::from(
                 warden_types::limits::INIT_TIMEOUT_SECONDS,
             )),
+            memory_budget_mb,
         };
         let code_blobs = Arc::clone(&blobs);
         let engine = warden_engine::Engine::start(
@@ -181,6 +192,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
             address = %local,
             data_dir = %data_dir.display(),
             account = %account,
+            memory_budget_mib = memory_budget_mb,
             executor = %warden_executor::Executor::describe(executor.as_ref()),
             "warden is listening"
         );

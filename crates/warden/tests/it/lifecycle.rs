@@ -123,3 +123,68 @@ fn shutdown_after_a_fork_bomb_completes_and_leaves_nothing() {
         "instance processes after shutdown",
     );
 }
+
+/// Waits (bounded) until the server has started an instance process.
+fn wait_for_an_instance(s: &Server) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while s.instance_processes().is_empty() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no instance started within 30 s"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn cold_starts_stay_within_the_host_memory_budget() {
+    // Each instance of a 1024 MB function with the default 512 MB `/tmp` may use 1536 MiB:
+    // exactly one fits in this budget.
+    let s = Server::start_with(&["--memory-budget", "1.5GiB"]);
+    s.create_fixture("first", &["--memory-size", "1024", "--timeout", "30"]);
+    s.create_fixture("second", &["--memory-size", "1024"]);
+
+    std::thread::scope(|scope| {
+        let busy = scope.spawn(|| invoke(&s, "first", &json!({"action": "sleep", "ms": 4000})));
+        wait_for_an_instance(&s);
+        // The first instance is busy and holds the whole budget: nothing can be evicted.
+        let (status, headers, body) = s.http(
+            "POST",
+            "/2015-03-31/functions/second/invocations",
+            &[],
+            br#"{"action":"echo"}"#,
+        );
+        let body: Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(status, 429, "{body}");
+        assert!(
+            headers
+                .iter()
+                .any(|(k, v)| k == "x-amzn-errortype" && v.starts_with("TooManyRequestsException")),
+            "{headers:?}"
+        );
+        assert_eq!(body["Reason"], "HostMemoryBudgetExceeded", "{body}");
+        let (status, error, body) = busy.join().unwrap();
+        assert_eq!((status, error), (200, None), "{body}");
+        assert_eq!(body, json!({"slept_ms": 4000}));
+    });
+
+    // Now the first instance is idle: the second function's cold start evicts it.
+    let (_, error, before) = invoke(&s, "first", &json!({"action": "context"}));
+    assert_eq!(error, None, "{before}");
+    let (status, error, body) = invoke(&s, "second", &json!({"action": "echo", "n": 1}));
+    assert_eq!(
+        (status, error, body),
+        (200, None, json!({"action": "echo", "n": 1}))
+    );
+    // Warm invokes are never refused, even with the budget full.
+    let (status, error, _) = invoke(&s, "second", &json!({"action": "echo"}));
+    assert_eq!((status, error), (200, None));
+    // And the first function had lost its instance: it starts a new one (evicting the
+    // second's in turn).
+    let (_, error, after) = invoke(&s, "first", &json!({"action": "context"}));
+    assert_eq!(error, None, "{after}");
+    assert_ne!(
+        before["instance"], after["instance"],
+        "the idle instance was evicted"
+    );
+}
