@@ -255,6 +255,7 @@ pub fn instance_spec(
         program,
         args,
         env,
+        api_endpoint_vars: Vec::new(),
         cwd: code_dir.to_path_buf(),
         code_dir: code_dir.to_path_buf(),
         memory_mb: config.memory_mb,

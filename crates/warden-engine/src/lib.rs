@@ -178,7 +178,7 @@ struct Inner {
     async_in_flight: Arc<tokio::sync::Semaphore>,
     shutting_down: AtomicBool,
     credentials: std::sync::OnceLock<Arc<dyn CredentialIssuer>>,
-    /// Where functions reach Warden's API (`AWS_ENDPOINT_URL`).
+    /// Where functions reach Warden's API (the endpoint variables of [`SERVED_SERVICES`]).
     api_endpoint: std::sync::OnceLock<String>,
     /// The API's socket address, derived from `api_endpoint`: where the relays of
     /// sandboxed instances connect.
@@ -241,7 +241,8 @@ impl Engine {
         let _ = self.inner.credentials.set(issuer);
     }
 
-    /// Tells instances where Warden's API is (`AWS_ENDPOINT_URL`; set once, at boot), as
+    /// Tells instances where Warden's API is (`AWS_ENDPOINT_URL_LAMBDA` and the other
+    /// variables of [`SERVED_SERVICES`]; set once, at boot), as
     /// `http://IP:PORT`. Sandboxed instances cannot reach the host's loopback: they get an
     /// endpoint inside their own network namespace, relayed to this address.
     pub fn set_api_endpoint(&self, url: String) {
@@ -516,7 +517,7 @@ impl Engine {
         };
         let mut spec = spec;
         if let Some(url) = inner.api_endpoint.get() {
-            spec.env.push(("AWS_ENDPOINT_URL".into(), url.clone()));
+            point_sdks_at_warden(&mut spec, url);
         }
         let session_key = match inner.credentials.get() {
             Some(issuer) => match issuer.issue(&config.role, config.name.as_str()) {
@@ -834,6 +835,28 @@ enum InitFailure {
     TimedOut,
 }
 
+/// The services Warden serves, by the name the AWS SDKs give their service-specific
+/// endpoint variable (`AWS_ENDPOINT_URL_<NAME>`). Each instance gets one such variable per
+/// entry, pointing at Warden, and no global `AWS_ENDPOINT_URL`: an SDK call to any other
+/// service (S3, DynamoDB...) then goes where it would go on Lambda instead of to Warden.
+/// A service Warden starts serving adds its entry here, and nowhere else.
+pub const SERVED_SERVICES: &[&str] = &["LAMBDA", "IAM", "STS"];
+
+/// Adds the endpoint variable of every [`SERVED_SERVICES`] entry, with Warden's API
+/// endpoint `url` as its value, and names them for the executor (a sandboxed instance
+/// reaches the API at another address). A variable the function's configuration sets
+/// itself is left as it is: that is the function's choice.
+fn point_sdks_at_warden(spec: &mut warden_executor::InstanceSpec, url: &str) {
+    for service in SERVED_SERVICES {
+        let name = format!("AWS_ENDPOINT_URL_{service}");
+        if spec.env.iter().any(|(key, _)| *key == name) {
+            continue;
+        }
+        spec.env.push((name.clone(), url.to_owned()));
+        spec.api_endpoint_vars.push(name);
+    }
+}
+
 /// The socket address of an `http://IP:PORT[/...]` endpoint.
 fn api_socket_address(url: &str) -> Option<std::net::SocketAddr> {
     let rest = url.strip_prefix("http://")?;
@@ -958,6 +981,38 @@ mod tests {
             *lock(&kills.0),
             [InstanceId(1), InstanceId(2), InstanceId(3)],
             "every one of them was ended"
+        );
+    }
+
+    #[test]
+    fn instances_reach_warden_only_for_the_services_it_serves() {
+        let mut spec = warden_executor::InstanceSpec {
+            program: "/code/bootstrap".into(),
+            args: Vec::new(),
+            env: vec![(
+                "AWS_ENDPOINT_URL_STS".to_owned(),
+                "http://sts.example".to_owned(),
+            )],
+            api_endpoint_vars: Vec::new(),
+            cwd: "/code".into(),
+            code_dir: "/code".into(),
+            memory_mb: 128,
+            tmp_mb: 512,
+        };
+        point_sdks_at_warden(&mut spec, "http://127.0.0.1:9700");
+        let pair = |k: &str, v: &str| (k.to_owned(), v.to_owned());
+        assert_eq!(
+            spec.env,
+            [
+                pair("AWS_ENDPOINT_URL_STS", "http://sts.example"),
+                pair("AWS_ENDPOINT_URL_LAMBDA", "http://127.0.0.1:9700"),
+                pair("AWS_ENDPOINT_URL_IAM", "http://127.0.0.1:9700"),
+            ],
+            "no global AWS_ENDPOINT_URL, and the function's own setting stays"
+        );
+        assert_eq!(
+            spec.api_endpoint_vars,
+            ["AWS_ENDPOINT_URL_LAMBDA", "AWS_ENDPOINT_URL_IAM"]
         );
     }
 

@@ -136,7 +136,7 @@ impl ZygoteExecutor {
         let id = InstanceId(self.next_id.fetch_add(1, Ordering::Relaxed));
         let (listener, runtime_api) = if self.sandboxed {
             spec.relocate_code(Path::new(TASK_ROOT));
-            point_api_inside(&mut spec.env);
+            point_api_inside(&mut spec.env, &spec.api_endpoint_vars);
             (None, SANDBOX_RUNTIME_API.to_owned())
         } else {
             let create = |source| ExecutorError::Create {
@@ -232,11 +232,12 @@ impl ZygoteExecutor {
     }
 }
 
-/// The host's loopback is unreachable from a sandbox: an API endpoint the engine set is
-/// served inside the instance instead, at [`SANDBOX_API_ENDPOINT`].
-fn point_api_inside(env: &mut [(String, String)]) {
+/// The host's loopback is unreachable from a sandbox: the API endpoint the engine set in
+/// the variables named `endpoint_vars` is served inside the instance instead, at
+/// [`SANDBOX_API_ENDPOINT`].
+fn point_api_inside(env: &mut [(String, String)], endpoint_vars: &[String]) {
     for (key, value) in env.iter_mut() {
-        if key == "AWS_ENDPOINT_URL" {
+        if endpoint_vars.contains(key) {
             SANDBOX_API_ENDPOINT.clone_into(value);
         }
     }
@@ -384,26 +385,34 @@ mod tests {
 
     #[test]
     fn sandboxed_instances_reach_the_api_inside_their_namespace() {
+        let pair = |k: &str, v: &str| (k.to_owned(), v.to_owned());
         let mut env = vec![
-            ("AWS_REGION".to_owned(), "us-east-1".to_owned()),
-            (
-                "AWS_ENDPOINT_URL".to_owned(),
-                "http://127.0.0.1:41234".to_owned(),
-            ),
+            pair("AWS_REGION", "us-east-1"),
+            pair("AWS_ENDPOINT_URL_LAMBDA", "http://127.0.0.1:41234"),
+            pair("AWS_ENDPOINT_URL_STS", "http://127.0.0.1:41234"),
+            // The function's own setting for another service is not Warden's to change.
+            pair("AWS_ENDPOINT_URL_S3", "http://minio.internal:9000"),
         ];
-        point_api_inside(&mut env);
+        let named = [
+            "AWS_ENDPOINT_URL_LAMBDA".to_owned(),
+            "AWS_ENDPOINT_URL_STS".to_owned(),
+        ];
+        point_api_inside(&mut env, &named);
         assert_eq!(
             env,
             [
-                ("AWS_REGION".to_owned(), "us-east-1".to_owned()),
-                (
-                    "AWS_ENDPOINT_URL".to_owned(),
-                    "http://127.0.0.1:9002".to_owned()
-                ),
+                pair("AWS_REGION", "us-east-1"),
+                pair("AWS_ENDPOINT_URL_LAMBDA", "http://127.0.0.1:9002"),
+                pair("AWS_ENDPOINT_URL_STS", "http://127.0.0.1:9002"),
+                pair("AWS_ENDPOINT_URL_S3", "http://minio.internal:9000"),
             ]
         );
-        let mut without = vec![("AWS_REGION".to_owned(), "us-east-1".to_owned())];
-        point_api_inside(&mut without);
-        assert_eq!(without.len(), 1, "no endpoint is added when none was set");
+        let mut without = vec![pair("AWS_REGION", "us-east-1")];
+        point_api_inside(&mut without, &named);
+        assert_eq!(
+            without,
+            [pair("AWS_REGION", "us-east-1")],
+            "nothing is added"
+        );
     }
 }

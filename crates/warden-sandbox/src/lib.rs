@@ -215,7 +215,7 @@ pub struct SandboxConfig {
     /// Port of the Runtime API listener on the instance's 127.0.0.1.
     pub runtime_api_port: u16,
     /// Port of the listener on the instance's 127.0.0.1 through which the platform serves
-    /// its own API (`AWS_ENDPOINT_URL`) to the function.
+    /// its own API (the SDKs' endpoint variables) to the function.
     pub api_port: u16,
     /// Whether to use cgroups at all (when false, limits are rlimits only).
     pub use_cgroups: bool,

@@ -188,3 +188,64 @@ fn cold_starts_stay_within_the_host_memory_budget() {
         "the idle instance was evicted"
     );
 }
+
+/// Reports where boto3 sends each service's calls from inside a function, and calls the
+/// services Warden serves with the function's role.
+const ENDPOINTS: &str = r#"
+import os, boto3
+
+def handler(event, context):
+    clients = {name: boto3.client(name) for name in ["lambda", "iam", "sts", "s3", "dynamodb"]}
+    return {
+        "global": os.environ.get("AWS_ENDPOINT_URL"),
+        "endpoints": {name: c.meta.endpoint_url for name, c in clients.items()},
+        "caller": clients["sts"].get_caller_identity()["Arn"],
+        "function": clients["lambda"].get_function_configuration(
+            FunctionName=context.function_name)["FunctionName"],
+        "role": clients["iam"].get_role(RoleName="lambda-exec")["Role"]["RoleName"],
+    }
+"#;
+
+#[test]
+fn functions_reach_warden_only_for_the_services_it_serves() {
+    let s = Server::start();
+    let allow = json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow",
+        "Action": ["lambda:GetFunctionConfiguration", "iam:GetRole"], "Resource": "*"}]});
+    s.aws(&[
+        "iam",
+        "put-role-policy",
+        "--role-name",
+        "lambda-exec",
+        "--policy-name",
+        "look-around",
+        "--policy-document",
+        &allow.to_string(),
+    ]);
+    create_python(&s, "where", ENDPOINTS, &["--timeout", "30"]);
+    let (status, error, body) = invoke(&s, "where", &json!({}));
+    assert_eq!((status, error), (200, None), "{body}");
+    // Lambda, IAM and STS calls reach Warden (through the sandbox's relay) and work with
+    // the function's role.
+    let warden = "http://127.0.0.1:9002";
+    for service in ["lambda", "iam", "sts"] {
+        assert_eq!(body["endpoints"][service], warden, "{body}");
+    }
+    assert_eq!(body["function"], "where", "{body}");
+    assert_eq!(body["role"], "lambda-exec", "{body}");
+    assert!(
+        body["caller"]
+            .as_str()
+            .unwrap()
+            .starts_with("arn:aws:sts::123456789012:assumed-role/lambda-exec/"),
+        "{body}"
+    );
+    // Other services are not sent to Warden, whose answer could only mislead.
+    assert_eq!(body["global"], Value::Null, "{body}");
+    for service in ["s3", "dynamodb"] {
+        let url = body["endpoints"][service].as_str().unwrap();
+        assert!(
+            url.starts_with("https://") && url.ends_with(".amazonaws.com"),
+            "{service} goes where the SDK sends it on Lambda: {body}"
+        );
+    }
+}
