@@ -130,14 +130,21 @@ impl Pool {
     /// The most recently used idle instance that can take an invocation; ends any it
     /// finds that cannot.
     fn take(&self) -> Option<Arc<Instance>> {
-        let mut idle = lock(&self.idle);
-        while let Some(instance) = idle.pop() {
-            if instance.is_usable() {
-                return Some(instance);
+        let mut unusable = Vec::new();
+        let taken = {
+            let mut idle = lock(&self.idle);
+            loop {
+                match idle.pop() {
+                    Some(instance) if instance.is_usable() => break Some(instance),
+                    Some(instance) => unusable.push(instance),
+                    None => break None,
+                }
             }
+        };
+        for instance in unusable {
             instance.doom();
         }
-        None
+        taken
     }
 
     /// Gives an instance back after an invocation, or ends it if it must not run again.

@@ -866,7 +866,8 @@ impl Sandbox {
                 source: e.into(),
             }),
         };
-        if let (Some(cg), Some(s)) = (&self.cgroups, instance.slot) {
+        // Only an instance that is dying may run unthrottled.
+        if let (Ok(()), Some(cg), Some(s)) = (&signalled, &self.cgroups, instance.slot) {
             cg.finish(s);
         }
         signalled

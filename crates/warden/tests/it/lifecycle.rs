@@ -69,6 +69,26 @@ fn the_invoke_after_a_timeout_never_gets_the_killed_instance() {
             "round {round}: the invoke after a timeout must run on a fresh instance"
         );
     }
+    // The same after a response too large to return, which may also run into the timeout
+    // (the review saw the race there too): whichever error the caller gets, the next
+    // invoke runs.
+    for round in 0..5 {
+        let (status, error, body) = invoke(&s, "slow", &json!({"action": "big"}));
+        assert_eq!(status, 200, "round {round}");
+        assert_eq!(error.as_deref(), Some("Unhandled"), "round {round}");
+        let error_type = body["errorType"].as_str().unwrap_or_default();
+        assert!(
+            ["Function.ResponseSizeTooLarge", "Sandbox.Timedout"].contains(&error_type),
+            "round {round}: {error_type}"
+        );
+        let (status, error, body) = invoke(&s, "slow", &json!({"action": "echo", "round": round}));
+        assert_eq!(status, 200, "round {round}: {body}");
+        assert_eq!(
+            (error, body),
+            (None, json!({"action": "echo", "round": round})),
+            "round {round}: the invoke after an oversized response runs"
+        );
+    }
 }
 
 /// A fork bomb that keeps every process busy: each one forks for ever and ignores the
