@@ -680,16 +680,23 @@ impl Engine {
         let (payload, function_error) = match outcome {
             Ok(Some(Outcome::Response(body))) => (body, None),
             Ok(Some(Outcome::FunctionError { body, .. })) => (body, Some("Unhandled")),
-            Ok(Some(Outcome::ResponseTooLarge)) => (
-                error_json(
-                    "Function.ResponseSizeTooLarge",
-                    &format!(
+            Ok(Some(Outcome::ResponseTooLarge)) => {
+                // The runtime's `/response` was refused, possibly mid-upload; runtimes
+                // differ in whether they survive that (`lambda_runtime` exits, at once or a
+                // moment later), so the instance is replaced rather than trusted with the
+                // next event, which it would otherwise fail with `Runtime.ExitError`.
+                instance.doom();
+                (
+                    error_json(
+                        "Function.ResponseSizeTooLarge",
+                        &format!(
                         "Response payload size exceeded maximum allowed payload size ({} bytes).",
                         warden_types::limits::SYNC_PAYLOAD_BYTES
                     ),
-                ),
-                Some("Unhandled"),
-            ),
+                    ),
+                    Some("Unhandled"),
+                )
+            }
             Ok(None) => {
                 instance.doom();
                 let seconds = timeout.as_secs_f64();
