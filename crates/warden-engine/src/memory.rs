@@ -158,15 +158,65 @@ impl BudgetSetting {
     }
 }
 
-/// The host's memory (`MemTotal` of `/proc/meminfo`), in bytes.
+/// The memory Warden and its instances can have, in bytes: the host's (`MemTotal` of
+/// `/proc/meminfo`), or less when Warden's own memory cgroup has a lower limit (in a
+/// container, say), since the sandbox creates the instances' cgroups beneath it.
 pub fn host_memory_bytes() -> std::io::Result<u64> {
     let text = std::fs::read_to_string("/proc/meminfo")?;
-    parse_mem_total(&text).ok_or_else(|| {
+    let total = parse_mem_total(&text).ok_or_else(|| {
         std::io::Error::new(
             std::io::ErrorKind::InvalidData,
             "no MemTotal line in /proc/meminfo",
         )
-    })
+    })?;
+    let own = std::fs::read_to_string("/proc/self/cgroup").unwrap_or_default();
+    let limit = cgroup_memory_limit(&own, std::path::Path::new("/sys/fs/cgroup"));
+    Ok(limit.map_or(total, |l| l.min(total)))
+}
+
+/// The lowest memory limit on the way from our cgroup (`/proc/self/cgroup`'s text) up to
+/// the root of the hierarchy mounted at `root`: v2 (`memory.max` of each ancestor) or v1
+/// (`hierarchical_memory_limit`, which already accounts for the ancestors). `None` when
+/// there is no limit or it cannot be read.
+fn cgroup_memory_limit(proc_cgroup: &str, root: &std::path::Path) -> Option<u64> {
+    let number = |text: &str| text.trim().parse::<u64>().ok();
+    let mut lowest: Option<u64> = None;
+    let mut consider = |limit: Option<u64>| {
+        if let Some(l) = limit {
+            lowest = Some(lowest.map_or(l, |low| low.min(l)));
+        }
+    };
+    for line in proc_cgroup.lines() {
+        let mut parts = line.splitn(3, ':');
+        let (Some(_), Some(controllers), Some(path)) = (parts.next(), parts.next(), parts.next())
+        else {
+            continue;
+        };
+        let relative = path.trim_start_matches('/');
+        if relative.split('/').any(|c| c == "..") {
+            continue;
+        }
+        if controllers.is_empty() {
+            let mut dir = root.join(relative);
+            while dir.starts_with(root) {
+                let max = std::fs::read_to_string(dir.join("memory.max")).ok();
+                consider(max.as_deref().and_then(number));
+                if !dir.pop() {
+                    break;
+                }
+            }
+        } else if controllers.split(',').any(|c| c == "memory") {
+            let stat =
+                std::fs::read_to_string(root.join("memory").join(relative).join("memory.stat"))
+                    .unwrap_or_default();
+            consider(
+                stat.lines()
+                    .find_map(|l| l.strip_prefix("hierarchical_memory_limit "))
+                    .and_then(number),
+            );
+        }
+    }
+    lowest
 }
 
 /// The `MemTotal: N kB` line of `/proc/meminfo`, in bytes.
@@ -283,6 +333,32 @@ mod tests {
         assert_eq!(parse_mem_total(text), Some(24_683_568 * 1024));
         assert_eq!(parse_mem_total("MemFree: 1 kB\n"), None);
         assert_eq!(parse_mem_total("MemTotal: lots\n"), None);
+    }
+
+    #[test]
+    fn a_lower_cgroup_limit_caps_host_memory() {
+        let root = tempfile::tempdir().unwrap();
+        let r = root.path();
+        // v2: the lowest `memory.max` on the way up counts; `max` means no limit.
+        std::fs::create_dir_all(r.join("a/b")).unwrap();
+        std::fs::write(r.join("a/memory.max"), "8589934592\n").unwrap();
+        std::fs::write(r.join("a/b/memory.max"), "max\n").unwrap();
+        assert_eq!(cgroup_memory_limit("0::/a/b\n", r), Some(8 << 30));
+        std::fs::write(r.join("a/memory.max"), "max\n").unwrap();
+        assert_eq!(cgroup_memory_limit("0::/a/b\n", r), None);
+        // v1: the memory controller's hierarchical limit.
+        std::fs::create_dir_all(r.join("memory/c")).unwrap();
+        std::fs::write(
+            r.join("memory/c/memory.stat"),
+            "cache 0\nhierarchical_memory_limit 4294967296\n",
+        )
+        .unwrap();
+        let v1 = "9:pids:/c\n4:memory:/c\n0::/\n";
+        assert_eq!(cgroup_memory_limit(v1, r), Some(4 << 30));
+        // Nothing readable, or a path trying to leave the hierarchy: no limit known.
+        assert_eq!(cgroup_memory_limit("4:memory:/missing\n", r), None);
+        assert_eq!(cgroup_memory_limit("0::/../../etc\n", r), None);
+        assert_eq!(cgroup_memory_limit("garbage", r), None);
     }
 
     proptest::proptest! {

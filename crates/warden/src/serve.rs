@@ -39,7 +39,8 @@ pub struct ServeArgs {
     account_concurrency: u32,
     /// Most memory the running instances may be given together: the sum of their memory
     /// limits (MemorySize plus `/tmp`, which the sandbox charges to the same cgroup) stays
-    /// within it. A share of host memory (`80%`) or a size (`16GiB`, `1536MiB`, `16GB`).
+    /// within it. A share of host memory (`80%`; of Warden's own memory cgroup limit when
+    /// that is lower) or a size (`16GiB`, `1536MiB`, `16GB`).
     /// Idle instances are evicted to make room; beyond it cold starts get 429 with
     /// `Reason: HostMemoryBudgetExceeded`.
     #[arg(long, env = "WARDEN_MEMORY_BUDGET", default_value = "80%")]
