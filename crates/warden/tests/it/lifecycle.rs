@@ -132,7 +132,20 @@ fn a_timed_out_fork_bomb_is_torn_down_completely() {
         Duration::from_secs(15),
         "processes of the killed fork bomb",
     );
-    assert_eq!(s.instance_processes(), Vec::<u32>::new());
+    // The snapshot can miss a process forked while it was taken; nothing of the instance
+    // may be left either way (its init last, once it has reaped the rest).
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    loop {
+        let left = s.instance_processes();
+        if left.is_empty() {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "instance processes left 15 s after the fork bomb's teardown: {left:?}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }
 
 #[test]
