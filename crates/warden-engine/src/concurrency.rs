@@ -15,6 +15,10 @@ pub enum ThrottleReason {
     ReservedFunctionConcurrentInvocationLimitExceeded,
     /// The account's unreserved concurrency is used up.
     ConcurrentInvocationLimitExceeded,
+    /// A cold start would take the memory limits of the running instances beyond the
+    /// host's memory budget (`--memory-budget`), and no idle instance was left to evict.
+    /// Warden's own reason: Lambda has no host to run out of.
+    HostMemoryBudgetExceeded,
 }
 
 impl ThrottleReason {
@@ -24,6 +28,7 @@ impl ThrottleReason {
                 "ReservedFunctionConcurrentInvocationLimitExceeded"
             }
             Self::ConcurrentInvocationLimitExceeded => "ConcurrentInvocationLimitExceeded",
+            Self::HostMemoryBudgetExceeded => "HostMemoryBudgetExceeded",
         }
     }
 }

@@ -4,17 +4,19 @@
 
 use std::net::SocketAddr;
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use tokio::net::TcpStream;
 use tokio::sync::watch;
 use tokio::task::{JoinHandle, JoinSet};
-use warden_executor::{ExitStatus, InstanceId, InstanceSpec};
+use warden_executor::{Executor, ExitStatus, InstanceId, InstanceSpec};
 use warden_runtime_api::InstanceChannel;
 use warden_types::{FunctionVersion, Region, Runtime};
 
 use crate::logs::LogCapture;
+use crate::memory::MemoryGrant;
 
 pub struct Instance {
     pub id: InstanceId,
@@ -27,6 +29,10 @@ pub struct Instance {
     pub last_used: Mutex<Instant>,
     /// Whether an invocation already ran here (only the first reports `Init Duration`).
     pub used: std::sync::atomic::AtomicBool,
+    /// Set, once and for good, when the engine decides to end the instance (see
+    /// [`Instance::doom`]).
+    doomed: AtomicBool,
+    executor: Arc<dyn Executor>,
     /// The relay of the instance's API listener; ends with the instance.
     api_relay: Option<JoinHandle<()>>,
 }
@@ -41,16 +47,31 @@ impl Drop for Instance {
     }
 }
 
+/// What the engine needs to end an instance, and what the instance holds until its
+/// process is gone.
+pub struct Lifetime {
+    pub id: InstanceId,
+    pub executor: Arc<dyn Executor>,
+    /// Its share of the host memory budget, given back once the process has been reaped
+    /// (before anyone waiting on [`Instance::exited`] hears of it).
+    pub memory: MemoryGrant,
+}
+
 impl Instance {
     pub fn new(
-        id: InstanceId,
         pid: i32,
         runtime_api: std::net::TcpListener,
         api: Option<(std::net::TcpListener, SocketAddr)>,
         exited: tokio::sync::oneshot::Receiver<ExitStatus>,
         logs: Arc<LogCapture>,
         spawned_at: Instant,
+        lifetime: Lifetime,
     ) -> std::io::Result<Self> {
+        let Lifetime {
+            id,
+            executor,
+            memory,
+        } = lifetime;
         let channel = InstanceChannel::serve(runtime_api)?;
         let (tx, rx) = watch::channel(None);
         let api_relay = match api {
@@ -59,6 +80,7 @@ impl Instance {
         };
         tokio::spawn(async move {
             let status = exited.await.unwrap_or(ExitStatus::Lost);
+            drop(memory);
             let _ = tx.send(Some(status));
         });
         Ok(Self {
@@ -70,12 +92,31 @@ impl Instance {
             spawned_at,
             last_used: Mutex::new(Instant::now()),
             used: std::sync::atomic::AtomicBool::new(false),
+            doomed: AtomicBool::new(false),
+            executor,
             api_relay,
         })
     }
 
     pub fn has_exited(&self) -> bool {
         self.exit.borrow().is_some()
+    }
+
+    /// Ends the instance: marks it doomed, so that it never takes another invocation and
+    /// is never returned to a pool, then asks the executor to kill it. The only way the
+    /// engine kills an instance (timeouts, exits, init failures, retirement, idleness,
+    /// eviction, shutdown): the kill is asynchronous, so the process may still look alive
+    /// for a moment, and the mark is what keeps it from being reused meanwhile.
+    /// Idempotent.
+    pub fn doom(&self) {
+        if !self.doomed.swap(true, Ordering::AcqRel) {
+            self.executor.kill(self.id);
+        }
+    }
+
+    /// Whether the instance may take an invocation: not doomed and not exited.
+    pub fn is_usable(&self) -> bool {
+        !self.doomed.load(Ordering::Acquire) && !self.has_exited()
     }
 
     /// Resolves with the exit status once the process has ended.
@@ -240,6 +281,7 @@ pub fn instance_spec(
         program,
         args,
         env,
+        api_endpoint_vars: Vec::new(),
         cwd: code_dir.to_path_buf(),
         code_dir: code_dir.to_path_buf(),
         memory_mb: config.memory_mb,

@@ -11,6 +11,7 @@
 mod concurrency;
 mod instance;
 pub mod logs;
+mod memory;
 mod queue;
 mod registry;
 
@@ -28,8 +29,10 @@ use warden_store::{Store, StoreError};
 use warden_types::{AccountId, FunctionName, FunctionRef, FunctionVersion, Qualifier, Region};
 
 pub use concurrency::{Concurrency, ThrottleReason};
-use instance::{instance_spec, Instance, RuntimeSettings};
+use instance::{instance_spec, Instance, Lifetime, RuntimeSettings};
 use logs::{LogCapture, LogSink};
+use memory::MemoryGrant;
+pub use memory::{host_memory_bytes, BudgetError, BudgetSetting, MemoryBudget};
 use registry::Registry;
 
 /// Settings of the engine; every field has a documented default in the binary.
@@ -46,6 +49,9 @@ pub struct EngineConfig {
     pub async_retry_delays: [Duration; 2],
     /// Longest init phase (Lambda: 10 s).
     pub init_timeout: Duration,
+    /// Most memory, in MiB, that the limits of all running instances may add up to
+    /// (`--memory-budget`); see [`MemoryBudget`].
+    pub memory_budget_mb: u64,
 }
 
 /// Issues the short-lived credentials of a function's execution role to each instance.
@@ -61,6 +67,10 @@ pub trait CredentialIssuer: Send + Sync + 'static {
 /// Instances older than this are retired when idle, so that their role credentials (valid
 /// 12 hours) never expire while in use.
 const MAX_INSTANCE_AGE: Duration = Duration::from_secs(11 * 3600);
+
+/// How long a cold start waits for an idle instance it evicted to be gone (its memory is
+/// counted until then) before it evicts another one.
+const EVICTION_DEADLINE: Duration = Duration::from_secs(5);
 
 /// Why an invocation could not even start; function failures are not errors, they are
 /// [`InvokeResponse`]s with `function_error` set.
@@ -99,9 +109,65 @@ pub struct InvokeResponse {
 
 type PoolKey = (FunctionName, String, String);
 
+/// The idle instances of one version (at one revision of its configuration), least
+/// recently used first. An instance comes back only through [`Pool::put`], which ends it
+/// instead when it is doomed or exited, or when the pool is retired or the engine
+/// stopping; [`Pool::take`] hands out only usable instances. So an instance the engine
+/// decided to end is never given another invocation, however late its process dies.
 struct Pool {
     idle: Mutex<Vec<Arc<Instance>>>,
     retired: AtomicBool,
+}
+
+impl Pool {
+    fn new() -> Self {
+        Self {
+            idle: Mutex::new(Vec::new()),
+            retired: AtomicBool::new(false),
+        }
+    }
+
+    /// The most recently used idle instance that can take an invocation; ends any it
+    /// finds that cannot.
+    fn take(&self) -> Option<Arc<Instance>> {
+        let mut unusable = Vec::new();
+        let taken = {
+            let mut idle = lock(&self.idle);
+            loop {
+                match idle.pop() {
+                    Some(instance) if instance.is_usable() => break Some(instance),
+                    Some(instance) => unusable.push(instance),
+                    None => break None,
+                }
+            }
+        };
+        for instance in unusable {
+            instance.doom();
+        }
+        taken
+    }
+
+    /// Gives an instance back after an invocation, or ends it if it must not run again.
+    fn put(&self, instance: Arc<Instance>, stopping: bool) {
+        let mut idle = lock(&self.idle);
+        // Checked under the lock that `retire` drains with, so nothing slips in after.
+        if instance.is_usable() && !stopping && !self.retired.load(Ordering::Acquire) {
+            *lock(&instance.last_used) = Instant::now();
+            idle.push(instance);
+        } else {
+            drop(idle);
+            instance.doom();
+        }
+    }
+
+    /// No instance comes back to this pool any more; the idle ones end.
+    fn retire(&self) {
+        self.retired.store(true, Ordering::Release);
+        let idle: Vec<Arc<Instance>> = lock(&self.idle).drain(..).collect();
+        for instance in idle {
+            instance.doom();
+        }
+    }
 }
 
 struct Inner {
@@ -111,6 +177,7 @@ struct Inner {
     code_dir: Box<dyn Fn(&str) -> PathBuf + Send + Sync>,
     registry: Registry,
     concurrency: Arc<Concurrency>,
+    memory: Arc<MemoryBudget>,
     logs: LogSink,
     pools: Mutex<HashMap<PoolKey, Arc<Pool>>>,
     queue_wakeup: tokio::sync::Notify,
@@ -118,7 +185,7 @@ struct Inner {
     async_in_flight: Arc<tokio::sync::Semaphore>,
     shutting_down: AtomicBool,
     credentials: std::sync::OnceLock<Arc<dyn CredentialIssuer>>,
-    /// Where functions reach Warden's API (`AWS_ENDPOINT_URL`).
+    /// Where functions reach Warden's API (the endpoint variables of [`SERVED_SERVICES`]).
     api_endpoint: std::sync::OnceLock<String>,
     /// The API's socket address, derived from `api_endpoint`: where the relays of
     /// sandboxed instances connect.
@@ -156,6 +223,7 @@ impl Engine {
         let inner = Arc::new(Inner {
             registry: Registry::new(Arc::clone(&store)),
             logs: LogSink::start(Arc::clone(&store)),
+            memory: MemoryBudget::new(config.memory_budget_mb),
             config,
             store,
             executor,
@@ -180,7 +248,8 @@ impl Engine {
         let _ = self.inner.credentials.set(issuer);
     }
 
-    /// Tells instances where Warden's API is (`AWS_ENDPOINT_URL`; set once, at boot), as
+    /// Tells instances where Warden's API is (`AWS_ENDPOINT_URL_LAMBDA` and the other
+    /// variables of [`SERVED_SERVICES`]; set once, at boot), as
     /// `http://IP:PORT`. Sandboxed instances cannot reach the host's loopback: they get an
     /// endpoint inside their own network namespace, relayed to this address.
     pub fn set_api_endpoint(&self, url: String) {
@@ -223,10 +292,7 @@ impl Engine {
             keys.iter().filter_map(|k| pools.remove(k)).collect()
         };
         for pool in retired {
-            pool.retired.store(true, Ordering::Release);
-            for instance in lock(&pool.idle).drain(..) {
-                self.inner.executor.kill(instance.id);
-            }
+            pool.retire();
         }
     }
 
@@ -267,7 +333,7 @@ impl Engine {
             .map_err(InvokeError::Throttled)?;
         let response = self.run(&config, &request).await;
         drop(permit);
-        Ok(response)
+        response
     }
 
     /// Stops taking async events, lets the ones running finish (up to `grace`), then stops
@@ -286,11 +352,13 @@ impl Engine {
         }
         let pools: Vec<Arc<Pool>> = lock(&self.inner.pools).drain().map(|(_, p)| p).collect();
         for pool in pools {
-            pool.retired.store(true, Ordering::Release);
-            for instance in lock(&pool.idle).drain(..) {
-                self.inner.executor.kill(instance.id);
-            }
+            pool.retire();
         }
+    }
+
+    /// The host memory budget and how much of it running instances hold.
+    pub fn memory(&self) -> &Arc<MemoryBudget> {
+        &self.inner.memory
     }
 
     /// Number of idle instances, for tests and diagnostics.
@@ -307,35 +375,41 @@ impl Engine {
             config.version.clone(),
             config.revision_id.clone(),
         );
-        Arc::clone(lock(&self.inner.pools).entry(key).or_insert_with(|| {
-            Arc::new(Pool {
-                idle: Mutex::new(Vec::new()),
-                retired: AtomicBool::new(false),
-            })
-        }))
+        Arc::clone(
+            lock(&self.inner.pools)
+                .entry(key)
+                .or_insert_with(|| Arc::new(Pool::new())),
+        )
     }
 
-    async fn run(&self, config: &Arc<FunctionVersion>, request: &InvokeRequest) -> InvokeResponse {
+    /// Runs an admitted invocation on a warm instance, or on a new one if the host memory
+    /// budget has room for it (evicting idle instances to make room); warm instances are
+    /// never refused.
+    async fn run(
+        &self,
+        config: &Arc<FunctionVersion>,
+        request: &InvokeRequest,
+    ) -> Result<InvokeResponse, InvokeError> {
         let request_id = request
             .request_id
             .clone()
             .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
         let pool = self.pool(config);
-        let warm = loop {
-            let Some(instance) = lock(&pool.idle).pop() else {
-                break None;
-            };
-            if instance.has_exited() {
-                continue;
-            }
-            break Some(instance);
-        };
-        let instance = match warm {
+        let instance = match pool.take() {
             Some(i) => i,
-            None => match self.cold_start(config, &request_id, request.tail).await {
-                Ok(i) => i,
-                Err(failure) => return failure,
-            },
+            None => {
+                let memory = self
+                    .reserve_memory(config)
+                    .await
+                    .map_err(InvokeError::Throttled)?;
+                match self
+                    .cold_start(config, &request_id, request.tail, memory)
+                    .await
+                {
+                    Ok(i) => i,
+                    Err(failure) => return Ok(failure),
+                }
+            }
         };
         let init_ms = (!instance.used.swap(true, Ordering::AcqRel)).then(|| {
             instance
@@ -347,16 +421,76 @@ impl Engine {
         let response = self
             .deliver(config, request, &request_id, &instance, init_ms)
             .await;
-        if instance.has_exited()
-            || pool.retired.load(Ordering::Acquire)
-            || self.inner.shutting_down.load(Ordering::Acquire)
-        {
-            self.inner.executor.kill(instance.id);
-        } else {
-            *lock(&instance.last_used) = Instant::now();
-            lock(&pool.idle).push(instance);
+        pool.put(instance, self.inner.shutting_down.load(Ordering::Acquire));
+        Ok(response)
+    }
+
+    /// Reserves the memory of a new instance of `config` in the host memory budget,
+    /// evicting idle instances, least recently used first, until it fits; refuses with
+    /// [`ThrottleReason::HostMemoryBudgetExceeded`] when nothing idle is left to evict.
+    async fn reserve_memory(
+        &self,
+        config: &FunctionVersion,
+    ) -> Result<MemoryGrant, ThrottleReason> {
+        let budget = &self.inner.memory;
+        let cost = memory::instance_cost_mb(config.memory_mb, config.ephemeral_storage_mb);
+        loop {
+            if let Some(grant) = budget.try_reserve(cost) {
+                return Ok(grant);
+            }
+            // A function that can never fit evicts nothing.
+            let victim = (cost <= budget.limit_mb())
+                .then(|| self.take_least_recently_used())
+                .flatten();
+            let Some(victim) = victim else {
+                tracing::info!(
+                    function = %config.name,
+                    needs_mib = cost,
+                    used_mib = budget.used_mb(),
+                    budget_mib = budget.limit_mb(),
+                    "cold start refused: the host memory budget is used up by busy instances"
+                );
+                return Err(ThrottleReason::HostMemoryBudgetExceeded);
+            };
+            tracing::debug!(
+                instance = victim.id.0,
+                function = %config.name,
+                "evicting an idle instance to make room for a cold start"
+            );
+            victim.doom();
+            // Its memory comes back once its processes are gone.
+            if tokio::time::timeout(EVICTION_DEADLINE, victim.exited())
+                .await
+                .is_err()
+            {
+                tracing::warn!(
+                    instance = victim.id.0,
+                    "an evicted instance did not end in time; its memory still counts"
+                );
+            }
         }
-        response
+    }
+
+    /// Removes the least recently used idle instance of any function from its pool.
+    fn take_least_recently_used(&self) -> Option<Arc<Instance>> {
+        loop {
+            let pools: Vec<Arc<Pool>> = lock(&self.inner.pools).values().cloned().collect();
+            // Each pool's idle list is ordered by last use: its first is its oldest.
+            let oldest = pools
+                .iter()
+                .filter_map(|p| {
+                    let first = lock(&p.idle).first().cloned()?;
+                    let used = *lock(&first.last_used);
+                    Some((used, p, first))
+                })
+                .min_by_key(|(used, _, _)| *used);
+            let (_, pool, instance) = oldest?;
+            let mut idle = lock(&pool.idle);
+            // Another invocation may have taken it meanwhile: look again.
+            if idle.first().is_some_and(|i| Arc::ptr_eq(i, &instance)) {
+                return Some(idle.remove(0));
+            }
+        }
     }
 
     /// Starts an instance and waits for its init phase, or returns the function error the
@@ -366,6 +500,7 @@ impl Engine {
         config: &Arc<FunctionVersion>,
         request_id: &str,
         tail: bool,
+        memory: MemoryGrant,
     ) -> Result<Arc<Instance>, InvokeResponse> {
         let inner = &self.inner;
         let code_dir = (inner.code_dir)(&config.code_sha256);
@@ -389,7 +524,7 @@ impl Engine {
         };
         let mut spec = spec;
         if let Some(url) = inner.api_endpoint.get() {
-            spec.env.push(("AWS_ENDPOINT_URL".into(), url.clone()));
+            point_sdks_at_warden(&mut spec, url);
         }
         let session_key = match inner.credentials.get() {
             Some(issuer) => match issuer.issue(&config.role, config.name.as_str()) {
@@ -438,9 +573,15 @@ impl Engine {
         } = spawned;
         // Without an API address the listener is dropped: connections to it are refused.
         let api = api_listener.zip(inner.api_address.get().copied());
+        let lifetime = Lifetime {
+            id,
+            executor: Arc::clone(&inner.executor),
+            memory,
+        };
         let started_instance =
-            LogCapture::start(config.name.clone(), inner.logs.clone(), stdout, stderr)
-                .and_then(|logs| Instance::new(id, pid, runtime_api, api, exited, logs, started));
+            LogCapture::start(config.name.clone(), inner.logs.clone(), stdout, stderr).and_then(
+                |logs| Instance::new(pid, runtime_api, api, exited, logs, started, lifetime),
+            );
         let instance = match started_instance {
             Ok(i) => Arc::new(i),
             Err(e) => {
@@ -479,7 +620,7 @@ impl Engine {
         match init {
             Ok(()) => Ok(instance),
             Err(failure) => {
-                inner.executor.kill(instance.id);
+                instance.doom();
                 let logs = Some(&*instance.logs);
                 Err(match failure {
                     InitFailure::Reported(error_type, body) => {
@@ -539,18 +680,25 @@ impl Engine {
         let (payload, function_error) = match outcome {
             Ok(Some(Outcome::Response(body))) => (body, None),
             Ok(Some(Outcome::FunctionError { body, .. })) => (body, Some("Unhandled")),
-            Ok(Some(Outcome::ResponseTooLarge)) => (
-                error_json(
-                    "Function.ResponseSizeTooLarge",
-                    &format!(
+            Ok(Some(Outcome::ResponseTooLarge)) => {
+                // The runtime's `/response` was refused, possibly mid-upload; runtimes
+                // differ in whether they survive that (`lambda_runtime` exits, at once or a
+                // moment later), so the instance is replaced rather than trusted with the
+                // next event, which it would otherwise fail with `Runtime.ExitError`.
+                instance.doom();
+                (
+                    error_json(
+                        "Function.ResponseSizeTooLarge",
+                        &format!(
                         "Response payload size exceeded maximum allowed payload size ({} bytes).",
                         warden_types::limits::SYNC_PAYLOAD_BYTES
                     ),
-                ),
-                Some("Unhandled"),
-            ),
+                    ),
+                    Some("Unhandled"),
+                )
+            }
             Ok(None) => {
-                self.inner.executor.kill(instance.id);
+                instance.doom();
                 let seconds = timeout.as_secs_f64();
                 instance.logs.platform(format!(
                     "{} {request_id} Task timed out after {seconds:.2} seconds",
@@ -562,7 +710,7 @@ impl Engine {
                 )
             }
             Err(status) => {
-                self.inner.executor.kill(instance.id);
+                instance.doom();
                 let message =
                     format!("RequestId: {request_id} Error: Runtime exited with error: {status}");
                 instance.logs.platform(message.clone());
@@ -674,7 +822,7 @@ impl Engine {
                 let expired: Vec<Arc<Instance>> = {
                     let mut idle = lock(&pool.idle);
                     let (old, keep): (Vec<_>, Vec<_>) = idle.drain(..).partition(|i| {
-                        i.has_exited()
+                        !i.is_usable()
                             || now.duration_since(*lock(&i.last_used))
                                 >= self.inner.config.idle_timeout
                             || now.duration_since(i.spawned_at) >= MAX_INSTANCE_AGE
@@ -684,7 +832,7 @@ impl Engine {
                 };
                 for instance in expired {
                     tracing::debug!(instance = instance.id.0, "stopping idle instance");
-                    self.inner.executor.kill(instance.id);
+                    instance.doom();
                 }
             }
             // A pool still referenced elsewhere has an invocation in flight whose instance
@@ -699,6 +847,28 @@ enum InitFailure {
     Reported(Option<String>, Bytes),
     Exited(ExitStatus),
     TimedOut,
+}
+
+/// The services Warden serves, by the name the AWS SDKs give their service-specific
+/// endpoint variable (`AWS_ENDPOINT_URL_<NAME>`). Each instance gets one such variable per
+/// entry, pointing at Warden, and no global `AWS_ENDPOINT_URL`: an SDK call to any other
+/// service (S3, DynamoDB...) then goes where it would go on Lambda instead of to Warden.
+/// A service Warden starts serving adds its entry here, and nowhere else.
+pub const SERVED_SERVICES: &[&str] = &["LAMBDA", "IAM", "STS"];
+
+/// Adds the endpoint variable of every [`SERVED_SERVICES`] entry, with Warden's API
+/// endpoint `url` as its value, and names them for the executor (a sandboxed instance
+/// reaches the API at another address). A variable the function's configuration sets
+/// itself is left as it is: that is the function's choice.
+fn point_sdks_at_warden(spec: &mut warden_executor::InstanceSpec, url: &str) {
+    for service in SERVED_SERVICES {
+        let name = format!("AWS_ENDPOINT_URL_{service}");
+        if spec.env.iter().any(|(key, _)| *key == name) {
+            continue;
+        }
+        spec.env.push((name.clone(), url.to_owned()));
+        spec.api_endpoint_vars.push(name);
+    }
 }
 
 /// The socket address of an `http://IP:PORT[/...]` endpoint.
@@ -717,6 +887,148 @@ fn error_json(error_type: &str, message: &str) -> Bytes {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::pin::Pin;
+    use warden_executor::{ExecutorError, InstanceId, InstanceSpec, SpawnedInstance};
+
+    /// Records kills; spawns nothing.
+    #[derive(Default)]
+    struct Kills(Mutex<Vec<InstanceId>>);
+
+    impl Executor for Kills {
+        fn spawn(
+            &self,
+            _spec: InstanceSpec,
+        ) -> Pin<
+            Box<
+                dyn std::future::Future<Output = Result<SpawnedInstance, ExecutorError>>
+                    + Send
+                    + '_,
+            >,
+        > {
+            Box::pin(async { Err(ExecutorError::ZygoteGone) })
+        }
+        fn kill(&self, id: InstanceId) {
+            lock(&self.0).push(id);
+        }
+        fn describe(&self) -> String {
+            "kill recorder".into()
+        }
+    }
+
+    /// An instance whose "process" is alive until the returned sender reports its exit.
+    fn instance(
+        id: u64,
+        executor: &Arc<Kills>,
+        budget: &Arc<MemoryBudget>,
+        dir: &std::path::Path,
+    ) -> (Arc<Instance>, oneshot::Sender<ExitStatus>) {
+        let store: Arc<dyn Store> = Arc::new(
+            warden_store::sqlite::SqliteStore::open(&dir.join(format!("{id}.db"))).unwrap(),
+        );
+        let (out_r, _out_w) = std::io::pipe().unwrap();
+        let (err_r, _err_w) = std::io::pipe().unwrap();
+        let name = FunctionName::new("f").unwrap();
+        let logs =
+            LogCapture::start(name, LogSink::start(store), out_r.into(), err_r.into()).unwrap();
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let (exit_tx, exit_rx) = oneshot::channel();
+        let lifetime = Lifetime {
+            id: warden_executor::InstanceId(id),
+            executor: Arc::clone(executor) as Arc<dyn Executor>,
+            memory: budget.try_reserve(640).unwrap(),
+        };
+        let i = Instance::new(1, listener, None, exit_rx, logs, Instant::now(), lifetime).unwrap();
+        (Arc::new(i), exit_tx)
+    }
+
+    #[tokio::test]
+    async fn a_doomed_instance_is_never_handed_out_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let kills = Arc::new(Kills::default());
+        let budget = MemoryBudget::new(2048);
+        let (a, a_exit) = instance(1, &kills, &budget, dir.path());
+        let pool = Pool::new();
+
+        pool.put(Arc::clone(&a), false);
+        let taken = pool.take().expect("a usable instance comes back");
+        assert!(Arc::ptr_eq(&taken, &a));
+
+        // The engine decides to end it; the process has not exited yet (the kill is
+        // asynchronous), which is exactly when it used to be reused.
+        a.doom();
+        a.doom();
+        assert_eq!(*lock(&kills.0), [InstanceId(1)], "killed once");
+        assert!(!a.has_exited() && !a.is_usable());
+        pool.put(Arc::clone(&a), false);
+        assert!(
+            pool.take().is_none(),
+            "a doomed instance never goes back to a pool"
+        );
+
+        // Its memory counts until its process is gone, then comes back.
+        assert_eq!(budget.used_mb(), 640);
+        a_exit.send(ExitStatus::Signal(9)).unwrap();
+        a.exited().await;
+        assert_eq!(budget.used_mb(), 0);
+    }
+
+    #[tokio::test]
+    async fn retired_pools_and_a_stopping_engine_end_what_comes_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let kills = Arc::new(Kills::default());
+        let budget = MemoryBudget::new(2048);
+        let (a, _a_exit) = instance(1, &kills, &budget, dir.path());
+        let (b, _b_exit) = instance(2, &kills, &budget, dir.path());
+        let (c, _c_exit) = instance(3, &kills, &budget, dir.path());
+        let pool = Pool::new();
+
+        pool.put(Arc::clone(&a), true);
+        assert!(
+            pool.take().is_none(),
+            "nothing is kept while the engine stops"
+        );
+        pool.put(Arc::clone(&b), false);
+        pool.retire();
+        pool.put(Arc::clone(&c), false);
+        assert!(pool.take().is_none());
+        assert_eq!(
+            *lock(&kills.0),
+            [InstanceId(1), InstanceId(2), InstanceId(3)],
+            "every one of them was ended"
+        );
+    }
+
+    #[test]
+    fn instances_reach_warden_only_for_the_services_it_serves() {
+        let mut spec = warden_executor::InstanceSpec {
+            program: "/code/bootstrap".into(),
+            args: Vec::new(),
+            env: vec![(
+                "AWS_ENDPOINT_URL_STS".to_owned(),
+                "http://sts.example".to_owned(),
+            )],
+            api_endpoint_vars: Vec::new(),
+            cwd: "/code".into(),
+            code_dir: "/code".into(),
+            memory_mb: 128,
+            tmp_mb: 512,
+        };
+        point_sdks_at_warden(&mut spec, "http://127.0.0.1:9700");
+        let pair = |k: &str, v: &str| (k.to_owned(), v.to_owned());
+        assert_eq!(
+            spec.env,
+            [
+                pair("AWS_ENDPOINT_URL_STS", "http://sts.example"),
+                pair("AWS_ENDPOINT_URL_LAMBDA", "http://127.0.0.1:9700"),
+                pair("AWS_ENDPOINT_URL_IAM", "http://127.0.0.1:9700"),
+            ],
+            "no global AWS_ENDPOINT_URL, and the function's own setting stays"
+        );
+        assert_eq!(
+            spec.api_endpoint_vars,
+            ["AWS_ENDPOINT_URL_LAMBDA", "AWS_ENDPOINT_URL_IAM"]
+        );
+    }
 
     #[test]
     fn api_address_comes_from_the_endpoint() {

@@ -136,7 +136,7 @@ impl ZygoteExecutor {
         let id = InstanceId(self.next_id.fetch_add(1, Ordering::Relaxed));
         let (listener, runtime_api) = if self.sandboxed {
             spec.relocate_code(Path::new(TASK_ROOT));
-            point_api_inside(&mut spec.env);
+            point_api_inside(&mut spec.env, &spec.api_endpoint_vars);
             (None, SANDBOX_RUNTIME_API.to_owned())
         } else {
             let create = |source| ExecutorError::Create {
@@ -232,11 +232,12 @@ impl ZygoteExecutor {
     }
 }
 
-/// The host's loopback is unreachable from a sandbox: an API endpoint the engine set is
-/// served inside the instance instead, at [`SANDBOX_API_ENDPOINT`].
-fn point_api_inside(env: &mut [(String, String)]) {
+/// The host's loopback is unreachable from a sandbox: the API endpoint the engine set in
+/// the variables named `endpoint_vars` is served inside the instance instead, at
+/// [`SANDBOX_API_ENDPOINT`].
+fn point_api_inside(env: &mut [(String, String)], endpoint_vars: &[String]) {
     for (key, value) in env.iter_mut() {
-        if key == "AWS_ENDPOINT_URL" {
+        if endpoint_vars.contains(key) {
             SANDBOX_API_ENDPOINT.clone_into(value);
         }
     }
@@ -336,14 +337,45 @@ impl Executor for ZygoteExecutor {
     }
 }
 
+impl ZygoteExecutor {
+    /// Stops every instance and the zygote, within `deadline`: closing our end of the
+    /// control socket makes the zygote kill every instance, reap them (for at most
+    /// its own, shorter deadline) and exit. A zygote still running at `deadline` is killed,
+    /// and the kernel then kills its instances (their parent-death signal). Idempotent;
+    /// the executor spawns nothing afterwards. Called by the server at shutdown, and on
+    /// drop.
+    pub fn shutdown(&self, deadline: Duration) {
+        self.shared.closing.store(true, Ordering::Release);
+        let _ = rustix::net::shutdown(&self.control, rustix::net::Shutdown::Both);
+        let Ok(mut zygote) = self.zygote.lock() else {
+            return;
+        };
+        let until = std::time::Instant::now() + deadline;
+        loop {
+            match zygote.try_wait() {
+                Ok(Some(_)) | Err(_) => return,
+                Ok(None) if std::time::Instant::now() >= until => break,
+                Ok(None) => std::thread::sleep(Duration::from_millis(10)),
+            }
+        }
+        tracing::warn!(
+            ?deadline,
+            "the zygote did not stop its instances in time; killing it"
+        );
+        let _ = zygote.kill();
+        let _ = zygote.wait();
+    }
+}
+
+/// How long [`ZygoteExecutor::shutdown`] should wait for the zygote (and dropping the
+/// executor does wait) before killing it: longer than the zygote's own deadline for
+/// reaping its instances.
+pub const ZYGOTE_EXIT_DEADLINE: Duration =
+    crate::zygote::KILL_ALL_DEADLINE.saturating_add(Duration::from_secs(5));
+
 impl Drop for ZygoteExecutor {
     fn drop(&mut self) {
-        // Closing our end makes the zygote kill every instance and exit.
-        self.shared.closing.store(true, Ordering::Release);
-        if let Ok(mut z) = self.zygote.lock() {
-            let _ = rustix::net::shutdown(&self.control, rustix::net::Shutdown::Both);
-            let _ = z.wait();
-        }
+        self.shutdown(ZYGOTE_EXIT_DEADLINE);
     }
 }
 
@@ -353,26 +385,34 @@ mod tests {
 
     #[test]
     fn sandboxed_instances_reach_the_api_inside_their_namespace() {
+        let pair = |k: &str, v: &str| (k.to_owned(), v.to_owned());
         let mut env = vec![
-            ("AWS_REGION".to_owned(), "us-east-1".to_owned()),
-            (
-                "AWS_ENDPOINT_URL".to_owned(),
-                "http://127.0.0.1:41234".to_owned(),
-            ),
+            pair("AWS_REGION", "us-east-1"),
+            pair("AWS_ENDPOINT_URL_LAMBDA", "http://127.0.0.1:41234"),
+            pair("AWS_ENDPOINT_URL_STS", "http://127.0.0.1:41234"),
+            // The function's own setting for another service is not Warden's to change.
+            pair("AWS_ENDPOINT_URL_S3", "http://minio.internal:9000"),
         ];
-        point_api_inside(&mut env);
+        let named = [
+            "AWS_ENDPOINT_URL_LAMBDA".to_owned(),
+            "AWS_ENDPOINT_URL_STS".to_owned(),
+        ];
+        point_api_inside(&mut env, &named);
         assert_eq!(
             env,
             [
-                ("AWS_REGION".to_owned(), "us-east-1".to_owned()),
-                (
-                    "AWS_ENDPOINT_URL".to_owned(),
-                    "http://127.0.0.1:9002".to_owned()
-                ),
+                pair("AWS_REGION", "us-east-1"),
+                pair("AWS_ENDPOINT_URL_LAMBDA", "http://127.0.0.1:9002"),
+                pair("AWS_ENDPOINT_URL_STS", "http://127.0.0.1:9002"),
+                pair("AWS_ENDPOINT_URL_S3", "http://minio.internal:9000"),
             ]
         );
-        let mut without = vec![("AWS_REGION".to_owned(), "us-east-1".to_owned())];
-        point_api_inside(&mut without);
-        assert_eq!(without.len(), 1, "no endpoint is added when none was set");
+        let mut without = vec![pair("AWS_REGION", "us-east-1")];
+        point_api_inside(&mut without, &named);
+        assert_eq!(
+            without,
+            [pair("AWS_REGION", "us-east-1")],
+            "nothing is added"
+        );
     }
 }

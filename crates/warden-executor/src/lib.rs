@@ -13,8 +13,9 @@
 //! [`SandboxOptions`] read-only at their host paths, a private network namespace whose
 //! `127.0.0.1:9001` (Runtime API) and `127.0.0.1:9002` (Warden's API) listeners, bound there
 //! by the sandbox, are passed back to the server, and the limits below. The host's
-//! loopback is out of reach from inside, so a sandboxed instance's `AWS_ENDPOINT_URL` is
-//! rewritten to [`SANDBOX_API_ENDPOINT`]; the engine relays that listener to the API. [`Isolation::None`] (`warden serve --insecure-no-sandbox`) runs plain
+//! loopback is out of reach from inside, so the endpoint variables the engine names in
+//! [`InstanceSpec::api_endpoint_vars`] are rewritten to [`SANDBOX_API_ENDPOINT`]; the engine
+//! relays that listener to the API. [`Isolation::None`] (`warden serve --insecure-no-sandbox`) runs plain
 //! processes and is meant only for hosts without namespaces.
 //!
 //! # Limits derived from the function
@@ -40,7 +41,7 @@ use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
 
-pub use client::ZygoteExecutor;
+pub use client::{ZygoteExecutor, ZYGOTE_EXIT_DEADLINE};
 pub use runtime_paths::{python_runtime_paths, system_runtime_paths};
 pub use zygote::run_zygote;
 
@@ -48,8 +49,9 @@ pub use zygote::run_zygote;
 pub const TASK_ROOT: &str = "/var/task";
 /// The Runtime API address inside every sandboxed instance.
 pub const SANDBOX_RUNTIME_API: &str = "127.0.0.1:9001";
-/// Where a sandboxed instance reaches Warden's API (`AWS_ENDPOINT_URL`): a listener in its
-/// own network namespace, handed to the engine as [`SpawnedInstance::api_listener`].
+/// Where a sandboxed instance reaches Warden's API (the value of its
+/// [`InstanceSpec::api_endpoint_vars`]): a listener in its own network namespace, handed
+/// to the engine as [`SpawnedInstance::api_listener`].
 pub const SANDBOX_API_ENDPOINT: &str = "http://127.0.0.1:9002";
 /// Processes and threads one instance may have.
 pub const DEFAULT_PIDS_MAX: u32 = 1024;
@@ -122,10 +124,12 @@ pub struct InstanceSpec {
     pub program: PathBuf,
     pub args: Vec<String>,
     /// The complete environment (nothing is inherited), without `AWS_LAMBDA_RUNTIME_API`,
-    /// which the executor adds because only it knows where the Runtime API listens. A
-    /// sandboxing executor replaces the value of `AWS_ENDPOINT_URL`, if present, with
-    /// [`SANDBOX_API_ENDPOINT`].
+    /// which the executor adds because only it knows where the Runtime API listens.
     pub env: Vec<(String, String)>,
+    /// Names of the variables of `env` whose value is Warden's API endpoint on the host
+    /// (`AWS_ENDPOINT_URL_LAMBDA`...). A sandboxing executor replaces their values with
+    /// [`SANDBOX_API_ENDPOINT`]; every other variable is left as the function set it.
+    pub api_endpoint_vars: Vec<String>,
     pub cwd: PathBuf,
     /// The function's extracted code, for executors that mount it.
     pub code_dir: PathBuf,
@@ -190,7 +194,7 @@ pub struct SpawnedInstance {
     pub stderr: OwnedFd,
     /// Where the instance's Runtime API must be served; already listening.
     pub runtime_api: std::net::TcpListener,
-    /// Sandboxed instances only: the listener behind their `AWS_ENDPOINT_URL`
+    /// Sandboxed instances only: the listener behind their endpoint variables
     /// ([`SANDBOX_API_ENDPOINT`]), already listening, whose connections the engine relays
     /// to Warden's API. `None` when the instance can reach the API's host address itself.
     pub api_listener: Option<std::net::TcpListener>,
@@ -269,6 +273,7 @@ mod tests {
                 ("OTHER".into(), "/data/code/abcdef".into()),
                 ("PATH".into(), "/usr/bin:/bin".into()),
             ],
+            api_endpoint_vars: Vec::new(),
             cwd: "/data/code/abc".into(),
             code_dir: "/data/code/abc".into(),
             memory_mb: 128,

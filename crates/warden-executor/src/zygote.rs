@@ -18,6 +18,7 @@ use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
 
 use rustix::event::{poll, PollFd, PollFlags, Timespec};
 use rustix::process::{kill_process_group, pidfd_open, Pid, PidfdFlags, Signal};
@@ -25,6 +26,10 @@ use warden_sandbox::{Sandbox, SandboxConfig, SandboxSpec, Sandboxed};
 
 use crate::protocol::{self, Event, Request, MAX_MESSAGE};
 use crate::{cpu_quota_percent, ExitStatus, InstanceId, Protection, SandboxOptions};
+
+/// How long the zygote, once the server has gone, waits for its killed instances to end
+/// before it exits anyway. The server waits longer than this for the zygote.
+pub(crate) const KILL_ALL_DEADLINE: Duration = Duration::from_secs(5);
 
 enum Running {
     Plain { child: Child, pidfd: OwnedFd },
@@ -176,21 +181,70 @@ impl Zygote {
         }
     }
 
-    /// The server is gone: leave nothing behind.
+    /// The server is gone: leave nothing behind. Every instance is killed first, so that
+    /// they all die at once, then reaped as each ends, for at most [`KILL_ALL_DEADLINE`]:
+    /// the zygote exits then even if a process cannot die (stuck in the kernel), and the
+    /// server, which waits for the zygote, is not held up by it.
     fn kill_all(&mut self) {
-        for (_, r) in self.running.drain() {
-            match r {
-                Running::Plain { mut child, .. } => {
-                    let _ = kill_process_group(child_pid(&child), Signal::KILL);
-                    let _ = child.kill();
-                    let _ = child.wait();
+        let ids: Vec<InstanceId> = self.running.keys().copied().collect();
+        for id in &ids {
+            self.kill(*id);
+        }
+        let deadline = Instant::now() + KILL_ALL_DEADLINE;
+        while !self.running.is_empty() {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                eprintln!(
+                    "warden zygote: {} instance(s) did not end within {KILL_ALL_DEADLINE:?} of the shutdown; leaving them to the kernel",
+                    self.running.len()
+                );
+                return;
+            }
+            let ids: Vec<InstanceId> = self.running.keys().copied().collect();
+            let ended: Vec<InstanceId> = {
+                let mut fds: Vec<PollFd<'_>> = ids
+                    .iter()
+                    .map(|id| PollFd::from_borrowed_fd(self.running[id].pidfd(), PollFlags::IN))
+                    .collect();
+                let timeout = Timespec {
+                    tv_sec: left.as_secs() as i64,
+                    tv_nsec: i64::from(left.subsec_nanos()),
+                };
+                match poll(&mut fds, Some(&timeout)) {
+                    Ok(_) | Err(rustix::io::Errno::INTR) => {}
+                    Err(_) => return,
                 }
-                Running::Sandboxed(s) => {
-                    if let Some((sandbox, _)) = &mut self.sandbox {
-                        let _ = sandbox.teardown(s);
-                    }
+                ids.iter()
+                    .zip(&fds)
+                    .filter(|(_, fd)| !fd.revents().is_empty())
+                    .map(|(id, _)| *id)
+                    .collect()
+            };
+            for id in ended {
+                if let Some(r) = self.running.remove(&id) {
+                    self.reap(r);
                 }
             }
+        }
+    }
+
+    /// Kills an instance and everything it started; returns at once. Its pidfd becomes
+    /// readable when it is gone, and it is reaped then.
+    fn kill(&mut self, id: InstanceId) {
+        match self.running.get_mut(&id) {
+            Some(Running::Plain { child, .. }) => {
+                let _ = kill_process_group(child_pid(child), Signal::KILL);
+                let _ = child.kill();
+            }
+            Some(Running::Sandboxed(s)) => {
+                if let Some((sandbox, _)) = &self.sandbox {
+                    // SIGKILL to pid 1 ends the whole pid namespace, including processes
+                    // that ignore SIGTERM; the sandbox also lifts the CPU quota so that
+                    // the dying processes are not throttled.
+                    let _ = sandbox.kill(s);
+                }
+            }
+            None => {}
         }
     }
 
@@ -295,21 +349,8 @@ impl Zygote {
                     }
                 }
             }
-            Request::Kill { id } => match self.running.get_mut(&id) {
-                Some(Running::Plain { child, .. }) => {
-                    let _ = kill_process_group(child_pid(child), Signal::KILL);
-                    let _ = child.kill();
-                    // The pidfd becomes readable and the main loop reaps and reports it.
-                }
-                Some(Running::Sandboxed(s)) => {
-                    if let Some((sandbox, _)) = &self.sandbox {
-                        // SIGKILL to pid 1 ends the whole pid namespace, including processes
-                        // that ignore SIGTERM; the main loop reaps it.
-                        let _ = sandbox.kill(s);
-                    }
-                }
-                None => {}
-            },
+            // The pidfd becomes readable and the main loop reaps and reports it.
+            Request::Kill { id } => self.kill(id),
         }
     }
 

@@ -215,7 +215,7 @@ pub struct SandboxConfig {
     /// Port of the Runtime API listener on the instance's 127.0.0.1.
     pub runtime_api_port: u16,
     /// Port of the listener on the instance's 127.0.0.1 through which the platform serves
-    /// its own API (`AWS_ENDPOINT_URL`) to the function.
+    /// its own API (the SDKs' endpoint variables) to the function.
     pub api_port: u16,
     /// Whether to use cgroups at all (when false, limits are rlimits only).
     pub use_cgroups: bool,
@@ -850,15 +850,27 @@ impl Sandbox {
         Ok(())
     }
 
-    /// Sends SIGKILL to the instance's pid 1, which ends its whole pid namespace.
+    /// Ends the instance: SIGKILL to its pid 1, which ends its whole pid namespace, and to
+    /// every process of its cgroup where the kernel can do that at once; then lifts its
+    /// CPU quota, so that the dying processes are not throttled while they exit (a
+    /// fork-bombed instance of a small function otherwise takes minutes to die). Returns
+    /// at once; the instance's pidfd becomes readable when it is gone.
     pub fn kill(&self, instance: &Sandboxed) -> Result<(), SandboxError> {
-        match rustix::process::pidfd_send_signal(&instance.pidfd, rustix::process::Signal::KILL) {
+        let signalled = match rustix::process::pidfd_send_signal(
+            &instance.pidfd,
+            rustix::process::Signal::KILL,
+        ) {
             Ok(()) | Err(rustix::io::Errno::SRCH) => Ok(()),
             Err(e) => Err(SandboxError::Kill {
                 pid: instance.pid,
                 source: e.into(),
             }),
+        };
+        // Only an instance that is dying may run unthrottled.
+        if let (Ok(()), Some(cg), Some(s)) = (&signalled, &self.cgroups, instance.slot) {
+            cg.finish(s);
         }
+        signalled
     }
 
     /// Whether the instance's memory cgroup has OOM-killed one of its processes so far.

@@ -37,6 +37,14 @@ pub struct ServeArgs {
     /// Account-wide concurrent executions.
     #[arg(long, default_value_t = warden_types::limits::DEFAULT_ACCOUNT_CONCURRENCY)]
     account_concurrency: u32,
+    /// Most memory the running instances may be given together: the sum of their memory
+    /// limits (MemorySize plus `/tmp`, which the sandbox charges to the same cgroup) stays
+    /// within it. A share of host memory (`80%`; of Warden's own memory cgroup limit when
+    /// that is lower) or a size (`16GiB`, `1536MiB`, `16GB`).
+    /// Idle instances are evicted to make room; beyond it cold starts get 429 with
+    /// `Reason: HostMemoryBudgetExceeded`.
+    #[arg(long, env = "WARDEN_MEMORY_BUDGET", default_value = "80%")]
+    memory_budget: warden_engine::BudgetSetting,
     /// Seconds an idle instance is kept warm.
     #[arg(long, default_value_t = 600)]
     idle_timeout: u64,
@@ -163,6 +171,9 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         bail!("--async-retry-delays-ms takes exactly two values, e.g. `60000,120000`");
     }
     let region = Region::new(&args.region)?;
+    let host_memory =
+        warden_engine::host_memory_bytes().context("cannot read the host's memory size")?;
+    let memory_budget_mb = args.memory_budget.resolve_mb(host_memory);
     let data_dir = args.data_dir.clone().unwrap_or_else(default_data_dir);
     private_data_dir(&data_dir)?;
 
@@ -212,6 +223,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
             init_timeout: Duration::from_secs(u64::from(
                 warden_types::limits::INIT_TIMEOUT_SECONDS,
             )),
+            memory_budget_mb,
         };
         let code_blobs = Arc::clone(&blobs);
         let engine = warden_engine::Engine::start(
@@ -239,6 +251,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
             address = %local,
             data_dir = %data_dir.display(),
             account = %account,
+            memory_budget_mib = memory_budget_mb,
             executor = %warden_executor::Executor::describe(executor.as_ref()),
             descriptor_limit = nofile,
             max_connections = serve_options.max_connections,
@@ -251,10 +264,15 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         tracing::info!("shutting down");
         key_usage.abort();
         flush_key_usage(identity.clone()).await;
-        engine.shutdown(Duration::from_secs(30)).await;
+        engine.shutdown(ASYNC_SHUTDOWN_GRACE).await;
         anyhow::Ok(())
     })?;
+    // Every step of the shutdown has a deadline: the API's drain (in `serve`), the async
+    // invocations' grace, the zygote's teardown of the instances, and the runtime's own
+    // tasks (a store call in a blocking thread, at worst).
+    executor.shutdown(warden_executor::ZYGOTE_EXIT_DEADLINE);
     drop(executor);
+    runtime.shutdown_timeout(RUNTIME_SHUTDOWN_DEADLINE);
     Ok(())
 }
 
@@ -313,6 +331,11 @@ async fn flush_key_usage(identity: warden_identity::Identity) {
         Err(e) => tracing::warn!(error = %e, "could not record access key use"),
     }
 }
+
+/// How long running async invocations may finish at shutdown; they run again otherwise.
+const ASYNC_SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
+/// How long the runtime's remaining tasks may take once everything else has stopped.
+const RUNTIME_SHUTDOWN_DEADLINE: Duration = Duration::from_secs(5);
 
 async fn shutdown_signal() {
     use tokio::signal::unix::{signal, SignalKind};

@@ -389,7 +389,7 @@ const CALLER: &str = r#"
 import json, os, boto3, botocore
 def handler(event, context):
     lam = boto3.client("lambda")
-    out = {"endpoint": os.environ.get("AWS_ENDPOINT_URL"),
+    out = {"endpoint": os.environ.get("AWS_ENDPOINT_URL_LAMBDA"),
            "key": os.environ["AWS_ACCESS_KEY_ID"], "secret": os.environ["AWS_SECRET_ACCESS_KEY"],
            "token": os.environ["AWS_SESSION_TOKEN"]}
     try:
@@ -402,7 +402,7 @@ def handler(event, context):
 
 #[test]
 fn functions_call_warden_with_exactly_their_roles_permissions() {
-    // The credentials and AWS_ENDPOINT_URL are under test here, in the default sandbox:
+    // The credentials and AWS_ENDPOINT_URL_LAMBDA are under test here, in the default sandbox:
     // boto3 reaches the API through the listener in the instance's own network namespace.
     let s = Server::start();
     s.create_fixture("target", &[]);

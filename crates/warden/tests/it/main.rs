@@ -14,6 +14,7 @@ mod escalation;
 mod iam;
 mod iam_more;
 mod invoke;
+mod lifecycle;
 mod runtimes;
 mod sandbox;
 mod warden_cli;

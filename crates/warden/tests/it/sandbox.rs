@@ -457,10 +457,12 @@ fn a_background_process_ends_with_its_instance() {
     let tag = rand_tag();
     let (error, got) = invoke(&s, "bg", json!({"action": "background", "tag": tag}));
     assert_eq!((error, got), (None, json!({ "left_behind": tag })));
-    assert_eq!(
-        markers(&tag).len(),
-        1,
-        "the background process runs meanwhile"
+    // The function may answer while its child is still inside `execve` (its command line
+    // not yet readable), so look until it shows.
+    wait_until(
+        Duration::from_secs(10),
+        "the background process runs meanwhile",
+        || markers(&tag).len() == 1,
     );
     // A configuration change retires the warm instance.
     s.aws(&[
