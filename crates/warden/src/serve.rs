@@ -43,6 +43,19 @@ pub struct ServeArgs {
     /// Milliseconds before the first and second async retry (Lambda: about 60000 and 120000).
     #[arg(long, value_delimiter = ',', default_values_t = [60_000u64, 120_000])]
     async_retry_delays_ms: Vec<u64>,
+    /// KiB of output per second one function (all its instances together) may log; a
+    /// function printing faster is slowed down (its output pipe is read no faster).
+    #[arg(long, default_value_t = warden_types::limits::DEFAULT_LOG_RATE_KIB,
+          value_parser = clap::value_parser!(u64).range(1..=1024 * 1024))]
+    log_rate_kib: u64,
+    /// Days function log lines are kept.
+    #[arg(long, default_value_t = warden_types::limits::DEFAULT_LOG_RETENTION_DAYS,
+          value_parser = clap::value_parser!(u64).range(1..=36_500))]
+    log_retention_days: u64,
+    /// MiB all function log lines may take on disk; beyond it the oldest lines go first.
+    #[arg(long, default_value_t = warden_types::limits::DEFAULT_LOG_MAX_MIB,
+          value_parser = clap::value_parser!(u64).range(1..=1024 * 1024))]
+    log_max_mib: u64,
     /// Run functions as plain processes without the sandbox: no isolation at all between
     /// functions, or from the host. Meant only for platforms without namespaces (see
     /// `warden doctor`); logged at WARN on every start.
@@ -133,6 +146,18 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
     if let Err(e) = blobs.remove_stale_staging() {
         tracing::warn!(error = %e, "could not remove leftover staging directories");
     }
+    // Code a crash orphaned (written by a deploy that never committed, or whose version
+    // was deleted while an instance still ran it) goes before anything can pin it.
+    match blobs.sweep(|| store.referenced_code()) {
+        Ok(r) if r.removed > 0 => {
+            tracing::info!(removed = r.removed, "collected unused code blobs")
+        }
+        Ok(_) => {}
+        Err(e) => tracing::warn!(error = %e, "could not collect unused code blobs"),
+    }
+    blobs
+        .start_collector(Arc::clone(&store), BLOB_SWEEP_PERIOD)
+        .context("cannot start the code blob collector")?;
     let account = account_id(store.as_ref(), args.account_id.clone())?;
     let identity = warden_identity::Identity::open(&data_dir, account.as_str())?;
     bootstrap_admin(&identity, &data_dir)?;
@@ -154,13 +179,20 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
             init_timeout: Duration::from_secs(u64::from(
                 warden_types::limits::INIT_TIMEOUT_SECONDS,
             )),
+            logs: warden_engine::LogLimits {
+                rate_bytes_per_second: args.log_rate_kib * 1024,
+                retention: warden_store::LogRetention {
+                    max_age_ms: i64::try_from(args.log_retention_days * 24 * 3600 * 1000)
+                        .unwrap_or(i64::MAX),
+                    max_bytes: args.log_max_mib * 1024 * 1024,
+                },
+            },
         };
-        let code_blobs = Arc::clone(&blobs);
         let engine = warden_engine::Engine::start(
             config,
             Arc::clone(&store),
             executor.clone(),
-            Box::new(move |sha| code_blobs.code_dir(sha)),
+            Arc::clone(&blobs),
         )?;
         let listener = tokio::net::TcpListener::bind(args.listen)
             .await
@@ -264,6 +296,10 @@ fn bootstrap_admin(
     );
     Ok(())
 }
+
+/// How often unused code blobs are collected even when nothing asked for it (deletes,
+/// code updates and ended instances ask).
+const BLOB_SWEEP_PERIOD: Duration = Duration::from_secs(600);
 
 /// The execution role `warden function deploy` uses when given none.
 const DEFAULT_ROLE_NAME: &str = "warden-default";
