@@ -82,12 +82,17 @@ async fn install_code(
         if blobs.has_code_dir(&sha) {
             return Ok((sha, size, pin));
         }
-        let staging = extract_to_staging(&blobs, &zip)?;
-        blobs.put_zip(&zip).map_err(ApiError::internal)?;
-        blobs
-            .install_code_dir(&sha, staging.path())
-            .map_err(ApiError::internal)?;
-        Ok((sha, size, pin))
+        let installed = extract_to_staging(&blobs, &zip).and_then(|staging| {
+            blobs.put_zip(&zip).map_err(ApiError::internal)?;
+            blobs
+                .install_code_dir(&sha, staging.path())
+                .map_err(ApiError::internal)
+        });
+        if installed.is_err() {
+            // A zip may have been stored without its tree: collect it.
+            blobs.request_sweep();
+        }
+        installed.map(|_| (sha, size, pin))
     })
     .await
 }

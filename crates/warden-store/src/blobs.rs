@@ -386,10 +386,11 @@ impl BlobStore {
         Ok(report)
     }
 
-    /// Renames the zip and tree of `sha` (those that exist) into `staging/`, recording
-    /// where they went.
+    /// Renames the tree and zip of `sha` (those that exist) into `staging/`, recording
+    /// where they went. The tree goes first: a deploy takes an installed tree as a whole
+    /// blob, so a crash in between must not leave a tree without its zip.
     fn move_to_trash(&self, sha: &str, trash: &mut Vec<PathBuf>) -> Result<(), StoreError> {
-        for path in [self.zip_path(sha), self.code_dir(sha)] {
+        for path in [self.code_dir(sha), self.zip_path(sha)] {
             let to = self.staging.join(unique_name("trash-"));
             match fs::rename(&path, &to) {
                 Ok(()) => trash.push(to),
