@@ -332,3 +332,49 @@ impl warden_engine::CredentialIssuer for RoleSessions {
         self.0.revoke_session(access_key_id);
     }
 }
+
+#[cfg(test)]
+mod log_flag_tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Top {
+        #[command(flatten)]
+        serve: ServeArgs,
+    }
+
+    fn parse(args: &[&str]) -> Result<ServeArgs, String> {
+        let mut argv = vec!["serve"];
+        argv.extend_from_slice(args);
+        Top::try_parse_from(argv)
+            .map(|t| t.serve)
+            .map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn log_limits_have_documented_defaults_and_refuse_zero() {
+        let d = parse(&[]).unwrap();
+        assert_eq!(
+            (d.log_rate_kib, d.log_retention_days, d.log_max_mib),
+            (1024, 7, 1024)
+        );
+        let set = parse(&[
+            "--log-rate-kib",
+            "64",
+            "--log-retention-days",
+            "1",
+            "--log-max-mib",
+            "2",
+        ])
+        .unwrap();
+        assert_eq!(
+            (set.log_rate_kib, set.log_retention_days, set.log_max_mib),
+            (64, 1, 2)
+        );
+        for flag in ["--log-rate-kib", "--log-retention-days", "--log-max-mib"] {
+            let err = parse(&[flag, "0"]).err().unwrap_or_default();
+            assert!(err.contains(flag), "{flag} 0 must be refused: {err}");
+        }
+    }
+}
