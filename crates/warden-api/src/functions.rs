@@ -33,8 +33,7 @@ fn not_found(state: &ApiState, r: &FunctionRef) -> ApiError {
     ApiError::not_found(format!("Function not found: {}", state.engine.arn(r)))
 }
 
-/// Decodes a base64 zip and installs it in the blob store; returns (sha256, size).
-async fn install_code(state: &ApiState, zip_b64: &str) -> Result<(String, u64), ApiError> {
+fn decode_zip(zip_b64: &str) -> Result<Vec<u8>, ApiError> {
     let zip = base64::engine::general_purpose::STANDARD
         .decode(zip_b64.trim())
         .map_err(|e| ApiError::invalid(format!("Code.ZipFile is not valid base64: {e}")))?;
@@ -44,27 +43,68 @@ async fn install_code(state: &ApiState, zip_b64: &str) -> Result<(String, u64), 
             "CreateFunction",
         ));
     }
+    Ok(zip)
+}
+
+/// Extracts `zip` into a fresh staging directory, as every deploy must before its code is
+/// accepted; the directory is removed when the returned guard drops.
+fn extract_to_staging(
+    blobs: &warden_store::BlobStore,
+    zip: &[u8],
+) -> Result<warden_store::blobs::Staging, ApiError> {
+    let staging = blobs.create_staging().map_err(ApiError::internal)?;
+    warden_package::extract(zip, staging.path(), &warden_package::Limits::default()).map_err(
+        |e| {
+            ApiError::new(
+                StatusCode::BAD_GATEWAY,
+                "InvalidZipFileException",
+                format!("Could not unzip uploaded file. Please check your file, then try to upload again. ({e})"),
+            )
+        },
+    )?;
+    Ok(staging)
+}
+
+/// Decodes a base64 zip and installs it in the blob store; returns (sha256, size) and a
+/// pin that keeps the blob from garbage collection until the caller has committed the
+/// version referencing it (or given up; then the next sweep removes it).
+async fn install_code(
+    state: &ApiState,
+    zip_b64: &str,
+) -> Result<(String, u64, warden_store::blobs::BlobPin), ApiError> {
+    let zip = decode_zip(zip_b64)?;
     let blobs = Arc::clone(&state.blobs);
     blocking(move || {
         let size = zip.len() as u64;
         let sha = warden_store::blobs::sha256_base64(&zip);
+        // Pinned before looking, so a sweep cannot remove the blob after it was found.
+        let pin = blobs.pin(&sha);
         if blobs.has_code_dir(&sha) {
-            return Ok((sha, size));
+            return Ok((sha, size, pin));
         }
-        let staging = blobs.staging_dir();
-        std::fs::create_dir(&staging).map_err(ApiError::internal)?;
-        let extracted = warden_package::extract(&zip, &staging, &warden_package::Limits::default());
-        if let Err(e) = extracted {
-            let _ = std::fs::remove_dir_all(&staging);
-            return Err(ApiError::new(
-                StatusCode::BAD_GATEWAY,
-                "InvalidZipFileException",
-                format!("Could not unzip uploaded file. Please check your file, then try to upload again. ({e})"),
-            ));
+        let installed = extract_to_staging(&blobs, &zip).and_then(|staging| {
+            blobs.put_zip(&zip).map_err(ApiError::internal)?;
+            blobs
+                .install_code_dir(&sha, staging.path())
+                .map_err(ApiError::internal)
+        });
+        if installed.is_err() {
+            // A zip may have been stored without its tree: collect it.
+            blobs.request_sweep();
         }
-        blobs.put_zip(&zip).map_err(ApiError::internal)?;
-        blobs.install_code_dir(&sha, &staging).map_err(ApiError::internal)?;
-        Ok((sha, size))
+        installed.map(|_| (sha, size, pin))
+    })
+    .await
+}
+
+/// Checks a base64 zip as [`install_code`] would, writing no blob: it is extracted into a
+/// staging directory that is removed before this returns. Returns (sha256, size).
+async fn validate_code(state: &ApiState, zip_b64: &str) -> Result<(String, u64), ApiError> {
+    let zip = decode_zip(zip_b64)?;
+    let blobs = Arc::clone(&state.blobs);
+    blocking(move || {
+        drop(extract_to_staging(&blobs, &zip)?);
+        Ok((warden_store::blobs::sha256_base64(&zip), zip.len() as u64))
     })
     .await
 }
@@ -224,13 +264,13 @@ pub async fn create(state: &ApiState, request: &ApiRequest) -> Result<Reply, Api
         code.image_uri.is_some(),
     )?;
 
-    let (code_sha256, code_size) = install_code(state, &zip).await?;
+    let (code_sha256, code_size, code_pin) = install_code(state, &zip).await?;
     latest.code_sha256 = code_sha256;
     latest.code_size = code_size;
     latest.architectures = architectures;
     let store = Arc::clone(&state.store);
     let record = latest.clone();
-    blocking(move || {
+    let created = blocking(move || {
         store.create_function(&record).map_err(|e| match e {
             StoreError::AlreadyExists(_) => {
                 ApiError::conflict(format!("Function already exist: {}", record.name))
@@ -238,7 +278,13 @@ pub async fn create(state: &ApiState, request: &ApiRequest) -> Result<Reply, Api
             other => other.into(),
         })
     })
-    .await?;
+    .await;
+    drop(code_pin);
+    if created.is_err() {
+        // The code may now be referenced by nothing.
+        state.blobs.request_sweep();
+    }
+    created?;
     state.engine.invalidate(&name);
     state.access.invalidate(&name);
     let shown = if input.publish.unwrap_or(false) {
@@ -411,6 +457,9 @@ pub async fn delete(state: &ApiState, request: &ApiRequest, raw: &str) -> Result
         return Err(not_found(state, &r));
     }
     state.engine.invalidate(&r.name);
+    // Its code may be referenced by nothing now; instances still running it keep it
+    // pinned until they are gone.
+    state.blobs.request_sweep();
     if r.qualifier.is_none() {
         state.engine.concurrency().set_reserved(&r.name, None);
         // The store deleted the resource policy with the function; a function created
@@ -447,6 +496,10 @@ async fn save_latest(
     Ok(())
 }
 
+/// `UpdateFunctionCode`: callers need `lambda:UpdateFunctionCode` on the function. Replaces
+/// `$LATEST`'s code (and with `Publish`, publishes it); the previous code is collected
+/// once nothing references or runs it. With `DryRun` the zip is validated exactly as for
+/// a real update but nothing is stored, not even the blob.
 pub async fn update_code(
     state: &ApiState,
     request: &ApiRequest,
@@ -468,8 +521,9 @@ pub async fn update_code(
     if let Some(a) = input.architectures {
         f.architectures = shape::validate_architectures(&a)?;
     }
-    let (sha, size) = install_code(state, &zip).await?;
     if input.dry_run.unwrap_or(false) {
+        // Validated like a real update, but nothing is stored.
+        let (sha, size) = validate_code(state, &zip).await?;
         f.code_sha256 = sha;
         f.code_size = size;
         return Ok(json_response(
@@ -477,12 +531,17 @@ pub async fn update_code(
             &shape::configuration(state, &f),
         ));
     }
+    let (sha, size, code_pin) = install_code(state, &zip).await?;
     let previous_revision = f.revision_id.clone();
     f.code_sha256 = sha;
     f.code_size = size;
     f.revision_id = new_revision();
     f.last_modified_ms = warden_types::now_millis();
-    save_latest(state, f.clone(), Some(previous_revision)).await?;
+    let saved = save_latest(state, f.clone(), Some(previous_revision)).await;
+    drop(code_pin);
+    // Either the previous code or (if the update failed) the new one may be unreferenced.
+    state.blobs.request_sweep();
+    saved?;
     let shown = if input.publish.unwrap_or(false) {
         publish_inner(state, &name, None, None).await?
     } else {
@@ -675,6 +734,11 @@ pub async fn account_settings(state: &ApiState) -> Result<Reply, ApiError> {
     ))
 }
 
+/// Warden's log endpoint: a page of one function's log lines after `after` (seq), up to
+/// `limit`, waiting up to `wait` seconds for new ones. Callers need `logs:GetLogEvents` on
+/// the function's log group; it changes nothing. Each record says whether Warden
+/// (`"source": "platform"`) or the function (`"function"`) wrote it, and carries the
+/// message exactly as stored: clients must escape it before showing it on a terminal.
 pub async fn read_logs(
     state: &ApiState,
     request: &ApiRequest,
@@ -709,7 +773,7 @@ pub async fn read_logs(
             let next = records.last().map(|r| r.seq).unwrap_or(after);
             let records: Vec<Value> = records
                 .iter()
-                .map(|r| json!({ "seq": r.seq, "timestampMs": r.timestamp_ms, "requestId": r.request_id, "message": r.message }))
+                .map(|r| json!({ "seq": r.seq, "timestampMs": r.timestamp_ms, "requestId": r.request_id, "source": r.source.as_str(), "message": r.message }))
                 .collect();
             return Ok(json_response(
                 StatusCode::OK,

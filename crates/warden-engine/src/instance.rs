@@ -13,6 +13,7 @@ use tokio::sync::watch;
 use tokio::task::{JoinHandle, JoinSet};
 use warden_executor::{Executor, ExitStatus, InstanceId, InstanceSpec};
 use warden_runtime_api::InstanceChannel;
+use warden_store::blobs::BlobPin;
 use warden_types::{FunctionVersion, Region, Runtime};
 
 use crate::logs::LogCapture;
@@ -55,6 +56,9 @@ pub struct Lifetime {
     /// Its share of the host memory budget, given back once the process has been reaped
     /// (before anyone waiting on [`Instance::exited`] hears of it).
     pub memory: MemoryGrant,
+    /// Its code, pinned until the process is gone, so that garbage collection never
+    /// removes code a live instance runs, even after its version is deleted.
+    pub code: BlobPin,
 }
 
 impl Instance {
@@ -71,6 +75,7 @@ impl Instance {
             id,
             executor,
             memory,
+            code,
         } = lifetime;
         let channel = InstanceChannel::serve(runtime_api)?;
         let (tx, rx) = watch::channel(None);
@@ -80,7 +85,7 @@ impl Instance {
         };
         tokio::spawn(async move {
             let status = exited.await.unwrap_or(ExitStatus::Lost);
-            drop(memory);
+            drop((memory, code));
             let _ = tx.send(Some(status));
         });
         Ok(Self {

@@ -25,11 +25,12 @@ use bytes::Bytes;
 use tokio::sync::oneshot;
 use warden_executor::{Executor, ExitStatus};
 use warden_runtime_api::{Invocation, Outcome};
-use warden_store::{Store, StoreError};
+use warden_store::{BlobStore, LogSource, Store, StoreError};
 use warden_types::{AccountId, FunctionName, FunctionRef, FunctionVersion, Qualifier, Region};
 
 pub use concurrency::{Concurrency, ThrottleReason};
 use instance::{instance_spec, Instance, Lifetime, RuntimeSettings};
+pub use logs::LogLimits;
 use logs::{LogCapture, LogSink};
 use memory::MemoryGrant;
 pub use memory::{host_memory_bytes, BudgetError, BudgetSetting, MemoryBudget};
@@ -52,6 +53,8 @@ pub struct EngineConfig {
     /// Most memory, in MiB, that the limits of all running instances may add up to
     /// (`--memory-budget`); see [`MemoryBudget`].
     pub memory_budget_mb: u64,
+    /// Function log rate and retention.
+    pub logs: LogLimits,
 }
 
 /// Issues the short-lived credentials of a function's execution role to each instance.
@@ -174,7 +177,8 @@ struct Inner {
     config: EngineConfig,
     store: Arc<dyn Store>,
     executor: Arc<dyn Executor>,
-    code_dir: Box<dyn Fn(&str) -> PathBuf + Send + Sync>,
+    /// Where each version's code is; instances pin theirs while they live.
+    blobs: Arc<BlobStore>,
     registry: Registry,
     concurrency: Arc<Concurrency>,
     memory: Arc<MemoryBudget>,
@@ -204,12 +208,12 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 
 impl Engine {
     /// Builds the engine and starts its background tasks (idle reaper, async queue
-    /// worker). `code_dir` maps a `CodeSha256` to the directory holding that code.
+    /// worker, log writer and pruner). `blobs` holds each version's code by `CodeSha256`.
     pub fn start(
         config: EngineConfig,
         store: Arc<dyn Store>,
         executor: Arc<dyn Executor>,
-        code_dir: Box<dyn Fn(&str) -> PathBuf + Send + Sync>,
+        blobs: Arc<BlobStore>,
     ) -> Result<Self, StoreError> {
         let reservations = store.all_reserved_concurrency()?;
         let released = store.release_leases()?;
@@ -222,12 +226,12 @@ impl Engine {
         let concurrency = Concurrency::new(config.account_concurrency, &reservations);
         let inner = Arc::new(Inner {
             registry: Registry::new(Arc::clone(&store)),
-            logs: LogSink::start(Arc::clone(&store)),
+            logs: LogSink::start(Arc::clone(&store), config.logs),
             memory: MemoryBudget::new(config.memory_budget_mb),
             config,
             store,
             executor,
-            code_dir,
+            blobs,
             concurrency,
             pools: Mutex::new(HashMap::new()),
             queue_wakeup: tokio::sync::Notify::new(),
@@ -503,7 +507,10 @@ impl Engine {
         memory: MemoryGrant,
     ) -> Result<Arc<Instance>, InvokeResponse> {
         let inner = &self.inner;
-        let code_dir = (inner.code_dir)(&config.code_sha256);
+        // Pinned before the instance exists; its `Lifetime` holds the pin until the process
+        // is gone.
+        let code_pin = inner.blobs.pin(&config.code_sha256);
+        let code_dir = inner.blobs.code_dir(&config.code_sha256);
         let settings = RuntimeSettings {
             python: &inner.config.python,
             region: &inner.config.region,
@@ -577,6 +584,7 @@ impl Engine {
             id,
             executor: Arc::clone(&inner.executor),
             memory,
+            code: code_pin,
         };
         let started_instance =
             LogCapture::start(config.name.clone(), inner.logs.clone(), stdout, stderr).and_then(
@@ -624,8 +632,9 @@ impl Engine {
                 let logs = Some(&*instance.logs);
                 Err(match failure {
                     InitFailure::Reported(error_type, body) => {
+                        // The function chose the type and the text: its line, not Warden's.
                         let message = String::from_utf8_lossy(&body).into_owned();
-                        self.failure_with_body(config, request_id, tail, started, logs, error_type.as_deref().unwrap_or("Runtime.InitError"), message, body)
+                        self.failure_with_body(config, request_id, tail, started, logs, error_type.as_deref().unwrap_or("Runtime.InitError"), message, body, LogSource::Function)
                     }
                     InitFailure::Exited(status) => failed(instance::exit_error_type(status), format!("RequestId: {request_id} Error: Runtime exited with error: {status}"), logs),
                     InitFailure::TimedOut => failed(
@@ -753,11 +762,20 @@ impl Engine {
     ) -> InvokeResponse {
         let body = error_json(error_type, &message);
         self.failure_with_body(
-            config, request_id, tail, started, logs, error_type, message, body,
+            config,
+            request_id,
+            tail,
+            started,
+            logs,
+            error_type,
+            message,
+            body,
+            LogSource::Platform,
         )
     }
 
-    /// Logs and returns a failed cold start: `START`, the error, `END`, `REPORT`.
+    /// Logs and returns a failed cold start: `START`, the error (stored as written by
+    /// `source`), `END`, `REPORT`.
     #[allow(clippy::too_many_arguments)]
     fn failure_with_body(
         &self,
@@ -769,6 +787,7 @@ impl Engine {
         error_type: &str,
         message: String,
         body: Bytes,
+        source: LogSource,
     ) -> InvokeResponse {
         let duration_ms = started.elapsed().as_secs_f64() * 1000.0;
         // No instance ran (or it is gone): no memory figure, and init took the whole time.
@@ -783,7 +802,10 @@ impl Engine {
         let tail_text = match logs {
             Some(capture) => {
                 capture.begin(request_id, &config.version, tail);
-                capture.platform(line);
+                match source {
+                    LogSource::Platform => capture.platform(line),
+                    LogSource::Function => capture.reported(line),
+                }
                 capture
                     .end(request_id, report, true)
                     .map(|t| t.last_4k().to_owned())
@@ -794,9 +816,10 @@ impl Engine {
                 let end = format!("END RequestId: {request_id}");
                 let report = report.line();
                 let text = tail.then(|| format!("{start}\n{line}\n{end}\n{report}\n"));
-                for l in [start, line, end, report] {
-                    sink.emit(&config.name, Some(request_id), l);
-                }
+                sink.emit(&config.name, Some(request_id), start);
+                sink.emit_as(&config.name, Some(request_id), line, source);
+                sink.emit(&config.name, Some(request_id), end);
+                sink.emit(&config.name, Some(request_id), report);
                 text
             }
         };
@@ -928,14 +951,21 @@ mod tests {
         let (out_r, _out_w) = std::io::pipe().unwrap();
         let (err_r, _err_w) = std::io::pipe().unwrap();
         let name = FunctionName::new("f").unwrap();
-        let logs =
-            LogCapture::start(name, LogSink::start(store), out_r.into(), err_r.into()).unwrap();
+        let logs = LogCapture::start(
+            name,
+            LogSink::start(store, LogLimits::default()),
+            out_r.into(),
+            err_r.into(),
+        )
+        .unwrap();
+        let blobs = warden_store::BlobStore::open(&dir.join(format!("blobs-{id}"))).unwrap();
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let (exit_tx, exit_rx) = oneshot::channel();
         let lifetime = Lifetime {
             id: warden_executor::InstanceId(id),
             executor: Arc::clone(executor) as Arc<dyn Executor>,
             memory: budget.try_reserve(640).unwrap(),
+            code: blobs.pin("code"),
         };
         let i = Instance::new(1, listener, None, exit_rx, logs, Instant::now(), lifetime).unwrap();
         (Arc::new(i), exit_tx)

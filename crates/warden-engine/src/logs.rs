@@ -1,24 +1,89 @@
 //! Per-invocation logs with Lambda's framing (`START`, the instance's output, `END`,
-//! `REPORT`), written to the store in batches off the invoke path.
+//! `REPORT`), written to the store in batches off the invoke path, and kept within bounds.
 //!
 //! An instance's stdout and stderr are pipes. A reader task turns them into lines tagged
 //! with the request id the instance is working on. When an invocation completes, the
 //! engine drains whatever the pipes still hold before writing `END`, so output printed
 //! before the response was posted is always framed inside its invocation.
+//!
+//! # Bounds
+//!
+//! Function output is **back-pressured**, as on Lambda: a reader task reads its pipe only
+//! while the function is within its log rate ([`LogLimits::rate_bytes_per_second`], all
+//! instances of a function sharing one token bucket holding one second's worth) and while
+//! fewer than [`QUEUE_BYTES`] wait for the writer thread. Otherwise it stops reading, the
+//! pipe fills and the function blocks in `write()`. Nothing is lost that way, and a noisy
+//! function costs the server neither memory nor CPU, only itself time.
+//!
+//! The one place that cannot wait is the end of an invocation, when the engine frames
+//! `END` now: what the pipes still hold is logged if the function may go at most one
+//! second's worth into debt for it (and the queue has room), and otherwise dropped,
+//! counted, and replaced by one platform line, `[truncated] N lines (B bytes) of function
+//! output were dropped: ...`, which also goes to the server's own log. Platform lines
+//! (`START`, `END`, `REPORT`, markers) never wait: they have [`PLATFORM_RESERVE_BYTES`] of
+//! room beyond the queue, and past that they are dropped and counted in the server log.
+//!
+//! Disk use is bounded by a pruner thread that applies [`LogLimits::retention`] through
+//! [`Store::prune_logs`] at start, every [`PRUNE_PERIOD`], and whenever a sixteenth of
+//! the size cap was written since the last prune.
+//!
+//! Every line records whether Warden or the function wrote it ([`LogSource`]), so readers
+//! can show the two apart and a function cannot forge `END` or `REPORT` lines.
 
-use std::os::fd::OwnedFd;
-use std::sync::{mpsc, Arc, Mutex};
-use std::time::Duration;
+use std::collections::HashMap;
+use std::os::fd::{AsFd, OwnedFd};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{mpsc, Arc, Condvar, Mutex, Weak};
+use std::time::{Duration, Instant};
 
 use tokio::net::unix::pipe;
-use warden_store::{LogRecord, Store};
+use warden_store::{LogRecord, LogRetention, LogSource, Store};
 use warden_types::FunctionName;
 
 /// Longest line kept; longer output is split, as CloudWatch splits large events.
-const MAX_LINE: usize = 256 * 1024;
+const MAX_LINE: usize = warden_types::limits::LOG_LINE_BYTES;
+/// Bytes a reader task takes from a pipe at a time.
+const READ_CHUNK: usize = 16 * 1024;
+/// Most bytes of function output waiting for the writer thread; beyond it, pipes are not
+/// read (back-pressure).
+pub const QUEUE_BYTES: usize = 8 * 1024 * 1024;
+/// Room for platform lines beyond [`QUEUE_BYTES`]; they never wait for it.
+pub const PLATFORM_RESERVE_BYTES: usize = 2 * 1024 * 1024;
+/// What a record costs in the queue besides its message.
+const RECORD_OVERHEAD: usize = 128;
+/// Most bytes read from one pipe when an invocation ends: more than a pipe holds (1 MiB
+/// at most for an unprivileged process), so what is left was printed after the response.
+const END_DRAIN_BYTES: usize = 1024 * 1024 + READ_CHUNK;
 /// How long the writer waits to gather a batch.
 const BATCH_WINDOW: Duration = Duration::from_millis(20);
 const BATCH_MAX: usize = 2048;
+const BATCH_MAX_BYTES: usize = 4 * 1024 * 1024;
+/// Retention is applied at least this often, so that lines expire without new writes.
+pub const PRUNE_PERIOD: Duration = Duration::from_secs(60);
+/// How often the server's own log may report dropped platform lines.
+const DROP_WARNING_PERIOD: Duration = Duration::from_secs(10);
+
+/// How much function log Warden accepts and keeps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LogLimits {
+    /// Bytes per second one function (all its instances together) may log.
+    pub rate_bytes_per_second: u64,
+    /// Age and size the store keeps.
+    pub retention: LogRetention,
+}
+
+impl Default for LogLimits {
+    fn default() -> Self {
+        use warden_types::limits as l;
+        Self {
+            rate_bytes_per_second: l::DEFAULT_LOG_RATE_KIB * 1024,
+            retention: LogRetention {
+                max_age_ms: (l::DEFAULT_LOG_RETENTION_DAYS * 24 * 3600 * 1000) as i64,
+                max_bytes: l::DEFAULT_LOG_MAX_MIB * 1024 * 1024,
+            },
+        }
+    }
+}
 
 /// What travels to the writer thread.
 enum Item {
@@ -26,6 +91,12 @@ enum Item {
     /// A `REPORT` whose memory figure the writer reads, keeping `/proc` reads off the
     /// invoke path.
     Report(LogRecord, Report),
+}
+
+/// An item and what it costs in the queue, given back once it is written.
+struct Queued {
+    item: Item,
+    cost: usize,
 }
 
 /// The figures of one `REPORT` line.
@@ -52,52 +123,241 @@ impl Report {
     }
 }
 
-/// Sends log lines to a background writer thread that appends them to the store.
+/// A token bucket of log bytes per second, shared by every instance of one function. It
+/// holds at most one second's worth; readers stop while it is in debt.
+pub(crate) struct RateBucket {
+    rate: f64,
+    state: Mutex<(f64, Instant)>,
+}
+
+impl RateBucket {
+    fn new(rate_bytes_per_second: u64) -> Self {
+        let rate = rate_bytes_per_second.max(1) as f64;
+        Self {
+            rate,
+            state: Mutex::new((rate, Instant::now())),
+        }
+    }
+
+    /// Tokens now, after refilling for the time since the last look.
+    fn refill(&self, state: &mut (f64, Instant)) -> f64 {
+        let now = Instant::now();
+        let earned = now.duration_since(state.1).as_secs_f64() * self.rate;
+        state.0 = (state.0 + earned).min(self.rate);
+        state.1 = now;
+        state.0
+    }
+
+    /// How long until the bucket is out of debt; zero when it is not in debt.
+    fn wait(&self) -> Duration {
+        let mut state = lock(&self.state);
+        let tokens = self.refill(&mut state);
+        if tokens >= 0.0 {
+            Duration::ZERO
+        } else {
+            Duration::from_secs_f64(-tokens / self.rate)
+        }
+    }
+
+    /// Takes `bytes`, however deep in debt that goes (the bytes were already read).
+    fn charge(&self, bytes: usize) {
+        let mut state = lock(&self.state);
+        self.refill(&mut state);
+        state.0 -= bytes as f64;
+    }
+
+    /// Takes `bytes` if that leaves at most one second's worth of debt; else nothing.
+    fn try_charge(&self, bytes: usize) -> bool {
+        let mut state = lock(&self.state);
+        let tokens = self.refill(&mut state);
+        if tokens - bytes as f64 >= -self.rate {
+            state.0 = tokens - bytes as f64;
+            true
+        } else {
+            false
+        }
+    }
+}
+
+/// Shared between the sink's handles and its threads.
+struct Shared {
+    /// Bytes queued for the writer thread.
+    queued: AtomicUsize,
+    /// Notified when the writer gave queue room back.
+    room: tokio::sync::Notify,
+    /// Platform lines dropped because even the reserve was full, not yet reported.
+    dropped_platform: AtomicU64,
+    /// One bucket per function, shared by its instances while any of them lives.
+    buckets: Mutex<HashMap<FunctionName, Weak<RateBucket>>>,
+    limits: LogLimits,
+    /// Bytes written since the last prune, and whether the sink is gone; the pruner waits
+    /// on it.
+    prune: Mutex<(u64, bool)>,
+    prune_wake: Condvar,
+}
+
+/// Sends log lines to a background writer thread that appends them to the store, and
+/// runs the pruner that keeps them within [`LogLimits::retention`].
 #[derive(Clone)]
 pub struct LogSink {
-    tx: mpsc::Sender<Item>,
+    tx: mpsc::Sender<Queued>,
+    shared: Arc<Shared>,
     written: Arc<tokio::sync::Notify>,
 }
 
 impl LogSink {
-    pub fn start(store: Arc<dyn Store>) -> Self {
-        let (tx, rx) = mpsc::channel::<Item>();
+    pub fn start(store: Arc<dyn Store>, limits: LogLimits) -> Self {
+        let (tx, rx) = mpsc::channel::<Queued>();
         let written = Arc::new(tokio::sync::Notify::new());
-        let notify = Arc::clone(&written);
+        let shared = Arc::new(Shared {
+            queued: AtomicUsize::new(0),
+            room: tokio::sync::Notify::new(),
+            dropped_platform: AtomicU64::new(0),
+            buckets: Mutex::new(HashMap::new()),
+            limits,
+            prune: Mutex::new((0, false)),
+            prune_wake: Condvar::new(),
+        });
+        let (notify, writer_shared, writer_store) = (
+            Arc::clone(&written),
+            Arc::clone(&shared),
+            Arc::clone(&store),
+        );
         let spawned = std::thread::Builder::new()
             .name("log-writer".into())
-            .spawn(move || write_loop(rx, store, notify));
+            .spawn(move || write_loop(rx, writer_store, notify, writer_shared));
         if let Err(e) = spawned {
             tracing::error!(error = %e, "could not start the log writer; function logs will be lost");
         }
-        Self { tx, written }
+        let pruner_shared = Arc::clone(&shared);
+        let spawned = std::thread::Builder::new()
+            .name("log-pruner".into())
+            .spawn(move || prune_loop(store, pruner_shared));
+        if let Err(e) = spawned {
+            tracing::error!(error = %e, "could not start the log pruner; logs will not be pruned");
+        }
+        Self {
+            tx,
+            shared,
+            written,
+        }
     }
 
+    /// Emits a platform line (Warden's own: `START`, `END`, `REPORT`, errors). Never waits.
     pub fn emit(&self, function: &FunctionName, request_id: Option<&str>, message: String) {
-        let _ = self
-            .tx
-            .send(Item::Line(record(function, request_id, message)));
+        self.emit_as(function, request_id, message, LogSource::Platform);
+    }
+
+    /// Emits a line written by `source` without waiting, within the platform reserve.
+    /// Use [`LogSource::Function`] for text the function chose, such as an init error it
+    /// reported.
+    pub fn emit_as(
+        &self,
+        function: &FunctionName,
+        request_id: Option<&str>,
+        message: String,
+        source: LogSource,
+    ) {
+        let record = record(function, request_id, message, source);
+        self.push(Item::Line(record), QUEUE_BYTES + PLATFORM_RESERVE_BYTES);
     }
 
     /// Emits a `REPORT` line formatted by the writer thread.
     pub fn emit_report(&self, function: &FunctionName, report: Report) {
-        let record = record(function, Some(&report.request_id), String::new());
-        let _ = self.tx.send(Item::Report(record, report));
+        let record = record(
+            function,
+            Some(&report.request_id),
+            String::new(),
+            LogSource::Platform,
+        );
+        self.push(
+            Item::Report(record, report),
+            QUEUE_BYTES + PLATFORM_RESERVE_BYTES,
+        );
+    }
+
+    /// Queues an item if the queue holds less than `limit` bytes; returns whether it did.
+    /// A dropped platform line is counted for the server log.
+    fn push(&self, item: Item, limit: usize) -> bool {
+        let cost = cost(&item);
+        if self.shared.queued.load(Ordering::Acquire) >= limit {
+            if matches!(&item, Item::Report(..))
+                || matches!(&item, Item::Line(r) if r.source == LogSource::Platform)
+            {
+                self.shared.dropped_platform.fetch_add(1, Ordering::Relaxed);
+            }
+            return false;
+        }
+        self.shared.queued.fetch_add(cost, Ordering::AcqRel);
+        if self.tx.send(Queued { item, cost }).is_err() {
+            self.shared.queued.fetch_sub(cost, Ordering::AcqRel);
+            return false;
+        }
+        true
+    }
+
+    /// Whether the queue has room for more function output.
+    fn has_room(&self) -> bool {
+        self.shared.queued.load(Ordering::Acquire) < QUEUE_BYTES
+    }
+
+    /// Waits until the queue has room for more function output.
+    async fn wait_for_room(&self) {
+        loop {
+            let notified = self.shared.room.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if self.has_room() {
+                return;
+            }
+            notified.await;
+        }
+    }
+
+    /// The rate bucket of `function`, shared with its other live instances.
+    fn bucket(&self, function: &FunctionName) -> Arc<RateBucket> {
+        let mut buckets = lock(&self.shared.buckets);
+        if let Some(b) = buckets.get(function).and_then(Weak::upgrade) {
+            return b;
+        }
+        buckets.retain(|_, b| b.strong_count() > 0);
+        let bucket = Arc::new(RateBucket::new(self.shared.limits.rate_bytes_per_second));
+        buckets.insert(function.clone(), Arc::downgrade(&bucket));
+        bucket
     }
 
     /// Notified after every batch is durable, for `logs --follow`.
     pub fn written(&self) -> Arc<tokio::sync::Notify> {
         Arc::clone(&self.written)
     }
+
+    /// Bytes waiting for the writer thread, for tests and diagnostics.
+    pub fn queued_bytes(&self) -> usize {
+        self.shared.queued.load(Ordering::Acquire)
+    }
 }
 
-fn record(function: &FunctionName, request_id: Option<&str>, message: String) -> LogRecord {
+fn cost(item: &Item) -> usize {
+    match item {
+        Item::Line(r) => r.message.len() + RECORD_OVERHEAD,
+        // The line is formatted later; it is about two hundred bytes.
+        Item::Report(..) => 256 + RECORD_OVERHEAD,
+    }
+}
+
+fn record(
+    function: &FunctionName,
+    request_id: Option<&str>,
+    message: String,
+    source: LogSource,
+) -> LogRecord {
     LogRecord {
         seq: 0,
         function: function.clone(),
         timestamp_ms: warden_types::now_millis(),
         request_id: request_id.map(str::to_owned),
         message,
+        source,
     }
 }
 
@@ -113,21 +373,90 @@ impl Item {
     }
 }
 
-fn write_loop(rx: mpsc::Receiver<Item>, store: Arc<dyn Store>, notify: Arc<tokio::sync::Notify>) {
+fn write_loop(
+    rx: mpsc::Receiver<Queued>,
+    store: Arc<dyn Store>,
+    notify: Arc<tokio::sync::Notify>,
+    shared: Arc<Shared>,
+) {
+    let mut last_warning: Option<Instant> = None;
+    let prune_every = (shared.limits.retention.max_bytes / 16).max(64 * 1024);
     while let Ok(first) = rx.recv() {
-        let mut batch = vec![first.into_record()];
-        let deadline = std::time::Instant::now() + BATCH_WINDOW;
-        while batch.len() < BATCH_MAX {
-            let left = deadline.saturating_duration_since(std::time::Instant::now());
+        let mut cost = first.cost;
+        let mut batch = vec![first.item.into_record()];
+        let deadline = Instant::now() + BATCH_WINDOW;
+        while batch.len() < BATCH_MAX && cost < BATCH_MAX_BYTES {
+            let left = deadline.saturating_duration_since(Instant::now());
             match rx.recv_timeout(left) {
-                Ok(item) => batch.push(item.into_record()),
+                Ok(q) => {
+                    cost += q.cost;
+                    batch.push(q.item.into_record());
+                }
                 Err(_) => break,
             }
         }
         if let Err(e) = store.append_logs(&batch) {
             tracing::error!(error = %e, lines = batch.len(), "could not write function logs");
         }
+        shared.queued.fetch_sub(cost, Ordering::AcqRel);
+        shared.room.notify_waiters();
         notify.notify_waiters();
+        {
+            let mut prune = lock(&shared.prune);
+            prune.0 += cost as u64;
+            if prune.0 >= prune_every {
+                shared.prune_wake.notify_all();
+            }
+        }
+        if last_warning.is_none_or(|t| t.elapsed() >= DROP_WARNING_PERIOD) {
+            let dropped = shared.dropped_platform.swap(0, Ordering::Relaxed);
+            if dropped > 0 {
+                tracing::warn!(
+                    lines = dropped,
+                    "platform log lines were dropped because the log writer fell behind"
+                );
+                last_warning = Some(Instant::now());
+            }
+        }
+    }
+    let mut prune = lock(&shared.prune);
+    prune.1 = true;
+    shared.prune_wake.notify_all();
+}
+
+/// Applies the retention at start, every [`PRUNE_PERIOD`], and whenever the writer wrote
+/// a sixteenth of the size cap; stops when the writer does.
+fn prune_loop(store: Arc<dyn Store>, shared: Arc<Shared>) {
+    let prune_every = (shared.limits.retention.max_bytes / 16).max(64 * 1024);
+    loop {
+        match store.prune_logs(&shared.limits.retention, warden_types::now_millis()) {
+            Ok(r) if r.expired + r.evicted > 0 => tracing::info!(
+                expired = r.expired,
+                evicted = r.evicted,
+                bytes_before = r.bytes_before,
+                bytes_after = r.bytes_after,
+                "pruned function logs"
+            ),
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "could not prune function logs"),
+        }
+        let mut prune = lock(&shared.prune);
+        let deadline = Instant::now() + PRUNE_PERIOD;
+        while prune.0 < prune_every && !prune.1 {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                break;
+            }
+            prune = shared
+                .prune_wake
+                .wait_timeout(prune, left)
+                .unwrap_or_else(|p| p.into_inner())
+                .0;
+        }
+        if prune.1 {
+            return;
+        }
+        prune.0 = 0;
     }
 }
 
@@ -165,16 +494,27 @@ impl Tail {
     }
 }
 
+/// Function output dropped at the end of an invocation, reported in one marker line.
+#[derive(Default)]
+struct Dropped {
+    lines: u64,
+    bytes: u64,
+    over_rate: bool,
+    queue_full: bool,
+}
+
 #[derive(Default)]
 struct Current {
     request_id: Option<String>,
     tail: Option<Tail>,
+    dropped: Dropped,
 }
 
 /// One instance's output, attributed to the invocation it belongs to.
 pub struct LogCapture {
     function: FunctionName,
     sink: LogSink,
+    bucket: Arc<RateBucket>,
     current: Mutex<Current>,
     streams: [Stream; 2],
 }
@@ -182,6 +522,15 @@ pub struct LogCapture {
 struct Stream {
     pipe: pipe::Receiver,
     partial: Mutex<Vec<u8>>,
+}
+
+/// How a read of a pipe treats the lines it finds.
+#[derive(Clone, Copy, PartialEq)]
+enum Mode {
+    /// The reader task: it read only because the function had budget; keep everything.
+    Read,
+    /// The end of an invocation: keep what the budget and the queue allow, drop the rest.
+    End,
 }
 
 impl LogCapture {
@@ -193,6 +542,7 @@ impl LogCapture {
         stderr: OwnedFd,
     ) -> std::io::Result<Arc<Self>> {
         let capture = Arc::new(Self {
+            bucket: sink.bucket(&function),
             function,
             sink,
             current: Mutex::new(Current::default()),
@@ -216,30 +566,61 @@ impl LogCapture {
 
     async fn read_loop(&self, index: usize) {
         loop {
+            // Back-pressure: while the function is over its rate or the writer is behind,
+            // its pipe is not read and the function blocks writing to it.
+            loop {
+                let wait = self.bucket.wait();
+                if wait.is_zero() {
+                    break;
+                }
+                tokio::time::sleep(wait).await;
+            }
+            self.sink.wait_for_room().await;
             if self.streams[index].pipe.readable().await.is_err() {
                 return;
             }
-            if self.drain_stream(index, false) {
-                self.drain_stream(index, true);
+            if self.drain_stream(index, Mode::Read, READ_CHUNK, false) {
+                self.drain_stream(index, Mode::Read, 0, true);
                 return;
             }
         }
     }
 
-    /// Reads what the pipe holds now; returns true at end of file. With `flush`, a
-    /// trailing partial line is emitted too.
-    fn drain_stream(&self, index: usize, flush: bool) -> bool {
+    /// Reads up to `max` bytes the pipe holds now (stopping early when it is empty) and
+    /// emits the complete lines; returns true at end of file. With `flush`, a trailing
+    /// partial line is emitted too.
+    fn drain_stream(&self, index: usize, mode: Mode, max: usize, flush: bool) -> bool {
         let stream = &self.streams[index];
         let mut partial = lock(&stream.partial);
-        let mut buf = [0u8; 16 * 1024];
+        let mut buf = [0u8; READ_CHUNK];
         let mut eof = false;
-        loop {
-            match stream.pipe.try_read(&mut buf) {
+        let mut read = 0;
+        // At the end of an invocation the pipe is read directly rather than through the
+        // runtime's readiness, which may not have seen output written just now.
+        let mut direct = match mode {
+            Mode::Read => None,
+            Mode::End => stream
+                .pipe
+                .as_fd()
+                .try_clone_to_owned()
+                .map(std::fs::File::from)
+                .ok(),
+        };
+        while read < max {
+            let want = (max - read).min(buf.len());
+            let got = match direct.as_mut() {
+                Some(file) => std::io::Read::read(file, &mut buf[..want]),
+                None => stream.pipe.try_read(&mut buf[..want]),
+            };
+            match got {
                 Ok(0) => {
                     eof = true;
                     break;
                 }
-                Ok(n) => partial.extend_from_slice(&buf[..n]),
+                Ok(n) => {
+                    partial.extend_from_slice(&buf[..n]);
+                    read += n;
+                }
                 Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
                 Err(_) => {
@@ -251,31 +632,53 @@ impl LogCapture {
         let mut start = 0;
         while let Some(pos) = partial[start..].iter().position(|b| *b == b'\n') {
             let end = start + pos;
-            self.line(&partial[start..end]);
+            self.line(&partial[start..end], mode);
             start = end + 1;
         }
         partial.drain(..start);
         while partial.len() > MAX_LINE {
             let rest = partial.split_off(MAX_LINE);
-            self.line(&partial);
+            self.line(&partial, mode);
             *partial = rest;
         }
         if (flush || eof) && !partial.is_empty() {
-            self.line(&partial);
+            self.line(&partial, mode);
             partial.clear();
         }
         eof
     }
 
-    fn line(&self, bytes: &[u8]) {
+    fn line(&self, bytes: &[u8], mode: Mode) {
         let bytes = bytes.strip_suffix(b"\r").unwrap_or(bytes);
         let text = String::from_utf8_lossy(bytes).into_owned();
+        let size = text.len() + 1;
         let mut current = lock(&self.current);
+        match mode {
+            // The reader read only because the function had budget and the queue had
+            // room; the queue may pass its bound by what one read brought.
+            Mode::Read => self.bucket.charge(size),
+            Mode::End => {
+                let room = self.sink.has_room();
+                if !(room && self.bucket.try_charge(size)) {
+                    let d = &mut current.dropped;
+                    d.lines += 1;
+                    d.bytes += size as u64;
+                    d.queue_full |= !room;
+                    d.over_rate |= room;
+                    return;
+                }
+            }
+        }
         if let Some(tail) = current.tail.as_mut() {
             tail.push(&text);
         }
-        self.sink
-            .emit(&self.function, current.request_id.as_deref(), text);
+        let record = record(
+            &self.function,
+            current.request_id.as_deref(),
+            text,
+            LogSource::Function,
+        );
+        self.sink.push(Item::Line(record), usize::MAX);
     }
 
     /// Starts attributing output to `request_id` and writes `START`.
@@ -292,22 +695,51 @@ impl LogCapture {
 
     /// Writes a platform line (timeouts, crashes) into the current invocation.
     pub fn platform(&self, message: String) {
+        self.annotate(message, LogSource::Platform);
+    }
+
+    /// Writes a line into the current invocation that Warden emits but the function
+    /// wrote (an error it reported), so it is stored as the function's.
+    pub fn reported(&self, message: String) {
+        self.annotate(message, LogSource::Function);
+    }
+
+    fn annotate(&self, message: String, source: LogSource) {
         let mut current = lock(&self.current);
         if let Some(t) = current.tail.as_mut() {
             t.push(&message);
         }
-        self.sink
-            .emit(&self.function, current.request_id.as_deref(), message);
+        self.sink.emit_as(
+            &self.function,
+            current.request_id.as_deref(),
+            message,
+            source,
+        );
     }
 
     /// Drains pending output, writes `END` and `REPORT`, and returns the tail if kept.
     /// The `REPORT` line is formatted here when it is needed now (a kept tail, or
     /// `immediate` because the instance is about to go), else by the writer thread.
     pub fn end(&self, request_id: &str, report: Report, immediate: bool) -> Option<Tail> {
-        self.drain_stream(0, true);
-        self.drain_stream(1, true);
+        self.drain_stream(0, Mode::End, END_DRAIN_BYTES, true);
+        self.drain_stream(1, Mode::End, END_DRAIN_BYTES, true);
         let end = format!("END RequestId: {request_id}");
         let mut current = lock(&self.current);
+        let dropped = std::mem::take(&mut current.dropped);
+        if dropped.lines > 0 {
+            let marker = self.truncation_marker(&dropped);
+            tracing::warn!(
+                function = %self.function,
+                request_id,
+                lines = dropped.lines,
+                bytes = dropped.bytes,
+                "function output dropped at the end of an invocation"
+            );
+            if let Some(t) = current.tail.as_mut() {
+                t.push(&marker);
+            }
+            self.sink.emit(&self.function, Some(request_id), marker);
+        }
         let mut tail = current.tail.take();
         self.sink
             .emit(&self.function, Some(request_id), end.clone());
@@ -323,6 +755,25 @@ impl LogCapture {
         }
         current.request_id = None;
         tail
+    }
+
+    fn truncation_marker(&self, dropped: &Dropped) -> String {
+        let mut reasons = Vec::new();
+        if dropped.over_rate {
+            reasons.push(format!(
+                "the function logged faster than its limit of {} bytes per second",
+                self.sink.shared.limits.rate_bytes_per_second
+            ));
+        }
+        if dropped.queue_full {
+            reasons.push("the log writer fell behind".to_owned());
+        }
+        format!(
+            "[truncated] {} lines ({} bytes) of function output were dropped: {}",
+            dropped.lines,
+            dropped.bytes,
+            reasons.join(" and ")
+        )
     }
 }
 
@@ -377,31 +828,4 @@ fn vm_hwm_kb(pid: i32) -> u64 {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn report_has_lambda_shape() {
-        assert_eq!(
-            report_line("abc", 0.87, 128, 36, Some(90.514)),
-            "REPORT RequestId: abc\tDuration: 0.87 ms\tBilled Duration: 1 ms\tMemory Size: 128 MB\tMax Memory Used: 36 MB\tInit Duration: 90.51 ms"
-        );
-        assert!(!report_line("abc", 12.2, 128, 36, None).contains("Init"));
-    }
-
-    #[test]
-    fn tail_keeps_last_4k_on_char_boundaries() {
-        let mut t = Tail::default();
-        for _ in 0..5000 {
-            t.push("é");
-        }
-        let s = t.last_4k();
-        assert!(s.len() <= 4096);
-        assert!(s.ends_with("é\n"));
-    }
-
-    #[test]
-    fn own_memory_is_readable() {
-        assert!(max_memory_mb(std::process::id() as i32) > 0);
-    }
-}
+mod tests;

@@ -139,6 +139,7 @@ fn main() {
             timestamp_ms: i,
             request_id: Some("req".into()),
             message: "a log line of ordinary length, about eighty bytes or so, like most".into(),
+            source: warden_store::LogSource::Function,
         })
         .collect();
     let (lat, wall) = timed(500, |_| store.append_logs(&batch).unwrap());

@@ -12,12 +12,30 @@
 //! File names use hex because base64 contains `/`. Nothing is ever visible under `zips/`
 //! or `code/` before it is complete and fsynced, so a crash leaves either the whole blob
 //! or nothing (plus litter in `staging/`, cleared by [`BlobStore::remove_stale_staging`]).
+//!
+//! # Garbage collection
+//!
+//! [`BlobStore::sweep`] removes every blob that no stored version references and nothing
+//! pins. A [`BlobPin`] covers what the store cannot know about: a deploy between writing
+//! its blob and committing the version that references it, and the code directory of a
+//! live instance. The sweep reads the references and removes blobs while holding the pin
+//! table's lock, and a version can only come to reference a blob that is not referenced
+//! already through a deploy holding a pin on it, so a blob is never removed while
+//! something still needs it. Removal renames the zip and the tree into `staging/` first,
+//! so a crash at any point leaves each blob either whole or gone from `zips/` and
+//! `code/`; the litter is cleared at the next start, and whatever a crash orphaned (a
+//! blob written by a deploy that never committed) goes at the next sweep, which runs at
+//! start, after every delete or code change, when a pin that held back a removal is
+//! dropped, and periodically ([`BlobStore::start_collector`]).
 
+use std::collections::{HashMap, HashSet};
 use std::fs;
 use std::io::{self, Write};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError, Weak};
+use std::time::Duration;
 
 use base64::Engine as _;
 use sha2::{Digest, Sha256};
@@ -130,12 +148,107 @@ fn remove_tree(path: &Path) -> io::Result<()> {
     Ok(())
 }
 
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// Blobs in use that the store may not reference: see the module documentation.
+#[derive(Debug, Default)]
+struct Pins {
+    counts: HashMap<String, usize>,
+    /// Unreferenced shas a sweep kept only because they were pinned: when the last pin
+    /// of one goes, another sweep is due.
+    deferred: HashSet<String>,
+}
+
+/// The pin table and the collector thread's wake-up, shared by every clone and pin.
+#[derive(Debug, Default)]
+struct Collector {
+    pins: Mutex<Pins>,
+    wanted: Mutex<bool>,
+    wake: Condvar,
+}
+
+impl Collector {
+    fn request(&self) {
+        *lock(&self.wanted) = true;
+        self.wake.notify_all();
+    }
+}
+
+/// Keeps the blob of one sha from being garbage collected while it lives (see
+/// [`BlobStore::pin`]).
+#[derive(Debug)]
+pub struct BlobPin {
+    collector: Arc<Collector>,
+    sha: String,
+}
+
+impl BlobPin {
+    /// The pinned sha.
+    pub fn sha(&self) -> &str {
+        &self.sha
+    }
+}
+
+impl Drop for BlobPin {
+    fn drop(&mut self) {
+        let mut pins = lock(&self.collector.pins);
+        let last = match pins.counts.get_mut(&self.sha) {
+            Some(n) if *n > 1 => {
+                *n -= 1;
+                false
+            }
+            _ => {
+                pins.counts.remove(&self.sha);
+                true
+            }
+        };
+        if last && pins.deferred.remove(&self.sha) {
+            drop(pins);
+            self.collector.request();
+        }
+    }
+}
+
+/// A directory under `staging/` for one extraction, removed when dropped unless it was
+/// installed (renamed away) first; a crash leaves it for
+/// [`BlobStore::remove_stale_staging`].
+#[derive(Debug)]
+pub struct Staging {
+    path: PathBuf,
+}
+
+impl Staging {
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+impl Drop for Staging {
+    fn drop(&mut self) {
+        if let Err(e) = remove_tree(&self.path) {
+            tracing::warn!(path = %self.path.display(), error = %e, "could not remove a staging directory");
+        }
+    }
+}
+
+/// What one [`BlobStore::sweep`] did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SweepReport {
+    /// Unreferenced, unpinned blobs removed.
+    pub removed: usize,
+    /// Unreferenced blobs kept because something pins them (swept again when unpinned).
+    pub deferred: usize,
+}
+
 /// Code zips and extracted trees, addressed by their base64 SHA-256.
 #[derive(Debug, Clone)]
 pub struct BlobStore {
     zips: PathBuf,
     code: PathBuf,
     staging: PathBuf,
+    collector: Arc<Collector>,
 }
 
 impl BlobStore {
@@ -145,6 +258,7 @@ impl BlobStore {
             zips: root.join("zips"),
             code: root.join("code"),
             staging: root.join("staging"),
+            collector: Arc::default(),
         };
         // Only the owner may list or read the code of every function: 0700, also for
         // directories an older version created with wider permissions. Instances see their
@@ -218,6 +332,125 @@ impl BlobStore {
         self.staging.join(unique_name("extract-"))
     }
 
+    /// Creates a fresh directory under `staging/` for an extraction (or a validation that
+    /// must leave nothing behind); it is removed when the returned guard drops, unless
+    /// [`BlobStore::install_code_dir`] moved it into place.
+    pub fn create_staging(&self) -> Result<Staging, StoreError> {
+        let path = self.staging_dir();
+        fs::create_dir(&path).map_err(io_err("creating a staging directory", &path))?;
+        Ok(Staging { path })
+    }
+
+    /// Keeps the blob of `sha` (present or about to be written) from being garbage
+    /// collected until the pin drops. Take it before checking whether the blob exists
+    /// and hold it until the version referencing the blob is committed, or, for an
+    /// instance, until its process is gone.
+    pub fn pin(&self, sha: &str) -> BlobPin {
+        *lock(&self.collector.pins)
+            .counts
+            .entry(sha.to_owned())
+            .or_insert(0) += 1;
+        BlobPin {
+            collector: Arc::clone(&self.collector),
+            sha: sha.to_owned(),
+        }
+    }
+
+    /// Asks the collector thread (if started) for a sweep soon; cheap, and repeated
+    /// requests before the sweep runs coalesce into one.
+    pub fn request_sweep(&self) {
+        self.collector.request();
+    }
+
+    /// Removes every blob whose sha `referenced` does not list and nothing pins.
+    /// `referenced` (every sha a stored version uses, [`crate::Store::referenced_code`])
+    /// is read while the pin table is locked, so no deploy can commit a new reference to
+    /// an unpinned blob in between. If it fails, nothing is removed.
+    pub fn sweep(
+        &self,
+        referenced: impl FnOnce() -> Result<Vec<String>, StoreError>,
+    ) -> Result<SweepReport, StoreError> {
+        let stored = self.stored_shas()?;
+        let mut report = SweepReport::default();
+        let mut trash = Vec::new();
+        {
+            let mut pins = lock(&self.collector.pins);
+            let referenced: HashSet<String> = referenced()?.into_iter().collect();
+            for sha in stored.iter().filter(|s| !referenced.contains(*s)) {
+                if pins.counts.contains_key(sha) {
+                    pins.deferred.insert(sha.clone());
+                    report.deferred += 1;
+                    continue;
+                }
+                self.move_to_trash(sha, &mut trash)?;
+                report.removed += 1;
+            }
+        }
+        if !trash.is_empty() {
+            sync_dir(&self.zips)?;
+            sync_dir(&self.code)?;
+        }
+        for path in trash {
+            remove_tree(&path).map_err(io_err("removing a collected blob", &path))?;
+        }
+        Ok(report)
+    }
+
+    /// Renames the tree and zip of `sha` (those that exist) into `staging/`, recording
+    /// where they went. The tree goes first: a deploy takes an installed tree as a whole
+    /// blob, so a crash in between must not leave a tree without its zip.
+    fn move_to_trash(&self, sha: &str, trash: &mut Vec<PathBuf>) -> Result<(), StoreError> {
+        for path in [self.code_dir(sha), self.zip_path(sha)] {
+            let to = self.staging.join(unique_name("trash-"));
+            match fs::rename(&path, &to) {
+                Ok(()) => trash.push(to),
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(e) => return Err(io_err("collecting a blob", &path)(e)),
+            }
+        }
+        Ok(())
+    }
+
+    /// Starts the thread that sweeps when asked ([`BlobStore::request_sweep`], or a pin
+    /// holding back a removal dropped) and every `period` in any case. It stops once the
+    /// last handle on this blob store is gone.
+    pub fn start_collector(
+        self: &Arc<Self>,
+        store: Arc<dyn crate::Store>,
+        period: Duration,
+    ) -> io::Result<()> {
+        let blobs: Weak<Self> = Arc::downgrade(self);
+        let collector = Arc::clone(&self.collector);
+        std::thread::Builder::new()
+            .name("blob-gc".into())
+            .spawn(move || loop {
+                {
+                    let mut wanted = lock(&collector.wanted);
+                    if !*wanted {
+                        wanted = collector
+                            .wake
+                            .wait_timeout(wanted, period)
+                            .unwrap_or_else(PoisonError::into_inner)
+                            .0;
+                    }
+                    *wanted = false;
+                }
+                let Some(blobs) = blobs.upgrade() else { return };
+                match blobs.sweep(|| store.referenced_code()) {
+                    Ok(r) if r.removed > 0 => {
+                        tracing::info!(
+                            removed = r.removed,
+                            deferred = r.deferred,
+                            "collected unused code blobs"
+                        )
+                    }
+                    Ok(_) => {}
+                    Err(e) => tracing::warn!(error = %e, "could not collect unused code blobs"),
+                }
+            })
+            .map(|_| ())
+    }
+
     /// Moves a fully extracted `staging` tree into place as the code of `sha` and returns
     /// the installed path. Every file is fsynced first, so after a crash the code
     /// directory is either complete or absent. If the tree is already installed (another
@@ -238,30 +471,6 @@ impl BlobStore {
         }
         sync_dir(&self.code)?;
         Ok(target)
-    }
-
-    /// Deletes the zip and extracted tree of `sha` (garbage collection). Missing pieces
-    /// are not an error. The tree is first renamed out of `code/`, so no reader ever sees
-    /// a half-deleted tree under its code path.
-    pub fn remove(&self, sha: &str) -> Result<(), StoreError> {
-        let zip = self.zip_path(sha);
-        match fs::remove_file(&zip) {
-            Err(e) if e.kind() != io::ErrorKind::NotFound => {
-                return Err(io_err("removing a zip", &zip)(e));
-            }
-            _ => {}
-        }
-        let dir = self.code_dir(sha);
-        let trash = self.staging.join(unique_name("trash-"));
-        match fs::rename(&dir, &trash) {
-            Ok(()) => {
-                sync_dir(&self.code)?;
-                remove_tree(&trash).map_err(io_err("removing an extracted tree", &trash))?;
-            }
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-            Err(e) => return Err(io_err("removing an extracted tree", &dir)(e)),
-        }
-        sync_dir(&self.zips)
     }
 
     /// Every sha with a stored zip or extracted tree, sorted; with
@@ -406,26 +615,151 @@ mod tests {
         assert_eq!(fs::read(installed.join("bootstrap")).unwrap(), b"#!/bin/sh");
     }
 
-    #[test]
-    fn remove_deletes_zip_and_tree_even_when_read_only() {
-        let (_d, store) = open();
-        let sha = store.put_zip(b"code").unwrap();
-        let staging = store.staging_dir();
-        fs::create_dir_all(staging.join("ro")).unwrap();
-        fs::write(staging.join("ro/f"), b"f").unwrap();
-        fs::set_permissions(staging.join("ro"), fs::Permissions::from_mode(0o555)).unwrap();
-        store.install_code_dir(&sha, &staging).unwrap();
+    /// Stores `bytes` as a zip and a tree holding one read-only directory, as a deploy does.
+    fn deploy(store: &BlobStore, bytes: &[u8]) -> String {
+        let sha = store.put_zip(bytes).unwrap();
+        let staging = store.create_staging().unwrap();
+        fs::create_dir_all(staging.path().join("ro")).unwrap();
+        fs::write(staging.path().join("ro/f"), bytes).unwrap();
+        fs::set_permissions(staging.path().join("ro"), fs::Permissions::from_mode(0o555)).unwrap();
+        store.install_code_dir(&sha, staging.path()).unwrap();
+        sha
+    }
 
-        store.remove(&sha).unwrap();
-        assert!(!store.has_zip(&sha));
-        assert!(!store.has_code_dir(&sha));
-        assert!(store.stored_shas().unwrap().is_empty());
+    fn refs(shas: &[&str]) -> impl FnOnce() -> Result<Vec<String>, StoreError> {
+        let shas: Vec<String> = shas.iter().map(|s| s.to_string()).collect();
+        move || Ok(shas)
+    }
+
+    fn staging_entries(store: &BlobStore) -> usize {
+        fs::read_dir(&store.staging).unwrap().count()
+    }
+
+    #[test]
+    fn sweep_removes_only_unreferenced_blobs_even_read_only_ones() {
+        let (_d, store) = open();
+        let kept = deploy(&store, b"kept");
+        let gone = deploy(&store, b"gone");
+        // A zip whose extraction never finished (a crash in between) is collected too.
+        let half = store.put_zip(b"half").unwrap();
+
+        let report = store.sweep(refs(&[&kept])).unwrap();
         assert_eq!(
-            fs::read_dir(&store.staging).unwrap().count(),
-            0,
-            "trash is emptied"
+            report,
+            SweepReport {
+                removed: 2,
+                deferred: 0
+            }
         );
-        store.remove(&sha).unwrap();
+        assert_eq!(store.stored_shas().unwrap(), std::slice::from_ref(&kept));
+        assert!(store.has_zip(&kept) && store.has_code_dir(&kept));
+        assert!(!store.has_zip(&gone) && !store.has_code_dir(&gone));
+        assert!(!store.has_zip(&half));
+        assert_eq!(staging_entries(&store), 0, "trash is emptied");
+
+        // Nothing left to do; a sweep is idempotent.
+        assert_eq!(store.sweep(refs(&[&kept])).unwrap(), SweepReport::default());
+        assert_eq!(store.stored_shas().unwrap(), [kept]);
+    }
+
+    #[test]
+    fn a_failed_reference_read_removes_nothing() {
+        let (_d, store) = open();
+        let sha = deploy(&store, b"code");
+        let err = store
+            .sweep(|| Err(StoreError::InvalidRecord("the store is unreachable".into())))
+            .unwrap_err();
+        assert!(err.to_string().contains("unreachable"), "{err}");
+        assert_eq!(store.stored_shas().unwrap(), [sha]);
+    }
+
+    #[test]
+    fn a_pinned_blob_survives_until_unpinned_and_then_a_sweep_is_requested() {
+        let (_d, store) = open();
+        let sha = deploy(&store, b"running");
+        let first = store.pin(&sha);
+        let second = store.pin(&sha);
+        assert_eq!(first.sha(), sha);
+        assert_eq!(
+            store.sweep(refs(&[])).unwrap(),
+            SweepReport {
+                removed: 0,
+                deferred: 1
+            }
+        );
+        assert!(store.has_code_dir(&sha));
+        *lock(&store.collector.wanted) = false;
+        drop(first);
+        assert!(!*lock(&store.collector.wanted), "one pin still holds it");
+        assert_eq!(store.sweep(refs(&[])).unwrap().removed, 0);
+        drop(second);
+        assert!(
+            *lock(&store.collector.wanted),
+            "the last pin asks for a sweep"
+        );
+        assert_eq!(store.sweep(refs(&[])).unwrap().removed, 1);
+        assert!(store.stored_shas().unwrap().is_empty());
+        assert!(lock(&store.collector.pins).counts.is_empty());
+    }
+
+    #[test]
+    fn a_pin_taken_before_the_blob_exists_protects_a_deploy_in_flight() {
+        let (_d, store) = open();
+        let sha = sha256_base64(b"new code");
+        let pin = store.pin(&sha);
+        let written = deploy(&store, b"new code");
+        assert_eq!(written, sha);
+        // The version referencing it is not committed yet: the pin alone keeps it.
+        assert_eq!(store.sweep(refs(&[])).unwrap().removed, 0);
+        // Committed, then unpinned: the reference keeps it.
+        drop(pin);
+        assert_eq!(store.sweep(refs(&[&sha])).unwrap().removed, 0);
+        assert_eq!(store.stored_shas().unwrap(), [sha]);
+    }
+
+    #[test]
+    fn the_collector_thread_sweeps_on_request() {
+        let dir = tempfile::tempdir().unwrap();
+        let meta = crate::SqliteStore::open(&dir.path().join("warden.db")).unwrap();
+        let store = Arc::new(BlobStore::open(&dir.path().join("blobs")).unwrap());
+        let orphan = deploy(&store, b"orphan");
+        store
+            .start_collector(Arc::new(meta), Duration::from_secs(3600))
+            .unwrap();
+        store.request_sweep();
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        while store.has_code_dir(&orphan) {
+            assert!(std::time::Instant::now() < deadline, "never swept");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        assert!(store.stored_shas().unwrap().is_empty());
+    }
+
+    #[test]
+    fn a_staging_guard_removes_its_directory_unless_installed() {
+        let (_d, store) = open();
+        let staging = store.create_staging().unwrap();
+        fs::create_dir_all(staging.path().join("ro")).unwrap();
+        fs::set_permissions(staging.path().join("ro"), fs::Permissions::from_mode(0o555)).unwrap();
+        let path = staging.path().to_owned();
+        drop(staging);
+        assert!(!path.exists());
+        assert_eq!(staging_entries(&store), 0);
+    }
+
+    #[test]
+    fn a_crash_during_a_sweep_leaves_whole_blobs_and_trash_cleared_at_start() {
+        let (_d, store) = open();
+        let kept = deploy(&store, b"kept");
+        let gone = deploy(&store, b"gone");
+        // The sweep moved the blob's tree to the trash and crashed before removing it.
+        let mut trash = Vec::new();
+        store.move_to_trash(&gone, &mut trash).unwrap();
+        assert_eq!(trash.len(), 2);
+        assert_eq!(store.stored_shas().unwrap(), std::slice::from_ref(&kept));
+        store.remove_stale_staging().unwrap();
+        assert_eq!(staging_entries(&store), 0);
+        assert!(store.has_code_dir(&kept) && store.has_zip(&kept));
     }
 
     #[test]

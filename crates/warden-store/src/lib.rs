@@ -23,8 +23,12 @@
 //!   enqueue order.
 //! - `settings(key PK, value)`.
 //!
-//! The logs file holds `logs(seq PK autoincrement, function, timestamp_ms, request_id,
-//! message)`.
+//! The logs file (schema version 2) holds `logs(seq PK autoincrement, function,
+//! timestamp_ms, request_id, message, source)`, where `source` says whether Warden
+//! (`platform`: `START`, `END`, `REPORT`, timeouts, truncation markers) or the function
+//! (`function`: its stdout and stderr) wrote the line, so that a function cannot forge a
+//! platform line. It uses `auto_vacuum=INCREMENTAL`, so that [`Store::prune_logs`] gives
+//! the space of deleted lines back to the file system.
 //!
 //! **Durability invariant:** the metadata database runs in WAL mode with
 //! `synchronous=FULL`, so every committed transaction has been fsynced to the WAL before
@@ -132,6 +136,36 @@ pub struct QueuedEvent {
     pub enqueued_ms: i64,
 }
 
+/// Who wrote a log line. Readers must never present a `Function` line as a `Platform`
+/// one: that is what keeps a function from forging `END` or `REPORT` lines.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogSource {
+    /// Warden itself: `START`, `END`, `REPORT`, timeouts, crashes, truncation markers.
+    Platform,
+    /// The function's stdout or stderr (or text it reported, such as an init error).
+    Function,
+}
+
+impl LogSource {
+    /// The stored (and API) spelling: `platform` or `function`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LogSource::Platform => "platform",
+            LogSource::Function => "function",
+        }
+    }
+
+    /// The inverse of [`LogSource::as_str`]; anything else is `None`.
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "platform" => Some(LogSource::Platform),
+            "function" => Some(LogSource::Function),
+            _ => None,
+        }
+    }
+}
+
 /// One line of a function's log.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct LogRecord {
@@ -142,6 +176,28 @@ pub struct LogRecord {
     /// Request id the line belongs to, when known.
     pub request_id: Option<String>,
     pub message: String,
+    /// Who wrote it.
+    pub source: LogSource,
+}
+
+/// How much log the store keeps: lines older than `max_age_ms` go, and while the lines
+/// take more than `max_bytes`, the oldest go first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LogRetention {
+    pub max_age_ms: i64,
+    pub max_bytes: u64,
+}
+
+/// What one [`Store::prune_logs`] pass did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PruneReport {
+    /// Lines deleted for being older than the retention age.
+    pub expired: u64,
+    /// Lines deleted (oldest first) to get under the size cap.
+    pub evicted: u64,
+    /// Bytes the log lines took before and after the pass.
+    pub bytes_before: u64,
+    pub bytes_after: u64,
 }
 
 /// The metadata store. All operations on one function are atomic.
@@ -285,6 +341,11 @@ pub trait Store: Send + Sync + 'static {
         after_seq: i64,
         limit: usize,
     ) -> Result<Vec<LogRecord>, StoreError>;
+    /// Enforces `retention` at `now_ms`: deletes expired lines, then the oldest lines while
+    /// the rest exceed the size cap (to 90 % of it, so that a busy log is not pruned on
+    /// every batch), and gives the freed space back to the file system. Works in small
+    /// batches, so appends interleave with a long prune instead of waiting for it.
+    fn prune_logs(&self, retention: &LogRetention, now_ms: i64) -> Result<PruneReport, StoreError>;
 
     // ---- resource policies ----
 

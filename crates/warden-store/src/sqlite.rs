@@ -16,7 +16,9 @@ use rusqlite::{params, Connection, OptionalExtension, Row, Transaction, Transact
 use sha2::{Digest, Sha256};
 use warden_types::{FunctionName, FunctionVersion, LATEST};
 
-use crate::{Alias, LogRecord, QueuedEvent, Store, StoreError};
+use crate::{
+    Alias, LogRecord, LogRetention, LogSource, PruneReport, QueuedEvent, Store, StoreError,
+};
 
 /// How long a connection waits for a lock held by another connection before giving up.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
@@ -88,7 +90,8 @@ CREATE TABLE function_policies (
 ];
 
 /// Logs schema, migrated like [`META_MIGRATIONS`].
-const LOG_MIGRATIONS: &[&str] = &[r#"
+const LOG_MIGRATIONS: &[&str] = &[
+    r#"
 CREATE TABLE logs (
     seq INTEGER PRIMARY KEY AUTOINCREMENT,
     function TEXT NOT NULL,
@@ -98,7 +101,21 @@ CREATE TABLE logs (
 ) STRICT;
 CREATE INDEX logs_by_function ON logs(function, seq);
 CREATE INDEX logs_by_time ON logs(timestamp_ms);
-"#];
+"#,
+    r#"
+-- Who wrote each line. Lines written before this column existed cannot be told apart, so
+-- they count as the function's: a forged `REPORT` among them must never pass for Warden's.
+ALTER TABLE logs ADD COLUMN source TEXT NOT NULL DEFAULT 'function'
+    CHECK (source IN ('platform', 'function'));
+"#,
+];
+
+/// Lines deleted per transaction while pruning, so appends never wait long.
+const PRUNE_BATCH_ROWS: i64 = 2000;
+/// Free pages given back per `incremental_vacuum` step (4 MiB with 2 KiB-4 KiB pages).
+const VACUUM_BATCH_PAGES: i64 = 1024;
+/// Size the logs write-ahead log is cut back to after a checkpoint.
+const LOG_WAL_LIMIT_BYTES: i64 = 4 * 1024 * 1024;
 
 /// The metadata schema version this build writes.
 pub const SCHEMA_VERSION: i64 = META_MIGRATIONS.len() as i64;
@@ -466,12 +483,20 @@ fn open_connection(
 }
 
 /// Switches the file to WAL (persistent in the file) and brings its schema up to date.
+/// With `incremental_vacuum`, a new file is created with `auto_vacuum=INCREMENTAL` (the
+/// setting only takes on a file without tables; an older file is converted by its first
+/// prune, see [`SqliteStore::reclaim_log_space`]).
 fn prepare_file(
     conn: &mut Connection,
     path: &Path,
     migrations: &[&str],
+    incremental_vacuum: bool,
     context: &'static str,
 ) -> Result<(), StoreError> {
+    if incremental_vacuum {
+        conn.pragma_update(None, "auto_vacuum", "INCREMENTAL")
+            .map_err(db(context))?;
+    }
     let mode: String = conn
         .pragma_update_and_check(None, "journal_mode", "WAL", |r| r.get(0))
         .map_err(db(context))?;
@@ -507,6 +532,19 @@ fn prepare_file(
     }
 }
 
+/// `(page_count, freelist_count, page_size)` of a database.
+fn page_counts(conn: &Connection) -> Result<(i64, i64, i64), StoreError> {
+    let get = |name: &str| -> Result<i64, StoreError> {
+        conn.pragma_query_value(None, name, |r| r.get(0))
+            .map_err(db("measuring the logs database"))
+    };
+    Ok((
+        get("page_count")?,
+        get("freelist_count")?,
+        get("page_size")?,
+    ))
+}
+
 /// Makes a newly created database file's directory entry durable; SQLite syncs the
 /// directory for its journal files but not for the main file.
 fn sync_dir(dir: &Path) -> Result<(), StoreError> {
@@ -539,6 +577,7 @@ impl SqliteStore {
             &mut writer,
             path,
             META_MIGRATIONS,
+            false,
             "preparing the metadata database",
         )?;
         let reader = open_connection(path, Sync::Full, "opening the metadata database")?;
@@ -552,8 +591,12 @@ impl SqliteStore {
             &mut log_writer,
             &logs_path,
             LOG_MIGRATIONS,
+            true,
             "preparing the logs database",
         )?;
+        log_writer
+            .pragma_update(None, "journal_size_limit", LOG_WAL_LIMIT_BYTES)
+            .map_err(db("opening the logs database"))?;
         let log_reader = open_connection(&logs_path, Sync::Normal, "opening the logs database")?;
         log_reader
             .pragma_update(None, "query_only", true)
@@ -585,16 +628,64 @@ impl SqliteStore {
         &self.meta_path
     }
 
-    /// Deletes log lines older than `before_ms` (retention); returns how many went.
-    pub fn prune_logs(&self, before_ms: i64) -> Result<u64, StoreError> {
+    /// Bytes the log lines take in the logs database: its pages minus the free ones.
+    pub fn log_bytes(&self) -> Result<u64, StoreError> {
         let conn = lock(&self.log_writer);
-        let n = conn
+        let (pages, free, size) = page_counts(&conn)?;
+        Ok(u64::try_from((pages - free).max(0) * size).unwrap_or(0))
+    }
+
+    /// Deletes one batch of log lines, the seqs `select` picks (a query given `?1` = `arg`
+    /// and `?2` = `limit`), in its own transaction; returns how many went.
+    fn delete_log_batch(&self, select: &str, arg: i64, limit: i64) -> Result<u64, StoreError> {
+        let mut conn = lock(&self.log_writer);
+        let tx = immediate(&mut conn, "pruning logs")?;
+        let n = tx
             .execute(
-                "DELETE FROM logs WHERE timestamp_ms < ?1",
-                params![before_ms],
+                &format!("DELETE FROM logs WHERE seq IN ({select})"),
+                params![arg, limit],
             )
             .map_err(db("pruning logs"))?;
+        tx.commit().map_err(db("pruning logs"))?;
         Ok(n as u64)
+    }
+
+    /// Gives free pages of the logs database back to the file system, a batch at a time,
+    /// then truncates its write-ahead log. Up to `keep_free` bytes of free pages stay: new
+    /// lines reuse them, and pruning to 90 % of the cap leaves room for them within it. A
+    /// file created before incremental vacuuming was turned on is converted once, with a
+    /// full `VACUUM` (after pruning, so that it copies at most the size cap).
+    fn reclaim_log_space(&self, keep_free: u64) -> Result<(), StoreError> {
+        let mode: i64 = lock(&self.log_writer)
+            .pragma_query_value(None, "auto_vacuum", |r| r.get(0))
+            .map_err(db("reading the logs vacuum mode"))?;
+        // 2 is INCREMENTAL.
+        if mode != 2 {
+            let conn = lock(&self.log_writer);
+            tracing::info!("converting the logs database to incremental vacuuming (once)");
+            conn.pragma_update(None, "auto_vacuum", "INCREMENTAL")
+                .map_err(db("converting the logs database"))?;
+            conn.execute_batch("VACUUM")
+                .map_err(db("converting the logs database"))?;
+        } else {
+            loop {
+                let conn = lock(&self.log_writer);
+                let (_, free, size) = page_counts(&conn)?;
+                if u64::try_from(free * size).unwrap_or(u64::MAX) <= keep_free {
+                    break;
+                }
+                conn.execute_batch(&format!(
+                    "PRAGMA incremental_vacuum({})",
+                    free.min(VACUUM_BATCH_PAGES)
+                ))
+                .map_err(db("shrinking the logs database"))?;
+            }
+        }
+        // A reader still in the log may keep the checkpoint from finishing; the next prune
+        // tries again.
+        lock(&self.log_writer)
+            .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))
+            .map_err(db("checkpointing the logs database"))
     }
 
     /// The write connection, with no transaction left open by a writer that panicked.
@@ -1229,7 +1320,8 @@ impl Store for SqliteStore {
         {
             let mut stmt = tx
                 .prepare_cached(
-                    "INSERT INTO logs (function, timestamp_ms, request_id, message) VALUES (?1, ?2, ?3, ?4)",
+                    "INSERT INTO logs (function, timestamp_ms, request_id, message, source)
+                     VALUES (?1, ?2, ?3, ?4, ?5)",
                 )
                 .map_err(db("appending logs"))?;
             for r in records {
@@ -1237,7 +1329,8 @@ impl Store for SqliteStore {
                     r.function.as_str(),
                     r.timestamp_ms,
                     r.request_id,
-                    r.message
+                    r.message,
+                    r.source.as_str()
                 ])
                 .map_err(db("appending logs"))?;
             }
@@ -1254,22 +1347,79 @@ impl Store for SqliteStore {
         let conn = lock(&self.log_reader);
         let mut stmt = conn
             .prepare_cached(
-                "SELECT seq, timestamp_ms, request_id, message FROM logs
+                "SELECT seq, timestamp_ms, request_id, message, source FROM logs
                  WHERE function = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3",
             )
             .map_err(db("reading logs"))?;
         let rows = stmt
             .query_map(params![function.as_str(), after_seq, to_i64(limit)], |r| {
+                let source: String = r.get(4)?;
                 Ok(LogRecord {
                     seq: r.get(0)?,
                     function: function.clone(),
                     timestamp_ms: r.get(1)?,
                     request_id: r.get(2)?,
                     message: r.get(3)?,
+                    // The column's CHECK admits only the two spellings; should a damaged
+                    // row hold anything else, it is not trusted as Warden's.
+                    source: LogSource::parse(&source).unwrap_or(LogSource::Function),
                 })
             })
             .map_err(db("reading logs"))?;
         rows.collect::<Result<_, _>>().map_err(db("reading logs"))
+    }
+
+    fn prune_logs(&self, retention: &LogRetention, now_ms: i64) -> Result<PruneReport, StoreError> {
+        let mut report = PruneReport {
+            bytes_before: self.log_bytes()?,
+            ..PruneReport::default()
+        };
+        let cutoff = now_ms.saturating_sub(retention.max_age_ms);
+        loop {
+            let n = self.delete_log_batch(
+                "SELECT seq FROM logs WHERE timestamp_ms < ?1 ORDER BY seq LIMIT ?2",
+                cutoff,
+                PRUNE_BATCH_ROWS,
+            )?;
+            report.expired += n;
+            if n < PRUNE_BATCH_ROWS as u64 {
+                break;
+            }
+        }
+        if self.log_bytes()? > retention.max_bytes {
+            let target = retention.max_bytes / 10 * 9;
+            loop {
+                let used = self.log_bytes()?;
+                if used <= target {
+                    break;
+                }
+                // As many of the oldest lines as should free the excess, from the average
+                // line size (seqs only grow, so the span over-counts lines, never under).
+                let (first, last): (Option<i64>, Option<i64>) = lock(&self.log_writer)
+                    .query_row("SELECT min(seq), max(seq) FROM logs", [], |r| {
+                        Ok((r.get(0)?, r.get(1)?))
+                    })
+                    .map_err(db("pruning logs"))?;
+                let (Some(first), Some(last)) = (first, last) else {
+                    break;
+                };
+                let lines = (last - first + 1).max(1);
+                let average = (i64::try_from(used).unwrap_or(i64::MAX) / lines).max(1);
+                let excess = i64::try_from(used - target).unwrap_or(i64::MAX);
+                let n = self.delete_log_batch(
+                    "SELECT seq FROM logs WHERE seq >= ?1 ORDER BY seq LIMIT ?2",
+                    first,
+                    (excess / average).clamp(1, PRUNE_BATCH_ROWS),
+                )?;
+                if n == 0 {
+                    break;
+                }
+                report.evicted += n;
+            }
+        }
+        self.reclaim_log_space(retention.max_bytes / 10)?;
+        report.bytes_after = self.log_bytes()?;
+        Ok(report)
     }
 
     fn get_function_policy(&self, function: &FunctionName) -> Result<Option<String>, StoreError> {

@@ -39,6 +39,15 @@ pub const HANDLER_CHARS: usize = 128;
 pub const CLIENT_CONTEXT_BASE64_BYTES: usize = 3_583;
 /// Bytes of log returned by `X-Amz-Log-Type: Tail`.
 pub const LOG_TAIL_BYTES: usize = 4 * 1024;
+/// Default bytes of output per second one function (all its instances together) may log
+/// (`warden serve --log-rate-kib`); a function printing faster is slowed down.
+pub const DEFAULT_LOG_RATE_KIB: u64 = 1024;
+/// Default age after which log lines are deleted, in days (`--log-retention-days`).
+pub const DEFAULT_LOG_RETENTION_DAYS: u64 = 7;
+/// Default cap on the space all log lines take, in MiB (`--log-max-mib`).
+pub const DEFAULT_LOG_MAX_MIB: u64 = 1024;
+/// Longest log line kept; longer output is split, as CloudWatch splits large events.
+pub const LOG_LINE_BYTES: usize = 256 * 1024;
 /// Most items one List call returns.
 pub const MAX_LIST_ITEMS: usize = 10_000;
 /// Default page size of `ListFunctions` and friends when `MaxItems` is absent.

@@ -51,6 +51,19 @@ pub struct ServeArgs {
     /// Milliseconds before the first and second async retry (Lambda: about 60000 and 120000).
     #[arg(long, value_delimiter = ',', default_values_t = [60_000u64, 120_000])]
     async_retry_delays_ms: Vec<u64>,
+    /// KiB of output per second one function (all its instances together) may log; a
+    /// function printing faster is slowed down (its output pipe is read no faster).
+    #[arg(long, default_value_t = warden_types::limits::DEFAULT_LOG_RATE_KIB,
+          value_parser = clap::value_parser!(u64).range(1..=1024 * 1024))]
+    log_rate_kib: u64,
+    /// Days function log lines are kept.
+    #[arg(long, default_value_t = warden_types::limits::DEFAULT_LOG_RETENTION_DAYS,
+          value_parser = clap::value_parser!(u64).range(1..=36_500))]
+    log_retention_days: u64,
+    /// MiB all function log lines may take on disk; beyond it the oldest lines go first.
+    #[arg(long, default_value_t = warden_types::limits::DEFAULT_LOG_MAX_MIB,
+          value_parser = clap::value_parser!(u64).range(1..=1024 * 1024))]
+    log_max_mib: u64,
     /// Run functions as plain processes without the sandbox: no isolation at all between
     /// functions, or from the host. Meant only for platforms without namespaces (see
     /// `warden doctor`); logged at WARN on every start.
@@ -202,6 +215,18 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
     if let Err(e) = blobs.remove_stale_staging() {
         tracing::warn!(error = %e, "could not remove leftover staging directories");
     }
+    // Code a crash orphaned (written by a deploy that never committed, or whose version
+    // was deleted while an instance still ran it) goes before anything can pin it.
+    match blobs.sweep(|| store.referenced_code()) {
+        Ok(r) if r.removed > 0 => {
+            tracing::info!(removed = r.removed, "collected unused code blobs")
+        }
+        Ok(_) => {}
+        Err(e) => tracing::warn!(error = %e, "could not collect unused code blobs"),
+    }
+    blobs
+        .start_collector(Arc::clone(&store), BLOB_SWEEP_PERIOD)
+        .context("cannot start the code blob collector")?;
     let account = account_id(store.as_ref(), args.account_id.clone())?;
     let identity = warden_identity::Identity::open(&data_dir, account.as_str())?;
     bootstrap_admin(&identity, &data_dir)?;
@@ -224,13 +249,20 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
                 warden_types::limits::INIT_TIMEOUT_SECONDS,
             )),
             memory_budget_mb,
+            logs: warden_engine::LogLimits {
+                rate_bytes_per_second: args.log_rate_kib * 1024,
+                retention: warden_store::LogRetention {
+                    max_age_ms: i64::try_from(args.log_retention_days * 24 * 3600 * 1000)
+                        .unwrap_or(i64::MAX),
+                    max_bytes: args.log_max_mib * 1024 * 1024,
+                },
+            },
         };
-        let code_blobs = Arc::clone(&blobs);
         let engine = warden_engine::Engine::start(
             config,
             Arc::clone(&store),
             executor.clone(),
-            Box::new(move |sha| code_blobs.code_dir(sha)),
+            Arc::clone(&blobs),
         )?;
         let listener = tokio::net::TcpListener::bind(args.listen)
             .await
@@ -407,6 +439,10 @@ fn bootstrap_admin(
     Ok(())
 }
 
+/// How often unused code blobs are collected even when nothing asked for it (deletes,
+/// code updates and ended instances ask).
+const BLOB_SWEEP_PERIOD: Duration = Duration::from_secs(600);
+
 /// The execution role `warden function deploy` uses when given none.
 const DEFAULT_ROLE_NAME: &str = "warden-default";
 const LAMBDA_TRUST: &str = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Service":"lambda.amazonaws.com"},"Action":"sts:AssumeRole"}]}"#;
@@ -436,5 +472,51 @@ impl warden_engine::CredentialIssuer for RoleSessions {
 
     fn revoke(&self, access_key_id: &str) {
         self.0.revoke_session(access_key_id);
+    }
+}
+
+#[cfg(test)]
+mod log_flag_tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Top {
+        #[command(flatten)]
+        serve: ServeArgs,
+    }
+
+    fn parse(args: &[&str]) -> Result<ServeArgs, String> {
+        let mut argv = vec!["serve"];
+        argv.extend_from_slice(args);
+        Top::try_parse_from(argv)
+            .map(|t| t.serve)
+            .map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn log_limits_have_documented_defaults_and_refuse_zero() {
+        let d = parse(&[]).unwrap();
+        assert_eq!(
+            (d.log_rate_kib, d.log_retention_days, d.log_max_mib),
+            (1024, 7, 1024)
+        );
+        let set = parse(&[
+            "--log-rate-kib",
+            "64",
+            "--log-retention-days",
+            "1",
+            "--log-max-mib",
+            "2",
+        ])
+        .unwrap();
+        assert_eq!(
+            (set.log_rate_kib, set.log_retention_days, set.log_max_mib),
+            (64, 1, 2)
+        );
+        for flag in ["--log-rate-kib", "--log-retention-days", "--log-max-mib"] {
+            let err = parse(&[flag, "0"]).err().unwrap_or_default();
+            assert!(err.contains(flag), "{flag} 0 must be refused: {err}");
+        }
     }
 }

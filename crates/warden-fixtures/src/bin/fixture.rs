@@ -1,6 +1,6 @@
 //! A function whose behaviour the event chooses, so one binary covers every case the
 //! integration tests need: `{"action": "echo" | "error" | "sleep" | "exit" | "print" |
-//! "env" | "big" | "context" | "append", ...}`. At init, `FIXTURE_INIT=exit` exits before asking
+//! "env" | "big" | "context" | "append" | "flood", ...}`. At init, `FIXTURE_INIT=exit` exits before asking
 //! for work and `FIXTURE_INIT=sleep` never finishes init.
 
 use lambda_runtime::{service_fn, Error, LambdaEvent};
@@ -31,6 +31,41 @@ async fn handler(event: LambdaEvent<Value>) -> Result<Value, Error> {
             println!("{text}");
             eprintln!("stderr: {text}");
             Ok(json!({ "printed": text }))
+        }
+        "flood" => {
+            // Prints `bytes`-byte lines to stdout as fast as it is let, for `ms` ms or
+            // `lines` lines, whichever ends first; reports what it wrote.
+            use std::io::Write;
+            let ms = payload.get("ms").and_then(Value::as_u64).unwrap_or(1000);
+            let max_lines = payload
+                .get("lines")
+                .and_then(Value::as_u64)
+                .unwrap_or(u64::MAX);
+            let size = payload
+                .get("bytes")
+                .and_then(Value::as_u64)
+                .unwrap_or(1000)
+                .max(32) as usize;
+            let started = std::time::Instant::now();
+            let deadline = started + std::time::Duration::from_millis(ms);
+            let mut out = std::io::BufWriter::with_capacity(64 * 1024, std::io::stdout().lock());
+            let mut lines = 0u64;
+            while lines < max_lines && std::time::Instant::now() < deadline {
+                let mut line = format!("flood {lines} ");
+                line.extend(std::iter::repeat_n(
+                    'x',
+                    size.saturating_sub(line.len() + 1),
+                ));
+                line.push('\n');
+                out.write_all(line.as_bytes())?;
+                lines += 1;
+            }
+            out.flush()?;
+            Ok(json!({
+                "lines": lines,
+                "bytes": lines * size as u64,
+                "ms": started.elapsed().as_millis() as u64,
+            }))
         }
         "env" => {
             let vars: serde_json::Map<String, Value> = std::env::vars()

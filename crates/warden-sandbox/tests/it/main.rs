@@ -602,9 +602,17 @@ fn unprivileged_user_namespace_mode() {
         .unwrap();
     let open = std::fs::Permissions::from_mode(0o755);
     std::fs::set_permissions(reachable.path(), open.clone()).unwrap();
+    // Copied by `cp`, not by this process: a file this (multi-threaded) process opened for
+    // writing could leak, for a moment, into a sandbox another test thread is cloning, and
+    // executing the copy would then fail with `ETXTBSY`.
     let copy = |from: PathBuf, name: &str| {
         let to = reachable.path().join(name);
-        std::fs::copy(from, &to).unwrap();
+        let copied = std::process::Command::new("cp")
+            .arg(&from)
+            .arg(&to)
+            .status()
+            .unwrap();
+        assert!(copied.success(), "cp {} {}", from.display(), to.display());
         std::fs::set_permissions(&to, open.clone()).unwrap();
         to
     };

@@ -347,6 +347,7 @@ fn deleting_a_function_removes_everything_of_it() {
             timestamp_ms: 1,
             request_id: None,
             message: "kept".into(),
+            source: LogSource::Function,
         }])
         .unwrap();
 
@@ -696,16 +697,21 @@ fn complete_removes_the_event() {
     assert_eq!(store.queued_event_count().unwrap(), 0);
 }
 
+fn log_line(f: &str, ts: i64, msg: &str, source: LogSource) -> LogRecord {
+    LogRecord {
+        seq: -7,
+        function: name(f),
+        timestamp_ms: ts,
+        request_id: Some("req".into()),
+        message: msg.to_owned(),
+        source,
+    }
+}
+
 #[test]
 fn logs_are_ordered_per_function_and_resume_after_seq() {
     let (_d, store) = open();
-    let line = |f: &str, msg: &str| LogRecord {
-        seq: -7,
-        function: name(f),
-        timestamp_ms: 42,
-        request_id: Some("req".into()),
-        message: msg.to_owned(),
-    };
+    let line = |f: &str, msg: &str| log_line(f, 42, msg, LogSource::Function);
     store
         .append_logs(&[line("f", "one"), line("g", "other"), line("f", "two")])
         .unwrap();
@@ -731,17 +737,45 @@ fn logs_are_ordered_per_function_and_resume_after_seq() {
 }
 
 #[test]
-fn prune_logs_drops_old_lines_only() {
+fn logs_keep_who_wrote_them() {
     let (_d, store) = open();
-    let line = |ts| LogRecord {
-        seq: 0,
-        function: name("f"),
-        timestamp_ms: ts,
-        request_id: None,
-        message: ts.to_string(),
-    };
+    store
+        .append_logs(&[
+            log_line("f", 1, "START RequestId: r", LogSource::Platform),
+            log_line("f", 2, "REPORT RequestId: forged", LogSource::Function),
+        ])
+        .unwrap();
+    let sources: Vec<_> = store
+        .read_logs(&name("f"), 0, 10)
+        .unwrap()
+        .into_iter()
+        .map(|r| (r.message, r.source))
+        .collect();
+    assert_eq!(
+        sources,
+        [
+            ("START RequestId: r".to_owned(), LogSource::Platform),
+            ("REPORT RequestId: forged".to_owned(), LogSource::Function)
+        ]
+    );
+}
+
+fn retention(max_age_ms: i64, max_bytes: u64) -> LogRetention {
+    LogRetention {
+        max_age_ms,
+        max_bytes,
+    }
+}
+
+#[test]
+fn prune_logs_drops_expired_lines_only() {
+    let (_d, store) = open();
+    let line = |ts: i64| log_line("f", ts, &ts.to_string(), LogSource::Function);
     store.append_logs(&[line(1), line(5), line(9)]).unwrap();
-    assert_eq!(store.prune_logs(5).unwrap(), 1);
+    // At time 15 with a 10 ms retention, lines before 5 are expired.
+    let report = store.prune_logs(&retention(10, u64::MAX), 15).unwrap();
+    assert_eq!(report.expired, 1);
+    assert_eq!(report.evicted, 0);
     let left: Vec<_> = store
         .read_logs(&name("f"), 0, 10)
         .unwrap()
@@ -749,6 +783,125 @@ fn prune_logs_drops_old_lines_only() {
         .map(|r| r.timestamp_ms)
         .collect();
     assert_eq!(left, [5, 9]);
+}
+
+/// Bytes the logs database takes on disk, write-ahead log included.
+fn logs_on_disk(dir: &std::path::Path) -> u64 {
+    ["warden.logs.db", "warden.logs.db-wal"]
+        .iter()
+        .map(|f| fs::metadata(dir.join(f)).map(|m| m.len()).unwrap_or(0))
+        .sum()
+}
+
+/// Appends `lines` lines of about 1 KB to `f`, in batches like the log writer's.
+fn fill_logs(store: &SqliteStore, f: &str, first: usize, lines: usize) {
+    let body = "x".repeat(1000);
+    for chunk in (first..first + lines).collect::<Vec<_>>().chunks(500) {
+        let batch: Vec<_> = chunk
+            .iter()
+            .map(|i| log_line(f, *i as i64, &format!("{i} {body}"), LogSource::Function))
+            .collect();
+        store.append_logs(&batch).unwrap();
+    }
+}
+
+#[test]
+fn prune_logs_keeps_the_newest_lines_under_the_size_cap_and_shrinks_the_file() {
+    let (dir, store) = open();
+    fill_logs(&store, "f", 0, 8000);
+    assert!(store.log_bytes().unwrap() > 8_000_000);
+    let cap = 1024 * 1024;
+    let report = store.prune_logs(&retention(i64::MAX, cap), 0).unwrap();
+    assert_eq!(report.expired, 0);
+    assert!(report.evicted > 6000, "{report:?}");
+    assert!(report.bytes_before > 8_000_000, "{report:?}");
+    assert!(report.bytes_after <= cap, "{report:?}");
+    assert_eq!(report.bytes_after, store.log_bytes().unwrap());
+    let left = store.read_logs(&name("f"), 0, 100_000).unwrap();
+    assert!(!left.is_empty());
+    assert!(
+        left.last().unwrap().message.starts_with("7999 "),
+        "the newest line stays"
+    );
+    assert!(
+        left.first()
+            .unwrap()
+            .message
+            .split(' ')
+            .next()
+            .unwrap()
+            .parse::<usize>()
+            .unwrap()
+            > 6000,
+        "the oldest lines went first"
+    );
+    // The space went back to the file system: the file shrank, not only its free list.
+    let on_disk = logs_on_disk(dir.path());
+    assert!(
+        on_disk <= cap + 256 * 1024,
+        "the logs database takes {on_disk} bytes on disk after pruning to {cap}"
+    );
+    // Under the cap, nothing more goes.
+    let again = store.prune_logs(&retention(i64::MAX, cap), 0).unwrap();
+    assert_eq!((again.expired, again.evicted), (0, 0));
+}
+
+#[test]
+fn an_old_logs_database_gains_the_source_column_and_incremental_vacuum() {
+    let dir = tempfile::tempdir().unwrap();
+    let meta = dir.path().join("warden.db");
+    let logs = SqliteStore::logs_path(&meta);
+    {
+        // A logs file as the first schema made it: no auto_vacuum, no source column.
+        let conn = Connection::open(&logs).unwrap();
+        conn.pragma_update(None, "journal_mode", "WAL").unwrap();
+        conn.execute_batch(LOG_MIGRATIONS[0]).unwrap();
+        conn.pragma_update(None, "user_version", 1).unwrap();
+        conn.execute(
+            "INSERT INTO logs (function, timestamp_ms, request_id, message)
+             VALUES ('f', 1, 'r', 'REPORT RequestId: r')",
+            [],
+        )
+        .unwrap();
+        let mode: i64 = conn
+            .pragma_query_value(None, "auto_vacuum", |r| r.get(0))
+            .unwrap();
+        assert_eq!(mode, 0);
+    }
+    let store = SqliteStore::open(&meta).unwrap();
+    let old = store.read_logs(&name("f"), 0, 10).unwrap();
+    assert_eq!(old.len(), 1);
+    assert_eq!(
+        old[0].source,
+        LogSource::Function,
+        "a line of unknown origin is never trusted as Warden's"
+    );
+    fill_logs(&store, "f", 0, 4000);
+    let cap = 512 * 1024;
+    store.prune_logs(&retention(i64::MAX, cap), 0).unwrap();
+    let mode: i64 = lock(&store.log_writer)
+        .pragma_query_value(None, "auto_vacuum", |r| r.get(0))
+        .unwrap();
+    assert_eq!(
+        mode, 2,
+        "the first prune converts the file to incremental vacuuming"
+    );
+    let on_disk = logs_on_disk(dir.path());
+    assert!(on_disk <= cap + 256 * 1024, "{on_disk} bytes on disk");
+    // And later prunes shrink it without another full vacuum.
+    fill_logs(&store, "f", 4000, 4000);
+    store.prune_logs(&retention(i64::MAX, cap), 0).unwrap();
+    let on_disk = logs_on_disk(dir.path());
+    assert!(on_disk <= cap + 256 * 1024, "{on_disk} bytes on disk");
+}
+
+#[test]
+fn a_new_logs_database_uses_incremental_vacuum() {
+    let (_d, store) = open();
+    let mode: i64 = lock(&store.log_writer)
+        .pragma_query_value(None, "auto_vacuum", |r| r.get(0))
+        .unwrap();
+    assert_eq!(mode, 2);
 }
 
 #[test]

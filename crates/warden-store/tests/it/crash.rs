@@ -79,6 +79,7 @@ fn write_events(dir: &Path, round: &str, limit: Option<usize>) -> usize {
                             timestamp_ms: 0,
                             request_id: Some(id.clone()),
                             message: format!("line {id}"),
+                            source: warden_store::LogSource::Function,
                         }])
                         .unwrap();
                     // `println!` writes whole lines through a line-buffered stdout: the

@@ -30,7 +30,7 @@ pub struct InvokeArgs {
     /// Queue the event and return at once (invocation type `Event`)
     #[arg(long, conflicts_with = "tail")]
     pub event: bool,
-    /// Print the last 4 KB of the invocation's log to stderr
+    /// Print the last 4 KB of the invocation's log to stderr (control characters escaped)
     #[arg(long)]
     pub tail: bool,
 }
@@ -65,10 +65,12 @@ pub fn invoke(client: &Client, args: &InvokeArgs) -> anyhow::Result<()> {
         match base64::engine::general_purpose::STANDARD.decode(log) {
             Ok(text) => {
                 let mut err = std::io::stderr().lock();
-                // Best effort: the payload matters more than the log.
-                let _ = err.write_all(&text);
-                if !text.ends_with(b"\n") {
-                    let _ = writeln!(err);
+                // The tail is Lambda's plain text, which cannot say who wrote a line, but
+                // nothing in it may act on the terminal: escaped line by line.
+                let text = String::from_utf8_lossy(&text);
+                for line in text.lines() {
+                    // Best effort: the payload matters more than the log.
+                    let _ = writeln!(err, "{}", super::logs::escape_for_terminal(line));
                 }
             }
             Err(_) => eprintln!("warning: the server sent a log tail that is not base64"),

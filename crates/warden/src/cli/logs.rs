@@ -1,8 +1,17 @@
 //! `warden logs`: print a function's log lines, optionally following new ones.
+//!
+//! Function output is untrusted text on the operator's terminal. In the human format every
+//! control character (escape sequences included) and every bidirectional-override
+//! character is shown escaped, and the function's lines sit under a `| ` gutter while
+//! Warden's own lines (`START`, `END`, `REPORT`, markers) start at the margin, so a
+//! function printing `REPORT RequestId: ...` cannot pass it off as Warden's. `--output
+//! json` prints each record as the API returns it, message bytes unchanged (JSON escapes
+//! what a terminal would act on).
 
+use std::borrow::Cow;
 use std::io::Write;
 
-use clap::Args;
+use clap::{Args, ValueEnum};
 use http::Method;
 use serde_json::Value;
 
@@ -12,6 +21,17 @@ use super::client::{encode, Client};
 const BATCH: u32 = 500;
 /// How long the server may hold a `--follow` request open waiting for new lines.
 const FOLLOW_WAIT_SECONDS: u32 = 20;
+/// What precedes each line the function wrote, in the human format.
+pub const FUNCTION_GUTTER: &str = "  | ";
+
+/// How `warden logs` prints records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Output {
+    /// One line per record, escaped, function output under a `| ` gutter
+    Text,
+    /// One JSON object per record (seq, timestampMs, requestId, source, message), unescaped
+    Json,
+}
 
 /// `warden logs`
 #[derive(Debug, Args)]
@@ -24,27 +44,80 @@ pub struct LogsArgs {
     /// Only lines after this sequence number [default: all that are kept]
     #[arg(long, value_name = "N")]
     pub since_seq: Option<u64>,
+    /// Output format
+    #[arg(long, short = 'o', value_enum, default_value_t = Output::Text)]
+    pub output: Output,
+}
+
+/// One record of the log endpoint.
+#[derive(Debug, PartialEq)]
+struct Record {
+    /// Whether Warden wrote it; anything but an explicit `platform` is the function's.
+    platform: bool,
+    message: String,
+    raw: Value,
 }
 
 /// One page of the log endpoint.
 #[derive(Debug, PartialEq)]
 struct Page {
-    messages: Vec<String>,
+    records: Vec<Record>,
     next_seq: Option<u64>,
 }
 
 fn parse_page(v: &Value) -> Page {
-    let messages = v
+    let records = v
         .get("records")
         .and_then(Value::as_array)
         .into_iter()
         .flatten()
-        .filter_map(|r| r.get("message").and_then(Value::as_str))
-        .map(str::to_owned)
+        .filter_map(|r| {
+            Some(Record {
+                platform: r.get("source").and_then(Value::as_str) == Some("platform"),
+                message: r.get("message").and_then(Value::as_str)?.to_owned(),
+                raw: r.clone(),
+            })
+        })
         .collect();
     Page {
-        messages,
+        records,
         next_seq: v.get("nextSeq").and_then(Value::as_u64),
+    }
+}
+
+/// Characters that reorder the text around them (the "Trojan Source" family); shown
+/// escaped so that a line reads as it is stored.
+fn is_bidi_control(c: char) -> bool {
+    matches!(c, '\u{061c}' | '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+}
+
+/// `text` with every control character but tab, and every bidirectional control, written
+/// as an escape (`\x1b`, `\u{202e}`): nothing in it can act on a terminal.
+pub fn escape_for_terminal(text: &str) -> Cow<'_, str> {
+    let unsafe_char = |c: char| (c.is_control() && c != '\t') || is_bidi_control(c);
+    if !text.chars().any(unsafe_char) {
+        return Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        if !unsafe_char(c) {
+            out.push(c);
+        } else if u32::from(c) < 0x80 {
+            out.push_str(&format!("\\x{:02x}", u32::from(c)));
+        } else {
+            out.push_str(&format!("\\u{{{:04x}}}", u32::from(c)));
+        }
+    }
+    Cow::Owned(out)
+}
+
+/// How one record is shown in the human format.
+fn render(record: &Record) -> String {
+    let text = escape_for_terminal(record.message.trim_end_matches('\n'));
+    if record.platform {
+        text.into_owned()
+    } else {
+        format!("{FUNCTION_GUTTER}{text}")
     }
 }
 
@@ -64,12 +137,16 @@ pub fn logs(client: &Client, args: &LogsArgs) -> anyhow::Result<()> {
                 .call(Method::GET, &path, &[], None, &subject)?
                 .json()?,
         );
-        let got_any = !page.messages.is_empty();
+        let got_any = !page.records.is_empty();
         {
             let mut lock = out.lock();
-            for m in &page.messages {
+            for r in &page.records {
+                let line = match args.output {
+                    Output::Text => render(r),
+                    Output::Json => r.raw.to_string(),
+                };
                 // A closed pipe (`| head`) ends the command quietly.
-                if writeln!(lock, "{}", m.trim_end_matches('\n')).is_err() {
+                if writeln!(lock, "{line}").is_err() {
                     return Ok(());
                 }
             }
@@ -90,30 +167,73 @@ pub fn logs(client: &Client, args: &LogsArgs) -> anyhow::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
     use serde_json::json;
 
     #[test]
     fn parses_a_page() {
-        let v = json!({
-            "records": [
-                {"seq": 1, "timestampMs": 1, "requestId": null, "message": "START RequestId: x\n"},
-                {"seq": 2, "timestampMs": 2, "requestId": "x", "message": "hello"}
-            ],
-            "nextSeq": 3
-        });
+        let start = json!({"seq": 1, "timestampMs": 1, "requestId": null, "source": "platform", "message": "START RequestId: x\n"});
+        let hello = json!({"seq": 2, "timestampMs": 2, "requestId": "x", "source": "function", "message": "hello"});
+        // A server without the `source` field: nothing it sent is trusted as Warden's.
+        let old =
+            json!({"seq": 3, "timestampMs": 3, "requestId": "x", "message": "END RequestId: x"});
+        let v = json!({ "records": [start, hello, old], "nextSeq": 3 });
+        let page = parse_page(&v);
+        assert_eq!(page.next_seq, Some(3));
+        let seen: Vec<_> = page
+            .records
+            .iter()
+            .map(|r| (r.platform, r.message.as_str()))
+            .collect();
         assert_eq!(
-            parse_page(&v),
-            Page {
-                messages: vec!["START RequestId: x\n".into(), "hello".into()],
-                next_seq: Some(3)
-            }
+            seen,
+            [
+                (true, "START RequestId: x\n"),
+                (false, "hello"),
+                (false, "END RequestId: x")
+            ]
         );
+        assert_eq!(page.records[1].raw, hello);
         assert_eq!(
             parse_page(&json!({})),
             Page {
-                messages: vec![],
+                records: vec![],
                 next_seq: None
             }
         );
+    }
+
+    #[test]
+    fn function_lines_cannot_pass_for_platform_lines() {
+        let record = |platform, message: &str| Record {
+            platform,
+            message: message.into(),
+            raw: Value::Null,
+        };
+        let real = "REPORT RequestId: r\tDuration: 1.00 ms";
+        assert_eq!(render(&record(true, real)), real);
+        assert_eq!(render(&record(false, real)), format!("  | {real}"));
+        // Escape sequences are shown, not run; a carriage return cannot rewind the line
+        // over the gutter.
+        assert_eq!(
+            render(&record(false, "\x1b[2J\x1b]0;pwned\x07\rREPORT")),
+            "  | \\x1b[2J\\x1b]0;pwned\\x07\\x0dREPORT"
+        );
+        assert_eq!(
+            render(&record(false, "a\u{202e}b\u{9b}31m")),
+            "  | a\\u{202e}b\\u{009b}31m"
+        );
+    }
+
+    proptest! {
+        #[test]
+        fn escaped_text_holds_nothing_a_terminal_acts_on(text in any::<String>()) {
+            let escaped = escape_for_terminal(&text);
+            prop_assert!(!escaped.chars().any(|c| (c.is_control() && c != '\t') || is_bidi_control(c)));
+            // Text without such characters is shown as it is.
+            if !text.chars().any(|c| (c.is_control() && c != '\t') || is_bidi_control(c)) {
+                prop_assert_eq!(escaped.as_ref(), text.as_str());
+            }
+        }
     }
 }

@@ -184,6 +184,12 @@ mod tests {
         };
         assert!(l.follow);
         assert_eq!(l.since_seq, Some(42));
+        assert_eq!(l.output, logs::Output::Text);
+        let ClientCommand::Logs(l) = parse(&["logs", "f", "--output", "json"]).unwrap() else {
+            panic!()
+        };
+        assert_eq!(l.output, logs::Output::Json);
+        assert!(parse(&["logs", "f", "--output", "yaml"]).is_err());
     }
 
     #[test]

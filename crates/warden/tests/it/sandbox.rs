@@ -663,7 +663,15 @@ fn reachable_warden_bin() -> &'static Path {
             .keep();
         std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
         let bin = dir.join("warden");
-        std::fs::copy(warden_bin(), &bin).unwrap();
+        // Copied by `cp`, not by this process: a file the test process opened for writing
+        // could leak, for a moment, into a child another test thread is starting, and
+        // executing the copy would then fail with `ETXTBSY`.
+        let copied = Command::new("cp")
+            .arg(warden_bin())
+            .arg(&bin)
+            .status()
+            .unwrap();
+        assert!(copied.success());
         std::fs::set_permissions(&bin, std::fs::Permissions::from_mode(0o755)).unwrap();
         bin
     })
