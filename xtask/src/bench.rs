@@ -90,7 +90,10 @@ impl Drop for Server {
 }
 
 fn start(root: &Path, extra: &[String]) -> Result<Server> {
-    let dir = tempfile::tempdir()?;
+    // A data directory must be private to its owner, or the server refuses it.
+    let dir = tempfile::Builder::new()
+        .permissions(std::os::unix::fs::PermissionsExt::from_mode(0o700))
+        .tempdir()?;
     let mut child = Command::new(root.join("target/release/warden"))
         .args([
             "serve",
