@@ -237,6 +237,11 @@ fn cold_starts(server: &Server, function: &str, n: usize) -> Result<(Vec<f64>, V
         let started = Instant::now();
         let r = agent().run(request)?;
         end_to_end.push(started.elapsed().as_secs_f64() * 1000.0);
+        if r.status() != 200 || r.headers().contains_key("x-amz-function-error") {
+            let status = r.status();
+            let body = r.into_body().read_to_string().unwrap_or_default();
+            bail!("cold start {i} failed: {status} {body}");
+        }
         let log = r
             .headers()
             .get("x-amz-log-result")

@@ -17,7 +17,7 @@ use warden_store::blobs::BlobPin;
 use warden_types::{FunctionVersion, Region, Runtime};
 
 use crate::logs::LogCapture;
-use crate::memory::MemoryGrant;
+use crate::memory::{DyingMark, MemoryGrant};
 
 pub struct Instance {
     pub id: InstanceId,
@@ -33,6 +33,8 @@ pub struct Instance {
     /// Set, once and for good, when the engine decides to end the instance (see
     /// [`Instance::doom`]).
     doomed: AtomicBool,
+    /// Counts the instance's memory as about to come back once it is doomed.
+    memory_dying: DyingMark,
     executor: Arc<dyn Executor>,
     /// The relay of the instance's API listener; ends with the instance.
     api_relay: Option<JoinHandle<()>>,
@@ -77,6 +79,7 @@ impl Instance {
             memory,
             code,
         } = lifetime;
+        let memory_dying = memory.dying_mark();
         let channel = InstanceChannel::serve(runtime_api)?;
         let (tx, rx) = watch::channel(None);
         let api_relay = match api {
@@ -98,6 +101,7 @@ impl Instance {
             last_used: Mutex::new(Instant::now()),
             used: std::sync::atomic::AtomicBool::new(false),
             doomed: AtomicBool::new(false),
+            memory_dying,
             executor,
             api_relay,
         })
@@ -115,6 +119,7 @@ impl Instance {
     /// Idempotent.
     pub fn doom(&self) {
         if !self.doomed.swap(true, Ordering::AcqRel) {
+            self.memory_dying.mark();
             self.executor.kill(self.id);
         }
     }

@@ -72,7 +72,8 @@ pub trait CredentialIssuer: Send + Sync + 'static {
 const MAX_INSTANCE_AGE: Duration = Duration::from_secs(11 * 3600);
 
 /// How long a cold start waits for an idle instance it evicted to be gone (its memory is
-/// counted until then) before it evicts another one.
+/// counted until then) before it evicts another one, and at most for instances already
+/// being ended to give their memory back.
 const EVICTION_DEADLINE: Duration = Duration::from_secs(5);
 
 /// Why an invocation could not even start; function failures are not errors, they are
@@ -438,7 +439,9 @@ impl Engine {
     ) -> Result<MemoryGrant, ThrottleReason> {
         let budget = &self.inner.memory;
         let cost = memory::instance_cost_mb(config.memory_mb, config.ephemeral_storage_mb);
+        let patience = tokio::time::Instant::now() + EVICTION_DEADLINE;
         loop {
+            let released = budget.released();
             if let Some(grant) = budget.try_reserve(cost) {
                 return Ok(grant);
             }
@@ -446,6 +449,15 @@ impl Engine {
             let victim = (cost <= budget.limit_mb())
                 .then(|| self.take_least_recently_used())
                 .flatten();
+            // Instances being ended (retired by a configuration change, timed out) still
+            // hold their memory until reaped, which takes moments: when that is what stands
+            // in the way, wait for it rather than refuse.
+            if victim.is_none()
+                && budget.fits_after_dying(cost)
+                && tokio::time::timeout_at(patience, released).await.is_ok()
+            {
+                continue;
+            }
             let Some(victim) = victim else {
                 tracing::info!(
                     function = %config.name,

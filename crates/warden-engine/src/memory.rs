@@ -11,13 +11,20 @@
 //! invokes reuse an instance whose memory is already counted, so the budget never refuses
 //! them.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
+
+use tokio::sync::Notify;
 
 /// Memory the running instances may be given, in MiB (Lambda's "MB" are MiB).
 pub struct MemoryBudget {
     limit_mb: u64,
     used_mb: AtomicU64,
+    /// The part of `used_mb` held by instances the engine has decided to end, whose
+    /// processes are not reaped yet: memory that is about to come back.
+    dying_mb: AtomicU64,
+    /// Woken whenever a grant is given back.
+    released: Notify,
 }
 
 /// The memory of one instance, held from before its spawn until its process is gone;
@@ -25,11 +32,52 @@ pub struct MemoryBudget {
 pub struct MemoryGrant {
     budget: Arc<MemoryBudget>,
     mb: u64,
+    /// Set once the grant counts as dying, or once it is given back (whichever is first),
+    /// so that it is counted as dying at most once and never after it is gone.
+    settled: Arc<AtomicBool>,
 }
 
 impl Drop for MemoryGrant {
     fn drop(&mut self) {
+        let was_dying = self.settled.swap(true, Ordering::AcqRel);
+        if was_dying {
+            self.budget.dying_mb.fetch_sub(self.mb, Ordering::AcqRel);
+        }
         self.budget.used_mb.fetch_sub(self.mb, Ordering::AcqRel);
+        self.budget.released.notify_waiters();
+    }
+}
+
+/// Marks a grant as belonging to an instance that is being ended, without holding the
+/// grant itself (which stays with whoever waits for the process to be reaped).
+pub struct DyingMark {
+    budget: Arc<MemoryBudget>,
+    mb: u64,
+    settled: Arc<AtomicBool>,
+}
+
+impl DyingMark {
+    /// Counts the grant as dying: its memory is about to come back. Idempotent, and a
+    /// no-op once the grant has been given back.
+    pub fn mark(&self) {
+        if self
+            .settled
+            .compare_exchange(false, true, Ordering::AcqRel, Ordering::Acquire)
+            .is_ok()
+        {
+            self.budget.dying_mb.fetch_add(self.mb, Ordering::AcqRel);
+        }
+    }
+}
+
+impl MemoryGrant {
+    /// A handle that marks this grant as dying once its instance is being ended.
+    pub fn dying_mark(&self) -> DyingMark {
+        DyingMark {
+            budget: Arc::clone(&self.budget),
+            mb: self.mb,
+            settled: Arc::clone(&self.settled),
+        }
     }
 }
 
@@ -44,7 +92,22 @@ impl MemoryBudget {
         Arc::new(Self {
             limit_mb,
             used_mb: AtomicU64::new(0),
+            dying_mb: AtomicU64::new(0),
+            released: Notify::new(),
         })
+    }
+
+    /// Whether `mb` would fit once every dying instance has been reaped.
+    pub fn fits_after_dying(&self, mb: u64) -> bool {
+        let dying = self.dying_mb.load(Ordering::Acquire);
+        let used = self.used_mb.load(Ordering::Acquire);
+        dying > 0 && used.saturating_sub(dying).saturating_add(mb) <= self.limit_mb
+    }
+
+    /// Resolves after the next grant is given back. Create it before checking the budget
+    /// again, so that a release in between is not missed.
+    pub fn released(&self) -> tokio::sync::futures::Notified<'_> {
+        self.released.notified()
     }
 
     /// The budget, in MiB.
@@ -68,6 +131,7 @@ impl MemoryBudget {
             .map(|_| MemoryGrant {
                 budget: Arc::clone(self),
                 mb,
+                settled: Arc::new(AtomicBool::new(false)),
             })
     }
 }
@@ -229,6 +293,32 @@ fn parse_mem_total(text: &str) -> Option<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn dying_grants_are_counted_until_given_back_and_only_once() {
+        let budget = MemoryBudget::new(1024);
+        let a = budget.try_reserve(768).unwrap();
+        assert!(!budget.fits_after_dying(512), "nothing is dying yet");
+        let mark = a.dying_mark();
+        mark.mark();
+        mark.mark();
+        assert!(
+            budget.try_reserve(512).is_none(),
+            "a dying grant still counts"
+        );
+        assert!(budget.fits_after_dying(512));
+        assert!(!budget.fits_after_dying(1025));
+        drop(a);
+        assert_eq!(budget.used_mb(), 0);
+        assert!(
+            !budget.fits_after_dying(512),
+            "no dying memory is left over"
+        );
+        // Marking after the grant is gone changes nothing.
+        mark.mark();
+        assert!(!budget.fits_after_dying(1));
+        assert!(budget.try_reserve(1024).is_some());
+    }
 
     #[test]
     fn grants_stay_within_the_budget_and_come_back_when_dropped() {

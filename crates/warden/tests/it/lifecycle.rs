@@ -227,6 +227,36 @@ fn cold_starts_stay_within_the_host_memory_budget() {
     );
 }
 
+/// An instance retired by a configuration change still holds its memory until it is
+/// reaped, a moment later: the cold start right after the change waits for it rather than
+/// being refused.
+#[test]
+fn a_cold_start_right_after_a_configuration_change_waits_for_the_retired_instance() {
+    // Exactly one instance of this function fits in the budget.
+    let s = Server::start_with(&["--memory-budget", "1.5GiB"]);
+    s.create_fixture("changing", &["--memory-size", "1024"]);
+    for round in 0..10 {
+        let (status, error, body) = invoke(&s, "changing", &json!({"action": "echo"}));
+        assert_eq!((status, error), (200, None), "round {round}: {body}");
+        // Retires the idle instance; the next invoke needs a new one at once.
+        let (status, _, body) = s.http(
+            "PUT",
+            "/2015-03-31/functions/changing/configuration",
+            &[],
+            json!({"Description": format!("round {round}")})
+                .to_string()
+                .as_bytes(),
+        );
+        assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+        let (status, error, body) = invoke(&s, "changing", &json!({"action": "echo"}));
+        assert_eq!(
+            (status, error),
+            (200, None),
+            "round {round}: the cold start after the change was refused: {body}"
+        );
+    }
+}
+
 /// Reports where boto3 sends each service's calls from inside a function, and calls the
 /// services Warden serves with the function's role.
 const ENDPOINTS: &str = r#"
