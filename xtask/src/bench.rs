@@ -2,7 +2,9 @@
 //! `warden serve` over loopback with `wrk`, and cold starts read from Lambda's own
 //! `REPORT ... Init Duration` lines.
 //!
-//! Usage: `cargo xtask bench [--insecure-no-sandbox] [--seconds N] [--cold N]`.
+//! Usage: `cargo xtask bench [--insecure-no-sandbox] [--seconds N] [--cold N]`, or
+//! `cargo xtask bench [--insecure-no-sandbox] --callgrind N` for the server's instruction
+//! count per warm invoke (repeatable where times are noisy).
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;
@@ -90,11 +92,25 @@ impl Drop for Server {
 }
 
 fn start(root: &Path, extra: &[String]) -> Result<Server> {
+    start_under(root, &[], extra)
+}
+
+/// Starts the release server, under `wrapper` (such as valgrind) when one is given.
+fn start_under(root: &Path, wrapper: &[String], extra: &[String]) -> Result<Server> {
     // A data directory must be private to its owner, or the server refuses it.
     let dir = tempfile::Builder::new()
         .permissions(std::os::unix::fs::PermissionsExt::from_mode(0o700))
         .tempdir()?;
-    let mut child = Command::new(root.join("target/release/warden"))
+    let warden = root.join("target/release/warden");
+    let mut command = match wrapper.split_first() {
+        Some((program, args)) => {
+            let mut c = Command::new(program);
+            c.args(args).arg(&warden);
+            c
+        }
+        None => Command::new(&warden),
+    };
+    let mut child = command
         .args([
             "serve",
             "--listen",
@@ -266,15 +282,95 @@ fn percentile(values: &mut [f64], p: f64) -> f64 {
     values[idx]
 }
 
+/// Instructions the server executes per warm invoke, counted by callgrind: repeatable on a
+/// shared machine where wall-clock latency is not. The server runs under
+/// `valgrind --tool=callgrind` (its zygote and the function run natively); the counters are
+/// zeroed after a warm-up and dumped after `n` sequential signed invokes.
+fn callgrind(root: &Path, extra: &[String], n: usize) -> Result<()> {
+    let out = tempfile::tempdir()?;
+    let pattern = out.path().join("callgrind.out.%p");
+    let wrapper = vec![
+        "valgrind".to_owned(),
+        "--tool=callgrind".to_owned(),
+        "--collect-atstart=yes".to_owned(),
+        format!("--callgrind-out-file={}", pattern.display()),
+    ];
+    let server = start_under(root, &wrapper, extra)?;
+    create_function(&server, root, "noop")?;
+    for _ in 0..20 {
+        let r = server.send("POST", "/2015-03-31/functions/noop/invocations", &[], b"{}")?;
+        if r.status() != 200 {
+            bail!("warm-up invoke failed: {}", r.status());
+        }
+    }
+    let pid = server.child.id().to_string();
+    let control = |what: &str| -> Result<()> {
+        let status = Command::new("callgrind_control")
+            .args([what, &pid])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .context("running callgrind_control (it comes with valgrind)")?;
+        if !status.success() {
+            bail!("callgrind_control {what} failed");
+        }
+        Ok(())
+    };
+    control("--zero")?;
+    // Signed in advance, so that signing (client work) stays outside the count.
+    let requests = (0..n)
+        .map(|_| server.signed("POST", "/2015-03-31/functions/noop/invocations", &[], b"{}"))
+        .collect::<Result<Vec<_>>>()?;
+    for request in requests {
+        let r = agent().run(request)?;
+        if r.status() != 200 {
+            bail!("invoke failed: {}", r.status());
+        }
+    }
+    control("--dump")?;
+    let mut totals = 0u64;
+    for entry in std::fs::read_dir(out.path())? {
+        let text = std::fs::read_to_string(entry?.path())?;
+        // Only the dump requested after the measured invokes (not the one written at
+        // exit); its `totals:` line holds the instruction count.
+        if !text.contains("desc: Trigger: dump") {
+            continue;
+        }
+        if let Some(n) = text
+            .lines()
+            .find_map(|l| l.strip_prefix("totals: "))
+            .and_then(|t| t.split_whitespace().next())
+            .and_then(|t| t.parse::<u64>().ok())
+        {
+            totals = totals.max(n);
+        }
+    }
+    if totals == 0 {
+        bail!("no callgrind dump with a `totals:` line was written");
+    }
+    let mode = if extra.is_empty() {
+        "sandboxed"
+    } else {
+        "no sandbox"
+    };
+    println!("## warden bench --callgrind ({mode}; {n} warm invokes)");
+    println!("server instructions per warm invoke: {}", totals / n as u64);
+    Ok(())
+}
+
 pub fn run(root: &Path, args: &[String]) -> Result<()> {
     let mut seconds = 10u32;
     let mut cold = 100usize;
+    let mut count_instructions = None;
     let mut extra = Vec::new();
     let mut it = args.iter();
     while let Some(a) = it.next() {
         match a.as_str() {
             "--seconds" => seconds = it.next().context("--seconds N")?.parse()?,
             "--cold" => cold = it.next().context("--cold N")?.parse()?,
+            "--callgrind" => {
+                count_instructions = Some(it.next().context("--callgrind N")?.parse()?)
+            }
             "--insecure-no-sandbox" => extra.push(a.clone()),
             other => bail!("unknown bench argument `{other}`"),
         }
@@ -292,6 +388,9 @@ pub fn run(root: &Path, args: &[String]) -> Result<()> {
         .status()?;
     if !status.success() {
         bail!("release build failed");
+    }
+    if let Some(n) = count_instructions {
+        return callgrind(root, &extra, n);
     }
     let server = start(root, &extra)?;
     create_function(&server, root, "noop")?;
