@@ -120,7 +120,8 @@ fn offences(file: &Path, texts: impl IntoIterator<Item = String>) -> Vec<String>
 
 #[test]
 fn the_scanner_sees_what_a_caller_sees() {
-    let code = "pub struct A {\n    pub conn: rusqlite::Connection,\n    hidden: rusqlite::Row,\n}\n\
+    let code =
+        "pub struct A {\n    pub conn: rusqlite::Connection,\n    hidden: rusqlite::Row,\n}\n\
                 pub struct B {\n    hidden: rusqlite::Connection,\n}\n\
                 pub(crate) fn c(x: rusqlite::Error) {}\n\
                 pub fn d(x: u32) -> Result<(), rusqlite::Error> {\n    todo()\n}\n\
