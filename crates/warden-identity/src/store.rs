@@ -1673,4 +1673,60 @@ mod tests {
             .attach_policy(&Holder::Role("r".into()), "arn:aws:iam::1:policy/none", 10)
             .is_err());
     }
+
+    #[test]
+    fn opening_goes_through_the_shared_plumbing() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("identity.db");
+        drop(SqliteIdentityStore::open(&path).unwrap());
+        let mode = fs_mode(&path);
+        assert_eq!(mode, 0o600, "the identity database is private to its owner");
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        drop(SqliteIdentityStore::open(&path).unwrap());
+        assert_eq!(fs_mode(&path), 0o600, "and made private again");
+        // A schema from a newer build is refused with the identity error, not misread.
+        let newer = MIGRATIONS.len() as i64 + 1;
+        Connection::open(&path)
+            .unwrap()
+            .pragma_update(None, "user_version", newer)
+            .unwrap();
+        let err = SqliteIdentityStore::open(&path).unwrap_err();
+        assert!(
+            matches!(err, IdentityError::SchemaTooNew { found, supported }
+                if found == newer && supported == MIGRATIONS.len() as i64),
+            "{err}"
+        );
+        assert_eq!(err.code(), "ServiceFailure");
+    }
+
+    #[test]
+    fn a_database_failure_keeps_its_cause_as_an_opaque_source() {
+        let (_dir, s) = open();
+        let err = s
+            .write("testing", |tx| {
+                tx.execute("INSERT INTO nowhere VALUES (1)", [])
+                    .map_err(db("writing nowhere"))?;
+                Ok(())
+            })
+            .unwrap_err();
+        assert!(
+            matches!(
+                &err,
+                IdentityError::Database {
+                    context: "writing nowhere",
+                    ..
+                }
+            ),
+            "{err}"
+        );
+        let cause = std::error::Error::source(&err).expect("the cause is kept");
+        assert!(cause.to_string().contains("no such table"), "{cause}");
+        assert!(!err.is_client_error());
+    }
+
+    fn fs_mode(path: &Path) -> u32 {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::metadata(path).unwrap().permissions().mode() & 0o777
+    }
 }

@@ -131,7 +131,7 @@ const LOG_WAL_LIMIT_BYTES: i64 = 4 * 1024 * 1024;
 /// The metadata schema version this build writes.
 pub const SCHEMA_VERSION: i64 = META_MIGRATIONS.len() as i64;
 
-/// The embedded [`Store`]. Cheap to share behind an `Arc`; every method blocks.
+/// The embedded [`crate::Store`]. Cheap to share behind an `Arc`; every method blocks.
 pub struct SqliteStore {
     meta_path: PathBuf,
     writer: Mutex<Connection>,
