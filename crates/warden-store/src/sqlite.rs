@@ -17,7 +17,7 @@ use sha2::{Digest, Sha256};
 use warden_sqlite::Synchronous;
 use warden_types::{FunctionName, FunctionVersion, LATEST};
 
-use crate::record::{self, Encoded};
+use crate::record::{self, decode, Encoded};
 use crate::{
     Alias, FunctionStore, LogRecord, LogRetention, LogSource, LogStore, PruneReport, StoreError,
 };
@@ -317,8 +317,6 @@ fn encode<T: serde::Serialize>(value: &T, what: &str) -> Result<String, StoreErr
     serde_json::to_string(value)
         .map_err(|e| StoreError::InvalidRecord(format!("{what} cannot be serialised: {e}")))
 }
-
-use record::decode;
 
 /// Digest of everything in `$LATEST` that makes up a version's code and configuration:
 /// two publishes with the same digest would create identical versions. `kept` are the
