@@ -55,6 +55,9 @@ pub struct EngineConfig {
     pub memory_budget_mb: u64,
     /// Function log rate and retention.
     pub logs: LogLimits,
+    /// This server among the nodes sharing the store: the async events it leases are
+    /// leased in its name, and at start it takes back the leases its previous run held.
+    pub node_id: warden_types::NodeId,
 }
 
 /// Issues the short-lived credentials of a function's execution role to each instance.
@@ -217,10 +220,14 @@ impl Engine {
         blobs: Arc<BlobStore>,
     ) -> Result<Self, StoreError> {
         let reservations = store.all_reserved_concurrency()?;
-        let released = store.release_leases()?;
+        // No invocation of this node's previous run is still going (one live process per
+        // node id), so its leases end now instead of when they expire; other nodes' leases
+        // are theirs until they expire.
+        let released = store.reclaim_leases(&config.node_id)?;
         if released > 0 {
             tracing::info!(
                 events = released,
+                node = %config.node_id,
                 "async events interrupted by the previous run are due again"
             );
         }

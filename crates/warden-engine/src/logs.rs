@@ -24,8 +24,8 @@
 //! room beyond the queue, and past that they are dropped and counted in the server log.
 //!
 //! Disk use is bounded by a pruner thread that applies [`LogLimits::retention`] through
-//! [`Store::prune_logs`] at start, every [`PRUNE_PERIOD`], and whenever a sixteenth of
-//! the size cap was written since the last prune.
+//! [`warden_store::LogStore::prune_logs`] at start, every [`PRUNE_PERIOD`], and whenever a
+//! sixteenth of the size cap was written since the last prune.
 //!
 //! Every line records whether Warden or the function wrote it ([`LogSource`]), so readers
 //! can show the two apart and a function cannot forge `END` or `REPORT` lines.

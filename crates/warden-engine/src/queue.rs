@@ -3,13 +3,15 @@
 //!
 //! An event is removed from the queue only after it ran to success or exhausted its
 //! retries, so a crash at any point loses nothing; an event interrupted by a crash runs
-//! again (at least once, as Lambda's async invocations).
+//! again (at least once, as Lambda's async invocations). Events are leased in this node's
+//! name; an outcome is recorded only while the lease is still this node's (see
+//! `warden_store::queue`), so a node that lost an event to another never overrides it.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use warden_store::QueuedEvent;
+use warden_store::{LeasedEvent, QueuedEvent, Settled};
 use warden_types::{FunctionRef, Qualifier};
 
 use crate::registry::blocking;
@@ -68,8 +70,9 @@ impl Engine {
             let mut leased = Vec::new();
             if free > 0 {
                 let store = Arc::clone(&self.inner.store);
+                let node = self.inner.config.node_id.clone();
                 match blocking(move || {
-                    store.lease_events(warden_types::now_millis(), LEASE_MS, free)
+                    store.lease_events(&node, warden_types::now_millis(), LEASE_MS, free)
                 })
                 .await
                 {
@@ -91,7 +94,8 @@ impl Engine {
         }
     }
 
-    async fn run_event(&self, event: QueuedEvent) {
+    async fn run_event(&self, leased: LeasedEvent) {
+        let LeasedEvent { event, lease } = leased;
         let qualifier = Qualifier::parse(&event.qualifier).ok();
         let function = FunctionRef {
             name: event.function.clone(),
@@ -116,7 +120,7 @@ impl Engine {
             // until the maximum event age.
             Err(InvokeError::Throttled(_) | InvokeError::Store(_)) if !too_old => {
                 let not_before = warden_types::now_millis() + THROTTLE_RETRY.as_millis() as i64;
-                blocking(move || store.postpone_event(&id, not_before)).await
+                blocking(move || store.postpone_event(&lease, not_before)).await
             }
             Ok(r)
                 if r.function_error.is_some()
@@ -132,17 +136,30 @@ impl Engine {
                     .unwrap_or_default();
                 let not_before = warden_types::now_millis() + delay.as_millis() as i64;
                 tracing::info!(event = %id, function = %event.function, attempt, "async invocation failed; retrying");
-                blocking(move || store.retry_event(&id, not_before)).await
+                blocking(move || store.retry_event(&lease, not_before)).await
             }
             _ => {
                 if !succeeded {
                     tracing::warn!(event = %id, function = %event.function, attempt, "async invocation dropped after its last attempt");
                 }
-                blocking(move || store.complete_event(&id)).await
+                blocking(move || store.complete_event(&lease)).await
             }
         };
-        if let Err(e) = outcome {
-            tracing::error!(event = %event.id, error = %e, "could not record the result of an async invocation");
+        match outcome {
+            Ok(Settled::Applied) => {}
+            // Its function was deleted meanwhile, or it completed elsewhere after this
+            // node's lease expired.
+            Ok(Settled::Gone) => {
+                tracing::debug!(event = %event.id, "async event already gone when its result was recorded")
+            }
+            Ok(Settled::LeaseLost) => tracing::warn!(
+                event = %event.id,
+                function = %event.function,
+                "async invocation outlived its lease and the event was leased again; its result here is discarded"
+            ),
+            Err(e) => {
+                tracing::error!(event = %event.id, error = %e, "could not record the result of an async invocation")
+            }
         }
     }
 }

@@ -36,13 +36,15 @@ pub enum IdentityError {
     /// `AccessDenied`).
     #[error("{0}")]
     NotTrusted(String),
-    /// A SQLite operation failed.
+    /// The database failed. The cause is kept as an opaque source, so that no backend's
+    /// error type is part of this crate's API and a networked store can replace SQLite.
     #[error("identity database: {context}: {source}")]
     Database {
         /// The step that failed.
         context: &'static str,
+        /// The backend's error.
         #[source]
-        source: rusqlite::Error,
+        source: Box<dyn std::error::Error + Send + Sync>,
     },
     /// Creating, reading or syncing a file in the data directory failed.
     #[error("{context} `{}`: {source}", path.display())]
@@ -106,9 +108,4 @@ impl IdentityError {
     pub fn is_client_error(&self) -> bool {
         !matches!(self.code(), "ServiceFailure")
     }
-}
-
-/// Shorthand for mapping a SQLite error to [`IdentityError::Database`].
-pub(crate) fn db(context: &'static str) -> impl Fn(rusqlite::Error) -> IdentityError {
-    move |source| IdentityError::Database { context, source }
 }

@@ -7,14 +7,47 @@
 //! writers cannot break them. Secret access keys reach the store already sealed (see
 //! [`crate::MasterKey`]); the store never sees a plaintext secret.
 
-use std::fs;
 use std::path::{Path, PathBuf};
-use std::sync::{Mutex, MutexGuard, PoisonError};
-use std::time::Duration;
+use std::sync::{Mutex, MutexGuard};
 
-use rusqlite::{params, Connection, OptionalExtension, Transaction, TransactionBehavior};
+use rusqlite::{params, Connection, OptionalExtension, Transaction};
 
-use crate::error::{db, IdentityError};
+use crate::error::IdentityError;
+
+/// Maps a SQLite error to [`IdentityError::Database`], keeping it only as an opaque source.
+fn db(context: &'static str) -> impl Fn(rusqlite::Error) -> IdentityError {
+    move |source| IdentityError::Database {
+        context,
+        source: Box::new(source),
+    }
+}
+
+/// The identity error for a failure of the shared plumbing (opening, migrating).
+fn plumbing(e: warden_sqlite::Error) -> IdentityError {
+    use warden_sqlite::Error as E;
+    match e {
+        E::Sqlite { context, source } => IdentityError::Database {
+            context,
+            source: Box::new(source),
+        },
+        E::Io {
+            context,
+            path,
+            source,
+        } => IdentityError::File {
+            context,
+            path,
+            source,
+        },
+        E::SchemaTooNew { found, supported } => IdentityError::SchemaTooNew { found, supported },
+        other @ (E::WalUnavailable { .. } | E::DanglingForeignKeys { .. }) => {
+            IdentityError::Database {
+                context: "opening the identity database",
+                source: Box::new(other),
+            }
+        }
+    }
+}
 
 /// A `Key=Value` tag on a user or role.
 pub type Tags = Vec<(String, String)>;
@@ -317,9 +350,6 @@ pub trait IdentityStore: Send + Sync {
     fn detach_policy(&self, holder: &Holder, arn: &str) -> Result<(), IdentityError>;
 }
 
-/// How long a connection waits for a lock held by another connection before giving up.
-const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
-
 /// Schema; entry `i` moves `user_version` from `i` to `i + 1`. Append only.
 const MIGRATIONS: &[&str] = &[
     r#"
@@ -440,101 +470,7 @@ impl std::fmt::Debug for SqliteIdentityStore {
 fn lock(m: &Mutex<Connection>) -> MutexGuard<'_, Connection> {
     // A panic while holding the lock leaves SQLite consistent (an open transaction is
     // rolled back below), so a poisoned mutex is safe to reuse.
-    m.lock().unwrap_or_else(PoisonError::into_inner)
-}
-
-/// Creates the database file readable and writable by its owner only (0600), and takes
-/// any wider permissions away from an existing one and its `-wal` and `-shm` companions
-/// (SQLite creates those with the database file's permissions).
-fn private_files(path: &Path) -> std::io::Result<()> {
-    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
-    std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .mode(0o600)
-        .open(path)?;
-    for suffix in ["", "-wal", "-shm"] {
-        let mut name = path.as_os_str().to_owned();
-        name.push(suffix);
-        match std::fs::set_permissions(&name, std::fs::Permissions::from_mode(0o600)) {
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            other => other?,
-        }
-    }
-    Ok(())
-}
-
-fn open_connection(path: &Path, context: &'static str) -> Result<Connection, IdentityError> {
-    private_files(path).map_err(|source| IdentityError::File {
-        context: "making the identity database private to its owner",
-        path: path.to_owned(),
-        source,
-    })?;
-    let conn = Connection::open(path).map_err(db(context))?;
-    conn.busy_timeout(BUSY_TIMEOUT).map_err(db(context))?;
-    conn.pragma_update(None, "foreign_keys", true)
-        .map_err(db(context))?;
-    conn.pragma_update(None, "synchronous", "FULL")
-        .map_err(db(context))?;
-    Ok(conn)
-}
-
-fn migrate(conn: &mut Connection) -> Result<(), IdentityError> {
-    let mode: String = conn
-        .pragma_update_and_check(None, "journal_mode", "WAL", |r| r.get(0))
-        .map_err(db("switching to WAL"))?;
-    if !mode.eq_ignore_ascii_case("wal") {
-        return Err(IdentityError::Database {
-            context: "switching to WAL",
-            source: rusqlite::Error::InvalidQuery,
-        });
-    }
-    let supported = MIGRATIONS.len() as i64;
-    // Some steps rebuild a table that others reference; SQLite ignores this pragma inside a
-    // transaction, so it is set around the loop, and each step checks the keys itself.
-    conn.pragma_update(None, "foreign_keys", false)
-        .map_err(db("migrating the schema"))?;
-    let result = run_migrations(conn, supported);
-    conn.pragma_update(None, "foreign_keys", true)
-        .map_err(db("migrating the schema"))?;
-    result
-}
-
-fn run_migrations(conn: &mut Connection, supported: i64) -> Result<(), IdentityError> {
-    loop {
-        // INVARIANT: the version is re-read inside the write transaction, so two processes
-        // opening the file at once never apply one migration twice.
-        let tx = conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)
-            .map_err(db("migrating the schema"))?;
-        let current: i64 = tx
-            .pragma_query_value(None, "user_version", |r| r.get(0))
-            .map_err(db("reading the schema version"))?;
-        if current > supported {
-            return Err(IdentityError::SchemaTooNew {
-                found: current,
-                supported,
-            });
-        }
-        if current == supported {
-            return Ok(());
-        }
-        let step = MIGRATIONS[usize::try_from(current).unwrap_or(0)];
-        tx.execute_batch(step).map_err(db("migrating the schema"))?;
-        let dangling = tx
-            .query_row("PRAGMA foreign_key_check", [], |_| Ok(()))
-            .optional()
-            .map_err(db("checking foreign keys after a migration"))?;
-        if dangling.is_some() {
-            return Err(IdentityError::Database {
-                context: "checking foreign keys after a migration",
-                source: rusqlite::Error::InvalidQuery,
-            });
-        }
-        tx.pragma_update(None, "user_version", current + 1)
-            .map_err(db("migrating the schema"))?;
-        tx.commit().map_err(db("migrating the schema"))?;
-    }
+    warden_sqlite::lock(m)
 }
 
 fn tags_to_json(tags: &Tags) -> String {
@@ -693,33 +629,19 @@ fn insert_key(tx: &Transaction<'_>, k: &StoredKey) -> Result<(), IdentityError> 
 impl SqliteIdentityStore {
     /// Opens (creating if needed) the identity database at `path`, migrating it.
     pub fn open(path: &Path) -> Result<Self, IdentityError> {
-        let dir = match path.parent() {
-            Some(p) if !p.as_os_str().is_empty() => p.to_owned(),
-            _ => PathBuf::from("."),
-        };
-        fs::create_dir_all(&dir).map_err(|source| IdentityError::File {
-            context: "creating the data directory",
-            path: dir.clone(),
-            source,
-        })?;
-        let mut writer = open_connection(path, "opening the identity database")?;
-        migrate(&mut writer)?;
-        let reader = open_connection(path, "opening the identity database")?;
-        reader
-            .pragma_update(None, "query_only", true)
-            .map_err(db("opening the identity database"))?;
-        // SQLite syncs the directory for its journals, not for a newly created main file.
-        fs::File::open(&dir)
-            .and_then(|d| d.sync_all())
-            .map_err(|source| IdentityError::File {
-                context: "syncing the data directory",
-                path: dir.clone(),
-                source,
-            })?;
+        let db = warden_sqlite::open(
+            path,
+            &warden_sqlite::Options {
+                synchronous: warden_sqlite::Synchronous::Full,
+                migrations: MIGRATIONS,
+                incremental_vacuum: false,
+            },
+        )
+        .map_err(plumbing)?;
         Ok(Self {
             path: path.to_owned(),
-            writer: Mutex::new(writer),
-            reader: Mutex::new(reader),
+            writer: Mutex::new(db.writer),
+            reader: Mutex::new(db.reader),
         })
     }
 
@@ -734,13 +656,9 @@ impl SqliteIdentityStore {
         f: impl FnOnce(&Transaction<'_>) -> Result<T, IdentityError>,
     ) -> Result<T, IdentityError> {
         let mut conn = lock(&self.writer);
-        if !conn.is_autocommit() {
-            // A writer panicked mid-transaction.
-            conn.execute_batch("ROLLBACK").map_err(db(context))?;
-        }
-        let tx = conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)
-            .map_err(db(context))?;
+        // A writer may have panicked mid-transaction.
+        warden_sqlite::rollback_abandoned(&conn).map_err(db(context))?;
+        let tx = warden_sqlite::immediate(&mut conn).map_err(db(context))?;
         let out = f(&tx)?;
         tx.commit().map_err(db(context))?;
         Ok(out)
@@ -750,10 +668,7 @@ impl SqliteIdentityStore {
 impl IdentityStore for SqliteIdentityStore {
     fn load(&self) -> Result<Dump, IdentityError> {
         let mut conn = lock(&self.reader);
-        if !conn.is_autocommit() {
-            conn.execute_batch("ROLLBACK")
-                .map_err(db("loading identities"))?;
-        }
+        warden_sqlite::rollback_abandoned(&conn).map_err(db("loading identities"))?;
         let tx = conn.transaction().map_err(db("loading identities"))?;
         let ctx = db("loading identities");
         let users = all(
@@ -1757,5 +1672,61 @@ mod tests {
         assert!(s
             .attach_policy(&Holder::Role("r".into()), "arn:aws:iam::1:policy/none", 10)
             .is_err());
+    }
+
+    #[test]
+    fn opening_goes_through_the_shared_plumbing() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("identity.db");
+        drop(SqliteIdentityStore::open(&path).unwrap());
+        let mode = fs_mode(&path);
+        assert_eq!(mode, 0o600, "the identity database is private to its owner");
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        drop(SqliteIdentityStore::open(&path).unwrap());
+        assert_eq!(fs_mode(&path), 0o600, "and made private again");
+        // A schema from a newer build is refused with the identity error, not misread.
+        let newer = MIGRATIONS.len() as i64 + 1;
+        Connection::open(&path)
+            .unwrap()
+            .pragma_update(None, "user_version", newer)
+            .unwrap();
+        let err = SqliteIdentityStore::open(&path).unwrap_err();
+        assert!(
+            matches!(err, IdentityError::SchemaTooNew { found, supported }
+                if found == newer && supported == MIGRATIONS.len() as i64),
+            "{err}"
+        );
+        assert_eq!(err.code(), "ServiceFailure");
+    }
+
+    #[test]
+    fn a_database_failure_keeps_its_cause_as_an_opaque_source() {
+        let (_dir, s) = open();
+        let err = s
+            .write("testing", |tx| {
+                tx.execute("INSERT INTO nowhere VALUES (1)", [])
+                    .map_err(db("writing nowhere"))?;
+                Ok(())
+            })
+            .unwrap_err();
+        assert!(
+            matches!(
+                &err,
+                IdentityError::Database {
+                    context: "writing nowhere",
+                    ..
+                }
+            ),
+            "{err}"
+        );
+        let cause = std::error::Error::source(&err).expect("the cause is kept");
+        assert!(cause.to_string().contains("no such table"), "{cause}");
+        assert!(!err.is_client_error());
+    }
+
+    fn fs_mode(path: &Path) -> u32 {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::metadata(path).unwrap().permissions().mode() & 0o777
     }
 }

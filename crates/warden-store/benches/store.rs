@@ -4,8 +4,8 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use warden_store::{LogRecord, QueuedEvent, SqliteStore, Store};
-use warden_types::{FunctionName, FunctionVersion, LATEST};
+use warden_store::{EventQueue, FunctionStore, LogRecord, LogStore, QueuedEvent, SqliteStore};
+use warden_types::{FunctionName, FunctionVersion, NodeId, LATEST};
 
 fn latest(name: &FunctionName) -> FunctionVersion {
     FunctionVersion {
@@ -101,9 +101,10 @@ fn main() {
     });
     report("enqueue_event, 1 thread, again", lat, wall);
 
+    let node = NodeId::new("bench").unwrap();
     let (lat, wall) = timed(200, |_| {
-        for e in store.lease_events(1, 60_000, 10).unwrap() {
-            store.complete_event(&e.id).unwrap();
+        for e in store.lease_events(&node, 1, 60_000, 10).unwrap() {
+            let _ = store.complete_event(&e.lease).unwrap();
         }
     });
     report("lease 10 + complete each (per lease)", lat, wall);

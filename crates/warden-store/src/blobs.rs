@@ -363,7 +363,7 @@ impl BlobStore {
     }
 
     /// Removes every blob whose sha `referenced` does not list and nothing pins.
-    /// `referenced` (every sha a stored version uses, [`crate::Store::referenced_code`])
+    /// `referenced` (every sha a stored version uses, [`crate::FunctionStore::referenced_code`])
     /// is read while the pin table is locked, so no deploy can commit a new reference to
     /// an unpinned blob in between. If it fails, nothing is removed.
     pub fn sweep(
@@ -474,7 +474,7 @@ impl BlobStore {
     }
 
     /// Every sha with a stored zip or extracted tree, sorted; with
-    /// [`crate::Store::referenced_code`] this tells garbage collection what to remove.
+    /// [`crate::FunctionStore::referenced_code`] this tells garbage collection what to remove.
     pub fn stored_shas(&self) -> Result<Vec<String>, StoreError> {
         let mut out = Vec::new();
         for (dir, suffix) in [(&self.zips, ".zip"), (&self.code, "")] {

@@ -1,5 +1,19 @@
-//! Warden's durable state behind one interface, [`Store`], so that a networked database
-//! can replace the embedded SQLite default without touching the engine or the API.
+//! Warden's durable state, split by concern so that each can move to a networked backend
+//! on its own, without touching the engine or the API:
+//!
+//! - [`FunctionStore`]: functions, versions, aliases, resource policies, reserved
+//!   concurrency and settings;
+//! - [`EventQueue`]: the durable async event queue, whose leases belong to a node and
+//!   expire (see [`queue`]);
+//! - [`LogStore`]: function logs;
+//! - [`BlobStore`]: content-addressed code (zips and extracted trees) on the local disk;
+//! - identity (users, keys, roles, policies) keeps its own store trait in
+//!   `warden-identity`.
+//!
+//! [`Store`] is all of the first three at once, for callers that need more than one.
+//! Errors ([`StoreError`]) name no backend: a backend failure carries its cause as an opaque
+//! source. Stored records are versioned and tolerate fields this build does not know (see
+//! [`record`]).
 //!
 //! Every method is synchronous and returns only after the write is durable: an
 //! acknowledged write survives `kill -9` of the server. Callers on an async runtime run
@@ -9,25 +23,27 @@
 //!
 //! [`sqlite::SqliteStore`] keeps metadata in one SQLite file (for example `warden.db`) and
 //! logs in a second file beside it (`warden.logs.db`), so that log batches never wait for
-//! metadata writes. Metadata schema (version 1, tracked in `PRAGMA user_version`):
+//! metadata writes; the shared plumbing (private files, WAL, migrations) is `warden-sqlite`.
+//! Metadata schema (version 3, tracked in `PRAGMA user_version`):
 //!
 //! - `functions(name PK, next_version)`: one row per function; `next_version` is the
 //!   per-function counter that makes version numbers never reused, even after deletion.
 //! - `versions(function, version_num, code_sha256, revision_id, source_digest, record)`,
 //!   primary key `(function, version_num)`, where `version_num` 0 is `$LATEST` and `record`
-//!   is the JSON [`FunctionVersion`].
+//!   is the JSON [`FunctionVersion`] (a [`record`]).
 //! - `aliases(function, name, function_version, routing_version, revision_id, record)`.
 //! - `reserved_concurrency(function PK, reserved)`.
+//! - `function_policies(function PK, document)`.
 //! - `events(seq PK autoincrement, id unique, function, qualifier, payload, attempts,
-//!   not_before_ms, enqueued_ms, leased_until_ms)`: the durable async queue; `seq` is the
-//!   enqueue order.
+//!   not_before_ms, enqueued_ms, leased_until_ms, leased_by, lease_token)`: the durable async
+//!   queue; `seq` is the enqueue order.
 //! - `settings(key PK, value)`.
 //!
 //! The logs file (schema version 2) holds `logs(seq PK autoincrement, function,
 //! timestamp_ms, request_id, message, source)`, where `source` says whether Warden
 //! (`platform`: `START`, `END`, `REPORT`, timeouts, truncation markers) or the function
 //! (`function`: its stdout and stderr) wrote the line, so that a function cannot forge a
-//! platform line. It uses `auto_vacuum=INCREMENTAL`, so that [`Store::prune_logs`] gives
+//! platform line. It uses `auto_vacuum=INCREMENTAL`, so that [`LogStore::prune_logs`] gives
 //! the space of deleted lines back to the file system.
 //!
 //! **Durability invariant:** the metadata database runs in WAL mode with
@@ -41,13 +57,21 @@
 use warden_types::{FunctionName, FunctionVersion};
 
 pub mod blobs;
+pub mod logs;
+pub mod queue;
+pub mod record;
 pub mod sqlite;
 
 pub use blobs::{sha256_base64, BlobStore};
+pub use logs::{LogRecord, LogRetention, LogSource, LogStore, PruneReport};
+pub use queue::{EventQueue, Lease, LeasedEvent, QueuedEvent, Settled};
 pub use sqlite::SqliteStore;
+pub use warden_types::NodeId;
 
 /// What went wrong in the store. Conflicts and failed preconditions are ordinary outcomes
-/// the API maps to 409 and 412; `Backend` is an internal failure.
+/// the API maps to 409 and 412; `Backend` is an internal failure. No variant names the
+/// backend's own error type: its cause travels as an opaque source, so that callers match
+/// on outcomes, never on SQLite's (or a future backend's) codes.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("{0} already exists")]
@@ -62,13 +86,21 @@ pub enum StoreError {
     Backend {
         context: &'static str,
         #[source]
-        source: rusqlite::Error,
+        source: Box<dyn std::error::Error + Send + Sync>,
     },
     #[error("stored record for {what} is unreadable: {source}")]
     Corrupt {
         what: String,
         #[source]
         source: serde_json::Error,
+    },
+    /// A stored record says that only a newer Warden may read it (see [`record`]): this
+    /// build refuses it rather than misread it.
+    #[error("stored record for {what} needs a Warden that reads record version {needs} (this one reads up to {supported})")]
+    RecordTooNew {
+        what: String,
+        needs: u32,
+        supported: u32,
     },
     /// A record handed to the store breaks the store's own rules (for example a `$LATEST`
     /// update whose `version` is not `$LATEST`); a bug in the caller, not user input.
@@ -119,89 +151,14 @@ pub struct Alias {
     pub revision_id: String,
 }
 
-/// One accepted asynchronous invocation waiting in the durable queue.
-#[derive(Debug, Clone, PartialEq)]
-pub struct QueuedEvent {
-    /// The request id returned to the caller; unique.
-    pub id: String,
-    pub function: FunctionName,
-    /// Qualifier as the caller gave it (`$LATEST`, a version, an alias), resolved at run time.
-    pub qualifier: String,
-    pub payload: Vec<u8>,
-    /// Attempts already made (0 when first queued).
-    pub attempts: u32,
-    /// Epoch ms before which the event must not run (back-off).
-    pub not_before_ms: i64,
-    /// Epoch ms when it was accepted.
-    pub enqueued_ms: i64,
-}
-
-/// Who wrote a log line. Readers must never present a `Function` line as a `Platform`
-/// one: that is what keeps a function from forging `END` or `REPORT` lines.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum LogSource {
-    /// Warden itself: `START`, `END`, `REPORT`, timeouts, crashes, truncation markers.
-    Platform,
-    /// The function's stdout or stderr (or text it reported, such as an init error).
-    Function,
-}
-
-impl LogSource {
-    /// The stored (and API) spelling: `platform` or `function`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            LogSource::Platform => "platform",
-            LogSource::Function => "function",
-        }
-    }
-
-    /// The inverse of [`LogSource::as_str`]; anything else is `None`.
-    pub fn parse(s: &str) -> Option<Self> {
-        match s {
-            "platform" => Some(LogSource::Platform),
-            "function" => Some(LogSource::Function),
-            _ => None,
-        }
-    }
-}
-
-/// One line of a function's log.
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
-pub struct LogRecord {
-    /// Monotonic per store; assigned by `append_logs` (ignored on input).
-    pub seq: i64,
-    pub function: FunctionName,
-    pub timestamp_ms: i64,
-    /// Request id the line belongs to, when known.
-    pub request_id: Option<String>,
-    pub message: String,
-    /// Who wrote it.
-    pub source: LogSource,
-}
-
-/// How much log the store keeps: lines older than `max_age_ms` go, and while the lines
-/// take more than `max_bytes`, the oldest go first.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct LogRetention {
-    pub max_age_ms: i64,
-    pub max_bytes: u64,
-}
-
-/// What one [`Store::prune_logs`] pass did.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct PruneReport {
-    /// Lines deleted for being older than the retention age.
-    pub expired: u64,
-    /// Lines deleted (oldest first) to get under the size cap.
-    pub evicted: u64,
-    /// Bytes the log lines took before and after the pass.
-    pub bytes_before: u64,
-    pub bytes_after: u64,
-}
-
-/// The metadata store. All operations on one function are atomic.
-pub trait Store: Send + Sync + 'static {
+/// Functions and their configuration: versions, aliases, resource policies, reserved
+/// concurrency, and server settings. All operations on one function are atomic.
+///
+/// Who may call it: the control plane (the API's handlers) writes; the engine's registry
+/// reads on cold paths; the blob collector lists referenced code. Writes change function
+/// configuration only, never the queue or logs (except that deleting a function drops its
+/// queued events with it).
+pub trait FunctionStore: Send + Sync + 'static {
     // ---- functions and versions ----
 
     /// Inserts `$LATEST` of a new function; `AlreadyExists` if the name is taken,
@@ -299,54 +256,6 @@ pub trait Store: Send + Sync + 'static {
     /// Every function with a reservation, for the account totals.
     fn all_reserved_concurrency(&self) -> Result<Vec<(FunctionName, u32)>, StoreError>;
 
-    // ---- durable async queue ----
-
-    /// Durably accepts an event; returns only after it is on disk. `NotFound` if the
-    /// function does not exist, `AlreadyExists` if the id is taken. Concurrent calls may
-    /// share one commit (and one fsync).
-    fn enqueue_event(&self, event: &QueuedEvent) -> Result<(), StoreError>;
-    /// Claims up to `max` events due at `now_ms` that are not leased (or whose lease
-    /// expired), leasing them until `now_ms + lease_ms`. A crash while an event is leased
-    /// makes it due again after the lease, so no accepted event is lost. Ordered by
-    /// `not_before_ms`, then enqueue order. An expired lease does not count as an attempt.
-    fn lease_events(
-        &self,
-        now_ms: i64,
-        lease_ms: i64,
-        max: usize,
-    ) -> Result<Vec<QueuedEvent>, StoreError>;
-    /// Removes a finished event (success, or retries exhausted). An event that is
-    /// already gone (its function was deleted) is not an error.
-    fn complete_event(&self, id: &str) -> Result<(), StoreError>;
-    /// Records a failed attempt: bumps `attempts`, releases the lease, sets
-    /// `not_before_ms`. An event that is already gone is not an error.
-    fn retry_event(&self, id: &str, not_before_ms: i64) -> Result<(), StoreError>;
-    /// Puts an event back without counting an attempt (it was throttled, never ran).
-    fn postpone_event(&self, id: &str, not_before_ms: i64) -> Result<(), StoreError>;
-    /// Releases every lease. Called once at startup by the only process using the store:
-    /// leases found then belong to a run that crashed, and their events are due again now
-    /// rather than when the lease would have expired.
-    fn release_leases(&self) -> Result<u64, StoreError>;
-    /// Events waiting (leased or not), for tests and `warden doctor`.
-    fn queued_event_count(&self) -> Result<u64, StoreError>;
-
-    // ---- logs ----
-
-    /// Appends lines (their `seq` is assigned here), in order, in one transaction.
-    fn append_logs(&self, records: &[LogRecord]) -> Result<(), StoreError>;
-    /// Lines of one function with `seq > after_seq`, oldest first.
-    fn read_logs(
-        &self,
-        function: &FunctionName,
-        after_seq: i64,
-        limit: usize,
-    ) -> Result<Vec<LogRecord>, StoreError>;
-    /// Enforces `retention` at `now_ms`: deletes expired lines, then the oldest lines while
-    /// the rest exceed the size cap (to 90 % of it, so that a busy log is not pruned on
-    /// every batch), and gives the freed space back to the file system. Works in small
-    /// batches, so appends interleave with a long prune instead of waiting for it.
-    fn prune_logs(&self, retention: &LogRetention, now_ms: i64) -> Result<PruneReport, StoreError>;
-
     // ---- resource policies ----
 
     /// A function's resource-based policy document, if it has one.
@@ -365,3 +274,10 @@ pub trait Store: Send + Sync + 'static {
     fn get_setting(&self, key: &str) -> Result<Option<String>, StoreError>;
     fn put_setting(&self, key: &str, value: &str) -> Result<(), StoreError>;
 }
+
+/// Every concern of the metadata and log store at once: what callers hold while they still
+/// need more than one (`Arc<dyn Store>`). Implemented for anything that implements the
+/// three; new code should ask for the narrowest trait it uses.
+pub trait Store: FunctionStore + EventQueue + LogStore {}
+
+impl<T: FunctionStore + EventQueue + LogStore + ?Sized> Store for T {}

@@ -1,27 +1,28 @@
-//! [`Store`] on embedded SQLite: the default, single-node backend.
+//! [`crate::Store`] on embedded SQLite: the default backend. It implements
+//! [`FunctionStore`], [`crate::EventQueue`] (in `queue`) and [`LogStore`].
 //!
 //! Two database files: metadata (functions, versions, aliases, concurrency, the async
 //! queue, settings) with `synchronous=FULL`, and logs beside it with `synchronous=NORMAL`.
 //! Each file has one write connection and one read connection, each behind a mutex; WAL
 //! mode lets the reader run while the writer commits, and the writer mutex serialises
 //! writers inside the process (`BEGIN IMMEDIATE` plus `busy_timeout` covers other
-//! processes, such as `warden doctor`).
+//! processes, such as `warden doctor`). Opening, file modes and migrations are
+//! `warden-sqlite`'s; no `rusqlite` type leaves this module.
 
-use std::fs;
 use std::path::{Path, PathBuf};
-use std::sync::{mpsc, Mutex, MutexGuard, PoisonError};
-use std::time::Duration;
+use std::sync::{mpsc, Arc, Mutex, MutexGuard};
 
-use rusqlite::{params, Connection, OptionalExtension, Row, Transaction, TransactionBehavior};
+use rusqlite::{params, Connection, OptionalExtension, Row, Transaction};
 use sha2::{Digest, Sha256};
+use warden_sqlite::Synchronous;
 use warden_types::{FunctionName, FunctionVersion, LATEST};
 
+use crate::record::{self, decode, Encoded};
 use crate::{
-    Alias, LogRecord, LogRetention, LogSource, PruneReport, QueuedEvent, Store, StoreError,
+    Alias, FunctionStore, LogRecord, LogRetention, LogSource, LogStore, PruneReport, StoreError,
 };
 
-/// How long a connection waits for a lock held by another connection before giving up.
-const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+mod queue;
 
 /// Metadata schema; entry `i` moves `user_version` from `i` to `i + 1`. Append only.
 const META_MIGRATIONS: &[&str] = &[
@@ -87,6 +88,16 @@ CREATE TABLE function_policies (
     document TEXT NOT NULL
 ) STRICT;
 "#,
+    r#"
+-- Leases belong to a node: `leased_by` names it (NULL when not leased) and `lease_token`
+-- grows with every lease of an event, so that two leases of it are never confused. Leases
+-- taken before nodes existed belonged to the one process that used this file, which is not
+-- running now that a newer build is upgrading it: they end, and their events are due.
+ALTER TABLE events ADD COLUMN leased_by TEXT;
+ALTER TABLE events ADD COLUMN lease_token INTEGER NOT NULL DEFAULT 0;
+UPDATE events SET leased_until_ms = NULL WHERE leased_until_ms IS NOT NULL;
+CREATE INDEX events_by_holder ON events(leased_by) WHERE leased_by IS NOT NULL;
+"#,
 ];
 
 /// Logs schema, migrated like [`META_MIGRATIONS`].
@@ -120,16 +131,7 @@ const LOG_WAL_LIMIT_BYTES: i64 = 4 * 1024 * 1024;
 /// The metadata schema version this build writes.
 pub const SCHEMA_VERSION: i64 = META_MIGRATIONS.len() as i64;
 
-/// How hard a database file syncs on commit.
-#[derive(Clone, Copy)]
-enum Sync {
-    /// Every commit is fsynced: survives power loss.
-    Full,
-    /// WAL is fsynced at checkpoints only: survives process crashes.
-    Normal,
-}
-
-/// The embedded [`Store`]. Cheap to share behind an `Arc`; every method blocks.
+/// The embedded [`crate::Store`]. Cheap to share behind an `Arc`; every method blocks.
 pub struct SqliteStore {
     meta_path: PathBuf,
     writer: Mutex<Connection>,
@@ -148,22 +150,51 @@ impl std::fmt::Debug for SqliteStore {
     }
 }
 
+/// A backend failure, its SQLite cause kept only as an opaque source.
 fn db(context: &'static str) -> impl FnOnce(rusqlite::Error) -> StoreError {
-    move |source| StoreError::Backend { context, source }
+    move |source| StoreError::Backend {
+        context,
+        source: Box::new(source),
+    }
+}
+
+/// The store's error for a failure of the shared plumbing (opening, migrating).
+fn plumbing(e: warden_sqlite::Error) -> StoreError {
+    use warden_sqlite::Error as E;
+    match e {
+        E::Sqlite { context, source } => StoreError::Backend {
+            context,
+            source: Box::new(source),
+        },
+        E::Io {
+            context,
+            path,
+            source,
+        } => StoreError::DatabaseIo {
+            context,
+            path,
+            source,
+        },
+        E::SchemaTooNew { found, supported } => StoreError::SchemaTooNew { found, supported },
+        E::WalUnavailable { path, mode } => StoreError::WalUnavailable { path, mode },
+        other @ E::DanglingForeignKeys { .. } => StoreError::Backend {
+            context: "migrating the schema",
+            source: Box::new(other),
+        },
+    }
 }
 
 /// A panic while holding a connection leaves no open transaction behind (rusqlite rolls
 /// back on drop), so a poisoned lock is still safe to use.
 fn lock(m: &Mutex<Connection>) -> MutexGuard<'_, Connection> {
-    m.lock().unwrap_or_else(PoisonError::into_inner)
+    warden_sqlite::lock(m)
 }
 
 fn immediate<'c>(
     conn: &'c mut Connection,
     context: &'static str,
 ) -> Result<Transaction<'c>, StoreError> {
-    conn.transaction_with_behavior(TransactionBehavior::Immediate)
-        .map_err(db(context))
+    warden_sqlite::immediate(conn).map_err(db(context))
 }
 
 fn to_i64(n: usize) -> i64 {
@@ -173,7 +204,7 @@ fn to_i64(n: usize) -> i64 {
 fn lock_pending(
     m: &Mutex<Vec<Box<dyn GroupedWrite>>>,
 ) -> MutexGuard<'_, Vec<Box<dyn GroupedWrite>>> {
-    m.lock().unwrap_or_else(PoisonError::into_inner)
+    warden_sqlite::lock(m)
 }
 
 /// One write waiting in a group commit, type-erased so writes of different result
@@ -184,7 +215,7 @@ trait GroupedWrite: Send {
     fn run(&mut self, conn: &Connection) -> bool;
     /// Reports the outcome to the waiting caller: the batch's error if the batch failed,
     /// else the write's own result.
-    fn finish(self: Box<Self>, batch: Result<(), &rusqlite::Error>);
+    fn finish(self: Box<Self>, batch: Result<(), &Arc<rusqlite::Error>>);
 }
 
 struct Grouped<T, F> {
@@ -206,32 +237,19 @@ where
         ok
     }
 
-    fn finish(self: Box<Self>, batch: Result<(), &rusqlite::Error>) {
+    fn finish(self: Box<Self>, batch: Result<(), &Arc<rusqlite::Error>>) {
         let result = match (batch, self.out) {
             (_, Some(Err(own))) => Err(own),
             (Ok(()), Some(Ok(value))) => Ok(value),
             (Ok(()), None) => Err(StoreError::WriteAbandoned),
+            // Every write of a failed batch reports the one error that failed it.
             (Err(e), _) => Err(StoreError::Backend {
                 context: self.context,
-                source: copy_error(e),
+                source: Box::new(Arc::clone(e)),
             }),
         };
         // The caller may have gone (it cannot: it waits on this channel); nothing to do then.
         let _ = self.done.send(result);
-    }
-}
-
-/// `rusqlite::Error` is not `Clone`, but a failed batch must hand its error to every
-/// write in it.
-fn copy_error(e: &rusqlite::Error) -> rusqlite::Error {
-    match e {
-        rusqlite::Error::SqliteFailure(code, msg) => {
-            rusqlite::Error::SqliteFailure(*code, msg.clone())
-        }
-        other => rusqlite::Error::SqliteFailure(
-            rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_ERROR),
-            Some(other.to_string()),
-        ),
     }
 }
 
@@ -249,11 +267,12 @@ fn commit_batch(conn: &mut Connection, mut batch: Vec<Box<dyn GroupedWrite>>) {
         }
         conn.execute_batch("COMMIT")
     })();
-    if outcome.is_err() && !conn.is_autocommit() {
-        if let Err(e) = conn.execute_batch("ROLLBACK") {
+    if outcome.is_err() {
+        if let Err(e) = warden_sqlite::rollback_abandoned(conn) {
             tracing::error!(error = %e, "cannot roll back a failed write batch");
         }
     }
+    let outcome = outcome.map_err(Arc::new);
     for job in batch {
         job.finish(outcome.as_ref().map(|_| ()));
     }
@@ -299,25 +318,35 @@ fn encode<T: serde::Serialize>(value: &T, what: &str) -> Result<String, StoreErr
         .map_err(|e| StoreError::InvalidRecord(format!("{what} cannot be serialised: {e}")))
 }
 
-fn decode<T: serde::de::DeserializeOwned>(
-    json: &str,
-    what: impl FnOnce() -> String,
-) -> Result<T, StoreError> {
-    serde_json::from_str(json).map_err(|source| StoreError::Corrupt {
-        what: what(),
-        source,
-    })
-}
-
 /// Digest of everything in `$LATEST` that makes up a version's code and configuration:
-/// two publishes with the same digest would create identical versions.
-fn config_digest(latest: &FunctionVersion) -> Result<String, StoreError> {
+/// two publishes with the same digest would create identical versions. `kept` are the
+/// fields of a newer Warden the record carries (see [`record`]); they count too, so that a
+/// change only a newer node understands is never deduplicated away. Without them the
+/// digest is what it was before records were versioned, so stored digests stay valid.
+fn config_digest(
+    latest: &FunctionVersion,
+    kept: &serde_json::Map<String, serde_json::Value>,
+) -> Result<String, StoreError> {
     let mut normalised = latest.clone();
     normalised.version = String::new();
     normalised.revision_id = String::new();
     normalised.last_modified_ms = 0;
-    let json = encode(&normalised, "the function configuration")?;
+    let mut json = encode(&normalised, "the function configuration")?;
+    if !kept.is_empty() {
+        json.push('\n');
+        json.push_str(&encode(kept, "the function configuration")?);
+    }
     Ok(hex::encode(Sha256::digest(json.as_bytes())))
+}
+
+/// `latest` as a stored record replacing `stored` (if any), with its digest.
+fn latest_record(
+    latest: &FunctionVersion,
+    stored: Option<&str>,
+) -> Result<(Encoded, String), StoreError> {
+    let encoded = record::encode(latest, stored, "the function version")?;
+    let digest = config_digest(latest, &encoded.kept)?;
+    Ok((encoded, digest))
 }
 
 fn check_revision(expected: Option<&str>, actual: &str) -> Result<(), StoreError> {
@@ -377,13 +406,15 @@ fn read_version_row(row: &Row<'_>, name: &FunctionName) -> Result<FunctionVersio
     })
 }
 
+/// Writes version `num` of `record`'s function; `json` is `record` encoded as a stored
+/// record (see [`record::encode`]).
 fn insert_version(
     tx: &Connection,
     record: &FunctionVersion,
+    json: &str,
     num: i64,
     source_digest: &str,
 ) -> Result<(), StoreError> {
-    let json = encode(record, "the function version")?;
     tx.prepare_cached(
         "INSERT INTO versions (function, version_num, code_sha256, revision_id, source_digest, record)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6)
@@ -409,129 +440,6 @@ fn read_alias(json: &str, function: &FunctionName, name: &str) -> Result<Alias, 
     decode(json, || alias_label(function, name))
 }
 
-fn event_from_row(row: &Row<'_>) -> Result<QueuedEvent, StoreError> {
-    let ctx = db("reading a queued event");
-    let read = || -> rusqlite::Result<_> {
-        Ok((
-            row.get::<_, String>(0)?,
-            row.get::<_, String>(1)?,
-            row.get::<_, String>(2)?,
-            row.get::<_, Vec<u8>>(3)?,
-            row.get::<_, i64>(4)?,
-            row.get::<_, i64>(5)?,
-            row.get::<_, i64>(6)?,
-        ))
-    };
-    let (id, function, qualifier, payload, attempts, not_before_ms, enqueued_ms) =
-        read().map_err(ctx)?;
-    Ok(QueuedEvent {
-        id,
-        function: stored_name(function)?,
-        qualifier,
-        payload,
-        attempts: u32::try_from(attempts).unwrap_or(u32::MAX),
-        not_before_ms,
-        enqueued_ms,
-    })
-}
-
-/// Creates the database file readable and writable by its owner only (0600), and takes
-/// any wider permissions away from an existing one and its `-wal` and `-shm` companions.
-/// SQLite gives the companions it creates the database file's permissions, so everything
-/// the store writes stays private: the file holds function configuration, environment
-/// variables included.
-fn private_files(path: &Path) -> std::io::Result<()> {
-    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
-    fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .mode(0o600)
-        .open(path)?;
-    for suffix in ["", "-wal", "-shm"] {
-        let mut name = path.as_os_str().to_owned();
-        name.push(suffix);
-        match fs::set_permissions(&name, fs::Permissions::from_mode(0o600)) {
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            other => other?,
-        }
-    }
-    Ok(())
-}
-
-/// Opens one connection with the pragmas every connection of this store needs.
-fn open_connection(
-    path: &Path,
-    sync: Sync,
-    context: &'static str,
-) -> Result<Connection, StoreError> {
-    private_files(path).map_err(|source| StoreError::DatabaseIo {
-        context: "making the database private to its owner",
-        path: path.to_owned(),
-        source,
-    })?;
-    let conn = Connection::open(path).map_err(db(context))?;
-    conn.busy_timeout(BUSY_TIMEOUT).map_err(db(context))?;
-    conn.pragma_update(None, "foreign_keys", true)
-        .map_err(db(context))?;
-    let sync = match sync {
-        Sync::Full => "FULL",
-        Sync::Normal => "NORMAL",
-    };
-    conn.pragma_update(None, "synchronous", sync)
-        .map_err(db(context))?;
-    Ok(conn)
-}
-
-/// Switches the file to WAL (persistent in the file) and brings its schema up to date.
-/// With `incremental_vacuum`, a new file is created with `auto_vacuum=INCREMENTAL` (the
-/// setting only takes on a file without tables; an older file is converted by its first
-/// prune, see [`SqliteStore::reclaim_log_space`]).
-fn prepare_file(
-    conn: &mut Connection,
-    path: &Path,
-    migrations: &[&str],
-    incremental_vacuum: bool,
-    context: &'static str,
-) -> Result<(), StoreError> {
-    if incremental_vacuum {
-        conn.pragma_update(None, "auto_vacuum", "INCREMENTAL")
-            .map_err(db(context))?;
-    }
-    let mode: String = conn
-        .pragma_update_and_check(None, "journal_mode", "WAL", |r| r.get(0))
-        .map_err(db(context))?;
-    if !mode.eq_ignore_ascii_case("wal") {
-        return Err(StoreError::WalUnavailable {
-            path: path.to_owned(),
-            mode,
-        });
-    }
-    let supported = to_i64(migrations.len());
-    loop {
-        // INVARIANT: the version is re-read inside the write transaction, so two processes
-        // opening the same file at once never apply one migration twice.
-        let tx = immediate(conn, "migrating the schema")?;
-        let current: i64 = tx
-            .pragma_query_value(None, "user_version", |r| r.get(0))
-            .map_err(db("reading the schema version"))?;
-        if current > supported {
-            return Err(StoreError::SchemaTooNew {
-                found: current,
-                supported,
-            });
-        }
-        if current == supported {
-            return Ok(());
-        }
-        let step = migrations[usize::try_from(current).unwrap_or(0)];
-        tx.execute_batch(step).map_err(db("migrating the schema"))?;
-        tx.pragma_update(None, "user_version", current + 1)
-            .map_err(db("migrating the schema"))?;
-        tx.commit().map_err(db("migrating the schema"))?;
-        tracing::info!(from = current, to = current + 1, "migrated database schema");
-    }
-}
-
 /// `(page_count, freelist_count, page_size)` of a database.
 fn page_counts(conn: &Connection) -> Result<(i64, i64, i64), StoreError> {
     let get = |name: &str| -> Result<i64, StoreError> {
@@ -545,71 +453,38 @@ fn page_counts(conn: &Connection) -> Result<(i64, i64, i64), StoreError> {
     ))
 }
 
-/// Makes a newly created database file's directory entry durable; SQLite syncs the
-/// directory for its journal files but not for the main file.
-fn sync_dir(dir: &Path) -> Result<(), StoreError> {
-    fs::File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(|source| StoreError::DatabaseIo {
-            context: "syncing the database directory",
-            path: dir.to_owned(),
-            source,
-        })
-}
-
 impl SqliteStore {
     /// Opens (creating if needed) the metadata database at `path` and the logs database
     /// beside it (see [`SqliteStore::logs_path`]), migrating both to the current schema.
     pub fn open(path: &Path) -> Result<Self, StoreError> {
-        let dir = match path.parent() {
-            Some(p) if !p.as_os_str().is_empty() => p.to_owned(),
-            _ => PathBuf::from("."),
-        };
-        fs::create_dir_all(&dir).map_err(|source| StoreError::DatabaseIo {
-            context: "creating the database directory",
-            path: dir.clone(),
-            source,
-        })?;
-        let logs_path = Self::logs_path(path);
-
-        let mut writer = open_connection(path, Sync::Full, "opening the metadata database")?;
-        prepare_file(
-            &mut writer,
+        let meta = warden_sqlite::open(
             path,
-            META_MIGRATIONS,
-            false,
-            "preparing the metadata database",
-        )?;
-        let reader = open_connection(path, Sync::Full, "opening the metadata database")?;
-        reader
-            .pragma_update(None, "query_only", true)
-            .map_err(db("opening the metadata database"))?;
-
-        let mut log_writer =
-            open_connection(&logs_path, Sync::Normal, "opening the logs database")?;
-        prepare_file(
-            &mut log_writer,
-            &logs_path,
-            LOG_MIGRATIONS,
-            true,
-            "preparing the logs database",
-        )?;
-        log_writer
+            &warden_sqlite::Options {
+                synchronous: Synchronous::Full,
+                migrations: META_MIGRATIONS,
+                incremental_vacuum: false,
+            },
+        )
+        .map_err(plumbing)?;
+        let logs = warden_sqlite::open(
+            &Self::logs_path(path),
+            &warden_sqlite::Options {
+                synchronous: Synchronous::Normal,
+                migrations: LOG_MIGRATIONS,
+                incremental_vacuum: true,
+            },
+        )
+        .map_err(plumbing)?;
+        logs.writer
             .pragma_update(None, "journal_size_limit", LOG_WAL_LIMIT_BYTES)
             .map_err(db("opening the logs database"))?;
-        let log_reader = open_connection(&logs_path, Sync::Normal, "opening the logs database")?;
-        log_reader
-            .pragma_update(None, "query_only", true)
-            .map_err(db("opening the logs database"))?;
-
-        sync_dir(&dir)?;
         Ok(Self {
             meta_path: path.to_owned(),
-            writer: Mutex::new(writer),
+            writer: Mutex::new(meta.writer),
             pending: Mutex::new(Vec::new()),
-            reader: Mutex::new(reader),
-            log_writer: Mutex::new(log_writer),
-            log_reader: Mutex::new(log_reader),
+            reader: Mutex::new(meta.reader),
+            log_writer: Mutex::new(logs.writer),
+            log_reader: Mutex::new(logs.reader),
         })
     }
 
@@ -691,10 +566,8 @@ impl SqliteStore {
     /// The write connection, with no transaction left open by a writer that panicked.
     fn writer(&self) -> MutexGuard<'_, Connection> {
         let conn = lock(&self.writer);
-        if !conn.is_autocommit() {
-            if let Err(e) = conn.execute_batch("ROLLBACK") {
-                tracing::error!(error = %e, "cannot roll back a transaction abandoned by a panic");
-            }
+        if let Err(e) = warden_sqlite::rollback_abandoned(&conn) {
+            tracing::error!(error = %e, "cannot roll back a transaction abandoned by a panic");
         }
         conn
     }
@@ -754,7 +627,7 @@ impl SqliteStore {
     }
 }
 
-impl Store for SqliteStore {
+impl FunctionStore for SqliteStore {
     fn create_function(&self, latest: &FunctionVersion) -> Result<(), StoreError> {
         if !latest.is_latest() {
             return Err(StoreError::InvalidRecord(format!(
@@ -762,7 +635,7 @@ impl Store for SqliteStore {
                 latest.version
             )));
         }
-        let digest = config_digest(latest)?;
+        let (record, digest) = latest_record(latest, None)?;
         self.write("creating a function", |tx| {
             let inserted = tx
                 .prepare_cached(
@@ -773,7 +646,7 @@ impl Store for SqliteStore {
             if inserted == 0 {
                 return Err(StoreError::AlreadyExists(function_label(&latest.name)));
             }
-            insert_version(tx, latest, 0, &digest)
+            insert_version(tx, latest, &record.json, 0, &digest)
         })
     }
 
@@ -808,21 +681,24 @@ impl Store for SqliteStore {
                 latest.version
             )));
         }
-        let digest = config_digest(latest)?;
         self.write("updating a function", |tx| {
-            let current: Option<String> = tx
+            let current: Option<(String, String)> = tx
                 .prepare_cached(
-                    "SELECT revision_id FROM versions WHERE function = ?1 AND version_num = 0",
+                    "SELECT revision_id, record FROM versions WHERE function = ?1 AND version_num = 0",
                 )
                 .and_then(|mut s| {
-                    s.query_row(params![latest.name.as_str()], |r| r.get(0))
-                        .optional()
+                    s.query_row(params![latest.name.as_str()], |r| {
+                        Ok((r.get(0)?, r.get(1)?))
+                    })
+                    .optional()
                 })
                 .map_err(db("updating a function"))?;
-            let current =
+            let (current, stored) =
                 current.ok_or_else(|| StoreError::NotFound(function_label(&latest.name)))?;
             check_revision(expected_revision, &current)?;
-            insert_version(tx, latest, 0, &digest)
+            // Fields a newer node wrote survive this rewrite (see `record`).
+            let (record, digest) = latest_record(latest, Some(&stored))?;
+            insert_version(tx, latest, &record.json, 0, &digest)
         })
     }
 
@@ -869,7 +745,9 @@ impl Store for SqliteStore {
             if let Some(d) = description {
                 published.description = d.to_owned();
             }
-            insert_version(tx, &published, num, &latest_digest)?;
+            // The published copy carries `$LATEST`'s fields of newer nodes too.
+            let record = record::encode(&published, Some(&latest_json), "the function version")?;
+            insert_version(tx, &published, &record.json, num, &latest_digest)?;
             Ok(published)
         })
     }
@@ -1009,7 +887,7 @@ impl Store for SqliteStore {
     }
 
     fn create_alias(&self, alias: &Alias) -> Result<(), StoreError> {
-        let json = encode(alias, "the alias")?;
+        let json = record::encode(alias, None, "the alias")?.json;
         self.write("creating an alias", |tx| {
             require_function(tx, &alias.function)?;
             require_version(tx, &alias.function, &alias.function_version)?;
@@ -1056,14 +934,14 @@ impl Store for SqliteStore {
         alias: &Alias,
         expected_revision: Option<&str>,
     ) -> Result<(), StoreError> {
-        let json = encode(alias, "the alias")?;
         self.write("updating an alias", |tx| {
-            let current: Option<String> = tx
-                .prepare_cached("SELECT revision_id FROM aliases WHERE function = ?1 AND name = ?2")
-                .and_then(|mut s| s.query_row(params![alias.function.as_str(), alias.name], |r| r.get(0)).optional())
+            let current: Option<(String, String)> = tx
+                .prepare_cached("SELECT revision_id, record FROM aliases WHERE function = ?1 AND name = ?2")
+                .and_then(|mut s| s.query_row(params![alias.function.as_str(), alias.name], |r| Ok((r.get(0)?, r.get(1)?))).optional())
                 .map_err(db("updating an alias"))?;
-            let current = current.ok_or_else(|| StoreError::NotFound(alias_label(&alias.function, &alias.name)))?;
+            let (current, stored) = current.ok_or_else(|| StoreError::NotFound(alias_label(&alias.function, &alias.name)))?;
             check_revision(expected_revision, &current)?;
+            let json = record::encode(alias, Some(&stored), "the alias")?.json;
             require_version(tx, &alias.function, &alias.function_version)?;
             if let Some((routed, _)) = &alias.routing {
                 require_version(tx, &alias.function, routed)?;
@@ -1185,132 +1063,73 @@ impl Store for SqliteStore {
         Ok(out)
     }
 
-    fn enqueue_event(&self, event: &QueuedEvent) -> Result<(), StoreError> {
-        // Owned copy: the write may run on whichever thread leads the group commit.
-        let event = event.clone();
-        self.write_grouped("queueing an event", move |conn| {
-            require_function(conn, &event.function)?;
-            let n = conn
-                .prepare_cached(
-                    "INSERT OR IGNORE INTO events
-                       (id, function, qualifier, payload, attempts, not_before_ms, enqueued_ms, leased_until_ms)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, NULL)",
-                )
-                .and_then(|mut s| {
-                    s.execute(params![
-                        event.id,
-                        event.function.as_str(),
-                        event.qualifier,
-                        event.payload,
-                        event.attempts,
-                        event.not_before_ms,
-                        event.enqueued_ms
-                    ])
-                })
-                .map_err(db("queueing an event"))?;
-            if n == 0 {
-                return Err(StoreError::AlreadyExists(format!("event `{}`", event.id)));
-            }
-            Ok(())
-        })
-    }
-
-    fn lease_events(
-        &self,
-        now_ms: i64,
-        lease_ms: i64,
-        max: usize,
-    ) -> Result<Vec<QueuedEvent>, StoreError> {
-        if max == 0 {
-            return Ok(Vec::new());
-        }
-        self.write_grouped("leasing events", move |tx| {
-            let mut select = tx
-                .prepare_cached(
-                    "SELECT id, function, qualifier, payload, attempts, not_before_ms, enqueued_ms, seq
-                     FROM events
-                     WHERE not_before_ms <= ?1 AND (leased_until_ms IS NULL OR leased_until_ms <= ?1)
-                     ORDER BY not_before_ms, seq LIMIT ?2",
-                )
-                .map_err(db("leasing events"))?;
-            let mut rows = select
-                .query(params![now_ms, to_i64(max)])
-                .map_err(db("leasing events"))?;
-            let mut leased = Vec::new();
-            let mut seqs = Vec::new();
-            while let Some(row) = rows.next().map_err(db("leasing events"))? {
-                leased.push(event_from_row(row)?);
-                seqs.push(row.get::<_, i64>(7).map_err(db("leasing events"))?);
-            }
-            let mut update = tx
-                .prepare_cached("UPDATE events SET leased_until_ms = ?2 WHERE seq = ?1")
-                .map_err(db("leasing events"))?;
-            let until = now_ms.saturating_add(lease_ms);
-            for seq in seqs {
-                update.execute(params![seq, until]).map_err(db("leasing events"))?;
-            }
-            Ok(leased)
-        })
-    }
-
-    fn complete_event(&self, id: &str) -> Result<(), StoreError> {
-        // Completing an event that is already gone (its function was deleted meanwhile, or
-        // a second worker finished it after a lease expired) is not an error.
-        let id = id.to_owned();
-        self.write_grouped("completing an event", move |tx| {
-            tx.prepare_cached("DELETE FROM events WHERE id = ?1")
-                .and_then(|mut s| s.execute(params![id]))
-                .map_err(db("completing an event"))?;
-            Ok(())
-        })
-    }
-
-    fn retry_event(&self, id: &str, not_before_ms: i64) -> Result<(), StoreError> {
-        // Like `complete_event`, a vanished event is left vanished.
-        let id = id.to_owned();
-        self.write_grouped("rescheduling an event", move |tx| {
-            tx.prepare_cached(
-                "UPDATE events SET attempts = attempts + 1, leased_until_ms = NULL, not_before_ms = ?2
-                 WHERE id = ?1",
-            )
-            .and_then(|mut s| s.execute(params![id, not_before_ms]))
-            .map_err(db("rescheduling an event"))?;
-            Ok(())
-        })
-    }
-
-    fn postpone_event(&self, id: &str, not_before_ms: i64) -> Result<(), StoreError> {
-        let id = id.to_owned();
-        self.write_grouped("postponing an event", move |tx| {
-            tx.prepare_cached(
-                "UPDATE events SET leased_until_ms = NULL, not_before_ms = ?2 WHERE id = ?1",
-            )
-            .and_then(|mut s| s.execute(params![id, not_before_ms]))
-            .map_err(db("postponing an event"))?;
-            Ok(())
-        })
-    }
-
-    fn release_leases(&self) -> Result<u64, StoreError> {
-        self.write_grouped("releasing leases", move |tx| {
-            let n = tx
-                .execute(
-                    "UPDATE events SET leased_until_ms = NULL WHERE leased_until_ms IS NOT NULL",
-                    [],
-                )
-                .map_err(db("releasing leases"))?;
-            Ok(n as u64)
-        })
-    }
-
-    fn queued_event_count(&self) -> Result<u64, StoreError> {
+    fn get_function_policy(&self, function: &FunctionName) -> Result<Option<String>, StoreError> {
         let conn = lock(&self.reader);
-        let n: i64 = conn
-            .query_row("SELECT COUNT(*) FROM events", [], |r| r.get(0))
-            .map_err(db("counting queued events"))?;
-        Ok(u64::try_from(n).unwrap_or(0))
+        conn.prepare_cached("SELECT document FROM function_policies WHERE function = ?1")
+            .and_then(|mut s| {
+                s.query_row(params![function.as_str()], |r| r.get(0))
+                    .optional()
+            })
+            .map_err(db("reading a function policy"))
     }
 
+    fn put_function_policy(
+        &self,
+        function: &FunctionName,
+        document: Option<&str>,
+    ) -> Result<(), StoreError> {
+        let name = function.as_str().to_owned();
+        let document = document.map(str::to_owned);
+        self.write("writing a function policy", move |tx| {
+            let exists: bool = tx
+                .query_row(
+                    "SELECT 1 FROM functions WHERE name = ?1",
+                    params![name],
+                    |_| Ok(()),
+                )
+                .optional()
+                .map_err(db("writing a function policy"))?
+                .is_some();
+            if !exists {
+                return Err(StoreError::NotFound(format!("function `{name}`")));
+            }
+            match document {
+                Some(doc) => tx.execute(
+                    "INSERT INTO function_policies (function, document) VALUES (?1, ?2)
+                     ON CONFLICT (function) DO UPDATE SET document = excluded.document",
+                    params![name, doc],
+                ),
+                None => tx.execute(
+                    "DELETE FROM function_policies WHERE function = ?1",
+                    params![name],
+                ),
+            }
+            .map_err(db("writing a function policy"))?;
+            Ok(())
+        })
+    }
+
+    fn get_setting(&self, key: &str) -> Result<Option<String>, StoreError> {
+        let conn = lock(&self.reader);
+        conn.prepare_cached("SELECT value FROM settings WHERE key = ?1")
+            .and_then(|mut s| s.query_row(params![key], |r| r.get(0)).optional())
+            .map_err(db("reading a setting"))
+    }
+
+    fn put_setting(&self, key: &str, value: &str) -> Result<(), StoreError> {
+        self.write("writing a setting", |tx| {
+            tx.execute(
+                "INSERT INTO settings (key, value) VALUES (?1, ?2)
+                 ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                params![key, value],
+            )
+            .map_err(db("writing a setting"))?;
+            Ok(())
+        })
+    }
+}
+
+impl LogStore for SqliteStore {
     fn append_logs(&self, records: &[LogRecord]) -> Result<(), StoreError> {
         if records.is_empty() {
             return Ok(());
@@ -1420,71 +1239,6 @@ impl Store for SqliteStore {
         self.reclaim_log_space(retention.max_bytes / 10)?;
         report.bytes_after = self.log_bytes()?;
         Ok(report)
-    }
-
-    fn get_function_policy(&self, function: &FunctionName) -> Result<Option<String>, StoreError> {
-        let conn = lock(&self.reader);
-        conn.prepare_cached("SELECT document FROM function_policies WHERE function = ?1")
-            .and_then(|mut s| {
-                s.query_row(params![function.as_str()], |r| r.get(0))
-                    .optional()
-            })
-            .map_err(db("reading a function policy"))
-    }
-
-    fn put_function_policy(
-        &self,
-        function: &FunctionName,
-        document: Option<&str>,
-    ) -> Result<(), StoreError> {
-        let name = function.as_str().to_owned();
-        let document = document.map(str::to_owned);
-        self.write("writing a function policy", move |tx| {
-            let exists: bool = tx
-                .query_row(
-                    "SELECT 1 FROM functions WHERE name = ?1",
-                    params![name],
-                    |_| Ok(()),
-                )
-                .optional()
-                .map_err(db("writing a function policy"))?
-                .is_some();
-            if !exists {
-                return Err(StoreError::NotFound(format!("function `{name}`")));
-            }
-            match document {
-                Some(doc) => tx.execute(
-                    "INSERT INTO function_policies (function, document) VALUES (?1, ?2)
-                     ON CONFLICT (function) DO UPDATE SET document = excluded.document",
-                    params![name, doc],
-                ),
-                None => tx.execute(
-                    "DELETE FROM function_policies WHERE function = ?1",
-                    params![name],
-                ),
-            }
-            .map_err(db("writing a function policy"))?;
-            Ok(())
-        })
-    }
-
-    fn get_setting(&self, key: &str) -> Result<Option<String>, StoreError> {
-        let conn = lock(&self.reader);
-        conn.prepare_cached("SELECT value FROM settings WHERE key = ?1")
-            .and_then(|mut s| s.query_row(params![key], |r| r.get(0)).optional())
-            .map_err(db("reading a setting"))
-    }
-
-    fn put_setting(&self, key: &str, value: &str) -> Result<(), StoreError> {
-        self.write("writing a setting", |tx| {
-            tx.execute(
-                "INSERT INTO settings (key, value) VALUES (?1, ?2)
-                 ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-                params![key, value],
-            )
-            .map_err(db("writing a setting"))?;
-            Ok(())
-        })
     }
 }
 

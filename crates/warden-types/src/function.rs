@@ -52,8 +52,12 @@ impl Runtime {
 }
 
 /// One version of a function: `$LATEST` or a published, immutable number.
+///
+/// This is a stored record, not an API input: it tolerates fields it does not know (no
+/// `deny_unknown_fields`), so that a node of an older Warden can read a record a newer one
+/// wrote during a rolling upgrade; the store keeps such fields when it rewrites the record
+/// (see `warden_store::record`). API inputs are separate shapes that refuse unknown fields.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct FunctionVersion {
     pub name: FunctionName,
     /// `$LATEST` or a decimal version number.

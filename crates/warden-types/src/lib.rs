@@ -8,9 +8,11 @@ pub mod function;
 pub mod identity;
 pub mod limits;
 pub mod names;
+pub mod node;
 
 pub use function::{FunctionVersion, Runtime, LATEST};
 pub use names::{AccountId, AliasName, FunctionName, FunctionRef, NameError, Qualifier, Region};
+pub use node::{NodeId, NodeIdError};
 
 /// Milliseconds since the Unix epoch, the clock unit every store record uses.
 pub fn now_millis() -> i64 {

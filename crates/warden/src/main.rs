@@ -7,6 +7,7 @@
 mod cli;
 mod doctor;
 mod iam;
+mod node;
 mod serve;
 
 use clap::{Parser, Subcommand};

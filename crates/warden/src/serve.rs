@@ -10,7 +10,7 @@ use anyhow::{bail, Context};
 use warden_store::blobs::BlobStore;
 use warden_store::sqlite::SqliteStore;
 use warden_store::Store;
-use warden_types::{AccountId, Region};
+use warden_types::{AccountId, NodeId, Region};
 
 /// Options of `warden serve`; every one has a secure default.
 #[derive(clap::Args, Debug)]
@@ -25,6 +25,12 @@ pub struct ServeArgs {
     /// Default: `$XDG_DATA_HOME/warden`, else `~/.local/share/warden`.
     #[arg(long, env = "WARDEN_DATA_DIR")]
     data_dir: Option<PathBuf>,
+    /// This server's id among the nodes sharing its store: 1-64 letters, digits, `.`, `-`
+    /// or `_`. The async events it runs are leased in its name, and at start it takes back
+    /// the leases its previous run held. Default: the id kept in the data directory
+    /// (`node-id`), chosen at random on first start; a given id is kept there too.
+    #[arg(long, env = "WARDEN_NODE_ID")]
+    node_id: Option<NodeId>,
     /// Python interpreter for `python3.x` functions; it must have `awslambdaric` installed.
     #[arg(long, env = "WARDEN_PYTHON", default_value = "python3")]
     python: PathBuf,
@@ -189,6 +195,8 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
     let memory_budget_mb = args.memory_budget.resolve_mb(host_memory);
     let data_dir = args.data_dir.clone().unwrap_or_else(default_data_dir);
     private_data_dir(&data_dir)?;
+    // Held until the server exits: one live process per data directory and node id.
+    let node = crate::node::claim(&data_dir, args.node_id.clone())?;
 
     // The zygote must start before any thread exists in this process's runtime, so that
     // it is a small single-threaded copy of nothing.
@@ -257,6 +265,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
                     max_bytes: args.log_max_mib * 1024 * 1024,
                 },
             },
+            node_id: node.id.clone(),
         };
         let engine = warden_engine::Engine::start(
             config,
@@ -283,6 +292,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
             address = %local,
             data_dir = %data_dir.display(),
             account = %account,
+            node = %node.id,
             memory_budget_mib = memory_budget_mb,
             executor = %warden_executor::Executor::describe(executor.as_ref()),
             descriptor_limit = nofile,

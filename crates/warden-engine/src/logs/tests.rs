@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use warden_store::SqliteStore;
+use warden_store::{LogStore, SqliteStore};
 
 use super::*;
 

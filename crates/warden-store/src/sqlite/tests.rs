@@ -1,11 +1,23 @@
 //! Unit tests of every [`Store`] method on [`SqliteStore`], plus a proptest that random
-//! queue operations agree with a simple in-memory model.
+//! queue operations of several nodes agree with a simple in-memory model.
 
 use std::collections::BTreeMap;
+use std::fs;
 
 use proptest::prelude::*;
+use warden_types::NodeId;
 
 use super::*;
+use crate::{EventQueue, Lease, LeasedEvent, QueuedEvent, Settled, Store};
+
+fn node(s: &str) -> NodeId {
+    NodeId::new(s).unwrap()
+}
+
+/// The node most tests lease as.
+fn n1() -> NodeId {
+    node("n1")
+}
 
 fn name(s: &str) -> FunctionName {
     FunctionName::new(s).unwrap()
@@ -75,8 +87,8 @@ fn versions(store: &SqliteStore, function: &str) -> Vec<String> {
         .collect()
 }
 
-fn ids(events: &[QueuedEvent]) -> Vec<&str> {
-    events.iter().map(|e| e.id.as_str()).collect()
+fn ids(events: &[LeasedEvent]) -> Vec<&str> {
+    events.iter().map(|e| e.event.id.as_str()).collect()
 }
 
 #[test]
@@ -358,7 +370,7 @@ fn deleting_a_function_removes_everything_of_it() {
     assert_eq!(store.get_alias(&name("f"), "live").unwrap(), None);
     assert_eq!(store.get_reserved_concurrency(&name("f")).unwrap(), None);
     assert_eq!(store.all_reserved_concurrency().unwrap(), [(name("g"), 7)]);
-    assert_eq!(ids(&store.lease_events(10, 10, 10).unwrap()), ["e2"]);
+    assert_eq!(ids(&store.lease_events(&n1(), 10, 10, 10).unwrap()), ["e2"]);
     assert_eq!(
         store.read_logs(&name("f"), 0, 10).unwrap().len(),
         1,
@@ -631,19 +643,22 @@ fn lease_orders_by_due_time_then_enqueue_order() {
     store.enqueue_event(&event("second", "f", 10)).unwrap();
     store.enqueue_event(&event("future", "f", 1_000)).unwrap();
 
-    let got = store.lease_events(100, 30, 2).unwrap();
+    let got = store.lease_events(&n1(), 100, 30, 2).unwrap();
     assert_eq!(ids(&got), ["first", "second"]);
     assert_eq!(
-        got[0],
+        got[0].event,
         event("first", "f", 10),
         "the event comes back as queued"
     );
-    assert_eq!(ids(&store.lease_events(100, 30, 10).unwrap()), ["late"]);
+    assert_eq!(
+        ids(&store.lease_events(&n1(), 100, 30, 10).unwrap()),
+        ["late"]
+    );
     assert!(
-        store.lease_events(100, 30, 10).unwrap().is_empty(),
+        store.lease_events(&n1(), 100, 30, 10).unwrap().is_empty(),
         "all due ones are leased"
     );
-    assert!(store.lease_events(100, 30, 0).unwrap().is_empty());
+    assert!(store.lease_events(&n1(), 100, 30, 0).unwrap().is_empty());
     assert_eq!(store.queued_event_count().unwrap(), 4);
 }
 
@@ -652,13 +667,13 @@ fn an_expired_lease_makes_the_event_due_again() {
     let (_d, store) = open();
     store.create_function(&latest("f", "a", "r")).unwrap();
     store.enqueue_event(&event("e", "f", 0)).unwrap();
-    assert_eq!(ids(&store.lease_events(100, 50, 10).unwrap()), ["e"]);
-    assert!(store.lease_events(149, 50, 10).unwrap().is_empty());
+    assert_eq!(ids(&store.lease_events(&n1(), 100, 50, 10).unwrap()), ["e"]);
+    assert!(store.lease_events(&n1(), 149, 50, 10).unwrap().is_empty());
     // A crashed worker never completes; at the lease end another one gets the event.
-    let again = store.lease_events(150, 50, 10).unwrap();
+    let again = store.lease_events(&n1(), 150, 50, 10).unwrap();
     assert_eq!(ids(&again), ["e"]);
     assert_eq!(
-        again[0].attempts, 0,
+        again[0].event.attempts, 0,
         "an expired lease is not a counted attempt"
     );
 }
@@ -669,18 +684,37 @@ fn retry_bumps_attempts_and_backs_off() {
     store.create_function(&latest("f", "a", "r")).unwrap();
     store.enqueue_event(&event("e", "f", 0)).unwrap();
     store.enqueue_event(&event("other", "f", 150)).unwrap();
-    store.lease_events(100, 1_000, 10).unwrap();
-    store.retry_event("e", 200).unwrap();
-    assert!(store.lease_events(149, 1_000, 10).unwrap().is_empty());
-    let got = store.lease_events(300, 1_000, 10).unwrap();
+    let first = store.lease_events(&n1(), 100, 1_000, 10).unwrap();
+    assert_eq!(ids(&first), ["e"]);
+    assert_eq!(
+        store.retry_event(&first[0].lease, 200).unwrap(),
+        Settled::Applied
+    );
+    assert!(store
+        .lease_events(&n1(), 149, 1_000, 10)
+        .unwrap()
+        .is_empty());
+    let got = store.lease_events(&n1(), 300, 1_000, 10).unwrap();
     assert_eq!(ids(&got), ["other", "e"], "ordered by the new due time");
-    assert_eq!(got[1].attempts, 1);
-    assert_eq!(got[1].not_before_ms, 200);
-    store.retry_event("e", 300).unwrap();
-    assert_eq!(store.lease_events(300, 1_000, 10).unwrap()[0].attempts, 2);
+    assert_eq!(got[1].event.attempts, 1);
+    assert_eq!(got[1].event.not_before_ms, 200);
+    assert_eq!(
+        store.retry_event(&got[1].lease, 300).unwrap(),
+        Settled::Applied
+    );
+    assert_eq!(
+        store.lease_events(&n1(), 300, 1_000, 10).unwrap()[0]
+            .event
+            .attempts,
+        2
+    );
     // Retrying or completing an event that is gone is a no-op.
-    store.retry_event("ghost", 1).unwrap();
-    store.complete_event("ghost").unwrap();
+    let ghost = Lease {
+        event_id: "ghost".into(),
+        ..got[1].lease.clone()
+    };
+    assert_eq!(store.retry_event(&ghost, 1).unwrap(), Settled::Gone);
+    assert_eq!(store.complete_event(&ghost).unwrap(), Settled::Gone);
 }
 
 #[test]
@@ -689,12 +723,401 @@ fn complete_removes_the_event() {
     store.create_function(&latest("f", "a", "r")).unwrap();
     store.enqueue_event(&event("a", "f", 0)).unwrap();
     store.enqueue_event(&event("b", "f", 0)).unwrap();
-    store.lease_events(10, 5, 10).unwrap();
-    store.complete_event("a").unwrap();
+    let leased = store.lease_events(&n1(), 10, 5, 10).unwrap();
+    assert_eq!(
+        store.complete_event(&leased[0].lease).unwrap(),
+        Settled::Applied
+    );
     assert_eq!(store.queued_event_count().unwrap(), 1);
-    assert_eq!(ids(&store.lease_events(20, 5, 10).unwrap()), ["b"]);
-    store.complete_event("b").unwrap();
+    let again = store.lease_events(&n1(), 20, 5, 10).unwrap();
+    assert_eq!(ids(&again), ["b"]);
+    assert_eq!(
+        store.complete_event(&again[0].lease).unwrap(),
+        Settled::Applied
+    );
     assert_eq!(store.queued_event_count().unwrap(), 0);
+}
+
+#[test]
+fn a_lease_names_its_node_and_another_node_takes_it_once_expired() {
+    let (_d, store) = open();
+    store.create_function(&latest("f", "a", "r")).unwrap();
+    store.enqueue_event(&event("e", "f", 0)).unwrap();
+    let first = store.lease_events(&node("a"), 100, 50, 10).unwrap();
+    assert_eq!(first.len(), 1);
+    assert_eq!(first[0].lease.leased_by, node("a"));
+    assert_eq!(first[0].lease.leased_until_ms, 150);
+    assert_eq!(first[0].lease.event_id, "e");
+    // While the lease lasts, no node (not even its holder) gets the event.
+    assert!(store
+        .lease_events(&node("b"), 149, 50, 10)
+        .unwrap()
+        .is_empty());
+    assert!(store
+        .lease_events(&node("a"), 149, 50, 10)
+        .unwrap()
+        .is_empty());
+    // Node `a` died: at the lease's end node `b` takes the event over.
+    let taken = store.lease_events(&node("b"), 150, 50, 10).unwrap();
+    assert_eq!(ids(&taken), ["e"]);
+    assert_eq!(taken[0].lease.leased_by, node("b"));
+    assert_eq!(taken[0].lease.leased_until_ms, 200);
+    assert!(taken[0].lease.token > first[0].lease.token);
+    assert_eq!(
+        taken[0].event.attempts, 0,
+        "a lost lease is not a counted attempt"
+    );
+    assert_eq!(
+        store.complete_event(&taken[0].lease).unwrap(),
+        Settled::Applied
+    );
+    assert_eq!(store.queued_event_count().unwrap(), 0);
+}
+
+#[test]
+fn a_stale_lease_cannot_settle_an_event_another_node_now_runs() {
+    let (_d, store) = open();
+    store.create_function(&latest("f", "a", "r")).unwrap();
+    store.enqueue_event(&event("e", "f", 0)).unwrap();
+    let stale = store.lease_events(&node("a"), 100, 50, 10).unwrap()[0]
+        .lease
+        .clone();
+    let current = store.lease_events(&node("b"), 150, 50, 10).unwrap()[0]
+        .lease
+        .clone();
+    // Node `a` overran its lease and now reports: every outcome is refused, nothing changes.
+    assert_eq!(store.complete_event(&stale).unwrap(), Settled::LeaseLost);
+    assert_eq!(store.retry_event(&stale, 999).unwrap(), Settled::LeaseLost);
+    assert_eq!(
+        store.postpone_event(&stale, 999).unwrap(),
+        Settled::LeaseLost
+    );
+    assert_eq!(store.queued_event_count().unwrap(), 1);
+    assert!(
+        store
+            .lease_events(&node("c"), 199, 50, 10)
+            .unwrap()
+            .is_empty(),
+        "the event is still leased to `b`, not rescheduled by `a`"
+    );
+    // Node `b` decides: its retry counts, with its own back-off.
+    assert_eq!(store.retry_event(&current, 300).unwrap(), Settled::Applied);
+    let next = store.lease_events(&node("c"), 300, 50, 10).unwrap();
+    assert_eq!(next[0].event.attempts, 1);
+    assert_eq!(next[0].event.not_before_ms, 300);
+    // A lease that ended by a settlement settles nothing more.
+    assert_eq!(store.complete_event(&current).unwrap(), Settled::LeaseLost);
+    assert_eq!(
+        store.complete_event(&next[0].lease).unwrap(),
+        Settled::Applied
+    );
+    assert_eq!(store.complete_event(&stale).unwrap(), Settled::Gone);
+}
+
+#[test]
+fn the_same_node_leasing_again_after_expiry_gets_a_new_lease() {
+    let (_d, store) = open();
+    store.create_function(&latest("f", "a", "r")).unwrap();
+    store.enqueue_event(&event("e", "f", 0)).unwrap();
+    let hung = store.lease_events(&n1(), 100, 50, 10).unwrap()[0]
+        .lease
+        .clone();
+    let fresh = store.lease_events(&n1(), 150, 50, 10).unwrap()[0]
+        .lease
+        .clone();
+    assert_eq!(hung.leased_by, fresh.leased_by);
+    assert_ne!(hung.token, fresh.token);
+    assert_eq!(
+        store.complete_event(&hung).unwrap(),
+        Settled::LeaseLost,
+        "the hung invocation's outcome must not end the fresh one's event"
+    );
+    assert_eq!(store.complete_event(&fresh).unwrap(), Settled::Applied);
+}
+
+#[test]
+fn an_expired_lease_nobody_replaced_still_settles() {
+    let (_d, store) = open();
+    store.create_function(&latest("f", "a", "r")).unwrap();
+    store.enqueue_event(&event("e", "f", 0)).unwrap();
+    let lease = store.lease_events(&n1(), 100, 50, 10).unwrap()[0]
+        .lease
+        .clone();
+    // Long past the lease, but no other node took the event: the result still counts, so
+    // the event does not run again for nothing.
+    assert_eq!(store.postpone_event(&lease, 500).unwrap(), Settled::Applied);
+    let again = store.lease_events(&node("b"), 500, 50, 10).unwrap();
+    assert_eq!(ids(&again), ["e"]);
+    assert_eq!(again[0].event.attempts, 0, "a postponement is no attempt");
+}
+
+#[test]
+fn reclaiming_ends_only_the_nodes_own_leases() {
+    let (_d, store) = open();
+    store.create_function(&latest("f", "a", "r")).unwrap();
+    for id in ["a1", "a2", "b1", "free"] {
+        store.enqueue_event(&event(id, "f", 0)).unwrap();
+    }
+    let a = store.lease_events(&node("a"), 100, 1_000, 2).unwrap();
+    let b = store.lease_events(&node("b"), 100, 1_000, 1).unwrap();
+    assert_eq!(ids(&a), ["a1", "a2"]);
+    assert_eq!(ids(&b), ["b1"]);
+    // Node `a` restarts: its leases end at once; `b`'s last until they expire.
+    assert_eq!(store.reclaim_leases(&node("a")).unwrap(), 2);
+    assert_eq!(store.reclaim_leases(&node("a")).unwrap(), 0);
+    let again = store.lease_events(&node("a"), 101, 1_000, 10).unwrap();
+    assert_eq!(ids(&again), ["a1", "a2", "free"]);
+    // The previous run's leases settle nothing.
+    assert_eq!(
+        store.complete_event(&a[0].lease).unwrap(),
+        Settled::LeaseLost
+    );
+    assert_eq!(store.complete_event(&b[0].lease).unwrap(), Settled::Applied);
+}
+
+#[test]
+fn a_queue_from_before_nodes_is_migrated_and_its_leases_end() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("warden.db");
+    {
+        // The metadata file as schema version 2 left it, with an event leased far into the
+        // future by the process that is now being upgraded.
+        let db = warden_sqlite::open(
+            &path,
+            &warden_sqlite::Options {
+                synchronous: Synchronous::Full,
+                migrations: &META_MIGRATIONS[..2],
+                incremental_vacuum: false,
+            },
+        )
+        .unwrap();
+        db.writer
+            .execute_batch(
+                "INSERT INTO functions (name, next_version) VALUES ('f', 1);
+                 INSERT INTO events (id, function, qualifier, payload, attempts, not_before_ms,
+                                     enqueued_ms, leased_until_ms)
+                 VALUES ('old', 'f', '$LATEST', x'7b7d', 1, 5, 5, 9000000000000),
+                        ('idle', 'f', '$LATEST', x'7b7d', 0, 6, 6, NULL);",
+            )
+            .unwrap();
+    }
+    let store = SqliteStore::open(&path).unwrap();
+    let v: i64 = lock(&store.reader)
+        .pragma_query_value(None, "user_version", |r| r.get(0))
+        .unwrap();
+    assert_eq!(v, SCHEMA_VERSION);
+    assert_eq!(SCHEMA_VERSION, 3);
+    let got = store.lease_events(&n1(), 10, 50, 10).unwrap();
+    assert_eq!(ids(&got), ["old", "idle"], "due at once, in their order");
+    assert_eq!(got[0].event.attempts, 1);
+    assert_eq!(got[0].event.payload, b"{}");
+    assert_eq!(got[0].lease.token, 1);
+    assert_eq!(
+        store.complete_event(&got[0].lease).unwrap(),
+        Settled::Applied
+    );
+}
+
+/// What a newer Warden node would do to a stored record: add a field this build does not
+/// know (`SET record = json_set(record, '$.field', value)` on the row matching `filter`).
+fn newer_node_adds(store: &SqliteStore, table: &str, filter: &str, field: &str, value: &str) {
+    let n = lock(&store.writer)
+        .execute(
+            &format!("UPDATE {table} SET record = json_set(record, '$.{field}', json(?1)) WHERE {filter}"),
+            params![value],
+        )
+        .unwrap();
+    assert_eq!(n, 1);
+}
+
+fn stored_record(store: &SqliteStore, table: &str, filter: &str) -> serde_json::Value {
+    let json: String = lock(&store.reader)
+        .query_row(
+            &format!("SELECT record FROM {table} WHERE {filter}"),
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    serde_json::from_str(&json).unwrap()
+}
+
+#[test]
+fn records_carry_their_version() {
+    let (_d, store) = open();
+    store.create_function(&latest("f", "a", "r1")).unwrap();
+    store
+        .create_alias(&alias("f", "live", LATEST, "a1"))
+        .unwrap();
+    let v = stored_record(&store, "versions", "version_num = 0");
+    assert_eq!(v[record::VERSION_FIELD], record::RECORD_VERSION);
+    let a = stored_record(&store, "aliases", "name = 'live'");
+    assert_eq!(a[record::VERSION_FIELD], record::RECORD_VERSION);
+}
+
+#[test]
+fn a_newer_nodes_field_survives_read_modify_write_and_publish() {
+    let (_d, store) = open();
+    store.create_function(&latest("f", "a", "r1")).unwrap();
+    newer_node_adds(
+        &store,
+        "versions",
+        "version_num = 0",
+        "kms_key_arn",
+        r#""arn:aws:kms:us-east-1:000000000000:key/k""#,
+    );
+    newer_node_adds(
+        &store,
+        "versions",
+        "version_num = 0",
+        "snap_start",
+        r#"{"apply_on":"None"}"#,
+    );
+
+    // This build reads past the fields it does not know...
+    let mut current = store.get_version(&name("f"), LATEST).unwrap().unwrap();
+    assert_eq!(current.revision_id, "r1");
+    // ...and an UpdateFunctionConfiguration here keeps them.
+    current.environment.insert("K".into(), "v".into());
+    current.revision_id = "r2".into();
+    store.update_latest(&current, Some("r1")).unwrap();
+    let stored = stored_record(&store, "versions", "version_num = 0");
+    assert_eq!(
+        stored["kms_key_arn"],
+        "arn:aws:kms:us-east-1:000000000000:key/k"
+    );
+    assert_eq!(stored["snap_start"]["apply_on"], "None");
+    assert_eq!(
+        stored["environment"]["K"], "v",
+        "the change itself is stored"
+    );
+    assert_eq!(stored["revision_id"], "r2");
+    assert_eq!(
+        store.get_version(&name("f"), LATEST).unwrap().unwrap(),
+        current
+    );
+
+    // Publishing copies them into the version.
+    let v1 = publish(&store, "f", "p1");
+    assert_eq!(v1.version, "1");
+    let stored = stored_record(&store, "versions", "version_num = 1");
+    assert_eq!(
+        stored["kms_key_arn"],
+        "arn:aws:kms:us-east-1:000000000000:key/k"
+    );
+    assert_eq!(stored["snap_start"]["apply_on"], "None");
+}
+
+#[test]
+fn a_change_only_a_newer_node_understands_is_not_deduplicated_away() {
+    let (_d, store) = open();
+    store.create_function(&latest("f", "a", "r1")).unwrap();
+    assert_eq!(publish(&store, "f", "p1").version, "1");
+    // A newer node changes only a field this build does not know...
+    newer_node_adds(
+        &store,
+        "versions",
+        "version_num = 0",
+        "tracing",
+        r#""Active""#,
+    );
+    // ...and this build rewrites `$LATEST` without changing anything it knows.
+    let same = store.get_version(&name("f"), LATEST).unwrap().unwrap();
+    store.update_latest(&same, None).unwrap();
+    let v2 = publish(&store, "f", "p2");
+    assert_eq!(
+        v2.version, "2",
+        "a version differing in a newer field is new"
+    );
+    assert_eq!(
+        stored_record(&store, "versions", "version_num = 2")["tracing"],
+        "Active"
+    );
+    // Publishing again without any change still returns the newest version.
+    store.update_latest(&same, None).unwrap();
+    assert_eq!(publish(&store, "f", "p3").version, "2");
+}
+
+#[test]
+fn a_newer_nodes_alias_field_survives_an_alias_update() {
+    let (_d, store) = open();
+    store.create_function(&latest("f", "a", "r1")).unwrap();
+    publish(&store, "f", "p1");
+    store
+        .create_alias(&alias("f", "live", LATEST, "a1"))
+        .unwrap();
+    newer_node_adds(&store, "aliases", "name = 'live'", "provisioned", "5");
+    let mut live = store.get_alias(&name("f"), "live").unwrap().unwrap();
+    live.function_version = "1".into();
+    live.revision_id = "a2".into();
+    store.update_alias(&live, Some("a1")).unwrap();
+    let stored = stored_record(&store, "aliases", "name = 'live'");
+    assert_eq!(stored["provisioned"], 5);
+    assert_eq!(stored["function_version"], "1");
+    assert_eq!(store.get_alias(&name("f"), "live").unwrap().unwrap(), live);
+}
+
+#[test]
+fn a_record_only_a_newer_node_may_read_is_refused_and_left_alone() {
+    let (_d, store) = open();
+    store.create_function(&latest("f", "a", "r1")).unwrap();
+    let floor = (record::RECORD_VERSION + 1).to_string();
+    newer_node_adds(
+        &store,
+        "versions",
+        "version_num = 0",
+        record::MIN_READER_FIELD,
+        &floor,
+    );
+    newer_node_adds(
+        &store,
+        "versions",
+        "version_num = 0",
+        "environment_sealed",
+        "true",
+    );
+    let before = stored_record(&store, "versions", "version_num = 0");
+    let refused = |e: StoreError| matches!(e, StoreError::RecordTooNew { .. });
+    assert!(refused(store.get_version(&name("f"), LATEST).unwrap_err()));
+    assert!(refused(store.list_functions(None, 10).unwrap_err()));
+    assert!(refused(
+        store
+            .update_latest(&latest("f", "b", "r2"), None)
+            .unwrap_err()
+    ));
+    assert!(refused(
+        store
+            .publish_version(&name("f"), None, None, "p1", 1)
+            .unwrap_err()
+    ));
+    assert_eq!(stored_record(&store, "versions", "version_num = 0"), before);
+    let err = store.get_version(&name("f"), LATEST).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "stored record for version `$LATEST` of function `f` needs a Warden that reads record version {floor} (this one reads up to {})",
+            record::RECORD_VERSION
+        )
+    );
+}
+
+#[test]
+fn a_backend_failure_keeps_its_cause_without_naming_its_type() {
+    let (_d, store) = open();
+    // A read-only connection refusing a write stands for any failure of the database.
+    let err = lock(&store.reader)
+        .execute("INSERT INTO settings (key, value) VALUES ('k', 'v')", [])
+        .map_err(db("writing a setting"))
+        .unwrap_err();
+    let StoreError::Backend { context, source } = &err else {
+        panic!("{err:?}");
+    };
+    assert_eq!(*context, "writing a setting");
+    let cause = std::error::Error::source(&err).expect("the cause is kept");
+    assert_eq!(cause.to_string(), source.to_string());
+    assert!(cause.to_string().contains("readonly"), "{cause}");
+    // The error crosses threads as callers on an async runtime need.
+    fn send_sync_static<T: Send + Sync + 'static>(_: &T) {}
+    send_sync_static(&err);
 }
 
 fn log_line(f: &str, ts: i64, msg: &str, source: LogSource) -> LogRecord {
@@ -938,22 +1361,51 @@ fn concurrent_writers_and_readers_do_not_interfere() {
     assert_eq!(store.queued_event_count().unwrap(), 100);
 }
 
-/// One step of the queue proptest.
+/// One step of the queue proptest. Two nodes share the queue; settlements present any
+/// lease ever granted, current or stale.
 #[derive(Debug, Clone)]
 enum Op {
-    Enqueue { delay: i64 },
-    Lease { lease_ms: i64, max: usize },
-    Retry { pick: usize, delay: i64 },
-    Complete { pick: usize },
-    Tick { ms: i64 },
+    Enqueue {
+        delay: i64,
+    },
+    Lease {
+        node: usize,
+        lease_ms: i64,
+        max: usize,
+    },
+    Retry {
+        pick: usize,
+        delay: i64,
+    },
+    Postpone {
+        pick: usize,
+        delay: i64,
+    },
+    Complete {
+        pick: usize,
+    },
+    Reclaim {
+        node: usize,
+    },
+    Tick {
+        ms: i64,
+    },
 }
+
+const NODES: [&str; 2] = ["n1", "n2"];
 
 fn op() -> impl Strategy<Value = Op> {
     prop_oneof![
         (0i64..30).prop_map(|delay| Op::Enqueue { delay }),
-        (1i64..40, 0usize..4).prop_map(|(lease_ms, max)| Op::Lease { lease_ms, max }),
+        (0usize..2, 1i64..40, 0usize..4).prop_map(|(node, lease_ms, max)| Op::Lease {
+            node,
+            lease_ms,
+            max
+        }),
         (any::<usize>(), 0i64..30).prop_map(|(pick, delay)| Op::Retry { pick, delay }),
+        (any::<usize>(), 0i64..30).prop_map(|(pick, delay)| Op::Postpone { pick, delay }),
         any::<usize>().prop_map(|pick| Op::Complete { pick }),
+        (0usize..2).prop_map(|node| Op::Reclaim { node }),
         (1i64..25).prop_map(|ms| Op::Tick { ms }),
     ]
 }
@@ -966,16 +1418,35 @@ struct ModelEvent {
     attempts: u32,
     not_before_ms: i64,
     leased_until_ms: Option<i64>,
+    /// The current lease's node and token.
+    holder: Option<(String, i64)>,
+    /// Leases granted so far.
+    tokens: i64,
+}
+
+/// What settling `lease` does in the model: the expected outcome, and the current event.
+fn model_settle<'m>(
+    model: &'m mut [ModelEvent],
+    lease: &Lease,
+) -> (Settled, Option<&'m mut ModelEvent>) {
+    match model.iter_mut().find(|e| e.id == lease.event_id) {
+        None => (Settled::Gone, None),
+        Some(e) if e.holder == Some((lease.leased_by.to_string(), lease.token)) => {
+            (Settled::Applied, Some(e))
+        }
+        Some(_) => (Settled::LeaseLost, None),
+    }
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
 
     #[test]
-    fn queue_matches_a_model(ops in proptest::collection::vec(op(), 1..40)) {
+    fn queue_matches_a_model(ops in proptest::collection::vec(op(), 1..60)) {
         let (_d, store) = open();
         store.create_function(&latest("f", "a", "r")).unwrap();
         let mut model: Vec<ModelEvent> = Vec::new();
+        let mut granted: Vec<Lease> = Vec::new();
         let mut now = 1_000i64;
         let mut next = 0u64;
         for op in ops {
@@ -983,46 +1454,80 @@ proptest! {
                 Op::Enqueue { delay } => {
                     let id = format!("e{next}");
                     store.enqueue_event(&event(&id, "f", now + delay)).unwrap();
-                    model.push(ModelEvent { id, order: next, attempts: 0, not_before_ms: now + delay, leased_until_ms: None });
+                    model.push(ModelEvent {
+                        id, order: next, attempts: 0, not_before_ms: now + delay,
+                        leased_until_ms: None, holder: None, tokens: 0,
+                    });
                     next += 1;
                 }
-                Op::Lease { lease_ms, max } => {
+                Op::Lease { node: n, lease_ms, max } => {
                     let mut due: Vec<&mut ModelEvent> = model
                         .iter_mut()
                         .filter(|e| e.not_before_ms <= now && e.leased_until_ms.is_none_or(|t| t <= now))
                         .collect();
                     due.sort_by_key(|e| (e.not_before_ms, e.order));
-                    let expected: Vec<(String, u32, i64)> = due
+                    let expected: Vec<(String, u32, i64, String, i64, i64)> = due
                         .into_iter()
                         .take(max)
                         .map(|e| {
                             e.leased_until_ms = Some(now + lease_ms);
-                            (e.id.clone(), e.attempts, e.not_before_ms)
+                            e.tokens += 1;
+                            e.holder = Some((NODES[n].to_owned(), e.tokens));
+                            (e.id.clone(), e.attempts, e.not_before_ms, NODES[n].to_owned(), now + lease_ms, e.tokens)
                         })
                         .collect();
-                    let got: Vec<(String, u32, i64)> = store
-                        .lease_events(now, lease_ms, max)
-                        .unwrap()
-                        .into_iter()
-                        .map(|e| (e.id, e.attempts, e.not_before_ms))
-                        .collect();
+                    let leased = store.lease_events(&node(NODES[n]), now, lease_ms, max).unwrap();
+                    let got: Vec<(String, u32, i64, String, i64, i64)> = leased
+                        .iter()
+                        .map(|l| {
+                            prop_assert_eq!(&l.lease.event_id, &l.event.id);
+                            Ok((l.event.id.clone(), l.event.attempts, l.event.not_before_ms,
+                                l.lease.leased_by.to_string(), l.lease.leased_until_ms, l.lease.token))
+                        })
+                        .collect::<Result<_, TestCaseError>>()?;
                     prop_assert_eq!(got, expected);
+                    granted.extend(leased.into_iter().map(|l| l.lease));
                 }
-                Op::Retry { pick, delay } => {
-                    if !model.is_empty() {
-                        let len = model.len();
-                        let e = &mut model[pick % len];
-                        store.retry_event(&e.id, now + delay).unwrap();
-                        e.attempts += 1;
+                Op::Retry { pick, delay } | Op::Postpone { pick, delay } => {
+                    if granted.is_empty() {
+                        continue;
+                    }
+                    let lease = granted[pick % granted.len()].clone();
+                    let retry = matches!(op, Op::Retry { .. });
+                    let got = if retry {
+                        store.retry_event(&lease, now + delay).unwrap()
+                    } else {
+                        store.postpone_event(&lease, now + delay).unwrap()
+                    };
+                    let (expected, current) = model_settle(&mut model, &lease);
+                    if let Some(e) = current {
+                        e.attempts += u32::from(retry);
                         e.not_before_ms = now + delay;
                         e.leased_until_ms = None;
+                        e.holder = None;
                     }
+                    prop_assert_eq!(got, expected);
                 }
                 Op::Complete { pick } => {
-                    if !model.is_empty() {
-                        let e = model.remove(pick % model.len());
-                        store.complete_event(&e.id).unwrap();
+                    if granted.is_empty() {
+                        continue;
                     }
+                    let lease = granted[pick % granted.len()].clone();
+                    let got = store.complete_event(&lease).unwrap();
+                    let (expected, _) = model_settle(&mut model, &lease);
+                    if expected == Settled::Applied {
+                        model.retain(|e| e.id != lease.event_id);
+                    }
+                    prop_assert_eq!(got, expected);
+                }
+                Op::Reclaim { node: n } => {
+                    let mut expected = 0;
+                    for e in model.iter_mut().filter(|e| e.holder.as_ref().is_some_and(|(h, _)| h == NODES[n])) {
+                        e.holder = None;
+                        e.leased_until_ms = None;
+                        expected += 1;
+                    }
+                    prop_assert_eq!(store.reclaim_leases(&node(NODES[n])).unwrap(), expected);
                 }
                 Op::Tick { ms } => now += ms,
             }
@@ -1032,7 +1537,7 @@ proptest! {
         let far = i64::MAX / 4;
         let mut rest: Vec<_> = model.iter().map(|e| (e.not_before_ms, e.order, e.id.clone())).collect();
         rest.sort();
-        let got: Vec<String> = store.lease_events(far, 1, 1_000).unwrap().into_iter().map(|e| e.id).collect();
+        let got: Vec<String> = store.lease_events(&n1(), far, 1, 1_000).unwrap().into_iter().map(|e| e.event.id).collect();
         prop_assert_eq!(got, rest.into_iter().map(|(_, _, id)| id).collect::<Vec<_>>());
     }
 }

@@ -9,8 +9,10 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::sync::Arc;
 
-use warden_store::{LogRecord, QueuedEvent, SqliteStore, Store, StoreError};
-use warden_types::{FunctionName, FunctionVersion, LATEST};
+use warden_store::{
+    EventQueue, FunctionStore, LogRecord, LogStore, QueuedEvent, SqliteStore, StoreError,
+};
+use warden_types::{FunctionName, FunctionVersion, NodeId, LATEST};
 
 /// Set in the child: the directory of the store to write to.
 const DIR_VAR: &str = "WARDEN_STORE_CRASH_DIR";
@@ -162,10 +164,10 @@ fn acknowledged_events_survive_kill_9() {
 
         let store = SqliteStore::open(&dir.path().join("warden.db")).unwrap();
         let stored: BTreeSet<String> = store
-            .lease_events(0, 0, usize::MAX)
+            .lease_events(&NodeId::new("checker").unwrap(), 0, 0, usize::MAX)
             .unwrap()
             .into_iter()
-            .map(|e| e.id)
+            .map(|e| e.event.id)
             .collect();
         let missing: Vec<_> = acked.difference(&stored).collect();
         assert!(

@@ -17,6 +17,7 @@ mod iam_more;
 mod invoke;
 mod lifecycle;
 mod logs_bounds;
+mod nodes;
 mod runtimes;
 mod sandbox;
 mod warden_cli;
