@@ -1,15 +1,24 @@
-//! Shared vocabulary of Warden: validated identifiers, ARNs, the stored form of a
-//! function's configuration, and Lambda's documented limits.
+//! Shared vocabulary of Warden: validated identifiers, ARNs, validated configuration
+//! values and tags, the stored form of a function's configuration, the control plane's
+//! change events, and Lambda's documented limits.
 //!
 //! Everything here is plain data with validation; this crate does no I/O.
 #![forbid(unsafe_code)]
 
+pub mod change;
+pub mod config;
 pub mod function;
 pub mod identity;
 pub mod limits;
 pub mod names;
+pub mod tags;
 
+pub use config::{
+    Architecture, ConfigError, Description, EphemeralStorage, Environment, Handler, MemorySize,
+    RoleArn, StatementId, Timeout,
+};
 pub use function::{FunctionVersion, Runtime, LATEST};
+pub use tags::{TagError, Tags};
 pub use names::{AccountId, AliasName, FunctionName, FunctionRef, NameError, Qualifier, Region};
 
 /// Milliseconds since the Unix epoch, the clock unit every store record uses.
