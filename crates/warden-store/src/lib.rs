@@ -384,8 +384,10 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<(), StoreError>;
     /// Every tag of a function (empty if it has none); `None` if the function does not
     /// exist.
-    fn get_tags(&self, function: &FunctionName)
-        -> Result<Option<BTreeMap<String, String>>, StoreError>;
+    fn get_tags(
+        &self,
+        function: &FunctionName,
+    ) -> Result<Option<BTreeMap<String, String>>, StoreError>;
     /// Replaces every tag of a function; `NotFound` if the function does not exist.
     fn replace_tags(
         &self,

@@ -1585,6 +1585,6 @@ impl Store for SqliteStore {
 }
 
 #[cfg(test)]
-mod tests;
-#[cfg(test)]
 mod tag_tests;
+#[cfg(test)]
+mod tests;

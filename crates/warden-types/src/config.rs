@@ -374,7 +374,10 @@ mod tests {
             .to_string()
             .contains("4KB"));
         let shown = format!("{:?}", Environment::new(env("TOKEN", "secret")).unwrap());
-        assert!(shown.contains("TOKEN") && !shown.contains("secret"), "{shown}");
+        assert!(
+            shown.contains("TOKEN") && !shown.contains("secret"),
+            "{shown}"
+        );
     }
 
     #[test]

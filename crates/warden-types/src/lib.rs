@@ -14,12 +14,12 @@ pub mod names;
 pub mod tags;
 
 pub use config::{
-    Architecture, ConfigError, Description, EphemeralStorage, Environment, Handler, MemorySize,
+    Architecture, ConfigError, Description, Environment, EphemeralStorage, Handler, MemorySize,
     RoleArn, StatementId, Timeout,
 };
 pub use function::{FunctionVersion, Runtime, LATEST};
-pub use tags::{TagError, Tags};
 pub use names::{AccountId, AliasName, FunctionName, FunctionRef, NameError, Qualifier, Region};
+pub use tags::{TagError, Tags};
 
 /// Milliseconds since the Unix epoch, the clock unit every store record uses.
 pub fn now_millis() -> i64 {

@@ -54,7 +54,10 @@ fn tags_are_created_with_the_function_replaced_and_deleted_with_it() {
         Err(StoreError::AlreadyExists(_))
     ));
     store.create_function(&latest("plain")).unwrap();
-    assert_eq!(store.get_tags(&name("plain")).unwrap(), Some(BTreeMap::new()));
+    assert_eq!(
+        store.get_tags(&name("plain")).unwrap(),
+        Some(BTreeMap::new())
+    );
 
     store
         .replace_tags(&name("f"), &tags(&[("team", "b")]))
