@@ -112,7 +112,7 @@ impl ApiState {
     /// The API over `engine` and `control`, with every cache derived from the store
     /// subscribed to the control plane's change events: the engine's registry and warm
     /// instances, its concurrency table, and the access cache of resource policies. No
-    /// handler invalidates anything by hand.
+    /// handler invalidates anything by hand. Called once, by the server at boot.
     pub fn new(
         engine: Engine,
         control: Control,

@@ -102,6 +102,8 @@ struct Inner {
 }
 
 impl Control {
+    /// The core over `store` and `blobs`. Called once, by the server at boot; nothing
+    /// subscribes yet (see [`Control::subscribe`]).
     pub fn new(
         config: ControlConfig,
         store: Arc<dyn Store>,
@@ -126,7 +128,9 @@ impl Control {
         }
     }
 
-    /// Adds a subscriber: from now on it hears of every change, in order.
+    /// Adds a subscriber: from now on it hears of every change, in order. Called at boot
+    /// for every cache derived from the store (the API's `ApiState::new` subscribes the
+    /// engine, the concurrency table and the access cache); a subscriber is never removed.
     pub fn subscribe(&self, observer: Arc<dyn ChangeObserver>) {
         self.inner
             .observers
