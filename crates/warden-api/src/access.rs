@@ -53,8 +53,8 @@ impl Access {
         }
     }
 
-    /// Forgets a cached resource policy after it changed.
-    pub fn invalidate(&self, function: &FunctionName) {
+    /// Forgets a cached resource policy.
+    fn forget(&self, function: &FunctionName) {
         self.policies
             .write()
             .unwrap_or_else(|p| p.into_inner())
@@ -74,10 +74,7 @@ impl Access {
         {
             return Ok(p.clone());
         }
-        let store = Arc::clone(&state.store);
-        let f = function.clone();
-        let document =
-            crate::blocking(move || store.get_function_policy(&f).map_err(ApiError::from)).await?;
+        let document = state.control.policy_document(function).await?;
         let parsed = match document {
             Some(d) => match Policy::parse_as(&d, PolicyKind::Resource) {
                 Ok(p) => Some(Arc::new(p)),
@@ -263,7 +260,12 @@ pub fn targets(
                         .and_then(|n| n.as_str())
                         .map(str::to_owned)
                 });
-            f("CreateFunction", name.as_deref().and_then(bare))
+            let mut targets = f("CreateFunction", name.as_deref().and_then(bare));
+            // Tagging on create needs the tagging permission too, as in Lambda.
+            if create_brings_tags(&request.body) {
+                targets.extend(f("TagResource", name.as_deref().and_then(bare)));
+            }
+            targets
         }
         O::ListFunctions => vec![any_resource("lambda:ListFunctions")],
         O::GetAccountSettings => vec![any_resource("lambda:GetAccountSettings")],
@@ -287,6 +289,9 @@ pub fn targets(
         O::AddPermission(n) => f("AddPermission", qualified(n)),
         O::RemovePermission(n, _) => f("RemovePermission", qualified(n)),
         O::GetPolicy(n) => f("GetPolicy", qualified(n)),
+        O::TagResource(n) => f("TagResource", qualified(n)),
+        O::UntagResource(n) => f("UntagResource", qualified(n)),
+        O::ListTags(n) => f("ListTags", qualified(n)),
         O::ReadLogs(n) => match bare(n) {
             Some(r) => vec![Target {
                 action: "logs:GetLogEvents".into(),
@@ -526,4 +531,76 @@ pub fn allowed_by_identity(
     decide(&iam_request, &refs, None, None, session.as_deref())
         .0
         .is_allowed()
+}
+
+// ---- control-plane change events and tag helpers ----
+
+impl warden_types::change::ChangeObserver for Access {
+    /// A function's cached resource policy goes when the policy changes, and when the
+    /// function is created or deleted: a function created later under the same name must
+    /// not inherit a cached policy (or its absence).
+    fn on_change(&self, event: &warden_types::change::ChangeEvent) {
+        use warden_types::change::Change;
+        if matches!(
+            event.change,
+            Change::PolicyChanged | Change::FunctionCreated { .. } | Change::FunctionDeleted
+        ) {
+            self.forget(&event.function);
+        }
+    }
+}
+
+/// Whether a `CreateFunction` body carries a non-empty `Tags` map.
+fn create_brings_tags(body: &[u8]) -> bool {
+    serde_json::from_slice::<serde_json::Value>(body)
+        .ok()
+        .and_then(|v| {
+            v.get("Tags")
+                .and_then(|t| t.as_object())
+                .map(|t| !t.is_empty())
+        })
+        .unwrap_or(false)
+}
+
+/// Whether the request's principal is allowed `action` on `function` (its identity
+/// policies and the function's resource policy, within its session policies), decided as
+/// [`authorize`] decides; used where Lambda shows part of a response only to callers
+/// allowed a second action (the tags in `GetFunction` need `lambda:ListTags`).
+pub async fn allows(
+    state: &ApiState,
+    request: &ApiRequest,
+    action: &str,
+    function: &FunctionName,
+) -> Result<bool, ApiError> {
+    let Some(principal) = request.principal.as_ref() else {
+        return Ok(false);
+    };
+    let target = Target {
+        action: action.to_owned(),
+        resource: state.function_arn(function, None),
+        function: Some(function.clone()),
+        ..Target::default()
+    };
+    let resource_policy = if crate::policy::grantable(action) {
+        state.access.resource_policy(state, function).await?
+    } else {
+        None
+    };
+    let identity_policies = state.access.identity.policies_for(principal);
+    let refs: Vec<&Policy> = identity_policies.iter().map(|p| p.as_ref()).collect();
+    let iam_request = warden_iam::Request {
+        principal: Some(principal.arn.clone()),
+        action: target.action.clone(),
+        resource: target.resource.clone(),
+        context: context(state, request, Some(principal), &target),
+    };
+    let session = state.access.identity.session_policies(principal);
+    let (decision, _) = decide(
+        &iam_request,
+        &refs,
+        resource_policy.as_deref(),
+        None,
+        session.as_deref(),
+    );
+    Ok(decision.is_allowed())
 }

@@ -232,19 +232,6 @@ impl From<warden_identity::QueryError> for ApiError {
     }
 }
 
-impl From<warden_store::StoreError> for ApiError {
-    fn from(e: warden_store::StoreError) -> Self {
-        use warden_store::StoreError as E;
-        match e {
-            E::AlreadyExists(what) => Self::conflict(format!("{what} already exists")),
-            E::NotFound(what) => Self::not_found(format!("{what} does not exist")),
-            E::RevisionMismatch { .. } => Self::precondition(),
-            E::Conflict(message) => Self::conflict(message),
-            other => Self::internal(other),
-        }
-    }
-}
-
 impl From<warden_engine::InvokeError> for ApiError {
     fn from(e: warden_engine::InvokeError) -> Self {
         use warden_engine::InvokeError as E;
@@ -258,7 +245,7 @@ impl From<warden_engine::InvokeError> for ApiError {
                     "Rate Exceeded.",
                 )
             },
-            E::Store(e) => e.into(),
+            E::Store(e) => warden_control::ControlError::from(e).into(),
         }
     }
 }
@@ -266,6 +253,50 @@ impl From<warden_engine::InvokeError> for ApiError {
 impl From<warden_types::NameError> for ApiError {
     fn from(e: warden_types::NameError) -> Self {
         Self::invalid(e.to_string())
+    }
+}
+
+// ---- the control plane's errors ----
+
+impl From<warden_types::ConfigError> for ApiError {
+    fn from(e: warden_types::ConfigError) -> Self {
+        Self::invalid(e.to_string())
+    }
+}
+
+impl From<warden_control::ControlError> for ApiError {
+    /// Each of the core's errors as Lambda reports it; internal ones are logged with their
+    /// detail and reported without it.
+    fn from(e: warden_control::ControlError) -> Self {
+        use warden_control::ControlError as E;
+        let message = e.to_string();
+        match e {
+            E::NotFound(_) => Self::not_found(message),
+            E::Conflict(_) => Self::conflict(message),
+            E::RevisionMismatch | E::CodeShaMismatch { .. } => Self::new(
+                StatusCode::PRECONDITION_FAILED,
+                "PreconditionFailedException",
+                message,
+            ),
+            E::Invalid(_)
+            | E::Config(_)
+            | E::Name(_)
+            | E::CodeRefused { .. }
+            | E::RoleNotAssumable => Self::invalid(message),
+            E::CodeTooLarge { .. } => Self::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "RequestTooLargeException",
+                message,
+            ),
+            E::InvalidZip(_) => {
+                Self::new(StatusCode::BAD_GATEWAY, "InvalidZipFileException", message)
+            }
+            E::PassRoleDenied { .. } => {
+                Self::new(StatusCode::FORBIDDEN, "AccessDeniedException", message)
+            }
+            E::Unauthenticated => Self::missing_authentication(),
+            E::Keyring(_) | E::Store(_) | E::Internal(_) => Self::internal(message),
+        }
     }
 }
 

@@ -1,22 +1,28 @@
-//! Function, version, concurrency and account operations.
-
-use std::sync::Arc;
+//! Function, version, concurrency and account operations: each reads its input shape,
+//! builds the control plane's typed command (validating every value through the
+//! `warden_types` newtypes), calls the core and renders Lambda's output shape. Who may call
+//! each operation is decided before it runs (`access::targets` names its IAM action); what
+//! it changes is the core's (`warden_control`).
 
 use base64::Engine as _;
 use http::StatusCode;
-use serde::Deserialize;
 use serde_json::{json, Value};
-use warden_store::StoreError;
-use warden_types::{limits, FunctionName, FunctionRef, FunctionVersion, Qualifier, LATEST};
-
-use crate::shape::{self, CreateFunctionInput, UpdateCodeInput, UpdateConfigurationInput};
-use crate::{
-    blocking, empty_response, json_response, parse_body, ApiError, ApiRequest, ApiState, Reply,
+use warden_control::commands::{
+    ConfigurationChange, CreateFunction, DeleteFunction, PublishVersion, SetConcurrency,
+    UpdateFunctionCode, UpdateFunctionConfiguration, ZipPackage,
+};
+use warden_types::{
+    limits, Architecture, Description, Environment, EphemeralStorage, FunctionName, Handler,
+    MemorySize, Qualifier, RoleArn, Runtime, Tags, Timeout,
 };
 
-fn new_revision() -> String {
-    uuid::Uuid::new_v4().to_string()
-}
+use crate::caller::RequestCaller;
+use crate::shape::{
+    self, refuse, unsupported, CodeInput, ConcurrencyInput, CreateFunctionInput,
+    EphemeralStorageInput, PublishInput, UnimplementedConfig, UpdateCodeInput,
+    UpdateConfigurationInput,
+};
+use crate::{empty_response, json_response, parse_body, ApiError, ApiRequest, ApiState, Reply};
 
 /// A function name from a path, refusing qualifiers where the operation takes none.
 fn unqualified(state: &ApiState, raw: &str) -> Result<FunctionName, ApiError> {
@@ -29,326 +35,161 @@ fn unqualified(state: &ApiState, raw: &str) -> Result<FunctionName, ApiError> {
     Ok(r.name)
 }
 
-fn not_found(state: &ApiState, r: &FunctionRef) -> ApiError {
-    ApiError::not_found(format!("Function not found: {}", state.engine.arn(r)))
-}
-
-fn decode_zip(zip_b64: &str) -> Result<Vec<u8>, ApiError> {
-    let zip = base64::engine::general_purpose::STANDARD
+fn decode_zip(zip_b64: &str) -> Result<ZipPackage, ApiError> {
+    base64::engine::general_purpose::STANDARD
         .decode(zip_b64.trim())
-        .map_err(|e| ApiError::invalid(format!("Code.ZipFile is not valid base64: {e}")))?;
-    if zip.len() as u64 > limits::ZIP_BYTES {
-        return Err(ApiError::too_large(
-            limits::ZIP_BYTES as usize,
-            "CreateFunction",
-        ));
-    }
-    Ok(zip)
+        .map(ZipPackage)
+        .map_err(|e| ApiError::invalid(format!("Code.ZipFile is not valid base64: {e}")))
 }
 
-/// Extracts `zip` into a fresh staging directory, as every deploy must before its code is
-/// accepted; the directory is removed when the returned guard drops.
-fn extract_to_staging(
-    blobs: &warden_store::BlobStore,
-    zip: &[u8],
-) -> Result<warden_store::blobs::Staging, ApiError> {
-    let staging = blobs.create_staging().map_err(ApiError::internal)?;
-    warden_package::extract(zip, staging.path(), &warden_package::Limits::default()).map_err(
-        |e| {
-            ApiError::new(
-                StatusCode::BAD_GATEWAY,
-                "InvalidZipFileException",
-                format!("Could not unzip uploaded file. Please check your file, then try to upload again. ({e})"),
-            )
-        },
+/// The package of a `FunctionCode`: only `ZipFile` is implemented.
+fn zip_code(code: CodeInput) -> Result<ZipPackage, ApiError> {
+    let s3 = "S3 code locations are not supported; send Code.ZipFile";
+    refuse("Code.S3Bucket", &code.s3_bucket, s3)?;
+    refuse("Code.S3Key", &code.s3_key, s3)?;
+    refuse("Code.S3ObjectVersion", &code.s3_object_version, s3)?;
+    refuse("Code.S3ObjectStorageMode", &code.s3_object_storage_mode, s3)?;
+    refuse(
+        "Code.ImageUri",
+        &code.image_uri,
+        "container images are not supported; send Code.ZipFile",
     )?;
-    Ok(staging)
+    refuse(
+        "Code.SourceKMSKeyArn",
+        &code.source_kms_key_arn,
+        "code is not encrypted with a customer key",
+    )?;
+    decode_zip(
+        &code
+            .zip_file
+            .ok_or_else(|| ApiError::invalid("Code.ZipFile is required"))?,
+    )
 }
 
-/// Decodes a base64 zip and installs it in the blob store; returns (sha256, size) and a
-/// pin that keeps the blob from garbage collection until the caller has committed the
-/// version referencing it (or given up; then the next sweep removes it).
-async fn install_code(
-    state: &ApiState,
-    zip_b64: &str,
-) -> Result<(String, u64, warden_store::blobs::BlobPin), ApiError> {
-    let zip = decode_zip(zip_b64)?;
-    let blobs = Arc::clone(&state.blobs);
-    blocking(move || {
-        let size = zip.len() as u64;
-        let sha = warden_store::blobs::sha256_base64(&zip);
-        // Pinned before looking, so a sweep cannot remove the blob after it was found.
-        let pin = blobs.pin(&sha);
-        if blobs.has_code_dir(&sha) {
-            return Ok((sha, size, pin));
-        }
-        let installed = extract_to_staging(&blobs, &zip).and_then(|staging| {
-            blobs.put_zip(&zip).map_err(ApiError::internal)?;
-            blobs
-                .install_code_dir(&sha, staging.path())
-                .map_err(ApiError::internal)
-        });
-        if installed.is_err() {
-            // A zip may have been stored without its tree: collect it.
-            blobs.request_sweep();
-        }
-        installed.map(|_| (sha, size, pin))
-    })
-    .await
+fn ephemeral_storage(input: EphemeralStorageInput) -> Result<EphemeralStorage, ApiError> {
+    let size = input
+        .size
+        .ok_or_else(|| ApiError::invalid("EphemeralStorage.Size is required"))?;
+    Ok(EphemeralStorage::new(size)?)
 }
 
-/// Checks a base64 zip as [`install_code`] would, writing no blob: it is extracted into a
-/// staging directory that is removed before this returns. Returns (sha256, size).
-async fn validate_code(state: &ApiState, zip_b64: &str) -> Result<(String, u64), ApiError> {
-    let zip = decode_zip(zip_b64)?;
-    let blobs = Arc::clone(&state.blobs);
-    blocking(move || {
-        drop(extract_to_staging(&blobs, &zip)?);
-        Ok((warden_store::blobs::sha256_base64(&zip), zip.len() as u64))
-    })
-    .await
+fn environment(input: Option<shape::EnvironmentInput>) -> Result<Option<Environment>, ApiError> {
+    input
+        .map(|e| Environment::new(e.variables.unwrap_or_default()))
+        .transpose()
+        .map_err(ApiError::from)
 }
 
-/// Lambda's checks on an execution role, made for every change of a function's role
-/// (CreateFunction, UpdateFunctionConfiguration with `Role`): the role is resolved first
-/// (IAM role names ignore case, so `role/POWER` names `power`), the caller must be signed
-/// and allowed `iam:PassRole` on the resolved role's canonical ARN, and the role's trust
-/// policy must let `lambda.amazonaws.com` assume it. Returns the canonical ARN: what the
-/// function stores and runs as. A role that does not exist is decided on the ARN as given,
-/// so a caller learns nothing about roles it may not pass.
-fn check_role(state: &ApiState, request: &ApiRequest, role: &str) -> Result<String, ApiError> {
-    let Some(p) = &request.principal else {
-        return Err(ApiError::new(
-            StatusCode::FORBIDDEN,
-            "MissingAuthenticationTokenException",
-            "Missing Authentication Token",
-        ));
-    };
-    let identity = &state.access.identity;
-    let resolved = identity.resolve_role(role);
-    let decided_on = resolved.as_ref().map_or(role, |r| r.arn.as_str());
-    if !crate::access::allowed_by_identity(state, p, "iam:PassRole", decided_on, request) {
-        return Err(ApiError::new(
-            StatusCode::FORBIDDEN,
-            "AccessDeniedException",
-            format!(
-                "User: {} is not authorized to perform: iam:PassRole on resource: {decided_on}",
-                p.arn
-            ),
-        ));
-    }
-    let trusted = resolved.filter(|r| {
-        identity
-            .role_trusts_service(&r.arn, warden_identity::EXECUTION_SERVICE)
-            .unwrap_or(false)
-    });
-    match trusted {
-        Some(r) => Ok(r.arn),
-        None => Err(ApiError::invalid(
-            "The role defined for the function cannot be assumed by Lambda.",
-        )),
-    }
-}
-
-/// Validates and applies the configuration members a caller gave.
-fn apply_config(
-    state: &ApiState,
-    request: &ApiRequest,
-    f: &mut FunctionVersion,
-    input: shape::ConfigInput,
-) -> Result<(), ApiError> {
-    shape::refuse_layers(&input.layers)?;
-    if let Some(r) = input.runtime {
-        shape::validate_runtime(&r)?;
-        f.runtime = r;
-    }
-    if let Some(r) = input.role {
-        shape::validate_role(&r)?;
-        f.role = check_role(state, request, &r)?;
-    }
-    if let Some(h) = input.handler {
-        shape::validate_handler(&h)?;
-        f.handler = h;
-    }
-    if let Some(d) = input.description {
-        shape::validate_description(&d)?;
-        f.description = d;
-    }
-    if let Some(t) = input.timeout {
-        shape::validate_timeout(t)?;
-        f.timeout_seconds = t;
-    }
-    if let Some(m) = input.memory_size {
-        shape::validate_memory(m)?;
-        f.memory_mb = m;
-    }
-    if let Some(s) = input.ephemeral_storage.and_then(|e| e.size) {
-        shape::validate_ephemeral(s)?;
-        f.ephemeral_storage_mb = s;
-    }
-    if let Some(env) = input.environment {
-        let vars = env.variables.unwrap_or_default();
-        shape::validate_environment(&vars)?;
-        f.environment = vars;
-    }
-    Ok(())
-}
-
-fn zip_input(zip: Option<String>, s3: bool, image: bool) -> Result<String, ApiError> {
-    if s3 {
-        return Err(ApiError::invalid(
-            "S3 code locations are not supported by Warden; send Code.ZipFile",
-        ));
-    }
-    if image {
-        return Err(ApiError::invalid(
-            "container images are not supported by Warden; send Code.ZipFile",
-        ));
-    }
-    zip.ok_or_else(|| ApiError::invalid("Code.ZipFile is required"))
-}
-
+/// `CreateFunction`: callers need `lambda:CreateFunction` on the function (and
+/// `lambda:TagResource` with `Tags`), and `iam:PassRole` on its role (decided by the core
+/// through [`RequestCaller`]). Creates `$LATEST` (and with `Publish`, version 1).
 pub async fn create(state: &ApiState, request: &ApiRequest) -> Result<Reply, ApiError> {
     let input: CreateFunctionInput = parse_body(&request.body)?;
     let raw_name = input
         .function_name
+        .as_deref()
         .ok_or_else(|| ApiError::invalid("FunctionName is required"))?;
-    let name = unqualified(state, &raw_name)?;
+    let name = unqualified(state, raw_name)?;
     if input.package_type.as_deref().is_some_and(|p| p != "Zip") {
-        return Err(ApiError::invalid(
-            "only PackageType `Zip` is supported by Warden",
+        return Err(unsupported(
+            "PackageType",
+            "only `Zip` packages are supported",
         ));
     }
-    let mut config = input.config;
-    let runtime = config
-        .runtime
-        .clone()
-        .ok_or_else(|| ApiError::invalid("Runtime is required for .zip file packages"))?;
-    if config.role.is_none() {
-        return Err(ApiError::invalid("Role is required"));
-    }
-    if config.handler.is_none() {
-        if !runtime.starts_with("provided") {
-            return Err(ApiError::invalid(format!(
-                "Handler is required for runtime {runtime}"
-            )));
-        }
-        config.handler = Some("bootstrap".to_owned());
-    }
-    // Lambda's defaults, then the caller's values through the same checks as an update.
-    let mut latest = FunctionVersion {
-        name: name.clone(),
-        version: LATEST.to_owned(),
-        runtime,
-        handler: String::new(),
-        role: String::new(),
-        description: String::new(),
-        timeout_seconds: limits::DEFAULT_TIMEOUT_SECONDS,
-        memory_mb: limits::DEFAULT_MEMORY_MB,
-        ephemeral_storage_mb: limits::DEFAULT_EPHEMERAL_STORAGE_MB,
-        environment: Default::default(),
-        code_sha256: String::new(),
-        code_size: 0,
-        revision_id: new_revision(),
-        last_modified_ms: warden_types::now_millis(),
-        architectures: Vec::new(),
-    };
-    apply_config(state, request, &mut latest, config)?;
-    let architectures = shape::validate_architectures(&input.architectures.unwrap_or_default())?;
-    let code = input
-        .code
-        .ok_or_else(|| ApiError::invalid("Code is required"))?;
-    let zip = zip_input(
-        code.zip_file,
-        code.s3_bucket.is_some() || code.s3_key.is_some(),
-        code.image_uri.is_some(),
+    refuse(
+        "PublishTo",
+        &input.publish_to,
+        "versions are published by Warden's own numbering only",
     )?;
-
-    let (code_sha256, code_size, code_pin) = install_code(state, &zip).await?;
-    latest.code_sha256 = code_sha256;
-    latest.code_size = code_size;
-    latest.architectures = architectures;
-    let store = Arc::clone(&state.store);
-    let record = latest.clone();
-    let created = blocking(move || {
-        store.create_function(&record).map_err(|e| match e {
-            StoreError::AlreadyExists(_) => {
-                ApiError::conflict(format!("Function already exist: {}", record.name))
-            }
-            other => other.into(),
-        })
-    })
-    .await;
-    drop(code_pin);
-    if created.is_err() {
-        // The code may now be referenced by nothing.
-        state.blobs.request_sweep();
+    if input
+        .code_signing_config_arn
+        .as_deref()
+        .is_some_and(|a| !a.is_empty())
+    {
+        return Err(unsupported(
+            "CodeSigningConfigArn",
+            "code signing is not implemented yet",
+        ));
     }
-    created?;
-    state.engine.invalidate(&name);
-    state.access.invalidate(&name);
-    let shown = if input.publish.unwrap_or(false) {
-        publish_inner(state, &name, None, None).await?
-    } else {
-        latest
+    refuse(
+        "TenancyConfig",
+        &input.tenancy_config,
+        "functions have no tenant isolation mode",
+    )?;
+    UnimplementedConfig {
+        function: name.as_str(),
+        vpc_config: &input.vpc_config,
+        dead_letter_config: &input.dead_letter_config,
+        kms_key_arn: &input.kms_key_arn,
+        tracing_config: &input.tracing_config,
+        layers: &input.layers,
+        file_system_configs: &input.file_system_configs,
+        image_config: &input.image_config,
+        snap_start: &input.snap_start,
+        logging_config: &input.logging_config,
+        capacity_provider_config: &input.capacity_provider_config,
+        durable_config: &input.durable_config,
+        runtime_config: &input.runtime_config,
+        accelerator_config: &input.accelerator_config,
+    }
+    .refuse()?;
+    let runtime = Runtime::new(
+        input
+            .runtime
+            .as_deref()
+            .ok_or_else(|| ApiError::invalid("Runtime is required for .zip file packages"))?,
+    )?;
+    let role = RoleArn::new(
+        input
+            .role
+            .as_deref()
+            .ok_or_else(|| ApiError::invalid("Role is required"))?,
+    )?;
+    let command = CreateFunction {
+        name,
+        runtime,
+        role,
+        handler: input.handler.as_deref().map(Handler::new).transpose()?,
+        description: Description::new(input.description.as_deref().unwrap_or_default())?,
+        timeout: input
+            .timeout
+            .map(Timeout::new)
+            .transpose()?
+            .unwrap_or(Timeout::DEFAULT),
+        memory: input
+            .memory_size
+            .map(MemorySize::new)
+            .transpose()?
+            .unwrap_or(MemorySize::DEFAULT),
+        ephemeral_storage: input
+            .ephemeral_storage
+            .map(ephemeral_storage)
+            .transpose()?
+            .unwrap_or(EphemeralStorage::DEFAULT),
+        environment: environment(input.environment)?.unwrap_or_default(),
+        architecture: Architecture::from_list(&input.architectures.unwrap_or_default())?,
+        code: zip_code(
+            input
+                .code
+                .ok_or_else(|| ApiError::invalid("Code is required"))?,
+        )?,
+        publish: input.publish.unwrap_or(false),
+        tags: Tags::new(input.tags.unwrap_or_default()).map_err(warden_types::ConfigError::from)?,
     };
+    let shown = state
+        .control
+        .create_function(command, &RequestCaller::new(state, request))
+        .await?;
     Ok(json_response(
         StatusCode::CREATED,
         &shape::configuration(state, &shown),
     ))
 }
 
-async fn publish_inner(
-    state: &ApiState,
-    name: &FunctionName,
-    description: Option<String>,
-    revision: Option<String>,
-) -> Result<FunctionVersion, ApiError> {
-    let store = Arc::clone(&state.store);
-    let n = name.clone();
-    let published = blocking(move || {
-        store
-            .publish_version(
-                &n,
-                description.as_deref(),
-                revision.as_deref(),
-                &new_revision(),
-                warden_types::now_millis(),
-            )
-            .map_err(ApiError::from)
-    })
-    .await?;
-    state.engine.invalidate(name);
-    Ok(published)
-}
-
-async fn load(
-    state: &ApiState,
-    name: &FunctionName,
-    version: &str,
-) -> Result<Option<FunctionVersion>, ApiError> {
-    let store = Arc::clone(&state.store);
-    let (n, v) = (name.clone(), version.to_owned());
-    blocking(move || store.get_version(&n, &v).map_err(ApiError::from)).await
-}
-
-/// Resolves a qualified reference to the stored version it names.
-async fn load_ref(state: &ApiState, r: &FunctionRef) -> Result<FunctionVersion, ApiError> {
-    let version = match &r.qualifier {
-        None | Some(Qualifier::Latest) => LATEST.to_owned(),
-        Some(Qualifier::Version(v)) => v.to_string(),
-        Some(Qualifier::Alias(a)) => {
-            let store = Arc::clone(&state.store);
-            let (n, a) = (r.name.clone(), a.to_string());
-            let alias = blocking(move || store.get_alias(&n, &a).map_err(ApiError::from)).await?;
-            alias.ok_or_else(|| not_found(state, r))?.function_version
-        }
-    };
-    load(state, &r.name, &version)
-        .await?
-        .ok_or_else(|| not_found(state, r))
-}
-
+/// `GetFunction` (`full`) and `GetFunctionConfiguration`: callers need the operation's
+/// action on the function or version; changes nothing. `GetFunction` shows the function's
+/// tags only to a caller also allowed `lambda:ListTags` on it, as Lambda does; others get
+/// `TagsError` instead.
 pub async fn get(
     state: &ApiState,
     request: &ApiRequest,
@@ -358,20 +199,44 @@ pub async fn get(
     let r = state
         .function_ref(raw)?
         .with_qualifier(request.query("Qualifier").as_deref())?;
-    let f = load_ref(state, &r).await?;
-    let configuration = shape::configuration(state, &f);
     if !full {
-        return Ok(json_response(StatusCode::OK, &configuration));
+        let f = state.control.get_configuration(&r).await?;
+        return Ok(json_response(
+            StatusCode::OK,
+            &shape::configuration(state, &f),
+        ));
     }
-    let mut body =
-        json!({ "Configuration": configuration, "Code": { "RepositoryType": "Warden" } });
-    if let Some(reserved) = state.engine.concurrency().reserved(&f.name) {
+    let view = state.control.get_function(&r).await?;
+    let mut body = json!({
+        "Configuration": shape::configuration(state, &view.configuration),
+        "Code": { "RepositoryType": "Warden" },
+    });
+    if let Some(reserved) = view.reserved_concurrency {
         body["Concurrency"] = json!({ "ReservedConcurrentExecutions": reserved });
+    }
+    if !view.tags.is_empty() {
+        if crate::access::allows(state, request, "lambda:ListTags", &r.name).await? {
+            body["Tags"] = json!(view.tags.as_map());
+        } else {
+            body["TagsError"] = json!({
+                "ErrorCode": "AccessDeniedException",
+                "Message": format!(
+                    "The caller is not authorized to perform lambda:ListTags on {}, so the function's tags are not shown.",
+                    state.function_arn(&r.name, None)
+                ),
+            });
+        }
     }
     Ok(json_response(StatusCode::OK, &body))
 }
 
+/// `ListFunctions`: callers need `lambda:ListFunctions`; changes nothing.
 pub async fn list(state: &ApiState, request: &ApiRequest) -> Result<Reply, ApiError> {
+    refuse(
+        "MasterRegion",
+        &request.query("MasterRegion"),
+        "there are no Lambda@Edge replicas",
+    )?;
     let max = shape::max_items(request.query("MaxItems"))?;
     let after = match request.query("Marker") {
         Some(m) if !m.is_empty() => Some(
@@ -389,44 +254,24 @@ pub async fn list(state: &ApiState, request: &ApiRequest) -> Result<Reply, ApiEr
             )))
         }
     };
-    let store = Arc::clone(&state.store);
-    let (page, versions) = blocking(move || {
-        let page = store
-            .list_functions(after.as_ref(), max + 1)
-            .map_err(ApiError::from)?;
-        let mut versions = Vec::new();
-        if all_versions {
-            for f in page.iter().take(max) {
-                versions.extend(
-                    store
-                        .list_versions(&f.name, Some(LATEST), limits::MAX_LIST_ITEMS)
-                        .map_err(ApiError::from)?,
-                );
-            }
-        }
-        Ok((page, versions))
-    })
-    .await?;
-    let next = (page.len() > max).then(|| page[max - 1].name.to_string());
-    let mut functions: Vec<Value> = Vec::new();
-    for f in page.iter().take(max) {
-        functions.push(shape::configuration(state, f));
-        if all_versions {
-            functions.extend(
-                versions
-                    .iter()
-                    .filter(|v| v.name == f.name)
-                    .map(|v| shape::configuration(state, v)),
-            );
-        }
-    }
+    let page = state
+        .control
+        .list_functions(after, max, all_versions)
+        .await?;
+    let functions: Vec<Value> = page
+        .items
+        .iter()
+        .map(|f| shape::configuration(state, f))
+        .collect();
     let mut body = json!({ "Functions": functions });
-    if let Some(n) = next {
+    if let Some(n) = page.next_marker {
         body["NextMarker"] = n.into();
     }
     Ok(json_response(StatusCode::OK, &body))
 }
 
+/// `DeleteFunction`: callers need `lambda:DeleteFunction` on the function or version.
+/// Deletes the function (everything that belongs to it) or one published version.
 pub async fn delete(state: &ApiState, request: &ApiRequest, raw: &str) -> Result<Reply, ApiError> {
     let r = state
         .function_ref(raw)?
@@ -443,63 +288,24 @@ pub async fn delete(state: &ApiState, request: &ApiRequest, raw: &str) -> Result
                 "Deletion of aliases is not supported by DeleteFunction; use DeleteAlias",
             ))
         }
-        Some(Qualifier::Version(v)) => Some(v.to_string()),
+        Some(Qualifier::Version(v)) => Some(*v),
     };
-    let store = Arc::clone(&state.store);
-    let name = r.name.clone();
-    let deleted = blocking(move || {
-        store
-            .delete_function(&name, version.as_deref())
-            .map_err(ApiError::from)
-    })
-    .await?;
-    if !deleted {
-        return Err(not_found(state, &r));
-    }
-    state.engine.invalidate(&r.name);
-    // Its code may be referenced by nothing now; instances still running it keep it
-    // pinned until they are gone.
-    state.blobs.request_sweep();
-    if r.qualifier.is_none() {
-        state.engine.concurrency().set_reserved(&r.name, None);
-        // The store deleted the resource policy with the function; a function created
-        // later under this name must not inherit the cached one.
-        state.access.invalidate(&r.name);
-    }
+    state
+        .control
+        .delete_function(
+            DeleteFunction {
+                name: r.name,
+                version,
+            },
+            &RequestCaller::new(state, request),
+        )
+        .await?;
     Ok(empty_response(StatusCode::NO_CONTENT))
 }
 
-async fn latest(state: &ApiState, name: &FunctionName) -> Result<FunctionVersion, ApiError> {
-    let r = FunctionRef {
-        name: name.clone(),
-        qualifier: None,
-    };
-    load(state, name, LATEST)
-        .await?
-        .ok_or_else(|| not_found(state, &r))
-}
-
-async fn save_latest(
-    state: &ApiState,
-    updated: FunctionVersion,
-    revision: Option<String>,
-) -> Result<(), ApiError> {
-    let store = Arc::clone(&state.store);
-    let name = updated.name.clone();
-    blocking(move || {
-        store
-            .update_latest(&updated, revision.as_deref())
-            .map_err(ApiError::from)
-    })
-    .await?;
-    state.engine.invalidate(&name);
-    Ok(())
-}
-
 /// `UpdateFunctionCode`: callers need `lambda:UpdateFunctionCode` on the function. Replaces
-/// `$LATEST`'s code (and with `Publish`, publishes it); the previous code is collected
-/// once nothing references or runs it. With `DryRun` the zip is validated exactly as for
-/// a real update but nothing is stored, not even the blob.
+/// `$LATEST`'s code (and with `Publish`, publishes it). With `DryRun` the zip is checked
+/// exactly as for a real update but nothing is stored, not even the blob.
 pub async fn update_code(
     state: &ApiState,
     request: &ApiRequest,
@@ -507,52 +313,44 @@ pub async fn update_code(
 ) -> Result<Reply, ApiError> {
     let name = unqualified(state, raw)?;
     let input: UpdateCodeInput = parse_body(&request.body)?;
-    let zip = zip_input(
-        input.zip_file,
-        input.s3_bucket.is_some(),
-        input.image_uri.is_some(),
+    refuse(
+        "PublishTo",
+        &input.publish_to,
+        "versions are published by Warden's own numbering only",
     )?;
-    let mut f = latest(state, &name).await?;
-    if let Some(expected) = &input.revision_id {
-        if *expected != f.revision_id {
-            return Err(ApiError::precondition());
-        }
-    }
-    if let Some(a) = input.architectures {
-        f.architectures = shape::validate_architectures(&a)?;
-    }
-    if input.dry_run.unwrap_or(false) {
-        // Validated like a real update, but nothing is stored.
-        let (sha, size) = validate_code(state, &zip).await?;
-        f.code_sha256 = sha;
-        f.code_size = size;
-        return Ok(json_response(
-            StatusCode::OK,
-            &shape::configuration(state, &f),
-        ));
-    }
-    let (sha, size, code_pin) = install_code(state, &zip).await?;
-    let previous_revision = f.revision_id.clone();
-    f.code_sha256 = sha;
-    f.code_size = size;
-    f.revision_id = new_revision();
-    f.last_modified_ms = warden_types::now_millis();
-    let saved = save_latest(state, f.clone(), Some(previous_revision)).await;
-    drop(code_pin);
-    // Either the previous code or (if the update failed) the new one may be unreferenced.
-    state.blobs.request_sweep();
-    saved?;
-    let shown = if input.publish.unwrap_or(false) {
-        publish_inner(state, &name, None, None).await?
-    } else {
-        f
+    let code = zip_code(CodeInput {
+        zip_file: input.zip_file,
+        s3_bucket: input.s3_bucket,
+        s3_key: input.s3_key,
+        s3_object_version: input.s3_object_version,
+        s3_object_storage_mode: input.s3_object_storage_mode,
+        image_uri: input.image_uri,
+        source_kms_key_arn: input.source_kms_key_arn,
+    })?;
+    let command = UpdateFunctionCode {
+        name,
+        code,
+        architecture: input
+            .architectures
+            .map(|a| Architecture::from_list(&a))
+            .transpose()?,
+        publish: input.publish.unwrap_or(false),
+        dry_run: input.dry_run.unwrap_or(false),
+        revision_id: input.revision_id,
     };
+    let shown = state
+        .control
+        .update_function_code(command, &RequestCaller::new(state, request))
+        .await?;
     Ok(json_response(
         StatusCode::OK,
         &shape::configuration(state, &shown),
     ))
 }
 
+/// `UpdateFunctionConfiguration`: callers need `lambda:UpdateFunctionConfiguration` on the
+/// function (never grantable by a function policy), and with `Role`, `iam:PassRole` on the
+/// role (decided by the core through [`RequestCaller`]). Replaces `$LATEST`'s settings.
 pub async fn update_configuration(
     state: &ApiState,
     request: &ApiRequest,
@@ -560,54 +358,85 @@ pub async fn update_configuration(
 ) -> Result<Reply, ApiError> {
     let name = unqualified(state, raw)?;
     let input: UpdateConfigurationInput = parse_body(&request.body)?;
-    let mut f = latest(state, &name).await?;
-    if let Some(expected) = &input.revision_id {
-        if *expected != f.revision_id {
-            return Err(ApiError::precondition());
-        }
+    UnimplementedConfig {
+        function: name.as_str(),
+        vpc_config: &input.vpc_config,
+        dead_letter_config: &input.dead_letter_config,
+        kms_key_arn: &input.kms_key_arn,
+        tracing_config: &input.tracing_config,
+        layers: &input.layers,
+        file_system_configs: &input.file_system_configs,
+        image_config: &input.image_config,
+        snap_start: &input.snap_start,
+        logging_config: &input.logging_config,
+        capacity_provider_config: &input.capacity_provider_config,
+        durable_config: &input.durable_config,
+        runtime_config: &input.runtime_config,
+        accelerator_config: &input.accelerator_config,
     }
-    apply_config(state, request, &mut f, input.config)?;
-    let previous_revision = f.revision_id.clone();
-    f.revision_id = new_revision();
-    f.last_modified_ms = warden_types::now_millis();
-    save_latest(state, f.clone(), Some(previous_revision)).await?;
+    .refuse()?;
+    let change = ConfigurationChange {
+        runtime: input.runtime.as_deref().map(Runtime::new).transpose()?,
+        role: input.role.as_deref().map(RoleArn::new).transpose()?,
+        handler: input.handler.as_deref().map(Handler::new).transpose()?,
+        description: input
+            .description
+            .as_deref()
+            .map(Description::new)
+            .transpose()?,
+        timeout: input.timeout.map(Timeout::new).transpose()?,
+        memory: input.memory_size.map(MemorySize::new).transpose()?,
+        ephemeral_storage: input.ephemeral_storage.map(ephemeral_storage).transpose()?,
+        environment: environment(input.environment)?,
+    };
+    let shown = state
+        .control
+        .update_function_configuration(
+            UpdateFunctionConfiguration {
+                name,
+                change,
+                revision_id: input.revision_id,
+            },
+            &RequestCaller::new(state, request),
+        )
+        .await?;
     Ok(json_response(
         StatusCode::OK,
-        &shape::configuration(state, &f),
+        &shape::configuration(state, &shown),
     ))
 }
 
-#[derive(Debug, Default, Deserialize)]
-#[serde(rename_all = "PascalCase")]
-struct PublishInput {
-    code_sha256: Option<String>,
-    description: Option<String>,
-    revision_id: Option<String>,
-}
-
+/// `PublishVersion`: callers need `lambda:PublishVersion` on the function. Publishes
+/// `$LATEST` as the next version (or returns the newest if nothing changed).
 pub async fn publish(state: &ApiState, request: &ApiRequest, raw: &str) -> Result<Reply, ApiError> {
     let name = unqualified(state, raw)?;
     let input: PublishInput = parse_body(&request.body)?;
-    if let Some(d) = &input.description {
-        shape::validate_description(d)?;
-    }
-    let f = latest(state, &name).await?;
-    if let Some(sha) = &input.code_sha256 {
-        if *sha != f.code_sha256 {
-            return Err(ApiError::new(
-                StatusCode::PRECONDITION_FAILED,
-                "PreconditionFailedException",
-                format!("CodeSHA256 ({sha}) is different from current CodeSHA256 in $LATEST ({}). Please try again with the CodeSHA256 in $LATEST.", f.code_sha256),
-            ));
-        }
-    }
-    let published = publish_inner(state, &name, input.description, input.revision_id).await?;
+    refuse(
+        "PublishTo",
+        &input.publish_to,
+        "versions are published by Warden's own numbering only",
+    )?;
+    let command = PublishVersion {
+        name,
+        code_sha256: input.code_sha256,
+        description: input
+            .description
+            .as_deref()
+            .map(Description::new)
+            .transpose()?,
+        revision_id: input.revision_id,
+    };
+    let published = state
+        .control
+        .publish_version(command, &RequestCaller::new(state, request))
+        .await?;
     Ok(json_response(
         StatusCode::CREATED,
         &shape::configuration(state, &published),
     ))
 }
 
+/// `ListVersionsByFunction`: callers need the action on the function; changes nothing.
 pub async fn list_versions(
     state: &ApiState,
     request: &ApiRequest,
@@ -616,34 +445,21 @@ pub async fn list_versions(
     let name = unqualified(state, raw)?;
     let max = shape::max_items(request.query("MaxItems"))?;
     let marker = request.query("Marker").filter(|m| !m.is_empty());
-    latest(state, &name).await?;
-    let store = Arc::clone(&state.store);
-    let n = name.clone();
-    let page = blocking(move || {
-        store
-            .list_versions(&n, marker.as_deref(), max + 1)
-            .map_err(ApiError::from)
-    })
-    .await?;
-    let next = (page.len() > max).then(|| page[max - 1].version.clone());
+    let page = state.control.list_versions(&name, marker, max).await?;
     let versions: Vec<Value> = page
+        .items
         .iter()
-        .take(max)
         .map(|v| shape::configuration(state, v))
         .collect();
     let mut body = json!({ "Versions": versions });
-    if let Some(n) = next {
+    if let Some(n) = page.next_marker {
         body["NextMarker"] = n.into();
     }
     Ok(json_response(StatusCode::OK, &body))
 }
 
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "PascalCase")]
-struct ConcurrencyInput {
-    reserved_concurrent_executions: Option<i64>,
-}
-
+/// `PutFunctionConcurrency`: callers need the action on the function. Sets its
+/// reservation, leaving the account its unreserved minimum.
 pub async fn put_concurrency(
     state: &ApiState,
     request: &ApiRequest,
@@ -659,66 +475,56 @@ pub async fn put_concurrency(
             "ReservedConcurrentExecutions `{requested}` must be 0 or more"
         ))
     })?;
-    latest(state, &name).await?;
-    let c = state.engine.concurrency();
-    let current = c.reserved(&name).unwrap_or(0);
-    let unreserved_after = i64::from(c.unreserved()) + i64::from(current) - i64::from(requested);
-    let minimum = i64::from(limits::UNRESERVED_CONCURRENCY_MINIMUM.min(c.account_limit() / 10));
-    if unreserved_after < minimum {
-        return Err(ApiError::invalid(format!(
-            "Specified ReservedConcurrentExecutions for function decreases account's UnreservedConcurrentExecution below its minimum value of [{minimum}]."
-        )));
-    }
-    let store = Arc::clone(&state.store);
-    let n = name.clone();
-    blocking(move || {
-        store
-            .put_reserved_concurrency(&n, Some(requested))
-            .map_err(ApiError::from)
-    })
-    .await?;
-    c.set_reserved(&name, Some(requested));
+    state
+        .control
+        .set_concurrency(
+            SetConcurrency {
+                function: name,
+                reserved: Some(requested),
+            },
+            &RequestCaller::new(state, request),
+        )
+        .await?;
     Ok(json_response(
         StatusCode::OK,
         &json!({ "ReservedConcurrentExecutions": requested }),
     ))
 }
 
+/// `GetFunctionConcurrency`: callers need the action on the function; changes nothing.
 pub async fn get_concurrency(state: &ApiState, raw: &str) -> Result<Reply, ApiError> {
     let name = unqualified(state, raw)?;
-    latest(state, &name).await?;
-    let body = match state.engine.concurrency().reserved(&name) {
+    let body = match state.control.get_concurrency(&name).await? {
         Some(r) => json!({ "ReservedConcurrentExecutions": r }),
         None => json!({}),
     };
     Ok(json_response(StatusCode::OK, &body))
 }
 
-pub async fn delete_concurrency(state: &ApiState, raw: &str) -> Result<Reply, ApiError> {
+/// `DeleteFunctionConcurrency`: callers need the action on the function. Removes its
+/// reservation.
+pub async fn delete_concurrency(
+    state: &ApiState,
+    request: &ApiRequest,
+    raw: &str,
+) -> Result<Reply, ApiError> {
     let name = unqualified(state, raw)?;
-    latest(state, &name).await?;
-    let store = Arc::clone(&state.store);
-    let n = name.clone();
-    blocking(move || {
-        store
-            .put_reserved_concurrency(&n, None)
-            .map_err(ApiError::from)
-    })
-    .await?;
-    state.engine.concurrency().set_reserved(&name, None);
+    state
+        .control
+        .set_concurrency(
+            SetConcurrency {
+                function: name,
+                reserved: None,
+            },
+            &RequestCaller::new(state, request),
+        )
+        .await?;
     Ok(empty_response(StatusCode::NO_CONTENT))
 }
 
+/// `GetAccountSettings`: callers need `lambda:GetAccountSettings`; changes nothing.
 pub async fn account_settings(state: &ApiState) -> Result<Reply, ApiError> {
-    let store = Arc::clone(&state.store);
-    let functions = blocking(move || {
-        store
-            .list_functions(None, usize::MAX >> 1)
-            .map_err(ApiError::from)
-    })
-    .await?;
-    let total: u64 = functions.iter().map(|f| f.code_size).sum();
-    let c = state.engine.concurrency();
+    let s = state.control.account_settings().await?;
     Ok(json_response(
         StatusCode::OK,
         &json!({
@@ -726,10 +532,10 @@ pub async fn account_settings(state: &ApiState) -> Result<Reply, ApiError> {
                 "TotalCodeSize": 80_530_636_800u64,
                 "CodeSizeUnzipped": limits::UNZIPPED_BYTES,
                 "CodeSizeZipped": limits::ZIP_BYTES,
-                "ConcurrentExecutions": c.account_limit(),
-                "UnreservedConcurrentExecutions": c.unreserved(),
+                "ConcurrentExecutions": s.account_limit,
+                "UnreservedConcurrentExecutions": s.unreserved_concurrency,
             },
-            "AccountUsage": { "TotalCodeSize": total, "FunctionCount": functions.len() },
+            "AccountUsage": { "TotalCodeSize": s.total_code_size, "FunctionCount": s.function_count },
         }),
     ))
 }
@@ -765,10 +571,7 @@ pub async fn read_logs(
     loop {
         // Subscribe before reading so a batch landing in between is not missed.
         let notified = written.notified();
-        let store = Arc::clone(&state.store);
-        let n = name.clone();
-        let records =
-            blocking(move || store.read_logs(&n, after, limit).map_err(ApiError::from)).await?;
+        let records = state.control.read_logs(&name, after, limit).await?;
         if !records.is_empty() || tokio::time::Instant::now() >= deadline {
             let next = records.last().map(|r| r.seq).unwrap_or(after);
             let records: Vec<Value> = records

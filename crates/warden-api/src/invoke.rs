@@ -47,6 +47,18 @@ pub async fn invoke(state: &ApiState, request: &ApiRequest, raw: &str) -> Result
     let function = state
         .function_ref(raw)?
         .with_qualifier(request.query("Qualifier").as_deref())?;
+    // Headers Lambda's `Invoke` defines that Warden does not implement: refused by name.
+    for (header, why) in [
+        (
+            "x-amz-durable-execution-name",
+            "durable executions do not exist",
+        ),
+        ("x-amz-tenant-id", "functions have no tenant isolation mode"),
+    ] {
+        if request.parts.headers.contains_key(header) {
+            return Err(crate::shape::unsupported(header, why));
+        }
+    }
     let invocation_type = request
         .header("x-amz-invocation-type")
         .unwrap_or("RequestResponse");

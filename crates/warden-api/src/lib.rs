@@ -17,6 +17,7 @@
 pub mod access;
 mod aliases;
 mod body;
+mod caller;
 pub mod error;
 mod functions;
 mod invoke;
@@ -24,6 +25,7 @@ mod policy;
 pub mod routes;
 mod server;
 mod shape;
+mod tags;
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -34,9 +36,8 @@ use http::{HeaderValue, Response, StatusCode};
 use http_body_util::Full;
 use hyper::body::Incoming;
 use sha2::Digest;
+use warden_control::Control;
 use warden_engine::Engine;
-use warden_store::blobs::BlobStore;
-use warden_store::Store;
 use warden_types::{AccountId, FunctionName, FunctionRef, Region};
 
 pub use error::ApiError;
@@ -96,17 +97,44 @@ impl Pipeline {
 
 /// Everything the handlers need.
 pub struct ApiState {
+    /// Invocations.
     pub engine: Engine,
-    pub store: Arc<dyn Store>,
-    pub blobs: Arc<BlobStore>,
+    /// Every change to a function, and the reads the handlers render.
+    pub control: Control,
     pub account: AccountId,
     pub region: Region,
     pub pipeline: Pipeline,
     /// Authentication and authorization of every request.
-    pub access: access::Access,
+    pub access: Arc<access::Access>,
 }
 
 impl ApiState {
+    /// The API over `engine` and `control`, with every cache derived from the store
+    /// subscribed to the control plane's change events: the engine's registry and warm
+    /// instances, its concurrency table, and the access cache of resource policies. No
+    /// handler invalidates anything by hand. Called once, by the server at boot.
+    pub fn new(
+        engine: Engine,
+        control: Control,
+        pipeline: Pipeline,
+        access: access::Access,
+    ) -> Self {
+        let access = Arc::new(access);
+        control.subscribe(Arc::new(engine.clone()));
+        control.subscribe(
+            Arc::clone(engine.concurrency()) as Arc<dyn warden_types::change::ChangeObserver>
+        );
+        control.subscribe(Arc::clone(&access) as Arc<dyn warden_types::change::ChangeObserver>);
+        Self {
+            account: control.config().account.clone(),
+            region: control.config().region.clone(),
+            engine,
+            control,
+            pipeline,
+            access,
+        }
+    }
+
     /// Parses a function reference from a path or body, checking account and region.
     pub fn function_ref(&self, s: &str) -> Result<FunctionRef, ApiError> {
         FunctionRef::parse(s, &self.account, &self.region).map_err(ApiError::from)
@@ -289,17 +317,20 @@ async fn dispatch(state: &ApiState, request: ApiRequest) -> Result<Reply, ApiErr
         O::ListVersionsByFunction(f) => functions::list_versions(state, &request, &f).await,
         O::PutFunctionConcurrency(f) => functions::put_concurrency(state, &request, &f).await,
         O::GetFunctionConcurrency(f) => functions::get_concurrency(state, &f).await,
-        O::DeleteFunctionConcurrency(f) => functions::delete_concurrency(state, &f).await,
+        O::DeleteFunctionConcurrency(f) => functions::delete_concurrency(state, &request, &f).await,
         O::GetAccountSettings => functions::account_settings(state).await,
         O::CreateAlias(f) => aliases::create(state, &request, &f).await,
         O::ListAliases(f) => aliases::list(state, &request, &f).await,
         O::GetAlias(f, a) => aliases::get(state, &f, &a).await,
         O::UpdateAlias(f, a) => aliases::update(state, &request, &f, &a).await,
-        O::DeleteAlias(f, a) => aliases::delete(state, &f, &a).await,
+        O::DeleteAlias(f, a) => aliases::delete(state, &request, &f, &a).await,
         O::ReadLogs(f) => functions::read_logs(state, &request, &f).await,
         O::AddPermission(f) => policy::add_permission(state, &request, &f).await,
         O::RemovePermission(f, sid) => policy::remove_permission(state, &request, &f, &sid).await,
         O::GetPolicy(f) => policy::get_policy(state, &request, &f).await,
+        O::TagResource(arn) => tags::tag(state, &request, &arn).await,
+        O::UntagResource(arn) => tags::untag(state, &request, &arn).await,
+        O::ListTags(arn) => tags::list(state, &arn).await,
         O::Query => query(state, &request),
     }
 }
@@ -348,13 +379,4 @@ pub(crate) fn parse_body<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<
     };
     serde_json::from_slice(body)
         .map_err(|e| ApiError::bad_content(format!("Could not parse request body into json: {e}")))
-}
-
-/// Runs a store call on the blocking pool.
-pub(crate) async fn blocking<T: Send + 'static>(
-    f: impl FnOnce() -> Result<T, ApiError> + Send + 'static,
-) -> Result<T, ApiError> {
-    tokio::task::spawn_blocking(f)
-        .await
-        .map_err(ApiError::internal)?
 }

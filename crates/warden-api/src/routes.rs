@@ -108,6 +108,12 @@ pub enum Operation {
     Query,
     /// Warden's own: read a function's logs.
     ReadLogs(String),
+    /// `TagResource` on the resource ARN.
+    TagResource(String),
+    /// `UntagResource` on the resource ARN.
+    UntagResource(String),
+    /// `ListTags` of the resource ARN.
+    ListTags(String),
 }
 
 impl Operation {
@@ -140,6 +146,9 @@ impl Operation {
             O::GetPolicy(_) => "GetPolicy",
             O::Query => "Query",
             O::ReadLogs(_) => "ReadLogs",
+            O::TagResource(_) => "TagResource",
+            O::UntagResource(_) => "UntagResource",
+            O::ListTags(_) => "ListTags",
         }
     }
 }
@@ -215,6 +224,9 @@ pub fn route(method: &Method, path: &str) -> Result<Operation, RouteError> {
             O::RemovePermission(decode(f)?, decode(sid)?)
         }
         ("GET", ["_warden", "2026-11-01", "functions", f, "logs"]) => O::ReadLogs(decode(f)?),
+        ("POST", ["2017-03-31", "tags", arn]) => O::TagResource(decode(arn)?),
+        ("DELETE", ["2017-03-31", "tags", arn]) => O::UntagResource(decode(arn)?),
+        ("GET", ["2017-03-31", "tags", arn]) => O::ListTags(decode(arn)?),
         _ => return Err(RouteError::Unknown),
     };
     Ok(op)
@@ -264,6 +276,20 @@ mod tests {
             route(&Method::GET, "/2015-03-31/functions/f/aliases/live"),
             Ok(Operation::GetAlias("f".into(), "live".into()))
         );
+        let arn = "arn:aws:lambda:us-east-1:123456789012:function:f";
+        for (method, op) in [
+            (Method::POST, Operation::TagResource(arn.into())),
+            (Method::DELETE, Operation::UntagResource(arn.into())),
+            (Method::GET, Operation::ListTags(arn.into())),
+        ] {
+            assert_eq!(
+                route(
+                    &method,
+                    "/2017-03-31/tags/arn%3Aaws%3Alambda%3Aus-east-1%3A123456789012%3Afunction%3Af"
+                ),
+                Ok(op)
+            );
+        }
         assert_eq!(
             route(&Method::PATCH, "/2015-03-31/functions"),
             Err(RouteError::Unknown)

@@ -1,248 +1,393 @@
 //! Lambda's JSON shapes: inputs as the AWS CLI and SDKs send them, outputs as they expect
-//! them. Unknown input members are ignored, as AWS services do; members naming features
-//! Warden lacks are refused explicitly so nothing is silently dropped.
+//! them.
+//!
+//! Every input struct lists every member Lambda's service model defines for it, and
+//! refuses anything else (`deny_unknown_fields`): an unknown member is answered 400
+//! `InvalidRequestContentException` naming it, as Lambda's own JSON reader does, rather than
+//! dropped. A member Lambda defines and Warden does not implement is refused with 400
+//! `InvalidParameterValueException` naming it ([`unsupported`]), unless its value asks for
+//! exactly what Warden does (an empty `Layers` list, `TracingConfig.Mode` `PassThrough`,
+//! `SnapStart.ApplyOn` `None`, a `VpcConfig` without subnets, an empty `KMSKeyArn`), which
+//! is honoured as given. An explicit `null` reads as an absent member.
 
 use std::collections::BTreeMap;
 
 use serde::Deserialize;
 use serde_json::{json, Value};
-use warden_store::Alias;
-use warden_types::{limits, FunctionVersion, Runtime};
+use warden_control::Alias;
+use warden_types::{limits, FunctionVersion};
 
 use crate::{ApiError, ApiState};
 
-#[derive(Debug, Default, Deserialize)]
-#[serde(rename_all = "PascalCase")]
-pub struct EnvironmentInput {
-    #[serde(default)]
-    pub variables: Option<BTreeMap<String, String>>,
+/// The refusal of a member Lambda defines and Warden does not implement: 400
+/// `InvalidParameterValueException` naming the member and saying why.
+pub fn unsupported(member: &str, why: &str) -> ApiError {
+    ApiError::invalid(format!(
+        "{member} is not supported by Warden: {why}. Remove {member} from the request."
+    ))
+}
+
+/// Refuses `member` if it is present (and not `null`).
+pub fn refuse<T>(member: &str, value: &Option<T>, why: &str) -> Result<(), ApiError> {
+    match value {
+        Some(_) => Err(unsupported(member, why)),
+        None => Ok(()),
+    }
+}
+
+/// Refuses a string member unless it is absent or empty (which names nothing).
+fn refuse_nonempty(member: &str, value: &Option<String>, why: &str) -> Result<(), ApiError> {
+    match value {
+        Some(v) if !v.is_empty() => Err(unsupported(member, why)),
+        _ => Ok(()),
+    }
+}
+
+/// Refuses a list member unless it is absent or empty.
+fn refuse_items<T>(member: &str, value: &Option<Vec<T>>, why: &str) -> Result<(), ApiError> {
+    match value {
+        Some(v) if !v.is_empty() => Err(unsupported(member, why)),
+        _ => Ok(()),
+    }
 }
 
 #[derive(Debug, Default, Deserialize)]
-#[serde(rename_all = "PascalCase")]
+#[serde(rename_all = "PascalCase", deny_unknown_fields)]
+pub struct EnvironmentInput {
+    pub variables: Option<BTreeMap<String, String>>,
+}
+
+/// `FunctionCode`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "PascalCase", deny_unknown_fields)]
 pub struct CodeInput {
     pub zip_file: Option<String>,
     pub s3_bucket: Option<String>,
     pub s3_key: Option<String>,
+    pub s3_object_version: Option<String>,
+    pub s3_object_storage_mode: Option<String>,
     pub image_uri: Option<String>,
+    #[serde(rename = "SourceKMSKeyArn")]
+    pub source_kms_key_arn: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
-#[serde(rename_all = "PascalCase")]
+#[serde(rename_all = "PascalCase", deny_unknown_fields)]
 pub struct EphemeralStorageInput {
     pub size: Option<u32>,
 }
 
-/// The configuration members `CreateFunction` and `UpdateFunctionConfiguration` share.
 #[derive(Debug, Default, Deserialize)]
-#[serde(rename_all = "PascalCase")]
-pub struct ConfigInput {
+#[serde(rename_all = "PascalCase", deny_unknown_fields)]
+pub struct VpcConfigInput {
+    pub subnet_ids: Option<Vec<String>>,
+    pub security_group_ids: Option<Vec<String>>,
+    pub ipv6_allowed_for_dual_stack: Option<bool>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "PascalCase", deny_unknown_fields)]
+pub struct DeadLetterConfigInput {
+    pub target_arn: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "PascalCase", deny_unknown_fields)]
+pub struct TracingConfigInput {
+    pub mode: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "PascalCase", deny_unknown_fields)]
+pub struct SnapStartInput {
+    pub apply_on: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "PascalCase", deny_unknown_fields)]
+pub struct LoggingConfigInput {
+    pub log_format: Option<String>,
+    pub application_log_level: Option<String>,
+    pub system_log_level: Option<String>,
+    pub log_group: Option<String>,
+}
+
+/// `CreateFunctionRequest`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "PascalCase", deny_unknown_fields)]
+pub struct CreateFunctionInput {
+    pub function_name: Option<String>,
     pub runtime: Option<String>,
+    pub role: Option<String>,
+    pub handler: Option<String>,
+    pub code: Option<CodeInput>,
+    pub description: Option<String>,
+    pub timeout: Option<u32>,
+    pub memory_size: Option<u32>,
+    pub publish: Option<bool>,
+    pub publish_to: Option<Value>,
+    pub vpc_config: Option<VpcConfigInput>,
+    pub package_type: Option<String>,
+    pub dead_letter_config: Option<DeadLetterConfigInput>,
+    pub environment: Option<EnvironmentInput>,
+    #[serde(rename = "KMSKeyArn")]
+    pub kms_key_arn: Option<String>,
+    pub tracing_config: Option<TracingConfigInput>,
+    pub tags: Option<BTreeMap<String, String>>,
+    pub layers: Option<Vec<String>>,
+    pub file_system_configs: Option<Vec<Value>>,
+    pub code_signing_config_arn: Option<String>,
+    pub image_config: Option<Value>,
+    pub architectures: Option<Vec<String>>,
+    pub ephemeral_storage: Option<EphemeralStorageInput>,
+    pub snap_start: Option<SnapStartInput>,
+    pub logging_config: Option<LoggingConfigInput>,
+    pub tenancy_config: Option<Value>,
+    pub capacity_provider_config: Option<Value>,
+    pub durable_config: Option<Value>,
+    pub runtime_config: Option<Value>,
+    pub accelerator_config: Option<Value>,
+}
+
+/// `UpdateFunctionConfigurationRequest` (its `FunctionName` is in the path).
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "PascalCase", deny_unknown_fields)]
+pub struct UpdateConfigurationInput {
     pub role: Option<String>,
     pub handler: Option<String>,
     pub description: Option<String>,
     pub timeout: Option<u32>,
     pub memory_size: Option<u32>,
+    pub vpc_config: Option<VpcConfigInput>,
     pub environment: Option<EnvironmentInput>,
-    pub ephemeral_storage: Option<EphemeralStorageInput>,
-    pub layers: Option<Vec<String>>,
-}
-
-/// `CreateFunction` input.
-#[derive(Debug, Default, Deserialize)]
-#[serde(rename_all = "PascalCase")]
-pub struct CreateFunctionInput {
-    pub function_name: Option<String>,
-    #[serde(flatten)]
-    pub config: ConfigInput,
-    pub code: Option<CodeInput>,
-    pub publish: Option<bool>,
-    pub package_type: Option<String>,
-    pub architectures: Option<Vec<String>>,
-}
-
-/// `UpdateFunctionConfiguration` input.
-#[derive(Debug, Default, Deserialize)]
-#[serde(rename_all = "PascalCase")]
-pub struct UpdateConfigurationInput {
-    #[serde(flatten)]
-    pub config: ConfigInput,
+    pub runtime: Option<String>,
+    pub dead_letter_config: Option<DeadLetterConfigInput>,
+    #[serde(rename = "KMSKeyArn")]
+    pub kms_key_arn: Option<String>,
+    pub tracing_config: Option<TracingConfigInput>,
     pub revision_id: Option<String>,
+    pub layers: Option<Vec<String>>,
+    pub file_system_configs: Option<Vec<Value>>,
+    pub image_config: Option<Value>,
+    pub ephemeral_storage: Option<EphemeralStorageInput>,
+    pub snap_start: Option<SnapStartInput>,
+    pub logging_config: Option<LoggingConfigInput>,
+    pub capacity_provider_config: Option<Value>,
+    pub durable_config: Option<Value>,
+    pub runtime_config: Option<Value>,
+    pub accelerator_config: Option<Value>,
 }
 
-/// `UpdateFunctionCode` input.
+/// `UpdateFunctionCodeRequest` (its `FunctionName` is in the path).
 #[derive(Debug, Default, Deserialize)]
-#[serde(rename_all = "PascalCase")]
+#[serde(rename_all = "PascalCase", deny_unknown_fields)]
 pub struct UpdateCodeInput {
     pub zip_file: Option<String>,
     pub s3_bucket: Option<String>,
+    pub s3_key: Option<String>,
+    pub s3_object_version: Option<String>,
+    pub s3_object_storage_mode: Option<String>,
     pub image_uri: Option<String>,
+    pub architectures: Option<Vec<String>>,
     pub publish: Option<bool>,
+    pub publish_to: Option<Value>,
     pub dry_run: Option<bool>,
     pub revision_id: Option<String>,
-    pub architectures: Option<Vec<String>>,
+    #[serde(rename = "SourceKMSKeyArn")]
+    pub source_kms_key_arn: Option<String>,
 }
 
-/// Environment variable names Lambda reserves for itself.
-const RESERVED_ENV: &[&str] = &[
-    "_HANDLER",
-    "_X_AMZN_TRACE_ID",
-    "AWS_DEFAULT_REGION",
-    "AWS_REGION",
-    "AWS_EXECUTION_ENV",
-    "AWS_LAMBDA_FUNCTION_NAME",
-    "AWS_LAMBDA_FUNCTION_MEMORY_SIZE",
-    "AWS_LAMBDA_FUNCTION_VERSION",
-    "AWS_LAMBDA_INITIALIZATION_TYPE",
-    "AWS_LAMBDA_LOG_GROUP_NAME",
-    "AWS_LAMBDA_LOG_STREAM_NAME",
-    "AWS_ACCESS_KEY",
-    "AWS_ACCESS_KEY_ID",
-    "AWS_SECRET_ACCESS_KEY",
-    "AWS_SESSION_TOKEN",
-    "AWS_LAMBDA_RUNTIME_API",
-    "LAMBDA_TASK_ROOT",
-    "LAMBDA_RUNTIME_DIR",
-];
-
-pub fn validate_runtime(runtime: &str) -> Result<(), ApiError> {
-    if Runtime::parse(runtime).is_none() {
-        return Err(ApiError::invalid(format!(
-            "Value {runtime} at 'runtime' failed to satisfy constraint: Member must satisfy enum value set: [{}]",
-            Runtime::SUPPORTED.join(", ")
-        )));
-    }
-    Ok(())
+/// `PublishVersionRequest`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "PascalCase", deny_unknown_fields)]
+pub struct PublishInput {
+    pub code_sha256: Option<String>,
+    pub description: Option<String>,
+    pub revision_id: Option<String>,
+    pub publish_to: Option<Value>,
 }
 
-pub fn validate_role(role: &str) -> Result<(), ApiError> {
-    let ok = role
-        .strip_prefix("arn:")
-        .and_then(|r| r.split_once(":iam::"))
-        .and_then(|(partition, rest)| partition.starts_with("aws").then_some(rest))
-        .and_then(|rest| rest.split_once(":role/"))
-        .is_some_and(|(account, name)| {
-            account.len() == 12
-                && account.chars().all(|c| c.is_ascii_digit())
-                && !name.is_empty()
-                && name.len() <= 512
-                && name
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || "+=,.@-_/".contains(c))
-        });
-    if ok {
-        Ok(())
-    } else {
-        Err(ApiError::invalid(format!(
-            "1 validation error detected: Value '{role}' at 'role' failed to satisfy constraint: Member must satisfy regular expression pattern: arn:(aws[a-zA-Z-]*)?:iam::\\d{{12}}:role/?[a-zA-Z_0-9+=,.@\\-_/]+"
-        )))
-    }
+/// `AliasRoutingConfiguration`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "PascalCase", deny_unknown_fields)]
+pub struct RoutingInput {
+    pub additional_version_weights: Option<BTreeMap<String, f64>>,
 }
 
-pub fn validate_handler(handler: &str) -> Result<(), ApiError> {
-    if handler.is_empty()
-        || handler.len() > limits::HANDLER_CHARS
-        || handler.chars().any(|c| c.is_whitespace() || c.is_control())
-    {
-        return Err(ApiError::invalid(format!(
-            "Value '{handler}' at 'handler' failed to satisfy constraint: Member must have length less than or equal to 128 and contain no whitespace"
-        )));
-    }
-    Ok(())
+/// `CreateAliasRequest`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "PascalCase", deny_unknown_fields)]
+pub struct CreateAliasInput {
+    pub name: Option<String>,
+    pub function_version: Option<String>,
+    pub description: Option<String>,
+    pub routing_config: Option<RoutingInput>,
 }
 
-pub fn validate_timeout(t: u32) -> Result<(), ApiError> {
-    if !limits::TIMEOUT_SECONDS.contains(&t) {
-        return Err(ApiError::invalid(format!(
-            "1 validation error detected: Value '{t}' at 'timeout' failed to satisfy constraint: Member must have value between 1 and 900"
-        )));
-    }
-    Ok(())
+/// `UpdateAliasRequest` (its `Name` is in the path).
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "PascalCase", deny_unknown_fields)]
+pub struct UpdateAliasInput {
+    pub function_version: Option<String>,
+    pub description: Option<String>,
+    pub routing_config: Option<RoutingInput>,
+    pub revision_id: Option<String>,
 }
 
-pub fn validate_memory(m: u32) -> Result<(), ApiError> {
-    if !limits::MEMORY_MB.contains(&m) {
-        return Err(ApiError::invalid(format!(
-            "1 validation error detected: Value '{m}' at 'memorySize' failed to satisfy constraint: Member must have value between 128 and 10240"
-        )));
-    }
-    Ok(())
+/// `AddPermissionRequest` (its `Qualifier` is in the query string).
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "PascalCase", deny_unknown_fields)]
+pub struct AddPermissionInput {
+    pub statement_id: Option<String>,
+    pub action: Option<String>,
+    pub principal: Option<String>,
+    pub source_arn: Option<String>,
+    pub source_account: Option<String>,
+    #[serde(rename = "PrincipalOrgID")]
+    pub principal_org_id: Option<String>,
+    pub revision_id: Option<String>,
+    pub function_url_auth_type: Option<Value>,
+    pub invoked_via_function_url: Option<bool>,
+    pub event_source_token: Option<Value>,
 }
 
-pub fn validate_ephemeral(s: u32) -> Result<(), ApiError> {
-    if !limits::EPHEMERAL_STORAGE_MB.contains(&s) {
-        return Err(ApiError::invalid(format!(
-            "1 validation error detected: Value '{s}' at 'ephemeralStorage.size' failed to satisfy constraint: Member must have value between 512 and 10240"
-        )));
-    }
-    Ok(())
+/// `PutFunctionConcurrencyRequest`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "PascalCase", deny_unknown_fields)]
+pub struct ConcurrencyInput {
+    pub reserved_concurrent_executions: Option<i64>,
 }
 
-pub fn validate_description(d: &str) -> Result<(), ApiError> {
-    if d.chars().count() > limits::DESCRIPTION_CHARS {
-        return Err(ApiError::invalid("Value at 'description' failed to satisfy constraint: Member must have length less than or equal to 256"));
-    }
-    Ok(())
+/// `TagResourceRequest` (its `Resource` is in the path).
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "PascalCase", deny_unknown_fields)]
+pub struct TagResourceInput {
+    pub tags: Option<BTreeMap<String, String>>,
 }
 
-pub fn validate_environment(env: &BTreeMap<String, String>) -> Result<(), ApiError> {
-    for key in env.keys() {
-        let mut chars = key.chars();
-        let ok = chars.next().is_some_and(|c| c.is_ascii_alphabetic())
-            && chars.all(|c| c.is_ascii_alphanumeric() || c == '_');
-        if !ok {
-            return Err(ApiError::invalid(format!(
-                "environment variable name `{key}` must start with a letter and contain only letters, digits and `_`"
-            )));
-        }
-    }
-    let reserved: Vec<&str> = env
-        .keys()
-        .map(String::as_str)
-        .filter(|k| RESERVED_ENV.contains(k))
-        .collect();
-    if !reserved.is_empty() {
-        return Err(ApiError::invalid(format!(
-            "Lambda was unable to configure your environment variables because the environment variables you have provided contains reserved keys that are currently not supported for modification. Reserved keys used in this request: {}",
-            reserved.join(",")
-        )));
-    }
-    if FunctionVersion::environment_size(env) > limits::ENVIRONMENT_BYTES {
-        return Err(ApiError::invalid(
-            "Lambda was unable to configure your environment variables because the environment variables you have provided exceeded the 4KB limit.",
-        ));
-    }
-    Ok(())
+/// The configuration members `CreateFunction` and `UpdateFunctionConfiguration` share
+/// that Warden does not implement: each is refused, naming it, unless its value asks for
+/// what Warden does.
+pub struct UnimplementedConfig<'a> {
+    pub function: &'a str,
+    pub vpc_config: &'a Option<VpcConfigInput>,
+    pub dead_letter_config: &'a Option<DeadLetterConfigInput>,
+    pub kms_key_arn: &'a Option<String>,
+    pub tracing_config: &'a Option<TracingConfigInput>,
+    pub layers: &'a Option<Vec<String>>,
+    pub file_system_configs: &'a Option<Vec<Value>>,
+    pub image_config: &'a Option<Value>,
+    pub snap_start: &'a Option<SnapStartInput>,
+    pub logging_config: &'a Option<LoggingConfigInput>,
+    pub capacity_provider_config: &'a Option<Value>,
+    pub durable_config: &'a Option<Value>,
+    pub runtime_config: &'a Option<Value>,
+    pub accelerator_config: &'a Option<Value>,
 }
 
-pub fn validate_architectures(a: &[String]) -> Result<Vec<String>, ApiError> {
-    match a {
-        [] => Ok(vec!["x86_64".into()]),
-        [one] if one == "x86_64" || one == "arm64" => {
-            let host = if cfg!(target_arch = "aarch64") {
-                "arm64"
-            } else {
-                "x86_64"
-            };
-            if one != host {
-                return Err(ApiError::invalid(format!(
-                    "this Warden runs on {host} and cannot run {one} functions"
-                )));
+impl UnimplementedConfig<'_> {
+    pub fn refuse(&self) -> Result<(), ApiError> {
+        refuse_nonempty(
+            "KMSKeyArn",
+            self.kms_key_arn,
+            "environment variables are not encrypted with a customer key yet (they are stored unencrypted in the data directory)",
+        )?;
+        if let Some(vpc) = self.vpc_config {
+            refuse_items(
+                "VpcConfig",
+                &vpc.subnet_ids,
+                "functions have no network access beyond loopback",
+            )?;
+            refuse_items(
+                "VpcConfig",
+                &vpc.security_group_ids,
+                "functions have no network access beyond loopback",
+            )?;
+            if vpc.ipv6_allowed_for_dual_stack == Some(true) {
+                return Err(unsupported(
+                    "VpcConfig",
+                    "functions have no network access beyond loopback",
+                ));
             }
-            Ok(vec![one.clone()])
         }
-        _ => Err(ApiError::invalid(
-            "Architectures must hold exactly one of x86_64, arm64",
-        )),
-    }
-}
-
-pub fn refuse_layers(layers: &Option<Vec<String>>) -> Result<(), ApiError> {
-    match layers {
-        Some(l) if !l.is_empty() => Err(ApiError::invalid(
-            "layers are not supported by Warden; include the dependencies in the package",
-        )),
-        _ => Ok(()),
+        if let Some(dlq) = self.dead_letter_config {
+            refuse_nonempty(
+                "DeadLetterConfig",
+                &dlq.target_arn,
+                "failed asynchronous events are dropped after their last retry",
+            )?;
+        }
+        if let Some(t) = self.tracing_config {
+            match t.mode.as_deref() {
+                None | Some("PassThrough") => {}
+                Some(_) => {
+                    return Err(unsupported(
+                        "TracingConfig",
+                        "there is no X-Ray tracing; only Mode `PassThrough` is honoured",
+                    ))
+                }
+            }
+        }
+        refuse_items(
+            "Layers",
+            self.layers,
+            "layers do not exist; include the dependencies in the package",
+        )?;
+        refuse_items(
+            "FileSystemConfigs",
+            self.file_system_configs,
+            "functions cannot mount file systems",
+        )?;
+        refuse(
+            "ImageConfig",
+            self.image_config,
+            "container images are not supported",
+        )?;
+        if let Some(s) = self.snap_start {
+            match s.apply_on.as_deref() {
+                None | Some("None") => {}
+                Some(_) => {
+                    return Err(unsupported(
+                        "SnapStart",
+                        "there are no snapshots; only ApplyOn `None` is honoured",
+                    ))
+                }
+            }
+        }
+        if let Some(l) = self.logging_config {
+            let own_group = format!("/aws/lambda/{}", self.function);
+            if !matches!(l.log_format.as_deref(), None | Some("Text"))
+                || l.application_log_level.is_some()
+                || l.system_log_level.is_some()
+                || l.log_group.as_deref().is_some_and(|g| g != own_group)
+            {
+                return Err(unsupported(
+                    "LoggingConfig",
+                    "logs are plain text in the function's own log group",
+                ));
+            }
+        }
+        refuse(
+            "CapacityProviderConfig",
+            self.capacity_provider_config,
+            "functions run on this host only",
+        )?;
+        refuse(
+            "DurableConfig",
+            self.durable_config,
+            "durable executions do not exist",
+        )?;
+        refuse(
+            "RuntimeConfig",
+            self.runtime_config,
+            "runtime versions are not managed",
+        )?;
+        refuse(
+            "AcceleratorConfig",
+            self.accelerator_config,
+            "functions have no accelerators",
+        )?;
+        Ok(())
     }
 }
 
@@ -311,33 +456,108 @@ pub fn max_items(raw: Option<String>) -> Result<usize, ApiError> {
 mod tests {
     use super::*;
 
-    #[test]
-    fn role_arns() {
-        assert!(validate_role("arn:aws:iam::123456789012:role/lambda-exec").is_ok());
-        assert!(validate_role("arn:aws:iam::123456789012:role/path/to/r").is_ok());
-        for bad in [
-            "",
-            "role",
-            "arn:aws:iam::12345:role/x",
-            "arn:aws:iam::123456789012:user/x",
-            "arn:aws:iam::123456789012:role/",
-        ] {
-            assert!(validate_role(bad).is_err(), "{bad}");
-        }
+    fn parse<T: serde::de::DeserializeOwned>(body: &str) -> Result<T, ApiError> {
+        crate::parse_body(body.as_bytes())
     }
 
     #[test]
-    fn environment_rules() {
-        let env = |k: &str, v: &str| BTreeMap::from([(k.to_owned(), v.to_owned())]);
-        assert!(validate_environment(&env("GREETING", "hi")).is_ok());
-        assert!(validate_environment(&env("AWS_REGION", "x"))
-            .unwrap_err()
-            .message
-            .contains("AWS_REGION"));
-        assert!(validate_environment(&env("1X", "x")).is_err());
-        assert!(validate_environment(&env("BIG", &"x".repeat(5000)))
-            .unwrap_err()
-            .message
-            .contains("4KB"));
+    fn unknown_members_are_refused_by_name_and_modelled_ones_read() {
+        let e = parse::<CreateFunctionInput>(r#"{"FunctionName":"f","Colour":"red"}"#).unwrap_err();
+        assert_eq!(e.code, "InvalidRequestContentException");
+        assert!(e.message.contains("`Colour`"), "{}", e.message);
+        // Nested shapes too.
+        let e = parse::<CreateFunctionInput>(r#"{"Code":{"ZipFile":"","Url":"x"}}"#).unwrap_err();
+        assert!(e.message.contains("`Url`"), "{}", e.message);
+        // The model's spellings, including its irregular ones.
+        let i: CreateFunctionInput =
+            parse(r#"{"KMSKeyArn":"","Tags":{"a":"b"},"SnapStart":{"ApplyOn":"None"}}"#).unwrap();
+        assert_eq!(i.kms_key_arn.as_deref(), Some(""));
+        let p: AddPermissionInput = parse(r#"{"PrincipalOrgID":"o-1"}"#).unwrap();
+        assert_eq!(p.principal_org_id.as_deref(), Some("o-1"));
+        // Null reads as absent.
+        let i: UpdateConfigurationInput = parse(r#"{"VpcConfig":null,"Layers":null}"#).unwrap();
+        assert!(i.vpc_config.is_none() && i.layers.is_none());
+    }
+
+    fn unimplemented(body: &str) -> Result<(), ApiError> {
+        let i: UpdateConfigurationInput = parse(body).unwrap();
+        UnimplementedConfig {
+            function: "f",
+            vpc_config: &i.vpc_config,
+            dead_letter_config: &i.dead_letter_config,
+            kms_key_arn: &i.kms_key_arn,
+            tracing_config: &i.tracing_config,
+            layers: &i.layers,
+            file_system_configs: &i.file_system_configs,
+            image_config: &i.image_config,
+            snap_start: &i.snap_start,
+            logging_config: &i.logging_config,
+            capacity_provider_config: &i.capacity_provider_config,
+            durable_config: &i.durable_config,
+            runtime_config: &i.runtime_config,
+            accelerator_config: &i.accelerator_config,
+        }
+        .refuse()
+    }
+
+    #[test]
+    fn unimplemented_members_are_refused_naming_them_unless_they_ask_for_what_warden_does() {
+        for (body, member) in [
+            (
+                r#"{"KMSKeyArn":"arn:aws:kms:us-east-1:123456789012:key/k"}"#,
+                "KMSKeyArn",
+            ),
+            (r#"{"VpcConfig":{"SubnetIds":["subnet-1"]}}"#, "VpcConfig"),
+            (
+                r#"{"VpcConfig":{"SecurityGroupIds":["sg-1"]}}"#,
+                "VpcConfig",
+            ),
+            (
+                r#"{"Layers":["arn:aws:lambda:us-east-1:1:layer:l:1"]}"#,
+                "Layers",
+            ),
+            (r#"{"TracingConfig":{"Mode":"Active"}}"#, "TracingConfig"),
+            (
+                r#"{"SnapStart":{"ApplyOn":"PublishedVersions"}}"#,
+                "SnapStart",
+            ),
+            (
+                r#"{"DeadLetterConfig":{"TargetArn":"arn:aws:sqs:us-east-1:1:q"}}"#,
+                "DeadLetterConfig",
+            ),
+            (
+                r#"{"FileSystemConfigs":[{"Arn":"a","LocalMountPath":"/mnt/x"}]}"#,
+                "FileSystemConfigs",
+            ),
+            (r#"{"ImageConfig":{}}"#, "ImageConfig"),
+            (r#"{"LoggingConfig":{"LogFormat":"JSON"}}"#, "LoggingConfig"),
+            (
+                r#"{"LoggingConfig":{"LogGroup":"/elsewhere"}}"#,
+                "LoggingConfig",
+            ),
+            (r#"{"DurableConfig":{}}"#, "DurableConfig"),
+            (r#"{"CapacityProviderConfig":{}}"#, "CapacityProviderConfig"),
+            (r#"{"RuntimeConfig":{}}"#, "RuntimeConfig"),
+            (r#"{"AcceleratorConfig":{}}"#, "AcceleratorConfig"),
+        ] {
+            let e = unimplemented(body).unwrap_err();
+            assert_eq!(e.code, "InvalidParameterValueException", "{body}");
+            assert!(
+                e.message.starts_with(&format!("{member} is not supported")),
+                "{body}: {}",
+                e.message
+            );
+        }
+        for honoured in [
+            r#"{"KMSKeyArn":""}"#,
+            r#"{"VpcConfig":{"SubnetIds":[],"SecurityGroupIds":[]}}"#,
+            r#"{"Layers":[]}"#,
+            r#"{"TracingConfig":{"Mode":"PassThrough"}}"#,
+            r#"{"SnapStart":{"ApplyOn":"None"}}"#,
+            r#"{"DeadLetterConfig":{}}"#,
+            r#"{"LoggingConfig":{"LogFormat":"Text","LogGroup":"/aws/lambda/f"}}"#,
+        ] {
+            assert!(unimplemented(honoured).is_ok(), "{honoured}");
+        }
     }
 }

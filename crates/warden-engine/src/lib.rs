@@ -8,6 +8,7 @@
 //! waits forever on a process that died.
 #![forbid(unsafe_code)]
 
+mod changes;
 mod concurrency;
 mod instance;
 pub mod logs;
@@ -294,8 +295,9 @@ impl Engine {
         self.inner.logs.written()
     }
 
-    /// Drops cached configuration of `name` and retires its instances; called after every
-    /// control-plane write to the function.
+    /// Drops cached configuration of `name` and retires its instances; called by the
+    /// engine's subscription to control-plane changes (`changes`) for every change that
+    /// can alter what an invocation runs.
     pub fn invalidate(&self, name: &FunctionName) {
         self.inner.registry.invalidate(name);
         let retired: Vec<Arc<Pool>> = {

@@ -1,6 +1,6 @@
 //! Resolution of a function reference to the version that runs, cached in memory so that
-//! a warm invoke never touches the store. The API invalidates a function's entries on
-//! every write to it.
+//! a warm invoke never touches the store. The engine's subscription to control-plane
+//! changes drops a function's entries on every change that can alter what it resolves to.
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};

@@ -38,6 +38,8 @@
 //!   not_before_ms, enqueued_ms, leased_until_ms, leased_by, lease_token)`: the durable async
 //!   queue; `seq` is the enqueue order.
 //! - `settings(key PK, value)`.
+//! - `function_tags(function, key, value)`, primary key `(function, key)`: a function's
+//!   tags (schema version 3).
 //!
 //! The logs file (schema version 2) holds `logs(seq PK autoincrement, function,
 //! timestamp_ms, request_id, message, source)`, where `source` says whether Warden
@@ -53,6 +55,8 @@
 //! the newest ones may be lost on power loss. [`blobs::BlobStore`] makes a blob visible
 //! only by renaming a fully written and fsynced file or tree into place.
 #![forbid(unsafe_code)]
+
+use std::collections::BTreeMap;
 
 use warden_types::{FunctionName, FunctionVersion};
 
@@ -273,6 +277,32 @@ pub trait FunctionStore: Send + Sync + 'static {
     /// A small key-value table for server identity (account id) and similar.
     fn get_setting(&self, key: &str) -> Result<Option<String>, StoreError>;
     fn put_setting(&self, key: &str, value: &str) -> Result<(), StoreError>;
+
+    // ---- tags ----
+    //
+    // A function's tags belong to the function (not to a version): creating a function
+    // may set them in the same transaction, and deleting the function deletes them.
+    // Callers check Lambda's tag rules (`warden_types::Tags`) first; the store keeps what
+    // it is given.
+
+    /// [`Store::create_function`] with the function's first tags, in one transaction.
+    fn create_tagged_function(
+        &self,
+        latest: &FunctionVersion,
+        tags: &BTreeMap<String, String>,
+    ) -> Result<(), StoreError>;
+    /// Every tag of a function (empty if it has none); `None` if the function does not
+    /// exist.
+    fn get_tags(
+        &self,
+        function: &FunctionName,
+    ) -> Result<Option<BTreeMap<String, String>>, StoreError>;
+    /// Replaces every tag of a function; `NotFound` if the function does not exist.
+    fn replace_tags(
+        &self,
+        function: &FunctionName,
+        tags: &BTreeMap<String, String>,
+    ) -> Result<(), StoreError>;
 }
 
 /// Every concern of the metadata and log store at once: what callers hold while they still

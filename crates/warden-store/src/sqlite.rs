@@ -9,6 +9,7 @@
 //! processes, such as `warden doctor`). Opening, file modes and migrations are
 //! `warden-sqlite`'s; no `rusqlite` type leaves this module.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::{mpsc, Arc, Mutex, MutexGuard};
 
@@ -97,6 +98,16 @@ ALTER TABLE events ADD COLUMN leased_by TEXT;
 ALTER TABLE events ADD COLUMN lease_token INTEGER NOT NULL DEFAULT 0;
 UPDATE events SET leased_until_ms = NULL WHERE leased_until_ms IS NOT NULL;
 CREATE INDEX events_by_holder ON events(leased_by) WHERE leased_by IS NOT NULL;
+"#,
+    r#"
+-- A function's tags (TagResource, UntagResource, Tags on CreateFunction): they belong to
+-- the function, not to a version, and go with it.
+CREATE TABLE function_tags (
+    function TEXT NOT NULL REFERENCES functions(name) ON DELETE CASCADE,
+    key TEXT NOT NULL,
+    value TEXT NOT NULL,
+    PRIMARY KEY (function, key)
+) STRICT, WITHOUT ROWID;
 "#,
 ];
 
@@ -627,27 +638,33 @@ impl SqliteStore {
     }
 }
 
+// ---- tags (helper of the tag methods at the end of `impl Store`) ----
+
+/// Replaces every tag of `function` inside `tx`.
+fn write_tags(
+    tx: &Connection,
+    function: &FunctionName,
+    tags: &BTreeMap<String, String>,
+) -> Result<(), StoreError> {
+    tx.execute(
+        "DELETE FROM function_tags WHERE function = ?1",
+        params![function.as_str()],
+    )
+    .map_err(db("writing tags"))?;
+    let mut insert = tx
+        .prepare_cached("INSERT INTO function_tags (function, key, value) VALUES (?1, ?2, ?3)")
+        .map_err(db("writing tags"))?;
+    for (k, v) in tags {
+        insert
+            .execute(params![function.as_str(), k, v])
+            .map_err(db("writing tags"))?;
+    }
+    Ok(())
+}
+
 impl FunctionStore for SqliteStore {
     fn create_function(&self, latest: &FunctionVersion) -> Result<(), StoreError> {
-        if !latest.is_latest() {
-            return Err(StoreError::InvalidRecord(format!(
-                "a new function must be created as `{LATEST}`, not version `{}`",
-                latest.version
-            )));
-        }
-        let (record, digest) = latest_record(latest, None)?;
-        self.write("creating a function", |tx| {
-            let inserted = tx
-                .prepare_cached(
-                    "INSERT OR IGNORE INTO functions (name, next_version) VALUES (?1, 1)",
-                )
-                .and_then(|mut s| s.execute(params![latest.name.as_str()]))
-                .map_err(db("creating a function"))?;
-            if inserted == 0 {
-                return Err(StoreError::AlreadyExists(function_label(&latest.name)));
-            }
-            insert_version(tx, latest, &record.json, 0, &digest)
-        })
+        self.create_tagged_function(latest, &BTreeMap::new())
     }
 
     fn get_version(
@@ -823,6 +840,7 @@ impl FunctionStore for SqliteStore {
                 // Foreign keys would cascade too; explicit deletes keep this correct even
                 // on a connection opened without them.
                 for sql in [
+                    "DELETE FROM function_tags WHERE function = ?1",
                     "DELETE FROM function_policies WHERE function = ?1",
                     "DELETE FROM events WHERE function = ?1",
                     "DELETE FROM reserved_concurrency WHERE function = ?1",
@@ -1127,6 +1145,66 @@ impl FunctionStore for SqliteStore {
             Ok(())
         })
     }
+
+    // ---- tags ----
+
+    fn create_tagged_function(
+        &self,
+        latest: &FunctionVersion,
+        tags: &BTreeMap<String, String>,
+    ) -> Result<(), StoreError> {
+        if !latest.is_latest() {
+            return Err(StoreError::InvalidRecord(format!(
+                "a new function must be created as `{LATEST}`, not version `{}`",
+                latest.version
+            )));
+        }
+        let (record, digest) = latest_record(latest, None)?;
+        self.write("creating a function", |tx| {
+            let inserted = tx
+                .prepare_cached(
+                    "INSERT OR IGNORE INTO functions (name, next_version) VALUES (?1, 1)",
+                )
+                .and_then(|mut s| s.execute(params![latest.name.as_str()]))
+                .map_err(db("creating a function"))?;
+            if inserted == 0 {
+                return Err(StoreError::AlreadyExists(function_label(&latest.name)));
+            }
+            insert_version(tx, latest, &record.json, 0, &digest)?;
+            write_tags(tx, &latest.name, tags)
+        })
+    }
+
+    fn get_tags(
+        &self,
+        function: &FunctionName,
+    ) -> Result<Option<BTreeMap<String, String>>, StoreError> {
+        self.read("reading tags", |tx| {
+            if !function_exists(tx, function)? {
+                return Ok(None);
+            }
+            let mut stmt = tx
+                .prepare_cached("SELECT key, value FROM function_tags WHERE function = ?1")
+                .map_err(db("reading tags"))?;
+            let rows = stmt
+                .query_map(params![function.as_str()], |r| Ok((r.get(0)?, r.get(1)?)))
+                .map_err(db("reading tags"))?;
+            rows.collect::<Result<BTreeMap<_, _>, _>>()
+                .map(Some)
+                .map_err(db("reading tags"))
+        })
+    }
+
+    fn replace_tags(
+        &self,
+        function: &FunctionName,
+        tags: &BTreeMap<String, String>,
+    ) -> Result<(), StoreError> {
+        self.write("writing tags", |tx| {
+            require_function(tx, function)?;
+            write_tags(tx, function, tags)
+        })
+    }
 }
 
 impl LogStore for SqliteStore {
@@ -1242,5 +1320,7 @@ impl LogStore for SqliteStore {
     }
 }
 
+#[cfg(test)]
+mod tag_tests;
 #[cfg(test)]
 mod tests;

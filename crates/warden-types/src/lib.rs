@@ -1,18 +1,27 @@
-//! Shared vocabulary of Warden: validated identifiers, ARNs, the stored form of a
-//! function's configuration, and Lambda's documented limits.
+//! Shared vocabulary of Warden: validated identifiers, ARNs, validated configuration
+//! values and tags, the stored form of a function's configuration, the control plane's
+//! change events, and Lambda's documented limits.
 //!
 //! Everything here is plain data with validation; this crate does no I/O.
 #![forbid(unsafe_code)]
 
+pub mod change;
+pub mod config;
 pub mod function;
 pub mod identity;
 pub mod limits;
 pub mod names;
 pub mod node;
+pub mod tags;
 
+pub use config::{
+    Architecture, ConfigError, Description, Environment, EphemeralStorage, Handler, MemorySize,
+    RoleArn, StatementId, Timeout,
+};
 pub use function::{FunctionVersion, Runtime, LATEST};
 pub use names::{AccountId, AliasName, FunctionName, FunctionRef, NameError, Qualifier, Region};
 pub use node::{NodeId, NodeIdError};
+pub use tags::{TagError, Tags};
 
 /// Milliseconds since the Unix epoch, the clock unit every store record uses.
 pub fn now_millis() -> i64 {

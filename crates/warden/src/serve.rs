@@ -279,15 +279,22 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         let local = listener.local_addr()?;
         engine.use_credentials(Arc::new(RoleSessions(identity.clone())));
         engine.set_api_endpoint(format!("http://{local}"));
-        let state = Arc::new(warden_api::ApiState {
-            engine: engine.clone(),
+        let control = warden_control::Control::new(
+            warden_control::ControlConfig {
+                account: account.clone(),
+                region,
+                account_concurrency: args.account_concurrency,
+            },
             store,
             blobs,
-            account: account.clone(),
-            region,
-            pipeline: warden_api::Pipeline::default(),
-            access: warden_api::access::Access::new(identity.clone()),
-        });
+            warden_control::Seams::new(Arc::new(identity.clone())),
+        );
+        let state = Arc::new(warden_api::ApiState::new(
+            engine.clone(),
+            control,
+            warden_api::Pipeline::default(),
+            warden_api::access::Access::new(identity.clone()),
+        ));
         tracing::info!(
             address = %local,
             data_dir = %data_dir.display(),

@@ -906,7 +906,6 @@ fn a_queue_from_before_nodes_is_migrated_and_its_leases_end() {
         .pragma_query_value(None, "user_version", |r| r.get(0))
         .unwrap();
     assert_eq!(v, SCHEMA_VERSION);
-    assert_eq!(SCHEMA_VERSION, 3);
     let got = store.lease_events(&n1(), 10, 50, 10).unwrap();
     assert_eq!(ids(&got), ["old", "idle"], "due at once, in their order");
     assert_eq!(got[0].event.attempts, 1);

@@ -12,6 +12,7 @@ mod concurrency;
 mod data_dir;
 mod dos;
 mod escalation;
+mod honest_inputs;
 mod iam;
 mod iam_more;
 mod invoke;

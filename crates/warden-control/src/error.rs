@@ -1,0 +1,95 @@
+//! What a control-plane command can fail with. Every variant says which of Lambda's errors
+//! it is (the API's one error module maps each to its status and code) and carries the
+//! message the caller sees; internal details (store and keyring failures) are for the log.
+
+use warden_store::StoreError;
+use warden_types::{ConfigError, NameError};
+
+use crate::code::CodeRefusal;
+use crate::keyring::KeyringError;
+
+/// Why a command or read failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ControlError {
+    /// A function, version, alias, statement or policy that does not exist
+    /// (Lambda's `ResourceNotFoundException`, 404).
+    #[error("{0}")]
+    NotFound(String),
+    /// The resource exists already, or the change conflicts with another resource, such as
+    /// deleting a version an alias points at (`ResourceConflictException`, 409).
+    #[error("{0}")]
+    Conflict(String),
+    /// The caller's `RevisionId` is not the current one (`PreconditionFailedException`, 412).
+    #[error("The Revision Id provided does not match the latest Revision Id. Call the GetFunction/GetAlias API to retrieve the latest Revision Id")]
+    RevisionMismatch,
+    /// PublishVersion's `CodeSha256` is not `$LATEST`'s (`PreconditionFailedException`, 412).
+    #[error("CodeSHA256 ({given}) is different from current CodeSHA256 in $LATEST ({latest}). Please try again with the CodeSHA256 in $LATEST.")]
+    CodeShaMismatch { given: String, latest: String },
+    /// A value Lambda refuses that no newtype captures (`InvalidParameterValueException`, 400).
+    #[error("{0}")]
+    Invalid(String),
+    /// A configuration value out of Lambda's bounds (`InvalidParameterValueException`, 400).
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// An invalid name, qualifier or ARN (`InvalidParameterValueException`, 400).
+    #[error(transparent)]
+    Name(#[from] NameError),
+    /// The zip is larger than Lambda's package limit (`RequestTooLargeException`, 413).
+    #[error("Request must be smaller than {limit} bytes for the {operation} operation")]
+    CodeTooLarge { limit: u64, operation: &'static str },
+    /// The zip cannot be unpacked within the limits (`InvalidZipFileException`, 502).
+    #[error(
+        "Could not unzip uploaded file. Please check your file, then try to upload again. ({0})"
+    )]
+    InvalidZip(String),
+    /// A code check refused the package (`InvalidParameterValueException`, 400).
+    #[error("the package was refused by the `{check}` check: {message}")]
+    CodeRefused {
+        check: &'static str,
+        message: String,
+    },
+    /// The caller may not pass the role to Lambda (`AccessDeniedException`, 403).
+    #[error("User: {principal} is not authorized to perform: iam:PassRole on resource: {role}")]
+    PassRoleDenied { principal: String, role: String },
+    /// A role change from an unsigned caller (`MissingAuthenticationTokenException`, 403).
+    #[error("Missing Authentication Token")]
+    Unauthenticated,
+    /// The role does not exist or its trust policy does not admit Lambda
+    /// (`InvalidParameterValueException`, 400).
+    #[error("The role defined for the function cannot be assumed by Lambda.")]
+    RoleNotAssumable,
+    /// The keyring could not seal or open a configuration (internal, 500).
+    #[error("the keyring failed: {0}")]
+    Keyring(#[from] KeyringError),
+    /// The store failed (internal, 500).
+    #[error("the store failed: {0}")]
+    Store(StoreError),
+    /// Anything else that is Warden's fault (internal, 500).
+    #[error("{0}")]
+    Internal(String),
+}
+
+impl From<StoreError> for ControlError {
+    /// The store's ordinary outcomes become the caller's errors with the store's message;
+    /// anything else is internal.
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::AlreadyExists(what) => Self::Conflict(format!("{what} already exists")),
+            StoreError::NotFound(what) => Self::NotFound(format!("{what} does not exist")),
+            StoreError::RevisionMismatch { .. } => Self::RevisionMismatch,
+            StoreError::Conflict(message) => Self::Conflict(message),
+            other => Self::Store(other),
+        }
+    }
+}
+
+impl From<CodeRefusal> for ControlError {
+    fn from(e: CodeRefusal) -> Self {
+        match e {
+            CodeRefusal::TooLarge { limit, operation } => Self::CodeTooLarge { limit, operation },
+            CodeRefusal::InvalidZip(m) => Self::InvalidZip(m),
+            CodeRefusal::Refused { check, message } => Self::CodeRefused { check, message },
+            CodeRefusal::Internal(m) => Self::Internal(m),
+        }
+    }
+}

@@ -1,0 +1,408 @@
+//! Commands on functions and versions: create, update code, update configuration, publish,
+//! delete. Each doc comment says who may call it (the IAM action the API authorizes
+//! first) and what it changes.
+
+use warden_store::blobs::BlobPin;
+use warden_store::StoreError;
+use warden_types::change::Change;
+use warden_types::{Architecture, FunctionName, FunctionRef, FunctionVersion, Runtime, LATEST};
+
+use crate::code::{self, Intake};
+use crate::commands::{
+    CreateFunction, DeleteFunction, PublishVersion, UpdateFunctionCode,
+    UpdateFunctionConfiguration, ZipPackage,
+};
+use crate::roles::{check_role, Caller};
+use crate::{new_revision, Control, ControlError};
+
+/// An installed package: its sha, size, and the pin that keeps its blob from garbage
+/// collection until the version referencing it is committed (or the deploy gave up; then
+/// the next sweep removes it).
+struct Installed {
+    sha256: String,
+    size: u64,
+    pin: Option<BlobPin>,
+}
+
+impl Control {
+    /// Runs the intake chain over `zip` and, unless `dry_run`, installs it in the blob
+    /// store. A dry run writes no blob: the package is unpacked into a staging directory
+    /// removed before this returns.
+    async fn intake(
+        &self,
+        operation: &'static str,
+        zip: ZipPackage,
+        dry_run: bool,
+    ) -> Result<Installed, ControlError> {
+        self.blocking(move |inner| {
+            let zip = zip.0;
+            let size = zip.len() as u64;
+            let sha = warden_store::blobs::sha256_base64(&zip);
+            let blobs = &inner.blobs;
+            // Pinned before looking, so a sweep cannot remove the blob after it was found.
+            let pin = blobs.pin(&sha);
+            if blobs.has_code_dir(&sha) {
+                let tree = blobs.code_dir(&sha);
+                let mut intake = Intake::installed(operation, &zip, &sha, &tree);
+                code::run(&inner.seams.code_checks, &mut intake)?;
+                return Ok(Installed {
+                    pin: (!dry_run).then_some(pin),
+                    sha256: sha,
+                    size,
+                });
+            }
+            let staging = blobs
+                .create_staging()
+                .map_err(|e| ControlError::Internal(e.to_string()))?;
+            let mut intake = Intake::new(operation, &zip, &sha, staging.path());
+            code::run(&inner.seams.code_checks, &mut intake)?;
+            if dry_run {
+                return Ok(Installed {
+                    sha256: sha,
+                    size,
+                    pin: None,
+                });
+            }
+            let installed = blobs
+                .put_zip(&zip)
+                .and_then(|_| blobs.install_code_dir(&sha, staging.path()));
+            if let Err(e) = installed {
+                // A zip may have been stored without its tree: collect it.
+                blobs.request_sweep();
+                return Err(ControlError::Internal(e.to_string()));
+            }
+            Ok(Installed {
+                sha256: sha,
+                size,
+                pin: Some(pin),
+            })
+        })
+        .await
+    }
+
+    /// The architecture a function may have on this host.
+    fn runnable(architecture: Architecture) -> Result<Architecture, ControlError> {
+        let host = Architecture::host();
+        if architecture != host {
+            return Err(ControlError::Invalid(format!(
+                "this Warden runs on {} and cannot run {} functions",
+                host.as_str(),
+                architecture.as_str()
+            )));
+        }
+        Ok(architecture)
+    }
+
+    /// `$LATEST` of a function as stored (environment sealed).
+    async fn stored_latest(&self, name: &FunctionName) -> Result<FunctionVersion, ControlError> {
+        let n = name.clone();
+        self.blocking(move |inner| Ok(inner.store.get_version(&n, LATEST)?))
+            .await?
+            .ok_or_else(|| self.function_not_found(name))
+    }
+
+    /// A stored version as callers see it: its environment opened by the keyring.
+    pub(crate) fn opened(&self, mut f: FunctionVersion) -> Result<FunctionVersion, ControlError> {
+        if !f.environment.is_empty() {
+            f.environment = self.inner.seams.keyring.open(&f.name, &f.environment)?;
+        }
+        Ok(f)
+    }
+
+    /// `CreateFunction`. Callers: the API, once the caller is allowed
+    /// `lambda:CreateFunction` on the function (and `lambda:TagResource` when it brings
+    /// tags). Runs the role step (`iam:PassRole` through `caller`), the code intake, seals
+    /// the environment, and creates `$LATEST` with its tags in one write; with `publish`,
+    /// version 1 too. Emits `FunctionCreated`.
+    pub async fn create_function(
+        &self,
+        command: CreateFunction,
+        caller: &dyn Caller,
+    ) -> Result<FunctionVersion, ControlError> {
+        let CreateFunction {
+            name,
+            runtime,
+            role,
+            handler,
+            description,
+            timeout,
+            memory,
+            ephemeral_storage,
+            environment,
+            architecture,
+            code,
+            publish,
+            tags,
+        } = command;
+        let handler = match (handler, &runtime) {
+            (Some(h), _) => h,
+            (None, Runtime::Provided(_)) => warden_types::Handler::bootstrap(),
+            (None, Runtime::Python(r)) => {
+                return Err(ControlError::Invalid(format!(
+                    "Handler is required for runtime {r}"
+                )))
+            }
+        };
+        let role = check_role(self.inner.seams.roles.as_ref(), caller, &role)?;
+        let architecture = Self::runnable(architecture)?;
+        let environment = self.inner.seams.keyring.seal(&name, environment)?;
+        let installed = self.intake("CreateFunction", code, false).await?;
+        let latest = FunctionVersion {
+            name: name.clone(),
+            version: LATEST.to_owned(),
+            runtime: runtime.as_str().to_owned(),
+            handler: handler.as_str().to_owned(),
+            role,
+            description: description.into_string(),
+            timeout_seconds: timeout.get(),
+            memory_mb: memory.get(),
+            ephemeral_storage_mb: ephemeral_storage.get(),
+            environment,
+            code_sha256: installed.sha256.clone(),
+            code_size: installed.size,
+            revision_id: new_revision(),
+            last_modified_ms: warden_types::now_millis(),
+            architectures: vec![architecture.as_str().to_owned()],
+        };
+        let record = latest.clone();
+        let tags = tags.into_map();
+        let created = self
+            .blocking(
+                move |inner| match inner.store.create_tagged_function(&record, &tags) {
+                    Ok(()) => Ok(()),
+                    Err(StoreError::AlreadyExists(_)) => Err(ControlError::Conflict(format!(
+                        "Function already exist: {}",
+                        record.name
+                    ))),
+                    Err(e) => Err(e.into()),
+                },
+            )
+            .await;
+        drop(installed.pin);
+        if created.is_err() {
+            // The code may now be referenced by nothing.
+            self.inner.blobs.request_sweep();
+        }
+        created?;
+        if !publish {
+            self.emit(&name, Change::FunctionCreated { published: None }, caller);
+            return self.opened(latest);
+        }
+        let published = self.publish_stored(&name, None, None).await;
+        let change = Change::FunctionCreated {
+            published: published.as_ref().ok().map(|v| v.version.clone()),
+        };
+        self.emit(&name, change, caller);
+        self.opened(published?)
+    }
+
+    /// Copies `$LATEST` into a new version (or returns the newest one if nothing changed).
+    async fn publish_stored(
+        &self,
+        name: &FunctionName,
+        description: Option<String>,
+        revision: Option<String>,
+    ) -> Result<FunctionVersion, ControlError> {
+        let n = name.clone();
+        self.blocking(move |inner| {
+            Ok(inner.store.publish_version(
+                &n,
+                description.as_deref(),
+                revision.as_deref(),
+                &new_revision(),
+                warden_types::now_millis(),
+            )?)
+        })
+        .await
+    }
+
+    /// `UpdateFunctionCode`. Callers: the API, once the caller is allowed
+    /// `lambda:UpdateFunctionCode` on the function. Replaces `$LATEST`'s code (and with
+    /// `publish`, publishes it); the previous code is collected once nothing references or
+    /// runs it. With `dry_run` the package runs the same checks but nothing is stored, not
+    /// even the blob, and no change is emitted. Emits `CodeUpdated`.
+    pub async fn update_function_code(
+        &self,
+        command: UpdateFunctionCode,
+        caller: &dyn Caller,
+    ) -> Result<FunctionVersion, ControlError> {
+        let UpdateFunctionCode {
+            name,
+            code,
+            architecture,
+            publish,
+            dry_run,
+            revision_id,
+        } = command;
+        let mut f = self.stored_latest(&name).await?;
+        if let Some(expected) = &revision_id {
+            if *expected != f.revision_id {
+                return Err(ControlError::RevisionMismatch);
+            }
+        }
+        if let Some(a) = architecture {
+            f.architectures = vec![Self::runnable(a)?.as_str().to_owned()];
+        }
+        let installed = self.intake("UpdateFunctionCode", code, dry_run).await?;
+        f.code_sha256 = installed.sha256;
+        f.code_size = installed.size;
+        if dry_run {
+            return self.opened(f);
+        }
+        let previous_revision = f.revision_id.clone();
+        f.revision_id = new_revision();
+        f.last_modified_ms = warden_types::now_millis();
+        let record = f.clone();
+        let saved = self
+            .blocking(move |inner| {
+                Ok(inner
+                    .store
+                    .update_latest(&record, Some(&previous_revision))?)
+            })
+            .await;
+        drop(installed.pin);
+        // Either the previous code or (if the update failed) the new one may be unreferenced.
+        self.inner.blobs.request_sweep();
+        saved?;
+        if !publish {
+            self.emit(&name, Change::CodeUpdated { published: None }, caller);
+            return self.opened(f);
+        }
+        let published = self.publish_stored(&name, None, None).await;
+        let change = Change::CodeUpdated {
+            published: published.as_ref().ok().map(|v| v.version.clone()),
+        };
+        self.emit(&name, change, caller);
+        self.opened(published?)
+    }
+
+    /// `UpdateFunctionConfiguration`. Callers: the API, once the caller is allowed
+    /// `lambda:UpdateFunctionConfiguration` on the function (a function policy can never
+    /// grant it). A new role passes the role step (`iam:PassRole` through `caller`, trust
+    /// in Lambda); a new environment is sealed. Replaces `$LATEST`, guarded by its
+    /// revision. Emits `ConfigurationUpdated`.
+    pub async fn update_function_configuration(
+        &self,
+        command: UpdateFunctionConfiguration,
+        caller: &dyn Caller,
+    ) -> Result<FunctionVersion, ControlError> {
+        let UpdateFunctionConfiguration {
+            name,
+            change,
+            revision_id,
+        } = command;
+        let mut f = self.stored_latest(&name).await?;
+        if let Some(expected) = &revision_id {
+            if *expected != f.revision_id {
+                return Err(ControlError::RevisionMismatch);
+            }
+        }
+        if let Some(r) = change.runtime {
+            f.runtime = r.as_str().to_owned();
+        }
+        if let Some(role) = &change.role {
+            f.role = check_role(self.inner.seams.roles.as_ref(), caller, role)?;
+        }
+        if let Some(h) = change.handler {
+            f.handler = h.as_str().to_owned();
+        }
+        if let Some(d) = change.description {
+            f.description = d.into_string();
+        }
+        if let Some(t) = change.timeout {
+            f.timeout_seconds = t.get();
+        }
+        if let Some(m) = change.memory {
+            f.memory_mb = m.get();
+        }
+        if let Some(s) = change.ephemeral_storage {
+            f.ephemeral_storage_mb = s.get();
+        }
+        if let Some(env) = change.environment {
+            f.environment = self.inner.seams.keyring.seal(&name, env)?;
+        }
+        let previous_revision = f.revision_id.clone();
+        f.revision_id = new_revision();
+        f.last_modified_ms = warden_types::now_millis();
+        let record = f.clone();
+        self.blocking(move |inner| {
+            Ok(inner
+                .store
+                .update_latest(&record, Some(&previous_revision))?)
+        })
+        .await?;
+        self.emit(&name, Change::ConfigurationUpdated, caller);
+        self.opened(f)
+    }
+
+    /// `PublishVersion`. Callers: the API, once the caller is allowed
+    /// `lambda:PublishVersion` on the function. Copies `$LATEST` into the next version
+    /// number, or returns the newest version if nothing changed since it. Emits
+    /// `VersionPublished`.
+    pub async fn publish_version(
+        &self,
+        command: PublishVersion,
+        caller: &dyn Caller,
+    ) -> Result<FunctionVersion, ControlError> {
+        let latest = self.stored_latest(&command.name).await?;
+        if let Some(sha) = command.code_sha256 {
+            if sha != latest.code_sha256 {
+                return Err(ControlError::CodeShaMismatch {
+                    given: sha,
+                    latest: latest.code_sha256,
+                });
+            }
+        }
+        let published = self
+            .publish_stored(
+                &command.name,
+                command.description.map(|d| d.into_string()),
+                command.revision_id,
+            )
+            .await?;
+        self.emit(
+            &command.name,
+            Change::VersionPublished {
+                version: published.version.clone(),
+            },
+            caller,
+        );
+        self.opened(published)
+    }
+
+    /// `DeleteFunction`. Callers: the API, once the caller is allowed
+    /// `lambda:DeleteFunction` on the function (or version). Deletes the whole function
+    /// (versions, aliases, policy, concurrency, tags, queued events; its log lines stay)
+    /// or one published version (refused while an alias points at it). Code no version
+    /// references any more is collected once no instance runs it. Emits `FunctionDeleted`
+    /// or `VersionDeleted`.
+    pub async fn delete_function(
+        &self,
+        command: DeleteFunction,
+        caller: &dyn Caller,
+    ) -> Result<(), ControlError> {
+        let DeleteFunction { name, version } = command;
+        let n = name.clone();
+        let v = version.map(|v| v.to_string());
+        let deleted = self
+            .blocking(move |inner| Ok(inner.store.delete_function(&n, v.as_deref())?))
+            .await?;
+        if !deleted {
+            return Err(self.not_found(&FunctionRef {
+                name,
+                qualifier: version.map(warden_types::Qualifier::Version),
+            }));
+        }
+        // Its code may be referenced by nothing now; instances still running it keep it
+        // pinned until they are gone.
+        self.inner.blobs.request_sweep();
+        let change = match version {
+            None => Change::FunctionDeleted,
+            Some(v) => Change::VersionDeleted {
+                version: v.to_string(),
+            },
+        };
+        self.emit(&name, change, caller);
+        Ok(())
+    }
+}

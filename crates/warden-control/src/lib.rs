@@ -1,0 +1,219 @@
+//! Warden's control-plane core: everything that changes a function goes through here.
+//!
+//! A command arrives typed (`commands`), its values already validated by the newtypes of
+//! `warden_types`. Running it follows one path:
+//!
+//! 1. the steps that depend on who asks: the execution role's checks
+//!    (`roles`: resolve the role, `iam:PassRole` decided by the [`Caller`], trust in
+//!    Lambda) for every command that sets a role;
+//! 2. code intake for every command that brings a package: the ordered [`CodeCheck`]
+//!    chain (`code`), then installation in the blob store under a pin;
+//! 3. the environment sealed by the [`Keyring`];
+//! 4. one store write (atomic per function);
+//! 5. exactly one [`ChangeEvent`] delivered to every subscribed [`ChangeObserver`] before
+//!    the command returns, so that caches derived from the store (the engine's registry and
+//!    warm instances, the concurrency table, the API's policy cache) never serve a stale
+//!    function after its change was acknowledged.
+//!
+//! Reads the API needs (functions, versions, aliases, policy, concurrency, tags, account
+//! settings, logs) go through here too, so the API never touches the store.
+//!
+//! Who may call: the API, after authenticating and authorizing the request for the
+//! operation's IAM action; the core adds only the checks that need more than that action
+//! (passing a role).
+#![forbid(unsafe_code)]
+
+mod aliases;
+pub mod code;
+pub mod commands;
+mod error;
+mod functions;
+pub mod keyring;
+pub mod policy;
+mod reads;
+pub mod roles;
+mod settings;
+
+use std::sync::{Arc, RwLock};
+
+use warden_store::blobs::BlobStore;
+use warden_store::Store;
+use warden_types::change::{Change, ChangeEvent, ChangeObserver};
+use warden_types::{AccountId, FunctionName, FunctionRef, Qualifier, Region};
+
+pub use code::{CodeCheck, CodeRefusal, Intake};
+pub use error::ControlError;
+pub use keyring::{Keyring, KeyringError, PlaintextKeyring};
+pub use reads::{AccountSettings, FunctionView, Page, PolicyView};
+pub use roles::{Caller, PassRole, RoleDirectory};
+/// Stored records the API renders; re-exported so that the API needs no store of its own.
+pub use warden_store::{Alias, LogRecord, LogSource, StoreError};
+
+/// What the core needs to know about the account it serves.
+#[derive(Debug, Clone)]
+pub struct ControlConfig {
+    pub account: AccountId,
+    pub region: Region,
+    /// Account-wide concurrent executions (`--account-concurrency`): reservations must
+    /// leave part of it unreserved.
+    pub account_concurrency: u32,
+}
+
+/// The seams the core runs through.
+pub struct Seams {
+    /// Resolves roles and reads their trust (the identity service).
+    pub roles: Arc<dyn RoleDirectory>,
+    /// Seals environments before they are stored.
+    pub keyring: Arc<dyn Keyring>,
+    /// The intake chain, in order.
+    pub code_checks: Vec<Arc<dyn CodeCheck>>,
+}
+
+impl Seams {
+    /// Today's seams: the given role directory, the [`PlaintextKeyring`] and the
+    /// [`code::standard_checks`].
+    pub fn new(roles: Arc<dyn RoleDirectory>) -> Self {
+        Self {
+            roles,
+            keyring: Arc::new(PlaintextKeyring),
+            code_checks: code::standard_checks(),
+        }
+    }
+}
+
+/// The control-plane core. Cheap to clone; clones share everything.
+#[derive(Clone)]
+pub struct Control {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    config: ControlConfig,
+    store: Arc<dyn Store>,
+    blobs: Arc<BlobStore>,
+    seams: Seams,
+    observers: RwLock<Vec<Arc<dyn ChangeObserver>>>,
+    /// Serialises reservation changes: the check that enough concurrency stays
+    /// unreserved reads every reservation, then writes one.
+    concurrency: tokio::sync::Mutex<()>,
+    /// Serialises tag changes, which read the function's tags, merge, check the limit and
+    /// write them back.
+    tags: tokio::sync::Mutex<()>,
+}
+
+impl Control {
+    /// The core over `store` and `blobs`. Called once, by the server at boot; nothing
+    /// subscribes yet (see [`Control::subscribe`]).
+    pub fn new(
+        config: ControlConfig,
+        store: Arc<dyn Store>,
+        blobs: Arc<BlobStore>,
+        seams: Seams,
+    ) -> Self {
+        tracing::debug!(
+            keyring = seams.keyring.describe(),
+            checks = seams.code_checks.len(),
+            "control plane ready"
+        );
+        Self {
+            inner: Arc::new(Inner {
+                config,
+                store,
+                blobs,
+                seams,
+                observers: RwLock::new(Vec::new()),
+                concurrency: tokio::sync::Mutex::new(()),
+                tags: tokio::sync::Mutex::new(()),
+            }),
+        }
+    }
+
+    /// Adds a subscriber: from now on it hears of every change, in order. Called at boot
+    /// for every cache derived from the store (the API's `ApiState::new` subscribes the
+    /// engine, the concurrency table and the access cache); a subscriber is never removed.
+    pub fn subscribe(&self, observer: Arc<dyn ChangeObserver>) {
+        self.inner
+            .observers
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(observer);
+    }
+
+    pub fn config(&self) -> &ControlConfig {
+        &self.inner.config
+    }
+
+    /// The ARN of a function, optionally qualified.
+    pub fn function_arn(&self, name: &FunctionName, qualifier: Option<&str>) -> String {
+        warden_types::names::function_arn(
+            &self.inner.config.region,
+            &self.inner.config.account,
+            name,
+            qualifier,
+        )
+    }
+
+    /// Parses a function reference (name, partial or full ARN), checking account and region.
+    pub fn function_ref(&self, s: &str) -> Result<FunctionRef, ControlError> {
+        Ok(FunctionRef::parse(
+            s,
+            &self.inner.config.account,
+            &self.inner.config.region,
+        )?)
+    }
+
+    /// Lambda's "not found" for a reference as the caller named it.
+    pub(crate) fn not_found(&self, r: &FunctionRef) -> ControlError {
+        let q = r.qualifier.as_ref().map(Qualifier::to_string);
+        ControlError::NotFound(format!(
+            "Function not found: {}",
+            self.function_arn(&r.name, q.as_deref())
+        ))
+    }
+
+    pub(crate) fn function_not_found(&self, name: &FunctionName) -> ControlError {
+        ControlError::NotFound(format!(
+            "Function not found: {}",
+            self.function_arn(name, None)
+        ))
+    }
+
+    /// Delivers one change to every subscriber. Called once per command, after the store
+    /// acknowledged the change.
+    pub(crate) fn emit(&self, function: &FunctionName, change: Change, caller: &dyn Caller) {
+        let event = ChangeEvent {
+            function: function.clone(),
+            change,
+            actor: caller.principal().map(str::to_owned),
+            at_ms: warden_types::now_millis(),
+        };
+        tracing::debug!(function = %event.function, change = event.change.name(), "control-plane change");
+        let observers = self
+            .inner
+            .observers
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        for observer in observers {
+            observer.on_change(&event);
+        }
+    }
+
+    /// Runs a store (or blob) call on the blocking pool.
+    pub(crate) async fn blocking<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Inner) -> Result<T, ControlError> + Send + 'static,
+    ) -> Result<T, ControlError> {
+        let inner = Arc::clone(&self.inner);
+        tokio::task::spawn_blocking(move || f(&inner))
+            .await
+            .map_err(|e| ControlError::Internal(format!("a control-plane task failed: {e}")))?
+    }
+}
+
+fn new_revision() -> String {
+    uuid::Uuid::new_v4().to_string()
+}
+
+#[cfg(test)]
+mod tests;

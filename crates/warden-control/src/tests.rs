@@ -1,0 +1,582 @@
+//! Unit tests of the core over a real SQLite store and blob store in a temporary
+//! directory, with a role directory, a caller, a keyring and a code check that record what
+//! they are asked: every command emits exactly one change event, a refused command emits
+//! none, and the role step, the keyring and the code chain run where they must.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+
+use warden_store::blobs::BlobStore;
+use warden_store::{SqliteStore, Store};
+use warden_types::change::{Change, ChangeEvent, ChangeObserver};
+use warden_types::*;
+
+use crate::commands::*;
+use crate::*;
+
+const ROLE: &str = "arn:aws:iam::123456789012:role/exec";
+
+/// Roles `exec` (trusts Lambda) and `untrusted`; names resolve ignoring case.
+struct Roles;
+impl RoleDirectory for Roles {
+    fn canonical_role(&self, arn: &str) -> Option<String> {
+        let name = arn.rsplit('/').next()?.to_ascii_lowercase();
+        ["exec", "untrusted"]
+            .contains(&name.as_str())
+            .then(|| format!("arn:aws:iam::123456789012:role/{name}"))
+    }
+    fn trusts_lambda(&self, canonical_arn: &str) -> bool {
+        canonical_arn.ends_with("/exec")
+    }
+}
+
+/// A caller allowed to pass exactly the roles in `allowed`; records what it was asked.
+struct TestCaller {
+    allowed: Vec<String>,
+    asked: Mutex<Vec<String>>,
+}
+impl TestCaller {
+    fn may(roles: &[&str]) -> Self {
+        Self {
+            allowed: roles.iter().map(|r| (*r).to_owned()).collect(),
+            asked: Mutex::new(Vec::new()),
+        }
+    }
+}
+impl Caller for TestCaller {
+    fn principal(&self) -> Option<&str> {
+        Some("arn:aws:iam::123456789012:user/tester")
+    }
+    fn may_pass_role(&self, role_arn: &str) -> PassRole {
+        self.asked.lock().unwrap().push(role_arn.to_owned());
+        if self.allowed.iter().any(|r| r == role_arn) {
+            PassRole::Allowed
+        } else {
+            PassRole::Denied
+        }
+    }
+}
+
+#[derive(Default)]
+struct Recorder(Mutex<Vec<ChangeEvent>>);
+impl ChangeObserver for Recorder {
+    fn on_change(&self, event: &ChangeEvent) {
+        self.0.lock().unwrap().push(event.clone());
+    }
+}
+impl Recorder {
+    fn take(&self) -> Vec<Change> {
+        std::mem::take(&mut *self.0.lock().unwrap())
+            .into_iter()
+            .map(|e| e.change)
+            .collect()
+    }
+}
+
+/// A keyring that marks sealed values, to show where sealing and opening happen.
+struct MarkingKeyring;
+impl Keyring for MarkingKeyring {
+    fn describe(&self) -> &'static str {
+        "marking (tests)"
+    }
+    fn seal(
+        &self,
+        _: &FunctionName,
+        env: Environment,
+    ) -> Result<BTreeMap<String, String>, KeyringError> {
+        Ok(env
+            .into_variables()
+            .into_iter()
+            .map(|(k, v)| (k, format!("sealed:{v}")))
+            .collect())
+    }
+    fn open(
+        &self,
+        _: &FunctionName,
+        stored: &BTreeMap<String, String>,
+    ) -> Result<BTreeMap<String, String>, KeyringError> {
+        stored
+            .iter()
+            .map(|(k, v)| {
+                v.strip_prefix("sealed:")
+                    .map(|v| (k.clone(), v.to_owned()))
+                    .ok_or_else(|| KeyringError::Unreadable("f".into()))
+            })
+            .collect()
+    }
+}
+
+/// Refuses packages holding a file named `forbidden`.
+struct NoForbiddenFile;
+impl CodeCheck for NoForbiddenFile {
+    fn name(&self) -> &'static str {
+        "no-forbidden-file"
+    }
+    fn check(&self, intake: &mut Intake<'_>) -> Result<(), CodeRefusal> {
+        match intake.tree() {
+            Some(t) if t.join("forbidden").exists() => Err(CodeRefusal::Refused {
+                check: "no-forbidden-file",
+                message: "the package holds `forbidden`".into(),
+            }),
+            Some(_) => Ok(()),
+            None => Err(CodeRefusal::Internal("not unpacked".into())),
+        }
+    }
+}
+
+struct Fixture {
+    _dir: tempfile::TempDir,
+    control: Control,
+    store: Arc<dyn Store>,
+    events: Arc<Recorder>,
+}
+
+fn fixture() -> Fixture {
+    let dir = tempfile::tempdir().unwrap();
+    let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&dir.path().join("warden.db")).unwrap());
+    let blobs = Arc::new(BlobStore::open(&dir.path().join("blobs")).unwrap());
+    let mut seams = Seams::new(Arc::new(Roles));
+    seams.keyring = Arc::new(MarkingKeyring);
+    seams.code_checks.push(Arc::new(NoForbiddenFile));
+    let control = Control::new(
+        ControlConfig {
+            account: AccountId::new("123456789012").unwrap(),
+            region: Region::new("us-east-1").unwrap(),
+            account_concurrency: 1000,
+        },
+        Arc::clone(&store),
+        blobs,
+        seams,
+    );
+    let events = Arc::new(Recorder::default());
+    control.subscribe(events.clone());
+    Fixture {
+        _dir: dir,
+        control,
+        store,
+        events,
+    }
+}
+
+fn zip(files: &[&str]) -> ZipPackage {
+    let dir = tempfile::tempdir().unwrap();
+    for f in files {
+        std::fs::write(dir.path().join(f), f.as_bytes()).unwrap();
+    }
+    ZipPackage(warden_package::zip_directory(dir.path(), &mut |_, _| {}).unwrap())
+}
+
+fn name(s: &str) -> FunctionName {
+    FunctionName::new(s).unwrap()
+}
+
+fn create(n: &str, role: &str) -> CreateFunction {
+    CreateFunction {
+        name: name(n),
+        runtime: Runtime::new("provided.al2023").unwrap(),
+        role: RoleArn::new(role).unwrap(),
+        handler: None,
+        description: Description::default(),
+        timeout: Timeout::DEFAULT,
+        memory: MemorySize::DEFAULT,
+        ephemeral_storage: EphemeralStorage::DEFAULT,
+        environment: Environment::new(BTreeMap::from([("TOKEN".into(), "s3cret".into())])).unwrap(),
+        architecture: Architecture::host(),
+        code: zip(&["bootstrap"]),
+        publish: false,
+        tags: Tags::new(BTreeMap::from([("team".into(), "a".into())])).unwrap(),
+    }
+}
+
+#[tokio::test]
+async fn every_command_emits_exactly_one_event_and_refusals_none() {
+    let f = fixture();
+    let me = TestCaller::may(&[ROLE]);
+    let c = &f.control;
+    let created = c.create_function(create("f", ROLE), &me).await.unwrap();
+    assert_eq!(created.handler, "bootstrap");
+    assert_eq!(
+        f.events.take(),
+        [Change::FunctionCreated { published: None }]
+    );
+
+    // A refused command changes nothing and tells nobody.
+    assert!(matches!(
+        c.create_function(create("f", ROLE), &me).await,
+        Err(ControlError::Conflict(m)) if m == "Function already exist: f"
+    ));
+    assert!(f.events.take().is_empty());
+
+    let updated = c
+        .update_function_code(
+            UpdateFunctionCode {
+                name: name("f"),
+                code: zip(&["bootstrap", "extra"]),
+                architecture: None,
+                publish: true,
+                dry_run: false,
+                revision_id: None,
+            },
+            &me,
+        )
+        .await
+        .unwrap();
+    assert_eq!(updated.version, "1");
+    assert_eq!(
+        f.events.take(),
+        [Change::CodeUpdated {
+            published: Some("1".into())
+        }]
+    );
+    // A dry run changes nothing.
+    c.update_function_code(
+        UpdateFunctionCode {
+            name: name("f"),
+            code: zip(&["bootstrap", "other"]),
+            architecture: None,
+            publish: false,
+            dry_run: true,
+            revision_id: None,
+        },
+        &me,
+    )
+    .await
+    .unwrap();
+    assert!(f.events.take().is_empty());
+
+    c.update_function_configuration(
+        UpdateFunctionConfiguration {
+            name: name("f"),
+            change: ConfigurationChange {
+                memory: Some(MemorySize::new(256).unwrap()),
+                ..Default::default()
+            },
+            revision_id: None,
+        },
+        &me,
+    )
+    .await
+    .unwrap();
+    assert_eq!(f.events.take(), [Change::ConfigurationUpdated]);
+    let published = c
+        .publish_version(
+            PublishVersion {
+                name: name("f"),
+                code_sha256: None,
+                description: None,
+                revision_id: None,
+            },
+            &me,
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        f.events.take(),
+        [Change::VersionPublished {
+            version: published.version.clone()
+        }]
+    );
+    c.create_alias(
+        CreateAlias {
+            function: name("f"),
+            name: AliasName::new("live").unwrap(),
+            function_version: "1".into(),
+            description: Description::default(),
+            routing: Some(Routing::new(&published.version, 0.5).unwrap()),
+        },
+        &me,
+    )
+    .await
+    .unwrap();
+    c.update_alias(
+        UpdateAlias {
+            function: name("f"),
+            name: AliasName::new("live").unwrap(),
+            function_version: None,
+            description: None,
+            routing: Some(None),
+            revision_id: None,
+        },
+        &me,
+    )
+    .await
+    .unwrap();
+    c.delete_alias(
+        DeleteAlias {
+            function: name("f"),
+            name: AliasName::new("live").unwrap(),
+        },
+        &me,
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        f.events.take(),
+        [
+            Change::AliasCreated {
+                alias: "live".into()
+            },
+            Change::AliasUpdated {
+                alias: "live".into()
+            },
+            Change::AliasDeleted {
+                alias: "live".into()
+            }
+        ]
+    );
+    c.add_permission(
+        AddPermission {
+            function: name("f"),
+            statement_id: StatementId::new("s1").unwrap(),
+            action: "lambda:InvokeFunction".into(),
+            principal: "*".into(),
+            source_arn: None,
+            source_account: None,
+            principal_org_id: None,
+            revision_id: None,
+        },
+        &me,
+    )
+    .await
+    .unwrap();
+    c.remove_permission(
+        RemovePermission {
+            function: name("f"),
+            statement_id: "s1".into(),
+            revision_id: None,
+        },
+        &me,
+    )
+    .await
+    .unwrap();
+    c.set_concurrency(
+        SetConcurrency {
+            function: name("f"),
+            reserved: Some(5),
+        },
+        &me,
+    )
+    .await
+    .unwrap();
+    c.tag_function(
+        TagFunction {
+            function: name("f"),
+            tags: Tags::new(BTreeMap::from([("env".into(), "dev".into())])).unwrap(),
+        },
+        &me,
+    )
+    .await
+    .unwrap();
+    c.untag_function(
+        UntagFunction {
+            function: name("f"),
+            keys: vec!["team".into()],
+        },
+        &me,
+    )
+    .await
+    .unwrap();
+    c.delete_function(
+        DeleteFunction {
+            name: name("f"),
+            version: Some(1),
+        },
+        &me,
+    )
+    .await
+    .unwrap();
+    c.delete_function(
+        DeleteFunction {
+            name: name("f"),
+            version: None,
+        },
+        &me,
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        f.events.take(),
+        [
+            Change::PolicyChanged,
+            Change::PolicyChanged,
+            Change::ConcurrencyChanged { reserved: Some(5) },
+            Change::TagsChanged,
+            Change::TagsChanged,
+            Change::VersionDeleted {
+                version: "1".into()
+            },
+            Change::FunctionDeleted,
+        ]
+    );
+    // The actor is recorded.
+    c.create_function(create("g", ROLE), &me).await.unwrap();
+    let event = f.events.0.lock().unwrap().pop().unwrap();
+    assert_eq!(
+        event.actor.as_deref(),
+        Some("arn:aws:iam::123456789012:user/tester")
+    );
+}
+
+#[tokio::test]
+async fn every_role_change_passes_the_role_step_on_the_canonical_arn() {
+    let f = fixture();
+    let c = &f.control;
+    // Denied on the canonical ARN, however the request spells it.
+    let narrow = TestCaller::may(&[]);
+    let spelled = "arn:aws:iam::123456789012:role/EXEC";
+    let e = c
+        .create_function(create("f", spelled), &narrow)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&e, ControlError::PassRoleDenied { role, .. } if role == ROLE),
+        "{e}"
+    );
+    assert_eq!(*narrow.asked.lock().unwrap(), [ROLE]);
+    assert_eq!(f.store.get_version(&name("f"), LATEST).unwrap(), None);
+
+    // Allowed: the canonical ARN is stored.
+    let me = TestCaller::may(&[ROLE]);
+    let created = c.create_function(create("f", spelled), &me).await.unwrap();
+    assert_eq!(created.role, ROLE);
+
+    // An update with a role runs the same step; without one it asks nothing.
+    let update = |role: Option<&str>| UpdateFunctionConfiguration {
+        name: name("f"),
+        change: ConfigurationChange {
+            role: role.map(|r| RoleArn::new(r).unwrap()),
+            timeout: Some(Timeout::new(9).unwrap()),
+            ..Default::default()
+        },
+        revision_id: None,
+    };
+    let e = c
+        .update_function_configuration(update(Some(spelled)), &narrow)
+        .await
+        .unwrap_err();
+    assert!(matches!(e, ControlError::PassRoleDenied { .. }), "{e}");
+    let asked_before = narrow.asked.lock().unwrap().len();
+    c.update_function_configuration(update(None), &narrow)
+        .await
+        .unwrap();
+    assert_eq!(narrow.asked.lock().unwrap().len(), asked_before);
+
+    // A role that does not trust Lambda, or does not exist, cannot be assumed.
+    let untrusted = "arn:aws:iam::123456789012:role/untrusted";
+    let anyone = TestCaller::may(&[untrusted, "arn:aws:iam::123456789012:role/nobody"]);
+    for role in [untrusted, "arn:aws:iam::123456789012:role/nobody"] {
+        let e = c
+            .update_function_configuration(update(Some(role)), &anyone)
+            .await
+            .unwrap_err();
+        assert!(matches!(e, ControlError::RoleNotAssumable), "{role}: {e}");
+    }
+    let stored = f.store.get_version(&name("f"), LATEST).unwrap().unwrap();
+    assert_eq!(stored.role, ROLE);
+    assert_eq!(stored.timeout_seconds, 9);
+}
+
+#[tokio::test]
+async fn the_keyring_seals_what_is_stored_and_opens_what_is_shown() {
+    let f = fixture();
+    let me = TestCaller::may(&[ROLE]);
+    let shown = f
+        .control
+        .create_function(create("f", ROLE), &me)
+        .await
+        .unwrap();
+    assert_eq!(shown.environment["TOKEN"], "s3cret");
+    let stored = f.store.get_version(&name("f"), LATEST).unwrap().unwrap();
+    assert_eq!(stored.environment["TOKEN"], "sealed:s3cret");
+    let r = FunctionRef {
+        name: name("f"),
+        qualifier: None,
+    };
+    let view = f.control.get_function(&r).await.unwrap();
+    assert_eq!(view.configuration.environment["TOKEN"], "s3cret");
+    assert_eq!(view.tags.as_map()["team"], "a");
+}
+
+#[tokio::test]
+async fn a_package_a_code_check_refuses_is_neither_stored_nor_referenced() {
+    let f = fixture();
+    let me = TestCaller::may(&[ROLE]);
+    let mut bad = create("f", ROLE);
+    bad.code = zip(&["bootstrap", "forbidden"]);
+    let e = f.control.create_function(bad, &me).await.unwrap_err();
+    assert!(
+        matches!(
+            &e,
+            ControlError::CodeRefused {
+                check: "no-forbidden-file",
+                ..
+            }
+        ),
+        "{e}"
+    );
+    assert_eq!(f.store.get_version(&name("f"), LATEST).unwrap(), None);
+    assert!(f.events.take().is_empty());
+    // Not a zip at all: the standard chain refuses it first.
+    let mut garbage = create("f", ROLE);
+    garbage.code = ZipPackage(b"not a zip".to_vec());
+    assert!(matches!(
+        f.control.create_function(garbage, &me).await,
+        Err(ControlError::InvalidZip(_))
+    ));
+}
+
+#[tokio::test]
+async fn reservations_leave_the_account_its_unreserved_minimum_and_tags_their_limit() {
+    let f = fixture();
+    let me = TestCaller::may(&[ROLE]);
+    let c = &f.control;
+    c.create_function(create("a", ROLE), &me).await.unwrap();
+    c.create_function(create("b", ROLE), &me).await.unwrap();
+    let set = |n: &str, r: u32| SetConcurrency {
+        function: name(n),
+        reserved: Some(r),
+    };
+    c.set_concurrency(set("a", 850), &me).await.unwrap();
+    // 1000 - 850 - 51 leaves 99, below the minimum of 100.
+    assert!(matches!(
+        c.set_concurrency(set("b", 51), &me).await,
+        Err(ControlError::Invalid(m)) if m.contains("[100]")
+    ));
+    c.set_concurrency(set("b", 50), &me).await.unwrap();
+    // Changing a's own reservation counts it once.
+    c.set_concurrency(set("a", 850), &me).await.unwrap();
+    let settings = c.account_settings().await.unwrap();
+    assert_eq!(settings.unreserved_concurrency, 100);
+    assert_eq!(settings.function_count, 2);
+
+    let many: BTreeMap<String, String> = (0..49).map(|i| (format!("k{i}"), "v".into())).collect();
+    c.tag_function(
+        TagFunction {
+            function: name("a"),
+            tags: Tags::new(many).unwrap(),
+        },
+        &me,
+    )
+    .await
+    .unwrap();
+    // `team` plus 49 is the limit; one more is refused and nothing changes.
+    let e = c
+        .tag_function(
+            TagFunction {
+                function: name("a"),
+                tags: Tags::new(BTreeMap::from([("extra".into(), "v".into())])).unwrap(),
+            },
+            &me,
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(e, ControlError::Config(ConfigError::Tags(_))),
+        "{e}"
+    );
+    assert_eq!(c.list_tags(&name("a")).await.unwrap().len(), 50);
+    assert!(matches!(
+        c.list_tags(&name("nobody")).await,
+        Err(ControlError::NotFound(m)) if m.ends_with(":function:nobody")
+    ));
+}
