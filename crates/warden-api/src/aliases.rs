@@ -2,7 +2,7 @@
 //! Callers need the operation's action (`lambda:CreateAlias`, ...) on the function.
 
 use http::StatusCode;
-use serde_json::{json, Value};
+
 use warden_control::commands::{CreateAlias, DeleteAlias, Routing, UpdateAlias};
 use warden_types::{AliasName, Description, FunctionName};
 
