@@ -16,7 +16,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 use warden_control::Alias;
 use warden_types::page::{Page, PageRequest, LAMBDA_PAGES};
-use warden_types::{limits, FunctionVersion};
+use warden_types::FunctionVersion;
 
 use crate::{ApiError, ApiState};
 
