@@ -4,12 +4,15 @@
 //! role's trust policy instead. A role session created with session policies is also held
 //! to them in every decision.
 //!
-//! Every operation names its real IAM action and resource ARN here, in one table
-//! ([`targets`]), so that what is checked can be read in one place.
+//! These are the pipeline's authentication and authorization stages' workings; which
+//! targets a request needs decided is its door's answer (`doors::ServiceDoor::targets`).
+//! Every Lambda operation names its real IAM action and resource ARN here, in one table
+//! ([`lambda_targets`]), so that what is checked can be read in one place; IAM and STS ask
+//! the identity service ([`query_targets`]).
 //!
 //! A function's policy takes part only in decisions on actions a function policy can grant
 //! (`policy::GRANTABLE_ACTIONS`), and an unsigned request gets this far only for invoking
-//! (`process` refuses every other one first): `Principal: "*"` opens invoking to anyone,
+//! (the pipeline refuses every other one first): `Principal: "*"` opens invoking to anyone,
 //! and never anything else.
 
 use std::collections::HashMap;
@@ -28,7 +31,9 @@ use crate::{ApiError, ApiRequest, ApiState};
 /// What one operation needs permission for.
 #[derive(Debug, Clone, Default)]
 pub struct Target {
+    /// The IAM action (`lambda:InvokeFunction`).
     pub action: String,
+    /// The resource ARN (or `*`).
     pub resource: String,
     /// The function whose resource policy also applies.
     pub function: Option<FunctionName>,
@@ -41,11 +46,13 @@ pub struct Target {
 
 /// Caches parsed resource policies; the store stays the source of truth.
 pub struct Access {
+    /// Credentials, policies and sessions; the IAM/STS query API.
     pub identity: Identity,
     policies: RwLock<HashMap<FunctionName, Option<Arc<Policy>>>>,
 }
 
 impl Access {
+    /// Authentication and authorization against `identity`, with an empty policy cache.
     pub fn new(identity: Identity) -> Self {
         Self {
             identity,
@@ -94,18 +101,10 @@ impl Access {
     }
 }
 
-/// The service a request is for, as its SigV4 credential scope must name it: Lambda for
-/// Lambda's paths; for a query request, STS if its `Action` is one of STS's, else the
-/// service its scope names if that is STS (an STS client calling an action STS lacks gets
-/// STS's `InvalidAction`), else IAM.
-pub fn request_service(request: &ApiRequest) -> Service {
-    match request.operation {
-        Operation::Query => query_service(request),
-        _ => Service::Lambda,
-    }
-}
-
-fn query_service(request: &ApiRequest) -> Service {
+/// The service of a query request, as its SigV4 credential scope must name it: STS if its
+/// `Action` is one of STS's, else the service its scope names if that is STS (an STS client
+/// calling an action STS lacks gets STS's `InvalidAction`), else IAM.
+pub(crate) fn query_service(request: &ApiRequest) -> Service {
     if query_action(request).is_some_and(|a| warden_identity::is_sts_action(&a)) {
         return Service::Sts;
     }
@@ -131,13 +130,14 @@ fn query_action(request: &ApiRequest) -> Option<String> {
 
 /// Everything authentication can decide from the request's headers, before its body is
 /// read: the signature data is well formed, the access key known and active, the date within
-/// the clock window, the scope names this region and (except for IAM/STS, whose action is in
-/// the body) this service. `Ok(None)` when the request carries no signature at all.
+/// the clock window, the scope names this region and, when `service` names it (IAM/STS's
+/// is in the body), this service. `Ok(None)` when the request carries no signature at all.
 ///
 /// Nothing is proven yet: [`finish_authentication`] checks the signature over the body.
 pub fn authenticate_headers(
     state: &ApiState,
     request: &ApiRequest,
+    service: Option<&str>,
 ) -> Result<Option<PendingVerification>, ApiError> {
     let now = std::time::SystemTime::now();
     match warden_auth::verify_headers(
@@ -147,8 +147,8 @@ pub fn authenticate_headers(
         state.region.as_str(),
     ) {
         Ok(pending) => {
-            if request.operation != Operation::Query && pending.service() != "lambda" {
-                return Err(wrong_service("lambda"));
+            if let Some(expected) = service.filter(|s| *s != pending.service()) {
+                return Err(wrong_service(expected));
             }
             Ok(Some(pending))
         }
@@ -158,19 +158,19 @@ pub fn authenticate_headers(
 }
 
 /// Completes [`authenticate_headers`] once the body has been read: `body_sha256` is the
-/// SHA-256 of `request.body` as received.
+/// SHA-256 of `request.body` as received, `service` the one the scope must name.
 pub fn finish_authentication(
     state: &ApiState,
     request: &ApiRequest,
     pending: PendingVerification,
     body_sha256: &[u8; 32],
+    service: &str,
 ) -> Result<Authenticated, ApiError> {
     let now = std::time::SystemTime::now();
     match pending.finish(&request.parts, body_sha256, now, &state.access.identity) {
         Ok(a) => {
-            let expected = request_service(request);
-            if a.service != expected.signing_name() {
-                return Err(wrong_service(expected.signing_name()));
+            if a.service != service {
+                return Err(wrong_service(service));
             }
             state
                 .access
@@ -215,14 +215,10 @@ fn any_resource(action: &str) -> Target {
     }
 }
 
-/// The IAM action and resource each operation is authorized against, as Lambda documents
-/// them. An unparsable reference yields no target: the handler then answers with its
-/// validation error, which reveals nothing about any resource.
-pub fn targets(
-    state: &ApiState,
-    request: &ApiRequest,
-    principal: Option<&Principal>,
-) -> Result<Vec<Target>, ApiError> {
+/// The IAM action and resource each Lambda operation is authorized against, as Lambda
+/// documents them. An unparsable reference yields no target: the handler then answers with
+/// its validation error, which reveals nothing about any resource.
+pub fn lambda_targets(state: &ApiState, request: &ApiRequest) -> Vec<Target> {
     use Operation as O;
     let qualified = |raw: &str| -> Option<FunctionRef> {
         state
@@ -251,7 +247,7 @@ pub fn targets(
             }],
         }
     };
-    Ok(match &request.operation {
+    match &request.operation {
         O::CreateFunction => {
             let name = serde_json::from_slice::<serde_json::Value>(&request.body)
                 .ok()
@@ -304,13 +300,15 @@ pub fn targets(
             }],
             None => vec![any_resource("logs:GetLogEvents")],
         },
-        O::Query => return query_targets(state, request, principal),
-    })
+        // Other doors' operations are not Lambda's: nothing of Lambda's to authorize (and
+        // the Lambda door refuses them).
+        O::Query | O::JsonTarget(_) => Vec::new(),
+    }
 }
 
 /// What an IAM or STS request needs permission for (nothing without a principal: the
 /// request is then refused as unauthenticated).
-fn query_targets(
+pub(crate) fn query_targets(
     state: &ApiState,
     request: &ApiRequest,
     principal: Option<&Principal>,
@@ -430,14 +428,15 @@ fn decide(
     }
 }
 
-/// Decides every target of the request; the first denial ends it.
+/// Decides every target of the request (as its door named them); the first denial ends it.
 pub async fn authorize(
     state: &ApiState,
     request: &ApiRequest,
     principal: Option<&Principal>,
+    targets: Vec<Target>,
 ) -> Result<(), ApiError> {
     let session = principal.and_then(|p| state.access.identity.session_policies(p));
-    for target in targets(state, request, principal)? {
+    for target in targets {
         // A function policy is consulted only for what a function policy can grant.
         let resource_policy = match &target.function {
             Some(f) if crate::policy::grantable(&target.action) => {
@@ -481,14 +480,10 @@ pub async fn authorize(
             _ => "because no identity-based policy allows the action",
         };
         tracing::info!(principal = %p.arn, action = %target.action, resource = %target.resource, "access denied");
-        let code = if matches!(request.operation, Operation::Query) {
-            "AccessDenied"
-        } else {
-            "AccessDeniedException"
-        };
+        // Rendered per protocol (`AccessDenied` in the query protocol).
         return Err(ApiError::new(
             StatusCode::FORBIDDEN,
-            code,
+            "AccessDeniedException",
             format!(
                 "User: {} is not authorized to perform: {} on resource: {} {why}",
                 p.arn, target.action, target.resource

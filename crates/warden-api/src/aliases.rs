@@ -2,7 +2,7 @@
 //! Callers need the operation's action (`lambda:CreateAlias`, ...) on the function.
 
 use http::StatusCode;
-use serde_json::{json, Value};
+
 use warden_control::commands::{CreateAlias, DeleteAlias, Routing, UpdateAlias};
 use warden_types::{AliasName, Description, FunctionName};
 
@@ -134,17 +134,12 @@ pub async fn delete(
 /// `ListAliases`: changes nothing.
 pub async fn list(state: &ApiState, request: &ApiRequest, raw: &str) -> Result<Reply, ApiError> {
     let function = function_name(state, raw)?;
-    let max = shape::max_items(request.query("MaxItems"))?;
-    let marker = request.query("Marker").filter(|m| !m.is_empty());
+    let wanted = shape::page_request(request)?;
     let version = request.query("FunctionVersion");
     let page = state
         .control
-        .list_aliases(&function, version, marker, max)
+        .list_aliases(&function, version, wanted.marker, wanted.max_items)
         .await?;
-    let aliases: Vec<Value> = page.items.iter().map(|a| shape::alias(state, a)).collect();
-    let mut body = json!({ "Aliases": aliases });
-    if let Some(n) = page.next_marker {
-        body["NextMarker"] = n.into();
-    }
+    let body = shape::page_output("Aliases", page.map(|a| shape::alias(state, &a)));
     Ok(json_response(StatusCode::OK, &body))
 }

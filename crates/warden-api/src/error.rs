@@ -1,15 +1,20 @@
-//! The one place where failures become AWS-shaped HTTP responses, in the wire protocol of
-//! the service the request is for ([`Protocol`], chosen once per request by the API):
+//! The one place where failures become AWS-shaped HTTP responses: one renderer per wire
+//! protocol ([`Protocol`]), chosen by the service the request is for (its door, see
+//! `doors`), never by the code that raised the error:
 //!
-//! - Lambda (rest-json), and JSON-protocol services Warden does not serve: status, the
-//!   `x-amzn-ErrorType` header botocore reads first, and a JSON body with `Type`, `Message`
-//!   and `__type`.
+//! - rest-json (Lambda), and JSON-protocol services Warden does not serve that do not say
+//!   which JSON they speak: status, the `x-amzn-ErrorType` header botocore reads first, and
+//!   a JSON body with `Type`, `Message` and `__type`.
+//! - JSON 1.0/1.1 (`X-Amz-Target` services: KMS, Secrets Manager, CloudWatch Logs, ...):
+//!   `x-amzn-ErrorType` and `{"__type": CODE, "message": ...}` as
+//!   `application/x-amz-json-1.x`.
 //! - IAM and STS (query protocol): an `<ErrorResponse>` document in the service's XML
 //!   namespace, with the query protocol's names for the common errors (`AccessDenied`,
 //!   `SignatureDoesNotMatch`, `InvalidClientTokenId`, ...), which botocore and the AWS CLI
 //!   parse into the error code.
 //! - S3-style rest-xml services Warden does not serve: an `<Error>` document.
 //!
+//! Both XML documents are written by `warden_identity::QueryError`'s one XML writer.
 //! Internal details are logged, never sent.
 
 use bytes::Bytes;
@@ -19,14 +24,19 @@ use http_body_util::Full;
 /// An error as the caller sees it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ApiError {
+    /// The HTTP status.
     pub status: StatusCode,
+    /// The error code, by its JSON name (the query protocol's renderer maps the common
+    /// ones to its own).
     pub code: &'static str,
+    /// The message for the caller.
     pub message: String,
     /// `Reason` of a throttle.
     pub reason: Option<&'static str>,
 }
 
 impl ApiError {
+    /// An error with this status, code and message.
     pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
         Self {
             status,
@@ -35,9 +45,11 @@ impl ApiError {
             reason: None,
         }
     }
+    /// 404 `ResourceNotFoundException`.
     pub fn not_found(message: impl Into<String>) -> Self {
         Self::new(StatusCode::NOT_FOUND, "ResourceNotFoundException", message)
     }
+    /// 400 `InvalidParameterValueException`.
     pub fn invalid(message: impl Into<String>) -> Self {
         Self::new(
             StatusCode::BAD_REQUEST,
@@ -45,6 +57,7 @@ impl ApiError {
             message,
         )
     }
+    /// 400 `InvalidRequestContentException` (a body that does not parse).
     pub fn bad_content(message: impl Into<String>) -> Self {
         Self::new(
             StatusCode::BAD_REQUEST,
@@ -52,9 +65,11 @@ impl ApiError {
             message,
         )
     }
+    /// 409 `ResourceConflictException`.
     pub fn conflict(message: impl Into<String>) -> Self {
         Self::new(StatusCode::CONFLICT, "ResourceConflictException", message)
     }
+    /// 412 `PreconditionFailedException` (a `RevisionId` that is not the latest).
     pub fn precondition() -> Self {
         Self::new(
             StatusCode::PRECONDITION_FAILED,
@@ -62,6 +77,7 @@ impl ApiError {
             "The Revision Id provided does not match the latest Revision Id. Call the GetFunction/GetAlias API to retrieve the latest Revision Id",
         )
     }
+    /// 413 `RequestTooLargeException` for a body beyond `operation`'s `limit`.
     pub fn too_large(limit: usize, operation: &str) -> Self {
         Self::new(
             StatusCode::PAYLOAD_TOO_LARGE,
@@ -69,12 +85,27 @@ impl ApiError {
             format!("Request must be smaller than {limit} bytes for the {operation} operation"),
         )
     }
+    /// 404 `UnknownOperationException`: no such path (rest-json).
     pub fn unknown_operation() -> Self {
         Self::new(
             StatusCode::NOT_FOUND,
             "UnknownOperationException",
             "Unknown operation",
         )
+    }
+    /// A JSON-protocol request whose `X-Amz-Target` names no operation the service serves
+    /// (400, as the JSON protocol answers it).
+    pub fn unknown_json_operation(operation: &str) -> Self {
+        let shown: String = operation.chars().take(64).collect();
+        Self::new(
+            StatusCode::BAD_REQUEST,
+            "UnknownOperationException",
+            format!("Warden does not serve the operation `{shown}` of this service"),
+        )
+    }
+    /// A JSON-protocol body that is not what the protocol requires.
+    pub fn serialization(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "SerializationException", message)
     }
     /// A request without a signature where one is required.
     pub fn missing_authentication() -> Self {
@@ -108,43 +139,119 @@ impl ApiError {
     /// `x-amzn-RequestId` header carries.
     pub fn render(self, protocol: Protocol, request_id: &str) -> Response<Full<Bytes>> {
         match protocol {
-            Protocol::Json => self.into_json_response(),
+            Protocol::Json => self.into_rest_json_response(),
+            Protocol::AwsJson(version) => self.into_aws_json_response(version),
             Protocol::Query(namespace) => self.into_query_response(namespace, request_id),
             Protocol::RestXml => self.into_rest_xml_response(request_id),
         }
     }
 
-    fn into_json_response(self) -> Response<Full<Bytes>> {
+    /// rest-json (Lambda).
+    fn into_rest_json_response(self) -> Response<Full<Bytes>> {
         let mut body =
             serde_json::json!({ "Type": "User", "Message": self.message, "__type": self.code });
         if let Some(reason) = self.reason {
             body["Reason"] = reason.into();
         }
+        self.json_response(body, "application/json")
+    }
+
+    /// JSON 1.0 / 1.1: `__type` and a lower-case `message`, as KMS and its kin answer.
+    fn into_aws_json_response(self, version: JsonVersion) -> Response<Full<Bytes>> {
+        let body = serde_json::json!({ "__type": self.code, "message": self.message });
+        self.json_response(body, version.content_type())
+    }
+
+    fn json_response(
+        &self,
+        body: serde_json::Value,
+        content_type: &'static str,
+    ) -> Response<Full<Bytes>> {
         let mut r = Response::new(Full::new(Bytes::from(body.to_string())));
         *r.status_mut() = self.status;
         let h = r.headers_mut();
         h.insert("x-amzn-errortype", HeaderValue::from_static(self.code));
         h.insert(
             http::header::CONTENT_TYPE,
-            HeaderValue::from_static("application/json"),
+            HeaderValue::from_static(content_type),
         );
         if self.status == StatusCode::TOO_MANY_REQUESTS {
             h.insert("retry-after", HeaderValue::from_static("1"));
         }
         r
     }
+
+    /// The query protocol's (IAM, STS) XML error document.
+    fn into_query_response(
+        self,
+        namespace: Option<&'static str>,
+        request_id: &str,
+    ) -> Response<Full<Bytes>> {
+        let status = self.status;
+        let body = self.into_query_error().to_xml(namespace, request_id);
+        xml_response(status, body, warden_identity::CONTENT_TYPE)
+    }
+
+    /// rest-xml's error document, as S3 writes it.
+    fn into_rest_xml_response(self, request_id: &str) -> Response<Full<Bytes>> {
+        let status = self.status;
+        let error = warden_identity::QueryError {
+            status: status.as_u16(),
+            code: self.code,
+            message: self.message,
+        };
+        xml_response(status, error.to_rest_xml(request_id), "application/xml")
+    }
+
+    fn into_query_error(self) -> warden_identity::QueryError {
+        warden_identity::QueryError {
+            status: self.status.as_u16(),
+            code: query_code(self.code),
+            message: self.message,
+        }
+    }
 }
 
 /// The wire protocol of a service's errors.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Protocol {
-    /// JSON body and `x-amzn-ErrorType` (Lambda's rest-json, and the json protocol).
+    /// Lambda's rest-json: JSON body (`Type`, `Message`, `__type`) and `x-amzn-ErrorType`.
     Json,
+    /// The JSON protocol of `X-Amz-Target` services: `{"__type", "message"}` and
+    /// `x-amzn-ErrorType`, as `application/x-amz-json-1.0` or `-1.1`.
+    AwsJson(JsonVersion),
     /// The query protocol's `<ErrorResponse>`, in this XML namespace (none for a service
     /// Warden does not serve).
     Query(Option<&'static str>),
     /// rest-xml's `<Error>` (S3 and services shaped like it).
     RestXml,
+}
+
+/// The version of the JSON protocol a service speaks (its `Content-Type`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JsonVersion {
+    /// `application/x-amz-json-1.0` (DynamoDB, SQS, ...).
+    V1_0,
+    /// `application/x-amz-json-1.1` (KMS, Secrets Manager, CloudWatch Logs, ...).
+    V1_1,
+}
+
+impl JsonVersion {
+    /// The content type of this version's requests and responses.
+    pub fn content_type(self) -> &'static str {
+        match self {
+            JsonVersion::V1_0 => "application/x-amz-json-1.0",
+            JsonVersion::V1_1 => "application/x-amz-json-1.1",
+        }
+    }
+
+    /// The version a `Content-Type` names, if it names one.
+    pub fn from_content_type(value: &str) -> Option<JsonVersion> {
+        let media = value.split(';').next().unwrap_or("").trim();
+        [JsonVersion::V1_0, JsonVersion::V1_1]
+            .into_iter()
+            .find(|v| media.eq_ignore_ascii_case(v.content_type()))
+    }
 }
 
 /// The query protocol's name for an error the API raises with its JSON name (IAM's and
@@ -165,59 +272,16 @@ fn query_code(code: &'static str) -> &'static str {
     }
 }
 
-impl ApiError {
-    /// The query protocol's (IAM, STS) XML error document.
-    fn into_query_response(
-        self,
-        namespace: Option<&'static str>,
-        request_id: &str,
-    ) -> Response<Full<Bytes>> {
-        let error = warden_identity::QueryError {
-            status: self.status.as_u16(),
-            code: query_code(self.code),
-            message: self.message,
-        };
-        xml_response(self.status, error.to_xml(namespace, request_id))
-    }
-
-    /// rest-xml's error document, as S3 writes it.
-    fn into_rest_xml_response(self, request_id: &str) -> Response<Full<Bytes>> {
-        let body = format!(
-            "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>{}</Code><Message>{}</Message><RequestId>{}</RequestId></Error>",
-            escape(self.code),
-            escape(&self.message),
-            escape(request_id)
-        );
-        let mut r = xml_response(self.status, body);
-        r.headers_mut().insert(
-            http::header::CONTENT_TYPE,
-            HeaderValue::from_static("application/xml"),
-        );
-        r
-    }
-}
-
-fn escape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&apos;"),
-            c => out.push(c),
-        }
-    }
-    out
-}
-
-fn xml_response(status: StatusCode, body: String) -> Response<Full<Bytes>> {
+fn xml_response(
+    status: StatusCode,
+    body: String,
+    content_type: &'static str,
+) -> Response<Full<Bytes>> {
     let mut r = Response::new(Full::new(Bytes::from(body)));
     *r.status_mut() = status;
     r.headers_mut().insert(
         http::header::CONTENT_TYPE,
-        HeaderValue::from_static(warden_identity::CONTENT_TYPE),
+        HeaderValue::from_static(content_type),
     );
     r
 }
@@ -247,6 +311,12 @@ impl From<warden_engine::InvokeError> for ApiError {
             },
             E::Store(e) => warden_control::ControlError::from(e).into(),
         }
+    }
+}
+
+impl From<warden_types::page::PageError> for ApiError {
+    fn from(e: warden_types::page::PageError) -> Self {
+        Self::invalid(e.to_string())
     }
 }
 

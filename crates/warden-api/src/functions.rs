@@ -11,6 +11,7 @@ use warden_control::commands::{
     ConfigurationChange, CreateFunction, DeleteFunction, PublishVersion, SetConcurrency,
     UpdateFunctionCode, UpdateFunctionConfiguration, ZipPackage,
 };
+use warden_types::page::PageError;
 use warden_types::{
     limits, Architecture, Description, Environment, EphemeralStorage, FunctionName, Handler,
     MemorySize, Qualifier, RoleArn, Runtime, Tags, Timeout,
@@ -237,13 +238,10 @@ pub async fn list(state: &ApiState, request: &ApiRequest) -> Result<Reply, ApiEr
         &request.query("MasterRegion"),
         "there are no Lambda@Edge replicas",
     )?;
-    let max = shape::max_items(request.query("MaxItems"))?;
-    let after = match request.query("Marker") {
-        Some(m) if !m.is_empty() => Some(
-            FunctionName::new(&m)
-                .map_err(|_| ApiError::invalid(format!("Marker `{m}` is not valid")))?,
-        ),
-        _ => None,
+    let wanted = shape::page_request(request)?;
+    let after = match wanted.marker {
+        Some(m) => Some(FunctionName::new(&m).map_err(|_| PageError::Marker(m))?),
+        None => None,
     };
     let all_versions = match request.query("FunctionVersion").as_deref() {
         None => false,
@@ -256,17 +254,9 @@ pub async fn list(state: &ApiState, request: &ApiRequest) -> Result<Reply, ApiEr
     };
     let page = state
         .control
-        .list_functions(after, max, all_versions)
+        .list_functions(after, wanted.max_items, all_versions)
         .await?;
-    let functions: Vec<Value> = page
-        .items
-        .iter()
-        .map(|f| shape::configuration(state, f))
-        .collect();
-    let mut body = json!({ "Functions": functions });
-    if let Some(n) = page.next_marker {
-        body["NextMarker"] = n.into();
-    }
+    let body = shape::page_output("Functions", page.map(|f| shape::configuration(state, &f)));
     Ok(json_response(StatusCode::OK, &body))
 }
 
@@ -443,18 +433,12 @@ pub async fn list_versions(
     raw: &str,
 ) -> Result<Reply, ApiError> {
     let name = unqualified(state, raw)?;
-    let max = shape::max_items(request.query("MaxItems"))?;
-    let marker = request.query("Marker").filter(|m| !m.is_empty());
-    let page = state.control.list_versions(&name, marker, max).await?;
-    let versions: Vec<Value> = page
-        .items
-        .iter()
-        .map(|v| shape::configuration(state, v))
-        .collect();
-    let mut body = json!({ "Versions": versions });
-    if let Some(n) = page.next_marker {
-        body["NextMarker"] = n.into();
-    }
+    let wanted = shape::page_request(request)?;
+    let page = state
+        .control
+        .list_versions(&name, wanted.marker, wanted.max_items)
+        .await?;
+    let body = shape::page_output("Versions", page.map(|v| shape::configuration(state, &v)));
     Ok(json_response(StatusCode::OK, &body))
 }
 

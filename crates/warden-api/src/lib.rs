@@ -1,14 +1,16 @@
 //! Warden's control-plane HTTP API: Lambda's rest-json operations under their dated
-//! paths, served on one listener, behind a request pipeline.
+//! paths, IAM and STS in the query protocol, and the JSON 1.1 protocol of `X-Amz-Target`
+//! services, served on one listener, behind one request pipeline.
 //!
-//! Every request goes through the same steps: route; authenticate what the headers can
-//! prove (a request without a signature is authorized instead), before any of the body is
-//! read; read the body within the operation's limit, a shared memory budget and deadlines
-//! (`body`); check the signature over the body's hash; authorize; run the [`Pipeline`]
-//! guards; then the handler. Errors become AWS-shaped responses in exactly one place,
-//! [`error::ApiError::render`], in the protocol of the service the request is for
-//! ([`routes::Service`], decided by `process` as soon as it is known). The listener
-//! (`server`) bounds connections and gives every connection state a deadline.
+//! Every request of every service goes through the same typed stages ([`Pipeline`]): its
+//! service's door ([`doors::ServiceDoor`]) is chosen and names the operation; then
+//! authentication (what the headers prove, before any of the body is read; the body read
+//! within the operation's limit, a shared memory budget and deadlines (`body`); the
+//! signature over its hash), authorization (the IAM decision over the targets the door
+//! names), input validation, and the door's handler. Errors become AWS-shaped responses in
+//! exactly one place, [`error::ApiError::render`], in the protocol of the service the
+//! request is for ([`routes::Service`], decided by the pipeline as soon as it is known).
+//! The listener (`server`) bounds connections and gives every connection state a deadline.
 //!
 //! Architecture Invariant: handlers never see hyper types other than the request parts
 //! and body bytes; the engine never sees HTTP at all.
@@ -18,9 +20,11 @@ pub mod access;
 mod aliases;
 mod body;
 mod caller;
+pub mod doors;
 pub mod error;
 mod functions;
 mod invoke;
+pub mod pipeline;
 mod policy;
 pub mod routes;
 mod server;
@@ -35,12 +39,12 @@ use bytes::Bytes;
 use http::{HeaderValue, Response, StatusCode};
 use http_body_util::Full;
 use hyper::body::Incoming;
-use sha2::Digest;
 use warden_control::Control;
 use warden_engine::Engine;
 use warden_types::{AccountId, FunctionName, FunctionRef, Region};
 
 pub use error::ApiError;
+pub use pipeline::{Pipeline, Validate};
 pub use routes::Operation;
 pub use server::{
     serve, ServeOptions, DEFAULT_BODY_MEMORY_BYTES, DEFAULT_HEADER_TIMEOUT,
@@ -49,9 +53,13 @@ pub use server::{
 
 /// A request as the pipeline and handlers see it.
 pub struct ApiRequest {
+    /// The operation its door named.
     pub operation: Operation,
+    /// Method, URI and headers.
     pub parts: http::request::Parts,
+    /// The whole body (empty until the authentication stage has read it).
     pub body: Bytes,
+    /// The client's address.
     pub peer: SocketAddr,
     /// Who signed the request; `None` only for an invocation a function policy opened to `*`.
     pub principal: Option<warden_types::identity::Principal>,
@@ -67,31 +75,9 @@ impl ApiRequest {
             .map(|(_, v)| v)
     }
 
+    /// A header's value, if it is text.
     pub fn header(&self, name: &str) -> Option<&str> {
         self.parts.headers.get(name).and_then(|v| v.to_str().ok())
-    }
-}
-
-/// A check that runs before every operation (authentication, authorization, rate
-/// limits). Guards run in order; the first error ends the request.
-pub trait Guard: Send + Sync + 'static {
-    fn check(&self, request: &ApiRequest) -> Result<(), ApiError>;
-}
-
-/// The ordered guards in front of every operation.
-#[derive(Default, Clone)]
-pub struct Pipeline {
-    guards: Vec<Arc<dyn Guard>>,
-}
-
-impl Pipeline {
-    pub fn with(mut self, guard: Arc<dyn Guard>) -> Self {
-        self.guards.push(guard);
-        self
-    }
-
-    fn check(&self, request: &ApiRequest) -> Result<(), ApiError> {
-        self.guards.iter().try_for_each(|g| g.check(request))
     }
 }
 
@@ -101,8 +87,11 @@ pub struct ApiState {
     pub engine: Engine,
     /// Every change to a function, and the reads the handlers render.
     pub control: Control,
+    /// The account Warden serves.
     pub account: AccountId,
+    /// The region Warden serves.
     pub region: Region,
+    /// The stages every request goes through, and the services behind them.
     pub pipeline: Pipeline,
     /// Authentication and authorization of every request.
     pub access: Arc<access::Access>,
@@ -140,12 +129,14 @@ impl ApiState {
         FunctionRef::parse(s, &self.account, &self.region).map_err(ApiError::from)
     }
 
+    /// The ARN of a function (or of one of its versions or aliases).
     pub fn function_arn(&self, name: &FunctionName, qualifier: Option<&str>) -> String {
         warden_types::names::function_arn(&self.region, &self.account, name, qualifier)
     }
 }
 
-type Reply = Response<Full<Bytes>>;
+/// A response as handlers return it.
+pub type Reply = Response<Full<Bytes>>;
 
 async fn handle(
     shared: &server::Shared,
@@ -154,7 +145,12 @@ async fn handle(
 ) -> Result<Reply, Infallible> {
     let request_id = uuid::Uuid::new_v4().to_string();
     let mut service = routes::Service::Lambda;
-    let mut response = match process(&shared.state, &shared.budget, peer, req, &mut service).await {
+    let state = &shared.state;
+    let mut response = match state
+        .pipeline
+        .run(state, &shared.budget, peer, req, &mut service)
+        .await
+    {
         Ok(r) => r,
         Err(e) => e.render(service.protocol(), &request_id),
     };
@@ -167,139 +163,11 @@ async fn handle(
     Ok(response)
 }
 
-/// Largest body each operation accepts before its handler runs.
-fn body_limit(op: &Operation) -> usize {
-    match op {
-        Operation::Invoke(_) => warden_types::limits::SYNC_PAYLOAD_BYTES,
-        Operation::InvokeAsync(_) => warden_types::limits::ASYNC_PAYLOAD_BYTES,
-        Operation::CreateFunction | Operation::UpdateFunctionCode(_) => {
-            warden_types::limits::API_BODY_BYTES
-        }
-        _ => 1024 * 1024,
-    }
-}
-
-/// Serves one request. `service` is set to the service the request is for as soon as that
-/// is known (from the credential scope before routing, from the `Action` of a query
-/// request once its body is read), so that an error is answered in that service's protocol.
-async fn process(
+/// Runs a Lambda operation's handler (the Lambda door's dispatch).
+pub(crate) async fn dispatch_lambda(
     state: &ApiState,
-    budget: &body::BodyBudget,
-    peer: SocketAddr,
-    req: http::Request<Incoming>,
-    service: &mut routes::Service,
+    request: ApiRequest,
 ) -> Result<Reply, ApiError> {
-    // A request signed for a service Warden does not serve is answered at once, naming
-    // the service, before its body is read or its signature checked.
-    let claimed = warden_auth::claimed_service(req.headers(), req.uri().query());
-    if let Some(name) = claimed.as_deref() {
-        if !routes::SERVED.contains(&name) {
-            *service = routes::Service::unserved(name, req.headers());
-            return Err(ApiError::unknown_service(name));
-        }
-    }
-    let operation = routes::route(req.method(), req.uri().path()).map_err(|e| match e {
-        routes::RouteError::Unknown => ApiError::unknown_operation(),
-        routes::RouteError::BadEncoding => {
-            ApiError::invalid("the request path is not valid UTF-8 after percent-decoding")
-        }
-    })?;
-    if operation == Operation::Query {
-        // Until the body names the action, the scope says which of the two it is.
-        *service = match claimed.as_deref() {
-            Some("sts") => routes::Service::Sts,
-            _ => routes::Service::Iam,
-        };
-    }
-    let limit = body_limit(&operation);
-    let name = operation.name();
-    let too_large = || ApiError::too_large(limit, name);
-    let declared = req
-        .headers()
-        .get(http::header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
-    // Far beyond any limit: answer at once rather than read it.
-    if declared.is_some_and(|n| n > warden_types::limits::API_BODY_BYTES as u64) {
-        return Err(too_large());
-    }
-    let (parts, body) = req.into_parts();
-    let expects_continue = parts
-        .headers
-        .get(http::header::EXPECT)
-        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue"));
-    // Nothing is read (or buffered) before the headers say who is asking: an unknown key, a
-    // stale or malformed signature is refused now; a request without a signature must be
-    // allowed anonymously (a public resource policy) before its body is read.
-    let mut request = ApiRequest {
-        operation,
-        parts,
-        body: Bytes::new(),
-        peer,
-        principal: None,
-    };
-    let pending = match access::authenticate_headers(state, &request) {
-        Ok(p) => p,
-        Err(e) => {
-            body::discard(expects_continue, body);
-            return Err(e);
-        }
-    };
-    // An unsigned request may only invoke, through a function policy naming `*`: anything
-    // else is refused before its body is read. (A query request's action, and so whether
-    // IAM or STS answers, is in its body: it is read within the unsigned bounds first.)
-    if pending.is_none() && request.operation != Operation::Query {
-        let refused = if anonymous_may_call(&request.operation) {
-            access::authorize(state, &request, None).await.err()
-        } else {
-            Some(ApiError::missing_authentication())
-        };
-        if let Some(e) = refused {
-            body::discard(expects_continue, body);
-            return Err(e);
-        }
-    }
-    let plan = body::Plan {
-        limit,
-        declared,
-        signed: pending.is_some(),
-    };
-    let received = body::read(body, plan, budget, too_large).await?;
-    // Held until the request is answered: the body's bytes live that long.
-    let _reservation = received.reservation;
-    request.body = received.bytes;
-    // The body names a query request's action, hence whether it is IAM's or STS's.
-    *service = access::request_service(&request);
-    let authenticated = match pending {
-        Some(pending) => {
-            // Signed bodies are hashed as they arrive (`Plan::signed`).
-            let sha256 = received
-                .sha256
-                .unwrap_or_else(|| sha2::Sha256::digest(&request.body).into());
-            Some(access::finish_authentication(
-                state, &request, pending, &sha256,
-            )?)
-        }
-        None => None,
-    };
-    request.principal = authenticated.map(|a| a.principal);
-    // Unsigned callers may only invoke (where a function policy allows `*` to); every
-    // other operation needs a signature, whatever a policy says.
-    if request.principal.is_none() && !anonymous_may_call(&request.operation) {
-        return Err(ApiError::missing_authentication());
-    }
-    access::authorize(state, &request, request.principal.as_ref()).await?;
-    state.pipeline.check(&request)?;
-    dispatch(state, request).await
-}
-
-/// The operations an unsigned request may reach: invoking, synchronously or not. They are
-/// then allowed only by a function policy naming `*` for `lambda:InvokeFunction`.
-fn anonymous_may_call(operation: &Operation) -> bool {
-    matches!(operation, Operation::Invoke(_) | Operation::InvokeAsync(_))
-}
-
-async fn dispatch(state: &ApiState, request: ApiRequest) -> Result<Reply, ApiError> {
     use Operation as O;
     match request.operation.clone() {
         O::Invoke(f) => invoke::invoke(state, &request, &f).await,
@@ -331,13 +199,14 @@ async fn dispatch(state: &ApiState, request: ApiRequest) -> Result<Reply, ApiErr
         O::TagResource(arn) => tags::tag(state, &request, &arn).await,
         O::UntagResource(arn) => tags::untag(state, &request, &arn).await,
         O::ListTags(arn) => tags::list(state, &arn).await,
-        O::Query => query(state, &request),
+        // Other doors' operations never reach Lambda's.
+        O::Query | O::JsonTarget(_) => Err(ApiError::unknown_operation()),
     }
 }
 
 /// IAM and STS: the identity service answers in XML; its errors are rendered by `handle`
 /// like every other error.
-fn query(state: &ApiState, request: &ApiRequest) -> Result<Reply, ApiError> {
+pub(crate) fn query(state: &ApiState, request: &ApiRequest) -> Result<Reply, ApiError> {
     let principal = request
         .principal
         .as_ref()

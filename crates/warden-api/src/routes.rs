@@ -1,11 +1,12 @@
-//! Maps a method and path to a Lambda operation. Hand-written: Lambda's REST paths are a
-//! small fixed set and a table is easier to check against the service model than a
-//! router's macro. Path parameters are percent-decoded here and validated by the handlers.
+//! The services a request can be for ([`Service`]), and Lambda's routing: a method and path
+//! to a Lambda operation. Hand-written: Lambda's REST paths are a small fixed set and a
+//! table is easier to check against the service model than a router's macro. Path
+//! parameters are percent-decoded here and validated by the handlers.
 
 use http::Method;
 use percent_encoding::percent_decode_str;
 
-use crate::error::Protocol;
+use crate::error::{JsonVersion, Protocol};
 
 /// The service a request is for, as its SigV4 credential scope must name it. It also
 /// decides the wire protocol of the request's errors ([`Service::protocol`]).
@@ -17,13 +18,22 @@ pub enum Service {
     Iam,
     /// STS's query API.
     Sts,
+    /// A JSON-protocol (`X-Amz-Target`) service behind a door.
+    AwsJson {
+        /// The name its credential scopes carry.
+        name: &'static str,
+        /// Its protocol version.
+        version: JsonVersion,
+    },
     /// A service Warden does not serve, as the credential scope names it, and the protocol
     /// its clients expect errors in.
-    Unserved { name: String, protocol: Protocol },
+    Unserved {
+        /// The name the credential scope carries.
+        name: String,
+        /// The protocol its clients expect errors in.
+        protocol: Protocol,
+    },
 }
-
-/// The services Warden serves, as credential scopes name them.
-pub const SERVED: [&str; 3] = ["lambda", "iam", "sts"];
 
 /// Services whose clients expect rest-xml errors (`<Error>`); any other unserved service is
 /// answered in JSON unless its request is form-encoded (the query protocol).
@@ -38,7 +48,8 @@ const REST_XML: [&str; 6] = [
 
 impl Service {
     /// The service of a request whose credential scope names `name`, which Warden does not
-    /// serve; its error protocol is told from the service and the request's headers.
+    /// serve; its error protocol is told from the service and the request's headers (a
+    /// JSON-protocol content type says which JSON).
     pub fn unserved(name: &str, headers: &http::HeaderMap) -> Service {
         let content_type = headers
             .get(http::header::CONTENT_TYPE)
@@ -48,6 +59,8 @@ impl Service {
             Protocol::RestXml
         } else if content_type.starts_with("application/x-www-form-urlencoded") {
             Protocol::Query(None)
+        } else if let Some(version) = JsonVersion::from_content_type(content_type) {
+            Protocol::AwsJson(version)
         } else {
             Protocol::Json
         };
@@ -63,6 +76,7 @@ impl Service {
             Service::Lambda => "lambda",
             Service::Iam => "iam",
             Service::Sts => "sts",
+            Service::AwsJson { name, .. } => name,
             Service::Unserved { name, .. } => name,
         }
     }
@@ -73,6 +87,7 @@ impl Service {
             Service::Lambda => Protocol::Json,
             Service::Iam => Protocol::Query(Some(warden_identity::IAM_NAMESPACE)),
             Service::Sts => Protocol::Query(Some(warden_identity::STS_NAMESPACE)),
+            Service::AwsJson { version, .. } => Protocol::AwsJson(*version),
             Service::Unserved { protocol, .. } => *protocol,
         }
     }
@@ -81,31 +96,56 @@ impl Service {
 /// Every operation the API serves.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Operation {
+    /// `CreateFunction`.
     CreateFunction,
+    /// `ListFunctions`.
     ListFunctions,
+    /// `GetFunction` of the function (name or ARN, as in the path).
     GetFunction(String),
+    /// `DeleteFunction`.
     DeleteFunction(String),
+    /// `GetFunctionConfiguration`.
     GetFunctionConfiguration(String),
+    /// `UpdateFunctionConfiguration`.
     UpdateFunctionConfiguration(String),
+    /// `UpdateFunctionCode`.
     UpdateFunctionCode(String),
+    /// `Invoke` (synchronous, or `Event` and `DryRun` by header).
     Invoke(String),
+    /// The deprecated `InvokeAsync`.
     InvokeAsync(String),
+    /// `PublishVersion`.
     PublishVersion(String),
+    /// `ListVersionsByFunction`.
     ListVersionsByFunction(String),
+    /// `CreateAlias`.
     CreateAlias(String),
+    /// `ListAliases`.
     ListAliases(String),
+    /// `GetAlias` of the function and alias.
     GetAlias(String, String),
+    /// `UpdateAlias`.
     UpdateAlias(String, String),
+    /// `DeleteAlias`.
     DeleteAlias(String, String),
+    /// `PutFunctionConcurrency`.
     PutFunctionConcurrency(String),
+    /// `GetFunctionConcurrency`.
     GetFunctionConcurrency(String),
+    /// `DeleteFunctionConcurrency`.
     DeleteFunctionConcurrency(String),
+    /// `GetAccountSettings`.
     GetAccountSettings,
+    /// `AddPermission` (a statement of the function's policy).
     AddPermission(String),
+    /// `RemovePermission` of the function and statement id.
     RemovePermission(String, String),
+    /// `GetPolicy`.
     GetPolicy(String),
     /// A query-protocol request (IAM, STS): the form's `Action` says which.
     Query,
+    /// A JSON-protocol request: its `X-Amz-Target` as sent (its door checks it).
+    JsonTarget(String),
     /// Warden's own: read a function's logs.
     ReadLogs(String),
     /// `TagResource` on the resource ARN.
@@ -118,7 +158,7 @@ pub enum Operation {
 
 impl Operation {
     /// The operation's name as in the AWS API (and IAM actions without the `lambda:` prefix).
-    pub fn name(&self) -> &'static str {
+    pub fn name(&self) -> &str {
         use Operation as O;
         match self {
             O::CreateFunction => "CreateFunction",
@@ -145,6 +185,9 @@ impl Operation {
             O::RemovePermission(..) => "RemovePermission",
             O::GetPolicy(_) => "GetPolicy",
             O::Query => "Query",
+            O::JsonTarget(target) => target
+                .rsplit_once('.')
+                .map_or(target.as_str(), |(_, op)| op),
             O::ReadLogs(_) => "ReadLogs",
             O::TagResource(_) => "TagResource",
             O::UntagResource(_) => "UntagResource",

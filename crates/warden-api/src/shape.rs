@@ -15,7 +15,8 @@ use std::collections::BTreeMap;
 use serde::Deserialize;
 use serde_json::{json, Value};
 use warden_control::Alias;
-use warden_types::{limits, FunctionVersion};
+use warden_types::page::{Page, PageRequest, LAMBDA_PAGES};
+use warden_types::FunctionVersion;
 
 use crate::{ApiError, ApiState};
 
@@ -438,18 +439,24 @@ pub fn alias(state: &ApiState, a: &Alias) -> Value {
     v
 }
 
-/// Reads `MaxItems` (1-10000, default 50).
-pub fn max_items(raw: Option<String>) -> Result<usize, ApiError> {
-    match raw {
-        None => Ok(limits::DEFAULT_LIST_ITEMS),
-        Some(s) => s
-            .parse::<usize>()
-            .ok()
-            .filter(|n| (1..=limits::MAX_LIST_ITEMS).contains(n))
-            .ok_or_else(|| {
-                ApiError::invalid(format!("MaxItems `{s}` must be a number from 1 to 10000"))
-            }),
+/// The page a Lambda list request asks for (`Marker`, `MaxItems` from 1 to 10000, 50 by
+/// default).
+pub fn page_request(request: &crate::ApiRequest) -> Result<PageRequest, ApiError> {
+    Ok(PageRequest::parse(
+        request.query("Marker").as_deref(),
+        request.query("MaxItems").as_deref(),
+        LAMBDA_PAGES,
+    )?)
+}
+
+/// A list's output: the items under `key`, and `NextMarker` when there are more.
+pub fn page_output(key: &str, page: Page<Value>) -> Value {
+    let mut body = serde_json::Map::new();
+    body.insert(key.to_owned(), Value::Array(page.items));
+    if let Some(n) = page.next_marker {
+        body.insert("NextMarker".to_owned(), n.into());
     }
+    Value::Object(body)
 }
 
 #[cfg(test)]

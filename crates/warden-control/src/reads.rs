@@ -11,12 +11,7 @@ use warden_types::{
 
 use crate::{Control, ControlError};
 
-/// One page of a list, and the marker of the next one if there is more.
-#[derive(Debug, Clone)]
-pub struct Page<T> {
-    pub items: Vec<T>,
-    pub next_marker: Option<String>,
-}
+pub use warden_types::page::Page;
 
 /// A function as `GetFunction` shows it.
 #[derive(Debug, Clone)]
@@ -109,16 +104,19 @@ impl Control {
                 Ok((page, versions))
             })
             .await?;
-        let next_marker = (page.len() > max).then(|| page[max - 1].name.to_string());
+        let page = Page::from_lookahead(page, max, |f| f.name.to_string());
         let mut items = Vec::new();
-        for f in page.into_iter().take(max) {
+        for f in page.items {
             let name = f.name.clone();
             items.push(self.opened(f)?);
             for v in versions.iter().filter(|v| v.name == name) {
                 items.push(self.opened(v.clone())?);
             }
         }
-        Ok(Page { items, next_marker })
+        Ok(Page {
+            items,
+            next_marker: page.next_marker,
+        })
     }
 
     /// `ListVersionsByFunction`: `$LATEST` then published versions, after `marker`.
@@ -142,13 +140,16 @@ impl Control {
             })
             .await?
             .ok_or_else(|| self.function_not_found(name))?;
-        let next_marker = (page.len() > max).then(|| page[max - 1].version.clone());
+        let page = Page::from_lookahead(page, max, |v| v.version.clone());
         let items = page
+            .items
             .into_iter()
-            .take(max)
             .map(|v| self.opened(v))
             .collect::<Result<_, _>>()?;
-        Ok(Page { items, next_marker })
+        Ok(Page {
+            items,
+            next_marker: page.next_marker,
+        })
     }
 
     /// `GetAlias`.
@@ -186,11 +187,7 @@ impl Control {
             })
             .await?
             .ok_or_else(|| self.function_not_found(function))?;
-        let next_marker = (page.len() > max).then(|| page[max - 1].name.clone());
-        Ok(Page {
-            items: page.into_iter().take(max).collect(),
-            next_marker,
-        })
+        Ok(Page::from_lookahead(page, max, |a| a.name.clone()))
     }
 
     /// `GetPolicy`.

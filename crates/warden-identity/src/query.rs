@@ -5,7 +5,8 @@
 //! <CreateRoleResult>...`). Failures are [`QueryError`]s carrying the service's error code
 //! and status; this is the one place that maps [`IdentityError`] to them (internal failures
 //! are logged here and reach the client only as a generic `ServiceFailure`), and
-//! [`QueryError::to_xml`] writes the `<ErrorResponse>` document the API sends.
+//! [`QueryError::to_xml`] writes the `<ErrorResponse>` document the API sends (and
+//! [`QueryError::to_rest_xml`] rest-xml's `<Error>`: every XML error is written here).
 //! Authentication and authorization happen before [`Identity::handle_query`]: the API asks
 //! [`Identity::authorization_target`] (IAM) or [`Identity::sts_targets`] (STS) what to
 //! authorize.
@@ -15,6 +16,7 @@ use std::sync::Arc;
 use quick_xml::escape::escape;
 use warden_iam::{ContextValue, Policy};
 use warden_types::identity::{Principal, PrincipalKind};
+use warden_types::page::{Page, PageError, PageRequest, IAM_PAGES};
 
 use crate::error::IdentityError;
 use crate::service::{AssumeRoleRequest, Identity};
@@ -130,6 +132,20 @@ impl QueryError {
         x.close("Error");
         x.leaf("RequestId", request_id);
         x.close("ErrorResponse");
+        x.0
+    }
+
+    /// The rest-xml protocol's `<Error>` document for this error, as S3 writes it (for
+    /// requests to such services, which Warden refuses). Written by the same writer as
+    /// [`QueryError::to_xml`], so that every XML error escapes its text one way.
+    pub fn to_rest_xml(&self, request_id: &str) -> String {
+        let mut x = Xml::default();
+        x.raw("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
+        x.open("Error");
+        x.leaf("Code", self.code);
+        x.leaf("Message", &self.message);
+        x.leaf("RequestId", request_id);
+        x.close("Error");
         x.0
     }
 }
@@ -442,25 +458,13 @@ fn lower_first(s: &str) -> String {
     }
 }
 
-/// Applies `Marker` (an index, as returned by us) and `MaxItems` (1 to 1000, default 100).
+/// Applies `Marker` (an offset, as returned by us) and `MaxItems` (1 to 1000, default 100),
+/// as every list of the API pages ([`warden_types::page`]).
 fn paginate<T>(items: Vec<T>, p: &Params<'_>) -> Result<(Vec<T>, Option<String>), QueryError> {
-    let max = p.int("MaxItems")?.unwrap_or(100);
-    if !(1..=1000).contains(&max) {
-        return Err(QueryError::validation(
-            "MaxItems must be between 1 and 1000",
-        ));
-    }
-    let start = match p.get("Marker") {
-        Some(m) => m
-            .parse::<usize>()
-            .map_err(|_| QueryError::validation(format!("marker `{m}` is not valid")))?,
-        None => 0,
-    };
-    let max = max as usize;
-    let total = items.len();
-    let page: Vec<T> = items.into_iter().skip(start).take(max).collect();
-    let next = start.saturating_add(max);
-    Ok((page, (next < total).then(|| next.to_string())))
+    let bad = |e: PageError| QueryError::validation(e.to_string());
+    let request = PageRequest::parse(p.get("Marker"), p.get("MaxItems"), IAM_PAGES).map_err(bad)?;
+    let page = Page::from_offset(items, &request).map_err(bad)?;
+    Ok((page.items, page.next_marker))
 }
 
 fn path_prefix<'a>(p: &Params<'a>) -> &'a str {

@@ -12,6 +12,7 @@ pub mod identity;
 pub mod limits;
 pub mod names;
 pub mod node;
+pub mod page;
 pub mod tags;
 
 pub use config::{

@@ -19,6 +19,7 @@ mod invoke;
 mod lifecycle;
 mod logs_bounds;
 mod nodes;
+mod pipeline;
 mod runtimes;
 mod sandbox;
 mod warden_cli;
