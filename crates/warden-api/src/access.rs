@@ -16,14 +16,14 @@
 //! and never anything else.
 
 use std::collections::HashMap;
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 
 use http::StatusCode;
 use warden_auth::{Authenticated, PendingVerification};
 use warden_iam::{ContextValue, Decision, DecisionEffect, Policy, PolicyKind};
 use warden_identity::{Identity, Trust};
 use warden_types::identity::{Principal, PrincipalKind};
-use warden_types::{FunctionName, FunctionRef};
+use warden_types::{ChangeCache, FunctionName, FunctionRef};
 
 use crate::routes::{Operation, Service};
 use crate::{ApiError, ApiRequest, ApiState};
@@ -44,11 +44,12 @@ pub struct Target {
     pub context: Vec<(String, ContextValue)>,
 }
 
-/// Caches parsed resource policies; the store stays the source of truth.
+/// Caches parsed resource policies (a `ChangeCache`: emptied by change events); the store
+/// stays the source of truth.
 pub struct Access {
     /// Credentials, policies and sessions; the IAM/STS query API.
     pub identity: Identity,
-    policies: RwLock<HashMap<FunctionName, Option<Arc<Policy>>>>,
+    policies: ChangeCache<FunctionName, Option<Arc<Policy>>>,
 }
 
 impl Access {
@@ -56,16 +57,13 @@ impl Access {
     pub fn new(identity: Identity) -> Self {
         Self {
             identity,
-            policies: RwLock::new(HashMap::new()),
+            policies: ChangeCache::new(),
         }
     }
 
     /// Forgets a cached resource policy.
     fn forget(&self, function: &FunctionName) {
-        self.policies
-            .write()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(function);
+        self.policies.forget(function);
     }
 
     async fn resource_policy(
@@ -73,14 +71,10 @@ impl Access {
         state: &ApiState,
         function: &FunctionName,
     ) -> Result<Option<Arc<Policy>>, ApiError> {
-        if let Some(p) = self
-            .policies
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(function)
-        {
-            return Ok(p.clone());
+        if let Some(p) = self.policies.get(function) {
+            return Ok(p);
         }
+        let ticket = self.policies.ticket();
         let document = state.control.policy_document(function).await?;
         let parsed = match document {
             Some(d) => match Policy::parse_as(&d, PolicyKind::Resource) {
@@ -93,10 +87,10 @@ impl Access {
             },
             None => None,
         };
+        // A change that committed while the policy was read makes this fill stale; it is
+        // then not cached, and the next request reads the new policy.
         self.policies
-            .write()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(function.clone(), parsed.clone());
+            .insert(ticket, function.clone(), parsed.clone());
         Ok(parsed)
     }
 }

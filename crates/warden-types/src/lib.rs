@@ -5,6 +5,7 @@
 //! Everything here is plain data with validation; this crate does no I/O.
 #![forbid(unsafe_code)]
 
+pub mod cache;
 pub mod change;
 pub mod config;
 pub mod function;
@@ -15,6 +16,7 @@ pub mod node;
 pub mod page;
 pub mod tags;
 
+pub use cache::ChangeCache;
 pub use config::{
     Architecture, ConfigError, Description, Environment, EphemeralStorage, Handler, MemorySize,
     RoleArn, StatementId, Timeout,
