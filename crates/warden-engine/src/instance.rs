@@ -11,13 +11,16 @@ use std::time::{Duration, Instant};
 use tokio::net::TcpStream;
 use tokio::sync::watch;
 use tokio::task::{JoinHandle, JoinSet};
-use warden_executor::{Executor, ExitStatus, InstanceId, InstanceSpec};
+use warden_executor::{
+    Egress, Executor, ExitStatus, InstanceId, InstanceLimits, InstanceSpec, Placement,
+};
 use warden_runtime_api::InstanceChannel;
 use warden_store::blobs::BlobPin;
 use warden_types::{FunctionVersion, Region, Runtime};
 
 use crate::logs::LogCapture;
 use crate::memory::{DyingMark, MemoryGrant};
+use crate::RoleCredentials;
 
 pub struct Instance {
     pub id: InstanceId,
@@ -218,19 +221,75 @@ async fn relay_connection(mut inbound: TcpStream, upstream: SocketAddr) {
 pub struct RuntimeSettings<'a> {
     pub python: &'a Path,
     pub region: &'a Region,
+    /// Warden's API as the host reaches it (`http://IP:PORT`); an instance whose
+    /// [`Placement`] names another endpoint uses that one instead.
+    pub api_endpoint: &'a str,
 }
 
-/// Builds the process description Lambda would start for `config`, or the
-/// `Runtime.InvalidEntrypoint` message when it cannot start.
+/// Why an instance cannot start for a reason of its configuration or code; the caller
+/// gets it as `Runtime.InvalidEntrypoint`.
+#[derive(Debug, thiserror::Error)]
+pub enum EntrypointError {
+    /// The stored runtime is not one this engine runs.
+    #[error("unsupported runtime `{0}`")]
+    UnsupportedRuntime(String),
+    /// A `provided` function's code has no `bootstrap` file.
+    #[error("Couldn't find valid bootstrap(s): [/var/task/bootstrap]")]
+    MissingBootstrap,
+}
+
+/// Processes and threads one instance may have: enough for any runtime's thread pools,
+/// few enough that a fork bomb stops in milliseconds.
+pub const PIDS_PER_INSTANCE: u32 = 1024;
+/// Memory that buys one full vCPU on Lambda.
+pub const MB_PER_VCPU: u32 = 1769;
+/// Floor of the CPU share, in percent of one CPU.
+pub const MIN_CPU_PERCENT: u32 = 5;
+
+/// CPU share of a function of `memory_mb`, in percent of one CPU: Lambda's proportional
+/// rule (1,769 MB = one vCPU, 10,240 MB = about 5.8 vCPUs), rounded up, at least
+/// [`MIN_CPU_PERCENT`].
+pub fn cpu_percent(memory_mb: u32) -> u32 {
+    (memory_mb.saturating_mul(100))
+        .div_ceil(MB_PER_VCPU)
+        .max(MIN_CPU_PERCENT)
+}
+
+/// The limits an instance of `config` runs under: its memory and `/tmp` as configured,
+/// CPU in proportion to memory, [`PIDS_PER_INSTANCE`], and no network but the relay.
+pub fn instance_limits(config: &FunctionVersion) -> InstanceLimits {
+    InstanceLimits {
+        memory_mb: config.memory_mb,
+        tmp_mb: config.ephemeral_storage_mb,
+        pids_max: PIDS_PER_INSTANCE,
+        cpu_percent: cpu_percent(config.memory_mb),
+        egress: Egress::RelayOnly,
+    }
+}
+
+/// The services Warden serves, by the name the AWS SDKs give their service-specific
+/// endpoint variable (`AWS_ENDPOINT_URL_<NAME>`). Each instance gets one such variable per
+/// entry, pointing at Warden, and no global `AWS_ENDPOINT_URL`: an SDK call to any other
+/// service (S3, DynamoDB...) then goes where it would go on Lambda instead of to Warden.
+/// A service Warden starts serving adds its entry here, and nowhere else.
+pub const SERVED_SERVICES: &[&str] = &["LAMBDA", "IAM", "STS"];
+
+/// Builds the process Lambda would start for `config`, complete: the program and its
+/// arguments, and every environment variable (the function's own, Lambda's, the Runtime
+/// API address, Warden's API endpoints and the role's credentials), written once from
+/// where the executor said things will be (`placement`), with `code_dir` the host
+/// directory of the code (checked for a `bootstrap`).
 pub fn instance_spec(
     config: &FunctionVersion,
     code_dir: &Path,
+    placement: &Placement,
     rt: &RuntimeSettings<'_>,
-) -> Result<InstanceSpec, String> {
+    credentials: &RoleCredentials,
+) -> Result<InstanceSpec, EntrypointError> {
     let runtime = config
         .runtime()
-        .ok_or_else(|| format!("unsupported runtime `{}`", config.runtime))?;
-    let task_root = code_dir.to_string_lossy().into_owned();
+        .ok_or_else(|| EntrypointError::UnsupportedRuntime(config.runtime.clone()))?;
+    let task_root = placement.code_root.to_string_lossy().into_owned();
     let mut env: Vec<(String, String)> = config
         .environment
         .iter()
@@ -261,6 +320,7 @@ pub fn instance_spec(
             "AWS_EXECUTION_ENV",
             format!("AWS_Lambda_{}", runtime.as_str()),
         ),
+        ("AWS_LAMBDA_RUNTIME_API", placement.runtime_api.clone()),
         ("_HANDLER", config.handler.clone()),
         ("LAMBDA_TASK_ROOT", task_root.clone()),
         ("LAMBDA_RUNTIME_DIR", "/var/runtime".into()),
@@ -268,15 +328,22 @@ pub fn instance_spec(
         ("LANG", "en_US.UTF-8".into()),
         ("PATH", "/usr/local/bin:/usr/bin:/bin".into()),
         ("HOME", "/tmp".into()),
+        ("AWS_ACCESS_KEY_ID", credentials.access_key_id.clone()),
+        (
+            "AWS_SECRET_ACCESS_KEY",
+            credentials.secret_access_key.clone(),
+        ),
+        ("AWS_SESSION_TOKEN", credentials.session_token.clone()),
     ];
     env.extend(platform.into_iter().map(|(k, v)| (k.to_owned(), v)));
+    let api_endpoint = placement.api_endpoint.as_deref().unwrap_or(rt.api_endpoint);
+    point_sdks_at_warden(&mut env, api_endpoint);
     let (program, args) = match runtime {
         Runtime::Provided(_) => {
-            let bootstrap = code_dir.join("bootstrap");
-            if !bootstrap.is_file() {
-                return Err("Couldn't find valid bootstrap(s): [/var/task/bootstrap]".into());
+            if !code_dir.join("bootstrap").is_file() {
+                return Err(EntrypointError::MissingBootstrap);
             }
-            (bootstrap, Vec::new())
+            (placement.code_root.join("bootstrap"), Vec::new())
         }
         Runtime::Python(_) => {
             env.push(("PYTHONPATH".into(), task_root));
@@ -291,12 +358,22 @@ pub fn instance_spec(
         program,
         args,
         env,
-        api_endpoint_vars: Vec::new(),
-        cwd: code_dir.to_path_buf(),
-        code_dir: code_dir.to_path_buf(),
-        memory_mb: config.memory_mb,
-        tmp_mb: config.ephemeral_storage_mb,
+        cwd: placement.code_root.clone(),
+        limits: instance_limits(config),
     })
+}
+
+/// Adds the endpoint variable of every [`SERVED_SERVICES`] entry, with Warden's API
+/// endpoint `url` as its value. A variable the function's configuration sets itself is
+/// left as it is: that is the function's choice.
+fn point_sdks_at_warden(env: &mut Vec<(String, String)>, url: &str) {
+    for service in SERVED_SERVICES {
+        let name = format!("AWS_ENDPOINT_URL_{service}");
+        if env.iter().any(|(key, _)| *key == name) {
+            continue;
+        }
+        env.push((name, url.to_owned()));
+    }
 }
 
 /// The `errorType` Lambda reports when a runtime process ends without answering:
@@ -413,6 +490,172 @@ mod tests {
         let mut got = Vec::new();
         client.read_to_end(&mut got).await.unwrap();
         assert_eq!(got, b"answer");
+    }
+
+    #[test]
+    fn cpu_follows_memory_like_lambda() {
+        assert_eq!(cpu_percent(1769), 100);
+        assert_eq!(cpu_percent(3538), 200);
+        assert_eq!(cpu_percent(10240), 579);
+        assert_eq!(cpu_percent(128), 8);
+        assert_eq!(cpu_percent(64), MIN_CPU_PERCENT);
+    }
+
+    fn version(runtime: &str, environment: &[(&str, &str)]) -> FunctionVersion {
+        let mut v: FunctionVersion = serde_json::from_value(serde_json::json!({
+            "name": "f",
+            "version": "$LATEST",
+            "runtime": runtime,
+            "handler": "app.handler",
+            "role": "arn:aws:iam::123456789012:role/r",
+            "memory_mb": 3538,
+            "timeout_seconds": 3,
+            "ephemeral_storage_mb": 1024,
+            "environment": {},
+            "code_sha256": "x",
+            "code_size": 1,
+            "revision_id": "r",
+            "last_modified_ms": 0,
+        }))
+        .expect("a valid stored version");
+        v.environment = environment
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        v
+    }
+
+    fn credentials() -> RoleCredentials {
+        RoleCredentials {
+            access_key_id: "ASIAEXAMPLE".into(),
+            secret_access_key: "secret".into(),
+            session_token: "token".into(),
+        }
+    }
+
+    fn value<'a>(spec: &'a InstanceSpec, key: &str) -> Option<&'a str> {
+        let mut found = spec.env.iter().filter(|(k, _)| k == key);
+        let first = found.next().map(|(_, v)| v.as_str());
+        assert!(found.next().is_none(), "{key} is set once");
+        first
+    }
+
+    #[test]
+    fn the_environment_is_written_once_from_the_placement() {
+        let code = tempfile::tempdir().unwrap();
+        std::fs::write(code.path().join("bootstrap"), "").unwrap();
+        let region = Region::new("eu-west-1").unwrap();
+        let rt = RuntimeSettings {
+            python: Path::new("/usr/bin/python3"),
+            region: &region,
+            api_endpoint: "http://127.0.0.1:9700",
+        };
+        let config = version(
+            "provided.al2023",
+            // The function's own endpoint for a service is its choice.
+            &[("AWS_ENDPOINT_URL_STS", "http://sts.example")],
+        );
+        let sandboxed = Placement {
+            code_root: "/var/task".into(),
+            runtime_api: "127.0.0.1:9001".into(),
+            api_endpoint: Some("http://127.0.0.1:9002".into()),
+        };
+        let spec = instance_spec(&config, code.path(), &sandboxed, &rt, &credentials()).unwrap();
+        assert_eq!(spec.program, Path::new("/var/task/bootstrap"));
+        assert_eq!(spec.cwd, Path::new("/var/task"));
+        assert_eq!(value(&spec, "LAMBDA_TASK_ROOT"), Some("/var/task"));
+        assert_eq!(
+            value(&spec, "AWS_LAMBDA_RUNTIME_API"),
+            Some("127.0.0.1:9001")
+        );
+        assert_eq!(
+            value(&spec, "AWS_ENDPOINT_URL_LAMBDA"),
+            Some("http://127.0.0.1:9002")
+        );
+        assert_eq!(
+            value(&spec, "AWS_ENDPOINT_URL_IAM"),
+            Some("http://127.0.0.1:9002")
+        );
+        assert_eq!(
+            value(&spec, "AWS_ENDPOINT_URL_STS"),
+            Some("http://sts.example")
+        );
+        assert_eq!(value(&spec, "AWS_ENDPOINT_URL"), None, "no global endpoint");
+        assert_eq!(value(&spec, "AWS_ACCESS_KEY_ID"), Some("ASIAEXAMPLE"));
+        assert_eq!(value(&spec, "AWS_SESSION_TOKEN"), Some("token"));
+        assert_eq!(
+            value(&spec, "AWS_LAMBDA_FUNCTION_MEMORY_SIZE"),
+            Some("3538")
+        );
+        assert_eq!(
+            spec.limits,
+            InstanceLimits {
+                memory_mb: 3538,
+                tmp_mb: 1024,
+                pids_max: PIDS_PER_INSTANCE,
+                cpu_percent: 200,
+                egress: Egress::RelayOnly,
+            }
+        );
+
+        // Plain processes see the code where it is and reach the API on the host.
+        let plain = Placement {
+            code_root: code.path().to_path_buf(),
+            runtime_api: "127.0.0.1:41000".into(),
+            api_endpoint: None,
+        };
+        let spec = instance_spec(&config, code.path(), &plain, &rt, &credentials()).unwrap();
+        assert_eq!(spec.program, code.path().join("bootstrap"));
+        assert_eq!(
+            value(&spec, "AWS_LAMBDA_RUNTIME_API"),
+            Some("127.0.0.1:41000")
+        );
+        assert_eq!(
+            value(&spec, "AWS_ENDPOINT_URL_LAMBDA"),
+            Some("http://127.0.0.1:9700")
+        );
+    }
+
+    #[test]
+    fn a_missing_bootstrap_or_runtime_is_an_entrypoint_error() {
+        let code = tempfile::tempdir().unwrap();
+        let region = Region::new("eu-west-1").unwrap();
+        let rt = RuntimeSettings {
+            python: Path::new("/usr/bin/python3"),
+            region: &region,
+            api_endpoint: "http://127.0.0.1:9700",
+        };
+        let placement = Placement {
+            code_root: "/var/task".into(),
+            runtime_api: "127.0.0.1:9001".into(),
+            api_endpoint: None,
+        };
+        let missing = instance_spec(
+            &version("provided.al2023", &[]),
+            code.path(),
+            &placement,
+            &rt,
+            &credentials(),
+        );
+        assert!(matches!(missing, Err(EntrypointError::MissingBootstrap)));
+        let unknown = instance_spec(
+            &version("cobol85", &[]),
+            code.path(),
+            &placement,
+            &rt,
+            &credentials(),
+        );
+        assert!(matches!(unknown, Err(EntrypointError::UnsupportedRuntime(r)) if r == "cobol85"));
+    }
+
+    #[test]
+    fn credentials_never_show_their_secret_in_debug_output() {
+        let shown = format!("{:?}", credentials());
+        assert!(shown.contains("ASIAEXAMPLE"));
+        assert!(
+            !shown.contains("secret") && !shown.contains("token"),
+            "{shown}"
+        );
     }
 
     #[test]

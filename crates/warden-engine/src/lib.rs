@@ -30,6 +30,7 @@ use warden_store::{BlobStore, LogSource, Store, StoreError};
 use warden_types::{AccountId, FunctionName, FunctionRef, FunctionVersion, Qualifier, Region};
 
 pub use concurrency::{Concurrency, ThrottleReason};
+pub use instance::{cpu_percent, instance_limits, SERVED_SERVICES};
 use instance::{instance_spec, Instance, Lifetime, RuntimeSettings};
 pub use logs::LogLimits;
 use logs::{LogCapture, LogSink};
@@ -59,16 +60,66 @@ pub struct EngineConfig {
     /// This server among the nodes sharing the store: the async events it leases are
     /// leased in its name, and at start it takes back the leases its previous run held.
     pub node_id: warden_types::NodeId,
+    /// Where Warden's API listens: instances that can reach the host's loopback get
+    /// `http://` this address in their endpoint variables, and the relays of sandboxed
+    /// instances connect here.
+    pub api_address: std::net::SocketAddr,
+}
+
+/// The short-lived credentials of an execution-role session, given to one instance.
+#[derive(Clone, PartialEq, Eq)]
+pub struct RoleCredentials {
+    /// `AWS_ACCESS_KEY_ID`; also what [`CredentialIssuer::revoke`] takes.
+    pub access_key_id: String,
+    /// `AWS_SECRET_ACCESS_KEY`.
+    pub secret_access_key: String,
+    /// `AWS_SESSION_TOKEN`.
+    pub session_token: String,
+}
+
+impl std::fmt::Debug for RoleCredentials {
+    /// Names the key only: the secret and the token never reach a log.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RoleCredentials")
+            .field("access_key_id", &self.access_key_id)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Why an execution role's credentials could not be issued.
+#[derive(Debug, thiserror::Error)]
+pub enum CredentialError {
+    /// The role does not exist, or its trust policy does not admit Lambda.
+    #[error("the role `{role}` cannot be assumed: {reason}")]
+    CannotAssume {
+        /// The role's ARN.
+        role: String,
+        /// What the identity service said.
+        reason: String,
+    },
 }
 
 /// Issues the short-lived credentials of a function's execution role to each instance.
+/// The engine is built with one ([`EngineParts::credentials`]): no instance starts without
+/// its role's credentials.
 pub trait CredentialIssuer: Send + Sync + 'static {
-    /// Credentials for `role_arn` (access key id, secret, session token), valid until revoked
-    /// or expired; `Err` with a reason when the role cannot be assumed.
+    /// Credentials for `role_arn`, valid until revoked or expired.
     fn issue(&self, role_arn: &str, session_name: &str)
-        -> Result<(String, String, String), String>;
+        -> Result<RoleCredentials, CredentialError>;
     /// Ends a session early: its instance is gone.
     fn revoke(&self, access_key_id: &str);
+}
+
+/// What the engine is built from, besides its settings.
+pub struct EngineParts {
+    /// Configuration, queue and logs.
+    pub store: Arc<dyn Store>,
+    /// Starts and stops instance processes.
+    pub executor: Arc<dyn Executor>,
+    /// Each version's code, by `CodeSha256`.
+    pub blobs: Arc<BlobStore>,
+    /// The execution-role credentials of every instance.
+    pub credentials: Arc<dyn CredentialIssuer>,
 }
 
 /// Instances older than this are retired when idle, so that their role credentials (valid
@@ -193,12 +244,10 @@ struct Inner {
     /// Permits of the async worker; all free means no async invocation is running.
     async_in_flight: Arc<tokio::sync::Semaphore>,
     shutting_down: AtomicBool,
-    credentials: std::sync::OnceLock<Arc<dyn CredentialIssuer>>,
-    /// Where functions reach Warden's API (the endpoint variables of [`SERVED_SERVICES`]).
-    api_endpoint: std::sync::OnceLock<String>,
-    /// The API's socket address, derived from `api_endpoint`: where the relays of
-    /// sandboxed instances connect.
-    api_address: std::sync::OnceLock<std::net::SocketAddr>,
+    credentials: Arc<dyn CredentialIssuer>,
+    /// `http://` the API's address: what instances that reach the host put in their
+    /// endpoint variables.
+    api_endpoint: String,
 }
 
 /// The handle the API holds; cheap to clone.
@@ -214,12 +263,13 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 impl Engine {
     /// Builds the engine and starts its background tasks (idle reaper, async queue
     /// worker, log writer and pruner). `blobs` holds each version's code by `CodeSha256`.
-    pub fn start(
-        config: EngineConfig,
-        store: Arc<dyn Store>,
-        executor: Arc<dyn Executor>,
-        blobs: Arc<BlobStore>,
-    ) -> Result<Self, StoreError> {
+    pub fn start(config: EngineConfig, parts: EngineParts) -> Result<Self, StoreError> {
+        let EngineParts {
+            store,
+            executor,
+            blobs,
+            credentials,
+        } = parts;
         let reservations = store.all_reserved_concurrency()?;
         // No invocation of this node's previous run is still going (one live process per
         // node id), so its leases end now instead of when they expire; other nodes' leases
@@ -233,6 +283,7 @@ impl Engine {
             );
         }
         let concurrency = Concurrency::new(config.account_concurrency, &reservations);
+        let api_endpoint = format!("http://{}", config.api_address);
         let inner = Arc::new(Inner {
             registry: Registry::new(Arc::clone(&store)),
             logs: LogSink::start(Arc::clone(&store), config.logs),
@@ -245,37 +296,14 @@ impl Engine {
             pools: Mutex::new(HashMap::new()),
             queue_wakeup: tokio::sync::Notify::new(),
             async_in_flight: Arc::new(tokio::sync::Semaphore::new(queue::MAX_IN_FLIGHT)),
-            credentials: std::sync::OnceLock::new(),
-            api_endpoint: std::sync::OnceLock::new(),
-            api_address: std::sync::OnceLock::new(),
+            credentials,
+            api_endpoint,
             shutting_down: AtomicBool::new(false),
         });
         let engine = Self { inner };
         tokio::spawn(engine.clone().reap_idle_loop());
         tokio::spawn(engine.clone().queue_loop());
         Ok(engine)
-    }
-
-    /// Gives every new instance credentials of its execution role (set once, at boot).
-    pub fn use_credentials(&self, issuer: Arc<dyn CredentialIssuer>) {
-        let _ = self.inner.credentials.set(issuer);
-    }
-
-    /// Tells instances where Warden's API is (`AWS_ENDPOINT_URL_LAMBDA` and the other
-    /// variables of [`SERVED_SERVICES`]; set once, at boot), as
-    /// `http://IP:PORT`. Sandboxed instances cannot reach the host's loopback: they get an
-    /// endpoint inside their own network namespace, relayed to this address.
-    pub fn set_api_endpoint(&self, url: String) {
-        match api_socket_address(&url) {
-            Some(address) => {
-                let _ = self.inner.api_address.set(address);
-            }
-            None => tracing::warn!(
-                endpoint = %url,
-                "the api endpoint is not `http://IP:PORT`; sandboxed functions cannot reach it"
-            ),
-        }
-        let _ = self.inner.api_endpoint.set(url);
     }
 
     pub fn config(&self) -> &EngineConfig {
@@ -535,59 +563,61 @@ impl Engine {
         let settings = RuntimeSettings {
             python: &inner.config.python,
             region: &inner.config.region,
+            api_endpoint: &inner.api_endpoint,
         };
         let started = Instant::now();
         let failed = |error_type: &str, message: String, logs: Option<&LogCapture>| {
             self.failure(config, request_id, tail, started, logs, error_type, message)
         };
-        let spec = match instance_spec(config, &code_dir, &settings) {
-            Ok(s) => s,
-            Err(message) => {
-                return Err(failed(
-                    "Runtime.InvalidEntrypoint",
-                    format!("RequestId: {request_id} Error: {message}"),
-                    None,
-                ))
-            }
+        let invalid_entrypoint = |error: &dyn std::fmt::Display| {
+            failed(
+                "Runtime.InvalidEntrypoint",
+                format!("RequestId: {request_id} Error: {error}"),
+                None,
+            )
         };
-        let mut spec = spec;
-        if let Some(url) = inner.api_endpoint.get() {
-            point_sdks_at_warden(&mut spec, url);
-        }
-        let session_key = match inner.credentials.get() {
-            Some(issuer) => match issuer.issue(&config.role, config.name.as_str()) {
-                Ok((key, secret, token)) => {
-                    spec.env.push(("AWS_ACCESS_KEY_ID".into(), key.clone()));
-                    spec.env.push(("AWS_SECRET_ACCESS_KEY".into(), secret));
-                    spec.env.push(("AWS_SESSION_TOKEN".into(), token));
-                    Some(key)
-                }
-                Err(reason) => {
-                    tracing::warn!(function = %config.name, role = %config.role, %reason, "execution role cannot be assumed");
-                    return Err(failed(
-                        "Runtime.InvalidRole",
-                        format!("RequestId: {request_id} Error: The role defined for the function cannot be assumed by Lambda."),
-                        None,
-                    ));
-                }
-            },
-            None => None,
-        };
-        let revoke = |key: &Option<String>| {
-            if let (Some(k), Some(issuer)) = (key, inner.credentials.get()) {
-                issuer.revoke(k);
-            }
-        };
-        let spawned = match inner.executor.spawn(spec).await {
-            Ok(s) => s,
+        // Where the executor will show the code and serve the Runtime API, so that the
+        // environment is written once, complete.
+        let prepared = match inner.executor.prepare(&code_dir) {
+            Ok(p) => p,
             Err(e) => {
-                revoke(&session_key);
                 tracing::warn!(function = %config.name, error = %e, "instance did not start");
+                return Err(invalid_entrypoint(&e));
+            }
+        };
+        let credentials = match inner.credentials.issue(&config.role, config.name.as_str()) {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::warn!(function = %config.name, role = %config.role, error = %e, "execution role cannot be assumed");
                 return Err(failed(
-                    "Runtime.InvalidEntrypoint",
-                    format!("RequestId: {request_id} Error: {e}"),
+                    "Runtime.InvalidRole",
+                    format!("RequestId: {request_id} Error: The role defined for the function cannot be assumed by Lambda."),
                     None,
                 ));
+            }
+        };
+        let session_key = credentials.access_key_id.clone();
+        let revoke = || inner.credentials.revoke(&session_key);
+        let spec = match instance_spec(
+            config,
+            &code_dir,
+            prepared.placement(),
+            &settings,
+            &credentials,
+        ) {
+            Ok(s) => s,
+            Err(e) => {
+                revoke();
+                return Err(invalid_entrypoint(&e));
+            }
+        };
+        drop(credentials);
+        let spawned = match inner.executor.spawn(prepared, spec).await {
+            Ok(s) => s,
+            Err(e) => {
+                revoke();
+                tracing::warn!(function = %config.name, error = %e, "instance did not start");
+                return Err(invalid_entrypoint(&e));
             }
         };
         let warden_executor::SpawnedInstance {
@@ -599,8 +629,7 @@ impl Engine {
             api_listener,
             exited,
         } = spawned;
-        // Without an API address the listener is dropped: connections to it are refused.
-        let api = api_listener.zip(inner.api_address.get().copied());
+        let api = api_listener.map(|listener| (listener, inner.config.api_address));
         let lifetime = Lifetime {
             id,
             executor: Arc::clone(&inner.executor),
@@ -614,7 +643,7 @@ impl Engine {
         let instance = match started_instance {
             Ok(i) => Arc::new(i),
             Err(e) => {
-                revoke(&session_key);
+                revoke();
                 inner.executor.kill(id);
                 return Err(failed(
                     "Runtime.InvalidEntrypoint",
@@ -623,14 +652,12 @@ impl Engine {
                 ));
             }
         };
-        if let (Some(key), Some(issuer)) = (session_key, inner.credentials.get()) {
-            // The role's credentials die with the instance.
-            let (watched, issuer) = (Arc::clone(&instance), Arc::clone(issuer));
-            tokio::spawn(async move {
-                watched.exited().await;
-                issuer.revoke(&key);
-            });
-        }
+        // The role's credentials die with the instance.
+        let (watched, issuer) = (Arc::clone(&instance), Arc::clone(&inner.credentials));
+        tokio::spawn(async move {
+            watched.exited().await;
+            issuer.revoke(&session_key);
+        });
         let init = tokio::select! {
             biased;
             r = instance.channel.initialized() => r.map_err(|(error_type, body)| InitFailure::Reported(error_type, body)),
@@ -893,34 +920,6 @@ enum InitFailure {
     TimedOut,
 }
 
-/// The services Warden serves, by the name the AWS SDKs give their service-specific
-/// endpoint variable (`AWS_ENDPOINT_URL_<NAME>`). Each instance gets one such variable per
-/// entry, pointing at Warden, and no global `AWS_ENDPOINT_URL`: an SDK call to any other
-/// service (S3, DynamoDB...) then goes where it would go on Lambda instead of to Warden.
-/// A service Warden starts serving adds its entry here, and nowhere else.
-pub const SERVED_SERVICES: &[&str] = &["LAMBDA", "IAM", "STS"];
-
-/// Adds the endpoint variable of every [`SERVED_SERVICES`] entry, with Warden's API
-/// endpoint `url` as its value, and names them for the executor (a sandboxed instance
-/// reaches the API at another address). A variable the function's configuration sets
-/// itself is left as it is: that is the function's choice.
-fn point_sdks_at_warden(spec: &mut warden_executor::InstanceSpec, url: &str) {
-    for service in SERVED_SERVICES {
-        let name = format!("AWS_ENDPOINT_URL_{service}");
-        if spec.env.iter().any(|(key, _)| *key == name) {
-            continue;
-        }
-        spec.env.push((name.clone(), url.to_owned()));
-        spec.api_endpoint_vars.push(name);
-    }
-}
-
-/// The socket address of an `http://IP:PORT[/...]` endpoint.
-fn api_socket_address(url: &str) -> Option<std::net::SocketAddr> {
-    let rest = url.strip_prefix("http://")?;
-    rest.split('/').next()?.parse().ok()
-}
-
 /// Lambda's error payload: `{"errorType": ..., "errorMessage": ...}`.
 fn error_json(error_type: &str, message: &str) -> Bytes {
     serde_json::json!({ "errorType": error_type, "errorMessage": message })
@@ -932,15 +931,19 @@ fn error_json(error_type: &str, message: &str) -> Bytes {
 mod tests {
     use super::*;
     use std::pin::Pin;
-    use warden_executor::{ExecutorError, InstanceId, InstanceSpec, SpawnedInstance};
+    use warden_executor::{ExecutorError, InstanceId, InstanceSpec, Prepared, SpawnedInstance};
 
     /// Records kills; spawns nothing.
     #[derive(Default)]
     struct Kills(Mutex<Vec<InstanceId>>);
 
     impl Executor for Kills {
+        fn prepare(&self, _code_dir: &std::path::Path) -> Result<Prepared, ExecutorError> {
+            Err(ExecutorError::ZygoteGone)
+        }
         fn spawn(
             &self,
+            _prepared: Prepared,
             _spec: InstanceSpec,
         ) -> Pin<
             Box<
@@ -1047,51 +1050,5 @@ mod tests {
             [InstanceId(1), InstanceId(2), InstanceId(3)],
             "every one of them was ended"
         );
-    }
-
-    #[test]
-    fn instances_reach_warden_only_for_the_services_it_serves() {
-        let mut spec = warden_executor::InstanceSpec {
-            program: "/code/bootstrap".into(),
-            args: Vec::new(),
-            env: vec![(
-                "AWS_ENDPOINT_URL_STS".to_owned(),
-                "http://sts.example".to_owned(),
-            )],
-            api_endpoint_vars: Vec::new(),
-            cwd: "/code".into(),
-            code_dir: "/code".into(),
-            memory_mb: 128,
-            tmp_mb: 512,
-        };
-        point_sdks_at_warden(&mut spec, "http://127.0.0.1:9700");
-        let pair = |k: &str, v: &str| (k.to_owned(), v.to_owned());
-        assert_eq!(
-            spec.env,
-            [
-                pair("AWS_ENDPOINT_URL_STS", "http://sts.example"),
-                pair("AWS_ENDPOINT_URL_LAMBDA", "http://127.0.0.1:9700"),
-                pair("AWS_ENDPOINT_URL_IAM", "http://127.0.0.1:9700"),
-            ],
-            "no global AWS_ENDPOINT_URL, and the function's own setting stays"
-        );
-        assert_eq!(
-            spec.api_endpoint_vars,
-            ["AWS_ENDPOINT_URL_LAMBDA", "AWS_ENDPOINT_URL_IAM"]
-        );
-    }
-
-    #[test]
-    fn api_address_comes_from_the_endpoint() {
-        assert_eq!(
-            api_socket_address("http://127.0.0.1:4010"),
-            Some(([127, 0, 0, 1], 4010).into())
-        );
-        assert_eq!(
-            api_socket_address("http://[::1]:4010/"),
-            "[::1]:4010".parse().ok()
-        );
-        assert_eq!(api_socket_address("https://127.0.0.1:4010"), None);
-        assert_eq!(api_socket_address("http://localhost:4010"), None);
     }
 }

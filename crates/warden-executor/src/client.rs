@@ -1,8 +1,8 @@
 //! The server's side of the zygote: an [`Executor`] that forwards spawns and kills to the
 //! zygote process and turns its reports into futures.
 //!
-//! Without a sandbox the Runtime API listener is bound here on the host's loopback; with
-//! one, the sandbox binds it at `127.0.0.1:9001` inside the instance's network namespace,
+//! Without a sandbox the Runtime API listener is bound here on the host's loopback, when
+//! the slot is prepared; with one, the sandbox binds it at `127.0.0.1:9001` inside the instance's network namespace,
 //! next to the `127.0.0.1:9002` listener for Warden's API, and the zygote passes both back
 //! with the spawn confirmation.
 
@@ -22,8 +22,8 @@ use tokio::sync::oneshot;
 
 use crate::protocol::{self, Event, Request, MAX_MESSAGE};
 use crate::{
-    Executor, ExecutorError, ExitStatus, InstanceId, InstanceSpec, Isolation, Protection,
-    SpawnedInstance, SANDBOX_API_ENDPOINT, SANDBOX_RUNTIME_API, TASK_ROOT,
+    Executor, ExecutorError, ExitStatus, InstanceId, InstanceSpec, Isolation, Placement, Prepared,
+    Protection, SpawnedInstance, SANDBOX_API_ENDPOINT, SANDBOX_RUNTIME_API, TASK_ROOT,
 };
 
 /// How long the zygote may take to confirm a spawn before the spawn is abandoned.
@@ -129,27 +129,50 @@ impl ZygoteExecutor {
         self.zygote.lock().map(|z| z.id()).unwrap_or(0)
     }
 
-    async fn spawn_inner(&self, mut spec: InstanceSpec) -> Result<SpawnedInstance, ExecutorError> {
+    /// The one place where the two isolation modes differ on the server's side: where an
+    /// instance will see its code, its Runtime API and Warden's API.
+    fn prepare_inner(&self, code_dir: &Path) -> Result<Prepared, ExecutorError> {
         if self.shared.gone.load(Ordering::Acquire) {
             return Err(ExecutorError::ZygoteGone);
         }
         let id = InstanceId(self.next_id.fetch_add(1, Ordering::Relaxed));
-        let (listener, runtime_api) = if self.sandboxed {
-            spec.relocate_code(Path::new(TASK_ROOT));
-            point_api_inside(&mut spec.env, &spec.api_endpoint_vars);
-            (None, SANDBOX_RUNTIME_API.to_owned())
-        } else {
-            let create = |source| ExecutorError::Create {
-                what: "the Runtime API listener",
-                source,
+        if self.sandboxed {
+            let placement = Placement {
+                code_root: TASK_ROOT.into(),
+                runtime_api: SANDBOX_RUNTIME_API.to_owned(),
+                api_endpoint: Some(SANDBOX_API_ENDPOINT.to_owned()),
             };
-            let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).map_err(create)?;
-            let port = listener.local_addr().map_err(create)?.port();
-            (Some(listener), format!("127.0.0.1:{port}"))
+            return Ok(Prepared::new(id, placement, code_dir.to_path_buf(), None));
+        }
+        let create = |source| ExecutorError::Create {
+            what: "the Runtime API listener",
+            source,
         };
-        spec.env.retain(|(k, _)| k != "AWS_LAMBDA_RUNTIME_API");
-        spec.env
-            .push(("AWS_LAMBDA_RUNTIME_API".into(), runtime_api));
+        let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).map_err(create)?;
+        let port = listener.local_addr().map_err(create)?.port();
+        let placement = Placement {
+            code_root: code_dir.to_path_buf(),
+            runtime_api: format!("127.0.0.1:{port}"),
+            api_endpoint: None,
+        };
+        Ok(Prepared::new(
+            id,
+            placement,
+            code_dir.to_path_buf(),
+            Some(listener),
+        ))
+    }
+
+    async fn spawn_inner(
+        &self,
+        mut prepared: Prepared,
+        spec: InstanceSpec,
+    ) -> Result<SpawnedInstance, ExecutorError> {
+        if self.shared.gone.load(Ordering::Acquire) {
+            return Err(ExecutorError::ZygoteGone);
+        }
+        let id = prepared.id();
+        let listener = prepared.take_runtime_listener();
 
         let (stdout_r, stdout_w) = std::io::pipe().map_err(|source| ExecutorError::Create {
             what: "a stdout pipe",
@@ -171,9 +194,8 @@ impl ZygoteExecutor {
             args: spec.args,
             env: spec.env,
             cwd: spec.cwd.to_string_lossy().into_owned(),
-            code_dir: spec.code_dir.to_string_lossy().into_owned(),
-            memory_mb: spec.memory_mb,
-            tmp_mb: spec.tmp_mb,
+            code_dir: prepared.code_dir().to_string_lossy().into_owned(),
+            limits: spec.limits,
         };
         let sent = protocol::send(
             self.control.as_fd(),
@@ -229,17 +251,6 @@ impl ZygoteExecutor {
             api_listener,
             exited: exit_rx,
         })
-    }
-}
-
-/// The host's loopback is unreachable from a sandbox: the API endpoint the engine set in
-/// the variables named `endpoint_vars` is served inside the instance instead, at
-/// [`SANDBOX_API_ENDPOINT`].
-fn point_api_inside(env: &mut [(String, String)], endpoint_vars: &[String]) {
-    for (key, value) in env.iter_mut() {
-        if endpoint_vars.contains(key) {
-            SANDBOX_API_ENDPOINT.clone_into(value);
-        }
     }
 }
 
@@ -306,11 +317,16 @@ fn read_events(socket: OwnedFd, shared: Arc<Shared>) {
 }
 
 impl Executor for ZygoteExecutor {
+    fn prepare(&self, code_dir: &Path) -> Result<Prepared, ExecutorError> {
+        self.prepare_inner(code_dir)
+    }
+
     fn spawn(
         &self,
+        prepared: Prepared,
         spec: InstanceSpec,
     ) -> Pin<Box<dyn Future<Output = Result<SpawnedInstance, ExecutorError>> + Send + '_>> {
-        Box::pin(self.spawn_inner(spec))
+        Box::pin(self.spawn_inner(prepared, spec))
     }
 
     fn kill(&self, id: InstanceId) {
@@ -376,43 +392,5 @@ pub const ZYGOTE_EXIT_DEADLINE: Duration =
 impl Drop for ZygoteExecutor {
     fn drop(&mut self) {
         self.shutdown(ZYGOTE_EXIT_DEADLINE);
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn sandboxed_instances_reach_the_api_inside_their_namespace() {
-        let pair = |k: &str, v: &str| (k.to_owned(), v.to_owned());
-        let mut env = vec![
-            pair("AWS_REGION", "us-east-1"),
-            pair("AWS_ENDPOINT_URL_LAMBDA", "http://127.0.0.1:41234"),
-            pair("AWS_ENDPOINT_URL_STS", "http://127.0.0.1:41234"),
-            // The function's own setting for another service is not Warden's to change.
-            pair("AWS_ENDPOINT_URL_S3", "http://minio.internal:9000"),
-        ];
-        let named = [
-            "AWS_ENDPOINT_URL_LAMBDA".to_owned(),
-            "AWS_ENDPOINT_URL_STS".to_owned(),
-        ];
-        point_api_inside(&mut env, &named);
-        assert_eq!(
-            env,
-            [
-                pair("AWS_REGION", "us-east-1"),
-                pair("AWS_ENDPOINT_URL_LAMBDA", "http://127.0.0.1:9002"),
-                pair("AWS_ENDPOINT_URL_STS", "http://127.0.0.1:9002"),
-                pair("AWS_ENDPOINT_URL_S3", "http://minio.internal:9000"),
-            ]
-        );
-        let mut without = vec![pair("AWS_REGION", "us-east-1")];
-        point_api_inside(&mut without, &named);
-        assert_eq!(
-            without,
-            [pair("AWS_REGION", "us-east-1")],
-            "nothing is added"
-        );
     }
 }

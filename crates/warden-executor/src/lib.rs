@@ -8,27 +8,30 @@
 //! because forking a large multi-threaded async server is slow and unsafe (see
 //! DESIGN-NOTES §4, trap 3).
 //!
+//! The contract has two steps, so that the engine can write an instance's whole
+//! environment once: [`Executor::prepare`] says where things will be inside the instance (a
+//! [`Placement`]: where the code appears, the Runtime API address, where Warden's API is
+//! reached), then [`Executor::spawn`] starts the [`InstanceSpec`] the engine built from it,
+//! under the [`InstanceLimits`] the engine computed. The executor applies both as given: it
+//! rewrites no variable and derives no limit.
+//!
 //! By default ([`Isolation::Sandbox`]) the zygote owns a `warden_sandbox::Sandbox` and every
-//! instance runs inside it: the code read-only at `/var/task`, the runtime paths of
+//! instance runs inside it: the code read-only at [`TASK_ROOT`], the runtime paths of
 //! [`SandboxOptions`] read-only at their host paths, a private network namespace whose
-//! `127.0.0.1:9001` (Runtime API) and `127.0.0.1:9002` (Warden's API) listeners, bound there
-//! by the sandbox, are passed back to the server, and the limits below. The host's
-//! loopback is out of reach from inside, so the endpoint variables the engine names in
-//! [`InstanceSpec::api_endpoint_vars`] are rewritten to [`SANDBOX_API_ENDPOINT`]; the engine
-//! relays that listener to the API. [`Isolation::None`] (`warden serve --insecure-no-sandbox`) runs plain
-//! processes and is meant only for hosts without namespaces.
+//! [`SANDBOX_RUNTIME_API`] and [`SANDBOX_API_ENDPOINT`] listeners, bound there by the
+//! sandbox, are passed back to the server, and the limits of the spec (memory, `/tmp`,
+//! processes, CPU). [`Isolation::None`] (`warden serve --insecure-no-sandbox`) runs plain
+//! processes at the code's host path, with a Runtime API listener on the host's loopback,
+//! and enforces no limit; it is meant only for hosts without namespaces.
 //!
-//! # Limits derived from the function
-//! - memory: the function's `MemorySize` (the sandbox adds `/tmp`'s size to the cgroup
-//!   limit, so filling `/tmp` gives `ENOSPC` and never costs the function its memory);
-//! - `/tmp`: the function's `EphemeralStorage`;
-//! - pids: [`DEFAULT_PIDS_MAX`] processes and threads per instance, enough for any
-//!   runtime's thread pools, small enough that a fork bomb stops in milliseconds;
-//! - CPU: proportional to memory as Lambda does, one full vCPU at 1,769 MB
-//!   ([`cpu_quota_percent`]), never below [`MIN_CPU_PERCENT`].
+//! The seam is the [`Executor`] trait; [`ZygoteExecutor`] is its implementation, and the
+//! sandbox is not an executor of its own but the isolation the zygote applies to each
+//! instance: the only place the two modes differ on the server's side is
+//! [`Executor::prepare`].
 //!
-//! Architecture Invariant: this crate knows nothing of Lambda semantics (no payloads, no
-//! request ids); it only starts, watches and kills processes.
+//! Architecture Invariant: this crate knows nothing of Lambda (no payloads, request ids,
+//! memory-to-CPU rules or environment variables); it only starts, watches and kills
+//! processes as described.
 #![forbid(unsafe_code)]
 
 mod client;
@@ -53,22 +56,6 @@ pub const SANDBOX_RUNTIME_API: &str = "127.0.0.1:9001";
 /// [`InstanceSpec::api_endpoint_vars`]): a listener in its own network namespace, handed
 /// to the engine as [`SpawnedInstance::api_listener`].
 pub const SANDBOX_API_ENDPOINT: &str = "http://127.0.0.1:9002";
-/// Processes and threads one instance may have.
-pub const DEFAULT_PIDS_MAX: u32 = 1024;
-/// Memory that buys one full vCPU on Lambda.
-pub const MB_PER_VCPU: u32 = 1769;
-/// Floor of the CPU quota, in percent of one CPU.
-pub const MIN_CPU_PERCENT: u32 = 5;
-
-/// CPU quota for a function of `memory_mb`, in percent of one CPU: Lambda's proportional
-/// rule (1,769 MB = one vCPU, 10,240 MB = about 5.8 vCPUs), rounded up, at least
-/// [`MIN_CPU_PERCENT`].
-pub fn cpu_quota_percent(memory_mb: u32) -> u32 {
-    (memory_mb.saturating_mul(100))
-        .div_ceil(MB_PER_VCPU)
-        .max(MIN_CPU_PERCENT)
-}
-
 /// How instances are isolated.
 #[derive(Debug, Clone)]
 pub enum Isolation {
@@ -84,8 +71,6 @@ pub struct SandboxOptions {
     /// Host paths every instance sees read-only at the same path (`/usr`, `/lib`, a
     /// Python installation); see [`system_runtime_paths`] and [`python_runtime_paths`].
     pub runtime_paths: Vec<PathBuf>,
-    /// Processes and threads per instance.
-    pub pids_max: u32,
     /// Network namespaces kept ready (root only).
     pub netns_pool_size: usize,
 }
@@ -94,7 +79,6 @@ impl Default for SandboxOptions {
     fn default() -> Self {
         Self {
             runtime_paths: Vec::new(),
-            pids_max: DEFAULT_PIDS_MAX,
             netns_pool_size: 4,
         }
     }
@@ -113,51 +97,110 @@ pub struct Protection {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub struct InstanceId(pub u64);
 
-/// What to run.
-///
-/// `program`, `cwd` and the environment name host paths. An executor that shows the code
-/// elsewhere (the sandbox, at [`TASK_ROOT`]) rewrites `code_dir` at the start of `program`,
-/// of `cwd` and of every environment value to its own mount point (see
-/// [`InstanceSpec::relocate_code`]); every other path must be visible inside as it is.
-#[derive(Debug, Clone)]
-pub struct InstanceSpec {
-    pub program: PathBuf,
-    pub args: Vec<String>,
-    /// The complete environment (nothing is inherited), without `AWS_LAMBDA_RUNTIME_API`,
-    /// which the executor adds because only it knows where the Runtime API listens.
-    pub env: Vec<(String, String)>,
-    /// Names of the variables of `env` whose value is Warden's API endpoint on the host
-    /// (`AWS_ENDPOINT_URL_LAMBDA`...). A sandboxing executor replaces their values with
-    /// [`SANDBOX_API_ENDPOINT`]; every other variable is left as the function set it.
-    pub api_endpoint_vars: Vec<String>,
-    pub cwd: PathBuf,
-    /// The function's extracted code, for executors that mount it.
-    pub code_dir: PathBuf,
+/// The limits an instance runs under, computed by the engine and applied as given.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct InstanceLimits {
+    /// Memory of the instance's processes, in MiB (the sandbox adds `/tmp`'s size to the
+    /// cgroup limit, so filling `/tmp` gives `ENOSPC` and never costs the function its
+    /// memory).
     pub memory_mb: u32,
+    /// Size of the instance's private `/tmp`, in MiB.
     pub tmp_mb: u32,
+    /// Processes and threads the instance may have at once.
+    pub pids_max: u32,
+    /// CPU time, in percent of one CPU (100 = one full CPU).
+    pub cpu_percent: u32,
+    /// What the instance may reach on the network.
+    pub egress: Egress,
 }
 
-impl InstanceSpec {
-    /// Rewrites host paths under `code_dir` to the same paths under `task_root`.
-    pub fn relocate_code(&mut self, task_root: &Path) {
-        let code_dir = self.code_dir.clone();
-        let move_path = |p: &Path| match p.strip_prefix(&code_dir) {
-            Ok(rest) if rest.as_os_str().is_empty() => Some(task_root.to_path_buf()),
-            Ok(rest) => Some(task_root.join(rest)),
-            Err(_) => None,
-        };
-        if let Some(p) = move_path(&self.program) {
-            self.program = p;
-        }
-        if let Some(p) = move_path(&self.cwd) {
-            self.cwd = p;
-        }
-        for (_, value) in &mut self.env {
-            if let Some(p) = move_path(Path::new(value.as_str())) {
-                *value = p.to_string_lossy().into_owned();
-            }
+/// What an instance may reach on the network, beyond its own Runtime API.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum Egress {
+    /// Nothing but Warden's API through the relay at [`Placement::api_endpoint`]: the
+    /// instance's network namespace has only a loopback interface. (Rules allowing more
+    /// will be variants here, applied by the sandbox.)
+    RelayOnly,
+}
+
+/// Where things are inside an instance, known before it starts; the engine writes the
+/// environment from it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Placement {
+    /// Where the instance sees its code (the host directory given to
+    /// [`Executor::prepare`], shown there).
+    pub code_root: PathBuf,
+    /// The `host:port` the instance's runtime client connects to for the Runtime API.
+    pub runtime_api: String,
+    /// Where the instance reaches Warden's API, when that is not the API's own address
+    /// (a sandboxed instance cannot reach the host's loopback: it gets a listener in its
+    /// own namespace, [`SpawnedInstance::api_listener`], which the engine relays).
+    pub api_endpoint: Option<String>,
+}
+
+/// An instance slot [`Executor::prepare`] reserved: its id, its [`Placement`], and what
+/// the executor holds for it until [`Executor::spawn`] (a listener, for instance).
+#[derive(Debug)]
+pub struct Prepared {
+    id: InstanceId,
+    placement: Placement,
+    code_dir: PathBuf,
+    runtime_listener: Option<std::net::TcpListener>,
+}
+
+impl Prepared {
+    /// A slot for the instance `id` whose code, the host directory `code_dir`, is seen at
+    /// `placement.code_root`; `runtime_listener` is the Runtime API listener when the
+    /// executor binds it itself before the spawn.
+    pub fn new(
+        id: InstanceId,
+        placement: Placement,
+        code_dir: PathBuf,
+        runtime_listener: Option<std::net::TcpListener>,
+    ) -> Self {
+        Prepared {
+            id,
+            placement,
+            code_dir,
+            runtime_listener,
         }
     }
+
+    /// The id the instance will have.
+    pub fn id(&self) -> InstanceId {
+        self.id
+    }
+
+    /// Where things will be inside the instance.
+    pub fn placement(&self) -> &Placement {
+        &self.placement
+    }
+
+    /// The host directory of the instance's code.
+    pub fn code_dir(&self) -> &Path {
+        &self.code_dir
+    }
+
+    /// The Runtime API listener bound at preparation, if the executor bound one.
+    pub fn take_runtime_listener(&mut self) -> Option<std::net::TcpListener> {
+        self.runtime_listener.take()
+    }
+}
+
+/// What to run, as the instance sees it: `program`, `cwd` and every environment value are
+/// paths and addresses inside the instance (written from the [`Placement`]).
+#[derive(Debug, Clone)]
+pub struct InstanceSpec {
+    /// The program to execute.
+    pub program: PathBuf,
+    /// Its arguments (without the program name).
+    pub args: Vec<String>,
+    /// The complete environment: nothing is inherited, nothing is added.
+    pub env: Vec<(String, String)>,
+    /// The working directory.
+    pub cwd: PathBuf,
+    /// The limits to apply.
+    pub limits: InstanceLimits,
 }
 
 /// How an instance's process ended.
@@ -235,12 +278,16 @@ pub enum ExecutorError {
     ProbeInterpreter { path: PathBuf, message: String },
 }
 
-/// Starts and stops instance processes. Implementations: [`ZygoteExecutor`] (plain child
-/// processes, or sandboxed ones once the sandbox plugs into the zygote).
+/// Starts and stops instance processes. Implementation: [`ZygoteExecutor`] (sandboxed
+/// instances, or plain child processes with [`Isolation::None`]).
 pub trait Executor: Send + Sync + 'static {
-    /// Starts an instance; resolves once the process exists.
+    /// Reserves a slot for an instance whose code is the host directory `code_dir`, and
+    /// says where things will be inside it.
+    fn prepare(&self, code_dir: &Path) -> Result<Prepared, ExecutorError>;
+    /// Starts the instance of a prepared slot; resolves once the process exists.
     fn spawn(
         &self,
+        prepared: Prepared,
         spec: InstanceSpec,
     ) -> Pin<Box<dyn Future<Output = Result<SpawnedInstance, ExecutorError>> + Send + '_>>;
     /// Kills an instance and everything it started; its `exited` then resolves.
@@ -252,48 +299,6 @@ pub trait Executor: Send + Sync + 'static {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn cpu_follows_memory_like_lambda() {
-        assert_eq!(cpu_quota_percent(1769), 100);
-        assert_eq!(cpu_quota_percent(3538), 200);
-        assert_eq!(cpu_quota_percent(10240), 579);
-        assert_eq!(cpu_quota_percent(128), 8);
-        assert_eq!(cpu_quota_percent(64), MIN_CPU_PERCENT);
-    }
-
-    #[test]
-    fn code_paths_move_to_the_task_root() {
-        let mut spec = InstanceSpec {
-            program: "/data/code/abc/bootstrap".into(),
-            args: vec!["/data/code/abc".into()],
-            env: vec![
-                ("LAMBDA_TASK_ROOT".into(), "/data/code/abc".into()),
-                ("PYTHONPATH".into(), "/data/code/abc".into()),
-                ("OTHER".into(), "/data/code/abcdef".into()),
-                ("PATH".into(), "/usr/bin:/bin".into()),
-            ],
-            api_endpoint_vars: Vec::new(),
-            cwd: "/data/code/abc".into(),
-            code_dir: "/data/code/abc".into(),
-            memory_mb: 128,
-            tmp_mb: 512,
-        };
-        spec.relocate_code(Path::new(TASK_ROOT));
-        assert_eq!(spec.program, Path::new("/var/task/bootstrap"));
-        assert_eq!(spec.cwd, Path::new("/var/task"));
-        assert_eq!(spec.args, ["/data/code/abc"], "arguments are left alone");
-        let env: Vec<&str> = spec.env.iter().map(|(_, v)| v.as_str()).collect();
-        assert_eq!(
-            env,
-            [
-                "/var/task",
-                "/var/task",
-                "/data/code/abcdef",
-                "/usr/bin:/bin"
-            ]
-        );
-    }
 
     #[test]
     fn exit_statuses_read_like_lambda() {

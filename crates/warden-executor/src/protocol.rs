@@ -38,8 +38,7 @@ pub enum Request {
         env: Vec<(String, String)>,
         cwd: String,
         code_dir: String,
-        memory_mb: u32,
-        tmp_mb: u32,
+        limits: crate::InstanceLimits,
     },
     Kill {
         id: InstanceId,

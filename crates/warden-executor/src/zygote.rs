@@ -25,7 +25,7 @@ use rustix::process::{kill_process_group, pidfd_open, Pid, PidfdFlags, Signal};
 use warden_sandbox::{Sandbox, SandboxConfig, SandboxSpec, Sandboxed};
 
 use crate::protocol::{self, Event, Request, MAX_MESSAGE};
-use crate::{cpu_quota_percent, ExitStatus, InstanceId, Protection, SandboxOptions};
+use crate::{Egress, ExitStatus, InstanceId, Protection, SandboxOptions};
 
 /// How long the zygote, once the server has gone, waits for its killed instances to end
 /// before it exits anyway. The server waits longer than this for the zygote.
@@ -288,8 +288,7 @@ impl Zygote {
                 env,
                 cwd,
                 code_dir,
-                memory_mb,
-                tmp_mb,
+                limits,
             } => {
                 let Ok::<[OwnedFd; 2], _>([stdout, stderr]) = fds.try_into() else {
                     let event = Event::SpawnFailed {
@@ -301,6 +300,10 @@ impl Zygote {
                 };
                 let spawned = match &mut self.sandbox {
                     Some((sandbox, opts)) => {
+                        // The instance's network namespace has a loopback interface and
+                        // nothing else, which is exactly `RelayOnly`; a rule that allows
+                        // more must be applied here.
+                        let Egress::RelayOnly = limits.egress;
                         let spec = SandboxSpec {
                             program: program.into(),
                             args,
@@ -312,10 +315,10 @@ impl Zygote {
                                 .iter()
                                 .map(|p| (p.clone(), p.clone()))
                                 .collect(),
-                            memory_mb,
-                            tmp_mb,
-                            pids_max: opts.pids_max,
-                            cpu_quota_percent: cpu_quota_percent(memory_mb),
+                            memory_mb: limits.memory_mb,
+                            tmp_mb: limits.tmp_mb,
+                            pids_max: limits.pids_max,
+                            cpu_quota_percent: limits.cpu_percent,
                             stdout,
                             stderr,
                         };
@@ -325,7 +328,8 @@ impl Zygote {
                             .map(|s| (s.pid, Running::Sandboxed(s)))
                             .map_err(|e| error_chain(&e))
                     }
-                    None => spawn_plain(program, args, env, cwd.into(), stdout, stderr),
+                    None => spawn_plain(program, args, env, cwd.into(), stdout, stderr)
+                        .map_err(|e| e.to_string()),
                 };
                 match spawned {
                     Ok((pid, running)) => {
@@ -394,7 +398,7 @@ fn spawn_plain(
     cwd: PathBuf,
     stdout: OwnedFd,
     stderr: OwnedFd,
-) -> Result<(i32, Running), String> {
+) -> std::io::Result<(i32, Running)> {
     let mut command = Command::new(&program);
     command
         .args(&args)
@@ -405,14 +409,14 @@ fn spawn_plain(
         .stdout(Stdio::from(stdout))
         .stderr(Stdio::from(stderr))
         .process_group(0);
-    let mut child = command.spawn().map_err(|e| e.to_string())?;
+    let mut child = command.spawn()?;
     let pid = child.id() as i32;
     match Pid::from_raw(pid).map(|p| pidfd_open(p, PidfdFlags::empty())) {
         Some(Ok(pidfd)) => Ok((pid, Running::Plain { child, pidfd })),
         _ => {
             let _ = child.kill();
             let _ = child.wait();
-            Err("could not watch the new process".into())
+            Err(std::io::Error::other("could not watch the new process"))
         }
     }
 }

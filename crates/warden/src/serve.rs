@@ -245,6 +245,11 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
     let engine_executor = Arc::clone(&executor);
     runtime.block_on(async move {
         let executor = engine_executor;
+        // The API's address goes into every instance's environment: bind it first.
+        let listener = tokio::net::TcpListener::bind(args.listen)
+            .await
+            .with_context(|| format!("cannot listen on `{}`", args.listen))?;
+        let local = listener.local_addr()?;
         let [first, second] = [args.async_retry_delays_ms[0], args.async_retry_delays_ms[1]];
         let config = warden_engine::EngineConfig {
             account: account.clone(),
@@ -266,19 +271,17 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
                 },
             },
             node_id: node.id.clone(),
+            api_address: local,
         };
         let engine = warden_engine::Engine::start(
             config,
-            Arc::clone(&store),
-            executor.clone(),
-            Arc::clone(&blobs),
+            warden_engine::EngineParts {
+                store: Arc::clone(&store),
+                executor: executor.clone(),
+                blobs: Arc::clone(&blobs),
+                credentials: Arc::new(RoleSessions(identity.clone())),
+            },
         )?;
-        let listener = tokio::net::TcpListener::bind(args.listen)
-            .await
-            .with_context(|| format!("cannot listen on `{}`", args.listen))?;
-        let local = listener.local_addr()?;
-        engine.use_credentials(Arc::new(RoleSessions(identity.clone())));
-        engine.set_api_endpoint(format!("http://{local}"));
         let control = warden_control::Control::new(
             warden_control::ControlConfig {
                 account: account.clone(),
@@ -475,16 +478,19 @@ impl warden_engine::CredentialIssuer for RoleSessions {
         &self,
         role_arn: &str,
         session_name: &str,
-    ) -> Result<(String, String, String), String> {
+    ) -> Result<warden_engine::RoleCredentials, warden_engine::CredentialError> {
         let c = self
             .0
             .issue_role_session(role_arn, session_name, ROLE_SESSION_TTL)
-            .map_err(|e| e.to_string())?;
-        Ok((
-            c.access_key_id,
-            c.secret_access_key,
-            c.session_token.unwrap_or_default(),
-        ))
+            .map_err(|e| warden_engine::CredentialError::CannotAssume {
+                role: role_arn.to_owned(),
+                reason: e.to_string(),
+            })?;
+        Ok(warden_engine::RoleCredentials {
+            access_key_id: c.access_key_id,
+            secret_access_key: c.secret_access_key,
+            session_token: c.session_token.unwrap_or_default(),
+        })
     }
 
     fn revoke(&self, access_key_id: &str) {
