@@ -22,6 +22,7 @@ pub enum ThrottleReason {
 }
 
 impl ThrottleReason {
+    /// The name Lambda gives the reason (the `Reason` of a 429).
     pub fn as_str(self) -> &'static str {
         match self {
             Self::ReservedFunctionConcurrentInvocationLimitExceeded => {
@@ -63,6 +64,7 @@ impl Drop for Permit {
 }
 
 impl Concurrency {
+    /// A table for an account limit of `account_limit` with the stored `reservations`.
     pub fn new(account_limit: u32, reservations: &[(FunctionName, u32)]) -> Arc<Self> {
         let c = Arc::new(Self {
             account_limit,
@@ -76,6 +78,7 @@ impl Concurrency {
         c
     }
 
+    /// The account's concurrency limit.
     pub fn account_limit(&self) -> u32 {
         self.account_limit
     }
@@ -104,6 +107,7 @@ impl Concurrency {
         *slot = reserved;
     }
 
+    /// The reserved concurrency of `name`, if it has one.
     pub fn reserved(&self, name: &FunctionName) -> Option<u32> {
         *read(&self.counter(name).reserved)
     }

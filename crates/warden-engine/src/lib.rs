@@ -10,6 +10,7 @@
 
 mod changes;
 mod concurrency;
+pub mod events;
 mod instance;
 pub mod logs;
 mod memory;
@@ -30,6 +31,7 @@ use warden_store::{BlobStore, LogSource, Store, StoreError};
 use warden_types::{AccountId, FunctionName, FunctionRef, FunctionVersion, Qualifier, Region};
 
 pub use concurrency::{Concurrency, ThrottleReason};
+pub use events::{InvocationEvent, InvocationObserver};
 pub use instance::{cpu_percent, instance_limits, SERVED_SERVICES};
 use instance::{instance_spec, Instance, Lifetime, RuntimeSettings};
 pub use logs::LogLimits;
@@ -41,10 +43,13 @@ use registry::Registry;
 /// Settings of the engine; every field has a documented default in the binary.
 #[derive(Debug, Clone)]
 pub struct EngineConfig {
+    /// The account every function belongs to (in ARNs).
     pub account: AccountId,
+    /// The region (in ARNs and `AWS_REGION`).
     pub region: Region,
     /// Interpreter for `python3.x` runtimes; must have `awslambdaric` installed.
     pub python: PathBuf,
+    /// The account's concurrency limit (Lambda: 1,000).
     pub account_concurrency: u32,
     /// Idle instances older than this are stopped.
     pub idle_timeout: Duration,
@@ -120,6 +125,8 @@ pub struct EngineParts {
     pub blobs: Arc<BlobStore>,
     /// The execution-role credentials of every instance.
     pub credentials: Arc<dyn CredentialIssuer>,
+    /// Who watches invocations (metrics, audit), besides the log writer.
+    pub observers: Vec<Arc<dyn InvocationObserver>>,
 }
 
 /// Instances older than this are retired when idle, so that their role credentials (valid
@@ -135,10 +142,13 @@ const EVICTION_DEADLINE: Duration = Duration::from_secs(5);
 /// [`InvokeResponse`]s with `function_error` set.
 #[derive(Debug, thiserror::Error)]
 pub enum InvokeError {
+    /// No function, version or alias by that name (its ARN).
     #[error("Function not found: {0}")]
     NotFound(String),
+    /// A concurrency or memory limit refused it.
     #[error("Rate Exceeded.")]
     Throttled(ThrottleReason),
+    /// The store could not be read.
     #[error("the store failed: {0}")]
     Store(#[from] StoreError),
 }
@@ -146,8 +156,11 @@ pub enum InvokeError {
 /// One synchronous invocation.
 #[derive(Debug)]
 pub struct InvokeRequest {
+    /// The function, version or alias to run.
     pub function: FunctionRef,
+    /// The event, JSON.
     pub payload: Bytes,
+    /// Whether to return the end of the log (`X-Amz-Log-Type: Tail`).
     pub tail: bool,
     /// Client context JSON (decoded from the caller's base64).
     pub client_context: Option<String>,
@@ -158,11 +171,13 @@ pub struct InvokeRequest {
 /// The result of an invocation that ran (or tried to).
 #[derive(Debug)]
 pub struct InvokeResponse {
+    /// The function's response, or Lambda's error JSON.
     pub payload: Bytes,
     /// `Some("Unhandled")` when the function failed.
     pub function_error: Option<&'static str>,
     /// The last 4 KB of this invocation's log, when asked for.
     pub log_tail: Option<String>,
+    /// The version that ran (`X-Amz-Executed-Version`).
     pub executed_version: String,
 }
 
@@ -245,6 +260,7 @@ struct Inner {
     async_in_flight: Arc<tokio::sync::Semaphore>,
     shutting_down: AtomicBool,
     credentials: Arc<dyn CredentialIssuer>,
+    observers: Vec<Arc<dyn InvocationObserver>>,
     /// `http://` the API's address: what instances that reach the host put in their
     /// endpoint variables.
     api_endpoint: String,
@@ -269,6 +285,7 @@ impl Engine {
             executor,
             blobs,
             credentials,
+            observers,
         } = parts;
         let reservations = store.all_reserved_concurrency()?;
         // No invocation of this node's previous run is still going (one live process per
@@ -297,6 +314,7 @@ impl Engine {
             queue_wakeup: tokio::sync::Notify::new(),
             async_in_flight: Arc::new(tokio::sync::Semaphore::new(queue::MAX_IN_FLIGHT)),
             credentials,
+            observers,
             api_endpoint,
             shutting_down: AtomicBool::new(false),
         });
@@ -306,14 +324,17 @@ impl Engine {
         Ok(engine)
     }
 
+    /// The settings the engine was started with.
     pub fn config(&self) -> &EngineConfig {
         &self.inner.config
     }
 
+    /// The concurrency table (the control plane subscribes it to reservation changes).
     pub fn concurrency(&self) -> &Arc<Concurrency> {
         &self.inner.concurrency
     }
 
+    /// The store the engine reads configuration from and queues events in.
     pub fn store(&self) -> &Arc<dyn Store> {
         &self.inner.store
     }
@@ -372,7 +393,7 @@ impl Engine {
             .inner
             .concurrency
             .acquire(&config.name)
-            .map_err(InvokeError::Throttled)?;
+            .map_err(|reason| self.throttled(&config.name, reason))?;
         let response = self.run(&config, &request).await;
         drop(permit);
         response
@@ -443,7 +464,7 @@ impl Engine {
                 let memory = self
                     .reserve_memory(config)
                     .await
-                    .map_err(InvokeError::Throttled)?;
+                    .map_err(|reason| self.throttled(&config.name, reason))?;
                 match self
                     .cold_start(config, &request_id, request.tail, memory)
                     .await
@@ -709,9 +730,16 @@ impl Engine {
         let started = Instant::now();
         let deadline_ms = warden_types::now_millis() + timeout.as_millis() as i64;
         let (reply_tx, reply_rx) = oneshot::channel();
-        instance
-            .logs
-            .begin(request_id, &config.version, request.tail);
+        let function = &config.name;
+        self.notify(
+            &instance.logs,
+            &InvocationEvent::Started {
+                function,
+                version: &config.version,
+                request_id,
+                keep_tail: request.tail,
+            },
+        );
         let invocation = Invocation {
             request_id: request_id.to_owned(),
             payload: request.payload.clone(),
@@ -757,10 +785,14 @@ impl Engine {
             Ok(None) => {
                 instance.doom();
                 let seconds = timeout.as_secs_f64();
-                instance.logs.platform(format!(
-                    "{} {request_id} Task timed out after {seconds:.2} seconds",
-                    warden_types::iso_timestamp(warden_types::now_millis())
-                ));
+                self.notify(
+                    &instance.logs,
+                    &InvocationEvent::TimedOut {
+                        function,
+                        request_id,
+                        seconds,
+                    },
+                );
                 (
                     error_json("Sandbox.Timedout", &format!("RequestId: {request_id} Error: Task timed out after {seconds:.2} seconds")),
                     Some("Unhandled"),
@@ -770,7 +802,14 @@ impl Engine {
                 instance.doom();
                 let message =
                     format!("RequestId: {request_id} Error: Runtime exited with error: {status}");
-                instance.logs.platform(message.clone());
+                self.notify(
+                    &instance.logs,
+                    &InvocationEvent::Exited {
+                        function,
+                        request_id,
+                        status,
+                    },
+                );
                 (
                     error_json(instance::exit_error_type(status), &message),
                     Some("Unhandled"),
@@ -786,9 +825,16 @@ impl Engine {
             init_ms,
         };
         // A failed instance may be gone soon: read its memory while it is still there.
-        let tail = instance
-            .logs
-            .end(request_id, report, function_error.is_some());
+        self.notify(
+            &instance.logs,
+            &InvocationEvent::Finished {
+                function,
+                report: &report,
+                function_error: function_error.is_some(),
+                instance_ending: function_error.is_some(),
+            },
+        );
+        let tail = instance.logs.take_tail();
         InvokeResponse {
             payload,
             function_error,
@@ -797,7 +843,29 @@ impl Engine {
         }
     }
 
-    #[allow(clippy::too_many_arguments)]
+    /// Reports a refused invocation to the observers and makes its error.
+    fn throttled(&self, function: &FunctionName, reason: ThrottleReason) -> InvokeError {
+        self.observe(&InvocationEvent::Throttled { function, reason });
+        InvokeError::Throttled(reason)
+    }
+
+    /// Hands an event to the invocation's log, then to every observer.
+    fn notify(&self, log: &LogCapture, event: &InvocationEvent<'_>) {
+        log.observe(event);
+        self.observe(event);
+    }
+
+    /// Hands an event to every observer.
+    fn observe(&self, event: &InvocationEvent<'_>) {
+        for observer in &self.inner.observers {
+            observer.observe(event);
+        }
+    }
+
+    #[allow(
+        clippy::too_many_arguments,
+        reason = "the parts of a failed invocation's answer and log, each needed once"
+    )]
     fn failure(
         &self,
         config: &FunctionVersion,
@@ -824,7 +892,10 @@ impl Engine {
 
     /// Logs and returns a failed cold start: `START`, the error (stored as written by
     /// `source`), `END`, `REPORT`.
-    #[allow(clippy::too_many_arguments)]
+    #[allow(
+        clippy::too_many_arguments,
+        reason = "the parts of a failed invocation's answer and log, each needed once"
+    )]
     fn failure_with_body(
         &self,
         config: &FunctionVersion,
@@ -846,31 +917,45 @@ impl Engine {
             pid: 0,
             init_ms: Some(duration_ms),
         };
-        let line = format!("{error_type}: {message}");
-        let tail_text = match logs {
-            Some(capture) => {
-                capture.begin(request_id, &config.version, tail);
-                match source {
-                    LogSource::Platform => capture.platform(line),
-                    LogSource::Function => capture.reported(line),
-                }
-                capture
-                    .end(request_id, report, true)
-                    .map(|t| t.last_4k().to_owned())
-            }
+        // Without an instance, the invocation's log is framed all the same.
+        let detached;
+        let log = match logs {
+            Some(capture) => capture,
             None => {
-                let sink = &self.inner.logs;
-                let start = format!("START RequestId: {request_id} Version: {}", config.version);
-                let end = format!("END RequestId: {request_id}");
-                let report = report.line();
-                let text = tail.then(|| format!("{start}\n{line}\n{end}\n{report}\n"));
-                sink.emit(&config.name, Some(request_id), start);
-                sink.emit_as(&config.name, Some(request_id), line, source);
-                sink.emit(&config.name, Some(request_id), end);
-                sink.emit(&config.name, Some(request_id), report);
-                text
+                detached = LogCapture::detached(config.name.clone(), self.inner.logs.clone());
+                &detached
             }
         };
+        let function = &config.name;
+        self.notify(
+            log,
+            &InvocationEvent::Started {
+                function,
+                version: &config.version,
+                request_id,
+                keep_tail: tail,
+            },
+        );
+        self.notify(
+            log,
+            &InvocationEvent::InitFailed {
+                function,
+                request_id,
+                error_type,
+                message: &message,
+                source,
+            },
+        );
+        self.notify(
+            log,
+            &InvocationEvent::Finished {
+                function,
+                report: &report,
+                function_error: true,
+                instance_ending: true,
+            },
+        );
+        let tail_text = log.take_tail().map(|t| t.last_4k().to_owned());
         InvokeResponse {
             payload: body,
             function_error: Some("Unhandled"),

@@ -40,6 +40,8 @@ use tokio::net::unix::pipe;
 use warden_store::{LogRecord, LogRetention, LogSource, Store};
 use warden_types::FunctionName;
 
+use crate::events::{InvocationEvent, InvocationObserver};
+
 /// Longest line kept; longer output is split, as CloudWatch splits large events.
 const MAX_LINE: usize = warden_types::limits::LOG_LINE_BYTES;
 /// Bytes a reader task takes from a pipe at a time.
@@ -102,11 +104,15 @@ struct Queued {
 /// The figures of one `REPORT` line.
 #[derive(Debug, Clone)]
 pub struct Report {
+    /// The invocation's request id.
     pub request_id: String,
+    /// How long the invocation ran, in milliseconds.
     pub duration_ms: f64,
+    /// The function's memory size.
     pub memory_mb: u32,
     /// The instance's process, whose peak memory the line reports.
     pub pid: i32,
+    /// The init phase's duration, on the first invocation of an instance.
     pub init_ms: Option<f64>,
 }
 
@@ -206,6 +212,7 @@ pub struct LogSink {
 }
 
 impl LogSink {
+    /// Starts the writer and pruner threads that store lines in `store` within `limits`.
     pub fn start(store: Arc<dyn Store>, limits: LogLimits) -> Self {
         let (tx, rx) = mpsc::channel::<Queued>();
         let written = Arc::new(tokio::sync::Notify::new());
@@ -467,6 +474,7 @@ pub struct Tail {
 }
 
 impl Tail {
+    /// Adds a line, keeping only the last 4 KB.
     pub fn push(&mut self, line: &str) {
         self.text.push_str(line);
         self.text.push('\n');
@@ -508,6 +516,8 @@ struct Current {
     request_id: Option<String>,
     tail: Option<Tail>,
     dropped: Dropped,
+    /// The tail of the invocation that just finished, until the engine takes it.
+    finished_tail: Option<Tail>,
 }
 
 /// One instance's output, attributed to the invocation it belongs to.
@@ -516,7 +526,8 @@ pub struct LogCapture {
     sink: LogSink,
     bucket: Arc<RateBucket>,
     current: Mutex<Current>,
-    streams: [Stream; 2],
+    /// stdout and stderr; none for the log of an invocation that got no instance.
+    streams: Option<[Stream; 2]>,
 }
 
 struct Stream {
@@ -546,7 +557,7 @@ impl LogCapture {
             function,
             sink,
             current: Mutex::new(Current::default()),
-            streams: [
+            streams: Some([
                 Stream {
                     pipe: pipe::Receiver::from_owned_fd(stdout)?,
                     partial: Mutex::new(Vec::new()),
@@ -555,7 +566,7 @@ impl LogCapture {
                     pipe: pipe::Receiver::from_owned_fd(stderr)?,
                     partial: Mutex::new(Vec::new()),
                 },
-            ],
+            ]),
         });
         for index in 0..2 {
             let c = Arc::clone(&capture);
@@ -564,7 +575,22 @@ impl LogCapture {
         Ok(capture)
     }
 
+    /// The log of an invocation that got no instance (it failed before one started):
+    /// framing only, no output to read.
+    pub fn detached(function: FunctionName, sink: LogSink) -> Self {
+        Self {
+            bucket: sink.bucket(&function),
+            function,
+            sink,
+            current: Mutex::new(Current::default()),
+            streams: None,
+        }
+    }
+
     async fn read_loop(&self, index: usize) {
+        let Some(streams) = &self.streams else {
+            return;
+        };
         loop {
             // Back-pressure: while the function is over its rate or the writer is behind,
             // its pipe is not read and the function blocks writing to it.
@@ -576,7 +602,7 @@ impl LogCapture {
                 tokio::time::sleep(wait).await;
             }
             self.sink.wait_for_room().await;
-            if self.streams[index].pipe.readable().await.is_err() {
+            if streams[index].pipe.readable().await.is_err() {
                 return;
             }
             if self.drain_stream(index, Mode::Read, READ_CHUNK, false) {
@@ -590,7 +616,10 @@ impl LogCapture {
     /// emits the complete lines; returns true at end of file. With `flush`, a trailing
     /// partial line is emitted too.
     fn drain_stream(&self, index: usize, mode: Mode, max: usize, flush: bool) -> bool {
-        let stream = &self.streams[index];
+        let Some(streams) = &self.streams else {
+            return true;
+        };
+        let stream = &streams[index];
         let mut partial = lock(&stream.partial);
         let mut buf = [0u8; READ_CHUNK];
         let mut eof = false;
@@ -681,8 +710,13 @@ impl LogCapture {
         self.sink.push(Item::Line(record), usize::MAX);
     }
 
+    /// Takes the tail of the invocation that just finished, if the caller asked for it.
+    pub fn take_tail(&self) -> Option<Tail> {
+        lock(&self.current).finished_tail.take()
+    }
+
     /// Starts attributing output to `request_id` and writes `START`.
-    pub fn begin(&self, request_id: &str, version: &str, tail: bool) {
+    fn begin(&self, request_id: &str, version: &str, tail: bool) {
         let start = format!("START RequestId: {request_id} Version: {version}");
         let mut current = lock(&self.current);
         current.request_id = Some(request_id.to_owned());
@@ -694,13 +728,13 @@ impl LogCapture {
     }
 
     /// Writes a platform line (timeouts, crashes) into the current invocation.
-    pub fn platform(&self, message: String) {
+    fn platform(&self, message: String) {
         self.annotate(message, LogSource::Platform);
     }
 
     /// Writes a line into the current invocation that Warden emits but the function
     /// wrote (an error it reported), so it is stored as the function's.
-    pub fn reported(&self, message: String) {
+    fn reported(&self, message: String) {
         self.annotate(message, LogSource::Function);
     }
 
@@ -720,7 +754,7 @@ impl LogCapture {
     /// Drains pending output, writes `END` and `REPORT`, and returns the tail if kept.
     /// The `REPORT` line is formatted here when it is needed now (a kept tail, or
     /// `immediate` because the instance is about to go), else by the writer thread.
-    pub fn end(&self, request_id: &str, report: Report, immediate: bool) -> Option<Tail> {
+    fn end(&self, request_id: &str, report: &Report, immediate: bool) -> Option<Tail> {
         self.drain_stream(0, Mode::End, END_DRAIN_BYTES, true);
         self.drain_stream(1, Mode::End, END_DRAIN_BYTES, true);
         let end = format!("END RequestId: {request_id}");
@@ -751,7 +785,7 @@ impl LogCapture {
             }
             self.sink.emit(&self.function, Some(request_id), line);
         } else {
-            self.sink.emit_report(&self.function, report);
+            self.sink.emit_report(&self.function, report.clone());
         }
         current.request_id = None;
         tail
@@ -774,6 +808,55 @@ impl LogCapture {
             dropped.bytes,
             reasons.join(" and ")
         )
+    }
+}
+
+/// The log writer's side of the engine's events: Lambda's framing of an invocation in the
+/// function's log (`START`, the platform's error lines, `END`, `REPORT`).
+impl InvocationObserver for LogCapture {
+    fn observe(&self, event: &InvocationEvent<'_>) {
+        match event {
+            InvocationEvent::Started {
+                version,
+                request_id,
+                keep_tail,
+                ..
+            } => self.begin(request_id, version, *keep_tail),
+            InvocationEvent::Throttled { .. } => {}
+            InvocationEvent::InitFailed {
+                error_type,
+                message,
+                source,
+                ..
+            } => {
+                let line = format!("{error_type}: {message}");
+                match source {
+                    LogSource::Platform => self.platform(line),
+                    LogSource::Function => self.reported(line),
+                }
+            }
+            InvocationEvent::TimedOut {
+                request_id,
+                seconds,
+                ..
+            } => self.platform(format!(
+                "{} {request_id} Task timed out after {seconds:.2} seconds",
+                warden_types::iso_timestamp(warden_types::now_millis())
+            )),
+            InvocationEvent::Exited {
+                request_id, status, ..
+            } => self.platform(format!(
+                "RequestId: {request_id} Error: Runtime exited with error: {status}"
+            )),
+            InvocationEvent::Finished {
+                report,
+                instance_ending,
+                ..
+            } => {
+                let tail = self.end(&report.request_id, report, *instance_ending);
+                lock(&self.current).finished_tail = tail;
+            }
+        }
     }
 }
 

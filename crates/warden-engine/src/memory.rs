@@ -88,6 +88,7 @@ impl std::fmt::Debug for MemoryGrant {
 }
 
 impl MemoryBudget {
+    /// A budget of `limit_mb` MiB, none of it used.
     pub fn new(limit_mb: u64) -> Arc<Self> {
         Arc::new(Self {
             limit_mb,
@@ -155,14 +156,19 @@ pub enum BudgetSetting {
 /// Why a `--memory-budget` value was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum BudgetError {
+    /// Neither a share nor a size.
     #[error("`{0}` is not a memory budget: write a share of host memory like `80%` or a size like `16GiB`")]
     Syntax(String),
+    /// A share outside (0%, 100%].
     #[error("`{0}`: a share of host memory must be more than 0% and at most 100%")]
     Share(String),
+    /// A size with an unknown unit.
     #[error("`{0}`: unknown unit; use B, KiB, MiB, GiB, TiB, KB, MB, GB or TB")]
     Unit(String),
+    /// Less than 1 MiB.
     #[error("`{0}`: the budget must be at least 1 MiB")]
     TooSmall(String),
+    /// More than can be counted.
     #[error("`{0}` is too large")]
     TooLarge(String),
 }

@@ -5,8 +5,8 @@
 //! listener on which the instance expects its Runtime API, and a future resolving when the
 //! process ends. The engine never forks: [`ZygoteExecutor`] forwards every spawn to a small
 //! single-threaded helper process (the zygote, `warden __zygote`) started once at boot,
-//! because forking a large multi-threaded async server is slow and unsafe (see
-//! DESIGN-NOTES §4, trap 3).
+//! because forking a large multi-threaded async server is slow (its page tables are copied)
+//! and unsafe (a lock another thread held at the fork stays locked in the child forever).
 //!
 //! The contract has two steps, so that the engine can write an instance's whole
 //! environment once: [`Executor::prepare`] says where things will be inside the instance (a
@@ -87,7 +87,9 @@ impl Default for SandboxOptions {
 /// One protection of the sandbox and whether it is active on this host.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Protection {
+    /// What it protects against (a short name, as `warden doctor` lists it).
     pub name: String,
+    /// Whether it is in force on this host.
     pub active: bool,
     /// How it is enforced, or why it is not.
     pub detail: String,
@@ -206,7 +208,9 @@ pub struct InstanceSpec {
 /// How an instance's process ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum ExitStatus {
+    /// It exited with this status.
     Code(i32),
+    /// A signal ended it.
     Signal(i32),
     /// The memory limit was hit and the kernel killed a process of the instance (the
     /// instance was then ended); Lambda reports this as `Runtime.OutOfMemory`.
@@ -230,10 +234,13 @@ impl std::fmt::Display for ExitStatus {
 /// A running instance as the engine sees it.
 #[derive(Debug)]
 pub struct SpawnedInstance {
+    /// The instance, for [`Executor::kill`].
     pub id: InstanceId,
+    /// The host pid of its first process.
     pub pid: i32,
     /// Read ends of the instance's stdout and stderr.
     pub stdout: OwnedFd,
+    /// Read end of the instance's stderr.
     pub stderr: OwnedFd,
     /// Where the instance's Runtime API must be served; already listening.
     pub runtime_api: std::net::TcpListener,
@@ -248,24 +255,38 @@ pub struct SpawnedInstance {
 /// Why a spawn or kill failed.
 #[derive(Debug, thiserror::Error)]
 pub enum ExecutorError {
+    /// The zygote process could not be started.
     #[error("failed to start the zygote process `{path}`: {source}")]
     StartZygote {
+        /// The program that was run.
         path: PathBuf,
+        /// Why.
         #[source]
         source: std::io::Error,
     },
+    /// The zygote exited; nothing can be started any more.
     #[error("the zygote process is gone")]
     ZygoteGone,
+    /// A socket, pipe, listener or thread could not be made.
     #[error("failed to create {what}: {source}")]
     Create {
+        /// What could not be made.
         what: &'static str,
+        /// Why.
         #[source]
         source: std::io::Error,
     },
+    /// The control socket to the zygote failed.
     #[error("failed to talk to the zygote: {0}")]
     Channel(#[source] std::io::Error),
+    /// The process could not be started (`program`, and why in `message`).
     #[error("could not start `{program}`: {message}")]
-    Spawn { program: String, message: String },
+    Spawn {
+        /// The program.
+        program: String,
+        /// Why it could not start.
+        message: String,
+    },
     /// The sandbox cannot work on this host; the server must not start without it unless
     /// the operator asked for `--insecure-no-sandbox`.
     #[error("the sandbox is unavailable: {0}")]
@@ -274,8 +295,14 @@ pub enum ExecutorError {
     #[error("the zygote did not start properly: {0}")]
     Handshake(String),
     /// Asking an interpreter which paths it needs failed.
+    /// The interpreter at `path` could not be asked (why in `message`).
     #[error("cannot inspect the interpreter `{path}`: {message}")]
-    ProbeInterpreter { path: PathBuf, message: String },
+    ProbeInterpreter {
+        /// The interpreter.
+        path: PathBuf,
+        /// What went wrong.
+        message: String,
+    },
 }
 
 /// Starts and stops instance processes. Implementation: [`ZygoteExecutor`] (sandboxed

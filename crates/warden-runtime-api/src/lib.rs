@@ -5,7 +5,7 @@
 //! the instance's long-poll on `/invocation/next` receives them; its `/response` or
 //! `/error` post resolves the invocation's [`Outcome`].
 //!
-//! Wire details follow what the official clients require (see DESIGN-NOTES §1): every
+//! Wire details follow what the official runtime clients require: every
 //! `/next` response carries `Content-Type`, `Lambda-Runtime-Aws-Request-Id`,
 //! `Lambda-Runtime-Deadline-Ms` (epoch ms), `Lambda-Runtime-Invoked-Function-Arn` and
 //! `Lambda-Runtime-Trace-Id`.
@@ -38,25 +38,34 @@ const MAX_ERROR_BYTES: usize = 1024 * 1024;
 /// One invocation on its way to an instance.
 #[derive(Debug)]
 pub struct Invocation {
+    /// The request id (`Lambda-Runtime-Aws-Request-Id`).
     pub request_id: String,
+    /// The event.
     pub payload: Bytes,
     /// Epoch milliseconds of the real deadline.
     pub deadline_ms: i64,
+    /// The ARN the caller invoked (`Lambda-Runtime-Invoked-Function-Arn`).
     pub function_arn: String,
+    /// The X-Ray trace header (`Lambda-Runtime-Trace-Id`).
     pub trace_id: String,
     /// Client context as JSON (already decoded from the caller's base64).
     pub client_context: Option<String>,
+    /// The Cognito identity, JSON, when there is one.
     pub cognito_identity: Option<String>,
+    /// Where the instance's answer goes.
     pub reply: oneshot::Sender<Outcome>,
 }
 
 /// How an invocation ended, as reported by the instance.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Outcome {
+    /// `/invocation/{id}/response`: the function's result.
     Response(Bytes),
     /// `/invocation/{id}/error`: the body is the runtime's error JSON.
     FunctionError {
+        /// The `Lambda-Runtime-Function-Error-Type` header, if sent.
         error_type: Option<String>,
+        /// The error JSON the runtime posted.
         body: Bytes,
     },
     /// The response exceeded [`MAX_RESPONSE_BYTES`].
@@ -85,7 +94,9 @@ pub enum InitState {
     Ready,
     /// Posted `/runtime/init/error`.
     Failed {
+        /// The `Lambda-Runtime-Function-Error-Type` header, if sent.
         error_type: Option<String>,
+        /// The error JSON the runtime posted.
         body: Bytes,
     },
 }

@@ -6,11 +6,17 @@ use http::Method;
 /// A parsed Runtime API request target.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Route {
+    /// `GET /2018-06-01/runtime/invocation/next`.
     Next,
+    /// `POST .../invocation/{id}/response`, with the id.
     Response(String),
+    /// `POST .../invocation/{id}/error`, with the id.
     Error(String),
+    /// `POST /2018-06-01/runtime/init/error`.
     InitError,
+    /// A known path with the wrong method.
     MethodNotAllowed,
+    /// Anything else.
     NotFound,
 }
 

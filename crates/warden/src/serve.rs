@@ -280,6 +280,8 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
                 executor: executor.clone(),
                 blobs: Arc::clone(&blobs),
                 credentials: Arc::new(RoleSessions(identity.clone())),
+                // Metrics and audit subscribe here once they exist.
+                observers: Vec::new(),
             },
         )?;
         let control = warden_control::Control::new(

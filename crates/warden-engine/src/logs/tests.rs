@@ -146,7 +146,7 @@ async fn a_function_over_its_rate_is_not_read_and_what_end_drops_is_counted() {
         pid: 0,
         init_ms: None,
     };
-    let tail = capture.end("r1", report, false).unwrap();
+    let tail = capture.end("r1", &report, false).unwrap();
     let lines = wait_logs(&store, "noisy", |l| {
         l.iter()
             .any(|r| r.message.starts_with("REPORT RequestId: r1"))
@@ -199,7 +199,7 @@ async fn within_its_rate_nothing_is_lost_and_lines_keep_their_framing() {
         pid: 0,
         init_ms: None,
     };
-    assert!(capture.end("r1", report, false).is_none());
+    assert!(capture.end("r1", &report, false).is_none());
     let lines = wait_logs(&store, "quiet", |l| {
         l.iter()
             .any(|r| r.message.starts_with("REPORT RequestId: r1"))
