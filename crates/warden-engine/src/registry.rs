@@ -3,14 +3,15 @@
 //! changes drops a function's entries on every change that can alter what it resolves to.
 
 use std::collections::HashMap;
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 
 use warden_store::{Alias, Store, StoreError};
-use warden_types::{FunctionName, FunctionVersion, Qualifier, LATEST};
+use warden_types::{ChangeCache, FunctionName, FunctionVersion, Qualifier, LATEST};
 
 /// The version an invocation runs.
 #[derive(Clone)]
 pub struct Resolved {
+    /// The version's configuration.
     pub config: Arc<FunctionVersion>,
 }
 
@@ -20,22 +21,25 @@ struct Entry {
     aliases: HashMap<String, Arc<Alias>>,
 }
 
+/// Resolves function references, from the cache when it can.
 pub struct Registry {
     store: Arc<dyn Store>,
-    cache: RwLock<HashMap<FunctionName, Entry>>,
+    cache: ChangeCache<FunctionName, Entry>,
 }
 
 impl Registry {
+    /// An empty registry over `store`.
     pub fn new(store: Arc<dyn Store>) -> Self {
         Self {
             store,
-            cache: RwLock::new(HashMap::new()),
+            cache: ChangeCache::new(),
         }
     }
 
-    /// Forgets everything cached about a function.
+    /// Forgets everything cached about a function; a read of it already under way is not
+    /// cached either.
     pub fn invalidate(&self, name: &FunctionName) {
-        write(&self.cache).remove(name);
+        self.cache.forget(name);
     }
 
     /// Resolves `name[:qualifier]`; `Ok(None)` when the function, version or alias does
@@ -66,22 +70,22 @@ impl Registry {
         name: &FunctionName,
         version: &str,
     ) -> Result<Option<Arc<FunctionVersion>>, StoreError> {
-        if let Some(v) = read(&self.cache)
-            .get(name)
-            .and_then(|e| e.versions.get(version))
+        if let Some(v) = self
+            .cache
+            .with(name, |e| e.versions.get(version).cloned())
+            .flatten()
         {
-            return Ok(Some(Arc::clone(v)));
+            return Ok(Some(v));
         }
+        let ticket = self.cache.ticket();
         let store = Arc::clone(&self.store);
         let (n, v) = (name.clone(), version.to_owned());
         let found = blocking(move || store.get_version(&n, &v)).await?;
         Ok(found.map(|f| {
             let f = Arc::new(f);
-            write(&self.cache)
-                .entry(name.clone())
-                .or_default()
-                .versions
-                .insert(version.to_owned(), Arc::clone(&f));
+            self.cache.update(ticket, name.clone(), |e| {
+                e.versions.insert(version.to_owned(), Arc::clone(&f));
+            });
             f
         }))
     }
@@ -91,22 +95,22 @@ impl Registry {
         name: &FunctionName,
         alias: &str,
     ) -> Result<Option<Arc<Alias>>, StoreError> {
-        if let Some(a) = read(&self.cache)
-            .get(name)
-            .and_then(|e| e.aliases.get(alias))
+        if let Some(a) = self
+            .cache
+            .with(name, |e| e.aliases.get(alias).cloned())
+            .flatten()
         {
-            return Ok(Some(Arc::clone(a)));
+            return Ok(Some(a));
         }
+        let ticket = self.cache.ticket();
         let store = Arc::clone(&self.store);
         let (n, a) = (name.clone(), alias.to_owned());
         let found = blocking(move || store.get_alias(&n, &a)).await?;
         Ok(found.map(|a| {
             let a = Arc::new(a);
-            write(&self.cache)
-                .entry(name.clone())
-                .or_default()
-                .aliases
-                .insert(alias.to_owned(), Arc::clone(&a));
+            self.cache.update(ticket, name.clone(), |e| {
+                e.aliases.insert(alias.to_owned(), Arc::clone(&a));
+            });
             a
         }))
     }
@@ -130,9 +134,3 @@ pub async fn blocking<T: Send + 'static>(
     }
 }
 
-fn read<T>(l: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
-    l.read().unwrap_or_else(|p| p.into_inner())
-}
-fn write<T>(l: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
-    l.write().unwrap_or_else(|p| p.into_inner())
-}
