@@ -7,8 +7,11 @@
 //! - `cargo xtask test [ARGS]`: run the tests with the tools' environment (extra args go to
 //!   `cargo test`).
 //! - `cargo xtask bench`: the end-to-end benchmark recorded in BENCHMARKS.md.
+//! - `cargo xtask tidy`: the architecture's invariants that types cannot enforce (also a
+//!   test of this crate, so the test suite runs it).
 
 mod bench;
+mod tidy;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -38,8 +41,9 @@ fn real_main() -> Result<()> {
             test(&root, &env, &args[1..])
         }
         Some("bench") => bench::run(&root, &args[1..]),
+        Some("tidy") => tidy::run(&root),
         _ => {
-            eprintln!("usage: cargo xtask <ci|tools|test [cargo test args]|bench>");
+            eprintln!("usage: cargo xtask <ci|tools|test [cargo test args]|bench|tidy>");
             std::process::exit(2);
         }
     }
@@ -152,6 +156,7 @@ fn test(root: &Path, env: &ToolEnv, extra: &[String]) -> Result<()> {
 fn ci(root: &Path) -> Result<()> {
     let env = tools(root)?;
     run(cargo(root).args(["fmt", "--all", "--", "--check"]))?;
+    tidy::run(root)?;
     run(cargo(root).args([
         "clippy",
         "--workspace",

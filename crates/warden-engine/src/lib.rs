@@ -193,6 +193,7 @@ struct Pool {
     retired: AtomicBool,
 }
 
+// tidy:warm-path-begin (`cargo xtask tidy`: no store call in here)
 impl Pool {
     fn new() -> Self {
         Self {
@@ -244,6 +245,7 @@ impl Pool {
     }
 }
 
+// tidy:warm-path-end
 struct Inner {
     config: EngineConfig,
     store: Arc<dyn Store>,
@@ -386,6 +388,7 @@ impl Engine {
         )
     }
 
+    // tidy:warm-path-begin (`cargo xtask tidy`: no store call in here)
     /// Runs one synchronous invocation.
     pub async fn invoke(&self, request: InvokeRequest) -> Result<InvokeResponse, InvokeError> {
         let config = self.resolve(&request.function).await?;
@@ -399,6 +402,7 @@ impl Engine {
         response
     }
 
+    // tidy:warm-path-end
     /// Stops taking async events, lets the ones running finish (up to `grace`), then stops
     /// every instance; used at shutdown after the API stopped accepting requests.
     pub async fn shutdown(&self, grace: Duration) {
@@ -432,6 +436,7 @@ impl Engine {
             .sum()
     }
 
+    // tidy:warm-path-begin (`cargo xtask tidy`: no store call in here)
     fn pool(&self, config: &FunctionVersion) -> Arc<Pool> {
         let key = (
             config.name.clone(),
@@ -488,6 +493,7 @@ impl Engine {
         Ok(response)
     }
 
+    // tidy:warm-path-end
     /// Reserves the memory of a new instance of `config` in the host memory budget,
     /// evicting idle instances, least recently used first, until it fits; refuses with
     /// [`ThrottleReason::HostMemoryBudgetExceeded`] when nothing idle is left to evict.
@@ -716,6 +722,7 @@ impl Engine {
         }
     }
 
+    // tidy:warm-path-begin (`cargo xtask tidy`: no store call in here)
     /// Delivers the event to a ready instance and waits for its outcome, its exit or the
     /// deadline, whichever comes first; writes the invocation's log frame.
     async fn deliver(
@@ -843,12 +850,14 @@ impl Engine {
         }
     }
 
+    // tidy:warm-path-end
     /// Reports a refused invocation to the observers and makes its error.
     fn throttled(&self, function: &FunctionName, reason: ThrottleReason) -> InvokeError {
         self.observe(&InvocationEvent::Throttled { function, reason });
         InvokeError::Throttled(reason)
     }
 
+    // tidy:warm-path-begin (`cargo xtask tidy`: no store call in here)
     /// Hands an event to the invocation's log, then to every observer.
     fn notify(&self, log: &LogCapture, event: &InvocationEvent<'_>) {
         log.observe(event);
@@ -862,6 +871,7 @@ impl Engine {
         }
     }
 
+    // tidy:warm-path-end
     #[allow(
         clippy::too_many_arguments,
         reason = "the parts of a failed invocation's answer and log, each needed once"

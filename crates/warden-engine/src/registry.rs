@@ -133,4 +133,3 @@ pub async fn blocking<T: Send + 'static>(
         Err(e) => std::panic::resume_unwind(e.into_panic()),
     }
 }
-

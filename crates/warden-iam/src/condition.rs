@@ -195,7 +195,7 @@ pub(crate) struct Condition {
 
 impl Condition {
     /// Compiles the values for `op`; on a malformed value returns it as the error.
-    pub fn compile(
+    pub(crate) fn compile(
         op: Operator,
         key: &str,
         raw: &[String],

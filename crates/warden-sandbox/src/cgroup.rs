@@ -2,7 +2,7 @@
 //! hybrid hosts) or v2, pre-made reusable slots, limit files and OOM-kill counters.
 //!
 //! Slots are reused rather than created per instance because creating and removing
-//! cgroups, and moving a process into one, are slow after idle (trap 2). All paths derive
+//! cgroups, and moving a process into one, are slow after idle. All paths derive
 //! from roots passed in, so tests run against a temporary directory.
 
 use std::fs;

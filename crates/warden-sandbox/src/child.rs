@@ -1,7 +1,7 @@
 //! The code that runs in the cloned child, between `clone3` and `execve`.
 //!
 //! INVARIANT: the parent may be multi-threaded (tests, or a future zygote), so everything
-//! here must be async-signal-safe (trap 13): no allocation, no locks, no panics on any
+//! here must be async-signal-safe: no allocation, no locks, no panics on any
 //! reachable path, only raw syscalls on data prepared by the parent in [`ChildPlan`].
 //! Failures are reported to the parent as `(step, errno)` over the control socket.
 
@@ -255,7 +255,7 @@ fn create_file(step: Step, path: &CString) -> Result<(), Failure> {
     Ok(())
 }
 
-/// Brings `lo` up in the current network namespace (trap 6: a new namespace has it down).
+/// Brings `lo` up in the current network namespace (a new namespace has it down).
 pub(crate) fn bring_loopback_up() -> Result<(), i32> {
     #[repr(C)]
     struct IfreqFlags {
@@ -376,7 +376,7 @@ fn setup(plan: &ChildPlan, seccomp: &[SockFilter], sync: RawFd) -> Result<Infall
         unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0) } as libc::c_long,
     )?;
     if plan.userns {
-        // The parent writes uid_map/gid_map; until then we have no valid ids (trap 4).
+        // The parent writes uid_map/gid_map; until then we have no valid ids.
         wait_for(sync, MSG_MAPS_DONE, Step::WaitMaps)?;
     }
     if plan.netns_fd >= 0 {
@@ -391,7 +391,7 @@ fn setup(plan: &ChildPlan, seccomp: &[SockFilter], sync: RawFd) -> Result<Infall
         libc::sethostname(plan.hostname.as_ptr(), plan.hostname.as_bytes().len())
     } as libc::c_long)?;
 
-    // Trap 10: on systemd hosts `/` is shared; without this, mounts leak to the host.
+    // On systemd hosts `/` is shared; without this, mounts leak to the host.
     let none = &plan.slash;
     mount(
         Step::MakePrivate,
@@ -456,7 +456,7 @@ fn setup(plan: &ChildPlan, seccomp: &[SockFilter], sync: RawFd) -> Result<Infall
         )?;
     }
     mount_setattr(Step::MountDev, &plan.dev_dir, MOUNT_ATTR_RDONLY, 0)?;
-    // Trap 11: we are pid 1 of the new pid namespace, so this /proc shows only the instance.
+    // We are pid 1 of the new pid namespace, so this /proc shows only the instance.
     mount(
         Step::MountProc,
         &plan.proc_fs,
@@ -649,7 +649,7 @@ fn setup(plan: &ChildPlan, seccomp: &[SockFilter], sync: RawFd) -> Result<Infall
     Err((Step::Execve, errno()))
 }
 
-/// pid 1 of the instance: reaps every orphan (trap 12) and leaves with the function's
+/// pid 1 of the instance: reaps every orphan and leaves with the function's
 /// status, which ends the pid namespace and kills whatever the function left behind.
 fn init_loop(function: libc::pid_t, sync: RawFd) -> ! {
     // SAFETY: init keeps no copy of the control socket, so the parent sees EOF at exec.

@@ -1,7 +1,7 @@
 //! Landlock, the second filesystem layer: which access rights to handle for the kernel's
 //! ABI and which rules to grant inside the sandbox.
 //!
-//! The rules are applied in the child after `pivot_root` (rules bind to inodes, trap 14)
+//! The rules are applied in the child after `pivot_root` (rules bind to inodes)
 //! with raw syscalls, because the child of a multi-threaded parent must not allocate.
 
 use std::ffi::CString;

@@ -3,11 +3,11 @@
 //!
 //! # How an instance is started
 //! [`Sandbox::spawn`] runs in a small single-threaded helper (the zygote), never in the
-//! async server (forking a big heap is slow, trap 3). It `clone3`s a child into new mount,
+//! async server (forking a big heap is slow). It `clone3`s a child into new mount,
 //! pid, ipc, uts and cgroup namespaces, plus a network namespace (a pooled one joined with
 //! `setns` when running as root, or a fresh one), and, without root, a user namespace.
 //! The child (see `child.rs`, async-signal-safe code only) then:
-//! 1. makes `/` private (trap 10), mounts a small tmpfs on the staging directory and
+//! 1. makes `/` private, mounts a small tmpfs on the staging directory and
 //!    bind-mounts the code at `/var/task` and the runtime paths, then makes all of that
 //!    read-only, nosuid and nodev recursively with one `mount_setattr`;
 //! 2. mounts `/dev` (a read-only tmpfs holding bind-mounted `null`, `zero`, `full`,
@@ -24,12 +24,12 @@
 //! the listener through which the instance reaches Warden's own API (127.0.0.1:9002; the
 //! host's loopback is out of reach) are created by the platform, not the function: the
 //! pooled namespaces come with them, and otherwise the child creates them before dropping
-//! privileges and passes them back with `SCM_RIGHTS` (trap 5). Every wait on the child has a deadline (trap 8).
+//! privileges and passes them back with `SCM_RIGHTS`. Every wait on the child has a deadline.
 //!
 //! # The seccomp filter
 //! Built once in [`Sandbox::new`] as a binary search over syscall numbers (about 120
 //! instructions; a path visits at most about 12), because install time grows with filter
-//! length (trap 1). It:
+//! length. It:
 //! - kills the process for any architecture but x86_64 and for x32 numbers
 //!   (`nr >= 0x40000000`);
 //! - returns `EPERM` for `mount`, `umount2`, `pivot_root`, `chroot`, the new mount API
@@ -50,7 +50,7 @@
 //!   fail; the filter is about kernel attack surface reachable without privileges.
 //!
 //! # `/tmp` and memory
-//! `/tmp` is a tmpfs, and tmpfs pages are charged to the instance's memory cgroup (trap 9).
+//! `/tmp` is a tmpfs, and tmpfs pages are charged to the instance's memory cgroup.
 //! So the cgroup memory limit is `memory_mb + tmp_mb`, and `/tmp` itself is capped at
 //! `tmp_mb`: filling `/tmp` gives `ENOSPC`, never an OOM kill, and the function can always
 //! use its full `memory_mb`. The price is that a function which leaves `/tmp` empty can use
@@ -675,7 +675,7 @@ impl Sandbox {
         let child_raw = child_sock.as_raw_fd();
         // SAFETY: clone3 without a stack behaves like fork: the child gets a copy of this
         // address space and runs `child::run`, which never returns and only makes
-        // async-signal-safe syscalls on data prepared above (trap 13). `args` and `pidfd`
+        // async-signal-safe syscalls on data prepared above. `args` and `pidfd`
         // are live for the call.
         let ret = unsafe {
             libc::syscall(

@@ -2,7 +2,7 @@
 //!
 //! Install cost grows with the number of instructions the kernel must emulate to build its
 //! per-syscall cache, so a linear denylist is about four times slower to install than a
-//! tree (DESIGN-NOTES trap 1). This module is pure: it only produces instructions, which
+//! tree. This module is pure: it only produces instructions, which
 //! `child` installs with one `prctl` after `clone`.
 
 /// One classic BPF instruction, laid out as the kernel's `struct sock_filter`.
