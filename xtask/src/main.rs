@@ -1,16 +1,20 @@
 //! Project automation, so that CI and people run exactly the same steps.
 //!
 //! - `cargo xtask ci`: install the test-only tools (a Python venv with the AWS CLI, boto3
-//!   and awslambdaric, under `~/.cache/warden-test-tools`; the npm IAM oracle in
-//!   `.test-tools/`), check formatting and lints, run every test.
+//!   and awslambdaric, under `~/.cache/warden-test-tools`; the npm IAM oracle and
+//!   cargo-deny in `.test-tools/`), check formatting, tidy, dependencies and lints, run
+//!   every test.
 //! - `cargo xtask tools`: only install the test-only tools.
 //! - `cargo xtask test [ARGS]`: run the tests with the tools' environment (extra args go to
 //!   `cargo test`).
 //! - `cargo xtask bench`: the end-to-end benchmark recorded in BENCHMARKS.md.
 //! - `cargo xtask tidy`: the architecture's invariants that types cannot enforce (also a
 //!   test of this crate, so the test suite runs it).
+//! - `cargo xtask deny`: licenses, bans, sources and advisories of the dependencies, checked
+//!   offline against the vendored RustSec advisories (installs cargo-deny once).
 
 mod bench;
+mod deny;
 mod tidy;
 
 use std::path::{Path, PathBuf};
@@ -42,8 +46,9 @@ fn real_main() -> Result<()> {
         }
         Some("bench") => bench::run(&root, &args[1..]),
         Some("tidy") => tidy::run(&root),
+        Some("deny") => deny::run(&root),
         _ => {
-            eprintln!("usage: cargo xtask <ci|tools|test [cargo test args]|bench|tidy>");
+            eprintln!("usage: cargo xtask <ci|tools|test [cargo test args]|bench|tidy|deny>");
             std::process::exit(2);
         }
     }
@@ -157,6 +162,7 @@ fn ci(root: &Path) -> Result<()> {
     let env = tools(root)?;
     run(cargo(root).args(["fmt", "--all", "--", "--check"]))?;
     tidy::run(root)?;
+    deny::run(root)?;
     run(cargo(root).args([
         "clippy",
         "--workspace",
