@@ -2,6 +2,10 @@
 //!
 //! Prints microseconds per call for a header-signed Invoke (long-term and temporary keys) and
 //! a presigned GET; the credential lookup is a `HashMap`, as an in-memory key cache would be.
+#![allow(
+    clippy::unwrap_used,
+    reason = "a test or benchmark fails loudly on what it did not expect"
+)]
 
 use std::{
     collections::HashMap,

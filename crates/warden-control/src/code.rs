@@ -16,12 +16,19 @@ use warden_types::limits;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CodeRefusal {
     /// Larger than Lambda's zip limit.
-    TooLarge { limit: u64, operation: &'static str },
+    TooLarge {
+        /// The limit, in bytes.
+        limit: u64,
+        /// The API operation that carried the package.
+        operation: &'static str,
+    },
     /// Not a zip, or one that cannot be unpacked within the limits.
     InvalidZip(String),
     /// A later check (signing, scanning) refused it, saying why.
     Refused {
+        /// The name of the check.
         check: &'static str,
+        /// Why it refused.
         message: String,
     },
     /// The check itself failed (I/O); Warden's fault, not the package's.

@@ -24,7 +24,12 @@ pub enum ControlError {
     RevisionMismatch,
     /// PublishVersion's `CodeSha256` is not `$LATEST`'s (`PreconditionFailedException`, 412).
     #[error("CodeSHA256 ({given}) is different from current CodeSHA256 in $LATEST ({latest}). Please try again with the CodeSHA256 in $LATEST.")]
-    CodeShaMismatch { given: String, latest: String },
+    CodeShaMismatch {
+        /// The `CodeSha256` the caller gave.
+        given: String,
+        /// `$LATEST`'s `CodeSha256`.
+        latest: String,
+    },
     /// A value Lambda refuses that no newtype captures (`InvalidParameterValueException`, 400).
     #[error("{0}")]
     Invalid(String),
@@ -36,7 +41,12 @@ pub enum ControlError {
     Name(#[from] NameError),
     /// The zip is larger than Lambda's package limit (`RequestTooLargeException`, 413).
     #[error("Request must be smaller than {limit} bytes for the {operation} operation")]
-    CodeTooLarge { limit: u64, operation: &'static str },
+    CodeTooLarge {
+        /// The limit, in bytes.
+        limit: u64,
+        /// The API operation that carried the package.
+        operation: &'static str,
+    },
     /// The zip cannot be unpacked within the limits (`InvalidZipFileException`, 502).
     #[error(
         "Could not unzip uploaded file. Please check your file, then try to upload again. ({0})"
@@ -45,12 +55,19 @@ pub enum ControlError {
     /// A code check refused the package (`InvalidParameterValueException`, 400).
     #[error("the package was refused by the `{check}` check: {message}")]
     CodeRefused {
+        /// The name of the check.
         check: &'static str,
+        /// Why it refused.
         message: String,
     },
     /// The caller may not pass the role to Lambda (`AccessDeniedException`, 403).
     #[error("User: {principal} is not authorized to perform: iam:PassRole on resource: {role}")]
-    PassRoleDenied { principal: String, role: String },
+    PassRoleDenied {
+        /// The caller's ARN.
+        principal: String,
+        /// The role's ARN.
+        role: String,
+    },
     /// A role change from an unsigned caller (`MissingAuthenticationTokenException`, 403).
     #[error("Missing Authentication Token")]
     Unauthenticated,

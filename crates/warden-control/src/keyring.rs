@@ -17,7 +17,12 @@ use warden_types::{Environment, FunctionName};
 pub enum KeyringError {
     /// The key is not available (disabled, deleted, unreachable).
     #[error("the key for function `{function}` is not available: {reason}")]
-    KeyUnavailable { function: String, reason: String },
+    KeyUnavailable {
+        /// The function.
+        function: String,
+        /// Why the key is not available.
+        reason: String,
+    },
     /// A stored environment does not open (tampered with, or sealed by another key).
     #[error("the stored environment of function `{0}` cannot be opened")]
     Unreadable(String),

@@ -52,7 +52,9 @@ pub use warden_store::{Alias, LogRecord, LogSource, StoreError};
 /// What the core needs to know about the account it serves.
 #[derive(Debug, Clone)]
 pub struct ControlConfig {
+    /// The account every function belongs to.
     pub account: AccountId,
+    /// The region every function lives in.
     pub region: Region,
     /// Account-wide concurrent executions (`--account-concurrency`): reservations must
     /// leave part of it unreserved.
@@ -139,6 +141,7 @@ impl Control {
             .push(observer);
     }
 
+    /// The settings the control plane was built with.
     pub fn config(&self) -> &ControlConfig {
         &self.inner.config
     }

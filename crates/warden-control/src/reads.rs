@@ -18,6 +18,7 @@ pub use warden_types::page::Page;
 pub struct FunctionView {
     /// The version the reference names (environment opened).
     pub configuration: FunctionVersion,
+    /// Its reserved concurrency, if any.
     pub reserved_concurrency: Option<u32>,
     /// The function's tags (they belong to the function, not to the version).
     pub tags: Tags,
@@ -26,16 +27,22 @@ pub struct FunctionView {
 /// A function's policy as `GetPolicy` shows it.
 #[derive(Debug, Clone)]
 pub struct PolicyView {
+    /// The policy document.
     pub policy: Value,
+    /// The policy's revision.
     pub revision_id: String,
 }
 
 /// The account's limits and usage (`GetAccountSettings`).
 #[derive(Debug, Clone, Copy)]
 pub struct AccountSettings {
+    /// The account's concurrency limit.
     pub account_limit: u32,
+    /// What is left of it after every reservation.
     pub unreserved_concurrency: u32,
+    /// The size of every stored code package together, in bytes.
     pub total_code_size: u64,
+    /// How many functions there are.
     pub function_count: usize,
 }
 

@@ -1,5 +1,9 @@
 //! Evaluations per second of a realistic role policy (10 statements with wildcards and
 //! conditions) on one core. Run: `cargo bench -p warden-iam --bench evaluate`.
+#![allow(
+    clippy::unwrap_used,
+    reason = "a test or benchmark fails loudly on what it did not expect"
+)]
 
 use std::collections::HashMap;
 use std::hint::black_box;

@@ -1,6 +1,10 @@
 //! Measures the per-request paths: `CredentialSource::lookup` for a user key and a role
 //! session, and `Identity::policies_for`. Prints ns per call; run with
 //! `cargo bench -p warden-identity --bench lookup`.
+#![allow(
+    clippy::unwrap_used,
+    reason = "a test or benchmark fails loudly on what it did not expect"
+)]
 
 use std::hint::black_box;
 use std::time::{Duration, Instant};

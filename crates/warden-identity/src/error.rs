@@ -53,6 +53,7 @@ pub enum IdentityError {
         context: &'static str,
         /// The file or directory involved.
         path: PathBuf,
+        /// The underlying error.
         #[source]
         source: std::io::Error,
     },

@@ -4,6 +4,10 @@
 //!
 //! Run as root: `cargo bench -p warden-sandbox --bench spawn` (env `SPAWNS`, default 200;
 //! `ONLY=<substring>` runs only the matching cases).
+#![allow(
+    clippy::unwrap_used,
+    reason = "a test or benchmark fails loudly on what it did not expect"
+)]
 
 use std::net::TcpListener;
 use std::os::fd::AsFd;

@@ -212,10 +212,8 @@ fn mount(
     let fstype = fstype.map_or(std::ptr::null(), |f| f.as_ptr());
     let data = data.map_or(std::ptr::null(), |d| d.as_ptr().cast());
     // SAFETY: all pointers are null or NUL-terminated strings owned by the plan.
-    check(
-        step,
-        unsafe { libc::mount(src.as_ptr(), dst.as_ptr(), fstype, flags, data) } as libc::c_long,
-    )?;
+    let rc = unsafe { libc::mount(src.as_ptr(), dst.as_ptr(), fstype, flags, data) };
+    check(step, rc as libc::c_long)?;
     Ok(())
 }
 
@@ -371,20 +369,16 @@ fn send_fds(sync: RawFd, fds: [RawFd; 2]) -> libc::c_long {
 
 fn setup(plan: &ChildPlan, seccomp: &[SockFilter], sync: RawFd) -> Result<Infallible, Failure> {
     // SAFETY: asks the kernel to SIGKILL us if the spawning thread dies; no memory involved.
-    check(
-        Step::WaitMaps,
-        unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0) } as libc::c_long,
-    )?;
+    let rc = unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0) };
+    check(Step::WaitMaps, rc as libc::c_long)?;
     if plan.userns {
         // The parent writes uid_map/gid_map; until then we have no valid ids.
         wait_for(sync, MSG_MAPS_DONE, Step::WaitMaps)?;
     }
     if plan.netns_fd >= 0 {
         // SAFETY: joins the pooled namespace through an fd the parent keeps open.
-        check(
-            Step::Setns,
-            unsafe { libc::setns(plan.netns_fd, libc::CLONE_NEWNET) } as libc::c_long,
-        )?;
+        let rc = unsafe { libc::setns(plan.netns_fd, libc::CLONE_NEWNET) };
+        check(Step::Setns, rc as libc::c_long)?;
     }
     // SAFETY: sethostname reads a NUL-terminated string of the given length.
     check(Step::Hostname, unsafe {
@@ -450,10 +444,8 @@ fn setup(plan: &ChildPlan, seccomp: &[SockFilter], sync: RawFd) -> Result<Infall
     }
     for (target, link) in &plan.dev_links {
         // SAFETY: symlink with two NUL-terminated paths.
-        check(
-            Step::MountDev,
-            unsafe { libc::symlink(target.as_ptr(), link.as_ptr()) } as libc::c_long,
-        )?;
+        let rc = unsafe { libc::symlink(target.as_ptr(), link.as_ptr()) };
+        check(Step::MountDev, rc as libc::c_long)?;
     }
     mount_setattr(Step::MountDev, &plan.dev_dir, MOUNT_ATTR_RDONLY, 0)?;
     // We are pid 1 of the new pid namespace, so this /proc shows only the instance.
@@ -475,10 +467,8 @@ fn setup(plan: &ChildPlan, seccomp: &[SockFilter], sync: RawFd) -> Result<Infall
     )?;
 
     // SAFETY: chdir to a NUL-terminated path.
-    check(
-        Step::PivotRoot,
-        unsafe { libc::chdir(plan.staging.as_ptr()) } as libc::c_long,
-    )?;
+    let rc = unsafe { libc::chdir(plan.staging.as_ptr()) };
+    check(Step::PivotRoot, rc as libc::c_long)?;
     // pivot_root(".", ".") stacks the old root on top of the new one; detaching it leaves
     // only the new root, with no directory for the old root needed.
     // SAFETY: pivot_root with two NUL-terminated paths.
@@ -486,10 +476,8 @@ fn setup(plan: &ChildPlan, seccomp: &[SockFilter], sync: RawFd) -> Result<Infall
         libc::syscall(libc::SYS_pivot_root, plan.dot.as_ptr(), plan.dot.as_ptr())
     })?;
     // SAFETY: detaches the old root stacked on ".".
-    check(
-        Step::PivotRoot,
-        unsafe { libc::umount2(plan.dot.as_ptr(), libc::MNT_DETACH) } as libc::c_long,
-    )?;
+    let rc = unsafe { libc::umount2(plan.dot.as_ptr(), libc::MNT_DETACH) };
+    check(Step::PivotRoot, rc as libc::c_long)?;
     // SAFETY: chdir to "/".
     check(Step::PivotRoot, unsafe { libc::chdir(plan.slash.as_ptr()) }
         as libc::c_long)?;
@@ -588,10 +576,8 @@ fn setup(plan: &ChildPlan, seccomp: &[SockFilter], sync: RawFd) -> Result<Infall
         libc::syscall(libc::SYS_capset, &header as *const CapHeader, data.as_ptr())
     })?;
     // SAFETY: sets no_new_privs; no memory involved.
-    check(
-        Step::NoNewPrivs,
-        unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) } as libc::c_long,
-    )?;
+    let rc = unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) };
+    check(Step::NoNewPrivs, rc as libc::c_long)?;
 
     if let Some(ll) = &plan.landlock {
         apply_landlock(ll)?;

@@ -107,27 +107,47 @@ pub enum SandboxError {
     InvalidSpec(String),
     /// A host path to bind into the sandbox is missing or unreadable.
     #[error("cannot use bind source `{path}`")]
-    BindSource { path: PathBuf, source: io::Error },
+    BindSource {
+        /// The host path.
+        path: PathBuf,
+        /// The underlying error.
+        source: io::Error,
+    },
     /// The staging directory (the mount point of every instance's root) cannot be made.
     #[error("cannot prepare staging directory `{path}`")]
-    Staging { path: PathBuf, source: io::Error },
+    Staging {
+        /// The staging directory.
+        path: PathBuf,
+        /// The underlying error.
+        source: io::Error,
+    },
     /// The seccomp program did not assemble (a jump beyond 255 instructions).
     #[error("seccomp filter does not assemble")]
     SeccompAssemble,
     /// A cgroup directory cannot be created.
     #[error("cannot create cgroup `{path}`")]
-    CgroupCreate { path: PathBuf, source: io::Error },
+    CgroupCreate {
+        /// The cgroup directory.
+        path: PathBuf,
+        /// The underlying error.
+        source: io::Error,
+    },
     /// A cgroup control file cannot be written.
     #[error("cannot write `{value}` to cgroup file `{path}`")]
     CgroupWrite {
+        /// The control file.
         path: PathBuf,
+        /// The value that was written.
         value: String,
+        /// The underlying error.
         source: io::Error,
     },
     /// Making a pooled network namespace failed at `step`.
     #[error("cannot prepare network namespace: {step}")]
     Netns {
+        /// The step that failed.
         step: &'static str,
+        /// The underlying error.
         source: io::Error,
     },
     /// The spawning thread could not return to its own network namespace; it must not be
@@ -137,7 +157,9 @@ pub enum SandboxError {
     /// The parent/child control socket cannot be created or used.
     #[error("control socket failed: {step}")]
     Control {
+        /// The step that failed.
         step: &'static str,
+        /// The underlying error.
         source: io::Error,
     },
     /// `clone3` failed (namespaces not permitted here, or resource limits).
@@ -146,7 +168,9 @@ pub enum SandboxError {
     /// Writing the user namespace id maps failed.
     #[error("cannot write user namespace file `{file}`")]
     UserNsMap {
+        /// The map file (`uid_map`, `gid_map`, `setgroups`).
         file: &'static str,
+        /// The underlying error.
         source: io::Error,
     },
     /// This kernel or host refuses the namespaces the sandbox needs (user namespaces
@@ -156,7 +180,9 @@ pub enum SandboxError {
     /// The child reported a failed setup step.
     #[error("sandbox setup failed at step `{step}`")]
     ChildStep {
+        /// The step that failed.
         step: &'static str,
+        /// The error the child reported.
         source: io::Error,
     },
     /// The child ended before `execve` without reporting why.
@@ -167,15 +193,27 @@ pub enum SandboxError {
         "sandbox setup did not finish within {timeout:?} (last message from the child: {last})"
     )]
     Timeout {
+        /// How long setup may take.
         timeout: Duration,
+        /// The last step the child reported.
         last: &'static str,
     },
     /// Signalling an instance failed.
     #[error("cannot signal instance {pid}")]
-    Kill { pid: i32, source: io::Error },
+    Kill {
+        /// The instance's host pid.
+        pid: i32,
+        /// The underlying error.
+        source: io::Error,
+    },
     /// Waiting for an instance failed.
     #[error("cannot wait for instance {pid}")]
-    Wait { pid: i32, source: io::Error },
+    Wait {
+        /// The instance's host pid.
+        pid: i32,
+        /// The underlying error.
+        source: io::Error,
+    },
 }
 
 /// How an instance's pid 1 ended. With the built-in init, a function killed by signal `n`

@@ -1,5 +1,9 @@
 //! Rough throughput and latency of the SQLite store on this machine's disk:
 //! `cargo bench -p warden-store`. Prints numbers; asserts nothing.
+#![allow(
+    clippy::unwrap_used,
+    reason = "a test or benchmark fails loudly on what it did not expect"
+)]
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};

@@ -220,6 +220,7 @@ pub struct Staging {
 }
 
 impl Staging {
+    /// The directory.
     pub fn path(&self) -> &Path {
         &self.path
     }

@@ -78,23 +78,38 @@ pub use warden_types::NodeId;
 /// on outcomes, never on SQLite's (or a future backend's) codes.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
+    /// A record with that key is already stored.
     #[error("{0} already exists")]
     AlreadyExists(String),
+    /// No record with that key is stored.
     #[error("{0} does not exist")]
     NotFound(String),
+    /// The caller's revision id is not the record's current one.
     #[error("the revision id `{expected}` does not match the current revision `{actual}`")]
-    RevisionMismatch { expected: String, actual: String },
+    RevisionMismatch {
+        /// The revision id the caller gave.
+        expected: String,
+        /// The current revision id.
+        actual: String,
+    },
+    /// The change conflicts with the stored state (a version in use by an alias, for instance).
     #[error("{0}")]
     Conflict(String),
     #[error("database error while {context}: {source}")]
+    /// The backend failed.
     Backend {
+        /// What the store was doing.
         context: &'static str,
+        /// The backend's error.
         #[source]
         source: Box<dyn std::error::Error + Send + Sync>,
     },
     #[error("stored record for {what} is unreadable: {source}")]
+    /// A stored record does not parse.
     Corrupt {
+        /// The record concerned.
         what: String,
+        /// Why it does not parse.
         #[source]
         source: serde_json::Error,
     },
@@ -102,8 +117,11 @@ pub enum StoreError {
     /// build refuses it rather than misread it.
     #[error("stored record for {what} needs a Warden that reads record version {needs} (this one reads up to {supported})")]
     RecordTooNew {
+        /// The record concerned.
         what: String,
+        /// The record version it needs.
         needs: u32,
+        /// The newest record version this build reads.
         supported: u32,
     },
     /// A record handed to the store breaks the store's own rules (for example a `$LATEST`
@@ -112,14 +130,21 @@ pub enum StoreError {
     InvalidRecord(String),
     /// The database was written by a newer Warden whose schema this build does not know.
     #[error("the database schema version {found} is newer than the newest this build supports ({supported})")]
-    SchemaTooNew { found: i64, supported: i64 },
+    SchemaTooNew {
+        /// The database's schema version.
+        found: i64,
+        /// The newest schema version this build knows.
+        supported: i64,
+    },
     /// WAL mode is what makes readers never block the writer; a file system that cannot
     /// hold it (no shared memory) is refused rather than silently slower.
     #[error(
         "the database at `{path}` cannot use write-ahead logging (journal mode stayed `{mode}`)"
     )]
     WalUnavailable {
+        /// The database file.
         path: std::path::PathBuf,
+        /// The journal mode it stayed in.
         mode: String,
     },
     /// The write was queued for a group commit but the thread running that batch died
@@ -127,16 +152,24 @@ pub enum StoreError {
     #[error("the write was abandoned because the batch carrying it failed unexpectedly")]
     WriteAbandoned,
     #[error("database file I/O failed while {context} at `{path}`: {source}")]
+    /// A database file or directory could not be read or written.
     DatabaseIo {
+        /// What the store was doing.
         context: &'static str,
+        /// The file or directory.
         path: std::path::PathBuf,
+        /// The underlying error.
         #[source]
         source: std::io::Error,
     },
     #[error("blob store I/O failed while {context} at `{path}`: {source}")]
+    /// A code blob could not be read or written.
     BlobIo {
+        /// What the store was doing.
         context: &'static str,
+        /// The file or directory.
         path: std::path::PathBuf,
+        /// The underlying error.
         #[source]
         source: std::io::Error,
     },
@@ -146,12 +179,17 @@ pub enum StoreError {
 /// traffic with a second version.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Alias {
+    /// The function it belongs to.
     pub function: FunctionName,
+    /// Its name.
     pub name: String,
+    /// The version it points to.
     pub function_version: String,
+    /// Its description.
     pub description: String,
     /// Additional version and the share of traffic (0.0-1.0) it receives.
     pub routing: Option<(String, f64)>,
+    /// Changes on every write; callers pass it back as a precondition.
     pub revision_id: String,
 }
 
@@ -227,6 +265,7 @@ pub trait FunctionStore: Send + Sync + 'static {
 
     /// `AlreadyExists` if taken; `NotFound` if the function or target version is missing.
     fn create_alias(&self, alias: &Alias) -> Result<(), StoreError>;
+    /// The alias `name` of `function`, if it exists.
     fn get_alias(&self, function: &FunctionName, name: &str) -> Result<Option<Alias>, StoreError>;
     /// Replaces an alias, guarded by `expected_revision`; `NotFound` if the alias or a
     /// target version is missing.
@@ -235,6 +274,7 @@ pub trait FunctionStore: Send + Sync + 'static {
         alias: &Alias,
         expected_revision: Option<&str>,
     ) -> Result<(), StoreError>;
+    /// Deletes an alias; whether it existed.
     fn delete_alias(&self, function: &FunctionName, name: &str) -> Result<bool, StoreError>;
     /// Aliases of a function ordered by name after `after` (exclusive), optionally only
     /// those pointing at `version` (as their version or their routing version).
@@ -256,6 +296,7 @@ pub trait FunctionStore: Send + Sync + 'static {
         function: &FunctionName,
         reserved: Option<u32>,
     ) -> Result<(), StoreError>;
+    /// The reserved concurrency of `function`, if it has one.
     fn get_reserved_concurrency(&self, function: &FunctionName) -> Result<Option<u32>, StoreError>;
     /// Every function with a reservation, for the account totals.
     fn all_reserved_concurrency(&self) -> Result<Vec<(FunctionName, u32)>, StoreError>;
@@ -276,6 +317,7 @@ pub trait FunctionStore: Send + Sync + 'static {
 
     /// A small key-value table for server identity (account id) and similar.
     fn get_setting(&self, key: &str) -> Result<Option<String>, StoreError>;
+    /// Stores a server-wide setting (the account id, for instance).
     fn put_setting(&self, key: &str, value: &str) -> Result<(), StoreError>;
 
     // ---- tags ----

@@ -42,10 +42,13 @@ impl LogSource {
 pub struct LogRecord {
     /// Monotonic per store; assigned by `append_logs` (ignored on input).
     pub seq: i64,
+    /// The function that logged it.
     pub function: FunctionName,
+    /// When, in epoch milliseconds.
     pub timestamp_ms: i64,
     /// Request id the line belongs to, when known.
     pub request_id: Option<String>,
+    /// The line.
     pub message: String,
     /// Who wrote it.
     pub source: LogSource,
@@ -55,7 +58,9 @@ pub struct LogRecord {
 /// take more than `max_bytes`, the oldest go first.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct LogRetention {
+    /// Lines older than this go, in milliseconds.
     pub max_age_ms: i64,
+    /// While the lines take more than this, the oldest go.
     pub max_bytes: u64,
 }
 
@@ -68,6 +73,7 @@ pub struct PruneReport {
     pub evicted: u64,
     /// Bytes the log lines took before and after the pass.
     pub bytes_before: u64,
+    /// Bytes the log lines took after the pass.
     pub bytes_after: u64,
 }
 

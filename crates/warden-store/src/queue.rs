@@ -38,9 +38,11 @@ use crate::StoreError;
 pub struct QueuedEvent {
     /// The request id returned to the caller; unique.
     pub id: String,
+    /// The function to invoke.
     pub function: FunctionName,
     /// Qualifier as the caller gave it (`$LATEST`, a version, an alias), resolved at run time.
     pub qualifier: String,
+    /// The event.
     pub payload: Vec<u8>,
     /// Attempts already made (0 when first queued).
     pub attempts: u32,

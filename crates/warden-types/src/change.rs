@@ -16,27 +16,51 @@ use crate::names::FunctionName;
 #[non_exhaustive]
 pub enum Change {
     /// A new function (`$LATEST`), and the version published with it, if any.
-    FunctionCreated { published: Option<String> },
+    FunctionCreated {
+        /// The version the command published too, if it asked to.
+        published: Option<String>,
+    },
     /// `$LATEST`'s code was replaced, and the version published with it, if any.
-    CodeUpdated { published: Option<String> },
+    CodeUpdated {
+        /// The version the command published too, if it asked to.
+        published: Option<String>,
+    },
     /// `$LATEST`'s configuration changed (role, memory, environment...).
     ConfigurationUpdated,
     /// A version was published (or an identical newest version was returned).
-    VersionPublished { version: String },
+    VersionPublished {
+        /// The new version number.
+        version: String,
+    },
     /// One published version was deleted.
-    VersionDeleted { version: String },
+    VersionDeleted {
+        /// The deleted version number.
+        version: String,
+    },
     /// The whole function is gone: versions, aliases, policy, concurrency, tags.
     FunctionDeleted,
     /// An alias was created.
-    AliasCreated { alias: String },
+    AliasCreated {
+        /// The alias name.
+        alias: String,
+    },
     /// An alias now points elsewhere or routes differently.
-    AliasUpdated { alias: String },
+    AliasUpdated {
+        /// The alias name.
+        alias: String,
+    },
     /// An alias was deleted (or did not exist, which Lambda also answers with success).
-    AliasDeleted { alias: String },
+    AliasDeleted {
+        /// The alias name.
+        alias: String,
+    },
     /// The function's resource-based policy changed.
     PolicyChanged,
     /// The function's reserved concurrency was set (`Some`) or removed (`None`).
-    ConcurrencyChanged { reserved: Option<u32> },
+    ConcurrencyChanged {
+        /// The reservation, or `None` once removed.
+        reserved: Option<u32>,
+    },
     /// The function's tags changed.
     TagsChanged,
 }
@@ -74,7 +98,9 @@ impl Change {
 /// One durable change to one function.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ChangeEvent {
+    /// The function that changed.
     pub function: FunctionName,
+    /// What changed.
     pub change: Change,
     /// Who asked for it: the signed principal's ARN.
     pub actor: Option<String>,
@@ -88,6 +114,7 @@ pub struct ChangeEvent {
 /// command that made it returns; so an observer must be quick and must not block (drop a
 /// cache entry, update a counter, queue a record). It cannot refuse a change.
 pub trait ChangeObserver: Send + Sync {
+    /// Sees one committed change, before the command that made it returns.
     fn on_change(&self, event: &ChangeEvent);
 }
 

@@ -12,30 +12,43 @@ use crate::limits;
 /// Why a configuration value was refused; the message is shown to API callers.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ConfigError {
+    /// A runtime Warden does not run.
     #[error("Value {0} at 'runtime' failed to satisfy constraint: Member must satisfy enum value set: [{list}]", list = Runtime::SUPPORTED.join(", "))]
     Runtime(String),
+    /// Not an IAM role ARN.
     #[error("1 validation error detected: Value '{0}' at 'role' failed to satisfy constraint: Member must satisfy regular expression pattern: arn:(aws[a-zA-Z-]*)?:iam::\\d{{12}}:role/?[a-zA-Z_0-9+=,.@\\-_/]+")]
     RoleArn(String),
+    /// A handler that is too long or holds whitespace.
     #[error("Value '{0}' at 'handler' failed to satisfy constraint: Member must have length less than or equal to 128 and contain no whitespace")]
     Handler(String),
+    /// A timeout outside 1-900 seconds.
     #[error("1 validation error detected: Value '{0}' at 'timeout' failed to satisfy constraint: Member must have value between 1 and 900")]
     Timeout(u32),
+    /// A memory size outside 128-10,240 MB.
     #[error("1 validation error detected: Value '{0}' at 'memorySize' failed to satisfy constraint: Member must have value between 128 and 10240")]
     MemorySize(u32),
+    /// An ephemeral storage size outside 512-10,240 MB.
     #[error("1 validation error detected: Value '{0}' at 'ephemeralStorage.size' failed to satisfy constraint: Member must have value between 512 and 10240")]
     EphemeralStorage(u32),
+    /// A description longer than 256 characters.
     #[error("Value at 'description' failed to satisfy constraint: Member must have length less than or equal to 256")]
     Description,
+    /// A variable name that is not a valid identifier.
     #[error("environment variable name `{0}` must start with a letter and contain only letters, digits and `_`")]
     EnvironmentName(String),
+    /// Variables that Lambda reserves for itself.
     #[error("Lambda was unable to configure your environment variables because the environment variables you have provided contains reserved keys that are currently not supported for modification. Reserved keys used in this request: {0}")]
     EnvironmentReserved(String),
+    /// Variables larger than 4 KB together.
     #[error("Lambda was unable to configure your environment variables because the environment variables you have provided exceeded the 4KB limit.")]
     EnvironmentSize,
+    /// Not exactly one known architecture.
     #[error("Architectures must hold exactly one of x86_64, arm64")]
     Architectures,
+    /// A statement id that is not 1-100 letters, digits, `-` and `_`.
     #[error("StatementId `{0}` must be 1-100 of letters, digits, `-` and `_`")]
     StatementId(String),
+    /// Invalid tags.
     #[error(transparent)]
     Tags(#[from] crate::tags::TagError),
 }
@@ -89,6 +102,7 @@ macro_rules! bounded {
                 }
             }
 
+            /// The value.
             pub fn get(self) -> u32 {
                 self.0
             }
@@ -131,6 +145,7 @@ bounded!(
 pub struct RoleArn(String);
 
 impl RoleArn {
+    /// Checks a role ARN.
     pub fn new(s: &str) -> Result<Self, ConfigError> {
         let ok = s
             .strip_prefix("arn:")
@@ -153,6 +168,7 @@ impl RoleArn {
         }
     }
 
+    /// The ARN.
     pub fn as_str(&self) -> &str {
         &self.0
     }
@@ -169,6 +185,7 @@ impl fmt::Display for RoleArn {
 pub struct Handler(String);
 
 impl Handler {
+    /// Checks a handler.
     pub fn new(s: &str) -> Result<Self, ConfigError> {
         if s.is_empty()
             || s.len() > limits::HANDLER_CHARS
@@ -184,6 +201,7 @@ impl Handler {
         Self("bootstrap".to_owned())
     }
 
+    /// The handler.
     pub fn as_str(&self) -> &str {
         &self.0
     }
@@ -194,6 +212,7 @@ impl Handler {
 pub struct Description(String);
 
 impl Description {
+    /// Checks a description.
     pub fn new(s: &str) -> Result<Self, ConfigError> {
         if s.chars().count() > limits::DESCRIPTION_CHARS {
             return Err(ConfigError::Description);
@@ -201,10 +220,12 @@ impl Description {
         Ok(Self(s.to_owned()))
     }
 
+    /// The description.
     pub fn as_str(&self) -> &str {
         &self.0
     }
 
+    /// The description, by value.
     pub fn into_string(self) -> String {
         self.0
     }
@@ -217,6 +238,7 @@ impl Description {
 pub struct Environment(BTreeMap<String, String>);
 
 impl Environment {
+    /// Checks environment variables: names, reserved keys and the 4 KB limit.
     pub fn new(vars: BTreeMap<String, String>) -> Result<Self, ConfigError> {
         for key in vars.keys() {
             let mut chars = key.chars();
@@ -240,10 +262,12 @@ impl Environment {
         Ok(Self(vars))
     }
 
+    /// The variables.
     pub fn variables(&self) -> &BTreeMap<String, String> {
         &self.0
     }
 
+    /// The variables, by value.
     pub fn into_variables(self) -> BTreeMap<String, String> {
         self.0
     }
@@ -259,7 +283,9 @@ impl fmt::Debug for Environment {
 /// The instruction set a function's code is built for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Architecture {
+    /// `x86_64`.
     X86_64,
+    /// `arm64`.
     Arm64,
 }
 
@@ -284,6 +310,7 @@ impl Architecture {
         }
     }
 
+    /// The name Lambda uses.
     pub fn as_str(self) -> &'static str {
         match self {
             Self::X86_64 => "x86_64",
@@ -297,6 +324,7 @@ impl Architecture {
 pub struct StatementId(String);
 
 impl StatementId {
+    /// Checks a statement id.
     pub fn new(s: &str) -> Result<Self, ConfigError> {
         let ok = (1..=100).contains(&s.len())
             && s.chars()
@@ -308,6 +336,7 @@ impl StatementId {
         }
     }
 
+    /// The statement id.
     pub fn as_str(&self) -> &str {
         &self.0
     }

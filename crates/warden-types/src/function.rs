@@ -33,6 +33,7 @@ impl Runtime {
         "python3.13",
     ];
 
+    /// The runtime named `s`, if Warden runs it.
     pub fn parse(s: &str) -> Option<Self> {
         if !Self::SUPPORTED.contains(&s) {
             return None;
@@ -44,6 +45,7 @@ impl Runtime {
         }
     }
 
+    /// The name Lambda uses (`python3.12`, `provided.al2023`).
     pub fn as_str(&self) -> &str {
         match self {
             Self::Provided(s) | Self::Python(s) => s,
@@ -59,17 +61,26 @@ impl Runtime {
 /// (see `warden_store::record`). API inputs are separate shapes that refuse unknown fields.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct FunctionVersion {
+    /// The function.
     pub name: FunctionName,
     /// `$LATEST` or a decimal version number.
     pub version: String,
+    /// The runtime (`python3.12`, `provided.al2023`...).
     pub runtime: String,
+    /// The handler (`app.handler`, `bootstrap`).
     pub handler: String,
+    /// The execution role's ARN.
     pub role: String,
+    /// The description.
     #[serde(default)]
     pub description: String,
+    /// The timeout, in seconds.
     pub timeout_seconds: u32,
+    /// The memory size, in MB.
     pub memory_mb: u32,
+    /// The size of `/tmp`, in MB.
     pub ephemeral_storage_mb: u32,
+    /// The environment variables, as the function sees them.
     #[serde(default)]
     pub environment: BTreeMap<String, String>,
     /// Base64 SHA-256 of the zip, Lambda's `CodeSha256`; also the blob's key.
@@ -80,11 +91,13 @@ pub struct FunctionVersion {
     pub revision_id: String,
     /// Milliseconds since the epoch.
     pub last_modified_ms: i64,
+    /// The instruction set architectures (one).
     #[serde(default)]
     pub architectures: Vec<String>,
 }
 
 impl FunctionVersion {
+    /// Whether this is `$LATEST`.
     pub fn is_latest(&self) -> bool {
         self.version == LATEST
     }

@@ -13,6 +13,7 @@ pub enum PrincipalKind {
     AssumedRole {
         /// `arn:aws:iam::ACCOUNT:role/NAME`
         role_arn: String,
+        /// The session's name.
         session_name: String,
     },
 }
@@ -22,11 +23,13 @@ pub enum PrincipalKind {
 pub struct Principal {
     /// `arn:aws:iam::ACCOUNT:user/NAME` or `arn:aws:sts::ACCOUNT:assumed-role/ROLE/SESSION`.
     pub arn: String,
+    /// The account the principal belongs to.
     pub account: String,
     /// User name for users (`aws:username`); role name for role sessions.
     pub name: String,
     /// Unique id (`aws:userid`): `AIDA...` for users, `AROA...:SESSION` for role sessions.
     pub id: String,
+    /// A user or a role session.
     pub kind: PrincipalKind,
     /// `aws:PrincipalTag/KEY` values.
     pub tags: BTreeMap<String, String>,
@@ -38,12 +41,15 @@ pub struct Principal {
 /// One access key as the verifier needs it. The secret is only ever held in memory.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Credential {
+    /// The access key id.
     pub access_key_id: String,
+    /// The secret access key.
     pub secret_access_key: String,
     /// Required (and must match) for temporary credentials.
     pub session_token: Option<String>,
     /// Epoch ms after which the credential no longer works.
     pub expires_at_ms: Option<i64>,
+    /// Who the key belongs to.
     pub principal: Principal,
 }
 
@@ -65,5 +71,6 @@ impl std::fmt::Debug for Credential {
 /// Finds the active credential for an access key id; `None` for unknown, inactive or
 /// deleted keys.
 pub trait CredentialSource: Send + Sync {
+    /// The active credential of `access_key_id`, if any.
     fn lookup(&self, access_key_id: &str) -> Option<Credential>;
 }

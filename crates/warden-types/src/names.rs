@@ -8,22 +8,41 @@ use serde::{Deserialize, Serialize};
 /// Why a name, qualifier or ARN was refused; the message is shown to API callers.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum NameError {
+    /// Not a valid function name.
     #[error("function name `{0}` must be 1-64 characters of letters, digits, `-` and `_`")]
     FunctionName(String),
+    /// Not a valid qualifier.
     #[error("qualifier `{0}` must be `$LATEST`, a version number or an alias name")]
     Qualifier(String),
+    /// Not a valid alias name.
     #[error("alias name `{0}` must be 1-128 characters of letters, digits, `-` and `_`, and not only digits")]
     AliasName(String),
+    /// Neither a function name nor an ARN.
     #[error("`{0}` is not a valid function name or ARN")]
     FunctionRef(String),
+    /// An ARN of another account.
     #[error("the ARN names account `{found}` but this Warden serves account `{expected}`")]
-    WrongAccount { found: String, expected: String },
+    WrongAccount {
+        /// What the ARN names.
+        found: String,
+        /// What this Warden serves.
+        expected: String,
+    },
+    /// An ARN of another region.
     #[error("the ARN names region `{found}` but this Warden serves region `{expected}`")]
-    WrongRegion { found: String, expected: String },
+    WrongRegion {
+        /// What the ARN names.
+        found: String,
+        /// What this Warden serves.
+        expected: String,
+    },
+    /// Two different qualifiers for one reference.
     #[error("the qualifier is given twice and the two differ: `{0}` and `{1}`")]
     ConflictingQualifier(String, String),
+    /// Not a 12-digit account id.
     #[error("account id `{0}` must be 12 digits")]
     AccountId(String),
+    /// Not a region name.
     #[error("region `{0}` must look like `us-east-1`")]
     Region(String),
 }
@@ -38,6 +57,7 @@ fn is_name_char(c: char) -> bool {
 pub struct FunctionName(String);
 
 impl FunctionName {
+    /// Checks a function name.
     pub fn new(s: &str) -> Result<Self, NameError> {
         if (1..=64).contains(&s.len()) && s.chars().all(is_name_char) {
             Ok(Self(s.to_owned()))
@@ -45,6 +65,7 @@ impl FunctionName {
             Err(NameError::FunctionName(s.to_owned()))
         }
     }
+    /// The name.
     pub fn as_str(&self) -> &str {
         &self.0
     }
@@ -74,6 +95,7 @@ impl fmt::Display for FunctionName {
 pub struct AliasName(String);
 
 impl AliasName {
+    /// Checks an alias name.
     pub fn new(s: &str) -> Result<Self, NameError> {
         let ok = (1..=128).contains(&s.len())
             && s.chars().all(is_name_char)
@@ -84,6 +106,7 @@ impl AliasName {
             Err(NameError::AliasName(s.to_owned()))
         }
     }
+    /// The name.
     pub fn as_str(&self) -> &str {
         &self.0
     }
@@ -108,12 +131,16 @@ impl fmt::Display for AliasName {
 /// What follows a function name after `:`: `$LATEST`, a published version or an alias.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Qualifier {
+    /// `$LATEST`.
     Latest,
+    /// A published version.
     Version(u64),
+    /// An alias.
     Alias(AliasName),
 }
 
 impl Qualifier {
+    /// Parses `$LATEST`, a version number or an alias name.
     pub fn parse(s: &str) -> Result<Self, NameError> {
         if s == crate::LATEST {
             return Ok(Self::Latest);
@@ -148,6 +175,7 @@ impl fmt::Display for Qualifier {
 pub struct AccountId(String);
 
 impl AccountId {
+    /// Checks an account id.
     pub fn new(s: &str) -> Result<Self, NameError> {
         if s.len() == 12 && s.chars().all(|c| c.is_ascii_digit()) {
             Ok(Self(s.to_owned()))
@@ -155,6 +183,7 @@ impl AccountId {
             Err(NameError::AccountId(s.to_owned()))
         }
     }
+    /// The account id.
     pub fn as_str(&self) -> &str {
         &self.0
     }
@@ -182,6 +211,7 @@ impl fmt::Display for AccountId {
 pub struct Region(String);
 
 impl Region {
+    /// Checks a region name.
     pub fn new(s: &str) -> Result<Self, NameError> {
         let ok = (1..=32).contains(&s.len())
             && s.chars()
@@ -194,6 +224,7 @@ impl Region {
             Err(NameError::Region(s.to_owned()))
         }
     }
+    /// The region name.
     pub fn as_str(&self) -> &str {
         &self.0
     }
@@ -219,7 +250,9 @@ impl fmt::Display for Region {
 /// or a full ARN, each optionally qualified.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FunctionRef {
+    /// The function.
     pub name: FunctionName,
+    /// The version or alias, if one was named.
     pub qualifier: Option<Qualifier>,
 }
 

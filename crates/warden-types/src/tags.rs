@@ -16,12 +16,16 @@ pub const RESERVED_TAG_PREFIX: &str = "aws:";
 /// Why a set of tags was refused; the message names the tag and is shown to API callers.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum TagError {
+    /// More tags than a function may have (how many it would have).
     #[error("a function can have at most {MAX_TAGS} tags; this request would leave it {0}")]
     TooMany(usize),
+    /// An invalid key.
     #[error("tag key `{0}` must be 1-128 characters of letters, digits, spaces and `_.:/=+-@`")]
     Key(String),
+    /// An invalid value (its key).
     #[error("the value of tag `{0}` must be at most 256 characters of letters, digits, spaces and `_.:/=+-@`")]
     Value(String),
+    /// A key in the `aws:` namespace.
     #[error("tag key `{0}` starts with `aws:`, which is reserved for AWS")]
     Reserved(String),
 }
@@ -65,6 +69,7 @@ fn shown(key: &str) -> String {
 pub struct Tags(BTreeMap<String, String>);
 
 impl Tags {
+    /// Checks tags: count, keys, values and reserved prefixes.
     pub fn new(tags: BTreeMap<String, String>) -> Result<Self, TagError> {
         for (k, v) in &tags {
             check_key(k)?;
@@ -97,18 +102,22 @@ impl Tags {
         Tags(all)
     }
 
+    /// The tags.
     pub fn as_map(&self) -> &BTreeMap<String, String> {
         &self.0
     }
 
+    /// The tags, by value.
     pub fn into_map(self) -> BTreeMap<String, String> {
         self.0
     }
 
+    /// Whether there are none.
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
     }
 
+    /// How many there are.
     pub fn len(&self) -> usize {
         self.0.len()
     }

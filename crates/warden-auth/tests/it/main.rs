@@ -1,5 +1,9 @@
 //! Integration tests for `warden-auth`: requests signed by `aws-sigv4` and by the real botocore
 //! are verified; tampered, stale, mis-scoped and malformed ones are refused with AWS's codes.
+#![allow(
+    clippy::unwrap_used,
+    reason = "a test or benchmark fails loudly on what it did not expect"
+)]
 
 mod botocore;
 mod fuzz;
@@ -13,11 +17,11 @@ use http::{request::Parts, Request};
 use warden_auth::{sign_request, AuthError, Authenticated, SigningCredentials};
 use warden_types::identity::{Credential, CredentialSource, Principal, PrincipalKind};
 
-pub const REGION: &str = "us-east-1";
-pub const ENDPOINT: &str = "http://127.0.0.1:9700";
-pub const LONG_AKID: &str = "AKIAWARDENLONGTERM01";
-pub const TEMP_AKID: &str = "ASIAWARDENTEMPORARY2";
-pub const TOKEN: &str = "IQoJb3JpZ2luX2VjEJr//////////wEaCXVzLWVhc3QtMSJHMEUCIQ+token==";
+pub(crate) const REGION: &str = "us-east-1";
+pub(crate) const ENDPOINT: &str = "http://127.0.0.1:9700";
+pub(crate) const LONG_AKID: &str = "AKIAWARDENLONGTERM01";
+pub(crate) const TEMP_AKID: &str = "ASIAWARDENTEMPORARY2";
+pub(crate) const TOKEN: &str = "IQoJb3JpZ2luX2VjEJr//////////wEaCXVzLWVhc3QtMSJHMEUCIQ+token==";
 
 /// An in-memory key store.
 pub struct Keys(pub Vec<Credential>);
@@ -31,7 +35,7 @@ impl CredentialSource for Keys {
     }
 }
 
-pub fn principal(name: &str) -> Principal {
+pub(crate) fn principal(name: &str) -> Principal {
     Principal {
         arn: format!("arn:aws:iam::123456789012:user/{name}"),
         account: "123456789012".into(),
@@ -44,11 +48,11 @@ pub fn principal(name: &str) -> Principal {
 }
 
 /// 2026-11-26T12:00:00Z, the clock of most tests.
-pub fn t0() -> SystemTime {
+pub(crate) fn t0() -> SystemTime {
     time::macros::datetime!(2026-11-26 12:00:00 UTC).into()
 }
 
-pub fn long_term() -> Credential {
+pub(crate) fn long_term() -> Credential {
     Credential {
         access_key_id: LONG_AKID.into(),
         secret_access_key: "long/term+secret=0123456789abcdefghij".into(),
@@ -59,7 +63,7 @@ pub fn long_term() -> Credential {
 }
 
 /// A temporary credential valid for one hour after [`t0`].
-pub fn temporary() -> Credential {
+pub(crate) fn temporary() -> Credential {
     let expires = t0() + Duration::from_secs(3600);
     let ms = expires
         .duration_since(SystemTime::UNIX_EPOCH)
@@ -74,11 +78,11 @@ pub fn temporary() -> Credential {
     }
 }
 
-pub fn keys() -> Keys {
+pub(crate) fn keys() -> Keys {
     Keys(vec![long_term(), temporary()])
 }
 
-pub fn signing(c: &Credential) -> SigningCredentials {
+pub(crate) fn signing(c: &Credential) -> SigningCredentials {
     SigningCredentials {
         access_key_id: c.access_key_id.clone(),
         secret_access_key: c.secret_access_key.clone(),
@@ -87,7 +91,7 @@ pub fn signing(c: &Credential) -> SigningCredentials {
 }
 
 /// A client-side request to Warden (absolute URI).
-pub fn request(
+pub(crate) fn request(
     method: &str,
     path_and_query: &str,
     headers: &[(&str, &str)],
@@ -104,7 +108,7 @@ pub fn request(
 
 /// The request as the server sees it: origin-form URI plus the `Host` header the HTTP client
 /// adds on the wire.
-pub fn as_received(req: Request<Vec<u8>>) -> (Parts, Vec<u8>) {
+pub(crate) fn as_received(req: Request<Vec<u8>>) -> (Parts, Vec<u8>) {
     let (mut parts, body) = req.into_parts();
     if let Some(authority) = parts.uri.authority().cloned() {
         parts
@@ -123,7 +127,7 @@ pub fn as_received(req: Request<Vec<u8>>) -> (Parts, Vec<u8>) {
 }
 
 /// A typical small Invoke, signed by `aws-sigv4` at `at` with `cred`.
-pub fn signed_invoke(cred: &Credential, at: SystemTime) -> (Parts, Vec<u8>) {
+pub(crate) fn signed_invoke(cred: &Credential, at: SystemTime) -> (Parts, Vec<u8>) {
     let mut req = request(
         "POST",
         "/2015-03-31/functions/hello/invocations?Qualifier=live",
@@ -138,16 +142,25 @@ pub fn signed_invoke(cred: &Credential, at: SystemTime) -> (Parts, Vec<u8>) {
     as_received(req)
 }
 
-pub fn check(parts: &Parts, body: &[u8], now: SystemTime) -> Result<Authenticated, AuthError> {
+pub(crate) fn check(
+    parts: &Parts,
+    body: &[u8],
+    now: SystemTime,
+) -> Result<Authenticated, AuthError> {
     warden_auth::verify(parts, body, now, &keys(), REGION)
 }
 
 /// Asserts the error's code, status and client message.
 #[track_caller]
-pub fn assert_err(r: Result<Authenticated, AuthError>, code: &str, status: u16, message: &str) {
+pub(crate) fn assert_err(
+    r: Result<Authenticated, AuthError>,
+    code: &str,
+    status: u16,
+    message: &str,
+) {
     let e = r.expect_err("request must be refused");
     assert_eq!((e.code(), e.status()), (code, status), "{e:?}");
     assert_eq!(e.message(), message, "{e:?}");
 }
 
-pub const MISMATCH: &str = "The request signature we calculated does not match the signature you provided. Check your AWS Secret Access Key and signing method. Consult the service documentation for details.";
+pub(crate) const MISMATCH: &str = "The request signature we calculated does not match the signature you provided. Check your AWS Secret Access Key and signing method. Consult the service documentation for details.";

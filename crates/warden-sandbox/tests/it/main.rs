@@ -1,6 +1,10 @@
 //! Escape-attempt suite: runs the hostile probe fixture inside real sandboxes and asserts
 //! the exact failure of each attempt. Needs root (as CI has); the unprivileged mode is
 //! covered by re-running one test of this binary as `nobody`.
+#![allow(
+    clippy::unwrap_used,
+    reason = "a test or benchmark fails loudly on what it did not expect"
+)]
 
 use std::io::{Read, Write};
 use std::net::TcpListener;
@@ -589,11 +593,8 @@ fn core_checks_under_current_privileges() {
 fn unprivileged_user_namespace_mode() {
     use std::os::unix::process::CommandExt;
     // SAFETY: geteuid has no preconditions.
-    assert_eq!(
-        unsafe { libc::geteuid() },
-        0,
-        "this suite runs as root, as CI does"
-    );
+    let euid = unsafe { libc::geteuid() };
+    assert_eq!(euid, 0, "this suite runs as root, as CI does");
     // The checkout may live under a directory `nobody` cannot traverse (a 0700 home
     // directory): run copies of this binary and the probe from a directory it can.
     let reachable = tempfile::Builder::new()

@@ -1,5 +1,9 @@
 //! End-to-end tests: real `warden serve` processes driven by the real AWS CLI, boto3,
 //! the official runtime clients and the `warden` CLI.
+#![allow(
+    clippy::unwrap_used,
+    reason = "a test or benchmark fails loudly on what it did not expect"
+)]
 
 mod harness;
 
