@@ -129,41 +129,12 @@ mod tests {
     use super::*;
 
     #[test]
-    fn add_permission_accepts_only_what_lambda_lets_a_function_policy_grant() {
-        for ok in [
-            "*",
-            "lambda:*",
-            "LAMBDA:*",
-            "lambda:InvokeFunction",
-            "lambda:invokefunction",
-            "lambda:GetFunction",
-            "lambda:UpdateFunctionCode",
-            "lambda:PutFunctionConcurrency",
-        ] {
-            assert!(check_action(ok).is_ok(), "{ok}");
-        }
-        for refused in [
-            "lambda:UpdateFunctionConfiguration",
-            "lambda:UPDATEFUNCTIONCONFIGURATION",
-            "lambda:AddPermission",
-            "lambda:RemovePermission",
-            "lambda:CreateFunction",
-            "lambda:InvokeFunctionUrl",
-            "lambda:Update*",
-            "lambda:Invoke?unction",
-            "lambda:",
-            "iam:PassRole",
-            "*:*",
-            "",
-        ] {
-            let e = check_action(refused).unwrap_err();
-            assert_eq!(e.code, "InvalidParameterValueException", "{refused}");
-            assert!(
-                e.message.contains(&format!("action {refused} ")),
-                "{}",
-                e.message
-            );
-        }
+    fn a_refused_action_is_answered_as_lambda_answers_it() {
+        // Which actions a function policy may grant is the control plane's rule, tested
+        // there; the API only answers its refusal in Lambda's words.
+        assert!(check_action("lambda:InvokeFunction").is_ok());
+        let e = check_action("lambda:UpdateFunctionConfiguration").unwrap_err();
+        assert_eq!(e.code, "InvalidParameterValueException");
     }
 
     #[test]

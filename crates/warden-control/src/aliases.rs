@@ -5,6 +5,7 @@ use warden_types::change::Change;
 use warden_types::{AliasName, FunctionName, LATEST};
 
 use crate::commands::{CreateAlias, DeleteAlias, Routing, UpdateAlias};
+use crate::error::check_revision;
 use crate::roles::Caller;
 use crate::{new_revision, Control, ControlError};
 
@@ -117,11 +118,7 @@ impl Control {
             revision_id,
         } = command;
         let mut a = self.get_alias(&function, &name).await?;
-        if let Some(expected) = &revision_id {
-            if *expected != a.revision_id {
-                return Err(ControlError::RevisionMismatch);
-            }
-        }
+        check_revision(revision_id.as_deref(), &a.revision_id)?;
         if let Some(v) = function_version {
             a.function_version = v;
         }

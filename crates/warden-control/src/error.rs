@@ -110,3 +110,12 @@ impl From<CodeRefusal> for ControlError {
         }
     }
 }
+
+/// Refuses a command whose `RevisionId` (if the caller gave one) is not the record's
+/// current revision.
+pub(crate) fn check_revision(expected: Option<&str>, current: &str) -> Result<(), ControlError> {
+    match expected {
+        Some(e) if e != current => Err(ControlError::RevisionMismatch),
+        _ => Ok(()),
+    }
+}

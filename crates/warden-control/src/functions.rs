@@ -12,6 +12,7 @@ use crate::commands::{
     CreateFunction, DeleteFunction, PublishVersion, UpdateFunctionCode,
     UpdateFunctionConfiguration, ZipPackage,
 };
+use crate::error::check_revision;
 use crate::roles::{check_role, Caller};
 use crate::{new_revision, Control, ControlError};
 
@@ -235,11 +236,7 @@ impl Control {
             revision_id,
         } = command;
         let mut f = self.stored_latest(&name).await?;
-        if let Some(expected) = &revision_id {
-            if *expected != f.revision_id {
-                return Err(ControlError::RevisionMismatch);
-            }
-        }
+        check_revision(revision_id.as_deref(), &f.revision_id)?;
         if let Some(a) = architecture {
             f.architectures = vec![Self::runnable(a)?.as_str().to_owned()];
         }
@@ -292,11 +289,7 @@ impl Control {
             revision_id,
         } = command;
         let mut f = self.stored_latest(&name).await?;
-        if let Some(expected) = &revision_id {
-            if *expected != f.revision_id {
-                return Err(ControlError::RevisionMismatch);
-            }
-        }
+        check_revision(revision_id.as_deref(), &f.revision_id)?;
         if let Some(r) = change.runtime {
             f.runtime = r.as_str().to_owned();
         }

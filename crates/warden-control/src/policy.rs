@@ -13,6 +13,7 @@ use warden_types::change::Change;
 use warden_types::FunctionName;
 
 use crate::commands::{AddPermission, RemovePermission};
+use crate::error::check_revision;
 use crate::roles::Caller;
 use crate::{Control, ControlError};
 
@@ -182,11 +183,7 @@ impl Control {
         let mut policy = self.load_policy(&function).await?.unwrap_or_else(
             || json!({ "Version": "2012-10-17", "Id": "default", "Statement": [] }),
         );
-        if let Some(expected) = &revision_id {
-            if *expected != revision(&policy) {
-                return Err(ControlError::RevisionMismatch);
-            }
-        }
+        check_revision(revision_id.as_deref(), &revision(&policy))?;
         let statements = policy["Statement"]
             .as_array_mut()
             .ok_or_else(|| ControlError::Internal("stored policy has no statement list".into()))?;
@@ -220,11 +217,7 @@ impl Control {
                 "No policy is associated with the given resource.".into(),
             ));
         };
-        if let Some(expected) = revision_id {
-            if expected != revision(&policy) {
-                return Err(ControlError::RevisionMismatch);
-            }
-        }
+        check_revision(revision_id.as_deref(), &revision(&policy))?;
         let statements = policy["Statement"]
             .as_array_mut()
             .ok_or_else(|| ControlError::Internal("stored policy has no statement list".into()))?;

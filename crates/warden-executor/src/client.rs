@@ -8,7 +8,7 @@
 
 use std::collections::HashMap;
 use std::future::Future;
-use std::net::{Ipv4Addr, TcpListener};
+use std::net::TcpListener;
 use std::os::fd::{AsFd, OwnedFd};
 use std::path::Path;
 use std::pin::Pin;
@@ -144,23 +144,7 @@ impl ZygoteExecutor {
             };
             return Ok(Prepared::new(id, placement, code_dir.to_path_buf(), None));
         }
-        let create = |source| ExecutorError::Create {
-            what: "the Runtime API listener",
-            source,
-        };
-        let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).map_err(create)?;
-        let port = listener.local_addr().map_err(create)?.port();
-        let placement = Placement {
-            code_root: code_dir.to_path_buf(),
-            runtime_api: format!("127.0.0.1:{port}"),
-            api_endpoint: None,
-        };
-        Ok(Prepared::new(
-            id,
-            placement,
-            code_dir.to_path_buf(),
-            Some(listener),
-        ))
+        Prepared::plain(id, code_dir)
     }
 
     async fn spawn_inner(

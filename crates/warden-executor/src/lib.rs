@@ -168,6 +168,29 @@ impl Prepared {
         }
     }
 
+    /// A slot for a plain process: its code where it is on the host, its Runtime API on a
+    /// listener bound now on the host's loopback, Warden's API at its own address.
+    pub fn plain(id: InstanceId, code_dir: &Path) -> Result<Self, ExecutorError> {
+        let create = |source| ExecutorError::Create {
+            what: "the Runtime API listener",
+            source,
+        };
+        let listener =
+            std::net::TcpListener::bind((std::net::Ipv4Addr::LOCALHOST, 0)).map_err(create)?;
+        let port = listener.local_addr().map_err(create)?.port();
+        let placement = Placement {
+            code_root: code_dir.to_path_buf(),
+            runtime_api: format!("127.0.0.1:{port}"),
+            api_endpoint: None,
+        };
+        Ok(Prepared::new(
+            id,
+            placement,
+            code_dir.to_path_buf(),
+            Some(listener),
+        ))
+    }
+
     /// The id the instance will have.
     pub fn id(&self) -> InstanceId {
         self.id

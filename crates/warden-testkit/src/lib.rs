@@ -15,7 +15,7 @@
 
 use std::collections::HashMap;
 use std::future::Future;
-use std::net::{Ipv4Addr, SocketAddr, TcpListener};
+use std::net::{Ipv4Addr, SocketAddr};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
@@ -30,8 +30,8 @@ use warden_engine::{
     InvocationObserver, LogLimits, RoleCredentials, ThrottleReason,
 };
 use warden_executor::{
-    Executor, ExecutorError, ExitStatus, InstanceId, InstanceLimits, InstanceSpec, Placement,
-    Prepared, SpawnedInstance,
+    Executor, ExecutorError, ExitStatus, InstanceId, InstanceLimits, InstanceSpec, Prepared,
+    SpawnedInstance,
 };
 use warden_store::sqlite::SqliteStore;
 use warden_store::{BlobStore, Store};
@@ -157,23 +157,7 @@ impl RecordingExecutor {
 impl Executor for RecordingExecutor {
     fn prepare(&self, code_dir: &Path) -> Result<Prepared, ExecutorError> {
         let id = InstanceId(self.next_id.fetch_add(1, Ordering::Relaxed) + 1);
-        let create = |source| ExecutorError::Create {
-            what: "the Runtime API listener",
-            source,
-        };
-        let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).map_err(create)?;
-        let port = listener.local_addr().map_err(create)?.port();
-        let placement = Placement {
-            code_root: code_dir.to_path_buf(),
-            runtime_api: format!("127.0.0.1:{port}"),
-            api_endpoint: None,
-        };
-        Ok(Prepared::new(
-            id,
-            placement,
-            code_dir.to_path_buf(),
-            Some(listener),
-        ))
+        Prepared::plain(id, code_dir)
     }
 
     fn spawn(
