@@ -6,43 +6,15 @@
 
 use serde_json::{json, Value};
 
-use crate::harness::{Credentials, Server, ACCOUNT, EXEC_ROLE, LAMBDA_TRUST};
+use crate::harness::{
+    aws_as, ok_as, user_with_policy, Credentials, Server, ACCOUNT, EXEC_ROLE, LAMBDA_TRUST,
+};
 
 const ADMIN_POLICY: &str =
     r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"*","Resource":"*"}]}"#;
 
-/// Runs the AWS CLI as another identity.
-fn aws_as(s: &Server, who: &Credentials, args: &[&str]) -> std::process::Output {
-    std::process::Command::new(crate::harness::aws_cli())
-        .args(["--endpoint-url", &s.endpoint, "--output", "json"])
-        .args(args)
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("AWS_DEFAULT_REGION", "us-east-1")
-        .env("AWS_CONFIG_FILE", "/dev/null")
-        .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
-        .env("AWS_ACCESS_KEY_ID", &who.key)
-        .env("AWS_SECRET_ACCESS_KEY", &who.secret)
-        .output()
-        .unwrap()
-}
-
 fn stderr(o: &std::process::Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
-}
-
-/// Runs the CLI as `who`, expecting success.
-fn ok_as(s: &Server, who: &Credentials, args: &[&str]) -> Value {
-    let out = aws_as(s, who, args);
-    assert!(
-        out.status.success(),
-        "aws {args:?} failed: {}",
-        stderr(&out)
-    );
-    if out.stdout.iter().all(u8::is_ascii_whitespace) {
-        return Value::Null;
-    }
-    serde_json::from_slice(&out.stdout).unwrap()
 }
 
 /// Runs the CLI as `who`, expecting failure; returns stderr.
@@ -54,30 +26,6 @@ fn err_as(s: &Server, who: &Credentials, args: &[&str]) -> String {
         String::from_utf8_lossy(&out.stdout)
     );
     stderr(&out)
-}
-
-/// A user with one inline policy and an access key.
-fn user(s: &Server, name: &str, policy: &Value) -> Credentials {
-    s.aws(&["iam", "create-user", "--user-name", name]);
-    s.aws(&[
-        "iam",
-        "put-user-policy",
-        "--user-name",
-        name,
-        "--policy-name",
-        "p",
-        "--policy-document",
-        &policy.to_string(),
-    ]);
-    let key = s.aws(&["iam", "create-access-key", "--user-name", name]);
-    Credentials {
-        key: key["AccessKey"]["AccessKeyId"].as_str().unwrap().to_owned(),
-        secret: key["AccessKey"]["SecretAccessKey"]
-            .as_str()
-            .unwrap()
-            .to_owned(),
-        token: None,
-    }
 }
 
 /// A role Lambda may assume that is allowed everything.
@@ -143,7 +91,7 @@ fn error_type(headers: &[(String, String)]) -> Option<&str> {
 fn a_narrow_user_cannot_become_administrator() {
     let s = Server::start();
     let power = power_role(&s, "power");
-    let eve = user(
+    let eve = user_with_policy(
         &s,
         "eve",
         &json!({"Version":"2012-10-17","Statement":[
@@ -305,7 +253,7 @@ fn stored_function_policies_grant_only_what_add_permission_may_write() {
     let mut s = Server::start();
     s.create_fixture("legacy", &[]);
     s.ensure_role("power", LAMBDA_TRUST);
-    let mallory = user(
+    let mallory = user_with_policy(
         &s,
         "mallory",
         &json!({"Version":"2012-10-17","Statement":[
@@ -401,7 +349,7 @@ fn role_arn_spelling_cannot_slip_past_pass_role() {
     s.ensure_role("app-runner", LAMBDA_TRUST);
     let zip = format!("fileb://{}", crate::harness::fixture_zip().display());
     let upper = |name: &str| format!("arn:aws:iam::{ACCOUNT}:role/{name}");
-    let mallory = user(
+    let mallory = user_with_policy(
         &s,
         "mallory",
         &json!({"Version":"2012-10-17","Statement":[
@@ -436,7 +384,7 @@ fn role_arn_spelling_cannot_slip_past_pass_role() {
     assert_eq!(role_of(&s, "mal-g"), EXEC_ROLE);
 
     // An Allow on `role/App*` does not admit `App-runner` for the role `app-runner`.
-    let app = user(
+    let app = user_with_policy(
         &s,
         "app",
         &json!({"Version":"2012-10-17","Statement":[
@@ -448,7 +396,7 @@ fn role_arn_spelling_cannot_slip_past_pass_role() {
     assert!(err.contains(&upper("app-runner")), "{err}");
 
     // A caller allowed the canonical ARN may spell it otherwise; the canonical ARN is stored.
-    let runner = user(
+    let runner = user_with_policy(
         &s,
         "runner",
         &json!({"Version":"2012-10-17","Statement":[
@@ -487,7 +435,7 @@ fn role_arn_spelling_cannot_slip_past_pass_role() {
 fn iam_names_are_authorized_as_the_entities_they_resolve_to() {
     let s = Server::start();
     s.ensure_role("power", LAMBDA_TRUST);
-    let carol = user(
+    let carol = user_with_policy(
         &s,
         "carol",
         &json!({"Version":"2012-10-17","Statement":[

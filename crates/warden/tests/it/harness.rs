@@ -605,3 +605,77 @@ pub fn unb64(s: &str) -> Vec<u8> {
     use base64::Engine as _;
     base64::engine::general_purpose::STANDARD.decode(s).unwrap()
 }
+
+/// Runs the AWS CLI as `who` (no shared credentials or config file, no instance metadata,
+/// one attempt), with Warden's endpoint.
+pub fn aws_as(s: &Server, who: &Credentials, args: &[&str]) -> Output {
+    let mut cmd = Command::new(aws_cli());
+    cmd.args(["--endpoint-url", &s.endpoint, "--output", "json"])
+        .args(args)
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("AWS_DEFAULT_REGION", "us-east-1")
+        .env("AWS_CONFIG_FILE", "/dev/null")
+        .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .env("AWS_MAX_ATTEMPTS", "1")
+        .env("AWS_ACCESS_KEY_ID", &who.key)
+        .env("AWS_SECRET_ACCESS_KEY", &who.secret);
+    if let Some(t) = &who.token {
+        cmd.env("AWS_SESSION_TOKEN", t);
+    }
+    cmd.output().unwrap()
+}
+
+/// Runs the AWS CLI as `who` expecting success; its JSON output (`Null` when it printed
+/// nothing).
+pub fn ok_as(s: &Server, who: &Credentials, args: &[&str]) -> Value {
+    let out = aws_as(s, who, args);
+    assert!(
+        out.status.success(),
+        "aws {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    if out.stdout.iter().all(u8::is_ascii_whitespace) {
+        return Value::Null;
+    }
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+/// A new IAM user with an access key and no policy.
+pub fn user_with_key(s: &Server, name: &str) -> Credentials {
+    s.aws(&["iam", "create-user", "--user-name", name]);
+    let key = s.aws(&["iam", "create-access-key", "--user-name", name]);
+    Credentials {
+        key: key["AccessKey"]["AccessKeyId"].as_str().unwrap().to_owned(),
+        secret: key["AccessKey"]["SecretAccessKey"]
+            .as_str()
+            .unwrap()
+            .to_owned(),
+        token: None,
+    }
+}
+
+/// A new IAM user with one inline policy (named `p`) and an access key.
+pub fn user_with_policy(s: &Server, name: &str, policy: &Value) -> Credentials {
+    s.aws(&["iam", "create-user", "--user-name", name]);
+    s.aws(&[
+        "iam",
+        "put-user-policy",
+        "--user-name",
+        name,
+        "--policy-name",
+        "p",
+        "--policy-document",
+        &policy.to_string(),
+    ]);
+    let key = s.aws(&["iam", "create-access-key", "--user-name", name]);
+    Credentials {
+        key: key["AccessKey"]["AccessKeyId"].as_str().unwrap().to_owned(),
+        secret: key["AccessKey"]["SecretAccessKey"]
+            .as_str()
+            .unwrap()
+            .to_owned(),
+        token: None,
+    }
+}

@@ -4,7 +4,9 @@
 
 use serde_json::{json, Value};
 
-use crate::harness::{b64, Credentials, Server, ACCOUNT, EXEC_ROLE};
+use crate::harness::{
+    aws_as, b64, ok_as, user_with_policy, Credentials, Server, ACCOUNT, EXEC_ROLE,
+};
 
 fn arn(name: &str) -> String {
     format!("arn:aws:lambda:us-east-1:{ACCOUNT}:function:{name}")
@@ -29,35 +31,6 @@ fn exists(s: &Server, name: &str) -> bool {
     false
 }
 
-/// Runs the AWS CLI as `who`.
-fn aws_as(s: &Server, who: &Credentials, args: &[&str]) -> std::process::Output {
-    std::process::Command::new(crate::harness::aws_cli())
-        .args(["--endpoint-url", &s.endpoint, "--output", "json"])
-        .args(args)
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("AWS_DEFAULT_REGION", "us-east-1")
-        .env("AWS_CONFIG_FILE", "/dev/null")
-        .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
-        .env("AWS_ACCESS_KEY_ID", &who.key)
-        .env("AWS_SECRET_ACCESS_KEY", &who.secret)
-        .output()
-        .unwrap()
-}
-
-fn ok_as(s: &Server, who: &Credentials, args: &[&str]) -> Value {
-    let out = aws_as(s, who, args);
-    assert!(
-        out.status.success(),
-        "aws {args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    if out.stdout.iter().all(u8::is_ascii_whitespace) {
-        return Value::Null;
-    }
-    serde_json::from_slice(&out.stdout).unwrap()
-}
-
 fn err_as(s: &Server, who: &Credentials, args: &[&str]) -> String {
     let out = aws_as(s, who, args);
     assert!(
@@ -66,30 +39,6 @@ fn err_as(s: &Server, who: &Credentials, args: &[&str]) -> String {
         String::from_utf8_lossy(&out.stdout)
     );
     String::from_utf8_lossy(&out.stderr).into_owned()
-}
-
-/// A user with one inline policy and an access key.
-fn user(s: &Server, name: &str, policy: &Value) -> Credentials {
-    s.aws(&["iam", "create-user", "--user-name", name]);
-    s.aws(&[
-        "iam",
-        "put-user-policy",
-        "--user-name",
-        name,
-        "--policy-name",
-        "p",
-        "--policy-document",
-        &policy.to_string(),
-    ]);
-    let key = s.aws(&["iam", "create-access-key", "--user-name", name]);
-    Credentials {
-        key: key["AccessKey"]["AccessKeyId"].as_str().unwrap().to_owned(),
-        secret: key["AccessKey"]["SecretAccessKey"]
-            .as_str()
-            .unwrap()
-            .to_owned(),
-        token: None,
-    }
 }
 
 /// The members Lambda defines that Warden does not implement yet: each is refused with
@@ -392,7 +341,7 @@ print(lam.get_function(FunctionName="tagged")["Tags"]["team"])
 fn tags_need_their_own_permissions() {
     let s = Server::start();
     let zip = format!("fileb://{}", crate::harness::fixture_zip().display());
-    let narrow = user(
+    let narrow = user_with_policy(
         &s,
         "narrow",
         &json!({"Version":"2012-10-17","Statement":[
@@ -469,7 +418,7 @@ fn tags_need_their_own_permissions() {
     );
 
     // With lambda:ListTags the tags are shown.
-    let reader = user(
+    let reader = user_with_policy(
         &s,
         "reader",
         &json!({"Version":"2012-10-17","Statement":[

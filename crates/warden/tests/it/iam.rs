@@ -6,41 +6,12 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
-use crate::harness::{python_zip, send, Credentials, Server, ACCOUNT, EXEC_ROLE};
-
-/// Runs the AWS CLI as another identity.
-fn aws_as(s: &Server, who: &Credentials, args: &[&str]) -> std::process::Output {
-    let mut cmd = std::process::Command::new(crate::harness::aws_cli());
-    cmd.args(["--endpoint-url", &s.endpoint, "--output", "json"])
-        .args(args)
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("AWS_DEFAULT_REGION", "us-east-1")
-        .env("AWS_CONFIG_FILE", "/dev/null")
-        .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
-        .env("AWS_ACCESS_KEY_ID", &who.key)
-        .env("AWS_SECRET_ACCESS_KEY", &who.secret);
-    if let Some(t) = &who.token {
-        cmd.env("AWS_SESSION_TOKEN", t);
-    }
-    cmd.output().unwrap()
-}
+use crate::harness::{
+    aws_as, python_zip, send, user_with_key, Credentials, Server, ACCOUNT, EXEC_ROLE,
+};
 
 fn stderr(o: &std::process::Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
-}
-
-fn create_user_with_key(s: &Server, name: &str) -> Credentials {
-    s.aws(&["iam", "create-user", "--user-name", name]);
-    let key = s.aws(&["iam", "create-access-key", "--user-name", name]);
-    Credentials {
-        key: key["AccessKey"]["AccessKeyId"].as_str().unwrap().to_owned(),
-        secret: key["AccessKey"]["SecretAccessKey"]
-            .as_str()
-            .unwrap()
-            .to_owned(),
-        token: None,
-    }
 }
 
 #[test]
@@ -124,7 +95,7 @@ fn users_get_exactly_their_policies_and_resource_policies() {
     let s = Server::start();
     s.create_fixture("open", &[]);
     s.create_fixture("closed", &[]);
-    let bob = create_user_with_key(&s, "bob");
+    let bob = user_with_key(&s, "bob");
     let out = aws_as(&s, &bob, &["lambda", "list-functions"]);
     assert!(
         stderr(&out).contains("AccessDeniedException"),

@@ -8,41 +8,9 @@ use std::process::Output;
 
 use serde_json::{json, Value};
 
-use crate::harness::{fixture_zip, send, Credentials, Server, ACCOUNT, EXEC_ROLE};
-
-/// Runs the AWS CLI as `who` (no shared credentials file, so nothing else leaks in).
-fn aws_as(s: &Server, who: &Credentials, args: &[&str]) -> Output {
-    let mut cmd = std::process::Command::new(crate::harness::aws_cli());
-    cmd.args(["--endpoint-url", &s.endpoint, "--output", "json"])
-        .args(args)
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("AWS_DEFAULT_REGION", "us-east-1")
-        .env("AWS_CONFIG_FILE", "/dev/null")
-        .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
-        .env("AWS_EC2_METADATA_DISABLED", "true")
-        .env("AWS_MAX_ATTEMPTS", "1")
-        .env("AWS_ACCESS_KEY_ID", &who.key)
-        .env("AWS_SECRET_ACCESS_KEY", &who.secret);
-    if let Some(t) = &who.token {
-        cmd.env("AWS_SESSION_TOKEN", t);
-    }
-    cmd.output().unwrap()
-}
-
-/// Runs the CLI as `who` expecting success; its JSON output.
-fn ok_as(s: &Server, who: &Credentials, args: &[&str]) -> Value {
-    let out = aws_as(s, who, args);
-    assert!(
-        out.status.success(),
-        "aws {args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    if out.stdout.iter().all(u8::is_ascii_whitespace) {
-        return Value::Null;
-    }
-    serde_json::from_slice(&out.stdout).unwrap()
-}
+use crate::harness::{
+    aws_as, fixture_zip, ok_as, send, user_with_key, Credentials, Server, ACCOUNT, EXEC_ROLE,
+};
 
 /// Runs the CLI as `who` expecting failure with `code` (as the CLI prints it:
 /// `An error occurred (CODE) when calling ...`); returns stderr.
@@ -59,19 +27,6 @@ fn err_as(s: &Server, who: &Credentials, args: &[&str], code: &str) -> String {
         "aws {args:?}: expected {code}, got: {stderr}"
     );
     stderr
-}
-
-fn user_with_key(s: &Server, name: &str) -> Credentials {
-    s.aws(&["iam", "create-user", "--user-name", name]);
-    let key = s.aws(&["iam", "create-access-key", "--user-name", name]);
-    Credentials {
-        key: key["AccessKey"]["AccessKeyId"].as_str().unwrap().to_owned(),
-        secret: key["AccessKey"]["SecretAccessKey"]
-            .as_str()
-            .unwrap()
-            .to_owned(),
-        token: None,
-    }
 }
 
 fn put_user_policy(s: &Server, user: &str, name: &str, doc: &Value) {

@@ -6,7 +6,7 @@
 
 use serde_json::Value;
 
-use crate::harness::{Credentials, Server};
+use crate::harness::{user_with_key, Credentials, Server};
 
 /// One request signed for `service` as `who` (unsigned when `None`); (status, headers, body).
 fn call(
@@ -102,19 +102,6 @@ fn assert_xml_error(got: (u16, Vec<(String, String)>, String), status: u16, ns: 
     );
 }
 
-fn user_without_policies(s: &Server, name: &str) -> Credentials {
-    s.aws(&["iam", "create-user", "--user-name", name]);
-    let key = s.aws(&["iam", "create-access-key", "--user-name", name]);
-    Credentials {
-        key: key["AccessKey"]["AccessKeyId"].as_str().unwrap().to_owned(),
-        secret: key["AccessKey"]["SecretAccessKey"]
-            .as_str()
-            .unwrap()
-            .to_owned(),
-        token: None,
-    }
-}
-
 const IAM_NS: &str = "https://iam.amazonaws.com/doc/2010-05-08/";
 const JSON_11: &str = "application/x-amz-json-1.1";
 
@@ -131,7 +118,7 @@ fn refusals_of_each_protocol_are_rendered_in_it() {
         secret: "y".repeat(40),
         token: None,
     };
-    let nobody = user_without_policies(&s, "nobody");
+    let nobody = user_with_key(&s, "nobody");
 
     // Lambda, rest-json.
     let lambda = |who: Option<&Credentials>, method: &str, path: &str, body: &[u8]| {
