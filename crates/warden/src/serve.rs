@@ -173,12 +173,20 @@ fn account_id(store: &dyn Store, configured: Option<String>) -> anyhow::Result<A
     }
 }
 
+/// Whether the server's log may use colours: stderr is a terminal and `NO_COLOR` is unset.
+fn colour_on_stderr() -> bool {
+    use std::io::IsTerminal;
+    std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+}
+
 pub fn run(args: ServeArgs) -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_new(&args.log).context("invalid --log filter")?,
         )
         .with_writer(std::io::stderr)
+        // Colour only for a person at a terminal: a log file or a pipe gets plain text.
+        .with_ansi(colour_on_stderr())
         .init();
     if !args.listen.ip().is_loopback() && !args.allow_non_loopback {
         bail!(

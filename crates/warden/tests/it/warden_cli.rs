@@ -154,3 +154,34 @@ fn iam_administration_from_the_warden_cli() {
         "{err}"
     );
 }
+
+#[test]
+fn the_server_log_has_no_colour_codes_when_it_is_not_a_terminal() {
+    use std::io::{BufRead, BufReader};
+    use std::process::{Command, Stdio};
+    let data = crate::harness::private_tempdir();
+    let mut server = Command::new(crate::harness::warden_bin())
+        .args(["serve", "--insecure-no-sandbox", "--listen", "127.0.0.1:0"])
+        .args(["--account-id", crate::harness::ACCOUNT, "--data-dir"])
+        .arg(data.path())
+        .env("WARDEN_LOG", "info")
+        .env_remove("NO_COLOR")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = server.stderr.take().unwrap();
+    // The first lines: the warning about running without a sandbox, then the start.
+    let lines: Vec<String> = BufReader::new(stderr)
+        .lines()
+        .map_while(Result::ok)
+        .take_while(|l| !l.contains("listening"))
+        .take(200)
+        .collect();
+    server.kill().unwrap();
+    server.wait().unwrap();
+    let text = lines.join("\n");
+    assert!(text.contains("WARN"), "a warning was logged: {text}");
+    assert!(!text.contains('\u{1b}'), "no escape sequence in: {text:?}");
+}
