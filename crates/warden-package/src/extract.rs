@@ -120,6 +120,42 @@ pub fn extract(zip: &[u8], dest: &Path, limits: &Limits) -> Result<Extracted, Pa
     Ok(out)
 }
 
+/// The names at the top level of the package in `zip` (files and directories, a
+/// directory's name once, without its `/`), sorted, without extracting anything: what a
+/// client looks at to tell which runtime the package is for. Refuses what [`extract`]
+/// would refuse for its size or entry count.
+pub fn top_level_names(zip: &[u8], limits: &Limits) -> Result<Vec<String>, PackageError> {
+    let size = zip.len() as u64;
+    if size > limits.max_zip_bytes {
+        return Err(PackageError::ZipTooLarge {
+            size,
+            limit: limits.max_zip_bytes,
+        });
+    }
+    let archive = ZipArchive::new(Cursor::new(zip)).map_err(PackageError::Archive)?;
+    if archive.len() > limits.max_entries {
+        return Err(PackageError::TooManyEntries {
+            count: archive.len(),
+            limit: limits.max_entries,
+        });
+    }
+    let mut names = Vec::new();
+    for name in archive.file_names() {
+        let name = name.map_err(PackageError::Archive)?;
+        let first = name
+            .trim_start_matches("./")
+            .split('/')
+            .next()
+            .unwrap_or("");
+        if !first.is_empty() && first != "." && first != ".." {
+            names.push(first.to_owned());
+        }
+    }
+    names.sort();
+    names.dedup();
+    Ok(names)
+}
+
 /// First pass: validates every entry without writing anything.
 fn plan(
     archive: &ZipArchive<Cursor<&[u8]>>,
@@ -366,6 +402,27 @@ fn ensure_dir(path: &PathBuf) -> io::Result<()> {
             }
         }
         Err(e) => Err(e),
+    }
+}
+
+#[cfg(test)]
+mod top_level_tests {
+    use super::*;
+
+    #[test]
+    fn top_level_names_are_the_first_component_of_every_entry_once() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("pkg/sub")).unwrap();
+        std::fs::write(dir.path().join("app.py"), "").unwrap();
+        std::fs::write(dir.path().join("pkg/__init__.py"), "").unwrap();
+        std::fs::write(dir.path().join("pkg/sub/m.py"), "").unwrap();
+        let zip = crate::zip_directory(dir.path(), &mut |_, _| {}).unwrap();
+        let names = top_level_names(&zip, &Limits::default()).unwrap();
+        assert_eq!(names, ["app.py", "pkg"]);
+        assert!(matches!(
+            top_level_names(b"not a zip", &Limits::default()),
+            Err(PackageError::Archive(_))
+        ));
     }
 }
 

@@ -19,5 +19,7 @@ mod names;
 mod zipdir;
 
 pub use error::{EntryProblem, PackageError};
-pub use extract::{extract, Extracted, Limits, MAX_COMPRESSION_RATIO, RATIO_GRACE_BYTES};
+pub use extract::{
+    extract, top_level_names, Extracted, Limits, MAX_COMPRESSION_RATIO, RATIO_GRACE_BYTES,
+};
 pub use zipdir::zip_directory;

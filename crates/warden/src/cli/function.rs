@@ -19,8 +19,8 @@ use super::{
     with_qualifier, NameArgs,
 };
 
-/// Runtime used when `--runtime` is not given.
-const DEFAULT_RUNTIME: &str = "provided.al2023";
+/// Runtime of a package with a `bootstrap` when `--runtime` is not given.
+const BOOTSTRAP_RUNTIME: &str = "provided.al2023";
 /// Role used when `--role` is not given: the execution role with no permissions that the
 /// server creates on first start, in the caller's account.
 const DEFAULT_ROLE_NAME: &str = "warden-default";
@@ -37,7 +37,8 @@ pub struct DeployArgs {
     /// Function name
     #[arg(long, short = 'n')]
     pub name: String,
-    /// Runtime [default: provided.al2023 on create]
+    /// Runtime [default on create: provided.al2023 for a package with a `bootstrap`;
+    /// required otherwise]
     #[arg(long)]
     pub runtime: Option<String>,
     /// Handler [default: `bootstrap` for provided runtimes; required for others]
@@ -139,9 +140,42 @@ fn config_fields(args: &DeployArgs) -> Map<String, Value> {
     m
 }
 
+/// The runtime of a package created without `--runtime`, from the names at its top level:
+/// a `bootstrap` is a custom runtime. Anything else is refused, saying what the package
+/// looks like, rather than guessed.
+fn infer_runtime(top_level: &[String]) -> anyhow::Result<&'static str> {
+    let has = |name: &str| top_level.iter().any(|n| n == name);
+    if has("bootstrap") {
+        return Ok(BOOTSTRAP_RUNTIME);
+    }
+    let hint = if let Some(py) = ["lambda_function.py", "app.py"]
+        .into_iter()
+        .find(|n| has(n))
+    {
+        let module = py.trim_end_matches(".py");
+        format!(
+            "it has `{py}`, a Python handler: pass for example `--runtime python3.12 --handler {module}.handler`"
+        )
+    } else if let Some(js) = ["index.mjs", "index.js"].into_iter().find(|n| has(n)) {
+        format!("it has `{js}`, a Node.js handler, and this Warden runs no Node.js runtime yet")
+    } else {
+        "it has no `bootstrap` and no handler file Warden recognises: pass --runtime and --handler"
+            .to_owned()
+    };
+    anyhow::bail!("cannot tell which runtime the package is for: {hint}")
+}
+
 /// The CreateFunction body: explicit fields plus defaults for what create requires.
-fn create_body(args: &DeployArgs, zip_b64: &str, default_role: &str) -> anyhow::Result<Value> {
-    let runtime = args.runtime.as_deref().unwrap_or(DEFAULT_RUNTIME);
+fn create_body(
+    args: &DeployArgs,
+    top_level: &[String],
+    zip_b64: &str,
+    default_role: &str,
+) -> anyhow::Result<Value> {
+    let runtime = match args.runtime.as_deref() {
+        Some(r) => r,
+        None => infer_runtime(top_level)?,
+    };
     let mut body = config_fields(args);
     body.insert("FunctionName".into(), json!(args.name));
     body.insert("Runtime".into(), json!(runtime));
@@ -189,6 +223,8 @@ pub fn deploy(client: &Client, args: &DeployArgs) -> anyhow::Result<()> {
             human_bytes(warden_types::limits::ZIP_BYTES)
         );
     }
+    let top_level = warden_package::top_level_names(&zip, &warden_package::Limits::default())
+        .with_context(|| format!("cannot read the package `{}`", args.source.display()))?;
     let zip_b64 = base64::engine::general_purpose::STANDARD.encode(&zip);
     drop(zip);
     if size > PROGRESS_THRESHOLD {
@@ -199,9 +235,10 @@ pub fn deploy(client: &Client, args: &DeployArgs) -> anyhow::Result<()> {
         Some(r) => r.clone(),
         None => default_role(client)?,
     };
-    let create = match create_body(args, &zip_b64, &default_role) {
+    let create = match create_body(args, &top_level, &zip_b64, &default_role) {
         Ok(body) => body,
-        // Without a handler we cannot create, but updating an existing function is fine.
+        // Without a runtime or handler we cannot create, but updating an existing function
+        // (which keeps its own) is fine.
         Err(missing_handler) => {
             let config = update(client, args, &zip_b64, &subject).map_err(|e| {
                 match e.downcast_ref::<ApiError>() {
@@ -427,6 +464,7 @@ mod tests {
     fn create_body_fills_defaults() {
         let body = create_body(
             &args(None, None),
+            &names(&["bootstrap", "lib"]),
             "UEs=",
             "arn:aws:iam::123456789012:role/r",
         )
@@ -451,7 +489,13 @@ mod tests {
         a.env = vec![("A".into(), "1".into())];
         a.role = Some("arn:aws:iam::123456789012:role/r".into());
         a.description = Some("d".into());
-        let body = create_body(&a, "UEs=", "arn:aws:iam::123456789012:role/r").unwrap();
+        let body = create_body(
+            &a,
+            &names(&["app.py"]),
+            "UEs=",
+            "arn:aws:iam::123456789012:role/r",
+        )
+        .unwrap();
         assert_eq!(body["Runtime"], "python3.12");
         assert_eq!(body["Handler"], "app.handler");
         assert_eq!(body["MemorySize"], 512);
@@ -461,9 +505,29 @@ mod tests {
         assert_eq!(body["Description"], "d");
     }
 
+    fn names(list: &[&str]) -> Vec<String> {
+        list.iter().map(|n| (*n).to_owned()).collect()
+    }
+
+    #[test]
+    fn without_runtime_a_package_without_bootstrap_is_refused_saying_what_it_looks_like() {
+        let refused = |top: &[&str]| {
+            create_body(&args(None, None), &names(top), "", "r")
+                .unwrap_err()
+                .to_string()
+        };
+        assert_eq!(
+            refused(&["app.py", "requirements.txt"]),
+            "cannot tell which runtime the package is for: it has `app.py`, a Python handler: pass for example `--runtime python3.12 --handler app.handler`"
+        );
+        assert!(refused(&["lambda_function.py"]).contains("--handler lambda_function.handler"));
+        assert!(refused(&["index.mjs"]).contains("`index.mjs`, a Node.js handler"));
+        assert!(refused(&["README.md"]).contains("no `bootstrap`"));
+    }
+
     #[test]
     fn python_needs_a_handler() {
-        let err = create_body(&args(Some("python3.12"), None), "", "r").unwrap_err();
+        let err = create_body(&args(Some("python3.12"), None), &[], "", "r").unwrap_err();
         assert_eq!(
             err.to_string(),
             "--handler is required for runtime `python3.12` (for example `app.handler`)"

@@ -185,3 +185,31 @@ fn the_server_log_has_no_colour_codes_when_it_is_not_a_terminal() {
     assert!(text.contains("WARN"), "a warning was logged: {text}");
     assert!(!text.contains('\u{1b}'), "no escape sequence in: {text:?}");
 }
+
+#[test]
+fn deploy_refuses_to_guess_the_runtime_of_a_package_without_bootstrap() {
+    let s = Server::start();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("app.py"),
+        "def handler(event, context):\n    return event\n",
+    )
+    .unwrap();
+    let out = s.warden(&[
+        "function",
+        "deploy",
+        dir.path().to_str().unwrap(),
+        "--name",
+        "guess",
+    ]);
+    assert!(!out.status.success(), "a runtime was guessed");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("cannot tell which runtime the package is for: it has `app.py`")
+            && stderr.contains("--runtime python3.12 --handler app.handler"),
+        "{stderr}"
+    );
+    // Nothing was created.
+    let missing = s.aws_err(&["lambda", "get-function", "--function-name", "guess"]);
+    assert!(missing.contains("ResourceNotFoundException"), "{missing}");
+}
