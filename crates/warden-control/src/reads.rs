@@ -262,7 +262,8 @@ impl Control {
         .await
     }
 
-    /// A page of one function's log lines with `seq > after`, oldest first.
+    /// A page of one function's log lines with `seq > after`, oldest first; `NotFound` for
+    /// a name that has neither a function nor stored lines.
     pub async fn read_logs(
         &self,
         function: &FunctionName,
@@ -270,7 +271,26 @@ impl Control {
         limit: usize,
     ) -> Result<Vec<LogRecord>, ControlError> {
         let f = function.clone();
-        self.blocking(move |inner| Ok(inner.store.read_logs(&f, after, limit)?))
-            .await
+        let read = self
+            .blocking(move |inner| {
+                let records = inner.store.read_logs(&f, after, limit)?;
+                // Lines outlive their function (until retention removes them); a name with
+                // neither a function nor lines is unknown, as Lambda says of a missing log
+                // group.
+                if records.is_empty()
+                    && after == 0
+                    && inner.store.get_version(&f, LATEST)?.is_none()
+                {
+                    return Ok(None);
+                }
+                Ok(Some(records))
+            })
+            .await?;
+        read.ok_or_else(|| {
+            self.not_found(&FunctionRef {
+                name: function.clone(),
+                qualifier: None,
+            })
+        })
     }
 }

@@ -1,5 +1,6 @@
 //! `warden logs`: print a function's log lines, optionally following new ones.
 //!
+//! The human format starts each line with the time it was logged (UTC, milliseconds).
 //! Function output is untrusted text on the operator's terminal. In the human format every
 //! control character (escape sequences included) and every bidirectional-override
 //! character is shown escaped, and the function's lines sit under a `| ` gutter while
@@ -52,6 +53,8 @@ pub struct LogsArgs {
 /// One record of the log endpoint.
 #[derive(Debug, PartialEq)]
 struct Record {
+    /// When it was logged, in epoch milliseconds, if the server said.
+    timestamp_ms: Option<i64>,
     /// Whether Warden wrote it; anything but an explicit `platform` is the function's.
     platform: bool,
     message: String,
@@ -73,6 +76,7 @@ fn parse_page(v: &Value) -> Page {
         .flatten()
         .filter_map(|r| {
             Some(Record {
+                timestamp_ms: r.get("timestampMs").and_then(Value::as_i64),
                 platform: r.get("source").and_then(Value::as_str) == Some("platform"),
                 message: r.get("message").and_then(Value::as_str)?.to_owned(),
                 raw: r.clone(),
@@ -114,10 +118,14 @@ pub fn escape_for_terminal(text: &str) -> Cow<'_, str> {
 /// How one record is shown in the human format.
 fn render(record: &Record) -> String {
     let text = escape_for_terminal(record.message.trim_end_matches('\n'));
+    let time = match record.timestamp_ms {
+        Some(ms) => warden_types::iso_timestamp(ms),
+        None => format!("{:<24}", "-"),
+    };
     if record.platform {
-        text.into_owned()
+        format!("{time} {text}")
     } else {
-        format!("{FUNCTION_GUTTER}{text}")
+        format!("{time} {FUNCTION_GUTTER}{text}")
     }
 }
 
@@ -206,22 +214,24 @@ mod tests {
     #[test]
     fn function_lines_cannot_pass_for_platform_lines() {
         let record = |platform, message: &str| Record {
+            timestamp_ms: Some(1_764_788_400_123),
             platform,
             message: message.into(),
             raw: Value::Null,
         };
         let real = "REPORT RequestId: r\tDuration: 1.00 ms";
-        assert_eq!(render(&record(true, real)), real);
-        assert_eq!(render(&record(false, real)), format!("  | {real}"));
+        let time = "2025-12-03T19:00:00.123Z";
+        assert_eq!(render(&record(true, real)), format!("{time} {real}"));
+        assert_eq!(render(&record(false, real)), format!("{time}   | {real}"));
         // Escape sequences are shown, not run; a carriage return cannot rewind the line
         // over the gutter.
         assert_eq!(
             render(&record(false, "\x1b[2J\x1b]0;pwned\x07\rREPORT")),
-            "  | \\x1b[2J\\x1b]0;pwned\\x07\\x0dREPORT"
+            format!("{time}   | \\x1b[2J\\x1b]0;pwned\\x07\\x0dREPORT")
         );
         assert_eq!(
             render(&record(false, "a\u{202e}b\u{9b}31m")),
-            "  | a\\u{202e}b\\u{009b}31m"
+            format!("{time}   | a\\u{{202e}}b\\u{{009b}}31m")
         );
     }
 

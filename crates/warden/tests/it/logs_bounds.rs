@@ -252,13 +252,29 @@ fn output_past_the_rate_at_the_end_of_an_invocation_is_replaced_by_a_counted_mar
         )
     );
     // Warden's own rendering shows the marker as a platform line, before END.
-    let text = String::from_utf8(s.warden(&["logs", "burst"]).stdout).unwrap();
+    let text = without_time(&String::from_utf8(s.warden(&["logs", "burst"]).stdout).unwrap());
     let margin: Vec<&str> = text
         .lines()
         .filter(|l| !l.starts_with("  | "))
         .map(|l| l.split(' ').next().unwrap())
         .collect();
     assert_eq!(margin, ["START", "[truncated]", "END", "REPORT"], "{text}");
+}
+
+/// `warden logs`'s human format without its first column, the time each line was logged
+/// (`2026-12-03T18:40:01.123Z `), which every line must have.
+fn without_time(text: &str) -> String {
+    text.lines()
+        .map(|l| {
+            let (time, rest) = l.split_at_checked(25).unwrap_or_else(|| panic!("{l:?}"));
+            assert!(
+                time.len() == 25 && time.ends_with("Z ") && time.as_bytes()[10] == b'T',
+                "no time column: {l:?}"
+            );
+            rest
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 /// What the hostile function prints: a terminal title change, colour, a bell, a
@@ -290,7 +306,7 @@ fn warden_logs_escapes_function_output_and_marks_platform_lines() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let text = String::from_utf8(out.stdout).unwrap();
+    let text = without_time(&String::from_utf8(out.stdout).unwrap());
     for forbidden in ['\u{1b}', '\u{7}', '\r', '\u{202e}'] {
         assert!(
             !text.contains(forbidden),

@@ -213,3 +213,34 @@ fn deploy_refuses_to_guess_the_runtime_of_a_package_without_bootstrap() {
     let missing = s.aws_err(&["lambda", "get-function", "--function-name", "guess"]);
     assert!(missing.contains("ResourceNotFoundException"), "{missing}");
 }
+
+#[test]
+fn logs_of_an_unknown_function_fail_and_known_ones_show_their_time() {
+    let s = Server::start();
+    let out = s.warden(&["logs", "nosuch"]);
+    assert!(
+        !out.status.success(),
+        "logs of a function that never existed"
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("nosuch"), "{stderr}");
+
+    s.create_fixture("timed", &[]);
+    s.aws(&["lambda", "invoke", "--function-name", "timed", "/dev/null"]);
+    s.wait_logs("timed", std::time::Duration::from_secs(10), |l| {
+        l.iter().any(|m| m.starts_with("REPORT"))
+    });
+    let shown = ok(&s.warden(&["logs", "timed"]));
+    let start = shown
+        .lines()
+        .find(|l| l.contains("START RequestId: "))
+        .unwrap_or_else(|| panic!("{shown}"));
+    // `2026-12-03T18:40:01.123Z START RequestId: ...`
+    let (time, rest) = start.split_once(' ').unwrap();
+    assert!(rest.starts_with("START RequestId: "), "{start}");
+    assert_eq!(time.len(), 24, "{start}");
+    assert!(
+        time.ends_with('Z') && time.as_bytes()[10] == b'T',
+        "{start}"
+    );
+}
