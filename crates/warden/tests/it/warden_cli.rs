@@ -244,3 +244,37 @@ fn logs_of_an_unknown_function_fail_and_known_ones_show_their_time() {
         "{start}"
     );
 }
+
+#[test]
+fn invoke_ends_with_a_newline_and_names_a_missing_qualifier() {
+    let s = Server::start();
+    s.create_fixture("q", &[]);
+    // The payload printed into a pipe ends with a newline (whatever the function answered:
+    // here the harness's default role is not assumable, so it is Lambda's error JSON).
+    let out = s.warden(&["invoke", "q", "{}"]);
+    let printed = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        printed.starts_with('{') && printed.ends_with("}\n"),
+        "{printed:?}"
+    );
+
+    for (args, missing) in [
+        (vec!["invoke", "q:nope"], "nope"),
+        (vec!["invoke", "q", "--qualifier", "7"], "7"),
+    ] {
+        let out = s.warden(&args);
+        assert!(!out.status.success());
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            stderr.contains(&format!("function `q` has no version or alias `{missing}`")),
+            "{args:?}: {stderr}"
+        );
+    }
+    // A function that does not exist at all is still said to be the missing thing.
+    let out = s.warden(&["invoke", "absent:live"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && stderr.contains("not found") && !stderr.contains("has no version"),
+        "{stderr}"
+    );
+}
