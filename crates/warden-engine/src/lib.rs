@@ -612,7 +612,10 @@ impl Engine {
                 return Err(invalid_entrypoint(&e));
             }
         };
-        let credentials = match inner.credentials.issue(&config.role, config.name.as_str()) {
+        let credentials = match inner
+            .credentials
+            .issue(&config.role, &role_session_name(&config.name))
+        {
             Ok(c) => c,
             Err(e) => {
                 tracing::warn!(function = %config.name, role = %config.role, error = %e, "execution role cannot be assumed");
@@ -1013,6 +1016,18 @@ enum InitFailure {
     Reported(Option<String>, Bytes),
     Exited(ExitStatus),
     TimedOut,
+}
+
+/// The name of an instance's role session: the function's name, which STS accepts as a
+/// session name except when it is one character long (STS wants at least two), then
+/// followed by `_`.
+fn role_session_name(function: &FunctionName) -> String {
+    let name = function.as_str();
+    if name.len() < 2 {
+        format!("{name}_")
+    } else {
+        name.to_owned()
+    }
 }
 
 /// Lambda's error payload: `{"errorType": ..., "errorMessage": ...}`.

@@ -134,6 +134,19 @@ async fn a_cold_start_gets_the_whole_contract_and_the_next_invoke_is_warm() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_one_character_function_gets_a_session_name_sts_accepts() {
+    let t = TestEngine::start();
+    t.deploy("q", 3, &[]);
+    let answered = t
+        .engine
+        .invoke(request("q", serde_json::json!({})))
+        .await
+        .unwrap();
+    assert_eq!(answered.function_error, None, "{:?}", answered.payload);
+    assert_eq!(t.issuer.sessions(), ["q_"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_function_error_keeps_the_instance() {
     let t = TestEngine::start();
     t.deploy("f", 3, &[]);

@@ -186,6 +186,7 @@ impl Executor for RecordingExecutor {
 pub struct RecordingIssuer {
     next: AtomicU64,
     issued: Mutex<Vec<(String, String)>>,
+    sessions: Mutex<Vec<String>>,
     revoked: Mutex<Vec<String>>,
     refused: Mutex<Vec<String>>,
 }
@@ -201,6 +202,11 @@ impl RecordingIssuer {
         lock(&self.issued).clone()
     }
 
+    /// The session name of every issue so far.
+    pub fn sessions(&self) -> Vec<String> {
+        lock(&self.sessions).clone()
+    }
+
     /// Every access key id revoked so far.
     pub fn revoked(&self) -> Vec<String> {
         lock(&self.revoked).clone()
@@ -208,7 +214,8 @@ impl RecordingIssuer {
 }
 
 impl CredentialIssuer for RecordingIssuer {
-    fn issue(&self, role_arn: &str, _session: &str) -> Result<RoleCredentials, CredentialError> {
+    fn issue(&self, role_arn: &str, session: &str) -> Result<RoleCredentials, CredentialError> {
+        lock(&self.sessions).push(session.to_owned());
         if lock(&self.refused).iter().any(|r| r == role_arn) {
             return Err(CredentialError::CannotAssume {
                 role: role_arn.to_owned(),

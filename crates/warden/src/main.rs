@@ -69,3 +69,14 @@ fn zygote() -> anyhow::Result<()> {
     warden_executor::run_zygote(control)?;
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_whole_command_line_is_consistent() {
+        // Catches what only shows when a subcommand runs, such as a flag clashing with the
+        // propagated `--version`.
+        use clap::CommandFactory;
+        super::Cli::command().debug_assert();
+    }
+}

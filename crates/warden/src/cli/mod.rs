@@ -1,9 +1,10 @@
-//! The `warden` command-line client: deploy, invoke, list, inspect and delete functions, and
-//! read their logs, against a running `warden serve`.
+//! The `warden` command-line client: deploy, invoke, list, inspect, publish and delete
+//! functions, manage their aliases, and read their logs, against a running `warden serve`.
 //!
 //! The commands speak Lambda's own REST API (plus Warden's log endpoint), so what works here
 //! works with the AWS CLI too. All HTTP goes through [`client::Client::send`].
 
+mod alias;
 mod args;
 mod client;
 mod credentials;
@@ -24,6 +25,9 @@ pub enum ClientCommand {
     Invoke(invoke::InvokeArgs),
     /// Print a function's logs
     Logs(logs::LogsArgs),
+    /// Create, update, delete and list aliases (named pointers to versions)
+    #[command(subcommand)]
+    Alias(alias::AliasCommand),
 }
 
 /// `warden function ...`
@@ -37,6 +41,8 @@ pub enum FunctionCommand {
     Get(NameArgs),
     /// Delete a function, or one version of it with --qualifier
     Delete(NameArgs),
+    /// Publish `$LATEST` as a new, immutable version
+    Publish(alias::PublishArgs),
 }
 
 /// A function name with an optional version or alias.
@@ -69,6 +75,8 @@ pub fn run(cmd: ClientCommand, endpoint: &str) -> anyhow::Result<()> {
         ClientCommand::Function(FunctionCommand::Delete(args)) => function::delete(&client, &args),
         ClientCommand::Invoke(args) => invoke::invoke(&client, &args),
         ClientCommand::Logs(args) => logs::logs(&client, &args),
+        ClientCommand::Function(FunctionCommand::Publish(args)) => alias::publish(&client, &args),
+        ClientCommand::Alias(cmd) => alias::run(&client, &cmd),
     }
 }
 

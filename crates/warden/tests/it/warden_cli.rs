@@ -249,8 +249,8 @@ fn logs_of_an_unknown_function_fail_and_known_ones_show_their_time() {
 fn invoke_ends_with_a_newline_and_names_a_missing_qualifier() {
     let s = Server::start();
     s.create_fixture("q", &[]);
-    // The payload printed into a pipe ends with a newline (whatever the function answered:
-    // here the harness's default role is not assumable, so it is Lambda's error JSON).
+    // The payload printed into a pipe ends with a newline (the fixture answers `{}`, a
+    // JSON object without one).
     let out = s.warden(&["invoke", "q", "{}"]);
     let printed = String::from_utf8_lossy(&out.stdout);
     assert!(
@@ -277,4 +277,71 @@ fn invoke_ends_with_a_newline_and_names_a_missing_qualifier() {
         !out.status.success() && stderr.contains("not found") && !stderr.contains("has no version"),
         "{stderr}"
     );
+}
+
+#[test]
+fn versions_and_aliases_from_the_warden_cli() {
+    let s = Server::start();
+    s.create_fixture("va", &[]);
+    let published: serde_json::Value = serde_json::from_str(&ok(&s.warden(&[
+        "function",
+        "publish",
+        "va",
+        "--description",
+        "first",
+    ])))
+    .unwrap();
+    assert_eq!(published["Version"], "1");
+    assert_eq!(published["Description"], "first");
+
+    // Creating an alias needs a version.
+    let out = s.warden(&["alias", "create", "va", "live"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--function-version is required"));
+
+    let created: serde_json::Value = serde_json::from_str(&ok(&s.warden(&[
+        "alias",
+        "create",
+        "va",
+        "live",
+        "--function-version",
+        "1",
+    ])))
+    .unwrap();
+    assert_eq!(created["Name"], "live");
+    assert_eq!(created["FunctionVersion"], "1");
+    // The AWS CLI sees the same alias.
+    let got = s.aws(&[
+        "lambda",
+        "get-alias",
+        "--function-name",
+        "va",
+        "--name",
+        "live",
+    ]);
+    assert_eq!(got["FunctionVersion"], "1");
+
+    ok(&s.warden(&[
+        "alias",
+        "update",
+        "va",
+        "live",
+        "--function-version",
+        "$LATEST",
+    ]));
+    let listed: serde_json::Value =
+        serde_json::from_str(&ok(&s.warden(&["alias", "list", "va"]))).unwrap();
+    assert_eq!(listed["Aliases"][0]["Name"], "live");
+    assert_eq!(listed["Aliases"][0]["FunctionVersion"], "$LATEST");
+
+    ok(&s.warden(&["alias", "delete", "va", "live"]));
+    let missing = s.aws_err(&[
+        "lambda",
+        "get-alias",
+        "--function-name",
+        "va",
+        "--name",
+        "live",
+    ]);
+    assert!(missing.contains("ResourceNotFoundException"), "{missing}");
 }
