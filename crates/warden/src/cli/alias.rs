@@ -63,6 +63,21 @@ pub struct AliasFunction {
     pub function: String,
 }
 
+/// Sends `body` (a JSON object) to `path` and prints the JSON answer.
+fn call_and_print(
+    client: &Client,
+    method: Method,
+    path: &str,
+    body: Map<String, Value>,
+    subject: &str,
+) -> anyhow::Result<()> {
+    let body = serde_json::to_vec(&Value::Object(body))?;
+    let answer = client
+        .call(method, path, &[], Some(body), subject)?
+        .json()?;
+    print_json(&answer)
+}
+
 fn print_json(value: &Value) -> anyhow::Result<()> {
     let mut out = std::io::stdout().lock();
     serde_json::to_writer_pretty(&mut out, value)?;
@@ -79,16 +94,7 @@ pub fn publish(client: &Client, args: &PublishArgs) -> anyhow::Result<()> {
     }
     let path = format!("/2015-03-31/functions/{}/versions", encode(&args.name));
     let subject = format!("function `{}`", args.name);
-    let version = client
-        .call(
-            Method::POST,
-            &path,
-            &[],
-            Some(serde_json::to_vec(&Value::Object(body))?),
-            &subject,
-        )?
-        .json()?;
-    print_json(&version)
+    call_and_print(client, Method::POST, &path, body, &subject)
 }
 
 /// Runs one `warden alias` command.
@@ -108,16 +114,7 @@ pub fn run(client: &Client, cmd: &AliasCommand) -> anyhow::Result<()> {
             }
             let path = format!("/2015-03-31/functions/{}/aliases", encode(&a.function));
             let subject = format!("function `{}`", a.function);
-            let alias = client
-                .call(
-                    Method::POST,
-                    &path,
-                    &[],
-                    Some(serde_json::to_vec(&Value::Object(body))?),
-                    &subject,
-                )?
-                .json()?;
-            print_json(&alias)
+            call_and_print(client, Method::POST, &path, body, &subject)
         }
         AliasCommand::Update(a) => {
             let mut body = Map::new();
@@ -136,16 +133,7 @@ pub fn run(client: &Client, cmd: &AliasCommand) -> anyhow::Result<()> {
                 encode(&a.alias)
             );
             let subject = format!("alias `{}` of function `{}`", a.alias, a.function);
-            let alias = client
-                .call(
-                    Method::PUT,
-                    &path,
-                    &[],
-                    Some(serde_json::to_vec(&Value::Object(body))?),
-                    &subject,
-                )?
-                .json()?;
-            print_json(&alias)
+            call_and_print(client, Method::PUT, &path, body, &subject)
         }
         AliasCommand::Delete(a) => {
             let path = format!(
