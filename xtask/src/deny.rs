@@ -65,6 +65,9 @@ pub fn run(root: &Path) -> Result<()> {
     let generated = work.join("deny.toml");
     std::fs::write(&generated, toml::to_string(&config)?)?;
 
+    // `--frozen` keeps cargo-deny off the network, so the crates it reads (their licenses,
+    // their sources) must already be downloaded: on a fresh machine they are not yet.
+    crate::run(crate::cargo(root).args(["fetch", "--locked"]))?;
     crate::run(
         Command::new(&deny)
             .current_dir(root)
