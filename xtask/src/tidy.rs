@@ -20,6 +20,7 @@ const ALLOWED_DEPENDENCIES: &[(&str, &[&str])] = &[
     ("warden-fixtures", &[]),
     ("warden-auth", &["warden-types"]),
     ("warden-package", &["warden-types"]),
+    ("warden-runtimes", &["warden-types"]),
     ("warden-store", &["warden-types", "warden-sqlite"]),
     (
         "warden-identity",
@@ -33,6 +34,7 @@ const ALLOWED_DEPENDENCIES: &[(&str, &[&str])] = &[
             "warden-store",
             "warden-executor",
             "warden-runtime-api",
+            "warden-runtimes",
         ],
     ),
     (
@@ -43,6 +45,7 @@ const ALLOWED_DEPENDENCIES: &[(&str, &[&str])] = &[
             "warden-package",
             "warden-iam",
             "warden-identity",
+            "warden-runtimes",
         ],
     ),
     (
@@ -63,6 +66,7 @@ const ALLOWED_DEPENDENCIES: &[(&str, &[&str])] = &[
             "warden-store",
             "warden-executor",
             "warden-engine",
+            "warden-runtimes",
         ],
     ),
     (
@@ -78,6 +82,7 @@ const ALLOWED_DEPENDENCIES: &[(&str, &[&str])] = &[
             "warden-auth",
             "warden-identity",
             "warden-iam",
+            "warden-runtimes",
         ],
     ),
 ];

@@ -102,6 +102,16 @@ impl Control {
             .ok_or_else(|| self.function_not_found(name))
     }
 
+    /// Refuses a runtime this host has no interpreter for, saying what to install: a
+    /// function that could never start is not created.
+    fn servable(&self, runtime: &Runtime) -> Result<(), ControlError> {
+        self.inner
+            .seams
+            .runtimes
+            .check(runtime)
+            .map_err(|e| ControlError::Invalid(e.to_string()))
+    }
+
     /// A stored version as callers see it: its environment opened by the keyring.
     pub(crate) fn opened(&self, mut f: FunctionVersion) -> Result<FunctionVersion, ControlError> {
         if !f.environment.is_empty() {
@@ -138,12 +148,13 @@ impl Control {
         let handler = match (handler, &runtime) {
             (Some(h), _) => h,
             (None, Runtime::Provided(_)) => warden_types::Handler::bootstrap(),
-            (None, Runtime::Python(r)) => {
+            (None, Runtime::Python(r) | Runtime::Node(r)) => {
                 return Err(ControlError::Invalid(format!(
                     "Handler is required for runtime {r}"
                 )))
             }
         };
+        self.servable(&runtime)?;
         let role = check_role(self.inner.seams.roles.as_ref(), caller, &role)?;
         let architecture = Self::runnable(architecture)?;
         let environment = self.inner.seams.keyring.seal(&name, environment)?;
@@ -291,6 +302,7 @@ impl Control {
         let mut f = self.stored_latest(&name).await?;
         check_revision(revision_id.as_deref(), &f.revision_id)?;
         if let Some(r) = change.runtime {
+            self.servable(&r)?;
             f.runtime = r.as_str().to_owned();
         }
         if let Some(role) = &change.role {

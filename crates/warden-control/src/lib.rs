@@ -36,6 +36,7 @@ mod settings;
 
 use std::sync::{Arc, RwLock};
 
+use warden_runtimes::RuntimeTable;
 use warden_store::blobs::BlobStore;
 use warden_store::Store;
 use warden_types::change::{Change, ChangeEvent, ChangeObserver};
@@ -69,14 +70,18 @@ pub struct Seams {
     pub keyring: Arc<dyn Keyring>,
     /// The intake chain, in order.
     pub code_checks: Vec<Arc<dyn CodeCheck>>,
+    /// The runtimes this host can serve: a function is created or configured only with
+    /// one of them.
+    pub runtimes: Arc<RuntimeTable>,
 }
 
 impl Seams {
-    /// Today's seams: the given role directory, the [`PlaintextKeyring`] and the
-    /// [`code::standard_checks`].
-    pub fn new(roles: Arc<dyn RoleDirectory>) -> Self {
+    /// Today's seams: the given role directory and runtimes, the [`PlaintextKeyring`] and
+    /// the [`code::standard_checks`].
+    pub fn new(roles: Arc<dyn RoleDirectory>, runtimes: Arc<RuntimeTable>) -> Self {
         Self {
             roles,
+            runtimes,
             keyring: Arc::new(PlaintextKeyring),
             code_checks: code::standard_checks(),
         }

@@ -135,7 +135,17 @@ fn fixture() -> Fixture {
     let dir = tempfile::tempdir().unwrap();
     let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&dir.path().join("warden.db")).unwrap());
     let blobs = Arc::new(BlobStore::open(&dir.path().join("blobs")).unwrap());
-    let mut seams = Seams::new(Arc::new(Roles));
+    let runtimes = warden_runtimes::RuntimeTable::from_entries([
+        (
+            "provided.al2023".to_owned(),
+            warden_runtimes::Availability::Native,
+        ),
+        (
+            "python3.12".to_owned(),
+            warden_runtimes::Availability::Missing("no Python 3.12 here".into()),
+        ),
+    ]);
+    let mut seams = Seams::new(Arc::new(Roles), Arc::new(runtimes));
     seams.keyring = Arc::new(MarkingKeyring);
     seams.code_checks.push(Arc::new(NoForbiddenFile));
     let control = Control::new(
@@ -579,4 +589,43 @@ async fn reservations_leave_the_account_its_unreserved_minimum_and_tags_their_li
         c.list_tags(&name("nobody")).await,
         Err(ControlError::NotFound(m)) if m.ends_with(":function:nobody")
     ));
+}
+
+#[tokio::test]
+async fn a_runtime_this_host_cannot_serve_is_refused_before_anything_is_stored() {
+    let f = fixture();
+    let me = TestCaller::may(&[ROLE]);
+    let c = &f.control;
+    let mut python = create("py", ROLE);
+    python.runtime = Runtime::new("python3.12").unwrap();
+    python.handler = Some(warden_types::Handler::new("app.handler").unwrap());
+    let refused = c.create_function(python, &me).await;
+    assert!(
+        matches!(&refused, Err(ControlError::Invalid(m))
+            if m == "The runtime python3.12 is not available on this Warden host: no Python 3.12 here"),
+        "{refused:?}"
+    );
+    assert!(f.store.get_version(&name("py"), LATEST).unwrap().is_none());
+    assert!(f.events.take().is_empty());
+
+    // Nor can an existing function be moved to it.
+    c.create_function(create("f", ROLE), &me).await.unwrap();
+    f.events.take();
+    let moved = c
+        .update_function_configuration(
+            UpdateFunctionConfiguration {
+                name: name("f"),
+                change: ConfigurationChange {
+                    runtime: Some(Runtime::new("python3.12").unwrap()),
+                    ..Default::default()
+                },
+                revision_id: None,
+            },
+            &me,
+        )
+        .await;
+    assert!(matches!(moved, Err(ControlError::Invalid(_))), "{moved:?}");
+    let stored = f.store.get_version(&name("f"), LATEST).unwrap().unwrap();
+    assert_eq!(stored.runtime, "provided.al2023");
+    assert!(f.events.take().is_empty());
 }

@@ -3,7 +3,7 @@
 //! plus the environment Lambda gives a function.
 
 use std::net::SocketAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -12,9 +12,10 @@ use tokio::net::TcpStream;
 use tokio::sync::watch;
 use tokio::task::{JoinHandle, JoinSet};
 use warden_executor::{
-    Egress, Executor, ExitStatus, InstanceId, InstanceLimits, InstanceSpec, Placement,
+    Egress, Executor, ExitStatus, InstanceId, InstanceLimits, InstanceSpec, Mount, Placement,
 };
 use warden_runtime_api::InstanceChannel;
+use warden_runtimes::RuntimeTable;
 use warden_store::blobs::BlobPin;
 use warden_types::{FunctionVersion, Region, Runtime};
 
@@ -219,7 +220,11 @@ async fn relay_connection(mut inbound: TcpStream, upstream: SocketAddr) {
 
 /// Where the runtime of a function version comes from.
 pub struct RuntimeSettings<'a> {
-    pub python: &'a Path,
+    /// The interpreter behind each managed runtime.
+    pub runtimes: &'a RuntimeTable,
+    /// The host directory holding Warden's runtime bootstraps (shown at
+    /// [`RUNTIME_ROOT`]).
+    pub runtime_dir: &'a Path,
     pub region: &'a Region,
     /// Warden's API as the host reaches it (`http://IP:PORT`); an instance whose
     /// [`Placement`] names another endpoint uses that one instead.
@@ -236,7 +241,15 @@ pub enum EntrypointError {
     /// A `provided` function's code has no `bootstrap` file.
     #[error("Couldn't find valid bootstrap(s): [/var/task/bootstrap]")]
     MissingBootstrap,
+    /// No interpreter serves the function's runtime on this host (any more).
+    #[error("{0}")]
+    RuntimeUnavailable(String),
 }
+
+/// Where a managed runtime's interpreter installation appears inside an instance.
+pub const LANG_ROOT: &str = "/var/lang";
+/// Where Warden's runtime bootstraps appear inside an instance.
+pub const RUNTIME_ROOT: &str = "/var/runtime";
 
 /// Processes and threads one instance may have: enough for any runtime's thread pools,
 /// few enough that a fork bomb stops in milliseconds.
@@ -323,10 +336,8 @@ pub fn instance_spec(
         ("AWS_LAMBDA_RUNTIME_API", placement.runtime_api.clone()),
         ("_HANDLER", config.handler.clone()),
         ("LAMBDA_TASK_ROOT", task_root.clone()),
-        ("LAMBDA_RUNTIME_DIR", "/var/runtime".into()),
+        ("LAMBDA_RUNTIME_DIR", RUNTIME_ROOT.into()),
         ("TZ", ":UTC".into()),
-        ("LANG", "en_US.UTF-8".into()),
-        ("PATH", "/usr/local/bin:/usr/bin:/bin".into()),
         ("HOME", "/tmp".into()),
         ("AWS_ACCESS_KEY_ID", credentials.access_key_id.clone()),
         (
@@ -336,22 +347,106 @@ pub fn instance_spec(
         ("AWS_SESSION_TOKEN", credentials.session_token.clone()),
     ];
     env.extend(platform.into_iter().map(|(k, v)| (k.to_owned(), v)));
+    set_default(&mut env, "LANG", "en_US.UTF-8".into());
     let api_endpoint = placement.api_endpoint.as_deref().unwrap_or(rt.api_endpoint);
     point_sdks_at_warden(&mut env, api_endpoint);
-    let (program, args) = match runtime {
+    let mut mounts = Vec::new();
+    let (program, args) = match &runtime {
         Runtime::Provided(_) => {
             if !code_dir.join("bootstrap").is_file() {
                 return Err(EntrypointError::MissingBootstrap);
             }
+            set_default(
+                &mut env,
+                "PATH",
+                "/usr/local/bin:/usr/bin/:/bin:/opt/bin".into(),
+            );
             (placement.code_root.join("bootstrap"), Vec::new())
         }
-        Runtime::Python(_) => {
-            env.push(("PYTHONPATH".into(), task_root));
-            env.push(("PYTHONUNBUFFERED".into(), "1".into()));
-            (
-                rt.python.to_path_buf(),
-                vec!["-m".into(), "awslambdaric".into(), config.handler.clone()],
-            )
+        Runtime::Python(_) | Runtime::Node(_) => {
+            let interpreter = rt.runtimes.interpreter(runtime.as_str()).ok_or_else(|| {
+                EntrypointError::RuntimeUnavailable(
+                    rt.runtimes
+                        .check(&runtime)
+                        .err()
+                        .map(|e| e.to_string())
+                        .unwrap_or_default(),
+                )
+            })?;
+            // Inside a sandbox the interpreter's installation and the bootstraps are shown
+            // where Lambda has them, and nowhere else; a plain process uses host paths.
+            let (lang, runtime_root) = if placement.private_filesystem {
+                mounts.push(Mount {
+                    host: interpreter.prefix.clone(),
+                    inside: LANG_ROOT.into(),
+                });
+                mounts.push(Mount {
+                    host: rt.runtime_dir.to_path_buf(),
+                    inside: RUNTIME_ROOT.into(),
+                });
+                (PathBuf::from(LANG_ROOT), PathBuf::from(RUNTIME_ROOT))
+            } else {
+                (interpreter.prefix.clone(), rt.runtime_dir.to_path_buf())
+            };
+            let lang_s = lang.to_string_lossy();
+            let runtime_s = runtime_root.to_string_lossy();
+            replace_var(&mut env, "LAMBDA_RUNTIME_DIR", runtime_s.to_string());
+            set_default(
+                &mut env,
+                "PATH",
+                format!("{lang_s}/bin:/usr/local/bin:/usr/bin/:/bin:/opt/bin"),
+            );
+            set_default(
+                &mut env,
+                "LD_LIBRARY_PATH",
+                format!(
+                    "{lang_s}/lib:/lib64:/usr/lib64:{runtime_s}:{runtime_s}/lib:{task_root}:{task_root}/lib:/opt/lib"
+                ),
+            );
+            let executable = lang.join(interpreter.relative_executable());
+            let mut args: Vec<String> = match &runtime {
+                Runtime::Node(_) => {
+                    let major = runtime.language_version().unwrap_or_default();
+                    set_default(
+                        &mut env,
+                        "NODE_PATH",
+                        format!(
+                            "/opt/nodejs/node{major}/node_modules:/opt/nodejs/node_modules:{runtime_s}/node_modules:{runtime_s}:{task_root}"
+                        ),
+                    );
+                    vec![runtime_root
+                        .join(warden_runtimes::bootstrap::NODE)
+                        .to_string_lossy()
+                        .into_owned()]
+                }
+                _ => {
+                    set_default(&mut env, "PYTHONPATH", runtime_s.to_string());
+                    // Unbuffered output, as Lambda's runtime makes it; no `site`, so the
+                    // installation's own site-packages never join `sys.path`.
+                    vec![
+                        "-u".into(),
+                        "-S".into(),
+                        runtime_root
+                            .join(warden_runtimes::bootstrap::PYTHON)
+                            .to_string_lossy()
+                            .into_owned(),
+                    ]
+                }
+            };
+            // `AWS_LAMBDA_EXEC_WRAPPER`: Lambda runs the wrapper with the runtime's command
+            // line as its arguments.
+            let wrapper = config.environment.get("AWS_LAMBDA_EXEC_WRAPPER");
+            match wrapper.filter(|w| !w.is_empty()) {
+                Some(w) => {
+                    let w = match w.strip_prefix(TASK_ROOT_PREFIX) {
+                        Some(rest) => placement.code_root.join(rest),
+                        None => PathBuf::from(w),
+                    };
+                    args.insert(0, executable.to_string_lossy().into_owned());
+                    (w, args)
+                }
+                None => (executable, args),
+            }
         }
     };
     Ok(InstanceSpec {
@@ -359,8 +454,25 @@ pub fn instance_spec(
         args,
         env,
         cwd: placement.code_root.clone(),
+        mounts,
         limits: instance_limits(config),
     })
+}
+
+/// The code's path inside a sandbox, as a function's variables name it.
+const TASK_ROOT_PREFIX: &str = "/var/task/";
+
+/// Adds `key` unless the function's configuration sets it: that is the function's choice.
+fn set_default(env: &mut Vec<(String, String)>, key: &str, value: String) {
+    if !env.iter().any(|(k, _)| k == key) {
+        env.push((key.to_owned(), value));
+    }
+}
+
+/// Sets `key` to `value`, whatever it was.
+fn replace_var(env: &mut Vec<(String, String)>, key: &str, value: String) {
+    env.retain(|(k, _)| k != key);
+    env.push((key.to_owned(), value));
 }
 
 /// Adds the endpoint variable of every [`SERVED_SERVICES`] entry, with Warden's API
@@ -545,8 +657,10 @@ mod tests {
         let code = tempfile::tempdir().unwrap();
         std::fs::write(code.path().join("bootstrap"), "").unwrap();
         let region = Region::new("eu-west-1").unwrap();
+        let table = runtimes();
         let rt = RuntimeSettings {
-            python: Path::new("/usr/bin/python3"),
+            runtimes: &table,
+            runtime_dir: Path::new("/srv/warden/runtime"),
             region: &region,
             api_endpoint: "http://127.0.0.1:9700",
         };
@@ -559,8 +673,10 @@ mod tests {
             code_root: "/var/task".into(),
             runtime_api: "127.0.0.1:9001".into(),
             api_endpoint: Some("http://127.0.0.1:9002".into()),
+            private_filesystem: true,
         };
         let spec = instance_spec(&config, code.path(), &sandboxed, &rt, &credentials()).unwrap();
+        assert!(spec.mounts.is_empty(), "provided runtimes bring everything");
         assert_eq!(spec.program, Path::new("/var/task/bootstrap"));
         assert_eq!(spec.cwd, Path::new("/var/task"));
         assert_eq!(value(&spec, "LAMBDA_TASK_ROOT"), Some("/var/task"));
@@ -603,6 +719,7 @@ mod tests {
             code_root: code.path().to_path_buf(),
             runtime_api: "127.0.0.1:41000".into(),
             api_endpoint: None,
+            private_filesystem: false,
         };
         let spec = instance_spec(&config, code.path(), &plain, &rt, &credentials()).unwrap();
         assert_eq!(spec.program, code.path().join("bootstrap"));
@@ -620,8 +737,10 @@ mod tests {
     fn a_missing_bootstrap_or_runtime_is_an_entrypoint_error() {
         let code = tempfile::tempdir().unwrap();
         let region = Region::new("eu-west-1").unwrap();
+        let table = runtimes();
         let rt = RuntimeSettings {
-            python: Path::new("/usr/bin/python3"),
+            runtimes: &table,
+            runtime_dir: Path::new("/srv/warden/runtime"),
             region: &region,
             api_endpoint: "http://127.0.0.1:9700",
         };
@@ -629,6 +748,7 @@ mod tests {
             code_root: "/var/task".into(),
             runtime_api: "127.0.0.1:9001".into(),
             api_endpoint: None,
+            private_filesystem: true,
         };
         let missing = instance_spec(
             &version("provided.al2023", &[]),
@@ -646,6 +766,145 @@ mod tests {
             &credentials(),
         );
         assert!(matches!(unknown, Err(EntrypointError::UnsupportedRuntime(r)) if r == "cobol85"));
+        let gone = instance_spec(
+            &version("python3.13", &[]),
+            code.path(),
+            &placement,
+            &rt,
+            &credentials(),
+        );
+        assert!(
+            matches!(&gone, Err(EntrypointError::RuntimeUnavailable(why)) if why.contains("python3.13")),
+            "{gone:?}"
+        );
+    }
+
+    /// A table with Python 3.12 and Node.js 20 installed under `/opt`.
+    fn runtimes() -> RuntimeTable {
+        use warden_runtimes::{Availability, Interpreter, Language};
+        let interpreter = |language, version: &str, prefix: &str, exe: &str| {
+            Availability::Ready(Interpreter {
+                language,
+                version: version.into(),
+                executable: format!("{prefix}/{exe}").into(),
+                prefix: prefix.into(),
+                found_by: "test".into(),
+            })
+        };
+        RuntimeTable::from_entries([
+            ("provided.al2023".to_owned(), Availability::Native),
+            (
+                "python3.12".to_owned(),
+                interpreter(Language::Python, "3.12.1", "/opt/py", "bin/python3.12"),
+            ),
+            (
+                "nodejs20.x".to_owned(),
+                interpreter(Language::Node, "20.1.0", "/opt/node", "bin/node"),
+            ),
+            (
+                "python3.13".to_owned(),
+                Availability::Missing("none here".into()),
+            ),
+        ])
+    }
+
+    #[test]
+    fn managed_runtimes_run_the_interpreter_where_lambda_has_it() {
+        let code = tempfile::tempdir().unwrap();
+        let region = Region::new("eu-west-1").unwrap();
+        let table = runtimes();
+        let rt = RuntimeSettings {
+            runtimes: &table,
+            runtime_dir: Path::new("/srv/warden/runtime"),
+            region: &region,
+            api_endpoint: "http://127.0.0.1:9700",
+        };
+        let sandboxed = Placement {
+            code_root: "/var/task".into(),
+            runtime_api: "127.0.0.1:9001".into(),
+            api_endpoint: Some("http://127.0.0.1:9002".into()),
+            private_filesystem: true,
+        };
+        let spec = instance_spec(
+            &version("python3.12", &[("PYTHONPATH", "/var/task/vendor")]),
+            code.path(),
+            &sandboxed,
+            &rt,
+            &credentials(),
+        )
+        .unwrap();
+        assert_eq!(spec.program, Path::new("/var/lang/bin/python3.12"));
+        assert_eq!(spec.args, ["-u", "-S", "/var/runtime/python/bootstrap.py"]);
+        assert_eq!(
+            spec.mounts,
+            [
+                Mount {
+                    host: "/opt/py".into(),
+                    inside: "/var/lang".into()
+                },
+                Mount {
+                    host: "/srv/warden/runtime".into(),
+                    inside: "/var/runtime".into()
+                },
+            ]
+        );
+        assert_eq!(
+            value(&spec, "PYTHONPATH"),
+            Some("/var/task/vendor"),
+            "the function's own setting wins"
+        );
+        assert_eq!(value(&spec, "LAMBDA_RUNTIME_DIR"), Some("/var/runtime"));
+        assert!(value(&spec, "PATH").unwrap().starts_with("/var/lang/bin:"));
+        assert!(value(&spec, "LD_LIBRARY_PATH")
+            .unwrap()
+            .starts_with("/var/lang/lib:"));
+        assert_eq!(
+            value(&spec, "AWS_EXECUTION_ENV"),
+            Some("AWS_Lambda_python3.12")
+        );
+
+        let spec = instance_spec(
+            &version(
+                "nodejs20.x",
+                &[("AWS_LAMBDA_EXEC_WRAPPER", "/var/task/wrap")],
+            ),
+            code.path(),
+            &sandboxed,
+            &rt,
+            &credentials(),
+        )
+        .unwrap();
+        assert_eq!(spec.program, Path::new("/var/task/wrap"));
+        assert_eq!(
+            spec.args,
+            ["/var/lang/bin/node", "/var/runtime/node/index.mjs"]
+        );
+        assert!(value(&spec, "NODE_PATH")
+            .unwrap()
+            .starts_with("/opt/nodejs/node20/node_modules:/opt/nodejs/node_modules:"));
+
+        // A plain process gets host paths and no mounts.
+        let plain = Placement {
+            code_root: code.path().to_path_buf(),
+            runtime_api: "127.0.0.1:41000".into(),
+            api_endpoint: None,
+            private_filesystem: false,
+        };
+        let spec = instance_spec(
+            &version("python3.12", &[]),
+            code.path(),
+            &plain,
+            &rt,
+            &credentials(),
+        )
+        .unwrap();
+        assert_eq!(spec.program, Path::new("/opt/py/bin/python3.12"));
+        assert_eq!(
+            spec.args,
+            ["-u", "-S", "/srv/warden/runtime/python/bootstrap.py"]
+        );
+        assert!(spec.mounts.is_empty());
+        assert_eq!(value(&spec, "PYTHONPATH"), Some("/srv/warden/runtime"));
     }
 
     #[test]

@@ -47,8 +47,11 @@ pub struct EngineConfig {
     pub account: AccountId,
     /// The region (in ARNs and `AWS_REGION`).
     pub region: Region,
-    /// Interpreter for `python3.x` runtimes; must have `awslambdaric` installed.
-    pub python: PathBuf,
+    /// The interpreter behind each managed runtime (`python3.x`, `nodejs*.x`).
+    pub runtimes: Arc<warden_runtimes::RuntimeTable>,
+    /// The host directory holding Warden's runtime bootstraps
+    /// (`warden_runtimes::bootstrap::install` wrote them there).
+    pub runtime_dir: PathBuf,
     /// The account's concurrency limit (Lambda: 1,000).
     pub account_concurrency: u32,
     /// Idle instances older than this are stopped.
@@ -588,7 +591,8 @@ impl Engine {
         let code_pin = inner.blobs.pin(&config.code_sha256);
         let code_dir = inner.blobs.code_dir(&config.code_sha256);
         let settings = RuntimeSettings {
-            python: &inner.config.python,
+            runtimes: &inner.config.runtimes,
+            runtime_dir: &inner.config.runtime_dir,
             region: &inner.config.region,
             api_endpoint: &inner.api_endpoint,
         };

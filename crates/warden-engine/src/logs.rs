@@ -679,7 +679,10 @@ impl LogCapture {
 
     fn line(&self, bytes: &[u8], mode: Mode) {
         let bytes = bytes.strip_suffix(b"\r").unwrap_or(bytes);
-        let text = String::from_utf8_lossy(bytes).into_owned();
+        // Lambda's convention for one log event that spans several lines (a traceback):
+        // the runtime writes its line breaks as carriage returns; they are line breaks
+        // again in the stored event.
+        let text = String::from_utf8_lossy(bytes).replace('\r', "\n");
         let size = text.len() + 1;
         let mut current = lock(&self.current);
         match mode {

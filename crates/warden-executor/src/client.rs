@@ -141,6 +141,7 @@ impl ZygoteExecutor {
                 code_root: TASK_ROOT.into(),
                 runtime_api: SANDBOX_RUNTIME_API.to_owned(),
                 api_endpoint: Some(SANDBOX_API_ENDPOINT.to_owned()),
+                private_filesystem: true,
             };
             return Ok(Prepared::new(id, placement, code_dir.to_path_buf(), None));
         }
@@ -156,6 +157,11 @@ impl ZygoteExecutor {
             return Err(ExecutorError::ZygoteGone);
         }
         let id = prepared.id();
+        if !prepared.placement().private_filesystem && !spec.mounts.is_empty() {
+            return Err(ExecutorError::InvalidSpec(
+                "mounts need an instance with a filesystem of its own (a sandbox)".into(),
+            ));
+        }
         let listener = prepared.take_runtime_listener();
 
         let (stdout_r, stdout_w) = std::io::pipe().map_err(|source| ExecutorError::Create {
@@ -179,6 +185,7 @@ impl ZygoteExecutor {
             env: spec.env,
             cwd: spec.cwd.to_string_lossy().into_owned(),
             code_dir: prepared.code_dir().to_string_lossy().into_owned(),
+            mounts: spec.mounts,
             limits: spec.limits,
         };
         let sent = protocol::send(

@@ -16,8 +16,9 @@
 //! rewrites no variable and derives no limit.
 //!
 //! By default ([`Isolation::Sandbox`]) the zygote owns a `warden_sandbox::Sandbox` and every
-//! instance runs inside it: the code read-only at [`TASK_ROOT`], the runtime paths of
-//! [`SandboxOptions`] read-only at their host paths, a private network namespace whose
+//! instance runs inside it: the code read-only at [`TASK_ROOT`], the system paths of
+//! [`SandboxOptions`] read-only at their host paths, the spec's [`Mount`]s read-only where
+//! it says, a private network namespace whose
 //! [`SANDBOX_RUNTIME_API`] and [`SANDBOX_API_ENDPOINT`] listeners, bound there by the
 //! sandbox, are passed back to the server, and the limits of the spec (memory, `/tmp`,
 //! processes, CPU). [`Isolation::None`] (`warden serve --insecure-no-sandbox`) runs plain
@@ -45,7 +46,7 @@ use std::path::{Path, PathBuf};
 use std::pin::Pin;
 
 pub use client::{ZygoteExecutor, ZYGOTE_EXIT_DEADLINE};
-pub use runtime_paths::{python_runtime_paths, system_runtime_paths};
+pub use runtime_paths::system_runtime_paths;
 pub use zygote::run_zygote;
 
 /// Where the sandbox shows a function's code.
@@ -68,8 +69,8 @@ pub enum Isolation {
 /// Host-wide settings of the sandbox.
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct SandboxOptions {
-    /// Host paths every instance sees read-only at the same path (`/usr`, `/lib`, a
-    /// Python installation); see [`system_runtime_paths`] and [`python_runtime_paths`].
+    /// Host paths every instance sees read-only at the same path (`/usr`, `/lib`); see
+    /// [`system_runtime_paths`].
     pub runtime_paths: Vec<PathBuf>,
     /// Network namespaces kept ready (root only).
     pub netns_pool_size: usize,
@@ -138,6 +139,10 @@ pub struct Placement {
     /// (a sandboxed instance cannot reach the host's loopback: it gets a listener in its
     /// own namespace, [`SpawnedInstance::api_listener`], which the engine relays).
     pub api_endpoint: Option<String>,
+    /// Whether the instance has a filesystem of its own, in which the spec's
+    /// [`InstanceSpec::mounts`] appear where they say. Without one (a plain process), the
+    /// spec must name host paths and carry no mount.
+    pub private_filesystem: bool,
 }
 
 /// An instance slot [`Executor::prepare`] reserved: its id, its [`Placement`], and what
@@ -182,6 +187,7 @@ impl Prepared {
             code_root: code_dir.to_path_buf(),
             runtime_api: format!("127.0.0.1:{port}"),
             api_endpoint: None,
+            private_filesystem: false,
         };
         Ok(Prepared::new(
             id,
@@ -224,8 +230,20 @@ pub struct InstanceSpec {
     pub env: Vec<(String, String)>,
     /// The working directory.
     pub cwd: PathBuf,
+    /// Host directories to show read-only inside the instance (only where the placement
+    /// has a [`Placement::private_filesystem`]).
+    pub mounts: Vec<Mount>,
     /// The limits to apply.
     pub limits: InstanceLimits,
+}
+
+/// A host directory shown read-only inside an instance.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Mount {
+    /// The directory on the host.
+    pub host: PathBuf,
+    /// Where the instance sees it (absolute).
+    pub inside: PathBuf,
 }
 
 /// How an instance's process ended.
@@ -317,15 +335,9 @@ pub enum ExecutorError {
     /// The zygote did not answer its first message as the protocol says.
     #[error("the zygote did not start properly: {0}")]
     Handshake(String),
-    /// Asking an interpreter which paths it needs failed.
-    /// The interpreter at `path` could not be asked (why in `message`).
-    #[error("cannot inspect the interpreter `{path}`: {message}")]
-    ProbeInterpreter {
-        /// The interpreter.
-        path: PathBuf,
-        /// What went wrong.
-        message: String,
-    },
+    /// The spec asks for something this executor cannot do (mounts without a sandbox).
+    #[error("invalid instance spec: {0}")]
+    InvalidSpec(String),
 }
 
 /// Starts and stops instance processes. Implementation: [`ZygoteExecutor`] (sandboxed

@@ -38,6 +38,7 @@ pub enum Request {
         env: Vec<(String, String)>,
         cwd: String,
         code_dir: String,
+        mounts: Vec<crate::Mount>,
         limits: crate::InstanceLimits,
     },
     Kill {

@@ -288,6 +288,7 @@ impl Zygote {
                 env,
                 cwd,
                 code_dir,
+                mounts,
                 limits,
             } => {
                 let Ok::<[OwnedFd; 2], _>([stdout, stderr]) = fds.try_into() else {
@@ -314,6 +315,7 @@ impl Zygote {
                                 .runtime_paths
                                 .iter()
                                 .map(|p| (p.clone(), p.clone()))
+                                .chain(mounts.into_iter().map(|m| (m.host, m.inside)))
                                 .collect(),
                             memory_mb: limits.memory_mb,
                             tmp_mb: limits.tmp_mb,
@@ -328,6 +330,8 @@ impl Zygote {
                             .map(|s| (s.pid, Running::Sandboxed(s)))
                             .map_err(|e| error_chain(&e))
                     }
+                    // The server refuses mounts without a sandbox before it asks.
+                    None if !mounts.is_empty() => Err("mounts need a sandbox".to_owned()),
                     None => spawn_plain(program, args, env, cwd.into(), stdout, stderr)
                         .map_err(|e| e.to_string()),
                 };

@@ -397,7 +397,9 @@ impl TestEngine {
         let config = EngineConfig {
             account: AccountId::new("123456789012").expect("an account id"),
             region: Region::new("us-east-1").expect("a region"),
-            python: PathBuf::from("python3"),
+            // The engine tests run `provided` functions only.
+            runtimes: Arc::new(warden_runtimes::RuntimeTable::default()),
+            runtime_dir: dir.path().join("runtime"),
             account_concurrency: settings.account_concurrency,
             idle_timeout: Duration::from_secs(600),
             async_retry_delays: settings.async_retry_delays,

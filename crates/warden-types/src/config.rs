@@ -15,6 +15,12 @@ pub enum ConfigError {
     /// A runtime Warden does not run.
     #[error("Value {0} at 'runtime' failed to satisfy constraint: Member must satisfy enum value set: [{list}]", list = Runtime::SUPPORTED.join(", "))]
     Runtime(String),
+    /// A runtime Lambda has deprecated for creating and updating functions.
+    #[error("The runtime parameter of {0} is no longer supported for creating or updating AWS Lambda functions. We recommend you use a supported runtime while creating or updating functions.")]
+    RuntimeDeprecated(String),
+    /// A runtime Lambda offers and Warden does not run.
+    #[error("The runtime {0} is not one Warden runs; package the code with its own `bootstrap` and use provided.al2023, or use one of: {list}", list = Runtime::SUPPORTED.join(", "))]
+    RuntimeNotServed(String),
     /// Not an IAM role ARN.
     #[error("1 validation error detected: Value '{0}' at 'role' failed to satisfy constraint: Member must satisfy regular expression pattern: arn:(aws[a-zA-Z-]*)?:iam::\\d{{12}}:role/?[a-zA-Z_0-9+=,.@\\-_/]+")]
     RoleArn(String),
@@ -78,7 +84,15 @@ pub const RESERVED_ENVIRONMENT: &[&str] = &[
 impl Runtime {
     /// A supported runtime, or Lambda's enum error naming the value.
     pub fn new(s: &str) -> Result<Self, ConfigError> {
-        Self::parse(s).ok_or_else(|| ConfigError::Runtime(s.to_owned()))
+        Self::parse(s).ok_or_else(|| {
+            if Self::DEPRECATED.contains(&s) {
+                ConfigError::RuntimeDeprecated(s.to_owned())
+            } else if Self::NOT_SERVED.contains(&s) {
+                ConfigError::RuntimeNotServed(s.to_owned())
+            } else {
+                ConfigError::Runtime(s.to_owned())
+            }
+        })
     }
 }
 

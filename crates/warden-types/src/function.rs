@@ -10,14 +10,16 @@ use crate::names::FunctionName;
 /// The name of the unpublished, mutable version.
 pub const LATEST: &str = "$LATEST";
 
-/// Runtimes Warden can start. `provided.*` run the package's `bootstrap`; `python3.*` run the
-/// host's configured Python with `awslambdaric`.
+/// Runtimes Warden can start. `provided.*` run the package's `bootstrap`; `python3.*` and
+/// `nodejs*.x` run a host interpreter of that version with Warden's own runtime bootstrap.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Runtime {
     /// `provided`, `provided.al2`, `provided.al2023`: the zip holds an executable `bootstrap`.
     Provided(String),
     /// `python3.N`: the handler is `module.function`.
     Python(String),
+    /// `nodejsN.x`: the handler is `module.export`.
+    Node(String),
 }
 
 impl Runtime {
@@ -31,6 +33,50 @@ impl Runtime {
         "python3.11",
         "python3.12",
         "python3.13",
+        "nodejs18.x",
+        "nodejs20.x",
+        "nodejs22.x",
+    ];
+
+    /// Runtimes Lambda no longer lets anyone create or update a function with.
+    pub const DEPRECATED: &'static [&'static str] = &[
+        "nodejs",
+        "nodejs4.3",
+        "nodejs4.3-edge",
+        "nodejs6.10",
+        "nodejs8.10",
+        "nodejs10.x",
+        "nodejs12.x",
+        "nodejs14.x",
+        "nodejs16.x",
+        "python2.7",
+        "python3.6",
+        "python3.7",
+        "python3.8",
+        "dotnetcore1.0",
+        "dotnetcore2.0",
+        "dotnetcore2.1",
+        "dotnetcore3.1",
+        "dotnet6",
+        "java8",
+        "go1.x",
+        "ruby2.5",
+        "ruby2.7",
+    ];
+
+    /// Runtimes Lambda offers that Warden does not run (their languages need an
+    /// interpreter Warden does not manage); code for them can run as `provided.al2023`.
+    pub const NOT_SERVED: &'static [&'static str] = &[
+        "java8.al2",
+        "java11",
+        "java17",
+        "java21",
+        "dotnet8",
+        "ruby3.2",
+        "ruby3.3",
+        "ruby3.4",
+        "nodejs24.x",
+        "python3.14",
     ];
 
     /// The runtime named `s`, if Warden runs it.
@@ -40,6 +86,8 @@ impl Runtime {
         }
         if s.starts_with("python") {
             Some(Self::Python(s.to_owned()))
+        } else if s.starts_with("nodejs") {
+            Some(Self::Node(s.to_owned()))
         } else {
             Some(Self::Provided(s.to_owned()))
         }
@@ -48,7 +96,17 @@ impl Runtime {
     /// The name Lambda uses (`python3.12`, `provided.al2023`).
     pub fn as_str(&self) -> &str {
         match self {
-            Self::Provided(s) | Self::Python(s) => s,
+            Self::Provided(s) | Self::Python(s) | Self::Node(s) => s,
+        }
+    }
+
+    /// The interpreter version this runtime needs (`3.12` for `python3.12`, `20` for
+    /// `nodejs20.x`); `None` for `provided.*`, which brings its own.
+    pub fn language_version(&self) -> Option<&str> {
+        match self {
+            Self::Provided(_) => None,
+            Self::Python(s) => s.strip_prefix("python"),
+            Self::Node(s) => s.strip_prefix("nodejs").and_then(|v| v.strip_suffix(".x")),
         }
     }
 }
@@ -130,6 +188,19 @@ mod tests {
             Runtime::parse("provided.al2023"),
             Some(Runtime::Provided("provided.al2023".into()))
         );
-        assert_eq!(Runtime::parse("nodejs20.x"), None);
+        assert_eq!(
+            Runtime::parse("nodejs20.x"),
+            Some(Runtime::Node("nodejs20.x".into()))
+        );
+        assert_eq!(Runtime::parse("java21"), None);
+        assert_eq!(
+            Runtime::parse("nodejs22.x").unwrap().language_version(),
+            Some("22")
+        );
+        assert_eq!(
+            Runtime::parse("python3.9").unwrap().language_version(),
+            Some("3.9")
+        );
+        assert_eq!(Runtime::parse("provided").unwrap().language_version(), None);
     }
 }

@@ -7,7 +7,7 @@
 //! (some container runtimes, old kernels); there every function runs as a plain process
 //! with the server's privileges.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use anyhow::bail;
 use warden_executor::{Isolation, SandboxOptions, ZygoteExecutor};
@@ -15,30 +15,21 @@ use warden_executor::{Isolation, SandboxOptions, ZygoteExecutor};
 /// Options of `warden doctor`.
 #[derive(clap::Args, Debug)]
 pub struct DoctorArgs {
-    /// Python interpreter to check, as `warden serve --python`.
-    #[arg(long, env = "WARDEN_PYTHON", default_value = "python3")]
-    python: PathBuf,
+    #[command(flatten)]
+    runtimes: crate::runtime::RuntimeArgs,
 }
 
-/// The isolation `warden serve` asked for; with the sandbox, the runtime paths every
-/// instance sees (the system's, and those `python` reports needing).
-pub fn isolation(insecure_no_sandbox: bool, python: &Path) -> Isolation {
+/// The isolation `warden serve` asked for; with the sandbox, the system paths every
+/// instance sees (a runtime's interpreter is mounted per instance by the engine).
+pub fn isolation(insecure_no_sandbox: bool) -> Isolation {
     if insecure_no_sandbox {
         tracing::warn!(
             "--insecure-no-sandbox: functions run as plain processes with this server's privileges and see the whole host; use it only on platforms without namespaces"
         );
         return Isolation::None;
     }
-    let mut runtime_paths = warden_executor::system_runtime_paths();
-    match warden_executor::python_runtime_paths(python) {
-        Ok(paths) => runtime_paths.extend(paths),
-        Err(e) => tracing::warn!(
-            error = %e,
-            "python functions will not start: the interpreter is not usable"
-        ),
-    }
     Isolation::Sandbox(SandboxOptions {
-        runtime_paths,
+        runtime_paths: warden_executor::system_runtime_paths(),
         ..SandboxOptions::default()
     })
 }
@@ -64,7 +55,6 @@ pub fn start_executor(exe: &Path, isolation: Isolation) -> anyhow::Result<Zygote
 /// is unavailable: reporting that is its job.
 pub fn run(args: DoctorArgs) -> anyhow::Result<()> {
     let exe = std::env::current_exe()?;
-    let python = resolve(&args.python);
     let isolation = Isolation::Sandbox(SandboxOptions::default());
     println!("warden doctor: isolation of function instances on this host");
     match ZygoteExecutor::start(&exe, &["__zygote"], isolation) {
@@ -94,33 +84,9 @@ pub fn run(args: DoctorArgs) -> anyhow::Result<()> {
             );
         }
     }
-    match warden_executor::python_runtime_paths(&python) {
-        Ok(paths) => {
-            let shown: Vec<String> = paths.iter().map(|p| p.display().to_string()).collect();
-            println!(
-                "python: `{}` works; bound read-only inside instances: {}",
-                python.display(),
-                if shown.is_empty() {
-                    "nothing beyond the system paths".to_owned()
-                } else {
-                    shown.join(", ")
-                }
-            );
-        }
-        Err(e) => println!("python: WARNING: python functions will not start: {e}"),
+    println!("runtimes (each interpreter is shown to its functions read-only at /var/lang):");
+    for line in crate::runtime::render(&args.runtimes.table()?).lines() {
+        println!("  {line}");
     }
     Ok(())
-}
-
-/// A bare interpreter name resolved against `PATH`, as `warden serve` does.
-fn resolve(p: &Path) -> PathBuf {
-    if p.components().count() > 1 {
-        return p.to_path_buf();
-    }
-    std::env::var_os("PATH")
-        .into_iter()
-        .flat_map(|paths| std::env::split_paths(&paths).collect::<Vec<_>>())
-        .map(|dir| dir.join(p))
-        .find(|candidate| candidate.is_file())
-        .unwrap_or_else(|| p.to_path_buf())
 }

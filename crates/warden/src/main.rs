@@ -8,6 +8,7 @@ mod cli;
 mod doctor;
 mod iam;
 mod node;
+mod runtime;
 mod serve;
 
 use clap::{Parser, Subcommand};
@@ -37,6 +38,9 @@ enum Command {
     /// IAM: users, access keys, roles and policies; `simulate` evaluates policies offline.
     #[command(subcommand)]
     Iam(iam::IamCommand),
+    /// Managed runtimes: which interpreter serves `python3.x` and `nodejs*.x` here.
+    #[command(subcommand)]
+    Runtime(runtime::RuntimeCommand),
     #[command(flatten)]
     Client(cli::ClientCommand),
     /// Internal: the process that spawns function instances for the server.
@@ -51,6 +55,7 @@ fn main() -> std::process::ExitCode {
         Command::Zygote => zygote(),
         Command::Doctor(args) => doctor::run(args),
         Command::Iam(c) => iam::run(c, &cli.endpoint_url),
+        Command::Runtime(c) => runtime::run(c),
         Command::Client(c) => cli::run(c, &cli.endpoint_url),
     };
     match result {

@@ -31,9 +31,8 @@ pub struct ServeArgs {
     /// (`node-id`), chosen at random on first start; a given id is kept there too.
     #[arg(long, env = "WARDEN_NODE_ID")]
     node_id: Option<NodeId>,
-    /// Python interpreter for `python3.x` functions; it must have `awslambdaric` installed.
-    #[arg(long, env = "WARDEN_PYTHON", default_value = "python3")]
-    python: PathBuf,
+    #[command(flatten)]
+    runtimes: crate::runtime::RuntimeArgs,
     /// Region that appears in ARNs.
     #[arg(long, env = "WARDEN_REGION", default_value = "us-east-1")]
     region: String,
@@ -101,20 +100,6 @@ fn default_data_dir() -> PathBuf {
         Some(h) => PathBuf::from(h).join(".local/share/warden"),
         None => PathBuf::from(".warden"),
     }
-}
-
-/// Resolves a bare interpreter name against `PATH`, since instances run with a fixed,
-/// minimal `PATH` of their own.
-fn resolve_program(p: PathBuf) -> PathBuf {
-    if p.components().count() > 1 {
-        return p;
-    }
-    std::env::var_os("PATH")
-        .into_iter()
-        .flat_map(|paths| std::env::split_paths(&paths).collect::<Vec<_>>())
-        .map(|dir| dir.join(&p))
-        .find(|candidate| candidate.is_file())
-        .unwrap_or(p)
 }
 
 /// Creates the data directory (mode 0700), or checks that an existing one is a directory
@@ -209,10 +194,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
     // The zygote must start before any thread exists in this process's runtime, so that
     // it is a small single-threaded copy of nothing.
     let exe = std::env::current_exe().context("cannot find the warden executable")?;
-    let isolation = crate::doctor::isolation(
-        args.insecure_no_sandbox,
-        &resolve_program(args.python.clone()),
-    );
+    let isolation = crate::doctor::isolation(args.insecure_no_sandbox);
     let executor = Arc::new(crate::doctor::start_executor(&exe, isolation)?);
     // After the zygote has started, so that it and the functions keep the limit Warden was
     // started with (Lambda gives functions 1024); the server needs room for connections.
@@ -247,6 +229,30 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
     let identity = warden_identity::Identity::open(&data_dir, account.as_str())?;
     bootstrap_admin(&identity, &data_dir)?;
 
+    // Which interpreter serves each managed runtime, and Warden's bootstraps for them.
+    let runtimes = Arc::new(args.runtimes.table()?);
+    for (name, availability) in runtimes.rows() {
+        match availability {
+            warden_runtimes::Availability::Native => {}
+            warden_runtimes::Availability::Ready(i) => tracing::info!(
+                runtime = name,
+                interpreter = %i.executable.display(),
+                version = %i.version,
+                "runtime ready"
+            ),
+            warden_runtimes::Availability::Missing(why) => {
+                tracing::info!(runtime = name, "runtime unavailable: {why}")
+            }
+        }
+    }
+    let runtime_dir = data_dir.join("runtime");
+    warden_runtimes::bootstrap::install(&runtime_dir).with_context(|| {
+        format!(
+            "cannot install the runtime bootstraps in {}",
+            runtime_dir.display()
+        )
+    })?;
+
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
@@ -262,7 +268,8 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         let config = warden_engine::EngineConfig {
             account: account.clone(),
             region: region.clone(),
-            python: resolve_program(args.python.clone()),
+            runtimes: Arc::clone(&runtimes),
+            runtime_dir,
             account_concurrency: args.account_concurrency,
             idle_timeout: Duration::from_secs(args.idle_timeout),
             async_retry_delays: [Duration::from_millis(first), Duration::from_millis(second)],
@@ -300,7 +307,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
             },
             store,
             blobs,
-            warden_control::Seams::new(Arc::new(identity.clone())),
+            warden_control::Seams::new(Arc::new(identity.clone()), runtimes),
         );
         let state = Arc::new(warden_api::ApiState::new(
             engine.clone(),

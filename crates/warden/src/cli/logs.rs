@@ -115,18 +115,36 @@ pub fn escape_for_terminal(text: &str) -> Cow<'_, str> {
     Cow::Owned(out)
 }
 
-/// How one record is shown in the human format.
+/// How one record is shown in the human format. A record of several lines (a traceback
+/// logged as one event) keeps its line breaks; each further line starts under the first,
+/// behind the same gutter, so it cannot pass for a line of its own.
 fn render(record: &Record) -> String {
-    let text = escape_for_terminal(record.message.trim_end_matches('\n'));
     let time = match record.timestamp_ms {
         Some(ms) => warden_types::iso_timestamp(ms),
         None => format!("{:<24}", "-"),
     };
-    if record.platform {
-        format!("{time} {text}")
-    } else {
-        format!("{time} {FUNCTION_GUTTER}{text}")
+    let gutter = if record.platform { "" } else { FUNCTION_GUTTER };
+    let indent = " ".repeat(time.chars().count());
+    let mut out = String::new();
+    for (i, line) in record
+        .message
+        .trim_end_matches('\n')
+        .split('\n')
+        .enumerate()
+    {
+        if i > 0 {
+            out.push('\n');
+            out.push_str(&indent);
+            out.push(' ');
+            out.push_str(gutter);
+        } else {
+            out.push_str(&time);
+            out.push(' ');
+            out.push_str(gutter);
+        }
+        out.push_str(&escape_for_terminal(line));
     }
+    out
 }
 
 /// Prints log lines; with `--follow`, long-polls until interrupted.
@@ -232,6 +250,16 @@ mod tests {
         assert_eq!(
             render(&record(false, "a\u{202e}b\u{9b}31m")),
             format!("{time}   | a\\u{{202e}}b\\u{{009b}}31m")
+        );
+        // One event of several lines keeps its line breaks, each further line under the
+        // gutter, so a line of it cannot pose as Warden's.
+        let pad = " ".repeat(time.len());
+        assert_eq!(
+            render(&record(
+                false,
+                "[ERROR] ValueError: no\nTraceback:\nREPORT RequestId: fake"
+            )),
+            format!("{time}   | [ERROR] ValueError: no\n{pad}   | Traceback:\n{pad}   | REPORT RequestId: fake")
         );
     }
 

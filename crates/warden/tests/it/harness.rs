@@ -35,6 +35,22 @@ pub fn python() -> PathBuf {
     tool("WARDEN_TEST_PYTHON")
 }
 
+/// The runtime (`python3.11`...) of the test interpreter, which every test server is
+/// told to use for it (`--runtime`).
+pub fn python_runtime() -> &'static str {
+    static NAME: OnceLock<String> = OnceLock::new();
+    NAME.get_or_init(|| {
+        let out = Command::new(python())
+            .args([
+                "-c",
+                "import sys; print('python%d.%d' % sys.version_info[:2])",
+            ])
+            .output()
+            .expect("the test python runs");
+        String::from_utf8(out.stdout).unwrap().trim().to_owned()
+    })
+}
+
 pub fn aws_cli() -> PathBuf {
     tool("WARDEN_TEST_AWS")
 }
@@ -114,8 +130,8 @@ impl Server {
                 "--data-dir",
             ])
             .arg(data_dir)
-            .arg("--python")
-            .arg(python())
+            .arg("--runtime")
+            .arg(format!("{}={}", python_runtime(), python().display()))
             .args(&args)
             .env("WARDEN_LOG", "warn")
             .stdout(Stdio::piped())

@@ -385,7 +385,7 @@ fn functions_call_warden_with_exactly_their_roles_permissions() {
         "--function-name",
         "caller",
         "--runtime",
-        "python3.11",
+        crate::harness::python_runtime(),
         "--handler",
         "app.handler",
         "--role",

@@ -35,7 +35,7 @@ fn create_python(s: &Server, name: &str, code: &str, extra: &[&str]) {
         "--function-name",
         name,
         "--runtime",
-        "python3.11",
+        crate::harness::python_runtime(),
         "--handler",
         "app.handler",
         "--role",

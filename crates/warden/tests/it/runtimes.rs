@@ -33,7 +33,7 @@ fn create(s: &Server, name: &str, handler: &str, zip: &std::path::Path) {
         "--function-name",
         name,
         "--runtime",
-        "python3.11",
+        crate::harness::python_runtime(),
         "--handler",
         handler,
         "--role",

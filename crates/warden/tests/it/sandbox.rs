@@ -131,7 +131,7 @@ fn create_python(s: &Server, name: &str, files: &[(&str, &str)]) {
         "--function-name",
         name,
         "--runtime",
-        "python3.11",
+        crate::harness::python_runtime(),
         "--handler",
         "app.handler",
         "--role",
@@ -790,16 +790,7 @@ fn an_unprivileged_server_sandboxes_with_a_user_namespace() {
 #[test]
 fn insecure_no_sandbox_warns_on_every_start() {
     let dir = crate::harness::private_tempdir();
-    let s = RawServer::start(
-        &[],
-        dir.path(),
-        &[
-            "--insecure-no-sandbox",
-            "--python",
-            python().to_str().unwrap(),
-        ],
-    )
-    .unwrap();
+    let s = RawServer::start(&[], dir.path(), &["--insecure-no-sandbox"]).unwrap();
     wait_until(Duration::from_secs(5), "the warning is logged", || {
         s.stderr.lock().unwrap().contains(
             "--insecure-no-sandbox: functions run as plain processes with this server's privileges and see the whole host; use it only on platforms without namespaces",
@@ -812,8 +803,12 @@ fn insecure_no_sandbox_warns_on_every_start() {
 fn doctor_reports_the_protections_in_force() {
     let out = Command::new(warden_bin())
         .arg("doctor")
-        .arg("--python")
-        .arg(python())
+        .arg("--runtime")
+        .arg(format!(
+            "{}={}",
+            crate::harness::python_runtime(),
+            python().display()
+        ))
         .output()
         .unwrap();
     assert!(out.status.success());
@@ -832,10 +827,16 @@ fn doctor_reports_the_protections_in_force() {
             "`{name}` is reported: {text}"
         );
     }
+    // The runtimes, with the one given resolved from its venv to the real interpreter.
+    let runtime_line = text
+        .lines()
+        .find(|l| l.trim_start().starts_with(crate::harness::python_runtime()))
+        .unwrap_or_else(|| panic!("the test runtime is listed: {text}"));
     assert!(
-        text.contains(&format!("python: `{}` works", python().display())),
-        "{text}"
+        runtime_line.contains("ready") && runtime_line.contains("found by --runtime"),
+        "{runtime_line}"
     );
+    assert!(!runtime_line.contains("venv"), "{runtime_line}");
     // Unprivileged, namespaces are made at spawn rather than pooled: called out as degraded.
     if unprivileged_userns_allowed() {
         let out = as_unprivileged(reachable_warden_bin())
@@ -852,4 +853,91 @@ fn doctor_reports_the_protections_in_force() {
         );
         assert!(text.contains("WARNING"), "{text}");
     }
+}
+
+const LAYOUT_PY: &str = r#"
+import errno, os, sys
+
+def attempt(f):
+    try:
+        f()
+        return "ok"
+    except OSError as e:
+        return errno.errorcode[e.errno]
+
+def handler(event, context):
+    def write(path):
+        with open(path, "w") as f:
+            f.write("x")
+    return {
+        "executable": sys.executable,
+        "prefix": sys.prefix,
+        "path": sys.path,
+        "root": sorted(os.listdir("/")),
+        "var": sorted(os.listdir("/var")),
+        "exists": {p: os.path.exists(p) for p in event["host"]},
+        "write": {p: attempt(lambda p=p: write(p)) for p in ["/var/lang/x", "/var/runtime/x"]},
+    }
+"#;
+
+#[test]
+fn a_managed_runtime_shows_its_interpreter_at_var_lang_and_nothing_of_the_host() {
+    let s = Server::start();
+    create_python(&s, "layout", &[("app.py", LAYOUT_PY)]);
+    // Where the test interpreter really lives on the host (a venv's base installation).
+    let host_prefix = s.python("import os, sys\nprint(os.path.realpath(sys.base_prefix))");
+    let host_prefix = host_prefix.trim().to_owned();
+    let home = std::env::var("HOME").unwrap_or_else(|_| "/root".into());
+    let version = crate::harness::python_runtime().trim_start_matches("python");
+    let host_paths = [
+        host_prefix.clone(),
+        python().display().to_string(),
+        home.clone(),
+        s.data_dir.display().to_string(),
+    ];
+    let (error, got) = invoke(&s, "layout", json!({ "host": host_paths }));
+    assert_eq!(error, None, "{got}");
+    assert_eq!(got["executable"], format!("/var/lang/bin/python{version}"));
+    assert_eq!(got["prefix"], "/var/lang");
+    let path: Vec<&str> = got["path"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p.as_str().unwrap())
+        .collect();
+    assert_eq!(path[0], "/var/task");
+    assert!(path.contains(&"/opt/python"), "{path:?}");
+    assert!(
+        path.iter()
+            .all(|p| ["/var/task", "/opt/", "/var/runtime", "/var/lang/lib/"]
+                .iter()
+                .any(|allowed| p.starts_with(allowed))),
+        "no host path and no site-packages of the host: {path:?}"
+    );
+    assert!(
+        !path
+            .iter()
+            .any(|p| p.contains("site-packages") && p.starts_with("/var/lang")),
+        "{path:?}"
+    );
+    assert_eq!(got["var"], json!(["lang", "runtime", "task"]));
+    let root: Vec<&str> = got["root"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p.as_str().unwrap())
+        .collect();
+    assert!(
+        !root.contains(&"root") && !root.contains(&"home"),
+        "{root:?}"
+    );
+    for p in &host_paths {
+        if !p.starts_with("/usr/") {
+            assert_eq!(got["exists"][p], false, "{p} is visible: {got}");
+        }
+    }
+    assert_eq!(
+        got["write"],
+        json!({"/var/lang/x": "EROFS", "/var/runtime/x": "EROFS"})
+    );
 }
