@@ -24,6 +24,9 @@ use anyhow::{bail, Context, Result};
 
 /// Python packages the tests drive Warden with, pinned for repeatable runs.
 const PYTHON_PACKAGES: &[&str] = &["awscli==1.46.3", "boto3==1.44.8", "awslambdaric==4.2.2"];
+/// The SDK functions import unpackaged, as wheels for `warden runtime sdk install --from`
+/// (the tests install it offline, as an air-gapped host would).
+const SDK_WHEELS: &str = "boto3==1.44.8";
 /// The independent IAM policy evaluator (AGPL: installed for tests only, never vendored).
 const NODE_PACKAGES: &[&str] = &["@cloud-copilot/iam-simulate@0.1.173"];
 
@@ -114,6 +117,21 @@ fn tools(root: &Path) -> Result<ToolEnv> {
             ])
             .args(PYTHON_PACKAGES))?;
     }
+    let wheels = python_tools_dir(root).join("wheels");
+    if !wheels.join("done").exists() {
+        run(Command::new(&python)
+            .args([
+                "-m",
+                "pip",
+                "download",
+                "--quiet",
+                "--disable-pip-version-check",
+                "--dest",
+            ])
+            .arg(&wheels)
+            .arg(SDK_WHEELS))?;
+        std::fs::write(wheels.join("done"), SDK_WHEELS)?;
+    }
     let node_prefix = root.join(".test-tools/node");
     let modules = node_prefix.join("node_modules");
     if !modules.join("@cloud-copilot/iam-simulate").exists() {
@@ -135,6 +153,7 @@ fn tools(root: &Path) -> Result<ToolEnv> {
             ("WARDEN_TEST_PYTHON".into(), s(&python)),
             ("WARDEN_TEST_AWS".into(), s(&venv.join("bin/aws"))),
             ("WARDEN_TEST_NODE_MODULES".into(), s(&modules)),
+            ("WARDEN_TEST_WHEELS".into(), s(&wheels)),
         ],
     })
 }

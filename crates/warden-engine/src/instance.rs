@@ -411,7 +411,8 @@ pub fn instance_spec(
                         &mut env,
                         "NODE_PATH",
                         format!(
-                            "/opt/nodejs/node{major}/node_modules:/opt/nodejs/node_modules:{runtime_s}/node_modules:{runtime_s}:{task_root}"
+                            "/opt/nodejs/node{major}/node_modules:/opt/nodejs/node_modules:{runtime_s}/node_modules:{runtime_s}/{}/node_modules:{runtime_s}:{task_root}",
+                            warden_runtimes::sdk::NODE_DIR
                         ),
                     );
                     vec![runtime_root

@@ -21,6 +21,7 @@
 
 pub mod bootstrap;
 mod discover;
+pub mod sdk;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -114,6 +115,9 @@ pub enum RuntimeError {
         /// Why, and what to install or configure.
         why: String,
     },
+    /// Installing an SDK failed (why in the message).
+    #[error("{0}")]
+    Sdk(String),
     /// `--runtime` was not `NAME=PATH`.
     #[error("`--runtime {0}`: expected NAME=PATH, for example python3.12=/usr/bin/python3.12")]
     Syntax(String),

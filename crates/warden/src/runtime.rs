@@ -8,7 +8,7 @@
 use std::path::PathBuf;
 
 use anyhow::Context;
-use warden_runtimes::{Availability, HostEnv, RuntimeTable};
+use warden_runtimes::{sdk, Availability, HostEnv, RuntimeTable};
 
 /// `--runtime NAME=PATH`, repeatable.
 #[derive(clap::Args, Debug, Clone, Default)]
@@ -39,8 +39,38 @@ impl RuntimeArgs {
 #[derive(clap::Subcommand, Debug)]
 pub enum RuntimeCommand {
     /// List every runtime, the interpreter that serves it on this host and its version,
-    /// or why it is unavailable.
+    /// or why it is unavailable, and which AWS SDKs functions can import.
     List(ListArgs),
+    /// The AWS SDKs functions import without packaging them (boto3; the AWS SDK for
+    /// JavaScript v3).
+    #[command(subcommand)]
+    Sdk(SdkCommand),
+}
+
+/// `warden runtime sdk ...`.
+#[derive(clap::Subcommand, Debug)]
+pub enum SdkCommand {
+    /// Install (or replace) an SDK in the data directory's runtime directory, with the
+    /// host's pip or npm; new instances of running servers see it at once.
+    Install(SdkInstallArgs),
+}
+
+/// Where the data directory is, as `warden serve --data-dir`.
+#[derive(clap::Args, Debug, Clone)]
+pub struct DataDirArg {
+    /// The server's data directory.
+    /// Default: `$XDG_DATA_HOME/warden`, else `~/.local/share/warden`.
+    #[arg(long, env = "WARDEN_DATA_DIR")]
+    data_dir: Option<PathBuf>,
+}
+
+impl DataDirArg {
+    fn runtime_dir(&self) -> PathBuf {
+        self.data_dir
+            .clone()
+            .unwrap_or_else(crate::serve::default_data_dir)
+            .join("runtime")
+    }
 }
 
 /// Options of `warden runtime list`.
@@ -48,9 +78,44 @@ pub enum RuntimeCommand {
 pub struct ListArgs {
     #[command(flatten)]
     runtimes: RuntimeArgs,
+    #[command(flatten)]
+    data_dir: DataDirArg,
     /// `table` (default) or `json`.
     #[arg(long, default_value = "table", value_parser = ["table", "json"])]
     output: String,
+}
+
+/// Which SDK to install.
+#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SdkLanguage {
+    /// boto3, for Python runtimes
+    Python,
+    /// The AWS SDK for JavaScript v3, for Node.js runtimes
+    Node,
+}
+
+/// Options of `warden runtime sdk install`.
+#[derive(clap::Args, Debug)]
+pub struct SdkInstallArgs {
+    /// Which SDK.
+    #[arg(value_enum)]
+    language: SdkLanguage,
+    #[command(flatten)]
+    data_dir: DataDirArg,
+    /// Install from this directory (wheels for Python, `npm pack` tarballs for Node.js)
+    /// instead of the package registry: for hosts without network.
+    #[arg(long, value_name = "DIR")]
+    from: Option<PathBuf>,
+    /// A package to install instead of the default set (boto3; the Lambda, IAM and STS
+    /// clients), as pip or npm takes it (`boto3==1.35.0`, `@aws-sdk/client-s3`). Repeatable.
+    #[arg(long = "package", value_name = "SPEC")]
+    packages: Vec<String>,
+    /// The Python whose pip installs the Python SDK.
+    #[arg(long, default_value = "python3")]
+    python: PathBuf,
+    /// The npm that installs the Node.js SDK.
+    #[arg(long, default_value = "npm")]
+    npm: PathBuf,
 }
 
 /// Runs a `warden runtime` command.
@@ -58,22 +123,82 @@ pub fn run(command: RuntimeCommand) -> anyhow::Result<()> {
     match command {
         RuntimeCommand::List(args) => {
             let table = args.runtimes.table()?;
+            let runtime_dir = args.data_dir.runtime_dir();
             if args.output == "json" {
                 let rows: Vec<serde_json::Value> = table
                     .rows()
                     .into_iter()
                     .map(|(n, a)| json_row(n, a))
                     .collect();
+                let out = serde_json::json!({
+                    "Runtimes": rows,
+                    "Sdks": {
+                        "Python": sdk::python_sdk_version(&runtime_dir),
+                        "Node": sdk::node_sdk_version(&runtime_dir),
+                    },
+                });
                 println!(
                     "{}",
-                    serde_json::to_string_pretty(&rows).context("rendering the list")?
+                    serde_json::to_string_pretty(&out).context("rendering the list")?
                 );
             } else {
                 print!("{}", render(&table));
+                print!("{}", render_sdks(&runtime_dir));
+            }
+            Ok(())
+        }
+        RuntimeCommand::Sdk(SdkCommand::Install(args)) => {
+            let runtime_dir = args.data_dir.runtime_dir();
+            let source = match &args.from {
+                Some(dir) => sdk::Source::Directory(dir.clone()),
+                None => sdk::Source::Registry,
+            };
+            match args.language {
+                SdkLanguage::Python => {
+                    sdk::install_python(&runtime_dir, &args.python, &source, &args.packages)?;
+                    println!(
+                        "installed the Python SDK (boto3 {}) in {}",
+                        sdk::python_sdk_version(&runtime_dir)
+                            .as_deref()
+                            .unwrap_or("not among the packages"),
+                        runtime_dir.join(sdk::PYTHON_DIR).display()
+                    );
+                }
+                SdkLanguage::Node => {
+                    sdk::install_node(&runtime_dir, &args.npm, &source, &args.packages)?;
+                    println!(
+                        "installed the Node.js SDK (@aws-sdk/client-lambda {}) in {}",
+                        sdk::node_sdk_version(&runtime_dir)
+                            .as_deref()
+                            .unwrap_or("not among the packages"),
+                        runtime_dir.join(sdk::NODE_DIR).display()
+                    );
+                }
             }
             Ok(())
         }
     }
+}
+
+/// The SDK lines of `warden runtime list`.
+fn render_sdks(runtime_dir: &std::path::Path) -> String {
+    let line = |what: &str, version: Option<String>, language: &str| {
+        match version {
+        Some(v) => format!("{what} {v}: installed\n"),
+        None => format!(
+            "{what}: not installed, functions cannot import it unpackaged (`warden runtime sdk install {language}`)\n"
+        ),
+    }
+    };
+    line(
+        "boto3 (Python SDK)",
+        sdk::python_sdk_version(runtime_dir),
+        "python",
+    ) + &line(
+        "AWS SDK for JavaScript v3",
+        sdk::node_sdk_version(runtime_dir),
+        "node",
+    )
 }
 
 fn json_row(name: &str, availability: &Availability) -> serde_json::Value {

@@ -208,6 +208,7 @@ class _LambdaHandler(logging.Handler):
 
 def _install_logging():
     logging.addLevelName(5, "TRACE")
+    logging.Formatter.converter = time.gmtime
     root = logging.getLogger()
     handler = _LambdaHandler()
     handler.setFormatter(_LambdaFormatter())
@@ -232,10 +233,12 @@ def _error(message, error_type, stack_trace=None, request_id=None):
 
 
 def _user_frames(tb):
-    """The traceback without the runtime's own frames at its top."""
-    frames = traceback.extract_tb(tb)
+    """The traceback without the runtime's own frames at its top, each frame as file,
+    line, function and source text (without the column markers of newer Pythons, as
+    Lambda reports them)."""
+    frames = [(f.filename, f.lineno, f.name, f.line) for f in traceback.extract_tb(tb)]
     for i, frame in enumerate(frames):
-        if not frame.filename.endswith("/bootstrap.py"):
+        if not frame[0].endswith("/bootstrap.py"):
             return traceback.format_list(frames[i:])
     return []
 
@@ -253,7 +256,8 @@ def _log_error(error):
     if error.get("errorMessage"):
         head += (":" if error.get("errorType") else "") + " " + error["errorMessage"]
     lines = [head]
-    if error.get("stackTrace"):
+    # The header is written even for an empty trace, as Lambda writes it.
+    if error.get("stackTrace") is not None:
         lines.append("Traceback (most recent call last):")
         for element in error["stackTrace"]:
             lines.extend(element.splitlines())
@@ -271,21 +275,20 @@ def _load_handler(handler):
         path, function = handler.rsplit(".", 1)
     except ValueError as e:
         raise _Fault("Runtime.MalformedHandlerName", "Bad handler '%s': %s" % (handler, e))
-    module_name = path.replace("/", ".")
-    if not module_name or not function:
-        raise _Fault("Runtime.MalformedHandlerName", "Bad handler '%s'" % handler)
-    try:
-        module = importlib.import_module(module_name)
-    except ImportError as e:
+    if path.split(".")[0] in sys.builtin_module_names:
         raise _Fault(
-            "Runtime.ImportModuleError",
-            "Unable to import module '%s': %s" % (module_name, e),
+            "Runtime.BuiltInModuleConflict",
+            "Cannot use built-in module %s as a handler module" % path,
         )
+    try:
+        module = importlib.import_module(path.replace("/", "."))
+    except ImportError as e:
+        raise _Fault("Runtime.ImportModuleError", "Unable to import module '%s': %s" % (path, e))
     except SyntaxError as e:
-        trace = ['  File "%s" Line %s\n    %s' % (e.filename, e.lineno, (e.text or "").strip())]
+        trace = ['  File "%s" Line %s\n    %s' % (e.filename, e.lineno, e.text)]
         raise _Fault(
             "Runtime.UserCodeSyntaxError",
-            "Syntax error in module '%s': %s" % (module_name, e),
+            "Syntax error in module '%s': %s" % (path, e),
             trace,
         )
     try:
@@ -293,7 +296,7 @@ def _load_handler(handler):
     except AttributeError:
         raise _Fault(
             "Runtime.HandlerNotFound",
-            "Handler '%s' missing on module '%s'" % (function, module_name),
+            "Handler '%s' missing on module '%s'" % (function, path),
         )
 
 
@@ -319,8 +322,8 @@ class ClientContext:
 
 
 def _identity(raw):
-    if raw is None:
-        return None
+    """Always an object, as on Lambda; its fields are `None` without a Cognito identity."""
+    raw = raw or {}
     identity = CognitoIdentity()
     identity.cognito_identity_id = raw.get("cognitoIdentityId")
     identity.cognito_identity_pool_id = raw.get("cognitoIdentityPoolId")
@@ -347,8 +350,9 @@ def _client_context(raw):
 
 
 class LambdaContext:
-    def __init__(self, request_id, deadline_ms, arn, client_context, identity):
+    def __init__(self, request_id, deadline_ms, arn, client_context, identity, tenant_id=None):
         self.aws_request_id = request_id
+        self.tenant_id = tenant_id
         self.invoked_function_arn = arn
         self.function_name = os.environ.get("AWS_LAMBDA_FUNCTION_NAME")
         self.function_version = os.environ.get("AWS_LAMBDA_FUNCTION_VERSION")
@@ -370,22 +374,41 @@ class LambdaContext:
         )
 
 
-def _json_header(headers, name):
-    raw = headers.get(name)
+def _json_header(headers, key, name):
+    raw = headers.get(key)
     if not raw:
         return None
     try:
         return json.loads(raw)
-    except ValueError:
-        return None
+    except ValueError as e:
+        raise _Fault("Runtime.LambdaContextUnmarshalError", "Unable to parse %s JSON: %s" % (name, e))
 
 
-class _Encoder(json.JSONEncoder):
-    def default(self, o):
-        decimal = sys.modules.get("decimal")
-        if decimal is not None and isinstance(o, decimal.Decimal):
-            return float(o)
-        return super().default(o)
+# Python 3.12 and later runtimes write non-ASCII characters as they are; earlier ones
+# escape them, as Lambda's do.
+_ENSURE_ASCII = sys.version_info < (3, 12)
+
+
+def _to_json(value):
+    """`value` as JSON. A `Decimal` is written as its exact decimal text (NaN as `NaN`),
+    which the standard encoder cannot do: it is encoded as a unique placeholder string,
+    replaced afterwards."""
+    decimals = []
+    marker = "\x00%s:" % os.urandom(8).hex()
+
+    class Encoder(json.JSONEncoder):
+        def default(self, o):
+            decimal = sys.modules.get("decimal")
+            if decimal is not None and isinstance(o, decimal.Decimal):
+                decimals.append("NaN" if o.is_nan() else str(o))
+                return "%s%d\x00" % (marker, len(decimals) - 1)
+            return super().default(o)
+
+    text = json.dumps(value, cls=Encoder, ensure_ascii=_ENSURE_ASCII)
+    for i, number in enumerate(decimals):
+        placeholder = json.dumps("%s%d\x00" % (marker, i))
+        text = text.replace(placeholder, number, 1)
+    return text.encode("utf-8")
 
 
 def _handle(rapid, handler, headers, body):
@@ -400,29 +423,36 @@ def _handle(rapid, handler, headers, body):
         deadline_ms = int(headers.get("lambda-runtime-deadline-ms", "0"))
     except ValueError:
         deadline_ms = 0
-    context = LambdaContext(
-        request_id,
-        deadline_ms,
-        headers.get("lambda-runtime-invoked-function-arn"),
-        _json_header(headers, "lambda-runtime-client-context"),
-        _json_header(headers, "lambda-runtime-cognito-identity"),
-    )
     try:
-        event = json.loads(body) if body else None
+        context = LambdaContext(
+            request_id,
+            deadline_ms,
+            headers.get("lambda-runtime-invoked-function-arn"),
+            _json_header(headers, "lambda-runtime-client-context", "Client Context"),
+            _json_header(headers, "lambda-runtime-cognito-identity", "Cognito Identity"),
+            headers.get("lambda-runtime-aws-tenant-id"),
+        )
+        try:
+            event = json.loads(body) if body else None
+        except ValueError as e:
+            raise _Fault("Runtime.UnmarshalError", "Unable to unmarshal input: %s" % e)
         result = handler(event, context)
+        if isinstance(result, bytes):
+            payload = result
+        else:
+            try:
+                payload = _to_json(result)
+            except Exception as e:
+                raise _Fault("Runtime.MarshalError", "Unable to marshal response: %s" % e)
+    except _Fault as fault:
+        error = dict(fault.error, requestId=request_id)
     except Exception:
         error = _fault(sys.exc_info(), request_id)
-        _log_error(error)
-        rapid.error(request_id, error)
+    else:
+        rapid.respond(request_id, payload)
         return
-    try:
-        payload = json.dumps(result, cls=_Encoder, ensure_ascii=False).encode("utf-8")
-    except Exception as e:
-        error = _error("Unable to marshal response: %s" % e, "Runtime.MarshalError", None, request_id)
-        _log_error(error)
-        rapid.error(request_id, error)
-        return
-    rapid.respond(request_id, payload)
+    _log_error(error)
+    rapid.error(request_id, error)
 
 
 def main():

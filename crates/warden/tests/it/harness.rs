@@ -389,6 +389,25 @@ impl Server {
         self.aws(&args)
     }
 
+    /// Installs boto3 for this server's Python functions with `warden runtime sdk install`,
+    /// offline, from the wheels the test tools downloaded.
+    pub fn install_python_sdk(&self) {
+        let out = Command::new(warden_bin())
+            .args(["runtime", "sdk", "install", "python", "--from"])
+            .arg(tool("WARDEN_TEST_WHEELS"))
+            .arg("--data-dir")
+            .arg(&self.data_dir)
+            .arg("--python")
+            .arg(python())
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "warden runtime sdk install failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
     /// HTTP request signed as the admin; returns (status, headers, body).
     pub fn http(
         &self,

@@ -376,6 +376,8 @@ fn functions_call_warden_with_exactly_their_roles_permissions() {
     // The credentials and AWS_ENDPOINT_URL_LAMBDA are under test here, in the default sandbox:
     // boto3 reaches the API through the listener in the instance's own network namespace.
     let s = Server::start();
+    // boto3 as Lambda's Python runtimes offer it: installed by Warden, not packaged.
+    s.install_python_sdk();
     s.create_fixture("target", &[]);
     s.ensure_role("caller-role", crate::harness::LAMBDA_TRUST);
     let zip = python_zip(&[("app.py", CALLER)]);

@@ -277,6 +277,7 @@ def handler(event, context):
 #[test]
 fn functions_reach_warden_only_for_the_services_it_serves() {
     let s = Server::start();
+    s.install_python_sdk();
     let allow = json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow",
         "Action": ["lambda:GetFunctionConfiguration", "iam:GetRole"], "Resource": "*"}]});
     s.aws(&[

@@ -24,6 +24,7 @@ mod lifecycle;
 mod logs_bounds;
 mod nodes;
 mod pipeline;
+mod python_runtime;
 mod runtimes;
 mod sandbox;
 mod warden_cli;

@@ -1,0 +1,351 @@
+//! Warden's Python runtime against the reference client: the same handlers run on two
+//! servers, one with Warden's own bootstrap, the other with the unmodified `awslambdaric`
+//! brought by the function itself (vendored into the package and started through
+//! `AWS_LAMBDA_EXEC_WRAPPER`, as code that brings its own client does), and everything but
+//! ids and timestamps must agree: results, errors, init failures, context values and log
+//! lines.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use serde_json::{json, Value};
+
+use crate::harness::{python, python_runtime, zip_dir, Server, EXEC_ROLE};
+
+const HANDLERS: &str = r#"
+import decimal, json, logging, os, sys
+logger = logging.getLogger()
+logger.setLevel(logging.INFO)
+print("module loaded")
+
+def context(event, context):
+    custom = None if context.client_context is None else context.client_context.custom
+    return {
+        "event": event,
+        "function_name": context.function_name,
+        "function_version": context.function_version,
+        "invoked_function_arn": context.invoked_function_arn,
+        "memory_limit_in_mb": context.memory_limit_in_mb,
+        "log_group_name": context.log_group_name,
+        "log_stream_name": context.log_stream_name.split("]")[0] + "]",
+        "request_id_length": len(context.aws_request_id),
+        "remaining_in_range": 0 < context.get_remaining_time_in_millis() <= 10000,
+        "identity": context.identity is None,
+        "client_context": custom,
+        "cwd": os.getcwd(),
+        "task_root": os.environ.get("LAMBDA_TASK_ROOT"),
+    }
+
+def helper():
+    return {"a": 1}["b"]
+
+def fail(event, context):
+    raise ValueError("python says no")
+
+def nested(event, context):
+    return helper()
+
+def unmarshallable(event, context):
+    return {"s": {1, 2}}
+
+def decimals(event, context):
+    return {"d": decimal.Decimal("1.5")}
+
+def logs(event, context):
+    logger.info("info line")
+    logger.warning("two\nlines")
+    logger.debug("hidden")
+    print("printed")
+    return "done"
+
+def nothing(event, context):
+    return None
+
+def text(event, context):
+    return {"s": "\u00e9\u2713", "n": [1, 2.5, True, None]}
+"#;
+
+/// The wrapper that runs the reference client instead of Warden's bootstrap: Lambda
+/// starts it with the runtime's command line, whose first word is the interpreter.
+const RIC_WRAPPER: &str =
+    "#!/bin/sh\nPYTHONPATH=/var/task/ric exec \"$1\" -m awslambdaric \"$_HANDLER\"\n";
+
+/// A package holding the handlers, modules that fail at import, and `awslambdaric` (with
+/// what it imports) copied from the test interpreter's environment under `ric/`.
+fn package() -> PathBuf {
+    let dir = tempfile::tempdir().unwrap().keep();
+    let write = |rel: &str, text: &str| {
+        let p = dir.join(rel);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, text).unwrap();
+    };
+    write("app.py", HANDLERS);
+    write(
+        "pkg/sub/module.py",
+        "def handler(event, context):\n    return 'deep'\n",
+    );
+    write("pkg/__init__.py", "");
+    write("pkg/sub/__init__.py", "");
+    write("broken.py", "import does_not_exist\n");
+    write("syntax.py", "def handler(event, context:\n    return 1\n");
+    write("raises.py", "raise RuntimeError('at import')\n");
+    write("ric.sh", RIC_WRAPPER);
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(dir.join("ric.sh"), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let site = String::from_utf8(
+        Command::new(python())
+            .args([
+                "-c",
+                "import awslambdaric, os; print(os.path.dirname(os.path.dirname(awslambdaric.__file__)))",
+            ])
+            .output()
+            .unwrap()
+            .stdout,
+    )
+    .unwrap();
+    let site = PathBuf::from(site.trim());
+    for entry in std::fs::read_dir(&site).unwrap().flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let wanted = ["awslambdaric", "simplejson", "snapshot_restore_py.py"]
+            .contains(&name.as_str())
+            || name.starts_with("runtime_client");
+        if wanted {
+            copy(&entry.path(), &dir.join("ric").join(&name));
+        }
+    }
+    zip_dir(&dir)
+}
+
+fn copy(from: &Path, to: &Path) {
+    if from.is_dir() {
+        std::fs::create_dir_all(to).unwrap();
+        for e in std::fs::read_dir(from).unwrap().flatten() {
+            if e.file_name() != "__pycache__" {
+                copy(&e.path(), &to.join(e.file_name()));
+            }
+        }
+    } else {
+        std::fs::copy(from, to).unwrap();
+    }
+}
+
+/// Creates `name` with `handler` on `s`; with `reference`, run by `awslambdaric`.
+fn create(s: &Server, name: &str, handler: &str, zip: &Path, reference: bool) {
+    let env = if reference {
+        "Variables={AWS_LAMBDA_EXEC_WRAPPER=/var/task/ric.sh}"
+    } else {
+        "Variables={}"
+    };
+    s.aws(&[
+        "lambda",
+        "create-function",
+        "--function-name",
+        name,
+        "--runtime",
+        python_runtime(),
+        "--handler",
+        handler,
+        "--role",
+        EXEC_ROLE,
+        "--timeout",
+        "10",
+        "--memory-size",
+        "512",
+        "--environment",
+        env,
+        "--zip-file",
+        &format!("fileb://{}", zip.display()),
+    ]);
+}
+
+/// What one invocation showed: the function error header, the body (request id and
+/// timestamps left out) and the function's log lines (ids, times and the reference
+/// client's no-break-space indentation normalised).
+#[derive(Debug, PartialEq)]
+struct Seen {
+    error: Option<String>,
+    body: Value,
+    logs: Vec<String>,
+}
+
+fn run(s: &Server, name: &str, payload: &str) -> Seen {
+    let client_context = crate::harness::b64(br#"{"custom": {"k": "v"}}"#);
+    let (status, headers, body) = s.http(
+        "POST",
+        &format!("/2015-03-31/functions/{name}/invocations"),
+        &[("X-Amz-Client-Context", client_context.as_str())],
+        payload.as_bytes(),
+    );
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+    let error = headers
+        .iter()
+        .find(|(k, _)| k == "x-amz-function-error")
+        .map(|(_, v)| v.clone());
+    let mut body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    if let Some(o) = body.as_object_mut() {
+        o.remove("requestId");
+    }
+    let lines = s.wait_logs(name, Duration::from_secs(10), |l| {
+        l.iter().any(|x| x.starts_with("REPORT"))
+    });
+    let mut logs = Vec::new();
+    // The platform's own lines are left out, and so is the reference client's advisory
+    // warning before an init error, which Warden's runtime does not print.
+    for line in lines.iter().filter(|l| {
+        !["START ", "END ", "REPORT ", "RequestId: "]
+            .iter()
+            .any(|p| l.starts_with(p))
+            && !l.contains("\tLAMBDA_WARNING: ")
+    }) {
+        for part in line.split('\n') {
+            logs.push(normalise(part));
+        }
+    }
+    Seen { error, body, logs }
+}
+
+/// A log line with its request id and timestamps replaced, and no-break spaces as spaces.
+fn normalise(line: &str) -> String {
+    let line = line.replace('\u{a0}', " ");
+    line.split('\t')
+        .map(|field| {
+            let looks_like_time = field.len() == 24 && field.ends_with('Z') && field.contains('T');
+            let looks_like_id =
+                field.len() == 36 && field.chars().filter(|c| *c == '-').count() == 4;
+            if looks_like_time {
+                "<time>".to_owned()
+            } else if looks_like_id {
+                "<id>".to_owned()
+            } else {
+                field.to_owned()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\t")
+}
+
+#[test]
+fn wardens_python_runtime_behaves_as_the_reference_client() {
+    let ours = Server::start();
+    let reference = Server::start();
+    let zip = package();
+    let cases: &[(&str, &str, &str)] = &[
+        ("context", "app.context", r#"{"k": "v"}"#),
+        ("fail", "app.fail", "{}"),
+        ("nested", "app.nested", "{}"),
+        ("unmarshallable", "app.unmarshallable", "{}"),
+        ("decimals", "app.decimals", "{}"),
+        ("logs", "app.logs", "{}"),
+        ("nothing", "app.nothing", "{}"),
+        ("text", "app.text", "[1, \"two\"]"),
+        ("deep", "pkg/sub/module.handler", "{}"),
+        ("broken", "broken.handler", "{}"),
+        ("syntax", "syntax.handler", "{}"),
+        ("raises", "raises.handler", "{}"),
+        ("missing", "app.missing", "{}"),
+    ];
+    for (name, handler, _) in cases {
+        create(&ours, name, handler, &zip, false);
+        create(&reference, name, handler, &zip, true);
+    }
+    for (name, _, payload) in cases {
+        let got = run(&ours, name, payload);
+        let want = run(&reference, name, payload);
+        assert_eq!(
+            got, want,
+            "case `{name}`: Warden's runtime (left) differs from awslambdaric (right)"
+        );
+    }
+    // The cases mean something: spot-check what both agreed on.
+    let seen = run(&ours, "context", "{}");
+    assert_eq!(seen.body["client_context"], json!({"k": "v"}));
+    assert_eq!(seen.body["memory_limit_in_mb"], "512");
+    assert_eq!(seen.body["cwd"], "/var/task");
+    let seen = run(&ours, "logs", "{}");
+    assert!(
+        seen.logs
+            .contains(&"[WARNING]\t<time>\t<id>\ttwo".to_owned()),
+        "{:?}",
+        seen.logs
+    );
+    let seen = run(&ours, "syntax", "{}");
+    assert_eq!(seen.body["errorType"], "Runtime.UserCodeSyntaxError");
+}
+
+#[test]
+fn a_python_traceback_is_one_log_event_with_its_line_breaks() {
+    let s = Server::start();
+    create(&s, "fail", "app.fail", &package(), false);
+    let seen = run(&s, "fail", "{}");
+    assert_eq!(seen.error.as_deref(), Some("Unhandled"));
+    let lines = s.logs("fail");
+    let event = lines
+        .iter()
+        .find(|l| l.starts_with("[ERROR] ValueError: python says no"))
+        .unwrap_or_else(|| panic!("{lines:?}"));
+    assert!(
+        event.contains("\nTraceback (most recent call last):\n  File \"/var/task/app.py\""),
+        "{event:?}"
+    );
+    assert!(!event.contains('\r'), "{event:?}");
+}
+
+const USES_BOTO3: &str = r#"
+def handler(event, context):
+    import boto3
+    return {"file": boto3.__file__, "version": boto3.__version__}
+"#;
+
+#[test]
+fn boto3_comes_from_wardens_sdk_never_from_the_hosts_site_packages() {
+    let s = Server::start();
+    // The test interpreter has boto3 in its own site-packages: a function must not see it.
+    let zip = crate::harness::python_zip(&[("app.py", USES_BOTO3)]);
+    create(&s, "before", "app.handler", &zip, false);
+    let seen = run(&s, "before", "{}");
+    assert_eq!(seen.error.as_deref(), Some("Unhandled"));
+    assert_eq!(
+        seen.body["errorType"], "ModuleNotFoundError",
+        "{:?}",
+        seen.body
+    );
+    let listed = s.warden(&[
+        "runtime",
+        "list",
+        "--data-dir",
+        s.data_dir.to_str().unwrap(),
+    ]);
+    let listed = String::from_utf8_lossy(&listed.stdout).into_owned();
+    assert!(
+        listed.contains("boto3 (Python SDK): not installed"),
+        "{listed}"
+    );
+
+    s.install_python_sdk();
+    create(&s, "after", "app.handler", &zip, false);
+    let seen = run(&s, "after", "{}");
+    assert_eq!(seen.error, None, "{:?}", seen.body);
+    assert!(
+        seen.body["file"]
+            .as_str()
+            .unwrap()
+            .starts_with("/var/runtime/sdk/python/boto3/"),
+        "{:?}",
+        seen.body
+    );
+    let listed = s.warden(&[
+        "runtime",
+        "list",
+        "--data-dir",
+        s.data_dir.to_str().unwrap(),
+    ]);
+    let listed = String::from_utf8_lossy(&listed.stdout).into_owned();
+    assert!(
+        listed.contains(&format!(
+            "boto3 (Python SDK) {}: installed",
+            seen.body["version"].as_str().unwrap()
+        )),
+        "{listed}"
+    );
+}
