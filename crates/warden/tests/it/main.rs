@@ -22,6 +22,7 @@ mod iam_more;
 mod invoke;
 mod lifecycle;
 mod logs_bounds;
+mod node_runtime;
 mod nodes;
 mod pipeline;
 mod python_runtime;

@@ -1,0 +1,258 @@
+//! Node.js functions on Warden's own Node.js runtime, deployed with the AWS CLI and
+//! invoked as a user would: CommonJS, ES modules, async and callback handlers, Lambda's
+//! errors and log lines, and the filesystem layout of the sandbox.
+
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use serde_json::{json, Value};
+
+use crate::harness::{zip_dir, Server, EXEC_ROLE};
+
+/// The runtime of the host's `node` (`nodejs20.x`...), which Warden finds on `PATH`.
+fn node_runtime() -> &'static str {
+    static NAME: OnceLock<String> = OnceLock::new();
+    NAME.get_or_init(|| {
+        let out = std::process::Command::new("node")
+            .args(["-p", "process.versions.node.split('.')[0]"])
+            .output()
+            .expect("the tests need node on PATH");
+        format!("nodejs{}.x", String::from_utf8(out.stdout).unwrap().trim())
+    })
+}
+
+fn package(files: &[(&str, &str)]) -> PathBuf {
+    let dir = tempfile::tempdir().unwrap().keep();
+    for (rel, text) in files {
+        let p = dir.join(rel);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, text).unwrap();
+    }
+    zip_dir(&dir)
+}
+
+fn create(s: &Server, name: &str, handler: &str, zip: &Path) {
+    s.aws(&[
+        "lambda",
+        "create-function",
+        "--function-name",
+        name,
+        "--runtime",
+        node_runtime(),
+        "--handler",
+        handler,
+        "--role",
+        EXEC_ROLE,
+        "--timeout",
+        "10",
+        "--memory-size",
+        "512",
+        "--zip-file",
+        &format!("fileb://{}", zip.display()),
+    ]);
+}
+
+/// Invokes `name` with the AWS CLI; returns the function error (if any) and the payload.
+fn invoke(s: &Server, name: &str, payload: &str) -> (Option<String>, Value) {
+    let out = tempfile::NamedTempFile::new().unwrap();
+    let meta = s.aws(&[
+        "lambda",
+        "invoke",
+        "--function-name",
+        name,
+        "--payload",
+        payload,
+        out.path().to_str().unwrap(),
+    ]);
+    let body = std::fs::read(out.path()).unwrap();
+    (
+        meta.get("FunctionError")
+            .and_then(Value::as_str)
+            .map(str::to_owned),
+        serde_json::from_slice(&body).unwrap_or(Value::Null),
+    )
+}
+
+const CJS: &str = r#"
+const fs = require('fs');
+console.log('module loaded');
+exports.handler = async (event, context) => ({
+  event,
+  functionName: context.functionName,
+  functionVersion: context.functionVersion,
+  memoryLimitInMB: context.memoryLimitInMB,
+  remainingInRange: context.getRemainingTimeInMillis() > 0 && context.getRemainingTimeInMillis() <= 10000,
+  requestIdLength: context.awsRequestId.length,
+  arn: context.invokedFunctionArn,
+  logGroupName: context.logGroupName,
+  execPath: process.execPath,
+  var: fs.readdirSync('/var').sort(),
+  nodePath: process.env.NODE_PATH,
+});
+exports.callback = (event, context, callback) => {
+  setTimeout(() => callback(null, { via: 'callback', n: event.n }), 5);
+};
+exports.callbackError = (event, context, callback) => callback(new Error('callback says no'));
+exports.thrown = async () => { throw new TypeError('node says no'); };
+exports.rejected = async () => { Promise.reject(new Error('nobody waits')); await new Promise(r => setTimeout(r, 200)); return 'late'; };
+exports.logs = async () => {
+  console.log('plain %s', 'line');
+  console.error('two\nlines');
+  console.warn('careful');
+  return 'logged';
+};
+"#;
+
+const ESM: &str = r#"
+const loaded = await Promise.resolve('top-level await');
+export const handler = async (event) => ({ esm: true, loaded, event });
+"#;
+
+#[test]
+fn node_handlers_run_as_on_lambda() {
+    let s = Server::start();
+    let zip = package(&[
+        ("index.js", CJS),
+        ("esm.mjs", ESM),
+        ("nested/deep/mod.js", "exports.go = async () => 'deep';"),
+    ]);
+    create(&s, "cjs", "index.handler", &zip);
+    let (error, body) = invoke(&s, "cjs", r#"{"k": "v"}"#);
+    assert_eq!(error, None, "{body}");
+    assert_eq!(body["event"], json!({"k": "v"}));
+    assert_eq!(body["functionName"], "cjs");
+    assert_eq!(body["functionVersion"], "$LATEST");
+    assert_eq!(body["memoryLimitInMB"], "512");
+    assert_eq!(body["remainingInRange"], true);
+    assert_eq!(body["requestIdLength"], 36);
+    assert!(
+        body["arn"].as_str().unwrap().ends_with(":function:cjs"),
+        "{body}"
+    );
+    assert_eq!(body["logGroupName"], "/aws/lambda/cjs");
+    assert_eq!(body["execPath"], "/var/lang/bin/node");
+    assert_eq!(body["var"], json!(["lang", "runtime", "task"]));
+    assert!(
+        body["nodePath"]
+            .as_str()
+            .unwrap()
+            .contains("/opt/nodejs/node_modules"),
+        "{body}"
+    );
+
+    create(&s, "esm", "esm.handler", &zip);
+    let (error, body) = invoke(&s, "esm", "[1]");
+    assert_eq!(error, None, "{body}");
+    assert_eq!(
+        body,
+        json!({"esm": true, "loaded": "top-level await", "event": [1]})
+    );
+
+    create(&s, "deep", "nested/deep/mod.go", &zip);
+    assert_eq!(invoke(&s, "deep", "{}"), (None, json!("deep")));
+
+    create(&s, "callback", "index.callback", &zip);
+    assert_eq!(
+        invoke(&s, "callback", r#"{"n": 7}"#),
+        (None, json!({"via": "callback", "n": 7}))
+    );
+
+    create(&s, "cberror", "index.callbackError", &zip);
+    let (error, body) = invoke(&s, "cberror", "{}");
+    assert_eq!(error.as_deref(), Some("Unhandled"));
+    assert_eq!(body["errorType"], "Error", "{body}");
+    assert_eq!(body["errorMessage"], "callback says no", "{body}");
+
+    create(&s, "thrown", "index.thrown", &zip);
+    let (error, body) = invoke(&s, "thrown", "{}");
+    assert_eq!(error.as_deref(), Some("Unhandled"));
+    assert_eq!(body["errorType"], "TypeError", "{body}");
+    assert_eq!(body["errorMessage"], "node says no", "{body}");
+    assert!(
+        body["trace"].as_array().is_some_and(|t| t
+            .iter()
+            .any(|l| l.as_str().unwrap().contains("/var/task/index.js"))),
+        "{body}"
+    );
+}
+
+#[test]
+fn a_package_of_type_module_loads_as_esm() {
+    let s = Server::start();
+    let zip = package(&[
+        ("package.json", r#"{"type": "module"}"#),
+        (
+            "app.js",
+            "export const handler = async () => ({ esm: typeof require === 'undefined' });",
+        ),
+    ]);
+    create(&s, "typed", "app.handler", &zip);
+    assert_eq!(invoke(&s, "typed", "{}"), (None, json!({"esm": true})));
+}
+
+#[test]
+fn node_init_errors_and_unhandled_rejections_are_reported_as_lambda_reports_them() {
+    let s = Server::start();
+    let zip = package(&[
+        ("index.js", CJS),
+        ("syntax.js", "exports.handler = async () => {;\n"),
+    ]);
+    for (name, handler, error_type) in [
+        ("nomodule", "missing.handler", "Runtime.ImportModuleError"),
+        ("noexport", "index.nope", "Runtime.HandlerNotFound"),
+        ("syntax", "syntax.handler", "Runtime.UserCodeSyntaxError"),
+    ] {
+        create(&s, name, handler, &zip);
+        let (error, body) = invoke(&s, name, "{}");
+        assert_eq!(error.as_deref(), Some("Unhandled"), "{name}: {body}");
+        assert_eq!(body["errorType"], error_type, "{name}: {body}");
+    }
+
+    create(&s, "rejected", "index.rejected", &zip);
+    let (error, body) = invoke(&s, "rejected", "{}");
+    assert_eq!(error.as_deref(), Some("Unhandled"));
+    assert_eq!(
+        body["errorType"], "Runtime.UnhandledPromiseRejection",
+        "{body}"
+    );
+    assert!(
+        body["errorMessage"]
+            .as_str()
+            .unwrap()
+            .contains("nobody waits"),
+        "{body}"
+    );
+}
+
+#[test]
+fn console_lines_are_lambda_log_events() {
+    let s = Server::start();
+    create(&s, "logs", "index.logs", &package(&[("index.js", CJS)]));
+    assert_eq!(invoke(&s, "logs", "{}"), (None, json!("logged")));
+    let lines = s.wait_logs("logs", Duration::from_secs(10), |l| {
+        l.iter().any(|x| x.starts_with("REPORT"))
+    });
+    let fields = |needle: &str| -> Vec<String> {
+        let line = lines
+            .iter()
+            .find(|l| l.ends_with(needle))
+            .unwrap_or_else(|| panic!("{needle:?} in {lines:?}"));
+        line.split('\t').map(str::to_owned).collect()
+    };
+    let plain = fields("plain line");
+    assert_eq!(plain.len(), 4, "{plain:?}");
+    assert!(
+        plain[0].ends_with('Z') && plain[0].contains('T'),
+        "{plain:?}"
+    );
+    assert_eq!(plain[1].len(), 36, "{plain:?}");
+    assert_eq!(plain[2], "INFO");
+    assert_eq!(fields("careful")[2], "WARN");
+    // A message of several lines stays one event.
+    let two = fields("two\nlines");
+    assert_eq!(two[2], "ERROR");
+    assert!(lines
+        .iter()
+        .any(|l| l == "module loaded" || l.ends_with("\tmodule loaded")));
+}
