@@ -23,6 +23,7 @@ use warden_auth::{Authenticated, PendingVerification};
 use warden_iam::{ContextValue, Decision, DecisionEffect, Policy, PolicyKind};
 use warden_identity::{Identity, Trust};
 use warden_types::identity::{Principal, PrincipalKind};
+use warden_types::layer::{LayerName, LayerVersionArn};
 use warden_types::{ChangeCache, FunctionName, FunctionRef};
 
 use crate::routes::{Operation, Service};
@@ -42,6 +43,8 @@ pub struct Target {
     pub trust: Option<Trust>,
     /// Condition keys this request adds (such as `sts:ExternalId`), lower-cased.
     pub context: Vec<(String, ContextValue)>,
+    /// The layer version whose permission policy also applies (`lambda:GetLayerVersion`).
+    pub layer: Option<(LayerName, u64)>,
 }
 
 /// Caches parsed resource policies (a `ChangeCache`: emptied by change events); the store
@@ -93,6 +96,66 @@ impl Access {
             .insert(ticket, function.clone(), parsed.clone());
         Ok(parsed)
     }
+}
+
+/// A layer version's permission policy, parsed (not cached: layers are read rarely and
+/// their policies change without change events).
+async fn layer_policy(
+    state: &ApiState,
+    name: &LayerName,
+    version: u64,
+) -> Result<Option<Arc<Policy>>, ApiError> {
+    let Some(document) = state.control.layer_policy_document(name, version).await? else {
+        return Ok(None);
+    };
+    match Policy::parse_as(&document, PolicyKind::Resource) {
+        Ok(p) => Ok(Some(Arc::new(p))),
+        Err(e) => {
+            tracing::error!(layer = %name, version, error = %e, "stored layer policy does not parse");
+            Ok(None)
+        }
+    }
+}
+
+/// The target of `lambda:GetLayerVersion` (and the other layer version actions) on the
+/// version `raw_version` of layer `raw_name`, as path segments give them; none if either
+/// does not parse (the handler then answers with the validation error).
+fn layer_version_target(
+    state: &ApiState,
+    action: &str,
+    raw_name: &str,
+    raw_version: &str,
+) -> Vec<Target> {
+    let (Ok(name), Ok(version)) = (LayerName::new(raw_name), raw_version.parse::<u64>()) else {
+        return Vec::new();
+    };
+    vec![Target {
+        action: format!("lambda:{action}"),
+        resource: state.control.layer_version_arn(&name, version),
+        layer: Some((name, version)),
+        ..Target::default()
+    }]
+}
+
+/// `lambda:GetLayerVersion` on each layer version ARN a function's input names: using a
+/// layer needs permission to read it, as on Lambda.
+fn layer_use_targets(body: &[u8]) -> Vec<Target> {
+    let Ok(v) = serde_json::from_slice::<serde_json::Value>(body) else {
+        return Vec::new();
+    };
+    v.get("Layers")
+        .and_then(|l| l.as_array())
+        .into_iter()
+        .flatten()
+        .filter_map(|a| a.as_str())
+        .filter_map(|a| LayerVersionArn::parse(a).ok().map(|p| (a.to_owned(), p)))
+        .map(|(arn, p)| Target {
+            action: "lambda:GetLayerVersion".into(),
+            resource: arn,
+            layer: Some((p.name, p.version)),
+            ..Target::default()
+        })
+        .collect()
 }
 
 /// The service of a query request, as its SigV4 credential scope must name it: STS if its
@@ -255,6 +318,7 @@ pub fn lambda_targets(state: &ApiState, request: &ApiRequest) -> Vec<Target> {
             if create_brings_tags(&request.body) {
                 targets.extend(f("TagResource", name.as_deref().and_then(bare)));
             }
+            targets.extend(layer_use_targets(&request.body));
             targets
         }
         O::ListFunctions => vec![any_resource("lambda:ListFunctions")],
@@ -263,7 +327,11 @@ pub fn lambda_targets(state: &ApiState, request: &ApiRequest) -> Vec<Target> {
         O::GetFunctionConfiguration(n) => f("GetFunctionConfiguration", qualified(n)),
         O::DeleteFunction(n) => f("DeleteFunction", qualified(n)),
         O::UpdateFunctionCode(n) => f("UpdateFunctionCode", bare(n)),
-        O::UpdateFunctionConfiguration(n) => f("UpdateFunctionConfiguration", bare(n)),
+        O::UpdateFunctionConfiguration(n) => {
+            let mut targets = f("UpdateFunctionConfiguration", bare(n));
+            targets.extend(layer_use_targets(&request.body));
+            targets
+        }
         O::Invoke(n) => f("InvokeFunction", qualified(n)),
         O::InvokeAsync(n) => f("InvokeFunction", bare(n)),
         O::PublishVersion(n) => f("PublishVersion", bare(n)),
@@ -294,6 +362,38 @@ pub fn lambda_targets(state: &ApiState, request: &ApiRequest) -> Vec<Target> {
             }],
             None => vec![any_resource("logs:GetLogEvents")],
         },
+        O::PublishLayerVersion(l) => match LayerName::new(l) {
+            Ok(name) => vec![Target {
+                action: "lambda:PublishLayerVersion".into(),
+                resource: state.control.layer_arn(&name),
+                ..Target::default()
+            }],
+            Err(_) => Vec::new(),
+        },
+        O::ListLayerVersions(_) => vec![any_resource("lambda:ListLayerVersions")],
+        O::ListLayers => match (request.query("find").as_deref(), request.query("Arn")) {
+            (Some("LayerVersion"), Some(arn)) => match LayerVersionArn::parse(&arn) {
+                Ok(p) => vec![Target {
+                    action: "lambda:GetLayerVersion".into(),
+                    resource: arn,
+                    layer: Some((p.name, p.version)),
+                    ..Target::default()
+                }],
+                Err(_) => Vec::new(),
+            },
+            _ => vec![any_resource("lambda:ListLayers")],
+        },
+        O::GetLayerVersion(l, v) => layer_version_target(state, "GetLayerVersion", l, v),
+        O::DeleteLayerVersion(l, v) => layer_version_target(state, "DeleteLayerVersion", l, v),
+        O::AddLayerVersionPermission(l, v) => {
+            layer_version_target(state, "AddLayerVersionPermission", l, v)
+        }
+        O::GetLayerVersionPolicy(l, v) => {
+            layer_version_target(state, "GetLayerVersionPolicy", l, v)
+        }
+        O::RemoveLayerVersionPermission(l, v, _) => {
+            layer_version_target(state, "RemoveLayerVersionPermission", l, v)
+        }
         // Other doors' operations are not Lambda's: nothing of Lambda's to authorize (and
         // the Lambda door refuses them).
         O::Query | O::JsonTarget(_) => Vec::new(),
@@ -322,6 +422,7 @@ pub(crate) fn query_targets(
                 function: None,
                 trust: Some(t.trust),
                 context: t.context,
+                layer: None,
             })
             .collect());
     }
@@ -431,10 +532,14 @@ pub async fn authorize(
 ) -> Result<(), ApiError> {
     let session = principal.and_then(|p| state.access.identity.session_policies(p));
     for target in targets {
-        // A function policy is consulted only for what a function policy can grant.
-        let resource_policy = match &target.function {
-            Some(f) if crate::policy::grantable(&target.action) => {
+        // A function policy is consulted only for what a function policy can grant; a
+        // layer version's policy only for `lambda:GetLayerVersion`, all it can grant.
+        let resource_policy = match (&target.function, &target.layer) {
+            (Some(f), _) if crate::policy::grantable(&target.action) => {
                 state.access.resource_policy(state, f).await?
+            }
+            (_, Some((name, version))) if target.action == "lambda:GetLayerVersion" => {
+                layer_policy(state, name, *version).await?
             }
             _ => None,
         };

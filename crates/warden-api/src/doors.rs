@@ -149,9 +149,9 @@ impl ServiceDoor for LambdaDoor {
         match operation {
             Operation::Invoke(_) => warden_types::limits::SYNC_PAYLOAD_BYTES,
             Operation::InvokeAsync(_) => warden_types::limits::ASYNC_PAYLOAD_BYTES,
-            Operation::CreateFunction | Operation::UpdateFunctionCode(_) => {
-                warden_types::limits::API_BODY_BYTES
-            }
+            Operation::CreateFunction
+            | Operation::UpdateFunctionCode(_)
+            | Operation::PublishLayerVersion(_) => warden_types::limits::API_BODY_BYTES,
             _ => DEFAULT_BODY_LIMIT,
         }
     }

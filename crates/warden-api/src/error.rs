@@ -351,6 +351,7 @@ impl From<warden_control::ControlError> for ApiError {
             E::Invalid(_)
             | E::Config(_)
             | E::Name(_)
+            | E::Layer(_)
             | E::CodeRefused { .. }
             | E::RoleNotAssumable => Self::invalid(message),
             E::CodeTooLarge { .. } => Self::new(

@@ -36,7 +36,7 @@ fn unqualified(state: &ApiState, raw: &str) -> Result<FunctionName, ApiError> {
     Ok(r.name)
 }
 
-fn decode_zip(zip_b64: &str) -> Result<ZipPackage, ApiError> {
+pub(crate) fn decode_zip(zip_b64: &str) -> Result<ZipPackage, ApiError> {
     base64::engine::general_purpose::STANDARD
         .decode(zip_b64.trim())
         .map(ZipPackage)
@@ -123,7 +123,6 @@ pub async fn create(state: &ApiState, request: &ApiRequest) -> Result<Reply, Api
         dead_letter_config: &input.dead_letter_config,
         kms_key_arn: &input.kms_key_arn,
         tracing_config: &input.tracing_config,
-        layers: &input.layers,
         file_system_configs: &input.file_system_configs,
         image_config: &input.image_config,
         snap_start: &input.snap_start,
@@ -176,6 +175,7 @@ pub async fn create(state: &ApiState, request: &ApiRequest) -> Result<Reply, Api
         )?,
         publish: input.publish.unwrap_or(false),
         tags: Tags::new(input.tags.unwrap_or_default()).map_err(warden_types::ConfigError::from)?,
+        layers: input.layers.unwrap_or_default(),
     };
     let shown = state
         .control
@@ -354,7 +354,6 @@ pub async fn update_configuration(
         dead_letter_config: &input.dead_letter_config,
         kms_key_arn: &input.kms_key_arn,
         tracing_config: &input.tracing_config,
-        layers: &input.layers,
         file_system_configs: &input.file_system_configs,
         image_config: &input.image_config,
         snap_start: &input.snap_start,
@@ -378,6 +377,7 @@ pub async fn update_configuration(
         memory: input.memory_size.map(MemorySize::new).transpose()?,
         ephemeral_storage: input.ephemeral_storage.map(ephemeral_storage).transpose()?,
         environment: environment(input.environment)?,
+        layers: input.layers,
     };
     let shown = state
         .control

@@ -24,6 +24,7 @@ pub mod doors;
 pub mod error;
 mod functions;
 mod invoke;
+mod layers;
 pub mod pipeline;
 mod policy;
 pub mod routes;
@@ -199,6 +200,16 @@ pub(crate) async fn dispatch_lambda(
         O::TagResource(arn) => tags::tag(state, &request, &arn).await,
         O::UntagResource(arn) => tags::untag(state, &request, &arn).await,
         O::ListTags(arn) => tags::list(state, &arn).await,
+        O::PublishLayerVersion(l) => layers::publish(state, &request, &l).await,
+        O::ListLayerVersions(l) => layers::list_versions(state, &request, &l).await,
+        O::GetLayerVersion(l, v) => layers::get(state, &l, &v).await,
+        O::DeleteLayerVersion(l, v) => layers::delete(state, &l, &v).await,
+        O::ListLayers => layers::list_or_find(state, &request).await,
+        O::AddLayerVersionPermission(l, v) => layers::add_permission(state, &request, &l, &v).await,
+        O::GetLayerVersionPolicy(l, v) => layers::get_policy(state, &l, &v).await,
+        O::RemoveLayerVersionPermission(l, v, sid) => {
+            layers::remove_permission(state, &request, &l, &v, &sid).await
+        }
         // Other doors' operations never reach Lambda's.
         O::Query | O::JsonTarget(_) => Err(ApiError::unknown_operation()),
     }

@@ -154,6 +154,22 @@ pub enum Operation {
     UntagResource(String),
     /// `ListTags` of the resource ARN.
     ListTags(String),
+    /// `PublishLayerVersion` of the layer.
+    PublishLayerVersion(String),
+    /// `ListLayerVersions` of the layer.
+    ListLayerVersions(String),
+    /// `GetLayerVersion` of the layer and version.
+    GetLayerVersion(String, String),
+    /// `DeleteLayerVersion` of the layer and version.
+    DeleteLayerVersion(String, String),
+    /// `ListLayers`, or with `find=LayerVersion` in the query, `GetLayerVersionByArn`.
+    ListLayers,
+    /// `AddLayerVersionPermission` on the layer and version.
+    AddLayerVersionPermission(String, String),
+    /// `GetLayerVersionPolicy` of the layer and version.
+    GetLayerVersionPolicy(String, String),
+    /// `RemoveLayerVersionPermission` of the layer, version and statement id.
+    RemoveLayerVersionPermission(String, String, String),
 }
 
 impl Operation {
@@ -192,6 +208,14 @@ impl Operation {
             O::TagResource(_) => "TagResource",
             O::UntagResource(_) => "UntagResource",
             O::ListTags(_) => "ListTags",
+            O::PublishLayerVersion(_) => "PublishLayerVersion",
+            O::ListLayerVersions(_) => "ListLayerVersions",
+            O::GetLayerVersion(..) => "GetLayerVersion",
+            O::DeleteLayerVersion(..) => "DeleteLayerVersion",
+            O::ListLayers => "ListLayers",
+            O::AddLayerVersionPermission(..) => "AddLayerVersionPermission",
+            O::GetLayerVersionPolicy(..) => "GetLayerVersionPolicy",
+            O::RemoveLayerVersionPermission(..) => "RemoveLayerVersionPermission",
         }
     }
 }
@@ -270,6 +294,24 @@ pub fn route(method: &Method, path: &str) -> Result<Operation, RouteError> {
         ("POST", ["2017-03-31", "tags", arn]) => O::TagResource(decode(arn)?),
         ("DELETE", ["2017-03-31", "tags", arn]) => O::UntagResource(decode(arn)?),
         ("GET", ["2017-03-31", "tags", arn]) => O::ListTags(decode(arn)?),
+        ("GET", ["2018-10-31", "layers"]) => O::ListLayers,
+        ("POST", ["2018-10-31", "layers", l, "versions"]) => O::PublishLayerVersion(decode(l)?),
+        ("GET", ["2018-10-31", "layers", l, "versions"]) => O::ListLayerVersions(decode(l)?),
+        ("GET", ["2018-10-31", "layers", l, "versions", v]) => {
+            O::GetLayerVersion(decode(l)?, decode(v)?)
+        }
+        ("DELETE", ["2018-10-31", "layers", l, "versions", v]) => {
+            O::DeleteLayerVersion(decode(l)?, decode(v)?)
+        }
+        ("POST", ["2018-10-31", "layers", l, "versions", v, "policy"]) => {
+            O::AddLayerVersionPermission(decode(l)?, decode(v)?)
+        }
+        ("GET", ["2018-10-31", "layers", l, "versions", v, "policy"]) => {
+            O::GetLayerVersionPolicy(decode(l)?, decode(v)?)
+        }
+        ("DELETE", ["2018-10-31", "layers", l, "versions", v, "policy", sid]) => {
+            O::RemoveLayerVersionPermission(decode(l)?, decode(v)?, decode(sid)?)
+        }
         _ => return Err(RouteError::Unknown),
     };
     Ok(op)

@@ -6,7 +6,7 @@
 //! `InvalidRequestContentException` naming it, as Lambda's own JSON reader does, rather than
 //! dropped. A member Lambda defines and Warden does not implement is refused with 400
 //! `InvalidParameterValueException` naming it ([`unsupported`]), unless its value asks for
-//! exactly what Warden does (an empty `Layers` list, `TracingConfig.Mode` `PassThrough`,
+//! exactly what Warden does (`TracingConfig.Mode` `PassThrough`,
 //! `SnapStart.ApplyOn` `None`, a `VpcConfig` without subnets, an empty `KMSKeyArn`), which
 //! is honoured as given. An explicit `null` reads as an absent member.
 
@@ -275,7 +275,6 @@ pub struct UnimplementedConfig<'a> {
     pub dead_letter_config: &'a Option<DeadLetterConfigInput>,
     pub kms_key_arn: &'a Option<String>,
     pub tracing_config: &'a Option<TracingConfigInput>,
-    pub layers: &'a Option<Vec<String>>,
     pub file_system_configs: &'a Option<Vec<Value>>,
     pub image_config: &'a Option<Value>,
     pub snap_start: &'a Option<SnapStartInput>,
@@ -329,11 +328,6 @@ impl UnimplementedConfig<'_> {
                 }
             }
         }
-        refuse_items(
-            "Layers",
-            self.layers,
-            "layers do not exist; include the dependencies in the package",
-        )?;
         refuse_items(
             "FileSystemConfigs",
             self.file_system_configs,
@@ -421,6 +415,13 @@ pub fn configuration(state: &ApiState, f: &FunctionVersion) -> Value {
     if !f.environment.is_empty() {
         v["Environment"] = json!({ "Variables": f.environment });
     }
+    if !f.layers.is_empty() {
+        v["Layers"] = f
+            .layers
+            .iter()
+            .map(|l| json!({ "Arn": l.arn, "CodeSize": l.code_size }))
+            .collect();
+    }
     v
 }
 
@@ -494,7 +495,6 @@ mod tests {
             dead_letter_config: &i.dead_letter_config,
             kms_key_arn: &i.kms_key_arn,
             tracing_config: &i.tracing_config,
-            layers: &i.layers,
             file_system_configs: &i.file_system_configs,
             image_config: &i.image_config,
             snap_start: &i.snap_start,
@@ -518,10 +518,6 @@ mod tests {
             (
                 r#"{"VpcConfig":{"SecurityGroupIds":["sg-1"]}}"#,
                 "VpcConfig",
-            ),
-            (
-                r#"{"Layers":["arn:aws:lambda:us-east-1:1:layer:l:1"]}"#,
-                "Layers",
             ),
             (r#"{"TracingConfig":{"Mode":"Active"}}"#, "TracingConfig"),
             (
@@ -558,7 +554,6 @@ mod tests {
         for honoured in [
             r#"{"KMSKeyArn":""}"#,
             r#"{"VpcConfig":{"SubnetIds":[],"SecurityGroupIds":[]}}"#,
-            r#"{"Layers":[]}"#,
             r#"{"TracingConfig":{"Mode":"PassThrough"}}"#,
             r#"{"SnapStart":{"ApplyOn":"None"}}"#,
             r#"{"DeadLetterConfig":{}}"#,

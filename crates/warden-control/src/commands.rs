@@ -49,6 +49,8 @@ pub struct CreateFunction {
     pub publish: bool,
     /// Its tags.
     pub tags: Tags,
+    /// The layer version ARNs it uses, in order.
+    pub layers: Vec<String>,
 }
 
 /// `UpdateFunctionCode`.
@@ -88,6 +90,8 @@ pub struct ConfigurationChange {
     pub ephemeral_storage: Option<EphemeralStorage>,
     /// The whole new environment (an empty one removes every variable).
     pub environment: Option<Environment>,
+    /// New layers (layer version ARNs, in order; empty removes them all).
+    pub layers: Option<Vec<String>>,
 }
 
 /// `UpdateFunctionConfiguration`.

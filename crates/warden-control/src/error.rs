@@ -39,6 +39,9 @@ pub enum ControlError {
     /// An invalid name, qualifier or ARN (`InvalidParameterValueException`, 400).
     #[error(transparent)]
     Name(#[from] NameError),
+    /// An invalid layer name or layer version ARN (`InvalidParameterValueException`, 400).
+    #[error(transparent)]
+    Layer(#[from] warden_types::layer::LayerError),
     /// The zip is larger than Lambda's package limit (`RequestTooLargeException`, 413).
     #[error("Request must be smaller than {limit} bytes for the {operation} operation")]
     CodeTooLarge {

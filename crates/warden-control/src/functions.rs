@@ -19,17 +19,17 @@ use crate::{new_revision, Control, ControlError};
 /// An installed package: its sha, size, and the pin that keeps its blob from garbage
 /// collection until the version referencing it is committed (or the deploy gave up; then
 /// the next sweep removes it).
-struct Installed {
-    sha256: String,
-    size: u64,
-    pin: Option<BlobPin>,
+pub(crate) struct Installed {
+    pub(crate) sha256: String,
+    pub(crate) size: u64,
+    pub(crate) pin: Option<BlobPin>,
 }
 
 impl Control {
     /// Runs the intake chain over `zip` and, unless `dry_run`, installs it in the blob
     /// store. A dry run writes no blob: the package is unpacked into a staging directory
     /// removed before this returns.
-    async fn intake(
+    pub(crate) async fn intake(
         &self,
         operation: &'static str,
         zip: ZipPackage,
@@ -112,6 +112,33 @@ impl Control {
             .map_err(|e| ControlError::Invalid(e.to_string()))
     }
 
+    /// Refuses new code whose tree and the function's merged layers (`opt_sha256`) would
+    /// together pass Lambda's unzipped limit.
+    async fn check_combined_size(
+        &self,
+        code_sha256: &str,
+        opt_sha256: &str,
+    ) -> Result<(), ControlError> {
+        let (code, opt) = (code_sha256.to_owned(), opt_sha256.to_owned());
+        self.blocking(move |inner| {
+            let size = |sha: &str| {
+                inner
+                    .blobs
+                    .code_dir_size(sha)
+                    .map_err(|e| ControlError::Internal(e.to_string()))
+            };
+            let total = size(&code)? + size(&opt)?;
+            let max = warden_types::layer::MAX_UNZIPPED_WITH_LAYERS;
+            if total > max {
+                return Err(ControlError::Invalid(format!(
+                    "Function code combined with layers exceeds the maximum allowed size of {max} bytes. The actual size is {total} bytes."
+                )));
+            }
+            Ok(())
+        })
+        .await
+    }
+
     /// A stored version as callers see it: its environment opened by the keyring.
     pub(crate) fn opened(&self, mut f: FunctionVersion) -> Result<FunctionVersion, ControlError> {
         if !f.environment.is_empty() {
@@ -144,6 +171,7 @@ impl Control {
             code,
             publish,
             tags,
+            layers,
         } = command;
         let handler = match (handler, &runtime) {
             (Some(h), _) => h,
@@ -159,6 +187,9 @@ impl Control {
         let architecture = Self::runnable(architecture)?;
         let environment = self.inner.seams.keyring.seal(&name, environment)?;
         let installed = self.intake("CreateFunction", code, false).await?;
+        let resolved = self
+            .resolve_layers(layers, installed.sha256.clone())
+            .await?;
         let latest = FunctionVersion {
             name: name.clone(),
             version: LATEST.to_owned(),
@@ -175,6 +206,8 @@ impl Control {
             revision_id: new_revision(),
             last_modified_ms: warden_types::now_millis(),
             architectures: vec![architecture.as_str().to_owned()],
+            layers: resolved.layers.clone(),
+            opt_sha256: resolved.opt_sha256.clone(),
         };
         let record = latest.clone();
         let tags = tags.into_map();
@@ -252,6 +285,9 @@ impl Control {
             f.architectures = vec![Self::runnable(a)?.as_str().to_owned()];
         }
         let installed = self.intake("UpdateFunctionCode", code, dry_run).await?;
+        if let Some(opt) = &f.opt_sha256 {
+            self.check_combined_size(&installed.sha256, opt).await?;
+        }
         f.code_sha256 = installed.sha256;
         f.code_size = installed.size;
         if dry_run {
@@ -304,6 +340,14 @@ impl Control {
         if let Some(r) = change.runtime {
             self.servable(&r)?;
             f.runtime = r.as_str().to_owned();
+        }
+        // Held until the record that references the merged layers is written.
+        let mut _layer_pins = None;
+        if let Some(arns) = change.layers {
+            let resolved = self.resolve_layers(arns, f.code_sha256.clone()).await?;
+            f.layers = resolved.layers.clone();
+            f.opt_sha256 = resolved.opt_sha256.clone();
+            _layer_pins = Some(resolved);
         }
         if let Some(role) = &change.role {
             f.role = check_role(self.inner.seams.roles.as_ref(), caller, role)?;

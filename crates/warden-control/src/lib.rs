@@ -29,6 +29,7 @@ pub mod commands;
 mod error;
 mod functions;
 pub mod keyring;
+pub mod layers;
 pub mod policy;
 mod reads;
 pub mod roles;

@@ -195,6 +195,7 @@ fn create(n: &str, role: &str) -> CreateFunction {
         code: zip(&["bootstrap"]),
         publish: false,
         tags: Tags::new(BTreeMap::from([("team".into(), "a".into())])).unwrap(),
+        layers: Vec::new(),
     }
 }
 

@@ -65,6 +65,8 @@ pub struct Lifetime {
     /// Its code, pinned until the process is gone, so that garbage collection never
     /// removes code a live instance runs, even after its version is deleted.
     pub code: BlobPin,
+    /// The merged tree of its layers (its `/opt`), pinned likewise.
+    pub layers: Option<BlobPin>,
 }
 
 impl Instance {
@@ -82,6 +84,7 @@ impl Instance {
             executor,
             memory,
             code,
+            layers,
         } = lifetime;
         let memory_dying = memory.dying_mark();
         let channel = InstanceChannel::serve(runtime_api)?;
@@ -92,7 +95,7 @@ impl Instance {
         };
         tokio::spawn(async move {
             let status = exited.await.unwrap_or(ExitStatus::Lost);
-            drop((memory, code));
+            drop((memory, code, layers));
             let _ = tx.send(Some(status));
         });
         Ok(Self {
@@ -244,7 +247,13 @@ pub enum EntrypointError {
     /// No interpreter serves the function's runtime on this host (any more).
     #[error("{0}")]
     RuntimeUnavailable(String),
+    /// The function has layers, which need an instance with a filesystem of its own.
+    #[error("functions with layers need the sandbox: their layers are shown at /opt, which a plain process (--insecure-no-sandbox) cannot be given")]
+    LayersNeedSandbox,
 }
+
+/// Where a function's layers appear inside an instance.
+pub const OPT_ROOT: &str = "/opt";
 
 /// Where a managed runtime's interpreter installation appears inside an instance.
 pub const LANG_ROOT: &str = "/var/lang";
@@ -291,10 +300,12 @@ pub const SERVED_SERVICES: &[&str] = &["LAMBDA", "IAM", "STS"];
 /// arguments, and every environment variable (the function's own, Lambda's, the Runtime
 /// API address, Warden's API endpoints and the role's credentials), written once from
 /// where the executor said things will be (`placement`), with `code_dir` the host
-/// directory of the code (checked for a `bootstrap`).
+/// directory of the code (checked for a `bootstrap`) and `opt_dir` that of the function's
+/// merged layers, if it has any.
 pub fn instance_spec(
     config: &FunctionVersion,
     code_dir: &Path,
+    opt_dir: Option<&Path>,
     placement: &Placement,
     rt: &RuntimeSettings<'_>,
     credentials: &RoleCredentials,
@@ -351,6 +362,15 @@ pub fn instance_spec(
     let api_endpoint = placement.api_endpoint.as_deref().unwrap_or(rt.api_endpoint);
     point_sdks_at_warden(&mut env, api_endpoint);
     let mut mounts = Vec::new();
+    if let Some(opt) = opt_dir {
+        if !placement.private_filesystem {
+            return Err(EntrypointError::LayersNeedSandbox);
+        }
+        mounts.push(Mount {
+            host: opt.to_path_buf(),
+            inside: OPT_ROOT.into(),
+        });
+    }
     let (program, args) = match &runtime {
         Runtime::Provided(_) => {
             if !code_dir.join("bootstrap").is_file() {
@@ -676,7 +696,8 @@ mod tests {
             api_endpoint: Some("http://127.0.0.1:9002".into()),
             private_filesystem: true,
         };
-        let spec = instance_spec(&config, code.path(), &sandboxed, &rt, &credentials()).unwrap();
+        let spec =
+            instance_spec(&config, code.path(), None, &sandboxed, &rt, &credentials()).unwrap();
         assert!(spec.mounts.is_empty(), "provided runtimes bring everything");
         assert_eq!(spec.program, Path::new("/var/task/bootstrap"));
         assert_eq!(spec.cwd, Path::new("/var/task"));
@@ -722,7 +743,7 @@ mod tests {
             api_endpoint: None,
             private_filesystem: false,
         };
-        let spec = instance_spec(&config, code.path(), &plain, &rt, &credentials()).unwrap();
+        let spec = instance_spec(&config, code.path(), None, &plain, &rt, &credentials()).unwrap();
         assert_eq!(spec.program, code.path().join("bootstrap"));
         assert_eq!(
             value(&spec, "AWS_LAMBDA_RUNTIME_API"),
@@ -754,6 +775,7 @@ mod tests {
         let missing = instance_spec(
             &version("provided.al2023", &[]),
             code.path(),
+            None,
             &placement,
             &rt,
             &credentials(),
@@ -762,6 +784,7 @@ mod tests {
         let unknown = instance_spec(
             &version("cobol85", &[]),
             code.path(),
+            None,
             &placement,
             &rt,
             &credentials(),
@@ -770,6 +793,7 @@ mod tests {
         let gone = instance_spec(
             &version("python3.13", &[]),
             code.path(),
+            None,
             &placement,
             &rt,
             &credentials(),
@@ -829,6 +853,7 @@ mod tests {
         let spec = instance_spec(
             &version("python3.12", &[("PYTHONPATH", "/var/task/vendor")]),
             code.path(),
+            None,
             &sandboxed,
             &rt,
             &credentials(),
@@ -870,6 +895,7 @@ mod tests {
                 &[("AWS_LAMBDA_EXEC_WRAPPER", "/var/task/wrap")],
             ),
             code.path(),
+            Some(Path::new("/srv/warden/blobs/code/merged")),
             &sandboxed,
             &rt,
             &credentials(),
@@ -879,6 +905,14 @@ mod tests {
         assert_eq!(
             spec.args,
             ["/var/lang/bin/node", "/var/runtime/node/index.mjs"]
+        );
+        assert_eq!(
+            spec.mounts[0],
+            Mount {
+                host: "/srv/warden/blobs/code/merged".into(),
+                inside: "/opt".into()
+            },
+            "the merged layers are shown at /opt"
         );
         assert!(value(&spec, "NODE_PATH")
             .unwrap()
@@ -894,6 +928,7 @@ mod tests {
         let spec = instance_spec(
             &version("python3.12", &[]),
             code.path(),
+            None,
             &plain,
             &rt,
             &credentials(),

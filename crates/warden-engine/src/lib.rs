@@ -589,6 +589,7 @@ impl Engine {
         // Pinned before the instance exists; its `Lifetime` holds the pin until the process
         // is gone.
         let code_pin = inner.blobs.pin(&config.code_sha256);
+        let layers_pin = config.opt_sha256.as_ref().map(|k| inner.blobs.pin(k));
         let code_dir = inner.blobs.code_dir(&config.code_sha256);
         let settings = RuntimeSettings {
             runtimes: &inner.config.runtimes,
@@ -632,9 +633,30 @@ impl Engine {
         };
         let session_key = credentials.access_key_id.clone();
         let revoke = || inner.credentials.revoke(&session_key);
+        // The merged layers are made when the function is configured; one lost since (a
+        // data directory restored without it) is made again from the layers' own trees.
+        let opt_dir = match &config.opt_sha256 {
+            Some(key) if inner.blobs.has_code_dir(key) => Some(inner.blobs.code_dir(key)),
+            Some(_) => {
+                let shas: Vec<String> = config
+                    .layers
+                    .iter()
+                    .map(|l| l.code_sha256.clone())
+                    .collect();
+                match inner.blobs.merge_layers(&shas) {
+                    Ok((key, _)) => Some(inner.blobs.code_dir(&key)),
+                    Err(e) => {
+                        revoke();
+                        return Err(invalid_entrypoint(&e));
+                    }
+                }
+            }
+            None => None,
+        };
         let spec = match instance_spec(
             config,
             &code_dir,
+            opt_dir.as_deref(),
             prepared.placement(),
             &settings,
             &credentials,
@@ -669,6 +691,7 @@ impl Engine {
             executor: Arc::clone(&inner.executor),
             memory,
             code: code_pin,
+            layers: layers_pin,
         };
         let started_instance =
             LogCapture::start(config.name.clone(), inner.logs.clone(), stdout, stderr).and_then(
@@ -1104,6 +1127,7 @@ mod tests {
             executor: Arc::clone(executor) as Arc<dyn Executor>,
             memory: budget.try_reserve(640).unwrap(),
             code: blobs.pin("code"),
+            layers: None,
         };
         let i = Instance::new(1, listener, None, exit_rx, logs, Instant::now(), lifetime).unwrap();
         (Arc::new(i), exit_tx)

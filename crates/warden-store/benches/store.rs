@@ -28,6 +28,8 @@ fn latest(name: &FunctionName) -> FunctionVersion {
         revision_id: "r".to_owned(),
         last_modified_ms: 0,
         architectures: vec![],
+        layers: Vec::new(),
+        opt_sha256: None,
     }
 }
 

@@ -121,6 +121,65 @@ fn sync_tree(dir: &Path) -> Result<(), StoreError> {
 }
 
 /// Removes a tree even if the extractor left read-only directories in it.
+/// Adds the tree `from` to `to`: directories made, files hard-linked, symbolic links
+/// copied; an entry already at a path is replaced.
+fn link_tree(from: &Path, to: &Path) -> Result<(), StoreError> {
+    for entry in fs::read_dir(from).map_err(io_err("listing a layer", from))? {
+        let entry = entry.map_err(io_err("listing a layer", from))?;
+        let source = entry.path();
+        let target = to.join(entry.file_name());
+        let kind = entry
+            .file_type()
+            .map_err(io_err("reading a layer", &source))?;
+        let existing = fs::symlink_metadata(&target).ok();
+        let replace = |existing: &Option<fs::Metadata>| -> Result<(), StoreError> {
+            match existing {
+                Some(m) if m.is_dir() => {
+                    remove_tree(&target).map_err(io_err("merging layers", &target))
+                }
+                Some(_) => fs::remove_file(&target).map_err(io_err("merging layers", &target)),
+                None => Ok(()),
+            }
+        };
+        if kind.is_dir() {
+            if !existing.as_ref().is_some_and(fs::Metadata::is_dir) {
+                replace(&existing)?;
+                fs::DirBuilder::new()
+                    .mode(0o755)
+                    .create(&target)
+                    .map_err(io_err("merging layers", &target))?;
+            }
+            link_tree(&source, &target)?;
+        } else if kind.is_symlink() {
+            replace(&existing)?;
+            let link = fs::read_link(&source).map_err(io_err("reading a layer", &source))?;
+            std::os::unix::fs::symlink(link, &target).map_err(io_err("merging layers", &target))?;
+        } else {
+            replace(&existing)?;
+            fs::hard_link(&source, &target).map_err(io_err("merging layers", &target))?;
+        }
+    }
+    Ok(())
+}
+
+/// The bytes of the regular files below `dir`.
+fn tree_size(dir: &Path) -> Result<u64, StoreError> {
+    let mut total = 0;
+    for entry in fs::read_dir(dir).map_err(io_err("measuring a tree", dir))? {
+        let entry = entry.map_err(io_err("measuring a tree", dir))?;
+        let kind = entry.file_type().map_err(io_err("measuring a tree", dir))?;
+        if kind.is_dir() {
+            total += tree_size(&entry.path())?;
+        } else if kind.is_file() {
+            total += entry
+                .metadata()
+                .map_err(io_err("measuring a tree", dir))?
+                .len();
+        }
+    }
+    Ok(total)
+}
+
 fn remove_tree(path: &Path) -> io::Result<()> {
     fn make_writable(dir: &Path) -> io::Result<()> {
         fs::set_permissions(dir, fs::Permissions::from_mode(0o700))?;
@@ -472,6 +531,44 @@ impl BlobStore {
         }
         sync_dir(&self.code)?;
         Ok(target)
+    }
+
+    /// The key under which the merged tree of layers `shas` (in order) is kept: a code
+    /// directory of its own, addressed by this digest of the list.
+    pub fn layers_key(shas: &[String]) -> String {
+        sha256_base64(format!("warden-layers\n{}", shas.join("\n")).as_bytes())
+    }
+
+    /// Makes (once) the tree a function with layers `shas` sees at `/opt`: each layer's
+    /// extracted tree in order, a later layer's file replacing an earlier one's at the same
+    /// path, as Lambda merges them. Files are hard links to the layers' own trees, so a
+    /// merge costs no copy of their contents. Returns the tree's key
+    /// ([`BlobStore::layers_key`]) and the bytes of its files. The caller holds pins on
+    /// the layers' shas and on the key.
+    pub fn merge_layers(&self, shas: &[String]) -> Result<(String, u64), StoreError> {
+        let key = Self::layers_key(shas);
+        let target = self.code_dir(&key);
+        if !target.is_dir() {
+            let staging = self.create_staging()?;
+            for sha in shas {
+                let layer = self.code_dir(sha);
+                if !layer.is_dir() {
+                    return Err(StoreError::NotFound(format!(
+                        "the extracted code of layer {sha}"
+                    )));
+                }
+                link_tree(&layer, staging.path())?;
+            }
+            self.install_code_dir(&key, staging.path())?;
+            std::mem::forget(staging);
+        }
+        let size = tree_size(&target)?;
+        Ok((key, size))
+    }
+
+    /// The bytes of the files of the extracted tree of `sha`.
+    pub fn code_dir_size(&self, sha: &str) -> Result<u64, StoreError> {
+        tree_size(&self.code_dir(sha))
     }
 
     /// Every sha with a stored zip or extracted tree, sorted; with

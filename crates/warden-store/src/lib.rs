@@ -58,6 +58,7 @@
 
 use std::collections::BTreeMap;
 
+use warden_types::layer::{LayerName, LayerVersion};
 use warden_types::{FunctionName, FunctionVersion};
 
 pub mod blobs;
@@ -347,9 +348,52 @@ pub trait FunctionStore: Send + Sync + 'static {
     ) -> Result<(), StoreError>;
 }
 
-/// Every concern of the metadata and log store at once: what callers hold while they still
-/// need more than one (`Arc<dyn Store>`). Implemented for anything that implements the
-/// three; new code should ask for the narrowest trait it uses.
-pub trait Store: FunctionStore + EventQueue + LogStore {}
+/// Layer versions and their permissions. A version number is never reused: deleting a
+/// version removes its record and policy, and the next publish still counts on.
+pub trait LayerStore: Send + Sync + 'static {
+    /// Stores `draft` as the next version of its layer (its `version` is ignored) and
+    /// returns it with the number it got.
+    fn publish_layer_version(&self, draft: &LayerVersion) -> Result<LayerVersion, StoreError>;
+    /// One version, if it exists (and was not deleted).
+    fn get_layer_version(
+        &self,
+        name: &LayerName,
+        version: u64,
+    ) -> Result<Option<LayerVersion>, StoreError>;
+    /// The versions of a layer, newest first, after `before` (a version number) if given.
+    fn list_layer_versions(
+        &self,
+        name: &LayerName,
+        before: Option<u64>,
+        limit: usize,
+    ) -> Result<Vec<LayerVersion>, StoreError>;
+    /// The newest version of every layer that has one, by name, after `after`.
+    fn list_layers(
+        &self,
+        after: Option<&LayerName>,
+        limit: usize,
+    ) -> Result<Vec<LayerVersion>, StoreError>;
+    /// Deletes one version; `false` if it did not exist.
+    fn delete_layer_version(&self, name: &LayerName, version: u64) -> Result<bool, StoreError>;
+    /// A version's permission policy (JSON), if it has one.
+    fn get_layer_policy(
+        &self,
+        name: &LayerName,
+        version: u64,
+    ) -> Result<Option<String>, StoreError>;
+    /// Replaces (or with `None` removes) a version's policy; `NotFound` if the version
+    /// does not exist.
+    fn put_layer_policy(
+        &self,
+        name: &LayerName,
+        version: u64,
+        document: Option<&str>,
+    ) -> Result<(), StoreError>;
+}
 
-impl<T: FunctionStore + EventQueue + LogStore + ?Sized> Store for T {}
+/// Every concern of the metadata and log store at once: what callers hold while they still
+/// need more than one (`Arc<dyn Store>`). Implemented for anything that implements them
+/// all; new code should ask for the narrowest trait it uses.
+pub trait Store: FunctionStore + EventQueue + LogStore + LayerStore {}
+
+impl<T: FunctionStore + EventQueue + LogStore + LayerStore + ?Sized> Store for T {}

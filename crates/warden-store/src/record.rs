@@ -35,8 +35,10 @@ use serde_json::{Map, Value};
 
 use crate::StoreError;
 
-/// The record format this build reads and writes.
-pub const RECORD_VERSION: u32 = 1;
+/// The record format this build reads and writes. 2: a function version may use layers
+/// (`layers`, `opt_sha256`); a record that does carries `min_reader_version` 2, since a
+/// build that ignored them would run the function without its `/opt`.
+pub const RECORD_VERSION: u32 = 2;
 
 /// The field naming the format of the build that last wrote a record.
 pub const VERSION_FIELD: &str = "record_version";
@@ -102,6 +104,23 @@ pub(crate) fn encode<T: Serialize + DeserializeOwned>(
     fields.insert(VERSION_FIELD.to_owned(), Value::from(RECORD_VERSION));
     let json = serde_json::to_string(&fields).map_err(|e| invalid(e.to_string()))?;
     Ok(Encoded { json, kept })
+}
+
+/// Raises a record's `min_reader_version` to at least `version`: the record uses something
+/// older readers would misread.
+pub(crate) fn require_reader(encoded: &mut Encoded, version: u32) -> Result<(), StoreError> {
+    let mut fields: Map<String, Value> = serde_json::from_str(&encoded.json)
+        .map_err(|e| StoreError::InvalidRecord(e.to_string()))?;
+    let current = fields
+        .get(MIN_READER_FIELD)
+        .and_then(Value::as_u64)
+        .unwrap_or(1);
+    if current < u64::from(version) {
+        fields.insert(MIN_READER_FIELD.to_owned(), Value::from(version));
+        encoded.json =
+            serde_json::to_string(&fields).map_err(|e| StoreError::InvalidRecord(e.to_string()))?;
+    }
+    Ok(())
 }
 
 /// Reads a stored record, refusing one only a newer format may read; unknown fields are
@@ -261,7 +280,7 @@ mod tests {
         assert_eq!(old.a, 5);
         let fresh = encode(&old, None, "it").unwrap();
         assert!(fresh.kept.is_empty());
-        assert_eq!(fresh.json, r#"{"a":5,"record_version":1}"#);
+        assert_eq!(fresh.json, r#"{"a":5,"record_version":2}"#);
     }
 
     #[test]

@@ -23,6 +23,7 @@ use crate::{
     Alias, FunctionStore, LogRecord, LogRetention, LogSource, LogStore, PruneReport, StoreError,
 };
 
+mod layers;
 mod queue;
 
 /// Metadata schema; entry `i` moves `user_version` from `i` to `i + 1`. Append only.
@@ -107,6 +108,23 @@ CREATE TABLE function_tags (
     key TEXT NOT NULL,
     value TEXT NOT NULL,
     PRIMARY KEY (function, key)
+) STRICT, WITHOUT ROWID;
+"#,
+    r#"
+-- Layers. `next_version` only grows, so a deleted version's number is never reused.
+CREATE TABLE layers (
+    name TEXT PRIMARY KEY NOT NULL,
+    next_version INTEGER NOT NULL
+) STRICT;
+
+CREATE TABLE layer_versions (
+    layer TEXT NOT NULL REFERENCES layers(name),
+    version INTEGER NOT NULL,
+    code_sha256 TEXT NOT NULL,
+    record TEXT NOT NULL,
+    -- Its permission policy (AddLayerVersionPermission), if any.
+    policy TEXT,
+    PRIMARY KEY (layer, version)
 ) STRICT, WITHOUT ROWID;
 "#,
 ];
@@ -355,7 +373,10 @@ fn latest_record(
     latest: &FunctionVersion,
     stored: Option<&str>,
 ) -> Result<(Encoded, String), StoreError> {
-    let encoded = record::encode(latest, stored, "the function version")?;
+    let mut encoded = record::encode(latest, stored, "the function version")?;
+    if !latest.layers.is_empty() {
+        record::require_reader(&mut encoded, 2)?;
+    }
     let digest = config_digest(latest, &encoded.kept)?;
     Ok((encoded, digest))
 }
@@ -763,7 +784,11 @@ impl FunctionStore for SqliteStore {
                 published.description = d.to_owned();
             }
             // The published copy carries `$LATEST`'s fields of newer nodes too.
-            let record = record::encode(&published, Some(&latest_json), "the function version")?;
+            let mut record =
+                record::encode(&published, Some(&latest_json), "the function version")?;
+            if !published.layers.is_empty() {
+                record::require_reader(&mut record, 2)?;
+            }
             insert_version(tx, &published, &record.json, num, &latest_digest)?;
             Ok(published)
         })
@@ -895,7 +920,15 @@ impl FunctionStore for SqliteStore {
     fn referenced_code(&self) -> Result<Vec<String>, StoreError> {
         let conn = lock(&self.reader);
         let mut stmt = conn
-            .prepare_cached("SELECT DISTINCT code_sha256 FROM versions ORDER BY code_sha256")
+            .prepare_cached(
+                "SELECT code_sha256 FROM versions
+                 UNION SELECT record ->> '$.opt_sha256' FROM versions
+                     WHERE record ->> '$.opt_sha256' IS NOT NULL
+                 UNION SELECT layer.value ->> '$.code_sha256'
+                     FROM versions, json_each(versions.record, '$.layers') AS layer
+                 UNION SELECT code_sha256 FROM layer_versions
+                 ORDER BY 1",
+            )
             .map_err(db("listing referenced code"))?;
         let rows = stmt
             .query_map([], |r| r.get(0))

@@ -152,6 +152,13 @@ pub struct FunctionVersion {
     /// The instruction set architectures (one).
     #[serde(default)]
     pub architectures: Vec<String>,
+    /// The layers it uses, in order (later ones win where files collide at `/opt`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub layers: Vec<crate::layer::FunctionLayer>,
+    /// The key of the merged tree of its layers in the blob store (shown at `/opt`);
+    /// `None` without layers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub opt_sha256: Option<String>,
 }
 
 impl FunctionVersion {

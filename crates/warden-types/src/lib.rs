@@ -10,6 +10,7 @@ pub mod change;
 pub mod config;
 pub mod function;
 pub mod identity;
+pub mod layer;
 pub mod limits;
 pub mod names;
 pub mod node;

@@ -26,6 +26,8 @@ fn latest(function: &str) -> FunctionVersion {
         revision_id: "r1".to_owned(),
         last_modified_ms: 1,
         architectures: vec!["x86_64".to_owned()],
+        layers: Vec::new(),
+        opt_sha256: None,
     }
 }
 

@@ -40,6 +40,8 @@ fn latest(function: &str, sha: &str, rev: &str) -> FunctionVersion {
         revision_id: rev.to_owned(),
         last_modified_ms: 1,
         architectures: vec!["x86_64".to_owned()],
+        layers: Vec::new(),
+        opt_sha256: None,
     }
 }
 

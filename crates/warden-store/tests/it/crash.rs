@@ -40,6 +40,8 @@ fn latest() -> FunctionVersion {
         revision_id: "r".to_owned(),
         last_modified_ms: 0,
         architectures: vec![],
+        layers: Vec::new(),
+        opt_sha256: None,
     }
 }
 

@@ -62,7 +62,7 @@ pub struct DeployArgs {
 }
 
 /// Zips `source` if it is a directory, or reads it if it is a zip.
-fn load_package(source: &Path) -> anyhow::Result<Vec<u8>> {
+pub(super) fn load_package(source: &Path) -> anyhow::Result<Vec<u8>> {
     let meta =
         std::fs::metadata(source).with_context(|| format!("cannot read `{}`", source.display()))?;
     if meta.is_dir() {

@@ -11,6 +11,7 @@ mod credentials;
 mod function;
 pub mod iam;
 mod invoke;
+mod layer;
 mod logs;
 
 use clap::{Args, Subcommand};
@@ -28,6 +29,9 @@ pub enum ClientCommand {
     /// Create, update, delete and list aliases (named pointers to versions)
     #[command(subcommand)]
     Alias(alias::AliasCommand),
+    /// Publish, list and delete layers (libraries functions share, shown at /opt)
+    #[command(subcommand)]
+    Layer(layer::LayerCommand),
 }
 
 /// `warden function ...`
@@ -77,6 +81,7 @@ pub fn run(cmd: ClientCommand, endpoint: &str) -> anyhow::Result<()> {
         ClientCommand::Logs(args) => logs::logs(&client, &args),
         ClientCommand::Function(FunctionCommand::Publish(args)) => alias::publish(&client, &args),
         ClientCommand::Alias(cmd) => alias::run(&client, &cmd),
+        ClientCommand::Layer(cmd) => layer::run(&client, &cmd),
     }
 }
 

@@ -49,7 +49,7 @@ fn err_as(s: &Server, who: &Credentials, args: &[&str]) -> String {
 fn unimplemented_members_are_refused_by_name_never_ignored() {
     let s = Server::start();
     let zip = format!("fileb://{}", crate::harness::fixture_zip().display());
-    let refused: [(&[&str], &str); 5] = [
+    let refused: [(&[&str], &str); 4] = [
         (
             &[
                 "--kms-key-arn",
@@ -60,13 +60,6 @@ fn unimplemented_members_are_refused_by_name_never_ignored() {
         (
             &["--vpc-config", "SubnetIds=subnet-1,SecurityGroupIds=sg-1"],
             "VpcConfig",
-        ),
-        (
-            &[
-                "--layers",
-                "arn:aws:lambda:us-east-1:123456789012:layer:deps:1",
-            ],
-            "Layers",
         ),
         (&["--tracing-config", "Mode=Active"], "TracingConfig"),
         (&["--snap-start", "ApplyOn=PublishedVersions"], "SnapStart"),
