@@ -47,7 +47,8 @@ pub struct DeleteArgs {
     /// Layer name
     pub name: String,
     /// Version number
-    pub version: u64,
+    #[arg(value_name = "VERSION")]
+    pub version_number: u64,
 }
 
 /// Runs a `warden layer` command.
@@ -103,9 +104,9 @@ pub fn run(client: &Client, cmd: &LayerCommand) -> anyhow::Result<()> {
             let path = format!(
                 "/2018-10-31/layers/{}/versions/{}",
                 encode(&args.name),
-                args.version
+                args.version_number
             );
-            let subject = format!("version {} of layer `{}`", args.version, args.name);
+            let subject = format!("version {} of layer `{}`", args.version_number, args.name);
             client.call(Method::DELETE, &path, &[], None, &subject)?;
             Ok(())
         }

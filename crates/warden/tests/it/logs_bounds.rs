@@ -184,8 +184,14 @@ fn a_flooding_function_is_slowed_and_the_server_memory_and_log_database_stay_bou
     s.wait_logs("quiet", Duration::from_secs(30), |l| {
         l.iter().any(|x| x == "quiet after the flood")
     });
-    // The flood's newest lines are kept and framed.
-    let flood = s.logs("flood");
+    // The flood's newest lines are kept and framed. (The log writer stores lines off the
+    // invocation's path: wait until every flood invocation's REPORT is stored.)
+    let flood = s.wait_logs("flood", Duration::from_secs(30), |l| {
+        l.iter()
+            .filter(|x| x.starts_with("REPORT RequestId: "))
+            .count()
+            >= 4
+    });
     assert!(flood.iter().any(|l| l.starts_with("flood ")));
     assert!(
         flood.last().unwrap().starts_with("REPORT RequestId: "),
