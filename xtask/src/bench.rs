@@ -4,7 +4,11 @@
 //!
 //! Usage: `cargo xtask bench [--insecure-no-sandbox] [--seconds N] [--cold N]`, or
 //! `cargo xtask bench [--insecure-no-sandbox] --callgrind N` for the server's instruction
-//! count per warm invoke (repeatable where times are noisy).
+//! count per warm invoke (repeatable where times are noisy), or
+//! `cargo xtask bench --runtimes [--cold N] [--seconds N]` for the managed runtimes: Python
+//! and Node.js cold starts on Warden's bootstraps beside Python on the reference client
+//! (`awslambdaric`, brought by the function through `AWS_LAMBDA_EXEC_WRAPPER`), and a warm
+//! Python echo beside the Rust one.
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;
@@ -147,6 +151,154 @@ fn agent() -> ureq::Agent {
         .http_status_as_error(false)
         .build()
         .into()
+}
+
+/// Creates `name` from the files of `dir` (zipped), at 1,769 MB (one full vCPU).
+fn create_from_dir(
+    server: &Server,
+    name: &str,
+    dir: &Path,
+    runtime: &str,
+    handler: &str,
+    env: serde_json::Value,
+) -> Result<()> {
+    let zip = warden_package::zip_directory(dir, &mut |_, _| {})?;
+    let body = serde_json::json!({
+        "FunctionName": name, "Runtime": runtime, "Handler": handler,
+        "Role": format!("arn:aws:iam::{ACCOUNT}:role/warden-default"), "Timeout": 30,
+        "MemorySize": 1769, "Environment": { "Variables": env },
+        "Code": { "ZipFile": base64::engine::general_purpose::STANDARD.encode(zip) },
+    });
+    let mut r = server.send(
+        "POST",
+        "/2015-03-31/functions",
+        &[],
+        body.to_string().as_bytes(),
+    )?;
+    if r.status() != 201 {
+        bail!("create {name} failed: {}", r.body_mut().read_to_string()?);
+    }
+    Ok(())
+}
+
+/// `cargo xtask bench --runtimes`: cold starts of the same echo handler on Warden's Python
+/// and Node.js bootstraps and on `awslambdaric`, and warm latency of the Python echo beside
+/// the Rust one, in one run.
+fn runtimes(root: &Path, extra: &[String], cold: usize, seconds: u32) -> Result<()> {
+    let tools = crate::tools(root)?;
+    let python = tools.var("WARDEN_TEST_PYTHON")?;
+    let version = Command::new(&python)
+        .args(["-c", "import sys; print('%d.%d' % sys.version_info[:2])"])
+        .output()?;
+    let runtime = format!("python{}", String::from_utf8(version.stdout)?.trim());
+    let node = Command::new("node")
+        .args(["-p", "process.versions.node.split('.')[0]"])
+        .output()
+        .context("running node")?;
+    let node_runtime = format!("nodejs{}.x", String::from_utf8(node.stdout)?.trim());
+
+    let dir = tempfile::tempdir()?;
+    let pkg = dir.path().join("py");
+    std::fs::create_dir_all(&pkg)?;
+    std::fs::write(
+        pkg.join("app.py"),
+        "def handler(event, context):\n    return event\n",
+    )?;
+    std::fs::write(
+        pkg.join("ric.sh"),
+        "#!/bin/sh\nPYTHONPATH=/var/task/ric exec \"$1\" -m awslambdaric \"$_HANDLER\"\n",
+    )?;
+    std::fs::set_permissions(
+        pkg.join("ric.sh"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )?;
+    // The reference client and what it imports, from the test tools' environment.
+    let site = Command::new(&python)
+        .args([
+            "-c",
+            "import awslambdaric, os; print(os.path.dirname(os.path.dirname(awslambdaric.__file__)))",
+        ])
+        .output()?;
+    let site = std::path::PathBuf::from(String::from_utf8(site.stdout)?.trim());
+    for entry in std::fs::read_dir(&site)? {
+        let entry = entry?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if ["awslambdaric", "simplejson", "snapshot_restore_py.py"].contains(&name.as_str())
+            || name.starts_with("runtime_client")
+        {
+            crate::deny::copy_tree_or_file(&entry.path(), &pkg.join("ric").join(&name))?;
+        }
+    }
+    let js = dir.path().join("js");
+    std::fs::create_dir_all(&js)?;
+    std::fs::write(
+        js.join("index.mjs"),
+        "export const handler = async (event) => event;\n",
+    )?;
+
+    let server = start(root, extra)?;
+    create_function(&server, root, "rust")?;
+    create_from_dir(
+        &server,
+        "py",
+        &pkg,
+        &runtime,
+        "app.handler",
+        serde_json::json!({}),
+    )?;
+    create_from_dir(
+        &server,
+        "py-ric",
+        &pkg,
+        &runtime,
+        "app.handler",
+        serde_json::json!({"AWS_LAMBDA_EXEC_WRAPPER": "/var/task/ric.sh"}),
+    )?;
+    create_from_dir(
+        &server,
+        "node",
+        &js,
+        &node_runtime,
+        "index.handler",
+        serde_json::json!({}),
+    )?;
+
+    let mode = if extra.is_empty() {
+        "sandboxed"
+    } else {
+        "no sandbox"
+    };
+    println!("## warden bench --runtimes ({mode}; {cold} cold starts each; 1,769 MB)");
+    for (function, what) in [
+        ("py", format!("{runtime}, Warden's bootstrap")),
+        ("py-ric", format!("{runtime}, awslambdaric")),
+        ("node", format!("{node_runtime}, Warden's bootstrap")),
+        ("rust", "provided.al2023, lambda_runtime".to_owned()),
+    ] {
+        let (mut init, _) = cold_starts(&server, function, cold)?;
+        println!(
+            "cold start {what:<36} p50 {:>7.2} ms  p99 {:>7.2} ms",
+            percentile(&mut init, 0.5),
+            percentile(&mut init, 0.99)
+        );
+    }
+    for function in ["py", "rust"] {
+        server.send(
+            "POST",
+            &format!("/2015-03-31/functions/{function}/invocations"),
+            &[],
+            b"{}",
+        )?;
+        std::thread::sleep(Duration::from_millis(200));
+        let one = wrk(&server, function, 1, 1, seconds)?;
+        println!(
+            "warm echo {function:<5} 1 connection: p50 {}  p99 {}  {} invokes/s",
+            pick(&one, "50%"),
+            pick(&one, "99%"),
+            pick(&one, "Requests/sec:")
+        );
+    }
+    Ok(())
 }
 
 fn create_function(server: &Server, root: &Path, name: &str) -> Result<()> {
@@ -362,6 +514,7 @@ pub fn run(root: &Path, args: &[String]) -> Result<()> {
     let mut seconds = 10u32;
     let mut cold = 100usize;
     let mut count_instructions = None;
+    let mut managed = false;
     let mut extra = Vec::new();
     let mut it = args.iter();
     while let Some(a) = it.next() {
@@ -372,6 +525,7 @@ pub fn run(root: &Path, args: &[String]) -> Result<()> {
                 count_instructions = Some(it.next().context("--callgrind N")?.parse()?)
             }
             "--insecure-no-sandbox" => extra.push(a.clone()),
+            "--runtimes" => managed = true,
             other => bail!("unknown bench argument `{other}`"),
         }
     }
@@ -391,6 +545,9 @@ pub fn run(root: &Path, args: &[String]) -> Result<()> {
     }
     if let Some(n) = count_instructions {
         return callgrind(root, &extra, n);
+    }
+    if managed {
+        return runtimes(root, &extra, cold, seconds);
     }
     let server = start(root, &extra)?;
     create_function(&server, root, "noop")?;

@@ -117,6 +117,19 @@ fn git(dir: &Path, args: &[&str]) -> Result<()> {
     Ok(())
 }
 
+/// Copies a file, or a directory tree, to `to`.
+pub(crate) fn copy_tree_or_file(from: &Path, to: &Path) -> Result<()> {
+    if from.is_dir() {
+        copy_tree(from, to)
+    } else {
+        if let Some(parent) = to.parent() {
+            std::fs::create_dir_all(parent)?;
+        }
+        std::fs::copy(from, to).with_context(|| format!("copying {}", from.display()))?;
+        Ok(())
+    }
+}
+
 fn copy_tree(from: &Path, to: &Path) -> Result<()> {
     std::fs::create_dir_all(to)?;
     for entry in std::fs::read_dir(from).with_context(|| format!("reading {}", from.display()))? {

@@ -81,9 +81,19 @@ struct ToolEnv {
     vars: Vec<(String, String)>,
 }
 
+impl ToolEnv {
+    /// The value of one of the variables.
+    fn var(&self, name: &str) -> Result<String> {
+        self.vars
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.clone())
+            .with_context(|| format!("the test tools set no {name}"))
+    }
+}
+
 /// Where the Python venv lives: outside the checkout, because function sandboxes replace
-/// `/tmp` and a checkout (hence a venv inside it) may live there; the interpreter must be
-/// visible to sandboxed Python functions at its own path.
+/// `/tmp` and a checkout (hence a venv inside it) may live there.
 fn python_tools_dir(root: &Path) -> PathBuf {
     let cache = std::env::var_os("XDG_CACHE_HOME")
         .filter(|v| !v.is_empty())

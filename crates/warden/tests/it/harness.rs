@@ -111,6 +111,27 @@ impl Server {
     /// Starts a server through `wrapper` (a command that ends by running the program and
     /// arguments it is given, such as `sh -c '... exec "$0" "$@"'`).
     pub fn start_via(wrapper: &[&str], data_dir: &Path, args: &[&str]) -> Self {
+        Self::spawn(wrapper, data_dir, args, true)
+    }
+
+    /// Starts a server as on a fresh install: its environment holds only the system's
+    /// `PATH` (`/usr/bin:/bin`), no home and no interpreter named to it, so it serves
+    /// whatever plain `python3` and `node` the host has, found by itself.
+    pub fn start_fresh_host() -> Self {
+        let temp = private_tempdir();
+        let mut s = Self::spawn(
+            &["env", "-i", "PATH=/usr/bin:/bin"],
+            temp.path(),
+            &[],
+            false,
+        );
+        s._temp = Some(temp);
+        s
+    }
+
+    /// Starts `warden serve`; with `test_runtime`, the test interpreter serves its runtime
+    /// (`--runtime`).
+    fn spawn(wrapper: &[&str], data_dir: &Path, args: &[&str], test_runtime: bool) -> Self {
         let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
         let mut command = match wrapper.split_first() {
             Some((program, rest)) => {
@@ -130,8 +151,14 @@ impl Server {
                 "--data-dir",
             ])
             .arg(data_dir)
-            .arg("--runtime")
-            .arg(format!("{}={}", python_runtime(), python().display()))
+            .args(if test_runtime {
+                vec![
+                    "--runtime".to_owned(),
+                    format!("{}={}", python_runtime(), python().display()),
+                ]
+            } else {
+                Vec::new()
+            })
             .args(&args)
             .env("WARDEN_LOG", "warn")
             .stdout(Stdio::piped())
