@@ -19,13 +19,12 @@ The contract it implements, as Lambda's Python runtimes do:
 """
 
 import importlib
+import importlib.machinery
 import json
-import logging
 import os
 import socket
 import sys
 import time
-import traceback
 
 RUNTIME_PATH = "/2018-06-01/runtime"
 
@@ -146,17 +145,12 @@ class _Rapid:
 
 
 # ---- logging ----
+#
+# `logging` is configured the moment something imports it (the function's code, or a
+# library): a function that never logs through it does not pay for importing it at start.
 
 _request_id = [None]
 _JSON_LOGS = os.environ.get("AWS_LAMBDA_LOG_FORMAT", "").upper() == "JSON"
-_LEVELS = {
-    "TRACE": 5,
-    "DEBUG": logging.DEBUG,
-    "INFO": logging.INFO,
-    "WARN": logging.WARNING,
-    "ERROR": logging.ERROR,
-    "FATAL": logging.CRITICAL,
-}
 
 
 def _write_event(text):
@@ -171,53 +165,82 @@ def _utc(seconds):
     )
 
 
-class _LambdaFormatter(logging.Formatter):
-    def format(self, record):
-        message = record.getMessage()
-        if record.exc_info:
-            message += "\n" + "".join(traceback.format_exception(*record.exc_info)).rstrip("\n")
-        if _JSON_LOGS:
-            out = {
-                "timestamp": _utc(record.created),
-                "level": record.levelname,
-                "message": record.getMessage(),
-                "logger": record.name,
-                "requestId": _request_id[0] or "",
-            }
-            if record.exc_info and record.exc_info[0] is not None:
-                etype, value, tb = record.exc_info
-                out["errorType"] = etype.__name__
-                out["errorMessage"] = str(value)
-                out["stackTrace"] = traceback.format_tb(tb)
-            return json.dumps(out, default=str, ensure_ascii=False)
-        return "[%s]\t%s\t%s\t%s" % (
-            record.levelname,
-            _utc(record.created),
-            _request_id[0],
-            message,
-        )
+def _install_logging(logging):
+    """Gives the root logger Lambda's handler and format."""
+    import traceback
 
+    class LambdaFormatter(logging.Formatter):
+        def format(self, record):
+            message = record.getMessage()
+            if record.exc_info:
+                message += "\n" + "".join(traceback.format_exception(*record.exc_info)).rstrip("\n")
+            if _JSON_LOGS:
+                out = {
+                    "timestamp": _utc(record.created),
+                    "level": record.levelname,
+                    "message": record.getMessage(),
+                    "logger": record.name,
+                    "requestId": _request_id[0] or "",
+                }
+                if record.exc_info and record.exc_info[0] is not None:
+                    etype, value, tb = record.exc_info
+                    out["errorType"] = etype.__name__
+                    out["errorMessage"] = str(value)
+                    out["stackTrace"] = traceback.format_tb(tb)
+                return json.dumps(out, default=str, ensure_ascii=False)
+            return "[%s]\t%s\t%s\t%s" % (
+                record.levelname,
+                _utc(record.created),
+                _request_id[0],
+                message,
+            )
 
-class _LambdaHandler(logging.Handler):
-    def emit(self, record):
-        try:
-            _write_event(self.format(record))
-        except Exception:
-            self.handleError(record)
+    class LambdaHandler(logging.Handler):
+        def emit(self, record):
+            try:
+                _write_event(self.format(record))
+            except Exception:
+                self.handleError(record)
 
-
-def _install_logging():
     logging.addLevelName(5, "TRACE")
     logging.Formatter.converter = time.gmtime
     root = logging.getLogger()
-    handler = _LambdaHandler()
-    handler.setFormatter(_LambdaFormatter())
+    handler = LambdaHandler()
+    handler.setFormatter(LambdaFormatter())
     root.handlers[:] = [handler]
     # As on Lambda: the root logger is at WARNING unless the function's JSON logging
     # configuration names a level.
+    levels = {
+        "TRACE": 5,
+        "DEBUG": logging.DEBUG,
+        "INFO": logging.INFO,
+        "WARN": logging.WARNING,
+        "ERROR": logging.ERROR,
+        "FATAL": logging.CRITICAL,
+    }
     level = os.environ.get("AWS_LAMBDA_LOG_LEVEL", "").upper()
-    if _JSON_LOGS and level in _LEVELS:
-        root.setLevel(_LEVELS[level])
+    if _JSON_LOGS and level in levels:
+        root.setLevel(levels[level])
+
+
+class _ConfigureLoggingOnImport:
+    """A finder that lets the normal one load `logging`, then configures it, once."""
+
+    def find_spec(self, name, path=None, target=None):
+        if name != "logging":
+            return None
+        sys.meta_path.remove(self)
+        spec = importlib.machinery.PathFinder.find_spec(name, path)
+        if spec is None or spec.loader is None:
+            return spec
+        exec_module = spec.loader.exec_module
+
+        def exec_and_configure(module):
+            exec_module(module)
+            _install_logging(module)
+
+        spec.loader.exec_module = exec_and_configure
+        return spec
 
 
 # ---- errors ----
@@ -236,6 +259,8 @@ def _user_frames(tb):
     """The traceback without the runtime's own frames at its top, each frame as file,
     line, function and source text (without the column markers of newer Pythons, as
     Lambda reports them)."""
+    import traceback
+
     frames = [(f.filename, f.lineno, f.name, f.line) for f in traceback.extract_tb(tb)]
     for i, frame in enumerate(frames):
         if not frame[0].endswith("/bootstrap.py"):
@@ -457,7 +482,10 @@ def _handle(rapid, handler, headers, body):
 
 def main():
     rapid = _Rapid(os.environ["AWS_LAMBDA_RUNTIME_API"])
-    _install_logging()
+    if "logging" in sys.modules:
+        _install_logging(sys.modules["logging"])
+    else:
+        sys.meta_path.insert(0, _ConfigureLoggingOnImport())
     try:
         handler = _load_handler(os.environ.get("_HANDLER", ""))
     except _Fault as fault:

@@ -90,6 +90,11 @@ fn package() -> PathBuf {
     write("broken.py", "import does_not_exist\n");
     write("syntax.py", "def handler(event, context:\n    return 1\n");
     write("raises.py", "raise RuntimeError('at import')\n");
+    // `logging` imported only once the handler runs: Lambda's format all the same.
+    write(
+        "late.py",
+        "def handler(event, context):\n    import logging\n    logging.getLogger().warning('late %s', 1)\n    return 'ok'\n",
+    );
     write("ric.sh", RIC_WRAPPER);
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(dir.join("ric.sh"), std::fs::Permissions::from_mode(0o755)).unwrap();
@@ -244,6 +249,7 @@ fn wardens_python_runtime_behaves_as_the_reference_client() {
         ("syntax", "syntax.handler", "{}"),
         ("raises", "raises.handler", "{}"),
         ("missing", "app.missing", "{}"),
+        ("late", "late.handler", "{}"),
     ];
     for (name, handler, _) in cases {
         create(&ours, name, handler, &zip, false);
@@ -271,6 +277,13 @@ fn wardens_python_runtime_behaves_as_the_reference_client() {
     );
     let seen = run(&ours, "syntax", "{}");
     assert_eq!(seen.body["errorType"], "Runtime.UserCodeSyntaxError");
+    let seen = run(&ours, "late", "{}");
+    assert!(
+        seen.logs
+            .contains(&"[WARNING]\t<time>\t<id>\tlate 1".to_owned()),
+        "{:?}",
+        seen.logs
+    );
 }
 
 #[test]
