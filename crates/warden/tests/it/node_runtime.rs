@@ -256,3 +256,71 @@ fn console_lines_are_lambda_log_events() {
         .iter()
         .any(|l| l == "module loaded" || l.ends_with("\tmodule loaded")));
 }
+
+/// The Node.js SDK comes from `warden runtime sdk install node`, offline from `npm pack`
+/// tarballs here: a package the function does not bring resolves from Warden's SDK
+/// directory, never from anywhere on the host. (The package is a stand-in built by the
+/// test, named as the SDK's Lambda client is, so no network is needed.)
+#[test]
+fn the_node_sdk_is_installed_by_warden_and_found_without_packaging() {
+    let s = Server::start();
+    let src = tempfile::tempdir().unwrap();
+    let pkg = src.path().join("client-lambda");
+    std::fs::create_dir_all(&pkg).unwrap();
+    std::fs::write(
+        pkg.join("package.json"),
+        r#"{"name": "@aws-sdk/client-lambda", "version": "3.0.0-warden-test", "main": "index.js"}"#,
+    )
+    .unwrap();
+    std::fs::write(pkg.join("index.js"), "exports.where = __filename;\n").unwrap();
+    let tarballs = src.path().join("tarballs");
+    std::fs::create_dir_all(&tarballs).unwrap();
+    let packed = std::process::Command::new("npm")
+        .args(["pack", "--silent", "--pack-destination"])
+        .arg(&tarballs)
+        .arg(&pkg)
+        .output()
+        .unwrap();
+    assert!(
+        packed.status.success(),
+        "{}",
+        String::from_utf8_lossy(&packed.stderr)
+    );
+
+    let zip = package(&[(
+        "index.js",
+        "exports.handler = async () => require('@aws-sdk/client-lambda').where;\n",
+    )]);
+    create(&s, "before", "index.handler", &zip);
+    let (error, body) = invoke(&s, "before", "{}");
+    assert_eq!(error.as_deref(), Some("Unhandled"), "{body}");
+
+    let out = s.warden(&[
+        "runtime",
+        "sdk",
+        "install",
+        "node",
+        "--data-dir",
+        s.data_dir.to_str().unwrap(),
+        "--from",
+        tarballs.to_str().unwrap(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("@aws-sdk/client-lambda 3.0.0-warden-test"),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    create(&s, "after", "index.handler", &zip);
+    assert_eq!(
+        invoke(&s, "after", "{}"),
+        (
+            None,
+            json!("/var/runtime/sdk/node/node_modules/@aws-sdk/client-lambda/index.js")
+        )
+    );
+}
