@@ -27,6 +27,10 @@ const PYTHON_PACKAGES: &[&str] = &["awscli==1.46.3", "boto3==1.44.8", "awslambda
 /// The SDK functions import unpackaged, as wheels for `warden runtime sdk install --from`
 /// (the tests install it offline, as an air-gapped host would).
 const SDK_WHEELS: &str = "boto3==1.44.8";
+/// The reference Node.js runtime client the Node.js runtime is compared with; it builds a
+/// native module, for which the Debian packages below are installed when missing.
+const NODE_RIC: &str = "aws-lambda-ric@3.3.0";
+const NODE_RIC_BUILD_PACKAGES: &[&str] = &["cmake", "autoconf", "automake", "libtool"];
 /// The independent IAM policy evaluator (AGPL: installed for tests only, never vendored).
 const NODE_PACKAGES: &[&str] = &["@cloud-copilot/iam-simulate@0.1.173"];
 
@@ -157,6 +161,44 @@ fn tools(root: &Path) -> Result<ToolEnv> {
             .arg(&node_prefix)
             .args(NODE_PACKAGES))?;
     }
+    let ric_prefix = root.join(".test-tools/node-ric");
+    let ric = ric_prefix.join("node_modules/aws-lambda-ric");
+    if !ric.join("dist/rapid-client.node").exists() {
+        let missing: Vec<&str> = NODE_RIC_BUILD_PACKAGES
+            .iter()
+            .copied()
+            .filter(|p| {
+                let tool = if *p == "libtool" { "libtoolize" } else { p };
+                !Command::new("sh")
+                    .args(["-c", &format!("command -v {tool}")])
+                    .output()
+                    .map(|o| o.status.success())
+                    .unwrap_or(false)
+            })
+            .collect();
+        if !missing.is_empty() {
+            run(Command::new("apt-get")
+                .args(["install", "-y", "--no-install-recommends", "-q"])
+                .args(&missing))
+            .with_context(|| {
+                format!(
+                    "{NODE_RIC} builds a native module and needs {}: install them",
+                    missing.join(", ")
+                )
+            })?;
+        }
+        std::fs::create_dir_all(&ric_prefix)?;
+        run(Command::new("npm")
+            .args([
+                "install",
+                "--no-audit",
+                "--no-fund",
+                "--loglevel=error",
+                "--prefix",
+            ])
+            .arg(&ric_prefix)
+            .arg(NODE_RIC))?;
+    }
     let s = |p: &Path| p.to_string_lossy().into_owned();
     Ok(ToolEnv {
         vars: vec![
@@ -164,6 +206,7 @@ fn tools(root: &Path) -> Result<ToolEnv> {
             ("WARDEN_TEST_AWS".into(), s(&venv.join("bin/aws"))),
             ("WARDEN_TEST_NODE_MODULES".into(), s(&modules)),
             ("WARDEN_TEST_WHEELS".into(), s(&wheels)),
+            ("WARDEN_TEST_NODE_RIC".into(), s(&ric)),
         ],
     })
 }

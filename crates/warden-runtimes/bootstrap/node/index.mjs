@@ -14,9 +14,11 @@
 // - A handler is async (its promise's value is the result), or takes a third parameter,
 //   `callback(error, result)`; `context.callbackWaitsForEmptyEventLoop` (default true)
 //   makes a callback's answer wait until the event loop has nothing left to do.
-// - Errors are `{"errorType", "errorMessage", "trace"}`; an unhandled rejection or an
-//   uncaught exception during an invocation fails it (`Runtime.UnhandledPromiseRejection`
-//   for the former) and ends the process, which the platform replaces.
+// - Errors are `{"errorType", "errorMessage", "trace"}` (a thrown value that is not an error:
+//   its type and text), logged as one `Invoke Error` event; an unhandled rejection
+//   (`Runtime.UnhandledPromiseRejection`) or an uncaught exception fails the invocation in
+//   progress, or the init phase, and ends the process (status 128 or 129), which the
+//   platform replaces. A result that cannot be serialised fails the invocation.
 // - `console.*` writes `<time>\t<request id>\t<LEVEL>\t<message>` (one JSON object per
 //   call with `AWS_LAMBDA_LOG_FORMAT=JSON`); a message of several lines is written as one
 //   line whose line breaks are carriage returns, which the platform's log capture turns
@@ -27,7 +29,7 @@ import { existsSync, readFileSync, writeSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { format, inspect } from 'node:util';
+import { format } from 'node:util';
 
 const RUNTIME_PATH = '/2018-06-01/runtime';
 const [HOST, PORT] = splitAddress(process.env.AWS_LAMBDA_RUNTIME_API ?? '');
@@ -127,105 +129,116 @@ console.fatal = (...a) => log('FATAL', a);
 
 // ---- errors ----
 
-// Lambda's error payload for anything thrown (an `Error`, or any other value).
-function errorPayload(thrown, errorType) {
-  if (thrown instanceof Error) {
+// Lambda's error payload for anything thrown: an error's name, message and stack lines;
+// any other value's type and text, without a trace.
+function errorPayload(thrown) {
+  const isError =
+    thrown instanceof Error ||
+    (thrown && typeof thrown.name === 'string' && typeof thrown.message === 'string' && typeof thrown.stack === 'string');
+  if (isError) {
     return {
-      errorType: errorType ?? thrown.name ?? thrown.constructor?.name ?? 'Error',
+      errorType: thrown.name,
       errorMessage: thrown.message,
-      trace: String(thrown.stack ?? '').split('\n'),
+      trace: String(thrown.stack).split('\n'),
     };
   }
-  // A thrown string, number or object: its type names it, its text is the message.
-  return {
-    errorType: errorType ?? typeof thrown,
-    errorMessage: typeof thrown === 'string' ? thrown : inspect(thrown),
-    trace: [],
-  };
+  return { errorType: typeof thrown, errorMessage: String(thrown), trace: [] };
 }
 
+// An error of the runtime's own (`Runtime.ImportModuleError`...): named so that its stack
+// starts with its type, as Lambda shows it.
 class Fault extends Error {
-  constructor(errorType, message, cause) {
+  constructor(errorType, message) {
     super(message);
-    this.errorType = errorType;
-    this.cause = cause;
+    this.name = errorType;
+    Error.captureStackTrace(this, Fault);
   }
 }
 
-function logInvokeError(error) {
-  const shown = { errorType: error.errorType, errorMessage: error.errorMessage, stack: error.trace };
-  log('ERROR', [`Invoke Error \t${JSON.stringify(shown)}`]);
+// Logs `thrown` under `label` as one ERROR event: the label, a tab, and the error as JSON
+// (type, message, its own enumerable fields, stack lines); a thrown value that is not an
+// error is logged as an error made of its text.
+function logError(label, thrown) {
+  const error = thrown instanceof Error ? thrown : new Error(thrown);
+  let text;
+  try {
+    text = JSON.stringify({
+      errorType: error.name,
+      errorMessage: error.message,
+      code: error.code,
+      ...error,
+      stack: typeof error.stack === 'string' ? error.stack.split('\n') : error.stack,
+    });
+  } catch {
+    text = JSON.stringify(errorPayload(error));
+  }
+  log('ERROR', [`${label} \t${text}`]);
 }
 
 // ---- loading the handler ----
 
-function moduleType(file) {
+const runtimeRequire = createRequire(import.meta.url);
+
+function moduleIsEsm(file) {
   // The nearest package.json above the file decides whether `.js` is an ES module.
   let dir = dirname(file);
   for (;;) {
+    if (dir.endsWith('/node_modules')) return false;
     const manifest = join(dir, 'package.json');
     if (existsSync(manifest)) {
       try {
-        return JSON.parse(readFileSync(manifest, 'utf8')).type === 'module' ? 'module' : 'commonjs';
+        return JSON.parse(readFileSync(manifest, 'utf8')).type === 'module';
       } catch {
-        return 'commonjs';
+        return false;
       }
     }
     const up = dirname(dir);
-    if (up === dir) return 'commonjs';
+    if (up === dir) return false;
     dir = up;
   }
 }
 
-async function loadModule(path) {
-  const base = resolve(TASK_ROOT, path);
-  for (const ext of ['.js', '.mjs', '.cjs']) {
-    const file = base + ext;
-    if (!existsSync(file)) continue;
-    const esm = ext === '.mjs' || (ext === '.js' && moduleType(file) === 'module');
-    if (esm) return import(pathToFileURL(file).href);
-    return createRequire(file)(file);
+// Loads `module` of `moduleRoot` (below the task root) as Lambda does: the file as named,
+// then `.js` (CommonJS unless its package says `"type": "module"`), `.mjs`, `.cjs`, and
+// finally a package of that name resolved from the task root.
+async function loadModule(moduleRoot, module) {
+  const base = resolve(TASK_ROOT, moduleRoot, module);
+  const requireFile = (file) => (existsSync(file) ? createRequire(file)(file) : undefined);
+  const importFile = async (file) => (existsSync(file) ? import(pathToFileURL(file).href) : undefined);
+  const plain = requireFile(base);
+  if (plain) return plain;
+  const esm = existsSync(base + '.js') && moduleIsEsm(base + '.js');
+  if (!esm) {
+    const loaded = requireFile(base + '.js');
+    if (loaded) return loaded;
   }
-  // A directory with an index, or a package name resolvable from the task root.
-  try {
-    return createRequire(join(TASK_ROOT, 'index.js'))(base);
-  } catch (e) {
-    if (e && e.code === 'MODULE_NOT_FOUND' && String(e.message).includes(`'${base}'`)) {
-      throw new Fault('Runtime.ImportModuleError', `Error: Cannot find module '${path}'`, e);
-    }
-    throw e;
-  }
+  const loaded = (esm && (await importFile(base + '.js'))) || (await importFile(base + '.mjs')) || requireFile(base + '.cjs');
+  if (loaded) return loaded;
+  return runtimeRequire(runtimeRequire.resolve(module, { paths: [TASK_ROOT, resolve(TASK_ROOT, moduleRoot)] }));
 }
 
 async function loadHandler(handler) {
-  const dot = handler.indexOf('.', handler.lastIndexOf('/') + 1);
-  if (dot <= 0 || dot === handler.length - 1) {
-    throw new Fault('Runtime.MalformedHandlerName', `Bad handler ${handler}`);
+  if (handler.includes('..')) {
+    throw new Fault('Runtime.MalformedHandlerName', `'${handler}' is not a valid handler name. Use absolute paths when specifying root directories in handler names.`);
   }
-  const path = handler.slice(0, dot);
-  const exportPath = handler.slice(dot + 1).split('.');
-  let module;
+  const slash = handler.lastIndexOf('/');
+  const moduleRoot = handler.slice(0, slash + 1);
+  const rest = handler.slice(slash + 1);
+  const dot = rest.indexOf('.');
+  if (dot < 0) throw new Fault('Runtime.MalformedHandlerName', 'Bad handler');
+  const module = rest.slice(0, dot);
+  const exportPath = rest.slice(dot + 1);
+  let loaded;
   try {
-    module = await loadModule(path);
+    loaded = await loadModule(moduleRoot, module);
   } catch (e) {
-    if (e instanceof Fault) throw e;
-    if (e instanceof SyntaxError) {
-      throw new Fault('Runtime.UserCodeSyntaxError', `${e.name}: ${e.message}`, e);
-    }
-    if (e && (e.code === 'MODULE_NOT_FOUND' || e.code === 'ERR_MODULE_NOT_FOUND')) {
-      throw new Fault('Runtime.ImportModuleError', `Error: ${e.message}`, e);
-    }
+    if (e instanceof SyntaxError) throw new Fault('Runtime.UserCodeSyntaxError', String(e));
+    if (e && e.code === 'MODULE_NOT_FOUND') throw new Fault('Runtime.ImportModuleError', String(e));
     throw e;
   }
-  let target = module;
-  for (const key of exportPath) target = target?.[key];
-  // An ES module's CommonJS-style default export.
-  if (target === undefined && module?.default) {
-    target = exportPath.reduce((t, k) => t?.[k], module.default);
-  }
-  if (typeof target !== 'function') {
-    throw new Fault('Runtime.HandlerNotFound', `${handler} is undefined or not exported`);
-  }
+  const target = exportPath.split('.').reduce((t, k) => t && t[k], loaded);
+  if (!target) throw new Fault('Runtime.HandlerNotFound', `${handler} is undefined or not exported`);
+  if (typeof target !== 'function') throw new Fault('Runtime.HandlerNotFound', `${handler} is not a function`);
   return target;
 }
 
@@ -270,65 +283,70 @@ async function invoke(handler, answer) {
   } else {
     delete process.env._X_AMZN_TRACE_ID;
   }
-  await new Promise((settle) => {
-    let finished = false;
-    const finish = async (error, result) => {
-      if (finished) return;
-      finished = true;
+  let settle;
+  const settled = new Promise((s) => (settle = s));
+  let finished = false;
+  const fail = async (error) => {
+    logError('Invoke Error', error);
+    await postError(`/invocation/${requestId}/error`, errorPayload(error));
+  };
+  const finish = async (error, result) => {
+    if (finished) return;
+    finished = true;
+    try {
+      if (error !== null && error !== undefined) {
+        await fail(error);
+        return;
+      }
+      let body;
       try {
-        if (error !== null && error !== undefined) {
-          const payload = error instanceof Fault ? errorPayload(error, error.errorType) : errorPayload(error);
-          logInvokeError(payload);
-          await postError(`/invocation/${requestId}/error`, payload);
-        } else {
-          let body;
-          try {
-            body = JSON.stringify(result === undefined ? null : result);
-          } catch (e) {
-            const payload = { errorType: 'Runtime.MarshalError', errorMessage: `Unable to stringify response body: ${e.message}`, trace: [] };
-            logInvokeError(payload);
-            await postError(`/invocation/${requestId}/error`, payload);
-            return;
-          }
-          await call('POST', `/invocation/${requestId}/response`, body, { 'Content-Type': 'application/json' });
-        }
-      } finally {
-        settle();
+        body = JSON.stringify(result === undefined ? null : result);
+      } catch {
+        await fail(new Error('Unable to stringify response body'));
+        return;
       }
-    };
+      await call('POST', `/invocation/${requestId}/response`, body, { 'Content-Type': 'application/json' });
+    } finally {
+      settle();
+    }
+  };
 
-    let event;
-    try {
-      event = answer.body.length ? JSON.parse(answer.body.toString('utf8')) : null;
-    } catch (e) {
-      finish(new Fault('Runtime.UnmarshalError', `Unable to parse the event: ${e.message}`));
-      return;
+  let event;
+  try {
+    event = answer.body.length ? JSON.parse(answer.body.toString('utf8')) : null;
+  } catch (e) {
+    await finish(new Fault('Runtime.UnmarshalError', `Unable to unmarshal input: ${e.message}`));
+    return;
+  }
+  let context;
+  const callback = (error, result) => {
+    // With `callbackWaitsForEmptyEventLoop`, the answer goes once nothing else is
+    // pending: after the timers and I/O the handler left behind have run.
+    if (context.callbackWaitsForEmptyEventLoop) {
+      waitForEmptyLoop().then(() => finish(error, result));
+    } else {
+      finish(error, result);
     }
-    let context;
-    const callback = (error, result) => {
-      // With `callbackWaitsForEmptyEventLoop`, the answer goes once nothing else is
-      // pending: after the timers and I/O the handler left behind have run.
-      if (context.callbackWaitsForEmptyEventLoop) {
-        waitForEmptyLoop().then(() => finish(error, result));
-      } else {
-        finish(error, result);
-      }
-    };
-    context = makeContext(headers, callback);
-    let returned;
-    try {
-      returned = handler(event, context, callback);
-    } catch (e) {
-      finish(e);
-      return;
-    }
-    if (returned && typeof returned.then === 'function') {
-      returned.then((result) => finish(null, result), (e) => finish(e ?? new Error('rejected')));
-    } else if (handler.length < 3) {
-      // A plain function that takes no callback: its return value is the result.
-      finish(null, returned);
-    }
-  });
+  };
+  context = makeContext(headers, callback);
+  // Called as a method named `handler`, as Lambda calls it (stack traces name it so).
+  const user = { handler };
+  let returned;
+  try {
+    returned = user.handler(event, context, callback);
+  } catch (e) {
+    finish(e);
+  }
+  if (returned && typeof returned.then === 'function') {
+    returned.then(
+      (result) => finish(null, result),
+      (e) => finish(e ?? new Error('rejected')),
+    );
+  } else if (!finished && handler.length < 3) {
+    // A plain function that takes no callback: its return value is the result.
+    finish(null, returned);
+  }
+  await settled;
   currentRequestId = undefined;
 }
 
@@ -348,30 +366,26 @@ function waitForEmptyLoop() {
 
 // ---- failures outside the handler's reach ----
 
-// Fails the invocation in progress (or the init phase) with `payload` and ends the
-// process, as Lambda's runtime does; the platform starts a new one for the next event.
-async function die(payload) {
-  log('ERROR', [`${payload.errorType}: ${payload.errorMessage}`]);
+// An uncaught exception or an unhandled rejection fails the invocation in progress (or
+// the init phase) and ends the process, as Lambda's runtime does (exit status 129 and 128);
+// the platform starts a new one for the next event.
+async function die(label, error, status) {
+  logError(label, error);
   try {
+    const payload = errorPayload(error);
     if (currentRequestId) await postError(`/invocation/${currentRequestId}/error`, payload);
     else await postError('/init/error', payload);
   } finally {
-    process.exit(129);
+    process.exit(status);
   }
 }
 
 process.on('unhandledRejection', (reason) => {
-  const text = reason instanceof Error ? `${reason.name}: ${reason.message}` : String(reason);
-  const payload = {
-    errorType: 'Runtime.UnhandledPromiseRejection',
-    errorMessage: text,
-    trace: reason instanceof Error ? String(reason.stack ?? '').split('\n') : [],
-  };
-  void die(payload);
+  void die('Unhandled Promise Rejection', new Fault('Runtime.UnhandledPromiseRejection', String(reason)), 128);
 });
 
 process.on('uncaughtException', (error) => {
-  void die(errorPayload(error));
+  void die('Uncaught Exception', error, 129);
 });
 
 // ---- main ----
@@ -381,11 +395,7 @@ async function main() {
   try {
     handler = await loadHandler(process.env._HANDLER ?? '');
   } catch (e) {
-    const payload = e instanceof Fault ? errorPayload(e, e.errorType) : errorPayload(e);
-    if (e instanceof Fault && e.cause instanceof Error) payload.trace = String(e.cause.stack ?? '').split('\n');
-    log('ERROR', [`${payload.errorType}: ${payload.errorMessage}`]);
-    await postError('/init/error', payload);
-    process.exit(1);
+    await die('Uncaught Exception', e, 129);
   }
   for (;;) {
     const answer = await next();

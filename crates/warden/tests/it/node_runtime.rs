@@ -1,6 +1,9 @@
 //! Node.js functions on Warden's own Node.js runtime, deployed with the AWS CLI and
 //! invoked as a user would: CommonJS, ES modules, async and callback handlers, Lambda's
-//! errors and log lines, and the filesystem layout of the sandbox.
+//! errors and log lines, and the filesystem layout of the sandbox; and the same handlers
+//! under the unmodified reference client `aws-lambda-ric` (brought by the function through
+//! `AWS_LAMBDA_EXEC_WRAPPER`), which must agree on everything but ids, times and the
+//! runtimes' own stack frames.
 
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
@@ -323,4 +326,222 @@ fn the_node_sdk_is_installed_by_warden_and_found_without_packaging() {
             json!("/var/runtime/sdk/node/node_modules/@aws-sdk/client-lambda/index.js")
         )
     );
+}
+
+const DIFF_JS: &str = r#"
+console.log('module loaded');
+exports.context = async (event, context) => ({
+  event,
+  functionName: context.functionName,
+  functionVersion: context.functionVersion,
+  memoryLimitInMB: context.memoryLimitInMB,
+  logGroupName: context.logGroupName,
+  arn: context.invokedFunctionArn,
+  requestIdLength: context.awsRequestId.length,
+  remainingInRange: context.getRemainingTimeInMillis() > 0 && context.getRemainingTimeInMillis() <= 10000,
+  waits: context.callbackWaitsForEmptyEventLoop,
+  clientContext: context.clientContext,
+  identity: context.identity === undefined ? 'undefined' : context.identity,
+});
+exports.callback = (event, context, callback) => { setTimeout(() => callback(null, { via: 'callback' }), 5); };
+exports.callbackError = (event, context, callback) => callback(new Error('callback says no'));
+exports.thrown = async () => { throw new TypeError('node says no'); };
+exports.thrownString = async () => { throw 'a plain string'; };
+exports.nothing = async () => undefined;
+exports.bigint = async () => ({ n: 10n });
+exports.logs = async () => {
+  console.log('plain %s', 'line');
+  console.info('info');
+  console.warn('careful');
+  console.error('two\nlines');
+  console.debug('debug');
+  return 'logged';
+};
+exports.rejected = async () => { Promise.reject(new Error('nobody waits')); await new Promise(r => setTimeout(r, 200)); return 'late'; };
+"#;
+
+/// The wrapper that runs the reference client (its `bin/index.mjs <handler>`) instead of
+/// Warden's bootstrap: Lambda starts it with the runtime's command line, whose first word
+/// is the interpreter.
+const NODE_RIC_WRAPPER: &str =
+    "#!/bin/sh\ncd /var/task && exec \"$1\" /var/task/ric/bin/index.mjs \"$_HANDLER\"\n";
+
+/// A package with the differential handlers and `aws-lambda-ric` (its `bin`, `dist` and
+/// manifest: all it needs at run time) under `ric/`.
+fn diff_package() -> PathBuf {
+    let ric = PathBuf::from(
+        std::env::var("WARDEN_TEST_NODE_RIC")
+            .expect("WARDEN_TEST_NODE_RIC is not set: run the tests with `cargo xtask ci`"),
+    );
+    let dir = tempfile::tempdir().unwrap().keep();
+    let write = |rel: &str, text: &str| {
+        let p = dir.join(rel);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, text).unwrap();
+    };
+    write("index.js", DIFF_JS);
+    write(
+        "esm.mjs",
+        "export const handler = async (event) => ({ esm: true, event });\n",
+    );
+    write("nested/deep/mod.js", "exports.go = async () => 'deep';\n");
+    write("syntax.js", "exports.handler = async () => {;\n");
+    write("ric.sh", NODE_RIC_WRAPPER);
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(dir.join("ric.sh"), std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::create_dir_all(dir.join("ric")).unwrap();
+    for part in ["bin", "dist", "package.json"] {
+        let status = std::process::Command::new("cp")
+            .arg("-r")
+            .arg(ric.join(part))
+            .arg(dir.join("ric").join(part))
+            .status()
+            .unwrap();
+        assert!(status.success(), "copying aws-lambda-ric's {part}");
+    }
+    zip_dir(&dir)
+}
+
+/// One invocation as both runtimes must show it: the error header, the body (stack frames
+/// of the runtimes themselves left out) and the function's log lines (times and ids
+/// replaced; the reference client's own start-up line left out).
+#[derive(Debug, PartialEq)]
+struct Seen {
+    error: Option<String>,
+    body: Value,
+    logs: Vec<String>,
+}
+
+/// The file of either runtime, as error messages name it (a require stack).
+fn runtime_file(text: &str) -> String {
+    text.replace("/var/task/ric/dist/index.mjs", "<runtime>")
+        .replace("/var/runtime/node/index.mjs", "<runtime>")
+}
+
+fn user_frames(body: &mut Value) {
+    if let Some(m) = body.get("errorMessage").and_then(Value::as_str) {
+        body["errorMessage"] = Value::String(runtime_file(m));
+    }
+    if let Some(trace) = body.get_mut("trace").and_then(Value::as_array_mut) {
+        trace.retain(|l| {
+            let l = l.as_str().unwrap_or("");
+            !(l.contains("/var/runtime/")
+                || l.contains("/var/task/ric/")
+                || l.contains("node:internal"))
+        });
+    }
+}
+
+fn normalise(line: &str) -> String {
+    line.split('\t')
+        .map(|field| {
+            let time = field.len() == 24 && field.ends_with('Z') && field.contains('T');
+            let id = field.len() == 36 && field.chars().filter(|c| *c == '-').count() == 4;
+            if time {
+                "<time>".to_owned()
+            } else if id {
+                "<id>".to_owned()
+            } else {
+                field.to_owned()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\t")
+}
+
+fn seen(s: &Server, name: &str, payload: &str) -> Seen {
+    let client_context = crate::harness::b64(br#"{"custom": {"k": "v"}}"#);
+    let (status, headers, body) = s.http(
+        "POST",
+        &format!("/2015-03-31/functions/{name}/invocations"),
+        &[("X-Amz-Client-Context", client_context.as_str())],
+        payload.as_bytes(),
+    );
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+    let error = headers
+        .iter()
+        .find(|(k, _)| k == "x-amz-function-error")
+        .map(|(_, v)| v.clone());
+    let mut body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    user_frames(&mut body);
+    let lines = s.wait_logs(name, Duration::from_secs(10), |l| {
+        l.iter().any(|x| x.starts_with("REPORT"))
+    });
+    let mut logs = Vec::new();
+    for line in lines.iter().filter(|l| {
+        !["START ", "END ", "REPORT ", "RequestId: ", "Executing '"]
+            .iter()
+            .any(|p| l.starts_with(p))
+    }) {
+        for part in line.split('\n') {
+            let part = normalise(part);
+            // Stack frames of either runtime's own code say nothing about the function.
+            if part.contains("/var/runtime/")
+                || part.contains("/var/task/ric/")
+                || part.contains("node:internal")
+            {
+                continue;
+            }
+            logs.push(part);
+        }
+    }
+    Seen { error, body, logs }
+}
+
+#[test]
+fn wardens_node_runtime_behaves_as_the_reference_client() {
+    let ours = Server::start();
+    let reference = Server::start();
+    let zip = diff_package();
+    let cases: &[(&str, &str, &str)] = &[
+        ("context", "index.context", r#"{"k": "v"}"#),
+        ("callback", "index.callback", "{}"),
+        ("cberror", "index.callbackError", "{}"),
+        ("thrown", "index.thrown", "{}"),
+        ("string", "index.thrownString", "{}"),
+        ("nothing", "index.nothing", "{}"),
+        ("bigint", "index.bigint", "{}"),
+        ("logs", "index.logs", "{}"),
+        ("esm", "esm.handler", "[1]"),
+        ("deep", "nested/deep/mod.go", "{}"),
+        ("nomodule", "missing.handler", "{}"),
+        ("noexport", "index.nope", "{}"),
+        ("syntax", "syntax.handler", "{}"),
+        ("rejected", "index.rejected", "{}"),
+    ];
+    for (name, handler, _) in cases {
+        create(&ours, name, handler, &zip);
+        let env = "Variables={AWS_LAMBDA_EXEC_WRAPPER=/var/task/ric.sh}";
+        reference.aws(&[
+            "lambda",
+            "create-function",
+            "--function-name",
+            name,
+            "--runtime",
+            node_runtime(),
+            "--handler",
+            handler,
+            "--role",
+            EXEC_ROLE,
+            "--timeout",
+            "10",
+            "--memory-size",
+            "512",
+            "--environment",
+            env,
+            "--zip-file",
+            &format!("fileb://{}", zip.display()),
+        ]);
+    }
+    let mut differences = Vec::new();
+    for (name, _, payload) in cases {
+        let got = seen(&ours, name, payload);
+        let want = seen(&reference, name, payload);
+        if got != want {
+            differences.push(format!(
+                "case `{name}`:\n  warden:    {got:?}\n  reference: {want:?}"
+            ));
+        }
+    }
+    assert!(differences.is_empty(), "{}", differences.join("\n"));
 }
