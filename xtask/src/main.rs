@@ -177,15 +177,23 @@ fn tools(root: &Path) -> Result<ToolEnv> {
             })
             .collect();
         if !missing.is_empty() {
-            run(Command::new("apt-get")
-                .args(["install", "-y", "--no-install-recommends", "-q"])
-                .args(&missing))
-            .with_context(|| {
-                format!(
-                    "{NODE_RIC} builds a native module and needs {}: install them",
-                    missing.join(", ")
-                )
-            })?;
+            let install = || {
+                run(Command::new("apt-get")
+                    .args(["install", "-y", "--no-install-recommends", "-q"])
+                    .args(&missing))
+            };
+            // A fresh machine may have no package lists yet.
+            install()
+                .or_else(|_| {
+                    run(Command::new("apt-get").args(["update", "-q"]))?;
+                    install()
+                })
+                .with_context(|| {
+                    format!(
+                        "{NODE_RIC} builds a native module and needs {}: install them",
+                        missing.join(", ")
+                    )
+                })?;
         }
         std::fs::create_dir_all(&ric_prefix)?;
         run(Command::new("npm")
