@@ -140,49 +140,170 @@ fn config_fields(args: &DeployArgs) -> Map<String, Value> {
     m
 }
 
-/// The runtime of a package created without `--runtime`, from the names at its top level:
-/// a `bootstrap` is a custom runtime. Anything else is refused, saying what the package
-/// looks like, rather than guessed.
-fn infer_runtime(top_level: &[String]) -> anyhow::Result<&'static str> {
-    let has = |name: &str| top_level.iter().any(|n| n == name);
-    if has("bootstrap") {
-        return Ok(BOOTSTRAP_RUNTIME);
-    }
-    let hint = if let Some(py) = ["lambda_function.py", "app.py"]
-        .into_iter()
-        .find(|n| has(n))
-    {
-        let module = py.trim_end_matches(".py");
-        format!(
-            "it has `{py}`, a Python handler: pass for example `--runtime python3.12 --handler {module}.handler`"
-        )
-    } else if let Some(js) = ["index.mjs", "index.js"].into_iter().find(|n| has(n)) {
-        format!("it has `{js}`, a Node.js handler, and this Warden runs no Node.js runtime yet")
-    } else {
-        "it has no `bootstrap` and no handler file Warden recognises: pass --runtime and --handler"
-            .to_owned()
-    };
-    anyhow::bail!("cannot tell which runtime the package is for: {hint}")
+/// How a function is run, inferred from its package when `--runtime` or `--handler` is
+/// not given.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Inferred {
+    runtime: String,
+    handler: String,
+    /// Where the guess came from, said to the user.
+    from: String,
 }
 
-/// The CreateFunction body: explicit fields plus defaults for what create requires.
+/// Python files a handler is conventionally in, and the functions it is conventionally
+/// called, in the order they are looked for.
+const PYTHON_FILES: &[&str] = &["lambda_function.py", "app.py"];
+const PYTHON_FUNCTIONS: &[&str] = &["lambda_handler", "handler"];
+/// Node.js files a handler is conventionally in (its export is always `handler`).
+const NODE_FILES: &[&str] = &["index.mjs", "index.js", "index.cjs"];
+
+/// Infers the runtime and handler of a package from the names at its top level and, where
+/// `read` can read it, the text of its handler file: a `bootstrap` is a custom runtime; a
+/// Python or Node.js handler file with exactly one conventional handler runs on the newest
+/// runtime of its language `newest` names (found on this machine; the server checks it
+/// serves it too). Anything else is refused, saying what the package looks like.
+fn infer(
+    top_level: &[String],
+    read: &dyn Fn(&str) -> Option<String>,
+    newest: &dyn Fn(warden_runtimes::Language) -> Option<String>,
+) -> anyhow::Result<Inferred> {
+    use warden_runtimes::Language;
+    let has = |name: &str| top_level.iter().any(|n| n == name);
+    if has("bootstrap") {
+        return Ok(Inferred {
+            runtime: BOOTSTRAP_RUNTIME.to_owned(),
+            handler: "bootstrap".to_owned(),
+            from: "`bootstrap`".to_owned(),
+        });
+    }
+    let py = PYTHON_FILES.iter().copied().find(|n| has(n));
+    let js = NODE_FILES.iter().copied().find(|n| has(n));
+    let cannot =
+        |why: String| anyhow::anyhow!("cannot tell which runtime the package is for: {why}");
+    let (file, language) = match (py, js) {
+        (Some(p), Some(j)) => {
+            return Err(cannot(format!(
+                "it has both `{p}` and `{j}`: pass --runtime and --handler"
+            )))
+        }
+        (Some(p), None) => (p, Language::Python),
+        (None, Some(j)) => (j, Language::Node),
+        (None, None) => {
+            return Err(cannot(
+                "it has no `bootstrap` and no handler file Warden recognises (lambda_function.py, app.py, index.mjs, index.js): pass --runtime and --handler"
+                    .to_owned(),
+            ))
+        }
+    };
+    let module = file.rsplit_once('.').map_or(file, |(m, _)| m);
+    let text = read(file);
+    let function = match (language, text) {
+        (Language::Python, Some(text)) => {
+            let defined: Vec<&str> = PYTHON_FUNCTIONS
+                .iter()
+                .copied()
+                .filter(|f| {
+                    text.lines().any(|l| {
+                        l.starts_with(&format!("def {f}("))
+                            || l.starts_with(&format!("async def {f}("))
+                    })
+                })
+                .collect();
+            match defined.as_slice() {
+                [one] => *one,
+                _ => {
+                    return Err(cannot(format!(
+                        "`{file}` defines {} of `lambda_handler` and `handler`: pass --handler {module}.NAME",
+                        if defined.is_empty() { "neither" } else { "both" }
+                    )))
+                }
+            }
+        }
+        // Lambda's console names its Python handler so; without the text, nothing else is sure.
+        (Language::Python, None) if file == "lambda_function.py" => "lambda_handler",
+        (Language::Python, None) => {
+            return Err(cannot(format!(
+                "it has `{file}`, a Python handler: pass for example `--handler {module}.handler`"
+            )))
+        }
+        (Language::Node, text) => {
+            let exported = text.is_none_or(|t| {
+                [
+                    "exports.handler",
+                    "export const handler",
+                    "export async function handler",
+                    "export function handler",
+                    "export { handler",
+                    "export {handler",
+                ]
+                .iter()
+                .any(|p| t.contains(p))
+            });
+            if !exported {
+                return Err(cannot(format!(
+                    "`{file}` exports no `handler`: pass --handler {module}.NAME"
+                )));
+            }
+            "handler"
+        }
+    };
+    let runtime = newest(language).ok_or_else(|| {
+        cannot(format!(
+            "it has `{file}`, a {} handler, but no {} interpreter was found on this machine to tell which version: pass --runtime",
+            language.name(),
+            language.name()
+        ))
+    })?;
+    Ok(Inferred {
+        runtime,
+        handler: format!("{module}.{function}"),
+        from: format!("`{file}`"),
+    })
+}
+
+/// The newest runtime of `language` an interpreter on this machine serves.
+fn newest_local_runtime(language: warden_runtimes::Language) -> Option<String> {
+    let table =
+        warden_runtimes::RuntimeTable::discover(&[], &warden_runtimes::HostEnv::from_process())
+            .ok()?;
+    table
+        .rows()
+        .into_iter()
+        .rev()
+        .find_map(|(name, a)| match a {
+            warden_runtimes::Availability::Ready(i) if i.language == language => {
+                Some(name.to_owned())
+            }
+            _ => None,
+        })
+}
+
+/// The CreateFunction body: explicit fields plus what create requires, inferred from the
+/// package where not given.
 fn create_body(
     args: &DeployArgs,
     top_level: &[String],
     zip_b64: &str,
     default_role: &str,
+    read: &dyn Fn(&str) -> Option<String>,
+    newest: &dyn Fn(warden_runtimes::Language) -> Option<String>,
 ) -> anyhow::Result<Value> {
-    let runtime = match args.runtime.as_deref() {
-        Some(r) => r,
-        None => infer_runtime(top_level)?,
+    let (runtime, handler) = match (args.runtime.as_deref(), args.handler.as_deref()) {
+        (Some(r), h) => (r.to_owned(), handler_for(r, h)?),
+        (None, h) => {
+            let inferred = infer(top_level, read, newest)?;
+            let handler = h.map_or(inferred.handler.clone(), str::to_owned);
+            eprintln!(
+                "inferred runtime {} and handler {handler} from {} (pass --runtime and --handler to choose)",
+                inferred.runtime, inferred.from
+            );
+            (inferred.runtime, handler)
+        }
     };
     let mut body = config_fields(args);
     body.insert("FunctionName".into(), json!(args.name));
     body.insert("Runtime".into(), json!(runtime));
-    body.insert(
-        "Handler".into(),
-        json!(handler_for(runtime, args.handler.as_deref())?),
-    );
+    body.insert("Handler".into(), json!(handler));
     body.entry("Role").or_insert_with(|| json!(default_role));
     body.insert("Code".into(), json!({ "ZipFile": zip_b64 }));
     Ok(Value::Object(body))
@@ -235,7 +356,23 @@ pub fn deploy(client: &Client, args: &DeployArgs) -> anyhow::Result<()> {
         Some(r) => r.clone(),
         None => default_role(client)?,
     };
-    let create = match create_body(args, &top_level, &zip_b64, &default_role) {
+    // A directory's handler file is read to see which function it defines.
+    let source = args.source.clone();
+    let read = move |name: &str| -> Option<String> {
+        let path = source.join(name);
+        let meta = std::fs::metadata(&path).ok()?;
+        (source.is_dir() && meta.len() <= 1024 * 1024)
+            .then(|| std::fs::read_to_string(&path).ok())
+            .flatten()
+    };
+    let create = match create_body(
+        args,
+        &top_level,
+        &zip_b64,
+        &default_role,
+        &read,
+        &newest_local_runtime,
+    ) {
         Ok(body) => body,
         // Without a runtime or handler we cannot create, but updating an existing function
         // (which keeps its own) is fine.
@@ -467,6 +604,8 @@ mod tests {
             &names(&["bootstrap", "lib"]),
             "UEs=",
             "arn:aws:iam::123456789012:role/r",
+            &|_| None,
+            &|_| None,
         )
         .unwrap();
         assert_eq!(
@@ -494,6 +633,8 @@ mod tests {
             &names(&["app.py"]),
             "UEs=",
             "arn:aws:iam::123456789012:role/r",
+            &|_| None,
+            &|_| None,
         )
         .unwrap();
         assert_eq!(body["Runtime"], "python3.12");
@@ -509,25 +650,105 @@ mod tests {
         list.iter().map(|n| (*n).to_owned()).collect()
     }
 
-    #[test]
-    fn without_runtime_a_package_without_bootstrap_is_refused_saying_what_it_looks_like() {
-        let refused = |top: &[&str]| {
-            create_body(&args(None, None), &names(top), "", "r")
-                .unwrap_err()
-                .to_string()
+    /// Infers with `files` as the package's handler files (name, text) and Python 3.13
+    /// and Node.js 22 on this machine.
+    fn inferred(files: &[(&str, &str)]) -> Result<Inferred, String> {
+        let top: Vec<String> = files.iter().map(|(n, _)| (*n).to_owned()).collect();
+        let read = |name: &str| {
+            files
+                .iter()
+                .find(|(n, _)| *n == name)
+                .map(|(_, t)| (*t).to_owned())
         };
+        let newest = |l: warden_runtimes::Language| {
+            Some(match l {
+                warden_runtimes::Language::Python => "python3.13".to_owned(),
+                warden_runtimes::Language::Node => "nodejs22.x".to_owned(),
+            })
+        };
+        infer(&top, &read, &newest).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn runtime_and_handler_are_inferred_from_the_handler_file() {
+        let got = inferred(&[(
+            "app.py",
+            "import json\n\ndef handler(event, context):\n    return 1\n",
+        )])
+        .unwrap();
         assert_eq!(
-            refused(&["app.py", "requirements.txt"]),
-            "cannot tell which runtime the package is for: it has `app.py`, a Python handler: pass for example `--runtime python3.12 --handler app.handler`"
+            (got.runtime.as_str(), got.handler.as_str()),
+            ("python3.13", "app.handler")
         );
-        assert!(refused(&["lambda_function.py"]).contains("--handler lambda_function.handler"));
-        assert!(refused(&["index.mjs"]).contains("`index.mjs`, a Node.js handler"));
-        assert!(refused(&["README.md"]).contains("no `bootstrap`"));
+        let got = inferred(&[(
+            "lambda_function.py",
+            "def lambda_handler(e, c):\n    pass\n",
+        )])
+        .unwrap();
+        assert_eq!(got.handler, "lambda_function.lambda_handler");
+        let got = inferred(&[("index.mjs", "export const handler = async () => 1;\n")]).unwrap();
+        assert_eq!(
+            (got.runtime.as_str(), got.handler.as_str()),
+            ("nodejs22.x", "index.handler")
+        );
+        let got = inferred(&[
+            ("index.js", "exports.handler = async () => 1;\n"),
+            ("README.md", ""),
+        ])
+        .unwrap();
+        assert_eq!(got.handler, "index.handler");
+        let got = inferred(&[("bootstrap", "")]).unwrap();
+        assert_eq!(
+            (got.runtime.as_str(), got.handler.as_str()),
+            ("provided.al2023", "bootstrap")
+        );
+    }
+
+    #[test]
+    fn what_cannot_be_inferred_is_refused_saying_why() {
+        let refused = |files: &[(&str, &str)]| inferred(files).unwrap_err();
+        assert!(
+            refused(&[("app.py", "def main():\n    pass\n")]).contains("defines neither"),
+            "no handler"
+        );
+        assert!(
+            refused(&[(
+                "app.py",
+                "def handler(e, c): pass\ndef lambda_handler(e, c): pass\n"
+            )])
+            .contains("defines both"),
+            "two handlers"
+        );
+        assert!(
+            refused(&[("app.py", "x"), ("index.js", "y")]).contains("both `app.py` and `index.js`")
+        );
+        assert!(refused(&[("index.js", "module.exports = {};\n")]).contains("exports no `handler`"));
+        assert!(refused(&[("README.md", "")]).contains("no `bootstrap`"));
+        // Without a local interpreter, the version cannot be told.
+        let e = infer(
+            &names(&["app.py"]),
+            &|_| Some("def handler(e, c): pass\n".into()),
+            &|_| None,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains("no Python interpreter was found on this machine"),
+            "{e}"
+        );
     }
 
     #[test]
     fn python_needs_a_handler() {
-        let err = create_body(&args(Some("python3.12"), None), &[], "", "r").unwrap_err();
+        let err = create_body(
+            &args(Some("python3.12"), None),
+            &[],
+            "",
+            "r",
+            &|_| None,
+            &|_| None,
+        )
+        .unwrap_err();
         assert_eq!(
             err.to_string(),
             "--handler is required for runtime `python3.12` (for example `app.handler`)"

@@ -741,3 +741,67 @@ pub fn user_with_policy(s: &Server, name: &str, policy: &Value) -> Credentials {
         token: None,
     }
 }
+
+/// What one invocation showed, as two runtimes running the same handler must agree on it.
+#[derive(Debug, PartialEq)]
+pub struct Seen {
+    /// The `X-Amz-Function-Error` header.
+    pub error: Option<String>,
+    /// The response body as JSON (`Null` if it is not JSON).
+    pub body: Value,
+    /// Each line of the function's own log events (platform lines left out), its times and
+    /// request ids replaced by `<time>` and `<id>`, no-break spaces as spaces.
+    pub logs: Vec<String>,
+}
+
+/// Invokes `name` with `payload` and a client context (`{"custom": {"k": "v"}}`), waits for
+/// its `REPORT`, and returns what it showed.
+pub fn invoke_seen(s: &Server, name: &str, payload: &str) -> Seen {
+    let client_context = b64(br#"{"custom": {"k": "v"}}"#);
+    let (status, headers, body) = s.http(
+        "POST",
+        &format!("/2015-03-31/functions/{name}/invocations"),
+        &[("X-Amz-Client-Context", client_context.as_str())],
+        payload.as_bytes(),
+    );
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+    let error = headers
+        .iter()
+        .find(|(k, _)| k == "x-amz-function-error")
+        .map(|(_, v)| v.clone());
+    let body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    let lines = s.wait_logs(name, Duration::from_secs(10), |l| {
+        l.iter().any(|x| x.starts_with("REPORT"))
+    });
+    let logs = lines
+        .iter()
+        .filter(|l| {
+            !["START ", "END ", "REPORT ", "RequestId: "]
+                .iter()
+                .any(|p| l.starts_with(p))
+        })
+        .flat_map(|l| l.split('\n'))
+        .map(normalise_log_line)
+        .collect();
+    Seen { error, body, logs }
+}
+
+/// A log line with its timestamps and request ids (tab-separated fields) replaced, and
+/// no-break spaces as spaces.
+fn normalise_log_line(line: &str) -> String {
+    line.replace('\u{a0}', " ")
+        .split('\t')
+        .map(|field| {
+            let time = field.len() == 24 && field.ends_with('Z') && field.contains('T');
+            let id = field.len() == 36 && field.chars().filter(|c| *c == '-').count() == 4;
+            if time {
+                "<time>".to_owned()
+            } else if id {
+                "<id>".to_owned()
+            } else {
+                field.to_owned()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\t")
+}

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
-use crate::harness::{zip_dir, Server, EXEC_ROLE};
+use crate::harness::{invoke_seen, zip_dir, Seen, Server, EXEC_ROLE};
 
 /// The runtime of the host's `node` (`nodejs20.x`...), which Warden finds on `PATH`.
 fn node_runtime() -> &'static str {
@@ -402,90 +402,33 @@ fn diff_package() -> PathBuf {
     zip_dir(&dir)
 }
 
-/// One invocation as both runtimes must show it: the error header, the body (stack frames
-/// of the runtimes themselves left out) and the function's log lines (times and ids
-/// replaced; the reference client's own start-up line left out).
-#[derive(Debug, PartialEq)]
-struct Seen {
-    error: Option<String>,
-    body: Value,
-    logs: Vec<String>,
-}
-
 /// The file of either runtime, as error messages name it (a require stack).
 fn runtime_file(text: &str) -> String {
     text.replace("/var/task/ric/dist/index.mjs", "<runtime>")
         .replace("/var/runtime/node/index.mjs", "<runtime>")
 }
 
-fn user_frames(body: &mut Value) {
-    if let Some(m) = body.get("errorMessage").and_then(Value::as_str) {
-        body["errorMessage"] = Value::String(runtime_file(m));
-    }
-    if let Some(trace) = body.get_mut("trace").and_then(Value::as_array_mut) {
-        trace.retain(|l| {
-            let l = l.as_str().unwrap_or("");
-            !(l.contains("/var/runtime/")
-                || l.contains("/var/task/ric/")
-                || l.contains("node:internal"))
-        });
-    }
+/// Whether a stack frame (or a log line holding one) is either runtime's own.
+fn runtime_frame(line: &str) -> bool {
+    line.contains("/var/runtime/")
+        || line.contains("/var/task/ric/")
+        || line.contains("node:internal")
 }
 
-fn normalise(line: &str) -> String {
-    line.split('\t')
-        .map(|field| {
-            let time = field.len() == 24 && field.ends_with('Z') && field.contains('T');
-            let id = field.len() == 36 && field.chars().filter(|c| *c == '-').count() == 4;
-            if time {
-                "<time>".to_owned()
-            } else if id {
-                "<id>".to_owned()
-            } else {
-                field.to_owned()
-            }
-        })
-        .collect::<Vec<_>>()
-        .join("\t")
-}
-
+/// What one invocation showed, without either runtime's own stack frames, with the
+/// runtime's file named alike in messages, and without the reference client's start-up
+/// line (its `bin` prints one Lambda's runtime does not).
 fn seen(s: &Server, name: &str, payload: &str) -> Seen {
-    let client_context = crate::harness::b64(br#"{"custom": {"k": "v"}}"#);
-    let (status, headers, body) = s.http(
-        "POST",
-        &format!("/2015-03-31/functions/{name}/invocations"),
-        &[("X-Amz-Client-Context", client_context.as_str())],
-        payload.as_bytes(),
-    );
-    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
-    let error = headers
-        .iter()
-        .find(|(k, _)| k == "x-amz-function-error")
-        .map(|(_, v)| v.clone());
-    let mut body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
-    user_frames(&mut body);
-    let lines = s.wait_logs(name, Duration::from_secs(10), |l| {
-        l.iter().any(|x| x.starts_with("REPORT"))
-    });
-    let mut logs = Vec::new();
-    for line in lines.iter().filter(|l| {
-        !["START ", "END ", "REPORT ", "RequestId: ", "Executing '"]
-            .iter()
-            .any(|p| l.starts_with(p))
-    }) {
-        for part in line.split('\n') {
-            let part = normalise(part);
-            // Stack frames of either runtime's own code say nothing about the function.
-            if part.contains("/var/runtime/")
-                || part.contains("/var/task/ric/")
-                || part.contains("node:internal")
-            {
-                continue;
-            }
-            logs.push(part);
-        }
+    let mut seen = invoke_seen(s, name, payload);
+    if let Some(m) = seen.body.get("errorMessage").and_then(Value::as_str) {
+        seen.body["errorMessage"] = Value::String(runtime_file(m));
     }
-    Seen { error, body, logs }
+    if let Some(trace) = seen.body.get_mut("trace").and_then(Value::as_array_mut) {
+        trace.retain(|l| !runtime_frame(l.as_str().unwrap_or("")));
+    }
+    seen.logs
+        .retain(|l| !l.starts_with("Executing '") && !runtime_frame(l));
+    seen
 }
 
 #[test]

@@ -7,11 +7,10 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::Duration;
 
-use serde_json::{json, Value};
+use serde_json::json;
 
-use crate::harness::{python, python_runtime, zip_dir, Server, EXEC_ROLE};
+use crate::harness::{invoke_seen, python, python_runtime, zip_dir, Seen, Server, EXEC_ROLE};
 
 const HANDLERS: &str = r#"
 import decimal, json, logging, os, sys
@@ -164,70 +163,16 @@ fn create(s: &Server, name: &str, handler: &str, zip: &Path, reference: bool) {
     ]);
 }
 
-/// What one invocation showed: the function error header, the body (request id and
-/// timestamps left out) and the function's log lines (ids, times and the reference
-/// client's no-break-space indentation normalised).
-#[derive(Debug, PartialEq)]
-struct Seen {
-    error: Option<String>,
-    body: Value,
-    logs: Vec<String>,
-}
-
+/// What one invocation showed, with the request id left out of error bodies and the
+/// reference client's advisory warning before an init error (which Warden's runtime does
+/// not print) left out of the logs.
 fn run(s: &Server, name: &str, payload: &str) -> Seen {
-    let client_context = crate::harness::b64(br#"{"custom": {"k": "v"}}"#);
-    let (status, headers, body) = s.http(
-        "POST",
-        &format!("/2015-03-31/functions/{name}/invocations"),
-        &[("X-Amz-Client-Context", client_context.as_str())],
-        payload.as_bytes(),
-    );
-    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
-    let error = headers
-        .iter()
-        .find(|(k, _)| k == "x-amz-function-error")
-        .map(|(_, v)| v.clone());
-    let mut body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
-    if let Some(o) = body.as_object_mut() {
+    let mut seen = invoke_seen(s, name, payload);
+    if let Some(o) = seen.body.as_object_mut() {
         o.remove("requestId");
     }
-    let lines = s.wait_logs(name, Duration::from_secs(10), |l| {
-        l.iter().any(|x| x.starts_with("REPORT"))
-    });
-    let mut logs = Vec::new();
-    // The platform's own lines are left out, and so is the reference client's advisory
-    // warning before an init error, which Warden's runtime does not print.
-    for line in lines.iter().filter(|l| {
-        !["START ", "END ", "REPORT ", "RequestId: "]
-            .iter()
-            .any(|p| l.starts_with(p))
-            && !l.contains("\tLAMBDA_WARNING: ")
-    }) {
-        for part in line.split('\n') {
-            logs.push(normalise(part));
-        }
-    }
-    Seen { error, body, logs }
-}
-
-/// A log line with its request id and timestamps replaced, and no-break spaces as spaces.
-fn normalise(line: &str) -> String {
-    let line = line.replace('\u{a0}', " ");
-    line.split('\t')
-        .map(|field| {
-            let looks_like_time = field.len() == 24 && field.ends_with('Z') && field.contains('T');
-            let looks_like_id =
-                field.len() == 36 && field.chars().filter(|c| *c == '-').count() == 4;
-            if looks_like_time {
-                "<time>".to_owned()
-            } else if looks_like_id {
-                "<id>".to_owned()
-            } else {
-                field.to_owned()
-            }
-        })
-        .collect::<Vec<_>>()
-        .join("\t")
+    seen.logs.retain(|l| !l.contains("\tLAMBDA_WARNING: "));
+    seen
 }
 
 #[test]

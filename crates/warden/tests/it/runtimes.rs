@@ -47,18 +47,8 @@ fn create(s: &Server, name: &str, handler: &str, zip: &std::path::Path) {
 }
 
 fn invoke(s: &Server, name: &str, payload: &str) -> (Option<String>, Value) {
-    let (status, headers, body) = s.http(
-        "POST",
-        &format!("/2015-03-31/functions/{name}/invocations"),
-        &[],
-        payload.as_bytes(),
-    );
-    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
-    let error = headers
-        .iter()
-        .find(|(k, _)| k == "x-amz-function-error")
-        .map(|(_, v)| v.clone());
-    (error, serde_json::from_slice(&body).unwrap())
+    let seen = crate::harness::invoke_seen(s, name, payload);
+    (seen.error, seen.body)
 }
 
 #[test]

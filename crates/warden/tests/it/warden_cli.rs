@@ -187,12 +187,12 @@ fn the_server_log_has_no_colour_codes_when_it_is_not_a_terminal() {
 }
 
 #[test]
-fn deploy_refuses_to_guess_the_runtime_of_a_package_without_bootstrap() {
+fn deploy_infers_runtime_and_handler_or_refuses_saying_why() {
     let s = Server::start();
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(
         dir.path().join("app.py"),
-        "def handler(event, context):\n    return event\n",
+        "import sys\n\ndef handler(event, context):\n    return {'echo': event, 'minor': sys.version_info[1]}\n",
     )
     .unwrap();
     let out = s.warden(&[
@@ -200,17 +200,54 @@ fn deploy_refuses_to_guess_the_runtime_of_a_package_without_bootstrap() {
         "deploy",
         dir.path().to_str().unwrap(),
         "--name",
-        "guess",
+        "guessed",
     ]);
-    assert!(!out.status.success(), "a runtime was guessed");
     let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
     assert!(
-        stderr.contains("cannot tell which runtime the package is for: it has `app.py`")
-            && stderr.contains("--runtime python3.12 --handler app.handler"),
+        stderr.contains("inferred runtime python3.")
+            && stderr.contains("handler app.handler from `app.py`"),
         "{stderr}"
     );
-    // Nothing was created.
-    let missing = s.aws_err(&["lambda", "get-function", "--function-name", "guess"]);
+    let config = s.aws(&[
+        "lambda",
+        "get-function-configuration",
+        "--function-name",
+        "guessed",
+    ]);
+    assert_eq!(config["Handler"], "app.handler");
+    let runtime = config["Runtime"].as_str().unwrap().to_owned();
+    let out = s.warden(&["invoke", "guessed", r#"{"k": 1}"#]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let answer: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(answer["echo"], serde_json::json!({"k": 1}));
+    assert_eq!(
+        format!("python3.{}", answer["minor"]),
+        runtime,
+        "the inferred runtime runs it"
+    );
+
+    // A package whose handler cannot be told is refused, and nothing is created.
+    let vague = tempfile::tempdir().unwrap();
+    std::fs::write(vague.path().join("app.py"), "def main():\n    pass\n").unwrap();
+    let out = s.warden(&[
+        "function",
+        "deploy",
+        vague.path().to_str().unwrap(),
+        "--name",
+        "vague",
+    ]);
+    assert!(!out.status.success(), "a handler was guessed");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("cannot tell which runtime the package is for: `app.py` defines neither of `lambda_handler` and `handler`"),
+        "{stderr}"
+    );
+    let missing = s.aws_err(&["lambda", "get-function", "--function-name", "vague"]);
     assert!(missing.contains("ResourceNotFoundException"), "{missing}");
 }
 
