@@ -16,6 +16,9 @@ use warden_types::{Description, Runtime};
 use crate::commands::ZipPackage;
 use crate::{Control, ControlError};
 
+/// Largest permission policy of a layer version, as Lambda limits resource policies.
+pub const MAX_LAYER_POLICY_BYTES: usize = 20 * 1024;
+
 /// `PublishLayerVersion`.
 #[derive(Debug, Clone)]
 pub struct PublishLayerVersion {
@@ -357,6 +360,12 @@ impl Control {
                 }
                 statements.push(added);
                 let document = policy.to_string();
+                if document.len() > MAX_LAYER_POLICY_BYTES {
+                    return Err(ControlError::Invalid(format!(
+                        "The final policy size ({} bytes) is bigger than the limit ({MAX_LAYER_POLICY_BYTES} bytes).",
+                        document.len()
+                    )));
+                }
                 inner.store.put_layer_policy(&name, version, Some(&document))?;
                 Ok(document)
             })

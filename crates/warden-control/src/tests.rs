@@ -630,3 +630,79 @@ async fn a_runtime_this_host_cannot_serve_is_refused_before_anything_is_stored()
     assert_eq!(stored.runtime, "provided.al2023");
     assert!(f.events.take().is_empty());
 }
+
+#[tokio::test]
+async fn layer_permissions_are_bounded_guarded_by_revision_and_grant_only_reading() {
+    use crate::layers::{AddLayerPermission, PublishLayerVersion, MAX_LAYER_POLICY_BYTES};
+    use warden_types::layer::LayerName;
+    let f = fixture();
+    let c = &f.control;
+    let layer = LayerName::new("shared").unwrap();
+    let published = c
+        .publish_layer_version(PublishLayerVersion {
+            name: layer.clone(),
+            description: Description::default(),
+            compatible_runtimes: vec!["python3.12".into()],
+            compatible_architectures: vec![],
+            license_info: None,
+            code: zip(&["python"]),
+        })
+        .await
+        .unwrap();
+    assert_eq!(published.version, 1);
+    let add = |sid: String, action: &str, revision: Option<String>| AddLayerPermission {
+        name: layer.clone(),
+        version: 1,
+        statement_id: warden_types::StatementId::new(&sid).unwrap(),
+        action: action.into(),
+        principal: "*".into(),
+        revision_id: revision,
+    };
+    let refused = c
+        .add_layer_permission(add("w".into(), "lambda:DeleteLayerVersion", None))
+        .await;
+    assert!(
+        matches!(refused, Err(ControlError::Invalid(_))),
+        "{refused:?}"
+    );
+
+    let (_, first) = c
+        .add_layer_permission(add("a".into(), "lambda:GetLayerVersion", None))
+        .await
+        .unwrap();
+    // A stale revision is refused; the current one is accepted.
+    let stale = c
+        .add_layer_permission(add(
+            "b".into(),
+            "lambda:GetLayerVersion",
+            Some("stale".into()),
+        ))
+        .await;
+    assert!(
+        matches!(stale, Err(ControlError::RevisionMismatch)),
+        "{stale:?}"
+    );
+    c.add_layer_permission(add("b".into(), "lambda:GetLayerVersion", Some(first)))
+        .await
+        .unwrap();
+
+    // Statements are added until the policy would pass its size limit, which is refused.
+    let mut n = 0;
+    let refusal = loop {
+        let sid = format!("{n:0>90}");
+        match c
+            .add_layer_permission(add(sid, "lambda:GetLayerVersion", None))
+            .await
+        {
+            Ok(_) => n += 1,
+            Err(e) => break e,
+        }
+        assert!(n < 1000, "the policy grew without bound");
+    };
+    assert!(
+        refusal.to_string().contains("bigger than the limit"),
+        "{refusal}"
+    );
+    let policy = c.get_layer_policy(&layer, 1).await.unwrap();
+    assert!(policy.document.len() <= MAX_LAYER_POLICY_BYTES);
+}
