@@ -176,6 +176,12 @@ pub async fn create(state: &ApiState, request: &ApiRequest) -> Result<Reply, Api
         publish: input.publish.unwrap_or(false),
         tags: Tags::new(input.tags.unwrap_or_default()).map_err(warden_types::ConfigError::from)?,
         layers: input.layers.unwrap_or_default(),
+        logging: input
+            .logging_config
+            .as_ref()
+            .map(shape::logging_settings)
+            .transpose()?
+            .unwrap_or_default(),
     };
     let shown = state
         .control
@@ -378,6 +384,11 @@ pub async fn update_configuration(
         ephemeral_storage: input.ephemeral_storage.map(ephemeral_storage).transpose()?,
         environment: environment(input.environment)?,
         layers: input.layers,
+        logging: input
+            .logging_config
+            .as_ref()
+            .map(shape::logging_settings)
+            .transpose()?,
     };
     let shown = state
         .control

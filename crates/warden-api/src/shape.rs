@@ -351,14 +351,10 @@ impl UnimplementedConfig<'_> {
         }
         if let Some(l) = self.logging_config {
             let own_group = format!("/aws/lambda/{}", self.function);
-            if !matches!(l.log_format.as_deref(), None | Some("Text"))
-                || l.application_log_level.is_some()
-                || l.system_log_level.is_some()
-                || l.log_group.as_deref().is_some_and(|g| g != own_group)
-            {
+            if l.log_group.as_deref().is_some_and(|g| g != own_group) {
                 return Err(unsupported(
                     "LoggingConfig",
-                    "logs are plain text in the function's own log group",
+                    "logs go to the function's own log group (LoggingConfig.LogGroup)",
                 ));
             }
         }
@@ -410,7 +406,7 @@ pub fn configuration(state: &ApiState, f: &FunctionVersion) -> Value {
         "Architectures": if f.architectures.is_empty() { vec!["x86_64".to_owned()] } else { f.architectures.clone() },
         "EphemeralStorage": { "Size": f.ephemeral_storage_mb },
         "SnapStart": { "ApplyOn": "None", "OptimizationStatus": "Off" },
-        "LoggingConfig": { "LogFormat": "Text", "LogGroup": format!("/aws/lambda/{}", f.name) },
+        "LoggingConfig": logging_config(f),
     });
     if !f.environment.is_empty() {
         v["Environment"] = json!({ "Variables": f.environment });
@@ -423,6 +419,31 @@ pub fn configuration(state: &ApiState, f: &FunctionVersion) -> Value {
             .collect();
     }
     v
+}
+
+/// Lambda's `LoggingConfig` of a function.
+fn logging_config(f: &FunctionVersion) -> Value {
+    let group = format!("/aws/lambda/{}", f.name);
+    if f.logging.is_text() {
+        return json!({ "LogFormat": "Text", "LogGroup": group });
+    }
+    json!({
+        "LogFormat": "JSON",
+        "ApplicationLogLevel": f.logging.application_level(),
+        "SystemLogLevel": f.logging.system_level(),
+        "LogGroup": group,
+    })
+}
+
+/// The logging settings a `LoggingConfig` input asks for.
+pub fn logging_settings(
+    input: &LoggingConfigInput,
+) -> Result<warden_types::LoggingSettings, ApiError> {
+    Ok(warden_types::LoggingSettings::new(
+        input.log_format.as_deref(),
+        input.application_log_level.as_deref(),
+        input.system_log_level.as_deref(),
+    )?)
 }
 
 /// Lambda's `AliasConfiguration`.
@@ -533,7 +554,6 @@ mod tests {
                 "FileSystemConfigs",
             ),
             (r#"{"ImageConfig":{}}"#, "ImageConfig"),
-            (r#"{"LoggingConfig":{"LogFormat":"JSON"}}"#, "LoggingConfig"),
             (
                 r#"{"LoggingConfig":{"LogGroup":"/elsewhere"}}"#,
                 "LoggingConfig",

@@ -51,6 +51,8 @@ pub struct CreateFunction {
     pub tags: Tags,
     /// The layer version ARNs it uses, in order.
     pub layers: Vec<String>,
+    /// How its logs are written.
+    pub logging: warden_types::LoggingSettings,
 }
 
 /// `UpdateFunctionCode`.
@@ -92,6 +94,8 @@ pub struct ConfigurationChange {
     pub environment: Option<Environment>,
     /// New layers (layer version ARNs, in order; empty removes them all).
     pub layers: Option<Vec<String>>,
+    /// A new logging configuration.
+    pub logging: Option<warden_types::LoggingSettings>,
 }
 
 /// `UpdateFunctionConfiguration`.

@@ -172,6 +172,7 @@ impl Control {
             publish,
             tags,
             layers,
+            logging,
         } = command;
         let handler = match (handler, &runtime) {
             (Some(h), _) => h,
@@ -208,6 +209,7 @@ impl Control {
             architectures: vec![architecture.as_str().to_owned()],
             layers: resolved.layers.clone(),
             opt_sha256: resolved.opt_sha256.clone(),
+            logging,
         };
         let record = latest.clone();
         let tags = tags.into_map();
@@ -340,6 +342,9 @@ impl Control {
         if let Some(r) = change.runtime {
             self.servable(&r)?;
             f.runtime = r.as_str().to_owned();
+        }
+        if let Some(logging) = change.logging {
+            f.logging = logging;
         }
         // Held until the record that references the merged layers is written.
         let mut _layer_pins = None;

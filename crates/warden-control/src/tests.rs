@@ -196,6 +196,7 @@ fn create(n: &str, role: &str) -> CreateFunction {
         publish: false,
         tags: Tags::new(BTreeMap::from([("team".into(), "a".into())])).unwrap(),
         layers: Vec::new(),
+        logging: Default::default(),
     }
 }
 

@@ -359,6 +359,15 @@ pub fn instance_spec(
     ];
     env.extend(platform.into_iter().map(|(k, v)| (k.to_owned(), v)));
     set_default(&mut env, "LANG", "en_US.UTF-8".into());
+    // `LogFormat` JSON: the runtime writes JSON records and filters by the level.
+    if config.logging.json {
+        replace_var(&mut env, "AWS_LAMBDA_LOG_FORMAT", "JSON".into());
+        replace_var(
+            &mut env,
+            "AWS_LAMBDA_LOG_LEVEL",
+            config.logging.application_level().to_owned(),
+        );
+    }
     let api_endpoint = placement.api_endpoint.as_deref().unwrap_or(rt.api_endpoint);
     point_sdks_at_warden(&mut env, api_endpoint);
     let mut mounts = Vec::new();

@@ -693,10 +693,14 @@ impl Engine {
             code: code_pin,
             layers: layers_pin,
         };
-        let started_instance =
-            LogCapture::start(config.name.clone(), inner.logs.clone(), stdout, stderr).and_then(
-                |logs| Instance::new(pid, runtime_api, api, exited, logs, started, lifetime),
-            );
+        let started_instance = LogCapture::start(
+            config.name.clone(),
+            logs::PlatformLines::of(&config.logging),
+            inner.logs.clone(),
+            stdout,
+            stderr,
+        )
+        .and_then(|logs| Instance::new(pid, runtime_api, api, exited, logs, started, lifetime));
         let instance = match started_instance {
             Ok(i) => Arc::new(i),
             Err(e) => {
@@ -860,6 +864,7 @@ impl Engine {
             memory_mb: config.memory_mb,
             pid: instance.pid,
             init_ms,
+            json: config.logging.json,
         };
         // A failed instance may be gone soon: read its memory while it is still there.
         self.notify(
@@ -956,13 +961,18 @@ impl Engine {
             memory_mb: config.memory_mb,
             pid: 0,
             init_ms: Some(duration_ms),
+            json: config.logging.json,
         };
         // Without an instance, the invocation's log is framed all the same.
         let detached;
         let log = match logs {
             Some(capture) => capture,
             None => {
-                detached = LogCapture::detached(config.name.clone(), self.inner.logs.clone());
+                detached = LogCapture::detached(
+                    config.name.clone(),
+                    logs::PlatformLines::of(&config.logging),
+                    self.inner.logs.clone(),
+                );
                 &detached
             }
         };
@@ -1114,6 +1124,7 @@ mod tests {
         let name = FunctionName::new("f").unwrap();
         let logs = LogCapture::start(
             name,
+            logs::PlatformLines::Text,
             LogSink::start(store, LogLimits::default()),
             out_r.into(),
             err_r.into(),

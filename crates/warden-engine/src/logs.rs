@@ -114,18 +114,69 @@ pub struct Report {
     pub pid: i32,
     /// The init phase's duration, on the first invocation of an instance.
     pub init_ms: Option<f64>,
+    /// Written as a `platform.report` JSON record (a function with `LogFormat` JSON).
+    pub json: bool,
 }
 
 impl Report {
     /// Formats the line, reading the instance's peak memory now.
     pub fn line(&self) -> String {
+        let max_memory = max_memory_mb(self.pid);
+        if self.json {
+            let mut metrics = serde_json::json!({
+                "durationMs": (self.duration_ms * 100.0).round() / 100.0,
+                "billedDurationMs": self.duration_ms.ceil().max(1.0) as u64,
+                "memorySizeMB": self.memory_mb,
+                "maxMemoryUsedMB": max_memory,
+            });
+            if let Some(init) = self.init_ms {
+                metrics["initDurationMs"] = serde_json::json!((init * 100.0).round() / 100.0);
+            }
+            return platform_record(
+                "platform.report",
+                serde_json::json!({ "requestId": self.request_id, "metrics": metrics }),
+            );
+        }
         report_line(
             &self.request_id,
             self.duration_ms,
             self.memory_mb,
-            max_memory_mb(self.pid),
+            max_memory,
             self.init_ms,
         )
+    }
+}
+
+/// A platform event as a JSON record (`LogFormat` JSON): its time, type and record.
+fn platform_record(kind: &str, record: serde_json::Value) -> String {
+    serde_json::json!({
+        "time": warden_types::iso_timestamp(warden_types::now_millis()),
+        "type": kind,
+        "record": record,
+    })
+    .to_string()
+}
+
+/// How the platform writes its own lines of a function's invocations.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum PlatformLines {
+    /// Lambda's `START`, `END` and `REPORT` lines.
+    #[default]
+    Text,
+    /// `platform.start` and `platform.report` JSON records (`LogFormat` JSON).
+    Json,
+    /// None of them (`LogFormat` JSON with `SystemLogLevel` WARN).
+    Quiet,
+}
+
+impl PlatformLines {
+    /// The lines a function's logging settings ask for.
+    pub fn of(settings: &warden_types::LoggingSettings) -> Self {
+        match (settings.json, settings.system_level()) {
+            (false, _) => Self::Text,
+            (true, "WARN") => Self::Quiet,
+            (true, _) => Self::Json,
+        }
     }
 }
 
@@ -523,6 +574,7 @@ struct Current {
 /// One instance's output, attributed to the invocation it belongs to.
 pub struct LogCapture {
     function: FunctionName,
+    lines: PlatformLines,
     sink: LogSink,
     bucket: Arc<RateBucket>,
     current: Mutex<Current>,
@@ -548,6 +600,7 @@ impl LogCapture {
     /// Wraps the instance's pipes and starts reading them.
     pub fn start(
         function: FunctionName,
+        lines: PlatformLines,
         sink: LogSink,
         stdout: OwnedFd,
         stderr: OwnedFd,
@@ -555,6 +608,7 @@ impl LogCapture {
         let capture = Arc::new(Self {
             bucket: sink.bucket(&function),
             function,
+            lines,
             sink,
             current: Mutex::new(Current::default()),
             streams: Some([
@@ -577,10 +631,11 @@ impl LogCapture {
 
     /// The log of an invocation that got no instance (it failed before one started):
     /// framing only, no output to read.
-    pub fn detached(function: FunctionName, sink: LogSink) -> Self {
+    pub fn detached(function: FunctionName, lines: PlatformLines, sink: LogSink) -> Self {
         Self {
             bucket: sink.bucket(&function),
             function,
+            lines,
             sink,
             current: Mutex::new(Current::default()),
             streams: None,
@@ -720,10 +775,17 @@ impl LogCapture {
 
     /// Starts attributing output to `request_id` and writes `START`.
     fn begin(&self, request_id: &str, version: &str, tail: bool) {
-        let start = format!("START RequestId: {request_id} Version: {version}");
         let mut current = lock(&self.current);
         current.request_id = Some(request_id.to_owned());
         current.tail = tail.then(Tail::default);
+        let start = match self.lines {
+            PlatformLines::Text => format!("START RequestId: {request_id} Version: {version}"),
+            PlatformLines::Json => platform_record(
+                "platform.start",
+                serde_json::json!({ "requestId": request_id, "version": version }),
+            ),
+            PlatformLines::Quiet => return,
+        };
         if let Some(t) = current.tail.as_mut() {
             t.push(&start);
         }
@@ -778,12 +840,21 @@ impl LogCapture {
             self.sink.emit(&self.function, Some(request_id), marker);
         }
         let mut tail = current.tail.take();
-        self.sink
-            .emit(&self.function, Some(request_id), end.clone());
+        // JSON records have no `END`; at `SystemLogLevel` WARN there is no report either.
+        if self.lines == PlatformLines::Text {
+            self.sink
+                .emit(&self.function, Some(request_id), end.clone());
+        }
+        if self.lines == PlatformLines::Quiet {
+            current.request_id = None;
+            return tail;
+        }
         if tail.is_some() || immediate {
             let line = report.line();
             if let Some(t) = tail.as_mut() {
-                t.push(&end);
+                if self.lines == PlatformLines::Text {
+                    t.push(&end);
+                }
                 t.push(&line);
             }
             self.sink.emit(&self.function, Some(request_id), line);

@@ -30,6 +30,7 @@ fn latest(name: &FunctionName) -> FunctionVersion {
         architectures: vec![],
         layers: Vec::new(),
         opt_sha256: None,
+        logging: Default::default(),
     }
 }
 

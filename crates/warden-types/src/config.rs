@@ -57,6 +57,9 @@ pub enum ConfigError {
     /// Invalid tags.
     #[error(transparent)]
     Tags(#[from] crate::tags::TagError),
+    /// An invalid `LoggingConfig` (the message names the member).
+    #[error("{0}")]
+    Logging(String),
 }
 
 /// Environment variable names Lambda reserves for itself.

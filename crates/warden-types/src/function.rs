@@ -159,6 +159,86 @@ pub struct FunctionVersion {
     /// `None` without layers.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub opt_sha256: Option<String>,
+    /// How its logs are written (`LoggingConfig`).
+    #[serde(default, skip_serializing_if = "LoggingSettings::is_text")]
+    pub logging: LoggingSettings,
+}
+
+/// Log levels of application logs, most detailed first.
+pub const APPLICATION_LOG_LEVELS: &[&str] = &["TRACE", "DEBUG", "INFO", "WARN", "ERROR", "FATAL"];
+/// Log levels of system (platform) logs, most detailed first.
+pub const SYSTEM_LOG_LEVELS: &[&str] = &["DEBUG", "INFO", "WARN"];
+
+/// How a function's logs are written (Lambda's `LoggingConfig`, but for its log group).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LoggingSettings {
+    /// JSON records instead of Lambda's text lines, for the runtime's and the platform's own
+    /// lines alike.
+    #[serde(default)]
+    pub json: bool,
+    /// The application log level (JSON only; `INFO` when not given).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub application_level: Option<String>,
+    /// The system log level (JSON only; `INFO` when not given): at `WARN`, the platform
+    /// writes no `platform.start` and `platform.report` records.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub system_level: Option<String>,
+}
+
+impl LoggingSettings {
+    /// Checks a `LoggingConfig`: a format of `Text` or `JSON`, and levels only with JSON.
+    pub fn new(
+        format: Option<&str>,
+        application_level: Option<&str>,
+        system_level: Option<&str>,
+    ) -> Result<Self, crate::ConfigError> {
+        use crate::ConfigError;
+        let json = match format {
+            None | Some("Text") => false,
+            Some("JSON") => true,
+            Some(other) => {
+                return Err(ConfigError::Logging(format!(
+                    "Value {other} at 'loggingConfig.logFormat' failed to satisfy constraint: Member must satisfy enum value set: [JSON, Text]"
+                )))
+            }
+        };
+        let check = |value: Option<&str>, allowed: &[&str], member: &str| {
+            match value {
+            Some(v) if !allowed.contains(&v) => Err(ConfigError::Logging(format!(
+                "Value {v} at 'loggingConfig.{member}' failed to satisfy constraint: Member must satisfy enum value set: [{}]",
+                allowed.join(", ")
+            ))),
+            Some(_) if !json => Err(ConfigError::Logging(format!(
+                "LoggingConfig.{member} can be set only with LogFormat JSON"
+            ))),
+            v => Ok(v.map(str::to_owned)),
+        }
+        };
+        Ok(Self {
+            json,
+            application_level: check(
+                application_level,
+                APPLICATION_LOG_LEVELS,
+                "applicationLogLevel",
+            )?,
+            system_level: check(system_level, SYSTEM_LOG_LEVELS, "systemLogLevel")?,
+        })
+    }
+
+    /// Lambda's default: text lines.
+    pub fn is_text(&self) -> bool {
+        !self.json
+    }
+
+    /// The application level in force (JSON only).
+    pub fn application_level(&self) -> &str {
+        self.application_level.as_deref().unwrap_or("INFO")
+    }
+
+    /// The system level in force (JSON only).
+    pub fn system_level(&self) -> &str {
+        self.system_level.as_deref().unwrap_or("INFO")
+    }
 }
 
 impl FunctionVersion {
@@ -209,5 +289,28 @@ mod tests {
             Some("3.9")
         );
         assert_eq!(Runtime::parse("provided").unwrap().language_version(), None);
+    }
+
+    #[test]
+    fn logging_settings_take_levels_only_with_json() {
+        let json = LoggingSettings::new(Some("JSON"), Some("DEBUG"), None).unwrap();
+        assert!(json.json);
+        assert_eq!(json.application_level(), "DEBUG");
+        assert_eq!(json.system_level(), "INFO");
+        assert!(LoggingSettings::new(Some("Text"), None, None)
+            .unwrap()
+            .is_text());
+        for (format, app, sys) in [
+            (Some("XML"), None, None),
+            (Some("Text"), Some("DEBUG"), None),
+            (None, None, Some("WARN")),
+            (Some("JSON"), Some("LOUD"), None),
+            (Some("JSON"), None, Some("TRACE")),
+        ] {
+            assert!(
+                LoggingSettings::new(format, app, sys).is_err(),
+                "{format:?} {app:?} {sys:?}"
+            );
+        }
     }
 }

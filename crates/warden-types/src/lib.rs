@@ -22,7 +22,7 @@ pub use config::{
     Architecture, ConfigError, Description, Environment, EphemeralStorage, Handler, MemorySize,
     RoleArn, StatementId, Timeout,
 };
-pub use function::{FunctionVersion, Runtime, LATEST};
+pub use function::{FunctionVersion, LoggingSettings, Runtime, LATEST};
 pub use names::{AccountId, AliasName, FunctionName, FunctionRef, NameError, Qualifier, Region};
 pub use node::{NodeId, NodeIdError};
 pub use tags::{TagError, Tags};

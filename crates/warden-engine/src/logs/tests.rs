@@ -78,10 +78,20 @@ fn wait_logs(store: &SqliteStore, f: &str, check: impl Fn(&[LogRecord]) -> bool)
 
 /// A capture of a fresh pipe pair; returns the function's ends, which never block.
 fn capture(sink: &LogSink, f: &str) -> (Arc<LogCapture>, std::fs::File, std::fs::File) {
+    capture_as(sink, f, PlatformLines::Text)
+}
+
+/// [`capture`], the platform's lines written as `lines` says.
+fn capture_as(
+    sink: &LogSink,
+    f: &str,
+    lines: PlatformLines,
+) -> (Arc<LogCapture>, std::fs::File, std::fs::File) {
     let (out_tx, out_rx) = pipe::pipe().unwrap();
     let (err_tx, err_rx) = pipe::pipe().unwrap();
     let capture = LogCapture::start(
         name(f),
+        lines,
         sink.clone(),
         out_rx.into_blocking_fd().unwrap(),
         err_rx.into_blocking_fd().unwrap(),
@@ -145,6 +155,7 @@ async fn a_function_over_its_rate_is_not_read_and_what_end_drops_is_counted() {
         memory_mb: 128,
         pid: 0,
         init_ms: None,
+        json: false,
     };
     let tail = capture.end("r1", &report, false).unwrap();
     let lines = wait_logs(&store, "noisy", |l| {
@@ -198,6 +209,7 @@ async fn within_its_rate_nothing_is_lost_and_lines_keep_their_framing() {
         memory_mb: 128,
         pid: 0,
         init_ms: None,
+        json: false,
     };
     assert!(capture.end("r1", &report, false).is_none());
     let lines = wait_logs(&store, "quiet", |l| {
@@ -252,4 +264,60 @@ async fn the_pruner_keeps_the_logs_under_the_size_cap() {
         .unwrap()
         .len();
     assert!(file < 4_000_000, "the file holds {file} bytes");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn json_format_writes_platform_records_and_warn_writes_none() {
+    let (_d, store) = open_store();
+    let sink = LogSink::start(store.clone(), LogLimits::default());
+    let (json, _o, _e) = capture_as(&sink, "json", PlatformLines::Json);
+    json.begin("r1", "$LATEST", false);
+    let report = Report {
+        request_id: "r1".into(),
+        duration_ms: 1.5,
+        memory_mb: 256,
+        pid: 0,
+        init_ms: Some(12.25),
+        json: true,
+    };
+    assert!(json.end("r1", &report, true).is_none());
+    let lines = wait_logs(&store, "json", |l| l.len() >= 2);
+    let records: Vec<serde_json::Value> = lines
+        .iter()
+        .map(|r| serde_json::from_str(&r.message).expect("a JSON record"))
+        .collect();
+    assert_eq!(records.len(), 2, "no END record: {lines:?}");
+    assert_eq!(records[0]["type"], "platform.start");
+    assert_eq!(
+        records[0]["record"],
+        serde_json::json!({"requestId": "r1", "version": "$LATEST"})
+    );
+    assert_eq!(records[1]["type"], "platform.report");
+    assert_eq!(
+        records[1]["record"]["metrics"],
+        serde_json::json!({"durationMs": 1.5, "billedDurationMs": 2, "memorySizeMB": 256,
+            "maxMemoryUsedMB": 0, "initDurationMs": 12.25})
+    );
+    assert!(lines.iter().all(|r| r.source == LogSource::Platform));
+
+    let (quiet, out, _e) = capture_as(&sink, "quiet", PlatformLines::Quiet);
+    quiet.begin("r2", "$LATEST", false);
+    use std::io::Write;
+    (&out).write_all(b"only this\n").unwrap();
+    assert!(quiet
+        .end(
+            "r2",
+            &Report {
+                request_id: "r2".into(),
+                ..report
+            },
+            true
+        )
+        .is_none());
+    wait_logs(&store, "quiet", |l| !l.is_empty());
+    // Whatever the writer had queued is stored by now: the function's line alone.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let lines = store.read_logs(&name("quiet"), 0, 100).unwrap();
+    let messages: Vec<&str> = lines.iter().map(|r| r.message.as_str()).collect();
+    assert_eq!(messages, ["only this"]);
 }

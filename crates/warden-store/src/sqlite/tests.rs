@@ -42,6 +42,7 @@ fn latest(function: &str, sha: &str, rev: &str) -> FunctionVersion {
         architectures: vec!["x86_64".to_owned()],
         layers: Vec::new(),
         opt_sha256: None,
+        logging: Default::default(),
     }
 }
 

@@ -42,6 +42,7 @@ fn latest() -> FunctionVersion {
         architectures: vec![],
         layers: Vec::new(),
         opt_sha256: None,
+        logging: Default::default(),
     }
 }
 

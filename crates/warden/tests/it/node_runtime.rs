@@ -488,3 +488,44 @@ fn wardens_node_runtime_behaves_as_the_reference_client() {
     }
     assert!(differences.is_empty(), "{}", differences.join("\n"));
 }
+
+#[test]
+fn json_logging_config_makes_console_write_json_records_filtered_by_level() {
+    let s = Server::start();
+    let zip = package(&[(
+        "index.js",
+        "exports.handler = async () => { console.info('quiet'); console.warn('loud', 1); return 'ok'; };\n",
+    )]);
+    s.aws(&[
+        "lambda",
+        "create-function",
+        "--function-name",
+        "json",
+        "--runtime",
+        node_runtime(),
+        "--handler",
+        "index.handler",
+        "--role",
+        EXEC_ROLE,
+        "--zip-file",
+        &format!("fileb://{}", zip.display()),
+        "--logging-config",
+        "LogFormat=JSON,ApplicationLogLevel=WARN",
+    ]);
+    assert_eq!(invoke(&s, "json", "{}"), (None, json!("ok")));
+    let lines = s.wait_logs("json", Duration::from_secs(10), |l| {
+        l.iter().any(|x| x.contains("platform.report"))
+    });
+    let records: Vec<Value> = lines
+        .iter()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|_| panic!("not JSON: {l:?}")))
+        .collect();
+    let app: Vec<&Value> = records
+        .iter()
+        .filter(|r| r.get("level").is_some())
+        .collect();
+    assert_eq!(app.len(), 1, "INFO is below the level: {lines:?}");
+    assert_eq!(app[0]["level"], "WARN");
+    assert_eq!(app[0]["message"], "loud 1");
+    assert_eq!(app[0]["requestId"], records[0]["record"]["requestId"]);
+}

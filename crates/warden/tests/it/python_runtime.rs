@@ -307,3 +307,113 @@ fn boto3_comes_from_wardens_sdk_never_from_the_hosts_site_packages() {
         "{listed}"
     );
 }
+
+const LOGS_PY: &str = r#"
+import logging
+logger = logging.getLogger()
+
+def handler(event, context):
+    logger.debug("debug detail")
+    logger.info("info line")
+    logger.error("error line")
+    return "ok"
+"#;
+
+#[test]
+fn json_logging_config_writes_json_records_filtered_by_level() {
+    let s = Server::start();
+    let zip = crate::harness::python_zip(&[("app.py", LOGS_PY)]);
+    let created = s.aws(&[
+        "lambda",
+        "create-function",
+        "--function-name",
+        "json",
+        "--runtime",
+        python_runtime(),
+        "--handler",
+        "app.handler",
+        "--role",
+        EXEC_ROLE,
+        "--zip-file",
+        &format!("fileb://{}", zip.display()),
+        "--logging-config",
+        "LogFormat=JSON,ApplicationLogLevel=DEBUG",
+    ]);
+    assert_eq!(
+        created["LoggingConfig"],
+        json!({"LogFormat": "JSON", "ApplicationLogLevel": "DEBUG", "SystemLogLevel": "INFO",
+               "LogGroup": "/aws/lambda/json"})
+    );
+    let invoke = || {
+        let (status, _, body) =
+            s.http("POST", "/2015-03-31/functions/json/invocations", &[], b"{}");
+        assert_eq!((status, body.as_slice()), (200, &b"\"ok\""[..]));
+    };
+    invoke();
+    let lines = s.wait_logs("json", std::time::Duration::from_secs(10), |l| {
+        l.iter().any(|x| x.contains("platform.report"))
+    });
+    let records: Vec<serde_json::Value> = lines
+        .iter()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|_| panic!("not JSON: {l:?}")))
+        .collect();
+    let kinds: Vec<&str> = records
+        .iter()
+        .map(|r| r["type"].as_str().or(r["level"].as_str()).unwrap())
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            "platform.start",
+            "DEBUG",
+            "INFO",
+            "ERROR",
+            "platform.report"
+        ],
+        "{lines:?}"
+    );
+    let request_id = records[0]["record"]["requestId"].as_str().unwrap();
+    assert_eq!(records[1]["requestId"], request_id);
+    assert_eq!(records[1]["message"], "debug detail");
+    assert!(
+        records[4]["record"]["metrics"]["initDurationMs"].is_number(),
+        "{}",
+        records[4]
+    );
+
+    // At ERROR and a WARN system level, only the error is written.
+    s.aws(&[
+        "lambda",
+        "update-function-configuration",
+        "--function-name",
+        "json",
+        "--logging-config",
+        "LogFormat=JSON,ApplicationLogLevel=ERROR,SystemLogLevel=WARN",
+    ]);
+    invoke();
+    s.wait_logs("json", std::time::Duration::from_secs(10), |l| {
+        l.len() > lines.len()
+    });
+    // Anything else of that invocation would have been stored with or before its error.
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let after: Vec<String> = s.logs("json").into_iter().skip(lines.len()).collect();
+    assert_eq!(after.len(), 1, "{after:?}");
+    assert!(
+        after[0].contains("\"level\": \"ERROR\"") || after[0].contains("\"level\":\"ERROR\""),
+        "{after:?}"
+    );
+
+    // Levels belong to the JSON format only.
+    let err = s.aws_err(&[
+        "lambda",
+        "update-function-configuration",
+        "--function-name",
+        "json",
+        "--logging-config",
+        "LogFormat=Text,ApplicationLogLevel=DEBUG",
+    ]);
+    assert!(
+        err.contains("InvalidParameterValueException") && err.contains("only with LogFormat JSON"),
+        "{err}"
+    );
+}
