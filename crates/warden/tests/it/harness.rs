@@ -120,7 +120,7 @@ impl Server {
     pub fn start_fresh_host() -> Self {
         let temp = private_tempdir();
         let mut s = Self::spawn(
-            &["env", "-i", "PATH=/usr/bin:/bin"],
+            &["env", "-i", "PATH=/usr/bin:/bin", "WARDEN_LOG=warn"],
             temp.path(),
             &[],
             false,

@@ -358,6 +358,9 @@ exports.logs = async () => {
   return 'logged';
 };
 exports.rejected = async () => { Promise.reject(new Error('nobody waits')); await new Promise(r => setTimeout(r, 200)); return 'late'; };
+exports.legacy = (event, context) => { context.succeed({ legacy: true }); };
+exports.legacyFail = (event, context) => { context.fail(new Error('legacy says no')); };
+exports.neverCalls = (event, context, callback) => {};
 "#;
 
 /// The wrapper that runs the reference client (its `bin/index.mjs <handler>`) instead of
@@ -451,6 +454,9 @@ fn wardens_node_runtime_behaves_as_the_reference_client() {
         ("noexport", "index.nope", "{}"),
         ("syntax", "syntax.handler", "{}"),
         ("rejected", "index.rejected", "{}"),
+        ("legacy", "index.legacy", "{}"),
+        ("legacyfail", "index.legacyFail", "{}"),
+        ("nevercalls", "index.neverCalls", "{}"),
     ];
     for (name, handler, _) in cases {
         create(&ours, name, handler, &zip);
