@@ -188,18 +188,23 @@ impl Control {
         max: usize,
     ) -> Result<(Vec<LayerVersion>, Option<u64>), ControlError> {
         let n = name.clone();
-        let all = self
-            .blocking(move |inner| Ok(inner.store.list_layer_versions(&n, marker, usize::MAX)?))
-            .await?;
-        let mut matching = all
-            .into_iter()
-            .filter(|v| matches_filters(v, runtime.as_deref(), architecture.as_deref()));
-        let page: Vec<LayerVersion> = matching.by_ref().take(max).collect();
-        let next = match matching.next() {
-            Some(_) => page.last().map(|v| v.version),
-            None => None,
-        };
-        Ok((page, next))
+        self.blocking(move |inner| {
+            // One more than a page: whether there is a next page.
+            let mut page = matching_versions(
+                inner.store.as_ref(),
+                &n,
+                marker,
+                max + 1,
+                runtime.as_deref(),
+                architecture.as_deref(),
+            )?;
+            let next = (page.len() > max).then(|| {
+                page.truncate(max);
+                page.last().map(|v| v.version)
+            });
+            Ok((page, next.flatten()))
+        })
+        .await
     }
 
     /// `ListLayers`: each layer with its newest version (the newest declaring `runtime`
@@ -226,17 +231,15 @@ impl Control {
                         if matches_filters(&latest, runtime.as_deref(), architecture.as_deref()) {
                             Some(latest)
                         } else {
-                            inner
-                                .store
-                                .list_layer_versions(
-                                    &latest.name,
-                                    Some(latest.version),
-                                    usize::MAX,
-                                )?
-                                .into_iter()
-                                .find(|v| {
-                                    matches_filters(v, runtime.as_deref(), architecture.as_deref())
-                                })
+                            matching_versions(
+                                inner.store.as_ref(),
+                                &latest.name,
+                                Some(latest.version),
+                                1,
+                                runtime.as_deref(),
+                                architecture.as_deref(),
+                            )?
+                            .pop()
                         };
                     if let Some(v) = chosen {
                         if out.len() == max {
@@ -452,15 +455,12 @@ impl Control {
         }
         let mut layers = Vec::new();
         for a in &parsed {
-            let v = self
-                .get_layer_version(&a.name, a.version)
-                .await
-                .map_err(|_| {
-                    ControlError::Invalid(format!(
-                        "Layer version {} does not exist.",
-                        self.layer_version_arn(&a.name, a.version)
-                    ))
-                })?;
+            // A version that does not exist is the caller's mistake; any other failure is
+            // reported as it is.
+            let v = match self.get_layer_version(&a.name, a.version).await {
+                Err(ControlError::NotFound(message)) => return Err(ControlError::Invalid(message)),
+                other => other?,
+            };
             layers.push(FunctionLayer {
                 arn: self.layer_version_arn(&v.name, v.version),
                 code_sha256: v.code_sha256,
@@ -493,6 +493,37 @@ impl Control {
             opt_sha256: Some(key),
             _pins: pins,
         })
+    }
+}
+
+/// Up to `want` versions of `name` older than `before`, newest first, that declare
+/// `runtime` and `architecture` when given; read from the store a page at a time, so a
+/// layer with many versions is never held in memory whole.
+fn matching_versions(
+    store: &dyn warden_store::Store,
+    name: &LayerName,
+    mut before: Option<u64>,
+    want: usize,
+    runtime: Option<&str>,
+    architecture: Option<&str>,
+) -> Result<Vec<LayerVersion>, ControlError> {
+    const PAGE: usize = 100;
+    let mut out = Vec::new();
+    loop {
+        let page = store.list_layer_versions(name, before, PAGE)?;
+        let full = page.len() == PAGE;
+        before = page.last().map(|v| v.version);
+        for v in page {
+            if matches_filters(&v, runtime, architecture) {
+                out.push(v);
+                if out.len() == want {
+                    return Ok(out);
+                }
+            }
+        }
+        if !full {
+            return Ok(out);
+        }
     }
 }
 

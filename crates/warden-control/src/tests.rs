@@ -707,3 +707,55 @@ async fn layer_permissions_are_bounded_guarded_by_revision_and_grant_only_readin
     let policy = c.get_layer_policy(&layer, 1).await.unwrap();
     assert!(policy.document.len() <= MAX_LAYER_POLICY_BYTES);
 }
+
+#[tokio::test]
+async fn layer_versions_are_listed_a_page_at_a_time_with_their_filters() {
+    use crate::layers::PublishLayerVersion;
+    use warden_types::layer::LayerName;
+    let f = fixture();
+    let c = &f.control;
+    let layer = LayerName::new("many").unwrap();
+    // 250 versions; only some of the oldest declare python3.12, so finding them takes the
+    // store more than one page.
+    for i in 0..250u64 {
+        let runtimes = if i < 30 && i % 3 == 0 {
+            vec!["python3.12".into()]
+        } else {
+            vec![]
+        };
+        c.publish_layer_version(PublishLayerVersion {
+            name: layer.clone(),
+            description: Description::default(),
+            compatible_runtimes: runtimes,
+            compatible_architectures: vec![],
+            license_info: None,
+            code: zip(&["python"]),
+        })
+        .await
+        .unwrap();
+    }
+    let python = || Some("python3.12".to_owned());
+    let (page, next) = c
+        .list_layer_versions(&layer, python(), None, None, 4)
+        .await
+        .unwrap();
+    let versions: Vec<u64> = page.iter().map(|v| v.version).collect();
+    assert_eq!(versions, [28, 25, 22, 19]);
+    assert_eq!(next, Some(19));
+    let (rest, next) = c
+        .list_layer_versions(&layer, python(), None, next, 50)
+        .await
+        .unwrap();
+    let versions: Vec<u64> = rest.iter().map(|v| v.version).collect();
+    assert_eq!(versions, [16, 13, 10, 7, 4, 1]);
+    assert_eq!(next, None);
+    let (all, next) = c
+        .list_layer_versions(&layer, None, None, None, 50)
+        .await
+        .unwrap();
+    assert_eq!((all.len(), next), (50, Some(201)));
+    // ListLayers finds the newest matching version beyond the store's first page.
+    let (layers, _) = c.list_layers(python(), None, None, 10).await.unwrap();
+    assert_eq!(layers.len(), 1);
+    assert_eq!(layers[0].version, 28);
+}

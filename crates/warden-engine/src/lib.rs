@@ -608,6 +608,23 @@ impl Engine {
                 None,
             )
         };
+        // The merged layers are made when the function is configured; one lost since (a
+        // data directory restored without it) is made again from the layers' own trees.
+        let opt_dir = match &config.opt_sha256 {
+            Some(key) if inner.blobs.has_code_dir(key) => Some(inner.blobs.code_dir(key)),
+            Some(_) => {
+                let shas: Vec<String> = config
+                    .layers
+                    .iter()
+                    .map(|l| l.code_sha256.clone())
+                    .collect();
+                match inner.blobs.merge_layers(&shas) {
+                    Ok((key, _)) => Some(inner.blobs.code_dir(&key)),
+                    Err(e) => return Err(invalid_entrypoint(&e)),
+                }
+            }
+            None => None,
+        };
         // Where the executor will show the code and serve the Runtime API, so that the
         // environment is written once, complete.
         let prepared = match inner.executor.prepare(&code_dir) {
@@ -633,26 +650,6 @@ impl Engine {
         };
         let session_key = credentials.access_key_id.clone();
         let revoke = || inner.credentials.revoke(&session_key);
-        // The merged layers are made when the function is configured; one lost since (a
-        // data directory restored without it) is made again from the layers' own trees.
-        let opt_dir = match &config.opt_sha256 {
-            Some(key) if inner.blobs.has_code_dir(key) => Some(inner.blobs.code_dir(key)),
-            Some(_) => {
-                let shas: Vec<String> = config
-                    .layers
-                    .iter()
-                    .map(|l| l.code_sha256.clone())
-                    .collect();
-                match inner.blobs.merge_layers(&shas) {
-                    Ok((key, _)) => Some(inner.blobs.code_dir(&key)),
-                    Err(e) => {
-                        revoke();
-                        return Err(invalid_entrypoint(&e));
-                    }
-                }
-            }
-            None => None,
-        };
         let spec = match instance_spec(
             config,
             &code_dir,

@@ -125,7 +125,7 @@ impl Report {
         if self.json {
             let mut metrics = serde_json::json!({
                 "durationMs": (self.duration_ms * 100.0).round() / 100.0,
-                "billedDurationMs": self.duration_ms.ceil().max(1.0) as u64,
+                "billedDurationMs": billed_ms(self.duration_ms),
                 "memorySizeMB": self.memory_mb,
                 "maxMemoryUsedMB": max_memory,
             });
@@ -938,6 +938,11 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
+/// The billed duration of an invocation: whole milliseconds, rounded up, at least one.
+fn billed_ms(duration_ms: f64) -> u64 {
+    duration_ms.ceil().max(1.0) as u64
+}
+
 /// Lambda's `REPORT` line.
 pub fn report_line(
     request_id: &str,
@@ -946,7 +951,7 @@ pub fn report_line(
     max_memory_mb: u64,
     init_ms: Option<f64>,
 ) -> String {
-    let billed = duration_ms.ceil().max(1.0) as u64;
+    let billed = billed_ms(duration_ms);
     let mut line = format!(
         "REPORT RequestId: {request_id}\tDuration: {duration_ms:.2} ms\tBilled Duration: {billed} ms\tMemory Size: {memory_mb} MB\tMax Memory Used: {max_memory_mb} MB"
     );

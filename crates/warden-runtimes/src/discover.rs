@@ -298,21 +298,6 @@ fn version_key(name: &str) -> Vec<u64> {
 }
 
 /// Runs the interpreter at `path` and asks it what it is and where it lives.
-pub fn probe_interpreter(
-    language: Language,
-    path: &Path,
-) -> Result<Interpreter, crate::RuntimeError> {
-    let probed = probe(language, path).map_err(crate::RuntimeError::Probe)?;
-    Ok(Interpreter {
-        language,
-        version: probed.version,
-        executable: probed.executable,
-        prefix: probed.prefix,
-        found_by: "probe".into(),
-    })
-}
-
-/// Runs the interpreter at `path` and asks it what it is and where it lives.
 fn probe(language: Language, path: &Path) -> Result<Probed, String> {
     const PYTHON: &str = "import json, os, sys\n\
         print(json.dumps({'version': '%d.%d.%d' % sys.version_info[:3],\n\
@@ -459,7 +444,7 @@ mod tests {
             .map(|d| d.join("python3"))
             .find(|p| p.is_file())
             .expect("the tests need a python3 on PATH");
-        let i = probe_interpreter(Language::Python, &python3).unwrap();
+        let i = probe(Language::Python, &python3).unwrap();
         let minor: Vec<&str> = i.version.split('.').take(2).collect();
         let stdlib = i
             .prefix

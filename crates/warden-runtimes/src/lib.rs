@@ -28,7 +28,7 @@ use std::path::{Path, PathBuf};
 
 use warden_types::Runtime;
 
-pub use discover::{probe_interpreter, HostEnv};
+pub use discover::HostEnv;
 
 /// The language of a managed runtime.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -104,9 +104,6 @@ pub enum RuntimeError {
         /// Why it cannot serve the runtime.
         why: String,
     },
-    /// A program that could not be asked what interpreter it is (why in the message).
-    #[error("{0}")]
-    Probe(String),
     /// No interpreter serves the runtime here; the sentence says why and what to do.
     #[error("The runtime {runtime} is not available on this Warden host: {why}")]
     Unavailable {

@@ -559,8 +559,8 @@ impl BlobStore {
                 }
                 link_tree(&layer, staging.path())?;
             }
+            // The staging guard then finds its directory gone (moved into place).
             self.install_code_dir(&key, staging.path())?;
-            std::mem::forget(staging);
         }
         let size = tree_size(&target)?;
         Ok((key, size))

@@ -164,6 +164,36 @@ pub struct FunctionLayer {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// Any text is parsed or refused, never a panic; a refusal quotes at most 256
+        /// characters of it; what parses, printed back, parses to the same value.
+        #[test]
+        fn arns_from_anywhere_parse_or_are_refused(text in ".{0,300}") {
+            match LayerVersionArn::parse(&text) {
+                Ok(a) => {
+                    let printed = format!(
+                        "arn:aws:lambda:{}:{}:layer:{}:{}", a.region, a.account, a.name, a.version
+                    );
+                    prop_assert_eq!(LayerVersionArn::parse(&printed).unwrap(), a);
+                }
+                Err(e) => prop_assert!(e.to_string().chars().count() < 256 + 120),
+            }
+        }
+
+        #[test]
+        fn well_formed_arns_round_trip(
+            region in "[a-z]{2}-[a-z]{4,9}-[1-9]",
+            account in "[0-9]{12}",
+            name in "[A-Za-z0-9_-]{1,140}",
+            version in 1u64..1_000_000,
+        ) {
+            let text = format!("arn:aws:lambda:{region}:{account}:layer:{name}:{version}");
+            let a = LayerVersionArn::parse(&text).unwrap();
+            prop_assert_eq!((a.region, a.account, a.name.to_string(), a.version), (region, account, name, version));
+        }
+    }
 
     #[test]
     fn layer_names_follow_lambdas_pattern() {
