@@ -202,6 +202,8 @@ impl Control {
             memory_mb: memory.get(),
             ephemeral_storage_mb: ephemeral_storage.get(),
             environment,
+            sealed_environment: None,
+            kms_key_arn: None,
             code_sha256: installed.sha256.clone(),
             code_size: installed.size,
             revision_id: new_revision(),

@@ -23,6 +23,8 @@ fn latest(name: &FunctionName) -> FunctionVersion {
         memory_mb: 128,
         ephemeral_storage_mb: 512,
         environment: Default::default(),
+        sealed_environment: None,
+        kms_key_arn: None,
         code_sha256: "sha".to_owned(),
         code_size: 1,
         revision_id: "r".to_owned(),

@@ -37,8 +37,22 @@ use crate::StoreError;
 
 /// The record format this build reads and writes. 2: a function version may use layers
 /// (`layers`, `opt_sha256`); a record that does carries `min_reader_version` 2, since a
-/// build that ignored them would run the function without its `/opt`.
-pub const RECORD_VERSION: u32 = 2;
+/// build that ignored them would run the function without its `/opt`. 3: a function
+/// version's environment is sealed (`sealed_environment`); such a record carries
+/// `min_reader_version` 3, since an older build would run the function without its
+/// variables or overwrite them.
+pub const RECORD_VERSION: u32 = 3;
+
+/// The oldest format that may read a function version record.
+pub(crate) fn reader_needed(f: &warden_types::FunctionVersion) -> u32 {
+    if f.sealed_environment.is_some() {
+        3
+    } else if !f.layers.is_empty() {
+        2
+    } else {
+        1
+    }
+}
 
 /// The field naming the format of the build that last wrote a record.
 pub const VERSION_FIELD: &str = "record_version";

@@ -374,8 +374,9 @@ fn latest_record(
     stored: Option<&str>,
 ) -> Result<(Encoded, String), StoreError> {
     let mut encoded = record::encode(latest, stored, "the function version")?;
-    if !latest.layers.is_empty() {
-        record::require_reader(&mut encoded, 2)?;
+    let needed = record::reader_needed(latest);
+    if needed > 1 {
+        record::require_reader(&mut encoded, needed)?;
     }
     let digest = config_digest(latest, &encoded.kept)?;
     Ok((encoded, digest))
@@ -786,8 +787,9 @@ impl FunctionStore for SqliteStore {
             // The published copy carries `$LATEST`'s fields of newer nodes too.
             let mut record =
                 record::encode(&published, Some(&latest_json), "the function version")?;
-            if !published.layers.is_empty() {
-                record::require_reader(&mut record, 2)?;
+            let needed = record::reader_needed(&published);
+            if needed > 1 {
+                record::require_reader(&mut record, needed)?;
             }
             insert_version(tx, &published, &record.json, num, &latest_digest)?;
             Ok(published)

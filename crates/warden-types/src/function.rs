@@ -138,9 +138,18 @@ pub struct FunctionVersion {
     pub memory_mb: u32,
     /// The size of `/tmp`, in MB.
     pub ephemeral_storage_mb: u32,
-    /// The environment variables, as the function sees them.
-    #[serde(default)]
+    /// The environment variables in plain text: only ever in memory, after the keyring
+    /// opened [`FunctionVersion::sealed_environment`] (a record written before
+    /// environments were encrypted may still hold them here).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub environment: BTreeMap<String, String>,
+    /// The environment variables as stored: encrypted under a KMS key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sealed_environment: Option<SealedEnvironment>,
+    /// The customer managed KMS key of its environment (`KMSKeyArn`); `None` for the
+    /// AWS managed `aws/lambda`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kms_key_arn: Option<String>,
     /// Base64 SHA-256 of the zip, Lambda's `CodeSha256`; also the blob's key.
     pub code_sha256: String,
     /// Size of the zip in bytes.
@@ -162,6 +171,19 @@ pub struct FunctionVersion {
     /// How its logs are written (`LoggingConfig`).
     #[serde(default, skip_serializing_if = "LoggingSettings::is_text")]
     pub logging: LoggingSettings,
+}
+
+/// A function's environment variables as stored: a JSON object of the variables, sealed by
+/// envelope encryption under a KMS key (the format is `warden_kms::envelope`'s).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SealedEnvironment {
+    /// The ARN of the KMS key whose data key sealed it.
+    pub key_arn: String,
+    /// Whether that key is a customer managed key (`KMSKeyArn`) rather than `aws/lambda`.
+    #[serde(default)]
+    pub customer_key: bool,
+    /// The sealed variables, base64.
+    pub ciphertext: String,
 }
 
 /// Log levels of application logs, most detailed first.

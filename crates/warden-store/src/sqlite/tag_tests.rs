@@ -21,6 +21,8 @@ fn latest(function: &str) -> FunctionVersion {
         memory_mb: 128,
         ephemeral_storage_mb: 512,
         environment: BTreeMap::new(),
+        sealed_environment: None,
+        kms_key_arn: None,
         code_sha256: "sha".to_owned(),
         code_size: 10,
         revision_id: "r1".to_owned(),
