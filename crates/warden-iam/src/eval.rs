@@ -273,6 +273,39 @@ pub fn evaluate_trust(request: &Request, identity: &[&Policy], trust: &Policy) -
     }
 }
 
+/// Evaluates a request on a KMS key as KMS does: the key policy is the root of access.
+/// It allows a caller either by naming it (then no identity policy is needed) or by naming
+/// its account (delegating to IAM: then an identity policy must allow the action too); an
+/// identity policy alone grants nothing, and a key without a policy is usable by nobody. A
+/// matching `Deny` anywhere wins. The same rule as [`evaluate_trust`] with the key policy
+/// in the trust policy's place.
+pub fn evaluate_key_policy(
+    request: &Request,
+    identity: &[&Policy],
+    key_policy: Option<&Policy>,
+) -> Decision {
+    match key_policy {
+        Some(policy) => evaluate_trust(request, identity, policy),
+        None => {
+            let decision = evaluate(request, identity, None);
+            if decision.effect == DecisionEffect::ExplicitDeny {
+                decision
+            } else {
+                Decision {
+                    effect: DecisionEffect::ImplicitDeny,
+                    matched: Vec::new(),
+                }
+            }
+        }
+    }
+}
+
+/// Whether `resource` is a KMS key (`arn:aws:kms:REGION:ACCOUNT:key/ID`), whose key policy
+/// decides access as [`evaluate_key_policy`] does.
+pub fn is_kms_key(resource: &str) -> bool {
+    split_arn(resource).is_some_and(|p| p[1] == "kms" && p[4].starts_with("key/"))
+}
+
 fn statement_matches(
     st: &Statement,
     req: &Request,

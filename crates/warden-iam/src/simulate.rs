@@ -8,13 +8,15 @@
 //!   {"policy":"identity"|"resource","policyIndex":0,"statementIndex":1,"sid":"X"|null}]}`,
 //! or `{"error":"..."}` when a policy is malformed or the case itself is not well formed.
 //! Identity policies are validated as identity policies and the resource policy as a
-//! resource policy (principal required), as IAM would when they are attached.
+//! resource policy (principal required), as IAM would when they are attached. When the
+//! resource is a KMS key (`arn:aws:kms:...:key/ID`), the resource policy is its key policy
+//! and the decision is KMS's ([`crate::evaluate_key_policy`]): no key policy, no access.
 
 use std::collections::HashMap;
 
 use serde_json::{json, Map, Value};
 
-use crate::{evaluate, ContextValue, DecisionEffect, Policy, PolicyKind, PolicySource, Request};
+use crate::{evaluate, evaluate_key_policy, is_kms_key, ContextValue, DecisionEffect, Policy, PolicyKind, PolicySource, Request};
 
 /// Runs one simulation case; never panics, errors are reported as `{"error": ...}`.
 pub fn run_case(case: &Value) -> Value {
@@ -71,7 +73,12 @@ fn run(case: &Value) -> Result<Value, String> {
         context: context(obj.get("context"))?,
     };
     let refs: Vec<&Policy> = identity.iter().collect();
-    let decision = evaluate(&request, &refs, resource_policy.as_ref());
+    // On a KMS key the resource policy is the key policy, and decides as KMS does.
+    let decision = if is_kms_key(&request.resource) {
+        evaluate_key_policy(&request, &refs, resource_policy.as_ref())
+    } else {
+        evaluate(&request, &refs, resource_policy.as_ref())
+    };
     let name = match decision.effect {
         DecisionEffect::Allowed => "allowed",
         DecisionEffect::ExplicitDeny => "explicitDeny",

@@ -57,14 +57,9 @@ pub enum IdentityError {
         #[source]
         source: std::io::Error,
     },
-    /// The master key file exists but is unusable (wrong length or too permissive).
-    #[error("master key `{}` is unusable: {reason}", path.display())]
-    MasterKeyUnusable {
-        /// The key file.
-        path: PathBuf,
-        /// What is wrong with it.
-        reason: String,
-    },
+    /// The master key could not be loaded.
+    #[error(transparent)]
+    MasterKey(#[from] warden_kms::MasterKeyError),
     /// A stored secret could not be decrypted: wrong master key or tampered data.
     #[error(
         "cannot decrypt the secret of access key `{key_id}`: wrong master key or tampered data"

@@ -21,7 +21,7 @@ use warden_iam::{evaluate, Policy, PolicyKind, Request};
 use warden_types::identity::{Credential, CredentialSource, Principal, PrincipalKind};
 
 use crate::aws_policies::{is_aws_managed, AWS_POLICIES};
-use crate::crypto::{new_id, new_secret, random_chars, MasterKey, ALNUM};
+use crate::crypto::{new_id, new_secret, open_secret, random_chars, seal_secret, MasterKey, ALNUM};
 use crate::error::IdentityError;
 use crate::store::{
     Dump, Holder, IdentityStore, InlinePolicy, KeyStatus, KeyUsage, ManagedPolicy, PolicyVersion,
@@ -274,7 +274,7 @@ fn build_snapshot(dump: Dump, key: &MasterKey, account: &str) -> Result<Snapshot
         let Some(user) = users.get(&lower(&k.user_name)) else {
             continue;
         };
-        let secret = key.open(&k.id, &k.sealed_secret)?;
+        let secret = open_secret(key, &k.id, &k.sealed_secret)?;
         credentials.insert(
             k.id.clone(),
             Credential {
@@ -503,6 +503,16 @@ impl Identity {
     /// `DATA_DIR/master.key` (created on first start, mode 0600).
     pub fn open(data_dir: &Path, account: &str) -> Result<Self, IdentityError> {
         let key = MasterKey::load_or_create(&data_dir.join("master.key"))?;
+        Identity::open_with_key(data_dir, key, account)
+    }
+
+    /// Opens the identity service on `DATA_DIR/identity.db`, with secrets sealed under
+    /// `key`.
+    pub fn open_with_key(
+        data_dir: &Path,
+        key: MasterKey,
+        account: &str,
+    ) -> Result<Self, IdentityError> {
         let store = SqliteIdentityStore::open(&data_dir.join("identity.db"))?;
         Identity::with_store(Box::new(store), key, account)
     }
@@ -651,7 +661,7 @@ impl Identity {
             let key_id = new_id("AKIA")?;
             let secret = new_secret()?;
             let key = StoredKey {
-                sealed_secret: self.inner.key.seal(&key_id, &secret)?,
+                sealed_secret: seal_secret(&self.inner.key, &key_id, &secret)?,
                 id: key_id.clone(),
                 user_name: ADMIN_USER.into(),
                 status: KeyStatus::Active,
@@ -741,7 +751,7 @@ impl Identity {
             let id = new_id("AKIA")?;
             let secret = new_secret()?;
             let key = StoredKey {
-                sealed_secret: self.inner.key.seal(&id, &secret)?,
+                sealed_secret: seal_secret(&self.inner.key, &id, &secret)?,
                 id,
                 user_name: user,
                 status: KeyStatus::Active,

@@ -578,6 +578,62 @@ RE = [
 for cid, doc, note in RE:
     case(cid, "error", note, resource_policy=doc)
 
+# ---------------------------------------------------------------- KMS key policies
+# On a KMS key the resource policy is the key policy, and it is the root of access: an
+# identity policy grants nothing unless the key policy allows the caller or delegates to
+# the account (names it as principal); no key policy, no access.
+KEY = f"arn:aws:kms:us-east-1:{ACCT}:key/1234abcd-12ab-34cd-56ef-1234567890ab"
+ROOT = f"arn:aws:iam::{ACCT}:root"
+
+
+def kallow(principal, action="kms:*", **extra):
+    return {"Effect": "Allow", "Principal": principal, "Action": action, "Resource": "*", **extra}
+
+
+def kms_case(cid, expect, note, identity=(), key_policy=None, action="kms:Encrypt", **kw):
+    case(cid, expect, note, identity, key_policy, action=action, resource=KEY, **kw)
+
+
+kms_case("kms-default-policy-identity", "allowed", "default key policy delegates to IAM: identity allow",
+         [pol(allow("kms:Encrypt"))], rp(kallow({"AWS": ROOT})))
+kms_case("kms-default-policy-no-identity", "implicitDeny", "default key policy alone grants nothing",
+         [], rp(kallow({"AWS": ROOT})))
+kms_case("kms-account-id-delegates", "allowed", "a bare account id delegates too",
+         [pol(allow("kms:*"))], rp(kallow({"AWS": ACCT})))
+kms_case("kms-no-key-policy", "implicitDeny", "identity allow without a key policy is not enough",
+         [pol(allow("kms:Encrypt"))], None)
+kms_case("kms-no-delegation", "implicitDeny", "key policy names only bob: alice's identity allow is not enough",
+         [pol(allow("kms:Encrypt"))], rp(kallow({"AWS": BOB})))
+kms_case("kms-direct-user", "allowed", "key policy naming the user needs no identity policy",
+         [], rp(kallow({"AWS": ALICE}, action="kms:Encrypt")))
+kms_case("kms-direct-role-session", "allowed", "key policy naming a role admits its sessions",
+         [], rp(kallow({"AWS": ROLE}, action=["kms:Encrypt", "kms:Decrypt"])), principal=SESSION)
+kms_case("kms-delegation-other-action", "implicitDeny", "delegation for DescribeKey only does not cover Encrypt",
+         [pol(allow("kms:*"))], rp(kallow({"AWS": ROOT}, action="kms:Describe*")))
+kms_case("kms-identity-deny", "explicitDeny", "an identity deny beats the key policy",
+         [pol(deny("kms:Encrypt"))], rp(kallow({"AWS": ALICE})))
+kms_case("kms-key-policy-deny", "explicitDeny", "a key policy deny beats an identity allow",
+         [pol(allow("kms:*"))], rp(kallow({"AWS": ROOT}), {"Effect": "Deny", "Principal": "*", "Action": "kms:Encrypt", "Resource": "*"}))
+kms_case("kms-context-condition", "allowed", "kms:EncryptionContext condition met",
+         [pol(allow("kms:Decrypt"))], rp(kallow({"AWS": ROOT}, action="kms:Decrypt",
+                                                Condition={"StringEquals": {"kms:EncryptionContext:app": "orders"}})),
+         action="kms:Decrypt", context={"kms:EncryptionContext:app": "orders"})
+kms_case("kms-context-condition-miss", "implicitDeny", "kms:EncryptionContext condition not met",
+         [pol(allow("kms:Decrypt"))], rp(kallow({"AWS": ROOT}, action="kms:Decrypt",
+                                                Condition={"StringEquals": {"kms:EncryptionContext:app": "orders"}})),
+         action="kms:Decrypt", context={"kms:EncryptionContext:app": "billing"})
+kms_case("kms-context-keys", "allowed", "kms:EncryptionContextKeys with ForAllValues",
+         [], rp(kallow({"AWS": ALICE}, Condition={"ForAllValues:StringEquals": {"kms:EncryptionContextKeys": ["app", "env"]}})),
+         context={"kms:EncryptionContextKeys": ["app"]})
+kms_case("kms-via-service", "allowed", "AWS managed key: any principal via the service",
+         [], rp(kallow({"AWS": "*"}, action=["kms:Encrypt", "kms:Decrypt"],
+                       Condition={"StringEquals": {"kms:ViaService": "lambda.us-east-1.amazonaws.com", "kms:CallerAccount": ACCT}})),
+         context={"kms:ViaService": "lambda.us-east-1.amazonaws.com", "kms:CallerAccount": ACCT})
+kms_case("kms-via-service-direct", "implicitDeny", "AWS managed key: a direct call is not via the service",
+         [pol(allow("kms:*"))], rp(kallow({"AWS": "*"}, action=["kms:Encrypt", "kms:Decrypt"],
+                                         Condition={"StringEquals": {"kms:ViaService": "lambda.us-east-1.amazonaws.com"}})),
+         context={"kms:CallerAccount": ACCT})
+
 ids = [c["id"] for c in cases]
 assert len(ids) == len(set(ids)), "duplicate case ids"
 for c in cases:
