@@ -45,6 +45,9 @@ pub struct Target {
     pub context: Vec<(String, ContextValue)>,
     /// The layer version whose permission policy also applies (`lambda:GetLayerVersion`).
     pub layer: Option<(LayerName, u64)>,
+    /// A KMS key's policy: then the decision is KMS's (`warden_iam::evaluate_key_policy`),
+    /// where the key policy must allow the caller or delegate to the account.
+    pub key_policy: Option<Arc<Policy>>,
 }
 
 /// Caches parsed resource policies (a `ChangeCache`: emptied by change events); the store
@@ -422,7 +425,7 @@ pub(crate) fn query_targets(
                 function: None,
                 trust: Some(t.trust),
                 context: t.context,
-                layer: None,
+                ..Target::default()
             })
             .collect());
     }
@@ -493,16 +496,17 @@ fn decide(
     iam_request: &warden_iam::Request,
     identity: &[&Policy],
     resource: Option<&Policy>,
-    trust: Option<&Trust>,
+    target: &Target,
     session: Option<&[Arc<Policy>]>,
 ) -> (Decision, bool) {
-    let decision = match trust {
-        Some(Trust::Role(t)) => warden_iam::evaluate_trust(iam_request, identity, t),
-        Some(Trust::NoSuchRole) => Decision {
+    let decision = match (&target.trust, &target.key_policy) {
+        (Some(Trust::Role(t)), _) => warden_iam::evaluate_trust(iam_request, identity, t),
+        (Some(Trust::NoSuchRole), _) => Decision {
             effect: DecisionEffect::ImplicitDeny,
             matched: Vec::new(),
         },
-        None => warden_iam::evaluate(iam_request, identity, resource),
+        (None, Some(key)) => warden_iam::evaluate_key_policy(iam_request, identity, Some(key)),
+        (None, None) => warden_iam::evaluate(iam_request, identity, resource),
     };
     let Some(session) = session else {
         return (decision, false);
@@ -558,7 +562,7 @@ pub async fn authorize(
             &iam_request,
             &refs,
             resource_policy.as_deref(),
-            target.trust.as_ref(),
+            &target,
             session.as_deref(),
         );
         if decision.is_allowed() {
@@ -576,6 +580,9 @@ pub async fn authorize(
             (DecisionEffect::ExplicitDeny, false, _) => "with an explicit deny in a policy",
             (_, true, _) => "because no session policy allows the action",
             (_, false, Some(_)) => "because the role's trust policy does not admit the caller",
+            _ if target.key_policy.is_some() => {
+                "because the key policy does not allow it, directly or through an identity-based policy"
+            }
             _ => "because no identity-based policy allows the action",
         };
         tracing::info!(principal = %p.arn, action = %target.action, resource = %target.resource, "access denied");
@@ -622,7 +629,30 @@ pub fn allowed_by_identity(
         context: context(state, request, Some(principal), &target),
     };
     let session = state.access.identity.session_policies(principal);
-    decide(&iam_request, &refs, None, None, session.as_deref())
+    decide(&iam_request, &refs, None, &target, session.as_deref())
+        .0
+        .is_allowed()
+}
+
+/// Whether `principal` may do what `target` names, decided as [`authorize`] decides for a
+/// target without a function or layer (a KMS key's target: its key policy with the
+/// caller's identity policies, within its session policies).
+pub fn allowed(
+    state: &ApiState,
+    request: &ApiRequest,
+    principal: &Principal,
+    target: &Target,
+) -> bool {
+    let policies = state.access.identity.policies_for(principal);
+    let refs: Vec<&Policy> = policies.iter().map(|p| p.as_ref()).collect();
+    let iam_request = warden_iam::Request {
+        principal: Some(principal.arn.clone()),
+        action: target.action.clone(),
+        resource: target.resource.clone(),
+        context: context(state, request, Some(principal), target),
+    };
+    let session = state.access.identity.session_policies(principal);
+    decide(&iam_request, &refs, None, target, session.as_deref())
         .0
         .is_allowed()
 }
@@ -693,7 +723,7 @@ pub async fn allows(
         &iam_request,
         &refs,
         resource_policy.as_deref(),
-        None,
+        &target,
         session.as_deref(),
     );
     Ok(decision.is_allowed())

@@ -6,8 +6,9 @@
 //!
 //! Doors today: [`LambdaDoor`] (rest-json under Lambda's dated paths), [`QueryDoor`] (IAM and
 //! STS, the query protocol at `/`), and [`JsonDoor`], the JSON 1.1 protocol of `X-Amz-Target`
-//! services, registered for KMS ([`KMS`]) with no operation served yet: every KMS call is
-//! authenticated and then refused as `UnknownOperationException`, in KMS's own error shape.
+//! services, registered for KMS (`kms::KMS`); an operation a JSON service does not serve
+//! is authenticated and then refused as `UnknownOperationException`, in the service's own
+//! error shape.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -244,14 +245,23 @@ pub type JsonHandler = for<'a> fn(
     serde_json::Value,
 ) -> BoxFuture<'a, Result<Reply, ApiError>>;
 
+/// What a JSON-protocol operation needs permission for, from the operation's name, the
+/// request's body (a JSON object) and the caller: each IAM action, its resource, and the
+/// resource's policy where the service has one (a KMS key's). An error refuses the request
+/// (a key that does not exist, a body without a required member).
+pub type JsonTargets = fn(
+    &ApiState,
+    &'static str,
+    &serde_json::Value,
+    Option<&Principal>,
+) -> Result<Vec<Target>, ApiError>;
+
 /// One operation of a JSON-protocol service.
 pub struct JsonOperation {
     /// The operation's name, as `X-Amz-Target` carries it after the prefix (`Encrypt`).
     pub name: &'static str,
-    /// The IAM action it is authorized against (`kms:Encrypt`).
-    pub action: &'static str,
-    /// The resource ARN it is authorized on, from the request's body.
-    pub resource: fn(&ApiState, &serde_json::Value) -> String,
+    /// What it is authorized against.
+    pub targets: JsonTargets,
     /// The handler.
     pub handler: JsonHandler,
 }
@@ -267,14 +277,6 @@ pub struct JsonService {
     /// The operations served; any other is `UnknownOperationException`.
     pub operations: &'static [JsonOperation],
 }
-
-/// KMS (`TrentService`), no operation served yet.
-pub static KMS: JsonService = JsonService {
-    signing_name: "kms",
-    target_prefix: "TrentService",
-    version: JsonVersion::V1_1,
-    operations: &[],
-};
 
 /// The door of one [`JsonService`].
 pub struct JsonDoor {
@@ -362,17 +364,13 @@ impl ServiceDoor for JsonDoor {
         &self,
         state: &ApiState,
         request: &ApiRequest,
-        _principal: Option<&Principal>,
+        principal: Option<&Principal>,
     ) -> Result<Vec<Target>, ApiError> {
         let Some(op) = self.operation(request) else {
             return Ok(Vec::new());
         };
-        let body = json_object(&request.body).unwrap_or_default();
-        Ok(vec![Target {
-            action: op.action.to_owned(),
-            resource: (op.resource)(state, &body),
-            ..Target::default()
-        }])
+        let body = json_object(&request.body)?;
+        (op.targets)(state, op.name, &body, principal)
     }
 
     /// A JSON-protocol request is a `POST` of a JSON object in the service's content type.
@@ -458,7 +456,7 @@ mod tests {
 
     #[test]
     fn the_json_door_claims_its_scope_or_its_target() {
-        let door = JsonDoor::new(&KMS);
+        let door = JsonDoor::new(&crate::kms::KMS);
         let kms = [("x-amz-target", "TrentService.Encrypt")];
         let p = parts("POST", "/", &kms);
         assert!(door.claims(Head {

@@ -310,6 +310,7 @@ impl From<warden_engine::InvokeError> for ApiError {
                 )
             },
             E::Store(e) => warden_control::ControlError::from(e).into(),
+            E::Kms(k) => warden_control::ControlError::Keyring(k).into(),
         }
     }
 }
@@ -366,7 +367,16 @@ impl From<warden_control::ControlError> for ApiError {
                 Self::new(StatusCode::FORBIDDEN, "AccessDeniedException", message)
             }
             E::Unauthenticated => Self::missing_authentication(),
-            E::Keyring(_) | E::Store(_) | E::Internal(_) => Self::internal(message),
+            E::KmsAccessDenied(_) => {
+                Self::new(StatusCode::BAD_GATEWAY, "KMSAccessDeniedException", message)
+            }
+            E::Keyring(k) => match k.code() {
+                code @ ("KMSDisabledException"
+                | "KMSInvalidStateException"
+                | "KMSNotFoundException") => Self::new(StatusCode::BAD_GATEWAY, code, message),
+                _ => Self::internal(message),
+            },
+            E::Store(_) | E::Internal(_) => Self::internal(message),
         }
     }
 }

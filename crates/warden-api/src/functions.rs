@@ -121,7 +121,6 @@ pub async fn create(state: &ApiState, request: &ApiRequest) -> Result<Reply, Api
         function: name.as_str(),
         vpc_config: &input.vpc_config,
         dead_letter_config: &input.dead_letter_config,
-        kms_key_arn: &input.kms_key_arn,
         tracing_config: &input.tracing_config,
         file_system_configs: &input.file_system_configs,
         image_config: &input.image_config,
@@ -167,6 +166,7 @@ pub async fn create(state: &ApiState, request: &ApiRequest) -> Result<Reply, Api
             .transpose()?
             .unwrap_or(EphemeralStorage::DEFAULT),
         environment: environment(input.environment)?.unwrap_or_default(),
+        kms_key_arn: kms_key_arn(input.kms_key_arn)?.flatten(),
         architecture: Architecture::from_list(&input.architectures.unwrap_or_default())?,
         code: zip_code(
             input
@@ -189,7 +189,7 @@ pub async fn create(state: &ApiState, request: &ApiRequest) -> Result<Reply, Api
         .await?;
     Ok(json_response(
         StatusCode::CREATED,
-        &shape::configuration(state, &shown),
+        &shape::configuration(state, request, &shown),
     ))
 }
 
@@ -210,12 +210,12 @@ pub async fn get(
         let f = state.control.get_configuration(&r).await?;
         return Ok(json_response(
             StatusCode::OK,
-            &shape::configuration(state, &f),
+            &shape::configuration(state, request, &f),
         ));
     }
     let view = state.control.get_function(&r).await?;
     let mut body = json!({
-        "Configuration": shape::configuration(state, &view.configuration),
+        "Configuration": shape::configuration(state, request, &view.configuration),
         "Code": { "RepositoryType": "Warden" },
     });
     if let Some(reserved) = view.reserved_concurrency {
@@ -262,7 +262,7 @@ pub async fn list(state: &ApiState, request: &ApiRequest) -> Result<Reply, ApiEr
         .control
         .list_functions(after, wanted.max_items, all_versions)
         .await?;
-    let body = shape::page_output("Functions", page.map(|f| shape::configuration(state, &f)));
+    let body = shape::page_output("Functions", page.map(|f| shape::configuration(state, request, &f)));
     Ok(json_response(StatusCode::OK, &body))
 }
 
@@ -340,8 +340,28 @@ pub async fn update_code(
         .await?;
     Ok(json_response(
         StatusCode::OK,
-        &shape::configuration(state, &shown),
+        &shape::configuration(state, request, &shown),
     ))
+}
+
+/// `KMSKeyArn`: absent (`None`), empty (`Some(None)`: the AWS managed `aws/lambda`), or
+/// the ARN of a KMS key. Whether it exists and the caller may use it is the core's check.
+fn kms_key_arn(value: Option<String>) -> Result<Option<Option<String>>, ApiError> {
+    match value {
+        None => Ok(None),
+        Some(v) if v.is_empty() => Ok(Some(None)),
+        Some(v) => {
+            let parts: Vec<&str> = v.splitn(6, ':').collect();
+            let is_key = matches!(parts.as_slice(), ["arn", "aws", "kms", _, _, r] if r.starts_with("key/"));
+            if !is_key {
+                return Err(ApiError::invalid(format!(
+                    "KMSKeyArn `{}` must be the ARN of a KMS key (arn:aws:kms:REGION:ACCOUNT:key/KEY-ID)",
+                    v.chars().take(256).collect::<String>()
+                )));
+            }
+            Ok(Some(Some(v)))
+        }
+    }
 }
 
 /// `UpdateFunctionConfiguration`: callers need `lambda:UpdateFunctionConfiguration` on the
@@ -358,7 +378,6 @@ pub async fn update_configuration(
         function: name.as_str(),
         vpc_config: &input.vpc_config,
         dead_letter_config: &input.dead_letter_config,
-        kms_key_arn: &input.kms_key_arn,
         tracing_config: &input.tracing_config,
         file_system_configs: &input.file_system_configs,
         image_config: &input.image_config,
@@ -383,6 +402,7 @@ pub async fn update_configuration(
         memory: input.memory_size.map(MemorySize::new).transpose()?,
         ephemeral_storage: input.ephemeral_storage.map(ephemeral_storage).transpose()?,
         environment: environment(input.environment)?,
+        kms_key_arn: kms_key_arn(input.kms_key_arn)?,
         layers: input.layers,
         logging: input
             .logging_config
@@ -403,7 +423,7 @@ pub async fn update_configuration(
         .await?;
     Ok(json_response(
         StatusCode::OK,
-        &shape::configuration(state, &shown),
+        &shape::configuration(state, request, &shown),
     ))
 }
 
@@ -433,7 +453,7 @@ pub async fn publish(state: &ApiState, request: &ApiRequest, raw: &str) -> Resul
         .await?;
     Ok(json_response(
         StatusCode::CREATED,
-        &shape::configuration(state, &published),
+        &shape::configuration(state, request, &published),
     ))
 }
 
@@ -449,7 +469,7 @@ pub async fn list_versions(
         .control
         .list_versions(&name, wanted.marker, wanted.max_items)
         .await?;
-    let body = shape::page_output("Versions", page.map(|v| shape::configuration(state, &v)));
+    let body = shape::page_output("Versions", page.map(|v| shape::configuration(state, request, &v)));
     Ok(json_response(StatusCode::OK, &body))
 }
 

@@ -24,6 +24,7 @@ pub mod doors;
 pub mod error;
 mod functions;
 mod invoke;
+pub mod kms;
 mod layers;
 pub mod pipeline;
 mod policy;
@@ -96,6 +97,8 @@ pub struct ApiState {
     pub pipeline: Pipeline,
     /// Authentication and authorization of every request.
     pub access: Arc<access::Access>,
+    /// Keys, and everything sealed under them.
+    pub kms: warden_kms::Kms,
 }
 
 impl ApiState {
@@ -108,6 +111,7 @@ impl ApiState {
         control: Control,
         pipeline: Pipeline,
         access: access::Access,
+        kms: warden_kms::Kms,
     ) -> Self {
         let access = Arc::new(access);
         control.subscribe(Arc::new(engine.clone()));
@@ -122,6 +126,7 @@ impl ApiState {
             control,
             pipeline,
             access,
+            kms,
         }
     }
 

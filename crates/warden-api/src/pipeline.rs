@@ -27,7 +27,7 @@ use bytes::Bytes;
 use hyper::body::Incoming;
 use sha2::Digest;
 
-use crate::doors::{Head, JsonDoor, LambdaDoor, QueryDoor, ServiceDoor, KMS};
+use crate::doors::{Head, JsonDoor, LambdaDoor, QueryDoor, ServiceDoor};
 use crate::routes::Service;
 use crate::{access, body, ApiError, ApiRequest, ApiState, Reply};
 
@@ -67,12 +67,12 @@ pub struct Pipeline {
 }
 
 impl Default for Pipeline {
-    /// Warden's services: KMS's JSON 1.1 door (no operation yet), IAM and STS, and Lambda
+    /// Warden's services: KMS's JSON 1.1 door, IAM and STS, and Lambda
     /// (which takes every request the others leave).
     fn default() -> Self {
         Pipeline {
             doors: vec![
-                Arc::new(JsonDoor::new(&KMS)),
+                Arc::new(JsonDoor::new(&crate::kms::KMS)),
                 Arc::new(QueryDoor),
                 Arc::new(LambdaDoor),
             ],

@@ -18,7 +18,7 @@ use warden_control::Alias;
 use warden_types::page::{Page, PageRequest, LAMBDA_PAGES};
 use warden_types::FunctionVersion;
 
-use crate::{ApiError, ApiState};
+use crate::{ApiError, ApiRequest, ApiState};
 
 /// The refusal of a member Lambda defines and Warden does not implement: 400
 /// `InvalidParameterValueException` naming the member and saying why.
@@ -273,7 +273,6 @@ pub struct UnimplementedConfig<'a> {
     pub function: &'a str,
     pub vpc_config: &'a Option<VpcConfigInput>,
     pub dead_letter_config: &'a Option<DeadLetterConfigInput>,
-    pub kms_key_arn: &'a Option<String>,
     pub tracing_config: &'a Option<TracingConfigInput>,
     pub file_system_configs: &'a Option<Vec<Value>>,
     pub image_config: &'a Option<Value>,
@@ -287,11 +286,6 @@ pub struct UnimplementedConfig<'a> {
 
 impl UnimplementedConfig<'_> {
     pub fn refuse(&self) -> Result<(), ApiError> {
-        refuse_nonempty(
-            "KMSKeyArn",
-            self.kms_key_arn,
-            "environment variables are not encrypted with a customer key yet (they are stored unencrypted in the data directory)",
-        )?;
         if let Some(vpc) = self.vpc_config {
             refuse_items(
                 "VpcConfig",
@@ -383,7 +377,7 @@ impl UnimplementedConfig<'_> {
 }
 
 /// Lambda's `FunctionConfiguration`.
-pub fn configuration(state: &ApiState, f: &FunctionVersion) -> Value {
+pub fn configuration(state: &ApiState, request: &ApiRequest, f: &FunctionVersion) -> Value {
     let qualifier = (!f.is_latest()).then_some(f.version.as_str());
     let mut v = json!({
         "FunctionName": f.name.as_str(),
@@ -408,8 +402,22 @@ pub fn configuration(state: &ApiState, f: &FunctionVersion) -> Value {
         "SnapStart": { "ApplyOn": "None", "OptimizationStatus": "Off" },
         "LoggingConfig": logging_config(f),
     });
-    if !f.environment.is_empty() {
-        v["Environment"] = json!({ "Variables": f.environment });
+    if let Some(key) = &f.kms_key_arn {
+        v["KMSKeyArn"] = json!(key);
+    }
+    if let Some(e) = &f.environment_error {
+        v["Environment"] = json!({ "Error": { "ErrorCode": e.code, "Message": e.message } });
+    } else if !f.environment.is_empty() {
+        // Sealed under a customer key: shown only to callers who may decrypt with it.
+        match &f.kms_key_arn {
+            Some(key) if !crate::kms::may_decrypt_environment(state, request, key) => {
+                v["Environment"] = json!({ "Error": {
+                    "ErrorCode": "AccessDeniedException",
+                    "Message": format!("Lambda was unable to decrypt the environment variables because KMS access was denied. Please check the function's KMS key settings. KMS Exception: AccessDeniedException KMS Message: the caller is not authorized to perform: kms:Decrypt on resource: {key}")
+                }});
+            }
+            _ => v["Environment"] = json!({ "Variables": f.environment }),
+        }
     }
     if !f.layers.is_empty() {
         v["Layers"] = f
@@ -514,7 +522,6 @@ mod tests {
             function: "f",
             vpc_config: &i.vpc_config,
             dead_letter_config: &i.dead_letter_config,
-            kms_key_arn: &i.kms_key_arn,
             tracing_config: &i.tracing_config,
             file_system_configs: &i.file_system_configs,
             image_config: &i.image_config,
@@ -531,10 +538,6 @@ mod tests {
     #[test]
     fn unimplemented_members_are_refused_naming_them_unless_they_ask_for_what_warden_does() {
         for (body, member) in [
-            (
-                r#"{"KMSKeyArn":"arn:aws:kms:us-east-1:123456789012:key/k"}"#,
-                "KMSKeyArn",
-            ),
             (r#"{"VpcConfig":{"SubnetIds":["subnet-1"]}}"#, "VpcConfig"),
             (
                 r#"{"VpcConfig":{"SecurityGroupIds":["sg-1"]}}"#,

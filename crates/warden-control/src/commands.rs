@@ -41,6 +41,8 @@ pub struct CreateFunction {
     pub ephemeral_storage: EphemeralStorage,
     /// Its environment variables.
     pub environment: Environment,
+    /// The customer managed KMS key that seals them (`KMSKeyArn`); `aws/lambda` if `None`.
+    pub kms_key_arn: Option<String>,
     /// Its architecture.
     pub architecture: Architecture,
     /// Its code.
@@ -92,6 +94,8 @@ pub struct ConfigurationChange {
     pub ephemeral_storage: Option<EphemeralStorage>,
     /// The whole new environment (an empty one removes every variable).
     pub environment: Option<Environment>,
+    /// A new `KMSKeyArn`: `Some(None)` goes back to `aws/lambda`.
+    pub kms_key_arn: Option<Option<String>>,
     /// New layers (layer version ARNs, in order; empty removes them all).
     pub layers: Option<Vec<String>>,
     /// A new logging configuration.

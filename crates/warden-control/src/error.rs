@@ -78,9 +78,14 @@ pub enum ControlError {
     /// (`InvalidParameterValueException`, 400).
     #[error("The role defined for the function cannot be assumed by Lambda.")]
     RoleNotAssumable,
-    /// The keyring could not seal or open a configuration (internal, 500).
-    #[error("the keyring failed: {0}")]
+    /// The keyring could not seal or open an environment: the key is disabled, pending
+    /// deletion or gone (Lambda's `KMS*Exception`, 502), or the keyring failed (500).
+    #[error("{0}")]
     Keyring(#[from] KeyringError),
+    /// The caller may not have Lambda use the function's KMS key
+    /// (`KMSAccessDeniedException`, 502).
+    #[error("Lambda was unable to configure access to your environment variables because the KMS key is invalid for CreateGrant. Please check your KMS key settings. KMS Exception: AccessDeniedException KMS Message: {0}")]
+    KmsAccessDenied(String),
     /// The store failed (internal, 500).
     #[error("the store failed: {0}")]
     Store(StoreError),

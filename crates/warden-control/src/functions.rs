@@ -14,7 +14,7 @@ use crate::commands::{
 };
 use crate::error::check_revision;
 use crate::roles::{check_role, Caller};
-use crate::{new_revision, Control, ControlError};
+use crate::{new_revision, Control, ControlError, KeyringError};
 
 /// An installed package: its sha, size, and the pin that keeps its blob from garbage
 /// collection until the version referencing it is committed (or the deploy gave up; then
@@ -139,12 +139,43 @@ impl Control {
         .await
     }
 
-    /// A stored version as callers see it: its environment opened by the keyring.
+    /// A stored version as callers see it: its environment opened by the keyring, or,
+    /// when its key is disabled, pending deletion or gone, the reason in
+    /// `environment_error` (Lambda's `Environment.Error`).
     pub(crate) fn opened(&self, mut f: FunctionVersion) -> Result<FunctionVersion, ControlError> {
-        if !f.environment.is_empty() {
-            f.environment = self.inner.seams.keyring.open(&f.name, &f.environment)?;
+        if let Some(sealed) = &f.sealed_environment {
+            match self.inner.seams.keyring.open(f.name.as_str(), sealed) {
+                Ok(vars) => f.environment = vars,
+                Err(e @ (KeyringError::Unreadable(_) | KeyringError::Internal(_))) => {
+                    return Err(e.into())
+                }
+                Err(e) => {
+                    f.environment_error = Some(warden_types::function::EnvironmentError {
+                        code: e.code().to_owned(),
+                        message: e.to_string(),
+                    })
+                }
+            }
         }
         Ok(f)
+    }
+
+    /// The stored form of `variables` (none when there are none), sealed under `key` or
+    /// `aws/lambda`.
+    fn seal_environment(
+        &self,
+        name: &FunctionName,
+        key: Option<&str>,
+        variables: &std::collections::BTreeMap<String, String>,
+    ) -> Result<Option<warden_types::function::SealedEnvironment>, ControlError> {
+        if variables.is_empty() {
+            return Ok(None);
+        }
+        Ok(Some(self.inner.seams.keyring.seal(
+            name.as_str(),
+            key,
+            variables,
+        )?))
     }
 
     /// `CreateFunction`. Callers: the API, once the caller is allowed
@@ -173,6 +204,7 @@ impl Control {
             tags,
             layers,
             logging,
+            kms_key_arn,
         } = command;
         let handler = match (handler, &runtime) {
             (Some(h), _) => h,
@@ -186,7 +218,11 @@ impl Control {
         self.servable(&runtime)?;
         let role = check_role(self.inner.seams.roles.as_ref(), caller, &role)?;
         let architecture = Self::runnable(architecture)?;
-        let environment = self.inner.seams.keyring.seal(&name, environment)?;
+        if let Some(key) = &kms_key_arn {
+            caller.may_use_key(key)?;
+        }
+        let sealed_environment =
+            self.seal_environment(&name, kms_key_arn.as_deref(), environment.variables())?;
         let installed = self.intake("CreateFunction", code, false).await?;
         let resolved = self
             .resolve_layers(layers, installed.sha256.clone())
@@ -201,9 +237,10 @@ impl Control {
             timeout_seconds: timeout.get(),
             memory_mb: memory.get(),
             ephemeral_storage_mb: ephemeral_storage.get(),
-            environment,
-            sealed_environment: None,
-            kms_key_arn: None,
+            environment: Default::default(),
+            sealed_environment,
+            kms_key_arn,
+            environment_error: None,
             code_sha256: installed.sha256.clone(),
             code_size: installed.size,
             revision_id: new_revision(),
@@ -374,8 +411,24 @@ impl Control {
         if let Some(s) = change.ephemeral_storage {
             f.ephemeral_storage_mb = s.get();
         }
-        if let Some(env) = change.environment {
-            f.environment = self.inner.seams.keyring.seal(&name, env)?;
+        if let Some(key) = change.kms_key_arn.clone().flatten() {
+            caller.may_use_key(&key)?;
+        }
+        if change.environment.is_some() || change.kms_key_arn.is_some() {
+            if let Some(key) = change.kms_key_arn {
+                f.kms_key_arn = key;
+            }
+            // The variables to seal: the new ones, or the current ones under a new key.
+            let variables = match change.environment {
+                Some(env) => env.into_variables(),
+                None => match &f.sealed_environment {
+                    Some(sealed) => self.inner.seams.keyring.open(name.as_str(), sealed)?,
+                    None => std::mem::take(&mut f.environment),
+                },
+            };
+            f.environment.clear();
+            f.sealed_environment =
+                self.seal_environment(&name, f.kms_key_arn.as_deref(), &variables)?;
         }
         let previous_revision = f.revision_id.clone();
         f.revision_id = new_revision();

@@ -45,7 +45,7 @@ use warden_types::{AccountId, FunctionName, FunctionRef, Qualifier, Region};
 
 pub use code::{CodeCheck, CodeRefusal, Intake};
 pub use error::ControlError;
-pub use keyring::{Keyring, KeyringError, PlaintextKeyring};
+pub use keyring::{Keyring, KeyringError};
 pub use reads::{AccountSettings, FunctionView, Page, PolicyView};
 pub use roles::{Caller, PassRole, RoleDirectory};
 /// Stored records the API renders; re-exported so that the API needs no store of its own.
@@ -77,13 +77,17 @@ pub struct Seams {
 }
 
 impl Seams {
-    /// Today's seams: the given role directory and runtimes, the [`PlaintextKeyring`] and
-    /// the [`code::standard_checks`].
-    pub fn new(roles: Arc<dyn RoleDirectory>, runtimes: Arc<RuntimeTable>) -> Self {
+    /// The given role directory, runtimes and keyring, and the
+    /// [`code::standard_checks`].
+    pub fn new(
+        roles: Arc<dyn RoleDirectory>,
+        runtimes: Arc<RuntimeTable>,
+        keyring: Arc<dyn Keyring>,
+    ) -> Self {
         Self {
             roles,
             runtimes,
-            keyring: Arc::new(PlaintextKeyring),
+            keyring,
             code_checks: code::standard_checks(),
         }
     }

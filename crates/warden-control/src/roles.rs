@@ -32,6 +32,11 @@ pub trait Caller: Send + Sync {
     /// Decides `iam:PassRole` on `role_arn` (a canonical ARN when the role exists) with
     /// `iam:PassedToService` = `lambda.amazonaws.com`.
     fn may_pass_role(&self, role_arn: &str) -> PassRole;
+    /// Decides whether the caller may have Lambda use the KMS key `key_arn` for it: the
+    /// caller must be allowed `kms:Encrypt` on the key through Lambda (the condition key
+    /// `kms:ViaService` is `lambda.REGION.amazonaws.com`), as Lambda requires of whoever
+    /// sets `KMSKeyArn`: `Err` is the refusal (no such key, or denied).
+    fn may_use_key(&self, key_arn: &str) -> Result<(), ControlError>;
 }
 
 /// The roles Lambda may run functions as.

@@ -47,6 +47,15 @@ impl Caller for TestCaller {
     fn principal(&self) -> Option<&str> {
         Some("arn:aws:iam::123456789012:user/tester")
     }
+    /// Keys in `allowed` too (by ARN); any other is denied.
+    fn may_use_key(&self, key_arn: &str) -> Result<(), ControlError> {
+        self.asked.lock().unwrap().push(key_arn.to_owned());
+        if self.allowed.iter().any(|k| k == key_arn) {
+            Ok(())
+        } else {
+            Err(ControlError::KmsAccessDenied(format!("not allowed {key_arn}")))
+        }
+    }
     fn may_pass_role(&self, role_arn: &str) -> PassRole {
         self.asked.lock().unwrap().push(role_arn.to_owned());
         if self.allowed.iter().any(|r| r == role_arn) {
@@ -73,39 +82,6 @@ impl Recorder {
     }
 }
 
-/// A keyring that marks sealed values, to show where sealing and opening happen.
-struct MarkingKeyring;
-impl Keyring for MarkingKeyring {
-    fn describe(&self) -> &'static str {
-        "marking (tests)"
-    }
-    fn seal(
-        &self,
-        _: &FunctionName,
-        env: Environment,
-    ) -> Result<BTreeMap<String, String>, KeyringError> {
-        Ok(env
-            .into_variables()
-            .into_iter()
-            .map(|(k, v)| (k, format!("sealed:{v}")))
-            .collect())
-    }
-    fn open(
-        &self,
-        _: &FunctionName,
-        stored: &BTreeMap<String, String>,
-    ) -> Result<BTreeMap<String, String>, KeyringError> {
-        stored
-            .iter()
-            .map(|(k, v)| {
-                v.strip_prefix("sealed:")
-                    .map(|v| (k.clone(), v.to_owned()))
-                    .ok_or_else(|| KeyringError::Unreadable("f".into()))
-            })
-            .collect()
-    }
-}
-
 /// Refuses packages holding a file named `forbidden`.
 struct NoForbiddenFile;
 impl CodeCheck for NoForbiddenFile {
@@ -126,6 +102,7 @@ impl CodeCheck for NoForbiddenFile {
 
 struct Fixture {
     _dir: tempfile::TempDir,
+    kms: warden_kms::Kms,
     control: Control,
     store: Arc<dyn Store>,
     events: Arc<Recorder>,
@@ -145,8 +122,19 @@ fn fixture() -> Fixture {
             warden_runtimes::Availability::Missing("no Python 3.12 here".into()),
         ),
     ]);
-    let mut seams = Seams::new(Arc::new(Roles), Arc::new(runtimes));
-    seams.keyring = Arc::new(MarkingKeyring);
+    let kms = warden_kms::Kms::open(
+        dir.path(),
+        warden_kms::MasterKey::generate().unwrap(),
+        "123456789012",
+        "us-east-1",
+    )
+    .unwrap();
+    kms.ensure_aws_managed_keys().unwrap();
+    let mut seams = Seams::new(
+        Arc::new(Roles),
+        Arc::new(runtimes),
+        warden_kms::envelope::KmsKeyring::new(kms.clone()),
+    );
     seams.code_checks.push(Arc::new(NoForbiddenFile));
     let control = Control::new(
         ControlConfig {
@@ -162,6 +150,7 @@ fn fixture() -> Fixture {
     control.subscribe(events.clone());
     Fixture {
         _dir: dir,
+        kms,
         control,
         store,
         events,
@@ -197,6 +186,7 @@ fn create(n: &str, role: &str) -> CreateFunction {
         tags: Tags::new(BTreeMap::from([("team".into(), "a".into())])).unwrap(),
         layers: Vec::new(),
         logging: Default::default(),
+        kms_key_arn: None,
     }
 }
 
@@ -499,7 +489,11 @@ async fn the_keyring_seals_what_is_stored_and_opens_what_is_shown() {
         .unwrap();
     assert_eq!(shown.environment["TOKEN"], "s3cret");
     let stored = f.store.get_version(&name("f"), LATEST).unwrap().unwrap();
-    assert_eq!(stored.environment["TOKEN"], "sealed:s3cret");
+    assert!(stored.environment.is_empty(), "no variable is stored in the clear");
+    let sealed = stored.sealed_environment.as_ref().unwrap();
+    assert!(!sealed.ciphertext.contains("s3cret"));
+    let lambda_key = f.kms.resolve("alias/aws/lambda").unwrap();
+    assert_eq!(sealed.key_arn, lambda_key.arn);
     let r = FunctionRef {
         name: name("f"),
         qualifier: None,
@@ -507,6 +501,61 @@ async fn the_keyring_seals_what_is_stored_and_opens_what_is_shown() {
     let view = f.control.get_function(&r).await.unwrap();
     assert_eq!(view.configuration.environment["TOKEN"], "s3cret");
     assert_eq!(view.tags.as_map()["team"], "a");
+}
+
+#[tokio::test]
+async fn a_customer_key_needs_the_callers_permission_and_its_state_shows() {
+    let f = fixture();
+    let key = f.kms.create_key(warden_kms::NewKey::default()).unwrap();
+    let mut command = create("f", ROLE);
+    command.kms_key_arn = Some(key.arn.clone());
+    // Not allowed to use the key: refused, nothing stored, nobody told.
+    let denied = TestCaller::may(&[ROLE]);
+    assert!(matches!(
+        f.control.create_function(command.clone(), &denied).await,
+        Err(ControlError::KmsAccessDenied(_))
+    ));
+    assert!(f.store.get_version(&name("f"), LATEST).unwrap().is_none());
+    assert!(f.events.take().is_empty());
+    let me = TestCaller::may(&[ROLE, &key.arn]);
+    let shown = f.control.create_function(command, &me).await.unwrap();
+    assert_eq!(shown.kms_key_arn.as_deref(), Some(key.arn.as_str()));
+    let stored = f.store.get_version(&name("f"), LATEST).unwrap().unwrap();
+    assert_eq!(stored.sealed_environment.unwrap().key_arn, key.arn);
+    // A disabled key: the variables are not shown, the reason is.
+    f.kms.set_enabled(&key.arn, false).unwrap();
+    let r = FunctionRef {
+        name: name("f"),
+        qualifier: None,
+    };
+    let view = f.control.get_function(&r).await.unwrap();
+    assert!(view.configuration.environment.is_empty());
+    assert_eq!(
+        view.configuration.environment_error.unwrap().code,
+        "KMSDisabledException"
+    );
+    // Back to aws/lambda: the variables move with the key (opened under the old one).
+    f.kms.set_enabled(&key.arn, true).unwrap();
+    let moved = f
+        .control
+        .update_function_configuration(
+            UpdateFunctionConfiguration {
+                name: name("f"),
+                change: ConfigurationChange {
+                    kms_key_arn: Some(None),
+                    ..Default::default()
+                },
+                revision_id: None,
+            },
+            &me,
+        )
+        .await
+        .unwrap();
+    assert_eq!(moved.kms_key_arn, None);
+    assert_eq!(moved.environment["TOKEN"], "s3cret");
+    let stored = f.store.get_version(&name("f"), LATEST).unwrap().unwrap();
+    let lambda_key = f.kms.resolve("alias/aws/lambda").unwrap();
+    assert_eq!(stored.sealed_environment.unwrap().key_arn, lambda_key.arn);
 }
 
 #[tokio::test]

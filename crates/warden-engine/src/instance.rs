@@ -304,6 +304,7 @@ pub const SERVED_SERVICES: &[&str] = &["LAMBDA", "IAM", "STS"];
 /// merged layers, if it has any.
 pub fn instance_spec(
     config: &FunctionVersion,
+    environment: &std::collections::BTreeMap<String, String>,
     code_dir: &Path,
     opt_dir: Option<&Path>,
     placement: &Placement,
@@ -314,8 +315,7 @@ pub fn instance_spec(
         .runtime()
         .ok_or_else(|| EntrypointError::UnsupportedRuntime(config.runtime.clone()))?;
     let task_root = placement.code_root.to_string_lossy().into_owned();
-    let mut env: Vec<(String, String)> = config
-        .environment
+    let mut env: Vec<(String, String)> = environment
         .iter()
         .map(|(k, v)| (k.clone(), v.clone()))
         .collect();
@@ -530,6 +530,18 @@ pub fn exit_error_type(status: ExitStatus) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// `instance_spec` with the version's own (plain) variables.
+    fn spec_of(
+        config: &FunctionVersion,
+        code_dir: &Path,
+        opt_dir: Option<&Path>,
+        placement: &Placement,
+        rt: &RuntimeSettings<'_>,
+        credentials: &RoleCredentials,
+    ) -> Result<InstanceSpec, EntrypointError> {
+        instance_spec(config, &config.environment, code_dir, opt_dir, placement, rt, credentials)
+    }
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
     #[tokio::test]
@@ -706,7 +718,7 @@ mod tests {
             private_filesystem: true,
         };
         let spec =
-            instance_spec(&config, code.path(), None, &sandboxed, &rt, &credentials()).unwrap();
+            instance_spec(&config, &config.environment, code.path(), None, &sandboxed, &rt, &credentials()).unwrap();
         assert!(spec.mounts.is_empty(), "provided runtimes bring everything");
         assert_eq!(spec.program, Path::new("/var/task/bootstrap"));
         assert_eq!(spec.cwd, Path::new("/var/task"));
@@ -752,7 +764,7 @@ mod tests {
             api_endpoint: None,
             private_filesystem: false,
         };
-        let spec = instance_spec(&config, code.path(), None, &plain, &rt, &credentials()).unwrap();
+        let spec = instance_spec(&config, &config.environment, code.path(), None, &plain, &rt, &credentials()).unwrap();
         assert_eq!(spec.program, code.path().join("bootstrap"));
         assert_eq!(
             value(&spec, "AWS_LAMBDA_RUNTIME_API"),
@@ -781,7 +793,7 @@ mod tests {
             api_endpoint: None,
             private_filesystem: true,
         };
-        let missing = instance_spec(
+        let missing = spec_of(
             &version("provided.al2023", &[]),
             code.path(),
             None,
@@ -790,7 +802,7 @@ mod tests {
             &credentials(),
         );
         assert!(matches!(missing, Err(EntrypointError::MissingBootstrap)));
-        let unknown = instance_spec(
+        let unknown = spec_of(
             &version("cobol85", &[]),
             code.path(),
             None,
@@ -799,7 +811,7 @@ mod tests {
             &credentials(),
         );
         assert!(matches!(unknown, Err(EntrypointError::UnsupportedRuntime(r)) if r == "cobol85"));
-        let gone = instance_spec(
+        let gone = spec_of(
             &version("python3.13", &[]),
             code.path(),
             None,
@@ -859,7 +871,7 @@ mod tests {
             api_endpoint: Some("http://127.0.0.1:9002".into()),
             private_filesystem: true,
         };
-        let spec = instance_spec(
+        let spec = spec_of(
             &version("python3.12", &[("PYTHONPATH", "/var/task/vendor")]),
             code.path(),
             None,
@@ -898,7 +910,7 @@ mod tests {
             Some("AWS_Lambda_python3.12")
         );
 
-        let spec = instance_spec(
+        let spec = spec_of(
             &version(
                 "nodejs20.x",
                 &[("AWS_LAMBDA_EXEC_WRAPPER", "/var/task/wrap")],
@@ -934,7 +946,7 @@ mod tests {
             api_endpoint: None,
             private_filesystem: false,
         };
-        let spec = instance_spec(
+        let spec = spec_of(
             &version("python3.12", &[]),
             code.path(),
             None,

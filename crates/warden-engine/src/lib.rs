@@ -130,6 +130,8 @@ pub struct EngineParts {
     pub credentials: Arc<dyn CredentialIssuer>,
     /// Who watches invocations (metrics, audit), besides the log writer.
     pub observers: Vec<Arc<dyn InvocationObserver>>,
+    /// Opens each function's sealed environment as an instance starts.
+    pub keyring: Arc<dyn warden_kms::envelope::Keyring>,
 }
 
 /// Instances older than this are retired when idle, so that their role credentials (valid
@@ -154,6 +156,10 @@ pub enum InvokeError {
     /// The store could not be read.
     #[error("the store failed: {0}")]
     Store(#[from] StoreError),
+    /// The function's environment could not be opened: its KMS key is disabled, pending
+    /// deletion or gone (Lambda's `KMS*Exception`).
+    #[error("{0}")]
+    Kms(warden_kms::envelope::KeyringError),
 }
 
 /// One synchronous invocation.
@@ -266,6 +272,7 @@ struct Inner {
     shutting_down: AtomicBool,
     credentials: Arc<dyn CredentialIssuer>,
     observers: Vec<Arc<dyn InvocationObserver>>,
+    keyring: Arc<dyn warden_kms::envelope::Keyring>,
     /// `http://` the API's address: what instances that reach the host put in their
     /// endpoint variables.
     api_endpoint: String,
@@ -291,6 +298,7 @@ impl Engine {
             blobs,
             credentials,
             observers,
+            keyring,
         } = parts;
         let reservations = store.all_reserved_concurrency()?;
         // No invocation of this node's previous run is still going (one live process per
@@ -320,6 +328,7 @@ impl Engine {
             async_in_flight: Arc::new(tokio::sync::Semaphore::new(queue::MAX_IN_FLIGHT)),
             credentials,
             observers,
+            keyring,
             api_endpoint,
             shutting_down: AtomicBool::new(false),
         });
@@ -469,12 +478,15 @@ impl Engine {
         let instance = match pool.take() {
             Some(i) => i,
             None => {
+                // The variables are opened for each new instance, so a key disabled since
+                // the function was configured stops its cold starts.
+                let environment = self.environment(config)?;
                 let memory = self
                     .reserve_memory(config)
                     .await
                     .map_err(|reason| self.throttled(&config.name, reason))?;
                 match self
-                    .cold_start(config, &request_id, request.tail, memory)
+                    .cold_start(config, &environment, &request_id, request.tail, memory)
                     .await
                 {
                     Ok(i) => i,
@@ -497,6 +509,25 @@ impl Engine {
     }
 
     // tidy:warm-path-end
+    /// The variables of `config`'s environment, opened by the keyring (a record written
+    /// before environments were sealed holds them in the clear).
+    fn environment(
+        &self,
+        config: &FunctionVersion,
+    ) -> Result<std::collections::BTreeMap<String, String>, InvokeError> {
+        match &config.sealed_environment {
+            Some(sealed) => self
+                .inner
+                .keyring
+                .open(config.name.as_str(), sealed)
+                .map_err(|e| {
+                    tracing::warn!(function = %config.name, error = %e, "the environment did not open");
+                    InvokeError::Kms(e)
+                }),
+            None => Ok(config.environment.clone()),
+        }
+    }
+
     /// Reserves the memory of a new instance of `config` in the host memory budget,
     /// evicting idle instances, least recently used first, until it fits; refuses with
     /// [`ThrottleReason::HostMemoryBudgetExceeded`] when nothing idle is left to evict.
@@ -581,6 +612,7 @@ impl Engine {
     async fn cold_start(
         &self,
         config: &Arc<FunctionVersion>,
+        environment: &std::collections::BTreeMap<String, String>,
         request_id: &str,
         tail: bool,
         memory: MemoryGrant,
@@ -652,6 +684,7 @@ impl Engine {
         let revoke = || inner.credentials.revoke(&session_key);
         let spec = match instance_spec(
             config,
+            environment,
             &code_dir,
             opt_dir.as_deref(),
             prepared.placement(),

@@ -517,6 +517,24 @@ impl Identity {
         Identity::with_store(Box::new(store), key, account)
     }
 
+    /// Reseals every stored secret access key under `new` in one transaction (a master key
+    /// rotation; the server is not running). Keys that already open under `new` are kept
+    /// as they are, so an interrupted rotation can be run again.
+    pub fn rotate_master(
+        data_dir: &Path,
+        old: &MasterKey,
+        new: &MasterKey,
+    ) -> Result<usize, IdentityError> {
+        let store = SqliteIdentityStore::open(&data_dir.join("identity.db"))?;
+        store.reseal_secrets(&|id, sealed| {
+            if new.open(id.as_bytes(), sealed).is_some() {
+                return Ok(sealed.to_vec());
+            }
+            let secret = open_secret(old, id, sealed)?;
+            seal_secret(new, id, &secret)
+        })
+    }
+
     /// Builds the service on any store, loading and decrypting everything once. Fails if a
     /// stored secret does not decrypt (a wrong or replaced master key).
     pub fn with_store(

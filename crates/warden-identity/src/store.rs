@@ -274,6 +274,12 @@ pub struct Dump {
 pub trait IdentityStore: Send + Sync {
     /// Everything, read in one consistent snapshot.
     fn load(&self) -> Result<Dump, IdentityError>;
+    /// Replaces every access key's sealed secret with `reseal(key id, sealed)`, in one
+    /// transaction (a master key rotation); returns how many were resealed.
+    fn reseal_secrets(
+        &self,
+        reseal: &dyn Fn(&str, &[u8]) -> Result<Vec<u8>, IdentityError>,
+    ) -> Result<usize, IdentityError>;
     /// Creates a user together with its first inline policies and access key (atomic, so a
     /// crash never leaves a half-made bootstrap admin).
     fn create_user(
@@ -1231,6 +1237,31 @@ impl IdentityStore for SqliteIdentityStore {
             )
             .map_err(&ctx)?;
             insert_version(tx, &p.arn, &p.default_version, &p.document, p.updated_ms)
+        })
+    }
+
+    fn reseal_secrets(
+        &self,
+        reseal: &dyn Fn(&str, &[u8]) -> Result<Vec<u8>, IdentityError>,
+    ) -> Result<usize, IdentityError> {
+        let ctx = "resealing secrets";
+        self.write(ctx, |tx| {
+            let sealed: Vec<(String, Vec<u8>)> = tx
+                .prepare("SELECT id, sealed_secret FROM access_keys")
+                .and_then(|mut st| {
+                    st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+                        .collect::<Result<_, _>>()
+                })
+                .map_err(db(ctx))?;
+            let mut update = tx
+                .prepare_cached("UPDATE access_keys SET sealed_secret = ?2 WHERE id = ?1")
+                .map_err(db(ctx))?;
+            for (id, old) in &sealed {
+                update
+                    .execute(params![id, reseal(id, old)?])
+                    .map_err(db(ctx))?;
+            }
+            Ok(sealed.len())
         })
     }
 

@@ -411,10 +411,15 @@ impl Kms {
                 clock,
             }),
         };
-        for service in AWS_MANAGED {
-            kms.aws_managed_key(service)?;
-        }
         Ok(kms)
+    }
+
+    /// Makes the AWS managed keys (`alias/aws/lambda`, ...) that do not exist yet.
+    pub fn ensure_aws_managed_keys(&self) -> Result<(), KmsError> {
+        for service in AWS_MANAGED {
+            self.aws_managed_key(service)?;
+        }
+        Ok(())
     }
 
     /// The account keys belong to.

@@ -35,7 +35,9 @@ fn fixture() -> Fixture {
 
 fn open(dir: &std::path::Path, master: MasterKey, clock: &Arc<AtomicI64>) -> Result<Kms, KmsError> {
     let c = clock.clone();
-    Kms::open_with_clock(dir, master, ACCOUNT, REGION, Arc::new(move || c.load(Ordering::SeqCst)))
+    let kms = Kms::open_with_clock(dir, master, ACCOUNT, REGION, Arc::new(move || c.load(Ordering::SeqCst)))?;
+    kms.ensure_aws_managed_keys()?;
+    Ok(kms)
 }
 
 fn ctx(pairs: &[(&str, &str)]) -> EncryptionContext {

@@ -25,6 +25,7 @@ fn latest(name: &FunctionName) -> FunctionVersion {
         environment: Default::default(),
         sealed_environment: None,
         kms_key_arn: None,
+        environment_error: None,
         code_sha256: "sha".to_owned(),
         code_size: 1,
         revision_id: "r".to_owned(),

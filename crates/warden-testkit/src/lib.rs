@@ -351,6 +351,8 @@ pub struct TestEngine {
     pub issuer: Arc<RecordingIssuer>,
     /// The invocation events it emitted.
     pub observer: Arc<RecordingObserver>,
+    /// The keyring that sealed the deployed environments (a real KMS in the directory).
+    pub keyring: Arc<warden_kms::envelope::KmsKeyring>,
     dir: tempfile::TempDir,
 }
 
@@ -394,6 +396,12 @@ impl TestEngine {
         let executor = Arc::new(RecordingExecutor::default());
         let issuer = Arc::new(RecordingIssuer::default());
         let observer = Arc::new(RecordingObserver::default());
+        // The real key service: deployed environments are sealed as the server seals them.
+        let master = warden_kms::MasterKey::generate().expect("a master key");
+        let kms = warden_kms::Kms::open(dir.path(), master, "123456789012", "us-east-1")
+            .expect("a key service");
+        kms.ensure_aws_managed_keys().expect("the AWS managed keys");
+        let keyring = warden_kms::envelope::KmsKeyring::new(kms);
         let config = EngineConfig {
             account: AccountId::new("123456789012").expect("an account id"),
             region: Region::new("us-east-1").expect("a region"),
@@ -418,6 +426,7 @@ impl TestEngine {
                 blobs: Arc::clone(&blobs),
                 credentials: Arc::clone(&issuer) as Arc<dyn CredentialIssuer>,
                 observers: vec![Arc::clone(&observer) as Arc<dyn InvocationObserver>],
+                keyring: Arc::clone(&keyring) as Arc<dyn warden_kms::envelope::Keyring>,
             },
         )
         .expect("an engine");
@@ -428,6 +437,7 @@ impl TestEngine {
             executor,
             issuer,
             observer,
+            keyring,
             dir,
         }
     }
@@ -448,10 +458,16 @@ impl TestEngine {
         self.blobs
             .install_code_dir(&sha, &staging)
             .expect("installed code");
-        let environment: serde_json::Map<String, serde_json::Value> = vars
+        let variables: std::collections::BTreeMap<String, String> = vars
             .iter()
-            .map(|(k, v)| ((*k).to_owned(), serde_json::Value::from(*v)))
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
             .collect();
+        let sealed = (!variables.is_empty()).then(|| {
+            use warden_kms::envelope::Keyring as _;
+            self.keyring
+                .seal(name, None, &variables)
+                .expect("a sealed environment")
+        });
         let version: FunctionVersion = serde_json::from_value(serde_json::json!({
             "name": name,
             "version": "$LATEST",
@@ -461,7 +477,7 @@ impl TestEngine {
             "memory_mb": 128,
             "timeout_seconds": timeout_seconds,
             "ephemeral_storage_mb": 512,
-            "environment": environment,
+            "sealed_environment": sealed,
             "code_sha256": sha,
             "code_size": SCRIPTED_RUNTIME.len(),
             "revision_id": "1",

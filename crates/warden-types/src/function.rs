@@ -150,6 +150,10 @@ pub struct FunctionVersion {
     /// AWS managed `aws/lambda`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub kms_key_arn: Option<String>,
+    /// Why the sealed environment could not be opened when this version was read (never
+    /// stored): Lambda then shows `Environment.Error` instead of the variables.
+    #[serde(skip)]
+    pub environment_error: Option<EnvironmentError>,
     /// Base64 SHA-256 of the zip, Lambda's `CodeSha256`; also the blob's key.
     pub code_sha256: String,
     /// Size of the zip in bytes.
@@ -184,6 +188,15 @@ pub struct SealedEnvironment {
     pub customer_key: bool,
     /// The sealed variables, base64.
     pub ciphertext: String,
+}
+
+/// Why a function's environment could not be opened (`Environment.Error`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EnvironmentError {
+    /// Lambda's error code (`KMSDisabledException`, `AccessDeniedException`, ...).
+    pub code: String,
+    /// The message.
+    pub message: String,
 }
 
 /// Log levels of application logs, most detailed first.

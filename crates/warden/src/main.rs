@@ -4,6 +4,7 @@
 //! line without a backtrace.
 #![forbid(unsafe_code)]
 
+mod admin;
 mod cli;
 mod doctor;
 mod iam;
@@ -41,6 +42,9 @@ enum Command {
     /// Managed runtimes: which interpreter serves `python3.x` and `nodejs*.x` here.
     #[command(subcommand)]
     Runtime(runtime::RuntimeCommand),
+    /// Administration of a data directory (with the server stopped).
+    #[command(subcommand)]
+    Admin(admin::AdminCommand),
     #[command(flatten)]
     Client(cli::ClientCommand),
     /// Internal: the process that spawns function instances for the server.
@@ -56,6 +60,7 @@ fn main() -> std::process::ExitCode {
         Command::Doctor(args) => doctor::run(args),
         Command::Iam(c) => iam::run(c, &cli.endpoint_url),
         Command::Runtime(c) => runtime::run(c),
+        Command::Admin(c) => admin::run(c),
         Command::Client(c) => cli::run(c, &cli.endpoint_url),
     };
     match result {

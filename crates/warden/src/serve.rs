@@ -33,6 +33,8 @@ pub struct ServeArgs {
     node_id: Option<NodeId>,
     #[command(flatten)]
     runtimes: crate::runtime::RuntimeArgs,
+    #[command(flatten)]
+    master: crate::admin::MasterKeyArgs,
     /// Region that appears in ARNs.
     #[arg(long, env = "WARDEN_REGION", default_value = "us-east-1")]
     region: String,
@@ -190,6 +192,9 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
     private_data_dir(&data_dir)?;
     // Held until the server exits: one live process per data directory and node id.
     let node = crate::node::claim(&data_dir, args.node_id.clone())?;
+    // Read before the zygote starts, so that a passphrase variable is gone from the
+    // environment every instance descends from.
+    let master = args.master.load(&data_dir)?;
 
     // The zygote must start before any thread exists in this process's runtime, so that
     // it is a small single-threaded copy of nothing.
@@ -226,7 +231,14 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         .start_collector(Arc::clone(&store), BLOB_SWEEP_PERIOD)
         .context("cannot start the code blob collector")?;
     let account = account_id(store.as_ref(), args.account_id.clone())?;
-    let identity = warden_identity::Identity::open(&data_dir, account.as_str())?;
+    // The key store first: it refuses a master key other than the one that sealed this
+    // directory before anything is read.
+    let kms = warden_kms::Kms::open(&data_dir, master.clone(), account.as_str(), region.as_str())?;
+    kms.ensure_aws_managed_keys()?;
+    let keyring: Arc<dyn warden_kms::envelope::Keyring> =
+        warden_kms::envelope::KmsKeyring::new(kms.clone());
+    let identity =
+        warden_identity::Identity::open_with_key(&data_dir, master, account.as_str())?;
     bootstrap_admin(&identity, &data_dir)?;
 
     // Which interpreter serves each managed runtime, and Warden's bootstraps for them.
@@ -297,6 +309,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
                 credentials: Arc::new(RoleSessions(identity.clone())),
                 // Metrics and audit subscribe here once they exist.
                 observers: Vec::new(),
+                keyring: Arc::clone(&keyring),
             },
         )?;
         let control = warden_control::Control::new(
@@ -307,13 +320,14 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
             },
             store,
             blobs,
-            warden_control::Seams::new(Arc::new(identity.clone()), runtimes),
+            warden_control::Seams::new(Arc::new(identity.clone()), runtimes, keyring),
         );
         let state = Arc::new(warden_api::ApiState::new(
             engine.clone(),
             control,
             warden_api::Pipeline::default(),
             warden_api::access::Access::new(identity.clone()),
+            kms,
         ));
         tracing::info!(
             address = %local,

@@ -23,6 +23,7 @@ fn latest(function: &str) -> FunctionVersion {
         environment: BTreeMap::new(),
         sealed_environment: None,
         kms_key_arn: None,
+        environment_error: None,
         code_sha256: "sha".to_owned(),
         code_size: 10,
         revision_id: "r1".to_owned(),

@@ -37,6 +37,7 @@ fn latest(function: &str, sha: &str, rev: &str) -> FunctionVersion {
         environment: BTreeMap::new(),
         sealed_environment: None,
         kms_key_arn: None,
+        environment_error: None,
         code_sha256: sha.to_owned(),
         code_size: 10,
         revision_id: rev.to_owned(),
