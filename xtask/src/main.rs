@@ -23,7 +23,12 @@ use std::process::Command;
 use anyhow::{bail, Context, Result};
 
 /// Python packages the tests drive Warden with, pinned for repeatable runs.
-const PYTHON_PACKAGES: &[&str] = &["awscli==1.46.3", "boto3==1.44.8", "awslambdaric==4.2.2"];
+const PYTHON_PACKAGES: &[&str] = &[
+    "awscli==1.46.3",
+    "boto3==1.44.8",
+    "awslambdaric==4.2.2",
+    "aws-encryption-sdk==4.0.7",
+];
 /// The SDK functions import unpackaged, as wheels for `warden runtime sdk install --from`
 /// (the tests install it offline, as an air-gapped host would).
 const SDK_WHEELS: &str = "boto3==1.44.8";
@@ -116,7 +121,10 @@ fn tools(root: &Path) -> Result<ToolEnv> {
         run(Command::new("python3").args(["-m", "venv"]).arg(&venv))?;
     }
     let have = Command::new(&python)
-        .args(["-c", "import awscli, boto3, awslambdaric"])
+        .args([
+            "-c",
+            "import awscli, boto3, awslambdaric, aws_encryption_sdk",
+        ])
         .output()
         .map(|o| o.status.success())
         .unwrap_or(false);

@@ -262,7 +262,10 @@ pub async fn list(state: &ApiState, request: &ApiRequest) -> Result<Reply, ApiEr
         .control
         .list_functions(after, wanted.max_items, all_versions)
         .await?;
-    let body = shape::page_output("Functions", page.map(|f| shape::configuration(state, request, &f)));
+    let body = shape::page_output(
+        "Functions",
+        page.map(|f| shape::configuration(state, request, &f)),
+    );
     Ok(json_response(StatusCode::OK, &body))
 }
 
@@ -352,7 +355,8 @@ fn kms_key_arn(value: Option<String>) -> Result<Option<Option<String>>, ApiError
         Some(v) if v.is_empty() => Ok(Some(None)),
         Some(v) => {
             let parts: Vec<&str> = v.splitn(6, ':').collect();
-            let is_key = matches!(parts.as_slice(), ["arn", "aws", "kms", _, _, r] if r.starts_with("key/"));
+            let is_key =
+                matches!(parts.as_slice(), ["arn", "aws", "kms", _, _, r] if r.starts_with("key/"));
             if !is_key {
                 return Err(ApiError::invalid(format!(
                     "KMSKeyArn `{}` must be the ARN of a KMS key (arn:aws:kms:REGION:ACCOUNT:key/KEY-ID)",
@@ -469,7 +473,10 @@ pub async fn list_versions(
         .control
         .list_versions(&name, wanted.marker, wanted.max_items)
         .await?;
-    let body = shape::page_output("Versions", page.map(|v| shape::configuration(state, request, &v)));
+    let body = shape::page_output(
+        "Versions",
+        page.map(|v| shape::configuration(state, request, &v)),
+    );
     Ok(json_response(StatusCode::OK, &body))
 }
 

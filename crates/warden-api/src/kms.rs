@@ -320,7 +320,10 @@ fn key_context(
     )];
     if key_ref.starts_with("alias/") || key_ref.contains(":alias/") {
         let alias = key_ref.rsplit_once(':').map_or(key_ref, |(_, a)| a);
-        c.push(("kms:requestalias".into(), ContextValue::String(alias.into())));
+        c.push((
+            "kms:requestalias".into(),
+            ContextValue::String(alias.into()),
+        ));
     }
     if !context.is_empty() {
         c.push((
@@ -457,7 +460,14 @@ fn create_alias_targets(
     let key = resolve(state, target)?;
     Ok(vec![
         alias_target(state, "kms:CreateAlias", alias)?,
-        on_key(state, principal, "kms:CreateAlias", &key, target, &EncryptionContext::new()),
+        on_key(
+            state,
+            principal,
+            "kms:CreateAlias",
+            &key,
+            target,
+            &EncryptionContext::new(),
+        ),
     ])
 }
 
@@ -491,7 +501,14 @@ fn delete_alias_targets(
     let key = resolve(state, &existing.key.to_string())?;
     Ok(vec![
         alias_target(state, "kms:DeleteAlias", alias)?,
-        on_key(state, principal, "kms:DeleteAlias", &key, alias, &EncryptionContext::new()),
+        on_key(
+            state,
+            principal,
+            "kms:DeleteAlias",
+            &key,
+            alias,
+            &EncryptionContext::new(),
+        ),
     ])
 }
 
@@ -524,7 +541,14 @@ fn decrypt_targets(
     // key the ciphertext names.
     let (key, arn) = ciphertext_key(state, body)?;
     let key_ref = body.get("KeyId").and_then(Value::as_str).unwrap_or(&arn);
-    Ok(vec![on_key(state, principal, "kms:Decrypt", &key, key_ref, &context)])
+    Ok(vec![on_key(
+        state,
+        principal,
+        "kms:Decrypt",
+        &key,
+        key_ref,
+        &context,
+    )])
 }
 
 fn re_encrypt_targets(
@@ -551,8 +575,22 @@ fn re_encrypt_targets(
     let dest_ref = required_str(body, "DestinationKeyId")?;
     let dest = resolve(state, dest_ref)?;
     Ok(vec![
-        on_key(state, principal, "kms:ReEncryptFrom", &source, &arn, &source_context),
-        on_key(state, principal, "kms:ReEncryptTo", &dest, dest_ref, &dest_context),
+        on_key(
+            state,
+            principal,
+            "kms:ReEncryptFrom",
+            &source,
+            &arn,
+            &source_context,
+        ),
+        on_key(
+            state,
+            principal,
+            "kms:ReEncryptTo",
+            &dest,
+            dest_ref,
+            &dest_context,
+        ),
     ])
 }
 
@@ -694,8 +732,7 @@ fn lockout_check(
         Ok(())
     } else {
         Err(kms_error(KmsError::MalformedPolicy(
-            "The new key policy will not allow you to update the key policy in the future."
-                .into(),
+            "The new key policy will not allow you to update the key policy in the future.".into(),
         )))
     }
 }
@@ -740,8 +777,16 @@ fn disable_key(state: &ApiState, _r: &ApiRequest, body: Value) -> Result<Reply, 
     reply(&json!({}))
 }
 
-fn schedule_key_deletion(state: &ApiState, _r: &ApiRequest, body: Value) -> Result<Reply, ApiError> {
-    let input = Input::new("ScheduleKeyDeletion", &body, &["KeyId", "PendingWindowInDays"])?;
+fn schedule_key_deletion(
+    state: &ApiState,
+    _r: &ApiRequest,
+    body: Value,
+) -> Result<Reply, ApiError> {
+    let input = Input::new(
+        "ScheduleKeyDeletion",
+        &body,
+        &["KeyId", "PendingWindowInDays"],
+    )?;
     let days = input.integer("PendingWindowInDays")?.unwrap_or(30);
     let days = u32::try_from(days).unwrap_or(0);
     let key = state
@@ -911,7 +956,11 @@ fn re_encrypt(state: &ApiState, _r: &ApiRequest, body: Value) -> Result<Reply, A
     }))
 }
 
-fn data_key(state: &ApiState, operation: &'static str, body: &Value) -> Result<warden_kms::DataKey, ApiError> {
+fn data_key(
+    state: &ApiState,
+    operation: &'static str,
+    body: &Value,
+) -> Result<warden_kms::DataKey, ApiError> {
     let input = Input::new(
         operation,
         body,
@@ -988,7 +1037,9 @@ fn generate_random(state: &ApiState, _r: &ApiRequest, body: Value) -> Result<Rep
         &["NumberOfBytes", "CustomKeyStoreId", "Recipient"],
     )?;
     if input.get("CustomKeyStoreId").is_some() {
-        return Err(unsupported("CustomKeyStoreId: Warden's KMS has no custom key stores"));
+        return Err(unsupported(
+            "CustomKeyStoreId: Warden's KMS has no custom key stores",
+        ));
     }
     if input.get("Recipient").is_some() {
         return Err(unsupported(
@@ -1004,7 +1055,11 @@ fn generate_random(state: &ApiState, _r: &ApiRequest, body: Value) -> Result<Rep
 }
 
 fn enable_key_rotation(state: &ApiState, _r: &ApiRequest, body: Value) -> Result<Reply, ApiError> {
-    let input = Input::new("EnableKeyRotation", &body, &["KeyId", "RotationPeriodInDays"])?;
+    let input = Input::new(
+        "EnableKeyRotation",
+        &body,
+        &["KeyId", "RotationPeriodInDays"],
+    )?;
     let period = input
         .integer("RotationPeriodInDays")?
         .map(|n| u32::try_from(n).unwrap_or(0));
@@ -1016,16 +1071,24 @@ fn enable_key_rotation(state: &ApiState, _r: &ApiRequest, body: Value) -> Result
 }
 
 fn disable_key_rotation(state: &ApiState, _r: &ApiRequest, body: Value) -> Result<Reply, ApiError> {
-    simple("DisableKeyRotation", &body, |k| state.kms.disable_rotation(k))?;
+    simple("DisableKeyRotation", &body, |k| {
+        state.kms.disable_rotation(k)
+    })?;
     reply(&json!({}))
 }
 
 fn rotate_key_on_demand(state: &ApiState, _r: &ApiRequest, body: Value) -> Result<Reply, ApiError> {
-    let key = simple("RotateKeyOnDemand", &body, |k| state.kms.rotate_on_demand(k))?;
+    let key = simple("RotateKeyOnDemand", &body, |k| {
+        state.kms.rotate_on_demand(k)
+    })?;
     reply(&json!({ "KeyId": key.id().to_string() }))
 }
 
-fn get_key_rotation_status(state: &ApiState, _r: &ApiRequest, body: Value) -> Result<Reply, ApiError> {
+fn get_key_rotation_status(
+    state: &ApiState,
+    _r: &ApiRequest,
+    body: Value,
+) -> Result<Reply, ApiError> {
     let key = simple("GetKeyRotationStatus", &body, |k| state.kms.resolve(k))?;
     let mut out = json!({
         "KeyRotationEnabled": key.record.rotation.is_some(),
@@ -1042,15 +1105,23 @@ fn get_key_rotation_status(state: &ApiState, _r: &ApiRequest, body: Value) -> Re
 }
 
 fn list_key_rotations(state: &ApiState, _r: &ApiRequest, body: Value) -> Result<Reply, ApiError> {
-    let input = Input::new("ListKeyRotations", &body, &["KeyId", "Limit", "Marker", "IncludeKeyMaterial"])?;
+    let input = Input::new(
+        "ListKeyRotations",
+        &body,
+        &["KeyId", "Limit", "Marker", "IncludeKeyMaterial"],
+    )?;
     if input.get("IncludeKeyMaterial").is_some() {
-        return Err(unsupported("IncludeKeyMaterial: Warden's KMS has no imported key material"));
+        return Err(unsupported(
+            "IncludeKeyMaterial: Warden's KMS has no imported key material",
+        ));
     }
     let (limit, marker) = input.page()?;
     let key = resolve(state, input.required("KeyId")?)?;
     let start = match marker {
         None => 0,
-        Some(m) => m.parse::<usize>().map_err(|_| kms_error(KmsError::InvalidMarker))?,
+        Some(m) => m
+            .parse::<usize>()
+            .map_err(|_| kms_error(KmsError::InvalidMarker))?,
     };
     let rotations: Vec<Value> = key
         .rotations()
@@ -1088,7 +1159,12 @@ fn put_key_policy(state: &ApiState, request: &ApiRequest, body: Value) -> Result
     let input = Input::new(
         "PutKeyPolicy",
         &body,
-        &["KeyId", "PolicyName", "Policy", "BypassPolicyLockoutSafetyCheck"],
+        &[
+            "KeyId",
+            "PolicyName",
+            "Policy",
+            "BypassPolicyLockoutSafetyCheck",
+        ],
     )?;
     policy_name(&input)?;
     let key_ref = input.required("KeyId")?;

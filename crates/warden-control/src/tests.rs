@@ -53,7 +53,9 @@ impl Caller for TestCaller {
         if self.allowed.iter().any(|k| k == key_arn) {
             Ok(())
         } else {
-            Err(ControlError::KmsAccessDenied(format!("not allowed {key_arn}")))
+            Err(ControlError::KmsAccessDenied(format!(
+                "not allowed {key_arn}"
+            )))
         }
     }
     fn may_pass_role(&self, role_arn: &str) -> PassRole {
@@ -489,7 +491,10 @@ async fn the_keyring_seals_what_is_stored_and_opens_what_is_shown() {
         .unwrap();
     assert_eq!(shown.environment["TOKEN"], "s3cret");
     let stored = f.store.get_version(&name("f"), LATEST).unwrap().unwrap();
-    assert!(stored.environment.is_empty(), "no variable is stored in the clear");
+    assert!(
+        stored.environment.is_empty(),
+        "no variable is stored in the clear"
+    );
     let sealed = stored.sealed_environment.as_ref().unwrap();
     assert!(!sealed.ciphertext.contains("s3cret"));
     let lambda_key = f.kms.resolve("alias/aws/lambda").unwrap();

@@ -540,7 +540,15 @@ mod tests {
         rt: &RuntimeSettings<'_>,
         credentials: &RoleCredentials,
     ) -> Result<InstanceSpec, EntrypointError> {
-        instance_spec(config, &config.environment, code_dir, opt_dir, placement, rt, credentials)
+        instance_spec(
+            config,
+            &config.environment,
+            code_dir,
+            opt_dir,
+            placement,
+            rt,
+            credentials,
+        )
     }
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -717,8 +725,16 @@ mod tests {
             api_endpoint: Some("http://127.0.0.1:9002".into()),
             private_filesystem: true,
         };
-        let spec =
-            instance_spec(&config, &config.environment, code.path(), None, &sandboxed, &rt, &credentials()).unwrap();
+        let spec = instance_spec(
+            &config,
+            &config.environment,
+            code.path(),
+            None,
+            &sandboxed,
+            &rt,
+            &credentials(),
+        )
+        .unwrap();
         assert!(spec.mounts.is_empty(), "provided runtimes bring everything");
         assert_eq!(spec.program, Path::new("/var/task/bootstrap"));
         assert_eq!(spec.cwd, Path::new("/var/task"));
@@ -764,7 +780,16 @@ mod tests {
             api_endpoint: None,
             private_filesystem: false,
         };
-        let spec = instance_spec(&config, &config.environment, code.path(), None, &plain, &rt, &credentials()).unwrap();
+        let spec = instance_spec(
+            &config,
+            &config.environment,
+            code.path(),
+            None,
+            &plain,
+            &rt,
+            &credentials(),
+        )
+        .unwrap();
         assert_eq!(spec.program, code.path().join("bootstrap"));
         assert_eq!(
             value(&spec, "AWS_LAMBDA_RUNTIME_API"),

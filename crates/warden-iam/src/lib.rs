@@ -28,8 +28,8 @@ pub mod simulate;
 
 pub use error::PolicyError;
 pub use eval::{
-    evaluate, evaluate_key_policy, evaluate_trust, is_kms_key, ContextValue, Decision, DecisionEffect, MatchedStatement,
-    PolicySource, Request,
+    evaluate, evaluate_key_policy, evaluate_trust, is_kms_key, ContextValue, Decision,
+    DecisionEffect, MatchedStatement, PolicySource, Request,
 };
 pub use policy::{Effect, Policy, PolicyKind, Statement, Version};
 

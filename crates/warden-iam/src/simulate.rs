@@ -16,7 +16,10 @@ use std::collections::HashMap;
 
 use serde_json::{json, Map, Value};
 
-use crate::{evaluate, evaluate_key_policy, is_kms_key, ContextValue, DecisionEffect, Policy, PolicyKind, PolicySource, Request};
+use crate::{
+    evaluate, evaluate_key_policy, is_kms_key, ContextValue, DecisionEffect, Policy, PolicyKind,
+    PolicySource, Request,
+};
 
 /// Runs one simulation case; never panics, errors are reported as `{"error": ...}`.
 pub fn run_case(case: &Value) -> Value {

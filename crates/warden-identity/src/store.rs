@@ -270,16 +270,16 @@ pub struct Dump {
     pub attachments: Vec<(Holder, String)>,
 }
 
+/// Reseals one access key's secret (key id, sealed secret) under a new master key.
+pub type Reseal<'a> = &'a dyn Fn(&str, &[u8]) -> Result<Vec<u8>, IdentityError>;
+
 /// Durable identity state. Each write is one transaction that is durable when it returns.
 pub trait IdentityStore: Send + Sync {
     /// Everything, read in one consistent snapshot.
     fn load(&self) -> Result<Dump, IdentityError>;
     /// Replaces every access key's sealed secret with `reseal(key id, sealed)`, in one
     /// transaction (a master key rotation); returns how many were resealed.
-    fn reseal_secrets(
-        &self,
-        reseal: &dyn Fn(&str, &[u8]) -> Result<Vec<u8>, IdentityError>,
-    ) -> Result<usize, IdentityError>;
+    fn reseal_secrets(&self, reseal: Reseal<'_>) -> Result<usize, IdentityError>;
     /// Creates a user together with its first inline policies and access key (atomic, so a
     /// crash never leaves a half-made bootstrap admin).
     fn create_user(
@@ -1240,10 +1240,7 @@ impl IdentityStore for SqliteIdentityStore {
         })
     }
 
-    fn reseal_secrets(
-        &self,
-        reseal: &dyn Fn(&str, &[u8]) -> Result<Vec<u8>, IdentityError>,
-    ) -> Result<usize, IdentityError> {
+    fn reseal_secrets(&self, reseal: Reseal<'_>) -> Result<usize, IdentityError> {
         let ctx = "resealing secrets";
         self.write(ctx, |tx| {
             let sealed: Vec<(String, Vec<u8>)> = tx

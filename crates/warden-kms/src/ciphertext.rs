@@ -128,7 +128,10 @@ mod tests {
         let a: EncryptionContext = [("ab".into(), "c".into())].into();
         let b: EncryptionContext = [("a".into(), "bc".into())].into();
         assert_ne!(encode_context(&a), encode_context(&b));
-        assert_ne!(encode_context(&a), encode_context(&EncryptionContext::new()));
+        assert_ne!(
+            encode_context(&a),
+            encode_context(&EncryptionContext::new())
+        );
     }
 
     proptest! {

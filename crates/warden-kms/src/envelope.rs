@@ -49,7 +49,11 @@ pub fn seal(
     let cipher = cipher(&data_key.plaintext)?;
     let mut body = plaintext.to_vec();
     cipher
-        .seal_in_place_append_tag(Nonce::assume_unique_for_key(nonce), Aad::from(aad), &mut body)
+        .seal_in_place_append_tag(
+            Nonce::assume_unique_for_key(nonce),
+            Aad::from(aad),
+            &mut body,
+        )
         .map_err(|_| KmsError::Crypto("encrypting"))?;
     out.extend_from_slice(&nonce);
     out.extend_from_slice(&body);

@@ -164,7 +164,10 @@ impl MasterKey {
 
     /// Derives the key from `passphrase` with the salt in `salt_path` (created, random, on
     /// first use). The same passphrase and salt always give the same key.
-    pub fn from_passphrase(passphrase: &str, salt_path: &Path) -> Result<MasterKey, MasterKeyError> {
+    pub fn from_passphrase(
+        passphrase: &str,
+        salt_path: &Path,
+    ) -> Result<MasterKey, MasterKeyError> {
         if passphrase.is_empty() {
             return Err(MasterKeyError::EmptyPassphrase);
         }
@@ -192,8 +195,9 @@ impl MasterKey {
             Err(e) => return Err(file_err("reading the salt", salt_path)(e)),
         };
         let mut bytes = Zeroizing::new([0u8; MASTER_KEY_LEN]);
-        let iterations = NonZeroU32::new(PBKDF2_ITERATIONS)
-            .ok_or(MasterKeyError::Crypto("deriving the key from the passphrase"))?;
+        let iterations = NonZeroU32::new(PBKDF2_ITERATIONS).ok_or(MasterKeyError::Crypto(
+            "deriving the key from the passphrase",
+        ))?;
         aws_lc_rs::pbkdf2::derive(
             aws_lc_rs::pbkdf2::PBKDF2_HMAC_SHA256,
             iterations,
@@ -212,7 +216,11 @@ impl MasterKey {
         let mut body = plain.to_vec();
         self.inner
             .key
-            .seal_in_place_append_tag(Nonce::assume_unique_for_key(nonce), Aad::from(aad), &mut body)
+            .seal_in_place_append_tag(
+                Nonce::assume_unique_for_key(nonce),
+                Aad::from(aad),
+                &mut body,
+            )
             .map_err(|_| MasterKeyError::Crypto("sealing"))?;
         let mut out = Vec::with_capacity(1 + NONCE_LEN + body.len());
         out.push(SEALED_V1);
@@ -297,7 +305,11 @@ fn read_key_file(path: &Path) -> Result<MasterKey, MasterKeyError> {
                 path: path.to_owned(),
                 reason: format!(
                     "it holds {}{} bytes, expected {MASTER_KEY_LEN}",
-                    if bytes.len() > MASTER_KEY_LEN { "more than " } else { "" },
+                    if bytes.len() > MASTER_KEY_LEN {
+                        "more than "
+                    } else {
+                        ""
+                    },
                     bytes.len().min(MASTER_KEY_LEN)
                 ),
             })?;
@@ -348,7 +360,10 @@ mod tests {
         let k2 = MasterKey::load_or_create(&path).unwrap();
         assert_eq!(k1.fingerprint(), k2.fingerprint());
         assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 1, "no temp left");
-        assert!(MasterKey::generate_file(&path).is_err(), "never overwritten");
+        assert!(
+            MasterKey::generate_file(&path).is_err(),
+            "never overwritten"
+        );
     }
 
     #[test]

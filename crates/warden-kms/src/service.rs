@@ -243,8 +243,8 @@ fn open_material(master: &MasterKey, key: &Uuid, m: &SealedMaterial) -> Result<M
 }
 
 fn cipher(bytes: &[u8]) -> Result<LessSafeKey, KmsError> {
-    let unbound = UnboundKey::new(&AES_256_GCM, bytes)
-        .map_err(|_| KmsError::Crypto("building a key"))?;
+    let unbound =
+        UnboundKey::new(&AES_256_GCM, bytes).map_err(|_| KmsError::Crypto("building a key"))?;
     Ok(LessSafeKey::new(unbound))
 }
 
@@ -503,18 +503,20 @@ impl Kms {
                 }
             }
         }
-        self.inner.store.write("applying due deletions and rotations", |tx| {
-            for id in &deleted {
-                store::delete_key(tx, id)?;
-            }
-            for (id, s) in &sealed {
-                store::add_material(tx, id, s)?;
-                if let Some(k) = next.keys.get(id) {
-                    store::put_key(tx, &k.record)?;
+        self.inner
+            .store
+            .write("applying due deletions and rotations", |tx| {
+                for id in &deleted {
+                    store::delete_key(tx, id)?;
                 }
-            }
-            Ok(())
-        })?;
+                for (id, s) in &sealed {
+                    store::add_material(tx, id, s)?;
+                    if let Some(k) = next.keys.get(id) {
+                        store::put_key(tx, &k.record)?;
+                    }
+                }
+                Ok(())
+            })?;
         for id in &deleted {
             tracing::info!(key = %id, "deleted a key whose waiting period ended");
             next.keys.remove(id);
@@ -591,11 +593,9 @@ impl Kms {
         if id.hyphenated().to_string() != id_text(local) {
             return Err(invalid());
         }
-        table
-            .keys
-            .get(&id)
-            .cloned()
-            .ok_or_else(|| KmsError::NotFound(format!("Key '{}' does not exist", self.key_arn(&id))))
+        table.keys.get(&id).cloned().ok_or_else(|| {
+            KmsError::NotFound(format!("Key '{}' does not exist", self.key_arn(&id)))
+        })
     }
 
     /// The key a ciphertext names, if it is in Warden's format.
@@ -755,7 +755,12 @@ impl Kms {
                 keys.partition_point(|k| k.id() <= after)
             }
         };
-        let page: Vec<Arc<Key>> = keys.iter().skip(start).take(limit).map(|k| (*k).clone()).collect();
+        let page: Vec<Arc<Key>> = keys
+            .iter()
+            .skip(start)
+            .take(limit)
+            .map(|k| (*k).clone())
+            .collect();
         let next = (start + page.len() < keys.len())
             .then(|| page.last().map(|k| k.id().to_string()))
             .flatten();
@@ -929,7 +934,12 @@ impl Kms {
                 matching.partition_point(|a| a.name.as_str() <= m)
             }
         };
-        let page: Vec<Alias> = matching.iter().skip(start).take(limit).map(|a| (*a).clone()).collect();
+        let page: Vec<Alias> = matching
+            .iter()
+            .skip(start)
+            .take(limit)
+            .map(|a| (*a).clone())
+            .collect();
         let next = (start + page.len() < matching.len())
             .then(|| page.last().map(|a| a.name.clone()))
             .flatten();
@@ -1191,7 +1201,11 @@ fn id_text(local: &str) -> &str {
 }
 
 /// Seals `plaintext` under `key`'s current material.
-fn seal_with(key: &Key, plaintext: &[u8], context: &EncryptionContext) -> Result<Vec<u8>, KmsError> {
+fn seal_with(
+    key: &Key,
+    plaintext: &[u8],
+    context: &EncryptionContext,
+) -> Result<Vec<u8>, KmsError> {
     check_context(context)?;
     let material = key.current()?;
     let mut nonce = [0u8; NONCE_LEN];

@@ -262,8 +262,8 @@ pub fn put_meta(tx: &Transaction<'_>, name: &str, value: &str) -> Result<(), Kms
 
 /// Writes a key's record (insert or replace).
 pub fn put_key(tx: &Transaction<'_>, record: &KeyRecord) -> Result<(), KmsError> {
-    let text = serde_json::to_string(record)
-        .map_err(|_| KmsError::Crypto("serializing a key record"))?;
+    let text =
+        serde_json::to_string(record).map_err(|_| KmsError::Crypto("serializing a key record"))?;
     tx.execute(
         "INSERT INTO keys (id, record) VALUES (?1, ?2) \
          ON CONFLICT(id) DO UPDATE SET record = excluded.record",
@@ -278,7 +278,13 @@ pub fn add_material(tx: &Transaction<'_>, key: &Uuid, m: &SealedMaterial) -> Res
     tx.execute(
         "INSERT INTO materials (key_id, version, sealed, created_ms, rotation) \
          VALUES (?1, ?2, ?3, ?4, ?5)",
-        params![key.to_string(), m.version, m.sealed, m.created_ms, m.rotation],
+        params![
+            key.to_string(),
+            m.version,
+            m.sealed,
+            m.created_ms,
+            m.rotation
+        ],
     )
     .map_err(store("writing key material"))?;
     Ok(())

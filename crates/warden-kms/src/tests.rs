@@ -35,7 +35,13 @@ fn fixture() -> Fixture {
 
 fn open(dir: &std::path::Path, master: MasterKey, clock: &Arc<AtomicI64>) -> Result<Kms, KmsError> {
     let c = clock.clone();
-    let kms = Kms::open_with_clock(dir, master, ACCOUNT, REGION, Arc::new(move || c.load(Ordering::SeqCst)))?;
+    let kms = Kms::open_with_clock(
+        dir,
+        master,
+        ACCOUNT,
+        REGION,
+        Arc::new(move || c.load(Ordering::SeqCst)),
+    )?;
     kms.ensure_aws_managed_keys()?;
     Ok(kms)
 }
@@ -134,7 +140,10 @@ fn disabled_and_pending_deletion_keys_refuse_use_with_their_errors() {
         Err(KmsError::Validation(_))
     ));
     let k = f.kms.schedule_deletion(&arn, 7).unwrap();
-    assert_eq!(k.record.deletion_ms, Some(f.clock.load(Ordering::SeqCst) + 7 * DAY));
+    assert_eq!(
+        k.record.deletion_ms,
+        Some(f.clock.load(Ordering::SeqCst) + 7 * DAY)
+    );
     assert!(matches!(
         f.kms.decrypt(&blob, &ctx(&[]), None),
         Err(KmsError::InvalidState(_))
@@ -162,8 +171,15 @@ fn rotation_keeps_old_material_so_old_ciphertexts_decrypt() {
     let (old, _) = f.kms.encrypt(&arn, b"before", &ctx(&[])).unwrap();
     f.kms.rotate_on_demand(&arn).unwrap();
     let (new, _) = f.kms.encrypt(&arn, b"after", &ctx(&[])).unwrap();
-    assert_ne!(old[17..21], new[17..21], "a new material version seals new data");
-    assert_eq!(f.kms.decrypt(&old, &ctx(&[]), None).unwrap().0.as_slice(), b"before");
+    assert_ne!(
+        old[17..21],
+        new[17..21],
+        "a new material version seals new data"
+    );
+    assert_eq!(
+        f.kms.decrypt(&old, &ctx(&[]), None).unwrap().0.as_slice(),
+        b"before"
+    );
     // Automatic rotation falls due with the clock.
     f.kms.enable_rotation(&arn, Some(90)).unwrap();
     assert!(f.kms.enable_rotation(&arn, Some(89)).is_err());
@@ -174,8 +190,14 @@ fn rotation_keeps_old_material_so_old_ciphertexts_decrypt() {
     // Everything survives reopening.
     drop(f.kms);
     let again = open(f.dir.path(), f.master.clone(), &f.clock).unwrap();
-    assert_eq!(again.decrypt(&old, &ctx(&[]), None).unwrap().0.as_slice(), b"before");
-    assert_eq!(again.decrypt(&new, &ctx(&[]), None).unwrap().0.as_slice(), b"after");
+    assert_eq!(
+        again.decrypt(&old, &ctx(&[]), None).unwrap().0.as_slice(),
+        b"before"
+    );
+    assert_eq!(
+        again.decrypt(&new, &ctx(&[]), None).unwrap().0.as_slice(),
+        b"after"
+    );
     assert_eq!(again.resolve(&arn).unwrap().rotations().count(), 3);
 }
 
@@ -214,7 +236,10 @@ fn aliases_resolve_by_name_and_arn_and_refuse_reserved_names() {
     assert!(f.kms.create_alias("app", &a).is_err());
     assert!(f.kms.create_alias("alias/x", "alias/app").is_err());
     f.kms.delete_alias("alias/app").unwrap();
-    assert!(matches!(f.kms.resolve("alias/app"), Err(KmsError::NotFound(_))));
+    assert!(matches!(
+        f.kms.resolve("alias/app"),
+        Err(KmsError::NotFound(_))
+    ));
     // The AWS managed keys exist from the start, and refuse changes.
     let lambda = f.kms.resolve("alias/aws/lambda").unwrap();
     assert!(lambda.is_aws_managed());
@@ -239,7 +264,10 @@ fn key_references_in_other_forms_are_not_found() {
         "key/",
         &format!("arn:aws:kms:us-east-1:000000000000:key/{id}"),
     ] {
-        assert!(matches!(f.kms.resolve(bad), Err(KmsError::NotFound(_))), "{bad}");
+        assert!(
+            matches!(f.kms.resolve(bad), Err(KmsError::NotFound(_))),
+            "{bad}"
+        );
     }
 }
 
@@ -293,11 +321,17 @@ fn rotating_the_master_key_reseals_every_material() {
     let new = MasterKey::from_bytes(&[2; 32]).unwrap();
     // Two materials of the key, one of each AWS managed key.
     assert_eq!(f.kms.rotate_master(&new).unwrap(), 4);
-    assert_eq!(f.kms.decrypt(&blob, &ctx(&[]), None).unwrap().0.as_slice(), b"kept");
+    assert_eq!(
+        f.kms.decrypt(&blob, &ctx(&[]), None).unwrap().0.as_slice(),
+        b"kept"
+    );
     drop(f.kms);
     assert!(open(f.dir.path(), f.master.clone(), &f.clock).is_err());
     let again = open(f.dir.path(), new, &f.clock).unwrap();
-    assert_eq!(again.decrypt(&blob, &ctx(&[]), None).unwrap().0.as_slice(), b"kept");
+    assert_eq!(
+        again.decrypt(&blob, &ctx(&[]), None).unwrap().0.as_slice(),
+        b"kept"
+    );
 }
 
 #[test]
@@ -325,7 +359,10 @@ fn nothing_secret_is_stored_in_the_clear() {
         for m in materials {
             assert!(f
                 .master
-                .open(&crate::store::material_aad(&record.id, m.version), &m.sealed)
+                .open(
+                    &crate::store::material_aad(&record.id, m.version),
+                    &m.sealed
+                )
                 .is_some());
             assert_eq!(m.sealed.len(), 1 + 12 + 32 + 16);
         }

@@ -294,7 +294,7 @@ mod tests {
         assert_eq!(old.a, 5);
         let fresh = encode(&old, None, "it").unwrap();
         assert!(fresh.kept.is_empty());
-        assert_eq!(fresh.json, r#"{"a":5,"record_version":2}"#);
+        assert_eq!(fresh.json, r#"{"a":5,"record_version":3}"#);
     }
 
     #[test]

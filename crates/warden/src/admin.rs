@@ -133,7 +133,8 @@ fn rotate(args: RotateArgs) -> anyhow::Result<()> {
             let Some(new_var) = &args.new_passphrase_env else {
                 bail!("a passphrase-derived master key is rotated to a new passphrase: pass --new-passphrase-env VAR");
             };
-            let old = MasterKey::from_passphrase(&read_passphrase(var)?, &data_dir.join("master.salt"))?;
+            let old =
+                MasterKey::from_passphrase(&read_passphrase(var)?, &data_dir.join("master.salt"))?;
             let new = MasterKey::from_passphrase(&read_passphrase(new_var)?, &pending)?;
             (old, new)
         }
@@ -151,12 +152,12 @@ fn rotate(args: RotateArgs) -> anyhow::Result<()> {
     // The key store records the fingerprint of the key that sealed it: opening it under
     // the old key fails with WrongMasterKey once it has been resealed. (Account and region
     // only shape ARNs, which resealing does not use.)
-    let resealed_keys = match warden_kms::Kms::open(&data_dir, old.clone(), "000000000000", "us-east-1")
-    {
-        Ok(kms) => kms.rotate_master(&new)?,
-        Err(KmsError::WrongMasterKey { expected, .. }) if expected == new.fingerprint() => 0,
-        Err(e) => return Err(e.into()),
-    };
+    let resealed_keys =
+        match warden_kms::Kms::open(&data_dir, old.clone(), "000000000000", "us-east-1") {
+            Ok(kms) => kms.rotate_master(&new)?,
+            Err(KmsError::WrongMasterKey { expected, .. }) if expected == new.fingerprint() => 0,
+            Err(e) => return Err(e.into()),
+        };
     let resealed_secrets = warden_identity::Identity::rotate_master(&data_dir, &old, &new)?;
     // Every store is sealed under the new key: install it.
     let (from, to) = match &args.master.master_key_passphrase_env {

@@ -237,8 +237,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
     kms.ensure_aws_managed_keys()?;
     let keyring: Arc<dyn warden_kms::envelope::Keyring> =
         warden_kms::envelope::KmsKeyring::new(kms.clone());
-    let identity =
-        warden_identity::Identity::open_with_key(&data_dir, master, account.as_str())?;
+    let identity = warden_identity::Identity::open_with_key(&data_dir, master, account.as_str())?;
     bootstrap_admin(&identity, &data_dir)?;
 
     // Which interpreter serves each managed runtime, and Warden's bootstraps for them.

@@ -20,6 +20,7 @@ mod honest_inputs;
 mod iam;
 mod iam_more;
 mod invoke;
+mod kms;
 mod layers;
 mod lifecycle;
 mod logs_bounds;
