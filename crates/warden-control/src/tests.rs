@@ -113,7 +113,7 @@ struct Fixture {
 fn fixture() -> Fixture {
     let dir = tempfile::tempdir().unwrap();
     let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&dir.path().join("warden.db")).unwrap());
-    let blobs = Arc::new(BlobStore::open(&dir.path().join("blobs")).unwrap());
+
     let runtimes = warden_runtimes::RuntimeTable::from_entries([
         (
             "provided.al2023".to_owned(),
@@ -132,6 +132,14 @@ fn fixture() -> Fixture {
     )
     .unwrap();
     kms.ensure_aws_managed_keys().unwrap();
+    let blobs = Arc::new(
+        BlobStore::open(
+            &dir.path().join("blobs"),
+            &dir.path().join("mem"),
+            warden_kms::envelope::CodeSealer::new(kms.clone()),
+        )
+        .unwrap(),
+    );
     let mut seams = Seams::new(
         Arc::new(Roles),
         Arc::new(runtimes),

@@ -622,7 +622,6 @@ impl Engine {
         // is gone.
         let code_pin = inner.blobs.pin(&config.code_sha256);
         let layers_pin = config.opt_sha256.as_ref().map(|k| inner.blobs.pin(k));
-        let code_dir = inner.blobs.code_dir(&config.code_sha256);
         let settings = RuntimeSettings {
             runtimes: &inner.config.runtimes,
             runtime_dir: &inner.config.runtime_dir,
@@ -640,8 +639,17 @@ impl Engine {
                 None,
             )
         };
+        // The extracted code lives in memory-backed storage: after a reboot it is extracted
+        // again from the sealed zip (once; the next cold start finds it).
+        let code_dir = match inner.blobs.restore_code_dir(&config.code_sha256) {
+            Ok(dir) => dir,
+            Err(e) => {
+                tracing::warn!(function = %config.name, error = %e, "the function's code is not available");
+                return Err(invalid_entrypoint(&e));
+            }
+        };
         // The merged layers are made when the function is configured; one lost since (a
-        // data directory restored without it) is made again from the layers' own trees.
+        // reboot emptied the code root) is made again from the layers' own trees.
         let opt_dir = match &config.opt_sha256 {
             Some(key) if inner.blobs.has_code_dir(key) => Some(inner.blobs.code_dir(key)),
             Some(_) => {
@@ -1160,7 +1168,20 @@ mod tests {
             err_r.into(),
         )
         .unwrap();
-        let blobs = warden_store::BlobStore::open(&dir.join(format!("blobs-{id}"))).unwrap();
+        let kms = warden_kms::Kms::open(
+            &dir.join(format!("kms-{id}")),
+            warden_kms::MasterKey::generate().unwrap(),
+            "123456789012",
+            "us-east-1",
+        )
+        .unwrap();
+        let blobs_dir = dir.join(format!("blobs-{id}"));
+        let blobs = warden_store::BlobStore::open(
+            &blobs_dir,
+            &blobs_dir,
+            warden_kms::envelope::CodeSealer::new(kms),
+        )
+        .unwrap();
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let (exit_tx, exit_rx) = oneshot::channel();
         let lifetime = Lifetime {

@@ -220,3 +220,44 @@ impl Keyring for KmsKeyring {
         serde_json::from_slice(&plain).map_err(|_| KeyringError::Unreadable(function.to_owned()))
     }
 }
+
+/// The sealer of code at rest: each package is envelope-encrypted under the AWS managed
+/// key `alias/aws/lambda`, with its `CodeSha256` as the encryption context. Packages are
+/// content-addressed and shared by every function and layer that uses the same bytes, so
+/// they are sealed under the service's key rather than one function's.
+#[derive(Clone)]
+pub struct CodeSealer {
+    kms: Kms,
+}
+
+impl std::fmt::Debug for CodeSealer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("CodeSealer(alias/aws/lambda)")
+    }
+}
+
+impl CodeSealer {
+    /// A sealer over `kms`.
+    pub fn new(kms: Kms) -> Arc<CodeSealer> {
+        Arc::new(CodeSealer { kms })
+    }
+}
+
+/// The encryption context of a stored package.
+pub fn code_context(sha: &str) -> EncryptionContext {
+    [("aws:lambda:CodeSha256".to_owned(), sha.to_owned())].into()
+}
+
+impl warden_types::seal::BlobSealer for CodeSealer {
+    fn seal(&self, sha: &str, plain: &[u8]) -> Result<Vec<u8>, warden_types::seal::SealError> {
+        seal(&self.kms, "alias/aws/lambda", &code_context(sha), plain)
+            .map(|(blob, _)| blob)
+            .map_err(|e| warden_types::seal::SealError(e.to_string()))
+    }
+
+    fn open(&self, sha: &str, sealed: &[u8]) -> Result<Vec<u8>, warden_types::seal::SealError> {
+        open(&self.kms, &code_context(sha), sealed)
+            .map(|plain| plain.to_vec())
+            .map_err(|e| warden_types::seal::SealError(format!("package {sha}: {e}")))
+    }
+}

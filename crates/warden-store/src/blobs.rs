@@ -1,12 +1,19 @@
 //! Content-addressed storage of function code: each uploaded zip and the tree extracted
 //! from it, keyed by the zip's SHA-256 (Lambda's `CodeSha256`, base64).
 //!
-//! Layout under the root directory:
+//! Zips are kept sealed (encrypted by the [`BlobSealer`] the store was opened with) in the
+//! data directory; extracted trees live in a separate code root, which the server puts on
+//! memory-backed storage, so that no function's code is on disk in the clear. A tree that
+//! is missing (after a reboot emptied the code root) is extracted again from its sealed
+//! zip when next needed ([`BlobStore::restore_code_dir`]).
+//!
+//! Layout:
 //!
 //! ```text
-//! zips/<hex sha256>.zip     the uploaded archive
-//! code/<hex sha256>/        its extracted tree, installed by one atomic rename
-//! staging/<unique>          extractions in progress and trees being removed
+//! ROOT/zips/<hex sha256>.sealed   the uploaded archive, sealed
+//! ROOT/staging/<unique>           zips being removed
+//! CODE/code/<hex sha256>/         its extracted tree, installed by one atomic rename
+//! CODE/staging/<unique>           extractions in progress and trees being removed
 //! ```
 //!
 //! File names use hex because base64 contains `/`. Nothing is ever visible under `zips/`
@@ -39,6 +46,7 @@ use std::time::Duration;
 
 use base64::Engine as _;
 use sha2::{Digest, Sha256};
+use warden_types::seal::BlobSealer;
 
 use crate::StoreError;
 
@@ -302,28 +310,46 @@ pub struct SweepReport {
     pub deferred: usize,
 }
 
-/// Code zips and extracted trees, addressed by their base64 SHA-256.
+/// Code zips (sealed) and extracted trees, addressed by their base64 SHA-256.
 #[derive(Debug, Clone)]
 pub struct BlobStore {
     zips: PathBuf,
+    zip_staging: PathBuf,
     code: PathBuf,
     staging: PathBuf,
+    sealer: Arc<dyn BlobSealer>,
     collector: Arc<Collector>,
 }
 
 impl BlobStore {
-    /// Opens (creating if needed) a blob store rooted at `root`.
-    pub fn open(root: &Path) -> Result<Self, StoreError> {
+    /// Opens (creating if needed) a blob store keeping sealed zips under `root` and
+    /// extracted trees under `code_root` (which may be `root`). Zips an older Warden
+    /// stored in the clear are sealed now, and extracted trees it left under `root` are
+    /// removed when the code root is elsewhere.
+    pub fn open(
+        root: &Path,
+        code_root: &Path,
+        sealer: Arc<dyn BlobSealer>,
+    ) -> Result<Self, StoreError> {
         let store = Self {
             zips: root.join("zips"),
-            code: root.join("code"),
-            staging: root.join("staging"),
+            zip_staging: root.join("staging"),
+            code: code_root.join("code"),
+            staging: code_root.join("staging"),
+            sealer,
             collector: Arc::default(),
         };
         // Only the owner may list or read the code of every function: 0700, also for
         // directories an older version created with wider permissions. Instances see their
         // own code through a bind mount, which does not traverse these directories.
-        for dir in [root, &store.zips, &store.code, &store.staging] {
+        for dir in [
+            root,
+            &store.zips,
+            &store.zip_staging,
+            code_root,
+            &store.code,
+            &store.staging,
+        ] {
             fs::DirBuilder::new()
                 .recursive(true)
                 .mode(0o700)
@@ -333,17 +359,54 @@ impl BlobStore {
                 .map_err(io_err("making a blob directory private", dir))?;
         }
         sync_dir(root)?;
+        store.seal_plain_zips()?;
+        let old_trees = root.join("code");
+        if old_trees != store.code && old_trees.is_dir() {
+            remove_tree(&old_trees)
+                .map_err(io_err("removing trees extracted in the clear", &old_trees))?;
+            sync_dir(root)?;
+        }
         Ok(store)
     }
 
-    /// Stores a zip under its SHA-256 and returns that sha (base64). Idempotent: storing
-    /// the same bytes again only recomputes the hash. Durable when it returns.
+    /// Seals every zip an older Warden stored in the clear (`<hex>.zip`), then removes it.
+    fn seal_plain_zips(&self) -> Result<(), StoreError> {
+        for entry in fs::read_dir(&self.zips).map_err(io_err("listing blobs", &self.zips))? {
+            let path = entry.map_err(io_err("listing blobs", &self.zips))?.path();
+            let Some(stem) = path
+                .file_name()
+                .and_then(|n| n.to_str())
+                .and_then(|n| n.strip_suffix(".zip"))
+            else {
+                continue;
+            };
+            let bytes = fs::read(&path).map_err(io_err("reading a stored zip", &path))?;
+            // Only a zip whose name is its digest is kept; anything else is litter.
+            if sha_for_file_name(stem).is_some_and(|sha| sha == sha256_base64(&bytes)) {
+                self.put_zip(&bytes)?;
+            }
+            fs::remove_file(&path).map_err(io_err("removing a zip stored in the clear", &path))?;
+            tracing::info!(path = %path.display(), "sealed a zip stored in the clear");
+        }
+        sync_dir(&self.zips)
+    }
+
+    /// Stores a zip (sealed) under its SHA-256 and returns that sha (base64). Idempotent:
+    /// storing the same bytes again only recomputes the hash. Durable when it returns.
     pub fn put_zip(&self, bytes: &[u8]) -> Result<String, StoreError> {
         let sha = sha256_base64(bytes);
         let target = self.zip_path(&sha);
         if target.is_file() {
             return Ok(sha);
         }
+        let sealed = self
+            .sealer
+            .seal(&sha, bytes)
+            .map_err(|e| StoreError::Backend {
+                context: "sealing a zip",
+                source: Box::new(e),
+            })?;
+        let bytes = sealed.as_slice();
         let tmp = self.zips.join(unique_name(".tmp-"));
         let written = (|| {
             let mut f = fs::OpenOptions::new()
@@ -364,9 +427,47 @@ impl BlobStore {
         Ok(sha)
     }
 
-    /// Where the zip with this sha is (or would be) stored.
+    /// Where the sealed zip with this sha is (or would be) stored.
     pub fn zip_path(&self, sha: &str) -> PathBuf {
-        self.zips.join(format!("{}.zip", file_name_for(sha)))
+        self.zips.join(format!("{}.sealed", file_name_for(sha)))
+    }
+
+    /// The zip of `sha`, opened; refused unless its bytes hash to `sha`.
+    pub fn read_zip(&self, sha: &str) -> Result<Vec<u8>, StoreError> {
+        let path = self.zip_path(sha);
+        let sealed = fs::read(&path).map_err(io_err("reading a stored zip", &path))?;
+        let plain = self
+            .sealer
+            .open(sha, &sealed)
+            .map_err(|e| StoreError::Backend {
+                context: "opening a stored zip",
+                source: Box::new(e),
+            })?;
+        if sha256_base64(&plain) != sha {
+            return Err(StoreError::InvalidRecord(format!(
+                "the stored zip of {sha} does not hash to its name"
+            )));
+        }
+        Ok(plain)
+    }
+
+    /// Makes sure the extracted tree of `sha` exists: if the code root lost it (a reboot
+    /// emptied it), the sealed zip is opened and unpacked again, within the package
+    /// limits every deploy was held to. The caller holds a pin on `sha`.
+    pub fn restore_code_dir(&self, sha: &str) -> Result<PathBuf, StoreError> {
+        let target = self.code_dir(sha);
+        if target.is_dir() {
+            return Ok(target);
+        }
+        let zip = self.read_zip(sha)?;
+        let staging = self.create_staging()?;
+        warden_package::extract(&zip, staging.path(), &warden_package::Limits::default()).map_err(
+            |e| {
+                StoreError::InvalidRecord(format!("the stored zip of {sha} no longer unpacks: {e}"))
+            },
+        )?;
+        tracing::info!(sha, "extracted a function's code again from its sealed zip");
+        self.install_code_dir(sha, staging.path())
     }
 
     /// Whether the zip with this sha is stored.
@@ -460,8 +561,13 @@ impl BlobStore {
     /// where they went. The tree goes first: a deploy takes an installed tree as a whole
     /// blob, so a crash in between must not leave a tree without its zip.
     fn move_to_trash(&self, sha: &str, trash: &mut Vec<PathBuf>) -> Result<(), StoreError> {
-        for path in [self.code_dir(sha), self.zip_path(sha)] {
-            let to = self.staging.join(unique_name("trash-"));
+        for (path, staging) in [
+            (self.code_dir(sha), &self.staging),
+            (self.zip_path(sha), &self.zip_staging),
+        ] {
+            // Each into the staging directory of its own file system (a rename cannot
+            // cross file systems).
+            let to = staging.join(unique_name("trash-"));
             match fs::rename(&path, &to) {
                 Ok(()) => trash.push(to),
                 Err(e) if e.kind() == io::ErrorKind::NotFound => {}
@@ -551,12 +657,7 @@ impl BlobStore {
         if !target.is_dir() {
             let staging = self.create_staging()?;
             for sha in shas {
-                let layer = self.code_dir(sha);
-                if !layer.is_dir() {
-                    return Err(StoreError::NotFound(format!(
-                        "the extracted code of layer {sha}"
-                    )));
-                }
+                let layer = self.restore_code_dir(sha)?;
                 link_tree(&layer, staging.path())?;
             }
             // The staging guard then finds its directory gone (moved into place).
@@ -568,14 +669,14 @@ impl BlobStore {
 
     /// The bytes of the files of the extracted tree of `sha`.
     pub fn code_dir_size(&self, sha: &str) -> Result<u64, StoreError> {
-        tree_size(&self.code_dir(sha))
+        tree_size(&self.restore_code_dir(sha)?)
     }
 
     /// Every sha with a stored zip or extracted tree, sorted; with
     /// [`crate::FunctionStore::referenced_code`] this tells garbage collection what to remove.
     pub fn stored_shas(&self) -> Result<Vec<String>, StoreError> {
         let mut out = Vec::new();
-        for (dir, suffix) in [(&self.zips, ".zip"), (&self.code, "")] {
+        for (dir, suffix) in [(&self.zips, ".sealed"), (&self.code, "")] {
             for entry in fs::read_dir(dir).map_err(io_err("listing blobs", dir))? {
                 let entry = entry.map_err(io_err("listing blobs", dir))?;
                 let name = entry.file_name();
@@ -599,13 +700,11 @@ impl BlobStore {
     /// Clears leftovers of extractions and removals interrupted by a crash, and
     /// half-written zips. Call once at startup, before any extraction begins.
     pub fn remove_stale_staging(&self) -> Result<(), StoreError> {
-        for entry in
-            fs::read_dir(&self.staging).map_err(io_err("listing staging", &self.staging))?
-        {
-            let path = entry
-                .map_err(io_err("listing staging", &self.staging))?
-                .path();
-            remove_tree(&path).map_err(io_err("removing stale staging", &path))?;
+        for staging in [&self.staging, &self.zip_staging] {
+            for entry in fs::read_dir(staging).map_err(io_err("listing staging", staging))? {
+                let path = entry.map_err(io_err("listing staging", staging))?.path();
+                remove_tree(&path).map_err(io_err("removing stale staging", &path))?;
+            }
         }
         for entry in fs::read_dir(&self.zips).map_err(io_err("listing blobs", &self.zips))? {
             let entry = entry.map_err(io_err("listing blobs", &self.zips))?;
@@ -622,10 +721,85 @@ impl BlobStore {
 mod tests {
     use super::*;
 
+    /// The real sealer: KMS envelope encryption, with its key store in `dir/kms`.
+    fn sealer(dir: &Path) -> Arc<dyn BlobSealer> {
+        let kms = warden_kms::Kms::open(
+            &dir.join("kms"),
+            warden_kms::MasterKey::generate().unwrap(),
+            "123456789012",
+            "us-east-1",
+        )
+        .unwrap();
+        kms.ensure_aws_managed_keys().unwrap();
+        warden_kms::envelope::CodeSealer::new(kms)
+    }
+
+    /// Sealed zips under `dir/data`, trees under `dir/mem`.
+    fn open_in(dir: &Path) -> BlobStore {
+        BlobStore::open(&dir.join("data"), &dir.join("mem"), sealer(dir)).unwrap()
+    }
+
     fn open() -> (tempfile::TempDir, BlobStore) {
         let dir = tempfile::tempdir().unwrap();
-        let store = BlobStore::open(dir.path()).unwrap();
+        let store = open_in(dir.path());
         (dir, store)
+    }
+
+    #[test]
+    fn zips_are_sealed_at_rest_and_trees_come_back_from_them() {
+        let (d, store) = open();
+        let zip = warden_package::zip_directory(
+            &{
+                let src = d.path().join("src");
+                fs::create_dir_all(&src).unwrap();
+                fs::write(src.join("app.py"), b"MARKER-a91c = 1").unwrap();
+                src
+            },
+            &mut |_, _| {},
+        )
+        .unwrap();
+        let sha = store.put_zip(&zip).unwrap();
+        let sealed = fs::read(store.zip_path(&sha)).unwrap();
+        assert!(!sealed.windows(11).any(|w| w == b"MARKER-a91c"));
+        assert_eq!(store.read_zip(&sha).unwrap(), zip);
+        // The code root emptied (a reboot): the tree is extracted again.
+        let tree = store.restore_code_dir(&sha).unwrap();
+        assert_eq!(fs::read(tree.join("app.py")).unwrap(), b"MARKER-a91c = 1");
+        remove_tree(&tree).unwrap();
+        assert!(!store.has_code_dir(&sha));
+        store.restore_code_dir(&sha).unwrap();
+        assert!(store.has_code_dir(&sha));
+        // A changed byte of the sealed zip: refused, never unpacked.
+        let mut bad = sealed.clone();
+        let at = bad.len() / 2;
+        bad[at] ^= 1;
+        fs::write(store.zip_path(&sha), &bad).unwrap();
+        assert!(store.read_zip(&sha).is_err());
+    }
+
+    #[test]
+    fn zips_stored_in_the_clear_by_an_older_warden_are_sealed_at_open() {
+        let dir = tempfile::tempdir().unwrap();
+        let zips = dir.path().join("data/zips");
+        fs::create_dir_all(&zips).unwrap();
+        fs::create_dir_all(dir.path().join("data/code/abc")).unwrap();
+        let sha = sha256_base64(b"old zip");
+        fs::write(
+            zips.join(format!("{}.zip", file_name_for(&sha))),
+            b"old zip",
+        )
+        .unwrap();
+        let store = open_in(dir.path());
+        assert_eq!(store.read_zip(&sha).unwrap(), b"old zip");
+        let names: Vec<String> = fs::read_dir(&zips)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(names, [format!("{}.sealed", file_name_for(&sha))]);
+        assert!(
+            !dir.path().join("data/code").exists(),
+            "old trees in the clear are gone"
+        );
     }
 
     #[test]
@@ -643,7 +817,8 @@ mod tests {
         let sha = store.put_zip(b"zip bytes").unwrap();
         assert_eq!(sha, sha256_base64(b"zip bytes"));
         let path = store.zip_path(&sha);
-        assert_eq!(fs::read(&path).unwrap(), b"zip bytes");
+        assert_ne!(fs::read(&path).unwrap(), b"zip bytes");
+        assert_eq!(store.read_zip(&sha).unwrap(), b"zip bytes");
         assert!(store.has_zip(&sha));
         assert_eq!(store.put_zip(b"zip bytes").unwrap(), sha);
         let names: Vec<_> = fs::read_dir(&store.zips)
@@ -673,10 +848,10 @@ mod tests {
         assert!(name.bytes().all(|b| b.is_ascii_hexdigit()));
         for hostile in ["../../etc", "/abs", "a/b", "..", ""] {
             let p = store.code_dir(hostile);
-            assert_eq!(p.parent().unwrap(), d.path().join("code"), "{hostile}");
+            assert_eq!(p.parent().unwrap(), d.path().join("mem/code"), "{hostile}");
             assert!(p.file_name().unwrap().to_str().unwrap().starts_with('x'));
             let z = store.zip_path(hostile);
-            assert_eq!(z.parent().unwrap(), d.path().join("zips"), "{hostile}");
+            assert_eq!(z.parent().unwrap(), d.path().join("data/zips"), "{hostile}");
         }
         assert_eq!(
             sha_for_file_name(&file_name_for("../x")).as_deref(),
@@ -819,7 +994,7 @@ mod tests {
     fn the_collector_thread_sweeps_on_request() {
         let dir = tempfile::tempdir().unwrap();
         let meta = crate::SqliteStore::open(&dir.path().join("warden.db")).unwrap();
-        let store = Arc::new(BlobStore::open(&dir.path().join("blobs")).unwrap());
+        let store = Arc::new(open_in(&dir.path().join("blobs")));
         let orphan = deploy(&store, b"orphan");
         store
             .start_collector(Arc::new(meta), Duration::from_secs(3600))

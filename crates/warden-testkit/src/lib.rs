@@ -392,7 +392,7 @@ impl TestEngine {
         let dir = tempfile::tempdir().expect("a temporary directory");
         let store: Arc<dyn Store> =
             Arc::new(SqliteStore::open(&dir.path().join("warden.db")).expect("a store"));
-        let blobs = Arc::new(BlobStore::open(&dir.path().join("blobs")).expect("a blob store"));
+
         let executor = Arc::new(RecordingExecutor::default());
         let issuer = Arc::new(RecordingIssuer::default());
         let observer = Arc::new(RecordingObserver::default());
@@ -401,7 +401,16 @@ impl TestEngine {
         let kms = warden_kms::Kms::open(dir.path(), master, "123456789012", "us-east-1")
             .expect("a key service");
         kms.ensure_aws_managed_keys().expect("the AWS managed keys");
-        let keyring = warden_kms::envelope::KmsKeyring::new(kms);
+        let keyring = warden_kms::envelope::KmsKeyring::new(kms.clone());
+        let blobs_dir = dir.path().join("blobs");
+        let blobs = Arc::new(
+            BlobStore::open(
+                &blobs_dir,
+                &blobs_dir,
+                warden_kms::envelope::CodeSealer::new(kms),
+            )
+            .expect("a blob store"),
+        );
         let config = EngineConfig {
             account: AccountId::new("123456789012").expect("an account id"),
             region: Region::new("us-east-1").expect("a region"),

@@ -15,6 +15,7 @@ pub mod limits;
 pub mod names;
 pub mod node;
 pub mod page;
+pub mod seal;
 pub mod tags;
 
 pub use cache::ChangeCache;

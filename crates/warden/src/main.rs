@@ -6,6 +6,7 @@
 
 mod admin;
 mod cli;
+mod codedir;
 mod doctor;
 mod iam;
 mod node;

@@ -35,6 +35,13 @@ pub struct ServeArgs {
     runtimes: crate::runtime::RuntimeArgs,
     #[command(flatten)]
     master: crate::admin::MasterKeyArgs,
+    /// Where extracted function code is kept (0700). Default: a directory of this data
+    /// directory's own on the first memory-backed file system among `$XDG_RUNTIME_DIR`,
+    /// `/run` and `/dev/shm`, so that code is never on disk in the clear (it is extracted
+    /// again from its sealed zip after a reboot); without one, `DATA_DIR/blobs`, with a
+    /// warning.
+    #[arg(long, env = "WARDEN_CODE_DIR", value_name = "PATH")]
+    code_dir: Option<PathBuf>,
     /// Region that appears in ARNs.
     #[arg(long, env = "WARDEN_REGION", default_value = "us-east-1")]
     region: String,
@@ -214,7 +221,20 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
     };
 
     let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&data_dir.join("warden.db"))?);
-    let blobs = Arc::new(BlobStore::open(&data_dir.join("blobs"))?);
+    let account = account_id(store.as_ref(), args.account_id.clone())?;
+    // The key store first: it refuses a master key other than the one that sealed this
+    // directory before anything is read.
+    let kms = warden_kms::Kms::open(&data_dir, master.clone(), account.as_str(), region.as_str())?;
+    kms.ensure_aws_managed_keys()?;
+    let keyring: Arc<dyn warden_kms::envelope::Keyring> =
+        warden_kms::envelope::KmsKeyring::new(kms.clone());
+    // Sealed zips in the data directory; extracted trees on memory-backed storage.
+    let code_root = crate::codedir::choose(&data_dir, args.code_dir.clone())?;
+    let blobs = Arc::new(BlobStore::open(
+        &data_dir.join("blobs"),
+        &code_root.path,
+        warden_kms::envelope::CodeSealer::new(kms.clone()),
+    )?);
     if let Err(e) = blobs.remove_stale_staging() {
         tracing::warn!(error = %e, "could not remove leftover staging directories");
     }
@@ -230,13 +250,6 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
     blobs
         .start_collector(Arc::clone(&store), BLOB_SWEEP_PERIOD)
         .context("cannot start the code blob collector")?;
-    let account = account_id(store.as_ref(), args.account_id.clone())?;
-    // The key store first: it refuses a master key other than the one that sealed this
-    // directory before anything is read.
-    let kms = warden_kms::Kms::open(&data_dir, master.clone(), account.as_str(), region.as_str())?;
-    kms.ensure_aws_managed_keys()?;
-    let keyring: Arc<dyn warden_kms::envelope::Keyring> =
-        warden_kms::envelope::KmsKeyring::new(kms.clone());
     let identity = warden_identity::Identity::open_with_key(&data_dir, master, account.as_str())?;
     bootstrap_admin(&identity, &data_dir)?;
 
@@ -331,6 +344,8 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         tracing::info!(
             address = %local,
             data_dir = %data_dir.display(),
+            code_dir = %code_root.path.display(),
+            code_in_memory = code_root.in_memory,
             account = %account,
             node = %node.id,
             memory_budget_mib = memory_budget_mb,

@@ -281,7 +281,7 @@ fn hostile_zips_are_refused_and_leave_nothing() {
 
     let listed = s.aws(&["lambda", "list-functions"]);
     assert_eq!(listed["Functions"], json!([]), "no function was created");
-    let code_dir = s.data_dir.join("blobs/code");
+    let code_dir = s.code_dir.join("code");
     let leftovers: Vec<_> = std::fs::read_dir(&code_dir)
         .map(|d| d.collect())
         .unwrap_or_default();

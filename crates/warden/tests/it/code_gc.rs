@@ -72,16 +72,20 @@ fn referenced(s: &Server) -> BTreeSet<String> {
         .collect()
 }
 
-/// What `blobs/zips` and `blobs/code` hold, as hex names.
-fn stored(data_dir: &Path) -> (BTreeSet<String>, BTreeSet<String>) {
-    let names = |dir: &str, suffix: &str| -> BTreeSet<String> {
-        std::fs::read_dir(data_dir.join("blobs").join(dir))
+/// What the sealed zips (`DATA_DIR/blobs/zips`) and the extracted trees (`CODE/code`)
+/// are, as hex names.
+fn stored(s: &Server) -> (BTreeSet<String>, BTreeSet<String>) {
+    let names = |dir: PathBuf, suffix: &str| -> BTreeSet<String> {
+        std::fs::read_dir(dir)
             .unwrap()
             .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
             .map(|n| n.strip_suffix(suffix).unwrap_or(&n).to_owned())
             .collect()
     };
-    (names("zips", ".zip"), names("code", ""))
+    (
+        names(s.data_dir.join("blobs/zips"), ".sealed"),
+        names(s.code_dir.join("code"), ""),
+    )
 }
 
 /// Waits until the blobs dir holds exactly what the versions reference.
@@ -89,7 +93,7 @@ fn wait_blobs_match_references(s: &Server) -> BTreeSet<String> {
     let want = referenced(s);
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
-        let (zips, code) = stored(&s.data_dir);
+        let (zips, code) = stored(s);
         if zips == want && code == want {
             return want;
         }
@@ -171,17 +175,14 @@ fn a_dry_run_writes_no_blob() {
     let (a, b) = (fixture_variant(b"a"), fixture_variant(b"dry"));
     let created = create(&s, "gc-dry", &a);
     wait_blobs_match_references(&s);
-    let before = tree(&s.data_dir.join("blobs"));
+    let both = |s: &Server| (tree(&s.data_dir.join("blobs")), tree(&s.code_dir));
+    let before = both(&s);
 
     let dry = update(&s, "gc-dry", &b, &["--dry-run"]);
     let b_bytes = std::fs::read(&b).unwrap();
     assert_eq!(dry["CodeSize"], b_bytes.len() as u64);
     assert_ne!(dry["CodeSha256"], created["CodeSha256"]);
-    assert_eq!(
-        tree(&s.data_dir.join("blobs")),
-        before,
-        "a dry run wrote to the blobs dir"
-    );
+    assert_eq!(both(&s), before, "a dry run wrote to the blobs dir");
 
     // A zip Warden refuses (the AWS CLI itself checks it is a zip) is refused as by a
     // real update, and writes nothing either.
@@ -205,7 +206,7 @@ fn a_dry_run_writes_no_blob() {
         &fileb(junk.path()),
     ]);
     assert!(err.contains("InvalidZipFileException"), "{err}");
-    assert_eq!(tree(&s.data_dir.join("blobs")), before);
+    assert_eq!(both(&s), before);
 
     let got = s.aws(&["lambda", "get-function", "--function-name", "gc-dry"]);
     assert_eq!(got["Configuration"]["CodeSha256"], created["CodeSha256"]);
@@ -291,7 +292,7 @@ fn code_a_running_instance_uses_outlives_its_replacement_until_the_instance_ends
         "60",
     ]);
     let old = hex_of(created["CodeSha256"].as_str().unwrap());
-    let code_dir = s.data_dir.join("blobs/code").join(&old);
+    let code_dir = s.code_dir.join("code").join(&old);
 
     std::thread::scope(|scope| {
         let running = scope.spawn(|| {
@@ -314,8 +315,8 @@ fn code_a_running_instance_uses_outlives_its_replacement_until_the_instance_ends
         create(&s, "gc-probe", &probe);
         s.aws(&["lambda", "delete-function", "--function-name", "gc-probe"]);
         let probe_dir = s
-            .data_dir
-            .join("blobs/code")
+            .code_dir
+            .join("code")
             .join(sha256_hex(&std::fs::read(&probe).unwrap()));
         let deadline = Instant::now() + Duration::from_secs(30);
         while probe_dir.exists() {
@@ -418,11 +419,16 @@ fn a_kill_9_amid_deploys_leaves_no_orphan_after_the_restart_sweep() {
     // the kill landed: a blob written by a deploy that never committed, an extraction
     // in progress, a trash directory of a sweep, a half-written zip.
     let blobs = s.data_dir.join("blobs");
+    let code = s.code_dir.clone();
     let orphan = "ab".repeat(32);
-    std::fs::write(blobs.join("zips").join(format!("{orphan}.zip")), b"orphan").unwrap();
-    std::fs::create_dir_all(blobs.join("code").join(&orphan)).unwrap();
-    std::fs::write(blobs.join("code").join(&orphan).join("bootstrap"), b"x").unwrap();
-    std::fs::create_dir_all(blobs.join("staging/extract-crashed/lib")).unwrap();
+    std::fs::write(
+        blobs.join("zips").join(format!("{orphan}.sealed")),
+        b"orphan",
+    )
+    .unwrap();
+    std::fs::create_dir_all(code.join("code").join(&orphan)).unwrap();
+    std::fs::write(code.join("code").join(&orphan).join("bootstrap"), b"x").unwrap();
+    std::fs::create_dir_all(code.join("staging/extract-crashed/lib")).unwrap();
     std::fs::create_dir_all(blobs.join("staging/trash-crashed")).unwrap();
     std::fs::write(blobs.join("zips/.tmp-crashed"), b"half").unwrap();
 
@@ -435,11 +441,13 @@ fn a_kill_9_amid_deploys_leaves_no_orphan_after_the_restart_sweep() {
             .unwrap()
     )));
     assert!(!left.contains(&orphan));
-    assert_eq!(
-        std::fs::read_dir(blobs.join("staging")).unwrap().count(),
-        0,
-        "staging litter is cleared at start"
-    );
+    for staging in [blobs.join("staging"), code.join("staging")] {
+        assert_eq!(
+            std::fs::read_dir(&staging).unwrap().count(),
+            0,
+            "staging litter is cleared at start"
+        );
+    }
     assert!(!blobs.join("zips/.tmp-crashed").exists());
     invoke_echo(&s, "gc-kept");
     // Every function the crash let through is whole: it runs.

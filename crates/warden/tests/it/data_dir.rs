@@ -12,8 +12,8 @@ fn mode(path: &Path) -> u32 {
     std::fs::metadata(path).unwrap().permissions().mode() & 0o777
 }
 
-/// Every file and directory the server wrote, except the extracted code trees (which
-/// keep the modes their zip gives them, for the function to read through its mount).
+/// Every file and directory the server wrote in the data directory (extracted code trees
+/// live elsewhere, in the code directory).
 fn written(dir: &Path) -> Vec<std::path::PathBuf> {
     let mut out = Vec::new();
     let mut stack = vec![dir.to_path_buf()];
@@ -21,8 +21,7 @@ fn written(dir: &Path) -> Vec<std::path::PathBuf> {
         for entry in std::fs::read_dir(&d).unwrap() {
             let path = entry.unwrap().path();
             out.push(path.clone());
-            let is_code_tree = path.parent() == Some(&dir.join("blobs/code"));
-            if path.is_dir() && !is_code_tree {
+            if path.is_dir() {
                 stack.push(path);
             }
         }
@@ -59,6 +58,7 @@ fn everything_in_the_data_dir_is_private_to_its_owner() {
         "warden.logs.db",
         "identity.db",
         "master.key",
+        "kms.db",
         "credentials",
         "blobs",
     ] {
@@ -70,10 +70,6 @@ fn everything_in_the_data_dir_is_private_to_its_owner() {
     for path in files {
         let m = mode(&path);
         let expected = if path.is_dir() { 0o700 } else { 0o600 };
-        let in_code_tree = path.parent() == Some(&data.join("blobs/code"));
-        if in_code_tree {
-            continue;
-        }
         // Warden's runtime bootstraps: public text every instance reads, whatever user it
         // runs as; the directory above them (0700) keeps other users of the host out.
         if path.starts_with(data.join("runtime")) {
@@ -125,14 +121,21 @@ fn files_an_older_version_left_open_are_made_private() {
     for name in ["warden.db", "warden.logs.db", "identity.db"] {
         std::fs::set_permissions(data.join(name), std::fs::Permissions::from_mode(0o644)).unwrap();
     }
-    for name in ["blobs", "blobs/zips", "blobs/code"] {
+    for name in ["blobs", "blobs/zips", "blobs/staging"] {
         std::fs::set_permissions(data.join(name), std::fs::Permissions::from_mode(0o755)).unwrap();
     }
+    // And a tree it extracted into the data directory, in the clear.
+    std::fs::create_dir_all(data.join("blobs/code/0a0b")).unwrap();
+    std::fs::write(data.join("blobs/code/0a0b/bootstrap"), b"old code").unwrap();
     s.restart();
+    assert!(
+        !data.join("blobs/code").exists(),
+        "code extracted in the clear is removed from the data directory"
+    );
     for name in ["warden.db", "warden.logs.db", "identity.db"] {
         assert_eq!(mode(&data.join(name)), 0o600, "{name}");
     }
-    for name in ["blobs", "blobs/zips", "blobs/code"] {
+    for name in ["blobs", "blobs/zips", "blobs/staging"] {
         assert_eq!(mode(&data.join(name)), 0o700, "{name}");
     }
     // And the function is still there.

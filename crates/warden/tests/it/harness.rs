@@ -86,8 +86,26 @@ pub struct Server {
     child: Option<Child>,
     pub endpoint: String,
     pub data_dir: PathBuf,
+    /// Where the server keeps extracted code (`--code-dir`): a private directory on
+    /// `/dev/shm` when that is memory-backed, removed with the server.
+    pub code_dir: PathBuf,
     _temp: Option<tempfile::TempDir>,
+    _code_temp: Option<tempfile::TempDir>,
     args: Vec<String>,
+}
+
+/// A private directory for a test server's extracted code, on `/dev/shm` if possible (a
+/// memory-backed file system, as Warden's default is), else in the temporary directory.
+fn code_temp() -> tempfile::TempDir {
+    use std::os::unix::fs::PermissionsExt;
+    let mut builder = tempfile::Builder::new();
+    builder
+        .prefix("warden-test-code-")
+        .permissions(std::fs::Permissions::from_mode(0o700));
+    builder
+        .tempdir_in("/dev/shm")
+        .or_else(|_| builder.tempdir())
+        .unwrap()
 }
 
 impl Server {
@@ -111,7 +129,7 @@ impl Server {
     /// Starts a server through `wrapper` (a command that ends by running the program and
     /// arguments it is given, such as `sh -c '... exec "$0" "$@"'`).
     pub fn start_via(wrapper: &[&str], data_dir: &Path, args: &[&str]) -> Self {
-        Self::spawn(wrapper, data_dir, args, true)
+        Self::spawn(wrapper, data_dir, args, true, None)
     }
 
     /// Starts a server as on a fresh install: its environment holds only the system's
@@ -124,6 +142,7 @@ impl Server {
             temp.path(),
             &[],
             false,
+            None,
         );
         s._temp = Some(temp);
         s
@@ -131,8 +150,26 @@ impl Server {
 
     /// Starts `warden serve`; with `test_runtime`, the test interpreter serves its runtime
     /// (`--runtime`).
-    fn spawn(wrapper: &[&str], data_dir: &Path, args: &[&str], test_runtime: bool) -> Self {
+    fn spawn(
+        wrapper: &[&str],
+        data_dir: &Path,
+        args: &[&str],
+        test_runtime: bool,
+        code_dir: Option<PathBuf>,
+    ) -> Self {
         let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+        let (code_dir, code_temp) = match code_dir {
+            Some(d) => (d, None),
+            None => {
+                let t = code_temp();
+                (t.path().join("code-root"), Some(t))
+            }
+        };
+        let code_arg = if args.iter().any(|a| a == "--code-dir") {
+            Vec::new()
+        } else {
+            vec!["--code-dir".to_owned(), code_dir.display().to_string()]
+        };
         let mut command = match wrapper.split_first() {
             Some((program, rest)) => {
                 let mut c = Command::new(program);
@@ -159,6 +196,7 @@ impl Server {
             } else {
                 Vec::new()
             })
+            .args(&code_arg)
             .args(&args)
             .env("WARDEN_LOG", "warn")
             .stdout(Stdio::piped())
@@ -177,7 +215,9 @@ impl Server {
             child: Some(child),
             endpoint,
             data_dir: data_dir.to_path_buf(),
+            code_dir,
             _temp: None,
+            _code_temp: code_temp,
             args,
         };
         s.ensure_role(EXEC_ROLE_NAME, LAMBDA_TRUST);
@@ -283,10 +323,17 @@ impl Server {
         }
     }
 
-    /// Starts the same server again on the same data directory.
+    /// Starts the same server again on the same data directory (and code directory: a
+    /// process restart, not a reboot).
     pub fn restart(&mut self) {
         let args: Vec<&str> = self.args.iter().map(String::as_str).collect();
-        let mut fresh = Self::start_in(&self.data_dir, &args);
+        let mut fresh = Self::spawn(
+            &[],
+            &self.data_dir,
+            &args,
+            true,
+            Some(self.code_dir.clone()),
+        );
         self.child = fresh.child.take();
         self.endpoint = fresh.endpoint.clone();
     }

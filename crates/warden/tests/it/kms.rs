@@ -3,7 +3,7 @@
 
 use serde_json::{json, Value};
 
-use crate::harness::{aws_as, unb64, user_with_policy, Server};
+use crate::harness::{aws_as, fixture_bin, unb64, user_with_policy, zip_dir, Server, EXEC_ROLE};
 
 fn create_key(s: &Server) -> String {
     let k = s.aws(&["kms", "create-key", "--description", "test key"]);
@@ -443,19 +443,34 @@ print("ok")
 }
 
 #[test]
-fn environments_are_sealed_and_a_disabled_customer_key_stops_cold_starts() {
+fn code_and_environments_are_sealed_at_rest_and_a_disabled_key_stops_cold_starts() {
     let mut s = Server::start();
     let key = create_key(&s);
     let marker = "env-marker-7c1d93";
-    s.create_fixture(
+    let code_marker = "code-marker-4b2e08";
+    // The fixture runtime, with a file whose text is the code marker.
+    let src = tempfile::tempdir().unwrap();
+    std::fs::copy(fixture_bin("fixture"), src.path().join("bootstrap")).unwrap();
+    std::fs::write(src.path().join("marker.txt"), code_marker).unwrap();
+    let zip = zip_dir(src.path());
+    s.aws(&[
+        "lambda",
+        "create-function",
+        "--function-name",
         "sealed",
-        &[
-            "--environment",
-            &format!("Variables={{SECRET={marker}}}"),
-            "--kms-key-arn",
-            &key,
-        ],
-    );
+        "--runtime",
+        "provided.al2023",
+        "--handler",
+        "bootstrap",
+        "--role",
+        EXEC_ROLE,
+        "--zip-file",
+        &format!("fileb://{}", zip.display()),
+        "--environment",
+        &format!("Variables={{SECRET={marker}}}"),
+        "--kms-key-arn",
+        &key,
+    ]);
     let cfg = s.aws(&[
         "lambda",
         "get-function-configuration",
@@ -553,16 +568,41 @@ fn environments_are_sealed_and_a_disabled_customer_key_stops_cold_starts() {
         "KMSAccessDeniedException"
     );
 
-    // At rest: stop the server and look at every byte of the data directory.
+    // At rest: stop the server and look at every byte of the data directory (SQLite
+    // files, their WAL, the sealed zips, everything).
     s.stop();
     for entry in walk(&s.data_dir) {
         let bytes = std::fs::read(&entry).unwrap_or_default();
-        assert!(
-            !bytes.windows(marker.len()).any(|w| w == marker.as_bytes()),
-            "{} holds the marker in the clear",
-            entry.display()
-        );
+        for m in [marker, code_marker] {
+            assert!(
+                !bytes.windows(m.len()).any(|w| w == m.as_bytes()),
+                "{} holds {m} in the clear",
+                entry.display()
+            );
+        }
     }
+    // A reboot empties the memory-backed code directory: the code comes back from its
+    // sealed zip at the next cold start.
+    for entry in std::fs::read_dir(&s.code_dir).unwrap().flatten() {
+        std::fs::remove_dir_all(entry.path()).unwrap();
+    }
+    s.restart();
+    let out = s.aws(&[
+        "lambda",
+        "invoke",
+        "--function-name",
+        "sealed",
+        "--payload",
+        r#"{"action":"env"}"#,
+        out_file.to_str().unwrap(),
+    ]);
+    assert_eq!(out["StatusCode"], 200, "{out}");
+    let seen: Value = serde_json::from_slice(&std::fs::read(&out_file).unwrap()).unwrap();
+    assert_eq!(seen["SECRET"], marker);
+    let extracted = walk(&s.code_dir)
+        .into_iter()
+        .any(|p| p.ends_with("marker.txt") && std::fs::read_to_string(&p).unwrap() == code_marker);
+    assert!(extracted, "the code was extracted again");
 }
 
 fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {

@@ -184,7 +184,7 @@ fn wait_until(timeout: Duration, what: &str, mut done: impl FnMut() -> bool) {
 
 /// The extracted code directory of a function on the host, found by a file only it has.
 fn code_dir_holding(s: &Server, file: &str) -> PathBuf {
-    let code = s.data_dir.join("blobs/code");
+    let code = s.code_dir.join("code");
     std::fs::read_dir(&code)
         .unwrap()
         .map(|e| e.unwrap().path())
