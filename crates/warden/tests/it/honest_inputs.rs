@@ -49,14 +49,7 @@ fn err_as(s: &Server, who: &Credentials, args: &[&str]) -> String {
 fn unimplemented_members_are_refused_by_name_never_ignored() {
     let s = Server::start();
     let zip = format!("fileb://{}", crate::harness::fixture_zip().display());
-    let refused: [(&[&str], &str); 4] = [
-        (
-            &[
-                "--kms-key-arn",
-                "arn:aws:kms:us-east-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab",
-            ],
-            "KMSKeyArn",
-        ),
+    let refused: [(&[&str], &str); 3] = [
         (
             &["--vpc-config", "SubnetIds=subnet-1,SecurityGroupIds=sg-1"],
             "VpcConfig",

@@ -618,3 +618,188 @@ fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
     }
     out
 }
+
+/// `warden serve` on `data` with `args`, expected to fail: its stderr.
+fn serve_fails(data: &std::path::Path, args: &[&str]) -> String {
+    let out = std::process::Command::new(crate::harness::warden_bin())
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--account-id",
+            "123456789012",
+        ])
+        .arg("--data-dir")
+        .arg(data)
+        .args(args)
+        .env("WARDEN_LOG", "warn")
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    assert!(!out.status.success(), "warden serve started");
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+fn admin(args: &[&str], envs: &[(&str, &str)]) -> std::process::Output {
+    std::process::Command::new(crate::harness::warden_bin())
+        .arg("admin")
+        .args(args)
+        .envs(envs.iter().copied())
+        .env("WARDEN_LOG", "warn")
+        .output()
+        .unwrap()
+}
+
+fn write_key(path: &std::path::Path, byte: u8) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::write(path, [byte; 32]).unwrap();
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).unwrap();
+}
+
+#[test]
+fn a_wrong_master_key_is_refused_and_rotation_reseals_everything_even_after_a_crash() {
+    let temp = crate::harness::private_tempdir();
+    let data = temp.path().join("state");
+    let mut s = Server::start_in(&data, &[]);
+    let key = create_key(&s);
+    let blob = encrypt(&s, &key, "kept across rotations", None);
+    s.create_fixture("rot", &["--environment", "Variables={SECRET=s1}"]);
+    s.stop();
+
+    // A wrong master key: refused at once, naming both fingerprints, nothing changed.
+    let master = data.join("master.key");
+    let original = std::fs::read(&master).unwrap();
+    let kms_db = std::fs::read(data.join("kms.db")).unwrap();
+    write_key(&master, 7);
+    let e = serve_fails(&data, &[]);
+    assert!(
+        e.contains("is not the one that sealed this data directory"),
+        "{e}"
+    );
+    assert_eq!(std::fs::read(data.join("kms.db")).unwrap(), kms_db);
+    std::fs::write(&master, &original).unwrap();
+
+    // A rotation interrupted right after writing the new key: the server refuses to
+    // start; running the command again finishes it.
+    let pending = data.join("master.key.new");
+    write_key(&pending, 9);
+    let e = serve_fails(&data, &[]);
+    assert!(e.contains("rotate-master-key"), "{e}");
+    let out = admin(
+        &["rotate-master-key", "--data-dir", data.to_str().unwrap()],
+        &[],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("master key rotated"));
+    assert!(!pending.exists());
+    assert_eq!(
+        std::fs::read(&master).unwrap(),
+        [9; 32],
+        "the pending key was installed"
+    );
+    // And once more, from a clean state: a new random key.
+    let out = admin(
+        &["rotate-master-key", "--data-dir", data.to_str().unwrap()],
+        &[],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_ne!(std::fs::read(&master).unwrap(), [9; 32]);
+
+    // Everything sealed before still opens: the admin's secret (the CLI signs with it),
+    // the KMS key's material, the function's environment.
+    s.restart();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("blob");
+    std::fs::write(&file, unb64(&blob)).unwrap();
+    let out = s.aws(&[
+        "kms",
+        "decrypt",
+        "--ciphertext-blob",
+        &format!("fileb://{}", file.display()),
+    ]);
+    assert_eq!(
+        unb64(out["Plaintext"].as_str().unwrap()),
+        b"kept across rotations"
+    );
+    let cfg = s.aws(&[
+        "lambda",
+        "get-function-configuration",
+        "--function-name",
+        "rot",
+    ]);
+    assert_eq!(cfg["Environment"]["Variables"]["SECRET"], "s1");
+}
+
+#[test]
+fn a_passphrase_master_key_works_and_a_wrong_one_is_refused() {
+    let temp = crate::harness::private_tempdir();
+    let data = temp.path().join("state");
+    let args = ["--master-key-passphrase-env", "WARDEN_TEST_PASSPHRASE"];
+    let good = ["env", "WARDEN_TEST_PASSPHRASE=correct horse battery staple"];
+    let mut s = Server::start_via(&good, &data, &args);
+    let key = create_key(&s);
+    s.stop();
+    assert!(
+        !data.join("master.key").exists(),
+        "no key file with a passphrase"
+    );
+    assert!(data.join("master.salt").exists());
+    let out = std::process::Command::new("env")
+        .arg("WARDEN_TEST_PASSPHRASE=wrong horse")
+        .arg(crate::harness::warden_bin())
+        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(&data)
+        .args(args)
+        .env("WARDEN_LOG", "warn")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let e = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        e.contains("is not the one that sealed this data directory"),
+        "{e}"
+    );
+    let s = Server::start_via(&good, &data, &args);
+    assert_eq!(
+        s.aws(&["kms", "describe-key", "--key-id", &key])["KeyMetadata"]["KeyState"],
+        "Enabled"
+    );
+}
+
+#[test]
+fn a_kill_9_after_an_acknowledged_key_rotation_loses_nothing() {
+    let mut s = Server::start();
+    let key = create_key(&s);
+    let before = encrypt(&s, &key, "before", None);
+    s.aws(&["kms", "rotate-key-on-demand", "--key-id", &key]);
+    let after = encrypt(&s, &key, "after", None);
+    s.aws(&["kms", "disable-key", "--key-id", &key]);
+    s.kill9();
+    s.restart();
+    // The acknowledged disable survived; so did both materials.
+    let meta = &s.aws(&["kms", "describe-key", "--key-id", &key])["KeyMetadata"];
+    assert_eq!(meta["KeyState"], "Disabled");
+    s.aws(&["kms", "enable-key", "--key-id", &key]);
+    let rotations = s.aws(&["kms", "list-key-rotations", "--key-id", &key]);
+    assert_eq!(rotations["Rotations"].as_array().unwrap().len(), 1);
+    let dir = tempfile::tempdir().unwrap();
+    for (blob, text) in [(before, "before"), (after, "after")] {
+        let file = dir.path().join("blob");
+        std::fs::write(&file, unb64(&blob)).unwrap();
+        let out = s.aws(&[
+            "kms",
+            "decrypt",
+            "--ciphertext-blob",
+            &format!("fileb://{}", file.display()),
+        ]);
+        assert_eq!(unb64(out["Plaintext"].as_str().unwrap()), text.as_bytes());
+    }
+}

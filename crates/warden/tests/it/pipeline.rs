@@ -202,8 +202,8 @@ fn refusals_of_each_protocol_are_rendered_in_it() {
     );
     assert_xml_error(iam(None, list), 403, IAM_NS, "MissingAuthenticationToken");
 
-    // KMS, JSON 1.1: authenticated first, then refused as an operation Warden does not
-    // serve; a body that is not a JSON object is refused as the protocol refuses it.
+    // KMS, JSON 1.1: authenticated first; an operation Warden does not serve is refused as
+    // such; a body that is not a JSON object is refused as the protocol refuses it.
     let kms = |who: Option<&Credentials>, target: &str, body: &str| {
         call(
             &s,
@@ -244,13 +244,23 @@ fn refusals_of_each_protocol_are_rendered_in_it() {
     );
     for who in [&admin, &nobody] {
         let v = assert_json_error(
-            kms(Some(who), encrypt, plain),
+            kms(Some(who), "TrentService.CreateGrant", r#"{"KeyId": "k"}"#),
             400,
             JSON_11,
             "UnknownOperationException",
         );
-        assert!(v["message"].as_str().unwrap().contains("`Encrypt`"), "{v}");
+        assert!(
+            v["message"].as_str().unwrap().contains("`CreateGrant`"),
+            "{v}"
+        );
     }
+    // A served operation on a key that does not exist.
+    assert_json_error(
+        kms(Some(&admin), encrypt, plain),
+        400,
+        JSON_11,
+        "NotFoundException",
+    );
     // A request signed for KMS at a path of Lambda's is Lambda's, and refused as such.
     let (status, headers, body) = call(&s, Some(&admin), "kms", "GET", get, &[], b"");
     assert_eq!(status, 403, "{body}");
@@ -281,9 +291,9 @@ def expect_error(code, status, fn, **kw):
         return r
     raise AssertionError("the call succeeded")
 admin = kms({key:?}, {secret:?})
-r = expect_error("UnknownOperationException", 400, admin.list_keys)
-assert "`ListKeys`" in r["Error"]["Message"], r
-expect_error("UnknownOperationException", 400, admin.encrypt, KeyId="alias/k", Plaintext=b"hi")
+r = expect_error("UnknownOperationException", 400, admin.list_grants, KeyId="k")
+assert "`ListGrants`" in r["Error"]["Message"], r
+expect_error("NotFoundException", 400, admin.encrypt, KeyId="alias/k", Plaintext=b"hi")
 expect_error("InvalidSignatureException", 403, kms({key:?}, "x" * 40).list_keys)
 expect_error("UnrecognizedClientException", 403, kms("AKIAIOSFODNN7EXAMPLE", "y" * 40).list_keys)
 print("ok")
@@ -293,9 +303,9 @@ print("ok")
     );
     let out = s.python(&script);
     assert!(out.trim_end().ends_with("ok"), "{out}");
-    let stderr = s.aws_err(&["kms", "list-keys"]);
+    let stderr = s.aws_err(&["kms", "list-grants", "--key-id", "k"]);
     assert!(
-        stderr.contains("(UnknownOperationException)") && stderr.contains("`ListKeys`"),
+        stderr.contains("(UnknownOperationException)") && stderr.contains("`ListGrants`"),
         "{stderr}"
     );
 }
