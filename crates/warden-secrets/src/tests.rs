@@ -1,0 +1,259 @@
+//! The service over a real store and a real KMS in a temporary directory.
+
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::Arc;
+
+use crate::*;
+
+const DAY: i64 = 86_400_000;
+
+struct Fixture {
+    dir: tempfile::TempDir,
+    clock: Arc<AtomicI64>,
+    kms: warden_kms::Kms,
+    secrets: Secrets,
+}
+
+fn fixture() -> Fixture {
+    let dir = tempfile::tempdir().unwrap();
+    let kms = warden_kms::Kms::open(
+        dir.path(),
+        warden_kms::MasterKey::generate().unwrap(),
+        "123456789012",
+        "us-east-1",
+    )
+    .unwrap();
+    kms.ensure_aws_managed_keys().unwrap();
+    let clock = Arc::new(AtomicI64::new(1_700_000_000_000));
+    let c = clock.clone();
+    let secrets = Secrets::open_with_clock(
+        dir.path(),
+        kms.clone(),
+        "123456789012",
+        "us-east-1",
+        Arc::new(move || c.load(Ordering::SeqCst)),
+    )
+    .unwrap();
+    Fixture {
+        dir,
+        clock,
+        kms,
+        secrets,
+    }
+}
+
+fn s(v: &str) -> SecretValue {
+    SecretValue::String(v.to_owned())
+}
+
+fn create(f: &Fixture, name: &str, value: &str) -> Secret {
+    f.secrets
+        .create(NewSecret {
+            name: name.into(),
+            value: Some(s(value)),
+            ..NewSecret::default()
+        })
+        .unwrap()
+        .0
+}
+
+#[test]
+fn values_are_sealed_and_stages_move_as_secrets_manager_moves_them() {
+    let f = fixture();
+    let secret = create(&f, "db/password", "marker-first-0c1f");
+    assert!(secret.arn.starts_with("arn:aws:secretsmanager:us-east-1:123456789012:secret:db/password-"));
+    assert_eq!(secret.arn.len(), secret.arn.find("db/password-").unwrap() + "db/password-".len() + 6);
+    let (_, v1, value) = f.secrets.get_value("db/password", None, None).unwrap();
+    assert_eq!(value, s("marker-first-0c1f"));
+    assert_eq!(v1.stages, [AWSCURRENT]);
+    // A second value: it becomes current, the first previous.
+    let (_, v2) = f.secrets.put_value(&secret.arn, None, &s("second"), None).unwrap();
+    let (_, versions) = f.secrets.describe("db/password").unwrap();
+    let stages = |id: &str| versions.iter().find(|v| v.id == id).unwrap().stages.clone();
+    assert_eq!(stages(&v2.id), [AWSCURRENT]);
+    assert_eq!(stages(&v1.id), [AWSPREVIOUS]);
+    let (_, _, prev) = f.secrets.get_value("db/password", None, Some(AWSPREVIOUS)).unwrap();
+    assert_eq!(prev, s("marker-first-0c1f"));
+    // A third: the first loses AWSPREVIOUS.
+    let (_, v3) = f.secrets.put_value("db/password", None, &s("third"), None).unwrap();
+    let (_, versions) = f.secrets.describe("db/password").unwrap();
+    let stages = |id: &str| versions.iter().find(|v| v.id == id).unwrap().stages.clone();
+    assert!(stages(&v1.id).is_empty());
+    assert_eq!(stages(&v2.id), [AWSPREVIOUS]);
+    assert_eq!(stages(&v3.id), [AWSCURRENT]);
+    // The database holds no value in the clear.
+    let db = std::fs::read(f.dir.path().join("secrets.db")).unwrap();
+    let wal = std::fs::read(f.dir.path().join("secrets.db-wal")).unwrap_or_default();
+    for bytes in [db, wal] {
+        assert!(!bytes.windows(17).any(|w| w == b"marker-first-0c1f"));
+    }
+}
+
+#[test]
+fn tokens_make_puts_idempotent_and_versions_immutable() {
+    let f = fixture();
+    create(&f, "t", "a");
+    let token = "0123456789abcdef0123456789abcdef";
+    let (_, v) = f.secrets.put_value("t", Some(token), &s("b"), None).unwrap();
+    let (_, again) = f.secrets.put_value("t", Some(token), &s("b"), None).unwrap();
+    assert_eq!(v, again);
+    assert!(matches!(
+        f.secrets.put_value("t", Some(token), &s("c"), None),
+        Err(SecretsError::Exists(_))
+    ));
+    assert!(matches!(
+        f.secrets.put_value("t", Some("short"), &s("c"), None),
+        Err(SecretsError::InvalidParameter(_))
+    ));
+    let big = SecretValue::Binary(vec![0; MAX_SECRET_BYTES + 1]);
+    assert!(matches!(
+        f.secrets.put_value("t", None, &big, None),
+        Err(SecretsError::InvalidParameter(_))
+    ));
+}
+
+#[test]
+fn deletion_waits_for_its_window_and_can_be_undone() {
+    let f = fixture();
+    create(&f, "gone", "x");
+    assert!(matches!(f.secrets.delete("gone", Some(6), false), Err(SecretsError::InvalidParameter(_))));
+    assert!(f.secrets.delete("gone", Some(7), true).is_err(), "both options");
+    let d = f.secrets.delete("gone", Some(7), false).unwrap();
+    assert_eq!(d.deleted_ms, Some(f.clock.load(Ordering::SeqCst) + 7 * DAY));
+    assert!(matches!(f.secrets.get_value("gone", None, None), Err(SecretsError::InvalidRequest(_))));
+    assert!(matches!(
+        f.secrets.create(NewSecret { name: "gone".into(), ..NewSecret::default() }),
+        Err(SecretsError::InvalidRequest(_))
+    ));
+    f.secrets.restore("gone").unwrap();
+    assert_eq!(f.secrets.get_value("gone", None, None).unwrap().2, s("x"));
+    f.secrets.delete("gone", None, false).unwrap();
+    f.clock.fetch_add(30 * DAY, Ordering::SeqCst);
+    assert!(matches!(f.secrets.describe("gone"), Err(SecretsError::NotFound(_))));
+    // Forced: at once.
+    create(&f, "now", "x");
+    f.secrets.delete("now", None, true).unwrap();
+    assert!(matches!(f.secrets.describe("now"), Err(SecretsError::NotFound(_))));
+}
+
+#[test]
+fn a_customer_key_seals_and_its_state_decides() {
+    let f = fixture();
+    let key = f.kms.create_key(warden_kms::NewKey::default()).unwrap();
+    f.secrets
+        .create(NewSecret {
+            name: "k".into(),
+            kms_key_id: Some(key.arn.clone()),
+            value: Some(s("v")),
+            ..NewSecret::default()
+        })
+        .unwrap();
+    f.kms.set_enabled(&key.arn, false).unwrap();
+    let e = f.secrets.get_value("k", None, None).unwrap_err();
+    assert_eq!(e.code(), "DecryptionFailure");
+    assert!(e.to_string().contains("DisabledException"), "{e}");
+    f.kms.set_enabled(&key.arn, true).unwrap();
+    assert_eq!(f.secrets.get_value("k", None, None).unwrap().2, s("v"));
+    assert!(f
+        .secrets
+        .create(NewSecret {
+            name: "nokey".into(),
+            kms_key_id: Some("alias/missing".into()),
+            ..NewSecret::default()
+        })
+        .is_err());
+}
+
+#[test]
+fn version_stages_move_only_from_where_they_are() {
+    let f = fixture();
+    create(&f, "st", "a");
+    let (_, versions) = f.secrets.describe("st").unwrap();
+    let first = versions[0].id.clone();
+    let (_, pending) = f
+        .secrets
+        .put_value("st", None, &s("b"), Some(vec![AWSPENDING.into()]))
+        .unwrap();
+    assert_eq!(f.secrets.get_value("st", None, None).unwrap().2, s("a"));
+    // AWSCURRENT is on `first`: moving it without naming `first` is refused.
+    assert!(matches!(
+        f.secrets.move_version_stage("st", AWSCURRENT, None, Some(&pending.id)),
+        Err(SecretsError::InvalidParameter(_))
+    ));
+    f.secrets
+        .move_version_stage("st", AWSCURRENT, Some(&first), Some(&pending.id))
+        .unwrap();
+    assert_eq!(f.secrets.get_value("st", None, None).unwrap().2, s("b"));
+    assert_eq!(f.secrets.get_value("st", None, Some(AWSPREVIOUS)).unwrap().2, s("a"));
+    assert!(matches!(
+        f.secrets.move_version_stage("st", AWSCURRENT, Some(&pending.id), None),
+        Err(SecretsError::InvalidParameter(_))
+    ));
+}
+
+#[test]
+fn a_failed_rotation_leaves_awscurrent_and_a_successful_one_is_recorded() {
+    let f = fixture();
+    create(&f, "rot", "old");
+    let token = "11111111111111111111111111111111";
+    f.secrets.check_no_pending("rot").unwrap();
+    f.secrets
+        .put_value("rot", Some(token), &s("new"), Some(vec![AWSPENDING.into()]))
+        .unwrap();
+    assert!(f.secrets.check_no_pending("rot").is_err(), "a rotation is pending");
+    assert!(!f.secrets.finish_rotation("rot", token).unwrap());
+    assert_eq!(f.secrets.get_value("rot", None, None).unwrap().2, s("old"));
+    f.secrets.check_no_pending("rot").unwrap();
+    let token2 = "22222222222222222222222222222222";
+    f.secrets
+        .put_value("rot", Some(token2), &s("newer"), Some(vec![AWSPENDING.into()]))
+        .unwrap();
+    let (_, versions) = f.secrets.describe("rot").unwrap();
+    let current = versions.iter().find(|v| v.stages.iter().any(|s| s == AWSCURRENT)).unwrap();
+    f.secrets
+        .move_version_stage("rot", AWSCURRENT, Some(&current.id), Some(token2))
+        .unwrap();
+    assert!(f.secrets.finish_rotation("rot", token2).unwrap());
+    assert_eq!(f.secrets.get_value("rot", None, None).unwrap().2, s("newer"));
+    assert!(f.secrets.describe("rot").unwrap().0.last_rotated_ms.is_some());
+    // Scheduled: due after its interval.
+    f.secrets
+        .set_rotation(
+            "rot",
+            Rotation {
+                lambda_arn: "arn:aws:lambda:us-east-1:123456789012:function:r".into(),
+                after_days: None,
+                schedule: Some("rate(2 days)".into()),
+                next_ms: None,
+            },
+        )
+        .unwrap();
+    assert!(f.secrets.due_rotations().unwrap().is_empty());
+    f.clock.fetch_add(2 * DAY, Ordering::SeqCst);
+    assert_eq!(f.secrets.due_rotations().unwrap().len(), 1);
+    assert!(f
+        .secrets
+        .set_rotation(
+            "rot",
+            Rotation {
+                lambda_arn: "x".into(),
+                after_days: None,
+                schedule: Some("cron(0 0 * * ? *)".into()),
+                next_ms: None,
+            },
+        )
+        .is_err());
+}
+
+#[test]
+fn names_and_partial_arns_resolve_and_bad_names_do_not() {
+    let f = fixture();
+    let secret = create(&f, "app/key", "x");
+    let partial = format!("{}app/key", f.secrets.arn_prefix());
+    assert_eq!(f.secrets.resolve(&partial).unwrap().arn, secret.arn);
+    assert_eq!(f.secrets.resolve(&secret.arn).unwrap().name, "app/key");
+    for bad in ["", "sp ace", &"x".repeat(513), "semi;colon"] {
+        assert!(check_name(bad).is_err(), "{bad}");
+    }
+    assert!(matches!(f.secrets.resolve("nope"), Err(SecretsError::NotFound(_))));
+}
