@@ -48,6 +48,9 @@ pub struct Target {
     /// A KMS key's policy: then the decision is KMS's (`warden_iam::evaluate_key_policy`),
     /// where the key policy must allow the caller or delegate to the account.
     pub key_policy: Option<Arc<Policy>>,
+    /// The resource policy of another kind of resource (a secret's), combined with the
+    /// identity policies as IAM combines them.
+    pub policy: Option<Arc<Policy>>,
 }
 
 /// Caches parsed resource policies (a `ChangeCache`: emptied by change events); the store
@@ -72,7 +75,7 @@ impl Access {
         self.policies.forget(function);
     }
 
-    async fn resource_policy(
+    pub(crate) async fn resource_policy(
         &self,
         state: &ApiState,
         function: &FunctionName,
@@ -545,7 +548,7 @@ pub async fn authorize(
             (_, Some((name, version))) if target.action == "lambda:GetLayerVersion" => {
                 layer_policy(state, name, *version).await?
             }
-            _ => None,
+            _ => target.policy.clone(),
         };
         let identity_policies = match principal {
             Some(p) => state.access.identity.policies_for(p),

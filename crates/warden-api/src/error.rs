@@ -121,7 +121,7 @@ impl ApiError {
         Self::new(
             StatusCode::BAD_REQUEST,
             "UnknownService",
-            format!("Warden does not serve the `{shown}` service; it serves lambda, iam and sts"),
+            format!("Warden does not serve the `{shown}` service; it serves lambda, iam, sts, kms and secretsmanager"),
         )
     }
     /// An internal failure: logged with its detail, reported without it.

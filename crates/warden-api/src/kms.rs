@@ -109,13 +109,17 @@ fn unsupported(message: impl Into<String>) -> ApiError {
 
 /// One operation's input members: each is read once by name, and any member the operation
 /// does not define is refused.
-struct Input<'a> {
+pub(crate) struct Input<'a> {
     operation: &'static str,
     obj: &'a Map<String, Value>,
 }
 
 impl<'a> Input<'a> {
-    fn new(operation: &'static str, body: &'a Value, members: &[&str]) -> Result<Self, ApiError> {
+    pub(crate) fn new(
+        operation: &'static str,
+        body: &'a Value,
+        members: &[&str],
+    ) -> Result<Self, ApiError> {
         let obj = body
             .as_object()
             .ok_or_else(|| ApiError::serialization("the request body must be a JSON object"))?;
@@ -128,11 +132,11 @@ impl<'a> Input<'a> {
         Ok(Input { operation, obj })
     }
 
-    fn get(&self, name: &str) -> Option<&'a Value> {
+    pub(crate) fn get(&self, name: &str) -> Option<&'a Value> {
         self.obj.get(name).filter(|v| !v.is_null())
     }
 
-    fn string(&self, name: &str) -> Result<Option<&'a str>, ApiError> {
+    pub(crate) fn string(&self, name: &str) -> Result<Option<&'a str>, ApiError> {
         match self.get(name) {
             None => Ok(None),
             Some(Value::String(s)) => Ok(Some(s)),
@@ -143,7 +147,7 @@ impl<'a> Input<'a> {
         }
     }
 
-    fn required(&self, name: &str) -> Result<&'a str, ApiError> {
+    pub(crate) fn required(&self, name: &str) -> Result<&'a str, ApiError> {
         self.string(name)?.ok_or_else(|| {
             validation(format!(
                 "1 validation error detected: Value null at '{}' failed to satisfy constraint: Member must not be null",
@@ -152,7 +156,7 @@ impl<'a> Input<'a> {
         })
     }
 
-    fn integer(&self, name: &str) -> Result<Option<i64>, ApiError> {
+    pub(crate) fn integer(&self, name: &str) -> Result<Option<i64>, ApiError> {
         match self.get(name) {
             None => Ok(None),
             Some(v) => v.as_i64().map(Some).ok_or_else(|| {
@@ -161,7 +165,7 @@ impl<'a> Input<'a> {
         }
     }
 
-    fn boolean(&self, name: &str) -> Result<bool, ApiError> {
+    pub(crate) fn boolean(&self, name: &str) -> Result<bool, ApiError> {
         match self.get(name) {
             None => Ok(false),
             Some(Value::Bool(b)) => Ok(*b),
@@ -172,7 +176,7 @@ impl<'a> Input<'a> {
         }
     }
 
-    fn blob(&self, name: &str) -> Result<Option<Vec<u8>>, ApiError> {
+    pub(crate) fn blob(&self, name: &str) -> Result<Option<Vec<u8>>, ApiError> {
         match self.string(name)? {
             None => Ok(None),
             Some(s) => base64::engine::general_purpose::STANDARD
@@ -220,7 +224,7 @@ impl<'a> Input<'a> {
             .collect()
     }
 
-    fn strings(&self, name: &str) -> Result<Vec<String>, ApiError> {
+    pub(crate) fn strings(&self, name: &str) -> Result<Vec<String>, ApiError> {
         match self.get(name) {
             None => Ok(Vec::new()),
             Some(Value::Array(a)) => a
@@ -289,7 +293,7 @@ fn lower_first(s: &str) -> String {
         .unwrap_or_default()
 }
 
-fn reply(value: &Value) -> Result<Reply, ApiError> {
+pub(crate) fn reply(value: &Value) -> Result<Reply, ApiError> {
     let mut r = crate::json_response(StatusCode::OK, value);
     r.headers_mut().insert(
         http::header::CONTENT_TYPE,
@@ -298,7 +302,7 @@ fn reply(value: &Value) -> Result<Reply, ApiError> {
     Ok(r)
 }
 
-fn b64(bytes: &[u8]) -> Value {
+pub(crate) fn b64(bytes: &[u8]) -> Value {
     Value::String(base64::engine::general_purpose::STANDARD.encode(bytes))
 }
 
@@ -594,18 +598,18 @@ fn re_encrypt_targets(
     ])
 }
 
-/// Whether `principal` may have Lambda use `key` for `action` on its behalf: the key
-/// policy and the caller's policies decide, with `kms:ViaService` naming Lambda.
-pub(crate) fn allowed_via_lambda(
+/// The target of a service using `key` for `action` on a caller's behalf: the key policy
+/// decides, with `kms:ViaService` naming the service (`lambda`, `secretsmanager`).
+pub(crate) fn via_service_target(
     state: &ApiState,
-    request: &ApiRequest,
-    principal: &Principal,
+    principal: Option<&Principal>,
     key: &Key,
     action: &str,
-) -> bool {
+    service: &str,
+) -> Target {
     let mut target = on_key(
         state,
-        Some(principal),
+        principal,
         action,
         key,
         &key.arn,
@@ -613,8 +617,20 @@ pub(crate) fn allowed_via_lambda(
     );
     target.context.push((
         "kms:viaservice".into(),
-        ContextValue::String(format!("lambda.{}.amazonaws.com", state.region)),
+        ContextValue::String(format!("{service}.{}.amazonaws.com", state.region)),
     ));
+    target
+}
+
+/// Whether `principal` may have Lambda use `key` for `action` on its behalf.
+pub(crate) fn allowed_via_lambda(
+    state: &ApiState,
+    request: &ApiRequest,
+    principal: &Principal,
+    key: &Key,
+    action: &str,
+) -> bool {
+    let target = via_service_target(state, Some(principal), key, action, "lambda");
     crate::access::allowed(state, request, principal, &target)
 }
 

@@ -29,6 +29,7 @@ mod layers;
 pub mod pipeline;
 mod policy;
 pub mod routes;
+pub mod secrets;
 mod server;
 mod shape;
 mod tags;
@@ -99,6 +100,8 @@ pub struct ApiState {
     pub access: Arc<access::Access>,
     /// Keys, and everything sealed under them.
     pub kms: warden_kms::Kms,
+    /// Secrets Manager.
+    pub secrets: warden_secrets::Secrets,
 }
 
 impl ApiState {
@@ -112,6 +115,7 @@ impl ApiState {
         pipeline: Pipeline,
         access: access::Access,
         kms: warden_kms::Kms,
+        secrets: warden_secrets::Secrets,
     ) -> Self {
         let access = Arc::new(access);
         control.subscribe(Arc::new(engine.clone()));
@@ -127,6 +131,7 @@ impl ApiState {
             pipeline,
             access,
             kms,
+            secrets,
         }
     }
 

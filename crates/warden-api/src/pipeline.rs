@@ -67,12 +67,13 @@ pub struct Pipeline {
 }
 
 impl Default for Pipeline {
-    /// Warden's services: KMS's JSON 1.1 door, IAM and STS, and Lambda
+    /// Warden's services: the JSON 1.1 doors of KMS and Secrets Manager, IAM and STS, and Lambda
     /// (which takes every request the others leave).
     fn default() -> Self {
         Pipeline {
             doors: vec![
                 Arc::new(JsonDoor::new(&crate::kms::KMS)),
+                Arc::new(JsonDoor::new(&crate::secrets::SECRETS_MANAGER)),
                 Arc::new(QueryDoor),
                 Arc::new(LambdaDoor),
             ],

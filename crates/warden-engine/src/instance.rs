@@ -290,11 +290,12 @@ pub fn instance_limits(config: &FunctionVersion) -> InstanceLimits {
 }
 
 /// The services Warden serves, by the name the AWS SDKs give their service-specific
-/// endpoint variable (`AWS_ENDPOINT_URL_<NAME>`). Each instance gets one such variable per
+/// endpoint variable (`AWS_ENDPOINT_URL_<NAME>`: the service id, upper-cased, spaces as
+/// underscores, so Secrets Manager is `SECRETS_MANAGER`). Each instance gets one such variable per
 /// entry, pointing at Warden, and no global `AWS_ENDPOINT_URL`: an SDK call to any other
 /// service (S3, DynamoDB...) then goes where it would go on Lambda instead of to Warden.
 /// A service Warden starts serving adds its entry here, and nowhere else.
-pub const SERVED_SERVICES: &[&str] = &["LAMBDA", "IAM", "STS", "KMS", "SECRETSMANAGER"];
+pub const SERVED_SERVICES: &[&str] = &["LAMBDA", "IAM", "STS", "KMS", "SECRETS_MANAGER"];
 
 /// Builds the process Lambda would start for `config`, complete: the program and its
 /// arguments, and every environment variable (the function's own, Lambda's, the Runtime

@@ -17,8 +17,8 @@ mod store;
 
 pub use error::SecretsError;
 pub use service::{
-    check_name, NewSecret, Rotation, Secret, SecretValue, Secrets, Version, AWSCURRENT,
-    AWSPENDING, AWSPREVIOUS, MAX_SECRET_BYTES,
+    check_name, NewSecret, Rotation, Secret, SecretValue, Secrets, Version, AWSCURRENT, AWSPENDING,
+    AWSPREVIOUS, MAX_SECRET_BYTES,
 };
 
 #[cfg(test)]

@@ -52,7 +52,11 @@ impl Rotation {
         if let Some(days) = self.after_days {
             return Some(i64::from(days) * DAY_MS);
         }
-        let inner = self.schedule.as_deref()?.strip_prefix("rate(")?.strip_suffix(')')?;
+        let inner = self
+            .schedule
+            .as_deref()?
+            .strip_prefix("rate(")?
+            .strip_suffix(')')?;
         let (n, unit) = inner.split_once(' ')?;
         let n: i64 = n.parse().ok().filter(|n| *n > 0)?;
         match unit {
@@ -151,7 +155,9 @@ impl SecretValue {
     fn decode(bytes: &[u8]) -> Option<SecretValue> {
         let (&tag, rest) = bytes.split_first()?;
         match tag {
-            0 => String::from_utf8(rest.to_vec()).ok().map(SecretValue::String),
+            0 => String::from_utf8(rest.to_vec())
+                .ok()
+                .map(SecretValue::String),
             1 => Some(SecretValue::Binary(rest.to_vec())),
             _ => None,
         }
@@ -250,8 +256,19 @@ pub struct Secrets {
 
 impl Secrets {
     /// Opens the service on `DATA_DIR/secrets.db`, sealing values with `kms`.
-    pub fn open(data_dir: &Path, kms: Kms, account: &str, region: &str) -> Result<Self, SecretsError> {
-        Self::open_with_clock(data_dir, kms, account, region, Arc::new(warden_types::now_millis))
+    pub fn open(
+        data_dir: &Path,
+        kms: Kms,
+        account: &str,
+        region: &str,
+    ) -> Result<Self, SecretsError> {
+        Self::open_with_clock(
+            data_dir,
+            kms,
+            account,
+            region,
+            Arc::new(warden_types::now_millis),
+        )
     }
 
     /// [`Secrets::open`] with a clock of the caller's.
@@ -316,14 +333,24 @@ impl Secrets {
         Ok(())
     }
 
-    fn seal(&self, secret: &Secret, version: &str, value: &SecretValue) -> Result<Vec<u8>, SecretsError> {
+    fn seal(
+        &self,
+        secret: &Secret,
+        version: &str,
+        value: &SecretValue,
+    ) -> Result<Vec<u8>, SecretsError> {
         let context = value_context(&secret.arn, version);
         envelope::seal(&self.inner.kms, secret.key_ref(), &context, &value.encode())
             .map(|(blob, _)| blob)
             .map_err(|e| SecretsError::kms("EncryptionFailure", e))
     }
 
-    fn open_value(&self, secret: &Secret, version: &str, sealed: &[u8]) -> Result<SecretValue, SecretsError> {
+    fn open_value(
+        &self,
+        secret: &Secret,
+        version: &str,
+        sealed: &[u8],
+    ) -> Result<SecretValue, SecretsError> {
         let context = value_context(&secret.arn, version);
         let plain = envelope::open(&self.inner.kms, &context, sealed)
             .map_err(|e| SecretsError::kms("DecryptionFailure", e))?;
@@ -343,7 +370,9 @@ impl Secrets {
             check_value(v)?;
         }
         if new.tags.len() > MAX_TAGS {
-            return Err(SecretsError::InvalidParameter(format!("A secret has at most {MAX_TAGS} tags")));
+            return Err(SecretsError::InvalidParameter(format!(
+                "A secret has at most {MAX_TAGS} tags"
+            )));
         }
         if let Some(key) = &new.kms_key_id {
             self.inner
@@ -471,8 +500,8 @@ impl Secrets {
                         }
                     ))
                 })?;
-            let sealed = store::sealed_value(tx, &secret.arn, &version.id)?
-                .ok_or_else(not_found)?;
+            let sealed =
+                store::sealed_value(tx, &secret.arn, &version.id)?.ok_or_else(not_found)?;
             let value = self.open_value(&secret, &version.id, &sealed)?;
             let day = now - now.rem_euclid(DAY_MS);
             if secret.last_accessed_ms != Some(day) {
@@ -516,7 +545,8 @@ impl Secrets {
                     return Ok((secret, existing.clone()));
                 }
                 return Err(SecretsError::Exists(
-                    "You can't modify an existing version, you can only create a new version.".into(),
+                    "You can't modify an existing version, you can only create a new version."
+                        .into(),
                 ));
             }
             let version = Version {
@@ -588,7 +618,12 @@ impl Secrets {
 
     /// `DeleteSecret`: scheduled after `window_days` (7-30, default 30), or at once with
     /// `force`.
-    pub fn delete(&self, id: &str, window_days: Option<i64>, force: bool) -> Result<Secret, SecretsError> {
+    pub fn delete(
+        &self,
+        id: &str,
+        window_days: Option<i64>,
+        force: bool,
+    ) -> Result<Secret, SecretsError> {
         if force && window_days.is_some() {
             return Err(SecretsError::InvalidParameter(
                 "You can't use ForceDeleteWithoutRecovery in conjunction with RecoveryWindowInDays.".into(),
@@ -706,7 +741,9 @@ impl Secrets {
                 }
             }
             if s.tags.len() > MAX_TAGS {
-                return Err(SecretsError::InvalidParameter(format!("A secret has at most {MAX_TAGS} tags")));
+                return Err(SecretsError::InvalidParameter(format!(
+                    "A secret has at most {MAX_TAGS} tags"
+                )));
             }
             Ok(())
         })
@@ -727,7 +764,10 @@ impl Secrets {
                 "RotationRules needs AutomaticallyAfterDays (1-1000) or a ScheduleExpression of the form rate(N days) or rate(N hours)".into(),
             ));
         };
-        if rotation.after_days.is_some_and(|d| !(1..=1000).contains(&d)) {
+        if rotation
+            .after_days
+            .is_some_and(|d| !(1..=1000).contains(&d))
+        {
             return Err(SecretsError::InvalidParameter(
                 "AutomaticallyAfterDays must be from 1 to 1000".into(),
             ));
@@ -777,8 +817,12 @@ impl Secrets {
                 .any(|v| v.id == token && v.stages.iter().any(|s| s == AWSCURRENT));
             for v in &versions {
                 if v.stages.iter().any(|s| s == AWSPENDING) {
-                    let stages: Vec<String> =
-                        v.stages.iter().filter(|s| *s != AWSPENDING).cloned().collect();
+                    let stages: Vec<String> = v
+                        .stages
+                        .iter()
+                        .filter(|s| *s != AWSPENDING)
+                        .cloned()
+                        .collect();
                     store::set_stages(tx, &secret.arn, &v.id, &stages)?;
                 }
             }
@@ -803,7 +847,12 @@ impl Secrets {
             .list(false)?
             .into_iter()
             .map(|(s, _)| s)
-            .filter(|s| s.rotation.as_ref().and_then(|r| r.next_ms).is_some_and(|n| n <= now))
+            .filter(|s| {
+                s.rotation
+                    .as_ref()
+                    .and_then(|r| r.next_ms)
+                    .is_some_and(|n| n <= now)
+            })
             .collect())
     }
 
@@ -841,7 +890,12 @@ fn lookup(tx: &rusqlite::Transaction<'_>, prefix: &str, id: &str) -> Result<Secr
 
 /// Moves `stage` to version `to` from whichever version had it; `AWSCURRENT` leaving a
 /// version makes that version `AWSPREVIOUS`.
-fn move_stage(tx: &rusqlite::Transaction<'_>, arn: &str, stage: &str, to: &str) -> Result<(), SecretsError> {
+fn move_stage(
+    tx: &rusqlite::Transaction<'_>,
+    arn: &str,
+    stage: &str,
+    to: &str,
+) -> Result<(), SecretsError> {
     let versions = store::versions(tx, arn)?;
     let from = versions
         .iter()
@@ -851,7 +905,12 @@ fn move_stage(tx: &rusqlite::Transaction<'_>, arn: &str, stage: &str, to: &str) 
         if stage == AWSCURRENT {
             for v in &versions {
                 if v.stages.iter().any(|s| s == AWSPREVIOUS) && v.id != *from {
-                    let stages: Vec<String> = v.stages.iter().filter(|s| *s != AWSPREVIOUS).cloned().collect();
+                    let stages: Vec<String> = v
+                        .stages
+                        .iter()
+                        .filter(|s| *s != AWSPREVIOUS)
+                        .cloned()
+                        .collect();
                     store::set_stages(tx, arn, &v.id, &stages)?;
                 }
             }

@@ -75,7 +75,10 @@ impl SecretsStore {
 }
 
 /// The secret with this exact name or ARN.
-pub(crate) fn find(tx: &Transaction<'_>, name_or_arn: &str) -> Result<Option<Secret>, SecretsError> {
+pub(crate) fn find(
+    tx: &Transaction<'_>,
+    name_or_arn: &str,
+) -> Result<Option<Secret>, SecretsError> {
     let ctx = "reading a secret";
     let text: Option<String> = tx
         .query_row(
@@ -226,7 +229,11 @@ pub(crate) fn touch_version(
     Ok(())
 }
 
-pub(crate) fn delete_version(tx: &Transaction<'_>, arn: &str, version: &str) -> Result<(), SecretsError> {
+pub(crate) fn delete_version(
+    tx: &Transaction<'_>,
+    arn: &str,
+    version: &str,
+) -> Result<(), SecretsError> {
     tx.execute(
         "DELETE FROM versions WHERE arn = ?1 AND version_id = ?2",
         params![arn, version],

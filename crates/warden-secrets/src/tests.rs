@@ -61,21 +61,35 @@ fn create(f: &Fixture, name: &str, value: &str) -> Secret {
 fn values_are_sealed_and_stages_move_as_secrets_manager_moves_them() {
     let f = fixture();
     let secret = create(&f, "db/password", "marker-first-0c1f");
-    assert!(secret.arn.starts_with("arn:aws:secretsmanager:us-east-1:123456789012:secret:db/password-"));
-    assert_eq!(secret.arn.len(), secret.arn.find("db/password-").unwrap() + "db/password-".len() + 6);
+    assert!(secret
+        .arn
+        .starts_with("arn:aws:secretsmanager:us-east-1:123456789012:secret:db/password-"));
+    assert_eq!(
+        secret.arn.len(),
+        secret.arn.find("db/password-").unwrap() + "db/password-".len() + 6
+    );
     let (_, v1, value) = f.secrets.get_value("db/password", None, None).unwrap();
     assert_eq!(value, s("marker-first-0c1f"));
     assert_eq!(v1.stages, [AWSCURRENT]);
     // A second value: it becomes current, the first previous.
-    let (_, v2) = f.secrets.put_value(&secret.arn, None, &s("second"), None).unwrap();
+    let (_, v2) = f
+        .secrets
+        .put_value(&secret.arn, None, &s("second"), None)
+        .unwrap();
     let (_, versions) = f.secrets.describe("db/password").unwrap();
     let stages = |id: &str| versions.iter().find(|v| v.id == id).unwrap().stages.clone();
     assert_eq!(stages(&v2.id), [AWSCURRENT]);
     assert_eq!(stages(&v1.id), [AWSPREVIOUS]);
-    let (_, _, prev) = f.secrets.get_value("db/password", None, Some(AWSPREVIOUS)).unwrap();
+    let (_, _, prev) = f
+        .secrets
+        .get_value("db/password", None, Some(AWSPREVIOUS))
+        .unwrap();
     assert_eq!(prev, s("marker-first-0c1f"));
     // A third: the first loses AWSPREVIOUS.
-    let (_, v3) = f.secrets.put_value("db/password", None, &s("third"), None).unwrap();
+    let (_, v3) = f
+        .secrets
+        .put_value("db/password", None, &s("third"), None)
+        .unwrap();
     let (_, versions) = f.secrets.describe("db/password").unwrap();
     let stages = |id: &str| versions.iter().find(|v| v.id == id).unwrap().stages.clone();
     assert!(stages(&v1.id).is_empty());
@@ -94,8 +108,14 @@ fn tokens_make_puts_idempotent_and_versions_immutable() {
     let f = fixture();
     create(&f, "t", "a");
     let token = "0123456789abcdef0123456789abcdef";
-    let (_, v) = f.secrets.put_value("t", Some(token), &s("b"), None).unwrap();
-    let (_, again) = f.secrets.put_value("t", Some(token), &s("b"), None).unwrap();
+    let (_, v) = f
+        .secrets
+        .put_value("t", Some(token), &s("b"), None)
+        .unwrap();
+    let (_, again) = f
+        .secrets
+        .put_value("t", Some(token), &s("b"), None)
+        .unwrap();
     assert_eq!(v, again);
     assert!(matches!(
         f.secrets.put_value("t", Some(token), &s("c"), None),
@@ -116,24 +136,42 @@ fn tokens_make_puts_idempotent_and_versions_immutable() {
 fn deletion_waits_for_its_window_and_can_be_undone() {
     let f = fixture();
     create(&f, "gone", "x");
-    assert!(matches!(f.secrets.delete("gone", Some(6), false), Err(SecretsError::InvalidParameter(_))));
-    assert!(f.secrets.delete("gone", Some(7), true).is_err(), "both options");
+    assert!(matches!(
+        f.secrets.delete("gone", Some(6), false),
+        Err(SecretsError::InvalidParameter(_))
+    ));
+    assert!(
+        f.secrets.delete("gone", Some(7), true).is_err(),
+        "both options"
+    );
     let d = f.secrets.delete("gone", Some(7), false).unwrap();
     assert_eq!(d.deleted_ms, Some(f.clock.load(Ordering::SeqCst) + 7 * DAY));
-    assert!(matches!(f.secrets.get_value("gone", None, None), Err(SecretsError::InvalidRequest(_))));
     assert!(matches!(
-        f.secrets.create(NewSecret { name: "gone".into(), ..NewSecret::default() }),
+        f.secrets.get_value("gone", None, None),
+        Err(SecretsError::InvalidRequest(_))
+    ));
+    assert!(matches!(
+        f.secrets.create(NewSecret {
+            name: "gone".into(),
+            ..NewSecret::default()
+        }),
         Err(SecretsError::InvalidRequest(_))
     ));
     f.secrets.restore("gone").unwrap();
     assert_eq!(f.secrets.get_value("gone", None, None).unwrap().2, s("x"));
     f.secrets.delete("gone", None, false).unwrap();
     f.clock.fetch_add(30 * DAY, Ordering::SeqCst);
-    assert!(matches!(f.secrets.describe("gone"), Err(SecretsError::NotFound(_))));
+    assert!(matches!(
+        f.secrets.describe("gone"),
+        Err(SecretsError::NotFound(_))
+    ));
     // Forced: at once.
     create(&f, "now", "x");
     f.secrets.delete("now", None, true).unwrap();
-    assert!(matches!(f.secrets.describe("now"), Err(SecretsError::NotFound(_))));
+    assert!(matches!(
+        f.secrets.describe("now"),
+        Err(SecretsError::NotFound(_))
+    ));
 }
 
 #[test]
@@ -177,16 +215,24 @@ fn version_stages_move_only_from_where_they_are() {
     assert_eq!(f.secrets.get_value("st", None, None).unwrap().2, s("a"));
     // AWSCURRENT is on `first`: moving it without naming `first` is refused.
     assert!(matches!(
-        f.secrets.move_version_stage("st", AWSCURRENT, None, Some(&pending.id)),
+        f.secrets
+            .move_version_stage("st", AWSCURRENT, None, Some(&pending.id)),
         Err(SecretsError::InvalidParameter(_))
     ));
     f.secrets
         .move_version_stage("st", AWSCURRENT, Some(&first), Some(&pending.id))
         .unwrap();
     assert_eq!(f.secrets.get_value("st", None, None).unwrap().2, s("b"));
-    assert_eq!(f.secrets.get_value("st", None, Some(AWSPREVIOUS)).unwrap().2, s("a"));
+    assert_eq!(
+        f.secrets
+            .get_value("st", None, Some(AWSPREVIOUS))
+            .unwrap()
+            .2,
+        s("a")
+    );
     assert!(matches!(
-        f.secrets.move_version_stage("st", AWSCURRENT, Some(&pending.id), None),
+        f.secrets
+            .move_version_stage("st", AWSCURRENT, Some(&pending.id), None),
         Err(SecretsError::InvalidParameter(_))
     ));
 }
@@ -200,22 +246,42 @@ fn a_failed_rotation_leaves_awscurrent_and_a_successful_one_is_recorded() {
     f.secrets
         .put_value("rot", Some(token), &s("new"), Some(vec![AWSPENDING.into()]))
         .unwrap();
-    assert!(f.secrets.check_no_pending("rot").is_err(), "a rotation is pending");
+    assert!(
+        f.secrets.check_no_pending("rot").is_err(),
+        "a rotation is pending"
+    );
     assert!(!f.secrets.finish_rotation("rot", token).unwrap());
     assert_eq!(f.secrets.get_value("rot", None, None).unwrap().2, s("old"));
     f.secrets.check_no_pending("rot").unwrap();
     let token2 = "22222222222222222222222222222222";
     f.secrets
-        .put_value("rot", Some(token2), &s("newer"), Some(vec![AWSPENDING.into()]))
+        .put_value(
+            "rot",
+            Some(token2),
+            &s("newer"),
+            Some(vec![AWSPENDING.into()]),
+        )
         .unwrap();
     let (_, versions) = f.secrets.describe("rot").unwrap();
-    let current = versions.iter().find(|v| v.stages.iter().any(|s| s == AWSCURRENT)).unwrap();
+    let current = versions
+        .iter()
+        .find(|v| v.stages.iter().any(|s| s == AWSCURRENT))
+        .unwrap();
     f.secrets
         .move_version_stage("rot", AWSCURRENT, Some(&current.id), Some(token2))
         .unwrap();
     assert!(f.secrets.finish_rotation("rot", token2).unwrap());
-    assert_eq!(f.secrets.get_value("rot", None, None).unwrap().2, s("newer"));
-    assert!(f.secrets.describe("rot").unwrap().0.last_rotated_ms.is_some());
+    assert_eq!(
+        f.secrets.get_value("rot", None, None).unwrap().2,
+        s("newer")
+    );
+    assert!(f
+        .secrets
+        .describe("rot")
+        .unwrap()
+        .0
+        .last_rotated_ms
+        .is_some());
     // Scheduled: due after its interval.
     f.secrets
         .set_rotation(
@@ -255,5 +321,8 @@ fn names_and_partial_arns_resolve_and_bad_names_do_not() {
     for bad in ["", "sp ace", &"x".repeat(513), "semi;colon"] {
         assert!(check_name(bad).is_err(), "{bad}");
     }
-    assert!(matches!(f.secrets.resolve("nope"), Err(SecretsError::NotFound(_))));
+    assert!(matches!(
+        f.secrets.resolve("nope"),
+        Err(SecretsError::NotFound(_))
+    ));
 }

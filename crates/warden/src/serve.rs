@@ -251,6 +251,8 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         .start_collector(Arc::clone(&store), BLOB_SWEEP_PERIOD)
         .context("cannot start the code blob collector")?;
     let identity = warden_identity::Identity::open_with_key(&data_dir, master, account.as_str())?;
+    let secrets =
+        warden_secrets::Secrets::open(&data_dir, kms.clone(), account.as_str(), region.as_str())?;
     bootstrap_admin(&identity, &data_dir)?;
 
     // Which interpreter serves each managed runtime, and Warden's bootstraps for them.
@@ -340,6 +342,11 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
             warden_api::Pipeline::default(),
             warden_api::access::Access::new(identity.clone()),
             kms,
+            secrets,
+        ));
+        let rotations = tokio::spawn(warden_api::secrets::rotation_scheduler(
+            Arc::clone(&state),
+            ROTATION_CHECK_PERIOD,
         ));
         tracing::info!(
             address = %local,
@@ -360,6 +367,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         warden_api::serve(listener, state, serve_options, shutdown_signal()).await;
         tracing::info!("shutting down");
         key_usage.abort();
+        rotations.abort();
         flush_key_usage(identity.clone()).await;
         engine.shutdown(ASYNC_SHUTDOWN_GRACE).await;
         anyhow::Ok(())
@@ -507,6 +515,9 @@ fn bootstrap_admin(
 /// How often unused code blobs are collected even when nothing asked for it (deletes,
 /// code updates and ended instances ask).
 const BLOB_SWEEP_PERIOD: Duration = Duration::from_secs(600);
+
+/// How often scheduled secret rotations are looked for.
+const ROTATION_CHECK_PERIOD: Duration = Duration::from_secs(60);
 
 /// The execution role `warden function deploy` uses when given none.
 const DEFAULT_ROLE_NAME: &str = "warden-default";

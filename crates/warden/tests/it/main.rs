@@ -30,4 +30,5 @@ mod pipeline;
 mod python_runtime;
 mod runtimes;
 mod sandbox;
+mod secrets;
 mod warden_cli;
