@@ -183,14 +183,63 @@ pub async fn create(state: &ApiState, request: &ApiRequest) -> Result<Reply, Api
             .transpose()?
             .unwrap_or_default(),
     };
+    let findings = hygiene(Some(&command.environment));
+    let name = command.name.clone();
     let shown = state
         .control
         .create_function(command, &RequestCaller::new(state, request))
         .await?;
-    Ok(json_response(
+    let response = json_response(
         StatusCode::CREATED,
         &shape::configuration(state, request, &shown),
-    ))
+    );
+    warn_of(state, &name, findings, response).await
+}
+
+/// Plain environment values that look like secrets: `(variable, why)`; `None` when the
+/// request set no environment. Never the values.
+fn hygiene(environment: Option<&Environment>) -> Option<Vec<(String, String)>> {
+    environment.map(|e| {
+        e.variables()
+            .iter()
+            .filter_map(|(k, v)| {
+                warden_types::hygiene::likely_secret(k, v).map(|r| (k.clone(), r.to_string()))
+            })
+            .collect()
+    })
+}
+
+/// Records the hygiene findings of a function's new environment (replacing the old ones)
+/// and warns the caller of them in a `Warning` header; the values are never shown.
+async fn warn_of(
+    state: &ApiState,
+    name: &warden_types::FunctionName,
+    findings: Option<Vec<(String, String)>>,
+    mut response: Reply,
+) -> Result<Reply, ApiError> {
+    let Some(findings) = findings else {
+        return Ok(response);
+    };
+    state
+        .control
+        .record_environment_findings(name, &findings)
+        .await?;
+    if findings.is_empty() {
+        return Ok(response);
+    }
+    let listed: Vec<String> = findings
+        .iter()
+        .map(|(var, why)| format!("{var} ({why})"))
+        .collect();
+    tracing::warn!(function = %name, variables = %listed.join(", "), "plain environment values look like secrets");
+    let text = format!(
+        "199 warden \"environment variables that look like secrets: {}; keep secrets in Secrets Manager\"",
+        listed.join(", ")
+    );
+    if let Ok(value) = http::HeaderValue::from_str(&text) {
+        response.headers_mut().insert(http::header::WARNING, value);
+    }
+    Ok(response)
 }
 
 /// `GetFunction` (`full`) and `GetFunctionConfiguration`: callers need the operation's
@@ -414,21 +463,23 @@ pub async fn update_configuration(
             .map(shape::logging_settings)
             .transpose()?,
     };
+    let findings = hygiene(change.environment.as_ref());
     let shown = state
         .control
         .update_function_configuration(
             UpdateFunctionConfiguration {
-                name,
+                name: name.clone(),
                 change,
                 revision_id: input.revision_id,
             },
             &RequestCaller::new(state, request),
         )
         .await?;
-    Ok(json_response(
+    let response = json_response(
         StatusCode::OK,
         &shape::configuration(state, request, &shown),
-    ))
+    );
+    warn_of(state, &name, findings, response).await
 }
 
 /// `PublishVersion`: callers need `lambda:PublishVersion` on the function. Publishes

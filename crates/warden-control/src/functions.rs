@@ -361,6 +361,35 @@ impl Control {
         self.opened(published?)
     }
 
+    /// Records the secret-hygiene findings of a function's environment (variable names and
+    /// reasons, never values), replacing earlier ones, for posture checks to read
+    /// (`finding/environment/NAME` in the store's settings). Callers: the API, after a
+    /// command that set the environment succeeded.
+    pub async fn record_environment_findings(
+        &self,
+        name: &FunctionName,
+        findings: &[(String, String)],
+    ) -> Result<(), ControlError> {
+        let key = format!("finding/environment/{name}");
+        let value = serde_json::json!(findings
+            .iter()
+            .map(|(variable, reason)| serde_json::json!({ "variable": variable, "reason": reason }))
+            .collect::<Vec<_>>())
+        .to_string();
+        self.blocking(move |inner| Ok(inner.store.put_setting(&key, &value)?))
+            .await
+    }
+
+    /// The recorded secret-hygiene findings of a function's environment.
+    pub async fn environment_findings(
+        &self,
+        name: &FunctionName,
+    ) -> Result<Option<String>, ControlError> {
+        let key = format!("finding/environment/{name}");
+        self.blocking(move |inner| Ok(inner.store.get_setting(&key)?))
+            .await
+    }
+
     /// `UpdateFunctionConfiguration`. Callers: the API, once the caller is allowed
     /// `lambda:UpdateFunctionConfiguration` on the function (a function policy can never
     /// grant it). A new role passes the role step (`iam:PassRole` through `caller`, trust

@@ -821,3 +821,29 @@ async fn layer_versions_are_listed_a_page_at_a_time_with_their_filters() {
     assert_eq!(layers.len(), 1);
     assert_eq!(layers[0].version, 28);
 }
+
+#[tokio::test]
+async fn environment_findings_are_recorded_by_name_and_replaced() {
+    let f = fixture();
+    let n = name("f");
+    assert_eq!(f.control.environment_findings(&n).await.unwrap(), None);
+    let findings = [(
+        "DB_PASSWORD".to_owned(),
+        "a value in a variable named like a secret".to_owned(),
+    )];
+    f.control
+        .record_environment_findings(&n, &findings)
+        .await
+        .unwrap();
+    let stored: serde_json::Value =
+        serde_json::from_str(&f.control.environment_findings(&n).await.unwrap().unwrap()).unwrap();
+    assert_eq!(stored[0]["variable"], "DB_PASSWORD");
+    f.control
+        .record_environment_findings(&n, &[])
+        .await
+        .unwrap();
+    assert_eq!(
+        f.control.environment_findings(&n).await.unwrap().as_deref(),
+        Some("[]")
+    );
+}

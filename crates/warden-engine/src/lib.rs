@@ -734,6 +734,7 @@ impl Engine {
         let started_instance = LogCapture::start(
             config.name.clone(),
             logs::PlatformLines::of(&config.logging),
+            warden_types::hygiene::Redactor::of(environment),
             inner.logs.clone(),
             stdout,
             stderr,
@@ -1163,6 +1164,7 @@ mod tests {
         let logs = LogCapture::start(
             name,
             logs::PlatformLines::Text,
+            Default::default(),
             LogSink::start(store, LogLimits::default()),
             out_r.into(),
             err_r.into(),

@@ -575,6 +575,8 @@ struct Current {
 pub struct LogCapture {
     function: FunctionName,
     lines: PlatformLines,
+    /// Replaces the function's secret environment values in its own lines.
+    redactor: warden_types::hygiene::Redactor,
     sink: LogSink,
     bucket: Arc<RateBucket>,
     current: Mutex<Current>,
@@ -601,6 +603,7 @@ impl LogCapture {
     pub fn start(
         function: FunctionName,
         lines: PlatformLines,
+        redactor: warden_types::hygiene::Redactor,
         sink: LogSink,
         stdout: OwnedFd,
         stderr: OwnedFd,
@@ -609,6 +612,7 @@ impl LogCapture {
             bucket: sink.bucket(&function),
             function,
             lines,
+            redactor,
             sink,
             current: Mutex::new(Current::default()),
             streams: Some([
@@ -636,6 +640,7 @@ impl LogCapture {
             bucket: sink.bucket(&function),
             function,
             lines,
+            redactor: Default::default(),
             sink,
             current: Mutex::new(Current::default()),
             streams: None,
@@ -737,7 +742,9 @@ impl LogCapture {
         // Lambda's convention for one log event that spans several lines (a traceback):
         // the runtime writes its line breaks as carriage returns; they are line breaks
         // again in the stored event.
-        let text = String::from_utf8_lossy(bytes).replace('\r', "\n");
+        let text = self
+            .redactor
+            .apply(String::from_utf8_lossy(bytes).replace('\r', "\n"));
         let size = text.len() + 1;
         let mut current = lock(&self.current);
         match mode {

@@ -9,6 +9,7 @@ pub mod cache;
 pub mod change;
 pub mod config;
 pub mod function;
+pub mod hygiene;
 pub mod identity;
 pub mod layer;
 pub mod limits;

@@ -92,6 +92,7 @@ fn capture_as(
     let capture = LogCapture::start(
         name(f),
         lines,
+        Default::default(),
         sink.clone(),
         out_rx.into_blocking_fd().unwrap(),
         err_rx.into_blocking_fd().unwrap(),

@@ -1,6 +1,8 @@
 //! KMS through the real AWS CLI and boto3: keys, aliases, encryption and its errors, key
 //! policies as KMS decides them, rotation, and environments sealed at rest.
 
+use std::time::Duration;
+
 use serde_json::{json, Value};
 
 use crate::harness::{aws_as, fixture_bin, unb64, user_with_policy, zip_dir, Server, EXEC_ROLE};
@@ -802,4 +804,64 @@ fn a_kill_9_after_an_acknowledged_key_rotation_loses_nothing() {
         ]);
         assert_eq!(unb64(out["Plaintext"].as_str().unwrap()), text.as_bytes());
     }
+}
+
+#[test]
+fn plain_secrets_in_environments_are_flagged_and_redacted_from_logs() {
+    let s = Server::start();
+    let secret = "hunter2-Pa55word";
+    let body = json!({
+        "FunctionName": "leaky", "Runtime": "provided.al2023", "Handler": "bootstrap",
+        "Role": EXEC_ROLE,
+        "Code": { "ZipFile": crate::harness::b64(&std::fs::read(crate::harness::fixture_zip()).unwrap()) },
+        "Environment": { "Variables": { "DB_PASSWORD": secret, "TABLE": "orders" } },
+    });
+    let (status, headers, response) = s.http(
+        "POST",
+        "/2015-03-31/functions",
+        &[("content-type", "application/json")],
+        body.to_string().as_bytes(),
+    );
+    assert_eq!(status, 201, "{}", String::from_utf8_lossy(&response));
+    let warning = headers
+        .iter()
+        .find(|(k, _)| k == "warning")
+        .map(|(_, v)| v.clone())
+        .expect("a Warning header");
+    assert!(warning.contains("DB_PASSWORD"), "{warning}");
+    assert!(!warning.contains("TABLE"), "{warning}");
+    assert!(
+        !warning.contains(secret),
+        "the value is never shown: {warning}"
+    );
+    // The function prints its secret: the stored log line has it redacted.
+    let payload = json!({"action": "print", "text": format!("connecting with {secret} to orders")});
+    let (status, _, _) = s.http(
+        "POST",
+        "/2015-03-31/functions/leaky/invocations",
+        &[],
+        payload.to_string().as_bytes(),
+    );
+    assert_eq!(status, 200);
+    let lines = s.wait_logs("leaky", Duration::from_secs(10), |l| {
+        l.iter().any(|l| l.starts_with("REPORT"))
+    });
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains("connecting with **** to orders")),
+        "{lines:?}"
+    );
+    assert!(lines.iter().all(|l| !l.contains(secret)), "{lines:?}");
+    // A configuration without such values clears the warning.
+    let (status, headers, _) = s.http(
+        "PUT",
+        "/2015-03-31/functions/leaky/configuration",
+        &[("content-type", "application/json")],
+        json!({"Environment": {"Variables": {"TABLE": "orders"}}})
+            .to_string()
+            .as_bytes(),
+    );
+    assert_eq!(status, 200);
+    assert!(headers.iter().all(|(k, _)| k != "warning"), "{headers:?}");
 }
