@@ -8,7 +8,9 @@
 //! `cargo xtask bench --runtimes [--cold N] [--seconds N]` for the managed runtimes: Python
 //! and Node.js cold starts on Warden's bootstraps beside Python on the reference client
 //! (`awslambdaric`, brought by the function through `AWS_LAMBDA_EXEC_WRAPPER`), and a warm
-//! Python echo beside the Rust one.
+//! Python echo beside the Rust one, or `cargo xtask bench --kms [--seconds N] [--cold N]`
+//! for KMS `Encrypt` and `Decrypt` of 1 KB through the API and cold starts of a function
+//! with and without a sealed environment.
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;
@@ -38,6 +40,17 @@ impl Server {
         headers: &[(&str, &str)],
         body: &[u8],
     ) -> Result<http::Request<Vec<u8>>> {
+        self.signed_for("lambda", method, path, headers, body)
+    }
+
+    fn signed_for(
+        &self,
+        service: &str,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: &[u8],
+    ) -> Result<http::Request<Vec<u8>>> {
         let mut b = http::Request::builder()
             .method(method)
             .uri(format!("{}{path}", self.endpoint));
@@ -50,7 +63,7 @@ impl Server {
             body,
             &self.creds,
             "us-east-1",
-            "lambda",
+            service,
             std::time::SystemTime::now(),
         )?;
         Ok(req)
@@ -328,6 +341,112 @@ fn create_function(server: &Server, root: &Path, name: &str) -> Result<()> {
     Ok(())
 }
 
+/// `cargo xtask bench --kms`: `Encrypt` and `Decrypt` of 1 KB through the API (one signed
+/// request replayed by `wrk`, as for invokes), and cold starts of the same function without
+/// and with a sealed environment of ten variables.
+fn kms(root: &Path, extra: &[String], cold: usize, seconds: u32) -> Result<()> {
+    let server = start(root, extra)?;
+    let call = |target: &str, body: &serde_json::Value| -> Result<serde_json::Value> {
+        let request = server.signed_for(
+            "kms",
+            "POST",
+            "/",
+            &[
+                ("content-type", "application/x-amz-json-1.1"),
+                ("x-amz-target", target),
+            ],
+            body.to_string().as_bytes(),
+        )?;
+        let r = agent().run(request)?;
+        let text = r.into_body().read_to_string()?;
+        Ok(serde_json::from_str(&text)?)
+    };
+    let key = call("TrentService.CreateKey", &serde_json::json!({}))?["KeyMetadata"]["Arn"]
+        .as_str()
+        .context("CreateKey answered no key")?
+        .to_owned();
+    let plaintext = base64::engine::general_purpose::STANDARD.encode([7u8; 1024]);
+    let encrypt = serde_json::json!({ "KeyId": key, "Plaintext": plaintext });
+    let blob = call("TrentService.Encrypt", &encrypt)?["CiphertextBlob"]
+        .as_str()
+        .context("Encrypt answered no blob")?
+        .to_owned();
+    let decrypt = serde_json::json!({ "CiphertextBlob": blob });
+    let mut rows = Vec::new();
+    for (name, target, body) in [
+        ("Encrypt 1 KB", "TrentService.Encrypt", &encrypt),
+        ("Decrypt 1 KB", "TrentService.Decrypt", &decrypt),
+    ] {
+        for connections in [1u32, 8] {
+            let signed = server.signed_for(
+                "kms",
+                "POST",
+                "/",
+                &[
+                    ("content-type", "application/x-amz-json-1.1"),
+                    ("x-amz-target", target),
+                ],
+                body.to_string().as_bytes(),
+            )?;
+            let out = wrk_request(
+                &server,
+                signed,
+                body.to_string().as_bytes(),
+                connections.min(2),
+                connections,
+                seconds,
+            )?;
+            rows.push(format!(
+                "{name}, {connections} connection{}: p50 {}  p99 {}  {} ops/s",
+                if connections == 1 { "" } else { "s" },
+                pick(&out, "50%"),
+                pick(&out, "99%"),
+                pick(&out, "Requests/sec:")
+            ));
+        }
+    }
+    create_function(&server, root, "plain")?;
+    create_function(&server, root, "sealed")?;
+    let variables: serde_json::Map<String, serde_json::Value> = (0..10)
+        .map(|i| {
+            (
+                format!("VAR_{i}"),
+                serde_json::json!(format!("value-{i}-{}", "x".repeat(40))),
+            )
+        })
+        .collect();
+    server.send(
+        "PUT",
+        "/2015-03-31/functions/sealed/configuration",
+        &[],
+        serde_json::json!({ "Environment": { "Variables": variables } })
+            .to_string()
+            .as_bytes(),
+    )?;
+    let (mut plain, _) = cold_starts(&server, "plain", cold)?;
+    let (mut sealed, _) = cold_starts(&server, "sealed", cold)?;
+    let mode = if extra.is_empty() {
+        "sandboxed"
+    } else {
+        "no sandbox"
+    };
+    println!("## warden bench --kms ({mode}; {seconds} s per wrk run; {cold} cold starts each)");
+    for r in rows {
+        println!("{r}");
+    }
+    println!(
+        "cold start, no environment:            p50 {:.2} ms  p99 {:.2} ms",
+        percentile(&mut plain, 0.5),
+        percentile(&mut plain, 0.99)
+    );
+    println!(
+        "cold start, 10 sealed variables:       p50 {:.2} ms  p99 {:.2} ms",
+        percentile(&mut sealed, 0.5),
+        percentile(&mut sealed, 0.99)
+    );
+    Ok(())
+}
+
 fn wrk(
     server: &Server,
     function: &str,
@@ -335,10 +454,29 @@ fn wrk(
     connections: u32,
     seconds: u32,
 ) -> Result<String> {
-    let script = tempfile::NamedTempFile::new()?;
     let path = format!("/2015-03-31/functions/{function}/invocations");
     let signed = server.signed("POST", &path, &[], b"{}")?;
-    let mut lua = String::from("wrk.method = \"POST\"\nwrk.body = \"{}\"\n");
+    wrk_request(server, signed, b"{}", threads, connections, seconds)
+}
+
+/// Replays one signed request with `wrk` for `seconds`.
+fn wrk_request(
+    server: &Server,
+    signed: http::Request<Vec<u8>>,
+    body: &[u8],
+    threads: u32,
+    connections: u32,
+    seconds: u32,
+) -> Result<String> {
+    let script = tempfile::NamedTempFile::new()?;
+    let path = signed
+        .uri()
+        .path_and_query()
+        .map_or("/".to_owned(), |p| p.to_string());
+    let escaped = String::from_utf8_lossy(body)
+        .replace('\\', "\\\\")
+        .replace('"', "\\\"");
+    let mut lua = format!("wrk.method = \"POST\"\nwrk.body = \"{escaped}\"\n");
     for (k, v) in signed.headers() {
         lua.push_str(&format!(
             "wrk.headers[\"{}\"] = \"{}\"\n",
@@ -515,6 +653,7 @@ pub fn run(root: &Path, args: &[String]) -> Result<()> {
     let mut cold = 100usize;
     let mut count_instructions = None;
     let mut managed = false;
+    let mut keys = false;
     let mut extra = Vec::new();
     let mut it = args.iter();
     while let Some(a) = it.next() {
@@ -526,6 +665,7 @@ pub fn run(root: &Path, args: &[String]) -> Result<()> {
             }
             "--insecure-no-sandbox" => extra.push(a.clone()),
             "--runtimes" => managed = true,
+            "--kms" => keys = true,
             other => bail!("unknown bench argument `{other}`"),
         }
     }
@@ -548,6 +688,9 @@ pub fn run(root: &Path, args: &[String]) -> Result<()> {
     }
     if managed {
         return runtimes(root, &extra, cold, seconds);
+    }
+    if keys {
+        return kms(root, &extra, cold, seconds);
     }
     let server = start(root, &extra)?;
     create_function(&server, root, "noop")?;

@@ -21,10 +21,21 @@ const ALLOWED_DEPENDENCIES: &[(&str, &[&str])] = &[
     ("warden-auth", &["warden-types"]),
     ("warden-package", &["warden-types"]),
     ("warden-runtimes", &["warden-types"]),
-    ("warden-store", &["warden-types", "warden-sqlite"]),
+    (
+        "warden-kms",
+        &["warden-types", "warden-iam", "warden-sqlite"],
+    ),
+    (
+        "warden-secrets",
+        &["warden-types", "warden-sqlite", "warden-kms"],
+    ),
+    (
+        "warden-store",
+        &["warden-types", "warden-sqlite", "warden-package"],
+    ),
     (
         "warden-identity",
-        &["warden-types", "warden-iam", "warden-sqlite"],
+        &["warden-types", "warden-iam", "warden-sqlite", "warden-kms"],
     ),
     ("warden-executor", &["warden-sandbox"]),
     (
@@ -35,6 +46,7 @@ const ALLOWED_DEPENDENCIES: &[(&str, &[&str])] = &[
             "warden-executor",
             "warden-runtime-api",
             "warden-runtimes",
+            "warden-kms",
         ],
     ),
     (
@@ -46,6 +58,7 @@ const ALLOWED_DEPENDENCIES: &[(&str, &[&str])] = &[
             "warden-iam",
             "warden-identity",
             "warden-runtimes",
+            "warden-kms",
         ],
     ),
     (
@@ -57,6 +70,8 @@ const ALLOWED_DEPENDENCIES: &[(&str, &[&str])] = &[
             "warden-auth",
             "warden-iam",
             "warden-identity",
+            "warden-kms",
+            "warden-secrets",
         ],
     ),
     (
@@ -67,6 +82,7 @@ const ALLOWED_DEPENDENCIES: &[(&str, &[&str])] = &[
             "warden-executor",
             "warden-engine",
             "warden-runtimes",
+            "warden-kms",
         ],
     ),
     (
@@ -83,6 +99,8 @@ const ALLOWED_DEPENDENCIES: &[(&str, &[&str])] = &[
             "warden-identity",
             "warden-iam",
             "warden-runtimes",
+            "warden-kms",
+            "warden-secrets",
         ],
     ),
 ];
