@@ -452,13 +452,13 @@ mod tests {
         assert_eq!(v["__type"], "UnknownService");
         assert_eq!(
             v["Message"],
-            "Warden does not serve the `dynamodb` service; it serves lambda, iam and sts"
+            "Warden does not serve the `dynamodb` service; it serves lambda, iam, sts, kms and secretsmanager"
         );
         let (_, headers, text) =
             body(ApiError::unknown_service("s3").render(Protocol::RestXml, "r-9"));
         assert_eq!(headers[http::header::CONTENT_TYPE], "application/xml");
         assert!(
-            text.ends_with("<Error><Code>UnknownService</Code><Message>Warden does not serve the `s3` service; it serves lambda, iam and sts</Message><RequestId>r-9</RequestId></Error>"),
+            text.ends_with("<Error><Code>UnknownService</Code><Message>Warden does not serve the `s3` service; it serves lambda, iam, sts, kms and secretsmanager</Message><RequestId>r-9</RequestId></Error>"),
             "{text}"
         );
         // A hostile service name is cut and escaped.

@@ -433,6 +433,11 @@ fn functions_read_secrets_with_their_role_and_rotation_runs_the_four_steps() {
             "arn:aws:iam::123456789012:role/lambda-exec",
             "--timeout",
             "30",
+            // Creating a boto3 client at import takes a second or two of CPU: at the
+            // default 128 MB (7 % of a core) that would not fit the 10 s init phase on a
+            // busy machine; 1,024 MB gets 58 %.
+            "--memory-size",
+            "1024",
             "--zip-file",
             &zip_arg,
         ];
