@@ -88,6 +88,17 @@ pub trait ServiceDoor: Send + Sync + 'static {
         false
     }
 
+    /// For a door whose callers prove who they are with a bearer token instead of a
+    /// signature (the Parameters and Secrets extension's endpoint): the principal the
+    /// request's token names, or the refusal. `None` for SigV4 doors.
+    fn bearer(
+        &self,
+        _state: &ApiState,
+        _request: &ApiRequest,
+    ) -> Option<Result<Principal, ApiError>> {
+        None
+    }
+
     /// What the request needs permission for: each IAM action and resource, decided in
     /// the authorization stage. Empty when nothing beyond authentication is needed (or the
     /// operation is unknown: dispatch refuses it).

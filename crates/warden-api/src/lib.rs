@@ -22,6 +22,7 @@ mod body;
 mod caller;
 pub mod doors;
 pub mod error;
+mod extension;
 mod functions;
 mod invoke;
 pub mod kms;

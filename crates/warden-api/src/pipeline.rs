@@ -74,6 +74,7 @@ impl Default for Pipeline {
             doors: vec![
                 Arc::new(JsonDoor::new(&crate::kms::KMS)),
                 Arc::new(JsonDoor::new(&crate::secrets::SECRETS_MANAGER)),
+                Arc::new(crate::extension::ExtensionDoor),
                 Arc::new(QueryDoor),
                 Arc::new(LambdaDoor),
             ],
@@ -183,6 +184,25 @@ impl Pipeline {
             .headers
             .get(http::header::EXPECT)
             .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue"));
+        // A bearer-token door: the token alone says who is asking, before any body.
+        if let Some(bearer) = door.bearer(state, &request) {
+            let principal = match bearer {
+                Ok(p) => p,
+                Err(e) => {
+                    body::discard(expects_continue, body);
+                    return Err(e);
+                }
+            };
+            let plan = body::Plan {
+                limit,
+                declared,
+                signed: false,
+            };
+            let received = body::read(body, plan, budget, too_large).await?;
+            request.body = received.bytes;
+            request.principal = Some(principal);
+            return Ok((Authenticated(request), received.reservation));
+        }
         // Nothing is read (or buffered) before the headers say who is asking: an unknown
         // key, a stale or malformed signature is refused now; a request without a signature
         // must be allowed anonymously (a public resource policy) before its body is read.

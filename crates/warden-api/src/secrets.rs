@@ -215,7 +215,7 @@ fn create_targets(
     Ok(targets)
 }
 
-fn read_targets(
+pub(crate) fn read_targets(
     state: &ApiState,
     operation: &str,
     body: &Value,
@@ -421,7 +421,7 @@ async fn create_secret(state: &ApiState, _r: &ApiRequest, body: Value) -> Result
     reply(&out)
 }
 
-async fn get_secret_value(
+pub(crate) async fn get_secret_value(
     state: &ApiState,
     _r: &ApiRequest,
     body: Value,

@@ -40,15 +40,15 @@ pub struct Instance {
     /// Counts the instance's memory as about to come back once it is doomed.
     memory_dying: DyingMark,
     executor: Arc<dyn Executor>,
-    /// The relay of the instance's API listener; ends with the instance.
-    api_relay: Option<JoinHandle<()>>,
+    /// The relays of the instance's API and extension listeners; they end with it.
+    relays: Vec<JoinHandle<()>>,
 }
 
 impl Drop for Instance {
     fn drop(&mut self) {
         // The relay already stops when the process exits; this covers an instance dropped
         // before that is observed, so no relay task or socket outlives it.
-        if let Some(relay) = &self.api_relay {
+        for relay in &self.relays {
             relay.abort();
         }
     }
@@ -73,7 +73,7 @@ impl Instance {
     pub fn new(
         pid: i32,
         runtime_api: std::net::TcpListener,
-        api: Option<(std::net::TcpListener, SocketAddr)>,
+        relayed: Vec<(std::net::TcpListener, SocketAddr)>,
         exited: tokio::sync::oneshot::Receiver<ExitStatus>,
         logs: Arc<LogCapture>,
         spawned_at: Instant,
@@ -89,10 +89,10 @@ impl Instance {
         let memory_dying = memory.dying_mark();
         let channel = InstanceChannel::serve(runtime_api)?;
         let (tx, rx) = watch::channel(None);
-        let api_relay = match api {
-            Some((listener, upstream)) => Some(relay_api(listener, upstream, rx.clone())?),
-            None => None,
-        };
+        let relays = relayed
+            .into_iter()
+            .map(|(listener, upstream)| relay_api(listener, upstream, rx.clone()))
+            .collect::<std::io::Result<Vec<_>>>()?;
         tokio::spawn(async move {
             let status = exited.await.unwrap_or(ExitStatus::Lost);
             drop((memory, code, layers));
@@ -110,7 +110,7 @@ impl Instance {
             doomed: AtomicBool::new(false),
             memory_dying,
             executor,
-            api_relay,
+            relays,
         })
     }
 
@@ -154,8 +154,8 @@ impl Instance {
 /// server three descriptors (both ends here and the API's).
 pub const RELAY_CONNECTIONS_PER_INSTANCE: usize = 64;
 
-/// Relays every connection accepted on a sandboxed instance's API listener to Warden's API
-/// at `upstream`, at most [`RELAY_CONNECTIONS_PER_INSTANCE`] at a time, until the instance
+/// Relays every connection accepted on a sandboxed instance's API listener (or its
+/// Parameters and Secrets extension listener) to Warden's API at `upstream`, at most [`RELAY_CONNECTIONS_PER_INSTANCE`] at a time, until the instance
 /// exits; then the listener and every relayed connection close (the [`JoinSet`] aborts its
 /// tasks when dropped). The relay adds no trust: the API authenticates each request, signed
 /// with the instance's role credentials.
@@ -372,6 +372,14 @@ pub fn instance_spec(
     let api_endpoint = placement.api_endpoint.as_deref().unwrap_or(rt.api_endpoint);
     point_sdks_at_warden(&mut env, api_endpoint);
     let mut mounts = Vec::new();
+    if placement.private_filesystem {
+        // `localhost` resolves inside, as on Lambda (the extension endpoint is reached as
+        // `localhost:2773`).
+        mounts.push(Mount {
+            host: rt.runtime_dir.join(warden_runtimes::bootstrap::HOSTS),
+            inside: "/etc/hosts".into(),
+        });
+    }
     if let Some(opt) = opt_dir {
         if !placement.private_filesystem {
             return Err(EntrypointError::LayersNeedSandbox);
@@ -736,7 +744,12 @@ mod tests {
             &credentials(),
         )
         .unwrap();
-        assert!(spec.mounts.is_empty(), "provided runtimes bring everything");
+        let inside: Vec<&Path> = spec.mounts.iter().map(|m| m.inside.as_path()).collect();
+        assert_eq!(
+            inside,
+            [Path::new("/etc/hosts")],
+            "provided runtimes bring everything else"
+        );
         assert_eq!(spec.program, Path::new("/var/task/bootstrap"));
         assert_eq!(spec.cwd, Path::new("/var/task"));
         assert_eq!(value(&spec, "LAMBDA_TASK_ROOT"), Some("/var/task"));
@@ -912,6 +925,10 @@ mod tests {
             spec.mounts,
             [
                 Mount {
+                    host: "/srv/warden/runtime/etc/hosts".into(),
+                    inside: "/etc/hosts".into()
+                },
+                Mount {
                     host: "/opt/py".into(),
                     inside: "/var/lang".into()
                 },
@@ -954,7 +971,7 @@ mod tests {
             ["/var/lang/bin/node", "/var/runtime/node/index.mjs"]
         );
         assert_eq!(
-            spec.mounts[0],
+            spec.mounts[1],
             Mount {
                 host: "/srv/warden/blobs/code/merged".into(),
                 inside: "/opt".into()

@@ -721,9 +721,16 @@ impl Engine {
             stderr,
             runtime_api,
             api_listener,
+            extension_listener,
             exited,
         } = spawned;
-        let api = api_listener.map(|listener| (listener, inner.config.api_address));
+        // Both listeners inside a sandboxed instance lead to Warden's API, which tells the
+        // extension's requests from SDK calls by their shape.
+        let relayed: Vec<_> = [api_listener, extension_listener]
+            .into_iter()
+            .flatten()
+            .map(|listener| (listener, inner.config.api_address))
+            .collect();
         let lifetime = Lifetime {
             id,
             executor: Arc::clone(&inner.executor),
@@ -739,7 +746,7 @@ impl Engine {
             stdout,
             stderr,
         )
-        .and_then(|logs| Instance::new(pid, runtime_api, api, exited, logs, started, lifetime));
+        .and_then(|logs| Instance::new(pid, runtime_api, relayed, exited, logs, started, lifetime));
         let instance = match started_instance {
             Ok(i) => Arc::new(i),
             Err(e) => {
@@ -1193,7 +1200,16 @@ mod tests {
             code: blobs.pin("code"),
             layers: None,
         };
-        let i = Instance::new(1, listener, None, exit_rx, logs, Instant::now(), lifetime).unwrap();
+        let i = Instance::new(
+            1,
+            listener,
+            Vec::new(),
+            exit_rx,
+            logs,
+            Instant::now(),
+            lifetime,
+        )
+        .unwrap();
         (Arc::new(i), exit_tx)
     }
 

@@ -220,19 +220,23 @@ impl ZygoteExecutor {
                 });
             }
         };
-        let (runtime_api, api_listener) = match (listener, <[OwnedFd; 2]>::try_from(passed)) {
-            (Some(l), _) => (l, None),
-            (None, Ok([runtime, api])) => {
-                (TcpListener::from(runtime), Some(TcpListener::from(api)))
-            }
-            (None, Err(_)) => {
-                self.kill(id);
-                return Err(ExecutorError::Spawn {
-                    program: request_program(&spec.program),
-                    message: "the zygote did not send the two listeners of the instance".into(),
-                });
-            }
-        };
+        let (runtime_api, api_listener, extension_listener) =
+            match (listener, <[OwnedFd; 3]>::try_from(passed)) {
+                (Some(l), _) => (l, None, None),
+                (None, Ok([runtime, api, extension])) => (
+                    TcpListener::from(runtime),
+                    Some(TcpListener::from(api)),
+                    Some(TcpListener::from(extension)),
+                ),
+                (None, Err(_)) => {
+                    self.kill(id);
+                    return Err(ExecutorError::Spawn {
+                        program: request_program(&spec.program),
+                        message: "the zygote did not send the three listeners of the instance"
+                            .into(),
+                    });
+                }
+            };
         Ok(SpawnedInstance {
             id,
             pid,
@@ -240,6 +244,7 @@ impl ZygoteExecutor {
             stderr: stderr_r.into(),
             runtime_api,
             api_listener,
+            extension_listener,
             exited: exit_rx,
         })
     }

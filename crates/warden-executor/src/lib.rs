@@ -289,6 +289,10 @@ pub struct SpawnedInstance {
     /// ([`SANDBOX_API_ENDPOINT`]), already listening, whose connections the engine relays
     /// to Warden's API. `None` when the instance can reach the API's host address itself.
     pub api_listener: Option<std::net::TcpListener>,
+    /// Sandboxed instances only: the listener at `127.0.0.1:2773` inside the instance, where
+    /// code written for Lambda's Parameters and Secrets extension asks for secrets; the
+    /// engine relays its connections to Warden's API like those of `api_listener`.
+    pub extension_listener: Option<std::net::TcpListener>,
     /// Resolves once when the process has ended and been reaped.
     pub exited: tokio::sync::oneshot::Receiver<ExitStatus>,
 }

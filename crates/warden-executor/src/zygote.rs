@@ -339,7 +339,11 @@ impl Zygote {
                     Ok((pid, running)) => {
                         let fds: Vec<BorrowedFd<'_>> = match &running {
                             Running::Sandboxed(s) => {
-                                vec![s.runtime_api_listener.as_fd(), s.api_listener.as_fd()]
+                                vec![
+                                    s.runtime_api_listener.as_fd(),
+                                    s.api_listener.as_fd(),
+                                    s.extension_listener.as_fd(),
+                                ]
                             }
                             Running::Plain { .. } => Vec::new(),
                         };

@@ -1466,6 +1466,39 @@ impl Identity {
     /// such a session must also be allowed by these: an empty list (its managed session
     /// policies deleted since) allows nothing. No I/O.
     pub fn session_policies(&self, principal: &Principal) -> Option<Vec<Arc<Policy>>> {
+        self.session_policies_of(principal)
+    }
+
+    /// The principal of the live function-instance session whose session token is `token`
+    /// (sessions made by `AssumeRole` are not looked at): how the Parameters and Secrets
+    /// extension's endpoint knows its caller, which presents the token alone. Compared in
+    /// constant time; a scan of the live sessions, which are bounded. No I/O.
+    pub fn instance_session_by_token(&self, token: &str) -> Option<Principal> {
+        if token.is_empty() {
+            return None;
+        }
+        let now = now_ms();
+        let sessions = self
+            .inner
+            .sessions
+            .read()
+            .unwrap_or_else(PoisonError::into_inner);
+        sessions
+            .values()
+            .filter(|s| !s.assumed && s.credential.expires_at_ms.is_some_and(|e| e > now))
+            .find(|s| {
+                s.credential.session_token.as_deref().is_some_and(|t| {
+                    aws_lc_rs::constant_time::verify_slices_are_equal(
+                        t.as_bytes(),
+                        token.as_bytes(),
+                    )
+                    .is_ok()
+                })
+            })
+            .map(|s| s.credential.principal.clone())
+    }
+
+    fn session_policies_of(&self, principal: &Principal) -> Option<Vec<Arc<Policy>>> {
         let id = principal.session.as_deref()?;
         let sessions = self
             .inner

@@ -11,10 +11,17 @@ use std::path::Path;
 pub const PYTHON: &str = "python/bootstrap.py";
 /// The Node.js bootstrap's path below the runtime directory.
 pub const NODE: &str = "node/index.mjs";
+/// The `/etc/hosts` every sandboxed instance sees, below the runtime directory: only the
+/// loopback names (as on Lambda, `localhost` resolves; nothing of the host's file shows).
+pub const HOSTS: &str = "etc/hosts";
 
 const FILES: &[(&str, &str)] = &[
     (PYTHON, include_str!("../bootstrap/python/bootstrap.py")),
     (NODE, include_str!("../bootstrap/node/index.mjs")),
+    (
+        HOSTS,
+        "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n",
+    ),
 ];
 
 /// Writes the bootstraps into `dir` (created if needed), each file replaced atomically so

@@ -105,11 +105,11 @@ pub(crate) struct ChildPlan {
     pub userns: bool,
     /// A pooled network namespace to join, or -1 when the child got a fresh one from clone.
     pub netns_fd: RawFd,
-    /// Whether the child creates the platform's listeners (Runtime API, then Warden's API)
-    /// and sends them to the parent.
+    /// Whether the child creates the platform's listeners (Runtime API, Warden's API, the
+    /// Parameters and Secrets extension) and sends them to the parent.
     pub make_listener: bool,
     /// Ports of those listeners on 127.0.0.1, in the order they are sent.
-    pub listener_ports: [u16; 2],
+    pub listener_ports: [u16; 3],
     pub hostname: CString,
     pub staging: CString,
     pub root_opts: CString,
@@ -338,13 +338,14 @@ pub(crate) fn listen_loopback(port: u16) -> Result<RawFd, i32> {
     Ok(fd)
 }
 
-/// Sends both listeners in one message, in the order of `fds`.
-fn send_fds(sync: RawFd, fds: [RawFd; 2]) -> libc::c_long {
-    // CMSG_SPACE(8) == CMSG_LEN(8) == 24 on x86_64: no padding after the fds.
+/// Sends the listeners in one message, in the order of `fds`.
+fn send_fds(sync: RawFd, fds: [RawFd; 3]) -> libc::c_long {
+    // On x86_64 and aarch64: CMSG_LEN(12) == 28 (the header's 16 bytes and three fds) and
+    // CMSG_SPACE(12) == 32, which is this struct's size (padded to the header's alignment).
     #[repr(C)]
     struct Cmsg {
         hdr: libc::cmsghdr,
-        fds: [RawFd; 2],
+        fds: [RawFd; 3],
     }
     let mut byte = MSG_LISTENER;
     let mut iov = libc::iovec {
@@ -353,7 +354,7 @@ fn send_fds(sync: RawFd, fds: [RawFd; 2]) -> libc::c_long {
     };
     // SAFETY: cmsghdr is plain data; all-zero is a valid value before the fields are set.
     let mut cmsg: Cmsg = unsafe { std::mem::zeroed() };
-    cmsg.hdr.cmsg_len = std::mem::size_of::<libc::cmsghdr>() + std::mem::size_of::<[RawFd; 2]>();
+    cmsg.hdr.cmsg_len = std::mem::size_of::<libc::cmsghdr>() + std::mem::size_of::<[RawFd; 3]>();
     cmsg.hdr.cmsg_level = libc::SOL_SOCKET;
     cmsg.hdr.cmsg_type = libc::SCM_RIGHTS;
     cmsg.fds = fds;
@@ -484,14 +485,20 @@ fn setup(plan: &ChildPlan, seccomp: &[SockFilter], sync: RawFd) -> Result<Infall
 
     if plan.make_listener {
         bring_loopback_up().map_err(|e| (Step::LoopbackUp, e))?;
-        let [runtime_port, api_port] = plan.listener_ports;
+        let [runtime_port, api_port, extension_port] = plan.listener_ports;
         let runtime = listen_loopback(runtime_port).map_err(|e| (Step::Listener, e))?;
         let api = listen_loopback(api_port).map_err(|e| (Step::Listener, e))?;
-        check(Step::SendListener, send_fds(sync, [runtime, api]))?;
+        let extension = listen_loopback(extension_port).map_err(|e| (Step::Listener, e))?;
+        check(
+            Step::SendListener,
+            send_fds(sync, [runtime, api, extension]),
+        )?;
         // SAFETY: our copies are no longer needed; the parent received its own.
         unsafe { libc::close(runtime) };
         // SAFETY: as above.
         unsafe { libc::close(api) };
+        // SAFETY: as above.
+        unsafe { libc::close(extension) };
     }
 
     for (resource, value) in &plan.rlimits {

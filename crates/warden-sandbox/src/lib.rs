@@ -255,6 +255,9 @@ pub struct SandboxConfig {
     /// Port of the listener on the instance's 127.0.0.1 through which the platform serves
     /// its own API (the SDKs' endpoint variables) to the function.
     pub api_port: u16,
+    /// Port of the listener on the instance's 127.0.0.1 where the platform serves the
+    /// endpoint of Lambda's Parameters and Secrets extension.
+    pub extension_port: u16,
     /// Whether to use cgroups at all (when false, limits are rlimits only).
     pub use_cgroups: bool,
     /// Hostname inside the instance.
@@ -275,6 +278,7 @@ impl Default for SandboxConfig {
             spawn_timeout: Duration::from_secs(5),
             runtime_api_port: 9001,
             api_port: 9002,
+            extension_port: 2773,
             use_cgroups: true,
             hostname: "localhost".to_owned(),
         }
@@ -324,6 +328,9 @@ pub struct Sandboxed {
     /// TCP listener bound to 127.0.0.1:9002 inside the instance's network namespace, where
     /// the platform serves its API to the function.
     pub api_listener: OwnedFd,
+    /// TCP listener bound to 127.0.0.1:2773 inside the instance's network namespace, where
+    /// the platform serves the Parameters and Secrets extension's endpoint.
+    pub extension_listener: OwnedFd,
     slot: Option<usize>,
     oom_baseline: u64,
     reaped: bool,
@@ -492,6 +499,7 @@ impl Sandbox {
             self.pool.push(netns::Prepared::create(
                 self.config.runtime_api_port,
                 self.config.api_port,
+                self.config.extension_port,
             )?);
         }
         Ok(())
@@ -643,9 +651,11 @@ impl Sandbox {
         } else {
             Some(match self.pool.pop() {
                 Some(p) => p,
-                None => {
-                    netns::Prepared::create(self.config.runtime_api_port, self.config.api_port)?
-                }
+                None => netns::Prepared::create(
+                    self.config.runtime_api_port,
+                    self.config.api_port,
+                    self.config.extension_port,
+                )?,
             })
         };
         let netns_fd = pooled.as_ref().map_or(-1, |p| p.netns.as_raw_fd());
@@ -745,8 +755,8 @@ impl Sandbox {
             }
         };
         // The child has joined the pooled namespace by now; only the listeners are still needed.
-        let (runtime_api_listener, api_listener) = match (pooled, received) {
-            (Some(p), _) => (p.runtime_api, p.api),
+        let (runtime_api_listener, api_listener, extension_listener) = match (pooled, received) {
+            (Some(p), _) => (p.runtime_api, p.api, p.extension),
             (None, Some(l)) => l,
             (None, None) => {
                 let _ = rustix::process::pidfd_send_signal(&pidfd, rustix::process::Signal::KILL);
@@ -762,6 +772,7 @@ impl Sandbox {
             pidfd,
             runtime_api_listener,
             api_listener,
+            extension_listener,
             slot,
             oom_baseline,
             reaped: false,
@@ -775,7 +786,7 @@ impl Sandbox {
         pidfd: &OwnedFd,
         sock: &OwnedFd,
         slot: Option<usize>,
-    ) -> Result<Option<(OwnedFd, OwnedFd)>, SandboxError> {
+    ) -> Result<Option<(OwnedFd, OwnedFd, OwnedFd)>, SandboxError> {
         let deadline = Instant::now() + self.config.spawn_timeout;
         if self.userns {
             self.write_id_maps(pid)?;
@@ -817,7 +828,7 @@ impl Sandbox {
                 }
             }
             let mut buf = [0u8; 16];
-            let mut space = [MaybeUninit::<u8>::uninit(); rustix::cmsg_space!(ScmRights(2))];
+            let mut space = [MaybeUninit::<u8>::uninit(); rustix::cmsg_space!(ScmRights(3))];
             let mut control = RecvAncillaryBuffer::new(&mut space);
             let msg = rustix::net::recvmsg(
                 sock,
@@ -836,11 +847,13 @@ impl Sandbox {
             }
             match (msg.bytes, buf[0]) {
                 (0, _) if exec_started => {
-                    // In the child's order: the Runtime API, then Warden's API.
+                    // In the child's order: the Runtime API, Warden's API, the extension.
                     let mut it = listeners.into_iter();
-                    return Ok(match (it.next(), it.next(), it.next()) {
-                        (Some(runtime), Some(api), None) => Some((runtime, api)),
-                        (None, None, None) => None,
+                    return Ok(match (it.next(), it.next(), it.next(), it.next()) {
+                        (Some(runtime), Some(api), Some(extension), None) => {
+                            Some((runtime, api, extension))
+                        }
+                        (None, None, None, None) => None,
                         _ => {
                             return Err(SandboxError::Control {
                                 step: "receive listeners",
@@ -1060,7 +1073,11 @@ impl Sandbox {
             userns: self.userns,
             netns_fd,
             make_listener: netns_fd < 0,
-            listener_ports: [self.config.runtime_api_port, self.config.api_port],
+            listener_ports: [
+                self.config.runtime_api_port,
+                self.config.api_port,
+                self.config.extension_port,
+            ],
             hostname: cstring(&self.config.hostname, "hostname")?,
             staging: cs(staging, "staging directory")?,
             root_opts: cstring("size=1m,mode=0755", "options")?,

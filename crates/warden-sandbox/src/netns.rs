@@ -19,6 +19,8 @@ pub(crate) struct Prepared {
     pub runtime_api: OwnedFd,
     /// The listener through which the instance reaches Warden's API.
     pub api: OwnedFd,
+    /// The listener of the Parameters and Secrets extension's endpoint.
+    pub extension: OwnedFd,
 }
 
 fn thread_netns() -> Result<OwnedFd, SandboxError> {
@@ -34,9 +36,13 @@ fn thread_netns() -> Result<OwnedFd, SandboxError> {
 }
 
 impl Prepared {
-    /// Creates a namespace with listeners on 127.0.0.1:`runtime_api_port` and
-    /// 127.0.0.1:`api_port`. Needs `CAP_SYS_ADMIN`.
-    pub(crate) fn create(runtime_api_port: u16, api_port: u16) -> Result<Prepared, SandboxError> {
+    /// Creates a namespace with listeners on 127.0.0.1:`runtime_api_port`,
+    /// 127.0.0.1:`api_port` and 127.0.0.1:`extension_port`. Needs `CAP_SYS_ADMIN`.
+    pub(crate) fn create(
+        runtime_api_port: u16,
+        api_port: u16,
+        extension_port: u16,
+    ) -> Result<Prepared, SandboxError> {
         let original = thread_netns()?;
         // SAFETY: CLONE_NEWNET only changes this thread's network namespace, which is
         // restored below before returning; it does not unshare memory, files or fs state.
@@ -62,6 +68,7 @@ impl Prepared {
             Ok(Prepared {
                 runtime_api: listen(runtime_api_port)?,
                 api: listen(api_port)?,
+                extension: listen(extension_port)?,
                 netns: thread_netns()?,
             })
         })();

@@ -149,6 +149,7 @@ impl RecordingExecutor {
             stderr: stderr_r.into(),
             runtime_api,
             api_listener: None,
+            extension_listener: None,
             exited: exit_rx,
         })
     }

@@ -575,3 +575,113 @@ fn functions_read_secrets_with_their_role_and_rotation_runs_the_four_steps() {
         std::thread::sleep(Duration::from_millis(100));
     }
 }
+
+const EXTENSION: &str = r#"
+import json, os, urllib.request, urllib.error
+
+def get(path, token):
+    req = urllib.request.Request("http://localhost:2773" + path,
+                                 headers={"X-Aws-Parameters-Secrets-Token": token})
+    try:
+        with urllib.request.urlopen(req, timeout=10) as r:
+            return r.status, json.loads(r.read())
+    except urllib.error.HTTPError as e:
+        return e.code, e.read().decode()
+
+def handler(event, context):
+    token = os.environ["AWS_SESSION_TOKEN"]
+    return {
+        "ok": get("/secretsmanager/get?secretId=" + event["id"], token),
+        "stage": get("/secretsmanager/get?secretId=" + event["id"] + "&versionStage=AWSCURRENT", token),
+        "denied": get("/secretsmanager/get?secretId=locked", token),
+        "bad_token": get("/secretsmanager/get?secretId=" + event["id"], "not-a-token"),
+        "parameters": get("/systemsmanager/parameters/get?name=x", token),
+    }
+"#;
+
+#[test]
+fn the_parameters_and_secrets_extension_endpoint_answers_inside_the_instance() {
+    let s = Server::start();
+    // The role may read `app/*` secrets only.
+    s.aws(&[
+        "iam",
+        "put-role-policy",
+        "--role-name",
+        "lambda-exec",
+        "--policy-name",
+        "secrets",
+        "--policy-document",
+        &json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow",
+            "Action": "secretsmanager:GetSecretValue",
+            "Resource": "arn:aws:secretsmanager:us-east-1:123456789012:secret:app/*"}]})
+        .to_string(),
+    ]);
+    s.aws(&[
+        "secretsmanager",
+        "create-secret",
+        "--name",
+        "app/key",
+        "--secret-string",
+        "from-the-extension",
+    ]);
+    s.aws(&[
+        "secretsmanager",
+        "create-secret",
+        "--name",
+        "locked",
+        "--secret-string",
+        "no",
+    ]);
+    let zip = python_zip(&[("app.py", EXTENSION)]);
+    s.aws(&[
+        "lambda",
+        "create-function",
+        "--function-name",
+        "ext",
+        "--runtime",
+        python_runtime(),
+        "--handler",
+        "app.handler",
+        "--role",
+        "arn:aws:iam::123456789012:role/lambda-exec",
+        "--timeout",
+        "30",
+        "--zip-file",
+        &format!("fileb://{}", zip.display()),
+    ]);
+    let dir = tempfile::tempdir().unwrap();
+    let out_file = dir.path().join("out.json");
+    s.aws(&[
+        "lambda",
+        "invoke",
+        "--function-name",
+        "ext",
+        "--payload",
+        r#"{"id":"app/key"}"#,
+        out_file.to_str().unwrap(),
+    ]);
+    let seen: Value = serde_json::from_slice(&std::fs::read(&out_file).unwrap()).unwrap();
+    assert_eq!(seen["ok"][0], 200, "{seen}");
+    assert_eq!(
+        seen["ok"][1]["SecretString"], "from-the-extension",
+        "{seen}"
+    );
+    assert_eq!(
+        seen["stage"][1]["VersionStages"],
+        json!(["AWSCURRENT"]),
+        "{seen}"
+    );
+    assert_eq!(seen["denied"][0], 403, "{seen}");
+    assert_eq!(seen["bad_token"][0], 403, "{seen}");
+    assert_eq!(seen["parameters"][0], 400, "{seen}");
+    // From outside an instance, a made-up token gets nothing either.
+    let (status, _, _) = crate::harness::send(
+        &s.endpoint,
+        None,
+        "GET",
+        "/secretsmanager/get?secretId=app/key",
+        &[("x-aws-parameters-secrets-token", "IQoJb3JpZ2luX2VjEXAMPLE")],
+        b"",
+    );
+    assert_eq!(status, 403);
+}
