@@ -282,6 +282,18 @@ impl Client {
                 }
             }
         }
+        if (200..300).contains(&status) {
+            // The server's warnings (environment values that look like secrets) go to
+            // stderr, so that scripts reading stdout are not disturbed.
+            for warning in parts.headers.get_all(http::header::WARNING) {
+                if let Ok(text) = warning.to_str() {
+                    let text = text
+                        .strip_prefix("199 warden ")
+                        .map_or(text, |t| t.trim_matches('"'));
+                    eprintln!("warning: {text}");
+                }
+            }
+        }
         Ok(Reply {
             status,
             headers: parts.headers,

@@ -31,10 +31,28 @@ fn deploy_invoke_list_logs_delete() {
         "A=1",
     ]));
     assert!(deployed.contains("cli"), "{deployed}");
-    // Deploying again updates instead of failing.
-    ok(&s.warden(&[
-        "function", "deploy", dir_arg, "--name", "cli", "--memory", "256",
-    ]));
+    // Deploying again updates instead of failing; an environment value that looks like a
+    // secret is warned of on stderr, by name only.
+    let redeployed = s.warden(&[
+        "function",
+        "deploy",
+        dir_arg,
+        "--name",
+        "cli",
+        "--memory",
+        "256",
+        "--env",
+        "A=1",
+        "--env",
+        "API_TOKEN=ghp_aBcDeFgHiJkLmNoPqRsTuVwXyZ0123456789",
+    ]);
+    ok(&redeployed);
+    let stderr = String::from_utf8_lossy(&redeployed.stderr);
+    assert!(
+        stderr.contains("warning:") && stderr.contains("API_TOKEN"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("ghp_aBcDeF"), "{stderr}");
     let got: serde_json::Value =
         serde_json::from_str(&ok(&s.warden(&["function", "get", "cli"]))).unwrap();
     assert_eq!(got["Configuration"]["MemorySize"], 256);
