@@ -7,8 +7,7 @@
 //! dropped. A member Lambda defines and Warden does not implement is refused with 400
 //! `InvalidParameterValueException` naming it ([`unsupported`]), unless its value asks for
 //! exactly what Warden does (`TracingConfig.Mode` `PassThrough`,
-//! `SnapStart.ApplyOn` `None`, a `VpcConfig` without subnets, an empty `KMSKeyArn`), which
-//! is honoured as given. An explicit `null` reads as an absent member.
+//! `SnapStart.ApplyOn` `None`, a `VpcConfig` without subnets), which is honoured as given. An explicit `null` reads as an absent member.
 
 use std::collections::BTreeMap;
 

@@ -23,6 +23,9 @@ pub const MAX_SECRET_BYTES: usize = 65_536;
 const MAX_SECRETS: usize = 10_000;
 /// Most versions a secret keeps; the oldest without a stage go first.
 const MAX_VERSIONS: usize = 100;
+/// Most bytes all stored values may take together (sealed), so that the secrets store
+/// cannot fill the disk: 10,000 secrets of 100 versions of 64 KB would be 64 GB.
+pub const MAX_STORED_BYTES: u64 = 1 << 30;
 /// Most stages on one version.
 const MAX_STAGES: usize = 20;
 /// Most tags on one secret.
@@ -242,6 +245,7 @@ fn not_found() -> SecretsError {
 
 struct Inner {
     store: SecretsStore,
+    max_stored_bytes: std::sync::atomic::AtomicU64,
     kms: Kms,
     account: String,
     region: String,
@@ -282,6 +286,7 @@ impl Secrets {
         Ok(Self {
             inner: Arc::new(Inner {
                 store: SecretsStore::open(&data_dir.join("secrets.db"))?,
+                max_stored_bytes: std::sync::atomic::AtomicU64::new(MAX_STORED_BYTES),
                 kms,
                 account: account.to_owned(),
                 region: region.to_owned(),
@@ -292,6 +297,33 @@ impl Secrets {
 
     fn now(&self) -> i64 {
         (self.inner.clock)()
+    }
+
+    /// Sets another bound on the bytes of all stored values (the default is
+    /// [`MAX_STORED_BYTES`]).
+    pub fn set_max_stored_bytes(&self, max: u64) {
+        self.inner
+            .max_stored_bytes
+            .store(max, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Refuses a value whose sealed form would take the stored values past the bound.
+    fn check_room(
+        &self,
+        tx: &rusqlite::Transaction<'_>,
+        adding: usize,
+    ) -> Result<(), SecretsError> {
+        let stored = store::stored_bytes(tx)?;
+        let max = self
+            .inner
+            .max_stored_bytes
+            .load(std::sync::atomic::Ordering::Relaxed);
+        if stored.saturating_add(adding as u64) > max {
+            return Err(SecretsError::LimitExceeded(format!(
+                "The secrets store holds at most {max} bytes of values; delete secrets or versions first"
+            )));
+        }
+        Ok(())
     }
 
     /// The ARN prefix of this account's secrets.
@@ -428,7 +460,9 @@ impl Secrets {
                         last_accessed_ms: None,
                         stages: vec![AWSCURRENT.to_owned()],
                     };
-                    store::insert_version(tx, &secret.arn, &version, &self.seal(&secret, &version.id, value)?)?;
+                    let sealed = self.seal(&secret, &version.id, value)?;
+                    self.check_room(tx, sealed.len())?;
+                    store::insert_version(tx, &secret.arn, &version, &sealed)?;
                     Some(version)
                 }
                 None => None,
@@ -555,7 +589,9 @@ impl Secrets {
                 last_accessed_ms: None,
                 stages: Vec::new(),
             };
-            store::insert_version(tx, &secret.arn, &version, &self.seal(&secret, &id, value)?)?;
+            let sealed = self.seal(&secret, &id, value)?;
+            self.check_room(tx, sealed.len())?;
+            store::insert_version(tx, &secret.arn, &version, &sealed)?;
             for stage in &stages {
                 move_stage(tx, &secret.arn, stage, &id)?;
             }

@@ -107,6 +107,17 @@ pub(crate) fn all(tx: &Transaction<'_>) -> Result<Vec<Secret>, SecretsError> {
     Ok(out)
 }
 
+/// The bytes of every stored (sealed) value.
+pub(crate) fn stored_bytes(tx: &Transaction<'_>) -> Result<u64, SecretsError> {
+    tx.query_row(
+        "SELECT coalesce(sum(length(sealed)), 0) FROM versions",
+        [],
+        |r| r.get::<_, i64>(0),
+    )
+    .map(|n| n.max(0) as u64)
+    .map_err(store("measuring the stored values"))
+}
+
 pub(crate) fn count(tx: &Transaction<'_>) -> Result<usize, SecretsError> {
     tx.query_row("SELECT count(*) FROM secrets", [], |r| r.get::<_, i64>(0))
         .map(|n| n as usize)

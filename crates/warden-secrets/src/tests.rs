@@ -326,3 +326,21 @@ fn names_and_partial_arns_resolve_and_bad_names_do_not() {
         Err(SecretsError::NotFound(_))
     ));
 }
+
+#[test]
+fn the_stored_values_are_bounded_in_bytes() {
+    let f = fixture();
+    f.secrets.set_max_stored_bytes(3_500);
+    create(&f, "a", &"x".repeat(1_000));
+    create(&f, "b", &"x".repeat(1_000));
+    // Each sealed value takes its bytes and about 120 more: a 1,500-byte one no longer fits.
+    assert!(matches!(
+        f.secrets.put_value("a", None, &s(&"y".repeat(1_500)), None),
+        Err(SecretsError::LimitExceeded(_))
+    ));
+    // Deleting a secret gives its room back.
+    f.secrets.delete("b", None, true).unwrap();
+    f.secrets
+        .put_value("a", None, &s(&"y".repeat(1_500)), None)
+        .unwrap();
+}
