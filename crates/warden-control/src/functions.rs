@@ -361,6 +361,49 @@ impl Control {
         self.opened(published?)
     }
 
+    /// Seals the environments an older Warden stored in plain text, under each function's
+    /// key (`KMSKeyArn`, or `aws/lambda`); versions with the same variables get the same
+    /// sealed value, so that publishing still recognises an unchanged `$LATEST`. Callers:
+    /// the server, once at start, before it serves. Returns how many versions it sealed.
+    pub async fn seal_plaintext_environments(&self) -> Result<usize, ControlError> {
+        self.blocking(|inner| {
+            let keyring = &inner.seams.keyring;
+            let mut made: std::collections::HashMap<
+                String,
+                warden_types::function::SealedEnvironment,
+            > = std::collections::HashMap::new();
+            let mut failure = None;
+            let count = inner.store.seal_plaintext_environments(&mut |v| {
+                let key = format!(
+                    "{}\n{}\n{}",
+                    v.name,
+                    v.kms_key_arn.as_deref().unwrap_or(""),
+                    serde_json::to_string(&v.environment).unwrap_or_default()
+                );
+                if let Some(s) = made.get(&key) {
+                    return Ok(s.clone());
+                }
+                match keyring.seal(v.name.as_str(), v.kms_key_arn.as_deref(), &v.environment) {
+                    Ok(s) => {
+                        made.insert(key, s.clone());
+                        Ok(s)
+                    }
+                    Err(e) => {
+                        let message = e.to_string();
+                        failure = Some(e);
+                        Err(warden_store::StoreError::InvalidRecord(message))
+                    }
+                }
+            });
+            match (count, failure) {
+                (Ok(n), _) => Ok(n),
+                (Err(_), Some(e)) => Err(e.into()),
+                (Err(e), None) => Err(e.into()),
+            }
+        })
+        .await
+    }
+
     /// Records the secret-hygiene findings of a function's environment (variable names and
     /// reasons, never values), replacing earlier ones, for posture checks to read
     /// (`finding/environment/NAME` in the store's settings). Callers: the API, after a

@@ -847,3 +847,29 @@ async fn environment_findings_are_recorded_by_name_and_replaced() {
         Some("[]")
     );
 }
+
+#[tokio::test]
+async fn environments_stored_in_plain_text_are_sealed_and_still_shown() {
+    let f = fixture();
+    let me = TestCaller::may(&[ROLE]);
+    f.control
+        .create_function(create("f", ROLE), &me)
+        .await
+        .unwrap();
+    // What an older Warden wrote: the variables in the clear.
+    let mut old = f.store.get_version(&name("f"), LATEST).unwrap().unwrap();
+    old.sealed_environment = None;
+    old.environment = BTreeMap::from([("TOKEN".into(), "s3cret".into())]);
+    f.store.update_latest(&old, None).unwrap();
+    assert_eq!(f.control.seal_plaintext_environments().await.unwrap(), 1);
+    let stored = f.store.get_version(&name("f"), LATEST).unwrap().unwrap();
+    assert!(stored.environment.is_empty());
+    assert!(stored.sealed_environment.is_some());
+    let r = FunctionRef {
+        name: name("f"),
+        qualifier: None,
+    };
+    let view = f.control.get_function(&r).await.unwrap();
+    assert_eq!(view.configuration.environment["TOKEN"], "s3cret");
+    assert_eq!(f.control.seal_plaintext_environments().await.unwrap(), 0);
+}

@@ -194,6 +194,13 @@ pub struct Alias {
     pub revision_id: String,
 }
 
+/// Seals one stored version's plain environment (see
+/// [`FunctionStore::seal_plaintext_environments`]).
+pub type SealPlaintext<'a> =
+    &'a mut dyn FnMut(
+        &warden_types::FunctionVersion,
+    ) -> Result<warden_types::function::SealedEnvironment, StoreError>;
+
 /// Functions and their configuration: versions, aliases, resource policies, reserved
 /// concurrency, and server settings. All operations on one function are atomic.
 ///
@@ -318,6 +325,12 @@ pub trait FunctionStore: Send + Sync + 'static {
 
     /// A small key-value table for server identity (account id) and similar.
     fn get_setting(&self, key: &str) -> Result<Option<String>, StoreError>;
+    /// Seals every environment an older Warden stored in plain text: each version whose
+    /// `environment` is not empty and that has no `sealed_environment` gets
+    /// `seal(version)` instead, one transaction per function. Publishing deduplication
+    /// keeps working: the published versions copied from a `$LATEST` follow its new digest.
+    /// Returns how many versions were sealed.
+    fn seal_plaintext_environments(&self, seal: SealPlaintext<'_>) -> Result<usize, StoreError>;
     /// Stores a server-wide setting (the account id, for instance).
     fn put_setting(&self, key: &str, value: &str) -> Result<(), StoreError>;
 

@@ -1169,6 +1169,85 @@ impl FunctionStore for SqliteStore {
             .map_err(db("reading a setting"))
     }
 
+    fn seal_plaintext_environments(
+        &self,
+        seal: crate::SealPlaintext<'_>,
+    ) -> Result<usize, StoreError> {
+        let ctx = "sealing plain environments";
+        let names: Vec<String> = {
+            let conn = warden_sqlite::lock(&self.reader);
+            let mut st = conn
+                .prepare("SELECT DISTINCT function FROM versions WHERE record LIKE '%\"environment\":{%'")
+                .map_err(db(ctx))?;
+            let rows = st.query_map([], |r| r.get(0)).map_err(db(ctx))?;
+            rows.collect::<Result<_, _>>().map_err(db(ctx))?
+        };
+        if names.is_empty() {
+            return Ok(0);
+        }
+        // The plain records' bytes must not linger in freed space or in the database file
+        // behind the WAL: zero what is freed, and checkpoint once done.
+        self.writer()
+            .pragma_update(None, "secure_delete", true)
+            .map_err(db(ctx))?;
+        let mut sealed = 0;
+        for name in names {
+            sealed += self.write(ctx, |tx| {
+                let rows: Vec<(i64, String, String)> = tx
+                    .prepare(
+                        "SELECT version_num, record, source_digest FROM versions \
+                         WHERE function = ?1 ORDER BY version_num",
+                    )
+                    .and_then(|mut st| {
+                        st.query_map(params![name], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+                            .collect::<Result<_, _>>()
+                    })
+                    .map_err(db(ctx))?;
+                let mut count = 0;
+                let mut digests = Vec::new();
+                for (num, json, source_digest) in rows {
+                    let old: FunctionVersion = record::decode(&json, || name.clone())?;
+                    if old.environment.is_empty() || old.sealed_environment.is_some() {
+                        continue;
+                    }
+                    let mut new = old.clone();
+                    new.sealed_environment = Some(seal(&old)?);
+                    new.environment.clear();
+                    let mut encoded = record::encode(&new, Some(&json), "the function version")?;
+                    record::require_reader(&mut encoded, record::reader_needed(&new))?;
+                    let digest = if num == 0 {
+                        let before = config_digest(&old, &encoded.kept)?;
+                        let after = config_digest(&new, &encoded.kept)?;
+                        digests.push((before, after.clone()));
+                        after
+                    } else {
+                        source_digest
+                    };
+                    insert_version(tx, &new, &encoded.json, num, &digest)?;
+                    count += 1;
+                }
+                // Versions published from `$LATEST` as it was are its copies still.
+                for (before, after) in digests {
+                    tx.execute(
+                        "UPDATE versions SET source_digest = ?3 \
+                         WHERE function = ?1 AND version_num > 0 AND source_digest = ?2",
+                        params![name, before, after],
+                    )
+                    .map_err(db(ctx))?;
+                }
+                Ok(count)
+            })?;
+        }
+        let conn = self.writer();
+        conn.execute_batch(
+            "PRAGMA wal_checkpoint(TRUNCATE); VACUUM; PRAGMA wal_checkpoint(TRUNCATE);",
+        )
+        .map_err(db(ctx))?;
+        conn.pragma_update(None, "secure_delete", false)
+            .map_err(db(ctx))?;
+        Ok(sealed)
+    }
+
     fn put_setting(&self, key: &str, value: &str) -> Result<(), StoreError> {
         self.write("writing a setting", |tx| {
             tx.execute(

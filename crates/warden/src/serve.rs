@@ -336,6 +336,13 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
             blobs,
             warden_control::Seams::new(Arc::new(identity.clone()), runtimes, keyring),
         );
+        // Environments an older Warden stored in plain text are sealed before anything is
+        // served.
+        match control.seal_plaintext_environments().await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(versions = n, "sealed environments stored in plain text"),
+            Err(e) => anyhow::bail!("cannot seal the environments stored in plain text: {e}"),
+        }
         let state = Arc::new(warden_api::ApiState::new(
             engine.clone(),
             control,

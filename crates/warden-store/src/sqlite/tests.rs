@@ -1661,3 +1661,52 @@ fn concurrent_queue_writes_keep_their_own_outcomes() {
     assert_eq!(refused, 4 * 19);
     assert_eq!(store.queued_event_count().unwrap(), 4 * 19);
 }
+
+#[test]
+fn plain_environments_of_an_older_warden_are_sealed_and_publishing_still_deduplicates() {
+    let (dir, store) = open();
+    let mut f = latest("old", "sha-old", "r1");
+    f.environment
+        .insert("TOKEN".into(), "plain-marker-93c1".into());
+    store.create_function(&f).unwrap();
+    let v1 = publish(&store, "old", "r2");
+    assert_eq!(v1.version, "1");
+    let mut calls = 0;
+    let sealed = store
+        .seal_plaintext_environments(&mut |v| {
+            calls += 1;
+            assert_eq!(v.environment["TOKEN"], "plain-marker-93c1");
+            Ok(warden_types::function::SealedEnvironment {
+                key_arn: "arn:aws:kms:us-east-1:000000000000:key/k".into(),
+                customer_key: false,
+                ciphertext: "c2VhbGVk".into(),
+            })
+        })
+        .unwrap();
+    assert_eq!((sealed, calls), (2, 2), "$LATEST and version 1");
+    for version in [LATEST, "1"] {
+        let v = store.get_version(&name("old"), version).unwrap().unwrap();
+        assert!(
+            v.environment.is_empty() && v.sealed_environment.is_some(),
+            "{version}"
+        );
+    }
+    // Nothing changed since version 1: publishing returns it, as before the sealing.
+    assert_eq!(publish(&store, "old", "r3").version, "1");
+    // A second run finds nothing to seal.
+    assert_eq!(
+        store
+            .seal_plaintext_environments(&mut |_| unreachable!("nothing is left in the clear"))
+            .unwrap(),
+        0
+    );
+    // No byte of the plain value is left in the database or its WAL.
+    drop(store);
+    for file in ["warden.db", "warden.db-wal"] {
+        let bytes = std::fs::read(dir.path().join(file)).unwrap_or_default();
+        assert!(
+            !bytes.windows(17).any(|w| w == b"plain-marker-93c1"),
+            "{file} still holds the plain value"
+        );
+    }
+}
