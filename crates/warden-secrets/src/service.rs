@@ -355,12 +355,9 @@ impl Secrets {
 
     /// Deletes the secrets whose recovery window ended.
     fn purge(&self, tx: &rusqlite::Transaction<'_>) -> Result<(), SecretsError> {
-        let now = self.now();
-        for s in store::all(tx)? {
-            if s.deleted_ms.is_some_and(|d| d <= now) {
-                store::delete_secret(tx, &s.arn)?;
-                tracing::info!(secret = %s.arn, "deleted a secret whose recovery window ended");
-            }
+        for arn in store::due_for_deletion(tx, self.now())? {
+            store::delete_secret(tx, &arn)?;
+            tracing::info!(secret = %arn, "deleted a secret whose recovery window ended");
         }
         Ok(())
     }

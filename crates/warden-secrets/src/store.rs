@@ -118,6 +118,20 @@ pub(crate) fn stored_bytes(tx: &Transaction<'_>) -> Result<u64, SecretsError> {
     .map_err(store("measuring the stored values"))
 }
 
+/// The secrets whose recovery window ended by `now` (read from the records in SQL, so that
+/// the check every operation makes does not parse every secret).
+pub(crate) fn due_for_deletion(
+    tx: &Transaction<'_>,
+    now: i64,
+) -> Result<Vec<String>, SecretsError> {
+    let ctx = "finding secrets due for deletion";
+    let mut st = tx
+        .prepare_cached("SELECT arn FROM secrets WHERE json_extract(record, '$.deleted_ms') <= ?1")
+        .map_err(store(ctx))?;
+    let rows = st.query_map([now], |r| r.get(0)).map_err(store(ctx))?;
+    rows.collect::<Result<_, _>>().map_err(store(ctx))
+}
+
 pub(crate) fn count(tx: &Transaction<'_>) -> Result<usize, SecretsError> {
     tx.query_row("SELECT count(*) FROM secrets", [], |r| r.get::<_, i64>(0))
         .map(|n| n as usize)
