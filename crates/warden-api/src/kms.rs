@@ -187,21 +187,7 @@ impl<'a> Input<'a> {
     }
 
     fn context(&self, name: &str) -> Result<EncryptionContext, ApiError> {
-        match self.get(name) {
-            None => Ok(EncryptionContext::new()),
-            Some(Value::Object(m)) => m
-                .iter()
-                .map(|(k, v)| match v {
-                    Value::String(s) => Ok((k.clone(), s.clone())),
-                    _ => Err(ApiError::serialization(format!(
-                        "{name} values must be strings"
-                    ))),
-                })
-                .collect(),
-            Some(_) => Err(ApiError::serialization(format!(
-                "{name} must be a map of strings"
-            ))),
-        }
+        context_member(self.get(name), name)
     }
 
     fn tags(&self, name: &str) -> Result<Vec<(String, String)>, ApiError> {
@@ -366,17 +352,29 @@ fn resolve(state: &ApiState, key_ref: &str) -> Result<Arc<Key>, ApiError> {
     state.kms.resolve(key_ref).map_err(kms_error)
 }
 
-fn body_context(body: &Value) -> Result<EncryptionContext, ApiError> {
-    match body.get("EncryptionContext") {
+/// An encryption-context member (`EncryptionContext`, `SourceEncryptionContext`, ...): a
+/// map of strings, absent or null meaning empty. Authorization and the handler read it
+/// the same way, so the condition keys describe exactly the context that is used.
+fn context_member(value: Option<&Value>, name: &str) -> Result<EncryptionContext, ApiError> {
+    match value {
         None | Some(Value::Null) => Ok(EncryptionContext::new()),
-        Some(Value::Object(m)) => Ok(m
+        Some(Value::Object(m)) => m
             .iter()
-            .filter_map(|(k, v)| v.as_str().map(|s| (k.clone(), s.to_owned())))
-            .collect()),
-        Some(_) => Err(ApiError::serialization(
-            "EncryptionContext must be a map of strings",
-        )),
+            .map(|(k, v)| match v {
+                Value::String(s) => Ok((k.clone(), s.clone())),
+                _ => Err(ApiError::serialization(format!(
+                    "{name} values must be strings"
+                ))),
+            })
+            .collect(),
+        Some(_) => Err(ApiError::serialization(format!(
+            "{name} must be a map of strings"
+        ))),
     }
+}
+
+fn body_context(body: &Value) -> Result<EncryptionContext, ApiError> {
+    context_member(body.get("EncryptionContext"), "EncryptionContext")
 }
 
 fn required_str<'a>(body: &'a Value, name: &str) -> Result<&'a str, ApiError> {
@@ -561,20 +559,14 @@ fn re_encrypt_targets(
     body: &Value,
     principal: Option<&Principal>,
 ) -> Result<Vec<Target>, ApiError> {
-    let source_context = match body.get("SourceEncryptionContext") {
-        Some(Value::Object(m)) => m
-            .iter()
-            .filter_map(|(k, v)| v.as_str().map(|s| (k.clone(), s.to_owned())))
-            .collect(),
-        _ => EncryptionContext::new(),
-    };
-    let dest_context = match body.get("DestinationEncryptionContext") {
-        Some(Value::Object(m)) => m
-            .iter()
-            .filter_map(|(k, v)| v.as_str().map(|s| (k.clone(), s.to_owned())))
-            .collect(),
-        _ => EncryptionContext::new(),
-    };
+    let source_context = context_member(
+        body.get("SourceEncryptionContext"),
+        "SourceEncryptionContext",
+    )?;
+    let dest_context = context_member(
+        body.get("DestinationEncryptionContext"),
+        "DestinationEncryptionContext",
+    )?;
     let (source, arn) = ciphertext_key(state, body)?;
     let dest_ref = required_str(body, "DestinationKeyId")?;
     let dest = resolve(state, dest_ref)?;

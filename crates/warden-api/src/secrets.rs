@@ -19,6 +19,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use http::StatusCode;
+use rand::seq::{IndexedRandom, SliceRandom};
 use serde_json::{json, Map, Value};
 use warden_iam::PolicyKind;
 use warden_kms::wire::seconds;
@@ -117,16 +118,19 @@ fn policy_of(secret: &Secret) -> Option<Arc<warden_iam::Policy>> {
         .map(Arc::new)
 }
 
-fn on_secret(state: &ApiState, operation: &str, id: &str) -> Target {
+/// The target of `operation` on the secret `id` names, and that secret if it exists (read
+/// once, for the targets that depend on it too).
+fn on_secret(state: &ApiState, operation: &str, id: &str) -> (Target, Option<Secret>) {
     let secret = state.secrets.resolve(id).ok();
-    Target {
+    let target = Target {
         action: format!("secretsmanager:{operation}"),
         resource: secret
             .as_ref()
-            .map_or_else(|| state.secrets.arn_for(id), |s| s.arn.clone()),
+            .map_or_else(|| state.secrets.arn_for_missing(id), |s| s.arn.clone()),
         policy: secret.as_ref().and_then(policy_of),
         ..Target::default()
-    }
+    };
+    (target, secret)
 }
 
 /// `kms:ACTION` on the key sealing `secret`'s values, through Secrets Manager.
@@ -158,7 +162,7 @@ fn secret_target(
     body: &Value,
     _principal: Option<&Principal>,
 ) -> Result<Vec<Target>, ApiError> {
-    Ok(vec![on_secret(state, operation, secret_id(body)?)])
+    Ok(vec![on_secret(state, operation, secret_id(body)?).0])
 }
 
 fn any_target(
@@ -191,7 +195,7 @@ fn create_targets(
         .ok_or_else(|| invalid("Name is required"))?;
     let mut targets = vec![Target {
         action: format!("secretsmanager:{operation}"),
-        resource: state.secrets.arn_for(name),
+        resource: state.secrets.arn_for_missing(name),
         ..Target::default()
     }];
     if body
@@ -201,7 +205,7 @@ fn create_targets(
     {
         targets.push(Target {
             action: "secretsmanager:TagResource".into(),
-            resource: state.secrets.arn_for(name),
+            resource: state.secrets.arn_for_missing(name),
             ..Target::default()
         });
     }
@@ -221,9 +225,9 @@ pub(crate) fn read_targets(
     body: &Value,
     principal: Option<&Principal>,
 ) -> Result<Vec<Target>, ApiError> {
-    let id = secret_id(body)?;
-    let mut targets = vec![on_secret(state, operation, id)];
-    if let Ok(secret) = state.secrets.resolve(id) {
+    let (target, secret) = on_secret(state, operation, secret_id(body)?);
+    let mut targets = vec![target];
+    if let Some(secret) = secret {
         targets.push(key_target(
             state,
             principal,
@@ -240,9 +244,9 @@ fn write_targets(
     body: &Value,
     principal: Option<&Principal>,
 ) -> Result<Vec<Target>, ApiError> {
-    let id = secret_id(body)?;
-    let mut targets = vec![on_secret(state, operation, id)];
-    if let Ok(secret) = state.secrets.resolve(id) {
+    let (target, secret) = on_secret(state, operation, secret_id(body)?);
+    let mut targets = vec![target];
+    if let Some(secret) = secret {
         let new_key = body.get("KmsKeyId").and_then(Value::as_str);
         if has_value(body) || new_key.is_some_and(|k| !k.is_empty()) {
             let key = new_key
@@ -260,19 +264,13 @@ fn rotate_targets(
     body: &Value,
     _principal: Option<&Principal>,
 ) -> Result<Vec<Target>, ApiError> {
-    let id = secret_id(body)?;
-    let mut targets = vec![on_secret(state, operation, id)];
+    let (target, secret) = on_secret(state, operation, secret_id(body)?);
+    let mut targets = vec![target];
     let lambda = body
         .get("RotationLambdaARN")
         .and_then(Value::as_str)
         .map(str::to_owned)
-        .or_else(|| {
-            state
-                .secrets
-                .resolve(id)
-                .ok()
-                .and_then(|s| s.rotation.map(|r| r.lambda_arn))
-        });
+        .or_else(|| secret.and_then(|s| s.rotation.map(|r| r.lambda_arn)));
     if let Some(arn) = lambda {
         targets.push(Target {
             action: "lambda:InvokeFunction".into(),
@@ -1133,39 +1131,18 @@ async fn get_random_password(
         ));
     }
     let all: Vec<u8> = classes.concat();
-    let pick = |set: &[u8]| -> Result<u8, ApiError> {
-        // Rejection sampling over the OS CSPRNG: no modulo bias.
-        let limit = 256 - 256 % set.len();
-        loop {
-            let mut b = [0u8; 1];
-            warden_kms::random::fill_random(&mut b).map_err(ApiError::internal)?;
-            if (b[0] as usize) < limit {
-                return Ok(set[b[0] as usize % set.len()]);
-            }
-        }
-    };
+    // `rand`'s thread generator is a CSPRNG seeded from the operating system; `choose` and
+    // `shuffle` draw without modulo bias.
+    let mut rng = rand::rng();
     let mut out: Vec<u8> = Vec::with_capacity(len);
     if require_each {
-        for class in &classes {
-            out.push(pick(class)?);
-        }
+        out.extend(classes.iter().filter_map(|class| class.choose(&mut rng)));
     }
     while out.len() < len {
-        out.push(pick(&all)?);
+        out.extend(all.choose(&mut rng));
     }
-    // Shuffle so the required characters are not at the front (Fisher-Yates).
-    for i in (1..out.len()).rev() {
-        let j = loop {
-            let mut b = [0u8; 4];
-            warden_kms::random::fill_random(&mut b).map_err(ApiError::internal)?;
-            let n = u32::from_le_bytes(b) as usize;
-            let bound = i + 1;
-            if n < usize::MAX - usize::MAX % bound {
-                break n % bound;
-            }
-        };
-        out.swap(i, j);
-    }
+    // The required characters must not sit at the front.
+    out.shuffle(&mut rng);
     let password = String::from_utf8(out).map_err(ApiError::internal)?;
     reply(&json!({ "RandomPassword": password }))
 }

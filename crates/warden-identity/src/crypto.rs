@@ -5,7 +5,6 @@
 //! the HMAC. So it is encrypted under a 32-byte master key that lives in its own file, so a
 //! copy of the database alone reveals nothing.
 
-use aws_lc_rs::rand::{SecureRandom, SystemRandom};
 pub use warden_kms::{MasterKey, MASTER_KEY_LEN};
 
 use crate::error::IdentityError;
@@ -36,8 +35,7 @@ pub(crate) fn open_secret(
 
 /// Fills `buf` from the operating system's CSPRNG.
 pub(crate) fn fill_random(buf: &mut [u8]) -> Result<(), IdentityError> {
-    SystemRandom::new()
-        .fill(buf)
+    warden_kms::random::fill_random(buf)
         .map_err(|_| IdentityError::Crypto("reading the system random number generator"))
 }
 

@@ -1461,14 +1461,6 @@ impl Identity {
         })
     }
 
-    /// The session policies of a role session that has any (an `AssumeRole` session with
-    /// `Policy` or `PolicyArns`); `None` for users and sessions without. Every decision for
-    /// such a session must also be allowed by these: an empty list (its managed session
-    /// policies deleted since) allows nothing. No I/O.
-    pub fn session_policies(&self, principal: &Principal) -> Option<Vec<Arc<Policy>>> {
-        self.session_policies_of(principal)
-    }
-
     /// The principal of the live function-instance session whose session token is `token`
     /// (sessions made by `AssumeRole` are not looked at): how the Parameters and Secrets
     /// extension's endpoint knows its caller, which presents the token alone. Compared in
@@ -1498,7 +1490,11 @@ impl Identity {
             .map(|s| s.credential.principal.clone())
     }
 
-    fn session_policies_of(&self, principal: &Principal) -> Option<Vec<Arc<Policy>>> {
+    /// The session policies of a role session that has any (an `AssumeRole` session with
+    /// `Policy` or `PolicyArns`); `None` for users and sessions without. Every decision for
+    /// such a session must also be allowed by these: an empty list (its managed session
+    /// policies deleted since) allows nothing. No I/O.
+    pub fn session_policies(&self, principal: &Principal) -> Option<Vec<Arc<Policy>>> {
         let id = principal.session.as_deref()?;
         let sessions = self
             .inner
@@ -1846,9 +1842,18 @@ mod tests {
         assert!(c.session_token.is_some());
         let looked = id.lookup(&c.access_key_id).unwrap();
         assert_eq!(looked, c);
+        // The extension's endpoint finds an instance session by its token alone.
+        let token = c.session_token.clone().unwrap();
+        assert_eq!(
+            id.instance_session_by_token(&token),
+            Some(c.principal.clone())
+        );
+        assert!(id.instance_session_by_token(&token[1..]).is_none());
+        assert!(id.instance_session_by_token("").is_none());
         assert_eq!(id.policies_for(&c.principal).len(), 1);
         assert!(id.revoke_session(&c.access_key_id));
         assert!(id.lookup(&c.access_key_id).is_none());
+        assert!(id.instance_session_by_token(&token).is_none(), "revoked");
         assert!(!id.revoke_session(&c.access_key_id));
 
         // Expiry: a session whose deadline has passed is refused and purged.
@@ -2217,6 +2222,9 @@ mod tests {
         // A plain session: the role's permissions and tags, no session policies.
         let plain = id.assume_role(&user, &assume(&role.arn, "plain")).unwrap();
         assert_eq!(plain.packed_policy_size, None);
+        // Its session token names no instance session: the extension's endpoint refuses it.
+        let token = plain.credential.session_token.clone().unwrap();
+        assert!(id.instance_session_by_token(&token).is_none());
         let p = &plain.credential.principal;
         assert_eq!(
             p.session.as_deref(),

@@ -386,3 +386,19 @@ fn nothing_secret_is_stored_in_the_clear() {
         assert!(envelope::open(&f.kms, &c, &t).is_err(), "byte {i}");
     }
 }
+
+proptest::proptest! {
+    // Sealed environments and code come from the data directory: whatever bytes are there,
+    // opening them refuses or succeeds, never panics, and only the real thing opens.
+    #[test]
+    fn opening_arbitrary_envelopes_never_panics(bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..200)) {
+        static KMS: std::sync::OnceLock<(tempfile::TempDir, Kms)> = std::sync::OnceLock::new();
+        let (_, kms) = KMS.get_or_init(|| {
+            let f = fixture();
+            (f.dir, f.kms)
+        });
+        let context = crate::envelope::function_context("f");
+        proptest::prop_assert!(envelope::open(kms, &context, &bytes).is_err());
+        let _ = envelope::wrapped_key(&bytes);
+    }
+}

@@ -334,13 +334,13 @@ impl Secrets {
         )
     }
 
-    /// The ARN authorization uses for a secret that may not exist yet: its real ARN if it
-    /// does, else `PREFIX NAME-*` (any secret of that name).
-    pub fn arn_for(&self, id: &str) -> String {
-        match self.resolve(id) {
-            Ok(s) => s.arn,
-            Err(_) if id.starts_with("arn:") => id.to_owned(),
-            Err(_) => format!("{}{id}-*", self.arn_prefix()),
+    /// The ARN authorization uses for a secret that does not exist (yet): the ARN given,
+    /// or for a name `PREFIX NAME-*` (any secret of that name, whatever its suffix).
+    pub fn arn_for_missing(&self, id: &str) -> String {
+        if id.starts_with("arn:") {
+            id.to_owned()
+        } else {
+            format!("{}{id}-*", self.arn_prefix())
         }
     }
 

@@ -703,6 +703,16 @@ pub fn private_tempdir() -> tempfile::TempDir {
         .unwrap()
 }
 
+/// The error code in the AWS CLI's stderr ("An error occurred (CODE) when calling ..."),
+/// or the whole text when there is none.
+pub fn error_code(stderr: &str) -> &str {
+    stderr
+        .split_once("An error occurred (")
+        .and_then(|(_, rest)| rest.split_once(')'))
+        .map(|(c, _)| c)
+        .unwrap_or(stderr)
+}
+
 /// Base64 of bytes.
 pub fn b64(bytes: &[u8]) -> String {
     use base64::Engine as _;

@@ -5,7 +5,9 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
-use crate::harness::{aws_as, fixture_bin, unb64, user_with_policy, zip_dir, Server, EXEC_ROLE};
+use crate::harness::{
+    aws_as, error_code, fixture_bin, unb64, user_with_policy, zip_dir, Server, EXEC_ROLE,
+};
 
 fn create_key(s: &Server) -> String {
     let k = s.aws(&["kms", "create-key", "--description", "test key"]);
@@ -28,14 +30,6 @@ fn encrypt(s: &Server, key: &str, text: &str, context: Option<&str>) -> String {
         assert_eq!(out["KeyId"], key);
     }
     out["CiphertextBlob"].as_str().unwrap().to_owned()
-}
-
-fn code(err: &str) -> &str {
-    // "An error occurred (CODE) when calling ..."
-    err.split_once("An error occurred (")
-        .and_then(|(_, rest)| rest.split_once(')'))
-        .map(|(c, _)| c)
-        .unwrap_or(err)
 }
 
 #[test]
@@ -70,7 +64,7 @@ fn the_aws_cli_encrypts_decrypts_and_gets_kms_errors() {
         "--encryption-context",
         "app=billing",
     ]);
-    assert_eq!(code(&e), "InvalidCiphertextException", "{e}");
+    assert_eq!(error_code(&e), "InvalidCiphertextException", "{e}");
     let mut tampered = unb64(&blob);
     let last = tampered.len() - 1;
     tampered[last] ^= 1;
@@ -83,7 +77,7 @@ fn the_aws_cli_encrypts_decrypts_and_gets_kms_errors() {
         "--encryption-context",
         "app=orders",
     ]);
-    assert_eq!(code(&e), "InvalidCiphertextException", "{e}");
+    assert_eq!(error_code(&e), "InvalidCiphertextException", "{e}");
     std::fs::write(&file, unb64(&blob)).unwrap();
 
     // A wrong KeyId: IncorrectKeyException.
@@ -98,17 +92,17 @@ fn the_aws_cli_encrypts_decrypts_and_gets_kms_errors() {
         "--key-id",
         &other,
     ]);
-    assert_eq!(code(&e), "IncorrectKeyException", "{e}");
+    assert_eq!(error_code(&e), "IncorrectKeyException", "{e}");
 
     // Plaintext limits: 4096 bytes at most.
     let big = "x".repeat(4097);
     let e = s.aws_err(&["kms", "encrypt", "--key-id", &key, "--plaintext", &big]);
-    assert_eq!(code(&e), "ValidationException", "{e}");
+    assert_eq!(error_code(&e), "ValidationException", "{e}");
 
     // Disabled: DisabledException; pending deletion: KMSInvalidStateException.
     s.aws(&["kms", "disable-key", "--key-id", &key]);
     let e = s.aws_err(&["kms", "encrypt", "--key-id", &key, "--plaintext", "x"]);
-    assert_eq!(code(&e), "DisabledException", "{e}");
+    assert_eq!(error_code(&e), "DisabledException", "{e}");
     s.aws(&["kms", "enable-key", "--key-id", &key]);
     let e = s.aws_err(&[
         "kms",
@@ -118,7 +112,7 @@ fn the_aws_cli_encrypts_decrypts_and_gets_kms_errors() {
         "--pending-window-in-days",
         "6",
     ]);
-    assert_eq!(code(&e), "ValidationException", "{e}");
+    assert_eq!(error_code(&e), "ValidationException", "{e}");
     let d = s.aws(&[
         "kms",
         "schedule-key-deletion",
@@ -137,7 +131,7 @@ fn the_aws_cli_encrypts_decrypts_and_gets_kms_errors() {
         "--encryption-context",
         "app=orders",
     ]);
-    assert_eq!(code(&e), "KMSInvalidStateException", "{e}");
+    assert_eq!(error_code(&e), "KMSInvalidStateException", "{e}");
     let meta = &s.aws(&["kms", "describe-key", "--key-id", &key])["KeyMetadata"];
     assert_eq!(meta["KeyState"], "PendingDeletion");
     assert!(meta["DeletionDate"].is_number() || meta["DeletionDate"].is_string());
@@ -155,9 +149,9 @@ fn the_aws_cli_encrypts_decrypts_and_gets_kms_errors() {
         "--key-id",
         "00000000-0000-0000-0000-000000000000",
     ]);
-    assert_eq!(code(&e), "NotFoundException", "{e}");
+    assert_eq!(error_code(&e), "NotFoundException", "{e}");
     let e = s.aws_err(&["kms", "list-grants", "--key-id", &key]);
-    assert_eq!(code(&e), "UnknownOperationException", "{e}");
+    assert_eq!(error_code(&e), "UnknownOperationException", "{e}");
 }
 
 #[test]
@@ -180,7 +174,7 @@ fn aliases_rotation_policies_and_tags_through_the_aws_cli() {
         "--target-key-id",
         &key,
     ]);
-    assert_eq!(code(&e), "AlreadyExistsException", "{e}");
+    assert_eq!(error_code(&e), "AlreadyExistsException", "{e}");
     let e = s.aws_err(&[
         "kms",
         "create-alias",
@@ -189,7 +183,7 @@ fn aliases_rotation_policies_and_tags_through_the_aws_cli() {
         "--target-key-id",
         &key,
     ]);
-    assert_eq!(code(&e), "InvalidAliasNameException", "{e}");
+    assert_eq!(error_code(&e), "InvalidAliasNameException", "{e}");
     // Encrypt by alias; the AWS managed aws/lambda key is listed.
     let blob = encrypt(&s, "alias/orders", "hi", None);
     assert!(!blob.is_empty());
@@ -216,9 +210,9 @@ fn aliases_rotation_policies_and_tags_through_the_aws_cli() {
         "--plaintext",
         "x",
     ]);
-    assert_eq!(code(&e), "AccessDeniedException", "{e}");
+    assert_eq!(error_code(&e), "AccessDeniedException", "{e}");
     let e = s.aws_err(&["kms", "disable-key", "--key-id", "alias/aws/lambda"]);
-    assert_eq!(code(&e), "AccessDeniedException", "{e}");
+    assert_eq!(error_code(&e), "AccessDeniedException", "{e}");
 
     // Rotation: old ciphertexts still decrypt after an on-demand rotation.
     let before = encrypt(&s, &key, "before", None);
@@ -280,7 +274,7 @@ fn aliases_rotation_policies_and_tags_through_the_aws_cli() {
         "--policy",
         &lockout.to_string(),
     ]);
-    assert_eq!(code(&e), "MalformedPolicyDocumentException", "{e}");
+    assert_eq!(error_code(&e), "MalformedPolicyDocumentException", "{e}");
 
     // Tags.
     s.aws(&[
@@ -364,7 +358,7 @@ fn key_policies_decide_with_identity_policies_as_kms_does() {
     let out = try_encrypt(&bob, &delegating, "app=orders");
     assert!(!out.status.success());
     assert_eq!(
-        code(&String::from_utf8_lossy(&out.stderr)),
+        error_code(&String::from_utf8_lossy(&out.stderr)),
         "AccessDeniedException"
     );
     // No delegation: Alice's kms:* grants nothing; Bob is allowed by the key policy alone,
@@ -380,7 +374,7 @@ fn key_policies_decide_with_identity_policies_as_kms_does() {
     let out = try_encrypt(&bob, &restricted, "app=billing");
     assert!(!out.status.success());
     assert_eq!(
-        code(&String::from_utf8_lossy(&out.stderr)),
+        error_code(&String::from_utf8_lossy(&out.stderr)),
         "AccessDeniedException"
     );
     // Bob may not describe it (the key policy gives him Encrypt only).
@@ -532,7 +526,7 @@ fn code_and_environments_are_sealed_at_rest_and_a_disabled_key_stops_cold_starts
         "7",
     ]);
     let e = s.aws_err(&["lambda", "invoke", "--function-name", "sealed", "/dev/null"]);
-    assert_eq!(code(&e), "KMSDisabledException", "{e}");
+    assert_eq!(error_code(&e), "KMSDisabledException", "{e}");
     let cfg = s.aws(&[
         "lambda",
         "get-function-configuration",
@@ -566,7 +560,7 @@ fn code_and_environments_are_sealed_at_rest_and_a_disabled_key_stops_cold_starts
     );
     assert!(!out.status.success());
     assert_eq!(
-        code(&String::from_utf8_lossy(&out.stderr)),
+        error_code(&String::from_utf8_lossy(&out.stderr)),
         "KMSAccessDeniedException"
     );
 

@@ -5,14 +5,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
-use crate::harness::{aws_as, python_runtime, python_zip, user_with_policy, Server};
-
-fn code(err: &str) -> &str {
-    err.split_once("An error occurred (")
-        .and_then(|(_, rest)| rest.split_once(')'))
-        .map(|(c, _)| c)
-        .unwrap_or(err)
-}
+use crate::harness::{aws_as, error_code, python_runtime, python_zip, user_with_policy, Server};
 
 #[test]
 fn the_aws_cli_keeps_versions_stages_and_deletions_as_secrets_manager_does() {
@@ -31,7 +24,7 @@ fn the_aws_cli_keeps_versions_stages_and_deletions_as_secrets_manager_does() {
     assert!(arn.starts_with("arn:aws:secretsmanager:us-east-1:123456789012:secret:app/db-"));
     let first = created["VersionId"].as_str().unwrap().to_owned();
     let e = s.aws_err(&["secretsmanager", "create-secret", "--name", "app/db"]);
-    assert_eq!(code(&e), "ResourceExistsException", "{e}");
+    assert_eq!(error_code(&e), "ResourceExistsException", "{e}");
 
     let got = s.aws(&[
         "secretsmanager",
@@ -87,7 +80,7 @@ fn the_aws_cli_keeps_versions_stages_and_deletions_as_secrets_manager_does() {
         "--move-to-version-id",
         &first,
     ]);
-    assert_eq!(code(&e), "InvalidParameterException", "{e}");
+    assert_eq!(error_code(&e), "InvalidParameterException", "{e}");
     s.aws(&[
         "secretsmanager",
         "update-secret-version-stage",
@@ -142,7 +135,7 @@ fn the_aws_cli_keeps_versions_stages_and_deletions_as_secrets_manager_does() {
         "--resource-policy",
         &public.to_string(),
     ]);
-    assert_eq!(code(&e), "PublicPolicyException", "{e}");
+    assert_eq!(error_code(&e), "PublicPolicyException", "{e}");
 
     // Deletion with a recovery window: reads refused, restore brings it back; forced
     // deletion is immediate.
@@ -154,7 +147,7 @@ fn the_aws_cli_keeps_versions_stages_and_deletions_as_secrets_manager_does() {
         "--recovery-window-in-days",
         "3",
     ]);
-    assert_eq!(code(&e), "InvalidParameterException", "{e}");
+    assert_eq!(error_code(&e), "InvalidParameterException", "{e}");
     s.aws(&["secretsmanager", "delete-secret", "--secret-id", "app/db"]);
     let e = s.aws_err(&[
         "secretsmanager",
@@ -162,7 +155,7 @@ fn the_aws_cli_keeps_versions_stages_and_deletions_as_secrets_manager_does() {
         "--secret-id",
         "app/db",
     ]);
-    assert_eq!(code(&e), "InvalidRequestException", "{e}");
+    assert_eq!(error_code(&e), "InvalidRequestException", "{e}");
     let listed = s.aws(&["secretsmanager", "list-secrets"]);
     assert_eq!(listed["SecretList"].as_array().unwrap().len(), 1);
     s.aws(&["secretsmanager", "restore-secret", "--secret-id", "app/db"]);
@@ -180,7 +173,7 @@ fn the_aws_cli_keeps_versions_stages_and_deletions_as_secrets_manager_does() {
         "--force-delete-without-recovery",
     ]);
     let e = s.aws_err(&["secretsmanager", "describe-secret", "--secret-id", "other"]);
-    assert_eq!(code(&e), "ResourceNotFoundException", "{e}");
+    assert_eq!(error_code(&e), "ResourceNotFoundException", "{e}");
 }
 
 #[test]
@@ -256,7 +249,7 @@ print("ok")
     );
     assert!(!denied.status.success());
     assert_eq!(
-        code(&String::from_utf8_lossy(&denied.stderr)),
+        error_code(&String::from_utf8_lossy(&denied.stderr)),
         "AccessDeniedException"
     );
     let denied = aws_as(
@@ -272,7 +265,7 @@ print("ok")
         ],
     );
     assert_eq!(
-        code(&String::from_utf8_lossy(&denied.stderr)),
+        error_code(&String::from_utf8_lossy(&denied.stderr)),
         "AccessDeniedException"
     );
     // A secret's resource policy can grant a caller what its IAM policies do not.
@@ -349,7 +342,7 @@ print("ok")
         "the key policy must also allow kms:Decrypt"
     );
     assert_eq!(
-        code(&String::from_utf8_lossy(&denied.stderr)),
+        error_code(&String::from_utf8_lossy(&denied.stderr)),
         "AccessDeniedException"
     );
     // A disabled key: the value cannot be read, with KMS's reason.
@@ -360,7 +353,7 @@ print("ok")
         "--secret-id",
         "shared/locked",
     ]);
-    assert_eq!(code(&e), "DecryptionFailure", "{e}");
+    assert_eq!(error_code(&e), "DecryptionFailure", "{e}");
 }
 
 const ROTATOR: &str = r#"
@@ -482,7 +475,7 @@ fn functions_read_secrets_with_their_role_and_rotation_runs_the_four_steps() {
         "--rotation-lambda-arn",
         "arn:aws:lambda:us-east-1:123456789012:function:rotator",
     ]);
-    assert_eq!(code(&e), "AccessDeniedException", "{e}");
+    assert_eq!(error_code(&e), "AccessDeniedException", "{e}");
     for f in ["rotator", "bad-rotator"] {
         s.aws(&[
             "lambda",
