@@ -169,6 +169,35 @@ fn tools(root: &Path) -> Result<ToolEnv> {
             .arg(&node_prefix)
             .args(NODE_PACKAGES))?;
     }
+    // The network tests enforce security groups with nftables, which Warden drives through
+    // the `nft` program (Debian: `nftables`); `ip` (iproute2) is part of every base system.
+    let has = |tool: &str| {
+        Command::new("sh")
+            .args([
+                "-c",
+                &format!("PATH=\"$PATH:/usr/sbin:/sbin\" command -v {tool}"),
+            ])
+            .output()
+            .map(|o| o.status.success())
+            .unwrap_or(false)
+    };
+    if !has("nft") {
+        let install = || {
+            run(Command::new("apt-get").args([
+                "install",
+                "-y",
+                "--no-install-recommends",
+                "-q",
+                "nftables",
+            ]))
+        };
+        install()
+            .or_else(|_| {
+                run(Command::new("apt-get").args(["update", "-q"]))?;
+                install()
+            })
+            .context("the network tests need nftables (`nft`): install it")?;
+    }
     let ric_prefix = root.join(".test-tools/node-ric");
     let ric = ric_prefix.join("node_modules/aws-lambda-ric");
     if !ric.join("dist/rapid-client.node").exists() {

@@ -368,6 +368,19 @@ pub fn lambda_targets(state: &ApiState, request: &ApiRequest) -> Vec<Target> {
             }],
             None => vec![any_resource("logs:GetLogEvents")],
         },
+        // A function's DNS query log reads as the log group `/warden/dns/NAME`.
+        O::ReadDnsQueries(n) => match bare(n) {
+            Some(r) => vec![Target {
+                action: "logs:GetLogEvents".into(),
+                resource: format!(
+                    "arn:aws:logs:{}:{}:log-group:/warden/dns/{}",
+                    state.region, state.account, r.name
+                ),
+                function: None,
+                ..Target::default()
+            }],
+            None => vec![any_resource("logs:GetLogEvents")],
+        },
         O::PublishLayerVersion(l) => match LayerName::new(l) {
             Ok(name) => vec![Target {
                 action: "lambda:PublishLayerVersion".into(),

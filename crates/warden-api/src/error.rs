@@ -121,7 +121,7 @@ impl ApiError {
         Self::new(
             StatusCode::BAD_REQUEST,
             "UnknownService",
-            format!("Warden does not serve the `{shown}` service; it serves lambda, iam, sts, kms and secretsmanager"),
+            format!("Warden does not serve the `{shown}` service; it serves lambda, iam, sts, kms, secretsmanager, ec2 and route53resolver"),
         )
     }
     /// An internal failure: logged with its detail, reported without it.
@@ -143,6 +143,7 @@ impl ApiError {
             Protocol::AwsJson(version) => self.into_aws_json_response(version),
             Protocol::Query(namespace) => self.into_query_response(namespace, request_id),
             Protocol::RestXml => self.into_rest_xml_response(request_id),
+            Protocol::Ec2 => self.into_ec2_response(request_id),
         }
     }
 
@@ -203,6 +204,19 @@ impl ApiError {
         xml_response(status, error.to_rest_xml(request_id), "application/xml")
     }
 
+    /// EC2's `<Response><Errors><Error>` document, with EC2's names for the common errors
+    /// (`UnauthorizedOperation`, `AuthFailure`, `InvalidAction`, ...); an internal failure
+    /// is `InternalError`, 503.
+    fn into_ec2_response(self, request_id: &str) -> Response<Full<Bytes>> {
+        let status = if self.status.is_server_error() {
+            StatusCode::SERVICE_UNAVAILABLE
+        } else {
+            self.status
+        };
+        let body = crate::ec2::error_document(ec2_code(self.code), &self.message, request_id);
+        xml_response(status, body, crate::ec2::CONTENT_TYPE)
+    }
+
     fn into_query_error(self) -> warden_identity::QueryError {
         warden_identity::QueryError {
             status: self.status.as_u16(),
@@ -225,6 +239,8 @@ pub enum Protocol {
     Query(Option<&'static str>),
     /// rest-xml's `<Error>` (S3 and services shaped like it).
     RestXml,
+    /// EC2's `<Response><Errors><Error>` document.
+    Ec2,
 }
 
 /// The version of the JSON protocol a service speaks (its `Content-Type`).
@@ -268,6 +284,26 @@ fn query_code(code: &'static str) -> &'static str {
         "InvalidParameterValueException" | "InvalidRequestContentException" => "ValidationError",
         "RequestTooLargeException" => "RequestEntityTooLarge",
         "ServiceException" => "ServiceFailure",
+        other => other,
+    }
+}
+
+/// EC2's name for an error the API raises with its JSON name; EC2's own codes are kept.
+fn ec2_code(code: &'static str) -> &'static str {
+    match code {
+        "AccessDeniedException" => "UnauthorizedOperation",
+        "UnrecognizedClientException" => "AuthFailure",
+        "InvalidSignatureException" => "SignatureDoesNotMatch",
+        "IncompleteSignatureException" => "IncompleteSignature",
+        "ExpiredTokenException" => "ExpiredToken",
+        "MissingAuthenticationTokenException" => "MissingAuthenticationToken",
+        "UnknownOperationException" => "InvalidAction",
+        "InvalidParameterValueException"
+        | "InvalidRequestContentException"
+        | "SerializationException" => "InvalidParameterValue",
+        "RequestTooLargeException" => "RequestEntityTooLarge",
+        "TooManyRequestsException" => "RequestLimitExceeded",
+        "ServiceException" | "InternalFailure" => "InternalError",
         other => other,
     }
 }
@@ -452,13 +488,13 @@ mod tests {
         assert_eq!(v["__type"], "UnknownService");
         assert_eq!(
             v["Message"],
-            "Warden does not serve the `dynamodb` service; it serves lambda, iam, sts, kms and secretsmanager"
+            "Warden does not serve the `dynamodb` service; it serves lambda, iam, sts, kms, secretsmanager, ec2 and route53resolver"
         );
         let (_, headers, text) =
             body(ApiError::unknown_service("s3").render(Protocol::RestXml, "r-9"));
         assert_eq!(headers[http::header::CONTENT_TYPE], "application/xml");
         assert!(
-            text.ends_with("<Error><Code>UnknownService</Code><Message>Warden does not serve the `s3` service; it serves lambda, iam, sts, kms and secretsmanager</Message><RequestId>r-9</RequestId></Error>"),
+            text.ends_with("<Error><Code>UnknownService</Code><Message>Warden does not serve the `s3` service; it serves lambda, iam, sts, kms, secretsmanager, ec2 and route53resolver</Message><RequestId>r-9</RequestId></Error>"),
             "{text}"
         );
         // A hostile service name is cut and escaped.

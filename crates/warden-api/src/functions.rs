@@ -182,7 +182,10 @@ pub async fn create(state: &ApiState, request: &ApiRequest) -> Result<Reply, Api
             .map(shape::logging_settings)
             .transpose()?
             .unwrap_or_default(),
+        vpc_config: None,
     };
+    let mut command = command;
+    command.vpc_config = vpc_config(state, &command.role, input.vpc_config.as_ref())?.flatten();
     let findings = hygiene(Some(&command.environment));
     let name = command.name.clone();
     let shown = state
@@ -462,7 +465,26 @@ pub async fn update_configuration(
             .as_ref()
             .map(shape::logging_settings)
             .transpose()?,
+        vpc_config: None,
     };
+    let mut change = change;
+    if input.vpc_config.is_some() {
+        // The role the attachment is checked against: the new one, or the function's.
+        let role = match &change.role {
+            Some(r) => r.clone(),
+            None => {
+                let current = state
+                    .control
+                    .get_configuration(&warden_types::FunctionRef {
+                        name: name.clone(),
+                        qualifier: None,
+                    })
+                    .await?;
+                RoleArn::new(&current.role)?
+            }
+        };
+        change.vpc_config = vpc_config(state, &role, input.vpc_config.as_ref())?;
+    }
     let findings = hygiene(change.environment.as_ref());
     let shown = state
         .control
@@ -658,4 +680,156 @@ pub async fn read_logs(
         }
         let _ = tokio::time::timeout_at(deadline, notified).await;
     }
+}
+
+/// Warden's own `GET /_warden/2026-11-01/functions/NAME/dns-queries?limit=N`: the newest
+/// `N` (default 100, at most 10,000) DNS queries of the function's instances, oldest first:
+/// name, type, the firewall's action, the response code and the answer's addresses.
+pub async fn read_dns_queries(
+    state: &ApiState,
+    request: &ApiRequest,
+    raw: &str,
+) -> Result<Reply, ApiError> {
+    let name = unqualified(state, raw)?;
+    let limit = match request.query("limit") {
+        None => 100,
+        Some(s) => s
+            .parse::<usize>()
+            .ok()
+            .filter(|n| (1..=10_000).contains(n))
+            .ok_or_else(|| ApiError::invalid("`limit` must be a number from 1 to 10000"))?,
+    };
+    let engine = state.engine.clone();
+    let function = name.to_string();
+    let records = tokio::task::spawn_blocking(move || engine.dns_queries(&function, limit))
+        .await
+        .map_err(|e| ApiError::internal(format!("reading the DNS query log: {e}")))?
+        .map_err(|e| ApiError::internal(format!("reading the DNS query log: {e}")))?;
+    Ok(json_response(
+        StatusCode::OK,
+        &json!({ "Queries": records }),
+    ))
+}
+
+/// Most subnets and security groups one function names (Lambda's limits).
+const MAX_VPC_SUBNETS: usize = 16;
+const MAX_VPC_SECURITY_GROUPS: usize = 5;
+
+/// A request's `VpcConfig`, checked: `None` if absent, `Some(None)` to detach (both lists
+/// empty, as Lambda reads it), else the subnets and groups, which must exist, all in one
+/// VPC, on a server that can enforce them, for an execution role allowed to manage network
+/// interfaces (Lambda's requirement: `ec2:CreateNetworkInterface`, as the managed policy
+/// `AWSLambdaVPCAccessExecutionRole` grants).
+fn vpc_config(
+    state: &ApiState,
+    role: &RoleArn,
+    input: Option<&shape::VpcConfigInput>,
+) -> Result<Option<Option<warden_types::VpcConfig>>, ApiError> {
+    let Some(input) = input else {
+        return Ok(None);
+    };
+    let dedup = |v: &Option<Vec<String>>| {
+        let mut v = v.clone().unwrap_or_default();
+        v.sort();
+        v.dedup();
+        v
+    };
+    let subnets = dedup(&input.subnet_ids);
+    let groups = dedup(&input.security_group_ids);
+    if subnets.is_empty() && groups.is_empty() {
+        return Ok(Some(None));
+    }
+    if subnets.is_empty() || groups.is_empty() {
+        return Err(ApiError::invalid(
+            "VpcConfig needs both SubnetIds and SecurityGroupIds (or neither, to detach the function)",
+        ));
+    }
+    if subnets.len() > MAX_VPC_SUBNETS || groups.len() > MAX_VPC_SECURITY_GROUPS {
+        return Err(ApiError::invalid(format!(
+            "VpcConfig names at most {MAX_VPC_SUBNETS} subnets and {MAX_VPC_SECURITY_GROUPS} security groups"
+        )));
+    }
+    if let Some(why) = state.engine.egress_unavailable() {
+        return Err(ApiError::invalid(format!(
+            "VpcConfig cannot be enforced by this Warden server ({why}); see `warden doctor`"
+        )));
+    }
+    let mut vpc_id: Option<String> = None;
+    let mut same_vpc = |vpc: &str, what: &str| -> Result<(), ApiError> {
+        match &vpc_id {
+            Some(v) if v != vpc => Err(ApiError::invalid(format!(
+                "VpcConfig: {what} is in {vpc}, not in {v}; all subnets and security groups must be in one VPC"
+            ))),
+            Some(_) => Ok(()),
+            None => {
+                vpc_id = Some(vpc.to_owned());
+                Ok(())
+            }
+        }
+    };
+    for id in &subnets {
+        let subnet = state.network.subnet(id).ok_or_else(|| {
+            ApiError::invalid(format!(
+                "Error occurred while DescribeSubnets. EC2 Error Code: InvalidSubnetID.NotFound. EC2 Error Message: The subnet ID '{id}' does not exist"
+            ))
+        })?;
+        same_vpc(&subnet.vpc_id, &format!("subnet {id}"))?;
+    }
+    for id in &groups {
+        let group = state.network.security_group(id).ok_or_else(|| {
+            ApiError::invalid(format!(
+                "Error occurred while DescribeSecurityGroups. EC2 Error Code: InvalidGroup.NotFound. EC2 Error Message: The security group '{id}' does not exist"
+            ))
+        })?;
+        same_vpc(&group.vpc_id, &format!("security group {id}"))?;
+    }
+    if !role_may_manage_interfaces(state, role) {
+        return Err(ApiError::invalid(
+            "The provided execution role does not have permissions to call CreateNetworkInterface on EC2",
+        ));
+    }
+    Ok(Some(Some(warden_types::VpcConfig {
+        subnet_ids: subnets,
+        security_group_ids: groups,
+        vpc_id: vpc_id.unwrap_or_default(),
+    })))
+}
+
+/// Whether `role`'s policies allow `ec2:CreateNetworkInterface` (on `*`, as Lambda
+/// checks it).
+fn role_may_manage_interfaces(state: &ApiState, role: &RoleArn) -> bool {
+    let identity = &state.access.identity;
+    let Some(found) = identity.resolve_role(role.as_str()) else {
+        return false;
+    };
+    let session = warden_types::identity::Principal {
+        arn: format!(
+            "arn:aws:sts::{}:assumed-role/{}/vpc-check",
+            state.account, found.name
+        ),
+        account: state.account.as_str().to_owned(),
+        name: found.name.clone(),
+        id: String::new(),
+        kind: warden_types::identity::PrincipalKind::AssumedRole {
+            role_arn: role.as_str().to_owned(),
+            session_name: "vpc-check".to_owned(),
+        },
+        tags: Default::default(),
+        session: None,
+    };
+    let policies = identity.policies_for(&session);
+    let refs: Vec<&warden_iam::Policy> = policies.iter().map(|p| p.as_ref()).collect();
+    let request = warden_iam::Request {
+        principal: Some(session.arn.clone()),
+        action: "ec2:CreateNetworkInterface".to_owned(),
+        resource: "*".to_owned(),
+        context: Default::default(),
+    };
+    warden_iam::evaluate(&request, &refs, None).is_allowed()
+}
+
+/// The name of a function whose configuration (any version) attaches it to the subnet or
+/// security group `id`, if one does: such a subnet or group cannot be deleted.
+pub(crate) async fn network_in_use(state: &ApiState, id: &str) -> Result<Option<String>, ApiError> {
+    Ok(state.control.functions_attached_to(id).await?)
 }

@@ -21,6 +21,7 @@ mod aliases;
 mod body;
 mod caller;
 pub mod doors;
+pub mod ec2;
 pub mod error;
 mod extension;
 mod functions;
@@ -29,6 +30,7 @@ pub mod kms;
 mod layers;
 pub mod pipeline;
 mod policy;
+pub mod resolver;
 pub mod routes;
 pub mod secrets;
 mod server;
@@ -103,6 +105,11 @@ pub struct ApiState {
     pub kms: warden_kms::Kms,
     /// Secrets Manager.
     pub secrets: warden_secrets::Secrets,
+    /// VPCs, subnets and security groups (the EC2 API's network subset).
+    pub network: warden_network::Network,
+    /// Route 53 Resolver DNS Firewall: which names the functions attached to a VPC may
+    /// resolve.
+    pub dns_firewall: warden_dnsfw::DnsFirewall,
 }
 
 impl ApiState {
@@ -110,6 +117,10 @@ impl ApiState {
     /// subscribed to the control plane's change events: the engine's registry and warm
     /// instances, its concurrency table, and the access cache of resource policies. No
     /// handler invalidates anything by hand. Called once, by the server at boot.
+    #[allow(
+        clippy::too_many_arguments,
+        reason = "one argument per service the API serves, each named at its one call site"
+    )]
     pub fn new(
         engine: Engine,
         control: Control,
@@ -117,6 +128,8 @@ impl ApiState {
         access: access::Access,
         kms: warden_kms::Kms,
         secrets: warden_secrets::Secrets,
+        network: warden_network::Network,
+        dns_firewall: warden_dnsfw::DnsFirewall,
     ) -> Self {
         let access = Arc::new(access);
         control.subscribe(Arc::new(engine.clone()));
@@ -133,6 +146,8 @@ impl ApiState {
             access,
             kms,
             secrets,
+            network,
+            dns_firewall,
         }
     }
 
@@ -205,6 +220,7 @@ pub(crate) async fn dispatch_lambda(
         O::UpdateAlias(f, a) => aliases::update(state, &request, &f, &a).await,
         O::DeleteAlias(f, a) => aliases::delete(state, &request, &f, &a).await,
         O::ReadLogs(f) => functions::read_logs(state, &request, &f).await,
+        O::ReadDnsQueries(f) => functions::read_dns_queries(state, &request, &f).await,
         O::AddPermission(f) => policy::add_permission(state, &request, &f).await,
         O::RemovePermission(f, sid) => policy::remove_permission(state, &request, &f, &sid).await,
         O::GetPolicy(f) => policy::get_policy(state, &request, &f).await,

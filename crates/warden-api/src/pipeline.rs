@@ -67,14 +67,17 @@ pub struct Pipeline {
 }
 
 impl Default for Pipeline {
-    /// Warden's services: the JSON 1.1 doors of KMS and Secrets Manager, IAM and STS, and Lambda
-    /// (which takes every request the others leave).
+    /// Warden's services: the JSON 1.1 doors of KMS, Secrets Manager and Route 53
+    /// Resolver, EC2's query dialect, IAM and STS, and Lambda (which takes every request
+    /// the others leave).
     fn default() -> Self {
         Pipeline {
             doors: vec![
                 Arc::new(JsonDoor::new(&crate::kms::KMS)),
                 Arc::new(JsonDoor::new(&crate::secrets::SECRETS_MANAGER)),
+                Arc::new(JsonDoor::new(&crate::resolver::ROUTE53_RESOLVER)),
                 Arc::new(crate::extension::ExtensionDoor),
+                Arc::new(crate::ec2::Ec2Door),
                 Arc::new(QueryDoor),
                 Arc::new(LambdaDoor),
             ],

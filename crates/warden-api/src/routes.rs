@@ -18,6 +18,8 @@ pub enum Service {
     Iam,
     /// STS's query API.
     Sts,
+    /// EC2's query dialect (VPCs, subnets, security groups).
+    Ec2,
     /// A JSON-protocol (`X-Amz-Target`) service behind a door.
     AwsJson {
         /// The name its credential scopes carry.
@@ -76,6 +78,7 @@ impl Service {
             Service::Lambda => "lambda",
             Service::Iam => "iam",
             Service::Sts => "sts",
+            Service::Ec2 => "ec2",
             Service::AwsJson { name, .. } => name,
             Service::Unserved { name, .. } => name,
         }
@@ -87,6 +90,7 @@ impl Service {
             Service::Lambda => Protocol::Json,
             Service::Iam => Protocol::Query(Some(warden_identity::IAM_NAMESPACE)),
             Service::Sts => Protocol::Query(Some(warden_identity::STS_NAMESPACE)),
+            Service::Ec2 => Protocol::Ec2,
             Service::AwsJson { version, .. } => Protocol::AwsJson(*version),
             Service::Unserved { protocol, .. } => *protocol,
         }
@@ -148,6 +152,9 @@ pub enum Operation {
     JsonTarget(String),
     /// Warden's own: read a function's logs.
     ReadLogs(String),
+    /// Warden's own: the DNS queries of a function's instances
+    /// (`GET /_warden/2026-11-01/functions/NAME/dns-queries`).
+    ReadDnsQueries(String),
     /// `TagResource` on the resource ARN.
     TagResource(String),
     /// `UntagResource` on the resource ARN.
@@ -205,6 +212,7 @@ impl Operation {
                 .rsplit_once('.')
                 .map_or(target.as_str(), |(_, op)| op),
             O::ReadLogs(_) => "ReadLogs",
+            O::ReadDnsQueries(_) => "ReadDnsQueries",
             O::TagResource(_) => "TagResource",
             O::UntagResource(_) => "UntagResource",
             O::ListTags(_) => "ListTags",
@@ -291,6 +299,9 @@ pub fn route(method: &Method, path: &str) -> Result<Operation, RouteError> {
             O::RemovePermission(decode(f)?, decode(sid)?)
         }
         ("GET", ["_warden", "2026-11-01", "functions", f, "logs"]) => O::ReadLogs(decode(f)?),
+        ("GET", ["_warden", "2026-11-01", "functions", f, "dns-queries"]) => {
+            O::ReadDnsQueries(decode(f)?)
+        }
         ("POST", ["2017-03-31", "tags", arn]) => O::TagResource(decode(arn)?),
         ("DELETE", ["2017-03-31", "tags", arn]) => O::UntagResource(decode(arn)?),
         ("GET", ["2017-03-31", "tags", arn]) => O::ListTags(decode(arn)?),

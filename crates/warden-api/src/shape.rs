@@ -270,6 +270,7 @@ pub struct TagResourceInput {
 /// what Warden does.
 pub struct UnimplementedConfig<'a> {
     pub function: &'a str,
+    /// Honoured (by `functions::vpc_config`) except for its IPv6 member.
     pub vpc_config: &'a Option<VpcConfigInput>,
     pub dead_letter_config: &'a Option<DeadLetterConfigInput>,
     pub tracing_config: &'a Option<TracingConfigInput>,
@@ -286,20 +287,10 @@ pub struct UnimplementedConfig<'a> {
 impl UnimplementedConfig<'_> {
     pub fn refuse(&self) -> Result<(), ApiError> {
         if let Some(vpc) = self.vpc_config {
-            refuse_items(
-                "VpcConfig",
-                &vpc.subnet_ids,
-                "functions have no network access beyond loopback",
-            )?;
-            refuse_items(
-                "VpcConfig",
-                &vpc.security_group_ids,
-                "functions have no network access beyond loopback",
-            )?;
             if vpc.ipv6_allowed_for_dual_stack == Some(true) {
                 return Err(unsupported(
-                    "VpcConfig",
-                    "functions have no network access beyond loopback",
+                    "VpcConfig.Ipv6AllowedForDualStack",
+                    "instances have IPv4 only",
                 ));
             }
         }
@@ -403,6 +394,14 @@ pub fn configuration(state: &ApiState, request: &ApiRequest, f: &FunctionVersion
     });
     if let Some(key) = &f.kms_key_arn {
         v["KMSKeyArn"] = json!(key);
+    }
+    if let Some(vpc) = &f.vpc_config {
+        v["VpcConfig"] = json!({
+            "SubnetIds": vpc.subnet_ids,
+            "SecurityGroupIds": vpc.security_group_ids,
+            "VpcId": vpc.vpc_id,
+            "Ipv6AllowedForDualStack": false,
+        });
     }
     if let Some(e) = &f.environment_error {
         v["Environment"] = json!({ "Error": { "ErrorCode": e.code, "Message": e.message } });

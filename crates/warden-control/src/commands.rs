@@ -55,6 +55,9 @@ pub struct CreateFunction {
     pub layers: Vec<String>,
     /// How its logs are written.
     pub logging: warden_types::LoggingSettings,
+    /// The network attachment, checked by the caller against the network service (its
+    /// groups and subnets exist, in one VPC, and the execution role may attach to them).
+    pub vpc_config: Option<warden_types::VpcConfig>,
 }
 
 /// `UpdateFunctionCode`.
@@ -100,6 +103,9 @@ pub struct ConfigurationChange {
     pub layers: Option<Vec<String>>,
     /// A new logging configuration.
     pub logging: Option<warden_types::LoggingSettings>,
+    /// A new network attachment (`Some(None)`: detach), checked by the caller as for
+    /// [`CreateFunction::vpc_config`].
+    pub vpc_config: Option<Option<warden_types::VpcConfig>>,
 }
 
 /// `UpdateFunctionConfiguration`.

@@ -205,6 +205,7 @@ impl Control {
             layers,
             logging,
             kms_key_arn,
+            vpc_config,
         } = command;
         let handler = match (handler, &runtime) {
             (Some(h), _) => h,
@@ -249,6 +250,7 @@ impl Control {
             layers: resolved.layers.clone(),
             opt_sha256: resolved.opt_sha256.clone(),
             logging,
+            vpc_config,
         };
         let record = latest.clone();
         let tags = tags.into_map();
@@ -485,6 +487,9 @@ impl Control {
         }
         if let Some(key) = change.kms_key_arn.clone().flatten() {
             caller.may_use_key(&key)?;
+        }
+        if let Some(vpc) = change.vpc_config {
+            f.vpc_config = vpc;
         }
         if change.environment.is_some() || change.kms_key_arn.is_some() {
             if let Some(key) = change.kms_key_arn {

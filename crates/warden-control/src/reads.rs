@@ -126,6 +126,47 @@ impl Control {
         })
     }
 
+    /// The name of a function one of whose versions is attached (its `VpcConfig`) to the
+    /// subnet or security group `id`, if any: what may not be deleted. Reads every
+    /// function's versions (deletions of network resources are rare).
+    pub async fn functions_attached_to(&self, id: &str) -> Result<Option<String>, ControlError> {
+        let id = id.to_owned();
+        self.blocking(move |inner| {
+            let mut after: Option<FunctionName> = None;
+            loop {
+                let page = inner
+                    .store
+                    .list_functions(after.as_ref(), limits::MAX_LIST_ITEMS)?;
+                for f in &page {
+                    let mut versions = vec![f.clone()];
+                    versions.extend(
+                        inner
+                            .store
+                            .list_versions(&f.name, Some(LATEST), 1_000_000)?,
+                    );
+                    let attached = versions.iter().any(|v| {
+                        v.vpc_config.as_ref().is_some_and(|c| {
+                            c.subnet_ids
+                                .iter()
+                                .chain(&c.security_group_ids)
+                                .any(|x| *x == id)
+                        })
+                    });
+                    if attached {
+                        return Ok(Some(f.name.to_string()));
+                    }
+                }
+                match page.last() {
+                    Some(last) if page.len() == limits::MAX_LIST_ITEMS => {
+                        after = Some(last.name.clone())
+                    }
+                    _ => return Ok(None),
+                }
+            }
+        })
+        .await
+    }
+
     /// `ListVersionsByFunction`: `$LATEST` then published versions, after `marker`.
     pub async fn list_versions(
         &self,

@@ -196,6 +196,7 @@ fn create(n: &str, role: &str) -> CreateFunction {
         tags: Tags::new(BTreeMap::from([("team".into(), "a".into())])).unwrap(),
         layers: Vec::new(),
         logging: Default::default(),
+        vpc_config: None,
         kms_key_arn: None,
     }
 }

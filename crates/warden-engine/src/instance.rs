@@ -70,10 +70,15 @@ pub struct Lifetime {
 }
 
 impl Instance {
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "each part of an instance comes from a different place"
+    )]
     pub fn new(
         pid: i32,
         runtime_api: std::net::TcpListener,
         relayed: Vec<(std::net::TcpListener, SocketAddr)>,
+        dns: Option<DnsService>,
         exited: tokio::sync::oneshot::Receiver<ExitStatus>,
         logs: Arc<LogCapture>,
         spawned_at: Instant,
@@ -89,10 +94,13 @@ impl Instance {
         let memory_dying = memory.dying_mark();
         let channel = InstanceChannel::serve(runtime_api)?;
         let (tx, rx) = watch::channel(None);
-        let relays = relayed
+        let mut relays = relayed
             .into_iter()
             .map(|(listener, upstream)| relay_api(listener, upstream, rx.clone()))
             .collect::<std::io::Result<Vec<_>>>()?;
+        if let Some(dns) = dns {
+            relays.push(serve_dns(dns, rx.clone())?);
+        }
         tokio::spawn(async move {
             let status = exited.await.unwrap_or(ExitStatus::Lost);
             drop((memory, code, layers));
@@ -186,6 +194,58 @@ fn relay_api(
                     }
                 }
                 Some(_) = connections.join_next(), if !connections.is_empty() => {}
+            }
+        }
+    }))
+}
+
+/// An instance's resolver socket and who answers it.
+pub struct DnsService {
+    /// The UDP socket at `127.0.0.1:53` inside the instance.
+    pub socket: std::net::UdpSocket,
+    /// The resolver.
+    pub resolver: Arc<warden_dns::Resolver>,
+    /// Who the instance is, for the query log and the DNS firewall.
+    pub client: warden_dns::Client,
+}
+
+/// Queries one instance may have in flight at once; more are dropped (its stub resolver
+/// retries), so that a query flood costs the server a bounded number of tasks.
+pub const DNS_QUERIES_IN_FLIGHT: usize = 64;
+
+/// Answers the instance's DNS queries until it exits.
+fn serve_dns(
+    dns: DnsService,
+    mut exit: watch::Receiver<Option<ExitStatus>>,
+) -> std::io::Result<JoinHandle<()>> {
+    dns.socket.set_nonblocking(true)?;
+    let socket = Arc::new(tokio::net::UdpSocket::from_std(dns.socket)?);
+    let resolver = dns.resolver;
+    let client = Arc::new(dns.client);
+    Ok(tokio::spawn(async move {
+        let mut in_flight = JoinSet::new();
+        let mut buf = vec![0u8; warden_dns::MAX_MESSAGE];
+        loop {
+            tokio::select! {
+                () = async { drop(exit.wait_for(Option::is_some).await) } => break,
+                received = socket.recv_from(&mut buf) => {
+                    let Ok((n, peer)) = received else {
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        continue;
+                    };
+                    if in_flight.len() >= DNS_QUERIES_IN_FLIGHT {
+                        continue;
+                    }
+                    let query = buf[..n].to_vec();
+                    let (socket, resolver, client) =
+                        (Arc::clone(&socket), Arc::clone(&resolver), Arc::clone(&client));
+                    in_flight.spawn(async move {
+                        if let Some(reply) = resolver.answer(&client, &query).await {
+                            let _ = socket.send_to(&reply, peer).await;
+                        }
+                    });
+                }
+                Some(_) = in_flight.join_next(), if !in_flight.is_empty() => {}
             }
         }
     }))
@@ -378,6 +438,12 @@ pub fn instance_spec(
         mounts.push(Mount {
             host: rt.runtime_dir.join(warden_runtimes::bootstrap::HOSTS),
             inside: "/etc/hosts".into(),
+        });
+        // Names resolve through the resolver Warden serves on the instance's loopback
+        // (instances with a network link have it; the others get a refusal at once).
+        mounts.push(Mount {
+            host: rt.runtime_dir.join(warden_runtimes::bootstrap::RESOLV_CONF),
+            inside: "/etc/resolv.conf".into(),
         });
     }
     if let Some(opt) = opt_dir {

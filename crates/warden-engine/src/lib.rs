@@ -25,7 +25,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use tokio::sync::oneshot;
-use warden_executor::{Executor, ExitStatus};
+use warden_executor::{Egress, Executor, ExitStatus};
 use warden_runtime_api::{Invocation, Outcome};
 use warden_store::{BlobStore, LogSource, Store, StoreError};
 use warden_types::{AccountId, FunctionName, FunctionRef, FunctionVersion, Qualifier, Region};
@@ -132,6 +132,50 @@ pub struct EngineParts {
     pub observers: Vec<Arc<dyn InvocationObserver>>,
     /// Opens each function's sealed environment as an instance starts.
     pub keyring: Arc<dyn warden_kms::envelope::Keyring>,
+    /// Decides where each instance may go on the network.
+    pub egress: Arc<dyn EgressPolicies>,
+    /// Answers the DNS queries of instances with a network link (`None`: they get no
+    /// answer, so names do not resolve).
+    pub dns: Option<Arc<warden_dns::Resolver>>,
+}
+
+/// Decides the network egress of a function's instances (the server's firewall, when it
+/// has one).
+pub trait EgressPolicies: Send + Sync {
+    /// The egress of a new instance of `config`, or why it cannot start: Lambda's error
+    /// type and a message.
+    fn egress(&self, config: &FunctionVersion) -> Result<Egress, (String, String)>;
+
+    /// Why network rules cannot be enforced here, if they cannot (then a `VpcConfig` is
+    /// refused when it is set).
+    fn unavailable(&self) -> Option<String> {
+        None
+    }
+}
+
+/// Loopback only, for every instance: a server without a firewall. A function with a
+/// network configuration does not start (its rules could not be enforced).
+pub struct LoopbackOnly;
+
+impl EgressPolicies for LoopbackOnly {
+    fn unavailable(&self) -> Option<String> {
+        Some(
+            "it has no firewall: it runs without root, without nftables, or without the sandbox"
+                .to_owned(),
+        )
+    }
+
+    fn egress(&self, config: &FunctionVersion) -> Result<Egress, (String, String)> {
+        match &config.vpc_config {
+            None => Ok(Egress::RelayOnly),
+            Some(_) => Err((
+                "EC2UnexpectedException".to_owned(),
+                "this Warden server cannot enforce network rules, so a function with a \
+                 VpcConfig cannot start here (see `warden doctor`)"
+                    .to_owned(),
+            )),
+        }
+    }
 }
 
 /// Instances older than this are retired when idle, so that their role credentials (valid
@@ -273,6 +317,8 @@ struct Inner {
     credentials: Arc<dyn CredentialIssuer>,
     observers: Vec<Arc<dyn InvocationObserver>>,
     keyring: Arc<dyn warden_kms::envelope::Keyring>,
+    egress: Arc<dyn EgressPolicies>,
+    dns: Option<Arc<warden_dns::Resolver>>,
     /// `http://` the API's address: what instances that reach the host put in their
     /// endpoint variables.
     api_endpoint: String,
@@ -289,6 +335,24 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 impl Engine {
+    /// The newest `limit` DNS queries of `function`'s instances, oldest first (none
+    /// without a resolver).
+    pub fn dns_queries(
+        &self,
+        function: &str,
+        limit: usize,
+    ) -> Result<Vec<warden_dns::QueryRecord>, warden_dns::DnsError> {
+        match &self.inner.dns {
+            Some(r) => r.log().recent(Some(function), limit),
+            None => Ok(Vec::new()),
+        }
+    }
+
+    /// Why network rules cannot be enforced by this engine's executor, if they cannot.
+    pub fn egress_unavailable(&self) -> Option<String> {
+        self.inner.egress.unavailable()
+    }
+
     /// Builds the engine and starts its background tasks (idle reaper, async queue
     /// worker, log writer and pruner). `blobs` holds each version's code by `CodeSha256`.
     pub fn start(config: EngineConfig, parts: EngineParts) -> Result<Self, StoreError> {
@@ -299,6 +363,8 @@ impl Engine {
             credentials,
             observers,
             keyring,
+            egress,
+            dns,
         } = parts;
         let reservations = store.all_reserved_concurrency()?;
         // No invocation of this node's previous run is still going (one live process per
@@ -329,6 +395,8 @@ impl Engine {
             credentials,
             observers,
             keyring,
+            egress,
+            dns,
             api_endpoint,
             shutting_down: AtomicBool::new(false),
         });
@@ -690,7 +758,7 @@ impl Engine {
         };
         let session_key = credentials.access_key_id.clone();
         let revoke = || inner.credentials.revoke(&session_key);
-        let spec = match instance_spec(
+        let mut spec = match instance_spec(
             config,
             environment,
             &code_dir,
@@ -700,6 +768,29 @@ impl Engine {
             &credentials,
         ) {
             Ok(s) => s,
+            Err(e) => {
+                revoke();
+                return Err(invalid_entrypoint(&e));
+            }
+        };
+        // The first instance of a set of security groups loads its rules (a short blocking
+        // call to `nft`); later ones find them loaded.
+        let egress = {
+            let policies = Arc::clone(&inner.egress);
+            let version = config.clone();
+            tokio::task::spawn_blocking(move || policies.egress(&version)).await
+        };
+        spec.limits.egress = match egress {
+            Ok(Ok(e)) => e,
+            Ok(Err((error_type, message))) => {
+                revoke();
+                tracing::warn!(function = %config.name, error = %message, "no network for the instance");
+                return Err(failed(
+                    &error_type,
+                    format!("RequestId: {request_id} Error: {message}"),
+                    None,
+                ));
+            }
             Err(e) => {
                 revoke();
                 return Err(invalid_entrypoint(&e));
@@ -722,8 +813,21 @@ impl Engine {
             runtime_api,
             api_listener,
             extension_listener,
+            dns_socket,
             exited,
         } = spawned;
+        let dns = match (dns_socket, &inner.dns) {
+            (Some(socket), Some(resolver)) => Some(instance::DnsService {
+                socket,
+                resolver: Arc::clone(resolver),
+                client: warden_dns::Client {
+                    function: config.name.to_string(),
+                    instance: format!("i-{:016x}", id.0),
+                    vpc_id: config.vpc_config.as_ref().map(|v| v.vpc_id.clone()),
+                },
+            }),
+            _ => None,
+        };
         // Both listeners inside a sandboxed instance lead to Warden's API, which tells the
         // extension's requests from SDK calls by their shape.
         let relayed: Vec<_> = [api_listener, extension_listener]
@@ -746,7 +850,18 @@ impl Engine {
             stdout,
             stderr,
         )
-        .and_then(|logs| Instance::new(pid, runtime_api, relayed, exited, logs, started, lifetime));
+        .and_then(|logs| {
+            Instance::new(
+                pid,
+                runtime_api,
+                relayed,
+                dns,
+                exited,
+                logs,
+                started,
+                lifetime,
+            )
+        });
         let instance = match started_instance {
             Ok(i) => Arc::new(i),
             Err(e) => {
@@ -1204,6 +1319,7 @@ mod tests {
             1,
             listener,
             Vec::new(),
+            None,
             exit_rx,
             logs,
             Instant::now(),

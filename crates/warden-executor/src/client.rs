@@ -22,8 +22,8 @@ use tokio::sync::oneshot;
 
 use crate::protocol::{self, Event, Request, MAX_MESSAGE};
 use crate::{
-    Executor, ExecutorError, ExitStatus, InstanceId, InstanceSpec, Isolation, Placement, Prepared,
-    Protection, SpawnedInstance, SANDBOX_API_ENDPOINT, SANDBOX_RUNTIME_API, TASK_ROOT,
+    Egress, Executor, ExecutorError, ExitStatus, InstanceId, InstanceSpec, Isolation, Placement,
+    Prepared, Protection, SpawnedInstance, SANDBOX_API_ENDPOINT, SANDBOX_RUNTIME_API, TASK_ROOT,
 };
 
 /// How long the zygote may take to confirm a spawn before the spawn is abandoned.
@@ -162,6 +162,11 @@ impl ZygoteExecutor {
                 "mounts need an instance with a filesystem of its own (a sandbox)".into(),
             ));
         }
+        if !prepared.placement().private_filesystem && spec.limits.egress != Egress::RelayOnly {
+            return Err(ExecutorError::InvalidSpec(
+                "a network link needs a sandboxed instance".into(),
+            ));
+        }
         let listener = prepared.take_runtime_listener();
 
         let (stdout_r, stdout_w) = std::io::pipe().map_err(|source| ExecutorError::Create {
@@ -220,6 +225,12 @@ impl ZygoteExecutor {
                 });
             }
         };
+        // A linked instance's resolver socket comes fourth.
+        let mut passed = passed;
+        let dns_socket = (passed.len() == 4)
+            .then(|| passed.pop())
+            .flatten()
+            .map(std::net::UdpSocket::from);
         let (runtime_api, api_listener, extension_listener) =
             match (listener, <[OwnedFd; 3]>::try_from(passed)) {
                 (Some(l), _) => (l, None, None),
@@ -245,6 +256,7 @@ impl ZygoteExecutor {
             runtime_api,
             api_listener,
             extension_listener,
+            dns_socket,
             exited: exit_rx,
         })
     }

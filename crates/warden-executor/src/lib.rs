@@ -74,6 +74,9 @@ pub struct SandboxOptions {
     pub runtime_paths: Vec<PathBuf>,
     /// Network namespaces kept ready (root only).
     pub netns_pool_size: usize,
+    /// The address block of the server's firewall, when instances may have a network
+    /// link ([`Egress::Linked`]); `None`: loopback only.
+    pub egress_block: Option<warden_egress::addressing::BlockId>,
 }
 
 impl Default for SandboxOptions {
@@ -81,6 +84,7 @@ impl Default for SandboxOptions {
         Self {
             runtime_paths: Vec::new(),
             netns_pool_size: 4,
+            egress_block: None,
         }
     }
 }
@@ -118,12 +122,21 @@ pub struct InstanceLimits {
 }
 
 /// What an instance may reach on the network, beyond its own Runtime API.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Egress {
     /// Nothing but Warden's API through the relay at [`Placement::api_endpoint`]: the
-    /// instance's network namespace has only a loopback interface. (Rules allowing more
-    /// will be variants here, applied by the sandbox.)
+    /// instance's network namespace has only a loopback interface.
     RelayOnly,
+    /// Also a veth link to the host, bound to a policy of the server's firewall
+    /// (`warden_egress`), whose chains the server has loaded: the kernel lets through
+    /// what the policy allows. Sandboxed instances only, with
+    /// [`SandboxOptions::egress_block`] set.
+    Linked {
+        /// The policy's chain key (`warden_egress::nft::ChainKey`).
+        policy: String,
+        /// The security groups whose address sets the instance joins.
+        groups: Vec<String>,
+    },
 }
 
 /// Where things are inside an instance, known before it starts; the engine writes the
@@ -293,6 +306,10 @@ pub struct SpawnedInstance {
     /// code written for Lambda's Parameters and Secrets extension asks for secrets; the
     /// engine relays its connections to Warden's API like those of `api_listener`.
     pub extension_listener: Option<std::net::TcpListener>,
+    /// Instances with a network link ([`Egress::Linked`]) only: the UDP socket at
+    /// `127.0.0.1:53` inside the instance, where its DNS queries arrive for the engine to
+    /// answer.
+    pub dns_socket: Option<std::net::UdpSocket>,
     /// Resolves once when the process has ended and been reaped.
     pub exited: tokio::sync::oneshot::Receiver<ExitStatus>,
 }

@@ -22,7 +22,10 @@ use std::time::{Duration, Instant};
 
 use rustix::event::{poll, PollFd, PollFlags, Timespec};
 use rustix::process::{kill_process_group, pidfd_open, Pid, PidfdFlags, Signal};
-use warden_sandbox::{Sandbox, SandboxConfig, SandboxSpec, Sandboxed};
+use warden_egress::addressing::{Allocator, BlockId, LinkAddresses};
+use warden_egress::nft::{self, ChainKey};
+use warden_egress::GroupId;
+use warden_sandbox::{NetworkLink, Sandbox, SandboxConfig, SandboxSpec, Sandboxed};
 
 use crate::protocol::{self, Event, Request, MAX_MESSAGE};
 use crate::{Egress, ExitStatus, InstanceId, Protection, SandboxOptions};
@@ -51,6 +54,83 @@ struct Zygote {
     running: HashMap<InstanceId, Running>,
     /// Whether the network namespace pool may be below its size.
     pool_low: bool,
+    /// Instance links, when the server has a firewall.
+    links: Option<Links>,
+}
+
+/// The most policies whose linked namespaces are kept ready (the most recently used).
+const LINKED_POLICIES_KEPT: usize = 8;
+
+/// Instance links: their addresses, what each is bound to, and which policies keep a
+/// linked namespace ready.
+struct Links {
+    block: BlockId,
+    allocator: Allocator,
+    ip_program: PathBuf,
+    /// Links of running instances, and of namespaces ready in the sandbox's pool.
+    bound: HashMap<u32, (LinkAddresses, Vec<GroupId>)>,
+    /// Policies used lately, most recent last, with their groups.
+    wanted: Vec<(ChainKey, Vec<GroupId>)>,
+}
+
+impl Links {
+    /// Makes a linked namespace ready for `key`: a link, its namespace, and its binding
+    /// to the policy's chains.
+    fn prepare(
+        &mut self,
+        sandbox: &mut Sandbox,
+        key: &ChainKey,
+        groups: &[GroupId],
+    ) -> Result<(), String> {
+        let addresses = self
+            .allocator
+            .allocate()
+            .ok_or("every network link of this server is in use")?;
+        let link = NetworkLink {
+            index: addresses.index,
+            host_ifname: addresses.host_ifname.clone(),
+            host_addr: addresses.host_addr,
+            instance_addr: addresses.instance_addr,
+            prefix_len: addresses.prefix_len,
+            ip_program: self.ip_program.clone(),
+        };
+        if let Err(e) = sandbox.prepare_linked(key.as_str(), link) {
+            self.allocator.release(addresses.index);
+            return Err(error_chain(&e));
+        }
+        if let Err(e) = nft::apply(&nft::bind_link(self.block, &addresses, key, groups)) {
+            // Without its binding the link passes nothing (the table rejects unbound
+            // links), but it must not be used: give the namespaces up.
+            for l in sandbox.drop_linked(key.as_str()) {
+                self.release(l.index);
+            }
+            return Err(error_chain(&e));
+        }
+        self.bound
+            .insert(addresses.index, (addresses, groups.to_vec()));
+        Ok(())
+    }
+
+    /// A link's namespace is gone: unbind it and give its number back.
+    fn release(&mut self, index: u32) {
+        if let Some((addresses, groups)) = self.bound.remove(&index) {
+            let _ = nft::apply(&nft::unbind_link(self.block, &addresses, &groups));
+        }
+        self.allocator.release(index);
+    }
+
+    /// Notes that `key` was used; forgets (and frees the ready namespaces of) the least
+    /// recently used policy beyond [`LINKED_POLICIES_KEPT`].
+    fn used(&mut self, sandbox: &mut Sandbox, key: &ChainKey, groups: &[GroupId]) {
+        self.wanted.retain(|(k, _)| k != key);
+        self.wanted.push((key.clone(), groups.to_vec()));
+        while self.wanted.len() > LINKED_POLICIES_KEPT {
+            let (old, _) = self.wanted.remove(0);
+            for l in sandbox.drop_linked(old.as_str()) {
+                self.release(l.index);
+            }
+        }
+    }
 }
 
 /// Runs the zygote loop on `control` until the server closes it.
@@ -97,11 +177,22 @@ pub fn run_zygote(control: OwnedFd) -> std::io::Result<()> {
         })
         .unwrap_or_default();
     protocol::send(control.as_fd(), &Event::Ready { protections }, &[])?;
+    let links = match &sandbox {
+        Some((_, opts)) => opts.egress_block.map(|block| Links {
+            block,
+            allocator: Allocator::new(block),
+            ip_program: nft::find_program("ip").unwrap_or_else(|| PathBuf::from("ip")),
+            bound: HashMap::new(),
+            wanted: Vec::new(),
+        }),
+        None => None,
+    };
     let mut zygote = Zygote {
         control,
         sandbox,
         running: HashMap::new(),
         pool_low: false,
+        links,
     };
     zygote.run(&mut buf)
 }
@@ -178,7 +269,69 @@ impl Zygote {
             // A failure here is not fatal: `spawn` creates a namespace inline when the pool
             // is empty, and reports the error itself if that fails too.
             let _ = sandbox.refill_pool();
+            // One linked namespace ready for each recently used policy.
+            if let Some(links) = &mut self.links {
+                let wanted = links.wanted.clone();
+                for (key, groups) in wanted {
+                    if sandbox.linked_ready(key.as_str()) == 0 {
+                        let _ = links.prepare(sandbox, &key, &groups);
+                    }
+                }
+            }
         }
+    }
+
+    /// An instance with link `index` has ended (its namespace with it).
+    fn release_link(&mut self, index: Option<u32>) {
+        if let (Some(i), Some(links)) = (index, &mut self.links) {
+            links.release(i);
+        }
+    }
+
+    /// After a failed linked spawn (whose namespace is gone): releases every bound link
+    /// that is neither ready in the pool nor held by a running instance.
+    fn reconcile_links(&mut self) {
+        let (Some((sandbox, _)), Some(links)) = (&self.sandbox, &mut self.links) else {
+            return;
+        };
+        let mut live = sandbox.linked_indexes();
+        live.extend(self.running.values().filter_map(|r| match r {
+            Running::Sandboxed(s) => s.link.as_ref().map(|l| l.index),
+            Running::Plain { .. } => None,
+        }));
+        let orphans: Vec<u32> = links
+            .bound
+            .keys()
+            .copied()
+            .filter(|i| !live.contains(i))
+            .collect();
+        for i in orphans {
+            links.release(i);
+        }
+    }
+
+    /// The linked namespace key for an instance's egress, made ready if none is: `None`
+    /// for loopback only.
+    fn linked_key(&mut self, egress: &Egress) -> Result<Option<String>, String> {
+        let Egress::Linked { policy, groups } = egress else {
+            return Ok(None);
+        };
+        let (Some((sandbox, _)), Some(links)) = (&mut self.sandbox, &mut self.links) else {
+            return Err(
+                "this server has no firewall, so instances cannot have a network link".into(),
+            );
+        };
+        let key = ChainKey::parse(policy).ok_or("malformed network policy key")?;
+        let groups = groups
+            .iter()
+            .map(|g| GroupId::parse(g))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| e.to_string())?;
+        if sandbox.linked_ready(key.as_str()) == 0 {
+            links.prepare(sandbox, &key, &groups)?;
+        }
+        links.used(sandbox, &key, &groups);
+        Ok(Some(key.as_str().to_owned()))
     }
 
     /// The server is gone: leave nothing behind. Every instance is killed first, so that
@@ -267,14 +420,19 @@ impl Zygote {
                 let _ = kill_process_group(child_pid(&child), Signal::KILL);
                 status
             }
-            Running::Sandboxed(s) => match &mut self.sandbox {
-                // pid 1 of the instance has exited, which ended its whole pid namespace.
-                Some((sandbox, _)) => match sandbox.wait(s) {
-                    Ok(exit) => sandbox_status(exit),
-                    Err(_) => ExitStatus::Lost,
-                },
-                None => ExitStatus::Lost,
-            },
+            Running::Sandboxed(s) => {
+                let link = s.link.as_ref().map(|l| l.index);
+                let status = match &mut self.sandbox {
+                    // pid 1 of the instance has exited, which ended its whole pid namespace.
+                    Some((sandbox, _)) => match sandbox.wait(s) {
+                        Ok(exit) => sandbox_status(exit),
+                        Err(_) => ExitStatus::Lost,
+                    },
+                    None => ExitStatus::Lost,
+                };
+                self.release_link(link);
+                status
+            }
         }
     }
 
@@ -299,12 +457,17 @@ impl Zygote {
                     let _ = protocol::send(self.control.as_fd(), &event, &[]);
                     return;
                 };
+                let limits_egress = limits.egress.clone();
+                let linked = match self.linked_key(&limits.egress) {
+                    Ok(k) => k,
+                    Err(message) => {
+                        let event = Event::SpawnFailed { id, message };
+                        let _ = protocol::send(self.control.as_fd(), &event, &[]);
+                        return;
+                    }
+                };
                 let spawned = match &mut self.sandbox {
                     Some((sandbox, opts)) => {
-                        // The instance's network namespace has a loopback interface and
-                        // nothing else, which is exactly `RelayOnly`; a rule that allows
-                        // more must be applied here.
-                        let Egress::RelayOnly = limits.egress;
                         let spec = SandboxSpec {
                             program: program.into(),
                             args,
@@ -323,6 +486,7 @@ impl Zygote {
                             cpu_quota_percent: limits.cpu_percent,
                             stdout,
                             stderr,
+                            linked,
                         };
                         self.pool_low = true;
                         sandbox
@@ -339,11 +503,13 @@ impl Zygote {
                     Ok((pid, running)) => {
                         let fds: Vec<BorrowedFd<'_>> = match &running {
                             Running::Sandboxed(s) => {
-                                vec![
+                                let mut fds = vec![
                                     s.runtime_api_listener.as_fd(),
                                     s.api_listener.as_fd(),
                                     s.extension_listener.as_fd(),
-                                ]
+                                ];
+                                fds.extend(s.dns_socket.as_ref().map(|d| d.as_fd()));
+                                fds
                             }
                             Running::Plain { .. } => Vec::new(),
                         };
@@ -356,6 +522,9 @@ impl Zygote {
                         self.running.insert(id, running);
                     }
                     Err(message) => {
+                        if !matches!(limits_egress, Egress::RelayOnly) {
+                            self.reconcile_links();
+                        }
                         let event = Event::SpawnFailed { id, message };
                         let _ = protocol::send(self.control.as_fd(), &event, &[]);
                     }
@@ -373,13 +542,18 @@ impl Zygote {
                 let _ = child.kill();
                 self.reap(Running::Plain { child, pidfd })
             }
-            Running::Sandboxed(s) => match &mut self.sandbox {
-                Some((sandbox, _)) => sandbox
-                    .teardown(s)
-                    .map(sandbox_status)
-                    .unwrap_or(ExitStatus::Lost),
-                None => ExitStatus::Lost,
-            },
+            Running::Sandboxed(s) => {
+                let link = s.link.as_ref().map(|l| l.index);
+                let status = match &mut self.sandbox {
+                    Some((sandbox, _)) => sandbox
+                        .teardown(s)
+                        .map(sandbox_status)
+                        .unwrap_or(ExitStatus::Lost),
+                    None => ExitStatus::Lost,
+                };
+                self.release_link(link);
+                status
+            }
         }
     }
 }

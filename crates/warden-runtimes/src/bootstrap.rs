@@ -14,6 +14,10 @@ pub const NODE: &str = "node/index.mjs";
 /// The `/etc/hosts` every sandboxed instance sees, below the runtime directory: only the
 /// loopback names (as on Lambda, `localhost` resolves; nothing of the host's file shows).
 pub const HOSTS: &str = "etc/hosts";
+/// The `/etc/resolv.conf` every sandboxed instance sees, below the runtime directory:
+/// the resolver Warden serves on the instance's own loopback, one attempt of two seconds
+/// (a query Warden cannot answer fails fast rather than after the C library's retries).
+pub const RESOLV_CONF: &str = "etc/resolv.conf";
 
 const FILES: &[(&str, &str)] = &[
     (PYTHON, include_str!("../bootstrap/python/bootstrap.py")),
@@ -21,6 +25,10 @@ const FILES: &[(&str, &str)] = &[
     (
         HOSTS,
         "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n",
+    ),
+    (
+        RESOLV_CONF,
+        "nameserver 127.0.0.1\noptions timeout:2 attempts:1\n",
     ),
 ];
 

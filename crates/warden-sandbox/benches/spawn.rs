@@ -70,6 +70,7 @@ fn sandboxed(name: &str, n: usize, config: SandboxConfig, code: &Path, cpu_quota
             cpu_quota_percent,
             stderr: null_w.try_clone().unwrap(),
             stdout: null_w,
+            linked: None,
         };
         let start = Instant::now();
         let instance = sandbox.spawn(spec).unwrap();

@@ -79,6 +79,7 @@ mod cgroup;
 mod child;
 mod landlock;
 mod netns;
+pub use netns::NetworkLink;
 mod seccomp;
 
 use std::collections::BTreeSet;
@@ -314,6 +315,9 @@ pub struct SandboxSpec {
     pub stdout: OwnedFd,
     /// Becomes the function's stderr.
     pub stderr: OwnedFd,
+    /// Run in a namespace with a link to the host, prepared with
+    /// [`Sandbox::prepare_linked`] under this key; `None`: loopback only.
+    pub linked: Option<String>,
 }
 
 /// A running instance. End it with [`Sandbox::wait`] or [`Sandbox::teardown`].
@@ -331,6 +335,12 @@ pub struct Sandboxed {
     /// TCP listener bound to 127.0.0.1:2773 inside the instance's network namespace, where
     /// the platform serves the Parameters and Secrets extension's endpoint.
     pub extension_listener: OwnedFd,
+    /// The instance's link to the host, if its namespace has one (it goes with the
+    /// namespace, when the instance ends).
+    pub link: Option<NetworkLink>,
+    /// With a link: the UDP socket at 127.0.0.1:53 inside the instance, where its DNS
+    /// queries arrive.
+    pub dns_socket: Option<OwnedFd>,
     slot: Option<usize>,
     oom_baseline: u64,
     reaped: bool,
@@ -394,6 +404,9 @@ pub struct Sandbox {
     cgroups: Option<cgroup::Cgroups>,
     cgroup_note: String,
     pool: Vec<netns::Prepared>,
+    /// Namespaces with a link to the host, by the key the caller gave
+    /// [`Sandbox::prepare_linked`].
+    linked: std::collections::HashMap<String, Vec<netns::Prepared>>,
 }
 
 /// Makes cgroup and staging names unique when one process holds several sandboxes.
@@ -483,6 +496,7 @@ impl Sandbox {
             cgroups,
             cgroup_note,
             pool: Vec::new(),
+            linked: std::collections::HashMap::new(),
         };
         probe_namespaces(userns)?;
         sandbox.refill_pool()?;
@@ -500,9 +514,64 @@ impl Sandbox {
                 self.config.runtime_api_port,
                 self.config.api_port,
                 self.config.extension_port,
+                None,
             )?);
         }
         Ok(())
+    }
+
+    /// Prepares a network namespace with `link` to the host (root only) and keeps it for
+    /// a later [`SandboxSpec::linked`] spawn naming `key`.
+    pub fn prepare_linked(&mut self, key: &str, link: NetworkLink) -> Result<(), SandboxError> {
+        if self.userns {
+            return Err(SandboxError::InvalidSpec(
+                "a network link needs root: not root, instances have loopback only".to_owned(),
+            ));
+        }
+        let prepared = netns::Prepared::create(
+            self.config.runtime_api_port,
+            self.config.api_port,
+            self.config.extension_port,
+            Some(&link),
+        )?;
+        self.linked
+            .entry(key.to_owned())
+            .or_default()
+            .push(prepared);
+        Ok(())
+    }
+
+    /// How many linked namespaces are ready for `key`.
+    pub fn linked_ready(&self, key: &str) -> usize {
+        self.linked.get(key).map_or(0, Vec::len)
+    }
+
+    /// The indexes of the links of every ready linked namespace.
+    pub fn linked_indexes(&self) -> Vec<u32> {
+        self.linked
+            .values()
+            .flatten()
+            .filter_map(|p| p.link.as_ref().map(|l| l.index))
+            .collect()
+    }
+
+    /// Every key with linked namespaces ready, and how many.
+    pub fn linked_keys(&self) -> Vec<(String, usize)> {
+        self.linked
+            .iter()
+            .map(|(k, v)| (k.clone(), v.len()))
+            .collect()
+    }
+
+    /// Gives up the ready linked namespaces of `key` (their links go with them), returning
+    /// their links.
+    pub fn drop_linked(&mut self, key: &str) -> Vec<NetworkLink> {
+        self.linked
+            .remove(key)
+            .unwrap_or_default()
+            .into_iter()
+            .filter_map(|p| p.link)
+            .collect()
     }
 
     /// The cgroup directories this sandbox created (its base directories and slots); all
@@ -646,7 +715,14 @@ impl Sandbox {
         slot: Option<usize>,
         memory_bytes: u64,
     ) -> Result<Sandboxed, SandboxError> {
-        let pooled = if self.userns {
+        let mut pooled = if let Some(key) = &spec.linked {
+            let ready = self.linked.get_mut(key).and_then(Vec::pop);
+            Some(ready.ok_or_else(|| {
+                SandboxError::InvalidSpec(format!(
+                    "no linked network namespace is prepared for `{key}`"
+                ))
+            })?)
+        } else if self.userns {
             None
         } else {
             Some(match self.pool.pop() {
@@ -655,9 +731,12 @@ impl Sandbox {
                     self.config.runtime_api_port,
                     self.config.api_port,
                     self.config.extension_port,
+                    None,
                 )?,
             })
         };
+        let link = pooled.as_ref().and_then(|p| p.link.clone());
+        let dns_socket = pooled.as_mut().and_then(|p| p.dns.take());
         let netns_fd = pooled.as_ref().map_or(-1, |p| p.netns.as_raw_fd());
         let plan = self.plan(spec, netns_fd, memory_bytes)?;
 
@@ -773,6 +852,8 @@ impl Sandbox {
             runtime_api_listener,
             api_listener,
             extension_listener,
+            link,
+            dns_socket,
             slot,
             oom_baseline,
             reaped: false,

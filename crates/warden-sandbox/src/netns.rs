@@ -4,7 +4,11 @@
 //! The namespace is made by the calling thread itself (`unshare` affects only the calling
 //! thread), which then returns to its original namespace; no process is forked.
 
-use std::os::fd::{AsFd, FromRawFd, OwnedFd};
+use std::io::Write as _;
+use std::net::Ipv4Addr;
+use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
 
 use rustix::fs::{Mode, OFlags};
 use rustix::thread::{LinkNameSpaceType, UnshareFlags};
@@ -21,6 +25,64 @@ pub(crate) struct Prepared {
     pub api: OwnedFd,
     /// The listener of the Parameters and Secrets extension's endpoint.
     pub extension: OwnedFd,
+    /// The namespace's link to the host, if it has one.
+    pub link: Option<NetworkLink>,
+    /// With a link: a UDP socket bound to 127.0.0.1:53, where the instance's resolver
+    /// (its `/etc/resolv.conf` names it) is served by the platform.
+    pub dns: Option<OwnedFd>,
+}
+
+/// A veth link between an instance's namespace (`eth0`, IPv4 only) and the host.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NetworkLink {
+    /// A number the caller uses to recognise the link (its allocator's index).
+    pub index: u32,
+    /// The host-side interface's name.
+    pub host_ifname: String,
+    /// The host's address on the link: the instance's default gateway.
+    pub host_addr: Ipv4Addr,
+    /// The instance's address.
+    pub instance_addr: Ipv4Addr,
+    /// The link's prefix length.
+    pub prefix_len: u8,
+    /// The `ip` program (iproute2) that configures it.
+    pub ip_program: PathBuf,
+}
+
+/// Runs `ip -batch -` with `commands`, in the calling thread's network namespace (a
+/// child process inherits the namespace of the thread that starts it).
+fn ip_batch(ip: &Path, commands: &str) -> Result<(), SandboxError> {
+    let fail = |source| SandboxError::Netns {
+        step: "configure the link",
+        source,
+    };
+    let mut child = Command::new(ip)
+        .args(["-batch", "-"])
+        .env_clear()
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(fail)?;
+    if let Some(mut stdin) = child.stdin.take() {
+        stdin.write_all(commands.as_bytes()).map_err(fail)?;
+    }
+    let out = child.wait_with_output().map_err(fail)?;
+    if !out.status.success() {
+        return Err(fail(std::io::Error::other(format!(
+            "ip: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        ))));
+    }
+    Ok(())
+}
+
+/// Writes a sysctl of the calling thread's network namespace.
+fn net_sysctl(path: &str, value: &str) -> Result<(), SandboxError> {
+    std::fs::write(path, value).map_err(|source| SandboxError::Netns {
+        step: "set a network sysctl",
+        source,
+    })
 }
 
 fn thread_netns() -> Result<OwnedFd, SandboxError> {
@@ -38,11 +100,27 @@ fn thread_netns() -> Result<OwnedFd, SandboxError> {
 impl Prepared {
     /// Creates a namespace with listeners on 127.0.0.1:`runtime_api_port`,
     /// 127.0.0.1:`api_port` and 127.0.0.1:`extension_port`. Needs `CAP_SYS_ADMIN`.
+    ///
+    /// With `link`, the namespace also gets IPv6 disabled and a veth pair: `eth0` inside
+    /// with the instance's address and a default route through the host's end, which is
+    /// moved to the caller's namespace, addressed and brought up there.
     pub(crate) fn create(
         runtime_api_port: u16,
         api_port: u16,
         extension_port: u16,
+        link: Option<&NetworkLink>,
     ) -> Result<Prepared, SandboxError> {
+        if let Some(l) = link {
+            let name_ok = !l.host_ifname.is_empty()
+                && l.host_ifname.len() <= 15
+                && l.host_ifname.bytes().all(|b| b.is_ascii_alphanumeric());
+            if !name_ok || l.prefix_len > 30 {
+                return Err(SandboxError::InvalidSpec(format!(
+                    "`{}` is not a usable interface name or /{} a usable link",
+                    l.host_ifname, l.prefix_len
+                )));
+            }
+        }
         let original = thread_netns()?;
         // SAFETY: CLONE_NEWNET only changes this thread's network namespace, which is
         // restored below before returning; it does not unshare memory, files or fs state.
@@ -65,11 +143,42 @@ impl Prepared {
                 // SAFETY: `listen_loopback` returned a fresh fd that nothing else owns.
                 Ok::<_, SandboxError>(unsafe { OwnedFd::from_raw_fd(fd) })
             };
+            let mut dns = None;
+            if let Some(l) = link {
+                dns = Some(OwnedFd::from(
+                    std::net::UdpSocket::bind((Ipv4Addr::LOCALHOST, 53)).map_err(|source| {
+                        SandboxError::Netns {
+                            step: "bind the resolver socket",
+                            source,
+                        }
+                    })?,
+                ));
+                // Before the link exists, so that it never gets an IPv6 address.
+                net_sysctl("/proc/sys/net/ipv6/conf/all/disable_ipv6", "1")?;
+                net_sysctl("/proc/sys/net/ipv6/conf/default/disable_ipv6", "1")?;
+                ip_batch(
+                    &l.ip_program,
+                    &format!(
+                        "link add eth0 type veth peer name {host} netns /proc/{pid}/fd/{fd}\n\
+                         addr add {inside}/{len} dev eth0\n\
+                         link set eth0 up\n\
+                         route add default via {gateway} dev eth0\n",
+                        host = l.host_ifname,
+                        pid = std::process::id(),
+                        fd = original.as_raw_fd(),
+                        inside = l.instance_addr,
+                        len = l.prefix_len,
+                        gateway = l.host_addr,
+                    ),
+                )?;
+            }
             Ok(Prepared {
                 runtime_api: listen(runtime_api_port)?,
                 api: listen(api_port)?,
                 extension: listen(extension_port)?,
                 netns: thread_netns()?,
+                link: link.cloned(),
+                dns,
             })
         })();
         rustix::thread::move_into_link_name_space(
@@ -77,6 +186,19 @@ impl Prepared {
             Some(LinkNameSpaceType::Network),
         )
         .map_err(|e| SandboxError::NetnsRestore(e.into()))?;
-        inside
+        let prepared = inside?;
+        if let Some(l) = link {
+            // The namespace (and the veth pair with it) goes when `prepared` drops.
+            ip_batch(
+                &l.ip_program,
+                &format!(
+                    "addr add {host_addr}/{len} dev {host}\nlink set {host} up\n",
+                    host_addr = l.host_addr,
+                    len = l.prefix_len,
+                    host = l.host_ifname,
+                ),
+            )?;
+        }
+        Ok(prepared)
     }
 }

@@ -34,6 +34,7 @@ fn latest(name: &FunctionName) -> FunctionVersion {
         layers: Vec::new(),
         opt_sha256: None,
         logging: Default::default(),
+        vpc_config: None,
     }
 }
 

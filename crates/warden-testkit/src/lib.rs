@@ -150,6 +150,7 @@ impl RecordingExecutor {
             runtime_api,
             api_listener: None,
             extension_listener: None,
+            dns_socket: None,
             exited: exit_rx,
         })
     }
@@ -437,6 +438,8 @@ impl TestEngine {
                 credentials: Arc::clone(&issuer) as Arc<dyn CredentialIssuer>,
                 observers: vec![Arc::clone(&observer) as Arc<dyn InvocationObserver>],
                 keyring: Arc::clone(&keyring) as Arc<dyn warden_kms::envelope::Keyring>,
+                egress: Arc::new(warden_engine::LoopbackOnly),
+                dns: None,
             },
         )
         .expect("an engine");

@@ -175,6 +175,23 @@ pub struct FunctionVersion {
     /// How its logs are written (`LoggingConfig`).
     #[serde(default, skip_serializing_if = "LoggingSettings::is_text")]
     pub logging: LoggingSettings,
+    /// The security groups and subnets the function's instances are attached to: their
+    /// network egress and ingress rules. `None`: no network but Warden's own services
+    /// (or, with `--default-egress internet`, public addresses).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vpc_config: Option<VpcConfig>,
+}
+
+/// A function's network attachment, as Lambda's `VpcConfig` says it (IPv4 only: instances
+/// get no IPv6 address, so `Ipv6AllowedForDualStack` is refused where it is set).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VpcConfig {
+    /// Subnet ids (`subnet-...`), all of one VPC.
+    pub subnet_ids: Vec<String>,
+    /// Security group ids (`sg-...`), all of the same VPC.
+    pub security_group_ids: Vec<String>,
+    /// The VPC of the subnets.
+    pub vpc_id: String,
 }
 
 /// A function's environment variables as stored: a JSON object of the variables, sealed by

@@ -24,7 +24,7 @@ pub use config::{
     Architecture, ConfigError, Description, Environment, EphemeralStorage, Handler, MemorySize,
     RoleArn, StatementId, Timeout,
 };
-pub use function::{FunctionVersion, LoggingSettings, Runtime, LATEST};
+pub use function::{FunctionVersion, LoggingSettings, Runtime, VpcConfig, LATEST};
 pub use names::{AccountId, AliasName, FunctionName, FunctionRef, NameError, Qualifier, Region};
 pub use node::{NodeId, NodeIdError};
 pub use tags::{TagError, Tags};

@@ -84,6 +84,17 @@ pub fn run(args: DoctorArgs) -> anyhow::Result<()> {
             );
         }
     }
+    match warden_egress::probe() {
+        warden_egress::Capability::Enforced => println!(
+            "  ok       {:<24} {}",
+            "network egress",
+            "veth links and nftables: security groups and --default-egress are enforced by the kernel"
+        ),
+        warden_egress::Capability::Unavailable(why) => println!(
+            "  DEGRADED {:<24} {why}; instances have loopback only, a VpcConfig is refused and --default-egress internet cannot start",
+            "network egress"
+        ),
+    }
     println!("runtimes (each interpreter is shown to its functions read-only at /var/lang):");
     for line in crate::runtime::render(&args.runtimes.table()?).lines() {
         println!("  {line}");

@@ -8,6 +8,7 @@ mod admin;
 mod cli;
 mod codedir;
 mod doctor;
+mod firewall;
 mod iam;
 mod node;
 mod runtime;

@@ -78,6 +78,22 @@ pub struct ServeArgs {
     #[arg(long, default_value_t = warden_types::limits::DEFAULT_LOG_MAX_MIB,
           value_parser = clap::value_parser!(u64).range(1..=1024 * 1024))]
     log_max_mib: u64,
+    /// Where functions without a VpcConfig may connect: `deny` (nowhere but Warden's own
+    /// services) or `internet` (public addresses; never private ranges, link-local such as
+    /// the cloud metadata address, or this host). Functions with a VpcConfig reach what
+    /// their security groups allow. Needs root and nftables (see `warden doctor`).
+    #[arg(
+        long,
+        env = "WARDEN_DEFAULT_EGRESS",
+        value_enum,
+        default_value = "deny"
+    )]
+    default_egress: crate::firewall::DefaultEgressArg,
+    /// The resolver (`IP:PORT`, repeatable) to which queries of functions with network
+    /// access are forwarded, after the DNS firewall's rules. Default: the nameservers of
+    /// this host's `/etc/resolv.conf`.
+    #[arg(long, env = "WARDEN_DNS_UPSTREAM", value_delimiter = ',')]
+    dns_upstream: Vec<SocketAddr>,
     /// Run functions as plain processes without the sandbox: no isolation at all between
     /// functions, or from the host. Meant only for platforms without namespaces (see
     /// `warden doctor`); logged at WARN on every start.
@@ -206,7 +222,12 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
     // The zygote must start before any thread exists in this process's runtime, so that
     // it is a small single-threaded copy of nothing.
     let exe = std::env::current_exe().context("cannot find the warden executable")?;
-    let isolation = crate::doctor::isolation(args.insecure_no_sandbox);
+    let mut isolation = crate::doctor::isolation(args.insecure_no_sandbox);
+    // The firewall's address block goes to the zygote, which creates instance links.
+    let firewall = crate::firewall::install(args.default_egress, !args.insecure_no_sandbox)?;
+    if let (warden_executor::Isolation::Sandbox(options), Some(f)) = (&mut isolation, &firewall) {
+        options.egress_block = Some(f.block());
+    }
     let executor = Arc::new(crate::doctor::start_executor(&exe, isolation)?);
     // After the zygote has started, so that it and the functions keep the limit Warden was
     // started with (Lambda gives functions 1024); the server needs room for connections.
@@ -253,6 +274,9 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
     let identity = warden_identity::Identity::open_with_key(&data_dir, master, account.as_str())?;
     let secrets =
         warden_secrets::Secrets::open(&data_dir, kms.clone(), account.as_str(), region.as_str())?;
+    let network = warden_network::Network::open(&data_dir, account.as_str(), region.as_str())?;
+    let dns_firewall =
+        warden_dnsfw::DnsFirewall::open(&data_dir, account.as_str(), region.as_str())?;
     bootstrap_admin(&identity, &data_dir)?;
 
     // Which interpreter serves each managed runtime, and Warden's bootstraps for them.
@@ -283,7 +307,9 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         .enable_all()
         .build()?;
     let engine_executor = Arc::clone(&executor);
+    let engine_firewall = firewall.clone();
     runtime.block_on(async move {
+        let firewall = engine_firewall;
         let executor = engine_executor;
         // The API's address goes into every instance's environment: bind it first.
         let listener = tokio::net::TcpListener::bind(args.listen)
@@ -324,6 +350,19 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
                 // Metrics and audit subscribe here once they exist.
                 observers: Vec::new(),
                 keyring: Arc::clone(&keyring),
+                egress: match &firewall {
+                    Some(f) => Arc::new(crate::firewall::FirewallPolicies(Arc::clone(f))),
+                    None => Arc::new(warden_engine::LoopbackOnly),
+                },
+                // Only instances with a network link have a resolver socket.
+                dns: match &firewall {
+                    Some(_) => Some(crate::firewall::resolver(
+                        &data_dir,
+                        &args.dns_upstream,
+                        dns_firewall.clone(),
+                    )?),
+                    None => None,
+                },
             },
         )?;
         let control = warden_control::Control::new(
@@ -350,7 +389,19 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
             warden_api::access::Access::new(identity.clone()),
             kms,
             secrets,
+            network,
+            dns_firewall,
         ));
+        // Security groups now have a source; their changes reach the kernel at once.
+        let network_follower = firewall.as_ref().map(|f| {
+            f.set_source(Arc::new(crate::firewall::NetworkGroups(
+                state.network.clone(),
+            )));
+            tokio::spawn(crate::firewall::follow_changes(
+                Arc::clone(f),
+                state.network.clone(),
+            ))
+        });
         let rotations = tokio::spawn(warden_api::secrets::rotation_scheduler(
             Arc::clone(&state),
             ROTATION_CHECK_PERIOD,
@@ -377,6 +428,9 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         rotations.abort();
         flush_key_usage(identity.clone()).await;
         engine.shutdown(ASYNC_SHUTDOWN_GRACE).await;
+        if let Some(f) = &network_follower {
+            f.abort();
+        }
         anyhow::Ok(())
     })?;
     // Every step of the shutdown has a deadline: the API's drain (in `serve`), the async
@@ -384,6 +438,12 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
     // tasks (a store call in a blocking thread, at worst).
     executor.shutdown(warden_executor::ZYGOTE_EXIT_DEADLINE);
     drop(executor);
+    // The instances and their links are gone: the table goes too.
+    if let Some(f) = &firewall {
+        if let Err(e) = f.remove() {
+            tracing::warn!(error = %e, "could not remove this server's nftables table");
+        }
+    }
     runtime.shutdown_timeout(RUNTIME_SHUTDOWN_DEADLINE);
     Ok(())
 }

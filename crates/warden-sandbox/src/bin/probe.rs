@@ -58,6 +58,10 @@ fn main() {
             }
         }
         "read" => io_report(std::fs::read(arg(2))),
+        "cat" => match std::fs::read_to_string(arg(2)) {
+            Ok(text) => print!("{text}"),
+            Err(e) => println!("err {}", e.raw_os_error().unwrap_or(-1)),
+        },
         "ls" => match std::fs::read_dir(arg(2)) {
             Ok(rd) => {
                 let mut names: Vec<String> = rd
@@ -117,6 +121,10 @@ fn main() {
         "connect" => io_report(TcpStream::connect((
             "127.0.0.1",
             arg(2).parse::<u16>().unwrap_or(1),
+        ))),
+        "connect-to" => io_report(TcpStream::connect((
+            arg(2).as_str(),
+            arg(3).parse::<u16>().unwrap_or(1),
         ))),
         "serve" => {
             let port = arg(2).parse::<u16>().unwrap_or(9001);

@@ -87,6 +87,15 @@ impl Fixture {
         args: &[&str],
         limits: &Limits,
     ) -> Result<(Sandboxed, OwnedFd), SandboxError> {
+        self.spawn_linked(args, limits, None)
+    }
+
+    fn spawn_linked(
+        &mut self,
+        args: &[&str],
+        limits: &Limits,
+        linked: Option<&str>,
+    ) -> Result<(Sandboxed, OwnedFd), SandboxError> {
         let (out_r, out_w) = pipe();
         let spec = SandboxSpec {
             program: PathBuf::from(PROBE),
@@ -101,6 +110,7 @@ impl Fixture {
             cpu_quota_percent: 100,
             stderr: out_w.try_clone().unwrap(),
             stdout: out_w,
+            linked: linked.map(str::to_owned),
         };
         self.sandbox.spawn(spec).map(|i| (i, out_r))
     }
@@ -486,6 +496,7 @@ fn early_failure_is_reported_and_does_not_hang() {
         cpu_quota_percent: 0,
         stderr: out_w.try_clone().unwrap(),
         stdout: out_w,
+        linked: None,
     };
     match fx.sandbox.spawn(spec) {
         Err(SandboxError::ChildStep { step, source }) => {
@@ -507,6 +518,7 @@ fn early_failure_is_reported_and_does_not_hang() {
         cpu_quota_percent: 0,
         stderr: pipe().1,
         stdout: pipe().1,
+        linked: None,
     };
     assert_eq!(
         fx.sandbox.spawn(bad).unwrap_err().to_string(),
@@ -647,4 +659,85 @@ fn instances_do_not_outlive_a_long_timeout_free_spin() {
     let (instance, _out) = fx.spawn(&["sleep"], &DEFAULT).unwrap();
     std::thread::sleep(Duration::from_millis(20));
     assert!(fx.sandbox.teardown(instance).unwrap().status.signal == Some(libc::SIGKILL));
+}
+
+/// A linked namespace reaches the host through its veth link (no firewall here: that is
+/// `warden_egress`'s), has no IPv6 at all, and its link is gone with the instance.
+#[test]
+fn a_linked_namespace_has_one_ipv4_link_to_the_host() {
+    if !nix_root() {
+        return;
+    }
+    let mut fx = fixture();
+    let ip = ["/usr/sbin/ip", "/sbin/ip", "/usr/bin/ip", "/bin/ip"]
+        .iter()
+        .map(PathBuf::from)
+        .find(|p| p.exists())
+        .expect("iproute2's `ip`");
+    let ifname = format!("wst{}", std::process::id() % 100_000);
+    let link = warden_sandbox::NetworkLink {
+        index: 7,
+        host_ifname: ifname.clone(),
+        host_addr: std::net::Ipv4Addr::new(198, 19, 254, 1),
+        instance_addr: std::net::Ipv4Addr::new(198, 19, 254, 2),
+        prefix_len: 30,
+        ip_program: ip.clone(),
+    };
+    // Names that could smuggle a command into `ip -batch` are refused.
+    let mut bad = link.clone();
+    bad.host_ifname = "x\nlink del lo".into();
+    assert!(matches!(
+        fx.sandbox.prepare_linked("k", bad),
+        Err(SandboxError::InvalidSpec(_))
+    ));
+    fx.sandbox.prepare_linked("k", link).unwrap();
+    assert_eq!(fx.sandbox.linked_ready("k"), 1);
+    let listener = std::net::TcpListener::bind(("198.19.254.1", 0)).unwrap();
+    let port = listener.local_addr().unwrap().port().to_string();
+    let (instance, out) = fx
+        .spawn_linked(&["connect-to", "198.19.254.1", &port], &DEFAULT, Some("k"))
+        .unwrap();
+    assert_eq!(instance.link.as_ref().map(|l| l.index), Some(7));
+    let mut text = String::new();
+    std::fs::File::from(out).read_to_string(&mut text).unwrap();
+    fx.sandbox.wait(instance).unwrap();
+    assert_eq!(
+        text.trim(),
+        "ok",
+        "the instance reached the host over its link"
+    );
+    assert_eq!(fx.sandbox.linked_ready("k"), 0);
+    // No IPv6 address inside (the file lists none).
+    fx.sandbox
+        .prepare_linked(
+            "k",
+            warden_sandbox::NetworkLink {
+                index: 8,
+                host_ifname: format!("{ifname}b"),
+                host_addr: std::net::Ipv4Addr::new(198, 19, 254, 5),
+                instance_addr: std::net::Ipv4Addr::new(198, 19, 254, 6),
+                prefix_len: 30,
+                ip_program: ip,
+            },
+        )
+        .unwrap();
+    let (instance, out) = fx
+        .spawn_linked(&["cat", "/proc/net/if_inet6"], &DEFAULT, Some("k"))
+        .unwrap();
+    let mut text = String::new();
+    std::fs::File::from(out).read_to_string(&mut text).unwrap();
+    fx.sandbox.wait(instance).unwrap();
+    assert!(
+        text.trim().is_empty() || text.starts_with("err"),
+        "IPv6 addresses: {text}"
+    );
+    // Spawning linked with nothing prepared is refused, not silently unlinked.
+    assert!(matches!(
+        fx.spawn_linked(&["status"], &DEFAULT, Some("k")),
+        Err(SandboxError::InvalidSpec(_))
+    ));
+}
+
+fn nix_root() -> bool {
+    rustix::process::geteuid().is_root()
 }

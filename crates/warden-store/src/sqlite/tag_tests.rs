@@ -32,6 +32,7 @@ fn latest(function: &str) -> FunctionVersion {
         layers: Vec::new(),
         opt_sha256: None,
         logging: Default::default(),
+        vpc_config: None,
     }
 }
 

@@ -46,6 +46,7 @@ fn latest(function: &str, sha: &str, rev: &str) -> FunctionVersion {
         layers: Vec::new(),
         opt_sha256: None,
         logging: Default::default(),
+        vpc_config: None,
     }
 }
 

@@ -46,6 +46,7 @@ fn latest() -> FunctionVersion {
         layers: Vec::new(),
         opt_sha256: None,
         logging: Default::default(),
+        vpc_config: None,
     }
 }
 

@@ -1,0 +1,186 @@
+//! Glue between the network service (security groups, as the EC2 API manages them), the
+//! firewall that enforces them (`warden_egress`) and the engine, which asks for each new
+//! instance's egress.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use warden_egress::{
+    DefaultEgress, EgressError, Firewall, GroupId, GroupRules, Peer, Protocol, Rule,
+};
+use warden_engine::EgressPolicies;
+use warden_executor::Egress;
+use warden_types::FunctionVersion;
+
+/// `--default-egress`: where functions without a network configuration may go.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum DefaultEgressArg {
+    /// Nowhere but Warden's own services (loopback only).
+    Deny,
+    /// Public addresses; never private ranges, link-local (cloud metadata) or the host.
+    Internet,
+}
+
+/// Where the firewalls of every Warden server on this host take their address blocks.
+const LOCK_DIR: &str = "/run/warden-egress";
+
+/// Installs this server's firewall if the host can enforce one. Without one, functions
+/// have loopback only and a function with a `VpcConfig` does not start; that is refused
+/// at start only when `--default-egress internet` asked for more.
+pub fn install(
+    default: DefaultEgressArg,
+    sandboxed: bool,
+) -> anyhow::Result<Option<Arc<Firewall>>> {
+    let default = match default {
+        DefaultEgressArg::Deny => DefaultEgress::Deny,
+        DefaultEgressArg::Internet => DefaultEgress::Internet,
+    };
+    let why = if !sandboxed {
+        "functions run without the sandbox (--insecure-no-sandbox)".to_owned()
+    } else {
+        match Firewall::install(Path::new(LOCK_DIR), default) {
+            Ok(f) => {
+                tracing::info!(
+                    block = f.block().0,
+                    default_egress = ?default,
+                    "network egress is enforced by nftables"
+                );
+                return Ok(Some(Arc::new(f)));
+            }
+            Err(e) => e.to_string(),
+        }
+    };
+    if default == DefaultEgress::Internet {
+        anyhow::bail!("--default-egress internet cannot be enforced here: {why}");
+    }
+    tracing::info!(
+        "functions have loopback only, and functions with a VpcConfig cannot start: {why}"
+    );
+    Ok(None)
+}
+
+/// Security groups of the network service, as the firewall reads them.
+pub struct NetworkGroups(pub warden_network::Network);
+
+impl warden_egress::GroupSource for NetworkGroups {
+    fn group(&self, id: &GroupId) -> Option<GroupRules> {
+        let g = self.0.security_group(id.as_str())?;
+        let convert = |rules: &[warden_network::SgRule]| -> Vec<Rule> {
+            rules
+                .iter()
+                .filter_map(|r| {
+                    let protocol = match r.protocol {
+                        warden_network::IpProtocol::All => Protocol::All,
+                        warden_network::IpProtocol::Tcp => Protocol::Tcp,
+                        warden_network::IpProtocol::Udp => Protocol::Udp,
+                        warden_network::IpProtocol::Icmp => Protocol::Icmp,
+                        // Instances have no IPv6: an ICMPv6 rule allows nothing.
+                        warden_network::IpProtocol::Icmpv6 => return None,
+                    };
+                    let peer = match &r.peer {
+                        warden_network::Peer::V4(net) => Peer::Cidr(*net),
+                        warden_network::Peer::V6(_) => Peer::Ipv6,
+                        warden_network::Peer::Group(g) => Peer::Group(GroupId::parse(g).ok()?),
+                    };
+                    Some(Rule {
+                        protocol,
+                        from_port: r.from_port,
+                        to_port: r.to_port,
+                        peer,
+                    })
+                })
+                .collect()
+        };
+        Some(GroupRules {
+            id: id.clone(),
+            egress: convert(&g.egress),
+            ingress: convert(&g.ingress),
+        })
+    }
+}
+
+/// The engine's egress decisions, from the firewall.
+pub struct FirewallPolicies(pub Arc<Firewall>);
+
+impl EgressPolicies for FirewallPolicies {
+    fn egress(&self, config: &FunctionVersion) -> Result<Egress, (String, String)> {
+        let policy = match &config.vpc_config {
+            None => match self.0.default_policy() {
+                None => return Ok(Egress::RelayOnly),
+                Some(p) => p,
+            },
+            Some(vpc) => self
+                .0
+                .policy_for(&vpc.security_group_ids)
+                .map_err(|e| match e {
+                    EgressError::NoSuchGroup(_) | EgressError::BadGroupId(_) => {
+                        ("InvalidSecurityGroupIDException".to_owned(), e.to_string())
+                    }
+                    other => ("EC2UnexpectedException".to_owned(), other.to_string()),
+                })?,
+        };
+        Ok(Egress::Linked {
+            policy: policy.key.as_str().to_owned(),
+            groups: policy
+                .groups
+                .iter()
+                .map(|g| g.as_str().to_owned())
+                .collect(),
+        })
+    }
+}
+
+/// Keeps the firewall's chains equal to the security groups: every committed change to
+/// the network service recompiles them (one nftables transaction), so running instances
+/// see a rule change at once.
+pub async fn follow_changes(firewall: Arc<Firewall>, network: warden_network::Network) {
+    let mut changes = network.subscribe();
+    while changes.changed().await.is_ok() {
+        let f = Arc::clone(&firewall);
+        match tokio::task::spawn_blocking(move || f.refresh()).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::error!(error = %e, "could not apply a security group change"),
+            Err(e) => tracing::error!(error = %e, "could not apply a security group change"),
+        }
+    }
+}
+
+/// The DNS firewall (Route 53 Resolver DNS Firewall's rules) as the resolver asks it.
+pub struct DnsFirewallPolicy(pub warden_dnsfw::DnsFirewall);
+
+impl warden_dns::Policy for DnsFirewallPolicy {
+    fn decide(&self, vpc_id: &str, qname: &str) -> warden_dns::Decision {
+        match self.0.verdict(vpc_id, qname) {
+            warden_dnsfw::Verdict::Allow { alerted_by } => {
+                warden_dns::Decision::Allow { alerted_by }
+            }
+            warden_dnsfw::Verdict::Block { rule, response } => warden_dns::Decision::Block {
+                rule,
+                nxdomain: response == warden_dnsfw::BlockResponse::NxDomain,
+            },
+        }
+    }
+}
+
+/// The resolver for instances with a network link: upstreams from `--dns-upstream`, else
+/// the host's `/etc/resolv.conf`; its query log in `DATA_DIR/dns.db`.
+pub fn resolver(
+    data_dir: &Path,
+    upstreams: &[std::net::SocketAddr],
+    dns_firewall: warden_dnsfw::DnsFirewall,
+) -> anyhow::Result<Arc<warden_dns::Resolver>> {
+    let upstreams = if upstreams.is_empty() {
+        warden_dns::nameservers(&std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default())
+    } else {
+        upstreams.to_vec()
+    };
+    if upstreams.is_empty() {
+        tracing::warn!("no upstream DNS resolver (none in /etc/resolv.conf, no --dns-upstream): functions' names will not resolve");
+    }
+    let log = warden_dns::QueryLog::open(&data_dir.join("dns.db"))?;
+    Ok(Arc::new(warden_dns::Resolver::new(
+        upstreams,
+        Some(Arc::new(DnsFirewallPolicy(dns_firewall))),
+        log,
+    )))
+}
