@@ -10,7 +10,11 @@
 //! (`awslambdaric`, brought by the function through `AWS_LAMBDA_EXEC_WRAPPER`), and a warm
 //! Python echo beside the Rust one, or `cargo xtask bench --kms [--seconds N] [--cold N]`
 //! for KMS `Encrypt` and `Decrypt` of 1 KB through the API and cold starts of a function
-//! with and without a sealed environment.
+//! with and without a sealed environment, or `cargo xtask bench --network [--cold N]
+//! [--seconds N]` for egress: cold starts and warm invokes of the same function on a
+//! server without network links (`--default-egress deny`) and one giving every instance a
+//! link (`--default-egress internet`), and the throughput of a Python function reading from
+//! a TCP service in a test namespace beside the same code run unsandboxed (root only).
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;
@@ -566,6 +570,184 @@ fn cold_starts(server: &Server, function: &str, n: usize) -> Result<(Vec<f64>, V
     Ok((init, end_to_end))
 }
 
+/// A TCP service in its own network namespace at 203.0.113.2 (documentation space, routed
+/// only to it), sending [`SINK_BYTES`] to each connection; removed on drop.
+struct BenchHost {
+    service: Child,
+}
+
+const SINK_BYTES: u64 = 512 << 20;
+
+const SINK: &str = r#"
+import socket, sys, threading
+n = int(sys.argv[1])
+chunk = b"x" * (1 << 20)
+s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("0.0.0.0", 9000)); s.listen(16)
+print("ready", flush=True)
+def send(c):
+    left = n
+    while left > 0:
+        c.sendall(chunk[:min(left, len(chunk))]); left -= len(chunk)
+    c.close()
+while True:
+    c, _ = s.accept()
+    threading.Thread(target=send, args=(c,), daemon=True).start()
+"#;
+
+/// Reads everything from the sink and prints MiB/s: the same code as a function and as a
+/// plain process.
+const FETCH: &str = r#"
+import socket, time
+def fetch():
+    s = socket.create_connection(("203.0.113.2", 9000))
+    buf = bytearray(1 << 20); total = 0; start = time.perf_counter()
+    while True:
+        n = s.recv_into(buf)
+        if not n: break
+        total += n
+    return total / (1 << 20) / (time.perf_counter() - start)
+def handler(event, context):
+    return {"mib_per_s": fetch()}
+if __name__ == "__main__":
+    print(fetch())
+"#;
+
+impl BenchHost {
+    fn start(python: &str) -> Result<BenchHost> {
+        let ip = |args: &[&str]| -> Result<()> {
+            let ok = Command::new("ip").args(args).status()?.success();
+            if !ok {
+                bail!("ip {args:?} failed");
+            }
+            Ok(())
+        };
+        let _ = Command::new("ip").args(["netns", "del", "wbench"]).status();
+        ip(&["netns", "add", "wbench"])?;
+        ip(&[
+            "link", "add", "wbh0", "type", "veth", "peer", "name", "eth0", "netns", "wbench",
+        ])?;
+        ip(&["addr", "add", "203.0.113.1/24", "dev", "wbh0"])?;
+        ip(&["link", "set", "wbh0", "up"])?;
+        for args in [
+            &["addr", "add", "203.0.113.2/24", "dev", "eth0"][..],
+            &["link", "set", "eth0", "up"],
+            &["link", "set", "lo", "up"],
+            &["route", "add", "default", "via", "203.0.113.1"],
+        ] {
+            let mut all = vec!["netns", "exec", "wbench", "ip"];
+            all.extend_from_slice(args);
+            ip(&all)?;
+        }
+        let mut service = Command::new("ip")
+            .args([
+                "netns",
+                "exec",
+                "wbench",
+                python,
+                "-c",
+                SINK,
+                &SINK_BYTES.to_string(),
+            ])
+            .stdout(Stdio::piped())
+            .spawn()?;
+        let mut line = String::new();
+        BufReader::new(service.stdout.take().context("no stdout")?).read_line(&mut line)?;
+        if line.trim() != "ready" {
+            bail!("the sink did not start: {line}");
+        }
+        Ok(BenchHost { service })
+    }
+}
+
+impl Drop for BenchHost {
+    fn drop(&mut self) {
+        let _ = self.service.kill();
+        let _ = self.service.wait();
+        let _ = Command::new("ip").args(["link", "del", "wbh0"]).status();
+        let _ = Command::new("ip").args(["netns", "del", "wbench"]).status();
+    }
+}
+
+/// `cargo xtask bench --network`.
+fn network(root: &Path, cold: usize, seconds: u32) -> Result<()> {
+    let tools = crate::tools(root)?;
+    let python = tools.var("WARDEN_TEST_PYTHON")?;
+    let version = Command::new(&python)
+        .args(["-c", "import sys; print('%d.%d' % sys.version_info[:2])"])
+        .output()?;
+    let runtime = format!("python{}", String::from_utf8(version.stdout)?.trim());
+    let host = BenchHost::start(&python)?;
+    let mut rows = Vec::new();
+    for (label, extra) in [
+        ("loopback only (--default-egress deny)", Vec::new()),
+        (
+            "with a network link (--default-egress internet)",
+            vec!["--default-egress".to_owned(), "internet".to_owned()],
+        ),
+    ] {
+        let server = start(root, &extra)?;
+        create_function(&server, root, "noop")?;
+        server.send("POST", "/2015-03-31/functions/noop/invocations", &[], b"{}")?;
+        std::thread::sleep(Duration::from_millis(200));
+        let one = wrk(&server, "noop", 1, 1, seconds)?;
+        let (mut init, mut e2e) = cold_starts(&server, "noop", cold)?;
+        rows.push(format!(
+            "{label}:\n  warm invoke, 1 connection: p50 {}  p99 {}  {} invokes/s\n  \
+             cold start Init Duration: p50 {:.2} ms  p99 {:.2} ms; end to end p50 {:.2} ms",
+            pick(&one, "50%"),
+            pick(&one, "99%"),
+            pick(&one, "Requests/sec:"),
+            percentile(&mut init, 0.5),
+            percentile(&mut init, 0.99),
+            percentile(&mut e2e, 0.5),
+        ));
+        if !extra.is_empty() {
+            let dir = tempfile::tempdir()?;
+            std::fs::write(dir.path().join("app.py"), FETCH)?;
+            create_from_dir(
+                &server,
+                "fetch",
+                dir.path(),
+                &runtime,
+                "app.handler",
+                serde_json::json!({}),
+            )?;
+            let mut inside = Vec::new();
+            for _ in 0..5 {
+                let mut r = server.send(
+                    "POST",
+                    "/2015-03-31/functions/fetch/invocations",
+                    &[],
+                    b"{}",
+                )?;
+                let v: serde_json::Value = serde_json::from_str(&r.body_mut().read_to_string()?)?;
+                inside.push(v["mib_per_s"].as_f64().context("fetch answered no rate")?);
+            }
+            let mut outside = Vec::new();
+            for _ in 0..5 {
+                let out = Command::new(&python).args(["-c", FETCH]).output()?;
+                outside.push(String::from_utf8(out.stdout)?.trim().parse::<f64>()?);
+            }
+            let (i, o) = (percentile(&mut inside, 0.5), percentile(&mut outside, 0.5));
+            rows.push(format!(
+                "TCP throughput to an allowed service ({} MiB per run, median of 5): \
+                 function {i:.0} MiB/s, unsandboxed process {o:.0} MiB/s, ratio {:.2}",
+                SINK_BYTES >> 20,
+                i / o
+            ));
+        }
+    }
+    drop(host);
+    println!(
+        "## warden bench --network (sandboxed; {seconds} s per wrk run; {cold} cold starts each)"
+    );
+    for r in rows {
+        println!("{r}");
+    }
+    Ok(())
+}
+
 fn percentile(values: &mut [f64], p: f64) -> f64 {
     values.sort_by(|a, b| a.total_cmp(b));
     let idx = ((values.len() as f64 - 1.0) * p).round() as usize;
@@ -654,6 +836,7 @@ pub fn run(root: &Path, args: &[String]) -> Result<()> {
     let mut count_instructions = None;
     let mut managed = false;
     let mut keys = false;
+    let mut net = false;
     let mut extra = Vec::new();
     let mut it = args.iter();
     while let Some(a) = it.next() {
@@ -666,6 +849,7 @@ pub fn run(root: &Path, args: &[String]) -> Result<()> {
             "--insecure-no-sandbox" => extra.push(a.clone()),
             "--runtimes" => managed = true,
             "--kms" => keys = true,
+            "--network" => net = true,
             other => bail!("unknown bench argument `{other}`"),
         }
     }
@@ -691,6 +875,9 @@ pub fn run(root: &Path, args: &[String]) -> Result<()> {
     }
     if keys {
         return kms(root, &extra, cold, seconds);
+    }
+    if net {
+        return network(root, cold, seconds);
     }
     let server = start(root, &extra)?;
     create_function(&server, root, "noop")?;

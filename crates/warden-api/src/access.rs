@@ -368,13 +368,21 @@ pub fn lambda_targets(state: &ApiState, request: &ApiRequest) -> Vec<Target> {
             }],
             None => vec![any_resource("logs:GetLogEvents")],
         },
-        // A function's DNS query log reads as the log group `/warden/dns/NAME`.
-        O::ReadDnsQueries(n) => match bare(n) {
+        // A function's DNS query log and flow log read as the log groups
+        // `/warden/dns/NAME` and `/warden/flows/NAME`.
+        O::ReadDnsQueries(n) | O::ReadFlows(n) => match bare(n) {
             Some(r) => vec![Target {
                 action: "logs:GetLogEvents".into(),
                 resource: format!(
-                    "arn:aws:logs:{}:{}:log-group:/warden/dns/{}",
-                    state.region, state.account, r.name
+                    "arn:aws:logs:{}:{}:log-group:/warden/{}/{}",
+                    state.region,
+                    state.account,
+                    if matches!(request.operation, O::ReadFlows(_)) {
+                        "flows"
+                    } else {
+                        "dns"
+                    },
+                    r.name
                 ),
                 function: None,
                 ..Target::default()

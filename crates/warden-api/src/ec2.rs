@@ -54,8 +54,11 @@ pub const CONTENT_TYPE: &str = "text/xml;charset=UTF-8";
 const MAX_LIST: usize = 1_000;
 /// Most filters in one request.
 const MAX_FILTERS: usize = 50;
-/// Most values of one filter.
+/// Most filter values in one request, all filters together (each value is matched, with
+/// its wildcards, against every item listed).
 const MAX_FILTER_VALUES: usize = 200;
+/// Longest filter value, in characters.
+const MAX_FILTER_VALUE_CHARS: usize = 255;
 
 // ---- the door ----
 
@@ -292,9 +295,14 @@ async fn dispatch(state: &ApiState, request: ApiRequest) -> Result<Reply, ApiErr
     // A subnet or group a function's `VpcConfig` names cannot be deleted; which function
     // is asked of the control plane first (the handlers are synchronous).
     let raw = Raw(&params);
+    let network = &state.network;
     let attached_id = match raw.first("Action") {
-        Some("DeleteSubnet") => raw.first("SubnetId"),
-        Some("DeleteSecurityGroup") => raw.first("GroupId"),
+        Some("DeleteSubnet") => raw
+            .first("SubnetId")
+            .filter(|id| network.subnet(id).is_some()),
+        Some("DeleteSecurityGroup") => raw
+            .first("GroupId")
+            .filter(|id| network.security_group(id).is_some()),
         _ => None,
     };
     let in_use = match attached_id {
@@ -821,6 +829,7 @@ fn filters(f: &Fields<'_>, supported: &[&str], operation: &str) -> Result<Vec<Fi
         )));
     }
     let mut out = Vec::with_capacity(list.len());
+    let mut count = 0usize;
     for filter in list {
         let name = filter.required("Name")?;
         let known =
@@ -843,9 +852,18 @@ fn filters(f: &Fields<'_>, supported: &[&str], operation: &str) -> Result<Vec<Fi
                 filter.path
             )));
         }
-        if values.len() > MAX_FILTER_VALUES {
+        count += values.len();
+        if count > MAX_FILTER_VALUES {
             return Err(invalid_value(format!(
-                "A filter has at most {MAX_FILTER_VALUES} values"
+                "At most {MAX_FILTER_VALUES} filter values may be given in one request"
+            )));
+        }
+        if values
+            .iter()
+            .any(|v| v.chars().count() > MAX_FILTER_VALUE_CHARS)
+        {
+            return Err(invalid_value(format!(
+                "A filter value is at most {MAX_FILTER_VALUE_CHARS} characters long"
             )));
         }
         out.push(Filter {
@@ -1948,6 +1966,77 @@ mod tests {
         let f = form(&[("DryRun", "maybe"), ("FromPort", "x")]);
         assert!(f.root().flag("DryRun").is_err());
         assert!(f.root().int("FromPort").is_err());
+    }
+
+    #[test]
+    fn the_door_claims_requests_signed_for_ec2_at_the_root() {
+        let parts = |method: &str, path: &str| {
+            http::Request::builder()
+                .method(method)
+                .uri(path)
+                .body(())
+                .unwrap()
+                .into_parts()
+                .0
+        };
+        let root = parts("POST", "/");
+        let claims = |p: &Parts, claimed: Option<&str>| Ec2Door.claims(Head { parts: p, claimed });
+        assert!(claims(&root, Some("ec2")));
+        assert!(claims(&parts("GET", "/"), Some("ec2")));
+        assert!(!claims(&root, Some("iam")));
+        assert!(
+            !claims(&root, None),
+            "unsigned requests at / are IAM's door's"
+        );
+        assert!(!claims(
+            &parts("POST", "/2015-03-31/functions"),
+            Some("ec2")
+        ));
+        assert!(!claims(&parts("DELETE", "/"), Some("ec2")));
+        assert_eq!(
+            Ec2Door
+                .service(Head {
+                    parts: &root,
+                    claimed: Some("ec2")
+                })
+                .protocol(),
+            crate::error::Protocol::Ec2
+        );
+    }
+
+    #[test]
+    fn errors_render_with_ec2s_codes_and_statuses() {
+        use http_body_util::BodyExt;
+        let render = |e: ApiError| {
+            let (parts, body) = e.render(crate::error::Protocol::Ec2, "req-9").into_parts();
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .build()
+                .unwrap();
+            let bytes = rt.block_on(body.collect()).unwrap().to_bytes();
+            (parts.status, String::from_utf8(bytes.to_vec()).unwrap())
+        };
+        let (status, text) = render(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "AccessDeniedException",
+            "User: u is not authorized to perform: ec2:CreateVpc",
+        ));
+        assert_eq!(status, StatusCode::FORBIDDEN);
+        assert!(
+            text.contains("<Code>UnauthorizedOperation</Code>")
+                && text.ends_with("<RequestID>req-9</RequestID></Response>"),
+            "{text}"
+        );
+        let (status, text) = render(ApiError::internal("disk on fire"));
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+        assert!(
+            text.contains("<Code>InternalError</Code>") && !text.contains("fire"),
+            "{text}"
+        );
+        let (status, text) = render(network_error(NetworkError::DependencyViolation(
+            "in use".into(),
+        )));
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+        assert!(text.contains("<Code>DependencyViolation</Code>"), "{text}");
     }
 
     #[test]

@@ -711,6 +711,47 @@ pub async fn read_dns_queries(
     ))
 }
 
+/// Warden's own `GET /_warden/2026-11-01/functions/NAME/flows?limit=N`: the newest `N`
+/// (default 100, at most 10,000) flow log records of the function's instances, oldest
+/// first, as fields and as lines of VPC Flow Logs' default format, and how many rejected
+/// flows the function has (the metric alarms watch).
+pub async fn read_flows(
+    state: &ApiState,
+    request: &ApiRequest,
+    raw: &str,
+) -> Result<Reply, ApiError> {
+    let name = unqualified(state, raw)?;
+    let limit = match request.query("limit") {
+        None => 100,
+        Some(s) => s
+            .parse::<usize>()
+            .ok()
+            .filter(|n| (1..=10_000).contains(n))
+            .ok_or_else(|| ApiError::invalid("`limit` must be a number from 1 to 10000"))?,
+    };
+    let Some(log) = state.engine.flow_log().cloned() else {
+        return Ok(json_response(
+            StatusCode::OK,
+            &json!({ "Records": [], "Lines": [], "RejectedFlows": 0 }),
+        ));
+    };
+    let function = name.to_string();
+    let (records, rejected) = tokio::task::spawn_blocking(move || {
+        Ok::<_, warden_egress::EgressError>((
+            log.recent(&function, limit)?,
+            log.rejected(&function)?,
+        ))
+    })
+    .await
+    .map_err(|e| ApiError::internal(format!("reading the flow log: {e}")))?
+    .map_err(|e| ApiError::internal(format!("reading the flow log: {e}")))?;
+    let lines: Vec<String> = records.iter().map(|r| r.line()).collect();
+    Ok(json_response(
+        StatusCode::OK,
+        &json!({ "Records": records, "Lines": lines, "RejectedFlows": rejected }),
+    ))
+}
+
 /// Most subnets and security groups one function names (Lambda's limits).
 const MAX_VPC_SUBNETS: usize = 16;
 const MAX_VPC_SECURITY_GROUPS: usize = 5;

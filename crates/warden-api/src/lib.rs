@@ -221,6 +221,7 @@ pub(crate) async fn dispatch_lambda(
         O::DeleteAlias(f, a) => aliases::delete(state, &request, &f, &a).await,
         O::ReadLogs(f) => functions::read_logs(state, &request, &f).await,
         O::ReadDnsQueries(f) => functions::read_dns_queries(state, &request, &f).await,
+        O::ReadFlows(f) => functions::read_flows(state, &request, &f).await,
         O::AddPermission(f) => policy::add_permission(state, &request, &f).await,
         O::RemovePermission(f, sid) => policy::remove_permission(state, &request, &f, &sid).await,
         O::GetPolicy(f) => policy::get_policy(state, &request, &f).await,

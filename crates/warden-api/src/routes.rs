@@ -155,6 +155,9 @@ pub enum Operation {
     /// Warden's own: the DNS queries of a function's instances
     /// (`GET /_warden/2026-11-01/functions/NAME/dns-queries`).
     ReadDnsQueries(String),
+    /// Warden's own: the flow log records of a function's instances
+    /// (`GET /_warden/2026-11-01/functions/NAME/flows`).
+    ReadFlows(String),
     /// `TagResource` on the resource ARN.
     TagResource(String),
     /// `UntagResource` on the resource ARN.
@@ -213,6 +216,7 @@ impl Operation {
                 .map_or(target.as_str(), |(_, op)| op),
             O::ReadLogs(_) => "ReadLogs",
             O::ReadDnsQueries(_) => "ReadDnsQueries",
+            O::ReadFlows(_) => "ReadFlows",
             O::TagResource(_) => "TagResource",
             O::UntagResource(_) => "UntagResource",
             O::ListTags(_) => "ListTags",
@@ -302,6 +306,7 @@ pub fn route(method: &Method, path: &str) -> Result<Operation, RouteError> {
         ("GET", ["_warden", "2026-11-01", "functions", f, "dns-queries"]) => {
             O::ReadDnsQueries(decode(f)?)
         }
+        ("GET", ["_warden", "2026-11-01", "functions", f, "flows"]) => O::ReadFlows(decode(f)?),
         ("POST", ["2017-03-31", "tags", arn]) => O::TagResource(decode(arn)?),
         ("DELETE", ["2017-03-31", "tags", arn]) => O::UntagResource(decode(arn)?),
         ("GET", ["2017-03-31", "tags", arn]) => O::ListTags(decode(arn)?),

@@ -187,6 +187,18 @@ impl Firewall {
         nft::apply(&script)
     }
 
+    /// The counters of every flow the table tracks now: accepted, then rejected.
+    pub fn read_flows(
+        &self,
+    ) -> Result<(Vec<crate::flows::Counted>, Vec<crate::flows::Counted>), EgressError> {
+        let table = self.block.id.table();
+        let read = |set: &str| {
+            nft::run("nft", &["-j", "list", "set", "inet", &table, set], "")
+                .map(|json| crate::flows::parse_set(&json))
+        };
+        Ok((read(nft::FLOWS_SET)?, read(nft::REJECTS_SET)?))
+    }
+
     /// Deletes the table (at shutdown; the links are gone with their instances), and,
     /// if no other Warden server runs here, turns forwarding back off when it was off
     /// before the first of them started.

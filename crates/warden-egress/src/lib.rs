@@ -32,6 +32,7 @@
 
 pub mod addressing;
 mod firewall;
+pub mod flows;
 pub mod nft;
 pub mod rules;
 

@@ -10,7 +10,7 @@ use std::path::PathBuf;
 use std::process::{Command, Stdio};
 
 use crate::addressing::{BlockId, LinkAddresses, HOST_IFNAME_PREFIX};
-use crate::rules::{GroupId, PROTECTED, REJECT};
+use crate::rules::{GroupId, ACCEPT, PROTECTED, REFUSE, REJECT};
 use crate::EgressError;
 
 /// Where `ip` and `nft` are looked for besides `PATH` (root's programs are often only in
@@ -62,6 +62,13 @@ pub fn run(program: &str, args: &[&str], stdin: &str) -> Result<String, EgressEr
 pub fn apply(script: &str) -> Result<(), EgressError> {
     run("nft", &["-f", "-"], script).map(|_| ())
 }
+
+/// The set counting accepted flows.
+pub const FLOWS_SET: &str = "flows";
+/// The set counting rejected flows.
+pub const REJECTS_SET: &str = "rejects";
+/// Most flows each set tracks at once.
+pub const FLOW_SET_SIZE: u32 = 65_536;
 
 /// The chain names of a policy: `e_<key>` (egress) and `i_<key>` (ingress).
 #[derive(
@@ -128,17 +135,35 @@ pub fn base_table(block: BlockId, guard_forwarding: bool) -> String {
         "  set protected {{ type ipv4_addr; flags interval; auto-merge; elements = {{ {} }} }}",
         protected.join(", ")
     );
+    // Flows, counted per 5-tuple while they last (ten minutes after their last packet):
+    // what the flow log reads. A full set stops counting, never traffic.
+    for set in [FLOWS_SET, REJECTS_SET] {
+        let _ = writeln!(
+            s,
+            "  set {set} {{ type ipv4_addr . ipv4_addr . inet_proto . inet_service . inet_service; \
+             flags dynamic,timeout; timeout 10m; size {FLOW_SET_SIZE}; counter; }}"
+        );
+    }
+    let key = "ip saddr . ip daddr . meta l4proto . th sport . th dport";
+    let _ = writeln!(
+        s,
+        "  chain accepted {{ meta nfproto ipv4 update @{FLOWS_SET} {{ {key} }}; accept; }}"
+    );
+    let _ = writeln!(
+        s,
+        "  chain rejected {{ meta nfproto ipv4 update @{REJECTS_SET} {{ {key} }}; {REJECT}; }}"
+    );
     let _ = writeln!(s, "  map egress_of {{ type ifname : verdict; }}");
     let _ = writeln!(s, "  map ingress_of {{ type ifname : verdict; }}");
     let _ = writeln!(
         s,
-        "  chain from_instance {{ ct state established,related accept; ct state invalid drop; \
-         meta nfproto ipv6 {REJECT}; iifname vmap @egress_of; {REJECT}; }}"
+        "  chain from_instance {{ ct state established,related {ACCEPT}; ct state invalid drop; \
+         meta nfproto ipv6 {REJECT}; iifname vmap @egress_of; {REFUSE}; }}"
     );
     let _ = writeln!(
         s,
-        "  chain to_instance {{ ct state established,related accept; ct state invalid drop; \
-         oifname vmap @ingress_of; {REJECT}; }}"
+        "  chain to_instance {{ ct state established,related {ACCEPT}; ct state invalid drop; \
+         oifname vmap @ingress_of; {REFUSE}; }}"
     );
     let guard = if guard_forwarding {
         format!("iifname != \"{any}\" oifname != \"{any}\" drop;")

@@ -185,6 +185,14 @@ fn matcher(rule: &Rule, direction: Direction) -> Option<String> {
 /// connect fails at once with `EHOSTUNREACH`) rather than a silent drop.
 pub const REJECT: &str = "reject with icmpx type admin-prohibited";
 
+/// The verdict of a rule that lets a packet through: to the table's `accepted` chain,
+/// which counts it in the flow log's set, then accepts it.
+pub const ACCEPT: &str = "goto accepted";
+
+/// The verdict of a rule that refuses a packet: to the table's `rejected` chain, which
+/// counts it in the rejected flows' set, then rejects it ([`REJECT`]).
+pub const REFUSE: &str = "goto rejected";
+
 /// The body of a policy's egress chain: rules naming protected ranges (or public space
 /// only) first, then protected ranges and the host's own addresses refused, then the
 /// rules spanning both, which therefore reach only public space.
@@ -195,15 +203,15 @@ pub fn egress_chain(rules: &[&Rule]) -> Vec<String> {
         let Some(m) = matcher(rule, Direction::Egress) else {
             continue;
         };
-        let statement = format!("{m}accept");
+        let statement = format!("{m}{ACCEPT}");
         match &rule.peer {
             Peer::Cidr(net) if !names_only_protected_or_public(net) => wide.push(statement),
             _ => naming.push(statement),
         }
     }
     let mut body = naming;
-    body.push(format!("ip daddr @protected {REJECT}"));
-    body.push(format!("fib daddr type local {REJECT}"));
+    body.push(format!("ip daddr @protected {REFUSE}"));
+    body.push(format!("fib daddr type local {REFUSE}"));
     body.extend(wide);
     dedup(body)
 }
@@ -214,7 +222,7 @@ pub fn ingress_chain(rules: &[&Rule]) -> Vec<String> {
         rules
             .iter()
             .filter_map(|r| matcher(r, Direction::Ingress))
-            .map(|m| format!("{m}accept"))
+            .map(|m| format!("{m}{ACCEPT}"))
             .collect(),
     )
 }
@@ -288,12 +296,12 @@ mod tests {
         assert_eq!(
             body,
             vec![
-                "ip daddr 10.203.0.0/24 tcp dport 5432 accept".to_owned(),
-                "ip daddr 169.254.169.254/32 tcp dport 80 accept".to_owned(),
-                "ip daddr 203.0.113.0/24 tcp dport 8000-8080 accept".to_owned(),
-                format!("ip daddr @protected {REJECT}"),
-                format!("fib daddr type local {REJECT}"),
-                "tcp dport 443 accept".to_owned(),
+                "ip daddr 10.203.0.0/24 tcp dport 5432 goto accepted".to_owned(),
+                "ip daddr 169.254.169.254/32 tcp dport 80 goto accepted".to_owned(),
+                "ip daddr 203.0.113.0/24 tcp dport 8000-8080 goto accepted".to_owned(),
+                format!("ip daddr @protected {REFUSE}"),
+                format!("fib daddr type local {REFUSE}"),
+                "tcp dport 443 goto accepted".to_owned(),
             ]
         );
     }
@@ -308,7 +316,7 @@ mod tests {
             peer: cidr("0.0.0.0/4"),
         };
         let body = egress_chain(&[&rule]);
-        assert_eq!(body.last().unwrap(), "ip daddr 0.0.0.0/4 accept");
+        assert_eq!(body.last().unwrap(), "ip daddr 0.0.0.0/4 goto accepted");
     }
 
     #[test]
@@ -336,15 +344,15 @@ mod tests {
         assert_eq!(
             egress_chain(&[&all, &udp_any, &ping, &group, &v6])[..4],
             [
-                "ip daddr 10.0.0.0/8 accept",
-                "ip daddr 10.1.0.0/16 meta l4proto udp accept",
-                "ip daddr 10.2.0.0/16 meta l4proto icmp icmp type 8 accept",
-                "ip daddr @g_00ff tcp dport 6379 accept",
+                "ip daddr 10.0.0.0/8 goto accepted",
+                "ip daddr 10.1.0.0/16 meta l4proto udp goto accepted",
+                "ip daddr 10.2.0.0/16 meta l4proto icmp icmp type 8 goto accepted",
+                "ip daddr @g_00ff tcp dport 6379 goto accepted",
             ]
         );
         assert_eq!(
             ingress_chain(&[&group, &v6]),
-            ["ip saddr @g_00ff tcp dport 6379 accept"]
+            ["ip saddr @g_00ff tcp dport 6379 goto accepted"]
         );
         assert_eq!(
             referenced_groups([&group, &all, &group]),

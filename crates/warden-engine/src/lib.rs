@@ -137,6 +137,19 @@ pub struct EngineParts {
     /// Answers the DNS queries of instances with a network link (`None`: they get no
     /// answer, so names do not resolve).
     pub dns: Option<Arc<warden_dns::Resolver>>,
+    /// Where flow records of instances with a network link are kept, if they are.
+    pub flow_log: Option<Arc<warden_egress::flows::FlowLog>>,
+}
+
+/// An instance with a network link, as flow records name it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LinkedInstance {
+    /// The function.
+    pub function: String,
+    /// The instance (`i-` and 16 hex digits).
+    pub instance: String,
+    /// The function's VPC and subnets, if it is attached to one.
+    pub vpc: Option<warden_types::VpcConfig>,
 }
 
 /// Decides the network egress of a function's instances (the server's firewall, when it
@@ -319,6 +332,11 @@ struct Inner {
     keyring: Arc<dyn warden_kms::envelope::Keyring>,
     egress: Arc<dyn EgressPolicies>,
     dns: Option<Arc<warden_dns::Resolver>>,
+    flow_log: Option<Arc<warden_egress::flows::FlowLog>>,
+    /// The instances with a network link, by address. Addresses come from the server's
+    /// block (at most 512), and a reused address replaces its entry, so the map is bounded
+    /// without removals.
+    linked: Mutex<HashMap<std::net::Ipv4Addr, LinkedInstance>>,
     /// `http://` the API's address: what instances that reach the host put in their
     /// endpoint variables.
     api_endpoint: String,
@@ -348,6 +366,16 @@ impl Engine {
         }
     }
 
+    /// The instance whose link has `address` (the latest, if the address was reused).
+    pub fn linked_instance(&self, address: std::net::Ipv4Addr) -> Option<LinkedInstance> {
+        lock(&self.inner.linked).get(&address).cloned()
+    }
+
+    /// The flow log, if flows are recorded.
+    pub fn flow_log(&self) -> Option<&Arc<warden_egress::flows::FlowLog>> {
+        self.inner.flow_log.as_ref()
+    }
+
     /// Why network rules cannot be enforced by this engine's executor, if they cannot.
     pub fn egress_unavailable(&self) -> Option<String> {
         self.inner.egress.unavailable()
@@ -365,6 +393,7 @@ impl Engine {
             keyring,
             egress,
             dns,
+            flow_log,
         } = parts;
         let reservations = store.all_reserved_concurrency()?;
         // No invocation of this node's previous run is still going (one live process per
@@ -397,6 +426,8 @@ impl Engine {
             keyring,
             egress,
             dns,
+            flow_log,
+            linked: Mutex::new(HashMap::new()),
             api_endpoint,
             shutting_down: AtomicBool::new(false),
         });
@@ -814,15 +845,27 @@ impl Engine {
             api_listener,
             extension_listener,
             dns_socket,
+            link_address,
             exited,
         } = spawned;
+        let instance_name = format!("i-{:016x}", id.0);
+        if let Some(address) = link_address {
+            lock(&inner.linked).insert(
+                address,
+                LinkedInstance {
+                    function: config.name.to_string(),
+                    instance: instance_name.clone(),
+                    vpc: config.vpc_config.clone(),
+                },
+            );
+        }
         let dns = match (dns_socket, &inner.dns) {
             (Some(socket), Some(resolver)) => Some(instance::DnsService {
                 socket,
                 resolver: Arc::clone(resolver),
                 client: warden_dns::Client {
                     function: config.name.to_string(),
-                    instance: format!("i-{:016x}", id.0),
+                    instance: instance_name,
                     vpc_id: config.vpc_config.as_ref().map(|v| v.vpc_id.clone()),
                 },
             }),

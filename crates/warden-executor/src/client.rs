@@ -30,7 +30,9 @@ use crate::{
 const SPAWN_DEADLINE: Duration = Duration::from_secs(10);
 
 /// The pid and the descriptors that came with the spawn confirmation.
-type SpawnReply = oneshot::Sender<Result<(i32, Vec<OwnedFd>), String>>;
+/// The zygote's answer to a spawn: the pid, the descriptors passed back, and the address
+/// of the instance's link (if it has one).
+type SpawnReply = oneshot::Sender<Result<(i32, Vec<OwnedFd>, Option<std::net::Ipv4Addr>), String>>;
 
 #[derive(Default)]
 struct Shared {
@@ -206,7 +208,8 @@ impl ZygoteExecutor {
             lock(&self.shared.exits).remove(&id);
             return Err(ExecutorError::Channel(e));
         }
-        let (pid, passed) = match tokio::time::timeout(SPAWN_DEADLINE, reply_rx).await {
+        let (pid, passed, link_address) = match tokio::time::timeout(SPAWN_DEADLINE, reply_rx).await
+        {
             Ok(Ok(Ok(reply))) => reply,
             Ok(Ok(Err(message))) => {
                 lock(&self.shared.exits).remove(&id);
@@ -257,6 +260,7 @@ impl ZygoteExecutor {
             api_listener,
             extension_listener,
             dns_socket,
+            link_address,
             exited: exit_rx,
         })
     }
@@ -296,9 +300,13 @@ fn read_events(socket: OwnedFd, shared: Arc<Shared>) {
     let mut buf = vec![0u8; MAX_MESSAGE];
     while let Ok(Some((event, fds))) = protocol::recv::<Event>(socket.as_fd(), &mut buf) {
         match event {
-            Event::Spawned { id, pid } => {
+            Event::Spawned {
+                id,
+                pid,
+                link_address,
+            } => {
                 if let Some(tx) = lock(&shared.pending).remove(&id) {
-                    let _ = tx.send(Ok((pid, fds)));
+                    let _ = tx.send(Ok((pid, fds, link_address)));
                 }
             }
             Event::Ready { .. } | Event::InitFailed { .. } => {}

@@ -310,6 +310,8 @@ pub struct SpawnedInstance {
     /// `127.0.0.1:53` inside the instance, where its DNS queries arrive for the engine to
     /// answer.
     pub dns_socket: Option<std::net::UdpSocket>,
+    /// Instances with a network link only: the instance's address on it.
+    pub link_address: Option<std::net::Ipv4Addr>,
     /// Resolves once when the process has ended and been reaped.
     pub exited: tokio::sync::oneshot::Receiver<ExitStatus>,
 }

@@ -62,6 +62,9 @@ pub enum Event {
     Spawned {
         id: InstanceId,
         pid: i32,
+        /// The instance's address on its link to the host, if it has one.
+        #[serde(default)]
+        link_address: Option<std::net::Ipv4Addr>,
     },
     SpawnFailed {
         id: InstanceId,

@@ -513,7 +513,15 @@ impl Zygote {
                             }
                             Running::Plain { .. } => Vec::new(),
                         };
-                        let event = Event::Spawned { id, pid };
+                        let link_address = match &running {
+                            Running::Sandboxed(s) => s.link.as_ref().map(|l| l.instance_addr),
+                            Running::Plain { .. } => None,
+                        };
+                        let event = Event::Spawned {
+                            id,
+                            pid,
+                            link_address,
+                        };
                         if protocol::send(self.control.as_fd(), &event, &fds).is_err() {
                             // The server will never serve it: end it now.
                             let _ = self.reap_now(running);

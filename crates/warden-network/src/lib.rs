@@ -13,6 +13,7 @@
 #![forbid(unsafe_code)]
 
 mod error;
+mod flowlogs;
 mod model;
 mod service;
 mod store;
@@ -26,6 +27,7 @@ pub use model::{
     DEFAULT_GROUP_DESCRIPTION, DEFAULT_GROUP_NAME, MAX_PREFIX, MAX_RULES_PER_DIRECTION,
     MAX_SECURITY_GROUPS, MAX_SUBNETS, MAX_TAGS, MAX_VPCS, MIN_PREFIX,
 };
+pub use flowlogs::{FlowLog, FlowLogs, TrafficType, MAX_FLOW_LOGS};
 pub use service::Network;
 
 #[cfg(test)]

@@ -151,6 +151,7 @@ impl RecordingExecutor {
             api_listener: None,
             extension_listener: None,
             dns_socket: None,
+            link_address: None,
             exited: exit_rx,
         })
     }
@@ -440,6 +441,7 @@ impl TestEngine {
                 keyring: Arc::clone(&keyring) as Arc<dyn warden_kms::envelope::Keyring>,
                 egress: Arc::new(warden_engine::LoopbackOnly),
                 dns: None,
+                flow_log: None,
             },
         )
         .expect("an engine");

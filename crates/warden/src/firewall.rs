@@ -184,3 +184,85 @@ pub fn resolver(
         log,
     )))
 }
+
+/// Every `interval`, turns what the table's flow counters grew by into flow records of
+/// the instances they belong to, for those whose VPC has a flow log
+/// (`ec2 create-flow-logs`), and stores them.
+pub async fn collect_flows(
+    firewall: Arc<Firewall>,
+    engine: warden_engine::Engine,
+    flow_logs: warden_network::FlowLogs,
+    account: String,
+    interval: std::time::Duration,
+) {
+    let Some(log) = engine.flow_log().cloned() else {
+        return;
+    };
+    let mut tracker = warden_egress::flows::Tracker::default();
+    let mut ticks = tokio::time::interval(interval);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut start = unix_seconds();
+    loop {
+        ticks.tick().await;
+        let f = Arc::clone(&firewall);
+        let counted = match tokio::task::spawn_blocking(move || f.read_flows()).await {
+            Ok(Ok(c)) => c,
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, "could not read the flow counters");
+                continue;
+            }
+            Err(_) => continue,
+        };
+        let end = unix_seconds();
+        let deltas = tracker.advance(&counted.0, &counted.1);
+        let records: Vec<warden_egress::flows::FlowRecord> = deltas
+            .into_iter()
+            .filter_map(|d| {
+                let instance = engine
+                    .linked_instance(d.key.src)
+                    .or_else(|| engine.linked_instance(d.key.dst))?;
+                let vpc = instance.vpc.as_ref()?;
+                let rejected = d.action == warden_egress::flows::Action::Reject;
+                if !flow_logs
+                    .traffic_for(&vpc.vpc_id, &vpc.subnet_ids)
+                    .is_some_and(|t| t.records(rejected))
+                {
+                    return None;
+                }
+                Some(warden_egress::flows::FlowRecord {
+                    version: 2,
+                    account_id: account.clone(),
+                    interface_id: format!("eni-{}", instance.instance.trim_start_matches("i-")),
+                    srcaddr: d.key.src.to_string(),
+                    dstaddr: d.key.dst.to_string(),
+                    srcport: d.key.src_port,
+                    dstport: d.key.dst_port,
+                    protocol: d.key.protocol,
+                    packets: d.packets,
+                    bytes: d.bytes,
+                    start,
+                    end,
+                    action: d.action.as_str().to_owned(),
+                    log_status: "OK".to_owned(),
+                    function: instance.function.clone(),
+                    instance: instance.instance.clone(),
+                    vpc_id: vpc.vpc_id.clone(),
+                })
+            })
+            .collect();
+        start = end;
+        let log = Arc::clone(&log);
+        match tokio::task::spawn_blocking(move || log.append(&records)).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::warn!(error = %e, "could not store flow records"),
+            Err(_) => {}
+        }
+    }
+}
+
+fn unix_seconds() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}

@@ -94,6 +94,10 @@ pub struct ServeArgs {
     /// this host's `/etc/resolv.conf`.
     #[arg(long, env = "WARDEN_DNS_UPSTREAM", value_delimiter = ',')]
     dns_upstream: Vec<SocketAddr>,
+    /// Seconds between flow log readings (VPC Flow Logs' aggregation interval): each
+    /// flow's packets and bytes over the interval become one record.
+    #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..=600))]
+    flow_log_interval: u64,
     /// Run functions as plain processes without the sandbox: no isolation at all between
     /// functions, or from the host. Meant only for platforms without namespaces (see
     /// `warden doctor`); logged at WARN on every start.
@@ -275,6 +279,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
     let secrets =
         warden_secrets::Secrets::open(&data_dir, kms.clone(), account.as_str(), region.as_str())?;
     let network = warden_network::Network::open(&data_dir, account.as_str(), region.as_str())?;
+    let flow_logs = warden_network::FlowLogs::open(&data_dir)?;
     let dns_firewall =
         warden_dnsfw::DnsFirewall::open(&data_dir, account.as_str(), region.as_str())?;
     bootstrap_admin(&identity, &data_dir)?;
@@ -363,6 +368,12 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
                     )?),
                     None => None,
                 },
+                flow_log: match &firewall {
+                    Some(_) => Some(Arc::new(warden_egress::flows::FlowLog::open(
+                        &data_dir.join("flows.db"),
+                    )?)),
+                    None => None,
+                },
             },
         )?;
         let control = warden_control::Control::new(
@@ -402,6 +413,15 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
                 state.network.clone(),
             ))
         });
+        let flow_collector = firewall.as_ref().map(|f| {
+            tokio::spawn(crate::firewall::collect_flows(
+                Arc::clone(f),
+                engine.clone(),
+                flow_logs.clone(),
+                account.to_string(),
+                Duration::from_secs(args.flow_log_interval),
+            ))
+        });
         let rotations = tokio::spawn(warden_api::secrets::rotation_scheduler(
             Arc::clone(&state),
             ROTATION_CHECK_PERIOD,
@@ -428,8 +448,8 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         rotations.abort();
         flush_key_usage(identity.clone()).await;
         engine.shutdown(ASYNC_SHUTDOWN_GRACE).await;
-        if let Some(f) = &network_follower {
-            f.abort();
+        for task in network_follower.iter().chain(&flow_collector) {
+            task.abort();
         }
         anyhow::Ok(())
     })?;

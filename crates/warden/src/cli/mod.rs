@@ -13,6 +13,7 @@ pub mod iam;
 mod invoke;
 mod layer;
 mod logs;
+mod netlog;
 
 use clap::{Args, Subcommand};
 
@@ -32,6 +33,9 @@ pub enum ClientCommand {
     /// Publish, list and delete layers (libraries functions share, shown at /opt)
     #[command(subcommand)]
     Layer(layer::LayerCommand),
+    /// A function's network logs: flow records and DNS queries
+    #[command(subcommand)]
+    Network(netlog::NetworkCommand),
 }
 
 /// `warden function ...`
@@ -82,6 +86,7 @@ pub fn run(cmd: ClientCommand, endpoint: &str) -> anyhow::Result<()> {
         ClientCommand::Function(FunctionCommand::Publish(args)) => alias::publish(&client, &args),
         ClientCommand::Alias(cmd) => alias::run(&client, &cmd),
         ClientCommand::Layer(cmd) => layer::run(&client, &cmd),
+        ClientCommand::Network(cmd) => netlog::run(&client, &cmd),
     }
 }
 

@@ -4,7 +4,7 @@
 
 use serde_json::{json, Value};
 
-use crate::harness::{aws_as, error_code, user_with_key, user_with_policy, Server};
+use crate::harness::{aws_as, error_code, user_with_key, user_with_policy, Credentials, Server};
 
 fn vpc(s: &Server, cidr: &str) -> String {
     s.aws(&["ec2", "create-vpc", "--cidr-block", cidr])["Vpc"]["VpcId"]
@@ -680,6 +680,23 @@ fn iam_decides_who_may_change_the_network() {
     let s = Server::start();
     let v = vpc(&s, "10.5.0.0/16");
     let other = vpc(&s, "10.6.0.0/16");
+    // Authentication failures in EC2's words.
+    let forged = Credentials {
+        secret: "x".repeat(40),
+        ..s.admin()
+    };
+    let out = aws_as(&s, &forged, &["ec2", "describe-vpcs"]);
+    let e = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(error_code(&e), "SignatureDoesNotMatch", "{e}");
+    let stranger = Credentials {
+        key: "AKIAIOSFODNN7EXAMPLE".into(),
+        secret: "y".repeat(40),
+        token: None,
+    };
+    let out = aws_as(&s, &stranger, &["ec2", "describe-vpcs"]);
+    let e = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(error_code(&e), "AuthFailure", "{e}");
+
     let nobody = user_with_key(&s, "nobody");
     let out = aws_as(&s, &nobody, &["ec2", "describe-vpcs"]);
     let e = String::from_utf8_lossy(&out.stderr);
@@ -837,7 +854,7 @@ print("ok")
 }
 
 #[test]
-fn the_network_survives_a_restart() {
+fn the_network_survives_a_crash_and_restart() {
     let mut s = Server::start();
     let v = vpc(&s, "10.30.0.0/16");
     let subnet = s.aws(&[
@@ -872,6 +889,8 @@ fn the_network_survives_a_restart() {
         s.aws(&["ec2", "describe-security-groups"]),
         s.aws(&["ec2", "describe-security-group-rules"]),
     );
+    // Killed, not stopped: every acknowledged change is on disk already.
+    s.kill9();
     s.restart();
     let after = (
         s.aws(&["ec2", "describe-vpcs"]),

@@ -821,3 +821,121 @@ fn instances_resolve_through_wardens_resolver_which_logs_and_filters_queries() {
     );
     assert_eq!(status, 403);
 }
+
+#[test]
+fn flow_logs_record_accepted_and_rejected_connections_of_logged_vpcs() {
+    let host = TestHost::new(10, 80);
+    let s = Server::start_with(&["--flow-log-interval", "1"]);
+    let net = make_vpc(&s, &host);
+    allow_network_interfaces(&s);
+    let vpc_config = format!("SubnetIds={},SecurityGroupIds={}", net.subnet, net.group);
+    create_probe(&s, "logged", Some(&vpc_config));
+    let created = s.aws(&[
+        "ec2",
+        "create-flow-logs",
+        "--resource-type",
+        "VPC",
+        "--resource-ids",
+        &net.vpc,
+        "--traffic-type",
+        "ALL",
+        "--log-group-name",
+        "vpc-flows",
+    ]);
+    let flow_log = created["FlowLogIds"][0].as_str().unwrap().to_owned();
+    assert!(flow_log.starts_with("fl-"), "{created}");
+    let described = s.aws(&["ec2", "describe-flow-logs", "--flow-log-ids", &flow_log]);
+    assert_eq!(described["FlowLogs"][0]["ResourceId"], net.vpc.as_str());
+    assert_eq!(described["FlowLogs"][0]["TrafficType"], "ALL");
+    assert_eq!(described["FlowLogs"][0]["FlowLogStatus"], "ACTIVE");
+
+    let ok = connect(&s, "logged", host.addr, TCP_OPEN);
+    assert_eq!(ok["ok"], true, "{ok}");
+    let refused = connect(&s, "logged", host.addr, TCP_OTHER);
+    assert_eq!(refused["ok"], false, "{refused}");
+
+    let flows = |name: &str| -> Value {
+        let (status, _, body) = s.http(
+            "GET",
+            &format!("/_warden/2026-11-01/functions/{name}/flows?limit=1000"),
+            &[],
+            b"",
+        );
+        assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+        serde_json::from_slice(&body).unwrap()
+    };
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let seen = loop {
+        let v = flows("logged");
+        let lines: Vec<String> = v["Lines"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|l| l.as_str().unwrap().to_owned())
+            .collect();
+        let has = |port: u16, action: &str| {
+            lines.iter().any(|l| {
+                let f: Vec<&str> = l.split(' ').collect();
+                f.len() == 14 && f[6] == port.to_string() && f[12] == action
+            })
+        };
+        if (has(TCP_OPEN, "ACCEPT") && has(TCP_OTHER, "REJECT")) || Instant::now() > deadline {
+            break v;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    let records = seen["Records"].as_array().unwrap();
+    let accepted = records
+        .iter()
+        .find(|r| r["dstport"] == TCP_OPEN && r["action"] == "ACCEPT")
+        .unwrap_or_else(|| panic!("no accepted flow: {seen}"));
+    // Version 2 fields: the instance's link address to the test host, TCP, some bytes.
+    assert_eq!(accepted["version"], 2);
+    assert_eq!(accepted["dstaddr"], host.addr.to_string());
+    assert!(
+        accepted["srcaddr"].as_str().unwrap().starts_with("198.1"),
+        "{accepted}"
+    );
+    assert_eq!(accepted["protocol"], 6);
+    assert!(accepted["packets"].as_u64().unwrap() >= 3, "{accepted}");
+    assert!(accepted["bytes"].as_u64().unwrap() > 100, "{accepted}");
+    assert_eq!(accepted["log-status"], "OK");
+    assert_eq!(accepted["function"], "logged");
+    assert_eq!(accepted["vpc-id"], net.vpc.as_str());
+    assert!(accepted["interface-id"]
+        .as_str()
+        .unwrap()
+        .starts_with("eni-"));
+    assert!(accepted["start"].as_i64().unwrap() <= accepted["end"].as_i64().unwrap());
+    let rejected = records
+        .iter()
+        .find(|r| r["dstport"] == TCP_OTHER && r["action"] == "REJECT")
+        .unwrap_or_else(|| panic!("no rejected flow: {seen}"));
+    assert_eq!(rejected["srcaddr"], accepted["srcaddr"]);
+    assert!(seen["RejectedFlows"].as_u64().unwrap() >= 1, "{seen}");
+
+    // The CLI prints the same records in the default format.
+    let out = s.warden(&["network", "flows", "logged"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("2 ") && l.contains(" ACCEPT OK logged i-")),
+        "{text}"
+    );
+
+    // A VPC without a flow log records nothing; deleting the flow log stops the records.
+    s.aws(&["ec2", "delete-flow-logs", "--flow-log-ids", &flow_log]);
+    let described = s.aws(&["ec2", "describe-flow-logs"]);
+    assert_eq!(described["FlowLogs"], json!([]), "{described}");
+    std::thread::sleep(Duration::from_secs(2));
+    let before = flows("logged")["Records"].as_array().unwrap().len();
+    let again = connect(&s, "logged", host.addr, TCP_OTHER);
+    assert_eq!(again["ok"], false);
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(flows("logged")["Records"].as_array().unwrap().len(), before);
+}
