@@ -37,7 +37,11 @@ const ALLOWED_DEPENDENCIES: &[(&str, &[&str])] = &[
         "warden-identity",
         &["warden-types", "warden-iam", "warden-sqlite", "warden-kms"],
     ),
-    ("warden-executor", &["warden-sandbox"]),
+    ("warden-network", &["warden-sqlite"]),
+    ("warden-dnsfw", &["warden-types", "warden-sqlite"]),
+    ("warden-dns", &["warden-sqlite"]),
+    ("warden-egress", &["warden-sqlite"]),
+    ("warden-executor", &["warden-sandbox", "warden-egress"]),
     (
         "warden-engine",
         &[
@@ -47,6 +51,8 @@ const ALLOWED_DEPENDENCIES: &[(&str, &[&str])] = &[
             "warden-runtime-api",
             "warden-runtimes",
             "warden-kms",
+            "warden-dns",
+            "warden-egress",
         ],
     ),
     (
@@ -72,6 +78,9 @@ const ALLOWED_DEPENDENCIES: &[(&str, &[&str])] = &[
             "warden-identity",
             "warden-kms",
             "warden-secrets",
+            "warden-network",
+            "warden-egress",
+            "warden-dnsfw",
         ],
     ),
     (
@@ -101,6 +110,10 @@ const ALLOWED_DEPENDENCIES: &[(&str, &[&str])] = &[
             "warden-runtimes",
             "warden-kms",
             "warden-secrets",
+            "warden-network",
+            "warden-egress",
+            "warden-dns",
+            "warden-dnsfw",
         ],
     ),
 ];

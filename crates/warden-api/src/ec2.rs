@@ -250,6 +250,52 @@ const ACTIONS: &[Action] = &[
         targets: |_, _| anything("DescribeTags"),
         handler: describe_tags,
     },
+    Action {
+        name: "CreateFlowLogs",
+        targets: |n, p| {
+            let mut targets = vec![Target {
+                action: "ec2:CreateFlowLogs".into(),
+                resource: n.arn("vpc-flow-log", "*"),
+                ..Target::default()
+            }];
+            // The resources it records, as EC2 authorizes them too.
+            for (k, v) in p.0 {
+                if k.starts_with("ResourceId.") {
+                    let kind = if v.starts_with("subnet-") {
+                        "subnet"
+                    } else {
+                        "vpc"
+                    };
+                    targets.push(Target {
+                        action: "ec2:CreateFlowLogs".into(),
+                        resource: n.arn(kind, v),
+                        ..Target::default()
+                    });
+                }
+            }
+            targets
+        },
+        handler: create_flow_logs,
+    },
+    Action {
+        name: "DescribeFlowLogs",
+        targets: |_, _| anything("DescribeFlowLogs"),
+        handler: describe_flow_logs,
+    },
+    Action {
+        name: "DeleteFlowLogs",
+        targets: |n, p| {
+            p.0.iter()
+                .filter(|(k, _)| k.starts_with("FlowLogId."))
+                .map(|(_, v)| Target {
+                    action: "ec2:DeleteFlowLogs".into(),
+                    resource: n.arn("vpc-flow-log", v),
+                    ..Target::default()
+                })
+                .collect()
+        },
+        handler: delete_flow_logs,
+    },
 ];
 
 fn action_of(name: &str) -> Option<&'static Action> {
@@ -1199,6 +1245,199 @@ fn delete_subnet(cx: &Cx<'_>, f: &Fields<'_>) -> Result<Xml, ApiError> {
     cx.network().delete_subnet(id).map_err(network_error)?;
     let mut x = Xml::default();
     x.leaf("return", "true");
+    Ok(x)
+}
+
+// ---- flow logs ----
+
+/// `CreateFlowLogs` of VPCs or subnets, to a log group (`cloud-watch-logs`, the default
+/// and only destination): the records are kept by Warden and read per function
+/// (`warden network flows`), filed under the log group's name.
+fn create_flow_logs(cx: &Cx<'_>, f: &Fields<'_>) -> Result<Xml, ApiError> {
+    f.refuse(
+        &[
+            "LogDestination",
+            "DestinationOptions",
+            "DeliverCrossAccountRole",
+        ],
+        "flow log records are kept by Warden (read them with `warden network flows`)",
+    )?;
+    f.refuse(
+        &["LogFormat"],
+        "Warden writes the default format (version 2) only",
+    )?;
+    if let Some(t) = f.text("LogDestinationType")? {
+        if t != "cloud-watch-logs" {
+            return Err(unsupported(
+                "LogDestinationType",
+                "flow log records are kept by Warden under a log group name (cloud-watch-logs)",
+            ));
+        }
+    }
+    if let Some(i) = f.int("MaxAggregationInterval")? {
+        if i != 60 && i != 600 {
+            return Err(invalid_value("MaxAggregationInterval must be 60 or 600"));
+        }
+    }
+    // Recorded for scripts that pass it; Warden delivers records itself.
+    let _role = f.text("DeliverLogsPermissionArn")?;
+    let _token = f.text("ClientToken")?;
+    let resource_type = f.required("ResourceType")?;
+    let traffic =
+        warden_network::TrafficType::parse(f.required("TrafficType")?).map_err(network_error)?;
+    let group = f
+        .text("LogGroupName")?
+        .ok_or_else(|| missing("LogGroupName"))?;
+    let ids = f.strings("ResourceId")?;
+    if ids.is_empty() {
+        return Err(missing("ResourceId"));
+    }
+    let mut tags = Vec::new();
+    for spec in f.structs("TagSpecification")? {
+        let kind = spec.required("ResourceType")?;
+        if kind != "vpc-flow-log" {
+            return Err(invalid_value(format!(
+                "'{}' is not a valid taggable resource type for this operation: it makes a vpc-flow-log",
+                kind.chars().take(64).collect::<String>()
+            )));
+        }
+        tags.extend(tag_list(&spec, "Tag")?);
+    }
+    let network = cx.network();
+    for id in &ids {
+        let exists = match resource_type {
+            "VPC" => {
+                warden_network::check_vpc_id(id).map_err(network_error)?;
+                network.vpc(id).is_some()
+            }
+            "Subnet" => {
+                warden_network::check_subnet_id(id).map_err(network_error)?;
+                network.subnet(id).is_some()
+            }
+            other => {
+                return Err(unsupported(
+                    "ResourceType",
+                    &format!(
+                        "flow logs record VPCs and subnets here, not {}",
+                        other.chars().take(32).collect::<String>()
+                    ),
+                ))
+            }
+        };
+        if !exists {
+            return Err(bad(
+                if resource_type == "VPC" {
+                    "InvalidVpcID.NotFound"
+                } else {
+                    "InvalidSubnetID.NotFound"
+                },
+                format!("The resource '{id}' does not exist"),
+            ));
+        }
+    }
+    cx.ready()?;
+    let mut x = Xml::default();
+    x.open("flowLogIdSet");
+    for id in ids {
+        let log = cx
+            .state
+            .flow_logs
+            .create(id, traffic, group, tags.clone())
+            .map_err(network_error)?;
+        x.leaf("item", &log.id);
+    }
+    x.close("flowLogIdSet");
+    x.open("unsuccessful");
+    x.close("unsuccessful");
+    Ok(x)
+}
+
+const FLOW_LOG_FILTERS: &[&str] = &[
+    "flow-log-id",
+    "resource-id",
+    "traffic-type",
+    "log-group-name",
+    "log-destination-type",
+    "deliver-log-status",
+    "tag-key",
+];
+
+fn describe_flow_logs(cx: &Cx<'_>, f: &Fields<'_>) -> Result<Xml, ApiError> {
+    let wanted = f.strings("FlowLogId")?;
+    let filters = filters(f, FLOW_LOG_FILTERS, "DescribeFlowLogs")?;
+    let kept: Vec<warden_network::FlowLog> = cx
+        .state
+        .flow_logs
+        .list()
+        .into_iter()
+        .filter(|l| wanted.is_empty() || wanted.contains(&l.id.as_str()))
+        .filter(|l| {
+            passes(&filters, &l.tags, |name| match name {
+                "flow-log-id" => vec![l.id.clone()],
+                "resource-id" => vec![l.resource_id.clone()],
+                "traffic-type" => vec![l.traffic_type.as_str().to_owned()],
+                "log-group-name" => vec![l.log_group_name.clone()],
+                "log-destination-type" => vec!["cloud-watch-logs".to_owned()],
+                "deliver-log-status" => vec!["SUCCESS".to_owned()],
+                _ => Vec::new(),
+            })
+        })
+        .collect();
+    let (logs, next) = page(f, kept, !wanted.is_empty())?;
+    cx.ready()?;
+    let mut x = Xml::default();
+    x.open("flowLogSet");
+    for l in &logs {
+        x.open("item");
+        let created =
+            time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(l.created_ms) * 1_000_000)
+                .ok()
+                .and_then(|t| {
+                    t.format(&time::format_description::well_known::Rfc3339)
+                        .ok()
+                })
+                .unwrap_or_default();
+        x.leaf("creationTime", &created);
+        x.leaf("deliverLogsStatus", "SUCCESS");
+        x.leaf("flowLogId", &l.id);
+        x.leaf("flowLogStatus", "ACTIVE");
+        x.leaf("logGroupName", &l.log_group_name);
+        x.leaf("resourceId", &l.resource_id);
+        x.leaf("trafficType", l.traffic_type.as_str());
+        x.leaf("logDestinationType", "cloud-watch-logs");
+        x.leaf(
+            "logFormat",
+            "${version} ${account-id} ${interface-id} ${srcaddr} ${dstaddr} ${srcport} ${dstport} ${protocol} ${packets} ${bytes} ${start} ${end} ${action} ${log-status}",
+        );
+        x.tags(&l.tags);
+        x.leaf("maxAggregationInterval", "60");
+        x.close("item");
+    }
+    x.close("flowLogSet");
+    x.opt("nextToken", next.as_deref());
+    Ok(x)
+}
+
+fn delete_flow_logs(cx: &Cx<'_>, f: &Fields<'_>) -> Result<Xml, ApiError> {
+    let ids = f.strings("FlowLogId")?;
+    if ids.is_empty() {
+        return Err(missing("FlowLogId"));
+    }
+    cx.ready()?;
+    let mut x = Xml::default();
+    x.open("unsuccessful");
+    for id in ids {
+        if !cx.state.flow_logs.delete(id).map_err(network_error)? {
+            x.open("item");
+            x.open("error");
+            x.leaf("code", "InvalidFlowLogId.NotFound");
+            x.leaf("message", &format!("The flow log ID '{id}' does not exist"));
+            x.close("error");
+            x.leaf("resourceId", id);
+            x.close("item");
+        }
+    }
+    x.close("unsuccessful");
     Ok(x)
 }
 

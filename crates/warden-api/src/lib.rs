@@ -110,6 +110,8 @@ pub struct ApiState {
     /// Route 53 Resolver DNS Firewall: which names the functions attached to a VPC may
     /// resolve.
     pub dns_firewall: warden_dnsfw::DnsFirewall,
+    /// Which VPCs and subnets have a flow log (EC2's `CreateFlowLogs`).
+    pub flow_logs: warden_network::FlowLogs,
 }
 
 impl ApiState {
@@ -130,6 +132,7 @@ impl ApiState {
         secrets: warden_secrets::Secrets,
         network: warden_network::Network,
         dns_firewall: warden_dnsfw::DnsFirewall,
+        flow_logs: warden_network::FlowLogs,
     ) -> Self {
         let access = Arc::new(access);
         control.subscribe(Arc::new(engine.clone()));
@@ -148,6 +151,7 @@ impl ApiState {
             secrets,
             network,
             dns_firewall,
+            flow_logs,
         }
     }
 

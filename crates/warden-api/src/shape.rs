@@ -536,10 +536,9 @@ mod tests {
     #[test]
     fn unimplemented_members_are_refused_naming_them_unless_they_ask_for_what_warden_does() {
         for (body, member) in [
-            (r#"{"VpcConfig":{"SubnetIds":["subnet-1"]}}"#, "VpcConfig"),
             (
-                r#"{"VpcConfig":{"SecurityGroupIds":["sg-1"]}}"#,
-                "VpcConfig",
+                r#"{"VpcConfig":{"SubnetIds":["subnet-1"],"Ipv6AllowedForDualStack":true}}"#,
+                "VpcConfig.Ipv6AllowedForDualStack",
             ),
             (r#"{"TracingConfig":{"Mode":"Active"}}"#, "TracingConfig"),
             (
@@ -575,6 +574,8 @@ mod tests {
         for honoured in [
             r#"{"KMSKeyArn":""}"#,
             r#"{"VpcConfig":{"SubnetIds":[],"SecurityGroupIds":[]}}"#,
+            // Honoured by `functions::vpc_config`, which checks its subnets and groups.
+            r#"{"VpcConfig":{"SubnetIds":["subnet-1"],"SecurityGroupIds":["sg-1"]}}"#,
             r#"{"TracingConfig":{"Mode":"PassThrough"}}"#,
             r#"{"SnapStart":{"ApplyOn":"None"}}"#,
             r#"{"DeadLetterConfig":{}}"#,

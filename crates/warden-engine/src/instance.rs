@@ -355,7 +355,15 @@ pub fn instance_limits(config: &FunctionVersion) -> InstanceLimits {
 /// entry, pointing at Warden, and no global `AWS_ENDPOINT_URL`: an SDK call to any other
 /// service (S3, DynamoDB...) then goes where it would go on Lambda instead of to Warden.
 /// A service Warden starts serving adds its entry here, and nowhere else.
-pub const SERVED_SERVICES: &[&str] = &["LAMBDA", "IAM", "STS", "KMS", "SECRETS_MANAGER"];
+pub const SERVED_SERVICES: &[&str] = &[
+    "LAMBDA",
+    "IAM",
+    "STS",
+    "KMS",
+    "SECRETS_MANAGER",
+    "EC2",
+    "ROUTE53RESOLVER",
+];
 
 /// Builds the process Lambda would start for `config`, complete: the program and its
 /// arguments, and every environment variable (the function's own, Lambda's, the Runtime

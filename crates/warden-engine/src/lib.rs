@@ -805,8 +805,11 @@ impl Engine {
             }
         };
         // The first instance of a set of security groups loads its rules (a short blocking
-        // call to `nft`); later ones find them loaded.
-        let egress = {
+        // call to `nft`, so off the async threads); later ones, and functions without a
+        // network configuration, find everything loaded.
+        let egress = if config.vpc_config.is_none() {
+            Ok(inner.egress.egress(config))
+        } else {
             let policies = Arc::clone(&inner.egress);
             let version = config.clone();
             tokio::task::spawn_blocking(move || policies.egress(&version)).await

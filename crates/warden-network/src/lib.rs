@@ -19,6 +19,7 @@ mod service;
 mod store;
 
 pub use error::NetworkError;
+pub use flowlogs::{FlowLog, FlowLogs, TrafficType, MAX_FLOW_LOGS};
 pub use model::{
     availability_zone, block_cidr, check_group_description, check_group_id, check_group_name,
     check_rule_id, check_subnet_id, check_tag, check_tags, check_vpc_id, is_well_formed,
@@ -27,7 +28,6 @@ pub use model::{
     DEFAULT_GROUP_DESCRIPTION, DEFAULT_GROUP_NAME, MAX_PREFIX, MAX_RULES_PER_DIRECTION,
     MAX_SECURITY_GROUPS, MAX_SUBNETS, MAX_TAGS, MAX_VPCS, MIN_PREFIX,
 };
-pub use flowlogs::{FlowLog, FlowLogs, TrafficType, MAX_FLOW_LOGS};
 pub use service::Network;
 
 #[cfg(test)]

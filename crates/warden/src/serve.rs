@@ -402,6 +402,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
             secrets,
             network,
             dns_firewall,
+            flow_logs.clone(),
         ));
         // Security groups now have a source; their changes reach the kernel at once.
         let network_follower = firewall.as_ref().map(|f| {
