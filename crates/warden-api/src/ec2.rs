@@ -285,14 +285,25 @@ const ACTIONS: &[Action] = &[
     Action {
         name: "DeleteFlowLogs",
         targets: |n, p| {
-            p.0.iter()
+            let mut targets: Vec<Target> = p
+                .0
+                .iter()
                 .filter(|(k, _)| k.starts_with("FlowLogId."))
                 .map(|(_, v)| Target {
                     action: "ec2:DeleteFlowLogs".into(),
                     resource: n.arn("vpc-flow-log", v),
                     ..Target::default()
                 })
-                .collect()
+                .collect();
+            // Even a request naming none is authorized before it is refused.
+            if targets.is_empty() {
+                targets.push(Target {
+                    action: "ec2:DeleteFlowLogs".into(),
+                    resource: n.arn("vpc-flow-log", "*"),
+                    ..Target::default()
+                });
+            }
+            targets
         },
         handler: delete_flow_logs,
     },

@@ -711,12 +711,21 @@ fn delete_firewall_rule_group(
 
 // ---- rules ----
 
+/// `FirewallDomainRedirectionAction`: Warden's resolver inspects every name of a CNAME
+/// chain, so only `INSPECT_REDIRECTION_DOMAIN` (the default) is honoured; trusting the
+/// redirection targets is refused by name rather than ignored.
 fn redirection(input: &Input<'_>) -> Result<Option<Redirection>, ApiError> {
-    input
+    let parsed = input
         .string("FirewallDomainRedirectionAction")?
         .map(Redirection::parse)
         .transpose()
-        .map_err(error)
+        .map_err(error)?;
+    if parsed == Some(Redirection::Trust) {
+        return Err(validation(
+            "FirewallDomainRedirectionAction TRUST_REDIRECTION_DOMAIN is not supported by Warden: its resolver inspects every name of a CNAME chain (INSPECT_REDIRECTION_DOMAIN)",
+        ));
+    }
+    Ok(parsed)
 }
 
 fn create_firewall_rule(state: &ApiState, _r: &ApiRequest, body: Value) -> Result<Reply, ApiError> {

@@ -143,20 +143,7 @@ impl Resolver {
             Decision::Block { rule, nxdomain } => {
                 record.action = "BLOCK".to_owned();
                 record.rule = rule;
-                let code = if nxdomain {
-                    ResponseCode::NXDomain
-                } else {
-                    ResponseCode::NoError
-                };
-                let mut m = Message::new();
-                m.set_id(id)
-                    .set_message_type(MessageType::Response)
-                    .set_op_code(parsed.op_code())
-                    .set_recursion_desired(parsed.recursion_desired())
-                    .set_recursion_available(true)
-                    .set_response_code(code)
-                    .add_queries(parsed.queries().to_vec());
-                m.to_vec().ok()
+                blocked(&parsed, id, nxdomain)
             }
             Decision::Allow { alerted_by } => {
                 if let Some(rule) = alerted_by {
@@ -164,7 +151,16 @@ impl Resolver {
                     record.rule = rule;
                 }
                 match self.forward(id, query).await {
-                    Some(r) => Some(r),
+                    // Every name the answer redirects to is inspected as the name asked
+                    // was (Route 53 Resolver DNS Firewall's INSPECT_REDIRECTION_DOMAIN).
+                    Some(r) => match self.blocked_redirection(client, &r) {
+                        Some((rule, nxdomain)) => {
+                            record.action = "BLOCK".to_owned();
+                            record.rule = rule;
+                            blocked(&parsed, id, nxdomain)
+                        }
+                        None => Some(r),
+                    },
                     None => error(id, parsed.op_code(), ResponseCode::ServFail),
                 }
             }
@@ -186,6 +182,21 @@ impl Resolver {
         }
         self.log.record(record);
         reply
+    }
+
+    /// The rule blocking a name an answer's CNAME records redirect to, if one does.
+    fn blocked_redirection(&self, client: &Client, answer: &[u8]) -> Option<(String, bool)> {
+        let (Some(policy), Some(vpc)) = (&self.policy, &client.vpc_id) else {
+            return None;
+        };
+        let m = Message::from_vec(answer).ok()?;
+        m.answers().iter().find_map(|a| match a.data() {
+            RData::CNAME(target) => match policy.decide(vpc, &target.to_ascii()) {
+                Decision::Block { rule, nxdomain } => Some((rule, nxdomain)),
+                Decision::Allow { .. } => None,
+            },
+            _ => None,
+        })
     }
 
     /// The first upstream answer to `query` whose id matches, or `None`.
@@ -219,6 +230,24 @@ impl Resolver {
         }
         None
     }
+}
+
+/// The answer to a blocked query: `NXDOMAIN`, or `NOERROR` without records (`NODATA`).
+fn blocked(query: &Message, id: u16, nxdomain: bool) -> Option<Vec<u8>> {
+    let code = if nxdomain {
+        ResponseCode::NXDomain
+    } else {
+        ResponseCode::NoError
+    };
+    let mut m = Message::new();
+    m.set_id(id)
+        .set_message_type(MessageType::Response)
+        .set_op_code(query.op_code())
+        .set_recursion_desired(query.recursion_desired())
+        .set_recursion_available(true)
+        .set_response_code(code)
+        .add_queries(query.queries().to_vec());
+    m.to_vec().ok()
 }
 
 /// An answer carrying only `code` (and the id of the query).

@@ -33,8 +33,19 @@ async fn upstream() -> SocketAddr {
                 .set_message_type(MessageType::Response)
                 .set_op_code(OpCode::Query)
                 .add_queries(q.queries().to_vec());
+            let asked = q.queries()[0].name().clone();
+            if asked.to_ascii() == "alias.example." {
+                // A redirection into a blocked domain.
+                r.add_answer(Record::from_rdata(
+                    asked.clone(),
+                    60,
+                    RData::CNAME(hickory_proto::rr::rdata::CNAME(
+                        Name::from_ascii("www.blocked.example.").unwrap(),
+                    )),
+                ));
+            }
             r.add_answer(Record::from_rdata(
-                q.queries()[0].name().clone(),
+                asked,
                 60,
                 RData::A(Ipv4Addr::new(192, 0, 2, 7).into()),
             ));
@@ -101,6 +112,15 @@ async fn queries_are_forwarded_blocked_and_logged() {
     assert_eq!(m.response_code(), ResponseCode::NXDomain);
     assert!(m.answers().is_empty());
 
+    // A name redirected (CNAME) into a blocked domain is blocked too.
+    let redirected = resolver
+        .answer(&client(Some("vpc-1")), &query("alias.example."))
+        .await
+        .unwrap();
+    let m = Message::from_vec(&redirected).unwrap();
+    assert_eq!(m.response_code(), ResponseCode::NXDomain);
+    assert!(m.answers().is_empty());
+
     // Another VPC's rules do not apply.
     let other = resolver
         .answer(&client(Some("vpc-2")), &query("x.blocked.example."))
@@ -108,15 +128,16 @@ async fn queries_are_forwarded_blocked_and_logged() {
         .unwrap();
     assert_eq!(Message::from_vec(&other).unwrap().answers().len(), 1);
 
-    let records = wait_for(&log, 3);
-    assert_eq!(records.len(), 3);
+    let records = wait_for(&log, 4);
+    assert_eq!(records.len(), 4);
     assert_eq!(records[0].name, "db.example.");
     assert_eq!(records[0].answers, ["192.0.2.7"]);
     assert_eq!(records[0].action, "ALLOW");
     assert_eq!(records[1].action, "BLOCK");
     assert_eq!(records[1].rule, "no-blocked");
     assert_eq!(records[1].vpc_id, "vpc-1");
-    assert_eq!(records[2].vpc_id, "vpc-2");
+    assert_eq!((records[2].name.as_str(), records[2].action.as_str()), ("alias.example.", "BLOCK"));
+    assert_eq!(records[3].vpc_id, "vpc-2");
 }
 
 #[tokio::test]

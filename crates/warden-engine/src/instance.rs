@@ -821,7 +821,7 @@ mod tests {
         let inside: Vec<&Path> = spec.mounts.iter().map(|m| m.inside.as_path()).collect();
         assert_eq!(
             inside,
-            [Path::new("/etc/hosts")],
+            [Path::new("/etc/hosts"), Path::new("/etc/resolv.conf")],
             "provided runtimes bring everything else"
         );
         assert_eq!(spec.program, Path::new("/var/task/bootstrap"));
@@ -1003,6 +1003,10 @@ mod tests {
                     inside: "/etc/hosts".into()
                 },
                 Mount {
+                    host: "/srv/warden/runtime/etc/resolv.conf".into(),
+                    inside: "/etc/resolv.conf".into()
+                },
+                Mount {
                     host: "/opt/py".into(),
                     inside: "/var/lang".into()
                 },
@@ -1045,7 +1049,7 @@ mod tests {
             ["/var/lang/bin/node", "/var/runtime/node/index.mjs"]
         );
         assert_eq!(
-            spec.mounts[1],
+            spec.mounts[2],
             Mount {
                 host: "/srv/warden/blobs/code/merged".into(),
                 inside: "/opt".into()

@@ -86,9 +86,8 @@ pub fn run(args: DoctorArgs) -> anyhow::Result<()> {
     }
     match warden_egress::probe() {
         warden_egress::Capability::Enforced => println!(
-            "  ok       {:<24} {}",
-            "network egress",
-            "veth links and nftables: security groups and --default-egress are enforced by the kernel"
+            "  ok       {:<24} veth links and nftables: security groups and --default-egress are enforced by the kernel",
+            "network egress"
         ),
         warden_egress::Capability::Unavailable(why) => println!(
             "  DEGRADED {:<24} {why}; instances have loopback only, a VpcConfig is refused and --default-egress internet cannot start",

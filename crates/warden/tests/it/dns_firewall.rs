@@ -1,7 +1,7 @@
 //! Route 53 Resolver DNS Firewall through the real AWS CLI and boto3: domain lists and
 //! their domains, rule groups and rules, associations with VPCs, the refusals scripts
-//! meet (with their exact error codes), who may call what, and the whole configuration
-//! surviving a restart.
+//! meet (with their exact error codes), who may call what, tags, and the whole
+//! configuration surviving a crash and a restart.
 
 use serde_json::{json, Value};
 
@@ -618,10 +618,15 @@ groups = [g for p in r.get_paginator("list_firewall_rule_groups").paginate(Pagin
           for g in p["FirewallRuleGroups"]]
 assert len(groups) == 5 and len({g["Id"] for g in groups}) == 5, groups
 g = groups[0]["Id"]
+# Every name of a CNAME chain is inspected: trusting redirections is refused by name.
+msg = expect("ValidationException", r.create_firewall_rule, FirewallRuleGroupId=g,
+             FirewallDomainListId=lst["Id"], Priority=10, Action="ALERT", Name="watch",
+             FirewallDomainRedirectionAction="TRUST_REDIRECTION_DOMAIN")
+assert "TRUST_REDIRECTION_DOMAIN" in msg, msg
 rule = r.create_firewall_rule(FirewallRuleGroupId=g, FirewallDomainListId=lst["Id"], Priority=10,
                               Action="ALERT", Name="watch",
-                              FirewallDomainRedirectionAction="TRUST_REDIRECTION_DOMAIN")["FirewallRule"]
-assert rule["FirewallDomainRedirectionAction"] == "TRUST_REDIRECTION_DOMAIN" and "BlockResponse" not in rule
+                              FirewallDomainRedirectionAction="INSPECT_REDIRECTION_DOMAIN")["FirewallRule"]
+assert rule["FirewallDomainRedirectionAction"] == "INSPECT_REDIRECTION_DOMAIN" and "BlockResponse" not in rule
 expect("ValidationException", r.create_firewall_rule, FirewallRuleGroupId=g, FirewallDomainListId=lst["Id"],
        Priority=20, Action="BLOCK", Name="no-response")
 expect("ValidationException", r.update_firewall_rule, FirewallRuleGroupId=g, FirewallDomainListId=lst["Id"],
