@@ -285,16 +285,15 @@ const ACTIONS: &[Action] = &[
     Action {
         name: "DeleteFlowLogs",
         targets: |n, p| {
-            let mut targets: Vec<Target> = p
-                .0
-                .iter()
-                .filter(|(k, _)| k.starts_with("FlowLogId."))
-                .map(|(_, v)| Target {
-                    action: "ec2:DeleteFlowLogs".into(),
-                    resource: n.arn("vpc-flow-log", v),
-                    ..Target::default()
-                })
-                .collect();
+            let mut targets: Vec<Target> =
+                p.0.iter()
+                    .filter(|(k, _)| k.starts_with("FlowLogId."))
+                    .map(|(_, v)| Target {
+                        action: "ec2:DeleteFlowLogs".into(),
+                        resource: n.arn("vpc-flow-log", v),
+                        ..Target::default()
+                    })
+                    .collect();
             // Even a request naming none is authorized before it is refused.
             if targets.is_empty() {
                 targets.push(Target {

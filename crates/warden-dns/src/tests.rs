@@ -136,7 +136,10 @@ async fn queries_are_forwarded_blocked_and_logged() {
     assert_eq!(records[1].action, "BLOCK");
     assert_eq!(records[1].rule, "no-blocked");
     assert_eq!(records[1].vpc_id, "vpc-1");
-    assert_eq!((records[2].name.as_str(), records[2].action.as_str()), ("alias.example.", "BLOCK"));
+    assert_eq!(
+        (records[2].name.as_str(), records[2].action.as_str()),
+        ("alias.example.", "BLOCK")
+    );
     assert_eq!(records[3].vpc_id, "vpc-2");
 }
 
