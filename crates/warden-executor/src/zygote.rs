@@ -71,7 +71,15 @@ struct Links {
     bound: HashMap<u32, (LinkAddresses, Vec<GroupId>)>,
     /// Policies used lately, most recent last, with their groups.
     wanted: Vec<(ChainKey, Vec<GroupId>)>,
+    /// Links whose namespaces are gone, still bound: unbound together with the next
+    /// binding (one `nft` run for both, off the exit path), or when [`MAX_UNBOUND`]
+    /// wait. Their numbers (hence addresses) go back to the allocator only once unbound,
+    /// so an address never joins a new instance while a group's set still holds it.
+    unbound: Vec<(LinkAddresses, Vec<GroupId>)>,
 }
+
+/// Most released links waiting to be unbound.
+const MAX_UNBOUND: usize = 32;
 
 impl Links {
     /// Makes a linked namespace ready for `key`: a link, its namespace, and its binding
@@ -98,7 +106,25 @@ impl Links {
             self.allocator.release(addresses.index);
             return Err(error_chain(&e));
         }
-        if let Err(e) = nft::apply(&nft::bind_link(self.block, &addresses, key, groups)) {
+        let mut script: String = self
+            .unbound
+            .iter()
+            .map(|(a, g)| nft::unbind_link(self.block, a, g))
+            .collect();
+        script.push_str(&nft::bind_link(self.block, &addresses, key, groups));
+        let applied = match nft::apply(&script) {
+            Ok(()) => {
+                self.returned();
+                Ok(())
+            }
+            // The unbindings are checked alone: the binding is tried without them.
+            Err(_) if !self.unbound.is_empty() => {
+                self.flush_unbound();
+                nft::apply(&nft::bind_link(self.block, &addresses, key, groups))
+            }
+            Err(e) => Err(e),
+        };
+        if let Err(e) = applied {
             // Without its binding the link passes nothing (the table rejects unbound
             // links), but it must not be used: give the namespaces up.
             for l in sandbox.drop_linked(key.as_str()) {
@@ -111,12 +137,41 @@ impl Links {
         Ok(())
     }
 
-    /// A link's namespace is gone: unbind it and give its number back.
+    /// A link's namespace is gone: its unbinding waits for the next binding (or for
+    /// [`MAX_UNBOUND`] others), then its number goes back.
     fn release(&mut self, index: u32) {
-        if let Some((addresses, groups)) = self.bound.remove(&index) {
-            let _ = nft::apply(&nft::unbind_link(self.block, &addresses, &groups));
+        match self.bound.remove(&index) {
+            Some(bound) => {
+                self.unbound.push(bound);
+                if self.unbound.len() >= MAX_UNBOUND {
+                    self.flush_unbound();
+                }
+            }
+            None => self.allocator.release(index),
         }
-        self.allocator.release(index);
+    }
+
+    /// Unbinds every released link now (each on its own if the batch is refused) and
+    /// gives their numbers back.
+    fn flush_unbound(&mut self) {
+        let script: String = self
+            .unbound
+            .iter()
+            .map(|(a, g)| nft::unbind_link(self.block, a, g))
+            .collect();
+        if nft::apply(&script).is_err() {
+            for (a, g) in &self.unbound {
+                let _ = nft::apply(&nft::unbind_link(self.block, a, g));
+            }
+        }
+        self.returned();
+    }
+
+    /// The unbound links' numbers go back to the allocator.
+    fn returned(&mut self) {
+        for (a, _) in std::mem::take(&mut self.unbound) {
+            self.allocator.release(a.index);
+        }
     }
 
     /// Notes that `key` was used; forgets (and frees the ready namespaces of) the least
@@ -184,6 +239,7 @@ pub fn run_zygote(control: OwnedFd) -> std::io::Result<()> {
             ip_program: nft::find_program("ip").unwrap_or_else(|| PathBuf::from("ip")),
             bound: HashMap::new(),
             wanted: Vec::new(),
+            unbound: Vec::new(),
         }),
         None => None,
     };

@@ -289,6 +289,100 @@ pub(crate) fn bring_loopback_up() -> Result<(), i32> {
     }
 }
 
+/// Gives the interface `name` of the calling thread's network namespace the address
+/// `addr/prefix_len`, brings it up, and routes everything else through `gateway`: the
+/// inside end of an instance's link, configured with `ioctl`s so that no process is
+/// started in the namespace.
+pub(crate) fn configure_link(
+    name: &str,
+    addr: std::net::Ipv4Addr,
+    prefix_len: u8,
+    gateway: std::net::Ipv4Addr,
+) -> Result<(), i32> {
+    #[repr(C)]
+    struct IfreqAddr {
+        name: [u8; 16],
+        addr: libc::sockaddr_in,
+        _pad: [u8; 8],
+    }
+    #[repr(C)]
+    struct IfreqFlags {
+        name: [u8; 16],
+        flags: libc::c_short,
+        _pad: [u8; 22],
+    }
+    let bytes = name.as_bytes();
+    if bytes.is_empty() || bytes.len() > 15 {
+        return Err(libc::EINVAL);
+    }
+    let mut ifname = [0u8; 16];
+    ifname[..bytes.len()].copy_from_slice(bytes);
+    let inet = |a: std::net::Ipv4Addr| libc::sockaddr_in {
+        sin_family: libc::AF_INET as libc::sa_family_t,
+        sin_port: 0,
+        sin_addr: libc::in_addr {
+            s_addr: u32::from(a).to_be(),
+        },
+        sin_zero: [0; 8],
+    };
+    let mask = std::net::Ipv4Addr::from(u32::MAX.checked_shl(32 - u32::from(prefix_len)).unwrap_or(0));
+    // SAFETY: creates a socket used only for the interface ioctls below.
+    let sock = unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
+    if sock < 0 {
+        return Err(errno());
+    }
+    let result = (|| {
+        for (request, value) in [(libc::SIOCSIFADDR, addr), (libc::SIOCSIFNETMASK, mask)] {
+            let req = IfreqAddr {
+                name: ifname,
+                addr: inet(value),
+                _pad: [0; 8],
+            };
+            // SAFETY: SIOCSIFADDR and SIOCSIFNETMASK read a live, correctly sized
+            // `struct ifreq` holding a `sockaddr_in`.
+            if unsafe { libc::ioctl(sock, request, &req as *const IfreqAddr) } < 0 {
+                return Err(errno());
+            }
+        }
+        let mut flags = IfreqFlags {
+            name: ifname,
+            flags: 0,
+            _pad: [0; 22],
+        };
+        // SAFETY: SIOCGIFFLAGS fills the flags of a live, correctly sized `struct ifreq`.
+        if unsafe { libc::ioctl(sock, libc::SIOCGIFFLAGS, &mut flags as *mut IfreqFlags) } < 0 {
+            return Err(errno());
+        }
+        flags.flags |= (libc::IFF_UP | libc::IFF_RUNNING) as libc::c_short;
+        // SAFETY: SIOCSIFFLAGS reads the same live `struct ifreq`.
+        if unsafe { libc::ioctl(sock, libc::SIOCSIFFLAGS, &flags as *const IfreqFlags) } < 0 {
+            return Err(errno());
+        }
+        let as_sockaddr = |a: std::net::Ipv4Addr| {
+            // SAFETY: `sockaddr_in` and `sockaddr` have the same size, and the kernel reads
+            // the family first; this is how the route ioctl takes IPv4 addresses.
+            unsafe { std::mem::transmute::<libc::sockaddr_in, libc::sockaddr>(inet(a)) }
+        };
+        let mut dev = ifname;
+        // SAFETY: zeroes are a valid `rtentry` (null device pointer, zero numbers).
+        let mut route: libc::rtentry = unsafe { std::mem::zeroed() };
+        route.rt_dst = as_sockaddr(std::net::Ipv4Addr::UNSPECIFIED);
+        route.rt_genmask = as_sockaddr(std::net::Ipv4Addr::UNSPECIFIED);
+        route.rt_gateway = as_sockaddr(gateway);
+        route.rt_flags = libc::RTF_UP | libc::RTF_GATEWAY;
+        route.rt_dev = dev.as_mut_ptr().cast();
+        // SAFETY: SIOCADDRT reads a live `rtentry` whose device name points at `dev`,
+        // a NUL-terminated buffer that outlives the call.
+        if unsafe { libc::ioctl(sock, libc::SIOCADDRT, &route as *const libc::rtentry) } < 0 {
+            return Err(errno());
+        }
+        Ok(())
+    })();
+    // SAFETY: closes the socket created above.
+    unsafe { libc::close(sock) };
+    result
+}
+
 /// Creates a TCP listener on 127.0.0.1:`port` in the current network namespace.
 pub(crate) fn listen_loopback(port: u16) -> Result<RawFd, i32> {
     // SAFETY: creates a TCP socket; ownership is returned to the caller or closed on error.

@@ -98,6 +98,26 @@ fn thread_netns() -> Result<OwnedFd, SandboxError> {
 }
 
 impl Prepared {
+    /// Runs `f` with this thread in `netns`, then returns the thread to its own namespace.
+    fn inside<T>(
+        netns: &OwnedFd,
+        f: impl FnOnce() -> Result<T, SandboxError>,
+    ) -> Result<T, SandboxError> {
+        let original = thread_netns()?;
+        rustix::thread::move_into_link_name_space(netns.as_fd(), Some(LinkNameSpaceType::Network))
+            .map_err(|e| SandboxError::Netns {
+                step: "enter the namespace",
+                source: e.into(),
+            })?;
+        let result = f();
+        rustix::thread::move_into_link_name_space(
+            original.as_fd(),
+            Some(LinkNameSpaceType::Network),
+        )
+        .map_err(|e| SandboxError::NetnsRestore(e.into()))?;
+        result
+    }
+
     /// Creates a namespace with listeners on 127.0.0.1:`runtime_api_port`,
     /// 127.0.0.1:`api_port` and 127.0.0.1:`extension_port`. Needs `CAP_SYS_ADMIN`.
     ///
@@ -144,7 +164,7 @@ impl Prepared {
                 Ok::<_, SandboxError>(unsafe { OwnedFd::from_raw_fd(fd) })
             };
             let mut dns = None;
-            if let Some(l) = link {
+            if link.is_some() {
                 dns = Some(OwnedFd::from(
                     std::net::UdpSocket::bind((Ipv4Addr::LOCALHOST, 53)).map_err(|source| {
                         SandboxError::Netns {
@@ -156,21 +176,6 @@ impl Prepared {
                 // Before the link exists, so that it never gets an IPv6 address.
                 net_sysctl("/proc/sys/net/ipv6/conf/all/disable_ipv6", "1")?;
                 net_sysctl("/proc/sys/net/ipv6/conf/default/disable_ipv6", "1")?;
-                ip_batch(
-                    &l.ip_program,
-                    &format!(
-                        "link add eth0 type veth peer name {host} netns /proc/{pid}/fd/{fd}\n\
-                         addr add {inside}/{len} dev eth0\n\
-                         link set eth0 up\n\
-                         route add default via {gateway} dev eth0\n",
-                        host = l.host_ifname,
-                        pid = std::process::id(),
-                        fd = original.as_raw_fd(),
-                        inside = l.instance_addr,
-                        len = l.prefix_len,
-                        gateway = l.host_addr,
-                    ),
-                )?;
             }
             Ok(Prepared {
                 runtime_api: listen(runtime_api_port)?,
@@ -188,16 +193,31 @@ impl Prepared {
         .map_err(|e| SandboxError::NetnsRestore(e.into()))?;
         let prepared = inside?;
         if let Some(l) = link {
-            // The namespace (and the veth pair with it) goes when `prepared` drops.
+            // One `ip` run in this namespace makes the pair, moves its inside end into the
+            // new namespace as `eth0`, and addresses and raises the host's end; the inside
+            // end is configured from a thread in the namespace, without a process. The
+            // namespace (and the pair with it) goes when `prepared` drops, on any failure.
             ip_batch(
                 &l.ip_program,
                 &format!(
-                    "addr add {host_addr}/{len} dev {host}\nlink set {host} up\n",
+                    "link add {host} type veth peer name eth0 netns /proc/{pid}/fd/{fd}\n\
+                     addr add {host_addr}/{len} dev {host}\n\
+                     link set {host} up\n",
+                    host = l.host_ifname,
+                    pid = std::process::id(),
+                    fd = prepared.netns.as_raw_fd(),
                     host_addr = l.host_addr,
                     len = l.prefix_len,
-                    host = l.host_ifname,
                 ),
             )?;
+            Self::inside(&prepared.netns, || {
+                child::configure_link("eth0", l.instance_addr, l.prefix_len, l.host_addr).map_err(
+                    |e| SandboxError::Netns {
+                        step: "configure the instance's end of the link",
+                        source: std::io::Error::from_raw_os_error(e),
+                    },
+                )
+            })?;
         }
         Ok(prepared)
     }
