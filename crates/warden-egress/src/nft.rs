@@ -58,6 +58,32 @@ pub fn run(program: &str, args: &[&str], stdin: &str) -> Result<String, EgressEr
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
+/// Starts applying an nftables script as one transaction without waiting for it: for
+/// changes that delete, whose commit waits for the kernel's RCU grace period (about 10
+/// ms, no CPU) and must not hold the caller up. The caller reaps the child.
+pub fn apply_in_background(script: &str) -> Result<std::process::Child, EgressError> {
+    let path = find_program("nft").ok_or_else(|| EgressError::Spawn {
+        program: "nft".to_owned(),
+        source: std::io::ErrorKind::NotFound.into(),
+    })?;
+    let spawn = |source| EgressError::Spawn {
+        program: "nft".to_owned(),
+        source,
+    };
+    let mut child = Command::new(path)
+        .args(["-f", "-"])
+        .env_clear()
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .map_err(spawn)?;
+    if let Some(mut input) = child.stdin.take() {
+        input.write_all(script.as_bytes()).map_err(spawn)?;
+    }
+    Ok(child)
+}
+
 /// Applies an nftables script as one transaction.
 pub fn apply(script: &str) -> Result<(), EgressError> {
     run("nft", &["-f", "-"], script).map(|_| ())

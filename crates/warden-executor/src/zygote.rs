@@ -71,15 +71,13 @@ struct Links {
     bound: HashMap<u32, (LinkAddresses, Vec<GroupId>)>,
     /// Policies used lately, most recent last, with their groups.
     wanted: Vec<(ChainKey, Vec<GroupId>)>,
-    /// Links whose namespaces are gone, still bound: unbound together with the next
-    /// binding (one `nft` run for both, off the exit path), or when [`MAX_UNBOUND`]
-    /// wait. Their numbers (hence addresses) go back to the allocator only once unbound,
-    /// so an address never joins a new instance while a group's set still holds it.
+    /// Links whose namespaces are gone, still bound, waiting for the next background
+    /// unbinding. Their numbers (hence addresses) go back to the allocator only once
+    /// unbound, so an address never joins a new instance while a group's set holds it.
     unbound: Vec<(LinkAddresses, Vec<GroupId>)>,
+    /// The background `nft` run unbinding a batch, and the batch.
+    unbinding: Option<(std::process::Child, Vec<(LinkAddresses, Vec<GroupId>)>)>,
 }
-
-/// Most released links waiting to be unbound.
-const MAX_UNBOUND: usize = 32;
 
 impl Links {
     /// Makes a linked namespace ready for `key`: a link, its namespace, and its binding
@@ -106,24 +104,7 @@ impl Links {
             self.allocator.release(addresses.index);
             return Err(error_chain(&e));
         }
-        let mut script: String = self
-            .unbound
-            .iter()
-            .map(|(a, g)| nft::unbind_link(self.block, a, g))
-            .collect();
-        script.push_str(&nft::bind_link(self.block, &addresses, key, groups));
-        let applied = match nft::apply(&script) {
-            Ok(()) => {
-                self.returned();
-                Ok(())
-            }
-            // The unbindings are checked alone: the binding is tried without them.
-            Err(_) if !self.unbound.is_empty() => {
-                self.flush_unbound();
-                nft::apply(&nft::bind_link(self.block, &addresses, key, groups))
-            }
-            Err(e) => Err(e),
-        };
+        let applied = nft::apply(&nft::bind_link(self.block, &addresses, key, groups));
         if let Err(e) = applied {
             // Without its binding the link passes nothing (the table rejects unbound
             // links), but it must not be used: give the namespaces up.
@@ -137,40 +118,58 @@ impl Links {
         Ok(())
     }
 
-    /// A link's namespace is gone: its unbinding waits for the next binding (or for
-    /// [`MAX_UNBOUND`] others), then its number goes back.
+    /// A link's namespace is gone: it is unbound in the background (deleting elements
+    /// makes the kernel wait for a grace period, which must not hold up spawns), and its
+    /// number goes back only once that is done.
     fn release(&mut self, index: u32) {
         match self.bound.remove(&index) {
             Some(bound) => {
                 self.unbound.push(bound);
-                if self.unbound.len() >= MAX_UNBOUND {
-                    self.flush_unbound();
-                }
+                self.unbind_in_background();
             }
             None => self.allocator.release(index),
         }
     }
 
-    /// Unbinds every released link now (each on its own if the batch is refused) and
-    /// gives their numbers back.
-    fn flush_unbound(&mut self) {
-        let script: String = self
-            .unbound
+    /// Starts unbinding the released links if no unbinding runs; reaps a finished one and
+    /// gives its links' numbers back (retrying one by one, synchronously, if it failed).
+    fn unbind_in_background(&mut self) {
+        if let Some((child, batch)) = &mut self.unbinding {
+            match child.try_wait() {
+                Ok(None) => return,
+                Ok(Some(status)) => {
+                    let batch = std::mem::take(batch);
+                    if !status.success() {
+                        for (a, g) in &batch {
+                            let _ = nft::apply(&nft::unbind_link(self.block, a, g));
+                        }
+                    }
+                    for (a, _) in batch {
+                        self.allocator.release(a.index);
+                    }
+                    self.unbinding = None;
+                }
+                Err(_) => {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    let batch = std::mem::take(batch);
+                    self.unbinding = None;
+                    self.unbound.extend(batch);
+                }
+            }
+        }
+        if self.unbound.is_empty() {
+            return;
+        }
+        let batch = std::mem::take(&mut self.unbound);
+        let script: String = batch
             .iter()
             .map(|(a, g)| nft::unbind_link(self.block, a, g))
             .collect();
-        if nft::apply(&script).is_err() {
-            for (a, g) in &self.unbound {
-                let _ = nft::apply(&nft::unbind_link(self.block, a, g));
-            }
-        }
-        self.returned();
-    }
-
-    /// The unbound links' numbers go back to the allocator.
-    fn returned(&mut self) {
-        for (a, _) in std::mem::take(&mut self.unbound) {
-            self.allocator.release(a.index);
+        match nft::apply_in_background(&script) {
+            Ok(child) => self.unbinding = Some((child, batch)),
+            // Not even started: keep them for the next try.
+            Err(_) => self.unbound = batch,
         }
     }
 
@@ -240,6 +239,7 @@ pub fn run_zygote(control: OwnedFd) -> std::io::Result<()> {
             bound: HashMap::new(),
             wanted: Vec::new(),
             unbound: Vec::new(),
+            unbinding: None,
         }),
         None => None,
     };
@@ -327,6 +327,7 @@ impl Zygote {
             let _ = sandbox.refill_pool();
             // One linked namespace ready for each recently used policy.
             if let Some(links) = &mut self.links {
+                links.unbind_in_background();
                 let wanted = links.wanted.clone();
                 for (key, groups) in wanted {
                     if sandbox.linked_ready(key.as_str()) == 0 {
