@@ -325,7 +325,11 @@ pub(crate) fn configure_link(
         },
         sin_zero: [0; 8],
     };
-    let mask = std::net::Ipv4Addr::from(u32::MAX.checked_shl(32 - u32::from(prefix_len)).unwrap_or(0));
+    let mask = std::net::Ipv4Addr::from(
+        u32::MAX
+            .checked_shl(32 - u32::from(prefix_len))
+            .unwrap_or(0),
+    );
     // SAFETY: creates a socket used only for the interface ioctls below.
     let sock = unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
     if sock < 0 {
