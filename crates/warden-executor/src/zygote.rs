@@ -68,16 +68,19 @@ struct Links {
     allocator: Allocator,
     ip_program: PathBuf,
     /// Links of running instances, and of namespaces ready in the sandbox's pool.
-    bound: HashMap<u32, (LinkAddresses, Vec<GroupId>)>,
+    bound: HashMap<u32, BoundLink>,
     /// Policies used lately, most recent last, with their groups.
     wanted: Vec<(ChainKey, Vec<GroupId>)>,
     /// Links whose namespaces are gone, still bound, waiting for the next background
     /// unbinding. Their numbers (hence addresses) go back to the allocator only once
     /// unbound, so an address never joins a new instance while a group's set holds it.
-    unbound: Vec<(LinkAddresses, Vec<GroupId>)>,
+    unbound: Vec<BoundLink>,
     /// The background `nft` run unbinding a batch, and the batch.
-    unbinding: Option<(std::process::Child, Vec<(LinkAddresses, Vec<GroupId>)>)>,
+    unbinding: Option<(std::process::Child, Vec<BoundLink>)>,
 }
+
+/// A link and the groups whose sets hold its address.
+type BoundLink = (LinkAddresses, Vec<GroupId>);
 
 impl Links {
     /// Makes a linked namespace ready for `key`: a link, its namespace, and its binding

@@ -229,11 +229,32 @@ impl Client {
     }
 
     /// Sends one request and reads the whole reply; any HTTP status is returned as a reply,
-    /// only transport failures are errors.
+    /// only transport failures are errors. The request is signed for the service its path
+    /// belongs to (see [`service_for`]).
     ///
     /// `path_and_query` must already be percent-encoded (see [`encode`]).
     pub fn send(
         &self,
+        method: Method,
+        path_and_query: &str,
+        headers: &[(&str, &str)],
+        body: Option<Vec<u8>>,
+    ) -> anyhow::Result<Reply> {
+        self.send_for(
+            service_for(path_and_query),
+            method,
+            path_and_query,
+            headers,
+            body,
+        )
+    }
+
+    /// As [`Client::send`], signed for `service` (the name a SigV4 credential scope
+    /// carries): for APIs that share a path with another, such as EC2's query API, which
+    /// lives at `/` beside IAM's and is told apart only by its signature.
+    pub fn send_for(
+        &self,
+        service: &str,
         method: Method,
         path_and_query: &str,
         headers: &[(&str, &str)],
@@ -245,7 +266,11 @@ impl Client {
         for (name, value) in headers {
             builder = builder.header(*name, *value);
         }
-        if body.is_some() {
+        // A body is JSON unless the caller says what it is.
+        let typed = headers
+            .iter()
+            .any(|(name, _)| name.eq_ignore_ascii_case("content-type"));
+        if body.is_some() && !typed {
             builder = builder.header("Content-Type", "application/json");
         }
         let mut request = builder
@@ -257,7 +282,7 @@ impl Client {
                 body.as_deref().unwrap_or_default(),
                 &signer.credentials,
                 &signer.region,
-                service_for(path_and_query),
+                service,
                 SystemTime::now(),
             )
             .map_err(|e| anyhow::anyhow!("{e}"))?;
@@ -340,7 +365,8 @@ impl Client {
 }
 
 /// The SigV4 service name for a request: IAM's query API lives at `/`; Lambda's REST paths and
-/// Warden's own `/_warden/...` paths are signed as `lambda`.
+/// Warden's own `/_warden/...` paths are signed as `lambda`. EC2's query API shares `/` with
+/// IAM: its requests name their service with [`Client::send_for`].
 fn service_for(path_and_query: &str) -> &'static str {
     let path = path_and_query.split('?').next().unwrap_or_default();
     if path_and_query.contains("Action=GetCallerIdentity") {
@@ -611,6 +637,61 @@ mod tests {
                 ("lambda", "eu-central-1")
             );
         }
+    }
+
+    #[test]
+    fn query_requests_are_signed_for_the_service_named_with_one_content_type() {
+        let env = env_with(&[
+            ("AWS_ACCESS_KEY_ID", "AKIACLIENTTEST000002"),
+            ("AWS_SECRET_ACCESS_KEY", "client/secret+key"),
+            ("AWS_REGION", "us-east-1"),
+        ]);
+        let (endpoint, server) = one_shot_server(200);
+        let client = Client::with_env(&endpoint, &env).unwrap();
+        let body = b"Action=DescribeVpcs&Version=2016-11-15".to_vec();
+        client
+            .send_for(
+                "ec2",
+                Method::POST,
+                "/",
+                &[(
+                    "content-type",
+                    "application/x-www-form-urlencoded; charset=utf-8",
+                )],
+                Some(body.clone()),
+            )
+            .unwrap();
+        let (head, received) = server.join().unwrap();
+        assert_eq!(received, body);
+        let types = head
+            .lines()
+            .filter(|l| l.to_ascii_lowercase().starts_with("content-type:"))
+            .count();
+        assert_eq!(types, 1, "{head}");
+        let keys = OneKey(warden_types::identity::Credential {
+            access_key_id: "AKIACLIENTTEST000002".into(),
+            secret_access_key: "client/secret+key".into(),
+            session_token: None,
+            expires_at_ms: None,
+            principal: warden_types::identity::Principal {
+                arn: "arn:aws:iam::123456789012:user/cli".into(),
+                account: "123456789012".into(),
+                name: "cli".into(),
+                id: "AIDACLI".into(),
+                kind: warden_types::identity::PrincipalKind::User,
+                tags: Default::default(),
+                session: None,
+            },
+        });
+        let a = warden_auth::verify(
+            &parts_of(&head),
+            &received,
+            SystemTime::now(),
+            &keys,
+            "us-east-1",
+        )
+        .unwrap_or_else(|e| panic!("{e}\n{head}"));
+        assert_eq!(a.service, "ec2");
     }
 
     #[test]

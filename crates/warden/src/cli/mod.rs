@@ -1,13 +1,16 @@
 //! The `warden` command-line client: deploy, invoke, list, inspect, publish and delete
-//! functions, manage their aliases, and read their logs, against a running `warden serve`.
+//! functions, manage their aliases, read their logs, and manage VPCs, subnets and security
+//! groups, against a running `warden serve`.
 //!
-//! The commands speak Lambda's own REST API (plus Warden's log endpoint), so what works here
-//! works with the AWS CLI too. All HTTP goes through [`client::Client::send`].
+//! The commands speak Lambda's own REST API (plus Warden's log endpoints) and EC2's query
+//! API, so what works here works with the AWS CLI too. All HTTP goes through
+//! [`client::Client::send_for`] (usually by way of [`client::Client::send`]).
 
 mod alias;
 mod args;
 mod client;
 mod credentials;
+mod ec2;
 mod function;
 pub mod iam;
 mod invoke;
@@ -33,7 +36,7 @@ pub enum ClientCommand {
     /// Publish, list and delete layers (libraries functions share, shown at /opt)
     #[command(subcommand)]
     Layer(layer::LayerCommand),
-    /// A function's network logs: flow records and DNS queries
+    /// VPCs, subnets and security groups; a function's flow records and DNS queries
     #[command(subcommand)]
     Network(netlog::NetworkCommand),
 }

@@ -1,5 +1,6 @@
 //! `warden network flows NAME` and `warden network dns-queries NAME`: a function's flow log
-//! (VPC Flow Logs' default format) and DNS query log, from Warden's own endpoints.
+//! (VPC Flow Logs' default format) and DNS query log, from Warden's own endpoints; `warden
+//! network vpc|subnet|sg ...` are dispatched to [`super::ec2`].
 //!
 //! DNS names come from functions: every control or bidirectional-override character is
 //! shown escaped, so a name cannot act on the operator's terminal.
@@ -17,6 +18,15 @@ pub enum NetworkCommand {
     Flows(LogArgs),
     /// Print a function's DNS queries: time, instance, name, type, action, rule, answer
     DnsQueries(LogArgs),
+    /// Create, list and delete VPCs
+    #[command(subcommand)]
+    Vpc(super::ec2::VpcCommand),
+    /// Create, list and delete subnets
+    #[command(subcommand)]
+    Subnet(super::ec2::SubnetCommand),
+    /// Security groups: create, list, show, delete, allow and revoke rules
+    #[command(subcommand)]
+    Sg(super::ec2::SgCommand),
 }
 
 /// A function and how many records.
@@ -37,6 +47,9 @@ pub fn run(client: &Client, cmd: &NetworkCommand) -> anyhow::Result<()> {
     let (args, what) = match cmd {
         NetworkCommand::Flows(a) => (a, "flows"),
         NetworkCommand::DnsQueries(a) => (a, "dns-queries"),
+        NetworkCommand::Vpc(c) => return super::ec2::run_vpc(client, c),
+        NetworkCommand::Subnet(c) => return super::ec2::run_subnet(client, c),
+        NetworkCommand::Sg(c) => return super::ec2::run_sg(client, c),
     };
     let path = format!(
         "/_warden/2026-11-01/functions/{}/{what}?limit={}",
@@ -134,7 +147,7 @@ fn render(v: &Value, what: &str) -> Vec<String> {
 }
 
 /// `s` with control and bidirectional-override characters escaped.
-fn escape(s: &str) -> String {
+pub(super) fn escape(s: &str) -> String {
     s.chars()
         .map(|c| {
             if c.is_control()

@@ -27,6 +27,7 @@ mod layers;
 mod lifecycle;
 mod logs_bounds;
 mod network;
+mod network_cli;
 mod node_runtime;
 mod nodes;
 mod pipeline;
