@@ -44,15 +44,19 @@ fn err_as(s: &Server, who: &Credentials, args: &[&str]) -> String {
 /// The members Lambda defines that Warden does not implement yet: each is refused with
 /// `InvalidParameterValueException` naming it, on create and on update, and nothing is
 /// stored. (`KMSKeyArn` and `VpcConfig` used to be accepted and ignored: a caller believed
-/// its variables were encrypted with its key.)
+/// its variables were encrypted with its key. Both are honoured now, except `VpcConfig`'s
+/// IPv6 member: instances have IPv4 only.)
 #[test]
 fn unimplemented_members_are_refused_by_name_never_ignored() {
     let s = Server::start();
     let zip = format!("fileb://{}", crate::harness::fixture_zip().display());
     let refused: [(&[&str], &str); 3] = [
         (
-            &["--vpc-config", "SubnetIds=subnet-1,SecurityGroupIds=sg-1"],
-            "VpcConfig",
+            &[
+                "--vpc-config",
+                "SubnetIds=subnet-1,SecurityGroupIds=sg-1,Ipv6AllowedForDualStack=true",
+            ],
+            "VpcConfig.Ipv6AllowedForDualStack",
         ),
         (&["--tracing-config", "Mode=Active"], "TracingConfig"),
         (&["--snap-start", "ApplyOn=PublishedVersions"], "SnapStart"),
