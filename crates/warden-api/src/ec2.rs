@@ -1284,12 +1284,13 @@ fn create_flow_logs(cx: &Cx<'_>, f: &Fields<'_>) -> Result<Xml, ApiError> {
             ));
         }
     }
-    if let Some(i) = f.int("MaxAggregationInterval")? {
-        if i != 60 && i != 600 {
-            return Err(invalid_value("MaxAggregationInterval must be 60 or 600"));
-        }
-    }
-    // Recorded for scripts that pass it; Warden delivers records itself.
+    f.refuse(
+        &["MaxAggregationInterval"],
+        "Warden aggregates every flow log's records over the server's --flow-log-interval",
+    )?;
+    // Read, and not needed: Warden files the records itself, under its own authority
+    // (scripts pass the role because AWS needs it). A retried request with the same
+    // token finds its flow logs made and gets `FlowLogAlreadyExists` for each.
     let _role = f.text("DeliverLogsPermissionArn")?;
     let _token = f.text("ClientToken")?;
     let resource_type = f.required("ResourceType")?;
@@ -1346,18 +1347,34 @@ fn create_flow_logs(cx: &Cx<'_>, f: &Fields<'_>) -> Result<Xml, ApiError> {
         }
     }
     cx.ready()?;
+    // As EC2 does, a resource whose flow log cannot be made (one exists already, the
+    // limit is reached) is listed as unsuccessful and the others are made; only a store
+    // failure fails the request.
+    let mut made = Vec::new();
+    let mut failed = Vec::new();
+    for id in ids {
+        match cx.state.flow_logs.create(id, traffic, group, tags.clone()) {
+            Ok(log) => made.push(log.id),
+            Err(e) if e.is_internal() => return Err(network_error(e)),
+            Err(e) => failed.push((id, e)),
+        }
+    }
     let mut x = Xml::default();
     x.open("flowLogIdSet");
-    for id in ids {
-        let log = cx
-            .state
-            .flow_logs
-            .create(id, traffic, group, tags.clone())
-            .map_err(network_error)?;
-        x.leaf("item", &log.id);
+    for id in &made {
+        x.leaf("item", id);
     }
     x.close("flowLogIdSet");
     x.open("unsuccessful");
+    for (id, e) in &failed {
+        x.open("item");
+        x.open("error");
+        x.leaf("code", e.code());
+        x.leaf("message", &e.to_string());
+        x.close("error");
+        x.leaf("resourceId", id);
+        x.close("item");
+    }
     x.close("unsuccessful");
     Ok(x)
 }
@@ -1420,7 +1437,6 @@ fn describe_flow_logs(cx: &Cx<'_>, f: &Fields<'_>) -> Result<Xml, ApiError> {
             "${version} ${account-id} ${interface-id} ${srcaddr} ${dstaddr} ${srcport} ${dstport} ${protocol} ${packets} ${bytes} ${start} ${end} ${action} ${log-status}",
         );
         x.tags(&l.tags);
-        x.leaf("maxAggregationInterval", "60");
         x.close("item");
     }
     x.close("flowLogSet");
@@ -2188,6 +2204,37 @@ mod tests {
         let e = f.finish().unwrap_err();
         assert_eq!(e.code, "UnknownParameter");
         assert!(e.message.contains("IpPermissions.1.Bogus"), "{}", e.message);
+    }
+
+    proptest::proptest! {
+        /// Whatever names and values a request's form carries, the parser and every
+        /// reader either read them or refuse them: nothing panics.
+        #[test]
+        fn arbitrary_forms_never_panic(
+            pairs in proptest::collection::vec(
+                ("[A-Za-z]{1,3}(\\.[0-9A-Za-z]{0,3}){0,3}|.{0,12}", ".{0,12}"),
+                0..12,
+            ),
+        ) {
+            let params: Vec<(String, String)> = pairs;
+            if let Ok(f) = Form::parse(&params) {
+                let root = f.root();
+                for (name, _) in &params {
+                    let top = name.split('.').next().unwrap_or("");
+                    let _ = root.string(top);
+                    let _ = root.int(top);
+                    let _ = root.flag(top);
+                    let _ = root.strings(top);
+                    if let Ok(items) = root.structs(top) {
+                        for item in items {
+                            let _ = item.string("Name");
+                            let _ = item.strings("Value");
+                        }
+                    }
+                }
+                let _ = f.finish();
+            }
+        }
     }
 
     #[test]

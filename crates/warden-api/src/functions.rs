@@ -691,14 +691,7 @@ pub async fn read_dns_queries(
     raw: &str,
 ) -> Result<Reply, ApiError> {
     let name = unqualified(state, raw)?;
-    let limit = match request.query("limit") {
-        None => 100,
-        Some(s) => s
-            .parse::<usize>()
-            .ok()
-            .filter(|n| (1..=10_000).contains(n))
-            .ok_or_else(|| ApiError::invalid("`limit` must be a number from 1 to 10000"))?,
-    };
+    let limit = record_limit(request)?;
     let engine = state.engine.clone();
     let function = name.to_string();
     let records = tokio::task::spawn_blocking(move || engine.dns_queries(&function, limit))
@@ -721,14 +714,7 @@ pub async fn read_flows(
     raw: &str,
 ) -> Result<Reply, ApiError> {
     let name = unqualified(state, raw)?;
-    let limit = match request.query("limit") {
-        None => 100,
-        Some(s) => s
-            .parse::<usize>()
-            .ok()
-            .filter(|n| (1..=10_000).contains(n))
-            .ok_or_else(|| ApiError::invalid("`limit` must be a number from 1 to 10000"))?,
-    };
+    let limit = record_limit(request)?;
     let Some(log) = state.engine.flow_log().cloned() else {
         return Ok(json_response(
             StatusCode::OK,
@@ -750,6 +736,18 @@ pub async fn read_flows(
         StatusCode::OK,
         &json!({ "Records": records, "Lines": lines, "RejectedFlows": rejected }),
     ))
+}
+
+/// The `limit` of Warden's network log endpoints: 1-10,000, default 100.
+fn record_limit(request: &ApiRequest) -> Result<usize, ApiError> {
+    match request.query("limit") {
+        None => Ok(100),
+        Some(s) => s
+            .parse::<usize>()
+            .ok()
+            .filter(|n| (1..=10_000).contains(n))
+            .ok_or_else(|| ApiError::invalid("`limit` must be a number from 1 to 10000")),
+    }
 }
 
 /// Most subnets and security groups one function names (Lambda's limits).
@@ -839,29 +837,12 @@ fn vpc_config(
 /// Whether `role`'s policies allow `ec2:CreateNetworkInterface` (on `*`, as Lambda
 /// checks it).
 fn role_may_manage_interfaces(state: &ApiState, role: &RoleArn) -> bool {
-    let identity = &state.access.identity;
-    let Some(found) = identity.resolve_role(role.as_str()) else {
+    let Some(policies) = state.access.identity.role_policies(role.as_str()) else {
         return false;
     };
-    let session = warden_types::identity::Principal {
-        arn: format!(
-            "arn:aws:sts::{}:assumed-role/{}/vpc-check",
-            state.account, found.name
-        ),
-        account: state.account.as_str().to_owned(),
-        name: found.name.clone(),
-        id: String::new(),
-        kind: warden_types::identity::PrincipalKind::AssumedRole {
-            role_arn: role.as_str().to_owned(),
-            session_name: "vpc-check".to_owned(),
-        },
-        tags: Default::default(),
-        session: None,
-    };
-    let policies = identity.policies_for(&session);
     let refs: Vec<&warden_iam::Policy> = policies.iter().map(|p| p.as_ref()).collect();
     let request = warden_iam::Request {
-        principal: Some(session.arn.clone()),
+        principal: Some(role.as_str().to_owned()),
         action: "ec2:CreateNetworkInterface".to_owned(),
         resource: "*".to_owned(),
         context: Default::default(),

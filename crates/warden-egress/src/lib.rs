@@ -82,7 +82,7 @@ pub enum Capability {
 /// Checks what enforcing egress needs: root, the `ip` and `nft` programs, and a kernel
 /// with nftables (by listing tables, which changes nothing).
 pub fn probe() -> Capability {
-    if rustix_is_root() {
+    if rustix::process::geteuid().is_root() {
         for program in ["ip", "nft"] {
             if nft::find_program(program).is_none() {
                 return Capability::Unavailable(format!(
@@ -106,17 +106,4 @@ pub fn probe() -> Capability {
                 .to_owned(),
         )
     }
-}
-
-fn rustix_is_root() -> bool {
-    // The effective uid, read from procfs so that this crate needs no unsafe code or
-    // syscall wrapper.
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("Uid:"))
-                .and_then(|l| l.split_whitespace().nth(2).map(|e| e == "0"))
-        })
-        .unwrap_or(false)
 }

@@ -1069,6 +1069,20 @@ impl Identity {
         self.role_by_arn(&snap, role_arn).is_some()
     }
 
+    /// The parsed identity policies of the role an ARN names (as [`Identity::resolve_role`]
+    /// finds it), or `None` without such a role: what a session of it would be allowed,
+    /// before any session policy. No I/O.
+    pub fn role_policies(&self, role_arn: &str) -> Option<Arc<[Arc<Policy>]>> {
+        let snap = self.snapshot();
+        let role = self.role_by_arn(&snap, role_arn)?;
+        Some(
+            snap.role_policies
+                .get(&lower(&role.name))
+                .cloned()
+                .unwrap_or_else(|| snap.empty.clone()),
+        )
+    }
+
     /// The role an ARN names: exactly, or by name ignoring case within this account (IAM
     /// role names are unique ignoring case). Callers decide on the returned role's `arn`,
     /// the canonical spelling, never on the ARN as given, and store that.

@@ -844,6 +844,41 @@ fn flow_logs_record_accepted_and_rejected_connections_of_logged_vpcs() {
     ]);
     let flow_log = created["FlowLogIds"][0].as_str().unwrap().to_owned();
     assert!(flow_log.starts_with("fl-"), "{created}");
+    // A second flow log of the same VPC to the same group is listed as unsuccessful, and
+    // an aggregation interval Warden does not apply per flow log is refused by name.
+    let again = s.aws(&[
+        "ec2",
+        "create-flow-logs",
+        "--resource-type",
+        "VPC",
+        "--resource-ids",
+        &net.vpc,
+        "--traffic-type",
+        "ALL",
+        "--log-group-name",
+        "vpc-flows",
+    ]);
+    assert_eq!(again["FlowLogIds"], json!([]), "{again}");
+    assert_eq!(
+        again["Unsuccessful"][0]["Error"]["Code"], "FlowLogAlreadyExists",
+        "{again}"
+    );
+    assert_eq!(again["Unsuccessful"][0]["ResourceId"], net.vpc.as_str());
+    let err = s.aws_err(&[
+        "ec2",
+        "create-flow-logs",
+        "--resource-type",
+        "VPC",
+        "--resource-ids",
+        &net.vpc,
+        "--traffic-type",
+        "ALL",
+        "--log-group-name",
+        "other",
+        "--max-aggregation-interval",
+        "600",
+    ]);
+    assert!(err.contains("MaxAggregationInterval"), "{err}");
     let described = s.aws(&["ec2", "describe-flow-logs", "--flow-log-ids", &flow_log]);
     assert_eq!(described["FlowLogs"][0]["ResourceId"], net.vpc.as_str());
     assert_eq!(described["FlowLogs"][0]["TrafficType"], "ALL");
@@ -913,6 +948,18 @@ fn flow_logs_record_accepted_and_rejected_connections_of_logged_vpcs() {
         .unwrap_or_else(|| panic!("no rejected flow: {seen}"));
     assert_eq!(rejected["srcaddr"], accepted["srcaddr"]);
     assert!(seen["RejectedFlows"].as_u64().unwrap() >= 1, "{seen}");
+
+    // Reading them needs logs:GetLogEvents on the function's flow log group.
+    let nobody = crate::harness::user_with_key(&s, "nobody");
+    let (status, _, _) = crate::harness::send(
+        &s.endpoint,
+        Some(&nobody),
+        "GET",
+        "/_warden/2026-11-01/functions/logged/flows",
+        &[],
+        b"",
+    );
+    assert_eq!(status, 403);
 
     // The CLI prints the same records in the default format.
     let out = s.warden(&["network", "flows", "logged"]);
