@@ -513,20 +513,30 @@ impl Server {
 
     /// Every log line of a function as the API returns it.
     pub fn logs(&self, function: &str) -> Vec<String> {
-        let (status, _, body) = self.http(
-            "GET",
-            &format!("/_warden/2026-11-01/functions/{function}/logs?limit=10000"),
-            &[],
-            b"",
-        );
-        assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
-        let v: Value = serde_json::from_slice(&body).unwrap();
-        v["records"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|r| r["message"].as_str().unwrap().to_owned())
-            .collect()
+        // Every page: a flood keeps more lines than one page holds, and the newest (the
+        // REPORT lines tests wait for) come last.
+        let mut lines = Vec::new();
+        let mut after = 0u64;
+        loop {
+            let (status, _, body) = self.http(
+                "GET",
+                &format!("/_warden/2026-11-01/functions/{function}/logs?limit=10000&after={after}"),
+                &[],
+                b"",
+            );
+            assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+            let v: Value = serde_json::from_slice(&body).unwrap();
+            let records = v["records"].as_array().unwrap();
+            if records.is_empty() {
+                return lines;
+            }
+            lines.extend(
+                records
+                    .iter()
+                    .map(|r| r["message"].as_str().unwrap().to_owned()),
+            );
+            after = v["nextSeq"].as_u64().unwrap();
+        }
     }
 
     /// Waits until `check` holds for the function's logs, or panics after `timeout`.
