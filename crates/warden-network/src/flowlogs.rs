@@ -132,7 +132,7 @@ impl FlowLogs {
             let mut stmt = conn
                 .prepare(
                     "SELECT id, resource_id, traffic_type, log_group_name, created_ms, tags \
-                     FROM flow_logs ORDER BY created_ms, id",
+                     FROM flow_logs ORDER BY rowid",
                 )
                 .map_err(store("reading flow logs"))?;
             let rows = stmt
