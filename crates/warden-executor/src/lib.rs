@@ -77,6 +77,10 @@ pub struct SandboxOptions {
     /// The address block of the server's firewall, when instances may have a network
     /// link ([`Egress::Linked`]); `None`: loopback only.
     pub egress_block: Option<warden_egress::addressing::BlockId>,
+    /// On cgroup v1: hold a `favordynmods` hierarchy so that cold starts do not wait for
+    /// an RCU grace period when moving the instance into its cgroup (see
+    /// `warden_sandbox::SandboxConfig::favor_dynmods`).
+    pub favor_dynmods: bool,
 }
 
 impl Default for SandboxOptions {
@@ -85,6 +89,7 @@ impl Default for SandboxOptions {
             runtime_paths: Vec::new(),
             netns_pool_size: 4,
             egress_block: None,
+            favor_dynmods: true,
         }
     }
 }

@@ -203,6 +203,7 @@ pub fn run_zygote(control: OwnedFd) -> std::io::Result<()> {
         )) => {
             let config = SandboxConfig {
                 netns_pool_size: opts.netns_pool_size,
+                favor_dynmods: opts.favor_dynmods,
                 ..SandboxConfig::default()
             };
             match Sandbox::new(config) {

@@ -4,9 +4,18 @@
 //! Slots are reused rather than created per instance because creating and removing
 //! cgroups, and moving a process into one, are slow after idle. All paths derive
 //! from roots passed in, so tests run against a temporary directory.
+//!
+//! On v1 a move is a write of the pid to `cgroup.procs`. By default the kernel guards
+//! such writes with one host-wide reader-writer semaphore kept in a mode that favours
+//! forks and exits, and a writer first waits for an RCU grace period (7-15 ms on an idle
+//! host) to switch it over. [`FavorDynmods`] holds a controller-less v1 hierarchy mounted
+//! with `favordynmods`, which tells the kernel to favour moves instead: the write then
+//! costs well under a millisecond. On v2 instances are born in their slot
+//! (`CLONE_INTO_CGROUP`) and no move happens.
 
 use std::fs;
 use std::io;
+use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 
 use crate::SandboxError;
@@ -168,6 +177,46 @@ pub(crate) struct Cgroups {
     bases: Vec<(Controller, PathBuf)>,
     slots: usize,
     free: Vec<usize>,
+}
+
+/// The name of the hierarchy [`FavorDynmods`] mounts; every Warden on a host shares it.
+const DYNMODS_HIERARCHY: &str = "warden-dynmods";
+
+/// A v1 hierarchy without controllers, mounted with `favordynmods` and held only by this
+/// descriptor: it is never attached to a path, so it is not in any mount table, and it
+/// goes away when the last holder closes it (a killed server included). Holding it keeps
+/// the kernel favouring cgroup moves over forks and exits, host-wide; recent kernels
+/// (6.18 here) keep moves on their per-process lock even after, until reboot. The price is a slightly slower fork and
+/// exit for every process of the host, the trade the kernel documents for hosts that move
+/// processes between cgroups often, as a serverless host does.
+#[derive(Debug)]
+pub(crate) struct FavorDynmods {
+    _mount: OwnedFd,
+}
+
+impl FavorDynmods {
+    /// Mounts (or joins) the hierarchy. Fails without `CAP_SYS_ADMIN` in the initial user
+    /// namespace, and with `EINVAL` on kernels before 6.0 that lack the option.
+    pub(crate) fn hold() -> io::Result<FavorDynmods> {
+        use rustix::mount::{
+            fsconfig_create, fsconfig_set_flag, fsconfig_set_string, fsmount, fsopen,
+            FsMountFlags, FsOpenFlags, MountAttrFlags,
+        };
+        let fs = fsopen("cgroup", FsOpenFlags::FSOPEN_CLOEXEC)?;
+        fsconfig_set_flag(&fs, "none")?;
+        fsconfig_set_string(&fs, "name", DYNMODS_HIERARCHY)?;
+        fsconfig_set_flag(&fs, "favordynmods")?;
+        fsconfig_create(&fs)?;
+        let mount = fsmount(
+            &fs,
+            FsMountFlags::FSMOUNT_CLOEXEC,
+            MountAttrFlags::MOUNT_ATTR_RDONLY
+                | MountAttrFlags::MOUNT_ATTR_NOSUID
+                | MountAttrFlags::MOUNT_ATTR_NODEV
+                | MountAttrFlags::MOUNT_ATTR_NOEXEC,
+        )?;
+        Ok(FavorDynmods { _mount: mount })
+    }
 }
 
 fn write(path: &Path, value: &str) -> Result<(), SandboxError> {

@@ -741,3 +741,40 @@ fn a_linked_namespace_has_one_ipv4_link_to_the_host() {
 fn nix_root() -> bool {
     rustix::process::geteuid().is_root()
 }
+
+/// On cgroup v1 the sandbox holds a `favordynmods` hierarchy, so that moving an instance
+/// into its slot does not first wait for an RCU grace period. A descriptor holds it, not a
+/// path: it appears in every process's cgroup list but in no mount table.
+#[test]
+fn a_favordynmods_hierarchy_is_held_but_mounted_nowhere() {
+    let fx = fixture();
+    let own = std::fs::read_to_string("/proc/self/cgroup").unwrap();
+    assert!(
+        own.lines().any(|l| l.ends_with(":name=warden-dynmods:/")),
+        "{own}"
+    );
+    let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    assert!(!mounts.contains("warden-dynmods"), "{mounts}");
+    let detail = |sandbox: &Sandbox| {
+        sandbox
+            .report()
+            .protections
+            .into_iter()
+            .find(|p| p.name == "memory limit")
+            .unwrap()
+            .detail
+    };
+    let held = detail(&fx.sandbox);
+    assert!(held.contains("cgroup v1; favordynmods held"), "{held}");
+
+    let staging = tempfile::tempdir().unwrap();
+    let off = Sandbox::new(SandboxConfig {
+        staging_dir: staging.path().join("root"),
+        netns_pool_size: 0,
+        favor_dynmods: false,
+        ..SandboxConfig::default()
+    })
+    .unwrap();
+    let refused = detail(&off);
+    assert!(refused.contains("favordynmods off by configuration"), "{refused}");
+}
