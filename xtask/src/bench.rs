@@ -136,6 +136,8 @@ fn start_under(root: &Path, wrapper: &[String], extra: &[String]) -> Result<Serv
             "serve",
             "--listen",
             "127.0.0.1:0",
+            "--url-listen",
+            "127.0.0.1:0",
             "--log",
             "warn",
             "--account-id",

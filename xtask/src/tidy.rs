@@ -41,6 +41,8 @@ const ALLOWED_DEPENDENCIES: &[(&str, &[&str])] = &[
     ("warden-dnsfw", &["warden-types", "warden-sqlite"]),
     ("warden-dns", &["warden-sqlite"]),
     ("warden-egress", &["warden-sqlite"]),
+    ("warden-contract", &["warden-sqlite"]),
+    ("warden-urls", &["warden-sqlite"]),
     ("warden-executor", &["warden-sandbox", "warden-egress"]),
     (
         "warden-engine",
@@ -81,6 +83,8 @@ const ALLOWED_DEPENDENCIES: &[(&str, &[&str])] = &[
             "warden-network",
             "warden-egress",
             "warden-dnsfw",
+            "warden-contract",
+            "warden-urls",
         ],
     ),
     (
@@ -114,6 +118,8 @@ const ALLOWED_DEPENDENCIES: &[(&str, &[&str])] = &[
             "warden-egress",
             "warden-dns",
             "warden-dnsfw",
+            "warden-contract",
+            "warden-urls",
         ],
     ),
 ];

@@ -389,6 +389,36 @@ pub fn lambda_targets(state: &ApiState, request: &ApiRequest) -> Vec<Target> {
             }],
             None => vec![any_resource("logs:GetLogEvents")],
         },
+        O::CreateFunctionUrlConfig(n)
+        | O::GetFunctionUrlConfig(n)
+        | O::UpdateFunctionUrlConfig(n)
+        | O::DeleteFunctionUrlConfig(n) => f(request.operation.name(), qualified(n)),
+        O::ListFunctionUrlConfigs(n) => f("ListFunctionUrlConfigs", bare(n)),
+        // Authorized by the URL listener itself, by the URL's auth type.
+        O::InvokeFunctionUrl => Vec::new(),
+        O::PutInputContract(n) | O::GetInputContract(n) | O::DeleteInputContract(n) => {
+            let action = request.operation.name();
+            match qualified(n) {
+                Some(r) => {
+                    let q = r.qualifier.as_ref().map(|q| q.to_string());
+                    vec![Target {
+                        action: format!("warden:{action}"),
+                        resource: state.function_arn(&r.name, q.as_deref()),
+                        function: Some(r.name.clone()),
+                        ..Target::default()
+                    }]
+                }
+                None => vec![Target {
+                    action: format!("warden:{action}"),
+                    resource: format!(
+                        "arn:aws:lambda:{}:{}:function:*",
+                        state.region, state.account
+                    ),
+                    function: None,
+                    ..Target::default()
+                }],
+            }
+        }
         O::PublishLayerVersion(l) => match LayerName::new(l) {
             Ok(name) => vec![Target {
                 action: "lambda:PublishLayerVersion".into(),

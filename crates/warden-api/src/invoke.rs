@@ -9,20 +9,6 @@ use warden_types::limits;
 
 use crate::{empty_response, json_response, ApiError, ApiRequest, ApiState, Reply};
 
-/// Lambda requires event payloads to be JSON; an empty body is allowed.
-fn check_json(body: &[u8]) -> Result<(), ApiError> {
-    if body.is_empty() {
-        return Ok(());
-    }
-    serde_json::from_slice::<serde::de::IgnoredAny>(body)
-        .map(|_| ())
-        .map_err(|e| {
-            ApiError::bad_content(format!(
-                "Could not parse request body into json: Could not parse payload into json: {e}"
-            ))
-        })
-}
-
 fn client_context(request: &ApiRequest) -> Result<Option<String>, ApiError> {
     let Some(raw) = request.header("x-amz-client-context") else {
         return Ok(None);
@@ -80,7 +66,7 @@ pub async fn invoke(state: &ApiState, request: &ApiRequest, raw: &str) -> Result
                     "InvokeAsync",
                 ));
             }
-            check_json(&request.body)?;
+            crate::contracts::admit(state, &function, &request.body)?;
             let id = state
                 .engine
                 .enqueue(&function, request.body.clone())
@@ -101,7 +87,7 @@ pub async fn invoke(state: &ApiState, request: &ApiRequest, raw: &str) -> Result
             )));
         }
     }
-    check_json(&request.body)?;
+    crate::contracts::admit(state, &function, &request.body)?;
     let client_context = client_context(request)?;
     let response = state
         .engine
@@ -140,7 +126,7 @@ pub async fn invoke_async(
     raw: &str,
 ) -> Result<Reply, ApiError> {
     let function = state.function_ref(raw)?;
-    check_json(&request.body)?;
+    crate::contracts::admit(state, &function, &request.body)?;
     state
         .engine
         .enqueue(&function, Bytes::clone(&request.body))

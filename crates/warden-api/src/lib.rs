@@ -20,6 +20,7 @@ pub mod access;
 mod aliases;
 mod body;
 mod caller;
+mod contracts;
 pub mod doors;
 pub mod ec2;
 pub mod error;
@@ -36,6 +37,7 @@ pub mod secrets;
 mod server;
 mod shape;
 mod tags;
+mod urls;
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -53,7 +55,7 @@ pub use error::ApiError;
 pub use pipeline::{Pipeline, Validate};
 pub use routes::Operation;
 pub use server::{
-    serve, ServeOptions, DEFAULT_BODY_MEMORY_BYTES, DEFAULT_HEADER_TIMEOUT,
+    serve, serve_urls, ServeOptions, DEFAULT_BODY_MEMORY_BYTES, DEFAULT_HEADER_TIMEOUT,
     MAX_DEFAULT_CONNECTIONS, MIN_BODY_MEMORY_BYTES,
 };
 
@@ -112,6 +114,12 @@ pub struct ApiState {
     pub dns_firewall: warden_dnsfw::DnsFirewall,
     /// Which VPCs and subnets have a flow log (EC2's `CreateFlowLogs`).
     pub flow_logs: warden_network::FlowLogs,
+    /// Each function's and alias's input contract, checked before any event is admitted.
+    pub contracts: warden_contract::store::ContractStore,
+    /// Function URL configurations.
+    pub urls: warden_urls::store::UrlStore,
+    /// Where the URL listener serves function URLs (their host names and port).
+    pub url_base: warden_urls::model::UrlBase,
 }
 
 impl ApiState {
@@ -133,6 +141,9 @@ impl ApiState {
         network: warden_network::Network,
         dns_firewall: warden_dnsfw::DnsFirewall,
         flow_logs: warden_network::FlowLogs,
+        contracts: warden_contract::store::ContractStore,
+        urls: warden_urls::store::UrlStore,
+        url_base: warden_urls::model::UrlBase,
     ) -> Self {
         let access = Arc::new(access);
         control.subscribe(Arc::new(engine.clone()));
@@ -140,6 +151,8 @@ impl ApiState {
             Arc::clone(engine.concurrency()) as Arc<dyn warden_types::change::ChangeObserver>
         );
         control.subscribe(Arc::clone(&access) as Arc<dyn warden_types::change::ChangeObserver>);
+        control.subscribe(Arc::new(contracts::Forget(contracts.clone())));
+        control.subscribe(Arc::new(urls::Forget(urls.clone())));
         Self {
             account: control.config().account.clone(),
             region: control.config().region.clone(),
@@ -152,6 +165,9 @@ impl ApiState {
             network,
             dns_firewall,
             flow_logs,
+            contracts,
+            urls,
+            url_base,
         }
     }
 
@@ -226,6 +242,14 @@ pub(crate) async fn dispatch_lambda(
         O::ReadLogs(f) => functions::read_logs(state, &request, &f).await,
         O::ReadDnsQueries(f) => functions::read_dns_queries(state, &request, &f).await,
         O::ReadFlows(f) => functions::read_flows(state, &request, &f).await,
+        O::CreateFunctionUrlConfig(f) => urls::create(state, &request, &f).await,
+        O::GetFunctionUrlConfig(f) => urls::get(state, &request, &f).await,
+        O::UpdateFunctionUrlConfig(f) => urls::update(state, &request, &f).await,
+        O::DeleteFunctionUrlConfig(f) => urls::delete(state, &request, &f).await,
+        O::ListFunctionUrlConfigs(f) => urls::list(state, &request, &f).await,
+        O::PutInputContract(f) => contracts::put(state, &request, &f).await,
+        O::GetInputContract(f) => contracts::get(state, &request, &f).await,
+        O::DeleteInputContract(f) => contracts::delete(state, &request, &f).await,
         O::AddPermission(f) => policy::add_permission(state, &request, &f).await,
         O::RemovePermission(f, sid) => policy::remove_permission(state, &request, &f, &sid).await,
         O::GetPolicy(f) => policy::get_policy(state, &request, &f).await,
@@ -243,7 +267,7 @@ pub(crate) async fn dispatch_lambda(
             layers::remove_permission(state, &request, &l, &v, &sid).await
         }
         // Other doors' operations never reach Lambda's.
-        O::Query | O::JsonTarget(_) => Err(ApiError::unknown_operation()),
+        O::Query | O::JsonTarget(_) | O::InvokeFunctionUrl => Err(ApiError::unknown_operation()),
     }
 }
 

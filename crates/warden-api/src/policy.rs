@@ -49,15 +49,15 @@ pub async fn add_permission(
         .action
         .ok_or_else(|| ApiError::invalid("Action is required"))?;
     check_action(&action)?;
-    refuse(
-        "FunctionUrlAuthType",
-        &input.function_url_auth_type,
-        "there are no function URLs",
-    )?;
+    let function_url_auth_type = match input.function_url_auth_type {
+        None => None,
+        Some(serde_json::Value::String(t)) => Some(t),
+        Some(_) => return Err(ApiError::invalid("FunctionUrlAuthType must be a string")),
+    };
     if input.invoked_via_function_url == Some(true) {
         return Err(crate::shape::unsupported(
             "InvokedViaFunctionUrl",
-            "there are no function URLs",
+            "function policies cannot tell how an invocation arrived",
         ));
     }
     refuse(
@@ -76,6 +76,7 @@ pub async fn add_permission(
         source_arn: input.source_arn,
         source_account: input.source_account,
         principal_org_id: input.principal_org_id,
+        function_url_auth_type,
         revision_id: input.revision_id,
     };
     let statement = state

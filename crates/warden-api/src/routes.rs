@@ -158,6 +158,26 @@ pub enum Operation {
     /// Warden's own: the flow log records of a function's instances
     /// (`GET /_warden/2026-11-01/functions/NAME/flows`).
     ReadFlows(String),
+    /// `CreateFunctionUrlConfig`.
+    CreateFunctionUrlConfig(String),
+    /// `GetFunctionUrlConfig`.
+    GetFunctionUrlConfig(String),
+    /// `UpdateFunctionUrlConfig`.
+    UpdateFunctionUrlConfig(String),
+    /// `DeleteFunctionUrlConfig`.
+    DeleteFunctionUrlConfig(String),
+    /// `ListFunctionUrlConfigs`.
+    ListFunctionUrlConfigs(String),
+    /// A request to a function URL (the URL listener's only operation; no API path
+    /// routes to it).
+    InvokeFunctionUrl,
+    /// Warden's own: store a function's (or alias's) input contract
+    /// (`PUT /_warden/2026-11-01/functions/NAME/input-contract`).
+    PutInputContract(String),
+    /// Warden's own: read an input contract (`GET` of the same path).
+    GetInputContract(String),
+    /// Warden's own: delete an input contract (`DELETE` of the same path).
+    DeleteInputContract(String),
     /// `TagResource` on the resource ARN.
     TagResource(String),
     /// `UntagResource` on the resource ARN.
@@ -217,6 +237,15 @@ impl Operation {
             O::ReadLogs(_) => "ReadLogs",
             O::ReadDnsQueries(_) => "ReadDnsQueries",
             O::ReadFlows(_) => "ReadFlows",
+            O::CreateFunctionUrlConfig(_) => "CreateFunctionUrlConfig",
+            O::GetFunctionUrlConfig(_) => "GetFunctionUrlConfig",
+            O::UpdateFunctionUrlConfig(_) => "UpdateFunctionUrlConfig",
+            O::DeleteFunctionUrlConfig(_) => "DeleteFunctionUrlConfig",
+            O::ListFunctionUrlConfigs(_) => "ListFunctionUrlConfigs",
+            O::InvokeFunctionUrl => "InvokeFunctionUrl",
+            O::PutInputContract(_) => "PutFunctionInputContract",
+            O::GetInputContract(_) => "GetFunctionInputContract",
+            O::DeleteInputContract(_) => "DeleteFunctionInputContract",
             O::TagResource(_) => "TagResource",
             O::UntagResource(_) => "UntagResource",
             O::ListTags(_) => "ListTags",
@@ -307,6 +336,20 @@ pub fn route(method: &Method, path: &str) -> Result<Operation, RouteError> {
             O::ReadDnsQueries(decode(f)?)
         }
         ("GET", ["_warden", "2026-11-01", "functions", f, "flows"]) => O::ReadFlows(decode(f)?),
+        ("POST", ["2021-10-31", "functions", f, "url"]) => O::CreateFunctionUrlConfig(decode(f)?),
+        ("GET", ["2021-10-31", "functions", f, "url"]) => O::GetFunctionUrlConfig(decode(f)?),
+        ("PUT", ["2021-10-31", "functions", f, "url"]) => O::UpdateFunctionUrlConfig(decode(f)?),
+        ("DELETE", ["2021-10-31", "functions", f, "url"]) => O::DeleteFunctionUrlConfig(decode(f)?),
+        ("GET", ["2021-10-31", "functions", f, "urls"]) => O::ListFunctionUrlConfigs(decode(f)?),
+        ("PUT", ["_warden", "2026-11-01", "functions", f, "input-contract"]) => {
+            O::PutInputContract(decode(f)?)
+        }
+        ("GET", ["_warden", "2026-11-01", "functions", f, "input-contract"]) => {
+            O::GetInputContract(decode(f)?)
+        }
+        ("DELETE", ["_warden", "2026-11-01", "functions", f, "input-contract"]) => {
+            O::DeleteInputContract(decode(f)?)
+        }
         ("POST", ["2017-03-31", "tags", arn]) => O::TagResource(decode(arn)?),
         ("DELETE", ["2017-03-31", "tags", arn]) => O::UntagResource(decode(arn)?),
         ("GET", ["2017-03-31", "tags", arn]) => O::ListTags(decode(arn)?),

@@ -103,6 +103,17 @@ impl Default for ServeOptions {
 pub(crate) struct Shared {
     pub state: Arc<ApiState>,
     pub budget: BodyBudget,
+    /// Which requests this listener serves.
+    pub listener: Listener,
+}
+
+/// What a listener serves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Listener {
+    /// The API: every service's operations.
+    Api,
+    /// Function URLs only.
+    Urls,
 }
 
 /// Serves the API on `listener` until `shutdown` resolves, then waits (up to 10 s) for
@@ -113,9 +124,31 @@ pub async fn serve(
     options: ServeOptions,
     shutdown: impl Future<Output = ()>,
 ) {
+    serve_as(Listener::Api, listener, state, options, shutdown).await;
+}
+
+/// Serves function URLs on `listener`, with its own connection cap and body budget (so a
+/// flooded URL leaves the API's untouched), until `shutdown` resolves.
+pub async fn serve_urls(
+    listener: tokio::net::TcpListener,
+    state: Arc<ApiState>,
+    options: ServeOptions,
+    shutdown: impl Future<Output = ()>,
+) {
+    serve_as(Listener::Urls, listener, state, options, shutdown).await;
+}
+
+async fn serve_as(
+    kind: Listener,
+    listener: tokio::net::TcpListener,
+    state: Arc<ApiState>,
+    options: ServeOptions,
+    shutdown: impl Future<Output = ()>,
+) {
     let shared = Arc::new(Shared {
         state,
         budget: BodyBudget::new(options.body_memory),
+        listener: kind,
     });
     let tracker = Arc::new(Tracker::new(options.max_connections));
     let mut builder = hyper::server::conn::http1::Builder::new();
@@ -221,7 +254,10 @@ async fn connection(
         let busy = Busy::begin(Arc::clone(&service_conn), Arc::clone(&changed));
         let shared = Arc::clone(&shared);
         async move {
-            let response = crate::handle(&shared, peer, req).await;
+            let response = match shared.listener {
+                Listener::Api => crate::handle(&shared, peer, req).await,
+                Listener::Urls => Ok(crate::urls::handle(&shared, peer, req).await),
+            };
             drop(busy);
             response
         }

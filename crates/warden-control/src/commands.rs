@@ -234,6 +234,9 @@ pub struct AddPermission {
     pub source_account: Option<String>,
     /// `aws:PrincipalOrgID` the grant is conditioned on, if any.
     pub principal_org_id: Option<String>,
+    /// `lambda:FunctionUrlAuthType` (`NONE` or `AWS_IAM`) the grant is conditioned on:
+    /// only with the action `lambda:InvokeFunctionUrl`, as in Lambda.
+    pub function_url_auth_type: Option<String>,
     /// The policy revision the caller read, if given.
     pub revision_id: Option<String>,
 }

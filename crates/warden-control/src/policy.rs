@@ -45,6 +45,7 @@ pub const GRANTABLE_ACTIONS: &[&str] = &[
     "lambda:ListTags",
     "lambda:TagResource",
     "lambda:UntagResource",
+    "lambda:InvokeFunctionUrl",
 ];
 
 /// Whether a function policy may grant `action` (an operation's IAM action, such as
@@ -151,9 +152,23 @@ impl Control {
             source_arn,
             source_account,
             principal_org_id,
+            function_url_auth_type,
             revision_id,
         } = command;
         check_action(&action)?;
+        if let Some(t) = &function_url_auth_type {
+            if !action.eq_ignore_ascii_case("lambda:InvokeFunctionUrl") {
+                return Err(ControlError::Invalid(
+                    "FunctionUrlAuthType is only valid with the action lambda:InvokeFunctionUrl"
+                        .into(),
+                ));
+            }
+            if t != "NONE" && t != "AWS_IAM" {
+                return Err(ControlError::Invalid(format!(
+                    "FunctionUrlAuthType `{t}` must be NONE or AWS_IAM"
+                )));
+            }
+        }
         let principal = principal_json(&principal)?;
         let sid = statement_id.as_str();
         let mut statement = json!({
@@ -173,6 +188,9 @@ impl Control {
         }
         if let Some(org) = principal_org_id {
             equals.insert("aws:PrincipalOrgID".into(), json!(org));
+        }
+        if let Some(t) = function_url_auth_type {
+            equals.insert("lambda:FunctionUrlAuthType".into(), json!(t));
         }
         if !equals.is_empty() {
             condition.insert("StringEquals".into(), Value::Object(equals));
@@ -252,6 +270,7 @@ mod tests {
             "lambda:UpdateFunctionCode",
             "lambda:PutFunctionConcurrency",
             "lambda:TagResource",
+            "lambda:InvokeFunctionUrl",
         ] {
             assert!(check_action(ok).is_ok(), "{ok}");
         }
@@ -261,7 +280,6 @@ mod tests {
             "lambda:AddPermission",
             "lambda:RemovePermission",
             "lambda:CreateFunction",
-            "lambda:InvokeFunctionUrl",
             "lambda:Update*",
             "lambda:Invoke?unction",
             "lambda:",

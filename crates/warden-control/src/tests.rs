@@ -346,6 +346,7 @@ async fn every_command_emits_exactly_one_event_and_refusals_none() {
             source_arn: None,
             source_account: None,
             principal_org_id: None,
+            function_url_auth_type: None,
             revision_id: None,
         },
         &me,

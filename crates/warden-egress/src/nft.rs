@@ -79,7 +79,11 @@ pub fn apply_in_background(script: &str) -> Result<std::process::Child, EgressEr
         .spawn()
         .map_err(spawn)?;
     if let Some(mut input) = child.stdin.take() {
-        input.write_all(script.as_bytes()).map_err(spawn)?;
+        if let Err(e) = input.write_all(script.as_bytes()) {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(spawn(e));
+        }
     }
     Ok(child)
 }

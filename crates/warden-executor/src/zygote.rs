@@ -25,7 +25,7 @@ use rustix::process::{kill_process_group, pidfd_open, Pid, PidfdFlags, Signal};
 use warden_egress::addressing::{Allocator, BlockId, LinkAddresses};
 use warden_egress::nft::{self, ChainKey};
 use warden_egress::GroupId;
-use warden_sandbox::{NetworkLink, Sandbox, SandboxConfig, SandboxSpec, Sandboxed};
+use warden_sandbox::{NetworkLink, PendingLink, Sandbox, SandboxConfig, SandboxSpec, Sandboxed};
 
 use crate::protocol::{self, Event, Request, MAX_MESSAGE};
 use crate::{Egress, ExitStatus, InstanceId, Protection, SandboxOptions};
@@ -61,6 +61,11 @@ struct Zygote {
 /// The most policies whose linked namespaces are kept ready (the most recently used).
 const LINKED_POLICIES_KEPT: usize = 8;
 
+/// Linked namespaces kept ready (or being made) per policy. Making one takes about 5 ms
+/// in the background; with two, a cold start that follows another of the same policy
+/// closely still finds one ready.
+const LINKED_READY_PER_POLICY: usize = 2;
+
 /// Instance links: their addresses, what each is bound to, and which policies keep a
 /// linked namespace ready.
 struct Links {
@@ -77,15 +82,58 @@ struct Links {
     unbound: Vec<BoundLink>,
     /// The background `nft` run unbinding a batch, and the batch.
     unbinding: Option<(std::process::Child, Vec<BoundLink>)>,
+    /// Linked namespaces being made in the background, while the zygote serves spawns.
+    preparing: Vec<Preparing>,
+}
+
+/// A linked namespace being made: the sandbox's `ip` run making its link and the `nft`
+/// run binding its address to the policy's chains, both in the background. Its link is in
+/// [`Links::bound`] from the start, so that giving it up unbinds it.
+struct Preparing {
+    pending: PendingLink,
+    bind: Child,
 }
 
 /// A link and the groups whose sets hold its address.
 type BoundLink = (LinkAddresses, Vec<GroupId>);
 
 impl Links {
-    /// Makes a linked namespace ready for `key`: a link, its namespace, and its binding
-    /// to the policy's chains.
+    /// Makes a linked namespace ready for `key` now: a link, its namespace, and its
+    /// binding to the policy's chains. The spawn path's fallback when none is ready; one
+    /// being made in the background for `key` is waited for rather than another made.
     fn prepare(
+        &mut self,
+        sandbox: &mut Sandbox,
+        key: &ChainKey,
+        groups: &[GroupId],
+    ) -> Result<(), String> {
+        if !self.is_preparing(key) {
+            self.start(sandbox, key, groups)?;
+        }
+        let failure = self.advance(sandbox, Some(key));
+        if sandbox.linked_ready(key.as_str()) == 0 {
+            return Err(failure
+                .unwrap_or_else(|| "the instance's network link could not be made".to_owned()));
+        }
+        Ok(())
+    }
+
+    /// Whether a linked namespace for `key` is being made.
+    fn is_preparing(&self, key: &ChainKey) -> bool {
+        self.preparing_for(key) > 0
+    }
+
+    /// How many linked namespaces for `key` are being made.
+    fn preparing_for(&self, key: &ChainKey) -> usize {
+        self.preparing
+            .iter()
+            .filter(|p| p.pending.key() == key.as_str())
+            .count()
+    }
+
+    /// Starts making a linked namespace for `key` in the background; [`Links::advance`]
+    /// makes it ready once its `ip` and `nft` runs have ended.
+    fn start(
         &mut self,
         sandbox: &mut Sandbox,
         key: &ChainKey,
@@ -103,22 +151,73 @@ impl Links {
             prefix_len: addresses.prefix_len,
             ip_program: self.ip_program.clone(),
         };
-        if let Err(e) = sandbox.prepare_linked(key.as_str(), link) {
-            self.allocator.release(addresses.index);
-            return Err(error_chain(&e));
-        }
-        let applied = nft::apply(&nft::bind_link(self.block, &addresses, key, groups));
-        if let Err(e) = applied {
-            // Without its binding the link passes nothing (the table rejects unbound
-            // links), but it must not be used: give the namespaces up.
-            for l in sandbox.drop_linked(key.as_str()) {
-                self.release(l.index);
+        let pending = match sandbox.begin_linked(key.as_str(), link) {
+            Ok(p) => p,
+            Err(e) => {
+                self.allocator.release(addresses.index);
+                return Err(error_chain(&e));
             }
-            return Err(error_chain(&e));
-        }
+        };
+        let bind =
+            match nft::apply_in_background(&nft::bind_link(self.block, &addresses, key, groups)) {
+                Ok(child) => child,
+                Err(e) => {
+                    drop(pending);
+                    self.allocator.release(addresses.index);
+                    return Err(error_chain(&e));
+                }
+            };
         self.bound
             .insert(addresses.index, (addresses, groups.to_vec()));
+        self.preparing.push(Preparing { pending, bind });
         Ok(())
+    }
+
+    /// Makes ready every linked namespace whose `ip` and `nft` runs have ended, and, first
+    /// waiting for them, those of `wait_for`, returning why one of those failed. One that
+    /// failed is given up (its namespace dropped, its link unbound); one made for a policy
+    /// no longer wanted too, unless it was waited for.
+    fn advance(&mut self, sandbox: &mut Sandbox, wait_for: Option<&ChainKey>) -> Option<String> {
+        let mut failure = None;
+        let mut still = Vec::new();
+        for mut p in std::mem::take(&mut self.preparing) {
+            let waited = wait_for.is_some_and(|k| p.pending.key() == k.as_str());
+            let bind_done = !matches!(p.bind.try_wait(), Ok(None));
+            let finished = bind_done && p.pending.is_done();
+            if !waited && !finished {
+                still.push(p);
+                continue;
+            }
+            let index = p.pending.index();
+            let key = p.pending.key().to_owned();
+            let made = match p.bind.wait() {
+                Ok(status) if status.success() => sandbox
+                    .finish_linked(p.pending)
+                    .map_err(|e| error_chain(&e)),
+                Ok(status) => Err(format!(
+                    "binding the link to its rules failed: nft {status}"
+                )),
+                Err(e) => Err(format!("binding the link to its rules failed: {e}")),
+            };
+            match made {
+                // Without its binding the link passes nothing (the table rejects unbound
+                // links), but it must not be used: its namespace is gone or goes now.
+                Err(why) => {
+                    self.release(index);
+                    if waited {
+                        failure = Some(why);
+                    }
+                }
+                Ok(()) if !waited && !self.wanted.iter().any(|(k, _)| k.as_str() == key) => {
+                    for l in sandbox.drop_linked(&key) {
+                        self.release(l.index);
+                    }
+                }
+                Ok(()) => {}
+            }
+        }
+        self.preparing.extend(still);
+        failure
     }
 
     /// A link's namespace is gone: it is unbound in the background (deleting elements
@@ -244,6 +343,7 @@ pub fn run_zygote(control: OwnedFd) -> std::io::Result<()> {
             wanted: Vec::new(),
             unbound: Vec::new(),
             unbinding: None,
+            preparing: Vec::new(),
         }),
         None => None,
     };
@@ -280,12 +380,25 @@ impl Zygote {
             for fd in &pidfds {
                 fds.push(PollFd::new(fd, PollFlags::IN));
             }
-            // With the pool low, only look for work; if there is none, refill it.
+            // With the pool low, only look for work; if there is none, refill it. While
+            // linked namespaces are being made, look every millisecond for their runs'
+            // ends (about 3 ms each).
             let zero = Timespec {
                 tv_sec: 0,
                 tv_nsec: 0,
             };
-            let timeout = self.pool_low.then_some(&zero);
+            let millisecond = Timespec {
+                tv_sec: 0,
+                tv_nsec: 1_000_000,
+            };
+            let preparing = self.links.as_ref().is_some_and(|l| !l.preparing.is_empty());
+            let timeout = if self.pool_low {
+                Some(&zero)
+            } else if preparing {
+                Some(&millisecond)
+            } else {
+                None
+            };
             let ready = match poll(&mut fds, timeout) {
                 Ok(n) => n,
                 Err(rustix::io::Errno::INTR) => continue,
@@ -329,13 +442,17 @@ impl Zygote {
             // A failure here is not fatal: `spawn` creates a namespace inline when the pool
             // is empty, and reports the error itself if that fails too.
             let _ = sandbox.refill_pool();
-            // One linked namespace ready for each recently used policy.
+            // Linked namespaces ready (or being made) for each recently used policy.
             if let Some(links) = &mut self.links {
                 links.unbind_in_background();
+                let _ = links.advance(sandbox, None);
                 let wanted = links.wanted.clone();
                 for (key, groups) in wanted {
-                    if sandbox.linked_ready(key.as_str()) == 0 {
-                        let _ = links.prepare(sandbox, &key, &groups);
+                    let mut have = sandbox.linked_ready(key.as_str()) + links.preparing_for(&key);
+                    while have < LINKED_READY_PER_POLICY
+                        && links.start(sandbox, &key, &groups).is_ok()
+                    {
+                        have += 1;
                     }
                 }
             }
@@ -356,6 +473,7 @@ impl Zygote {
             return;
         };
         let mut live = sandbox.linked_indexes();
+        live.extend(links.preparing.iter().map(|p| p.pending.index()));
         live.extend(self.running.values().filter_map(|r| match r {
             Running::Sandboxed(s) => s.link.as_ref().map(|l| l.index),
             Running::Plain { .. } => None,

@@ -199,8 +199,8 @@ impl FavorDynmods {
     /// namespace, and with `EINVAL` on kernels before 6.0 that lack the option.
     pub(crate) fn hold() -> io::Result<FavorDynmods> {
         use rustix::mount::{
-            fsconfig_create, fsconfig_set_flag, fsconfig_set_string, fsmount, fsopen,
-            FsMountFlags, FsOpenFlags, MountAttrFlags,
+            fsconfig_create, fsconfig_set_flag, fsconfig_set_string, fsmount, fsopen, FsMountFlags,
+            FsOpenFlags, MountAttrFlags,
         };
         let fs = fsopen("cgroup", FsOpenFlags::FSOPEN_CLOEXEC)?;
         fsconfig_set_flag(&fs, "none")?;

@@ -80,6 +80,45 @@ mod child;
 mod landlock;
 mod netns;
 pub use netns::NetworkLink;
+
+/// A linked namespace whose link an `ip` run is still making ([`Sandbox::begin_linked`]).
+/// Dropping it kills the run and removes the namespace, and the link with it.
+#[derive(Debug)]
+pub struct PendingLink {
+    key: String,
+    index: u32,
+    /// Both taken only by `finish_linked`.
+    prepared: Option<netns::Prepared>,
+    ip: Option<std::process::Child>,
+}
+
+impl PendingLink {
+    /// The key it will be ready under.
+    pub fn key(&self) -> &str {
+        &self.key
+    }
+
+    /// Its link's index ([`NetworkLink::index`]).
+    pub fn index(&self) -> u32 {
+        self.index
+    }
+
+    /// Whether the `ip` run has ended, so that [`Sandbox::finish_linked`] will not wait.
+    pub fn is_done(&mut self) -> bool {
+        self.ip
+            .as_mut()
+            .is_none_or(|ip| !matches!(ip.try_wait(), Ok(None)))
+    }
+}
+
+impl Drop for PendingLink {
+    fn drop(&mut self) {
+        if let Some(mut ip) = self.ip.take() {
+            let _ = ip.kill();
+            let _ = ip.wait();
+        }
+    }
+}
 mod seccomp;
 
 use std::collections::BTreeSet;
@@ -503,9 +542,8 @@ impl Sandbox {
                     "; favordynmods off by configuration: a move into a slot may wait ~10 ms",
                 );
             } else if userns {
-                cgroup_note.push_str(
-                    "; not root, no favordynmods: a move into a slot may wait ~10 ms",
-                );
+                cgroup_note
+                    .push_str("; not root, no favordynmods: a move into a slot may wait ~10 ms");
             } else {
                 match cgroup::FavorDynmods::hold() {
                     Ok(held) => {
@@ -555,8 +593,22 @@ impl Sandbox {
     }
 
     /// Prepares a network namespace with `link` to the host (root only) and keeps it for
-    /// a later [`SandboxSpec::linked`] spawn naming `key`.
+    /// a later [`SandboxSpec::linked`] spawn naming `key`: [`Sandbox::begin_linked`] and
+    /// [`Sandbox::finish_linked`] in one call.
     pub fn prepare_linked(&mut self, key: &str, link: NetworkLink) -> Result<(), SandboxError> {
+        let pending = self.begin_linked(key, link)?;
+        self.finish_linked(pending)
+    }
+
+    /// Starts preparing a linked namespace for `key`: the namespace and its listeners are
+    /// made now (under a millisecond), the link by an `ip` run left in the background, so
+    /// that a caller serving spawns meanwhile is not held up by it. Until
+    /// [`Sandbox::finish_linked`] takes it, the namespace is not ready for spawns.
+    pub fn begin_linked(
+        &mut self,
+        key: &str,
+        link: NetworkLink,
+    ) -> Result<PendingLink, SandboxError> {
         if self.userns {
             return Err(SandboxError::InvalidSpec(
                 "a network link needs root: not root, instances have loopback only".to_owned(),
@@ -568,8 +620,26 @@ impl Sandbox {
             self.config.extension_port,
             Some(&link),
         )?;
+        let ip = prepared.start_link()?;
+        Ok(PendingLink {
+            key: key.to_owned(),
+            index: link.index,
+            prepared: Some(prepared),
+            ip: Some(ip),
+        })
+    }
+
+    /// Waits for a pending link's `ip` run (at once if [`PendingLink::is_done`]), finishes
+    /// the link and makes the namespace ready for `key`. On failure the namespace is gone.
+    pub fn finish_linked(&mut self, mut pending: PendingLink) -> Result<(), SandboxError> {
+        let (Some(prepared), Some(ip)) = (pending.prepared.take(), pending.ip.take()) else {
+            return Err(SandboxError::InvalidSpec(
+                "this pending link was finished already".to_owned(),
+            ));
+        };
+        prepared.finish_link(ip)?;
         self.linked
-            .entry(key.to_owned())
+            .entry(std::mem::take(&mut pending.key))
             .or_default()
             .push(prepared);
         Ok(())

@@ -8,7 +8,7 @@ use std::io::Write as _;
 use std::net::Ipv4Addr;
 use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::{Child, Command, Stdio};
 
 use rustix::fs::{Mode, OFlags};
 use rustix::thread::{LinkNameSpaceType, UnshareFlags};
@@ -49,13 +49,10 @@ pub struct NetworkLink {
     pub ip_program: PathBuf,
 }
 
-/// Runs `ip -batch -` with `commands`, in the calling thread's network namespace (a
-/// child process inherits the namespace of the thread that starts it).
-fn ip_batch(ip: &Path, commands: &str) -> Result<(), SandboxError> {
-    let fail = |source| SandboxError::Netns {
-        step: "configure the link",
-        source,
-    };
+/// Starts `ip -batch -` with `commands`, in the calling thread's network namespace (a
+/// child process inherits the namespace of the thread that starts it); [`ip_finished`]
+/// collects it.
+fn ip_batch_start(ip: &Path, commands: &str) -> Result<Child, SandboxError> {
     let mut child = Command::new(ip)
         .args(["-batch", "-"])
         .env_clear()
@@ -63,18 +60,37 @@ fn ip_batch(ip: &Path, commands: &str) -> Result<(), SandboxError> {
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
-        .map_err(fail)?;
-    if let Some(mut stdin) = child.stdin.take() {
-        stdin.write_all(commands.as_bytes()).map_err(fail)?;
+        .map_err(link_failed)?;
+    // A few hundred bytes: the pipe takes them without waiting for `ip` to read.
+    let written = match child.stdin.take() {
+        Some(mut stdin) => stdin.write_all(commands.as_bytes()),
+        None => Ok(()),
+    };
+    if let Err(e) = written {
+        let _ = child.kill();
+        let _ = child.wait();
+        return Err(link_failed(e));
     }
-    let out = child.wait_with_output().map_err(fail)?;
+    Ok(child)
+}
+
+/// Waits for an `ip` run (at once if it has ended) and turns its failure into an error.
+fn ip_finished(child: Child) -> Result<(), SandboxError> {
+    let out = child.wait_with_output().map_err(link_failed)?;
     if !out.status.success() {
-        return Err(fail(std::io::Error::other(format!(
+        return Err(link_failed(std::io::Error::other(format!(
             "ip: {}",
             String::from_utf8_lossy(&out.stderr).trim()
         ))));
     }
     Ok(())
+}
+
+fn link_failed(source: std::io::Error) -> SandboxError {
+    SandboxError::Netns {
+        step: "configure the link",
+        source,
+    }
 }
 
 /// Writes a sysctl of the calling thread's network namespace.
@@ -121,9 +137,10 @@ impl Prepared {
     /// Creates a namespace with listeners on 127.0.0.1:`runtime_api_port`,
     /// 127.0.0.1:`api_port` and 127.0.0.1:`extension_port`. Needs `CAP_SYS_ADMIN`.
     ///
-    /// With `link`, the namespace also gets IPv6 disabled and a veth pair: `eth0` inside
-    /// with the instance's address and a default route through the host's end, which is
-    /// moved to the caller's namespace, addressed and brought up there.
+    /// With `link`, the namespace also gets IPv6 disabled and a resolver socket; its veth
+    /// pair (`eth0` inside with the instance's address and a default route through the
+    /// host's end, which stays in the caller's namespace) is made by
+    /// [`Prepared::start_link`] and [`Prepared::finish_link`].
     pub(crate) fn create(
         runtime_api_port: u16,
         api_port: u16,
@@ -191,34 +208,49 @@ impl Prepared {
             Some(LinkNameSpaceType::Network),
         )
         .map_err(|e| SandboxError::NetnsRestore(e.into()))?;
-        let prepared = inside?;
-        if let Some(l) = link {
-            // One `ip` run in this namespace makes the pair, moves its inside end into the
-            // new namespace as `eth0`, and addresses and raises the host's end; the inside
-            // end is configured from a thread in the namespace, without a process. The
-            // namespace (and the pair with it) goes when `prepared` drops, on any failure.
-            ip_batch(
-                &l.ip_program,
-                &format!(
-                    "link add {host} type veth peer name eth0 netns /proc/{pid}/fd/{fd}\n\
-                     addr add {host_addr}/{len} dev {host}\n\
-                     link set {host} up\n",
-                    host = l.host_ifname,
-                    pid = std::process::id(),
-                    fd = prepared.netns.as_raw_fd(),
-                    host_addr = l.host_addr,
-                    len = l.prefix_len,
-                ),
-            )?;
-            Self::inside(&prepared.netns, || {
-                child::configure_link("eth0", l.instance_addr, l.prefix_len, l.host_addr).map_err(
-                    |e| SandboxError::Netns {
-                        step: "configure the instance's end of the link",
-                        source: std::io::Error::from_raw_os_error(e),
-                    },
-                )
-            })?;
-        }
-        Ok(prepared)
+        inside
+    }
+
+    /// Starts making this namespace's link (see [`Prepared::create`]): one `ip` run in the
+    /// caller's namespace makes the pair, moves its inside end into this namespace as
+    /// `eth0`, and addresses and raises the host's end. It runs in the background;
+    /// [`Prepared::finish_link`] waits for it and configures the inside end.
+    pub(crate) fn start_link(&self) -> Result<Child, SandboxError> {
+        let Some(l) = &self.link else {
+            return Err(SandboxError::InvalidSpec(
+                "this namespace has no link to make".to_owned(),
+            ));
+        };
+        ip_batch_start(
+            &l.ip_program,
+            &format!(
+                "link add {host} type veth peer name eth0 netns /proc/{pid}/fd/{fd}\n\
+                 addr add {host_addr}/{len} dev {host}\n\
+                 link set {host} up\n",
+                host = l.host_ifname,
+                pid = std::process::id(),
+                fd = self.netns.as_raw_fd(),
+                host_addr = l.host_addr,
+                len = l.prefix_len,
+            ),
+        )
+    }
+
+    /// Waits for the `ip` run [`Prepared::start_link`] started, then configures the
+    /// inside end from a thread in the namespace, without a process. On failure the
+    /// caller drops the namespace, and the pair goes with it.
+    pub(crate) fn finish_link(&self, ip: Child) -> Result<(), SandboxError> {
+        ip_finished(ip)?;
+        let Some(l) = &self.link else {
+            return Ok(());
+        };
+        Self::inside(&self.netns, || {
+            child::configure_link("eth0", l.instance_addr, l.prefix_len, l.host_addr).map_err(|e| {
+                SandboxError::Netns {
+                    step: "configure the instance's end of the link",
+                    source: std::io::Error::from_raw_os_error(e),
+                }
+            })
+        })
     }
 }

@@ -35,7 +35,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run the Warden server.
-    Serve(serve::ServeArgs),
+    Serve(Box<serve::ServeArgs>),
     /// Report which sandbox protections are active on this host.
     Doctor(doctor::DoctorArgs),
     /// IAM: users, access keys, roles and policies; `simulate` evaluates policies offline.
@@ -57,7 +57,7 @@ enum Command {
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Serve(args) => serve::run(args),
+        Command::Serve(args) => serve::run(*args),
         Command::Zygote => zygote(),
         Command::Doctor(args) => doctor::run(args),
         Command::Iam(c) => iam::run(c, &cli.endpoint_url),

@@ -18,6 +18,14 @@ pub struct ServeArgs {
     /// Address to listen on. Loopback only unless `--allow-non-loopback` is given.
     #[arg(long, env = "WARDEN_LISTEN", default_value = "127.0.0.1:9700")]
     listen: SocketAddr,
+    /// Address function URLs are served on (their own listener, with its own connection
+    /// cap and body budget). Loopback only unless `--allow-non-loopback` is given.
+    #[arg(long, env = "WARDEN_URL_LISTEN", default_value = "127.0.0.1:9701")]
+    url_listen: SocketAddr,
+    /// The domain function URLs' host names end in:
+    /// `<url-id>.lambda-url.<region>.<domain>`.
+    #[arg(long, env = "WARDEN_URL_DOMAIN", default_value = "localhost")]
+    url_domain: String,
     /// Permit listening on a non-loopback address.
     #[arg(long)]
     allow_non_loopback: bool,
@@ -209,10 +217,24 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         // Colour only for a person at a terminal: a log file or a pipe gets plain text.
         .with_ansi(colour_on_stderr())
         .init();
-    if !args.listen.ip().is_loopback() && !args.allow_non_loopback {
+    for address in [args.listen, args.url_listen] {
+        if !address.ip().is_loopback() && !args.allow_non_loopback {
+            bail!(
+                "refusing to listen on non-loopback address `{address}`: pass --allow-non-loopback to expose Warden beyond this machine"
+            );
+        }
+    }
+    let domain_ok = !args.url_domain.is_empty()
+        && args.url_domain.len() <= 200
+        && args.url_domain.split('.').all(|l| {
+            !l.is_empty()
+                && l.len() <= 63
+                && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        });
+    if !domain_ok {
         bail!(
-            "refusing to listen on non-loopback address `{}`: pass --allow-non-loopback to expose Warden beyond this machine",
-            args.listen
+            "--url-domain `{}` is not a DNS domain name",
+            args.url_domain
         );
     }
     if args.async_retry_delays_ms.len() != 2 {
@@ -288,6 +310,12 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         warden_secrets::Secrets::open(&data_dir, kms.clone(), account.as_str(), region.as_str())?;
     let network = warden_network::Network::open(&data_dir, account.as_str(), region.as_str())?;
     let flow_logs = warden_network::FlowLogs::open(&data_dir)?;
+    let contracts = warden_contract::store::ContractStore::open(&data_dir)?;
+    let urls = warden_urls::store::UrlStore::open(&data_dir)?;
+    for (function, qualifier, why) in contracts.broken() {
+        tracing::error!(%function, %qualifier, reason = %why,
+            "a stored input contract no longer compiles: the function's events are refused until it is replaced");
+    }
     let dns_firewall =
         warden_dnsfw::DnsFirewall::open(&data_dir, account.as_str(), region.as_str())?;
     bootstrap_admin(&identity, &data_dir)?;
@@ -329,6 +357,15 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
             .await
             .with_context(|| format!("cannot listen on `{}`", args.listen))?;
         let local = listener.local_addr()?;
+        let url_listener = tokio::net::TcpListener::bind(args.url_listen)
+            .await
+            .with_context(|| format!("cannot listen on `{}` for function URLs", args.url_listen))?;
+        let url_local = url_listener.local_addr()?;
+        let url_base = warden_urls::model::UrlBase {
+            domain: args.url_domain.clone(),
+            loopback: url_local.ip().to_string(),
+            ..warden_urls::model::UrlBase::new(region.as_str(), url_local.port())
+        };
         let [first, second] = [args.async_retry_delays_ms[0], args.async_retry_delays_ms[1]];
         let config = warden_engine::EngineConfig {
             account: account.clone(),
@@ -411,6 +448,9 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
             network,
             dns_firewall,
             flow_logs.clone(),
+            contracts,
+            urls,
+            url_base,
         ));
         // Security groups now have a source; their changes reach the kernel at once.
         let network_follower = firewall.as_ref().map(|f| {
@@ -448,11 +488,24 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
             max_connections = serve_options.max_connections,
             "warden is listening"
         );
-        // One machine-readable line for scripts and tests that start Warden on port 0.
-        println!("warden listening on http://{local}");
+        // Machine-readable lines for scripts and tests that start Warden on port 0.
+        // One write, so that a reader that stops after the first line never makes the
+        // second fail.
+        print!("warden listening on http://{local}\nwarden function URLs on http://{url_local}\n");
         let key_usage = tokio::spawn(flush_key_usage_periodically(identity.clone()));
+        let (stop_urls, urls_stopping) = tokio::sync::oneshot::channel::<()>();
+        let url_server = tokio::spawn(warden_api::serve_urls(
+            url_listener,
+            Arc::clone(&state),
+            serve_options.clone(),
+            async move {
+                let _ = urls_stopping.await;
+            },
+        ));
         warden_api::serve(listener, state, serve_options, shutdown_signal()).await;
         tracing::info!("shutting down");
+        let _ = stop_urls.send(());
+        let _ = tokio::time::timeout(Duration::from_secs(11), url_server).await;
         key_usage.abort();
         rotations.abort();
         flush_key_usage(identity.clone()).await;

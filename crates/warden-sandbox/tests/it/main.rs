@@ -776,5 +776,75 @@ fn a_favordynmods_hierarchy_is_held_but_mounted_nowhere() {
     })
     .unwrap();
     let refused = detail(&off);
-    assert!(refused.contains("favordynmods off by configuration"), "{refused}");
+    assert!(
+        refused.contains("favordynmods off by configuration"),
+        "{refused}"
+    );
+}
+
+/// A linked namespace made in the background is not ready until finished; one given up
+/// before that leaves no interface on the host.
+#[test]
+fn a_pending_link_is_ready_only_when_finished_and_leaves_nothing_when_dropped() {
+    if !nix_root() {
+        return;
+    }
+    let mut fx = fixture();
+    let ip = ["/usr/sbin/ip", "/sbin/ip", "/usr/bin/ip", "/bin/ip"]
+        .iter()
+        .map(PathBuf::from)
+        .find(|p| p.exists())
+        .expect("iproute2's `ip`");
+    let link = |n: u8, name: &str| warden_sandbox::NetworkLink {
+        index: u32::from(n),
+        host_ifname: name.to_owned(),
+        host_addr: std::net::Ipv4Addr::new(198, 19, 253, 4 * n + 1),
+        instance_addr: std::net::Ipv4Addr::new(198, 19, 253, 4 * n + 2),
+        prefix_len: 30,
+        ip_program: ip.clone(),
+    };
+    let exists = |name: &str| {
+        std::process::Command::new(&ip)
+            .args(["link", "show", name])
+            .output()
+            .unwrap()
+            .status
+            .success()
+    };
+    // The kernel tears a namespace down in the background once its last holder is gone.
+    let vanishes = |name: &str| {
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while exists(name) {
+            if std::time::Instant::now() > deadline {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        true
+    };
+    let id = std::process::id() % 10_000;
+    let (kept, dropped) = (format!("wpk{id}"), format!("wpd{id}"));
+    let mut pending = fx.sandbox.begin_linked("p", link(1, &kept)).unwrap();
+    assert_eq!(pending.key(), "p");
+    assert_eq!(pending.index(), 1);
+    assert_eq!(
+        fx.sandbox.linked_ready("p"),
+        0,
+        "not ready before it is finished"
+    );
+    while !pending.is_done() {
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    fx.sandbox.finish_linked(pending).unwrap();
+    assert_eq!(fx.sandbox.linked_ready("p"), 1);
+    assert!(exists(&kept));
+
+    let gone = fx.sandbox.begin_linked("p", link(2, &dropped)).unwrap();
+    drop(gone);
+    // The namespace holds the pair's other end: with it gone, so is the host's end (or,
+    // if `ip` was killed midway, it was never made).
+    assert!(vanishes(&dropped), "{dropped} outlived its pending link");
+    assert_eq!(fx.sandbox.linked_ready("p"), 1);
+    assert_eq!(fx.sandbox.drop_linked("p").len(), 1);
+    assert!(vanishes(&kept), "{kept} outlived its namespace");
 }

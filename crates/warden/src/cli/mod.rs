@@ -9,6 +9,7 @@
 mod alias;
 mod args;
 mod client;
+mod contract;
 mod credentials;
 mod ec2;
 mod function;
@@ -54,6 +55,9 @@ pub enum FunctionCommand {
     Delete(NameArgs),
     /// Publish `$LATEST` as a new, immutable version
     Publish(alias::PublishArgs),
+    /// Set, show or delete the input contract events must meet before the code runs
+    #[command(subcommand)]
+    Contract(contract::ContractCommand),
 }
 
 /// A function name with an optional version or alias.
@@ -87,6 +91,7 @@ pub fn run(cmd: ClientCommand, endpoint: &str) -> anyhow::Result<()> {
         ClientCommand::Invoke(args) => invoke::invoke(&client, &args),
         ClientCommand::Logs(args) => logs::logs(&client, &args),
         ClientCommand::Function(FunctionCommand::Publish(args)) => alias::publish(&client, &args),
+        ClientCommand::Function(FunctionCommand::Contract(cmd)) => contract::run(&client, &cmd),
         ClientCommand::Alias(cmd) => alias::run(&client, &cmd),
         ClientCommand::Layer(cmd) => layer::run(&client, &cmd),
         ClientCommand::Network(cmd) => netlog::run(&client, &cmd),

@@ -85,6 +85,8 @@ pub fn python_zip(files: &[(&str, &str)]) -> PathBuf {
 pub struct Server {
     child: Option<Child>,
     pub endpoint: String,
+    /// Where the server serves function URLs (`http://127.0.0.1:PORT`).
+    pub url_endpoint: String,
     pub data_dir: PathBuf,
     /// Where the server keeps extracted code (`--code-dir`): a private directory on
     /// `/dev/shm` when that is memory-backed, removed with the server.
@@ -183,6 +185,8 @@ impl Server {
             .args([
                 "--listen",
                 "127.0.0.1:0",
+                "--url-listen",
+                "127.0.0.1:0",
                 "--account-id",
                 ACCOUNT,
                 "--data-dir",
@@ -205,15 +209,24 @@ impl Server {
             .expect("warden serve starts");
         let stdout = child.stdout.take().unwrap();
         let mut line = String::new();
-        BufReader::new(stdout).read_line(&mut line).unwrap();
+        let mut reader = BufReader::new(stdout);
+        reader.read_line(&mut line).unwrap();
         let endpoint = line
             .trim()
             .strip_prefix("warden listening on ")
             .unwrap_or_else(|| panic!("unexpected first line from warden serve: {line:?}"))
             .to_owned();
+        let mut line = String::new();
+        reader.read_line(&mut line).unwrap();
+        let url_endpoint = line
+            .trim()
+            .strip_prefix("warden function URLs on ")
+            .unwrap_or_else(|| panic!("unexpected second line from warden serve: {line:?}"))
+            .to_owned();
         let s = Self {
             child: Some(child),
             endpoint,
+            url_endpoint,
             data_dir: data_dir.to_path_buf(),
             code_dir,
             _temp: None,
@@ -336,6 +349,7 @@ impl Server {
         );
         self.child = fresh.child.take();
         self.endpoint = fresh.endpoint.clone();
+        self.url_endpoint = fresh.url_endpoint.clone();
     }
 
     /// Environment for AWS clients: the server's credentials once it writes them,

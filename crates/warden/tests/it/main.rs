@@ -13,6 +13,7 @@ mod bad_input;
 mod boto3;
 mod code_gc;
 mod concurrency;
+mod contracts;
 mod data_dir;
 mod dns_firewall;
 mod dos;

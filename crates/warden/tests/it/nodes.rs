@@ -49,7 +49,15 @@ fn sql(data_dir: &Path, script: &str) -> String {
 fn a_second_server_on_the_same_data_dir_is_refused() {
     let s = Server::start();
     let out = Command::new(warden_bin())
-        .args(["serve", "--listen", "127.0.0.1:0", "--account-id", ACCOUNT])
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--url-listen",
+            "127.0.0.1:0",
+            "--account-id",
+            ACCOUNT,
+        ])
         .arg("--data-dir")
         .arg(&s.data_dir)
         .env("WARDEN_LOG", "warn")
@@ -94,7 +102,15 @@ fn the_node_id_is_kept_in_the_data_dir_and_a_bad_one_is_refused() {
         "edge-1\n"
     );
     let out = Command::new(warden_bin())
-        .args(["serve", "--listen", "127.0.0.1:0", "--node-id", "a/b"])
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--url-listen",
+            "127.0.0.1:0",
+            "--node-id",
+            "a/b",
+        ])
         .arg("--data-dir")
         .arg(&data)
         .env("WARDEN_LOG", "warn")

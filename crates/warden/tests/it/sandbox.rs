@@ -534,6 +534,8 @@ impl RawServer {
             .args([
                 "--listen",
                 "127.0.0.1:0",
+                "--url-listen",
+                "127.0.0.1:0",
                 "--account-id",
                 "123456789012",
                 "--data-dir",

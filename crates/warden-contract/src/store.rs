@@ -1,0 +1,393 @@
+//! Input contracts kept per function and per alias in `DATA_DIR/contracts.db`, each
+//! compiled once, when it is stored or loaded, and shared from memory on every invoke.
+//!
+//! A stored document that no longer compiles (a newer build refusing what an older one
+//! took) is kept and reported, and the function's events are refused until it is replaced:
+//! validation fails closed, never silently off.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
+
+use rusqlite::{params, Connection};
+
+use crate::{Compiled, ContractError, InputContract};
+
+/// The most contracts one server keeps (functions and aliases together).
+pub const MAX_CONTRACTS: usize = 10_000;
+
+const MIGRATIONS: &[&str] = &[r#"
+CREATE TABLE contracts (
+    function TEXT NOT NULL,
+    qualifier TEXT NOT NULL,
+    document TEXT NOT NULL,
+    updated_ms INTEGER NOT NULL,
+    PRIMARY KEY (function, qualifier)
+) STRICT;
+"#];
+
+/// What can go wrong keeping contracts.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The document is not a valid contract.
+    #[error(transparent)]
+    Contract(#[from] ContractError),
+    /// Opening or writing the database failed.
+    #[error("{context}: {message}")]
+    Store {
+        /// The step that failed.
+        context: &'static str,
+        /// The database's error.
+        message: String,
+    },
+    /// [`MAX_CONTRACTS`] are kept already.
+    #[error("at most {MAX_CONTRACTS} input contracts can be kept; delete one first")]
+    LimitExceeded,
+}
+
+fn store<E: std::fmt::Display>(context: &'static str) -> impl FnOnce(E) -> StoreError {
+    move |e| StoreError::Store {
+        context,
+        message: e.to_string(),
+    }
+}
+
+/// One stored contract.
+#[derive(Clone)]
+pub struct Stored {
+    /// The document as stored (canonical JSON).
+    pub document: String,
+    /// When it was last put, in epoch milliseconds.
+    pub updated_ms: i64,
+    /// The compiled contract, or why the stored document no longer compiles.
+    pub compiled: Result<Arc<Compiled>, String>,
+}
+
+impl std::fmt::Debug for Stored {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Stored")
+            .field("updated_ms", &self.updated_ms)
+            .field("compiles", &self.compiled.is_ok())
+            .finish()
+    }
+}
+
+/// The contract that applies to an event, as [`ContractStore::applicable`] finds it.
+#[derive(Clone, Debug)]
+pub enum Applicable {
+    /// No contract: the event is only checked to be JSON, as Lambda checks it.
+    None,
+    /// This contract.
+    Contract(Arc<Compiled>),
+    /// The stored contract no longer compiles; events are refused until it is replaced.
+    Broken(String),
+}
+
+struct Inner {
+    conn: Mutex<Connection>,
+    /// `(function, qualifier)`, the qualifier empty for the function's own contract.
+    map: RwLock<HashMap<(String, String), Stored>>,
+    /// Events refused per function since the server started.
+    refusals: Mutex<HashMap<String, u64>>,
+}
+
+/// Every function's and alias's input contract.
+#[derive(Clone)]
+pub struct ContractStore {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for ContractStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ContractStore").finish_non_exhaustive()
+    }
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}
+
+fn compile(document: &str) -> Result<Arc<Compiled>, String> {
+    let contract = InputContract::parse(document.as_bytes()).map_err(|e| e.to_string())?;
+    Compiled::compile(&contract)
+        .map(Arc::new)
+        .map_err(|e| e.to_string())
+}
+
+impl ContractStore {
+    /// Opens (creating) `DATA_DIR/contracts.db` and compiles every contract in it.
+    pub fn open(data_dir: &Path) -> Result<ContractStore, StoreError> {
+        let db = warden_sqlite::open(
+            &data_dir.join("contracts.db"),
+            &warden_sqlite::Options {
+                synchronous: warden_sqlite::Synchronous::Full,
+                migrations: MIGRATIONS,
+                incremental_vacuum: false,
+            },
+        )
+        .map_err(store("opening the input contract store"))?;
+        drop(db.reader);
+        let conn = db.writer;
+        let mut map = HashMap::new();
+        {
+            let mut stmt = conn
+                .prepare("SELECT function, qualifier, document, updated_ms FROM contracts")
+                .map_err(store("reading input contracts"))?;
+            let rows = stmt
+                .query_map([], |row| {
+                    Ok((
+                        row.get::<_, String>(0)?,
+                        row.get::<_, String>(1)?,
+                        row.get::<_, String>(2)?,
+                        row.get::<_, i64>(3)?,
+                    ))
+                })
+                .map_err(store("reading input contracts"))?;
+            for row in rows {
+                let (function, qualifier, document, updated_ms) =
+                    row.map_err(store("reading input contracts"))?;
+                let compiled = compile(&document);
+                map.insert(
+                    (function, qualifier),
+                    Stored {
+                        document,
+                        updated_ms,
+                        compiled,
+                    },
+                );
+            }
+        }
+        Ok(ContractStore {
+            inner: Arc::new(Inner {
+                conn: Mutex::new(conn),
+                map: RwLock::new(map),
+                refusals: Mutex::new(HashMap::new()),
+            }),
+        })
+    }
+
+    /// Every stored contract that no longer compiles, and why: `(function, qualifier,
+    /// reason)`, for the server to report at start.
+    pub fn broken(&self) -> Vec<(String, String, String)> {
+        self.read()
+            .iter()
+            .filter_map(|((f, q), s)| {
+                s.compiled
+                    .as_ref()
+                    .err()
+                    .map(|e| (f.clone(), q.clone(), e.clone()))
+            })
+            .collect()
+    }
+
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, HashMap<(String, String), Stored>> {
+        self.inner
+            .map
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, HashMap<(String, String), Stored>> {
+        self.inner
+            .map
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Parses and compiles `document`, then stores it as the contract of `function`
+    /// (`qualifier` empty) or of its alias `qualifier`, replacing any. Nothing is stored
+    /// unless it compiles. Returns what was stored.
+    pub fn put(
+        &self,
+        function: &str,
+        qualifier: &str,
+        document: &[u8],
+    ) -> Result<Stored, StoreError> {
+        let contract = InputContract::parse(document)?;
+        let compiled = Arc::new(Compiled::compile(&contract)?);
+        let canonical = contract.to_json();
+        let key = (function.to_owned(), qualifier.to_owned());
+        let conn = warden_sqlite::lock(&self.inner.conn);
+        let mut map = self.write();
+        if !map.contains_key(&key) && map.len() >= MAX_CONTRACTS {
+            return Err(StoreError::LimitExceeded);
+        }
+        let updated_ms = now_ms();
+        conn.execute(
+            "INSERT INTO contracts (function, qualifier, document, updated_ms) \
+             VALUES (?1, ?2, ?3, ?4) \
+             ON CONFLICT (function, qualifier) DO UPDATE SET \
+             document = excluded.document, updated_ms = excluded.updated_ms",
+            params![function, qualifier, canonical, updated_ms],
+        )
+        .map_err(store("storing an input contract"))?;
+        let stored = Stored {
+            document: canonical,
+            updated_ms,
+            compiled: Ok(compiled),
+        };
+        map.insert(key, stored.clone());
+        Ok(stored)
+    }
+
+    /// The contract of `function` (`qualifier` empty) or of its alias `qualifier`.
+    pub fn get(&self, function: &str, qualifier: &str) -> Option<Stored> {
+        self.read()
+            .get(&(function.to_owned(), qualifier.to_owned()))
+            .cloned()
+    }
+
+    /// Deletes one contract; whether there was one.
+    pub fn delete(&self, function: &str, qualifier: &str) -> Result<bool, StoreError> {
+        let conn = warden_sqlite::lock(&self.inner.conn);
+        let mut map = self.write();
+        let n = conn
+            .execute(
+                "DELETE FROM contracts WHERE function = ?1 AND qualifier = ?2",
+                params![function, qualifier],
+            )
+            .map_err(store("deleting an input contract"))?;
+        map.remove(&(function.to_owned(), qualifier.to_owned()));
+        Ok(n > 0)
+    }
+
+    /// Deletes every contract of `function` (its own and its aliases'), when the function
+    /// is deleted.
+    pub fn delete_function(&self, function: &str) -> Result<(), StoreError> {
+        let conn = warden_sqlite::lock(&self.inner.conn);
+        let mut map = self.write();
+        conn.execute(
+            "DELETE FROM contracts WHERE function = ?1",
+            params![function],
+        )
+        .map_err(store("deleting a function's input contracts"))?;
+        map.retain(|(f, _), _| f != function);
+        self.inner
+            .refusals
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(function);
+        Ok(())
+    }
+
+    /// Counts one event of `function` refused by its contract.
+    pub fn record_refusal(&self, function: &str) {
+        let mut counts = self
+            .inner
+            .refusals
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        // Bounded like the contracts: a function without one is never counted.
+        if counts.len() < MAX_CONTRACTS || counts.contains_key(function) {
+            *counts.entry(function.to_owned()).or_default() += 1;
+        }
+    }
+
+    /// Events of `function` its contract refused since the server started.
+    pub fn refusals(&self, function: &str) -> u64 {
+        self.inner
+            .refusals
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(function)
+            .copied()
+            .unwrap_or(0)
+    }
+
+    /// The contract an event for `function` invoked through `alias` (if any) must meet:
+    /// the alias's own, else the function's.
+    pub fn applicable(&self, function: &str, alias: Option<&str>) -> Applicable {
+        let map = self.read();
+        let stored = alias
+            .and_then(|a| map.get(&(function.to_owned(), a.to_owned())))
+            .or_else(|| map.get(&(function.to_owned(), String::new())));
+        match stored {
+            None => Applicable::None,
+            Some(Stored {
+                compiled: Ok(c), ..
+            }) => Applicable::Contract(Arc::clone(c)),
+            Some(Stored {
+                compiled: Err(e), ..
+            }) => Applicable::Broken(e.clone()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(
+        clippy::unwrap_used,
+        reason = "a test fails loudly on what it did not expect"
+    )]
+    use super::*;
+
+    const SCHEMA: &str = r#"{"EventSchema": {"type": "object", "required": ["id"]}}"#;
+
+    #[test]
+    fn contracts_persist_apply_by_alias_and_go_with_their_function() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = ContractStore::open(dir.path()).unwrap();
+        assert!(matches!(store.applicable("f", None), Applicable::None));
+        store.put("f", "", SCHEMA.as_bytes()).unwrap();
+        store
+            .put("f", "live", br#"{"EventSchema": {"type": "array"}}"#)
+            .unwrap();
+        let check = |alias: Option<&str>, event: &[u8]| match store.applicable("f", alias) {
+            Applicable::Contract(c) => c.check_event(event).is_ok(),
+            other => panic!("{other:?}"),
+        };
+        assert!(check(None, br#"{"id": 1}"#));
+        assert!(!check(None, b"[]"));
+        assert!(check(Some("live"), b"[]"));
+        assert!(!check(Some("live"), br#"{"id": 1}"#));
+        // An alias without its own contract gets the function's.
+        assert!(check(Some("other"), br#"{"id": 1}"#));
+        // A document that does not compile is refused and changes nothing.
+        assert!(store
+            .put(
+                "f",
+                "",
+                br#"{"EventSchema": {"$ref": "https://example.com/s"}}"#
+            )
+            .is_err());
+        assert!(check(None, br#"{"id": 1}"#));
+
+        drop(store);
+        let store = ContractStore::open(dir.path()).unwrap();
+        assert!(store.get("f", "live").is_some());
+        assert!(store.broken().is_empty());
+        assert!(store.delete("f", "live").unwrap());
+        assert!(!store.delete("f", "live").unwrap());
+        store.put("g", "", SCHEMA.as_bytes()).unwrap();
+        store.delete_function("f").unwrap();
+        assert!(matches!(store.applicable("f", None), Applicable::None));
+        assert!(matches!(
+            store.applicable("g", None),
+            Applicable::Contract(_)
+        ));
+        drop(store);
+        let store = ContractStore::open(dir.path()).unwrap();
+        assert!(store.get("f", "").is_none());
+        assert!(store.get("g", "").is_some());
+    }
+
+    #[test]
+    fn a_stored_contract_that_no_longer_compiles_fails_closed() {
+        let dir = tempfile::tempdir().unwrap();
+        drop(ContractStore::open(dir.path()).unwrap());
+        // What an older build might have stored and this one refuses.
+        let conn = rusqlite::Connection::open(dir.path().join("contracts.db")).unwrap();
+        conn.execute(
+            "INSERT INTO contracts VALUES ('f', '', '{\"Bogus\": 1}', 0)",
+            [],
+        )
+        .unwrap();
+        drop(conn);
+        let store = ContractStore::open(dir.path()).unwrap();
+        assert_eq!(store.broken().len(), 1);
+        assert!(matches!(store.applicable("f", None), Applicable::Broken(_)));
+    }
+}
