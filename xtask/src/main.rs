@@ -28,6 +28,7 @@ const PYTHON_PACKAGES: &[&str] = &[
     "boto3==1.44.8",
     "awslambdaric==4.2.2",
     "aws-encryption-sdk==4.0.7",
+    "requests==2.32.3",
 ];
 /// The SDK functions import unpackaged, as wheels for `warden runtime sdk install --from`
 /// (the tests install it offline, as an air-gapped host would).
@@ -123,7 +124,7 @@ fn tools(root: &Path) -> Result<ToolEnv> {
     let have = Command::new(&python)
         .args([
             "-c",
-            "import awscli, boto3, awslambdaric, aws_encryption_sdk",
+            "import awscli, boto3, awslambdaric, aws_encryption_sdk, requests",
         ])
         .output()
         .map(|o| o.status.success())

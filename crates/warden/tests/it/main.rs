@@ -36,4 +36,5 @@ mod python_runtime;
 mod runtimes;
 mod sandbox;
 mod secrets;
+mod urls;
 mod warden_cli;
