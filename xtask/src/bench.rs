@@ -14,7 +14,9 @@
 //! [--seconds N]` for egress: cold starts and warm invokes of the same function on a
 //! server without network links (`--default-egress deny`) and one giving every instance a
 //! link (`--default-egress internet`), and the throughput of a Python function reading from
-//! a TCP service in a test namespace beside the same code run unsandboxed (root only).
+//! a TCP service in a test namespace beside the same code run unsandboxed (root only), or
+//! `cargo xtask bench --urls [--seconds N]` for function URLs beside `Invoke` and the cost of
+//! an input contract on a warm invoke.
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;
@@ -27,6 +29,8 @@ use base64::Engine as _;
 struct Server {
     child: Child,
     endpoint: String,
+    /// Where the server serves function URLs.
+    url_endpoint: String,
     creds: warden_auth::SigningCredentials,
     _dir: tempfile::TempDir,
 }
@@ -150,16 +154,25 @@ fn start_under(root: &Path, wrapper: &[String], extra: &[String]) -> Result<Serv
         .spawn()
         .context("starting warden serve")?;
     let mut line = String::new();
-    BufReader::new(child.stdout.take().context("no stdout")?).read_line(&mut line)?;
+    let mut reader = BufReader::new(child.stdout.take().context("no stdout")?);
+    reader.read_line(&mut line)?;
     let endpoint = line
         .trim()
         .strip_prefix("warden listening on ")
         .context("unexpected first line")?
         .to_owned();
+    let mut line = String::new();
+    reader.read_line(&mut line)?;
+    let url_endpoint = line
+        .trim()
+        .strip_prefix("warden function URLs on ")
+        .context("unexpected second line")?
+        .to_owned();
     let creds = read_credentials(dir.path())?;
     Ok(Server {
         child,
         endpoint,
+        url_endpoint,
         creds,
         _dir: dir,
     })
@@ -396,6 +409,7 @@ fn kms(root: &Path, extra: &[String], cold: usize, seconds: u32) -> Result<()> {
             )?;
             let out = wrk_request(
                 &server,
+                None,
                 signed,
                 body.to_string().as_bytes(),
                 connections.min(2),
@@ -462,12 +476,13 @@ fn wrk(
 ) -> Result<String> {
     let path = format!("/2015-03-31/functions/{function}/invocations");
     let signed = server.signed("POST", &path, &[], b"{}")?;
-    wrk_request(server, signed, b"{}", threads, connections, seconds)
+    wrk_request(server, None, signed, b"{}", threads, connections, seconds)
 }
 
 /// Replays one signed request with `wrk` for `seconds`.
 fn wrk_request(
     server: &Server,
+    base: Option<&str>,
     signed: http::Request<Vec<u8>>,
     body: &[u8],
     threads: u32,
@@ -491,7 +506,7 @@ fn wrk_request(
         ));
     }
     std::fs::write(script.path(), lua)?;
-    let url = format!("{}{path}", server.endpoint);
+    let url = format!("{}{path}", base.unwrap_or(&server.endpoint));
     let out = Command::new("wrk")
         .args([
             "-t",
@@ -671,6 +686,130 @@ impl Drop for BenchHost {
     }
 }
 
+/// `cargo xtask bench --urls`: warm invokes of the same function through the API's
+/// `Invoke` (signed) and through its public function URL (`AuthType` `NONE`), one
+/// connection and eight; then `Invoke` with a 1 KB event without and with a 20-property
+/// input contract.
+fn function_urls(root: &Path, seconds: u32) -> Result<()> {
+    let server = start(root, &[])?;
+    create_function(&server, root, "noop")?;
+    let mut r = server.send(
+        "POST",
+        "/2021-10-31/functions/noop/url",
+        &[],
+        br#"{"AuthType": "NONE"}"#,
+    )?;
+    let created: serde_json::Value = serde_json::from_str(&r.body_mut().read_to_string()?)?;
+    let function_url = created["FunctionUrl"]
+        .as_str()
+        .context("CreateFunctionUrlConfig answered no FunctionUrl")?;
+    let id = function_url
+        .trim_start_matches("http://")
+        .split('.')
+        .next()
+        .context("a function URL starts with its id")?
+        .to_owned();
+    server.send(
+        "POST",
+        "/2015-03-31/functions/noop/policy",
+        &[],
+        br#"{"StatementId": "url", "Action": "lambda:InvokeFunctionUrl", "Principal": "*", "FunctionUrlAuthType": "NONE"}"#,
+    )?;
+    server.send("POST", "/2015-03-31/functions/noop/invocations", &[], b"{}")?;
+    std::thread::sleep(Duration::from_millis(200));
+    // The URL request is unsigned: wrk replays it as is.
+    let url_request = http::Request::builder()
+        .method("POST")
+        .uri(format!("{}/_url/{id}/", server.url_endpoint))
+        .header("content-type", "application/json")
+        .body(b"{}".to_vec())?;
+    let probe = agent().run(url_request.clone())?;
+    if probe.status() != 200 {
+        bail!("the function URL answered {}", probe.status());
+    }
+    let mut rows = Vec::new();
+    for (threads, connections) in [(1, 1), (2, 8)] {
+        let api = wrk(&server, "noop", threads, connections, seconds)?;
+        let url = wrk_request(
+            &server,
+            Some(&server.url_endpoint),
+            url_request.clone(),
+            b"{}",
+            threads,
+            connections,
+            seconds,
+        )?;
+        rows.push(format!(
+            "{connections} connection(s): Invoke p50 {} p99 {} {} /s; function URL p50 {} p99 {} {} /s",
+            pick(&api, "50%"),
+            pick(&api, "99%"),
+            pick(&api, "Requests/sec:"),
+            pick(&url, "50%"),
+            pick(&url, "99%"),
+            pick(&url, "Requests/sec:"),
+        ));
+    }
+    // A 1 KB event of 20 properties, without and with a contract naming all of them.
+    let mut properties = serde_json::Map::new();
+    let mut event = serde_json::Map::new();
+    for i in 0..20 {
+        properties.insert(
+            format!("field_{i:02}"),
+            serde_json::json!({"type": "string", "maxLength": 64}),
+        );
+        event.insert(
+            format!("field_{i:02}"),
+            serde_json::json!(format!("value-{i}-{}", "x".repeat(30))),
+        );
+    }
+    let body = serde_json::to_vec(&serde_json::Value::Object(event))?;
+    let path = "/2015-03-31/functions/noop/invocations";
+    let without = wrk_request(
+        &server,
+        None,
+        server.signed("POST", path, &[], &body)?,
+        &body,
+        1,
+        1,
+        seconds,
+    )?;
+    let names: Vec<&String> = properties.keys().collect();
+    let contract = serde_json::json!({
+        "EventSchema": {"type": "object", "required": names, "properties": properties}
+    });
+    let r = server.send(
+        "PUT",
+        "/_warden/2026-11-01/functions/noop/input-contract",
+        &[],
+        contract.to_string().as_bytes(),
+    )?;
+    if r.status() != 200 {
+        bail!("storing the contract answered {}", r.status());
+    }
+    let with = wrk_request(
+        &server,
+        None,
+        server.signed("POST", path, &[], &body)?,
+        &body,
+        1,
+        1,
+        seconds,
+    )?;
+    rows.push(format!(
+        "Invoke of a {}-byte event, 1 connection: no contract p50 {} ({} /s); 20-property contract p50 {} ({} /s)",
+        body.len(),
+        pick(&without, "50%"),
+        pick(&without, "Requests/sec:"),
+        pick(&with, "50%"),
+        pick(&with, "Requests/sec:"),
+    ));
+    println!("## warden bench --urls (sandboxed; {seconds} s per wrk run)");
+    for r in rows {
+        println!("{r}");
+    }
+    Ok(())
+}
+
 /// `cargo xtask bench --network`.
 fn network(root: &Path, cold: usize, seconds: u32) -> Result<()> {
     let tools = crate::tools(root)?;
@@ -839,6 +978,7 @@ pub fn run(root: &Path, args: &[String]) -> Result<()> {
     let mut managed = false;
     let mut keys = false;
     let mut net = false;
+    let mut urls = false;
     let mut extra = Vec::new();
     let mut it = args.iter();
     while let Some(a) = it.next() {
@@ -852,6 +992,7 @@ pub fn run(root: &Path, args: &[String]) -> Result<()> {
             "--runtimes" => managed = true,
             "--kms" => keys = true,
             "--network" => net = true,
+            "--urls" => urls = true,
             other => bail!("unknown bench argument `{other}`"),
         }
     }
@@ -880,6 +1021,9 @@ pub fn run(root: &Path, args: &[String]) -> Result<()> {
     }
     if net {
         return network(root, cold, seconds);
+    }
+    if urls {
+        return function_urls(root, seconds);
     }
     let server = start(root, &extra)?;
     create_function(&server, root, "noop")?;

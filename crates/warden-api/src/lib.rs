@@ -37,6 +37,7 @@ pub mod secrets;
 mod server;
 mod shape;
 mod tags;
+pub mod url_limits;
 mod urls;
 
 use std::convert::Infallible;
@@ -120,6 +121,8 @@ pub struct ApiState {
     pub urls: warden_urls::store::UrlStore,
     /// Where the URL listener serves function URLs (their host names and port).
     pub url_base: warden_urls::model::UrlBase,
+    /// The rate and in-flight limits of function URLs.
+    pub url_limits: url_limits::UrlLimits,
 }
 
 impl ApiState {
@@ -144,6 +147,7 @@ impl ApiState {
         contracts: warden_contract::store::ContractStore,
         urls: warden_urls::store::UrlStore,
         url_base: warden_urls::model::UrlBase,
+        url_limits: url_limits::UrlLimitSettings,
     ) -> Self {
         let access = Arc::new(access);
         control.subscribe(Arc::new(engine.clone()));
@@ -168,6 +172,7 @@ impl ApiState {
             contracts,
             urls,
             url_base,
+            url_limits: url_limits::UrlLimits::new(url_limits),
         }
     }
 

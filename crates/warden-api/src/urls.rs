@@ -10,7 +10,9 @@
 //!
 //! 1. routed by its host name (`<url-id>.lambda-url.<region>.<domain>`) or by the path
 //!    form (`/_url/<url-id>/...`) to a URL configuration; anything else is 404;
-//! 2. a CORS preflight is answered by the platform, for a URL with `Cors`;
+//! 2. the URL's and the source address's rates and the URL's requests in flight are
+//!    checked (`url_limits`: 429 with `Retry-After`); a CORS preflight is answered by the
+//!    platform, for a URL with `Cors`;
 //! 3. the function's input contract checks the request line and headers;
 //! 4. `AWS_IAM`: the request must be SigV4-signed for `lambda`, and its principal allowed
 //!    `lambda:InvokeFunctionUrl` on the function (`lambda:FunctionUrlAuthType` =
@@ -302,6 +304,24 @@ async fn serve(
     };
     let Some(config) = state.urls.by_url_id(&url_id) else {
         return message(StatusCode::NOT_FOUND, "Not Found");
+    };
+    // Held until the response is made: the URL's in-flight count.
+    let _in_flight = match state.url_limits.admit(&config.url_id, peer.ip()) {
+        Ok(guard) => guard,
+        Err(refusal) => {
+            tracing::debug!(url_id = %config.url_id, limit = refusal.limit, "function URL request throttled");
+            let mut r = message(StatusCode::TOO_MANY_REQUESTS, "Rate Exceeded.");
+            let h = r.headers_mut();
+            h.insert(
+                "x-amzn-errortype",
+                HeaderValue::from_static("TooManyRequestsException"),
+            );
+            h.insert(
+                http::header::RETRY_AFTER,
+                HeaderValue::from(refusal.retry_after),
+            );
+            return r;
+        }
     };
     let headers: Vec<(String, Vec<u8>)> = parts
         .headers

@@ -26,6 +26,16 @@ pub struct ServeArgs {
     /// `<url-id>.lambda-url.<region>.<domain>`.
     #[arg(long, env = "WARDEN_URL_DOMAIN", default_value = "localhost")]
     url_domain: String,
+    /// Requests per second one function URL serves, from all sources together; beyond it
+    /// 429 with `Retry-After`.
+    #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    url_rate: u32,
+    /// Requests per second one source address may send to function URLs, all together.
+    #[arg(long, default_value_t = 200, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    url_source_rate: u32,
+    /// Requests one function URL serves at once; beyond it 429.
+    #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    url_max_in_flight: u32,
     /// Permit listening on a non-loopback address.
     #[arg(long)]
     allow_non_loopback: bool,
@@ -451,6 +461,11 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
             contracts,
             urls,
             url_base,
+            warden_api::url_limits::UrlLimitSettings {
+                per_url: warden_api::url_limits::Rate::per_second(args.url_rate),
+                per_source: warden_api::url_limits::Rate::per_second(args.url_source_rate),
+                max_in_flight: args.url_max_in_flight as usize,
+            },
         ));
         // Security groups now have a source; their changes reach the kernel at once.
         let network_follower = firewall.as_ref().map(|f| {

@@ -534,3 +534,55 @@ fn cors_and_contracts_are_answered_by_the_platform() {
     ]);
     assert_eq!(status, 200, "{body}");
 }
+
+#[test]
+fn a_flooded_url_is_throttled_and_leaves_the_api_alone() {
+    let s = Server::start_with(&["--url-rate", "5", "--url-max-in-flight", "2"]);
+    create_web(&s, "flooded");
+    allow_public(&s, "flooded");
+    let created = s.aws(&[
+        "lambda",
+        "create-function-url-config",
+        "--function-name",
+        "flooded",
+        "--auth-type",
+        "NONE",
+    ]);
+    let base = path_form(&s, created["FunctionUrl"].as_str().unwrap());
+    // Forty requests at once to the URL, while the API is called through boto3.
+    let script = format!(
+        r#"
+import concurrent.futures, os, boto3, requests
+def hit(_):
+    r = requests.post("{base}/echo", data="{{}}", timeout=60)
+    return r.status_code, r.headers.get("retry-after"), r.headers.get("x-amzn-errortype")
+lam = boto3.client("lambda", endpoint_url=os.environ["ENDPOINT"], region_name="us-east-1")
+with concurrent.futures.ThreadPoolExecutor(40) as pool:
+    flood = [pool.submit(hit, i) for i in range(40)]
+    api = [lam.get_function(FunctionName="flooded")["Configuration"]["FunctionName"] for _ in range(10)]
+    results = [f.result() for f in flood]
+print(sum(1 for s, _, _ in results if s == 200))
+print(sum(1 for s, a, t in results if s == 429 and a and int(a) >= 1 and t == "TooManyRequestsException"))
+print(sum(1 for s, _, _ in results if s not in (200, 429)))
+print(sum(1 for n in api if n == "flooded"))
+"#
+    );
+    let out = s.python(&script);
+    let counts: Vec<usize> = out.lines().map(|l| l.trim().parse().unwrap()).collect();
+    let [ok, throttled, other, api] = counts[..] else {
+        panic!("{out}")
+    };
+    assert!(ok >= 1, "{out}");
+    assert!(ok <= 5, "at most the burst passed: {out}");
+    assert_eq!(
+        ok + throttled,
+        40,
+        "every refusal is a 429 with Retry-After: {out}"
+    );
+    assert_eq!(other, 0, "{out}");
+    assert_eq!(api, 10, "the API served every call during the flood: {out}");
+    // Once the bucket refills, the URL serves again.
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    let (status, _, body) = curl(&["-X", "POST", "--data", "{}", &format!("{base}/echo")]);
+    assert_eq!(status, 200, "{body}");
+}
