@@ -323,11 +323,23 @@ async fn serve(
             return r;
         }
     };
-    let headers: Vec<(String, Vec<u8>)> = parts
+    // The forwarding headers are the platform's, as Lambda sets them: a client's own are
+    // replaced, so a function can trust `x-forwarded-for` as much as `sourceIp`.
+    let mut headers: Vec<(String, Vec<u8>)> = parts
         .headers
         .iter()
+        .filter(|(k, _)| !k.as_str().starts_with("x-forwarded-"))
         .map(|(k, v)| (k.as_str().to_owned(), v.as_bytes().to_vec()))
         .collect();
+    headers.push(("x-forwarded-for".into(), peer.ip().to_string().into_bytes()));
+    headers.push((
+        "x-forwarded-proto".into(),
+        state.url_base.scheme.clone().into_bytes(),
+    ));
+    headers.push((
+        "x-forwarded-port".into(),
+        state.url_base.port.to_string().into_bytes(),
+    ));
     let method = parts.method.as_str().to_owned();
     if let Some(cors) = &config.cors {
         if let Some(allow) = warden_urls::cors::preflight(cors, &method, &headers) {

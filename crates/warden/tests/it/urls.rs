@@ -140,6 +140,8 @@ fn a_public_url_serves_payload_2_0_events_and_maps_responses() {
         "x-custom: one",
         "-H",
         "cookie: a=1; b=2",
+        "-H",
+        "x-forwarded-for: 6.6.6.6",
         "--data",
         r#"{"hello": "world"}"#,
         &format!("{base}/orders/echo?x=1&y=two&x=3"),
@@ -160,6 +162,9 @@ fn a_public_url_serves_payload_2_0_events_and_maps_responses() {
     );
     assert_eq!(event["cookies"], json!(["a=1", "b=2"]));
     assert_eq!(event["headers"]["x-custom"], "one");
+    // The forwarding headers are the platform's, not the client's.
+    assert_eq!(event["headers"]["x-forwarded-for"], "127.0.0.1");
+    assert_eq!(event["headers"]["x-forwarded-proto"], "http");
     assert!(event["headers"].get("cookie").is_none());
     assert_eq!(event["body"], r#"{"hello": "world"}"#);
     assert_eq!(event["isBase64Encoded"], false);
