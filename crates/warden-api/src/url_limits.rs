@@ -52,9 +52,9 @@ pub struct UrlLimitSettings {
 impl Default for UrlLimitSettings {
     fn default() -> Self {
         UrlLimitSettings {
-            per_url: Rate::per_second(1_000),
-            per_source: Rate::per_second(200),
-            max_in_flight: 100,
+            per_url: Rate::per_second(5_000),
+            per_source: Rate::per_second(1_000),
+            max_in_flight: 1_000,
         }
     }
 }

@@ -103,11 +103,29 @@ fn refuse_streaming(mode: InvokeMode) -> Result<(), ApiError> {
     Ok(())
 }
 
+/// A public (`NONE`) URL of an alias could never be called: AWS opens one with a
+/// permission on the alias's ARN, and Warden's function policies hold permissions on the
+/// unqualified function only. Refused rather than made unusable.
+fn refuse_public_alias(qualifier: Option<&str>, auth: Option<AuthType>) -> Result<(), ApiError> {
+    if let (Some(q), Some(AuthType::None)) = (qualifier, auth) {
+        return Err(crate::shape::unsupported(
+            "AuthType",
+            &format!(
+                "a NONE URL of alias `{q}` would need a permission on the alias, and Warden's \
+                 function policies are on the unqualified function only; use AWS_IAM, or a \
+                 URL of the function itself"
+            ),
+        ));
+    }
+    Ok(())
+}
+
 /// `CreateFunctionUrlConfig`.
 pub async fn create(state: &ApiState, request: &ApiRequest, raw: &str) -> Result<Reply, ApiError> {
     let (name, qualifier) = subject(state, request, raw)?;
     let input = warden_urls::parse_create_request(&request.body).map_err(url_error)?;
     refuse_streaming(input.invoke_mode)?;
+    refuse_public_alias(qualifier.as_deref(), Some(input.auth_type))?;
     must_exist(state, &name, qualifier.as_deref()).await?;
     let urls = state.urls.clone();
     let f = name.to_string();
@@ -161,6 +179,7 @@ pub async fn update(state: &ApiState, request: &ApiRequest, raw: &str) -> Result
     if let Some(mode) = input.invoke_mode {
         refuse_streaming(mode)?;
     }
+    refuse_public_alias(qualifier.as_deref(), input.auth_type)?;
     must_exist(state, &name, qualifier.as_deref()).await?;
     let urls = state.urls.clone();
     let f = name.to_string();

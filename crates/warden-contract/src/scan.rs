@@ -19,6 +19,7 @@
 //! than the payload's own keys (only when duplicates are refused) and one frame per open
 //! container.
 
+use std::borrow::Cow;
 use std::collections::HashSet;
 
 use crate::excerpt::{excerpt, pointer_segment};
@@ -83,15 +84,25 @@ impl ScanError {
 const MAX_SAFE_INTEGER: u64 = (1 << 53) - 1;
 
 /// One open container.
-enum Frame {
+enum Frame<'a> {
     /// An array; `index` is the element being read.
     Array { index: usize },
-    /// An object; `segment` is the pointer segment of the member being read; `keys` holds
-    /// every key seen so far when duplicates are refused.
+    /// An object; `segment` says the pointer segment of the member being read; `keys` holds
+    /// every key seen so far when duplicates are refused (borrowed from the text unless the
+    /// key has escapes).
     Object {
-        segment: String,
-        keys: Option<HashSet<String>>,
+        segment: Segment,
+        keys: Option<HashSet<Cow<'a, str>>>,
     },
+}
+
+/// A member's pointer segment, made only when an error names it: most keys are never
+/// named, so they cost no allocation.
+enum Segment {
+    /// The key is the text's bytes in this range (it has no escapes).
+    Raw(usize, usize),
+    /// The segment of a key with escapes (or of one cut short), made when it was read.
+    Made(String),
 }
 
 /// What the scanner expects next.
@@ -130,13 +141,13 @@ struct Scanner<'a> {
     bytes: &'a [u8],
     pos: usize,
     limits: ScanLimits,
-    stack: Vec<Frame>,
+    stack: Vec<Frame<'a>>,
     values: usize,
     /// The key being read, decoded; reused between keys.
     key: String,
 }
 
-impl Scanner<'_> {
+impl<'a> Scanner<'a> {
     fn run(mut self) -> Result<Scanned, ScanError> {
         let mut expect = Expect::Value;
         loop {
@@ -234,7 +245,7 @@ impl Scanner<'_> {
                 } else {
                     let keys = (!self.limits.allow_duplicate_keys).then(HashSet::new);
                     self.stack.push(Frame::Object {
-                        segment: String::new(),
+                        segment: Segment::Made(String::new()),
                         keys,
                     });
                     Ok(Expect::KeyOrEndObject)
@@ -339,8 +350,17 @@ impl Scanner<'_> {
     /// Reads an object key into `self.key`, then checks its length and whether it repeats.
     fn object_key(&mut self) -> Result<(), ScanError> {
         self.key.clear();
+        let start = self.pos + 1;
         let len = self.string(true)?;
-        let segment = pointer_segment(&self.key);
+        let text = self.text;
+        // Without escapes the key is its raw text: borrowed, not copied.
+        let raw = text
+            .get(start..self.pos.saturating_sub(1))
+            .filter(|r| *r == self.key.as_str());
+        let segment = match raw {
+            Some(_) => Segment::Raw(start, self.pos - 1),
+            None => Segment::Made(pointer_segment(&self.key)),
+        };
         if let Some(Frame::Object {
             segment: current, ..
         }) = self.stack.last_mut()
@@ -353,7 +373,13 @@ impl Scanner<'_> {
         let repeated = match self.stack.last_mut() {
             Some(Frame::Object {
                 keys: Some(keys), ..
-            }) => !keys.insert(std::mem::take(&mut self.key)),
+            }) => {
+                let key = match raw {
+                    Some(r) => Cow::Borrowed(r),
+                    None => Cow::Owned(std::mem::take(&mut self.key)),
+                };
+                !keys.insert(key)
+            }
             _ => false,
         };
         if repeated {
@@ -371,11 +397,33 @@ impl Scanner<'_> {
         let mut len = 0usize;
         let mut run_start = self.pos;
         loop {
-            let Some(&b) = self.bytes.get(self.pos) else {
-                return Err(self.syntax("EOF while parsing a string"));
-            };
-            match b {
-                b'"' | b'\\' => {
+            // A run of plain bytes at once: up to a quote, a backslash or a control byte.
+            let rest = self.bytes.get(self.pos..).unwrap_or_default();
+            let run = rest
+                .iter()
+                .position(|&b| b == b'"' || b == b'\\' || b < 0x20)
+                .unwrap_or(rest.len());
+            if len + run > self.limits.max_string_bytes {
+                // The caller refuses this string: the rest of it need not be read. A key keeps
+                // what was read so far (up to the first byte past the limit), enough for the
+                // excerpt that names it.
+                self.pos += self.limits.max_string_bytes - len + 1;
+                len = self.limits.max_string_bytes + 1;
+                if keep {
+                    let mut end = self.pos;
+                    while !self.text.is_char_boundary(end) {
+                        end -= 1;
+                    }
+                    self.key
+                        .push_str(self.text.get(run_start..end).unwrap_or_default());
+                }
+                return Ok(len);
+            }
+            len += run;
+            self.pos += run;
+            match self.bytes.get(self.pos) {
+                None => return Err(self.syntax("EOF while parsing a string")),
+                Some(&b) if b == b'"' || b == b'\\' => {
                     if keep {
                         // Both ends of the run sit at ASCII bytes, hence on char boundaries.
                         self.key
@@ -387,29 +435,15 @@ impl Scanner<'_> {
                     }
                     len += self.escape(keep)?;
                     run_start = self.pos;
+                    if len > self.limits.max_string_bytes {
+                        return Ok(len);
+                    }
                 }
-                0x00..=0x1F => {
+                Some(_) => {
                     return Err(self.syntax(
                         "control character (\\u0000-\\u001F) found while parsing a string",
                     ));
                 }
-                _ => {
-                    len += 1;
-                    self.pos += 1;
-                }
-            }
-            if len > self.limits.max_string_bytes {
-                // The caller refuses this string: the rest of it need not be read. A key keeps
-                // what was read so far, enough for the excerpt that names it.
-                if keep {
-                    let mut end = self.pos;
-                    while !self.text.is_char_boundary(end) {
-                        end -= 1;
-                    }
-                    self.key
-                        .push_str(self.text.get(run_start..end).unwrap_or_default());
-                }
-                return Ok(len);
             }
         }
     }
@@ -524,7 +558,16 @@ impl Scanner<'_> {
             location.push('/');
             match frame {
                 Frame::Array { index } => location.push_str(&index.to_string()),
-                Frame::Object { segment, .. } => location.push_str(segment),
+                Frame::Object {
+                    segment: Segment::Made(made),
+                    ..
+                } => location.push_str(made),
+                Frame::Object {
+                    segment: Segment::Raw(start, end),
+                    ..
+                } => location.push_str(&pointer_segment(
+                    self.text.get(*start..*end).unwrap_or_default(),
+                )),
             }
         }
         ScanError::Limit { location, message }

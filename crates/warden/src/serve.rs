@@ -28,13 +28,13 @@ pub struct ServeArgs {
     url_domain: String,
     /// Requests per second one function URL serves, from all sources together; beyond it
     /// 429 with `Retry-After`.
-    #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    #[arg(long, default_value_t = 5000, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
     url_rate: u32,
     /// Requests per second one source address may send to function URLs, all together.
-    #[arg(long, default_value_t = 200, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
     url_source_rate: u32,
     /// Requests one function URL serves at once; beyond it 429.
-    #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..=100_000))]
     url_max_in_flight: u32,
     /// Permit listening on a non-loopback address.
     #[arg(long)]

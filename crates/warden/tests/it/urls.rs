@@ -407,6 +407,19 @@ print(r.status_code)
         .as_str()
         .unwrap()
         .ends_with(":function:private:live"));
+    // A public URL of an alias could never be opened (function policies are on the
+    // unqualified function): refused by name, on create and on update.
+    let err = s.aws_err(&[
+        "lambda",
+        "update-function-url-config",
+        "--function-name",
+        "private",
+        "--qualifier",
+        "live",
+        "--auth-type",
+        "NONE",
+    ]);
+    assert!(err.contains("AuthType"), "{err}");
     let err = s.aws_err(&[
         "lambda",
         "create-function-url-config",
