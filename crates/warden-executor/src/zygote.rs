@@ -52,14 +52,21 @@ struct Zygote {
     control: OwnedFd,
     sandbox: Option<(Sandbox, SandboxOptions)>,
     running: HashMap<InstanceId, Running>,
-    /// Whether the network namespace pool may be below its size.
+    /// Whether the network namespace pool may be below its size, or released links wait
+    /// to be unbound.
     pool_low: bool,
+    /// Background work (refilling the pools, unbinding links) waits until then: a little
+    /// after the last spawn, so that it does not take CPU from an instance's init.
+    quiet_from: Instant,
     /// Instance links, when the server has a firewall.
     links: Option<Links>,
 }
 
 /// The most policies whose linked namespaces are kept ready (the most recently used).
 const LINKED_POLICIES_KEPT: usize = 8;
+
+/// How long after a spawn background work waits (see `Zygote::quiet_from`).
+const QUIET_AFTER_SPAWN: Duration = Duration::from_millis(25);
 
 /// Linked namespaces kept ready (or being made) per policy. Making one takes about 5 ms
 /// in the background; with two, a cold start that follows another of the same policy
@@ -220,15 +227,13 @@ impl Links {
         failure
     }
 
-    /// A link's namespace is gone: it is unbound in the background (deleting elements
-    /// makes the kernel wait for a grace period, which must not hold up spawns), and its
-    /// number goes back only once that is done.
+    /// A link's namespace is gone: it is unbound in the background by the next refill
+    /// (deleting elements makes the kernel wait for a grace period, which must not hold up
+    /// spawns), and its number goes back only once that is done.
     fn release(&mut self, index: u32) {
         match self.bound.remove(&index) {
-            Some(bound) => {
-                self.unbound.push(bound);
-                self.unbind_in_background();
-            }
+            // Unbound by the next refill, once the zygote is quiet.
+            Some(bound) => self.unbound.push(bound),
             None => self.allocator.release(index),
         }
     }
@@ -352,6 +357,7 @@ pub fn run_zygote(control: OwnedFd) -> std::io::Result<()> {
         sandbox,
         running: HashMap::new(),
         pool_low: false,
+        quiet_from: Instant::now(),
         links,
     };
     zygote.run(&mut buf)
@@ -380,26 +386,27 @@ impl Zygote {
             for fd in &pidfds {
                 fds.push(PollFd::new(fd, PollFlags::IN));
             }
-            // With the pool low, only look for work; if there is none, refill it. While
-            // linked namespaces are being made, look every millisecond for their runs'
-            // ends (about 3 ms each).
-            let zero = Timespec {
-                tv_sec: 0,
-                tv_nsec: 0,
-            };
-            let millisecond = Timespec {
-                tv_sec: 0,
-                tv_nsec: 1_000_000,
-            };
+            // With the pool low, look for work; if there is none once the quiet period after
+            // the last spawn has passed, refill it. While linked namespaces are being made,
+            // look every millisecond for their runs' ends (about 3 ms each).
             let preparing = self.links.as_ref().is_some_and(|l| !l.preparing.is_empty());
-            let timeout = if self.pool_low {
-                Some(&zero)
-            } else if preparing {
-                Some(&millisecond)
-            } else {
-                None
+            // A policy left without a ready namespace cannot wait for quiet: the next cold
+            // start of a burst would make one inline.
+            if self.policy_without_namespace() {
+                self.quiet_from = Instant::now();
+            }
+            let until_quiet = self.quiet_from.saturating_duration_since(Instant::now());
+            let wait = match (self.pool_low, preparing) {
+                (true, true) => Some(until_quiet.min(Duration::from_millis(1))),
+                (true, false) => Some(until_quiet),
+                (false, true) => Some(Duration::from_millis(1)),
+                (false, false) => None,
             };
-            let ready = match poll(&mut fds, timeout) {
+            let timeout = wait.map(|w| Timespec {
+                tv_sec: 0,
+                tv_nsec: i64::from(w.subsec_nanos()),
+            });
+            let ready = match poll(&mut fds, timeout.as_ref()) {
                 Ok(n) => n,
                 Err(rustix::io::Errno::INTR) => continue,
                 Err(e) => return Err(e.into()),
@@ -414,7 +421,13 @@ impl Zygote {
             drop(fds);
 
             if ready == 0 {
-                self.refill();
+                if self.pool_low && Instant::now() >= self.quiet_from {
+                    self.refill();
+                } else if let (Some((sandbox, _)), Some(links)) =
+                    (&mut self.sandbox, &mut self.links)
+                {
+                    let _ = links.advance(sandbox, None);
+                }
                 continue;
             }
             for id in exited {
@@ -434,6 +447,17 @@ impl Zygote {
                 }
             }
         }
+    }
+
+    /// Whether a recently used policy has no linked namespace ready or being made.
+    fn policy_without_namespace(&self) -> bool {
+        let (Some((sandbox, _)), Some(links)) = (&self.sandbox, &self.links) else {
+            return false;
+        };
+        links
+            .wanted
+            .iter()
+            .any(|(key, _)| sandbox.linked_ready(key.as_str()) == 0 && !links.is_preparing(key))
     }
 
     fn refill(&mut self) {
@@ -463,6 +487,8 @@ impl Zygote {
     fn release_link(&mut self, index: Option<u32>) {
         if let (Some(i), Some(links)) = (index, &mut self.links) {
             links.release(i);
+            // Its unbinding starts with the next refill.
+            self.pool_low = true;
         }
     }
 
@@ -668,6 +694,7 @@ impl Zygote {
                             linked,
                         };
                         self.pool_low = true;
+                        self.quiet_from = Instant::now() + QUIET_AFTER_SPAWN;
                         sandbox
                             .spawn(spec)
                             .map(|s| (s.pid, Running::Sandboxed(s)))
