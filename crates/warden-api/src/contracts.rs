@@ -39,27 +39,6 @@ fn subject(
     Ok((r.name, qualifier))
 }
 
-/// Refuses a function or alias that does not exist, as Lambda's own operations do.
-async fn must_exist(
-    state: &ApiState,
-    name: &FunctionName,
-    qualifier: &str,
-) -> Result<(), ApiError> {
-    state
-        .control
-        .get_configuration(&FunctionRef {
-            name: name.clone(),
-            qualifier: None,
-        })
-        .await?;
-    if !qualifier.is_empty() {
-        let alias = warden_types::AliasName::new(qualifier)
-            .map_err(|e| ApiError::invalid(e.to_string()))?;
-        state.control.get_alias(name, &alias).await?;
-    }
-    Ok(())
-}
-
 fn store_error(e: StoreError) -> ApiError {
     match e {
         StoreError::Contract(e) => ApiError::new(StatusCode::BAD_REQUEST, e.code(), e.to_string()),
@@ -100,7 +79,9 @@ fn rendered(
 /// `PUT .../input-contract`: stores the body as the contract.
 pub async fn put(state: &ApiState, request: &ApiRequest, raw: &str) -> Result<Reply, ApiError> {
     let (name, qualifier) = subject(state, request, raw)?;
-    must_exist(state, &name, &qualifier).await?;
+    state
+        .must_exist(&name, (!qualifier.is_empty()).then_some(qualifier.as_str()))
+        .await?;
     let contracts = state.contracts.clone();
     let body = request.body.clone();
     let (f, q) = (name.to_string(), qualifier.clone());
@@ -119,7 +100,9 @@ pub async fn put(state: &ApiState, request: &ApiRequest, raw: &str) -> Result<Re
 /// `GET .../input-contract`.
 pub async fn get(state: &ApiState, request: &ApiRequest, raw: &str) -> Result<Reply, ApiError> {
     let (name, qualifier) = subject(state, request, raw)?;
-    must_exist(state, &name, &qualifier).await?;
+    state
+        .must_exist(&name, (!qualifier.is_empty()).then_some(qualifier.as_str()))
+        .await?;
     let stored = state
         .contracts
         .get(name.as_str(), &qualifier)
@@ -133,7 +116,9 @@ pub async fn get(state: &ApiState, request: &ApiRequest, raw: &str) -> Result<Re
 /// `DELETE .../input-contract`.
 pub async fn delete(state: &ApiState, request: &ApiRequest, raw: &str) -> Result<Reply, ApiError> {
     let (name, qualifier) = subject(state, request, raw)?;
-    must_exist(state, &name, &qualifier).await?;
+    state
+        .must_exist(&name, (!qualifier.is_empty()).then_some(qualifier.as_str()))
+        .await?;
     let contracts = state.contracts.clone();
     let (f, q) = (name.to_string(), qualifier.clone());
     let deleted = tokio::task::spawn_blocking(move || contracts.delete(&f, &q))
@@ -205,23 +190,4 @@ fn check_json(body: &[u8]) -> Result<(), ApiError> {
                 "Could not parse request body into json: Could not parse payload into json: {e}"
             ))
         })
-}
-
-/// Forgets the contracts of a deleted function, and of a deleted alias, so that a function
-/// or alias made later under the same name does not inherit them.
-pub(crate) struct Forget(pub(crate) warden_contract::store::ContractStore);
-
-impl warden_types::change::ChangeObserver for Forget {
-    fn on_change(&self, event: &warden_types::change::ChangeEvent) {
-        use warden_types::change::Change;
-        let function = event.function.as_str();
-        let result = match &event.change {
-            Change::FunctionDeleted => self.0.delete_function(function),
-            Change::AliasDeleted { alias } => self.0.delete(function, alias).map(|_| ()),
-            _ => Ok(()),
-        };
-        if let Err(e) = result {
-            tracing::error!(function, error = %e, "could not delete input contracts");
-        }
-    }
 }

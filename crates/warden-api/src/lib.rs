@@ -155,8 +155,10 @@ impl ApiState {
             Arc::clone(engine.concurrency()) as Arc<dyn warden_types::change::ChangeObserver>
         );
         control.subscribe(Arc::clone(&access) as Arc<dyn warden_types::change::ChangeObserver>);
-        control.subscribe(Arc::new(contracts::Forget(contracts.clone())));
-        control.subscribe(Arc::new(urls::Forget(urls.clone())));
+        control.subscribe(Arc::new(ForgetDeleted {
+            contracts: contracts.clone(),
+            urls: urls.clone(),
+        }));
         Self {
             account: control.config().account.clone(),
             region: control.config().region.clone(),
@@ -181,9 +183,69 @@ impl ApiState {
         FunctionRef::parse(s, &self.account, &self.region).map_err(ApiError::from)
     }
 
+    /// Refuses a function, or an alias of it, that does not exist, with Lambda's 404.
+    pub(crate) async fn must_exist(
+        &self,
+        name: &FunctionName,
+        alias: Option<&str>,
+    ) -> Result<(), ApiError> {
+        self.control
+            .get_configuration(&FunctionRef {
+                name: name.clone(),
+                qualifier: None,
+            })
+            .await?;
+        if let Some(a) = alias {
+            let alias =
+                warden_types::AliasName::new(a).map_err(|e| ApiError::invalid(e.to_string()))?;
+            self.control.get_alias(name, &alias).await?;
+        }
+        Ok(())
+    }
+
     /// The ARN of a function (or of one of its versions or aliases).
     pub fn function_arn(&self, name: &FunctionName, qualifier: Option<&str>) -> String {
         warden_types::names::function_arn(&self.region, &self.account, name, qualifier)
+    }
+}
+
+/// Forgets the input contracts and URLs of a deleted function or alias, so that one made
+/// later under the same name inherits neither.
+struct ForgetDeleted {
+    contracts: warden_contract::store::ContractStore,
+    urls: warden_urls::store::UrlStore,
+}
+
+impl warden_types::change::ChangeObserver for ForgetDeleted {
+    fn on_change(&self, event: &warden_types::change::ChangeEvent) {
+        use warden_types::change::Change;
+        let function = event.function.as_str();
+        let (contracts, urls) = match &event.change {
+            Change::FunctionDeleted => (
+                self.contracts
+                    .delete_function(function)
+                    .err()
+                    .map(|e| e.to_string()),
+                self.urls
+                    .delete_function(function)
+                    .err()
+                    .map(|e| e.to_string()),
+            ),
+            Change::AliasDeleted { alias } => (
+                self.contracts
+                    .delete(function, alias)
+                    .err()
+                    .map(|e| e.to_string()),
+                self.urls
+                    .delete(function, Some(alias))
+                    .err()
+                    .map(|e| e.to_string()),
+            ),
+            _ => (None, None),
+        };
+        for error in contracts.iter().chain(&urls) {
+            tracing::error!(function, %error, "could not forget a deleted function's contract or URL");
+        }
     }
 }
 

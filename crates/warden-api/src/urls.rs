@@ -72,27 +72,6 @@ fn url_error(e: UrlError) -> ApiError {
     ApiError::new(status, e.code(), e.to_string())
 }
 
-/// Refuses a function or alias that does not exist.
-async fn must_exist(
-    state: &ApiState,
-    name: &FunctionName,
-    qualifier: Option<&str>,
-) -> Result<(), ApiError> {
-    state
-        .control
-        .get_configuration(&FunctionRef {
-            name: name.clone(),
-            qualifier: None,
-        })
-        .await?;
-    if let Some(q) = qualifier {
-        let alias =
-            warden_types::AliasName::new(q).map_err(|e| ApiError::invalid(e.to_string()))?;
-        state.control.get_alias(name, &alias).await?;
-    }
-    Ok(())
-}
-
 fn refuse_streaming(mode: InvokeMode) -> Result<(), ApiError> {
     if mode == InvokeMode::ResponseStream {
         return Err(crate::shape::unsupported(
@@ -126,7 +105,7 @@ pub async fn create(state: &ApiState, request: &ApiRequest, raw: &str) -> Result
     let input = warden_urls::parse_create_request(&request.body).map_err(url_error)?;
     refuse_streaming(input.invoke_mode)?;
     refuse_public_alias(qualifier.as_deref(), Some(input.auth_type))?;
-    must_exist(state, &name, qualifier.as_deref()).await?;
+    state.must_exist(&name, qualifier.as_deref()).await?;
     let urls = state.urls.clone();
     let f = name.to_string();
     let config = tokio::task::spawn_blocking(move || {
@@ -151,7 +130,7 @@ pub async fn create(state: &ApiState, request: &ApiRequest, raw: &str) -> Result
 /// `GetFunctionUrlConfig`.
 pub async fn get(state: &ApiState, request: &ApiRequest, raw: &str) -> Result<Reply, ApiError> {
     let (name, qualifier) = subject(state, request, raw)?;
-    must_exist(state, &name, qualifier.as_deref()).await?;
+    state.must_exist(&name, qualifier.as_deref()).await?;
     let config = state
         .urls
         .get(name.as_str(), qualifier.as_deref())
@@ -180,7 +159,7 @@ pub async fn update(state: &ApiState, request: &ApiRequest, raw: &str) -> Result
         refuse_streaming(mode)?;
     }
     refuse_public_alias(qualifier.as_deref(), input.auth_type)?;
-    must_exist(state, &name, qualifier.as_deref()).await?;
+    state.must_exist(&name, qualifier.as_deref()).await?;
     let urls = state.urls.clone();
     let f = name.to_string();
     let config = tokio::task::spawn_blocking(move || {
@@ -205,7 +184,7 @@ pub async fn update(state: &ApiState, request: &ApiRequest, raw: &str) -> Result
 /// `DeleteFunctionUrlConfig`.
 pub async fn delete(state: &ApiState, request: &ApiRequest, raw: &str) -> Result<Reply, ApiError> {
     let (name, qualifier) = subject(state, request, raw)?;
-    must_exist(state, &name, qualifier.as_deref()).await?;
+    state.must_exist(&name, qualifier.as_deref()).await?;
     let urls = state.urls.clone();
     let (f, q) = (name.to_string(), qualifier.clone());
     let deleted = tokio::task::spawn_blocking(move || urls.delete(&f, q.as_deref()))
@@ -227,7 +206,7 @@ pub async fn list(state: &ApiState, request: &ApiRequest, raw: &str) -> Result<R
             "`{raw}` must not include a qualifier for this operation"
         )));
     }
-    must_exist(state, &r.name, None).await?;
+    state.must_exist(&r.name, None).await?;
     let page = state
         .urls
         .list(
@@ -240,24 +219,6 @@ pub async fn list(state: &ApiState, request: &ApiRequest, raw: &str) -> Result<R
         StatusCode::OK,
         &page.to_json(&state.url_base, state.account.as_str()),
     ))
-}
-
-/// Forgets the URLs of a deleted function, and of a deleted alias.
-pub(crate) struct Forget(pub(crate) warden_urls::store::UrlStore);
-
-impl warden_types::change::ChangeObserver for Forget {
-    fn on_change(&self, event: &warden_types::change::ChangeEvent) {
-        use warden_types::change::Change;
-        let function = event.function.as_str();
-        let result = match &event.change {
-            Change::FunctionDeleted => self.0.delete_function(function).map(|_| ()),
-            Change::AliasDeleted { alias } => self.0.delete(function, Some(alias)).map(|_| ()),
-            _ => Ok(()),
-        };
-        if let Err(e) = result {
-            tracing::error!(function, error = %e, "could not delete function URLs");
-        }
-    }
 }
 
 /// A function URL's own answer: `{"Message": ...}` with `status`.

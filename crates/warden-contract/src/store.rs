@@ -83,10 +83,15 @@ pub enum Applicable {
     Broken(String),
 }
 
+/// Function → qualifier (empty for the function's own contract) → contract: looked up
+/// with borrowed names, so the check on every invoke allocates nothing.
+type Map = HashMap<String, HashMap<String, Stored>>;
+
 struct Inner {
+    /// Serializes writers: each writes SQLite first, then takes `map`'s write lock only to
+    /// change memory, so readers never wait for a commit.
     conn: Mutex<Connection>,
-    /// `(function, qualifier)`, the qualifier empty for the function's own contract.
-    map: RwLock<HashMap<(String, String), Stored>>,
+    map: RwLock<Map>,
     /// Events refused per function since the server started.
     refusals: Mutex<HashMap<String, u64>>,
 }
@@ -150,8 +155,8 @@ impl ContractStore {
                 let (function, qualifier, document, updated_ms) =
                     row.map_err(store("reading input contracts"))?;
                 let compiled = compile(&document);
-                map.insert(
-                    (function, qualifier),
+                map.entry(function).or_insert_with(HashMap::new).insert(
+                    qualifier,
                     Stored {
                         document,
                         updated_ms,
@@ -174,23 +179,25 @@ impl ContractStore {
     pub fn broken(&self) -> Vec<(String, String, String)> {
         self.read()
             .iter()
-            .filter_map(|((f, q), s)| {
-                s.compiled
-                    .as_ref()
-                    .err()
-                    .map(|e| (f.clone(), q.clone(), e.clone()))
+            .flat_map(|(f, by_qualifier)| {
+                by_qualifier.iter().filter_map(move |(q, s)| {
+                    s.compiled
+                        .as_ref()
+                        .err()
+                        .map(|e| (f.clone(), q.clone(), e.clone()))
+                })
             })
             .collect()
     }
 
-    fn read(&self) -> std::sync::RwLockReadGuard<'_, HashMap<(String, String), Stored>> {
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, Map> {
         self.inner
             .map
             .read()
             .unwrap_or_else(PoisonError::into_inner)
     }
 
-    fn write(&self) -> std::sync::RwLockWriteGuard<'_, HashMap<(String, String), Stored>> {
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, Map> {
         self.inner
             .map
             .write()
@@ -209,11 +216,15 @@ impl ContractStore {
         let contract = InputContract::parse(document)?;
         let compiled = Arc::new(Compiled::compile(&contract)?);
         let canonical = contract.to_json();
-        let key = (function.to_owned(), qualifier.to_owned());
         let conn = warden_sqlite::lock(&self.inner.conn);
-        let mut map = self.write();
-        if !map.contains_key(&key) && map.len() >= MAX_CONTRACTS {
-            return Err(StoreError::LimitExceeded);
+        {
+            // Writers are serialized by `conn`: the count cannot change before the insert.
+            let map = self.read();
+            let exists = map.get(function).is_some_and(|q| q.contains_key(qualifier));
+            let count: usize = map.values().map(HashMap::len).sum();
+            if !exists && count >= MAX_CONTRACTS {
+                return Err(StoreError::LimitExceeded);
+            }
         }
         let updated_ms = now_ms();
         conn.execute(
@@ -229,28 +240,40 @@ impl ContractStore {
             updated_ms,
             compiled: Ok(compiled),
         };
-        map.insert(key, stored.clone());
+        self.write()
+            .entry(function.to_owned())
+            .or_default()
+            .insert(qualifier.to_owned(), stored.clone());
+        drop(conn);
         Ok(stored)
     }
 
     /// The contract of `function` (`qualifier` empty) or of its alias `qualifier`.
     pub fn get(&self, function: &str, qualifier: &str) -> Option<Stored> {
         self.read()
-            .get(&(function.to_owned(), qualifier.to_owned()))
+            .get(function)
+            .and_then(|q| q.get(qualifier))
             .cloned()
     }
 
     /// Deletes one contract; whether there was one.
     pub fn delete(&self, function: &str, qualifier: &str) -> Result<bool, StoreError> {
         let conn = warden_sqlite::lock(&self.inner.conn);
-        let mut map = self.write();
         let n = conn
             .execute(
                 "DELETE FROM contracts WHERE function = ?1 AND qualifier = ?2",
                 params![function, qualifier],
             )
             .map_err(store("deleting an input contract"))?;
-        map.remove(&(function.to_owned(), qualifier.to_owned()));
+        let mut map = self.write();
+        if let Some(by_qualifier) = map.get_mut(function) {
+            by_qualifier.remove(qualifier);
+            if by_qualifier.is_empty() {
+                map.remove(function);
+            }
+        }
+        drop(map);
+        drop(conn);
         Ok(n > 0)
     }
 
@@ -258,13 +281,13 @@ impl ContractStore {
     /// is deleted.
     pub fn delete_function(&self, function: &str) -> Result<(), StoreError> {
         let conn = warden_sqlite::lock(&self.inner.conn);
-        let mut map = self.write();
         conn.execute(
             "DELETE FROM contracts WHERE function = ?1",
             params![function],
         )
         .map_err(store("deleting a function's input contracts"))?;
-        map.retain(|(f, _), _| f != function);
+        self.write().remove(function);
+        drop(conn);
         self.inner
             .refusals
             .lock()
@@ -301,9 +324,12 @@ impl ContractStore {
     /// the alias's own, else the function's.
     pub fn applicable(&self, function: &str, alias: Option<&str>) -> Applicable {
         let map = self.read();
+        let Some(by_qualifier) = map.get(function) else {
+            return Applicable::None;
+        };
         let stored = alias
-            .and_then(|a| map.get(&(function.to_owned(), a.to_owned())))
-            .or_else(|| map.get(&(function.to_owned(), String::new())));
+            .and_then(|a| by_qualifier.get(a))
+            .or_else(|| by_qualifier.get(""));
         match stored {
             None => Applicable::None,
             Some(Stored {

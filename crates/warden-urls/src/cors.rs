@@ -173,12 +173,7 @@ pub fn preflight(
     }
     let mut out = Vec::new();
     origin_lines(&allowed, &mut out);
-    if cors.credentials() {
-        out.push((
-            "access-control-allow-credentials".to_owned(),
-            "true".to_owned(),
-        ));
-    }
+    credentials_line(cors, &mut out);
     if !cors.allow_methods.is_empty() {
         out.push((
             "access-control-allow-methods".to_owned(),
@@ -197,6 +192,16 @@ pub fn preflight(
     Some(out)
 }
 
+/// `access-control-allow-credentials` when the URL allows credentials.
+fn credentials_line(cors: &Cors, out: &mut Vec<(String, String)>) {
+    if cors.credentials() {
+        out.push((
+            "access-control-allow-credentials".to_owned(),
+            "true".to_owned(),
+        ));
+    }
+}
+
 /// The CORS headers of a response that is not a preflight answer: none unless the
 /// request's `Origin` is allowed.
 pub fn response_headers(cors: &Cors, req_headers: &[(String, Vec<u8>)]) -> Vec<(String, String)> {
@@ -205,12 +210,7 @@ pub fn response_headers(cors: &Cors, req_headers: &[(String, Vec<u8>)]) -> Vec<(
     };
     let mut out = Vec::new();
     origin_lines(&allowed, &mut out);
-    if cors.credentials() {
-        out.push((
-            "access-control-allow-credentials".to_owned(),
-            "true".to_owned(),
-        ));
-    }
+    credentials_line(cors, &mut out);
     if !cors.expose_headers.is_empty() {
         out.push((
             "access-control-expose-headers".to_owned(),

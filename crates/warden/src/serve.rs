@@ -509,10 +509,19 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         print!("warden listening on http://{local}\nwarden function URLs on http://{url_local}\n");
         let key_usage = tokio::spawn(flush_key_usage_periodically(identity.clone()));
         let (stop_urls, urls_stopping) = tokio::sync::oneshot::channel::<()>();
+        // The URL listener's bounds come out of the API's: half as many connections (one
+        // descriptor each, where a relayed API connection costs three) and a quarter of the
+        // body memory (a URL body is at most 6 MB), so the two listeners together stay
+        // within the descriptors and memory the flags grant.
+        let url_options = warden_api::ServeOptions {
+            max_connections: (serve_options.max_connections / 2).max(32),
+            body_memory: serve_options.body_memory / 4,
+            ..serve_options.clone()
+        };
         let url_server = tokio::spawn(warden_api::serve_urls(
             url_listener,
             Arc::clone(&state),
-            serve_options.clone(),
+            url_options,
             async move {
                 let _ = urls_stopping.await;
             },

@@ -366,6 +366,28 @@ print(r.text)
     // lambda:InvokeFunction is not lambda:InvokeFunctionUrl.
     let (status, body) = signed(&invoke_only, "{}");
     assert_eq!(status, 403, "{body}");
+    // Nor does it let a caller make, change, read or delete URLs.
+    for args in [
+        vec!["create-function-url-config", "--auth-type", "NONE"],
+        vec!["update-function-url-config", "--auth-type", "NONE"],
+        vec!["get-function-url-config"],
+        vec!["delete-function-url-config"],
+        vec!["list-function-url-configs"],
+    ] {
+        let mut all = vec!["lambda"];
+        all.extend(&args);
+        all.extend(["--function-name", "private"]);
+        let out = aws_as(&s, &invoke_only, &all);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(error_code(&err), "AccessDeniedException", "{args:?}: {err}");
+    }
+    let still = s.aws(&[
+        "lambda",
+        "get-function-url-config",
+        "--function-name",
+        "private",
+    ]);
+    assert_eq!(still["AuthType"], "AWS_IAM");
     // A signature over another body is refused.
     let script = format!(
         r#"
