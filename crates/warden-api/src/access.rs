@@ -340,6 +340,7 @@ pub fn lambda_targets(state: &ApiState, request: &ApiRequest) -> Vec<Target> {
         }
         O::Invoke(n) => f("InvokeFunction", qualified(n)),
         O::InvokeAsync(n) => f("InvokeFunction", bare(n)),
+        O::InvokeWithResponseStream(n) => f("InvokeFunction", qualified(n)),
         O::PublishVersion(n) => f("PublishVersion", bare(n)),
         O::ListVersionsByFunction(n) => f("ListVersionsByFunction", bare(n)),
         O::CreateAlias(n) => f("CreateAlias", bare(n)),

@@ -159,7 +159,9 @@ impl ServiceDoor for LambdaDoor {
 
     fn body_limit(&self, operation: &Operation) -> usize {
         match operation {
-            Operation::Invoke(_) => warden_types::limits::SYNC_PAYLOAD_BYTES,
+            Operation::Invoke(_) | Operation::InvokeWithResponseStream(_) => {
+                warden_types::limits::SYNC_PAYLOAD_BYTES
+            }
             Operation::InvokeAsync(_) => warden_types::limits::ASYNC_PAYLOAD_BYTES,
             Operation::CreateFunction
             | Operation::UpdateFunctionCode(_)
@@ -171,7 +173,12 @@ impl ServiceDoor for LambdaDoor {
     /// Invoking, synchronously or not: then allowed only by a function policy naming `*`
     /// for `lambda:InvokeFunction`.
     fn anonymous_may_call(&self, operation: &Operation) -> bool {
-        matches!(operation, Operation::Invoke(_) | Operation::InvokeAsync(_))
+        matches!(
+            operation,
+            Operation::Invoke(_)
+                | Operation::InvokeAsync(_)
+                | Operation::InvokeWithResponseStream(_)
+        )
     }
 
     fn targets(

@@ -30,7 +30,6 @@ use std::collections::BTreeMap;
 use bytes::Bytes;
 use http::request::Parts;
 use http::{HeaderValue, Response, StatusCode};
-use http_body_util::Full;
 use warden_network::{
     Direction, IpProtocol, Network, NetworkError, Peer, ResourceKind, RuleSpec, SecurityGroup,
     SgRule, Subnet, TagDescription, Vpc,
@@ -406,7 +405,7 @@ async fn dispatch(state: &ApiState, request: ApiRequest) -> Result<Reply, ApiErr
     x.leaf("requestId", &request_id);
     x.raw(&body.0);
     x.raw(&format!("</{}Response>", action.name));
-    let mut r = Response::new(Full::new(Bytes::from(x.0)));
+    let mut r = Response::new(crate::ReplyBody::from(Bytes::from(x.0)));
     r.headers_mut().insert(
         http::header::CONTENT_TYPE,
         HeaderValue::from_static(CONTENT_TYPE),

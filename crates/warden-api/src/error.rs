@@ -19,7 +19,6 @@
 
 use bytes::Bytes;
 use http::{HeaderValue, Response, StatusCode};
-use http_body_util::Full;
 
 /// An error as the caller sees it.
 #[derive(Debug, Clone, PartialEq)]
@@ -137,7 +136,7 @@ impl ApiError {
 
     /// The response for this error in `protocol`; `request_id` is the one the response's
     /// `x-amzn-RequestId` header carries.
-    pub fn render(self, protocol: Protocol, request_id: &str) -> Response<Full<Bytes>> {
+    pub fn render(self, protocol: Protocol, request_id: &str) -> Response<crate::ReplyBody> {
         match protocol {
             Protocol::Json => self.into_rest_json_response(),
             Protocol::AwsJson(version) => self.into_aws_json_response(version),
@@ -148,7 +147,7 @@ impl ApiError {
     }
 
     /// rest-json (Lambda).
-    fn into_rest_json_response(self) -> Response<Full<Bytes>> {
+    fn into_rest_json_response(self) -> Response<crate::ReplyBody> {
         let mut body =
             serde_json::json!({ "Type": "User", "Message": self.message, "__type": self.code });
         if let Some(reason) = self.reason {
@@ -158,7 +157,7 @@ impl ApiError {
     }
 
     /// JSON 1.0 / 1.1: `__type` and a lower-case `message`, as KMS and its kin answer.
-    fn into_aws_json_response(self, version: JsonVersion) -> Response<Full<Bytes>> {
+    fn into_aws_json_response(self, version: JsonVersion) -> Response<crate::ReplyBody> {
         let body = serde_json::json!({ "__type": self.code, "message": self.message });
         self.json_response(body, version.content_type())
     }
@@ -167,8 +166,8 @@ impl ApiError {
         &self,
         body: serde_json::Value,
         content_type: &'static str,
-    ) -> Response<Full<Bytes>> {
-        let mut r = Response::new(Full::new(Bytes::from(body.to_string())));
+    ) -> Response<crate::ReplyBody> {
+        let mut r = Response::new(crate::ReplyBody::from(Bytes::from(body.to_string())));
         *r.status_mut() = self.status;
         let h = r.headers_mut();
         h.insert("x-amzn-errortype", HeaderValue::from_static(self.code));
@@ -187,14 +186,14 @@ impl ApiError {
         self,
         namespace: Option<&'static str>,
         request_id: &str,
-    ) -> Response<Full<Bytes>> {
+    ) -> Response<crate::ReplyBody> {
         let status = self.status;
         let body = self.into_query_error().to_xml(namespace, request_id);
         xml_response(status, body, warden_identity::CONTENT_TYPE)
     }
 
     /// rest-xml's error document, as S3 writes it.
-    fn into_rest_xml_response(self, request_id: &str) -> Response<Full<Bytes>> {
+    fn into_rest_xml_response(self, request_id: &str) -> Response<crate::ReplyBody> {
         let status = self.status;
         let error = warden_identity::QueryError {
             status: status.as_u16(),
@@ -207,7 +206,7 @@ impl ApiError {
     /// EC2's `<Response><Errors><Error>` document, with EC2's names for the common errors
     /// (`UnauthorizedOperation`, `AuthFailure`, `InvalidAction`, ...); an internal failure
     /// is `InternalError`, 503.
-    fn into_ec2_response(self, request_id: &str) -> Response<Full<Bytes>> {
+    fn into_ec2_response(self, request_id: &str) -> Response<crate::ReplyBody> {
         let status = if self.status.is_server_error() {
             StatusCode::SERVICE_UNAVAILABLE
         } else {
@@ -312,8 +311,8 @@ fn xml_response(
     status: StatusCode,
     body: String,
     content_type: &'static str,
-) -> Response<Full<Bytes>> {
-    let mut r = Response::new(Full::new(Bytes::from(body)));
+) -> Response<crate::ReplyBody> {
+    let mut r = Response::new(crate::ReplyBody::from(Bytes::from(body)));
     *r.status_mut() = status;
     r.headers_mut().insert(
         http::header::CONTENT_TYPE,
@@ -420,20 +419,15 @@ impl From<warden_control::ControlError> for ApiError {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use http_body_util::BodyExt;
 
-    fn body(r: Response<Full<Bytes>>) -> (StatusCode, http::HeaderMap, String) {
+    fn body(r: Response<crate::ReplyBody>) -> (StatusCode, http::HeaderMap, String) {
         let (parts, body) = r.into_parts();
         let bytes = collect_text(body);
         (parts.status, parts.headers, bytes)
     }
 
-    fn collect_text(body: Full<Bytes>) -> String {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .build()
-            .unwrap();
-        let collected = rt.block_on(body.collect()).unwrap().to_bytes();
-        String::from_utf8(collected.to_vec()).unwrap()
+    fn collect_text(body: crate::ReplyBody) -> String {
+        String::from_utf8(body.whole().expect("a whole body").to_vec()).unwrap()
     }
 
     #[test]

@@ -9,7 +9,7 @@ use warden_types::limits;
 
 use crate::{empty_response, json_response, ApiError, ApiRequest, ApiState, Reply};
 
-fn client_context(request: &ApiRequest) -> Result<Option<String>, ApiError> {
+pub(crate) fn client_context(request: &ApiRequest) -> Result<Option<String>, ApiError> {
     let Some(raw) = request.header("x-amz-client-context") else {
         return Ok(None);
     };
@@ -29,11 +29,8 @@ fn client_context(request: &ApiRequest) -> Result<Option<String>, ApiError> {
     Ok(Some(text))
 }
 
-pub async fn invoke(state: &ApiState, request: &ApiRequest, raw: &str) -> Result<Reply, ApiError> {
-    let function = state
-        .function_ref(raw)?
-        .with_qualifier(request.query("Qualifier").as_deref())?;
-    // Headers Lambda's `Invoke` defines that Warden does not implement: refused by name.
+/// Headers Lambda's `Invoke` defines that Warden does not implement: refused by name.
+pub(crate) fn refuse_unsupported_headers(request: &ApiRequest) -> Result<(), ApiError> {
     for (header, why) in [
         (
             "x-amz-durable-execution-name",
@@ -45,18 +42,29 @@ pub async fn invoke(state: &ApiState, request: &ApiRequest, raw: &str) -> Result
             return Err(crate::shape::unsupported(header, why));
         }
     }
+    Ok(())
+}
+
+/// `X-Amz-Log-Type`: whether the end of the log comes back (`Tail`).
+pub(crate) fn log_type(request: &ApiRequest) -> Result<bool, ApiError> {
+    match request.header("x-amz-log-type") {
+        None | Some("None") => Ok(false),
+        Some("Tail") => Ok(true),
+        Some(other) => Err(ApiError::invalid(format!(
+            "X-Amz-Log-Type `{other}` must be None or Tail"
+        ))),
+    }
+}
+
+pub async fn invoke(state: &ApiState, request: &ApiRequest, raw: &str) -> Result<Reply, ApiError> {
+    let function = state
+        .function_ref(raw)?
+        .with_qualifier(request.query("Qualifier").as_deref())?;
+    refuse_unsupported_headers(request)?;
     let invocation_type = request
         .header("x-amz-invocation-type")
         .unwrap_or("RequestResponse");
-    let tail = match request.header("x-amz-log-type") {
-        None | Some("None") => false,
-        Some("Tail") => true,
-        Some(other) => {
-            return Err(ApiError::invalid(format!(
-                "X-Amz-Log-Type `{other}` must be None or Tail"
-            )))
-        }
-    };
+    let tail = log_type(request)?;
     match invocation_type {
         "RequestResponse" => {}
         "Event" => {
@@ -97,9 +105,10 @@ pub async fn invoke(state: &ApiState, request: &ApiRequest, raw: &str) -> Result
             tail,
             client_context,
             request_id: None,
+            stream: None,
         })
         .await?;
-    let mut r = http::Response::new(http_body_util::Full::new(response.payload));
+    let mut r = http::Response::new(crate::ReplyBody::from(response.payload));
     let h = r.headers_mut();
     h.insert(
         http::header::CONTENT_TYPE,

@@ -31,13 +31,16 @@ pub mod kms;
 mod layers;
 pub mod pipeline;
 mod policy;
+mod reply;
 pub mod resolver;
 pub mod routes;
 pub mod secrets;
 mod server;
 mod shape;
+mod streaming;
 mod tags;
 pub mod url_limits;
+pub use reply::{ReplyBody, StreamBroken};
 mod urls;
 
 use std::convert::Infallible;
@@ -46,7 +49,6 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use http::{HeaderValue, Response, StatusCode};
-use http_body_util::Full;
 use hyper::body::Incoming;
 use warden_control::Control;
 use warden_engine::Engine;
@@ -250,7 +252,7 @@ impl warden_types::change::ChangeObserver for ForgetDeleted {
 }
 
 /// A response as handlers return it.
-pub type Reply = Response<Full<Bytes>>;
+pub type Reply = Response<ReplyBody>;
 
 async fn handle(
     shared: &server::Shared,
@@ -286,6 +288,7 @@ pub(crate) async fn dispatch_lambda(
     match request.operation.clone() {
         O::Invoke(f) => invoke::invoke(state, &request, &f).await,
         O::InvokeAsync(f) => invoke::invoke_async(state, &request, &f).await,
+        O::InvokeWithResponseStream(f) => streaming::invoke(state, &request, &f).await,
         O::CreateFunction => functions::create(state, &request).await,
         O::ListFunctions => functions::list(state, &request).await,
         O::GetFunction(f) => functions::get(state, &request, &f, true).await,
@@ -347,7 +350,7 @@ pub(crate) fn query(state: &ApiState, request: &ApiRequest) -> Result<Reply, Api
         .ok_or_else(ApiError::missing_authentication)?;
     let params = access::query_params(request);
     let body = state.access.identity.handle_query(&params, principal)?;
-    let mut r = Response::new(Full::new(Bytes::from(body)));
+    let mut r = Response::new(crate::ReplyBody::from(Bytes::from(body)));
     r.headers_mut().insert(
         http::header::CONTENT_TYPE,
         HeaderValue::from_static(warden_identity::CONTENT_TYPE),
@@ -357,7 +360,7 @@ pub(crate) fn query(state: &ApiState, request: &ApiRequest) -> Result<Reply, Api
 
 /// A JSON response.
 pub(crate) fn json_response(status: StatusCode, value: &serde_json::Value) -> Reply {
-    let mut r = Response::new(Full::new(Bytes::from(value.to_string())));
+    let mut r = Response::new(crate::ReplyBody::from(Bytes::from(value.to_string())));
     *r.status_mut() = status;
     r.headers_mut().insert(
         http::header::CONTENT_TYPE,
@@ -368,7 +371,7 @@ pub(crate) fn json_response(status: StatusCode, value: &serde_json::Value) -> Re
 
 /// An empty response.
 pub(crate) fn empty_response(status: StatusCode) -> Reply {
-    let mut r = Response::new(Full::new(Bytes::new()));
+    let mut r = Response::new(crate::ReplyBody::empty());
     *r.status_mut() = status;
     r
 }

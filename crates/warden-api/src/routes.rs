@@ -118,6 +118,8 @@ pub enum Operation {
     Invoke(String),
     /// The deprecated `InvokeAsync`.
     InvokeAsync(String),
+    /// `InvokeWithResponseStream`: the response as an event stream.
+    InvokeWithResponseStream(String),
     /// `PublishVersion`.
     PublishVersion(String),
     /// `ListVersionsByFunction`.
@@ -216,6 +218,7 @@ impl Operation {
             O::UpdateFunctionCode(_) => "UpdateFunctionCode",
             O::Invoke(_) => "Invoke",
             O::InvokeAsync(_) => "InvokeAsync",
+            O::InvokeWithResponseStream(_) => "InvokeWithResponseStream",
             O::PublishVersion(_) => "PublishVersion",
             O::ListVersionsByFunction(_) => "ListVersionsByFunction",
             O::CreateAlias(_) => "CreateAlias",
@@ -301,6 +304,9 @@ pub fn route(method: &Method, path: &str) -> Result<Operation, RouteError> {
         ("PUT", ["2015-03-31", "functions", f, "code"]) => O::UpdateFunctionCode(decode(f)?),
         ("POST", ["2015-03-31", "functions", f, "invocations"]) => O::Invoke(decode(f)?),
         ("POST", ["2014-11-13", "functions", f, "invoke-async"]) => O::InvokeAsync(decode(f)?),
+        ("POST", ["2021-11-15", "functions", f, "response-streaming-invocations"]) => {
+            O::InvokeWithResponseStream(decode(f)?)
+        }
         ("POST", ["2015-03-31", "functions", f, "versions"]) => O::PublishVersion(decode(f)?),
         ("GET", ["2015-03-31", "functions", f, "versions"]) => {
             O::ListVersionsByFunction(decode(f)?)

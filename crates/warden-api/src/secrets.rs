@@ -1021,6 +1021,7 @@ async fn rotate(
                 tail: false,
                 client_context: None,
                 request_id: None,
+                stream: None,
             })
             .await;
         let failed = match &outcome {

@@ -23,20 +23,27 @@
 //! 5. the body is read within the sync payload limit (or the contract's `MaxBodyBytes`);
 //! 6. the payload format 2.0 event is built, checked against the contract, and invoked;
 //! 7. the output becomes the response (`statusCode`, `headers`, `cookies`, `body`), CORS
-//!    headers are applied, and a function error is 502.
+//!    headers are applied, and a function error is 502. On a `RESPONSE_STREAM` URL, a
+//!    function that streams is answered as it writes: the head comes from the prelude of
+//!    an HTTP integration stream (`HttpResponseStream.from`), else it is 200 with the
+//!    stream's content type, and the body follows chunk by chunk; an error after the head
+//!    was sent breaks the response off (no final chunk), so the client cannot mistake a
+//!    cut response for a whole one. A function that answers without streaming is mapped
+//!    as on a `BUFFERED` URL.
 
 use std::net::SocketAddr;
 
 use bytes::Bytes;
 use http::{HeaderValue, Response, StatusCode};
-use http_body_util::Full;
 use hyper::body::Incoming;
 use serde_json::json;
 use warden_types::{FunctionName, FunctionRef, Qualifier};
 use warden_urls::{AuthType, InvokeMode, UrlConfig, UrlError};
 
 use crate::access::{self, Target};
-use crate::{body, empty_response, json_response, ApiError, ApiRequest, ApiState, Reply};
+use crate::{
+    body, empty_response, json_response, ApiError, ApiRequest, ApiState, Reply, ReplyBody,
+};
 
 /// The function and alias (`None`: `$LATEST`) a configuration operation names.
 fn subject(
@@ -72,16 +79,6 @@ fn url_error(e: UrlError) -> ApiError {
     ApiError::new(status, e.code(), e.to_string())
 }
 
-fn refuse_streaming(mode: InvokeMode) -> Result<(), ApiError> {
-    if mode == InvokeMode::ResponseStream {
-        return Err(crate::shape::unsupported(
-            "InvokeMode",
-            "RESPONSE_STREAM is not supported yet; use BUFFERED",
-        ));
-    }
-    Ok(())
-}
-
 /// A public (`NONE`) URL of an alias could never be called: AWS opens one with a
 /// permission on the alias's ARN, and Warden's function policies hold permissions on the
 /// unqualified function only. Refused rather than made unusable.
@@ -103,7 +100,6 @@ fn refuse_public_alias(qualifier: Option<&str>, auth: Option<AuthType>) -> Resul
 pub async fn create(state: &ApiState, request: &ApiRequest, raw: &str) -> Result<Reply, ApiError> {
     let (name, qualifier) = subject(state, request, raw)?;
     let input = warden_urls::parse_create_request(&request.body).map_err(url_error)?;
-    refuse_streaming(input.invoke_mode)?;
     refuse_public_alias(qualifier.as_deref(), Some(input.auth_type))?;
     state.must_exist(&name, qualifier.as_deref()).await?;
     let urls = state.urls.clone();
@@ -155,9 +151,6 @@ fn no_url(name: &FunctionName, qualifier: Option<&str>) -> ApiError {
 pub async fn update(state: &ApiState, request: &ApiRequest, raw: &str) -> Result<Reply, ApiError> {
     let (name, qualifier) = subject(state, request, raw)?;
     let input = warden_urls::parse_update_request(&request.body).map_err(url_error)?;
-    if let Some(mode) = input.invoke_mode {
-        refuse_streaming(mode)?;
-    }
     refuse_public_alias(qualifier.as_deref(), input.auth_type)?;
     state.must_exist(&name, qualifier.as_deref()).await?;
     let urls = state.urls.clone();
@@ -223,7 +216,7 @@ pub async fn list(state: &ApiState, request: &ApiRequest, raw: &str) -> Result<R
 
 /// A function URL's own answer: `{"Message": ...}` with `status`.
 fn message(status: StatusCode, text: &str) -> Reply {
-    let mut r = Response::new(Full::new(Bytes::from(
+    let mut r = Response::new(crate::ReplyBody::from(Bytes::from(
         json!({ "Message": text }).to_string(),
     )));
     *r.status_mut() = status;
@@ -491,35 +484,86 @@ async fn serve(
             return refused(state, &function, &violations.to_string());
         }
     }
-    let invoked = state
-        .engine
-        .invoke(warden_engine::InvokeRequest {
-            function: function.clone(),
-            payload: Bytes::from(event),
-            tail: false,
-            client_context: None,
-            request_id: Some(request_id.to_owned()),
-        })
-        .await;
+    let (parts_tx, parts) = if config.invoke_mode == InvokeMode::ResponseStream {
+        let (tx, rx) = tokio::sync::mpsc::channel(crate::reply::STREAM_PARTS_BUFFERED);
+        (Some(tx), Some(rx))
+    } else {
+        (None, None)
+    };
+    let invocation = warden_engine::InvokeRequest {
+        function: function.clone(),
+        payload: Bytes::from(event),
+        tail: false,
+        client_context: None,
+        request_id: Some(request_id.to_owned()),
+        stream: parts_tx,
+    };
+    let invoked = match parts {
+        None => state.engine.invoke(invocation).await,
+        Some(parts) => {
+            let engine = state.engine.clone();
+            let running = tokio::spawn(async move { engine.invoke(invocation).await });
+            let stream = UrlStream {
+                function: function.name.clone(),
+                cors: config.cors.clone(),
+                request_headers: url_request.headers.clone(),
+                in_flight: _in_flight,
+            };
+            match stream.serve(parts, running).await {
+                Ok(streamed) => return streamed,
+                Err(buffered) => buffered,
+            }
+        }
+    };
     let output = match invoked {
         Ok(o) => o,
         Err(e) => return url_reply(&ApiError::from(e)),
     };
+    let cors = config.cors.as_ref();
+    buffered_reply(&function.name, cors, &url_request.headers, &output)
+}
+
+/// The response of a function URL to a function's whole (buffered) answer.
+fn buffered_reply(
+    function: &FunctionName,
+    cors: Option<&warden_urls::Cors>,
+    request_headers: &[(String, Vec<u8>)],
+    output: &warden_engine::InvokeResponse,
+) -> Reply {
     let mut mapped = if output.function_error.is_some() {
         warden_urls::response::function_error("the function returned an error")
     } else {
         warden_urls::map_response(&output.payload)
     };
+    let body = Bytes::from(std::mem::take(&mut mapped.body));
+    head(
+        function,
+        cors,
+        request_headers,
+        mapped,
+        ReplyBody::from(body),
+    )
+}
+
+/// The response with `mapped`'s status and headers (CORS applied) and `body`; what the
+/// function's answer did wrong is logged.
+fn head(
+    function: &FunctionName,
+    cors: Option<&warden_urls::Cors>,
+    request_headers: &[(String, Vec<u8>)],
+    mut mapped: warden_urls::MappedResponse,
+    body: ReplyBody,
+) -> Reply {
     if let Some(problem) = &mapped.problem {
-        tracing::info!(function = %function.name, %problem, "function URL answered 502");
+        tracing::info!(function = %function, %problem, "function URL answered 502");
     }
     if !mapped.dropped_headers.is_empty() {
-        tracing::info!(function = %function.name, dropped = ?mapped.dropped_headers, "function URL response headers dropped");
+        tracing::info!(function = %function, dropped = ?mapped.dropped_headers, "function URL response headers dropped");
     }
-    if let Some(cors) = &config.cors {
-        warden_urls::cors::apply(cors, &url_request.headers, &mut mapped);
+    if let Some(cors) = cors {
+        warden_urls::cors::apply(cors, request_headers, &mut mapped);
     }
-    let mut r = Response::new(Full::new(Bytes::from(std::mem::take(&mut mapped.body))));
+    let mut r = Response::new(body);
     *r.status_mut() = StatusCode::from_u16(mapped.status).unwrap_or(StatusCode::BAD_GATEWAY);
     for (k, v) in mapped.header_lines() {
         if let (Ok(k), Ok(v)) = (
@@ -530,6 +574,141 @@ async fn serve(
         }
     }
     r
+}
+
+type Running =
+    tokio::task::JoinHandle<Result<warden_engine::InvokeResponse, warden_engine::InvokeError>>;
+
+/// A `RESPONSE_STREAM` URL's invocation on its way to the client.
+struct UrlStream {
+    function: FunctionName,
+    cors: Option<warden_urls::Cors>,
+    request_headers: Vec<(String, Vec<u8>)>,
+    /// The URL's in-flight count, held until the stream ends.
+    in_flight: crate::url_limits::InFlight,
+}
+
+impl UrlStream {
+    /// Answers once the function has begun streaming, with its head (from the prelude of
+    /// an HTTP integration stream, else 200 with its content type) and a body fed as the
+    /// chunks arrive; a failure after the head breaks the body off. A function that does
+    /// not stream gives back its whole answer (`Err`) to be answered as buffered.
+    async fn serve(
+        self,
+        mut parts: tokio::sync::mpsc::Receiver<warden_engine::StreamPart>,
+        mut running: Running,
+    ) -> Result<Reply, Result<warden_engine::InvokeResponse, warden_engine::InvokeError>> {
+        use warden_engine::StreamPart;
+        let content_type = match parts.recv().await {
+            Some(StreamPart::Started { content_type, .. }) => content_type,
+            Some(StreamPart::Chunk(_)) | None => {
+                return Err(match (&mut running).await {
+                    Ok(r) => r,
+                    Err(e) => {
+                        tracing::error!(error = %e, "a function URL invocation's task failed");
+                        return Ok(message(
+                            StatusCode::INTERNAL_SERVER_ERROR,
+                            "Internal Server Error",
+                        ));
+                    }
+                });
+            }
+        };
+        // The head: from the prelude, which may take several chunks to arrive.
+        let mut first = Bytes::new();
+        let mapped = if content_type == warden_urls::HTTP_INTEGRATION_CONTENT_TYPE {
+            let mut prelude = Vec::new();
+            loop {
+                match parts.recv().await {
+                    Some(StreamPart::Chunk(chunk)) => prelude.extend_from_slice(&chunk),
+                    Some(StreamPart::Started { .. }) => continue,
+                    None => break,
+                }
+                if let Some((end, body_at)) = warden_urls::prelude_end(&prelude) {
+                    first = Bytes::from(prelude.split_off(body_at));
+                    prelude.truncate(end);
+                    break;
+                }
+                if prelude.len() > warden_urls::MAX_PRELUDE_BYTES {
+                    break;
+                }
+            }
+            if prelude.len() > warden_urls::MAX_PRELUDE_BYTES {
+                warden_urls::function_error(
+                    "the response stream's prelude has no end within its first 64 KiB",
+                )
+            } else {
+                // A stream that ended without the delimiter: all of it is the prelude (a
+                // function that wrote only a head).
+                warden_urls::map_stream_prelude(&prelude)
+            }
+        } else {
+            warden_urls::stream_head(&content_type)
+        };
+        if mapped.problem.is_some() {
+            // Nothing of the function's answer is sent; it runs to its end unread.
+            tokio::spawn(drain(parts, running));
+            let cors = self.cors.as_ref();
+            let body = Bytes::from(mapped.body.clone());
+            return Ok(head(
+                &self.function,
+                cors,
+                &self.request_headers,
+                mapped,
+                ReplyBody::from(body),
+            ));
+        }
+        let (body_tx, body) = ReplyBody::channel();
+        let reply = head(
+            &self.function,
+            self.cors.as_ref(),
+            &self.request_headers,
+            mapped,
+            body,
+        );
+        let function = self.function;
+        let in_flight = self.in_flight;
+        tokio::spawn(async move {
+            let _in_flight = in_flight;
+            let mut client = Some(body_tx);
+            let mut pending = Some(first);
+            loop {
+                let chunk = match pending.take() {
+                    Some(c) => c,
+                    None => match parts.recv().await {
+                        Some(StreamPart::Chunk(c)) => c,
+                        Some(StreamPart::Started { .. }) => continue,
+                        None => break,
+                    },
+                };
+                if let Some(tx) = &client {
+                    if tx.send(Ok(chunk)).await.is_err() {
+                        client = None;
+                    }
+                }
+            }
+            let failed = match running.await {
+                Ok(Ok(r)) => r.function_error.is_some(),
+                Ok(Err(_)) | Err(_) => true,
+            };
+            if failed {
+                tracing::info!(function = %function, "a function URL's response stream ended in an error; the response was broken off");
+                if let Some(tx) = client {
+                    let _ = tx.send(Err(crate::StreamBroken)).await;
+                }
+            }
+        });
+        Ok(reply)
+    }
+}
+
+/// Reads what is left of a stream nobody will see, so that the function is not blocked.
+async fn drain(
+    mut parts: tokio::sync::mpsc::Receiver<warden_engine::StreamPart>,
+    running: Running,
+) {
+    while parts.recv().await.is_some() {}
+    let _ = running.await;
 }
 
 /// The authorization target of an invocation through `config`'s URL.

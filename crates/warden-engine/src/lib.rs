@@ -16,6 +16,7 @@ pub mod logs;
 mod memory;
 mod queue;
 mod registry;
+mod stream;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -39,6 +40,7 @@ use logs::{LogCapture, LogSink};
 use memory::MemoryGrant;
 pub use memory::{host_memory_bytes, BudgetError, BudgetSetting, MemoryBudget};
 use registry::Registry;
+pub use stream::StreamPart;
 
 /// Settings of the engine; every field has a documented default in the binary.
 #[derive(Debug, Clone)]
@@ -232,6 +234,11 @@ pub struct InvokeRequest {
     pub client_context: Option<String>,
     /// The request id to use (async events keep theirs across retries); new if `None`.
     pub request_id: Option<String>,
+    /// Where a streamed response goes as the function writes it
+    /// (`InvokeWithResponseStream`, `RESPONSE_STREAM` URLs). Without it, a function that
+    /// streams is answered with its chunks collected into one response, within the
+    /// buffered limit.
+    pub stream: Option<tokio::sync::mpsc::Sender<StreamPart>>,
 }
 
 /// The result of an invocation that ran (or tried to).
@@ -245,6 +252,9 @@ pub struct InvokeResponse {
     pub log_tail: Option<String>,
     /// The version that ran (`X-Amz-Executed-Version`).
     pub executed_version: String,
+    /// Whether the response went to the request's `stream` (then `payload` holds only the
+    /// error JSON of a function that failed mid-stream).
+    pub streamed: bool,
 }
 
 type PoolKey = (FunctionName, String, String);
@@ -976,6 +986,7 @@ impl Engine {
     ) -> InvokeResponse {
         let timeout = Duration::from_secs(u64::from(config.timeout_seconds));
         let started = Instant::now();
+        let deadline = tokio::time::Instant::now() + timeout;
         let deadline_ms = warden_types::now_millis() + timeout.as_millis() as i64;
         let (reply_tx, reply_rx) = oneshot::channel();
         let function = &config.name;
@@ -1007,12 +1018,37 @@ impl Engine {
                 r = &mut reply_rx => r.map_err(|_| ExitStatus::Lost).map(Some),
                 // A runtime may post its response and exit at once: the response wins.
                 status = instance.exited() => reply_rx.try_recv().map(Some).map_err(|_| status),
-                _ = tokio::time::sleep(timeout) => Ok(None),
+                _ = tokio::time::sleep_until(deadline) => Ok(None),
             }
+        };
+        let (outcome, streamed) = match outcome {
+            Ok(Some(Outcome::Streaming(s))) => {
+                stream::relay(
+                    s,
+                    request.stream.as_ref(),
+                    &config.version,
+                    instance,
+                    deadline,
+                    warden_types::limits::SYNC_PAYLOAD_BYTES,
+                )
+                .await
+            }
+            other => (other, false),
         };
         let (payload, function_error) = match outcome {
             Ok(Some(Outcome::Response(body))) => (body, None),
             Ok(Some(Outcome::FunctionError { body, .. })) => (body, Some("Unhandled")),
+            // `relay` resolves every stream into one of the other outcomes.
+            Ok(Some(Outcome::Streaming(_))) => {
+                instance.doom();
+                (
+                    error_json(
+                        "Runtime.InvalidStateTransition",
+                        "a streamed response did not end",
+                    ),
+                    Some("Unhandled"),
+                )
+            }
             Ok(Some(Outcome::ResponseTooLarge)) => {
                 // The runtime's `/response` was refused, possibly mid-upload; runtimes
                 // differ in whether they survive that (`lambda_runtime` exits, at once or a
@@ -1089,6 +1125,7 @@ impl Engine {
             function_error,
             log_tail: tail.map(|t| t.last_4k().to_owned()),
             executed_version: config.version.clone(),
+            streamed,
         }
     }
 
@@ -1218,6 +1255,7 @@ impl Engine {
             function_error: Some("Unhandled"),
             log_tail: tail_text,
             executed_version: config.version.clone(),
+            streamed: false,
         }
     }
 

@@ -107,6 +107,7 @@ impl Engine {
             tail: false,
             client_context: None,
             request_id: Some(event.id.clone()),
+            stream: None,
         };
         let result = self.invoke(request).await;
         let store = Arc::clone(&self.inner.store);

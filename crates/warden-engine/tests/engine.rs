@@ -24,6 +24,7 @@ fn request(function: &str, payload: serde_json::Value) -> InvokeRequest {
         tail: true,
         client_context: None,
         request_id: None,
+        stream: None,
     }
 }
 

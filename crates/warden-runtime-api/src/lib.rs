@@ -32,6 +32,18 @@ pub use routes::{parse_route, Route};
 
 /// Largest response or error body an instance may post (Lambda's 6 MB).
 pub const MAX_RESPONSE_BYTES: usize = 6 * 1024 * 1024;
+/// Largest streamed response (Lambda's 200 MB).
+pub const MAX_STREAMED_BYTES: u64 = 200 * 1024 * 1024;
+/// How much of a streamed response goes as fast as the function writes it; the rest is
+/// read at [`STREAM_BYTES_PER_SECOND`], as Lambda caps it.
+pub const STREAM_BURST_BYTES: u64 = 6 * 1024 * 1024;
+/// The bandwidth of a streamed response past its first [`STREAM_BURST_BYTES`].
+pub const STREAM_BYTES_PER_SECOND: u64 = 2 * 1024 * 1024;
+/// Chunks of a streamed response held between the instance and the caller: beyond it the
+/// instance's writes wait, so a slow caller slows the function instead of filling memory.
+const STREAM_CHUNKS_BUFFERED: usize = 8;
+/// The largest chunk handed on at once: a bigger frame is cut into pieces of this size.
+const STREAM_CHUNK_BYTES: usize = 256 * 1024;
 /// Largest init error body accepted.
 const MAX_ERROR_BYTES: usize = 1024 * 1024;
 
@@ -57,7 +69,7 @@ pub struct Invocation {
 }
 
 /// How an invocation ended, as reported by the instance.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug)]
 pub enum Outcome {
     /// `/invocation/{id}/response`: the function's result.
     Response(Bytes),
@@ -70,6 +82,42 @@ pub enum Outcome {
     },
     /// The response exceeded [`MAX_RESPONSE_BYTES`].
     ResponseTooLarge,
+    /// `/invocation/{id}/response` in the streaming response mode
+    /// (`Lambda-Runtime-Function-Response-Mode: streaming`): the response arrives as the
+    /// instance writes it.
+    Streaming(ResponseStream),
+}
+
+/// A response the instance is streaming: its chunks as they arrive, then how it ended.
+#[derive(Debug)]
+pub struct ResponseStream {
+    /// The `Content-Type` the runtime declared (`application/octet-stream` if none).
+    pub content_type: String,
+    /// The chunks, in order; closed once the instance's body ended.
+    pub chunks: mpsc::Receiver<Bytes>,
+    /// How the stream ended; sent once `chunks` is closed.
+    pub end: oneshot::Receiver<StreamEnd>,
+}
+
+/// How a streamed response ended.
+#[derive(Debug, Clone, PartialEq)]
+pub enum StreamEnd {
+    /// The body ended without an error trailer.
+    Complete,
+    /// The runtime reported an error mid-stream in the trailers
+    /// `Lambda-Runtime-Function-Error-Type` and `Lambda-Runtime-Function-Error-Body`
+    /// (base64 of the error JSON).
+    Error {
+        /// The error type trailer, if sent.
+        error_type: Option<String>,
+        /// The decoded error body; a synthesised error JSON if the trailer was missing or
+        /// not base64.
+        body: Bytes,
+    },
+    /// The body went past [`MAX_STREAMED_BYTES`]; the rest was refused.
+    TooLarge,
+    /// The instance's connection broke before the body ended.
+    Interrupted,
 }
 
 struct InFlight {
@@ -237,6 +285,7 @@ async fn handle(api: Arc<InstanceApi>, req: http::Request<Incoming>) -> Result<R
     let route = parse_route(req.method(), req.uri().path());
     Ok(match route {
         Route::Next => next(&api).await,
+        Route::Response(id) if is_streaming(&req) => stream(&api, &id, req).await,
         Route::Response(id) => {
             let body = read_body(req, MAX_RESPONSE_BYTES).await;
             finish(&api, &id, |body| body.map(Outcome::Response), body)
@@ -342,39 +391,55 @@ async fn next(api: &InstanceApi) -> Reply {
     r
 }
 
+/// Why a `/response` or `/error` post names no invocation in flight.
+enum NotInFlight {
+    /// Another invocation is in flight.
+    OtherId,
+    /// None is.
+    Nothing,
+}
+
+impl NotInFlight {
+    fn reply(self) -> Reply {
+        match self {
+            Self::OtherId => error(
+                StatusCode::BAD_REQUEST,
+                "InvalidRequestID",
+                "request id does not match the current invocation",
+            ),
+            Self::Nothing => error(
+                StatusCode::FORBIDDEN,
+                "InvalidStateTransition",
+                "no invocation is in progress",
+            ),
+        }
+    }
+}
+
+/// Takes the in-flight invocation `id` names.
+fn take_current(api: &InstanceApi, id: &str) -> Result<InFlight, NotInFlight> {
+    let mut current = lock(&api.current);
+    match current.take() {
+        Some(f) if f.request_id == id => Ok(f),
+        Some(other) => {
+            *current = Some(other);
+            Err(NotInFlight::OtherId)
+        }
+        None => Err(NotInFlight::Nothing),
+    }
+}
+
 fn finish(
     api: &InstanceApi,
     id: &str,
     outcome: impl FnOnce(Option<Bytes>) -> Option<Outcome>,
     body: Option<Bytes>,
 ) -> Reply {
-    let mut current = lock(&api.current);
-    match current.as_ref() {
-        Some(f) if f.request_id == id => {}
-        Some(_) => {
-            return error(
-                StatusCode::BAD_REQUEST,
-                "InvalidRequestID",
-                "request id does not match the current invocation",
-            )
-        }
-        None => {
-            return error(
-                StatusCode::FORBIDDEN,
-                "InvalidStateTransition",
-                "no invocation is in progress",
-            )
-        }
-    }
-    let too_large = body.is_none();
-    let Some(in_flight) = current.take() else {
-        return error(
-            StatusCode::FORBIDDEN,
-            "InvalidStateTransition",
-            "no invocation is in progress",
-        );
+    let in_flight = match take_current(api, id) {
+        Ok(f) => f,
+        Err(refusal) => return refusal.reply(),
     };
-    drop(current);
+    let too_large = body.is_none();
     let _ = in_flight
         .reply
         .send(outcome(body).unwrap_or(Outcome::ResponseTooLarge));
@@ -386,6 +451,134 @@ fn finish(
         )
     } else {
         accepted()
+    }
+}
+
+/// Whether a `/response` post is in the streaming response mode.
+fn is_streaming(req: &http::Request<Incoming>) -> bool {
+    req.headers()
+        .get("lambda-runtime-function-response-mode")
+        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"streaming"))
+}
+
+/// A `/response` in the streaming mode: the invocation's outcome is a [`ResponseStream`]
+/// handed over at once; the body's frames follow as they arrive, within Lambda's size and
+/// bandwidth limits, and the trailers say how it ended. The runtime is answered when the
+/// body has ended.
+async fn stream(api: &InstanceApi, id: &str, req: http::Request<Incoming>) -> Reply {
+    let in_flight = match take_current(api, id) {
+        Ok(f) => f,
+        Err(refusal) => return refusal.reply(),
+    };
+    let content_type = header_string(&req, "content-type")
+        .unwrap_or_else(|| "application/octet-stream".to_owned());
+    let (chunks_tx, chunks) = mpsc::channel(STREAM_CHUNKS_BUFFERED);
+    let (end_tx, end) = oneshot::channel();
+    let _ = in_flight.reply.send(Outcome::Streaming(ResponseStream {
+        content_type,
+        chunks,
+        end,
+    }));
+    let mut body = req.into_body();
+    let mut sent: u64 = 0;
+    let mut pace = Pace::new();
+    let ended = loop {
+        let Some(frame) = body.frame().await else {
+            break StreamEnd::Complete;
+        };
+        let frame = match frame {
+            Ok(f) => f,
+            Err(_) => break StreamEnd::Interrupted,
+        };
+        let frame = match frame.into_data() {
+            Ok(data) => data,
+            Err(frame) => match frame.into_trailers() {
+                Ok(trailers) => break trailer_end(&trailers),
+                Err(_) => continue,
+            },
+        };
+        sent += frame.len() as u64;
+        if sent > MAX_STREAMED_BYTES {
+            break StreamEnd::TooLarge;
+        }
+        let mut rest = frame;
+        while !rest.is_empty() {
+            let piece = rest.split_to(rest.len().min(STREAM_CHUNK_BYTES));
+            pace.wait(piece.len() as u64).await;
+            // A caller that went away does not stop the function: its output is dropped.
+            let _ = chunks_tx.send(piece).await;
+        }
+    };
+    drop(chunks_tx);
+    let reply = match &ended {
+        StreamEnd::TooLarge => error(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "RequestEntityTooLarge",
+            "streamed response exceeds 209715200 bytes",
+        ),
+        _ => accepted(),
+    };
+    let _ = end_tx.send(ended);
+    reply
+}
+
+/// How a stream's trailers end it: an error when `Lambda-Runtime-Function-Error-Type` or
+/// `-Body` is there.
+fn trailer_end(trailers: &http::HeaderMap) -> StreamEnd {
+    let error_type = trailers
+        .get("lambda-runtime-function-error-type")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let raw_body = trailers.get("lambda-runtime-function-error-body");
+    if error_type.is_none() && raw_body.is_none() {
+        return StreamEnd::Complete;
+    }
+    use base64::Engine as _;
+    let body = raw_body
+        .and_then(|v| {
+            base64::engine::general_purpose::STANDARD
+                .decode(v.as_bytes())
+                .ok()
+        })
+        .map(Bytes::from)
+        .unwrap_or_else(|| {
+            let kind = error_type.as_deref().unwrap_or("Runtime.StreamError");
+            serde_json::json!({ "errorType": kind, "errorMessage": "the function failed while streaming its response" })
+                .to_string()
+                .into()
+        });
+    StreamEnd::Error { error_type, body }
+}
+
+/// Lambda's streaming bandwidth: the first [`STREAM_BURST_BYTES`] as fast as they come,
+/// then [`STREAM_BYTES_PER_SECOND`].
+struct Pace {
+    started: Option<tokio::time::Instant>,
+    counted: u64,
+    total: u64,
+}
+
+impl Pace {
+    fn new() -> Self {
+        Self {
+            started: None,
+            counted: 0,
+            total: 0,
+        }
+    }
+
+    async fn wait(&mut self, bytes: u64) {
+        self.total += bytes;
+        if self.total <= STREAM_BURST_BYTES {
+            return;
+        }
+        let started = *self.started.get_or_insert_with(tokio::time::Instant::now);
+        self.counted += bytes.min(self.total - STREAM_BURST_BYTES);
+        let due = started
+            + std::time::Duration::from_secs_f64(
+                self.counted as f64 / STREAM_BYTES_PER_SECOND as f64,
+            );
+        tokio::time::sleep_until(due).await;
     }
 }
 
@@ -415,4 +608,194 @@ pub fn trace_id(epoch_secs: u64, random: u128) -> String {
 /// Method check used by the route parser.
 fn is(method: &Method, expected: &Method) -> bool {
     method == expected
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::{Read, Write};
+
+    /// A runtime's end of the API: plain HTTP/1.1 over one socket, so the exact bytes of a
+    /// chunked body and its trailers are what the test says.
+    struct Runtime(std::net::TcpStream);
+
+    impl Runtime {
+        fn connect(addr: std::net::SocketAddr) -> Self {
+            let s = std::net::TcpStream::connect(addr).expect("connect");
+            s.set_read_timeout(Some(std::time::Duration::from_secs(10)))
+                .expect("timeout");
+            Self(s)
+        }
+
+        fn send(&mut self, bytes: &[u8]) {
+            self.0.write_all(bytes).expect("write");
+        }
+
+        /// Reads one response head and its `Content-Length` body; returns the status line
+        /// and the body.
+        fn response(&mut self) -> (String, String) {
+            let mut buf = Vec::new();
+            let mut byte = [0u8; 1];
+            while !buf.ends_with(b"\r\n\r\n") {
+                self.0.read_exact(&mut byte).expect("read head");
+                buf.push(byte[0]);
+            }
+            let head = String::from_utf8(buf).expect("utf-8");
+            let length = head
+                .lines()
+                .find_map(|l| {
+                    l.to_ascii_lowercase()
+                        .strip_prefix("content-length: ")
+                        .map(str::to_owned)
+                })
+                .and_then(|v| v.trim().parse::<usize>().ok())
+                .unwrap_or(0);
+            let mut body = vec![0u8; length];
+            self.0.read_exact(&mut body).expect("read body");
+            (
+                head.lines().next().unwrap_or_default().to_owned(),
+                String::from_utf8(body).expect("utf-8"),
+            )
+        }
+    }
+
+    /// Serves an instance's API, submits one invocation and lets a runtime take it.
+    async fn invocation_taken() -> (InstanceChannel, Runtime, oneshot::Receiver<Outcome>) {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let channel = InstanceChannel::serve(listener).expect("serve");
+        let (reply, outcome) = oneshot::channel();
+        assert!(channel.submit(Invocation {
+            request_id: "req-1".into(),
+            payload: Bytes::from_static(b"{}"),
+            deadline_ms: 0,
+            function_arn: "arn:aws:lambda:us-east-1:123456789012:function:f".into(),
+            trace_id: "Root=1-0-0".into(),
+            client_context: None,
+            cognito_identity: None,
+            reply,
+        }));
+        let runtime = tokio::task::spawn_blocking(move || {
+            let mut r = Runtime::connect(addr);
+            r.send(b"GET /2018-06-01/runtime/invocation/next HTTP/1.1\r\nhost: x\r\n\r\n");
+            let (status, body) = r.response();
+            assert!(status.contains("200"), "{status}");
+            assert_eq!(body, "{}");
+            r
+        })
+        .await
+        .expect("runtime");
+        (channel, runtime, outcome)
+    }
+
+    const STREAM_HEAD: &[u8] = b"POST /2018-06-01/runtime/invocation/req-1/response HTTP/1.1\r\n\
+        host: x\r\ncontent-type: text/plain\r\n\
+        lambda-runtime-function-response-mode: streaming\r\n\
+        transfer-encoding: chunked\r\n\
+        trailer: Lambda-Runtime-Function-Error-Type, Lambda-Runtime-Function-Error-Body\r\n\r\n";
+
+    #[tokio::test]
+    async fn a_streamed_response_arrives_chunk_by_chunk_and_ends_complete() {
+        let (_channel, mut runtime, outcome) = invocation_taken().await;
+        let mut runtime = tokio::task::spawn_blocking(move || {
+            runtime.send(STREAM_HEAD);
+            runtime.send(b"5\r\nfirst\r\n");
+            runtime
+        })
+        .await
+        .expect("runtime");
+        let Ok(Outcome::Streaming(mut stream)) = outcome.await else {
+            panic!("a streaming outcome");
+        };
+        assert_eq!(stream.content_type, "text/plain");
+        // The first chunk is here before the body has ended.
+        assert_eq!(stream.chunks.recv().await.as_deref(), Some(&b"first"[..]));
+        let answer = tokio::task::spawn_blocking(move || {
+            runtime.send(b"6\r\nsecond\r\n0\r\n\r\n");
+            runtime.response()
+        });
+        assert_eq!(stream.chunks.recv().await.as_deref(), Some(&b"second"[..]));
+        assert_eq!(stream.chunks.recv().await, None);
+        assert_eq!(stream.end.await, Ok(StreamEnd::Complete));
+        let (status, _) = answer.await.expect("answer");
+        assert!(status.contains("202"), "{status}");
+    }
+
+    #[tokio::test]
+    async fn an_error_trailer_ends_the_stream_with_the_function_error() {
+        let (_channel, mut runtime, outcome) = invocation_taken().await;
+        let answer = tokio::task::spawn_blocking(move || {
+            runtime.send(STREAM_HEAD);
+            // base64 of {"errorType":"Error","errorMessage":"boom"}
+            runtime.send(
+                b"7\r\npartial\r\n0\r\nLambda-Runtime-Function-Error-Type: Error\r\n\
+                  Lambda-Runtime-Function-Error-Body: eyJlcnJvclR5cGUiOiJFcnJvciIsImVycm9yTWVzc2FnZSI6ImJvb20ifQ==\r\n\r\n",
+            );
+            runtime.response()
+        });
+        let Ok(Outcome::Streaming(mut stream)) = outcome.await else {
+            panic!("a streaming outcome");
+        };
+        assert_eq!(stream.chunks.recv().await.as_deref(), Some(&b"partial"[..]));
+        assert_eq!(stream.chunks.recv().await, None);
+        assert_eq!(
+            stream.end.await,
+            Ok(StreamEnd::Error {
+                error_type: Some("Error".into()),
+                body: Bytes::from_static(br#"{"errorType":"Error","errorMessage":"boom"}"#),
+            })
+        );
+        let (status, _) = answer.await.expect("answer");
+        assert!(status.contains("202"), "{status}");
+    }
+
+    #[tokio::test]
+    async fn a_stream_for_another_request_id_is_refused_and_changes_nothing() {
+        let (channel, mut runtime, _outcome) = invocation_taken().await;
+        let (status, body) = tokio::task::spawn_blocking(move || {
+            runtime.send(
+                b"POST /2018-06-01/runtime/invocation/other/response HTTP/1.1\r\nhost: x\r\n\
+                  lambda-runtime-function-response-mode: streaming\r\ncontent-length: 0\r\n\r\n",
+            );
+            runtime.response()
+        })
+        .await
+        .expect("answer");
+        assert!(status.contains("400"), "{status}");
+        assert!(body.contains("InvalidRequestID"), "{body}");
+        // The invocation is still in flight, and still the runtime's to answer.
+        assert_eq!(channel.abandon().len(), 1);
+    }
+
+    #[test]
+    fn trailers_without_an_error_end_complete_and_a_bad_body_is_replaced() {
+        assert_eq!(trailer_end(&http::HeaderMap::new()), StreamEnd::Complete);
+        let mut t = http::HeaderMap::new();
+        t.insert(
+            "lambda-runtime-function-error-type",
+            HeaderValue::from_static("Custom"),
+        );
+        t.insert(
+            "lambda-runtime-function-error-body",
+            HeaderValue::from_static("not base64!"),
+        );
+        let StreamEnd::Error { error_type, body } = trailer_end(&t) else {
+            panic!("an error");
+        };
+        assert_eq!(error_type.as_deref(), Some("Custom"));
+        let body: serde_json::Value = serde_json::from_slice(&body).expect("json");
+        assert_eq!(body["errorType"], "Custom");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn past_the_burst_a_stream_is_paced_at_two_megabytes_a_second() {
+        let mut pace = Pace::new();
+        let start = tokio::time::Instant::now();
+        pace.wait(STREAM_BURST_BYTES).await;
+        assert_eq!(start.elapsed(), std::time::Duration::ZERO);
+        pace.wait(STREAM_BYTES_PER_SECOND).await;
+        pace.wait(STREAM_BYTES_PER_SECOND).await;
+        let elapsed = start.elapsed().as_secs_f64();
+        assert!((1.99..2.01).contains(&elapsed), "{elapsed}");
+    }
 }

@@ -41,5 +41,8 @@ pub use model::{
     parse_update_request, route, AuthType, Cors, CreateUrlRequest, InvokeMode, UpdateUrlRequest,
     UrlBase, UrlConfig, UrlPage, PATH_PREFIX, URL_ID_LEN,
 };
-pub use response::{function_error, map_response, MappedResponse};
+pub use response::{
+    function_error, map_response, map_stream_prelude, prelude_end, stream_head, MappedResponse,
+    HTTP_INTEGRATION_CONTENT_TYPE, MAX_PRELUDE_BYTES,
+};
 pub use store::{UrlStore, MAX_LIST_ITEMS, MAX_URL_CONFIGS};

@@ -223,6 +223,61 @@ fn described(obj: &serde_json::Map<String, Value>) -> Result<MappedResponse, Str
     Ok(response)
 }
 
+/// The content type a streaming function declares when its stream begins with an HTTP
+/// response description (Node.js `awslambda.HttpResponseStream.from`): a JSON prelude,
+/// then [`PRELUDE_DELIMITER`], then the body.
+pub const HTTP_INTEGRATION_CONTENT_TYPE: &str =
+    "application/vnd.awslambda.http-integration-response";
+/// What ends the prelude of an HTTP integration stream: eight NUL bytes.
+pub const PRELUDE_DELIMITER: [u8; 8] = [0; 8];
+/// The largest prelude accepted; a stream without a delimiter within it is a 502.
+pub const MAX_PRELUDE_BYTES: usize = 64 * 1024;
+
+/// Where the prelude of an HTTP integration stream ends: the length of the prelude and of
+/// the delimiter after it, if `buffer` holds the whole delimiter.
+pub fn prelude_end(buffer: &[u8]) -> Option<(usize, usize)> {
+    buffer
+        .windows(PRELUDE_DELIMITER.len())
+        .position(|w| w == PRELUDE_DELIMITER)
+        .map(|at| (at, at + PRELUDE_DELIMITER.len()))
+}
+
+/// The head of a streamed response made from its prelude (a JSON object with
+/// `statusCode`, 200 when absent, `headers` and `cookies`, by the same rules as a buffered
+/// response description; a `body` in it is ignored, the stream is the body). Anything
+/// unusable is the platform's 502.
+pub fn map_stream_prelude(prelude: &[u8]) -> MappedResponse {
+    let mut obj = match serde_json::from_slice::<Value>(prelude) {
+        Ok(Value::Object(obj)) => obj,
+        Ok(_) => return function_error("the response stream's prelude is not a JSON object"),
+        Err(e) => return function_error(format!("the response stream's prelude is not JSON: {e}")),
+    };
+    obj.entry("statusCode").or_insert(Value::from(200));
+    obj.remove("body");
+    obj.remove("isBase64Encoded");
+    match described(&obj) {
+        Ok(r) => r,
+        Err(problem) => function_error(problem),
+    }
+}
+
+/// The head of a streamed response without a prelude: 200, with the content type the
+/// function declared (`application/octet-stream` when it cannot be written as a header).
+pub fn stream_head(content_type: &str) -> MappedResponse {
+    let mut response = MappedResponse {
+        status: 200,
+        headers: Vec::new(),
+        cookies: Vec::new(),
+        body: Vec::new(),
+        dropped_headers: Vec::new(),
+        problem: None,
+    };
+    if !response.set_header("content-type", content_type) {
+        response.set_header("content-type", "application/octet-stream");
+    }
+    response
+}
+
 /// Standard base64, padded or not, line breaks and spaces ignored.
 fn decode_base64(s: &str) -> Option<Vec<u8>> {
     let compact: String = s.chars().filter(|c| !c.is_ascii_whitespace()).collect();
@@ -396,6 +451,51 @@ mod tests {
             if r.status != 502 || r.problem.is_none() {
                 prop_assert_eq!(i64::from(r.status), status);
             }
+        }
+    }
+
+    #[test]
+    fn a_stream_prelude_is_the_head_of_the_response() {
+        let r = map_stream_prelude(
+            br#"{"statusCode":201,"headers":{"Content-Type":"text/plain","X-A":"1"},"cookies":["a=1"],"body":"ignored"}"#,
+        );
+        assert_eq!(r.status, 201);
+        assert_eq!(r.header("content-type"), Some("text/plain"));
+        assert_eq!(r.header("x-a"), Some("1"));
+        assert_eq!(r.cookies, vec!["a=1".to_owned()]);
+        assert!(r.body.is_empty());
+        assert_eq!(map_stream_prelude(b"{}").status, 200);
+        for bad in [&b"[1]"[..], b"not json", br#"{"statusCode":"x"}"#] {
+            assert_eq!(map_stream_prelude(bad).status, 502);
+        }
+        assert_eq!(
+            stream_head("text/event-stream").header("content-type"),
+            Some("text/event-stream")
+        );
+        assert_eq!(
+            stream_head("bad\r\nx: y").header("content-type"),
+            Some("application/octet-stream")
+        );
+    }
+
+    #[test]
+    fn the_prelude_ends_at_eight_nul_bytes() {
+        let mut stream = br#"{"statusCode":200}"#.to_vec();
+        assert_eq!(prelude_end(&stream), None);
+        stream.extend_from_slice(&[0; 7]);
+        assert_eq!(prelude_end(&stream), None);
+        stream.extend_from_slice(&[0, b'h', b'i']);
+        assert_eq!(prelude_end(&stream), Some((18, 26)));
+    }
+
+    proptest! {
+        #[test]
+        fn prelude_end_finds_the_first_delimiter(head in proptest::collection::vec(1u8.., 0..200), tail in proptest::collection::vec(any::<u8>(), 0..50)) {
+            let mut stream = head.clone();
+            stream.extend_from_slice(&PRELUDE_DELIMITER);
+            stream.extend_from_slice(&tail);
+            prop_assert_eq!(prelude_end(&stream), Some((head.len(), head.len() + 8)));
+            let _ = map_stream_prelude(&head);
         }
     }
 }

@@ -16,6 +16,12 @@
 //   `Invoke Error` event. An uncaught exception or an unhandled rejection fails the
 //   invocation in progress (or init) and ends the process (status 129 or 128); the
 //   platform starts a new one.
+// - A handler wrapped in `awslambda.streamifyResponse` is called as
+//   `(event, responseStream, context)` and streams its answer: the Runtime API's streaming
+//   response mode (a chunked `/response` with `Lambda-Runtime-Function-Response-Mode:
+//   streaming`), opened at its first write; an error after that is told in the trailers
+//   `Lambda-Runtime-Function-Error-Type` and `-Body`. `awslambda.HttpResponseStream.from`
+//   writes the HTTP prelude a function URL reads its status and headers from.
 // - `console.*` writes one log event per call: `<time>\t<request id>\t<LEVEL>\t<message>`,
 //   or one JSON object with `AWS_LAMBDA_LOG_FORMAT=JSON`. The line breaks of a message are
 //   written as carriage returns; the platform's log capture turns them back into line
@@ -27,6 +33,7 @@ import { createRequire } from 'node:module';
 import { dirname, join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { format, inspect, types } from 'node:util';
+import { Writable } from 'node:stream';
 
 const TASK_ROOT = process.env.LAMBDA_TASK_ROOT ?? '/var/task';
 const JSON_LOGS = (process.env.AWS_LAMBDA_LOG_FORMAT ?? '').toUpperCase() === 'JSON';
@@ -217,6 +224,122 @@ function logError(label, thrown) {
   log('ERROR', [label, `\t${json}`]);
 }
 
+// ---- response streaming ----
+
+const STREAMING = Symbol.for('aws.lambda.runtime.handler.streaming');
+const HTTP_INTEGRATION = 'application/vnd.awslambda.http-integration-response';
+
+// The stream a streaming handler writes its answer to. The request to the Runtime API is
+// opened at the first write (or at the end, for an empty answer), so that a handler that
+// fails before writing is answered with an ordinary `/error`.
+class ResponseStream extends Writable {
+  constructor(path) {
+    super();
+    this.path = path;
+    this.contentType = 'application/octet-stream';
+    this.request = undefined;
+    this.finished = new Promise((resolve, reject) => ((this.resolveFinished = resolve), (this.rejectFinished = reject)));
+  }
+
+  setContentType(type) {
+    if (this.request) throw new Error('the content type must be set before the first write');
+    this.contentType = String(type);
+  }
+
+  open() {
+    if (this.request) return this.request;
+    const headers = {
+      'Content-Type': this.contentType,
+      'Lambda-Runtime-Function-Response-Mode': 'streaming',
+      'Transfer-Encoding': 'chunked',
+      Trailer: 'Lambda-Runtime-Function-Error-Type, Lambda-Runtime-Function-Error-Body',
+    };
+    const options = { host: API_HOST, port: API_PORT, method: 'POST', path: `/2018-06-01/runtime${this.path}`, agent: AGENT, headers };
+    this.request = request(options, (res) => {
+      res.resume();
+      res.on('end', () => this.resolveFinished(res.statusCode));
+      res.on('error', this.rejectFinished);
+    });
+    this.request.on('error', this.rejectFinished);
+    this.request.flushHeaders();
+    return this.request;
+  }
+
+  _write(chunk, encoding, done) {
+    this.open().write(chunk, encoding, done);
+  }
+
+  _final(done) {
+    this.open().end();
+    done();
+  }
+
+  // Ends the stream with an error in its trailers.
+  fail(thrown) {
+    const payload = errorPayload(thrown);
+    const type = String(payload.errorType).replace(/[^\x20-\x7e]/g, (c) => encodeURIComponent(c));
+    const req = this.open();
+    req.addTrailers({
+      'Lambda-Runtime-Function-Error-Type': type,
+      'Lambda-Runtime-Function-Error-Body': Buffer.from(JSON.stringify(payload)).toString('base64'),
+    });
+    req.end();
+  }
+}
+
+// `awslambda.HttpResponseStream.from(stream, { statusCode, headers, cookies })`: the head
+// of a function URL's response, written before the body.
+class HttpResponseStream {
+  static from(stream, prelude) {
+    stream.setContentType(HTTP_INTEGRATION);
+    stream.write(JSON.stringify(prelude ?? {}));
+    stream.write(new Uint8Array(8));
+    return stream;
+  }
+}
+
+globalThis.awslambda = {
+  streamifyResponse(handler) {
+    if (typeof handler !== 'function') throw new TypeError('streamifyResponse expects a function');
+    handler[STREAMING] = 'response';
+    return handler;
+  },
+  HttpResponseStream,
+};
+
+// Runs a streaming handler: its answer is the stream; the invocation is done once the
+// stream's request has been answered.
+function runStreaming(runtime, event, context, path, post, fail) {
+  const stream = new ResponseStream(path);
+  let settled = false;
+  const failStreaming = (error) => {
+    if (settled) return;
+    settled = true;
+    if (!stream.request) return fail(error); // nothing written yet: an ordinary error
+    post(() => {
+      logError('Invoke Error', error);
+      stream.fail(error);
+      return stream.finished;
+    });
+  };
+  const succeed = () => {
+    if (settled) return;
+    settled = true;
+    post(() => {
+      if (!stream.writableEnded) stream.end();
+      return stream.finished;
+    });
+  };
+  stream.on('error', failStreaming);
+  try {
+    const returned = runtime.handler(event, stream, context);
+    if (returned && typeof returned.then === 'function') returned.then(succeed, failStreaming);
+    else stream.on('finish', succeed);
+  } catch (e) {
+    failStreaming(e);
+  }
+}
+
 // ---- loading the handler ----
 
 // Modules load with a `require` of this file's, so a missing module's require stack ends
@@ -401,7 +524,12 @@ function runInvocation(runtime, { id, headers, body }, resolveInvocation) {
       getRemainingTimeInMillis: () => deadline - Date.now(),
     };
     // An event that is not JSON fails the invocation with the parser's SyntaxError.
-    const returned = runtime.handler(JSON.parse(body), context, callback);
+    const parsed = JSON.parse(body);
+    if (runtime.handler[STREAMING] === 'response') {
+      onEmptyLoop = () => {};
+      return runStreaming(runtime, parsed, context, `${path}/response`, post, fail);
+    }
+    const returned = runtime.handler(parsed, context, callback);
     if (returned && typeof returned.then === 'function') {
       returned.then(succeed, failed);
     } else if (returned !== undefined && runtime.handler.length < 3) {

@@ -36,5 +36,6 @@ mod python_runtime;
 mod runtimes;
 mod sandbox;
 mod secrets;
+mod streaming;
 mod urls;
 mod warden_cli;

@@ -14,7 +14,7 @@ use serde_json::{json, Value};
 use crate::harness::{invoke_seen, zip_dir, Seen, Server, EXEC_ROLE};
 
 /// The runtime of the host's `node` (`nodejs20.x`...), which Warden finds on `PATH`.
-fn node_runtime() -> &'static str {
+pub(crate) fn node_runtime() -> &'static str {
     static NAME: OnceLock<String> = OnceLock::new();
     NAME.get_or_init(|| {
         let out = std::process::Command::new("node")
@@ -366,16 +366,12 @@ exports.neverCalls = (event, context, callback) => {};
 /// The wrapper that runs the reference client (its `bin/index.mjs <handler>`) instead of
 /// Warden's bootstrap: Lambda starts it with the runtime's command line, whose first word
 /// is the interpreter.
-const NODE_RIC_WRAPPER: &str =
+pub(crate) const NODE_RIC_WRAPPER: &str =
     "#!/bin/sh\ncd /var/task && exec \"$1\" /var/task/ric/bin/index.mjs \"$_HANDLER\"\n";
 
 /// A package with the differential handlers and `aws-lambda-ric` (its `bin`, `dist` and
 /// manifest: all it needs at run time) under `ric/`.
 fn diff_package() -> PathBuf {
-    let ric = PathBuf::from(
-        std::env::var("WARDEN_TEST_NODE_RIC")
-            .expect("WARDEN_TEST_NODE_RIC is not set: run the tests with `cargo xtask ci`"),
-    );
     let dir = tempfile::tempdir().unwrap().keep();
     let write = |rel: &str, text: &str| {
         let p = dir.join(rel);
@@ -389,7 +385,17 @@ fn diff_package() -> PathBuf {
     );
     write("nested/deep/mod.js", "exports.go = async () => 'deep';\n");
     write("syntax.js", "exports.handler = async () => {;\n");
-    write("ric.sh", NODE_RIC_WRAPPER);
+    add_ric(&dir);
+    zip_dir(&dir)
+}
+
+/// Puts `aws-lambda-ric` under `dir/ric/` and the wrapper that runs it at `dir/ric.sh`.
+pub(crate) fn add_ric(dir: &Path) {
+    let ric = PathBuf::from(
+        std::env::var("WARDEN_TEST_NODE_RIC")
+            .expect("WARDEN_TEST_NODE_RIC is not set: run the tests with `cargo xtask ci`"),
+    );
+    std::fs::write(dir.join("ric.sh"), NODE_RIC_WRAPPER).unwrap();
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(dir.join("ric.sh"), std::fs::Permissions::from_mode(0o755)).unwrap();
     std::fs::create_dir_all(dir.join("ric")).unwrap();
@@ -402,7 +408,6 @@ fn diff_package() -> PathBuf {
             .unwrap();
         assert!(status.success(), "copying aws-lambda-ric's {part}");
     }
-    zip_dir(&dir)
 }
 
 /// The file of either runtime, as error messages name it (a require stack).

@@ -277,7 +277,7 @@ print(r.status_code)
         "NONE",
     ]);
     assert_eq!(error_code(&err), "ResourceConflictException", "{err}");
-    let err = s.aws_err(&[
+    let updated = s.aws(&[
         "lambda",
         "update-function-url-config",
         "--function-name",
@@ -285,7 +285,16 @@ print(r.status_code)
         "--invoke-mode",
         "RESPONSE_STREAM",
     ]);
-    assert!(err.contains("InvokeMode"), "refused by name: {err}");
+    assert_eq!(updated["InvokeMode"], "RESPONSE_STREAM", "{updated}");
+    let err = s.aws_err(&[
+        "lambda",
+        "update-function-url-config",
+        "--function-name",
+        "web",
+        "--invoke-mode",
+        "STREAMING",
+    ]);
+    assert_eq!(error_code(&err), "ValidationException", "{err}");
     s.aws(&[
         "lambda",
         "delete-function-url-config",
