@@ -25,10 +25,24 @@ pub struct StreamBroken;
 #[derive(Debug)]
 pub struct ReplyBody(Inner);
 
-#[derive(Debug)]
 enum Inner {
     Whole(Option<Bytes>),
-    Stream(mpsc::Receiver<Result<Bytes, StreamBroken>>),
+    Stream {
+        parts: mpsc::Receiver<Result<Bytes, StreamBroken>>,
+        /// Kept until the body is dropped: the connection's mark that a response is in
+        /// progress, so that a stream paused between chunks is never taken for an idle
+        /// connection and evicted.
+        held: Option<Box<dyn Send + Sync>>,
+    },
+}
+
+impl std::fmt::Debug for Inner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Inner::Whole(b) => f.debug_tuple("Whole").field(b).finish(),
+            Inner::Stream { .. } => f.write_str("Stream"),
+        }
+    }
 }
 
 impl ReplyBody {
@@ -41,14 +55,27 @@ impl ReplyBody {
     /// dropped, or breaks off at an `Err`.
     pub(crate) fn channel() -> (mpsc::Sender<Result<Bytes, StreamBroken>>, Self) {
         let (tx, rx) = mpsc::channel(STREAM_PARTS_BUFFERED);
-        (tx, Self(Inner::Stream(rx)))
+        let inner = Inner::Stream {
+            parts: rx,
+            held: None,
+        };
+        (tx, Self(inner))
+    }
+
+    /// Keeps `guard` alive for as long as a streamed body is; a whole body drops it at
+    /// once (the connection tracks what is left to write of it).
+    pub(crate) fn hold(mut self, guard: impl Send + Sync + 'static) -> Self {
+        if let Inner::Stream { held, .. } = &mut self.0 {
+            *held = Some(Box::new(guard));
+        }
+        self
     }
 
     /// The whole body, when it is not a stream (for tests and callers that read it).
     pub fn whole(&self) -> Option<&[u8]> {
         match &self.0 {
             Inner::Whole(b) => Some(b.as_deref().unwrap_or_default()),
-            Inner::Stream(_) => None,
+            Inner::Stream { .. } => None,
         }
     }
 }
@@ -81,8 +108,8 @@ impl Body for ReplyBody {
     ) -> Poll<Option<Result<Frame<Bytes>, StreamBroken>>> {
         match &mut self.0 {
             Inner::Whole(b) => Poll::Ready(b.take().map(|b| Ok(Frame::data(b)))),
-            Inner::Stream(rx) => loop {
-                return match rx.poll_recv(cx) {
+            Inner::Stream { parts, .. } => loop {
+                return match parts.poll_recv(cx) {
                     // An empty part would end a chunked body early: skipped.
                     Poll::Ready(Some(Ok(b))) if b.is_empty() => continue,
                     Poll::Ready(Some(r)) => Poll::Ready(Some(r.map(Frame::data))),
@@ -100,7 +127,7 @@ impl Body for ReplyBody {
     fn size_hint(&self) -> SizeHint {
         match &self.0 {
             Inner::Whole(b) => SizeHint::with_exact(b.as_ref().map_or(0, |b| b.len() as u64)),
-            Inner::Stream(_) => SizeHint::default(),
+            Inner::Stream { .. } => SizeHint::default(),
         }
     }
 }
@@ -137,5 +164,18 @@ mod tests {
             tx.send(Err(StreamBroken)).await.expect("open");
         });
         assert!(body.collect().await.is_err());
+    }
+
+    #[test]
+    fn a_stream_holds_its_guard_until_dropped_and_a_whole_body_does_not() {
+        let guard = std::sync::Arc::new(());
+        let (_tx, body) = ReplyBody::channel();
+        let body = body.hold(std::sync::Arc::clone(&guard));
+        assert_eq!(std::sync::Arc::strong_count(&guard), 2);
+        drop(body);
+        assert_eq!(std::sync::Arc::strong_count(&guard), 1);
+        let whole = ReplyBody::from(Bytes::from_static(b"x")).hold(std::sync::Arc::clone(&guard));
+        assert_eq!(std::sync::Arc::strong_count(&guard), 1);
+        drop(whole);
     }
 }

@@ -258,8 +258,8 @@ async fn connection(
                 Listener::Api => crate::handle(&shared, peer, req).await,
                 Listener::Urls => Ok(crate::urls::handle(&shared, peer, req).await),
             };
-            drop(busy);
-            response
+            // A streamed body keeps the connection busy until it ends.
+            response.map(|r| r.map(|body| body.hold(busy)))
         }
     });
     let served = builder.serve_connection(io, service);
