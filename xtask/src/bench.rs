@@ -143,6 +143,8 @@ fn start_under(root: &Path, wrapper: &[String], extra: &[String]) -> Result<Serv
             "127.0.0.1:0",
             "--url-listen",
             "127.0.0.1:0",
+            "--metrics-listen",
+            "127.0.0.1:0",
             "--log",
             "warn",
             "--account-id",

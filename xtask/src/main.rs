@@ -199,6 +199,26 @@ fn tools(root: &Path) -> Result<ToolEnv> {
             })
             .context("the network tests need nftables (`nft`): install it")?;
     }
+    // The metrics test scrapes Warden with a real Prometheus server (Debian: `prometheus`).
+    if !has("prometheus") {
+        let install = || {
+            run(Command::new("apt-get")
+                .env("DEBIAN_FRONTEND", "noninteractive")
+                .args([
+                    "install",
+                    "-y",
+                    "--no-install-recommends",
+                    "-q",
+                    "prometheus",
+                ]))
+        };
+        install()
+            .or_else(|_| {
+                run(Command::new("apt-get").args(["update", "-q"]))?;
+                install()
+            })
+            .context("the metrics tests need a Prometheus server (`prometheus`): install it")?;
+    }
     let ric_prefix = root.join(".test-tools/node-ric");
     let ric = ric_prefix.join("node_modules/aws-lambda-ric");
     if !ric.join("dist/rapid-client.node").exists() {

@@ -43,6 +43,7 @@ const ALLOWED_DEPENDENCIES: &[(&str, &[&str])] = &[
     ("warden-egress", &["warden-sqlite"]),
     ("warden-contract", &["warden-sqlite"]),
     ("warden-urls", &["warden-sqlite"]),
+    ("warden-metrics", &["warden-sqlite"]),
     ("warden-executor", &["warden-sandbox", "warden-egress"]),
     (
         "warden-engine",
@@ -85,6 +86,7 @@ const ALLOWED_DEPENDENCIES: &[(&str, &[&str])] = &[
             "warden-dnsfw",
             "warden-contract",
             "warden-urls",
+            "warden-metrics",
         ],
     ),
     (
@@ -120,6 +122,7 @@ const ALLOWED_DEPENDENCIES: &[(&str, &[&str])] = &[
             "warden-dnsfw",
             "warden-contract",
             "warden-urls",
+            "warden-metrics",
         ],
     ),
 ];

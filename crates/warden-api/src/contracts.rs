@@ -154,7 +154,7 @@ pub fn admit(state: &ApiState, function: &FunctionRef, payload: &[u8]) -> Result
     match state.contracts.applicable(function.name.as_str(), alias) {
         Applicable::None => check_json(payload),
         Applicable::Contract(contract) => contract.check_event(payload).map_err(|violations| {
-            state.contracts.record_refusal(function.name.as_str());
+            state.count_contract_refusal(function.name.as_str());
             tracing::info!(
                 function = %function.name,
                 violations = violations.len(),
@@ -165,7 +165,7 @@ pub fn admit(state: &ApiState, function: &FunctionRef, payload: &[u8]) -> Result
             ))
         }),
         Applicable::Broken(why) => {
-            state.contracts.record_refusal(function.name.as_str());
+            state.count_contract_refusal(function.name.as_str());
             Err(ApiError::new(
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "ServiceException",

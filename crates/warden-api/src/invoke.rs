@@ -79,6 +79,7 @@ pub async fn invoke(state: &ApiState, request: &ApiRequest, raw: &str) -> Result
                 .engine
                 .enqueue(&function, request.body.clone())
                 .await?;
+            received(state, &function);
             let mut r = empty_response(StatusCode::ACCEPTED);
             if let Ok(v) = HeaderValue::from_str(&id) {
                 r.headers_mut().insert("x-amzn-requestid", v);
@@ -140,8 +141,18 @@ pub async fn invoke_async(
         .engine
         .enqueue(&function, Bytes::clone(&request.body))
         .await?;
+    received(state, &function);
     Ok(json_response(
         StatusCode::ACCEPTED,
         &serde_json::json!({ "Status": 202 }),
     ))
+}
+
+/// Counts an asynchronous event queued for `function`.
+fn received(state: &ApiState, function: &warden_types::FunctionRef) {
+    state.metrics.count(
+        warden_metrics::Counter::AsyncEventsReceived,
+        Some(function.name.as_str()),
+        None,
+    );
 }

@@ -34,6 +34,7 @@ mod policy;
 mod reply;
 pub mod resolver;
 pub mod routes;
+mod scrape;
 pub mod secrets;
 mod server;
 mod shape;
@@ -58,8 +59,8 @@ pub use error::ApiError;
 pub use pipeline::{Pipeline, Validate};
 pub use routes::Operation;
 pub use server::{
-    serve, serve_urls, ServeOptions, DEFAULT_BODY_MEMORY_BYTES, DEFAULT_HEADER_TIMEOUT,
-    MAX_DEFAULT_CONNECTIONS, MIN_BODY_MEMORY_BYTES,
+    serve, serve_metrics, serve_urls, ServeOptions, DEFAULT_BODY_MEMORY_BYTES,
+    DEFAULT_HEADER_TIMEOUT, MAX_DEFAULT_CONNECTIONS, MIN_BODY_MEMORY_BYTES,
 };
 
 /// A request as the pipeline and handlers see it.
@@ -125,6 +126,9 @@ pub struct ApiState {
     pub url_base: warden_urls::model::UrlBase,
     /// The rate and in-flight limits of function URLs.
     pub url_limits: url_limits::UrlLimits,
+    /// The live metrics: the API counts refusals (authentication, authorization, input
+    /// contracts) and asynchronous events received; the engine's observer counts the rest.
+    pub metrics: Arc<warden_metrics::Metrics>,
 }
 
 impl ApiState {
@@ -150,6 +154,7 @@ impl ApiState {
         urls: warden_urls::store::UrlStore,
         url_base: warden_urls::model::UrlBase,
         url_limits: url_limits::UrlLimitSettings,
+        metrics: Arc<warden_metrics::Metrics>,
     ) -> Self {
         let access = Arc::new(access);
         control.subscribe(Arc::new(engine.clone()));
@@ -177,7 +182,34 @@ impl ApiState {
             urls,
             url_base,
             url_limits: url_limits::UrlLimits::new(url_limits),
+            metrics,
         }
+    }
+
+    /// Counts a refused request in the security metrics: an authentication failure, or an
+    /// access denial (of the function `function`, when one was named).
+    pub(crate) fn count_refusal(&self, error: &ApiError, function: Option<&str>) {
+        use warden_metrics::Counter;
+        let counter = match error.code {
+            "UnrecognizedClientException"
+            | "InvalidSignatureException"
+            | "IncompleteSignatureException"
+            | "ExpiredTokenException"
+            | "MissingAuthenticationTokenException" => Counter::AuthenticationFailures,
+            "AccessDeniedException" => Counter::AccessDenied,
+            _ => return,
+        };
+        self.metrics.count(counter, function, None);
+    }
+
+    /// Counts an event or URL request the input contract of `function` refused.
+    pub(crate) fn count_contract_refusal(&self, function: &str) {
+        self.contracts.record_refusal(function);
+        self.metrics.count(
+            warden_metrics::Counter::InputValidationRejects,
+            Some(function),
+            None,
+        );
     }
 
     /// Parses a function reference from a path or body, checking account and region.
@@ -268,7 +300,10 @@ async fn handle(
         .await
     {
         Ok(r) => r,
-        Err(e) => e.render(service.protocol(), &request_id),
+        Err(e) => {
+            state.count_refusal(&e, None);
+            e.render(service.protocol(), &request_id)
+        }
     };
     if let Ok(v) = HeaderValue::from_str(&request_id) {
         response

@@ -114,6 +114,8 @@ pub(crate) enum Listener {
     Api,
     /// Function URLs only.
     Urls,
+    /// `GET /metrics` only: the Prometheus text format.
+    Metrics,
 }
 
 /// Serves the API on `listener` until `shutdown` resolves, then waits (up to 10 s) for
@@ -136,6 +138,18 @@ pub async fn serve_urls(
     shutdown: impl Future<Output = ()>,
 ) {
     serve_as(Listener::Urls, listener, state, options, shutdown).await;
+}
+
+/// Serves the live metrics in the Prometheus text format (`GET /metrics`) on `listener`,
+/// until `shutdown` resolves. Unauthenticated, as Prometheus scrapes: it names functions
+/// and counts their invocations, and shows nothing else; loopback unless configured.
+pub async fn serve_metrics(
+    listener: tokio::net::TcpListener,
+    state: Arc<ApiState>,
+    options: ServeOptions,
+    shutdown: impl Future<Output = ()>,
+) {
+    serve_as(Listener::Metrics, listener, state, options, shutdown).await;
 }
 
 async fn serve_as(
@@ -257,6 +271,7 @@ async fn connection(
             let response = match shared.listener {
                 Listener::Api => crate::handle(&shared, peer, req).await,
                 Listener::Urls => Ok(crate::urls::handle(&shared, peer, req).await),
+                Listener::Metrics => Ok(crate::scrape::handle(&shared.state, &req)),
             };
             // A streamed body keeps the connection busy until it ends.
             response.map(|r| r.map(|body| body.hold(busy)))

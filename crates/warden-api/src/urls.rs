@@ -37,6 +37,7 @@ use bytes::Bytes;
 use http::{HeaderValue, Response, StatusCode};
 use hyper::body::Incoming;
 use serde_json::json;
+use warden_metrics::Counter;
 use warden_types::{FunctionName, FunctionRef, Qualifier};
 use warden_urls::{AuthType, InvokeMode, UrlConfig, UrlError};
 
@@ -227,7 +228,9 @@ fn message(status: StatusCode, text: &str) -> Reply {
     r
 }
 
-fn forbidden() -> Reply {
+/// 403 `{"Message":"Forbidden"}`, counted in the security metrics.
+fn refused_caller(state: &ApiState, counter: Counter, function: Option<&str>) -> Reply {
+    state.metrics.count(counter, function, None);
     message(StatusCode::FORBIDDEN, "Forbidden")
 }
 
@@ -346,7 +349,7 @@ async fn serve(
         warden_contract::store::Applicable::None => None,
         warden_contract::store::Applicable::Contract(c) => Some(c),
         warden_contract::store::Applicable::Broken(_) => {
-            state.contracts.record_refusal(function.name.as_str());
+            state.count_contract_refusal(function.name.as_str());
             return message(StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error");
         }
     };
@@ -388,10 +391,15 @@ async fn serve(
             Ok(Some(p)) => Some(p),
             Ok(None) => {
                 body::discard(expects_continue, incoming);
-                return forbidden();
+                return refused_caller(
+                    state,
+                    Counter::AuthenticationFailures,
+                    Some(function.name.as_str()),
+                );
             }
             Err(e) => {
                 body::discard(expects_continue, incoming);
+                state.count_refusal(&e, Some(function.name.as_str()));
                 return url_reply(&e);
             }
         },
@@ -402,7 +410,7 @@ async fn serve(
                 .is_err()
             {
                 body::discard(expects_continue, incoming);
-                return forbidden();
+                return refused_caller(state, Counter::AccessDenied, Some(function.name.as_str()));
             }
             None
         }
@@ -438,7 +446,10 @@ async fn serve(
         let proven =
             match access::finish_authentication(state, &request, pending, &sha256, "lambda") {
                 Ok(p) => p,
-                Err(e) => return url_reply(&e),
+                Err(e) => {
+                    state.count_refusal(&e, Some(function.name.as_str()));
+                    return url_reply(&e);
+                }
             };
         let principal = proven.principal;
         let target = target(state, &config, &function, "AWS_IAM");
@@ -446,7 +457,7 @@ async fn serve(
             .await
             .is_err()
         {
-            return forbidden();
+            return refused_caller(state, Counter::AccessDenied, Some(function.name.as_str()));
         }
         iam = Some(warden_urls::IamCaller {
             access_key: proven.access_key_id,
@@ -728,7 +739,7 @@ fn target(state: &ApiState, config: &UrlConfig, function: &FunctionRef, auth: &s
 /// A request the function's contract refuses: 400 with the violations, counted and logged
 /// without the request.
 fn refused(state: &ApiState, function: &FunctionRef, violations: &str) -> Reply {
-    state.contracts.record_refusal(function.name.as_str());
+    state.count_contract_refusal(function.name.as_str());
     tracing::info!(function = %function.name, "function URL request refused by the input contract");
     let mut r = message(
         StatusCode::BAD_REQUEST,

@@ -73,6 +73,8 @@ pub enum InvocationEvent<'a> {
     Finished {
         /// The function.
         function: &'a FunctionName,
+        /// The version that ran.
+        version: &'a str,
         /// Its figures (the `REPORT` line's).
         report: &'a Report,
         /// Whether the caller gets a function error.
@@ -83,9 +85,32 @@ pub enum InvocationEvent<'a> {
     },
 }
 
+/// An asynchronous event's attempts, as the queue's worker makes them (each attempt that
+/// runs is also an invocation, with its own events).
+#[derive(Debug)]
+pub enum AsyncEvent<'a> {
+    /// The first attempt of an event is about to run.
+    FirstAttempt {
+        /// The function.
+        function: &'a FunctionName,
+        /// How long the event waited in the queue, ms.
+        age_ms: u64,
+    },
+    /// The event is dropped: its last attempt failed, or it grew too old.
+    Dropped {
+        /// The function.
+        function: &'a FunctionName,
+    },
+}
+
 /// Watches invocations. Called on the invocation's path: an observer must not block (hand
 /// slow work to a queue of its own).
 pub trait InvocationObserver: Send + Sync + 'static {
     /// Sees one event.
     fn observe(&self, event: &InvocationEvent<'_>);
+
+    /// Sees one asynchronous event's progress; ignored unless overridden.
+    fn observe_async(&self, event: &AsyncEvent<'_>) {
+        let _ = event;
+    }
 }

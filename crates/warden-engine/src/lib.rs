@@ -32,7 +32,7 @@ use warden_store::{BlobStore, LogSource, Store, StoreError};
 use warden_types::{AccountId, FunctionName, FunctionRef, FunctionVersion, Qualifier, Region};
 
 pub use concurrency::{Concurrency, ThrottleReason};
-pub use events::{InvocationEvent, InvocationObserver};
+pub use events::{AsyncEvent, InvocationEvent, InvocationObserver};
 pub use instance::{cpu_percent, instance_limits, SERVED_SERVICES};
 use instance::{instance_spec, Instance, Lifetime, RuntimeSettings};
 pub use logs::LogLimits;
@@ -1114,6 +1114,7 @@ impl Engine {
             &instance.logs,
             &InvocationEvent::Finished {
                 function,
+                version: &config.version,
                 report: &report,
                 function_error: function_error.is_some(),
                 instance_ending: function_error.is_some(),
@@ -1147,6 +1148,12 @@ impl Engine {
     fn observe(&self, event: &InvocationEvent<'_>) {
         for observer in &self.inner.observers {
             observer.observe(event);
+        }
+    }
+
+    fn observe_async(&self, event: &events::AsyncEvent<'_>) {
+        for observer in &self.inner.observers {
+            observer.observe_async(event);
         }
     }
 
@@ -1244,6 +1251,7 @@ impl Engine {
             log,
             &InvocationEvent::Finished {
                 function,
+                version: &config.version,
                 report: &report,
                 function_error: true,
                 instance_ending: true,

@@ -109,6 +109,13 @@ impl Engine {
             request_id: Some(event.id.clone()),
             stream: None,
         };
+        if event.attempts == 0 {
+            let age = warden_types::now_millis() - event.enqueued_ms;
+            self.observe_async(&crate::events::AsyncEvent::FirstAttempt {
+                function: &event.function,
+                age_ms: u64::try_from(age).unwrap_or(0),
+            });
+        }
         let result = self.invoke(request).await;
         let store = Arc::clone(&self.inner.store);
         let id = event.id.clone();
@@ -141,6 +148,9 @@ impl Engine {
             }
             _ => {
                 if !succeeded {
+                    self.observe_async(&crate::events::AsyncEvent::Dropped {
+                        function: &event.function,
+                    });
                     tracing::warn!(event = %id, function = %event.function, attempt, "async invocation dropped after its last attempt");
                 }
                 blocking(move || store.complete_event(&lease)).await

@@ -404,6 +404,12 @@ impl Metrics {
         });
     }
 
+    /// An invocation that began and whose end will never be seen (its caller went away):
+    /// its concurrency is given back, nothing is counted.
+    pub fn abandoned(&self, function: &str, version: &str) {
+        self.each(Some(function), Some(version), Series::leave);
+    }
+
     /// How many times a series was not made because the cap was reached (each record that
     /// wanted one counts).
     pub fn refused_series(&self) -> u64 {

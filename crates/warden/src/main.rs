@@ -10,6 +10,7 @@ mod codedir;
 mod doctor;
 mod firewall;
 mod iam;
+mod metrics;
 mod node;
 mod runtime;
 mod serve;

@@ -22,6 +22,11 @@ pub struct ServeArgs {
     /// cap and body budget). Loopback only unless `--allow-non-loopback` is given.
     #[arg(long, env = "WARDEN_URL_LISTEN", default_value = "127.0.0.1:9701")]
     url_listen: SocketAddr,
+    /// Address of the metrics listener (`GET /metrics`, the Prometheus text format;
+    /// unauthenticated, as Prometheus scrapes). Loopback only unless `--allow-non-loopback`
+    /// is given; `off` serves no metrics listener.
+    #[arg(long, env = "WARDEN_METRICS_LISTEN", default_value = "127.0.0.1:9702")]
+    metrics_listen: MetricsListen,
     /// The domain function URLs' host names end in:
     /// `<url-id>.lambda-url.<region>.<domain>`.
     #[arg(long, env = "WARDEN_URL_DOMAIN", default_value = "localhost")]
@@ -146,6 +151,23 @@ pub struct ServeArgs {
     log: String,
 }
 
+/// `--metrics-listen`: an address, or `off`.
+#[derive(Debug, Clone, Copy)]
+pub struct MetricsListen(Option<SocketAddr>);
+
+impl std::str::FromStr for MetricsListen {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        if s == "off" {
+            return Ok(Self(None));
+        }
+        s.parse()
+            .map(|a| Self(Some(a)))
+            .map_err(|_| format!("`{s}` is neither an address (IP:PORT) nor `off`"))
+    }
+}
+
 pub(crate) fn default_data_dir() -> PathBuf {
     if let Some(x) = std::env::var_os("XDG_DATA_HOME").filter(|v| !v.is_empty()) {
         return PathBuf::from(x).join("warden");
@@ -227,7 +249,12 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         // Colour only for a person at a terminal: a log file or a pipe gets plain text.
         .with_ansi(colour_on_stderr())
         .init();
-    for address in [args.listen, args.url_listen] {
+    let listeners = [
+        Some(args.listen),
+        Some(args.url_listen),
+        args.metrics_listen.0,
+    ];
+    for address in listeners.into_iter().flatten() {
         if !address.ip().is_loopback() && !args.allow_non_loopback {
             bail!(
                 "refusing to listen on non-loopback address `{address}`: pass --allow-non-loopback to expose Warden beyond this machine"
@@ -376,6 +403,36 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
             loopback: url_local.ip().to_string(),
             ..warden_urls::model::UrlBase::new(region.as_str(), url_local.port())
         };
+        let metrics_listener = match args.metrics_listen.0 {
+            Some(address) => Some(
+                tokio::net::TcpListener::bind(address)
+                    .await
+                    .with_context(|| format!("cannot listen on `{address}` for metrics"))?,
+            ),
+            None => None,
+        };
+        let metrics = Arc::new(warden_metrics::Metrics::new(
+            warden_metrics::DEFAULT_MAX_SERIES,
+        ));
+        let metrics_observer = crate::metrics::MetricsObserver::new(Arc::clone(&metrics));
+        let metric_store = Arc::new(
+            warden_metrics::store::MetricStore::open(&data_dir.join("metrics.db"))
+                .context("cannot open the metrics database")?,
+        );
+        let (stop_aggregator, aggregator_stopping) = std::sync::mpsc::channel::<()>();
+        let aggregator =
+            warden_metrics::aggregate::Aggregator::new(Arc::clone(&metrics), metric_store)
+                .spawn(aggregator_stopping)?;
+        let sweeper = {
+            let observer = Arc::clone(&metrics_observer);
+            tokio::spawn(async move {
+                let mut every = tokio::time::interval(Duration::from_secs(60));
+                loop {
+                    every.tick().await;
+                    observer.sweep();
+                }
+            })
+        };
         let [first, second] = [args.async_retry_delays_ms[0], args.async_retry_delays_ms[1]];
         let config = warden_engine::EngineConfig {
             account: account.clone(),
@@ -407,8 +464,8 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
                 executor: executor.clone(),
                 blobs: Arc::clone(&blobs),
                 credentials: Arc::new(RoleSessions(identity.clone())),
-                // Metrics and audit subscribe here once they exist.
-                observers: Vec::new(),
+                // Audit subscribes here once it exists.
+                observers: vec![metrics_observer.clone() as Arc<dyn warden_engine::InvocationObserver>],
                 keyring: Arc::clone(&keyring),
                 egress: match &firewall {
                     Some(f) => Arc::new(crate::firewall::FirewallPolicies(Arc::clone(f))),
@@ -466,6 +523,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
                 per_source: warden_api::url_limits::Rate::per_second(args.url_source_rate),
                 max_in_flight: args.url_max_in_flight as usize,
             },
+            Arc::clone(&metrics),
         ));
         // Security groups now have a source; their changes reach the kernel at once.
         let network_follower = firewall.as_ref().map(|f| {
@@ -506,7 +564,11 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         // Machine-readable lines for scripts and tests that start Warden on port 0.
         // One write, so that a reader that stops after the first line never makes the
         // second fail.
-        print!("warden listening on http://{local}\nwarden function URLs on http://{url_local}\n");
+        let metrics_line = match &metrics_listener {
+            Some(l) => format!("warden metrics on http://{}/metrics\n", l.local_addr()?),
+            None => String::new(),
+        };
+        print!("warden listening on http://{local}\nwarden function URLs on http://{url_local}\n{metrics_line}");
         let key_usage = tokio::spawn(flush_key_usage_periodically(identity.clone()));
         let (stop_urls, urls_stopping) = tokio::sync::oneshot::channel::<()>();
         // The URL listener's bounds come out of the API's: half as many connections (one
@@ -518,6 +580,22 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
             body_memory: serve_options.body_memory / 4,
             ..serve_options.clone()
         };
+        let (stop_metrics, metrics_stopping) = tokio::sync::oneshot::channel::<()>();
+        let metrics_server = metrics_listener.map(|listener| {
+            let options = warden_api::ServeOptions {
+                max_connections: 16,
+                body_memory: warden_api::MIN_BODY_MEMORY_BYTES,
+                ..serve_options.clone()
+            };
+            tokio::spawn(warden_api::serve_metrics(
+                listener,
+                Arc::clone(&state),
+                options,
+                async move {
+                    let _ = metrics_stopping.await;
+                },
+            ))
+        });
         let url_server = tokio::spawn(warden_api::serve_urls(
             url_listener,
             Arc::clone(&state),
@@ -529,7 +607,14 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         warden_api::serve(listener, state, serve_options, shutdown_signal()).await;
         tracing::info!("shutting down");
         let _ = stop_urls.send(());
+        let _ = stop_metrics.send(());
         let _ = tokio::time::timeout(Duration::from_secs(11), url_server).await;
+        if let Some(server) = metrics_server {
+            let _ = tokio::time::timeout(Duration::from_secs(11), server).await;
+        }
+        sweeper.abort();
+        let _ = stop_aggregator.send(());
+        let _ = aggregator.join();
         key_usage.abort();
         rotations.abort();
         flush_key_usage(identity.clone()).await;

@@ -87,6 +87,8 @@ pub struct Server {
     pub endpoint: String,
     /// Where the server serves function URLs (`http://127.0.0.1:PORT`).
     pub url_endpoint: String,
+    /// `http://127.0.0.1:PORT/metrics`: the Prometheus listener.
+    pub metrics_endpoint: String,
     pub data_dir: PathBuf,
     /// Where the server keeps extracted code (`--code-dir`): a private directory on
     /// `/dev/shm` when that is memory-backed, removed with the server.
@@ -187,6 +189,8 @@ impl Server {
                 "127.0.0.1:0",
                 "--url-listen",
                 "127.0.0.1:0",
+                "--metrics-listen",
+                "127.0.0.1:0",
                 "--account-id",
                 ACCOUNT,
                 "--data-dir",
@@ -223,10 +227,18 @@ impl Server {
             .strip_prefix("warden function URLs on ")
             .unwrap_or_else(|| panic!("unexpected second line from warden serve: {line:?}"))
             .to_owned();
+        let mut line = String::new();
+        reader.read_line(&mut line).unwrap();
+        let metrics_endpoint = line
+            .trim()
+            .strip_prefix("warden metrics on ")
+            .unwrap_or_else(|| panic!("unexpected third line from warden serve: {line:?}"))
+            .to_owned();
         let s = Self {
             child: Some(child),
             endpoint,
             url_endpoint,
+            metrics_endpoint,
             data_dir: data_dir.to_path_buf(),
             code_dir,
             _temp: None,
@@ -350,6 +362,7 @@ impl Server {
         self.child = fresh.child.take();
         self.endpoint = fresh.endpoint.clone();
         self.url_endpoint = fresh.url_endpoint.clone();
+        self.metrics_endpoint = fresh.metrics_endpoint.clone();
     }
 
     /// Environment for AWS clients: the server's credentials once it writes them,

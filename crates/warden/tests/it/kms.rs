@@ -624,6 +624,8 @@ fn serve_fails(data: &std::path::Path, args: &[&str]) -> String {
             "127.0.0.1:0",
             "--url-listen",
             "127.0.0.1:0",
+            "--metrics-listen",
+            "127.0.0.1:0",
             "--account-id",
             "123456789012",
         ])

@@ -27,6 +27,7 @@ mod kms;
 mod layers;
 mod lifecycle;
 mod logs_bounds;
+mod metrics;
 mod network;
 mod network_cli;
 mod node_runtime;

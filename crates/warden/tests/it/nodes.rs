@@ -55,6 +55,8 @@ fn a_second_server_on_the_same_data_dir_is_refused() {
             "127.0.0.1:0",
             "--url-listen",
             "127.0.0.1:0",
+            "--metrics-listen",
+            "127.0.0.1:0",
             "--account-id",
             ACCOUNT,
         ])
@@ -107,6 +109,8 @@ fn the_node_id_is_kept_in_the_data_dir_and_a_bad_one_is_refused() {
             "--listen",
             "127.0.0.1:0",
             "--url-listen",
+            "127.0.0.1:0",
+            "--metrics-listen",
             "127.0.0.1:0",
             "--node-id",
             "a/b",

@@ -536,6 +536,8 @@ impl RawServer {
                 "127.0.0.1:0",
                 "--url-listen",
                 "127.0.0.1:0",
+                "--metrics-listen",
+                "127.0.0.1:0",
                 "--account-id",
                 "123456789012",
                 "--data-dir",

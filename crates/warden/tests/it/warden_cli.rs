@@ -180,6 +180,12 @@ fn the_server_log_has_no_colour_codes_when_it_is_not_a_terminal() {
     let data = crate::harness::private_tempdir();
     let mut server = Command::new(crate::harness::warden_bin())
         .args(["serve", "--insecure-no-sandbox", "--listen", "127.0.0.1:0"])
+        .args([
+            "--url-listen",
+            "127.0.0.1:0",
+            "--metrics-listen",
+            "127.0.0.1:0",
+        ])
         .args(["--account-id", crate::harness::ACCOUNT, "--data-dir"])
         .arg(data.path())
         .env("WARDEN_LOG", "info")

@@ -1,0 +1,62 @@
+//! The metrics listener's one resource: `GET /metrics`, the live series and the engine's
+//! internals in the Prometheus text format. Anything else is 404 (405 for another method
+//! on `/metrics`); a request body is never read.
+
+use bytes::Bytes;
+use http::{HeaderValue, Response, StatusCode};
+use warden_metrics::prometheus::{self, Gauge};
+
+use crate::{ApiState, Reply, ReplyBody};
+
+pub(crate) fn handle<B>(state: &ApiState, req: &http::Request<B>) -> Reply {
+    if req.uri().path() != "/metrics" {
+        return plain(StatusCode::NOT_FOUND, "not found\n");
+    }
+    if req.method() != http::Method::GET && req.method() != http::Method::HEAD {
+        return plain(StatusCode::METHOD_NOT_ALLOWED, "only GET\n");
+    }
+    let metrics = &state.metrics;
+    let text = prometheus::render(
+        &metrics.snapshot(false),
+        metrics.refused_series(),
+        &engine_gauges(&state.engine),
+    );
+    let mut r = Response::new(ReplyBody::from(Bytes::from(text)));
+    r.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        HeaderValue::from_static(prometheus::CONTENT_TYPE),
+    );
+    r
+}
+
+fn plain(status: StatusCode, text: &'static str) -> Reply {
+    let mut r = Response::new(ReplyBody::from(Bytes::from_static(text.as_bytes())));
+    *r.status_mut() = status;
+    r
+}
+
+/// The engine's internals.
+fn engine_gauges(engine: &warden_engine::Engine) -> Vec<Gauge> {
+    let memory = engine.memory();
+    let mib = |n: u64| (n as f64) * 1024.0 * 1024.0;
+    vec![
+        Gauge {
+            name: "warden_idle_instances",
+            help: "Warm instances waiting for an invocation.",
+            labels: Vec::new(),
+            value: engine.idle_instances() as f64,
+        },
+        Gauge {
+            name: "warden_memory_budget_used_bytes",
+            help: "Memory granted to running instances, of the host memory budget.",
+            labels: Vec::new(),
+            value: mib(memory.used_mb()),
+        },
+        Gauge {
+            name: "warden_memory_budget_bytes",
+            help: "The host memory budget of running instances.",
+            labels: Vec::new(),
+            value: mib(memory.limit_mb()),
+        },
+    ]
+}

@@ -1,0 +1,117 @@
+//! The engine's invocation events, counted in the live metrics.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use warden_engine::{AsyncEvent, InvocationEvent, InvocationObserver};
+use warden_executor::ExitStatus;
+use warden_metrics::{Counter, Metrics, Timer};
+
+/// How long an invocation may be seen running before it is taken for one whose caller
+/// went away without its end being seen (the longest timeout, and a margin).
+const LONGEST_INVOCATION: Duration =
+    Duration::from_secs(*warden_types::limits::TIMEOUT_SECONDS.end() as u64 + 60);
+
+/// Counts the engine's invocation events.
+pub struct MetricsObserver {
+    metrics: Arc<Metrics>,
+    /// Invocations started and not yet finished, by request id: an invocation whose
+    /// caller disconnected may never report its end, and is swept after
+    /// [`LONGEST_INVOCATION`] so that the concurrency it held is given back.
+    running: Mutex<HashMap<String, (String, String, Instant)>>,
+}
+
+impl MetricsObserver {
+    pub fn new(metrics: Arc<Metrics>) -> Arc<Self> {
+        Arc::new(Self {
+            metrics,
+            running: Mutex::new(HashMap::new()),
+        })
+    }
+
+    fn running(&self) -> std::sync::MutexGuard<'_, HashMap<String, (String, String, Instant)>> {
+        self.running.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Ends the invocations seen running for longer than any may.
+    pub fn sweep(&self) {
+        let stale: Vec<(String, String)> = {
+            let mut running = self.running();
+            let now = Instant::now();
+            let mut out = Vec::new();
+            running.retain(|_, (function, version, since)| {
+                let keep = now.duration_since(*since) < LONGEST_INVOCATION;
+                if !keep {
+                    out.push((function.clone(), version.clone()));
+                }
+                keep
+            });
+            out
+        };
+        for (function, version) in stale {
+            self.metrics.abandoned(&function, &version);
+        }
+    }
+}
+
+impl InvocationObserver for MetricsObserver {
+    fn observe(&self, event: &InvocationEvent<'_>) {
+        match event {
+            InvocationEvent::Started {
+                function,
+                version,
+                request_id,
+                ..
+            } => {
+                self.running().insert(
+                    (*request_id).to_owned(),
+                    (function.to_string(), (*version).to_owned(), Instant::now()),
+                );
+                self.metrics.started(function.as_str(), version);
+            }
+            InvocationEvent::Finished {
+                function,
+                version,
+                report,
+                function_error,
+                ..
+            } => {
+                // An invocation swept as abandoned has already given its concurrency back.
+                if self.running().remove(&report.request_id).is_none() {
+                    return;
+                }
+                let micros = (report.duration_ms * 1000.0).max(0.0) as u64;
+                self.metrics
+                    .finished(function.as_str(), version, micros, *function_error);
+            }
+            InvocationEvent::Throttled { function, .. } => {
+                self.metrics
+                    .count(Counter::Throttles, Some(function.as_str()), None);
+            }
+            InvocationEvent::TimedOut { function, .. }
+            | InvocationEvent::Exited {
+                function,
+                status: ExitStatus::OutOfMemory,
+                ..
+            } => {
+                self.metrics
+                    .count(Counter::SandboxKills, Some(function.as_str()), None);
+            }
+            InvocationEvent::InitFailed { .. } | InvocationEvent::Exited { .. } => {}
+        }
+    }
+
+    fn observe_async(&self, event: &AsyncEvent<'_>) {
+        match event {
+            AsyncEvent::FirstAttempt { function, age_ms } => {
+                self.metrics
+                    .time(Timer::AsyncEventAge, function.as_str(), None, age_ms * 1000);
+            }
+            AsyncEvent::Dropped { function } => {
+                self.metrics
+                    .count(Counter::AsyncEventsDropped, Some(function.as_str()), None);
+            }
+        }
+    }
+}
