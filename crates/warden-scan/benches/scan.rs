@@ -1,0 +1,2 @@
+//! Placeholder until the scan bench lands.
+fn main() {}
