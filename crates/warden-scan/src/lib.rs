@@ -14,6 +14,7 @@ mod ecosystem;
 mod error;
 mod inventory;
 mod matching;
+pub mod sbom;
 mod store;
 mod version;
 
