@@ -481,6 +481,14 @@ impl DbBuilder {
     }
 }
 
+impl Advisory {
+    /// The packages the advisory names, as (ecosystem, normalised name); a package may
+    /// appear more than once.
+    pub fn packages(&self) -> impl Iterator<Item = (Ecosystem, &str)> {
+        self.affected.iter().map(|a| (a.ecosystem, a.name.as_str()))
+    }
+}
+
 impl AdvisoryDb {
     fn index(&mut self, i: usize) {
         let mut keys: Vec<(Ecosystem, String)> = self.advisories[i]
