@@ -155,7 +155,8 @@ pub fn is_manifest(path: &str) -> bool {
 /// Refuses absolute paths and any `..` component (with either slash): names that would
 /// leave the package if it were extracted, which no honest package has.
 fn check_path(path: &str) -> Result<(), Error> {
-    let absolute = path.starts_with(['/', '\\']) || path.as_bytes().get(1) == Some(&b':');
+    let drive = matches!(path.as_bytes(), [letter, b':', ..] if letter.is_ascii_alphabetic());
+    let absolute = path.starts_with(['/', '\\']) || drive;
     if absolute || path.split(['/', '\\']).any(|c| c == "..") {
         return Err(Error::UnsafePath { path: path.into() });
     }
@@ -380,6 +381,7 @@ mod tests {
             "/abs/Cargo.lock",
             "a\\..\\b",
             "C:/x",
+            "..",
         ] {
             let err = inventory([(path, b"")], &Limits::default()).expect_err(path);
             assert_eq!(
@@ -387,6 +389,10 @@ mod tests {
                 format!("the package path `{path}` leaves the package root")
             );
         }
+        // A colon elsewhere, or dots that are not a `..` component, are ordinary names.
+        let ok = ["ab:c/d", "x..y/Cargo.lock", ".../z", "./index.js"];
+        let inv = inventory(ok.map(|p| (p, b"")), &Limits::default());
+        assert!(inv.is_ok(), "{inv:?}");
     }
 
     #[test]
