@@ -44,6 +44,7 @@ const ALLOWED_DEPENDENCIES: &[(&str, &[&str])] = &[
     ("warden-contract", &["warden-sqlite"]),
     ("warden-urls", &["warden-sqlite"]),
     ("warden-metrics", &["warden-sqlite"]),
+    ("warden-scan", &["warden-sqlite"]),
     ("warden-executor", &["warden-sandbox", "warden-egress"]),
     (
         "warden-engine",
