@@ -69,6 +69,7 @@ const ALLOWED_DEPENDENCIES: &[(&str, &[&str])] = &[
             "warden-identity",
             "warden-runtimes",
             "warden-kms",
+            "warden-scan",
         ],
     ),
     (
@@ -88,6 +89,7 @@ const ALLOWED_DEPENDENCIES: &[(&str, &[&str])] = &[
             "warden-contract",
             "warden-urls",
             "warden-metrics",
+            "warden-scan",
         ],
     ),
     (

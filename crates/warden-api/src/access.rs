@@ -397,7 +397,19 @@ pub fn lambda_targets(state: &ApiState, request: &ApiRequest) -> Vec<Target> {
         O::ListFunctionUrlConfigs(n) => f("ListFunctionUrlConfigs", bare(n)),
         // Authorized by the URL listener itself, by the URL's auth type.
         O::InvokeFunctionUrl => Vec::new(),
-        O::PutInputContract(n) | O::GetInputContract(n) | O::DeleteInputContract(n) => {
+        O::ImportAdvisories | O::GetAdvisoryDatabase => vec![Target {
+            action: format!("warden:{}", request.operation.name()),
+            resource: format!(
+                "arn:aws:warden:{}:{}:advisories",
+                state.region, state.account
+            ),
+            ..Target::default()
+        }],
+        O::PutInputContract(n)
+        | O::GetInputContract(n)
+        | O::DeleteInputContract(n)
+        | O::GetFunctionFindings(n)
+        | O::GetFunctionSbom(n) => {
             let action = request.operation.name();
             match qualified(n) {
                 Some(r) => {

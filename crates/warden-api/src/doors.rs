@@ -165,7 +165,8 @@ impl ServiceDoor for LambdaDoor {
             Operation::InvokeAsync(_) => warden_types::limits::ASYNC_PAYLOAD_BYTES,
             Operation::CreateFunction
             | Operation::UpdateFunctionCode(_)
-            | Operation::PublishLayerVersion(_) => warden_types::limits::API_BODY_BYTES,
+            | Operation::PublishLayerVersion(_)
+            | Operation::ImportAdvisories => warden_types::limits::API_BODY_BYTES,
             _ => DEFAULT_BODY_LIMIT,
         }
     }

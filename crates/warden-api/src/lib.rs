@@ -34,6 +34,7 @@ mod policy;
 mod reply;
 pub mod resolver;
 pub mod routes;
+mod scanning;
 mod scrape;
 pub mod secrets;
 mod server;
@@ -355,6 +356,10 @@ pub(crate) async fn dispatch_lambda(
         O::PutInputContract(f) => contracts::put(state, &request, &f).await,
         O::GetInputContract(f) => contracts::get(state, &request, &f).await,
         O::DeleteInputContract(f) => contracts::delete(state, &request, &f).await,
+        O::ImportAdvisories => scanning::import(state, &request).await,
+        O::GetAdvisoryDatabase => scanning::database(state).await,
+        O::GetFunctionFindings(f) => scanning::findings(state, &request, &f).await,
+        O::GetFunctionSbom(f) => scanning::sbom(state, &request, &f).await,
         O::AddPermission(f) => policy::add_permission(state, &request, &f).await,
         O::RemovePermission(f, sid) => policy::remove_permission(state, &request, &f, &sid).await,
         O::GetPolicy(f) => policy::get_policy(state, &request, &f).await,

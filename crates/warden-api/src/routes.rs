@@ -180,6 +180,17 @@ pub enum Operation {
     GetInputContract(String),
     /// Warden's own: delete an input contract (`DELETE` of the same path).
     DeleteInputContract(String),
+    /// Warden's own: replace the advisory database with an OSV export (a zip body)
+    /// (`PUT /_warden/2026-11-01/advisories`).
+    ImportAdvisories,
+    /// Warden's own: the advisory database's size and the deploy policy (`GET` of it).
+    GetAdvisoryDatabase,
+    /// Warden's own: a function's known vulnerabilities
+    /// (`GET /_warden/2026-11-01/functions/NAME/findings`).
+    GetFunctionFindings(String),
+    /// Warden's own: a function's CycloneDX SBOM
+    /// (`GET /_warden/2026-11-01/functions/NAME/sbom`).
+    GetFunctionSbom(String),
     /// `TagResource` on the resource ARN.
     TagResource(String),
     /// `UntagResource` on the resource ARN.
@@ -247,6 +258,10 @@ impl Operation {
             O::ListFunctionUrlConfigs(_) => "ListFunctionUrlConfigs",
             O::InvokeFunctionUrl => "InvokeFunctionUrl",
             O::PutInputContract(_) => "PutFunctionInputContract",
+            O::ImportAdvisories => "ImportAdvisories",
+            O::GetAdvisoryDatabase => "GetAdvisoryDatabase",
+            O::GetFunctionFindings(_) => "GetFunctionFindings",
+            O::GetFunctionSbom(_) => "GetFunctionSbom",
             O::GetInputContract(_) => "GetFunctionInputContract",
             O::DeleteInputContract(_) => "DeleteFunctionInputContract",
             O::TagResource(_) => "TagResource",
@@ -347,6 +362,14 @@ pub fn route(method: &Method, path: &str) -> Result<Operation, RouteError> {
         ("PUT", ["2021-10-31", "functions", f, "url"]) => O::UpdateFunctionUrlConfig(decode(f)?),
         ("DELETE", ["2021-10-31", "functions", f, "url"]) => O::DeleteFunctionUrlConfig(decode(f)?),
         ("GET", ["2021-10-31", "functions", f, "urls"]) => O::ListFunctionUrlConfigs(decode(f)?),
+        ("PUT", ["_warden", "2026-11-01", "advisories"]) => O::ImportAdvisories,
+        ("GET", ["_warden", "2026-11-01", "advisories"]) => O::GetAdvisoryDatabase,
+        ("GET", ["_warden", "2026-11-01", "functions", f, "findings"]) => {
+            O::GetFunctionFindings(decode(f)?)
+        }
+        ("GET", ["_warden", "2026-11-01", "functions", f, "sbom"]) => {
+            O::GetFunctionSbom(decode(f)?)
+        }
         ("PUT", ["_warden", "2026-11-01", "functions", f, "input-contract"]) => {
             O::PutInputContract(decode(f)?)
         }

@@ -4,8 +4,9 @@
 //! Today the chain is Lambda's package limits: the zip's size ([`ZipSize`]), then
 //! unpacking it within the unzipped-size, entry-count and compression-ratio limits,
 //! refusing any entry that would escape the package ([`ZipExtraction`]). Checks that need
-//! the package's bytes (code signing) or its files (dependency scanning) plug in after
-//! these: the extraction check leaves the unpacked tree where later checks can read it.
+//! the package's bytes or its files plug in after these (dependency scanning,
+//! `crate::scan::DependencyScan`, when configured; code signing later): the extraction
+//! check leaves the unpacked tree where later checks can read it.
 //! A package is installed in the blob store only if every check passed.
 
 use std::path::Path;

@@ -33,6 +33,7 @@ pub mod layers;
 pub mod policy;
 mod reads;
 pub mod roles;
+pub mod scan;
 mod settings;
 
 use std::sync::{Arc, RwLock};
@@ -74,6 +75,9 @@ pub struct Seams {
     /// The runtimes this host can serve: a function is created or configured only with
     /// one of them.
     pub runtimes: Arc<RuntimeTable>,
+    /// The advisory database and deploy policy of dependency scanning; with it,
+    /// [`Seams::with_dependency_scan`] adds the scan to the intake chain.
+    pub advisories: Option<Arc<scan::Advisories>>,
 }
 
 impl Seams {
@@ -89,7 +93,16 @@ impl Seams {
             runtimes,
             keyring,
             code_checks: code::standard_checks(),
+            advisories: None,
         }
+    }
+
+    /// Scans every package at intake against `advisories`, after Lambda's own checks.
+    pub fn with_dependency_scan(mut self, advisories: Arc<scan::Advisories>) -> Self {
+        self.code_checks
+            .push(Arc::new(scan::DependencyScan(Arc::clone(&advisories))));
+        self.advisories = Some(advisories);
+        self
     }
 }
 

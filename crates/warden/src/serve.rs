@@ -41,6 +41,12 @@ pub struct ServeArgs {
     /// Requests one function URL serves at once; beyond it 429.
     #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..=100_000))]
     url_max_in_flight: u32,
+    /// What a known vulnerability in a deployed package (function code or layer) does:
+    /// `warn` (logged; the deploy proceeds), `block:low|medium|high|critical` (a finding
+    /// rated at or above it refuses the deploy), or `off` (no scanning). Packages are
+    /// matched against the advisory database `warden scan db import` loads.
+    #[arg(long, env = "WARDEN_DEPENDENCY_SCAN", default_value = "warn")]
+    dependency_scan: String,
     /// Permit listening on a non-loopback address.
     #[arg(long)]
     allow_non_loopback: bool,
@@ -249,6 +255,14 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         // Colour only for a person at a terminal: a log file or a pipe gets plain text.
         .with_ansi(colour_on_stderr())
         .init();
+    let scan_policy = match args.dependency_scan.as_str() {
+        "off" => None,
+        other => Some(
+            other
+                .parse::<warden_control::scan::ScanPolicy>()
+                .map_err(|e| anyhow::anyhow!("--dependency-scan: {e}, or off"))?,
+        ),
+    };
     let listeners = [
         Some(args.listen),
         Some(args.url_listen),
@@ -355,6 +369,13 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
     }
     let dns_firewall =
         warden_dnsfw::DnsFirewall::open(&data_dir, account.as_str(), region.as_str())?;
+    let advisories = match scan_policy {
+        Some(policy) => Some(Arc::new(
+            warden_control::scan::Advisories::open(&data_dir.join("advisories.db"), policy)
+                .context("cannot open the advisory database")?,
+        )),
+        None => None,
+    };
     bootstrap_admin(&identity, &data_dir)?;
 
     // Which interpreter serves each managed runtime, and Warden's bootstraps for them.
@@ -496,7 +517,11 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
             },
             store,
             blobs,
-            warden_control::Seams::new(Arc::new(identity.clone()), runtimes, keyring),
+            match &advisories {
+                Some(a) => warden_control::Seams::new(Arc::new(identity.clone()), runtimes, keyring)
+                    .with_dependency_scan(Arc::clone(a)),
+                None => warden_control::Seams::new(Arc::new(identity.clone()), runtimes, keyring),
+            },
         );
         // Environments an older Warden stored in plain text are sealed before anything is
         // served.

@@ -18,6 +18,7 @@ mod invoke;
 mod layer;
 mod logs;
 mod netlog;
+mod scan;
 
 use clap::{Args, Subcommand};
 
@@ -40,6 +41,9 @@ pub enum ClientCommand {
     /// VPCs, subnets and security groups; a function's flow records and DNS queries
     #[command(subcommand)]
     Network(netlog::NetworkCommand),
+    /// Dependency scanning: the advisory database, a function's findings and SBOM
+    #[command(subcommand)]
+    Scan(scan::ScanCommand),
 }
 
 /// `warden function ...`
@@ -95,6 +99,7 @@ pub fn run(cmd: ClientCommand, endpoint: &str) -> anyhow::Result<()> {
         ClientCommand::Alias(cmd) => alias::run(&client, &cmd),
         ClientCommand::Layer(cmd) => layer::run(&client, &cmd),
         ClientCommand::Network(cmd) => netlog::run(&client, &cmd),
+        ClientCommand::Scan(cmd) => scan::run(&client, &cmd),
     }
 }
 

@@ -36,6 +36,7 @@ mod pipeline;
 mod python_runtime;
 mod runtimes;
 mod sandbox;
+mod scanning;
 mod secrets;
 mod streaming;
 mod urls;
