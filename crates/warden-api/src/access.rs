@@ -396,7 +396,7 @@ pub fn lambda_targets(state: &ApiState, request: &ApiRequest) -> Vec<Target> {
         | O::DeleteFunctionUrlConfig(n) => f(request.operation.name(), qualified(n)),
         O::ListFunctionUrlConfigs(n) => f("ListFunctionUrlConfigs", bare(n)),
         // Authorized by the URL listener itself, by the URL's auth type.
-        O::InvokeFunctionUrl => Vec::new(),
+        O::InvokeFunctionUrl | O::CloudWatch(_) => Vec::new(),
         O::ImportAdvisories | O::GetAdvisoryDatabase => vec![Target {
             action: format!("warden:{}", request.operation.name()),
             resource: format!(

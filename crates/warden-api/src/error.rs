@@ -120,7 +120,7 @@ impl ApiError {
         Self::new(
             StatusCode::BAD_REQUEST,
             "UnknownService",
-            format!("Warden does not serve the `{shown}` service; it serves lambda, iam, sts, kms, secretsmanager, ec2 and route53resolver"),
+            format!("Warden does not serve the `{shown}` service; it serves lambda, iam, sts, kms, secretsmanager, ec2, route53resolver and monitoring"),
         )
     }
     /// An internal failure: logged with its detail, reported without it.
@@ -143,7 +143,55 @@ impl ApiError {
             Protocol::Query(namespace) => self.into_query_response(namespace, request_id),
             Protocol::RestXml => self.into_rest_xml_response(request_id),
             Protocol::Ec2 => self.into_ec2_response(request_id),
+            Protocol::RpcV2Cbor => self.into_cbor_response(),
+            Protocol::QueryCompatibleJson => {
+                let header = self.query_compatible_header();
+                let mut r = self.into_aws_json_response(JsonVersion::V1_0);
+                if let Some(v) = header {
+                    r.headers_mut().insert("x-amzn-query-error", v);
+                }
+                r
+            }
         }
+    }
+
+    /// Smithy RPC v2 CBOR (CloudWatch): a CBOR map with `__type` and `message`.
+    fn into_cbor_response(self) -> Response<crate::ReplyBody> {
+        let body = ciborium::Value::Map(vec![
+            (
+                ciborium::Value::Text("__type".into()),
+                ciborium::Value::Text(self.code.into()),
+            ),
+            (
+                ciborium::Value::Text("message".into()),
+                ciborium::Value::Text(self.message.clone()),
+            ),
+        ]);
+        let header = self.query_compatible_header();
+        let mut r = crate::cloudwatch::cbor_response(self.status, &body);
+        let h = r.headers_mut();
+        h.insert("x-amzn-errortype", HeaderValue::from_static(self.code));
+        if let Some(v) = header {
+            h.insert("x-amzn-query-error", v);
+        }
+        r
+    }
+
+    /// `x-amzn-query-error`: CloudWatch is query-compatible, so clients take the error code
+    /// its query protocol used (`InvalidParameterValue`) from this header.
+    fn query_compatible_header(&self) -> Option<HeaderValue> {
+        let query = match self.code {
+            "MissingRequiredParameterException" => "MissingParameter",
+            "AccessDeniedException" => "AccessDenied",
+            "ServiceException" => "InternalServiceError",
+            code => code.strip_suffix("Exception").unwrap_or(code),
+        };
+        let fault = if self.status.is_server_error() {
+            "Receiver"
+        } else {
+            "Sender"
+        };
+        HeaderValue::from_str(&format!("{query};{fault}")).ok()
     }
 
     /// rest-json (Lambda).
@@ -240,6 +288,11 @@ pub enum Protocol {
     RestXml,
     /// EC2's `<Response><Errors><Error>` document.
     Ec2,
+    /// Smithy RPC v2 CBOR's `{"__type", "message"}` map (CloudWatch).
+    RpcV2Cbor,
+    /// JSON 1.0 of a service that was a query service (CloudWatch): the JSON error, and
+    /// the query protocol's code in `x-amzn-query-error`.
+    QueryCompatibleJson,
 }
 
 /// The version of the JSON protocol a service speaks (its `Content-Type`).
@@ -482,13 +535,13 @@ mod tests {
         assert_eq!(v["__type"], "UnknownService");
         assert_eq!(
             v["Message"],
-            "Warden does not serve the `dynamodb` service; it serves lambda, iam, sts, kms, secretsmanager, ec2 and route53resolver"
+            "Warden does not serve the `dynamodb` service; it serves lambda, iam, sts, kms, secretsmanager, ec2, route53resolver and monitoring"
         );
         let (_, headers, text) =
             body(ApiError::unknown_service("s3").render(Protocol::RestXml, "r-9"));
         assert_eq!(headers[http::header::CONTENT_TYPE], "application/xml");
         assert!(
-            text.ends_with("<Error><Code>UnknownService</Code><Message>Warden does not serve the `s3` service; it serves lambda, iam, sts, kms, secretsmanager, ec2 and route53resolver</Message><RequestId>r-9</RequestId></Error>"),
+            text.ends_with("<Error><Code>UnknownService</Code><Message>Warden does not serve the `s3` service; it serves lambda, iam, sts, kms, secretsmanager, ec2, route53resolver and monitoring</Message><RequestId>r-9</RequestId></Error>"),
             "{text}"
         );
         // A hostile service name is cut and escaped.

@@ -20,6 +20,7 @@ pub mod access;
 mod aliases;
 mod body;
 mod caller;
+pub mod cloudwatch;
 mod contracts;
 pub mod doors;
 pub mod ec2;
@@ -130,6 +131,8 @@ pub struct ApiState {
     /// The live metrics: the API counts refusals (authentication, authorization, input
     /// contracts) and asynchronous events received; the engine's observer counts the rest.
     pub metrics: Arc<warden_metrics::Metrics>,
+    /// The metrics' datapoints, which CloudWatch's operations read and write.
+    pub metric_store: Arc<warden_metrics::store::MetricStore>,
 }
 
 impl ApiState {
@@ -156,6 +159,7 @@ impl ApiState {
         url_base: warden_urls::model::UrlBase,
         url_limits: url_limits::UrlLimitSettings,
         metrics: Arc<warden_metrics::Metrics>,
+        metric_store: Arc<warden_metrics::store::MetricStore>,
     ) -> Self {
         let access = Arc::new(access);
         control.subscribe(Arc::new(engine.clone()));
@@ -184,6 +188,7 @@ impl ApiState {
             url_base,
             url_limits: url_limits::UrlLimits::new(url_limits),
             metrics,
+            metric_store,
         }
     }
 
@@ -377,7 +382,9 @@ pub(crate) async fn dispatch_lambda(
             layers::remove_permission(state, &request, &l, &v, &sid).await
         }
         // Other doors' operations never reach Lambda's.
-        O::Query | O::JsonTarget(_) | O::InvokeFunctionUrl => Err(ApiError::unknown_operation()),
+        O::Query | O::JsonTarget(_) | O::InvokeFunctionUrl | O::CloudWatch(_) => {
+            Err(ApiError::unknown_operation())
+        }
     }
 }
 

@@ -78,6 +78,7 @@ impl Default for Pipeline {
                 Arc::new(JsonDoor::new(&crate::resolver::ROUTE53_RESOLVER)),
                 Arc::new(crate::extension::ExtensionDoor),
                 Arc::new(crate::ec2::Ec2Door),
+                Arc::new(crate::cloudwatch::CloudWatchDoor),
                 Arc::new(QueryDoor),
                 Arc::new(LambdaDoor),
             ],

@@ -20,6 +20,8 @@ pub enum Service {
     Sts,
     /// EC2's query dialect (VPCs, subnets, security groups).
     Ec2,
+    /// CloudWatch's metrics: `true` in the Smithy RPC v2 CBOR protocol, `false` in JSON 1.0.
+    CloudWatch(bool),
     /// A JSON-protocol (`X-Amz-Target`) service behind a door.
     AwsJson {
         /// The name its credential scopes carry.
@@ -79,6 +81,7 @@ impl Service {
             Service::Iam => "iam",
             Service::Sts => "sts",
             Service::Ec2 => "ec2",
+            Service::CloudWatch(_) => "monitoring",
             Service::AwsJson { name, .. } => name,
             Service::Unserved { name, .. } => name,
         }
@@ -91,6 +94,8 @@ impl Service {
             Service::Iam => Protocol::Query(Some(warden_identity::IAM_NAMESPACE)),
             Service::Sts => Protocol::Query(Some(warden_identity::STS_NAMESPACE)),
             Service::Ec2 => Protocol::Ec2,
+            Service::CloudWatch(true) => Protocol::RpcV2Cbor,
+            Service::CloudWatch(false) => Protocol::QueryCompatibleJson,
             Service::AwsJson { version, .. } => Protocol::AwsJson(*version),
             Service::Unserved { protocol, .. } => *protocol,
         }
@@ -191,6 +196,8 @@ pub enum Operation {
     /// Warden's own: a function's CycloneDX SBOM
     /// (`GET /_warden/2026-11-01/functions/NAME/sbom`).
     GetFunctionSbom(String),
+    /// A CloudWatch operation, by name (served by the CloudWatch door).
+    CloudWatch(String),
     /// `TagResource` on the resource ARN.
     TagResource(String),
     /// `UntagResource` on the resource ARN.
@@ -257,6 +264,7 @@ impl Operation {
             O::DeleteFunctionUrlConfig(_) => "DeleteFunctionUrlConfig",
             O::ListFunctionUrlConfigs(_) => "ListFunctionUrlConfigs",
             O::InvokeFunctionUrl => "InvokeFunctionUrl",
+            O::CloudWatch(_) => "CloudWatch",
             O::PutInputContract(_) => "PutFunctionInputContract",
             O::ImportAdvisories => "ImportAdvisories",
             O::GetAdvisoryDatabase => "GetAdvisoryDatabase",

@@ -200,7 +200,7 @@ mod tests {
         };
         let inv = find("Invocations", "FunctionName=f").expect("invocations");
         assert_eq!((inv.ts, inv.sum), (120, 2.0));
-        let errors = find("Errors", "FunctionName=f,ExecutedVersion=1").expect("errors");
+        let errors = find("Errors", "ExecutedVersion=1,FunctionName=f").expect("errors");
         assert_eq!(
             (errors.count, errors.sum, errors.average()),
             (2.0, 1.0, 0.5)

@@ -234,14 +234,22 @@ impl Dimensions {
         out
     }
 
-    /// The canonical text of the dimensions (`FunctionName=f,ExecutedVersion=1`), as stored.
+    /// The canonical text of the dimensions (`ExecutedVersion=1,FunctionName=f`), as stored.
     pub fn key(&self) -> String {
-        self.pairs()
-            .iter()
-            .map(|(k, v)| format!("{k}={v}"))
-            .collect::<Vec<_>>()
-            .join(",")
+        dimensions_key(&self.pairs())
     }
+}
+
+/// The canonical text of a set of dimensions, as the store keys datapoints: `Name=Value`
+/// pairs sorted by name, joined by commas (CloudWatch treats dimensions as a set).
+pub fn dimensions_key(pairs: &[(&str, &str)]) -> String {
+    let mut sorted: Vec<&(&str, &str)> = pairs.iter().collect();
+    sorted.sort();
+    sorted
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect::<Vec<_>>()
+        .join(",")
 }
 
 /// A timer's totals and this minute's extremes.
@@ -467,7 +475,7 @@ mod tests {
         let dims: Vec<String> = all.iter().map(|s| s.dims.key()).collect();
         assert_eq!(
             dims,
-            ["", "FunctionName=f", "FunctionName=f,ExecutedVersion=1"]
+            ["", "FunctionName=f", "ExecutedVersion=1,FunctionName=f"]
         );
         for s in &all {
             assert_eq!(s.counter(Counter::Invocations), 2, "{:?}", s.dims);

@@ -441,8 +441,10 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
                 .context("cannot open the metrics database")?,
         );
         let (stop_aggregator, aggregator_stopping) = std::sync::mpsc::channel::<()>();
-        let aggregator =
-            warden_metrics::aggregate::Aggregator::new(Arc::clone(&metrics), metric_store)
+        let aggregator = warden_metrics::aggregate::Aggregator::new(
+            Arc::clone(&metrics),
+            Arc::clone(&metric_store),
+        )
                 .spawn(aggregator_stopping)?;
         let sweeper = {
             let observer = Arc::clone(&metrics_observer);
@@ -549,6 +551,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
                 max_in_flight: args.url_max_in_flight as usize,
             },
             Arc::clone(&metrics),
+            metric_store,
         ));
         // Security groups now have a source; their changes reach the kernel at once.
         let network_follower = firewall.as_ref().map(|f| {

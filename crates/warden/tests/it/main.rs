@@ -11,6 +11,7 @@ mod async_queue;
 mod aws_cli;
 mod bad_input;
 mod boto3;
+mod cloudwatch;
 mod code_gc;
 mod concurrency;
 mod contracts;

@@ -1,0 +1,248 @@
+//! CloudWatch's metric operations through boto3 and the AWS CLI, which speak the Smithy
+//! RPC v2 CBOR protocol to it: custom metrics put and read back as statistics, metric
+//! data and listings; Lambda's own metrics of an invoked function, once its minute is
+//! closed; and the refusals (platform namespaces, bad periods, metric math, no
+//! permission) with CloudWatch's error codes.
+
+use serde_json::{json, Value};
+
+use crate::harness::*;
+
+const SCRIPT: &str = r#"
+import datetime, json, os, boto3, botocore
+from botocore.config import Config
+cw = boto3.client("cloudwatch", endpoint_url=os.environ["ENDPOINT"], config=Config(retries={"total_max_attempts": 1}))
+now = datetime.datetime.now(datetime.timezone.utc)
+dims = [{"Name": "Shop", "Value": "north"}]
+cw.put_metric_data(Namespace="App", MetricData=[
+    {"MetricName": "Orders", "Dimensions": dims, "Value": 3, "Unit": "Count"},
+    {"MetricName": "Orders", "Dimensions": dims, "Value": 4, "Unit": "Count"},
+    {"MetricName": "Latency", "Values": [10, 20, 30], "Counts": [1, 1, 2]},
+    {"MetricName": "Batch", "StatisticValues": {"SampleCount": 4, "Sum": 10, "Minimum": 1, "Maximum": 4}},
+])
+window = dict(StartTime=now - datetime.timedelta(minutes=10), EndTime=now + datetime.timedelta(minutes=2))
+stats = cw.get_metric_statistics(Namespace="App", MetricName="Orders", Dimensions=dims, Period=60,
+                                 Statistics=["Sum", "SampleCount", "Average", "Maximum"], **window)
+latency = cw.get_metric_statistics(Namespace="App", MetricName="Latency", Period=300, Statistics=["Average"], **window)
+data = cw.get_metric_data(MetricDataQueries=[
+    {"Id": "orders", "MetricStat": {"Metric": {"Namespace": "App", "MetricName": "Orders", "Dimensions": dims}, "Period": 60, "Stat": "Sum"}},
+    {"Id": "hidden", "ReturnData": False, "MetricStat": {"Metric": {"Namespace": "App", "MetricName": "Batch"}, "Period": 60, "Stat": "Average"}},
+], **window)
+listed = cw.list_metrics(Namespace="App")
+filtered = cw.list_metrics(Namespace="App", Dimensions=[{"Name": "Shop"}])
+errors = {}
+def expect(name, fn, **kw):
+    try:
+        fn(**kw)
+        errors[name] = None
+    except botocore.exceptions.ClientError as e:
+        errors[name] = [e.response["Error"]["Code"], e.response["ResponseMetadata"]["HTTPStatusCode"]]
+expect("platform", cw.put_metric_data, Namespace="AWS/Lambda", MetricData=[{"MetricName": "Invocations", "Value": 1}])
+expect("period", cw.get_metric_statistics, Namespace="App", MetricName="Orders", Period=30, Statistics=["Sum"], **window)
+expect("math", cw.get_metric_data, MetricDataQueries=[{"Id": "m", "Expression": "SUM(METRICS())"}], **window)
+expect("order", cw.get_metric_statistics, Namespace="App", MetricName="Orders", Period=60, Statistics=["Sum"],
+       StartTime=now, EndTime=now - datetime.timedelta(minutes=1))
+expect("both", cw.put_metric_data, Namespace="App", MetricData=[{"MetricName": "X", "Value": 1, "Values": [1]}])
+def plain(v):
+    return json.loads(json.dumps(v, default=str))
+print(json.dumps({
+    "stats": plain(stats["Datapoints"]), "label": stats["Label"],
+    "latency": plain(latency["Datapoints"]),
+    "data": plain(data["MetricDataResults"]),
+    "listed": sorted((m["MetricName"], json.dumps(m["Dimensions"])) for m in listed["Metrics"]),
+    "filtered": [m["MetricName"] for m in filtered["Metrics"]],
+    "errors": errors,
+}))
+"#;
+
+#[test]
+fn custom_metrics_are_put_and_read_back_with_boto3() {
+    let s = Server::start();
+    let out: Value = serde_json::from_str(s.python(SCRIPT).trim()).unwrap();
+    assert_eq!(out["label"], "Orders");
+    let stats = &out["stats"][0];
+    assert_eq!(out["stats"].as_array().unwrap().len(), 1, "{out}");
+    assert_eq!(
+        (stats["Sum"].as_f64(), stats["SampleCount"].as_f64()),
+        (Some(7.0), Some(2.0))
+    );
+    assert_eq!(
+        (stats["Average"].as_f64(), stats["Maximum"].as_f64()),
+        (Some(3.5), Some(4.0))
+    );
+    assert_eq!(out["latency"][0]["Average"].as_f64(), Some(22.5), "{out}");
+    let data = out["data"].as_array().unwrap();
+    assert_eq!(data.len(), 1, "ReturnData false hides a query: {out}");
+    assert_eq!(data[0]["Id"], "orders");
+    assert_eq!(data[0]["Values"], json!([7.0]));
+    assert_eq!(data[0]["StatusCode"], "Complete");
+    assert_eq!(
+        out["listed"],
+        json!([
+            ["Batch", "[]"],
+            ["Latency", "[]"],
+            ["Orders", r#"[{"Name": "Shop", "Value": "north"}]"#]
+        ])
+    );
+    assert_eq!(out["filtered"], json!(["Orders"]));
+    assert_eq!(
+        out["errors"],
+        json!({
+            "platform": ["InvalidParameterValue", 400],
+            "period": ["InvalidParameterValue", 400],
+            "math": ["InvalidParameterValue", 400],
+            "order": ["InvalidParameterValue", 400],
+            "both": ["InvalidParameterValue", 400],
+        })
+    );
+}
+
+#[test]
+fn lambdas_metrics_of_an_invoked_function_are_read_with_the_aws_cli() {
+    let s = Server::start();
+    s.create_fixture("measured", &[]);
+    let out = tempfile::NamedTempFile::new().unwrap();
+    for _ in 0..3 {
+        s.aws(&[
+            "lambda",
+            "invoke",
+            "--function-name",
+            "measured",
+            "--payload",
+            "{}",
+            out.path().to_str().unwrap(),
+        ]);
+    }
+    // The minute closes at its end: wait for it, and no longer than two.
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let (start, end) = (now - 600, now + 600);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(150);
+    let stats = loop {
+        let stats = s.aws(&[
+            "cloudwatch",
+            "get-metric-statistics",
+            "--namespace",
+            "AWS/Lambda",
+            "--metric-name",
+            "Invocations",
+            "--dimensions",
+            "Name=FunctionName,Value=measured",
+            "--start-time",
+            &start.to_string(),
+            "--end-time",
+            &end.to_string(),
+            "--period",
+            "3600",
+            "--statistics",
+            "Sum",
+        ]);
+        if !stats["Datapoints"].as_array().unwrap().is_empty()
+            || std::time::Instant::now() > deadline
+        {
+            break stats;
+        }
+        std::thread::sleep(std::time::Duration::from_secs(2));
+    };
+    assert_eq!(stats["Datapoints"][0]["Sum"], 3.0, "{stats}");
+    assert_eq!(stats["Datapoints"][0]["Unit"], "Count");
+    let duration = s.aws(&[
+        "cloudwatch",
+        "get-metric-statistics",
+        "--namespace",
+        "AWS/Lambda",
+        "--metric-name",
+        "Duration",
+        "--dimensions",
+        "Name=FunctionName,Value=measured",
+        "--start-time",
+        &start.to_string(),
+        "--end-time",
+        &end.to_string(),
+        "--period",
+        "3600",
+        "--statistics",
+        "SampleCount",
+        "Maximum",
+        "--extended-statistics",
+        "p99",
+    ]);
+    let point = &duration["Datapoints"][0];
+    assert_eq!(point["SampleCount"], 3.0, "{duration}");
+    assert_eq!(point["Unit"], "Milliseconds");
+    let p99 = point["ExtendedStatistics"]["p99"].as_f64().unwrap();
+    assert!(
+        p99 > 0.0 && p99 <= point["Maximum"].as_f64().unwrap(),
+        "{duration}"
+    );
+    let listed = s.aws(&["cloudwatch", "list-metrics", "--namespace", "AWS/Lambda"]);
+    let names: Vec<&str> = listed["Metrics"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["MetricName"].as_str().unwrap())
+        .collect();
+    for name in ["Invocations", "Errors", "Duration", "ConcurrentExecutions"] {
+        assert!(names.contains(&name), "{name} in {names:?}");
+    }
+
+    // Reading metrics takes cloudwatch:* permissions.
+    let reader = user_with_policy(
+        &s,
+        "lambda-only",
+        &json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "lambda:*", "Resource": "*"}]}),
+    );
+    let out = aws_as(&s, &reader, &["cloudwatch", "list-metrics"]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("AccessDenied") && err.contains("cloudwatch:ListMetrics"),
+        "{err}"
+    );
+}
+
+/// botocore's own RPC v2 CBOR serializer and parser (the protocol other SDKs speak to
+/// CloudWatch), with a SigV4 signature made by botocore.
+const CBOR_SCRIPT: &str = r#"
+import datetime, json, os, botocore.session, botocore.serialize, botocore.parsers, requests
+from botocore.auth import SigV4Auth
+from botocore.awsrequest import AWSRequest
+session = botocore.session.get_session()
+model = session.get_service_model("cloudwatch")
+serializer = botocore.serialize.create_serializer("smithy-rpc-v2-cbor")
+parser = botocore.parsers.create_parser("smithy-rpc-v2-cbor")
+region = os.environ.get("AWS_DEFAULT_REGION", "us-east-1")
+def call(name, params):
+    op = model.operation_model(name)
+    req = serializer.serialize_to_request(params, op)
+    aws = AWSRequest(method="POST", url=os.environ["ENDPOINT"] + req["url_path"], data=req["body"], headers=req["headers"])
+    SigV4Auth(session.get_credentials(), "monitoring", region).add_auth(aws)
+    p = aws.prepare()
+    r = requests.post(p.url, data=p.body, headers=dict(p.headers), timeout=30)
+    assert r.headers.get("smithy-protocol") == "rpc-v2-cbor", dict(r.headers)
+    parsed = parser.parse({"status_code": r.status_code, "headers": r.headers, "body": r.content}, op.output_shape)
+    return r.status_code, parsed
+now = datetime.datetime.now(datetime.timezone.utc)
+put = call("PutMetricData", {"Namespace": "Cbor", "MetricData": [{"MetricName": "Hits", "Value": 5, "Timestamp": now}]})
+got = call("GetMetricStatistics", {"Namespace": "Cbor", "MetricName": "Hits", "Period": 60, "Statistics": ["Sum"],
+           "StartTime": now - datetime.timedelta(minutes=5), "EndTime": now + datetime.timedelta(minutes=1)})
+bad = call("GetMetricStatistics", {"Namespace": "Cbor", "MetricName": "Hits", "Period": 7, "Statistics": ["Sum"],
+           "StartTime": now - datetime.timedelta(minutes=5), "EndTime": now})
+print(json.dumps({
+    "put": put[0],
+    "got": [got[0], [[p["Sum"], p["Timestamp"].timestamp() % 60] for p in got[1]["Datapoints"]]],
+    "bad": [bad[0], bad[1]["Error"]["Code"]],
+}))
+"#;
+
+#[test]
+fn the_rpc_v2_cbor_protocol_serves_botocores_own_serializer() {
+    let s = Server::start();
+    let out: Value = serde_json::from_str(s.python(CBOR_SCRIPT).trim()).unwrap();
+    assert_eq!(
+        out,
+        json!({"put": 200, "got": [200, [[5.0, 0.0]]], "bad": [400, "InvalidParameterValue"]})
+    );
+}
