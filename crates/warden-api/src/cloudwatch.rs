@@ -494,7 +494,14 @@ fn put_metric_data(
         };
         rows.push((id, 60, point));
     }
-    store.add(&rows).map_err(store_error)?;
+    store.add_custom(&rows).map_err(|e| match e {
+        warden_metrics::store::StoreError::TooManyMetrics(_) => ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "LimitExceededException",
+            e.to_string(),
+        ),
+        other => store_error(other),
+    })?;
     Ok(Cbor::Map(Vec::new()))
 }
 

@@ -16,7 +16,8 @@ pub const MINUTE_RETENTION_S: i64 = 15 * 86_400;
 /// How long five-minute datapoints are kept: 63 days.
 pub const FIVE_MINUTE_RETENTION_S: i64 = 63 * 86_400;
 
-const MIGRATIONS: &[&str] = &[r#"
+const MIGRATIONS: &[&str] = &[
+    r#"
 CREATE TABLE datapoints (
     namespace TEXT NOT NULL,
     metric TEXT NOT NULL,
@@ -31,7 +32,20 @@ CREATE TABLE datapoints (
     PRIMARY KEY (namespace, metric, dims, period, ts)
 ) STRICT, WITHOUT ROWID;
 CREATE INDEX datapoints_by_age ON datapoints (period, ts);
-"#];
+"#,
+    r#"
+CREATE TABLE custom_metrics (
+    namespace TEXT NOT NULL,
+    metric TEXT NOT NULL,
+    dims TEXT NOT NULL,
+    PRIMARY KEY (namespace, metric, dims)
+) STRICT, WITHOUT ROWID;
+"#,
+];
+
+/// The most custom metrics (namespace, name and dimensions) a server keeps: each costs up to
+/// a row a minute for 15 days, then one per five minutes for 63 days.
+pub const MAX_CUSTOM_METRICS: usize = 1_000;
 
 /// What went wrong keeping datapoints.
 #[derive(Debug, thiserror::Error)]
@@ -39,6 +53,11 @@ pub enum StoreError {
     /// Opening the database failed.
     #[error("opening the metrics database: {0}")]
     Open(#[from] warden_sqlite::Error),
+    /// Adding a custom metric would pass [`MAX_CUSTOM_METRICS`].
+    #[error(
+        "this server keeps at most {MAX_CUSTOM_METRICS} custom metrics; `{0}` would be one more"
+    )]
+    TooManyMetrics(String),
     /// A query failed.
     #[error("{context}: {source}")]
     Sqlite {
@@ -204,6 +223,39 @@ impl MetricStore {
             .map_err(sqlite("adding datapoints"))?;
         }
         tx.commit().map_err(sqlite("adding datapoints"))
+    }
+
+    /// Adds datapoints of custom metrics (`PutMetricData`): as [`MetricStore::add`], after
+    /// registering each new metric, refusing all of them if one would pass
+    /// [`MAX_CUSTOM_METRICS`].
+    pub fn add_custom(&self, rows: &[(MetricId, i64, Datapoint)]) -> Result<(), StoreError> {
+        {
+            let mut conn = warden_sqlite::lock(&self.conn);
+            let tx = warden_sqlite::immediate(&mut conn).map_err(sqlite("adding metrics"))?;
+            for (id, _, _) in rows {
+                let added = tx
+                    .execute(
+                        "INSERT OR IGNORE INTO custom_metrics (namespace, metric, dims) VALUES (?1, ?2, ?3)",
+                        params![id.namespace, id.metric, id.dims],
+                    )
+                    .map_err(sqlite("adding metrics"))?;
+                if added == 0 {
+                    continue;
+                }
+                let count: i64 = tx
+                    .query_row("SELECT COUNT(*) FROM custom_metrics", [], |r| r.get(0))
+                    .map_err(sqlite("adding metrics"))?;
+                if count as usize > MAX_CUSTOM_METRICS {
+                    // The transaction is dropped: nothing of this request is kept.
+                    return Err(StoreError::TooManyMetrics(format!(
+                        "{}/{}",
+                        id.namespace, id.metric
+                    )));
+                }
+            }
+            tx.commit().map_err(sqlite("adding metrics"))?;
+        }
+        self.add(rows)
     }
 
     /// The datapoints of `id` from `start` (inclusive) to `end` (exclusive), epoch seconds,
@@ -455,5 +507,32 @@ mod tests {
         fn arbitrary_bytes_never_panic_the_decoder(bytes in proptest::collection::vec(any::<u8>(), 0..200)) {
             let _ = decode_hist(&bytes);
         }
+    }
+
+    #[test]
+    fn custom_metrics_are_capped_and_a_refused_request_keeps_nothing() {
+        let dir = tempfile::tempdir().expect("dir");
+        let store = MetricStore::open(&dir.path().join("metrics.db")).expect("open");
+        let custom = |i: usize| MetricId {
+            namespace: "App".into(),
+            metric: format!("m{i}"),
+            dims: String::new(),
+        };
+        let rows: Vec<_> = (0..MAX_CUSTOM_METRICS)
+            .map(|i| (custom(i), 60, point(60, &[1])))
+            .collect();
+        store.add_custom(&rows).expect("within the cap");
+        // The same metrics again are not new.
+        store.add_custom(&rows[..10]).expect("known metrics");
+        let over = vec![
+            (custom(0), 60, point(120, &[1])),
+            (custom(MAX_CUSTOM_METRICS), 60, point(120, &[1])),
+        ];
+        let err = store.add_custom(&over).expect_err("past the cap");
+        assert!(matches!(err, StoreError::TooManyMetrics(_)), "{err}");
+        assert!(store
+            .query(&custom(0), 120, 180, 60)
+            .expect("query")
+            .is_empty());
     }
 }
