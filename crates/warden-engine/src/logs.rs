@@ -804,6 +804,19 @@ impl LogCapture {
         self.annotate(message, LogSource::Platform);
     }
 
+    /// Before a line that ends the instance (an init failure, a timeout, an exit): what the
+    /// function wrote before it is read first, so that its own output comes before the
+    /// platform's verdict whichever thread was scheduled first.
+    fn settle(&self) {
+        self.drain_stream(0, Mode::End, END_DRAIN_BYTES, true);
+        self.drain_stream(1, Mode::End, END_DRAIN_BYTES, true);
+    }
+
+    fn settle_then_platform(&self, message: String) {
+        self.settle();
+        self.platform(message);
+    }
+
     /// Writes a line into the current invocation that Warden emits but the function
     /// wrote (an error it reported), so it is stored as the function's.
     fn reported(&self, message: String) {
@@ -910,6 +923,7 @@ impl InvocationObserver for LogCapture {
                 source,
                 ..
             } => {
+                self.settle();
                 let line = format!("{error_type}: {message}");
                 match source {
                     LogSource::Platform => self.platform(line),
@@ -920,13 +934,13 @@ impl InvocationObserver for LogCapture {
                 request_id,
                 seconds,
                 ..
-            } => self.platform(format!(
+            } => self.settle_then_platform(format!(
                 "{} {request_id} Task timed out after {seconds:.2} seconds",
                 warden_types::iso_timestamp(warden_types::now_millis())
             )),
             InvocationEvent::Exited {
                 request_id, status, ..
-            } => self.platform(format!(
+            } => self.settle_then_platform(format!(
                 "RequestId: {request_id} Error: Runtime exited with error: {status}"
             )),
             InvocationEvent::Finished {

@@ -596,7 +596,18 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
             Some(l) => format!("warden metrics on http://{}/metrics\n", l.local_addr()?),
             None => String::new(),
         };
-        print!("warden listening on http://{local}\nwarden function URLs on http://{url_local}\n{metrics_line}");
+        let lines = format!(
+            "warden listening on http://{local}\nwarden function URLs on http://{url_local}\n{metrics_line}"
+        );
+        {
+            use std::io::Write as _;
+            // One `write` of whole lines (stdout's line buffer passes a buffer ending in a
+            // newline straight through), and its failure ignored: a reader that closed the
+            // pipe after the first line must not bring the server down.
+            let mut out = std::io::stdout().lock();
+            let _ = out.write_all(lines.as_bytes());
+            let _ = out.flush();
+        }
         let key_usage = tokio::spawn(flush_key_usage_periodically(identity.clone()));
         let (stop_urls, urls_stopping) = tokio::sync::oneshot::channel::<()>();
         // The URL listener's bounds come out of the API's: half as many connections (one
