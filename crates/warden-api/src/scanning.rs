@@ -1,9 +1,10 @@
 //! Warden's own dependency-scanning operations, under the dated path `/_warden/2026-11-01`:
 //!
 //! - `PUT /advisories` (`warden:ImportAdvisories` on the account's advisory database):
-//!   replaces the database with the OSV JSON files of the zip in the body. It changes what
-//!   every later deploy is checked against, so it is its own action, granted by no
-//!   `lambda:*` policy.
+//!   replaces the database with the OSV JSON files of the zip in the body, then re-scans
+//!   every function's `$LATEST`: what was not found before is logged, counted
+//!   (`NewFindings`, per function) and listed in the answer. It changes what every later
+//!   deploy is checked against, so it is its own action, granted by no `lambda:*` policy.
 //! - `GET /advisories` (`warden:GetAdvisoryDatabase`): how many advisories, the policy.
 //! - `GET /functions/NAME/findings` (`warden:GetFunctionFindings` on the function's or
 //!   alias's ARN, `?Qualifier=`): the known vulnerabilities of its code and layers, against
@@ -56,6 +57,21 @@ pub async fn import(state: &ApiState, request: &ApiRequest) -> Result<Reply, Api
             AdvisoryError::Import(_) => ApiError::invalid(e.to_string()),
             _ => ApiError::internal(e),
         })?;
+    // Every deployed function is checked against what was just imported.
+    let rescan = state.control.rescan_functions().await?;
+    for (function, new) in &rescan.new {
+        tracing::warn!(function, advisories = %new.join(","), "known vulnerabilities newly found in a deployed function");
+        for _ in new {
+            state
+                .metrics
+                .count(warden_metrics::Counter::NewFindings, Some(function), None);
+        }
+    }
+    let new_findings: Vec<serde_json::Value> = rescan
+        .new
+        .iter()
+        .map(|(function, ids)| json!({ "FunctionName": function, "AdvisoryIds": ids }))
+        .collect();
     let malformed: Vec<serde_json::Value> = report
         .malformed
         .iter()
@@ -71,6 +87,11 @@ pub async fn import(state: &ApiState, request: &ApiRequest) -> Result<Reply, Api
             "Duplicates": report.duplicates,
             "Malformed": report.malformed.len(),
             "MalformedFiles": malformed,
+            "Rescanned": {
+                "Functions": rescan.functions,
+                "WithFindings": rescan.with_findings,
+                "NewFindings": new_findings,
+            },
         }),
     ))
 }

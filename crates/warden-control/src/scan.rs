@@ -67,6 +67,9 @@ pub struct Advisories {
     db: RwLock<Arc<AdvisoryDb>>,
     store: AdvisoryStore,
     policy: ScanPolicy,
+    /// The advisories found in each function's `$LATEST` by the last re-scan since the
+    /// server started: what a re-scan reports as new is what is not here.
+    known: std::sync::Mutex<std::collections::HashMap<String, std::collections::BTreeSet<String>>>,
 }
 
 impl Advisories {
@@ -86,6 +89,7 @@ impl Advisories {
             db: RwLock::new(Arc::new(db)),
             store,
             policy,
+            known: std::sync::Mutex::new(std::collections::HashMap::new()),
         })
     }
 
@@ -252,5 +256,77 @@ impl crate::Control {
             Ok(out)
         })
         .await
+    }
+}
+
+/// What a re-scan of every function found.
+#[derive(Debug, Default)]
+pub struct Rescan {
+    /// Functions scanned.
+    pub functions: usize,
+    /// Functions with at least one finding.
+    pub with_findings: usize,
+    /// Per function, the advisories found that the previous re-scan did not find.
+    pub new: Vec<(String, Vec<String>)>,
+}
+
+impl crate::Control {
+    /// Scans every function's `$LATEST` (its code and layers) against the database as it
+    /// is now, as after an import, and reports what is new since the previous re-scan.
+    pub async fn rescan_functions(&self) -> Result<Rescan, crate::ControlError> {
+        let Some(advisories) = self.advisories().cloned() else {
+            return Ok(Rescan::default());
+        };
+        let mut summary = Rescan::default();
+        let mut after = None;
+        loop {
+            let page = self
+                .list_functions(after.clone(), warden_types::limits::MAX_LIST_ITEMS, false)
+                .await?;
+            for f in &page.items {
+                let r = warden_types::FunctionRef {
+                    name: f.name.clone(),
+                    qualifier: None,
+                };
+                let scans = match self.scan_function(&r).await {
+                    Ok(s) => s,
+                    // Deleted meanwhile, or its code is unreadable: not this scan's business.
+                    Err(e) => {
+                        tracing::warn!(function = %f.name, error = %e, "a function could not be re-scanned");
+                        continue;
+                    }
+                };
+                summary.functions += 1;
+                let found: std::collections::BTreeSet<String> = scans
+                    .iter()
+                    .flat_map(|s| s.report.findings.iter().map(|f| f.advisory_id.clone()))
+                    .collect();
+                if !found.is_empty() {
+                    summary.with_findings += 1;
+                }
+                let mut known = advisories
+                    .known
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner);
+                let before = known.get(f.name.as_str());
+                let new: Vec<String> = found
+                    .iter()
+                    .filter(|id| before.is_none_or(|b| !b.contains(*id)))
+                    .cloned()
+                    .collect();
+                if !new.is_empty() {
+                    summary.new.push((f.name.to_string(), new));
+                }
+                known.insert(f.name.to_string(), found);
+            }
+            match page
+                .next_marker
+                .and_then(|m| warden_types::FunctionName::new(&m).ok())
+            {
+                Some(next) => after = Some(next),
+                None => break,
+            }
+        }
+        Ok(summary)
     }
 }

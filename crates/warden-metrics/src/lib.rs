@@ -51,11 +51,14 @@ pub enum Counter {
     EgressRejects,
     /// An instance the platform killed: out of memory, timed out, or out of processes.
     SandboxKills,
+    /// A known vulnerability newly found in a deployed function (an advisory imported
+    /// after its deploy).
+    NewFindings,
 }
 
 impl Counter {
     /// Every counter, in a fixed order (the index of each in a series).
-    pub const ALL: [Counter; 10] = [
+    pub const ALL: [Counter; 11] = [
         Counter::Invocations,
         Counter::Errors,
         Counter::Throttles,
@@ -66,6 +69,7 @@ impl Counter {
         Counter::InputValidationRejects,
         Counter::EgressRejects,
         Counter::SandboxKills,
+        Counter::NewFindings,
     ];
 
     fn index(self) -> usize {
@@ -85,6 +89,7 @@ impl Counter {
             Counter::InputValidationRejects => "InputValidationRejects",
             Counter::EgressRejects => "EgressRejects",
             Counter::SandboxKills => "SandboxKills",
+            Counter::NewFindings => "NewFindings",
         }
     }
 
@@ -96,7 +101,8 @@ impl Counter {
             | Counter::AccessDenied
             | Counter::InputValidationRejects
             | Counter::EgressRejects
-            | Counter::SandboxKills => SECURITY_NAMESPACE,
+            | Counter::SandboxKills
+            | Counter::NewFindings => SECURITY_NAMESPACE,
             _ => LAMBDA_NAMESPACE,
         }
     }

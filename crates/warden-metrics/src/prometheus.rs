@@ -67,6 +67,10 @@ fn family(counter: Counter) -> (&'static str, &'static str) {
             "warden_sandbox_kills_total",
             "Instances the platform killed (memory, timeout, processes).",
         ),
+        Counter::NewFindings => (
+            "warden_new_findings_total",
+            "Known vulnerabilities newly found in deployed functions by a re-scan.",
+        ),
     }
 }
 

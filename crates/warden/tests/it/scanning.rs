@@ -51,11 +51,12 @@ fn warden_json(s: &Server, args: &[&str]) -> Value {
     serde_json::from_slice(&out.stdout).unwrap()
 }
 
-fn import(s: &Server) {
+fn import(s: &Server) -> Value {
     let dir = advisories();
     let report = warden_json(s, &["scan", "db", "import", dir.to_str().unwrap()]);
     assert_eq!(report["Malformed"], 0, "{report}");
     assert!(report["Loaded"].as_u64().unwrap() >= 20, "{report}");
+    report
 }
 
 #[test]
@@ -63,7 +64,33 @@ fn deploys_are_scanned_and_findings_and_sboms_are_served() {
     let s = Server::start();
     let status = warden_json(&s, &["scan", "db", "status"]);
     assert_eq!(status, json!({"Advisories": 0, "Policy": "warn"}));
-    import(&s);
+    // Deployed before any advisory is known: the import's re-scan finds it.
+    let out = create(&s, "early", &package(REQUIREMENTS));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report = import(&s);
+    assert_eq!(
+        report["Rescanned"],
+        json!({"Functions": 1, "WithFindings": 1, "NewFindings": [
+            {"FunctionName": "early", "AdvisoryIds": ["PYSEC-2018-28", "PYSEC-2023-74", "PYSEC-2024-60"]}
+        ]})
+    );
+    // The same database again finds nothing new.
+    assert_eq!(import(&s)["Rescanned"]["NewFindings"], json!([]));
+    let scraped = std::process::Command::new("curl")
+        .args(["-s", &s.metrics_endpoint])
+        .output()
+        .unwrap();
+    let metrics = String::from_utf8_lossy(&scraped.stdout);
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l == "warden_new_findings_total{function=\"early\"} 3"),
+        "{metrics}"
+    );
 
     // Warned, not refused: the deploy goes through.
     let out = create(&s, "vulnerable", &package(REQUIREMENTS));
