@@ -668,6 +668,8 @@ fn get_metric_data(
     }
     let ascending = text(input, "ScanBy") == Some("TimestampAscending");
     let mut results = Vec::new();
+    // CloudWatch's cap on one call: 100,800 datapoints across all its queries.
+    let mut budget: i64 = 100_800;
     for q in queries {
         let id = required_text(q, "Id")?;
         if get(q, "Expression").is_some() {
@@ -681,8 +683,11 @@ fn get_metric_data(
         let period = period(num(stat, "Period"))?;
         let name = required_text(stat, "Stat")?;
         check_stat(name)?;
-        if (end - start) / period > 100_800 {
-            return Err(invalid("A query returns at most 100,800 datapoints."));
+        budget -= (end - start) / period;
+        if budget < 0 {
+            return Err(invalid(
+                "One GetMetricData returns at most 100,800 datapoints across its queries: shorten the range or lengthen the periods.",
+            ));
         }
         let mut points = store
             .query(&metric, start, end, period)
