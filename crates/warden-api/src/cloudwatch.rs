@@ -36,11 +36,18 @@ const TARGET: &str = "GraniteServiceVersion20100801";
 /// The CBOR content type.
 pub const CBOR: &str = "application/cbor";
 /// The operations served.
-const OPERATIONS: [&str; 4] = [
+const OPERATIONS: [&str; 11] = [
     "PutMetricData",
     "GetMetricStatistics",
     "GetMetricData",
     "ListMetrics",
+    "PutMetricAlarm",
+    "DescribeAlarms",
+    "DeleteAlarms",
+    "SetAlarmState",
+    "DescribeAlarmHistory",
+    "EnableAlarmActions",
+    "DisableAlarmActions",
 ];
 /// Most datapoints one `GetMetricStatistics` or one query of `GetMetricData` returns, as
 /// CloudWatch caps them.
@@ -123,9 +130,12 @@ impl ServiceDoor for CloudWatchDoor {
         1024 * 1024
     }
 
+    /// `cloudwatch:<Operation>` on `*`; an alarm whose actions invoke functions also needs
+    /// `lambda:InvokeFunction` on each of them, so that putting an alarm never runs a
+    /// function its author could not run.
     fn targets(
         &self,
-        _state: &ApiState,
+        state: &ApiState,
         request: &ApiRequest,
         _principal: Option<&Principal>,
     ) -> Result<Vec<Target>, ApiError> {
@@ -135,11 +145,27 @@ impl ServiceDoor for CloudWatchDoor {
         if !OPERATIONS.contains(&name.as_str()) {
             return Ok(Vec::new());
         }
-        Ok(vec![Target {
+        let mut targets = vec![Target {
             action: format!("cloudwatch:{name}"),
             resource: "*".into(),
             ..Target::default()
-        }])
+        }];
+        if name == "PutMetricAlarm" {
+            let input = input_of(request)?;
+            for key in ["AlarmActions", "OKActions", "InsufficientDataActions"] {
+                for action in list(&input, key) {
+                    let Cbor::Text(arn) = action else { continue };
+                    let function = action_function(state, arn)?;
+                    targets.push(Target {
+                        action: "lambda:InvokeFunction".into(),
+                        resource: arn.clone(),
+                        function: Some(function.name),
+                        ..Target::default()
+                    });
+                }
+            }
+        }
+        Ok(targets)
     }
 
     fn dispatch<'a>(
@@ -166,26 +192,20 @@ async fn dispatch(state: &ApiState, request: ApiRequest) -> Result<Reply, ApiErr
         ));
     }
     let cbor = request.parts.uri.path().starts_with(PREFIX);
-    let input = if request.body.is_empty() {
-        Cbor::Map(Vec::new())
-    } else if cbor {
-        ciborium::from_reader::<Cbor, _>(&request.body[..])
-            .map_err(|e| invalid(format!("the body is not valid CBOR: {e}")))?
-    } else {
-        let json: serde_json::Value = serde_json::from_slice(&request.body)
-            .map_err(|e| invalid(format!("the body is not valid JSON: {e}")))?;
-        from_json(&json)
-    };
-    if !matches!(input, Cbor::Map(_)) {
-        return Err(invalid("the body must be a CBOR map"));
+    let input = input_of(&request)?;
+    if name == "SetAlarmState" {
+        return crate::alarms::set_alarm_state(state, &input, cbor).await;
     }
     let store = std::sync::Arc::clone(&state.metric_store);
     let name = name.clone();
+    let account = state.account.to_string();
+    let region = state.region.to_string();
     let output = tokio::task::spawn_blocking(move || match name.as_str() {
         "PutMetricData" => put_metric_data(&store, &input),
         "GetMetricStatistics" => get_metric_statistics(&store, &input),
         "GetMetricData" => get_metric_data(&store, &input),
-        _ => list_metrics(&store, &input),
+        "ListMetrics" => list_metrics(&store, &input),
+        other => crate::alarms::handle(&store, other, &input, &account, &region),
     })
     .await
     .map_err(ApiError::internal)??;
@@ -198,6 +218,44 @@ async fn dispatch(state: &ApiState, request: ApiRequest) -> Result<Reply, ApiErr
         HeaderValue::from_static("application/x-amz-json-1.0"),
     );
     Ok(r)
+}
+
+/// The request's body (CBOR or JSON, by its path) as one CBOR map.
+fn input_of(request: &ApiRequest) -> Result<Cbor, ApiError> {
+    let input = if request.body.is_empty() {
+        Cbor::Map(Vec::new())
+    } else if request.parts.uri.path().starts_with(PREFIX) {
+        ciborium::from_reader::<Cbor, _>(&request.body[..])
+            .map_err(|e| invalid(format!("the body is not valid CBOR: {e}")))?
+    } else {
+        let json: serde_json::Value = serde_json::from_slice(&request.body)
+            .map_err(|e| invalid(format!("the body is not valid JSON: {e}")))?;
+        from_json(&json)
+    };
+    if !matches!(input, Cbor::Map(_)) {
+        return Err(invalid("the body must be a map"));
+    }
+    Ok(input)
+}
+
+/// The function an alarm action's ARN invokes: a Lambda function of this account and
+/// region. SNS topics and other actions are refused by name.
+pub(crate) fn action_function(
+    state: &ApiState,
+    arn: &str,
+) -> Result<warden_types::FunctionRef, ApiError> {
+    if arn.starts_with("arn:aws:sns:") {
+        return Err(invalid(format!(
+            "Alarm action `{arn}`: SNS topics are not served by Warden yet; an alarm action may invoke a Lambda function (arn:aws:lambda:...:function:NAME)"
+        )));
+    }
+    if !arn.starts_with("arn:aws:lambda:") {
+        return Err(invalid(format!(
+            "Alarm action `{}` is not supported: an alarm action invokes a Lambda function (arn:aws:lambda:...:function:NAME)",
+            arn.chars().take(256).collect::<String>()
+        )));
+    }
+    state.function_ref(arn)
 }
 
 /// A JSON body as the CBOR value the handlers read (numbers stay numbers: a JSON
@@ -259,7 +317,7 @@ pub fn cbor_response(status: StatusCode, value: &Cbor) -> Reply {
     r
 }
 
-fn invalid(message: impl Into<String>) -> ApiError {
+pub(crate) fn invalid(message: impl Into<String>) -> ApiError {
     ApiError::new(
         StatusCode::BAD_REQUEST,
         "InvalidParameterValueException",
@@ -267,7 +325,7 @@ fn invalid(message: impl Into<String>) -> ApiError {
     )
 }
 
-fn missing(name: &str) -> ApiError {
+pub(crate) fn missing(name: &str) -> ApiError {
     ApiError::new(
         StatusCode::BAD_REQUEST,
         "MissingRequiredParameterException",
@@ -281,7 +339,7 @@ fn store_error(e: warden_metrics::store::StoreError) -> ApiError {
 
 // ---- reading CBOR ----
 
-fn get<'a>(map: &'a Cbor, key: &str) -> Option<&'a Cbor> {
+pub(crate) fn get<'a>(map: &'a Cbor, key: &str) -> Option<&'a Cbor> {
     match map {
         Cbor::Map(entries) => entries
             .iter()
@@ -291,14 +349,14 @@ fn get<'a>(map: &'a Cbor, key: &str) -> Option<&'a Cbor> {
     }
 }
 
-fn text<'a>(map: &'a Cbor, key: &str) -> Option<&'a str> {
+pub(crate) fn text<'a>(map: &'a Cbor, key: &str) -> Option<&'a str> {
     match get(map, key) {
         Some(Cbor::Text(t)) => Some(t),
         _ => None,
     }
 }
 
-fn number(v: &Cbor) -> Option<f64> {
+pub(crate) fn number(v: &Cbor) -> Option<f64> {
     match v {
         Cbor::Integer(i) => Some(i128::from(*i) as f64),
         Cbor::Float(f) => Some(*f),
@@ -306,31 +364,31 @@ fn number(v: &Cbor) -> Option<f64> {
     }
 }
 
-fn num(map: &Cbor, key: &str) -> Option<f64> {
+pub(crate) fn num(map: &Cbor, key: &str) -> Option<f64> {
     get(map, key).and_then(number)
 }
 
 /// A timestamp: tag 1 (epoch seconds), or a bare number of seconds.
-fn time(map: &Cbor, key: &str) -> Option<f64> {
+pub(crate) fn time(map: &Cbor, key: &str) -> Option<f64> {
     match get(map, key)? {
         Cbor::Tag(1, inner) => number(inner),
         other => number(other),
     }
 }
 
-fn list<'a>(map: &'a Cbor, key: &str) -> &'a [Cbor] {
+pub(crate) fn list<'a>(map: &'a Cbor, key: &str) -> &'a [Cbor] {
     match get(map, key) {
         Some(Cbor::Array(items)) => items,
         _ => &[],
     }
 }
 
-fn required_text<'a>(map: &'a Cbor, key: &str) -> Result<&'a str, ApiError> {
+pub(crate) fn required_text<'a>(map: &'a Cbor, key: &str) -> Result<&'a str, ApiError> {
     text(map, key).ok_or_else(|| missing(key))
 }
 
 /// `Dimensions: [{Name, Value}]` as the store's canonical key; at most 30, as CloudWatch.
-fn dimensions(map: &Cbor) -> Result<String, ApiError> {
+pub(crate) fn dimensions(map: &Cbor) -> Result<String, ApiError> {
     let items = list(map, "Dimensions");
     if items.len() > 30 {
         return Err(invalid("A metric has at most 30 dimensions."));
@@ -364,19 +422,19 @@ fn metric_id(map: &Cbor) -> Result<MetricId, ApiError> {
 
 // ---- writing CBOR ----
 
-fn t(s: &str) -> Cbor {
+pub(crate) fn t(s: &str) -> Cbor {
     Cbor::Text(s.to_owned())
 }
 
-fn map(entries: Vec<(&str, Cbor)>) -> Cbor {
+pub(crate) fn map(entries: Vec<(&str, Cbor)>) -> Cbor {
     Cbor::Map(entries.into_iter().map(|(k, v)| (t(k), v)).collect())
 }
 
-fn timestamp(seconds: i64) -> Cbor {
+pub(crate) fn timestamp(seconds: i64) -> Cbor {
     Cbor::Tag(1, Box::new(Cbor::Integer(seconds.into())))
 }
 
-fn dims_out(key: &str) -> Cbor {
+pub(crate) fn dims_out(key: &str) -> Cbor {
     Cbor::Array(
         key.split(',')
             .filter(|p| !p.is_empty())
@@ -409,7 +467,7 @@ fn range(input: &Cbor) -> Result<(i64, i64), ApiError> {
     Ok((start.floor() as i64, end.ceil() as i64))
 }
 
-fn period(value: Option<f64>) -> Result<i64, ApiError> {
+pub(crate) fn period(value: Option<f64>) -> Result<i64, ApiError> {
     let p = value.ok_or_else(|| missing("Period"))?;
     if p < 60.0 || p % 60.0 != 0.0 || p > 86_400.0 * 455.0 {
         return Err(invalid(
@@ -437,7 +495,7 @@ fn percentile(stat: &str) -> Option<f64> {
     (p > 0.0 && p <= 100.0).then_some(p)
 }
 
-fn check_stat(stat: &str) -> Result<(), ApiError> {
+pub(crate) fn check_stat(stat: &str) -> Result<(), ApiError> {
     if matches!(
         stat,
         "SampleCount" | "Sum" | "Average" | "Minimum" | "Maximum"

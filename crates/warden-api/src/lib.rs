@@ -17,6 +17,7 @@
 #![forbid(unsafe_code)]
 
 pub mod access;
+pub mod alarms;
 mod aliases;
 mod body;
 mod caller;

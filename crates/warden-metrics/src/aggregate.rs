@@ -73,10 +73,12 @@ impl Aggregator {
     }
 
     /// Runs on a thread of its own, closing each minute at its end, until `stop` is
-    /// dropped or sent to.
+    /// dropped or sent to; after each minute is stored, `closed` is told the time (epoch
+    /// seconds), so that alarms are evaluated on data that includes it.
     pub fn spawn(
         mut self,
         stop: mpsc::Receiver<()>,
+        closed: impl Fn(i64) + Send + 'static,
     ) -> std::io::Result<std::thread::JoinHandle<()>> {
         std::thread::Builder::new()
             .name("metrics-aggregator".into())
@@ -95,6 +97,7 @@ impl Aggregator {
                 if let Err(e) = self.close_minute(minute) {
                     tracing::warn!(error = %e, "a minute's metrics could not be stored");
                 }
+                closed(now_s());
             })
     }
 }

@@ -15,6 +15,7 @@
 #![forbid(unsafe_code)]
 
 pub mod aggregate;
+pub mod alarms;
 pub mod histogram;
 pub mod prometheus;
 pub mod store;

@@ -41,6 +41,20 @@ CREATE TABLE custom_metrics (
     PRIMARY KEY (namespace, metric, dims)
 ) STRICT, WITHOUT ROWID;
 "#,
+    r#"
+CREATE TABLE alarms (
+    name TEXT PRIMARY KEY,
+    document TEXT NOT NULL
+) STRICT;
+CREATE TABLE alarm_history (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    alarm TEXT NOT NULL,
+    time_ms INTEGER NOT NULL,
+    kind TEXT NOT NULL,
+    summary TEXT NOT NULL
+) STRICT;
+CREATE INDEX alarm_history_by_alarm ON alarm_history (alarm, seq);
+"#,
 ];
 
 /// The most custom metrics (namespace, name and dimensions) a server keeps: each costs up to
@@ -58,6 +72,12 @@ pub enum StoreError {
         "this server keeps at most {MAX_CUSTOM_METRICS} custom metrics; `{0}` would be one more"
     )]
     TooManyMetrics(String),
+    /// Adding an alarm would pass [`crate::alarms::MAX_ALARMS`].
+    #[error("this server keeps at most {max} alarms; `{0}` would be one more", max = crate::alarms::MAX_ALARMS)]
+    TooManyAlarms(String),
+    /// A record could not be encoded.
+    #[error("encoding a record: {0}")]
+    Encoding(String),
     /// A query failed.
     #[error("{context}: {source}")]
     Sqlite {
@@ -69,7 +89,7 @@ pub enum StoreError {
     },
 }
 
-fn sqlite(context: &'static str) -> impl FnOnce(rusqlite::Error) -> StoreError {
+pub(crate) fn sqlite(context: &'static str) -> impl FnOnce(rusqlite::Error) -> StoreError {
     move |source| StoreError::Sqlite { context, source }
 }
 
@@ -223,6 +243,19 @@ impl MetricStore {
             .map_err(sqlite("adding datapoints"))?;
         }
         tx.commit().map_err(sqlite("adding datapoints"))
+    }
+
+    /// Runs `f` in one immediate transaction, committed if it succeeds.
+    pub(crate) fn with_tx<T>(
+        &self,
+        context: &'static str,
+        f: impl FnOnce(&rusqlite::Transaction<'_>) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let mut conn = warden_sqlite::lock(&self.conn);
+        let tx = warden_sqlite::immediate(&mut conn).map_err(sqlite(context))?;
+        let out = f(&tx)?;
+        tx.commit().map_err(sqlite(context))?;
+        Ok(out)
     }
 
     /// Adds datapoints of custom metrics (`PutMetricData`): as [`MetricStore::add`], after

@@ -441,11 +441,15 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
                 .context("cannot open the metrics database")?,
         );
         let (stop_aggregator, aggregator_stopping) = std::sync::mpsc::channel::<()>();
+        // Each closed minute is the alarms' cue.
+        let (minute_closed, mut minutes) = tokio::sync::mpsc::unbounded_channel::<i64>();
         let aggregator = warden_metrics::aggregate::Aggregator::new(
             Arc::clone(&metrics),
             Arc::clone(&metric_store),
         )
-                .spawn(aggregator_stopping)?;
+                .spawn(aggregator_stopping, move |now| {
+                    let _ = minute_closed.send(now);
+                })?;
         let sweeper = {
             let observer = Arc::clone(&metrics_observer);
             tokio::spawn(async move {
@@ -572,6 +576,16 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
                 Duration::from_secs(args.flow_log_interval),
             ))
         });
+        let alarm_evaluator = {
+            let state = Arc::clone(&state);
+            tokio::spawn(async move {
+                while let Some(now) = minutes.recv().await {
+                    if let Err(e) = warden_api::alarms::evaluate_all(&state, now).await {
+                        tracing::warn!(error = %e.message, "alarms could not be evaluated");
+                    }
+                }
+            })
+        };
         let rotations = tokio::spawn(warden_api::secrets::rotation_scheduler(
             Arc::clone(&state),
             ROTATION_CHECK_PERIOD,
@@ -652,6 +666,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
             let _ = tokio::time::timeout(Duration::from_secs(11), server).await;
         }
         sweeper.abort();
+        alarm_evaluator.abort();
         let _ = stop_aggregator.send(());
         let _ = aggregator.join();
         key_usage.abort();

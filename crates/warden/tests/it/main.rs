@@ -7,6 +7,7 @@
 
 mod harness;
 
+mod alarms;
 mod async_queue;
 mod aws_cli;
 mod bad_input;

@@ -1,0 +1,511 @@
+//! CloudWatch's metric alarms: `PutMetricAlarm`, `DescribeAlarms`, `DeleteAlarms`,
+//! `SetAlarmState`, `DescribeAlarmHistory`, `EnableAlarmActions` and `DisableAlarmActions`
+//! (served by the CloudWatch door, authorized as `cloudwatch:<Operation>`), and their
+//! evaluation once a minute ([`evaluate_all`], called by the server after the minute's
+//! datapoints are written).
+//!
+//! An alarm's actions invoke Lambda functions of this account, asynchronously, with the
+//! event CloudWatch sends them (`source: aws.cloudwatch`, `alarmData` with the state, the
+//! previous state and the configuration). The invocation is queued durably before the
+//! state change is recorded as acted on, so a notification is delivered at least once
+//! across a crash (the queue retries failed invocations as Lambda does). Putting an alarm
+//! whose actions invoke a function needs `lambda:InvokeFunction` on it (the door's
+//! targets). SNS topics are refused by name.
+
+use ciborium::Value as Cbor;
+use http::StatusCode;
+use warden_metrics::alarms::{Alarm, AlarmState, Comparison, HistoryItem, MissingData};
+use warden_metrics::store::MetricStore;
+
+use crate::cloudwatch::{
+    check_stat, dimensions, get, invalid, list, map, missing, num, period, required_text, t, text,
+};
+use crate::{ApiError, ApiState, Reply};
+
+/// Alarm names: 1-255 characters, as CloudWatch.
+fn alarm_name(name: &str) -> Result<&str, ApiError> {
+    if name.is_empty() || name.chars().count() > 255 {
+        return Err(invalid("An alarm name is 1-255 characters."));
+    }
+    Ok(name)
+}
+
+fn store_error(e: warden_metrics::store::StoreError) -> ApiError {
+    match e {
+        warden_metrics::store::StoreError::TooManyAlarms(_) => ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "LimitExceededException",
+            e.to_string(),
+        ),
+        other => ApiError::internal(other),
+    }
+}
+
+fn now_ms() -> i64 {
+    warden_types::now_millis()
+}
+
+fn texts(input: &Cbor, key: &str) -> Vec<String> {
+    list(input, key)
+        .iter()
+        .filter_map(|v| match v {
+            Cbor::Text(s) => Some(s.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+/// The synchronous operations (everything but `SetAlarmState`).
+pub(crate) fn handle(
+    store: &MetricStore,
+    operation: &str,
+    input: &Cbor,
+    account: &str,
+    region: &str,
+) -> Result<Cbor, ApiError> {
+    match operation {
+        "PutMetricAlarm" => put_metric_alarm(store, input),
+        "DescribeAlarms" => describe_alarms(store, input, account, region),
+        "DeleteAlarms" => {
+            let names = texts(input, "AlarmNames");
+            if names.is_empty() || names.len() > 100 {
+                return Err(invalid("AlarmNames holds 1-100 names."));
+            }
+            store.delete_alarms(&names).map_err(store_error)?;
+            Ok(Cbor::Map(Vec::new()))
+        }
+        "DescribeAlarmHistory" => {
+            let max = num(input, "MaxRecords").unwrap_or(100.0).clamp(1.0, 100.0) as usize;
+            let items = store
+                .history(text(input, "AlarmName"), max)
+                .map_err(store_error)?;
+            let items = items
+                .iter()
+                .map(|h| {
+                    map(vec![
+                        ("AlarmName", t(&h.alarm)),
+                        ("AlarmType", t("MetricAlarm")),
+                        ("Timestamp", timestamp_ms(h.time_ms)),
+                        ("HistoryItemType", t(&h.kind)),
+                        ("HistorySummary", t(&h.summary)),
+                    ])
+                })
+                .collect();
+            Ok(map(vec![("AlarmHistoryItems", Cbor::Array(items))]))
+        }
+        "EnableAlarmActions" | "DisableAlarmActions" => {
+            let enable = operation == "EnableAlarmActions";
+            let names = texts(input, "AlarmNames");
+            for mut alarm in store.alarms().map_err(store_error)? {
+                if names.contains(&alarm.name) && alarm.actions_enabled != enable {
+                    alarm.actions_enabled = enable;
+                    store.put_alarm(&alarm).map_err(store_error)?;
+                }
+            }
+            Ok(Cbor::Map(Vec::new()))
+        }
+        _ => Err(ApiError::unknown_operation()),
+    }
+}
+
+fn timestamp_ms(ms: i64) -> Cbor {
+    Cbor::Tag(1, Box::new(Cbor::Float(ms as f64 / 1000.0)))
+}
+
+fn put_metric_alarm(store: &MetricStore, input: &Cbor) -> Result<Cbor, ApiError> {
+    let name = alarm_name(required_text(input, "AlarmName")?)?.to_owned();
+    for unsupported in [
+        "Metrics",
+        "ThresholdMetricId",
+        "EvaluateLowSampleCountPercentile",
+    ] {
+        if get(input, unsupported).is_some() {
+            return Err(invalid(format!(
+                "`{unsupported}` is not supported by Warden yet: alarms watch one metric's statistic"
+            )));
+        }
+    }
+    let statistic =
+        match (text(input, "Statistic"), text(input, "ExtendedStatistic")) {
+            (Some(s), None) => s.to_owned(),
+            (None, Some(s)) if s.starts_with('p') => s.to_owned(),
+            _ => return Err(invalid(
+                "Exactly one of Statistic and ExtendedStatistic (a percentile pNN) is required.",
+            )),
+        };
+    check_stat(&statistic)?;
+    let evaluation_periods =
+        num(input, "EvaluationPeriods").ok_or_else(|| missing("EvaluationPeriods"))?;
+    if !(1.0..=1440.0).contains(&evaluation_periods) || evaluation_periods.fract() != 0.0 {
+        return Err(invalid(
+            "EvaluationPeriods is a whole number from 1 to 1440.",
+        ));
+    }
+    let evaluation_periods = evaluation_periods as u32;
+    let datapoints_to_alarm = match num(input, "DatapointsToAlarm") {
+        None => evaluation_periods,
+        Some(d) if d >= 1.0 && d <= f64::from(evaluation_periods) && d.fract() == 0.0 => d as u32,
+        Some(_) => {
+            return Err(invalid(
+                "DatapointsToAlarm is a whole number from 1 to EvaluationPeriods.",
+            ))
+        }
+    };
+    let period = period(num(input, "Period"))?;
+    let threshold = num(input, "Threshold").ok_or_else(|| missing("Threshold"))?;
+    if !threshold.is_finite() {
+        return Err(invalid("Threshold must be a finite number."));
+    }
+    let comparison = Comparison::parse(required_text(input, "ComparisonOperator")?).ok_or_else(|| {
+        invalid("ComparisonOperator is GreaterThanOrEqualToThreshold, GreaterThanThreshold, LessThanThreshold or LessThanOrEqualToThreshold (anomaly detection is not supported).")
+    })?;
+    let missing_data = match text(input, "TreatMissingData") {
+        None => MissingData::Missing,
+        Some(m) => MissingData::parse(m).ok_or_else(|| {
+            invalid("TreatMissingData is breaching, notBreaching, ignore or missing.")
+        })?,
+    };
+    let actions = |key: &str| -> Result<Vec<String>, ApiError> {
+        let all = texts(input, key);
+        if all.len() > 5 {
+            return Err(invalid(format!("{key} holds at most 5 actions.")));
+        }
+        Ok(all)
+    };
+    let now = now_ms();
+    let previous = store
+        .alarms()
+        .map_err(store_error)?
+        .into_iter()
+        .find(|a| a.name == name);
+    let alarm = Alarm {
+        name,
+        description: text(input, "AlarmDescription").map(str::to_owned),
+        namespace: required_text(input, "Namespace")?.to_owned(),
+        metric: required_text(input, "MetricName")?.to_owned(),
+        dims: dimensions(input)?,
+        statistic,
+        period,
+        evaluation_periods,
+        datapoints_to_alarm,
+        threshold,
+        comparison,
+        missing: missing_data,
+        actions_enabled: !matches!(get(input, "ActionsEnabled"), Some(Cbor::Bool(false))),
+        alarm_actions: actions("AlarmActions")?,
+        ok_actions: actions("OKActions")?,
+        insufficient_data_actions: actions("InsufficientDataActions")?,
+        // A new alarm starts without data; a changed one keeps its state, as CloudWatch.
+        state: previous
+            .as_ref()
+            .map_or(AlarmState::InsufficientData, |p| p.state),
+        state_reason: previous.as_ref().map_or_else(
+            || "Unchecked: Initial alarm creation".to_owned(),
+            |p| p.state_reason.clone(),
+        ),
+        state_updated_ms: previous.as_ref().map_or(now, |p| p.state_updated_ms),
+        updated_ms: now,
+    };
+    store.put_alarm(&alarm).map_err(store_error)?;
+    store
+        .add_history(&HistoryItem {
+            alarm: alarm.name.clone(),
+            time_ms: now,
+            kind: "ConfigurationUpdate".into(),
+            summary: format!(
+                "Alarm \"{}\" {}",
+                alarm.name,
+                if previous.is_some() {
+                    "updated"
+                } else {
+                    "created"
+                }
+            ),
+        })
+        .map_err(store_error)?;
+    Ok(Cbor::Map(Vec::new()))
+}
+
+fn alarm_arn(account: &str, region: &str, name: &str) -> String {
+    format!("arn:aws:cloudwatch:{region}:{account}:alarm:{name}")
+}
+
+fn describe_alarms(
+    store: &MetricStore,
+    input: &Cbor,
+    account: &str,
+    region: &str,
+) -> Result<Cbor, ApiError> {
+    let names = texts(input, "AlarmNames");
+    let prefix = text(input, "AlarmNamePrefix");
+    let state = match text(input, "StateValue") {
+        None => None,
+        Some(s) => Some(
+            AlarmState::parse(s)
+                .ok_or_else(|| invalid("StateValue is OK, ALARM or INSUFFICIENT_DATA."))?,
+        ),
+    };
+    let alarms: Vec<Cbor> = store
+        .alarms()
+        .map_err(store_error)?
+        .iter()
+        .filter(|a| names.is_empty() || names.contains(&a.name))
+        .filter(|a| prefix.is_none_or(|p| a.name.starts_with(p)))
+        .filter(|a| state.is_none_or(|s| a.state == s))
+        .map(|a| describe(a, account, region))
+        .collect();
+    Ok(map(vec![
+        ("MetricAlarms", Cbor::Array(alarms)),
+        ("CompositeAlarms", Cbor::Array(Vec::new())),
+    ]))
+}
+
+fn describe(a: &Alarm, account: &str, region: &str) -> Cbor {
+    let strings = |v: &[String]| Cbor::Array(v.iter().map(|s| t(s)).collect());
+    let comparison = match a.comparison {
+        Comparison::GreaterThanOrEqualToThreshold => "GreaterThanOrEqualToThreshold",
+        Comparison::GreaterThanThreshold => "GreaterThanThreshold",
+        Comparison::LessThanThreshold => "LessThanThreshold",
+        Comparison::LessThanOrEqualToThreshold => "LessThanOrEqualToThreshold",
+    };
+    let mut entries = vec![
+        ("AlarmName", t(&a.name)),
+        ("AlarmArn", t(&alarm_arn(account, region, &a.name))),
+        (
+            "AlarmConfigurationUpdatedTimestamp",
+            timestamp_ms(a.updated_ms),
+        ),
+        ("ActionsEnabled", Cbor::Bool(a.actions_enabled)),
+        ("OKActions", strings(&a.ok_actions)),
+        ("AlarmActions", strings(&a.alarm_actions)),
+        (
+            "InsufficientDataActions",
+            strings(&a.insufficient_data_actions),
+        ),
+        ("StateValue", t(a.state.as_str())),
+        ("StateReason", t(&a.state_reason)),
+        ("StateUpdatedTimestamp", timestamp_ms(a.state_updated_ms)),
+        ("MetricName", t(&a.metric)),
+        ("Namespace", t(&a.namespace)),
+        ("Dimensions", crate::cloudwatch::dims_out(&a.dims)),
+        ("Period", Cbor::Integer(a.period.into())),
+        (
+            "EvaluationPeriods",
+            Cbor::Integer(a.evaluation_periods.into()),
+        ),
+        (
+            "DatapointsToAlarm",
+            Cbor::Integer(a.datapoints_to_alarm.into()),
+        ),
+        ("Threshold", Cbor::Float(a.threshold)),
+        ("ComparisonOperator", t(comparison)),
+        ("TreatMissingData", t(a.missing.as_str())),
+    ];
+    if a.statistic.starts_with('p') {
+        entries.push(("ExtendedStatistic", t(&a.statistic)));
+    } else {
+        entries.push(("Statistic", t(&a.statistic)));
+    }
+    if let Some(d) = &a.description {
+        entries.push(("AlarmDescription", t(d)));
+    }
+    map(entries)
+}
+
+/// `SetAlarmState`: the state until the next evaluation, with its actions.
+pub(crate) async fn set_alarm_state(
+    state: &ApiState,
+    input: &Cbor,
+    cbor: bool,
+) -> Result<Reply, ApiError> {
+    let name = required_text(input, "AlarmName")?.to_owned();
+    let value = AlarmState::parse(required_text(input, "StateValue")?)
+        .ok_or_else(|| invalid("StateValue is OK, ALARM or INSUFFICIENT_DATA."))?;
+    let reason = required_text(input, "StateReason")?
+        .chars()
+        .take(1023)
+        .collect::<String>();
+    let store = std::sync::Arc::clone(&state.metric_store);
+    let alarm = tokio::task::spawn_blocking(move || store.alarms())
+        .await
+        .map_err(ApiError::internal)?
+        .map_err(store_error)?
+        .into_iter()
+        .find(|a| a.name == name)
+        .ok_or_else(|| {
+            ApiError::new(
+                StatusCode::NOT_FOUND,
+                "ResourceNotFoundException",
+                format!("Alarm {name} not found"),
+            )
+        })?;
+    transition(state, alarm, value, reason).await?;
+    let empty = Cbor::Map(Vec::new());
+    Ok(if cbor {
+        crate::cloudwatch::cbor_response(StatusCode::OK, &empty)
+    } else {
+        crate::json_response(StatusCode::OK, &serde_json::json!({}))
+    })
+}
+
+/// Evaluates every alarm as of `now` (epoch seconds) and acts on each change of state.
+pub async fn evaluate_all(state: &ApiState, now: i64) -> Result<(), ApiError> {
+    let store = std::sync::Arc::clone(&state.metric_store);
+    let changes = tokio::task::spawn_blocking(move || -> Result<_, ApiError> {
+        let mut changes = Vec::new();
+        for alarm in store.alarms().map_err(store_error)? {
+            let span = alarm.period * i64::from(alarm.evaluation_periods);
+            let end = now - now.rem_euclid(alarm.period);
+            let points = store
+                .query(&alarm.metric_id(), end - span, end, alarm.period)
+                .map_err(store_error)?;
+            if let Some((next, reason)) = warden_metrics::alarms::evaluate(&alarm, &points, now) {
+                if next != alarm.state {
+                    changes.push((alarm, next, reason));
+                }
+            }
+        }
+        Ok(changes)
+    })
+    .await
+    .map_err(ApiError::internal)??;
+    for (alarm, next, reason) in changes {
+        transition(state, alarm, next, reason).await?;
+    }
+    Ok(())
+}
+
+/// Records a change of state and runs its actions: each function is queued for an
+/// asynchronous invocation with CloudWatch's alarm event.
+async fn transition(
+    state: &ApiState,
+    mut alarm: Alarm,
+    next: AlarmState,
+    reason: String,
+) -> Result<(), ApiError> {
+    let previous = alarm.state;
+    let previous_reason = std::mem::replace(&mut alarm.state_reason, reason.clone());
+    let previous_ms = alarm.state_updated_ms;
+    let now = now_ms();
+    alarm.state = next;
+    alarm.state_updated_ms = now;
+    let time = warden_types::iso_timestamp(now);
+    let event = serde_json::json!({
+        "source": "aws.cloudwatch",
+        "alarmArn": alarm_arn(state.account.as_str(), state.region.as_str(), &alarm.name),
+        "accountId": state.account.to_string(),
+        "time": time,
+        "region": state.region.to_string(),
+        "alarmData": {
+            "alarmName": alarm.name,
+            "state": {"value": next.as_str(), "reason": reason, "timestamp": time},
+            "previousState": {
+                "value": previous.as_str(),
+                "reason": previous_reason,
+                "timestamp": warden_types::iso_timestamp(previous_ms),
+            },
+            "configuration": {
+                "description": alarm.description,
+                "metrics": [{
+                    "id": "m1",
+                    "metricStat": {
+                        "metric": {"namespace": alarm.namespace, "name": alarm.metric, "dimensions": alarm.dims},
+                        "period": alarm.period,
+                        "stat": alarm.statistic,
+                    },
+                    "returnData": true,
+                }],
+            },
+        },
+    });
+    let mut history = vec![HistoryItem {
+        alarm: alarm.name.clone(),
+        time_ms: now,
+        kind: "StateUpdate".into(),
+        summary: format!(
+            "Alarm updated from {} to {}",
+            previous.as_str(),
+            next.as_str()
+        ),
+    }];
+    if alarm.actions_enabled {
+        let payload = bytes::Bytes::from(event.to_string());
+        for arn in alarm.actions_for(next).to_vec() {
+            let summary = match crate::cloudwatch::action_function(state, &arn) {
+                Ok(function) => match state.engine.enqueue(&function, payload.clone()).await {
+                    Ok(_) => format!("Successfully executed action {arn}"),
+                    Err(e) => format!("Failed to execute action {arn}: {e}"),
+                },
+                Err(e) => format!("Failed to execute action {arn}: {}", e.message),
+            };
+            history.push(HistoryItem {
+                alarm: alarm.name.clone(),
+                time_ms: now,
+                kind: "Action".into(),
+                summary,
+            });
+        }
+    }
+    tracing::info!(alarm = %alarm.name, from = previous.as_str(), to = next.as_str(), "alarm state changed");
+    let store = std::sync::Arc::clone(&state.metric_store);
+    tokio::task::spawn_blocking(move || -> Result<(), ApiError> {
+        store.put_alarm(&alarm).map_err(store_error)?;
+        for item in &history {
+            store.add_history(item).map_err(store_error)?;
+        }
+        Ok(())
+    })
+    .await
+    .map_err(ApiError::internal)?
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn put_metric_alarm_checks_what_cloudwatch_checks() {
+        let dir = tempfile::tempdir().expect("dir");
+        let store = MetricStore::open(&dir.path().join("m.db")).expect("open");
+        let base = |extra: Vec<(&str, Cbor)>| {
+            let mut entries = vec![
+                ("AlarmName", t("errors")),
+                ("Namespace", t("AWS/Lambda")),
+                ("MetricName", t("Errors")),
+                ("Statistic", t("Sum")),
+                ("Period", Cbor::Integer(60.into())),
+                ("EvaluationPeriods", Cbor::Integer(1.into())),
+                ("Threshold", Cbor::Float(0.0)),
+                ("ComparisonOperator", t("GreaterThanThreshold")),
+            ];
+            // A later entry of the same name replaces the base's.
+            entries.retain(|(k, _)| !extra.iter().any(|(e, _)| e == k));
+            entries.extend(extra);
+            map(entries)
+        };
+        put_metric_alarm(&store, &base(vec![])).expect("valid");
+        let alarms = store.alarms().expect("alarms");
+        assert_eq!(alarms.len(), 1);
+        assert_eq!(alarms[0].state, AlarmState::InsufficientData);
+        for (extra, why) in [
+            (vec![("Period", Cbor::Integer(30.into()))], "period"),
+            (
+                vec![("EvaluationPeriods", Cbor::Integer(0.into()))],
+                "periods",
+            ),
+            (
+                vec![("DatapointsToAlarm", Cbor::Integer(2.into()))],
+                "datapoints",
+            ),
+            (
+                vec![("ComparisonOperator", t("GreaterThanUpperThreshold"))],
+                "anomaly",
+            ),
+            (vec![("TreatMissingData", t("sometimes"))], "missing"),
+            (vec![("ExtendedStatistic", t("p99"))], "both statistics"),
+            (vec![("Metrics", Cbor::Array(vec![]))], "metric math"),
+        ] {
+            assert!(put_metric_alarm(&store, &base(extra)).is_err(), "{why}");
+        }
+    }
+}

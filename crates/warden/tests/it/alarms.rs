@@ -1,0 +1,301 @@
+//! Metric alarms through the AWS CLI: an alarm on a function's `Errors` and one on the
+//! account's `AccessDenied` go to `ALARM` once the minute's datapoints show the breach, and
+//! notify by invoking a function with CloudWatch's alarm event; `SetAlarmState`, the
+//! history, and the refusals (SNS actions, actions on functions the author may not invoke).
+
+use std::time::Duration;
+
+use serde_json::{json, Value};
+
+use crate::harness::*;
+
+const NOTIFY: &str = "import json\ndef handler(event, context):\n    print('ALARM-EVENT ' + json.dumps(event))\n    return 'ok'\n";
+const BOOM: &str = "def handler(event, context):\n    raise Exception('boom')\n";
+
+fn function(s: &Server, name: &str, code: &str) -> String {
+    let zip = format!("fileb://{}", python_zip(&[("app.py", code)]).display());
+    let out = s.aws(&[
+        "lambda",
+        "create-function",
+        "--function-name",
+        name,
+        "--runtime",
+        python_runtime(),
+        "--handler",
+        "app.handler",
+        "--role",
+        EXEC_ROLE,
+        "--zip-file",
+        &zip,
+    ]);
+    out["FunctionArn"].as_str().unwrap().to_owned()
+}
+
+fn put_alarm(s: &Server, name: &str, metric: &[&str], action: &str) -> std::process::Output {
+    let mut args = vec![
+        "cloudwatch",
+        "put-metric-alarm",
+        "--alarm-name",
+        name,
+        "--statistic",
+        "Sum",
+        "--period",
+        "60",
+        "--evaluation-periods",
+        "1",
+        "--comparison-operator",
+        "GreaterThanThreshold",
+        "--alarm-actions",
+        action,
+    ];
+    args.extend_from_slice(metric);
+    s.aws_raw(&args)
+}
+
+fn alarm_state(s: &Server, name: &str) -> String {
+    let out = s.aws(&["cloudwatch", "describe-alarms", "--alarm-names", name]);
+    out["MetricAlarms"][0]["StateValue"]
+        .as_str()
+        .unwrap_or("")
+        .to_owned()
+}
+
+/// The alarm events the notify function received.
+fn events(s: &Server) -> Vec<Value> {
+    s.logs("notify")
+        .iter()
+        .filter_map(|l| l.split_once("ALARM-EVENT ").map(|(_, e)| e.to_owned()))
+        .filter_map(|e| serde_json::from_str(&e).ok())
+        .collect()
+}
+
+#[test]
+fn alarms_go_to_alarm_on_breaching_minutes_and_invoke_their_action() {
+    let s = Server::start();
+    let notify = function(&s, "notify", NOTIFY);
+    function(&s, "boom", BOOM);
+    let out = put_alarm(
+        &s,
+        "boom-errors",
+        &[
+            "--namespace",
+            "AWS/Lambda",
+            "--metric-name",
+            "Errors",
+            "--dimensions",
+            "Name=FunctionName,Value=boom",
+            "--threshold",
+            "0",
+        ],
+        &notify,
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = put_alarm(
+        &s,
+        "denials",
+        &[
+            "--namespace",
+            "Warden/Security",
+            "--metric-name",
+            "AccessDenied",
+            "--threshold",
+            "2",
+        ],
+        &notify,
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(alarm_state(&s, "boom-errors"), "INSUFFICIENT_DATA");
+
+    let payload = tempfile::NamedTempFile::new().unwrap();
+    for _ in 0..2 {
+        let meta = s.aws(&[
+            "lambda",
+            "invoke",
+            "--function-name",
+            "boom",
+            "--payload",
+            "{}",
+            payload.path().to_str().unwrap(),
+        ]);
+        assert_eq!(meta["FunctionError"], "Unhandled");
+    }
+    // One principal, denied again and again.
+    let snooper = user_with_policy(
+        &s,
+        "snooper",
+        &json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "lambda:GetFunction", "Resource": "*"}]}),
+    );
+    for _ in 0..3 {
+        let out = aws_as(&s, &snooper, &["lambda", "list-functions"]);
+        assert!(!out.status.success());
+    }
+
+    // Evaluated once the minute's datapoints are written: within two minutes.
+    let deadline = std::time::Instant::now() + Duration::from_secs(150);
+    while (alarm_state(&s, "boom-errors") != "ALARM" || alarm_state(&s, "denials") != "ALARM")
+        && std::time::Instant::now() < deadline
+    {
+        std::thread::sleep(Duration::from_secs(2));
+    }
+    assert_eq!(alarm_state(&s, "boom-errors"), "ALARM");
+    assert_eq!(alarm_state(&s, "denials"), "ALARM");
+    let described = s.aws(&[
+        "cloudwatch",
+        "describe-alarms",
+        "--alarm-names",
+        "boom-errors",
+    ]);
+    let reason = described["MetricAlarms"][0]["StateReason"]
+        .as_str()
+        .unwrap();
+    assert!(
+        reason.contains("Threshold Crossed: 1 out of the last 1 datapoints [2]"),
+        "{reason}"
+    );
+
+    s.wait_logs("notify", Duration::from_secs(60), |_| events(&s).len() >= 2);
+    let events = events(&s);
+    let boom = events
+        .iter()
+        .find(|e| e["alarmData"]["alarmName"] == "boom-errors")
+        .expect("the errors alarm's event");
+    assert_eq!(boom["source"], "aws.cloudwatch");
+    assert_eq!(boom["alarmData"]["state"]["value"], "ALARM");
+    assert_eq!(
+        boom["alarmData"]["previousState"]["value"],
+        "INSUFFICIENT_DATA"
+    );
+    assert_eq!(
+        boom["alarmArn"],
+        "arn:aws:cloudwatch:us-east-1:123456789012:alarm:boom-errors"
+    );
+    let history = s.aws(&[
+        "cloudwatch",
+        "describe-alarm-history",
+        "--alarm-name",
+        "boom-errors",
+    ]);
+    let summaries: Vec<&str> = history["AlarmHistoryItems"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| h["HistorySummary"].as_str().unwrap())
+        .collect();
+    assert!(
+        summaries.contains(&"Alarm updated from INSUFFICIENT_DATA to ALARM"),
+        "{summaries:?}"
+    );
+    assert!(
+        summaries
+            .iter()
+            .any(|h| h.starts_with("Successfully executed action arn:aws:lambda:")),
+        "{summaries:?}"
+    );
+}
+
+#[test]
+fn set_alarm_state_notifies_and_refusals_name_the_problem() {
+    let s = Server::start();
+    let notify = function(&s, "notify", NOTIFY);
+    let metric = [
+        "--namespace",
+        "App",
+        "--metric-name",
+        "Orders",
+        "--threshold",
+        "10",
+    ];
+    let out = put_alarm(&s, "orders", &metric, &notify);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    s.aws(&[
+        "cloudwatch",
+        "set-alarm-state",
+        "--alarm-name",
+        "orders",
+        "--state-value",
+        "ALARM",
+        "--state-reason",
+        "testing the pager",
+    ]);
+    assert_eq!(alarm_state(&s, "orders"), "ALARM");
+    s.wait_logs("notify", Duration::from_secs(60), |_| {
+        !events(&s).is_empty()
+    });
+    assert_eq!(
+        events(&s)[0]["alarmData"]["state"]["reason"],
+        "testing the pager"
+    );
+
+    // SNS topics are not served: refused by name, nothing stored.
+    let out = put_alarm(
+        &s,
+        "sns",
+        &metric,
+        "arn:aws:sns:us-east-1:123456789012:pager",
+    );
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(error_code(&err), "InvalidParameterValue", "{err}");
+    assert!(err.contains("SNS topics are not served"), "{err}");
+    // An alarm may only invoke what its author may invoke.
+    let watcher = user_with_policy(
+        &s,
+        "watcher",
+        &json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "cloudwatch:*", "Resource": "*"}]}),
+    );
+    let out = aws_as(
+        &s,
+        &watcher,
+        &[
+            "cloudwatch",
+            "put-metric-alarm",
+            "--alarm-name",
+            "sneaky",
+            "--namespace",
+            "App",
+            "--metric-name",
+            "Orders",
+            "--statistic",
+            "Sum",
+            "--period",
+            "60",
+            "--evaluation-periods",
+            "1",
+            "--threshold",
+            "1",
+            "--comparison-operator",
+            "GreaterThanThreshold",
+            "--alarm-actions",
+            &notify,
+        ],
+    );
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("AccessDenied") && err.contains("lambda:InvokeFunction"),
+        "{err}"
+    );
+    let all = s.aws(&["cloudwatch", "describe-alarms"]);
+    let names: Vec<&str> = all["MetricAlarms"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["AlarmName"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["orders"]);
+    s.aws(&["cloudwatch", "delete-alarms", "--alarm-names", "orders"]);
+    let all = s.aws(&["cloudwatch", "describe-alarms"]);
+    assert_eq!(all["MetricAlarms"], json!([]));
+}
