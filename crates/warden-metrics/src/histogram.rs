@@ -1,7 +1,6 @@
 //! A lock-free histogram of durations (in microseconds), log-linear: eight buckets per
 //! power of two, so a percentile read from it (the upper bound of its bucket) is at most
-//! 12.5% above the true value, in
-//! 1.7 KiB per series, with one atomic add per recorded value.
+//! 12.5% above the true value, in 2 KiB per series, with one atomic add per recorded value.
 //!
 //! Values are kept cumulatively (never reset): the aggregator takes the difference of two
 //! snapshots for a minute's datapoint, and Prometheus reads the running totals.
