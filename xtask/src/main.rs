@@ -29,6 +29,7 @@ const PYTHON_PACKAGES: &[&str] = &[
     "awslambdaric==4.2.2",
     "aws-encryption-sdk==4.0.7",
     "requests==2.32.3",
+    "packaging==24.2",
 ];
 /// The SDK functions import unpackaged, as wheels for `warden runtime sdk install --from`
 /// (the tests install it offline, as an air-gapped host would).
@@ -124,7 +125,7 @@ fn tools(root: &Path) -> Result<ToolEnv> {
     let have = Command::new(&python)
         .args([
             "-c",
-            "import awscli, boto3, awslambdaric, aws_encryption_sdk, requests",
+            "import awscli, boto3, awslambdaric, aws_encryption_sdk, requests, packaging",
         ])
         .output()
         .map(|o| o.status.success())

@@ -114,6 +114,11 @@ pub(crate) enum Event {
 }
 
 impl Event {
+    /// Whether the event opens a range (`introduced`); ends sort before starts.
+    fn starts_range(&self) -> bool {
+        matches!(self, Event::Introduced(_))
+    }
+
     fn version(&self) -> Option<&Version> {
         match self {
             Event::Introduced(v) => v.as_ref(),
@@ -278,8 +283,16 @@ fn parse_range(range: &OsvRange, ecosystem: Ecosystem) -> Option<Range> {
         })
         .collect::<Result<Vec<_>, String>>()
         .map(|mut events| {
-            // A stable sort: `introduced: "0"` first, ties keep the record's order.
-            events.sort_by(|a, b| a.version().cmp(&b.version()));
+            // By version, `introduced: "0"` first. At equal versions a range's end comes
+            // before another's start, whatever order the record wrote them in: `fixed: X`
+            // and `introduced: X` are two ranges that meet at X, so X and what follows are
+            // affected (PYSEC-2023-72 writes its three pyspark ranges in an order where a
+            // record-order tie would close them at 3.2.0 and miss 3.2.0 and 3.2.1).
+            events.sort_by(|a, b| {
+                a.version()
+                    .cmp(&b.version())
+                    .then_with(|| a.starts_range().cmp(&b.starts_range()))
+            });
             events
         });
     Some(Range { scheme, events })

@@ -6,6 +6,7 @@
 )]
 
 mod advisories;
+mod differential;
 mod packages;
 
 use std::io::Write;
