@@ -30,6 +30,7 @@ const PYTHON_PACKAGES: &[&str] = &[
     "aws-encryption-sdk==4.0.7",
     "requests==2.32.3",
     "packaging==24.2",
+    "cyclonedx-python-lib[json-validation]==8.5.0",
 ];
 /// The SDK functions import unpackaged, as wheels for `warden runtime sdk install --from`
 /// (the tests install it offline, as an air-gapped host would).
@@ -125,7 +126,7 @@ fn tools(root: &Path) -> Result<ToolEnv> {
     let have = Command::new(&python)
         .args([
             "-c",
-            "import awscli, boto3, awslambdaric, aws_encryption_sdk, requests, packaging",
+            "import awscli, boto3, awslambdaric, aws_encryption_sdk, requests, packaging, cyclonedx",
         ])
         .output()
         .map(|o| o.status.success())

@@ -137,6 +137,20 @@ fn deploys_are_scanned_and_findings_and_sboms_are_served() {
         .map(|c| c["purl"].as_str().unwrap())
         .collect();
     assert_eq!(purls, ["pkg:pypi/idna@3.6", "pkg:pypi/requests@2.19.1"]);
+    // Valid by CycloneDX's own library's strict schema validation.
+    let file = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(file.path(), sbom.to_string()).unwrap();
+    let verdict = s.python(&format!(
+        "from cyclonedx.validation.json import JsonStrictValidator\n\
+         from cyclonedx.schema import SchemaVersion\n\
+         print(JsonStrictValidator(SchemaVersion.V1_5).validate_str(open({:?}).read()))",
+        file.path().display().to_string()
+    ));
+    assert_eq!(
+        verdict.trim(),
+        "None",
+        "the SBOM is not valid CycloneDX 1.5: {verdict}"
+    );
 
     // A clean package has no findings.
     let out = create(&s, "clean", &package("requests==2.32.3\n"));
