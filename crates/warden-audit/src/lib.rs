@@ -1,0 +1,4 @@
+//! Warden's tamper-evident audit trail (placeholder while the modules land).
+#![forbid(unsafe_code)]
+
+pub mod merkle;
