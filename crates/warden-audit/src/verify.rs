@@ -170,7 +170,7 @@ pub enum Finding {
 }
 
 impl Finding {
-    /// Whether the finding is about events (as opposed to digests).
+    /// The positions a finding about events covers; `None` for a finding about digests.
     fn row_range(&self) -> Option<(u64, u64)> {
         match self {
             Finding::Altered { seq } | Finding::Inserted { seq } | Finding::ChainBroken { seq } => {
