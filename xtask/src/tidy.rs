@@ -45,6 +45,7 @@ const ALLOWED_DEPENDENCIES: &[(&str, &[&str])] = &[
     ("warden-urls", &["warden-sqlite"]),
     ("warden-metrics", &["warden-sqlite"]),
     ("warden-scan", &["warden-sqlite"]),
+    ("warden-audit", &["warden-sqlite"]),
     ("warden-executor", &["warden-sandbox", "warden-egress"]),
     (
         "warden-engine",
