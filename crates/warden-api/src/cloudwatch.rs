@@ -19,7 +19,7 @@
 use ciborium::Value as Cbor;
 use http::request::Parts;
 use http::{HeaderValue, Response, StatusCode};
-use warden_metrics::store::{Datapoint, MetricId};
+use warden_metrics::store::{percentile_of, Datapoint, MetricId};
 use warden_types::identity::Principal;
 
 use crate::access::Target;
@@ -477,29 +477,11 @@ pub(crate) fn period(value: Option<f64>) -> Result<i64, ApiError> {
     Ok(p as i64)
 }
 
-/// A statistic of a datapoint: `SampleCount`, `Average`, `Sum`, `Minimum`, `Maximum`, or a
-/// percentile `pNN` / `pNN.N`.
-fn statistic(point: &Datapoint, stat: &str) -> Option<f64> {
-    match stat {
-        "SampleCount" => Some(point.count),
-        "Sum" => Some(point.sum),
-        "Average" => Some(point.average()),
-        "Minimum" => Some(point.min),
-        "Maximum" => Some(point.max),
-        _ => percentile(stat).and_then(|p| point.percentile(p)),
-    }
-}
-
-fn percentile(stat: &str) -> Option<f64> {
-    let p: f64 = stat.strip_prefix('p')?.parse().ok()?;
-    (p > 0.0 && p <= 100.0).then_some(p)
-}
-
 pub(crate) fn check_stat(stat: &str) -> Result<(), ApiError> {
     if matches!(
         stat,
         "SampleCount" | "Sum" | "Average" | "Minimum" | "Maximum"
-    ) || percentile(stat).is_some()
+    ) || percentile_of(stat).is_some()
     {
         return Ok(());
     }
@@ -669,13 +651,13 @@ fn get_metric_statistics(
         return Err(missing("Statistics or ExtendedStatistics"));
     }
     for s in &stats {
-        if percentile(s).is_some() {
+        if percentile_of(s).is_some() {
             return Err(invalid("Percentiles go in ExtendedStatistics."));
         }
         check_stat(s)?;
     }
     for s in &extended {
-        if percentile(s).is_none() {
+        if percentile_of(s).is_none() {
             return Err(invalid(format!("`{s}` is not a percentile (pNN).")));
         }
     }
@@ -692,14 +674,14 @@ fn get_metric_statistics(
         .map(|p| {
             let mut entries = vec![("Timestamp", timestamp(p.ts)), ("Unit", t(unit))];
             for s in &stats {
-                if let Some(v) = statistic(p, s) {
+                if let Some(v) = p.statistic(s) {
                     entries.push((s, Cbor::Float(v)));
                 }
             }
             if !extended.is_empty() {
                 let ext: Vec<(Cbor, Cbor)> = extended
                     .iter()
-                    .filter_map(|s| statistic(p, s).map(|v| (t(s), Cbor::Float(v))))
+                    .filter_map(|s| p.statistic(s).map(|v| (t(s), Cbor::Float(v))))
                     .collect();
                 entries.push(("ExtendedStatistics", Cbor::Map(ext)));
             }
@@ -755,7 +737,7 @@ fn get_metric_data(
         }
         let (times, values): (Vec<Cbor>, Vec<Cbor>) = points
             .iter()
-            .filter_map(|p| statistic(p, name).map(|v| (timestamp(p.ts), Cbor::Float(v))))
+            .filter_map(|p| p.statistic(name).map(|v| (timestamp(p.ts), Cbor::Float(v))))
             .unzip();
         let returned = !matches!(get(q, "ReturnData"), Some(Cbor::Bool(false)));
         if returned {

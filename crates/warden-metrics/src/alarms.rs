@@ -188,23 +188,6 @@ impl Alarm {
     }
 }
 
-/// A statistic of a datapoint, as the alarm names it.
-pub fn statistic(point: &Datapoint, stat: &str) -> Option<f64> {
-    match stat {
-        "SampleCount" => Some(point.count),
-        "Sum" => Some(point.sum),
-        "Average" => Some(point.average()),
-        "Minimum" => Some(point.min),
-        "Maximum" => Some(point.max),
-        _ => {
-            let p: f64 = stat.strip_prefix('p')?.parse().ok()?;
-            (p > 0.0 && p <= 100.0)
-                .then_some(p)
-                .and_then(|p| point.percentile(p))
-        }
-    }
-}
-
 /// The state `alarm` should be in given the datapoints of its metric, as of `now` (epoch
 /// seconds): the last `evaluation_periods` whole periods before `now` are evaluated. The
 /// reason says what was seen. `None`: keep the current state (`ignore` with no data).
@@ -220,7 +203,7 @@ pub fn evaluate(alarm: &Alarm, points: &[Datapoint], now: i64) -> Option<(AlarmS
         let value = points
             .iter()
             .find(|p| p.ts == start)
-            .and_then(|p| statistic(p, &alarm.statistic));
+            .and_then(|p| p.statistic(&alarm.statistic));
         match value {
             Some(v) => {
                 seen += 1;

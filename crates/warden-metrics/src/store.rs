@@ -133,6 +133,20 @@ impl Datapoint {
         }
     }
 
+    /// A statistic by CloudWatch's name: `SampleCount`, `Sum`, `Average`, `Minimum`,
+    /// `Maximum`, or a percentile `pNN` / `pNN.N` ([`percentile_of`]); `None` for another
+    /// name, or a percentile of a metric without a histogram.
+    pub fn statistic(&self, stat: &str) -> Option<f64> {
+        match stat {
+            "SampleCount" => Some(self.count),
+            "Sum" => Some(self.sum),
+            "Average" => Some(self.average()),
+            "Minimum" => Some(self.min),
+            "Maximum" => Some(self.max),
+            _ => percentile_of(stat).and_then(|p| self.percentile(p)),
+        }
+    }
+
     /// The `p`-th percentile in the metric's unit (milliseconds for timed metrics), from
     /// the histogram, never above the period's maximum; `None` for metrics without one.
     pub fn percentile(&self, p: f64) -> Option<f64> {
@@ -141,6 +155,13 @@ impl Datapoint {
         hist.percentile(p, Some(max_us))
             .map(|us| us as f64 / 1000.0)
     }
+}
+
+/// The percentile a statistic's name asks for (`p99` is 99.0), if it is one: above 0, at
+/// most 100.
+pub fn percentile_of(stat: &str) -> Option<f64> {
+    let p: f64 = stat.strip_prefix('p')?.parse().ok()?;
+    (p > 0.0 && p <= 100.0).then_some(p)
 }
 
 fn encode_hist(h: &HistogramSnapshot) -> Vec<u8> {
