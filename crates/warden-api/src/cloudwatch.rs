@@ -194,12 +194,14 @@ async fn dispatch(state: &ApiState, request: ApiRequest) -> Result<Reply, ApiErr
     let cbor = request.parts.uri.path().starts_with(PREFIX);
     let input = input_of(&request)?;
     if name == "SetAlarmState" {
+        members(&input, honoured(name), name)?;
         return crate::alarms::set_alarm_state(state, &input, cbor).await;
     }
     let store = std::sync::Arc::clone(&state.metric_store);
     let name = name.clone();
     let account = state.account.to_string();
     let region = state.region.to_string();
+    members(&input, honoured(&name), &name)?;
     let output = tokio::task::spawn_blocking(move || match name.as_str() {
         "PutMetricData" => put_metric_data(&store, &input),
         "GetMetricStatistics" => get_metric_statistics(&store, &input),
@@ -444,13 +446,80 @@ pub(crate) fn dims_out(key: &str) -> Cbor {
     )
 }
 
-/// The unit Warden's own metrics are in.
-fn unit_of(id: &MetricId) -> &'static str {
-    match (id.namespace.as_str(), id.metric.as_str()) {
-        ("AWS/Lambda", "Duration" | "AsyncEventAge") => "Milliseconds",
-        ("AWS/Lambda" | "Warden/Security", _) => "Count",
-        _ => "None",
+/// The unit of a metric: Warden's own metrics' fixed ones, a custom metric's as
+/// `PutMetricData` last gave it, else `None`.
+fn unit_of(store: &warden_metrics::store::MetricStore, id: &MetricId) -> Result<String, ApiError> {
+    Ok(match (id.namespace.as_str(), id.metric.as_str()) {
+        ("AWS/Lambda", "Duration" | "AsyncEventAge") => "Milliseconds".into(),
+        ("AWS/Lambda" | "Warden/Security", _) => "Count".into(),
+        _ => store
+            .custom_unit(id)
+            .map_err(store_error)?
+            .unwrap_or_else(|| "None".into()),
+    })
+}
+
+/// The members each operation reads. Any other member of a request is refused by name
+/// rather than ignored.
+fn honoured(operation: &str) -> &'static [&'static str] {
+    match operation {
+        "PutMetricData" => &["Namespace", "MetricData"],
+        "GetMetricStatistics" => &[
+            "Namespace",
+            "MetricName",
+            "Dimensions",
+            "StartTime",
+            "EndTime",
+            "Period",
+            "Statistics",
+            "ExtendedStatistics",
+            "Unit",
+        ],
+        "GetMetricData" => &["MetricDataQueries", "StartTime", "EndTime", "ScanBy"],
+        "ListMetrics" => &["Namespace", "MetricName", "Dimensions", "NextToken"],
+        "PutMetricAlarm" => &[
+            "AlarmName",
+            "AlarmDescription",
+            "ActionsEnabled",
+            "OKActions",
+            "AlarmActions",
+            "InsufficientDataActions",
+            "MetricName",
+            "Namespace",
+            "Statistic",
+            "ExtendedStatistic",
+            "Dimensions",
+            "Period",
+            "EvaluationPeriods",
+            "DatapointsToAlarm",
+            "Threshold",
+            "ComparisonOperator",
+            "TreatMissingData",
+        ],
+        "DescribeAlarms" => &["AlarmNames", "AlarmNamePrefix", "StateValue"],
+        "DeleteAlarms" | "EnableAlarmActions" | "DisableAlarmActions" => &["AlarmNames"],
+        "SetAlarmState" => &["AlarmName", "StateValue", "StateReason"],
+        "DescribeAlarmHistory" => &["AlarmName", "MaxRecords"],
+        _ => &[],
     }
+}
+
+/// Refuses a member of `map` that `allowed` does not name.
+pub(crate) fn members(map: &Cbor, allowed: &[&str], what: &str) -> Result<(), ApiError> {
+    if let Cbor::Map(entries) = map {
+        for (k, _) in entries {
+            let Cbor::Text(k) = k else {
+                return Err(invalid("member names are text"));
+            };
+            if !allowed.contains(&k.as_str()) {
+                return Err(invalid(format!(
+                    "`{}` is not supported by Warden's {what}",
+                    k.chars().take(64).collect::<String>()
+                )));
+            }
+        }
+    }
+    Ok(())
 }
 
 // ---- operations ----
@@ -515,7 +584,29 @@ fn put_metric_data(
     }
     let now = warden_metrics::aggregate::now_s();
     let mut rows = Vec::new();
+    let mut units = Vec::new();
     for m in data {
+        members(
+            m,
+            &[
+                "MetricName",
+                "Dimensions",
+                "Timestamp",
+                "Value",
+                "Values",
+                "Counts",
+                "StatisticValues",
+                "Unit",
+                "StorageResolution",
+            ],
+            "PutMetricData MetricData",
+        )?;
+        if num(m, "StorageResolution").is_some_and(|r| r != 60.0) {
+            return Err(invalid(
+                "StorageResolution must be 60: Warden keeps one-minute resolution at best",
+            ));
+        }
+        units.push(text(m, "Unit").map(str::to_owned));
         let metric = required_text(m, "MetricName")?;
         if metric.is_empty() || metric.len() > 255 {
             return Err(invalid("A metric name is 1-255 characters."));
@@ -534,7 +625,7 @@ fn put_metric_data(
         };
         rows.push((id, 60, point));
     }
-    store.add_custom(&rows).map_err(|e| match e {
+    store.add_custom(&rows, &units).map_err(|e| match e {
         warden_metrics::store::StoreError::TooManyMetrics(_) => ApiError::new(
             StatusCode::BAD_REQUEST,
             "LimitExceededException",
@@ -667,12 +758,16 @@ fn get_metric_statistics(
             (end - start) / period
         )));
     }
-    let points = store.query(&id, start, end, period).map_err(store_error)?;
-    let unit = unit_of(&id);
+    let unit = unit_of(store, &id)?;
+    // A unit asked for that is not the metric's: no datapoints, as CloudWatch.
+    let points = match text(input, "Unit") {
+        Some(u) if u != unit => Vec::new(),
+        _ => store.query(&id, start, end, period).map_err(store_error)?,
+    };
     let datapoints = points
         .iter()
         .map(|p| {
-            let mut entries = vec![("Timestamp", timestamp(p.ts)), ("Unit", t(unit))];
+            let mut entries = vec![("Timestamp", timestamp(p.ts)), ("Unit", t(&unit))];
             for s in &stats {
                 if let Some(v) = p.statistic(s) {
                     entries.push((s, Cbor::Float(v)));
@@ -711,6 +806,11 @@ fn get_metric_data(
     // CloudWatch's cap on one call: 100,800 datapoints across all its queries.
     let mut budget: i64 = 100_800;
     for q in queries {
+        members(
+            q,
+            &["Id", "MetricStat", "Expression", "Label", "ReturnData"],
+            "GetMetricData query",
+        )?;
         let id = required_text(q, "Id")?;
         if get(q, "Expression").is_some() {
             return Err(invalid(format!(
@@ -718,6 +818,7 @@ fn get_metric_data(
             )));
         }
         let stat = get(q, "MetricStat").ok_or_else(|| missing("MetricStat"))?;
+        members(stat, &["Metric", "Period", "Stat", "Unit"], "MetricStat")?;
         let metric = get(stat, "Metric").ok_or_else(|| missing("MetricStat.Metric"))?;
         let metric = metric_id(metric)?;
         let period = period(num(stat, "Period"))?;
@@ -729,9 +830,12 @@ fn get_metric_data(
                 "One GetMetricData returns at most 100,800 datapoints across its queries: shorten the range or lengthen the periods.",
             ));
         }
-        let mut points = store
-            .query(&metric, start, end, period)
-            .map_err(store_error)?;
+        let mut points = match text(stat, "Unit") {
+            Some(u) if u != unit_of(store, &metric)? => Vec::new(),
+            _ => store
+                .query(&metric, start, end, period)
+                .map_err(store_error)?,
+        };
         if !ascending {
             points.reverse();
         }

@@ -55,6 +55,9 @@ CREATE TABLE alarm_history (
 ) STRICT;
 CREATE INDEX alarm_history_by_alarm ON alarm_history (alarm, seq);
 "#,
+    r#"
+ALTER TABLE custom_metrics ADD COLUMN unit TEXT;
+"#,
 ];
 
 /// The most custom metrics (namespace, name and dimensions) a server keeps: each costs up to
@@ -282,15 +285,26 @@ impl MetricStore {
     /// Adds datapoints of custom metrics (`PutMetricData`): as [`MetricStore::add`], after
     /// registering each new metric, refusing all of them if one would pass
     /// [`MAX_CUSTOM_METRICS`].
-    pub fn add_custom(&self, rows: &[(MetricId, i64, Datapoint)]) -> Result<(), StoreError> {
+    pub fn add_custom(
+        &self,
+        rows: &[(MetricId, i64, Datapoint)],
+        units: &[Option<String>],
+    ) -> Result<(), StoreError> {
         {
             let mut conn = warden_sqlite::lock(&self.conn);
             let tx = warden_sqlite::immediate(&mut conn).map_err(sqlite("adding metrics"))?;
-            for (id, _, _) in rows {
+            for (i, (id, _, _)) in rows.iter().enumerate() {
+                if let Some(Some(unit)) = units.get(i) {
+                    tx.execute(
+                        "UPDATE custom_metrics SET unit = ?4 WHERE namespace = ?1 AND metric = ?2 AND dims = ?3",
+                        params![id.namespace, id.metric, id.dims, unit],
+                    )
+                    .map_err(sqlite("adding metrics"))?;
+                }
                 let added = tx
                     .execute(
-                        "INSERT OR IGNORE INTO custom_metrics (namespace, metric, dims) VALUES (?1, ?2, ?3)",
-                        params![id.namespace, id.metric, id.dims],
+                        "INSERT OR IGNORE INTO custom_metrics (namespace, metric, dims, unit) VALUES (?1, ?2, ?3, ?4)",
+                        params![id.namespace, id.metric, id.dims, units.get(i).cloned().flatten()],
                     )
                     .map_err(sqlite("adding metrics"))?;
                 if added == 0 {
@@ -310,6 +324,19 @@ impl MetricStore {
             tx.commit().map_err(sqlite("adding metrics"))?;
         }
         self.add(rows)
+    }
+
+    /// The unit `PutMetricData` last gave a custom metric, if any.
+    pub fn custom_unit(&self, id: &MetricId) -> Result<Option<String>, StoreError> {
+        let conn = warden_sqlite::lock(&self.conn);
+        conn.query_row(
+            "SELECT unit FROM custom_metrics WHERE namespace = ?1 AND metric = ?2 AND dims = ?3",
+            params![id.namespace, id.metric, id.dims],
+            |r| r.get::<_, Option<String>>(0),
+        )
+        .optional()
+        .map(Option::flatten)
+        .map_err(sqlite("reading a metric's unit"))
     }
 
     /// The datapoints of `id` from `start` (inclusive) to `end` (exclusive), epoch seconds,
@@ -575,14 +602,14 @@ mod tests {
         let rows: Vec<_> = (0..MAX_CUSTOM_METRICS)
             .map(|i| (custom(i), 60, point(60, &[1])))
             .collect();
-        store.add_custom(&rows).expect("within the cap");
+        store.add_custom(&rows, &[]).expect("within the cap");
         // The same metrics again are not new.
-        store.add_custom(&rows[..10]).expect("known metrics");
+        store.add_custom(&rows[..10], &[]).expect("known metrics");
         let over = vec![
             (custom(0), 60, point(120, &[1])),
             (custom(MAX_CUSTOM_METRICS), 60, point(120, &[1])),
         ];
-        let err = store.add_custom(&over).expect_err("past the cap");
+        let err = store.add_custom(&over, &[]).expect_err("past the cap");
         assert!(matches!(err, StoreError::TooManyMetrics(_)), "{err}");
         assert!(store
             .query(&custom(0), 120, 180, 60)

@@ -43,6 +43,10 @@ expect("math", cw.get_metric_data, MetricDataQueries=[{"Id": "m", "Expression": 
 expect("order", cw.get_metric_statistics, Namespace="App", MetricName="Orders", Period=60, Statistics=["Sum"],
        StartTime=now, EndTime=now - datetime.timedelta(minutes=1))
 expect("both", cw.put_metric_data, Namespace="App", MetricData=[{"MetricName": "X", "Value": 1, "Values": [1]}])
+expect("resolution", cw.put_metric_data, Namespace="App", MetricData=[{"MetricName": "X", "Value": 1, "StorageResolution": 1}])
+expect("unserved", cw.list_metrics, Namespace="App", RecentlyActive="PT3H")
+other_unit = cw.get_metric_statistics(Namespace="App", MetricName="Orders", Dimensions=dims, Period=60,
+                                      Statistics=["Sum"], Unit="Seconds", **window)
 def plain(v):
     return json.loads(json.dumps(v, default=str))
 print(json.dumps({
@@ -52,6 +56,7 @@ print(json.dumps({
     "listed": sorted((m["MetricName"], json.dumps(m["Dimensions"])) for m in listed["Metrics"]),
     "filtered": [m["MetricName"] for m in filtered["Metrics"]],
     "errors": errors,
+    "other_unit": plain(other_unit["Datapoints"]),
 }))
 "#;
 
@@ -93,7 +98,15 @@ fn custom_metrics_are_put_and_read_back_with_boto3() {
             "math": ["InvalidParameterValue", 400],
             "order": ["InvalidParameterValue", 400],
             "both": ["InvalidParameterValue", 400],
+            "resolution": ["InvalidParameterValue", 400],
+            "unserved": ["InvalidParameterValue", 400],
         })
+    );
+    assert_eq!(stats["Unit"], "Count", "the unit PutMetricData gave: {out}");
+    assert_eq!(
+        out["other_unit"],
+        json!([]),
+        "another unit has no datapoints"
     );
 }
 
