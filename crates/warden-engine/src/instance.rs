@@ -367,10 +367,22 @@ pub const SERVED_SERVICES: &[&str] = &[
 
 /// Builds the process Lambda would start for `config`, complete: the program and its
 /// arguments, and every environment variable (the function's own, Lambda's, the Runtime
-/// API address, Warden's API endpoints and the role's credentials), written once from
+/// API address, Warden's API endpoints and the role's credentials, and `log_stream`, the
+/// instance's log stream from [`log_stream_name`]), written once from
 /// where the executor said things will be (`placement`), with `code_dir` the host
 /// directory of the code (checked for a `bootstrap`) and `opt_dir` that of the function's
 /// merged layers, if it has any.
+/// A new instance's log stream, named as Lambda names them: the day it started, the
+/// version in brackets, and a random id (`2026/12/04/[$LATEST]0f3c...`).
+pub fn log_stream_name(version: &str) -> String {
+    format!(
+        "{}/[{}]{}",
+        &warden_types::iso_timestamp(warden_types::now_millis())[..10].replace('-', "/"),
+        version,
+        uuid::Uuid::new_v4().simple()
+    )
+}
+
 pub fn instance_spec(
     config: &FunctionVersion,
     environment: &std::collections::BTreeMap<String, String>,
@@ -379,6 +391,7 @@ pub fn instance_spec(
     placement: &Placement,
     rt: &RuntimeSettings<'_>,
     credentials: &RoleCredentials,
+    log_stream: &str,
 ) -> Result<InstanceSpec, EntrypointError> {
     let runtime = config
         .runtime()
@@ -388,12 +401,6 @@ pub fn instance_spec(
         .iter()
         .map(|(k, v)| (k.clone(), v.clone()))
         .collect();
-    let log_stream = format!(
-        "{}/[{}]{}",
-        &warden_types::iso_timestamp(warden_types::now_millis())[..10].replace('-', "/"),
-        config.version,
-        uuid::Uuid::new_v4().simple()
-    );
     let platform = [
         ("AWS_REGION", rt.region.to_string()),
         ("AWS_DEFAULT_REGION", rt.region.to_string()),
@@ -408,7 +415,7 @@ pub fn instance_spec(
             "AWS_LAMBDA_LOG_GROUP_NAME",
             format!("/aws/lambda/{}", config.name),
         ),
-        ("AWS_LAMBDA_LOG_STREAM_NAME", log_stream),
+        ("AWS_LAMBDA_LOG_STREAM_NAME", log_stream.to_owned()),
         (
             "AWS_EXECUTION_ENV",
             format!("AWS_Lambda_{}", runtime.as_str()),
@@ -631,6 +638,7 @@ mod tests {
             placement,
             rt,
             credentials,
+            "2026/12/04/[$LATEST]0123456789abcdef0123456789abcdef",
         )
     }
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -816,6 +824,7 @@ mod tests {
             &sandboxed,
             &rt,
             &credentials(),
+            "2026/12/04/[$LATEST]0123456789abcdef0123456789abcdef",
         )
         .unwrap();
         let inside: Vec<&Path> = spec.mounts.iter().map(|m| m.inside.as_path()).collect();
@@ -876,6 +885,7 @@ mod tests {
             &plain,
             &rt,
             &credentials(),
+            "2026/12/04/[$LATEST]0123456789abcdef0123456789abcdef",
         )
         .unwrap();
         assert_eq!(spec.program, code.path().join("bootstrap"));

@@ -799,6 +799,7 @@ impl Engine {
         };
         let session_key = credentials.access_key_id.clone();
         let revoke = || inner.credentials.revoke(&session_key);
+        let log_stream = instance::log_stream_name(&config.version);
         let mut spec = match instance_spec(
             config,
             environment,
@@ -807,6 +808,7 @@ impl Engine {
             prepared.placement(),
             &settings,
             &credentials,
+            &log_stream,
         ) {
             Ok(s) => s,
             Err(e) => {
@@ -900,6 +902,7 @@ impl Engine {
         };
         let started_instance = LogCapture::start(
             config.name.clone(),
+            log_stream,
             logs::PlatformLines::of(&config.logging),
             warden_types::hygiene::Redactor::of(environment),
             inner.logs.clone(),
@@ -1377,6 +1380,7 @@ mod tests {
         let name = FunctionName::new("f").unwrap();
         let logs = LogCapture::start(
             name,
+            "2026/12/04/[$LATEST]test".into(),
             logs::PlatformLines::Text,
             Default::default(),
             LogSink::start(store, LogLimits::default()),

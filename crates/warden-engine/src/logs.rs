@@ -302,8 +302,14 @@ impl LogSink {
     }
 
     /// Emits a platform line (Warden's own: `START`, `END`, `REPORT`, errors). Never waits.
-    pub fn emit(&self, function: &FunctionName, request_id: Option<&str>, message: String) {
-        self.emit_as(function, request_id, message, LogSource::Platform);
+    pub fn emit(
+        &self,
+        function: &FunctionName,
+        stream: Option<&str>,
+        request_id: Option<&str>,
+        message: String,
+    ) {
+        self.emit_as(function, stream, request_id, message, LogSource::Platform);
     }
 
     /// Emits a line written by `source` without waiting, within the platform reserve.
@@ -312,18 +318,20 @@ impl LogSink {
     pub fn emit_as(
         &self,
         function: &FunctionName,
+        stream: Option<&str>,
         request_id: Option<&str>,
         message: String,
         source: LogSource,
     ) {
-        let record = record(function, request_id, message, source);
+        let record = record(function, stream, request_id, message, source);
         self.push(Item::Line(record), QUEUE_BYTES + PLATFORM_RESERVE_BYTES);
     }
 
     /// Emits a `REPORT` line formatted by the writer thread.
-    pub fn emit_report(&self, function: &FunctionName, report: Report) {
+    pub fn emit_report(&self, function: &FunctionName, stream: Option<&str>, report: Report) {
         let record = record(
             function,
+            stream,
             Some(&report.request_id),
             String::new(),
             LogSource::Platform,
@@ -405,6 +413,7 @@ fn cost(item: &Item) -> usize {
 
 fn record(
     function: &FunctionName,
+    stream: Option<&str>,
     request_id: Option<&str>,
     message: String,
     source: LogSource,
@@ -414,6 +423,7 @@ fn record(
         function: function.clone(),
         timestamp_ms: warden_types::now_millis(),
         request_id: request_id.map(str::to_owned),
+        stream: stream.map(str::to_owned),
         message,
         source,
     }
@@ -574,6 +584,8 @@ struct Current {
 /// One instance's output, attributed to the invocation it belongs to.
 pub struct LogCapture {
     function: FunctionName,
+    /// The instance's log stream; none for the log of an invocation that got no instance.
+    log_stream: Option<String>,
     lines: PlatformLines,
     /// Replaces the function's secret environment values in its own lines.
     redactor: warden_types::hygiene::Redactor,
@@ -602,6 +614,7 @@ impl LogCapture {
     /// Wraps the instance's pipes and starts reading them.
     pub fn start(
         function: FunctionName,
+        log_stream: String,
         lines: PlatformLines,
         redactor: warden_types::hygiene::Redactor,
         sink: LogSink,
@@ -611,6 +624,7 @@ impl LogCapture {
         let capture = Arc::new(Self {
             bucket: sink.bucket(&function),
             function,
+            log_stream: Some(log_stream),
             lines,
             redactor,
             sink,
@@ -639,6 +653,7 @@ impl LogCapture {
         Self {
             bucket: sink.bucket(&function),
             function,
+            log_stream: None,
             lines,
             redactor: Default::default(),
             sink,
@@ -768,6 +783,7 @@ impl LogCapture {
         }
         let record = record(
             &self.function,
+            self.log_stream.as_deref(),
             current.request_id.as_deref(),
             text,
             LogSource::Function,
@@ -796,7 +812,12 @@ impl LogCapture {
         if let Some(t) = current.tail.as_mut() {
             t.push(&start);
         }
-        self.sink.emit(&self.function, Some(request_id), start);
+        self.sink.emit(
+            &self.function,
+            self.log_stream.as_deref(),
+            Some(request_id),
+            start,
+        );
     }
 
     /// Writes a platform line (timeouts, crashes) into the current invocation.
@@ -830,6 +851,7 @@ impl LogCapture {
         }
         self.sink.emit_as(
             &self.function,
+            self.log_stream.as_deref(),
             current.request_id.as_deref(),
             message,
             source,
@@ -857,13 +879,22 @@ impl LogCapture {
             if let Some(t) = current.tail.as_mut() {
                 t.push(&marker);
             }
-            self.sink.emit(&self.function, Some(request_id), marker);
+            self.sink.emit(
+                &self.function,
+                self.log_stream.as_deref(),
+                Some(request_id),
+                marker,
+            );
         }
         let mut tail = current.tail.take();
         // JSON records have no `END`; at `SystemLogLevel` WARN there is no report either.
         if self.lines == PlatformLines::Text {
-            self.sink
-                .emit(&self.function, Some(request_id), end.clone());
+            self.sink.emit(
+                &self.function,
+                self.log_stream.as_deref(),
+                Some(request_id),
+                end.clone(),
+            );
         }
         if self.lines == PlatformLines::Quiet {
             current.request_id = None;
@@ -877,9 +908,15 @@ impl LogCapture {
                 }
                 t.push(&line);
             }
-            self.sink.emit(&self.function, Some(request_id), line);
+            self.sink.emit(
+                &self.function,
+                self.log_stream.as_deref(),
+                Some(request_id),
+                line,
+            );
         } else {
-            self.sink.emit_report(&self.function, report.clone());
+            self.sink
+                .emit_report(&self.function, self.log_stream.as_deref(), report.clone());
         }
         current.request_id = None;
         tail

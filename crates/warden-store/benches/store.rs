@@ -150,6 +150,7 @@ fn main() {
             function: f.clone(),
             timestamp_ms: i,
             request_id: Some("req".into()),
+            stream: None,
             message: "a log line of ordinary length, about eighty bytes or so, like most".into(),
             source: warden_store::LogSource::Function,
         })

@@ -68,7 +68,10 @@ pub mod record;
 pub mod sqlite;
 
 pub use blobs::{sha256_base64, BlobStore};
-pub use logs::{LogRecord, LogRetention, LogSource, LogStore, PruneReport};
+pub use logs::{
+    Cursor, EventRange, EventRef, LogGroup, LogGroupInfo, LogRecord, LogRetention, LogSource,
+    LogStore, LogStreamInfo, PruneReport, Scan, StoredEvent, FUNCTION_GROUP_PREFIX,
+};
 pub use queue::{EventQueue, Lease, LeasedEvent, QueuedEvent, Settled};
 pub use sqlite::SqliteStore;
 pub use warden_types::NodeId;

@@ -20,7 +20,9 @@ use warden_types::{FunctionName, FunctionVersion, LATEST};
 
 use crate::record::{self, decode, Encoded};
 use crate::{
-    Alias, FunctionStore, LogRecord, LogRetention, LogSource, LogStore, PruneReport, StoreError,
+    Alias, Cursor, EventRange, EventRef, FunctionStore, LogGroup, LogGroupInfo, LogRecord,
+    LogRetention, LogSource, LogStore, LogStreamInfo, PruneReport, Scan, StoreError,
+    FUNCTION_GROUP_PREFIX,
 };
 
 mod layers;
@@ -147,6 +149,32 @@ CREATE INDEX logs_by_time ON logs(timestamp_ms);
 -- they count as the function's: a forged `REPORT` among them must never pass for Warden's.
 ALTER TABLE logs ADD COLUMN source TEXT NOT NULL DEFAULT 'function'
     CHECK (source IN ('platform', 'function'));
+"#,
+    r#"
+-- CloudWatch Logs' model. `function` is now a log group's key: a function's name for its
+-- group `/aws/lambda/NAME`, or ':' and the name of any other group (no function name holds
+-- a colon). A line's stream names the instance that wrote it; lines written before have
+-- none. `ingestion_ms` is when a line was stored, if not its timestamp.
+ALTER TABLE logs ADD COLUMN stream TEXT;
+ALTER TABLE logs ADD COLUMN ingestion_ms INTEGER;
+CREATE INDEX logs_by_stream ON logs(function, stream, seq);
+CREATE TABLE log_groups (
+    name TEXT PRIMARY KEY,
+    key TEXT NOT NULL UNIQUE,
+    created_ms INTEGER NOT NULL,
+    retention_days INTEGER CHECK (retention_days IS NULL OR retention_days > 0)
+) STRICT, WITHOUT ROWID;
+CREATE TABLE log_streams (
+    key TEXT NOT NULL,
+    name TEXT NOT NULL,
+    created_ms INTEGER NOT NULL,
+    first_event_ms INTEGER,
+    last_event_ms INTEGER,
+    last_ingestion_ms INTEGER,
+    PRIMARY KEY (key, name)
+) STRICT, WITHOUT ROWID;
+INSERT INTO log_groups (name, key, created_ms)
+    SELECT '/aws/lambda/' || function, function, min(timestamp_ms) FROM logs GROUP BY function;
 "#,
 ];
 
@@ -1331,19 +1359,49 @@ impl LogStore for SqliteStore {
         {
             let mut stmt = tx
                 .prepare_cached(
-                    "INSERT INTO logs (function, timestamp_ms, request_id, message, source)
-                     VALUES (?1, ?2, ?3, ?4, ?5)",
+                    "INSERT INTO logs (function, timestamp_ms, request_id, message, source, stream)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
                 )
                 .map_err(db("appending logs"))?;
+            // Each function's group, and each stream's event span, once per batch.
+            let mut streams: BTreeMap<(&str, &str), (i64, i64)> = BTreeMap::new();
+            let mut groups: BTreeMap<&str, i64> = BTreeMap::new();
             for r in records {
                 stmt.execute(params![
                     r.function.as_str(),
                     r.timestamp_ms,
                     r.request_id,
                     r.message,
-                    r.source.as_str()
+                    r.source.as_str(),
+                    r.stream,
                 ])
                 .map_err(db("appending logs"))?;
+                groups.entry(r.function.as_str()).or_insert(r.timestamp_ms);
+                if let Some(stream) = &r.stream {
+                    let span = streams
+                        .entry((r.function.as_str(), stream.as_str()))
+                        .or_insert((r.timestamp_ms, r.timestamp_ms));
+                    span.0 = span.0.min(r.timestamp_ms);
+                    span.1 = span.1.max(r.timestamp_ms);
+                }
+            }
+            let now = records.iter().map(|r| r.timestamp_ms).max().unwrap_or(0);
+            for (function, first) in groups {
+                tx.prepare_cached(
+                    "INSERT INTO log_groups (name, key, created_ms) VALUES (?1, ?2, ?3)
+                     ON CONFLICT DO NOTHING",
+                )
+                .and_then(|mut s| {
+                    s.execute(params![
+                        format!("{FUNCTION_GROUP_PREFIX}{function}"),
+                        function,
+                        first
+                    ])
+                })
+                .map_err(db("appending logs"))?;
+            }
+            for ((key, stream), (first, last)) in streams {
+                upsert_stream(&tx, key, stream, first, last, now).map_err(db("appending logs"))?;
             }
         }
         tx.commit().map_err(db("appending logs"))
@@ -1358,7 +1416,7 @@ impl LogStore for SqliteStore {
         let conn = lock(&self.log_reader);
         let mut stmt = conn
             .prepare_cached(
-                "SELECT seq, timestamp_ms, request_id, message, source FROM logs
+                "SELECT seq, timestamp_ms, request_id, message, source, stream FROM logs
                  WHERE function = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3",
             )
             .map_err(db("reading logs"))?;
@@ -1374,6 +1432,7 @@ impl LogStore for SqliteStore {
                     // The column's CHECK admits only the two spellings; should a damaged
                     // row hold anything else, it is not trusted as Warden's.
                     source: LogSource::parse(&source).unwrap_or(LogSource::Function),
+                    stream: r.get(5)?,
                 })
             })
             .map_err(db("reading logs"))?;
@@ -1397,6 +1456,14 @@ impl LogStore for SqliteStore {
                 break;
             }
         }
+        report.expired += self.expire_groups(now_ms)?;
+        // A stream whose newest event expired is gone with it.
+        lock(&self.log_writer)
+            .execute(
+                "DELETE FROM log_streams WHERE last_event_ms < ?1",
+                params![cutoff],
+            )
+            .map_err(db("pruning logs"))?;
         if self.log_bytes()? > retention.max_bytes {
             let target = retention.max_bytes / 10 * 9;
             loop {
@@ -1431,6 +1498,365 @@ impl LogStore for SqliteStore {
         self.reclaim_log_space(retention.max_bytes / 10)?;
         report.bytes_after = self.log_bytes()?;
         Ok(report)
+    }
+
+    fn create_log_group(&self, group: &LogGroup, now_ms: i64) -> Result<bool, StoreError> {
+        let conn = lock(&self.log_writer);
+        let n = conn
+            .execute(
+                "INSERT INTO log_groups (name, key, created_ms) VALUES (?1, ?2, ?3)
+                 ON CONFLICT DO NOTHING",
+                params![group.name(), group.key(), now_ms],
+            )
+            .map_err(db("creating a log group"))?;
+        Ok(n == 1)
+    }
+
+    fn delete_log_group(&self, group: &LogGroup) -> Result<bool, StoreError> {
+        let key = group.key();
+        // The events go in batches, each its own transaction, so appends interleave; the
+        // group row goes last, so a crash midway leaves a group that can be deleted again.
+        loop {
+            let mut conn = lock(&self.log_writer);
+            let tx = immediate(&mut conn, "deleting a log group")?;
+            let n = tx
+                .execute(
+                    "DELETE FROM logs WHERE seq IN
+                     (SELECT seq FROM logs WHERE function = ?1 LIMIT ?2)",
+                    params![key, PRUNE_BATCH_ROWS],
+                )
+                .map_err(db("deleting a log group"))?;
+            tx.commit().map_err(db("deleting a log group"))?;
+            if n < PRUNE_BATCH_ROWS as usize {
+                break;
+            }
+        }
+        let mut conn = lock(&self.log_writer);
+        let tx = immediate(&mut conn, "deleting a log group")?;
+        tx.execute("DELETE FROM log_streams WHERE key = ?1", params![key])
+            .map_err(db("deleting a log group"))?;
+        let n = tx
+            .execute("DELETE FROM log_groups WHERE key = ?1", params![key])
+            .map_err(db("deleting a log group"))?;
+        tx.commit().map_err(db("deleting a log group"))?;
+        Ok(n == 1)
+    }
+
+    fn log_group(&self, group: &LogGroup) -> Result<Option<LogGroupInfo>, StoreError> {
+        let conn = lock(&self.log_reader);
+        conn.query_row(
+            "SELECT name, created_ms, retention_days FROM log_groups WHERE key = ?1",
+            params![group.key()],
+            group_info,
+        )
+        .optional()
+        .map_err(db("reading a log group"))
+    }
+
+    fn list_log_groups(
+        &self,
+        prefix: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<LogGroupInfo>, StoreError> {
+        let conn = lock(&self.log_reader);
+        let mut stmt = conn
+            .prepare_cached(
+                "SELECT name, created_ms, retention_days FROM log_groups
+                 WHERE name > ?1 AND substr(name, 1, length(?2)) = ?2
+                 ORDER BY name LIMIT ?3",
+            )
+            .map_err(db("listing log groups"))?;
+        let rows = stmt
+            .query_map(
+                params![after.unwrap_or(""), prefix, to_i64(limit)],
+                group_info,
+            )
+            .map_err(db("listing log groups"))?;
+        rows.collect::<Result<_, _>>()
+            .map_err(db("listing log groups"))
+    }
+
+    fn set_log_retention(
+        &self,
+        group: &LogGroup,
+        days: Option<u32>,
+        now_ms: i64,
+    ) -> Result<bool, StoreError> {
+        let key = group.key();
+        let n = lock(&self.log_writer)
+            .execute(
+                "UPDATE log_groups SET retention_days = ?2 WHERE key = ?1",
+                params![key, days],
+            )
+            .map_err(db("setting a log group's retention"))?;
+        if n == 0 {
+            return Ok(false);
+        }
+        if let Some(days) = days {
+            self.expire_group(&key, now_ms - i64::from(days) * DAY_MS)?;
+        }
+        Ok(true)
+    }
+
+    fn create_log_stream(
+        &self,
+        group: &LogGroup,
+        stream: &str,
+        now_ms: i64,
+    ) -> Result<bool, StoreError> {
+        let conn = lock(&self.log_writer);
+        let n = conn
+            .execute(
+                "INSERT INTO log_streams (key, name, created_ms) VALUES (?1, ?2, ?3)
+                 ON CONFLICT DO NOTHING",
+                params![group.key(), stream, now_ms],
+            )
+            .map_err(db("creating a log stream"))?;
+        Ok(n == 1)
+    }
+
+    fn delete_log_stream(&self, group: &LogGroup, stream: &str) -> Result<bool, StoreError> {
+        let key = group.key();
+        loop {
+            let mut conn = lock(&self.log_writer);
+            let tx = immediate(&mut conn, "deleting a log stream")?;
+            let n = tx
+                .execute(
+                    "DELETE FROM logs WHERE seq IN
+                     (SELECT seq FROM logs WHERE function = ?1 AND stream = ?2 LIMIT ?3)",
+                    params![key, stream, PRUNE_BATCH_ROWS],
+                )
+                .map_err(db("deleting a log stream"))?;
+            tx.commit().map_err(db("deleting a log stream"))?;
+            if n < PRUNE_BATCH_ROWS as usize {
+                break;
+            }
+        }
+        let n = lock(&self.log_writer)
+            .execute(
+                "DELETE FROM log_streams WHERE key = ?1 AND name = ?2",
+                params![key, stream],
+            )
+            .map_err(db("deleting a log stream"))?;
+        Ok(n == 1)
+    }
+
+    fn list_log_streams(
+        &self,
+        group: &LogGroup,
+        prefix: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<LogStreamInfo>, StoreError> {
+        let conn = lock(&self.log_reader);
+        let mut stmt = conn
+            .prepare_cached(
+                "SELECT name, created_ms, first_event_ms, last_event_ms, last_ingestion_ms
+                 FROM log_streams
+                 WHERE key = ?1 AND name > ?2 AND substr(name, 1, length(?3)) = ?3
+                 ORDER BY name LIMIT ?4",
+            )
+            .map_err(db("listing log streams"))?;
+        let rows = stmt
+            .query_map(
+                params![group.key(), after.unwrap_or(""), prefix, to_i64(limit)],
+                |r| {
+                    Ok(LogStreamInfo {
+                        name: r.get(0)?,
+                        created_ms: r.get(1)?,
+                        first_event_ms: r.get(2)?,
+                        last_event_ms: r.get(3)?,
+                        last_ingestion_ms: r.get(4)?,
+                    })
+                },
+            )
+            .map_err(db("listing log streams"))?;
+        rows.collect::<Result<_, _>>()
+            .map_err(db("listing log streams"))
+    }
+
+    fn append_events(
+        &self,
+        group: &LogGroup,
+        stream: &str,
+        events: &[(i64, String)],
+        ingestion_ms: i64,
+    ) -> Result<(), StoreError> {
+        if events.is_empty() {
+            return Ok(());
+        }
+        let key = group.key();
+        let mut conn = lock(&self.log_writer);
+        let tx = immediate(&mut conn, "appending log events")?;
+        {
+            let mut stmt = tx
+                .prepare_cached(
+                    "INSERT INTO logs (function, timestamp_ms, message, source, stream, ingestion_ms)
+                     VALUES (?1, ?2, ?3, 'function', ?4, ?5)",
+                )
+                .map_err(db("appending log events"))?;
+            for (timestamp, message) in events {
+                stmt.execute(params![key, timestamp, message, stream, ingestion_ms])
+                    .map_err(db("appending log events"))?;
+            }
+        }
+        let first = events.iter().map(|e| e.0).min().unwrap_or(ingestion_ms);
+        let last = events.iter().map(|e| e.0).max().unwrap_or(ingestion_ms);
+        upsert_stream(&tx, &key, stream, first, last, ingestion_ms)
+            .map_err(db("appending log events"))?;
+        tx.commit().map_err(db("appending log events"))
+    }
+
+    fn scan_events(
+        &self,
+        range: &EventRange<'_>,
+        visit: &mut dyn FnMut(EventRef<'_>) -> Scan,
+    ) -> Result<(), StoreError> {
+        let (seq_test, order, seq) = match range.cursor {
+            Cursor::After(n) => ("seq > ?2", "ASC", n),
+            Cursor::Before(n) => ("seq < ?2", "DESC", n),
+        };
+        let stream_test = if range.stream.is_some() {
+            "AND stream = ?5"
+        } else {
+            "AND ?5 IS NULL"
+        };
+        let sql = format!(
+            "SELECT seq, stream, timestamp_ms, coalesce(ingestion_ms, timestamp_ms), message, source
+             FROM logs
+             WHERE function = ?1 AND {seq_test} AND timestamp_ms >= ?3 AND timestamp_ms < ?4
+             {stream_test}
+             ORDER BY seq {order}"
+        );
+        let conn = lock(&self.log_reader);
+        let mut stmt = conn
+            .prepare_cached(&sql)
+            .map_err(db("reading log events"))?;
+        let mut rows = stmt
+            .query(params![
+                range.group.key(),
+                seq,
+                range.start_ms.unwrap_or(i64::MIN),
+                range.end_ms.unwrap_or(i64::MAX),
+                range.stream,
+            ])
+            .map_err(db("reading log events"))?;
+        while let Some(r) = rows.next().map_err(db("reading log events"))? {
+            let text = |i: usize| -> Result<Option<&str>, StoreError> {
+                match r.get_ref(i).map_err(db("reading log events"))? {
+                    rusqlite::types::ValueRef::Null => Ok(None),
+                    v => v.as_str().map(Some).map_err(|e| {
+                        db("reading log events")(rusqlite::Error::FromSqlConversionFailure(
+                            i,
+                            rusqlite::types::Type::Text,
+                            Box::new(e),
+                        ))
+                    }),
+                }
+            };
+            let source = text(5)?
+                .and_then(LogSource::parse)
+                .unwrap_or(LogSource::Function);
+            let event = EventRef {
+                seq: r.get(0).map_err(db("reading log events"))?,
+                stream: text(1)?,
+                timestamp_ms: r.get(2).map_err(db("reading log events"))?,
+                ingestion_ms: r.get(3).map_err(db("reading log events"))?,
+                message: text(4)?.unwrap_or(""),
+                source,
+            };
+            if visit(event) == Scan::Stop {
+                break;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A day in milliseconds.
+const DAY_MS: i64 = 24 * 3600 * 1000;
+
+fn group_info(r: &Row<'_>) -> rusqlite::Result<LogGroupInfo> {
+    let name: String = r.get(0)?;
+    Ok(LogGroupInfo {
+        group: LogGroup::from_name(&name),
+        created_ms: r.get(1)?,
+        retention_days: r.get(2)?,
+    })
+}
+
+/// Records that a stream received events spanning `first..=last` at `now`, making it if new.
+fn upsert_stream(
+    tx: &Transaction<'_>,
+    key: &str,
+    stream: &str,
+    first: i64,
+    last: i64,
+    now: i64,
+) -> rusqlite::Result<usize> {
+    tx.prepare_cached(
+        "INSERT INTO log_streams (key, name, created_ms, first_event_ms, last_event_ms, last_ingestion_ms)
+         VALUES (?1, ?2, ?5, ?3, ?4, ?5)
+         ON CONFLICT (key, name) DO UPDATE SET
+             first_event_ms = min(coalesce(first_event_ms, excluded.first_event_ms), excluded.first_event_ms),
+             last_event_ms = max(coalesce(last_event_ms, excluded.last_event_ms), excluded.last_event_ms),
+             last_ingestion_ms = excluded.last_ingestion_ms",
+    )?
+    .execute(params![key, stream, first, last, now])
+}
+
+impl SqliteStore {
+    /// Deletes a group's events older than `cutoff_ms`, a batch per transaction; returns
+    /// how many went.
+    fn expire_group(&self, key: &str, cutoff_ms: i64) -> Result<u64, StoreError> {
+        let mut total = 0;
+        loop {
+            let mut conn = lock(&self.log_writer);
+            let tx = immediate(&mut conn, "applying a log group's retention")?;
+            let n = tx
+                .execute(
+                    "DELETE FROM logs WHERE seq IN
+                     (SELECT seq FROM logs WHERE function = ?1 AND timestamp_ms < ?2 LIMIT ?3)",
+                    params![key, cutoff_ms, PRUNE_BATCH_ROWS],
+                )
+                .map_err(db("applying a log group's retention"))?;
+            tx.commit()
+                .map_err(db("applying a log group's retention"))?;
+            total += n as u64;
+            if n < PRUNE_BATCH_ROWS as usize {
+                break;
+            }
+        }
+        lock(&self.log_writer)
+            .execute(
+                "DELETE FROM log_streams WHERE key = ?1 AND last_event_ms < ?2",
+                params![key, cutoff_ms],
+            )
+            .map_err(db("applying a log group's retention"))?;
+        Ok(total)
+    }
+
+    /// Applies every group's own retention at `now_ms`; returns how many lines went.
+    fn expire_groups(&self, now_ms: i64) -> Result<u64, StoreError> {
+        let groups: Vec<(String, i64)> = {
+            let conn = lock(&self.log_reader);
+            let mut stmt = conn
+                .prepare_cached(
+                    "SELECT key, retention_days FROM log_groups WHERE retention_days IS NOT NULL",
+                )
+                .map_err(db("applying log group retention"))?;
+            let rows = stmt
+                .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+                .map_err(db("applying log group retention"))?;
+            rows.collect::<Result<_, _>>()
+                .map_err(db("applying log group retention"))?
+        };
+        let mut total = 0;
+        for (key, days) in groups {
+            total += self.expire_group(&key, now_ms - days * DAY_MS)?;
+        }
+        Ok(total)
     }
 }
 

@@ -91,6 +91,7 @@ fn capture_as(
     let (err_tx, err_rx) = pipe::pipe().unwrap();
     let capture = LogCapture::start(
         name(f),
+        format!("2026/12/04/[$LATEST]{f}"),
         lines,
         Default::default(),
         sink.clone(),
@@ -249,7 +250,7 @@ async fn the_pruner_keeps_the_logs_under_the_size_cap() {
     );
     let body = "y".repeat(1000);
     for i in 0..4000 {
-        sink.emit(&name("big"), None, format!("{i} {body}"));
+        sink.emit(&name("big"), None, None, format!("{i} {body}"));
     }
     // Every line reaches the store, and the pruner keeps only the newest.
     let lines = wait_logs(&store, "big", |l| {

@@ -8,7 +8,7 @@ use proptest::prelude::*;
 use warden_types::NodeId;
 
 use super::*;
-use crate::{EventQueue, Lease, LeasedEvent, QueuedEvent, Settled, Store};
+use crate::{EventQueue, Lease, LeasedEvent, QueuedEvent, Settled, Store, StoredEvent};
 
 fn node(s: &str) -> NodeId {
     NodeId::new(s).unwrap()
@@ -365,6 +365,7 @@ fn deleting_a_function_removes_everything_of_it() {
             function: name("f"),
             timestamp_ms: 1,
             request_id: None,
+            stream: None,
             message: "kept".into(),
             source: LogSource::Function,
         }])
@@ -1132,6 +1133,7 @@ fn log_line(f: &str, ts: i64, msg: &str, source: LogSource) -> LogRecord {
         function: name(f),
         timestamp_ms: ts,
         request_id: Some("req".into()),
+        stream: None,
         message: msg.to_owned(),
         source,
     }
@@ -1710,4 +1712,238 @@ fn plain_environments_of_an_older_warden_are_sealed_and_publishing_still_dedupli
             "{file} still holds the plain value"
         );
     }
+}
+
+fn scan(store: &SqliteStore, range: &EventRange<'_>) -> Vec<StoredEvent> {
+    let mut out = Vec::new();
+    store
+        .scan_events(range, &mut |e| {
+            out.push(StoredEvent::from(e));
+            Scan::Continue
+        })
+        .unwrap();
+    out
+}
+
+fn whole(group: &LogGroup) -> EventRange<'_> {
+    EventRange {
+        group,
+        stream: None,
+        start_ms: None,
+        end_ms: None,
+        cursor: Cursor::After(0),
+    }
+}
+
+#[test]
+fn a_functions_lines_make_its_log_group_and_streams() {
+    let (_d, store) = open();
+    let mut a = log_line("f", 10, "one", LogSource::Function);
+    a.stream = Some("2026/12/04/[$LATEST]aaa".into());
+    let mut b = log_line("f", 30, "two", LogSource::Platform);
+    b.stream = Some("2026/12/04/[$LATEST]aaa".into());
+    let mut c = log_line("f", 20, "three", LogSource::Function);
+    c.stream = Some("2026/12/04/[$LATEST]bbb".into());
+    store.append_logs(&[a, b, c]).unwrap();
+
+    let group = LogGroup::from_name("/aws/lambda/f");
+    assert_eq!(group, LogGroup::Function(name("f")));
+    let info = store.log_group(&group).unwrap().unwrap();
+    assert_eq!((info.created_ms, info.retention_days), (10, None));
+    let streams = store.list_log_streams(&group, "", None, 10).unwrap();
+    let spans: Vec<_> = streams
+        .iter()
+        .map(|s| (s.name.as_str(), s.first_event_ms, s.last_event_ms))
+        .collect();
+    assert_eq!(
+        spans,
+        [
+            ("2026/12/04/[$LATEST]aaa", Some(10), Some(30)),
+            ("2026/12/04/[$LATEST]bbb", Some(20), Some(20))
+        ]
+    );
+    let only_b = EventRange {
+        stream: Some("2026/12/04/[$LATEST]bbb"),
+        ..whole(&group)
+    };
+    let events = scan(&store, &only_b);
+    assert_eq!(events.len(), 1);
+    assert_eq!(events[0].message, "three");
+    assert_eq!(
+        events[0].ingestion_ms, 20,
+        "a function line is stored when made"
+    );
+    // The platform line keeps saying who wrote it.
+    let all = scan(&store, &whole(&group));
+    assert_eq!(all[1].source, LogSource::Platform);
+    // Backwards from the end, newest first.
+    let back = scan(
+        &store,
+        &EventRange {
+            cursor: Cursor::Before(i64::MAX),
+            ..whole(&group)
+        },
+    );
+    let messages: Vec<_> = back.iter().map(|e| e.message.as_str()).collect();
+    assert_eq!(messages, ["three", "two", "one"]);
+    // A time window is half open.
+    let window = scan(
+        &store,
+        &EventRange {
+            start_ms: Some(20),
+            end_ms: Some(30),
+            ..whole(&group)
+        },
+    );
+    assert_eq!(window.len(), 1);
+    assert_eq!(window[0].message, "three");
+}
+
+#[test]
+fn custom_groups_hold_their_own_streams_and_events_apart_from_functions() {
+    let (_d, store) = open();
+    let app = LogGroup::from_name("app");
+    // A custom group named like a function stays apart from that function's group.
+    let f_named = LogGroup::from_name("f");
+    assert_eq!(f_named, LogGroup::Custom("f".into()));
+    assert!(store.create_log_group(&app, 5).unwrap());
+    assert!(!store.create_log_group(&app, 6).unwrap(), "it exists");
+    assert!(store.create_log_group(&f_named, 5).unwrap());
+    assert!(store.create_log_stream(&app, "s1", 7).unwrap());
+    assert!(!store.create_log_stream(&app, "s1", 8).unwrap());
+    store
+        .append_events(&app, "s1", &[(100, "a".into()), (90, "b".into())], 200)
+        .unwrap();
+    store
+        .append_logs(&[log_line("f", 1, "function line", LogSource::Function)])
+        .unwrap();
+
+    let events = scan(&store, &whole(&app));
+    let got: Vec<_> = events
+        .iter()
+        .map(|e| {
+            (
+                e.message.as_str(),
+                e.timestamp_ms,
+                e.ingestion_ms,
+                e.stream.as_deref(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        got,
+        [("a", 100, 200, Some("s1")), ("b", 90, 200, Some("s1"))]
+    );
+    assert!(scan(&store, &whole(&f_named)).is_empty());
+    let stream = &store.list_log_streams(&app, "s", None, 10).unwrap()[0];
+    assert_eq!(
+        (
+            stream.created_ms,
+            stream.first_event_ms,
+            stream.last_event_ms,
+            stream.last_ingestion_ms
+        ),
+        (7, Some(90), Some(100), Some(200))
+    );
+
+    let names: Vec<_> = store
+        .list_log_groups("", None, 10)
+        .unwrap()
+        .into_iter()
+        .map(|g| g.group.name())
+        .collect();
+    assert_eq!(names, ["/aws/lambda/f", "app", "f"]);
+    let page: Vec<_> = store
+        .list_log_groups("", Some("/aws/lambda/f"), 1)
+        .unwrap()
+        .into_iter()
+        .map(|g| g.group.name())
+        .collect();
+    assert_eq!(page, ["app"]);
+    assert_eq!(store.list_log_groups("/aws/", None, 10).unwrap().len(), 1);
+
+    assert!(store.delete_log_stream(&app, "s1").unwrap());
+    assert!(scan(&store, &whole(&app)).is_empty());
+    assert!(store.delete_log_group(&app).unwrap());
+    assert!(!store.delete_log_group(&app).unwrap());
+    assert!(store.log_group(&app).unwrap().is_none());
+    // The function's lines were not touched.
+    assert_eq!(store.read_logs(&name("f"), 0, 10).unwrap().len(), 1);
+}
+
+#[test]
+fn a_groups_retention_deletes_its_old_events_at_once_and_on_every_prune() {
+    let (_d, store) = open();
+    let app = LogGroup::Custom("app".into());
+    let other = LogGroup::Custom("other".into());
+    let day = 24 * 3600 * 1000;
+    let now = 100 * day;
+    for g in [&app, &other] {
+        store.create_log_group(g, 0).unwrap();
+        store.create_log_stream(g, "s", 0).unwrap();
+        store
+            .append_events(
+                g,
+                "s",
+                &[(now - 3 * day, "old".into()), (now, "new".into())],
+                now,
+            )
+            .unwrap();
+    }
+    assert!(store.set_log_retention(&app, Some(1), now).unwrap());
+    let left: Vec<_> = scan(&store, &whole(&app))
+        .into_iter()
+        .map(|e| e.message)
+        .collect();
+    assert_eq!(left, ["new"]);
+    assert_eq!(
+        scan(&store, &whole(&other)).len(),
+        2,
+        "other groups keep theirs"
+    );
+    assert_eq!(
+        store.log_group(&app).unwrap().unwrap().retention_days,
+        Some(1)
+    );
+    assert!(!store
+        .set_log_retention(&LogGroup::Custom("missing".into()), Some(1), now)
+        .unwrap());
+
+    // Later, the pruner applies it to what has aged since.
+    let report = store
+        .prune_logs(&retention(i64::MAX / 2, u64::MAX), now + 2 * day)
+        .unwrap();
+    assert_eq!(report.expired, 1);
+    assert!(scan(&store, &whole(&app)).is_empty());
+    assert!(
+        store
+            .list_log_streams(&app, "", None, 10)
+            .unwrap()
+            .is_empty(),
+        "a stream whose events all expired goes"
+    );
+    assert!(store.set_log_retention(&app, None, now).unwrap());
+    assert_eq!(store.log_group(&app).unwrap().unwrap().retention_days, None);
+}
+
+#[test]
+fn a_scan_stops_when_told() {
+    let (_d, store) = open();
+    let lines: Vec<_> = (0..10)
+        .map(|i| log_line("f", i, &i.to_string(), LogSource::Function))
+        .collect();
+    store.append_logs(&lines).unwrap();
+    let group = LogGroup::Function(name("f"));
+    let mut seen = 0;
+    store
+        .scan_events(&whole(&group), &mut |_| {
+            seen += 1;
+            if seen == 3 {
+                Scan::Stop
+            } else {
+                Scan::Continue
+            }
+        })
+        .unwrap();
+    assert_eq!(seen, 3);
 }

@@ -87,6 +87,7 @@ fn write_events(dir: &Path, round: &str, limit: Option<usize>) -> usize {
                             function: function(),
                             timestamp_ms: 0,
                             request_id: Some(id.clone()),
+                            stream: None,
                             message: format!("line {id}"),
                             source: warden_store::LogSource::Function,
                         }])
