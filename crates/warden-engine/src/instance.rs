@@ -383,6 +383,10 @@ pub fn log_stream_name(version: &str) -> String {
     )
 }
 
+#[allow(
+    clippy::too_many_arguments,
+    reason = "each is a distinct input of the one spec, all borrowed from the spawn that builds it"
+)]
 pub fn instance_spec(
     config: &FunctionVersion,
     environment: &std::collections::BTreeMap<String, String>,
