@@ -18,6 +18,7 @@ const ALLOWED_DEPENDENCIES: &[(&str, &[&str])] = &[
     ("warden-sandbox", &[]),
     ("warden-runtime-api", &[]),
     ("warden-fixtures", &[]),
+    ("warden-logquery", &[]),
     ("warden-auth", &["warden-types"]),
     ("warden-package", &["warden-types"]),
     ("warden-runtimes", &["warden-types"]),
