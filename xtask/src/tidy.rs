@@ -91,6 +91,7 @@ const ALLOWED_DEPENDENCIES: &[(&str, &[&str])] = &[
             "warden-contract",
             "warden-urls",
             "warden-metrics",
+            "warden-logquery",
             "warden-scan",
         ],
     ),

@@ -23,6 +23,7 @@ mod body;
 mod caller;
 pub mod cloudwatch;
 mod contracts;
+pub mod cwlogs;
 pub mod doors;
 pub mod ec2;
 pub mod error;

@@ -67,8 +67,8 @@ pub struct Pipeline {
 }
 
 impl Default for Pipeline {
-    /// Warden's services: the JSON 1.1 doors of KMS, Secrets Manager and Route 53
-    /// Resolver, EC2's query dialect, IAM and STS, and Lambda (which takes every request
+    /// Warden's services: the JSON 1.1 doors of KMS, Secrets Manager, Route 53
+    /// Resolver and CloudWatch Logs, EC2's query dialect, IAM and STS, and Lambda (which takes every request
     /// the others leave).
     fn default() -> Self {
         Pipeline {
@@ -76,6 +76,7 @@ impl Default for Pipeline {
                 Arc::new(JsonDoor::new(&crate::kms::KMS)),
                 Arc::new(JsonDoor::new(&crate::secrets::SECRETS_MANAGER)),
                 Arc::new(JsonDoor::new(&crate::resolver::ROUTE53_RESOLVER)),
+                Arc::new(JsonDoor::new(&crate::cwlogs::LOGS)),
                 Arc::new(crate::extension::ExtensionDoor),
                 Arc::new(crate::ec2::Ec2Door),
                 Arc::new(crate::cloudwatch::CloudWatchDoor),

@@ -51,6 +51,11 @@ pub use reads::{AccountSettings, FunctionView, Page, PolicyView};
 pub use roles::{Caller, PassRole, RoleDirectory};
 /// Stored records the API renders; re-exported so that the API needs no store of its own.
 pub use warden_store::{Alias, LogRecord, LogSource, StoreError};
+/// The log store's model, for the CloudWatch Logs API.
+pub use warden_store::{
+    Cursor, EventRange, EventRef, LogGroup, LogGroupInfo, LogStore, LogStreamInfo, Scan,
+    StoredEvent, StreamQuery,
+};
 
 /// What the core needs to know about the account it serves.
 #[derive(Debug, Clone)]
@@ -167,6 +172,13 @@ impl Control {
     /// The settings the control plane was built with.
     pub fn config(&self) -> &ControlConfig {
         &self.inner.config
+    }
+
+    /// The log store, which CloudWatch Logs' operations read and write directly: log
+    /// groups, streams and events hold no function configuration, so no command or change
+    /// event stands between them and their callers (who authorize each call first).
+    pub fn log_store(&self) -> Arc<dyn warden_store::LogStore> {
+        Arc::clone(&self.inner.store) as Arc<dyn warden_store::LogStore>
     }
 
     /// The ARN of a function, optionally qualified.

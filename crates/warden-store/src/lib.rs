@@ -70,7 +70,7 @@ pub mod sqlite;
 pub use blobs::{sha256_base64, BlobStore};
 pub use logs::{
     Cursor, EventRange, EventRef, LogGroup, LogGroupInfo, LogRecord, LogRetention, LogSource,
-    LogStore, LogStreamInfo, PruneReport, Scan, StoredEvent, FUNCTION_GROUP_PREFIX,
+    LogStore, LogStreamInfo, PruneReport, Scan, StoredEvent, StreamQuery, FUNCTION_GROUP_PREFIX,
 };
 pub use queue::{EventQueue, Lease, LeasedEvent, QueuedEvent, Settled};
 pub use sqlite::SqliteStore;

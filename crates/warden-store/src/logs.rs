@@ -128,6 +128,21 @@ pub struct LogStreamInfo {
     pub last_ingestion_ms: Option<i64>,
 }
 
+/// Which of a group's streams a listing shows, in which order.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct StreamQuery<'a> {
+    /// Streams whose name starts with this.
+    pub prefix: &'a str,
+    /// By their newest event's timestamp (then name) instead of by name.
+    pub by_last_event: bool,
+    /// Newest or last name first.
+    pub descending: bool,
+    /// How many of the ordered streams to skip.
+    pub offset: usize,
+    /// The most to return.
+    pub limit: usize,
+}
+
 /// Which events of a group a read covers.
 #[derive(Debug, Clone, Copy)]
 pub struct EventRange<'a> {
@@ -259,10 +274,12 @@ pub trait LogStore: Send + Sync + 'static {
     fn delete_log_group(&self, group: &LogGroup) -> Result<bool, StoreError>;
     /// One group's description.
     fn log_group(&self, group: &LogGroup) -> Result<Option<LogGroupInfo>, StoreError>;
-    /// Groups whose name starts with `prefix` and sorts after `after`, by name.
+    /// Groups whose name starts with `prefix`, holds `pattern` (ignoring case; empty
+    /// matches all) and sorts after `after`, by name.
     fn list_log_groups(
         &self,
         prefix: &str,
+        pattern: &str,
         after: Option<&str>,
         limit: usize,
     ) -> Result<Vec<LogGroupInfo>, StoreError>;
@@ -283,13 +300,11 @@ pub trait LogStore: Send + Sync + 'static {
     ) -> Result<bool, StoreError>;
     /// Deletes a stream and its events; false if it did not exist.
     fn delete_log_stream(&self, group: &LogGroup, stream: &str) -> Result<bool, StoreError>;
-    /// Streams of a group whose name starts with `prefix`, after `after` in name order.
+    /// A page of a group's streams.
     fn list_log_streams(
         &self,
         group: &LogGroup,
-        prefix: &str,
-        after: Option<&str>,
-        limit: usize,
+        query: &StreamQuery<'_>,
     ) -> Result<Vec<LogStreamInfo>, StoreError>;
     /// Appends events (timestamp, message) to an existing stream in one transaction,
     /// stored at `ingestion_ms`. They are the caller's, never Warden's own lines.

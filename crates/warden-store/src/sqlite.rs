@@ -21,7 +21,7 @@ use warden_types::{FunctionName, FunctionVersion, LATEST};
 use crate::record::{self, decode, Encoded};
 use crate::{
     Alias, Cursor, EventRange, EventRef, FunctionStore, LogGroup, LogGroupInfo, LogRecord,
-    LogRetention, LogSource, LogStore, LogStreamInfo, PruneReport, Scan, StoreError,
+    LogRetention, LogSource, LogStore, LogStreamInfo, PruneReport, Scan, StoreError, StreamQuery,
     FUNCTION_GROUP_PREFIX,
 };
 
@@ -1556,6 +1556,7 @@ impl LogStore for SqliteStore {
     fn list_log_groups(
         &self,
         prefix: &str,
+        pattern: &str,
         after: Option<&str>,
         limit: usize,
     ) -> Result<Vec<LogGroupInfo>, StoreError> {
@@ -1564,12 +1565,13 @@ impl LogStore for SqliteStore {
             .prepare_cached(
                 "SELECT name, created_ms, retention_days FROM log_groups
                  WHERE name > ?1 AND substr(name, 1, length(?2)) = ?2
+                   AND (?4 = '' OR instr(lower(name), lower(?4)) > 0)
                  ORDER BY name LIMIT ?3",
             )
             .map_err(db("listing log groups"))?;
         let rows = stmt
             .query_map(
-                params![after.unwrap_or(""), prefix, to_i64(limit)],
+                params![after.unwrap_or(""), prefix, to_i64(limit), pattern],
                 group_info,
             )
             .map_err(db("listing log groups"))?;
@@ -1645,22 +1647,31 @@ impl LogStore for SqliteStore {
     fn list_log_streams(
         &self,
         group: &LogGroup,
-        prefix: &str,
-        after: Option<&str>,
-        limit: usize,
+        query: &StreamQuery<'_>,
     ) -> Result<Vec<LogStreamInfo>, StoreError> {
+        let direction = if query.descending { "DESC" } else { "ASC" };
+        let order = if query.by_last_event {
+            format!("coalesce(last_event_ms, created_ms) {direction}, name {direction}")
+        } else {
+            format!("name {direction}")
+        };
         let conn = lock(&self.log_reader);
         let mut stmt = conn
-            .prepare_cached(
+            .prepare_cached(&format!(
                 "SELECT name, created_ms, first_event_ms, last_event_ms, last_ingestion_ms
                  FROM log_streams
-                 WHERE key = ?1 AND name > ?2 AND substr(name, 1, length(?3)) = ?3
-                 ORDER BY name LIMIT ?4",
-            )
+                 WHERE key = ?1 AND substr(name, 1, length(?2)) = ?2
+                 ORDER BY {order} LIMIT ?3 OFFSET ?4"
+            ))
             .map_err(db("listing log streams"))?;
         let rows = stmt
             .query_map(
-                params![group.key(), after.unwrap_or(""), prefix, to_i64(limit)],
+                params![
+                    group.key(),
+                    query.prefix,
+                    to_i64(query.limit),
+                    to_i64(query.offset)
+                ],
                 |r| {
                     Ok(LogStreamInfo {
                         name: r.get(0)?,

@@ -74,11 +74,7 @@ impl TextPattern {
         let lead = text.starts_with('*');
         let body = if lead { &text[1..] } else { text };
         let trail = body.ends_with('*');
-        let core = if trail {
-            &body[..body.len() - 1]
-        } else {
-            body
-        };
+        let core = if trail { &body[..body.len() - 1] } else { body };
         match (lead, trail) {
             _ if core.is_empty() && (lead || trail) => TextPattern::Any,
             (false, false) => TextPattern::Exact(core.to_owned()),
@@ -295,8 +291,9 @@ pub(super) fn read_regex(s: &mut Scanner<'_>, regexes: &mut usize) -> Result<Reg
     }
     if let Some(c) = body.chars().find(|c| !regex_char(*c)) {
         let reason = match c {
-            '(' | ')' => "parentheses are not supported: a pattern cannot define a subpattern"
-                .to_owned(),
+            '(' | ')' => {
+                "parentheses are not supported: a pattern cannot define a subpattern".to_owned()
+            }
             c if !c.is_ascii() => format!("multi-byte characters such as '{c}' are not supported"),
             c => format!("the character '{c}' is not supported"),
         };

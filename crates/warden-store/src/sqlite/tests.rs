@@ -1725,6 +1725,14 @@ fn scan(store: &SqliteStore, range: &EventRange<'_>) -> Vec<StoredEvent> {
     out
 }
 
+fn streams(prefix: &str) -> StreamQuery<'_> {
+    StreamQuery {
+        prefix,
+        limit: 10,
+        ..StreamQuery::default()
+    }
+}
+
 fn whole(group: &LogGroup) -> EventRange<'_> {
     EventRange {
         group,
@@ -1750,7 +1758,7 @@ fn a_functions_lines_make_its_log_group_and_streams() {
     assert_eq!(group, LogGroup::Function(name("f")));
     let info = store.log_group(&group).unwrap().unwrap();
     assert_eq!((info.created_ms, info.retention_days), (10, None));
-    let streams = store.list_log_streams(&group, "", None, 10).unwrap();
+    let streams = store.list_log_streams(&group, &streams("")).unwrap();
     let spans: Vec<_> = streams
         .iter()
         .map(|s| (s.name.as_str(), s.first_event_ms, s.last_event_ms))
@@ -1835,7 +1843,7 @@ fn custom_groups_hold_their_own_streams_and_events_apart_from_functions() {
         [("a", 100, 200, Some("s1")), ("b", 90, 200, Some("s1"))]
     );
     assert!(scan(&store, &whole(&f_named)).is_empty());
-    let stream = &store.list_log_streams(&app, "s", None, 10).unwrap()[0];
+    let stream = &store.list_log_streams(&app, &streams("s")).unwrap()[0];
     assert_eq!(
         (
             stream.created_ms,
@@ -1847,21 +1855,59 @@ fn custom_groups_hold_their_own_streams_and_events_apart_from_functions() {
     );
 
     let names: Vec<_> = store
-        .list_log_groups("", None, 10)
+        .list_log_groups("", "", None, 10)
         .unwrap()
         .into_iter()
         .map(|g| g.group.name())
         .collect();
     assert_eq!(names, ["/aws/lambda/f", "app", "f"]);
     let page: Vec<_> = store
-        .list_log_groups("", Some("/aws/lambda/f"), 1)
+        .list_log_groups("", "", Some("/aws/lambda/f"), 1)
         .unwrap()
         .into_iter()
         .map(|g| g.group.name())
         .collect();
     assert_eq!(page, ["app"]);
-    assert_eq!(store.list_log_groups("/aws/", None, 10).unwrap().len(), 1);
+    assert_eq!(
+        store.list_log_groups("/aws/", "", None, 10).unwrap().len(),
+        1
+    );
+    let matching: Vec<_> = store
+        .list_log_groups("", "LAMB", None, 10)
+        .unwrap()
+        .into_iter()
+        .map(|g| g.group.name())
+        .collect();
+    assert_eq!(matching, ["/aws/lambda/f"], "a pattern ignores case");
 
+    store.create_log_stream(&app, "s0", 9).unwrap();
+    let newest_first: Vec<_> = store
+        .list_log_streams(
+            &app,
+            &StreamQuery {
+                by_last_event: true,
+                descending: true,
+                ..streams("")
+            },
+        )
+        .unwrap()
+        .into_iter()
+        .map(|s| s.name)
+        .collect();
+    assert_eq!(newest_first, ["s1", "s0"]);
+    let second: Vec<_> = store
+        .list_log_streams(
+            &app,
+            &StreamQuery {
+                offset: 1,
+                ..streams("")
+            },
+        )
+        .unwrap()
+        .into_iter()
+        .map(|s| s.name)
+        .collect();
+    assert_eq!(second, ["s1"]);
     assert!(store.delete_log_stream(&app, "s1").unwrap());
     assert!(scan(&store, &whole(&app)).is_empty());
     assert!(store.delete_log_group(&app).unwrap());
@@ -1917,7 +1963,7 @@ fn a_groups_retention_deletes_its_old_events_at_once_and_on_every_prune() {
     assert!(scan(&store, &whole(&app)).is_empty());
     assert!(
         store
-            .list_log_streams(&app, "", None, 10)
+            .list_log_streams(&app, &streams(""))
             .unwrap()
             .is_empty(),
         "a stream whose events all expired goes"

@@ -1374,7 +1374,7 @@ for service, call, kw in [
     ("dynamodb", "list_tables", {}),
     ("sqs", "list_queues", {}),
     ("sns", "list_topics", {}),
-    ("logs", "describe_log_groups", {}),
+    ("kinesis", "list_streams", {}),
 ]:
     c = client(service, KEY, SECRET)
     r = expect_error("UnknownService", getattr(c, call), **kw)

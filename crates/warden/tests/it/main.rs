@@ -16,6 +16,7 @@ mod cloudwatch;
 mod code_gc;
 mod concurrency;
 mod contracts;
+mod cwlogs;
 mod data_dir;
 mod dns_firewall;
 mod dos;
