@@ -6,7 +6,7 @@
 
 use base64::Engine as _;
 use http::StatusCode;
-use serde_json::{json, Value};
+use serde_json::json;
 use warden_control::commands::{
     ConfigurationChange, CreateFunction, DeleteFunction, PublishVersion, SetConcurrency,
     UpdateFunctionCode, UpdateFunctionConfiguration, ZipPackage,
@@ -636,10 +636,13 @@ pub async fn account_settings(state: &ApiState) -> Result<Reply, ApiError> {
 }
 
 /// Warden's log endpoint: a page of one function's log lines after `after` (seq), up to
-/// `limit`, waiting up to `wait` seconds for new ones. Callers need `logs:GetLogEvents` on
-/// the function's log group; it changes nothing. Each record says whether Warden
-/// (`"source": "platform"`) or the function (`"function"`) wrote it, and carries the
-/// message exactly as stored: clients must escape it before showing it on a terminal.
+/// `limit`, waiting up to `wait` seconds for new ones; with `filter`, only lines matching
+/// that CloudWatch filter pattern, and with `since` (epoch milliseconds) only lines logged
+/// then or later. Callers need `logs:GetLogEvents` on the function's log group; it changes
+/// nothing. Each record says whether Warden (`"source": "platform"`) or the function
+/// (`"function"`) wrote it, and carries the message exactly as stored: clients must escape
+/// it before showing it on a terminal. `nextSeq` is the last line read, matched or not, so
+/// a filtered read always moves on; a call reads at most [`LOG_SCAN_PER_CALL`] lines.
 pub async fn read_logs(
     state: &ApiState,
     request: &ApiRequest,
@@ -661,26 +664,76 @@ pub async fn read_logs(
     let after = parse("after", 0, i64::MAX)?;
     let limit = parse("limit", 1000, 10_000)? as usize;
     let wait = std::time::Duration::from_secs(parse("wait", 0, 60)? as u64);
+    let since = parse("since", 0, i64::MAX)?;
+    let filter = match request.query("filter") {
+        None => None,
+        Some(p) => Some(std::sync::Arc::new(
+            warden_logquery::filter::parse(&p).map_err(|e| ApiError::invalid(e.to_string()))?,
+        )),
+    };
+    // A name with neither a function nor lines is unknown.
+    state.control.read_logs(&name, 0, 1).await?;
     let deadline = tokio::time::Instant::now() + wait;
     let written = state.engine.logs_written();
+    let mut after = after;
     loop {
         // Subscribe before reading so a batch landing in between is not missed.
         let notified = written.notified();
-        let records = state.control.read_logs(&name, after, limit).await?;
-        if !records.is_empty() || tokio::time::Instant::now() >= deadline {
-            let next = records.last().map(|r| r.seq).unwrap_or(after);
-            let records: Vec<Value> = records
-                .iter()
-                .map(|r| json!({ "seq": r.seq, "timestampMs": r.timestamp_ms, "requestId": r.request_id, "source": r.source.as_str(), "message": r.message }))
-                .collect();
+        let store = state.control.log_store();
+        let group = warden_control::LogGroup::Function(name.clone());
+        let filter = filter.clone();
+        let (records, last) = tokio::task::spawn_blocking(move || {
+            let range = warden_control::EventRange {
+                group: &group,
+                stream: None,
+                start_ms: (since > 0).then_some(since),
+                end_ms: None,
+                cursor: warden_control::Cursor::After(after),
+            };
+            let mut records = Vec::new();
+            let mut last = after;
+            let mut scanned = 0;
+            store.scan_events(&range, &mut |e| {
+                scanned += 1;
+                last = e.seq;
+                if filter.as_ref().is_none_or(|f| f.matches(e.message)) {
+                    records.push(json!({
+                        "seq": e.seq,
+                        "timestampMs": e.timestamp_ms,
+                        "requestId": e.request_id,
+                        "stream": e.stream,
+                        "source": e.source.as_str(),
+                        "message": e.message,
+                    }));
+                }
+                if records.len() >= limit || scanned >= LOG_SCAN_PER_CALL {
+                    warden_control::Scan::Stop
+                } else {
+                    warden_control::Scan::Continue
+                }
+            })?;
+            Ok::<_, warden_control::StoreError>((records, last))
+        })
+        .await
+        .map_err(|e| ApiError::internal(format!("reading logs: {e}")))?
+        .map_err(|e| ApiError::internal(format!("reading logs: {e}")))?;
+        let moved = last > after;
+        after = last;
+        if !records.is_empty() || moved && wait.is_zero() || tokio::time::Instant::now() >= deadline
+        {
             return Ok(json_response(
                 StatusCode::OK,
-                &json!({ "records": records, "nextSeq": next }),
+                &json!({ "records": records, "nextSeq": after }),
             ));
         }
-        let _ = tokio::time::timeout_at(deadline, notified).await;
+        if !moved {
+            let _ = tokio::time::timeout_at(deadline, notified).await;
+        }
     }
 }
+
+/// Lines one call of the log endpoint reads, matched or not.
+pub const LOG_SCAN_PER_CALL: usize = 100_000;
 
 /// Warden's own `GET /_warden/2026-11-01/functions/NAME/dns-queries?limit=N`: the newest
 /// `N` (default 100, at most 10,000) DNS queries of the function's instances, oldest first:

@@ -178,6 +178,8 @@ pub struct EventRef<'a> {
     pub timestamp_ms: i64,
     /// When it was stored.
     pub ingestion_ms: i64,
+    /// The invocation it belongs to, when known.
+    pub request_id: Option<&'a str>,
     /// The message.
     pub message: &'a str,
     /// Who wrote it.
@@ -195,6 +197,8 @@ pub struct StoredEvent {
     pub timestamp_ms: i64,
     /// When it was stored.
     pub ingestion_ms: i64,
+    /// The invocation it belongs to, when known.
+    pub request_id: Option<String>,
     /// The message.
     pub message: String,
     /// Who wrote it.
@@ -208,6 +212,7 @@ impl From<EventRef<'_>> for StoredEvent {
             stream: e.stream.map(str::to_owned),
             timestamp_ms: e.timestamp_ms,
             ingestion_ms: e.ingestion_ms,
+            request_id: e.request_id.map(str::to_owned),
             message: e.message.to_owned(),
             source: e.source,
         }

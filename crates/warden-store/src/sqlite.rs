@@ -1734,7 +1734,8 @@ impl LogStore for SqliteStore {
             "AND ?5 IS NULL"
         };
         let sql = format!(
-            "SELECT seq, stream, timestamp_ms, coalesce(ingestion_ms, timestamp_ms), message, source
+            "SELECT seq, stream, timestamp_ms, coalesce(ingestion_ms, timestamp_ms), message, source,
+                    request_id
              FROM logs
              WHERE function = ?1 AND {seq_test} AND timestamp_ms >= ?3 AND timestamp_ms < ?4
              {stream_test}
@@ -1774,6 +1775,7 @@ impl LogStore for SqliteStore {
                 stream: text(1)?,
                 timestamp_ms: r.get(2).map_err(db("reading log events"))?,
                 ingestion_ms: r.get(3).map_err(db("reading log events"))?,
+                request_id: text(6)?,
                 message: text(4)?.unwrap_or(""),
                 source,
             };

@@ -45,9 +45,48 @@ pub struct LogsArgs {
     /// Only lines after this sequence number [default: all that are kept]
     #[arg(long, value_name = "N")]
     pub since_seq: Option<u64>,
+    /// Only lines matching this CloudWatch Logs filter pattern (`ERROR`, `"a phrase"`,
+    /// `?ERROR ?WARN`, `{ $.level = "ERROR" }`, `[ip, user, status = 5*]`)
+    #[arg(long, value_name = "PATTERN")]
+    pub filter: Option<String>,
+    /// Only lines logged in the last DURATION (`30s`, `15m`, `1h`, `2d`) or since a time
+    /// (`2026-12-04T10:00:00Z`)
+    #[arg(long, value_name = "DURATION|TIME", value_parser = parse_since)]
+    pub since: Option<i64>,
     /// Output format
     #[arg(long, short = 'o', value_enum, default_value_t = Output::Text)]
     pub output: Output,
+}
+
+/// `--since`: a duration back from now, or an RFC 3339 time; epoch milliseconds.
+fn parse_since(text: &str) -> Result<i64, String> {
+    since_at(text, warden_types::now_millis())
+}
+
+fn since_at(text: &str, now_ms: i64) -> Result<i64, String> {
+    let unit_ms = |unit: &str| match unit {
+        "s" => Some(1_000),
+        "m" => Some(60_000),
+        "h" => Some(3_600_000),
+        "d" => Some(86_400_000),
+        "w" => Some(7 * 86_400_000),
+        _ => None,
+    };
+    let digits = text.bytes().take_while(u8::is_ascii_digit).count();
+    if digits > 0 {
+        let (n, unit) = text.split_at(digits);
+        if let (Ok(n), Some(ms)) = (n.parse::<i64>(), unit_ms(unit)) {
+            return n
+                .checked_mul(ms)
+                .map(|back| now_ms.saturating_sub(back).max(0))
+                .ok_or_else(|| format!("`{text}` reaches too far back"));
+        }
+    }
+    time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339)
+        .map(|t| (t.unix_timestamp_nanos() / 1_000_000).clamp(0, i64::MAX as i128) as i64)
+        .map_err(|_| {
+            format!("`{text}` is neither a duration (30s, 15m, 1h, 2d, 1w) nor an RFC 3339 time")
+        })
 }
 
 /// One record of the log endpoint.
@@ -154,16 +193,21 @@ pub fn logs(client: &Client, args: &LogsArgs) -> anyhow::Result<()> {
     let wait = if args.follow { FOLLOW_WAIT_SECONDS } else { 0 };
     let out = std::io::stdout();
     loop {
-        let path = format!(
+        let mut path = format!(
             "/_warden/2026-11-01/functions/{}/logs?after={after}&limit={BATCH}&wait={wait}",
             encode(&args.name)
         );
+        if let Some(pattern) = &args.filter {
+            path.push_str(&format!("&filter={}", encode(pattern)));
+        }
+        if let Some(since) = args.since {
+            path.push_str(&format!("&since={since}"));
+        }
         let page = parse_page(
             &client
                 .call(Method::GET, &path, &[], None, &subject)?
                 .json()?,
         );
-        let got_any = !page.records.is_empty();
         {
             let mut lock = out.lock();
             for r in &page.records {
@@ -184,7 +228,8 @@ pub fn logs(client: &Client, args: &LogsArgs) -> anyhow::Result<()> {
         if let Some(n) = page.next_seq {
             after = after.max(n);
         }
-        if !args.follow && (!got_any || !advanced) {
+        // A filtered page may match nothing yet move on; the end is a page that did not.
+        if !args.follow && !advanced {
             return Ok(());
         }
     }
@@ -195,6 +240,19 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
     use serde_json::json;
+
+    #[test]
+    fn since_takes_durations_and_times() {
+        let now = 1_800_000_000_000;
+        assert_eq!(since_at("30s", now), Ok(now - 30_000));
+        assert_eq!(since_at("15m", now), Ok(now - 900_000));
+        assert_eq!(since_at("1h", now), Ok(now - 3_600_000));
+        assert_eq!(since_at("2d", now), Ok(now - 172_800_000));
+        assert_eq!(since_at("2026-12-04T10:00:00Z", now), Ok(1_796_378_400_000));
+        for bad in ["", "h", "10", "10y", "yesterday", "99999999999999999999w"] {
+            assert!(since_at(bad, now).is_err(), "{bad}");
+        }
+    }
 
     #[test]
     fn parses_a_page() {

@@ -140,6 +140,50 @@ fn a_functions_log_group_is_read_and_filtered_with_boto3_and_the_aws_cli() {
     assert_eq!(messages.len(), 2, "{found}");
     assert!(messages.contains(&"hello world") && messages.contains(&"stderr: hello world"));
     assert_eq!(events[0]["logStreamName"], out["streams"][0]);
+
+    // `warden logs` rides on the same filter engine.
+    let cli = |args: &[&str]| -> Vec<Value> {
+        let out = s.warden(args);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout)
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    };
+    let json_errors = cli(&[
+        "logs",
+        "talker",
+        "--filter",
+        r#"{ $.level = "ERROR" && $.latency > 100 }"#,
+        "--since",
+        "1h",
+        "--output",
+        "json",
+    ]);
+    assert_eq!(json_errors.len(), 1, "{json_errors:?}");
+    assert_eq!(
+        json_errors[0]["message"],
+        r#"{"level": "ERROR", "latency": 250}"#
+    );
+    assert_eq!(json_errors[0]["stream"], out["streams"][0]);
+    let later = cli(&[
+        "logs",
+        "talker",
+        "--since",
+        "2099-01-01T00:00:00Z",
+        "--output",
+        "json",
+    ]);
+    assert!(later.is_empty(), "{later:?}");
+    let bad = s.warden(&["logs", "talker", "--filter", "{ $.x = "]);
+    assert!(!bad.status.success());
+    let said = String::from_utf8_lossy(&bad.stderr);
+    assert!(said.contains("InvalidParameterValueException"), "{said}");
 }
 
 #[test]
