@@ -153,11 +153,12 @@ ALTER TABLE logs ADD COLUMN source TEXT NOT NULL DEFAULT 'function'
     r#"
 -- CloudWatch Logs' model. `function` is now a log group's key: a function's name for its
 -- group `/aws/lambda/NAME`, or ':' and the name of any other group (no function name holds
--- a colon). A line's stream names the instance that wrote it; lines written before have
--- none. `ingestion_ms` is when a line was stored, if not its timestamp.
-ALTER TABLE logs ADD COLUMN stream TEXT;
+-- a colon). A line's stream (`log_streams.id`) is the instance that wrote it, or the
+-- stream PutLogEvents named; lines written before have none. `ingestion_ms` is when a
+-- line was stored, if not its timestamp.
+ALTER TABLE logs ADD COLUMN stream_id INTEGER;
 ALTER TABLE logs ADD COLUMN ingestion_ms INTEGER;
-CREATE INDEX logs_by_stream ON logs(function, stream, seq);
+CREATE INDEX logs_by_stream ON logs(stream_id, seq);
 CREATE TABLE log_groups (
     name TEXT PRIMARY KEY,
     key TEXT NOT NULL UNIQUE,
@@ -165,14 +166,15 @@ CREATE TABLE log_groups (
     retention_days INTEGER CHECK (retention_days IS NULL OR retention_days > 0)
 ) STRICT, WITHOUT ROWID;
 CREATE TABLE log_streams (
+    id INTEGER PRIMARY KEY,
     key TEXT NOT NULL,
     name TEXT NOT NULL,
     created_ms INTEGER NOT NULL,
     first_event_ms INTEGER,
     last_event_ms INTEGER,
     last_ingestion_ms INTEGER,
-    PRIMARY KEY (key, name)
-) STRICT, WITHOUT ROWID;
+    UNIQUE (key, name)
+) STRICT;
 INSERT INTO log_groups (name, key, created_ms)
     SELECT '/aws/lambda/' || function, function, min(timestamp_ms) FROM logs GROUP BY function;
 "#,
@@ -1357,25 +1359,10 @@ impl LogStore for SqliteStore {
         let mut conn = lock(&self.log_writer);
         let tx = immediate(&mut conn, "appending logs")?;
         {
-            let mut stmt = tx
-                .prepare_cached(
-                    "INSERT INTO logs (function, timestamp_ms, request_id, message, source, stream)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-                )
-                .map_err(db("appending logs"))?;
             // Each function's group, and each stream's event span, once per batch.
             let mut streams: BTreeMap<(&str, &str), (i64, i64)> = BTreeMap::new();
             let mut groups: BTreeMap<&str, i64> = BTreeMap::new();
             for r in records {
-                stmt.execute(params![
-                    r.function.as_str(),
-                    r.timestamp_ms,
-                    r.request_id,
-                    r.message,
-                    r.source.as_str(),
-                    r.stream,
-                ])
-                .map_err(db("appending logs"))?;
                 groups.entry(r.function.as_str()).or_insert(r.timestamp_ms);
                 if let Some(stream) = &r.stream {
                     let span = streams
@@ -1386,6 +1373,33 @@ impl LogStore for SqliteStore {
                 }
             }
             let now = records.iter().map(|r| r.timestamp_ms).max().unwrap_or(0);
+            let mut ids: BTreeMap<(&str, &str), i64> = BTreeMap::new();
+            for (&(key, stream), &(first, last)) in &streams {
+                let id = upsert_stream(&tx, key, stream, first, last, now)
+                    .map_err(db("appending logs"))?;
+                ids.insert((key, stream), id);
+            }
+            let mut stmt = tx
+                .prepare_cached(
+                    "INSERT INTO logs (function, timestamp_ms, request_id, message, source, stream_id)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                )
+                .map_err(db("appending logs"))?;
+            for r in records {
+                let stream_id = r
+                    .stream
+                    .as_deref()
+                    .and_then(|s| ids.get(&(r.function.as_str(), s)));
+                stmt.execute(params![
+                    r.function.as_str(),
+                    r.timestamp_ms,
+                    r.request_id,
+                    r.message,
+                    r.source.as_str(),
+                    stream_id,
+                ])
+                .map_err(db("appending logs"))?;
+            }
             for (function, first) in groups {
                 tx.prepare_cached(
                     "INSERT INTO log_groups (name, key, created_ms) VALUES (?1, ?2, ?3)
@@ -1400,9 +1414,6 @@ impl LogStore for SqliteStore {
                 })
                 .map_err(db("appending logs"))?;
             }
-            for ((key, stream), (first, last)) in streams {
-                upsert_stream(&tx, key, stream, first, last, now).map_err(db("appending logs"))?;
-            }
         }
         tx.commit().map_err(db("appending logs"))
     }
@@ -1416,8 +1427,9 @@ impl LogStore for SqliteStore {
         let conn = lock(&self.log_reader);
         let mut stmt = conn
             .prepare_cached(
-                "SELECT seq, timestamp_ms, request_id, message, source, stream FROM logs
-                 WHERE function = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3",
+                "SELECT l.seq, l.timestamp_ms, l.request_id, l.message, l.source, s.name
+                 FROM logs l LEFT JOIN log_streams s ON s.id = l.stream_id
+                 WHERE l.function = ?1 AND l.seq > ?2 ORDER BY l.seq LIMIT ?3",
             )
             .map_err(db("reading logs"))?;
         let rows = stmt
@@ -1626,7 +1638,8 @@ impl LogStore for SqliteStore {
             let n = tx
                 .execute(
                     "DELETE FROM logs WHERE seq IN
-                     (SELECT seq FROM logs WHERE function = ?1 AND stream = ?2 LIMIT ?3)",
+                     (SELECT seq FROM logs WHERE stream_id =
+                        (SELECT id FROM log_streams WHERE key = ?1 AND name = ?2) LIMIT ?3)",
                     params![key, stream, PRUNE_BATCH_ROWS],
                 )
                 .map_err(db("deleting a log stream"))?;
@@ -1700,22 +1713,22 @@ impl LogStore for SqliteStore {
         let key = group.key();
         let mut conn = lock(&self.log_writer);
         let tx = immediate(&mut conn, "appending log events")?;
+        let first = events.iter().map(|e| e.0).min().unwrap_or(ingestion_ms);
+        let last = events.iter().map(|e| e.0).max().unwrap_or(ingestion_ms);
+        let stream_id = upsert_stream(&tx, &key, stream, first, last, ingestion_ms)
+            .map_err(db("appending log events"))?;
         {
             let mut stmt = tx
                 .prepare_cached(
-                    "INSERT INTO logs (function, timestamp_ms, message, source, stream, ingestion_ms)
+                    "INSERT INTO logs (function, timestamp_ms, message, source, stream_id, ingestion_ms)
                      VALUES (?1, ?2, ?3, 'function', ?4, ?5)",
                 )
                 .map_err(db("appending log events"))?;
             for (timestamp, message) in events {
-                stmt.execute(params![key, timestamp, message, stream, ingestion_ms])
+                stmt.execute(params![key, timestamp, message, stream_id, ingestion_ms])
                     .map_err(db("appending log events"))?;
             }
         }
-        let first = events.iter().map(|e| e.0).min().unwrap_or(ingestion_ms);
-        let last = events.iter().map(|e| e.0).max().unwrap_or(ingestion_ms);
-        upsert_stream(&tx, &key, stream, first, last, ingestion_ms)
-            .map_err(db("appending log events"))?;
         tx.commit().map_err(db("appending log events"))
     }
 
@@ -1728,18 +1741,33 @@ impl LogStore for SqliteStore {
             Cursor::After(n) => ("seq > ?2", "ASC", n),
             Cursor::Before(n) => ("seq < ?2", "DESC", n),
         };
-        let stream_test = if range.stream.is_some() {
-            "AND stream = ?5"
+        // The group's own index always: its lines in seq order, never a sort, however
+        // many lines other groups hold. Conditions not asked for are left out, so the
+        // planner has nothing to weigh.
+        let (index, stream_test) = if range.stream.is_some() {
+            (
+                "logs_by_stream",
+                "AND l.stream_id = (SELECT id FROM log_streams WHERE key = ?1 AND name = ?5)",
+            )
         } else {
-            "AND ?5 IS NULL"
+            ("logs_by_function", "AND ?5 IS NULL")
+        };
+        let start_test = if range.start_ms.is_some() {
+            "AND l.timestamp_ms >= ?3"
+        } else {
+            "AND ?3 IS NOT NULL"
+        };
+        let end_test = if range.end_ms.is_some() {
+            "AND l.timestamp_ms < ?4"
+        } else {
+            "AND ?4 IS NOT NULL"
         };
         let sql = format!(
-            "SELECT seq, stream, timestamp_ms, coalesce(ingestion_ms, timestamp_ms), message, source,
-                    request_id
-             FROM logs
-             WHERE function = ?1 AND {seq_test} AND timestamp_ms >= ?3 AND timestamp_ms < ?4
-             {stream_test}
-             ORDER BY seq {order}"
+            "SELECT l.seq, s.name, l.timestamp_ms, coalesce(l.ingestion_ms, l.timestamp_ms),
+                    l.message, l.source, l.request_id
+             FROM logs l INDEXED BY {index} LEFT JOIN log_streams s ON s.id = l.stream_id
+             WHERE l.function = ?1 AND l.{seq_test} {start_test} {end_test} {stream_test}
+             ORDER BY l.seq {order}"
         );
         let conn = lock(&self.log_reader);
         let mut stmt = conn
@@ -1799,7 +1827,8 @@ fn group_info(r: &Row<'_>) -> rusqlite::Result<LogGroupInfo> {
     })
 }
 
-/// Records that a stream received events spanning `first..=last` at `now`, making it if new.
+/// Records that a stream received events spanning `first..=last` at `now`, making it if
+/// new; returns its id.
 fn upsert_stream(
     tx: &Transaction<'_>,
     key: &str,
@@ -1807,16 +1836,17 @@ fn upsert_stream(
     first: i64,
     last: i64,
     now: i64,
-) -> rusqlite::Result<usize> {
+) -> rusqlite::Result<i64> {
     tx.prepare_cached(
         "INSERT INTO log_streams (key, name, created_ms, first_event_ms, last_event_ms, last_ingestion_ms)
          VALUES (?1, ?2, ?5, ?3, ?4, ?5)
          ON CONFLICT (key, name) DO UPDATE SET
              first_event_ms = min(coalesce(first_event_ms, excluded.first_event_ms), excluded.first_event_ms),
              last_event_ms = max(coalesce(last_event_ms, excluded.last_event_ms), excluded.last_event_ms),
-             last_ingestion_ms = excluded.last_ingestion_ms",
+             last_ingestion_ms = excluded.last_ingestion_ms
+         RETURNING id",
     )?
-    .execute(params![key, stream, first, last, now])
+    .query_row(params![key, stream, first, last, now], |r| r.get(0))
 }
 
 impl SqliteStore {
