@@ -470,6 +470,92 @@ fn kms(root: &Path, extra: &[String], cold: usize, seconds: u32) -> Result<()> {
     Ok(())
 }
 
+/// `--logs`: FilterLogEvents over [`LOG_EVENTS`] stored events, each call reading them all
+/// (a pattern that matches few, JSON and space-delimited patterns, one that matches none),
+/// through the API with a signed request, as a client sees it.
+fn logs(root: &Path, extra: &[String]) -> Result<()> {
+    const LOG_EVENTS: usize = 1_000_000;
+    const BATCH: usize = 10_000;
+    let server = start(root, extra)?;
+    let call = |target: &str, body: &serde_json::Value| -> Result<(serde_json::Value, f64)> {
+        let request = server.signed_for(
+            "logs",
+            "POST",
+            "/",
+            &[
+                ("content-type", "application/x-amz-json-1.1"),
+                ("x-amz-target", target),
+            ],
+            body.to_string().as_bytes(),
+        )?;
+        let started = Instant::now();
+        let r = agent().run(request)?;
+        let text = r.into_body().read_to_string()?;
+        let ms = started.elapsed().as_secs_f64() * 1000.0;
+        Ok((serde_json::from_str(&text)?, ms))
+    };
+    let group = serde_json::json!({ "logGroupName": "bench" });
+    call("Logs_20140328.CreateLogGroup", &group)?;
+    call(
+        "Logs_20140328.CreateLogStream",
+        &serde_json::json!({ "logGroupName": "bench", "logStreamName": "s" }),
+    )?;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)?
+        .as_millis() as i64;
+    let loaded = Instant::now();
+    for b in 0..LOG_EVENTS / BATCH {
+        let events: Vec<serde_json::Value> = (0..BATCH)
+            .map(|i| {
+                let n = b * BATCH + i;
+                let message = match n % 4 {
+                    0 => format!(
+                        r#"{{"level": "{}", "latency": {}, "path": "/orders/{n}"}}"#,
+                        if n % 1000 == 0 { "ERROR" } else { "INFO" },
+                        n % 500
+                    ),
+                    1 => format!("10.0.{}.{} GET /index.html {} {}", n % 256, n % 200, if n % 997 == 1 { 503 } else { 200 }, n % 5000),
+                    2 => format!("INFO processed order {n} in {} ms", n % 90),
+                    _ => format!("DEBUG cache hit ratio {}.{}", n % 100, n % 10),
+                };
+                serde_json::json!({ "timestamp": now - 3_600_000 + (n as i64) / 1000, "message": message })
+            })
+            .collect();
+        call(
+            "Logs_20140328.PutLogEvents",
+            &serde_json::json!({ "logGroupName": "bench", "logStreamName": "s", "logEvents": events }),
+        )?;
+    }
+    let load_s = loaded.elapsed().as_secs_f64();
+    println!(
+        "## warden bench --logs ({LOG_EVENTS} events stored through PutLogEvents in {load_s:.1} s, {:.0} events/s)",
+        LOG_EVENTS as f64 / load_s
+    );
+    for (name, pattern) in [
+        ("term matching 1 in 1000", "ERROR"),
+        ("JSON pattern", r#"{ $.level = "ERROR" && $.latency >= 0 }"#),
+        ("space-delimited pattern", "[ip, verb = GET, path, status = 5*, size]"),
+        ("term matching nothing", "NOWHERE"),
+        ("no pattern (first 10,000)", ""),
+    ] {
+        let mut times = Vec::new();
+        let mut matched = 0;
+        for _ in 0..3 {
+            let (out, ms) = call(
+                "Logs_20140328.FilterLogEvents",
+                &serde_json::json!({ "logGroupName": "bench", "filterPattern": pattern }),
+            )?;
+            matched = out["events"].as_array().map_or(0, Vec::len);
+            times.push(ms);
+        }
+        println!(
+            "FilterLogEvents, {name}: median {:.0} ms ({matched} events returned)",
+            percentile(&mut times, 0.5)
+        );
+    }
+    Ok(())
+}
+
 fn wrk(
     server: &Server,
     function: &str,
@@ -1001,6 +1087,7 @@ pub fn run(root: &Path, args: &[String]) -> Result<()> {
     let mut keys = false;
     let mut net = false;
     let mut urls = false;
+    let mut log_queries = false;
     let mut extra = Vec::new();
     let mut it = args.iter();
     while let Some(a) = it.next() {
@@ -1015,6 +1102,7 @@ pub fn run(root: &Path, args: &[String]) -> Result<()> {
             "--kms" => keys = true,
             "--network" => net = true,
             "--urls" => urls = true,
+            "--logs" => log_queries = true,
             "--cold-gap-ms" => COLD_GAP_MS.store(
                 it.next().context("--cold-gap-ms N")?.parse()?,
                 std::sync::atomic::Ordering::Relaxed,
@@ -1050,6 +1138,9 @@ pub fn run(root: &Path, args: &[String]) -> Result<()> {
     }
     if urls {
         return function_urls(root, seconds);
+    }
+    if log_queries {
+        return logs(root, &extra);
     }
     let server = start(root, &extra)?;
     create_function(&server, root, "noop")?;
