@@ -21,9 +21,9 @@
 #![forbid(unsafe_code)]
 
 pub mod filter;
-// pub mod insights;
+pub mod insights;
 mod number;
 mod regex_limits;
 
 pub use filter::{FilterPattern, PatternError};
-// pub use insights::{parse_query, Event, ExecError, Query, QueryError, QueryOutput};
+pub use insights::{parse_query, Event, ExecError, Query, QueryError, QueryOutput};

@@ -275,7 +275,10 @@ fn parse_selector(s: &mut Scanner<'_>) -> Result<Selector, PatternError> {
         }
     }
     if steps.is_empty() {
-        return Err(invalid(s, "a selector starts with '$.' and a property name"));
+        return Err(invalid(
+            s,
+            "a selector starts with '$.' and a property name",
+        ));
     }
     Ok(Selector { steps })
 }

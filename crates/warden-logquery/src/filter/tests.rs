@@ -61,14 +61,22 @@ fn every_term_must_appear() {
     );
     check(
         "Failed to process the request",
-        &["[WARN] Failed to process the request", "request the to process Failed"],
+        &[
+            "[WARN] Failed to process the request",
+            "request the to process Failed",
+        ],
         &["[WARN] Failed to process"],
     );
 }
 
 #[test]
 fn question_marks_make_an_or() {
-    let logs = ["ERROR WARN message", "ERROR message", "WARN message", "INFO"];
+    let logs = [
+        "ERROR WARN message",
+        "ERROR message",
+        "WARN message",
+        "INFO",
+    ];
     let matching = |pattern: &str| {
         let fp = p(pattern);
         logs.iter()
@@ -114,11 +122,18 @@ fn quoted_phrases_hold_any_character() {
     check(
         "\"INTERNAL SERVER ERROR\" \"[ERROR 400]\"",
         &["[ERROR 400] INTERNAL SERVER ERROR"],
-        &["INTERNAL SERVER ERROR", "[ERROR 400] INTERNAL  SERVER ERROR"],
+        &[
+            "INTERNAL SERVER ERROR",
+            "[ERROR 400] INTERNAL  SERVER ERROR",
+        ],
     );
     check(r#""say \"hi\"""#, &[r#"they say "hi" loudly"#], &["say hi"]);
     check(r#""C:\path\\x""#, &[r"C:\path\x"], &[r"C:\path\\x"]);
-    check("\"élan\" ünïcode_1", &["élan and ünïcode_1"], &["elan ünïcode_1"]);
+    check(
+        "\"élan\" ünïcode_1",
+        &["élan and ünïcode_1"],
+        &["elan ünïcode_1"],
+    );
 }
 
 #[test]
@@ -133,7 +148,10 @@ fn terms_with_other_characters_must_be_quoted() {
     ] {
         let e = err(pattern);
         if term.is_empty() {
-            assert!(matches!(e, PatternError::Unexpected { .. }), "{pattern}: {e}");
+            assert!(
+                matches!(e, PatternError::Unexpected { .. }),
+                "{pattern}: {e}"
+            );
             continue;
         }
         assert_eq!(
@@ -156,7 +174,10 @@ fn malformed_terms_are_refused_with_a_position() {
         err("ok \"open"),
         PatternError::UnterminatedString { position: 4 }
     );
-    assert!(matches!(err("ok ?"), PatternError::Unexpected { position: 5, .. }));
+    assert!(matches!(
+        err("ok ?"),
+        PatternError::Unexpected { position: 5, .. }
+    ));
     assert!(matches!(err("ok -  "), PatternError::Unexpected { .. }));
     assert!(matches!(
         err("ERROR %x%"),
@@ -184,7 +205,10 @@ fn length_is_limited_in_characters() {
 fn standalone_regex_searches_the_message() {
     check(
         "%AUTHORIZED%",
-        &["[ERROR 401] UNAUTHORIZED REQUEST", "[SUCCESS 200] AUTHORIZED REQUEST"],
+        &[
+            "[ERROR 401] UNAUTHORIZED REQUEST",
+            "[SUCCESS 200] AUTHORIZED REQUEST",
+        ],
         &["authorized"],
     );
     check(
@@ -196,7 +220,11 @@ fn standalone_regex_searches_the_message() {
     check("%^[hc]at%", &["hat trick", "cat"], &["that"]);
     check("%[hc]at$%", &["a hat", "cat"], &["cats"]);
     check("%colou?r%", &["color", "colour"], &["colr"]);
-    check("%bind: address already in use%", &["bind: address already in use (98)"], &[]);
+    check(
+        "%bind: address already in use%",
+        &["bind: address already in use (98)"],
+        &[],
+    );
     assert_eq!(p("%a%").kind(), PatternKind::Regex);
 }
 
@@ -210,9 +238,19 @@ fn regex_restrictions_are_cloudwatchs() {
     assert!(reason("%something!%").contains("'!'"));
     assert!(reason("%caf\u{e9}%").contains("multi-byte"));
     assert!(reason("%%").contains("empty"));
-    assert!(reason("%a{1000}{1000}%").contains("size"), "{}", reason("%a{1000}{1000}%"));
-    assert!(matches!(err("%abc"), PatternError::UnterminatedRegex { position: 1 }));
-    assert!(matches!(err("%a% b"), PatternError::Unsupported { position: 5, .. }));
+    assert!(
+        reason("%a{1000}{1000}%").contains("size"),
+        "{}",
+        reason("%a{1000}{1000}%")
+    );
+    assert!(matches!(
+        err("%abc"),
+        PatternError::UnterminatedRegex { position: 1 }
+    ));
+    assert!(matches!(
+        err("%a% b"),
+        PatternError::Unsupported { position: 5, .. }
+    ));
     assert_eq!(
         err("{ $.a = %x% || $.b = %y% || $.c = %z% }"),
         PatternError::TooManyRegexes { max: 2 }
@@ -314,10 +352,22 @@ fn json_compound_conditions_follow_precedence() {
         "coordinates": [[0, 1, 2], [4, 5, 6], [7, 8, 9]]
     }"#;
     for (pattern, want) in [
-        (r#"{ ($.user.id = 1) && ($.users[0].email = "John.Doe@example.com") }"#, true),
-        (r#"{ ($.user.id = 2 && $.users[0].email = "nonmatch") || $.actions[2] = "GET" }"#, false),
-        (r#"{ $.user.email = "John.Stiles@example.com" || $.coordinates[0][1] = nonmatch && $.actions[2] = nomatch }"#, true),
-        (r#"{ ($.user.email = "John.Stiles@example.com" || $.coordinates[0][1] = nonmatch) && $.actions[2] = nomatch }"#, false),
+        (
+            r#"{ ($.user.id = 1) && ($.users[0].email = "John.Doe@example.com") }"#,
+            true,
+        ),
+        (
+            r#"{ ($.user.id = 2 && $.users[0].email = "nonmatch") || $.actions[2] = "GET" }"#,
+            false,
+        ),
+        (
+            r#"{ $.user.email = "John.Stiles@example.com" || $.coordinates[0][1] = nonmatch && $.actions[2] = nomatch }"#,
+            true,
+        ),
+        (
+            r#"{ ($.user.email = "John.Stiles@example.com" || $.coordinates[0][1] = nonmatch) && $.actions[2] = nomatch }"#,
+            false,
+        ),
         ("{ $.coordinates[2][0] = 7 }", true),
         ("{ ((($.user.id = 1))) }", true),
         ("{ $.user.id = 2 || $.user.id = 1 }", true),
@@ -339,7 +389,16 @@ fn messages_that_are_not_json_objects_never_match() {
     let fp = p("{ $.a NOT EXISTS }");
     assert!(fp.matches(r#"{"b": 1}"#));
     assert!(fp.matches(r#"  {"b": 1}  "#));
-    for m in ["", "a", "[1]", "\"s\"", "{", "{\"b\": 1} trailing", "null", "{\"b\":}"] {
+    for m in [
+        "",
+        "a",
+        "[1]",
+        "\"s\"",
+        "{",
+        "{\"b\": 1} trailing",
+        "null",
+        "{\"b\":}",
+    ] {
         assert!(!fp.matches(m), "{m}");
     }
 }
@@ -380,9 +439,13 @@ fn json_errors_name_the_problem_and_place() {
             position: 1
         }
     );
-    assert!(err("{ ($.a = 1 }").to_string().contains("Unbalanced parentheses at position 3"));
+    assert!(err("{ ($.a = 1 }")
+        .to_string()
+        .contains("Unbalanced parentheses at position 3"));
     let selector = |pattern: &str| match err(pattern) {
-        PatternError::InvalidSelector { selector, reason, .. } => (selector, reason),
+        PatternError::InvalidSelector {
+            selector, reason, ..
+        } => (selector, reason),
         e => panic!("{pattern}: {e}"),
     };
     assert!(selector("{ $.* = 1 }").1.contains("wildcard"));
@@ -393,14 +456,28 @@ fn json_errors_name_the_problem_and_place() {
     assert_eq!(selector("{ $.a..b = 1 }").0, "$.a..b");
     assert!(matches!(err("{ $.a = }"), PatternError::Unexpected { .. }));
     assert!(matches!(err("{ $.a }"), PatternError::Unexpected { .. }));
-    assert!(matches!(err("{ $.a IS MAYBE }"), PatternError::Unexpected { .. }));
-    assert!(matches!(err("{ $.a NOT THERE }"), PatternError::Unexpected { .. }));
-    assert!(matches!(err("{ $.a = 1 } x"), PatternError::Unexpected { .. }));
+    assert!(matches!(
+        err("{ $.a IS MAYBE }"),
+        PatternError::Unexpected { .. }
+    ));
+    assert!(matches!(
+        err("{ $.a NOT THERE }"),
+        PatternError::Unexpected { .. }
+    ));
+    assert!(matches!(
+        err("{ $.a = 1 } x"),
+        PatternError::Unexpected { .. }
+    ));
     assert!(matches!(err("{ }"), PatternError::Unexpected { .. }));
-    assert!(matches!(err("{ $.a = 1 && }"), PatternError::Unexpected { .. }));
+    assert!(matches!(
+        err("{ $.a = 1 && }"),
+        PatternError::Unexpected { .. }
+    ));
     assert!(matches!(err("{ a = 1 }"), PatternError::Unexpected { .. }));
     match err("{ $.a = x@y }") {
-        PatternError::InvalidValue { value, position, .. } => {
+        PatternError::InvalidValue {
+            value, position, ..
+        } => {
             assert_eq!((value.as_str(), position), ("x@y", 9));
         }
         e => panic!("{e}"),
@@ -409,20 +486,33 @@ fn json_errors_name_the_problem_and_place() {
         PatternError::InvalidValue { reason, .. } => assert!(reason.contains("numbers")),
         e => panic!("{e}"),
     }
-    assert!(matches!(err("{ $.a > \"1\" }"), PatternError::InvalidValue { .. }));
-    assert!(matches!(err("{ $.a > %1% }"), PatternError::InvalidValue { .. }));
+    assert!(matches!(
+        err("{ $.a > \"1\" }"),
+        PatternError::InvalidValue { .. }
+    ));
+    assert!(matches!(
+        err("{ $.a > %1% }"),
+        PatternError::InvalidValue { .. }
+    ));
 }
 
 #[test]
 fn nesting_is_bounded() {
-    let ok = format!("{{ {}$.a = 1{} }}", "(".repeat(MAX_DEPTH), ")".repeat(MAX_DEPTH));
+    let ok = format!(
+        "{{ {}$.a = 1{} }}",
+        "(".repeat(MAX_DEPTH),
+        ")".repeat(MAX_DEPTH)
+    );
     assert!(p(&ok).matches(r#"{"a": 1}"#));
     let deep = format!(
         "{{ {}$.a = 1{} }}",
         "(".repeat(MAX_DEPTH + 1),
         ")".repeat(MAX_DEPTH + 1)
     );
-    assert!(matches!(err(&deep), PatternError::TooDeep { max: MAX_DEPTH, .. }));
+    assert!(matches!(
+        err(&deep),
+        PatternError::TooDeep { max: MAX_DEPTH, .. }
+    ));
     let hostile = format!("{{{}", "(".repeat(MAX_PATTERN_CHARS - 1));
     assert!(matches!(err(&hostile), PatternError::TooDeep { .. }));
     let deep_delimited = format!(
@@ -487,7 +577,10 @@ fn delimited_documented_examples() {
         [1, 2, 3]
     );
     assert_eq!(apache_matches("[..., status_code, bytes]"), [1, 2, 3]);
-    assert_eq!(apache_matches("[ip, user, ..., status_code, bytes]"), [1, 2, 3]);
+    assert_eq!(
+        apache_matches("[ip, user, ..., status_code, bytes]"),
+        [1, 2, 3]
+    );
     assert_eq!(apache_matches("[ip, user, ...]"), [1, 2, 3]);
     assert_eq!(
         apache_matches("[ip, user, username, timestamp, request, status_code, bytes > 5000]"),
@@ -514,15 +607,27 @@ fn delimited_documented_examples() {
         [2]
     );
     // The trailing empty place is an unnamed field.
-    assert_eq!(apache_matches("[..., request=*.html*, status_code=4*,]"), [2]);
+    assert_eq!(
+        apache_matches("[..., request=*.html*, status_code=4*,]"),
+        [2]
+    );
     // Without `...` the count must be exact.
     assert_eq!(apache_matches("[ip, user, username]"), Vec::<usize>::new());
-    assert_eq!(apache_matches("[a, b, c, d, e, f, g, h]"), Vec::<usize>::new());
+    assert_eq!(
+        apache_matches("[a, b, c, d, e, f, g, h]"),
+        Vec::<usize>::new()
+    );
     assert_eq!(apache_matches("[...]"), [1, 2, 3]);
     assert_eq!(apache_matches("[..., ...]"), [1, 2, 3]);
     assert_eq!(apache_matches("[..., u = frank, ...]"), [1, 2, 3]);
-    assert_eq!(apache_matches("[..., u = \"GET /index.html HTTP/1.0\", ...]"), [2]);
-    assert_eq!(apache_matches("[ip = 127.0.0.1, ..., s = 200, b = 1534]"), [1]);
+    assert_eq!(
+        apache_matches("[..., u = \"GET /index.html HTTP/1.0\", ...]"),
+        [2]
+    );
+    assert_eq!(
+        apache_matches("[ip = 127.0.0.1, ..., s = 200, b = 1534]"),
+        [1]
+    );
     assert_eq!(apache_matches("[..., s = %^40[34]$%, b]"), [2, 3]);
     assert_eq!(
         apache_matches("[ip, ..., t = %2000:13:[23]%, ..., s = 4* || s = 200, b]"),
@@ -545,12 +650,19 @@ fn delimited_or_within_a_field() {
     assert_eq!(matching("[w1=ERROR || w1=WARN, w2]"), [2, 3]);
     assert_eq!(matching("[w1=ERROR, ...]"), [1, 2]);
     assert_eq!(matching("[w1 != ERROR && w1 != INFO, w2]"), [3]);
-    assert_eq!(matching("[(w1 = ERROR || w1 = WARN) && w1 != WARN, w2]"), [2]);
+    assert_eq!(
+        matching("[(w1 = ERROR || w1 = WARN) && w1 != WARN, w2]"),
+        [2]
+    );
 }
 
 #[test]
 fn delimited_numbers_compare_numerically() {
-    check("[a, b >= 10]", &["x 10", "x 10.0", "x 1e3"], &["x 9", "x ten", "x"]);
+    check(
+        "[a, b >= 10]",
+        &["x 10", "x 10.0", "x 1e3"],
+        &["x 9", "x ten", "x"],
+    );
     check("[a, b = 10]", &["x 10", "x 10.00"], &["x 100", "x ten"]);
     check("[a, b != 10]", &["x 11", "x ten"], &["x 10.0"]);
     check("[a, b = 4xx]", &["x 4xx"], &["x 404"]);
@@ -589,7 +701,9 @@ fn delimited_errors() {
         }
     );
     // The documentation's `=!ERROR` is not an operator.
-    assert!(err("[w1=!ERROR&&w1=!WARN, w2]").to_string().contains("expected a value"));
+    assert!(err("[w1=!ERROR&&w1=!WARN, w2]")
+        .to_string()
+        .contains("expected a value"));
 }
 
 #[test]
@@ -597,7 +711,10 @@ fn pattern_kinds() {
     assert_eq!(p("a").kind(), PatternKind::Terms);
     assert_eq!(p(" { $.a = 1 } ").kind(), PatternKind::Json);
     assert_eq!(p(" [a] ").kind(), PatternKind::SpaceDelimited);
-    assert_eq!("x".parse::<FilterPattern>().map(|f| f.kind()), Ok(PatternKind::Terms));
+    assert_eq!(
+        "x".parse::<FilterPattern>().map(|f| f.kind()),
+        Ok(PatternKind::Terms)
+    );
 }
 
 // ---- properties ----
@@ -605,9 +722,9 @@ fn pattern_kinds() {
 /// Characters that exercise every branch of the grammars.
 fn pattern_strategy() -> impl Strategy<Value = String> {
     let atoms = prop::sample::select(vec![
-        "{", "}", "[", "]", "(", ")", "$", ".", "$.a", "$.b[0]", "[1]", "=", "!=", "<", ">=",
-        "&&", "||", "IS", "TRUE", "NULL", "NOT", "EXISTS", "\"", "\\", "%", "*", "?", "-", ",",
-        "...", " ", "a", "b", "1", "2.5", "e3", "é", "\t", "x*", "%a%", "\"q\"",
+        "{", "}", "[", "]", "(", ")", "$", ".", "$.a", "$.b[0]", "[1]", "=", "!=", "<", ">=", "&&",
+        "||", "IS", "TRUE", "NULL", "NOT", "EXISTS", "\"", "\\", "%", "*", "?", "-", ",", "...",
+        " ", "a", "b", "1", "2.5", "e3", "é", "\t", "x*", "%a%", "\"q\"",
     ]);
     prop::collection::vec(atoms, 0..40).prop_map(|parts| parts.concat())
 }

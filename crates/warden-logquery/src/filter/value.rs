@@ -66,7 +66,8 @@ pub(super) enum TextPattern {
     Exact(String),
     Prefix(String),
     Suffix(String),
-    Contains(Finder<'static>),
+    /// Boxed: a searcher is large, and most values are not this.
+    Contains(Box<Finder<'static>>),
 }
 
 impl TextPattern {
@@ -74,17 +75,15 @@ impl TextPattern {
         let lead = text.starts_with('*');
         let body = if lead { &text[1..] } else { text };
         let trail = body.ends_with('*');
-        let core = if trail {
-            &body[..body.len() - 1]
-        } else {
-            body
-        };
+        let core = if trail { &body[..body.len() - 1] } else { body };
         match (lead, trail) {
             _ if core.is_empty() && (lead || trail) => TextPattern::Any,
             (false, false) => TextPattern::Exact(core.to_owned()),
             (false, true) => TextPattern::Prefix(core.to_owned()),
             (true, false) => TextPattern::Suffix(core.to_owned()),
-            (true, true) => TextPattern::Contains(Finder::new(core.as_bytes()).into_owned()),
+            (true, true) => {
+                TextPattern::Contains(Box::new(Finder::new(core.as_bytes()).into_owned()))
+            }
         }
     }
 
@@ -295,8 +294,9 @@ pub(super) fn read_regex(s: &mut Scanner<'_>, regexes: &mut usize) -> Result<Reg
     }
     if let Some(c) = body.chars().find(|c| !regex_char(*c)) {
         let reason = match c {
-            '(' | ')' => "parentheses are not supported: a pattern cannot define a subpattern"
-                .to_owned(),
+            '(' | ')' => {
+                "parentheses are not supported: a pattern cannot define a subpattern".to_owned()
+            }
             c if !c.is_ascii() => format!("multi-byte characters such as '{c}' are not supported"),
             c => format!("the character '{c}' is not supported"),
         };
