@@ -3,7 +3,10 @@
 //! A value is a number (`400`, `-2.5`, `10e3`), a string with or without double quotes in
 //! which a leading and a trailing `*` match any text (`*Event`, `Event*`, `*html*`; a `*`
 //! in the middle is an ordinary character), or a `%regex%`. Strings compare with `=` and
-//! `!=` only; numbers with all six operators.
+//! `!=` only; numbers with all six operators. A number compares numerically with a JSON
+//! number or with text that reads as a number; with other text, `=` holds only for the
+//! literal's own spelling and `!=` for anything else. A string or regex compared with a
+//! JSON number sees the number as JSON writes it.
 
 use memchr::memmem::Finder;
 use regex::Regex;

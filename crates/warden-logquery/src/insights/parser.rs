@@ -68,6 +68,14 @@ const AGGREGATES: &[(&str, AggFunc)] = &[
 
 const KEYWORDS: &[&str] = &["and", "or", "not", "like", "in", "as", "by", "asc", "desc"];
 
+/// What the parser sees past the last token (never, as `lex` ends with `Eof`).
+static EOF: Token = Token {
+    tok: Tok::Eof,
+    start: 0,
+    end: 0,
+    newline_before: false,
+};
+
 pub(super) struct Parser<'q> {
     src: &'q str,
     tokens: Vec<Token>,
@@ -88,8 +96,17 @@ impl<'q> Parser<'q> {
 
     fn token(&self) -> &Token {
         // `lex` always ends with `Eof`, and `bump` never moves past it.
-        let last = self.tokens.len().saturating_sub(1);
-        &self.tokens[self.at.min(last)]
+        self.tokens
+            .get(self.at)
+            .or_else(|| self.tokens.last())
+            .unwrap_or(&EOF)
+    }
+
+    /// The token before the cursor (the cursor's own at the start).
+    fn previous(&self) -> &Token {
+        self.tokens
+            .get(self.at.saturating_sub(1))
+            .unwrap_or_else(|| self.token())
     }
 
     fn peek(&self) -> &Tok {
@@ -227,7 +244,7 @@ impl<'q> Parser<'q> {
         loop {
             let start = self.token().start;
             let expr = self.expr(0)?;
-            let end = self.tokens[self.at.saturating_sub(1)].end;
+            let end = self.previous().end;
             let name = match (self.alias()?, &expr) {
                 (Some(alias), _) => alias,
                 (None, Expr::Field(f)) => f.clone(),
@@ -306,16 +323,17 @@ impl<'q> Parser<'q> {
                     Err(invalid(self.text(token.start, token.end)))
                 }
             }
-            Tok::Minus => Err(invalid(
-                self.text(token.start, self.tokens[self.at + 1].end),
-            )),
+            Tok::Minus => Err(invalid(self.text(
+                token.start,
+                self.tokens.get(self.at + 1).map_or(token.end, |t| t.end),
+            ))),
             _ => Err(self.unexpected("a number after 'limit'")),
         }
     }
 
     fn stats(&mut self) -> Result<Stats, QueryError> {
         if self.after_stats {
-            let (line, column) = self.where_(self.tokens[self.at.saturating_sub(1)].start);
+            let (line, column) = self.where_(self.previous().start);
             return Err(QueryError::Misplaced {
                 what: "Only one stats command is supported".to_owned(),
                 line,
@@ -424,7 +442,7 @@ impl<'q> Parser<'q> {
         } else {
             GroupKey::Expr(self.expr(0)?)
         };
-        let end = self.tokens[self.at.saturating_sub(1)].end;
+        let end = self.previous().end;
         let name = match (self.alias()?, &key) {
             (Some(alias), _) => alias,
             (None, GroupKey::Expr(Expr::Field(f))) => f.clone(),

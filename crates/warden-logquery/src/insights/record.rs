@@ -7,9 +7,9 @@
 //!   `END` and `REPORT` lines; `@duration`, `@billedDuration`, `@initDuration` (ms) and
 //!   `@memorySize`, `@maxMemoryUsed` (bytes, as Insights reports them) from `REPORT`.
 //! - Fields of a JSON message, flattened with dots (`user.id`, `items.0.name`), at most
-//!   [`MAX_JSON_FIELDS`] of them (the first in key order). In a Lambda log group the first JSON object embedded in
-//!   the line counts too (`2024-...\tid\tINFO\t{"a": 1}`). A JSON field whose name starts
-//!   with `@` is read as `@@name`.
+//!   [`MAX_JSON_FIELDS`] of them (the first in key order). In a Lambda log group the
+//!   first JSON object embedded in the line counts too (`2024-...\tid\tINFO\t{"a": 1}`).
+//!   A JSON field whose name starts with `@` is read as `@@name`.
 //! - Fields computed by `fields expr as name`, which shadow the others.
 //!
 //! The JSON and Lambda parts are parsed at most once per event, and only when a query asks
