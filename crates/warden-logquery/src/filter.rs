@@ -5,10 +5,12 @@
 //! it. The pattern's first non-blank character decides its kind:
 //!
 //! - nothing (an empty or blank pattern, or `" "`): every event matches;
-//! - `{`: a JSON pattern ([`json`]), such as `{ $.level = "ERROR" && $.latency > 500 }`;
-//! - `[`: a space-delimited pattern ([`delimited`]), such as `[ip, user, ..., status = 4*]`;
+//! - `{`: a JSON pattern (module `json`), such as
+//!   `{ $.level = "ERROR" && $.latency > 500 }`;
+//! - `[`: a space-delimited pattern (module `delimited`), such as
+//!   `[ip, user, ..., status = 4*]`;
 //! - `%`: a regular expression, `%AUTHORIZED%`, which must then be the whole pattern;
-//! - anything else: terms ([`terms`]), such as `ERROR -Exiting` or `?ERROR ?WARN`.
+//! - anything else: terms (module `terms`), such as `ERROR -Exiting` or `?ERROR ?WARN`.
 //!
 //! Regular expressions follow CloudWatch's documented restrictions: only ASCII letters and
 //! digits, the symbols `: _ # = @ / ; , -` (and spaces), and the operators
@@ -17,7 +19,7 @@
 //!
 //! The parser is written by hand: CloudWatch publishes the syntax only as prose and
 //! examples, and no crate implements it. It is a recursive-descent parser over a cursor
-//! ([`scan`]) with an explicit depth limit ([`MAX_DEPTH`] nested parentheses) and a length
+//! (module `scan`) with an explicit depth limit ([`MAX_DEPTH`] nested parentheses) and a length
 //! limit ([`MAX_PATTERN_CHARS`], CloudWatch's own), so any input is refused as a value,
 //! never by exhausting the stack. Matching costs time linear in the message for each part
 //! of the pattern: term searchers are built at parse time, and a JSON message is parsed

@@ -18,12 +18,35 @@
 //!
 //! This crate depends on no other Warden crate: it sees messages as `&str` and knows
 //! nothing of where they are stored.
+//!
+//! ```
+//! use warden_logquery::{filter, insights};
+//!
+//! let pattern = filter::parse("{ $.level = \"ERROR\" && $.latency > 500 }")?;
+//! assert!(pattern.matches(r#"{"level": "ERROR", "latency": 750}"#));
+//! assert!(!pattern.matches("ERROR latency=750"));
+//!
+//! let query = insights::parse_query("filter @message like /ERROR/ | stats count(*) as errors")?;
+//! let event = insights::Event {
+//!     timestamp_ms: 1_714_564_800_000,
+//!     ingestion_ms: 1_714_564_800_005,
+//!     account_id: "123456789012",
+//!     log_group: "/aws/lambda/orders",
+//!     log_stream: "2024/05/01/[$LATEST]abc",
+//!     message: "ERROR connection reset",
+//!     platform: false,
+//! };
+//! let output = query.run([event], None)?;
+//! assert_eq!(output.rows, [vec![("errors".to_owned(), "1".to_owned())]]);
+//! assert_eq!(output.statistics.records_matched, 1.0);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
 #![forbid(unsafe_code)]
 
 pub mod filter;
-// pub mod insights;
+pub mod insights;
 mod number;
 mod regex_limits;
 
 pub use filter::{FilterPattern, PatternError};
-// pub use insights::{parse_query, Event, ExecError, Query, QueryError, QueryOutput};
+pub use insights::{parse_query, Event, ExecError, Query, QueryError, QueryOutput};

@@ -70,6 +70,10 @@ impl Delimited {
         if !s.eat("[") {
             return Err(s.unexpected("'['"));
         }
+        s.skip_ws();
+        if s.peek() == Some(']') {
+            return Err(s.unexpected("a field name or '...'"));
+        }
         let mut regexes = 0;
         let mut segments: Vec<Vec<Place>> = vec![Vec::new()];
         let mut open_start = false;

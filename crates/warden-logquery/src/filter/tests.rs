@@ -679,6 +679,10 @@ fn delimited_errors() {
         }
     ));
     assert!(matches!(err("[a b]"), PatternError::Unexpected { .. }));
+    assert!(matches!(
+        err("[ ]"),
+        PatternError::Unexpected { position: 3, .. }
+    ));
     assert!(matches!(err("[a, b] x"), PatternError::Unexpected { .. }));
     assert!(matches!(err("[a, = 1]"), PatternError::Unexpected { .. }));
     assert!(matches!(err("[a = ]"), PatternError::Unexpected { .. }));

@@ -3,7 +3,10 @@
 //! A value is a number (`400`, `-2.5`, `10e3`), a string with or without double quotes in
 //! which a leading and a trailing `*` match any text (`*Event`, `Event*`, `*html*`; a `*`
 //! in the middle is an ordinary character), or a `%regex%`. Strings compare with `=` and
-//! `!=` only; numbers with all six operators.
+//! `!=` only; numbers with all six operators. A number compares numerically with a JSON
+//! number or with text that reads as a number; with other text, `=` holds only for the
+//! literal's own spelling and `!=` for anything else. A string or regex compared with a
+//! JSON number sees the number as JSON writes it.
 
 use memchr::memmem::Finder;
 use regex::Regex;
@@ -66,7 +69,8 @@ pub(super) enum TextPattern {
     Exact(String),
     Prefix(String),
     Suffix(String),
-    Contains(Finder<'static>),
+    /// Boxed: a searcher is large, and most values are not this.
+    Contains(Box<Finder<'static>>),
 }
 
 impl TextPattern {
@@ -80,7 +84,9 @@ impl TextPattern {
             (false, false) => TextPattern::Exact(core.to_owned()),
             (false, true) => TextPattern::Prefix(core.to_owned()),
             (true, false) => TextPattern::Suffix(core.to_owned()),
-            (true, true) => TextPattern::Contains(Finder::new(core.as_bytes()).into_owned()),
+            (true, true) => {
+                TextPattern::Contains(Box::new(Finder::new(core.as_bytes()).into_owned()))
+            }
         }
     }
 
