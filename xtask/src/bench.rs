@@ -511,7 +511,7 @@ fn logs(root: &Path, extra: &[String]) -> Result<()> {
                 let message = match n % 4 {
                     0 => format!(
                         r#"{{"level": "{}", "latency": {}, "path": "/orders/{n}"}}"#,
-                        if n % 1000 == 0 { "ERROR" } else { "INFO" },
+                        if n.is_multiple_of(1000) { "ERROR" } else { "INFO" },
                         n % 500
                     ),
                     1 => format!("10.0.{}.{} GET /index.html {} {}", n % 256, n % 200, if n % 997 == 1 { 503 } else { 200 }, n % 5000),
@@ -534,7 +534,10 @@ fn logs(root: &Path, extra: &[String]) -> Result<()> {
     for (name, pattern) in [
         ("term matching 1 in 1000", "ERROR"),
         ("JSON pattern", r#"{ $.level = "ERROR" && $.latency >= 0 }"#),
-        ("space-delimited pattern", "[ip, verb = GET, path, status = 5*, size]"),
+        (
+            "space-delimited pattern",
+            "[ip, verb = GET, path, status = 5*, size]",
+        ),
         ("term matching nothing", "NOWHERE"),
         ("no pattern (first 10,000)", ""),
     ] {

@@ -23,7 +23,9 @@
 //! [`SCAN_BUDGET`] events before it answers with a `nextToken`, and at most
 //! [`MAX_QUERIES`] query results are kept, each for [`QUERY_KEPT`].
 
-use std::time::Duration;
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 use http::StatusCode;
 use serde_json::{json, Value};
@@ -98,6 +100,9 @@ const OPERATIONS: &[JsonOperation] = &[
     op!("PutLogEvents", stream_target, put_log_events),
     op!("GetLogEvents", stream_target, get_log_events),
     op!("FilterLogEvents", group_target, filter_log_events),
+    op!("StartQuery", query_groups_target, start_query),
+    op!("GetQueryResults", any_target, get_query_results),
+    op!("StopQuery", any_target, stop_query),
 ];
 
 // ---- errors ----
@@ -256,6 +261,28 @@ fn stream_target(
         operation,
         format!("{}:log-stream:{stream}", group_arn(state, &group)),
     )])
+}
+
+/// `logs:StartQuery` on each group the query reads.
+fn query_groups_target(
+    state: &ApiState,
+    operation: &str,
+    body: &Value,
+    _principal: Option<&Principal>,
+) -> Result<Vec<Target>, ApiError> {
+    Ok(query_groups(state, body)?
+        .iter()
+        .map(|g| target(operation, group_arn(state, g)))
+        .collect())
+}
+
+fn any_target(
+    _state: &ApiState,
+    operation: &str,
+    _body: &Value,
+    _principal: Option<&Principal>,
+) -> Result<Vec<Target>, ApiError> {
+    Ok(vec![target(operation, "*".into())])
 }
 
 // ---- shapes ----
@@ -1024,6 +1051,313 @@ async fn filter_log_events(
 /// instance started).
 pub const NO_STREAM: &str = "warden/platform";
 
+// ---- queries ----
+
+/// The groups a StartQuery names: `logGroupName`, `logGroupNames` or
+/// `logGroupIdentifiers`, exactly one of them, 1-50 groups.
+fn query_groups(state: &ApiState, body: &Value) -> Result<Vec<LogGroup>, ApiError> {
+    let one = body.get("logGroupName").and_then(Value::as_str);
+    let list = |name: &str| -> Result<Vec<String>, ApiError> {
+        match body.get(name) {
+            None | Some(Value::Null) => Ok(Vec::new()),
+            Some(Value::Array(a)) => a
+                .iter()
+                .map(|v| {
+                    v.as_str()
+                        .map(str::to_owned)
+                        .ok_or_else(|| invalid(format!("{name} must hold strings")))
+                })
+                .collect(),
+            Some(_) => Err(invalid(format!("{name} must be a list"))),
+        }
+    };
+    let names = list("logGroupNames")?;
+    let identifiers = list("logGroupIdentifiers")?;
+    let given = usize::from(one.is_some())
+        + usize::from(!names.is_empty())
+        + usize::from(!identifiers.is_empty());
+    if given != 1 {
+        return Err(invalid(
+            "Exactly one of logGroupName, logGroupNames or logGroupIdentifiers must be given.",
+        ));
+    }
+    let groups: Vec<LogGroup> = if let Some(n) = one {
+        vec![group_name(n)?]
+    } else if !names.is_empty() {
+        names
+            .iter()
+            .map(|n| group_name(n))
+            .collect::<Result<_, _>>()?
+    } else {
+        identifiers
+            .iter()
+            .map(|id| named_group(state, &json!({ "logGroupIdentifier": id })))
+            .collect::<Result<_, _>>()?
+    };
+    if groups.len() > 50 {
+        return Err(invalid("A query may read at most 50 log groups"));
+    }
+    Ok(groups)
+}
+
+/// Query results kept for `GetQueryResults`, by query id, with who started each.
+#[derive(Default)]
+pub struct Queries {
+    kept: Mutex<HashMap<String, KeptQuery>>,
+}
+
+struct KeptQuery {
+    owner: String,
+    at: Instant,
+    result: Value,
+}
+
+impl Queries {
+    fn put(&self, id: String, owner: String, result: Value) {
+        let mut kept = self.kept.lock().unwrap_or_else(|p| p.into_inner());
+        kept.retain(|_, q| q.at.elapsed() < QUERY_KEPT);
+        while kept.len() >= MAX_QUERIES {
+            let Some(oldest) = kept
+                .iter()
+                .min_by_key(|(_, q)| q.at)
+                .map(|(id, _)| id.clone())
+            else {
+                break;
+            };
+            kept.remove(&oldest);
+        }
+        kept.insert(
+            id,
+            KeptQuery {
+                owner,
+                at: Instant::now(),
+                result,
+            },
+        );
+    }
+
+    fn get(&self, id: &str, owner: &str) -> Option<Value> {
+        let kept = self.kept.lock().unwrap_or_else(|p| p.into_inner());
+        kept.get(id)
+            .filter(|q| q.owner == owner && q.at.elapsed() < QUERY_KEPT)
+            .map(|q| q.result.clone())
+    }
+}
+
+fn owner(request: &ApiRequest) -> String {
+    request
+        .principal
+        .as_ref()
+        .map(|p| p.arn.to_string())
+        .unwrap_or_default()
+}
+
+async fn start_query(
+    state: &ApiState,
+    request: &ApiRequest,
+    body: Value,
+) -> Result<Reply, ApiError> {
+    let input = Input::new(
+        "StartQuery",
+        &body,
+        &[
+            "queryLanguage",
+            "logGroupName",
+            "logGroupNames",
+            "logGroupIdentifiers",
+            "startTime",
+            "endTime",
+            "queryString",
+            "limit",
+        ],
+    )?;
+    match input.string("queryLanguage")? {
+        None | Some("CWLI") => {}
+        Some(other) => {
+            return Err(invalid(format!(
+                "queryLanguage {other}: Warden runs Logs Insights queries (CWLI) only"
+            )))
+        }
+    }
+    let groups = query_groups(state, &body)?;
+    let start_s = input
+        .integer("startTime")?
+        .ok_or_else(|| invalid("startTime is required"))?;
+    let end_s = input
+        .integer("endTime")?
+        .ok_or_else(|| invalid("endTime is required"))?;
+    if end_s < start_s {
+        return Err(invalid("endTime must not be before startTime"));
+    }
+    let limit = bounded(&input, "limit", 1..=10_000)?.map(|n| n as usize);
+    let query =
+        warden_logquery::insights::parse_query(input.required("queryString")?).map_err(|e| {
+            ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "MalformedQueryException",
+                e.to_string(),
+            )
+        })?;
+    let account = state.account.to_string();
+    let names: Vec<String> = groups.iter().map(LogGroup::name).collect();
+    let result = blocking(state, move |store| {
+        for g in &groups {
+            if store.log_group(g).map_err(store_error)?.is_none() {
+                return Err(ApiError::new(
+                    StatusCode::BAD_REQUEST,
+                    "ResourceNotFoundException",
+                    format!("Log group '{}' does not exist", g.name()),
+                ));
+            }
+        }
+        run_query(
+            store,
+            &query,
+            limit,
+            &account,
+            &groups,
+            &names,
+            (
+                start_s.saturating_mul(1000),
+                end_s.saturating_add(1).saturating_mul(1000),
+            ),
+        )
+    })
+    .await?;
+    let id = uuid::Uuid::new_v4().to_string();
+    state.log_queries.put(id.clone(), owner(request), result);
+    reply(&json!({ "queryId": id }))
+}
+
+async fn get_query_results(
+    state: &ApiState,
+    request: &ApiRequest,
+    body: Value,
+) -> Result<Reply, ApiError> {
+    let input = Input::new(
+        "GetQueryResults",
+        &body,
+        &["queryId", "nextToken", "maxItems"],
+    )?;
+    if input.get("nextToken").is_some() || input.get("maxItems").is_some() {
+        return Err(invalid(
+            "nextToken and maxItems: Warden returns a query's results in one page",
+        ));
+    }
+    let id = input.required("queryId")?;
+    let result = state.log_queries.get(id, &owner(request)).ok_or_else(|| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "ResourceNotFoundException",
+            "Query does not exist or has expired",
+        )
+    })?;
+    reply(&result)
+}
+
+async fn stop_query(
+    state: &ApiState,
+    request: &ApiRequest,
+    body: Value,
+) -> Result<Reply, ApiError> {
+    let input = Input::new("StopQuery", &body, &["queryId"])?;
+    let id = input.required("queryId")?;
+    // Queries run to completion within StartQuery, so there is never one to stop.
+    if state.log_queries.get(id, &owner(request)).is_none() {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "ResourceNotFoundException",
+            "Query does not exist or has expired",
+        ));
+    }
+    reply(&json!({ "success": false }))
+}
+
+/// Runs `query` over the groups' events in `window` (epoch milliseconds, end exclusive),
+/// reading at most [`QUERY_SCAN_BUDGET`] events; the answer is GetQueryResults' shape.
+fn run_query(
+    store: &dyn LogStore,
+    query: &warden_logquery::insights::Query,
+    limit: Option<usize>,
+    account: &str,
+    groups: &[LogGroup],
+    names: &[String],
+    window: (i64, i64),
+) -> Result<Value, ApiError> {
+    let mut run = query.start(limit);
+    let mut scanned = 0u64;
+    let mut failed = None;
+    for (group, name) in groups.iter().zip(names) {
+        let range = EventRange {
+            group,
+            stream: None,
+            start_ms: Some(window.0),
+            end_ms: Some(window.1),
+            cursor: Cursor::After(0),
+        };
+        store
+            .scan_events(&range, &mut |e| {
+                scanned += 1;
+                if scanned > QUERY_SCAN_BUDGET {
+                    failed = Some(ApiError::new(
+                        StatusCode::BAD_REQUEST,
+                        "LimitExceededException",
+                        format!("The query would read more than {QUERY_SCAN_BUDGET} events; narrow its time range or its log groups"),
+                    ));
+                    return Scan::Stop;
+                }
+                let pushed = run.push(warden_logquery::insights::Event {
+                    timestamp_ms: e.timestamp_ms,
+                    ingestion_ms: e.ingestion_ms,
+                    account_id: account,
+                    log_group: name,
+                    log_stream: e.stream.unwrap_or(NO_STREAM),
+                    message: e.message,
+                    platform: e.source == warden_control::LogSource::Platform,
+                });
+                match pushed {
+                    Ok(()) => Scan::Continue,
+                    Err(err) => {
+                        failed = Some(ApiError::new(
+                            StatusCode::BAD_REQUEST,
+                            "LimitExceededException",
+                            err.to_string(),
+                        ));
+                        Scan::Stop
+                    }
+                }
+            })
+            .map_err(store_error)?;
+        if let Some(e) = failed.take() {
+            return Err(e);
+        }
+    }
+    let out = run.finish();
+    let results: Vec<Value> = out
+        .rows
+        .iter()
+        .map(|row| {
+            Value::Array(
+                row.iter()
+                    .map(|(field, value)| json!({ "field": field, "value": value }))
+                    .collect(),
+            )
+        })
+        .collect();
+    Ok(json!({
+        "status": "Complete",
+        "results": results,
+        "statistics": {
+            "recordsMatched": out.statistics.records_matched,
+            "recordsScanned": out.statistics.records_scanned,
+            "bytesScanned": out.statistics.bytes_scanned,
+        },
+    }))
+}
+
+/// Events one query reads at most.
+pub const QUERY_SCAN_BUDGET: u64 = 10_000_000;
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1048,5 +1382,18 @@ mod tests {
             assert!(stream_name(bad).is_err(), "{bad:?}");
         }
         assert!(stream_name("2026/12/04/[$LATEST]abc").is_ok());
+    }
+
+    #[test]
+    fn queries_are_kept_for_their_owner_only_and_bounded() {
+        let q = Queries::default();
+        q.put("1".into(), "alice".into(), json!({"status": "Complete"}));
+        assert!(q.get("1", "alice").is_some());
+        assert!(q.get("1", "bob").is_none());
+        for i in 0..MAX_QUERIES + 5 {
+            q.put(format!("x{i}"), "alice".into(), json!({}));
+        }
+        assert_eq!(q.kept.lock().unwrap().len(), MAX_QUERIES);
+        assert!(q.get("1", "alice").is_none(), "the oldest went first");
     }
 }

@@ -135,6 +135,8 @@ pub struct ApiState {
     pub metrics: Arc<warden_metrics::Metrics>,
     /// The metrics' datapoints, which CloudWatch's operations read and write.
     pub metric_store: Arc<warden_metrics::store::MetricStore>,
+    /// Logs Insights results, until `GetQueryResults` reads them.
+    pub log_queries: cwlogs::Queries,
 }
 
 impl ApiState {
@@ -191,6 +193,7 @@ impl ApiState {
             url_limits: url_limits::UrlLimits::new(url_limits),
             metrics,
             metric_store,
+            log_queries: cwlogs::Queries::default(),
         }
     }
 

@@ -51,6 +51,7 @@ mod ast;
 mod error;
 mod eval;
 mod exec;
+pub use exec::Run;
 mod lexer;
 mod parser;
 pub mod record;

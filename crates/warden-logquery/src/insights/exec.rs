@@ -259,153 +259,206 @@ impl Query {
     where
         I: IntoIterator<Item = Event<'e>>,
     {
+        let mut run = self.start(limit_cap);
+        for event in events {
+            run.push(event)?;
+        }
+        Ok(run.finish())
+    }
+
+    /// Starts a run that is fed one event at a time ([`Run::push`]), for callers whose
+    /// events come from a callback rather than an iterator. `limit_cap` as in
+    /// [`Query::run`].
+    pub fn start(&self, limit_cap: Option<usize>) -> Run<'_> {
         let limit = match (self.limit, limit_cap) {
             (Some(a), Some(b)) => a.min(b),
             (Some(n), None) | (None, Some(n)) => n,
             (None, None) => DEFAULT_LIMIT,
         }
         .clamp(1, MAX_LIMIT);
-        let mut statistics = QueryStatistics {
-            records_matched: 0.0,
-            records_scanned: 0.0,
-            bytes_scanned: 0.0,
+        let state = match &self.stats {
+            None => RunState::Events {
+                kept: BinaryHeap::with_capacity(limit.min(1024)),
+                seq: 0,
+            },
+            Some(stats) => {
+                let mut index = HashMap::new();
+                let mut groups = Vec::new();
+                if stats.groups.is_empty() {
+                    index.insert(Vec::new(), 0);
+                    groups.push((Vec::new(), fresh_states(stats)));
+                }
+                RunState::Stats { index, groups }
+            }
         };
-        let rows = match &self.stats {
-            None => self.run_events(events, limit, &mut statistics),
-            Some(stats) => self.run_stats(stats, events, limit, &mut statistics)?,
-        };
-        Ok(QueryOutput { rows, statistics })
+        Run {
+            query: self,
+            limit,
+            statistics: QueryStatistics {
+                records_matched: 0.0,
+                records_scanned: 0.0,
+                bytes_scanned: 0.0,
+            },
+            state,
+        }
     }
+}
 
-    fn run_events<'e, I>(
-        &self,
-        events: I,
-        limit: usize,
-        statistics: &mut QueryStatistics,
-    ) -> Vec<Vec<(String, String)>>
-    where
-        I: IntoIterator<Item = Event<'e>>,
-    {
-        let mut kept: BinaryHeap<Ranked> = BinaryHeap::with_capacity(limit.min(1024));
-        for (seq, event) in (0u64..).zip(events) {
-            statistics.records_scanned += 1.0;
-            statistics.bytes_scanned += event.message.len() as f64;
-            let mut record = Record::new(event);
-            if !apply(&self.pre, &mut record) {
-                continue;
-            }
-            statistics.records_matched += 1.0;
-            let key = sort_key(&self.sort, &record);
-            let better = kept.len() < limit
-                || kept
-                    .peek()
-                    .is_some_and(|worst| worst.rank(&key, seq).is_gt());
-            if better {
-                if kept.len() >= limit {
-                    kept.pop();
-                }
-                let row = output_row(&self.output, &record);
-                kept.push(Ranked { key, seq, row });
-            }
-        }
-        kept.into_sorted_vec().into_iter().map(|r| r.row).collect()
-    }
+/// The aggregates' initial states for a new group.
+fn fresh_states(stats: &Stats) -> Vec<AggState> {
+    stats
+        .aggregates
+        .iter()
+        .map(|a| AggState::new(a.func))
+        .collect()
+}
 
-    fn run_stats<'e, I>(
-        &self,
-        stats: &Stats,
-        events: I,
-        limit: usize,
-        statistics: &mut QueryStatistics,
-    ) -> Result<Vec<Vec<(String, String)>>, ExecError>
-    where
-        I: IntoIterator<Item = Event<'e>>,
-    {
-        let mut index: HashMap<Vec<GroupVal>, usize> = HashMap::new();
-        let mut groups: Vec<(Vec<GroupVal>, Vec<AggState>)> = Vec::new();
-        let fresh = || {
-            stats
-                .aggregates
-                .iter()
-                .map(|a| AggState::new(a.func))
-                .collect()
-        };
-        if stats.groups.is_empty() {
-            index.insert(Vec::new(), 0);
-            groups.push((Vec::new(), fresh()));
-        }
-        for event in events {
-            statistics.records_scanned += 1.0;
-            statistics.bytes_scanned += event.message.len() as f64;
-            let mut record = Record::new(event);
-            if !apply(&self.pre, &mut record) {
-                continue;
+/// A query being run, one event at a time; what it keeps is bounded by its `limit`
+/// (non-stats queries) or by [`MAX_GROUPS`] (stats queries).
+pub struct Run<'q> {
+    query: &'q Query,
+    limit: usize,
+    statistics: QueryStatistics,
+    state: RunState,
+}
+
+enum RunState {
+    /// The best `limit` rows so far, worst on top, and the next event's arrival number.
+    Events { kept: BinaryHeap<Ranked>, seq: u64 },
+    /// Each group's key and aggregate states, and where each key sits.
+    Stats {
+        index: HashMap<Vec<GroupVal>, usize>,
+        groups: Vec<(Vec<GroupVal>, Vec<AggState>)>,
+    },
+}
+
+impl Run<'_> {
+    /// Feeds one event; fails only when a stats query would exceed [`MAX_GROUPS`].
+    pub fn push(&mut self, event: Event<'_>) -> Result<(), ExecError> {
+        let query = self.query;
+        self.statistics.records_scanned += 1.0;
+        self.statistics.bytes_scanned += event.message.len() as f64;
+        let timestamp_ms = event.timestamp_ms;
+        let mut record = Record::new(event);
+        if !apply(&query.pre, &mut record) {
+            if let RunState::Events { seq, .. } = &mut self.state {
+                *seq += 1;
             }
-            statistics.records_matched += 1.0;
-            let key: Vec<GroupVal> = stats
-                .groups
-                .iter()
-                .map(|g| match &g.key {
-                    GroupKey::Bin(period) => GroupVal::Bin(
-                        event
-                            .timestamp_ms
-                            .div_euclid(*period)
-                            .saturating_mul(*period),
-                    ),
-                    GroupKey::Expr(e) => eval(e, &record).map_or(GroupVal::Missing, |v| {
-                        GroupVal::Text(v.display().into_owned())
-                    }),
-                })
-                .collect();
-            let at = match index.entry(key) {
-                MapEntry::Occupied(o) => *o.get(),
-                MapEntry::Vacant(v) => {
-                    if groups.len() >= MAX_GROUPS {
-                        return Err(ExecError::TooManyGroups { max: MAX_GROUPS });
+            return Ok(());
+        }
+        self.statistics.records_matched += 1.0;
+        match &mut self.state {
+            RunState::Events { kept, seq } => {
+                let at = *seq;
+                *seq += 1;
+                let key = sort_key(&query.sort, &record);
+                let better = kept.len() < self.limit
+                    || kept
+                        .peek()
+                        .is_some_and(|worst| worst.rank(&key, at).is_gt());
+                if better {
+                    if kept.len() >= self.limit {
+                        kept.pop();
                     }
-                    groups.push((v.key().clone(), fresh()));
-                    *v.insert(groups.len() - 1)
-                }
-            };
-            if let Some((_, states)) = groups.get_mut(at) {
-                for (state, aggregate) in states.iter_mut().zip(&stats.aggregates) {
-                    match &aggregate.arg {
-                        None => state.add_row(),
-                        Some(arg) => state.add(eval(arg, &record).as_ref()),
-                    }
+                    let row = output_row(&query.output, &record);
+                    kept.push(Ranked { key, seq: at, row });
                 }
             }
-        }
-        let mut rows: Vec<Row> = Vec::with_capacity(groups.len());
-        for (key, states) in groups {
-            let mut cells: Vec<(String, Option<Val<'static>>)> = Vec::new();
-            for (g, v) in stats.groups.iter().zip(key) {
-                let value = match v {
-                    GroupVal::Missing => None,
-                    GroupVal::Text(s) => Some(Val::Str(s.into())),
-                    GroupVal::Bin(t) => Some(Val::Time(t)),
+            RunState::Stats { index, groups } => {
+                let Some(stats) = &query.stats else {
+                    return Ok(());
                 };
-                cells.push((g.name.clone(), value));
-            }
-            for (a, state) in stats.aggregates.iter().zip(states) {
-                cells.push((a.name.clone(), state.finish(a.percentile)));
-            }
-            let mut row = Row { cells };
-            if apply(&self.post, &mut row) {
-                rows.push(row);
+                let key: Vec<GroupVal> = stats
+                    .groups
+                    .iter()
+                    .map(|g| match &g.key {
+                        GroupKey::Bin(period) => {
+                            GroupVal::Bin(timestamp_ms.div_euclid(*period).saturating_mul(*period))
+                        }
+                        GroupKey::Expr(e) => eval(e, &record).map_or(GroupVal::Missing, |v| {
+                            GroupVal::Text(v.display().into_owned())
+                        }),
+                    })
+                    .collect();
+                let at = match index.entry(key) {
+                    MapEntry::Occupied(o) => *o.get(),
+                    MapEntry::Vacant(v) => {
+                        if groups.len() >= MAX_GROUPS {
+                            return Err(ExecError::TooManyGroups { max: MAX_GROUPS });
+                        }
+                        groups.push((v.key().clone(), fresh_states(stats)));
+                        *v.insert(groups.len() - 1)
+                    }
+                };
+                if let Some((_, states)) = groups.get_mut(at) {
+                    for (state, aggregate) in states.iter_mut().zip(&stats.aggregates) {
+                        match &aggregate.arg {
+                            None => state.add_row(),
+                            Some(arg) => state.add(eval(arg, &record).as_ref()),
+                        }
+                    }
+                }
             }
         }
-        if !self.sort.is_empty() {
-            let mut keyed: Vec<(Vec<KeyPart>, Row)> = rows
-                .into_iter()
-                .map(|r| (sort_key(&self.sort, &r), r))
-                .collect();
-            keyed.sort_by(|a, b| cmp_parts(&a.0, &b.0));
-            rows = keyed.into_iter().map(|(_, r)| r).collect();
-        }
-        rows.truncate(limit);
-        Ok(rows.iter().map(|r| output_row(&self.output, r)).collect())
+        Ok(())
     }
+
+    /// The rows and statistics of everything pushed.
+    pub fn finish(self) -> QueryOutput {
+        let query = self.query;
+        let rows = match self.state {
+            RunState::Events { kept, .. } => {
+                kept.into_sorted_vec().into_iter().map(|r| r.row).collect()
+            }
+            RunState::Stats { groups, .. } => match &query.stats {
+                Some(stats) => stats_rows(query, stats, groups, self.limit),
+                None => Vec::new(),
+            },
+        };
+        QueryOutput {
+            rows,
+            statistics: self.statistics,
+        }
+    }
+}
+
+/// A stats query's output: one row per group, its post-stats commands applied, sorted and
+/// cut to `limit`.
+fn stats_rows(
+    query: &Query,
+    stats: &Stats,
+    groups: Vec<(Vec<GroupVal>, Vec<AggState>)>,
+    limit: usize,
+) -> Vec<Vec<(String, String)>> {
+    let mut rows: Vec<Row> = Vec::with_capacity(groups.len());
+    for (key, states) in groups {
+        let mut cells: Vec<(String, Option<Val<'static>>)> = Vec::new();
+        for (g, v) in stats.groups.iter().zip(key) {
+            let value = match v {
+                GroupVal::Missing => None,
+                GroupVal::Text(s) => Some(Val::Str(s.into())),
+                GroupVal::Bin(t) => Some(Val::Time(t)),
+            };
+            cells.push((g.name.clone(), value));
+        }
+        for (a, state) in stats.aggregates.iter().zip(states) {
+            cells.push((a.name.clone(), state.finish(a.percentile)));
+        }
+        let mut row = Row { cells };
+        if apply(&query.post, &mut row) {
+            rows.push(row);
+        }
+    }
+    if !query.sort.is_empty() {
+        let mut keyed: Vec<(Vec<KeyPart>, Row)> = rows
+            .into_iter()
+            .map(|r| (sort_key(&query.sort, &r), r))
+            .collect();
+        keyed.sort_by(|a, b| cmp_parts(&a.0, &b.0));
+        rows = keyed.into_iter().map(|(_, r)| r).collect();
+    }
+    rows.truncate(limit);
+    rows.iter().map(|r| output_row(&query.output, r)).collect()
 }
 
 /// One part of a group's key.

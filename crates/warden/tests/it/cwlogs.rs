@@ -59,6 +59,24 @@ expect("missing", logs.filter_log_events, logGroupName="/aws/lambda/nobody")
 expect("stream", logs.get_log_events, logGroupName=group, logStreamName="nope", startFromHead=True)
 expect("token", logs.get_log_events, logGroupName=group, logStreamName=streams[0]["logStreamName"], nextToken="zz")
 expect("forge", logs.put_log_events, logGroupName=group, logStreamName="x", logEvents=[{"timestamp": 1, "message": "REPORT"}])
+import time
+def query(q):
+    qid = logs.start_query(logGroupName=group, startTime=int(time.time()) - 3600, endTime=int(time.time()) + 60, queryString=q)["queryId"]
+    while True:
+        r = logs.get_query_results(queryId=qid)
+        if r["status"] == "Complete":
+            return [{f["field"]: f["value"] for f in row} for row in r["results"]], r["statistics"]
+        time.sleep(0.1)
+rows, stats = query('fields @message | filter @message like /ERROR/ and @message not like /stderr/ | sort @timestamp asc | limit 10')
+out["insights_messages"] = [r["@message"] for r in rows]
+out["insights_scanned"] = stats["recordsScanned"]
+rows, _ = query('filter @type = "REPORT" | stats count(*) as n, max(@duration) as slowest')
+out["insights_reports"] = rows[0]["n"]
+out["insights_slowest"] = float(rows[0]["slowest"]) > 0
+rows, _ = query('filter ispresent(level) | stats count(*) as n by level | sort level asc')
+out["insights_levels"] = [[r["level"], r["n"]] for r in rows]
+expect("query", logs.start_query, logGroupName=group, startTime=0, endTime=1, queryString="parse @message 'x'")
+expect("query_missing", logs.get_query_results, queryId="00000000-0000-0000-0000-000000000000")
 out["errors"] = errors
 print(json.dumps(out))
 "#;
@@ -119,9 +137,27 @@ fn a_functions_log_group_is_read_and_filtered_with_boto3_and_the_aws_cli() {
             "stream": ["ResourceNotFoundException", 400],
             "token": ["InvalidParameterException", 400],
             "forge": ["ResourceNotFoundException", 400],
+            "query": ["MalformedQueryException", 400],
+            "query_missing": ["ResourceNotFoundException", 400],
         }),
         "{out}"
     );
+    // Logs Insights over the same group.
+    assert_eq!(
+        out["insights_messages"],
+        json!([
+            r#"{"level": "ERROR", "latency": 250}"#,
+            r#"{"level": "ERROR", "latency": 5}"#,
+            "plain ERROR line"
+        ]),
+        "{out}"
+    );
+    assert_eq!(out["insights_scanned"].as_f64(), out["all"].as_f64());
+    assert_eq!(out["insights_reports"], "5");
+    assert_eq!(out["insights_slowest"], true);
+    // JSON embedded after a prefix counts too in a Lambda group, as Insights reads it:
+    // each of the two lines was also printed to stderr behind `stderr: `.
+    assert_eq!(out["insights_levels"], json!([["ERROR", "4"]]), "{out}");
 
     // The AWS CLI, as people type it.
     let found = s.aws(&[
