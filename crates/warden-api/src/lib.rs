@@ -197,25 +197,67 @@ impl ApiState {
         }
     }
 
-    /// Counts a refused request in the security metrics: an authentication failure, or an
-    /// access denial (of the function `function`, when one was named).
-    pub(crate) fn count_refusal(&self, error: &ApiError, function: Option<&str>) {
+    /// Counts a refused request in the security metrics and writes it to the security log:
+    /// an authentication failure, or an access denial (of the function `function`, when
+    /// one was named), with the code and message the caller was given and where it came
+    /// from. Other refusals are neither.
+    pub(crate) fn count_refusal(
+        &self,
+        error: &ApiError,
+        function: Option<&str>,
+        peer: std::net::IpAddr,
+    ) {
         use warden_metrics::Counter;
-        let counter = match error.code {
+        let (counter, event) = match error.code {
             "UnrecognizedClientException"
             | "InvalidSignatureException"
             | "IncompleteSignatureException"
             | "ExpiredTokenException"
-            | "MissingAuthenticationTokenException" => Counter::AuthenticationFailures,
-            "AccessDeniedException" => Counter::AccessDenied,
+            | "MissingAuthenticationTokenException" => {
+                (Counter::AuthenticationFailures, "AuthenticationFailure")
+            }
+            "AccessDeniedException" => (Counter::AccessDenied, "AccessDenied"),
             _ => return,
         };
         self.metrics.count(counter, function, None);
+        self.engine.security_log().record(serde_json::json!({
+            "event": event,
+            "errorCode": error.code,
+            "errorMessage": error.message,
+            "function": function,
+            "sourceIPAddress": peer.to_string(),
+        }));
     }
 
-    /// Counts an event or URL request the input contract of `function` refused.
+    /// A refusal of a function URL caller before any credential was checked (unsigned, or
+    /// not allowed by the URL's policy), counted and logged as [`ApiState::count_refusal`]
+    /// does.
+    pub(crate) fn count_url_refusal(
+        &self,
+        counter: warden_metrics::Counter,
+        function: &str,
+        peer: std::net::IpAddr,
+    ) {
+        self.metrics.count(counter, Some(function), None);
+        let event = match counter {
+            warden_metrics::Counter::AuthenticationFailures => "AuthenticationFailure",
+            _ => "AccessDenied",
+        };
+        self.engine.security_log().record(serde_json::json!({
+            "event": event,
+            "errorMessage": "a function URL refused the caller",
+            "function": function,
+            "sourceIPAddress": peer.to_string(),
+        }));
+    }
+
     pub(crate) fn count_contract_refusal(&self, function: &str) {
         self.contracts.record_refusal(function);
+        // What the event held is not logged: it is the caller's payload.
+        self.engine.security_log().record(serde_json::json!({
+            "event": "InputValidationReject",
+            "function": function,
+        }));
         self.metrics.count(
             warden_metrics::Counter::InputValidationRejects,
             Some(function),
@@ -312,7 +354,7 @@ async fn handle(
     {
         Ok(r) => r,
         Err(e) => {
-            state.count_refusal(&e, None);
+            state.count_refusal(&e, None, peer.ip());
             e.render(service.protocol(), &request_id)
         }
     };

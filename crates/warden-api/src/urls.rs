@@ -229,8 +229,13 @@ fn message(status: StatusCode, text: &str) -> Reply {
 }
 
 /// 403 `{"Message":"Forbidden"}`, counted in the security metrics.
-fn refused_caller(state: &ApiState, counter: Counter, function: Option<&str>) -> Reply {
-    state.metrics.count(counter, function, None);
+fn refused_caller(
+    state: &ApiState,
+    counter: Counter,
+    function: &str,
+    peer: std::net::IpAddr,
+) -> Reply {
+    state.count_url_refusal(counter, function, peer);
     message(StatusCode::FORBIDDEN, "Forbidden")
 }
 
@@ -394,12 +399,13 @@ async fn serve(
                 return refused_caller(
                     state,
                     Counter::AuthenticationFailures,
-                    Some(function.name.as_str()),
+                    function.name.as_str(),
+                    peer.ip(),
                 );
             }
             Err(e) => {
                 body::discard(expects_continue, incoming);
-                state.count_refusal(&e, Some(function.name.as_str()));
+                state.count_refusal(&e, Some(function.name.as_str()), peer.ip());
                 return url_reply(&e);
             }
         },
@@ -410,7 +416,12 @@ async fn serve(
                 .is_err()
             {
                 body::discard(expects_continue, incoming);
-                return refused_caller(state, Counter::AccessDenied, Some(function.name.as_str()));
+                return refused_caller(
+                    state,
+                    Counter::AccessDenied,
+                    function.name.as_str(),
+                    peer.ip(),
+                );
             }
             None
         }
@@ -447,7 +458,7 @@ async fn serve(
             match access::finish_authentication(state, &request, pending, &sha256, "lambda") {
                 Ok(p) => p,
                 Err(e) => {
-                    state.count_refusal(&e, Some(function.name.as_str()));
+                    state.count_refusal(&e, Some(function.name.as_str()), peer.ip());
                     return url_reply(&e);
                 }
             };
@@ -457,7 +468,12 @@ async fn serve(
             .await
             .is_err()
         {
-            return refused_caller(state, Counter::AccessDenied, Some(function.name.as_str()));
+            return refused_caller(
+                state,
+                Counter::AccessDenied,
+                function.name.as_str(),
+                peer.ip(),
+            );
         }
         iam = Some(warden_urls::IamCaller {
             access_key: proven.access_key_id,

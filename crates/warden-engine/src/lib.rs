@@ -16,6 +16,7 @@ pub mod logs;
 mod memory;
 mod queue;
 mod registry;
+pub mod security;
 mod stream;
 
 use std::collections::HashMap;
@@ -27,6 +28,10 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use tokio::sync::oneshot;
 use warden_executor::{Egress, Executor, ExitStatus};
+
+/// The signal a seccomp filter's kill action delivers (31 on every Linux architecture
+/// Warden runs on).
+const SIGSYS: i32 = 31;
 use warden_runtime_api::{Invocation, Outcome};
 use warden_store::{BlobStore, LogSource, Store, StoreError};
 use warden_types::{AccountId, FunctionName, FunctionRef, FunctionVersion, Qualifier, Region};
@@ -332,6 +337,8 @@ struct Inner {
     concurrency: Arc<Concurrency>,
     memory: Arc<MemoryBudget>,
     logs: LogSink,
+    /// Security-relevant events, as JSON lines in their own log group.
+    security: security::SecurityLog,
     pools: Mutex<HashMap<PoolKey, Arc<Pool>>>,
     queue_wakeup: tokio::sync::Notify,
     /// Permits of the async worker; all free means no async invocation is running.
@@ -422,6 +429,9 @@ impl Engine {
         let inner = Arc::new(Inner {
             registry: Registry::new(Arc::clone(&store)),
             logs: LogSink::start(Arc::clone(&store), config.logs),
+            security: security::SecurityLog::start(
+                Arc::clone(&store) as Arc<dyn warden_store::LogStore>
+            ),
             memory: MemoryBudget::new(config.memory_budget_mb),
             config,
             store,
@@ -1147,11 +1157,43 @@ impl Engine {
         self.observe(event);
     }
 
-    /// Hands an event to every observer.
+    /// Hands an event to every observer, and a sandbox kill to the security log. (`SIGSYS`
+    /// ends a process that made a system call its seccomp filter forbids.)
     fn observe(&self, event: &InvocationEvent<'_>) {
+        let killed = match event {
+            InvocationEvent::TimedOut {
+                function,
+                request_id,
+                ..
+            } => Some((function, request_id, "timeout")),
+            InvocationEvent::Exited {
+                function,
+                request_id,
+                status: ExitStatus::OutOfMemory,
+            } => Some((function, request_id, "out-of-memory")),
+            InvocationEvent::Exited {
+                function,
+                request_id,
+                status: ExitStatus::Signal(SIGSYS),
+            } => Some((function, request_id, "forbidden system call (seccomp)")),
+            _ => None,
+        };
+        if let Some((function, request_id, reason)) = killed {
+            self.inner.security.record(serde_json::json!({
+                "event": "SandboxKill",
+                "function": function.as_str(),
+                "requestId": request_id,
+                "reason": reason,
+            }));
+        }
         for observer in &self.inner.observers {
             observer.observe(event);
         }
+    }
+
+    /// The security log, which the API also writes to.
+    pub fn security_log(&self) -> &security::SecurityLog {
+        &self.inner.security
     }
 
     fn observe_async(&self, event: &events::AsyncEvent<'_>) {

@@ -447,4 +447,59 @@ print(json.dumps(out))
         b"{}",
     );
     assert_eq!(status, 403, "{}", String::from_utf8_lossy(&body));
+
+    // Each refusal is in Warden's security log, with who and why, and so is a sandbox
+    // kill; the admin reads them like any log group.
+    s.create_fixture("sleepy", &["--timeout", "1"]);
+    let payload = json!({"action": "sleep", "ms": 3000}).to_string();
+    let (status, _, _) = s.http(
+        "POST",
+        "/2015-03-31/functions/sleepy/invocations",
+        &[],
+        payload.as_bytes(),
+    );
+    assert_eq!(status, 200);
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let found = s.aws(&[
+            "logs",
+            "filter-log-events",
+            "--log-group-name",
+            "/aws/warden/security",
+            "--filter-pattern",
+            r#"{ $.event = "AccessDenied" || $.event = "SandboxKill" || $.event = "AuthenticationFailure" }"#,
+        ]);
+        let events: Vec<Value> = found["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| serde_json::from_str(e["message"].as_str().unwrap()).unwrap())
+            .collect();
+        let denied = events
+            .iter()
+            .filter(|e| {
+                e["event"] == "AccessDenied"
+                    && e["errorMessage"]
+                        .as_str()
+                        .is_some_and(|m| m.contains(":user/reader"))
+            })
+            .count();
+        let unsigned = events
+            .iter()
+            .filter(|e| {
+                e["event"] == "AuthenticationFailure" && e["sourceIPAddress"] == "127.0.0.1"
+            })
+            .count();
+        let killed = events.iter().any(|e| {
+            e["event"] == "SandboxKill" && e["function"] == "sleepy" && e["reason"] == "timeout"
+        });
+        if denied == 6 && unsigned == 1 && killed {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{denied} denials, {unsigned} unsigned, killed {killed}: {events:?}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
 }
