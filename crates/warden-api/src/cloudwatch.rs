@@ -802,9 +802,15 @@ fn get_metric_data(
         return Err(invalid(format!("At most {MAX_QUERIES} queries.")));
     }
     let ascending = text(input, "ScanBy") == Some("TimestampAscending");
-    let mut results = Vec::new();
     // CloudWatch's cap on one call: 100,800 datapoints across all its queries.
     let mut budget: i64 = 100_800;
+    // Each query's series, metric queries first, then expressions as their inputs are
+    // ready; results are returned in the order the queries were given.
+    let mut series: std::collections::BTreeMap<String, warden_metrics::math::Series> =
+        std::collections::BTreeMap::new();
+    let mut metric_ids: Vec<String> = Vec::new();
+    let mut expressions: Vec<(String, warden_metrics::math::Expr)> = Vec::new();
+    let mut shown: Vec<(String, String, bool)> = Vec::new();
     for q in queries {
         members(
             q,
@@ -812,48 +818,127 @@ fn get_metric_data(
             "GetMetricData query",
         )?;
         let id = required_text(q, "Id")?;
-        if get(q, "Expression").is_some() {
+        let valid_id = id.chars().next().is_some_and(|c| c.is_ascii_lowercase())
+            && id.len() <= 255
+            && id.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+        if !valid_id {
             return Err(invalid(format!(
-                "Query `{id}`: metric math (Expression) is not supported by Warden yet; use MetricStat"
+                "The Id `{}` must start with a lowercase letter and hold only letters, digits and underscores.",
+                id.chars().take(64).collect::<String>()
             )));
         }
-        let stat = get(q, "MetricStat").ok_or_else(|| missing("MetricStat"))?;
-        members(stat, &["Metric", "Period", "Stat", "Unit"], "MetricStat")?;
-        let metric = get(stat, "Metric").ok_or_else(|| missing("MetricStat.Metric"))?;
-        let metric = metric_id(metric)?;
-        let period = period(num(stat, "Period"))?;
-        let name = required_text(stat, "Stat")?;
-        check_stat(name)?;
-        budget -= (end - start) / period;
-        if budget < 0 {
-            return Err(invalid(
-                "One GetMetricData returns at most 100,800 datapoints across its queries: shorten the range or lengthen the periods.",
-            ));
+        if shown.iter().any(|(seen, _, _)| seen == id) {
+            return Err(invalid(format!(
+                "The Id `{id}` is used by more than one query."
+            )));
         }
-        let mut points = match text(stat, "Unit") {
-            Some(u) if u != unit_of(store, &metric)? => Vec::new(),
-            _ => store
-                .query(&metric, start, end, period)
-                .map_err(store_error)?,
+        let returned = !matches!(get(q, "ReturnData"), Some(Cbor::Bool(false)));
+        match (get(q, "MetricStat"), text(q, "Expression")) {
+            (Some(stat), None) => {
+                members(stat, &["Metric", "Period", "Stat", "Unit"], "MetricStat")?;
+                let metric = get(stat, "Metric").ok_or_else(|| missing("MetricStat.Metric"))?;
+                let metric = metric_id(metric)?;
+                let period = period(num(stat, "Period"))?;
+                let name = required_text(stat, "Stat")?;
+                check_stat(name)?;
+                budget -= (end - start) / period;
+                if budget < 0 {
+                    return Err(invalid(
+                        "One GetMetricData returns at most 100,800 datapoints across its queries: shorten the range or lengthen the periods.",
+                    ));
+                }
+                let points = match text(stat, "Unit") {
+                    Some(u) if u != unit_of(store, &metric)? => Vec::new(),
+                    _ => store
+                        .query(&metric, start, end, period)
+                        .map_err(store_error)?,
+                };
+                series.insert(
+                    id.to_owned(),
+                    points
+                        .iter()
+                        .filter_map(|p| p.statistic(name).map(|v| (p.ts, v)))
+                        .collect(),
+                );
+                metric_ids.push(id.to_owned());
+                let label = text(q, "Label").unwrap_or(&metric.metric).to_owned();
+                shown.push((id.to_owned(), label, returned));
+            }
+            (None, Some(expression)) => {
+                let parsed = warden_metrics::math::parse(expression).map_err(|e| {
+                    ApiError::new(
+                        StatusCode::BAD_REQUEST,
+                        "ValidationError",
+                        format!("Error in expression '{id}': {e}"),
+                    )
+                })?;
+                expressions.push((id.to_owned(), parsed));
+                let label = text(q, "Label").unwrap_or(id).to_owned();
+                shown.push((id.to_owned(), label, returned));
+            }
+            _ => {
+                return Err(invalid(format!(
+                    "Query `{id}` needs exactly one of MetricStat and Expression."
+                )))
+            }
+        }
+    }
+    // Expressions in dependency order; what never becomes ready is a cycle or a reference
+    // to no query.
+    while !expressions.is_empty() {
+        let ready = expressions.iter().position(|(_, e)| {
+            let mut refs = Vec::new();
+            e.references(&mut refs);
+            refs.iter().all(|r| series.contains_key(r))
+        });
+        let Some(at) = ready else {
+            let (id, _) = &expressions[0];
+            return Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "ValidationError",
+                format!("Error in expression '{id}': it refers to itself (through other expressions) or to an Id no query has."),
+            ));
         };
+        let (id, expr) = expressions.remove(at);
+        let value = warden_metrics::math::evaluate(
+            &expr,
+            &warden_metrics::math::Inputs {
+                series: &series,
+                metric_ids: &metric_ids,
+            },
+        )
+        .map_err(|e| {
+            ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "ValidationError",
+                format!("Error in expression '{id}': {e}"),
+            )
+        })?;
+        series.insert(id, value);
+    }
+    let mut results = Vec::new();
+    for (id, label, returned) in shown {
+        if !returned {
+            continue;
+        }
+        let mut points: Vec<(i64, f64)> = series
+            .get(&id)
+            .map(|s| s.iter().map(|(t, v)| (*t, *v)).collect())
+            .unwrap_or_default();
         if !ascending {
             points.reverse();
         }
         let (times, values): (Vec<Cbor>, Vec<Cbor>) = points
             .iter()
-            .filter_map(|p| p.statistic(name).map(|v| (timestamp(p.ts), Cbor::Float(v))))
+            .map(|(ts, v)| (timestamp(*ts), Cbor::Float(*v)))
             .unzip();
-        let returned = !matches!(get(q, "ReturnData"), Some(Cbor::Bool(false)));
-        if returned {
-            let label = text(q, "Label").unwrap_or(&metric.metric);
-            results.push(map(vec![
-                ("Id", t(id)),
-                ("Label", t(label)),
-                ("Timestamps", Cbor::Array(times)),
-                ("Values", Cbor::Array(values)),
-                ("StatusCode", t("Complete")),
-            ]));
-        }
+        results.push(map(vec![
+            ("Id", t(&id)),
+            ("Label", t(&label)),
+            ("Timestamps", Cbor::Array(times)),
+            ("Values", Cbor::Array(values)),
+            ("StatusCode", t("Complete")),
+        ]));
     }
     Ok(map(vec![
         ("MetricDataResults", Cbor::Array(results)),

@@ -17,6 +17,7 @@
 pub mod aggregate;
 pub mod alarms;
 pub mod histogram;
+pub mod math;
 pub mod prometheus;
 pub mod store;
 

@@ -27,6 +27,8 @@ latency = cw.get_metric_statistics(Namespace="App", MetricName="Latency", Period
 data = cw.get_metric_data(MetricDataQueries=[
     {"Id": "orders", "MetricStat": {"Metric": {"Namespace": "App", "MetricName": "Orders", "Dimensions": dims}, "Period": 60, "Stat": "Sum"}},
     {"Id": "hidden", "ReturnData": False, "MetricStat": {"Metric": {"Namespace": "App", "MetricName": "Batch"}, "Period": 60, "Stat": "Average"}},
+    {"Id": "doubled", "Expression": "orders * 2 + hidden", "Label": "twice"},
+    {"Id": "total", "Expression": "SUM(METRICS())"},
 ], **window)
 listed = cw.list_metrics(Namespace="App")
 filtered = cw.list_metrics(Namespace="App", Dimensions=[{"Name": "Shop"}])
@@ -39,7 +41,8 @@ def expect(name, fn, **kw):
         errors[name] = [e.response["Error"]["Code"], e.response["ResponseMetadata"]["HTTPStatusCode"]]
 expect("platform", cw.put_metric_data, Namespace="AWS/Lambda", MetricData=[{"MetricName": "Invocations", "Value": 1}])
 expect("period", cw.get_metric_statistics, Namespace="App", MetricName="Orders", Period=30, Statistics=["Sum"], **window)
-expect("math", cw.get_metric_data, MetricDataQueries=[{"Id": "m", "Expression": "SUM(METRICS())"}], **window)
+expect("math", cw.get_metric_data, MetricDataQueries=[{"Id": "m", "Expression": "IF(m, 1)"}], **window)
+expect("cycle", cw.get_metric_data, MetricDataQueries=[{"Id": "a", "Expression": "b + 1"}, {"Id": "b", "Expression": "a * 2"}], **window)
 expect("order", cw.get_metric_statistics, Namespace="App", MetricName="Orders", Period=60, Statistics=["Sum"],
        StartTime=now, EndTime=now - datetime.timedelta(minutes=1))
 expect("both", cw.put_metric_data, Namespace="App", MetricData=[{"MetricName": "X", "Value": 1, "Values": [1]}])
@@ -77,10 +80,18 @@ fn custom_metrics_are_put_and_read_back_with_boto3() {
     );
     assert_eq!(out["latency"][0]["Average"].as_f64(), Some(22.5), "{out}");
     let data = out["data"].as_array().unwrap();
-    assert_eq!(data.len(), 1, "ReturnData false hides a query: {out}");
+    assert_eq!(data.len(), 3, "ReturnData false hides a query: {out}");
     assert_eq!(data[0]["Id"], "orders");
     assert_eq!(data[0]["Values"], json!([7.0]));
     assert_eq!(data[0]["StatusCode"], "Complete");
+    // Metric math: 7 * 2 + Batch's average (10 / 4), and the sum of both metric queries.
+    assert_eq!(
+        (&data[1]["Id"], &data[1]["Label"]),
+        (&json!("doubled"), &json!("twice"))
+    );
+    assert_eq!(data[1]["Values"], json!([16.5]), "{out}");
+    assert_eq!(data[2]["Values"], json!([9.5]), "{out}");
+    assert_eq!(data[1]["Timestamps"], data[0]["Timestamps"]);
     assert_eq!(
         out["listed"],
         json!([
@@ -95,7 +106,8 @@ fn custom_metrics_are_put_and_read_back_with_boto3() {
         json!({
             "platform": ["InvalidParameterValue", 400],
             "period": ["InvalidParameterValue", 400],
-            "math": ["InvalidParameterValue", 400],
+            "math": ["ValidationError", 400],
+            "cycle": ["ValidationError", 400],
             "order": ["InvalidParameterValue", 400],
             "both": ["InvalidParameterValue", 400],
             "resolution": ["InvalidParameterValue", 400],
