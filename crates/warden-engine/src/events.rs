@@ -113,4 +113,11 @@ pub trait InvocationObserver: Send + Sync + 'static {
     fn observe_async(&self, event: &AsyncEvent<'_>) {
         let _ = event;
     }
+
+    /// Sees a line a function logged that starts as a JSON object (the Embedded Metric
+    /// Format is such a line), on the log writer's thread once the line is stored, never
+    /// on an invocation's path; ignored unless overridden.
+    fn observe_json_line(&self, function: &FunctionName, line: &str) {
+        let _ = (function, line);
+    }
 }

@@ -428,7 +428,7 @@ impl Engine {
         let api_endpoint = format!("http://{}", config.api_address);
         let inner = Arc::new(Inner {
             registry: Registry::new(Arc::clone(&store)),
-            logs: LogSink::start(Arc::clone(&store), config.logs),
+            logs: LogSink::start_observed(Arc::clone(&store), config.logs, observers.clone()),
             security: security::SecurityLog::start(
                 Arc::clone(&store) as Arc<dyn warden_store::LogStore>
             ),

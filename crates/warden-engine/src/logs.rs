@@ -265,6 +265,16 @@ pub struct LogSink {
 impl LogSink {
     /// Starts the writer and pruner threads that store lines in `store` within `limits`.
     pub fn start(store: Arc<dyn Store>, limits: LogLimits) -> Self {
+        Self::start_observed(store, limits, Vec::new())
+    }
+
+    /// As [`LogSink::start`], handing each stored function line that starts as a JSON
+    /// object to `observers` ([`InvocationObserver::observe_json_line`]).
+    pub fn start_observed(
+        store: Arc<dyn Store>,
+        limits: LogLimits,
+        observers: Vec<Arc<dyn InvocationObserver>>,
+    ) -> Self {
         let (tx, rx) = mpsc::channel::<Queued>();
         let written = Arc::new(tokio::sync::Notify::new());
         let shared = Arc::new(Shared {
@@ -283,7 +293,7 @@ impl LogSink {
         );
         let spawned = std::thread::Builder::new()
             .name("log-writer".into())
-            .spawn(move || write_loop(rx, writer_store, notify, writer_shared));
+            .spawn(move || write_loop(rx, writer_store, notify, writer_shared, observers));
         if let Err(e) = spawned {
             tracing::error!(error = %e, "could not start the log writer; function logs will be lost");
         }
@@ -446,6 +456,7 @@ fn write_loop(
     store: Arc<dyn Store>,
     notify: Arc<tokio::sync::Notify>,
     shared: Arc<Shared>,
+    observers: Vec<Arc<dyn InvocationObserver>>,
 ) {
     let mut last_warning: Option<Instant> = None;
     let prune_every = (shared.limits.retention.max_bytes / 16).max(64 * 1024);
@@ -465,6 +476,15 @@ fn write_loop(
         }
         if let Err(e) = store.append_logs(&batch) {
             tracing::error!(error = %e, lines = batch.len(), "could not write function logs");
+        }
+        if !observers.is_empty() {
+            for r in &batch {
+                if r.source == LogSource::Function && r.message.trim_start().starts_with('{') {
+                    for observer in &observers {
+                        observer.observe_json_line(&r.function, &r.message);
+                    }
+                }
+            }
         }
         shared.queued.fetch_sub(cost, Ordering::AcqRel);
         shared.room.notify_waiters();

@@ -16,6 +16,7 @@
 
 pub mod aggregate;
 pub mod alarms;
+pub mod emf;
 pub mod histogram;
 pub mod math;
 pub mod prometheus;

@@ -201,7 +201,7 @@ fn decode_hist(bytes: &[u8]) -> Option<HistogramSnapshot> {
 }
 
 /// One metric's identity.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct MetricId {
     /// `AWS/Lambda`, `Warden/Security`, or a custom namespace.
     pub namespace: String,

@@ -16,6 +16,8 @@ const LONGEST_INVOCATION: Duration =
 /// Counts the engine's invocation events.
 pub struct MetricsObserver {
     metrics: Arc<Metrics>,
+    /// Where Embedded Metric Format lines of function logs become custom metrics.
+    emf: Arc<warden_metrics::emf::EmfSink>,
     /// Invocations started and not yet finished, by request id: an invocation whose
     /// caller disconnected may never report its end, and is swept after
     /// [`LONGEST_INVOCATION`] so that the concurrency it held is given back.
@@ -23,9 +25,10 @@ pub struct MetricsObserver {
 }
 
 impl MetricsObserver {
-    pub fn new(metrics: Arc<Metrics>) -> Arc<Self> {
+    pub fn new(metrics: Arc<Metrics>, emf: Arc<warden_metrics::emf::EmfSink>) -> Arc<Self> {
         Arc::new(Self {
             metrics,
+            emf,
             running: Mutex::new(HashMap::new()),
         })
     }
@@ -99,6 +102,12 @@ impl InvocationObserver for MetricsObserver {
                     .count(Counter::SandboxKills, Some(function.as_str()), None);
             }
             InvocationEvent::InitFailed { .. } | InvocationEvent::Exited { .. } => {}
+        }
+    }
+
+    fn observe_json_line(&self, function: &warden_types::FunctionName, line: &str) {
+        if let Err(e) = self.emf.ingest(line, warden_metrics::aggregate::now_s()) {
+            tracing::debug!(function = %function, error = %e, "a log line's embedded metrics were not taken");
         }
     }
 

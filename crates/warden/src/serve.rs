@@ -435,10 +435,13 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         let metrics = Arc::new(warden_metrics::Metrics::new(
             warden_metrics::DEFAULT_MAX_SERIES,
         ));
-        let metrics_observer = crate::metrics::MetricsObserver::new(Arc::clone(&metrics));
         let metric_store = Arc::new(
             warden_metrics::store::MetricStore::open(&data_dir.join("metrics.db"))
                 .context("cannot open the metrics database")?,
+        );
+        let metrics_observer = crate::metrics::MetricsObserver::new(
+            Arc::clone(&metrics),
+            warden_metrics::emf::EmfSink::start(Arc::clone(&metric_store)),
         );
         let (stop_aggregator, aggregator_stopping) = std::sync::mpsc::channel::<()>();
         // Each closed minute is the alarms' cue.

@@ -286,3 +286,103 @@ fn the_rpc_v2_cbor_protocol_serves_botocores_own_serializer() {
         json!({"put": 200, "got": [200, [[5.0, 0.0]]], "bad": [400, "InvalidParameterValue"]})
     );
 }
+
+#[test]
+fn embedded_metric_format_lines_become_custom_metrics() {
+    let s = Server::start();
+    s.create_fixture("emitter", &[]);
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    let emf = json!({
+        "_aws": {"Timestamp": now_ms, "CloudWatchMetrics": [{
+            "Namespace": "Shop", "Dimensions": [["Service"]],
+            "Metrics": [{"Name": "CartLatency", "Unit": "Milliseconds"}]
+        }]},
+        "Service": "cart",
+        "CartLatency": [12, 30],
+    });
+    // A directive on a platform namespace is not taken.
+    let forged = json!({
+        "_aws": {"Timestamp": now_ms, "CloudWatchMetrics": [{
+            "Namespace": "AWS/Lambda", "Metrics": [{"Name": "Errors"}]
+        }]},
+        "Errors": 1000,
+    });
+    for text in [emf.to_string(), forged.to_string()] {
+        let payload = json!({"action": "print", "text": text}).to_string();
+        let (status, _, _) = s.http(
+            "POST",
+            "/2015-03-31/functions/emitter/invocations",
+            &[],
+            payload.as_bytes(),
+        );
+        assert_eq!(status, 200);
+    }
+    let start = (now_ms / 1000 - 600).to_string();
+    let end = (now_ms / 1000 + 600).to_string();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let stats = loop {
+        let stats = s.aws(&[
+            "cloudwatch",
+            "get-metric-statistics",
+            "--namespace",
+            "Shop",
+            "--metric-name",
+            "CartLatency",
+            "--dimensions",
+            "Name=Service,Value=cart",
+            "--start-time",
+            &start,
+            "--end-time",
+            &end,
+            "--period",
+            "60",
+            "--statistics",
+            "SampleCount",
+            "Sum",
+            "Maximum",
+        ]);
+        if !stats["Datapoints"].as_array().unwrap().is_empty()
+            || std::time::Instant::now() > deadline
+        {
+            break stats;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(500));
+    };
+    let point = &stats["Datapoints"][0];
+    assert_eq!(
+        (
+            point["SampleCount"].as_f64(),
+            point["Sum"].as_f64(),
+            point["Maximum"].as_f64()
+        ),
+        (Some(2.0), Some(42.0), Some(30.0)),
+        "{stats}"
+    );
+    assert_eq!(point["Unit"], "Milliseconds");
+    let errors = s.aws(&[
+        "cloudwatch",
+        "get-metric-statistics",
+        "--namespace",
+        "AWS/Lambda",
+        "--metric-name",
+        "Errors",
+        "--start-time",
+        &start,
+        "--end-time",
+        &end,
+        "--period",
+        "3600",
+        "--statistics",
+        "Sum",
+    ]);
+    let forged_sum: f64 = errors["Datapoints"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|d| d["Sum"].as_f64())
+        .sum();
+    assert!(forged_sum < 1000.0, "{errors}");
+}
