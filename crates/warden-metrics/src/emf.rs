@@ -228,10 +228,14 @@ fn values_of(root: &Map<String, Value>, name: &str) -> Result<Vec<f64>, EmfError
     }
 }
 
+/// What an [`EmfSink`] holds: each metric-minute's datapoint so far, and the unit last
+/// given.
+type Pending = HashMap<(MetricId, i64), (Datapoint, Option<String>)>;
+
 /// Gathers EMF datapoints in memory and writes them to the store every
 /// [`FLUSH_PERIOD`].
 pub struct EmfSink {
-    pending: Mutex<HashMap<(MetricId, i64), (Datapoint, Option<String>)>>,
+    pending: Mutex<Pending>,
     dropped: AtomicU64,
     store: Arc<MetricStore>,
 }
