@@ -960,8 +960,9 @@ impl Sns {
                 )))
             }
         };
-        let attributes = validate_message_attributes(p.message_attributes()?)?;
+        let attributes = p.message_attributes()?;
         p.finish()?;
+        let attributes = validate_message_attributes(attributes)?;
         let size = message.len()
             + subject.map_or(0, str::len)
             + attributes.iter().map(|a| a.size()).sum::<usize>();
@@ -1175,7 +1176,8 @@ mod tests {
     fn authorization_targets() {
         let topic = "arn:aws:sns:us-east-1:123456789012:t";
         let sub = format!("{topic}:0b4b5e2c-1f0e-4d3a-9c1e-2f4a6b8c0d1e");
-        let cases: Vec<(&str, Vec<(String, String)>, &str, &str)> = vec![
+        type Case<'a> = (&'a str, Vec<(String, String)>, &'a str, &'a str);
+        let cases: Vec<Case<'_>> = vec![
             (
                 "CreateTopic",
                 params(&[("Name", "t")]),

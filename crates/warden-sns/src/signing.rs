@@ -13,7 +13,7 @@ use std::time::Duration;
 use aws_lc_rs::encoding::{AsDer, Pkcs8V1Der};
 use aws_lc_rs::rand::SystemRandom;
 use aws_lc_rs::rsa::KeySize;
-use aws_lc_rs::signature::{KeyPair as _, RsaKeyPair, RSA_PKCS1_SHA256};
+use aws_lc_rs::signature::{RsaKeyPair, RSA_PKCS1_SHA256};
 use base64::Engine;
 
 use crate::error::SnsError;
@@ -159,6 +159,7 @@ impl Signer {
     /// The public key, as a PKCS#1 `RSAPublicKey` (DER).
     #[cfg(test)]
     pub(crate) fn public_key(&self) -> &[u8] {
+        use aws_lc_rs::signature::KeyPair as _;
         self.key.public_key().as_ref()
     }
 

@@ -83,8 +83,10 @@ CREATE TABLE messages (
     size INTEGER NOT NULL
 );
 CREATE INDEX messages_by_topic ON messages(topic_arn);
+-- AUTOINCREMENT: an id is never reused, so a delivery still in flight when its row was
+-- deleted (by Unsubscribe) cannot record its outcome on a newer row.
 CREATE TABLE deliveries (
-    id INTEGER PRIMARY KEY,
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
     message_id TEXT NOT NULL REFERENCES messages(id) ON DELETE CASCADE,
     topic_arn TEXT NOT NULL,
     subscription_arn TEXT NOT NULL,
@@ -384,6 +386,9 @@ fn decode_attributes(text: &str) -> Result<Vec<MessageAttribute>, SnsError> {
     serde_json::from_str(text).map_err(|_| SnsError::Damaged("message attributes".to_owned()))
 }
 
+/// The signing key (PKCS#8) and its certificate (DER).
+pub(crate) type KeyMaterial = (Vec<u8>, Vec<u8>);
+
 /// The SNS database.
 #[derive(Debug)]
 pub(crate) struct Store {
@@ -430,7 +435,7 @@ impl Store {
     // ---- signing key ----
 
     /// The stored signing key (PKCS#8) and certificate (DER), if any.
-    pub(crate) fn signing_key(&self) -> Result<Option<(Vec<u8>, Vec<u8>)>, SnsError> {
+    pub(crate) fn signing_key(&self) -> Result<Option<KeyMaterial>, SnsError> {
         self.read(|c| {
             c.query_row(
                 "SELECT pkcs8, cert_der FROM signing_key WHERE id = 1",
@@ -448,7 +453,7 @@ impl Store {
         pkcs8: &[u8],
         cert_der: &[u8],
         now: i64,
-    ) -> Result<(Vec<u8>, Vec<u8>), SnsError> {
+    ) -> Result<KeyMaterial, SnsError> {
         self.write("storing the signing key", |tx| {
             tx.execute(
                 "INSERT OR IGNORE INTO signing_key (id, pkcs8, cert_der, created_at) \
