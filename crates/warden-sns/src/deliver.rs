@@ -210,11 +210,14 @@ async fn run(worker: Arc<Worker>, mut stopped: watch::Receiver<bool>) {
             let store = Arc::clone(&worker.store);
             let skip = in_flight.clone();
             let due = blocking(move || {
-                let jobs = store.due(now_ms(), free, &skip)?;
+                let due = store.due(now_ms(), free, &skip)?;
+                for id in &due.damaged {
+                    store.dead_letter(*id, "the stored delivery is damaged", now_ms())?;
+                }
                 let mut skip = skip;
-                skip.extend(jobs.iter().map(|j| j.id));
+                skip.extend(due.jobs.iter().map(|j| j.id));
                 let next = store.next_due(&skip)?;
-                Ok((jobs, next))
+                Ok((due.jobs, next))
             })
             .await;
             match due {
@@ -369,26 +372,34 @@ async fn attempt(worker: &Worker, job: &Job) -> (Outcome, RetryPolicy) {
                 message_id: job.message_id.clone(),
                 event,
             };
-            let outcome =
-                match tokio::time::timeout(worker.config.timeout, worker.lambda.invoke(invocation))
-                    .await
-                {
-                    Ok(Ok(())) => Outcome::Delivered,
-                    Ok(Err(e)) => Outcome::Failed(format!("invoking the function: {e}")),
-                    Err(_) => Outcome::Failed(format!(
-                        "the invocation did not return within {} ms",
-                        worker.config.timeout.as_millis()
-                    )),
-                };
+            // The target's future runs in its own task, so that a panic in it is a failed
+            // attempt (retried, then dead-lettered) rather than a lost worker task.
+            let mut call = AbortOnDrop(tokio::spawn(worker.lambda.invoke(invocation)));
+            let outcome = match tokio::time::timeout(worker.config.timeout, call.wait()).await {
+                Ok(Ok(Ok(()))) => Outcome::Delivered,
+                Ok(Ok(Err(e))) => Outcome::Failed(format!("invoking the function: {e}")),
+                Ok(Err(e)) => Outcome::Failed(format!("the Lambda target failed: {e}")),
+                Err(_) => Outcome::Failed(format!(
+                    "the invocation did not return within {} ms",
+                    worker.config.timeout.as_millis()
+                )),
+            };
             (outcome, retry)
         }
     }
 }
 
 /// Aborts a spawned task when dropped.
-struct AbortOnDrop(JoinHandle<()>);
+struct AbortOnDrop<T>(JoinHandle<T>);
 
-impl Drop for AbortOnDrop {
+impl<T> AbortOnDrop<T> {
+    /// Waits for the task's result.
+    async fn wait(&mut self) -> Result<T, tokio::task::JoinError> {
+        (&mut self.0).await
+    }
+}
+
+impl<T> Drop for AbortOnDrop<T> {
     fn drop(&mut self) {
         self.0.abort();
     }

@@ -382,6 +382,42 @@ fn subscription_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Subscription> {
     })
 }
 
+/// The deliveries [`Store::due`] found.
+#[derive(Debug, Default)]
+pub(crate) struct Due {
+    /// The deliveries to make.
+    pub jobs: Vec<Job>,
+    /// Rows that do not decode.
+    pub damaged: Vec<i64>,
+}
+
+fn decode_job(id: i64, r: &rusqlite::Row<'_>) -> Result<Job, SnsError> {
+    const C: &str = "decoding a due delivery";
+    let kind: String = r.get(2).ctx(C)?;
+    let attributes: String = r.get(11).ctx(C)?;
+    let attempts: i64 = r.get(1).ctx(C)?;
+    Ok(Job {
+        id,
+        attempts: u32::try_from(attempts).unwrap_or(u32::MAX),
+        kind: MessageKind::parse(&kind)?,
+        message_id: r.get(3).ctx(C)?,
+        topic_arn: r.get(4).ctx(C)?,
+        subscription_arn: r.get(5).ctx(C)?,
+        protocol: r.get(6).ctx(C)?,
+        endpoint: r.get(7).ctx(C)?,
+        subject: r.get(8).ctx(C)?,
+        body: r.get(9).ctx(C)?,
+        structure_json: r.get(10).ctx(C)?,
+        attributes: decode_attributes(&attributes)?,
+        token: r.get::<_, Option<String>>(12).ctx(C)?.map(Token),
+        timestamp_ms: r.get(13).ctx(C)?,
+        subscribed: r.get(14).ctx(C)?,
+        raw: r.get(15).ctx(C)?,
+        subscription_policy: r.get(16).ctx(C)?,
+        topic_policy: r.get(17).ctx(C)?,
+    })
+}
+
 fn decode_attributes(text: &str) -> Result<Vec<MessageAttribute>, SnsError> {
     serde_json::from_str(text).map_err(|_| SnsError::Damaged("message attributes".to_owned()))
 }
@@ -1120,13 +1156,10 @@ impl Store {
         })
     }
 
-    /// Up to `limit` deliveries due at `now` that are not in `skip` (those in flight).
-    pub(crate) fn due(
-        &self,
-        now: i64,
-        limit: usize,
-        skip: &HashSet<i64>,
-    ) -> Result<Vec<Job>, SnsError> {
+    /// Up to `limit` deliveries due at `now` that are not in `skip` (those in flight). A
+    /// row that does not decode (the file was edited) is listed in [`Due::damaged`] instead,
+    /// so that it can be dead-lettered rather than block the queue.
+    pub(crate) fn due(&self, now: i64, limit: usize, skip: &HashSet<i64>) -> Result<Due, SnsError> {
         const C: &str = "reading due deliveries";
         self.read(|c| {
             let mut stmt = c
@@ -1143,38 +1176,22 @@ impl Store {
                 .ctx(C)?;
             let fetch = limit.saturating_add(skip.len());
             let mut rows = stmt.query(params![now, to_i64(fetch)]).ctx(C)?;
-            let mut out = Vec::new();
+            let mut out = Due::default();
             while let Some(r) = rows.next().ctx(C)? {
-                if out.len() >= limit {
+                if out.jobs.len() + out.damaged.len() >= limit {
                     break;
                 }
                 let id: i64 = r.get(0).ctx(C)?;
                 if skip.contains(&id) {
                     continue;
                 }
-                let kind: String = r.get(2).ctx(C)?;
-                let attributes: String = r.get(11).ctx(C)?;
-                let attempts: i64 = r.get(1).ctx(C)?;
-                out.push(Job {
-                    id,
-                    attempts: u32::try_from(attempts).unwrap_or(u32::MAX),
-                    kind: MessageKind::parse(&kind)?,
-                    message_id: r.get(3).ctx(C)?,
-                    topic_arn: r.get(4).ctx(C)?,
-                    subscription_arn: r.get(5).ctx(C)?,
-                    protocol: r.get(6).ctx(C)?,
-                    endpoint: r.get(7).ctx(C)?,
-                    subject: r.get(8).ctx(C)?,
-                    body: r.get(9).ctx(C)?,
-                    structure_json: r.get(10).ctx(C)?,
-                    attributes: decode_attributes(&attributes)?,
-                    token: r.get::<_, Option<String>>(12).ctx(C)?.map(Token),
-                    timestamp_ms: r.get(13).ctx(C)?,
-                    subscribed: r.get(14).ctx(C)?,
-                    raw: r.get(15).ctx(C)?,
-                    subscription_policy: r.get(16).ctx(C)?,
-                    topic_policy: r.get(17).ctx(C)?,
-                });
+                match decode_job(id, r) {
+                    Ok(job) => out.jobs.push(job),
+                    Err(e) => {
+                        tracing::error!(delivery = id, error = %e, "a queued SNS delivery is damaged");
+                        out.damaged.push(id);
+                    }
+                }
             }
             Ok(out)
         })
@@ -1185,7 +1202,10 @@ impl Store {
         const C: &str = "reading the next due delivery";
         self.read(|c| {
             let mut stmt = c
-                .prepare("SELECT id, due_at FROM deliveries ORDER BY due_at, id LIMIT ?1")
+                .prepare(
+                    "SELECT d.id, d.due_at FROM deliveries d JOIN messages m ON m.id = d.message_id \
+                     ORDER BY d.due_at, d.id LIMIT ?1",
+                )
                 .ctx(C)?;
             let rows = stmt
                 .query_map([to_i64(skip.len() + 1)], |r| {
@@ -1326,7 +1346,7 @@ impl Store {
                     message_type: kind,
                     subject,
                     message: body,
-                    attributes: decode_attributes(&attrs)?,
+                    attributes: decode_attributes(&attrs).unwrap_or_default(),
                     attempts: u32::try_from(n).unwrap_or(u32::MAX),
                     last_error: err,
                     failed_at_ms: at,

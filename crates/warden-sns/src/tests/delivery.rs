@@ -586,3 +586,132 @@ async fn unsubscribe_confirmation_can_restore() {
     call(&sns, "Unsubscribe", &[("SubscriptionArn", &careful_sub)]).expect("authenticated");
     deliverer.stop().await;
 }
+
+/// Inserts a confirmed http subscription directly (its endpoint never confirms).
+fn confirmed_http(dir: &std::path::Path, topic: &str, url: &str) -> String {
+    let db = rusqlite::Connection::open(dir.join("sns.db")).expect("raw");
+    db.busy_timeout(std::time::Duration::from_secs(10))
+        .expect("busy");
+    let arn = format!("{topic}:{}", uuid::Uuid::new_v4());
+    db.execute(
+        "INSERT INTO subscriptions (arn, topic_arn, owner, protocol, endpoint, confirmed, created_at) \
+         VALUES (?1, ?2, ?3, 'http', ?4, 1, 0)",
+        rusqlite::params![arn, topic, super::ACCOUNT, url],
+    )
+    .expect("insert");
+    arn
+}
+
+#[tokio::test]
+async fn deliveries_at_once_are_bounded() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let sns = open(dir.path());
+    let topic = create_topic(&sns, "t");
+    let mut endpoint = Endpoint::start_slow(&[], 200, std::time::Duration::from_millis(20)).await;
+    for i in 0..4 {
+        confirmed_http(dir.path(), &topic, &format!("{}{i}", endpoint.url));
+    }
+    let config = crate::DeliveryConfig {
+        max_concurrency: 1,
+        ..fast_config(0)
+    };
+    let deliverer = Deliverer::start(&sns, FakeLambda::new(0).0, config);
+    call(&sns, "Publish", &[("TopicArn", &topic), ("Message", "m")]).expect("publish");
+    for _ in 0..4 {
+        endpoint.next().await;
+    }
+    eventually(|| sns.pending_deliveries(&topic).expect("pending") == 0).await;
+    assert_eq!(
+        endpoint.peak.load(std::sync::atomic::Ordering::SeqCst),
+        1,
+        "one delivery at a time"
+    );
+    deliverer.stop().await;
+}
+
+#[tokio::test]
+async fn a_silent_endpoint_times_out() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let sns = open(dir.path());
+    let topic = create_topic(&sns, "t");
+    let mut endpoint = Endpoint::start(&[], 0).await;
+    confirmed_http(dir.path(), &topic, &endpoint.url);
+    let config = crate::DeliveryConfig {
+        timeout: std::time::Duration::from_millis(50),
+        ..fast_config(0)
+    };
+    let deliverer = Deliverer::start(&sns, FakeLambda::new(0).0, config);
+    call(&sns, "Publish", &[("TopicArn", &topic), ("Message", "m")]).expect("publish");
+    endpoint.next().await;
+    eventually(|| !sns.dead_letters(&topic).expect("dead").is_empty()).await;
+    let letter = &sns.dead_letters(&topic).expect("dead")[0];
+    assert!(
+        letter.last_error.contains("no response within 50 ms"),
+        "{}",
+        letter.last_error
+    );
+    deliverer.stop().await;
+}
+
+#[tokio::test]
+async fn damaged_rows_and_panicking_targets_do_not_stall_the_queue() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let sns = open(dir.path());
+    let topic = create_topic(&sns, "t");
+    let mut endpoint = Endpoint::start(&[], 200).await;
+    confirmed_http(dir.path(), &topic, &endpoint.url);
+    call(
+        &sns,
+        "Publish",
+        &[("TopicArn", &topic), ("Message", "damaged")],
+    )
+    .expect("publish");
+    let db = rusqlite::Connection::open(dir.path().join("sns.db")).expect("raw");
+    db.busy_timeout(std::time::Duration::from_secs(10))
+        .expect("busy");
+    db.execute("UPDATE messages SET attributes = 'not json'", [])
+        .expect("damage");
+
+    struct Panics;
+    impl crate::LambdaTarget for Panics {
+        fn invoke(&self, _: crate::LambdaInvocation) -> crate::InvokeFuture {
+            Box::pin(async { panic!("the target is broken") })
+        }
+    }
+    call(
+        &sns,
+        "Subscribe",
+        &[
+            ("TopicArn", &topic),
+            ("Protocol", "lambda"),
+            (
+                "Endpoint",
+                "arn:aws:lambda:us-east-1:123456789012:function:f",
+            ),
+        ],
+    )
+    .expect("lambda");
+    call(
+        &sns,
+        "Publish",
+        &[("TopicArn", &topic), ("Message", "fine")],
+    )
+    .expect("publish");
+    let deliverer = Deliverer::start(&sns, Arc::new(Panics), fast_config(1));
+    assert_eq!(endpoint.next().await.json()["Message"], "fine");
+    eventually(|| sns.dead_letters(&topic).expect("dead").len() == 2).await;
+    let letters = sns.dead_letters(&topic).expect("dead");
+    assert!(
+        letters
+            .iter()
+            .any(|l| l.message == "damaged" && l.last_error.contains("damaged")),
+        "{letters:?}"
+    );
+    assert!(
+        letters
+            .iter()
+            .any(|l| l.protocol == "lambda" && l.last_error.contains("panicked")),
+        "{letters:?}"
+    );
+    deliverer.stop().await;
+}

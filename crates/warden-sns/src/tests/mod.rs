@@ -7,6 +7,7 @@ mod signature;
 
 use std::collections::VecDeque;
 use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -100,6 +101,8 @@ impl Received {
 pub(crate) struct Endpoint {
     pub url: String,
     pub received: mpsc::UnboundedReceiver<Received>,
+    /// The most requests it has held open at once.
+    pub peak: Arc<AtomicUsize>,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -109,57 +112,80 @@ impl Drop for Endpoint {
     }
 }
 
+/// What every connection of one endpoint shares.
+struct Shared {
+    statuses: Mutex<VecDeque<u16>>,
+    default: u16,
+    delay: Duration,
+    tx: mpsc::UnboundedSender<Received>,
+    open: AtomicUsize,
+    peak: Arc<AtomicUsize>,
+}
+
+async fn answer(
+    shared: Arc<Shared>,
+    req: http::Request<hyper::body::Incoming>,
+) -> Result<http::Response<Full<Bytes>>, hyper::Error> {
+    let now = shared.open.fetch_add(1, Ordering::SeqCst) + 1;
+    shared.peak.fetch_max(now, Ordering::SeqCst);
+    tokio::time::sleep(shared.delay).await;
+    shared.open.fetch_sub(1, Ordering::SeqCst);
+    let (parts, body) = req.into_parts();
+    let body = body.collect().await?.to_bytes().to_vec();
+    let status = shared
+        .statuses
+        .lock()
+        .expect("lock")
+        .pop_front()
+        .unwrap_or(shared.default);
+    let _ = shared.tx.send(Received {
+        headers: parts.headers,
+        body,
+    });
+    if status == 0 {
+        std::future::pending::<()>().await;
+    }
+    let mut response = http::Response::new(Full::new(Bytes::from_static(b"ok")));
+    *response.status_mut() = http::StatusCode::from_u16(status).expect("status");
+    if (300..400).contains(&status) {
+        response.headers_mut().insert(
+            http::header::LOCATION,
+            http::HeaderValue::from_static("http://127.0.0.1:1/elsewhere"),
+        );
+    }
+    Ok(response)
+}
+
 impl Endpoint {
     pub(crate) async fn start(script: &[u16], default: u16) -> Endpoint {
+        Endpoint::start_slow(script, default, Duration::ZERO).await
+    }
+
+    /// Like [`Endpoint::start`], holding each request `delay` before answering.
+    pub(crate) async fn start_slow(script: &[u16], default: u16, delay: Duration) -> Endpoint {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind");
         let url = format!("http://{}/hook", listener.local_addr().expect("addr"));
-        let statuses = Arc::new(Mutex::new(script.iter().copied().collect::<VecDeque<_>>()));
         let (tx, received) = mpsc::unbounded_channel();
+        let peak = Arc::new(AtomicUsize::new(0));
+        let shared = Arc::new(Shared {
+            statuses: Mutex::new(script.iter().copied().collect()),
+            default,
+            delay,
+            tx,
+            open: AtomicUsize::new(0),
+            peak: Arc::clone(&peak),
+        });
         let task = tokio::spawn(async move {
             loop {
                 let Ok((stream, _)) = listener.accept().await else {
                     return;
                 };
-                let statuses = Arc::clone(&statuses);
-                let tx = tx.clone();
+                let shared = Arc::clone(&shared);
                 tokio::spawn(async move {
-                    let service = hyper::service::service_fn(
-                        move |req: http::Request<hyper::body::Incoming>| {
-                            let statuses = Arc::clone(&statuses);
-                            let tx = tx.clone();
-                            async move {
-                                let (parts, body) = req.into_parts();
-                                let body = body.collect().await?.to_bytes().to_vec();
-                                let status = statuses
-                                    .lock()
-                                    .expect("lock")
-                                    .pop_front()
-                                    .unwrap_or(default);
-                                let _ = tx.send(Received {
-                                    headers: parts.headers,
-                                    body,
-                                });
-                                if status == 0 {
-                                    std::future::pending::<()>().await;
-                                }
-                                let mut response =
-                                    http::Response::new(Full::new(Bytes::from_static(b"ok")));
-                                *response.status_mut() =
-                                    http::StatusCode::from_u16(status).expect("status");
-                                if (300..400).contains(&status) {
-                                    response.headers_mut().insert(
-                                        http::header::LOCATION,
-                                        http::HeaderValue::from_static(
-                                            "http://127.0.0.1:1/elsewhere",
-                                        ),
-                                    );
-                                }
-                                Ok::<_, hyper::Error>(response)
-                            }
-                        },
-                    );
+                    let service =
+                        hyper::service::service_fn(move |req| answer(Arc::clone(&shared), req));
                     let _ = hyper::server::conn::http1::Builder::new()
                         .serve_connection(TokioIo::new(stream), service)
                         .await;
@@ -169,6 +195,7 @@ impl Endpoint {
         Endpoint {
             url,
             received,
+            peak,
             task,
         }
     }
