@@ -49,7 +49,7 @@
 //! | SetTopicAttributes | `sns:SetTopicAttributes` on the topic | `DisplayName`, `DeliveryPolicy`, and `Policy`, which governs every other call on the topic: grant it as an administrative right |
 //! | Subscribe | `sns:Subscribe` on the topic | adds a subscription owned by the caller; for `http`, the endpoint receives one SubscriptionConfirmation and nothing else until confirmed; `lambda` is confirmed at once (the binary's [`LambdaTarget`] decides whether the topic may invoke the function) |
 //! | ConfirmSubscription | `sns:ConfirmSubscription` on the topic; or unauthenticated through the SubscribeURL ([`Sns::confirm_via_url`]), where the token is the credential | confirms the pending subscription the token belongs to (or restores one an UnsubscribeConfirmation was sent for); sets `AuthenticateOnUnsubscribe` |
-//! | Unsubscribe | `sns:Unsubscribe` on the subscription's topic (the API layer may also let the subscription's owner, [`Sns::subscription_owner`]); or unauthenticated through the UnsubscribeURL ([`Sns::unsubscribe_via_url`]) unless the subscription was confirmed with `AuthenticateOnUnsubscribe` | deletes the subscription and its undelivered messages; an `http` one is sent an UnsubscribeConfirmation |
+//! | Unsubscribe | `sns:Unsubscribe` on the subscription's topic (the API layer may also let the subscription's owner, [`Sns::subscription_owner`]); or unauthenticated through the UnsubscribeURL ([`Sns::unsubscribe_via_url`]). A subscription confirmed with `AuthenticateOnUnsubscribe` is removed only by its owner's or its topic owner's authenticated call | deletes the subscription (pending ones too, unlike SNS: the per-topic bound makes them worth removing) and its undelivered messages; when no authentication was required and the caller is not the owner, a confirmed `http` one is sent an UnsubscribeConfirmation |
 //! | ListSubscriptions | `sns:ListSubscriptions` on `*` | nothing; lists subscriptions the caller's account owns |
 //! | ListSubscriptionsByTopic | `sns:ListSubscriptionsByTopic` on the topic | nothing; lists every subscription of the topic (endpoints included) |
 //! | GetSubscriptionAttributes | `sns:GetSubscriptionAttributes` on the subscription's topic | nothing |
@@ -136,8 +136,9 @@ pub const MAX_DEAD_LETTERS_PER_TOPIC: usize = 1_000;
 /// Items per page of the list actions.
 pub const PAGE_SIZE: usize = 100;
 /// A confirmation token (of a pending subscription, or of an UnsubscribeConfirmation's
-/// restore link) is valid this long; an unconfirmed subscription is deleted after it.
-pub const CONFIRMATION_TOKEN_LIFETIME: Duration = Duration::from_secs(3 * 24 * 3600);
+/// restore link) is valid this long; an unconfirmed subscription is deleted after it (SNS
+/// deletes unconfirmed subscriptions after 48 hours).
+pub const CONFIRMATION_TOKEN_LIFETIME: Duration = Duration::from_secs(48 * 3600);
 
 /// An answer to a request under the public base URL ([`Sns::serve_public`]).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -244,17 +245,8 @@ impl Sns {
         request_id: &str,
     ) -> Result<String, SnsError> {
         subscription_topic(subscription_arn, "SubscriptionArn")?;
-        let sub = self
-            .store
-            .subscription(subscription_arn)?
-            .ok_or_else(store::subscription_not_found)?;
-        if sub.auth_on_unsubscribe {
-            return Err(SnsError::AuthorizationError(
-                "This subscription requires an authenticated Unsubscribe".to_owned(),
-            ));
-        }
         self.store
-            .unsubscribe(subscription_arn, now_ms())?
+            .unsubscribe(subscription_arn, None, now_ms())?
             .ok_or_else(store::subscription_not_found)?;
         self.wake.notify_one();
         Ok(query::unsubscribe_response(request_id))

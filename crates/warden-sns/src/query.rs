@@ -802,7 +802,7 @@ impl Sns {
         let (arn, _) = subscription_param(p, ctx)?;
         p.finish()?;
         self.store
-            .unsubscribe(&arn, now_ms())?
+            .unsubscribe(&arn, Some(&ctx.account), now_ms())?
             .ok_or_else(subscription_not_found)?;
         self.wake.notify_one();
         Ok(Response::new("Unsubscribe", false).finish(false, &ctx.request_id))

@@ -950,12 +950,18 @@ impl Store {
         })
     }
 
-    /// Removes a subscription and its undelivered messages. A confirmed http subscription
-    /// is sent an UnsubscribeConfirmation (queued in the same transaction) whose
-    /// SubscribeURL restores it. Returns the removed subscription, `None` if there was none.
+    /// Removes a subscription and its undelivered messages, for `requester` (an account;
+    /// `None` for the unauthenticated UnsubscribeURL). A subscription confirmed with
+    /// `AuthenticateOnUnsubscribe` may be removed only by its owner or its topic's owner,
+    /// never through the URL (`AuthorizationError`). As in SNS, when the unsubscribe needed
+    /// no authentication and the requester is not the subscription's owner, a confirmed
+    /// http subscription is sent an UnsubscribeConfirmation (queued in the same
+    /// transaction) whose SubscribeURL restores it. Returns the removed subscription, `None`
+    /// if there was none.
     pub(crate) fn unsubscribe(
         &self,
         arn: &str,
+        requester: Option<&str>,
         now: i64,
     ) -> Result<Option<Subscription>, SnsError> {
         const C: &str = "unsubscribing";
@@ -963,12 +969,28 @@ impl Store {
             let Some(s) = subscription_in(tx, arn)? else {
                 return Ok(None);
             };
+            if s.auth_on_unsubscribe {
+                let topic_owner = topic_in(tx, &s.topic_arn)?.map(|t| t.account);
+                let allowed =
+                    requester.is_some_and(|r| r == s.owner || Some(r) == topic_owner.as_deref());
+                if !allowed {
+                    return Err(SnsError::AuthorizationError(
+                        "This subscription can be removed only by an authenticated Unsubscribe \
+                         of its owner or its topic's owner"
+                            .to_owned(),
+                    ));
+                }
+            }
+            let notify = s.confirmed
+                && s.protocol == Protocol::Http.as_str()
+                && !s.auth_on_unsubscribe
+                && requester != Some(s.owner.as_str());
             tx.execute("DELETE FROM deliveries WHERE subscription_arn = ?1", [arn])
                 .ctx(C)?;
             drop_orphans(tx, &s.topic_arn)?;
             tx.execute("DELETE FROM subscriptions WHERE arn = ?1", [arn])
                 .ctx(C)?;
-            if s.confirmed && s.protocol == Protocol::Http.as_str() {
+            if notify {
                 let token = Token::generate()?;
                 tx.execute(
                     "INSERT OR REPLACE INTO unsubscribed (arn, topic_arn, owner, protocol, \

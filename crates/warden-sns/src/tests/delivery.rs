@@ -583,7 +583,33 @@ async fn unsubscribe_confirmation_can_restore() {
         .unsubscribe_via_url(&careful_sub, "r")
         .expect_err("needs authentication");
     assert_eq!((e.code(), e.status()), ("AuthorizationError", 403));
+    let stranger = crate::CallContext {
+        account: "210987654321".into(),
+        ..super::ctx()
+    };
+    let by_stranger = vec![("SubscriptionArn".to_owned(), careful_sub.clone())];
+    let e = sns
+        .handle(&stranger, "Unsubscribe", &by_stranger)
+        .expect_err("neither the owner nor the topic's owner");
+    assert_eq!(e.code(), "AuthorizationError");
+    eventually(|| sns.pending_deliveries(&topic).expect("pending") == 0).await;
     call(&sns, "Unsubscribe", &[("SubscriptionArn", &careful_sub)]).expect("authenticated");
+    assert_eq!(
+        sns.pending_deliveries(&topic).expect("pending"),
+        0,
+        "no UnsubscribeConfirmation after an authenticated unsubscribe"
+    );
+    // The owner unsubscribing needs no goodbye; another account unsubscribing does.
+    let sub = visit_subscribe_url(&sns, &subscribe_http(&sns, &topic, &mut careful, &[]).await);
+    eventually(|| sns.pending_deliveries(&topic).expect("pending") == 0).await;
+    let by_stranger = vec![("SubscriptionArn".to_owned(), sub.clone())];
+    sns.handle(&stranger, "Unsubscribe", &by_stranger)
+        .expect("allowed by the API layer");
+    let goodbye = careful.next().await;
+    assert_eq!(
+        goodbye.header("x-amz-sns-message-type"),
+        Some("UnsubscribeConfirmation")
+    );
     deliverer.stop().await;
 }
 
