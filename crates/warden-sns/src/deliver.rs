@@ -1,0 +1,481 @@
+//! The delivery worker: a tokio task that takes due rows from the outbox, delivers them
+//! (HTTP POST, or a Lambda invocation through the binary's [`LambdaTarget`]), deletes a
+//! row once delivered, reschedules a failure by its [`RetryPolicy`], and moves a row whose
+//! last retry failed to the dead-letter table.
+//!
+//! At least once: a row is deleted only after its delivery succeeded, so a delivery in
+//! flight when the process dies (or when [`Deliverer::stop`] aborts it) is made again by
+//! the next deliverer. Run one deliverer per `sns.db`: two would each send every message.
+//!
+//! Bounded: at most [`DeliveryConfig::max_concurrency`] deliveries at once; each HTTP
+//! delivery (resolve, connect, send, response) is cut off after
+//! [`DeliveryConfig::timeout`]; at most [`MAX_RESPONSE_BODY_BYTES`] of a response body is
+//! read; redirects are not followed (a 3xx is a failure like any non-2xx).
+
+use std::collections::{HashMap, HashSet};
+use std::future::Future;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full, Limited};
+use hyper_util::rt::TokioIo;
+use tokio::sync::{watch, Notify};
+use tokio::task::{JoinHandle, JoinSet};
+
+use crate::error::SnsError;
+use crate::message::{http_delivery, lambda_event, HttpDelivery, Urls};
+use crate::model::{now_ms, parse_http_endpoint, HttpEndpoint, Protocol};
+use crate::policy::{effective_http, RetryPolicy};
+use crate::signing::Signer;
+use crate::store::{Job, MessageKind, Store};
+use crate::Sns;
+
+/// How long one delivery may take: resolving, connecting, sending and the response (or
+/// the Lambda invocation call).
+pub const DELIVERY_TIMEOUT: Duration = Duration::from_secs(15);
+/// At most this many deliveries run at once.
+pub const MAX_CONCURRENT_DELIVERIES: usize = 16;
+/// At most this much of an endpoint's response body is read (the rest is dropped).
+pub const MAX_RESPONSE_BODY_BYTES: usize = 64 * 1024;
+/// How often expired pending subscriptions are purged.
+pub const PURGE_INTERVAL: Duration = Duration::from_secs(60);
+
+/// One Lambda invocation SNS asks for: invoke `function_arn` asynchronously with `event`.
+#[derive(Clone, Debug)]
+pub struct LambdaInvocation {
+    /// The subscribed function's ARN (possibly with a qualifier).
+    pub function_arn: String,
+    /// The topic the message was published to (for the function's resource policy:
+    /// `aws:SourceArn`).
+    pub topic_arn: String,
+    /// The subscription.
+    pub subscription_arn: String,
+    /// The SNS message id (the same on every retry).
+    pub message_id: String,
+    /// The event: `{"Records":[{"EventSource":"aws:sns",...}]}`.
+    pub event: Vec<u8>,
+}
+
+/// Why a Lambda invocation failed (shown in logs and dead letters).
+#[derive(Clone, Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct InvokeError(pub String);
+
+/// The future [`LambdaTarget::invoke`] returns.
+pub type InvokeFuture = Pin<Box<dyn Future<Output = Result<(), InvokeError>> + Send>>;
+
+/// How SNS invokes Lambda functions; the binary implements it with its engine. `Ok` means
+/// the invocation was accepted (an asynchronous invoke); an error is retried like a failed
+/// HTTP delivery.
+pub trait LambdaTarget: Send + Sync + 'static {
+    /// Invokes the function.
+    fn invoke(&self, invocation: LambdaInvocation) -> InvokeFuture;
+}
+
+/// Decides which addresses HTTP deliveries may connect to (after name resolution), for
+/// example to keep them off internal networks. Without one, every address is allowed.
+pub trait EndpointGuard: Send + Sync + 'static {
+    /// True if a delivery may connect to `addr`.
+    fn allow(&self, addr: &SocketAddr) -> bool;
+}
+
+/// The deliverer's settings.
+#[derive(Clone)]
+pub struct DeliveryConfig {
+    /// The schedule of http deliveries whose subscription and topic set no
+    /// `DeliveryPolicy` (and of confirmations). Default: [`RetryPolicy::SNS_HTTP_DEFAULT`].
+    pub http_retry: RetryPolicy,
+    /// The schedule of Lambda deliveries. Default: [`RetryPolicy::LAMBDA_DEFAULT`].
+    pub lambda_retry: RetryPolicy,
+    /// Deliveries at once. Default: [`MAX_CONCURRENT_DELIVERIES`].
+    pub max_concurrency: usize,
+    /// The time limit of one delivery. Default: [`DELIVERY_TIMEOUT`].
+    pub timeout: Duration,
+    /// Which addresses HTTP deliveries may reach. Default: none (all allowed).
+    pub endpoint_guard: Option<Arc<dyn EndpointGuard>>,
+}
+
+impl Default for DeliveryConfig {
+    fn default() -> Self {
+        DeliveryConfig {
+            http_retry: RetryPolicy::SNS_HTTP_DEFAULT,
+            lambda_retry: RetryPolicy::LAMBDA_DEFAULT,
+            max_concurrency: MAX_CONCURRENT_DELIVERIES,
+            timeout: DELIVERY_TIMEOUT,
+            endpoint_guard: None,
+        }
+    }
+}
+
+impl std::fmt::Debug for DeliveryConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DeliveryConfig")
+            .field("http_retry", &self.http_retry)
+            .field("lambda_retry", &self.lambda_retry)
+            .field("max_concurrency", &self.max_concurrency)
+            .field("timeout", &self.timeout)
+            .field("endpoint_guard", &self.endpoint_guard.is_some())
+            .finish()
+    }
+}
+
+/// The running delivery worker.
+#[derive(Debug)]
+pub struct Deliverer {
+    stop: watch::Sender<bool>,
+    task: JoinHandle<()>,
+}
+
+struct Worker {
+    store: Arc<Store>,
+    signer: Arc<Signer>,
+    urls: Urls,
+    wake: Arc<Notify>,
+    lambda: Arc<dyn LambdaTarget>,
+    config: DeliveryConfig,
+}
+
+/// The outcome of one attempt.
+enum Outcome {
+    Delivered,
+    /// Nothing to deliver any more (the subscription is gone): the row is removed.
+    Dropped,
+    /// Failed; retried per the policy.
+    Failed(String),
+    /// Failed in a way no retry can fix: dead-lettered at once.
+    Permanent(String),
+}
+
+impl Deliverer {
+    /// Starts the worker on the current tokio runtime. Deliveries queued before (by this
+    /// process or one that died) are made first.
+    pub fn start(sns: &Sns, lambda: Arc<dyn LambdaTarget>, config: DeliveryConfig) -> Deliverer {
+        let worker = Arc::new(Worker {
+            store: Arc::clone(&sns.store),
+            signer: Arc::clone(&sns.signer),
+            urls: sns.urls.clone(),
+            wake: Arc::clone(&sns.wake),
+            lambda,
+            config,
+        });
+        let (stop, stopped) = watch::channel(false);
+        let task = tokio::spawn(run(worker, stopped));
+        Deliverer { stop, task }
+    }
+
+    /// Stops the worker, aborting deliveries in flight (they are made again by the next
+    /// deliverer: at least once).
+    pub async fn stop(self) {
+        let _ = self.stop.send(true);
+        if let Err(e) = self.task.await {
+            tracing::error!(error = %e, "the SNS deliverer ended abnormally");
+        }
+    }
+}
+
+/// Runs a store call on the blocking pool.
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, SnsError> + Send + 'static,
+) -> Result<T, SnsError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .unwrap_or_else(|e| Err(SnsError::Task(e.to_string())))
+}
+
+async fn run(worker: Arc<Worker>, mut stopped: watch::Receiver<bool>) {
+    let mut in_flight: HashSet<i64> = HashSet::new();
+    let mut tasks: JoinSet<i64> = JoinSet::new();
+    let mut ids: HashMap<tokio::task::Id, i64> = HashMap::new();
+    let mut next_purge = tokio::time::Instant::now();
+    let max = worker.config.max_concurrency.max(1);
+    loop {
+        if *stopped.borrow() {
+            break;
+        }
+        if tokio::time::Instant::now() >= next_purge {
+            let store = Arc::clone(&worker.store);
+            match blocking(move || store.purge_expired(now_ms())).await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(count = n, "purged expired pending SNS subscriptions"),
+                Err(e) => tracing::error!(error = %e, "purging expired SNS subscriptions failed"),
+            }
+            next_purge = tokio::time::Instant::now() + PURGE_INTERVAL;
+        }
+        let mut wait = PURGE_INTERVAL;
+        let free = max.saturating_sub(in_flight.len());
+        if free > 0 {
+            let store = Arc::clone(&worker.store);
+            let skip = in_flight.clone();
+            let due = blocking(move || {
+                let due = store.due(now_ms(), free, &skip)?;
+                for id in &due.damaged {
+                    store.dead_letter(*id, "the stored delivery is damaged", now_ms())?;
+                }
+                let mut skip = skip;
+                skip.extend(due.jobs.iter().map(|j| j.id));
+                let next = store.next_due(&skip)?;
+                Ok((due.jobs, next))
+            })
+            .await;
+            match due {
+                Ok((jobs, next)) => {
+                    for job in jobs {
+                        in_flight.insert(job.id);
+                        let id = job.id;
+                        let handle = tasks.spawn(deliver(Arc::clone(&worker), job));
+                        ids.insert(handle.id(), id);
+                    }
+                    if let Some(due) = next {
+                        let ms = u64::try_from(due.saturating_sub(now_ms())).unwrap_or(0);
+                        wait = wait.min(Duration::from_millis(ms));
+                    }
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "reading due SNS deliveries failed");
+                    wait = Duration::from_secs(1);
+                }
+            }
+        }
+        if wait.is_zero() && in_flight.len() < max {
+            continue;
+        }
+        tokio::select! {
+            _ = stopped.changed() => break,
+            () = worker.wake.notified() => {}
+            Some(done) = tasks.join_next_with_id(), if !tasks.is_empty() => {
+                let task = match done {
+                    Ok((task, _)) => task,
+                    Err(e) => {
+                        tracing::error!(error = %e, "an SNS delivery task failed");
+                        e.id()
+                    }
+                };
+                if let Some(id) = ids.remove(&task) {
+                    in_flight.remove(&id);
+                }
+            }
+            () = tokio::time::sleep(wait) => {}
+        }
+    }
+    tasks.shutdown().await;
+}
+
+/// Delivers one job and records the outcome; returns the job's id.
+async fn deliver(worker: Arc<Worker>, job: Job) -> i64 {
+    let id = job.id;
+    let (outcome, retry) = attempt(&worker, &job).await;
+    let store = Arc::clone(&worker.store);
+    let recorded = match outcome {
+        Outcome::Delivered | Outcome::Dropped => blocking(move || store.delivered(id)).await,
+        Outcome::Failed(error) => {
+            let next = job.attempts.saturating_add(1);
+            match retry.delay_before_retry(next) {
+                Some(delay) => {
+                    tracing::warn!(
+                        subscription = %job.subscription_arn,
+                        message_id = %job.message_id,
+                        attempt = next,
+                        error = %error,
+                        "SNS delivery failed; retrying"
+                    );
+                    let due = now_ms()
+                        .saturating_add(i64::try_from(delay.as_millis()).unwrap_or(i64::MAX));
+                    blocking(move || store.retry_later(id, due, &error)).await
+                }
+                None => {
+                    dead(&job, &error);
+                    blocking(move || store.dead_letter(id, &error, now_ms())).await
+                }
+            }
+        }
+        Outcome::Permanent(error) => {
+            dead(&job, &error);
+            blocking(move || store.dead_letter(id, &error, now_ms())).await
+        }
+    };
+    if let Err(e) = recorded {
+        tracing::error!(error = %e, delivery = id, "recording an SNS delivery failed");
+    }
+    id
+}
+
+fn dead(job: &Job, error: &str) {
+    tracing::warn!(
+        subscription = %job.subscription_arn,
+        message_id = %job.message_id,
+        attempts = job.attempts.saturating_add(1),
+        error = %error,
+        "SNS delivery given up; moved to the dead letters"
+    );
+}
+
+/// Makes one attempt; returns its outcome and the schedule its retries follow.
+async fn attempt(worker: &Worker, job: &Job) -> (Outcome, RetryPolicy) {
+    let protocol = match Protocol::parse(&job.protocol) {
+        Ok(p) => p,
+        Err(_) => {
+            return (
+                Outcome::Permanent(format!("unsupported protocol {}", job.protocol)),
+                worker.config.http_retry,
+            )
+        }
+    };
+    if job.kind == MessageKind::Notification && !job.subscribed {
+        return (Outcome::Dropped, worker.config.http_retry);
+    }
+    match protocol {
+        Protocol::Http => {
+            let (retry, content_type) = effective_http(
+                job.subscription_policy.as_deref(),
+                job.topic_policy.as_deref(),
+                worker.config.http_retry,
+            );
+            let endpoint = match parse_http_endpoint(&job.endpoint) {
+                Ok(e) => e,
+                Err(e) => return (Outcome::Permanent(e.to_string()), retry),
+            };
+            let delivery = match http_delivery(job, &worker.signer, &worker.urls, &content_type) {
+                Ok(d) => d,
+                Err(e) => return (Outcome::Failed(e.to_string()), retry),
+            };
+            let outcome = match tokio::time::timeout(
+                worker.config.timeout,
+                post(&endpoint, delivery, worker.config.endpoint_guard.as_deref()),
+            )
+            .await
+            {
+                Ok(Ok(())) => Outcome::Delivered,
+                Ok(Err(e)) => Outcome::Failed(e),
+                Err(_) => Outcome::Failed(format!(
+                    "no response within {} ms",
+                    worker.config.timeout.as_millis()
+                )),
+            };
+            (outcome, retry)
+        }
+        Protocol::Lambda => {
+            let retry = worker.config.lambda_retry;
+            if job.kind != MessageKind::Notification {
+                return (Outcome::Dropped, retry);
+            }
+            let event = match lambda_event(job, &worker.signer, &worker.urls) {
+                Ok(e) => e,
+                Err(e) => return (Outcome::Failed(e.to_string()), retry),
+            };
+            let invocation = LambdaInvocation {
+                function_arn: job.endpoint.clone(),
+                topic_arn: job.topic_arn.clone(),
+                subscription_arn: job.subscription_arn.clone(),
+                message_id: job.message_id.clone(),
+                event,
+            };
+            // The target's future runs in its own task, so that a panic in it is a failed
+            // attempt (retried, then dead-lettered) rather than a lost worker task.
+            let mut call = AbortOnDrop(tokio::spawn(worker.lambda.invoke(invocation)));
+            let outcome = match tokio::time::timeout(worker.config.timeout, call.wait()).await {
+                Ok(Ok(Ok(()))) => Outcome::Delivered,
+                Ok(Ok(Err(e))) => Outcome::Failed(format!("invoking the function: {e}")),
+                Ok(Err(e)) => Outcome::Failed(format!("the Lambda target failed: {e}")),
+                Err(_) => Outcome::Failed(format!(
+                    "the invocation did not return within {} ms",
+                    worker.config.timeout.as_millis()
+                )),
+            };
+            (outcome, retry)
+        }
+    }
+}
+
+/// Aborts a spawned task when dropped.
+struct AbortOnDrop<T>(JoinHandle<T>);
+
+impl<T> AbortOnDrop<T> {
+    /// Waits for the task's result.
+    async fn wait(&mut self) -> Result<T, tokio::task::JoinError> {
+        (&mut self.0).await
+    }
+}
+
+impl<T> Drop for AbortOnDrop<T> {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// POSTs one delivery; `Ok` on a 2xx answer.
+async fn post(
+    endpoint: &HttpEndpoint,
+    delivery: HttpDelivery,
+    guard: Option<&dyn EndpointGuard>,
+) -> Result<(), String> {
+    let host = endpoint
+        .host
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .to_owned();
+    let resolved: Vec<SocketAddr> = tokio::net::lookup_host((host.as_str(), endpoint.port))
+        .await
+        .map_err(|e| format!("resolving {}: {e}", endpoint.host))?
+        .collect();
+    let allowed: Vec<SocketAddr> = resolved
+        .iter()
+        .filter(|a| guard.is_none_or(|g| g.allow(a)))
+        .copied()
+        .collect();
+    if allowed.is_empty() {
+        return Err(if resolved.is_empty() {
+            format!("{} resolves to no address", endpoint.host)
+        } else {
+            format!(
+                "every address of {} is refused by the endpoint guard",
+                endpoint.host
+            )
+        });
+    }
+    let mut stream = None;
+    let mut last_error = String::new();
+    for addr in &allowed {
+        match tokio::net::TcpStream::connect(addr).await {
+            Ok(s) => {
+                stream = Some(s);
+                break;
+            }
+            Err(e) => last_error = format!("connecting to {addr}: {e}"),
+        }
+    }
+    let stream = stream.ok_or(last_error)?;
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        .await
+        .map_err(|e| format!("starting HTTP: {e}"))?;
+    let _conn = AbortOnDrop(tokio::spawn(async move {
+        let _ = conn.await;
+    }));
+    let mut request = http::Request::builder()
+        .method(http::Method::POST)
+        .uri(endpoint.path_and_query.as_str())
+        .header(http::header::HOST, endpoint.authority.as_str());
+    for (name, value) in &delivery.headers {
+        request = request.header(*name, value.as_str());
+    }
+    let request = request
+        .body(Full::new(Bytes::from(delivery.body)))
+        .map_err(|e| format!("building the request: {e}"))?;
+    let response = sender
+        .send_request(request)
+        .await
+        .map_err(|e| format!("sending the request: {e}"))?;
+    let status = response.status();
+    // Read (a bounded part of) the answer so that the exchange completes; its content does
+    // not matter.
+    let _ = Limited::new(response.into_body(), MAX_RESPONSE_BODY_BYTES)
+        .collect()
+        .await;
+    if status.is_success() {
+        Ok(())
+    } else {
+        Err(format!("the endpoint answered HTTP {}", status.as_u16()))
+    }
+}

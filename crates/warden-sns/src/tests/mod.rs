@@ -1,0 +1,330 @@
+//! Service-level tests: the query surface over a real `sns.db`, delivery against local HTTP
+//! servers and a fake Lambda target, crash safety, and signatures checked independently.
+
+mod api;
+mod delivery;
+mod signature;
+
+use std::collections::VecDeque;
+use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper_util::rt::TokioIo;
+use tokio::sync::mpsc;
+
+use crate::{CallContext, Sns, SnsError};
+
+pub(crate) const BASE: &str = "http://127.0.0.1:9700/_warden/sns/";
+pub(crate) const ACCOUNT: &str = "123456789012";
+pub(crate) const REGION: &str = "us-east-1";
+
+pub(crate) fn open(dir: &Path) -> Sns {
+    Sns::open(&dir.join("sns.db"), BASE).expect("open sns.db")
+}
+
+pub(crate) fn ctx() -> CallContext {
+    CallContext {
+        account: ACCOUNT.into(),
+        region: REGION.into(),
+        request_id: "req-1".into(),
+    }
+}
+
+pub(crate) fn call(sns: &Sns, action: &str, params: &[(&str, &str)]) -> Result<String, SnsError> {
+    let params: Vec<(String, String)> = params
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect();
+    sns.handle(&ctx(), action, &params)
+}
+
+/// The text of the first `<tag>` element, unescaped.
+pub(crate) fn xml_value(xml: &str, tag: &str) -> Option<String> {
+    let open = format!("<{tag}>");
+    let close = format!("</{tag}>");
+    let start = xml.find(&open)? + open.len();
+    let end = xml[start..].find(&close)? + start;
+    Some(
+        xml[start..end]
+            .replace("&lt;", "<")
+            .replace("&gt;", ">")
+            .replace("&quot;", "\"")
+            .replace("&apos;", "'")
+            .replace("&#xD;", "\r")
+            .replace("&amp;", "&"),
+    )
+}
+
+/// Every `<tag>` text, in order.
+pub(crate) fn xml_values(xml: &str, tag: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut rest = xml;
+    let open = format!("<{tag}>");
+    while let Some(i) = rest.find(&open) {
+        let Some(v) = xml_value(&rest[i..], tag) else {
+            break;
+        };
+        out.push(v);
+        rest = &rest[i + open.len()..];
+    }
+    out
+}
+
+pub(crate) fn create_topic(sns: &Sns, name: &str) -> String {
+    let xml = call(sns, "CreateTopic", &[("Name", name)]).expect("CreateTopic");
+    xml_value(&xml, "TopicArn").expect("TopicArn")
+}
+
+/// A request an endpoint received.
+#[derive(Debug, Clone)]
+pub(crate) struct Received {
+    pub headers: http::HeaderMap,
+    pub body: Vec<u8>,
+}
+
+impl Received {
+    pub(crate) fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+
+    pub(crate) fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.body).expect("a JSON body")
+    }
+}
+
+/// A local HTTP endpoint answering each request with the next scripted status (then
+/// `default`); status 0 means "never answer".
+pub(crate) struct Endpoint {
+    pub url: String,
+    pub received: mpsc::UnboundedReceiver<Received>,
+    /// The most requests it has held open at once.
+    pub peak: Arc<AtomicUsize>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for Endpoint {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// What every connection of one endpoint shares.
+struct Shared {
+    statuses: Mutex<VecDeque<u16>>,
+    default: u16,
+    delay: Duration,
+    tx: mpsc::UnboundedSender<Received>,
+    open: AtomicUsize,
+    peak: Arc<AtomicUsize>,
+}
+
+async fn answer(
+    shared: Arc<Shared>,
+    req: http::Request<hyper::body::Incoming>,
+) -> Result<http::Response<Full<Bytes>>, hyper::Error> {
+    let now = shared.open.fetch_add(1, Ordering::SeqCst) + 1;
+    shared.peak.fetch_max(now, Ordering::SeqCst);
+    tokio::time::sleep(shared.delay).await;
+    shared.open.fetch_sub(1, Ordering::SeqCst);
+    let (parts, body) = req.into_parts();
+    let body = body.collect().await?.to_bytes().to_vec();
+    let status = shared
+        .statuses
+        .lock()
+        .expect("lock")
+        .pop_front()
+        .unwrap_or(shared.default);
+    let _ = shared.tx.send(Received {
+        headers: parts.headers,
+        body,
+    });
+    if status == 0 {
+        std::future::pending::<()>().await;
+    }
+    let mut response = http::Response::new(Full::new(Bytes::from_static(b"ok")));
+    *response.status_mut() = http::StatusCode::from_u16(status).expect("status");
+    if (300..400).contains(&status) {
+        response.headers_mut().insert(
+            http::header::LOCATION,
+            http::HeaderValue::from_static("http://127.0.0.1:1/elsewhere"),
+        );
+    }
+    Ok(response)
+}
+
+impl Endpoint {
+    pub(crate) async fn start(script: &[u16], default: u16) -> Endpoint {
+        Endpoint::start_slow(script, default, Duration::ZERO).await
+    }
+
+    /// Like [`Endpoint::start`], holding each request `delay` before answering.
+    pub(crate) async fn start_slow(script: &[u16], default: u16, delay: Duration) -> Endpoint {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let url = format!("http://{}/hook", listener.local_addr().expect("addr"));
+        let (tx, received) = mpsc::unbounded_channel();
+        let peak = Arc::new(AtomicUsize::new(0));
+        let shared = Arc::new(Shared {
+            statuses: Mutex::new(script.iter().copied().collect()),
+            default,
+            delay,
+            tx,
+            open: AtomicUsize::new(0),
+            peak: Arc::clone(&peak),
+        });
+        let task = tokio::spawn(async move {
+            loop {
+                let Ok((stream, _)) = listener.accept().await else {
+                    return;
+                };
+                let shared = Arc::clone(&shared);
+                tokio::spawn(async move {
+                    let service =
+                        hyper::service::service_fn(move |req| answer(Arc::clone(&shared), req));
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(TokioIo::new(stream), service)
+                        .await;
+                });
+            }
+        });
+        Endpoint {
+            url,
+            received,
+            peak,
+            task,
+        }
+    }
+
+    /// The next request, waiting at most 30 seconds (a safety net, not a measurement).
+    pub(crate) async fn next(&mut self) -> Received {
+        tokio::time::timeout(Duration::from_secs(30), self.received.recv())
+            .await
+            .expect("the endpoint received nothing within 30 s")
+            .expect("the endpoint stopped")
+    }
+}
+
+/// A fast schedule for tests: `retries` retries, 5 ms apart.
+pub(crate) fn fast(retries: u32) -> crate::RetryPolicy {
+    crate::RetryPolicy {
+        num_retries: retries,
+        num_no_delay_retries: 0,
+        num_min_delay_retries: 0,
+        num_max_delay_retries: 0,
+        min_delay: Duration::from_millis(5),
+        max_delay: Duration::from_millis(5),
+        backoff: crate::Backoff::Linear,
+    }
+}
+
+pub(crate) fn fast_config(retries: u32) -> crate::DeliveryConfig {
+    crate::DeliveryConfig {
+        http_retry: fast(retries),
+        lambda_retry: fast(retries),
+        timeout: Duration::from_secs(5),
+        ..crate::DeliveryConfig::default()
+    }
+}
+
+/// A Lambda target that records invocations and fails the first `failures`.
+pub(crate) struct FakeLambda {
+    failures: Mutex<u32>,
+    tx: mpsc::UnboundedSender<crate::LambdaInvocation>,
+}
+
+impl FakeLambda {
+    pub(crate) fn new(
+        failures: u32,
+    ) -> (
+        Arc<FakeLambda>,
+        mpsc::UnboundedReceiver<crate::LambdaInvocation>,
+    ) {
+        let (tx, rx) = mpsc::unbounded_channel();
+        (
+            Arc::new(FakeLambda {
+                failures: Mutex::new(failures),
+                tx,
+            }),
+            rx,
+        )
+    }
+}
+
+impl crate::LambdaTarget for FakeLambda {
+    fn invoke(&self, invocation: crate::LambdaInvocation) -> crate::InvokeFuture {
+        let fail = {
+            let mut f = self.failures.lock().expect("lock");
+            if *f > 0 {
+                *f -= 1;
+                true
+            } else {
+                false
+            }
+        };
+        let _ = self.tx.send(invocation);
+        Box::pin(async move {
+            if fail {
+                Err(crate::InvokeError("TooManyRequestsException".into()))
+            } else {
+                Ok(())
+            }
+        })
+    }
+}
+
+pub(crate) async fn next_invocation(
+    rx: &mut mpsc::UnboundedReceiver<crate::LambdaInvocation>,
+) -> crate::LambdaInvocation {
+    tokio::time::timeout(Duration::from_secs(30), rx.recv())
+        .await
+        .expect("no invocation within 30 s")
+        .expect("the target stopped")
+}
+
+/// Polls `check` (every 10 ms, at most 30 s) until it holds.
+pub(crate) async fn eventually(mut check: impl FnMut() -> bool) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while !check() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "condition not reached within 30 s"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// The query string of a URL, decoded.
+pub(crate) fn url_query(url: &str) -> Vec<(String, String)> {
+    let query = url.split_once('?').map_or("", |(_, q)| q);
+    query
+        .split('&')
+        .filter(|p| !p.is_empty())
+        .map(|pair| {
+            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+            (percent_decode(k), percent_decode(v))
+        })
+        .collect()
+}
+
+fn percent_decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' && i + 2 < bytes.len() {
+            if let Ok(b) = u8::from_str_radix(&s[i + 1..i + 3], 16) {
+                out.push(b);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(bytes[i]);
+        i += 1;
+    }
+    String::from_utf8(out).expect("utf-8")
+}
