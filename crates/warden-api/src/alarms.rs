@@ -6,11 +6,13 @@
 //!
 //! An alarm's actions invoke Lambda functions of this account, asynchronously, with the
 //! event CloudWatch sends them (`source: aws.cloudwatch`, `alarmData` with the state, the
-//! previous state and the configuration). The invocation is queued durably before the
-//! state change is recorded as acted on, so a notification is delivered at least once
-//! across a crash (the queue retries failed invocations as Lambda does). Putting an alarm
-//! whose actions invoke a function needs `lambda:InvokeFunction` on it (the door's
-//! targets). SNS topics are refused by name.
+//! previous state and the configuration), or publish CloudWatch's alarm notification to
+//! SNS topics of this account (subject `ALARM: "name" in REGION`, the JSON message with
+//! `NewStateValue`, `Trigger` and the rest). The invocation is queued, or the message
+//! published (durable in SNS's outbox), before the state change is recorded as acted on,
+//! so a notification is delivered at least once across a crash. Putting an alarm whose
+//! actions invoke a function needs `lambda:InvokeFunction` on it, and one that publishes
+//! to a topic `sns:Publish` on it (the door's targets).
 
 use ciborium::Value as Cbor;
 use http::StatusCode;
@@ -262,12 +264,7 @@ fn describe_alarms(
 
 fn describe(a: &Alarm, account: &str, region: &str) -> Cbor {
     let strings = |v: &[String]| Cbor::Array(v.iter().map(|s| t(s)).collect());
-    let comparison = match a.comparison {
-        Comparison::GreaterThanOrEqualToThreshold => "GreaterThanOrEqualToThreshold",
-        Comparison::GreaterThanThreshold => "GreaterThanThreshold",
-        Comparison::LessThanThreshold => "LessThanThreshold",
-        Comparison::LessThanOrEqualToThreshold => "LessThanOrEqualToThreshold",
-    };
+    let comparison = a.comparison.as_str();
     let mut entries = vec![
         ("AlarmName", t(&a.name)),
         ("AlarmArn", t(&alarm_arn(account, region, &a.name))),
@@ -431,11 +428,19 @@ async fn transition(
     if alarm.actions_enabled {
         let payload = bytes::Bytes::from(event.to_string());
         for arn in alarm.actions_for(next).to_vec() {
-            let summary = match crate::cloudwatch::action_function(state, &arn) {
-                Ok(function) => match state.engine.enqueue(&function, payload.clone()).await {
-                    Ok(_) => format!("Successfully executed action {arn}"),
-                    Err(e) => format!("Failed to execute action {arn}: {e}"),
-                },
+            let summary = match crate::cloudwatch::alarm_action(state, &arn) {
+                Ok(crate::cloudwatch::AlarmAction::Function(function)) => {
+                    match state.engine.enqueue(&function, payload.clone()).await {
+                        Ok(_) => format!("Successfully executed action {arn}"),
+                        Err(e) => format!("Failed to execute action {arn}: {e}"),
+                    }
+                }
+                Ok(crate::cloudwatch::AlarmAction::Topic(topic)) => {
+                    match publish(state, &topic, &alarm, previous, &reason, now).await {
+                        Ok(()) => format!("Successfully executed action {arn}"),
+                        Err(e) => format!("Failed to execute action {arn}: {}", e.message),
+                    }
+                }
                 Err(e) => format!("Failed to execute action {arn}: {}", e.message),
             };
             history.push(HistoryItem {
@@ -457,6 +462,87 @@ async fn transition(
     })
     .await
     .map_err(ApiError::internal)?
+}
+
+/// Publishes CloudWatch's alarm notification for `alarm`'s new state to `topic`.
+async fn publish(
+    state: &ApiState,
+    topic: &str,
+    alarm: &Alarm,
+    previous: AlarmState,
+    reason: &str,
+    now: i64,
+) -> Result<(), ApiError> {
+    let region = state.region.to_string();
+    let time = warden_types::iso_timestamp(now).replace('Z', "+0000");
+    let dimensions: Vec<serde_json::Value> = alarm
+        .dims
+        .split(',')
+        .filter_map(|p| p.split_once('='))
+        .map(|(name, value)| serde_json::json!({"name": name, "value": value}))
+        .collect();
+    let (statistic_type, statistic) = if alarm.statistic.starts_with('p') {
+        ("ExtendedStatistic", alarm.statistic.clone())
+    } else {
+        ("Statistic", alarm.statistic.to_uppercase())
+    };
+    let message = serde_json::json!({
+        "AlarmName": alarm.name,
+        "AlarmDescription": alarm.description,
+        "AWSAccountId": state.account.to_string(),
+        "NewStateValue": alarm.state.as_str(),
+        "NewStateReason": reason,
+        "StateChangeTime": time,
+        "Region": region,
+        "AlarmArn": alarm_arn(state.account.as_str(), &region, &alarm.name),
+        "OldStateValue": previous.as_str(),
+        "OKActions": alarm.ok_actions,
+        "AlarmActions": alarm.alarm_actions,
+        "InsufficientDataActions": alarm.insufficient_data_actions,
+        "Trigger": {
+            "MetricName": alarm.metric,
+            "Namespace": alarm.namespace,
+            "StatisticType": statistic_type,
+            "Statistic": statistic,
+            "Unit": null,
+            "Dimensions": dimensions,
+            "Period": alarm.period,
+            "EvaluationPeriods": alarm.evaluation_periods,
+            "DatapointsToAlarm": alarm.datapoints_to_alarm,
+            "ComparisonOperator": alarm.comparison.as_str(),
+            "Threshold": alarm.threshold,
+            "TreatMissingData": alarm.missing.as_str(),
+            "EvaluateLowSampleCountPercentile": "",
+        },
+    });
+    // SNS subjects are at most 100 printable ASCII characters.
+    let shown: String = alarm
+        .name
+        .chars()
+        .filter(|c| c.is_ascii_graphic() || *c == ' ')
+        .take(60)
+        .collect();
+    let subject: String = format!("{}: \"{shown}\" in {region}", alarm.state.as_str())
+        .chars()
+        .take(100)
+        .collect();
+    let params = vec![
+        ("Action".to_owned(), "Publish".to_owned()),
+        ("TopicArn".to_owned(), topic.to_owned()),
+        ("Subject".to_owned(), subject),
+        ("Message".to_owned(), message.to_string()),
+    ];
+    let ctx = warden_sns::query::CallContext {
+        account: state.account.to_string(),
+        region,
+        request_id: uuid::Uuid::new_v4().to_string(),
+    };
+    let sns = state.sns.clone();
+    tokio::task::spawn_blocking(move || sns.handle(&ctx, "Publish", &params))
+        .await
+        .map_err(ApiError::internal)?
+        .map(|_| ())
+        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, e.code(), e.to_string()))
 }
 
 #[cfg(test)]

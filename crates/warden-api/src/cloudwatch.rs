@@ -155,12 +155,31 @@ impl ServiceDoor for CloudWatchDoor {
             for key in ["AlarmActions", "OKActions", "InsufficientDataActions"] {
                 for action in list(&input, key) {
                     let Cbor::Text(arn) = action else { continue };
-                    let function = action_function(state, arn)?;
-                    targets.push(Target {
-                        action: "lambda:InvokeFunction".into(),
-                        resource: arn.clone(),
-                        function: Some(function.name),
-                        ..Target::default()
+                    targets.push(match alarm_action(state, arn)? {
+                        AlarmAction::Function(function) => Target {
+                            action: "lambda:InvokeFunction".into(),
+                            resource: arn.clone(),
+                            function: Some(function.name),
+                            ..Target::default()
+                        },
+                        AlarmAction::Topic(topic) => Target {
+                            action: "sns:Publish".into(),
+                            policy: state
+                                .sns
+                                .topic_policy(&topic)
+                                .ok()
+                                .flatten()
+                                .and_then(|text| {
+                                    warden_iam::Policy::parse_as(
+                                        &text,
+                                        warden_iam::PolicyKind::Resource,
+                                    )
+                                    .ok()
+                                })
+                                .map(std::sync::Arc::new),
+                            resource: topic,
+                            ..Target::default()
+                        },
                     });
                 }
             }
@@ -240,24 +259,42 @@ fn input_of(request: &ApiRequest) -> Result<Cbor, ApiError> {
     Ok(input)
 }
 
-/// The function an alarm action's ARN invokes: a Lambda function of this account and
-/// region. SNS topics and other actions are refused by name.
-pub(crate) fn action_function(
-    state: &ApiState,
-    arn: &str,
-) -> Result<warden_types::FunctionRef, ApiError> {
-    if arn.starts_with("arn:aws:sns:") {
-        return Err(invalid(format!(
-            "Alarm action `{arn}`: SNS topics are not served by Warden yet; an alarm action may invoke a Lambda function (arn:aws:lambda:...:function:NAME)"
-        )));
+/// What an alarm action does.
+pub(crate) enum AlarmAction {
+    /// Invokes a Lambda function of this account, asynchronously.
+    Function(warden_types::FunctionRef),
+    /// Publishes to an SNS topic of this account and region (its ARN).
+    Topic(String),
+}
+
+/// What an alarm action's ARN does: invoke a Lambda function or publish to an SNS topic,
+/// of this account and region. Other actions (Auto Scaling, EC2, Systems Manager) are
+/// refused by name.
+pub(crate) fn alarm_action(state: &ApiState, arn: &str) -> Result<AlarmAction, ApiError> {
+    if let Some(rest) = arn.strip_prefix("arn:aws:sns:") {
+        let mine = format!("{}:{}:", state.region, state.account);
+        let name = rest.strip_prefix(&mine).unwrap_or("");
+        let valid = (1..=256).contains(&name.len())
+            && name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+        if !valid {
+            return Err(invalid(format!(
+                "Alarm action `{}` is not a topic of this account and region (arn:aws:sns:{}:{}:NAME)",
+                arn.chars().take(256).collect::<String>(),
+                state.region,
+                state.account
+            )));
+        }
+        return Ok(AlarmAction::Topic(arn.to_owned()));
     }
     if !arn.starts_with("arn:aws:lambda:") {
         return Err(invalid(format!(
-            "Alarm action `{}` is not supported: an alarm action invokes a Lambda function (arn:aws:lambda:...:function:NAME)",
+            "Alarm action `{}` is not supported: an alarm action invokes a Lambda function (arn:aws:lambda:...:function:NAME) or publishes to an SNS topic (arn:aws:sns:...:NAME)",
             arn.chars().take(256).collect::<String>()
         )));
     }
-    state.function_ref(arn)
+    state.function_ref(arn).map(AlarmAction::Function)
 }
 
 /// A JSON body as the CBOR value the handlers read (numbers stay numbers: a JSON

@@ -120,7 +120,7 @@ impl ApiError {
         Self::new(
             StatusCode::BAD_REQUEST,
             "UnknownService",
-            format!("Warden does not serve the `{shown}` service; it serves lambda, iam, sts, kms, secretsmanager, ec2, route53resolver, monitoring and logs"),
+            format!("Warden does not serve the `{shown}` service; it serves lambda, iam, sts, kms, secretsmanager, ec2, route53resolver, monitoring, logs and sns"),
         )
     }
     /// An internal failure: logged with its detail, reported without it.
@@ -236,7 +236,12 @@ impl ApiError {
         request_id: &str,
     ) -> Response<crate::ReplyBody> {
         let status = self.status;
-        let body = self.into_query_error().to_xml(namespace, request_id);
+        let mut error = self.into_query_error();
+        // SNS names an access denial its own way.
+        if namespace == Some(crate::sns::SNS_NAMESPACE) && error.code == "AccessDenied" {
+            error.code = "AuthorizationError";
+        }
+        let body = error.to_xml(namespace, request_id);
         xml_response(status, body, warden_identity::CONTENT_TYPE)
     }
 
@@ -535,13 +540,13 @@ mod tests {
         assert_eq!(v["__type"], "UnknownService");
         assert_eq!(
             v["Message"],
-            "Warden does not serve the `dynamodb` service; it serves lambda, iam, sts, kms, secretsmanager, ec2, route53resolver, monitoring and logs"
+            "Warden does not serve the `dynamodb` service; it serves lambda, iam, sts, kms, secretsmanager, ec2, route53resolver, monitoring, logs and sns"
         );
         let (_, headers, text) =
             body(ApiError::unknown_service("s3").render(Protocol::RestXml, "r-9"));
         assert_eq!(headers[http::header::CONTENT_TYPE], "application/xml");
         assert!(
-            text.ends_with("<Error><Code>UnknownService</Code><Message>Warden does not serve the `s3` service; it serves lambda, iam, sts, kms, secretsmanager, ec2, route53resolver, monitoring and logs</Message><RequestId>r-9</RequestId></Error>"),
+            text.ends_with("<Error><Code>UnknownService</Code><Message>Warden does not serve the `s3` service; it serves lambda, iam, sts, kms, secretsmanager, ec2, route53resolver, monitoring, logs and sns</Message><RequestId>r-9</RequestId></Error>"),
             "{text}"
         );
         // A hostile service name is cut and escaped.

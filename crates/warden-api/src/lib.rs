@@ -42,6 +42,7 @@ mod scrape;
 pub mod secrets;
 mod server;
 mod shape;
+mod sns;
 mod streaming;
 mod tags;
 pub mod url_limits;
@@ -137,6 +138,8 @@ pub struct ApiState {
     pub metric_store: Arc<warden_metrics::store::MetricStore>,
     /// Logs Insights results, until `GetQueryResults` reads them.
     pub log_queries: cwlogs::Queries,
+    /// SNS topics and subscriptions (the deliverer is the server's).
+    pub sns: warden_sns::Sns,
 }
 
 impl ApiState {
@@ -164,6 +167,7 @@ impl ApiState {
         url_limits: url_limits::UrlLimitSettings,
         metrics: Arc<warden_metrics::Metrics>,
         metric_store: Arc<warden_metrics::store::MetricStore>,
+        sns: warden_sns::Sns,
     ) -> Self {
         let access = Arc::new(access);
         control.subscribe(Arc::new(engine.clone()));
@@ -194,6 +198,7 @@ impl ApiState {
             metrics,
             metric_store,
             log_queries: cwlogs::Queries::default(),
+            sns,
         }
     }
 
@@ -347,6 +352,12 @@ async fn handle(
     let request_id = uuid::Uuid::new_v4().to_string();
     let mut service = routes::Service::Lambda;
     let state = &shared.state;
+    // SNS's public URLs (its certificate, SubscribeURL, UnsubscribeURL) take no signature.
+    let (parts, body) = req.into_parts();
+    if let Some(reply) = sns::serve_public(state, &parts).await {
+        return Ok(reply);
+    }
+    let req = http::Request::from_parts(parts, body);
     let mut response = match state
         .pipeline
         .run(state, &shared.budget, peer, req, &mut service)

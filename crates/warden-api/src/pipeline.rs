@@ -80,6 +80,7 @@ impl Default for Pipeline {
                 Arc::new(crate::extension::ExtensionDoor),
                 Arc::new(crate::ec2::Ec2Door),
                 Arc::new(crate::cloudwatch::CloudWatchDoor),
+                Arc::new(crate::sns::SnsDoor),
                 Arc::new(QueryDoor),
                 Arc::new(LambdaDoor),
             ],

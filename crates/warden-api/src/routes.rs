@@ -20,6 +20,8 @@ pub enum Service {
     Sts,
     /// EC2's query dialect (VPCs, subnets, security groups).
     Ec2,
+    /// SNS's query API.
+    Sns,
     /// CloudWatch's metrics: `true` in the Smithy RPC v2 CBOR protocol, `false` in JSON 1.0.
     CloudWatch(bool),
     /// A JSON-protocol (`X-Amz-Target`) service behind a door.
@@ -81,6 +83,7 @@ impl Service {
             Service::Iam => "iam",
             Service::Sts => "sts",
             Service::Ec2 => "ec2",
+            Service::Sns => "sns",
             Service::CloudWatch(_) => "monitoring",
             Service::AwsJson { name, .. } => name,
             Service::Unserved { name, .. } => name,
@@ -94,6 +97,7 @@ impl Service {
             Service::Iam => Protocol::Query(Some(warden_identity::IAM_NAMESPACE)),
             Service::Sts => Protocol::Query(Some(warden_identity::STS_NAMESPACE)),
             Service::Ec2 => Protocol::Ec2,
+            Service::Sns => Protocol::Query(Some(crate::sns::SNS_NAMESPACE)),
             Service::CloudWatch(true) => Protocol::RpcV2Cbor,
             Service::CloudWatch(false) => Protocol::QueryCompatibleJson,
             Service::AwsJson { version, .. } => Protocol::AwsJson(*version),

@@ -75,6 +75,16 @@ impl Comparison {
         })
     }
 
+    /// CloudWatch's name of it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Comparison::GreaterThanOrEqualToThreshold => "GreaterThanOrEqualToThreshold",
+            Comparison::GreaterThanThreshold => "GreaterThanThreshold",
+            Comparison::LessThanThreshold => "LessThanThreshold",
+            Comparison::LessThanOrEqualToThreshold => "LessThanOrEqualToThreshold",
+        }
+    }
+
     /// Whether `value` breaches `threshold`.
     pub fn breaches(self, value: f64, threshold: f64) -> bool {
         match self {

@@ -41,6 +41,11 @@ pub struct ServeArgs {
     /// Requests one function URL serves at once; beyond it 429.
     #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..=100_000))]
     url_max_in_flight: u32,
+    /// A network SNS may deliver `http` notifications to (repeatable). By default only
+    /// loopback, so that whoever may subscribe cannot make the server reach other hosts;
+    /// name the networks of your webhook receivers (`10.1.0.0/16`).
+    #[arg(long = "sns-allow-network", value_name = "CIDR", default_values = ["127.0.0.0/8", "::1/128"])]
+    sns_allow_network: Vec<ipnet::IpNet>,
     /// What a known vulnerability in a deployed package (function code or layer) does:
     /// `warn` (logged; the deploy proceeds), `block:low|medium|high|critical` (a finding
     /// rated at or above it refuses the deploy), or `off` (no scanning). Packages are
@@ -539,6 +544,11 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
             Ok(n) => tracing::info!(versions = n, "sealed environments stored in plain text"),
             Err(e) => anyhow::bail!("cannot seal the environments stored in plain text: {e}"),
         }
+        let sns = warden_sns::Sns::open(
+            &data_dir.join("sns.db"),
+            &format!("http://{local}/_warden/sns/"),
+        )
+        .context("cannot open the SNS database")?;
         let state = Arc::new(warden_api::ApiState::new(
             engine.clone(),
             control,
@@ -559,7 +569,18 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
             },
             Arc::clone(&metrics),
             metric_store,
+            sns.clone(),
         ));
+        let sns_deliverer = warden_sns::Deliverer::start(
+            &sns,
+            Arc::new(crate::sns::EngineTarget(engine.clone(), Arc::clone(&state))),
+            warden_sns::deliver::DeliveryConfig {
+                endpoint_guard: Some(Arc::new(crate::sns::AllowedNetworks(
+                    args.sns_allow_network.clone(),
+                ))),
+                ..Default::default()
+            },
+        );
         // Security groups now have a source; their changes reach the kernel at once.
         let network_follower = firewall.as_ref().map(|f| {
             f.set_source(Arc::new(crate::firewall::NetworkGroups(
@@ -670,6 +691,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         }
         sweeper.abort();
         alarm_evaluator.abort();
+        sns_deliverer.stop().await;
         let _ = stop_aggregator.send(());
         let _ = aggregator.join();
         key_usage.abort();

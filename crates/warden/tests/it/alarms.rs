@@ -1,7 +1,8 @@
 //! Metric alarms through the AWS CLI: an alarm on a function's `Errors` and one on the
 //! account's `AccessDenied` go to `ALARM` once the minute's datapoints show the breach, and
 //! notify by invoking a function with CloudWatch's alarm event; `SetAlarmState`, the
-//! history, and the refusals (SNS actions, actions on functions the author may not invoke).
+//! history, and the refusals (actions of other kinds or accounts, actions on functions the
+//! author may not invoke).
 
 use std::time::Duration;
 
@@ -247,17 +248,26 @@ fn set_alarm_state_notifies_and_refusals_name_the_problem() {
         "testing the pager"
     );
 
-    // SNS topics are not served: refused by name, nothing stored.
-    let out = put_alarm(
-        &s,
-        "sns",
-        &metric,
-        "arn:aws:sns:us-east-1:123456789012:pager",
-    );
-    assert!(!out.status.success());
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(error_code(&err), "InvalidParameterValue", "{err}");
-    assert!(err.contains("SNS topics are not served"), "{err}");
+    // Actions other than functions and topics of this account are refused by name,
+    // nothing stored.
+    for (name, action, said) in [
+        (
+            "scaling",
+            "arn:aws:autoscaling:us-east-1:123456789012:scalingPolicy:x",
+            "is not supported",
+        ),
+        (
+            "elsewhere",
+            "arn:aws:sns:us-east-1:999999999999:pager",
+            "is not a topic of this account",
+        ),
+    ] {
+        let out = put_alarm(&s, name, &metric, action);
+        assert!(!out.status.success());
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(error_code(&err), "InvalidParameterValue", "{err}");
+        assert!(err.contains(said), "{err}");
+    }
     // An alarm may only invoke what its author may invoke.
     let watcher = user_with_policy(
         &s,

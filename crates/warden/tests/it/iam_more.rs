@@ -1373,7 +1373,7 @@ for service, call, kw in [
     ("s3", "put_object", {"Bucket": "b", "Key": "k", "Body": b"x"}),
     ("dynamodb", "list_tables", {}),
     ("sqs", "list_queues", {}),
-    ("sns", "list_topics", {}),
+    ("firehose", "list_delivery_streams", {}),
     ("kinesis", "list_streams", {}),
 ]:
     c = client(service, KEY, SECRET)

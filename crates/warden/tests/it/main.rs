@@ -41,6 +41,7 @@ mod runtimes;
 mod sandbox;
 mod scanning;
 mod secrets;
+mod sns;
 mod streaming;
 mod urls;
 mod warden_cli;
