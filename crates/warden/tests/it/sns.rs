@@ -15,10 +15,13 @@ use serde_json::{json, Value};
 
 use crate::harness::*;
 
+/// One request a webhook received: its headers (lower-cased names) and body.
+type Received = (Vec<(String, String)>, String);
+
 /// A webhook receiver: every POST's headers and body, answered 200.
 struct Webhook {
     url: String,
-    seen: Arc<Mutex<Vec<(Vec<(String, String)>, String)>>>,
+    seen: Arc<Mutex<Vec<Received>>>,
 }
 
 impl Webhook {
