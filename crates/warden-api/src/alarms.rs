@@ -110,32 +110,101 @@ pub(crate) fn handle(
     }
 }
 
+/// A metric-math alarm's queries, as the handlers read them.
+trait MathQueries {
+    fn math_queries(&self) -> Option<Cbor>;
+}
+
+impl MathQueries for Alarm {
+    fn math_queries(&self) -> Option<Cbor> {
+        let json: serde_json::Value = serde_json::from_str(self.metrics.as_deref()?).ok()?;
+        Some(crate::cloudwatch::from_json(&json))
+    }
+}
+
 fn timestamp_ms(ms: i64) -> Cbor {
     Cbor::Tag(1, Box::new(Cbor::Float(ms as f64 / 1000.0)))
 }
 
-fn put_metric_alarm(store: &MetricStore, input: &Cbor) -> Result<Cbor, ApiError> {
-    let name = alarm_name(required_text(input, "AlarmName")?)?.to_owned();
-    for unsupported in [
-        "Metrics",
-        "ThresholdMetricId",
-        "EvaluateLowSampleCountPercentile",
+/// Most queries one metric-math alarm holds, as CloudWatch.
+const MAX_ALARM_QUERIES: usize = 10;
+
+/// A metric-math alarm's `Metrics`, checked: no single-metric member beside them, at most
+/// [`MAX_ALARM_QUERIES`] queries of which exactly one returns data, every expression valid
+/// (the queries are run over an empty range). Returns them as JSON text, and the period:
+/// the shortest of their metric queries'.
+fn math_alarm(
+    store: &MetricStore,
+    input: &Cbor,
+    metrics: &Cbor,
+) -> Result<(String, i64), ApiError> {
+    for single in [
+        "Namespace",
+        "MetricName",
+        "Dimensions",
+        "Statistic",
+        "ExtendedStatistic",
+        "Period",
     ] {
-        if get(input, unsupported).is_some() {
+        if get(input, single).is_some() {
             return Err(invalid(format!(
-                "`{unsupported}` is not supported by Warden yet: alarms watch one metric's statistic"
+                "`{single}` cannot be given with Metrics: a metric-math alarm names its metrics in Metrics"
             )));
         }
     }
+    let Cbor::Array(queries) = metrics else {
+        return Err(invalid("Metrics must be a list of queries."));
+    };
+    let queries = queries.clone();
+    if queries.is_empty() || queries.len() > MAX_ALARM_QUERIES {
+        return Err(invalid(format!(
+            "Metrics holds 1 to {MAX_ALARM_QUERIES} queries."
+        )));
+    }
+    let returned = queries
+        .iter()
+        .filter(|q| !matches!(get(q, "ReturnData"), Some(Cbor::Bool(false))))
+        .count();
+    if returned != 1 {
+        return Err(invalid(
+            "Exactly one query in Metrics must return data (the others set ReturnData false).",
+        ));
+    }
+    let now = warden_metrics::aggregate::now_s();
+    crate::cloudwatch::run_metric_queries(store, &queries, now, now)?;
+    let period = queries
+        .iter()
+        .filter_map(|q| get(q, "MetricStat"))
+        .filter_map(|m| num(m, "Period"))
+        .map(|p| p as i64)
+        .min()
+        .ok_or_else(|| invalid("Metrics needs at least one metric query (MetricStat)."))?;
+    let json = crate::cloudwatch::to_json(&Cbor::Array(queries)).to_string();
+    Ok((json, period))
+}
+
+fn put_metric_alarm(store: &MetricStore, input: &Cbor) -> Result<Cbor, ApiError> {
+    let name = alarm_name(required_text(input, "AlarmName")?)?.to_owned();
+    let math = match get(input, "Metrics") {
+        Some(metrics) => Some(math_alarm(store, input, metrics)?),
+        None => None,
+    };
     let statistic =
-        match (text(input, "Statistic"), text(input, "ExtendedStatistic")) {
-            (Some(s), None) => s.to_owned(),
-            (None, Some(s)) if s.starts_with('p') => s.to_owned(),
+        match (
+            &math,
+            text(input, "Statistic"),
+            text(input, "ExtendedStatistic"),
+        ) {
+            (Some(_), _, _) => String::new(),
+            (None, Some(s), None) => s.to_owned(),
+            (None, None, Some(s)) if s.starts_with('p') => s.to_owned(),
             _ => return Err(invalid(
                 "Exactly one of Statistic and ExtendedStatistic (a percentile pNN) is required.",
             )),
         };
-    check_stat(&statistic)?;
+    if math.is_none() {
+        check_stat(&statistic)?;
+    }
     let evaluation_periods =
         num(input, "EvaluationPeriods").ok_or_else(|| missing("EvaluationPeriods"))?;
     if !(1.0..=1440.0).contains(&evaluation_periods) || evaluation_periods.fract() != 0.0 {
@@ -153,7 +222,10 @@ fn put_metric_alarm(store: &MetricStore, input: &Cbor) -> Result<Cbor, ApiError>
             ))
         }
     };
-    let period = period(num(input, "Period"))?;
+    let period = match &math {
+        Some((_, period)) => *period,
+        None => period(num(input, "Period"))?,
+    };
     let threshold = num(input, "Threshold").ok_or_else(|| missing("Threshold"))?;
     if !threshold.is_finite() {
         return Err(invalid("Threshold must be a finite number."));
@@ -183,9 +255,18 @@ fn put_metric_alarm(store: &MetricStore, input: &Cbor) -> Result<Cbor, ApiError>
     let alarm = Alarm {
         name,
         description: text(input, "AlarmDescription").map(str::to_owned),
-        namespace: required_text(input, "Namespace")?.to_owned(),
-        metric: required_text(input, "MetricName")?.to_owned(),
-        dims: dimensions(input)?,
+        namespace: match &math {
+            Some(_) => String::new(),
+            None => required_text(input, "Namespace")?.to_owned(),
+        },
+        metric: match &math {
+            Some(_) => String::new(),
+            None => required_text(input, "MetricName")?.to_owned(),
+        },
+        dims: match &math {
+            Some(_) => String::new(),
+            None => dimensions(input)?,
+        },
         statistic,
         period,
         evaluation_periods,
@@ -207,6 +288,7 @@ fn put_metric_alarm(store: &MetricStore, input: &Cbor) -> Result<Cbor, ApiError>
         ),
         state_updated_ms: previous.as_ref().map_or(now, |p| p.state_updated_ms),
         updated_ms: now,
+        metrics: math.map(|(json, _)| json),
     };
     store.put_alarm(&alarm).map_err(store_error)?;
     store
@@ -282,10 +364,6 @@ fn describe(a: &Alarm, account: &str, region: &str) -> Cbor {
         ("StateValue", t(a.state.as_str())),
         ("StateReason", t(&a.state_reason)),
         ("StateUpdatedTimestamp", timestamp_ms(a.state_updated_ms)),
-        ("MetricName", t(&a.metric)),
-        ("Namespace", t(&a.namespace)),
-        ("Dimensions", crate::cloudwatch::dims_out(&a.dims)),
-        ("Period", Cbor::Integer(a.period.into())),
         (
             "EvaluationPeriods",
             Cbor::Integer(a.evaluation_periods.into()),
@@ -298,10 +376,19 @@ fn describe(a: &Alarm, account: &str, region: &str) -> Cbor {
         ("ComparisonOperator", t(comparison)),
         ("TreatMissingData", t(a.missing.as_str())),
     ];
-    if a.statistic.starts_with('p') {
-        entries.push(("ExtendedStatistic", t(&a.statistic)));
-    } else {
-        entries.push(("Statistic", t(&a.statistic)));
+    match a.math_queries() {
+        Some(queries) => entries.push(("Metrics", queries)),
+        None => {
+            entries.push(("MetricName", t(&a.metric)));
+            entries.push(("Namespace", t(&a.namespace)));
+            entries.push(("Dimensions", crate::cloudwatch::dims_out(&a.dims)));
+            entries.push(("Period", Cbor::Integer(a.period.into())));
+            if a.statistic.starts_with('p') {
+                entries.push(("ExtendedStatistic", t(&a.statistic)));
+            } else {
+                entries.push(("Statistic", t(&a.statistic)));
+            }
+        }
     }
     if let Some(d) = &a.description {
         entries.push(("AlarmDescription", t(d)));
@@ -353,10 +440,36 @@ pub async fn evaluate_all(state: &ApiState, now: i64) -> Result<(), ApiError> {
         for alarm in store.alarms().map_err(store_error)? {
             let span = alarm.period * i64::from(alarm.evaluation_periods);
             let end = now - now.rem_euclid(alarm.period);
-            let points = store
-                .query(&alarm.metric_id(), end - span, end, alarm.period)
-                .map_err(store_error)?;
-            if let Some((next, reason)) = warden_metrics::alarms::evaluate(&alarm, &points, now) {
+            let verdict = match alarm.math_queries() {
+                Some(Cbor::Array(queries)) => {
+                    // One alarm whose queries cannot run does not hold the others back.
+                    let results = match crate::cloudwatch::run_metric_queries(
+                        &store,
+                        &queries,
+                        end - span,
+                        end,
+                    ) {
+                        Ok(r) => r,
+                        Err(e) => {
+                            tracing::warn!(alarm = %alarm.name, error = %e.message, "a metric-math alarm could not be evaluated");
+                            continue;
+                        }
+                    };
+                    let series = results
+                        .into_iter()
+                        .find(|q| q.returned)
+                        .map(|q| q.series)
+                        .unwrap_or_default();
+                    warden_metrics::alarms::evaluate_with(&alarm, |ts| series.get(&ts).copied(), now)
+                }
+                _ => {
+                    let points = store
+                        .query(&alarm.metric_id(), end - span, end, alarm.period)
+                        .map_err(store_error)?;
+                    warden_metrics::alarms::evaluate(&alarm, &points, now)
+                }
+            };
+            if let Some((next, reason)) = verdict {
                 if next != alarm.state {
                     changes.push((alarm, next, reason));
                 }
@@ -515,6 +628,14 @@ async fn publish(
             "EvaluateLowSampleCountPercentile": "",
         },
     });
+    let mut message = message;
+    if let Some(queries) = alarm
+        .metrics
+        .as_deref()
+        .and_then(|m| serde_json::from_str::<serde_json::Value>(m).ok())
+    {
+        message["Trigger"]["Metrics"] = queries;
+    }
     // SNS subjects are at most 100 printable ASCII characters.
     let shown: String = alarm
         .name

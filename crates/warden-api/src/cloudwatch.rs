@@ -299,7 +299,7 @@ pub(crate) fn alarm_action(state: &ApiState, arn: &str) -> Result<AlarmAction, A
 
 /// A JSON body as the CBOR value the handlers read (numbers stay numbers: a JSON
 /// timestamp is epoch seconds, which [`time`] takes).
-fn from_json(v: &serde_json::Value) -> Cbor {
+pub(crate) fn from_json(v: &serde_json::Value) -> Cbor {
     use serde_json::Value as J;
     match v {
         J::Null => Cbor::Null,
@@ -320,7 +320,7 @@ fn from_json(v: &serde_json::Value) -> Cbor {
 }
 
 /// A handler's answer as JSON 1.0 writes it (a timestamp as epoch seconds).
-fn to_json(v: &Cbor) -> serde_json::Value {
+pub(crate) fn to_json(v: &Cbor) -> serde_json::Value {
     use serde_json::Value as J;
     match v {
         Cbor::Integer(i) => J::from(i128::from(*i) as f64),
@@ -532,6 +532,7 @@ fn honoured(operation: &str) -> &'static [&'static str] {
             "Threshold",
             "ComparisonOperator",
             "TreatMissingData",
+            "Metrics",
         ],
         "DescribeAlarms" => &["AlarmNames", "AlarmNamePrefix", "StateValue"],
         "DeleteAlarms" | "EnableAlarmActions" | "DisableAlarmActions" => &["AlarmNames"],
@@ -839,6 +840,49 @@ fn get_metric_data(
         return Err(invalid(format!("At most {MAX_QUERIES} queries.")));
     }
     let ascending = text(input, "ScanBy") == Some("TimestampAscending");
+    let mut results = Vec::new();
+    for q in run_metric_queries(store, queries, start, end)? {
+        if !q.returned {
+            continue;
+        }
+        let mut points: Vec<(i64, f64)> = q.series.into_iter().collect();
+        if !ascending {
+            points.reverse();
+        }
+        let (times, values): (Vec<Cbor>, Vec<Cbor>) = points
+            .iter()
+            .map(|(ts, v)| (timestamp(*ts), Cbor::Float(*v)))
+            .unzip();
+        results.push(map(vec![
+            ("Id", t(&q.id)),
+            ("Label", t(&q.label)),
+            ("Timestamps", Cbor::Array(times)),
+            ("Values", Cbor::Array(values)),
+            ("StatusCode", t("Complete")),
+        ]));
+    }
+    Ok(map(vec![
+        ("MetricDataResults", Cbor::Array(results)),
+        ("Messages", Cbor::Array(Vec::new())),
+    ]))
+}
+
+/// One query's result: its id, label, whether it is returned, and its series.
+pub(crate) struct QueryResult {
+    pub(crate) id: String,
+    pub(crate) label: String,
+    pub(crate) returned: bool,
+    pub(crate) series: warden_metrics::math::Series,
+}
+
+/// Runs GetMetricData's queries (metric queries, then expressions in dependency order)
+/// over `[start, end)`; the results in the order the queries were given.
+pub(crate) fn run_metric_queries(
+    store: &warden_metrics::store::MetricStore,
+    queries: &[Cbor],
+    start: i64,
+    end: i64,
+) -> Result<Vec<QueryResult>, ApiError> {
     // CloudWatch's cap on one call: 100,800 datapoints across all its queries.
     let mut budget: i64 = 100_800;
     // Each query's series, metric queries first, then expressions as their inputs are
@@ -953,34 +997,15 @@ fn get_metric_data(
         })?;
         series.insert(id, value);
     }
-    let mut results = Vec::new();
-    for (id, label, returned) in shown {
-        if !returned {
-            continue;
-        }
-        let mut points: Vec<(i64, f64)> = series
-            .get(&id)
-            .map(|s| s.iter().map(|(t, v)| (*t, *v)).collect())
-            .unwrap_or_default();
-        if !ascending {
-            points.reverse();
-        }
-        let (times, values): (Vec<Cbor>, Vec<Cbor>) = points
-            .iter()
-            .map(|(ts, v)| (timestamp(*ts), Cbor::Float(*v)))
-            .unzip();
-        results.push(map(vec![
-            ("Id", t(&id)),
-            ("Label", t(&label)),
-            ("Timestamps", Cbor::Array(times)),
-            ("Values", Cbor::Array(values)),
-            ("StatusCode", t("Complete")),
-        ]));
-    }
-    Ok(map(vec![
-        ("MetricDataResults", Cbor::Array(results)),
-        ("Messages", Cbor::Array(Vec::new())),
-    ]))
+    Ok(shown
+        .into_iter()
+        .map(|(id, label, returned)| QueryResult {
+            series: series.remove(&id).unwrap_or_default(),
+            id,
+            label,
+            returned,
+        })
+        .collect())
 }
 
 fn list_metrics(

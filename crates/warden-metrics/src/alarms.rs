@@ -176,6 +176,11 @@ pub struct Alarm {
     pub state_updated_ms: i64,
     /// When the definition last changed, epoch ms.
     pub updated_ms: i64,
+    /// A metric-math alarm's queries (`Metrics`, as GetMetricData's `MetricDataQueries`,
+    /// kept as JSON text); then the metric fields above are empty and the one query that
+    /// returns data is what the alarm watches.
+    #[serde(default)]
+    pub metrics: Option<String>,
 }
 
 impl Alarm {
@@ -202,6 +207,25 @@ impl Alarm {
 /// seconds): the last `evaluation_periods` whole periods before `now` are evaluated. The
 /// reason says what was seen. `None`: keep the current state (`ignore` with no data).
 pub fn evaluate(alarm: &Alarm, points: &[Datapoint], now: i64) -> Option<(AlarmState, String)> {
+    evaluate_with(
+        alarm,
+        |start| {
+            points
+                .iter()
+                .find(|p| p.ts == start)
+                .and_then(|p| p.statistic(&alarm.statistic))
+        },
+        now,
+    )
+}
+
+/// As [`evaluate`], with the value of the period starting at each timestamp given by
+/// `value_at` (a metric-math alarm's series).
+pub fn evaluate_with(
+    alarm: &Alarm,
+    value_at: impl Fn(i64) -> Option<f64>,
+    now: i64,
+) -> Option<(AlarmState, String)> {
     let period = alarm.period.max(60);
     let end = now - now.rem_euclid(period);
     let n = i64::from(alarm.evaluation_periods.max(1));
@@ -210,10 +234,7 @@ pub fn evaluate(alarm: &Alarm, points: &[Datapoint], now: i64) -> Option<(AlarmS
     let mut values = Vec::new();
     for i in (0..n).rev() {
         let start = end - (i + 1) * period;
-        let value = points
-            .iter()
-            .find(|p| p.ts == start)
-            .and_then(|p| p.statistic(&alarm.statistic));
+        let value = value_at(start);
         match value {
             Some(v) => {
                 seen += 1;

@@ -318,3 +318,62 @@ fn set_alarm_state_notifies_and_refusals_name_the_problem() {
     let all = s.aws(&["cloudwatch", "describe-alarms"]);
     assert_eq!(all["MetricAlarms"], json!([]));
 }
+
+const MATH_ALARM: &str = r#"
+import datetime, json, os, time, boto3
+cw = boto3.client("cloudwatch", endpoint_url=os.environ["ENDPOINT"])
+now = datetime.datetime.now(datetime.timezone.utc)
+# This minute is evaluated once it closes.
+cw.put_metric_data(Namespace="Shop", MetricData=[{"MetricName": "Orders", "Value": 5}])
+cw.put_metric_alarm(
+    AlarmName="orders-x10", EvaluationPeriods=1, Threshold=40, ComparisonOperator="GreaterThanThreshold",
+    Metrics=[
+        {"Id": "m1", "ReturnData": False, "MetricStat": {"Metric": {"Namespace": "Shop", "MetricName": "Orders"}, "Period": 60, "Stat": "Sum"}},
+        {"Id": "e1", "Expression": "m1 * 10", "Label": "ten times"},
+    ],
+)
+refused = {}
+for name, metrics in [
+    ("two returned", [
+        {"Id": "m1", "MetricStat": {"Metric": {"Namespace": "Shop", "MetricName": "Orders"}, "Period": 60, "Stat": "Sum"}},
+        {"Id": "e1", "Expression": "m1 * 10"},
+    ]),
+    ("bad expression", [
+        {"Id": "m1", "ReturnData": False, "MetricStat": {"Metric": {"Namespace": "Shop", "MetricName": "Orders"}, "Period": 60, "Stat": "Sum"}},
+        {"Id": "e1", "Expression": "IF(m1, 1)"},
+    ]),
+]:
+    try:
+        cw.put_metric_alarm(AlarmName="bad", EvaluationPeriods=1, Threshold=1,
+                            ComparisonOperator="GreaterThanThreshold", Metrics=metrics)
+        refused[name] = None
+    except cw.exceptions.ClientError as e:
+        refused[name] = e.response["Error"]["Code"]
+deadline = time.time() + 150
+while True:
+    alarm = cw.describe_alarms(AlarmNames=["orders-x10"])["MetricAlarms"][0]
+    if alarm["StateValue"] == "ALARM" or time.time() > deadline:
+        break
+    time.sleep(2)
+print(json.dumps({"state": alarm["StateValue"], "reason": alarm["StateReason"],
+                  "metrics": [m["Id"] for m in alarm["Metrics"]], "refused": refused,
+                  "names": [a["AlarmName"] for a in cw.describe_alarms()["MetricAlarms"]]}))
+"#;
+
+#[test]
+fn a_metric_math_alarm_watches_an_expression_over_its_metrics() {
+    let s = Server::start();
+    let out: Value = serde_json::from_str(s.python(MATH_ALARM).trim()).unwrap();
+    assert_eq!(out["state"], "ALARM", "{out}");
+    assert!(out["reason"].as_str().unwrap().contains("[50"), "{out}");
+    assert_eq!(out["metrics"], json!(["m1", "e1"]));
+    assert_eq!(
+        out["refused"],
+        json!({"two returned": "InvalidParameterValue", "bad expression": "ValidationError"})
+    );
+    assert_eq!(
+        out["names"],
+        json!(["orders-x10"]),
+        "refused alarms are not kept"
+    );
+}
