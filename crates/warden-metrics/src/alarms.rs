@@ -435,7 +435,34 @@ mod tests {
             state_reason: String::new(),
             state_updated_ms: 0,
             updated_ms: 0,
+            metrics: None,
         }
+    }
+
+    #[test]
+    fn a_math_alarm_is_judged_on_the_series_it_is_given() {
+        let a = alarm(Comparison::GreaterThanThreshold, MissingData::Missing, 2, 2);
+        let now = 600;
+        let series: std::collections::BTreeMap<i64, f64> = [(480, 5.0), (540, 7.0)].into();
+        let (state, reason) = evaluate_with(&a, |ts| series.get(&ts).copied(), now).unwrap();
+        assert_eq!(state, AlarmState::Alarm, "{reason}");
+        assert!(reason.contains("[5, 7]"), "{reason}");
+        let (state, _) = evaluate_with(&a, |_| None, now).unwrap();
+        assert_eq!(state, AlarmState::InsufficientData);
+    }
+
+    #[test]
+    fn an_alarm_stored_before_metric_math_reads_back_without_it() {
+        let mut stored = serde_json::to_value(alarm(
+            Comparison::GreaterThanThreshold,
+            MissingData::Missing,
+            1,
+            1,
+        ))
+        .unwrap();
+        stored.as_object_mut().unwrap().remove("metrics");
+        let read: Alarm = serde_json::from_value(stored).unwrap();
+        assert_eq!(read.metrics, None);
     }
 
     fn sum(ts: i64, v: f64) -> Datapoint {
