@@ -169,7 +169,11 @@ impl Default for Series {
 
 impl Series {
     fn count(&self, counter: Counter) {
-        self.counters[counter.index()].fetch_add(1, Ordering::Relaxed);
+        self.add(counter, 1);
+    }
+
+    fn add(&self, counter: Counter, n: u64) {
+        self.counters[counter.index()].fetch_add(n, Ordering::Relaxed);
     }
 
     fn time(&self, timer: Timer, micros: u64) {
@@ -397,6 +401,11 @@ impl Metrics {
     /// Counts one event.
     pub fn count(&self, counter: Counter, function: Option<&str>, version: Option<&str>) {
         self.each(function, version, |s| s.count(counter));
+    }
+
+    /// Counts `n` events at once (the packets of a rejected flow), as [`Metrics::count`].
+    pub fn count_n(&self, counter: Counter, function: Option<&str>, version: Option<&str>, n: u64) {
+        self.each(function, version, |s| s.add(counter, n));
     }
 
     /// Records one timed value, in microseconds.

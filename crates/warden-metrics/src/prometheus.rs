@@ -61,7 +61,7 @@ fn family(counter: Counter) -> (&'static str, &'static str) {
         ),
         Counter::EgressRejects => (
             "warden_egress_rejects_total",
-            "Connections refused by a function's egress rules.",
+            "Packets of connections refused by a function's egress rules.",
         ),
         Counter::SandboxKills => (
             "warden_sandbox_kills_total",

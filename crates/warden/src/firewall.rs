@@ -187,13 +187,16 @@ pub fn resolver(
 
 /// Every `interval`, turns what the table's flow counters grew by into flow records of
 /// the instances they belong to, for those whose VPC has a flow log
-/// (`ec2 create-flow-logs`), and stores them.
+/// (`ec2 create-flow-logs`), and stores them. Every rejected egress flow of an instance,
+/// flow log or not, counts in its function's `EgressRejects` (its packets) and is written
+/// to the security log once per interval.
 pub async fn collect_flows(
     firewall: Arc<Firewall>,
     engine: warden_engine::Engine,
     flow_logs: warden_network::FlowLogs,
     account: String,
     interval: std::time::Duration,
+    metrics: Arc<warden_metrics::Metrics>,
 ) {
     let Some(log) = engine.flow_log().cloned() else {
         return;
@@ -215,6 +218,29 @@ pub async fn collect_flows(
         };
         let end = unix_seconds();
         let deltas = tracker.advance(&counted.0, &counted.1);
+        for d in &deltas {
+            if d.action != warden_egress::flows::Action::Reject {
+                continue;
+            }
+            let Some(instance) = engine.linked_instance(d.key.src) else {
+                continue;
+            };
+            metrics.count_n(
+                warden_metrics::Counter::EgressRejects,
+                Some(&instance.function),
+                None,
+                d.packets,
+            );
+            engine.security_log().record(serde_json::json!({
+                "event": "EgressReject",
+                "function": instance.function,
+                "instance": instance.instance,
+                "destination": d.key.dst.to_string(),
+                "port": d.key.dst_port,
+                "protocol": d.key.protocol,
+                "packets": d.packets,
+            }));
+        }
         let records: Vec<warden_egress::flows::FlowRecord> = deltas
             .into_iter()
             .filter_map(|d| {

@@ -598,6 +598,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
                 flow_logs.clone(),
                 account.to_string(),
                 Duration::from_secs(args.flow_log_interval),
+                Arc::clone(&metrics),
             ))
         });
         let alarm_evaluator = {

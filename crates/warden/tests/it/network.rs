@@ -949,6 +949,35 @@ fn flow_logs_record_accepted_and_rejected_connections_of_logged_vpcs() {
     assert_eq!(rejected["srcaddr"], accepted["srcaddr"]);
     assert!(seen["RejectedFlows"].as_u64().unwrap() >= 1, "{seen}");
 
+    // The refusal is in the security log and counts in the function's EgressRejects.
+    let security = s.aws(&[
+        "logs",
+        "filter-log-events",
+        "--log-group-name",
+        "/aws/warden/security",
+        "--filter-pattern",
+        r#"{ $.event = "EgressReject" && $.function = "logged" }"#,
+    ]);
+    let event: Value =
+        serde_json::from_str(security["events"][0]["message"].as_str().unwrap()).unwrap();
+    assert_eq!(event["port"], TCP_OTHER, "{security}");
+    assert_eq!(event["destination"], host.addr.to_string());
+    let scraped = String::from_utf8(
+        std::process::Command::new("curl")
+            .args(["-s", &s.metrics_endpoint])
+            .output()
+            .unwrap()
+            .stdout,
+    )
+    .unwrap();
+    assert!(
+        scraped.lines().any(
+            |l| l.starts_with("warden_egress_rejects_total{function=\"logged\"}")
+                && !l.ends_with(" 0")
+        ),
+        "{scraped}"
+    );
+
     // Reading them needs logs:GetLogEvents on the function's flow log group.
     let nobody = crate::harness::user_with_key(&s, "nobody");
     let (status, _, _) = crate::harness::send(
