@@ -22,7 +22,7 @@ use warden_metrics::store::MetricStore;
 use crate::cloudwatch::{
     check_stat, dimensions, get, invalid, list, map, missing, num, period, required_text, t, text,
 };
-use crate::{ApiError, ApiState, Reply};
+use crate::{ApiError, ApiState};
 
 /// Alarm names: 1-255 characters, as CloudWatch.
 fn alarm_name(name: &str) -> Result<&str, ApiError> {
@@ -397,11 +397,7 @@ fn describe(a: &Alarm, account: &str, region: &str) -> Cbor {
 }
 
 /// `SetAlarmState`: the state until the next evaluation, with its actions.
-pub(crate) async fn set_alarm_state(
-    state: &ApiState,
-    input: &Cbor,
-    cbor: bool,
-) -> Result<Reply, ApiError> {
+pub(crate) async fn set_alarm_state(state: &ApiState, input: &Cbor) -> Result<Cbor, ApiError> {
     let name = required_text(input, "AlarmName")?.to_owned();
     let value = AlarmState::parse(required_text(input, "StateValue")?)
         .ok_or_else(|| invalid("StateValue is OK, ALARM or INSUFFICIENT_DATA."))?;
@@ -424,12 +420,7 @@ pub(crate) async fn set_alarm_state(
             )
         })?;
     transition(state, alarm, value, reason).await?;
-    let empty = Cbor::Map(Vec::new());
-    Ok(if cbor {
-        crate::cloudwatch::cbor_response(StatusCode::OK, &empty)
-    } else {
-        crate::json_response(StatusCode::OK, &serde_json::json!({}))
-    })
+    Ok(Cbor::Map(Vec::new()))
 }
 
 /// Evaluates every alarm as of `now` (epoch seconds) and acts on each change of state.

@@ -13,8 +13,8 @@
 //! authorized as `cloudwatch:<Operation>` on `*`, as in AWS. Reads change nothing;
 //! `PutMetricData` adds datapoints to a custom namespace and nothing else.
 //!
-//! CloudWatch's older query protocol (a form at `/`) is refused by name, in that
-//! protocol's own error format.
+//! CloudWatch's older query protocol (a form at `/`, answered in XML) is served too, by
+//! [`crate::cloudwatch_query`], which reads the form into the same CBOR value.
 
 use ciborium::Value as Cbor;
 use http::request::Parts;
@@ -24,7 +24,6 @@ use warden_types::identity::Principal;
 
 use crate::access::Target;
 use crate::doors::{BoxFuture, Head, ServiceDoor};
-use crate::error::Protocol;
 use crate::pipeline::Validated;
 use crate::routes::{Operation, Service};
 use crate::{ApiError, ApiRequest, ApiState, Reply, ReplyBody};
@@ -64,13 +63,56 @@ const LIST_WINDOW_S: i64 = 14 * 86_400;
 /// CloudWatch's door.
 pub struct CloudWatchDoor;
 
+/// The protocol a CloudWatch request came in, and its answer goes out in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Wire {
+    /// Smithy RPC v2 CBOR.
+    Cbor,
+    /// JSON 1.0 (`X-Amz-Target`).
+    Json,
+    /// The query protocol (a form; XML answers).
+    Query,
+}
+
+fn is_form(parts: &Parts) -> bool {
+    parts
+        .headers
+        .get(http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/x-www-form-urlencoded"))
+        || (parts.method == http::Method::GET && parts.uri.query().is_some())
+}
+
+fn wire_of(parts: &Parts) -> Wire {
+    if parts.uri.path().starts_with(PREFIX) {
+        Wire::Cbor
+    } else if parts
+        .headers
+        .get("x-amz-target")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|t| t.starts_with(TARGET))
+    {
+        Wire::Json
+    } else {
+        Wire::Query
+    }
+}
+
+/// The operation a request names and its input, whatever its protocol.
+fn operation_and_input(request: &ApiRequest) -> Result<(String, Cbor), ApiError> {
+    match &request.operation {
+        Operation::CloudWatch(name) => Ok((name.clone(), input_of(request)?)),
+        _ => crate::cloudwatch_query::read(&crate::access::query_params(request)),
+    }
+}
+
 impl ServiceDoor for CloudWatchDoor {
     fn signing_names(&self) -> &'static [&'static str] {
         &["monitoring"]
     }
 
     /// The RPC v2 paths; `/` with CloudWatch's `X-Amz-Target` (JSON 1.0); and `/` signed
-    /// for `monitoring` without it (the query protocol, to be refused by name).
+    /// for `monitoring` without it (the query protocol).
     fn claims(&self, head: Head<'_>) -> bool {
         let path = head.parts.uri.path();
         let json = head
@@ -89,10 +131,14 @@ impl ServiceDoor for CloudWatchDoor {
             .filter(|(prefix, _)| *prefix == TARGET);
         let cbor = parts.uri.path().strip_prefix(PREFIX);
         let Some(name) = cbor.or(target.map(|(_, op)| op)) else {
+            // The query protocol names its action in the form, read after authentication.
+            if parts.uri.path() == "/" && is_form(parts) {
+                return Ok(Operation::Query);
+            }
             return Err(ApiError::new(
                 StatusCode::BAD_REQUEST,
                 "InvalidAction",
-                "Warden serves CloudWatch in the Smithy RPC v2 CBOR protocol only (current AWS SDKs and CLI); the query protocol is not served",
+                "A CloudWatch request is a form (the query protocol), JSON 1.0 with X-Amz-Target, or Smithy RPC v2 CBOR",
             ));
         };
         if parts.method != http::Method::POST {
@@ -106,23 +152,11 @@ impl ServiceDoor for CloudWatchDoor {
     }
 
     fn service(&self, head: Head<'_>) -> Service {
-        let json = head
-            .header("x-amz-target")
-            .is_some_and(|t| t.starts_with(TARGET));
-        if head.parts.uri.path().starts_with(PREFIX) {
-            Service::CloudWatch(true)
-        } else if json {
-            Service::CloudWatch(false)
-        } else {
-            Service::Unserved {
-                name: "monitoring".into(),
-                protocol: Protocol::Query(None),
-            }
-        }
+        Service::CloudWatch(wire_of(head.parts))
     }
 
     fn service_of(&self, request: &ApiRequest) -> Service {
-        Service::CloudWatch(request.parts.uri.path().starts_with(PREFIX))
+        Service::CloudWatch(wire_of(&request.parts))
     }
 
     fn body_limit(&self, _operation: &Operation) -> usize {
@@ -139,9 +173,7 @@ impl ServiceDoor for CloudWatchDoor {
         request: &ApiRequest,
         _principal: Option<&Principal>,
     ) -> Result<Vec<Target>, ApiError> {
-        let Operation::CloudWatch(name) = &request.operation else {
-            return Ok(Vec::new());
-        };
+        let (name, input) = operation_and_input(request)?;
         if !OPERATIONS.contains(&name.as_str()) {
             return Ok(Vec::new());
         }
@@ -151,7 +183,6 @@ impl ServiceDoor for CloudWatchDoor {
             ..Target::default()
         }];
         if name == "PutMetricAlarm" {
-            let input = input_of(request)?;
             for key in ["AlarmActions", "OKActions", "InsufficientDataActions"] {
                 for action in list(&input, key) {
                     let Cbor::Text(arn) = action else { continue };
@@ -197,9 +228,8 @@ impl ServiceDoor for CloudWatchDoor {
 }
 
 async fn dispatch(state: &ApiState, request: ApiRequest) -> Result<Reply, ApiError> {
-    let Operation::CloudWatch(name) = &request.operation else {
-        return Err(ApiError::unknown_operation());
-    };
+    let (name, input) = operation_and_input(&request)?;
+    let name = &name;
     if !OPERATIONS.contains(&name.as_str()) {
         return Err(ApiError::new(
             StatusCode::BAD_REQUEST,
@@ -210,13 +240,14 @@ async fn dispatch(state: &ApiState, request: ApiRequest) -> Result<Reply, ApiErr
             ),
         ));
     }
-    let cbor = request.parts.uri.path().starts_with(PREFIX);
-    let input = input_of(&request)?;
+    let wire = wire_of(&request.parts);
     if name == "SetAlarmState" {
         members(&input, honoured(name), name)?;
-        return crate::alarms::set_alarm_state(state, &input, cbor).await;
+        let output = crate::alarms::set_alarm_state(state, &input).await?;
+        return Ok(respond(wire, name, &output));
     }
     let store = std::sync::Arc::clone(&state.metric_store);
+    let operation = name.clone();
     let name = name.clone();
     let account = state.account.to_string();
     let region = state.region.to_string();
@@ -230,15 +261,25 @@ async fn dispatch(state: &ApiState, request: ApiRequest) -> Result<Reply, ApiErr
     })
     .await
     .map_err(ApiError::internal)??;
-    if cbor {
-        return Ok(cbor_response(StatusCode::OK, &output));
-    }
-    let mut r = Response::new(ReplyBody::from(to_json(&output).to_string()));
+    Ok(respond(wire, &operation, &output))
+}
+
+/// An operation's answer in the protocol its request came in.
+fn respond(wire: Wire, operation: &str, output: &Cbor) -> Reply {
+    let (body, content_type) = match wire {
+        Wire::Cbor => return cbor_response(StatusCode::OK, output),
+        Wire::Json => (to_json(output).to_string(), "application/x-amz-json-1.0"),
+        Wire::Query => (
+            crate::cloudwatch_query::write(operation, output, &uuid::Uuid::new_v4().to_string()),
+            "text/xml",
+        ),
+    };
+    let mut r = Response::new(ReplyBody::from(body));
     r.headers_mut().insert(
         http::header::CONTENT_TYPE,
-        HeaderValue::from_static("application/x-amz-json-1.0"),
+        HeaderValue::from_static(content_type),
     );
-    Ok(r)
+    r
 }
 
 /// The request's body (CBOR or JSON, by its path) as one CBOR map.

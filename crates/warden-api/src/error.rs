@@ -180,12 +180,7 @@ impl ApiError {
     /// `x-amzn-query-error`: CloudWatch is query-compatible, so clients take the error code
     /// its query protocol used (`InvalidParameterValue`) from this header.
     fn query_compatible_header(&self) -> Option<HeaderValue> {
-        let query = match self.code {
-            "MissingRequiredParameterException" => "MissingParameter",
-            "AccessDeniedException" => "AccessDenied",
-            "ServiceException" => "InternalServiceError",
-            code => code.strip_suffix("Exception").unwrap_or(code),
-        };
+        let query = query_compatible_code(self.code);
         let fault = if self.status.is_server_error() {
             "Receiver"
         } else {
@@ -236,7 +231,13 @@ impl ApiError {
         request_id: &str,
     ) -> Response<crate::ReplyBody> {
         let status = self.status;
+        // CloudWatch's query codes are its JSON codes without `Exception`.
+        let cloudwatch = namespace == Some(crate::cloudwatch_query::NAMESPACE);
+        let code = self.code;
         let mut error = self.into_query_error();
+        if cloudwatch {
+            error.code = query_compatible_code(code);
+        }
         // SNS names an access denial its own way.
         if namespace == Some(crate::sns::SNS_NAMESPACE) && error.code == "AccessDenied" {
             error.code = "AuthorizationError";
@@ -324,6 +325,16 @@ impl JsonVersion {
         [JsonVersion::V1_0, JsonVersion::V1_1]
             .into_iter()
             .find(|v| media.eq_ignore_ascii_case(v.content_type()))
+    }
+}
+
+/// CloudWatch's query protocol name for an error its JSON protocols name `code`.
+fn query_compatible_code(code: &'static str) -> &'static str {
+    match code {
+        "MissingRequiredParameterException" => "MissingParameter",
+        "AccessDeniedException" => "AccessDenied",
+        "ServiceException" => "InternalServiceError",
+        code => code.strip_suffix("Exception").unwrap_or(code),
     }
 }
 

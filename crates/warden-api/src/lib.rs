@@ -22,6 +22,7 @@ mod aliases;
 mod body;
 mod caller;
 pub mod cloudwatch;
+mod cloudwatch_query;
 mod contracts;
 pub mod cwlogs;
 pub mod doors;

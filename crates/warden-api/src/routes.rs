@@ -22,8 +22,8 @@ pub enum Service {
     Ec2,
     /// SNS's query API.
     Sns,
-    /// CloudWatch's metrics: `true` in the Smithy RPC v2 CBOR protocol, `false` in JSON 1.0.
-    CloudWatch(bool),
+    /// CloudWatch, in the protocol its request came in.
+    CloudWatch(crate::cloudwatch::Wire),
     /// A JSON-protocol (`X-Amz-Target`) service behind a door.
     AwsJson {
         /// The name its credential scopes carry.
@@ -98,8 +98,11 @@ impl Service {
             Service::Sts => Protocol::Query(Some(warden_identity::STS_NAMESPACE)),
             Service::Ec2 => Protocol::Ec2,
             Service::Sns => Protocol::Query(Some(crate::sns::SNS_NAMESPACE)),
-            Service::CloudWatch(true) => Protocol::RpcV2Cbor,
-            Service::CloudWatch(false) => Protocol::QueryCompatibleJson,
+            Service::CloudWatch(crate::cloudwatch::Wire::Cbor) => Protocol::RpcV2Cbor,
+            Service::CloudWatch(crate::cloudwatch::Wire::Json) => Protocol::QueryCompatibleJson,
+            Service::CloudWatch(crate::cloudwatch::Wire::Query) => {
+                Protocol::Query(Some(crate::cloudwatch_query::NAMESPACE))
+            }
             Service::AwsJson { version, .. } => Protocol::AwsJson(*version),
             Service::Unserved { protocol, .. } => *protocol,
         }

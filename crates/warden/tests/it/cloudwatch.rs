@@ -386,3 +386,80 @@ fn embedded_metric_format_lines_become_custom_metrics() {
         .sum();
     assert!(forged_sum < 1000.0, "{errors}");
 }
+
+/// botocore made to speak CloudWatch's older query protocol: its own model, with the
+/// protocol set to `query`, found first through `AWS_DATA_PATH`.
+const QUERY_PROTOCOL: &str = r#"
+import datetime, glob, gzip, json, os, tempfile
+import botocore
+root = tempfile.mkdtemp()
+source = glob.glob(os.path.join(os.path.dirname(botocore.__file__), "data", "cloudwatch", "2010-08-01", "service-2.json*"))[0]
+model = json.load(gzip.open(source) if source.endswith(".gz") else open(source))
+model["metadata"]["protocol"] = "query"
+model["metadata"]["protocols"] = ["query"]
+os.makedirs(os.path.join(root, "cloudwatch", "2010-08-01"))
+json.dump(model, open(os.path.join(root, "cloudwatch", "2010-08-01", "service-2.json"), "w"))
+os.environ["AWS_DATA_PATH"] = root
+import boto3
+from botocore.config import Config
+cw = boto3.client("cloudwatch", endpoint_url=os.environ["ENDPOINT"], config=Config(retries={"total_max_attempts": 1}))
+seen = []
+cw.meta.events.register("before-send", lambda request, **kw: seen.append(request.headers.get("Content-Type", b"")))
+now = datetime.datetime.now(datetime.timezone.utc)
+dims = [{"Name": "Shop", "Value": "north"}]
+cw.put_metric_data(Namespace="App", MetricData=[
+    {"MetricName": "Orders", "Dimensions": dims, "Value": 3, "Unit": "Count"},
+    {"MetricName": "Orders", "Dimensions": dims, "Value": 4, "Unit": "Count"},
+])
+window = dict(StartTime=now - datetime.timedelta(minutes=10), EndTime=now + datetime.timedelta(minutes=2))
+stats = cw.get_metric_statistics(Namespace="App", MetricName="Orders", Dimensions=dims, Period=60,
+                                 Statistics=["Sum", "Maximum"], **window)
+data = cw.get_metric_data(MetricDataQueries=[
+    {"Id": "orders", "MetricStat": {"Metric": {"Namespace": "App", "MetricName": "Orders", "Dimensions": dims}, "Period": 60, "Stat": "Sum"}},
+    {"Id": "twice", "Expression": "orders * 2"},
+], **window)
+listed = cw.list_metrics(Namespace="App")["Metrics"]
+cw.put_metric_alarm(AlarmName="q", Namespace="App", MetricName="Orders", Dimensions=dims, Statistic="Sum",
+                    Period=60, EvaluationPeriods=1, Threshold=100, ComparisonOperator="GreaterThanThreshold")
+alarm = cw.describe_alarms(AlarmNames=["q"])["MetricAlarms"][0]
+try:
+    cw.put_metric_data(Namespace="AWS/Lambda", MetricData=[{"MetricName": "Errors", "Value": 1}])
+    error = None
+except cw.exceptions.ClientError as e:
+    error = [e.response["Error"]["Code"], e.response["ResponseMetadata"]["HTTPStatusCode"]]
+point = stats["Datapoints"][0]
+print(json.dumps({
+    "form": all(c.startswith(b"application/x-www-form-urlencoded") for c in seen) and len(seen) > 0,
+    "sum": point["Sum"], "max": point["Maximum"], "unit": point["Unit"],
+    "data": [[r["Id"], r["Values"]] for r in data["MetricDataResults"]],
+    "listed": [[m["MetricName"], m["Dimensions"]] for m in listed],
+    "alarm": [alarm["AlarmName"], alarm["StateValue"], alarm["Threshold"], alarm["Dimensions"]],
+    "error": error,
+}))
+"#;
+
+#[test]
+fn the_older_query_protocol_is_served_to_a_client_that_speaks_it() {
+    let s = Server::start();
+    let out: Value = serde_json::from_str(s.python(QUERY_PROTOCOL).trim()).unwrap();
+    assert_eq!(
+        out["form"], true,
+        "botocore spoke the query protocol: {out}"
+    );
+    assert_eq!(
+        (out["sum"].as_f64(), out["max"].as_f64()),
+        (Some(7.0), Some(4.0)),
+        "{out}"
+    );
+    assert_eq!(out["unit"], "Count");
+    assert_eq!(out["data"], json!([["orders", [7.0]], ["twice", [14.0]]]));
+    assert_eq!(
+        out["listed"],
+        json!([["Orders", [{"Name": "Shop", "Value": "north"}]]])
+    );
+    assert_eq!(
+        out["alarm"],
+        json!(["q", "INSUFFICIENT_DATA", 100.0, [{"Name": "Shop", "Value": "north"}]])
+    );
+    assert_eq!(out["error"], json!(["InvalidParameterValue", 400]));
+}
