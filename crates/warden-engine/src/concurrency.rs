@@ -44,6 +44,9 @@ struct FunctionCounter {
 pub struct Concurrency {
     account_limit: u32,
     unreserved_in_flight: AtomicU32,
+    /// The most unreserved invocations in flight at once since the last
+    /// [`Concurrency::take_unreserved_peak`].
+    unreserved_peak: AtomicU32,
     reserved_total: AtomicU32,
     functions: RwLock<HashMap<FunctionName, Arc<FunctionCounter>>>,
 }
@@ -69,6 +72,7 @@ impl Concurrency {
         let c = Arc::new(Self {
             account_limit,
             unreserved_in_flight: AtomicU32::new(0),
+            unreserved_peak: AtomicU32::new(0),
             reserved_total: AtomicU32::new(0),
             functions: RwLock::new(HashMap::new()),
         });
@@ -81,6 +85,14 @@ impl Concurrency {
     /// The account's concurrency limit.
     pub fn account_limit(&self) -> u32 {
         self.account_limit
+    }
+
+    /// The most invocations of functions without reserved concurrency that ran at once
+    /// since the last call (Lambda's `UnreservedConcurrentExecutions`); the next period
+    /// starts from those in flight now.
+    pub fn take_unreserved_peak(&self) -> u32 {
+        let now = self.unreserved_in_flight.load(Ordering::Acquire);
+        self.unreserved_peak.swap(now, Ordering::AcqRel).max(now)
     }
 
     /// Account concurrency not reserved by any function.
@@ -130,6 +142,10 @@ impl Concurrency {
                 if !try_increment(&self.unreserved_in_flight, self.unreserved()) {
                     return Err(ThrottleReason::ConcurrentInvocationLimitExceeded);
                 }
+                self.unreserved_peak.fetch_max(
+                    self.unreserved_in_flight.load(Ordering::Acquire),
+                    Ordering::AcqRel,
+                );
                 counter.in_flight.fetch_add(1, Ordering::AcqRel);
                 Ok(Permit {
                     counter,
@@ -186,6 +202,21 @@ mod tests {
         );
         c.set_reserved(&name("r"), None);
         assert!(c.acquire(&name("y")).is_ok());
+    }
+
+    #[test]
+    fn the_unreserved_peak_counts_unreserved_invocations_only_and_restarts() {
+        let c = Concurrency::new(10, &[(name("r"), 2)]);
+        let a = c.acquire(&name("x")).unwrap();
+        let b = c.acquire(&name("y")).unwrap();
+        let _r = c.acquire(&name("r")).unwrap();
+        drop(a);
+        assert_eq!(c.take_unreserved_peak(), 2);
+        // The next period starts from what is still in flight.
+        assert_eq!(c.take_unreserved_peak(), 1);
+        drop(b);
+        assert_eq!(c.take_unreserved_peak(), 1);
+        assert_eq!(c.take_unreserved_peak(), 0);
     }
 
     #[test]

@@ -605,6 +605,33 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
             let state = Arc::clone(&state);
             tokio::spawn(async move {
                 while let Some(now) = minutes.recv().await {
+                    // Lambda's UnreservedConcurrentExecutions of the minute just closed,
+                    // written before the alarms that may watch it are evaluated.
+                    let peak = f64::from(state.engine.concurrency().take_unreserved_peak());
+                    let start = now - now.rem_euclid(60) - 60;
+                    let store = Arc::clone(&state.metric_store);
+                    let written = tokio::task::spawn_blocking(move || {
+                        store.add(&[(
+                            warden_metrics::store::MetricId {
+                                namespace: "AWS/Lambda".into(),
+                                metric: "UnreservedConcurrentExecutions".into(),
+                                dims: String::new(),
+                            },
+                            60,
+                            warden_metrics::store::Datapoint {
+                                ts: start,
+                                count: 1.0,
+                                sum: peak,
+                                min: peak,
+                                max: peak,
+                                hist: None,
+                            },
+                        )])
+                    })
+                    .await;
+                    if let Ok(Err(e)) = written {
+                        tracing::warn!(error = %e, "could not store UnreservedConcurrentExecutions");
+                    }
                     if let Err(e) = warden_api::alarms::evaluate_all(&state, now).await {
                         tracing::warn!(error = %e.message, "alarms could not be evaluated");
                     }

@@ -209,6 +209,31 @@ fn lambdas_metrics_of_an_invoked_function_are_read_with_the_aws_cli() {
         "p99",
     ]);
     assert_eq!(total(&duration, "SampleCount"), 3.0, "{duration}");
+    // The account's unreserved concurrency of each closed minute: the invocations ran one
+    // at a time, so its maximum is 1.
+    let unreserved = s.aws(&[
+        "cloudwatch",
+        "get-metric-statistics",
+        "--namespace",
+        "AWS/Lambda",
+        "--metric-name",
+        "UnreservedConcurrentExecutions",
+        "--start-time",
+        &start.to_string(),
+        "--end-time",
+        &end.to_string(),
+        "--period",
+        "3600",
+        "--statistics",
+        "Maximum",
+    ]);
+    let most = unreserved["Datapoints"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|d| d["Maximum"].as_f64())
+        .fold(0.0, f64::max);
+    assert_eq!(most, 1.0, "{unreserved}");
     for point in duration["Datapoints"].as_array().unwrap() {
         assert_eq!(point["Unit"], "Milliseconds");
         let p99 = point["ExtendedStatistics"]["p99"].as_f64().unwrap();
