@@ -559,6 +559,77 @@ fn logs(root: &Path, extra: &[String]) -> Result<()> {
     Ok(())
 }
 
+/// `--logs`, second part: a chatty function (`flood`: 60-byte lines as fast as it is let)
+/// with the per-function log rate lifted, how many lines per second reach the store, and
+/// a quiet function's warm invoke latency meanwhile beside its latency without the flood.
+fn log_ingestion(root: &Path, extra: &[String], seconds: u32) -> Result<()> {
+    let mut args = extra.to_vec();
+    args.extend(["--log-rate-kib", "1048576", "--log-max-mib", "8192"].map(String::from));
+    let server = start(root, &args)?;
+    create_function(&server, root, "chatty")?;
+    create_function(&server, root, "quiet")?;
+    for f in ["chatty", "quiet"] {
+        server.send("POST", &format!("/2015-03-31/functions/{f}/invocations"), &[], b"{}")?;
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    let calm = wrk(&server, "quiet", 1, 1, seconds)?;
+    let flood_ms = u64::from(seconds) * 1000 + 2000;
+    let started = Instant::now();
+    let (flood, busy) = std::thread::scope(|scope| -> Result<(serde_json::Value, String)> {
+        let flood = scope.spawn(|| -> Result<serde_json::Value> {
+            let body = serde_json::json!({"action": "flood", "ms": flood_ms, "bytes": 60});
+            let mut r = server.send(
+                "POST",
+                "/2015-03-31/functions/chatty/invocations",
+                &[],
+                body.to_string().as_bytes(),
+            )?;
+            Ok(serde_json::from_str(&r.body_mut().read_to_string()?)?)
+        });
+        std::thread::sleep(Duration::from_millis(1000));
+        let busy = wrk(&server, "quiet", 1, 1, seconds)?;
+        let flood = flood
+            .join()
+            .map_err(|_| anyhow::anyhow!("the flood thread panicked"))??;
+        Ok((flood, busy))
+    })?;
+    let lines = flood["lines"].as_u64().context("the flood said no line count")?;
+    // Stored once its REPORT is: the writer keeps the invocation's lines in order.
+    let stored = loop {
+        let request = server.signed_for(
+            "logs",
+            "POST",
+            "/",
+            &[
+                ("content-type", "application/x-amz-json-1.1"),
+                ("x-amz-target", "Logs_20140328.FilterLogEvents"),
+            ],
+            br#"{"logGroupName": "/aws/lambda/chatty", "filterPattern": "REPORT"}"#,
+        )?;
+        let text = agent().run(request)?.into_body().read_to_string()?;
+        let v: serde_json::Value = serde_json::from_str(&text)?;
+        if v["events"].as_array().map_or(0, Vec::len) >= 2 {
+            break started.elapsed().as_secs_f64();
+        }
+        if started.elapsed() > Duration::from_secs(600) {
+            bail!("the flood's lines were not stored within 10 minutes");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    println!(
+        "log ingestion: {lines} lines of 60 bytes written in {} ms, all stored after {stored:.1} s: {:.0} lines/s stored ({:.0} lines/s as the function wrote them)",
+        flood["ms"],
+        lines as f64 / stored,
+        lines as f64 * 1000.0 / flood["ms"].as_f64().unwrap_or(1.0).max(1.0)
+    );
+    println!(
+        "warm invoke of another function, 1 connection: p50 {} without the flood, {} during it",
+        pick(&calm, "50%"),
+        pick(&busy, "50%")
+    );
+    Ok(())
+}
+
 fn wrk(
     server: &Server,
     function: &str,
@@ -1143,7 +1214,8 @@ pub fn run(root: &Path, args: &[String]) -> Result<()> {
         return function_urls(root, seconds);
     }
     if log_queries {
-        return logs(root, &extra);
+        logs(root, &extra)?;
+        return log_ingestion(root, &extra, seconds);
     }
     let server = start(root, &extra)?;
     create_function(&server, root, "noop")?;
