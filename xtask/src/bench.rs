@@ -569,7 +569,12 @@ fn log_ingestion(root: &Path, extra: &[String], seconds: u32) -> Result<()> {
     create_function(&server, root, "chatty")?;
     create_function(&server, root, "quiet")?;
     for f in ["chatty", "quiet"] {
-        server.send("POST", &format!("/2015-03-31/functions/{f}/invocations"), &[], b"{}")?;
+        server.send(
+            "POST",
+            &format!("/2015-03-31/functions/{f}/invocations"),
+            &[],
+            b"{}",
+        )?;
     }
     std::thread::sleep(Duration::from_millis(300));
     let calm = wrk(&server, "quiet", 1, 1, seconds)?;
@@ -593,7 +598,9 @@ fn log_ingestion(root: &Path, extra: &[String], seconds: u32) -> Result<()> {
             .map_err(|_| anyhow::anyhow!("the flood thread panicked"))??;
         Ok((flood, busy))
     })?;
-    let lines = flood["lines"].as_u64().context("the flood said no line count")?;
+    let lines = flood["lines"]
+        .as_u64()
+        .context("the flood said no line count")?;
     // Stored once its REPORT is: the writer keeps the invocation's lines in order.
     let stored = loop {
         let request = server.signed_for(
