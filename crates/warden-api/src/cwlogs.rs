@@ -825,13 +825,14 @@ async fn put_log_events(
     let (too_old, too_new, retention_cut) = rejected;
     if too_old.is_some() || too_new.is_some() {
         let mut info = json!({});
+        // The end index is exclusive, the start index inclusive, as CloudWatch reports.
         if let Some(i) = too_old {
             let key = if retention_cut {
                 "expiredLogEventEndIndex"
             } else {
                 "tooOldLogEventEndIndex"
             };
-            info[key] = json!(i);
+            info[key] = json!(i + 1);
         }
         if let Some(i) = too_new {
             info["tooNewLogEventStartIndex"] = json!(i);

@@ -263,7 +263,7 @@ fn a_custom_group_takes_put_log_events_and_keeps_its_retention() {
     ]));
     assert_eq!(
         answer["rejectedLogEventsInfo"],
-        json!({"tooOldLogEventEndIndex": 1}),
+        json!({"tooOldLogEventEndIndex": 2}),
         "{answer}"
     );
     put(json!([{"timestamp": now - 3 * day, "message": "old order"}]));
