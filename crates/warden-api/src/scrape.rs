@@ -35,16 +35,41 @@ fn plain(status: StatusCode, text: &'static str) -> Reply {
     r
 }
 
-/// The engine's internals.
+/// The engine's internals. The async queue's depth is one count of the store's queue
+/// (its index): the listener's own connection cap bounds how often it is asked.
 fn engine_gauges(engine: &warden_engine::Engine) -> Vec<Gauge> {
     let memory = engine.memory();
     let mib = |n: u64| (n as f64) * 1024.0 * 1024.0;
-    vec![
+    let mut gauges = match engine.queued_events() {
+        Ok(n) => vec![Gauge {
+            name: "warden_async_queue_events",
+            help: "Asynchronous events waiting in the durable queue.",
+            labels: Vec::new(),
+            value: n as f64,
+        }],
+        Err(e) => {
+            tracing::warn!(error = %e, "could not count the async queue for /metrics");
+            Vec::new()
+        }
+    };
+    gauges.extend([
         Gauge {
             name: "warden_idle_instances",
             help: "Warm instances waiting for an invocation.",
             labels: Vec::new(),
             value: engine.idle_instances() as f64,
+        },
+        Gauge {
+            name: "warden_running_invocations",
+            help: "Invocations running now.",
+            labels: Vec::new(),
+            value: engine.running_invocations() as f64,
+        },
+        Gauge {
+            name: "warden_log_queue_bytes",
+            help: "Bytes of function log lines waiting for the log writer.",
+            labels: Vec::new(),
+            value: engine.log_queue_bytes() as f64,
         },
         Gauge {
             name: "warden_memory_budget_used_bytes",
@@ -58,5 +83,6 @@ fn engine_gauges(engine: &warden_engine::Engine) -> Vec<Gauge> {
             labels: Vec::new(),
             value: mib(memory.limit_mb()),
         },
-    ]
+    ]);
+    gauges
 }

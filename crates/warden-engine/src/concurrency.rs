@@ -95,6 +95,14 @@ impl Concurrency {
         self.unreserved_peak.swap(now, Ordering::AcqRel).max(now)
     }
 
+    /// Invocations in flight now, every function together.
+    pub fn in_flight_total(&self) -> u64 {
+        read(&self.functions)
+            .values()
+            .map(|c| u64::from(c.in_flight.load(Ordering::Acquire)))
+            .sum()
+    }
+
     /// Account concurrency not reserved by any function.
     pub fn unreserved(&self) -> u32 {
         self.account_limit
@@ -210,6 +218,7 @@ mod tests {
         let a = c.acquire(&name("x")).unwrap();
         let b = c.acquire(&name("y")).unwrap();
         let _r = c.acquire(&name("r")).unwrap();
+        assert_eq!(c.in_flight_total(), 3);
         drop(a);
         assert_eq!(c.take_unreserved_peak(), 2);
         // The next period starts from what is still in flight.

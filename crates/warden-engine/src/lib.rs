@@ -567,6 +567,22 @@ impl Engine {
             .sum()
     }
 
+    /// Invocations running now, every function together.
+    pub fn running_invocations(&self) -> u64 {
+        self.inner.concurrency.in_flight_total()
+    }
+
+    /// Asynchronous events waiting in the durable queue (leased or not): one count of the
+    /// store's queue, for `/metrics`.
+    pub fn queued_events(&self) -> Result<u64, StoreError> {
+        self.inner.store.queued_event_count()
+    }
+
+    /// Bytes of log lines waiting for the log writer.
+    pub fn log_queue_bytes(&self) -> usize {
+        self.inner.logs.queued_bytes()
+    }
+
     // tidy:warm-path-begin (`cargo xtask tidy`: no store call in here)
     fn pool(&self, config: &FunctionVersion) -> Arc<Pool> {
         let key = (
