@@ -24,7 +24,7 @@
 //! [`MAX_QUERIES`] query results are kept, each for [`QUERY_KEPT`].
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use http::StatusCode;
@@ -46,6 +46,7 @@ pub static LOGS: JsonService = JsonService {
     target_prefix: "Logs_20140328",
     version: JsonVersion::V1_1,
     operations: OPERATIONS,
+    max_body: PUT_LOG_EVENTS_BODY,
 };
 
 /// Log groups besides the functions' own.
@@ -59,10 +60,21 @@ pub const SCAN_BUDGET: u64 = 2_000_000;
 pub const MAX_QUERIES: usize = 100;
 /// How long a query's results are kept.
 pub const QUERY_KEPT: Duration = Duration::from_secs(15 * 60);
+/// Bytes of query results kept at most, all queries together; the oldest go first.
+pub const MAX_KEPT_BYTES: usize = 64 * 1024 * 1024;
+/// Bytes of events one GetLogEvents or FilterLogEvents answer carries at most, as in
+/// CloudWatch (then the next token says where to go on); an event larger than that is
+/// still answered, alone.
+pub const MAX_ANSWER_BYTES: usize = 1024 * 1024;
+/// What an event costs in an answer besides its message (CloudWatch counts 26 bytes).
+const EVENT_OVERHEAD: usize = 26;
 /// PutLogEvents: events per call.
 const MAX_BATCH_EVENTS: usize = 10_000;
 /// PutLogEvents: bytes per call, counting 26 bytes per event as CloudWatch does.
 const MAX_BATCH_BYTES: usize = 1_048_576;
+/// The largest request body: a full PutLogEvents batch (1 MiB of messages) with its JSON
+/// around it; the batch's own limits are checked on the events.
+const PUT_LOG_EVENTS_BODY: usize = 4 * 1024 * 1024;
 /// PutLogEvents: bytes per event.
 const MAX_EVENT_BYTES: usize = 256 * 1024;
 /// PutLogEvents: how far back an event may be (14 days) and ahead (2 hours).
@@ -899,10 +911,12 @@ async fn get_log_events(
             cursor,
         };
         let mut events = Vec::new();
+        let mut bytes = 0;
         store
             .scan_events(&range, &mut |e| {
+                bytes += e.message.len() + EVENT_OVERHEAD;
                 events.push(warden_control::StoredEvent::from(e));
-                if events.len() >= limit {
+                if events.len() >= limit || bytes >= MAX_ANSWER_BYTES {
                     Scan::Stop
                 } else {
                     Scan::Continue
@@ -1014,14 +1028,16 @@ async fn filter_log_events(
         let mut scanned = 0u64;
         let mut last_seq = after;
         let mut exhausted = true;
+        let mut bytes = 0;
         store
             .scan_events(&range, &mut |e| {
                 scanned += 1;
                 last_seq = e.seq;
                 if wanted(e.stream) && pattern.matches(e.message) {
+                    bytes += e.message.len() + EVENT_OVERHEAD;
                     events.push(warden_control::StoredEvent::from(e));
                 }
-                if events.len() >= limit || scanned >= SCAN_BUDGET {
+                if events.len() >= limit || bytes >= MAX_ANSWER_BYTES || scanned >= SCAN_BUDGET {
                     exhausted = false;
                     Scan::Stop
                 } else {
@@ -1110,14 +1126,21 @@ pub struct Queries {
 struct KeptQuery {
     owner: String,
     at: Instant,
-    result: Value,
+    /// GetQueryResults' answer, written once.
+    body: Arc<str>,
 }
 
 impl Queries {
-    fn put(&self, id: String, owner: String, result: Value) {
+    fn put(&self, id: String, owner: String, result: &Value) {
+        let body: Arc<str> = result.to_string().into();
         let mut kept = self.kept.lock().unwrap_or_else(|p| p.into_inner());
         kept.retain(|_, q| q.at.elapsed() < QUERY_KEPT);
-        while kept.len() >= MAX_QUERIES {
+        let held = |kept: &HashMap<String, KeptQuery>| -> usize {
+            kept.values().map(|q| q.body.len()).sum()
+        };
+        while kept.len() >= MAX_QUERIES
+            || (!kept.is_empty() && held(&kept) + body.len() > MAX_KEPT_BYTES)
+        {
             let Some(oldest) = kept
                 .iter()
                 .min_by_key(|(_, q)| q.at)
@@ -1132,16 +1155,16 @@ impl Queries {
             KeptQuery {
                 owner,
                 at: Instant::now(),
-                result,
+                body,
             },
         );
     }
 
-    fn get(&self, id: &str, owner: &str) -> Option<Value> {
+    fn get(&self, id: &str, owner: &str) -> Option<Arc<str>> {
         let kept = self.kept.lock().unwrap_or_else(|p| p.into_inner());
         kept.get(id)
             .filter(|q| q.owner == owner && q.at.elapsed() < QUERY_KEPT)
-            .map(|q| q.result.clone())
+            .map(|q| Arc::clone(&q.body))
     }
 }
 
@@ -1226,7 +1249,7 @@ async fn start_query(
     })
     .await?;
     let id = uuid::Uuid::new_v4().to_string();
-    state.log_queries.put(id.clone(), owner(request), result);
+    state.log_queries.put(id.clone(), owner(request), &result);
     reply(&json!({ "queryId": id }))
 }
 
@@ -1246,14 +1269,19 @@ async fn get_query_results(
         ));
     }
     let id = input.required("queryId")?;
-    let result = state.log_queries.get(id, &owner(request)).ok_or_else(|| {
+    let body = state.log_queries.get(id, &owner(request)).ok_or_else(|| {
         ApiError::new(
             StatusCode::BAD_REQUEST,
             "ResourceNotFoundException",
             "Query does not exist or has expired",
         )
     })?;
-    reply(&result)
+    let mut r = http::Response::new(crate::ReplyBody::from(body.to_string()));
+    r.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static("application/x-amz-json-1.1"),
+    );
+    Ok(r)
 }
 
 async fn stop_query(
@@ -1388,13 +1416,21 @@ mod tests {
     #[test]
     fn queries_are_kept_for_their_owner_only_and_bounded() {
         let q = Queries::default();
-        q.put("1".into(), "alice".into(), json!({"status": "Complete"}));
+        q.put("1".into(), "alice".into(), &json!({"status": "Complete"}));
         assert!(q.get("1", "alice").is_some());
         assert!(q.get("1", "bob").is_none());
         for i in 0..MAX_QUERIES + 5 {
-            q.put(format!("x{i}"), "alice".into(), json!({}));
+            q.put(format!("x{i}"), "alice".into(), &json!({}));
         }
         assert_eq!(q.kept.lock().unwrap().len(), MAX_QUERIES);
         assert!(q.get("1", "alice").is_none(), "the oldest went first");
+        // Large results push the oldest out to stay within the byte budget.
+        let big = json!({"results": "x".repeat(MAX_KEPT_BYTES / 3)});
+        for i in 0..4 {
+            q.put(format!("big{i}"), "alice".into(), &big);
+        }
+        let held: usize = q.kept.lock().unwrap().values().map(|k| k.body.len()).sum();
+        assert!(held <= MAX_KEPT_BYTES, "{held}");
+        assert!(q.get("big3", "alice").is_some() && q.get("big0", "alice").is_none());
     }
 }

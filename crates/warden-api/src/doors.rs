@@ -295,6 +295,8 @@ pub struct JsonService {
     pub version: JsonVersion,
     /// The operations served; any other is `UnknownOperationException`.
     pub operations: &'static [JsonOperation],
+    /// The largest request body any of its operations takes.
+    pub max_body: usize,
 }
 
 /// The door of one [`JsonService`].
@@ -377,6 +379,10 @@ impl ServiceDoor for JsonDoor {
             name: self.service.signing_name,
             version: self.service.version,
         }
+    }
+
+    fn body_limit(&self, _operation: &Operation) -> usize {
+        self.service.max_body
     }
 
     fn targets(

@@ -642,7 +642,8 @@ pub async fn account_settings(state: &ApiState) -> Result<Reply, ApiError> {
 /// nothing. Each record says whether Warden (`"source": "platform"`) or the function
 /// (`"function"`) wrote it, and carries the message exactly as stored: clients must escape
 /// it before showing it on a terminal. `nextSeq` is the last line read, matched or not, so
-/// a filtered read always moves on; a call reads at most [`LOG_SCAN_PER_CALL`] lines.
+/// a filtered read always moves on; a call reads at most [`LOG_SCAN_PER_CALL`] lines and
+/// answers with about 1 MiB of messages at most.
 pub async fn read_logs(
     state: &ApiState,
     request: &ApiRequest,
@@ -693,10 +694,12 @@ pub async fn read_logs(
             let mut records = Vec::new();
             let mut last = after;
             let mut scanned = 0;
+            let mut bytes = 0;
             store.scan_events(&range, &mut |e| {
                 scanned += 1;
                 last = e.seq;
                 if filter.as_ref().is_none_or(|f| f.matches(e.message)) {
+                    bytes += e.message.len();
                     records.push(json!({
                         "seq": e.seq,
                         "timestampMs": e.timestamp_ms,
@@ -706,7 +709,10 @@ pub async fn read_logs(
                         "message": e.message,
                     }));
                 }
-                if records.len() >= limit || scanned >= LOG_SCAN_PER_CALL {
+                if records.len() >= limit
+                    || bytes >= crate::cwlogs::MAX_ANSWER_BYTES
+                    || scanned >= LOG_SCAN_PER_CALL
+                {
                     warden_control::Scan::Stop
                 } else {
                     warden_control::Scan::Continue

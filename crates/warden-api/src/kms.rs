@@ -34,6 +34,7 @@ pub static KMS: JsonService = JsonService {
     target_prefix: "TrentService",
     version: JsonVersion::V1_1,
     operations: OPERATIONS,
+    max_body: crate::doors::DEFAULT_BODY_LIMIT,
 };
 
 macro_rules! op {

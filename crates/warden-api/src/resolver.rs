@@ -37,6 +37,7 @@ pub static ROUTE53_RESOLVER: JsonService = JsonService {
     target_prefix: "Route53Resolver",
     version: JsonVersion::V1_1,
     operations: OPERATIONS,
+    max_body: crate::doors::DEFAULT_BODY_LIMIT,
 };
 
 macro_rules! op {

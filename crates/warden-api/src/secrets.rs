@@ -39,6 +39,7 @@ pub static SECRETS_MANAGER: JsonService = JsonService {
     target_prefix: "secretsmanager",
     version: JsonVersion::V1_1,
     operations: OPERATIONS,
+    max_body: crate::doors::DEFAULT_BODY_LIMIT,
 };
 
 macro_rules! op {

@@ -43,7 +43,8 @@
 //! A query has at most [`MAX_QUERY_CHARS`] characters and nests at most 32 levels. A query
 //! without `stats` keeps only its best `limit` rows while it runs (a bounded heap); a
 //! `stats` query keeps at most [`MAX_GROUPS`] groups, then stops with
-//! [`ExecError::TooManyGroups`]. `pct` keeps a uniform sample of at most 1,000 values per
+//! [`ExecError::TooManyGroups`]; either keeps at most [`MAX_RESULT_BYTES`] of row values or
+//! group keys, then stops with [`ExecError::ResultsTooLarge`]. `pct` keeps a uniform sample of at most 1,000 values per
 //! group (exact below that) and `count_distinct` counts exactly up to 256 distinct values
 //! per group, then estimates (HyperLogLog, about 3% error).
 
@@ -69,6 +70,8 @@ pub const DEFAULT_LIMIT: usize = 1_000;
 pub const MAX_LIMIT: usize = 10_000;
 /// The most `stats` groups kept.
 pub const MAX_GROUPS: usize = 10_000;
+/// The most bytes of rows (or of `stats` group keys) a query keeps while it runs.
+pub const MAX_RESULT_BYTES: usize = 16 * 1024 * 1024;
 
 /// One stored log event, as a query reads it.
 #[derive(Debug, Clone, Copy)]

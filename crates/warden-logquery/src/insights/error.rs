@@ -124,4 +124,14 @@ pub enum ExecError {
         /// The limit.
         max: usize,
     },
+    /// The rows (or `stats` groups) a query keeps while it runs would take more than this
+    /// many bytes.
+    #[error(
+        "The query's results would take more than {max} bytes; select fewer or shorter \
+         fields, or lower its limit"
+    )]
+    ResultsTooLarge {
+        /// The limit.
+        max: usize,
+    },
 }

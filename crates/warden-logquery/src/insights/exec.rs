@@ -12,7 +12,7 @@ use super::parser::{Command, Located};
 use super::record::Record;
 use super::{
     Event, ExecError, Query, QueryError, QueryOutput, QueryStatistics, DEFAULT_LIMIT, MAX_GROUPS,
-    MAX_LIMIT,
+    MAX_LIMIT, MAX_RESULT_BYTES,
 };
 
 /// Checks the order of commands and builds the query.
@@ -300,6 +300,7 @@ impl Query {
                 bytes_scanned: 0.0,
             },
             state,
+            kept_bytes: 0,
         }
     }
 }
@@ -320,6 +321,21 @@ pub struct Run<'q> {
     limit: usize,
     statistics: QueryStatistics,
     state: RunState,
+    /// Bytes of the kept rows' cells (or of the stats groups' keys).
+    kept_bytes: usize,
+}
+
+/// What one kept row costs: its cells' names and values, and its sort key's text.
+fn row_bytes(row: &[(String, String)], key: &[KeyPart]) -> usize {
+    let cells: usize = row.iter().map(|(k, v)| k.len() + v.len()).sum();
+    let sort: usize = key
+        .iter()
+        .map(|k| match &k.value {
+            Some(SortVal::Text(t)) => t.len(),
+            _ => 8,
+        })
+        .sum();
+    cells + sort
 }
 
 enum RunState {
@@ -358,9 +374,17 @@ impl Run<'_> {
                         .is_some_and(|worst| worst.rank(&key, at).is_gt());
                 if better {
                     if kept.len() >= self.limit {
-                        kept.pop();
+                        if let Some(worst) = kept.pop() {
+                            self.kept_bytes -= row_bytes(&worst.row, &worst.key);
+                        }
                     }
                     let row = output_row(&query.output, &record);
+                    self.kept_bytes += row_bytes(&row, &key);
+                    if self.kept_bytes > MAX_RESULT_BYTES {
+                        return Err(ExecError::ResultsTooLarge {
+                            max: MAX_RESULT_BYTES,
+                        });
+                    }
                     kept.push(Ranked { key, seq: at, row });
                 }
             }
@@ -385,6 +409,19 @@ impl Run<'_> {
                     MapEntry::Vacant(v) => {
                         if groups.len() >= MAX_GROUPS {
                             return Err(ExecError::TooManyGroups { max: MAX_GROUPS });
+                        }
+                        self.kept_bytes += v
+                            .key()
+                            .iter()
+                            .map(|g| match g {
+                                GroupVal::Text(t) => t.len(),
+                                _ => 8,
+                            })
+                            .sum::<usize>();
+                        if self.kept_bytes > MAX_RESULT_BYTES {
+                            return Err(ExecError::ResultsTooLarge {
+                                max: MAX_RESULT_BYTES,
+                            });
                         }
                         groups.push((v.key().clone(), fresh_states(stats)));
                         *v.insert(groups.len() - 1)

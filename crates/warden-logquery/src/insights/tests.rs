@@ -910,3 +910,24 @@ proptest! {
         prop_assert_eq!(got, want);
     }
 }
+
+#[test]
+fn what_a_query_keeps_is_bounded_in_bytes() {
+    // Twenty messages of 1 MiB: more than MAX_RESULT_BYTES kept as rows, or as groups.
+    let lines: Vec<Line> = (0..20)
+        .map(|i| line(T0 + i, &format!("{i} {}", "x".repeat(1024 * 1024))))
+        .collect();
+    for query in ["fields @message | limit 100", "stats count(*) by @message"] {
+        let q = parse_query(query).unwrap();
+        assert_eq!(
+            q.run(events(&lines), None).unwrap_err(),
+            ExecError::ResultsTooLarge {
+                max: MAX_RESULT_BYTES
+            },
+            "{query}"
+        );
+    }
+    // Kept rows give their bytes back when they are pushed out: the best 5 fit.
+    let q = parse_query("fields @message | sort @timestamp desc | limit 5").unwrap();
+    assert_eq!(q.run(events(&lines), None).unwrap().rows.len(), 5);
+}

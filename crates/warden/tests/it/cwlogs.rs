@@ -367,6 +367,36 @@ fn a_custom_group_takes_put_log_events_and_keeps_its_retention() {
         "InvalidParameterException",
     );
 
+    // A full batch (1 MiB of messages) is taken; answers stop at about 1 MiB and page on.
+    let paged: Value = serde_json::from_str(
+        s.python(
+            r#"
+import json, os, time, boto3
+logs = boto3.client("logs", endpoint_url=os.environ["ENDPOINT"])
+logs.create_log_stream(logGroupName="app/orders", logStreamName="big")
+now = int(time.time() * 1000)
+for batch in range(2):
+    logs.put_log_events(logGroupName="app/orders", logStreamName="big", logEvents=[
+        {"timestamp": now, "message": str(batch * 4 + i) + "x" * (255 * 1024)} for i in range(4)])
+pages = [len(p["events"]) for p in logs.get_paginator("filter_log_events").paginate(
+    logGroupName="app/orders", logStreamNames=["big"])]
+first = logs.get_log_events(logGroupName="app/orders", logStreamName="big", startFromHead=True)
+print(json.dumps({"pages": pages, "first": len(first["events"])}))
+"#,
+        )
+        .trim(),
+    )
+    .unwrap();
+    let pages: Vec<u64> = paged["pages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n.as_u64().unwrap())
+        .collect();
+    assert_eq!(pages.iter().sum::<u64>(), 8, "{paged}");
+    assert!(pages.len() >= 2 && pages[0] < 8, "{paged}");
+    assert!(paged["first"].as_u64().unwrap() < 8, "{paged}");
+
     s.aws(&["logs", "delete-log-group", "--log-group-name", group]);
     refused(
         &["logs", "delete-log-group", "--log-group-name", group],
