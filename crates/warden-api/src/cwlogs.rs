@@ -466,13 +466,8 @@ async fn create_log_group(
     let group = group_name(input.required("logGroupName")?)?;
     blocking(state, move |store| {
         if matches!(group, LogGroup::Custom(_)) {
-            let custom = store
-                .list_log_groups("", "", None, MAX_CUSTOM_GROUPS + 1_000_000)
-                .map_err(store_error)?
-                .iter()
-                .filter(|g| matches!(g.group, LogGroup::Custom(_)))
-                .count();
-            if custom >= MAX_CUSTOM_GROUPS {
+            let custom = store.custom_log_group_count().map_err(store_error)?;
+            if custom >= MAX_CUSTOM_GROUPS as u64 {
                 return Err(ApiError::new(
                     StatusCode::BAD_REQUEST,
                     "LimitExceededException",
@@ -533,9 +528,18 @@ async fn put_retention_policy(
         )));
     }
     let days = u32::try_from(days).map_err(|_| invalid("retentionInDays is out of range"))?;
+    set_retention(state, group, Some(days)).await
+}
+
+/// Sets or removes a group's retention; `ResourceNotFoundException` for no such group.
+async fn set_retention(
+    state: &ApiState,
+    group: LogGroup,
+    days: Option<u32>,
+) -> Result<Reply, ApiError> {
     let found = blocking(state, move |store| {
         store
-            .set_log_retention(&group, Some(days), warden_types::now_millis())
+            .set_log_retention(&group, days, warden_types::now_millis())
             .map_err(store_error)
     })
     .await?;
@@ -552,16 +556,7 @@ async fn delete_retention_policy(
 ) -> Result<Reply, ApiError> {
     let input = Input::new("DeleteRetentionPolicy", &body, &["logGroupName"])?;
     let group = group_name(input.required("logGroupName")?)?;
-    let found = blocking(state, move |store| {
-        store
-            .set_log_retention(&group, None, warden_types::now_millis())
-            .map_err(store_error)
-    })
-    .await?;
-    if !found {
-        return Err(group_not_found());
-    }
-    reply(&json!({}))
+    set_retention(state, group, None).await
 }
 
 // ---- streams ----

@@ -279,6 +279,8 @@ pub trait LogStore: Send + Sync + 'static {
     fn delete_log_group(&self, group: &LogGroup) -> Result<bool, StoreError>;
     /// One group's description.
     fn log_group(&self, group: &LogGroup) -> Result<Option<LogGroupInfo>, StoreError>;
+    /// How many groups there are besides the functions' own.
+    fn custom_log_group_count(&self) -> Result<u64, StoreError>;
     /// Groups whose name starts with `prefix`, holds `pattern` (ignoring case; empty
     /// matches all) and sorts after `after`, by name.
     fn list_log_groups(

@@ -1526,23 +1526,13 @@ impl LogStore for SqliteStore {
 
     fn delete_log_group(&self, group: &LogGroup) -> Result<bool, StoreError> {
         let key = group.key();
-        // The events go in batches, each its own transaction, so appends interleave; the
-        // group row goes last, so a crash midway leaves a group that can be deleted again.
-        loop {
-            let mut conn = lock(&self.log_writer);
-            let tx = immediate(&mut conn, "deleting a log group")?;
-            let n = tx
-                .execute(
-                    "DELETE FROM logs WHERE seq IN
-                     (SELECT seq FROM logs WHERE function = ?1 LIMIT ?2)",
-                    params![key, PRUNE_BATCH_ROWS],
-                )
-                .map_err(db("deleting a log group"))?;
-            tx.commit().map_err(db("deleting a log group"))?;
-            if n < PRUNE_BATCH_ROWS as usize {
-                break;
-            }
-        }
+        // The group row goes last, so a crash midway leaves a group that can be deleted
+        // again.
+        self.delete_lines(
+            "deleting a log group",
+            "SELECT seq FROM logs WHERE function = ?1 LIMIT ?2",
+            &[&key],
+        )?;
         let mut conn = lock(&self.log_writer);
         let tx = immediate(&mut conn, "deleting a log group")?;
         tx.execute("DELETE FROM log_streams WHERE key = ?1", params![key])
@@ -1552,6 +1542,17 @@ impl LogStore for SqliteStore {
             .map_err(db("deleting a log group"))?;
         tx.commit().map_err(db("deleting a log group"))?;
         Ok(n == 1)
+    }
+
+    fn custom_log_group_count(&self) -> Result<u64, StoreError> {
+        lock(&self.log_reader)
+            .query_row(
+                "SELECT count(*) FROM log_groups WHERE substr(key, 1, 1) = ':'",
+                [],
+                |r| r.get::<_, i64>(0),
+            )
+            .map(|n| u64::try_from(n).unwrap_or(0))
+            .map_err(db("counting log groups"))
     }
 
     fn log_group(&self, group: &LogGroup) -> Result<Option<LogGroupInfo>, StoreError> {
@@ -1632,22 +1633,12 @@ impl LogStore for SqliteStore {
 
     fn delete_log_stream(&self, group: &LogGroup, stream: &str) -> Result<bool, StoreError> {
         let key = group.key();
-        loop {
-            let mut conn = lock(&self.log_writer);
-            let tx = immediate(&mut conn, "deleting a log stream")?;
-            let n = tx
-                .execute(
-                    "DELETE FROM logs WHERE seq IN
-                     (SELECT seq FROM logs WHERE stream_id =
-                        (SELECT id FROM log_streams WHERE key = ?1 AND name = ?2) LIMIT ?3)",
-                    params![key, stream, PRUNE_BATCH_ROWS],
-                )
-                .map_err(db("deleting a log stream"))?;
-            tx.commit().map_err(db("deleting a log stream"))?;
-            if n < PRUNE_BATCH_ROWS as usize {
-                break;
-            }
-        }
+        self.delete_lines(
+            "deleting a log stream",
+            "SELECT seq FROM logs WHERE stream_id =
+                (SELECT id FROM log_streams WHERE key = ?1 AND name = ?2) LIMIT ?3",
+            &[&key, &stream],
+        )?;
         let n = lock(&self.log_writer)
             .execute(
                 "DELETE FROM log_streams WHERE key = ?1 AND name = ?2",
@@ -1850,27 +1841,42 @@ fn upsert_stream(
 }
 
 impl SqliteStore {
-    /// Deletes a group's events older than `cutoff_ms`, a batch per transaction; returns
-    /// how many went.
-    fn expire_group(&self, key: &str, cutoff_ms: i64) -> Result<u64, StoreError> {
+    /// Deletes the log lines `select` picks (its parameters are `args`, then the batch
+    /// size), a batch per transaction so that appends interleave; returns how many went.
+    fn delete_lines(
+        &self,
+        context: &'static str,
+        select: &str,
+        args: &[&dyn rusqlite::ToSql],
+    ) -> Result<u64, StoreError> {
+        let sql = format!("DELETE FROM logs WHERE seq IN ({select})");
+        let batch: &dyn rusqlite::ToSql = &PRUNE_BATCH_ROWS;
         let mut total = 0;
         loop {
             let mut conn = lock(&self.log_writer);
-            let tx = immediate(&mut conn, "applying a log group's retention")?;
+            let tx = immediate(&mut conn, context)?;
             let n = tx
                 .execute(
-                    "DELETE FROM logs WHERE seq IN
-                     (SELECT seq FROM logs WHERE function = ?1 AND timestamp_ms < ?2 LIMIT ?3)",
-                    params![key, cutoff_ms, PRUNE_BATCH_ROWS],
+                    &sql,
+                    rusqlite::params_from_iter(args.iter().chain(std::iter::once(&batch))),
                 )
-                .map_err(db("applying a log group's retention"))?;
-            tx.commit()
-                .map_err(db("applying a log group's retention"))?;
+                .map_err(db(context))?;
+            tx.commit().map_err(db(context))?;
             total += n as u64;
             if n < PRUNE_BATCH_ROWS as usize {
-                break;
+                return Ok(total);
             }
         }
+    }
+
+    /// Deletes a group's events older than `cutoff_ms`, a batch per transaction; returns
+    /// how many went.
+    fn expire_group(&self, key: &str, cutoff_ms: i64) -> Result<u64, StoreError> {
+        let total = self.delete_lines(
+            "applying a log group's retention",
+            "SELECT seq FROM logs WHERE function = ?1 AND timestamp_ms < ?2 LIMIT ?3",
+            &[&key, &cutoff_ms],
+        )?;
         lock(&self.log_writer)
             .execute(
                 "DELETE FROM log_streams WHERE key = ?1 AND last_event_ms < ?2",

@@ -1817,6 +1817,8 @@ fn custom_groups_hold_their_own_streams_and_events_apart_from_functions() {
     assert!(store.create_log_group(&app, 5).unwrap());
     assert!(!store.create_log_group(&app, 6).unwrap(), "it exists");
     assert!(store.create_log_group(&f_named, 5).unwrap());
+    // The function's own group, made by its lines below, is not counted.
+    assert_eq!(store.custom_log_group_count().unwrap(), 2);
     assert!(store.create_log_stream(&app, "s1", 7).unwrap());
     assert!(!store.create_log_stream(&app, "s1", 8).unwrap());
     store
