@@ -251,11 +251,22 @@ impl EmfSink {
         let weak = Arc::downgrade(&sink);
         let spawned = std::thread::Builder::new()
             .name("emf-flush".into())
-            .spawn(move || loop {
-                std::thread::sleep(FLUSH_PERIOD);
-                let Some(sink) = weak.upgrade() else { return };
-                if let Err(e) = sink.flush() {
-                    tracing::warn!(error = %e, "could not store embedded metrics");
+            .spawn(move || {
+                let mut reported = 0;
+                loop {
+                    std::thread::sleep(FLUSH_PERIOD);
+                    let Some(sink) = weak.upgrade() else { return };
+                    if let Err(e) = sink.flush() {
+                        tracing::warn!(error = %e, "could not store embedded metrics");
+                    }
+                    let dropped = sink.dropped();
+                    if dropped > reported {
+                        tracing::warn!(
+                            datapoints = dropped - reported,
+                            "embedded metrics were dropped: more metric-minutes arrived between two writes than the sink holds"
+                        );
+                        reported = dropped;
+                    }
                 }
             });
         if let Err(e) = spawned {
