@@ -19,8 +19,10 @@
 pub mod access;
 pub mod alarms;
 mod aliases;
+pub mod audit;
 mod body;
 mod caller;
+pub mod cloudtrail;
 pub mod cloudwatch;
 mod cloudwatch_query;
 mod contracts;
@@ -141,6 +143,8 @@ pub struct ApiState {
     pub log_queries: cwlogs::Queries,
     /// SNS topics and subscriptions (the deliverer is the server's).
     pub sns: warden_sns::Sns,
+    /// The audit trail every call is recorded in.
+    pub audit: audit::AuditTrail,
 }
 
 impl ApiState {
@@ -169,6 +173,7 @@ impl ApiState {
         metrics: Arc<warden_metrics::Metrics>,
         metric_store: Arc<warden_metrics::store::MetricStore>,
         sns: warden_sns::Sns,
+        audit: audit::AuditTrail,
     ) -> Self {
         let access = Arc::new(access);
         control.subscribe(Arc::new(engine.clone()));
@@ -200,6 +205,7 @@ impl ApiState {
             metric_store,
             log_queries: cwlogs::Queries::default(),
             sns,
+            audit,
         }
     }
 
@@ -358,14 +364,31 @@ async fn handle(
     if let Some(reply) = sns::serve_public(state, &parts).await {
         return Ok(reply);
     }
+    let mut note = audit::Note::new(&parts, peer);
     let req = http::Request::from_parts(parts, body);
-    let mut response = match state
+    let result = state
         .pipeline
-        .run(state, &shared.budget, peer, req, &mut service)
-        .await
-    {
-        Ok(r) => r,
-        Err(e) => {
+        .run(state, &shared.budget, peer, req, &mut service, &mut note)
+        .await;
+    note.service = Some(service.clone());
+    let outcome = match &result {
+        Ok(r) => audit::Outcome::Replied(r),
+        Err(e) => audit::Outcome::Failed(e),
+    };
+    let recorded = state
+        .audit
+        .record(
+            &note,
+            outcome,
+            &request_id,
+            state.account.as_str(),
+            state.region.as_str(),
+        )
+        .await;
+    let mut response = match (result, recorded) {
+        (Ok(r), Ok(())) => r,
+        (Ok(_), Err(e)) => e.render(service.protocol(), &request_id),
+        (Err(e), _) => {
             state.count_refusal(&e, None, peer.ip());
             e.render(service.protocol(), &request_id)
         }

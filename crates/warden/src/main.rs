@@ -5,6 +5,7 @@
 #![forbid(unsafe_code)]
 
 mod admin;
+mod audit;
 mod cli;
 mod codedir;
 mod doctor;
@@ -46,6 +47,9 @@ enum Command {
     /// Managed runtimes: which interpreter serves `python3.x` and `nodejs*.x` here.
     #[command(subcommand)]
     Runtime(runtime::RuntimeCommand),
+    /// The audit trail: verify it, look calls up, sign and export digests.
+    #[command(subcommand)]
+    Audit(audit::AuditCommand),
     /// Administration of a data directory (with the server stopped).
     #[command(subcommand)]
     Admin(admin::AdminCommand),
@@ -65,6 +69,7 @@ fn main() -> std::process::ExitCode {
         Command::Iam(c) => iam::run(c, &cli.endpoint_url),
         Command::Runtime(c) => runtime::run(c),
         Command::Admin(c) => admin::run(c),
+        Command::Audit(c) => audit::run(c, &cli.endpoint_url),
         Command::Client(c) => cli::run(c, &cli.endpoint_url),
     };
     match result {

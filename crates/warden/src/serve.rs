@@ -69,6 +69,8 @@ pub struct ServeArgs {
     runtimes: crate::runtime::RuntimeArgs,
     #[command(flatten)]
     master: crate::admin::MasterKeyArgs,
+    #[command(flatten)]
+    audit: crate::audit::AuditArgs,
     /// Where extracted function code is kept (0700). Default: a directory of this data
     /// directory's own on the first memory-backed file system among `$XDG_RUNTIME_DIR`,
     /// `/run` and `/dev/shm`, so that code is never on disk in the clear (it is extracted
@@ -361,6 +363,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
     blobs
         .start_collector(Arc::clone(&store), BLOB_SWEEP_PERIOD)
         .context("cannot start the code blob collector")?;
+    let audit_key = crate::audit::signing_key(&data_dir, &master)?;
     let identity = warden_identity::Identity::open_with_key(&data_dir, master, account.as_str())?;
     let secrets =
         warden_secrets::Secrets::open(&data_dir, kms.clone(), account.as_str(), region.as_str())?;
@@ -570,6 +573,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
             Arc::clone(&metrics),
             metric_store,
             sns.clone(),
+            crate::audit::start(&data_dir, audit_key, &args.audit)?,
         ));
         let sns_deliverer = warden_sns::Deliverer::start(
             &sns,

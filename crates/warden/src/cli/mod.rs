@@ -20,6 +20,9 @@ mod logs;
 mod netlog;
 mod scan;
 
+pub(crate) use client::{ApiError, Client};
+pub(crate) use logs::parse_since;
+
 use clap::{Args, Subcommand};
 
 /// Client commands, flattened into the top-level `warden` command.

@@ -9,6 +9,7 @@ mod harness;
 
 mod alarms;
 mod async_queue;
+mod audit;
 mod aws_cli;
 mod bad_input;
 mod boto3;
