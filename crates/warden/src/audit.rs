@@ -195,8 +195,7 @@ fn write_public_key(dir: &Path, public: &[u8]) -> anyhow::Result<()> {
         }
         std::fs::create_dir_all(dir)
             .with_context(|| format!("cannot create `{}`", dir.display()))?;
-        std::fs::write(&path, &bytes)
-            .with_context(|| format!("cannot write `{}`", path.display()))?;
+        write_private(&path, &bytes)?;
     }
     Ok(())
 }
@@ -517,7 +516,7 @@ fn digest(args: &DigestArgs, endpoint: &str) -> anyhow::Result<()> {
         let written = warden_audit::digest::export_to_dir(&digests, dir)?;
         let public = std::fs::read(data_dir.join(PUBLIC_KEY_FILE))
             .with_context(|| format!("cannot read the public key in `{}`", data_dir.display()))?;
-        std::fs::write(dir.join(PUBLIC_KEY_FILE), public)?;
+        write_private(&dir.join(PUBLIC_KEY_FILE), &public)?;
         println!(
             "{} digests in `{}` ({} new), with the public key",
             digests.len(),

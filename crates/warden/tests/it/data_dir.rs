@@ -61,6 +61,9 @@ fn everything_in_the_data_dir_is_private_to_its_owner() {
         "kms.db",
         "credentials",
         "blobs",
+        "audit.db",
+        "audit-signing-key",
+        "audit-public-key.json",
     ] {
         assert!(
             files.contains(&data.join(name)),
