@@ -85,7 +85,7 @@ impl AuditTrail {
     /// Records the call `note` describes, answered by `outcome`. Returns an error only when
     /// a call that may have changed something could not be made durable: the caller must
     /// then not be told it succeeded.
-    pub(crate) async fn record(
+    pub async fn record(
         &self,
         note: &Note,
         outcome: Outcome<'_>,
@@ -93,24 +93,23 @@ impl AuditTrail {
         account: &str,
         region: &str,
     ) -> Result<(), ApiError> {
-        let name = note.event_name();
-        let class = classify(&name, note.service.as_ref());
-        if class == Class::Data && !self.data_events {
+        let Some((event, wait)) =
+            note.to_event(outcome, request_id, account, region, self.data_events)
+        else {
             return Ok(());
-        }
-        let event = note.event(&name, class, outcome, request_id, account, region);
+        };
         let encoded = match EncodedEvent::new(&event) {
             Ok(e) => e,
-            Err(e) => return self.failed(class, &event, e),
+            Err(e) => return self.failed(wait, &event, e),
         };
         let pending = match self.recorder.submit(encoded).await {
             Ok(p) => p,
-            Err(e) => return self.failed(class, &event, e),
+            Err(e) => return self.failed(wait, &event, e),
         };
         // Only a call that may have changed something, and did not fail, waits for the disk.
-        if class == Class::Write && event.error_code.is_none() {
+        if wait {
             if let Err(e) = pending.durable().await {
-                return self.failed(class, &event, e);
+                return self.failed(wait, &event, e);
             }
         }
         Ok(())
@@ -118,7 +117,7 @@ impl AuditTrail {
 
     fn failed(
         &self,
-        class: Class,
+        wait: bool,
         event: &CloudTrailEvent,
         error: warden_audit::Error,
     ) -> Result<(), ApiError> {
@@ -128,7 +127,7 @@ impl AuditTrail {
             %error,
             "an API call could not be recorded in the audit trail"
         );
-        if class == Class::Write && event.error_code.is_none() {
+        if wait {
             return Err(ApiError::internal(format!(
                 "the audit trail could not record {}: {error}",
                 event.event_name
@@ -140,7 +139,7 @@ impl AuditTrail {
 
 /// How a call answered.
 #[derive(Debug, Clone, Copy)]
-pub(crate) enum Outcome<'a> {
+pub enum Outcome<'a> {
     /// A response (possibly an error status a handler rendered itself).
     Replied(&'a Reply),
     /// An error, rendered after recording.
@@ -149,7 +148,7 @@ pub(crate) enum Outcome<'a> {
 
 /// What the pipeline learned of a request, for its audit event.
 #[derive(Debug, Default)]
-pub(crate) struct Note {
+pub struct Note {
     /// When the request arrived (epoch ms).
     pub time_ms: i64,
     /// The service, once its door is known.
@@ -181,7 +180,7 @@ pub(crate) struct Note {
 
 impl Note {
     /// A note of the request whose head is `parts`, from `peer`.
-    pub(crate) fn new(parts: &http::request::Parts, peer: std::net::SocketAddr) -> Note {
+    pub fn new(parts: &http::request::Parts, peer: std::net::SocketAddr) -> Note {
         let header = |name: &str| {
             parts
                 .headers
@@ -370,6 +369,26 @@ impl Note {
                 invoked_by: None,
             },
         }
+    }
+
+    /// The CloudTrail event of this call answered by `outcome`, and whether its answer
+    /// must wait until it is durable; `None` for a data event when they are not recorded.
+    pub fn to_event(
+        &self,
+        outcome: Outcome<'_>,
+        request_id: &str,
+        account: &str,
+        region: &str,
+        data_events: bool,
+    ) -> Option<(CloudTrailEvent, bool)> {
+        let name = self.event_name();
+        let class = classify(&name, self.service.as_ref());
+        if class == Class::Data && !data_events {
+            return None;
+        }
+        let event = self.event(&name, class, outcome, request_id, account, region);
+        let wait = class == Class::Write && event.error_code.is_none();
+        Some((event, wait))
     }
 
     fn event(
