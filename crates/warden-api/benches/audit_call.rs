@@ -44,7 +44,10 @@ fn note() -> Note {
         session: None,
     });
     note.body = Bytes::from_static(BODY.as_bytes());
-    note.resources = vec!["arn:aws:lambda:us-east-1:123456789012:function:orders".into()];
+    note.targets = vec![(
+        "lambda:UpdateFunctionConfiguration".into(),
+        "arn:aws:lambda:us-east-1:123456789012:function:orders".into(),
+    )];
     note
 }
 

@@ -37,6 +37,16 @@ use warden_types::identity::{Principal, PrincipalKind};
 use crate::routes::{Operation, Service};
 use crate::{ApiError, Reply};
 
+/// The error codes of a call refused by authentication or authorization.
+const REFUSALS: &[&str] = &[
+    "AccessDeniedException",
+    "UnrecognizedClientException",
+    "InvalidSignatureException",
+    "IncompleteSignatureException",
+    "ExpiredTokenException",
+    "MissingAuthenticationTokenException",
+];
+
 /// The largest `requestParameters` or `responseElements`, encoded, kept in an event.
 pub const MAX_ELEMENT_BYTES: usize = 100 * 1024;
 
@@ -174,8 +184,8 @@ pub struct Note {
     pub form: bool,
     /// The body, once read.
     pub body: Bytes,
-    /// The resources authorization named.
-    pub resources: Vec<String>,
+    /// The IAM actions authorization decided, each with its resource.
+    pub targets: Vec<(String, String)>,
 }
 
 impl Note {
@@ -413,16 +423,25 @@ impl Note {
             }
             Outcome::Replied(r) => (None, None, response_elements(class, r)),
         };
-        let resources = self
-            .resources
-            .iter()
-            .filter(|arn| arn.starts_with("arn:"))
-            .map(|arn| Resource {
-                arn: arn.clone(),
-                account_id: arn.split(':').nth(4).unwrap_or(account).to_owned(),
-                kind: resource_type(arn),
+        let mut resources: Vec<Resource> = Vec::new();
+        for (_, arn) in &self.targets {
+            if arn.starts_with("arn:") && !resources.iter().any(|r| &r.arn == arn) {
+                resources.push(Resource {
+                    arn: arn.clone(),
+                    account_id: arn.split(':').nth(4).unwrap_or(account).to_owned(),
+                    kind: resource_type(arn),
+                });
+            }
+        }
+        // What the call was allowed: a call refused before or by authorization has none.
+        let refused = matches!(outcome, Outcome::Failed(e) if REFUSALS.contains(&e.code));
+        let additional_event_data = (!refused && !self.targets.is_empty()).then(|| {
+            json!({
+                "authorizedActions": self.targets.iter().map(|(action, resource)| {
+                    json!({ "action": action, "resource": resource })
+                }).collect::<Vec<_>>()
             })
-            .collect();
+        });
         let data = class == Class::Data;
         CloudTrailEvent {
             event_version: EVENT_VERSION.into(),
@@ -437,6 +456,7 @@ impl Note {
             error_message,
             request_parameters: self.request_parameters(),
             response_elements: response,
+            additional_event_data,
             request_id: request_id.to_owned(),
             event_id: uuid::Uuid::new_v4().to_string(),
             read_only: class == Class::Read,

@@ -284,7 +284,10 @@ impl Pipeline {
     ) -> Result<Authorized, ApiError> {
         let principal = request.principal.as_ref();
         let targets = door.targets(state, &request, principal)?;
-        note.resources = targets.iter().map(|t| t.resource.clone()).collect();
+        note.targets = targets
+            .iter()
+            .map(|t| (t.action.clone(), t.resource.clone()))
+            .collect();
         access::authorize(state, &request, principal, targets).await?;
         Ok(Authorized(request))
     }

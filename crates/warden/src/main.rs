@@ -11,6 +11,7 @@ mod codedir;
 mod doctor;
 mod firewall;
 mod iam;
+mod iam_advice;
 mod metrics;
 mod node;
 mod runtime;

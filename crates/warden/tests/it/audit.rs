@@ -347,3 +347,175 @@ fn a_kill_9_loses_no_acknowledged_write_and_verify_finds_every_edit() {
     let (ok, text) = verify(&s, &export);
     assert!(ok, "restored: {text}");
 }
+
+const WIDE_APP: &str = r#"
+import boto3, botocore
+def handler(event, context):
+    out = {"secret": boto3.client("secretsmanager").get_secret_value(SecretId="app-db")["SecretString"]}
+    out["memory"] = boto3.client("lambda").get_function_configuration(FunctionName=context.function_name)["MemorySize"]
+    if event.get("extra"):
+        try:
+            boto3.client("lambda").list_functions()
+            out["extra"] = "allowed"
+        except botocore.exceptions.ClientError as e:
+            out["extra"] = e.response["Error"]["Code"]
+    return out
+"#;
+
+/// Invokes `name` with `payload` through the AWS CLI; its JSON answer.
+fn invoke_json(s: &Server, name: &str, payload: &str) -> Value {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out.json");
+    let meta = s.aws(&[
+        "lambda",
+        "invoke",
+        "--function-name",
+        name,
+        "--payload",
+        payload,
+        out.to_str().unwrap(),
+    ]);
+    assert!(
+        meta.get("FunctionError").is_none(),
+        "{meta}: {}",
+        std::fs::read_to_string(&out).unwrap()
+    );
+    serde_json::from_slice(&std::fs::read(&out).unwrap()).unwrap()
+}
+
+#[test]
+fn a_policy_generated_from_the_trail_keeps_the_function_working_and_denies_the_rest() {
+    let s = Server::start();
+    s.install_python_sdk();
+    s.ensure_role("wide", LAMBDA_TRUST);
+    let star = json!({"Version": "2012-10-17", "Statement": [
+        {"Effect": "Allow", "Action": "*", "Resource": "*"}]});
+    s.aws(&[
+        "iam",
+        "put-role-policy",
+        "--role-name",
+        "wide",
+        "--policy-name",
+        "p",
+        "--policy-document",
+        &star.to_string(),
+    ]);
+    s.aws(&[
+        "secretsmanager",
+        "create-secret",
+        "--name",
+        "app-db",
+        "--secret-string",
+        "s3cr3t",
+    ]);
+    let zip = python_zip(&[("app.py", WIDE_APP)]);
+    let zip_arg = format!("fileb://{}", zip.display());
+    s.aws(&[
+        "lambda",
+        "create-function",
+        "--function-name",
+        "wide-fn",
+        "--runtime",
+        python_runtime(),
+        "--handler",
+        "app.handler",
+        "--role",
+        "arn:aws:iam::123456789012:role/wide",
+        "--timeout",
+        "30",
+        "--memory-size",
+        "1024",
+        "--zip-file",
+        &zip_arg,
+    ]);
+    let first = invoke_json(&s, "wide-fn", "{}");
+    assert_eq!(first["secret"], "s3cr3t");
+    assert_eq!(first["memory"], 1024);
+
+    // With `*` granted, `unused` can only say that `*` was used.
+    let out = s.warden(&["iam", "unused", "--role", "wide", "--since", "1h", "--json"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["unused"], json!([]));
+    let used: Vec<&str> = report["used"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| u["action"].as_str().unwrap())
+        .collect();
+    assert!(used.contains(&"secretsmanager:GetSecretValue"), "{report}");
+    assert!(
+        used.contains(&"lambda:GetFunctionConfiguration"),
+        "{report}"
+    );
+
+    // The generated policy: exactly what the calls needed, on exactly their resources.
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("policy.json");
+    let out = s.warden(&[
+        "iam",
+        "generate-policy",
+        "--role",
+        "wide",
+        "--since",
+        "1h",
+        "-o",
+        file.to_str().unwrap(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let generated: Value = serde_json::from_slice(&std::fs::read(&file).unwrap()).unwrap();
+    let text = generated.to_string();
+    assert!(!text.contains(r#""Action":"*""#), "{generated:#}");
+    assert!(text.contains(":function:wide-fn"), "{generated:#}");
+    assert!(text.contains(":secret:app-db-"), "{generated:#}");
+    assert!(!text.contains("lambda:ListFunctions"), "{generated:#}");
+
+    // Attached in place of `*`, the function still works, and everything else is denied.
+    s.aws(&[
+        "iam",
+        "put-role-policy",
+        "--role-name",
+        "wide",
+        "--policy-name",
+        "p",
+        "--policy-document",
+        &generated.to_string(),
+    ]);
+    let again = invoke_json(&s, "wide-fn", r#"{"extra": true}"#);
+    assert_eq!(again["secret"], "s3cr3t");
+    assert_eq!(again["extra"], "AccessDeniedException", "{again}");
+
+    // And now a granted action the function never calls shows as unused.
+    let mut widened = generated.clone();
+    widened["Statement"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!({"Effect": "Allow", "Action": ["dynamodb:PutItem"], "Resource": "*"}));
+    s.aws(&[
+        "iam",
+        "put-role-policy",
+        "--role-name",
+        "wide",
+        "--policy-name",
+        "p",
+        "--policy-document",
+        &widened.to_string(),
+    ]);
+    let out = s.warden(&["iam", "unused", "--role", "wide", "--since", "1h"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("UNUSED  dynamodb:PutItem"), "{text}");
+    assert_eq!(text.matches("UNUSED").count(), 1, "{text}");
+}
