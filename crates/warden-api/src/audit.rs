@@ -55,6 +55,7 @@ pub struct AuditTrail {
     recorder: Arc<Recorder>,
     db: PathBuf,
     data_events: bool,
+    config: Option<Arc<warden_config::ConfigStore>>,
 }
 
 impl std::fmt::Debug for AuditTrail {
@@ -74,7 +75,19 @@ impl AuditTrail {
             recorder,
             db,
             data_events,
+            config: None,
         }
+    }
+
+    /// Keeps a configuration item of each resource a successful write changes in `store`.
+    pub fn with_config_history(mut self, store: Arc<warden_config::ConfigStore>) -> Self {
+        self.config = Some(store);
+        self
+    }
+
+    /// The configuration history, if kept.
+    pub fn config_history(&self) -> Option<&Arc<warden_config::ConfigStore>> {
+        self.config.as_ref()
     }
 
     /// The audit database (LookupEvents reads it).
@@ -92,9 +105,10 @@ impl AuditTrail {
         &self.recorder
     }
 
-    /// Records the call `note` describes, answered by `outcome`. Returns an error only when
-    /// a call that may have changed something could not be made durable: the caller must
-    /// then not be told it succeeded.
+    /// Records the call `note` describes, answered by `outcome`. Returns the event's id
+    /// when the call may have changed something and succeeded (it is durable then), and an
+    /// error only when such a call's event could not be made durable: the caller must then
+    /// not be told it succeeded.
     pub async fn record(
         &self,
         note: &Note,
@@ -102,11 +116,11 @@ impl AuditTrail {
         request_id: &str,
         account: &str,
         region: &str,
-    ) -> Result<(), ApiError> {
+    ) -> Result<Option<String>, ApiError> {
         let Some((event, wait)) =
             note.to_event(outcome, request_id, account, region, self.data_events)
         else {
-            return Ok(());
+            return Ok(None);
         };
         let encoded = match EncodedEvent::new(&event) {
             Ok(e) => e,
@@ -121,8 +135,9 @@ impl AuditTrail {
             if let Err(e) = pending.durable().await {
                 return self.failed(wait, &event, e);
             }
+            return Ok(Some(event.event_id));
         }
-        Ok(())
+        Ok(None)
     }
 
     fn failed(
@@ -130,7 +145,7 @@ impl AuditTrail {
         wait: bool,
         event: &CloudTrailEvent,
         error: warden_audit::Error,
-    ) -> Result<(), ApiError> {
+    ) -> Result<Option<String>, ApiError> {
         tracing::error!(
             event_name = %event.event_name,
             request_id = %event.request_id,
@@ -143,7 +158,7 @@ impl AuditTrail {
                 event.event_name
             )));
         }
-        Ok(())
+        Ok(None)
     }
 }
 

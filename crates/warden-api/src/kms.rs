@@ -642,7 +642,7 @@ pub(crate) fn may_decrypt_environment(
 
 // ---- handlers ----
 
-fn metadata(state: &ApiState, key: &Key) -> Value {
+pub(crate) fn metadata(state: &ApiState, key: &Key) -> Value {
     wire::key_metadata(key, state.kms.account())
 }
 

@@ -25,6 +25,7 @@ mod caller;
 pub mod cloudtrail;
 pub mod cloudwatch;
 mod cloudwatch_query;
+pub mod confighist;
 mod contracts;
 pub mod cwlogs;
 pub mod doors;
@@ -385,8 +386,11 @@ async fn handle(
             state.region.as_str(),
         )
         .await;
+    if let (Ok(Some(event_id)), Some(store)) = (&recorded, state.audit.config_history()) {
+        confighist::capture(state, store, &note, event_id).await;
+    }
     let mut response = match (result, recorded) {
-        (Ok(r), Ok(())) => r,
+        (Ok(r), Ok(_)) => r,
         (Ok(_), Err(e)) => e.render(service.protocol(), &request_id),
         (Err(e), _) => {
             state.count_refusal(&e, None, peer.ip());

@@ -68,7 +68,7 @@ pub struct Pipeline {
 
 impl Default for Pipeline {
     /// Warden's services: the JSON 1.1 doors of KMS, Secrets Manager, Route 53
-    /// Resolver, CloudWatch Logs and CloudTrail, EC2's query dialect, IAM and STS, and Lambda (which takes every request
+    /// Resolver, CloudWatch Logs, CloudTrail and Config, EC2's query dialect, IAM and STS, and Lambda (which takes every request
     /// the others leave).
     fn default() -> Self {
         Pipeline {
@@ -78,6 +78,7 @@ impl Default for Pipeline {
                 Arc::new(JsonDoor::new(&crate::resolver::ROUTE53_RESOLVER)),
                 Arc::new(JsonDoor::new(&crate::cwlogs::LOGS)),
                 Arc::new(JsonDoor::new(&crate::cloudtrail::CLOUDTRAIL)),
+                Arc::new(JsonDoor::new(&crate::confighist::CONFIG)),
                 Arc::new(crate::extension::ExtensionDoor),
                 Arc::new(crate::ec2::Ec2Door),
                 Arc::new(crate::cloudwatch::CloudWatchDoor),

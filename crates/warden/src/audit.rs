@@ -34,6 +34,8 @@ const KEY_FILE: &str = "audit-signing-key";
 pub(crate) const PUBLIC_KEY_FILE: &str = "audit-public-key.json";
 /// The audit database, in the data directory.
 pub(crate) const DB_FILE: &str = "audit.db";
+/// The configuration history, in the data directory.
+pub(crate) const CONFIG_DB_FILE: &str = "config.db";
 /// What the seed is sealed with, so that a sealed value of another kind never opens as it.
 const SEAL_AAD: &[u8] = b"warden audit signing key v1";
 
@@ -231,11 +233,17 @@ pub(crate) fn start(
     };
     let recorder = Recorder::start(log, Arc::new(signer), config)
         .context("cannot start the audit recorder")?;
-    Ok(warden_api::audit::AuditTrail::new(
-        Arc::new(recorder),
-        db,
-        args.audit_data_events,
-    ))
+    let history = data_dir.join(CONFIG_DB_FILE);
+    let history = warden_config::ConfigStore::open(&history).with_context(|| {
+        format!(
+            "cannot open the configuration history `{}`",
+            history.display()
+        )
+    })?;
+    Ok(
+        warden_api::audit::AuditTrail::new(Arc::new(recorder), db, args.audit_data_events)
+            .with_config_history(Arc::new(history)),
+    )
 }
 
 // ---- `warden audit ...` ----

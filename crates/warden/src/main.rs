@@ -8,6 +8,7 @@ mod admin;
 mod audit;
 mod cli;
 mod codedir;
+mod config_cmd;
 mod doctor;
 mod firewall;
 mod iam;
@@ -51,6 +52,9 @@ enum Command {
     /// The audit trail: verify it, look calls up, sign and export digests.
     #[command(subcommand)]
     Audit(audit::AuditCommand),
+    /// Configuration history: how a resource's configuration changed, and by which calls.
+    #[command(subcommand)]
+    Config(config_cmd::ConfigCommand),
     /// Administration of a data directory (with the server stopped).
     #[command(subcommand)]
     Admin(admin::AdminCommand),
@@ -71,6 +75,7 @@ fn main() -> std::process::ExitCode {
         Command::Runtime(c) => runtime::run(c),
         Command::Admin(c) => admin::run(c),
         Command::Audit(c) => audit::run(c, &cli.endpoint_url),
+        Command::Config(c) => config_cmd::run(c, &cli.endpoint_url),
         Command::Client(c) => cli::run(c, &cli.endpoint_url),
     };
     match result {

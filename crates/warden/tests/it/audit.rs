@@ -519,3 +519,193 @@ fn a_policy_generated_from_the_trail_keeps_the_function_working_and_denies_the_r
     assert!(text.contains("UNUSED  dynamodb:PutItem"), "{text}");
     assert_eq!(text.matches("UNUSED").count(), 1, "{text}");
 }
+
+#[test]
+fn configuration_history_records_each_change_with_the_call_that_made_it() {
+    let s = Server::start();
+    s.ensure_role(EXEC_ROLE_NAME, LAMBDA_TRUST);
+    s.create_fixture(
+        "tracked",
+        &[
+            "--environment",
+            "Variables={API_TOKEN=t0ken-not-in-history}",
+        ],
+    );
+    s.aws(&[
+        "lambda",
+        "update-function-configuration",
+        "--function-name",
+        "tracked",
+        "--memory-size",
+        "256",
+    ]);
+    s.aws(&["lambda", "publish-version", "--function-name", "tracked"]);
+    s.aws(&[
+        "lambda",
+        "create-alias",
+        "--function-name",
+        "tracked",
+        "--name",
+        "live",
+        "--function-version",
+        "1",
+    ]);
+    s.aws(&[
+        "iam", "put-role-policy", "--role-name", EXEC_ROLE_NAME, "--policy-name", "extra",
+        "--policy-document",
+        r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"s3:GetObject","Resource":"*"}]}"#,
+    ]);
+    s.aws(&[
+        "secretsmanager",
+        "create-secret",
+        "--name",
+        "hist",
+        "--secret-string",
+        "v4lue-not-in-history",
+    ]);
+    s.aws(&["lambda", "delete-function", "--function-name", "tracked"]);
+
+    let history = s.aws(&[
+        "configservice",
+        "get-resource-config-history",
+        "--resource-type",
+        "AWS::Lambda::Function",
+        "--resource-id",
+        "tracked",
+    ]);
+    let items = history["configurationItems"].as_array().unwrap();
+    let states: Vec<(&str, &str)> = items
+        .iter()
+        .map(|i| {
+            (
+                i["configurationStateId"].as_str().unwrap(),
+                i["configurationItemStatus"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        states,
+        [
+            ("3", "ResourceDeleted"),
+            ("2", "OK"),
+            ("1", "ResourceDiscovered")
+        ],
+        "{history:#}"
+    );
+    let second: Value = serde_json::from_str(items[1]["configuration"].as_str().unwrap()).unwrap();
+    assert_eq!(second["MemorySize"], 256);
+    assert_eq!(
+        second["Environment"]["Variables"]["API_TOKEN"],
+        "HIDDEN_DUE_TO_SECURITY_REASONS"
+    );
+    // The item names the audit event of the call that made the change.
+    let event_id = items[1]["relatedEvents"][0].as_str().unwrap();
+    let found = lookup(&s, "EventId", event_id);
+    assert_eq!(found[0]["eventName"], "UpdateFunctionConfiguration");
+
+    // The alias, the role and the secret's metadata have histories of their own.
+    let alias = s.aws(&[
+        "configservice",
+        "get-resource-config-history",
+        "--resource-type",
+        "AWS::Lambda::Alias",
+        "--resource-id",
+        "tracked:live",
+    ]);
+    assert!(
+        alias["configurationItems"][0]["configuration"]
+            .as_str()
+            .unwrap()
+            .contains(r#""FunctionVersion":"1""#),
+        "{alias:#}"
+    );
+    let role = s.aws(&[
+        "configservice",
+        "get-resource-config-history",
+        "--resource-type",
+        "AWS::IAM::Role",
+        "--resource-id",
+        EXEC_ROLE_NAME,
+    ]);
+    assert!(
+        role["configurationItems"][0]["configuration"]
+            .as_str()
+            .unwrap()
+            .contains("s3:GetObject"),
+        "{role:#}"
+    );
+    let listed = s.aws(&[
+        "configservice",
+        "list-discovered-resources",
+        "--resource-type",
+        "AWS::Lambda::Function",
+        "--include-deleted-resources",
+    ]);
+    assert_eq!(listed["resourceIdentifiers"][0]["resourceId"], "tracked");
+    assert!(listed["resourceIdentifiers"][0]["resourceDeletionTime"].is_number());
+    let live = s.aws(&[
+        "configservice",
+        "list-discovered-resources",
+        "--resource-type",
+        "AWS::Lambda::Function",
+    ]);
+    assert_eq!(live["resourceIdentifiers"], json!([]));
+
+    // Refusals, with AWS Config's codes.
+    let e = s.aws_err(&[
+        "configservice",
+        "get-resource-config-history",
+        "--resource-type",
+        "AWS::Lambda::Function",
+        "--resource-id",
+        "never",
+    ]);
+    assert_eq!(error_code(&e), "ResourceNotDiscoveredException", "{e}");
+    let e = s.aws_err(&[
+        "configservice",
+        "get-resource-config-history",
+        "--resource-type",
+        "AWS::S3::Bucket",
+        "--resource-id",
+        "b",
+    ]);
+    assert_eq!(error_code(&e), "ValidationException", "{e}");
+    let nobody = user_with_key(&s, "nobody");
+    let out = aws_as(
+        &s,
+        &nobody,
+        &[
+            "configservice",
+            "list-discovered-resources",
+            "--resource-type",
+            "AWS::IAM::Role",
+        ],
+    );
+    assert_eq!(
+        error_code(&String::from_utf8_lossy(&out.stderr)),
+        "AccessDeniedException"
+    );
+
+    // `warden config history` shows each change as a diff.
+    let out = s.warden(&["config", "history", "tracked"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("~ MemorySize: 128 -> 256"), "{text}");
+    assert!(text.contains("ResourceDeleted"), "{text}");
+
+    // No secret value reached the history's file.
+    let mut bytes = std::fs::read(s.data_dir.join("config.db")).unwrap();
+    if let Ok(wal) = std::fs::read(s.data_dir.join("config.db-wal")) {
+        bytes.extend(wal);
+    }
+    for secret in ["t0ken-not-in-history", "v4lue-not-in-history"] {
+        assert!(
+            !contains(&bytes, secret),
+            "`{secret}` is in the configuration history"
+        );
+    }
+}

@@ -62,6 +62,7 @@ fn everything_in_the_data_dir_is_private_to_its_owner() {
         "credentials",
         "blobs",
         "audit.db",
+        "config.db",
         "audit-signing-key",
         "audit-public-key.json",
     ] {
