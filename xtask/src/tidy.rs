@@ -47,6 +47,7 @@ const ALLOWED_DEPENDENCIES: &[(&str, &[&str])] = &[
     ("warden-metrics", &["warden-sqlite"]),
     ("warden-scan", &["warden-sqlite"]),
     ("warden-audit", &["warden-sqlite"]),
+    ("warden-config", &["warden-sqlite"]),
     ("warden-sns", &["warden-sqlite"]),
     ("warden-executor", &["warden-sandbox", "warden-egress"]),
     (
@@ -95,6 +96,8 @@ const ALLOWED_DEPENDENCIES: &[(&str, &[&str])] = &[
             "warden-logquery",
             "warden-sns",
             "warden-scan",
+            "warden-audit",
+            "warden-config",
         ],
     ),
     (
@@ -117,6 +120,8 @@ const ALLOWED_DEPENDENCIES: &[(&str, &[&str])] = &[
             "warden-engine",
             "warden-api",
             "warden-sns",
+            "warden-audit",
+            "warden-config",
             "warden-control",
             "warden-package",
             "warden-auth",
