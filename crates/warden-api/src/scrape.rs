@@ -52,7 +52,26 @@ fn engine_gauges(engine: &warden_engine::Engine) -> Vec<Gauge> {
             Vec::new()
         }
     };
+    let spawns = engine.spawn_latency();
     gauges.extend([
+        Gauge {
+            name: "warden_zygote_spawns_total",
+            help: "Instances the zygote was asked to start (failed starts included).",
+            labels: Vec::new(),
+            value: spawns.spawns as f64,
+        },
+        Gauge {
+            name: "warden_zygote_spawn_seconds_total",
+            help: "Time spent starting instances, from the request to the zygote to the process running in its sandbox.",
+            labels: Vec::new(),
+            value: spawns.total.as_secs_f64(),
+        },
+        Gauge {
+            name: "warden_zygote_spawn_max_seconds",
+            help: "The longest instance start since the previous scrape.",
+            labels: Vec::new(),
+            value: spawns.longest.as_secs_f64(),
+        },
         Gauge {
             name: "warden_idle_instances",
             help: "Warm instances waiting for an invocation.",

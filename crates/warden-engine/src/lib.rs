@@ -327,7 +327,38 @@ impl Pool {
 }
 
 // tidy:warm-path-end
+/// Instance start times, counted lock-free.
+#[derive(Debug, Default)]
+struct SpawnStats {
+    count: std::sync::atomic::AtomicU64,
+    total_us: std::sync::atomic::AtomicU64,
+    max_us: std::sync::atomic::AtomicU64,
+}
+
+impl SpawnStats {
+    fn record(&self, took: std::time::Duration) {
+        use std::sync::atomic::Ordering::Relaxed;
+        let us = u64::try_from(took.as_micros()).unwrap_or(u64::MAX);
+        self.count.fetch_add(1, Relaxed);
+        self.total_us.fetch_add(us, Relaxed);
+        self.max_us.fetch_max(us, Relaxed);
+    }
+}
+
+/// How the executor's instance starts went (see [`Engine::spawn_latency`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SpawnLatency {
+    /// Instance starts since the engine started (failed ones included).
+    pub spawns: u64,
+    /// Their total time.
+    pub total: std::time::Duration,
+    /// The longest since the previous reading.
+    pub longest: std::time::Duration,
+}
+
 struct Inner {
+    /// How long the executor takes to start instances.
+    spawns: SpawnStats,
     config: EngineConfig,
     store: Arc<dyn Store>,
     executor: Arc<dyn Executor>,
@@ -427,6 +458,7 @@ impl Engine {
         let concurrency = Concurrency::new(config.account_concurrency, &reservations);
         let api_endpoint = format!("http://{}", config.api_address);
         let inner = Arc::new(Inner {
+            spawns: SpawnStats::default(),
             registry: Registry::new(Arc::clone(&store)),
             logs: LogSink::start_observed(Arc::clone(&store), config.logs, observers.clone()),
             security: security::SecurityLog::start(
@@ -565,6 +597,21 @@ impl Engine {
             .values()
             .map(|p| lock(&p.idle).len())
             .sum()
+    }
+
+    /// The executor's instance starts: how many, their total time, and the longest since
+    /// the previous call (which starts a new period), for `/metrics`.
+    pub fn spawn_latency(&self) -> SpawnLatency {
+        let s = &self.inner.spawns;
+        SpawnLatency {
+            spawns: s.count.load(std::sync::atomic::Ordering::Relaxed),
+            total: std::time::Duration::from_micros(
+                s.total_us.load(std::sync::atomic::Ordering::Relaxed),
+            ),
+            longest: std::time::Duration::from_micros(
+                s.max_us.swap(0, std::sync::atomic::Ordering::Relaxed),
+            ),
+        }
     }
 
     /// Invocations running now, every function together.
@@ -869,7 +916,10 @@ impl Engine {
             }
         };
         drop(credentials);
-        let spawned = match inner.executor.spawn(prepared, spec).await {
+        let spawn_started = std::time::Instant::now();
+        let spawned = inner.executor.spawn(prepared, spec).await;
+        inner.spawns.record(spawn_started.elapsed());
+        let spawned = match spawned {
             Ok(s) => s,
             Err(e) => {
                 revoke();

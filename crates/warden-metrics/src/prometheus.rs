@@ -12,7 +12,8 @@ use std::fmt::Write as _;
 use crate::histogram::{upper_bound, BUCKETS};
 use crate::{Counter, SeriesSnapshot, Timer};
 
-/// A value the caller adds (process and engine internals).
+/// A value the caller adds (process and engine internals): typed `counter` when its name
+/// ends in `_total`, `gauge` otherwise.
 #[derive(Debug, Clone)]
 pub struct Gauge {
     /// The family's name (`warden_instances`).
@@ -189,7 +190,13 @@ pub fn render(series: &[SeriesSnapshot], refused_series: u64, extra: &[Gauge]) -
     for g in extra {
         if !seen.contains(&g.name) {
             seen.push(g.name);
-            let _ = writeln!(out, "# HELP {} {}\n# TYPE {} gauge", g.name, g.help, g.name);
+            // Prometheus' convention: a family named `_total` only ever grows.
+            let kind = if g.name.ends_with("_total") {
+                "counter"
+            } else {
+                "gauge"
+            };
+            let _ = writeln!(out, "# HELP {} {}\n# TYPE {} {kind}", g.name, g.help, g.name);
         }
         let pairs: Vec<(&str, &str)> = g.labels.iter().map(|(k, v)| (*k, v.as_str())).collect();
         let _ = writeln!(out, "{}{} {}", g.name, labels(&pairs), g.value);
