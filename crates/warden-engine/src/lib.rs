@@ -327,6 +327,14 @@ impl Pool {
 }
 
 // tidy:warm-path-end
+/// The alias an invocation named, if it named one.
+fn alias_of(request: &InvokeRequest) -> Option<&str> {
+    match &request.function.qualifier {
+        Some(warden_types::Qualifier::Alias(a)) => Some(a.as_str()),
+        _ => None,
+    }
+}
+
 /// Instance start times, counted lock-free.
 #[derive(Debug, Default)]
 struct SpawnStats {
@@ -668,7 +676,14 @@ impl Engine {
                     .await
                     .map_err(|reason| self.throttled(&config.name, reason))?;
                 match self
-                    .cold_start(config, &environment, &request_id, request.tail, memory)
+                    .cold_start(
+                        config,
+                        &environment,
+                        &request_id,
+                        request.tail,
+                        alias_of(request),
+                        memory,
+                    )
                     .await
                 {
                     Ok(i) => i,
@@ -797,6 +812,7 @@ impl Engine {
         environment: &std::collections::BTreeMap<String, String>,
         request_id: &str,
         tail: bool,
+        alias: Option<&str>,
         memory: MemoryGrant,
     ) -> Result<Arc<Instance>, InvokeResponse> {
         let inner = &self.inner;
@@ -812,7 +828,9 @@ impl Engine {
         };
         let started = Instant::now();
         let failed = |error_type: &str, message: String, logs: Option<&LogCapture>| {
-            self.failure(config, request_id, tail, started, logs, error_type, message)
+            self.failure(
+                config, request_id, tail, alias, started, logs, error_type, message,
+            )
         };
         let invalid_entrypoint = |error: &dyn std::fmt::Display| {
             failed(
@@ -1039,7 +1057,7 @@ impl Engine {
                     InitFailure::Reported(error_type, body) => {
                         // The function chose the type and the text: its line, not Warden's.
                         let message = String::from_utf8_lossy(&body).into_owned();
-                        self.failure_with_body(config, request_id, tail, started, logs, error_type.as_deref().unwrap_or("Runtime.InitError"), message, body, LogSource::Function)
+                        self.failure_with_body(config, request_id, tail, alias, started, logs, error_type.as_deref().unwrap_or("Runtime.InitError"), message, body, LogSource::Function)
                     }
                     InitFailure::Exited(status) => failed(instance::exit_error_type(status), format!("RequestId: {request_id} Error: Runtime exited with error: {status}"), logs),
                     InitFailure::TimedOut => failed(
@@ -1074,6 +1092,7 @@ impl Engine {
             &InvocationEvent::Started {
                 function,
                 version: &config.version,
+                alias: alias_of(request),
                 request_id,
                 keep_tail: request.tail,
             },
@@ -1194,6 +1213,7 @@ impl Engine {
             &InvocationEvent::Finished {
                 function,
                 version: &config.version,
+                alias: alias_of(request),
                 report: &report,
                 function_error: function_error.is_some(),
                 instance_ending: function_error.is_some(),
@@ -1278,6 +1298,7 @@ impl Engine {
         config: &FunctionVersion,
         request_id: &str,
         tail: bool,
+        alias: Option<&str>,
         started: Instant,
         logs: Option<&LogCapture>,
         error_type: &str,
@@ -1288,6 +1309,7 @@ impl Engine {
             config,
             request_id,
             tail,
+            alias,
             started,
             logs,
             error_type,
@@ -1308,6 +1330,7 @@ impl Engine {
         config: &FunctionVersion,
         request_id: &str,
         tail: bool,
+        alias: Option<&str>,
         started: Instant,
         logs: Option<&LogCapture>,
         error_type: &str,
@@ -1344,6 +1367,7 @@ impl Engine {
             &InvocationEvent::Started {
                 function,
                 version: &config.version,
+                alias,
                 request_id,
                 keep_tail: tail,
             },
@@ -1363,6 +1387,7 @@ impl Engine {
             &InvocationEvent::Finished {
                 function,
                 version: &config.version,
+                alias,
                 report: &report,
                 function_error: true,
                 instance_ending: true,

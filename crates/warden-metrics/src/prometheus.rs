@@ -117,7 +117,9 @@ pub fn render(series: &[SeriesSnapshot], refused_series: u64, extra: &[Gauge]) -
     let account = series.iter().find(|s| s.dims.function.is_none());
     let functions: Vec<&SeriesSnapshot> = series
         .iter()
-        .filter(|s| s.dims.function.is_some() && s.dims.version.is_none())
+        .filter(|s| {
+            s.dims.function.is_some() && s.dims.version.is_none() && s.dims.resource.is_none()
+        })
         .collect();
     for counter in Counter::ALL {
         let (name, help) = family(counter);
@@ -196,7 +198,11 @@ pub fn render(series: &[SeriesSnapshot], refused_series: u64, extra: &[Gauge]) -
             } else {
                 "gauge"
             };
-            let _ = writeln!(out, "# HELP {} {}\n# TYPE {} {kind}", g.name, g.help, g.name);
+            let _ = writeln!(
+                out,
+                "# HELP {} {}\n# TYPE {} {kind}",
+                g.name, g.help, g.name
+            );
         }
         let pairs: Vec<(&str, &str)> = g.labels.iter().map(|(k, v)| (*k, v.as_str())).collect();
         let _ = writeln!(out, "{}{} {}", g.name, labels(&pairs), g.value);
@@ -212,8 +218,8 @@ mod tests {
     #[test]
     fn families_are_labelled_by_function_and_count_each_event_once() {
         let m = Metrics::new(100);
-        m.started("f", "1");
-        m.finished("f", "1", 1_500, true);
+        m.started("f", "1", None);
+        m.finished("f", "1", None, 1_500, true);
         m.count(Counter::AuthenticationFailures, None, None);
         m.count(Counter::Throttles, Some("g\"x"), None);
         let text = render(
