@@ -48,6 +48,7 @@ const ALLOWED_DEPENDENCIES: &[(&str, &[&str])] = &[
     ("warden-scan", &["warden-sqlite"]),
     ("warden-audit", &["warden-sqlite"]),
     ("warden-config", &["warden-sqlite"]),
+    ("warden-findings", &["warden-sqlite"]),
     ("warden-sns", &["warden-sqlite"]),
     ("warden-executor", &["warden-sandbox", "warden-egress"]),
     (
