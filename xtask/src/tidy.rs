@@ -99,6 +99,7 @@ const ALLOWED_DEPENDENCIES: &[(&str, &[&str])] = &[
             "warden-scan",
             "warden-audit",
             "warden-config",
+            "warden-findings",
         ],
     ),
     (
@@ -123,6 +124,7 @@ const ALLOWED_DEPENDENCIES: &[(&str, &[&str])] = &[
             "warden-sns",
             "warden-audit",
             "warden-config",
+            "warden-findings",
             "warden-control",
             "warden-package",
             "warden-auth",

@@ -56,6 +56,7 @@ pub struct AuditTrail {
     db: PathBuf,
     data_events: bool,
     config: Option<Arc<warden_config::ConfigStore>>,
+    posture: Option<Arc<crate::posture::Posture>>,
 }
 
 impl std::fmt::Debug for AuditTrail {
@@ -76,7 +77,19 @@ impl AuditTrail {
             db,
             data_events,
             config: None,
+            posture: None,
         }
+    }
+
+    /// Evaluates posture controls after each change (see [`crate::posture`]).
+    pub fn with_posture(mut self, posture: Arc<crate::posture::Posture>) -> Self {
+        self.posture = Some(posture);
+        self
+    }
+
+    /// The posture checks, if evaluated.
+    pub fn posture(&self) -> Option<&Arc<crate::posture::Posture>> {
+        self.posture.as_ref()
     }
 
     /// Keeps a configuration item of each resource a successful write changes in `store`.

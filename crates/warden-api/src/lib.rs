@@ -38,6 +38,7 @@ pub mod kms;
 mod layers;
 pub mod pipeline;
 mod policy;
+pub mod posture;
 mod reply;
 pub mod resolver;
 pub mod routes;
@@ -386,8 +387,13 @@ async fn handle(
             state.region.as_str(),
         )
         .await;
-    if let (Ok(Some(event_id)), Some(store)) = (&recorded, state.audit.config_history()) {
-        confighist::capture(state, store, &note, event_id).await;
+    if let Ok(Some(event_id)) = &recorded {
+        if let Some(store) = state.audit.config_history() {
+            confighist::capture(state, store, &note, event_id).await;
+        }
+        if let Some(posture) = state.audit.posture() {
+            posture.changed();
+        }
     }
     let mut response = match (result, recorded) {
         (Ok(r), Ok(_)) => r,

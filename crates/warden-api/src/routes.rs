@@ -31,6 +31,11 @@ pub enum Service {
         /// Its protocol version.
         version: JsonVersion,
     },
+    /// A rest-json service other than Lambda (Security Hub).
+    RestJson {
+        /// The name its credential scopes carry.
+        name: &'static str,
+    },
     /// A service Warden does not serve, as the credential scope names it, and the protocol
     /// its clients expect errors in.
     Unserved {
@@ -86,6 +91,7 @@ impl Service {
             Service::Sns => "sns",
             Service::CloudWatch(_) => "monitoring",
             Service::AwsJson { name, .. } => name,
+            Service::RestJson { name } => name,
             Service::Unserved { name, .. } => name,
         }
     }
@@ -104,6 +110,7 @@ impl Service {
                 Protocol::Query(Some(crate::cloudwatch_query::NAMESPACE))
             }
             Service::AwsJson { version, .. } => Protocol::AwsJson(*version),
+            Service::RestJson { .. } => Protocol::Json,
             Service::Unserved { protocol, .. } => *protocol,
         }
     }

@@ -590,7 +590,10 @@ mod tests {
         );
         // Prometheus counts each invocation once per function, aliases aside.
         let text = prometheus::render(&all, 0, &[]);
-        assert!(text.contains("warden_invocations_total{function=\"f\"} 2"), "{text}");
+        assert!(
+            text.contains("warden_invocations_total{function=\"f\"} 2"),
+            "{text}"
+        );
     }
 
     #[test]

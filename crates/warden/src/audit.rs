@@ -36,6 +36,8 @@ pub(crate) const PUBLIC_KEY_FILE: &str = "audit-public-key.json";
 pub(crate) const DB_FILE: &str = "audit.db";
 /// The configuration history, in the data directory.
 pub(crate) const CONFIG_DB_FILE: &str = "config.db";
+/// The posture findings, in the data directory.
+pub(crate) const FINDINGS_DB_FILE: &str = "findings.db";
 /// What the seed is sealed with, so that a sealed value of another kind never opens as it.
 const SEAL_AAD: &[u8] = b"warden audit signing key v1";
 
@@ -59,6 +61,14 @@ pub struct AuditArgs {
     /// external witness); a non-zero exit is logged as an error.
     #[arg(long, value_name = "PROGRAM")]
     pub audit_witness: Option<PathBuf>,
+    /// How often posture controls are evaluated when nothing changes (`30s`, `10m`, `1h`);
+    /// every change is evaluated within about a second anyway.
+    #[arg(long, default_value = "10m", value_parser = parse_interval)]
+    pub posture_interval: Interval,
+    /// Days after which an access key counts as unrotated, and a role or an administrator
+    /// as unused, in the posture controls.
+    #[arg(long, default_value_t = 90, value_parser = clap::value_parser!(u32).range(0..=3650))]
+    pub posture_inactive_days: u32,
 }
 
 /// A digest interval, or none.
@@ -240,9 +250,23 @@ pub(crate) fn start(
             history.display()
         )
     })?;
+    let findings = data_dir.join(FINDINGS_DB_FILE);
+    let findings = warden_findings::FindingStore::open(&findings)
+        .with_context(|| format!("cannot open the findings `{}`", findings.display()))?;
+    let posture = warden_api::posture::Posture::new(
+        Arc::new(findings),
+        warden_api::posture::PostureSettings {
+            every: args
+                .posture_interval
+                .0
+                .unwrap_or(Duration::from_secs(7 * 86_400)),
+            inactive_days: args.posture_inactive_days,
+        },
+    );
     Ok(
         warden_api::audit::AuditTrail::new(Arc::new(recorder), db, args.audit_data_events)
-            .with_config_history(Arc::new(history)),
+            .with_config_history(Arc::new(history))
+            .with_posture(Arc::new(posture)),
     )
 }
 
@@ -260,6 +284,26 @@ pub enum AuditCommand {
     /// Sign a digest of the trail now; with --export, write every digest and the public key
     /// to a directory
     Digest(DigestArgs),
+    /// Posture findings (Security Hub's GetFindings): failing controls, newest change first
+    Findings(FindingsArgs),
+}
+
+/// `warden audit findings`
+#[derive(Debug, clap::Args)]
+pub struct FindingsArgs {
+    /// Only this severity (`CRITICAL`, `HIGH`, `MEDIUM`, `LOW`, `INFORMATIONAL`)
+    #[arg(long)]
+    severity: Option<String>,
+    /// Only this workflow status (`NEW`, `NOTIFIED`, `SUPPRESSED`, `RESOLVED`); default:
+    /// every status but `RESOLVED`
+    #[arg(long)]
+    status: Option<String>,
+    /// Only this control (`Lambda.1`)
+    #[arg(long)]
+    control: Option<String>,
+    /// Print the findings as JSON lines
+    #[arg(long)]
+    json: bool,
 }
 
 /// `warden audit verify`
@@ -324,6 +368,7 @@ pub fn run(cmd: AuditCommand, endpoint: &str) -> anyhow::Result<()> {
         AuditCommand::Verify(args) => verify(&args),
         AuditCommand::Events(args) => events(&args, endpoint),
         AuditCommand::Digest(args) => digest(&args, endpoint),
+        AuditCommand::Findings(args) => findings(&args, endpoint),
     }
 }
 
@@ -531,6 +576,72 @@ fn digest(args: &DigestArgs, endpoint: &str) -> anyhow::Result<()> {
             dir.display(),
             written.len()
         );
+    }
+    Ok(())
+}
+
+fn findings(args: &FindingsArgs, endpoint: &str) -> anyhow::Result<()> {
+    let client = crate::cli::Client::new(endpoint)?;
+    let mut filters = serde_json::Map::new();
+    let eq = |v: &str| json!([{ "Value": v, "Comparison": "EQUALS" }]);
+    if let Some(s) = &args.severity {
+        filters.insert("SeverityLabel".into(), eq(&s.to_ascii_uppercase()));
+    }
+    match &args.status {
+        Some(s) => filters.insert("WorkflowStatus".into(), eq(&s.to_ascii_uppercase())),
+        None => filters.insert(
+            "WorkflowStatus".into(),
+            json!([{ "Value": "RESOLVED", "Comparison": "NOT_EQUALS" }]),
+        ),
+    };
+    if let Some(c) = &args.control {
+        filters.insert("GeneratorId".into(), eq(c));
+    }
+    let mut token: Option<String> = None;
+    let mut shown = 0usize;
+    loop {
+        let mut body = json!({ "Filters": filters, "MaxResults": 100 });
+        if let Some(t) = &token {
+            body["NextToken"] = json!(t);
+        }
+        let reply = client.send_for(
+            "securityhub",
+            http::Method::POST,
+            "/findings",
+            &[("Content-Type", "application/json")],
+            Some(serde_json::to_vec(&body)?),
+        )?;
+        if !(200..300).contains(&reply.status) {
+            return Err(crate::cli::ApiError::from_reply(&reply)
+                .about("findings")
+                .into());
+        }
+        let page = reply.json()?;
+        for f in page["Findings"].as_array().cloned().unwrap_or_default() {
+            shown += 1;
+            if args.json {
+                println!("{f}");
+            } else {
+                println!(
+                    "{:<13} {:<10} {:<34} {}\n              {}\n              fix: {}",
+                    f["Severity"]["Label"].as_str().unwrap_or("-"),
+                    f["Workflow"]["Status"].as_str().unwrap_or("-"),
+                    f["GeneratorId"].as_str().unwrap_or("-"),
+                    f["Resources"][0]["Id"].as_str().unwrap_or("-"),
+                    f["Description"].as_str().unwrap_or("-"),
+                    f["Remediation"]["Recommendation"]["Text"]
+                        .as_str()
+                        .unwrap_or("-"),
+                );
+            }
+        }
+        token = page["NextToken"].as_str().map(str::to_owned);
+        if token.is_none() {
+            break;
+        }
+    }
+    if shown == 0 && !args.json {
+        println!("no findings");
     }
     Ok(())
 }

@@ -646,6 +646,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
             Arc::clone(&state),
             ROTATION_CHECK_PERIOD,
         ));
+        let posture = tokio::spawn(warden_api::posture::run(Arc::clone(&state)));
         tracing::info!(
             address = %local,
             data_dir = %data_dir.display(),
@@ -728,6 +729,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         let _ = aggregator.join();
         key_usage.abort();
         rotations.abort();
+        posture.abort();
         flush_key_usage(identity.clone()).await;
         engine.shutdown(ASYNC_SHUTDOWN_GRACE).await;
         for task in network_follower.iter().chain(&flow_collector) {

@@ -63,6 +63,7 @@ fn everything_in_the_data_dir_is_private_to_its_owner() {
         "blobs",
         "audit.db",
         "config.db",
+        "findings.db",
         "audit-signing-key",
         "audit-public-key.json",
     ] {

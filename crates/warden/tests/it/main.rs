@@ -37,6 +37,7 @@ mod network_cli;
 mod node_runtime;
 mod nodes;
 mod pipeline;
+mod posture;
 mod python_runtime;
 mod runtimes;
 mod sandbox;
