@@ -56,6 +56,9 @@ pub struct Posture {
     settings: PostureSettings,
     changed: AtomicBool,
     wake: tokio::sync::Notify,
+    /// The last evaluation: its duration (µs) and how many controls failed where.
+    last_micros: std::sync::atomic::AtomicU64,
+    last_failing: std::sync::atomic::AtomicU64,
 }
 
 impl std::fmt::Debug for Posture {
@@ -74,6 +77,8 @@ impl Posture {
             settings,
             changed: AtomicBool::new(true),
             wake: tokio::sync::Notify::new(),
+            last_micros: std::sync::atomic::AtomicU64::new(0),
+            last_failing: std::sync::atomic::AtomicU64::new(0),
         }
     }
 
@@ -86,6 +91,14 @@ impl Posture {
     /// The findings.
     pub fn store(&self) -> &Arc<FindingStore> {
         &self.store
+    }
+
+    /// How long the last evaluation took, and how many failures it saw.
+    pub fn last_evaluation(&self) -> (Duration, u64) {
+        (
+            Duration::from_micros(self.last_micros.load(Ordering::Relaxed)),
+            self.last_failing.load(Ordering::Relaxed),
+        )
     }
 }
 
@@ -832,6 +845,7 @@ pub async fn evaluate_now(state: &ApiState) -> Result<usize, ApiError> {
         return Ok(0);
     };
     let now = warden_types::now_millis();
+    let started = std::time::Instant::now();
     let facts = gather(state, posture.settings.inactive_days, now).await?;
     let observed = evaluate(
         &facts,
@@ -846,6 +860,13 @@ pub async fn evaluate_now(state: &ApiState) -> Result<usize, ApiError> {
         .await
         .map_err(ApiError::internal)?
         .map_err(ApiError::internal)?;
+    posture.last_micros.store(
+        u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX),
+        Ordering::Relaxed,
+    );
+    posture
+        .last_failing
+        .store(count as u64, Ordering::Relaxed);
     if !reconciled.opened.is_empty() || !reconciled.resolved.is_empty() {
         tracing::info!(
             opened = reconciled.opened.len(),

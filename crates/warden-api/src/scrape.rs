@@ -16,11 +16,23 @@ pub(crate) fn handle<B>(state: &ApiState, req: &http::Request<B>) -> Reply {
         return plain(StatusCode::METHOD_NOT_ALLOWED, "only GET\n");
     }
     let metrics = &state.metrics;
-    let text = prometheus::render(
-        &metrics.snapshot(false),
-        metrics.refused_series(),
-        &engine_gauges(&state.engine),
-    );
+    let mut gauges = engine_gauges(&state.engine);
+    if let Some(posture) = state.audit.posture() {
+        let (took, failing) = posture.last_evaluation();
+        gauges.push(Gauge {
+            name: "warden_posture_evaluation_seconds",
+            help: "How long the last evaluation of the posture controls took.",
+            labels: Vec::new(),
+            value: took.as_secs_f64(),
+        });
+        gauges.push(Gauge {
+            name: "warden_posture_failures",
+            help: "Control failures the last posture evaluation saw (suppressed ones included).",
+            labels: Vec::new(),
+            value: failing as f64,
+        });
+    }
+    let text = prometheus::render(&metrics.snapshot(false), metrics.refused_series(), &gauges);
     let mut r = Response::new(ReplyBody::from(Bytes::from(text)));
     r.headers_mut().insert(
         http::header::CONTENT_TYPE,
