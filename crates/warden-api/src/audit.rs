@@ -55,6 +55,7 @@ pub struct AuditTrail {
     recorder: Arc<Recorder>,
     db: PathBuf,
     data_events: bool,
+    space: Space,
     config: Option<Arc<warden_config::ConfigStore>>,
     posture: Option<Arc<crate::posture::Posture>>,
 }
@@ -76,9 +77,37 @@ impl AuditTrail {
             recorder,
             db,
             data_events,
+            space: Space::new(u64::MAX),
             config: None,
             posture: None,
         }
+    }
+
+    /// Bounds the trail's files to about `max_bytes` (see [`Space`]).
+    pub fn with_max_bytes(mut self, max_bytes: u64) -> Self {
+        self.space = Space::new(max_bytes);
+        self
+    }
+
+    /// Refuses a call that may change something when the trail is full: it could not be
+    /// recorded, so it must not happen. Called before the handler runs.
+    pub(crate) fn admit(&self, note: &Note) -> Result<(), ApiError> {
+        let class = classify(&note.event_name(), note.service.as_ref());
+        if class == Class::Write && self.space.state(&self.db) == Fullness::Full {
+            return Err(ApiError::new(
+                http::StatusCode::SERVICE_UNAVAILABLE,
+                "ServiceUnavailableException",
+                "the audit trail is full (--audit-max-mib): no change can be recorded, so none is made",
+            ));
+        }
+        Ok(())
+    }
+
+    /// Events not recorded because the trail was over its soft bound.
+    pub fn dropped(&self) -> u64 {
+        self.space
+            .dropped
+            .load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Evaluates posture controls after each change (see [`crate::posture`]).
@@ -135,6 +164,11 @@ impl AuditTrail {
         else {
             return Ok(None);
         };
+        // Over the soft bound, only calls that changed something are still recorded.
+        if !wait && self.space.state(&self.db) != Fullness::Room {
+            self.space.drop_one();
+            return Ok(None);
+        }
         let encoded = match EncodedEvent::new(&event) {
             Ok(e) => e,
             Err(e) => return self.failed(wait, &event, e),
@@ -172,6 +206,86 @@ impl AuditTrail {
             )));
         }
         Ok(None)
+    }
+}
+
+/// How full the trail's files are.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Fullness {
+    /// Under the bound: everything is recorded.
+    Room,
+    /// Over the bound: reads and refused calls are no longer recorded (counted instead).
+    Soft,
+    /// A tenth over it: calls that would change something are refused before they run.
+    Full,
+}
+
+/// The disk bound of the trail: its database and write-ahead log together, measured at
+/// most once a second.
+#[derive(Debug)]
+struct Space {
+    max_bytes: u64,
+    size: std::sync::atomic::AtomicU64,
+    checked_ms: std::sync::atomic::AtomicI64,
+    dropped: std::sync::atomic::AtomicU64,
+    warned_ms: std::sync::atomic::AtomicI64,
+}
+
+impl Space {
+    fn new(max_bytes: u64) -> Self {
+        Space {
+            max_bytes,
+            size: std::sync::atomic::AtomicU64::new(0),
+            checked_ms: std::sync::atomic::AtomicI64::new(i64::MIN),
+            dropped: std::sync::atomic::AtomicU64::new(0),
+            warned_ms: std::sync::atomic::AtomicI64::new(i64::MIN),
+        }
+    }
+
+    fn state(&self, db: &std::path::Path) -> Fullness {
+        use std::sync::atomic::Ordering::Relaxed;
+        if self.max_bytes == u64::MAX {
+            return Fullness::Room;
+        }
+        let now = warden_audit::recorder::now_ms();
+        let last = self.checked_ms.load(Relaxed);
+        if now.saturating_sub(last) >= 1000
+            && self
+                .checked_ms
+                .compare_exchange(last, now, Relaxed, Relaxed)
+                .is_ok()
+        {
+            let len = |p: &std::path::Path| std::fs::metadata(p).map_or(0, |m| m.len());
+            let wal = db.with_extension("db-wal");
+            self.size.store(len(db) + len(&wal), Relaxed);
+        }
+        let size = self.size.load(Relaxed);
+        if size >= self.max_bytes.saturating_add(self.max_bytes / 10) {
+            Fullness::Full
+        } else if size >= self.max_bytes {
+            Fullness::Soft
+        } else {
+            Fullness::Room
+        }
+    }
+
+    fn drop_one(&self) {
+        use std::sync::atomic::Ordering::Relaxed;
+        let dropped = self.dropped.fetch_add(1, Relaxed) + 1;
+        let now = warden_audit::recorder::now_ms();
+        let last = self.warned_ms.load(Relaxed);
+        if now.saturating_sub(last) >= 60_000
+            && self
+                .warned_ms
+                .compare_exchange(last, now, Relaxed, Relaxed)
+                .is_ok()
+        {
+            tracing::warn!(
+                dropped,
+                max_bytes = self.max_bytes,
+                "the audit trail is over --audit-max-mib: reads and refused calls are no longer recorded; changes are refused at 110%"
+            );
+        }
     }
 }
 

@@ -165,6 +165,8 @@ impl Pipeline {
         note.body = authenticated.0.body.clone();
         let authorized = self.authorize(state, door, authenticated, note).await?;
         let validated = self.validate(door, authorized)?;
+        note.service = Some(service.clone());
+        state.audit.admit(note)?;
         door.dispatch(state, validated).await
     }
 

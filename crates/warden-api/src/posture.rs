@@ -864,9 +864,7 @@ pub async fn evaluate_now(state: &ApiState) -> Result<usize, ApiError> {
         u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX),
         Ordering::Relaxed,
     );
-    posture
-        .last_failing
-        .store(count as u64, Ordering::Relaxed);
+    posture.last_failing.store(count as u64, Ordering::Relaxed);
     if !reconciled.opened.is_empty() || !reconciled.resolved.is_empty() {
         tracing::info!(
             opened = reconciled.opened.len(),

@@ -17,6 +17,12 @@ pub(crate) fn handle<B>(state: &ApiState, req: &http::Request<B>) -> Reply {
     }
     let metrics = &state.metrics;
     let mut gauges = engine_gauges(&state.engine);
+    gauges.push(Gauge {
+        name: "warden_audit_events_dropped_total",
+        help: "Reads and refused calls not recorded because the audit trail was over --audit-max-mib.",
+        labels: Vec::new(),
+        value: state.audit.dropped() as f64,
+    });
     if let Some(posture) = state.audit.posture() {
         let (took, failing) = posture.last_evaluation();
         gauges.push(Gauge {

@@ -61,6 +61,12 @@ pub struct AuditArgs {
     /// external witness); a non-zero exit is logged as an error.
     #[arg(long, value_name = "PROGRAM")]
     pub audit_witness: Option<PathBuf>,
+    /// MiB the audit trail's database may take. Past it, reads and refused calls are no
+    /// longer recorded (counted in `warden_audit_events_dropped_total`); a tenth past it,
+    /// calls that would change something are refused (`ServiceUnavailableException`),
+    /// since they could not be recorded.
+    #[arg(long, default_value_t = 10 * 1024, value_parser = clap::value_parser!(u64).range(1..=16 * 1024 * 1024))]
+    pub audit_max_mib: u64,
     /// How often posture controls are evaluated when nothing changes (`30s`, `10m`, `1h`);
     /// every change is evaluated within about a second anyway.
     #[arg(long, default_value = "10m", value_parser = parse_interval)]
@@ -265,6 +271,7 @@ pub(crate) fn start(
     );
     Ok(
         warden_api::audit::AuditTrail::new(Arc::new(recorder), db, args.audit_data_events)
+            .with_max_bytes(args.audit_max_mib << 20)
             .with_config_history(Arc::new(history))
             .with_posture(Arc::new(posture)),
     )

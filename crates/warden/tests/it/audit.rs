@@ -709,3 +709,45 @@ fn configuration_history_records_each_change_with_the_call_that_made_it() {
         );
     }
 }
+
+#[test]
+fn a_full_trail_stops_recording_reads_then_refuses_changes_it_could_not_record() {
+    let s = Server::start_with(&["--audit-max-mib", "1"]);
+    // Changes are recorded until the trail is a tenth over its bound; then refused.
+    let mut refused = None;
+    for i in 0..20_000 {
+        let name = format!("filler-{i}");
+        let (status, _, body) = s.iam(&[("Action", "CreateUser"), ("UserName", &name)]);
+        if status == 503 {
+            refused = Some((name, String::from_utf8_lossy(&body).into_owned()));
+            break;
+        }
+        assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+    }
+    let (name, body) = refused.expect("the trail never filled");
+    assert!(body.contains("ServiceUnavailable"), "{body}");
+    // The refused change was not made.
+    let (status, _, _) = s.iam(&[("Action", "GetUser"), ("UserName", &name)]);
+    assert_eq!(status, 404);
+    // Reads still work; they are no longer recorded, and that is counted.
+    let (status, _, _) = s.http("GET", "/2015-03-31/functions", &[], b"");
+    assert_eq!(status, 200);
+    let text = ureq::get(&s.metrics_endpoint)
+        .call()
+        .unwrap()
+        .into_body()
+        .read_to_string()
+        .unwrap();
+    let dropped: f64 = text
+        .lines()
+        .find_map(|l| l.strip_prefix("warden_audit_events_dropped_total "))
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(dropped >= 1.0, "{text}");
+    // The database stays within about its bound (and its write-ahead log).
+    let size = std::fs::metadata(s.data_dir.join("audit.db"))
+        .unwrap()
+        .len();
+    assert!(size < 8 << 20, "audit.db is {size} bytes");
+}
