@@ -92,19 +92,6 @@ fn trail_target(
     }])
 }
 
-/// A CloudTrail timestamp (epoch seconds, possibly fractional) in epoch milliseconds.
-fn time_ms(input: &Input<'_>, name: &str) -> Result<Option<i64>, ApiError> {
-    match input.get(name) {
-        None => Ok(None),
-        Some(v) => v
-            .as_f64()
-            .filter(|s| s.is_finite() && s.abs() < 1e12)
-            .map(|s| Some((s * 1000.0) as i64))
-            .ok_or_else(|| {
-                ApiError::serialization(format!("{name} must be a timestamp in epoch seconds"))
-            }),
-    }
-}
 
 fn attribute(input: &Input<'_>) -> Result<Option<LookupAttribute>, ApiError> {
     let Some(list) = input.get("LookupAttributes") else {
@@ -194,8 +181,8 @@ async fn lookup_events(
     };
     let query = LookupQuery {
         attribute: attribute(&input)?,
-        start_ms: time_ms(&input, "StartTime")?,
-        end_ms: time_ms(&input, "EndTime")?,
+        start_ms: input.epoch_ms("StartTime")?,
+        end_ms: input.epoch_ms("EndTime")?,
         max_results,
         next_token: input.string("NextToken")?.map(str::to_owned),
     };

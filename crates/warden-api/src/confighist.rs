@@ -497,18 +497,6 @@ fn seconds(ms: i64) -> f64 {
     ms as f64 / 1000.0
 }
 
-fn time_ms(input: &Input<'_>, name: &str) -> Result<Option<i64>, ApiError> {
-    match input.get(name) {
-        None => Ok(None),
-        Some(v) => v
-            .as_f64()
-            .filter(|s| s.is_finite() && s.abs() < 1e12)
-            .map(|s| Some((s * 1000.0) as i64))
-            .ok_or_else(|| {
-                ApiError::serialization(format!("{name} must be a timestamp in epoch seconds"))
-            }),
-    }
-}
 
 fn limit(input: &Input<'_>) -> Result<Option<u32>, ApiError> {
     match input.integer("limit")? {
@@ -558,8 +546,8 @@ async fn get_resource_config_history(
     let query = HistoryQuery {
         resource_type: resource_type(&input)?,
         resource_id: input.required("resourceId")?.chars().take(768).collect(),
-        earlier_ms: time_ms(&input, "earlierTime")?,
-        later_ms: time_ms(&input, "laterTime")?,
+        earlier_ms: input.epoch_ms("earlierTime")?,
+        later_ms: input.epoch_ms("laterTime")?,
         order,
         limit: limit(&input)?,
         next_token: input.string("nextToken")?.map(str::to_owned),
