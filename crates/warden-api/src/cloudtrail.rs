@@ -92,7 +92,6 @@ fn trail_target(
     }])
 }
 
-
 fn attribute(input: &Input<'_>) -> Result<Option<LookupAttribute>, ApiError> {
     let Some(list) = input.get("LookupAttributes") else {
         return Ok(None);

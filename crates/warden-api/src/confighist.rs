@@ -497,7 +497,6 @@ fn seconds(ms: i64) -> f64 {
     ms as f64 / 1000.0
 }
 
-
 fn limit(input: &Input<'_>) -> Result<Option<u32>, ApiError> {
     match input.integer("limit")? {
         None => Ok(None),

@@ -39,6 +39,9 @@ pub struct PostureSettings {
     pub every: Duration,
     /// Days after which an access key is old, and a role or an administrator unused.
     pub inactive_days: u32,
+    /// Whether functions without a `VpcConfig` may reach public addresses
+    /// (`--default-egress internet`).
+    pub default_egress_open: bool,
 }
 
 impl Default for PostureSettings {
@@ -46,6 +49,7 @@ impl Default for PostureSettings {
         PostureSettings {
             every: Duration::from_secs(600),
             inactive_days: 90,
+            default_egress_open: false,
         }
     }
 }
@@ -207,7 +211,7 @@ pub const CONTROLS: &[Control] = &[
         id: "Warden.Lambda.OpenEgress",
         severity: "MEDIUM",
         title: "Functions should not have open egress",
-        checks: "A security group of the function's VpcConfig allows all traffic to 0.0.0.0/0 or ::/0.",
+        checks: "A security group of the function's VpcConfig allows all traffic to 0.0.0.0/0 or ::/0, or the function has no VpcConfig on a server started with `--default-egress internet`.",
         remediation: "Replace the rule with the destinations the function needs (`aws ec2 revoke-security-group-egress`).",
     },
     Control {
@@ -626,7 +630,12 @@ fn evaluate(facts: &Facts, account: &str, now_ms: i64, inactive_days: u32) -> Ve
 }
 
 /// Reads what the controls need from the account.
-async fn gather(state: &ApiState, inactive_days: u32, now_ms: i64) -> Result<Facts, ApiError> {
+async fn gather(
+    state: &ApiState,
+    inactive_days: u32,
+    default_egress_open: bool,
+    now_ms: i64,
+) -> Result<Facts, ApiError> {
     let mut facts = Facts::default();
     // Functions, a page at a time.
     let mut after = None;
@@ -650,16 +659,17 @@ async fn gather(state: &ApiState, inactive_days: u32, now_ms: i64) -> Result<Fac
                 state.contracts.applicable(&name, None),
                 warden_contract::store::Applicable::None
             );
-            let open_egress = f.vpc_config.as_ref().is_some_and(|vpc| {
-                vpc.security_group_ids.iter().any(|id| {
+            let open_egress = match &f.vpc_config {
+                None => default_egress_open,
+                Some(vpc) => vpc.security_group_ids.iter().any(|id| {
                     state.network.security_group(id).is_some_and(|g| {
                         g.egress.iter().any(|r| {
                             r.protocol == warden_network::IpProtocol::All
                                 && matches!(r.peer.to_string().as_str(), "0.0.0.0/0" | "::/0")
                         })
                     })
-                })
-            });
+                }),
+            };
             let vulnerable = if state.control.advisories().is_some() {
                 let r = warden_types::FunctionRef {
                     name: f.name.clone(),
@@ -846,7 +856,13 @@ pub async fn evaluate_now(state: &ApiState) -> Result<usize, ApiError> {
     };
     let now = warden_types::now_millis();
     let started = std::time::Instant::now();
-    let facts = gather(state, posture.settings.inactive_days, now).await?;
+    let facts = gather(
+        state,
+        posture.settings.inactive_days,
+        posture.settings.default_egress_open,
+        now,
+    )
+    .await?;
     let observed = evaluate(
         &facts,
         state.account.as_str(),

@@ -226,11 +226,13 @@ fn sha_prefix(public: &[u8]) -> [u8; 8] {
     out
 }
 
-/// Opens the audit log in `data_dir` and starts its recorder.
+/// Opens the audit log in `data_dir` and starts its recorder, with the configuration
+/// history and the posture checks (`default_egress_open`: `--default-egress internet`).
 pub(crate) fn start(
     data_dir: &Path,
     signer: Ed25519Signer,
     args: &AuditArgs,
+    default_egress_open: bool,
 ) -> anyhow::Result<warden_api::audit::AuditTrail> {
     let db = data_dir.join(DB_FILE);
     if let Some(dir) = &args.audit_export_dir {
@@ -267,6 +269,7 @@ pub(crate) fn start(
                 .0
                 .unwrap_or(Duration::from_secs(7 * 86_400)),
             inactive_days: args.posture_inactive_days,
+            default_egress_open,
         },
     );
     Ok(

@@ -573,7 +573,12 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
             Arc::clone(&metrics),
             metric_store,
             sns.clone(),
-            crate::audit::start(&data_dir, audit_key, &args.audit)?,
+            crate::audit::start(
+                &data_dir,
+                audit_key,
+                &args.audit,
+                matches!(args.default_egress, crate::firewall::DefaultEgressArg::Internet),
+            )?,
         ));
         let sns_deliverer = warden_sns::Deliverer::start(
             &sns,
