@@ -462,9 +462,12 @@ impl Note {
             }
         }
         // What a data event carries (a message, log events) is the caller's data, as an
-        // invocation's payload is.
+        // invocation's payload is; an SNS confirmation token is a capability.
         map.retain(|k, _| {
-            !(k == "message" || k == "logEvents" || k.starts_with("messageAttributes"))
+            !(k == "message"
+                || k == "logEvents"
+                || k == "token"
+                || k.starts_with("messageAttributes"))
         });
         if map.is_empty() {
             return None;
