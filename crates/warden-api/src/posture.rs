@@ -60,6 +60,9 @@ pub struct Posture {
     settings: PostureSettings,
     changed: AtomicBool,
     wake: tokio::sync::Notify,
+    /// Known vulnerabilities per package (code and layers' digests), and the advisory
+    /// database they were matched against (an import makes a new one).
+    vulnerable: std::sync::Mutex<VulnerableCache>,
     /// The last evaluation: its duration (µs) and how many controls failed where.
     last_micros: std::sync::atomic::AtomicU64,
     last_failing: std::sync::atomic::AtomicU64,
@@ -81,6 +84,7 @@ impl Posture {
             settings,
             changed: AtomicBool::new(true),
             wake: tokio::sync::Notify::new(),
+            vulnerable: std::sync::Mutex::new((None, std::collections::HashMap::new())),
             last_micros: std::sync::atomic::AtomicU64::new(0),
             last_failing: std::sync::atomic::AtomicU64::new(0),
         }
@@ -105,6 +109,13 @@ impl Posture {
         )
     }
 }
+
+/// The advisory database vulnerability counts were matched against, and the counts by
+/// package digests.
+type VulnerableCache = (
+    Option<Arc<warden_scan::AdvisoryDb>>,
+    std::collections::HashMap<String, usize>,
+);
 
 /// One control.
 #[derive(Debug, Clone, Copy)]
@@ -636,7 +647,9 @@ async fn gather(
     default_egress_open: bool,
     now_ms: i64,
 ) -> Result<Facts, ApiError> {
+    let posture = state.audit.posture();
     let mut facts = Facts::default();
+    let phase = std::time::Instant::now();
     // Functions, a page at a time.
     let mut after = None;
     loop {
@@ -670,19 +683,52 @@ async fn gather(
                     })
                 }),
             };
-            let vulnerable = if state.control.advisories().is_some() {
-                let r = warden_types::FunctionRef {
-                    name: f.name.clone(),
-                    qualifier: None,
-                };
-                state
-                    .control
-                    .scan_function(&r)
-                    .await
-                    .map(|scans| scans.iter().map(|s| s.report.findings.len()).sum())
-                    .unwrap_or(0)
-            } else {
-                0
+            let vulnerable = match (state.control.advisories(), posture) {
+                (Some(advisories), Some(posture)) => {
+                    // A package's findings change only with its code or the database:
+                    // matched once per (code, database), not at every evaluation.
+                    let db = advisories.current();
+                    let key = format!(
+                        "{}/{}",
+                        f.code_sha256,
+                        f.opt_sha256.as_deref().unwrap_or("")
+                    );
+                    let known = {
+                        let mut cache = posture
+                            .vulnerable
+                            .lock()
+                            .unwrap_or_else(std::sync::PoisonError::into_inner);
+                        if !cache.0.as_ref().is_some_and(|held| Arc::ptr_eq(held, &db)) {
+                            *cache = (Some(Arc::clone(&db)), std::collections::HashMap::new());
+                        }
+                        cache.1.get(&key).copied()
+                    };
+                    match known {
+                        Some(n) => n,
+                        None => {
+                            let r = warden_types::FunctionRef {
+                                name: f.name.clone(),
+                                qualifier: None,
+                            };
+                            let n = state
+                                .control
+                                .scan_function(&r)
+                                .await
+                                .map(|scans| scans.iter().map(|s| s.report.findings.len()).sum())
+                                .unwrap_or(0);
+                            let mut cache = posture
+                                .vulnerable
+                                .lock()
+                                .unwrap_or_else(std::sync::PoisonError::into_inner);
+                            let same = cache.0.as_ref().is_some_and(|held| Arc::ptr_eq(held, &db));
+                            if same && cache.1.len() < 100_000 {
+                                cache.1.insert(key, n);
+                            }
+                            n
+                        }
+                    }
+                }
+                _ => 0,
             };
             facts.functions.push(FunctionFacts {
                 arn: state.function_arn(&f.name, None),
@@ -706,6 +752,12 @@ async fn gather(
             break;
         }
     }
+    tracing::debug!(
+        functions = facts.functions.len(),
+        ms = phase.elapsed().as_millis() as u64,
+        "posture: functions read"
+    );
+    let phase = std::time::Instant::now();
     // Layer versions' policies.
     let mut marker = None;
     loop {
@@ -728,6 +780,11 @@ async fn gather(
             None => break,
         }
     }
+    tracing::debug!(
+        ms = phase.elapsed().as_millis() as u64,
+        "posture: layers read"
+    );
+    let phase = std::time::Instant::now();
     // Roles and users with their policies.
     let identity = &state.access.identity;
     for role in identity.roles() {
@@ -795,6 +852,11 @@ async fn gather(
             last_used,
         ));
     }
+    tracing::debug!(
+        ms = phase.elapsed().as_millis() as u64,
+        "posture: identities read"
+    );
+    let phase = std::time::Instant::now();
     // Which roles called what, from the audit trail, over the period.
     let db = state.audit.db().to_owned();
     let since = now_ms - i64::from(inactive_days) * 86_400_000;
@@ -831,6 +893,10 @@ async fn gather(
     .await
     .map_err(ApiError::internal)?
     .map_err(ApiError::internal)?;
+    tracing::debug!(
+        ms = phase.elapsed().as_millis() as u64,
+        "posture: audit trail read"
+    );
     // Alarms on Errors.
     let store = Arc::clone(&state.metric_store);
     let alarms = tokio::task::spawn_blocking(move || store.alarms())
@@ -870,6 +936,7 @@ pub async fn evaluate_now(state: &ApiState) -> Result<usize, ApiError> {
         posture.settings.inactive_days,
     );
     let count = observed.len();
+    let evaluated = started.elapsed();
     let store = Arc::clone(&posture.store);
     let ids: Vec<&'static str> = CONTROLS.iter().map(|c| c.id).collect();
     let reconciled = tokio::task::spawn_blocking(move || store.reconcile(&ids, &observed, now))
@@ -881,6 +948,12 @@ pub async fn evaluate_now(state: &ApiState) -> Result<usize, ApiError> {
         Ordering::Relaxed,
     );
     posture.last_failing.store(count as u64, Ordering::Relaxed);
+    tracing::debug!(
+        gather_and_evaluate_ms = evaluated.as_millis() as u64,
+        total_ms = started.elapsed().as_millis() as u64,
+        failing = count,
+        "posture evaluation"
+    );
     if !reconciled.opened.is_empty() || !reconciled.resolved.is_empty() {
         tracing::info!(
             opened = reconciled.opened.len(),

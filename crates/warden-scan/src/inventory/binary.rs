@@ -93,7 +93,9 @@ fn elf_section<'a>(bytes: &'a [u8], wanted: &[u8]) -> Result<Option<&'a [u8]>, S
     }
     let min_entry = if wide { 0x40 } else { 0x28 };
     if shentsize < min_entry {
-        return Err(format!("ELF section headers of {shentsize} bytes are too small"));
+        return Err(format!(
+            "ELF section headers of {shentsize} bytes are too small"
+        ));
     }
     let header = |i: u64| -> Result<(u64, u64, u64), String> {
         let at = shoff
@@ -102,15 +104,23 @@ fn elf_section<'a>(bytes: &'a [u8], wanted: &[u8]) -> Result<Option<&'a [u8]>, S
         let at = to_usize(at)?;
         let name = read_uint(bytes, at, 4, little)?;
         let (offset, size) = if wide {
-            (read_uint(bytes, at + 0x18, 8, little)?, read_uint(bytes, at + 0x20, 8, little)?)
+            (
+                read_uint(bytes, at + 0x18, 8, little)?,
+                read_uint(bytes, at + 0x20, 8, little)?,
+            )
         } else {
-            (read_uint(bytes, at + 0x10, 4, little)?, read_uint(bytes, at + 0x14, 4, little)?)
+            (
+                read_uint(bytes, at + 0x10, 4, little)?,
+                read_uint(bytes, at + 0x14, 4, little)?,
+            )
         };
         Ok((name, offset, size))
     };
     let contents = |offset: u64, size: u64| -> Result<&'a [u8], String> {
         let start = to_usize(offset)?;
-        let end = start.checked_add(to_usize(size)?).ok_or("a section overflows")?;
+        let end = start
+            .checked_add(to_usize(size)?)
+            .ok_or("a section overflows")?;
         bytes
             .get(start..end)
             .ok_or_else(|| "an ELF section lies past the file's end".to_owned())
@@ -196,20 +206,21 @@ fn go_string(bytes: &[u8], mut at: usize) -> Result<(&[u8], usize), String> {
     }
     let len = to_usize(len)?;
     let end = at.checked_add(len).ok_or("a Go string overflows")?;
-    let s = bytes.get(at..end).ok_or("a Go build info string lies past the file's end")?;
+    let s = bytes
+        .get(at..end)
+        .ok_or("a Go build info string lies past the file's end")?;
     Ok((s, end))
 }
 
 /// The Go build information: the main module (local) and each dependency (a `=>`
 /// replacement takes the place of the dependency before it).
 fn go_buildinfo(bytes: &[u8]) -> Result<Option<Vec<Found>>, String> {
-    let Some(at) = bytes
-        .windows(GO_MAGIC.len())
-        .position(|w| w == GO_MAGIC)
-    else {
+    let Some(at) = bytes.windows(GO_MAGIC.len()).position(|w| w == GO_MAGIC) else {
         return Ok(None);
     };
-    let flags = *bytes.get(at + 15).ok_or("the Go build info header is cut short")?;
+    let flags = *bytes
+        .get(at + 15)
+        .ok_or("the Go build info header is cut short")?;
     if flags & 2 == 0 {
         return Err("Go build info written before Go 1.18 is not read".into());
     }
@@ -340,10 +351,16 @@ mod tests {
             .collect();
         assert_eq!(
             got,
-            [("app", "0.1.0", true), ("smallvec", "1.6.0", false), ("private", "2.0.0", true)]
+            [
+                ("app", "0.1.0", true),
+                ("smallvec", "1.6.0", false),
+                ("private", "2.0.0", true)
+            ]
         );
         // An ELF file without the section says nothing.
-        assert!(parse(&elf_with_section(".text", b"code")).unwrap().is_none());
+        assert!(parse(&elf_with_section(".text", b"code"))
+            .unwrap()
+            .is_none());
     }
 
     #[test]
@@ -409,10 +426,9 @@ mod tests {
             .find(|p| p.name == "smallvec")
             .expect("smallvec listed");
         assert_eq!(smallvec.paths, ["bootstrap"]);
-        let dir = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-            .join("tests/data/advisories/osv");
-        let (db, _) =
-            crate::AdvisoryDb::import_dir(&dir, &crate::ImportLimits::default()).unwrap();
+        let dir =
+            std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/data/advisories/osv");
+        let (db, _) = crate::AdvisoryDb::import_dir(&dir, &crate::ImportLimits::default()).unwrap();
         let report = crate::scan(&inventory, &db);
         assert!(
             report

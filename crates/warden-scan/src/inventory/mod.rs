@@ -249,7 +249,10 @@ impl Builder {
         }
         if len > self.limits.max_binary_bytes {
             let limit = self.limits.max_binary_bytes;
-            self.problem(path, format!("an executable larger than the {limit} bytes read"));
+            self.problem(
+                path,
+                format!("an executable larger than the {limit} bytes read"),
+            );
             return Ok(());
         }
         match binary::parse(bytes) {
