@@ -49,6 +49,7 @@ const ALLOWED_DEPENDENCIES: &[(&str, &[&str])] = &[
     ("warden-audit", &["warden-sqlite"]),
     ("warden-config", &["warden-sqlite"]),
     ("warden-findings", &["warden-sqlite"]),
+    ("warden-controls", &["warden-iam", "warden-types"]),
     ("warden-sns", &["warden-sqlite"]),
     ("warden-executor", &["warden-sandbox", "warden-egress"]),
     (
@@ -100,6 +101,7 @@ const ALLOWED_DEPENDENCIES: &[(&str, &[&str])] = &[
             "warden-audit",
             "warden-config",
             "warden-findings",
+            "warden-controls",
         ],
     ),
     (
@@ -125,6 +127,7 @@ const ALLOWED_DEPENDENCIES: &[(&str, &[&str])] = &[
             "warden-audit",
             "warden-config",
             "warden-findings",
+            "warden-controls",
             "warden-control",
             "warden-package",
             "warden-auth",

@@ -1,0 +1,1 @@
+//! Reports of a template scan: text, JSON, SARIF 2.1.0.
