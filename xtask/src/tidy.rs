@@ -48,6 +48,10 @@ const ALLOWED_DEPENDENCIES: &[(&str, &[&str])] = &[
     ("warden-scan", &["warden-sqlite"]),
     ("warden-audit", &["warden-sqlite"]),
     ("warden-sns", &["warden-sqlite"]),
+    (
+        "warden-signer",
+        &["warden-types", "warden-sqlite", "warden-kms"],
+    ),
     ("warden-executor", &["warden-sandbox", "warden-egress"]),
     (
         "warden-engine",
@@ -73,6 +77,7 @@ const ALLOWED_DEPENDENCIES: &[(&str, &[&str])] = &[
             "warden-runtimes",
             "warden-kms",
             "warden-scan",
+            "warden-signer",
         ],
     ),
     (
@@ -95,6 +100,7 @@ const ALLOWED_DEPENDENCIES: &[(&str, &[&str])] = &[
             "warden-logquery",
             "warden-sns",
             "warden-scan",
+            "warden-signer",
         ],
     ),
     (
