@@ -35,6 +35,7 @@ mod reads;
 pub mod roles;
 pub mod scan;
 mod settings;
+pub mod signing;
 
 use std::sync::{Arc, RwLock};
 
@@ -46,6 +47,7 @@ use warden_types::{AccountId, FunctionName, FunctionRef, Qualifier, Region};
 
 pub use code::{CodeCheck, CodeRefusal, Intake};
 pub use error::ControlError;
+pub use functions::signer_error;
 pub use keyring::{Keyring, KeyringError};
 pub use reads::{AccountSettings, FunctionView, Page, PolicyView};
 pub use roles::{Caller, PassRole, RoleDirectory};
@@ -83,6 +85,8 @@ pub struct Seams {
     /// The advisory database and deploy policy of dependency scanning; with it,
     /// [`Seams::with_dependency_scan`] adds the scan to the intake chain.
     pub advisories: Option<Arc<scan::Advisories>>,
+    /// Code signing: the configs deploys are checked against (see [`signing`]).
+    pub code_signing: Option<Arc<signing::CodeSigning>>,
 }
 
 impl Seams {
@@ -99,7 +103,15 @@ impl Seams {
             keyring,
             code_checks: code::standard_checks(),
             advisories: None,
+            code_signing: None,
         }
+    }
+
+    /// Checks every deploy of a function with a code signing config (and, with
+    /// `code_signing.require`, refuses functions without one).
+    pub fn with_code_signing(mut self, code_signing: Arc<signing::CodeSigning>) -> Self {
+        self.code_signing = Some(code_signing);
+        self
     }
 
     /// Scans every package at intake against `advisories`, after Lambda's own checks.
