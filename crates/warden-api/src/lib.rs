@@ -23,6 +23,7 @@ mod body;
 mod caller;
 pub mod cloudwatch;
 mod cloudwatch_query;
+pub mod code_signing;
 mod contracts;
 pub mod cwlogs;
 pub mod doors;
@@ -43,6 +44,7 @@ mod scrape;
 pub mod secrets;
 mod server;
 mod shape;
+pub mod signer;
 mod sns;
 mod streaming;
 mod tags;
@@ -390,6 +392,9 @@ pub(crate) async fn dispatch_lambda(
         O::InvokeAsync(f) => invoke::invoke_async(state, &request, &f).await,
         O::InvokeWithResponseStream(f) => streaming::invoke(state, &request, &f).await,
         O::CreateFunction => functions::create(state, &request).await,
+        O::CodeSigning(op) => code_signing::dispatch(state, &request, &op).await,
+        // Served by the Signer door only.
+        O::Signer(_) => Err(ApiError::unknown_operation()),
         O::ListFunctions => functions::list(state, &request).await,
         O::GetFunction(f) => functions::get(state, &request, &f, true).await,
         O::GetFunctionConfiguration(f) => functions::get(state, &request, &f, false).await,
