@@ -19,6 +19,7 @@ mod layer;
 mod logs;
 mod netlog;
 mod scan;
+mod sign;
 
 use clap::{Args, Subcommand};
 
@@ -44,6 +45,8 @@ pub enum ClientCommand {
     /// Dependency scanning: the advisory database, a function's findings and SBOM
     #[command(subcommand)]
     Scan(scan::ScanCommand),
+    /// Sign a Lambda package with a signing profile; the signature travels in the zip
+    Sign(sign::SignArgs),
 }
 
 /// `warden function ...`
@@ -100,6 +103,7 @@ pub fn run(cmd: ClientCommand, endpoint: &str) -> anyhow::Result<()> {
         ClientCommand::Layer(cmd) => layer::run(&client, &cmd),
         ClientCommand::Network(cmd) => netlog::run(&client, &cmd),
         ClientCommand::Scan(cmd) => scan::run(&client, &cmd),
+        ClientCommand::Sign(args) => sign::sign(&client, &args),
     }
 }
 
