@@ -138,6 +138,7 @@ const ALLOWED_DEPENDENCIES: &[(&str, &[&str])] = &[
             "warden-contract",
             "warden-urls",
             "warden-metrics",
+            "warden-signer",
         ],
     ),
 ];

@@ -61,7 +61,7 @@ pub fn sign(client: &Client, args: &SignArgs) -> anyhow::Result<()> {
     )?;
     if !(200..300).contains(&reply.status) {
         return Err(ApiError::from_reply(&reply)
-            .about(&format!("signing profile `{}`", args.profile))
+            .about(format!("signing profile `{}`", args.profile))
             .into());
     }
     let answer: serde_json::Value =
