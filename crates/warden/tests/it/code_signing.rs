@@ -240,6 +240,17 @@ fn warn_deploys_untrusted_code_but_never_a_changed_byte() {
         refused(&create(&s, "bent", &tamper(&signed), Some(&warn))),
         "InvalidCodeSignatureException"
     );
+    // The warned deploy is counted.
+    let scraped = std::process::Command::new("curl")
+        .args(["-s", "--max-time", "30", &s.metrics_endpoint])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&scraped.stdout);
+    assert!(
+        text.lines()
+            .any(|l| l == "warden_code_signing_warned_deploys 1"),
+        "{text}"
+    );
     // A revoked profile: its later signatures are untrusted (deployed under Warn,
     // refused under Enforce).
     let version = arn.rsplit('/').next().unwrap();
