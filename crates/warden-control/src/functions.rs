@@ -226,15 +226,13 @@ impl Control {
         let sealed_environment =
             self.seal_environment(&name, kms_key_arn.as_deref(), environment.variables())?;
         let signing = self.signing_config(&name, code_signing_config_arn.as_deref())?;
-        if let Some((cs, config)) = &signing {
-            cs.check(
-                "CreateFunction",
-                name.as_str(),
-                "the function code",
-                &code.0,
-                config,
-            )?;
-        }
+        let code = match &signing {
+            Some((cs, config)) => {
+                self.check_code_signature("CreateFunction", &name, code, cs, config)
+                    .await?
+            }
+            None => code,
+        };
         let installed = self.intake("CreateFunction", code, false).await?;
         let resolved = self
             .resolve_layers(layers, installed.sha256.clone())
@@ -348,15 +346,13 @@ impl Control {
         if let Some(a) = architecture {
             f.architectures = vec![Self::runnable(a)?.as_str().to_owned()];
         }
-        if let Some((cs, config)) = self.signing_config(&name, None)? {
-            cs.check(
-                "UpdateFunctionCode",
-                name.as_str(),
-                "the function code",
-                &code.0,
-                &config,
-            )?;
-        }
+        let code = match self.signing_config(&name, None)? {
+            Some((cs, config)) => {
+                self.check_code_signature("UpdateFunctionCode", &name, code, &cs, &config)
+                    .await?
+            }
+            None => code,
+        };
         let installed = self.intake("UpdateFunctionCode", code, dry_run).await?;
         if let Some(opt) = &f.opt_sha256 {
             self.check_combined_size(&installed.sha256, opt).await?;
@@ -669,28 +665,48 @@ impl Control {
         operation: &'static str,
         name: &FunctionName,
         layers: &[warden_types::layer::FunctionLayer],
-        cs: &crate::signing::CodeSigning,
+        cs: &std::sync::Arc<crate::signing::CodeSigning>,
         config: &warden_signer::CodeSigningConfig,
     ) -> Result<(), ControlError> {
         for layer in layers {
             let sha = layer.code_sha256.clone();
-            let zip = self
-                .blocking(move |inner| {
-                    inner
-                        .blobs
-                        .read_zip(&sha)
-                        .map_err(|e| ControlError::Internal(e.to_string()))
-                })
-                .await?;
+            let (cs, config) = (std::sync::Arc::clone(cs), config.clone());
+            let (name, what) = (name.clone(), format!("layer version `{}`", layer.arn));
+            // Reading and digesting a package is blocking work.
+            self.blocking(move |inner| {
+                let zip = inner
+                    .blobs
+                    .read_zip(&sha)
+                    .map_err(|e| ControlError::Internal(e.to_string()))?;
+                cs.check(operation, name.as_str(), &what, &zip, &config)
+            })
+            .await?;
+        }
+        Ok(())
+    }
+
+    /// Verifies a deploy's package under `config` off the async threads (digesting it is
+    /// blocking work), handing the package back.
+    async fn check_code_signature(
+        &self,
+        operation: &'static str,
+        name: &FunctionName,
+        code: ZipPackage,
+        cs: &std::sync::Arc<crate::signing::CodeSigning>,
+        config: &warden_signer::CodeSigningConfig,
+    ) -> Result<ZipPackage, ControlError> {
+        let (cs, config, name) = (std::sync::Arc::clone(cs), config.clone(), name.clone());
+        self.blocking(move |_| {
             cs.check(
                 operation,
                 name.as_str(),
-                &format!("layer version `{}`", layer.arn),
-                &zip,
-                config,
+                "the function code",
+                &code.0,
+                &config,
             )?;
-        }
-        Ok(())
+            Ok(code)
+        })
+        .await
     }
 }
 
