@@ -179,11 +179,28 @@ pub fn prepare(zip: &[u8]) -> Result<String, SignerError> {
             archive.len()
         )));
     }
+    // The reader indexes entries by name, so duplicates collapse there: the end record's
+    // own count (unless it defers to ZIP64's) must match what was read.
+    let eocd = split.head.len() - 20;
+    let listed = u16::from_le_bytes([split.head[eocd + 10], split.head[eocd + 11]]);
+    if listed != u16::MAX && usize::from(listed) != archive.len() {
+        return Err(SignerError::MalformedZip(format!(
+            "its central directory lists {listed} entries but {} distinct names",
+            archive.len()
+        )));
+    }
+    let mut archive = archive;
     let mut seen = std::collections::HashSet::new();
     let mut files = 0usize;
-    for name in archive.file_names() {
-        let name = name
-            .map_err(|e| SignerError::MalformedZip(format!("an entry name does not read: {e}")))?;
+    for i in 0..archive.len() {
+        let entry = archive
+            .by_index_raw(i)
+            .map_err(|e| SignerError::MalformedZip(format!("an entry does not read: {e}")))?;
+        let name = entry
+            .name()
+            .map_err(|e| SignerError::MalformedZip(format!("an entry name does not read: {e}")))?
+            .into_owned();
+        drop(entry);
         let bad = name.starts_with('/')
             || name.contains('\\')
             || name.split('/').any(|part| part == "..")

@@ -222,3 +222,89 @@ fn refusals_name_the_problem() {
     w.signer.cancel_profile("app").unwrap();
     assert!(w.signer.put_profile("app", LAMBDA_PLATFORM, None).is_err());
 }
+
+#[test]
+fn forged_and_transplanted_signatures_fail_integrity() {
+    let w = world();
+    let p = w.signer.put_profile("app", LAMBDA_PLATFORM, None).unwrap();
+    let allowed = vec![p.version_arn(&p.versions[0].version)];
+    let zip = zip_of(&[("a.py", b"print(1)\n")]);
+    let signed = sign(&w.signer, "app", &zip);
+    let (m, _) = format::read_signature(&signed).unwrap();
+    let m = m.unwrap();
+    // The right digest with a made-up signature.
+    let mut forged = m.clone();
+    forged.signature = "MGUCMQ==".into();
+    let out = format::attach(&zip, &forged).unwrap();
+    assert!(matches!(
+        w.signer.verify(&out, &allowed),
+        Verdict::Integrity(_)
+    ));
+    // A real signature moved onto other code, its digest rewritten to match.
+    let other = zip_of(&[("a.py", b"import os; os.system('x')\n")]);
+    let mut moved = m.clone();
+    moved.digest = format::prepare(&other).unwrap();
+    let out = format::attach(&other, &moved).unwrap();
+    assert!(matches!(
+        w.signer.verify(&out, &allowed),
+        Verdict::Integrity(_)
+    ));
+    // A later expiry claimed for a real signature.
+    let mut longer = m.clone();
+    longer.expires_at += 1_000_000;
+    let out = format::attach(&zip, &longer).unwrap();
+    assert!(matches!(
+        w.signer.verify(&out, &allowed),
+        Verdict::Integrity(_)
+    ));
+    // A profile version this server does not know: not an allowed publisher.
+    let mut unknown = m;
+    unknown.profile_version_arn.push('X');
+    let out = format::attach(&zip, &unknown).unwrap();
+    assert!(matches!(
+        w.signer.verify(&out, &allowed),
+        Verdict::Untrusted(Untrusted::Mismatch { .. })
+    ));
+}
+
+#[test]
+fn duplicate_entries_and_bombs_are_handled_without_unpacking() {
+    use std::io::Write as _;
+    // Two entries renamed to one name, in the local headers and the central directory.
+    let mut zip = zip_of(&[("a.py", b"1"), ("b.py", b"2")]);
+    for i in 0..zip.len().saturating_sub(4) {
+        if &zip[i..i + 4] == b"b.py" {
+            zip[i..i + 4].copy_from_slice(b"a.py");
+        }
+    }
+    assert!(matches!(
+        format::prepare(&zip),
+        Err(crate::SignerError::MalformedZip(_))
+    ));
+    // A highly compressed entry: signing and verifying read its compressed bytes only.
+    let mut w = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+    w.start_file(
+        "zeros.bin",
+        zip::write::SimpleFileOptions::default()
+            .compression_method(zip::CompressionMethod::Deflated),
+    )
+    .unwrap();
+    let block = vec![0u8; 1 << 20];
+    for _ in 0..16 {
+        w.write_all(&block).unwrap();
+    }
+    let bomb = w.finish().unwrap().into_inner();
+    assert!(bomb.len() < 1 << 20);
+    let world = world();
+    let p = world
+        .signer
+        .put_profile("app", LAMBDA_PLATFORM, None)
+        .unwrap();
+    let signed = sign(&world.signer, "app", &bomb);
+    assert!(matches!(
+        world
+            .signer
+            .verify(&signed, &[p.version_arn(&p.versions[0].version)]),
+        Verdict::Trusted { .. }
+    ));
+}
