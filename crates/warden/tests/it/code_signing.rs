@@ -555,3 +555,54 @@ fn require_code_signing_refuses_functions_without_a_config() {
     ]);
     assert_eq!(refused(&out), "ResourceConflictException");
 }
+
+#[test]
+fn boto3_sees_lambdas_exceptions_and_new_profile_versions() {
+    let s = Server::start();
+    let first = put_profile(&s, "rotating", None);
+    let zip = package(APP);
+    let old_signed = sign(&s, "rotating", &zip);
+    // Putting the active profile again makes a new version (a new key) that signs from now.
+    let second = put_profile(&s, "rotating", None);
+    assert_ne!(first, second);
+    let new_signed = sign(&s, "rotating", &package(APP));
+    let script = format!(
+        r#"
+import boto3, os
+lam = boto3.client("lambda", endpoint_url=os.environ["ENDPOINT"], region_name="us-east-1")
+old = open({old:?}, "rb").read()
+new = open({new:?}, "rb").read()
+arn = lam.create_code_signing_config(AllowedPublishers={{"SigningProfileVersionArns": [{first:?}]}},
+    CodeSigningPolicies={{"UntrustedArtifactOnDeployment": "Enforce"}})["CodeSigningConfig"]["CodeSigningConfigArn"]
+def create(name, code):
+    return lam.create_function(FunctionName=name, Runtime={runtime:?}, Handler="app.handler",
+        Role={role:?}, Code={{"ZipFile": code}}, CodeSigningConfigArn=arn)
+create("old", old)
+try:
+    create("new", new)
+    raise SystemExit("a newer version's signature passed a config naming the older one")
+except lam.exceptions.CodeVerificationFailedException as e:
+    assert "not among the code signing config's allowed publishers" in str(e), e
+bent = bytearray(old)
+bent[40] ^= 1
+try:
+    create("bent", bytes(bent))
+    raise SystemExit("a changed byte passed")
+except lam.exceptions.InvalidCodeSignatureException:
+    pass
+try:
+    lam.put_function_code_signing_config(FunctionName="old",
+        CodeSigningConfigArn="arn:aws:lambda:us-east-1:123456789012:code-signing-config:csc-0123456789abcdefg")
+    raise SystemExit("a missing config was accepted")
+except lam.exceptions.CodeSigningConfigNotFoundException:
+    pass
+print("ok")
+"#,
+        old = old_signed.display().to_string(),
+        new = new_signed.display().to_string(),
+        first = first,
+        runtime = python_runtime(),
+        role = EXEC_ROLE,
+    );
+    assert_eq!(s.python(&script).trim(), "ok");
+}
