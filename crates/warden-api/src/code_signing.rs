@@ -398,6 +398,34 @@ mod tests {
     }
 
     #[test]
+    fn signing_refusals_are_lambdas_exceptions() {
+        use warden_control::ControlError as E;
+        for (e, status, code) in [
+            (
+                E::InvalidCodeSignature("m".into()),
+                StatusCode::BAD_REQUEST,
+                "InvalidCodeSignatureException",
+            ),
+            (
+                E::CodeVerificationFailed("m".into()),
+                StatusCode::BAD_REQUEST,
+                "CodeVerificationFailedException",
+            ),
+            (
+                E::CodeSigningConfigNotFound("m".into()),
+                StatusCode::NOT_FOUND,
+                "CodeSigningConfigNotFoundException",
+            ),
+        ] {
+            let api = ApiError::from(e);
+            assert_eq!(
+                (api.status, api.code, api.message.as_str()),
+                (status, code, "m")
+            );
+        }
+    }
+
+    #[test]
     fn routes_the_config_paths() {
         let decode = |s: &str| Ok(s.to_owned());
         assert_eq!(
