@@ -6,8 +6,10 @@
 //! 1. the steps that depend on who asks: the execution role's checks
 //!    (`roles`: resolve the role, `iam:PassRole` decided by the [`Caller`], trust in
 //!    Lambda) for every command that sets a role;
-//! 2. code intake for every command that brings a package: the ordered [`CodeCheck`]
-//!    chain (`code`), then installation in the blob store under a pin;
+//! 2. code intake for every command that brings a package: for a function with a code
+//!    signing config, the signature check (`signing`, also run on the layer versions it
+//!    uses), then the ordered [`CodeCheck`] chain (`code`), then installation in the blob
+//!    store under a pin;
 //! 3. the environment sealed by the [`Keyring`];
 //! 4. one store write (atomic per function);
 //! 5. exactly one [`ChangeEvent`] delivered to every subscribed [`ChangeObserver`] before
