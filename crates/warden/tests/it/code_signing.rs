@@ -224,7 +224,38 @@ fn signed_code_deploys_and_everything_else_is_refused_under_enforce() {
     let bad = s.warden(&["sign", "--profile", "app_signer", junk.to_str().unwrap()]);
     assert!(String::from_utf8_lossy(&bad.stderr).contains("the zip is malformed"));
 
-    // The code already deployed keeps running.
+    // Revoking the profile refuses its signatures from then on, but the code already
+    // deployed keeps running.
+    let version = arn.rsplit('/').next().unwrap();
+    let past = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        - 3600;
+    s.aws(&[
+        "signer",
+        "revoke-signing-profile",
+        "--profile-name",
+        "app_signer",
+        "--profile-version",
+        version,
+        "--reason",
+        "key compromised",
+        "--effective-time",
+        &past.to_string(),
+    ]);
+    let again = fileb(&signed);
+    let out = s.aws_raw(&[
+        "lambda",
+        "update-function-code",
+        "--function-name",
+        "signed",
+        "--zip-file",
+        &again,
+    ]);
+    assert_eq!(refused(&out), "CodeVerificationFailedException");
+    assert!(String::from_utf8_lossy(&out.stderr)
+        .contains("the signing profile `app_signer` was revoked"));
     assert_eq!(invoke(&s, "signed"), json!({"signed": true}));
 }
 
