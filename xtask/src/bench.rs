@@ -35,6 +35,8 @@ struct Server {
     endpoint: String,
     /// Where the server serves function URLs.
     url_endpoint: String,
+    /// `http://127.0.0.1:PORT/metrics`.
+    metrics_endpoint: String,
     creds: warden_auth::SigningCredentials,
     _dir: tempfile::TempDir,
 }
@@ -174,11 +176,19 @@ fn start_under(root: &Path, wrapper: &[String], extra: &[String]) -> Result<Serv
         .strip_prefix("warden function URLs on ")
         .context("unexpected second line")?
         .to_owned();
+    let mut line = String::new();
+    reader.read_line(&mut line)?;
+    let metrics_endpoint = line
+        .trim()
+        .strip_prefix("warden metrics on ")
+        .context("unexpected third line")?
+        .to_owned();
     let creds = read_credentials(dir.path())?;
     Ok(Server {
         child,
         endpoint,
         url_endpoint,
+        metrics_endpoint,
         creds,
         _dir: dir,
     })
@@ -597,6 +607,67 @@ fn kms(root: &Path, extra: &[String], cold: usize, seconds: u32) -> Result<()> {
         "cold start, 10 sealed variables:       p50 {:.2} ms  p99 {:.2} ms",
         percentile(&mut sealed, 0.5),
         percentile(&mut sealed, 0.99)
+    );
+    Ok(())
+}
+
+/// `--posture`: how long one evaluation of every posture control takes over 1,000
+/// functions (each with a policy statement and an environment), as the server reports it
+/// in `/metrics` (`warden_posture_evaluation_seconds`), after a change of one function.
+fn posture(root: &Path, extra: &[String]) -> Result<()> {
+    const FUNCTIONS: usize = 1_000;
+    let server = start(root, extra)?;
+    let created = Instant::now();
+    for i in 0..FUNCTIONS {
+        create_function(&server, root, &format!("p{i}"))?;
+    }
+    let create_s = created.elapsed().as_secs_f64();
+    let gauge = |name: &str| -> Result<f64> {
+        let text = agent()
+            .get(&server.metrics_endpoint)
+            .call()?
+            .into_body()
+            .read_to_string()?;
+        text.lines()
+            .find_map(|l| l.strip_prefix(name).and_then(|v| v.trim().parse().ok()))
+            .with_context(|| format!("no {name} in /metrics"))
+    };
+    let mut times = Vec::new();
+    // The evaluation after the last create, first.
+    std::thread::sleep(Duration::from_secs(3));
+    for round in 0..5 {
+        let before = gauge("warden_posture_evaluation_seconds ")?;
+        let body = serde_json::json!({ "Description": format!("round {round}") });
+        let mut r = server.send(
+            "PUT",
+            "/2015-03-31/functions/p0/configuration",
+            &[],
+            body.to_string().as_bytes(),
+        )?;
+        if r.status() != 200 {
+            bail!("update failed: {}", r.body_mut().read_to_string()?);
+        }
+        // The evaluation starts within a second of the change; wait until it is over (a
+        // new duration is reported).
+        let deadline = Instant::now() + Duration::from_secs(120);
+        let mut last = before;
+        while Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(500));
+            last = gauge("warden_posture_evaluation_seconds ")?;
+            if last != before {
+                break;
+            }
+        }
+        times.push(last * 1000.0);
+    }
+    let failures = gauge("warden_posture_failures ")?;
+    println!(
+        "## warden bench --posture ({FUNCTIONS} functions created in {create_s:.1} s; {failures} control failures)"
+    );
+    println!(
+        "one evaluation of every control: median {:.0} ms (of {} after a change)",
+        percentile(&mut times, 0.5),
+        times.len()
     );
     Ok(())
 }
@@ -1301,6 +1372,7 @@ pub fn run(root: &Path, args: &[String]) -> Result<()> {
     let mut urls = false;
     let mut log_queries = false;
     let mut signing = false;
+    let mut posture_checks = false;
     let mut extra = Vec::new();
     let mut it = args.iter();
     while let Some(a) = it.next() {
@@ -1317,6 +1389,7 @@ pub fn run(root: &Path, args: &[String]) -> Result<()> {
             "--urls" => urls = true,
             "--logs" => log_queries = true,
             "--signing" => signing = true,
+            "--posture" => posture_checks = true,
             "--cold-gap-ms" => COLD_GAP_MS.store(
                 it.next().context("--cold-gap-ms N")?.parse()?,
                 std::sync::atomic::Ordering::Relaxed,
@@ -1355,6 +1428,9 @@ pub fn run(root: &Path, args: &[String]) -> Result<()> {
     }
     if signing {
         return code_signing(root, &extra, cold);
+    }
+    if posture_checks {
+        return posture(root, &extra);
     }
     if log_queries {
         logs(root, &extra)?;

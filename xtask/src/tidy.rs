@@ -47,6 +47,8 @@ const ALLOWED_DEPENDENCIES: &[(&str, &[&str])] = &[
     ("warden-metrics", &["warden-sqlite"]),
     ("warden-scan", &["warden-sqlite"]),
     ("warden-audit", &["warden-sqlite"]),
+    ("warden-config", &["warden-sqlite"]),
+    ("warden-findings", &["warden-sqlite"]),
     ("warden-sns", &["warden-sqlite"]),
     (
         "warden-signer",
@@ -101,6 +103,9 @@ const ALLOWED_DEPENDENCIES: &[(&str, &[&str])] = &[
             "warden-sns",
             "warden-scan",
             "warden-signer",
+            "warden-audit",
+            "warden-config",
+            "warden-findings",
         ],
     ),
     (
@@ -123,6 +128,9 @@ const ALLOWED_DEPENDENCIES: &[(&str, &[&str])] = &[
             "warden-engine",
             "warden-api",
             "warden-sns",
+            "warden-audit",
+            "warden-config",
+            "warden-findings",
             "warden-control",
             "warden-package",
             "warden-auth",

@@ -166,6 +166,21 @@ impl<'a> Input<'a> {
         }
     }
 
+    /// A timestamp member (JSON protocols send epoch seconds, possibly fractional), in
+    /// epoch milliseconds.
+    pub(crate) fn epoch_ms(&self, name: &str) -> Result<Option<i64>, ApiError> {
+        match self.get(name) {
+            None => Ok(None),
+            Some(v) => v
+                .as_f64()
+                .filter(|s| s.is_finite() && s.abs() < 1e12)
+                .map(|s| Some((s * 1000.0) as i64))
+                .ok_or_else(|| {
+                    ApiError::serialization(format!("{name} must be a timestamp in epoch seconds"))
+                }),
+        }
+    }
+
     pub(crate) fn boolean(&self, name: &str) -> Result<bool, ApiError> {
         match self.get(name) {
             None => Ok(false),
@@ -642,7 +657,7 @@ pub(crate) fn may_decrypt_environment(
 
 // ---- handlers ----
 
-fn metadata(state: &ApiState, key: &Key) -> Value {
+pub(crate) fn metadata(state: &ApiState, key: &Key) -> Value {
     wire::key_metadata(key, state.kms.account())
 }
 

@@ -19,11 +19,14 @@
 pub mod access;
 pub mod alarms;
 mod aliases;
+pub mod audit;
 mod body;
 mod caller;
+pub mod cloudtrail;
 pub mod cloudwatch;
 mod cloudwatch_query;
 pub mod code_signing;
+pub mod confighist;
 mod contracts;
 pub mod cwlogs;
 pub mod doors;
@@ -36,6 +39,7 @@ pub mod kms;
 mod layers;
 pub mod pipeline;
 mod policy;
+pub mod posture;
 mod reply;
 pub mod resolver;
 pub mod routes;
@@ -143,6 +147,8 @@ pub struct ApiState {
     pub log_queries: cwlogs::Queries,
     /// SNS topics and subscriptions (the deliverer is the server's).
     pub sns: warden_sns::Sns,
+    /// The audit trail every call is recorded in.
+    pub audit: audit::AuditTrail,
 }
 
 impl ApiState {
@@ -171,6 +177,7 @@ impl ApiState {
         metrics: Arc<warden_metrics::Metrics>,
         metric_store: Arc<warden_metrics::store::MetricStore>,
         sns: warden_sns::Sns,
+        audit: audit::AuditTrail,
     ) -> Self {
         let access = Arc::new(access);
         control.subscribe(Arc::new(engine.clone()));
@@ -202,6 +209,7 @@ impl ApiState {
             metric_store,
             log_queries: cwlogs::Queries::default(),
             sns,
+            audit,
         }
     }
 
@@ -360,14 +368,39 @@ async fn handle(
     if let Some(reply) = sns::serve_public(state, &parts).await {
         return Ok(reply);
     }
+    let mut note = audit::Note::new(&parts, peer);
     let req = http::Request::from_parts(parts, body);
-    let mut response = match state
+    let result = state
         .pipeline
-        .run(state, &shared.budget, peer, req, &mut service)
-        .await
-    {
-        Ok(r) => r,
-        Err(e) => {
+        .run(state, &shared.budget, peer, req, &mut service, &mut note)
+        .await;
+    note.service = Some(service.clone());
+    let outcome = match &result {
+        Ok(r) => audit::Outcome::Replied(r),
+        Err(e) => audit::Outcome::Failed(e),
+    };
+    let recorded = state
+        .audit
+        .record(
+            &note,
+            outcome,
+            &request_id,
+            state.account.as_str(),
+            state.region.as_str(),
+        )
+        .await;
+    if let Ok(Some(event_id)) = &recorded {
+        if let Some(store) = state.audit.config_history() {
+            confighist::capture(state, store, &note, event_id).await;
+        }
+        if let Some(posture) = state.audit.posture() {
+            posture.changed();
+        }
+    }
+    let mut response = match (result, recorded) {
+        (Ok(r), Ok(_)) => r,
+        (Ok(_), Err(e)) => e.render(service.protocol(), &request_id),
+        (Err(e), _) => {
             state.count_refusal(&e, None, peer.ip());
             e.render(service.protocol(), &request_id)
         }

@@ -29,7 +29,7 @@ use sha2::Digest;
 
 use crate::doors::{Head, JsonDoor, LambdaDoor, QueryDoor, ServiceDoor};
 use crate::routes::Service;
-use crate::{access, body, ApiError, ApiRequest, ApiState, Reply};
+use crate::{access, audit, body, ApiError, ApiRequest, ApiState, Reply};
 
 /// An input check run in the validation stage, after the door's own, for every request.
 /// Checks run in order; the first error ends the request.
@@ -68,7 +68,7 @@ pub struct Pipeline {
 
 impl Default for Pipeline {
     /// Warden's services: the JSON 1.1 doors of KMS, Secrets Manager, Route 53
-    /// Resolver and CloudWatch Logs, EC2's query dialect, IAM and STS, and Lambda (which takes every request
+    /// Resolver, CloudWatch Logs, CloudTrail and Config, EC2's query dialect, IAM and STS, and Lambda (which takes every request
     /// the others leave).
     fn default() -> Self {
         Pipeline {
@@ -77,11 +77,14 @@ impl Default for Pipeline {
                 Arc::new(JsonDoor::new(&crate::secrets::SECRETS_MANAGER)),
                 Arc::new(JsonDoor::new(&crate::resolver::ROUTE53_RESOLVER)),
                 Arc::new(JsonDoor::new(&crate::cwlogs::LOGS)),
+                Arc::new(JsonDoor::new(&crate::cloudtrail::CLOUDTRAIL)),
+                Arc::new(JsonDoor::new(&crate::confighist::CONFIG)),
                 Arc::new(crate::extension::ExtensionDoor),
                 Arc::new(crate::ec2::Ec2Door),
                 Arc::new(crate::cloudwatch::CloudWatchDoor),
                 Arc::new(crate::sns::SnsDoor),
                 Arc::new(crate::signer::SignerDoor),
+                Arc::new(crate::posture::SecurityHubDoor),
                 Arc::new(QueryDoor),
                 Arc::new(LambdaDoor),
             ],
@@ -127,6 +130,7 @@ impl Pipeline {
         peer: SocketAddr,
         req: http::Request<Incoming>,
         service: &mut Service,
+        note: &mut audit::Note,
     ) -> Result<Reply, ApiError> {
         let (parts, body) = req.into_parts();
         let claimed = warden_auth::claimed_service(&parts.headers, parts.uri.query());
@@ -147,6 +151,7 @@ impl Pipeline {
         };
         *service = door.service(head);
         let operation = door.route(&parts)?;
+        note.operation = Some(operation.clone());
         let request = ApiRequest {
             operation,
             parts,
@@ -157,8 +162,12 @@ impl Pipeline {
         let (authenticated, _reservation) = self
             .authenticate(state, budget, door, request, body, service)
             .await?;
-        let authorized = self.authorize(state, door, authenticated).await?;
+        note.principal.clone_from(&authenticated.0.principal);
+        note.body = authenticated.0.body.clone();
+        let authorized = self.authorize(state, door, authenticated, note).await?;
         let validated = self.validate(door, authorized)?;
+        note.service = Some(service.clone());
+        state.audit.admit(note)?;
         door.dispatch(state, validated).await
     }
 
@@ -276,9 +285,14 @@ impl Pipeline {
         state: &ApiState,
         door: &dyn ServiceDoor,
         Authenticated(request): Authenticated,
+        note: &mut audit::Note,
     ) -> Result<Authorized, ApiError> {
         let principal = request.principal.as_ref();
         let targets = door.targets(state, &request, principal)?;
+        note.targets = targets
+            .iter()
+            .map(|t| (t.action.clone(), t.resource.clone()))
+            .collect();
         access::authorize(state, &request, principal, targets).await?;
         Ok(Authorized(request))
     }

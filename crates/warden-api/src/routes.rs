@@ -33,6 +33,11 @@ pub enum Service {
         /// Its protocol version.
         version: JsonVersion,
     },
+    /// A rest-json service other than Lambda (Security Hub).
+    RestJson {
+        /// The name its credential scopes carry.
+        name: &'static str,
+    },
     /// A service Warden does not serve, as the credential scope names it, and the protocol
     /// its clients expect errors in.
     Unserved {
@@ -89,6 +94,7 @@ impl Service {
             Service::Signer => crate::signer::SIGNING_NAME,
             Service::CloudWatch(_) => "monitoring",
             Service::AwsJson { name, .. } => name,
+            Service::RestJson { name } => name,
             Service::Unserved { name, .. } => name,
         }
     }
@@ -108,6 +114,7 @@ impl Service {
                 Protocol::Query(Some(crate::cloudwatch_query::NAMESPACE))
             }
             Service::AwsJson { version, .. } => Protocol::AwsJson(*version),
+            Service::RestJson { .. } => Protocol::Json,
             Service::Unserved { protocol, .. } => *protocol,
         }
     }

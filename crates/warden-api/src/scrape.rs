@@ -16,11 +16,30 @@ pub(crate) fn handle<B>(state: &ApiState, req: &http::Request<B>) -> Reply {
         return plain(StatusCode::METHOD_NOT_ALLOWED, "only GET\n");
     }
     let metrics = &state.metrics;
-    let text = prometheus::render(
-        &metrics.snapshot(false),
-        metrics.refused_series(),
-        &[engine_gauges(&state.engine), code_signing_gauges(state)].concat(),
-    );
+    let mut gauges = engine_gauges(&state.engine);
+    gauges.push(Gauge {
+        name: "warden_audit_events_dropped_total",
+        help: "Reads and refused calls not recorded because the audit trail was over --audit-max-mib.",
+        labels: Vec::new(),
+        value: state.audit.dropped() as f64,
+    });
+    if let Some(posture) = state.audit.posture() {
+        let (took, failing) = posture.last_evaluation();
+        gauges.push(Gauge {
+            name: "warden_posture_evaluation_seconds",
+            help: "How long the last evaluation of the posture controls took.",
+            labels: Vec::new(),
+            value: took.as_secs_f64(),
+        });
+        gauges.push(Gauge {
+            name: "warden_posture_failures",
+            help: "Control failures the last posture evaluation saw (suppressed ones included).",
+            labels: Vec::new(),
+            value: failing as f64,
+        });
+    }
+    gauges.extend(code_signing_gauges(state));
+    let text = prometheus::render(&metrics.snapshot(false), metrics.refused_series(), &gauges);
     let mut r = Response::new(ReplyBody::from(Bytes::from(text)));
     r.headers_mut().insert(
         http::header::CONTENT_TYPE,
@@ -52,7 +71,26 @@ fn engine_gauges(engine: &warden_engine::Engine) -> Vec<Gauge> {
             Vec::new()
         }
     };
+    let spawns = engine.spawn_latency();
     gauges.extend([
+        Gauge {
+            name: "warden_zygote_spawns_total",
+            help: "Instances the zygote was asked to start (failed starts included).",
+            labels: Vec::new(),
+            value: spawns.spawns as f64,
+        },
+        Gauge {
+            name: "warden_zygote_spawn_seconds_total",
+            help: "Time spent starting instances, from the request to the zygote to the process running in its sandbox.",
+            labels: Vec::new(),
+            value: spawns.total.as_secs_f64(),
+        },
+        Gauge {
+            name: "warden_zygote_spawn_max_seconds",
+            help: "The longest instance start since the previous scrape.",
+            labels: Vec::new(),
+            value: spawns.longest.as_secs_f64(),
+        },
         Gauge {
             name: "warden_idle_instances",
             help: "Warm instances waiting for an invocation.",

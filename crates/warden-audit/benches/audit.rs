@@ -57,6 +57,7 @@ fn event(i: u64) -> CloudTrailEvent {
             "state": "Active",
             "lastUpdateStatus": "InProgress",
         })),
+        additional_event_data: None,
         request_id: format!("6b5f3d2e-0000-4000-8000-{i:012}"),
         event_id: format!("00000000-0000-4000-8000-{i:012}"),
         read_only: false,

@@ -74,6 +74,11 @@ pub struct CloudTrailEvent {
     pub request_parameters: Option<Value>,
     /// The response's elements, redacted; `null` for reads and failures, as CloudTrail.
     pub response_elements: Option<Value>,
+    /// What CloudTrail adds beyond the request and response. Warden writes
+    /// `authorizedActions` here: each IAM action the call was allowed, with its resource
+    /// (what policy generation reads).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub additional_event_data: Option<Value>,
     /// The request id the caller was given.
     #[serde(rename = "requestID")]
     pub request_id: String,

@@ -36,5 +36,5 @@ pub use error::Error;
 pub use event::{CloudTrailEvent, EncodedEvent, UserIdentity};
 pub use log::{AuditLog, AuditReader};
 pub use lookup::{LookupAttribute, LookupPage, LookupQuery};
-pub use recorder::{Recorder, RecorderConfig};
+pub use recorder::{Pending, Recorder, RecorderConfig};
 pub use verify::{Finding, Report, VerifyOptions};

@@ -124,6 +124,43 @@ impl LookupQuery {
 }
 
 impl AuditReader {
+    /// Hands every event recorded in `[from_ms, to_ms]` to `visit`, oldest first, until
+    /// `visit` returns `false`; returns how many it was handed. Reads row by row, so a
+    /// trail of any size is visited in constant memory.
+    pub fn for_each_event(
+        &self,
+        from_ms: Option<i64>,
+        to_ms: Option<i64>,
+        mut visit: impl FnMut(u64, CloudTrailEvent) -> bool,
+    ) -> Result<u64, Error> {
+        let mut stmt = self
+            .conn
+            .prepare(
+                "SELECT seq, body FROM event WHERE time_ms >= ?1 AND time_ms <= ?2 ORDER BY seq",
+            )
+            .map_err(store("reading events"))?;
+        let mut rows = stmt
+            .query(rusqlite::params![
+                from_ms.unwrap_or(i64::MIN),
+                to_ms.unwrap_or(i64::MAX)
+            ])
+            .map_err(store("reading events"))?;
+        let mut visited = 0;
+        while let Some(row) = rows.next().map_err(store("reading events"))? {
+            let seq: i64 = row.get(0).map_err(store("reading events"))?;
+            let body: Vec<u8> = row.get(1).map_err(store("reading events"))?;
+            let seq = u64::try_from(seq).unwrap_or(0);
+            let event = decode(&body).map_err(|_| Error::Damaged {
+                what: format!("event {seq} does not parse"),
+            })?;
+            visited += 1;
+            if !visit(seq, event) {
+                break;
+            }
+        }
+        Ok(visited)
+    }
+
     /// Runs LookupEvents.
     pub fn lookup(&self, query: &LookupQuery) -> Result<LookupPage, Error> {
         let limit = query.max_results.unwrap_or(MAX_RESULTS);

@@ -75,6 +75,18 @@ impl std::fmt::Debug for Command {
     }
 }
 
+/// A queued event's acknowledgement: [`Pending::durable`] resolves with its sequence number
+/// once its batch is committed.
+#[derive(Debug)]
+pub struct Pending(oneshot::Receiver<Result<u64, Error>>);
+
+impl Pending {
+    /// Waits until the event is on disk.
+    pub async fn durable(self) -> Result<u64, Error> {
+        self.0.await.map_err(|_| Error::RecorderStopped)?
+    }
+}
+
 /// Milliseconds since the Unix epoch.
 pub fn now_ms() -> i64 {
     i64::try_from(time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000)
@@ -147,12 +159,19 @@ impl Recorder {
 
     /// [`Recorder::record_async`] for an already encoded event.
     pub async fn record_encoded_async(&self, event: EncodedEvent) -> Result<u64, Error> {
+        self.submit(event).await?.durable().await
+    }
+
+    /// Queues `event` (waiting only while the queue is full) and returns what resolves once
+    /// it is on disk. A caller that need not wait for the disk drops the [`Pending`]: the
+    /// event is committed all the same.
+    pub async fn submit(&self, event: EncodedEvent) -> Result<Pending, Error> {
         let (ack, done) = oneshot::channel();
         self.sender()?
             .send(Command::Record(Box::new(event), ack))
             .await
             .map_err(|_| Error::RecorderStopped)?;
-        done.await.map_err(|_| Error::RecorderStopped)?
+        Ok(Pending(done))
     }
 
     /// Publishes a digest of everything recorded so far (after every event already

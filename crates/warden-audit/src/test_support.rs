@@ -71,6 +71,7 @@ pub(crate) fn sample_event(i: u64) -> CloudTrailEvent {
         error_message: None,
         request_parameters: Some(json!({"functionName": function, "n": i})),
         response_elements: None,
+        additional_event_data: None,
         request_id: format!("req-{i}"),
         event_id: format!("00000000-0000-4000-8000-{i:012}"),
         read_only,

@@ -24,6 +24,8 @@ pub enum InvocationEvent<'a> {
         function: &'a FunctionName,
         /// The version that runs.
         version: &'a str,
+        /// The alias the caller named, if any.
+        alias: Option<&'a str>,
         /// The invocation's request id.
         request_id: &'a str,
         /// Whether the caller asked for the end of the log (`X-Amz-Log-Type: Tail`).
@@ -75,6 +77,8 @@ pub enum InvocationEvent<'a> {
         function: &'a FunctionName,
         /// The version that ran.
         version: &'a str,
+        /// The alias the caller named, if any.
+        alias: Option<&'a str>,
         /// Its figures (the `REPORT` line's).
         report: &'a Report,
         /// Whether the caller gets a function error.

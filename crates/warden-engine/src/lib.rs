@@ -327,7 +327,46 @@ impl Pool {
 }
 
 // tidy:warm-path-end
+/// The alias an invocation named, if it named one.
+fn alias_of(request: &InvokeRequest) -> Option<&str> {
+    match &request.function.qualifier {
+        Some(warden_types::Qualifier::Alias(a)) => Some(a.as_str()),
+        _ => None,
+    }
+}
+
+/// Instance start times, counted lock-free.
+#[derive(Debug, Default)]
+struct SpawnStats {
+    count: std::sync::atomic::AtomicU64,
+    total_us: std::sync::atomic::AtomicU64,
+    max_us: std::sync::atomic::AtomicU64,
+}
+
+impl SpawnStats {
+    fn record(&self, took: std::time::Duration) {
+        use std::sync::atomic::Ordering::Relaxed;
+        let us = u64::try_from(took.as_micros()).unwrap_or(u64::MAX);
+        self.count.fetch_add(1, Relaxed);
+        self.total_us.fetch_add(us, Relaxed);
+        self.max_us.fetch_max(us, Relaxed);
+    }
+}
+
+/// How the executor's instance starts went (see [`Engine::spawn_latency`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SpawnLatency {
+    /// Instance starts since the engine started (failed ones included).
+    pub spawns: u64,
+    /// Their total time.
+    pub total: std::time::Duration,
+    /// The longest since the previous reading.
+    pub longest: std::time::Duration,
+}
+
 struct Inner {
+    /// How long the executor takes to start instances.
+    spawns: SpawnStats,
     config: EngineConfig,
     store: Arc<dyn Store>,
     executor: Arc<dyn Executor>,
@@ -427,6 +466,7 @@ impl Engine {
         let concurrency = Concurrency::new(config.account_concurrency, &reservations);
         let api_endpoint = format!("http://{}", config.api_address);
         let inner = Arc::new(Inner {
+            spawns: SpawnStats::default(),
             registry: Registry::new(Arc::clone(&store)),
             logs: LogSink::start_observed(Arc::clone(&store), config.logs, observers.clone()),
             security: security::SecurityLog::start(
@@ -567,6 +607,21 @@ impl Engine {
             .sum()
     }
 
+    /// The executor's instance starts: how many, their total time, and the longest since
+    /// the previous call (which starts a new period), for `/metrics`.
+    pub fn spawn_latency(&self) -> SpawnLatency {
+        let s = &self.inner.spawns;
+        SpawnLatency {
+            spawns: s.count.load(std::sync::atomic::Ordering::Relaxed),
+            total: std::time::Duration::from_micros(
+                s.total_us.load(std::sync::atomic::Ordering::Relaxed),
+            ),
+            longest: std::time::Duration::from_micros(
+                s.max_us.swap(0, std::sync::atomic::Ordering::Relaxed),
+            ),
+        }
+    }
+
     /// Invocations running now, every function together.
     pub fn running_invocations(&self) -> u64 {
         self.inner.concurrency.in_flight_total()
@@ -621,7 +676,14 @@ impl Engine {
                     .await
                     .map_err(|reason| self.throttled(&config.name, reason))?;
                 match self
-                    .cold_start(config, &environment, &request_id, request.tail, memory)
+                    .cold_start(
+                        config,
+                        &environment,
+                        &request_id,
+                        request.tail,
+                        alias_of(request),
+                        memory,
+                    )
                     .await
                 {
                     Ok(i) => i,
@@ -750,6 +812,7 @@ impl Engine {
         environment: &std::collections::BTreeMap<String, String>,
         request_id: &str,
         tail: bool,
+        alias: Option<&str>,
         memory: MemoryGrant,
     ) -> Result<Arc<Instance>, InvokeResponse> {
         let inner = &self.inner;
@@ -765,7 +828,9 @@ impl Engine {
         };
         let started = Instant::now();
         let failed = |error_type: &str, message: String, logs: Option<&LogCapture>| {
-            self.failure(config, request_id, tail, started, logs, error_type, message)
+            self.failure(
+                config, request_id, tail, alias, started, logs, error_type, message,
+            )
         };
         let invalid_entrypoint = |error: &dyn std::fmt::Display| {
             failed(
@@ -869,7 +934,10 @@ impl Engine {
             }
         };
         drop(credentials);
-        let spawned = match inner.executor.spawn(prepared, spec).await {
+        let spawn_started = std::time::Instant::now();
+        let spawned = inner.executor.spawn(prepared, spec).await;
+        inner.spawns.record(spawn_started.elapsed());
+        let spawned = match spawned {
             Ok(s) => s,
             Err(e) => {
                 revoke();
@@ -989,7 +1057,7 @@ impl Engine {
                     InitFailure::Reported(error_type, body) => {
                         // The function chose the type and the text: its line, not Warden's.
                         let message = String::from_utf8_lossy(&body).into_owned();
-                        self.failure_with_body(config, request_id, tail, started, logs, error_type.as_deref().unwrap_or("Runtime.InitError"), message, body, LogSource::Function)
+                        self.failure_with_body(config, request_id, tail, alias, started, logs, error_type.as_deref().unwrap_or("Runtime.InitError"), message, body, LogSource::Function)
                     }
                     InitFailure::Exited(status) => failed(instance::exit_error_type(status), format!("RequestId: {request_id} Error: Runtime exited with error: {status}"), logs),
                     InitFailure::TimedOut => failed(
@@ -1024,6 +1092,7 @@ impl Engine {
             &InvocationEvent::Started {
                 function,
                 version: &config.version,
+                alias: alias_of(request),
                 request_id,
                 keep_tail: request.tail,
             },
@@ -1144,6 +1213,7 @@ impl Engine {
             &InvocationEvent::Finished {
                 function,
                 version: &config.version,
+                alias: alias_of(request),
                 report: &report,
                 function_error: function_error.is_some(),
                 instance_ending: function_error.is_some(),
@@ -1228,6 +1298,7 @@ impl Engine {
         config: &FunctionVersion,
         request_id: &str,
         tail: bool,
+        alias: Option<&str>,
         started: Instant,
         logs: Option<&LogCapture>,
         error_type: &str,
@@ -1238,6 +1309,7 @@ impl Engine {
             config,
             request_id,
             tail,
+            alias,
             started,
             logs,
             error_type,
@@ -1258,6 +1330,7 @@ impl Engine {
         config: &FunctionVersion,
         request_id: &str,
         tail: bool,
+        alias: Option<&str>,
         started: Instant,
         logs: Option<&LogCapture>,
         error_type: &str,
@@ -1294,6 +1367,7 @@ impl Engine {
             &InvocationEvent::Started {
                 function,
                 version: &config.version,
+                alias,
                 request_id,
                 keep_tail: tail,
             },
@@ -1313,6 +1387,7 @@ impl Engine {
             &InvocationEvent::Finished {
                 function,
                 version: &config.version,
+                alias,
                 report: &report,
                 function_error: true,
                 instance_ending: true,

@@ -11,8 +11,8 @@ fn main() {
     // 200 functions, as a busy server might hold; the one measured is among them.
     let names: Vec<String> = (0..200).map(|i| format!("function-{i}")).collect();
     for n in &names {
-        metrics.started(n, "$LATEST");
-        metrics.finished(n, "$LATEST", 1_000, false);
+        metrics.started(n, "$LATEST", None);
+        metrics.finished(n, "$LATEST", None, 1_000, false);
     }
     let rounds = 2_000_000u32;
     let mut samples = Vec::with_capacity(100);
@@ -20,10 +20,11 @@ fn main() {
         let start = Instant::now();
         for i in 0..rounds / 100 {
             let name = &names[(i as usize) % names.len()];
-            metrics.started(black_box(name), black_box("$LATEST"));
+            metrics.started(black_box(name), black_box("$LATEST"), None);
             metrics.finished(
                 black_box(name),
                 "$LATEST",
+                None,
                 black_box(u64::from(i % 5_000)),
                 i % 97 == 0,
             );

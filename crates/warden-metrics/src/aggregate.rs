@@ -186,13 +186,13 @@ mod tests {
         let dir = tempfile::tempdir().expect("dir");
         let store = Arc::new(MetricStore::open(&dir.path().join("m.db")).expect("open"));
         let metrics = Arc::new(Metrics::new(100));
-        metrics.started("f", "1");
-        metrics.finished("f", "1", 1_000, false);
+        metrics.started("f", "1", None);
+        metrics.finished("f", "1", None, 1_000, false);
         let mut agg = Aggregator::new(Arc::clone(&metrics), Arc::clone(&store));
         // What came before the aggregator is not this minute's.
         for ms in [10u64, 30] {
-            metrics.started("f", "1");
-            metrics.finished("f", "1", ms * 1000, ms == 30);
+            metrics.started("f", "1", None);
+            metrics.finished("f", "1", None, ms * 1000, ms == 30);
         }
         metrics.count(Counter::AccessDenied, None, None);
         let rows = agg.close_minute(120).expect("close");

@@ -217,13 +217,15 @@ impl Series {
     }
 }
 
-/// Which series: the account's, a function's, or a function version's.
+/// Which series: the account's, a function's, a function version's, or an alias's.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Dimensions {
     /// The function (`FunctionName`), or none for the account's totals.
     pub function: Option<String>,
     /// The version that ran (`ExecutedVersion`), with a function.
     pub version: Option<String>,
+    /// The alias invoked (`Resource`, `FUNCTION:ALIAS`), with a function.
+    pub resource: Option<String>,
 }
 
 impl Dimensions {
@@ -232,6 +234,7 @@ impl Dimensions {
         Self {
             function: None,
             version: None,
+            resource: None,
         }
     }
 
@@ -243,6 +246,9 @@ impl Dimensions {
         }
         if let Some(v) = &self.version {
             out.push(("ExecutedVersion", v.as_str()));
+        }
+        if let Some(r) = &self.resource {
+            out.push(("Resource", r.as_str()));
         }
         out
     }
@@ -306,6 +312,8 @@ impl SeriesSnapshot {
 struct FunctionSeries {
     all: Arc<Series>,
     versions: RwLock<HashMap<String, Arc<Series>>>,
+    /// By alias name: Lambda's `Resource` dimension (`FUNCTION:ALIAS`).
+    aliases: RwLock<HashMap<String, Arc<Series>>>,
 }
 
 /// The live series of one server.
@@ -365,29 +373,50 @@ impl Metrics {
         let f = Arc::new(FunctionSeries {
             all: Arc::new(Series::default()),
             versions: RwLock::new(HashMap::new()),
+            aliases: RwLock::new(HashMap::new()),
         });
         all.insert(name.to_owned(), Arc::clone(&f));
         Some(f)
     }
 
     fn version(&self, f: &FunctionSeries, version: &str) -> Option<Arc<Series>> {
-        if let Some(s) = read(&f.versions).get(version) {
+        self.sub_series(&f.versions, version)
+    }
+
+    /// The series of `key` in `map` (a version's, an alias's), made if the cap allows.
+    fn sub_series(
+        &self,
+        map: &RwLock<HashMap<String, Arc<Series>>>,
+        key: &str,
+    ) -> Option<Arc<Series>> {
+        if let Some(s) = read(map).get(key) {
             return Some(Arc::clone(s));
         }
-        let mut all = write(&f.versions);
-        if let Some(s) = all.get(version) {
+        let mut all = write(map);
+        if let Some(s) = all.get(key) {
             return Some(Arc::clone(s));
         }
         if !self.admit_series() {
             return None;
         }
         let s = Arc::new(Series::default());
-        all.insert(version.to_owned(), Arc::clone(&s));
+        all.insert(key.to_owned(), Arc::clone(&s));
         Some(s)
     }
 
     /// Applies `apply` to the account's series, the function's and the version's.
     fn each(&self, function: Option<&str>, version: Option<&str>, apply: impl Fn(&Series)) {
+        self.each_with_alias(function, version, None, apply);
+    }
+
+    /// [`Metrics::each`], and the alias's series when the invocation named one.
+    fn each_with_alias(
+        &self,
+        function: Option<&str>,
+        version: Option<&str>,
+        alias: Option<&str>,
+        apply: impl Fn(&Series),
+    ) {
         apply(&self.account);
         let Some(f) = function.and_then(|name| self.function(name)) else {
             return;
@@ -395,6 +424,9 @@ impl Metrics {
         apply(&f.all);
         if let Some(v) = version.and_then(|v| self.version(&f, v)) {
             apply(&v);
+        }
+        if let Some(a) = alias.and_then(|a| self.sub_series(&f.aliases, a)) {
+            apply(&a);
         }
     }
 
@@ -413,14 +445,21 @@ impl Metrics {
         self.each(Some(function), version, |s| s.time(timer, micros));
     }
 
-    /// An invocation began running.
-    pub fn started(&self, function: &str, version: &str) {
-        self.each(Some(function), Some(version), Series::enter);
+    /// An invocation began running (through `alias`, when the caller named one).
+    pub fn started(&self, function: &str, version: &str, alias: Option<&str>) {
+        self.each_with_alias(Some(function), Some(version), alias, Series::enter);
     }
 
     /// An invocation that began ([`Metrics::started`]) ended.
-    pub fn finished(&self, function: &str, version: &str, duration_micros: u64, error: bool) {
-        self.each(Some(function), Some(version), |s| {
+    pub fn finished(
+        &self,
+        function: &str,
+        version: &str,
+        alias: Option<&str>,
+        duration_micros: u64,
+        error: bool,
+    ) {
+        self.each_with_alias(Some(function), Some(version), alias, |s| {
             s.leave();
             s.count(Counter::Invocations);
             if error {
@@ -432,8 +471,8 @@ impl Metrics {
 
     /// An invocation that began and whose end will never be seen (its caller went away):
     /// its concurrency is given back, nothing is counted.
-    pub fn abandoned(&self, function: &str, version: &str) {
-        self.each(Some(function), Some(version), Series::leave);
+    pub fn abandoned(&self, function: &str, version: &str, alias: Option<&str>) {
+        self.each_with_alias(Some(function), Some(version), alias, Series::leave);
     }
 
     /// How many times a series was not made because the cap was reached (each record that
@@ -456,8 +495,21 @@ impl Metrics {
             let dims = Dimensions {
                 function: Some(name.clone()),
                 version: None,
+                resource: None,
             };
             rest.push(f.all.snapshot(dims, new_minute));
+            let aliases: Vec<(String, Arc<Series>)> = read(&f.aliases)
+                .iter()
+                .map(|(k, v)| (k.clone(), Arc::clone(v)))
+                .collect();
+            for (alias, s) in aliases {
+                let dims = Dimensions {
+                    function: Some(name.clone()),
+                    version: None,
+                    resource: Some(format!("{name}:{alias}")),
+                };
+                rest.push(s.snapshot(dims, new_minute));
+            }
             let versions: Vec<(String, Arc<Series>)> = read(&f.versions)
                 .iter()
                 .map(|(k, v)| (k.clone(), Arc::clone(v)))
@@ -466,6 +518,7 @@ impl Metrics {
                 let dims = Dimensions {
                     function: Some(name.clone()),
                     version: Some(version),
+                    resource: None,
                 };
                 rest.push(s.snapshot(dims, new_minute));
             }
@@ -483,10 +536,10 @@ mod tests {
     #[test]
     fn an_invocation_counts_in_the_account_the_function_and_the_version() {
         let m = Metrics::new(10);
-        m.started("f", "1");
-        m.started("f", "1");
-        m.finished("f", "1", 2_000, false);
-        m.finished("f", "1", 4_000, true);
+        m.started("f", "1", None);
+        m.started("f", "1", None);
+        m.finished("f", "1", None, 2_000, false);
+        m.finished("f", "1", None, 4_000, true);
         m.count(Counter::Throttles, Some("f"), None);
         m.count(Counter::AccessDenied, None, None);
         let all = m.snapshot(true);
@@ -515,13 +568,42 @@ mod tests {
     }
 
     #[test]
+    fn an_invocation_through_an_alias_also_counts_in_the_alias_series() {
+        let m = Metrics::new(10);
+        m.started("f", "2", Some("live"));
+        m.finished("f", "2", Some("live"), 1_000, true);
+        m.started("f", "2", None);
+        m.finished("f", "2", None, 1_000, false);
+        let all = m.snapshot(true);
+        let by_key = |key: &str| {
+            all.iter()
+                .find(|s| s.dims.key() == key)
+                .unwrap_or_else(|| panic!("no {key}"))
+        };
+        let alias = by_key("FunctionName=f,Resource=f:live");
+        assert_eq!(alias.counter(Counter::Invocations), 1);
+        assert_eq!(alias.counter(Counter::Errors), 1);
+        assert_eq!(by_key("FunctionName=f").counter(Counter::Invocations), 2);
+        assert_eq!(
+            by_key("ExecutedVersion=2,FunctionName=f").counter(Counter::Invocations),
+            2
+        );
+        // Prometheus counts each invocation once per function, aliases aside.
+        let text = prometheus::render(&all, 0, &[]);
+        assert!(
+            text.contains("warden_invocations_total{function=\"f\"} 2"),
+            "{text}"
+        );
+    }
+
+    #[test]
     fn past_the_cap_a_function_counts_only_in_the_account() {
         let m = Metrics::new(1);
-        m.started("a", "1");
-        m.finished("a", "1", 1, false);
+        m.started("a", "1", None);
+        m.finished("a", "1", None, 1, false);
         assert!(m.refused_series() >= 1, "the version's series was refused");
-        m.started("b", "1");
-        m.finished("b", "1", 1, false);
+        m.started("b", "1", None);
+        m.finished("b", "1", None, 1, false);
         let all = m.snapshot(false);
         assert_eq!(all.len(), 2);
         assert_eq!(all[0].counter(Counter::Invocations), 2);

@@ -12,7 +12,8 @@ use std::fmt::Write as _;
 use crate::histogram::{upper_bound, BUCKETS};
 use crate::{Counter, SeriesSnapshot, Timer};
 
-/// A value the caller adds (process and engine internals).
+/// A value the caller adds (process and engine internals): typed `counter` when its name
+/// ends in `_total`, `gauge` otherwise.
 #[derive(Debug, Clone)]
 pub struct Gauge {
     /// The family's name (`warden_instances`).
@@ -116,7 +117,9 @@ pub fn render(series: &[SeriesSnapshot], refused_series: u64, extra: &[Gauge]) -
     let account = series.iter().find(|s| s.dims.function.is_none());
     let functions: Vec<&SeriesSnapshot> = series
         .iter()
-        .filter(|s| s.dims.function.is_some() && s.dims.version.is_none())
+        .filter(|s| {
+            s.dims.function.is_some() && s.dims.version.is_none() && s.dims.resource.is_none()
+        })
         .collect();
     for counter in Counter::ALL {
         let (name, help) = family(counter);
@@ -189,7 +192,17 @@ pub fn render(series: &[SeriesSnapshot], refused_series: u64, extra: &[Gauge]) -
     for g in extra {
         if !seen.contains(&g.name) {
             seen.push(g.name);
-            let _ = writeln!(out, "# HELP {} {}\n# TYPE {} gauge", g.name, g.help, g.name);
+            // Prometheus' convention: a family named `_total` only ever grows.
+            let kind = if g.name.ends_with("_total") {
+                "counter"
+            } else {
+                "gauge"
+            };
+            let _ = writeln!(
+                out,
+                "# HELP {} {}\n# TYPE {} {kind}",
+                g.name, g.help, g.name
+            );
         }
         let pairs: Vec<(&str, &str)> = g.labels.iter().map(|(k, v)| (*k, v.as_str())).collect();
         let _ = writeln!(out, "{}{} {}", g.name, labels(&pairs), g.value);
@@ -205,8 +218,8 @@ mod tests {
     #[test]
     fn families_are_labelled_by_function_and_count_each_event_once() {
         let m = Metrics::new(100);
-        m.started("f", "1");
-        m.finished("f", "1", 1_500, true);
+        m.started("f", "1", None);
+        m.finished("f", "1", None, 1_500, true);
         m.count(Counter::AuthenticationFailures, None, None);
         m.count(Counter::Throttles, Some("g\"x"), None);
         let text = render(

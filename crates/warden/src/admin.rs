@@ -159,6 +159,7 @@ fn rotate(args: RotateArgs) -> anyhow::Result<()> {
             Err(e) => return Err(e.into()),
         };
     let resealed_secrets = warden_identity::Identity::rotate_master(&data_dir, &old, &new)?;
+    crate::audit::reseal(&data_dir, &old, &new)?;
     // Every store is sealed under the new key: install it.
     let (from, to) = match &args.master.master_key_passphrase_env {
         Some(_) => (pending.clone(), data_dir.join("master.salt")),

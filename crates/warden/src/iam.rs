@@ -11,6 +11,12 @@ use serde_json::{json, Map, Value};
 pub enum IamCommand {
     /// Evaluate policies for an action on a resource and print the decision as JSON (offline).
     Simulate(SimulateArgs),
+    /// Write the least-privilege policy a role's calls needed, from the audit trail
+    /// (reads the data directory).
+    GeneratePolicy(crate::iam_advice::GenerateArgs),
+    /// List the actions a role's policies grant that its calls did not use, from the audit
+    /// trail.
+    Unused(crate::iam_advice::UnusedArgs),
     #[command(flatten)]
     Admin(crate::cli::iam::AdminCommand),
 }
@@ -52,6 +58,8 @@ pub fn run(command: IamCommand, endpoint: &str) -> anyhow::Result<()> {
     let args = match command {
         IamCommand::Simulate(args) => args,
         IamCommand::Admin(admin) => return crate::cli::run_iam(admin, endpoint),
+        IamCommand::GeneratePolicy(args) => return crate::iam_advice::generate(&args),
+        IamCommand::Unused(args) => return crate::iam_advice::run_unused(&args, endpoint),
     };
     let stdout = std::io::stdout();
     let mut out = stdout.lock();

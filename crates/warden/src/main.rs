@@ -5,11 +5,14 @@
 #![forbid(unsafe_code)]
 
 mod admin;
+mod audit;
 mod cli;
 mod codedir;
+mod config_cmd;
 mod doctor;
 mod firewall;
 mod iam;
+mod iam_advice;
 mod metrics;
 mod node;
 mod runtime;
@@ -47,6 +50,12 @@ enum Command {
     /// Managed runtimes: which interpreter serves `python3.x` and `nodejs*.x` here.
     #[command(subcommand)]
     Runtime(runtime::RuntimeCommand),
+    /// The audit trail: verify it, look calls up, sign and export digests.
+    #[command(subcommand)]
+    Audit(audit::AuditCommand),
+    /// Configuration history: how a resource's configuration changed, and by which calls.
+    #[command(subcommand)]
+    Config(config_cmd::ConfigCommand),
     /// Administration of a data directory (with the server stopped).
     #[command(subcommand)]
     Admin(admin::AdminCommand),
@@ -66,6 +75,8 @@ fn main() -> std::process::ExitCode {
         Command::Iam(c) => iam::run(c, &cli.endpoint_url),
         Command::Runtime(c) => runtime::run(c),
         Command::Admin(c) => admin::run(c),
+        Command::Audit(c) => audit::run(c, &cli.endpoint_url),
+        Command::Config(c) => config_cmd::run(c, &cli.endpoint_url),
         Command::Client(c) => cli::run(c, &cli.endpoint_url),
     };
     match result {

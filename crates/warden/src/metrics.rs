@@ -13,6 +13,15 @@ use warden_metrics::{Counter, Metrics, Timer};
 const LONGEST_INVOCATION: Duration =
     Duration::from_secs(*warden_types::limits::TIMEOUT_SECONDS.end() as u64 + 60);
 
+/// An invocation seen starting and not yet seen ending.
+#[derive(Debug, Clone)]
+struct Running {
+    function: String,
+    version: String,
+    alias: Option<String>,
+    since: Instant,
+}
+
 /// Counts the engine's invocation events.
 pub struct MetricsObserver {
     metrics: Arc<Metrics>,
@@ -21,7 +30,7 @@ pub struct MetricsObserver {
     /// Invocations started and not yet finished, by request id: an invocation whose
     /// caller disconnected may never report its end, and is swept after
     /// [`LONGEST_INVOCATION`] so that the concurrency it held is given back.
-    running: Mutex<HashMap<String, (String, String, Instant)>>,
+    running: Mutex<HashMap<String, Running>>,
 }
 
 impl MetricsObserver {
@@ -33,27 +42,28 @@ impl MetricsObserver {
         })
     }
 
-    fn running(&self) -> std::sync::MutexGuard<'_, HashMap<String, (String, String, Instant)>> {
+    fn running(&self) -> std::sync::MutexGuard<'_, HashMap<String, Running>> {
         self.running.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// Ends the invocations seen running for longer than any may.
     pub fn sweep(&self) {
-        let stale: Vec<(String, String)> = {
+        let stale: Vec<Running> = {
             let mut running = self.running();
             let now = Instant::now();
             let mut out = Vec::new();
-            running.retain(|_, (function, version, since)| {
-                let keep = now.duration_since(*since) < LONGEST_INVOCATION;
+            running.retain(|_, r| {
+                let keep = now.duration_since(r.since) < LONGEST_INVOCATION;
                 if !keep {
-                    out.push((function.clone(), version.clone()));
+                    out.push(r.clone());
                 }
                 keep
             });
             out
         };
-        for (function, version) in stale {
-            self.metrics.abandoned(&function, &version);
+        for r in stale {
+            self.metrics
+                .abandoned(&r.function, &r.version, r.alias.as_deref());
         }
     }
 }
@@ -64,18 +74,25 @@ impl InvocationObserver for MetricsObserver {
             InvocationEvent::Started {
                 function,
                 version,
+                alias,
                 request_id,
                 ..
             } => {
                 self.running().insert(
                     (*request_id).to_owned(),
-                    (function.to_string(), (*version).to_owned(), Instant::now()),
+                    Running {
+                        function: function.to_string(),
+                        version: (*version).to_owned(),
+                        alias: alias.map(str::to_owned),
+                        since: Instant::now(),
+                    },
                 );
-                self.metrics.started(function.as_str(), version);
+                self.metrics.started(function.as_str(), version, *alias);
             }
             InvocationEvent::Finished {
                 function,
                 version,
+                alias,
                 report,
                 function_error,
                 ..
@@ -86,7 +103,7 @@ impl InvocationObserver for MetricsObserver {
                 }
                 let micros = (report.duration_ms * 1000.0).max(0.0) as u64;
                 self.metrics
-                    .finished(function.as_str(), version, micros, *function_error);
+                    .finished(function.as_str(), version, *alias, micros, *function_error);
             }
             InvocationEvent::Throttled { function, .. } => {
                 self.metrics

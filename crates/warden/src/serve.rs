@@ -74,6 +74,8 @@ pub struct ServeArgs {
     runtimes: crate::runtime::RuntimeArgs,
     #[command(flatten)]
     master: crate::admin::MasterKeyArgs,
+    #[command(flatten)]
+    audit: crate::audit::AuditArgs,
     /// Where extracted function code is kept (0700). Default: a directory of this data
     /// directory's own on the first memory-backed file system among `$XDG_RUNTIME_DIR`,
     /// `/run` and `/dev/shm`, so that code is never on disk in the clear (it is extracted
@@ -366,6 +368,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
     blobs
         .start_collector(Arc::clone(&store), BLOB_SWEEP_PERIOD)
         .context("cannot start the code blob collector")?;
+    let audit_key = crate::audit::signing_key(&data_dir, &master)?;
     let identity = warden_identity::Identity::open_with_key(&data_dir, master, account.as_str())?;
     let secrets =
         warden_secrets::Secrets::open(&data_dir, kms.clone(), account.as_str(), region.as_str())?;
@@ -582,6 +585,12 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
             Arc::clone(&metrics),
             metric_store,
             sns.clone(),
+            crate::audit::start(
+                &data_dir,
+                audit_key,
+                &args.audit,
+                matches!(args.default_egress, crate::firewall::DefaultEgressArg::Internet),
+            )?,
         ));
         let sns_deliverer = warden_sns::Deliverer::start(
             &sns,
@@ -654,6 +663,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
             Arc::clone(&state),
             ROTATION_CHECK_PERIOD,
         ));
+        let posture = tokio::spawn(warden_api::posture::run(Arc::clone(&state)));
         tracing::info!(
             address = %local,
             data_dir = %data_dir.display(),
@@ -736,6 +746,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         let _ = aggregator.join();
         key_usage.abort();
         rotations.abort();
+        posture.abort();
         flush_key_usage(identity.clone()).await;
         engine.shutdown(ASYNC_SHUTDOWN_GRACE).await;
         for task in network_follower.iter().chain(&flow_collector) {

@@ -39,6 +39,7 @@ pub fn event(i: u64) -> CloudTrailEvent {
         error_message: None,
         request_parameters: Some(json!({"functionName": format!("f{i}")})),
         response_elements: None,
+        additional_event_data: None,
         request_id: format!("req-{i}"),
         event_id: format!("00000000-0000-4000-8000-{i:012}"),
         read_only: false,

@@ -7,6 +7,7 @@
 //! parsed is reported as a [`Problem`] and skipped; a package that is itself hostile (a
 //! path with `..`, too many entries, too much manifest data) is refused as a whole.
 
+mod binary;
 mod node;
 mod python;
 mod rust;
@@ -27,16 +28,22 @@ pub struct Limits {
     pub max_manifest_bytes: u64,
     /// Most bytes read from all manifests together; past it the package is refused.
     pub max_total_bytes: u64,
+    /// Largest executable read for the dependencies compiled into it (`cargo auditable`'s
+    /// list, Go's build information); a bigger one is reported and skipped. Executables
+    /// count against [`Limits::max_total_bytes`] too.
+    pub max_binary_bytes: u64,
 }
 
 impl Default for Limits {
-    /// 100,000 entries, 8 MiB per manifest, 256 MiB in all: well above real
-    /// deployment packages (Lambda allows 250 MB unzipped), far below the machine.
+    /// 100,000 entries, 8 MiB per manifest, 128 MiB per executable, 256 MiB in all: well
+    /// above real deployment packages (Lambda allows 250 MB unzipped), far below the
+    /// machine.
     fn default() -> Limits {
         Limits {
             max_entries: 100_000,
             max_manifest_bytes: 8 << 20,
             max_total_bytes: 256 << 20,
+            max_binary_bytes: 128 << 20,
         }
     }
 }
@@ -77,6 +84,7 @@ pub struct Inventory {
 }
 
 /// What a parser found: the name is still as written.
+#[derive(Debug)]
 pub(crate) struct Found {
     ecosystem: Ecosystem,
     name: String,
@@ -229,6 +237,36 @@ impl Builder {
         Ok(())
     }
 
+    /// Reads the dependencies compiled into one executable (its whole bytes, at most the
+    /// binary limit plus one, as read).
+    fn binary(&mut self, path: &str, bytes: &[u8]) -> Result<(), Error> {
+        let len = bytes.len() as u64;
+        self.total = self.total.saturating_add(len);
+        if self.total > self.limits.max_total_bytes {
+            return Err(Error::TooManyBytes {
+                limit: self.limits.max_total_bytes,
+            });
+        }
+        if len > self.limits.max_binary_bytes {
+            let limit = self.limits.max_binary_bytes;
+            self.problem(
+                path,
+                format!("an executable larger than the {limit} bytes read"),
+            );
+            return Ok(());
+        }
+        match binary::parse(bytes) {
+            Ok(Some(found)) => {
+                for f in found {
+                    self.add(f, path);
+                }
+            }
+            Ok(None) => {}
+            Err(reason) => self.problem(path, reason),
+        }
+        Ok(())
+    }
+
     fn add(&mut self, found: Found, path: &str) {
         let name = found.ecosystem.normalize_name(&found.name);
         let version = found.version.trim().to_owned();
@@ -279,12 +317,16 @@ where
     let mut builder = Builder::new(limits);
     for (path, bytes) in files {
         let path = path.as_ref();
+        let bytes = bytes.as_ref();
         if let Some(kind) = builder.entry(path)? {
-            let bytes = bytes.as_ref();
             // Count no more than a reader of the zip would have read.
             let cap =
                 usize::try_from(limits.max_manifest_bytes.saturating_add(1)).unwrap_or(usize::MAX);
             builder.manifest(kind, path, &bytes[..bytes.len().min(cap)])?;
+        } else if binary::is_elf(bytes) {
+            let cap =
+                usize::try_from(limits.max_binary_bytes.saturating_add(1)).unwrap_or(usize::MAX);
+            builder.binary(path, &bytes[..bytes.len().min(cap)])?;
         }
     }
     Ok(builder.finish())
@@ -303,12 +345,17 @@ pub fn inventory_zip(zip: &[u8], limits: &Limits) -> Result<Inventory, Error> {
     }
     let mut builder = Builder::new(limits);
     for index in 0..archive.len() {
-        let (path, is_file) = {
+        let (path, is_file, executable) = {
             let entry = archive.by_index_data(index).map_err(Error::ReadArchive)?;
             let name = entry.name().map_err(Error::ReadArchive)?.into_owned();
-            (name, !entry.is_dir() && !entry.is_symlink())
+            let executable = entry.unix_mode().is_some_and(|m| m & 0o111 != 0)
+                || name.rsplit('/').next() == Some("bootstrap");
+            (name, !entry.is_dir() && !entry.is_symlink(), executable)
         };
         let Some(kind) = builder.entry(&path)? else {
+            if is_file && executable {
+                read_executable(&mut archive, index, &path, limits, &mut builder)?;
+            }
             continue;
         };
         if !is_file {
@@ -331,6 +378,39 @@ pub fn inventory_zip(zip: &[u8], limits: &Limits) -> Result<Inventory, Error> {
         }
     }
     Ok(builder.finish())
+}
+
+/// Reads an executable entry of the archive if it is an ELF file: its first bytes, then
+/// the rest within the binary limit.
+fn read_executable(
+    archive: &mut ZipArchive<Cursor<&[u8]>>,
+    index: usize,
+    path: &str,
+    limits: &Limits,
+    builder: &mut Builder,
+) -> Result<(), Error> {
+    let mut bytes = Vec::new();
+    let read = archive
+        .by_index(index)
+        .map_err(|e| e.to_string())
+        .and_then(|file| {
+            let mut file = file.take(limits.max_binary_bytes.saturating_add(1));
+            let mut magic = [0u8; 4];
+            let n = file.read(&mut magic).map_err(|e| e.to_string())?;
+            bytes.extend_from_slice(&magic[..n]);
+            if binary::is_elf(&bytes) {
+                file.read_to_end(&mut bytes).map_err(|e| e.to_string())?;
+            }
+            Ok(())
+        });
+    match read {
+        Ok(()) if binary::is_elf(&bytes) => builder.binary(path, &bytes),
+        Ok(()) => Ok(()),
+        Err(reason) => {
+            builder.problem(path, format!("cannot be read: {reason}"));
+            Ok(())
+        }
+    }
 }
 
 #[cfg(test)]
@@ -439,6 +519,7 @@ mod tests {
             max_entries: 2,
             max_manifest_bytes: 10,
             max_total_bytes: 25,
+            max_binary_bytes: 10,
         };
         let big = [b'#'; 11];
         let inv = inventory([("requirements.txt", &big[..])], &limits).expect("inventory");

@@ -59,7 +59,7 @@ pub struct LogsArgs {
 }
 
 /// `--since`: a duration back from now, or an RFC 3339 time; epoch milliseconds.
-fn parse_since(text: &str) -> Result<i64, String> {
+pub(crate) fn parse_since(text: &str) -> Result<i64, String> {
     since_at(text, warden_types::now_millis())
 }
 

@@ -21,6 +21,9 @@ mod netlog;
 mod scan;
 mod sign;
 
+pub(crate) use client::{ApiError, Client};
+pub(crate) use logs::parse_since;
+
 use clap::{Args, Subcommand};
 
 /// Client commands, flattened into the top-level `warden` command.

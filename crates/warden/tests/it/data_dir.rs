@@ -61,6 +61,11 @@ fn everything_in_the_data_dir_is_private_to_its_owner() {
         "kms.db",
         "credentials",
         "blobs",
+        "audit.db",
+        "config.db",
+        "findings.db",
+        "audit-signing-key",
+        "audit-public-key.json",
     ] {
         assert!(
             files.contains(&data.join(name)),

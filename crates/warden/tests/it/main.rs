@@ -9,6 +9,7 @@ mod harness;
 
 mod alarms;
 mod async_queue;
+mod audit;
 mod aws_cli;
 mod bad_input;
 mod boto3;
@@ -37,6 +38,7 @@ mod network_cli;
 mod node_runtime;
 mod nodes;
 mod pipeline;
+mod posture;
 mod python_runtime;
 mod runtimes;
 mod sandbox;

@@ -197,6 +197,20 @@ fn invocations_and_refusals_are_counted_and_scraped_by_prometheus() {
     assert_eq!(value("warden_async_queue_events"), 0.0);
     // The log writer's backlog is reported (its value depends on the writer's timing).
     value("warden_log_queue_bytes");
+    // At least one instance was started, and its start took some time.
+    assert!(value("warden_zygote_spawns_total") >= 1.0);
+    assert!(value("warden_zygote_spawn_seconds_total") > 0.0);
+    assert!(
+        text.contains("# TYPE warden_zygote_spawns_total counter"),
+        "{text}"
+    );
+    assert!(value("warden_zygote_spawn_max_seconds") > 0.0);
+    // The longest start is per scrape period: the next scrape, with no start between, says 0.
+    let (_, again) = get(&s.metrics_endpoint, "GET");
+    assert_eq!(
+        line_value(&again, "warden_zygote_spawn_max_seconds"),
+        Some(0.0)
+    );
 
     let prometheus = Prometheus::start(
         s.metrics_endpoint

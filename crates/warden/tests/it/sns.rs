@@ -8,6 +8,7 @@
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpListener;
 use std::process::Command;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -22,6 +23,10 @@ type Received = (Vec<(String, String)>, String);
 struct Webhook {
     url: String,
     seen: Arc<Mutex<Vec<Received>>>,
+    /// While set, every request is recorded and answered 500.
+    failing: Arc<AtomicBool>,
+    /// Requests answered 500.
+    refused: Arc<AtomicUsize>,
 }
 
 impl Webhook {
@@ -30,6 +35,9 @@ impl Webhook {
         let url = format!("http://{}/hook", listener.local_addr().unwrap());
         let seen = Arc::new(Mutex::new(Vec::new()));
         let sink = Arc::clone(&seen);
+        let failing = Arc::new(AtomicBool::new(false));
+        let refused = Arc::new(AtomicUsize::new(0));
+        let (fail, refusals) = (Arc::clone(&failing), Arc::clone(&refused));
         std::thread::spawn(move || {
             for stream in listener.incoming() {
                 let Ok(stream) = stream else { continue };
@@ -55,18 +63,31 @@ impl Webhook {
                     }
                 }
                 let mut body = vec![0u8; length];
+                let mut stream = stream;
+                if fail.load(Ordering::SeqCst) {
+                    let _ = reader.read_exact(&mut body);
+                    refusals.fetch_add(1, Ordering::SeqCst);
+                    let _ = stream.write_all(
+                        b"HTTP/1.1 500 Internal Server Error\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+                    );
+                    continue;
+                }
                 if reader.read_exact(&mut body).is_ok() {
                     sink.lock()
                         .unwrap()
                         .push((headers, String::from_utf8_lossy(&body).into_owned()));
                 }
-                let mut stream = stream;
                 let _ = stream.write_all(
                     b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
                 );
             }
         });
-        Webhook { url, seen }
+        Webhook {
+            url,
+            seen,
+            failing,
+            refused,
+        }
     }
 
     /// Waits for a message of `kind` (`x-amz-sns-message-type`) and returns its body.
@@ -396,4 +417,66 @@ fn topics_deliver_to_functions_and_refuse_what_they_do_not_serve_with_boto3() {
         format!("Action=Publish&TopicArn={topic}&Message=x").as_bytes(),
     );
     assert_eq!(status, 403);
+}
+
+#[test]
+fn an_acknowledged_publish_is_delivered_after_a_kill_9() {
+    let mut s = Server::start();
+    let hook = Webhook::start();
+    let topic = s.aws(&["sns", "create-topic", "--name", "durable"])["TopicArn"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    s.aws(&[
+        "sns",
+        "subscribe",
+        "--topic-arn",
+        &topic,
+        "--protocol",
+        "http",
+        "--notification-endpoint",
+        &hook.url,
+    ]);
+    let confirmation = hook.wait_for("SubscriptionConfirmation", Duration::from_secs(30));
+    let (status, body) = visit(confirmation["SubscribeURL"].as_str().unwrap());
+    assert_eq!(status, 200, "{body}");
+    let subscription = s.aws(&["sns", "list-subscriptions-by-topic", "--topic-arn", &topic])
+        ["Subscriptions"][0]["SubscriptionArn"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    // Retry every second, so that the test need not wait for SNS's default back-off.
+    s.aws(&[
+        "sns",
+        "set-subscription-attributes",
+        "--subscription-arn",
+        &subscription,
+        "--attribute-name",
+        "DeliveryPolicy",
+        "--attribute-value",
+        r#"{"healthyRetryPolicy":{"minDelayTarget":1,"maxDelayTarget":1,"numRetries":50,"numNoDelayRetries":0,"numMinDelayRetries":50,"numMaxDelayRetries":0,"backoffFunction":"linear"}}"#,
+    ]);
+
+    // The receiver is down; the publish is acknowledged; its delivery fails, then the
+    // server is killed.
+    hook.failing.store(true, Ordering::SeqCst);
+    s.aws(&[
+        "sns",
+        "publish",
+        "--topic-arn",
+        &topic,
+        "--message",
+        "survives-kill-9",
+    ]);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while hook.refused.load(Ordering::SeqCst) == 0 {
+        assert!(Instant::now() < deadline, "no delivery was attempted");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    s.kill9();
+    hook.failing.store(false, Ordering::SeqCst);
+    s.restart();
+    let notification = hook.wait_for("Notification", Duration::from_secs(60));
+    assert_eq!(notification["Message"], "survives-kill-9");
+    verify(&s, &[notification]);
 }

@@ -1,0 +1,1451 @@
+//! Posture checks: controls evaluated against the live account, their findings kept in
+//! `warden_findings::FindingStore`, served as Security Hub's `GetFindings` and
+//! `BatchUpdateFindings` (rest-json, signing name `securityhub`).
+//!
+//! **When.** After every call that changed something (a flag [`Posture::changed`] sets,
+//! which the evaluation loop picks up within a second) and every
+//! [`PostureSettings::every`] whatever happens, so that time-based controls (key age,
+//! inactivity) fire on their own.
+//!
+//! **What.** [`CONTROLS`] lists every control: its id (Security Hub's where one exists,
+//! `Warden.*` otherwise), severity, what it checks and how to fix it. Each evaluation
+//! reads the account once ([`gather`]) and every control decides over what was read; the
+//! findings store then opens, refreshes and resolves findings.
+//!
+//! **Who may call.** `securityhub:GetFindings` and `securityhub:BatchUpdateFindings` on
+//! `*`, as on AWS; `BatchUpdateFindings` changes only a finding's workflow and note, and
+//! suppressing needs a note saying why.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use http::request::Parts;
+use serde_json::{json, Value};
+use warden_findings::{Comparison, Field, Filter, FindingStore, Observed, Workflow};
+use warden_types::identity::Principal;
+
+use crate::access::Target;
+use crate::doors::{BoxFuture, Head, ServiceDoor};
+use crate::pipeline::Validated;
+use crate::routes::{Operation, Service};
+use crate::{ApiError, ApiRequest, ApiState, Reply};
+
+/// How posture is evaluated.
+#[derive(Debug, Clone, Copy)]
+pub struct PostureSettings {
+    /// How often the account is evaluated when nothing changes.
+    pub every: Duration,
+    /// Days after which an access key is old, and a role or an administrator unused.
+    pub inactive_days: u32,
+    /// Whether functions without a `VpcConfig` may reach public addresses
+    /// (`--default-egress internet`).
+    pub default_egress_open: bool,
+}
+
+impl Default for PostureSettings {
+    fn default() -> Self {
+        PostureSettings {
+            every: Duration::from_secs(600),
+            inactive_days: 90,
+            default_egress_open: false,
+        }
+    }
+}
+
+/// The findings and the evaluation's trigger.
+pub struct Posture {
+    store: Arc<FindingStore>,
+    settings: PostureSettings,
+    changed: AtomicBool,
+    wake: tokio::sync::Notify,
+    /// Known vulnerabilities per package (code and layers' digests), and the advisory
+    /// database they were matched against (an import makes a new one).
+    vulnerable: std::sync::Mutex<VulnerableCache>,
+    /// The last evaluation: its duration (µs) and how many controls failed where.
+    last_micros: std::sync::atomic::AtomicU64,
+    last_failing: std::sync::atomic::AtomicU64,
+}
+
+impl std::fmt::Debug for Posture {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Posture")
+            .field("settings", &self.settings)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Posture {
+    /// Posture over `store`.
+    pub fn new(store: Arc<FindingStore>, settings: PostureSettings) -> Self {
+        Posture {
+            store,
+            settings,
+            changed: AtomicBool::new(true),
+            wake: tokio::sync::Notify::new(),
+            vulnerable: std::sync::Mutex::new((None, std::collections::HashMap::new())),
+            last_micros: std::sync::atomic::AtomicU64::new(0),
+            last_failing: std::sync::atomic::AtomicU64::new(0),
+        }
+    }
+
+    /// Something changed: evaluate soon.
+    pub fn changed(&self) {
+        self.changed.store(true, Ordering::Release);
+        self.wake.notify_one();
+    }
+
+    /// The findings.
+    pub fn store(&self) -> &Arc<FindingStore> {
+        &self.store
+    }
+
+    /// How long the last evaluation took, and how many failures it saw.
+    pub fn last_evaluation(&self) -> (Duration, u64) {
+        (
+            Duration::from_micros(self.last_micros.load(Ordering::Relaxed)),
+            self.last_failing.load(Ordering::Relaxed),
+        )
+    }
+}
+
+/// The advisory database vulnerability counts were matched against, and the counts by
+/// package digests.
+type VulnerableCache = (
+    Option<Arc<warden_scan::AdvisoryDb>>,
+    std::collections::HashMap<String, usize>,
+);
+
+/// One control.
+#[derive(Debug, Clone, Copy)]
+pub struct Control {
+    /// Its id (`Lambda.1`).
+    pub id: &'static str,
+    /// `INFORMATIONAL` to `CRITICAL`.
+    pub severity: &'static str,
+    /// Its title.
+    pub title: &'static str,
+    /// What it checks.
+    pub checks: &'static str,
+    /// How to fix what it finds.
+    pub remediation: &'static str,
+}
+
+/// Every control evaluated against the live account.
+pub const CONTROLS: &[Control] = &[
+    Control {
+        id: "Lambda.1",
+        severity: "CRITICAL",
+        title: "Lambda function and layer policies should prohibit public access",
+        checks: "A function's or layer version's resource policy allows `*` (or `{\"AWS\": \"*\"}`) without an aws:SourceAccount, aws:SourceArn or aws:PrincipalOrgID condition.",
+        remediation: "Remove the statement (`aws lambda remove-permission` / `remove-layer-version-permission`) or name the principal and add a SourceAccount or SourceArn condition.",
+    },
+    Control {
+        id: "Warden.Lambda.CrossAccount",
+        severity: "MEDIUM",
+        title: "Lambda function and layer policies should not grant other accounts",
+        checks: "A function's or layer version's resource policy names a principal of another account.",
+        remediation: "Remove the permission unless the other account is meant to call the function; prefer a condition on aws:SourceArn.",
+    },
+    Control {
+        id: "Lambda.2",
+        severity: "MEDIUM",
+        title: "Lambda functions should use supported runtimes",
+        checks: "The function's runtime is past Lambda's deprecation date (python3.9 and older, nodejs18.x and older, and the others in Lambda's schedule).",
+        remediation: "Update the function to a supported runtime (`aws lambda update-function-configuration --runtime python3.13`).",
+    },
+    Control {
+        id: "Warden.Url.1",
+        severity: "HIGH",
+        title: "Function URLs should require IAM authentication",
+        checks: "A function URL has AuthType NONE: anyone who can reach the URL listener may invoke the function.",
+        remediation: "Use AuthType AWS_IAM (`aws lambda update-function-url-config --auth-type AWS_IAM`), or keep NONE only for a deliberately public endpoint with an input contract.",
+    },
+    Control {
+        id: "Warden.Url.2",
+        severity: "HIGH",
+        title: "A public function URL should have an input contract",
+        checks: "A function URL with AuthType NONE serves a function with no input contract, so any event reaches its code.",
+        remediation: "Give the function an input contract (`warden function contract put`): a JSON Schema and limits its events must meet.",
+    },
+    Control {
+        id: "IAM.1",
+        severity: "CRITICAL",
+        title: "Execution roles should not allow full administrative privileges",
+        checks: "A policy of a role some function runs as allows Action `*` on Resource `*`.",
+        remediation: "Replace it with what the function needs: `warden iam generate-policy --role ROLE` writes that policy from the audit trail.",
+    },
+    Control {
+        id: "Warden.IAM.WildcardAction",
+        severity: "HIGH",
+        title: "Execution roles should not allow wildcard actions",
+        checks: "A policy of a role some function runs as allows a whole service (`s3:*`) or every action (`*`).",
+        remediation: "List the actions the function calls; `warden iam generate-policy --role ROLE` writes them from the audit trail.",
+    },
+    Control {
+        id: "Warden.IAM.WildcardResource",
+        severity: "MEDIUM",
+        title: "Execution roles should name the resources they may act on",
+        checks: "A policy of a role some function runs as allows an action on Resource `*`.",
+        remediation: "Name the resources' ARNs; `warden iam generate-policy` uses the ARNs the calls touched.",
+    },
+    Control {
+        id: "Warden.IAM.UnusedRole",
+        severity: "LOW",
+        title: "Roles should be used",
+        checks: "A role older than the inactivity period (`--posture-inactive-days`) made no call in that period, as far as the audit trail shows.",
+        remediation: "Delete the role if nothing needs it (`aws iam delete-role`).",
+    },
+    Control {
+        id: "Warden.IAM.UnusedPermission",
+        severity: "LOW",
+        title: "Roles should not keep permissions they do not use",
+        checks: "A role older than the inactivity period is granted actions none of its calls in that period used.",
+        remediation: "Remove them: `warden iam unused --role ROLE` lists them, `warden iam generate-policy` writes the policy the calls needed.",
+    },
+    Control {
+        id: "Warden.Lambda.PlaintextSecret",
+        severity: "HIGH",
+        title: "Environment variables should not hold secrets in plain text",
+        checks: "A variable's value looks like a secret: a private key, an AWS secret key, a token or password by its name and a value that is not a reference.",
+        remediation: "Keep the secret in Secrets Manager and read it at run time (the Parameters and Secrets extension), or encrypt the value with a customer key.",
+    },
+    Control {
+        id: "Warden.Lambda.CustomerKey",
+        severity: "LOW",
+        title: "Functions with environment variables should use a customer managed key",
+        checks: "A function has environment variables sealed only under the account's AWS managed key.",
+        remediation: "Set KMSKeyArn to a customer managed key whose policy names who may decrypt.",
+    },
+    Control {
+        id: "Warden.Lambda.OpenEgress",
+        severity: "MEDIUM",
+        title: "Functions should not have open egress",
+        checks: "A security group of the function's VpcConfig allows all traffic to 0.0.0.0/0 or ::/0, or the function has no VpcConfig on a server started with `--default-egress internet`.",
+        remediation: "Replace the rule with the destinations the function needs (`aws ec2 revoke-security-group-egress`).",
+    },
+    Control {
+        id: "Warden.Lambda.VulnerableDependency",
+        severity: "HIGH",
+        title: "Function packages should have no known vulnerable dependency",
+        checks: "Dependency scanning matched a package of the function's code or layers to an advisory of the imported database.",
+        remediation: "Upgrade the dependency to its fixed version (`warden scan findings FUNCTION` names it) and deploy again.",
+    },
+    Control {
+        id: "Warden.Lambda.ErrorsAlarm",
+        severity: "LOW",
+        title: "Functions should have an alarm on errors",
+        checks: "No CloudWatch alarm watches the function's AWS/Lambda Errors metric.",
+        remediation: "`aws cloudwatch put-metric-alarm --namespace AWS/Lambda --metric-name Errors --dimensions Name=FunctionName,Value=FUNCTION ...` with an SNS action.",
+    },
+    Control {
+        id: "IAM.3",
+        severity: "MEDIUM",
+        title: "Access keys should be rotated within the inactivity period",
+        checks: "An active access key is older than the inactivity period (90 days by default).",
+        remediation: "`warden iam key rotate --user USER KEY` makes a new key and deactivates the old one.",
+    },
+    Control {
+        id: "Warden.IAM.IdleAdmin",
+        severity: "MEDIUM",
+        title: "Administrators should be active or removed",
+        checks: "A user allowed `*` on `*` used no access key in the inactivity period.",
+        remediation: "Deactivate the user's keys, or remove its administrator policy.",
+    },
+];
+
+/// Runtimes past Lambda's deprecation date (as of this release).
+const DEPRECATED_RUNTIMES: &[&str] = &[
+    "python2.7",
+    "python3.6",
+    "python3.7",
+    "python3.8",
+    "python3.9",
+    "nodejs",
+    "nodejs4.3",
+    "nodejs6.10",
+    "nodejs8.10",
+    "nodejs10.x",
+    "nodejs12.x",
+    "nodejs14.x",
+    "nodejs16.x",
+    "nodejs18.x",
+    "provided",
+];
+
+fn control(id: &str) -> &'static Control {
+    CONTROLS.iter().find(|c| c.id == id).unwrap_or(&CONTROLS[0])
+}
+
+/// What one evaluation read of the account.
+#[derive(Debug, Default)]
+struct Facts {
+    functions: Vec<FunctionFacts>,
+    /// Layer version ARN → its policy.
+    layer_policies: Vec<(String, Value)>,
+    /// Role name → (ARN, creation ms, its policy documents).
+    roles: BTreeMap<String, (String, i64, Vec<Value>)>,
+    /// Role name → actions its sessions were allowed in the period, and whether it called at all.
+    role_usage: BTreeMap<String, BTreeSet<String>>,
+    users: Vec<UserFacts>,
+    /// Alarms on AWS/Lambda Errors: the functions they watch.
+    errors_alarmed: BTreeSet<String>,
+}
+
+/// A user: (name, ARN, allowed `*` on `*`?, active keys' (id, creation ms), the latest
+/// use of any of its keys (ms)).
+type UserFacts = (String, String, bool, Vec<(String, i64)>, Option<i64>);
+
+#[derive(Debug)]
+struct FunctionFacts {
+    name: String,
+    arn: String,
+    runtime: String,
+    role: String,
+    environment: BTreeMap<String, String>,
+    kms_key: Option<String>,
+    policy: Option<Value>,
+    url_auth_none: bool,
+    has_contract: bool,
+    open_egress: bool,
+    vulnerable: usize,
+}
+
+fn statements(doc: &Value) -> Vec<&Value> {
+    match doc.get("Statement") {
+        Some(Value::Array(a)) => a.iter().collect(),
+        Some(one @ Value::Object(_)) => vec![one],
+        _ => Vec::new(),
+    }
+}
+
+fn strings(v: Option<&Value>) -> Vec<String> {
+    match v {
+        Some(Value::String(s)) => vec![s.clone()],
+        Some(Value::Array(a)) => a
+            .iter()
+            .filter_map(Value::as_str)
+            .map(str::to_owned)
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
+/// The principals a resource-policy statement allows: `*` for the public.
+fn principals(statement: &Value) -> Vec<String> {
+    match statement.get("Principal") {
+        Some(Value::String(s)) => vec![s.clone()],
+        Some(Value::Object(m)) => m.values().flat_map(|v| strings(Some(v))).collect(),
+        _ => Vec::new(),
+    }
+}
+
+fn limited_to_source(statement: &Value) -> bool {
+    let Some(Value::Object(conditions)) = statement.get("Condition") else {
+        return false;
+    };
+    conditions.values().any(|c| {
+        c.as_object().is_some_and(|m| {
+            m.keys().any(|k| {
+                let k = k.to_ascii_lowercase();
+                k == "aws:sourceaccount" || k == "aws:sourcearn" || k == "aws:principalorgid"
+            })
+        })
+    })
+}
+
+/// Lambda.1 and Warden.Lambda.CrossAccount over one resource policy.
+fn policy_findings(arn: &str, kind: &str, policy: &Value, account: &str, out: &mut Vec<Observed>) {
+    for s in statements(policy) {
+        if s.get("Effect").and_then(Value::as_str) != Some("Allow") {
+            continue;
+        }
+        for p in principals(s) {
+            if p == "*" && !limited_to_source(s) {
+                out.push(observe(
+                    "Lambda.1",
+                    kind,
+                    arn,
+                    format!(
+                        "the policy of {arn} allows anyone ({})",
+                        s.get("Sid")
+                            .and_then(Value::as_str)
+                            .unwrap_or("a statement")
+                    ),
+                ));
+            } else if let Some(other) = account_of(&p) {
+                if other != account {
+                    out.push(observe(
+                        "Warden.Lambda.CrossAccount",
+                        kind,
+                        arn,
+                        format!("the policy of {arn} grants account {other}"),
+                    ));
+                }
+            }
+        }
+    }
+}
+
+/// The account a principal names (`123456789012` or an ARN in it).
+fn account_of(principal: &str) -> Option<&str> {
+    if principal.len() == 12 && principal.bytes().all(|b| b.is_ascii_digit()) {
+        return Some(principal);
+    }
+    principal
+        .strip_prefix("arn:aws:iam::")
+        .and_then(|rest| rest.split(':').next())
+        .filter(|a| a.len() == 12)
+}
+
+fn observe(id: &str, resource_type: &str, resource: &str, description: String) -> Observed {
+    let c = control(id);
+    Observed {
+        control_id: c.id.to_owned(),
+        resource_type: resource_type.to_owned(),
+        resource_id: resource.to_owned(),
+        severity: c.severity.to_owned(),
+        title: c.title.to_owned(),
+        description,
+        remediation: c.remediation.to_owned(),
+    }
+}
+
+/// Each control over `facts`.
+fn evaluate(facts: &Facts, account: &str, now_ms: i64, inactive_days: u32) -> Vec<Observed> {
+    let mut out = Vec::new();
+    let period_ms = i64::from(inactive_days) * 86_400_000;
+    let old = |created: i64| now_ms - created >= period_ms;
+    let mut execution_roles = BTreeSet::new();
+    for f in &facts.functions {
+        let kind = "AwsLambdaFunction";
+        if let Some(policy) = &f.policy {
+            policy_findings(&f.arn, kind, policy, account, &mut out);
+        }
+        if DEPRECATED_RUNTIMES.contains(&f.runtime.as_str()) {
+            out.push(observe(
+                "Lambda.2",
+                kind,
+                &f.arn,
+                format!("{} runs on {}, past its deprecation", f.name, f.runtime),
+            ));
+        }
+        if f.url_auth_none {
+            out.push(observe(
+                "Warden.Url.1",
+                kind,
+                &f.arn,
+                format!("{}'s function URL takes unsigned requests", f.name),
+            ));
+            if !f.has_contract {
+                out.push(observe(
+                    "Warden.Url.2",
+                    kind,
+                    &f.arn,
+                    format!("{} has a public URL and no input contract", f.name),
+                ));
+            }
+        }
+        let secrets: Vec<&str> = f
+            .environment
+            .iter()
+            .filter(|(k, v)| warden_types::hygiene::likely_secret(k, v).is_some())
+            .map(|(k, _)| k.as_str())
+            .collect();
+        if !secrets.is_empty() {
+            out.push(observe(
+                "Warden.Lambda.PlaintextSecret",
+                kind,
+                &f.arn,
+                format!(
+                    "{}'s variables {} look like secrets in plain text",
+                    f.name,
+                    secrets.join(", ")
+                ),
+            ));
+        }
+        if !f.environment.is_empty() && f.kms_key.is_none() {
+            out.push(observe(
+                "Warden.Lambda.CustomerKey",
+                kind,
+                &f.arn,
+                format!(
+                    "{}'s environment is sealed under the AWS managed key only",
+                    f.name
+                ),
+            ));
+        }
+        if f.open_egress {
+            out.push(observe(
+                "Warden.Lambda.OpenEgress",
+                kind,
+                &f.arn,
+                format!("a security group of {} allows all traffic anywhere", f.name),
+            ));
+        }
+        if f.vulnerable > 0 {
+            out.push(observe(
+                "Warden.Lambda.VulnerableDependency",
+                kind,
+                &f.arn,
+                format!(
+                    "{} has {} known vulnerabilities in its dependencies",
+                    f.name, f.vulnerable
+                ),
+            ));
+        }
+        if !facts.errors_alarmed.contains(&f.name) {
+            out.push(observe(
+                "Warden.Lambda.ErrorsAlarm",
+                kind,
+                &f.arn,
+                format!("no alarm watches {}'s Errors", f.name),
+            ));
+        }
+        if let Some(role) = f.role.rsplit('/').next() {
+            execution_roles.insert(role.to_ascii_lowercase());
+        }
+    }
+    for (arn, policy) in &facts.layer_policies {
+        policy_findings(arn, "AwsLambdaLayerVersion", policy, account, &mut out);
+    }
+    for (name, (arn, created, policies)) in &facts.roles {
+        let kind = "AwsIamRole";
+        if execution_roles.contains(&name.to_ascii_lowercase()) {
+            let mut full = false;
+            let mut wildcard_action = BTreeSet::new();
+            let mut wildcard_resource = BTreeSet::new();
+            for doc in policies {
+                for s in statements(doc) {
+                    if s.get("Effect").and_then(Value::as_str) != Some("Allow") {
+                        continue;
+                    }
+                    let actions = strings(s.get("Action"));
+                    let resources = strings(s.get("Resource"));
+                    let any_resource = resources.iter().any(|r| r == "*");
+                    for a in &actions {
+                        if a == "*" && any_resource {
+                            full = true;
+                        } else if a == "*" || a.ends_with(":*") {
+                            wildcard_action.insert(a.clone());
+                        } else if any_resource {
+                            wildcard_resource.insert(a.clone());
+                        }
+                    }
+                }
+            }
+            if full {
+                out.push(observe(
+                    "IAM.1",
+                    kind,
+                    arn,
+                    format!("role {name} allows every action on every resource"),
+                ));
+            }
+            if !wildcard_action.is_empty() {
+                out.push(observe(
+                    "Warden.IAM.WildcardAction",
+                    kind,
+                    arn,
+                    format!(
+                        "role {name} allows {}",
+                        wildcard_action.into_iter().collect::<Vec<_>>().join(", ")
+                    ),
+                ));
+            }
+            if !wildcard_resource.is_empty() {
+                out.push(observe(
+                    "Warden.IAM.WildcardResource",
+                    kind,
+                    arn,
+                    format!(
+                        "role {name} allows {} on every resource",
+                        wildcard_resource.into_iter().collect::<Vec<_>>().join(", ")
+                    ),
+                ));
+            }
+        }
+        if old(*created) {
+            match facts.role_usage.get(&name.to_ascii_lowercase()) {
+                None => out.push(observe(
+                    "Warden.IAM.UnusedRole",
+                    kind,
+                    arn,
+                    format!("role {name} made no call in {inactive_days} days"),
+                )),
+                Some(used) => {
+                    let mut unused = BTreeSet::new();
+                    for doc in policies {
+                        for s in statements(doc) {
+                            if s.get("Effect").and_then(Value::as_str) != Some("Allow") {
+                                continue;
+                            }
+                            for a in strings(s.get("Action")) {
+                                if !used
+                                    .iter()
+                                    .any(|u| warden_iam::__private::wildcard_match(&a, u, true))
+                                {
+                                    unused.insert(a);
+                                }
+                            }
+                        }
+                    }
+                    if !unused.is_empty() {
+                        out.push(observe(
+                            "Warden.IAM.UnusedPermission",
+                            kind,
+                            arn,
+                            format!(
+                                "role {name} did not use {} in {inactive_days} days",
+                                unused.into_iter().collect::<Vec<_>>().join(", ")
+                            ),
+                        ));
+                    }
+                }
+            }
+        }
+    }
+    for (name, arn, admin, keys, last_used) in &facts.users {
+        let kind = "AwsIamUser";
+        let stale: Vec<&str> = keys
+            .iter()
+            .filter(|(_, c)| old(*c))
+            .map(|(k, _)| k.as_str())
+            .collect();
+        if !stale.is_empty() {
+            out.push(observe(
+                "IAM.3",
+                "AwsIamAccessKey",
+                arn,
+                format!(
+                    "user {name}'s keys {} are older than {inactive_days} days",
+                    stale.join(", ")
+                ),
+            ));
+        }
+        let idle = match last_used {
+            None => true,
+            Some(t) => now_ms - t >= period_ms,
+        };
+        if *admin && idle && !keys.is_empty() {
+            out.push(observe(
+                "Warden.IAM.IdleAdmin",
+                kind,
+                arn,
+                format!("administrator {name} used no key in {inactive_days} days"),
+            ));
+        }
+    }
+    out
+}
+
+/// Reads what the controls need from the account.
+async fn gather(
+    state: &ApiState,
+    inactive_days: u32,
+    default_egress_open: bool,
+    now_ms: i64,
+) -> Result<Facts, ApiError> {
+    let posture = state.audit.posture();
+    let mut facts = Facts::default();
+    let phase = std::time::Instant::now();
+    // Functions, a page at a time.
+    let mut after = None;
+    loop {
+        let page = state
+            .control
+            .list_functions(after.clone(), 50, false)
+            .await?;
+        for f in &page.items {
+            let name = f.name.as_str().to_owned();
+            let policy = state
+                .control
+                .policy_document(&f.name)
+                .await?
+                .and_then(|p| serde_json::from_str(&p).ok());
+            let url_auth_none = state
+                .urls
+                .get(&name, None)
+                .is_some_and(|u| u.auth_type == warden_urls::model::AuthType::None);
+            let has_contract = !matches!(
+                state.contracts.applicable(&name, None),
+                warden_contract::store::Applicable::None
+            );
+            let open_egress = match &f.vpc_config {
+                None => default_egress_open,
+                Some(vpc) => vpc.security_group_ids.iter().any(|id| {
+                    state.network.security_group(id).is_some_and(|g| {
+                        g.egress.iter().any(|r| {
+                            r.protocol == warden_network::IpProtocol::All
+                                && matches!(r.peer.to_string().as_str(), "0.0.0.0/0" | "::/0")
+                        })
+                    })
+                }),
+            };
+            let vulnerable = match (state.control.advisories(), posture) {
+                (Some(advisories), Some(posture)) => {
+                    // A package's findings change only with its code or the database:
+                    // matched once per (code, database), not at every evaluation.
+                    let db = advisories.current();
+                    let key = format!(
+                        "{}/{}",
+                        f.code_sha256,
+                        f.opt_sha256.as_deref().unwrap_or("")
+                    );
+                    let known = {
+                        let mut cache = posture
+                            .vulnerable
+                            .lock()
+                            .unwrap_or_else(std::sync::PoisonError::into_inner);
+                        if !cache.0.as_ref().is_some_and(|held| Arc::ptr_eq(held, &db)) {
+                            *cache = (Some(Arc::clone(&db)), std::collections::HashMap::new());
+                        }
+                        cache.1.get(&key).copied()
+                    };
+                    match known {
+                        Some(n) => n,
+                        None => {
+                            let r = warden_types::FunctionRef {
+                                name: f.name.clone(),
+                                qualifier: None,
+                            };
+                            let n = state
+                                .control
+                                .scan_function(&r)
+                                .await
+                                .map(|scans| scans.iter().map(|s| s.report.findings.len()).sum())
+                                .unwrap_or(0);
+                            let mut cache = posture
+                                .vulnerable
+                                .lock()
+                                .unwrap_or_else(std::sync::PoisonError::into_inner);
+                            let same = cache.0.as_ref().is_some_and(|held| Arc::ptr_eq(held, &db));
+                            if same && cache.1.len() < 100_000 {
+                                cache.1.insert(key, n);
+                            }
+                            n
+                        }
+                    }
+                }
+                _ => 0,
+            };
+            facts.functions.push(FunctionFacts {
+                arn: state.function_arn(&f.name, None),
+                name,
+                runtime: f.runtime.clone(),
+                role: f.role.clone(),
+                environment: f.environment.clone(),
+                kms_key: f.kms_key_arn.clone(),
+                policy,
+                url_auth_none,
+                has_contract,
+                open_egress,
+                vulnerable,
+            });
+        }
+        match page.next_marker {
+            Some(m) => after = warden_types::FunctionName::new(&m).ok(),
+            None => break,
+        }
+        if after.is_none() {
+            break;
+        }
+    }
+    tracing::debug!(
+        functions = facts.functions.len(),
+        ms = phase.elapsed().as_millis() as u64,
+        "posture: functions read"
+    );
+    let phase = std::time::Instant::now();
+    // Layer versions' policies.
+    let mut marker = None;
+    loop {
+        let (layers, next) = state
+            .control
+            .list_layers(None, None, marker.clone(), 50)
+            .await?;
+        for l in &layers {
+            for v in 1..=l.version {
+                if let Ok(Some(doc)) = state.control.layer_policy_document(&l.name, v).await {
+                    if let Ok(policy) = serde_json::from_str(&doc) {
+                        let arn = state.control.layer_version_arn(&l.name, v);
+                        facts.layer_policies.push((arn, policy));
+                    }
+                }
+            }
+        }
+        match next {
+            Some(n) => marker = Some(n),
+            None => break,
+        }
+    }
+    tracing::debug!(
+        ms = phase.elapsed().as_millis() as u64,
+        "posture: layers read"
+    );
+    let phase = std::time::Instant::now();
+    // Roles and users with their policies.
+    let identity = &state.access.identity;
+    for role in identity.roles() {
+        let holder = warden_identity::Holder::Role(role.name.clone());
+        let mut docs: Vec<Value> = identity
+            .inline_policies(&holder)
+            .unwrap_or_default()
+            .iter()
+            .filter_map(|p| serde_json::from_str(&p.document).ok())
+            .collect();
+        docs.extend(
+            identity
+                .attached_policies(&holder)
+                .unwrap_or_default()
+                .iter()
+                .filter_map(|p| serde_json::from_str(&p.document).ok()),
+        );
+        facts
+            .roles
+            .insert(role.name.clone(), (role.arn.clone(), role.created_ms, docs));
+    }
+    for user in identity.users() {
+        let holder = warden_identity::Holder::User(user.name.clone());
+        let mut docs: Vec<Value> = identity
+            .inline_policies(&holder)
+            .unwrap_or_default()
+            .iter()
+            .filter_map(|p| serde_json::from_str(&p.document).ok())
+            .collect();
+        docs.extend(
+            identity
+                .attached_policies(&holder)
+                .unwrap_or_default()
+                .iter()
+                .filter_map(|p| serde_json::from_str(&p.document).ok()),
+        );
+        let admin = docs.iter().any(|d| {
+            statements(d).iter().any(|s| {
+                s.get("Effect").and_then(Value::as_str) == Some("Allow")
+                    && strings(s.get("Action")).iter().any(|a| a == "*")
+                    && strings(s.get("Resource")).iter().any(|r| r == "*")
+            })
+        });
+        let keys = identity.access_keys(&user.name).unwrap_or_default();
+        let active: Vec<(String, i64)> = keys
+            .iter()
+            .filter(|k| k.status == warden_identity::KeyStatus::Active)
+            .map(|k| (k.id.clone(), k.created_ms))
+            .collect();
+        let last_used = keys
+            .iter()
+            .filter_map(|k| {
+                identity
+                    .key_last_used(&k.id)
+                    .and_then(|(_, u)| u)
+                    .map(|u| u.at_ms)
+            })
+            .chain(keys.iter().filter_map(|k| k.last_used_ms))
+            .max();
+        facts.users.push((
+            user.name.clone(),
+            user.arn.clone(),
+            admin,
+            active,
+            last_used,
+        ));
+    }
+    tracing::debug!(
+        ms = phase.elapsed().as_millis() as u64,
+        "posture: identities read"
+    );
+    let phase = std::time::Instant::now();
+    // Which roles called what, from the audit trail, over the period.
+    let db = state.audit.db().to_owned();
+    let since = now_ms - i64::from(inactive_days) * 86_400_000;
+    facts.role_usage = tokio::task::spawn_blocking(move || {
+        let reader = warden_audit::AuditReader::open(&db)?;
+        let mut usage: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+        reader.for_each_event(Some(since), None, |_, e| {
+            let role = e
+                .user_identity
+                .session_context
+                .as_ref()
+                .and_then(|c| c.session_issuer.as_ref())
+                .filter(|i| i.kind == "Role")
+                .map(|i| i.user_name.to_ascii_lowercase());
+            if let Some(role) = role {
+                let used = usage.entry(role).or_default();
+                if let Some(actions) = e
+                    .additional_event_data
+                    .as_ref()
+                    .and_then(|d| d.get("authorizedActions"))
+                    .and_then(Value::as_array)
+                {
+                    for a in actions {
+                        if let Some(action) = a.get("action").and_then(Value::as_str) {
+                            used.insert(action.to_owned());
+                        }
+                    }
+                }
+            }
+            true
+        })?;
+        Ok::<_, warden_audit::Error>(usage)
+    })
+    .await
+    .map_err(ApiError::internal)?
+    .map_err(ApiError::internal)?;
+    tracing::debug!(
+        ms = phase.elapsed().as_millis() as u64,
+        "posture: audit trail read"
+    );
+    // Alarms on Errors.
+    let store = Arc::clone(&state.metric_store);
+    let alarms = tokio::task::spawn_blocking(move || store.alarms())
+        .await
+        .map_err(ApiError::internal)?
+        .map_err(ApiError::internal)?;
+    for a in alarms {
+        if a.namespace == "AWS/Lambda" && a.metric == "Errors" {
+            for pair in a.dims.split(',') {
+                if let Some(f) = pair.strip_prefix("FunctionName=") {
+                    facts.errors_alarmed.insert(f.to_owned());
+                }
+            }
+        }
+    }
+    Ok(facts)
+}
+
+/// Evaluates every control now and reconciles the findings; returns how many failed.
+pub async fn evaluate_now(state: &ApiState) -> Result<usize, ApiError> {
+    let Some(posture) = state.audit.posture() else {
+        return Ok(0);
+    };
+    let now = warden_types::now_millis();
+    let started = std::time::Instant::now();
+    let facts = gather(
+        state,
+        posture.settings.inactive_days,
+        posture.settings.default_egress_open,
+        now,
+    )
+    .await?;
+    let observed = evaluate(
+        &facts,
+        state.account.as_str(),
+        now,
+        posture.settings.inactive_days,
+    );
+    let count = observed.len();
+    let evaluated = started.elapsed();
+    let store = Arc::clone(&posture.store);
+    let ids: Vec<&'static str> = CONTROLS.iter().map(|c| c.id).collect();
+    let reconciled = tokio::task::spawn_blocking(move || store.reconcile(&ids, &observed, now))
+        .await
+        .map_err(ApiError::internal)?
+        .map_err(ApiError::internal)?;
+    posture.last_micros.store(
+        u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX),
+        Ordering::Relaxed,
+    );
+    posture.last_failing.store(count as u64, Ordering::Relaxed);
+    tracing::debug!(
+        gather_and_evaluate_ms = evaluated.as_millis() as u64,
+        total_ms = started.elapsed().as_millis() as u64,
+        failing = count,
+        "posture evaluation"
+    );
+    if !reconciled.opened.is_empty() || !reconciled.resolved.is_empty() {
+        tracing::info!(
+            opened = reconciled.opened.len(),
+            resolved = reconciled.resolved.len(),
+            failing = count,
+            "posture evaluated"
+        );
+    }
+    Ok(count)
+}
+
+/// Evaluates after each change (within about a second) and every
+/// [`PostureSettings::every`]. Runs until the task is dropped.
+pub async fn run(state: Arc<ApiState>) {
+    let Some(posture) = state.audit.posture().cloned() else {
+        return;
+    };
+    loop {
+        let _ = tokio::time::timeout(posture.settings.every, posture.wake.notified()).await;
+        // Changes come in bursts (a deploy is several calls): let them settle.
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        posture.changed.store(false, Ordering::Release);
+        if let Err(e) = evaluate_now(&state).await {
+            tracing::warn!(error = %e.message, "posture evaluation failed");
+        }
+    }
+}
+
+// ---- Security Hub ----
+
+/// Security Hub's door (`securityhub`, rest-json).
+pub struct SecurityHubDoor;
+
+const GET_FINDINGS: &str = "SecurityHub.GetFindings";
+const BATCH_UPDATE: &str = "SecurityHub.BatchUpdateFindings";
+
+fn product_arn(state: &ApiState) -> String {
+    format!(
+        "arn:aws:securityhub:{}::product/warden/posture",
+        state.region
+    )
+}
+
+fn invalid(message: impl Into<String>) -> ApiError {
+    ApiError::new(
+        http::StatusCode::BAD_REQUEST,
+        "InvalidInputException",
+        message,
+    )
+}
+
+impl ServiceDoor for SecurityHubDoor {
+    fn signing_names(&self) -> &'static [&'static str] {
+        &["securityhub"]
+    }
+
+    fn claims(&self, head: Head<'_>) -> bool {
+        head.claimed == Some("securityhub")
+    }
+
+    fn route(&self, parts: &Parts) -> Result<Operation, ApiError> {
+        match (parts.method.as_str(), parts.uri.path()) {
+            ("POST", "/findings") => Ok(Operation::JsonTarget(GET_FINDINGS.into())),
+            ("PATCH", "/findings/batchupdate") => Ok(Operation::JsonTarget(BATCH_UPDATE.into())),
+            (m, p) => {
+                let shown: String = p.chars().take(128).collect();
+                Err(ApiError::new(
+                    http::StatusCode::NOT_FOUND,
+                    "InvalidInputException",
+                    format!("Warden's Security Hub serves GetFindings and BatchUpdateFindings, not {m} {shown}"),
+                ))
+            }
+        }
+    }
+
+    fn service(&self, _head: Head<'_>) -> Service {
+        Service::RestJson {
+            name: "securityhub",
+        }
+    }
+
+    fn service_of(&self, _request: &ApiRequest) -> Service {
+        Service::RestJson {
+            name: "securityhub",
+        }
+    }
+
+    fn body_limit(&self, _operation: &Operation) -> usize {
+        256 * 1024
+    }
+
+    fn targets(
+        &self,
+        _state: &ApiState,
+        request: &ApiRequest,
+        _principal: Option<&Principal>,
+    ) -> Result<Vec<Target>, ApiError> {
+        Ok(vec![Target {
+            action: format!("securityhub:{}", request.operation.name()),
+            resource: "*".into(),
+            ..Target::default()
+        }])
+    }
+
+    fn dispatch<'a>(
+        &'a self,
+        state: &'a ApiState,
+        request: Validated,
+    ) -> BoxFuture<'a, Result<Reply, ApiError>> {
+        Box::pin(async move {
+            let request = request.request();
+            let body: Value = if request.body.is_empty() {
+                json!({})
+            } else {
+                serde_json::from_slice(&request.body)
+                    .map_err(|e| invalid(format!("the body is not JSON: {e}")))?
+            };
+            let posture = state
+                .audit
+                .posture()
+                .ok_or_else(|| invalid("this server evaluates no posture"))?;
+            match &request.operation {
+                Operation::JsonTarget(t) if t == GET_FINDINGS => {
+                    get_findings(state, posture, &body).await
+                }
+                _ => batch_update(state, posture, &body).await,
+            }
+        })
+    }
+}
+
+fn filters(body: &Value) -> Result<Vec<Filter>, ApiError> {
+    let Some(obj) = body.get("Filters") else {
+        return Ok(Vec::new());
+    };
+    let obj = obj
+        .as_object()
+        .ok_or_else(|| invalid("Filters must be an object"))?;
+    let mut out = Vec::new();
+    for (name, list) in obj {
+        let field = match name.as_str() {
+            "Id" => Field::Id,
+            "GeneratorId" | "ComplianceSecurityControlId" => Field::Control,
+            "SeverityLabel" => Field::Severity,
+            "WorkflowStatus" => Field::Workflow,
+            "RecordState" => Field::RecordState,
+            "ComplianceStatus" => Field::Compliance,
+            "ResourceType" => Field::ResourceType,
+            "ResourceId" => Field::ResourceId,
+            "Title" => Field::Title,
+            other => {
+                let shown: String = other.chars().take(64).collect();
+                return Err(invalid(format!("Warden does not filter findings on `{shown}`; it filters on Id, GeneratorId, ComplianceSecurityControlId, SeverityLabel, WorkflowStatus, RecordState, ComplianceStatus, ResourceType, ResourceId and Title")));
+            }
+        };
+        let items = list
+            .as_array()
+            .ok_or_else(|| invalid(format!("Filters.{name} must be a list")))?;
+        if items.len() > 20 {
+            return Err(invalid(format!("Filters.{name} takes at most 20 values")));
+        }
+        let mut values = Vec::new();
+        for item in items {
+            let value = item
+                .get("Value")
+                .and_then(Value::as_str)
+                .ok_or_else(|| invalid(format!("each Filters.{name} needs a Value")))?;
+            let cmp = match item.get("Comparison").and_then(Value::as_str) {
+                Some("EQUALS") | None => Comparison::Equals,
+                Some("PREFIX") => Comparison::Prefix,
+                Some("NOT_EQUALS") => Comparison::NotEquals,
+                Some(other) => {
+                    let shown: String = other.chars().take(32).collect();
+                    return Err(invalid(format!(
+                        "Comparison `{shown}` is not served: EQUALS, PREFIX or NOT_EQUALS"
+                    )));
+                }
+            };
+            values.push((cmp, value.chars().take(2048).collect()));
+        }
+        out.push(Filter { field, values });
+    }
+    Ok(out)
+}
+
+fn iso(ms: i64) -> String {
+    warden_audit::event::event_time(ms)
+}
+
+async fn get_findings(
+    state: &ApiState,
+    posture: &Arc<Posture>,
+    body: &Value,
+) -> Result<Reply, ApiError> {
+    if let Some(obj) = body.as_object() {
+        if let Some(k) = obj
+            .keys()
+            .find(|k| !["Filters", "MaxResults", "NextToken", "SortCriteria"].contains(&k.as_str()))
+        {
+            let shown: String = k.chars().take(64).collect();
+            return Err(invalid(format!(
+                "`{shown}` is not a member of GetFindings' input"
+            )));
+        }
+    }
+    if body.get("SortCriteria").is_some() {
+        return Err(invalid(
+            "SortCriteria is not served: findings come newest change first",
+        ));
+    }
+    let filters = filters(body)?;
+    let max = match body.get("MaxResults") {
+        None => None,
+        Some(v) => Some(
+            v.as_u64()
+                .and_then(|n| u32::try_from(n).ok())
+                .ok_or_else(|| invalid("MaxResults must be an integer"))?,
+        ),
+    };
+    let token = body
+        .get("NextToken")
+        .and_then(Value::as_str)
+        .map(str::to_owned);
+    let store = Arc::clone(&posture.store);
+    let (found, next) =
+        tokio::task::spawn_blocking(move || store.query(&filters, max, token.as_deref()))
+            .await
+            .map_err(ApiError::internal)?
+            .map_err(|e| match e {
+                warden_findings::Error::InvalidNextToken
+                | warden_findings::Error::InvalidMaxResults(_) => invalid(e.to_string()),
+                other => ApiError::internal(other),
+            })?;
+    let product = product_arn(state);
+    let findings: Vec<Value> = found
+        .iter()
+        .map(|f| {
+            let mut v = json!({
+                "SchemaVersion": "2018-10-08",
+                "Id": f.id,
+                "ProductArn": product,
+                "ProductName": "Warden",
+                "CompanyName": "Warden",
+                "GeneratorId": f.observed.control_id,
+                "AwsAccountId": state.account.as_str(),
+                "Region": state.region.as_str(),
+                "Types": ["Software and Configuration Checks"],
+                "CreatedAt": iso(f.first_seen_ms),
+                "UpdatedAt": iso(f.updated_ms),
+                "FirstObservedAt": iso(f.first_seen_ms),
+                "LastObservedAt": iso(f.last_seen_ms),
+                "Severity": { "Label": f.observed.severity },
+                "Title": f.observed.title,
+                "Description": f.observed.description,
+                "Remediation": { "Recommendation": { "Text": f.observed.remediation } },
+                "Resources": [{ "Type": f.observed.resource_type, "Id": f.observed.resource_id, "Region": state.region.as_str() }],
+                "Compliance": { "Status": f.compliance, "SecurityControlId": f.observed.control_id },
+                "Workflow": { "Status": f.workflow.as_str() },
+                "WorkflowState": f.workflow.as_str(),
+                "RecordState": f.record_state,
+            });
+            if let Some((text, by, at)) = &f.note {
+                v["Note"] = json!({ "Text": text, "UpdatedBy": by, "UpdatedAt": iso(*at) });
+            }
+            v
+        })
+        .collect();
+    let mut out = json!({ "Findings": findings });
+    if let Some(t) = next {
+        out["NextToken"] = json!(t);
+    }
+    Ok(crate::json_response(http::StatusCode::OK, &out))
+}
+
+async fn batch_update(
+    state: &ApiState,
+    posture: &Arc<Posture>,
+    body: &Value,
+) -> Result<Reply, ApiError> {
+    if let Some(obj) = body.as_object() {
+        if let Some(k) = obj
+            .keys()
+            .find(|k| !["FindingIdentifiers", "Workflow", "Note"].contains(&k.as_str()))
+        {
+            let shown: String = k.chars().take(64).collect();
+            return Err(invalid(format!(
+                "Warden's BatchUpdateFindings changes Workflow and Note only, not `{shown}`"
+            )));
+        }
+    }
+    let ids = body
+        .get("FindingIdentifiers")
+        .and_then(Value::as_array)
+        .ok_or_else(|| invalid("FindingIdentifiers is required"))?;
+    if ids.is_empty() || ids.len() > 100 {
+        return Err(invalid("FindingIdentifiers takes 1 to 100 findings"));
+    }
+    let product = product_arn(state);
+    let mut wanted = Vec::new();
+    let mut unprocessed = Vec::new();
+    for i in ids {
+        let id = i
+            .get("Id")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned();
+        let p = i
+            .get("ProductArn")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        if p != product {
+            unprocessed.push(json!({ "FindingIdentifier": i, "ErrorCode": "FindingNotFound", "ErrorMessage": format!("the product of Warden's findings is {product}") }));
+        } else {
+            wanted.push(id);
+        }
+    }
+    let workflow = match body.get("Workflow").and_then(|w| w.get("Status")) {
+        None => None,
+        Some(s) => Some(s.as_str().and_then(Workflow::parse).ok_or_else(|| {
+            invalid("Workflow.Status must be NEW, NOTIFIED, SUPPRESSED or RESOLVED")
+        })?),
+    };
+    let note = match body.get("Note") {
+        None => None,
+        Some(n) => {
+            let text = n
+                .get("Text")
+                .and_then(Value::as_str)
+                .filter(|t| !t.is_empty() && t.len() <= 512);
+            let by = n
+                .get("UpdatedBy")
+                .and_then(Value::as_str)
+                .filter(|t| !t.is_empty() && t.len() <= 512);
+            match (text, by) {
+                (Some(t), Some(b)) => Some((t.to_owned(), b.to_owned())),
+                _ => {
+                    return Err(invalid(
+                        "Note needs Text and UpdatedBy, each 1 to 512 characters",
+                    ))
+                }
+            }
+        }
+    };
+    if workflow.is_none() && note.is_none() {
+        return Err(invalid("give a Workflow, a Note, or both"));
+    }
+    let store = Arc::clone(&posture.store);
+    let asked = wanted.clone();
+    let missing = tokio::task::spawn_blocking(move || {
+        store.set_workflow(
+            &asked,
+            workflow,
+            note.as_ref().map(|(t, b)| (t.as_str(), b.as_str())),
+            warden_types::now_millis(),
+        )
+    })
+    .await
+    .map_err(ApiError::internal)?
+    .map_err(|e| match e {
+        warden_findings::Error::SuppressWithoutNote => invalid(e.to_string()),
+        other => ApiError::internal(other),
+    })?;
+    let mut processed = Vec::new();
+    for id in wanted {
+        if missing.contains(&id) {
+            unprocessed.push(json!({ "FindingIdentifier": { "Id": id, "ProductArn": product }, "ErrorCode": "FindingNotFound", "ErrorMessage": "no such finding" }));
+        } else {
+            processed.push(json!({ "Id": id, "ProductArn": product }));
+        }
+    }
+    Ok(crate::json_response(
+        http::StatusCode::OK,
+        &json!({ "ProcessedFindings": processed, "UnprocessedFindings": unprocessed }),
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ACCOUNT: &str = "123456789012";
+
+    fn function(name: &str) -> FunctionFacts {
+        FunctionFacts {
+            name: name.into(),
+            arn: format!("arn:aws:lambda:us-east-1:{ACCOUNT}:function:{name}"),
+            runtime: "python3.12".into(),
+            role: format!("arn:aws:iam::{ACCOUNT}:role/exec"),
+            environment: BTreeMap::new(),
+            kms_key: None,
+            policy: None,
+            url_auth_none: false,
+            has_contract: false,
+            open_egress: false,
+            vulnerable: 0,
+        }
+    }
+
+    fn ids(found: &[Observed]) -> Vec<&str> {
+        let mut v: Vec<&str> = found.iter().map(|o| o.control_id.as_str()).collect();
+        v.sort_unstable();
+        v.dedup();
+        v
+    }
+
+    #[test]
+    fn every_control_has_its_text() {
+        for c in CONTROLS {
+            assert!(
+                !c.title.is_empty() && !c.checks.is_empty() && !c.remediation.is_empty(),
+                "{}",
+                c.id
+            );
+            assert!(["INFORMATIONAL", "LOW", "MEDIUM", "HIGH", "CRITICAL"].contains(&c.severity));
+        }
+    }
+
+    #[test]
+    fn a_well_kept_function_passes_and_each_fault_fires_its_control() {
+        let mut facts = Facts::default();
+        facts.functions.push(function("good"));
+        facts.errors_alarmed.insert("good".into());
+        facts.roles.insert("exec".into(), (format!("arn:aws:iam::{ACCOUNT}:role/exec"), 0, vec![json!({"Statement": [{"Effect": "Allow", "Action": "s3:GetObject", "Resource": "arn:aws:s3:::b/*"}]})]));
+        facts
+            .role_usage
+            .insert("exec".into(), ["s3:GetObject".to_owned()].into());
+        assert!(evaluate(&facts, ACCOUNT, 1_000, 0).is_empty());
+
+        let mut bad = function("bad");
+        bad.runtime = "python3.9".into();
+        bad.url_auth_none = true;
+        bad.environment
+            .insert("DB_PASSWORD".into(), "hunter2hunter2".into());
+        bad.open_egress = true;
+        bad.vulnerable = 2;
+        bad.policy = Some(json!({"Statement": [
+            {"Sid": "open", "Effect": "Allow", "Principal": "*", "Action": "lambda:InvokeFunction"},
+            {"Sid": "other", "Effect": "Allow", "Principal": {"AWS": "arn:aws:iam::210987654321:root"}, "Action": "lambda:InvokeFunction"},
+            {"Sid": "scoped", "Effect": "Allow", "Principal": "*", "Action": "lambda:InvokeFunction", "Condition": {"StringEquals": {"AWS:SourceAccount": ACCOUNT}}},
+        ]}));
+        facts.functions.push(bad);
+        facts.roles.insert(
+            "exec".into(),
+            (
+                format!("arn:aws:iam::{ACCOUNT}:role/exec"),
+                0,
+                vec![json!({"Statement": [
+                    {"Effect": "Allow", "Action": "*", "Resource": "*"},
+                    {"Effect": "Allow", "Action": ["s3:*", "dynamodb:PutItem"], "Resource": "*"},
+                ]})],
+            ),
+        );
+        facts.users.push((
+            "root-ish".into(),
+            format!("arn:aws:iam::{ACCOUNT}:user/root-ish"),
+            true,
+            vec![("AKIA1".into(), 0)],
+            None,
+        ));
+        let found = evaluate(&facts, ACCOUNT, 1_000, 0);
+        assert_eq!(
+            ids(&found),
+            [
+                "IAM.1",
+                "IAM.3",
+                "Lambda.1",
+                "Lambda.2",
+                "Warden.IAM.IdleAdmin",
+                "Warden.IAM.UnusedPermission",
+                "Warden.IAM.WildcardAction",
+                "Warden.IAM.WildcardResource",
+                "Warden.Lambda.CrossAccount",
+                "Warden.Lambda.CustomerKey",
+                "Warden.Lambda.ErrorsAlarm",
+                "Warden.Lambda.OpenEgress",
+                "Warden.Lambda.PlaintextSecret",
+                "Warden.Lambda.VulnerableDependency",
+                "Warden.Url.1",
+                "Warden.Url.2",
+            ]
+        );
+        // The scoped public statement is not Lambda.1; only the open one is.
+        assert_eq!(
+            found.iter().filter(|o| o.control_id == "Lambda.1").count(),
+            1
+        );
+        // Within the inactivity period, the time-based controls stay quiet.
+        let recent = evaluate(&facts, ACCOUNT, 1_000, 90);
+        assert!(!ids(&recent).contains(&"IAM.3"));
+        assert!(!ids(&recent).contains(&"Warden.IAM.IdleAdmin"));
+        // A role with no call at all in the period is unused.
+        facts.role_usage.clear();
+        assert!(ids(&evaluate(&facts, ACCOUNT, 1_000, 0)).contains(&"Warden.IAM.UnusedRole"));
+    }
+}
