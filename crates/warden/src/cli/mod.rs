@@ -152,6 +152,21 @@ mod tests {
     }
 
     #[test]
+    fn parses_sign() {
+        let cmd = parse(&["sign", "--profile", "app", "f.zip", "-o", "out.zip"]).unwrap();
+        let ClientCommand::Sign(args) = cmd else {
+            panic!("{cmd:?}")
+        };
+        assert_eq!(args.profile, "app");
+        assert_eq!(args.package, std::path::PathBuf::from("f.zip"));
+        assert_eq!(args.output, Some(std::path::PathBuf::from("out.zip")));
+        assert!(
+            parse(&["sign", "f.zip"]).is_err(),
+            "the profile is required"
+        );
+    }
+
+    #[test]
     fn parses_deploy() {
         let cmd = parse(&[
             "function",
