@@ -16,7 +16,10 @@
 //! link (`--default-egress internet`), and the throughput of a Python function reading from
 //! a TCP service in a test namespace beside the same code run unsandboxed (root only), or
 //! `cargo xtask bench --urls [--seconds N]` for function URLs beside `Invoke` and the cost of
-//! an input contract on a warm invoke. `--cold-gap-ms N` waits N ms before each cold start
+//! an input contract on a warm invoke, or `cargo xtask bench --signing [--cold N]` for the
+//! deploy-time cost of code signing: `UpdateFunctionCode` of the same 10 MiB package,
+//! unsigned to a function without a code signing config and signed to one with an
+//! `Enforce` config, N times each. `--cold-gap-ms N` waits N ms before each cold start
 //! (default 0: back to back).
 
 use std::io::{BufRead, BufReader};
@@ -370,6 +373,134 @@ fn create_function(server: &Server, root: &Path, name: &str) -> Result<()> {
     if r.status() != 201 {
         bail!("create failed: {}", r.body_mut().read_to_string()?);
     }
+    Ok(())
+}
+
+/// `cargo xtask bench --signing`: the deploy-time cost of code signing, as
+/// `UpdateFunctionCode` of one 10 MiB package (the fixture and incompressible padding)
+/// takes it: unsigned, to a function without a config, and signed, to a function with an
+/// `Enforce` config; `n` of each, alternating.
+fn code_signing(root: &Path, extra: &[String], n: usize) -> Result<()> {
+    let server = start(root, extra)?;
+    let call = |service: &str, method: &str, path: &str, body: &serde_json::Value| {
+        let request = server.signed_for(
+            service,
+            method,
+            path,
+            &[("content-type", "application/json")],
+            body.to_string().as_bytes(),
+        )?;
+        let mut r = agent().run(request)?;
+        let status = r.status();
+        let text = r.body_mut().with_config().limit(1 << 20).read_to_string()?;
+        if !status.is_success() {
+            bail!("{method} {path}: {status}: {text}");
+        }
+        Ok::<_, anyhow::Error>(serde_json::from_str::<serde_json::Value>(&text).unwrap_or_default())
+    };
+    let profile = call(
+        "signer",
+        "PUT",
+        "/signing-profiles/bench",
+        &serde_json::json!({ "platformId": "AWSLambda-SHA384-ECDSA" }),
+    )?;
+    let version_arn = profile["profileVersionArn"]
+        .as_str()
+        .context("no profileVersionArn")?
+        .to_owned();
+    let dir = tempfile::tempdir()?;
+    std::fs::copy(
+        root.join("target/release/fixture"),
+        dir.path().join("bootstrap"),
+    )?;
+    let mut state = 0x9E37_79B9_7F4A_7C15u64;
+    let mut padding = Vec::with_capacity(10 << 20);
+    while padding.len() < 10 << 20 {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        padding.extend_from_slice(&state.to_le_bytes());
+    }
+    std::fs::write(dir.path().join("padding.bin"), &padding)?;
+    let zip = warden_package::zip_directory(dir.path(), &mut |_, _| {})?;
+    let digest = warden_signer::format::prepare(&zip)?;
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let signed = call(
+        "signer",
+        "POST",
+        "/signing-jobs/with-payload",
+        &serde_json::json!({
+            "profileName": "bench",
+            "payload": b64.encode(digest.as_bytes()),
+            "payloadFormat": warden_signer::DIGEST_PAYLOAD_FORMAT,
+        }),
+    )?;
+    let comment = b64.decode(signed["signature"].as_str().context("no signature")?)?;
+    let manifest: warden_signer::format::Manifest = serde_json::from_slice(
+        comment
+            .strip_prefix(warden_signer::format::MAGIC)
+            .context("not a Warden signature")?,
+    )?;
+    let signed_zip = warden_signer::format::attach(&zip, &manifest)?;
+    let config = call(
+        "lambda",
+        "POST",
+        "/2020-04-22/code-signing-configs",
+        &serde_json::json!({
+            "AllowedPublishers": { "SigningProfileVersionArns": [version_arn] },
+            "CodeSigningPolicies": { "UntrustedArtifactOnDeployment": "Enforce" },
+        }),
+    )?;
+    let config_arn = config["CodeSigningConfig"]["CodeSigningConfigArn"]
+        .as_str()
+        .context("no CodeSigningConfigArn")?
+        .to_owned();
+    for (name, code, csc) in [
+        ("plain", &zip, None),
+        ("signed", &signed_zip, Some(config_arn.as_str())),
+    ] {
+        let mut body = serde_json::json!({
+            "FunctionName": name, "Runtime": "provided.al2023", "Handler": "bootstrap",
+            "Role": format!("arn:aws:iam::{ACCOUNT}:role/warden-default"),
+            "Code": { "ZipFile": b64.encode(code) },
+        });
+        if let Some(arn) = csc {
+            body["CodeSigningConfigArn"] = serde_json::json!(arn);
+        }
+        call("lambda", "POST", "/2015-03-31/functions", &body)?;
+    }
+    let plain_body = serde_json::json!({ "ZipFile": b64.encode(&zip) });
+    let signed_body = serde_json::json!({ "ZipFile": b64.encode(&signed_zip) });
+    let (mut plain, mut checked) = (Vec::with_capacity(n), Vec::with_capacity(n));
+    for _ in 0..n {
+        for (name, body, times) in [
+            ("plain", &plain_body, &mut plain),
+            ("signed", &signed_body, &mut checked),
+        ] {
+            let start = Instant::now();
+            call(
+                "lambda",
+                "PUT",
+                &format!("/2015-03-31/functions/{name}/code"),
+                body,
+            )?;
+            times.push(start.elapsed().as_secs_f64() * 1e3);
+        }
+    }
+    println!(
+        "## warden bench --signing ({n} UpdateFunctionCode of a {:.1} MiB zip each)",
+        zip.len() as f64 / f64::from(1 << 20)
+    );
+    println!(
+        "unsigned, no config:      p50 {:.1} ms  p99 {:.1} ms",
+        percentile(&mut plain, 0.5),
+        percentile(&mut plain, 0.99)
+    );
+    println!(
+        "signed, Enforce config:   p50 {:.1} ms  p99 {:.1} ms",
+        percentile(&mut checked, 0.5),
+        percentile(&mut checked, 0.99)
+    );
     Ok(())
 }
 
@@ -1240,6 +1371,7 @@ pub fn run(root: &Path, args: &[String]) -> Result<()> {
     let mut net = false;
     let mut urls = false;
     let mut log_queries = false;
+    let mut signing = false;
     let mut posture_checks = false;
     let mut extra = Vec::new();
     let mut it = args.iter();
@@ -1256,6 +1388,7 @@ pub fn run(root: &Path, args: &[String]) -> Result<()> {
             "--network" => net = true,
             "--urls" => urls = true,
             "--logs" => log_queries = true,
+            "--signing" => signing = true,
             "--posture" => posture_checks = true,
             "--cold-gap-ms" => COLD_GAP_MS.store(
                 it.next().context("--cold-gap-ms N")?.parse()?,
@@ -1292,6 +1425,9 @@ pub fn run(root: &Path, args: &[String]) -> Result<()> {
     }
     if urls {
         return function_urls(root, seconds);
+    }
+    if signing {
+        return code_signing(root, &extra, cold);
     }
     if posture_checks {
         return posture(root, &extra);

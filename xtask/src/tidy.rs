@@ -51,6 +51,10 @@ const ALLOWED_DEPENDENCIES: &[(&str, &[&str])] = &[
     ("warden-findings", &["warden-sqlite"]),
     ("warden-controls", &["warden-iam", "warden-types"]),
     ("warden-sns", &["warden-sqlite"]),
+    (
+        "warden-signer",
+        &["warden-types", "warden-sqlite", "warden-kms"],
+    ),
     ("warden-executor", &["warden-sandbox", "warden-egress"]),
     (
         "warden-engine",
@@ -76,6 +80,7 @@ const ALLOWED_DEPENDENCIES: &[(&str, &[&str])] = &[
             "warden-runtimes",
             "warden-kms",
             "warden-scan",
+            "warden-signer",
         ],
     ),
     (
@@ -98,6 +103,7 @@ const ALLOWED_DEPENDENCIES: &[(&str, &[&str])] = &[
             "warden-logquery",
             "warden-sns",
             "warden-scan",
+            "warden-signer",
             "warden-audit",
             "warden-config",
             "warden-findings",
@@ -143,6 +149,7 @@ const ALLOWED_DEPENDENCIES: &[(&str, &[&str])] = &[
             "warden-contract",
             "warden-urls",
             "warden-metrics",
+            "warden-signer",
         ],
     ),
 ];

@@ -328,6 +328,9 @@ pub fn lambda_targets(state: &ApiState, request: &ApiRequest) -> Vec<Target> {
             targets
         }
         O::ListFunctions => vec![any_resource("lambda:ListFunctions")],
+        O::CodeSigning(op) => crate::code_signing::targets(state, op),
+        // Authorized by the Signer door.
+        O::Signer(_) => Vec::new(),
         O::GetAccountSettings => vec![any_resource("lambda:GetAccountSettings")],
         O::GetFunction(n) => f("GetFunction", qualified(n)),
         O::GetFunctionConfiguration(n) => f("GetFunctionConfiguration", qualified(n)),

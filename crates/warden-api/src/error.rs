@@ -120,7 +120,7 @@ impl ApiError {
         Self::new(
             StatusCode::BAD_REQUEST,
             "UnknownService",
-            format!("Warden does not serve the `{shown}` service; it serves lambda, iam, sts, kms, secretsmanager, ec2, route53resolver, monitoring, logs, sns, cloudtrail, config and securityhub"),
+            format!("Warden does not serve the `{shown}` service; it serves lambda, iam, sts, kms, secretsmanager, ec2, route53resolver, monitoring, logs, sns, cloudtrail, config, securityhub and signer"),
         )
     }
     /// An internal failure: logged with its detail, reported without it.
@@ -480,6 +480,21 @@ impl From<warden_control::ControlError> for ApiError {
                 | "KMSNotFoundException") => Self::new(StatusCode::BAD_GATEWAY, code, message),
                 _ => Self::internal(message),
             },
+            E::InvalidCodeSignature(_) => Self::new(
+                StatusCode::BAD_REQUEST,
+                "InvalidCodeSignatureException",
+                message,
+            ),
+            E::CodeVerificationFailed(_) => Self::new(
+                StatusCode::BAD_REQUEST,
+                "CodeVerificationFailedException",
+                message,
+            ),
+            E::CodeSigningConfigNotFound(_) => Self::new(
+                StatusCode::NOT_FOUND,
+                "CodeSigningConfigNotFoundException",
+                message,
+            ),
             E::Store(_) | E::Internal(_) => Self::internal(message),
         }
     }
@@ -551,13 +566,13 @@ mod tests {
         assert_eq!(v["__type"], "UnknownService");
         assert_eq!(
             v["Message"],
-            "Warden does not serve the `dynamodb` service; it serves lambda, iam, sts, kms, secretsmanager, ec2, route53resolver, monitoring, logs, sns, cloudtrail, config and securityhub"
+            "Warden does not serve the `dynamodb` service; it serves lambda, iam, sts, kms, secretsmanager, ec2, route53resolver, monitoring, logs, sns, cloudtrail, config, securityhub and signer"
         );
         let (_, headers, text) =
             body(ApiError::unknown_service("s3").render(Protocol::RestXml, "r-9"));
         assert_eq!(headers[http::header::CONTENT_TYPE], "application/xml");
         assert!(
-            text.ends_with("<Error><Code>UnknownService</Code><Message>Warden does not serve the `s3` service; it serves lambda, iam, sts, kms, secretsmanager, ec2, route53resolver, monitoring, logs, sns, cloudtrail, config and securityhub</Message><RequestId>r-9</RequestId></Error>"),
+            text.ends_with("<Error><Code>UnknownService</Code><Message>Warden does not serve the `s3` service; it serves lambda, iam, sts, kms, secretsmanager, ec2, route53resolver, monitoring, logs, sns, cloudtrail, config, securityhub and signer</Message><RequestId>r-9</RequestId></Error>"),
             "{text}"
         );
         // A hostile service name is cut and escaped.

@@ -102,16 +102,12 @@ pub async fn create(state: &ApiState, request: &ApiRequest) -> Result<Reply, Api
         &input.publish_to,
         "versions are published by Warden's own numbering only",
     )?;
-    if input
+    let code_signing_config_arn = input
         .code_signing_config_arn
-        .as_deref()
-        .is_some_and(|a| !a.is_empty())
-    {
-        return Err(unsupported(
-            "CodeSigningConfigArn",
-            "code signing is not implemented yet",
-        ));
-    }
+        .clone()
+        .filter(|a| !a.is_empty())
+        .map(crate::code_signing::config_arn)
+        .transpose()?;
     refuse(
         "TenancyConfig",
         &input.tenancy_config,
@@ -183,6 +179,7 @@ pub async fn create(state: &ApiState, request: &ApiRequest) -> Result<Reply, Api
             .transpose()?
             .unwrap_or_default(),
         vpc_config: None,
+        code_signing_config_arn,
     };
     let mut command = command;
     command.vpc_config = vpc_config(state, &command.role, input.vpc_config.as_ref())?.flatten();

@@ -25,6 +25,7 @@ mod caller;
 pub mod cloudtrail;
 pub mod cloudwatch;
 mod cloudwatch_query;
+pub mod code_signing;
 pub mod confighist;
 mod contracts;
 pub mod cwlogs;
@@ -47,6 +48,7 @@ mod scrape;
 pub mod secrets;
 mod server;
 mod shape;
+pub mod signer;
 mod sns;
 mod streaming;
 mod tags;
@@ -423,6 +425,9 @@ pub(crate) async fn dispatch_lambda(
         O::InvokeAsync(f) => invoke::invoke_async(state, &request, &f).await,
         O::InvokeWithResponseStream(f) => streaming::invoke(state, &request, &f).await,
         O::CreateFunction => functions::create(state, &request).await,
+        O::CodeSigning(op) => code_signing::dispatch(state, &request, &op).await,
+        // Served by the Signer door only.
+        O::Signer(_) => Err(ApiError::unknown_operation()),
         O::ListFunctions => functions::list(state, &request).await,
         O::GetFunction(f) => functions::get(state, &request, &f, true).await,
         O::GetFunctionConfiguration(f) => functions::get(state, &request, &f, false).await,

@@ -83,6 +83,7 @@ impl Default for Pipeline {
                 Arc::new(crate::ec2::Ec2Door),
                 Arc::new(crate::cloudwatch::CloudWatchDoor),
                 Arc::new(crate::sns::SnsDoor),
+                Arc::new(crate::signer::SignerDoor),
                 Arc::new(crate::posture::SecurityHubDoor),
                 Arc::new(QueryDoor),
                 Arc::new(LambdaDoor),

@@ -22,6 +22,8 @@ pub enum Service {
     Ec2,
     /// SNS's query API.
     Sns,
+    /// AWS Signer's rest-json API.
+    Signer,
     /// CloudWatch, in the protocol its request came in.
     CloudWatch(crate::cloudwatch::Wire),
     /// A JSON-protocol (`X-Amz-Target`) service behind a door.
@@ -89,6 +91,7 @@ impl Service {
             Service::Sts => "sts",
             Service::Ec2 => "ec2",
             Service::Sns => "sns",
+            Service::Signer => crate::signer::SIGNING_NAME,
             Service::CloudWatch(_) => "monitoring",
             Service::AwsJson { name, .. } => name,
             Service::RestJson { name } => name,
@@ -104,6 +107,7 @@ impl Service {
             Service::Sts => Protocol::Query(Some(warden_identity::STS_NAMESPACE)),
             Service::Ec2 => Protocol::Ec2,
             Service::Sns => Protocol::Query(Some(crate::sns::SNS_NAMESPACE)),
+            Service::Signer => Protocol::Json,
             Service::CloudWatch(crate::cloudwatch::Wire::Cbor) => Protocol::RpcV2Cbor,
             Service::CloudWatch(crate::cloudwatch::Wire::Json) => Protocol::QueryCompatibleJson,
             Service::CloudWatch(crate::cloudwatch::Wire::Query) => {
@@ -234,6 +238,10 @@ pub enum Operation {
     GetLayerVersionPolicy(String, String),
     /// `RemoveLayerVersionPermission` of the layer, version and statement id.
     RemoveLayerVersionPermission(String, String, String),
+    /// A code signing config operation (Lambda's).
+    CodeSigning(crate::code_signing::CscOp),
+    /// A Signer operation (served by the Signer door).
+    Signer(crate::signer::SignerOp),
 }
 
 impl Operation {
@@ -297,6 +305,8 @@ impl Operation {
             O::AddLayerVersionPermission(..) => "AddLayerVersionPermission",
             O::GetLayerVersionPolicy(..) => "GetLayerVersionPolicy",
             O::RemoveLayerVersionPermission(..) => "RemoveLayerVersionPermission",
+            O::CodeSigning(op) => op.name(),
+            O::Signer(op) => op.name(),
         }
     }
 }
@@ -422,7 +432,7 @@ pub fn route(method: &Method, path: &str) -> Result<Operation, RouteError> {
         ("DELETE", ["2018-10-31", "layers", l, "versions", v, "policy", sid]) => {
             O::RemoveLayerVersionPermission(decode(l)?, decode(v)?, decode(sid)?)
         }
-        _ => return Err(RouteError::Unknown),
+        _ => return crate::code_signing::route(m, &segments, decode)?.ok_or(RouteError::Unknown),
     };
     Ok(op)
 }

@@ -38,6 +38,7 @@ pub(crate) fn handle<B>(state: &ApiState, req: &http::Request<B>) -> Reply {
             value: failing as f64,
         });
     }
+    gauges.extend(code_signing_gauges(state));
     let text = prometheus::render(&metrics.snapshot(false), metrics.refused_series(), &gauges);
     let mut r = Response::new(ReplyBody::from(Bytes::from(text)));
     r.headers_mut().insert(
@@ -122,4 +123,27 @@ fn engine_gauges(engine: &warden_engine::Engine) -> Vec<Gauge> {
         },
     ]);
     gauges
+}
+
+/// Code signing's counts since the server started: packages verified at deploy, and
+/// deploys a `Warn` policy let through untrusted.
+fn code_signing_gauges(state: &ApiState) -> Vec<Gauge> {
+    let Ok(cs) = state.control.code_signing() else {
+        return Vec::new();
+    };
+    let (checks, warnings) = cs.counts();
+    vec![
+        Gauge {
+            name: "warden_code_signing_verified_packages",
+            help: "Packages (function code and layers) verified against a code signing config since start.",
+            labels: Vec::new(),
+            value: checks as f64,
+        },
+        Gauge {
+            name: "warden_code_signing_warned_deploys",
+            help: "Untrusted packages deployed under a Warn code signing policy since start.",
+            labels: Vec::new(),
+            value: warnings as f64,
+        },
+    ]
 }

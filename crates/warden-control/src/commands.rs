@@ -58,6 +58,9 @@ pub struct CreateFunction {
     /// The network attachment, checked by the caller against the network service (its
     /// groups and subnets exist, in one VPC, and the execution role may attach to them).
     pub vpc_config: Option<warden_types::VpcConfig>,
+    /// The code signing config that checks this and every later deploy
+    /// (`CodeSigningConfigArn`).
+    pub code_signing_config_arn: Option<String>,
 }
 
 /// `UpdateFunctionCode`.

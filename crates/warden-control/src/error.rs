@@ -86,6 +86,18 @@ pub enum ControlError {
     /// (`KMSAccessDeniedException`, 502).
     #[error("Lambda was unable to configure access to your environment variables because the KMS key is invalid for CreateGrant. Please check your KMS key settings. KMS Exception: AccessDeniedException KMS Message: {0}")]
     KmsAccessDenied(String),
+    /// The package's signature does not match it, whatever the config's policy
+    /// (`InvalidCodeSignatureException`, 400).
+    #[error("{0}")]
+    InvalidCodeSignature(String),
+    /// The package is unsigned, expired, signed by a profile the config does not allow, or
+    /// revoked, under an `Enforce` policy (`CodeVerificationFailedException`, 400).
+    #[error("{0}")]
+    CodeVerificationFailed(String),
+    /// The code signing config named does not exist (`CodeSigningConfigNotFoundException`,
+    /// 404).
+    #[error("{0}")]
+    CodeSigningConfigNotFound(String),
     /// The store failed (internal, 500).
     #[error("the store failed: {0}")]
     Store(StoreError),

@@ -206,6 +206,7 @@ impl Control {
             logging,
             kms_key_arn,
             vpc_config,
+            code_signing_config_arn,
         } = command;
         let handler = match (handler, &runtime) {
             (Some(h), _) => h,
@@ -224,10 +225,22 @@ impl Control {
         }
         let sealed_environment =
             self.seal_environment(&name, kms_key_arn.as_deref(), environment.variables())?;
+        let signing = self.signing_config(&name, code_signing_config_arn.as_deref())?;
+        let code = match &signing {
+            Some((cs, config)) => {
+                self.check_code_signature("CreateFunction", &name, code, cs, config)
+                    .await?
+            }
+            None => code,
+        };
         let installed = self.intake("CreateFunction", code, false).await?;
         let resolved = self
             .resolve_layers(layers, installed.sha256.clone())
             .await?;
+        if let Some((cs, config)) = &signing {
+            self.check_layer_signatures("CreateFunction", &name, &resolved.layers, cs, config)
+                .await?;
+        }
         let latest = FunctionVersion {
             name: name.clone(),
             version: LATEST.to_owned(),
@@ -272,6 +285,12 @@ impl Control {
             self.inner.blobs.request_sweep();
         }
         created?;
+        if let Some((cs, config)) = &signing {
+            if let Err(e) = cs.signer.set_function_config(name.as_str(), &config.arn) {
+                tracing::error!(function = %name, error = %e, "recording the function's code signing config failed");
+                return Err(ControlError::Internal(e.to_string()));
+            }
+        }
         if !publish {
             self.emit(&name, Change::FunctionCreated { published: None }, caller);
             return self.opened(latest);
@@ -327,6 +346,13 @@ impl Control {
         if let Some(a) = architecture {
             f.architectures = vec![Self::runnable(a)?.as_str().to_owned()];
         }
+        let code = match self.signing_config(&name, None)? {
+            Some((cs, config)) => {
+                self.check_code_signature("UpdateFunctionCode", &name, code, &cs, &config)
+                    .await?
+            }
+            None => code,
+        };
         let installed = self.intake("UpdateFunctionCode", code, dry_run).await?;
         if let Some(opt) = &f.opt_sha256 {
             self.check_combined_size(&installed.sha256, opt).await?;
@@ -463,6 +489,16 @@ impl Control {
         let mut _layer_pins = None;
         if let Some(arns) = change.layers {
             let resolved = self.resolve_layers(arns, f.code_sha256.clone()).await?;
+            if let Some((cs, config)) = self.signing_config(&f.name, None)? {
+                self.check_layer_signatures(
+                    "UpdateFunctionConfiguration",
+                    &f.name,
+                    &resolved.layers,
+                    &cs,
+                    &config,
+                )
+                .await?;
+            }
             f.layers = resolved.layers.clone();
             f.opt_sha256 = resolved.opt_sha256.clone();
             _layer_pins = Some(resolved);
@@ -582,6 +618,14 @@ impl Control {
         // Its code may be referenced by nothing now; instances still running it keep it
         // pinned until they are gone.
         self.inner.blobs.request_sweep();
+        if version.is_none() {
+            if let Some(cs) = &self.inner.seams.code_signing {
+                // A function of the same name created later starts without a config.
+                if let Err(e) = cs.signer.clear_function_config(name.as_str()) {
+                    tracing::error!(function = %name, error = %e, "forgetting the deleted function's code signing config failed");
+                }
+            }
+        }
         let change = match version {
             None => Change::FunctionDeleted,
             Some(v) => Change::VersionDeleted {
@@ -590,5 +634,165 @@ impl Control {
         };
         self.emit(&name, change, caller);
         Ok(())
+    }
+}
+
+impl Control {
+    /// The code signing in force for a deploy of `name` and the config it checks against
+    /// (`named` at creation, the function's own after), if any.
+    pub(crate) fn signing_config(
+        &self,
+        name: &FunctionName,
+        named: Option<&str>,
+    ) -> Result<Option<SigningContext>, ControlError> {
+        let Some(cs) = &self.inner.seams.code_signing else {
+            if named.is_some() {
+                return Err(ControlError::Invalid(
+                    "CodeSigningConfigArn is not supported: this Warden serves no code signing"
+                        .into(),
+                ));
+            }
+            return Ok(None);
+        };
+        Ok(cs
+            .config_for(name.as_str(), named)?
+            .map(|config| (std::sync::Arc::clone(cs), config)))
+    }
+
+    /// Verifies each layer version's package under the function's config.
+    pub(crate) async fn check_layer_signatures(
+        &self,
+        operation: &'static str,
+        name: &FunctionName,
+        layers: &[warden_types::layer::FunctionLayer],
+        cs: &std::sync::Arc<crate::signing::CodeSigning>,
+        config: &warden_signer::CodeSigningConfig,
+    ) -> Result<(), ControlError> {
+        for layer in layers {
+            let sha = layer.code_sha256.clone();
+            let (cs, config) = (std::sync::Arc::clone(cs), config.clone());
+            let (name, what) = (name.clone(), format!("layer version `{}`", layer.arn));
+            // Reading and digesting a package is blocking work.
+            self.blocking(move |inner| {
+                let zip = inner
+                    .blobs
+                    .read_zip(&sha)
+                    .map_err(|e| ControlError::Internal(e.to_string()))?;
+                cs.check(operation, name.as_str(), &what, &zip, &config)
+            })
+            .await?;
+        }
+        Ok(())
+    }
+
+    /// Verifies a deploy's package under `config` off the async threads (digesting it is
+    /// blocking work), handing the package back.
+    async fn check_code_signature(
+        &self,
+        operation: &'static str,
+        name: &FunctionName,
+        code: ZipPackage,
+        cs: &std::sync::Arc<crate::signing::CodeSigning>,
+        config: &warden_signer::CodeSigningConfig,
+    ) -> Result<ZipPackage, ControlError> {
+        let (cs, config, name) = (std::sync::Arc::clone(cs), config.clone(), name.clone());
+        self.blocking(move |_| {
+            cs.check(
+                operation,
+                name.as_str(),
+                "the function code",
+                &code.0,
+                &config,
+            )?;
+            Ok(code)
+        })
+        .await
+    }
+}
+
+/// Code signing and the config one deploy is checked against.
+pub(crate) type SigningContext = (
+    std::sync::Arc<crate::signing::CodeSigning>,
+    warden_signer::CodeSigningConfig,
+);
+
+impl Control {
+    /// `PutFunctionCodeSigningConfig`. Callers: the API, once the caller is allowed
+    /// `lambda:PutFunctionCodeSigningConfig` on the function. The function's later deploys
+    /// are checked against `config_arn`; its deployed code keeps running.
+    pub async fn put_function_code_signing_config(
+        &self,
+        name: &FunctionName,
+        config_arn: &str,
+    ) -> Result<(), ControlError> {
+        let cs = self.code_signing()?;
+        self.stored_latest(name).await?;
+        cs.signer
+            .set_function_config(name.as_str(), config_arn)
+            .map_err(signer_error)
+    }
+
+    /// `GetFunctionCodeSigningConfig`: the ARN of the function's config, if it has one.
+    /// Callers: the API, once the caller is allowed `lambda:GetFunctionCodeSigningConfig`.
+    pub async fn function_code_signing_config(
+        &self,
+        name: &FunctionName,
+    ) -> Result<Option<String>, ControlError> {
+        self.stored_latest(name).await?;
+        Ok(self
+            .inner
+            .seams
+            .code_signing
+            .as_ref()
+            .and_then(|cs| cs.signer.config_of(name.as_str()))
+            .map(|c| c.arn))
+    }
+
+    /// `DeleteFunctionCodeSigningConfig`. Callers: the API, once the caller is allowed
+    /// `lambda:DeleteFunctionCodeSigningConfig`. Refused when every function must have a
+    /// config (`--require-code-signing`).
+    pub async fn delete_function_code_signing_config(
+        &self,
+        name: &FunctionName,
+    ) -> Result<(), ControlError> {
+        let cs = self.code_signing()?;
+        self.stored_latest(name).await?;
+        if cs.require {
+            return Err(ControlError::Conflict(
+                "this Warden requires a code signing config for every function (--require-code-signing); it cannot be removed".into(),
+            ));
+        }
+        if !cs
+            .signer
+            .clear_function_config(name.as_str())
+            .map_err(signer_error)?
+        {
+            return Err(ControlError::CodeSigningConfigNotFound(format!(
+                "The function {name} has no code signing config"
+            )));
+        }
+        Ok(())
+    }
+
+    /// Code signing, or the refusal when this Warden serves none.
+    pub fn code_signing(
+        &self,
+    ) -> Result<&std::sync::Arc<crate::signing::CodeSigning>, ControlError> {
+        self.inner
+            .seams
+            .code_signing
+            .as_ref()
+            .ok_or_else(|| ControlError::Invalid("this Warden serves no code signing".into()))
+    }
+}
+
+/// A signer error as the control plane reports it.
+pub fn signer_error(e: warden_signer::SignerError) -> ControlError {
+    use warden_signer::SignerError as E;
+    match e {
+        E::NotFound(m) => ControlError::CodeSigningConfigNotFound(m),
+        E::Conflict(m) => ControlError::Conflict(m),
+        E::Validation(m) | E::LimitExceeded(m) => ControlError::Invalid(m),
+        other => ControlError::Internal(other.to_string()),
     }
 }

@@ -6,8 +6,10 @@
 //! 1. the steps that depend on who asks: the execution role's checks
 //!    (`roles`: resolve the role, `iam:PassRole` decided by the [`Caller`], trust in
 //!    Lambda) for every command that sets a role;
-//! 2. code intake for every command that brings a package: the ordered [`CodeCheck`]
-//!    chain (`code`), then installation in the blob store under a pin;
+//! 2. code intake for every command that brings a package: for a function with a code
+//!    signing config, the signature check (`signing`, also run on the layer versions it
+//!    uses), then the ordered [`CodeCheck`] chain (`code`), then installation in the blob
+//!    store under a pin;
 //! 3. the environment sealed by the [`Keyring`];
 //! 4. one store write (atomic per function);
 //! 5. exactly one [`ChangeEvent`] delivered to every subscribed [`ChangeObserver`] before
@@ -35,6 +37,7 @@ mod reads;
 pub mod roles;
 pub mod scan;
 mod settings;
+pub mod signing;
 
 use std::sync::{Arc, RwLock};
 
@@ -46,6 +49,7 @@ use warden_types::{AccountId, FunctionName, FunctionRef, Qualifier, Region};
 
 pub use code::{CodeCheck, CodeRefusal, Intake};
 pub use error::ControlError;
+pub use functions::signer_error;
 pub use keyring::{Keyring, KeyringError};
 pub use reads::{AccountSettings, FunctionView, Page, PolicyView};
 pub use roles::{Caller, PassRole, RoleDirectory};
@@ -83,6 +87,8 @@ pub struct Seams {
     /// The advisory database and deploy policy of dependency scanning; with it,
     /// [`Seams::with_dependency_scan`] adds the scan to the intake chain.
     pub advisories: Option<Arc<scan::Advisories>>,
+    /// Code signing: the configs deploys are checked against (see [`signing`]).
+    pub code_signing: Option<Arc<signing::CodeSigning>>,
 }
 
 impl Seams {
@@ -99,7 +105,15 @@ impl Seams {
             keyring,
             code_checks: code::standard_checks(),
             advisories: None,
+            code_signing: None,
         }
+    }
+
+    /// Checks every deploy of a function with a code signing config (and, with
+    /// `code_signing.require`, refuses functions without one).
+    pub fn with_code_signing(mut self, code_signing: Arc<signing::CodeSigning>) -> Self {
+        self.code_signing = Some(code_signing);
+        self
     }
 
     /// Scans every package at intake against `advisories`, after Lambda's own checks.

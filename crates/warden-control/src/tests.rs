@@ -197,6 +197,7 @@ fn create(n: &str, role: &str) -> CreateFunction {
         layers: Vec::new(),
         logging: Default::default(),
         vpc_config: None,
+        code_signing_config_arn: None,
         kms_key_arn: None,
     }
 }

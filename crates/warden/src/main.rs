@@ -17,6 +17,7 @@ mod metrics;
 mod node;
 mod runtime;
 mod serve;
+mod signing;
 mod sns;
 
 use clap::{Parser, Subcommand};

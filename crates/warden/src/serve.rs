@@ -52,6 +52,11 @@ pub struct ServeArgs {
     /// matched against the advisory database `warden scan db import` loads.
     #[arg(long, env = "WARDEN_DEPENDENCY_SCAN", default_value = "warn")]
     dependency_scan: String,
+    /// Refuse every function without a code signing config (`CodeSigningConfigArn` on
+    /// CreateFunction), and the removal of a function's config: an account-level guard
+    /// Lambda does not have. Functions created before keep running.
+    #[arg(long, env = "WARDEN_REQUIRE_CODE_SIGNING")]
+    require_code_signing: bool,
     /// Permit listening on a non-loopback address.
     #[arg(long)]
     allow_non_loopback: bool,
@@ -538,7 +543,14 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
                 Some(a) => warden_control::Seams::new(Arc::new(identity.clone()), runtimes, keyring)
                     .with_dependency_scan(Arc::clone(a)),
                 None => warden_control::Seams::new(Arc::new(identity.clone()), runtimes, keyring),
-            },
+            }
+            .with_code_signing(crate::signing::open(
+                &data_dir,
+                &kms,
+                &account,
+                &args.region,
+                args.require_code_signing,
+            )?),
         );
         // Environments an older Warden stored in plain text are sealed before anything is
         // served.

@@ -19,6 +19,7 @@ mod layer;
 mod logs;
 mod netlog;
 mod scan;
+mod sign;
 
 pub(crate) use client::{ApiError, Client};
 pub(crate) use logs::parse_since;
@@ -47,6 +48,8 @@ pub enum ClientCommand {
     /// Dependency scanning: the advisory database, a function's findings and SBOM
     #[command(subcommand)]
     Scan(scan::ScanCommand),
+    /// Sign a Lambda package with a signing profile; the signature travels in the zip
+    Sign(sign::SignArgs),
 }
 
 /// `warden function ...`
@@ -103,6 +106,7 @@ pub fn run(cmd: ClientCommand, endpoint: &str) -> anyhow::Result<()> {
         ClientCommand::Layer(cmd) => layer::run(&client, &cmd),
         ClientCommand::Network(cmd) => netlog::run(&client, &cmd),
         ClientCommand::Scan(cmd) => scan::run(&client, &cmd),
+        ClientCommand::Sign(args) => sign::sign(&client, &args),
     }
 }
 
@@ -145,6 +149,21 @@ mod tests {
     fn the_command_definition_is_consistent() {
         use clap::CommandFactory;
         Top::command().debug_assert();
+    }
+
+    #[test]
+    fn parses_sign() {
+        let cmd = parse(&["sign", "--profile", "app", "f.zip", "-o", "out.zip"]).unwrap();
+        let ClientCommand::Sign(args) = cmd else {
+            panic!("{cmd:?}")
+        };
+        assert_eq!(args.profile, "app");
+        assert_eq!(args.package, std::path::PathBuf::from("f.zip"));
+        assert_eq!(args.output, Some(std::path::PathBuf::from("out.zip")));
+        assert!(
+            parse(&["sign", "f.zip"]).is_err(),
+            "the profile is required"
+        );
     }
 
     #[test]

@@ -15,6 +15,7 @@ mod bad_input;
 mod boto3;
 mod cloudwatch;
 mod code_gc;
+mod code_signing;
 mod concurrency;
 mod contracts;
 mod cwlogs;
