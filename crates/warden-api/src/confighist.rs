@@ -12,7 +12,11 @@
 //!   policies, tags; `AWS::IAM::Policy` (id: the name): the default version's document;
 //! - `AWS::KMS::Key` (id: the key id): `KeyMetadata`, the key policy, rotation;
 //! - `AWS::SecretsManager::Secret` (id: the name): metadata only, never a value;
-//! - `AWS::EC2::SecurityGroup` (id: `sg-...`): its rules.
+//! - `AWS::EC2::SecurityGroup` (id: `sg-...`): its rules;
+//! - `AWS::Lambda::CodeSigningConfig` (id: `csc-...`): its publishers and policy.
+//!
+//! A resource a call created is found in its answer (an `...Arn` member), since
+//! authorization could not name it before it existed.
 //!
 //! **Reading.** `GetResourceConfigHistory` and `ListDiscoveredResources`, authorized as
 //! `config:<Operation>` on `*`, as AWS Config does. Who may call them: principals whose
@@ -65,6 +69,7 @@ pub const RECORDED_TYPES: &[&str] = &[
     "AWS::KMS::Key",
     "AWS::SecretsManager::Secret",
     "AWS::EC2::SecurityGroup",
+    "AWS::Lambda::CodeSigningConfig",
 ];
 
 fn any_target(
@@ -318,6 +323,28 @@ fn secret_snapshot(state: &ApiState, arn: &str) -> Option<Snapshot> {
     })
 }
 
+fn code_signing_snapshot(state: &ApiState, arn: &str) -> Option<Snapshot> {
+    let id = arn.rsplit(':').next()?.to_owned();
+    let signing = state.control.code_signing().ok()?;
+    let configuration = signing.signer.config(arn).ok().map(|c| {
+        json!({
+            "CodeSigningConfigId": c.id,
+            "CodeSigningConfigArn": c.arn,
+            "Description": c.description,
+            "AllowedPublishers": { "SigningProfileVersionArns": c.allowed },
+            "CodeSigningPolicies": { "UntrustedArtifactOnDeployment": c.policy.as_str() },
+        })
+    });
+    Some(Snapshot {
+        resource_type: "AWS::Lambda::CodeSigningConfig",
+        id: id.clone(),
+        name: id,
+        configuration,
+        supplementary: json!({}),
+        tags: json!({}),
+    })
+}
+
 fn security_group_snapshot(state: &ApiState, arn: &str) -> Option<Snapshot> {
     let id = arn.rsplit('/').next()?.to_owned();
     let group = state.network.security_group(&id);
@@ -364,6 +391,7 @@ async fn snapshot(state: &ApiState, arn: &str) -> Option<Snapshot> {
         return None;
     };
     match *service {
+        "lambda" if rest.starts_with("code-signing-config:") => code_signing_snapshot(state, arn),
         "lambda" => {
             let mut segments = rest.split(':');
             if segments.next() != Some("function") {
@@ -392,6 +420,36 @@ async fn snapshot(state: &ApiState, arn: &str) -> Option<Snapshot> {
     }
 }
 
+/// The ARNs a successful write's JSON answer names (`...Arn` members, at the top level or
+/// one level down): what a `Create` call made, which authorization could not name before
+/// it existed.
+fn created_arns(reply: &crate::Reply) -> Vec<String> {
+    let Some(body) = reply.body().whole().filter(|b| b.len() <= 256 * 1024) else {
+        return Vec::new();
+    };
+    let Ok(Value::Object(top)) = serde_json::from_slice::<Value>(body) else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    let mut take = |k: &str, v: &Value| {
+        if let Some(s) = v.as_str() {
+            if (k.ends_with("Arn") || k.eq_ignore_ascii_case("arn")) && s.starts_with("arn:") {
+                out.push(s.to_owned());
+            }
+        }
+    };
+    for (k, v) in &top {
+        take(k, v);
+        if let Value::Object(inner) = v {
+            for (k, v) in inner {
+                take(k, v);
+            }
+        }
+    }
+    out.truncate(16);
+    out
+}
+
 /// The alias an alias operation changed: authorization names the function for them (as
 /// Lambda does), so the alias comes from the path, or from `CreateAlias`'s body.
 fn alias_arn(state: &ApiState, note: &Note) -> Option<String> {
@@ -416,6 +474,7 @@ pub(crate) async fn capture(
     store: &Arc<ConfigStore>,
     note: &Note,
     event_id: &str,
+    reply: &crate::Reply,
 ) {
     let mut arns: Vec<String> = Vec::new();
     for arn in note
@@ -423,6 +482,7 @@ pub(crate) async fn capture(
         .iter()
         .map(|(_, arn)| arn.clone())
         .chain(alias_arn(state, note))
+        .chain(created_arns(reply))
     {
         if arn.starts_with("arn:") && !arns.contains(&arn) {
             arns.push(arn);

@@ -389,9 +389,9 @@ async fn handle(
             state.region.as_str(),
         )
         .await;
-    if let Ok(Some(event_id)) = &recorded {
+    if let (Ok(Some(event_id)), Ok(reply)) = (&recorded, &result) {
         if let Some(store) = state.audit.config_history() {
-            confighist::capture(state, store, &note, event_id).await;
+            confighist::capture(state, store, &note, event_id, reply).await;
         }
         if let Some(posture) = state.audit.posture() {
             posture.changed();

@@ -225,7 +225,11 @@ async fn gather(
                 has_contract,
                 open_egress,
                 vulnerable,
-                code_signing: None,
+                code_signing: state
+                    .control
+                    .code_signing()
+                    .ok()
+                    .map(|cs| cs.signer.config_of(f.name.as_str()).is_some()),
             });
         }
         match page.next_marker {

@@ -178,6 +178,63 @@ fn controls_fire_on_a_change_resolve_when_fixed_and_findings_can_be_suppressed()
         Some("RESOLVED"),
     );
 
+    // No code signing config, then one: the control clears, and the config has a history.
+    wait_status(
+        &s,
+        "Warden.Lambda.CodeSigning",
+        ":function:exposed",
+        Some("NEW"),
+    );
+    let profile = s.aws(&[
+        "signer",
+        "put-signing-profile",
+        "--profile-name",
+        "release",
+        "--platform-id",
+        "AWSLambda-SHA384-ECDSA",
+    ]);
+    let version = profile["profileVersionArn"].as_str().unwrap();
+    let csc = s.aws(&[
+        "lambda",
+        "create-code-signing-config",
+        "--allowed-publishers",
+        &format!("SigningProfileVersionArns={version}"),
+        "--code-signing-policies",
+        "UntrustedArtifactOnDeployment=Warn",
+    ]);
+    let csc_arn = csc["CodeSigningConfig"]["CodeSigningConfigArn"]
+        .as_str()
+        .unwrap();
+    s.aws(&[
+        "lambda",
+        "put-function-code-signing-config",
+        "--function-name",
+        "exposed",
+        "--code-signing-config-arn",
+        csc_arn,
+    ]);
+    wait_status(
+        &s,
+        "Warden.Lambda.CodeSigning",
+        ":function:exposed",
+        Some("RESOLVED"),
+    );
+    let history = s.aws(&[
+        "configservice",
+        "get-resource-config-history",
+        "--resource-type",
+        "AWS::Lambda::CodeSigningConfig",
+        "--resource-id",
+        csc_arn.rsplit(':').next().unwrap(),
+    ]);
+    assert!(
+        history["configurationItems"][0]["configuration"]
+            .as_str()
+            .unwrap()
+            .contains("\"Warn\""),
+        "{history}"
+    );
+
     // A public URL kept on purpose: suppressed, with the reason, and it stays suppressed.
     let url = findings(&s, "Warden.Url.1", ":function:exposed").remove(0);
     let identifier = json!([{ "Id": url["Id"], "ProductArn": url["ProductArn"] }]).to_string();
