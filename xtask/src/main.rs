@@ -32,6 +32,9 @@ const PYTHON_PACKAGES: &[&str] = &[
     "packaging==24.2",
     "cyclonedx-python-lib[json-validation]==8.5.0",
 ];
+/// checkov, which the template scanner is compared with (in a venv of its own: its
+/// dependencies pin versions the AWS CLI's would conflict with).
+const CHECKOV: &str = "checkov==3.3.30";
 /// The SDK functions import unpackaged, as wheels for `warden runtime sdk install --from`
 /// (the tests install it offline, as an air-gapped host would).
 const SDK_WHEELS: &str = "boto3==1.44.8";
@@ -157,6 +160,26 @@ fn tools(root: &Path) -> Result<ToolEnv> {
             .arg(SDK_WHEELS))?;
         std::fs::write(wheels.join("done"), SDK_WHEELS)?;
     }
+    let checkov_venv = python_tools_dir(root).join("checkov-venv");
+    let checkov = checkov_venv.join("bin/checkov");
+    let have_checkov = Command::new(&checkov)
+        .arg("--version")
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false);
+    if !have_checkov {
+        run(Command::new("python3")
+            .args(["-m", "venv"])
+            .arg(&checkov_venv))?;
+        run(Command::new(checkov_venv.join("bin/python")).args([
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--disable-pip-version-check",
+            CHECKOV,
+        ]))?;
+    }
     let node_prefix = root.join(".test-tools/node");
     let modules = node_prefix.join("node_modules");
     if !modules.join("@cloud-copilot/iam-simulate").exists() {
@@ -275,6 +298,7 @@ fn tools(root: &Path) -> Result<ToolEnv> {
             ("WARDEN_TEST_NODE_MODULES".into(), s(&modules)),
             ("WARDEN_TEST_WHEELS".into(), s(&wheels)),
             ("WARDEN_TEST_NODE_RIC".into(), s(&ric)),
+            ("WARDEN_TEST_CHECKOV".into(), s(&checkov)),
         ],
     })
 }

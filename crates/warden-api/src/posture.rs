@@ -222,6 +222,7 @@ async fn gather(
                 kms_key: f.kms_key_arn.clone(),
                 policy,
                 url_auth_none,
+                url_resource: None,
                 has_contract,
                 open_egress,
                 vulnerable,
@@ -230,6 +231,9 @@ async fn gather(
                     .code_signing()
                     .ok()
                     .map(|cs| cs.signer.config_of(f.name.as_str()).is_some()),
+                concurrency_limited: Some(state.control.get_concurrency(&f.name).await?.is_some()),
+                dead_letter: None,
+                in_vpc: None,
             });
         }
         match page.next_marker {

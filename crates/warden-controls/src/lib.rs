@@ -48,6 +48,8 @@ pub struct Control {
     pub checks: &'static str,
     /// How to fix what it finds.
     pub remediation: &'static str,
+    /// The checkov checks that find the same thing, where checkov has one.
+    pub checkov: &'static [&'static str],
 }
 
 /// Every control evaluated against the live account.
@@ -58,6 +60,7 @@ pub const CONTROLS: &[Control] = &[
         title: "Lambda function and layer policies should prohibit public access",
         checks: "A function's or layer version's resource policy allows `*` (or `{\"AWS\": \"*\"}`) without an aws:SourceAccount, aws:SourceArn or aws:PrincipalOrgID condition.",
         remediation: "Remove the statement (`aws lambda remove-permission` / `remove-layer-version-permission`) or name the principal and add a SourceAccount or SourceArn condition.",
+        checkov: &["CKV_AWS_301"],
     },
     Control {
         id: "Warden.Lambda.CrossAccount",
@@ -65,6 +68,7 @@ pub const CONTROLS: &[Control] = &[
         title: "Lambda function and layer policies should not grant other accounts",
         checks: "A function's or layer version's resource policy names a principal of another account.",
         remediation: "Remove the permission unless the other account is meant to call the function; prefer a condition on aws:SourceArn.",
+        checkov: &[],
     },
     Control {
         id: "Lambda.2",
@@ -72,6 +76,7 @@ pub const CONTROLS: &[Control] = &[
         title: "Lambda functions should use supported runtimes",
         checks: "The function's runtime is past Lambda's deprecation date (python3.9 and older, nodejs18.x and older, and the others in Lambda's schedule).",
         remediation: "Update the function to a supported runtime (`aws lambda update-function-configuration --runtime python3.13`).",
+        checkov: &["CKV_AWS_363"],
     },
     Control {
         id: "Warden.Url.1",
@@ -79,6 +84,7 @@ pub const CONTROLS: &[Control] = &[
         title: "Function URLs should require IAM authentication",
         checks: "A function URL has AuthType NONE: anyone who can reach the URL listener may invoke the function.",
         remediation: "Use AuthType AWS_IAM (`aws lambda update-function-url-config --auth-type AWS_IAM`), or keep NONE only for a deliberately public endpoint with an input contract.",
+        checkov: &["CKV_AWS_258"],
     },
     Control {
         id: "Warden.Url.2",
@@ -86,6 +92,7 @@ pub const CONTROLS: &[Control] = &[
         title: "A public function URL should have an input contract",
         checks: "A function URL with AuthType NONE serves a function with no input contract, so any event reaches its code.",
         remediation: "Give the function an input contract (`warden function contract put`): a JSON Schema and limits its events must meet.",
+        checkov: &[],
     },
     Control {
         id: "IAM.1",
@@ -93,6 +100,7 @@ pub const CONTROLS: &[Control] = &[
         title: "Execution roles should not allow full administrative privileges",
         checks: "A policy of a role some function runs as allows Action `*` on Resource `*`.",
         remediation: "Replace it with what the function needs: `warden iam generate-policy --role ROLE` writes that policy from the audit trail.",
+        checkov: &["CKV_AWS_1", "CKV_AWS_62", "CKV_AWS_63"],
     },
     Control {
         id: "Warden.IAM.WildcardAction",
@@ -100,6 +108,7 @@ pub const CONTROLS: &[Control] = &[
         title: "Execution roles should not allow wildcard actions",
         checks: "A policy of a role some function runs as allows a whole service (`s3:*`) or every action (`*`).",
         remediation: "List the actions the function calls; `warden iam generate-policy --role ROLE` writes them from the audit trail.",
+        checkov: &["CKV_AWS_49", "CKV_AWS_107", "CKV_AWS_108", "CKV_AWS_109", "CKV_AWS_110", "CKV_AWS_111"],
     },
     Control {
         id: "Warden.IAM.WildcardResource",
@@ -107,6 +116,7 @@ pub const CONTROLS: &[Control] = &[
         title: "Execution roles should name the resources they may act on",
         checks: "A policy of a role some function runs as allows an action on Resource `*`.",
         remediation: "Name the resources' ARNs; `warden iam generate-policy` uses the ARNs the calls touched.",
+        checkov: &["CKV_AWS_111", "CKV_AWS_355"],
     },
     Control {
         id: "Warden.IAM.UnusedRole",
@@ -114,6 +124,7 @@ pub const CONTROLS: &[Control] = &[
         title: "Roles should be used",
         checks: "A role older than the inactivity period (`--posture-inactive-days`) made no call in that period, as far as the audit trail shows.",
         remediation: "Delete the role if nothing needs it (`aws iam delete-role`).",
+        checkov: &[],
     },
     Control {
         id: "Warden.IAM.UnusedPermission",
@@ -121,6 +132,7 @@ pub const CONTROLS: &[Control] = &[
         title: "Roles should not keep permissions they do not use",
         checks: "A role older than the inactivity period is granted actions none of its calls in that period used.",
         remediation: "Remove them: `warden iam unused --role ROLE` lists them, `warden iam generate-policy` writes the policy the calls needed.",
+        checkov: &[],
     },
     Control {
         id: "Warden.Lambda.PlaintextSecret",
@@ -128,6 +140,7 @@ pub const CONTROLS: &[Control] = &[
         title: "Environment variables should not hold secrets in plain text",
         checks: "A variable's value looks like a secret: a private key, an AWS secret key, a token or password by its name and a value that is not a reference.",
         remediation: "Keep the secret in Secrets Manager and read it at run time (the Parameters and Secrets extension), or encrypt the value with a customer key.",
+        checkov: &["CKV_AWS_45"],
     },
     Control {
         id: "Warden.Lambda.CustomerKey",
@@ -135,6 +148,7 @@ pub const CONTROLS: &[Control] = &[
         title: "Functions with environment variables should use a customer managed key",
         checks: "A function has environment variables sealed only under the account's AWS managed key.",
         remediation: "Set KMSKeyArn to a customer managed key whose policy names who may decrypt.",
+        checkov: &["CKV_AWS_173"],
     },
     Control {
         id: "Warden.Lambda.OpenEgress",
@@ -142,6 +156,7 @@ pub const CONTROLS: &[Control] = &[
         title: "Functions should not have open egress",
         checks: "A security group of the function's VpcConfig allows all traffic to 0.0.0.0/0 or ::/0, or the function has no VpcConfig on a server started with `--default-egress internet`.",
         remediation: "Replace the rule with the destinations the function needs (`aws ec2 revoke-security-group-egress`).",
+        checkov: &[],
     },
     Control {
         id: "Warden.Lambda.VulnerableDependency",
@@ -149,6 +164,7 @@ pub const CONTROLS: &[Control] = &[
         title: "Function packages should have no known vulnerable dependency",
         checks: "Dependency scanning matched a package of the function's code or layers to an advisory of the imported database.",
         remediation: "Upgrade the dependency to its fixed version (`warden scan findings FUNCTION` names it) and deploy again.",
+        checkov: &[],
     },
     Control {
         id: "Warden.Lambda.CodeSigning",
@@ -156,6 +172,7 @@ pub const CONTROLS: &[Control] = &[
         title: "Functions should have a code signing config",
         checks: "No code signing config applies to the function, so any package its deployers upload runs.",
         remediation: "Create a code signing config with your signing profiles (`aws lambda create-code-signing-config`) and attach it (`aws lambda put-function-code-signing-config`).",
+        checkov: &["CKV_AWS_272"],
     },
     Control {
         id: "Warden.Lambda.ErrorsAlarm",
@@ -163,6 +180,7 @@ pub const CONTROLS: &[Control] = &[
         title: "Functions should have an alarm on errors",
         checks: "No CloudWatch alarm watches the function's AWS/Lambda Errors metric.",
         remediation: "`aws cloudwatch put-metric-alarm --namespace AWS/Lambda --metric-name Errors --dimensions Name=FunctionName,Value=FUNCTION ...` with an SNS action.",
+        checkov: &[],
     },
     Control {
         id: "IAM.3",
@@ -170,6 +188,7 @@ pub const CONTROLS: &[Control] = &[
         title: "Access keys should be rotated within the inactivity period",
         checks: "An active access key is older than the inactivity period (90 days by default).",
         remediation: "`warden iam key rotate --user USER KEY` makes a new key and deactivates the old one.",
+        checkov: &[],
     },
     Control {
         id: "Warden.IAM.IdleAdmin",
@@ -177,6 +196,39 @@ pub const CONTROLS: &[Control] = &[
         title: "Administrators should be active or removed",
         checks: "A user allowed `*` on `*` used no access key in the inactivity period.",
         remediation: "Deactivate the user's keys, or remove its administrator policy.",
+        checkov: &[],
+    },
+    Control {
+        id: "Warden.Lambda.Concurrency",
+        severity: "LOW",
+        title: "Functions should have a concurrency limit",
+        checks: "The function has no reserved concurrency, so it may take the account's whole concurrency (and a flood of its events every other function's).",
+        remediation: "Set ReservedConcurrentExecutions (`aws lambda put-function-concurrency`) to what the function needs.",
+        checkov: &["CKV_AWS_115"],
+    },
+    Control {
+        id: "Warden.Lambda.DeadLetter",
+        severity: "LOW",
+        title: "Functions invoked asynchronously should keep failed events",
+        checks: "A template's function has no DeadLetterConfig, so an asynchronous event that fails its retries is lost. (Warden's own queue counts dropped events as AsyncEventsDropped; DeadLetterConfig is an AWS setting, so the live account is not checked.)",
+        remediation: "Give the function a DeadLetterConfig (an SQS queue or SNS topic) or an OnFailure destination.",
+        checkov: &["CKV_AWS_116"],
+    },
+    Control {
+        id: "Lambda.3",
+        severity: "LOW",
+        title: "Lambda functions should be in a VPC",
+        checks: "A template's function has no VpcConfig, so on AWS it reaches the internet and AWS services directly. (Warden isolates a function without VpcConfig from every network unless `--default-egress internet`, which Warden.Lambda.OpenEgress checks.)",
+        remediation: "Give the function a VpcConfig whose security groups allow what it needs.",
+        checkov: &["CKV_AWS_117"],
+    },
+    Control {
+        id: "KMS.4",
+        severity: "MEDIUM",
+        title: "AWS KMS key rotation should be enabled",
+        checks: "A symmetric customer managed key does not rotate its key material yearly.",
+        remediation: "Enable rotation (`aws kms enable-key-rotation`, or `EnableKeyRotation: true`).",
+        checkov: &["CKV_AWS_7"],
     },
 ];
 
@@ -225,6 +277,8 @@ pub struct Facts {
     pub alarms_known: bool,
     /// The users.
     pub users: Vec<UserFacts>,
+    /// Customer managed symmetric keys: (id or ARN, whether their material rotates).
+    pub keys: Vec<(String, bool)>,
     /// Alarms on AWS/Lambda Errors: the functions they watch.
     pub errors_alarmed: BTreeSet<String>,
 }
@@ -252,6 +306,9 @@ pub struct FunctionFacts {
     pub policy: Option<Value>,
     /// Whether a function URL with `AuthType NONE` serves it.
     pub url_auth_none: bool,
+    /// The URL's own resource, where it is one apart from the function (a template's
+    /// `AWS::Lambda::Url`); findings about the URL name it.
+    pub url_resource: Option<String>,
     /// Whether an input contract applies to its events.
     pub has_contract: bool,
     /// Whether it may reach any address.
@@ -260,6 +317,13 @@ pub struct FunctionFacts {
     pub vulnerable: usize,
     /// Whether it has a code signing config (`None`: not known).
     pub code_signing: Option<bool>,
+    /// Whether it has reserved concurrency (`None`: not known).
+    pub concurrency_limited: Option<bool>,
+    /// Whether it has a dead-letter queue (`None`: not known, or not an AWS setting).
+    pub dead_letter: Option<bool>,
+    /// Whether it has a VpcConfig, where that is AWS's sense of network isolation (a
+    /// template); `None` for the live account, whose isolation OpenEgress checks.
+    pub in_vpc: Option<bool>,
 }
 
 /// The statements of a policy document (one, or a list).
@@ -389,7 +453,7 @@ pub fn evaluate(facts: &Facts, account: &str, now_ms: i64, inactive_days: u32) -
             out.push(observe(
                 "Warden.Url.1",
                 kind,
-                &f.arn,
+                f.url_resource.as_deref().unwrap_or(&f.arn),
                 format!("{}'s function URL takes unsigned requests", f.name),
             ));
             if !f.has_contract {
@@ -446,6 +510,30 @@ pub fn evaluate(facts: &Facts, account: &str, now_ms: i64, inactive_days: u32) -
                 format!("{} has no code signing config", f.name),
             ));
         }
+        if f.concurrency_limited == Some(false) {
+            out.push(observe(
+                "Warden.Lambda.Concurrency",
+                kind,
+                &f.arn,
+                format!("{} has no reserved concurrency", f.name),
+            ));
+        }
+        if f.dead_letter == Some(false) {
+            out.push(observe(
+                "Warden.Lambda.DeadLetter",
+                kind,
+                &f.arn,
+                format!("{} has no dead-letter queue", f.name),
+            ));
+        }
+        if f.in_vpc == Some(false) {
+            out.push(observe(
+                "Lambda.3",
+                kind,
+                &f.arn,
+                format!("{} has no VpcConfig", f.name),
+            ));
+        }
         if f.vulnerable > 0 {
             out.push(observe(
                 "Warden.Lambda.VulnerableDependency",
@@ -467,6 +555,16 @@ pub fn evaluate(facts: &Facts, account: &str, now_ms: i64, inactive_days: u32) -
         }
         if let Some(role) = f.role.rsplit('/').next() {
             execution_roles.insert(role.to_ascii_lowercase());
+        }
+    }
+    for (key, rotates) in &facts.keys {
+        if !rotates {
+            out.push(observe(
+                "KMS.4",
+                "AwsKmsKey",
+                key,
+                format!("key {key} does not rotate its material"),
+            ));
         }
     }
     for (arn, policy) in &facts.layer_policies {
@@ -622,10 +720,14 @@ mod tests {
             kms_key: None,
             policy: None,
             url_auth_none: false,
+            url_resource: None,
             has_contract: false,
             open_egress: false,
             vulnerable: 0,
             code_signing: Some(true),
+            concurrency_limited: Some(true),
+            dead_letter: Some(true),
+            in_vpc: Some(true),
         }
     }
 
@@ -671,6 +773,10 @@ mod tests {
         bad.open_egress = true;
         bad.vulnerable = 2;
         bad.code_signing = Some(false);
+        bad.concurrency_limited = Some(false);
+        bad.dead_letter = Some(false);
+        bad.in_vpc = Some(false);
+        facts.keys.push(("k1".into(), false));
         bad.policy = Some(json!({"Statement": [
             {"Sid": "open", "Effect": "Allow", "Principal": "*", "Action": "lambda:InvokeFunction"},
             {"Sid": "other", "Effect": "Allow", "Principal": {"AWS": "arn:aws:iam::210987654321:root"}, "Action": "lambda:InvokeFunction"},
@@ -701,15 +807,19 @@ mod tests {
             [
                 "IAM.1",
                 "IAM.3",
+                "KMS.4",
                 "Lambda.1",
                 "Lambda.2",
+                "Lambda.3",
                 "Warden.IAM.IdleAdmin",
                 "Warden.IAM.UnusedPermission",
                 "Warden.IAM.WildcardAction",
                 "Warden.IAM.WildcardResource",
                 "Warden.Lambda.CodeSigning",
+                "Warden.Lambda.Concurrency",
                 "Warden.Lambda.CrossAccount",
                 "Warden.Lambda.CustomerKey",
+                "Warden.Lambda.DeadLetter",
                 "Warden.Lambda.ErrorsAlarm",
                 "Warden.Lambda.OpenEgress",
                 "Warden.Lambda.PlaintextSecret",

@@ -296,6 +296,48 @@ pub enum AuditCommand {
     Digest(DigestArgs),
     /// Posture findings (Security Hub's GetFindings): failing controls, newest change first
     Findings(FindingsArgs),
+    /// Check an AWS SAM or CloudFormation template offline with the posture controls (exit
+    /// status 1 if a finding is at or above --fail-on)
+    Template(TemplateArgs),
+}
+
+/// `warden audit template`
+#[derive(Debug, clap::Args)]
+pub struct TemplateArgs {
+    /// The template (YAML or JSON)
+    file: PathBuf,
+    /// Output format
+    #[arg(long, value_enum, default_value = "text")]
+    format: TemplateFormat,
+    /// Exit with status 1 when a finding is at least this severe
+    #[arg(long, value_enum, default_value = "high")]
+    fail_on: FailOn,
+}
+
+/// How a template report is printed.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum TemplateFormat {
+    /// For a person
+    Text,
+    /// The findings and what was read, as JSON
+    Json,
+    /// SARIF 2.1.0, for code scanning tools
+    Sarif,
+}
+
+/// The severity that fails a template check.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum FailOn {
+    /// Critical findings
+    Critical,
+    /// High or critical
+    High,
+    /// Medium or above
+    Medium,
+    /// Low or above
+    Low,
+    /// Never fail
+    Never,
 }
 
 /// `warden audit findings`
@@ -379,6 +421,7 @@ pub fn run(cmd: AuditCommand, endpoint: &str) -> anyhow::Result<()> {
         AuditCommand::Events(args) => events(&args, endpoint),
         AuditCommand::Digest(args) => digest(&args, endpoint),
         AuditCommand::Findings(args) => findings(&args, endpoint),
+        AuditCommand::Template(args) => template(&args),
     }
 }
 
@@ -652,6 +695,46 @@ fn findings(args: &FindingsArgs, endpoint: &str) -> anyhow::Result<()> {
     }
     if shown == 0 && !args.json {
         println!("no findings");
+    }
+    Ok(())
+}
+
+fn template(args: &TemplateArgs) -> anyhow::Result<()> {
+    use warden_controls::{report, template};
+    let meta = std::fs::metadata(&args.file)
+        .with_context(|| format!("cannot read `{}`", args.file.display()))?;
+    if meta.len() > template::MAX_TEMPLATE_BYTES as u64 {
+        bail!(
+            "`{}` is {} bytes, more than the {} scanned",
+            args.file.display(),
+            meta.len(),
+            template::MAX_TEMPLATE_BYTES
+        );
+    }
+    let text = std::fs::read_to_string(&args.file)
+        .with_context(|| format!("cannot read `{}` as text", args.file.display()))?;
+    let name = args.file.display().to_string();
+    let scanned = template::scan(&text, &name).map_err(|e| anyhow::anyhow!("{name}: {e}"))?;
+    match args.format {
+        TemplateFormat::Text => print!("{}", report::to_text(&scanned)),
+        TemplateFormat::Json => println!(
+            "{}",
+            serde_json::to_string_pretty(&report::to_json(&scanned))?
+        ),
+        TemplateFormat::Sarif => println!(
+            "{}",
+            serde_json::to_string_pretty(&report::to_sarif(&scanned))?
+        ),
+    }
+    let threshold = match args.fail_on {
+        FailOn::Critical => Some("CRITICAL"),
+        FailOn::High => Some("HIGH"),
+        FailOn::Medium => Some("MEDIUM"),
+        FailOn::Low => Some("LOW"),
+        FailOn::Never => None,
+    };
+    if threshold.is_some_and(|t| report::fails_at(&scanned, t)) {
+        std::process::exit(1);
     }
     Ok(())
 }
