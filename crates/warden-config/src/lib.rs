@@ -13,8 +13,9 @@
 //! `GetResourceConfigHistory` and `ListDiscoveredResources`; [`diff`] says what changed
 //! between two items.
 //!
-//! Bounds: an item's configuration is refused above [`MAX_CONFIGURATION_BYTES`]; pages hold
-//! at most [`MAX_LIMIT`] items (100 resource identifiers), as AWS Config's do.
+//! Bounds: an item's configuration is refused above [`MAX_CONFIGURATION_BYTES`]; a resource
+//! keeps its newest [`MAX_ITEMS_PER_RESOURCE`] items and the store its newest [`MAX_ITEMS`];
+//! pages hold at most [`MAX_LIMIT`] items (100 resource identifiers), as AWS Config's do.
 #![forbid(unsafe_code)]
 
 mod diff;

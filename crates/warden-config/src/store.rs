@@ -12,6 +12,10 @@ use sha2::{Digest as _, Sha256};
 pub const MAX_CONFIGURATION_BYTES: usize = 1024 * 1024;
 /// The most items (or resource identifiers) one page holds.
 pub const MAX_LIMIT: u32 = 100;
+/// The most items kept of one resource; older ones go first.
+pub const MAX_ITEMS_PER_RESOURCE: i64 = 1_000;
+/// The most items kept in all; past it the oldest go first, a hundredth at a time.
+pub const MAX_ITEMS: i64 = 1_000_000;
 
 const MIGRATIONS: &[&str] = &["
 CREATE TABLE item (
@@ -347,6 +351,26 @@ impl ConfigStore {
         )
         .map_err(store("storing an item"))?;
         let id = tx.last_insert_rowid();
+        // Bounded: a resource changed again and again keeps its newest items, and the
+        // store as a whole its newest (a caller churning names cannot grow it forever).
+        tx.execute(
+            "DELETE FROM item WHERE resource_type = ?1 AND resource_id = ?2 AND id <= ?3 - ?4
+             AND id NOT IN (SELECT id FROM item WHERE resource_type = ?1 AND resource_id = ?2 ORDER BY id DESC LIMIT ?4)",
+            params![new.resource_type, new.resource_id, id, MAX_ITEMS_PER_RESOURCE],
+        )
+        .map_err(store("bounding a resource's history"))?;
+        if id % 1024 == 0 {
+            let count: i64 = tx
+                .query_row("SELECT COUNT(*) FROM item", [], |r| r.get(0))
+                .map_err(store("counting items"))?;
+            if count > MAX_ITEMS {
+                tx.execute(
+                    "DELETE FROM item WHERE id IN (SELECT id FROM item ORDER BY id LIMIT ?1)",
+                    [count - MAX_ITEMS + MAX_ITEMS / 100],
+                )
+                .map_err(store("bounding the history"))?;
+            }
+        }
         let deleted = (status == Status::ResourceDeleted).then_some(new.capture_ms);
         tx.execute(
             "INSERT INTO resource (resource_type, resource_id, resource_name, deleted_ms) VALUES (?1, ?2, ?3, ?4)
@@ -608,6 +632,28 @@ mod tests {
             .unwrap();
         assert_eq!(ids(rest), ["c"]);
         assert!(end.is_none());
+    }
+
+    #[test]
+    fn a_resource_keeps_only_its_newest_items() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = ConfigStore::open(&dir.path().join("config.db")).unwrap();
+        for i in 0..(MAX_ITEMS_PER_RESOURCE + 5) {
+            s.record(capture(Some(json!({ "n": i })), "e"))
+                .unwrap()
+                .unwrap();
+        }
+        let q = HistoryQuery {
+            resource_type: "AWS::Lambda::Function".into(),
+            resource_id: "f".into(),
+            limit: Some(100),
+            order: Order::Forward,
+            ..HistoryQuery::default()
+        };
+        let (first, _) = s.history(&q).unwrap();
+        // The five oldest are gone; state ids keep counting.
+        assert_eq!(first[0].state_id, 6);
+        assert_eq!(first[0].configuration, Some(json!({ "n": 5 })));
     }
 
     #[test]
