@@ -389,6 +389,23 @@ async fn gather(
         ms = phase.elapsed().as_millis() as u64,
         "posture: audit trail read"
     );
+    // Customer managed keys and whether they rotate.
+    let mut marker: Option<String> = None;
+    loop {
+        let (keys, next) = state
+            .kms
+            .list_keys(100, marker.as_deref())
+            .map_err(ApiError::internal)?;
+        for k in keys {
+            if !k.is_aws_managed() && k.record.deletion_ms.is_none() {
+                facts.keys.push((k.arn.clone(), k.record.rotation.is_some()));
+            }
+        }
+        match next {
+            Some(m) => marker = Some(m),
+            None => break,
+        }
+    }
     // Alarms on Errors.
     let store = Arc::clone(&state.metric_store);
     let alarms = tokio::task::spawn_blocking(move || store.alarms())

@@ -235,6 +235,16 @@ fn controls_fire_on_a_change_resolve_when_fixed_and_findings_can_be_suppressed()
         "{history}"
     );
 
+    // A customer key that does not rotate, then does.
+    let key = s.aws(&["kms", "create-key"])["KeyMetadata"]["Arn"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let key_id = key.rsplit('/').next().unwrap().to_owned();
+    wait_status(&s, "KMS.4", &key_id, Some("NEW"));
+    s.aws(&["kms", "enable-key-rotation", "--key-id", &key_id]);
+    wait_status(&s, "KMS.4", &key_id, Some("RESOLVED"));
+
     // A public URL kept on purpose: suppressed, with the reason, and it stays suppressed.
     let url = findings(&s, "Warden.Url.1", ":function:exposed").remove(0);
     let identifier = json!([{ "Id": url["Id"], "ProductArn": url["ProductArn"] }]).to_string();
