@@ -13,7 +13,9 @@
 //! - `AWS::KMS::Key` (id: the key id): `KeyMetadata`, the key policy, rotation;
 //! - `AWS::SecretsManager::Secret` (id: the name): metadata only, never a value;
 //! - `AWS::EC2::SecurityGroup` (id: `sg-...`): its rules;
-//! - `AWS::Lambda::CodeSigningConfig` (id: `csc-...`): its publishers and policy.
+//! - `AWS::Lambda::CodeSigningConfig` (id: `csc-...`): its publishers and policy;
+//! - `AWS::Lambda::LayerVersion` (id: `NAME:VERSION`): its description, runtimes, code
+//!   digest and permission policy.
 //!
 //! A resource a call created is found in its answer (an `...Arn` member), since
 //! authorization could not name it before it existed.
@@ -70,6 +72,7 @@ pub const RECORDED_TYPES: &[&str] = &[
     "AWS::SecretsManager::Secret",
     "AWS::EC2::SecurityGroup",
     "AWS::Lambda::CodeSigningConfig",
+    "AWS::Lambda::LayerVersion",
 ];
 
 fn any_target(
@@ -323,6 +326,46 @@ fn secret_snapshot(state: &ApiState, arn: &str) -> Option<Snapshot> {
     })
 }
 
+/// A layer version (`layer:NAME:VERSION`): its description, runtimes, code digest and
+/// permission policy. A layer ARN without a version names no configuration.
+async fn layer_snapshot(state: &ApiState, rest: &str) -> Option<Snapshot> {
+    let mut parts = rest.split(':').skip(1);
+    let name = parts.next()?;
+    let version: u64 = parts.next()?.parse().ok()?;
+    let layer = warden_types::layer::LayerName::new(name).ok()?;
+    let configuration = match state.control.get_layer_version(&layer, version).await {
+        Ok(v) => {
+            let policy = state
+                .control
+                .layer_policy_document(&layer, version)
+                .await
+                .ok()
+                .flatten()
+                .map(|p| policy_json(&p));
+            Some(json!({
+                "LayerName": name,
+                "Version": version,
+                "Description": v.description,
+                "CompatibleRuntimes": v.compatible_runtimes,
+                "CompatibleArchitectures": v.compatible_architectures,
+                "LicenseInfo": v.license_info,
+                "CodeSha256": v.code_sha256,
+                "CodeSize": v.code_size,
+                "Policy": policy,
+            }))
+        }
+        Err(_) => None,
+    };
+    Some(Snapshot {
+        resource_type: "AWS::Lambda::LayerVersion",
+        id: format!("{name}:{version}"),
+        name: format!("{name}:{version}"),
+        configuration,
+        supplementary: json!({}),
+        tags: json!({}),
+    })
+}
+
 fn code_signing_snapshot(state: &ApiState, arn: &str) -> Option<Snapshot> {
     let id = arn.rsplit(':').next()?.to_owned();
     let signing = state.control.code_signing().ok()?;
@@ -392,6 +435,7 @@ async fn snapshot(state: &ApiState, arn: &str) -> Option<Snapshot> {
     };
     match *service {
         "lambda" if rest.starts_with("code-signing-config:") => code_signing_snapshot(state, arn),
+        "lambda" if rest.starts_with("layer:") => layer_snapshot(state, rest).await,
         "lambda" => {
             let mut segments = rest.split(':');
             if segments.next() != Some("function") {

@@ -398,7 +398,9 @@ async fn gather(
             .map_err(ApiError::internal)?;
         for k in keys {
             if !k.is_aws_managed() && k.record.deletion_ms.is_none() {
-                facts.keys.push((k.arn.clone(), k.record.rotation.is_some()));
+                facts
+                    .keys
+                    .push((k.arn.clone(), k.record.rotation.is_some()));
             }
         }
         match next {

@@ -651,6 +651,46 @@ fn configuration_history_records_each_change_with_the_call_that_made_it() {
     ]);
     assert_eq!(live["resourceIdentifiers"], json!([]));
 
+    // A layer version: published, then shared with another account.
+    let zip = format!("fileb://{}", fixture_zip().display());
+    s.aws(&[
+        "lambda",
+        "publish-layer-version",
+        "--layer-name",
+        "shared",
+        "--zip-file",
+        &zip,
+    ]);
+    s.aws(&[
+        "lambda",
+        "add-layer-version-permission",
+        "--layer-name",
+        "shared",
+        "--version-number",
+        "1",
+        "--statement-id",
+        "partner",
+        "--action",
+        "lambda:GetLayerVersion",
+        "--principal",
+        "210987654321",
+    ]);
+    let layer = s.aws(&[
+        "configservice",
+        "get-resource-config-history",
+        "--resource-type",
+        "AWS::Lambda::LayerVersion",
+        "--resource-id",
+        "shared:1",
+    ]);
+    let items = layer["configurationItems"].as_array().unwrap();
+    assert_eq!(items.len(), 2, "{layer:#}");
+    assert!(items[0]["configuration"]
+        .as_str()
+        .unwrap()
+        .contains("210987654321"));
+    assert_eq!(items[1]["configurationItemStatus"], "ResourceDiscovered");
+
     // Refusals, with AWS Config's codes.
     let e = s.aws_err(&[
         "configservice",
