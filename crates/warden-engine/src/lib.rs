@@ -203,9 +203,14 @@ impl EgressPolicies for LoopbackOnly {
 const MAX_INSTANCE_AGE: Duration = Duration::from_secs(11 * 3600);
 
 /// How long a cold start waits for an idle instance it evicted to be gone (its memory is
-/// counted until then) before it evicts another one, and at most for instances already
-/// being ended to give their memory back.
+/// counted until then) before it evicts another one.
 const EVICTION_DEADLINE: Duration = Duration::from_secs(5);
+
+/// How long a cold start waits in all for memory that instances being ended (evicted by
+/// it, retired, timed out) will give back, before it is refused: on a loaded host an
+/// instance's teardown can outlast [`EVICTION_DEADLINE`], and the memory it holds still
+/// comes back.
+const RECLAIM_PATIENCE: Duration = Duration::from_secs(30);
 
 /// Why an invocation could not even start; function failures are not errors, they are
 /// [`InvokeResponse`]s with `function_error` set.
@@ -734,7 +739,7 @@ impl Engine {
     ) -> Result<MemoryGrant, ThrottleReason> {
         let budget = &self.inner.memory;
         let cost = memory::instance_cost_mb(config.memory_mb, config.ephemeral_storage_mb);
-        let patience = tokio::time::Instant::now() + EVICTION_DEADLINE;
+        let patience = tokio::time::Instant::now() + RECLAIM_PATIENCE;
         loop {
             let released = budget.released();
             if let Some(grant) = budget.try_reserve(cost) {
