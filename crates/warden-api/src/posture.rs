@@ -2,7 +2,7 @@
 //! `warden_findings::FindingStore`, served as Security Hub's `GetFindings` and
 //! `BatchUpdateFindings` (rest-json, signing name `securityhub`).
 //!
-//! **When.** After every call that changed something (a flag [`Posture::changed`] sets,
+//! **When.** After every call that changed something ([`Posture::changed`] wakes the loop,
 //! which the evaluation loop picks up within a second) and every
 //! [`PostureSettings::every`] whatever happens, so that time-based controls (key age,
 //! inactivity) fire on their own.
@@ -18,7 +18,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 use warden_controls::{evaluate, statements, strings, Facts, FunctionFacts, CONTROLS};
@@ -60,7 +60,6 @@ impl Default for PostureSettings {
 pub struct Posture {
     store: Arc<FindingStore>,
     settings: PostureSettings,
-    changed: AtomicBool,
     wake: tokio::sync::Notify,
     /// Known vulnerabilities per package (code and layers' digests), and the advisory
     /// database they were matched against (an import makes a new one).
@@ -84,7 +83,6 @@ impl Posture {
         Posture {
             store,
             settings,
-            changed: AtomicBool::new(true),
             wake: tokio::sync::Notify::new(),
             vulnerable: std::sync::Mutex::new((None, std::collections::HashMap::new())),
             last_micros: std::sync::atomic::AtomicU64::new(0),
@@ -94,7 +92,6 @@ impl Posture {
 
     /// Something changed: evaluate soon.
     pub fn changed(&self) {
-        self.changed.store(true, Ordering::Release);
         self.wake.notify_one();
     }
 
@@ -497,7 +494,6 @@ pub async fn run(state: Arc<ApiState>) {
         let _ = tokio::time::timeout(posture.settings.every, posture.wake.notified()).await;
         // Changes come in bursts (a deploy is several calls): let them settle.
         tokio::time::sleep(Duration::from_millis(500)).await;
-        posture.changed.store(false, Ordering::Release);
         if let Err(e) = evaluate_now(&state).await {
             tracing::warn!(error = %e.message, "posture evaluation failed");
         }

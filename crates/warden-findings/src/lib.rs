@@ -19,5 +19,5 @@ mod store;
 
 pub use store::{
     Comparison, Error, Field, Filter, Finding, FindingStore, Observed, Reconciled, Workflow,
-    MAX_RESULTS,
+    MAX_FINDINGS, MAX_RESULTS,
 };

@@ -8,6 +8,8 @@ use rusqlite::{params, Connection, OptionalExtension};
 
 /// The most findings one page holds.
 pub const MAX_RESULTS: u32 = 100;
+/// The most findings kept; past it, archived (resolved) findings go, oldest first.
+pub const MAX_FINDINGS: i64 = 100_000;
 
 const MIGRATIONS: &[&str] = &["
 CREATE TABLE finding (
@@ -352,6 +354,18 @@ impl FindingStore {
                 .map_err(store("resolving a finding"))?;
                 out.resolved.push(id);
             }
+        }
+        // Bounded: findings of resources long gone (a caller churning names) are forgotten,
+        // the oldest archived first, past MAX_FINDINGS.
+        let count: i64 = tx
+            .query_row("SELECT COUNT(*) FROM finding", [], |r| r.get(0))
+            .map_err(store("counting findings"))?;
+        if count > MAX_FINDINGS {
+            tx.execute(
+                "DELETE FROM finding WHERE id IN (SELECT id FROM finding WHERE record_state = 'ARCHIVED' ORDER BY updated_ms LIMIT ?1)",
+                [count - MAX_FINDINGS],
+            )
+            .map_err(store("bounding findings"))?;
         }
         tx.commit().map_err(store("committing findings"))?;
         Ok(out)
