@@ -1,5 +1,6 @@
 //! The delivery worker: a tokio task that takes due rows from the outbox, delivers them
-//! (HTTP POST, or a Lambda invocation through the binary's [`LambdaTarget`]), deletes a
+//! (HTTP POST, over TLS for `https` (see [`crate::tls`]), or a Lambda invocation through
+//! the binary's [`LambdaTarget`]), deletes a
 //! row once delivered, reschedules a failure by its [`RetryPolicy`], and moves a row whose
 //! last retry failed to the dead-letter table.
 //!
@@ -31,6 +32,7 @@ use crate::model::{now_ms, parse_http_endpoint, HttpEndpoint, Protocol};
 use crate::policy::{effective_http, RetryPolicy};
 use crate::signing::Signer;
 use crate::store::{Job, MessageKind, Store};
+use crate::tls::{TlsClient, TrustSettings};
 use crate::Sns;
 
 /// How long one delivery may take: resolving, connecting, sending and the response (or
@@ -96,6 +98,9 @@ pub struct DeliveryConfig {
     pub timeout: Duration,
     /// Which addresses HTTP deliveries may reach. Default: none (all allowed).
     pub endpoint_guard: Option<Arc<dyn EndpointGuard>>,
+    /// The TLS client of `https` deliveries. Default: one trusting the host's certificate
+    /// store. Without one, `https` deliveries fail (and are retried, then dead-lettered).
+    pub tls: Option<TlsClient>,
 }
 
 impl Default for DeliveryConfig {
@@ -106,6 +111,12 @@ impl Default for DeliveryConfig {
             max_concurrency: MAX_CONCURRENT_DELIVERIES,
             timeout: DELIVERY_TIMEOUT,
             endpoint_guard: None,
+            tls: TlsClient::new(&TrustSettings {
+                system_roots: true,
+                ca_file: None,
+            })
+            .map_err(|e| tracing::warn!(error = %e, "https deliveries have no TLS client"))
+            .ok(),
         }
     }
 }
@@ -118,6 +129,7 @@ impl std::fmt::Debug for DeliveryConfig {
             .field("max_concurrency", &self.max_concurrency)
             .field("timeout", &self.timeout)
             .field("endpoint_guard", &self.endpoint_guard.is_some())
+            .field("tls", &self.tls)
             .finish()
     }
 }
@@ -327,7 +339,7 @@ async fn attempt(worker: &Worker, job: &Job) -> (Outcome, RetryPolicy) {
         return (Outcome::Dropped, worker.config.http_retry);
     }
     match protocol {
-        Protocol::Http => {
+        Protocol::Http | Protocol::Https => {
             let (retry, content_type) = effective_http(
                 job.subscription_policy.as_deref(),
                 job.topic_policy.as_deref(),
@@ -343,7 +355,12 @@ async fn attempt(worker: &Worker, job: &Job) -> (Outcome, RetryPolicy) {
             };
             let outcome = match tokio::time::timeout(
                 worker.config.timeout,
-                post(&endpoint, delivery, worker.config.endpoint_guard.as_deref()),
+                post(
+                    &endpoint,
+                    delivery,
+                    worker.config.endpoint_guard.as_deref(),
+                    worker.config.tls.as_ref(),
+                ),
             )
             .await
             {
@@ -405,11 +422,12 @@ impl<T> Drop for AbortOnDrop<T> {
     }
 }
 
-/// POSTs one delivery; `Ok` on a 2xx answer.
+/// POSTs one delivery, over TLS to an `https` endpoint; `Ok` on a 2xx answer.
 async fn post(
     endpoint: &HttpEndpoint,
     delivery: HttpDelivery,
     guard: Option<&dyn EndpointGuard>,
+    tls: Option<&TlsClient>,
 ) -> Result<(), String> {
     let host = endpoint
         .host
@@ -447,7 +465,20 @@ async fn post(
         }
     }
     let stream = stream.ok_or(last_error)?;
-    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+    if !endpoint.tls {
+        return exchange(stream, endpoint, delivery).await;
+    }
+    let tls = tls.ok_or("this server has no TLS client for https deliveries")?;
+    let stream = tls.connect(&host, stream).await?;
+    exchange(stream, endpoint, delivery).await
+}
+
+/// Sends the delivery's request over `io` and reads the answer.
+async fn exchange<IO>(io: IO, endpoint: &HttpEndpoint, delivery: HttpDelivery) -> Result<(), String>
+where
+    IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(io))
         .await
         .map_err(|e| format!("starting HTTP: {e}"))?;
     let _conn = AbortOnDrop(tokio::spawn(async move {

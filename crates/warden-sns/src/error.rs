@@ -10,7 +10,7 @@ use crate::xml::{escape, NAMESPACE};
 /// The client-facing variants carry a message that names what was wrong (a parameter, a
 /// protocol, a limit) and never a secret: confirmation tokens and the signing key are never
 /// put into an error. The internal variants ([`SnsError::Open`], [`SnsError::Store`],
-/// [`SnsError::Signing`], [`SnsError::Damaged`], [`SnsError::Config`], [`SnsError::Task`]) are rendered to clients as a generic
+/// [`SnsError::Signing`], [`SnsError::Damaged`], [`SnsError::Config`], [`SnsError::Task`], [`SnsError::Tls`]) are rendered to clients as a generic
 /// `InternalError`; their text is for the server log.
 #[derive(Debug, thiserror::Error)]
 pub enum SnsError {
@@ -76,6 +76,9 @@ pub enum SnsError {
     /// A background task (a blocking store call of the deliverer) did not complete.
     #[error("an SNS background task failed: {0}")]
     Task(String),
+    /// The TLS client of https deliveries could not be built (an unreadable CA file).
+    #[error("the TLS client of https deliveries: {0}")]
+    Tls(String),
 }
 
 impl SnsError {
@@ -96,7 +99,8 @@ impl SnsError {
             | SnsError::Signing(_)
             | SnsError::Damaged(_)
             | SnsError::Config(_)
-            | SnsError::Task(_) => "InternalError",
+            | SnsError::Task(_)
+            | SnsError::Tls(_) => "InternalError",
         }
     }
 
@@ -117,7 +121,8 @@ impl SnsError {
             | SnsError::Signing(_)
             | SnsError::Damaged(_)
             | SnsError::Config(_)
-            | SnsError::Task(_) => 500,
+            | SnsError::Task(_)
+            | SnsError::Tls(_) => 500,
         }
     }
 

@@ -1,13 +1,13 @@
-//! The core of an Amazon SNS subset for Warden: topics, `http` and `lambda` subscriptions,
-//! and durable at-least-once delivery in SNS's signed message format. The API layer (HTTP,
-//! SigV4, IAM) and the Lambda engine are wired in by the binary.
+//! The core of an Amazon SNS subset for Warden: topics, `http`, `https` and `lambda`
+//! subscriptions, and durable at-least-once delivery in SNS's signed message format. The
+//! API layer (HTTP, SigV4, IAM) and the Lambda engine are wired in by the binary.
 //!
 //! - [`query`] — the query-protocol surface: [`Sns::handle`] (form parameters in, XML out),
 //!   [`authorization`] (what to authorize first), the XML error document.
 //! - [`store`] — `sns.db` (through `warden-sqlite`: 0600, WAL, synchronous FULL): topics,
 //!   subscriptions, the outbox of deliveries, dead letters, the signing key.
-//! - [`deliver`] — the [`Deliverer`]: HTTP POSTs and Lambda invocations, retries by
-//!   [`RetryPolicy`], dead letters.
+//! - [`deliver`] — the [`Deliverer`]: HTTP POSTs (over TLS for `https`, see [`tls`]) and
+//!   Lambda invocations, retries by [`RetryPolicy`], dead letters.
 //! - [`message`] / [`signing`] — the JSON bodies, headers and Lambda event, signed with
 //!   SignatureVersion 2 (SHA256withRSA) by a key generated on first start, with a
 //!   self-signed certificate served at `SigningCertURL`.
@@ -47,9 +47,9 @@
 //! | ListTopics | `sns:ListTopics` on `*` | nothing; lists the caller's account's topics in the region |
 //! | GetTopicAttributes | `sns:GetTopicAttributes` on the topic | nothing; shows attributes including `Policy` |
 //! | SetTopicAttributes | `sns:SetTopicAttributes` on the topic | `DisplayName`, `DeliveryPolicy`, and `Policy`, which governs every other call on the topic: grant it as an administrative right |
-//! | Subscribe | `sns:Subscribe` on the topic | adds a subscription owned by the caller; for `http`, the endpoint receives one SubscriptionConfirmation and nothing else until confirmed; `lambda` is confirmed at once (the binary's [`LambdaTarget`] decides whether the topic may invoke the function) |
+//! | Subscribe | `sns:Subscribe` on the topic | adds a subscription owned by the caller; for `http` and `https`, the endpoint receives one SubscriptionConfirmation and nothing else until confirmed; `lambda` is confirmed at once (the binary's [`LambdaTarget`] decides whether the topic may invoke the function) |
 //! | ConfirmSubscription | `sns:ConfirmSubscription` on the topic; or unauthenticated through the SubscribeURL ([`Sns::confirm_via_url`]), where the token is the credential | confirms the pending subscription the token belongs to (or restores one an UnsubscribeConfirmation was sent for); sets `AuthenticateOnUnsubscribe` |
-//! | Unsubscribe | `sns:Unsubscribe` on the subscription's topic (the API layer may also let the subscription's owner, [`Sns::subscription_owner`]); or unauthenticated through the UnsubscribeURL ([`Sns::unsubscribe_via_url`]). A subscription confirmed with `AuthenticateOnUnsubscribe` is removed only by its owner's or its topic owner's authenticated call | deletes the subscription (pending ones too, unlike SNS: the per-topic bound makes them worth removing) and its undelivered messages; when no authentication was required and the caller is not the owner, a confirmed `http` one is sent an UnsubscribeConfirmation |
+//! | Unsubscribe | `sns:Unsubscribe` on the subscription's topic (the API layer may also let the subscription's owner, [`Sns::subscription_owner`]); or unauthenticated through the UnsubscribeURL ([`Sns::unsubscribe_via_url`]). A subscription confirmed with `AuthenticateOnUnsubscribe` is removed only by its owner's or its topic owner's authenticated call | deletes the subscription (pending ones too, unlike SNS: the per-topic bound makes them worth removing) and its undelivered messages; when no authentication was required and the caller is not the owner, a confirmed `http` or `https` one is sent an UnsubscribeConfirmation |
 //! | ListSubscriptions | `sns:ListSubscriptions` on `*` | nothing; lists subscriptions the caller's account owns |
 //! | ListSubscriptionsByTopic | `sns:ListSubscriptionsByTopic` on the topic | nothing; lists every subscription of the topic (endpoints included) |
 //! | GetSubscriptionAttributes | `sns:GetSubscriptionAttributes` on the subscription's topic | nothing |
@@ -63,8 +63,8 @@
 //! # Supported and refused
 //!
 //! Refused by name rather than ignored: FIFO topics (`.fifo` names, `FifoTopic`,
-//! `MessageGroupId`, `MessageDeduplicationId`), protocols other than `http` and `lambda`
-//! (`https` among them: the workspace has no TLS client), SMS and platform endpoints
+//! `MessageGroupId`, `MessageDeduplicationId`), protocols other than `http`, `https` and
+//! `lambda` (`email` and `email-json` among them: no SMTP relay), SMS and platform endpoints
 //! (`PhoneNumber`, `TargetArn` other than a topic), topic attributes other than
 //! `DisplayName`, `Policy`, `DeliveryPolicy` and `SignatureVersion` 2, subscription
 //! attributes other than `RawMessageDelivery` and `DeliveryPolicy` (no filter policies, no
@@ -81,6 +81,7 @@ pub mod policy;
 pub mod query;
 pub mod signing;
 pub mod store;
+pub mod tls;
 mod xml;
 
 #[cfg(test)]

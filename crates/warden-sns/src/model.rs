@@ -144,25 +144,24 @@ pub fn validate_topic_name(name: &str) -> Result<(), SnsError> {
 pub enum Protocol {
     /// HTTP POST of SNS's JSON (or the raw message) to an `http://` URL.
     Http,
+    /// The same over TLS to an `https://` URL whose certificate verifies.
+    Https,
     /// An asynchronous invocation of a Lambda function with the SNS event.
     Lambda,
 }
 
 impl Protocol {
-    /// Parses the `Protocol` parameter. `https` and SNS's other protocols are refused by name.
+    /// Parses the `Protocol` parameter. SNS's other protocols are refused by name.
     pub fn parse(protocol: &str) -> Result<Protocol, SnsError> {
         match protocol {
             "http" => Ok(Protocol::Http),
+            "https" => Ok(Protocol::Https),
             "lambda" => Ok(Protocol::Lambda),
-            "https" => Err(invalid(
-                "Protocol https is not supported: this SNS has no TLS client, so it cannot \
-                 deliver to https endpoints (supported: http, lambda)",
-            )),
             "email" | "email-json" | "sms" | "sqs" | "application" | "firehose" => Err(invalid(
-                format!("Protocol {protocol} is not supported (supported: http, lambda)"),
+                format!("Protocol {protocol} is not supported (supported: http, https, lambda)"),
             )),
             other => Err(invalid(format!(
-                "Protocol: `{}` is not a protocol (supported: http, lambda)",
+                "Protocol: `{}` is not a protocol (supported: http, https, lambda)",
                 shown(other)
             ))),
         }
@@ -172,17 +171,31 @@ impl Protocol {
     pub fn as_str(self) -> &'static str {
         match self {
             Protocol::Http => "http",
+            Protocol::Https => "https",
             Protocol::Lambda => "lambda",
         }
     }
+
+    /// True for the protocols that POST to a URL (`http` and `https`): they share the
+    /// message format, confirmations, raw delivery and delivery policies.
+    pub fn is_web(self) -> bool {
+        matches!(self, Protocol::Http | Protocol::Https)
+    }
+
+    /// True if the stored protocol name `name` is a web protocol.
+    pub(crate) fn is_web_name(name: &str) -> bool {
+        Protocol::parse(name).is_ok_and(Protocol::is_web)
+    }
 }
 
-/// A checked `http://` endpoint.
+/// A checked `http://` or `https://` endpoint.
 #[derive(Clone, Debug)]
 pub(crate) struct HttpEndpoint {
+    /// True for `https://`: the exchange runs over TLS.
+    pub tls: bool,
     /// The host as written (an IPv6 literal keeps its brackets).
     pub host: String,
-    /// The port (80 when the URL has none).
+    /// The port (80, or 443 for `https`, when the URL has none).
     pub port: u16,
     /// The `Host` header: the URL's authority.
     pub authority: String,
@@ -190,8 +203,8 @@ pub(crate) struct HttpEndpoint {
     pub path_and_query: String,
 }
 
-/// Checks an `http` subscription's endpoint: an absolute `http://` URL with a host, no
-/// credentials and no fragment, at most [`MAX_ENDPOINT_BYTES`] long.
+/// Checks a web subscription's endpoint: an absolute `http://` or `https://` URL with a
+/// host, no credentials and no fragment, at most [`MAX_ENDPOINT_BYTES`] long.
 pub(crate) fn parse_http_endpoint(endpoint: &str) -> Result<HttpEndpoint, SnsError> {
     if endpoint.len() > MAX_ENDPOINT_BYTES {
         return Err(invalid(format!(
@@ -204,16 +217,12 @@ pub(crate) fn parse_http_endpoint(endpoint: &str) -> Result<HttpEndpoint, SnsErr
     }
     let uri: http::Uri = endpoint
         .parse()
-        .map_err(|_| bad("is not a URL beginning with http://"))?;
-    match uri.scheme_str() {
-        Some("http") => {}
-        Some("https") => {
-            return Err(bad(
-                "is an https URL, which this SNS cannot deliver to (it has no TLS client)",
-            ))
-        }
-        _ => return Err(bad("is not a URL beginning with http://")),
-    }
+        .map_err(|_| bad("is not a URL beginning with http:// or https://"))?;
+    let tls = match uri.scheme_str() {
+        Some("http") => false,
+        Some("https") => true,
+        _ => return Err(bad("is not a URL beginning with http:// or https://")),
+    };
     let authority = uri
         .authority()
         .ok_or_else(|| bad("has no host"))?
@@ -228,7 +237,7 @@ pub(crate) fn parse_http_endpoint(endpoint: &str) -> Result<HttpEndpoint, SnsErr
     if host.is_empty() {
         return Err(bad("has no host"));
     }
-    let port = uri.port_u16().unwrap_or(80);
+    let port = uri.port_u16().unwrap_or(if tls { 443 } else { 80 });
     if port == 0 {
         return Err(bad("has port 0"));
     }
@@ -238,11 +247,26 @@ pub(crate) fn parse_http_endpoint(endpoint: &str) -> Result<HttpEndpoint, SnsErr
         .filter(|p| !p.is_empty())
         .unwrap_or_else(|| "/".to_owned());
     Ok(HttpEndpoint {
+        tls,
         host,
         port,
         authority,
         path_and_query,
     })
+}
+
+/// Checks the endpoint of a subscription to `protocol`, a web protocol: its URL's scheme
+/// must be the protocol's.
+pub(crate) fn check_web_endpoint(protocol: Protocol, endpoint: &str) -> Result<(), SnsError> {
+    let parsed = parse_http_endpoint(endpoint)?;
+    if parsed.tls != (protocol == Protocol::Https) {
+        return Err(invalid(format!(
+            "Endpoint must match the specified protocol: a {} subscription needs a {}:// URL",
+            protocol.as_str(),
+            protocol.as_str()
+        )));
+    }
+    Ok(())
 }
 
 /// Checks a `lambda` subscription's endpoint:
@@ -608,9 +632,9 @@ mod tests {
     #[test]
     fn protocols_refused_by_name() {
         assert_eq!(Protocol::parse("http").ok(), Some(Protocol::Http));
+        assert_eq!(Protocol::parse("https").ok(), Some(Protocol::Https));
         assert_eq!(Protocol::parse("lambda").ok(), Some(Protocol::Lambda));
         for p in [
-            "https",
             "email",
             "email-json",
             "sms",
@@ -635,9 +659,26 @@ mod tests {
         let e = parse_http_endpoint("http://example.com").expect("valid");
         assert_eq!((e.port, e.path_and_query.as_str()), (80, "/"));
         let e = parse_http_endpoint("http://[::1]:81/").expect("valid");
-        assert_eq!((e.host.as_str(), e.port), ("[::1]", 81));
+        assert_eq!((e.host.as_str(), e.port, e.tls), ("[::1]", 81, false));
+        let e = parse_http_endpoint("https://example.com/hook").expect("valid");
+        assert_eq!(
+            (e.port, e.tls, e.path_and_query.as_str()),
+            (443, true, "/hook")
+        );
+        assert!(check_web_endpoint(Protocol::Https, "https://example.com/").is_ok());
+        assert!(check_web_endpoint(Protocol::Http, "http://example.com/").is_ok());
+        for (protocol, url) in [
+            (Protocol::Http, "https://example.com/"),
+            (Protocol::Https, "http://example.com/"),
+        ] {
+            let e = check_web_endpoint(protocol, url).expect_err(url);
+            assert!(
+                e.to_string().contains("must match the specified protocol"),
+                "{e}"
+            );
+        }
         for bad in [
-            "https://example.com/",
+            "https://user:pw@example.com/",
             "ftp://example.com/",
             "example.com",
             "/relative",

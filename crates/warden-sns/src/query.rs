@@ -20,7 +20,7 @@ use base64::Engine;
 
 use crate::error::{invalid, SnsError};
 use crate::model::{
-    check_account, check_lambda_endpoint, check_region, parse_http_endpoint, shown,
+    check_account, check_lambda_endpoint, check_region, check_web_endpoint, shown,
     subscription_topic, validate_display_name, validate_message_attributes, validate_subject,
     validate_tags, validate_topic_name, Protocol, RawMessageAttribute, TopicArn,
 };
@@ -463,17 +463,17 @@ fn subscription_attribute(
     match name {
         "RawMessageDelivery" => {
             let raw = parse_bool("RawMessageDelivery", value)?;
-            if raw && protocol != Protocol::Http {
+            if raw && !protocol.is_web() {
                 return Err(invalid(
-                    "RawMessageDelivery: raw delivery is for http subscriptions only",
+                    "RawMessageDelivery: raw delivery is for http and https subscriptions only",
                 ));
             }
             Ok(SubscriptionField::RawMessageDelivery)
         }
         "DeliveryPolicy" => {
-            if protocol != Protocol::Http {
+            if !protocol.is_web() {
                 return Err(invalid(
-                    "DeliveryPolicy: a delivery policy is for http subscriptions only",
+                    "DeliveryPolicy: a delivery policy is for http and https subscriptions only",
                 ));
             }
             if !value.is_empty() {
@@ -748,9 +748,7 @@ impl Sns {
         let protocol = Protocol::parse(p.req("Protocol")?)?;
         let endpoint = p.req("Endpoint")?;
         match protocol {
-            Protocol::Http => {
-                parse_http_endpoint(endpoint)?;
-            }
+            Protocol::Http | Protocol::Https => check_web_endpoint(protocol, endpoint)?,
             Protocol::Lambda => check_lambda_endpoint(endpoint)?,
         }
         let mut raw = None;
@@ -873,7 +871,7 @@ impl Sns {
         if let Some(policy) = &s.delivery_policy {
             attrs.push(("DeliveryPolicy".to_owned(), policy.clone()));
         }
-        if s.protocol == Protocol::Http.as_str() {
+        if Protocol::is_web_name(&s.protocol) {
             let topic_policy = self
                 .store
                 .topic(&s.topic_arn)?

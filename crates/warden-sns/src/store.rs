@@ -233,7 +233,7 @@ pub struct Subscription {
     pub topic_arn: String,
     /// The subscriber's account.
     pub owner: String,
-    /// `http` or `lambda`.
+    /// `http`, `https` or `lambda`.
     pub protocol: String,
     /// The URL or function ARN.
     pub endpoint: String,
@@ -317,7 +317,7 @@ pub struct DeadLetter {
     pub topic_arn: String,
     /// The subscription the delivery was for.
     pub subscription_arn: String,
-    /// `http` or `lambda`.
+    /// `http`, `https` or `lambda`.
     pub protocol: String,
     /// The URL or function ARN.
     pub endpoint: String,
@@ -982,7 +982,7 @@ impl Store {
                 }
             }
             let notify = s.confirmed
-                && s.protocol == Protocol::Http.as_str()
+                && Protocol::is_web_name(&s.protocol)
                 && !s.auth_on_unsubscribe
                 && requester != Some(s.owner.as_str());
             tx.execute("DELETE FROM deliveries WHERE subscription_arn = ?1", [arn])
@@ -1014,7 +1014,7 @@ impl Store {
                     MessageKind::UnsubscribeConfirmation,
                     &s.topic_arn,
                     &s.arn,
-                    Protocol::Http,
+                    Protocol::parse(&s.protocol).unwrap_or(Protocol::Http),
                     &s.endpoint,
                     &token,
                     now,

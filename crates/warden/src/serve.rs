@@ -41,11 +41,15 @@ pub struct ServeArgs {
     /// Requests one function URL serves at once; beyond it 429.
     #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..=100_000))]
     url_max_in_flight: u32,
-    /// A network SNS may deliver `http` notifications to (repeatable). By default only
-    /// loopback, so that whoever may subscribe cannot make the server reach other hosts;
-    /// name the networks of your webhook receivers (`10.1.0.0/16`).
+    /// A network SNS may deliver `http` and `https` notifications to (repeatable). By
+    /// default only loopback, so that whoever may subscribe cannot make the server reach
+    /// other hosts; name the networks of your webhook receivers (`10.1.0.0/16`).
     #[arg(long = "sns-allow-network", value_name = "CIDR", default_values = ["127.0.0.0/8", "::1/128"])]
     sns_allow_network: Vec<ipnet::IpNet>,
+    /// A PEM file of certificate authorities SNS trusts for `https` endpoints, besides
+    /// the host's certificate store (an internal CA; the only trust on an air-gapped host).
+    #[arg(long = "sns-ca-file", value_name = "PEM")]
+    sns_ca_file: Option<PathBuf>,
     /// What a known vulnerability in a deployed package (function code or layer) does:
     /// `warn` (logged; the deploy proceeds), `block:low|medium|high|critical` (a finding
     /// rated at or above it refuses the deploy), or `off` (no scanning). Packages are
@@ -275,6 +279,13 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
                 .map_err(|e| anyhow::anyhow!("--dependency-scan: {e}, or off"))?,
         ),
     };
+    // SNS's TLS client for https endpoints: a CA file that cannot be used stops the start,
+    // rather than every https delivery failing later.
+    let sns_tls = warden_sns::tls::TlsClient::new(&warden_sns::tls::TrustSettings {
+        system_roots: true,
+        ca_file: args.sns_ca_file.clone(),
+    })
+    .map_err(|e| anyhow::anyhow!("--sns-ca-file: {e}"))?;
     let listeners = [
         Some(args.listen),
         Some(args.url_listen),
@@ -599,6 +610,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
                 endpoint_guard: Some(Arc::new(crate::sns::AllowedNetworks(
                     args.sns_allow_network.clone(),
                 ))),
+                tls: Some(sns_tls),
                 ..Default::default()
             },
         );

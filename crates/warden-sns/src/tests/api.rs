@@ -384,8 +384,19 @@ fn subscribe_refusals_name_what_they_refuse() {
             None,
             "Protocol firehose",
         ),
-        ("https", "https://example.com/", None, "Protocol https"),
-        ("http", "https://example.com/", None, "https URL"),
+        ("email-json", "ops@example.com", None, "Protocol email-json"),
+        (
+            "http",
+            "https://example.com/",
+            None,
+            "must match the specified protocol",
+        ),
+        (
+            "https",
+            "http://example.com/",
+            None,
+            "must match the specified protocol",
+        ),
         ("http", "http://user:pw@example.com/", None, "credentials"),
         ("http", "not a url", None, "Endpoint"),
         (

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use super::signature::verify_http_body;
 use super::{
     call, create_topic, eventually, fast_config, next_invocation, open, url_query, xml_value,
-    Endpoint, FakeLambda, Received,
+    Endpoint, FakeLambda, Received, TlsIdentity,
 };
 use crate::{Deliverer, Sns};
 
@@ -17,9 +17,14 @@ async fn subscribe_http(
     endpoint: &mut Endpoint,
     attrs: &[(&str, &str)],
 ) -> Received {
+    let protocol = if endpoint.url.starts_with("https:") {
+        "https"
+    } else {
+        "http"
+    };
     let mut params = vec![
         ("TopicArn", topic),
-        ("Protocol", "http"),
+        ("Protocol", protocol),
         ("Endpoint", endpoint.url.as_str()),
     ];
     params.extend_from_slice(attrs);
@@ -490,6 +495,97 @@ async fn raw_delivery_redirects_and_the_guard() {
         guarded.received.try_recv().is_err(),
         "nothing reached the guarded endpoint"
     );
+    deliverer.stop().await;
+}
+
+#[tokio::test]
+async fn https_deliveries_verify_the_endpoint_certificate() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let sns = open(dir.path());
+    let topic = create_topic(&sns, "secure");
+    let identity = TlsIdentity::new();
+    let mut endpoint = Endpoint::start_tls(&[], 200, &identity).await;
+    let config = crate::DeliveryConfig {
+        tls: Some(identity.client()),
+        ..fast_config(0)
+    };
+    let deliverer = Deliverer::start(&sns, FakeLambda::new(0).0, config);
+    let confirmation = subscribe_http(&sns, &topic, &mut endpoint, &[]).await;
+    assert_eq!(
+        confirmation.header("x-amz-sns-message-type"),
+        Some("SubscriptionConfirmation")
+    );
+    visit_subscribe_url(&sns, &confirmation);
+    call(
+        &sns,
+        "Publish",
+        &[("TopicArn", &topic), ("Message", "over tls")],
+    )
+    .expect("publish");
+    let notification = endpoint.next().await;
+    let json = notification.json();
+    assert_eq!(json["Message"], "over tls");
+    verify_http_body(&sns, &json);
+    deliverer.stop().await;
+
+    // A client that does not trust the endpoint's authority sends it nothing: the
+    // handshake fails, and the delivery ends in the dead letters saying why.
+    let stranger = TlsIdentity::new();
+    let mut untrusted = Endpoint::start_tls(&[], 200, &stranger).await;
+    let config = crate::DeliveryConfig {
+        tls: Some(identity.client()),
+        ..fast_config(0)
+    };
+    let deliverer = Deliverer::start(&sns, FakeLambda::new(0).0, config);
+    call(
+        &sns,
+        "Subscribe",
+        &[
+            ("TopicArn", &topic),
+            ("Protocol", "https"),
+            ("Endpoint", &untrusted.url),
+        ],
+    )
+    .expect("subscribe");
+    let refused = || {
+        sns.dead_letters(&topic)
+            .expect("dead")
+            .into_iter()
+            .find(|d| d.endpoint == untrusted.url)
+    };
+    eventually(|| refused().is_some()).await;
+    let letter = refused().expect("a dead letter");
+    assert!(
+        letter.last_error.contains("TLS handshake") && letter.last_error.contains("certificate"),
+        "{}",
+        letter.last_error
+    );
+    assert!(
+        untrusted.received.try_recv().is_err(),
+        "nothing reached the untrusted endpoint"
+    );
+
+    // The scheme must match the protocol.
+    for (protocol, url) in [
+        ("http", endpoint.url.as_str()),
+        ("https", "http://127.0.0.1:1/"),
+    ] {
+        let e = call(
+            &sns,
+            "Subscribe",
+            &[
+                ("TopicArn", &topic),
+                ("Protocol", protocol),
+                ("Endpoint", url),
+            ],
+        )
+        .expect_err("mismatch");
+        assert_eq!(e.code(), "InvalidParameter");
+        assert!(
+            e.to_string().contains("must match the specified protocol"),
+            "{e}"
+        );
+    }
     deliverer.stop().await;
 }
 

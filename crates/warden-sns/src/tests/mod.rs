@@ -163,10 +163,33 @@ impl Endpoint {
 
     /// Like [`Endpoint::start`], holding each request `delay` before answering.
     pub(crate) async fn start_slow(script: &[u16], default: u16, delay: Duration) -> Endpoint {
+        Endpoint::serve(script, default, delay, None).await
+    }
+
+    /// Like [`Endpoint::start`], over TLS with `identity`'s certificate, at
+    /// `https://localhost:PORT/hook`.
+    pub(crate) async fn start_tls(
+        script: &[u16],
+        default: u16,
+        identity: &TlsIdentity,
+    ) -> Endpoint {
+        Endpoint::serve(script, default, Duration::ZERO, Some(identity.acceptor())).await
+    }
+
+    async fn serve(
+        script: &[u16],
+        default: u16,
+        delay: Duration,
+        tls: Option<tokio_rustls::TlsAcceptor>,
+    ) -> Endpoint {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind");
-        let url = format!("http://{}/hook", listener.local_addr().expect("addr"));
+        let port = listener.local_addr().expect("addr").port();
+        let url = match tls {
+            Some(_) => format!("https://localhost:{port}/hook"),
+            None => format!("http://127.0.0.1:{port}/hook"),
+        };
         let (tx, received) = mpsc::unbounded_channel();
         let peak = Arc::new(AtomicUsize::new(0));
         let shared = Arc::new(Shared {
@@ -183,12 +206,23 @@ impl Endpoint {
                     return;
                 };
                 let shared = Arc::clone(&shared);
+                let tls = tls.clone();
                 tokio::spawn(async move {
                     let service =
                         hyper::service::service_fn(move |req| answer(Arc::clone(&shared), req));
-                    let _ = hyper::server::conn::http1::Builder::new()
-                        .serve_connection(TokioIo::new(stream), service)
-                        .await;
+                    let http = hyper::server::conn::http1::Builder::new();
+                    match tls {
+                        // A client that refuses the certificate ends the handshake: no
+                        // request arrives.
+                        Some(tls) => {
+                            if let Ok(stream) = tls.accept(stream).await {
+                                let _ = http.serve_connection(TokioIo::new(stream), service).await;
+                            }
+                        }
+                        None => {
+                            let _ = http.serve_connection(TokioIo::new(stream), service).await;
+                        }
+                    }
                 });
             }
         });
@@ -206,6 +240,55 @@ impl Endpoint {
             .await
             .expect("the endpoint received nothing within 30 s")
             .expect("the endpoint stopped")
+    }
+}
+
+/// A test certificate authority and a server certificate it issued for `localhost` and
+/// `127.0.0.1`.
+pub(crate) struct TlsIdentity {
+    pub ca_pem: String,
+    cert: rustls_pki_types::CertificateDer<'static>,
+    key: Vec<u8>,
+}
+
+impl TlsIdentity {
+    pub(crate) fn new() -> TlsIdentity {
+        let ca_key = rcgen::KeyPair::generate().expect("CA key");
+        let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).expect("params");
+        ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        let ca = rcgen::CertifiedIssuer::self_signed(ca_params, ca_key).expect("CA");
+        let key = rcgen::KeyPair::generate().expect("server key");
+        let params =
+            rcgen::CertificateParams::new(vec!["localhost".to_owned(), "127.0.0.1".to_owned()])
+                .expect("params");
+        let cert = params.signed_by(&key, &ca).expect("server certificate");
+        TlsIdentity {
+            ca_pem: ca.pem(),
+            cert: cert.der().clone(),
+            key: key.serialize_der(),
+        }
+    }
+
+    fn acceptor(&self) -> tokio_rustls::TlsAcceptor {
+        let provider = Arc::new(tokio_rustls::rustls::crypto::aws_lc_rs::default_provider());
+        let key = rustls_pki_types::PrivateKeyDer::Pkcs8(self.key.clone().into());
+        let config = tokio_rustls::rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .expect("versions")
+            .with_no_client_auth()
+            .with_single_cert(vec![self.cert.clone()], key)
+            .expect("server config");
+        tokio_rustls::TlsAcceptor::from(Arc::new(config))
+    }
+
+    /// A TLS client trusting this authority only.
+    pub(crate) fn client(&self) -> crate::tls::TlsClient {
+        use rustls_pki_types::pem::PemObject;
+        let mut roots = tokio_rustls::rustls::RootCertStore::empty();
+        for cert in rustls_pki_types::CertificateDer::pem_slice_iter(self.ca_pem.as_bytes()) {
+            roots.add(cert.expect("pem")).expect("root");
+        }
+        crate::tls::TlsClient::with_roots(roots).expect("client")
     }
 }
 

@@ -2,8 +2,10 @@
 //! SubscribeURL by a webhook receiver started here, notifications whose signatures verify
 //! against the certificate at SigningCertURL (checked with Python's `cryptography`, as a
 //! receiver would), a `lambda` subscription invoking a function, an Errors alarm that
-//! notifies the webhook through a topic, and the refusals (protocols not served, unknown
-//! parameters, no permission).
+//! notifies the webhook through a topic, an `https` subscription to a TLS receiver written
+//! in Python (OpenSSL, a different TLS stack from Warden's) whose CA the server was told to
+//! trust, while a receiver with an unknown CA gets no message, and the refusals (protocols
+//! not served, unknown parameters, no permission).
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpListener;
@@ -315,7 +317,7 @@ def expect(name, fn, **kw):
         errors[name] = None
     except botocore.exceptions.ClientError as e:
         errors[name] = [e.response["Error"]["Code"], e.response["ResponseMetadata"]["HTTPStatusCode"]]
-expect("https", sns.subscribe, TopicArn=topic, Protocol="https", Endpoint="https://example.test/x")
+expect("mismatch", sns.subscribe, TopicArn=topic, Protocol="https", Endpoint="http://example.test/x")
 expect("email", sns.subscribe, TopicArn=topic, Protocol="email", Endpoint="a@example.test")
 expect("fifo", sns.create_topic, Name="jobs.fifo", Attributes={"FifoTopic": "true"})
 expect("missing", sns.publish, TopicArn=topic.replace("orders", "ghost"), Message="x")
@@ -356,7 +358,7 @@ fn topics_deliver_to_functions_and_refuse_what_they_do_not_serve_with_boto3() {
     assert_eq!(
         out["errors"],
         json!({
-            "https": ["InvalidParameter", 400],
+            "mismatch": ["InvalidParameter", 400],
             "email": ["InvalidParameter", 400],
             "fifo": ["InvalidParameter", 400],
             "missing": ["NotFound", 404],
@@ -479,4 +481,250 @@ fn an_acknowledged_publish_is_delivered_after_a_kill_9() {
     let notification = hook.wait_for("Notification", Duration::from_secs(60));
     assert_eq!(notification["Message"], "survives-kill-9");
     verify(&s, &[notification]);
+}
+
+/// An HTTPS webhook receiver in Python: makes a certificate authority and a certificate
+/// for `localhost` issued by it (with `cryptography`), writes the CA to `ca.pem` in the
+/// directory it is given, serves TLS on a loopback port with Python's `ssl` (OpenSSL), and
+/// prints one JSON line per event: `{"port": N}` first, then `{"type", "body"}` per POST,
+/// or `{"handshake_error": ...}` when a client refuses the handshake.
+const TLS_RECEIVER: &str = r#"
+import datetime, json, os, socket, ssl, sys
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+
+out_dir = sys.argv[1]
+now = datetime.datetime.now(datetime.timezone.utc)
+def name(cn):
+    return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)])
+ca_key = ec.generate_private_key(ec.SECP256R1())
+ca_name = name(f"test ca {os.getpid()}")
+ca = (x509.CertificateBuilder().subject_name(ca_name).issuer_name(ca_name)
+      .public_key(ca_key.public_key()).serial_number(x509.random_serial_number())
+      .not_valid_before(now - datetime.timedelta(minutes=5)).not_valid_after(now + datetime.timedelta(days=1))
+      .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+      .add_extension(x509.KeyUsage(digital_signature=True, content_commitment=False, key_encipherment=False,
+                                   data_encipherment=False, key_agreement=False, key_cert_sign=True,
+                                   crl_sign=True, encipher_only=False, decipher_only=False), critical=True)
+      .sign(ca_key, hashes.SHA256()))
+key = ec.generate_private_key(ec.SECP256R1())
+cert = (x509.CertificateBuilder().subject_name(name("localhost")).issuer_name(ca.subject)
+        .public_key(key.public_key()).serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5)).not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(x509.SubjectAlternativeName([x509.DNSName("localhost")]), critical=False)
+        .add_extension(x509.ExtendedKeyUsage([x509.oid.ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+        .sign(ca_key, hashes.SHA256()))
+with open(os.path.join(out_dir, "ca.pem"), "wb") as f:
+    f.write(ca.public_bytes(serialization.Encoding.PEM))
+with open(os.path.join(out_dir, "server.pem"), "wb") as f:
+    f.write(cert.public_bytes(serialization.Encoding.PEM))
+with open(os.path.join(out_dir, "server.key"), "wb") as f:
+    f.write(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                              serialization.NoEncryption()))
+ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+ctx.load_cert_chain(os.path.join(out_dir, "server.pem"), os.path.join(out_dir, "server.key"))
+listener = socket.socket()
+listener.bind(("127.0.0.1", 0))
+listener.listen(16)
+def say(obj):
+    print(json.dumps(obj), flush=True)
+say({"port": listener.getsockname()[1]})
+while True:
+    conn, _ = listener.accept()
+    conn.settimeout(30)
+    try:
+        tls = ctx.wrap_socket(conn, server_side=True)
+    except (ssl.SSLError, OSError) as e:
+        say({"handshake_error": str(e)})
+        conn.close()
+        continue
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = tls.recv(65536)
+        if not chunk:
+            break
+        data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    headers = {}
+    for line in head.decode("latin-1").split("\r\n")[1:]:
+        k, _, v = line.partition(":")
+        headers[k.strip().lower()] = v.strip()
+    length = int(headers.get("content-length", "0"))
+    while len(body) < length:
+        chunk = tls.recv(65536)
+        if not chunk:
+            break
+        body += chunk
+    say({"type": headers.get("x-amz-sns-message-type"), "body": body.decode()})
+    tls.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+    tls.close()
+"#;
+
+/// A running [`TLS_RECEIVER`]: its port, the CA it trusts in `dir/ca.pem`, its events.
+struct TlsReceiver {
+    child: std::process::Child,
+    port: u16,
+    dir: tempfile::TempDir,
+    events: std::sync::mpsc::Receiver<Value>,
+}
+
+impl TlsReceiver {
+    fn start() -> TlsReceiver {
+        let dir = private_tempdir();
+        let mut child = Command::new(python())
+            .arg("-c")
+            .arg(TLS_RECEIVER)
+            .arg(dir.path())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::inherit())
+            .spawn()
+            .unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let (tx, events) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if let Ok(v) = serde_json::from_str::<Value>(&line) {
+                    if tx.send(v).is_err() {
+                        break;
+                    }
+                }
+            }
+        });
+        let first = events.recv_timeout(Duration::from_secs(60)).unwrap();
+        let port = u16::try_from(first["port"].as_u64().unwrap()).unwrap();
+        TlsReceiver {
+            child,
+            port,
+            dir,
+            events,
+        }
+    }
+
+    fn url(&self) -> String {
+        format!("https://localhost:{}/hook", self.port)
+    }
+
+    fn next(&self) -> Value {
+        self.events.recv_timeout(Duration::from_secs(60)).unwrap()
+    }
+}
+
+impl Drop for TlsReceiver {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn https_subscriptions_deliver_only_to_endpoints_whose_certificate_verifies() {
+    let trusted = TlsReceiver::start();
+    let stranger = TlsReceiver::start();
+    let ca = trusted.dir.path().join("ca.pem");
+    let s = Server::start_with(&["--sns-ca-file", ca.to_str().unwrap()]);
+    let topic = s.aws(&["sns", "create-topic", "--name", "secure"])["TopicArn"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let subscribe = |url: &str| {
+        s.aws(&[
+            "sns",
+            "subscribe",
+            "--topic-arn",
+            &topic,
+            "--protocol",
+            "https",
+            "--notification-endpoint",
+            url,
+        ])
+    };
+    subscribe(&trusted.url());
+    let confirmation = trusted.next();
+    assert_eq!(
+        confirmation["type"], "SubscriptionConfirmation",
+        "{confirmation}"
+    );
+    let confirmation: Value = serde_json::from_str(confirmation["body"].as_str().unwrap()).unwrap();
+    let (status, body) = visit(confirmation["SubscribeURL"].as_str().unwrap());
+    assert_eq!(status, 200, "{body}");
+    let subs = s.aws(&["sns", "list-subscriptions-by-topic", "--topic-arn", &topic]);
+    assert_eq!(subs["Subscriptions"][0]["Protocol"], "https");
+    s.aws(&[
+        "sns",
+        "publish",
+        "--topic-arn",
+        &topic,
+        "--message",
+        "over TLS",
+    ]);
+    let notification = trusted.next();
+    assert_eq!(notification["type"], "Notification", "{notification}");
+    let notification: Value = serde_json::from_str(notification["body"].as_str().unwrap()).unwrap();
+    assert_eq!(notification["Message"], "over TLS");
+    verify(&s, &[confirmation, notification]);
+
+    // A receiver whose CA the server does not trust: the server refuses its certificate
+    // in the handshake, so the confirmation (and its token) never reaches it.
+    subscribe(&stranger.url());
+    let refused = stranger.next();
+    let error = refused["handshake_error"].as_str().unwrap_or_default();
+    assert!(
+        error.to_ascii_lowercase().contains("unknown ca"),
+        "{refused}"
+    );
+
+    // The scheme must match the protocol, and a CA file that cannot be used stops the
+    // start instead of failing every delivery later.
+    let err = s.aws_err(&[
+        "sns",
+        "subscribe",
+        "--topic-arn",
+        &topic,
+        "--protocol",
+        "https",
+        "--notification-endpoint",
+        "http://localhost:1/hook",
+    ]);
+    assert!(
+        err.contains("(InvalidParameter)") && err.contains("must match"),
+        "{err}"
+    );
+    let bad = private_tempdir();
+    std::fs::write(bad.path().join("ca.pem"), "not a certificate\n").unwrap();
+    let mut child = Command::new(warden_bin())
+        .args(["serve", "--data-dir"])
+        .arg(bad.path().join("data"))
+        .arg("--sns-ca-file")
+        .arg(bad.path().join("ca.pem"))
+        .args(["--listen", "127.0.0.1:0", "--url-listen", "127.0.0.1:0"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break Some(status);
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let mut stderr = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut stderr)
+        .unwrap();
+    assert!(
+        status.is_some_and(|s| !s.success()),
+        "the server started with an unusable CA file: {stderr}"
+    );
+    assert!(stderr.contains("--sns-ca-file"), "{stderr}");
 }
