@@ -6,8 +6,9 @@
 //! `cargo xtask bench [--insecure-no-sandbox] --callgrind N` for the server's instruction
 //! count per warm invoke (repeatable where times are noisy), or
 //! `cargo xtask bench --runtimes [--cold N] [--seconds N]` for the managed runtimes: Python
-//! and Node.js cold starts on Warden's bootstraps beside Python on the reference client
-//! (`awslambdaric`, brought by the function through `AWS_LAMBDA_EXEC_WRAPPER`), and a warm
+//! and Node.js cold starts on Warden's bootstraps beside the reference clients
+//! (`awslambdaric`, `aws-lambda-ric`, brought by the function through
+//! `AWS_LAMBDA_EXEC_WRAPPER`), and a warm
 //! Python echo beside the Rust one, or `cargo xtask bench --kms [--seconds N] [--cold N]`
 //! for KMS `Encrypt` and `Decrypt` of 1 KB through the API and cold starts of a function
 //! with and without a sealed environment, or `cargo xtask bench --network [--cold N]
@@ -230,7 +231,8 @@ fn create_from_dir(
 }
 
 /// `cargo xtask bench --runtimes`: cold starts of the same echo handler on Warden's Python
-/// and Node.js bootstraps and on `awslambdaric`, and warm latency of the Python echo beside
+/// and Node.js bootstraps and on the reference clients `awslambdaric` and
+/// `aws-lambda-ric`, and warm latency of the Python echo beside
 /// the Rust one, in one run.
 fn runtimes(root: &Path, extra: &[String], cold: usize, seconds: u32) -> Result<()> {
     let tools = crate::tools(root)?;
@@ -283,6 +285,19 @@ fn runtimes(root: &Path, extra: &[String], cold: usize, seconds: u32) -> Result<
         js.join("index.mjs"),
         "export const handler = async (event) => event;\n",
     )?;
+    // The reference Node.js client (what it needs at run time), started the same way.
+    let node_ric = std::path::PathBuf::from(tools.var("WARDEN_TEST_NODE_RIC")?);
+    std::fs::write(
+        js.join("ric.sh"),
+        "#!/bin/sh\ncd /var/task && exec \"$1\" /var/task/ric/bin/index.mjs \"$_HANDLER\"\n",
+    )?;
+    std::fs::set_permissions(
+        js.join("ric.sh"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )?;
+    for part in ["bin", "dist", "package.json"] {
+        crate::deny::copy_tree_or_file(&node_ric.join(part), &js.join("ric").join(part))?;
+    }
 
     let server = start(root, extra)?;
     create_function(&server, root, "rust")?;
@@ -310,6 +325,14 @@ fn runtimes(root: &Path, extra: &[String], cold: usize, seconds: u32) -> Result<
         "index.handler",
         serde_json::json!({}),
     )?;
+    create_from_dir(
+        &server,
+        "node-ric",
+        &js,
+        &node_runtime,
+        "index.handler",
+        serde_json::json!({"AWS_LAMBDA_EXEC_WRAPPER": "/var/task/ric.sh"}),
+    )?;
 
     let mode = if extra.is_empty() {
         "sandboxed"
@@ -321,6 +344,7 @@ fn runtimes(root: &Path, extra: &[String], cold: usize, seconds: u32) -> Result<
         ("py", format!("{runtime}, Warden's bootstrap")),
         ("py-ric", format!("{runtime}, awslambdaric")),
         ("node", format!("{node_runtime}, Warden's bootstrap")),
+        ("node-ric", format!("{node_runtime}, aws-lambda-ric")),
         ("rust", "provided.al2023, lambda_runtime".to_owned()),
     ] {
         let (mut init, _) = cold_starts(&server, function, cold)?;
