@@ -415,6 +415,11 @@ impl From<warden_engine::InvokeError> for ApiError {
             },
             E::Store(e) => warden_control::ControlError::from(e).into(),
             E::Kms(k) => warden_control::ControlError::Keyring(k).into(),
+            E::Aborted => Self::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "ServiceException",
+                "the invocation was stopped by the server's shutdown",
+            ),
         }
     }
 }

@@ -229,6 +229,9 @@ pub enum InvokeError {
     /// deletion or gone (Lambda's `KMS*Exception`).
     #[error("{0}")]
     Kms(warden_kms::envelope::KeyringError),
+    /// The server stopped before the invocation ended.
+    #[error("the invocation was stopped by the server's shutdown")]
+    Aborted,
 }
 
 /// One synchronous invocation.
@@ -566,7 +569,26 @@ impl Engine {
 
     // tidy:warm-path-begin (`cargo xtask tidy`: no store call in here)
     /// Runs one synchronous invocation.
+    ///
+    /// It runs in its own task, to its end, whether or not the caller still waits: as on
+    /// Lambda, a client that goes away does not stop the function. Were it run in the
+    /// caller's future instead, a dropped future (a client disconnecting mid-invocation)
+    /// would leave the instance it took neither back in its pool nor ended: its process
+    /// and its share of the host memory budget would be lost for good, one per
+    /// disconnect, until cold starts were refused for lack of memory.
     pub async fn invoke(&self, request: InvokeRequest) -> Result<InvokeResponse, InvokeError> {
+        let engine = self.clone();
+        match tokio::spawn(async move { engine.invoke_to_the_end(request).await }).await {
+            Ok(result) => result,
+            Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+            Err(_) => Err(InvokeError::Aborted),
+        }
+    }
+
+    async fn invoke_to_the_end(
+        &self,
+        request: InvokeRequest,
+    ) -> Result<InvokeResponse, InvokeError> {
         let config = self.resolve(&request.function).await?;
         let permit = self
             .inner

@@ -628,3 +628,66 @@ fn large_uploads_still_work_and_a_bad_signature_over_one_is_refused_as_before() 
     let echo = cli_invoke(&s, "big", &json!({"action": "echo", "big": true}));
     assert_eq!(echo["big"], true);
 }
+
+/// Callers that give up mid-invocation (an SDK's read timeout here): the function runs to
+/// its end, as on Lambda, and its instance goes back to its pool. Before, each such caller
+/// left an instance running outside the pool with its share of the host memory budget, so
+/// anyone allowed to invoke could exhaust the budget by disconnecting.
+#[test]
+fn callers_that_give_up_mid_invocation_leave_no_instance_behind() {
+    let s = Server::start();
+    let zip = crate::harness::python_zip(&[(
+        "app.py",
+        "import time\ndef handler(event, context):\n    time.sleep(0.6)\n    return 'done'\n",
+    )]);
+    s.aws(&[
+        "lambda",
+        "create-function",
+        "--function-name",
+        "slow",
+        "--runtime",
+        crate::harness::python_runtime(),
+        "--handler",
+        "app.handler",
+        "--role",
+        EXEC_ROLE,
+        "--memory-size",
+        "1769",
+        "--zip-file",
+        &format!("fileb://{}", zip.display()),
+    ]);
+    let out = s.python(
+        r#"
+import os, time, boto3, botocore
+from botocore.config import Config
+def client(timeout):
+    return boto3.client("lambda", endpoint_url=os.environ["ENDPOINT"],
+                        config=Config(read_timeout=timeout, retries={"total_max_attempts": 1}))
+impatient = client(0.2)
+gave_up = 0
+for _ in range(5):
+    try:
+        impatient.invoke(FunctionName="slow", Payload=b"{}")
+    except botocore.exceptions.ReadTimeoutError:
+        gave_up += 1
+    # Long enough for the abandoned invocation (and a first cold start) to end.
+    time.sleep(2)
+answer = client(60).invoke(FunctionName="slow", Payload=b"{}")["Payload"].read().decode()
+print(gave_up, answer)
+"#,
+    );
+    assert_eq!(out.trim(), "5 \"done\"", "{out}");
+    // One log stream per instance: every invocation ran on the first one.
+    let streams = s.aws(&[
+        "logs",
+        "describe-log-streams",
+        "--log-group-name",
+        "/aws/lambda/slow",
+    ]);
+    let streams = streams["logStreams"].as_array().unwrap();
+    assert_eq!(streams.len(), 1, "{streams:?}");
+    // And the abandoned invocations ran to their end: six REPORT lines.
+    let reports = |lines: &[String]| lines.iter().filter(|l| l.starts_with("REPORT")).count();
+    let lines = s.wait_logs("slow", HANG_GUARD, |l| reports(l) >= 6);
+    assert_eq!(reports(&lines), 6);
+}
