@@ -20,8 +20,10 @@
 //! an input contract on a warm invoke, or `cargo xtask bench --signing [--cold N]` for the
 //! deploy-time cost of code signing: `UpdateFunctionCode` of the same 10 MiB package,
 //! unsigned to a function without a code signing config and signed to one with an
-//! `Enforce` config, N times each. `--cold-gap-ms N` waits N ms before each cold start
-//! (default 0: back to back).
+//! `Enforce` config, N times each, or `cargo xtask bench --cpu [--seconds N]` for the warm
+//! echo at one connection at 128 MB (held by its CPU quota), at 1,769 MB and under
+//! `--cpu-scaling off`. `--cold-gap-ms N` waits N ms before each cold start (default 0:
+//! back to back).
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;
@@ -230,6 +232,33 @@ fn create_from_dir(
     Ok(())
 }
 
+/// `cargo xtask bench --cpu`: the warm echo (Rust, `lambda_runtime`) at one connection at
+/// the default 128 MB, where the CPU quota (8 % of a CPU) is what a closed loop runs into,
+/// beside the same at 1,769 MB (one CPU) and at 128 MB under `--cpu-scaling off`.
+fn cpu(root: &Path, seconds: u32) -> Result<()> {
+    println!("## warden bench --cpu ({seconds} s per wrk run, 1 connection)");
+    for (flags, memory) in [
+        (&[][..], 128),
+        (&[][..], 1769),
+        (&["--cpu-scaling", "off"][..], 128),
+    ] {
+        let extra: Vec<String> = flags.iter().map(|f| (*f).to_owned()).collect();
+        let server = start(root, &extra)?;
+        create_function_of(&server, root, "echo", memory)?;
+        server.send("POST", "/2015-03-31/functions/echo/invocations", &[], b"{}")?;
+        std::thread::sleep(Duration::from_millis(200));
+        let one = wrk(&server, "echo", 1, 1, seconds)?;
+        println!(
+            "{memory:>5} MB {:<22} p50 {:>9}  p99 {:>9}  {} invokes/s",
+            flags.join(" "),
+            pick(&one, "50%"),
+            pick(&one, "99%"),
+            pick(&one, "Requests/sec:")
+        );
+    }
+    Ok(())
+}
+
 /// `cargo xtask bench --runtimes`: cold starts of the same echo handler on Warden's Python
 /// and Node.js bootstraps and on the reference clients `awslambdaric` and
 /// `aws-lambda-ric`, and warm latency of the Python echo beside
@@ -374,6 +403,12 @@ fn runtimes(root: &Path, extra: &[String], cold: usize, seconds: u32) -> Result<
 }
 
 fn create_function(server: &Server, root: &Path, name: &str) -> Result<()> {
+    // 1,769 MB is one full vCPU in Lambda's (and the sandbox's) CPU-per-memory scale,
+    // so the platform, not a 7 % CPU quota, is measured.
+    create_function_of(server, root, name, 1769)
+}
+
+fn create_function_of(server: &Server, root: &Path, name: &str, memory_mb: u32) -> Result<()> {
     let dir = tempfile::tempdir()?;
     std::fs::copy(
         root.join("target/release/fixture"),
@@ -383,9 +418,7 @@ fn create_function(server: &Server, root: &Path, name: &str) -> Result<()> {
     let body = serde_json::json!({
         "FunctionName": name, "Runtime": "provided.al2023", "Handler": "bootstrap",
         "Role": format!("arn:aws:iam::{ACCOUNT}:role/warden-default"), "Timeout": 30,
-        // 1,769 MB is one full vCPU in Lambda's (and the sandbox's) CPU-per-memory scale,
-        // so the platform, not a 7 % CPU quota, is measured.
-        "MemorySize": 1769,
+        "MemorySize": memory_mb,
         "Code": { "ZipFile": base64::engine::general_purpose::STANDARD.encode(zip) },
     });
     let mut r = server.send(
@@ -1397,6 +1430,7 @@ pub fn run(root: &Path, args: &[String]) -> Result<()> {
     let mut log_queries = false;
     let mut signing = false;
     let mut posture_checks = false;
+    let mut cpu_shares = false;
     let mut extra = Vec::new();
     let mut it = args.iter();
     while let Some(a) = it.next() {
@@ -1414,6 +1448,7 @@ pub fn run(root: &Path, args: &[String]) -> Result<()> {
             "--logs" => log_queries = true,
             "--signing" => signing = true,
             "--posture" => posture_checks = true,
+            "--cpu" => cpu_shares = true,
             "--cold-gap-ms" => COLD_GAP_MS.store(
                 it.next().context("--cold-gap-ms N")?.parse()?,
                 std::sync::atomic::Ordering::Relaxed,
@@ -1455,6 +1490,9 @@ pub fn run(root: &Path, args: &[String]) -> Result<()> {
     }
     if posture_checks {
         return posture(root, &extra);
+    }
+    if cpu_shares {
+        return cpu(root, seconds);
     }
     if log_queries {
         logs(root, &extra)?;

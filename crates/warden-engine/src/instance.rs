@@ -292,6 +292,8 @@ pub struct RuntimeSettings<'a> {
     /// Warden's API as the host reaches it (`http://IP:PORT`); an instance whose
     /// [`Placement`] names another endpoint uses that one instead.
     pub api_endpoint: &'a str,
+    /// How the instance's CPU time is limited.
+    pub cpu: CpuScaling,
 }
 
 /// Why an instance cannot start for a reason of its configuration or code; the caller
@@ -337,14 +339,29 @@ pub fn cpu_percent(memory_mb: u32) -> u32 {
         .max(MIN_CPU_PERCENT)
 }
 
+/// How an instance's CPU time is limited (`warden serve --cpu-scaling`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum CpuScaling {
+    /// Lambda's rule: CPU in proportion to memory ([`cpu_percent`]), enforced as a quota.
+    #[default]
+    Lambda,
+    /// No CPU quota: every instance may use whole CPUs, for a developer who wants full
+    /// speed locally. Memory, processes and `/tmp` stay limited.
+    Off,
+}
+
 /// The limits an instance of `config` runs under: its memory and `/tmp` as configured,
-/// CPU in proportion to memory, [`PIDS_PER_INSTANCE`], and no network but the relay.
-pub fn instance_limits(config: &FunctionVersion) -> InstanceLimits {
+/// CPU in proportion to memory (unless `cpu` is [`CpuScaling::Off`]),
+/// [`PIDS_PER_INSTANCE`], and no network but the relay.
+pub fn instance_limits(config: &FunctionVersion, cpu: CpuScaling) -> InstanceLimits {
     InstanceLimits {
         memory_mb: config.memory_mb,
         tmp_mb: config.ephemeral_storage_mb,
         pids_max: PIDS_PER_INSTANCE,
-        cpu_percent: cpu_percent(config.memory_mb),
+        cpu_percent: match cpu {
+            CpuScaling::Lambda => cpu_percent(config.memory_mb),
+            CpuScaling::Off => 0,
+        },
         egress: Egress::RelayOnly,
     }
 }
@@ -579,7 +596,7 @@ pub fn instance_spec(
         env,
         cwd: placement.code_root.clone(),
         mounts,
-        limits: instance_limits(config),
+        limits: instance_limits(config, rt.cpu),
     })
 }
 
@@ -808,6 +825,7 @@ mod tests {
             runtime_dir: Path::new("/srv/warden/runtime"),
             region: &region,
             api_endpoint: "http://127.0.0.1:9700",
+            cpu: CpuScaling::Lambda,
         };
         let config = version(
             "provided.al2023",
@@ -913,6 +931,7 @@ mod tests {
             runtime_dir: Path::new("/srv/warden/runtime"),
             region: &region,
             api_endpoint: "http://127.0.0.1:9700",
+            cpu: CpuScaling::Lambda,
         };
         let placement = Placement {
             code_root: "/var/task".into(),
@@ -991,6 +1010,7 @@ mod tests {
             runtime_dir: Path::new("/srv/warden/runtime"),
             region: &region,
             api_endpoint: "http://127.0.0.1:9700",
+            cpu: CpuScaling::Lambda,
         };
         let sandboxed = Placement {
             code_root: "/var/task".into(),

@@ -38,7 +38,7 @@ use warden_types::{AccountId, FunctionName, FunctionRef, FunctionVersion, Qualif
 
 pub use concurrency::{Concurrency, ThrottleReason};
 pub use events::{AsyncEvent, InvocationEvent, InvocationObserver};
-pub use instance::{cpu_percent, instance_limits, SERVED_SERVICES};
+pub use instance::{cpu_percent, instance_limits, CpuScaling, SERVED_SERVICES};
 use instance::{instance_spec, Instance, Lifetime, RuntimeSettings};
 pub use logs::LogLimits;
 use logs::{LogCapture, LogSink};
@@ -79,6 +79,8 @@ pub struct EngineConfig {
     /// `http://` this address in their endpoint variables, and the relays of sandboxed
     /// instances connect here.
     pub api_address: std::net::SocketAddr,
+    /// How instances' CPU time is limited (`--cpu-scaling`).
+    pub cpu_scaling: CpuScaling,
 }
 
 /// The short-lived credentials of an execution-role session, given to one instance.
@@ -852,6 +854,7 @@ impl Engine {
             runtime_dir: &inner.config.runtime_dir,
             region: &inner.config.region,
             api_endpoint: &inner.api_endpoint,
+            cpu: inner.config.cpu_scaling,
         };
         let started = Instant::now();
         let failed = |error_type: &str, message: String, logs: Option<&LogCapture>| {

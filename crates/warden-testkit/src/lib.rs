@@ -429,6 +429,7 @@ impl TestEngine {
             node_id: NodeId::new("test-node").expect("a node id"),
             // Nothing listens there: these tests never call the API from a function.
             api_address: SocketAddr::from((Ipv4Addr::LOCALHOST, 9)),
+            cpu_scaling: warden_engine::CpuScaling::Lambda,
         };
         let engine = Engine::start(
             config,

@@ -12,6 +12,15 @@ use warden_store::sqlite::SqliteStore;
 use warden_store::Store;
 use warden_types::{AccountId, NodeId, Region};
 
+/// `--cpu-scaling`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum CpuScalingArg {
+    /// CPU in proportion to memory, as on Lambda.
+    Lambda,
+    /// No CPU quota.
+    Off,
+}
+
 /// Options of `warden serve`; every one has a secure default.
 #[derive(clap::Args, Debug)]
 pub struct ServeArgs {
@@ -46,6 +55,11 @@ pub struct ServeArgs {
     /// other hosts; name the networks of your webhook receivers (`10.1.0.0/16`).
     #[arg(long = "sns-allow-network", value_name = "CIDR", default_values = ["127.0.0.0/8", "::1/128"])]
     sns_allow_network: Vec<ipnet::IpNet>,
+    /// How instances' CPU time is limited: `lambda` (CPU in proportion to memory, as on
+    /// Lambda: 1,769 MB is one full CPU, the default 128 MB about 7 %) or `off` (whole
+    /// CPUs, for a developer who wants full speed locally; memory stays limited).
+    #[arg(long = "cpu-scaling", value_enum, default_value_t = CpuScalingArg::Lambda)]
+    cpu_scaling: CpuScalingArg,
     /// A PEM file of certificate authorities SNS trusts for `https` endpoints, besides
     /// the host's certificate store (an internal CA; the only trust on an air-gapped host).
     #[arg(long = "sns-ca-file", value_name = "PEM")]
@@ -510,6 +524,10 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
             },
             node_id: node.id.clone(),
             api_address: local,
+            cpu_scaling: match args.cpu_scaling {
+                CpuScalingArg::Lambda => warden_engine::CpuScaling::Lambda,
+                CpuScalingArg::Off => warden_engine::CpuScaling::Off,
+            },
         };
         let engine = warden_engine::Engine::start(
             config,

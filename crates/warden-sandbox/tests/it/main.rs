@@ -460,7 +460,9 @@ fn instance_runs_inside_its_limited_cgroup_slot() {
         (128u64 << 20).to_string()
     );
     assert_eq!(read("pids.max").trim(), "24");
-    assert_eq!(read("cpu.cfs_quota_us").trim(), "100000");
+    // One full CPU, enforced over 10 ms periods.
+    assert_eq!(read("cpu.cfs_quota_us").trim(), "10000");
+    assert_eq!(read("cpu.cfs_period_us").trim(), "10000");
     fx.sandbox.teardown(instance).unwrap();
 }
 

@@ -318,3 +318,36 @@ fn functions_reach_warden_only_for_the_services_it_serves() {
         );
     }
 }
+
+/// Spins for 1.5 s of wall time and answers the CPU time it got over the wall time.
+const SPIN: &str = "import time\n\
+def handler(event, context):\n    \
+    wall, cpu = time.monotonic(), time.process_time()\n    \
+    while time.monotonic() - wall < 1.5:\n        pass\n    \
+    return (time.process_time() - cpu) / (time.monotonic() - wall)\n";
+
+fn spin_share(s: &Server, name: &str) -> f64 {
+    create_python(s, name, SPIN, &["--memory-size", "128", "--timeout", "60"]);
+    let (status, error, body) = invoke(s, name, &json!({}));
+    assert_eq!((status, error), (200, None), "{body}");
+    body.as_f64().unwrap()
+}
+
+/// Lambda's proportional CPU: a spin loop at 128 MB gets about 7 % of one CPU over its
+/// run (the quota is 1 ms per 12.5 ms period); under `--cpu-scaling off` it is not held
+/// to that. Ratios of CPU time to wall time, never a duration.
+#[test]
+fn a_128_mb_function_gets_its_share_of_a_cpu_unless_cpu_scaling_is_off() {
+    let s = Server::start();
+    let share = spin_share(&s, "spin");
+    assert!(
+        (0.03..0.13).contains(&share),
+        "share of one CPU at 128 MB: {share}"
+    );
+    let free = Server::start_with(&["--cpu-scaling", "off"]);
+    let unlimited = spin_share(&free, "spin");
+    assert!(
+        unlimited > 3.0 * share,
+        "with --cpu-scaling off: {unlimited}, with Lambda's scaling: {share}"
+    );
+}
