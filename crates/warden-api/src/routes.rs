@@ -517,6 +517,29 @@ mod tests {
             );
         }
         assert_eq!(
+            route(&Method::GET, "/_warden/2026-11-01/findings"),
+            Ok(Operation::ListFunctionFindings)
+        );
+        assert_eq!(
+            route(&Method::POST, "/_warden/2026-11-01/accepted-advisories"),
+            Ok(Operation::AcceptAdvisory)
+        );
+        assert_eq!(
+            route(&Method::GET, "/_warden/2026-11-01/accepted-advisories"),
+            Ok(Operation::ListAcceptedAdvisories)
+        );
+        assert_eq!(
+            route(
+                &Method::DELETE,
+                "/_warden/2026-11-01/accepted-advisories/GHSA-xxxx%3A1"
+            ),
+            Ok(Operation::RevokeAcceptedAdvisory("GHSA-xxxx:1".into()))
+        );
+        assert_eq!(
+            route(&Method::PUT, "/_warden/2026-11-01/accepted-advisories"),
+            Err(RouteError::Unknown)
+        );
+        assert_eq!(
             route(&Method::PATCH, "/2015-03-31/functions"),
             Err(RouteError::Unknown)
         );
