@@ -225,7 +225,8 @@ fn acceptance_json(a: &Acceptance, today: time::Date) -> serde_json::Value {
     v
 }
 
-/// `GET /findings`: every function's `$LATEST`, in name order.
+/// `GET /findings`: every function's `$LATEST`, in name order. Callers: those allowed
+/// `warden:ListFunctionFindings` on `function:*`; changes nothing.
 pub async fn list_findings(state: &ApiState) -> Result<Reply, ApiError> {
     state.control.advisories().ok_or_else(not_configured)?;
     let mut functions = Vec::new();
@@ -298,7 +299,9 @@ fn function_field(raw: Option<String>) -> Result<Option<String>, ApiError> {
     .transpose()
 }
 
-/// `POST /accepted-advisories`.
+/// `POST /accepted-advisories`. Callers: those allowed `warden:AcceptAdvisory` on the
+/// advisory database. Records (or replaces) one acceptance durably: until its day, the
+/// advisory's findings stop blocking deploys (for the function named, or every one).
 pub async fn accept_advisory(state: &ApiState, request: &ApiRequest) -> Result<Reply, ApiError> {
     let advisories = state
         .control
@@ -343,7 +346,8 @@ fn acceptance_entry(a: &Acceptance, today: time::Date) -> serde_json::Value {
     v
 }
 
-/// `GET /accepted-advisories`.
+/// `GET /accepted-advisories`. Callers: those allowed `warden:ListAcceptedAdvisories`;
+/// changes nothing.
 pub async fn list_accepted(state: &ApiState) -> Result<Reply, ApiError> {
     let advisories = state.control.advisories().ok_or_else(not_configured)?;
     let today = scan::today();
@@ -358,7 +362,9 @@ pub async fn list_accepted(state: &ApiState) -> Result<Reply, ApiError> {
     ))
 }
 
-/// `DELETE /accepted-advisories/ID`.
+/// `DELETE /accepted-advisories/ID`. Callers: those allowed
+/// `warden:RevokeAcceptedAdvisory`. Removes one acceptance durably, so the advisory's
+/// findings count (and block) again; `ResourceNotFoundException` when there was none.
 pub async fn revoke_accepted(
     state: &ApiState,
     request: &ApiRequest,

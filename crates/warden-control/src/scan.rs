@@ -200,7 +200,9 @@ impl Advisories {
     }
 
     /// Records an acceptance (replacing one for the same advisory and function), durably,
-    /// then in memory. Refused with [`AdvisoryError::Limit`] beyond
+    /// then in memory. Callers: the API, once the caller was allowed
+    /// `warden:AcceptAdvisory`; it loosens what a blocking policy refuses until the
+    /// acceptance's day. Refused with [`AdvisoryError::Limit`] beyond
     /// [`warden_scan::accept::MAX_ACCEPTANCES`].
     pub fn accept(&self, acceptance: Acceptance) -> Result<(), AdvisoryError> {
         let mut accepted = self
@@ -217,7 +219,8 @@ impl Advisories {
     }
 
     /// Removes the acceptance of `advisory_id` for `function` (`None`: the one for every
-    /// function); whether there was one.
+    /// function); whether there was one. Callers: the API, once the caller was allowed
+    /// `warden:RevokeAcceptedAdvisory`.
     pub fn revoke(&self, advisory_id: &str, function: Option<&str>) -> Result<bool, AdvisoryError> {
         let mut accepted = self
             .accepted

@@ -531,6 +531,15 @@ fn an_accepted_advisory_stops_blocking_until_revoked_and_survives_a_restart() {
         1,
         "{list}"
     );
+    for path in [
+        "/_warden/2026-11-01/accepted-advisories/..%2Fetc",
+        "/_warden/2026-11-01/accepted-advisories/PYSEC-2024-60?FunctionName=a%2Fb",
+    ] {
+        let (status, _, reply) = s.http("DELETE", path, &[], b"");
+        let text = String::from_utf8_lossy(&reply);
+        assert_eq!(status, 400, "{path}: {text}");
+        assert!(text.contains("InvalidParameterValueException"), "{text}");
+    }
 
     // Kept across a restart.
     s.stop();
