@@ -490,7 +490,7 @@ async fn list_findings(state: &ApiState, body: &Value) -> Result<Reply, ApiError
     let cx = Context {
         state,
         advisories: &advisories,
-        today: warden_control::scan::today(),
+        today: advisories.today(),
         now_ms: warden_types::now_millis(),
     };
     let mut found = Vec::new();

@@ -31,7 +31,7 @@
 use bytes::Bytes;
 use http::StatusCode;
 use serde_json::json;
-use warden_control::scan::{self, AdvisoryError, PackageScan, ScanPolicy};
+use warden_control::scan::{AdvisoryError, PackageScan, ScanPolicy};
 use warden_scan::{accept, Acceptance};
 
 use crate::{json_response, ApiError, ApiRequest, ApiState, Reply};
@@ -168,7 +168,7 @@ fn findings_json(
     scans: &[PackageScan],
 ) -> Result<serde_json::Value, ApiError> {
     let advisories = state.control.advisories().ok_or_else(not_configured)?;
-    let today = scan::today();
+    let today = advisories.today();
     let mut findings = Vec::new();
     let mut unparsable = Vec::new();
     let mut packages = 0;
@@ -310,7 +310,7 @@ pub async fn accept_advisory(state: &ApiState, request: &ApiRequest) -> Result<R
         .ok_or_else(not_configured)?;
     let input: AcceptInput = crate::parse_body(&request.body)?;
     let function = function_field(input.function_name)?;
-    let today = scan::today();
+    let today = advisories.today();
     let acceptance = Acceptance::new(
         &input.advisory_id,
         function,
@@ -350,7 +350,7 @@ fn acceptance_entry(a: &Acceptance, today: time::Date) -> serde_json::Value {
 /// changes nothing.
 pub async fn list_accepted(state: &ApiState) -> Result<Reply, ApiError> {
     let advisories = state.control.advisories().ok_or_else(not_configured)?;
-    let today = scan::today();
+    let today = advisories.today();
     let list: Vec<serde_json::Value> = advisories
         .acceptances()
         .iter()

@@ -168,6 +168,8 @@ pub struct Advisories {
     known: std::sync::Mutex<HashMap<String, BTreeSet<String>>>,
     /// The accepted advisories, as stored (expired ones too: they count for nothing).
     accepted: RwLock<Vec<Acceptance>>,
+    /// Today's date (UTC): [`today`] but where a test sets another day.
+    clock: fn() -> Date,
 }
 
 impl Advisories {
@@ -196,7 +198,20 @@ impl Advisories {
             policy,
             known: std::sync::Mutex::new(HashMap::new()),
             accepted: RwLock::new(accepted),
+            clock: today,
         })
+    }
+
+    /// The same, with `clock` telling today's date instead of the system's (to see how
+    /// acceptances behave on and after their day).
+    pub fn with_clock(mut self, clock: fn() -> Date) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// Today (UTC), by this database's clock: the day acceptances are compared with.
+    pub fn today(&self) -> Date {
+        (self.clock)()
     }
 
     /// Records an acceptance (replacing one for the same advisory and function), durably,
@@ -309,7 +324,7 @@ impl CodeCheck for DependencyScan {
             Some(f) => (f.name.as_str(), effective_policy(self.0.policy, &f.tags)),
             None => ("", self.0.policy),
         };
-        let today = today();
+        let today = self.0.today();
         let blocking: Vec<&warden_scan::Finding> = report
             .findings
             .iter()
@@ -614,6 +629,107 @@ mod tests {
         assert!(err.to_string().contains(POLICY_TAG), "{err}");
         assert!(check_policy_tag(&tags("block:medium")).is_ok());
         assert!(check_policy_tag(&BTreeMap::from([("team".into(), "x".into())])).is_ok());
+    }
+
+    use crate::code::{CodeCheck, CodeRefusal, Intake, Subject};
+    use time::macros::date;
+
+    /// An advisory rated High (CVSS 7.5) for `idna` before 3.7.
+    const ADVISORY: &str = r#"{"id": "T-1", "modified": "2026-01-01T00:00:00Z",
+        "severity": [{"type": "CVSS_V3", "score": "CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:U/C:N/I:N/A:H"}],
+        "affected": [{"package": {"ecosystem": "PyPI", "name": "idna"},
+        "ranges": [{"type": "ECOSYSTEM", "events": [{"introduced": "0"}, {"fixed": "3.7"}]}]}]}"#;
+
+    fn zip_of(files: &[(&str, &str)]) -> Vec<u8> {
+        let dir = tempfile::tempdir().expect("tempdir");
+        for (name, text) in files {
+            std::fs::write(dir.path().join(name), text).expect("write");
+        }
+        warden_package::zip_directory(dir.path(), &mut |_, _| {}).expect("zip")
+    }
+
+    fn on_the_day() -> Date {
+        date!(2026 - 12 - 04)
+    }
+
+    fn the_day_after() -> Date {
+        date!(2026 - 12 - 05)
+    }
+
+    /// Runs the intake check over a package pinning `idna==3.6` deployed to `function`.
+    fn deploy(
+        advisories: &Arc<Advisories>,
+        function: &str,
+        tags: &[(&str, &str)],
+    ) -> Result<(), CodeRefusal> {
+        let zip = zip_of(&[("requirements.txt", "idna==3.6\n")]);
+        let staging = tempfile::tempdir().expect("tempdir");
+        let subject = Subject {
+            name: function.into(),
+            tags: tags
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect(),
+        };
+        let mut intake =
+            Intake::new("CreateFunction", &zip, "sha", staging.path()).for_function(Some(&subject));
+        DependencyScan(Arc::clone(advisories)).check(&mut intake)
+    }
+
+    #[test]
+    fn a_tag_tightens_and_an_acceptance_unblocks_until_its_day() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("advisories.db");
+        let warn = Arc::new(
+            Advisories::open(&path, ScanPolicy::Warn)
+                .expect("open")
+                .with_clock(on_the_day),
+        );
+        warn.import_zip(&zip_of(&[("T-1.json", ADVISORY)]))
+            .expect("import");
+        assert!(deploy(&warn, "f", &[]).is_ok(), "the account warns");
+        let refused = deploy(&warn, "f", &[(POLICY_TAG, "block:high")]).expect_err("tightened");
+        assert!(format!("{refused:?}").contains("T-1"), "{refused:?}");
+        assert!(deploy(&warn, "f", &[(POLICY_TAG, "block:critical")]).is_ok());
+
+        let accepted = Acceptance::new(
+            "T-1",
+            Some("f".into()),
+            "2026-12-04",
+            "no fix yet",
+            on_the_day(),
+        )
+        .expect("valid");
+        warn.accept(accepted).expect("accept");
+        assert!(deploy(&warn, "f", &[(POLICY_TAG, "block:high")]).is_ok());
+        assert!(
+            deploy(&warn, "g", &[(POLICY_TAG, "block:high")]).is_err(),
+            "accepted for f only"
+        );
+
+        // Opened again (the acceptance was stored), the day after: it counts no more.
+        let later = Arc::new(
+            Advisories::open(&path, ScanPolicy::Block(Rating::High))
+                .expect("open")
+                .with_clock(the_day_after),
+        );
+        assert_eq!(later.acceptances().len(), 1);
+        assert!(deploy(&later, "f", &[]).is_err(), "expired");
+        assert!(
+            deploy(&later, "f", &[(POLICY_TAG, "warn")]).is_err(),
+            "a tag cannot loosen"
+        );
+        let on_the_day_again = Arc::new(
+            Advisories::open(&path, ScanPolicy::Block(Rating::High))
+                .expect("open")
+                .with_clock(on_the_day),
+        );
+        assert!(
+            deploy(&on_the_day_again, "f", &[]).is_ok(),
+            "accepted under block too"
+        );
+        assert!(on_the_day_again.revoke("T-1", Some("f")).expect("revoke"));
+        assert!(deploy(&on_the_day_again, "f", &[]).is_err(), "revoked");
     }
 
     #[test]
