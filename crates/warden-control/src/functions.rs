@@ -242,10 +242,12 @@ impl Control {
             tags: tags.as_map().clone(),
         };
         let installed = self
-            .intake("CreateFunction", code, Some(subject), false)
+            .intake("CreateFunction", code, Some(subject.clone()), false)
             .await?;
         let resolved = self
             .resolve_layers(layers, installed.sha256.clone())
+            .await?;
+        self.check_layers_against_tag("CreateFunction", &subject, &resolved.layers)
             .await?;
         if let Some((cs, config)) = &signing {
             self.check_layer_signatures("CreateFunction", &name, &resolved.layers, cs, config)
@@ -367,6 +369,8 @@ impl Control {
             name: name.to_string(),
             tags: self.list_tags(&name).await?.into_map(),
         };
+        self.check_layers_against_tag("UpdateFunctionCode", &subject, &f.layers)
+            .await?;
         let installed = self
             .intake("UpdateFunctionCode", code, Some(subject), dry_run)
             .await?;
@@ -505,6 +509,16 @@ impl Control {
         let mut _layer_pins = None;
         if let Some(arns) = change.layers {
             let resolved = self.resolve_layers(arns, f.code_sha256.clone()).await?;
+            let subject = code::Subject {
+                name: f.name.to_string(),
+                tags: self.list_tags(&f.name).await?.into_map(),
+            };
+            self.check_layers_against_tag(
+                "UpdateFunctionConfiguration",
+                &subject,
+                &resolved.layers,
+            )
+            .await?;
             if let Some((cs, config)) = self.signing_config(&f.name, None)? {
                 self.check_layer_signatures(
                     "UpdateFunctionConfiguration",

@@ -10,9 +10,13 @@
 //! of the two ([`ScanPolicy::stricter`]), because anyone allowed `lambda:TagResource`
 //! could otherwise switch blocking off. A tag value that is not a policy is refused at
 //! CreateFunction and TagResource. It applies when the function's code is deployed
-//! (CreateFunction with the request's tags, UpdateFunctionCode with the stored ones); a
-//! layer has no tags and is held to the account's policy. With `--dependency-scan off`
-//! there is no database and the tag does nothing.
+//! (CreateFunction with the request's tags, UpdateFunctionCode with the stored ones), to
+//! the code and to the layers the function uses, and when UpdateFunctionConfiguration
+//! changes its layers. A layer is held to the account's policy when it is published (it
+//! has no tags), and to a stricter tag of each function that deploys with it
+//! ([`crate::Control::check_layers_against_tag`]). Tagging checks nothing by itself: the
+//! next deploy does. With `--dependency-scan off` there is no database and the tag does
+//! nothing.
 //!
 //! **Accepted advisories.** An operator allowed `warden:AcceptAdvisory` can accept an
 //! advisory, for every function or one, until a day at most a year ahead, with a reason
@@ -383,6 +387,55 @@ impl CodeCheck for DependencyScan {
                 listed.join(", ")
             ),
         })
+    }
+}
+
+impl crate::Control {
+    /// Holds the layers a function deploys with to the function's own policy when its
+    /// `warden:scan-policy` tag is stricter than the account's (a layer was checked
+    /// against the account's policy when it was published; without this, a layer would
+    /// carry past the tag what the function's code could not). A refusal names the layer.
+    /// Callers: CreateFunction, UpdateFunctionCode and UpdateFunctionConfiguration, once
+    /// their caller was authorized; it changes nothing.
+    pub(crate) async fn check_layers_against_tag(
+        &self,
+        operation: &'static str,
+        subject: &crate::code::Subject,
+        layers: &[warden_types::layer::FunctionLayer],
+    ) -> Result<(), crate::ControlError> {
+        let Some(advisories) = self.advisories().cloned() else {
+            return Ok(());
+        };
+        if layers.is_empty()
+            || effective_policy(advisories.policy, &subject.tags) == advisories.policy
+        {
+            return Ok(());
+        }
+        for layer in layers {
+            let (advisories, subject) = (Arc::clone(&advisories), subject.clone());
+            let (sha, arn) = (layer.code_sha256.clone(), layer.arn.clone());
+            self.blocking(move |inner| {
+                let zip = inner
+                    .blobs
+                    .read_zip(&sha)
+                    .map_err(|e| crate::ControlError::Internal(e.to_string()))?;
+                let tree = inner.blobs.code_dir(&sha);
+                let mut intake = crate::code::Intake::installed(operation, &zip, &sha, &tree)
+                    .for_function(Some(&subject));
+                DependencyScan(advisories)
+                    .check(&mut intake)
+                    .map_err(|refusal| match refusal {
+                        CodeRefusal::Refused { check, message } => CodeRefusal::Refused {
+                            check,
+                            message: format!("layer version {arn}: {message}"),
+                        },
+                        other => other,
+                    })
+                    .map_err(crate::ControlError::from)
+            })
+            .await?;
+        }
+        Ok(())
     }
 }
 

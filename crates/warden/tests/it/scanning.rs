@@ -423,6 +423,77 @@ fn a_function_tag_tightens_the_policy_and_a_bad_value_is_refused() {
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("PYSEC-2024-60"), "{err}");
+
+    // A layer published under the account's `warn` cannot carry past a function's tag
+    // what its code could not.
+    let layer = python_zip(&[("requirements.txt", "idna==3.6\n")]);
+    let published = s.aws(&[
+        "lambda",
+        "publish-layer-version",
+        "--layer-name",
+        "vulnerable-deps",
+        "--zip-file",
+        &format!("fileb://{}", layer.display()),
+    ]);
+    let layer_arn = published["LayerVersionArn"].as_str().unwrap().to_owned();
+    let with_layer = |name: &str, tags: Option<&str>| {
+        let mut args = vec![
+            "lambda",
+            "create-function",
+            "--function-name",
+            name,
+            "--runtime",
+            python_runtime(),
+            "--handler",
+            "app.handler",
+            "--role",
+            EXEC_ROLE,
+            "--layers",
+            &layer_arn,
+        ];
+        let zip = package("requests==2.32.3\n");
+        args.extend(["--zip-file", &zip]);
+        if let Some(t) = tags {
+            args.extend(["--tags", t]);
+        }
+        s.aws_raw(&args)
+    };
+    let out = with_layer("layered-strict", Some("warden:scan-policy=block:high"));
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(error_code(&err), "InvalidParameterValueException", "{err}");
+    assert!(
+        err.contains(&format!("layer version {layer_arn}")) && err.contains("PYSEC-2024-60"),
+        "{err}"
+    );
+    let out = with_layer("layered", None);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // Nor can a layer added later, once the function is tagged.
+    s.aws(&[
+        "lambda",
+        "tag-resource",
+        "--resource",
+        &arn,
+        "--tags",
+        "warden:scan-policy=block:medium",
+    ]);
+    let err = s.aws_err(&[
+        "lambda",
+        "update-function-configuration",
+        "--function-name",
+        "plain",
+        "--layers",
+        &layer_arn,
+    ]);
+    assert_eq!(error_code(&err), "InvalidParameterValueException", "{err}");
+    assert!(
+        err.contains("layer version") && err.contains("PYSEC-2024-60"),
+        "{err}"
+    );
 }
 
 /// A day `days` after today (UTC), as `YYYY-MM-DD`.
