@@ -400,7 +400,19 @@ pub fn lambda_targets(state: &ApiState, request: &ApiRequest) -> Vec<Target> {
         O::ListFunctionUrlConfigs(n) => f("ListFunctionUrlConfigs", bare(n)),
         // Authorized by the URL listener itself, by the URL's auth type.
         O::InvokeFunctionUrl | O::CloudWatch(_) => Vec::new(),
-        O::ImportAdvisories | O::GetAdvisoryDatabase => vec![Target {
+        O::ListFunctionFindings => vec![Target {
+            action: "warden:ListFunctionFindings".into(),
+            resource: format!(
+                "arn:aws:lambda:{}:{}:function:*",
+                state.region, state.account
+            ),
+            ..Target::default()
+        }],
+        O::ImportAdvisories
+        | O::GetAdvisoryDatabase
+        | O::AcceptAdvisory
+        | O::ListAcceptedAdvisories
+        | O::RevokeAcceptedAdvisory(_) => vec![Target {
             action: format!("warden:{}", request.operation.name()),
             resource: format!(
                 "arn:aws:warden:{}:{}:advisories",

@@ -120,7 +120,7 @@ impl ApiError {
         Self::new(
             StatusCode::BAD_REQUEST,
             "UnknownService",
-            format!("Warden does not serve the `{shown}` service; it serves lambda, iam, sts, kms, secretsmanager, ec2, route53resolver, monitoring, logs, sns, cloudtrail, config, securityhub and signer"),
+            format!("Warden does not serve the `{shown}` service; it serves lambda, iam, sts, kms, secretsmanager, ec2, route53resolver, monitoring, logs, sns, cloudtrail, config, securityhub, inspector2 and signer"),
         )
     }
     /// An internal failure: logged with its detail, reported without it.
@@ -571,13 +571,13 @@ mod tests {
         assert_eq!(v["__type"], "UnknownService");
         assert_eq!(
             v["Message"],
-            "Warden does not serve the `dynamodb` service; it serves lambda, iam, sts, kms, secretsmanager, ec2, route53resolver, monitoring, logs, sns, cloudtrail, config, securityhub and signer"
+            "Warden does not serve the `dynamodb` service; it serves lambda, iam, sts, kms, secretsmanager, ec2, route53resolver, monitoring, logs, sns, cloudtrail, config, securityhub, inspector2 and signer"
         );
         let (_, headers, text) =
             body(ApiError::unknown_service("s3").render(Protocol::RestXml, "r-9"));
         assert_eq!(headers[http::header::CONTENT_TYPE], "application/xml");
         assert!(
-            text.ends_with("<Error><Code>UnknownService</Code><Message>Warden does not serve the `s3` service; it serves lambda, iam, sts, kms, secretsmanager, ec2, route53resolver, monitoring, logs, sns, cloudtrail, config, securityhub and signer</Message><RequestId>r-9</RequestId></Error>"),
+            text.ends_with("<Error><Code>UnknownService</Code><Message>Warden does not serve the `s3` service; it serves lambda, iam, sts, kms, secretsmanager, ec2, route53resolver, monitoring, logs, sns, cloudtrail, config, securityhub, inspector2 and signer</Message><RequestId>r-9</RequestId></Error>"),
             "{text}"
         );
         // A hostile service name is cut and escaped.

@@ -34,6 +34,7 @@ pub mod ec2;
 pub mod error;
 mod extension;
 mod functions;
+pub mod inspector;
 mod invoke;
 pub mod kms;
 mod layers;
@@ -462,6 +463,10 @@ pub(crate) async fn dispatch_lambda(
         O::GetAdvisoryDatabase => scanning::database(state).await,
         O::GetFunctionFindings(f) => scanning::findings(state, &request, &f).await,
         O::GetFunctionSbom(f) => scanning::sbom(state, &request, &f).await,
+        O::ListFunctionFindings => scanning::list_findings(state).await,
+        O::AcceptAdvisory => scanning::accept_advisory(state, &request).await,
+        O::ListAcceptedAdvisories => scanning::list_accepted(state).await,
+        O::RevokeAcceptedAdvisory(id) => scanning::revoke_accepted(state, &request, &id).await,
         O::AddPermission(f) => policy::add_permission(state, &request, &f).await,
         O::RemovePermission(f, sid) => policy::remove_permission(state, &request, &f, &sid).await,
         O::GetPolicy(f) => policy::get_policy(state, &request, &f).await,

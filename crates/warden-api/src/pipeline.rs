@@ -68,7 +68,7 @@ pub struct Pipeline {
 
 impl Default for Pipeline {
     /// Warden's services: the JSON 1.1 doors of KMS, Secrets Manager, Route 53
-    /// Resolver, CloudWatch Logs, CloudTrail and Config, EC2's query dialect, IAM and STS, and Lambda (which takes every request
+    /// Resolver, CloudWatch Logs, CloudTrail and Config, Security Hub and Inspector, EC2's query dialect, IAM and STS, and Lambda (which takes every request
     /// the others leave).
     fn default() -> Self {
         Pipeline {
@@ -85,6 +85,7 @@ impl Default for Pipeline {
                 Arc::new(crate::sns::SnsDoor),
                 Arc::new(crate::signer::SignerDoor),
                 Arc::new(crate::posture::SecurityHubDoor),
+                Arc::new(crate::inspector::InspectorDoor),
                 Arc::new(QueryDoor),
                 Arc::new(LambdaDoor),
             ],

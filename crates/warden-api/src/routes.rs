@@ -214,6 +214,17 @@ pub enum Operation {
     /// Warden's own: a function's CycloneDX SBOM
     /// (`GET /_warden/2026-11-01/functions/NAME/sbom`).
     GetFunctionSbom(String),
+    /// Warden's own: every function's known vulnerabilities
+    /// (`GET /_warden/2026-11-01/findings`).
+    ListFunctionFindings,
+    /// Warden's own: accept an advisory until a day
+    /// (`POST /_warden/2026-11-01/accepted-advisories`).
+    AcceptAdvisory,
+    /// Warden's own: the accepted advisories (`GET` of the same path).
+    ListAcceptedAdvisories,
+    /// Warden's own: revoke an acceptance of the advisory
+    /// (`DELETE /_warden/2026-11-01/accepted-advisories/ID`).
+    RevokeAcceptedAdvisory(String),
     /// A CloudWatch operation, by name (served by the CloudWatch door).
     CloudWatch(String),
     /// `TagResource` on the resource ARN.
@@ -292,6 +303,10 @@ impl Operation {
             O::GetAdvisoryDatabase => "GetAdvisoryDatabase",
             O::GetFunctionFindings(_) => "GetFunctionFindings",
             O::GetFunctionSbom(_) => "GetFunctionSbom",
+            O::ListFunctionFindings => "ListFunctionFindings",
+            O::AcceptAdvisory => "AcceptAdvisory",
+            O::ListAcceptedAdvisories => "ListAcceptedAdvisories",
+            O::RevokeAcceptedAdvisory(_) => "RevokeAcceptedAdvisory",
             O::GetInputContract(_) => "GetFunctionInputContract",
             O::DeleteInputContract(_) => "DeleteFunctionInputContract",
             O::TagResource(_) => "TagResource",
@@ -402,6 +417,12 @@ pub fn route(method: &Method, path: &str) -> Result<Operation, RouteError> {
         ("GET", ["_warden", "2026-11-01", "functions", f, "sbom"]) => {
             O::GetFunctionSbom(decode(f)?)
         }
+        ("GET", ["_warden", "2026-11-01", "findings"]) => O::ListFunctionFindings,
+        ("POST", ["_warden", "2026-11-01", "accepted-advisories"]) => O::AcceptAdvisory,
+        ("GET", ["_warden", "2026-11-01", "accepted-advisories"]) => O::ListAcceptedAdvisories,
+        ("DELETE", ["_warden", "2026-11-01", "accepted-advisories", id]) => {
+            O::RevokeAcceptedAdvisory(decode(id)?)
+        }
         ("PUT", ["_warden", "2026-11-01", "functions", f, "input-contract"]) => {
             O::PutInputContract(decode(f)?)
         }
@@ -495,6 +516,29 @@ mod tests {
                 Ok(op)
             );
         }
+        assert_eq!(
+            route(&Method::GET, "/_warden/2026-11-01/findings"),
+            Ok(Operation::ListFunctionFindings)
+        );
+        assert_eq!(
+            route(&Method::POST, "/_warden/2026-11-01/accepted-advisories"),
+            Ok(Operation::AcceptAdvisory)
+        );
+        assert_eq!(
+            route(&Method::GET, "/_warden/2026-11-01/accepted-advisories"),
+            Ok(Operation::ListAcceptedAdvisories)
+        );
+        assert_eq!(
+            route(
+                &Method::DELETE,
+                "/_warden/2026-11-01/accepted-advisories/GHSA-xxxx%3A1"
+            ),
+            Ok(Operation::RevokeAcceptedAdvisory("GHSA-xxxx:1".into()))
+        );
+        assert_eq!(
+            route(&Method::PUT, "/_warden/2026-11-01/accepted-advisories"),
+            Err(RouteError::Unknown)
+        );
         assert_eq!(
             route(&Method::PATCH, "/2015-03-31/functions"),
             Err(RouteError::Unknown)

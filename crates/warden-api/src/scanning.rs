@@ -2,15 +2,28 @@
 //!
 //! - `PUT /advisories` (`warden:ImportAdvisories` on the account's advisory database):
 //!   replaces the database with the OSV JSON files of the zip in the body, then re-scans
-//!   every function's `$LATEST`: what was not found before is logged, counted
-//!   (`NewFindings`, per function) and listed in the answer. It changes what every later
-//!   deploy is checked against, so it is its own action, granted by no `lambda:*` policy.
+//!   every function's `$LATEST` and published versions (each distinct package once): what
+//!   was not found before in a version is logged, counted (`NewFindings`, per function)
+//!   and listed in the answer. It changes what every later deploy is checked against, so
+//!   it is its own action, granted by no `lambda:*` policy.
 //! - `GET /advisories` (`warden:GetAdvisoryDatabase`): how many advisories, the policy.
 //! - `GET /functions/NAME/findings` (`warden:GetFunctionFindings` on the function's or
 //!   alias's ARN, `?Qualifier=`): the known vulnerabilities of its code and layers, against
 //!   the database as it is now.
 //! - `GET /functions/NAME/sbom` (`warden:GetFunctionSbom`): the same packages as a
 //!   CycloneDX 1.5 SBOM.
+//! - `GET /findings` (`warden:ListFunctionFindings` on `function:*`): the findings of
+//!   every function's `$LATEST`.
+//! - `POST /accepted-advisories` (`warden:AcceptAdvisory` on the advisory database), a
+//!   JSON body `{"AdvisoryId", "Until": "YYYY-MM-DD", "Reason", "FunctionName"?}`:
+//!   accepts an advisory, for one function or all, until that day (at most a year
+//!   ahead): until then its findings no longer block a deploy and are shown `Accepted`.
+//!   It loosens what a blocking policy refuses, so it is its own action, granted by no
+//!   `lambda:*` policy; at most 10,000 acceptances are kept (`LimitExceededException`).
+//! - `GET /accepted-advisories` (`warden:ListAcceptedAdvisories`): every acceptance,
+//!   expired ones marked.
+//! - `DELETE /accepted-advisories/ID?FunctionName=` (`warden:RevokeAcceptedAdvisory`):
+//!   removes one acceptance, so its findings count again.
 //!
 //! Reads change nothing. The import is all or nothing: a zip that cannot be read leaves
 //! the database as it was.
@@ -19,6 +32,7 @@ use bytes::Bytes;
 use http::StatusCode;
 use serde_json::json;
 use warden_control::scan::{AdvisoryError, PackageScan, ScanPolicy};
+use warden_scan::{accept, Acceptance};
 
 use crate::{json_response, ApiError, ApiRequest, ApiState, Reply};
 
@@ -31,10 +45,7 @@ fn not_configured() -> ApiError {
 }
 
 fn policy_text(policy: ScanPolicy) -> String {
-    match policy {
-        ScanPolicy::Warn => "warn".into(),
-        ScanPolicy::Block(r) => format!("block:{}", format!("{r:?}").to_ascii_lowercase()),
-    }
+    policy.as_text()
 }
 
 /// `PUT /advisories`.
@@ -59,18 +70,31 @@ pub async fn import(state: &ApiState, request: &ApiRequest) -> Result<Reply, Api
         })?;
     // Every deployed function is checked against what was just imported.
     let rescan = state.control.rescan_functions().await?;
-    for (function, new) in &rescan.new {
-        tracing::warn!(function, advisories = %new.join(","), "known vulnerabilities newly found in a deployed function");
-        for _ in new {
-            state
-                .metrics
-                .count(warden_metrics::Counter::NewFindings, Some(function), None);
+    for new in &rescan.new {
+        tracing::warn!(
+            function = %new.function,
+            version = %new.version,
+            advisories = %new.advisories.join(","),
+            "known vulnerabilities newly found in a deployed function"
+        );
+        for _ in &new.advisories {
+            state.metrics.count(
+                warden_metrics::Counter::NewFindings,
+                Some(&new.function),
+                None,
+            );
         }
     }
     let new_findings: Vec<serde_json::Value> = rescan
         .new
         .iter()
-        .map(|(function, ids)| json!({ "FunctionName": function, "AdvisoryIds": ids }))
+        .map(|n| {
+            json!({
+                "FunctionName": n.function,
+                "Version": n.version,
+                "AdvisoryIds": n.advisories,
+            })
+        })
         .collect();
     let malformed: Vec<serde_json::Value> = report
         .malformed
@@ -89,6 +113,8 @@ pub async fn import(state: &ApiState, request: &ApiRequest) -> Result<Reply, Api
             "MalformedFiles": malformed,
             "Rescanned": {
                 "Functions": rescan.functions,
+                "Versions": rescan.versions,
+                "Packages": rescan.packages,
                 "WithFindings": rescan.with_findings,
                 "NewFindings": new_findings,
             },
@@ -127,13 +153,29 @@ pub async fn findings(
     raw: &str,
 ) -> Result<Reply, ApiError> {
     let scans = scanned(state, request, raw).await?;
+    let name = state.function_ref(raw)?.name.to_string();
+    Ok(json_response(
+        StatusCode::OK,
+        &findings_json(state, &name, &scans)?,
+    ))
+}
+
+/// The findings of one function's packages, each marked `Accepted` when an acceptance
+/// in force covers it.
+fn findings_json(
+    state: &ApiState,
+    function: &str,
+    scans: &[PackageScan],
+) -> Result<serde_json::Value, ApiError> {
+    let advisories = state.control.advisories().ok_or_else(not_configured)?;
+    let today = advisories.today();
     let mut findings = Vec::new();
     let mut unparsable = Vec::new();
     let mut packages = 0;
-    for scan in &scans {
+    for scan in scans {
         packages += scan.inventory.packages.len();
         for f in &scan.report.findings {
-            findings.push(json!({
+            let mut finding = json!({
                 "Source": scan.source,
                 "Ecosystem": f.ecosystem,
                 "Package": f.name,
@@ -148,7 +190,11 @@ pub async fn findings(
                     "Vector": s.vector,
                 })),
                 "FixedVersion": f.fixed,
-            }));
+            });
+            if let Some(a) = advisories.accepted(&f.advisory_id, function, today) {
+                finding["Accepted"] = acceptance_json(&a, today);
+            }
+            findings.push(finding);
         }
         for u in &scan.report.unparsable {
             unparsable.push(json!({
@@ -161,14 +207,189 @@ pub async fn findings(
             }));
         }
     }
+    Ok(json!({
+        "Packages": packages,
+        "Findings": findings,
+        "Unparsable": unparsable,
+    }))
+}
+
+fn acceptance_json(a: &Acceptance, today: time::Date) -> serde_json::Value {
+    let mut v = json!({
+        "Until": accept::format_day(a.until),
+        "Reason": a.reason,
+    });
+    if !a.in_force(today) {
+        v["Expired"] = json!(true);
+    }
+    v
+}
+
+/// `GET /findings`: every function's `$LATEST`, in name order. Callers: those allowed
+/// `warden:ListFunctionFindings` on `function:*`; changes nothing.
+pub async fn list_findings(state: &ApiState) -> Result<Reply, ApiError> {
+    state.control.advisories().ok_or_else(not_configured)?;
+    let mut functions = Vec::new();
+    let mut after = None;
+    loop {
+        let page = state
+            .control
+            .list_functions(after.clone(), warden_types::limits::MAX_LIST_ITEMS, false)
+            .await?;
+        for f in &page.items {
+            let r = warden_types::FunctionRef {
+                name: f.name.clone(),
+                qualifier: None,
+            };
+            let scans = match state.control.scan_function(&r).await {
+                Ok(s) => s,
+                // Deleted since it was listed.
+                Err(warden_control::ControlError::NotFound(_)) => continue,
+                Err(e) => return Err(e.into()),
+            };
+            let mut entry = findings_json(state, f.name.as_str(), &scans)?;
+            entry["FunctionName"] = json!(f.name.as_str());
+            functions.push(entry);
+        }
+        match page
+            .next_marker
+            .and_then(|m| warden_types::FunctionName::new(&m).ok())
+        {
+            Some(next) => after = Some(next),
+            None => break,
+        }
+    }
     Ok(json_response(
         StatusCode::OK,
-        &json!({
-            "Packages": packages,
-            "Findings": findings,
-            "Unparsable": unparsable,
-        }),
+        &json!({ "Functions": functions }),
     ))
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "PascalCase")]
+struct AcceptInput {
+    advisory_id: String,
+    until: String,
+    reason: String,
+    function_name: Option<String>,
+}
+
+fn accept_error(e: AdvisoryError) -> ApiError {
+    match e {
+        AdvisoryError::Accept(a) => ApiError::invalid(format!("{}: {}", a.field, a.message)),
+        AdvisoryError::Limit(_) => ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "LimitExceededException",
+            e.to_string(),
+        ),
+        other => ApiError::internal(other),
+    }
+}
+
+fn function_field(raw: Option<String>) -> Result<Option<String>, ApiError> {
+    raw.map(|f| {
+        warden_types::FunctionName::new(&f)
+            .map(|n| n.as_str().to_owned())
+            .map_err(|_| {
+                ApiError::invalid(
+                    "FunctionName: a function name is 1-64 letters, digits, `-` and `_`",
+                )
+            })
+    })
+    .transpose()
+}
+
+/// `POST /accepted-advisories`. Callers: those allowed `warden:AcceptAdvisory` on the
+/// advisory database. Records (or replaces) one acceptance durably: until its day, the
+/// advisory's findings stop blocking deploys (for the function named, or every one).
+pub async fn accept_advisory(state: &ApiState, request: &ApiRequest) -> Result<Reply, ApiError> {
+    let advisories = state
+        .control
+        .advisories()
+        .cloned()
+        .ok_or_else(not_configured)?;
+    let input: AcceptInput = crate::parse_body(&request.body)?;
+    let function = function_field(input.function_name)?;
+    let today = advisories.today();
+    let acceptance = Acceptance::new(
+        &input.advisory_id,
+        function,
+        &input.until,
+        &input.reason,
+        today,
+    )
+    .map_err(|e| accept_error(e.into()))?;
+    let shown = acceptance.clone();
+    tokio::task::spawn_blocking(move || advisories.accept(acceptance))
+        .await
+        .map_err(ApiError::internal)?
+        .map_err(accept_error)?;
+    tracing::warn!(
+        advisory = %shown.advisory_id,
+        function = shown.function.as_deref().unwrap_or("*"),
+        until = %accept::format_day(shown.until),
+        reason = %shown.reason,
+        "an advisory was accepted"
+    );
+    Ok(json_response(
+        StatusCode::OK,
+        &acceptance_entry(&shown, today),
+    ))
+}
+
+fn acceptance_entry(a: &Acceptance, today: time::Date) -> serde_json::Value {
+    let mut v = acceptance_json(a, today);
+    v["AdvisoryId"] = json!(a.advisory_id);
+    if let Some(f) = &a.function {
+        v["FunctionName"] = json!(f);
+    }
+    v
+}
+
+/// `GET /accepted-advisories`. Callers: those allowed `warden:ListAcceptedAdvisories`;
+/// changes nothing.
+pub async fn list_accepted(state: &ApiState) -> Result<Reply, ApiError> {
+    let advisories = state.control.advisories().ok_or_else(not_configured)?;
+    let today = advisories.today();
+    let list: Vec<serde_json::Value> = advisories
+        .acceptances()
+        .iter()
+        .map(|a| acceptance_entry(a, today))
+        .collect();
+    Ok(json_response(
+        StatusCode::OK,
+        &json!({ "AcceptedAdvisories": list }),
+    ))
+}
+
+/// `DELETE /accepted-advisories/ID`. Callers: those allowed
+/// `warden:RevokeAcceptedAdvisory`. Removes one acceptance durably, so the advisory's
+/// findings count (and block) again; `ResourceNotFoundException` when there was none.
+pub async fn revoke_accepted(
+    state: &ApiState,
+    request: &ApiRequest,
+    id: &str,
+) -> Result<Reply, ApiError> {
+    let advisories = state
+        .control
+        .advisories()
+        .cloned()
+        .ok_or_else(not_configured)?;
+    accept::check_advisory_id(id).map_err(|e| accept_error(e.into()))?;
+    let function = function_field(request.query("FunctionName"))?;
+    let (owned, f) = (id.to_owned(), function.clone());
+    let removed = tokio::task::spawn_blocking(move || advisories.revoke(&owned, f.as_deref()))
+        .await
+        .map_err(ApiError::internal)?
+        .map_err(accept_error)?;
+    if !removed {
+        let shown: String = id.chars().take(128).collect();
+        return Err(ApiError::not_found(match function {
+            Some(f) => format!("advisory {shown} is not accepted for function {f}"),
+            None => format!("advisory {shown} is not accepted for every function"),
+        }));
+    }
+    Ok(crate::empty_response(StatusCode::NO_CONTENT))
 }
 
 /// `GET /functions/NAME/sbom`.

@@ -43,6 +43,17 @@ pub struct Intake<'a> {
     sha256: &'a str,
     tree: &'a Path,
     unpacked: bool,
+    function: Option<&'a Subject>,
+}
+
+/// The function a package is deployed to (none for a layer): its name and tags, which
+/// checks may read (dependency scanning's per-function policy and accepted advisories).
+#[derive(Debug, Clone, Default)]
+pub struct Subject {
+    /// The function's name.
+    pub name: String,
+    /// Its tags: those of the CreateFunction request, or the stored ones.
+    pub tags: std::collections::BTreeMap<String, String>,
 }
 
 impl<'a> Intake<'a> {
@@ -55,6 +66,7 @@ impl<'a> Intake<'a> {
             sha256,
             tree: staging,
             unpacked: false,
+            function: None,
         }
     }
 
@@ -72,7 +84,19 @@ impl<'a> Intake<'a> {
             sha256,
             tree,
             unpacked: true,
+            function: None,
         }
+    }
+
+    /// The same intake, for a package deployed to `function`.
+    pub fn for_function(mut self, function: Option<&'a Subject>) -> Self {
+        self.function = function;
+        self
+    }
+
+    /// The function the package is deployed to, if it is a function's code.
+    pub fn function(&self) -> Option<&Subject> {
+        self.function
     }
 
     /// The API operation that brought the package (for error messages).

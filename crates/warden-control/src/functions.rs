@@ -33,6 +33,7 @@ impl Control {
         &self,
         operation: &'static str,
         zip: ZipPackage,
+        function: Option<code::Subject>,
         dry_run: bool,
     ) -> Result<Installed, ControlError> {
         self.blocking(move |inner| {
@@ -44,7 +45,8 @@ impl Control {
             let pin = blobs.pin(&sha);
             if blobs.has_code_dir(&sha) {
                 let tree = blobs.code_dir(&sha);
-                let mut intake = Intake::installed(operation, &zip, &sha, &tree);
+                let mut intake =
+                    Intake::installed(operation, &zip, &sha, &tree).for_function(function.as_ref());
                 code::run(&inner.seams.code_checks, &mut intake)?;
                 return Ok(Installed {
                     pin: (!dry_run).then_some(pin),
@@ -55,7 +57,8 @@ impl Control {
             let staging = blobs
                 .create_staging()
                 .map_err(|e| ControlError::Internal(e.to_string()))?;
-            let mut intake = Intake::new(operation, &zip, &sha, staging.path());
+            let mut intake =
+                Intake::new(operation, &zip, &sha, staging.path()).for_function(function.as_ref());
             code::run(&inner.seams.code_checks, &mut intake)?;
             if dry_run {
                 return Ok(Installed {
@@ -233,9 +236,18 @@ impl Control {
             }
             None => code,
         };
-        let installed = self.intake("CreateFunction", code, false).await?;
+        crate::scan::check_policy_tag(tags.as_map())?;
+        let subject = code::Subject {
+            name: name.to_string(),
+            tags: tags.as_map().clone(),
+        };
+        let installed = self
+            .intake("CreateFunction", code, Some(subject.clone()), false)
+            .await?;
         let resolved = self
             .resolve_layers(layers, installed.sha256.clone())
+            .await?;
+        self.check_layers_against_tag("CreateFunction", &subject, &resolved.layers)
             .await?;
         if let Some((cs, config)) = &signing {
             self.check_layer_signatures("CreateFunction", &name, &resolved.layers, cs, config)
@@ -353,7 +365,15 @@ impl Control {
             }
             None => code,
         };
-        let installed = self.intake("UpdateFunctionCode", code, dry_run).await?;
+        let subject = code::Subject {
+            name: name.to_string(),
+            tags: self.list_tags(&name).await?.into_map(),
+        };
+        self.check_layers_against_tag("UpdateFunctionCode", &subject, &f.layers)
+            .await?;
+        let installed = self
+            .intake("UpdateFunctionCode", code, Some(subject), dry_run)
+            .await?;
         if let Some(opt) = &f.opt_sha256 {
             self.check_combined_size(&installed.sha256, opt).await?;
         }
@@ -489,6 +509,16 @@ impl Control {
         let mut _layer_pins = None;
         if let Some(arns) = change.layers {
             let resolved = self.resolve_layers(arns, f.code_sha256.clone()).await?;
+            let subject = code::Subject {
+                name: f.name.to_string(),
+                tags: self.list_tags(&f.name).await?.into_map(),
+            };
+            self.check_layers_against_tag(
+                "UpdateFunctionConfiguration",
+                &subject,
+                &resolved.layers,
+            )
+            .await?;
             if let Some((cs, config)) = self.signing_config(&f.name, None)? {
                 self.check_layer_signatures(
                     "UpdateFunctionConfiguration",

@@ -139,7 +139,7 @@ impl Control {
             )));
         }
         let installed = self
-            .intake("PublishLayerVersion", command.code, false)
+            .intake("PublishLayerVersion", command.code, None, false)
             .await?;
         let draft = LayerVersion {
             name: command.name,

@@ -76,6 +76,7 @@ impl Control {
         command: TagFunction,
         caller: &dyn Caller,
     ) -> Result<(), ControlError> {
+        crate::scan::check_policy_tag(command.tags.as_map())?;
         let _serial = self.inner.tags.lock().await;
         let current = self.list_tags(&command.function).await?;
         let merged = current

@@ -48,6 +48,12 @@ pub enum Error {
         /// The limit.
         limit: usize,
     },
+    /// Accepting one more advisory would pass [`crate::accept::MAX_ACCEPTANCES`].
+    #[error("at most {limit} advisories can be accepted at once; revoke some first")]
+    TooManyAcceptances {
+        /// The limit.
+        limit: usize,
+    },
     /// Opening, reading or writing the advisory store failed.
     #[error("{context}: {message}")]
     Store {

@@ -25,6 +25,7 @@
 //! - The crate does no network I/O, and writes no file except the store's database.
 #![forbid(unsafe_code)]
 
+pub mod accept;
 mod advisory;
 mod ecosystem;
 mod error;
@@ -34,6 +35,7 @@ pub mod sbom;
 mod store;
 mod version;
 
+pub use accept::{AcceptError, Acceptance};
 pub use advisory::{Advisory, AdvisoryDb, ImportLimits, ImportReport, Rating, Severity};
 pub use ecosystem::Ecosystem;
 pub use error::Error;

@@ -4,6 +4,11 @@
 //! the new one, never a mix, and the server swaps its in-memory [`AdvisoryDb`] without a
 //! restart.
 //!
+//! The same file keeps the accepted advisories (table `accepted`, one row per advisory
+//! and function, `''` standing for every function), at most
+//! [`MAX_ACCEPTANCES`](crate::accept::MAX_ACCEPTANCES) of them; importing advisories
+//! leaves them alone.
+//!
 //! Each advisory is stored as the JSON record it was imported from, not in a format of
 //! ours, so a newer build reading an older file parses what the source said.
 
@@ -12,16 +17,28 @@ use std::sync::Mutex;
 
 use rusqlite::{params, Connection};
 
+use crate::accept::{format_day, parse_day, Acceptance, MAX_ACCEPTANCES};
 use crate::error::store;
 use crate::{AdvisoryDb, Error, ImportLimits, ImportReport};
 
-const MIGRATIONS: &[&str] = &[r#"
+const MIGRATIONS: &[&str] = &[
+    r#"
 CREATE TABLE advisories (
     id TEXT PRIMARY KEY,
     modified TEXT,
     document TEXT NOT NULL
 ) STRICT;
-"#];
+"#,
+    r#"
+CREATE TABLE accepted (
+    advisory_id TEXT NOT NULL,
+    function TEXT NOT NULL,
+    until TEXT NOT NULL,
+    reason TEXT NOT NULL,
+    PRIMARY KEY (advisory_id, function)
+) STRICT;
+"#,
+];
 
 /// Advisories in a SQLite file.
 #[derive(Debug)]
@@ -86,6 +103,87 @@ impl AdvisoryStore {
     }
 }
 
+impl AdvisoryStore {
+    /// Records `acceptance`, replacing one for the same advisory and function. Refused
+    /// with [`Error::TooManyAcceptances`] when it would be one more than
+    /// [`MAX_ACCEPTANCES`].
+    pub fn accept(&self, acceptance: &Acceptance) -> Result<(), Error> {
+        const CONTEXT: &str = "accepting an advisory";
+        let mut conn = warden_sqlite::lock(&self.conn);
+        let tx = warden_sqlite::immediate(&mut conn).map_err(store(CONTEXT))?;
+        let function = acceptance.function.as_deref().unwrap_or("");
+        let exists: i64 = tx
+            .query_row(
+                "SELECT COUNT(*) FROM accepted WHERE advisory_id = ?1 AND function = ?2",
+                params![acceptance.advisory_id, function],
+                |r| r.get(0),
+            )
+            .map_err(store(CONTEXT))?;
+        let count: i64 = tx
+            .query_row("SELECT COUNT(*) FROM accepted", [], |r| r.get(0))
+            .map_err(store(CONTEXT))?;
+        if exists == 0 && usize::try_from(count).unwrap_or(usize::MAX) >= MAX_ACCEPTANCES {
+            return Err(Error::TooManyAcceptances {
+                limit: MAX_ACCEPTANCES,
+            });
+        }
+        tx.execute(
+            "INSERT OR REPLACE INTO accepted (advisory_id, function, until, reason) VALUES (?1, ?2, ?3, ?4)",
+            params![
+                acceptance.advisory_id,
+                function,
+                format_day(acceptance.until),
+                acceptance.reason
+            ],
+        )
+        .map_err(store(CONTEXT))?;
+        tx.commit().map_err(store(CONTEXT))
+    }
+
+    /// Removes the acceptance of `advisory_id` for `function` (`None`: the one for every
+    /// function); whether there was one.
+    pub fn revoke(&self, advisory_id: &str, function: Option<&str>) -> Result<bool, Error> {
+        let conn = warden_sqlite::lock(&self.conn);
+        let removed = conn
+            .execute(
+                "DELETE FROM accepted WHERE advisory_id = ?1 AND function = ?2",
+                params![advisory_id, function.unwrap_or("")],
+            )
+            .map_err(store("revoking an accepted advisory"))?;
+        Ok(removed > 0)
+    }
+
+    /// Every acceptance, expired ones included, by advisory then function. A row that no
+    /// longer reads as a day is left out with a warning in the result's second list.
+    pub fn acceptances(&self) -> Result<(Vec<Acceptance>, Vec<String>), Error> {
+        const CONTEXT: &str = "reading accepted advisories";
+        let conn = warden_sqlite::lock(&self.conn);
+        let mut stmt = conn
+            .prepare(
+                "SELECT advisory_id, function, until, reason FROM accepted ORDER BY advisory_id, function",
+            )
+            .map_err(store(CONTEXT))?;
+        let mut rows = stmt.query([]).map_err(store(CONTEXT))?;
+        let (mut out, mut unreadable) = (Vec::new(), Vec::new());
+        while let Some(row) = rows.next().map_err(store(CONTEXT))? {
+            let advisory_id: String = row.get(0).map_err(store(CONTEXT))?;
+            let function: String = row.get(1).map_err(store(CONTEXT))?;
+            let until: String = row.get(2).map_err(store(CONTEXT))?;
+            let reason: String = row.get(3).map_err(store(CONTEXT))?;
+            match parse_day(&until) {
+                Ok(until) => out.push(Acceptance {
+                    advisory_id,
+                    function: (!function.is_empty()).then_some(function),
+                    until,
+                    reason,
+                }),
+                Err(_) => unreadable.push(advisory_id),
+            }
+        }
+        Ok((out, unreadable))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -121,6 +219,53 @@ mod tests {
         let (loaded, _) = store.load(&limits).expect("load");
         let ids: Vec<_> = loaded.iter().map(|a| a.id.as_str()).collect();
         assert_eq!(ids, ["B-1"]);
+    }
+
+    #[test]
+    fn acceptances_survive_a_reopen_and_an_import_and_are_bounded() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("advisories.db");
+        let today = time::macros::date!(2026 - 12 - 04);
+        let store = AdvisoryStore::open(&path).expect("open");
+        let all = Acceptance::new("A-1", None, "2026-12-31", "no fix yet", today).expect("ok");
+        let one =
+            Acceptance::new("A-1", Some("f".into()), "2026-12-10", "f only", today).expect("ok");
+        store.accept(&all).expect("accept");
+        store.accept(&one).expect("accept");
+        let (db, _) =
+            AdvisoryDb::import_documents([("b.json", B)], &ImportLimits::default()).expect("db");
+        store.replace(&db).expect("replace");
+        drop(store);
+
+        let store = AdvisoryStore::open(&path).expect("reopen");
+        let (list, unreadable) = store.acceptances().expect("list");
+        assert!(unreadable.is_empty());
+        assert_eq!(list, vec![all.clone(), one]);
+        assert!(store.revoke("A-1", Some("f")).expect("revoke"));
+        assert!(!store.revoke("A-1", Some("f")).expect("revoke"));
+        assert_eq!(store.acceptances().expect("list").0, vec![all.clone()]);
+
+        // Full: a new acceptance is refused, replacing an existing one is not.
+        {
+            let mut conn = store.conn.lock().expect("lock");
+            let tx = conn.transaction().expect("tx");
+            for i in 1..MAX_ACCEPTANCES {
+                tx.execute(
+                    "INSERT INTO accepted VALUES (?1, '', '2026-12-31', 'r')",
+                    params![format!("X-{i}")],
+                )
+                .expect("insert");
+            }
+            tx.commit().expect("commit");
+        }
+        let more = Acceptance::new("B-1", None, "2026-12-31", "r", today).expect("ok");
+        assert!(matches!(
+            store.accept(&more),
+            Err(Error::TooManyAcceptances {
+                limit: MAX_ACCEPTANCES
+            })
+        ));
+        store.accept(&all).expect("a replacement fits");
     }
 
     #[test]
