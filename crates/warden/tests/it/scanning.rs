@@ -27,7 +27,11 @@ fn package(requirements: &str) -> String {
 }
 
 fn create(s: &Server, name: &str, zip: &str) -> std::process::Output {
-    s.aws_raw(&[
+    create_with(s, name, zip, &[])
+}
+
+fn create_with(s: &Server, name: &str, zip: &str, extra: &[&str]) -> std::process::Output {
+    let mut args = vec![
         "lambda",
         "create-function",
         "--function-name",
@@ -40,7 +44,9 @@ fn create(s: &Server, name: &str, zip: &str) -> std::process::Output {
         EXEC_ROLE,
         "--zip-file",
         zip,
-    ])
+    ];
+    args.extend_from_slice(extra);
+    s.aws_raw(&args)
 }
 
 fn warden_json(s: &Server, args: &[&str]) -> Value {
@@ -326,22 +332,7 @@ fn a_blocking_policy_refuses_packages_with_findings_at_its_severity() {
 }
 
 fn create_tagged(s: &Server, name: &str, zip: &str, tags: &str) -> std::process::Output {
-    s.aws_raw(&[
-        "lambda",
-        "create-function",
-        "--function-name",
-        name,
-        "--runtime",
-        python_runtime(),
-        "--handler",
-        "app.handler",
-        "--role",
-        EXEC_ROLE,
-        "--zip-file",
-        zip,
-        "--tags",
-        tags,
-    ])
+    create_with(s, name, zip, &["--tags", tags])
 }
 
 fn update_code(s: &Server, name: &str, zip: &str) -> std::process::Output {
