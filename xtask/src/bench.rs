@@ -232,6 +232,18 @@ fn create_from_dir(
     Ok(())
 }
 
+/// The value of the unlabelled series `name` (with its trailing space) at `/metrics`.
+fn metric(server: &Server, name: &str) -> Result<f64> {
+    let text = agent()
+        .get(&server.metrics_endpoint)
+        .call()?
+        .into_body()
+        .read_to_string()?;
+    text.lines()
+        .find_map(|l| l.strip_prefix(name).and_then(|v| v.trim().parse().ok()))
+        .with_context(|| format!("no {name} in /metrics"))
+}
+
 /// `cargo xtask bench --cpu`: the warm echo (Rust, `lambda_runtime`) at one connection at
 /// the default 128 MB, where the CPU quota (8 % of a CPU) is what a closed loop runs into,
 /// beside the same at 1,769 MB (one CPU) and at 128 MB under `--cpu-scaling off`.
@@ -1280,16 +1292,27 @@ fn network(root: &Path, cold: usize, seconds: u32) -> Result<()> {
         server.send("POST", "/2015-03-31/functions/noop/invocations", &[], b"{}")?;
         std::thread::sleep(Duration::from_millis(200));
         let one = wrk(&server, "noop", 1, 1, seconds)?;
+        let spawns = |name: &str| metric(&server, name);
+        let (n0, t0) = (
+            spawns("warden_zygote_spawns_total ")?,
+            spawns("warden_zygote_spawn_seconds_total ")?,
+        );
         let (mut init, mut e2e) = cold_starts(&server, "noop", cold)?;
+        let (n1, t1) = (
+            spawns("warden_zygote_spawns_total ")?,
+            spawns("warden_zygote_spawn_seconds_total ")?,
+        );
         rows.push(format!(
             "{label}:\n  warm invoke, 1 connection: p50 {}  p99 {}  {} invokes/s\n  \
-             cold start Init Duration: p50 {:.2} ms  p99 {:.2} ms; end to end p50 {:.2} ms",
+             cold start Init Duration: p50 {:.2} ms  p99 {:.2} ms; end to end p50 {:.2} ms; \
+             zygote spawn mean {:.2} ms",
             pick(&one, "50%"),
             pick(&one, "99%"),
             pick(&one, "Requests/sec:"),
             percentile(&mut init, 0.5),
             percentile(&mut init, 0.99),
             percentile(&mut e2e, 0.5),
+            (t1 - t0) * 1000.0 / (n1 - n0).max(1.0),
         ));
         if !extra.is_empty() {
             let dir = tempfile::tempdir()?;

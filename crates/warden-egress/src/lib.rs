@@ -73,27 +73,21 @@ pub enum EgressError {
 /// Whether this host can enforce egress rules, and why not.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Capability {
-    /// Root, with `nft` and `ip`, and the kernel accepts nftables tables.
+    /// Root, with `nft`, and the kernel accepts nftables tables.
     Enforced,
     /// Egress control cannot work here; the reason.
     Unavailable(String),
 }
 
-/// Checks what enforcing egress needs: root, the `ip` and `nft` programs, and a kernel
-/// with nftables (by listing tables, which changes nothing).
+/// Checks what enforcing egress needs: root, the `nft` program, and a kernel with
+/// nftables (by listing tables, which changes nothing). Links themselves are made over
+/// rtnetlink, without `ip`.
 pub fn probe() -> Capability {
     if rustix::process::geteuid().is_root() {
-        for program in ["ip", "nft"] {
-            if nft::find_program(program).is_none() {
-                return Capability::Unavailable(format!(
-                    "the `{program}` program is not installed (Debian: {})",
-                    if program == "nft" {
-                        "nftables"
-                    } else {
-                        "iproute2"
-                    }
-                ));
-            }
+        if nft::find_program("nft").is_none() {
+            return Capability::Unavailable(
+                "the `nft` program is not installed (Debian: nftables)".to_owned(),
+            );
         }
         match nft::run("nft", &["list", "tables"], "") {
             Ok(_) => Capability::Enforced,

@@ -13,11 +13,13 @@
 //! stream), it kills every instance it started and exits, so a crashed server leaves no
 //! orphans.
 
+use std::cell::RefCell;
 use std::collections::HashMap;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
+use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use rustix::event::{poll, PollFd, PollFlags, Timespec};
@@ -68,17 +70,24 @@ const LINKED_POLICIES_KEPT: usize = 8;
 /// How long after a spawn background work waits (see `Zygote::quiet_from`).
 const QUIET_AFTER_SPAWN: Duration = Duration::from_millis(25);
 
-/// Linked namespaces kept ready (or being made) per policy. Making one takes about 5 ms
-/// in the background; with two, a cold start that follows another of the same policy
-/// closely still finds one ready.
-const LINKED_READY_PER_POLICY: usize = 2;
+/// Linked namespaces kept ready (or being made) per policy. Making one takes about a
+/// millisecond in the zygote (the namespace, its listeners and its link, no process) and a
+/// share of an `nft` run in the background; with several, a cold start that follows
+/// another of the same policy closely still finds one ready.
+const LINKED_READY_PER_POLICY: usize = 4;
+
+/// A policy's linked namespaces are made again once at most this many are left, all the
+/// missing ones at once, bound by one `nft` run: that run (a process that loads the
+/// ruleset, about 4 ms of CPU) is most of a namespace's cost, so a burst of cold starts
+/// pays for it once per [`LINKED_READY_PER_POLICY`] - [`LINKED_REFILL_AT`] namespaces
+/// rather than once each.
+const LINKED_REFILL_AT: usize = 1;
 
 /// Instance links: their addresses, what each is bound to, and which policies keep a
 /// linked namespace ready.
 struct Links {
     block: BlockId,
     allocator: Allocator,
-    ip_program: PathBuf,
     /// Links of running instances, and of namespaces ready in the sandbox's pool.
     bound: HashMap<u32, BoundLink>,
     /// Policies used lately, most recent last, with their groups.
@@ -93,12 +102,60 @@ struct Links {
     preparing: Vec<Preparing>,
 }
 
-/// A linked namespace being made: the sandbox's `ip` run making its link and the `nft`
-/// run binding its address to the policy's chains, both in the background. Its link is in
-/// [`Links::bound`] from the start, so that giving it up unbinds it.
+/// A linked namespace made, waiting for the background `nft` run binding its address to
+/// the policy's chains (one run for a batch). Its link is in [`Links::bound`] from the
+/// start, so that giving it up unbinds it.
 struct Preparing {
     pending: PendingLink,
-    bind: Child,
+    bind: Rc<RefCell<BindRun>>,
+}
+
+/// One background `nft` run binding a batch of links, shared by the batch's namespaces.
+struct BindRun {
+    child: Child,
+    /// Its outcome, once it has ended.
+    ended: Option<Result<(), String>>,
+}
+
+impl BindRun {
+    /// Whether the run has ended (reaping it if so).
+    fn is_done(&mut self) -> bool {
+        if self.ended.is_some() {
+            return true;
+        }
+        match self.child.try_wait() {
+            Ok(None) => false,
+            Ok(Some(status)) => {
+                self.ended = Some(bind_outcome(status));
+                true
+            }
+            Err(e) => {
+                self.ended = Some(Err(format!("binding the link to its rules failed: {e}")));
+                true
+            }
+        }
+    }
+
+    /// Waits for the run to end; its outcome.
+    fn wait(&mut self) -> Result<(), String> {
+        if self.ended.is_none() {
+            self.ended = Some(match self.child.wait() {
+                Ok(status) => bind_outcome(status),
+                Err(e) => Err(format!("binding the link to its rules failed: {e}")),
+            });
+        }
+        self.ended.clone().unwrap_or(Ok(()))
+    }
+}
+
+fn bind_outcome(status: std::process::ExitStatus) -> Result<(), String> {
+    if status.success() {
+        Ok(())
+    } else {
+        Err(format!(
+            "binding the link to its rules failed: nft {status}"
+        ))
+    }
 }
 
 /// A link and the groups whose sets hold its address.
@@ -115,7 +172,7 @@ impl Links {
         groups: &[GroupId],
     ) -> Result<(), String> {
         if !self.is_preparing(key) {
-            self.start(sandbox, key, groups)?;
+            self.start(sandbox, key, groups, 1)?;
         }
         let failure = self.advance(sandbox, Some(key));
         if sandbox.linked_ready(key.as_str()) == 0 {
@@ -138,49 +195,68 @@ impl Links {
             .count()
     }
 
-    /// Starts making a linked namespace for `key` in the background; [`Links::advance`]
-    /// makes it ready once its `ip` and `nft` runs have ended.
+    /// Makes `count` linked namespaces for `key`, their links bound by one `nft` run in
+    /// the background; [`Links::advance`] makes them ready once that run has ended. Makes
+    /// as many as it can (at least one, or fails).
     fn start(
         &mut self,
         sandbox: &mut Sandbox,
         key: &ChainKey,
         groups: &[GroupId],
+        count: usize,
     ) -> Result<(), String> {
-        let addresses = self
-            .allocator
-            .allocate()
-            .ok_or("every network link of this server is in use")?;
-        let link = NetworkLink {
-            index: addresses.index,
-            host_ifname: addresses.host_ifname.clone(),
-            host_addr: addresses.host_addr,
-            instance_addr: addresses.instance_addr,
-            prefix_len: addresses.prefix_len,
-            ip_program: self.ip_program.clone(),
-        };
-        let pending = match sandbox.begin_linked(key.as_str(), link) {
-            Ok(p) => p,
+        let mut batch = Vec::new();
+        let mut failure = None;
+        for _ in 0..count.max(1) {
+            let Some(addresses) = self.allocator.allocate() else {
+                failure = Some("every network link of this server is in use".to_owned());
+                break;
+            };
+            let link = NetworkLink {
+                index: addresses.index,
+                host_ifname: addresses.host_ifname.clone(),
+                host_addr: addresses.host_addr,
+                instance_addr: addresses.instance_addr,
+                prefix_len: addresses.prefix_len,
+            };
+            match sandbox.begin_linked(key.as_str(), link) {
+                Ok(pending) => batch.push((addresses, pending)),
+                Err(e) => {
+                    self.allocator.release(addresses.index);
+                    failure = Some(error_chain(&e));
+                    break;
+                }
+            }
+        }
+        if batch.is_empty() {
+            return Err(failure.unwrap_or_else(|| "no network link was made".to_owned()));
+        }
+        let script: String = batch
+            .iter()
+            .map(|(addresses, _)| nft::bind_link(self.block, addresses, key, groups))
+            .collect();
+        let bind = match nft::apply_in_background(&script) {
+            Ok(child) => Rc::new(RefCell::new(BindRun { child, ended: None })),
             Err(e) => {
-                self.allocator.release(addresses.index);
+                for (addresses, pending) in batch {
+                    drop(pending);
+                    self.allocator.release(addresses.index);
+                }
                 return Err(error_chain(&e));
             }
         };
-        let bind =
-            match nft::apply_in_background(&nft::bind_link(self.block, &addresses, key, groups)) {
-                Ok(child) => child,
-                Err(e) => {
-                    drop(pending);
-                    self.allocator.release(addresses.index);
-                    return Err(error_chain(&e));
-                }
-            };
-        self.bound
-            .insert(addresses.index, (addresses, groups.to_vec()));
-        self.preparing.push(Preparing { pending, bind });
+        for (addresses, pending) in batch {
+            self.bound
+                .insert(addresses.index, (addresses, groups.to_vec()));
+            self.preparing.push(Preparing {
+                pending,
+                bind: Rc::clone(&bind),
+            });
+        }
         Ok(())
     }
 
-    /// Makes ready every linked namespace whose `ip` and `nft` runs have ended, and, first
+    /// Makes ready every linked namespace whose `nft` run has ended, and, first
     /// waiting for them, those of `wait_for`, returning why one of those failed. One that
     /// failed is given up (its namespace dropped, its link unbound); one made for a policy
     /// no longer wanted too, unless it was waited for.
@@ -189,7 +265,7 @@ impl Links {
         let mut still = Vec::new();
         for mut p in std::mem::take(&mut self.preparing) {
             let waited = wait_for.is_some_and(|k| p.pending.key() == k.as_str());
-            let bind_done = !matches!(p.bind.try_wait(), Ok(None));
+            let bind_done = p.bind.borrow_mut().is_done();
             let finished = bind_done && p.pending.is_done();
             if !waited && !finished {
                 still.push(p);
@@ -197,15 +273,12 @@ impl Links {
             }
             let index = p.pending.index();
             let key = p.pending.key().to_owned();
-            let made = match p.bind.wait() {
-                Ok(status) if status.success() => sandbox
+            let bound = p.bind.borrow_mut().wait();
+            let made = bound.and_then(|()| {
+                sandbox
                     .finish_linked(p.pending)
-                    .map_err(|e| error_chain(&e)),
-                Ok(status) => Err(format!(
-                    "binding the link to its rules failed: nft {status}"
-                )),
-                Err(e) => Err(format!("binding the link to its rules failed: {e}")),
-            };
+                    .map_err(|e| error_chain(&e))
+            });
             match made {
                 // Without its binding the link passes nothing (the table rejects unbound
                 // links), but it must not be used: its namespace is gone or goes now.
@@ -343,7 +416,6 @@ pub fn run_zygote(control: OwnedFd) -> std::io::Result<()> {
         Some((_, opts)) => opts.egress_block.map(|block| Links {
             block,
             allocator: Allocator::new(block),
-            ip_program: nft::find_program("ip").unwrap_or_else(|| PathBuf::from("ip")),
             bound: HashMap::new(),
             wanted: Vec::new(),
             unbound: Vec::new(),
@@ -472,11 +544,9 @@ impl Zygote {
                 let _ = links.advance(sandbox, None);
                 let wanted = links.wanted.clone();
                 for (key, groups) in wanted {
-                    let mut have = sandbox.linked_ready(key.as_str()) + links.preparing_for(&key);
-                    while have < LINKED_READY_PER_POLICY
-                        && links.start(sandbox, &key, &groups).is_ok()
-                    {
-                        have += 1;
+                    let have = sandbox.linked_ready(key.as_str()) + links.preparing_for(&key);
+                    if have <= LINKED_REFILL_AT {
+                        let _ = links.start(sandbox, &key, &groups, LINKED_READY_PER_POLICY - have);
                     }
                 }
             }

@@ -290,14 +290,14 @@ pub(crate) fn bring_loopback_up() -> Result<(), i32> {
 }
 
 /// Gives the interface `name` of the calling thread's network namespace the address
-/// `addr/prefix_len`, brings it up, and routes everything else through `gateway`: the
-/// inside end of an instance's link, configured with `ioctl`s so that no process is
-/// started in the namespace.
+/// `addr/prefix_len`, brings it up, and, with a `gateway`, routes everything else through
+/// it: either end of an instance's link, configured with `ioctl`s so that no process is
+/// started.
 pub(crate) fn configure_link(
     name: &str,
     addr: std::net::Ipv4Addr,
     prefix_len: u8,
-    gateway: std::net::Ipv4Addr,
+    gateway: Option<std::net::Ipv4Addr>,
 ) -> Result<(), i32> {
     #[repr(C)]
     struct IfreqAddr {
@@ -362,6 +362,9 @@ pub(crate) fn configure_link(
         if unsafe { libc::ioctl(sock, libc::SIOCSIFFLAGS, &flags as *const IfreqFlags) } < 0 {
             return Err(errno());
         }
+        let Some(gateway) = gateway else {
+            return Ok(());
+        };
         let as_sockaddr = |a: std::net::Ipv4Addr| {
             // SAFETY: `sockaddr_in` and `sockaddr` have the same size, and the kernel reads
             // the family first; this is how the route ioctl takes IPv4 addresses.

@@ -81,15 +81,14 @@ mod landlock;
 mod netns;
 pub use netns::NetworkLink;
 
-/// A linked namespace whose link an `ip` run is still making ([`Sandbox::begin_linked`]).
-/// Dropping it kills the run and removes the namespace, and the link with it.
+/// A linked namespace made by [`Sandbox::begin_linked`], to be made ready for spawns by
+/// [`Sandbox::finish_linked`]. Dropping it removes the namespace, and the link with it.
 #[derive(Debug)]
 pub struct PendingLink {
     key: String,
     index: u32,
-    /// Both taken only by `finish_linked`.
+    /// Taken only by `finish_linked`.
     prepared: Option<netns::Prepared>,
-    ip: Option<std::process::Child>,
 }
 
 impl PendingLink {
@@ -103,22 +102,13 @@ impl PendingLink {
         self.index
     }
 
-    /// Whether the `ip` run has ended, so that [`Sandbox::finish_linked`] will not wait.
+    /// Whether [`Sandbox::finish_linked`] can take it without waiting: always, since the
+    /// link is made in the call that made the namespace.
     pub fn is_done(&mut self) -> bool {
-        self.ip
-            .as_mut()
-            .is_none_or(|ip| !matches!(ip.try_wait(), Ok(None)))
+        true
     }
 }
 
-impl Drop for PendingLink {
-    fn drop(&mut self) {
-        if let Some(mut ip) = self.ip.take() {
-            let _ = ip.kill();
-            let _ = ip.wait();
-        }
-    }
-}
 mod seccomp;
 
 use std::collections::BTreeSet;
@@ -600,10 +590,10 @@ impl Sandbox {
         self.finish_linked(pending)
     }
 
-    /// Starts preparing a linked namespace for `key`: the namespace and its listeners are
-    /// made now (under a millisecond), the link by an `ip` run left in the background, so
-    /// that a caller serving spawns meanwhile is not held up by it. Until
-    /// [`Sandbox::finish_linked`] takes it, the namespace is not ready for spawns.
+    /// Makes a linked namespace for `key`: the namespace, its listeners and its link (an
+    /// rtnetlink request and a few `ioctl`s, no process; about a millisecond). Until
+    /// [`Sandbox::finish_linked`] takes it, the namespace is not ready for spawns, so that
+    /// a caller can first finish what else the link needs (its firewall binding).
     pub fn begin_linked(
         &mut self,
         key: &str,
@@ -620,24 +610,21 @@ impl Sandbox {
             self.config.extension_port,
             Some(&link),
         )?;
-        let ip = prepared.start_link()?;
+        prepared.make_link()?;
         Ok(PendingLink {
             key: key.to_owned(),
             index: link.index,
             prepared: Some(prepared),
-            ip: Some(ip),
         })
     }
 
-    /// Waits for a pending link's `ip` run (at once if [`PendingLink::is_done`]), finishes
-    /// the link and makes the namespace ready for `key`. On failure the namespace is gone.
+    /// Makes a pending linked namespace ready for `key`.
     pub fn finish_linked(&mut self, mut pending: PendingLink) -> Result<(), SandboxError> {
-        let (Some(prepared), Some(ip)) = (pending.prepared.take(), pending.ip.take()) else {
+        let Some(prepared) = pending.prepared.take() else {
             return Err(SandboxError::InvalidSpec(
                 "this pending link was finished already".to_owned(),
             ));
         };
-        prepared.finish_link(ip)?;
         self.linked
             .entry(std::mem::take(&mut pending.key))
             .or_default()

@@ -4,11 +4,8 @@
 //! The namespace is made by the calling thread itself (`unshare` affects only the calling
 //! thread), which then returns to its original namespace; no process is forked.
 
-use std::io::Write as _;
 use std::net::Ipv4Addr;
-use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd, RawFd};
 
 use rustix::fs::{Mode, OFlags};
 use rustix::thread::{LinkNameSpaceType, UnshareFlags};
@@ -45,45 +42,68 @@ pub struct NetworkLink {
     pub instance_addr: Ipv4Addr,
     /// The link's prefix length.
     pub prefix_len: u8,
-    /// The `ip` program (iproute2) that configures it.
-    pub ip_program: PathBuf,
 }
 
-/// Starts `ip -batch -` with `commands`, in the calling thread's network namespace (a
-/// child process inherits the namespace of the thread that starts it); [`ip_finished`]
-/// collects it.
-fn ip_batch_start(ip: &Path, commands: &str) -> Result<Child, SandboxError> {
-    let mut child = Command::new(ip)
-        .args(["-batch", "-"])
-        .env_clear()
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .map_err(link_failed)?;
-    // A few hundred bytes: the pipe takes them without waiting for `ip` to read.
-    let written = match child.stdin.take() {
-        Some(mut stdin) => stdin.write_all(commands.as_bytes()),
-        None => Ok(()),
+/// Creates the veth pair `host` (in the calling thread's network namespace) and `peer`,
+/// made in the namespace `netns` at once, with one rtnetlink request: no `ip` process (a
+/// fork and exec, and iproute2's start, were most of a link's cost).
+fn create_veth(host: &str, peer: &str, netns: RawFd) -> Result<(), SandboxError> {
+    use netlink_packet_core::{
+        NetlinkHeader, NetlinkMessage, NetlinkPayload, NLM_F_ACK, NLM_F_CREATE, NLM_F_EXCL,
+        NLM_F_REQUEST,
     };
-    if let Err(e) = written {
-        let _ = child.kill();
-        let _ = child.wait();
-        return Err(link_failed(e));
-    }
-    Ok(child)
-}
+    use netlink_packet_route::link::{
+        InfoData, InfoKind, InfoVeth, LinkAttribute, LinkInfo, LinkMessage,
+    };
+    use netlink_packet_route::RouteNetlinkMessage;
+    use netlink_sys::{protocols::NETLINK_ROUTE, Socket, SocketAddr};
 
-/// Waits for an `ip` run (at once if it has ended) and turns its failure into an error.
-fn ip_finished(child: Child) -> Result<(), SandboxError> {
-    let out = child.wait_with_output().map_err(link_failed)?;
-    if !out.status.success() {
-        return Err(link_failed(std::io::Error::other(format!(
-            "ip: {}",
-            String::from_utf8_lossy(&out.stderr).trim()
-        ))));
+    let mut inside = LinkMessage::default();
+    inside.attributes = vec![
+        LinkAttribute::IfName(peer.to_owned()),
+        LinkAttribute::NetNsFd(netns),
+    ];
+    let mut outside = LinkMessage::default();
+    outside.attributes = vec![
+        LinkAttribute::IfName(host.to_owned()),
+        LinkAttribute::LinkInfo(vec![
+            LinkInfo::Kind(InfoKind::Veth),
+            LinkInfo::Data(InfoData::Veth(InfoVeth::Peer(inside))),
+        ]),
+    ];
+    let mut header = NetlinkHeader::default();
+    header.flags = NLM_F_REQUEST | NLM_F_CREATE | NLM_F_EXCL | NLM_F_ACK;
+    header.sequence_number = 1;
+    let mut request = NetlinkMessage::new(
+        header,
+        NetlinkPayload::from(RouteNetlinkMessage::NewLink(outside)),
+    );
+    request.finalize();
+    let mut bytes = vec![0; request.buffer_len()];
+    request.serialize(&mut bytes);
+
+    let mut socket = Socket::new(NETLINK_ROUTE).map_err(link_failed)?;
+    socket.bind_auto().map_err(link_failed)?;
+    socket
+        .connect(&SocketAddr::new(0, 0))
+        .map_err(link_failed)?;
+    socket.send(&bytes, 0).map_err(link_failed)?;
+    // The answer is one acknowledgement (an error message whose code is 0) or an error;
+    // the kernel sends nothing else on this socket.
+    let mut answer = vec![0u8; 8192];
+    let n = socket.recv(&mut &mut answer[..], 0).map_err(link_failed)?;
+    let reply = NetlinkMessage::<RouteNetlinkMessage>::deserialize(&answer[..n.min(answer.len())])
+        .map_err(|e| link_failed(std::io::Error::other(format!("rtnetlink answer: {e}"))))?;
+    match reply.payload {
+        NetlinkPayload::Error(e) => match e.code {
+            None => Ok(()),
+            Some(code) => Err(link_failed(std::io::Error::from_raw_os_error(-code.get()))),
+        },
+        other => Err(link_failed(std::io::Error::other(format!(
+            "rtnetlink answered {:?} to a link creation",
+            other.message_type()
+        )))),
     }
-    Ok(())
 }
 
 fn link_failed(source: std::io::Error) -> SandboxError {
@@ -140,7 +160,7 @@ impl Prepared {
     /// With `link`, the namespace also gets IPv6 disabled and a resolver socket; its veth
     /// pair (`eth0` inside with the instance's address and a default route through the
     /// host's end, which stays in the caller's namespace) is made by
-    /// [`Prepared::start_link`] and [`Prepared::finish_link`].
+    /// [`Prepared::make_link`].
     pub(crate) fn create(
         runtime_api_port: u16,
         api_port: u16,
@@ -211,46 +231,31 @@ impl Prepared {
         inside
     }
 
-    /// Starts making this namespace's link (see [`Prepared::create`]): one `ip` run in the
-    /// caller's namespace makes the pair, moves its inside end into this namespace as
-    /// `eth0`, and addresses and raises the host's end. It runs in the background;
-    /// [`Prepared::finish_link`] waits for it and configures the inside end.
-    pub(crate) fn start_link(&self) -> Result<Child, SandboxError> {
+    /// Makes this namespace's link (see [`Prepared::create`]): one rtnetlink request in
+    /// the caller's namespace makes the pair with its inside end in this namespace as
+    /// `eth0`; `ioctl`s address and raise the host's end, then, from a thread in the
+    /// namespace, the inside end. No process is started. On failure the caller drops the
+    /// namespace, and the pair goes with it.
+    pub(crate) fn make_link(&self) -> Result<(), SandboxError> {
         let Some(l) = &self.link else {
             return Err(SandboxError::InvalidSpec(
                 "this namespace has no link to make".to_owned(),
             ));
         };
-        ip_batch_start(
-            &l.ip_program,
-            &format!(
-                "link add {host} type veth peer name eth0 netns /proc/{pid}/fd/{fd}\n\
-                 addr add {host_addr}/{len} dev {host}\n\
-                 link set {host} up\n",
-                host = l.host_ifname,
-                pid = std::process::id(),
-                fd = self.netns.as_raw_fd(),
-                host_addr = l.host_addr,
-                len = l.prefix_len,
-            ),
-        )
-    }
-
-    /// Waits for the `ip` run [`Prepared::start_link`] started, then configures the
-    /// inside end from a thread in the namespace, without a process. On failure the
-    /// caller drops the namespace, and the pair goes with it.
-    pub(crate) fn finish_link(&self, ip: Child) -> Result<(), SandboxError> {
-        ip_finished(ip)?;
-        let Some(l) = &self.link else {
-            return Ok(());
-        };
+        create_veth(&l.host_ifname, "eth0", self.netns.as_raw_fd())?;
+        child::configure_link(&l.host_ifname, l.host_addr, l.prefix_len, None).map_err(|e| {
+            SandboxError::Netns {
+                step: "configure the host's end of the link",
+                source: std::io::Error::from_raw_os_error(e),
+            }
+        })?;
         Self::inside(&self.netns, || {
-            child::configure_link("eth0", l.instance_addr, l.prefix_len, l.host_addr).map_err(|e| {
-                SandboxError::Netns {
+            child::configure_link("eth0", l.instance_addr, l.prefix_len, Some(l.host_addr)).map_err(
+                |e| SandboxError::Netns {
                     step: "configure the instance's end of the link",
                     source: std::io::Error::from_raw_os_error(e),
-                }
-            })
+                },
+            )
         })
     }
 }
