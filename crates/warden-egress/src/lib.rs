@@ -27,8 +27,8 @@
 //! rewrites the chains of every policy using the group in one nftables transaction
 //! ([`Firewall::refresh`]), which warm instances see at once.
 //!
-//! Enforcement needs root (to create veth pairs and load rules) and the `nft` and `ip`
-//! programs; [`probe`] says whether this host has them.
+//! Enforcement needs root (to create veth pairs and load rules) and the `nft` program;
+//! [`probe`] says whether this host has them.
 
 pub mod addressing;
 mod firewall;
@@ -51,7 +51,7 @@ pub enum EgressError {
         #[source]
         source: std::io::Error,
     },
-    /// `nft` or `ip` refused a change.
+    /// `nft` refused a change.
     #[error("`{program}` refused the change: {stderr}")]
     Refused {
         /// The program.

@@ -1,5 +1,5 @@
 //! The host's nftables table for one Warden server, the scripts that change it, and the
-//! `nft` and `ip` programs that apply them.
+//! `nft` program that applies them.
 //!
 //! Each change is one `nft -f -` script, which the kernel applies as one transaction: a
 //! policy's chains are replaced whole, never seen half-written.
@@ -13,7 +13,7 @@ use crate::addressing::{BlockId, LinkAddresses, HOST_IFNAME_PREFIX};
 use crate::rules::{GroupId, ACCEPT, PROTECTED, REFUSE, REJECT};
 use crate::EgressError;
 
-/// Where `ip` and `nft` are looked for besides `PATH` (root's programs are often only in
+/// Where programs (`nft`) are looked for besides `PATH` (root's programs are often only in
 /// `sbin`).
 const SBIN: &[&str] = &["/usr/sbin", "/sbin", "/usr/bin", "/bin"];
 
