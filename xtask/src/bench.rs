@@ -22,7 +22,8 @@
 //! unsigned to a function without a code signing config and signed to one with an
 //! `Enforce` config, N times each, or `cargo xtask bench --cpu [--seconds N]` for the warm
 //! echo at one connection at 128 MB (held by its CPU quota), at 1,769 MB and under
-//! `--cpu-scaling off`. `--cold-gap-ms N` waits N ms before each cold start (default 0:
+//! `--cpu-scaling off`, or `cargo xtask bench --scale N` for N functions deployed:
+//! ListFunctions and GetFunction latency, the server's memory and its restart time. `--cold-gap-ms N` waits N ms before each cold start (default 0:
 //! back to back).
 
 use std::io::{BufRead, BufReader};
@@ -135,6 +136,17 @@ fn start_under(root: &Path, wrapper: &[String], extra: &[String]) -> Result<Serv
     let dir = tempfile::Builder::new()
         .permissions(std::os::unix::fs::PermissionsExt::from_mode(0o700))
         .tempdir()?;
+    start_in(root, wrapper, extra, dir)
+}
+
+/// Starts the release server on the data directory `dir` (a new one, or one a stopped
+/// server left).
+fn start_in(
+    root: &Path,
+    wrapper: &[String],
+    extra: &[String],
+    dir: tempfile::TempDir,
+) -> Result<Server> {
     let warden = root.join("target/release/warden");
     let mut command = match wrapper.split_first() {
         Some((program, args)) => {
@@ -230,6 +242,122 @@ fn create_from_dir(
         bail!("create {name} failed: {}", r.body_mut().read_to_string()?);
     }
     Ok(())
+}
+
+/// `cargo xtask bench --scale N`: N functions deployed (a small `provided.al2023`
+/// package each, created four at a time), then ListFunctions page by page and GetFunction
+/// of 500 of them, timed one request at a time; the server's resident memory; and a
+/// restart on the same data directory, timed from the start to the server's first line.
+fn scale(root: &Path, functions: usize) -> Result<()> {
+    let server = start(root, &[])?;
+    let dir = tempfile::tempdir()?;
+    std::fs::write(dir.path().join("bootstrap"), "#!/bin/sh\nexit 1\n")?;
+    let zip = warden_package::zip_directory(dir.path(), &mut |_, _| {})?;
+    let code = base64::engine::general_purpose::STANDARD.encode(zip);
+    let created = Instant::now();
+    std::thread::scope(|scope| -> Result<()> {
+        let workers: Vec<_> = (0..4)
+            .map(|w| {
+                let (server, code) = (&server, &code);
+                scope.spawn(move || -> Result<()> {
+                    for i in (w..functions).step_by(4) {
+                        let body = serde_json::json!({
+                            "FunctionName": format!("f{i:05}"), "Runtime": "provided.al2023",
+                            "Handler": "bootstrap",
+                            "Role": format!("arn:aws:iam::{ACCOUNT}:role/warden-default"),
+                            "Code": { "ZipFile": code },
+                        });
+                        let mut r = server.send(
+                            "POST",
+                            "/2015-03-31/functions",
+                            &[],
+                            body.to_string().as_bytes(),
+                        )?;
+                        if r.status() != 201 {
+                            bail!("create f{i:05} failed: {}", r.body_mut().read_to_string()?);
+                        }
+                    }
+                    Ok(())
+                })
+            })
+            .collect();
+        for w in workers {
+            w.join()
+                .map_err(|_| anyhow::anyhow!("a create worker panicked"))??;
+        }
+        Ok(())
+    })?;
+    let create_s = created.elapsed().as_secs_f64();
+    let timed = |path: &str| -> Result<(f64, serde_json::Value)> {
+        let t = Instant::now();
+        let mut r = server.send("GET", path, &[], b"")?;
+        let ms = t.elapsed().as_secs_f64() * 1000.0;
+        if r.status() != 200 {
+            bail!("GET {path}: {}", r.status());
+        }
+        Ok((ms, serde_json::from_str(&r.body_mut().read_to_string()?)?))
+    };
+    let mut pages = Vec::new();
+    let mut listed = 0;
+    let mut marker: Option<String> = None;
+    loop {
+        let path = match &marker {
+            Some(m) => format!("/2015-03-31/functions?Marker={m}"),
+            None => "/2015-03-31/functions".to_owned(),
+        };
+        let (ms, page) = timed(&path)?;
+        pages.push(ms);
+        listed += page["Functions"].as_array().map_or(0, Vec::len);
+        match page["NextMarker"].as_str() {
+            Some(m) => marker = Some(m.to_owned()),
+            None => break,
+        }
+    }
+    if listed != functions {
+        bail!("ListFunctions listed {listed} of {functions}");
+    }
+    let mut gets = Vec::new();
+    for k in 0..500 {
+        let i = (k * 7919) % functions;
+        gets.push(timed(&format!("/2015-03-31/functions/f{i:05}"))?.0);
+    }
+    let rss_mib = rss_kib(server.child.id())? / 1024.0;
+    // A restart on the same data directory.
+    let mut server = server;
+    let dir = std::mem::replace(&mut server._dir, tempfile::tempdir()?);
+    drop(server);
+    let restarted = Instant::now();
+    let again = start_in(root, &[], &[], dir)?;
+    let startup_s = restarted.elapsed().as_secs_f64();
+    let rss_after_mib = rss_kib(again.child.id())? / 1024.0;
+    println!("## warden bench --scale {functions}");
+    println!("created {functions} functions in {create_s:.1} s (4 at a time)");
+    println!(
+        "ListFunctions: {} pages, p50 {:.2} ms  p99 {:.2} ms",
+        pages.len(),
+        percentile(&mut pages, 0.5),
+        percentile(&mut pages, 0.99)
+    );
+    println!(
+        "GetFunction: p50 {:.2} ms  p99 {:.2} ms",
+        percentile(&mut gets, 0.5),
+        percentile(&mut gets, 0.99)
+    );
+    println!(
+        "server RSS: {rss_mib:.0} MiB after the creates; {rss_after_mib:.0} MiB after a restart"
+    );
+    println!("restart to listening: {startup_s:.2} s");
+    Ok(())
+}
+
+/// Resident memory of a process, in KiB.
+fn rss_kib(pid: u32) -> Result<f64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .context("no VmRSS in /proc/<pid>/status")
 }
 
 /// The value of the unlabelled series `name` (with its trailing space) at `/metrics`.
@@ -1454,6 +1582,7 @@ pub fn run(root: &Path, args: &[String]) -> Result<()> {
     let mut signing = false;
     let mut posture_checks = false;
     let mut cpu_shares = false;
+    let mut scale_to: Option<usize> = None;
     let mut extra = Vec::new();
     let mut it = args.iter();
     while let Some(a) = it.next() {
@@ -1472,6 +1601,7 @@ pub fn run(root: &Path, args: &[String]) -> Result<()> {
             "--signing" => signing = true,
             "--posture" => posture_checks = true,
             "--cpu" => cpu_shares = true,
+            "--scale" => scale_to = Some(it.next().context("--scale N")?.parse()?),
             "--cold-gap-ms" => COLD_GAP_MS.store(
                 it.next().context("--cold-gap-ms N")?.parse()?,
                 std::sync::atomic::Ordering::Relaxed,
@@ -1516,6 +1646,9 @@ pub fn run(root: &Path, args: &[String]) -> Result<()> {
     }
     if cpu_shares {
         return cpu(root, seconds);
+    }
+    if let Some(n) = scale_to {
+        return scale(root, n);
     }
     if log_queries {
         logs(root, &extra)?;
