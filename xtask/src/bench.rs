@@ -23,7 +23,8 @@
 //! `Enforce` config, N times each, or `cargo xtask bench --cpu [--seconds N]` for the warm
 //! echo at one connection at 128 MB (held by its CPU quota), at 1,769 MB and under
 //! `--cpu-scaling off`, or `cargo xtask bench --scale N` for N functions deployed:
-//! ListFunctions and GetFunction latency, the server's memory and its restart time. `--cold-gap-ms N` waits N ms before each cold start (default 0:
+//! ListFunctions and GetFunction latency, the server's memory and its restart time, or
+//! `cargo xtask bench --burst N` for N concurrent cold starts. `--cold-gap-ms N` waits N ms before each cold start (default 0:
 //! back to back).
 
 use std::io::{BufRead, BufReader};
@@ -347,6 +348,109 @@ fn scale(root: &Path, functions: usize) -> Result<()> {
         "server RSS: {rss_mib:.0} MiB after the creates; {rss_after_mib:.0} MiB after a restart"
     );
     println!("restart to listening: {startup_s:.2} s");
+    Ok(())
+}
+
+/// `cargo xtask bench --burst N`: N invocations at once of a function with no instance
+/// (the Rust echo at 128 MB, sleeping 1 s so that each needs its own instance), so N
+/// concurrent cold starts: how many succeeded, and their `Init Duration` and end-to-end
+/// latency.
+fn burst(root: &Path, n: usize) -> Result<()> {
+    // Each instance's limits count 640 MiB against the host memory budget (128 MB and the
+    // 512 MB `/tmp` the sandbox charges to it), which the default budget (80 % of host
+    // memory) holds about 30 of here; the budget is a reservation of limits, not of use,
+    // so it is raised explicitly to admit them all.
+    let budget = format!("{}MiB", n * 640 + 1024);
+    let server = start(root, &["--memory-budget".to_owned(), budget.clone()])?;
+    create_function_of(&server, root, "burst", 128)?;
+    let payload = br#"{"action":"sleep","ms":1000}"#;
+    let requests: Vec<http::Request<Vec<u8>>> = (0..n)
+        .map(|_| {
+            server.signed(
+                "POST",
+                "/2015-03-31/functions/burst/invocations",
+                &[("X-Amz-Log-Type", "Tail")],
+                payload,
+            )
+        })
+        .collect::<Result<_>>()?;
+    let gate = std::sync::Barrier::new(n);
+    let outcomes: Vec<Result<(u16, f64, Option<f64>)>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = requests
+            .into_iter()
+            .map(|request| {
+                let gate = &gate;
+                scope.spawn(move || -> Result<(u16, f64, Option<f64>)> {
+                    gate.wait();
+                    let started = Instant::now();
+                    let r = agent().run(request)?;
+                    let ms = started.elapsed().as_secs_f64() * 1000.0;
+                    let status = r.status().as_u16();
+                    let log = r
+                        .headers()
+                        .get("x-amz-log-result")
+                        .and_then(|v| v.to_str().ok())
+                        .unwrap_or("")
+                        .to_owned();
+                    let log = base64::engine::general_purpose::STANDARD
+                        .decode(log)
+                        .ok()
+                        .and_then(|b| String::from_utf8(b).ok())
+                        .unwrap_or_default();
+                    let init = log
+                        .split("Init Duration: ")
+                        .nth(1)
+                        .and_then(|s| s.split(' ').next())
+                        .and_then(|s| s.parse::<f64>().ok());
+                    Ok((status, ms, init))
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| {
+                h.join()
+                    .unwrap_or_else(|_| Err(anyhow::anyhow!("a client panicked")))
+            })
+            .collect()
+    });
+    let mut ok = 0;
+    let mut failed = Vec::new();
+    let mut e2e = Vec::new();
+    let mut init = Vec::new();
+    for o in outcomes {
+        match o {
+            Ok((200, ms, i)) => {
+                ok += 1;
+                e2e.push(ms);
+                init.extend(i);
+            }
+            Ok((status, _, _)) => failed.push(status.to_string()),
+            Err(e) => failed.push(e.to_string()),
+        }
+    }
+    println!(
+        "## warden bench --burst {n} (128 MB, each invocation sleeps 1 s; --memory-budget {budget})"
+    );
+    println!(
+        "{ok} of {n} succeeded; {} cold starts; failures: {failed:?}",
+        init.len()
+    );
+    if !init.is_empty() {
+        println!(
+            "Init Duration p50 {:.2} ms  p99 {:.2} ms  max {:.2} ms",
+            percentile(&mut init, 0.5),
+            percentile(&mut init, 0.99),
+            percentile(&mut init, 1.0)
+        );
+    }
+    if !e2e.is_empty() {
+        println!(
+            "end to end p50 {:.0} ms  p99 {:.0} ms (1,000 ms of it the function's sleep)",
+            percentile(&mut e2e, 0.5),
+            percentile(&mut e2e, 0.99)
+        );
+    }
     Ok(())
 }
 
@@ -1583,6 +1687,7 @@ pub fn run(root: &Path, args: &[String]) -> Result<()> {
     let mut posture_checks = false;
     let mut cpu_shares = false;
     let mut scale_to: Option<usize> = None;
+    let mut burst_of: Option<usize> = None;
     let mut extra = Vec::new();
     let mut it = args.iter();
     while let Some(a) = it.next() {
@@ -1602,6 +1707,7 @@ pub fn run(root: &Path, args: &[String]) -> Result<()> {
             "--posture" => posture_checks = true,
             "--cpu" => cpu_shares = true,
             "--scale" => scale_to = Some(it.next().context("--scale N")?.parse()?),
+            "--burst" => burst_of = Some(it.next().context("--burst N")?.parse()?),
             "--cold-gap-ms" => COLD_GAP_MS.store(
                 it.next().context("--cold-gap-ms N")?.parse()?,
                 std::sync::atomic::Ordering::Relaxed,
@@ -1649,6 +1755,9 @@ pub fn run(root: &Path, args: &[String]) -> Result<()> {
     }
     if let Some(n) = scale_to {
         return scale(root, n);
+    }
+    if let Some(n) = burst_of {
+        return burst(root, n);
     }
     if log_queries {
         logs(root, &extra)?;
