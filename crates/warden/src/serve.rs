@@ -449,12 +449,10 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         let firewall = engine_firewall;
         let executor = engine_executor;
         // The API's address goes into every instance's environment: bind it first.
-        let listener = tokio::net::TcpListener::bind(args.listen)
-            .await
+        let listener = listen(args.listen)
             .with_context(|| format!("cannot listen on `{}`", args.listen))?;
         let local = listener.local_addr()?;
-        let url_listener = tokio::net::TcpListener::bind(args.url_listen)
-            .await
+        let url_listener = listen(args.url_listen)
             .with_context(|| format!("cannot listen on `{}` for function URLs", args.url_listen))?;
         let url_local = url_listener.local_addr()?;
         let url_base = warden_urls::model::UrlBase {
@@ -970,6 +968,25 @@ impl warden_engine::CredentialIssuer for RoleSessions {
     fn revoke(&self, access_key_id: &str) {
         self.0.revoke_session(access_key_id);
     }
+}
+
+/// The listen backlog of the API and function URL listeners: the kernel's usual ceiling
+/// (`net.core.somaxconn`, which caps it if lower). With the runtime's default (1,024), a
+/// burst of a thousand callers connecting at once, as a fan-out of invocations does,
+/// overflowed the accept queue while the server was busy, and the kernel reset the
+/// connections whose SYN cookies then failed.
+const LISTEN_BACKLOG: u32 = 4096;
+
+/// Binds a TCP listener at `address` with [`LISTEN_BACKLOG`].
+fn listen(address: std::net::SocketAddr) -> std::io::Result<tokio::net::TcpListener> {
+    let socket = if address.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(address)?;
+    socket.listen(LISTEN_BACKLOG)
 }
 
 #[cfg(test)]

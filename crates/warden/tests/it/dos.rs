@@ -691,3 +691,29 @@ print(gave_up, answer)
     let lines = s.wait_logs("slow", HANG_GUARD, |l| reports(l) >= 6);
     assert_eq!(reports(&lines), 6);
 }
+
+/// The API listens with a deep accept queue (4,096, or the kernel's `somaxconn` if lower):
+/// with the runtime's default of 1,024, a thousand callers fanning out invocations at once
+/// overflowed it while the server started instances, and the kernel reset about one
+/// connection in five. The queue's length is what `ss` shows as a listener's Send-Q.
+#[test]
+fn the_api_listens_with_a_deep_accept_queue() {
+    let s = Server::start();
+    let port = addr(&s).port();
+    let out = std::process::Command::new("ss")
+        .args(["-Hltn", &format!("sport = :{port}")])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    let backlog: u64 = text
+        .split_whitespace()
+        .nth(2)
+        .and_then(|q| q.parse().ok())
+        .unwrap_or_else(|| panic!("no listener on {port} in `ss`: {text}"));
+    let somaxconn: u64 = std::fs::read_to_string("/proc/sys/net/core/somaxconn")
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    assert_eq!(backlog, somaxconn.min(4096), "{text}");
+}
