@@ -233,6 +233,11 @@ fn create_from_dir(
         "MemorySize": 1769, "Environment": { "Variables": env },
         "Code": { "ZipFile": base64::engine::general_purpose::STANDARD.encode(zip) },
     });
+    create(server, &body)
+}
+
+/// CreateFunction with `body`; an error unless it answers 201.
+fn create(server: &Server, body: &serde_json::Value) -> Result<()> {
     let mut r = server.send(
         "POST",
         "/2015-03-31/functions",
@@ -240,7 +245,11 @@ fn create_from_dir(
         body.to_string().as_bytes(),
     )?;
     if r.status() != 201 {
-        bail!("create {name} failed: {}", r.body_mut().read_to_string()?);
+        bail!(
+            "create {} failed: {}",
+            body["FunctionName"],
+            r.body_mut().read_to_string()?
+        );
     }
     Ok(())
 }
@@ -268,15 +277,7 @@ fn scale(root: &Path, functions: usize) -> Result<()> {
                             "Role": format!("arn:aws:iam::{ACCOUNT}:role/warden-default"),
                             "Code": { "ZipFile": code },
                         });
-                        let mut r = server.send(
-                            "POST",
-                            "/2015-03-31/functions",
-                            &[],
-                            body.to_string().as_bytes(),
-                        )?;
-                        if r.status() != 201 {
-                            bail!("create f{i:05} failed: {}", r.body_mut().read_to_string()?);
-                        }
+                        create(server, &body)?;
                     }
                     Ok(())
                 })
@@ -665,16 +666,7 @@ fn create_function_of(server: &Server, root: &Path, name: &str, memory_mb: u32) 
         "MemorySize": memory_mb,
         "Code": { "ZipFile": base64::engine::general_purpose::STANDARD.encode(zip) },
     });
-    let mut r = server.send(
-        "POST",
-        "/2015-03-31/functions",
-        &[],
-        body.to_string().as_bytes(),
-    )?;
-    if r.status() != 201 {
-        bail!("create failed: {}", r.body_mut().read_to_string()?);
-    }
-    Ok(())
+    create(server, &body)
 }
 
 /// `cargo xtask bench --signing`: the deploy-time cost of code signing, as
