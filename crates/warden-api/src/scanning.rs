@@ -2,9 +2,10 @@
 //!
 //! - `PUT /advisories` (`warden:ImportAdvisories` on the account's advisory database):
 //!   replaces the database with the OSV JSON files of the zip in the body, then re-scans
-//!   every function's `$LATEST` and published versions (each distinct package once): what
-//!   was not found before in a version is logged, counted (`NewFindings`, per function)
-//!   and listed in the answer. It changes what every later deploy is checked against, so
+//!   every function's `$LATEST` and published versions, and every published layer version
+//!   (each distinct package once): what was not found before in a version is logged,
+//!   counted (`NewFindings`, per function; a layer's account-wide) and listed in the
+//!   answer. It changes what every later deploy is checked against, so
 //!   it is its own action, granted by no `lambda:*` policy.
 //! - `GET /advisories` (`warden:GetAdvisoryDatabase`): how many advisories, the policy.
 //! - `GET /functions/NAME/findings` (`warden:GetFunctionFindings` on the function's or
@@ -85,6 +86,29 @@ pub async fn import(state: &ApiState, request: &ApiRequest) -> Result<Reply, Api
             );
         }
     }
+    for new in &rescan.new_layers {
+        tracing::warn!(
+            layer_version = %new.layer_version_arn,
+            advisories = %new.advisories.join(","),
+            "known vulnerabilities newly found in a published layer"
+        );
+        // Counted account-wide: the metric's dimension names functions.
+        for _ in &new.advisories {
+            state
+                .metrics
+                .count(warden_metrics::Counter::NewFindings, None, None);
+        }
+    }
+    let new_layer_findings: Vec<serde_json::Value> = rescan
+        .new_layers
+        .iter()
+        .map(|n| {
+            json!({
+                "LayerVersionArn": n.layer_version_arn,
+                "AdvisoryIds": n.advisories,
+            })
+        })
+        .collect();
     let new_findings: Vec<serde_json::Value> = rescan
         .new
         .iter()
@@ -117,6 +141,8 @@ pub async fn import(state: &ApiState, request: &ApiRequest) -> Result<Reply, Api
                 "Packages": rescan.packages,
                 "WithFindings": rescan.with_findings,
                 "NewFindings": new_findings,
+                "LayerVersions": rescan.layer_versions,
+                "NewLayerFindings": new_layer_findings,
             },
         }),
     ))

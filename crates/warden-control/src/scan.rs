@@ -511,11 +511,24 @@ pub struct NewFindings {
     pub advisories: Vec<String>,
 }
 
-/// What a re-scan of every function found.
+/// Advisories a re-scan found in a layer version that the previous one did not.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewLayerFindings {
+    /// The layer version's ARN.
+    pub layer_version_arn: String,
+    /// The advisories not found in it by the previous re-scan.
+    pub advisories: Vec<String>,
+}
+
+/// What a re-scan of every function and layer found.
 #[derive(Debug, Default)]
 pub struct Rescan {
     /// Functions scanned.
     pub functions: usize,
+    /// Layer versions scanned (every published one, used by a function or not).
+    pub layer_versions: usize,
+    /// Per layer version, the advisories found that the previous re-scan did not find.
+    pub new_layers: Vec<NewLayerFindings>,
     /// Function versions scanned (`$LATEST` and published ones).
     pub versions: usize,
     /// Distinct packages (code and layers, by SHA-256) read and scanned.
@@ -525,6 +538,9 @@ pub struct Rescan {
     /// Per function version, the advisories found that the previous re-scan did not find.
     pub new: Vec<NewFindings>,
 }
+
+/// Layers, and versions of one layer, per page of a re-scan.
+const LAYER_PAGE: usize = 50;
 
 impl crate::Control {
     /// What the database says, now, of the package (code or layer) stored under `sha`.
@@ -639,6 +655,62 @@ impl crate::Control {
                 .and_then(|m| warden_types::FunctionName::new(&m).ok())
             {
                 Some(next) => after = Some(next),
+                None => break,
+            }
+        }
+        // Every layer version too, used by a function or not: a published layer is
+        // deployed code that functions may take up at any time.
+        let mut layers_after = None;
+        loop {
+            let (layers, next_layer) = self
+                .list_layers(None, None, layers_after.clone(), LAYER_PAGE)
+                .await?;
+            for layer in &layers {
+                let mut versions_after = None;
+                loop {
+                    let (versions, next_version) = self
+                        .list_layer_versions(&layer.name, None, None, versions_after, LAYER_PAGE)
+                        .await?;
+                    for lv in &versions {
+                        summary.layer_versions += 1;
+                        if !cache.contains_key(&lv.code_sha256) {
+                            let scanned = match self.scan_stored(&lv.code_sha256).await {
+                                Ok(ids) => Some(ids),
+                                Err(e) => {
+                                    tracing::warn!(layer = %lv.name, version = lv.version, error = %e, "a layer could not be re-scanned");
+                                    None
+                                }
+                            };
+                            summary.packages += usize::from(scanned.is_some());
+                            cache.insert(lv.code_sha256.clone(), scanned);
+                        }
+                        let found = match cache.get(&lv.code_sha256) {
+                            Some(Some(ids)) => ids.clone(),
+                            _ => BTreeSet::new(),
+                        };
+                        let arn = self.layer_version_arn(&lv.name, lv.version);
+                        let previous = before.get(&arn);
+                        let new: Vec<String> = found
+                            .iter()
+                            .filter(|id| previous.is_none_or(|b| !b.contains(*id)))
+                            .cloned()
+                            .collect();
+                        if !new.is_empty() {
+                            summary.new_layers.push(NewLayerFindings {
+                                layer_version_arn: arn.clone(),
+                                advisories: new,
+                            });
+                        }
+                        now_known.insert(arn, found);
+                    }
+                    match next_version {
+                        Some(v) => versions_after = Some(v),
+                        None => break,
+                    }
+                }
+            }
+            match next_layer {
+                Some(n) => layers_after = Some(n),
                 None => break,
             }
         }

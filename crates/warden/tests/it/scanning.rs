@@ -90,15 +90,29 @@ fn deploys_are_scanned_and_findings_and_sboms_are_served() {
         "--zip-file",
         &package("requests==2.32.3\n"),
     ]);
+    // A layer no function uses is re-scanned too.
+    let loose = python_zip(&[("requirements.txt", "idna==3.6\n")]);
+    let loose = s.aws(&[
+        "lambda",
+        "publish-layer-version",
+        "--layer-name",
+        "loose",
+        "--zip-file",
+        &format!("fileb://{}", loose.display()),
+    ]);
     let report = import(&s);
     assert_eq!(
         report["Rescanned"],
-        json!({"Functions": 1, "Versions": 2, "Packages": 2, "WithFindings": 1, "NewFindings": [
+        json!({"Functions": 1, "Versions": 2, "Packages": 3, "WithFindings": 1, "NewFindings": [
             {"FunctionName": "early", "Version": "1", "AdvisoryIds": ["PYSEC-2018-28", "PYSEC-2023-74", "PYSEC-2024-60"]}
+        ], "LayerVersions": 1, "NewLayerFindings": [
+            {"LayerVersionArn": loose["LayerVersionArn"], "AdvisoryIds": ["PYSEC-2024-60"]}
         ]})
     );
     // The same database again finds nothing new.
-    assert_eq!(import(&s)["Rescanned"]["NewFindings"], json!([]));
+    let again = import(&s);
+    assert_eq!(again["Rescanned"]["NewFindings"], json!([]));
+    assert_eq!(again["Rescanned"]["NewLayerFindings"], json!([]));
     let scraped = std::process::Command::new("curl")
         .args(["-s", &s.metrics_endpoint])
         .output()
