@@ -915,16 +915,7 @@ fn posture(root: &Path, extra: &[String]) -> Result<()> {
         create_function(&server, root, &format!("p{i}"))?;
     }
     let create_s = created.elapsed().as_secs_f64();
-    let gauge = |name: &str| -> Result<f64> {
-        let text = agent()
-            .get(&server.metrics_endpoint)
-            .call()?
-            .into_body()
-            .read_to_string()?;
-        text.lines()
-            .find_map(|l| l.strip_prefix(name).and_then(|v| v.trim().parse().ok()))
-            .with_context(|| format!("no {name} in /metrics"))
-    };
+    let gauge = |name: &str| metric(&server, name);
     let mut times = Vec::new();
     // The evaluation after the last create, first.
     std::thread::sleep(Duration::from_secs(3));

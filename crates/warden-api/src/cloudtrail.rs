@@ -20,7 +20,7 @@ use warden_audit::lookup::{LookupAttribute, LookupQuery, MAX_RESULTS};
 use warden_types::identity::Principal;
 
 use crate::access::Target;
-use crate::doors::{JsonOperation, JsonService};
+use crate::doors::{json_op, JsonOperation, JsonService};
 use crate::error::JsonVersion;
 use crate::kms::{reply, Input};
 use crate::{ApiError, ApiRequest, ApiState, Reply};
@@ -37,22 +37,12 @@ pub static CLOUDTRAIL: JsonService = JsonService {
 /// The one trail's name.
 pub const TRAIL: &str = "warden";
 
-macro_rules! op {
-    ($name:literal, $targets:expr, $handler:ident) => {
-        JsonOperation {
-            name: $name,
-            targets: $targets,
-            handler: |state, request, body| Box::pin($handler(state, request, body)),
-        }
-    };
-}
-
 const OPERATIONS: &[JsonOperation] = &[
-    op!("LookupEvents", any_target, lookup_events),
-    op!("DescribeTrails", trail_target, describe_trails),
-    op!("GetTrail", trail_target, get_trail),
-    op!("GetTrailStatus", trail_target, get_trail_status),
-    op!("PublishDigest", trail_target, publish_digest),
+    json_op!("LookupEvents", any_target, lookup_events),
+    json_op!("DescribeTrails", trail_target, describe_trails),
+    json_op!("GetTrail", trail_target, get_trail),
+    json_op!("GetTrailStatus", trail_target, get_trail_status),
+    json_op!("PublishDigest", trail_target, publish_digest),
 ];
 
 fn error(code: &'static str, message: impl Into<String>) -> ApiError {

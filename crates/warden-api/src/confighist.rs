@@ -32,7 +32,7 @@ use warden_types::identity::Principal;
 
 use crate::access::Target;
 use crate::audit::Note;
-use crate::doors::{JsonOperation, JsonService};
+use crate::doors::{json_op, JsonOperation, JsonService};
 use crate::error::JsonVersion;
 use crate::kms::{reply, Input};
 use crate::{ApiError, ApiRequest, ApiState, Reply};
@@ -46,19 +46,17 @@ pub static CONFIG: JsonService = JsonService {
     max_body: 64 * 1024,
 };
 
-macro_rules! op {
-    ($name:literal, $handler:ident) => {
-        JsonOperation {
-            name: $name,
-            targets: any_target,
-            handler: |state, request, body| Box::pin($handler(state, request, body)),
-        }
-    };
-}
-
 const OPERATIONS: &[JsonOperation] = &[
-    op!("GetResourceConfigHistory", get_resource_config_history),
-    op!("ListDiscoveredResources", list_discovered_resources),
+    json_op!(
+        "GetResourceConfigHistory",
+        any_target,
+        get_resource_config_history
+    ),
+    json_op!(
+        "ListDiscoveredResources",
+        any_target,
+        list_discovered_resources
+    ),
 ];
 
 /// The resource types recorded.

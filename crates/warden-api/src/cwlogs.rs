@@ -35,7 +35,7 @@ use warden_control::{
 use warden_types::identity::Principal;
 
 use crate::access::Target;
-use crate::doors::{JsonOperation, JsonService};
+use crate::doors::{json_op, JsonOperation, JsonService};
 use crate::error::JsonVersion;
 use crate::kms::{reply, Input};
 use crate::{ApiError, ApiRequest, ApiState, Reply};
@@ -86,35 +86,25 @@ const RETENTION_DAYS: &[i64] = &[
     3288, 3653,
 ];
 
-macro_rules! op {
-    ($name:literal, $targets:expr, $handler:ident) => {
-        JsonOperation {
-            name: $name,
-            targets: $targets,
-            handler: |state, request, body| Box::pin($handler(state, request, body)),
-        }
-    };
-}
-
 const OPERATIONS: &[JsonOperation] = &[
-    op!("DescribeLogGroups", all_groups_target, describe_log_groups),
-    op!("CreateLogGroup", group_target, create_log_group),
-    op!("DeleteLogGroup", group_target, delete_log_group),
-    op!("PutRetentionPolicy", group_target, put_retention_policy),
-    op!(
+    json_op!("DescribeLogGroups", all_groups_target, describe_log_groups),
+    json_op!("CreateLogGroup", group_target, create_log_group),
+    json_op!("DeleteLogGroup", group_target, delete_log_group),
+    json_op!("PutRetentionPolicy", group_target, put_retention_policy),
+    json_op!(
         "DeleteRetentionPolicy",
         group_target,
         delete_retention_policy
     ),
-    op!("DescribeLogStreams", group_target, describe_log_streams),
-    op!("CreateLogStream", stream_target, create_log_stream),
-    op!("DeleteLogStream", stream_target, delete_log_stream),
-    op!("PutLogEvents", stream_target, put_log_events),
-    op!("GetLogEvents", stream_target, get_log_events),
-    op!("FilterLogEvents", group_target, filter_log_events),
-    op!("StartQuery", query_groups_target, start_query),
-    op!("GetQueryResults", any_target, get_query_results),
-    op!("StopQuery", any_target, stop_query),
+    json_op!("DescribeLogStreams", group_target, describe_log_streams),
+    json_op!("CreateLogStream", stream_target, create_log_stream),
+    json_op!("DeleteLogStream", stream_target, delete_log_stream),
+    json_op!("PutLogEvents", stream_target, put_log_events),
+    json_op!("GetLogEvents", stream_target, get_log_events),
+    json_op!("FilterLogEvents", group_target, filter_log_events),
+    json_op!("StartQuery", query_groups_target, start_query),
+    json_op!("GetQueryResults", any_target, get_query_results),
+    json_op!("StopQuery", any_target, stop_query),
 ];
 
 // ---- errors ----

@@ -275,6 +275,32 @@ pub type JsonTargets = fn(
     Option<&Principal>,
 ) -> Result<Vec<Target>, ApiError>;
 
+/// A [`JsonOperation`] named `$name`, authorized by `$targets`, handled by the `async fn`
+/// `$handler(state, request, body)`.
+macro_rules! json_op {
+    ($name:literal, $targets:expr, $handler:ident) => {
+        $crate::doors::JsonOperation {
+            name: $name,
+            targets: $targets,
+            handler: |state, request, body| Box::pin($handler(state, request, body)),
+        }
+    };
+}
+pub(crate) use json_op;
+
+/// [`json_op!`] for a handler that is a plain `fn` (it runs on the async thread, so it must
+/// be quick).
+macro_rules! json_op_sync {
+    ($name:literal, $targets:expr, $handler:ident) => {
+        $crate::doors::JsonOperation {
+            name: $name,
+            targets: $targets,
+            handler: |state, request, body| Box::pin(async move { $handler(state, request, body) }),
+        }
+    };
+}
+pub(crate) use json_op_sync;
+
 /// One operation of a JSON-protocol service.
 pub struct JsonOperation {
     /// The operation's name, as `X-Amz-Target` carries it after the prefix (`Encrypt`).

@@ -24,7 +24,7 @@ use warden_kms::{wire, EncryptionContext, Key, KmsError, NewKey};
 use warden_types::identity::Principal;
 
 use crate::access::Target;
-use crate::doors::{JsonOperation, JsonService};
+use crate::doors::{json_op_sync, JsonOperation, JsonService};
 use crate::error::JsonVersion;
 use crate::{ApiError, ApiRequest, ApiState, Reply};
 
@@ -37,49 +37,39 @@ pub static KMS: JsonService = JsonService {
     max_body: crate::doors::DEFAULT_BODY_LIMIT,
 };
 
-macro_rules! op {
-    ($name:literal, $targets:expr, $handler:ident) => {
-        JsonOperation {
-            name: $name,
-            targets: $targets,
-            handler: |state, request, body| Box::pin(async move { $handler(state, request, body) }),
-        }
-    };
-}
-
 const OPERATIONS: &[JsonOperation] = &[
-    op!("CreateKey", create_key_targets, create_key),
-    op!("DescribeKey", key_target, describe_key),
-    op!("ListKeys", any_target, list_keys),
-    op!("EnableKey", key_target, enable_key),
-    op!("DisableKey", key_target, disable_key),
-    op!("ScheduleKeyDeletion", key_target, schedule_key_deletion),
-    op!("CancelKeyDeletion", key_target, cancel_key_deletion),
-    op!("CreateAlias", create_alias_targets, create_alias),
-    op!("UpdateAlias", update_alias_targets, update_alias),
-    op!("DeleteAlias", delete_alias_targets, delete_alias),
-    op!("ListAliases", any_target, list_aliases),
-    op!("Encrypt", key_target, encrypt),
-    op!("Decrypt", decrypt_targets, decrypt),
-    op!("ReEncrypt", re_encrypt_targets, re_encrypt),
-    op!("GenerateDataKey", key_target, generate_data_key),
-    op!(
+    json_op_sync!("CreateKey", create_key_targets, create_key),
+    json_op_sync!("DescribeKey", key_target, describe_key),
+    json_op_sync!("ListKeys", any_target, list_keys),
+    json_op_sync!("EnableKey", key_target, enable_key),
+    json_op_sync!("DisableKey", key_target, disable_key),
+    json_op_sync!("ScheduleKeyDeletion", key_target, schedule_key_deletion),
+    json_op_sync!("CancelKeyDeletion", key_target, cancel_key_deletion),
+    json_op_sync!("CreateAlias", create_alias_targets, create_alias),
+    json_op_sync!("UpdateAlias", update_alias_targets, update_alias),
+    json_op_sync!("DeleteAlias", delete_alias_targets, delete_alias),
+    json_op_sync!("ListAliases", any_target, list_aliases),
+    json_op_sync!("Encrypt", key_target, encrypt),
+    json_op_sync!("Decrypt", decrypt_targets, decrypt),
+    json_op_sync!("ReEncrypt", re_encrypt_targets, re_encrypt),
+    json_op_sync!("GenerateDataKey", key_target, generate_data_key),
+    json_op_sync!(
         "GenerateDataKeyWithoutPlaintext",
         key_target,
         generate_data_key_without_plaintext
     ),
-    op!("GenerateRandom", any_target, generate_random),
-    op!("EnableKeyRotation", key_target, enable_key_rotation),
-    op!("DisableKeyRotation", key_target, disable_key_rotation),
-    op!("RotateKeyOnDemand", key_target, rotate_key_on_demand),
-    op!("GetKeyRotationStatus", key_target, get_key_rotation_status),
-    op!("ListKeyRotations", key_target, list_key_rotations),
-    op!("GetKeyPolicy", key_target, get_key_policy),
-    op!("PutKeyPolicy", key_target, put_key_policy),
-    op!("ListKeyPolicies", key_target, list_key_policies),
-    op!("TagResource", key_target, tag_resource),
-    op!("UntagResource", key_target, untag_resource),
-    op!("ListResourceTags", key_target, list_resource_tags),
+    json_op_sync!("GenerateRandom", any_target, generate_random),
+    json_op_sync!("EnableKeyRotation", key_target, enable_key_rotation),
+    json_op_sync!("DisableKeyRotation", key_target, disable_key_rotation),
+    json_op_sync!("RotateKeyOnDemand", key_target, rotate_key_on_demand),
+    json_op_sync!("GetKeyRotationStatus", key_target, get_key_rotation_status),
+    json_op_sync!("ListKeyRotations", key_target, list_key_rotations),
+    json_op_sync!("GetKeyPolicy", key_target, get_key_policy),
+    json_op_sync!("PutKeyPolicy", key_target, put_key_policy),
+    json_op_sync!("ListKeyPolicies", key_target, list_key_policies),
+    json_op_sync!("TagResource", key_target, tag_resource),
+    json_op_sync!("UntagResource", key_target, untag_resource),
+    json_op_sync!("ListResourceTags", key_target, list_resource_tags),
 ];
 
 // ---- errors ----

@@ -26,7 +26,7 @@ use warden_dnsfw::{
 use warden_types::identity::Principal;
 
 use crate::access::Target;
-use crate::doors::{JsonOperation, JsonService};
+use crate::doors::{json_op_sync, JsonOperation, JsonService};
 use crate::error::JsonVersion;
 use crate::kms::{reply, Input};
 use crate::{ApiError, ApiRequest, ApiState, Reply};
@@ -40,95 +40,85 @@ pub static ROUTE53_RESOLVER: JsonService = JsonService {
     max_body: crate::doors::DEFAULT_BODY_LIMIT,
 };
 
-macro_rules! op {
-    ($name:literal, $targets:expr, $handler:ident) => {
-        JsonOperation {
-            name: $name,
-            targets: $targets,
-            handler: |state, request, body| Box::pin(async move { $handler(state, request, body) }),
-        }
-    };
-}
-
 const OPERATIONS: &[JsonOperation] = &[
-    op!(
+    json_op_sync!(
         "CreateFirewallDomainList",
         any_target,
         create_firewall_domain_list
     ),
-    op!(
+    json_op_sync!(
         "UpdateFirewallDomains",
         list_target,
         update_firewall_domains
     ),
-    op!("ListFirewallDomains", list_target, list_firewall_domains),
-    op!(
+    json_op_sync!("ListFirewallDomains", list_target, list_firewall_domains),
+    json_op_sync!(
         "GetFirewallDomainList",
         list_target,
         get_firewall_domain_list
     ),
-    op!(
+    json_op_sync!(
         "ListFirewallDomainLists",
         any_target,
         list_firewall_domain_lists
     ),
-    op!(
+    json_op_sync!(
         "DeleteFirewallDomainList",
         list_target,
         delete_firewall_domain_list
     ),
-    op!(
+    json_op_sync!(
         "CreateFirewallRuleGroup",
         any_target,
         create_firewall_rule_group
     ),
-    op!(
+    json_op_sync!(
         "GetFirewallRuleGroup",
         group_target,
         get_firewall_rule_group
     ),
-    op!(
+    json_op_sync!(
         "ListFirewallRuleGroups",
         any_target,
         list_firewall_rule_groups
     ),
-    op!(
+    json_op_sync!(
         "DeleteFirewallRuleGroup",
         group_target,
         delete_firewall_rule_group
     ),
-    op!("CreateFirewallRule", rule_targets, create_firewall_rule),
-    op!("UpdateFirewallRule", rule_targets, update_firewall_rule),
-    op!("DeleteFirewallRule", rule_targets, delete_firewall_rule),
-    op!("ListFirewallRules", group_target, list_firewall_rules),
-    op!(
+    json_op_sync!("CreateFirewallRule", rule_targets, create_firewall_rule),
+    json_op_sync!("UpdateFirewallRule", rule_targets, update_firewall_rule),
+    json_op_sync!("DeleteFirewallRule", rule_targets, delete_firewall_rule),
+    json_op_sync!("ListFirewallRules", group_target, list_firewall_rules),
+    json_op_sync!(
         "AssociateFirewallRuleGroup",
         group_target,
         associate_firewall_rule_group
     ),
-    op!(
+    json_op_sync!(
         "UpdateFirewallRuleGroupAssociation",
         association_target,
         update_firewall_rule_group_association
     ),
-    op!(
+    json_op_sync!(
         "DisassociateFirewallRuleGroup",
         association_target,
         disassociate_firewall_rule_group
     ),
-    op!(
+    json_op_sync!(
         "ListFirewallRuleGroupAssociations",
         any_target,
         list_firewall_rule_group_associations
     ),
-    op!(
+    json_op_sync!(
         "GetFirewallRuleGroupAssociation",
         association_target,
         get_firewall_rule_group_association
     ),
-    op!("TagResource", arn_target, tag_resource),
-    op!("UntagResource", arn_target, untag_resource),
-    op!("ListTagsForResource", arn_target, list_tags_for_resource),
+    json_op_sync!("TagResource", arn_target, tag_resource),
+    json_op_sync!("UntagResource", arn_target, untag_resource),
+    json_op_sync!("ListTagsForResource", arn_target, list_tags_for_resource),
 ];
 
 // ---- errors ----

@@ -28,7 +28,7 @@ use warden_types::identity::Principal;
 use warden_types::FunctionRef;
 
 use crate::access::Target;
-use crate::doors::{JsonOperation, JsonService};
+use crate::doors::{json_op, JsonOperation, JsonService};
 use crate::error::JsonVersion;
 use crate::kms::{b64, reply, Input};
 use crate::{ApiError, ApiRequest, ApiState, Reply};
@@ -42,47 +42,37 @@ pub static SECRETS_MANAGER: JsonService = JsonService {
     max_body: crate::doors::DEFAULT_BODY_LIMIT,
 };
 
-macro_rules! op {
-    ($name:literal, $targets:expr, $handler:ident) => {
-        JsonOperation {
-            name: $name,
-            targets: $targets,
-            handler: |state, request, body| Box::pin($handler(state, request, body)),
-        }
-    };
-}
-
 const OPERATIONS: &[JsonOperation] = &[
-    op!("CreateSecret", create_targets, create_secret),
-    op!("GetSecretValue", read_targets, get_secret_value),
-    op!("PutSecretValue", write_targets, put_secret_value),
-    op!("UpdateSecret", write_targets, update_secret),
-    op!("DescribeSecret", secret_target, describe_secret),
-    op!("ListSecrets", any_target, list_secrets),
-    op!(
+    json_op!("CreateSecret", create_targets, create_secret),
+    json_op!("GetSecretValue", read_targets, get_secret_value),
+    json_op!("PutSecretValue", write_targets, put_secret_value),
+    json_op!("UpdateSecret", write_targets, update_secret),
+    json_op!("DescribeSecret", secret_target, describe_secret),
+    json_op!("ListSecrets", any_target, list_secrets),
+    json_op!(
         "ListSecretVersionIds",
         secret_target,
         list_secret_version_ids
     ),
-    op!("DeleteSecret", secret_target, delete_secret),
-    op!("RestoreSecret", secret_target, restore_secret),
-    op!(
+    json_op!("DeleteSecret", secret_target, delete_secret),
+    json_op!("RestoreSecret", secret_target, restore_secret),
+    json_op!(
         "UpdateSecretVersionStage",
         secret_target,
         update_secret_version_stage
     ),
-    op!("GetResourcePolicy", secret_target, get_resource_policy),
-    op!("PutResourcePolicy", secret_target, put_resource_policy),
-    op!(
+    json_op!("GetResourcePolicy", secret_target, get_resource_policy),
+    json_op!("PutResourcePolicy", secret_target, put_resource_policy),
+    json_op!(
         "DeleteResourcePolicy",
         secret_target,
         delete_resource_policy
     ),
-    op!("TagResource", secret_target, tag_resource),
-    op!("UntagResource", secret_target, untag_resource),
-    op!("RotateSecret", rotate_targets, rotate_secret),
-    op!("CancelRotateSecret", secret_target, cancel_rotate_secret),
-    op!("GetRandomPassword", any_target, get_random_password),
+    json_op!("TagResource", secret_target, tag_resource),
+    json_op!("UntagResource", secret_target, untag_resource),
+    json_op!("RotateSecret", rotate_targets, rotate_secret),
+    json_op!("CancelRotateSecret", secret_target, cancel_rotate_secret),
+    json_op!("GetRandomPassword", any_target, get_random_password),
 ];
 
 /// A Secrets Manager error as the caller sees it.

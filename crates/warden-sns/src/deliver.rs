@@ -32,7 +32,7 @@ use crate::model::{now_ms, parse_http_endpoint, HttpEndpoint, Protocol};
 use crate::policy::{effective_http, RetryPolicy};
 use crate::signing::Signer;
 use crate::store::{Job, MessageKind, Store};
-use crate::tls::{TlsClient, TrustSettings};
+use crate::tls::TlsClient;
 use crate::Sns;
 
 /// How long one delivery may take: resolving, connecting, sending and the response (or
@@ -98,8 +98,9 @@ pub struct DeliveryConfig {
     pub timeout: Duration,
     /// Which addresses HTTP deliveries may reach. Default: none (all allowed).
     pub endpoint_guard: Option<Arc<dyn EndpointGuard>>,
-    /// The TLS client of `https` deliveries. Default: one trusting the host's certificate
-    /// store. Without one, `https` deliveries fail (and are retried, then dead-lettered).
+    /// The TLS client of `https` deliveries ([`TlsClient::new`] builds one on the host's
+    /// certificate store). Default: none, so that building a config reads no files; without
+    /// one, `https` deliveries fail (and are retried, then dead-lettered).
     pub tls: Option<TlsClient>,
 }
 
@@ -111,12 +112,7 @@ impl Default for DeliveryConfig {
             max_concurrency: MAX_CONCURRENT_DELIVERIES,
             timeout: DELIVERY_TIMEOUT,
             endpoint_guard: None,
-            tls: TlsClient::new(&TrustSettings {
-                system_roots: true,
-                ca_file: None,
-            })
-            .map_err(|e| tracing::warn!(error = %e, "https deliveries have no TLS client"))
-            .ok(),
+            tls: None,
         }
     }
 }

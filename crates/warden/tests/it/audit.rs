@@ -323,27 +323,25 @@ fn a_kill_9_loses_no_acknowledged_write_and_verify_finds_every_edit() {
     let pristine = std::fs::read(&db).unwrap();
     let restore = || std::fs::write(&db, &pristine).unwrap();
     // Each edit, made directly in the file, is found and named.
-    tamper(
-        &s.data_dir,
-        "UPDATE event SET body = CAST(replace(CAST(body AS TEXT), 'u7', 'u8') AS BLOB) WHERE event_name = 'CreateUser' AND CAST(body AS TEXT) LIKE '%\"u7\"%';",
-    );
-    let (ok, text) = verify(&s, &export);
-    assert!(!ok && text.contains("ALTERED"), "{text}");
-    restore();
-    tamper(
-        &s.data_dir,
-        "DELETE FROM event WHERE seq = (SELECT seq FROM event WHERE event_name = 'CreateUser' LIMIT 1 OFFSET 5);",
-    );
-    let (ok, text) = verify(&s, &export);
-    assert!(!ok && text.contains("REMOVED"), "{text}");
-    restore();
-    tamper(
-        &s.data_dir,
-        "DELETE FROM event WHERE seq >= (SELECT MAX(seq) - 3 FROM event); DELETE FROM digest;",
-    );
-    let (ok, text) = verify(&s, &export);
-    assert!(!ok && text.contains("TRUNCATED"), "{text}");
-    restore();
+    for (edit, named) in [
+        (
+            "UPDATE event SET body = CAST(replace(CAST(body AS TEXT), 'u7', 'u8') AS BLOB) WHERE event_name = 'CreateUser' AND CAST(body AS TEXT) LIKE '%\"u7\"%';",
+            "ALTERED",
+        ),
+        (
+            "DELETE FROM event WHERE seq = (SELECT seq FROM event WHERE event_name = 'CreateUser' LIMIT 1 OFFSET 5);",
+            "REMOVED",
+        ),
+        (
+            "DELETE FROM event WHERE seq >= (SELECT MAX(seq) - 3 FROM event); DELETE FROM digest;",
+            "TRUNCATED",
+        ),
+    ] {
+        tamper(&s.data_dir, edit);
+        let (ok, text) = verify(&s, &export);
+        assert!(!ok && text.contains(named), "{named}: {text}");
+        restore();
+    }
     let (ok, text) = verify(&s, &export);
     assert!(ok, "restored: {text}");
 }
