@@ -599,4 +599,49 @@ mod tests {
         assert_eq!(runtime("nodejs20.x"), "NODEJS_20_X");
         assert_eq!(runtime("provided.al2023"), "UNSUPPORTED");
     }
+
+    /// Arbitrary JSON, leaning on the names `filterCriteria` uses.
+    fn json_value() -> impl proptest::strategy::Strategy<Value = Value> {
+        use proptest::prelude::*;
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::Bool),
+            any::<i64>().prop_map(|n| json!(n)),
+            "\\PC{0,12}".prop_map(Value::String),
+            prop_oneof![
+                Just("severity"),
+                Just("lambdaFunctionName"),
+                Just("comparison"),
+                Just("value"),
+                Just("EQUALS"),
+                Just("PREFIX")
+            ]
+            .prop_map(|s| Value::String(s.to_owned())),
+        ];
+        leaf.prop_recursive(4, 48, 6, |inner| {
+            prop_oneof![
+                proptest::collection::vec(inner.clone(), 0..6).prop_map(Value::Array),
+                proptest::collection::btree_map(
+                    prop_oneof![
+                        Just("severity".to_owned()),
+                        Just("lambdaFunctionName".to_owned()),
+                        Just("comparison".to_owned()),
+                        Just("value".to_owned()),
+                        "[a-z]{1,6}"
+                    ],
+                    inner,
+                    0..5
+                )
+                .prop_map(|m| Value::Object(m.into_iter().collect())),
+            ]
+        })
+    }
+
+    proptest::proptest! {
+        /// Any JSON as `filterCriteria` is served or refused, never a panic.
+        #[test]
+        fn filter_criteria_never_panic(criteria in json_value()) {
+            let _ = filters(&json!({ "filterCriteria": criteria }));
+        }
+    }
 }

@@ -263,4 +263,21 @@ mod tests {
             assert_eq!(format_day(parse_day(d).expect("day")), d);
         }
     }
+
+    proptest::proptest! {
+        /// Whatever the text, the checks answer without panicking, and a day that parses
+        /// is written back the same.
+        #[test]
+        fn parsers_never_panic_and_days_round_trip(text in "\\PC{0,40}", day in 0i32..3_000_000) {
+            let _ = check_advisory_id(&text);
+            if let Ok(d) = parse_day(&text) {
+                proptest::prop_assert_eq!(format_day(d), text.clone());
+            }
+            if let Ok(d) = Date::from_julian_day(day) {
+                if (0..=9999).contains(&d.year()) {
+                    proptest::prop_assert_eq!(parse_day(&format_day(d)).ok(), Some(d));
+                }
+            }
+        }
+    }
 }
