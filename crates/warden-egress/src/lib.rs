@@ -33,6 +33,7 @@
 pub mod addressing;
 mod firewall;
 pub mod flows;
+pub mod nfnl;
 pub mod nft;
 pub mod rules;
 
@@ -68,6 +69,9 @@ pub enum EgressError {
     /// An identifier that cannot be used in a rule.
     #[error("`{0}` is not a valid security group id")]
     BadGroupId(String),
+    /// An nf_tables netlink batch failed (nothing in it was applied).
+    #[error("nf_tables netlink: {0}")]
+    Netlink(String),
 }
 
 /// Whether this host can enforce egress rules, and why not.

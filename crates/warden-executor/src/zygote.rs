@@ -25,6 +25,7 @@ use std::time::{Duration, Instant};
 use rustix::event::{poll, PollFd, PollFlags, Timespec};
 use rustix::process::{kill_process_group, pidfd_open, Pid, PidfdFlags, Signal};
 use warden_egress::addressing::{Allocator, BlockId, LinkAddresses};
+use warden_egress::nfnl;
 use warden_egress::nft::{self, ChainKey};
 use warden_egress::GroupId;
 use warden_sandbox::{NetworkLink, PendingLink, Sandbox, SandboxConfig, SandboxSpec, Sandboxed};
@@ -71,16 +72,14 @@ const LINKED_POLICIES_KEPT: usize = 8;
 const QUIET_AFTER_SPAWN: Duration = Duration::from_millis(25);
 
 /// Linked namespaces kept ready (or being made) per policy. Making one takes about a
-/// millisecond in the zygote (the namespace, its listeners and its link, no process) and a
-/// share of an `nft` run in the background; with several, a cold start that follows
-/// another of the same policy closely still finds one ready.
+/// millisecond in the zygote (the namespace, its listeners, its link and its binding, no
+/// process); with several, a cold start that follows another of the same policy closely
+/// still finds one ready.
 const LINKED_READY_PER_POLICY: usize = 4;
 
 /// A policy's linked namespaces are made again once at most this many are left, all the
-/// missing ones at once, bound by one `nft` run: that run (a process that loads the
-/// ruleset, about 4 ms of CPU) is most of a namespace's cost, so a burst of cold starts
-/// pays for it once per [`LINKED_READY_PER_POLICY`] - [`LINKED_REFILL_AT`] namespaces
-/// rather than once each.
+/// missing ones at once, bound by one netlink batch (or, should the kernel refuse it, one
+/// `nft` run, a process that loads the ruleset, about 4 ms of CPU).
 const LINKED_REFILL_AT: usize = 1;
 
 /// Instance links: their addresses, what each is bound to, and which policies keep a
@@ -102,17 +101,18 @@ struct Links {
     preparing: Vec<Preparing>,
 }
 
-/// A linked namespace made, waiting for the background `nft` run binding its address to
-/// the policy's chains (one run for a batch). Its link is in [`Links::bound`] from the
+/// A linked namespace made, waiting for its binding to the policy's chains (done at once by
+/// netlink, or by a background `nft` run shared by its batch). Its link is in [`Links::bound`] from the
 /// start, so that giving it up unbinds it.
 struct Preparing {
     pending: PendingLink,
     bind: Rc<RefCell<BindRun>>,
 }
 
-/// One background `nft` run binding a batch of links, shared by the batch's namespaces.
+/// The binding of a batch of links, shared by the batch's namespaces: done already (by
+/// netlink), or a background `nft` run (the fallback).
 struct BindRun {
-    child: Child,
+    child: Option<Child>,
     /// Its outcome, once it has ended.
     ended: Option<Result<(), String>>,
 }
@@ -123,7 +123,10 @@ impl BindRun {
         if self.ended.is_some() {
             return true;
         }
-        match self.child.try_wait() {
+        let Some(child) = self.child.as_mut() else {
+            return true;
+        };
+        match child.try_wait() {
             Ok(None) => false,
             Ok(Some(status)) => {
                 self.ended = Some(bind_outcome(status));
@@ -139,10 +142,12 @@ impl BindRun {
     /// Waits for the run to end; its outcome.
     fn wait(&mut self) -> Result<(), String> {
         if self.ended.is_none() {
-            self.ended = Some(match self.child.wait() {
-                Ok(status) => bind_outcome(status),
-                Err(e) => Err(format!("binding the link to its rules failed: {e}")),
-            });
+            if let Some(child) = self.child.as_mut() {
+                self.ended = Some(match child.wait() {
+                    Ok(status) => bind_outcome(status),
+                    Err(e) => Err(format!("binding the link to its rules failed: {e}")),
+                });
+            }
         }
         self.ended.clone().unwrap_or(Ok(()))
     }
@@ -195,9 +200,9 @@ impl Links {
             .count()
     }
 
-    /// Makes `count` linked namespaces for `key`, their links bound by one `nft` run in
-    /// the background; [`Links::advance`] makes them ready once that run has ended. Makes
-    /// as many as it can (at least one, or fails).
+    /// Makes `count` linked namespaces for `key`, their links bound by one netlink batch
+    /// (or one `nft` run in the background); [`Links::advance`] makes them ready once bound.
+    /// Makes as many as it can (at least one, or fails).
     fn start(
         &mut self,
         sandbox: &mut Sandbox,
@@ -231,12 +236,28 @@ impl Links {
         if batch.is_empty() {
             return Err(failure.unwrap_or_else(|| "no network link was made".to_owned()));
         }
-        let script: String = batch
-            .iter()
-            .map(|(addresses, _)| nft::bind_link(self.block, addresses, key, groups))
-            .collect();
-        let bind = match nft::apply_in_background(&script) {
-            Ok(child) => Rc::new(RefCell::new(BindRun { child, ended: None })),
+        // Bound at once by one netlink batch (a fraction of a millisecond); should the
+        // kernel refuse it, by the equivalent `nft` script in the background, which says
+        // why if it fails too.
+        let links: Vec<&LinkAddresses> = batch.iter().map(|(addresses, _)| addresses).collect();
+        let bound = match nfnl::bind_links(self.block, &links, key, groups) {
+            Ok(()) => Ok(BindRun {
+                child: None,
+                ended: Some(Ok(())),
+            }),
+            Err(_) => {
+                let script: String = batch
+                    .iter()
+                    .map(|(addresses, _)| nft::bind_link(self.block, addresses, key, groups))
+                    .collect();
+                nft::apply_in_background(&script).map(|child| BindRun {
+                    child: Some(child),
+                    ended: None,
+                })
+            }
+        };
+        let bind = match bound {
+            Ok(run) => Rc::new(RefCell::new(run)),
             Err(e) => {
                 for (addresses, pending) in batch {
                     drop(pending);
@@ -256,7 +277,7 @@ impl Links {
         Ok(())
     }
 
-    /// Makes ready every linked namespace whose `nft` run has ended, and, first
+    /// Makes ready every linked namespace whose binding has ended, and, first
     /// waiting for them, those of `wait_for`, returning why one of those failed. One that
     /// failed is given up (its namespace dropped, its link unbound); one made for a policy
     /// no longer wanted too, unless it was waited for.
@@ -460,7 +481,7 @@ impl Zygote {
             }
             // With the pool low, look for work; if there is none once the quiet period after
             // the last spawn has passed, refill it. While linked namespaces are being made,
-            // look every millisecond for their runs' ends (about 3 ms each).
+            // look every millisecond for the end of a fallback `nft` run binding them.
             let preparing = self.links.as_ref().is_some_and(|l| !l.preparing.is_empty());
             // A policy left without a ready namespace cannot wait for quiet: the next cold
             // start of a burst would make one inline.
@@ -549,6 +570,8 @@ impl Zygote {
                         let _ = links.start(sandbox, &key, &groups, LINKED_READY_PER_POLICY - have);
                     }
                 }
+                // Bound by netlink, they are ready now.
+                let _ = links.advance(sandbox, None);
             }
         }
     }
