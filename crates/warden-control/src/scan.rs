@@ -174,7 +174,21 @@ pub struct Advisories {
     accepted: RwLock<Vec<Acceptance>>,
     /// Today's date (UTC): [`today`] but where a test sets another day.
     clock: fn() -> Date,
+    /// Reports of stored packages by SHA-256, against the database they were made with:
+    /// reading a package again (Inspector's `ListFindings` reads every package on each
+    /// call, a read-only permission) must not cost a decompression and a scan each time.
+    /// Emptied when the database changes; at most [`REPORTS_CACHED`] entries.
+    reports: std::sync::Mutex<ReportCache>,
 }
+
+/// The database the cached reports were made with, and the reports.
+type ReportCache = (
+    Option<Arc<AdvisoryDb>>,
+    HashMap<String, Arc<warden_scan::ScanReport>>,
+);
+
+/// The most stored-package reports kept (each a few findings, usually none).
+const REPORTS_CACHED: usize = 4096;
 
 impl Advisories {
     /// Opens the database at `path` (empty on first start) under `policy`.
@@ -203,6 +217,7 @@ impl Advisories {
             known: std::sync::Mutex::new(HashMap::new()),
             accepted: RwLock::new(accepted),
             clock: today,
+            reports: std::sync::Mutex::new((None, HashMap::new())),
         })
     }
 
@@ -285,6 +300,38 @@ impl Advisories {
             AdvisoryDb::import_zip(zip, &ImportLimits::default()).map_err(AdvisoryError::Import)?;
         self.store.replace(&db).map_err(AdvisoryError::Store)?;
         *self.db.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(db);
+        Ok(report)
+    }
+
+    /// The report of the stored package `sha` against the current database, if one was
+    /// made since the database last changed.
+    fn cached_report(&self, sha: &str) -> Option<Arc<warden_scan::ScanReport>> {
+        let current = self.current();
+        let cache = self.reports.lock().unwrap_or_else(PoisonError::into_inner);
+        match &cache.0 {
+            Some(db) if Arc::ptr_eq(db, &current) => cache.1.get(sha).cloned(),
+            _ => None,
+        }
+    }
+
+    /// Scans the stored package `sha` (its bytes `zip`) and keeps the report, unless the
+    /// database changed meanwhile or the cache is full of this database's reports.
+    fn scan_stored_zip(
+        &self,
+        sha: &str,
+        zip: &[u8],
+    ) -> Result<Arc<warden_scan::ScanReport>, AdvisoryError> {
+        let inventory = warden_scan::inventory_zip(zip, &warden_scan::Limits::default())
+            .map_err(AdvisoryError::Package)?;
+        let db = self.current();
+        let report = Arc::new(warden_scan::scan(&inventory, &db));
+        let mut cache = self.reports.lock().unwrap_or_else(PoisonError::into_inner);
+        if !cache.0.as_ref().is_some_and(|held| Arc::ptr_eq(held, &db)) {
+            *cache = (Some(Arc::clone(&db)), HashMap::new());
+        }
+        if Arc::ptr_eq(&db, &self.current()) && cache.1.len() < REPORTS_CACHED {
+            cache.1.insert(sha.to_owned(), Arc::clone(&report));
+        }
         Ok(report)
     }
 
@@ -555,16 +602,19 @@ impl crate::Control {
                 "dependency scanning is not configured".into(),
             ));
         };
+        if let Some(report) = advisories.cached_report(sha) {
+            return Ok((*report).clone());
+        }
         let sha = sha.to_owned();
         self.blocking(move |inner| {
             let zip = inner
                 .blobs
                 .read_zip(&sha)
                 .map_err(|e| crate::ControlError::Internal(e.to_string()))?;
-            let (_, report) = advisories
-                .scan_zip(&zip)
+            let report = advisories
+                .scan_stored_zip(&sha, &zip)
                 .map_err(|e| crate::ControlError::Internal(e.to_string()))?;
-            Ok(report)
+            Ok((*report).clone())
         })
         .await
     }
@@ -855,6 +905,37 @@ mod tests {
         );
         assert!(on_the_day_again.revoke("T-1", Some("f")).expect("revoke"));
         assert!(deploy(&on_the_day_again, "f", &[]).is_err(), "revoked");
+    }
+
+    #[test]
+    fn a_stored_package_is_scanned_once_per_database() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let advisories =
+            Advisories::open(&dir.path().join("advisories.db"), ScanPolicy::Warn).expect("open");
+        let zip = zip_of(&[("requirements.txt", "idna==3.6\n")]);
+        assert!(advisories.cached_report("sha-a").is_none());
+        let clean = advisories.scan_stored_zip("sha-a", &zip).expect("scan");
+        assert!(clean.findings.is_empty(), "no advisory imported yet");
+        let cached = advisories.cached_report("sha-a").expect("kept");
+        assert!(Arc::ptr_eq(&cached, &clean));
+        assert!(advisories.cached_report("sha-b").is_none());
+
+        // A new database makes every kept report stale: the package is scanned again and
+        // the advisory found.
+        advisories
+            .import_zip(&zip_of(&[("T-1.json", ADVISORY)]))
+            .expect("import");
+        assert!(advisories.cached_report("sha-a").is_none(), "stale");
+        let found = advisories.scan_stored_zip("sha-a", &zip).expect("scan");
+        assert_eq!(found.findings.len(), 1, "{found:?}");
+        assert_eq!(
+            advisories
+                .cached_report("sha-a")
+                .expect("kept")
+                .findings
+                .len(),
+            1
+        );
     }
 
     #[test]

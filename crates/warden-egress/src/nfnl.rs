@@ -357,7 +357,10 @@ mod tests {
             let len = u32::from_ne_bytes(rest[..4].try_into().unwrap()) as usize;
             let kind = u16::from_ne_bytes([rest[4], rest[5]]);
             let flags = u16::from_ne_bytes([rest[6], rest[7]]);
-            assert!(len >= 20 && len.is_multiple_of(4) && len <= rest.len(), "{len}");
+            assert!(
+                len >= 20 && len.is_multiple_of(4) && len <= rest.len(),
+                "{len}"
+            );
             kinds.push((kind, flags));
             rest = &rest[len..];
         }
