@@ -1244,7 +1244,12 @@ fn cold_starts(server: &Server, function: &str, n: usize) -> Result<(Vec<f64>, V
     }
     // `WARDEN_BENCH_SAMPLES=1`: every sample, in order, to see where a tail comes from.
     if std::env::var_os("WARDEN_BENCH_SAMPLES").is_some() {
-        let line = |v: &[f64]| v.iter().map(|x| format!("{x:.2}")).collect::<Vec<_>>().join(" ");
+        let line = |v: &[f64]| {
+            v.iter()
+                .map(|x| format!("{x:.2}"))
+                .collect::<Vec<_>>()
+                .join(" ")
+        };
         eprintln!("Init Duration (ms): {}", line(&init));
         eprintln!("end to end (ms): {}", line(&end_to_end));
     }

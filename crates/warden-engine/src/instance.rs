@@ -25,9 +25,10 @@ use crate::RoleCredentials;
 
 pub struct Instance {
     pub id: InstanceId,
-    pub pid: i32,
     pub channel: InstanceChannel,
     pub logs: Arc<LogCapture>,
+    /// What its `REPORT` lines read their peak memory from.
+    pub peak_memory: Arc<crate::logs::PeakMemory>,
     pub exit: watch::Receiver<Option<ExitStatus>>,
     /// When the engine asked for the process: the start of the init phase.
     pub spawned_at: Instant,
@@ -108,9 +109,9 @@ impl Instance {
         });
         Ok(Self {
             id,
-            pid,
             channel,
             logs,
+            peak_memory: Arc::new(crate::logs::PeakMemory::open(pid)),
             exit: rx,
             spawned_at,
             last_used: Mutex::new(Instant::now()),

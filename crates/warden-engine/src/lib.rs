@@ -1233,7 +1233,7 @@ impl Engine {
             request_id: request_id.to_owned(),
             duration_ms,
             memory_mb: config.memory_mb,
-            pid: instance.pid,
+            memory: Some(Arc::clone(&instance.peak_memory)),
             init_ms,
             json: config.logging.json,
         };
@@ -1374,7 +1374,7 @@ impl Engine {
             request_id: request_id.to_owned(),
             duration_ms,
             memory_mb: config.memory_mb,
-            pid: 0,
+            memory: None,
             init_ms: Some(duration_ms),
             json: config.logging.json,
         };

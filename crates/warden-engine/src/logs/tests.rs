@@ -28,8 +28,35 @@ fn tail_keeps_last_4k_on_char_boundaries() {
 }
 
 #[test]
-fn own_memory_is_readable() {
-    assert!(max_memory_mb(std::process::id() as i32) > 0);
+fn peak_memory_is_read_again_from_held_files_until_the_process_is_gone() {
+    let own = PeakMemory::open(std::process::id() as i32);
+    let first = own.mb();
+    assert!(first > 0);
+    assert!(
+        own.mb() >= first,
+        "read again from the start of the held file"
+    );
+
+    let mut child = std::process::Command::new("sleep")
+        .arg("30")
+        .spawn()
+        .expect("sleep");
+    let peak = PeakMemory::open(child.id() as i32);
+    assert!(peak.mb() > 0);
+    child.kill().expect("kill");
+    child.wait().expect("wait");
+    assert_eq!(peak.mb(), 0, "gone: nothing to report, not a stale figure");
+    assert_eq!(PeakMemory::open(0).mb(), 0);
+}
+
+#[test]
+fn peak_memory_reads_status_as_bytes() {
+    assert_eq!(
+        vm_hwm_in(b"Name:\t\xff\xfe\nVmPeak:\t 9 kB\nVmHWM:\t    1234 kB\n"),
+        Some(1234)
+    );
+    assert_eq!(vm_hwm_in(b"Name:\tx\n"), None);
+    assert_eq!(vm_hwm_in(b"VmHWM:\t lots kB\n"), None);
 }
 
 #[test]
@@ -155,7 +182,7 @@ async fn a_function_over_its_rate_is_not_read_and_what_end_drops_is_counted() {
         request_id: "r1".into(),
         duration_ms: 1.0,
         memory_mb: 128,
-        pid: 0,
+        memory: None,
         init_ms: None,
         json: false,
     };
@@ -209,7 +236,7 @@ async fn within_its_rate_nothing_is_lost_and_lines_keep_their_framing() {
         request_id: "r1".into(),
         duration_ms: 1.0,
         memory_mb: 128,
-        pid: 0,
+        memory: None,
         init_ms: None,
         json: false,
     };
@@ -278,7 +305,7 @@ async fn json_format_writes_platform_records_and_warn_writes_none() {
         request_id: "r1".into(),
         duration_ms: 1.5,
         memory_mb: 256,
-        pid: 0,
+        memory: None,
         init_ms: Some(12.25),
         json: true,
     };

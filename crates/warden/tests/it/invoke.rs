@@ -156,6 +156,14 @@ fn warm_instances_are_reused_and_idle_ones_reaped() {
                 && r.contains("\tMemory Size: 128 MB\tMax Memory Used: "),
             "{r}"
         );
+        // The function's peak resident memory, read from its processes: never 0 MB.
+        let used: u64 = r
+            .split("Max Memory Used: ")
+            .nth(1)
+            .and_then(|s| s.split(' ').next())
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(0);
+        assert!((1..=128).contains(&used), "{r}");
     }
 }
 
