@@ -333,26 +333,20 @@ pub struct Note {
 impl Note {
     /// A note of the request whose head is `parts`, from `peer`.
     pub fn new(parts: &http::request::Parts, peer: std::net::SocketAddr) -> Note {
-        let header = |name: &str| {
-            parts
-                .headers
-                .get(name)
-                .and_then(|v| v.to_str().ok())
-                .map(str::to_owned)
-        };
+        let header = |name: &str| parts.headers.get(name).and_then(|v| v.to_str().ok());
         let target = header("x-amz-target")
-            .and_then(|t| t.rsplit_once('.').map(|(_, op)| op.to_owned()))
+            .and_then(|t| t.rsplit_once('.').map(|(_, op)| op))
             .or_else(|| {
                 // Smithy RPC v2: `/service/NAME/operation/OPERATION`.
                 let path = parts.uri.path();
                 path.starts_with("/service/")
-                    .then(|| path.rsplit_once("/operation/").map(|(_, op)| op.to_owned()))
+                    .then(|| path.rsplit_once("/operation/").map(|(_, op)| op))
                     .flatten()
             })
-            .map(|t| t.chars().take(128).collect());
+            .map(|t| prefix_chars(t, 128));
         let access_key = header("authorization")
-            .as_deref()
             .and_then(credential_key)
+            .map(str::to_owned)
             .or_else(|| {
                 crate::routes::query_params(parts.uri.query())
                     .into_iter()
@@ -365,11 +359,11 @@ impl Note {
         Note {
             time_ms: warden_audit::recorder::now_ms(),
             target,
-            path: parts.uri.path().chars().take(1024).collect(),
-            query: parts.uri.query().map(|q| q.chars().take(4096).collect()),
+            path: prefix_chars(parts.uri.path(), 1024),
+            query: parts.uri.query().map(|q| prefix_chars(q, 4096)),
             source_ip: peer.ip().to_string(),
             user_agent: header("user-agent")
-                .map(|ua| ua.chars().take(512).collect())
+                .map(|ua| prefix_chars(ua, 512))
                 .unwrap_or_default(),
             access_key,
             form,
@@ -708,9 +702,17 @@ fn lower_first(key: &str) -> String {
 }
 
 /// The access key in a SigV4 `Authorization` header (`Credential=AKID/...`).
-fn credential_key(authorization: &str) -> Option<String> {
+fn credential_key(authorization: &str) -> Option<&str> {
     let (_, rest) = authorization.split_once("Credential=")?;
-    rest.split('/').next().map(str::to_owned)
+    rest.split('/').next()
+}
+
+/// The first `n` characters of `s` (all of it if shorter), copied once.
+fn prefix_chars(s: &str, n: usize) -> String {
+    match s.char_indices().nth(n) {
+        Some((end, _)) => s[..end].to_owned(),
+        None => s.to_owned(),
+    }
 }
 
 /// A resource's CloudFormation-style type, from its ARN.
@@ -779,10 +781,21 @@ mod tests {
     #[test]
     fn the_access_key_comes_from_the_credential() {
         assert_eq!(
-            credential_key("AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/20240101/us-east-1/lambda/aws4_request, SignedHeaders=host, Signature=00").as_deref(),
+            credential_key("AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/20240101/us-east-1/lambda/aws4_request, SignedHeaders=host, Signature=00"),
             Some("AKIDEXAMPLE")
         );
         assert_eq!(credential_key("Bearer x"), None);
+    }
+
+    #[test]
+    fn recorded_texts_are_cut_at_a_number_of_characters() {
+        assert_eq!(prefix_chars("abc", 2), "ab");
+        assert_eq!(prefix_chars("abc", 3), "abc");
+        assert_eq!(prefix_chars("abc", 10), "abc");
+        assert_eq!(prefix_chars("", 0), "");
+        // Characters, not bytes: never inside a character.
+        assert_eq!(prefix_chars("é€x", 2), "é€");
+        assert_eq!(prefix_chars("é€x", 1), "é");
     }
 
     #[test]
