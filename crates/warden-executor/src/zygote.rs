@@ -102,8 +102,8 @@ struct Links {
 }
 
 /// A linked namespace made, waiting for its binding to the policy's chains (done at once by
-/// netlink, or by a background `nft` run shared by its batch). Its link is in [`Links::bound`] from the
-/// start, so that giving it up unbinds it.
+/// netlink, or by a background `nft` run shared by its batch). Its link is in
+/// [`Links::bound`] from the start, so that giving it up unbinds it.
 struct Preparing {
     pending: PendingLink,
     bind: Rc<RefCell<BindRun>>,
