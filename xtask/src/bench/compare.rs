@@ -293,7 +293,7 @@ pub(super) fn compare(root: &Path, seconds: u32, rounds: usize) -> Result<()> {
         for i in order {
             let s = measure(&configs[i], seconds)?;
             println!(
-                "round {}: {:<42} p50 {:>9}  p99 {:>9}  {:>8.0} invokes/s",
+                "round {}: {:<52} p50 {:>9}  p99 {:>9}  {:>8.0} invokes/s",
                 round + 1,
                 configs[i].label(),
                 show_us(s.p50),
