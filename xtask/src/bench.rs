@@ -24,8 +24,15 @@
 //! echo at one connection at 128 MB (held by its CPU quota), at 1,769 MB and under
 //! `--cpu-scaling off`, or `cargo xtask bench --scale N` for N functions deployed:
 //! ListFunctions and GetFunction latency, the server's memory and its restart time, or
-//! `cargo xtask bench --burst N` for N concurrent cold starts. `--cold-gap-ms N` waits N ms before each cold start (default 0:
-//! back to back).
+//! `cargo xtask bench --burst N` for N concurrent cold starts, or
+//! `cargo xtask bench --idle N [--limit L]` for N concurrent invocations of a function
+//! that sleeps 1 s, the memory per warm idle instance (server and sandbox) and the same N
+//! against a reserved concurrency of L (default 100), or
+//! `cargo xtask bench --compare [--seconds N] [--rounds R]` for the warm echo on Warden
+//! beside the closest peer (`cargo lambda watch --release`, installed into a venv of the
+//! test tools on first use) at 1 and 8 connections, in R alternating rounds (default 3),
+//! with the ratios Warden/peer. `--cold-gap-ms N` waits N ms before each cold start
+//! (default 0: back to back).
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;
@@ -34,6 +41,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use base64::Engine as _;
+
+mod compare;
+mod idle;
 
 struct Server {
     child: Child,
@@ -1163,6 +1173,18 @@ fn wrk_request(
     }
     std::fs::write(script.path(), lua)?;
     let url = format!("{}{path}", base.unwrap_or(&server.endpoint));
+    wrk_script(script.path(), &url, threads, connections, seconds)
+}
+
+/// Runs `wrk` with the Lua `script` (method, body and headers) against `url`; an error if
+/// any response was not 2xx.
+fn wrk_script(
+    script: &Path,
+    url: &str,
+    threads: u32,
+    connections: u32,
+    seconds: u32,
+) -> Result<String> {
     let out = Command::new("wrk")
         .args([
             "-t",
@@ -1174,8 +1196,8 @@ fn wrk_request(
             "--latency",
             "-s",
         ])
-        .arg(script.path())
-        .arg(&url)
+        .arg(script)
+        .arg(url)
         .output()
         .context("running wrk (install it: apt-get install wrk)")?;
     let text = String::from_utf8_lossy(&out.stdout).into_owned();
@@ -1729,6 +1751,10 @@ pub fn run(root: &Path, args: &[String]) -> Result<()> {
     let mut cpu_shares = false;
     let mut scale_to: Option<usize> = None;
     let mut burst_of: Option<usize> = None;
+    let mut idle_of: Option<usize> = None;
+    let mut limit = 100u32;
+    let mut side_by_side = false;
+    let mut rounds = 3usize;
     let mut extra = Vec::new();
     let mut it = args.iter();
     while let Some(a) = it.next() {
@@ -1749,6 +1775,10 @@ pub fn run(root: &Path, args: &[String]) -> Result<()> {
             "--cpu" => cpu_shares = true,
             "--scale" => scale_to = Some(it.next().context("--scale N")?.parse()?),
             "--burst" => burst_of = Some(it.next().context("--burst N")?.parse()?),
+            "--idle" => idle_of = Some(it.next().context("--idle N")?.parse()?),
+            "--limit" => limit = it.next().context("--limit L")?.parse()?,
+            "--compare" => side_by_side = true,
+            "--rounds" => rounds = it.next().context("--rounds R")?.parse()?,
             "--cold-gap-ms" => COLD_GAP_MS.store(
                 it.next().context("--cold-gap-ms N")?.parse()?,
                 std::sync::atomic::Ordering::Relaxed,
@@ -1799,6 +1829,12 @@ pub fn run(root: &Path, args: &[String]) -> Result<()> {
     }
     if let Some(n) = burst_of {
         return burst(root, n);
+    }
+    if let Some(n) = idle_of {
+        return idle::idle(root, n, limit);
+    }
+    if side_by_side {
+        return compare::compare(root, seconds, rounds.max(1));
     }
     if log_queries {
         logs(root, &extra)?;

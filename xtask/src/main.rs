@@ -109,7 +109,7 @@ impl ToolEnv {
 
 /// Where the Python venv lives: outside the checkout, because function sandboxes replace
 /// `/tmp` and a checkout (hence a venv inside it) may live there.
-fn python_tools_dir(root: &Path) -> PathBuf {
+pub(crate) fn python_tools_dir(root: &Path) -> PathBuf {
     let cache = std::env::var_os("XDG_CACHE_HOME")
         .filter(|v| !v.is_empty())
         .map(PathBuf::from)
