@@ -325,11 +325,16 @@ impl Advisories {
             .map_err(AdvisoryError::Package)?;
         let db = self.current();
         let report = Arc::new(warden_scan::scan(&inventory, &db));
+        // Made against a database replaced meanwhile: answered, never kept (nor allowed
+        // to empty the reports of the new one).
+        if !Arc::ptr_eq(&db, &self.current()) {
+            return Ok(report);
+        }
         let mut cache = self.reports.lock().unwrap_or_else(PoisonError::into_inner);
         if !cache.0.as_ref().is_some_and(|held| Arc::ptr_eq(held, &db)) {
             *cache = (Some(Arc::clone(&db)), HashMap::new());
         }
-        if Arc::ptr_eq(&db, &self.current()) && cache.1.len() < REPORTS_CACHED {
+        if cache.1.len() < REPORTS_CACHED {
             cache.1.insert(sha.to_owned(), Arc::clone(&report));
         }
         Ok(report)

@@ -32,28 +32,18 @@ fn cargo_lambda(root: &Path) -> Result<PathBuf> {
             .unwrap_or(false)
     };
     if !works(&bin) {
-        let status = Command::new("python3")
-            .args(["-m", "venv"])
-            .arg(&venv)
-            .status()
-            .context("python3 -m venv")?;
-        if !status.success() {
-            bail!("creating the cargo-lambda venv failed");
-        }
-        let status = Command::new(venv.join("bin/python"))
-            .args([
-                "-m",
-                "pip",
-                "install",
-                "--quiet",
-                "--disable-pip-version-check",
-                "--only-binary",
-                ":all:",
-                CARGO_LAMBDA,
-            ])
-            .status()
-            .context("pip install cargo-lambda")?;
-        if !status.success() || !works(&bin) {
+        crate::run(Command::new("python3").args(["-m", "venv"]).arg(&venv))?;
+        crate::run(Command::new(venv.join("bin/python")).args([
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--disable-pip-version-check",
+            "--only-binary",
+            ":all:",
+            CARGO_LAMBDA,
+        ]))?;
+        if !works(&bin) {
             bail!("installing {CARGO_LAMBDA} failed");
         }
     }
