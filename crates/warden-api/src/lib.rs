@@ -27,6 +27,7 @@ pub mod cloudwatch;
 mod cloudwatch_query;
 pub mod code_signing;
 pub mod confighist;
+pub mod console;
 mod contracts;
 pub mod cwlogs;
 pub mod doors;
@@ -357,7 +358,7 @@ impl warden_types::change::ChangeObserver for ForgetDeleted {
 pub type Reply = Response<ReplyBody>;
 
 async fn handle(
-    shared: &server::Shared,
+    shared: &Arc<server::Shared>,
     peer: SocketAddr,
     req: http::Request<Incoming>,
 ) -> Result<Reply, Infallible> {
@@ -366,6 +367,9 @@ async fn handle(
     let state = &shared.state;
     // SNS's public URLs (its certificate, SubscribeURL, UnsubscribeURL) take no signature.
     let (parts, body) = req.into_parts();
+    if console::claims(parts.uri.path()) {
+        return Ok(console::serve(shared, peer, parts, body).await);
+    }
     if let Some(reply) = sns::serve_public(state, &parts).await {
         return Ok(reply);
     }
@@ -375,6 +379,19 @@ async fn handle(
         .pipeline
         .run(state, &shared.budget, peer, req, &mut service, &mut note)
         .await;
+    Ok(finish(state, &mut note, result, service, &request_id, peer).await)
+}
+
+/// Records a served request in the audit trail (and, for a change, the configuration
+/// history and the posture check), then renders its reply or error.
+pub(crate) async fn finish(
+    state: &ApiState,
+    note: &mut audit::Note,
+    result: Result<Reply, ApiError>,
+    service: routes::Service,
+    request_id: &str,
+    peer: SocketAddr,
+) -> Reply {
     note.service = Some(service.clone());
     let outcome = match &result {
         Ok(r) => audit::Outcome::Replied(r),
@@ -383,16 +400,16 @@ async fn handle(
     let recorded = state
         .audit
         .record(
-            &note,
+            note,
             outcome,
-            &request_id,
+            request_id,
             state.account.as_str(),
             state.region.as_str(),
         )
         .await;
     if let (Ok(Some(event_id)), Ok(reply)) = (&recorded, &result) {
         if let Some(store) = state.audit.config_history() {
-            confighist::capture(state, store, &note, event_id, reply).await;
+            confighist::capture(state, store, note, event_id, reply).await;
         }
         if let Some(posture) = state.audit.posture() {
             posture.changed();
@@ -400,19 +417,19 @@ async fn handle(
     }
     let mut response = match (result, recorded) {
         (Ok(r), Ok(_)) => r,
-        (Ok(_), Err(e)) => e.render(service.protocol(), &request_id),
+        (Ok(_), Err(e)) => e.render(service.protocol(), request_id),
         (Err(e), _) => {
             state.count_refusal(&e, None, peer.ip());
-            e.render(service.protocol(), &request_id)
+            e.render(service.protocol(), request_id)
         }
     };
-    if let Ok(v) = HeaderValue::from_str(&request_id) {
+    if let Ok(v) = HeaderValue::from_str(request_id) {
         response
             .headers_mut()
             .entry("x-amzn-requestid")
             .or_insert(v);
     }
-    Ok(response)
+    response
 }
 
 /// Runs a Lambda operation's handler (the Lambda door's dispatch).

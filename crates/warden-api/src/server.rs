@@ -75,6 +75,8 @@ pub struct ServeOptions {
     pub header_timeout: Duration,
     /// Bytes of request bodies held at once, across all connections.
     pub body_memory: usize,
+    /// How long a web console session lasts from sign-in.
+    pub console_session_ttl: Duration,
 }
 
 impl ServeOptions {
@@ -95,6 +97,7 @@ impl Default for ServeOptions {
             max_connections: Self::default_max_connections(1024),
             header_timeout: DEFAULT_HEADER_TIMEOUT,
             body_memory: DEFAULT_BODY_MEMORY_BYTES,
+            console_session_ttl: crate::console::DEFAULT_SESSION_TTL,
         }
     }
 }
@@ -105,6 +108,8 @@ pub(crate) struct Shared {
     pub budget: BodyBudget,
     /// Which requests this listener serves.
     pub listener: Listener,
+    /// The web console's sessions (served on the API listener only).
+    pub console: crate::console::Console,
 }
 
 /// What a listener serves.
@@ -163,6 +168,7 @@ async fn serve_as(
         state,
         budget: BodyBudget::new(options.body_memory),
         listener: kind,
+        console: crate::console::Console::new(options.console_session_ttl),
     });
     let tracker = Arc::new(Tracker::new(options.max_connections));
     let mut builder = hyper::server::conn::http1::Builder::new();

@@ -37,6 +37,17 @@ fn text(v: &Value, key: &str) -> String {
     }
 }
 
+/// A time the API gave as epoch seconds (or already as text), as RFC 3339 in UTC.
+fn when(v: &Value, key: &str) -> String {
+    let Some(seconds) = v[key].as_f64() else {
+        return text(v, key);
+    };
+    time::OffsetDateTime::from_unix_timestamp(seconds as i64)
+        .ok()
+        .and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok())
+        .unwrap_or_else(|| text(v, key))
+}
+
 fn number(v: Option<f64>, unit: &str) -> String {
     match v {
         Some(x) if x >= 100.0 => format!("{x:.0}{unit}"),
@@ -80,6 +91,7 @@ pub fn layout(title: &str, who: Option<&Who<'_>>, live: Option<&str>, body: Mark
                 meta charset="utf-8";
                 meta name="viewport" content="width=device-width, initial-scale=1";
                 title { (title) " · Warden" }
+                link rel="icon" href="/console/assets/icon.svg";
                 link rel="stylesheet" href="/console/assets/console.css";
                 script src="/console/assets/console.js" defer {}
             }
@@ -383,7 +395,7 @@ pub fn function(who: &Who<'_>, page: &FunctionPage) -> String {
             @else { pre { (pretty(v)) } }
         }))
         (section("Code signing", &page.signing, |v| html! {
-            @if v["CodeSigningConfigArn"].is_null() { p.muted { "No code signing configuration." } }
+            @if v["CodeSigningConfigArn"].as_str().is_none_or(str::is_empty) { p.muted { "No code signing configuration." } }
             @else { p { (text(v, "CodeSigningConfigArn")) } }
         }))
         (section("Dependency findings", &page.findings, |v| html! {
@@ -422,7 +434,7 @@ pub fn function(who: &Who<'_>, page: &FunctionPage) -> String {
                 @for (i, item) in items.iter().enumerate() {
                     @let older = items.get(i + 1).map(configuration_of).unwrap_or_default();
                     details open[i == 0] {
-                        summary { (text(item, "configurationItemCaptureTime")) " · " (text(item, "configurationItemStatus"))
+                        summary { (when(item, "configurationItemCaptureTime")) " · " (text(item, "configurationItemStatus"))
                             @if let Some(ids) = item["relatedEvents"].as_array() {
                                 " · " @for id in ids { a href={ "/console/audit?key=EventId&value=" (encode(id.as_str().unwrap_or_default())) } { "audit event" } " " }
                             }
@@ -467,7 +479,7 @@ pub fn alarms(who: &Who<'_>, alarms: &Fetched, history: &Fetched) -> String {
         (section("History", history, |v| html! {
             table { thead { tr { th { "Time" } th { "Alarm" } th { "Type" } th { "Summary" } } }
             tbody { @for h in v["AlarmHistoryItems"].as_array().map(Vec::as_slice).unwrap_or_default() {
-                tr { td { (text(h, "Timestamp")) } td { (text(h, "AlarmName")) } td { (text(h, "HistoryItemType")) } td { (text(h, "HistorySummary")) } }
+                tr { td { (when(h, "Timestamp")) } td { (text(h, "AlarmName")) } td { (text(h, "HistoryItemType")) } td { (text(h, "HistorySummary")) } }
             } } }
         }))
     };
@@ -520,7 +532,7 @@ pub fn audit(who: &Who<'_>, key: &str, value: &str, events: &Fetched, status: &F
         (section("Integrity", status, |v| html! {
             p { "Events recorded: " (text(v, "EventsRecorded")) ". "
                 @if v["LatestDigestTreeSize"].is_null() { "No signed digest yet." }
-                @else { "Latest signed digest covers " (text(v, "LatestDigestTreeSize")) " events, delivered at " (text(v, "LatestDigestDeliveryTime")) " (epoch seconds)." } }
+                @else { "Latest signed digest covers " (text(v, "LatestDigestTreeSize")) " events, delivered at " (when(v, "LatestDigestDeliveryTime")) "." } }
         }))
         form method="get" action="/console/audit" {
             label for="key" { "Attribute" }
@@ -533,7 +545,7 @@ pub fn audit(who: &Who<'_>, key: &str, value: &str, events: &Fetched, status: &F
             table #events { thead { tr { th { "Time" } th { "Event" } th { "User" } th { "Resources" } th { "Error" } } }
             tbody { @for e in v["Events"].as_array().map(Vec::as_slice).unwrap_or_default() {
                 @let detail: Value = e["CloudTrailEvent"].as_str().and_then(|s| serde_json::from_str(s).ok()).unwrap_or(Value::Null);
-                tr { td { (text(e, "EventTime")) } td { (text(e, "EventName")) } td { (text(e, "Username")) }
+                tr { td { (when(e, "EventTime")) } td { (text(e, "EventName")) } td { (text(e, "Username")) }
                     td { @for r in e["Resources"].as_array().map(Vec::as_slice).unwrap_or_default() { (text(r, "ResourceName")) " " } }
                     td.bad { (text(&detail, "errorCode")) } }
             } } }

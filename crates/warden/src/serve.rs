@@ -182,6 +182,9 @@ pub struct ServeArgs {
     /// so that one largest CreateFunction body fits); beyond it requests get 429.
     #[arg(long, default_value_t = (warden_api::DEFAULT_BODY_MEMORY_BYTES >> 20) as u64, value_parser = clap::value_parser!(u64).range((warden_api::MIN_BODY_MEMORY_BYTES >> 20) as u64..=1 << 20))]
     max_body_memory: u64,
+    /// Seconds a web console session (`/console/`) lasts from sign-in.
+    #[arg(long, default_value_t = warden_api::console::DEFAULT_SESSION_TTL.as_secs(), value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    console_session_ttl: u64,
     /// Log filter (e.g. `info`, `warden=debug`).
     #[arg(long, env = "WARDEN_LOG", default_value = "info")]
     log: String,
@@ -361,6 +364,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         ),
         header_timeout: Duration::from_secs(args.header_timeout),
         body_memory: usize::try_from(args.max_body_memory << 20).unwrap_or(usize::MAX),
+        console_session_ttl: Duration::from_secs(args.console_session_ttl),
     };
 
     let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&data_dir.join("warden.db"))?);

@@ -1,0 +1,1298 @@
+//! The web console's HTTP side, under `/console/` on the API listener.
+//!
+//! **Who may call what.** Anyone may load the sign-in page and the console's own style
+//! sheet and script. Signing in proves an IAM user's long-term access key and secret
+//! (temporary credentials are refused: a console session outliving them would extend
+//! them); it opens a session whose token travels only in an `HttpOnly`,
+//! `SameSite=Strict` cookie. Every other page needs that session, and the principal is
+//! looked up from the key on every request, so deactivating or deleting the key ends the
+//! session at once. Each call a page makes goes through [`Pipeline::run_as`]: the same
+//! door, authorization, validation, audit record and handler as the same call from the
+//! AWS CLI, for the session's principal; a call it may not make shows its refusal on
+//! the page. Every change (a `POST`) must carry the session's CSRF token, and a
+//! cross-origin `Origin` is refused, sign-in included.
+//!
+//! **Live updates** are server-sent events, authorized again on every tick (the same
+//! IAM decision as `ListFunctions`, `GetFunction` and `GetMetricData`) but not recorded
+//! as API calls, since they read the live counters, not the API. At most
+//! [`MAX_LIVE_STREAMS`] streams are open at once and each ends after
+//! [`LIVE_STREAM_LIFETIME`] (the browser reconnects); a stream produces its next event
+//! only once the previous one was taken, so a slow reader holds one event, not a queue.
+//!
+//! [`Pipeline::run_as`]: crate::Pipeline
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http::{header, HeaderValue, Method, StatusCode};
+use http_body_util::BodyExt as _;
+use hyper::body::Incoming;
+use serde_json::{json, Value};
+use warden_console::session::{self, Session, Sessions};
+use warden_console::view::{self, FunctionPage, FunctionRow, Outcome, RoleRow, Who};
+use warden_console::{metrics, CallError, Fetched};
+use warden_types::identity::{CredentialSource as _, Principal};
+
+use crate::access::Target;
+use crate::server::Shared;
+use crate::{audit, body, routes, ApiError, ApiRequest, Operation, Reply, ReplyBody};
+
+/// How long a console session lasts unless `warden serve --console-session-ttl` says.
+pub const DEFAULT_SESSION_TTL: Duration = Duration::from_secs(3_600);
+/// The largest form a page posts (an invocation's payload is the large one).
+pub const FORM_LIMIT: usize = 1024 * 1024;
+/// The most live-update streams open at once, across all sessions.
+pub const MAX_LIVE_STREAMS: usize = 32;
+/// How long one live-update stream lasts before the browser must reconnect.
+pub const LIVE_STREAM_LIFETIME: Duration = Duration::from_secs(600);
+/// How often the functions page's live numbers are sent.
+const ROWS_TICK: Duration = Duration::from_secs(2);
+/// How often a function page's charts are redrawn (they change once a minute).
+const CHARTS_TICK: Duration = Duration::from_secs(10);
+/// The window of the live numbers.
+const LIVE_WINDOW: Duration = Duration::from_secs(60);
+/// The charts' range.
+const CHART_RANGE_S: i64 = 3_600;
+/// At most this many functions are listed (`ListFunctions` pages of 50).
+const MAX_LISTED: usize = 10_000;
+
+/// The console's state: its sessions and open streams.
+#[derive(Debug)]
+pub struct Console {
+    sessions: Sessions,
+    live: Arc<AtomicUsize>,
+}
+
+impl Console {
+    /// A console whose sessions last `ttl`.
+    pub fn new(ttl: Duration) -> Self {
+        Self {
+            sessions: Sessions::new(ttl),
+            live: Arc::new(AtomicUsize::new(0)),
+        }
+    }
+}
+
+/// Whether `path` is the console's.
+pub(crate) fn claims(path: &str) -> bool {
+    path == "/console" || path.starts_with("/console/")
+}
+
+/// A signed-in request's session and principal.
+struct Signed {
+    token: String,
+    session: Session,
+    principal: Principal,
+}
+
+/// Serves one console request.
+pub(crate) async fn serve(
+    shared: &Arc<Shared>,
+    peer: SocketAddr,
+    parts: http::request::Parts,
+    body: Incoming,
+) -> Reply {
+    let mut reply = route(shared, peer, &parts, body).await;
+    for (name, value) in warden_console::SECURITY_HEADERS {
+        reply
+            .headers_mut()
+            .insert(name, HeaderValue::from_static(value));
+    }
+    reply
+}
+
+fn html(status: StatusCode, page: String) -> Reply {
+    let mut r = Reply::new(ReplyBody::from(page));
+    *r.status_mut() = status;
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/html; charset=utf-8"),
+    );
+    r
+}
+
+fn redirect(to: &str) -> Reply {
+    let mut r = Reply::new(ReplyBody::empty());
+    *r.status_mut() = StatusCode::SEE_OTHER;
+    if let Ok(v) = HeaderValue::from_str(to) {
+        r.headers_mut().insert(header::LOCATION, v);
+    }
+    r
+}
+
+fn refusal(status: StatusCode, who: Option<&Who<'_>>, title: &str, text: &str) -> Reply {
+    html(status, view::message(who, title, text))
+}
+
+fn signed_in(shared: &Shared, parts: &http::request::Parts) -> Option<Signed> {
+    let token = parts
+        .headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find_map(session::token_from_cookie_header)?
+        .to_owned();
+    let session = shared.console.sessions.find(&token, Instant::now())?;
+    // The key is looked up each time: a key deactivated or deleted since sign-in ends
+    // the session now.
+    let Some(credential) = shared.state.access.identity.lookup(&session.access_key_id) else {
+        shared.console.sessions.close(&token);
+        return None;
+    };
+    Some(Signed {
+        token,
+        session,
+        principal: credential.principal,
+    })
+}
+
+async fn route(
+    shared: &Arc<Shared>,
+    peer: SocketAddr,
+    parts: &http::request::Parts,
+    body: Incoming,
+) -> Reply {
+    let path = parts.uri.path();
+    let get = parts.method == Method::GET || parts.method == Method::HEAD;
+    let post = parts.method == Method::POST;
+    if get {
+        if let Some(name) = path.strip_prefix("/console/assets/") {
+            return asset(name);
+        }
+        if path == "/console/sign-in" {
+            return html(StatusCode::OK, view::sign_in(None));
+        }
+    }
+    if post && path == "/console/sign-in" {
+        return sign_in(shared, peer, parts, body).await;
+    }
+    let Some(signed) = signed_in(shared, parts) else {
+        body::discard(false, body);
+        return if get && !path.starts_with("/console/live/") {
+            redirect("/console/sign-in")
+        } else {
+            refusal(
+                StatusCode::UNAUTHORIZED,
+                None,
+                "Signed out",
+                "Sign in first: the session is missing, expired or was ended.",
+            )
+        };
+    };
+    let who = Who {
+        arn: &signed.principal.arn,
+        csrf: &signed.session.csrf,
+    };
+    let caller = Caller {
+        shared,
+        signed: &signed,
+        peer,
+    };
+    let segments: Vec<String> = path
+        .trim_start_matches("/console")
+        .split('/')
+        .filter(|s| !s.is_empty())
+        .map(|s| {
+            percent_encoding::percent_decode_str(s)
+                .decode_utf8_lossy()
+                .into_owned()
+        })
+        .collect();
+    let segments: Vec<&str> = segments.iter().map(String::as_str).collect();
+    let query = routes::query_params(parts.uri.query());
+    let param = |name: &str| {
+        query
+            .iter()
+            .rev()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.clone())
+            .unwrap_or_default()
+    };
+    if get {
+        return match segments.as_slice() {
+            [] => redirect("/console/functions"),
+            ["functions"] => functions_page(&caller, &who).await,
+            ["functions", name] => {
+                let page = function_page(&caller, name, &param("filter"), None).await;
+                html(StatusCode::OK, view::function(&who, &page))
+            }
+            ["alarms"] => alarms_page(&caller, &who).await,
+            ["findings"] => findings_page(&caller, &who).await,
+            ["audit"] => audit_page(&caller, &who, &param("key"), &param("value")).await,
+            ["iam"] => iam_page(&caller, &who).await,
+            ["live", "functions"] => live_rows(shared, &signed, peer),
+            ["live", "functions", name] => live_charts(shared, &signed, peer, name),
+            _ => refusal(StatusCode::NOT_FOUND, Some(&who), "Not found", "No such page."),
+        };
+    }
+    if !post {
+        body::discard(false, body);
+        return refusal(
+            StatusCode::METHOD_NOT_ALLOWED,
+            Some(&who),
+            "Not allowed",
+            "The console takes GET and POST only.",
+        );
+    }
+    let form = match change_form(shared, parts, body, Some(&signed.session)).await {
+        Ok(f) => f,
+        Err((status, text)) => return refusal(status, Some(&who), "Refused", &text),
+    };
+    let field = |name: &str| {
+        form.iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.clone())
+            .unwrap_or_default()
+    };
+    match segments.as_slice() {
+        ["sign-out"] => {
+            shared.console.sessions.close(&signed.token);
+            let mut r = redirect("/console/sign-in");
+            if let Ok(v) = HeaderValue::from_str(&session::clear_cookie()) {
+                r.headers_mut().insert(header::SET_COOKIE, v);
+            }
+            r
+        }
+        ["functions", name, action] => {
+            let outcome = function_action(&caller, name, action, &field).await;
+            let Some(outcome) = outcome else {
+                return refusal(StatusCode::NOT_FOUND, Some(&who), "Not found", "No such action.");
+            };
+            let (outcome, status) = outcome;
+            let page = function_page(&caller, name, "", Some(outcome)).await;
+            html(status, view::function(&who, &page))
+        }
+        ["alarms", "actions"] => {
+            let target = if field("enable") == "true" {
+                "EnableAlarmActions"
+            } else {
+                "DisableAlarmActions"
+            };
+            let body = json!({ "AlarmNames": [field("alarm")] });
+            match caller.cloudwatch(target, &body).await {
+                Ok(_) => redirect("/console/alarms"),
+                Err(e) => refusal(status_of(&e), Some(&who), target, &e.to_string()),
+            }
+        }
+        ["findings", "suppress"] => {
+            let body = json!({
+                "FindingIdentifiers": [{ "Id": field("id"), "ProductArn": field("product") }],
+                "Workflow": { "Status": "SUPPRESSED" },
+                "Note": { "Text": field("reason"), "UpdatedBy": signed.principal.arn },
+            });
+            let done = caller
+                .call_json(
+                    "securityhub",
+                    Method::PATCH,
+                    "/findings/batchupdate",
+                    None,
+                    &body,
+                )
+                .await;
+            match done {
+                Ok(v) if v["UnprocessedFindings"].as_array().is_none_or(Vec::is_empty) => {
+                    redirect("/console/findings")
+                }
+                Ok(v) => refusal(
+                    StatusCode::BAD_REQUEST,
+                    Some(&who),
+                    "BatchUpdateFindings",
+                    &v["UnprocessedFindings"].to_string(),
+                ),
+                Err(e) => refusal(status_of(&e), Some(&who), "BatchUpdateFindings", &e.to_string()),
+            }
+        }
+        _ => refusal(StatusCode::NOT_FOUND, Some(&who), "Not found", "No such action."),
+    }
+}
+
+fn status_of(e: &CallError) -> StatusCode {
+    StatusCode::from_u16(e.status).unwrap_or(StatusCode::BAD_REQUEST)
+}
+
+fn asset(name: &str) -> Reply {
+    let Some((text, content_type)) = warden_console::assets::asset(name) else {
+        return refusal(StatusCode::NOT_FOUND, None, "Not found", "No such asset.");
+    };
+    let mut r = Reply::new(ReplyBody::from(Bytes::from_static(text.as_bytes())));
+    r.headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    r
+}
+
+/// Reads a posted form after the checks every change passes: a same-origin `Origin`
+/// (when the browser sends one), a form body within [`FORM_LIMIT`], and, for a
+/// signed-in session, its CSRF token.
+async fn change_form(
+    shared: &Shared,
+    parts: &http::request::Parts,
+    body: Incoming,
+    session: Option<&Session>,
+) -> Result<Vec<(String, String)>, (StatusCode, String)> {
+    let header = |name: header::HeaderName| parts.headers.get(name).and_then(|v| v.to_str().ok());
+    if let (Some(origin), Some(host)) = (header(header::ORIGIN), header(header::HOST)) {
+        let same = origin
+            .split_once("://")
+            .is_some_and(|(scheme, rest)| matches!(scheme, "http" | "https") && rest == host);
+        if !same {
+            body::discard(false, body);
+            return Err((
+                StatusCode::FORBIDDEN,
+                "Refused a change sent from another origin.".into(),
+            ));
+        }
+    }
+    let form_type = header(header::CONTENT_TYPE)
+        .is_some_and(|t| t.starts_with("application/x-www-form-urlencoded"));
+    if !form_type {
+        body::discard(false, body);
+        return Err((
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "A change is posted as application/x-www-form-urlencoded.".into(),
+        ));
+    }
+    let declared = header(header::CONTENT_LENGTH).and_then(|v| v.parse::<u64>().ok());
+    let plan = body::Plan {
+        limit: FORM_LIMIT,
+        declared,
+        signed: false,
+    };
+    let received = body::read(body, plan, &shared.budget, || {
+        ApiError::too_large(FORM_LIMIT, "console form")
+    })
+    .await
+    .map_err(|e| (e.status, e.message))?;
+    let text = std::str::from_utf8(&received.bytes)
+        .map_err(|_| (StatusCode::BAD_REQUEST, "The form is not UTF-8.".to_owned()))?;
+    let form = routes::query_params(Some(text));
+    if let Some(session) = session {
+        let given = form
+            .iter()
+            .find(|(k, _)| k == "csrf")
+            .map(|(_, v)| v.as_str())
+            .unwrap_or_default();
+        if !session::csrf_matches(session, given) {
+            return Err((
+                StatusCode::FORBIDDEN,
+                "The form's CSRF token is missing or is not this session's: reload the page and try again.".into(),
+            ));
+        }
+    }
+    Ok(form)
+}
+
+async fn sign_in(
+    shared: &Shared,
+    peer: SocketAddr,
+    parts: &http::request::Parts,
+    body: Incoming,
+) -> Reply {
+    let form = match change_form(shared, parts, body, None).await {
+        Ok(f) => f,
+        Err((status, text)) => return html(status, view::sign_in(Some(&text))),
+    };
+    let field = |name: &str| {
+        form.iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+            .unwrap_or_default()
+    };
+    let key = field("access_key_id").trim();
+    let secret = field("secret_access_key");
+    let credential = shared.state.access.identity.lookup(key);
+    let proven = credential.as_ref().is_some_and(|c| {
+        let a: [u8; 32] = <sha2::Sha256 as sha2::Digest>::digest(c.secret_access_key.as_bytes()).into();
+        let b: [u8; 32] = <sha2::Sha256 as sha2::Digest>::digest(secret.as_bytes()).into();
+        a.iter().zip(&b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+    });
+    let Some(credential) = credential.filter(|_| proven) else {
+        let error = ApiError::new(
+            StatusCode::FORBIDDEN,
+            "UnrecognizedClientException",
+            "console sign-in: the access key or secret is wrong",
+        );
+        shared.state.count_refusal(&error, None, peer.ip());
+        return html(
+            StatusCode::FORBIDDEN,
+            view::sign_in(Some("The access key ID or secret access key is wrong.")),
+        );
+    };
+    if credential.session_token.is_some() {
+        return html(
+            StatusCode::FORBIDDEN,
+            view::sign_in(Some(
+                "Temporary credentials cannot open a console session: sign in with an IAM user's access key.",
+            )),
+        );
+    }
+    let opened = shared.console.sessions.open(key, Instant::now());
+    tracing::info!(principal = %credential.principal.arn, %peer, "console sign-in");
+    let mut r = redirect("/console/functions");
+    let cookie = session::set_cookie(&opened.token, shared.console.sessions.ttl(), false);
+    if let Ok(v) = HeaderValue::from_str(&cookie) {
+        r.headers_mut().insert(header::SET_COOKIE, v);
+    }
+    r
+}
+
+/// Makes API calls for the signed-in principal.
+struct Caller<'a> {
+    shared: &'a Arc<Shared>,
+    signed: &'a Signed,
+    peer: SocketAddr,
+}
+
+fn call_error(status: StatusCode, headers: &http::HeaderMap, body: &[u8]) -> CallError {
+    let v: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
+    let code = headers
+        .get("x-amzn-errortype")
+        .and_then(|h| h.to_str().ok())
+        .map(|c| c.split(':').next().unwrap_or(c).to_owned())
+        .or_else(|| {
+            v["__type"]
+                .as_str()
+                .map(|t| t.rsplit('#').next().unwrap_or(t).to_owned())
+        })
+        .or_else(|| v["Type"].as_str().map(str::to_owned))
+        .or_else(|| xml_text(body, "Code"))
+        .unwrap_or_else(|| status.as_str().to_owned());
+    let message = v["message"]
+        .as_str()
+        .or_else(|| v["Message"].as_str())
+        .map(str::to_owned)
+        .or_else(|| xml_text(body, "Message"))
+        .unwrap_or_default();
+    CallError {
+        status: status.as_u16(),
+        code,
+        message,
+    }
+}
+
+/// The text of the first `<tag>` element of an XML response (the query protocol's
+/// errors and IAM's lists), if any.
+fn xml_text(body: &[u8], tag: &str) -> Option<String> {
+    xml_texts(body, tag).into_iter().next()
+}
+
+/// The texts of every `<tag>` element of an XML document, in order. The documents are
+/// Warden's own IAM responses; `quick-xml` reads them.
+fn xml_texts(body: &[u8], tag: &str) -> Vec<String> {
+    use quick_xml::events::Event;
+    let mut reader = quick_xml::Reader::from_reader(body);
+    let mut out = Vec::new();
+    let mut inside = false;
+    let mut buf = Vec::new();
+    loop {
+        match reader.read_event_into(&mut buf) {
+            Ok(Event::Start(e)) => inside = e.local_name().as_ref() == tag.as_bytes(),
+            Ok(Event::Text(t)) if inside => {
+                if let Ok(s) = t.decode() {
+                    let s = quick_xml::escape::unescape(&s)
+                        .map(|c| c.into_owned())
+                        .unwrap_or_else(|_| s.into_owned());
+                    out.push(s);
+                }
+                inside = false;
+            }
+            Ok(Event::End(_)) => inside = false,
+            Ok(Event::Eof) | Err(_) => break,
+            _ => {}
+        }
+        buf.clear();
+    }
+    out
+}
+
+impl Caller<'_> {
+    /// One call through the pipeline, as the session's principal; the response's body
+    /// on success.
+    async fn call(
+        &self,
+        signing_name: &str,
+        method: Method,
+        uri: &str,
+        headers: &[(&str, &str)],
+        body: Bytes,
+    ) -> Result<(http::response::Parts, Bytes), CallError> {
+        let internal = |message: String| CallError {
+            status: 500,
+            code: "ServiceException".into(),
+            message,
+        };
+        let mut builder = http::Request::builder()
+            .method(method)
+            .uri(uri)
+            .header(header::HOST, "console.warden")
+            .header(header::USER_AGENT, "warden-console");
+        for (k, v) in headers {
+            builder = builder.header(*k, *v);
+        }
+        let (parts, ()) = builder
+            .body(())
+            .map_err(|e| internal(e.to_string()))?
+            .into_parts();
+        let state = &self.shared.state;
+        let request_id = uuid::Uuid::new_v4().to_string();
+        let mut note = audit::Note::new(&parts, self.peer);
+        note.access_key = Some(self.signed.session.access_key_id.clone());
+        let mut service = routes::Service::Lambda;
+        let result = state
+            .pipeline
+            .run_as(
+                state,
+                self.signed.principal.clone(),
+                self.peer,
+                parts,
+                body,
+                signing_name,
+                &mut service,
+                &mut note,
+            )
+            .await;
+        let reply = crate::finish(state, &mut note, result, service, &request_id, self.peer).await;
+        let (parts, body) = reply.into_parts();
+        let bytes = body
+            .collect()
+            .await
+            .map_err(|_| internal("the response broke off".into()))?
+            .to_bytes();
+        if parts.status.is_success() {
+            Ok((parts, bytes))
+        } else {
+            Err(call_error(parts.status, &parts.headers, &bytes))
+        }
+    }
+
+    /// A rest-json call (Lambda, Security Hub, Inspector): the response's JSON (`Null`
+    /// for an empty body).
+    async fn call_json(
+        &self,
+        signing_name: &str,
+        method: Method,
+        uri: &str,
+        target: Option<&str>,
+        body: &Value,
+    ) -> Fetched {
+        let bytes = if body.is_null() {
+            Bytes::new()
+        } else {
+            Bytes::from(body.to_string())
+        };
+        let mut headers = vec![("content-type", "application/json")];
+        if let Some(t) = target {
+            headers.push(("x-amz-target", t));
+        }
+        let (_, out) = self.call(signing_name, method, uri, &headers, bytes).await?;
+        Ok(if out.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_slice(&out).unwrap_or(Value::Null)
+        })
+    }
+
+    async fn lambda(&self, method: Method, uri: &str, body: &Value) -> Fetched {
+        self.call_json("lambda", method, uri, None, body).await
+    }
+
+    /// A JSON 1.1 call (`X-Amz-Target`) to one of the JSON doors.
+    async fn target(&self, signing_name: &str, target: &str, body: &Value) -> Fetched {
+        let (_, out) = self
+            .call(
+                signing_name,
+                Method::POST,
+                "/",
+                &[
+                    ("content-type", "application/x-amz-json-1.1"),
+                    ("x-amz-target", target),
+                ],
+                Bytes::from(body.to_string()),
+            )
+            .await?;
+        Ok(serde_json::from_slice(&out).unwrap_or(Value::Null))
+    }
+
+    /// A CloudWatch call in its JSON 1.0 protocol.
+    async fn cloudwatch(&self, operation: &str, body: &Value) -> Fetched {
+        let target = format!("GraniteServiceVersion20100801.{operation}");
+        let (_, out) = self
+            .call(
+                "monitoring",
+                Method::POST,
+                "/",
+                &[
+                    ("content-type", "application/x-amz-json-1.0"),
+                    ("x-amz-target", &target),
+                ],
+                Bytes::from(body.to_string()),
+            )
+            .await?;
+        Ok(serde_json::from_slice(&out).unwrap_or(Value::Null))
+    }
+
+    /// An IAM query-protocol call; the response's XML.
+    async fn iam(&self, action: &str) -> Result<Bytes, CallError> {
+        let body = format!("Action={action}&Version=2010-05-08&MaxItems=1000");
+        let (_, out) = self
+            .call(
+                "iam",
+                Method::POST,
+                "/",
+                &[("content-type", "application/x-www-form-urlencoded")],
+                Bytes::from(body),
+            )
+            .await?;
+        Ok(out)
+    }
+
+    /// Every function the principal may list (up to [`MAX_LISTED`]).
+    async fn all_functions(&self) -> Result<Vec<Value>, CallError> {
+        let mut out = Vec::new();
+        let mut marker: Option<String> = None;
+        loop {
+            let uri = match &marker {
+                Some(m) => format!(
+                    "/2015-03-31/functions?MaxItems=50&Marker={}",
+                    view::encode(m)
+                ),
+                None => "/2015-03-31/functions?MaxItems=50".to_owned(),
+            };
+            let page = self.lambda(Method::GET, &uri, &Value::Null).await?;
+            out.extend(page["Functions"].as_array().cloned().unwrap_or_default());
+            marker = page["NextMarker"].as_str().map(str::to_owned);
+            if marker.is_none() || out.len() >= MAX_LISTED {
+                return Ok(out);
+            }
+        }
+    }
+}
+
+fn now_s() -> i64 {
+    warden_metrics::aggregate::now_s()
+}
+
+/// The metrics of `names` over the last hour, `GetMetricData` calls of at most 500
+/// queries each.
+async fn summaries(
+    caller: &Caller<'_>,
+    names: &[String],
+    end: i64,
+) -> Result<Vec<metrics::Summary>, CallError> {
+    let start = end - CHART_RANGE_S;
+    let per_function = [
+        ("inv", "Invocations", "Sum", 300),
+        ("err", "Errors", "Sum", 60),
+        ("thr", "Throttles", "Sum", 3_600),
+        ("p50", "Duration", "p50", 3_600),
+        ("p99", "Duration", "p99", 3_600),
+    ];
+    let per_call = 500 / per_function.len();
+    let mut out = Vec::with_capacity(names.len());
+    for chunk in names.chunks(per_call) {
+        let queries = chunk
+            .iter()
+            .enumerate()
+            .flat_map(|(i, name)| {
+                per_function
+                    .iter()
+                    .map(move |(id, metric, stat, period)| {
+                        metrics::query(i, id, name, metric, stat, *period)
+                    })
+            })
+            .collect();
+        let response = caller
+            .cloudwatch("GetMetricData", &metrics::request(queries, start, end))
+            .await?;
+        let results = metrics::results(&response);
+        out.extend((0..chunk.len()).map(|i| metrics::summary(&results, i, end)));
+    }
+    Ok(out)
+}
+
+async fn functions_page(caller: &Caller<'_>, who: &Who<'_>) -> Reply {
+    let end = now_s();
+    let listed = match caller.all_functions().await {
+        Ok(l) => l,
+        Err(e) => return html(status_of(&e), view::functions(who, Err(&e), None, end - CHART_RANGE_S, end)),
+    };
+    let names: Vec<String> = listed
+        .iter()
+        .map(|f| f["FunctionName"].as_str().unwrap_or_default().to_owned())
+        .collect();
+    let (stats, refused) = match summaries(caller, &names, end).await {
+        Ok(s) => (s, None),
+        Err(e) => (vec![metrics::Summary::default(); names.len()], Some(e)),
+    };
+    let rows: Vec<FunctionRow> = listed
+        .into_iter()
+        .zip(stats)
+        .map(|(config, summary)| FunctionRow { config, summary })
+        .collect();
+    html(
+        StatusCode::OK,
+        view::functions(who, Ok(&rows), refused.as_ref(), end - CHART_RANGE_S, end),
+    )
+}
+
+/// A function page's charts, from the metric store, for a principal already authorized.
+fn chart_fragment(shared: &Shared, name: &str, end: i64) -> String {
+    let start = end - CHART_RANGE_S;
+    let queries: Vec<Value> = metrics::FUNCTION_SERIES
+        .iter()
+        .map(|(id, metric, stat)| metrics::query(0, id, name, metric, stat, 60))
+        .collect();
+    let cbor: Vec<ciborium::Value> = queries.iter().map(crate::cloudwatch::from_json).collect();
+    let lines = crate::cloudwatch::run_metric_queries(&shared.state.metric_store, &cbor, start, end)
+        .map(|results| {
+            let by_id: HashMap<String, Vec<(i64, f64)>> = results
+                .into_iter()
+                .map(|q| (q.id, q.series.into_iter().collect()))
+                .collect();
+            metrics::function_lines(&by_id)
+        })
+        .map_err(|e| CallError {
+            status: e.status.as_u16(),
+            code: e.code.to_owned(),
+            message: e.message,
+        });
+    view::charts(lines.as_ref(), start, end)
+}
+
+async fn function_page(
+    caller: &Caller<'_>,
+    name: &str,
+    filter: &str,
+    outcome: Option<Outcome>,
+) -> FunctionPage {
+    let f = view::encode(name);
+    let base = format!("/2015-03-31/functions/{f}");
+    let none_if_missing = |r: Fetched| match r {
+        Err(e) if e.status == 404 => Ok(Value::Null),
+        other => other,
+    };
+    let function = caller.lambda(Method::GET, &base, &Value::Null).await;
+    let end = now_s();
+    let charts = match caller
+        .cloudwatch(
+            "GetMetricData",
+            &metrics::request(
+                metrics::FUNCTION_SERIES
+                    .iter()
+                    .map(|(id, metric, stat)| metrics::query(0, id, name, metric, stat, 60))
+                    .collect(),
+                end - CHART_RANGE_S,
+                end,
+            ),
+        )
+        .await
+    {
+        Ok(v) => {
+            let lines = metrics::function_lines(&metrics::results(&v));
+            view::charts(Ok(&lines), end - CHART_RANGE_S, end)
+        }
+        Err(e) => view::charts(Err(&e), end - CHART_RANGE_S, end),
+    };
+    let group = format!("/aws/lambda/{name}");
+    let logs_query = |pattern: &str, limit: u32| {
+        let mut b = json!({ "logGroupName": group, "limit": limit, "startTime": (end - 86_400) * 1000 });
+        if !pattern.is_empty() {
+            b["filterPattern"] = json!(pattern);
+        }
+        b
+    };
+    let logs_missing = |r: Fetched| match r {
+        Err(e) if e.code == "ResourceNotFoundException" => Ok(json!({ "events": [] })),
+        other => other,
+    };
+    FunctionPage {
+        name: name.to_owned(),
+        versions: caller
+            .lambda(Method::GET, &format!("{base}/versions"), &Value::Null)
+            .await,
+        aliases: caller
+            .lambda(Method::GET, &format!("{base}/aliases"), &Value::Null)
+            .await,
+        policy: none_if_missing(
+            caller
+                .lambda(Method::GET, &format!("{base}/policy"), &Value::Null)
+                .await,
+        ),
+        contract: none_if_missing(
+            caller
+                .lambda(
+                    Method::GET,
+                    &format!("/2026-01-01/functions/{f}/input-contract"),
+                    &Value::Null,
+                )
+                .await,
+        ),
+        signing: caller
+            .lambda(
+                Method::GET,
+                &format!("/2020-06-30/functions/{f}/code-signing-config"),
+                &Value::Null,
+            )
+            .await,
+        findings: caller
+            .call_json(
+                "inspector2",
+                Method::POST,
+                "/findings/list",
+                None,
+                &json!({ "filterCriteria": { "lambdaFunctionName": [{ "comparison": "EQUALS", "value": name }] }, "maxResults": 100 }),
+            )
+            .await,
+        reports: logs_missing(
+            caller
+                .target("logs", "Logs_20140328.FilterLogEvents", &logs_query("REPORT", 200))
+                .await,
+        ),
+        logs: logs_missing(
+            caller
+                .target("logs", "Logs_20140328.FilterLogEvents", &logs_query(filter, 200))
+                .await,
+        ),
+        filter: filter.to_owned(),
+        history: caller
+            .target(
+                "config",
+                "StarlingDoveService.GetResourceConfigHistory",
+                &json!({ "resourceType": "AWS::Lambda::Function", "resourceId": name, "limit": 20 }),
+            )
+            .await,
+        function,
+        charts,
+        outcome,
+    }
+}
+
+/// Runs a function page's action: what it did, and the page's status (the refused
+/// call's, or 200); `None` for an unknown action.
+async fn function_action(
+    caller: &Caller<'_>,
+    name: &str,
+    action: &str,
+    field: &(dyn Fn(&str) -> String + Sync),
+) -> Option<(Outcome, StatusCode)> {
+    let f = view::encode(name);
+    let outcome = |title: &str, r: Result<String, CallError>| {
+        let status = r.as_ref().err().map_or(StatusCode::OK, status_of);
+        let outcome = Outcome {
+            title: title.to_owned(),
+            ok: r.is_ok(),
+            text: r.unwrap_or_else(|e| e.to_string()),
+        };
+        (outcome, status)
+    };
+    Some(match action {
+        "invoke" => {
+            let payload = field("payload");
+            let r = caller
+                .call(
+                    "lambda",
+                    Method::POST,
+                    &format!("/2015-03-31/functions/{f}/invocations"),
+                    &[("x-amz-log-type", "Tail")],
+                    Bytes::from(payload),
+                )
+                .await
+                .map(|(parts, body)| {
+                    let header = |n: &str| {
+                        parts
+                            .headers
+                            .get(n)
+                            .and_then(|v| v.to_str().ok())
+                            .map(str::to_owned)
+                    };
+                    let tail = header("x-amz-log-result")
+                        .and_then(|b| {
+                            use base64::Engine as _;
+                            base64::engine::general_purpose::STANDARD.decode(b).ok()
+                        })
+                        .map(|b| String::from_utf8_lossy(&b).into_owned())
+                        .unwrap_or_default();
+                    let error = header("x-amz-function-error")
+                        .map(|e| format!("Function error: {e}\n"))
+                        .unwrap_or_default();
+                    format!(
+                        "{error}Response:\n{}\n\nLog tail:\n{tail}",
+                        String::from_utf8_lossy(&body)
+                    )
+                });
+            let failed = matches!(&r, Ok(text) if text.starts_with("Function error"));
+            let (mut o, status) = outcome("Invoke", r);
+            // A function error is the function's answer, not a refusal of the call.
+            o.ok &= !failed;
+            (o, status)
+        }
+        "publish" => outcome(
+            "Publish version",
+            caller
+                .lambda(
+                    Method::POST,
+                    &format!("/2015-03-31/functions/{f}/versions"),
+                    &json!({}),
+                )
+                .await
+                .map(|v| format!("Published version {}", v["Version"].as_str().unwrap_or("?"))),
+        ),
+        "alias" => {
+            let alias = field("alias");
+            let version = field("version");
+            outcome(
+                "Move alias",
+                caller
+                    .lambda(
+                        Method::PUT,
+                        &format!("/2015-03-31/functions/{f}/aliases/{}", view::encode(&alias)),
+                        &json!({ "FunctionVersion": version }),
+                    )
+                    .await
+                    .map(|_| format!("Alias {alias} now points at version {version}")),
+            )
+        }
+        _ => return None,
+    })
+}
+
+async fn alarms_page(caller: &Caller<'_>, who: &Who<'_>) -> Reply {
+    let alarms = caller
+        .cloudwatch("DescribeAlarms", &json!({}))
+        .await;
+    let history = caller
+        .cloudwatch(
+            "DescribeAlarmHistory",
+            &json!({}),
+        )
+        .await;
+    html(StatusCode::OK, view::alarms(who, &alarms, &history))
+}
+
+async fn findings_page(caller: &Caller<'_>, who: &Who<'_>) -> Reply {
+    let findings = caller
+        .call_json(
+            "securityhub",
+            Method::POST,
+            "/findings",
+            None,
+            &json!({
+                "Filters": {
+                    "RecordState": [{ "Value": "ACTIVE", "Comparison": "EQUALS" }],
+                    "WorkflowStatus": [{ "Value": "SUPPRESSED", "Comparison": "NOT_EQUALS" }],
+                },
+                "MaxResults": 100,
+            }),
+        )
+        .await;
+    html(StatusCode::OK, view::findings(who, &findings))
+}
+
+async fn audit_page(caller: &Caller<'_>, who: &Who<'_>, key: &str, value: &str) -> Reply {
+    let mut body = json!({ "MaxResults": 50 });
+    if !key.is_empty() && !value.is_empty() {
+        body["LookupAttributes"] = json!([{ "AttributeKey": key, "AttributeValue": value }]);
+    }
+    const TRAIL: &str = "com.amazonaws.cloudtrail.v20131101.CloudTrail_20131101";
+    let events = caller
+        .target("cloudtrail", &format!("{TRAIL}.LookupEvents"), &body)
+        .await;
+    let status = caller
+        .target(
+            "cloudtrail",
+            &format!("{TRAIL}.GetTrailStatus"),
+            &json!({ "Name": "warden" }),
+        )
+        .await;
+    html(StatusCode::OK, view::audit(who, key, value, &events, &status))
+}
+
+async fn iam_page(caller: &Caller<'_>, who: &Who<'_>) -> Reply {
+    let users = caller
+        .iam("ListUsers")
+        .await
+        .map(|xml| xml_texts(&xml, "UserName"));
+    let functions = caller.all_functions().await.unwrap_or_default();
+    let roles = caller.iam("ListRoles").await.map(|xml| {
+        let names = xml_texts(&xml, "RoleName");
+        let arns = xml_texts(&xml, "Arn");
+        names
+            .into_iter()
+            .zip(arns)
+            .map(|(name, arn)| RoleRow {
+                functions: functions
+                    .iter()
+                    .filter(|f| f["Role"].as_str() == Some(arn.as_str()))
+                    .filter_map(|f| f["FunctionName"].as_str().map(str::to_owned))
+                    .collect(),
+                name,
+                arn,
+            })
+            .collect::<Vec<_>>()
+    });
+    html(
+        StatusCode::OK,
+        view::iam(who, users.as_deref(), roles.as_deref()),
+    )
+}
+
+/// An event of a live stream, in the `text/event-stream` format.
+fn event(name: &str, data: &str) -> Bytes {
+    let mut out = format!("event: {name}\n");
+    for line in data.lines() {
+        out.push_str("data: ");
+        out.push_str(line);
+        out.push('\n');
+    }
+    out.push('\n');
+    Bytes::from(out)
+}
+
+/// Holds one of the [`MAX_LIVE_STREAMS`] until dropped.
+struct LiveSlot(Arc<AtomicUsize>);
+
+impl LiveSlot {
+    fn take(count: &Arc<AtomicUsize>) -> Option<Self> {
+        count
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n < MAX_LIVE_STREAMS).then_some(n + 1)
+            })
+            .ok()
+            .map(|_| Self(Arc::clone(count)))
+    }
+}
+
+impl Drop for LiveSlot {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// Whether the session's principal is still allowed `targets` (and still signed in).
+async fn still_allowed(shared: &Shared, token: &str, peer: SocketAddr, targets: Vec<Target>) -> bool {
+    let Some(session) = shared.console.sessions.find(token, Instant::now()) else {
+        return false;
+    };
+    let Some(credential) = shared.state.access.identity.lookup(&session.access_key_id) else {
+        return false;
+    };
+    let parts = match http::Request::get("/console/live").body(()) {
+        Ok(r) => r.into_parts().0,
+        Err(_) => return false,
+    };
+    let request = ApiRequest {
+        operation: Operation::ListFunctions,
+        parts,
+        body: Bytes::new(),
+        peer,
+        principal: Some(credential.principal.clone()),
+    };
+    crate::access::authorize(&shared.state, &request, Some(&credential.principal), targets)
+        .await
+        .is_ok()
+}
+
+fn stream_reply() -> (tokio::sync::mpsc::Sender<Result<Bytes, crate::reply::StreamBroken>>, Reply) {
+    let (tx, body) = ReplyBody::channel();
+    let mut r = Reply::new(body);
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/event-stream"),
+    );
+    (tx, r)
+}
+
+fn too_many_streams() -> Reply {
+    refusal(
+        StatusCode::SERVICE_UNAVAILABLE,
+        None,
+        "Busy",
+        "Too many live views are open; this page still works, without live updates.",
+    )
+}
+
+fn any(action: &str) -> Target {
+    Target {
+        action: action.to_owned(),
+        resource: "*".to_owned(),
+        ..Target::default()
+    }
+}
+
+/// The functions page's live numbers: each function's invocations and errors over the
+/// last minute, from the live counters.
+fn live_rows(shared: &Arc<Shared>, signed: &Signed, peer: SocketAddr) -> Reply {
+    let Some(slot) = LiveSlot::take(&shared.console.live) else {
+        return too_many_streams();
+    };
+    let (tx, reply) = stream_reply();
+    let state = Arc::clone(&shared.state);
+    let token = signed.token.clone();
+    let shared = Arc::clone(shared);
+    tokio::spawn(async move {
+        let _slot = slot;
+        let began = Instant::now();
+        let mut window: std::collections::VecDeque<(Instant, HashMap<String, (u64, u64)>)> =
+            std::collections::VecDeque::new();
+        while began.elapsed() < LIVE_STREAM_LIFETIME {
+            let allowed = still_allowed(
+                &shared,
+                &token,
+                peer,
+                vec![any("lambda:ListFunctions"), any("cloudwatch:GetMetricData")],
+            )
+            .await;
+            if !allowed {
+                let _ = tx.send(Ok(event("end", "signed out or no longer allowed"))).await;
+                return;
+            }
+            let now = Instant::now();
+            let totals: HashMap<String, (u64, u64)> = state
+                .metrics
+                .snapshot(false)
+                .into_iter()
+                .filter(|s| s.dims.version.is_none() && s.dims.resource.is_none())
+                .filter_map(|s| {
+                    let name = s.dims.function.clone()?;
+                    Some((
+                        name,
+                        (
+                            s.counter(warden_metrics::Counter::Invocations),
+                            s.counter(warden_metrics::Counter::Errors),
+                        ),
+                    ))
+                })
+                .collect();
+            window.push_back((now, totals));
+            while window
+                .front()
+                .is_some_and(|(t, _)| now.duration_since(*t) > LIVE_WINDOW)
+            {
+                window.pop_front();
+            }
+            let (Some((_, oldest)), Some((_, newest))) = (window.front(), window.back()) else {
+                return;
+            };
+            let rows: serde_json::Map<String, Value> = newest
+                .iter()
+                .map(|(name, (inv, err))| {
+                    let (inv0, err0) = oldest.get(name).copied().unwrap_or((0, 0));
+                    // A function first seen within the window counts from zero.
+                    let fresh = !oldest.contains_key(name) && window.len() > 1;
+                    let (inv0, err0) = if fresh { (0, 0) } else { (inv0, err0) };
+                    (
+                        name.clone(),
+                        json!({ "invocations": inv - inv0.min(*inv), "errors": err - err0.min(*err) }),
+                    )
+                })
+                .collect();
+            if tx
+                .send(Ok(event("rows", &Value::Object(rows).to_string())))
+                .await
+                .is_err()
+            {
+                return;
+            }
+            tokio::time::sleep(ROWS_TICK).await;
+        }
+    });
+    reply
+}
+
+/// A function page's live charts, redrawn from the metric store when they change.
+fn live_charts(shared: &Arc<Shared>, signed: &Signed, peer: SocketAddr, name: &str) -> Reply {
+    let Ok(function) = warden_types::FunctionName::new(name) else {
+        return refusal(StatusCode::NOT_FOUND, None, "Not found", "No such function.");
+    };
+    let Some(slot) = LiveSlot::take(&shared.console.live) else {
+        return too_many_streams();
+    };
+    let (tx, reply) = stream_reply();
+    let token = signed.token.clone();
+    let name = name.to_owned();
+    let arn = shared.state.function_arn(&function, None);
+    let shared = Arc::clone(shared);
+    tokio::spawn(async move {
+        let _slot = slot;
+        let began = Instant::now();
+        let mut last = String::new();
+        while began.elapsed() < LIVE_STREAM_LIFETIME {
+            let targets = vec![
+                Target {
+                    action: "lambda:GetFunction".into(),
+                    resource: arn.clone(),
+                    function: Some(function.clone()),
+                    ..Target::default()
+                },
+                any("cloudwatch:GetMetricData"),
+            ];
+            if !still_allowed(&shared, &token, peer, targets).await {
+                let _ = tx.send(Ok(event("end", "signed out or no longer allowed"))).await;
+                return;
+            }
+            let fragment = chart_fragment(&shared, &name, now_s());
+            if fragment != last {
+                if tx.send(Ok(event("charts", &fragment))).await.is_err() {
+                    return;
+                }
+                last = fragment;
+            } else if tx.send(Ok(Bytes::from_static(b": idle\n\n"))).await.is_err() {
+                return;
+            }
+            tokio::time::sleep(CHARTS_TICK).await;
+        }
+    });
+    reply
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_event_prefixes_every_line_with_data() {
+        assert_eq!(
+            &event("charts", "<a>\n<b>")[..],
+            b"event: charts\ndata: <a>\ndata: <b>\n\n"
+        );
+    }
+
+    #[test]
+    fn xml_lists_are_read_in_order_and_unescaped() {
+        let xml = b"<ListUsersResponse><ListUsersResult><Users><member><UserName>a&amp;b</UserName><Arn>x</Arn></member><member><UserName>c</UserName></member></Users></ListUsersResult></ListUsersResponse>";
+        assert_eq!(xml_texts(xml, "UserName"), vec!["a&b", "c"]);
+        assert_eq!(xml_text(xml, "Arn").as_deref(), Some("x"));
+        assert!(xml_texts(b"<unclosed", "A").is_empty());
+    }
+
+    #[test]
+    fn errors_are_read_from_each_protocol() {
+        let mut h = http::HeaderMap::new();
+        h.insert("x-amzn-errortype", HeaderValue::from_static("AccessDeniedException:http://x"));
+        let e = call_error(StatusCode::FORBIDDEN, &h, br#"{"message":"no"}"#);
+        assert_eq!((e.code.as_str(), e.message.as_str()), ("AccessDeniedException", "no"));
+        let e = call_error(
+            StatusCode::BAD_REQUEST,
+            &http::HeaderMap::new(),
+            br#"{"__type":"com.amazon#ValidationException","Message":"bad"}"#,
+        );
+        assert_eq!((e.code.as_str(), e.message.as_str()), ("ValidationException", "bad"));
+        let e = call_error(
+            StatusCode::FORBIDDEN,
+            &http::HeaderMap::new(),
+            b"<ErrorResponse><Error><Code>AccessDenied</Code><Message>m</Message></Error></ErrorResponse>",
+        );
+        assert_eq!((e.code.as_str(), e.message.as_str()), ("AccessDenied", "m"));
+    }
+
+    #[test]
+    fn the_console_claims_its_paths_only() {
+        assert!(claims("/console"));
+        assert!(claims("/console/functions"));
+        assert!(!claims("/consoles"));
+        assert!(!claims("/2015-03-31/functions"));
+    }
+}
