@@ -485,21 +485,37 @@ fn xml_texts(body: &[u8], tag: &str) -> Vec<String> {
     use quick_xml::events::Event;
     let mut reader = quick_xml::Reader::from_reader(body);
     let mut out = Vec::new();
-    let mut inside = false;
+    // The text of the `<tag>` being read: text and entity references arrive as
+    // separate events.
+    let mut current: Option<String> = None;
     let mut buf = Vec::new();
     loop {
         match reader.read_event_into(&mut buf) {
-            Ok(Event::Start(e)) => inside = e.local_name().as_ref() == tag.as_bytes(),
-            Ok(Event::Text(t)) if inside => {
-                if let Ok(s) = t.decode() {
-                    let s = quick_xml::escape::unescape(&s)
-                        .map(|c| c.into_owned())
-                        .unwrap_or_else(|_| s.into_owned());
-                    out.push(s);
-                }
-                inside = false;
+            Ok(Event::Start(e)) => {
+                current = (e.local_name().as_ref() == tag.as_bytes()).then(String::new);
             }
-            Ok(Event::End(_)) => inside = false,
+            Ok(Event::Text(t)) => {
+                if let (Some(c), Ok(s)) = (current.as_mut(), t.decode()) {
+                    c.push_str(&s);
+                }
+            }
+            Ok(Event::GeneralRef(r)) => {
+                if let Some(c) = current.as_mut() {
+                    let resolved = match r.resolve_char_ref() {
+                        Ok(Some(ch)) => Some(ch),
+                        _ => match &r[..] {
+                            b"amp" => Some('&'),
+                            b"lt" => Some('<'),
+                            b"gt" => Some('>'),
+                            b"quot" => Some('"'),
+                            b"apos" => Some('\''),
+                            _ => None,
+                        },
+                    };
+                    c.extend(resolved);
+                }
+            }
+            Ok(Event::End(_)) => out.extend(current.take()),
             Ok(Event::Eof) | Err(_) => break,
             _ => {}
         }
