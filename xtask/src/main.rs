@@ -31,6 +31,9 @@ const PYTHON_PACKAGES: &[&str] = &[
     "requests==2.32.3",
     "packaging==24.2",
     "cyclonedx-python-lib[json-validation]==8.5.0",
+    // WebDriver client for the console's browser tests (Debian's Chromium and its
+    // matching chromedriver are installed with apt-get).
+    "selenium==4.51.0",
 ];
 /// checkov, which the template scanner is compared with (in a venv of its own: its
 /// dependencies pin versions the AWS CLI's would conflict with).
@@ -129,7 +132,7 @@ fn tools(root: &Path) -> Result<ToolEnv> {
     let have = Command::new(&python)
         .args([
             "-c",
-            "import awscli, boto3, awslambdaric, aws_encryption_sdk, requests, packaging, cyclonedx",
+            "import awscli, boto3, awslambdaric, aws_encryption_sdk, requests, packaging, cyclonedx, selenium",
         ])
         .output()
         .map(|o| o.status.success())
@@ -243,6 +246,27 @@ fn tools(root: &Path) -> Result<ToolEnv> {
                 install()
             })
             .context("the metrics tests need a Prometheus server (`prometheus`): install it")?;
+    }
+    // The console's browser tests drive Debian's Chromium through its chromedriver.
+    if !has("chromium") || !has("chromedriver") {
+        let install = || {
+            run(Command::new("apt-get")
+                .env("DEBIAN_FRONTEND", "noninteractive")
+                .args([
+                    "install",
+                    "-y",
+                    "--no-install-recommends",
+                    "-q",
+                    "chromium",
+                    "chromium-driver",
+                ]))
+        };
+        install()
+            .or_else(|_| {
+                run(Command::new("apt-get").args(["update", "-q"]))?;
+                install()
+            })
+            .context("the console tests need `chromium` and `chromium-driver`: install them")?;
     }
     let ric_prefix = root.join(".test-tools/node-ric");
     let ric = ric_prefix.join("node_modules/aws-lambda-ric");

@@ -226,7 +226,12 @@ async fn route(
             ["iam"] => iam_page(&caller, &who).await,
             ["live", "functions"] => live_rows(shared, &signed, peer),
             ["live", "functions", name] => live_charts(shared, &signed, peer, name),
-            _ => refusal(StatusCode::NOT_FOUND, Some(&who), "Not found", "No such page."),
+            _ => refusal(
+                StatusCode::NOT_FOUND,
+                Some(&who),
+                "Not found",
+                "No such page.",
+            ),
         };
     }
     if !post {
@@ -260,7 +265,12 @@ async fn route(
         ["functions", name, action] => {
             let outcome = function_action(&caller, name, action, &field).await;
             let Some(outcome) = outcome else {
-                return refusal(StatusCode::NOT_FOUND, Some(&who), "Not found", "No such action.");
+                return refusal(
+                    StatusCode::NOT_FOUND,
+                    Some(&who),
+                    "Not found",
+                    "No such action.",
+                );
             };
             let (outcome, status) = outcome;
             let page = function_page(&caller, name, "", Some(outcome)).await;
@@ -294,7 +304,11 @@ async fn route(
                 )
                 .await;
             match done {
-                Ok(v) if v["UnprocessedFindings"].as_array().is_none_or(Vec::is_empty) => {
+                Ok(v)
+                    if v["UnprocessedFindings"]
+                        .as_array()
+                        .is_none_or(Vec::is_empty) =>
+                {
                     redirect("/console/findings")
                 }
                 Ok(v) => refusal(
@@ -303,10 +317,20 @@ async fn route(
                     "BatchUpdateFindings",
                     &v["UnprocessedFindings"].to_string(),
                 ),
-                Err(e) => refusal(status_of(&e), Some(&who), "BatchUpdateFindings", &e.to_string()),
+                Err(e) => refusal(
+                    status_of(&e),
+                    Some(&who),
+                    "BatchUpdateFindings",
+                    &e.to_string(),
+                ),
             }
         }
-        _ => refusal(StatusCode::NOT_FOUND, Some(&who), "Not found", "No such action."),
+        _ => refusal(
+            StatusCode::NOT_FOUND,
+            Some(&who),
+            "Not found",
+            "No such action.",
+        ),
     }
 }
 
@@ -405,7 +429,8 @@ async fn sign_in(
     let secret = field("secret_access_key");
     let credential = shared.state.access.identity.lookup(key);
     let proven = credential.as_ref().is_some_and(|c| {
-        let a: [u8; 32] = <sha2::Sha256 as sha2::Digest>::digest(c.secret_access_key.as_bytes()).into();
+        let a: [u8; 32] =
+            <sha2::Sha256 as sha2::Digest>::digest(c.secret_access_key.as_bytes()).into();
         let b: [u8; 32] = <sha2::Sha256 as sha2::Digest>::digest(secret.as_bytes()).into();
         a.iter().zip(&b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
     });
@@ -603,7 +628,9 @@ impl Caller<'_> {
         if let Some(t) = target {
             headers.push(("x-amz-target", t));
         }
-        let (_, out) = self.call(signing_name, method, uri, &headers, bytes).await?;
+        let (_, out) = self
+            .call(signing_name, method, uri, &headers, bytes)
+            .await?;
         Ok(if out.is_empty() {
             Value::Null
         } else {
@@ -713,11 +740,9 @@ async fn summaries(
             .iter()
             .enumerate()
             .flat_map(|(i, name)| {
-                per_function
-                    .iter()
-                    .map(move |(id, metric, stat, period)| {
-                        metrics::query(i, id, name, metric, stat, *period)
-                    })
+                per_function.iter().map(move |(id, metric, stat, period)| {
+                    metrics::query(i, id, name, metric, stat, *period)
+                })
             })
             .collect();
         let response = caller
@@ -733,7 +758,12 @@ async fn functions_page(caller: &Caller<'_>, who: &Who<'_>) -> Reply {
     let end = now_s();
     let listed = match caller.all_functions().await {
         Ok(l) => l,
-        Err(e) => return html(status_of(&e), view::functions(who, Err(&e), None, end - CHART_RANGE_S, end)),
+        Err(e) => {
+            return html(
+                status_of(&e),
+                view::functions(who, Err(&e), None, end - CHART_RANGE_S, end),
+            )
+        }
     };
     let names: Vec<String> = listed
         .iter()
@@ -762,19 +792,20 @@ fn chart_fragment(shared: &Shared, name: &str, end: i64) -> String {
         .map(|(id, metric, stat)| metrics::query(0, id, name, metric, stat, 60))
         .collect();
     let cbor: Vec<ciborium::Value> = queries.iter().map(crate::cloudwatch::from_json).collect();
-    let lines = crate::cloudwatch::run_metric_queries(&shared.state.metric_store, &cbor, start, end)
-        .map(|results| {
-            let by_id: HashMap<String, Vec<(i64, f64)>> = results
-                .into_iter()
-                .map(|q| (q.id, q.series.into_iter().collect()))
-                .collect();
-            metrics::function_lines(&by_id)
-        })
-        .map_err(|e| CallError {
-            status: e.status.as_u16(),
-            code: e.code.to_owned(),
-            message: e.message,
-        });
+    let lines =
+        crate::cloudwatch::run_metric_queries(&shared.state.metric_store, &cbor, start, end)
+            .map(|results| {
+                let by_id: HashMap<String, Vec<(i64, f64)>> = results
+                    .into_iter()
+                    .map(|q| (q.id, q.series.into_iter().collect()))
+                    .collect();
+                metrics::function_lines(&by_id)
+            })
+            .map_err(|e| CallError {
+                status: e.status.as_u16(),
+                code: e.code.to_owned(),
+                message: e.message,
+            });
     view::charts(lines.as_ref(), start, end)
 }
 
@@ -787,7 +818,7 @@ async fn function_page(
     let f = view::encode(name);
     let base = format!("/2015-03-31/functions/{f}");
     let none_if_missing = |r: Fetched| match r {
-        Err(e) if e.status == 404 => Ok(Value::Null),
+        Err(e) if e.code == "ResourceNotFoundException" => Ok(Value::Null),
         other => other,
     };
     let function = caller.lambda(Method::GET, &base, &Value::Null).await;
@@ -814,7 +845,8 @@ async fn function_page(
     };
     let group = format!("/aws/lambda/{name}");
     let logs_query = |pattern: &str, limit: u32| {
-        let mut b = json!({ "logGroupName": group, "limit": limit, "startTime": (end - 86_400) * 1000 });
+        let mut b =
+            json!({ "logGroupName": group, "limit": limit, "startTime": (end - 86_400) * 1000 });
         if !pattern.is_empty() {
             b["filterPattern"] = json!(pattern);
         }
@@ -841,7 +873,7 @@ async fn function_page(
             caller
                 .lambda(
                     Method::GET,
-                    &format!("/2026-01-01/functions/{f}/input-contract"),
+                    &format!("/_warden/2026-11-01/functions/{f}/input-contract"),
                     &Value::Null,
                 )
                 .await,
@@ -976,15 +1008,8 @@ async fn function_action(
 }
 
 async fn alarms_page(caller: &Caller<'_>, who: &Who<'_>) -> Reply {
-    let alarms = caller
-        .cloudwatch("DescribeAlarms", &json!({}))
-        .await;
-    let history = caller
-        .cloudwatch(
-            "DescribeAlarmHistory",
-            &json!({}),
-        )
-        .await;
+    let alarms = caller.cloudwatch("DescribeAlarms", &json!({})).await;
+    let history = caller.cloudwatch("DescribeAlarmHistory", &json!({})).await;
     html(StatusCode::OK, view::alarms(who, &alarms, &history))
 }
 
@@ -1023,7 +1048,10 @@ async fn audit_page(caller: &Caller<'_>, who: &Who<'_>, key: &str, value: &str) 
             &json!({ "Name": "warden" }),
         )
         .await;
-    html(StatusCode::OK, view::audit(who, key, value, &events, &status))
+    html(
+        StatusCode::OK,
+        view::audit(who, key, value, &events, &status),
+    )
 }
 
 async fn iam_page(caller: &Caller<'_>, who: &Who<'_>) -> Reply {
@@ -1088,7 +1116,12 @@ impl Drop for LiveSlot {
 }
 
 /// Whether the session's principal is still allowed `targets` (and still signed in).
-async fn still_allowed(shared: &Shared, token: &str, peer: SocketAddr, targets: Vec<Target>) -> bool {
+async fn still_allowed(
+    shared: &Shared,
+    token: &str,
+    peer: SocketAddr,
+    targets: Vec<Target>,
+) -> bool {
     let Some(session) = shared.console.sessions.find(token, Instant::now()) else {
         return false;
     };
@@ -1106,12 +1139,20 @@ async fn still_allowed(shared: &Shared, token: &str, peer: SocketAddr, targets: 
         peer,
         principal: Some(credential.principal.clone()),
     };
-    crate::access::authorize(&shared.state, &request, Some(&credential.principal), targets)
-        .await
-        .is_ok()
+    crate::access::authorize(
+        &shared.state,
+        &request,
+        Some(&credential.principal),
+        targets,
+    )
+    .await
+    .is_ok()
 }
 
-fn stream_reply() -> (tokio::sync::mpsc::Sender<Result<Bytes, crate::reply::StreamBroken>>, Reply) {
+fn stream_reply() -> (
+    tokio::sync::mpsc::Sender<Result<Bytes, crate::reply::StreamBroken>>,
+    Reply,
+) {
     let (tx, body) = ReplyBody::channel();
     let mut r = Reply::new(body);
     r.headers_mut().insert(
@@ -1162,7 +1203,9 @@ fn live_rows(shared: &Arc<Shared>, signed: &Signed, peer: SocketAddr) -> Reply {
             )
             .await;
             if !allowed {
-                let _ = tx.send(Ok(event("end", "signed out or no longer allowed"))).await;
+                let _ = tx
+                    .send(Ok(event("end", "signed out or no longer allowed")))
+                    .await;
                 return;
             }
             let now = Instant::now();
@@ -1221,7 +1264,12 @@ fn live_rows(shared: &Arc<Shared>, signed: &Signed, peer: SocketAddr) -> Reply {
 /// A function page's live charts, redrawn from the metric store when they change.
 fn live_charts(shared: &Arc<Shared>, signed: &Signed, peer: SocketAddr, name: &str) -> Reply {
     let Ok(function) = warden_types::FunctionName::new(name) else {
-        return refusal(StatusCode::NOT_FOUND, None, "Not found", "No such function.");
+        return refusal(
+            StatusCode::NOT_FOUND,
+            None,
+            "Not found",
+            "No such function.",
+        );
     };
     let Some(slot) = LiveSlot::take(&shared.console.live) else {
         return too_many_streams();
@@ -1246,7 +1294,9 @@ fn live_charts(shared: &Arc<Shared>, signed: &Signed, peer: SocketAddr, name: &s
                 any("cloudwatch:GetMetricData"),
             ];
             if !still_allowed(&shared, &token, peer, targets).await {
-                let _ = tx.send(Ok(event("end", "signed out or no longer allowed"))).await;
+                let _ = tx
+                    .send(Ok(event("end", "signed out or no longer allowed")))
+                    .await;
                 return;
             }
             let fragment = chart_fragment(&shared, &name, now_s());
@@ -1255,7 +1305,11 @@ fn live_charts(shared: &Arc<Shared>, signed: &Signed, peer: SocketAddr, name: &s
                     return;
                 }
                 last = fragment;
-            } else if tx.send(Ok(Bytes::from_static(b": idle\n\n"))).await.is_err() {
+            } else if tx
+                .send(Ok(Bytes::from_static(b": idle\n\n")))
+                .await
+                .is_err()
+            {
                 return;
             }
             tokio::time::sleep(CHARTS_TICK).await;
@@ -1287,15 +1341,24 @@ mod tests {
     #[test]
     fn errors_are_read_from_each_protocol() {
         let mut h = http::HeaderMap::new();
-        h.insert("x-amzn-errortype", HeaderValue::from_static("AccessDeniedException:http://x"));
+        h.insert(
+            "x-amzn-errortype",
+            HeaderValue::from_static("AccessDeniedException:http://x"),
+        );
         let e = call_error(StatusCode::FORBIDDEN, &h, br#"{"message":"no"}"#);
-        assert_eq!((e.code.as_str(), e.message.as_str()), ("AccessDeniedException", "no"));
+        assert_eq!(
+            (e.code.as_str(), e.message.as_str()),
+            ("AccessDeniedException", "no")
+        );
         let e = call_error(
             StatusCode::BAD_REQUEST,
             &http::HeaderMap::new(),
             br#"{"__type":"com.amazon#ValidationException","Message":"bad"}"#,
         );
-        assert_eq!((e.code.as_str(), e.message.as_str()), ("ValidationException", "bad"));
+        assert_eq!(
+            (e.code.as_str(), e.message.as_str()),
+            ("ValidationException", "bad")
+        );
         let e = call_error(
             StatusCode::FORBIDDEN,
             &http::HeaderMap::new(),

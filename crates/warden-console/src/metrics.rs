@@ -18,7 +18,14 @@ pub const FUNCTION_SERIES: [(&str, &str, &str); 6] = [
 ];
 
 /// One metric query of a `GetMetricData` request, with `id` made unique by `index`.
-pub fn query(index: usize, id: &str, function: &str, metric: &str, stat: &str, period: i64) -> Value {
+pub fn query(
+    index: usize,
+    id: &str,
+    function: &str,
+    metric: &str,
+    stat: &str,
+    period: i64,
+) -> Value {
     json!({
         "Id": format!("{id}_{index}"),
         "MetricStat": {
@@ -52,8 +59,14 @@ pub fn results(response: &Value) -> HashMap<String, Vec<(i64, f64)>> {
     };
     for r in list {
         let Some(id) = r["Id"].as_str() else { continue };
-        let times = r["Timestamps"].as_array().map(Vec::as_slice).unwrap_or_default();
-        let values = r["Values"].as_array().map(Vec::as_slice).unwrap_or_default();
+        let times = r["Timestamps"]
+            .as_array()
+            .map(Vec::as_slice)
+            .unwrap_or_default();
+        let values = r["Values"]
+            .as_array()
+            .map(Vec::as_slice)
+            .unwrap_or_default();
         let mut points: Vec<(i64, f64)> = times
             .iter()
             .zip(values)
@@ -87,7 +100,12 @@ pub struct Summary {
 /// The summary of function `index`'s series in `results` (queries made with
 /// [`FUNCTION_SERIES`] and [`query`]); `end` is the range's end.
 pub fn summary(results: &HashMap<String, Vec<(i64, f64)>>, index: usize, end: i64) -> Summary {
-    let get = |id: &str| results.get(&format!("{id}_{index}")).cloned().unwrap_or_default();
+    let get = |id: &str| {
+        results
+            .get(&format!("{id}_{index}"))
+            .cloned()
+            .unwrap_or_default()
+    };
     let sum = |points: &[(i64, f64)]| points.iter().map(|p| p.1).sum::<f64>();
     let inv = get("inv");
     let err = get("err");
@@ -123,7 +141,10 @@ pub fn function_lines(results: &HashMap<String, Vec<(i64, f64)>>) -> [Vec<Line>;
             line("err", "Errors"),
             line("thr", "Throttles"),
         ],
-        vec![line("p50", "Duration p50 (ms)"), line("p99", "Duration p99 (ms)")],
+        vec![
+            line("p50", "Duration p50 (ms)"),
+            line("p99", "Duration p99 (ms)"),
+        ],
         vec![line("conc", "Concurrent executions")],
     ]
 }

@@ -89,11 +89,7 @@ impl Sessions {
         let mut open = self.lock();
         open.retain(|_, s| s.expires > now);
         if open.len() >= MAX_SESSIONS {
-            if let Some(first) = open
-                .iter()
-                .min_by_key(|(_, s)| s.expires)
-                .map(|(k, _)| *k)
-            {
+            if let Some(first) = open.iter().min_by_key(|(_, s)| s.expires).map(|(k, _)| *k) {
                 open.remove(&first);
             }
         }

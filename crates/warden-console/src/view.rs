@@ -44,7 +44,10 @@ fn when(v: &Value, key: &str) -> String {
     };
     time::OffsetDateTime::from_unix_timestamp(seconds as i64)
         .ok()
-        .and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok())
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
         .unwrap_or_else(|| text(v, key))
 }
 
@@ -140,7 +143,12 @@ pub fn sign_in(error: Option<&str>) -> String {
 
 /// A page that only says what went wrong (an unknown page, a refused change).
 pub fn message(who: Option<&Who<'_>>, title: &str, text: &str) -> String {
-    layout(title, who, None, html! { p.refused role="alert" { (text) } })
+    layout(
+        title,
+        who,
+        None,
+        html! { p.refused role="alert" { (text) } },
+    )
 }
 
 fn sparkline(points: &[(i64, f64)], from: i64, to: i64) -> Markup {
@@ -208,12 +216,21 @@ pub fn functions(
             }
         }
     };
-    layout("Functions", Some(who), Some("/console/live/functions"), body)
+    layout(
+        "Functions",
+        Some(who),
+        Some("/console/live/functions"),
+        body,
+    )
 }
 
 /// The chart fragment of a function page (also what its event stream sends).
 pub fn charts(lines: Result<&[Vec<Line>; 3], &CallError>, from: i64, to: i64) -> String {
-    let titles = ["Invocations, errors, throttles per minute", "Duration (ms)", "Concurrency"];
+    let titles = [
+        "Invocations, errors, throttles per minute",
+        "Duration (ms)",
+        "Concurrency",
+    ];
     html! {
         div #charts.charts aria-live="polite" {
             @match lines {
@@ -527,7 +544,14 @@ pub fn findings(who: &Who<'_>, findings: &Fetched) -> String {
 
 /// The audit trail page: a lookup form, the events it found, and the trail's state.
 pub fn audit(who: &Who<'_>, key: &str, value: &str, events: &Fetched, status: &Fetched) -> String {
-    let keys = ["EventName", "Username", "ResourceName", "EventSource", "AccessKeyId", "EventId"];
+    let keys = [
+        "EventName",
+        "Username",
+        "ResourceName",
+        "EventSource",
+        "AccessKeyId",
+        "EventId",
+    ];
     let body = html! {
         (section("Integrity", status, |v| html! {
             p { "Events recorded: " (text(v, "EventsRecorded")) ". "
@@ -566,7 +590,11 @@ pub struct RoleRow {
 }
 
 /// The IAM page: users, and roles with the functions that use them.
-pub fn iam(who: &Who<'_>, users: Result<&[String], &CallError>, roles: Result<&[RoleRow], &CallError>) -> String {
+pub fn iam(
+    who: &Who<'_>,
+    users: Result<&[String], &CallError>,
+    roles: Result<&[RoleRow], &CallError>,
+) -> String {
     let body = html! {
         h2 { "Users" }
         @match users {
@@ -622,7 +650,11 @@ mod tests {
             signing: Ok(json!({})),
             findings: Ok(json!({"findings": []})),
             reports: Ok(json!({"events": []})),
-            logs: Err(CallError { status: 403, code: "AccessDeniedException".into(), message: "no".into() }),
+            logs: Err(CallError {
+                status: 403,
+                code: "AccessDeniedException".into(),
+                message: "no".into(),
+            }),
             filter: String::new(),
             history: Ok(json!({"configurationItems": []})),
             charts: charts(Ok(&[vec![], vec![], vec![]]), 0, 60),
@@ -631,16 +663,29 @@ mod tests {
         let html = function(&WHO, &page);
         let forms = html.matches("method=\"post\"").count();
         assert!(forms >= 3, "{html}");
-        assert_eq!(html.matches("name=\"csrf\" value=\"tok\"").count(), forms, "{html}");
-        assert!(!html.contains("<script>"), "only the external script: {html}");
+        assert_eq!(
+            html.matches("name=\"csrf\" value=\"tok\"").count(),
+            forms,
+            "{html}"
+        );
+        assert!(
+            !html.contains("<script>"),
+            "only the external script: {html}"
+        );
         assert!(!html.contains("style="));
         assert!(html.contains("AccessDeniedException: no"));
     }
 
     #[test]
     fn a_diff_shows_what_changed() {
-        let d = diff("{\n  \"a\": 1,\n  \"b\": 2\n}", "{\n  \"a\": 1,\n  \"b\": 3\n}");
-        assert_eq!(d, vec![('-', "  \"b\": 2".into()), ('+', "  \"b\": 3".into())]);
+        let d = diff(
+            "{\n  \"a\": 1,\n  \"b\": 2\n}",
+            "{\n  \"a\": 1,\n  \"b\": 3\n}",
+        );
+        assert_eq!(
+            d,
+            vec![('-', "  \"b\": 2".into()), ('+', "  \"b\": 3".into())]
+        );
     }
 
     #[test]

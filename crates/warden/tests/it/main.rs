@@ -17,6 +17,7 @@ mod cloudwatch;
 mod code_gc;
 mod code_signing;
 mod concurrency;
+mod console;
 mod contracts;
 mod cwlogs;
 mod data_dir;
