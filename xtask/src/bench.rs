@@ -31,7 +31,9 @@
 //! `cargo xtask bench --compare [--seconds N] [--rounds R]` for the warm echo on Warden
 //! beside the closest peer (`cargo lambda watch --release`, installed into a venv of the
 //! test tools on first use) at 1 and 8 connections, in R alternating rounds (default 3),
-//! with the ratios Warden/peer. `--cold-gap-ms N` waits N ms before each cold start
+//! with the ratios Warden/peer, or `cargo xtask bench --console N [--seconds S]` for the
+//! web console: its functions page with N functions deployed, and the server's CPU while
+//! 20 function pages and the functions page take live updates. `--cold-gap-ms N` waits N ms before each cold start
 //! (default 0: back to back).
 
 use std::io::{BufRead, BufReader};
@@ -43,6 +45,7 @@ use anyhow::{bail, Context, Result};
 use base64::Engine as _;
 
 mod compare;
+mod console;
 mod idle;
 
 struct Server {
@@ -264,12 +267,9 @@ fn create(server: &Server, body: &serde_json::Value) -> Result<()> {
     Ok(())
 }
 
-/// `cargo xtask bench --scale N`: N functions deployed (a small `provided.al2023`
-/// package each, created four at a time), then ListFunctions page by page and GetFunction
-/// of 500 of them, timed one request at a time; the server's resident memory; and a
-/// restart on the same data directory, timed from the start to the server's first line.
-fn scale(root: &Path, functions: usize) -> Result<()> {
-    let server = start(root, &[])?;
+/// Deploys `functions` functions `f00000`, `f00001`, ... (a 20-byte `provided.al2023`
+/// `bootstrap` each), four creates at a time; the seconds it took.
+fn deploy_many(server: &Server, functions: usize) -> Result<f64> {
     let dir = tempfile::tempdir()?;
     std::fs::write(dir.path().join("bootstrap"), "#!/bin/sh\nexit 1\n")?;
     let zip = warden_package::zip_directory(dir.path(), &mut |_, _| {})?;
@@ -299,7 +299,16 @@ fn scale(root: &Path, functions: usize) -> Result<()> {
         }
         Ok(())
     })?;
-    let create_s = created.elapsed().as_secs_f64();
+    Ok(created.elapsed().as_secs_f64())
+}
+
+/// `cargo xtask bench --scale N`: N functions deployed (a small `provided.al2023`
+/// package each, created four at a time), then ListFunctions page by page and GetFunction
+/// of 500 of them, timed one request at a time; the server's resident memory; and a
+/// restart on the same data directory, timed from the start to the server's first line.
+fn scale(root: &Path, functions: usize) -> Result<()> {
+    let server = start(root, &[])?;
+    let create_s = deploy_many(&server, functions)?;
     let timed = |path: &str| -> Result<(f64, serde_json::Value)> {
         let t = Instant::now();
         let mut r = server.send("GET", path, &[], b"")?;
@@ -1754,6 +1763,7 @@ pub fn run(root: &Path, args: &[String]) -> Result<()> {
     let mut idle_of: Option<usize> = None;
     let mut limit = 100u32;
     let mut side_by_side = false;
+    let mut console_of: Option<usize> = None;
     let mut rounds = 3usize;
     let mut extra = Vec::new();
     let mut it = args.iter();
@@ -1778,6 +1788,7 @@ pub fn run(root: &Path, args: &[String]) -> Result<()> {
             "--idle" => idle_of = Some(it.next().context("--idle N")?.parse()?),
             "--limit" => limit = it.next().context("--limit L")?.parse()?,
             "--compare" => side_by_side = true,
+            "--console" => console_of = Some(it.next().context("--console N")?.parse()?),
             "--rounds" => rounds = it.next().context("--rounds R")?.parse()?,
             "--cold-gap-ms" => COLD_GAP_MS.store(
                 it.next().context("--cold-gap-ms N")?.parse()?,
@@ -1835,6 +1846,9 @@ pub fn run(root: &Path, args: &[String]) -> Result<()> {
     }
     if side_by_side {
         return compare::compare(root, seconds, rounds.max(1));
+    }
+    if let Some(n) = console_of {
+        return console::console(root, n, seconds);
     }
     if log_queries {
         logs(root, &extra)?;

@@ -45,17 +45,29 @@ pub fn svg(lines: &[Line], from: i64, to: i64, width: u32, height: u32) -> Strin
         let root = SVGBackend::with_string(&mut out, (width, height)).into_drawing_area();
         let drawn = (|| -> Result<(), Box<dyn std::error::Error + '_>> {
             root.fill(&WHITE)?;
+            // A frame, so that an empty range still reads as a chart.
+            root.draw(&Rectangle::new(
+                [(0, 0), (width as i32 - 1, height as i32 - 1)],
+                RGBColor(0xd0, 0xd0, 0xd0).stroke_width(1),
+            ))?;
             let mut chart = ChartBuilder::on(&root)
-                .margin(2)
+                .margin(3)
                 .build_cartesian_2d(from..to, 0.0..top)?;
             for (i, line) in lines.iter().enumerate() {
                 let (r, g, b) = PALETTE[i % PALETTE.len()];
-                let points = line
+                let color = RGBColor(r, g, b);
+                let points: Vec<(i64, f64)> = line
                     .points
                     .iter()
                     .copied()
-                    .filter(|(t, v)| (from..=to).contains(t) && v.is_finite());
-                chart.draw_series(LineSeries::new(points, RGBColor(r, g, b).stroke_width(2)))?;
+                    .filter(|(t, v)| (from..=to).contains(t) && v.is_finite())
+                    .collect();
+                chart.draw_series(LineSeries::new(
+                    points.iter().copied(),
+                    color.stroke_width(2),
+                ))?;
+                // Each datapoint as a dot too: a lone minute has no line to show it.
+                chart.draw_series(points.iter().map(|p| Circle::new(*p, 2, color.filled())))?;
             }
             root.present()?;
             Ok(())

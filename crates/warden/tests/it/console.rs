@@ -202,6 +202,40 @@ detail = json.loads(denied[0]["CloudTrailEvent"])
 assert detail["errorCode"] == "AccessDenied" or detail["errorCode"] == "AccessDeniedException", detail
 assert detail["userAgent"] == "warden-console" and detail["userIdentity"]["accessKeyId"] == READER[0], detail
 
+# Safe actions: suppress a posture finding with a reason; disable an alarm's actions. The
+# read-only user is refused both.
+cw = boto3.client("cloudwatch", endpoint_url=BASE)
+cw.put_metric_alarm(AlarmName="flaky-errors", Namespace="AWS/Lambda", MetricName="Errors",
+                    Dimensions=[{{"Name": "FunctionName", "Value": "flaky"}}], Statistic="Sum", Period=60,
+                    EvaluationPeriods=1, Threshold=0, ComparisonOperator="GreaterThanThreshold")
+page = admin.get(BASE + "/console/alarms")
+assert 'data-alarm="flaky-errors"' in page.text, page.text[-1500:]
+r = reader.post(BASE + "/console/alarms/actions", data={{"alarm": "flaky-errors", "enable": "false", "csrf": csrf(reader.get(BASE + "/console/alarms").text)}}, headers={{"Origin": BASE}}, allow_redirects=False)
+assert r.status_code == 403 and "cloudwatch:DisableAlarmActions" in r.text, r.text[-1500:]
+assert cw.describe_alarms(AlarmNames=["flaky-errors"])["MetricAlarms"][0]["ActionsEnabled"] is True
+r = admin.post(BASE + "/console/alarms/actions", data={{"alarm": "flaky-errors", "enable": "false", "csrf": csrf(page.text)}}, headers={{"Origin": BASE}}, allow_redirects=False)
+assert r.status_code == 303, r.text[-1500:]
+assert cw.describe_alarms(AlarmNames=["flaky-errors"])["MetricAlarms"][0]["ActionsEnabled"] is False
+deadline = time.time() + 30
+while True:
+    page = admin.get(BASE + "/console/findings")
+    ids = re.findall(r'data-finding="([^"]*function:flaky)"', page.text)
+    if ids or time.time() > deadline:
+        break
+    time.sleep(0.5)
+assert ids, page.text[-2000:]
+import html as htmlmod
+finding = htmlmod.unescape(ids[0])
+product = htmlmod.unescape(re.search(r'name="product" value="([^"]+)"', page.text).group(1))
+r = reader.post(BASE + "/console/findings/suppress", data={{"id": finding, "product": product, "reason": "r", "csrf": csrf(reader.get(BASE + "/console/findings").text)}}, headers={{"Origin": BASE}}, allow_redirects=False)
+assert r.status_code == 403 and "AccessDeniedException" in r.text, r.text[-1500:]
+r = admin.post(BASE + "/console/findings/suppress", data={{"id": finding, "product": product, "reason": "accepted risk: test", "csrf": csrf(page.text)}}, headers={{"Origin": BASE}}, allow_redirects=False)
+assert r.status_code == 303, r.text[-1500:]
+assert finding not in htmlmod.unescape(admin.get(BASE + "/console/findings").text)
+hub = boto3.client("securityhub", endpoint_url=BASE)
+f = hub.get_findings(Filters={{"Id": [{{"Value": finding, "Comparison": "EQUALS"}}]}})["Findings"][0]
+assert f["Workflow"]["Status"] == "SUPPRESSED" and f["Note"]["Text"] == "accepted risk: test", f
+
 # Signing out ends the session on the server, not only in the browser.
 page = admin.get(BASE + "/console/functions")
 r = admin.post(BASE + "/console/sign-out", data={{"csrf": csrf(page.text)}}, headers={{"Origin": BASE}}, allow_redirects=False)
