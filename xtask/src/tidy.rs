@@ -19,6 +19,8 @@ const ALLOWED_DEPENDENCIES: &[(&str, &[&str])] = &[
     ("warden-runtime-api", &[]),
     ("warden-fixtures", &[]),
     ("warden-logquery", &[]),
+    // The console's views: no I/O, so no Warden crate below them either.
+    ("warden-console", &[]),
     ("warden-auth", &["warden-types"]),
     ("warden-package", &["warden-types"]),
     ("warden-runtimes", &["warden-types"]),
@@ -108,6 +110,7 @@ const ALLOWED_DEPENDENCIES: &[(&str, &[&str])] = &[
             "warden-config",
             "warden-findings",
             "warden-controls",
+            "warden-console",
         ],
     ),
     (

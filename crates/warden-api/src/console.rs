@@ -1179,6 +1179,9 @@ fn any(action: &str) -> Target {
     }
 }
 
+/// Each function's running totals of invocations and errors.
+type Totals = HashMap<String, (u64, u64)>;
+
 /// The functions page's live numbers: each function's invocations and errors over the
 /// last minute, from the live counters.
 fn live_rows(shared: &Arc<Shared>, signed: &Signed, peer: SocketAddr) -> Reply {
@@ -1192,7 +1195,7 @@ fn live_rows(shared: &Arc<Shared>, signed: &Signed, peer: SocketAddr) -> Reply {
     tokio::spawn(async move {
         let _slot = slot;
         let began = Instant::now();
-        let mut window: std::collections::VecDeque<(Instant, HashMap<String, (u64, u64)>)> =
+        let mut window: std::collections::VecDeque<(Instant, Totals)> =
             std::collections::VecDeque::new();
         while began.elapsed() < LIVE_STREAM_LIFETIME {
             let allowed = still_allowed(
@@ -1209,7 +1212,7 @@ fn live_rows(shared: &Arc<Shared>, signed: &Signed, peer: SocketAddr) -> Reply {
                 return;
             }
             let now = Instant::now();
-            let totals: HashMap<String, (u64, u64)> = state
+            let totals: Totals = state
                 .metrics
                 .snapshot(false)
                 .into_iter()
