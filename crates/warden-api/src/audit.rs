@@ -58,6 +58,19 @@ pub struct AuditTrail {
     space: Space,
     config: Option<Arc<warden_config::ConfigStore>>,
     posture: Option<Arc<crate::posture::Posture>>,
+    verifier: Option<Arc<dyn warden_audit::Verifier + Send + Sync>>,
+    /// The latest verification the console ran, and the lock that runs one at a time.
+    verified: Arc<tokio::sync::Mutex<Option<Verification>>>,
+}
+
+/// The result of one verification of the trail, run on the server.
+#[derive(Debug, Clone, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Verification {
+    /// When it ran (epoch ms).
+    pub at_ms: i64,
+    /// What it saw.
+    pub report: warden_audit::Report,
 }
 
 impl std::fmt::Debug for AuditTrail {
@@ -80,7 +93,58 @@ impl AuditTrail {
             space: Space::new(u64::MAX),
             config: None,
             posture: None,
+            verifier: None,
+            verified: Arc::new(tokio::sync::Mutex::new(None)),
         }
+    }
+
+    /// Lets the server verify the trail (the console's "verify now") against the digests
+    /// signed by the keys `verifier` trusts.
+    pub fn with_verifier(
+        mut self,
+        verifier: Arc<dyn warden_audit::Verifier + Send + Sync>,
+    ) -> Self {
+        self.verifier = Some(verifier);
+        self
+    }
+
+    /// The latest verification, if one ran since the server started.
+    pub async fn last_verification(&self) -> Option<Verification> {
+        self.verified.lock().await.clone()
+    }
+
+    /// Verifies the whole trail now (every event, the hash chain, the Merkle tree and the
+    /// signed digests in the data directory), as `warden audit verify` does without an
+    /// export, and keeps the result. One verification runs at a time: a second caller
+    /// waits for the first and then runs its own.
+    pub async fn verify_now(&self) -> Result<Verification, ApiError> {
+        let Some(verifier) = self.verifier.clone() else {
+            return Err(ApiError::new(
+                http::StatusCode::NOT_IMPLEMENTED,
+                "UnsupportedOperationException",
+                "this server was started without the audit trail's public key",
+            ));
+        };
+        let mut last = self.verified.lock().await;
+        let db = self.db.clone();
+        let report = tokio::task::spawn_blocking(move || {
+            let reader = warden_audit::AuditReader::open(&db)?;
+            reader.verify(&warden_audit::VerifyOptions {
+                verifier: verifier.as_ref(),
+                exported: &[],
+                from_ms: None,
+                to_ms: None,
+            })
+        })
+        .await
+        .map_err(ApiError::internal)?
+        .map_err(ApiError::internal)?;
+        let v = Verification {
+            at_ms: warden_audit::recorder::now_ms(),
+            report,
+        };
+        *last = Some(v.clone());
+        Ok(v)
     }
 
     /// Bounds the trail's files to about `max_bytes` (see [`Space`]).

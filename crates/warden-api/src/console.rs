@@ -288,6 +288,32 @@ async fn route(
                 Err(e) => refusal(status_of(&e), Some(&who), target, &e.to_string()),
             }
         }
+        ["audit", "verify"] => {
+            // Verification reads the whole trail: allowed to whoever may read the trail's
+            // status, decided as `GetTrailStatus` is.
+            let trail = format!(
+                "arn:aws:cloudtrail:{}:{}:trail/warden",
+                shared.state.region.as_str(),
+                shared.state.account.as_str()
+            );
+            let target = Target {
+                action: "cloudtrail:GetTrailStatus".into(),
+                resource: trail,
+                ..Target::default()
+            };
+            if let Err(e) = authorize_as(shared, &signed.principal, peer, vec![target]).await {
+                return refusal(
+                    e.status,
+                    Some(&who),
+                    "Verify the trail",
+                    &format!("{}: {}", e.code, e.message),
+                );
+            }
+            match shared.state.audit.verify_now().await {
+                Ok(_) => redirect("/console/audit"),
+                Err(e) => refusal(e.status, Some(&who), "Verify the trail", &e.message),
+            }
+        }
         ["findings", "suppress"] => {
             let body = json!({
                 "FindingIdentifiers": [{ "Id": field("id"), "ProductArn": field("product") }],
@@ -1048,9 +1074,17 @@ async fn audit_page(caller: &Caller<'_>, who: &Who<'_>, key: &str, value: &str) 
             &json!({ "Name": "warden" }),
         )
         .await;
+    let verification = caller
+        .shared
+        .state
+        .audit
+        .last_verification()
+        .await
+        .and_then(|v| serde_json::to_value(v).ok())
+        .unwrap_or(Value::Null);
     html(
         StatusCode::OK,
-        view::audit(who, key, value, &events, &status),
+        view::audit(who, key, value, &events, &status, &verification),
     )
 }
 
@@ -1115,6 +1149,29 @@ impl Drop for LiveSlot {
     }
 }
 
+/// The IAM decision on `targets` for `principal`, as the pipeline's authorization stage
+/// makes it, for what the console does that is not an API call.
+async fn authorize_as(
+    shared: &Shared,
+    principal: &Principal,
+    peer: SocketAddr,
+    targets: Vec<Target>,
+) -> Result<(), ApiError> {
+    let parts = http::Request::get("/console")
+        .body(())
+        .map_err(ApiError::internal)?
+        .into_parts()
+        .0;
+    let request = ApiRequest {
+        operation: Operation::ListFunctions,
+        parts,
+        body: Bytes::new(),
+        peer,
+        principal: Some(principal.clone()),
+    };
+    crate::access::authorize(&shared.state, &request, Some(principal), targets).await
+}
+
 /// Whether the session's principal is still allowed `targets` (and still signed in).
 async fn still_allowed(
     shared: &Shared,
@@ -1128,25 +1185,9 @@ async fn still_allowed(
     let Some(credential) = shared.state.access.identity.lookup(&session.access_key_id) else {
         return false;
     };
-    let parts = match http::Request::get("/console/live").body(()) {
-        Ok(r) => r.into_parts().0,
-        Err(_) => return false,
-    };
-    let request = ApiRequest {
-        operation: Operation::ListFunctions,
-        parts,
-        body: Bytes::new(),
-        peer,
-        principal: Some(credential.principal.clone()),
-    };
-    crate::access::authorize(
-        &shared.state,
-        &request,
-        Some(&credential.principal),
-        targets,
-    )
-    .await
-    .is_ok()
+    authorize_as(shared, &credential.principal, peer, targets)
+        .await
+        .is_ok()
 }
 
 fn stream_reply() -> (

@@ -51,6 +51,11 @@ fn when(v: &Value, key: &str) -> String {
         .unwrap_or_else(|| text(v, key))
 }
 
+/// `{"t": seconds}` from epoch milliseconds, for [`when`].
+fn json_seconds(ms: &Value) -> Value {
+    serde_json::json!({ "t": ms.as_f64().map(|m| m / 1000.0) })
+}
+
 fn number(v: Option<f64>, unit: &str) -> String {
     match v {
         Some(x) if x >= 100.0 => format!("{x:.0}{unit}"),
@@ -542,8 +547,17 @@ pub fn findings(who: &Who<'_>, findings: &Fetched) -> String {
     layout("Findings", Some(who), None, body)
 }
 
-/// The audit trail page: a lookup form, the events it found, and the trail's state.
-pub fn audit(who: &Who<'_>, key: &str, value: &str, events: &Fetched, status: &Fetched) -> String {
+/// The audit trail page: a lookup form, the events it found, the trail's state and the
+/// latest verification (`verification`: the server's `Verification` as JSON, `Null` if
+/// none ran since it started).
+pub fn audit(
+    who: &Who<'_>,
+    key: &str,
+    value: &str,
+    events: &Fetched,
+    status: &Fetched,
+    verification: &Value,
+) -> String {
     let keys = [
         "EventName",
         "Username",
@@ -558,6 +572,27 @@ pub fn audit(who: &Who<'_>, key: &str, value: &str, events: &Fetched, status: &F
                 @if v["LatestDigestTreeSize"].is_null() { "No signed digest yet." }
                 @else { "Latest signed digest covers " (text(v, "LatestDigestTreeSize")) " events, delivered at " (when(v, "LatestDigestDeliveryTime")) "." } }
         }))
+        section #verification aria-label="Verification" {
+            @if verification.is_null() {
+                p.muted { "No verification has run since the server started." }
+            } @else {
+                @let r = &verification["report"];
+                @let findings = r["findings"].as_array().map(Vec::as_slice).unwrap_or_default();
+                @let at = json_seconds(&verification["atMs"]);
+                p {
+                    "Last verification at " (when(&at, "t")) ": " (text(r, "eventsChecked")) " events checked from position "
+                    (text(r, "startedAt")) ", " (text(r, "attested")) " attested by a signed digest, " (text(r, "size")) " stored. "
+                    @if findings.is_empty() { strong.ok { "OK: nothing removed, altered, inserted, reordered or truncated." } }
+                    @else { strong.bad { (findings.len()) " problems found:" } }
+                }
+                @if !findings.is_empty() { ul { @for f in findings.iter().take(50) { li { (f.to_string()) } } } }
+            }
+            form method="post" action="/console/audit/verify" {
+                (csrf_field(who))
+                button type="submit" { "Verify the trail now" }
+            }
+            p.muted { "This checks the trail against the digests in the data directory; for evidence the data directory cannot rewrite, run " code { "warden audit verify --digests DIR" } " on an export." }
+        }
         form method="get" action="/console/audit" {
             label for="key" { "Attribute" }
             select #key name="key" { @for k in keys { option value=(k) selected[k == key] { (k) } } }

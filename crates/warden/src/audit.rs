@@ -249,6 +249,8 @@ pub(crate) fn start(
             .map(|p| vec![p.display().to_string()]),
         ..RecorderConfig::default()
     };
+    let public = signer.public_key();
+    let verifier = Ed25519Verifier::new(key_id(&public), &public);
     let recorder = Recorder::start(log, Arc::new(signer), config)
         .context("cannot start the audit recorder")?;
     let history = data_dir.join(CONFIG_DB_FILE);
@@ -276,7 +278,8 @@ pub(crate) fn start(
         warden_api::audit::AuditTrail::new(Arc::new(recorder), db, args.audit_data_events)
             .with_max_bytes(args.audit_max_mib << 20)
             .with_config_history(Arc::new(history))
-            .with_posture(Arc::new(posture)),
+            .with_posture(Arc::new(posture))
+            .with_verifier(Arc::new(verifier)),
     )
 }
 

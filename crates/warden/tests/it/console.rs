@@ -236,6 +236,20 @@ hub = boto3.client("securityhub", endpoint_url=BASE)
 f = hub.get_findings(Filters={{"Id": [{{"Value": finding, "Comparison": "EQUALS"}}]}})["Findings"][0]
 assert f["Workflow"]["Status"] == "SUPPRESSED" and f["Note"]["Text"] == "accepted risk: test", f
 
+# The trail is verified on demand and the result stays on the audit page; a user not
+# allowed the trail's status may not run it.
+page = admin.get(BASE + "/console/audit")
+assert "No verification has run" in page.text, page.text[-2000:]
+r = nobody.post(BASE + "/console/audit/verify", data={{"csrf": csrf(nobody.get(BASE + "/console/audit").text)}}, headers={{"Origin": BASE}}, allow_redirects=False)
+assert r.status_code == 403 and "cloudtrail:GetTrailStatus" in r.text, r.text[-1500:]
+r = admin.post(BASE + "/console/audit/verify", data={{"csrf": csrf(page.text)}}, headers={{"Origin": BASE}}, allow_redirects=False)
+assert r.status_code == 303, r.text[-1500:]
+page = admin.get(BASE + "/console/audit")
+section = re.search(r'<section id="verification".*?</section>', page.text, re.S).group(0)
+assert "OK: nothing removed, altered, inserted, reordered or truncated." in section, section
+checked = int(re.search(r"(\d+) events checked", section).group(1))
+assert checked > 20, section
+
 # Signing out ends the session on the server, not only in the browser.
 page = admin.get(BASE + "/console/functions")
 r = admin.post(BASE + "/console/sign-out", data={{"csrf": csrf(page.text)}}, headers={{"Origin": BASE}}, allow_redirects=False)
