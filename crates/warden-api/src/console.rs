@@ -575,6 +575,96 @@ fn xml_texts(body: &[u8], tag: &str) -> Vec<String> {
     out
 }
 
+/// An XML document (the query protocols' responses: IAM's and EC2's) as JSON: an element
+/// with only text is a string, one whose children are all `item` or `member` is an
+/// array, any other an object by child name. Entity references are resolved; a
+/// malformed document gives what was read before the error.
+fn xml_json(body: &[u8]) -> Value {
+    use quick_xml::events::Event;
+    struct Open {
+        name: String,
+        children: Vec<(String, Value)>,
+        text: String,
+    }
+    fn close(open: Open) -> (String, Value) {
+        let value = if open.children.is_empty() {
+            Value::String(open.text)
+        } else if open
+            .children
+            .iter()
+            .all(|(n, _)| n == "item" || n == "member")
+        {
+            Value::Array(open.children.into_iter().map(|(_, v)| v).collect())
+        } else {
+            Value::Object(open.children.into_iter().collect())
+        };
+        (open.name, value)
+    }
+    let mut reader = quick_xml::Reader::from_reader(body);
+    let mut stack = vec![Open {
+        name: String::new(),
+        children: Vec::new(),
+        text: String::new(),
+    }];
+    let mut buf = Vec::new();
+    loop {
+        match reader.read_event_into(&mut buf) {
+            Ok(Event::Start(e)) => stack.push(Open {
+                name: String::from_utf8_lossy(e.local_name().as_ref()).into_owned(),
+                children: Vec::new(),
+                text: String::new(),
+            }),
+            Ok(Event::Empty(e)) => {
+                if let Some(top) = stack.last_mut() {
+                    let name = String::from_utf8_lossy(e.local_name().as_ref()).into_owned();
+                    top.children.push((name, Value::String(String::new())));
+                }
+            }
+            Ok(Event::Text(t)) => {
+                if let (Some(top), Ok(text)) = (stack.last_mut(), t.decode()) {
+                    top.text.push_str(text.trim());
+                }
+            }
+            Ok(Event::GeneralRef(r)) => {
+                let resolved = match r.resolve_char_ref() {
+                    Ok(Some(ch)) => Some(ch),
+                    _ => match &r[..] {
+                        b"amp" => Some('&'),
+                        b"lt" => Some('<'),
+                        b"gt" => Some('>'),
+                        b"quot" => Some('"'),
+                        b"apos" => Some('\''),
+                        _ => None,
+                    },
+                };
+                if let Some(top) = stack.last_mut() {
+                    top.text.extend(resolved);
+                }
+            }
+            Ok(Event::End(_)) if stack.len() > 1 => {
+                if let Some(open) = stack.pop() {
+                    let closed = close(open);
+                    if let Some(top) = stack.last_mut() {
+                        top.children.push(closed);
+                    }
+                }
+            }
+            Ok(Event::Eof) | Err(_) => break,
+            _ => {}
+        }
+        buf.clear();
+    }
+    while stack.len() > 1 {
+        if let Some(open) = stack.pop() {
+            let closed = close(open);
+            if let Some(top) = stack.last_mut() {
+                top.children.push(closed);
+            }
+        }
+    }
+    stack.pop().map(|root| close(root).1).unwrap_or(Value::Null)
+}
+
 impl Caller<'_> {
     /// One call through the pipeline, as the session's principal; the response's body
     /// on success.
@@ -718,6 +808,24 @@ impl Caller<'_> {
         Ok(out)
     }
 
+    /// EC2's `DescribeSecurityGroups` of `ids`, its response as JSON (see [`xml_json`]).
+    async fn security_groups(&self, ids: &[String]) -> Fetched {
+        let mut body = "Action=DescribeSecurityGroups&Version=2016-11-15".to_owned();
+        for (i, id) in ids.iter().enumerate() {
+            body.push_str(&format!("&GroupId.{}={}", i + 1, view::encode(id)));
+        }
+        let (_, out) = self
+            .call(
+                "ec2",
+                Method::POST,
+                "/",
+                &[("content-type", "application/x-www-form-urlencoded")],
+                Bytes::from(body),
+            )
+            .await?;
+        Ok(xml_json(&out))
+    }
+
     /// Every function the principal may list (up to [`MAX_LISTED`]).
     async fn all_functions(&self) -> Result<Vec<Value>, CallError> {
         let mut out = Vec::new();
@@ -848,6 +956,21 @@ async fn function_page(
         other => other,
     };
     let function = caller.lambda(Method::GET, &base, &Value::Null).await;
+    let groups: Vec<String> = function
+        .as_ref()
+        .ok()
+        .and_then(|f| f["Configuration"]["VpcConfig"]["SecurityGroupIds"].as_array())
+        .map(|ids| {
+            ids.iter()
+                .filter_map(|i| i.as_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default();
+    let network = if groups.is_empty() {
+        Ok(Value::Null)
+    } else {
+        caller.security_groups(&groups).await
+    };
     let end = now_s();
     let charts = match caller
         .cloudwatch(
@@ -939,6 +1062,7 @@ async fn function_page(
             )
             .await,
         function,
+        network,
         charts,
         outcome,
     }
@@ -1089,27 +1213,45 @@ async fn audit_page(caller: &Caller<'_>, who: &Who<'_>, key: &str, value: &str) 
 }
 
 async fn iam_page(caller: &Caller<'_>, who: &Who<'_>) -> Reply {
-    let users = caller
-        .iam("ListUsers")
-        .await
-        .map(|xml| xml_texts(&xml, "UserName"));
+    let list = |v: &Value, response: &str, result: &str, member: &str| -> Vec<Value> {
+        v[response][result][member]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+    };
+    let users = caller.iam("ListUsers").await.map(|xml| {
+        list(
+            &xml_json(&xml),
+            "ListUsersResponse",
+            "ListUsersResult",
+            "Users",
+        )
+        .iter()
+        .filter_map(|u| u["UserName"].as_str().map(str::to_owned))
+        .collect::<Vec<_>>()
+    });
     let functions = caller.all_functions().await.unwrap_or_default();
     let roles = caller.iam("ListRoles").await.map(|xml| {
-        let names = xml_texts(&xml, "RoleName");
-        let arns = xml_texts(&xml, "Arn");
-        names
-            .into_iter()
-            .zip(arns)
-            .map(|(name, arn)| RoleRow {
+        list(
+            &xml_json(&xml),
+            "ListRolesResponse",
+            "ListRolesResult",
+            "Roles",
+        )
+        .iter()
+        .map(|r| {
+            let arn = r["Arn"].as_str().unwrap_or_default().to_owned();
+            RoleRow {
+                name: r["RoleName"].as_str().unwrap_or_default().to_owned(),
                 functions: functions
                     .iter()
                     .filter(|f| f["Role"].as_str() == Some(arn.as_str()))
                     .filter_map(|f| f["FunctionName"].as_str().map(str::to_owned))
                     .collect(),
-                name,
                 arn,
-            })
-            .collect::<Vec<_>>()
+            }
+        })
+        .collect::<Vec<_>>()
     });
     html(
         StatusCode::OK,
@@ -1365,6 +1507,25 @@ fn live_charts(shared: &Arc<Shared>, signed: &Signed, peer: SocketAddr, name: &s
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn xml_documents_become_json_with_item_lists_as_arrays() {
+        let xml = b"<R xmlns=\"x\"><requestId>1</requestId><securityGroupInfo><item><groupId>sg-1</groupId>\
+<ipPermissionsEgress><item><ipProtocol>tcp</ipProtocol><ipRanges><item><cidrIp>10.0.0.0/8</cidrIp></item></ipRanges>\
+<groups/></item></ipPermissionsEgress><groupName>a&amp;b</groupName></item></securityGroupInfo></R>";
+        let v = xml_json(xml);
+        let g = &v["R"]["securityGroupInfo"][0];
+        assert_eq!(g["groupId"], "sg-1");
+        assert_eq!(g["groupName"], "a&b");
+        assert_eq!(
+            g["ipPermissionsEgress"][0]["ipRanges"][0]["cidrIp"],
+            "10.0.0.0/8"
+        );
+        assert_eq!(g["ipPermissionsEgress"][0]["groups"], "");
+        // Whatever bytes come, a value comes back.
+        let _ = xml_json(b"<a><b>unclosed");
+        let _ = xml_json(b"\xff\xfe<");
+    }
 
     #[test]
     fn an_event_prefixes_every_line_with_data() {

@@ -268,6 +268,9 @@ pub struct FunctionPage {
     pub name: String,
     /// `GetFunction`.
     pub function: Fetched,
+    /// EC2's `DescribeSecurityGroups` of the function's `VpcConfig` groups, as JSON
+    /// (`Null` for a function without one).
+    pub network: Fetched,
     /// `ListVersionsByFunction`.
     pub versions: Fetched,
     /// `ListAliases`.
@@ -327,6 +330,21 @@ pub fn diff(old: &str, new: &str) -> Vec<(char, String)> {
         }
     }
     out
+}
+
+/// The peers of one EC2 permission: CIDR ranges and security groups.
+fn rule_peers(p: &Value) -> String {
+    let mut out = Vec::new();
+    for (list, key) in [
+        ("ipRanges", "cidrIp"),
+        ("ipv6Ranges", "cidrIpv6"),
+        ("groups", "groupId"),
+    ] {
+        for item in p[list].as_array().map(Vec::as_slice).unwrap_or_default() {
+            out.push(text(item, key));
+        }
+    }
+    out.join(", ")
 }
 
 fn configuration_of(item: &Value) -> String {
@@ -403,6 +421,24 @@ pub fn function(who: &Who<'_>, page: &FunctionPage) -> String {
                         } }
                     }
                 } }
+            }
+        }))
+        (section("Network rules", &page.network, |v| html! {
+            @let groups = v.as_object().and_then(|o| o.values().next()).map(|r| &r["securityGroupInfo"]).and_then(Value::as_array).map(Vec::as_slice).unwrap_or_default();
+            @if v.is_null() { p.muted { "No VpcConfig: the function reaches nothing but Warden's own endpoints (unless the server's default egress is open)." } }
+            @for g in groups {
+                h3 { (text(g, "groupId")) " · " (text(g, "groupName")) }
+                table { thead { tr { th { "Direction" } th { "Protocol" } th { "Ports" } th { "Peers" } } }
+                    tbody {
+                        @for (direction, key) in [("Egress", "ipPermissionsEgress"), ("Ingress", "ipPermissions")] {
+                            @for p in g[key].as_array().map(Vec::as_slice).unwrap_or_default() {
+                                tr { td { (direction) } td { (text(p, "ipProtocol")) }
+                                    td { @if p["fromPort"].is_null() { "all" } @else { (text(p, "fromPort")) "–" (text(p, "toPort")) } }
+                                    td { (rule_peers(p)) } }
+                            }
+                        }
+                    }
+                }
             }
         }))
         (section("Resource policy", &page.policy, |v| html! {
@@ -678,6 +714,7 @@ mod tests {
         let page = FunctionPage {
             name: "f".into(),
             function: Ok(json!({"Configuration": {"FunctionName": "f"}})),
+            network: Ok(Value::Null),
             versions: Ok(json!({"Versions": [{"Version": "1"}]})),
             aliases: Ok(json!({"Aliases": [{"Name": "live", "FunctionVersion": "1"}]})),
             policy: Ok(Value::Null),

@@ -250,6 +250,22 @@ assert "OK: nothing removed, altered, inserted, reordered or truncated." in sect
 checked = int(re.search(r"(\d+) events checked", section).group(1))
 assert checked > 20, section
 
+# Network rules: the function's security groups, read through EC2's API.
+iam = boto3.client("iam", endpoint_url=BASE)
+ec2 = boto3.client("ec2", endpoint_url=BASE)
+vpc = ec2.create_vpc(CidrBlock="10.88.0.0/16")["Vpc"]["VpcId"]
+subnet = ec2.create_subnet(VpcId=vpc, CidrBlock="10.88.1.0/24")["Subnet"]["SubnetId"]
+group = ec2.create_security_group(VpcId=vpc, GroupName="db-clients", Description="d")["GroupId"]
+ec2.revoke_security_group_egress(GroupId=group, IpPermissions=[{{"IpProtocol": "-1", "IpRanges": [{{"CidrIp": "0.0.0.0/0"}}]}}])
+ec2.authorize_security_group_egress(GroupId=group, IpPermissions=[{{"IpProtocol": "tcp", "FromPort": 5432, "ToPort": 5432, "IpRanges": [{{"CidrIp": "10.88.1.0/24"}}]}}])
+iam.put_role_policy(RoleName="warden-default", PolicyName="vpc", PolicyDocument=json.dumps({{"Version": "2012-10-17", "Statement": [{{"Effect": "Allow", "Resource": "*",
+    "Action": ["ec2:CreateNetworkInterface", "ec2:DescribeNetworkInterfaces", "ec2:DeleteNetworkInterface"]}}]}}))
+lam.update_function_configuration(FunctionName="flaky", VpcConfig={{"SubnetIds": [subnet], "SecurityGroupIds": [group]}})
+page = admin.get(BASE + "/console/functions/flaky").text
+rules = re.search(r'<section aria-label="Network rules">.*?</section>', page, re.S).group(0)
+assert group in rules and "db-clients" in rules and "5432–5432" in rules and "10.88.1.0/24" in rules, rules
+assert "0.0.0.0/0" not in rules, rules
+
 # Signing out ends the session on the server, not only in the browser.
 page = admin.get(BASE + "/console/functions")
 r = admin.post(BASE + "/console/sign-out", data={{"csrf": csrf(page.text)}}, headers={{"Origin": BASE}}, allow_redirects=False)
