@@ -226,6 +226,10 @@ async fn route(
             ["iam"] => iam_page(&caller, &who).await,
             ["live", "functions"] => live_rows(shared, &signed, peer),
             ["live", "functions", name] => live_charts(shared, &signed, peer, name),
+            ["live", "logs", name] => {
+                let since = param("since").parse().unwrap_or(0);
+                live_logs(shared, &signed, peer, name, param("filter"), since)
+            }
             _ => refusal(
                 StatusCode::NOT_FOUND,
                 Some(&who),
@@ -665,9 +669,92 @@ fn xml_json(body: &[u8]) -> Value {
     stack.pop().map(|root| close(root).1).unwrap_or(Value::Null)
 }
 
+/// Whether a call the console makes is recorded in the audit trail: a page's calls are,
+/// a live view's repeated reads are not (they would fill the trail with a tick's worth of
+/// reads every few seconds).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Record {
+    Yes,
+    No,
+}
+
+/// One call through the pipeline as `principal` (signed in with `access_key_id`): the
+/// response's head and body on success.
+#[allow(
+    clippy::too_many_arguments,
+    reason = "a request's parts, who makes it and whether it is recorded"
+)]
+async fn pipeline_call(
+    shared: &Shared,
+    principal: &Principal,
+    access_key_id: &str,
+    peer: SocketAddr,
+    request: (&str, Method, &str, &[(&str, &str)]),
+    body: Bytes,
+    record: Record,
+) -> Result<(http::response::Parts, Bytes), CallError> {
+    let (signing_name, method, uri, headers) = request;
+    let internal = |message: String| CallError {
+        status: 500,
+        code: "ServiceException".into(),
+        message,
+    };
+    let mut builder = http::Request::builder()
+        .method(method)
+        .uri(uri)
+        .header(header::HOST, "console.warden")
+        .header(header::USER_AGENT, "warden-console");
+    for (k, v) in headers {
+        builder = builder.header(*k, *v);
+    }
+    let (parts, ()) = builder
+        .body(())
+        .map_err(|e| internal(e.to_string()))?
+        .into_parts();
+    let state = &shared.state;
+    let mut note = audit::Note::new(&parts, peer);
+    note.access_key = Some(access_key_id.to_owned());
+    let mut service = routes::Service::Lambda;
+    let result = state
+        .pipeline
+        .run_as(
+            state,
+            principal.clone(),
+            peer,
+            parts,
+            body,
+            signing_name,
+            &mut service,
+            &mut note,
+        )
+        .await;
+    let reply = match record {
+        Record::Yes => {
+            let request_id = uuid::Uuid::new_v4().to_string();
+            crate::finish(state, &mut note, result, service, &request_id, peer).await
+        }
+        Record::No => result.map_err(|e| CallError {
+            status: e.status.as_u16(),
+            code: e.code.to_owned(),
+            message: e.message,
+        })?,
+    };
+    let (parts, body) = reply.into_parts();
+    let bytes = body
+        .collect()
+        .await
+        .map_err(|_| internal("the response broke off".into()))?
+        .to_bytes();
+    if parts.status.is_success() {
+        Ok((parts, bytes))
+    } else {
+        Err(call_error(parts.status, &parts.headers, &bytes))
+    }
+}
+
 impl Caller<'_> {
-    /// One call through the pipeline, as the session's principal; the response's body
-    /// on success.
+    /// One call through the pipeline, as the session's principal, recorded in the audit
+    /// trail; the response's body on success.
     async fn call(
         &self,
         signing_name: &str,
@@ -676,53 +763,16 @@ impl Caller<'_> {
         headers: &[(&str, &str)],
         body: Bytes,
     ) -> Result<(http::response::Parts, Bytes), CallError> {
-        let internal = |message: String| CallError {
-            status: 500,
-            code: "ServiceException".into(),
-            message,
-        };
-        let mut builder = http::Request::builder()
-            .method(method)
-            .uri(uri)
-            .header(header::HOST, "console.warden")
-            .header(header::USER_AGENT, "warden-console");
-        for (k, v) in headers {
-            builder = builder.header(*k, *v);
-        }
-        let (parts, ()) = builder
-            .body(())
-            .map_err(|e| internal(e.to_string()))?
-            .into_parts();
-        let state = &self.shared.state;
-        let request_id = uuid::Uuid::new_v4().to_string();
-        let mut note = audit::Note::new(&parts, self.peer);
-        note.access_key = Some(self.signed.session.access_key_id.clone());
-        let mut service = routes::Service::Lambda;
-        let result = state
-            .pipeline
-            .run_as(
-                state,
-                self.signed.principal.clone(),
-                self.peer,
-                parts,
-                body,
-                signing_name,
-                &mut service,
-                &mut note,
-            )
-            .await;
-        let reply = crate::finish(state, &mut note, result, service, &request_id, self.peer).await;
-        let (parts, body) = reply.into_parts();
-        let bytes = body
-            .collect()
-            .await
-            .map_err(|_| internal("the response broke off".into()))?
-            .to_bytes();
-        if parts.status.is_success() {
-            Ok((parts, bytes))
-        } else {
-            Err(call_error(parts.status, &parts.headers, &bytes))
-        }
+        pipeline_call(
+            self.shared,
+            &self.signed.principal,
+            &self.signed.session.access_key_id,
+            self.peer,
+            (signing_name, method, uri, headers),
+            body,
+            Record::Yes,
+        )
+        .await
     }
 
     /// A rest-json call (Lambda, Security Hub, Inspector): the response's JSON (`Null`
@@ -1054,6 +1104,7 @@ async fn function_page(
                 .await,
         ),
         filter: filter.to_owned(),
+        since_ms: end * 1000,
         history: caller
             .target(
                 "config",
@@ -1499,6 +1550,109 @@ fn live_charts(shared: &Arc<Shared>, signed: &Signed, peer: SocketAddr, name: &s
                 return;
             }
             tokio::time::sleep(CHARTS_TICK).await;
+        }
+    });
+    reply
+}
+
+/// New log events of `name` matching `filter`, from `since_ms` on: each tick one
+/// `FilterLogEvents` through the pipeline as the session's principal (authorized and
+/// validated as the CLI's call, not recorded).
+fn live_logs(
+    shared: &Arc<Shared>,
+    signed: &Signed,
+    peer: SocketAddr,
+    name: &str,
+    filter: String,
+    since_ms: i64,
+) -> Reply {
+    let Some(slot) = LiveSlot::take(&shared.console.live) else {
+        return too_many_streams();
+    };
+    let (tx, reply) = stream_reply();
+    let token = signed.token.clone();
+    let group = format!("/aws/lambda/{name}");
+    let shared = Arc::clone(shared);
+    tokio::spawn(async move {
+        let _slot = slot;
+        let began = Instant::now();
+        let mut since = since_ms;
+        // Ids of the events already sent at `since`, the newest timestamp sent.
+        let mut seen: std::collections::HashSet<String> = std::collections::HashSet::new();
+        while began.elapsed() < LIVE_STREAM_LIFETIME {
+            let Some(session) = shared.console.sessions.find(&token, Instant::now()) else {
+                let _ = tx.send(Ok(event("end", "signed out"))).await;
+                return;
+            };
+            let Some(credential) = shared.state.access.identity.lookup(&session.access_key_id)
+            else {
+                let _ = tx.send(Ok(event("end", "signed out"))).await;
+                return;
+            };
+            let mut body = json!({ "logGroupName": group, "startTime": since, "limit": 500 });
+            if !filter.is_empty() {
+                body["filterPattern"] = json!(filter);
+            }
+            let answer = pipeline_call(
+                &shared,
+                &credential.principal,
+                &session.access_key_id,
+                peer,
+                (
+                    "logs",
+                    Method::POST,
+                    "/",
+                    &[
+                        ("content-type", "application/x-amz-json-1.1"),
+                        ("x-amz-target", "Logs_20140328.FilterLogEvents"),
+                    ],
+                ),
+                Bytes::from(body.to_string()),
+                Record::No,
+            )
+            .await;
+            let events: Vec<Value> = match answer {
+                Ok((_, bytes)) => serde_json::from_slice::<Value>(&bytes)
+                    .ok()
+                    .and_then(|v| v["events"].as_array().cloned())
+                    .unwrap_or_default(),
+                // No log group until the function first logs.
+                Err(e) if e.code == "ResourceNotFoundException" => Vec::new(),
+                Err(e) => {
+                    let _ = tx.send(Ok(event("end", &e.to_string()))).await;
+                    return;
+                }
+            };
+            let mut lines = Vec::new();
+            for e in &events {
+                let ts = e["timestamp"].as_i64().unwrap_or(0);
+                let id = e["eventId"].as_str().unwrap_or_default().to_owned();
+                if ts < since || (ts == since && seen.contains(&id)) {
+                    continue;
+                }
+                if ts > since {
+                    since = ts;
+                    seen.clear();
+                }
+                seen.insert(id);
+                lines.push(
+                    e["message"]
+                        .as_str()
+                        .unwrap_or_default()
+                        .trim_end()
+                        .to_owned(),
+                );
+            }
+            let sent = if lines.is_empty() {
+                tx.send(Ok(Bytes::from_static(b": idle\n\n"))).await
+            } else {
+                tx.send(Ok(event("logs", &Value::from(lines).to_string())))
+                    .await
+            };
+            if sent.is_err() {
+                return;
+            }
+            tokio::time::sleep(ROWS_TICK).await;
         }
     });
     reply

@@ -4,8 +4,23 @@
 // escapes what they hold.
 (function () {
   "use strict";
+  if (!window.EventSource) { return; }
+  // The log tail: new lines are appended as text, the oldest dropped past 1,000.
+  var logs = document.getElementById("logs");
+  var logsUrl = logs && logs.getAttribute("data-live-logs");
+  if (logsUrl) {
+    var tail = new EventSource(logsUrl);
+    tail.addEventListener("logs", function (e) {
+      var lines = JSON.parse(e.data);
+      for (var i = 0; i < lines.length; i++) {
+        logs.appendChild(document.createTextNode(lines[i] + "\n"));
+      }
+      while (logs.childNodes.length > 1000) { logs.removeChild(logs.firstChild); }
+    });
+    tail.addEventListener("end", function () { tail.close(); });
+  }
   var url = document.body.getAttribute("data-live");
-  if (!url || !window.EventSource) { return; }
+  if (!url) { return; }
   var source = new EventSource(url);
   source.addEventListener("rows", function (e) {
     var rows = JSON.parse(e.data);

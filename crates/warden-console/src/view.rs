@@ -289,6 +289,8 @@ pub struct FunctionPage {
     pub logs: Fetched,
     /// The filter pattern the log tail was asked for.
     pub filter: String,
+    /// When the page's log tail ends (epoch ms): the live tail goes on from there.
+    pub since_ms: i64,
     /// Config's `GetResourceConfigHistory` for the function.
     pub history: Fetched,
     /// The rendered chart fragment ([`charts`]).
@@ -481,7 +483,8 @@ pub fn function(who: &Who<'_>, page: &FunctionPage) -> String {
                 Err(e) => (refused(e)),
                 Ok(v) => {
                     @let events = v["events"].as_array().map(Vec::as_slice).unwrap_or_default();
-                    pre #logs { @for e in events { (text(e, "message").trim_end()) "\n" } }
+                    @let live = format!("/console/live/logs/{}?filter={}&since={}", encode(name), encode(&page.filter), page.since_ms);
+                    pre #logs data-live-logs=(live) aria-live="polite" { @for e in events { (text(e, "message").trim_end()) "\n" } }
                 }
             }
         }
@@ -728,6 +731,7 @@ mod tests {
                 message: "no".into(),
             }),
             filter: String::new(),
+            since_ms: 0,
             history: Ok(json!({"configurationItems": []})),
             charts: charts(Ok(&[vec![], vec![], vec![]]), 0, 60),
             outcome: None,

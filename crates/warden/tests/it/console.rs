@@ -12,6 +12,7 @@ use crate::harness::{python_zip, user_with_key, user_with_policy, Credentials, S
 /// A Python handler that fails when the event asks it to, or when `FAIL` is set.
 const FLAKY: &str = r#"import os
 def handler(event, context):
+    print('got', event.get('marker', '-'))
     if event.get('fail') or os.environ.get('FAIL'):
         raise ValueError('asked to fail')
     return {'ok': True}
@@ -419,6 +420,14 @@ try:
     events = d.find_element(By.ID, "events").text
     assert "UpdateFunctionConfiguration" in events and "admin" in events, events
     d.save_screenshot(SHOTS + "/5-audit.png")
+
+    # The log tail follows new lines live, through its filter pattern.
+    d.get(BASE + "/console/functions/flaky?filter=%22got%20tail%22")
+    lam.invoke(FunctionName="flaky", Payload=b'{{"marker": "other"}}')
+    lam.invoke(FunctionName="flaky", Payload=b'{{"marker": "tail"}}')
+    wait(15, lambda: "got tail" in d.find_element(By.ID, "logs").text, "the live log tail")
+    assert "got other" not in d.find_element(By.ID, "logs").text
+    d.save_screenshot(SHOTS + "/5b-log-tail.png")
 
     # Invoke from the page; then sign out, and the read-only user cannot invoke.
     d.get(BASE + "/console/functions/flaky")
