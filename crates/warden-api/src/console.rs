@@ -916,6 +916,7 @@ async fn summaries(
         ("thr", "Throttles", "Sum", 3_600),
         ("p50", "Duration", "p50", 3_600),
         ("p99", "Duration", "p99", 3_600),
+        ("p99s", "Duration", "p99", 300),
     ];
     let per_call = 500 / per_function.len();
     let mut out = Vec::with_capacity(names.len());

@@ -95,6 +95,10 @@ pub struct Summary {
     pub recent_errors: f64,
     /// Invocations per period, for a sparkline.
     pub spark: Vec<(i64, f64)>,
+    /// Errors per period, drawn over the invocations.
+    pub spark_errors: Vec<(i64, f64)>,
+    /// The 99th percentile duration per period (ms), for a sparkline.
+    pub spark_p99: Vec<(i64, f64)>,
 }
 
 /// The summary of function `index`'s series in `results` (queries made with
@@ -106,7 +110,8 @@ pub fn summary(results: &HashMap<String, Vec<(i64, f64)>>, index: usize, end: i6
             .cloned()
             .unwrap_or_default()
     };
-    let sum = |points: &[(i64, f64)]| points.iter().map(|p| p.1).sum::<f64>();
+    // From +0.0: an empty `sum()` of floats is -0.0, which would print as "-0".
+    let sum = |points: &[(i64, f64)]| points.iter().fold(0.0, |acc, p| acc + p.1);
     let inv = get("inv");
     let err = get("err");
     let p50s: Vec<f64> = get("p50").iter().map(|p| p.1).collect();
@@ -125,6 +130,8 @@ pub fn summary(results: &HashMap<String, Vec<(i64, f64)>>, index: usize, end: i6
         p99: get("p99").iter().map(|p| p.1).reduce(f64::max),
         recent_errors: err.iter().filter(|p| p.0 >= end - 300).map(|p| p.1).sum(),
         spark: inv,
+        spark_errors: err,
+        spark_p99: get("p99s"),
     }
 }
 
@@ -171,7 +178,14 @@ mod tests {
         assert_eq!(s.p50, Some(5.0));
         assert_eq!(s.p99, Some(40.0));
         assert_eq!(s.throttles, 0.0);
-        assert_eq!(summary(&r, 1, 600), Summary::default());
+        assert_eq!(s.spark_errors, vec![(60, 1.0), (400, 2.0)]);
+        assert!(s.spark_p99.is_empty());
+        let none = summary(&r, 1, 600);
+        assert_eq!(none, Summary::default());
+        assert!(
+            none.invocations.is_sign_positive(),
+            "no invocations is 0, not -0"
+        );
         assert!(results(&json!("nonsense")).is_empty());
     }
 }

@@ -156,12 +156,15 @@ pub fn message(who: Option<&Who<'_>>, title: &str, text: &str) -> String {
     )
 }
 
-fn sparkline(points: &[(i64, f64)], from: i64, to: i64) -> Markup {
-    let line = Line {
-        label: String::new(),
-        points: points.to_vec(),
-    };
-    PreEscaped(chart::svg(&[line], from, to, 120, 28))
+fn sparkline(lines: &[&[(i64, f64)]], from: i64, to: i64) -> Markup {
+    let lines: Vec<Line> = lines
+        .iter()
+        .map(|points| Line {
+            label: String::new(),
+            points: points.to_vec(),
+        })
+        .collect();
+    PreEscaped(chart::svg(&lines, from, to, 120, 28))
 }
 
 /// One row of the functions page.
@@ -194,7 +197,8 @@ pub fn functions(
                         th scope="col" { "Runtime" } th scope="col" { "Memory" }
                         th scope="col" { "Last modified" } th scope="col" { "Invocations (1 h)" }
                         th scope="col" { "Errors (1 h)" } th scope="col" { "Error rate" }
-                        th scope="col" { "p50 / p99" } th scope="col" { "Invocations" }
+                        th scope="col" { "p50 / p99" } th scope="col" { "Invocations (blue), errors (red)" }
+                        th scope="col" { "p99 duration" }
                         th scope="col" { "Live: invocations / errors (1 min)" }
                     } }
                     tbody {
@@ -212,7 +216,8 @@ pub fn functions(
                                 td { (count(s.errors)) }
                                 td { @if s.invocations > 0.0 { (format!("{:.1} %", 100.0 * s.errors / s.invocations)) } @else { "–" } }
                                 td { (number(s.p50, " ms")) " / " (number(s.p99, " ms")) }
-                                td { (sparkline(&s.spark, from, to)) }
+                                td { (sparkline(&[&s.spark, &s.spark_errors], from, to)) }
+                                td { (sparkline(&[&s.spark_p99], from, to)) }
                                 td { span.live-inv { "0" } " / " span.live-err { "0" } }
                             }
                         }

@@ -429,6 +429,19 @@ try:
     assert "got other" not in d.find_element(By.ID, "logs").text
     d.save_screenshot(SHOTS + "/5b-log-tail.png")
 
+    # Every page: each control has a label, one heading names the page, and keyboard
+    # focus reaches the first link.
+    for path in ["/console/functions", "/console/functions/flaky", "/console/alarms",
+                 "/console/findings", "/console/audit", "/console/iam"]:
+        d.get(BASE + path)
+        unlabeled = d.execute_script("""return Array.from(document.querySelectorAll(
+            'input:not([type=hidden]), select, textarea')).filter(e => !(e.id &&
+            document.querySelector('label[for="' + CSS.escape(e.id) + '"]')) &&
+            !e.getAttribute('aria-label')).map(e => e.outerHTML)""")
+        assert unlabeled == [], (path, unlabeled)
+        assert len(d.find_elements(By.TAG_NAME, "h1")) == 1, path
+    d.save_screenshot(SHOTS + "/7-iam.png")
+
     # Invoke from the page; then sign out, and the read-only user cannot invoke.
     d.get(BASE + "/console/functions/flaky")
     d.find_element(By.CSS_SELECTOR, "form[action$='/invoke'] button").click()
