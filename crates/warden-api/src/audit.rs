@@ -63,6 +63,9 @@ pub struct AuditTrail {
     verified: Arc<tokio::sync::Mutex<Option<Verification>>>,
 }
 
+/// The shortest time between two verifications the server runs.
+pub const VERIFY_INTERVAL_MS: i64 = 30_000;
+
 /// The result of one verification of the trail, run on the server.
 #[derive(Debug, Clone, serde::Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -126,6 +129,23 @@ impl AuditTrail {
             ));
         };
         let mut last = self.verified.lock().await;
+        // Verification reads the whole trail: at most one per interval, so that a caller
+        // allowed to ask cannot keep a core busy with it.
+        let now = warden_audit::recorder::now_ms();
+        if let Some(previous) = last.as_ref() {
+            let age_ms = now - previous.at_ms;
+            if age_ms < VERIFY_INTERVAL_MS {
+                return Err(ApiError::new(
+                    http::StatusCode::TOO_MANY_REQUESTS,
+                    "ThrottlingException",
+                    format!(
+                        "the trail was verified {} s ago; it can be verified again in {} s",
+                        age_ms / 1000,
+                        (VERIFY_INTERVAL_MS - age_ms + 999) / 1000
+                    ),
+                ));
+            }
+        }
         let db = self.db.clone();
         let report = tokio::task::spawn_blocking(move || {
             let reader = warden_audit::AuditReader::open(&db)?;

@@ -23,7 +23,6 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -47,6 +46,9 @@ pub const DEFAULT_SESSION_TTL: Duration = Duration::from_secs(3_600);
 pub const FORM_LIMIT: usize = 1024 * 1024;
 /// The most live-update streams open at once, across all sessions.
 pub const MAX_LIVE_STREAMS: usize = 32;
+/// The most live-update streams one session may hold (a few tabs' worth), so that one
+/// user cannot take every stream.
+pub const MAX_LIVE_PER_SESSION: usize = 8;
 /// How long one live-update stream lasts before the browser must reconnect.
 pub const LIVE_STREAM_LIFETIME: Duration = Duration::from_secs(600);
 /// How often the functions page's live numbers are sent.
@@ -64,7 +66,7 @@ const MAX_LISTED: usize = 10_000;
 #[derive(Debug)]
 pub struct Console {
     sessions: Sessions,
-    live: Arc<AtomicUsize>,
+    live: Arc<LiveStreams>,
 }
 
 impl Console {
@@ -72,7 +74,7 @@ impl Console {
     pub fn new(ttl: Duration) -> Self {
         Self {
             sessions: Sessions::new(ttl),
-            live: Arc::new(AtomicUsize::new(0)),
+            live: Arc::new(LiveStreams::default()),
         }
     }
 }
@@ -1324,22 +1326,53 @@ fn event(name: &str, data: &str) -> Bytes {
 }
 
 /// Holds one of the [`MAX_LIVE_STREAMS`] until dropped.
-struct LiveSlot(Arc<AtomicUsize>);
+struct LiveSlot {
+    live: Arc<LiveStreams>,
+    token: String,
+}
+
+/// The open live streams: in all, and per session.
+#[derive(Debug, Default)]
+pub(crate) struct LiveStreams {
+    open: std::sync::Mutex<(usize, HashMap<String, usize>)>,
+}
+
+impl LiveStreams {
+    fn lock(&self) -> std::sync::MutexGuard<'_, (usize, HashMap<String, usize>)> {
+        self.open
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
 
 impl LiveSlot {
-    fn take(count: &Arc<AtomicUsize>) -> Option<Self> {
-        count
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
-                (n < MAX_LIVE_STREAMS).then_some(n + 1)
-            })
-            .ok()
-            .map(|_| Self(Arc::clone(count)))
+    /// One more stream for the session `token`, unless [`MAX_LIVE_STREAMS`] are open or
+    /// the session has [`MAX_LIVE_PER_SESSION`].
+    fn take(live: &Arc<LiveStreams>, token: &str) -> Option<Self> {
+        let mut open = live.lock();
+        let mine = open.1.get(token).copied().unwrap_or(0);
+        if open.0 >= MAX_LIVE_STREAMS || mine >= MAX_LIVE_PER_SESSION {
+            return None;
+        }
+        open.0 += 1;
+        open.1.insert(token.to_owned(), mine + 1);
+        Some(Self {
+            live: Arc::clone(live),
+            token: token.to_owned(),
+        })
     }
 }
 
 impl Drop for LiveSlot {
     fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::AcqRel);
+        let mut open = self.live.lock();
+        open.0 = open.0.saturating_sub(1);
+        if let Some(n) = open.1.get_mut(&self.token) {
+            *n -= 1;
+            if *n == 0 {
+                open.1.remove(&self.token);
+            }
+        }
     }
 }
 
@@ -1417,10 +1450,69 @@ fn any(action: &str) -> Target {
 /// Each function's running totals of invocations and errors.
 type Totals = HashMap<String, (u64, u64)>;
 
+/// The last minute's invocations and errors per function, from successive snapshots of
+/// the running totals. It keeps the previous snapshot and, per tick, only the functions
+/// that moved, so its memory follows activity rather than the number of functions.
+#[derive(Debug, Default)]
+struct LiveWindow {
+    previous: Option<Totals>,
+    ticks: std::collections::VecDeque<(Instant, Totals)>,
+    /// The functions the last rows named, so that one gone quiet is sent as 0 once.
+    shown: std::collections::HashSet<String>,
+}
+
+impl LiveWindow {
+    /// Takes the totals at `now`; the rows to send: each function active within
+    /// [`LIVE_WINDOW`], and each that was and is no longer, as 0.
+    fn push(&mut self, now: Instant, totals: Totals) -> serde_json::Map<String, Value> {
+        if let Some(previous) = &self.previous {
+            let moved: Totals = totals
+                .iter()
+                .filter_map(|(name, (inv, err))| {
+                    // A function absent before was created since: all its counts are new.
+                    let (inv0, err0) = previous.get(name).copied().unwrap_or((0, 0));
+                    let delta = (inv.saturating_sub(inv0), err.saturating_sub(err0));
+                    (delta != (0, 0)).then(|| (name.clone(), delta))
+                })
+                .collect();
+            if !moved.is_empty() {
+                self.ticks.push_back((now, moved));
+            }
+        }
+        self.previous = Some(totals);
+        while self
+            .ticks
+            .front()
+            .is_some_and(|(t, _)| now.duration_since(*t) > LIVE_WINDOW)
+        {
+            self.ticks.pop_front();
+        }
+        let mut sums: Totals = HashMap::new();
+        for (_, moved) in &self.ticks {
+            for (name, (inv, err)) in moved {
+                let sum = sums.entry(name.clone()).or_default();
+                sum.0 += inv;
+                sum.1 += err;
+            }
+        }
+        let mut rows = serde_json::Map::new();
+        for name in self.shown.drain() {
+            if !sums.contains_key(&name) {
+                rows.insert(name, json!({ "invocations": 0, "errors": 0 }));
+            }
+        }
+        for (name, (inv, err)) in &sums {
+            rows.insert(name.clone(), json!({ "invocations": inv, "errors": err }));
+        }
+        self.shown = sums.into_keys().collect();
+        rows
+    }
+}
+
 /// The functions page's live numbers: each function's invocations and errors over the
 /// last minute, from the live counters.
 fn live_rows(shared: &Arc<Shared>, signed: &Signed, peer: SocketAddr) -> Reply {
-    let Some(slot) = LiveSlot::take(&shared.console.live) else {
+    let Some(slot) = LiveSlot::take(&shared.console.live, &signed.token) else {
         return too_many_streams();
     };
     let (tx, reply) = stream_reply();
@@ -1430,8 +1522,7 @@ fn live_rows(shared: &Arc<Shared>, signed: &Signed, peer: SocketAddr) -> Reply {
     tokio::spawn(async move {
         let _slot = slot;
         let began = Instant::now();
-        let mut window: std::collections::VecDeque<(Instant, Totals)> =
-            std::collections::VecDeque::new();
+        let mut window = LiveWindow::default();
         while began.elapsed() < LIVE_STREAM_LIFETIME {
             let allowed = still_allowed(
                 &shared,
@@ -1446,7 +1537,6 @@ fn live_rows(shared: &Arc<Shared>, signed: &Signed, peer: SocketAddr) -> Reply {
                     .await;
                 return;
             }
-            let now = Instant::now();
             let totals: Totals = state
                 .metrics
                 .snapshot(false)
@@ -1463,29 +1553,7 @@ fn live_rows(shared: &Arc<Shared>, signed: &Signed, peer: SocketAddr) -> Reply {
                     ))
                 })
                 .collect();
-            window.push_back((now, totals));
-            while window
-                .front()
-                .is_some_and(|(t, _)| now.duration_since(*t) > LIVE_WINDOW)
-            {
-                window.pop_front();
-            }
-            let (Some((_, oldest)), Some((_, newest))) = (window.front(), window.back()) else {
-                return;
-            };
-            let rows: serde_json::Map<String, Value> = newest
-                .iter()
-                .map(|(name, (inv, err))| {
-                    let (inv0, err0) = oldest.get(name).copied().unwrap_or((0, 0));
-                    // A function first seen within the window counts from zero.
-                    let fresh = !oldest.contains_key(name) && window.len() > 1;
-                    let (inv0, err0) = if fresh { (0, 0) } else { (inv0, err0) };
-                    (
-                        name.clone(),
-                        json!({ "invocations": inv - inv0.min(*inv), "errors": err - err0.min(*err) }),
-                    )
-                })
-                .collect();
+            let rows = window.push(Instant::now(), totals);
             if tx
                 .send(Ok(event("rows", &Value::Object(rows).to_string())))
                 .await
@@ -1509,7 +1577,7 @@ fn live_charts(shared: &Arc<Shared>, signed: &Signed, peer: SocketAddr, name: &s
             "No such function.",
         );
     };
-    let Some(slot) = LiveSlot::take(&shared.console.live) else {
+    let Some(slot) = LiveSlot::take(&shared.console.live, &signed.token) else {
         return too_many_streams();
     };
     let (tx, reply) = stream_reply();
@@ -1567,7 +1635,7 @@ fn live_logs(
     filter: String,
     since_ms: i64,
 ) -> Reply {
-    let Some(slot) = LiveSlot::take(&shared.console.live) else {
+    let Some(slot) = LiveSlot::take(&shared.console.live, &signed.token) else {
         return too_many_streams();
     };
     let (tx, reply) = stream_reply();
@@ -1680,6 +1748,65 @@ mod tests {
         // Whatever bytes come, a value comes back.
         let _ = xml_json(b"<a><b>unclosed");
         let _ = xml_json(b"\xff\xfe<");
+    }
+
+    #[test]
+    fn the_live_window_counts_the_last_minute_and_zeroes_what_went_quiet() {
+        let totals = |pairs: &[(&str, u64, u64)]| -> Totals {
+            pairs
+                .iter()
+                .map(|(n, i, e)| ((*n).to_owned(), (*i, *e)))
+                .collect()
+        };
+        let t0 = Instant::now();
+        let mut w = LiveWindow::default();
+        // The first snapshot is the baseline: what ran before the stream is not counted.
+        assert!(w.push(t0, totals(&[("a", 10, 1)])).is_empty());
+        let rows = w.push(
+            t0 + Duration::from_secs(2),
+            totals(&[("a", 12, 2), ("b", 1, 1)]),
+        );
+        assert_eq!(rows["a"], json!({"invocations": 2, "errors": 1}));
+        assert_eq!(rows["b"], json!({"invocations": 1, "errors": 1}));
+        let rows = w.push(
+            t0 + Duration::from_secs(30),
+            totals(&[("a", 13, 2), ("b", 1, 1)]),
+        );
+        assert_eq!(rows["a"], json!({"invocations": 3, "errors": 1}));
+        assert_eq!(rows["b"], json!({"invocations": 1, "errors": 1}));
+        // Past the minute, the first change leaves the window; b went quiet: one 0, then
+        // nothing more about it.
+        let rows = w.push(
+            t0 + Duration::from_secs(63),
+            totals(&[("a", 13, 2), ("b", 1, 1)]),
+        );
+        assert_eq!(rows["a"], json!({"invocations": 1, "errors": 0}));
+        assert_eq!(rows["b"], json!({"invocations": 0, "errors": 0}));
+        let rows = w.push(
+            t0 + Duration::from_secs(65),
+            totals(&[("a", 13, 2), ("b", 1, 1)]),
+        );
+        assert!(!rows.contains_key("b"));
+        // Memory follows activity: only ticks where something moved are kept.
+        assert_eq!(w.ticks.len(), 1);
+    }
+
+    #[test]
+    fn live_streams_are_bounded_in_all_and_per_session() {
+        let live = Arc::new(LiveStreams::default());
+        let mine: Vec<LiveSlot> = (0..MAX_LIVE_PER_SESSION)
+            .map(|_| LiveSlot::take(&live, "a").expect("within the session's share"))
+            .collect();
+        assert!(LiveSlot::take(&live, "a").is_none());
+        let others: Vec<LiveSlot> = (0..MAX_LIVE_STREAMS - MAX_LIVE_PER_SESSION)
+            .map(|i| LiveSlot::take(&live, &format!("s{}", i % 7)).expect("within the total"))
+            .collect();
+        assert!(LiveSlot::take(&live, "z").is_none());
+        drop(mine);
+        assert!(LiveSlot::take(&live, "a").is_some());
+        drop(others);
+        assert_eq!(live.lock().0, 0);
+        assert!(live.lock().1.is_empty());
     }
 
     #[test]

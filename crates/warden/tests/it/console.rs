@@ -250,6 +250,9 @@ section = re.search(r'<section id="verification".*?</section>', page.text, re.S)
 assert "OK: nothing removed, altered, inserted, reordered or truncated." in section, section
 checked = int(re.search(r"(\d+) events checked", section).group(1))
 assert checked > 20, section
+# It reads the whole trail, so it runs at most once every 30 s.
+r = admin.post(BASE + "/console/audit/verify", data={{"csrf": csrf(page.text)}}, headers={{"Origin": BASE}}, allow_redirects=False)
+assert r.status_code == 429 and "verified again in" in r.text, r.text[-1500:]
 
 # Network rules: the function's security groups, read through EC2's API.
 iam = boto3.client("iam", endpoint_url=BASE)
