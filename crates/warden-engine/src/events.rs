@@ -3,6 +3,7 @@
 //! way, without the engine knowing them.
 //!
 //! Every invocation that reaches an instance (or fails to get one) produces, in order:
+//! [`InvocationEvent::Initializing`] if it waits for a cold start,
 //! [`InvocationEvent::Started`], at most one of [`InvocationEvent::InitFailed`],
 //! [`InvocationEvent::TimedOut`] and [`InvocationEvent::Exited`], then
 //! [`InvocationEvent::Finished`]. An invocation refused before that produces only
@@ -18,6 +19,19 @@ use crate::ThrottleReason;
 /// One thing that happened to one invocation.
 #[derive(Debug)]
 pub enum InvocationEvent<'a> {
+    /// A new instance is being started for the invocation (its memory is reserved): from
+    /// here it counts as running, as Lambda counts initializing environments in its
+    /// concurrency. Seen by observers only, not by the instance's log.
+    Initializing {
+        /// The function.
+        function: &'a FunctionName,
+        /// The version that runs.
+        version: &'a str,
+        /// The alias the caller named, if any.
+        alias: Option<&'a str>,
+        /// The invocation's request id.
+        request_id: &'a str,
+    },
     /// The invocation was handed to an instance, or to a cold start.
     Started {
         /// The function.

@@ -704,6 +704,12 @@ impl Engine {
                     .reserve_memory(config)
                     .await
                     .map_err(|reason| self.throttled(&config.name, reason))?;
+                self.observe(&InvocationEvent::Initializing {
+                    function: &config.name,
+                    version: &config.version,
+                    alias: alias_of(request),
+                    request_id: &request_id,
+                });
                 match self
                     .cold_start(
                         config,

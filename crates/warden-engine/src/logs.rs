@@ -980,7 +980,7 @@ impl InvocationObserver for LogCapture {
                 keep_tail,
                 ..
             } => self.begin(request_id, version, *keep_tail),
-            InvocationEvent::Throttled { .. } => {}
+            InvocationEvent::Throttled { .. } | InvocationEvent::Initializing { .. } => {}
             InvocationEvent::InitFailed {
                 error_type,
                 message,

@@ -115,18 +115,28 @@ async fn a_cold_start_gets_the_whole_contract_and_the_next_invoke_is_warm() {
     assert!(!tail.contains("Init Duration:"), "{tail}");
 
     let seen = t.observer.seen();
-    assert_eq!(seen.len(), 4, "{seen:?}");
-    assert!(matches!(seen[0], Seen::Started { .. }));
+    assert_eq!(seen.len(), 5, "{seen:?}");
+    // The cold start is announced before its instance starts: it counts as running from
+    // there, as Lambda counts initializing environments.
+    let Seen::Initializing { request_id } = &seen[0] else {
+        panic!("{seen:?}")
+    };
     assert_eq!(
         seen[1],
+        Seen::Started {
+            request_id: request_id.clone()
+        }
+    );
+    assert_eq!(
+        seen[2],
         Seen::Finished {
             function_error: false,
             cold: true
         }
     );
-    assert!(matches!(seen[2], Seen::Started { .. }));
+    assert!(matches!(seen[3], Seen::Started { .. }));
     assert_eq!(
-        seen[3],
+        seen[4],
         Seen::Finished {
             function_error: false,
             cold: false
@@ -193,7 +203,7 @@ async fn a_timeout_ends_the_instance_and_revokes_its_credentials() {
     .await;
     let seen = t.observer.seen();
     assert_eq!(
-        seen[1..],
+        seen[2..],
         [
             Seen::TimedOut,
             Seen::Finished {
@@ -241,8 +251,9 @@ async fn init_failures_are_reported_with_their_type() {
         .unwrap();
     assert_eq!(failed.function_error, Some("Unhandled"));
     let seen = t.observer.seen();
+    assert!(matches!(seen[0], Seen::Initializing { .. }), "{seen:?}");
     assert_eq!(
-        seen[1],
+        seen[2],
         Seen::InitFailed {
             error_type: "InitBoom".into()
         },

@@ -242,6 +242,11 @@ impl CredentialIssuer for RecordingIssuer {
 /// One invocation event as recorded (owned, for comparisons).
 #[derive(Debug, Clone, PartialEq)]
 pub enum Seen {
+    /// [`InvocationEvent::Initializing`].
+    Initializing {
+        /// Its request id.
+        request_id: String,
+    },
     /// [`InvocationEvent::Started`].
     Started {
         /// Its request id.
@@ -283,6 +288,9 @@ impl RecordingObserver {
 impl InvocationObserver for RecordingObserver {
     fn observe(&self, event: &InvocationEvent<'_>) {
         let seen = match event {
+            InvocationEvent::Initializing { request_id, .. } => Seen::Initializing {
+                request_id: (*request_id).to_owned(),
+            },
             InvocationEvent::Started { request_id, .. } => Seen::Started {
                 request_id: (*request_id).to_owned(),
             },

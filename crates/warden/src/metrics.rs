@@ -71,13 +71,24 @@ impl MetricsObserver {
 impl InvocationObserver for MetricsObserver {
     fn observe(&self, event: &InvocationEvent<'_>) {
         match event {
-            InvocationEvent::Started {
+            // A cold start counts from the moment its instance starts initializing, as
+            // Lambda counts; its `Started` then finds it counted already.
+            InvocationEvent::Initializing {
+                function,
+                version,
+                alias,
+                request_id,
+            }
+            | InvocationEvent::Started {
                 function,
                 version,
                 alias,
                 request_id,
                 ..
             } => {
+                if self.running().contains_key(*request_id) {
+                    return;
+                }
                 self.running().insert(
                     (*request_id).to_owned(),
                     Running {

@@ -277,3 +277,65 @@ fn the_metrics_listener_serves_only_get_metrics_and_only_on_loopback() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("neither an address (IP:PORT) nor `off`"));
 }
+
+#[test]
+fn an_initializing_instance_counts_in_the_concurrency_gauge() {
+    // Lambda counts an environment in ConcurrentExecutions from its init on; a function
+    // whose init takes two seconds must show as running during them.
+    let s = Server::start();
+    let zip = crate::harness::python_zip(&[(
+        "app.py",
+        "import time\ntime.sleep(2)\ndef handler(event, context):\n    return 1\n",
+    )]);
+    let account = s.aws(&["sts", "get-caller-identity"])["Account"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    s.aws(&[
+        "lambda",
+        "create-function",
+        "--function-name",
+        "slowinit",
+        "--runtime",
+        crate::harness::python_runtime(),
+        "--handler",
+        "app.handler",
+        "--timeout",
+        "10",
+        "--role",
+        &format!("arn:aws:iam::{account}:role/warden-default"),
+        "--zip-file",
+        &format!("fileb://{}", zip.display()),
+    ]);
+    let endpoint = s.endpoint.clone();
+    let admin = s.admin();
+    let invoking = std::thread::spawn(move || {
+        send(
+            &endpoint,
+            Some(&admin),
+            "POST",
+            "/2015-03-31/functions/slowinit/invocations",
+            &[],
+            b"{}",
+        )
+        .0
+    });
+    let series = "warden_concurrent_executions{function=\"slowinit\"}";
+    let start = std::time::Instant::now();
+    let mut during = None;
+    while start.elapsed() < std::time::Duration::from_millis(1500) {
+        let (_, text) = get(&s.metrics_endpoint, "GET");
+        if line_value(&text, series) == Some(1.0) {
+            during = Some(start.elapsed());
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert!(
+        during.is_some(),
+        "the gauge never read 1 during the two-second init"
+    );
+    assert_eq!(invoking.join().unwrap(), 200);
+    let (_, text) = get(&s.metrics_endpoint, "GET");
+    assert_eq!(line_value(&text, series), Some(0.0), "{text}");
+}
