@@ -65,14 +65,17 @@ const MAX_LISTED: usize = 10_000;
 /// The console's state: its sessions and open streams.
 #[derive(Debug)]
 pub struct Console {
+    enabled: bool,
     sessions: Sessions,
     live: Arc<LiveStreams>,
 }
 
 impl Console {
-    /// A console whose sessions last `ttl`.
-    pub fn new(ttl: Duration) -> Self {
+    /// A console whose sessions last `ttl`; `enabled: false` answers every console path
+    /// with 404.
+    pub fn new(ttl: Duration, enabled: bool) -> Self {
         Self {
+            enabled,
             sessions: Sessions::new(ttl),
             live: Arc::new(LiveStreams::default()),
         }
@@ -98,7 +101,17 @@ pub(crate) async fn serve(
     parts: http::request::Parts,
     body: Incoming,
 ) -> Reply {
-    let mut reply = route(shared, peer, &parts, body).await;
+    let mut reply = if shared.console.enabled {
+        route(shared, peer, &parts, body).await
+    } else {
+        body::discard(false, body);
+        refusal(
+            StatusCode::NOT_FOUND,
+            None,
+            "No console",
+            "This server does not serve the console (`warden serve --console off`).",
+        )
+    };
     for (name, value) in warden_console::SECURITY_HEADERS {
         reply
             .headers_mut()

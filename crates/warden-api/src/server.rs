@@ -77,6 +77,8 @@ pub struct ServeOptions {
     pub body_memory: usize,
     /// How long a web console session lasts from sign-in.
     pub console_session_ttl: Duration,
+    /// Whether the listener serves the web console at `/console/`.
+    pub console: bool,
 }
 
 impl ServeOptions {
@@ -98,6 +100,7 @@ impl Default for ServeOptions {
             header_timeout: DEFAULT_HEADER_TIMEOUT,
             body_memory: DEFAULT_BODY_MEMORY_BYTES,
             console_session_ttl: crate::console::DEFAULT_SESSION_TTL,
+            console: true,
         }
     }
 }
@@ -168,7 +171,7 @@ async fn serve_as(
         state,
         budget: BodyBudget::new(options.body_memory),
         listener: kind,
-        console: crate::console::Console::new(options.console_session_ttl),
+        console: crate::console::Console::new(options.console_session_ttl, options.console),
     });
     let tracker = Arc::new(Tracker::new(options.max_connections));
     let mut builder = hyper::server::conn::http1::Builder::new();

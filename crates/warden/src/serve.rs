@@ -185,6 +185,9 @@ pub struct ServeArgs {
     /// Seconds a web console session (`/console/`) lasts from sign-in.
     #[arg(long, default_value_t = warden_api::console::DEFAULT_SESSION_TTL.as_secs(), value_parser = clap::value_parser!(u64).range(1..=86_400))]
     console_session_ttl: u64,
+    /// Whether the API listener serves the web console at `/console/` (`on` or `off`).
+    #[arg(long, default_value = "on", value_parser = clap::builder::BoolishValueParser::new(), action = clap::ArgAction::Set)]
+    console: bool,
     /// Log filter (e.g. `info`, `warden=debug`).
     #[arg(long, env = "WARDEN_LOG", default_value = "info")]
     log: String,
@@ -365,6 +368,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         header_timeout: Duration::from_secs(args.header_timeout),
         body_memory: usize::try_from(args.max_body_memory << 20).unwrap_or(usize::MAX),
         console_session_ttl: Duration::from_secs(args.console_session_ttl),
+        console: args.console,
     };
 
     let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&data_dir.join("warden.db"))?);

@@ -472,3 +472,29 @@ finally:
         ),
     );
 }
+
+#[test]
+fn a_server_started_with_console_off_serves_no_console() {
+    let s = Server::start_with(&["--console", "off"]);
+    for path in [
+        "/console/",
+        "/console/sign-in",
+        "/console/assets/console.js",
+    ] {
+        let (status, _, body) = s.http_unsigned("GET", path, &[], b"");
+        assert_eq!(status, 404, "{path}");
+        assert!(
+            String::from_utf8_lossy(&body).contains("--console off"),
+            "{path}"
+        );
+    }
+    let (status, _, _) = s.http_unsigned(
+        "POST",
+        "/console/sign-in",
+        &[("content-type", "application/x-www-form-urlencoded")],
+        b"access_key_id=a&secret_access_key=b",
+    );
+    assert_eq!(status, 404);
+    // The API itself is unchanged.
+    s.aws(&["lambda", "list-functions"]);
+}
