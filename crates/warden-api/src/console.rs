@@ -262,7 +262,7 @@ async fn route(
             "The console takes GET and POST only.",
         );
     }
-    let form = match change_form(shared, parts, body, Some(&signed.session)).await {
+    let (form, _reservation) = match change_form(shared, parts, body, Some(&signed.session)).await {
         Ok(f) => f,
         Err((status, text)) => return refusal(status, Some(&who), "Refused", &text),
     };
@@ -395,13 +395,14 @@ fn asset(name: &str) -> Reply {
 
 /// Reads a posted form after the checks every change passes: a same-origin `Origin`
 /// (when the browser sends one), a form body within [`FORM_LIMIT`], and, for a
-/// signed-in session, its CSRF token.
+/// signed-in session, its CSRF token. The form comes with its share of the body-memory
+/// budget, to hold until the change is answered.
 async fn change_form(
     shared: &Shared,
     parts: &http::request::Parts,
     body: Incoming,
     session: Option<&Session>,
-) -> Result<Vec<(String, String)>, (StatusCode, String)> {
+) -> Result<(Vec<(String, String)>, body::Reservation), (StatusCode, String)> {
     let header = |name: header::HeaderName| parts.headers.get(name).and_then(|v| v.to_str().ok());
     if let (Some(origin), Some(host)) = (header(header::ORIGIN), header(header::HOST)) {
         let same = origin
@@ -451,7 +452,7 @@ async fn change_form(
             ));
         }
     }
-    Ok(form)
+    Ok((form, received.reservation))
 }
 
 async fn sign_in(
@@ -460,7 +461,7 @@ async fn sign_in(
     parts: &http::request::Parts,
     body: Incoming,
 ) -> Reply {
-    let form = match change_form(shared, parts, body, None).await {
+    let (form, _reservation) = match change_form(shared, parts, body, None).await {
         Ok(f) => f,
         Err((status, text)) => return html(status, view::sign_in(Some(&text))),
     };
@@ -486,12 +487,27 @@ async fn sign_in(
             "console sign-in: the access key or secret is wrong",
         );
         shared.state.count_refusal(&error, None, peer.ip());
+        record_sign_in(shared, peer, parts, key, None, Err(&error)).await;
         return html(
             StatusCode::FORBIDDEN,
             view::sign_in(Some("The access key ID or secret access key is wrong.")),
         );
     };
     if credential.session_token.is_some() {
+        let error = ApiError::new(
+            StatusCode::FORBIDDEN,
+            "AccessDeniedException",
+            "console sign-in: temporary credentials cannot open a console session",
+        );
+        record_sign_in(
+            shared,
+            peer,
+            parts,
+            key,
+            Some(&credential.principal),
+            Err(&error),
+        )
+        .await;
         return html(
             StatusCode::FORBIDDEN,
             view::sign_in(Some(
@@ -502,11 +518,59 @@ async fn sign_in(
     let opened = shared.console.sessions.open(key, Instant::now());
     tracing::info!(principal = %credential.principal.arn, %peer, "console sign-in");
     let mut r = redirect("/console/functions");
+    record_sign_in(
+        shared,
+        peer,
+        parts,
+        key,
+        Some(&credential.principal),
+        Ok(&r),
+    )
+    .await;
     let cookie = session::set_cookie(&opened.token, shared.console.sessions.ttl(), false);
     if let Ok(v) = HeaderValue::from_str(&cookie) {
         r.headers_mut().insert(header::SET_COOKIE, v);
     }
     r
+}
+
+/// Records a sign-in, successful or not, in the audit trail as CloudTrail records one:
+/// `ConsoleLogin` from `signin.amazonaws.com`, with the key and (when it was proven) the
+/// principal; never the secret.
+async fn record_sign_in(
+    shared: &Shared,
+    peer: SocketAddr,
+    parts: &http::request::Parts,
+    key: &str,
+    principal: Option<&Principal>,
+    outcome: Result<&Reply, &ApiError>,
+) {
+    let state = &shared.state;
+    let mut note = audit::Note::new(parts, peer);
+    note.target = Some("ConsoleLogin".to_owned());
+    note.service = Some(routes::Service::unserved("signin", &parts.headers));
+    note.form = false;
+    note.access_key = (key.len() <= 128 && key.bytes().all(|b| b.is_ascii_alphanumeric()))
+        .then(|| key.to_owned());
+    note.principal = principal.cloned();
+    let outcome = match outcome {
+        Ok(reply) => audit::Outcome::Replied(reply),
+        Err(error) => audit::Outcome::Failed(error),
+    };
+    let request_id = uuid::Uuid::new_v4().to_string();
+    if let Err(e) = state
+        .audit
+        .record(
+            &note,
+            outcome,
+            &request_id,
+            state.account.as_str(),
+            state.region.as_str(),
+        )
+        .await
+    {
+        tracing::warn!(error = %e.message, "a console sign-in could not be recorded");
+    }
 }
 
 /// Makes API calls for the signed-in principal.

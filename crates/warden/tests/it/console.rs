@@ -203,6 +203,17 @@ detail = json.loads(denied[0]["CloudTrailEvent"])
 assert detail["errorCode"] == "AccessDenied" or detail["errorCode"] == "AccessDeniedException", detail
 assert detail["userAgent"] == "warden-console" and detail["userIdentity"]["accessKeyId"] == READER[0], detail
 
+# Every sign-in, refused or not, is a ConsoleLogin event from signin.amazonaws.com,
+# without the secret.
+logins = ct.lookup_events(LookupAttributes=[{{"AttributeKey": "EventName", "AttributeValue": "ConsoleLogin"}}])["Events"]
+details = [json.loads(e["CloudTrailEvent"]) for e in logins]
+assert all(d["eventSource"] == "signin.amazonaws.com" for d in details), details
+ok = [d for d in details if "errorCode" not in d]
+refused = [d for d in details if d.get("errorCode")]
+assert {{d["userIdentity"]["accessKeyId"] for d in ok}} >= {{ADMIN[0], READER[0]}}, ok
+assert len(refused) == 2 and {{d["errorCode"] for d in refused}} == {{"UnrecognizedClientException"}}, refused
+assert not any(ADMIN[1] in json.dumps(d) or READER[1] in json.dumps(d) for d in details)
+
 # Safe actions: suppress a posture finding with a reason; disable an alarm's actions. The
 # read-only user is refused both.
 cw = boto3.client("cloudwatch", endpoint_url=BASE)
