@@ -51,6 +51,10 @@ pub const MAX_LIVE_STREAMS: usize = 32;
 pub const MAX_LIVE_PER_SESSION: usize = 8;
 /// How long one live-update stream lasts before the browser must reconnect.
 pub const LIVE_STREAM_LIFETIME: Duration = Duration::from_secs(600);
+/// How long a one-time sign-in link (`warden console`) stays usable.
+pub const LINK_TTL: Duration = Duration::from_secs(60);
+/// The most unused sign-in links kept at once.
+const MAX_LINKS: usize = 64;
 /// How often the functions page's live numbers are sent.
 const ROWS_TICK: Duration = Duration::from_secs(2);
 /// How often a function page's charts are redrawn (they change once a minute).
@@ -67,6 +71,9 @@ const MAX_LISTED: usize = 10_000;
 pub struct Console {
     enabled: bool,
     sessions: Sessions,
+    /// One-time sign-in links (`warden console`): the token's SHA-256 → the access key
+    /// that asked for it and when it expires.
+    links: std::sync::Mutex<HashMap<[u8; 32], (String, Instant)>>,
     live: Arc<LiveStreams>,
 }
 
@@ -76,6 +83,7 @@ impl Console {
     pub fn new(ttl: Duration, enabled: bool) -> Self {
         Self {
             enabled,
+            links: std::sync::Mutex::new(HashMap::new()),
             sessions: Sessions::new(ttl),
             live: Arc::new(LiveStreams::default()),
         }
@@ -184,6 +192,17 @@ async fn route(
     }
     if post && path == "/console/sign-in" {
         return sign_in(shared, peer, parts, body).await;
+    }
+    if post && path == "/console/link" {
+        return mint_link(shared, peer, parts, body).await;
+    }
+    if path == "/console/sign-in/link" {
+        if get {
+            return link_page(shared, parts);
+        }
+        if post {
+            return link_sign_in(shared, peer, parts, body).await;
+        }
     }
     let Some(signed) = signed_in(shared, parts) else {
         body::discard(false, body);
@@ -515,18 +534,215 @@ async fn sign_in(
             )),
         );
     }
-    let opened = shared.console.sessions.open(key, Instant::now());
-    tracing::info!(principal = %credential.principal.arn, %peer, "console sign-in");
-    let mut r = redirect("/console/functions");
-    record_sign_in(
-        shared,
+    open_session(shared, peer, parts, key, &credential.principal).await
+}
+
+fn token_key(token: &str) -> [u8; 32] {
+    <sha2::Sha256 as sha2::Digest>::digest(token.as_bytes()).into()
+}
+
+fn lock_links(
+    console: &Console,
+) -> std::sync::MutexGuard<'_, HashMap<[u8; 32], (String, Instant)>> {
+    console
+        .links
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// `POST /console/link` (what `warden console` calls): a SigV4-signed request, verified
+/// as the API verifies any, gets a one-time sign-in link for the key that signed it,
+/// usable for [`LINK_TTL`]. It grants nothing the key does not have: the session it opens
+/// is that key's. Temporary credentials get none.
+async fn mint_link(
+    shared: &Shared,
+    peer: SocketAddr,
+    parts: &http::request::Parts,
+    body: Incoming,
+) -> Reply {
+    let request_id = uuid::Uuid::new_v4().to_string();
+    let protocol = routes::Service::Lambda.protocol();
+    let refuse = |e: ApiError| {
+        shared.state.count_refusal(&e, None, peer.ip());
+        e.render(protocol, &request_id)
+    };
+    let request = ApiRequest {
+        operation: Operation::ListFunctions,
+        parts: parts.clone(),
+        body: Bytes::new(),
         peer,
-        parts,
-        key,
-        Some(&credential.principal),
-        Ok(&r),
-    )
-    .await;
+        principal: None,
+    };
+    let pending = match crate::access::authenticate_headers(&shared.state, &request, Some("lambda"))
+    {
+        Ok(Some(p)) => p,
+        Ok(None) => {
+            body::discard(false, body);
+            return refuse(ApiError::missing_authentication());
+        }
+        Err(e) => {
+            body::discard(false, body);
+            return refuse(e);
+        }
+    };
+    let plan = body::Plan {
+        limit: 1024,
+        declared: parts
+            .headers
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse().ok()),
+        signed: true,
+    };
+    let received = match body::read(body, plan, &shared.budget, || {
+        ApiError::too_large(1024, "console link")
+    })
+    .await
+    {
+        Ok(r) => r,
+        Err(e) => return refuse(e),
+    };
+    let sha256 = received
+        .sha256
+        .unwrap_or_else(|| <sha2::Sha256 as sha2::Digest>::digest(&received.bytes).into());
+    let proven = match crate::access::finish_authentication(
+        &shared.state,
+        &request,
+        pending,
+        &sha256,
+        "lambda",
+    ) {
+        Ok(p) => p,
+        Err(e) => return refuse(e),
+    };
+    let temporary = shared
+        .state
+        .access
+        .identity
+        .lookup(&proven.access_key_id)
+        .is_none_or(|c| c.session_token.is_some());
+    if temporary {
+        return refuse(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "AccessDeniedException",
+            "temporary credentials cannot open a console session: sign with an IAM user's access key",
+        ));
+    }
+    let mut bytes = [0u8; 32];
+    rand::RngCore::fill_bytes(&mut rand::rng(), &mut bytes);
+    let token = base64::Engine::encode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, bytes);
+    let now = Instant::now();
+    {
+        let mut links = lock_links(&shared.console);
+        links.retain(|_, (_, expires)| *expires > now);
+        if links.len() >= MAX_LINKS {
+            return refuse(ApiError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "TooManyRequestsException",
+                format!("{MAX_LINKS} sign-in links are waiting to be used; try again in a minute"),
+            ));
+        }
+        links.insert(
+            token_key(&token),
+            (proven.access_key_id.clone(), now + LINK_TTL),
+        );
+    }
+    tracing::info!(principal = %proven.principal.arn, %peer, "console sign-in link issued");
+    let out = json!({
+        "SignInPath": format!("/console/sign-in/link?token={token}"),
+        "ExpiresInSeconds": LINK_TTL.as_secs(),
+        "Principal": proven.principal.arn,
+    });
+    let mut r = Reply::new(ReplyBody::from(out.to_string()));
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    r
+}
+
+/// The page a sign-in link opens: it signs in only when its button is pressed (a form
+/// post, same-origin), so a link loaded by another site's page signs no one in.
+fn link_page(shared: &Shared, parts: &http::request::Parts) -> Reply {
+    let token = routes::query_params(parts.uri.query())
+        .into_iter()
+        .find(|(k, _)| k == "token")
+        .map(|(_, v)| v)
+        .unwrap_or_default();
+    let now = Instant::now();
+    let key = lock_links(&shared.console)
+        .get(&token_key(&token))
+        .filter(|(_, expires)| *expires > now)
+        .map(|(key, _)| key.clone());
+    let who = key
+        .and_then(|key| shared.state.access.identity.lookup(&key))
+        .map(|c| c.principal.arn);
+    match who {
+        Some(arn) => html(StatusCode::OK, view::link(&token, &arn)),
+        None => html(
+            StatusCode::FORBIDDEN,
+            view::sign_in(Some(
+                "This sign-in link is unknown, used or expired: run `warden console` again.",
+            )),
+        ),
+    }
+}
+
+/// Uses a sign-in link: once, within its lifetime, for the key that asked for it.
+async fn link_sign_in(
+    shared: &Shared,
+    peer: SocketAddr,
+    parts: &http::request::Parts,
+    body: Incoming,
+) -> Reply {
+    let (form, _reservation) = match change_form(shared, parts, body, None).await {
+        Ok(f) => f,
+        Err((status, text)) => return html(status, view::sign_in(Some(&text))),
+    };
+    let token = form
+        .iter()
+        .find(|(k, _)| k == "token")
+        .map(|(_, v)| v.as_str())
+        .unwrap_or_default();
+    let now = Instant::now();
+    let key = lock_links(&shared.console)
+        .remove(&token_key(token))
+        .filter(|(_, expires)| *expires > now)
+        .map(|(key, _)| key);
+    let credential = key
+        .as_deref()
+        .and_then(|k| shared.state.access.identity.lookup(k));
+    let (Some(key), Some(credential)) = (key, credential) else {
+        let error = ApiError::new(
+            StatusCode::FORBIDDEN,
+            "UnrecognizedClientException",
+            "console sign-in: the sign-in link is unknown, used or expired",
+        );
+        shared.state.count_refusal(&error, None, peer.ip());
+        record_sign_in(shared, peer, parts, "", None, Err(&error)).await;
+        return html(
+            StatusCode::FORBIDDEN,
+            view::sign_in(Some(
+                "This sign-in link is unknown, used or expired: run `warden console` again.",
+            )),
+        );
+    };
+    open_session(shared, peer, parts, &key, &credential.principal).await
+}
+
+/// Opens a session for `key` (whose proof the caller checked): the cookie, and the way to
+/// the functions page; recorded as a `ConsoleLogin`.
+async fn open_session(
+    shared: &Shared,
+    peer: SocketAddr,
+    parts: &http::request::Parts,
+    key: &str,
+    principal: &Principal,
+) -> Reply {
+    let opened = shared.console.sessions.open(key, Instant::now());
+    tracing::info!(principal = %principal.arn, %peer, "console sign-in");
+    let mut r = redirect("/console/functions");
+    record_sign_in(shared, peer, parts, key, Some(principal), Ok(&r)).await;
     let cookie = session::set_cookie(&opened.token, shared.console.sessions.ttl(), false);
     if let Ok(v) = HeaderValue::from_str(&cookie) {
         r.headers_mut().insert(header::SET_COOKIE, v);

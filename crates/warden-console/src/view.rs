@@ -146,6 +146,20 @@ pub fn sign_in(error: Option<&str>) -> String {
     layout("Sign in", None, None, body)
 }
 
+/// The page of a one-time sign-in link: who it signs in as, and the button that does.
+pub fn link(token: &str, arn: &str) -> String {
+    let body = html! {
+        div.signin {
+            p { "This link signs this browser in as " strong { (arn) } "." }
+            form method="post" action="/console/sign-in/link" {
+                input type="hidden" name="token" value=(token);
+                button type="submit" { "Sign in" }
+            }
+        }
+    };
+    layout("Sign in", None, None, body)
+}
+
 /// A page that only says what went wrong (an unknown page, a refused change).
 pub fn message(who: Option<&Who<'_>>, title: &str, text: &str) -> String {
     layout(

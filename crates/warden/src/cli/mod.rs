@@ -9,6 +9,7 @@
 mod alias;
 mod args;
 mod client;
+mod console;
 mod contract;
 mod credentials;
 mod ec2;
@@ -50,6 +51,8 @@ pub enum ClientCommand {
     Scan(scan::ScanCommand),
     /// Sign a Lambda package with a signing profile; the signature travels in the zip
     Sign(sign::SignArgs),
+    /// Print a one-time link that signs a browser in to the web console as your access key
+    Console,
 }
 
 /// `warden function ...`
@@ -107,6 +110,7 @@ pub fn run(cmd: ClientCommand, endpoint: &str) -> anyhow::Result<()> {
         ClientCommand::Network(cmd) => netlog::run(&client, &cmd),
         ClientCommand::Scan(cmd) => scan::run(&client, &cmd),
         ClientCommand::Sign(args) => sign::sign(&client, &args),
+        ClientCommand::Console => console::link(&client, endpoint),
     }
 }
 

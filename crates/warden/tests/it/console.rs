@@ -4,6 +4,7 @@
 //! `target/console-screenshots/`.
 
 use std::path::PathBuf;
+use std::process::Command;
 
 use serde_json::json;
 
@@ -508,4 +509,69 @@ fn a_server_started_with_console_off_serves_no_console() {
     assert_eq!(status, 404);
     // The API itself is unchanged.
     s.aws(&["lambda", "list-functions"]);
+}
+
+#[test]
+fn warden_console_prints_a_one_time_sign_in_link() {
+    let s = Server::start();
+    let out = s.warden(&["console"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let link = String::from_utf8(out.stdout).unwrap().trim().to_owned();
+    assert!(
+        link.starts_with(&format!("{}/console/sign-in/link?token=", s.endpoint)),
+        "{link}"
+    );
+    let admin = s.admin();
+    run_requests(
+        &s,
+        &admin,
+        &admin,
+        &format!(
+            r#"
+LINK = {link:?}
+token = LINK.split("token=", 1)[1]
+# Opening the link only shows who it signs in as; a second look is still allowed.
+r = requests.get(LINK)
+assert r.status_code == 200 and ":user/admin" in r.text and 'name="token"' in r.text, r.text[-1500:]
+assert requests.get(LINK).status_code == 200
+# Posted from another origin: refused, and the link still unused.
+r = requests.post(BASE + "/console/sign-in/link", data={{"token": token}}, headers={{"Origin": "http://evil.example"}}, allow_redirects=False)
+assert r.status_code == 403, r
+s1 = requests.Session()
+r = s1.post(BASE + "/console/sign-in/link", data={{"token": token}}, headers={{"Origin": BASE}}, allow_redirects=False)
+assert r.status_code == 303 and "HttpOnly" in r.headers["Set-Cookie"], (r.status_code, r.text[-800:])
+assert s1.get(BASE + "/console/functions", allow_redirects=False).status_code == 200
+# Once only.
+r = requests.post(BASE + "/console/sign-in/link", data={{"token": token}}, headers={{"Origin": BASE}}, allow_redirects=False)
+assert r.status_code == 403 and "used or expired" in r.text, r
+assert requests.get(LINK).status_code == 403
+# Minting needs a valid signature.
+r = requests.post(BASE + "/console/link")
+assert r.status_code == 403 and r.headers.get("x-amzn-ErrorType", "").startswith("MissingAuthenticationToken"), (r.status_code, r.headers, r.text)
+r = requests.post(BASE + "/console/link", headers={{"Authorization": "AWS4-HMAC-SHA256 Credential=AKIAUNKNOWN000000000/20260101/us-east-1/lambda/aws4_request, SignedHeaders=host, Signature=00"}})
+assert r.status_code in (400, 403) and "Set-Cookie" not in r.headers, r
+"#
+        ),
+    );
+    // A user's own link signs in as that user.
+    let reader = user_with_key(&s, "linked");
+    let out = Command::new(crate::harness::warden_bin())
+        .args(["--endpoint-url", &s.endpoint, "console"])
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("AWS_ACCESS_KEY_ID", &reader.key)
+        .env("AWS_SECRET_ACCESS_KEY", &reader.secret)
+        .env("AWS_DEFAULT_REGION", "us-east-1")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains(":user/linked"));
 }
