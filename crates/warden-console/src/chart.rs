@@ -35,21 +35,33 @@ pub fn peak(lines: &[Line]) -> f64 {
 }
 
 /// The lines as an SVG document of `width` × `height` pixels, over `from..to` (epoch
-/// seconds) and from 0 to the largest value. Points outside the range or not finite are
-/// left out.
+/// seconds) and from 0 to the largest value, framed and with a dot on each datapoint.
+/// Points outside the range or not finite are left out.
 pub fn svg(lines: &[Line], from: i64, to: i64, width: u32, height: u32) -> String {
+    draw(lines, from, to, (width, height), true)
+}
+
+/// A sparkline: the lines alone, no frame, background or dots, so that a page of a
+/// thousand rows stays light for the browser.
+pub fn sparkline(lines: &[Line], from: i64, to: i64, width: u32, height: u32) -> String {
+    draw(lines, from, to, (width, height), false)
+}
+
+fn draw(lines: &[Line], from: i64, to: i64, (width, height): (u32, u32), full: bool) -> String {
     let mut out = String::new();
     let to = to.max(from + 1);
     let top = peak(lines).max(1.0) * 1.1;
     {
         let root = SVGBackend::with_string(&mut out, (width, height)).into_drawing_area();
         let drawn = (|| -> Result<(), Box<dyn std::error::Error + '_>> {
-            root.fill(&WHITE)?;
-            // A frame, so that an empty range still reads as a chart.
-            root.draw(&Rectangle::new(
-                [(0, 0), (width as i32 - 1, height as i32 - 1)],
-                RGBColor(0xd0, 0xd0, 0xd0).stroke_width(1),
-            ))?;
+            if full {
+                root.fill(&WHITE)?;
+                // A frame, so that an empty range still reads as a chart.
+                root.draw(&Rectangle::new(
+                    [(0, 0), (width as i32 - 1, height as i32 - 1)],
+                    RGBColor(0xd0, 0xd0, 0xd0).stroke_width(1),
+                ))?;
+            }
             let mut chart = ChartBuilder::on(&root)
                 .margin(3)
                 .build_cartesian_2d(from..to, 0.0..top)?;
@@ -66,8 +78,10 @@ pub fn svg(lines: &[Line], from: i64, to: i64, width: u32, height: u32) -> Strin
                     points.iter().copied(),
                     color.stroke_width(2),
                 ))?;
-                // Each datapoint as a dot too: a lone minute has no line to show it.
-                chart.draw_series(points.iter().map(|p| Circle::new(*p, 2, color.filled())))?;
+                if full {
+                    // Each datapoint as a dot too: a lone minute has no line to show it.
+                    chart.draw_series(points.iter().map(|p| Circle::new(*p, 2, color.filled())))?;
+                }
             }
             root.present()?;
             Ok(())
@@ -102,6 +116,18 @@ mod tests {
         // A strict Content-Security-Policy refuses inline styles.
         assert!(!s.contains("style="), "{s}");
         assert_eq!(peak(&lines), 5.0);
+    }
+
+    #[test]
+    fn a_sparkline_is_only_its_lines() {
+        let line = Line {
+            label: String::new(),
+            points: vec![(0, 1.0), (60, 2.0)],
+        };
+        let s = sparkline(&[line.clone()], 0, 60, 120, 28);
+        assert_eq!(s.matches("<polyline").count(), 1, "{s}");
+        assert!(!s.contains("<rect") && !s.contains("<circle"), "{s}");
+        assert!(s.len() < svg(&[line], 0, 60, 120, 28).len());
     }
 
     #[test]

@@ -178,7 +178,7 @@ fn sparkline(lines: &[&[(i64, f64)]], from: i64, to: i64) -> Markup {
             points: points.to_vec(),
         })
         .collect();
-    PreEscaped(chart::svg(&lines, from, to, 120, 28))
+    PreEscaped(chart::sparkline(&lines, from, to, 120, 28))
 }
 
 /// One row of the functions page.

@@ -2,7 +2,8 @@
 //!
 //! N functions are deployed; the bench signs in as the bootstrap admin (the console's
 //! sign-in form), then loads the functions page (every function, with its last hour of
-//! metrics) ten times one after another, timing each from request to last byte. Then it
+//! metrics) ten times one after another, timing each from request to last byte, and five
+//! times in Chromium, to the load event. Then it
 //! measures the server's CPU (user + system, from `/proc/PID/stat`) over S seconds idle,
 //! and over S seconds with 20 function pages' live charts and the functions page's live
 //! rows open, read as a browser reads them.
@@ -90,6 +91,53 @@ fn sign_in(server: &Server) -> Result<String> {
     Ok(cookie.split(';').next().unwrap_or_default().to_owned())
 }
 
+/// The functions page loaded five times in Debian's Chromium (headless, through
+/// chromedriver and the test tools' Selenium), from navigation start to the load event:
+/// the page as a user waits for it, rendering included. Skipped, saying so, when the test
+/// tools are not installed.
+fn browser_loads(root: &Path, server: &Server, cookie: &str) -> Result<String> {
+    let python = crate::python_tools_dir(root).join("venv/bin/python");
+    let (name, value) = cookie.split_once('=').context("a cookie is name=value")?;
+    let script = format!(
+        r#"
+from selenium import webdriver
+from selenium.webdriver.chrome.service import Service
+opts = webdriver.ChromeOptions()
+opts.binary_location = "/usr/bin/chromium"
+for a in ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--window-size=1400,1000"]:
+    opts.add_argument(a)
+d = webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=opts)
+try:
+    d.get("{base}/console/sign-in")
+    d.add_cookie({{"name": "{name}", "value": "{value}", "path": "/console"}})
+    times = []
+    for _ in range(5):
+        d.get("{base}/console/functions")
+        assert d.title.startswith("Functions"), d.title
+        times.append(d.execute_script(
+            "const t = performance.getEntriesByType('navigation')[0]; return t.loadEventEnd - t.startTime;"))
+    times.sort()
+    print("p50 %.0f ms, slowest %.0f ms" % (times[2], times[-1]))
+finally:
+    d.quit()
+"#,
+        base = server.endpoint,
+    );
+    if !python.exists() || !Path::new("/usr/bin/chromedriver").exists() {
+        return Ok("not measured (run `cargo xtask ci` once to install the test tools)".into());
+    }
+    let out = std::process::Command::new(&python)
+        .args(["-c", &script])
+        .output()?;
+    if !out.status.success() {
+        bail!(
+            "the browser measurement failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned())
+}
+
 pub(super) fn console(root: &Path, functions: usize, seconds: u32) -> Result<()> {
     let server = start(root, &[])?;
     let create_s = deploy_many(&server, functions)?;
@@ -130,6 +178,7 @@ pub(super) fn console(root: &Path, functions: usize, seconds: u32) -> Result<()>
         }
         bytes = page.len();
     }
+    let browser = browser_loads(root, &server, &cookie)?;
     let pid = server.child.id();
     let idle = cpu_percent(pid, seconds)?;
     // 20 function pages and the functions page, each reading its stream as a browser
@@ -180,6 +229,9 @@ pub(super) fn console(root: &Path, functions: usize, seconds: u32) -> Result<()>
         bytes / 1024,
         percentile(&mut loads.clone(), 0.5),
         loads.iter().copied().fold(0.0, f64::max)
+    );
+    println!(
+        "functions page in Chromium (navigation start to the load event, {functions} rows, 5 loads): {browser}"
     );
     println!(
         "server CPU, % of one core: idle {idle:.2}, with 20 live function pages and the live functions page {live:.2} (difference {:.2}); {received} bytes of events read",
