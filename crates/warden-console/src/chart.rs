@@ -124,7 +124,7 @@ mod tests {
             label: String::new(),
             points: vec![(0, 1.0), (60, 2.0)],
         };
-        let s = sparkline(&[line.clone()], 0, 60, 120, 28);
+        let s = sparkline(std::slice::from_ref(&line), 0, 60, 120, 28);
         assert_eq!(s.matches("<polyline").count(), 1, "{s}");
         assert!(!s.contains("<rect") && !s.contains("<circle"), "{s}");
         assert!(s.len() < svg(&[line], 0, 60, 120, 28).len());
