@@ -1197,8 +1197,46 @@ fn now_s() -> i64 {
     warden_metrics::aggregate::now_s()
 }
 
-/// The metrics of `names` over the last hour, `GetMetricData` calls of at most 500
-/// queries each.
+/// The most metrics `ListMetrics` returns in its one page.
+const LIST_METRICS_PAGE: usize = 500;
+
+/// The functions among `names` with any `Invocations` datapoint recently, if
+/// `ListMetrics` can tell (it answers one page: a full page, or a refusal, says nothing).
+async fn recently_active(
+    caller: &Caller<'_>,
+    names: &[String],
+) -> Option<std::collections::HashSet<String>> {
+    let listed = caller
+        .cloudwatch(
+            "ListMetrics",
+            &json!({ "Namespace": "AWS/Lambda", "MetricName": "Invocations" }),
+        )
+        .await
+        .ok()?;
+    let metrics = listed["Metrics"].as_array()?;
+    if metrics.len() >= LIST_METRICS_PAGE {
+        return None;
+    }
+    let active: std::collections::HashSet<String> = metrics
+        .iter()
+        .filter_map(|m| match m["Dimensions"].as_array().map(Vec::as_slice) {
+            Some([d]) if d["Name"] == "FunctionName" => d["Value"].as_str().map(str::to_owned),
+            _ => None,
+        })
+        .collect();
+    Some(
+        names
+            .iter()
+            .filter(|n| active.contains(*n))
+            .cloned()
+            .collect(),
+    )
+}
+
+/// The metrics of `names` over the last hour: `GetMetricData` calls of at most 500
+/// queries each, for the functions that have any (a function without `Invocations`
+/// datapoints has nothing to chart, so when `ListMetrics` tells which have, only those are
+/// queried).
 async fn summaries(
     caller: &Caller<'_>,
     names: &[String],
@@ -1208,14 +1246,18 @@ async fn summaries(
     let per_function = [
         ("inv", "Invocations", "Sum", 300),
         ("err", "Errors", "Sum", 60),
-        ("thr", "Throttles", "Sum", 3_600),
         ("p50", "Duration", "p50", 3_600),
         ("p99", "Duration", "p99", 3_600),
         ("p99s", "Duration", "p99", 300),
     ];
+    let active = recently_active(caller, names).await;
+    let queried: Vec<&String> = names
+        .iter()
+        .filter(|n| active.as_ref().is_none_or(|a| a.contains(*n)))
+        .collect();
     let per_call = 500 / per_function.len();
-    let mut out = Vec::with_capacity(names.len());
-    for chunk in names.chunks(per_call) {
+    let mut found: HashMap<&str, metrics::Summary> = HashMap::new();
+    for chunk in queried.chunks(per_call) {
         let queries = chunk
             .iter()
             .enumerate()
@@ -1229,9 +1271,14 @@ async fn summaries(
             .cloudwatch("GetMetricData", &metrics::request(queries, start, end))
             .await?;
         let results = metrics::results(&response);
-        out.extend((0..chunk.len()).map(|i| metrics::summary(&results, i, end)));
+        for (i, name) in chunk.iter().enumerate() {
+            found.insert(name.as_str(), metrics::summary(&results, i, end));
+        }
     }
-    Ok(out)
+    Ok(names
+        .iter()
+        .map(|n| found.remove(n.as_str()).unwrap_or_default())
+        .collect())
 }
 
 async fn functions_page(caller: &Caller<'_>, who: &Who<'_>) -> Reply {

@@ -85,8 +85,6 @@ pub struct Summary {
     pub invocations: f64,
     /// Errors.
     pub errors: f64,
-    /// Throttles.
-    pub throttles: f64,
     /// The median duration of the minutes charted (ms), if any ran.
     pub p50: Option<f64>,
     /// The worst minute's 99th percentile (ms), if any ran.
@@ -125,7 +123,6 @@ pub fn summary(results: &HashMap<String, Vec<(i64, f64)>>, index: usize, end: i6
     Summary {
         invocations: sum(&inv),
         errors: sum(&err),
-        throttles: sum(&get("thr")),
         p50: median,
         p99: get("p99").iter().map(|p| p.1).reduce(f64::max),
         recent_errors: err.iter().filter(|p| p.0 >= end - 300).map(|p| p.1).sum(),
@@ -177,7 +174,6 @@ mod tests {
         assert_eq!(s.recent_errors, 2.0);
         assert_eq!(s.p50, Some(5.0));
         assert_eq!(s.p99, Some(40.0));
-        assert_eq!(s.throttles, 0.0);
         assert_eq!(s.spark_errors, vec![(60, 1.0), (400, 2.0)]);
         assert!(s.spark_p99.is_empty());
         let none = summary(&r, 1, 600);

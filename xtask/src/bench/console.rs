@@ -91,6 +91,71 @@ fn sign_in(server: &Server) -> Result<String> {
     Ok(cookie.split(';').next().unwrap_or_default().to_owned())
 }
 
+/// Waits (at most 90 s) until `ListMetrics` shows `Invocations` of at least `want`
+/// functions: the minute of their invocations was closed and stored.
+fn wait_for_datapoints(server: &Server, want: usize) -> Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(90);
+    loop {
+        let body = br#"{"Namespace": "AWS/Lambda", "MetricName": "Invocations"}"#;
+        let request = server.signed_for(
+            "monitoring",
+            "POST",
+            "/",
+            &[
+                ("content-type", "application/x-amz-json-1.0"),
+                ("x-amz-target", "GraniteServiceVersion20100801.ListMetrics"),
+            ],
+            body,
+        )?;
+        let mut r = super::agent().run(request)?;
+        let v: serde_json::Value = serde_json::from_str(&r.body_mut().read_to_string()?)?;
+        let listed = v["Metrics"].as_array().map_or(0, |m| {
+            m.iter()
+                .filter(|m| m["Dimensions"].as_array().is_some_and(|d| d.len() == 1))
+                .count()
+        });
+        if listed >= want {
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            bail!("only {listed} of {want} functions had datapoints after 90 s");
+        }
+        std::thread::sleep(Duration::from_secs(2));
+    }
+}
+
+/// The functions page loaded ten times over HTTP, one after another, from request to
+/// last byte: "p50 …, slowest …" and the page's size.
+fn page_loads(server: &Server, cookie: &str, functions: usize) -> Result<(String, usize)> {
+    let agent = no_redirects();
+    let mut loads = Vec::new();
+    let mut bytes = 0;
+    for _ in 0..10 {
+        let t = Instant::now();
+        let mut r = agent
+            .get(&format!("{}/console/functions", server.endpoint))
+            .header("cookie", cookie)
+            .call()?;
+        let page = r
+            .body_mut()
+            .with_config()
+            .limit(64 << 20)
+            .read_to_string()?;
+        loads.push(t.elapsed().as_secs_f64() * 1000.0);
+        if r.status() != 200 {
+            bail!("the functions page answered {}", r.status());
+        }
+        let rows = page.matches("data-function=").count();
+        if rows != functions {
+            bail!("the functions page listed {rows} of {functions}");
+        }
+        bytes = page.len();
+    }
+    let p50 = percentile(&mut loads.clone(), 0.5);
+    let slowest = loads.iter().copied().fold(0.0, f64::max);
+    Ok((format!("p50 {p50:.0} ms, slowest {slowest:.0} ms"), bytes))
+}
+
 /// The functions page loaded five times in Debian's Chromium (headless, through
 /// chromedriver and the test tools' Selenium), from navigation start to the load event:
 /// the page as a user waits for it, rendering included. Skipped, saying so, when the test
@@ -141,10 +206,14 @@ finally:
 pub(super) fn console(root: &Path, functions: usize, seconds: u32) -> Result<()> {
     let server = start(root, &[])?;
     let create_s = deploy_many(&server, functions)?;
-    // Some metrics to chart: each of the first 20 functions invoked (they fail at init,
-    // which counts an invocation and an error).
-    for i in 0..20.min(functions) {
-        for _ in 0..3 {
+    // Two cases: 20 functions with datapoints (most functions idle, as is common), then
+    // every function with datapoints (the page must query each). Each function invoked
+    // fails at init, which counts an invocation and an error; its datapoints exist once
+    // the server closes the minute.
+    let cookie = sign_in(&server)?;
+    let mut cases = Vec::new();
+    for active in [20.min(functions), functions] {
+        for i in 0..active {
             server.send(
                 "POST",
                 &format!("/2015-03-31/functions/f{i:05}/invocations"),
@@ -152,33 +221,11 @@ pub(super) fn console(root: &Path, functions: usize, seconds: u32) -> Result<()>
                 b"{}",
             )?;
         }
+        wait_for_datapoints(&server, active.min(500))?;
+        let (http, bytes) = page_loads(&server, &cookie, functions)?;
+        let browser = browser_loads(root, &server, &cookie)?;
+        cases.push((active, http, bytes, browser));
     }
-    let cookie = sign_in(&server)?;
-    let agent = no_redirects();
-    let mut loads = Vec::new();
-    let mut bytes = 0;
-    for _ in 0..10 {
-        let t = Instant::now();
-        let mut r = agent
-            .get(&format!("{}/console/functions", server.endpoint))
-            .header("cookie", &cookie)
-            .call()?;
-        let page = r
-            .body_mut()
-            .with_config()
-            .limit(64 << 20)
-            .read_to_string()?;
-        loads.push(t.elapsed().as_secs_f64() * 1000.0);
-        if r.status() != 200 {
-            bail!("the functions page answered {}", r.status());
-        }
-        let rows = page.matches("data-function=").count();
-        if rows != functions {
-            bail!("the functions page listed {rows} of {functions}");
-        }
-        bytes = page.len();
-    }
-    let browser = browser_loads(root, &server, &cookie)?;
     let pid = server.child.id();
     let idle = cpu_percent(pid, seconds)?;
     // 20 function pages and the functions page, each reading its stream as a browser
@@ -224,15 +271,12 @@ pub(super) fn console(root: &Path, functions: usize, seconds: u32) -> Result<()>
     }
     println!("## warden bench --console {functions} --seconds {seconds}");
     println!("{functions} creates: {create_s:.1} s");
-    println!(
-        "functions page ({functions} rows, {} KiB): p50 {:.0} ms, slowest {:.0} ms (10 loads)",
-        bytes / 1024,
-        percentile(&mut loads.clone(), 0.5),
-        loads.iter().copied().fold(0.0, f64::max)
-    );
-    println!(
-        "functions page in Chromium (navigation start to the load event, {functions} rows, 5 loads): {browser}"
-    );
+    for (active, http, bytes, browser) in &cases {
+        println!(
+            "functions page, {functions} rows ({} KiB), {active} with datapoints: over HTTP {http}; in Chromium (to the load event, 5 loads) {browser}",
+            bytes / 1024
+        );
+    }
     println!(
         "server CPU, % of one core: idle {idle:.2}, with 20 live function pages and the live functions page {live:.2} (difference {:.2}); {received} bytes of events read",
         live - idle

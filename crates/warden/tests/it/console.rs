@@ -48,7 +48,7 @@ fn read_only_policy() -> serde_json::Value {
         "Statement": [{
             "Effect": "Allow",
             "Action": [
-                "lambda:Get*", "lambda:List*", "warden:Get*", "cloudwatch:GetMetricData",
+                "lambda:Get*", "lambda:List*", "warden:Get*", "cloudwatch:GetMetricData", "cloudwatch:ListMetrics",
                 "cloudwatch:Describe*", "logs:FilterLogEvents", "config:Get*",
                 "cloudtrail:LookupEvents", "cloudtrail:GetTrailStatus",
                 "securityhub:GetFindings", "inspector2:ListFindings",
