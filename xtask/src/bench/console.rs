@@ -92,7 +92,8 @@ fn sign_in(server: &Server) -> Result<String> {
 }
 
 /// Waits (at most 90 s) until `ListMetrics` shows `Invocations` of at least `want`
-/// functions: the minute of their invocations was closed and stored.
+/// functions (its one page stops at 500 metrics): the minute of their invocations was
+/// closed and stored.
 fn wait_for_datapoints(server: &Server, want: usize) -> Result<()> {
     let deadline = Instant::now() + Duration::from_secs(90);
     loop {
@@ -109,11 +110,22 @@ fn wait_for_datapoints(server: &Server, want: usize) -> Result<()> {
         )?;
         let mut r = super::agent().run(request)?;
         let v: serde_json::Value = serde_json::from_str(&r.body_mut().read_to_string()?)?;
-        let listed = v["Metrics"].as_array().map_or(0, |m| {
-            m.iter()
-                .filter(|m| m["Dimensions"].as_array().is_some_and(|d| d.len() == 1))
-                .count()
-        });
+        let listed = v["Metrics"]
+            .as_array()
+            .map(|metrics| {
+                metrics
+                    .iter()
+                    .filter_map(|m| {
+                        m["Dimensions"]
+                            .as_array()?
+                            .iter()
+                            .find(|d| d["Name"] == "FunctionName")?["Value"]
+                            .as_str()
+                    })
+                    .collect::<std::collections::HashSet<_>>()
+                    .len()
+            })
+            .unwrap_or(0);
         if listed >= want {
             return Ok(());
         }
@@ -221,7 +233,7 @@ pub(super) fn console(root: &Path, functions: usize, seconds: u32) -> Result<()>
                 b"{}",
             )?;
         }
-        wait_for_datapoints(&server, active.min(500))?;
+        wait_for_datapoints(&server, active.min(400))?;
         let (http, bytes) = page_loads(&server, &cookie, functions)?;
         let browser = browser_loads(root, &server, &cookie)?;
         cases.push((active, http, bytes, browser));
