@@ -789,6 +789,20 @@ async fn record_sign_in(
     }
 }
 
+/// The content types of the JSON protocols with `X-Amz-Target`.
+const JSON_1_0: &str = "application/x-amz-json-1.0";
+const JSON_1_1: &str = "application/x-amz-json-1.1";
+
+/// The headers of a JSON-protocol call: its content type and target.
+fn json_headers<'a>(content_type: &'a str, target: &'a str) -> [(&'a str, &'a str); 2] {
+    [("content-type", content_type), ("x-amz-target", target)]
+}
+
+/// CloudWatch's `X-Amz-Target` for `operation`.
+fn cloudwatch_target(operation: &str) -> String {
+    format!("GraniteServiceVersion20100801.{operation}")
+}
+
 /// Makes API calls for the signed-in principal.
 struct Caller<'a> {
     shared: &'a Arc<Shared>,
@@ -824,54 +838,19 @@ fn call_error(status: StatusCode, headers: &http::HeaderMap, body: &[u8]) -> Cal
 }
 
 /// The text of the first `<tag>` element of an XML response (the query protocol's
-/// errors and IAM's lists), if any.
+/// errors), if any, found in its [`xml_json`] reading.
 fn xml_text(body: &[u8], tag: &str) -> Option<String> {
-    xml_texts(body, tag).into_iter().next()
-}
-
-/// The texts of every `<tag>` element of an XML document, in order. The documents are
-/// Warden's own IAM responses; `quick-xml` reads them.
-fn xml_texts(body: &[u8], tag: &str) -> Vec<String> {
-    use quick_xml::events::Event;
-    let mut reader = quick_xml::Reader::from_reader(body);
-    let mut out = Vec::new();
-    // The text of the `<tag>` being read: text and entity references arrive as
-    // separate events.
-    let mut current: Option<String> = None;
-    let mut buf = Vec::new();
-    loop {
-        match reader.read_event_into(&mut buf) {
-            Ok(Event::Start(e)) => {
-                current = (e.local_name().as_ref() == tag.as_bytes()).then(String::new);
-            }
-            Ok(Event::Text(t)) => {
-                if let (Some(c), Ok(s)) = (current.as_mut(), t.decode()) {
-                    c.push_str(&s);
-                }
-            }
-            Ok(Event::GeneralRef(r)) => {
-                if let Some(c) = current.as_mut() {
-                    let resolved = match r.resolve_char_ref() {
-                        Ok(Some(ch)) => Some(ch),
-                        _ => match &r[..] {
-                            b"amp" => Some('&'),
-                            b"lt" => Some('<'),
-                            b"gt" => Some('>'),
-                            b"quot" => Some('"'),
-                            b"apos" => Some('\''),
-                            _ => None,
-                        },
-                    };
-                    c.extend(resolved);
-                }
-            }
-            Ok(Event::End(_)) => out.extend(current.take()),
-            Ok(Event::Eof) | Err(_) => break,
-            _ => {}
+    fn find(v: &Value, tag: &str) -> Option<String> {
+        match v {
+            Value::Object(map) => map.iter().find_map(|(k, child)| match child {
+                Value::String(text) if k == tag => Some(text.clone()),
+                other => find(other, tag),
+            }),
+            Value::Array(items) => items.iter().find_map(|item| find(item, tag)),
+            _ => None,
         }
-        buf.clear();
     }
-    out
+    find(&xml_json(body), tag)
 }
 
 /// An XML document (the query protocols' responses: IAM's and EC2's) as JSON: an element
@@ -887,7 +866,7 @@ fn xml_json(body: &[u8]) -> Value {
     }
     fn close(open: Open) -> (String, Value) {
         let value = if open.children.is_empty() {
-            Value::String(open.text)
+            Value::String(open.text.trim().to_owned())
         } else if open
             .children
             .iter()
@@ -921,7 +900,7 @@ fn xml_json(body: &[u8]) -> Value {
             }
             Ok(Event::Text(t)) => {
                 if let (Some(top), Ok(text)) = (stack.last_mut(), t.decode()) {
-                    top.text.push_str(text.trim());
+                    top.text.push_str(&text);
                 }
             }
             Ok(Event::GeneralRef(r)) => {
@@ -1110,10 +1089,7 @@ impl Caller<'_> {
                 signing_name,
                 Method::POST,
                 "/",
-                &[
-                    ("content-type", "application/x-amz-json-1.1"),
-                    ("x-amz-target", target),
-                ],
+                &json_headers(JSON_1_1, target),
                 Bytes::from(body.to_string()),
             )
             .await?;
@@ -1122,16 +1098,13 @@ impl Caller<'_> {
 
     /// A CloudWatch call in its JSON 1.0 protocol.
     async fn cloudwatch(&self, operation: &str, body: &Value) -> Fetched {
-        let target = format!("GraniteServiceVersion20100801.{operation}");
+        let target = cloudwatch_target(operation);
         let (_, out) = self
             .call(
                 "monitoring",
                 Method::POST,
                 "/",
-                &[
-                    ("content-type", "application/x-amz-json-1.0"),
-                    ("x-amz-target", &target),
-                ],
+                &json_headers(JSON_1_0, &target),
                 Bytes::from(body.to_string()),
             )
             .await?;
@@ -1311,29 +1284,27 @@ async fn functions_page(caller: &Caller<'_>, who: &Who<'_>) -> Reply {
     )
 }
 
-/// A function page's charts, from the metric store, for a principal already authorized.
-fn chart_fragment(shared: &Shared, name: &str, end: i64) -> String {
-    let start = end - CHART_RANGE_S;
-    let queries: Vec<Value> = metrics::FUNCTION_SERIES
-        .iter()
-        .map(|(id, metric, stat)| metrics::query(0, id, name, metric, stat, 60))
-        .collect();
-    let cbor: Vec<ciborium::Value> = queries.iter().map(crate::cloudwatch::from_json).collect();
-    let lines =
-        crate::cloudwatch::run_metric_queries(&shared.state.metric_store, &cbor, start, end)
-            .map(|results| {
-                let by_id: HashMap<String, Vec<(i64, f64)>> = results
-                    .into_iter()
-                    .map(|q| (q.id, q.series.into_iter().collect()))
-                    .collect();
-                metrics::function_lines(&by_id)
-            })
-            .map_err(|e| CallError {
-                status: e.status.as_u16(),
-                code: e.code.to_owned(),
-                message: e.message,
-            });
-    view::charts(lines.as_ref(), start, end)
+/// The `GetMetricData` request of a function page's charts, for the hour to `end`.
+fn chart_request(name: &str, end: i64) -> Value {
+    metrics::request(
+        metrics::FUNCTION_SERIES
+            .iter()
+            .map(|(id, metric, stat)| metrics::query(0, id, name, metric, stat, 60))
+            .collect(),
+        end - CHART_RANGE_S,
+        end,
+    )
+}
+
+/// A function page's chart fragment from the answer to [`chart_request`].
+fn chart_fragment(answer: &Fetched, end: i64) -> String {
+    match answer {
+        Ok(v) => {
+            let lines = metrics::function_lines(&metrics::results(v));
+            view::charts(Ok(&lines), end - CHART_RANGE_S, end)
+        }
+        Err(e) => view::charts(Err(e), end - CHART_RANGE_S, end),
+    }
 }
 
 async fn function_page(
@@ -1365,26 +1336,12 @@ async fn function_page(
         caller.security_groups(&groups).await
     };
     let end = now_s();
-    let charts = match caller
-        .cloudwatch(
-            "GetMetricData",
-            &metrics::request(
-                metrics::FUNCTION_SERIES
-                    .iter()
-                    .map(|(id, metric, stat)| metrics::query(0, id, name, metric, stat, 60))
-                    .collect(),
-                end - CHART_RANGE_S,
-                end,
-            ),
-        )
-        .await
-    {
-        Ok(v) => {
-            let lines = metrics::function_lines(&metrics::results(&v));
-            view::charts(Ok(&lines), end - CHART_RANGE_S, end)
-        }
-        Err(e) => view::charts(Err(&e), end - CHART_RANGE_S, end),
-    };
+    let charts = chart_fragment(
+        &caller
+            .cloudwatch("GetMetricData", &chart_request(name, end))
+            .await,
+        end,
+    );
     let group = format!("/aws/lambda/{name}");
     let logs_query = |pattern: &str, limit: u32| {
         let mut b =
@@ -1739,6 +1696,18 @@ async fn authorize_as(
     crate::access::authorize(&shared.state, &request, Some(principal), targets).await
 }
 
+/// The access key and principal of the session `token`, looked up again (a live stream
+/// does so on every tick): `None` once the session ended or its key is gone.
+fn session_principal(shared: &Shared, token: &str) -> Option<(String, Principal)> {
+    let session = shared.console.sessions.find(token, Instant::now())?;
+    let credential = shared
+        .state
+        .access
+        .identity
+        .lookup(&session.access_key_id)?;
+    Some((session.access_key_id, credential.principal))
+}
+
 /// Whether the session's principal is still allowed `targets` (and still signed in).
 async fn still_allowed(
     shared: &Shared,
@@ -1746,15 +1715,41 @@ async fn still_allowed(
     peer: SocketAddr,
     targets: Vec<Target>,
 ) -> bool {
-    let Some(session) = shared.console.sessions.find(token, Instant::now()) else {
+    let Some((_, principal)) = session_principal(shared, token) else {
         return false;
     };
-    let Some(credential) = shared.state.access.identity.lookup(&session.access_key_id) else {
-        return false;
-    };
-    authorize_as(shared, &credential.principal, peer, targets)
+    authorize_as(shared, &principal, peer, targets)
         .await
         .is_ok()
+}
+
+/// One JSON 1.x call a live stream makes on a tick, through the pipeline as the session's
+/// principal, not recorded; `Err` with the reason the stream must end, or the refusal.
+async fn live_call(
+    shared: &Shared,
+    token: &str,
+    peer: SocketAddr,
+    (signing_name, content_type, target): (&str, &str, &str),
+    body: &Value,
+) -> Result<Fetched, String> {
+    let (key, principal) =
+        session_principal(shared, token).ok_or_else(|| "signed out".to_owned())?;
+    let answer = pipeline_call(
+        shared,
+        &principal,
+        &key,
+        peer,
+        (
+            signing_name,
+            Method::POST,
+            "/",
+            &json_headers(content_type, target),
+        ),
+        Bytes::from(body.to_string()),
+        Record::No,
+    )
+    .await;
+    Ok(answer.map(|(_, bytes)| serde_json::from_slice(&bytes).unwrap_or(Value::Null)))
 }
 
 fn stream_reply() -> (
@@ -1907,55 +1902,52 @@ fn live_rows(shared: &Arc<Shared>, signed: &Signed, peer: SocketAddr) -> Reply {
     reply
 }
 
-/// A function page's live charts, redrawn from the metric store when they change.
+/// A function page's live charts: on each tick the page's own `GetMetricData` through
+/// the pipeline as the session's principal (authorized as the page's call, not
+/// recorded), sent when the charts changed.
 fn live_charts(shared: &Arc<Shared>, signed: &Signed, peer: SocketAddr, name: &str) -> Reply {
-    let Ok(function) = warden_types::FunctionName::new(name) else {
-        return refusal(
-            StatusCode::NOT_FOUND,
-            None,
-            "Not found",
-            "No such function.",
-        );
-    };
     let Some(slot) = LiveSlot::take(&shared.console.live, &signed.token) else {
         return too_many_streams();
     };
     let (tx, reply) = stream_reply();
     let token = signed.token.clone();
     let name = name.to_owned();
-    let arn = shared.state.function_arn(&function, None);
     let shared = Arc::clone(shared);
     tokio::spawn(async move {
         let _slot = slot;
         let began = Instant::now();
+        let target = cloudwatch_target("GetMetricData");
         let mut last = String::new();
         while began.elapsed() < LIVE_STREAM_LIFETIME {
-            let targets = vec![
-                Target {
-                    action: "lambda:GetFunction".into(),
-                    resource: arn.clone(),
-                    function: Some(function.clone()),
-                    ..Target::default()
-                },
-                any("cloudwatch:GetMetricData"),
-            ];
-            if !still_allowed(&shared, &token, peer, targets).await {
-                let _ = tx
-                    .send(Ok(event("end", "signed out or no longer allowed")))
-                    .await;
-                return;
-            }
-            let fragment = chart_fragment(&shared, &name, now_s());
-            if fragment != last {
-                if tx.send(Ok(event("charts", &fragment))).await.is_err() {
+            let end = now_s();
+            let answer = match live_call(
+                &shared,
+                &token,
+                peer,
+                ("monitoring", JSON_1_0, &target),
+                &chart_request(&name, end),
+            )
+            .await
+            {
+                Ok(Ok(v)) => Ok(v),
+                Ok(Err(e)) => {
+                    let _ = tx.send(Ok(event("end", &e.to_string()))).await;
                     return;
                 }
+                Err(why) => {
+                    let _ = tx.send(Ok(event("end", &why))).await;
+                    return;
+                }
+            };
+            let fragment = chart_fragment(&answer, end);
+            let sent = if fragment == last {
+                tx.send(Ok(Bytes::from_static(b": idle\n\n"))).await
+            } else {
+                let sent = tx.send(Ok(event("charts", &fragment))).await;
                 last = fragment;
-            } else if tx
-                .send(Ok(Bytes::from_static(b": idle\n\n")))
-                .await
-                .is_err()
-            {
+                sent
+            };
+            if sent.is_err() {
                 return;
             }
             tokio::time::sleep(CHARTS_TICK).await;
@@ -1989,46 +1981,28 @@ fn live_logs(
         // Ids of the events already sent at `since`, the newest timestamp sent.
         let mut seen: std::collections::HashSet<String> = std::collections::HashSet::new();
         while began.elapsed() < LIVE_STREAM_LIFETIME {
-            let Some(session) = shared.console.sessions.find(&token, Instant::now()) else {
-                let _ = tx.send(Ok(event("end", "signed out"))).await;
-                return;
-            };
-            let Some(credential) = shared.state.access.identity.lookup(&session.access_key_id)
-            else {
-                let _ = tx.send(Ok(event("end", "signed out"))).await;
-                return;
-            };
             let mut body = json!({ "logGroupName": group, "startTime": since, "limit": 500 });
             if !filter.is_empty() {
                 body["filterPattern"] = json!(filter);
             }
-            let answer = pipeline_call(
+            let answer = live_call(
                 &shared,
-                &credential.principal,
-                &session.access_key_id,
+                &token,
                 peer,
-                (
-                    "logs",
-                    Method::POST,
-                    "/",
-                    &[
-                        ("content-type", "application/x-amz-json-1.1"),
-                        ("x-amz-target", "Logs_20140328.FilterLogEvents"),
-                    ],
-                ),
-                Bytes::from(body.to_string()),
-                Record::No,
+                ("logs", JSON_1_1, "Logs_20140328.FilterLogEvents"),
+                &body,
             )
             .await;
             let events: Vec<Value> = match answer {
-                Ok((_, bytes)) => serde_json::from_slice::<Value>(&bytes)
-                    .ok()
-                    .and_then(|v| v["events"].as_array().cloned())
-                    .unwrap_or_default(),
+                Ok(Ok(v)) => v["events"].as_array().cloned().unwrap_or_default(),
                 // No log group until the function first logs.
-                Err(e) if e.code == "ResourceNotFoundException" => Vec::new(),
-                Err(e) => {
+                Ok(Err(e)) if e.code == "ResourceNotFoundException" => Vec::new(),
+                Ok(Err(e)) => {
                     let _ = tx.send(Ok(event("end", &e.to_string()))).await;
+                    return;
+                }
+                Err(why) => {
+                    let _ = tx.send(Ok(event("end", &why))).await;
                     return;
                 }
             };
@@ -2160,9 +2134,34 @@ mod tests {
     #[test]
     fn xml_lists_are_read_in_order_and_unescaped() {
         let xml = b"<ListUsersResponse><ListUsersResult><Users><member><UserName>a&amp;b</UserName><Arn>x</Arn></member><member><UserName>c</UserName></member></Users></ListUsersResult></ListUsersResponse>";
-        assert_eq!(xml_texts(xml, "UserName"), vec!["a&b", "c"]);
+        let users = &xml_json(xml)["ListUsersResponse"]["ListUsersResult"]["Users"];
+        let names: Vec<&str> = users
+            .as_array()
+            .map(|u| u.iter().filter_map(|m| m["UserName"].as_str()).collect())
+            .unwrap_or_default();
+        assert_eq!(names, vec!["a&b", "c"]);
         assert_eq!(xml_text(xml, "Arn").as_deref(), Some("x"));
-        assert!(xml_texts(b"<unclosed", "A").is_empty());
+        assert!(xml_text(b"<unclosed", "A").is_none());
+        // Text around an entity keeps its spaces.
+        assert_eq!(
+            xml_text(b"<a><b> x &amp; y </b></a>", "b").as_deref(),
+            Some("x & y")
+        );
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn any_bytes_are_read_as_xml_or_refused_without_panic(bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..512)) {
+            let _ = xml_json(&bytes);
+            let _ = xml_text(&bytes, "Code");
+        }
+
+        #[test]
+        fn any_text_survives_the_xml_round_trip(text in "[a-zA-Z0-9&<>\"' ]{0,40}") {
+            let escaped = quick_xml::escape::escape(text.as_str());
+            let doc = format!("<r><t>{escaped}</t></r>");
+            proptest::prop_assert_eq!(xml_text(doc.as_bytes(), "t"), Some(text.trim().to_owned()));
+        }
     }
 
     #[test]

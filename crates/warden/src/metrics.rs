@@ -86,18 +86,18 @@ impl InvocationObserver for MetricsObserver {
                 request_id,
                 ..
             } => {
-                if self.running().contains_key(*request_id) {
-                    return;
+                // One lock for the check and the insert, on every invocation's path.
+                match self.running().entry((*request_id).to_owned()) {
+                    std::collections::hash_map::Entry::Occupied(_) => return,
+                    std::collections::hash_map::Entry::Vacant(slot) => {
+                        slot.insert(Running {
+                            function: function.to_string(),
+                            version: (*version).to_owned(),
+                            alias: alias.map(str::to_owned),
+                            since: Instant::now(),
+                        });
+                    }
                 }
-                self.running().insert(
-                    (*request_id).to_owned(),
-                    Running {
-                        function: function.to_string(),
-                        version: (*version).to_owned(),
-                        alias: alias.map(str::to_owned),
-                        since: Instant::now(),
-                    },
-                );
                 self.metrics.started(function.as_str(), version, *alias);
             }
             InvocationEvent::Finished {

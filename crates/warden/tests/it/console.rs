@@ -8,7 +8,9 @@ use std::process::Command;
 
 use serde_json::json;
 
-use crate::harness::{python_zip, user_with_key, user_with_policy, Credentials, Server};
+use crate::harness::{
+    create_python_function, user_with_key, user_with_policy, Credentials, Server,
+};
 
 /// A Python handler that fails when the event asks it to, or when `FAIL` is set.
 const FLAKY: &str = r#"import os
@@ -20,25 +22,7 @@ def handler(event, context):
 "#;
 
 fn create_flaky(s: &Server, name: &str) {
-    let zip = python_zip(&[("app.py", FLAKY)]);
-    let account = s.aws(&["sts", "get-caller-identity"])["Account"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    s.aws(&[
-        "lambda",
-        "create-function",
-        "--function-name",
-        name,
-        "--runtime",
-        crate::harness::python_runtime(),
-        "--handler",
-        "app.handler",
-        "--role",
-        &format!("arn:aws:iam::{account}:role/warden-default"),
-        "--zip-file",
-        &format!("fileb://{}", zip.display()),
-    ]);
+    create_python_function(s, name, &[("app.py", FLAKY)], &[]);
 }
 
 /// Read-only access to what the console shows, and nothing that changes anything.

@@ -82,6 +82,34 @@ pub fn python_zip(files: &[(&str, &str)]) -> PathBuf {
     zip_dir(&dir)
 }
 
+/// Creates the Python function `name` (handler `app.handler`) from `files`, running as
+/// the server's `warden-default` role; `extra` are more `create-function` arguments.
+pub fn create_python_function(s: &Server, name: &str, files: &[(&str, &str)], extra: &[&str]) {
+    let zip = python_zip(files);
+    let account = s.aws(&["sts", "get-caller-identity"])["Account"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let role = format!("arn:aws:iam::{account}:role/warden-default");
+    let zip_arg = format!("fileb://{}", zip.display());
+    let mut args = vec![
+        "lambda",
+        "create-function",
+        "--function-name",
+        name,
+        "--runtime",
+        python_runtime(),
+        "--handler",
+        "app.handler",
+        "--role",
+        &role,
+        "--zip-file",
+        &zip_arg,
+    ];
+    args.extend_from_slice(extra);
+    s.aws(&args);
+}
+
 pub struct Server {
     child: Option<Child>,
     pub endpoint: String,

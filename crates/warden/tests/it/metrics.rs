@@ -283,30 +283,15 @@ fn an_initializing_instance_counts_in_the_concurrency_gauge() {
     // Lambda counts an environment in ConcurrentExecutions from its init on; a function
     // whose init takes two seconds must show as running during them.
     let s = Server::start();
-    let zip = crate::harness::python_zip(&[(
-        "app.py",
-        "import time\ntime.sleep(2)\ndef handler(event, context):\n    return 1\n",
-    )]);
-    let account = s.aws(&["sts", "get-caller-identity"])["Account"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    s.aws(&[
-        "lambda",
-        "create-function",
-        "--function-name",
+    create_python_function(
+        &s,
         "slowinit",
-        "--runtime",
-        crate::harness::python_runtime(),
-        "--handler",
-        "app.handler",
-        "--timeout",
-        "10",
-        "--role",
-        &format!("arn:aws:iam::{account}:role/warden-default"),
-        "--zip-file",
-        &format!("fileb://{}", zip.display()),
-    ]);
+        &[(
+            "app.py",
+            "import time\ntime.sleep(2)\ndef handler(event, context):\n    return 1\n",
+        )],
+        &["--timeout", "10"],
+    );
     let endpoint = s.endpoint.clone();
     let admin = s.admin();
     let invoking = std::thread::spawn(move || {
