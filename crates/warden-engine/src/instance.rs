@@ -76,7 +76,7 @@ impl Instance {
         reason = "each part of an instance comes from a different place"
     )]
     pub fn new(
-        pid: i32,
+        peak_memory: crate::logs::PeakMemory,
         runtime_api: std::net::TcpListener,
         relayed: Vec<(std::net::TcpListener, SocketAddr)>,
         dns: Option<DnsService>,
@@ -111,7 +111,7 @@ impl Instance {
             id,
             channel,
             logs,
-            peak_memory: Arc::new(crate::logs::PeakMemory::open(pid)),
+            peak_memory: Arc::new(peak_memory),
             exit: rx,
             spawned_at,
             last_used: Mutex::new(Instant::now()),

@@ -991,6 +991,7 @@ impl Engine {
             extension_listener,
             dns_socket,
             link_address,
+            memory_peak,
             exited,
         } = spawned;
         let instance_name = format!("i-{:016x}", id.0);
@@ -1041,7 +1042,7 @@ impl Engine {
         )
         .and_then(|logs| {
             Instance::new(
-                pid,
+                logs::PeakMemory::of_instance(pid, memory_peak),
                 runtime_api,
                 relayed,
                 dns,
@@ -1581,7 +1582,7 @@ mod tests {
             layers: None,
         };
         let i = Instance::new(
-            1,
+            logs::PeakMemory::open(1),
             listener,
             Vec::new(),
             None,

@@ -29,14 +29,12 @@ use crate::{
 /// How long the zygote may take to confirm a spawn before the spawn is abandoned.
 const SPAWN_DEADLINE: Duration = Duration::from_secs(10);
 
-/// The pid and the descriptors that came with the spawn confirmation.
-/// The zygote's answer to a spawn: the pid, the descriptors passed back, and the address
-/// of the instance's link (if it has one).
-type SpawnReply = oneshot::Sender<Result<(i32, Vec<OwnedFd>, Option<std::net::Ipv4Addr>), String>>;
+/// Where the reader thread sends the zygote's answer to one spawn.
+type SpawnWaiter = oneshot::Sender<Result<SpawnReply, String>>;
 
 #[derive(Default)]
 struct Shared {
-    pending: Mutex<HashMap<InstanceId, SpawnReply>>,
+    pending: Mutex<HashMap<InstanceId, SpawnWaiter>>,
     exits: Mutex<HashMap<InstanceId, oneshot::Sender<ExitStatus>>>,
     gone: AtomicBool,
     /// Set when we close the zygote ourselves, so its end is not reported as a failure.
@@ -208,8 +206,7 @@ impl ZygoteExecutor {
             lock(&self.shared.exits).remove(&id);
             return Err(ExecutorError::Channel(e));
         }
-        let (pid, passed, link_address) = match tokio::time::timeout(SPAWN_DEADLINE, reply_rx).await
-        {
+        let reply = match tokio::time::timeout(SPAWN_DEADLINE, reply_rx).await {
             Ok(Ok(Ok(reply))) => reply,
             Ok(Ok(Err(message))) => {
                 lock(&self.shared.exits).remove(&id);
@@ -228,8 +225,15 @@ impl ZygoteExecutor {
                 });
             }
         };
-        // A linked instance's resolver socket comes fourth.
-        let mut passed = passed;
+        let SpawnReply {
+            pid,
+            fds: mut passed,
+            link_address,
+            memory_peak,
+        } = reply;
+        // The peak memory file, when there is one, comes last; a linked instance's
+        // resolver socket fourth.
+        let memory_peak = if memory_peak { passed.pop() } else { None };
         let dns_socket = (passed.len() == 4)
             .then(|| passed.pop())
             .flatten()
@@ -261,9 +265,20 @@ impl ZygoteExecutor {
             extension_listener,
             dns_socket,
             link_address,
+            memory_peak,
             exited: exit_rx,
         })
     }
+}
+
+/// The zygote's answer to a spawn: the pid, the descriptors passed back, the address of
+/// the instance's link (if it has one), and whether the last descriptor is its peak
+/// memory file.
+struct SpawnReply {
+    pid: i32,
+    fds: Vec<OwnedFd>,
+    link_address: Option<std::net::Ipv4Addr>,
+    memory_peak: bool,
 }
 
 fn request_program(p: &Path) -> String {
@@ -304,9 +319,15 @@ fn read_events(socket: OwnedFd, shared: Arc<Shared>) {
                 id,
                 pid,
                 link_address,
+                memory_peak,
             } => {
                 if let Some(tx) = lock(&shared.pending).remove(&id) {
-                    let _ = tx.send(Ok((pid, fds, link_address)));
+                    let _ = tx.send(Ok(SpawnReply {
+                        pid,
+                        fds,
+                        link_address,
+                        memory_peak,
+                    }));
                 }
             }
             Event::Ready { .. } | Event::InitFailed { .. } => {}

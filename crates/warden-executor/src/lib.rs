@@ -317,6 +317,9 @@ pub struct SpawnedInstance {
     pub dns_socket: Option<std::net::UdpSocket>,
     /// Instances with a network link only: the instance's address on it.
     pub link_address: Option<std::net::Ipv4Addr>,
+    /// Sandboxed instances with a memory cgroup only: its peak memory file (bytes, read
+    /// again from offset 0), counting from the spawn.
+    pub memory_peak: Option<OwnedFd>,
     /// Resolves once when the process has ended and been reaped.
     pub exited: tokio::sync::oneshot::Receiver<ExitStatus>,
 }

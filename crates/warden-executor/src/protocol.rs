@@ -65,6 +65,9 @@ pub enum Event {
         /// The instance's address on its link to the host, if it has one.
         #[serde(default)]
         link_address: Option<std::net::Ipv4Addr>,
+        /// Whether the last descriptor passed is the instance's cgroup peak memory file.
+        #[serde(default)]
+        memory_peak: bool,
     },
     SpawnFailed {
         id: InstanceId,

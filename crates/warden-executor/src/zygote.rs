@@ -808,6 +808,7 @@ impl Zygote {
                                     s.extension_listener.as_fd(),
                                 ];
                                 fds.extend(s.dns_socket.as_ref().map(|d| d.as_fd()));
+                                fds.extend(s.memory_peak.as_ref().map(|d| d.as_fd()));
                                 fds
                             }
                             Running::Plain { .. } => Vec::new(),
@@ -816,10 +817,15 @@ impl Zygote {
                             Running::Sandboxed(s) => s.link.as_ref().map(|l| l.instance_addr),
                             Running::Plain { .. } => None,
                         };
+                        let memory_peak = match &running {
+                            Running::Sandboxed(s) => s.memory_peak.is_some(),
+                            Running::Plain { .. } => false,
+                        };
                         let event = Event::Spawned {
                             id,
                             pid,
                             link_address,
+                            memory_peak,
                         };
                         if protocol::send(self.control.as_fd(), &event, &fds).is_err() {
                             // The server will never serve it: end it now.

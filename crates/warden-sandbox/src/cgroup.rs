@@ -483,6 +483,30 @@ impl Cgroups {
             .unwrap_or(0)
     }
 
+    /// The slot's peak memory file, reset so that it counts from now: `memory.peak` on v2
+    /// (reset through this descriptor alone, kernels 6.12 and later) or
+    /// `memory.max_usage_in_bytes` on v1 (reset for the cgroup). Read again from offset 0,
+    /// it gives the instance's peak in bytes for a few hundred instructions of the kernel's,
+    /// where the `VmHWM` of `/proc/PID/status` renders the whole file. `None` where the
+    /// file cannot be reset (a slot reused from an earlier instance would report that
+    /// instance's peak) or does not exist.
+    pub(crate) fn memory_peak(&self, slot: usize) -> Option<std::os::fd::OwnedFd> {
+        use std::io::Write;
+        let dir = self.slot_dir(Controller::Memory, slot)?;
+        let (file, reset) = if self.v2 {
+            ("memory.peak", "reset\n")
+        } else {
+            ("memory.max_usage_in_bytes", "0\n")
+        };
+        let mut peak = fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(dir.join(file))
+            .ok()?;
+        peak.write_all(reset.as_bytes()).ok()?;
+        Some(peak.into())
+    }
+
     /// Returns a slot whose processes are all gone to the free list.
     pub(crate) fn release(&mut self, slot: usize) {
         let empty = self.dirs(slot).iter().all(|d| {

@@ -375,6 +375,9 @@ pub struct Sandboxed {
     /// With a link: the UDP socket at 127.0.0.1:53 inside the instance, where its DNS
     /// queries arrive.
     pub dns_socket: Option<OwnedFd>,
+    /// The instance's cgroup peak memory file (bytes, read again from offset 0), reset at
+    /// the spawn; `None` without a memory cgroup or where the kernel cannot reset it.
+    pub memory_peak: Option<OwnedFd>,
     slot: Option<usize>,
     oom_baseline: u64,
     reaped: bool,
@@ -865,6 +868,10 @@ impl Sandbox {
             (Some(s), Some(cg)) => cg.oom_kills(s),
             _ => 0,
         };
+        let memory_peak = match (slot, &self.cgroups) {
+            (Some(s), Some(cg)) => cg.memory_peak(s),
+            _ => None,
+        };
 
         let mut flags = (libc::CLONE_NEWNS
             | libc::CLONE_NEWPID
@@ -945,6 +952,7 @@ impl Sandbox {
             extension_listener,
             link,
             dns_socket,
+            memory_peak,
             slot,
             oom_baseline,
             reaped: false,

@@ -152,6 +152,7 @@ impl RecordingExecutor {
             extension_listener: None,
             dns_socket: None,
             link_address: None,
+            memory_peak: None,
             exited: exit_rx,
         })
     }

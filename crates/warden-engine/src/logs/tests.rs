@@ -50,6 +50,52 @@ fn peak_memory_is_read_again_from_held_files_until_the_process_is_gone() {
 }
 
 #[test]
+fn hundredths_write_two_decimals_as_the_float_format_does() {
+    for (value, text) in [
+        (0.0, "0.00"),
+        (0.004, "0.00"),
+        (0.006, "0.01"),
+        (0.87, "0.87"),
+        (1.0, "1.00"),
+        (90.509, "90.51"),
+        (899_999.999, "900000.00"),
+        (-1.0, "0.00"),
+        (f64::NAN, "0.00"),
+    ] {
+        assert_eq!(Hundredths(value).to_string(), text, "{value}");
+    }
+}
+
+proptest::proptest! {
+    #[test]
+    fn hundredths_agree_with_the_float_format_away_from_ties(ms in 0.0f64..1.0e7) {
+        // Away from a tie (a value whose third decimal is a 5 and nothing after), both
+        // round to the same hundredth.
+        let scaled = ms * 100.0;
+        proptest::prop_assume!((scaled - scaled.floor() - 0.5).abs() > 1e-6);
+        proptest::prop_assert_eq!(Hundredths(ms).to_string(), format!("{ms:.2}"));
+    }
+}
+
+#[test]
+fn peak_memory_reads_an_instances_cgroup_file_again_from_its_start() {
+    use std::io::Write;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("memory.peak");
+    std::fs::write(&path, "5242881\n").unwrap();
+    let file = std::fs::File::open(&path).unwrap();
+    let peak = PeakMemory::of_instance(std::process::id() as i32, Some(file.into()));
+    assert_eq!(peak.mb(), 6, "bytes, rounded up to the next MB");
+    let mut grown = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
+    grown.write_all(b"104857600\n").unwrap();
+    assert_eq!(peak.mb(), 100, "read again, not remembered");
+    std::fs::write(&path, "max\n").unwrap();
+    assert_eq!(peak.mb(), 0, "not a number: nothing to report");
+    // Without a cgroup file, the processes' own peak.
+    assert!(PeakMemory::of_instance(std::process::id() as i32, None).mb() > 0);
+}
+
+#[test]
 fn peak_memory_reads_status_as_bytes() {
     assert_eq!(
         vm_hwm_in(b"Name:\t\xff\xfe\nVmPeak:\t 9 kB\nVmHWM:\t    1234 kB\n"),

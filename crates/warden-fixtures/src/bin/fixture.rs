@@ -73,6 +73,12 @@ async fn handler(event: LambdaEvent<Value>) -> Result<Value, Error> {
                 .collect();
             Ok(Value::Object(vars))
         }
+        "touch" => {
+            // Holds `mb` MiB, every page written, for the length of the invocation.
+            let mb = payload.get("mb").and_then(Value::as_u64).unwrap_or(1) as usize;
+            let held = vec![1u8; mb << 20];
+            Ok(json!({ "touched": std::hint::black_box(&held).iter().step_by(4096).count() }))
+        }
         "big" => {
             let bytes = payload
                 .get("bytes")

@@ -156,15 +156,53 @@ fn warm_instances_are_reused_and_idle_ones_reaped() {
                 && r.contains("\tMemory Size: 128 MB\tMax Memory Used: "),
             "{r}"
         );
-        // The function's peak resident memory, read from its processes: never 0 MB.
-        let used: u64 = r
-            .split("Max Memory Used: ")
-            .nth(1)
-            .and_then(|s| s.split(' ').next())
-            .and_then(|n| n.parse().ok())
-            .unwrap_or(0);
-        assert!((1..=128).contains(&used), "{r}");
+        // The instance's peak memory: never 0 MB.
+        assert!((1..=128).contains(&max_memory_used(r)), "{r}");
     }
+}
+
+/// The `Max Memory Used` figure of a `REPORT` line.
+fn max_memory_used(report: &str) -> u64 {
+    report
+        .split("Max Memory Used: ")
+        .nth(1)
+        .and_then(|s| s.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no Max Memory Used in {report}"))
+}
+
+/// `Max Memory Used` is the instance's own peak: it follows what the function touched,
+/// and the next instance, which may reuse the first one's cgroup, starts again from its
+/// own memory instead of inheriting the figure.
+#[test]
+fn max_memory_used_is_the_instances_own_peak() {
+    let s = Server::start_with(&["--idle-timeout", "1"]);
+    s.create_fixture("hungry", &["--memory-size", "256"]);
+    invoke(&s, "hungry", json!({"action": "touch", "mb": 100}));
+    let processes = s.instance_processes();
+    wait_gone(
+        &processes,
+        Duration::from_secs(10),
+        "the idle instance is reaped",
+    );
+    invoke(&s, "hungry", json!({"action": "echo"}));
+    let lines = s.wait_logs("hungry", Duration::from_secs(5), |l| {
+        l.iter().filter(|x| x.starts_with("REPORT")).count() >= 2
+    });
+    let used: Vec<u64> = lines
+        .iter()
+        .filter(|l| l.starts_with("REPORT RequestId: "))
+        .map(|r| max_memory_used(r))
+        .collect();
+    assert_eq!(used.len(), 2, "{lines:?}");
+    assert!(
+        (100..=256).contains(&used[0]),
+        "100 MiB touched, 256 MB allowed: {lines:?}"
+    );
+    assert!(
+        (1..50).contains(&used[1]),
+        "a new instance that touched nothing: {lines:?}"
+    );
 }
 
 #[test]
