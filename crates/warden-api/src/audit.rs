@@ -412,6 +412,8 @@ pub struct Note {
     pub body: Bytes,
     /// The IAM actions authorization decided, each with its resource.
     pub targets: Vec<(String, String)>,
+    /// The request's id (`x-amzn-RequestId`), which an invocation takes as its own.
+    pub request_id: String,
 }
 
 impl Note {

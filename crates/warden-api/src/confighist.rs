@@ -116,6 +116,7 @@ fn no_caller() -> ApiRequest {
         body: bytes::Bytes::new(),
         peer: std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
         principal: None,
+        request_id: String::new(),
     }
 }
 

@@ -572,6 +572,7 @@ async fn mint_link(
         body: Bytes::new(),
         peer,
         principal: None,
+        request_id: request_id.clone(),
     };
     let pending = match crate::access::authenticate_headers(&shared.state, &request, Some("lambda"))
     {
@@ -987,6 +988,7 @@ async fn pipeline_call(
         .into_parts();
     let state = &shared.state;
     let mut note = audit::Note::new(&parts, peer);
+    note.request_id = uuid::Uuid::new_v4().to_string();
     note.access_key = Some(access_key_id.to_owned());
     let mut service = routes::Service::Lambda;
     let result = state
@@ -1004,7 +1006,7 @@ async fn pipeline_call(
         .await;
     let reply = match record {
         Record::Yes => {
-            let request_id = uuid::Uuid::new_v4().to_string();
+            let request_id = note.request_id.clone();
             crate::finish(state, &mut note, result, service, &request_id, peer).await
         }
         Record::No => result.map_err(|e| CallError {
@@ -1692,6 +1694,7 @@ async fn authorize_as(
         body: Bytes::new(),
         peer,
         principal: Some(principal.clone()),
+        request_id: String::new(),
     };
     crate::access::authorize(&shared.state, &request, Some(principal), targets).await
 }

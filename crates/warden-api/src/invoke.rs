@@ -105,7 +105,7 @@ pub async fn invoke(state: &ApiState, request: &ApiRequest, raw: &str) -> Result
             payload: request.body.clone(),
             tail,
             client_context,
-            request_id: None,
+            request_id: Some(request.request_id.clone()).filter(|id| !id.is_empty()),
             stream: None,
         })
         .await?;

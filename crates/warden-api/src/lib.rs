@@ -89,6 +89,9 @@ pub struct ApiRequest {
     pub peer: SocketAddr,
     /// Who signed the request; `None` only for an invocation a function policy opened to `*`.
     pub principal: Option<warden_types::identity::Principal>,
+    /// The request's id (`x-amzn-RequestId`); an invocation's request id in Lambda's sense
+    /// (the function's `aws_request_id`, the log frame's `RequestId`) is the same.
+    pub request_id: String,
 }
 
 impl ApiRequest {
@@ -374,6 +377,7 @@ async fn handle(
         return Ok(reply);
     }
     let mut note = audit::Note::new(&parts, peer);
+    note.request_id.clone_from(&request_id);
     let req = http::Request::from_parts(parts, body);
     let result = state
         .pipeline

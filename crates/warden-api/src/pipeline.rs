@@ -163,6 +163,7 @@ impl Pipeline {
             body: Bytes::new(),
             peer,
             principal: None,
+            request_id: note.request_id.clone(),
         };
         let (authenticated, _reservation) = self
             .authenticate(state, budget, door, request, body, service)
@@ -211,6 +212,7 @@ impl Pipeline {
             body,
             peer,
             principal: Some(principal),
+            request_id: note.request_id.clone(),
         };
         *service = door.service_of(&request);
         note.principal.clone_from(&request.principal);

@@ -384,6 +384,7 @@ async fn serve(
         body: Bytes::new(),
         peer,
         principal: None,
+        request_id: request_id.to_owned(),
     };
     let expects_continue = request
         .parts

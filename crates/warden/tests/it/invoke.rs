@@ -161,6 +161,28 @@ fn warm_instances_are_reused_and_idle_ones_reaped() {
     }
 }
 
+/// As in Lambda, one id names an invocation everywhere: the `x-amzn-RequestId` of the
+/// Invoke response, the function's `context.aws_request_id` and the log frame's
+/// `RequestId`, so a caller can find its invocation's lines.
+#[test]
+fn the_invoke_responses_request_id_is_the_invocations() {
+    let s = Server::start();
+    s.create_fixture("ids", &[]);
+    let (status, headers, body) = invoke(&s, "ids", json!({"action": "context"}));
+    assert_eq!(status, 200, "{body}");
+    let id = header(&headers, "x-amzn-requestid").expect("a request id");
+    assert_eq!(body["request_id"], id, "the function's context: {body}");
+    let lines = s.wait_logs("ids", Duration::from_secs(5), |l| {
+        l.iter().any(|x| x.starts_with("REPORT"))
+    });
+    for frame in ["START RequestId: ", "END RequestId: ", "REPORT RequestId: "] {
+        assert!(
+            lines.iter().any(|l| l.starts_with(&format!("{frame}{id}"))),
+            "{frame}{id} in {lines:?}"
+        );
+    }
+}
+
 /// The `Max Memory Used` figure of a `REPORT` line.
 fn max_memory_used(report: &str) -> u64 {
     report
