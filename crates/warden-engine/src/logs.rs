@@ -58,11 +58,8 @@ const RECORD_OVERHEAD: usize = 128;
 const END_DRAIN_BYTES: usize = 1024 * 1024 + READ_CHUNK;
 /// How long the writer waits to gather a batch.
 const BATCH_WINDOW: Duration = Duration::from_millis(20);
-/// The most lines in one batch (one transaction).
 const BATCH_MAX: usize = 2048;
-/// The most bytes in one batch: the store's files may pass the size cap by about this
-/// much before the pruner catches up, and a flood is written in transactions of this size.
-const BATCH_MAX_BYTES: usize = 1024 * 1024;
+const BATCH_MAX_BYTES: usize = 4 * 1024 * 1024;
 /// Retention is applied at least this often, so that lines expire without new writes.
 pub const PRUNE_PERIOD: Duration = Duration::from_secs(60);
 /// How often the server's own log may report dropped platform lines.
@@ -463,20 +460,13 @@ fn write_loop(
 ) {
     let mut last_warning: Option<Instant> = None;
     let prune_every = (shared.limits.retention.max_bytes / 16).max(64 * 1024);
-    // Whether the last batch was cut at its size: more is waiting, so no pause.
-    let mut full = false;
     while let Ok(first) = rx.recv() {
-        // The batch gathers while this thread sleeps instead of waiting on the channel:
-        // a sender wakes a waiting receiver with a system call (and this thread with a
-        // context switch), which was three of each per invoke, one per platform line, on
-        // the invoke path's threads. Asleep, it is woken by none of them.
-        if !full {
-            std::thread::sleep(BATCH_WINDOW);
-        }
         let mut cost = first.cost;
         let mut batch = vec![first.item.into_record()];
+        let deadline = Instant::now() + BATCH_WINDOW;
         while batch.len() < BATCH_MAX && cost < BATCH_MAX_BYTES {
-            match rx.try_recv() {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match rx.recv_timeout(left) {
                 Ok(q) => {
                     cost += q.cost;
                     batch.push(q.item.into_record());
@@ -484,7 +474,6 @@ fn write_loop(
                 Err(_) => break,
             }
         }
-        full = batch.len() >= BATCH_MAX || cost >= BATCH_MAX_BYTES;
         if let Err(e) = store.append_logs(&batch) {
             tracing::error!(error = %e, lines = batch.len(), "could not write function logs");
         }
