@@ -832,6 +832,12 @@ impl Zygote {
                             let _ = self.reap_now(running);
                             return;
                         }
+                        // The server holds the peak memory file now; the zygote's copy
+                        // would only be one more descriptor per instance.
+                        let mut running = running;
+                        if let Running::Sandboxed(s) = &mut running {
+                            s.memory_peak = None;
+                        }
                         self.running.insert(id, running);
                     }
                     Err(message) => {
