@@ -1,0 +1,322 @@
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use warden_testservers::Postgres;
+
+use super::*;
+
+fn fresh() -> String {
+    Postgres::shared().fresh_database().unwrap()
+}
+
+const ONE: &[Migration] = &[Migration::additive(
+    "CREATE TABLE things (id BIGINT PRIMARY KEY, name TEXT NOT NULL)",
+)];
+
+const TWO: &[Migration] = &[
+    Migration::additive("CREATE TABLE things (id BIGINT PRIMARY KEY, name TEXT NOT NULL)"),
+    Migration::additive("ALTER TABLE things ADD COLUMN note TEXT"),
+];
+
+const BREAKING: &[Migration] = &[
+    Migration::additive("CREATE TABLE things (id BIGINT PRIMARY KEY, name TEXT NOT NULL)"),
+    Migration::additive("ALTER TABLE things ADD COLUMN note TEXT"),
+    Migration {
+        sql: "ALTER TABLE things DROP COLUMN name",
+        breaks_older_builds: true,
+    },
+];
+
+fn track(migrations: &'static [Migration]) -> Track {
+    Track {
+        name: "things",
+        migrations,
+    }
+}
+
+fn schema(url: &str) -> (i64, i64) {
+    let mut c = postgres::Client::connect(url, NoTls).unwrap();
+    let r = c
+        .query_one(
+            "SELECT version, compatible_from FROM warden_schema WHERE track = 'things'",
+            &[],
+        )
+        .unwrap();
+    (r.get(0), r.get(1))
+}
+
+#[test]
+fn the_password_never_shows_in_a_redacted_url() {
+    assert_eq!(
+        redacted("postgres://warden:s3cr@t@db.internal:5432/warden"),
+        "postgres://warden:***@db.internal:5432/warden"
+    );
+    assert_eq!(
+        redacted("postgres://warden@db/warden"),
+        "postgres://warden@db/warden"
+    );
+    assert_eq!(redacted("host=db user=w"), "host=db user=w");
+}
+
+#[test]
+fn a_bad_url_is_refused_without_its_password() {
+    let e = Pool::open(
+        "postgres://u:hunter2@127.0.0.1:1/db?sslmode=require",
+        &Options::default(),
+        &[],
+    )
+    .unwrap_err();
+    assert!(matches!(e, Error::Unsupported { .. }), "{e}");
+    assert!(!e.to_string().contains("hunter2"), "{e}");
+    let e = Pool::open(
+        "postgres://u:hunter2@127.0.0.1:1/db?nonsense=1",
+        &Options::default(),
+        &[],
+    )
+    .unwrap_err();
+    assert!(matches!(e, Error::BadUrl { .. }), "{e}");
+    assert!(!e.to_string().contains("hunter2"), "{e}");
+}
+
+#[test]
+fn a_wrong_password_is_a_connect_error_that_does_not_repeat_it() {
+    let url = fresh().replacen("@127.0.0.1", "x@127.0.0.1", 1);
+    let e = Pool::open(&url, &Options::default(), &[]).unwrap_err();
+    assert!(matches!(e, Error::Connect { .. }), "{e}");
+    let password = url.split(':').nth(2).unwrap().split('@').next().unwrap();
+    assert!(!e.to_string().contains(password), "{e}");
+}
+
+#[test]
+fn migrations_apply_once_and_record_the_version() {
+    let url = fresh();
+    let pool = Pool::open(&url, &Options::default(), &[track(ONE)]).unwrap();
+    drop(pool);
+    assert_eq!(schema(&url), (1, 0));
+    // Opening again applies nothing (the CREATE TABLE would fail if it ran twice).
+    Pool::open(&url, &Options::default(), &[track(ONE)]).unwrap();
+    Pool::open(&url, &Options::default(), &[track(TWO)]).unwrap();
+    assert_eq!(schema(&url), (2, 0));
+}
+
+#[test]
+fn an_older_build_uses_an_additively_newer_schema_but_not_a_broken_one() {
+    let url = fresh();
+    Pool::open(&url, &Options::default(), &[track(TWO)]).unwrap();
+    // A build that knows one step opens a schema at version 2 whose steps were additive.
+    Pool::open(&url, &Options::default(), &[track(ONE)]).unwrap();
+    assert_eq!(
+        schema(&url),
+        (2, 0),
+        "an older build never moves the version back"
+    );
+    Pool::open(&url, &Options::default(), &[track(BREAKING)]).unwrap();
+    assert_eq!(schema(&url), (3, 3));
+    let e = Pool::open(&url, &Options::default(), &[track(TWO)]).unwrap_err();
+    assert!(
+        matches!(
+            e,
+            Error::SchemaTooNew {
+                found: 3,
+                compatible_from: 3,
+                supported: 2,
+                ..
+            }
+        ),
+        "{e}"
+    );
+}
+
+#[test]
+fn nodes_starting_together_migrate_once() {
+    let url = fresh();
+    let handles: Vec<_> = (0..4)
+        .map(|_| {
+            let url = url.clone();
+            std::thread::spawn(move || {
+                Pool::open(&url, &Options::default(), &[track(TWO)]).map(drop)
+            })
+        })
+        .collect();
+    for h in handles {
+        h.join().unwrap().unwrap();
+    }
+    assert_eq!(schema(&url), (2, 0));
+}
+
+#[test]
+fn run_answers_from_any_thread_and_bounds_the_connections() {
+    let url = fresh();
+    let pool = Pool::open(
+        &url,
+        &Options {
+            connections: 2,
+            ..Options::default()
+        },
+        &[track(ONE)],
+    )
+    .unwrap();
+    let handles: Vec<_> = (0..8i64)
+        .map(|i| {
+            let pool = pool.clone();
+            std::thread::spawn(move || {
+                pool.run(move |c| -> Result<u64, Error> {
+                    let s = c
+                        .prepare("INSERT INTO things (id, name) VALUES ($1, $2)")
+                        .map_err(Error::at("preparing"))?;
+                    c.client()
+                        .execute(&s, &[&i, &format!("t{i}")])
+                        .map_err(Error::at("inserting"))
+                })
+            })
+        })
+        .collect();
+    for h in handles {
+        assert_eq!(h.join().unwrap().unwrap(), 1);
+    }
+    let (count, backends) = pool
+        .run(|c| -> Result<(i64, i64), Error> {
+            let n = c
+                .client()
+                .query_one("SELECT count(*) FROM things", &[])
+                .map_err(Error::at("counting"))?
+                .get(0);
+            let b = c
+                .client()
+                .query_one(
+                    "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'warden' AND datname = current_database()",
+                    &[],
+                )
+                .map_err(Error::at("counting backends"))?
+                .get(0);
+            Ok((n, b))
+        })
+        .unwrap();
+    assert_eq!(count, 8);
+    assert_eq!(backends, 2);
+}
+
+#[test]
+fn a_connection_the_server_closed_is_opened_again() {
+    let url = fresh();
+    let pool = Pool::open(
+        &url,
+        &Options {
+            connections: 1,
+            ..Options::default()
+        },
+        &[],
+    )
+    .unwrap();
+    let pid = |pool: &Pool| -> i32 {
+        pool.run(|c| -> Result<i32, Error> {
+            Ok(c.client()
+                .query_one("SELECT pg_backend_pid()", &[])
+                .map_err(Error::at("pid"))?
+                .get(0))
+        })
+        .unwrap()
+    };
+    let before = pid(&pool);
+    let mut admin = postgres::Client::connect(&url, NoTls).unwrap();
+    admin
+        .execute("SELECT pg_terminate_backend($1)", &[&before])
+        .unwrap();
+    // The terminated connection fails the first job that uses it or is noticed closed;
+    // either way a later job runs on a new connection.
+    let mut after = None;
+    for _ in 0..3 {
+        let r = pool.run(|c| -> Result<i32, Error> {
+            Ok(c.client()
+                .query_one("SELECT pg_backend_pid()", &[])
+                .map_err(Error::at("pid"))?
+                .get(0))
+        });
+        if let Ok(p) = r {
+            after = Some(p);
+            break;
+        }
+    }
+    assert!(after.is_some_and(|p| p != before));
+}
+
+#[test]
+fn a_panicking_job_loses_its_answer_but_not_the_pool() {
+    let pool = Pool::open(
+        &fresh(),
+        &Options {
+            connections: 1,
+            ..Options::default()
+        },
+        &[],
+    )
+    .unwrap();
+    let r: Result<(), Error> = pool.run(|_| panic!("a bug in a store"));
+    assert!(matches!(r, Err(Error::Closed)));
+    let r: Result<i32, Error> = pool.run(|c| {
+        Ok(c.client()
+            .query_one("SELECT 7", &[])
+            .map_err(Error::at("select"))?
+            .get(0))
+    });
+    assert_eq!(r.unwrap(), 7);
+}
+
+#[test]
+fn serialization_failures_are_retried() {
+    let url = fresh();
+    let pool = Pool::open(
+        &url,
+        &Options {
+            connections: 4,
+            ..Options::default()
+        },
+        &[track(ONE)],
+    )
+    .unwrap();
+    pool.run(|c| -> Result<(), Error> {
+        c.client()
+            .execute("INSERT INTO things (id, name) VALUES (0, '0')", &[])
+            .map_err(Error::at("seed"))?;
+        Ok(())
+    })
+    .unwrap();
+    // Serializable read-modify-write increments from several connections at once: some
+    // fail with a serialization failure and must be run again, none may be lost.
+    static ATTEMPTS: AtomicUsize = AtomicUsize::new(0);
+    let handles: Vec<_> = (0..4)
+        .map(|_| {
+            let pool = pool.clone();
+            std::thread::spawn(move || {
+                for _ in 0..10 {
+                    pool.run(|c| {
+                        c.transaction(|tx| -> Result<(), postgres::Error> {
+                            ATTEMPTS.fetch_add(1, Ordering::Relaxed);
+                            tx.batch_execute("SET TRANSACTION ISOLATION LEVEL SERIALIZABLE")?;
+                            let n: String = tx
+                                .query_one("SELECT name FROM things WHERE id = 0", &[])?
+                                .get(0);
+                            let next = (n.parse::<i64>().unwrap_or(0) + 1).to_string();
+                            tx.execute("UPDATE things SET name = $1 WHERE id = 0", &[&next])?;
+                            Ok(())
+                        })
+                        .map_err(Error::at("incrementing"))
+                    })
+                    .unwrap();
+                }
+            })
+        })
+        .collect();
+    for h in handles {
+        h.join().unwrap();
+    }
+    let n: String = pool
+        .run(|c| -> Result<String, Error> {
+            Ok(c.client()
+                .query_one("SELECT name FROM things WHERE id = 0", &[])
+                .map_err(Error::at("read"))?
+                .get(0))
+        })
+        .unwrap();
+    assert_eq!(n, "40");
+    assert!(ATTEMPTS.load(Ordering::Relaxed) >= 40);
+}
