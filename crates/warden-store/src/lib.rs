@@ -62,7 +62,10 @@ use warden_types::layer::{LayerName, LayerVersion};
 use warden_types::{FunctionName, FunctionVersion};
 
 pub mod blobs;
+#[cfg(test)]
+mod contract;
 pub mod logs;
+pub mod postgres;
 pub mod queue;
 pub mod record;
 pub mod sqlite;
@@ -72,6 +75,7 @@ pub use logs::{
     Cursor, EventRange, EventRef, LogGroup, LogGroupInfo, LogRecord, LogRetention, LogSource,
     LogStore, LogStreamInfo, PruneReport, Scan, StoredEvent, StreamQuery, FUNCTION_GROUP_PREFIX,
 };
+pub use postgres::PostgresStore;
 pub use queue::{EventQueue, Lease, LeasedEvent, QueuedEvent, Settled};
 pub use sqlite::SqliteStore;
 pub use warden_types::NodeId;

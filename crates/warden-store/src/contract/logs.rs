@@ -1,0 +1,1 @@
+//! The contract of [`crate::LogStore`] on every backend.

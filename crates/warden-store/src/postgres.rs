@@ -1,0 +1,100 @@
+//! [`crate::Store`] on PostgreSQL: the shared backend several Warden nodes use at once
+//! (`warden serve --store postgres://...`). It implements [`crate::FunctionStore`] and
+//! [`crate::LayerStore`] (in `functions` and `layers`), [`crate::EventQueue`] (in `queue`)
+//! and [`crate::LogStore`] (in `logs`), with the same contract as [`crate::SqliteStore`]:
+//! the contract tests in `crate::contract` run against both.
+//!
+//! Connections, prepared statements, retried serialization failures and the versioned
+//! schema are `warden-postgres`'s. Two schema tracks, like SQLite's two files: `functions`
+//! (functions, versions, aliases, layers, concurrency, policies, tags, settings, the async
+//! queue) and `logs`. Every method blocks its caller until PostgreSQL answered; it may be
+//! called from any thread, async workers included.
+
+use warden_postgres::{Options, Pool, Track};
+
+use crate::StoreError;
+
+mod functions;
+mod layers;
+mod logs;
+mod queue;
+
+/// The connections a store opens unless told otherwise.
+pub const DEFAULT_CONNECTIONS: usize = 8;
+
+/// The shared [`crate::Store`]. Cheap to share behind an `Arc`; every method blocks.
+#[derive(Debug, Clone)]
+pub struct PostgresStore {
+    pool: Pool,
+}
+
+const FUNCTIONS: Track = Track {
+    name: "functions",
+    migrations: functions::MIGRATIONS,
+};
+
+const LOGS: Track = Track {
+    name: "logs",
+    migrations: logs::MIGRATIONS,
+};
+
+impl PostgresStore {
+    /// Connects to the database at `url` with `connections` connections and brings its
+    /// schema up to date.
+    pub fn open(url: &str, connections: usize) -> Result<Self, StoreError> {
+        let pool = Pool::open(
+            url,
+            &Options {
+                connections,
+                ..Options::default()
+            },
+            &[FUNCTIONS, LOGS],
+        )?;
+        Ok(PostgresStore { pool })
+    }
+
+    /// Host, port and database (never the password), for messages.
+    pub fn target(&self) -> &str {
+        self.pool.target()
+    }
+}
+
+impl From<warden_postgres::Error> for StoreError {
+    fn from(e: warden_postgres::Error) -> Self {
+        match e {
+            warden_postgres::Error::SchemaTooNew {
+                found, supported, ..
+            } => StoreError::SchemaTooNew { found, supported },
+            other => StoreError::Backend {
+                context: "talking to PostgreSQL",
+                source: Box::new(other),
+            },
+        }
+    }
+}
+
+/// A backend failure, its PostgreSQL cause kept only as an opaque source.
+fn pg(context: &'static str) -> impl FnOnce(postgres::Error) -> StoreError {
+    move |source| StoreError::Backend {
+        context,
+        source: Box::new(source),
+    }
+}
+
+impl From<postgres::Error> for StoreError {
+    fn from(source: postgres::Error) -> Self {
+        StoreError::Backend {
+            context: "running a transaction",
+            source: Box::new(source),
+        }
+    }
+}
+
+impl warden_postgres::AsPostgres for StoreError {
+    fn as_postgres(&self) -> Option<&postgres::Error> {
+        match self {
+            StoreError::Backend { source, .. } => source.downcast_ref::<postgres::Error>(),
+            _ => None,
+        }
+    }
+}

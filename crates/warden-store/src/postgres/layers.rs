@@ -1,0 +1,1 @@
+//! [`crate::LayerStore`] on PostgreSQL (its tables are in the `functions` track).

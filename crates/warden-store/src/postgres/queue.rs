@@ -1,0 +1,1 @@
+//! [`crate::EventQueue`] on PostgreSQL (its tables are in the `functions` track).
