@@ -1,0 +1,1 @@
+//! What Warden nodes tell each other over NATS JetStream.
