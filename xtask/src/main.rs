@@ -247,6 +247,41 @@ fn tools(root: &Path) -> Result<ToolEnv> {
             })
             .context("the metrics tests need a Prometheus server (`prometheus`): install it")?;
     }
+    // The shared-backend tests start real PostgreSQL and NATS (JetStream) servers of their
+    // own on loopback (Debian: `postgresql`, whose server programs live under
+    // /usr/lib/postgresql/VERSION/bin, and `nats-server`).
+    let has_postgres = std::fs::read_dir("/usr/lib/postgresql")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .any(|e| e.path().join("bin/initdb").is_file())
+        || has("initdb");
+    let mut shared_backends = Vec::new();
+    if !has_postgres {
+        shared_backends.push("postgresql");
+    }
+    if !has("nats-server") {
+        shared_backends.push("nats-server");
+    }
+    if !shared_backends.is_empty() {
+        let install = || {
+            run(Command::new("apt-get")
+                .env("DEBIAN_FRONTEND", "noninteractive")
+                .args(["install", "-y", "--no-install-recommends", "-q"])
+                .args(&shared_backends))
+        };
+        install()
+            .or_else(|_| {
+                run(Command::new("apt-get").args(["update", "-q"]))?;
+                install()
+            })
+            .with_context(|| {
+                format!(
+                    "the shared-backend tests need {}: install them",
+                    shared_backends.join(" and ")
+                )
+            })?;
+    }
     // The console's browser tests drive Debian's Chromium through its chromedriver.
     if !has("chromium") || !has("chromedriver") {
         let install = || {
