@@ -1,0 +1,145 @@
+//! The JetStream stream every notice is stored in for a while.
+
+use std::time::Duration;
+
+use async_nats::jetstream::context::{CreateStreamErrorKind, GetStreamErrorKind};
+use async_nats::jetstream::stream::{Config, DiscardPolicy, RetentionPolicy, StorageType};
+use async_nats::jetstream::Context;
+use async_nats::jetstream::ErrorCode;
+
+use crate::wire::{CHANGES_SUBJECTS, IDENTITY_SUBJECT, MAX_NOTICE_BYTES};
+use crate::{BusError, BusOptions};
+
+/// The stream's name.
+pub const STREAM_NAME: &str = "WARDEN_CHANGES";
+
+/// How long the stream keeps a notice. Notices only matter to nodes that are running, so
+/// this only needs to outlast a consumer's restart.
+pub const STREAM_MAX_AGE: Duration = Duration::from_secs(60 * 60);
+
+/// Within this window a publish repeated with the same `Nats-Msg-Id` is stored once.
+pub const DUPLICATE_WINDOW: Duration = Duration::from_secs(2 * 60);
+
+/// The settings Warden needs, on top of `base` (an existing stream's configuration, whose
+/// other settings, such as replicas or placement, are kept).
+fn wanted(base: Config, options: &BusOptions) -> Config {
+    Config {
+        name: STREAM_NAME.to_owned(),
+        description: Some("Warden change notices: which cached entries nodes must drop".into()),
+        subjects: vec![CHANGES_SUBJECTS.to_owned(), IDENTITY_SUBJECT.to_owned()],
+        retention: RetentionPolicy::Limits,
+        storage: StorageType::File,
+        max_age: STREAM_MAX_AGE,
+        max_bytes: options.max_stream_bytes,
+        max_message_size: i32::try_from(MAX_NOTICE_BYTES).unwrap_or(i32::MAX),
+        duplicate_window: DUPLICATE_WINDOW,
+        discard: DiscardPolicy::Old,
+        ..base
+    }
+}
+
+/// What of `config` Warden cares about, to compare an existing stream with.
+fn essentials(config: &Config) -> impl PartialEq + std::fmt::Debug {
+    let mut subjects = config.subjects.clone();
+    subjects.sort();
+    (
+        subjects,
+        config.max_age,
+        config.max_bytes,
+        config.max_message_size,
+        config.duplicate_window,
+        config.discard,
+    )
+}
+
+/// Why an existing stream cannot be made Warden's by an update.
+fn incompatibility(config: &Config) -> Option<String> {
+    if config.storage != StorageType::File {
+        return Some("it keeps messages in memory, not in files".into());
+    }
+    if config.retention != RetentionPolicy::Limits {
+        return Some(format!(
+            "its retention is {:?}, not limits",
+            config.retention
+        ));
+    }
+    if config.mirror.is_some() || config.sources.as_ref().is_some_and(|s| !s.is_empty()) {
+        return Some("it is a mirror of, or sources from, other streams".into());
+    }
+    if config.sealed {
+        return Some("it is sealed".into());
+    }
+    None
+}
+
+fn stream_error(error: impl std::fmt::Display) -> BusError {
+    BusError::Stream(error.to_string())
+}
+
+/// Creates the stream, or brings an existing one to Warden's settings; refuses a stream
+/// of that name that cannot be (another storage or retention) and reports another stream
+/// that already captures the subjects.
+pub(crate) async fn ensure(js: &Context, options: &BusOptions) -> Result<(), BusError> {
+    // Two nodes starting together may both try to create it: the loser looks again.
+    for _ in 0..3 {
+        match js.get_stream(STREAM_NAME).await {
+            Ok(stream) => {
+                let existing = stream.cached_info().config.clone();
+                if let Some(why) = incompatibility(&existing) {
+                    return Err(BusError::IncompatibleStream(format!(
+                        "a stream named {STREAM_NAME} exists but {why}; delete it (it only holds notices) or fix it"
+                    )));
+                }
+                let wanted = wanted(existing.clone(), options);
+                if essentials(&existing) != essentials(&wanted) {
+                    tracing::info!(
+                        stream = STREAM_NAME,
+                        "updating the stream's settings to Warden's"
+                    );
+                    js.update_stream(&wanted).await.map_err(|e| {
+                        BusError::IncompatibleStream(format!(
+                            "the stream {STREAM_NAME} exists with other settings and cannot be updated: {e}"
+                        ))
+                    })?;
+                }
+                return Ok(());
+            }
+            Err(e) => match e.kind() {
+                GetStreamErrorKind::JetStream(je)
+                    if je.error_code() == ErrorCode::STREAM_NOT_FOUND => {}
+                _ => return Err(stream_error(format!("looking up {STREAM_NAME}: {e}"))),
+            },
+        }
+        let config = wanted(
+            Config {
+                num_replicas: options.replicas,
+                ..Config::default()
+            },
+            options,
+        );
+        match js.create_stream(config).await {
+            Ok(_) => {
+                tracing::info!(stream = STREAM_NAME, "created the stream");
+                return Ok(());
+            }
+            Err(e) => match e.kind() {
+                CreateStreamErrorKind::JetStream(je)
+                    if je.error_code() == ErrorCode::STREAM_NAME_EXIST =>
+                {
+                    continue
+                }
+                CreateStreamErrorKind::JetStream(je)
+                    if je.error_code() == ErrorCode::STREAM_SUBJECT_OVERLAP =>
+                {
+                    return Err(BusError::IncompatibleStream(format!(
+                        "another stream already captures {CHANGES_SUBJECTS} or {IDENTITY_SUBJECT}; Warden needs them in its own stream {STREAM_NAME}"
+                    )))
+                }
+                _ => return Err(stream_error(format!("creating {STREAM_NAME}: {e}"))),
+            },
+        }
+    }
+    Err(stream_error(format!(
+        "{STREAM_NAME} kept appearing and disappearing while it was being created"
+    )))
+}
