@@ -754,6 +754,10 @@ impl warden_types::change::ChangeObserver for Access {
             self.forget(&event.function);
         }
     }
+
+    fn on_resync(&self) {
+        self.policies.forget_all();
+    }
 }
 
 /// Whether a `CreateFunction` body carries a non-empty `Tags` map.

@@ -48,6 +48,12 @@ impl Control {
                 let mut intake =
                     Intake::installed(operation, &zip, &sha, &tree).for_function(function.as_ref());
                 code::run(&inner.seams.code_checks, &mut intake)?;
+                if !dry_run {
+                    // Other nodes fetch the code from the shared store, if there is one.
+                    blobs
+                        .share(&sha)
+                        .map_err(|e| ControlError::Internal(e.to_string()))?;
+                }
                 return Ok(Installed {
                     pin: (!dry_run).then_some(pin),
                     sha256: sha,

@@ -137,6 +137,8 @@ struct Inner {
     blobs: Arc<BlobStore>,
     seams: Seams,
     observers: RwLock<Vec<Arc<dyn ChangeObserver>>>,
+    /// Hears this node's own changes only, after the observers: what tells other nodes.
+    announcer: RwLock<Option<Arc<dyn ChangeObserver>>>,
     /// Serialises reservation changes: the check that enough concurrency stays
     /// unreserved reads every reservation, then writes one.
     concurrency: tokio::sync::Mutex<()>,
@@ -166,6 +168,7 @@ impl Control {
                 blobs,
                 seams,
                 observers: RwLock::new(Vec::new()),
+                announcer: RwLock::new(None),
                 concurrency: tokio::sync::Mutex::new(()),
                 tags: tokio::sync::Mutex::new(()),
             }),
@@ -181,6 +184,64 @@ impl Control {
             .write()
             .unwrap_or_else(|p| p.into_inner())
             .push(observer);
+    }
+
+    /// Sets what tells other nodes of this node's changes (the bus's publisher): it hears
+    /// every change a command of this node makes, after the subscribers, and never a
+    /// change delivered by [`Control::apply_remote`], so notices do not echo.
+    pub fn announce_to(&self, announcer: Arc<dyn ChangeObserver>) {
+        *self
+            .inner
+            .announcer
+            .write()
+            .unwrap_or_else(|p| p.into_inner()) = Some(announcer);
+    }
+
+    /// Delivers a change another node made (and committed) to every subscriber, as if a
+    /// command of this node had made it.
+    pub fn apply_remote(&self, event: &ChangeEvent) {
+        tracing::debug!(function = %event.function, change = event.change.name(), "change made by another node");
+        for observer in self.observers() {
+            observer.on_change(event);
+        }
+    }
+
+    /// The node may have missed changes of other nodes: every subscriber drops what it
+    /// derived from the store, then hears the stored reservations again (the concurrency
+    /// table cannot read them itself). Blocks on the store.
+    pub fn resync(&self) -> Result<(), ControlError> {
+        let reservations = self
+            .inner
+            .store
+            .all_reserved_concurrency()
+            .map_err(|e| ControlError::Internal(e.to_string()))?;
+        let observers = self.observers();
+        for observer in &observers {
+            observer.on_resync();
+        }
+        for (function, reserved) in reservations {
+            let event = ChangeEvent {
+                function,
+                change: Change::ConcurrencyChanged {
+                    reserved: Some(reserved),
+                },
+                actor: None,
+                at_ms: warden_types::now_millis(),
+            };
+            for observer in &observers {
+                observer.on_change(&event);
+            }
+        }
+        tracing::info!("dropped every cache: this node may have missed other nodes' changes");
+        Ok(())
+    }
+
+    fn observers(&self) -> Vec<Arc<dyn ChangeObserver>> {
+        self.inner
+            .observers
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     /// The settings the control plane was built with.
@@ -240,14 +301,17 @@ impl Control {
             at_ms: warden_types::now_millis(),
         };
         tracing::debug!(function = %event.function, change = event.change.name(), "control-plane change");
-        let observers = self
+        for observer in self.observers() {
+            observer.on_change(&event);
+        }
+        let announcer = self
             .inner
-            .observers
+            .announcer
             .read()
             .unwrap_or_else(|p| p.into_inner())
             .clone();
-        for observer in observers {
-            observer.on_change(&event);
+        if let Some(announcer) = announcer {
+            announcer.on_change(&event);
         }
     }
 

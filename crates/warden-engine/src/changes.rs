@@ -16,6 +16,11 @@ impl ChangeObserver for Engine {
             self.invalidate(&event.function);
         }
     }
+
+    /// Drops every cached version and alias and retires every warm instance.
+    fn on_resync(&self) {
+        self.invalidate_all();
+    }
 }
 
 impl ChangeObserver for Concurrency {
@@ -28,6 +33,12 @@ impl ChangeObserver for Concurrency {
             Change::FunctionDeleted => self.set_reserved(&event.function, None),
             _ => {}
         }
+    }
+
+    /// Forgets every reservation; the control plane then replays the stored ones
+    /// ([`warden_types::change::Change::ConcurrencyChanged`] for each).
+    fn on_resync(&self) {
+        self.clear_reservations();
     }
 }
 

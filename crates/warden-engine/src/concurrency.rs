@@ -127,6 +127,15 @@ impl Concurrency {
         *slot = reserved;
     }
 
+    /// Removes every reservation (in-flight counts stay), before the stored ones are set
+    /// again.
+    pub fn clear_reservations(&self) {
+        let names: Vec<FunctionName> = read(&self.functions).keys().cloned().collect();
+        for name in names {
+            self.set_reserved(&name, None);
+        }
+    }
+
     /// The reserved concurrency of `name`, if it has one.
     pub fn reserved(&self, name: &FunctionName) -> Option<u32> {
         *read(&self.counter(name).reserved)

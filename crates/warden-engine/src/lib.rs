@@ -542,6 +542,15 @@ impl Engine {
         }
     }
 
+    /// [`Engine::invalidate`] for every function: the node may have missed changes.
+    pub fn invalidate_all(&self) {
+        self.inner.registry.invalidate_all();
+        let retired: Vec<Arc<Pool>> = lock(&self.inner.pools).drain().map(|(_, p)| p).collect();
+        for pool in retired {
+            pool.retire();
+        }
+    }
+
     /// Resolves a reference to the version it runs, or `NotFound`.
     pub async fn resolve(
         &self,

@@ -42,6 +42,11 @@ impl Registry {
         self.cache.forget(name);
     }
 
+    /// Drops every cached entry.
+    pub fn invalidate_all(&self) {
+        self.cache.forget_all();
+    }
+
     /// Resolves `name[:qualifier]`; `Ok(None)` when the function, version or alias does
     /// not exist.
     pub async fn resolve(

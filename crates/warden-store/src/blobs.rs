@@ -16,6 +16,17 @@
 //! CODE/staging/<unique>           extractions in progress and trees being removed
 //! ```
 //!
+//! # Shared code (several nodes)
+//!
+//! With a [`SharedCode`] backend ([`BlobStore::with_shared`]), the local directories become
+//! a cache: every zip stored here is also stored there, sealed as it is on disk, before the
+//! deploy that references it commits; a node asked for code it lacks fetches the sealed
+//! zip, checks that it opens and hashes to its name, and keeps it. Nothing in the shared
+//! backend is in the clear, and a blob there that was tampered with is refused like a
+//! local one. Each store of a blob touches it, and the shared backend deletes only blobs
+//! that no version references and nobody touched for [`SHARED_CODE_GRACE`], longer than any
+//! deploy takes between storing its zip and committing the version.
+//!
 //! File names use hex because base64 contains `/`. Nothing is ever visible under `zips/`
 //! or `code/` before it is complete and fsynced, so a crash leaves either the whole blob
 //! or nothing (plus litter in `staging/`, cleared by [`BlobStore::remove_stale_staging`]).
@@ -301,6 +312,28 @@ impl Drop for Staging {
     }
 }
 
+/// How long a blob in the shared backend is kept after its last store even if no version
+/// references it: longer than any deploy takes between storing its zip and committing the
+/// version that references it.
+pub const SHARED_CODE_GRACE: Duration = Duration::from_secs(3600);
+
+/// Sealed code zips kept where every node can fetch them (see the module docs). Keys are
+/// `CodeSha256` values; values are the sealed bytes exactly as a node stores them on disk.
+pub trait SharedCode: Send + Sync + std::fmt::Debug + 'static {
+    /// Stores `sealed` under `sha` unless a blob of that sha is stored already, and in
+    /// either case marks it as stored now (restarting its grace period). Durable when it
+    /// returns.
+    fn put(&self, sha: &str, sealed: &[u8]) -> Result<(), StoreError>;
+    /// Marks the blob of `sha` as stored now; whether it exists. A node that has the zip
+    /// locally calls this instead of [`SharedCode::put`], to avoid sending it again.
+    fn touch(&self, sha: &str) -> Result<bool, StoreError>;
+    /// The sealed bytes of `sha`, if stored.
+    fn get(&self, sha: &str) -> Result<Option<Vec<u8>>, StoreError>;
+    /// Deletes every blob `referenced` does not list and nobody stored or touched within
+    /// `grace`; returns how many went.
+    fn collect(&self, referenced: &HashSet<String>, grace: Duration) -> Result<u64, StoreError>;
+}
+
 /// What one [`BlobStore::sweep`] did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct SweepReport {
@@ -319,6 +352,7 @@ pub struct BlobStore {
     staging: PathBuf,
     sealer: Arc<dyn BlobSealer>,
     collector: Arc<Collector>,
+    shared: Option<Arc<dyn SharedCode>>,
 }
 
 impl BlobStore {
@@ -338,6 +372,7 @@ impl BlobStore {
             staging: code_root.join("staging"),
             sealer,
             collector: Arc::default(),
+            shared: None,
         };
         // Only the owner may list or read the code of every function: 0700, also for
         // directories an older version created with wider permissions. Instances see their
@@ -369,6 +404,18 @@ impl BlobStore {
         Ok(store)
     }
 
+    /// This store as a cache of `shared`: zips stored here go there too, and zips missing
+    /// here are fetched from there.
+    pub fn with_shared(mut self, shared: Arc<dyn SharedCode>) -> Self {
+        self.shared = Some(shared);
+        self
+    }
+
+    /// The shared backend, if this store is a cache of one.
+    pub fn shared(&self) -> Option<&Arc<dyn SharedCode>> {
+        self.shared.as_ref()
+    }
+
     /// Seals every zip an older Warden stored in the clear (`<hex>.zip`), then removes it.
     fn seal_plain_zips(&self) -> Result<(), StoreError> {
         for entry in fs::read_dir(&self.zips).map_err(io_err("listing blobs", &self.zips))? {
@@ -397,6 +444,7 @@ impl BlobStore {
         let sha = sha256_base64(bytes);
         let target = self.zip_path(&sha);
         if target.is_file() {
+            self.share(&sha)?;
             return Ok(sha);
         }
         let sealed = self
@@ -406,7 +454,33 @@ impl BlobStore {
                 context: "sealing a zip",
                 source: Box::new(e),
             })?;
-        let bytes = sealed.as_slice();
+        // Shared first: once the version referencing it commits, any node may need it.
+        if let Some(shared) = &self.shared {
+            shared.put(&sha, &sealed)?;
+        }
+        self.install_sealed(&sha, &sealed)?;
+        Ok(sha)
+    }
+
+    /// Makes sure the shared backend (if any) holds the zip of `sha`, which is stored here:
+    /// touches it there, or sends it if it is missing. A deploy of code this node already
+    /// has calls it before committing the version that references the code.
+    pub fn share(&self, sha: &str) -> Result<(), StoreError> {
+        let Some(shared) = &self.shared else {
+            return Ok(());
+        };
+        if shared.touch(sha)? {
+            return Ok(());
+        }
+        let path = self.zip_path(sha);
+        let sealed = fs::read(&path).map_err(io_err("reading a stored zip", &path))?;
+        shared.put(sha, &sealed)
+    }
+
+    /// Writes sealed zip bytes under `sha`, durably and atomically.
+    fn install_sealed(&self, sha: &str, sealed: &[u8]) -> Result<(), StoreError> {
+        let target = self.zip_path(sha);
+        let bytes = sealed;
         let tmp = self.zips.join(unique_name(".tmp-"));
         let written = (|| {
             let mut f = fs::OpenOptions::new()
@@ -423,8 +497,7 @@ impl BlobStore {
             let _ = fs::remove_file(&tmp);
         }
         written?;
-        sync_dir(&self.zips)?;
-        Ok(sha)
+        sync_dir(&self.zips)
     }
 
     /// Where the sealed zip with this sha is (or would be) stored.
@@ -433,12 +506,44 @@ impl BlobStore {
     }
 
     /// The zip of `sha`, opened; refused unless its bytes hash to `sha`.
+    /// With a shared backend, a zip missing here is fetched from it first (and kept only if
+    /// it opens and hashes to `sha`).
     pub fn read_zip(&self, sha: &str) -> Result<Vec<u8>, StoreError> {
         let path = self.zip_path(sha);
-        let sealed = fs::read(&path).map_err(io_err("reading a stored zip", &path))?;
+        let sealed = match fs::read(&path) {
+            Ok(sealed) => sealed,
+            Err(e) if e.kind() == io::ErrorKind::NotFound && self.shared.is_some() => {
+                return self.fetch_shared(sha, e);
+            }
+            Err(e) => return Err(io_err("reading a stored zip", &path)(e)),
+        };
+        self.open_sealed(sha, &sealed)
+    }
+
+    /// Fetches the zip of `sha` from the shared backend, checks it and keeps it here;
+    /// `missing` is the local error reported if the shared backend lacks it too.
+    fn fetch_shared(&self, sha: &str, missing: io::Error) -> Result<Vec<u8>, StoreError> {
+        let path = self.zip_path(sha);
+        let Some(shared) = &self.shared else {
+            return Err(io_err("reading a stored zip", &path)(missing));
+        };
+        let Some(sealed) = shared.get(sha)? else {
+            return Err(io_err(
+                "reading a stored zip (not in the shared store either)",
+                &path,
+            )(missing));
+        };
+        let plain = self.open_sealed(sha, &sealed)?;
+        self.install_sealed(sha, &sealed)?;
+        tracing::info!(sha, "fetched a function's code from the shared store");
+        Ok(plain)
+    }
+
+    /// Opens sealed zip bytes; refused unless they hash to `sha`.
+    fn open_sealed(&self, sha: &str, sealed: &[u8]) -> Result<Vec<u8>, StoreError> {
         let plain = self
             .sealer
-            .open(sha, &sealed)
+            .open(sha, sealed)
             .map_err(|e| StoreError::Backend {
                 context: "opening a stored zip",
                 source: Box::new(e),
@@ -470,7 +575,7 @@ impl BlobStore {
         self.install_code_dir(sha, staging.path())
     }
 
-    /// Whether the zip with this sha is stored.
+    /// Whether the zip with this sha is stored here (not asking the shared backend).
     pub fn has_zip(&self, sha: &str) -> bool {
         self.zip_path(sha).is_file()
     }
@@ -612,6 +717,18 @@ impl BlobStore {
                     }
                     Ok(_) => {}
                     Err(e) => tracing::warn!(error = %e, "could not collect unused code blobs"),
+                }
+                if let Some(shared) = &blobs.shared {
+                    let collected = store.referenced_code().and_then(|referenced| {
+                        shared.collect(&referenced.into_iter().collect(), SHARED_CODE_GRACE)
+                    });
+                    match collected {
+                        Ok(0) => {}
+                        Ok(n) => tracing::info!(removed = n, "collected unused shared code"),
+                        Err(e) => {
+                            tracing::warn!(error = %e, "could not collect unused shared code")
+                        }
+                    }
                 }
             })
             .map(|_| ())
@@ -775,6 +892,140 @@ mod tests {
         bad[at] ^= 1;
         fs::write(store.zip_path(&sha), &bad).unwrap();
         assert!(store.read_zip(&sha).is_err());
+    }
+
+    /// A zip of one file `app.py` holding `text`, built under `dir`.
+    fn zip_of(dir: &Path, text: &[u8]) -> Vec<u8> {
+        let src = dir.join(format!("src-{}", unique_name("")));
+        fs::create_dir_all(&src).unwrap();
+        fs::write(src.join("app.py"), text).unwrap();
+        warden_package::zip_directory(&src, &mut |_, _| {}).unwrap()
+    }
+
+    /// Two nodes' blob stores (own directories, one key store, as nodes sharing KMS keys
+    /// have) in front of one PostgreSQL database, and a client on it.
+    fn two_nodes() -> (tempfile::TempDir, BlobStore, BlobStore, postgres::Client) {
+        let dir = tempfile::tempdir().unwrap();
+        let url = warden_testservers::Postgres::shared()
+            .fresh_database()
+            .unwrap();
+        let sealer = sealer(dir.path());
+        let node = |name: &str| {
+            let shared = crate::PostgresStore::open(&url, 2).unwrap().shared_code();
+            BlobStore::open(
+                &dir.path().join(name).join("data"),
+                &dir.path().join(name).join("mem"),
+                Arc::clone(&sealer),
+            )
+            .unwrap()
+            .with_shared(Arc::new(shared))
+        };
+        let (a, b) = (node("a"), node("b"));
+        let client = postgres::Client::connect(&url, postgres::NoTls).unwrap();
+        (dir, a, b, client)
+    }
+
+    #[test]
+    fn a_node_runs_code_another_node_stored_fetching_it_once() {
+        let (dir, a, b, mut db) = two_nodes();
+        // Larger than one chunk, so that chunking is exercised.
+        let big: Vec<u8> = (0..3 * crate::postgres::code::CHUNK_BYTES / 2)
+            .map(|i| (i * 7 % 251) as u8)
+            .collect();
+        let zip = zip_of(dir.path(), &big);
+        let sha = a.put_zip(&zip).unwrap();
+        assert!(!b.has_zip(&sha));
+        let tree = b.restore_code_dir(&sha).unwrap();
+        assert_eq!(fs::read(tree.join("app.py")).unwrap(), big);
+        assert!(
+            b.has_zip(&sha),
+            "the fetched zip is kept, sealed, as a cache"
+        );
+        let chunks: i64 = db
+            .query_one("SELECT count(*) FROM code_chunks", &[])
+            .unwrap()
+            .get(0);
+        assert!(chunks >= 2, "{chunks}");
+        // Nothing in the shared store is in the clear.
+        let rows = db.query("SELECT bytes FROM code_chunks", &[]).unwrap();
+        let marker = &big[..64];
+        for r in rows {
+            let bytes: Vec<u8> = r.get(0);
+            assert!(!bytes.windows(marker.len()).any(|w| w == marker));
+        }
+    }
+
+    #[test]
+    fn tampered_shared_code_is_refused_and_not_kept() {
+        let (dir, a, b, mut db) = two_nodes();
+        let sha = a.put_zip(&zip_of(dir.path(), b"x = 1")).unwrap();
+        db.execute(
+            "UPDATE code_chunks SET bytes = overlay(bytes placing '\\x00' from 40 for 1)",
+            &[],
+        )
+        .unwrap();
+        assert!(b.read_zip(&sha).is_err());
+        assert!(!b.has_zip(&sha));
+        // Code no node stored: a clear error, not a panic.
+        let missing = sha256_base64(b"never stored");
+        let e = b.read_zip(&missing).unwrap_err();
+        assert!(e.to_string().contains("shared store"), "{e}");
+    }
+
+    #[test]
+    fn storing_code_a_node_already_has_puts_it_back_in_the_shared_store() {
+        let (dir, a, b, mut db) = two_nodes();
+        let zip = zip_of(dir.path(), b"y = 2");
+        let sha = a.put_zip(&zip).unwrap();
+        db.execute("DELETE FROM code_blobs", &[]).unwrap();
+        // The node deploys the same code again: it has the zip, the shared store does not.
+        assert_eq!(a.put_zip(&zip).unwrap(), sha);
+        assert_eq!(b.read_zip(&sha).unwrap(), zip);
+        db.execute("DELETE FROM code_blobs", &[]).unwrap();
+        a.share(&sha).unwrap();
+        let n: i64 = db
+            .query_one("SELECT count(*) FROM code_blobs", &[])
+            .unwrap()
+            .get(0);
+        assert_eq!(n, 1);
+    }
+
+    #[test]
+    fn shared_code_goes_only_when_unreferenced_and_untouched_for_the_grace() {
+        let (dir, a, _b, mut db) = two_nodes();
+        let kept = a.put_zip(&zip_of(dir.path(), b"kept")).unwrap();
+        let dropped = a.put_zip(&zip_of(dir.path(), b"dropped")).unwrap();
+        let shared = Arc::clone(a.shared().unwrap());
+        let referenced: HashSet<String> = [kept.clone()].into_iter().collect();
+        // Within the grace period nothing goes, referenced or not.
+        assert_eq!(shared.collect(&referenced, SHARED_CODE_GRACE).unwrap(), 0);
+        db.execute(
+            "UPDATE code_blobs SET touched_at = now() - interval '2 hours'",
+            &[],
+        )
+        .unwrap();
+        assert_eq!(shared.collect(&referenced, SHARED_CODE_GRACE).unwrap(), 1);
+        assert!(shared.get(&kept).unwrap().is_some());
+        assert!(shared.get(&dropped).unwrap().is_none());
+        let chunks: i64 = db
+            .query_one(
+                "SELECT count(*) FROM code_chunks WHERE sha = $1",
+                &[&dropped],
+            )
+            .unwrap()
+            .get(0);
+        assert_eq!(chunks, 0, "its chunks went with it");
+        // A touch restarts the grace period.
+        db.execute(
+            "UPDATE code_blobs SET touched_at = now() - interval '2 hours'",
+            &[],
+        )
+        .unwrap();
+        assert!(shared.touch(&kept).unwrap());
+        assert_eq!(
+            shared.collect(&HashSet::new(), SHARED_CODE_GRACE).unwrap(),
+            0
+        );
     }
 
     #[test]

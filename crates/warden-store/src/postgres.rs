@@ -14,6 +14,9 @@ use warden_postgres::{Options, Pool, Track};
 
 use crate::StoreError;
 
+pub use code::PostgresCode;
+
+pub mod code;
 mod functions;
 mod layers;
 mod logs;
@@ -33,6 +36,11 @@ const FUNCTIONS: Track = Track {
     migrations: functions::MIGRATIONS,
 };
 
+const CODE: Track = Track {
+    name: "code",
+    migrations: code::MIGRATIONS,
+};
+
 const LOGS: Track = Track {
     name: "logs",
     migrations: logs::MIGRATIONS,
@@ -48,9 +56,14 @@ impl PostgresStore {
                 connections,
                 ..Options::default()
             },
-            &[FUNCTIONS, LOGS],
+            &[FUNCTIONS, LOGS, CODE],
         )?;
         Ok(PostgresStore { pool })
+    }
+
+    /// The shared code store on the same database, for [`crate::BlobStore::with_shared`].
+    pub fn shared_code(&self) -> code::PostgresCode {
+        code::PostgresCode::new(self.pool.clone())
     }
 
     /// Host, port and database (never the password), for messages.

@@ -110,6 +110,13 @@ impl<K: Eq + Hash, V> ChangeCache<K, V> {
         state.entries.remove(key);
     }
 
+    /// Drops every entry, and makes every fill that began before now stale.
+    pub fn forget_all(&self) {
+        let mut state = self.write();
+        state.generation = state.generation.wrapping_add(1);
+        state.entries.clear();
+    }
+
     /// How many keys have an entry.
     pub fn len(&self) -> usize {
         self.read().entries.len()

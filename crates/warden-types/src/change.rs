@@ -116,6 +116,11 @@ pub struct ChangeEvent {
 pub trait ChangeObserver: Send + Sync {
     /// Sees one committed change, before the command that made it returns.
     fn on_change(&self, event: &ChangeEvent);
+
+    /// The node may have missed changes made by other nodes (its notices had a gap): drop
+    /// everything derived from the store, so that it is read again. Nothing to do for an
+    /// observer whose state is not derived from the shared store.
+    fn on_resync(&self) {}
 }
 
 #[cfg(test)]
