@@ -839,6 +839,9 @@ impl LogStore for PostgresStore {
         // Pages by seq (keyset), each its own query: no connection is held while `visit`
         // runs, and a page starts where the last one stopped, so that no event is read
         // twice or skipped (a group's lines appear in seq order; see the module docs).
+        // Unlike SQLite's single read, the pages are not one snapshot: a forward scan also
+        // meets lines appended while it runs (after every line it has read), and lines
+        // deleted meanwhile are not met.
         macro_rules! page {
             ($seq_test:literal, $stream_test:literal, $order:literal) => {
                 concat!(
