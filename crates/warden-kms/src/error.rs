@@ -60,6 +60,20 @@ pub enum KmsError {
         #[source]
         source: warden_sqlite::Error,
     },
+    /// The shared (PostgreSQL) store failed (`KMSInternalException`); the details are
+    /// logged, not sent.
+    #[error("the shared key store failed while {context}")]
+    SharedStore {
+        /// What was being done.
+        context: &'static str,
+        /// The underlying error.
+        #[source]
+        source: warden_postgres::Error,
+    },
+    /// Other nodes kept changing the shared store while this one tried to write; nothing
+    /// was written (`KMSInternalException`).
+    #[error("the key store kept changing while {0}; try again")]
+    Contended(&'static str),
     /// Stored key material does not open under the master key.
     #[error("the material of key {0} does not open under this master key")]
     Sealed(String),
@@ -102,6 +116,8 @@ impl KmsError {
             KmsError::InvalidMarker => "InvalidMarkerException",
             KmsError::Unsupported(_) => "UnsupportedOperationException",
             KmsError::Store { .. }
+            | KmsError::SharedStore { .. }
+            | KmsError::Contended(_)
             | KmsError::Sealed(_)
             | KmsError::Master(_)
             | KmsError::WrongMasterKey { .. }
@@ -124,4 +140,8 @@ pub(crate) fn store(context: &'static str) -> impl FnOnce(rusqlite::Error) -> Km
 
 pub(crate) fn plumbing(context: &'static str) -> impl FnOnce(warden_sqlite::Error) -> KmsError {
     move |source| KmsError::Store { context, source }
+}
+
+pub(crate) fn shared(context: &'static str) -> impl FnOnce(warden_postgres::Error) -> KmsError {
+    move |source| KmsError::SharedStore { context, source }
 }

@@ -12,6 +12,7 @@ pub mod ciphertext;
 pub mod envelope;
 mod error;
 pub mod master;
+pub mod postgres;
 pub mod random;
 mod service;
 pub mod store;

@@ -6,6 +6,25 @@
 //! the store; changes are serialized by one write lock. Time-driven transitions (a key
 //! whose deletion date passed is deleted, a key whose rotation is due gets new material)
 //! happen when the service is next used after they fall due.
+//!
+//! # Several nodes on one PostgreSQL store
+//!
+//! Opened with [`Kms::open_postgres`], several nodes share one key store (and must be
+//! given the same master key: the store records its fingerprint and refuses another).
+//! Each node still holds its own copy of the table. Every change is written with the
+//! store's generation the node's copy was loaded at, and only if no other node wrote
+//! since; otherwise the node reloads and decides again (so two nodes creating the AWS
+//! managed keys at once make one of each, and no change is decided on stale data).
+//! Reads and cryptographic operations use the local copy:
+//!
+//! - A key id, alias or ARN the copy does not know, and a ciphertext naming a key or a
+//!   material version it does not know, make the node reload once (if the store moved)
+//!   before answering: a key created or rotated on another node works at once.
+//! - Other changes made on another node (a key disabled, scheduled for deletion, its
+//!   policy replaced, an alias repointed) take effect here at the next [`Kms::refresh`],
+//!   which the server calls periodically: that period bounds how long a node may go on
+//!   using a key another node disabled. Any write on this node also brings its copy up
+//!   to date first.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
@@ -20,7 +39,9 @@ use crate::ciphertext::{associated_data, EncryptionContext, Header, HEADER_LEN, 
 use crate::error::KmsError;
 use crate::master::MasterKey;
 use crate::random::fill_random;
-use crate::store::{self, KeyManager, KeyRecord, KeyState, KmsStore, Rotation, SealedMaterial};
+use crate::store::{
+    self, Backend, Dump, KeyManager, KeyRecord, KeyState, KmsStore, Op, Rotation, SealedMaterial,
+};
 
 /// Largest plaintext `Encrypt` takes.
 pub const MAX_PLAINTEXT: usize = 4096;
@@ -164,6 +185,8 @@ struct Table {
     aliases: BTreeMap<String, Alias>,
     /// The earliest time a deletion or rotation falls due.
     next_due_ms: i64,
+    /// The store's write generation this table is the state of.
+    generation: i64,
 }
 
 impl Table {
@@ -208,7 +231,7 @@ pub struct DataKey {
 }
 
 struct Inner {
-    store: KmsStore,
+    store: Backend,
     master: RwLock<MasterKey>,
     account: String,
     region: String,
@@ -221,6 +244,37 @@ struct Inner {
 #[derive(Clone)]
 pub struct Kms {
     inner: Arc<Inner>,
+}
+
+/// How many times a write decided on a copy another node changed meanwhile is decided
+/// again on a fresh copy before giving up.
+const WRITE_ATTEMPTS: usize = 16;
+
+/// What a write decided: the operations to store, the table they lead to (when there are
+/// any), and the answer.
+struct Plan<T> {
+    ops: Vec<Op>,
+    next: Option<Table>,
+    out: T,
+}
+
+impl<T> Plan<T> {
+    /// Nothing to write.
+    fn nothing(out: T) -> Plan<T> {
+        Plan {
+            ops: Vec::new(),
+            next: None,
+            out,
+        }
+    }
+
+    fn write(ops: Vec<Op>, next: Table, out: T) -> Plan<T> {
+        Plan {
+            ops,
+            next: Some(next),
+            out,
+        }
+    }
 }
 
 /// The services whose AWS managed keys exist (`alias/aws/NAME`).
@@ -357,49 +411,56 @@ impl Kms {
         clock: Clock,
     ) -> Result<Kms, KmsError> {
         let store = KmsStore::open(&data_dir.join("kms.db"))?;
-        match store.meta("master_fingerprint")? {
-            Some(expected) if expected != master.fingerprint() => {
-                return Err(KmsError::WrongMasterKey {
-                    given: master.fingerprint().to_owned(),
-                    expected,
-                })
-            }
-            Some(_) => {}
-            None => store.write("recording the master key", |tx| {
-                store::put_meta(tx, "master_fingerprint", master.fingerprint())
-            })?,
+        Self::open_backend(Backend::Sqlite(store), master, account, region, clock)
+    }
+
+    /// Opens the service on a PostgreSQL database shared by several nodes (`connections`
+    /// pooled connections), sealed under `master`, which every node must be given. The
+    /// first node records the master key's fingerprint; a node given another key is
+    /// refused before any material is read. See the module documentation for how fresh
+    /// each node's keys are.
+    pub fn open_postgres(
+        url: &str,
+        connections: usize,
+        master: MasterKey,
+        account: &str,
+        region: &str,
+    ) -> Result<Kms, KmsError> {
+        Self::open_postgres_with_clock(url, connections, master, account, region, Arc::new(now_ms))
+    }
+
+    /// [`Kms::open_postgres`] with a clock of the caller's.
+    pub fn open_postgres_with_clock(
+        url: &str,
+        connections: usize,
+        master: MasterKey,
+        account: &str,
+        region: &str,
+        clock: Clock,
+    ) -> Result<Kms, KmsError> {
+        let store = crate::postgres::PgKmsStore::open(url, connections)?;
+        Self::open_backend(Backend::Postgres(store), master, account, region, clock)
+    }
+
+    /// Opens the service on `store`, sealed under `master`: refuses a master key other
+    /// than the one the store records (recording it if none is) before reading any
+    /// material.
+    pub fn open_backend(
+        store: Backend,
+        master: MasterKey,
+        account: &str,
+        region: &str,
+        clock: Clock,
+    ) -> Result<Kms, KmsError> {
+        let expected = store.claim_meta("master_fingerprint", master.fingerprint())?;
+        if expected != master.fingerprint() {
+            return Err(KmsError::WrongMasterKey {
+                given: master.fingerprint().to_owned(),
+                expected,
+            });
         }
         let dump = store.load()?;
-        let mut table = Table::default();
-        for (record, materials) in dump.keys {
-            let materials = materials
-                .iter()
-                .map(|m| open_material(&master, &record.id, m))
-                .collect::<Result<Vec<_>, _>>()?;
-            let policy = Arc::new(parse_policy(&record.policy)?);
-            let arn = format!("arn:aws:kms:{region}:{account}:key/{}", record.id);
-            table.keys.insert(
-                record.id,
-                Arc::new(Key {
-                    record,
-                    arn,
-                    policy,
-                    materials,
-                }),
-            );
-        }
-        for (name, key, created_ms, updated_ms) in dump.aliases {
-            table.aliases.insert(
-                name.clone(),
-                Alias {
-                    name,
-                    key,
-                    created_ms,
-                    updated_ms,
-                },
-            );
-        }
-        table.recompute_due();
+        let table = build_table(&master, account, region, dump)?;
         let kms = Kms {
             inner: Arc::new(Inner {
                 store,
@@ -412,6 +473,82 @@ impl Kms {
             }),
         };
         Ok(kms)
+    }
+
+    /// Reloads the key table if the store's generation moved since this node's copy (other
+    /// nodes wrote); returns whether it did. Never installs an older table than the one it
+    /// has. A node sharing a PostgreSQL store calls this periodically: the period bounds
+    /// how long a change made on another node (a key disabled) takes to apply here.
+    pub fn refresh(&self) -> Result<bool, KmsError> {
+        let stored = self.inner.store.generation()?;
+        if stored <= self.snapshot().generation {
+            return Ok(false);
+        }
+        let _w = warden_sqlite::lock(&self.inner.write);
+        self.reload_locked()
+    }
+
+    /// [`Kms::refresh`] when another node may have written; used once when a reference is
+    /// not found, before answering that it is not.
+    fn refresh_on_miss(&self) -> Result<bool, KmsError> {
+        if !self.inner.store.is_shared() {
+            return Ok(false);
+        }
+        self.refresh()
+    }
+
+    /// Loads the store and installs it if it is newer than the table; the caller holds the
+    /// write lock.
+    fn reload_locked(&self) -> Result<bool, KmsError> {
+        let dump = self.inner.store.load()?;
+        if dump.generation <= self.snapshot().generation {
+            return Ok(false);
+        }
+        let table = build_table(
+            &self.master(),
+            &self.inner.account,
+            &self.inner.region,
+            dump,
+        )?;
+        self.publish(table);
+        Ok(true)
+    }
+
+    /// Decides a write on the current table with `plan` and stores it, only if the store
+    /// is still at the table's generation; if another node wrote meanwhile, reloads and
+    /// decides again. Publishes the table the plan leads to.
+    fn commit<T>(
+        &self,
+        context: &'static str,
+        mut plan: impl FnMut(&Table) -> Result<Plan<T>, KmsError>,
+    ) -> Result<T, KmsError> {
+        let _w = warden_sqlite::lock(&self.inner.write);
+        for _ in 0..WRITE_ATTEMPTS {
+            let table = self.snapshot();
+            let Plan { ops, next, out } = plan(&table)?;
+            let Some(mut next) = next else {
+                return Ok(out);
+            };
+            if ops.is_empty() {
+                self.publish(next);
+                return Ok(out);
+            }
+            match self
+                .inner
+                .store
+                .apply(context, &ops, Some(table.generation))?
+            {
+                Some(generation) => {
+                    next.generation = generation;
+                    self.publish(next);
+                    return Ok(out);
+                }
+                None => {
+                    self.reload_locked()?;
+                }
+            }
+        }
+        Err(KmsError::Contended(context))
     }
 
     /// Makes the AWS managed keys (`alias/aws/lambda`, ...) that do not exist yet.
@@ -474,56 +611,48 @@ impl Kms {
 
     /// Applies every deletion and rotation due at `now`.
     fn maintain(&self, now: i64) -> Result<(), KmsError> {
-        let _w = warden_sqlite::lock(&self.inner.write);
-        let table = self.snapshot();
-        if now < table.next_due_ms {
-            return Ok(());
-        }
         let master = self.master();
-        let mut next = (*table).clone_shallow();
-        let mut sealed = Vec::new();
-        let mut deleted = Vec::new();
-        for key in table.keys.values() {
-            if key.record.deletion_ms.is_some_and(|d| d <= now) {
-                deleted.push(key.id());
-                continue;
+        self.commit("applying due deletions and rotations", |table| {
+            if now < table.next_due_ms {
+                return Ok(Plan::nothing(()));
             }
-            if let Some(rotation) = key.record.rotation {
-                if key.record.state == KeyState::Enabled && rotation.next_ms <= now {
-                    let version = key.current()?.version + 1;
-                    let (s, m) = new_material(&master, &key.id(), version, now, "AUTOMATIC")?;
-                    let mut k = (**key).clone();
-                    k.materials.push(m);
-                    k.record.rotation = Some(Rotation {
-                        period_days: rotation.period_days,
-                        next_ms: now + i64::from(rotation.period_days) * DAY_MS,
-                    });
-                    sealed.push((k.id(), s));
-                    next.keys.insert(k.id(), Arc::new(k));
+            let mut next = table.clone_shallow();
+            let mut ops = Vec::new();
+            let mut deleted = Vec::new();
+            for key in table.keys.values() {
+                if key.record.deletion_ms.is_some_and(|d| d <= now) {
+                    deleted.push(key.id());
+                    ops.push(Op::DeleteKey(key.id()));
+                    continue;
                 }
-            }
-        }
-        self.inner
-            .store
-            .write("applying due deletions and rotations", |tx| {
-                for id in &deleted {
-                    store::delete_key(tx, id)?;
-                }
-                for (id, s) in &sealed {
-                    store::add_material(tx, id, s)?;
-                    if let Some(k) = next.keys.get(id) {
-                        store::put_key(tx, &k.record)?;
+                if let Some(rotation) = key.record.rotation {
+                    if key.record.state == KeyState::Enabled && rotation.next_ms <= now {
+                        let version = key.current()?.version + 1;
+                        let (s, m) = new_material(&master, &key.id(), version, now, "AUTOMATIC")?;
+                        let mut k = (**key).clone();
+                        k.materials.push(m);
+                        k.record.rotation = Some(Rotation {
+                            period_days: rotation.period_days,
+                            next_ms: now + i64::from(rotation.period_days) * DAY_MS,
+                        });
+                        ops.push(Op::AddMaterial {
+                            key: k.id(),
+                            material: s,
+                        });
+                        ops.push(Op::PutKey(k.record.clone()));
+                        next.keys.insert(k.id(), Arc::new(k));
                     }
                 }
-                Ok(())
-            })?;
-        for id in &deleted {
-            tracing::info!(key = %id, "deleted a key whose waiting period ended");
-            next.keys.remove(id);
-            next.aliases.retain(|_, a| a.key != *id);
-        }
-        self.publish(next);
-        Ok(())
+            }
+            for id in &deleted {
+                tracing::info!(key = %id, "deleted a key whose waiting period ended");
+                next.keys.remove(id);
+                next.aliases.retain(|_, a| a.key != *id);
+            }
+            // With nothing to write (due times that named nothing), publishing the copy
+            // recomputes them.
+            Ok(Plan::write(ops, next, ()))
+        })
     }
 
     fn snapshot(&self) -> Arc<Table> {
@@ -551,10 +680,18 @@ impl Kms {
             .clone()
     }
 
-    /// Finds a key by id, key ARN, alias name or alias ARN, whatever its state.
+    /// Finds a key by id, key ARN, alias name or alias ARN, whatever its state. A
+    /// reference this node does not know makes it reload once (if another node wrote)
+    /// before answering that it is not found.
     pub fn resolve(&self, key_ref: &str) -> Result<Arc<Key>, KmsError> {
         let table = self.table()?;
-        self.resolve_in(&table, key_ref)
+        match self.resolve_in(&table, key_ref) {
+            Err(KmsError::NotFound(_)) if self.refresh_on_miss()? => {
+                let table = self.table()?;
+                self.resolve_in(&table, key_ref)
+            }
+            other => other,
+        }
     }
 
     fn resolve_in(&self, table: &Table, key_ref: &str) -> Result<Arc<Key>, KmsError> {
@@ -654,59 +791,72 @@ impl Kms {
             .unwrap_or_else(|| default_policy(&self.inner.account));
         let policy = Arc::new(parse_policy(&policy_text)?);
         let now = self.now();
-        let _w = warden_sqlite::lock(&self.inner.write);
-        let table = self.snapshot();
-        if table.keys.len() >= MAX_KEYS {
-            return Err(KmsError::LimitExceeded(format!(
-                "This server holds at most {MAX_KEYS} keys"
-            )));
-        }
-        let id = Uuid::new_v4();
-        let (sealed, material) = new_material(&self.master(), &id, 1, now, "ORIGINAL")?;
-        let record = KeyRecord {
-            id,
-            description: new.description,
-            created_ms: now,
-            state: KeyState::Enabled,
-            deletion_ms: None,
-            pending_window_days: None,
-            manager,
-            rotation: (manager == KeyManager::Aws).then_some(Rotation {
-                period_days: 365,
-                next_ms: now + 365 * DAY_MS,
-            }),
-            policy: policy_text,
-            tags: new.tags,
-        };
-        self.inner.store.write("creating a key", |tx| {
-            store::put_key(tx, &record)?;
-            store::add_material(tx, &id, &sealed)?;
-            if let Some(a) = &alias {
-                store::put_alias(tx, a, &id, now, now)?;
+        let master = self.master();
+        self.commit("creating a key", |table| {
+            if let Some(existing) = alias
+                .as_ref()
+                .and_then(|a| table.aliases.get(a))
+                .and_then(|a| table.keys.get(&a.key))
+            {
+                // Made meanwhile (by another node): that is the key.
+                return Ok(Plan::nothing(existing.clone()));
             }
-            Ok(())
-        })?;
-        let key = Arc::new(Key {
-            arn: self.key_arn(&id),
-            record,
-            policy,
-            materials: vec![material],
-        });
-        let mut next = table.clone_shallow();
-        next.keys.insert(id, key.clone());
-        if let Some(a) = alias {
-            next.aliases.insert(
-                a.clone(),
-                Alias {
-                    name: a,
+            if table.keys.len() >= MAX_KEYS {
+                return Err(KmsError::LimitExceeded(format!(
+                    "This server holds at most {MAX_KEYS} keys"
+                )));
+            }
+            let id = Uuid::new_v4();
+            let (sealed, material) = new_material(&master, &id, 1, now, "ORIGINAL")?;
+            let record = KeyRecord {
+                id,
+                description: new.description.clone(),
+                created_ms: now,
+                state: KeyState::Enabled,
+                deletion_ms: None,
+                pending_window_days: None,
+                manager,
+                rotation: (manager == KeyManager::Aws).then_some(Rotation {
+                    period_days: 365,
+                    next_ms: now + 365 * DAY_MS,
+                }),
+                policy: policy_text.clone(),
+                tags: new.tags.clone(),
+            };
+            let mut ops = vec![
+                Op::PutKey(record.clone()),
+                Op::AddMaterial {
+                    key: id,
+                    material: sealed,
+                },
+            ];
+            let key = Arc::new(Key {
+                arn: self.key_arn(&id),
+                record,
+                policy: policy.clone(),
+                materials: vec![material],
+            });
+            let mut next = table.clone_shallow();
+            next.keys.insert(id, key.clone());
+            if let Some(a) = &alias {
+                ops.push(Op::PutAlias {
+                    name: a.clone(),
                     key: id,
                     created_ms: now,
                     updated_ms: now,
-                },
-            );
-        }
-        self.publish(next);
-        Ok(key)
+                });
+                next.aliases.insert(
+                    a.clone(),
+                    Alias {
+                        name: a.clone(),
+                        key: id,
+                        created_ms: now,
+                        updated_ms: now,
+                    },
+                );
+            }
+            Ok(Plan::write(ops, next, key))
+        })
     }
 
     /// Changes one key under the write lock: `f` edits a copy, which is stored, then
@@ -715,27 +865,26 @@ impl Kms {
         &self,
         key_ref: &str,
         context: &'static str,
-        f: impl FnOnce(&mut Key, i64) -> Result<Option<SealedMaterial>, KmsError>,
+        mut f: impl FnMut(&mut Key, i64) -> Result<Option<SealedMaterial>, KmsError>,
     ) -> Result<Arc<Key>, KmsError> {
         let now = self.now();
-        self.table()?;
-        let _w = warden_sqlite::lock(&self.inner.write);
-        let table = self.snapshot();
-        let current = self.resolve_in(&table, key_ref)?;
-        let mut key = (*current).clone();
-        let material = f(&mut key, now)?;
-        self.inner.store.write(context, |tx| {
-            store::put_key(tx, &key.record)?;
-            if let Some(m) = &material {
-                store::add_material(tx, &key.record.id, m)?;
+        self.resolve(key_ref)?;
+        self.commit(context, |table| {
+            let current = self.resolve_in(table, key_ref)?;
+            let mut key = (*current).clone();
+            let material = f(&mut key, now)?;
+            let mut ops = vec![Op::PutKey(key.record.clone())];
+            if let Some(m) = material {
+                ops.push(Op::AddMaterial {
+                    key: key.record.id,
+                    material: m,
+                });
             }
-            Ok(())
-        })?;
-        let key = Arc::new(key);
-        let mut next = table.clone_shallow();
-        next.keys.insert(key.id(), key.clone());
-        self.publish(next);
-        Ok(key)
+            let key = Arc::new(key);
+            let mut next = table.clone_shallow();
+            next.keys.insert(key.id(), key.clone());
+            Ok(Plan::write(ops, next, key))
+        })
     }
 
     /// Every key id and ARN, ordered by id, a page at a time (`marker`: the last id of the
@@ -821,7 +970,7 @@ impl Kms {
             k.customer_managed("PutKeyPolicy")?;
             k.changeable()?;
             k.record.policy = text.to_owned();
-            k.policy = policy;
+            k.policy = policy.clone();
             Ok(None)
         })
     }
@@ -832,10 +981,10 @@ impl Kms {
         self.update(key_ref, "tagging a key", |k, _| {
             k.customer_managed("TagResource")?;
             k.changeable()?;
-            for (name, value) in tags {
-                match k.record.tags.iter_mut().find(|(n, _)| *n == name) {
-                    Some(t) => t.1 = value,
-                    None => k.record.tags.push((name, value)),
+            for (name, value) in &tags {
+                match k.record.tags.iter_mut().find(|(n, _)| n == name) {
+                    Some(t) => t.1.clone_from(value),
+                    None => k.record.tags.push((name.clone(), value.clone())),
                 }
             }
             if k.record.tags.len() > MAX_TAGS {
@@ -917,7 +1066,7 @@ impl Kms {
     ) -> Result<(Vec<Alias>, Option<String>), KmsError> {
         let table = self.table()?;
         let key = match key {
-            Some(r) => Some(self.resolve_in(&table, r)?.id()),
+            Some(r) => Some(self.resolve(r)?.id()),
             None => None,
         };
         let matching: Vec<&Alias> = table
@@ -949,9 +1098,18 @@ impl Kms {
     /// The alias named `name`.
     pub fn alias(&self, name: &str) -> Result<Alias, KmsError> {
         check_alias_name(name)?;
-        self.table()?.aliases.get(name).cloned().ok_or_else(|| {
-            KmsError::NotFound(format!("Alias {} is not found.", self.alias_arn(name)))
-        })
+        if let Some(a) = self.table()?.aliases.get(name) {
+            return Ok(a.clone());
+        }
+        if self.refresh_on_miss()? {
+            if let Some(a) = self.table()?.aliases.get(name) {
+                return Ok(a.clone());
+            }
+        }
+        Err(KmsError::NotFound(format!(
+            "Alias {} is not found.",
+            self.alias_arn(name)
+        )))
     }
 
     /// Creates `name` for `target`.
@@ -977,56 +1135,61 @@ impl Kms {
             ));
         }
         let now = self.now();
-        self.table()?;
-        let _w = warden_sqlite::lock(&self.inner.write);
-        let table = self.snapshot();
-        let key = self.resolve_in(&table, target)?;
-        key.changeable()?;
-        if key.is_aws_managed() {
-            return Err(KmsError::Unsupported(format!(
-                "An alias cannot name an AWS managed key ({})",
-                key.arn
-            )));
+        self.resolve(target)?;
+        if !create && !self.snapshot().aliases.contains_key(name) {
+            self.refresh_on_miss()?;
         }
-        let existing = table.aliases.get(name);
-        let created_ms = match (create, existing) {
-            (true, Some(_)) => {
-                return Err(KmsError::AlreadyExists(format!(
-                    "An alias with the name {} already exists",
-                    self.alias_arn(name)
-                )))
+        self.commit("writing an alias", |table| {
+            let key = self.resolve_in(table, target)?;
+            key.changeable()?;
+            if key.is_aws_managed() {
+                return Err(KmsError::Unsupported(format!(
+                    "An alias cannot name an AWS managed key ({})",
+                    key.arn
+                )));
             }
-            (false, None) => {
-                return Err(KmsError::NotFound(format!(
-                    "Alias {} is not found.",
-                    self.alias_arn(name)
-                )))
-            }
-            (false, Some(a)) => a.created_ms,
-            (true, None) => {
-                if table.aliases.len() >= MAX_ALIASES {
-                    return Err(KmsError::LimitExceeded(format!(
-                        "This server holds at most {MAX_ALIASES} aliases"
-                    )));
+            let existing = table.aliases.get(name);
+            let created_ms = match (create, existing) {
+                (true, Some(_)) => {
+                    return Err(KmsError::AlreadyExists(format!(
+                        "An alias with the name {} already exists",
+                        self.alias_arn(name)
+                    )))
                 }
-                now
-            }
-        };
-        self.inner.store.write("writing an alias", |tx| {
-            store::put_alias(tx, name, &key.id(), created_ms, now)
-        })?;
-        let mut next = table.clone_shallow();
-        next.aliases.insert(
-            name.to_owned(),
-            Alias {
+                (false, None) => {
+                    return Err(KmsError::NotFound(format!(
+                        "Alias {} is not found.",
+                        self.alias_arn(name)
+                    )))
+                }
+                (false, Some(a)) => a.created_ms,
+                (true, None) => {
+                    if table.aliases.len() >= MAX_ALIASES {
+                        return Err(KmsError::LimitExceeded(format!(
+                            "This server holds at most {MAX_ALIASES} aliases"
+                        )));
+                    }
+                    now
+                }
+            };
+            let mut next = table.clone_shallow();
+            next.aliases.insert(
+                name.to_owned(),
+                Alias {
+                    name: name.to_owned(),
+                    key: key.id(),
+                    created_ms,
+                    updated_ms: now,
+                },
+            );
+            let ops = vec![Op::PutAlias {
                 name: name.to_owned(),
                 key: key.id(),
                 created_ms,
                 updated_ms: now,
-            },
-        );
-        self.publish(next);
-        Ok(())
+            }];
+            Ok(Plan::write(ops, next, ()))
+        })
     }
 
     /// Deletes an alias (never the key).
@@ -1037,22 +1200,24 @@ impl Kms {
                 "{name} uses the reserved prefix alias/aws/"
             )));
         }
-        self.table()?;
-        let _w = warden_sqlite::lock(&self.inner.write);
-        let table = self.snapshot();
-        if !table.aliases.contains_key(name) {
-            return Err(KmsError::NotFound(format!(
-                "Alias {} is not found.",
-                self.alias_arn(name)
-            )));
+        if !self.table()?.aliases.contains_key(name) {
+            self.refresh_on_miss()?;
         }
-        self.inner
-            .store
-            .write("deleting an alias", |tx| store::delete_alias(tx, name))?;
-        let mut next = table.clone_shallow();
-        next.aliases.remove(name);
-        self.publish(next);
-        Ok(())
+        self.commit("deleting an alias", |table| {
+            if !table.aliases.contains_key(name) {
+                return Err(KmsError::NotFound(format!(
+                    "Alias {} is not found.",
+                    self.alias_arn(name)
+                )));
+            }
+            let mut next = table.clone_shallow();
+            next.aliases.remove(name);
+            Ok(Plan::write(
+                vec![Op::DeleteAlias(name.to_owned())],
+                next,
+                (),
+            ))
+        })
     }
 
     /// Encrypts up to 4096 bytes under a key's current material.
@@ -1090,12 +1255,24 @@ impl Kms {
         }
         check_context(context)?;
         let (header, sealed) = Header::parse(blob).ok_or(KmsError::InvalidCiphertext)?;
-        let table = self.table()?;
         if let Some(r) = key_ref {
-            let named = self.resolve_in(&table, r)?;
+            let named = self.resolve(r)?;
             if named.id() != header.key_id {
                 return Err(KmsError::IncorrectKey);
             }
+        }
+        // A key, or a material version, this node does not know may have been made on
+        // another node: reload once before refusing.
+        let known = |table: &Table| {
+            table
+                .keys
+                .get(&header.key_id)
+                .cloned()
+                .filter(|k| k.materials.iter().any(|m| m.version == header.material))
+        };
+        let mut table = self.table()?;
+        if known(&table).is_none() && self.refresh_on_miss()? {
+            table = self.table()?;
         }
         let key = table
             .keys
@@ -1157,30 +1334,57 @@ impl Kms {
 
     /// Re-seals every key material under `new` in one transaction and records its
     /// fingerprint; afterwards only `new` opens this store.
+    ///
+    /// On a store shared by several nodes, the other nodes keep working with the copy
+    /// they hold but can no longer reload it (their master key no longer opens the
+    /// materials): restart each of them with `new`.
     pub fn rotate_master(&self, new: &MasterKey) -> Result<usize, KmsError> {
         let _w = warden_sqlite::lock(&self.inner.write);
         let old = self.master();
-        let dump = self.inner.store.load()?;
-        let mut count = 0;
-        self.inner.store.write("re-sealing key material", |tx| {
+        for _ in 0..WRITE_ATTEMPTS {
+            let dump = self.inner.store.load()?;
+            let mut ops = Vec::new();
             for (record, materials) in &dump.keys {
                 for m in materials {
                     let aad = store::material_aad(&record.id, m.version);
                     let plain = old
                         .open(&aad, &m.sealed)
                         .ok_or_else(|| KmsError::Sealed(record.id.to_string()))?;
-                    store::reseal_material(tx, &record.id, m.version, &new.seal(&aad, &plain)?)?;
-                    count += 1;
+                    ops.push(Op::ResealMaterial {
+                        key: record.id,
+                        version: m.version,
+                        sealed: new.seal(&aad, &plain)?,
+                    });
                 }
             }
-            store::put_meta(tx, "master_fingerprint", new.fingerprint())
-        })?;
-        *self
-            .inner
-            .master
-            .write()
-            .unwrap_or_else(std::sync::PoisonError::into_inner) = new.clone();
-        Ok(count)
+            let count = ops.len();
+            ops.push(Op::PutMeta {
+                name: "master_fingerprint".to_owned(),
+                value: new.fingerprint().to_owned(),
+            });
+            let Some(generation) =
+                self.inner
+                    .store
+                    .apply("re-sealing key material", &ops, Some(dump.generation))?
+            else {
+                continue;
+            };
+            *self
+                .inner
+                .master
+                .write()
+                .unwrap_or_else(std::sync::PoisonError::into_inner) = new.clone();
+            // The materials did not change, only how they are sealed: the table stays
+            // right, and is now current if it was before.
+            let table = self.snapshot();
+            if table.generation == dump.generation {
+                let mut next = table.clone_shallow();
+                next.generation = generation;
+                self.publish(next);
+            }
+            return Ok(count);
+        }
+        Err(KmsError::Contended("re-sealing key material"))
     }
 }
 
@@ -1190,8 +1394,52 @@ impl Table {
             keys: self.keys.clone(),
             aliases: self.aliases.clone(),
             next_due_ms: self.next_due_ms,
+            generation: self.generation,
         }
     }
+}
+
+/// The key table a store's dump describes, every material opened under `master`.
+fn build_table(
+    master: &MasterKey,
+    account: &str,
+    region: &str,
+    dump: Dump,
+) -> Result<Table, KmsError> {
+    let mut table = Table {
+        generation: dump.generation,
+        ..Table::default()
+    };
+    for (record, materials) in dump.keys {
+        let materials = materials
+            .iter()
+            .map(|m| open_material(master, &record.id, m))
+            .collect::<Result<Vec<_>, _>>()?;
+        let policy = Arc::new(parse_policy(&record.policy)?);
+        let arn = format!("arn:aws:kms:{region}:{account}:key/{}", record.id);
+        table.keys.insert(
+            record.id,
+            Arc::new(Key {
+                record,
+                arn,
+                policy,
+                materials,
+            }),
+        );
+    }
+    for (name, key, created_ms, updated_ms) in dump.aliases {
+        table.aliases.insert(
+            name.clone(),
+            Alias {
+                name,
+                key,
+                created_ms,
+                updated_ms,
+            },
+        );
+    }
+    table.recompute_due();
+    Ok(table)
 }
 
 /// The id part of a key reference: key ids are lower-case hyphenated UUIDs, and only

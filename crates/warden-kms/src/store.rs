@@ -3,6 +3,16 @@
 //! key with the key id and material version as associated data, so a material row copied
 //! onto another key does not open; the data directory records the fingerprint of the
 //! master key that sealed it.
+//!
+//! The same store can live in PostgreSQL instead ([`crate::postgres`]), shared by several
+//! nodes. [`Backend`] is what the key service uses: either store, driven by the same
+//! backend-neutral write operations ([`Op`]), each list applied in one transaction that
+//! also bumps the store's write generation, so that a node can tell whether its
+//! in-memory copy is current and a write made from an outdated copy is refused
+//! (optimistic concurrency) rather than overwriting another node's change.
+//!
+//! In SQLite the generation is the `meta` row `generation` (absent, in files written
+//! before it existed, means 0), so existing `kms.db` files open unchanged.
 
 use std::path::Path;
 use std::sync::Mutex;
@@ -122,9 +132,11 @@ pub struct SealedMaterial {
     pub rotation: &'static str,
 }
 
-/// Everything stored, as loaded at start.
+/// Everything stored, as loaded at start: one consistent snapshot.
 #[derive(Debug, Default)]
 pub struct Dump {
+    /// The write generation the snapshot was read at.
+    pub generation: i64,
     /// Every key with its materials, oldest material first.
     pub keys: Vec<(KeyRecord, Vec<SealedMaterial>)>,
     /// Every alias: name (with `alias/`), key id, created, updated.
@@ -136,12 +148,173 @@ pub fn material_aad(key: &Uuid, version: u32) -> Vec<u8> {
     format!("kms-material/{key}/{version}").into_bytes()
 }
 
+/// The `meta` row holding SQLite's write generation.
+const GENERATION: &str = "generation";
+
+/// One write to the store; a list of them is applied in one transaction by either backend.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Op {
+    /// Sets a `meta` value.
+    PutMeta {
+        /// Its name.
+        name: String,
+        /// Its value.
+        value: String,
+    },
+    /// Writes a key's record (insert or replace).
+    PutKey(KeyRecord),
+    /// Adds a sealed material to a key.
+    AddMaterial {
+        /// The key.
+        key: Uuid,
+        /// The material.
+        material: SealedMaterial,
+    },
+    /// Replaces a material's sealed bytes (master key rotation).
+    ResealMaterial {
+        /// The key.
+        key: Uuid,
+        /// The material's version.
+        version: u32,
+        /// The bytes sealed under the new master key.
+        sealed: Vec<u8>,
+    },
+    /// Deletes a key, its materials and its aliases.
+    DeleteKey(Uuid),
+    /// Creates or repoints an alias.
+    PutAlias {
+        /// `alias/NAME`.
+        name: String,
+        /// The key it names.
+        key: Uuid,
+        /// When it was made (kept when repointing).
+        created_ms: i64,
+        /// When it was last changed.
+        updated_ms: i64,
+    },
+    /// Deletes an alias.
+    DeleteAlias(String),
+}
+
+/// Where KMS keeps its keys: a node's own SQLite file, or a PostgreSQL database shared by
+/// several nodes.
+pub enum Backend {
+    /// `DATA_DIR/kms.db`.
+    Sqlite(KmsStore),
+    /// A shared PostgreSQL database.
+    Postgres(crate::postgres::PgKmsStore),
+}
+
+impl std::fmt::Debug for Backend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Backend::Sqlite(_) => f.write_str("Backend::Sqlite"),
+            Backend::Postgres(p) => write!(f, "Backend::Postgres({p:?})"),
+        }
+    }
+}
+
+impl Backend {
+    /// Whether other nodes may write the store too.
+    pub fn is_shared(&self) -> bool {
+        matches!(self, Backend::Postgres(_))
+    }
+
+    /// Applies `ops` in one transaction that bumps the write generation, and returns the
+    /// new generation. With `expected`, writes only if the stored generation is still
+    /// `expected` and returns `None` (writing nothing) if it moved.
+    pub fn apply(
+        &self,
+        context: &'static str,
+        ops: &[Op],
+        expected: Option<i64>,
+    ) -> Result<Option<i64>, KmsError> {
+        match self {
+            Backend::Sqlite(s) => s.apply(context, ops, expected),
+            Backend::Postgres(p) => p.apply(context, ops, expected),
+        }
+    }
+
+    /// The stored write generation.
+    pub fn generation(&self) -> Result<i64, KmsError> {
+        match self {
+            Backend::Sqlite(s) => s.generation(),
+            Backend::Postgres(p) => p.generation(),
+        }
+    }
+
+    /// Reads a `meta` value.
+    pub fn meta(&self, name: &str) -> Result<Option<String>, KmsError> {
+        match self {
+            Backend::Sqlite(s) => s.meta(name),
+            Backend::Postgres(p) => p.meta(name),
+        }
+    }
+
+    /// The `meta` value `name`, set to `value` first if it has none (once, whichever of
+    /// several nodes asks first).
+    pub fn claim_meta(&self, name: &str, value: &str) -> Result<String, KmsError> {
+        match self {
+            Backend::Sqlite(s) => s.claim_meta(name, value),
+            Backend::Postgres(p) => p.claim_meta(name, value),
+        }
+    }
+
+    /// Loads everything, with the generation it was read at.
+    pub fn load(&self) -> Result<Dump, KmsError> {
+        match self {
+            Backend::Sqlite(s) => s.load(),
+            Backend::Postgres(p) => p.load(),
+        }
+    }
+}
+
+/// Applies one operation in a SQLite transaction.
+pub fn apply_op(tx: &Transaction<'_>, op: &Op) -> Result<(), KmsError> {
+    match op {
+        Op::PutMeta { name, value } => put_meta(tx, name, value),
+        Op::PutKey(record) => put_key(tx, record),
+        Op::AddMaterial { key, material } => add_material(tx, key, material),
+        Op::ResealMaterial {
+            key,
+            version,
+            sealed,
+        } => reseal_material(tx, key, *version, sealed),
+        Op::DeleteKey(key) => delete_key(tx, key),
+        Op::PutAlias {
+            name,
+            key,
+            created_ms,
+            updated_ms,
+        } => put_alias(tx, name, key, *created_ms, *updated_ms),
+        Op::DeleteAlias(name) => delete_alias(tx, name),
+    }
+}
+
+fn read_generation(conn: &Connection) -> Result<i64, KmsError> {
+    let text: Option<String> = conn
+        .query_row(
+            "SELECT value FROM meta WHERE name = ?1",
+            [GENERATION],
+            |r| r.get(0),
+        )
+        .optional()
+        .map_err(store("reading the key store's generation"))?;
+    match text {
+        None => Ok(0),
+        Some(t) => t.parse().map_err(|_| {
+            KmsError::Validation(format!("the key store's generation {t:?} is not a number"))
+        }),
+    }
+}
+
 /// The SQLite store of KMS.
 pub struct KmsStore {
     writer: Mutex<Connection>,
 }
 
-fn rotation_name(s: &str) -> &'static str {
+/// The static name of a material's rotation kind (`ORIGINAL` for anything unknown).
+pub(crate) fn rotation_name(s: &str) -> &'static str {
     match s {
         "AUTOMATIC" => "AUTOMATIC",
         "ON_DEMAND" => "ON_DEMAND",
@@ -181,6 +354,53 @@ impl KmsStore {
         Ok(out)
     }
 
+    /// Applies `ops` in one immediate transaction that bumps the write generation (see
+    /// [`Backend::apply`]).
+    pub fn apply(
+        &self,
+        context: &'static str,
+        ops: &[Op],
+        expected: Option<i64>,
+    ) -> Result<Option<i64>, KmsError> {
+        self.write(context, |tx| {
+            let current = read_generation(tx)?;
+            if expected.is_some_and(|e| e != current) {
+                return Ok(None);
+            }
+            for op in ops {
+                apply_op(tx, op)?;
+            }
+            let next = current + 1;
+            put_meta(tx, GENERATION, &next.to_string())?;
+            Ok(Some(next))
+        })
+    }
+
+    /// The stored write generation (0 in a file no write has bumped).
+    pub fn generation(&self) -> Result<i64, KmsError> {
+        let conn = warden_sqlite::lock(&self.writer);
+        read_generation(&conn)
+    }
+
+    /// The `meta` value `name`, set to `value` first if it has none.
+    pub fn claim_meta(&self, name: &str, value: &str) -> Result<String, KmsError> {
+        self.write("recording the key store's settings", |tx| {
+            let stored: Option<String> = tx
+                .query_row("SELECT value FROM meta WHERE name = ?1", [name], |r| {
+                    r.get(0)
+                })
+                .optional()
+                .map_err(store("reading the key store's settings"))?;
+            match stored {
+                Some(v) => Ok(v),
+                None => {
+                    put_meta(tx, name, value)?;
+                    Ok(value.to_owned())
+                }
+            }
+        })
+    }
+
     /// Reads a `meta` value.
     pub fn meta(&self, name: &str) -> Result<Option<String>, KmsError> {
         let conn = warden_sqlite::lock(&self.writer);
@@ -195,7 +415,10 @@ impl KmsStore {
     pub fn load(&self) -> Result<Dump, KmsError> {
         let conn = warden_sqlite::lock(&self.writer);
         let ctx = "loading the key store";
-        let mut dump = Dump::default();
+        let mut dump = Dump {
+            generation: read_generation(&conn)?,
+            ..Dump::default()
+        };
         let mut keys = conn
             .prepare("SELECT record FROM keys ORDER BY id")
             .map_err(store(ctx))?;
