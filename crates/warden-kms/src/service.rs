@@ -2,8 +2,8 @@
 //! once at start; every change is written to the store first, then published), and the
 //! cryptographic operations over them.
 //!
-//! Reads and cryptographic operations take a read lock on the key table and never touch
-//! the store; changes are serialized by one write lock. Time-driven transitions (a key
+//! Reads and cryptographic operations take a read lock on the key table and touch the
+//! store only to reload it (below); changes are serialized by one write lock. Time-driven transitions (a key
 //! whose deletion date passed is deleted, a key whose rotation is due gets new material)
 //! happen when the service is next used after they fall due.
 //!
