@@ -928,9 +928,16 @@ mod tests {
     #[test]
     fn a_node_runs_code_another_node_stored_fetching_it_once() {
         let (dir, a, b, mut db) = two_nodes();
-        // Larger than one chunk, so that chunking is exercised.
+        // Larger than one chunk even compressed (xorshift bytes do not compress), so
+        // that chunking is exercised.
+        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
         let big: Vec<u8> = (0..3 * crate::postgres::code::CHUNK_BYTES / 2)
-            .map(|i| (i * 7 % 251) as u8)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                x as u8
+            })
             .collect();
         let zip = zip_of(dir.path(), &big);
         let sha = a.put_zip(&zip).unwrap();

@@ -339,7 +339,7 @@ fn commit_batch(conn: &mut Connection, mut batch: Vec<Box<dyn GroupedWrite>>) {
 
 /// `$LATEST` is stored as 0 and published versions by number; anything else names no
 /// version at all.
-fn version_num(version: &str) -> Option<i64> {
+pub(crate) fn version_num(version: &str) -> Option<i64> {
     if version == LATEST {
         return Some(0);
     }
@@ -349,21 +349,21 @@ fn version_num(version: &str) -> Option<i64> {
     version.parse::<i64>().ok().filter(|n| *n > 0)
 }
 
-fn function_label(name: &FunctionName) -> String {
+pub(crate) fn function_label(name: &FunctionName) -> String {
     format!("function `{name}`")
 }
 
-fn version_label(name: &FunctionName, version: &str) -> String {
+pub(crate) fn version_label(name: &FunctionName, version: &str) -> String {
     format!("version `{version}` of function `{name}`")
 }
 
-fn alias_label(function: &FunctionName, alias: &str) -> String {
+pub(crate) fn alias_label(function: &FunctionName, alias: &str) -> String {
     format!("alias `{alias}` of function `{function}`")
 }
 
 /// Stored names were validated on the way in; reading one back through serde keeps a
 /// damaged row a `Corrupt` error instead of a panic.
-fn stored_name(raw: String) -> Result<FunctionName, StoreError> {
+pub(crate) fn stored_name(raw: String) -> Result<FunctionName, StoreError> {
     serde_json::from_value(serde_json::Value::String(raw.clone())).map_err(|source| {
         StoreError::Corrupt {
             what: format!("function name `{raw}`"),
@@ -372,7 +372,7 @@ fn stored_name(raw: String) -> Result<FunctionName, StoreError> {
     })
 }
 
-fn encode<T: serde::Serialize>(value: &T, what: &str) -> Result<String, StoreError> {
+pub(crate) fn encode<T: serde::Serialize>(value: &T, what: &str) -> Result<String, StoreError> {
     serde_json::to_string(value)
         .map_err(|e| StoreError::InvalidRecord(format!("{what} cannot be serialised: {e}")))
 }
@@ -382,7 +382,7 @@ fn encode<T: serde::Serialize>(value: &T, what: &str) -> Result<String, StoreErr
 /// fields of a newer Warden the record carries (see [`record`]); they count too, so that a
 /// change only a newer node understands is never deduplicated away. Without them the
 /// digest is what it was before records were versioned, so stored digests stay valid.
-fn config_digest(
+pub(crate) fn config_digest(
     latest: &FunctionVersion,
     kept: &serde_json::Map<String, serde_json::Value>,
 ) -> Result<String, StoreError> {
@@ -399,7 +399,7 @@ fn config_digest(
 }
 
 /// `latest` as a stored record replacing `stored` (if any), with its digest.
-fn latest_record(
+pub(crate) fn latest_record(
     latest: &FunctionVersion,
     stored: Option<&str>,
 ) -> Result<(Encoded, String), StoreError> {
@@ -412,7 +412,7 @@ fn latest_record(
     Ok((encoded, digest))
 }
 
-fn check_revision(expected: Option<&str>, actual: &str) -> Result<(), StoreError> {
+pub(crate) fn check_revision(expected: Option<&str>, actual: &str) -> Result<(), StoreError> {
     match expected {
         Some(expected) if expected != actual => Err(StoreError::RevisionMismatch {
             expected: expected.to_owned(),
@@ -499,7 +499,11 @@ fn insert_version(
     Ok(())
 }
 
-fn read_alias(json: &str, function: &FunctionName, name: &str) -> Result<Alias, StoreError> {
+pub(crate) fn read_alias(
+    json: &str,
+    function: &FunctionName,
+    name: &str,
+) -> Result<Alias, StoreError> {
     decode(json, || alias_label(function, name))
 }
 

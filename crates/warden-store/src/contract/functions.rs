@@ -1,1 +1,985 @@
-//! The contract of [`crate::FunctionStore`], [`crate::LayerStore`] and [`crate::EventQueue`] on every backend.
+//! The contract of [`crate::FunctionStore`], [`crate::LayerStore`] and [`crate::EventQueue`] on every backend: the
+//! tests SQLite had, run on each backend.
+
+use std::collections::BTreeMap;
+
+use warden_types::{FunctionName, FunctionVersion, NodeId, LATEST};
+
+use super::Fixture;
+use crate::{
+    Alias, Lease, LeasedEvent, LogRecord, LogSource, QueuedEvent, Settled, Store, StoreError,
+};
+
+fn node(s: &str) -> NodeId {
+    NodeId::new(s).unwrap()
+}
+
+/// The node most tests lease as.
+fn n1() -> NodeId {
+    node("n1")
+}
+
+fn name(s: &str) -> FunctionName {
+    FunctionName::new(s).unwrap()
+}
+
+fn latest(function: &str, sha: &str, rev: &str) -> FunctionVersion {
+    FunctionVersion {
+        name: name(function),
+        version: LATEST.to_owned(),
+        runtime: "python3.12".to_owned(),
+        handler: "app.handler".to_owned(),
+        role: "arn:aws:iam::000000000000:role/r".to_owned(),
+        description: String::new(),
+        timeout_seconds: 3,
+        memory_mb: 128,
+        ephemeral_storage_mb: 512,
+        environment: BTreeMap::new(),
+        sealed_environment: None,
+        kms_key_arn: None,
+        environment_error: None,
+        code_sha256: sha.to_owned(),
+        code_size: 10,
+        revision_id: rev.to_owned(),
+        last_modified_ms: 1,
+        architectures: vec!["x86_64".to_owned()],
+        layers: Vec::new(),
+        opt_sha256: None,
+        logging: Default::default(),
+        vpc_config: None,
+    }
+}
+
+fn alias(function: &str, alias_name: &str, version: &str, rev: &str) -> Alias {
+    Alias {
+        function: name(function),
+        name: alias_name.to_owned(),
+        function_version: version.to_owned(),
+        description: String::new(),
+        routing: None,
+        revision_id: rev.to_owned(),
+    }
+}
+
+fn event(id: &str, function: &str, not_before_ms: i64) -> QueuedEvent {
+    QueuedEvent {
+        id: id.to_owned(),
+        function: name(function),
+        qualifier: LATEST.to_owned(),
+        payload: id.as_bytes().to_vec(),
+        attempts: 0,
+        not_before_ms,
+        enqueued_ms: not_before_ms,
+    }
+}
+
+fn publish(store: &dyn Store, function: &str, rev: &str) -> FunctionVersion {
+    store
+        .publish_version(&name(function), None, None, rev, 100)
+        .unwrap()
+}
+
+fn versions(store: &dyn Store, function: &str) -> Vec<String> {
+    store
+        .list_versions(&name(function), None, 100)
+        .unwrap()
+        .into_iter()
+        .map(|v| v.version)
+        .collect()
+}
+
+fn ids(events: &[LeasedEvent]) -> Vec<&str> {
+    events.iter().map(|e| e.event.id.as_str()).collect()
+}
+
+fn create_and_get_function(f: &Fixture) {
+    let store = &*f.store;
+    let f = latest("f", "sha", "r1");
+    store.create_function(&f).unwrap();
+    assert_eq!(
+        store.get_version(&name("f"), LATEST).unwrap(),
+        Some(f.clone())
+    );
+    assert_eq!(store.get_version(&name("f"), "1").unwrap(), None);
+    assert_eq!(store.get_version(&name("f"), "alias").unwrap(), None);
+    assert_eq!(store.get_version(&name("g"), LATEST).unwrap(), None);
+    let err = store.create_function(&f).unwrap_err();
+    assert_eq!(err.to_string(), "function `f` already exists");
+}
+
+fn create_function_refuses_a_numbered_version(f: &Fixture) {
+    let store = &*f.store;
+    let mut f = latest("f", "sha", "r1");
+    f.version = "1".to_owned();
+    let err = store.create_function(&f).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "invalid record: a new function must be created as `$LATEST`, not version `1`"
+    );
+}
+
+fn update_latest_checks_the_revision(f: &Fixture) {
+    let store = &*f.store;
+    store.create_function(&latest("f", "sha", "r1")).unwrap();
+    let mut next = latest("f", "sha2", "r2");
+    next.memory_mb = 256;
+
+    let err = store.update_latest(&next, Some("stale")).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "the revision id `stale` does not match the current revision `r1`"
+    );
+    assert_eq!(
+        store
+            .get_version(&name("f"), LATEST)
+            .unwrap()
+            .unwrap()
+            .revision_id,
+        "r1"
+    );
+
+    store.update_latest(&next, Some("r1")).unwrap();
+    assert_eq!(
+        store.get_version(&name("f"), LATEST).unwrap(),
+        Some(next.clone())
+    );
+    // Without a precondition the write is unconditional.
+    store
+        .update_latest(&latest("f", "sha3", "r3"), None)
+        .unwrap();
+    assert_eq!(
+        store
+            .get_version(&name("f"), LATEST)
+            .unwrap()
+            .unwrap()
+            .code_sha256,
+        "sha3"
+    );
+
+    let err = store
+        .update_latest(&latest("g", "sha", "r1"), None)
+        .unwrap_err();
+    assert_eq!(err.to_string(), "function `g` does not exist");
+}
+
+fn publish_numbers_versions_and_copies_latest(f: &Fixture) {
+    let store = &*f.store;
+    store.create_function(&latest("f", "a", "r1")).unwrap();
+    let v1 = store
+        .publish_version(&name("f"), Some("first"), Some("r1"), "p1", 500)
+        .unwrap();
+    assert_eq!(v1.version, "1");
+    assert_eq!(v1.revision_id, "p1");
+    assert_eq!(v1.description, "first");
+    assert_eq!(v1.last_modified_ms, 500);
+    assert_eq!(v1.code_sha256, "a");
+    assert_eq!(store.get_version(&name("f"), "1").unwrap(), Some(v1));
+    // $LATEST itself is unchanged by publishing.
+    assert_eq!(
+        store
+            .get_version(&name("f"), LATEST)
+            .unwrap()
+            .unwrap()
+            .revision_id,
+        "r1"
+    );
+
+    store.update_latest(&latest("f", "b", "r2"), None).unwrap();
+    let v2 = publish(store, "f", "p2");
+    assert_eq!(v2.version, "2");
+    assert_eq!(
+        v2.description, "",
+        "without a description the function's is kept"
+    );
+    assert_eq!(versions(store, "f"), ["$LATEST", "1", "2"]);
+}
+
+fn publish_checks_the_revision_and_existence(f: &Fixture) {
+    let store = &*f.store;
+    store.create_function(&latest("f", "a", "r1")).unwrap();
+    let err = store
+        .publish_version(&name("f"), None, Some("r0"), "p1", 1)
+        .unwrap_err();
+    assert!(matches!(err, StoreError::RevisionMismatch { .. }), "{err}");
+    assert_eq!(versions(store, "f"), ["$LATEST"]);
+    let err = store
+        .publish_version(&name("g"), None, None, "p1", 1)
+        .unwrap_err();
+    assert_eq!(err.to_string(), "function `g` does not exist");
+}
+
+fn publish_without_changes_returns_the_newest_version(f: &Fixture) {
+    let store = &*f.store;
+    store.create_function(&latest("f", "a", "r1")).unwrap();
+    let v1 = publish(store, "f", "p1");
+    let again = publish(store, "f", "p2");
+    assert_eq!(again, v1, "same code and configuration: no new version");
+
+    // A new revision id alone is not a change.
+    store.update_latest(&latest("f", "a", "r2"), None).unwrap();
+    assert_eq!(publish(store, "f", "p3").version, "1");
+
+    // A configuration change is.
+    let mut changed = latest("f", "a", "r3");
+    changed.environment.insert("K".into(), "V".into());
+    store.update_latest(&changed, None).unwrap();
+    assert_eq!(publish(store, "f", "p4").version, "2");
+
+    // So is new code, and going back to old code after that too.
+    store.update_latest(&latest("f", "b", "r4"), None).unwrap();
+    assert_eq!(publish(store, "f", "p5").version, "3");
+    store.update_latest(&latest("f", "a", "r5"), None).unwrap();
+    assert_eq!(publish(store, "f", "p6").version, "4");
+}
+
+fn version_numbers_are_never_reused(f: &Fixture) {
+    let store = &*f.store;
+    store.create_function(&latest("f", "a", "r1")).unwrap();
+    publish(store, "f", "p1");
+    store.update_latest(&latest("f", "b", "r2"), None).unwrap();
+    publish(store, "f", "p2");
+    assert!(store.delete_function(&name("f"), Some("2")).unwrap());
+    assert!(!store.delete_function(&name("f"), Some("2")).unwrap());
+    assert_eq!(versions(store, "f"), ["$LATEST", "1"]);
+
+    // $LATEST still differs from version 1, so this is a new version: 3, not 2 again.
+    assert_eq!(publish(store, "f", "p3").version, "3");
+    assert!(store.delete_function(&name("f"), Some("3")).unwrap());
+    assert!(store.delete_function(&name("f"), Some("1")).unwrap());
+    assert_eq!(publish(store, "f", "p4").version, "4");
+}
+
+fn deleting_latest_alone_is_a_conflict(f: &Fixture) {
+    let store = &*f.store;
+    store.create_function(&latest("f", "a", "r1")).unwrap();
+    let err = store.delete_function(&name("f"), Some(LATEST)).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "version `$LATEST` of function `f` cannot be deleted without deleting the function"
+    );
+    assert!(!store
+        .delete_function(&name("f"), Some("not-a-version"))
+        .unwrap());
+    assert!(!store.delete_function(&name("nope"), Some("1")).unwrap());
+}
+
+fn deleting_a_function_removes_everything_of_it(f: &Fixture) {
+    let store = &*f.store;
+    store.create_function(&latest("f", "a", "r1")).unwrap();
+    store.create_function(&latest("g", "b", "r1")).unwrap();
+    publish(store, "f", "p1");
+    store.create_alias(&alias("f", "live", "1", "a1")).unwrap();
+    store.put_reserved_concurrency(&name("f"), Some(5)).unwrap();
+    store.put_reserved_concurrency(&name("g"), Some(7)).unwrap();
+    store.enqueue_event(&event("e1", "f", 0)).unwrap();
+    store.enqueue_event(&event("e2", "g", 0)).unwrap();
+    store
+        .append_logs(&[LogRecord {
+            seq: 0,
+            function: name("f"),
+            timestamp_ms: 1,
+            request_id: None,
+            stream: None,
+            message: "kept".into(),
+            source: LogSource::Function,
+        }])
+        .unwrap();
+
+    assert!(store.delete_function(&name("f"), None).unwrap());
+    assert!(!store.delete_function(&name("f"), None).unwrap());
+    assert_eq!(store.get_version(&name("f"), LATEST).unwrap(), None);
+    assert_eq!(store.get_version(&name("f"), "1").unwrap(), None);
+    assert_eq!(store.get_alias(&name("f"), "live").unwrap(), None);
+    assert_eq!(store.get_reserved_concurrency(&name("f")).unwrap(), None);
+    assert_eq!(store.all_reserved_concurrency().unwrap(), [(name("g"), 7)]);
+    assert_eq!(ids(&store.lease_events(&n1(), 10, 10, 10).unwrap()), ["e2"]);
+    assert_eq!(
+        store.read_logs(&name("f"), 0, 10).unwrap().len(),
+        1,
+        "logs stay"
+    );
+
+    // A re-created function starts numbering afresh and has no leftovers.
+    store.create_function(&latest("f", "c", "r9")).unwrap();
+    assert_eq!(publish(store, "f", "p1").version, "1");
+    assert!(store
+        .list_aliases(&name("f"), None, None, 10)
+        .unwrap()
+        .is_empty());
+}
+
+fn list_functions_paginates_by_name(f: &Fixture) {
+    let store = &*f.store;
+    for f in ["c", "a", "e", "b", "d"] {
+        store.create_function(&latest(f, "s", "r")).unwrap();
+    }
+    publish(store, "a", "p");
+    let page = |after: Option<&str>, limit| -> Vec<String> {
+        store
+            .list_functions(after.map(name).as_ref(), limit)
+            .unwrap()
+            .into_iter()
+            .map(|v| {
+                assert!(v.is_latest());
+                v.name.to_string()
+            })
+            .collect()
+    };
+    assert_eq!(page(None, 2), ["a", "b"]);
+    assert_eq!(page(Some("b"), 2), ["c", "d"]);
+    assert_eq!(page(Some("d"), 2), ["e"]);
+    assert!(page(Some("e"), 2).is_empty());
+    assert_eq!(page(None, 100).len(), 5);
+    assert!(page(None, 0).is_empty());
+}
+
+fn list_versions_paginates_latest_first_then_numbers(f: &Fixture) {
+    let store = &*f.store;
+    store.create_function(&latest("f", "s0", "r")).unwrap();
+    for i in 1..=11 {
+        store
+            .update_latest(&latest("f", &format!("s{i}"), "r"), None)
+            .unwrap();
+        publish(store, "f", "p");
+    }
+    let page = |after: Option<&str>, limit| -> Vec<String> {
+        store
+            .list_versions(&name("f"), after, limit)
+            .unwrap()
+            .into_iter()
+            .map(|v| v.version)
+            .collect()
+    };
+    // Numeric order, not text order: 10 and 11 come after 9.
+    assert_eq!(page(None, 3), ["$LATEST", "1", "2"]);
+    assert_eq!(page(Some("$LATEST"), 2), ["1", "2"]);
+    assert_eq!(page(Some("8"), 5), ["9", "10", "11"]);
+    assert!(page(Some("11"), 5).is_empty());
+    assert!(page(Some("bogus"), 5).is_empty());
+    let err = store.list_versions(&name("g"), None, 5).unwrap_err();
+    assert_eq!(err.to_string(), "function `g` does not exist");
+}
+
+fn referenced_code_lists_every_version_sha_once(f: &Fixture) {
+    let store = &*f.store;
+    store.create_function(&latest("f", "a", "r")).unwrap();
+    publish(store, "f", "p");
+    store.update_latest(&latest("f", "b", "r"), None).unwrap();
+    store.create_function(&latest("g", "a", "r")).unwrap();
+    assert_eq!(store.referenced_code().unwrap(), ["a", "b"]);
+    store.delete_function(&name("f"), Some("1")).unwrap();
+    store.delete_function(&name("g"), None).unwrap();
+    assert_eq!(store.referenced_code().unwrap(), ["b"]);
+}
+
+fn alias_lifecycle(f: &Fixture) {
+    let store = &*f.store;
+    store.create_function(&latest("f", "a", "r")).unwrap();
+    publish(store, "f", "p1");
+    store.update_latest(&latest("f", "b", "r"), None).unwrap();
+    publish(store, "f", "p2");
+
+    let live = alias("f", "live", "1", "a1");
+    store.create_alias(&live).unwrap();
+    assert_eq!(
+        store.get_alias(&name("f"), "live").unwrap(),
+        Some(live.clone())
+    );
+    assert_eq!(store.get_alias(&name("f"), "other").unwrap(), None);
+    let err = store.create_alias(&live).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "alias `live` of function `f` already exists"
+    );
+
+    let mut moved = alias("f", "live", "2", "a2");
+    moved.routing = Some(("1".to_owned(), 0.25));
+    moved.description = "canary".to_owned();
+    let err = store.update_alias(&moved, Some("a0")).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "the revision id `a0` does not match the current revision `a1`"
+    );
+    store.update_alias(&moved, Some("a1")).unwrap();
+    assert_eq!(store.get_alias(&name("f"), "live").unwrap(), Some(moved));
+
+    let err = store
+        .update_alias(&alias("f", "ghost", "1", "x"), None)
+        .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "alias `ghost` of function `f` does not exist"
+    );
+
+    assert!(store.delete_alias(&name("f"), "live").unwrap());
+    assert!(!store.delete_alias(&name("f"), "live").unwrap());
+    assert_eq!(store.get_alias(&name("f"), "live").unwrap(), None);
+}
+
+fn aliases_need_an_existing_function_and_version(f: &Fixture) {
+    let store = &*f.store;
+    let err = store
+        .create_alias(&alias("f", "live", "1", "a"))
+        .unwrap_err();
+    assert_eq!(err.to_string(), "function `f` does not exist");
+    store.create_function(&latest("f", "a", "r")).unwrap();
+    let err = store
+        .create_alias(&alias("f", "live", "1", "a"))
+        .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "version `1` of function `f` does not exist"
+    );
+    let mut routed = alias("f", "live", LATEST, "a");
+    routed.routing = Some(("7".to_owned(), 0.5));
+    let err = store.create_alias(&routed).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "version `7` of function `f` does not exist"
+    );
+    // $LATEST is a valid target.
+    store.create_alias(&alias("f", "dev", LATEST, "a")).unwrap();
+    publish(store, "f", "p");
+    store.create_alias(&alias("f", "live", "1", "a")).unwrap();
+    let err = store
+        .update_alias(&alias("f", "live", "9", "b"), Some("a"))
+        .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "version `9` of function `f` does not exist"
+    );
+}
+
+fn deleting_a_version_an_alias_uses_is_a_conflict(f: &Fixture) {
+    let store = &*f.store;
+    store.create_function(&latest("f", "a", "r")).unwrap();
+    publish(store, "f", "p1");
+    store.update_latest(&latest("f", "b", "r"), None).unwrap();
+    publish(store, "f", "p2");
+    let mut canary = alias("f", "canary", "2", "c");
+    canary.routing = Some(("1".to_owned(), 0.1));
+    store.create_alias(&canary).unwrap();
+
+    for v in ["1", "2"] {
+        let err = store.delete_function(&name("f"), Some(v)).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            format!("version `{v}` of function `f` cannot be deleted because alias `canary` points to it")
+        );
+    }
+    store.delete_alias(&name("f"), "canary").unwrap();
+    assert!(store.delete_function(&name("f"), Some("1")).unwrap());
+}
+
+fn list_aliases_filters_and_paginates(f: &Fixture) {
+    let store = &*f.store;
+    store.create_function(&latest("f", "a", "r")).unwrap();
+    publish(store, "f", "p1");
+    store.update_latest(&latest("f", "b", "r"), None).unwrap();
+    publish(store, "f", "p2");
+    store.create_alias(&alias("f", "c", "1", "r")).unwrap();
+    store.create_alias(&alias("f", "a", "2", "r")).unwrap();
+    let mut routed = alias("f", "b", "2", "r");
+    routed.routing = Some(("1".to_owned(), 0.5));
+    store.create_alias(&routed).unwrap();
+    store.create_alias(&alias("f", "d", LATEST, "r")).unwrap();
+
+    let names = |version: Option<&str>, after: Option<&str>, limit| -> Vec<String> {
+        store
+            .list_aliases(&name("f"), version, after, limit)
+            .unwrap()
+            .into_iter()
+            .map(|a| a.name)
+            .collect()
+    };
+    assert_eq!(names(None, None, 10), ["a", "b", "c", "d"]);
+    assert_eq!(names(None, None, 2), ["a", "b"]);
+    assert_eq!(names(None, Some("b"), 2), ["c", "d"]);
+    assert_eq!(
+        names(Some("1"), None, 10),
+        ["b", "c"],
+        "routing counts as pointing"
+    );
+    assert_eq!(names(Some("2"), None, 10), ["a", "b"]);
+    assert_eq!(names(Some(LATEST), None, 10), ["d"]);
+    assert_eq!(names(Some("1"), Some("b"), 10), ["c"]);
+    let err = store.list_aliases(&name("g"), None, None, 10).unwrap_err();
+    assert_eq!(err.to_string(), "function `g` does not exist");
+}
+
+fn reserved_concurrency_round_trips(f: &Fixture) {
+    let store = &*f.store;
+    store.create_function(&latest("b", "a", "r")).unwrap();
+    store.create_function(&latest("a", "a", "r")).unwrap();
+    assert_eq!(store.get_reserved_concurrency(&name("a")).unwrap(), None);
+    store
+        .put_reserved_concurrency(&name("b"), Some(10))
+        .unwrap();
+    store.put_reserved_concurrency(&name("a"), Some(0)).unwrap();
+    store
+        .put_reserved_concurrency(&name("b"), Some(20))
+        .unwrap();
+    assert_eq!(
+        store.get_reserved_concurrency(&name("b")).unwrap(),
+        Some(20)
+    );
+    assert_eq!(
+        store.all_reserved_concurrency().unwrap(),
+        [(name("a"), 0), (name("b"), 20)]
+    );
+    store.put_reserved_concurrency(&name("b"), None).unwrap();
+    assert_eq!(store.get_reserved_concurrency(&name("b")).unwrap(), None);
+    assert_eq!(store.all_reserved_concurrency().unwrap(), [(name("a"), 0)]);
+    let err = store
+        .put_reserved_concurrency(&name("z"), Some(1))
+        .unwrap_err();
+    assert_eq!(err.to_string(), "function `z` does not exist");
+}
+
+fn enqueue_needs_the_function_and_a_unique_id(f: &Fixture) {
+    let store = &*f.store;
+    let err = store.enqueue_event(&event("e1", "f", 0)).unwrap_err();
+    assert_eq!(err.to_string(), "function `f` does not exist");
+    store.create_function(&latest("f", "a", "r")).unwrap();
+    store.enqueue_event(&event("e1", "f", 0)).unwrap();
+    let err = store.enqueue_event(&event("e1", "f", 5)).unwrap_err();
+    assert_eq!(err.to_string(), "event `e1` already exists");
+    assert_eq!(store.queued_event_count().unwrap(), 1);
+}
+
+fn lease_orders_by_due_time_then_enqueue_order(f: &Fixture) {
+    let store = &*f.store;
+    store.create_function(&latest("f", "a", "r")).unwrap();
+    store.enqueue_event(&event("late", "f", 50)).unwrap();
+    store.enqueue_event(&event("first", "f", 10)).unwrap();
+    store.enqueue_event(&event("second", "f", 10)).unwrap();
+    store.enqueue_event(&event("future", "f", 1_000)).unwrap();
+
+    let got = store.lease_events(&n1(), 100, 30, 2).unwrap();
+    assert_eq!(ids(&got), ["first", "second"]);
+    assert_eq!(
+        got[0].event,
+        event("first", "f", 10),
+        "the event comes back as queued"
+    );
+    assert_eq!(
+        ids(&store.lease_events(&n1(), 100, 30, 10).unwrap()),
+        ["late"]
+    );
+    assert!(
+        store.lease_events(&n1(), 100, 30, 10).unwrap().is_empty(),
+        "all due ones are leased"
+    );
+    assert!(store.lease_events(&n1(), 100, 30, 0).unwrap().is_empty());
+    assert_eq!(store.queued_event_count().unwrap(), 4);
+}
+
+fn an_expired_lease_makes_the_event_due_again(f: &Fixture) {
+    let store = &*f.store;
+    store.create_function(&latest("f", "a", "r")).unwrap();
+    store.enqueue_event(&event("e", "f", 0)).unwrap();
+    assert_eq!(ids(&store.lease_events(&n1(), 100, 50, 10).unwrap()), ["e"]);
+    assert!(store.lease_events(&n1(), 149, 50, 10).unwrap().is_empty());
+    // A crashed worker never completes; at the lease end another one gets the event.
+    let again = store.lease_events(&n1(), 150, 50, 10).unwrap();
+    assert_eq!(ids(&again), ["e"]);
+    assert_eq!(
+        again[0].event.attempts, 0,
+        "an expired lease is not a counted attempt"
+    );
+}
+
+fn retry_bumps_attempts_and_backs_off(f: &Fixture) {
+    let store = &*f.store;
+    store.create_function(&latest("f", "a", "r")).unwrap();
+    store.enqueue_event(&event("e", "f", 0)).unwrap();
+    store.enqueue_event(&event("other", "f", 150)).unwrap();
+    let first = store.lease_events(&n1(), 100, 1_000, 10).unwrap();
+    assert_eq!(ids(&first), ["e"]);
+    assert_eq!(
+        store.retry_event(&first[0].lease, 200).unwrap(),
+        Settled::Applied
+    );
+    assert!(store
+        .lease_events(&n1(), 149, 1_000, 10)
+        .unwrap()
+        .is_empty());
+    let got = store.lease_events(&n1(), 300, 1_000, 10).unwrap();
+    assert_eq!(ids(&got), ["other", "e"], "ordered by the new due time");
+    assert_eq!(got[1].event.attempts, 1);
+    assert_eq!(got[1].event.not_before_ms, 200);
+    assert_eq!(
+        store.retry_event(&got[1].lease, 300).unwrap(),
+        Settled::Applied
+    );
+    assert_eq!(
+        store.lease_events(&n1(), 300, 1_000, 10).unwrap()[0]
+            .event
+            .attempts,
+        2
+    );
+    // Retrying or completing an event that is gone is a no-op.
+    let ghost = Lease {
+        event_id: "ghost".into(),
+        ..got[1].lease.clone()
+    };
+    assert_eq!(store.retry_event(&ghost, 1).unwrap(), Settled::Gone);
+    assert_eq!(store.complete_event(&ghost).unwrap(), Settled::Gone);
+}
+
+fn complete_removes_the_event(f: &Fixture) {
+    let store = &*f.store;
+    store.create_function(&latest("f", "a", "r")).unwrap();
+    store.enqueue_event(&event("a", "f", 0)).unwrap();
+    store.enqueue_event(&event("b", "f", 0)).unwrap();
+    let leased = store.lease_events(&n1(), 10, 5, 10).unwrap();
+    assert_eq!(
+        store.complete_event(&leased[0].lease).unwrap(),
+        Settled::Applied
+    );
+    assert_eq!(store.queued_event_count().unwrap(), 1);
+    let again = store.lease_events(&n1(), 20, 5, 10).unwrap();
+    assert_eq!(ids(&again), ["b"]);
+    assert_eq!(
+        store.complete_event(&again[0].lease).unwrap(),
+        Settled::Applied
+    );
+    assert_eq!(store.queued_event_count().unwrap(), 0);
+}
+
+fn a_lease_names_its_node_and_another_node_takes_it_once_expired(f: &Fixture) {
+    let store = &*f.store;
+    store.create_function(&latest("f", "a", "r")).unwrap();
+    store.enqueue_event(&event("e", "f", 0)).unwrap();
+    let first = store.lease_events(&node("a"), 100, 50, 10).unwrap();
+    assert_eq!(first.len(), 1);
+    assert_eq!(first[0].lease.leased_by, node("a"));
+    assert_eq!(first[0].lease.leased_until_ms, 150);
+    assert_eq!(first[0].lease.event_id, "e");
+    // While the lease lasts, no node (not even its holder) gets the event.
+    assert!(store
+        .lease_events(&node("b"), 149, 50, 10)
+        .unwrap()
+        .is_empty());
+    assert!(store
+        .lease_events(&node("a"), 149, 50, 10)
+        .unwrap()
+        .is_empty());
+    // Node `a` died: at the lease's end node `b` takes the event over.
+    let taken = store.lease_events(&node("b"), 150, 50, 10).unwrap();
+    assert_eq!(ids(&taken), ["e"]);
+    assert_eq!(taken[0].lease.leased_by, node("b"));
+    assert_eq!(taken[0].lease.leased_until_ms, 200);
+    assert!(taken[0].lease.token > first[0].lease.token);
+    assert_eq!(
+        taken[0].event.attempts, 0,
+        "a lost lease is not a counted attempt"
+    );
+    assert_eq!(
+        store.complete_event(&taken[0].lease).unwrap(),
+        Settled::Applied
+    );
+    assert_eq!(store.queued_event_count().unwrap(), 0);
+}
+
+fn a_stale_lease_cannot_settle_an_event_another_node_now_runs(f: &Fixture) {
+    let store = &*f.store;
+    store.create_function(&latest("f", "a", "r")).unwrap();
+    store.enqueue_event(&event("e", "f", 0)).unwrap();
+    let stale = store.lease_events(&node("a"), 100, 50, 10).unwrap()[0]
+        .lease
+        .clone();
+    let current = store.lease_events(&node("b"), 150, 50, 10).unwrap()[0]
+        .lease
+        .clone();
+    // Node `a` overran its lease and now reports: every outcome is refused, nothing changes.
+    assert_eq!(store.complete_event(&stale).unwrap(), Settled::LeaseLost);
+    assert_eq!(store.retry_event(&stale, 999).unwrap(), Settled::LeaseLost);
+    assert_eq!(
+        store.postpone_event(&stale, 999).unwrap(),
+        Settled::LeaseLost
+    );
+    assert_eq!(store.queued_event_count().unwrap(), 1);
+    assert!(
+        store
+            .lease_events(&node("c"), 199, 50, 10)
+            .unwrap()
+            .is_empty(),
+        "the event is still leased to `b`, not rescheduled by `a`"
+    );
+    // Node `b` decides: its retry counts, with its own back-off.
+    assert_eq!(store.retry_event(&current, 300).unwrap(), Settled::Applied);
+    let next = store.lease_events(&node("c"), 300, 50, 10).unwrap();
+    assert_eq!(next[0].event.attempts, 1);
+    assert_eq!(next[0].event.not_before_ms, 300);
+    // A lease that ended by a settlement settles nothing more.
+    assert_eq!(store.complete_event(&current).unwrap(), Settled::LeaseLost);
+    assert_eq!(
+        store.complete_event(&next[0].lease).unwrap(),
+        Settled::Applied
+    );
+    assert_eq!(store.complete_event(&stale).unwrap(), Settled::Gone);
+}
+
+fn the_same_node_leasing_again_after_expiry_gets_a_new_lease(f: &Fixture) {
+    let store = &*f.store;
+    store.create_function(&latest("f", "a", "r")).unwrap();
+    store.enqueue_event(&event("e", "f", 0)).unwrap();
+    let hung = store.lease_events(&n1(), 100, 50, 10).unwrap()[0]
+        .lease
+        .clone();
+    let fresh = store.lease_events(&n1(), 150, 50, 10).unwrap()[0]
+        .lease
+        .clone();
+    assert_eq!(hung.leased_by, fresh.leased_by);
+    assert_ne!(hung.token, fresh.token);
+    assert_eq!(
+        store.complete_event(&hung).unwrap(),
+        Settled::LeaseLost,
+        "the hung invocation's outcome must not end the fresh one's event"
+    );
+    assert_eq!(store.complete_event(&fresh).unwrap(), Settled::Applied);
+}
+
+fn an_expired_lease_nobody_replaced_still_settles(f: &Fixture) {
+    let store = &*f.store;
+    store.create_function(&latest("f", "a", "r")).unwrap();
+    store.enqueue_event(&event("e", "f", 0)).unwrap();
+    let lease = store.lease_events(&n1(), 100, 50, 10).unwrap()[0]
+        .lease
+        .clone();
+    // Long past the lease, but no other node took the event: the result still counts, so
+    // the event does not run again for nothing.
+    assert_eq!(store.postpone_event(&lease, 500).unwrap(), Settled::Applied);
+    let again = store.lease_events(&node("b"), 500, 50, 10).unwrap();
+    assert_eq!(ids(&again), ["e"]);
+    assert_eq!(again[0].event.attempts, 0, "a postponement is no attempt");
+}
+
+fn reclaiming_ends_only_the_nodes_own_leases(f: &Fixture) {
+    let store = &*f.store;
+    store.create_function(&latest("f", "a", "r")).unwrap();
+    for id in ["a1", "a2", "b1", "free"] {
+        store.enqueue_event(&event(id, "f", 0)).unwrap();
+    }
+    let a = store.lease_events(&node("a"), 100, 1_000, 2).unwrap();
+    let b = store.lease_events(&node("b"), 100, 1_000, 1).unwrap();
+    assert_eq!(ids(&a), ["a1", "a2"]);
+    assert_eq!(ids(&b), ["b1"]);
+    // Node `a` restarts: its leases end at once; `b`'s last until they expire.
+    assert_eq!(store.reclaim_leases(&node("a")).unwrap(), 2);
+    assert_eq!(store.reclaim_leases(&node("a")).unwrap(), 0);
+    let again = store.lease_events(&node("a"), 101, 1_000, 10).unwrap();
+    assert_eq!(ids(&again), ["a1", "a2", "free"]);
+    // The previous run's leases settle nothing.
+    assert_eq!(
+        store.complete_event(&a[0].lease).unwrap(),
+        Settled::LeaseLost
+    );
+    assert_eq!(store.complete_event(&b[0].lease).unwrap(), Settled::Applied);
+}
+
+fn settings_round_trip(f: &Fixture) {
+    let store = &*f.store;
+    assert_eq!(store.get_setting("k").unwrap(), None);
+    store.put_setting("k", "v1").unwrap();
+    store.put_setting("k", "v2").unwrap();
+    assert_eq!(store.get_setting("k").unwrap().as_deref(), Some("v2"));
+}
+
+fn concurrent_writers_and_readers_do_not_interfere(f: &Fixture) {
+    let store = &*f.store;
+    store.create_function(&latest("f", "a", "r")).unwrap();
+    // As the engine holds it: a shared trait object.
+    let store: std::sync::Arc<dyn Store> = std::sync::Arc::clone(&f.store);
+    let threads: Vec<_> = (0..4)
+        .map(|t| {
+            let store = store.clone();
+            std::thread::spawn(move || {
+                for i in 0..25 {
+                    store
+                        .enqueue_event(&event(&format!("{t}-{i}"), "f", 0))
+                        .unwrap();
+                    assert!(store.get_version(&name("f"), LATEST).unwrap().is_some());
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().unwrap();
+    }
+    assert_eq!(store.queued_event_count().unwrap(), 100);
+}
+
+fn concurrent_queue_writes_keep_their_own_outcomes(f: &Fixture) {
+    let store = &*f.store;
+    store.create_function(&latest("f", "a", "r")).unwrap();
+    let store = std::sync::Arc::clone(&f.store);
+    let threads: Vec<_> = (0..8)
+        .map(|t| {
+            let store = store.clone();
+            std::thread::spawn(move || {
+                let mut refused = 0;
+                for i in 0..20 {
+                    // Odd threads reuse the ids of the even ones: exactly one of each pair wins.
+                    let id = format!("{}-{i}", t / 2);
+                    let function = if i == 19 { "missing" } else { "f" };
+                    match store.enqueue_event(&event(&id, function, 0)) {
+                        Ok(()) => {}
+                        Err(StoreError::AlreadyExists(_)) => refused += 1,
+                        Err(StoreError::NotFound(what)) => assert_eq!(what, "function `missing`"),
+                        Err(e) => panic!("{e}"),
+                    }
+                }
+                refused
+            })
+        })
+        .collect();
+    let refused: usize = threads.into_iter().map(|t| t.join().unwrap()).sum();
+    assert_eq!(refused, 4 * 19);
+    assert_eq!(store.queued_event_count().unwrap(), 4 * 19);
+}
+
+/// Two nodes (two stores on one database) create one name at once: exactly one wins.
+fn two_nodes_creating_one_function_make_it_once(f: &Fixture) {
+    let other = f.reopen();
+    for round in 0..10 {
+        let fname = format!("race-{round}");
+        let (a, b) = (
+            std::sync::Arc::clone(&f.store),
+            std::sync::Arc::clone(&other),
+        );
+        let (na, nb) = (fname.clone(), fname.clone());
+        let ta = std::thread::spawn(move || a.create_function(&latest(&na, "a", "r1")));
+        let tb = std::thread::spawn(move || b.create_function(&latest(&nb, "b", "r2")));
+        let results = [ta.join().unwrap(), tb.join().unwrap()];
+        let won = results.iter().filter(|r| r.is_ok()).count();
+        let lost = results
+            .iter()
+            .filter(|r| matches!(r, Err(StoreError::AlreadyExists(_))))
+            .count();
+        assert_eq!((won, lost), (1, 1), "{results:?}");
+    }
+}
+
+/// Two nodes publishing one function at once get distinct numbers.
+fn two_nodes_publishing_at_once_get_distinct_numbers(f: &Fixture) {
+    let other = f.reopen();
+    f.store.create_function(&latest("f", "a", "r")).unwrap();
+    let mut handles = Vec::new();
+    for (i, store) in [std::sync::Arc::clone(&f.store), other]
+        .into_iter()
+        .enumerate()
+    {
+        handles.push(std::thread::spawn(move || {
+            let mut got = Vec::new();
+            for j in 0..10 {
+                // A change of $LATEST between publishes, so none is deduplicated.
+                let mut l = store.get_version(&name("f"), LATEST).unwrap().unwrap();
+                l.description = format!("{i}-{j}");
+                l.revision_id = format!("r{i}-{j}");
+                loop {
+                    let current = store.get_version(&name("f"), LATEST).unwrap().unwrap();
+                    if store.update_latest(&l, Some(&current.revision_id)).is_ok() {
+                        break;
+                    }
+                }
+                // Guarded by this thread's own revision: a publish that succeeds copies a
+                // `$LATEST` only this thread wrote, so it is never deduplicated into the
+                // other thread's version.
+                if let Ok(v) = store.publish_version(
+                    &name("f"),
+                    None,
+                    Some(&l.revision_id),
+                    &format!("p{i}-{j}"),
+                    1,
+                ) {
+                    got.push(v.version);
+                }
+            }
+            got
+        }));
+    }
+    let mut all: Vec<String> = handles
+        .into_iter()
+        .flat_map(|h| h.join().unwrap())
+        .collect();
+    let n = all.len();
+    assert!(n >= 2, "too few publishes succeeded to race: {all:?}");
+    all.sort();
+    all.dedup();
+    assert_eq!(all.len(), n, "a number was handed out twice");
+}
+
+/// Two nodes leasing from one queue at once never get the same event.
+fn two_nodes_leasing_at_once_never_share_an_event(f: &Fixture) {
+    let other = f.reopen();
+    f.store.create_function(&latest("f", "a", "r")).unwrap();
+    for i in 0..60 {
+        f.store
+            .enqueue_event(&event(&format!("e{i}"), "f", 0))
+            .unwrap();
+    }
+    let mut handles = Vec::new();
+    for (i, store) in [std::sync::Arc::clone(&f.store), other]
+        .into_iter()
+        .enumerate()
+    {
+        handles.push(std::thread::spawn(move || {
+            let me = node(&format!("n{i}"));
+            let mut got = Vec::new();
+            loop {
+                let leased = store.lease_events(&me, 10, 60_000, 3).unwrap();
+                if leased.is_empty() {
+                    return got;
+                }
+                got.extend(leased.into_iter().map(|l| l.event.id));
+            }
+        }));
+    }
+    let mut all: Vec<String> = handles
+        .into_iter()
+        .flat_map(|h| h.join().unwrap())
+        .collect();
+    assert_eq!(all.len(), 60, "every event leased once");
+    all.sort();
+    all.dedup();
+    assert_eq!(all.len(), 60, "an event was leased twice");
+    let _ = f.backend;
+}
+
+contract_tests!(
+    two_nodes_creating_one_function_make_it_once,
+    two_nodes_publishing_at_once_get_distinct_numbers,
+    two_nodes_leasing_at_once_never_share_an_event,
+    create_and_get_function,
+    create_function_refuses_a_numbered_version,
+    update_latest_checks_the_revision,
+    publish_numbers_versions_and_copies_latest,
+    publish_checks_the_revision_and_existence,
+    publish_without_changes_returns_the_newest_version,
+    version_numbers_are_never_reused,
+    deleting_latest_alone_is_a_conflict,
+    deleting_a_function_removes_everything_of_it,
+    list_functions_paginates_by_name,
+    list_versions_paginates_latest_first_then_numbers,
+    referenced_code_lists_every_version_sha_once,
+    alias_lifecycle,
+    aliases_need_an_existing_function_and_version,
+    deleting_a_version_an_alias_uses_is_a_conflict,
+    list_aliases_filters_and_paginates,
+    reserved_concurrency_round_trips,
+    enqueue_needs_the_function_and_a_unique_id,
+    lease_orders_by_due_time_then_enqueue_order,
+    an_expired_lease_makes_the_event_due_again,
+    retry_bumps_attempts_and_backs_off,
+    complete_removes_the_event,
+    a_lease_names_its_node_and_another_node_takes_it_once_expired,
+    a_stale_lease_cannot_settle_an_event_another_node_now_runs,
+    the_same_node_leasing_again_after_expiry_gets_a_new_lease,
+    an_expired_lease_nobody_replaced_still_settles,
+    reclaiming_ends_only_the_nodes_own_leases,
+    settings_round_trip,
+    concurrent_writers_and_readers_do_not_interfere,
+    concurrent_queue_writes_keep_their_own_outcomes,
+);

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use warden_types::FunctionName;
 
-use super::{contract_tests, Fixture};
+use super::Fixture;
 use crate::{
     Cursor, EventRange, LogGroup, LogRecord, LogRetention, LogSource, Scan, Store, StoredEvent,
     StreamQuery,

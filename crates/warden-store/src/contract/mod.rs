@@ -94,7 +94,6 @@ macro_rules! contract_tests {
         }
     };
 }
-pub(crate) use contract_tests;
 
 // The areas of the contract; each file ends with its `contract_tests!` list.
 mod functions;
