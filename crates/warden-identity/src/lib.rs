@@ -6,12 +6,14 @@
 mod aws_policies;
 mod crypto;
 mod error;
+pub mod postgres;
 mod query;
 mod service;
 mod store;
 
 pub use crypto::{MasterKey, MASTER_KEY_LEN};
 pub use error::IdentityError;
+pub use postgres::PostgresIdentityStore;
 pub use query::{
     is_sts_action, parse_form, percent_encode, QueryError, StsTarget, Trust, CONTENT_TYPE,
     IAM_NAMESPACE, IAM_VERSION, STS_ACTIONS, STS_NAMESPACE, STS_VERSION,

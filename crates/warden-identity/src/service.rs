@@ -80,6 +80,9 @@ struct Inner {
     snapshot: RwLock<Arc<Snapshot>>,
     sessions: RwLock<HashMap<String, Session>>,
     usage: Mutex<Usage>,
+    /// The store's generation when the snapshot was last rebuilt by [`Identity::refresh`]
+    /// (`u64::MAX` before the first).
+    seen_generation: std::sync::atomic::AtomicU64,
 }
 
 /// A live role session.
@@ -552,6 +555,7 @@ impl Identity {
                 snapshot: RwLock::new(Arc::new(snapshot)),
                 sessions: RwLock::new(HashMap::new()),
                 usage: Mutex::new(Usage::default()),
+                seen_generation: std::sync::atomic::AtomicU64::new(u64::MAX),
             }),
         };
         identity.install_aws_policies()?;
@@ -644,6 +648,39 @@ impl Identity {
         self.write(|_, _| Ok(()))
     }
 
+    /// Opens the identity service on a PostgreSQL database shared with other nodes, with
+    /// `connections` connections and secrets sealed under `key` (which every node must
+    /// share).
+    pub fn open_postgres(
+        url: &str,
+        connections: usize,
+        key: MasterKey,
+        account: &str,
+    ) -> Result<Self, IdentityError> {
+        let store = crate::postgres::PostgresIdentityStore::open(url, connections)?;
+        Identity::with_store(Box::new(store), key, account)
+    }
+
+    /// Rebuilds the snapshot if the store's generation moved since the last refresh (a
+    /// write of this node or another's); returns whether it did. A store that keeps no
+    /// generation (the embedded one) never needs it. Called periodically by a node that
+    /// shares its store, this bounds how long a change made elsewhere (a deleted key, a
+    /// detached policy) goes unseen here.
+    pub fn refresh(&self) -> Result<bool, IdentityError> {
+        use std::sync::atomic::Ordering;
+        let Some(generation) = self.inner.store.generation()? else {
+            return Ok(false);
+        };
+        if self.inner.seen_generation.load(Ordering::Acquire) == generation {
+            return Ok(false);
+        }
+        self.reload()?;
+        self.inner
+            .seen_generation
+            .store(generation, Ordering::Release);
+        Ok(true)
+    }
+
     fn user_arn(&self, path: &str, name: &str) -> String {
         format!(
             "arn:aws:iam::{}:user{}/{name}",
@@ -688,7 +725,12 @@ impl Identity {
                 last_used_service: None,
                 last_used_region: None,
             };
-            store.create_user(&user, &[inline], Some(&key))?;
+            match store.create_user(&user, &[inline], Some(&key)) {
+                // Another node sharing the store made it first (its snapshot here was
+                // older): that one is the administrator; the write rebuilds the snapshot.
+                Err(IdentityError::EntityAlreadyExists(_)) => return Ok(None),
+                other => other?,
+            }
             tracing::info!(user = ADMIN_USER, access_key_id = %key_id, "created the bootstrap administrator");
             Ok(Some((key_id, secret)))
         })

@@ -277,6 +277,13 @@ pub type Reseal<'a> = &'a dyn Fn(&str, &[u8]) -> Result<Vec<u8>, IdentityError>;
 pub trait IdentityStore: Send + Sync {
     /// Everything, read in one consistent snapshot.
     fn load(&self) -> Result<Dump, IdentityError>;
+    /// A number that changes with every write, if the store can tell it cheaply: what a
+    /// node sharing the store with others polls to know when to reload. `None` (the
+    /// embedded store, which only its own process writes while it runs) means no such
+    /// number.
+    fn generation(&self) -> Result<Option<u64>, IdentityError> {
+        Ok(None)
+    }
     /// Replaces every access key's sealed secret with `reseal(key id, sealed)`, in one
     /// transaction (a master key rotation); returns how many were resealed.
     fn reseal_secrets(&self, reseal: Reseal<'_>) -> Result<usize, IdentityError>;
