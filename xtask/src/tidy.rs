@@ -15,6 +15,10 @@ const ALLOWED_DEPENDENCIES: &[(&str, &[&str])] = &[
     ("warden-types", &[]),
     ("warden-iam", &[]),
     ("warden-sqlite", &[]),
+    ("warden-postgres", &[]),
+    // Test support only: real PostgreSQL and NATS servers.
+    ("warden-testservers", &[]),
+    ("warden-bus", &["warden-types"]),
     ("warden-sandbox", &[]),
     ("warden-runtime-api", &[]),
     ("warden-fixtures", &[]),
@@ -26,7 +30,12 @@ const ALLOWED_DEPENDENCIES: &[(&str, &[&str])] = &[
     ("warden-runtimes", &["warden-types"]),
     (
         "warden-kms",
-        &["warden-types", "warden-iam", "warden-sqlite"],
+        &[
+            "warden-types",
+            "warden-iam",
+            "warden-sqlite",
+            "warden-postgres",
+        ],
     ),
     (
         "warden-secrets",
@@ -34,11 +43,22 @@ const ALLOWED_DEPENDENCIES: &[(&str, &[&str])] = &[
     ),
     (
         "warden-store",
-        &["warden-types", "warden-sqlite", "warden-package"],
+        &[
+            "warden-types",
+            "warden-sqlite",
+            "warden-postgres",
+            "warden-package",
+        ],
     ),
     (
         "warden-identity",
-        &["warden-types", "warden-iam", "warden-sqlite", "warden-kms"],
+        &[
+            "warden-types",
+            "warden-iam",
+            "warden-sqlite",
+            "warden-postgres",
+            "warden-kms",
+        ],
     ),
     ("warden-network", &["warden-sqlite"]),
     ("warden-dnsfw", &["warden-types", "warden-sqlite"]),
@@ -129,6 +149,8 @@ const ALLOWED_DEPENDENCIES: &[(&str, &[&str])] = &[
         &[
             "warden-types",
             "warden-store",
+            "warden-postgres",
+            "warden-bus",
             "warden-executor",
             "warden-engine",
             "warden-api",

@@ -6,6 +6,7 @@
 
 mod admin;
 mod audit;
+mod backend;
 mod cli;
 mod codedir;
 mod config_cmd;

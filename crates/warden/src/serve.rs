@@ -88,6 +88,25 @@ pub struct ServeArgs {
     /// (`node-id`), chosen at random on first start; a given id is kept there too.
     #[arg(long, env = "WARDEN_NODE_ID")]
     node_id: Option<NodeId>,
+    /// Where functions, versions, aliases, layers, the async queue, logs, code, identity and
+    /// KMS keys are kept: `sqlite` (files in the data directory), or
+    /// `postgres://USER@HOST:PORT/DATABASE` to share them with other nodes. A URL with a
+    /// password is accepted only from `WARDEN_STORE`, never from the command line.
+    #[arg(
+        long,
+        env = "WARDEN_STORE",
+        default_value = "sqlite",
+        hide_env_values = true
+    )]
+    store: String,
+    /// How many connections this node keeps to a PostgreSQL `--store`.
+    #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..=256))]
+    store_connections: u16,
+    /// The NATS server (with JetStream) through which nodes sharing a PostgreSQL `--store`
+    /// tell each other of changes, so that each drops its caches within moments:
+    /// `nats://HOST:PORT`. A URL with a password is accepted only from `WARDEN_BUS`.
+    #[arg(long, env = "WARDEN_BUS", hide_env_values = true)]
+    bus: Option<String>,
     #[command(flatten)]
     runtimes: crate::runtime::RuntimeArgs,
     #[command(flatten)]
@@ -271,7 +290,13 @@ fn account_id(store: &dyn Store, configured: Option<String>) -> anyhow::Result<A
             let n: u64 = rand::random_range(100_000_000_000..1_000_000_000_000);
             let id = AccountId::new(&n.to_string())?;
             store.put_setting("account_id", id.as_str())?;
-            Ok(id)
+            // Read back: of nodes sharing a store that start together, the last write
+            // wins, and a node that wrote first adopts it here (nodes of one deployment
+            // should be given one --account-id, which the first match arm checks).
+            match store.get_setting("account_id")? {
+                Some(s) => Ok(AccountId::new(&s)?),
+                None => Ok(id),
+            }
         }
     }
 }
@@ -371,21 +396,60 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         console: args.console,
     };
 
-    let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&data_dir.join("warden.db"))?);
+    let store_choice = crate::backend::StoreChoice::parse(&args.store)?;
+    let bus_url = args
+        .bus
+        .as_deref()
+        .map(crate::backend::parse_bus)
+        .transpose()?;
+    if bus_url.is_some() && store_choice == crate::backend::StoreChoice::Embedded {
+        bail!("--bus connects nodes that share a PostgreSQL --store; the embedded store is one node's own");
+    }
+    let postgres = match &store_choice {
+        crate::backend::StoreChoice::Embedded => None,
+        crate::backend::StoreChoice::Postgres(url) => Some(
+            warden_store::PostgresStore::open(url, usize::from(args.store_connections))
+                .context("cannot open the PostgreSQL store")?,
+        ),
+    };
+    let store: Arc<dyn Store> = match &postgres {
+        None => Arc::new(SqliteStore::open(&data_dir.join("warden.db"))?),
+        Some(pg) => {
+            tracing::info!(target = %pg.target(), "keeping functions, queue, logs and code in PostgreSQL");
+            Arc::new(pg.clone())
+        }
+    };
     let account = account_id(store.as_ref(), args.account_id.clone())?;
     // The key store first: it refuses a master key other than the one that sealed this
     // directory before anything is read.
-    let kms = warden_kms::Kms::open(&data_dir, master.clone(), account.as_str(), region.as_str())?;
+    let kms = match &store_choice {
+        crate::backend::StoreChoice::Embedded => {
+            warden_kms::Kms::open(&data_dir, master.clone(), account.as_str(), region.as_str())?
+        }
+        crate::backend::StoreChoice::Postgres(url) => warden_kms::Kms::open_postgres(
+            url,
+            crate::backend::SIDE_STORE_CONNECTIONS,
+            master.clone(),
+            account.as_str(),
+            region.as_str(),
+        )
+        .context("cannot open the KMS keys in PostgreSQL")?,
+    };
     kms.ensure_aws_managed_keys()?;
     let keyring: Arc<dyn warden_kms::envelope::Keyring> =
         warden_kms::envelope::KmsKeyring::new(kms.clone());
     // Sealed zips in the data directory; extracted trees on memory-backed storage.
     let code_root = crate::codedir::choose(&data_dir, args.code_dir.clone())?;
-    let blobs = Arc::new(BlobStore::open(
+    let mut blobs = BlobStore::open(
         &data_dir.join("blobs"),
         &code_root.path,
         warden_kms::envelope::CodeSealer::new(kms.clone()),
-    )?);
+    )?;
+    if let Some(pg) = &postgres {
+        // The local blobs become a cache of the code every node can fetch.
+        blobs = blobs.with_shared(Arc::new(pg.shared_code()));
+    }
+    let blobs = Arc::new(blobs);
     if let Err(e) = blobs.remove_stale_staging() {
         tracing::warn!(error = %e, "could not remove leftover staging directories");
     }
@@ -402,7 +466,18 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         .start_collector(Arc::clone(&store), BLOB_SWEEP_PERIOD)
         .context("cannot start the code blob collector")?;
     let audit_key = crate::audit::signing_key(&data_dir, &master)?;
-    let identity = warden_identity::Identity::open_with_key(&data_dir, master, account.as_str())?;
+    let identity = match &store_choice {
+        crate::backend::StoreChoice::Embedded => {
+            warden_identity::Identity::open_with_key(&data_dir, master, account.as_str())?
+        }
+        crate::backend::StoreChoice::Postgres(url) => warden_identity::Identity::open_postgres(
+            url,
+            crate::backend::SIDE_STORE_CONNECTIONS,
+            master,
+            account.as_str(),
+        )
+        .context("cannot open identity in PostgreSQL")?,
+    };
     let secrets =
         warden_secrets::Secrets::open(&data_dir, kms.clone(), account.as_str(), region.as_str())?;
     let network = warden_network::Network::open(&data_dir, account.as_str(), region.as_str())?;
@@ -599,6 +674,8 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
             &format!("http://{local}/_warden/sns/"),
         )
         .context("cannot open the SNS database")?;
+        let shared_control = control.clone();
+        let shared_kms = kms.clone();
         let state = Arc::new(warden_api::ApiState::new(
             engine.clone(),
             control,
@@ -627,6 +704,12 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
                 matches!(args.default_egress, crate::firewall::DefaultEgressArg::Internet),
             )?,
         ));
+        // After the API subscribed its caches to the control plane: remote changes reach
+        // the same subscribers.
+        let bus = match &bus_url {
+            Some(url) => Some(crate::backend::join_bus(url, node.id.clone(), &shared_control).await?),
+            None => None,
+        };
         let sns_deliverer = warden_sns::Deliverer::start(
             &sns,
             Arc::new(crate::sns::EngineTarget(engine.clone(), Arc::clone(&state))),
@@ -733,6 +816,12 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
             let _ = out.flush();
         }
         let key_usage = tokio::spawn(flush_key_usage_periodically(identity.clone()));
+        let shared_refresh = (store_choice != crate::backend::StoreChoice::Embedded).then(|| {
+            tokio::spawn(crate::backend::refresh_shared_periodically(
+                shared_kms.clone(),
+                identity.clone(),
+            ))
+        });
         let (stop_urls, urls_stopping) = tokio::sync::oneshot::channel::<()>();
         // The URL listener's bounds come out of the API's: half as many connections (one
         // descriptor each, where a relayed API connection costs three) and a quarter of the
@@ -781,10 +870,16 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         let _ = stop_aggregator.send(());
         let _ = aggregator.join();
         key_usage.abort();
+        if let Some(task) = shared_refresh {
+            task.abort();
+        }
         rotations.abort();
         posture.abort();
         flush_key_usage(identity.clone()).await;
         engine.shutdown(ASYNC_SHUTDOWN_GRACE).await;
+        if let Some(bus) = bus {
+            bus.close().await;
+        }
         for task in network_follower.iter().chain(&flow_collector) {
             task.abort();
         }

@@ -124,6 +124,8 @@ pub struct Server {
     _temp: Option<tempfile::TempDir>,
     _code_temp: Option<tempfile::TempDir>,
     args: Vec<String>,
+    /// The command the server was started through (kept for restarts).
+    wrapper: Vec<String>,
 }
 
 /// A private directory for a test server's extracted code, on `/dev/shm` if possible (a
@@ -272,6 +274,7 @@ impl Server {
             _temp: None,
             _code_temp: code_temp,
             args,
+            wrapper: wrapper.iter().map(|s| s.to_string()).collect(),
         };
         s.ensure_role(EXEC_ROLE_NAME, LAMBDA_TRUST);
         s
@@ -380,8 +383,9 @@ impl Server {
     /// process restart, not a reboot).
     pub fn restart(&mut self) {
         let args: Vec<&str> = self.args.iter().map(String::as_str).collect();
+        let wrapper: Vec<&str> = self.wrapper.iter().map(String::as_str).collect();
         let mut fresh = Self::spawn(
-            &[],
+            &wrapper,
             &self.data_dir,
             &args,
             true,

@@ -14,6 +14,7 @@ mod aws_cli;
 mod bad_input;
 mod boto3;
 mod cloudwatch;
+mod cluster;
 mod code_gc;
 mod code_signing;
 mod concurrency;

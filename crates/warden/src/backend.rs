@@ -1,0 +1,196 @@
+//! `--store` and `--bus`: where a node keeps what it shares with other nodes, and how it
+//! hears of their changes.
+//!
+//! The embedded default keeps everything in the data directory (SQLite files and sealed
+//! zips). `--store postgres://...` puts the function store (functions, versions,
+//! aliases, layers, the async queue, logs), the code (sealed, in chunks), identity and the
+//! KMS keys in PostgreSQL, so several nodes serve the same functions; each node keeps its
+//! own data directory for what is still per node (see ARCHITECTURE.md, "Many nodes").
+//!
+//! Connection URLs carry passwords: a password is accepted only from the environment
+//! (`WARDEN_STORE`, `WARDEN_BUS`), never from the command line, where every local user
+//! can read it in the process list; and URLs are shown only redacted.
+
+use std::sync::Arc;
+
+use anyhow::{bail, Context};
+use warden_types::change::{ChangeEvent, ChangeObserver};
+use warden_types::NodeId;
+
+/// Connections each smaller shared store (identity, KMS) keeps to PostgreSQL: they are
+/// read from memory and written rarely.
+pub(crate) const SIDE_STORE_CONNECTIONS: usize = 2;
+
+/// How often a node re-reads identity and the KMS keys for changes other nodes made: the
+/// bound on how long a key revoked on another node still works here.
+pub(crate) const SHARED_REFRESH_PERIOD: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// Where the node's shared state lives.
+#[derive(Clone, PartialEq, Eq)]
+pub(crate) enum StoreChoice {
+    /// SQLite files in the data directory.
+    Embedded,
+    /// A PostgreSQL database shared with other nodes.
+    Postgres(String),
+}
+
+impl std::fmt::Debug for StoreChoice {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            StoreChoice::Embedded => f.write_str("Embedded"),
+            StoreChoice::Postgres(url) => f
+                .debug_tuple("Postgres")
+                .field(&warden_postgres::redacted(url))
+                .finish(),
+        }
+    }
+}
+
+/// Whether `url` (`scheme://user:password@host...`) carries a password.
+fn has_password(url: &str) -> bool {
+    warden_postgres::redacted(url) != url
+}
+
+/// Refuses a URL with a password that did not come from the environment variable `env`.
+fn password_only_from_env(option: &str, env: &str, url: &str) -> anyhow::Result<()> {
+    if has_password(url) && std::env::var(env).ok().as_deref() != Some(url) {
+        bail!(
+            "{option}: a password on the command line is visible to every local user; \
+             give the URL in the environment variable {env} instead"
+        );
+    }
+    Ok(())
+}
+
+impl StoreChoice {
+    /// Parses `--store`: `sqlite`, or a `postgres://` / `postgresql://` URL.
+    pub(crate) fn parse(value: &str) -> anyhow::Result<StoreChoice> {
+        if value == "sqlite" {
+            return Ok(StoreChoice::Embedded);
+        }
+        if value.starts_with("postgres://") || value.starts_with("postgresql://") {
+            password_only_from_env("--store", "WARDEN_STORE", value)?;
+            return Ok(StoreChoice::Postgres(value.to_owned()));
+        }
+        bail!(
+            "--store `{}`: expected `sqlite` or a `postgres://USER@HOST:PORT/DATABASE` URL",
+            warden_postgres::redacted(value)
+        )
+    }
+}
+
+/// Parses `--bus`: a `nats://` URL (its password only from `WARDEN_BUS`).
+pub(crate) fn parse_bus(value: &str) -> anyhow::Result<String> {
+    if !(value.starts_with("nats://") || value.starts_with("tls://")) {
+        bail!(
+            "--bus `{}`: expected a `nats://HOST:PORT` URL",
+            warden_postgres::redacted(value)
+        );
+    }
+    password_only_from_env("--bus", "WARDEN_BUS", value)?;
+    Ok(value.to_owned())
+}
+
+/// Re-reads, every [`SHARED_REFRESH_PERIOD`], the KMS keys and identity for changes other
+/// nodes made (one small read of a generation number each when nothing changed).
+pub(crate) async fn refresh_shared_periodically(
+    kms: warden_kms::Kms,
+    identity: warden_identity::Identity,
+) {
+    let mut tick = tokio::time::interval(SHARED_REFRESH_PERIOD);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let kms = kms.clone();
+        let identity = identity.clone();
+        let refreshed = tokio::task::spawn_blocking(move || {
+            if let Err(e) = kms.refresh() {
+                tracing::warn!(error = %e, "could not re-read the shared KMS keys");
+            }
+            if let Err(e) = identity.refresh() {
+                tracing::warn!(error = %e, "could not re-read the shared identity");
+            }
+        })
+        .await;
+        if let Err(e) = refreshed {
+            tracing::warn!(error = %e, "the shared state refresh failed");
+        }
+    }
+}
+
+/// Hands changes other nodes made to this node's control plane, which delivers them to
+/// every cache (never back to the bus).
+struct RemoteChanges(warden_control::Control);
+
+impl ChangeObserver for RemoteChanges {
+    fn on_change(&self, event: &ChangeEvent) {
+        self.0.apply_remote(event);
+    }
+}
+
+/// Connects to the bus at `url` as `node`: this node's changes are announced there, and
+/// other nodes' changes reach `control`'s subscribers; after a gap in the notices every
+/// cache is dropped.
+pub(crate) async fn join_bus(
+    url: &str,
+    node: NodeId,
+    control: &warden_control::Control,
+) -> anyhow::Result<warden_bus::Bus> {
+    let bus = warden_bus::Bus::connect(url, node)
+        .await
+        .context("cannot join the bus")?;
+    control.announce_to(Arc::new(bus.publisher()));
+    let resync_control = control.clone();
+    bus.subscribe(warden_bus::Subscriptions {
+        changes: vec![Arc::new(RemoteChanges(control.clone()))],
+        identity: Arc::new(|_generation| {}),
+        resync: Arc::new(move || {
+            let control = resync_control.clone();
+            // The store is read on a blocking thread, off the bus's task.
+            tokio::task::spawn_blocking(move || {
+                if let Err(e) = control.resync() {
+                    tracing::warn!(error = %e, "could not reload the caches after a gap in the bus's notices");
+                }
+            });
+        }),
+    })
+    .await
+    .context("cannot subscribe to the bus")?;
+    Ok(bus)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn store_choices_parse_and_unknown_ones_are_refused_without_their_password() {
+        assert_eq!(StoreChoice::parse("sqlite").unwrap(), StoreChoice::Embedded);
+        assert_eq!(
+            StoreChoice::parse("postgres://warden@db:5432/warden").unwrap(),
+            StoreChoice::Postgres("postgres://warden@db:5432/warden".into())
+        );
+        let e = StoreChoice::parse("mysql://u:hunter2@db/x").unwrap_err();
+        assert!(!e.to_string().contains("hunter2"), "{e}");
+        assert!(e.to_string().contains("--store"), "{e}");
+    }
+
+    #[test]
+    fn a_password_on_the_command_line_is_refused() {
+        // The variable is not set to this URL in the test process, as when the URL came
+        // from the command line.
+        let e = StoreChoice::parse("postgres://warden:hunter2@db/warden").unwrap_err();
+        assert!(e.to_string().contains("WARDEN_STORE"), "{e}");
+        assert!(!e.to_string().contains("hunter2"), "{e}");
+        let e = parse_bus("nats://u:hunter2@bus:4222").unwrap_err();
+        assert!(e.to_string().contains("WARDEN_BUS"), "{e}");
+        assert!(parse_bus("nats://bus:4222").is_ok());
+        assert!(parse_bus("http://bus").is_err());
+    }
+
+    #[test]
+    fn the_debug_form_hides_the_password() {
+        let choice = StoreChoice::Postgres("postgres://w:hunter2@db/w".into());
+        assert!(!format!("{choice:?}").contains("hunter2"));
+    }
+}
