@@ -62,6 +62,19 @@ fn password_only_from_env(option: &str, env: &str, url: &str) -> anyhow::Result<
     Ok(())
 }
 
+/// Refuses a `--store` or `--bus` URL with a password that did not come from its
+/// environment variable. Called before those variables leave the environment, since the
+/// parsers below compare with them.
+pub(crate) fn check_password_sources(store: &str, bus: Option<&str>) -> anyhow::Result<()> {
+    if store.starts_with("postgres") {
+        password_only_from_env("--store", "WARDEN_STORE", store)?;
+    }
+    if let Some(bus) = bus {
+        password_only_from_env("--bus", "WARDEN_BUS", bus)?;
+    }
+    Ok(())
+}
+
 impl StoreChoice {
     /// Parses `--store`: `sqlite`, or a `postgres://` / `postgresql://` URL.
     pub(crate) fn parse(value: &str) -> anyhow::Result<StoreChoice> {
@@ -69,7 +82,6 @@ impl StoreChoice {
             return Ok(StoreChoice::Embedded);
         }
         if value.starts_with("postgres://") || value.starts_with("postgresql://") {
-            password_only_from_env("--store", "WARDEN_STORE", value)?;
             return Ok(StoreChoice::Postgres(value.to_owned()));
         }
         bail!(
@@ -87,7 +99,6 @@ pub(crate) fn parse_bus(value: &str) -> anyhow::Result<String> {
             warden_postgres::redacted(value)
         );
     }
-    password_only_from_env("--bus", "WARDEN_BUS", value)?;
     Ok(value.to_owned())
 }
 
@@ -179,11 +190,13 @@ mod tests {
     fn a_password_on_the_command_line_is_refused() {
         // The variable is not set to this URL in the test process, as when the URL came
         // from the command line.
-        let e = StoreChoice::parse("postgres://warden:hunter2@db/warden").unwrap_err();
+        let e = check_password_sources("postgres://warden:hunter2@db/warden", None).unwrap_err();
         assert!(e.to_string().contains("WARDEN_STORE"), "{e}");
         assert!(!e.to_string().contains("hunter2"), "{e}");
-        let e = parse_bus("nats://u:hunter2@bus:4222").unwrap_err();
+        let e = check_password_sources("sqlite", Some("nats://u:hunter2@bus:4222")).unwrap_err();
         assert!(e.to_string().contains("WARDEN_BUS"), "{e}");
+        assert!(!e.to_string().contains("hunter2"), "{e}");
+        check_password_sources("postgres://warden@db/warden", Some("nats://bus:4222")).unwrap();
         assert!(parse_bus("nats://bus:4222").is_ok());
         assert!(parse_bus("http://bus").is_err());
     }

@@ -308,6 +308,12 @@ fn colour_on_stderr() -> bool {
 }
 
 pub fn run(args: ServeArgs) -> anyhow::Result<()> {
+    // The store's and the bus's URLs may carry passwords, and every process this one starts
+    // (the zygote, and the instances it forks) inherits its environment: they leave it now,
+    // while this process has a single thread, their values kept in `args`.
+    crate::backend::check_password_sources(&args.store, args.bus.as_deref())?;
+    std::env::remove_var("WARDEN_STORE");
+    std::env::remove_var("WARDEN_BUS");
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_new(&args.log).context("invalid --log filter")?,

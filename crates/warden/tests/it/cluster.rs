@@ -99,6 +99,20 @@ fn any_node_serves_the_functions_users_and_keys_another_node_created() {
     a.create_fixture("shared", &["--environment", "Variables={GREETING=hello}"]);
     let env = invoke(&b, "shared", &json!({"action": "env"}));
     assert_eq!(env["GREETING"], "hello");
+    // The store's and the bus's URLs (with the store's password) never reach a function.
+    let all = env.to_string();
+    assert!(env.get("WARDEN_STORE").is_none() && env.get("WARDEN_BUS").is_none());
+    let password = cluster.store.split(':').nth(2).unwrap().split('@').next().unwrap();
+    assert!(!all.contains(password), "{all}");
+    // Nor the zygote, which every instance descends from.
+    let zygotes: Vec<u32> = crate::harness::descendants(b.pid());
+    for pid in zygotes {
+        let environ = std::fs::read(format!("/proc/{pid}/environ")).unwrap_or_default();
+        assert!(
+            !environ.windows(password.len()).any(|w| w == password.as_bytes()),
+            "process {pid} holds the store's password in its environment"
+        );
+    }
     let listed = c.aws(&["lambda", "list-functions"]);
     assert_eq!(listed["Functions"][0]["FunctionName"], "shared");
 
@@ -190,6 +204,35 @@ fn any_node_serves_the_functions_users_and_keys_another_node_created() {
         !stderr.contains(cluster.store.split('@').next().unwrap()),
         "the store's password leaked: {stderr}"
     );
+}
+
+#[test]
+fn a_password_on_the_command_line_is_refused_without_being_repeated() {
+    let dir = crate::harness::private_tempdir();
+    let out = Command::new(warden_bin())
+        .args(["serve", "--listen", "127.0.0.1:0", "--store"])
+        .arg("postgres://warden:hunter2-secret@127.0.0.1:1/warden")
+        .arg("--data-dir")
+        .arg(dir.path())
+        .env_remove("WARDEN_STORE")
+        .env("WARDEN_LOG", "warn")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("WARDEN_STORE"), "{stderr}");
+    assert!(!stderr.contains("hunter2-secret"), "{stderr}");
+    // A bus without a shared store is refused: it would connect nothing.
+    let out = Command::new(warden_bin())
+        .args(["serve", "--listen", "127.0.0.1:0", "--bus", "nats://127.0.0.1:1"])
+        .arg("--data-dir")
+        .arg(dir.path())
+        .env("WARDEN_LOG", "warn")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("--bus"), "{stderr}");
 }
 
 /// Executions recorded by the fixture: request id → count.
