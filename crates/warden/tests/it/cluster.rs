@@ -102,19 +102,42 @@ fn any_node_serves_the_functions_users_and_keys_another_node_created() {
     // The store's and the bus's URLs (with the store's password) never reach a function.
     let all = env.to_string();
     assert!(env.get("WARDEN_STORE").is_none() && env.get("WARDEN_BUS").is_none());
-    let password = cluster.store.split(':').nth(2).unwrap().split('@').next().unwrap();
+    let password = cluster
+        .store
+        .split(':')
+        .nth(2)
+        .unwrap()
+        .split('@')
+        .next()
+        .unwrap();
     assert!(!all.contains(password), "{all}");
     // Nor the zygote, which every instance descends from.
     let zygotes: Vec<u32> = crate::harness::descendants(b.pid());
     for pid in zygotes {
         let environ = std::fs::read(format!("/proc/{pid}/environ")).unwrap_or_default();
         assert!(
-            !environ.windows(password.len()).any(|w| w == password.as_bytes()),
+            !environ
+                .windows(password.len())
+                .any(|w| w == password.as_bytes()),
             "process {pid} holds the store's password in its environment"
         );
     }
     let listed = c.aws(&["lambda", "list-functions"]);
     assert_eq!(listed["Functions"][0]["FunctionName"], "shared");
+    // boto3 through C: an alias made there is what A resolves.
+    c.python(
+        r#"
+import json, os, boto3
+lam = boto3.client("lambda", endpoint_url=os.environ["ENDPOINT"])
+v = lam.publish_version(FunctionName="shared")["Version"]
+lam.create_alias(FunctionName="shared", Name="live", FunctionVersion=v)
+out = json.loads(lam.invoke(FunctionName="shared", Qualifier="live",
+                            Payload=b'{"action": "env"}')["Payload"].read())
+assert out["GREETING"] == "hello", out
+"#,
+    );
+    let env = invoke(&a, "shared:live", &json!({"action": "env"}));
+    assert_eq!(env["GREETING"], "hello");
 
     // A change made on A reaches the cache of a node that already ran the function.
     a.aws(&[
@@ -224,7 +247,13 @@ fn a_password_on_the_command_line_is_refused_without_being_repeated() {
     assert!(!stderr.contains("hunter2-secret"), "{stderr}");
     // A bus without a shared store is refused: it would connect nothing.
     let out = Command::new(warden_bin())
-        .args(["serve", "--listen", "127.0.0.1:0", "--bus", "nats://127.0.0.1:1"])
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--bus",
+            "nats://127.0.0.1:1",
+        ])
         .arg("--data-dir")
         .arg(dir.path())
         .env("WARDEN_LOG", "warn")
