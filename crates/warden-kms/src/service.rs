@@ -17,14 +17,17 @@
 //! managed keys at once make one of each, and no change is decided on stale data).
 //! Reads and cryptographic operations use the local copy:
 //!
-//! - A key id, alias or ARN the copy does not know, and a ciphertext naming a key or a
-//!   material version it does not know, make the node reload once (if the store moved)
-//!   before answering: a key created or rotated on another node works at once.
+//! - A key id, alias or ARN the copy does not know, a ciphertext naming a key or a
+//!   material version it does not know, and a key the copy holds as disabled or pending
+//!   deletion make the node reload once (if the store moved) before answering: a key
+//!   created, rotated or enabled on another node works here at once.
 //! - Other changes made on another node (a key disabled, scheduled for deletion, its
 //!   policy replaced, an alias repointed) take effect here at the next [`Kms::refresh`],
-//!   which the server calls periodically: that period bounds how long a node may go on
-//!   using a key another node disabled. Any write on this node also brings its copy up
-//!   to date first.
+//!   which the server calls on change notices and periodically: until then this node may
+//!   go on using a key another node disabled, so the refresh period bounds that window.
+//! - Writes are never decided on a stale copy: a write made from one is refused by the
+//!   store, and a write the copy refuses is checked against the store's generation; in
+//!   both cases the node reloads and decides again.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
@@ -497,6 +500,30 @@ impl Kms {
         self.refresh()
     }
 
+    /// The store's write generation this node's key table is the state of (it moves with
+    /// every write of this node, and with each [`Kms::refresh`] that found another node's).
+    pub fn generation(&self) -> i64 {
+        self.snapshot().generation
+    }
+
+    /// The key `key_ref` names, if it is usable for cryptography. On a shared store, a key
+    /// this node's copy shows disabled or pending deletion makes it reload once before
+    /// refusing: another node may have enabled it.
+    fn usable_key(&self, key_ref: &str) -> Result<Arc<Key>, KmsError> {
+        let key = self.resolve(key_ref)?;
+        match key.usable() {
+            Ok(()) => Ok(key),
+            Err(refused) => {
+                if !self.refresh_on_miss()? {
+                    return Err(refused);
+                }
+                let key = self.resolve(key_ref)?;
+                key.usable()?;
+                Ok(key)
+            }
+        }
+    }
+
     /// Loads the store and installs it if it is newer than the table; the caller holds the
     /// write lock.
     fn reload_locked(&self) -> Result<bool, KmsError> {
@@ -525,7 +552,20 @@ impl Kms {
         let _w = warden_sqlite::lock(&self.inner.write);
         for _ in 0..WRITE_ATTEMPTS {
             let table = self.snapshot();
-            let Plan { ops, next, out } = plan(&table)?;
+            let Plan { ops, next, out } = match plan(&table) {
+                Ok(p) => p,
+                // A refusal decided on a copy another node has since changed (a key it
+                // enabled, an alias it deleted) is decided again on a fresh copy.
+                Err(refused) => {
+                    if self.inner.store.is_shared()
+                        && self.inner.store.generation()? > table.generation
+                        && self.reload_locked()?
+                    {
+                        continue;
+                    }
+                    return Err(refused);
+                }
+            };
             let Some(mut next) = next else {
                 return Ok(out);
             };
@@ -1233,8 +1273,7 @@ impl Kms {
                 plaintext.len()
             )));
         }
-        let key = self.resolve(key_ref)?;
-        key.usable()?;
+        let key = self.usable_key(key_ref)?;
         let blob = seal_with(&key, plaintext, context)?;
         Ok((blob, key))
     }
@@ -1261,17 +1300,16 @@ impl Kms {
                 return Err(KmsError::IncorrectKey);
             }
         }
-        // A key, or a material version, this node does not know may have been made on
-        // another node: reload once before refusing.
-        let known = |table: &Table| {
-            table
-                .keys
-                .get(&header.key_id)
-                .cloned()
-                .filter(|k| k.materials.iter().any(|m| m.version == header.material))
+        // A key or a material version this node does not know may have been made on
+        // another node, and a key it holds as disabled or pending deletion may have been
+        // enabled there: reload once before refusing.
+        let ready = |table: &Table| {
+            table.keys.get(&header.key_id).is_some_and(|k| {
+                k.usable().is_ok() && k.materials.iter().any(|m| m.version == header.material)
+            })
         };
         let mut table = self.table()?;
-        if known(&table).is_none() && self.refresh_on_miss()? {
+        if !ready(&table) && self.refresh_on_miss()? {
             table = self.table()?;
         }
         let key = table
@@ -1311,8 +1349,7 @@ impl Kms {
                 "NumberOfBytes must be from 1 to 1024; it is {len}"
             )));
         }
-        let key = self.resolve(key_ref)?;
-        key.usable()?;
+        let key = self.usable_key(key_ref)?;
         let plaintext = random_bytes(len)?;
         let ciphertext = seal_with(&key, &plaintext, context)?;
         Ok(DataKey {

@@ -411,10 +411,13 @@ impl KmsStore {
         .map_err(store("reading the key store's settings"))
     }
 
-    /// Loads everything.
+    /// Loads everything, in one read transaction (a consistent snapshot even if another
+    /// process writes the file meanwhile).
     pub fn load(&self) -> Result<Dump, KmsError> {
-        let conn = warden_sqlite::lock(&self.writer);
         let ctx = "loading the key store";
+        let mut guard = warden_sqlite::lock(&self.writer);
+        warden_sqlite::rollback_abandoned(&guard).map_err(store(ctx))?;
+        let conn = guard.transaction().map_err(store(ctx))?;
         let mut dump = Dump {
             generation: read_generation(&conn)?,
             ..Dump::default()

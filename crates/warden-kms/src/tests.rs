@@ -436,9 +436,11 @@ fn every_write_bumps_the_generation_and_a_stale_write_writes_nothing(place: Plac
     assert_eq!(store.generation().unwrap(), before.generation);
     // The AWS managed keys were written.
     assert!(before.generation >= 2, "{}", before.generation);
+    assert_eq!(f.kms.generation(), before.generation);
     let arn = key(&f);
     let after = store.load().unwrap();
     assert_eq!(after.generation, before.generation + 1);
+    assert_eq!(f.kms.generation(), after.generation);
     assert_eq!(after.keys.len(), before.keys.len() + 1);
     // A write expecting an older generation is refused whole.
     let name = "alias/stale".to_owned();
@@ -471,6 +473,7 @@ fn every_write_bumps_the_generation_and_a_stale_write_writes_nothing(place: Plac
         assert!(f.kms.refresh().unwrap());
         assert_eq!(f.kms.resolve(&name).unwrap().arn, arn);
     }
+    assert_eq!(f.kms.generation(), after.generation + 1);
     assert!(!f.kms.refresh().unwrap());
 }
 
@@ -554,6 +557,7 @@ mod shared {
 
     use super::{ctx, master, Place};
     use crate::envelope::CodeSealer;
+    use crate::store::KeyState;
     use crate::{Kms, KmsError, MasterKey, NewKey};
 
     fn clock() -> Arc<AtomicI64> {
@@ -713,6 +717,70 @@ mod shared {
         assert!(matches!(
             b.decrypt(&blob, &ctx(&[]), None),
             Err(KmsError::Disabled(_))
+        ));
+    }
+
+    #[test]
+    fn a_key_enabled_on_one_node_works_on_another_at_once() {
+        let (_place, a, b) = two_nodes();
+        let arn = a.create_key(NewKey::default()).unwrap().arn.clone();
+        let c = ctx(&[]);
+        let (blob, _) = a.encrypt(&arn, b"x", &c).unwrap();
+        a.set_enabled(&arn, false).unwrap();
+        // B learns of the key disabled.
+        assert!(matches!(
+            b.encrypt(&arn, b"x", &c),
+            Err(KmsError::Disabled(_))
+        ));
+        let disabled_at = b.generation();
+        a.set_enabled(&arn, true).unwrap();
+        // B's copy says disabled; the refusal makes it reload once, and the key works.
+        assert!(b.encrypt(&arn, b"y", &c).is_ok());
+        assert!(b.generation() > disabled_at);
+        a.set_enabled(&arn, false).unwrap();
+        assert!(b.refresh().unwrap());
+        a.set_enabled(&arn, true).unwrap();
+        assert_eq!(b.decrypt(&blob, &c, None).unwrap().0.as_slice(), b"x");
+        a.set_enabled(&arn, false).unwrap();
+        assert!(b.refresh().unwrap());
+        a.set_enabled(&arn, true).unwrap();
+        assert!(b.generate_data_key(&arn, 16, &c).is_ok());
+        // A key the store holds disabled is still refused after the attempted reload.
+        a.set_enabled(&arn, false).unwrap();
+        assert!(b.refresh().unwrap());
+        assert!(matches!(
+            b.encrypt(&arn, b"x", &c),
+            Err(KmsError::Disabled(_))
+        ));
+        assert!(matches!(
+            b.decrypt(&blob, &c, None),
+            Err(KmsError::Disabled(_))
+        ));
+    }
+
+    #[test]
+    fn a_change_refused_on_a_stale_copy_is_decided_again() {
+        let (_place, a, b) = two_nodes();
+        let arn = a.create_key(NewKey::default()).unwrap().arn.clone();
+        a.set_enabled(&arn, false).unwrap();
+        a.create_alias("alias/old", &arn).unwrap();
+        assert_eq!(b.resolve(&arn).unwrap().record.state, KeyState::Disabled);
+        assert!(b.resolve("alias/old").is_ok());
+        a.set_enabled(&arn, true).unwrap();
+        a.delete_alias("alias/old").unwrap();
+        // B's copy says disabled (rotation needs an enabled key) and the alias taken; the
+        // store says otherwise, and B decides on what the store says.
+        let k = b.enable_rotation(&arn, None).unwrap();
+        assert_eq!(k.record.state, KeyState::Enabled);
+        assert!(k.record.rotation.is_some());
+        b.create_alias("alias/old", &arn).unwrap();
+        assert!(a.refresh().unwrap());
+        assert!(a.resolve(&arn).unwrap().record.rotation.is_some());
+        assert_eq!(a.resolve("alias/old").unwrap().arn, arn);
+        // A refusal the store confirms stays a refusal.
+        assert!(matches!(
+            b.create_alias("alias/old", &arn),
+            Err(KmsError::AlreadyExists(_))
         ));
     }
 
