@@ -4,6 +4,8 @@
 #![forbid(unsafe_code)]
 
 mod aws_policies;
+#[cfg(test)]
+mod contract;
 mod crypto;
 mod error;
 pub mod postgres;

@@ -1,72 +1,341 @@
 //! [`IdentityStore`] in PostgreSQL, shared by several Warden nodes.
 //!
-//! Identity is small (users, keys, roles, policies: kilobytes to a few megabytes), read as
-//! a whole into every node's snapshot and written rarely. This store keeps it in
-//! PostgreSQL as one versioned image of the embedded identity database: one row holding a
-//! generation number and the image. Every operation runs the embedded store's own code
-//! ([`SqliteIdentityStore`]) on a private local copy of the image at a known generation,
-//! so both backends have exactly one implementation of IAM's rules (names unique without
-//! regard to case, the refusals to delete what is still in use, the quotas). A write is
-//! optimistic: it runs on the copy of generation `g`, then replaces the image only if the
-//! stored generation is still `g` (a compare-and-set); if another node wrote first, the
-//! write is decided again on the newer image, so no write is lost and none is applied to
-//! a stale state. Secrets stay sealed under the master key inside the image.
+//! One table per kind of entity, with the embedded store's rules (see
+//! [`crate::SqliteIdentityStore`]) kept the same way:
 //!
-//! The cost of this shape, accepted for a store this size and this rarely written: every
-//! write sends the whole image, and writes from all nodes are serialised. The generation
-//! is what nodes poll to know when to rebuild their snapshots
-//! ([`IdentityStore::generation`]).
+//! - **Names unique without regard to case.** SQLite's `NOCASE` folds ASCII letters only;
+//!   here each user, role, inline policy and customer-managed policy name is stored as
+//!   given beside a key column holding it with ASCII letters lowercased, and uniqueness,
+//!   look-ups and ordering use the key. Comparisons the embedded store makes exactly (an
+//!   access key's user name, ARNs, version ids) are exact here too.
+//! - **One writer at a time.** Every write is one transaction whose first statement
+//!   increases the generation in a one-row table. That row lock serialises writes across
+//!   every node as SQLite's single writer does, so each write's checks (existence, the
+//!   refusals to delete what is still in use, the quotas) see every write committed before
+//!   it; and a write that two nodes race on (the same user name) is decided by the unique
+//!   key, once. A refused write rolls back, generation included.
+//! - **Consistent, tagged snapshots.** [`IdentityStore::load`] reads everything in one
+//!   read-only `REPEATABLE READ` transaction, starting with the generation, so a snapshot
+//!   holds exactly the writes up to the generation it reports.
+//!
+//! Secrets reach the store sealed under the master key, as they do in SQLite.
+//!
+//! An earlier build kept identity in PostgreSQL as one image of the embedded store (the
+//! `identity_image` table of the schema's first step). Opening a database that still
+//! holds such an image copies its contents into the tables once and removes it; the step
+//! that made the tables is marked as one older builds cannot use, so they refuse the
+//! database from then on.
 
-use std::path::PathBuf;
-use std::sync::Mutex;
+use std::collections::HashMap;
 
-use warden_postgres::{Migration, Options, Pool, Track};
+use postgres::types::ToSql;
+use postgres::{Row, Statement};
+use warden_postgres::{AsPostgres, Conn, Migration, Options, Pool, Track};
 
 use crate::error::IdentityError;
 use crate::store::{
-    Dump, Holder, IdentityStore, InlinePolicy, KeyStatus, KeyUsage, ManagedPolicy, Reseal, Role,
+    no_policy, no_role, no_user, no_version, tags_from_json, tags_to_json, Dump, Holder,
+    IdentityStore, InlinePolicy, KeyStatus, KeyUsage, ManagedPolicy, PolicyVersion, Reseal, Role,
     SqliteIdentityStore, StoredKey, Tags, User,
 };
 
-/// How many times a write is decided again when other nodes keep writing first.
-const WRITE_ATTEMPTS: u32 = 16;
-
-const TRACK: Track = Track {
-    name: "identity",
-    migrations: &[Migration::additive(
+/// The schema of the `identity` track. Append only.
+static MIGRATIONS: [Migration; 2] = [
+    // The image of the embedded store an earlier build kept (see the module docs).
+    Migration::additive(
         "CREATE TABLE identity_image (
             id INTEGER PRIMARY KEY CHECK (id = 1),
             generation BIGINT NOT NULL,
             image BYTEA NOT NULL
         )",
-    )],
+    ),
+    Migration {
+        sql: r#"
+CREATE TABLE identity_generation (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    generation BIGINT NOT NULL
+);
+INSERT INTO identity_generation (id, generation) VALUES (1, 0);
+
+-- `*_key` columns hold a name with ASCII letters lowercased: names are unique ignoring case.
+CREATE TABLE identity_users (
+    name_key TEXT PRIMARY KEY,
+    name TEXT NOT NULL,
+    id TEXT NOT NULL UNIQUE,
+    arn TEXT NOT NULL,
+    path TEXT NOT NULL,
+    tags TEXT NOT NULL,
+    created_ms BIGINT NOT NULL
+);
+
+CREATE TABLE identity_access_keys (
+    id TEXT PRIMARY KEY,
+    user_name TEXT NOT NULL,
+    user_key TEXT NOT NULL REFERENCES identity_users (name_key),
+    status TEXT NOT NULL CHECK (status IN ('Active', 'Inactive')),
+    -- AES-256-GCM under the master key, the key id as associated data.
+    sealed_secret BYTEA NOT NULL,
+    created_ms BIGINT NOT NULL,
+    last_used_ms BIGINT,
+    last_used_service TEXT,
+    last_used_region TEXT
+);
+CREATE INDEX identity_access_keys_by_user ON identity_access_keys (user_name);
+CREATE INDEX identity_access_keys_by_user_key ON identity_access_keys (user_key);
+
+CREATE TABLE identity_roles (
+    name_key TEXT PRIMARY KEY,
+    name TEXT NOT NULL,
+    id TEXT NOT NULL UNIQUE,
+    arn TEXT NOT NULL,
+    path TEXT NOT NULL,
+    trust_policy TEXT NOT NULL,
+    description TEXT,
+    max_session_duration_s BIGINT NOT NULL,
+    tags TEXT NOT NULL,
+    created_ms BIGINT NOT NULL
+);
+
+CREATE TABLE identity_inline_policies (
+    holder_kind TEXT NOT NULL CHECK (holder_kind IN ('user', 'role')),
+    holder_key TEXT NOT NULL,
+    holder TEXT NOT NULL,
+    name_key TEXT NOT NULL,
+    name TEXT NOT NULL,
+    document TEXT NOT NULL,
+    PRIMARY KEY (holder_kind, holder_key, name_key)
+);
+
+CREATE TABLE identity_managed_policies (
+    arn TEXT PRIMARY KEY,
+    name_key TEXT NOT NULL,
+    name TEXT NOT NULL,
+    id TEXT NOT NULL UNIQUE,
+    path TEXT NOT NULL,
+    description TEXT,
+    created_ms BIGINT NOT NULL,
+    aws_managed BOOLEAN NOT NULL,
+    default_version TEXT NOT NULL,
+    -- The number of the next version to create: IAM never reuses a version id.
+    next_version BIGINT NOT NULL,
+    updated_ms BIGINT NOT NULL
+);
+-- AWS-managed policies live in AWS's namespace: their names may repeat a customer's.
+CREATE UNIQUE INDEX identity_customer_policy_names ON identity_managed_policies (name_key)
+    WHERE NOT aws_managed;
+
+CREATE TABLE identity_policy_versions (
+    policy_arn TEXT NOT NULL REFERENCES identity_managed_policies (arn),
+    version_id TEXT NOT NULL,
+    document TEXT NOT NULL,
+    created_ms BIGINT NOT NULL,
+    PRIMARY KEY (policy_arn, version_id)
+);
+
+CREATE TABLE identity_attachments (
+    holder_kind TEXT NOT NULL CHECK (holder_kind IN ('user', 'role')),
+    holder_key TEXT NOT NULL,
+    holder TEXT NOT NULL,
+    policy_arn TEXT NOT NULL REFERENCES identity_managed_policies (arn),
+    PRIMARY KEY (holder_kind, holder_key, policy_arn)
+);
+CREATE INDEX identity_attachments_by_policy ON identity_attachments (policy_arn);
+"#,
+        // Builds that kept the image would no longer see identity's writes.
+        breaks_older_builds: true,
+    },
+];
+
+const TRACK: Track = Track {
+    name: "identity",
+    migrations: &MIGRATIONS,
 };
 
-/// Identity in PostgreSQL (see the module docs).
-pub struct PostgresIdentityStore {
-    pool: Pool,
-    /// A private directory (0700) holding the local copy of the image.
-    dir: tempfile::TempDir,
-    /// The generation the local copy holds, if it is known to be intact.
-    local: Mutex<Option<i64>>,
-}
+/// How many times a master key rotation (or the copy of an earlier build's image) reads
+/// again when writes keep changing what it read.
+const ATTEMPTS: u32 = 16;
 
-impl std::fmt::Debug for PostgresIdentityStore {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("PostgresIdentityStore")
-            .field("target", &self.pool.target())
-            .finish_non_exhaustive()
-    }
-}
+// ---- statements -------------------------------------------------------------------------
 
-fn backend(context: &'static str) -> impl FnOnce(postgres::Error) -> IdentityError {
-    move |e| IdentityError::Database {
-        context,
-        source: Box::new(e),
-    }
-}
+const BUMP: &str =
+    "UPDATE identity_generation SET generation = generation + 1 WHERE id = 1 RETURNING generation";
+const LOCK_GENERATION: &str = "SELECT generation FROM identity_generation WHERE id = 1 FOR UPDATE";
+const GENERATION: &str = "SELECT generation FROM identity_generation WHERE id = 1";
 
-fn io(context: &'static str) -> impl FnOnce(std::io::Error) -> IdentityError {
+const LOAD_USERS: &str = r#"SELECT name, id, arn, path, tags, created_ms FROM identity_users
+    ORDER BY name_key COLLATE "C""#;
+const LOAD_KEYS: &str = r#"SELECT id, user_name, status, sealed_secret, created_ms, last_used_ms,
+    last_used_service, last_used_region FROM identity_access_keys
+    ORDER BY created_ms, id COLLATE "C""#;
+const LOAD_ROLES: &str = r#"SELECT name, id, arn, path, trust_policy, description,
+    max_session_duration_s, tags, created_ms FROM identity_roles ORDER BY name_key COLLATE "C""#;
+const LOAD_INLINE: &str = r#"SELECT holder_kind, holder, name, document
+    FROM identity_inline_policies
+    ORDER BY holder_kind COLLATE "C", holder_key COLLATE "C", name_key COLLATE "C""#;
+const LOAD_POLICIES: &str = r#"SELECT p.name, p.id, p.arn, p.path, v.document, p.description,
+    p.created_ms, p.default_version, p.updated_ms
+    FROM identity_managed_policies p JOIN identity_policy_versions v
+    ON v.policy_arn = p.arn AND v.version_id = p.default_version
+    ORDER BY p.name_key COLLATE "C", p.arn COLLATE "C""#;
+const LOAD_VERSIONS: &str = r#"SELECT policy_arn, version_id, document, created_ms
+    FROM identity_policy_versions
+    ORDER BY policy_arn COLLATE "C", length(version_id), version_id COLLATE "C""#;
+const LOAD_ATTACHMENTS: &str = r#"SELECT holder_kind, holder, policy_arn FROM identity_attachments
+    ORDER BY holder_kind COLLATE "C", holder_key COLLATE "C", policy_arn COLLATE "C""#;
+
+const USER_EXISTS: &str = "SELECT EXISTS (SELECT 1 FROM identity_users WHERE name_key = $1)";
+const ROLE_EXISTS: &str = "SELECT EXISTS (SELECT 1 FROM identity_roles WHERE name_key = $1)";
+const INSERT_USER: &str = "INSERT INTO identity_users (name_key, name, id, arn, path, tags,
+    created_ms) VALUES ($1, $2, $3, $4, $5, $6, $7)";
+const INSERT_INLINE: &str = "INSERT INTO identity_inline_policies (holder_kind, holder_key,
+    holder, name_key, name, document) VALUES ($1, $2, $3, $4, $5, $6)
+    ON CONFLICT (holder_kind, holder_key, name_key) DO UPDATE SET document = EXCLUDED.document";
+const INSERT_KEY: &str = "INSERT INTO identity_access_keys (id, user_name, user_key, status,
+    sealed_secret, created_ms, last_used_ms, last_used_service, last_used_region)
+    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)";
+/// What stops a user's deletion, in the order the embedded store checks it (the key check
+/// compares the user name exactly, as the embedded store's does).
+const USER_DEPENDENTS: &str = "SELECT
+    EXISTS (SELECT 1 FROM identity_users WHERE name_key = $1),
+    EXISTS (SELECT 1 FROM identity_access_keys WHERE user_name = $2),
+    EXISTS (SELECT 1 FROM identity_inline_policies WHERE holder_kind = 'user' AND holder_key = $1),
+    EXISTS (SELECT 1 FROM identity_attachments WHERE holder_kind = 'user' AND holder_key = $1)";
+const ROLE_DEPENDENTS: &str = "SELECT
+    EXISTS (SELECT 1 FROM identity_roles WHERE name_key = $1),
+    FALSE,
+    EXISTS (SELECT 1 FROM identity_inline_policies WHERE holder_kind = 'role' AND holder_key = $1),
+    EXISTS (SELECT 1 FROM identity_attachments WHERE holder_kind = 'role' AND holder_key = $1)";
+const DELETE_USER: &str = "DELETE FROM identity_users WHERE name_key = $1";
+const SET_USER_TAGS: &str = "UPDATE identity_users SET tags = $2 WHERE name_key = $1";
+const KEY_QUOTA: &str = "SELECT
+    EXISTS (SELECT 1 FROM identity_users WHERE name_key = $1),
+    (SELECT count(*) FROM identity_access_keys WHERE user_name = $2)";
+const SET_KEY_STATUS: &str =
+    "UPDATE identity_access_keys SET status = $3 WHERE id = $1 AND user_name = $2";
+const DELETE_KEY: &str = "DELETE FROM identity_access_keys WHERE id = $1 AND user_name = $2";
+const INSERT_ROLE: &str = "INSERT INTO identity_roles (name_key, name, id, arn, path,
+    trust_policy, description, max_session_duration_s, tags, created_ms)
+    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)";
+const DELETE_ROLE: &str = "DELETE FROM identity_roles WHERE name_key = $1";
+const SET_TRUST: &str = "UPDATE identity_roles SET trust_policy = $2 WHERE name_key = $1";
+const SET_ROLE_TAGS: &str = "UPDATE identity_roles SET tags = $2 WHERE name_key = $1";
+const UPDATE_ROLE: &str = "UPDATE identity_roles
+    SET description = CASE WHEN $2 THEN $3 ELSE description END,
+        max_session_duration_s = COALESCE($4, max_session_duration_s)
+    WHERE name_key = $1";
+const DELETE_INLINE: &str = "DELETE FROM identity_inline_policies
+    WHERE holder_kind = $1 AND holder_key = $2 AND name_key = $3";
+const INSERT_POLICY: &str = "INSERT INTO identity_managed_policies (arn, name_key, name, id, path,
+    description, created_ms, aws_managed, default_version, next_version, updated_ms)
+    VALUES ($1, $2, $3, $4, $5, $6, $7, FALSE, $8, 2, $9)";
+const UPSERT_AWS_POLICY: &str = "INSERT INTO identity_managed_policies (arn, name_key, name, id,
+    path, description, created_ms, aws_managed, default_version, next_version, updated_ms)
+    VALUES ($1, $2, $3, $4, $5, $6, $7, TRUE, $8, 1, $9)
+    ON CONFLICT (arn) DO UPDATE SET description = EXCLUDED.description,
+        default_version = EXCLUDED.default_version, updated_ms = EXCLUDED.updated_ms";
+const INSERT_VERSION: &str = "INSERT INTO identity_policy_versions (policy_arn, version_id,
+    document, created_ms) VALUES ($1, $2, $3, $4)";
+const POLICY_DEPENDENTS: &str = "SELECT
+    EXISTS (SELECT 1 FROM identity_managed_policies WHERE arn = $1),
+    EXISTS (SELECT 1 FROM identity_attachments WHERE policy_arn = $1),
+    (SELECT count(*) FROM identity_policy_versions WHERE policy_arn = $1)";
+const DELETE_VERSIONS_OF: &str = "DELETE FROM identity_policy_versions WHERE policy_arn = $1";
+const DELETE_POLICY: &str = "DELETE FROM identity_managed_policies WHERE arn = $1";
+const NEXT_VERSION: &str = "SELECT next_version,
+    (SELECT count(*) FROM identity_policy_versions WHERE policy_arn = $1)
+    FROM identity_managed_policies WHERE arn = $1";
+const ADVANCE_VERSION: &str = "UPDATE identity_managed_policies SET next_version = $2,
+    updated_ms = $3, default_version = CASE WHEN $4 THEN $5 ELSE default_version END
+    WHERE arn = $1";
+const VERSION_EXISTS: &str = "SELECT
+    EXISTS (SELECT 1 FROM identity_managed_policies WHERE arn = $1),
+    EXISTS (SELECT 1 FROM identity_policy_versions WHERE policy_arn = $1 AND version_id = $2)";
+const SET_DEFAULT: &str = "UPDATE identity_managed_policies SET default_version = $2,
+    updated_ms = $3 WHERE arn = $1";
+const DEFAULT_VERSION: &str =
+    "SELECT default_version FROM identity_managed_policies WHERE arn = $1";
+const DELETE_VERSION: &str =
+    "DELETE FROM identity_policy_versions WHERE policy_arn = $1 AND version_id = $2";
+const SEALED: &str =
+    r#"SELECT id, sealed_secret FROM identity_access_keys ORDER BY id COLLATE "C""#;
+const RESEAL: &str = "UPDATE identity_access_keys k SET sealed_secret = r.sealed
+    FROM unnest($1::text[], $2::bytea[]) AS r(id, sealed) WHERE k.id = r.id";
+const RECORD_USE: &str = "UPDATE identity_access_keys k SET last_used_ms = u.at_ms,
+    last_used_service = u.service, last_used_region = u.region
+    FROM unnest($1::text[], $2::bigint[], $3::text[], $4::text[])
+        AS u(id, at_ms, service, region)
+    WHERE k.id = u.id";
+const USER_ATTACH_CHECK: &str = "SELECT
+    EXISTS (SELECT 1 FROM identity_users WHERE name_key = $1),
+    EXISTS (SELECT 1 FROM identity_managed_policies WHERE arn = $2),
+    (SELECT count(*) FROM identity_attachments
+        WHERE holder_kind = 'user' AND holder_key = $1 AND policy_arn <> $2)";
+const ROLE_ATTACH_CHECK: &str = "SELECT
+    EXISTS (SELECT 1 FROM identity_roles WHERE name_key = $1),
+    EXISTS (SELECT 1 FROM identity_managed_policies WHERE arn = $2),
+    (SELECT count(*) FROM identity_attachments
+        WHERE holder_kind = 'role' AND holder_key = $1 AND policy_arn <> $2)";
+const ATTACH: &str = "INSERT INTO identity_attachments (holder_kind, holder_key, holder,
+    policy_arn) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING";
+const DETACH: &str = "DELETE FROM identity_attachments
+    WHERE holder_kind = $1 AND holder_key = $2 AND policy_arn = $3";
+
+/// Every statement, prepared once per connection.
+const STATEMENTS: &[&str] = &[
+    BUMP,
+    LOCK_GENERATION,
+    GENERATION,
+    LOAD_USERS,
+    LOAD_KEYS,
+    LOAD_ROLES,
+    LOAD_INLINE,
+    LOAD_POLICIES,
+    LOAD_VERSIONS,
+    LOAD_ATTACHMENTS,
+    USER_EXISTS,
+    ROLE_EXISTS,
+    INSERT_USER,
+    INSERT_INLINE,
+    INSERT_KEY,
+    USER_DEPENDENTS,
+    ROLE_DEPENDENTS,
+    DELETE_USER,
+    SET_USER_TAGS,
+    KEY_QUOTA,
+    SET_KEY_STATUS,
+    DELETE_KEY,
+    INSERT_ROLE,
+    DELETE_ROLE,
+    SET_TRUST,
+    SET_ROLE_TAGS,
+    UPDATE_ROLE,
+    DELETE_INLINE,
+    INSERT_POLICY,
+    UPSERT_AWS_POLICY,
+    INSERT_VERSION,
+    POLICY_DEPENDENTS,
+    DELETE_VERSIONS_OF,
+    DELETE_POLICY,
+    NEXT_VERSION,
+    ADVANCE_VERSION,
+    VERSION_EXISTS,
+    SET_DEFAULT,
+    DEFAULT_VERSION,
+    DELETE_VERSION,
+    SEALED,
+    RESEAL,
+    RECORD_USE,
+    USER_ATTACH_CHECK,
+    ROLE_ATTACH_CHECK,
+    ATTACH,
+    DETACH,
+];
+
+// ---- plumbing ---------------------------------------------------------------------------
+
+/// Maps a PostgreSQL error to [`IdentityError::Database`], keeping it as an opaque source
+/// (from which [`AsPostgres`] finds it again, so that retryable failures are retried).
+fn db(context: &'static str) -> impl Fn(postgres::Error) -> IdentityError {
     move |e| IdentityError::Database {
         context,
         source: Box::new(e),
@@ -82,9 +351,237 @@ impl From<warden_postgres::Error> for IdentityError {
     }
 }
 
+impl From<postgres::Error> for IdentityError {
+    fn from(e: postgres::Error) -> Self {
+        db("running an identity transaction")(e)
+    }
+}
+
+impl AsPostgres for IdentityError {
+    fn as_postgres(&self) -> Option<&postgres::Error> {
+        match self {
+            IdentityError::Database { source, .. } => source.downcast_ref::<postgres::Error>(),
+            _ => None,
+        }
+    }
+}
+
+/// A name as the unique keys compare it: ASCII letters lowercased, as SQLite's `NOCASE`.
+fn fold(name: &str) -> String {
+    name.to_ascii_lowercase()
+}
+
+/// A stored generation as the trait's number (it starts at 0 and only grows).
+fn generation_of(stored: i64) -> u64 {
+    u64::try_from(stored).unwrap_or(0)
+}
+
+/// Every statement of the store on `conn`, prepared there once.
+fn prepared(conn: &mut Conn) -> Result<HashMap<&'static str, Statement>, IdentityError> {
+    STATEMENTS
+        .iter()
+        .map(|sql| {
+            Ok((
+                *sql,
+                conn.prepare(sql).map_err(db("preparing a statement"))?,
+            ))
+        })
+        .collect()
+}
+
+/// A transaction with the store's prepared statements.
+struct Tx<'a, 'c> {
+    tx: &'a mut postgres::Transaction<'c>,
+    statements: &'a HashMap<&'static str, Statement>,
+}
+
+/// Runs `$method` with the prepared form of `$sql` (or `$sql` itself, unprepared, should
+/// a statement be missing from [`STATEMENTS`]).
+macro_rules! run {
+    ($self:ident, $method:ident, $sql:expr, $params:expr) => {
+        match $self.statements.get($sql) {
+            Some(statement) => $self.tx.$method(statement, $params),
+            None => $self.tx.$method($sql, $params),
+        }
+    };
+}
+
+impl Tx<'_, '_> {
+    fn execute(
+        &mut self,
+        sql: &'static str,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> Result<u64, postgres::Error> {
+        run!(self, execute, sql, params)
+    }
+
+    fn query(
+        &mut self,
+        sql: &'static str,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> Result<Vec<Row>, postgres::Error> {
+        run!(self, query, sql, params)
+    }
+
+    fn query_one(
+        &mut self,
+        sql: &'static str,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> Result<Row, postgres::Error> {
+        run!(self, query_one, sql, params)
+    }
+
+    fn query_opt(
+        &mut self,
+        sql: &'static str,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> Result<Option<Row>, postgres::Error> {
+        run!(self, query_opt, sql, params)
+    }
+}
+
+fn already_exists_or(
+    context: &'static str,
+    message: impl FnOnce() -> String,
+) -> impl FnOnce(postgres::Error) -> IdentityError {
+    move |e| {
+        if warden_postgres::is_unique_violation(&e) {
+            IdentityError::EntityAlreadyExists(message())
+        } else {
+            db(context)(e)
+        }
+    }
+}
+
+fn no_key(key_id: &str) -> IdentityError {
+    IdentityError::NoSuchEntity(format!(
+        "The Access Key with id `{key_id}` cannot be found."
+    ))
+}
+
+fn policy_not_found(arn: &str) -> IdentityError {
+    IdentityError::NoSuchEntity(format!("Policy `{arn}` was not found."))
+}
+
+fn insert_inline(tx: &mut Tx<'_, '_>, p: &InlinePolicy) -> Result<(), IdentityError> {
+    tx.execute(
+        INSERT_INLINE,
+        &[
+            &p.holder.kind(),
+            &fold(p.holder.name()),
+            &p.holder.name(),
+            &fold(&p.name),
+            &p.name,
+            &p.document,
+        ],
+    )
+    .map_err(db("writing an inline policy"))?;
+    Ok(())
+}
+
+fn insert_key(tx: &mut Tx<'_, '_>, k: &StoredKey) -> Result<(), IdentityError> {
+    tx.execute(
+        INSERT_KEY,
+        &[
+            &k.id,
+            &k.user_name,
+            &fold(&k.user_name),
+            &k.status.as_str(),
+            &k.sealed_secret,
+            &k.created_ms,
+            &k.last_used_ms,
+            &k.last_used_service,
+            &k.last_used_region,
+        ],
+    )
+    .map_err(db("writing an access key"))?;
+    Ok(())
+}
+
+fn insert_version(
+    tx: &mut Tx<'_, '_>,
+    arn: &str,
+    version_id: &str,
+    document: &str,
+    created_ms: i64,
+) -> Result<(), IdentityError> {
+    tx.execute(INSERT_VERSION, &[&arn, &version_id, &document, &created_ms])
+        .map_err(db("writing a policy version"))?;
+    Ok(())
+}
+
+fn require_holder(tx: &mut Tx<'_, '_>, holder: &Holder) -> Result<(), IdentityError> {
+    let sql = match holder {
+        Holder::User(_) => USER_EXISTS,
+        Holder::Role(_) => ROLE_EXISTS,
+    };
+    let found: bool = tx
+        .query_one(sql, &[&fold(holder.name())])
+        .map_err(db("checking an entity"))?
+        .get(0);
+    match (found, holder) {
+        (true, _) => Ok(()),
+        (false, Holder::User(n)) => Err(no_user(n)),
+        (false, Holder::Role(n)) => Err(no_role(n)),
+    }
+}
+
+/// The embedded store's refusals to delete a user or role still in use, in its order.
+fn refuse_if_in_use(tx: &mut Tx<'_, '_>, holder: &Holder) -> Result<(), IdentityError> {
+    let row = match holder {
+        Holder::User(n) => tx.query_one(USER_DEPENDENTS, &[&fold(n), n]),
+        Holder::Role(n) => tx.query_one(ROLE_DEPENDENTS, &[&fold(n)]),
+    }
+    .map_err(db("checking an entity"))?;
+    let (exists, keys, inline, attached): (bool, bool, bool, bool) =
+        (row.get(0), row.get(1), row.get(2), row.get(3));
+    if !exists {
+        return Err(match holder {
+            Holder::User(n) => no_user(n),
+            Holder::Role(n) => no_role(n),
+        });
+    }
+    if keys {
+        return Err(IdentityError::DeleteConflict(
+            "Cannot delete entity, must delete access keys first.".into(),
+        ));
+    }
+    if inline {
+        return Err(IdentityError::DeleteConflict(
+            "Cannot delete entity, must delete policies first.".into(),
+        ));
+    }
+    if attached {
+        return Err(IdentityError::DeleteConflict(
+            "Cannot delete entity, must detach all policies first.".into(),
+        ));
+    }
+    Ok(())
+}
+
+fn max_as_i64(max: usize) -> i64 {
+    i64::try_from(max).unwrap_or(i64::MAX)
+}
+
+// ---- the store --------------------------------------------------------------------------
+
+/// Identity in PostgreSQL (see the module docs). Cheap to share: the pool is.
+pub struct PostgresIdentityStore {
+    pool: Pool,
+}
+
+impl std::fmt::Debug for PostgresIdentityStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PostgresIdentityStore")
+            .field("target", &self.pool.target())
+            .finish_non_exhaustive()
+    }
+}
+
 impl PostgresIdentityStore {
-    /// Connects to the database at `url` with `connections` connections and creates the
-    /// image of an empty identity store if there is none.
+    /// Connects to the database at `url` with `connections` connections, brings the
+    /// `identity` schema up to date, and copies in the identity image an earlier build
+    /// left there, if any.
     pub fn open(url: &str, connections: usize) -> Result<Self, IdentityError> {
         let pool = Pool::open(
             url,
@@ -94,168 +591,261 @@ impl PostgresIdentityStore {
             },
             &[TRACK],
         )?;
-        let dir = tempfile::Builder::new()
-            .prefix("warden-identity-")
-            .tempdir()
-            .map_err(io("creating the identity scratch directory"))?;
-        let store = PostgresIdentityStore {
-            pool,
-            dir,
-            local: Mutex::new(None),
-        };
-        // An empty image: made by the embedded store itself, so it has its schema.
-        let empty = store.dir.path().join("empty.db");
-        drop(SqliteIdentityStore::open(&empty)?);
-        let image = std::fs::read(&empty).map_err(io("reading the empty identity image"))?;
-        std::fs::remove_file(&empty).map_err(io("removing the empty identity image"))?;
-        store.pool.run(move |conn| {
-            conn.client()
-                .execute(
-                    "INSERT INTO identity_image (id, generation, image) VALUES (1, 0, $1)
-                     ON CONFLICT (id) DO NOTHING",
-                    &[&image],
-                )
-                .map_err(backend("creating the identity image"))
-        })?;
+        let store = PostgresIdentityStore { pool };
+        store.import_image()?;
         Ok(store)
     }
 
-    fn image_path(&self) -> PathBuf {
-        self.dir.path().join("identity.db")
-    }
-
-    fn stored_generation(&self) -> Result<i64, IdentityError> {
-        self.pool.run(|conn| {
-            Ok(conn
-                .client()
-                .query_one("SELECT generation FROM identity_image WHERE id = 1", &[])
-                .map_err(backend("reading the identity generation"))?
-                .get(0))
+    /// Runs `f` as one write: a transaction that first increases the generation (which
+    /// also queues it behind every other write) and commits only if `f` succeeds.
+    fn write<T: Send + 'static>(
+        &self,
+        f: impl Fn(&mut Tx<'_, '_>) -> Result<T, IdentityError> + Send + 'static,
+    ) -> Result<T, IdentityError> {
+        self.pool.run(move |conn| {
+            let statements = prepared(conn)?;
+            conn.transaction(|tx| {
+                let mut tx = Tx {
+                    tx,
+                    statements: &statements,
+                };
+                tx.execute(BUMP, &[])
+                    .map_err(db("increasing the identity generation"))?;
+                f(&mut tx)
+            })
         })
     }
 
-    /// Brings the local copy up to the stored image (if it is not already at the stored
-    /// generation) and returns its generation.
-    fn sync(&self, local: &mut Option<i64>) -> Result<i64, IdentityError> {
-        let stored = self.stored_generation()?;
-        if *local == Some(stored) && self.image_path().is_file() {
-            return Ok(stored);
-        }
-        let (generation, image): (i64, Vec<u8>) = self.pool.run(|conn| {
-            let row = conn
-                .client()
-                .query_one(
-                    "SELECT generation, image FROM identity_image WHERE id = 1",
-                    &[],
+    /// Copies the image of an earlier build (see the module docs) into the tables, once.
+    fn import_image(&self) -> Result<(), IdentityError> {
+        for _ in 0..ATTEMPTS {
+            let stored: Option<(i64, Vec<u8>)> = self.pool.run(|conn| {
+                Ok::<_, IdentityError>(
+                    conn.client()
+                        .query_opt(
+                            "SELECT generation, image FROM identity_image WHERE id = 1",
+                            &[],
+                        )
+                        .map_err(db("reading the identity image"))?
+                        .map(|r| (r.get(0), r.get(1))),
                 )
-                .map_err(backend("reading the identity image"))?;
-            Ok::<_, IdentityError>((row.get(0), row.get(1)))
-        })?;
-        *local = None;
-        let path = self.image_path();
-        for suffix in ["-wal", "-shm"] {
-            let mut companion = path.as_os_str().to_owned();
-            companion.push(suffix);
-            match std::fs::remove_file(&companion) {
-                Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-                    return Err(io("clearing the identity copy")(e))
-                }
-                _ => {}
-            }
-        }
-        {
-            use std::io::Write;
-            use std::os::unix::fs::OpenOptionsExt;
-            let mut f = std::fs::OpenOptions::new()
-                .write(true)
-                .create(true)
-                .truncate(true)
-                .mode(0o600)
-                .open(&path)
-                .map_err(io("writing the identity copy"))?;
-            f.write_all(&image)
-                .map_err(io("writing the identity copy"))?;
-        }
-        *local = Some(generation);
-        Ok(generation)
-    }
-
-    /// Runs `f` on the local copy at the stored generation.
-    fn read<T>(
-        &self,
-        f: impl FnOnce(&SqliteIdentityStore) -> Result<T, IdentityError>,
-    ) -> Result<T, IdentityError> {
-        let mut local = self.local.lock().unwrap_or_else(|p| p.into_inner());
-        self.sync(&mut local)?;
-        let store = SqliteIdentityStore::open(&self.image_path())?;
-        f(&store)
-    }
-
-    /// Runs the write `f` on the local copy and stores the result if nobody wrote since;
-    /// otherwise decides it again on the newer image.
-    fn write<T>(
-        &self,
-        f: impl Fn(&SqliteIdentityStore) -> Result<T, IdentityError>,
-    ) -> Result<T, IdentityError> {
-        let mut local = self.local.lock().unwrap_or_else(|p| p.into_inner());
-        for _ in 0..WRITE_ATTEMPTS {
-            let generation = self.sync(&mut local)?;
-            let store = SqliteIdentityStore::open(&self.image_path())?;
-            let out = f(&store);
-            // Closing the last connection folds the write-ahead log into the file.
-            drop(store);
-            let value = match out {
-                Ok(v) => v,
-                Err(e) => {
-                    // A refused write changed nothing, but the copy is re-read anyway.
-                    *local = None;
-                    return Err(e);
-                }
+            })?;
+            let Some((generation, image)) = stored else {
+                return Ok(());
             };
-            let image =
-                std::fs::read(self.image_path()).map_err(io("reading the identity copy"))?;
-            let written = self.pool.run(move |conn| {
-                conn.client()
-                    .execute(
-                        "UPDATE identity_image SET image = $2, generation = generation + 1
-                         WHERE id = 1 AND generation = $1",
-                        &[&generation, &image],
-                    )
-                    .map_err(backend("writing the identity image"))
-            });
-            match written {
-                Ok(1) => {
-                    *local = Some(generation + 1);
-                    return Ok(value);
+            // Generation 0 is the empty image a build made on its first start.
+            let rows = if generation == 0 {
+                None
+            } else {
+                Some(image::read(&image)?)
+            };
+            let imported = self.pool.run(move |conn| {
+                conn.transaction(|tx| {
+                    // The image goes with the import: whoever deletes it imports it.
+                    let taken = tx
+                        .execute(
+                            "DELETE FROM identity_image WHERE id = 1 AND generation = $1",
+                            &[&generation],
+                        )
+                        .map_err(db("taking the identity image"))?;
+                    if taken == 0 {
+                        return Ok(false);
+                    }
+                    if let Some(rows) = &rows {
+                        tx.execute(
+                            "UPDATE identity_generation
+                             SET generation = GREATEST(generation, $1) + 1 WHERE id = 1",
+                            &[&generation],
+                        )
+                        .map_err(db("increasing the identity generation"))?;
+                        rows.insert(tx)?;
+                    }
+                    Ok::<_, IdentityError>(true)
+                })
+            })?;
+            if imported {
+                if generation > 0 {
+                    tracing::info!(
+                        generation,
+                        "copied identity from the image an earlier build kept into its tables"
+                    );
                 }
-                Ok(_) => {
-                    // Another node wrote first: decide again on its image.
-                    *local = None;
-                }
-                Err(e) => {
-                    *local = None;
-                    return Err(e);
-                }
+                return Ok(());
             }
+            // The image changed or went between the read and the import: look again.
         }
         Err(IdentityError::Database {
-            context: "writing identity",
-            source: "other nodes kept changing identity; the write was not applied".into(),
+            context: "importing the identity image",
+            source: "the image kept changing while it was being copied".into(),
         })
     }
 }
 
 impl IdentityStore for PostgresIdentityStore {
-    fn generation(&self) -> Result<Option<u64>, IdentityError> {
-        Ok(Some(u64::try_from(self.stored_generation()?).unwrap_or(0)))
+    fn load(&self) -> Result<Dump, IdentityError> {
+        self.pool.run(|conn| {
+            let statements = prepared(conn)?;
+            let ctx = db("loading identities");
+            let mut snapshot = conn
+                .client()
+                .build_transaction()
+                .isolation_level(postgres::IsolationLevel::RepeatableRead)
+                .read_only(true)
+                .start()
+                .map_err(&ctx)?;
+            let mut tx = Tx {
+                tx: &mut snapshot,
+                statements: &statements,
+            };
+            // The first read fixes the snapshot every later read of this transaction sees.
+            let generation: i64 = tx.query_one(GENERATION, &[]).map_err(&ctx)?.get(0);
+            let mut dump = Dump {
+                generation: generation_of(generation),
+                ..Dump::default()
+            };
+            for r in tx.query(LOAD_USERS, &[]).map_err(&ctx)? {
+                dump.users.push(User {
+                    name: r.get(0),
+                    id: r.get(1),
+                    arn: r.get(2),
+                    path: r.get(3),
+                    tags: tags_from_json(r.get(4)),
+                    created_ms: r.get(5),
+                });
+            }
+            for r in tx.query(LOAD_KEYS, &[]).map_err(&ctx)? {
+                dump.keys.push(StoredKey {
+                    id: r.get(0),
+                    user_name: r.get(1),
+                    // The CHECK constraint admits only the two spellings.
+                    status: KeyStatus::parse(r.get(2)).unwrap_or(KeyStatus::Inactive),
+                    sealed_secret: r.get(3),
+                    created_ms: r.get(4),
+                    last_used_ms: r.get(5),
+                    last_used_service: r.get(6),
+                    last_used_region: r.get(7),
+                });
+            }
+            for r in tx.query(LOAD_ROLES, &[]).map_err(&ctx)? {
+                let max: i64 = r.get(6);
+                dump.roles.push(Role {
+                    name: r.get(0),
+                    id: r.get(1),
+                    arn: r.get(2),
+                    path: r.get(3),
+                    trust_policy: r.get(4),
+                    description: r.get(5),
+                    // Written from a u32.
+                    max_session_duration_s: u32::try_from(max).unwrap_or(u32::MAX),
+                    tags: tags_from_json(r.get(7)),
+                    created_ms: r.get(8),
+                });
+            }
+            for r in tx.query(LOAD_INLINE, &[]).map_err(&ctx)? {
+                let kind: &str = r.get(0);
+                if let Some(holder) = Holder::from_parts(kind, r.get(1)) {
+                    dump.inline.push(InlinePolicy {
+                        holder,
+                        name: r.get(2),
+                        document: r.get(3),
+                    });
+                }
+            }
+            for r in tx.query(LOAD_POLICIES, &[]).map_err(&ctx)? {
+                dump.policies.push(ManagedPolicy {
+                    name: r.get(0),
+                    id: r.get(1),
+                    arn: r.get(2),
+                    path: r.get(3),
+                    document: r.get(4),
+                    description: r.get(5),
+                    created_ms: r.get(6),
+                    default_version: r.get(7),
+                    updated_ms: r.get(8),
+                });
+            }
+            for r in tx.query(LOAD_VERSIONS, &[]).map_err(&ctx)? {
+                dump.versions.push(PolicyVersion {
+                    policy_arn: r.get(0),
+                    version_id: r.get(1),
+                    document: r.get(2),
+                    created_ms: r.get(3),
+                });
+            }
+            for r in tx.query(LOAD_ATTACHMENTS, &[]).map_err(&ctx)? {
+                let kind: &str = r.get(0);
+                if let Some(holder) = Holder::from_parts(kind, r.get(1)) {
+                    dump.attachments.push((holder, r.get(2)));
+                }
+            }
+            snapshot.commit().map_err(&ctx)?;
+            Ok(dump)
+        })
     }
 
-    fn load(&self) -> Result<Dump, IdentityError> {
-        self.read(|s| s.load())
+    fn generation(&self) -> Result<u64, IdentityError> {
+        self.pool.run(|conn| {
+            let ctx = db("reading the identity generation");
+            let statement = conn.prepare(GENERATION).map_err(&ctx)?;
+            let row = conn.client().query_one(&statement, &[]).map_err(&ctx)?;
+            Ok(generation_of(row.get(0)))
+        })
     }
 
     fn reseal_secrets(&self, reseal: Reseal<'_>) -> Result<usize, IdentityError> {
-        self.write(|s| s.reseal_secrets(reseal))
+        // `reseal` cannot go to a connection's thread, so the secrets are resealed here
+        // and written only if the keys are still those that were read: otherwise (a key
+        // made or deleted meanwhile) everything is read and resealed again.
+        let ctx = "resealing secrets";
+        for _ in 0..ATTEMPTS {
+            let current: Vec<(String, Vec<u8>)> = self.pool.run(move |conn| {
+                let statement = conn.prepare(SEALED).map_err(db(ctx))?;
+                Ok::<_, IdentityError>(
+                    conn.client()
+                        .query(&statement, &[])
+                        .map_err(db(ctx))?
+                        .into_iter()
+                        .map(|r| (r.get(0), r.get(1)))
+                        .collect(),
+                )
+            })?;
+            let mut resealed = Vec::with_capacity(current.len());
+            for (id, sealed) in &current {
+                resealed.push(reseal(id, sealed)?);
+            }
+            let written = self.pool.run(move |conn| {
+                let statements = prepared(conn)?;
+                conn.transaction(|tx| {
+                    let mut tx = Tx {
+                        tx,
+                        statements: &statements,
+                    };
+                    // Queue behind other writes without counting as one yet.
+                    tx.query_one(LOCK_GENERATION, &[]).map_err(db(ctx))?;
+                    let now: Vec<(String, Vec<u8>)> = tx
+                        .query(SEALED, &[])
+                        .map_err(db(ctx))?
+                        .into_iter()
+                        .map(|r| (r.get(0), r.get(1)))
+                        .collect();
+                    if now != current {
+                        return Ok(None);
+                    }
+                    tx.execute(BUMP, &[])
+                        .map_err(db("increasing the identity generation"))?;
+                    let ids: Vec<&str> = current.iter().map(|(id, _)| id.as_str()).collect();
+                    tx.execute(RESEAL, &[&ids, &resealed]).map_err(db(ctx))?;
+                    Ok::<_, IdentityError>(Some(current.len()))
+                })
+            })?;
+            if let Some(n) = written {
+                return Ok(n);
+            }
+        }
+        Err(IdentityError::Database {
+            context: ctx,
+            source: "access keys kept changing while they were being resealed".into(),
+        })
     }
 
     fn create_user(
@@ -264,19 +854,73 @@ impl IdentityStore for PostgresIdentityStore {
         inline: &[InlinePolicy],
         key: Option<&StoredKey>,
     ) -> Result<(), IdentityError> {
-        self.write(|s| s.create_user(user, inline, key))
+        let (user, inline, key) = (user.clone(), inline.to_vec(), key.cloned());
+        self.write(move |tx| {
+            tx.execute(
+                INSERT_USER,
+                &[
+                    &fold(&user.name),
+                    &user.name,
+                    &user.id,
+                    &user.arn,
+                    &user.path,
+                    &tags_to_json(&user.tags),
+                    &user.created_ms,
+                ],
+            )
+            .map_err(already_exists_or("creating a user", || {
+                format!("User with name `{}` already exists.", user.name)
+            }))?;
+            for p in &inline {
+                insert_inline(tx, p)?;
+            }
+            if let Some(k) = &key {
+                insert_key(tx, k)?;
+            }
+            Ok(())
+        })
     }
 
     fn delete_user(&self, name: &str) -> Result<(), IdentityError> {
-        self.write(|s| s.delete_user(name))
+        let name = name.to_owned();
+        self.write(move |tx| {
+            refuse_if_in_use(tx, &Holder::User(name.clone()))?;
+            tx.execute(DELETE_USER, &[&fold(&name)])
+                .map_err(db("deleting a user"))?;
+            Ok(())
+        })
     }
 
     fn set_user_tags(&self, name: &str, tags: &Tags) -> Result<(), IdentityError> {
-        self.write(|s| s.set_user_tags(name, tags))
+        let (name, tags) = (name.to_owned(), tags_to_json(tags));
+        self.write(move |tx| {
+            let n = tx
+                .execute(SET_USER_TAGS, &[&fold(&name), &tags])
+                .map_err(db("tagging a user"))?;
+            if n == 0 {
+                return Err(no_user(&name));
+            }
+            Ok(())
+        })
     }
 
     fn create_access_key(&self, key: &StoredKey, max_per_user: usize) -> Result<(), IdentityError> {
-        self.write(|s| s.create_access_key(key, max_per_user))
+        let key = key.clone();
+        self.write(move |tx| {
+            let row = tx
+                .query_one(KEY_QUOTA, &[&fold(&key.user_name), &key.user_name])
+                .map_err(db("counting entities"))?;
+            let (user_exists, n): (bool, i64) = (row.get(0), row.get(1));
+            if !user_exists {
+                return Err(no_user(&key.user_name));
+            }
+            if n >= max_as_i64(max_per_user) {
+                return Err(IdentityError::LimitExceeded(format!(
+                    "Cannot exceed quota for AccessKeysPerUser: {max_per_user}"
+                )));
+            }
+            insert_key(tx, &key)
+        })
     }
 
     fn set_access_key_status(
@@ -285,35 +929,118 @@ impl IdentityStore for PostgresIdentityStore {
         key_id: &str,
         status: KeyStatus,
     ) -> Result<(), IdentityError> {
-        self.write(|s| s.set_access_key_status(user, key_id, status))
+        let (user, key_id) = (user.to_owned(), key_id.to_owned());
+        self.write(move |tx| {
+            let n = tx
+                .execute(SET_KEY_STATUS, &[&key_id, &user, &status.as_str()])
+                .map_err(db("updating an access key"))?;
+            if n == 0 {
+                return Err(no_key(&key_id));
+            }
+            Ok(())
+        })
     }
 
     fn delete_access_key(&self, user: &str, key_id: &str) -> Result<(), IdentityError> {
-        self.write(|s| s.delete_access_key(user, key_id))
+        let (user, key_id) = (user.to_owned(), key_id.to_owned());
+        self.write(move |tx| {
+            let n = tx
+                .execute(DELETE_KEY, &[&key_id, &user])
+                .map_err(db("deleting an access key"))?;
+            if n == 0 {
+                return Err(no_key(&key_id));
+            }
+            Ok(())
+        })
     }
 
     fn create_role(&self, role: &Role) -> Result<(), IdentityError> {
-        self.write(|s| s.create_role(role))
+        let role = role.clone();
+        self.write(move |tx| {
+            tx.execute(
+                INSERT_ROLE,
+                &[
+                    &fold(&role.name),
+                    &role.name,
+                    &role.id,
+                    &role.arn,
+                    &role.path,
+                    &role.trust_policy,
+                    &role.description,
+                    &i64::from(role.max_session_duration_s),
+                    &tags_to_json(&role.tags),
+                    &role.created_ms,
+                ],
+            )
+            .map_err(already_exists_or("creating a role", || {
+                format!("Role with name `{}` already exists.", role.name)
+            }))?;
+            Ok(())
+        })
     }
 
     fn delete_role(&self, name: &str) -> Result<(), IdentityError> {
-        self.write(|s| s.delete_role(name))
+        let name = name.to_owned();
+        self.write(move |tx| {
+            refuse_if_in_use(tx, &Holder::Role(name.clone()))?;
+            tx.execute(DELETE_ROLE, &[&fold(&name)])
+                .map_err(db("deleting a role"))?;
+            Ok(())
+        })
     }
 
     fn set_role_trust_policy(&self, name: &str, document: &str) -> Result<(), IdentityError> {
-        self.write(|s| s.set_role_trust_policy(name, document))
+        let (name, document) = (name.to_owned(), document.to_owned());
+        self.write(move |tx| {
+            let n = tx
+                .execute(SET_TRUST, &[&fold(&name), &document])
+                .map_err(db("updating a trust policy"))?;
+            if n == 0 {
+                return Err(no_role(&name));
+            }
+            Ok(())
+        })
     }
 
     fn set_role_tags(&self, name: &str, tags: &Tags) -> Result<(), IdentityError> {
-        self.write(|s| s.set_role_tags(name, tags))
+        let (name, tags) = (name.to_owned(), tags_to_json(tags));
+        self.write(move |tx| {
+            let n = tx
+                .execute(SET_ROLE_TAGS, &[&fold(&name), &tags])
+                .map_err(db("tagging a role"))?;
+            if n == 0 {
+                return Err(no_role(&name));
+            }
+            Ok(())
+        })
     }
 
     fn put_inline_policy(&self, policy: &InlinePolicy) -> Result<(), IdentityError> {
-        self.write(|s| s.put_inline_policy(policy))
+        let policy = policy.clone();
+        self.write(move |tx| {
+            require_holder(tx, &policy.holder)?;
+            insert_inline(tx, &policy)
+        })
     }
 
     fn delete_inline_policy(&self, holder: &Holder, name: &str) -> Result<(), IdentityError> {
-        self.write(|s| s.delete_inline_policy(holder, name))
+        let (holder, name) = (holder.clone(), name.to_owned());
+        self.write(move |tx| {
+            require_holder(tx, &holder)?;
+            let n = tx
+                .execute(
+                    DELETE_INLINE,
+                    &[&holder.kind(), &fold(holder.name()), &fold(&name)],
+                )
+                .map_err(db("deleting an inline policy"))?;
+            if n == 0 {
+                return Err(IdentityError::NoSuchEntity(format!(
+                    "The {} policy with name `{name}` cannot be found.",
+                    holder.kind()
+                )));
+            }
+            Ok(())
+        })
     }
 
     fn update_role(
@@ -322,15 +1049,79 @@ impl IdentityStore for PostgresIdentityStore {
         description: Option<Option<&str>>,
         max_session_duration_s: Option<u32>,
     ) -> Result<(), IdentityError> {
-        self.write(|s| s.update_role(name, description, max_session_duration_s))
+        let name = name.to_owned();
+        let set_description = description.is_some();
+        let description = description.flatten().map(str::to_owned);
+        let max = max_session_duration_s.map(i64::from);
+        self.write(move |tx| {
+            require_holder(tx, &Holder::Role(name.clone()))?;
+            if set_description || max.is_some() {
+                tx.execute(
+                    UPDATE_ROLE,
+                    &[&fold(&name), &set_description, &description, &max],
+                )
+                .map_err(db("updating a role"))?;
+            }
+            Ok(())
+        })
     }
 
-    fn create_managed_policy(&self, policy: &ManagedPolicy) -> Result<(), IdentityError> {
-        self.write(|s| s.create_managed_policy(policy))
+    fn create_managed_policy(&self, p: &ManagedPolicy) -> Result<(), IdentityError> {
+        let p = p.clone();
+        self.write(move |tx| {
+            tx.execute(
+                INSERT_POLICY,
+                &[
+                    &p.arn,
+                    &fold(&p.name),
+                    &p.name,
+                    &p.id,
+                    &p.path,
+                    &p.description,
+                    &p.created_ms,
+                    &p.default_version,
+                    &p.updated_ms,
+                ],
+            )
+            .map_err(already_exists_or("creating a managed policy", || {
+                format!(
+                    "A policy called `{}` already exists. Duplicate names are not allowed.",
+                    p.name
+                )
+            }))?;
+            insert_version(tx, &p.arn, &p.default_version, &p.document, p.created_ms)
+        })
     }
 
     fn delete_managed_policy(&self, arn: &str) -> Result<(), IdentityError> {
-        self.write(|s| s.delete_managed_policy(arn))
+        let arn = arn.to_owned();
+        self.write(move |tx| {
+            let row = tx
+                .query_one(POLICY_DEPENDENTS, &[&arn])
+                .map_err(db("checking an entity"))?;
+            let (exists, attached, versions): (bool, bool, i64) =
+                (row.get(0), row.get(1), row.get(2));
+            if !exists {
+                return Err(policy_not_found(&arn));
+            }
+            if attached {
+                return Err(IdentityError::DeleteConflict(
+                    "Cannot delete a policy attached to entities.".into(),
+                ));
+            }
+            if versions > 1 {
+                return Err(IdentityError::DeleteConflict(
+                    "This policy has more than one version. Before you delete a policy, you must \
+                     delete the policy's versions. The default version is deleted with the policy."
+                        .into(),
+                ));
+            }
+            tx.execute(DELETE_VERSIONS_OF, &[&arn])
+                .map_err(db("deleting a managed policy"))?;
+            tx.execute(DELETE_POLICY, &[&arn])
+                .map_err(db("deleting a managed policy"))?;
+            Ok(())
+        })
     }
 
     fn create_policy_version(
@@ -341,7 +1132,28 @@ impl IdentityStore for PostgresIdentityStore {
         set_default: bool,
         max: usize,
     ) -> Result<String, IdentityError> {
-        self.write(|s| s.create_policy_version(arn, document, created_ms, set_default, max))
+        let (arn, document) = (arn.to_owned(), document.to_owned());
+        self.write(move |tx| {
+            let ctx = db("creating a policy version");
+            let Some(row) = tx.query_opt(NEXT_VERSION, &[&arn]).map_err(&ctx)? else {
+                return Err(no_policy(&arn));
+            };
+            let (next, n): (i64, i64) = (row.get(0), row.get(1));
+            if n >= max_as_i64(max) {
+                return Err(IdentityError::LimitExceeded(format!(
+                    "A managed policy can have up to {max} versions. Before you create a new \
+                     version, you must delete an existing version."
+                )));
+            }
+            let version_id = format!("v{next}");
+            insert_version(tx, &arn, &version_id, &document, created_ms)?;
+            tx.execute(
+                ADVANCE_VERSION,
+                &[&arn, &(next + 1), &created_ms, &set_default, &version_id],
+            )
+            .map_err(&ctx)?;
+            Ok(version_id)
+        })
     }
 
     fn set_default_policy_version(
@@ -350,132 +1162,446 @@ impl IdentityStore for PostgresIdentityStore {
         version_id: &str,
         now_ms: i64,
     ) -> Result<(), IdentityError> {
-        self.write(|s| s.set_default_policy_version(arn, version_id, now_ms))
+        let (arn, version_id) = (arn.to_owned(), version_id.to_owned());
+        self.write(move |tx| {
+            let row = tx
+                .query_one(VERSION_EXISTS, &[&arn, &version_id])
+                .map_err(db("checking an entity"))?;
+            let (policy, version): (bool, bool) = (row.get(0), row.get(1));
+            if !policy {
+                return Err(no_policy(&arn));
+            }
+            if !version {
+                return Err(no_version(&arn, &version_id));
+            }
+            tx.execute(SET_DEFAULT, &[&arn, &version_id, &now_ms])
+                .map_err(db("setting the default policy version"))?;
+            Ok(())
+        })
     }
 
     fn delete_policy_version(&self, arn: &str, version_id: &str) -> Result<(), IdentityError> {
-        self.write(|s| s.delete_policy_version(arn, version_id))
+        let (arn, version_id) = (arn.to_owned(), version_id.to_owned());
+        self.write(move |tx| {
+            let ctx = db("deleting a policy version");
+            let Some(row) = tx.query_opt(DEFAULT_VERSION, &[&arn]).map_err(&ctx)? else {
+                return Err(no_policy(&arn));
+            };
+            let default: String = row.get(0);
+            if default == version_id {
+                return Err(IdentityError::DeleteConflict(
+                    "Cannot delete the default version of a policy.".into(),
+                ));
+            }
+            let n = tx
+                .execute(DELETE_VERSION, &[&arn, &version_id])
+                .map_err(&ctx)?;
+            if n == 0 {
+                return Err(no_version(&arn, &version_id));
+            }
+            Ok(())
+        })
     }
 
-    fn put_aws_managed_policy(&self, policy: &ManagedPolicy) -> Result<(), IdentityError> {
-        self.write(|s| s.put_aws_managed_policy(policy))
+    fn put_aws_managed_policy(&self, p: &ManagedPolicy) -> Result<(), IdentityError> {
+        let p = p.clone();
+        self.write(move |tx| {
+            let ctx = db("installing an AWS managed policy");
+            tx.execute(
+                UPSERT_AWS_POLICY,
+                &[
+                    &p.arn,
+                    &fold(&p.name),
+                    &p.name,
+                    &p.id,
+                    &p.path,
+                    &p.description,
+                    &p.created_ms,
+                    &p.default_version,
+                    &p.updated_ms,
+                ],
+            )
+            .map_err(&ctx)?;
+            tx.execute(DELETE_VERSIONS_OF, &[&p.arn]).map_err(&ctx)?;
+            insert_version(tx, &p.arn, &p.default_version, &p.document, p.updated_ms)
+        })
     }
 
     fn record_key_usage(&self, usage: &[KeyUsage]) -> Result<(), IdentityError> {
-        self.write(|s| s.record_key_usage(usage))
+        if usage.is_empty() {
+            return Ok(());
+        }
+        // One statement for the batch; of several uses of one key the last one counts, as
+        // it does when the embedded store applies them in turn.
+        let mut latest: Vec<&KeyUsage> = Vec::with_capacity(usage.len());
+        let mut at: HashMap<&str, usize> = HashMap::with_capacity(usage.len());
+        for u in usage {
+            match at.get(u.key_id.as_str()) {
+                Some(&i) => latest[i] = u,
+                None => {
+                    at.insert(&u.key_id, latest.len());
+                    latest.push(u);
+                }
+            }
+        }
+        let ids: Vec<String> = latest.iter().map(|u| u.key_id.clone()).collect();
+        let at_ms: Vec<i64> = latest.iter().map(|u| u.at_ms).collect();
+        let services: Vec<String> = latest.iter().map(|u| u.service.clone()).collect();
+        let regions: Vec<String> = latest.iter().map(|u| u.region.clone()).collect();
+        self.write(move |tx| {
+            tx.execute(RECORD_USE, &[&ids, &at_ms, &services, &regions])
+                .map_err(db("recording access key use"))?;
+            Ok(())
+        })
     }
 
     fn attach_policy(&self, holder: &Holder, arn: &str, max: usize) -> Result<(), IdentityError> {
-        self.write(|s| s.attach_policy(holder, arn, max))
+        let (holder, arn) = (holder.clone(), arn.to_owned());
+        self.write(move |tx| {
+            let check = match holder {
+                Holder::User(_) => USER_ATTACH_CHECK,
+                Holder::Role(_) => ROLE_ATTACH_CHECK,
+            };
+            let row = tx
+                .query_one(check, &[&fold(holder.name()), &arn])
+                .map_err(db("counting entities"))?;
+            let (holder_exists, policy_exists, n): (bool, bool, i64) =
+                (row.get(0), row.get(1), row.get(2));
+            if !holder_exists {
+                return Err(match &holder {
+                    Holder::User(n) => no_user(n),
+                    Holder::Role(n) => no_role(n),
+                });
+            }
+            if !policy_exists {
+                return Err(no_policy(&arn));
+            }
+            if n >= max_as_i64(max) {
+                let which = match holder {
+                    Holder::User(_) => "PoliciesPerUser",
+                    Holder::Role(_) => "PoliciesPerRole",
+                };
+                return Err(IdentityError::LimitExceeded(format!(
+                    "Cannot exceed quota for {which}: {max}"
+                )));
+            }
+            tx.execute(
+                ATTACH,
+                &[&holder.kind(), &fold(holder.name()), &holder.name(), &arn],
+            )
+            .map_err(db("attaching a policy"))?;
+            Ok(())
+        })
     }
 
     fn detach_policy(&self, holder: &Holder, arn: &str) -> Result<(), IdentityError> {
-        self.write(|s| s.detach_policy(holder, arn))
+        let (holder, arn) = (holder.clone(), arn.to_owned());
+        self.write(move |tx| {
+            require_holder(tx, &holder)?;
+            let n = tx
+                .execute(DETACH, &[&holder.kind(), &fold(holder.name()), &arn])
+                .map_err(db("detaching a policy"))?;
+            if n == 0 {
+                return Err(policy_not_found(&arn));
+            }
+            Ok(())
+        })
+    }
+}
+
+/// Reading the image an earlier build kept: the embedded store's file, whose rows are
+/// copied as they are (including what [`Dump`] leaves out: a policy's next version number
+/// and whether AWS manages it).
+mod image {
+    use rusqlite::Connection;
+
+    use super::{db, fold, IdentityError, SqliteIdentityStore};
+
+    type UserRow = (String, String, String, String, String, i64);
+    type KeyRow = (
+        String,
+        String,
+        String,
+        Vec<u8>,
+        i64,
+        Option<i64>,
+        Option<String>,
+        Option<String>,
+    );
+    type RoleRow = (
+        String,
+        String,
+        String,
+        String,
+        String,
+        Option<String>,
+        i64,
+        String,
+        i64,
+    );
+    type InlineRow = (String, String, String, String);
+    type PolicyRow = (
+        String,
+        String,
+        String,
+        String,
+        Option<String>,
+        i64,
+        bool,
+        String,
+        i64,
+        i64,
+    );
+    type VersionRow = (String, String, String, i64);
+    type AttachmentRow = (String, String, String);
+
+    /// Every row of the image.
+    pub(super) struct Rows {
+        users: Vec<UserRow>,
+        keys: Vec<KeyRow>,
+        roles: Vec<RoleRow>,
+        inline: Vec<InlineRow>,
+        policies: Vec<PolicyRow>,
+        versions: Vec<VersionRow>,
+        attachments: Vec<AttachmentRow>,
+    }
+
+    fn sqlite(context: &'static str) -> impl Fn(rusqlite::Error) -> IdentityError {
+        move |source| IdentityError::Database {
+            context,
+            source: Box::new(source),
+        }
+    }
+
+    fn all<T>(
+        conn: &Connection,
+        sql: &str,
+        map: impl FnMut(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
+    ) -> Result<Vec<T>, IdentityError> {
+        let ctx = sqlite("reading the identity image");
+        let mut st = conn.prepare(sql).map_err(&ctx)?;
+        let rows = st.query_map([], map).map_err(&ctx)?;
+        rows.collect::<rusqlite::Result<Vec<T>>>().map_err(&ctx)
+    }
+
+    /// The rows of `image`, brought to the current embedded schema first.
+    pub(super) fn read(image: &[u8]) -> Result<Rows, IdentityError> {
+        let io = |source| IdentityError::File {
+            context: "copying the identity image",
+            path: std::path::PathBuf::new(),
+            source,
+        };
+        let dir = tempfile::Builder::new()
+            .prefix("warden-identity-image-")
+            .tempdir()
+            .map_err(io)?;
+        let path = dir.path().join("identity.db");
+        {
+            use std::io::Write;
+            use std::os::unix::fs::OpenOptionsExt;
+            let mut f = std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(&path)
+                .map_err(io)?;
+            f.write_all(image).map_err(io)?;
+        }
+        // Opening migrates the image; the store is closed again before reading.
+        drop(SqliteIdentityStore::open(&path)?);
+        let conn = Connection::open(&path).map_err(sqlite("opening the identity image"))?;
+        Ok(Rows {
+            users: all(
+                &conn,
+                "SELECT name, id, arn, path, tags, created_ms FROM users",
+                |r| {
+                    Ok((
+                        r.get(0)?,
+                        r.get(1)?,
+                        r.get(2)?,
+                        r.get(3)?,
+                        r.get(4)?,
+                        r.get(5)?,
+                    ))
+                },
+            )?,
+            keys: all(
+                &conn,
+                "SELECT id, user_name, status, sealed_secret, created_ms, last_used_ms,
+                 last_used_service, last_used_region FROM access_keys",
+                |r| {
+                    Ok((
+                        r.get(0)?,
+                        r.get(1)?,
+                        r.get(2)?,
+                        r.get(3)?,
+                        r.get(4)?,
+                        r.get(5)?,
+                        r.get(6)?,
+                        r.get(7)?,
+                    ))
+                },
+            )?,
+            roles: all(
+                &conn,
+                "SELECT name, id, arn, path, trust_policy, description, max_session_duration_s,
+                 tags, created_ms FROM roles",
+                |r| {
+                    Ok((
+                        r.get(0)?,
+                        r.get(1)?,
+                        r.get(2)?,
+                        r.get(3)?,
+                        r.get(4)?,
+                        r.get(5)?,
+                        r.get(6)?,
+                        r.get(7)?,
+                        r.get(8)?,
+                    ))
+                },
+            )?,
+            inline: all(
+                &conn,
+                "SELECT holder_kind, holder, name, document FROM inline_policies",
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+            )?,
+            policies: all(
+                &conn,
+                "SELECT arn, name, id, path, description, created_ms, aws_managed,
+                 default_version, next_version, updated_ms FROM managed_policies",
+                |r| {
+                    Ok((
+                        r.get(0)?,
+                        r.get(1)?,
+                        r.get(2)?,
+                        r.get(3)?,
+                        r.get(4)?,
+                        r.get(5)?,
+                        r.get::<_, i64>(6)? != 0,
+                        r.get(7)?,
+                        r.get(8)?,
+                        r.get(9)?,
+                    ))
+                },
+            )?,
+            versions: all(
+                &conn,
+                "SELECT policy_arn, version_id, document, created_ms FROM policy_versions",
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+            )?,
+            attachments: all(
+                &conn,
+                "SELECT holder_kind, holder, policy_arn FROM attachments",
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            )?,
+        })
+    }
+
+    impl Rows {
+        /// Inserts every row in `tx`.
+        pub(super) fn insert(
+            &self,
+            tx: &mut postgres::Transaction<'_>,
+        ) -> Result<(), IdentityError> {
+            let ctx = db("copying the identity image");
+            for (name, id, arn, path, tags, created_ms) in &self.users {
+                tx.execute(
+                    "INSERT INTO identity_users (name_key, name, id, arn, path, tags, created_ms)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                    &[&fold(name), name, id, arn, path, tags, created_ms],
+                )
+                .map_err(&ctx)?;
+            }
+            for (id, user, status, sealed, created_ms, used_ms, service, region) in &self.keys {
+                tx.execute(
+                    "INSERT INTO identity_access_keys (id, user_name, user_key, status,
+                     sealed_secret, created_ms, last_used_ms, last_used_service,
+                     last_used_region) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+                    &[
+                        id,
+                        user,
+                        &fold(user),
+                        status,
+                        sealed,
+                        created_ms,
+                        used_ms,
+                        service,
+                        region,
+                    ],
+                )
+                .map_err(&ctx)?;
+            }
+            for (name, id, arn, path, trust, description, max, tags, created_ms) in &self.roles {
+                tx.execute(
+                    "INSERT INTO identity_roles (name_key, name, id, arn, path, trust_policy,
+                     description, max_session_duration_s, tags, created_ms)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+                    &[
+                        &fold(name),
+                        name,
+                        id,
+                        arn,
+                        path,
+                        trust,
+                        description,
+                        max,
+                        tags,
+                        created_ms,
+                    ],
+                )
+                .map_err(&ctx)?;
+            }
+            for (kind, holder, name, document) in &self.inline {
+                tx.execute(
+                    "INSERT INTO identity_inline_policies (holder_kind, holder_key, holder,
+                     name_key, name, document) VALUES ($1, $2, $3, $4, $5, $6)",
+                    &[kind, &fold(holder), holder, &fold(name), name, document],
+                )
+                .map_err(&ctx)?;
+            }
+            for (arn, name, id, path, description, created_ms, aws, default, next, updated_ms) in
+                &self.policies
+            {
+                tx.execute(
+                    "INSERT INTO identity_managed_policies (arn, name_key, name, id, path,
+                     description, created_ms, aws_managed, default_version, next_version,
+                     updated_ms) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+                    &[
+                        arn,
+                        &fold(name),
+                        name,
+                        id,
+                        path,
+                        description,
+                        created_ms,
+                        aws,
+                        default,
+                        next,
+                        updated_ms,
+                    ],
+                )
+                .map_err(&ctx)?;
+            }
+            for (arn, version_id, document, created_ms) in &self.versions {
+                tx.execute(
+                    "INSERT INTO identity_policy_versions (policy_arn, version_id, document,
+                     created_ms) VALUES ($1, $2, $3, $4)",
+                    &[arn, version_id, document, created_ms],
+                )
+                .map_err(&ctx)?;
+            }
+            for (kind, holder, arn) in &self.attachments {
+                tx.execute(
+                    "INSERT INTO identity_attachments (holder_kind, holder_key, holder,
+                     policy_arn) VALUES ($1, $2, $3, $4)",
+                    &[kind, &fold(holder), holder, arn],
+                )
+                .map_err(&ctx)?;
+            }
+            Ok(())
+        }
     }
 }
 
 #[cfg(test)]
-mod tests {
-    use std::sync::Arc;
-
-    use super::*;
-
-    fn url() -> String {
-        warden_testservers::Postgres::shared()
-            .fresh_database()
-            .unwrap()
-    }
-
-    fn user(name: &str) -> User {
-        User {
-            name: name.to_owned(),
-            id: format!("AIDA{}", name.to_uppercase()),
-            arn: format!("arn:aws:iam::123456789012:user/{name}"),
-            path: "/".to_owned(),
-            tags: Vec::new(),
-            created_ms: 1,
-        }
-    }
-
-    #[test]
-    fn a_user_written_through_one_node_is_read_by_another_and_generations_grow() {
-        let url = url();
-        let a = PostgresIdentityStore::open(&url, 1).unwrap();
-        let b = PostgresIdentityStore::open(&url, 1).unwrap();
-        let g0 = b.generation().unwrap().unwrap();
-        a.create_user(&user("alice"), &[], None).unwrap();
-        let g1 = b.generation().unwrap().unwrap();
-        assert!(g1 > g0);
-        let names: Vec<String> = b
-            .load()
-            .unwrap()
-            .users
-            .into_iter()
-            .map(|u| u.name)
-            .collect();
-        assert_eq!(names, ["alice"]);
-        // The embedded store's rules hold: names are unique without regard to case.
-        let e = b.create_user(&user("ALICE"), &[], None).unwrap_err();
-        assert!(matches!(e, IdentityError::EntityAlreadyExists(_)), "{e}");
-        assert_eq!(
-            b.generation().unwrap().unwrap(),
-            g1,
-            "a refused write changes nothing"
-        );
-        b.delete_user("alice").unwrap();
-        assert!(a.load().unwrap().users.is_empty());
-    }
-
-    #[test]
-    fn nodes_racing_on_one_name_make_it_once_and_lose_no_other_write() {
-        let url = url();
-        let stores: Vec<Arc<PostgresIdentityStore>> = (0..3)
-            .map(|_| Arc::new(PostgresIdentityStore::open(&url, 1).unwrap()))
-            .collect();
-        let handles: Vec<_> = stores
-            .iter()
-            .enumerate()
-            .map(|(i, s)| {
-                let s = Arc::clone(s);
-                std::thread::spawn(move || {
-                    let shared = s.create_user(&user("same"), &[], None);
-                    // A write of its own, which must survive the others' writes.
-                    s.create_user(&user(&format!("own{i}")), &[], None).unwrap();
-                    shared.is_ok()
-                })
-            })
-            .collect();
-        let won = handles
-            .into_iter()
-            .map(|h| h.join().unwrap())
-            .filter(|w| *w)
-            .count();
-        assert_eq!(won, 1);
-        let mut names: Vec<String> = stores[0]
-            .load()
-            .unwrap()
-            .users
-            .into_iter()
-            .map(|u| u.name)
-            .collect();
-        names.sort();
-        assert_eq!(names, ["own0", "own1", "own2", "same"]);
-    }
-
-    #[test]
-    fn a_revocation_on_one_node_reaches_the_other_after_refresh() {
-        let url = url();
-        let key = crate::MasterKey::generate().unwrap();
-        let a = crate::Identity::open_postgres(&url, 1, key.clone(), "123456789012").unwrap();
-        let b = crate::Identity::open_postgres(&url, 1, key, "123456789012").unwrap();
-        let (id, _secret) = a.ensure_bootstrap_admin().unwrap().unwrap();
-        // The second node finds the admin made: no second one.
-        assert!(b.ensure_bootstrap_admin().unwrap().is_none());
-        b.refresh().unwrap();
-        assert!(warden_types::identity::CredentialSource::lookup(&b, &id).is_some());
-        a.delete_access_key(crate::ADMIN_USER, &id).unwrap();
-        assert!(b.refresh().unwrap());
-        assert!(warden_types::identity::CredentialSource::lookup(&b, &id).is_none());
-        assert!(!b.refresh().unwrap(), "nothing changed since");
-    }
-}
+mod tests;

@@ -80,9 +80,6 @@ struct Inner {
     snapshot: RwLock<Arc<Snapshot>>,
     sessions: RwLock<HashMap<String, Session>>,
     usage: Mutex<Usage>,
-    /// The store's generation when the snapshot was last rebuilt by [`Identity::refresh`]
-    /// (`u64::MAX` before the first).
-    seen_generation: std::sync::atomic::AtomicU64,
 }
 
 /// A live role session.
@@ -555,7 +552,6 @@ impl Identity {
                 snapshot: RwLock::new(Arc::new(snapshot)),
                 sessions: RwLock::new(HashMap::new()),
                 usage: Mutex::new(Usage::default()),
-                seen_generation: std::sync::atomic::AtomicU64::new(u64::MAX),
             }),
         };
         identity.install_aws_policies()?;
@@ -661,23 +657,17 @@ impl Identity {
         Identity::with_store(Box::new(store), key, account)
     }
 
-    /// Rebuilds the snapshot if the store's generation moved since the last refresh (a
-    /// write of this node or another's); returns whether it did. A store that keeps no
-    /// generation (the embedded one) never needs it. Called periodically by a node that
-    /// shares its store, this bounds how long a change made elsewhere (a deleted key, a
-    /// detached policy) goes unseen here.
+    /// Rebuilds the snapshot if the store's generation is no longer the one the snapshot
+    /// was read at (a write of another node or process); returns whether it did. This
+    /// node's own writes rebuild the snapshot as they commit, so with the embedded store,
+    /// which only this process writes, it never needs to. Called periodically by a node
+    /// that shares its store, this bounds how long a change made elsewhere (a deleted
+    /// key, a detached policy) goes unseen here.
     pub fn refresh(&self) -> Result<bool, IdentityError> {
-        use std::sync::atomic::Ordering;
-        let Some(generation) = self.inner.store.generation()? else {
-            return Ok(false);
-        };
-        if self.inner.seen_generation.load(Ordering::Acquire) == generation {
+        if self.inner.store.generation()? == self.snapshot().dump.generation {
             return Ok(false);
         }
         self.reload()?;
-        self.inner
-            .seen_generation
-            .store(generation, Ordering::Release);
         Ok(true)
     }
 
@@ -1744,6 +1734,26 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let id = Identity::open(dir.path(), ACCOUNT).unwrap();
         (dir, id)
+    }
+
+    #[test]
+    fn refresh_rebuilds_only_when_another_writer_moved_the_generation() {
+        // Two services on one embedded file, as two processes would open it.
+        let (dir, a) = open();
+        let key = MasterKey::load_or_create(&dir.path().join("master.key")).unwrap();
+        let b = Identity::open_with_key(dir.path(), key, ACCOUNT).unwrap();
+        assert!(!a.refresh().unwrap(), "a's own writes are in its snapshot");
+        let (key_id, _) = a.ensure_bootstrap_admin().unwrap().unwrap();
+        assert!(!a.refresh().unwrap());
+        assert!(b.lookup(&key_id).is_none());
+        assert!(b.refresh().unwrap());
+        assert!(b.lookup(&key_id).is_some());
+        assert!(!b.refresh().unwrap(), "nothing changed since");
+        // A revocation through b reaches a at its next refresh.
+        b.delete_access_key(ADMIN_USER, &key_id).unwrap();
+        assert!(a.lookup(&key_id).is_some());
+        assert!(a.refresh().unwrap());
+        assert!(a.lookup(&key_id).is_none());
     }
 
     #[test]

@@ -166,7 +166,7 @@ pub enum Holder {
 }
 
 impl Holder {
-    fn kind(&self) -> &'static str {
+    pub(crate) fn kind(&self) -> &'static str {
         match self {
             Holder::User(_) => "user",
             Holder::Role(_) => "role",
@@ -180,7 +180,7 @@ impl Holder {
         }
     }
 
-    fn from_parts(kind: &str, name: String) -> Option<Holder> {
+    pub(crate) fn from_parts(kind: &str, name: String) -> Option<Holder> {
         match kind {
             "user" => Some(Holder::User(name)),
             "role" => Some(Holder::Role(name)),
@@ -268,6 +268,9 @@ pub struct Dump {
     pub versions: Vec<PolicyVersion>,
     /// `(holder, policy ARN)` attachments.
     pub attachments: Vec<(Holder, String)>,
+    /// The store's generation ([`IdentityStore::generation`]) this snapshot was read at:
+    /// it holds exactly the writes up to that generation.
+    pub generation: u64,
 }
 
 /// Reseals one access key's secret (key id, sealed secret) under a new master key.
@@ -275,15 +278,13 @@ pub type Reseal<'a> = &'a dyn Fn(&str, &[u8]) -> Result<Vec<u8>, IdentityError>;
 
 /// Durable identity state. Each write is one transaction that is durable when it returns.
 pub trait IdentityStore: Send + Sync {
-    /// Everything, read in one consistent snapshot.
+    /// Everything, read in one consistent snapshot, tagged with the generation it was
+    /// read at ([`Dump::generation`]).
     fn load(&self) -> Result<Dump, IdentityError>;
-    /// A number that changes with every write, if the store can tell it cheaply: what a
-    /// node sharing the store with others polls to know when to reload. `None` (the
-    /// embedded store, which only its own process writes while it runs) means no such
-    /// number.
-    fn generation(&self) -> Result<Option<u64>, IdentityError> {
-        Ok(None)
-    }
+    /// The current generation: a number every write increases by one in its own
+    /// transaction (a refused write leaves it as it was). A node sharing the store with
+    /// others polls it, cheaply, to know when its snapshot is behind.
+    fn generation(&self) -> Result<u64, IdentityError>;
     /// Replaces every access key's sealed secret with `reseal(key id, sealed)`, in one
     /// transaction (a master key rotation); returns how many were resealed.
     fn reseal_secrets(&self, reseal: Reseal<'_>) -> Result<usize, IdentityError>;
@@ -462,7 +463,27 @@ CREATE UNIQUE INDEX customer_policy_names ON managed_policies(name) WHERE aws_ma
 ALTER TABLE access_keys ADD COLUMN last_used_service TEXT;
 ALTER TABLE access_keys ADD COLUMN last_used_region TEXT;
 "#,
+    r#"
+-- The generation: every write increases it by one in its own transaction, so a snapshot
+-- can say which writes it holds.
+CREATE TABLE generation (
+    id INTEGER PRIMARY KEY NOT NULL CHECK (id = 1),
+    generation INTEGER NOT NULL
+) STRICT;
+INSERT INTO generation (id, generation) VALUES (1, 0);
+"#,
 ];
+
+/// Increases the generation; the first statement of every write.
+const BUMP_GENERATION: &str = "UPDATE generation SET generation = generation + 1 WHERE id = 1";
+
+/// The current generation.
+const READ_GENERATION: &str = "SELECT generation FROM generation WHERE id = 1";
+
+/// A stored generation as the trait's number (it starts at 0 and only grows).
+fn generation_of(stored: i64) -> u64 {
+    u64::try_from(stored).unwrap_or(0)
+}
 
 /// [`IdentityStore`] on one SQLite file: WAL, `synchronous=FULL`, one write connection and
 /// one read connection, each behind a mutex.
@@ -486,7 +507,7 @@ fn lock(m: &Mutex<Connection>) -> MutexGuard<'_, Connection> {
     warden_sqlite::lock(m)
 }
 
-fn tags_to_json(tags: &Tags) -> String {
+pub(crate) fn tags_to_json(tags: &Tags) -> String {
     serde_json::Value::Array(
         tags.iter()
             .map(|(k, v)| serde_json::json!([k, v]))
@@ -495,7 +516,7 @@ fn tags_to_json(tags: &Tags) -> String {
     .to_string()
 }
 
-fn tags_from_json(text: &str) -> Tags {
+pub(crate) fn tags_from_json(text: &str) -> Tags {
     let parsed: Result<Vec<(String, String)>, _> = serde_json::from_str(text);
     parsed.unwrap_or_else(|e| {
         tracing::error!(error = %e, "ignoring unreadable stored tags");
@@ -562,21 +583,21 @@ fn count(
         .map_err(db("counting entities"))
 }
 
-fn no_user(name: &str) -> IdentityError {
+pub(crate) fn no_user(name: &str) -> IdentityError {
     IdentityError::NoSuchEntity(format!("The user with name `{name}` cannot be found."))
 }
 
-fn no_role(name: &str) -> IdentityError {
+pub(crate) fn no_role(name: &str) -> IdentityError {
     IdentityError::NoSuchEntity(format!("The role with name `{name}` cannot be found."))
 }
 
-fn no_policy(arn: &str) -> IdentityError {
+pub(crate) fn no_policy(arn: &str) -> IdentityError {
     IdentityError::NoSuchEntity(format!(
         "Policy `{arn}` does not exist or is not attachable."
     ))
 }
 
-fn no_version(arn: &str, version_id: &str) -> IdentityError {
+pub(crate) fn no_version(arn: &str, version_id: &str) -> IdentityError {
     IdentityError::NoSuchEntity(format!(
         "Policy `{arn}` version `{version_id}` does not exist or is not attachable."
     ))
@@ -672,6 +693,8 @@ impl SqliteIdentityStore {
         // A writer may have panicked mid-transaction.
         warden_sqlite::rollback_abandoned(&conn).map_err(db(context))?;
         let tx = warden_sqlite::immediate(&mut conn).map_err(db(context))?;
+        tx.execute(BUMP_GENERATION, [])
+            .map_err(db("increasing the identity generation"))?;
         let out = f(&tx)?;
         tx.commit().map_err(db(context))?;
         Ok(out)
@@ -684,6 +707,10 @@ impl IdentityStore for SqliteIdentityStore {
         warden_sqlite::rollback_abandoned(&conn).map_err(db("loading identities"))?;
         let tx = conn.transaction().map_err(db("loading identities"))?;
         let ctx = db("loading identities");
+        // The first read fixes the snapshot every later read of this transaction sees.
+        let generation: i64 = tx
+            .query_row(READ_GENERATION, [], |r| r.get(0))
+            .map_err(&ctx)?;
         let users = all(
             &tx,
             "SELECT name, id, arn, path, tags, created_ms FROM users ORDER BY name",
@@ -804,7 +831,16 @@ impl IdentityStore for SqliteIdentityStore {
             policies,
             versions,
             attachments,
+            generation: generation_of(generation),
         })
+    }
+
+    fn generation(&self) -> Result<u64, IdentityError> {
+        let conn = lock(&self.reader);
+        warden_sqlite::rollback_abandoned(&conn).map_err(db("reading the identity generation"))?;
+        conn.query_row(READ_GENERATION, [], |r| r.get(0))
+            .map(generation_of)
+            .map_err(db("reading the identity generation"))
     }
 
     fn create_user(
@@ -1340,331 +1376,10 @@ impl IdentityStore for SqliteIdentityStore {
 mod tests {
     use super::*;
 
-    fn user(name: &str) -> User {
-        User {
-            name: name.into(),
-            id: format!("AIDA{name}"),
-            arn: format!("arn:aws:iam::123456789012:user/{name}"),
-            path: "/".into(),
-            tags: vec![("team".into(), "a".into())],
-            created_ms: 1,
-        }
-    }
-
-    fn key(id: &str, user: &str) -> StoredKey {
-        StoredKey {
-            id: id.into(),
-            user_name: user.into(),
-            status: KeyStatus::Active,
-            sealed_secret: vec![1, 2, 3],
-            created_ms: 2,
-            last_used_ms: None,
-            last_used_service: None,
-            last_used_region: None,
-        }
-    }
-
-    fn role(name: &str) -> Role {
-        Role {
-            name: name.into(),
-            id: format!("AROA{name}"),
-            arn: format!("arn:aws:iam::123456789012:role/{name}"),
-            path: "/".into(),
-            trust_policy: "{}".into(),
-            description: Some("d".into()),
-            max_session_duration_s: 3600,
-            tags: vec![],
-            created_ms: 3,
-        }
-    }
-
-    fn managed(name: &str) -> ManagedPolicy {
-        ManagedPolicy {
-            name: name.into(),
-            id: format!("ANPA{name}"),
-            arn: format!("arn:aws:iam::123456789012:policy/{name}"),
-            path: "/".into(),
-            document: "{}".into(),
-            description: None,
-            created_ms: 4,
-            default_version: "v1".into(),
-            updated_ms: 4,
-        }
-    }
-
     fn open() -> (tempfile::TempDir, SqliteIdentityStore) {
         let dir = tempfile::tempdir().unwrap();
         let s = SqliteIdentityStore::open(&dir.path().join("identity.db")).unwrap();
         (dir, s)
-    }
-
-    #[test]
-    fn entities_survive_reopening() {
-        let (dir, s) = open();
-        let inline = InlinePolicy {
-            holder: Holder::User("alice".into()),
-            name: "p".into(),
-            document: "{\"a\":1}".into(),
-        };
-        s.create_user(
-            &user("alice"),
-            std::slice::from_ref(&inline),
-            Some(&key("AKIA1", "alice")),
-        )
-        .unwrap();
-        s.create_role(&role("r")).unwrap();
-        s.create_managed_policy(&managed("m")).unwrap();
-        s.attach_policy(&Holder::Role("r".into()), &managed("m").arn, 10)
-            .unwrap();
-        drop(s);
-        let s = SqliteIdentityStore::open(&dir.path().join("identity.db")).unwrap();
-        let d = s.load().unwrap();
-        assert_eq!(d.users, vec![user("alice")]);
-        assert_eq!(d.keys, vec![key("AKIA1", "alice")]);
-        assert_eq!(d.roles, vec![role("r")]);
-        assert_eq!(d.inline, vec![inline]);
-        assert_eq!(d.policies, vec![managed("m")]);
-        assert_eq!(
-            d.attachments,
-            vec![(Holder::Role("r".into()), managed("m").arn)]
-        );
-    }
-
-    #[test]
-    fn names_are_unique_ignoring_case() {
-        let (_d, s) = open();
-        s.create_user(&user("alice"), &[], None).unwrap();
-        let e = s.create_user(&user("ALICE"), &[], None).unwrap_err();
-        assert_eq!(e.code(), "EntityAlreadyExists");
-        assert_eq!(e.to_string(), "User with name `ALICE` already exists.");
-        s.create_role(&role("r")).unwrap();
-        assert_eq!(
-            s.create_role(&role("R")).unwrap_err().code(),
-            "EntityAlreadyExists"
-        );
-    }
-
-    #[test]
-    fn delete_user_conflicts_until_dependents_are_gone() {
-        let (_d, s) = open();
-        s.create_user(&user("bob"), &[], Some(&key("AKIA1", "bob")))
-            .unwrap();
-        assert_eq!(s.delete_user("bob").unwrap_err().code(), "DeleteConflict");
-        s.delete_access_key("bob", "AKIA1").unwrap();
-        let holder = Holder::User("bob".into());
-        s.put_inline_policy(&InlinePolicy {
-            holder: holder.clone(),
-            name: "p".into(),
-            document: "{}".into(),
-        })
-        .unwrap();
-        assert_eq!(s.delete_user("bob").unwrap_err().code(), "DeleteConflict");
-        s.delete_inline_policy(&holder, "p").unwrap();
-        s.create_managed_policy(&managed("m")).unwrap();
-        s.attach_policy(&holder, &managed("m").arn, 10).unwrap();
-        assert_eq!(s.delete_user("bob").unwrap_err().code(), "DeleteConflict");
-        assert_eq!(
-            s.delete_managed_policy(&managed("m").arn)
-                .unwrap_err()
-                .code(),
-            "DeleteConflict"
-        );
-        s.detach_policy(&holder, &managed("m").arn).unwrap();
-        s.delete_user("bob").unwrap();
-        s.delete_managed_policy(&managed("m").arn).unwrap();
-        assert_eq!(s.delete_user("bob").unwrap_err().code(), "NoSuchEntity");
-        assert!(s.load().unwrap().users.is_empty());
-    }
-
-    #[test]
-    fn quotas_are_enforced() {
-        let (_d, s) = open();
-        s.create_user(&user("u"), &[], None).unwrap();
-        s.create_access_key(&key("AKIA1", "u"), 2).unwrap();
-        s.create_access_key(&key("AKIA2", "u"), 2).unwrap();
-        let e = s.create_access_key(&key("AKIA3", "u"), 2).unwrap_err();
-        assert_eq!(
-            e.to_string(),
-            "Cannot exceed quota for AccessKeysPerUser: 2"
-        );
-        s.create_managed_policy(&managed("a")).unwrap();
-        s.create_managed_policy(&managed("b")).unwrap();
-        let h = Holder::User("u".into());
-        s.attach_policy(&h, &managed("a").arn, 1).unwrap();
-        // Re-attaching the same policy is idempotent, not over quota.
-        s.attach_policy(&h, &managed("a").arn, 1).unwrap();
-        assert_eq!(
-            s.attach_policy(&h, &managed("b").arn, 1)
-                .unwrap_err()
-                .code(),
-            "LimitExceeded"
-        );
-    }
-
-    #[test]
-    fn writes_to_missing_entities_fail_with_no_such_entity() {
-        let (_d, s) = open();
-        assert_eq!(
-            s.create_access_key(&key("AKIA1", "ghost"), 2)
-                .unwrap_err()
-                .to_string(),
-            "The user with name `ghost` cannot be found."
-        );
-        assert_eq!(
-            s.set_role_trust_policy("ghost", "{}").unwrap_err().code(),
-            "NoSuchEntity"
-        );
-        assert_eq!(
-            s.set_access_key_status("ghost", "AKIA1", KeyStatus::Inactive)
-                .unwrap_err()
-                .code(),
-            "NoSuchEntity"
-        );
-        s.create_role(&role("r")).unwrap();
-        assert_eq!(
-            s.attach_policy(
-                &Holder::Role("r".into()),
-                "arn:aws:iam::123456789012:policy/x",
-                10
-            )
-            .unwrap_err()
-            .code(),
-            "NoSuchEntity"
-        );
-    }
-
-    #[test]
-    fn key_status_updates_and_debug_redacts_the_secret() {
-        let (_d, s) = open();
-        s.create_user(&user("u"), &[], Some(&key("AKIA1", "u")))
-            .unwrap();
-        s.set_access_key_status("u", "AKIA1", KeyStatus::Inactive)
-            .unwrap();
-        let d = s.load().unwrap();
-        assert_eq!(d.keys[0].status, KeyStatus::Inactive);
-        let dbg = format!("{:?}", d.keys[0]);
-        assert!(
-            dbg.contains("<redacted>") && !dbg.contains("[1, 2, 3]"),
-            "{dbg}"
-        );
-    }
-
-    #[test]
-    fn policy_versions_are_numbered_capped_and_guarded() {
-        let (_d, s) = open();
-        let m = managed("m");
-        s.create_managed_policy(&m).unwrap();
-        let v = |doc: &str, default: bool| s.create_policy_version(&m.arn, doc, 5, default, 3);
-        assert_eq!(v("{\"a\":2}", false).unwrap(), "v2");
-        assert_eq!(v("{\"a\":3}", true).unwrap(), "v3");
-        let e = v("{}", false).unwrap_err();
-        assert_eq!(e.code(), "LimitExceeded", "{e}");
-        let d = s.load().unwrap();
-        assert_eq!(d.policies[0].default_version, "v3");
-        assert_eq!(d.policies[0].document, "{\"a\":3}");
-        assert_eq!(
-            d.versions
-                .iter()
-                .map(|v| v.version_id.as_str())
-                .collect::<Vec<_>>(),
-            ["v1", "v2", "v3"]
-        );
-        assert_eq!(
-            s.delete_policy_version(&m.arn, "v3").unwrap_err().code(),
-            "DeleteConflict"
-        );
-        assert_eq!(
-            s.delete_policy_version(&m.arn, "v9").unwrap_err().code(),
-            "NoSuchEntity"
-        );
-        s.delete_policy_version(&m.arn, "v2").unwrap();
-        // Ids are never reused.
-        assert_eq!(v("{}", false).unwrap(), "v4");
-        assert_eq!(
-            s.set_default_policy_version(&m.arn, "v2", 6)
-                .unwrap_err()
-                .code(),
-            "NoSuchEntity"
-        );
-        s.set_default_policy_version(&m.arn, "v1", 6).unwrap();
-        assert_eq!(s.load().unwrap().policies[0].document, "{}");
-        // A policy with several versions cannot be deleted until they are.
-        let e = s.delete_managed_policy(&m.arn).unwrap_err();
-        assert_eq!(e.code(), "DeleteConflict");
-        assert!(e.to_string().contains("more than one version"), "{e}");
-        s.delete_policy_version(&m.arn, "v3").unwrap();
-        s.delete_policy_version(&m.arn, "v4").unwrap();
-        s.delete_managed_policy(&m.arn).unwrap();
-        let d = s.load().unwrap();
-        assert!(d.policies.is_empty() && d.versions.is_empty());
-    }
-
-    #[test]
-    fn aws_managed_policies_live_beside_customer_policies_of_the_same_name() {
-        let (_d, s) = open();
-        s.create_managed_policy(&managed("AdministratorAccess"))
-            .unwrap();
-        let aws = ManagedPolicy {
-            arn: "arn:aws:iam::aws:policy/AdministratorAccess".into(),
-            id: "ANPAAWS".into(),
-            default_version: "v7".into(),
-            document: "{\"v\":1}".into(),
-            ..managed("AdministratorAccess")
-        };
-        s.put_aws_managed_policy(&aws).unwrap();
-        s.attach_policy(&Holder::Role("r".into()), &aws.arn, 10)
-            .unwrap_err();
-        s.create_role(&role("r")).unwrap();
-        s.attach_policy(&Holder::Role("r".into()), &aws.arn, 10)
-            .unwrap();
-        // Refreshing it (a newer document) keeps its attachments.
-        s.put_aws_managed_policy(&ManagedPolicy {
-            document: "{\"v\":2}".into(),
-            ..aws.clone()
-        })
-        .unwrap();
-        let d = s.load().unwrap();
-        assert_eq!(d.policies.len(), 2);
-        let got = d.policies.iter().find(|p| p.arn == aws.arn).unwrap();
-        assert_eq!(got.document, "{\"v\":2}");
-        assert_eq!(got.default_version, "v7");
-        assert_eq!(d.attachments.len(), 1);
-        // A second customer policy of that name is still refused.
-        let dup = ManagedPolicy {
-            arn: "arn:aws:iam::123456789012:policy/x/AdministratorAccess".into(),
-            id: "ANPAother".into(),
-            ..managed("administratoraccess")
-        };
-        assert_eq!(
-            s.create_managed_policy(&dup).unwrap_err().code(),
-            "EntityAlreadyExists"
-        );
-    }
-
-    #[test]
-    fn key_usage_is_recorded_in_one_batch() {
-        let (_d, s) = open();
-        s.create_user(&user("u"), &[], Some(&key("AKIA1", "u")))
-            .unwrap();
-        s.record_key_usage(&[
-            KeyUsage {
-                key_id: "AKIA1".into(),
-                at_ms: 42,
-                service: "lambda".into(),
-                region: "us-east-1".into(),
-            },
-            KeyUsage {
-                key_id: "AKIAGONE".into(),
-                at_ms: 43,
-                service: "iam".into(),
-                region: "us-east-1".into(),
-            },
-        ])
-        .unwrap();
-        let k = &s.load().unwrap().keys[0];
-        assert_eq!(k.last_used_ms, Some(42));
-        assert_eq!(k.last_used_service.as_deref(), Some("lambda"));
-        assert_eq!(k.last_used_region.as_deref(), Some("us-east-1"));
     }
 
     #[test]
@@ -1698,11 +1413,14 @@ mod tests {
         assert_eq!(d.attachments.len(), 1);
         assert_eq!(d.keys[0].last_used_ms, Some(5));
         assert_eq!(d.keys[0].last_used_service, None);
+        // A database from before the generation starts it at zero.
+        assert_eq!(d.generation, 0);
         // The next version continues the numbering.
         assert_eq!(
             s.create_policy_version(&p.arn, "{}", 8, false, 5).unwrap(),
             "v2"
         );
+        assert_eq!(s.generation().unwrap(), 1);
         // Foreign keys still hold after the rebuild.
         assert!(s
             .attach_policy(&Holder::Role("r".into()), "arn:aws:iam::1:policy/none", 10)
