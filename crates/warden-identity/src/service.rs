@@ -72,7 +72,7 @@ impl std::fmt::Debug for Identity {
 }
 
 struct Inner {
-    store: Box<dyn IdentityStore>,
+    store: Arc<dyn IdentityStore>,
     key: MasterKey,
     account: String,
     /// Serialises write + snapshot rebuild, so snapshots are installed in write order.
@@ -514,7 +514,7 @@ impl Identity {
         account: &str,
     ) -> Result<Self, IdentityError> {
         let store = SqliteIdentityStore::open(&data_dir.join("identity.db"))?;
-        Identity::with_store(Box::new(store), key, account)
+        Identity::with_store(Arc::new(store), key, account)
     }
 
     /// Reseals every stored secret access key under `new` in one transaction (a master key
@@ -535,10 +535,11 @@ impl Identity {
         })
     }
 
-    /// Builds the service on any store, loading and decrypting everything once. Fails if a
-    /// stored secret does not decrypt (a wrong or replaced master key).
+    /// Builds the service on an opened store (of any backend, possibly shared with other
+    /// nodes), loading and decrypting everything once. Fails if a stored secret does not
+    /// decrypt (a wrong or replaced master key).
     pub fn with_store(
-        store: Box<dyn IdentityStore>,
+        store: Arc<dyn IdentityStore>,
         key: MasterKey,
         account: &str,
     ) -> Result<Self, IdentityError> {
@@ -654,7 +655,7 @@ impl Identity {
         account: &str,
     ) -> Result<Self, IdentityError> {
         let store = crate::postgres::PostgresIdentityStore::open(url, connections)?;
-        Identity::with_store(Box::new(store), key, account)
+        Identity::with_store(Arc::new(store), key, account)
     }
 
     /// Rebuilds the snapshot if the store's generation is no longer the one the snapshot
@@ -663,11 +664,29 @@ impl Identity {
     /// which only this process writes, it never needs to. Called periodically by a node
     /// that shares its store, this bounds how long a change made elsewhere (a deleted
     /// key, a detached policy) goes unseen here.
+    /// A snapshot is only ever replaced by a newer one: should the store report a
+    /// generation at or below the snapshot's, nothing changes.
     pub fn refresh(&self) -> Result<bool, IdentityError> {
-        if self.inner.store.generation()? == self.snapshot().dump.generation {
+        if self.inner.store.generation()? <= self.snapshot().dump.generation {
             return Ok(false);
         }
-        self.reload()?;
+        let _guard = self
+            .inner
+            .write_lock
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        // Another refresh or a write of this node may have installed it meanwhile.
+        let current = self.snapshot().dump.generation;
+        let dump = self.inner.store.load()?;
+        if dump.generation <= current {
+            return Ok(false);
+        }
+        let rebuilt = build_snapshot(dump, &self.inner.key, &self.inner.account)?;
+        *self
+            .inner
+            .snapshot
+            .write()
+            .unwrap_or_else(PoisonError::into_inner) = Arc::new(rebuilt);
         Ok(true)
     }
 

@@ -104,6 +104,67 @@ fn a_revocation_on_one_node_reaches_the_other_after_refresh() {
     assert!(!b.refresh().unwrap(), "nothing changed since");
 }
 
+#[test]
+fn nodes_starting_together_make_one_bootstrap_admin() {
+    let url = url();
+    let key = crate::MasterKey::generate().unwrap();
+    let barrier = Arc::new(std::sync::Barrier::new(2));
+    let handles: Vec<_> = (0..2)
+        .map(|_| {
+            let (url, key, barrier) = (url.clone(), key.clone(), Arc::clone(&barrier));
+            std::thread::spawn(move || {
+                // Both open the fresh database (schema, AWS-managed policies) at once.
+                barrier.wait();
+                let store = PostgresIdentityStore::open(&url, 1).unwrap();
+                let node =
+                    crate::Identity::with_store(Arc::new(store), key, "123456789012").unwrap();
+                let made = node.ensure_bootstrap_admin().unwrap();
+                (node, made)
+            })
+        })
+        .collect();
+    let nodes: Vec<_> = handles.into_iter().map(|h| h.join().unwrap()).collect();
+    let made: Vec<&(String, String)> = nodes.iter().filter_map(|(_, m)| m.as_ref()).collect();
+    assert_eq!(made.len(), 1, "exactly one node creates the administrator");
+    let (key_id, secret) = made[0];
+    let dump = PostgresIdentityStore::open(&url, 1)
+        .unwrap()
+        .load()
+        .unwrap();
+    let admins: Vec<&User> = dump
+        .users
+        .iter()
+        .filter(|u| u.name == crate::ADMIN_USER)
+        .collect();
+    assert_eq!(admins.len(), 1);
+    assert_eq!(dump.keys.len(), 1);
+    assert_eq!(&dump.keys[0].id, key_id);
+    for (node, _) in &nodes {
+        node.refresh().unwrap();
+        let c = warden_types::identity::CredentialSource::lookup(node, key_id).unwrap();
+        assert_eq!(&c.secret_access_key, secret);
+        assert_eq!(node.ensure_bootstrap_admin().unwrap(), None);
+    }
+}
+
+#[test]
+fn refresh_installs_only_a_newer_generation() {
+    let url = url();
+    let key = crate::MasterKey::generate().unwrap();
+    let store = Arc::new(PostgresIdentityStore::open(&url, 1).unwrap());
+    let a = crate::Identity::with_store(store.clone(), key.clone(), "123456789012").unwrap();
+    let b = crate::Identity::open_postgres(&url, 1, key, "123456789012").unwrap();
+    assert!(!a.refresh().unwrap(), "b's opening wrote nothing new");
+    b.create_user("bob", None, Vec::new()).unwrap();
+    assert!(a.user("bob").is_none());
+    let g = store.generation().unwrap();
+    assert!(a.refresh().unwrap());
+    assert!(a.user("bob").is_some());
+    // a's snapshot now carries the store's generation: nothing newer, nothing installed.
+    assert!(!a.refresh().unwrap());
+    assert_eq!(store.generation().unwrap(), g);
+}
+
 fn managed(name: &str) -> ManagedPolicy {
     ManagedPolicy {
         name: name.to_owned(),
