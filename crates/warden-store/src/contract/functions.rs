@@ -5,7 +5,11 @@ use std::collections::BTreeMap;
 
 use warden_types::{FunctionName, FunctionVersion, NodeId, LATEST};
 
-use super::Fixture;
+use proptest::prelude::*;
+use warden_types::layer::{LayerName, LayerVersion};
+
+use super::{Backend, Fixture, Reopen};
+use crate::record;
 use crate::{
     Alias, Lease, LeasedEvent, LogRecord, LogSource, QueuedEvent, Settled, Store, StoreError,
 };
@@ -945,7 +949,718 @@ fn two_nodes_leasing_at_once_never_share_an_event(f: &Fixture) {
     all.sort();
     all.dedup();
     assert_eq!(all.len(), 60, "an event was leased twice");
-    let _ = f.backend;
+}
+
+// ---- records shared with other Warden builds ----
+
+/// Runs `sql`, with `arg` as its one parameter `$1`, on the fixture's database beside the
+/// store, as another Warden build sharing it would; returns how many rows it changed.
+fn raw_execute(f: &Fixture, sql: &str, arg: &str) -> u64 {
+    match &f.reopen {
+        Reopen::Sqlite(path) => {
+            let conn = rusqlite::Connection::open(path).unwrap();
+            conn.busy_timeout(std::time::Duration::from_secs(10))
+                .unwrap();
+            conn.execute(&sql.replace("$1", "?1"), [arg]).unwrap() as u64
+        }
+        Reopen::Postgres(url) => {
+            let mut client = ::postgres::Client::connect(url, ::postgres::NoTls).unwrap();
+            client.execute(sql, &[&arg]).unwrap()
+        }
+    }
+}
+
+/// The text in the one row and column `sql` selects from the fixture's database.
+fn raw_text(f: &Fixture, sql: &str) -> String {
+    match &f.reopen {
+        Reopen::Sqlite(path) => {
+            let conn = rusqlite::Connection::open(path).unwrap();
+            conn.query_row(sql, [], |r| r.get(0)).unwrap()
+        }
+        Reopen::Postgres(url) => {
+            let mut client = ::postgres::Client::connect(url, ::postgres::NoTls).unwrap();
+            client.query_one(sql, &[]).unwrap().get(0)
+        }
+    }
+}
+
+/// The stored JSON record of the one row of `table` matching `filter`.
+fn stored_record(f: &Fixture, table: &str, filter: &str) -> serde_json::Value {
+    serde_json::from_str(&raw_text(
+        f,
+        &format!("SELECT record FROM {table} WHERE {filter}"),
+    ))
+    .unwrap()
+}
+
+/// What a newer Warden node would do to a stored record: add a field this build does not
+/// know (`value` is JSON) to the one row of `table` matching `filter`.
+fn newer_node_adds(f: &Fixture, table: &str, filter: &str, field: &str, value: &str) {
+    let mut record = stored_record(f, table, filter);
+    record[field] = serde_json::from_str(value).unwrap();
+    let n = raw_execute(
+        f,
+        &format!("UPDATE {table} SET record = $1 WHERE {filter}"),
+        &record.to_string(),
+    );
+    assert_eq!(n, 1);
+}
+
+fn records_carry_their_version(f: &Fixture) {
+    let store = &*f.store;
+    store.create_function(&latest("f", "a", "r1")).unwrap();
+    store
+        .create_alias(&alias("f", "live", LATEST, "a1"))
+        .unwrap();
+    let v = stored_record(f, "versions", "version_num = 0");
+    assert_eq!(v[record::VERSION_FIELD], record::RECORD_VERSION);
+    let a = stored_record(f, "aliases", "name = 'live'");
+    assert_eq!(a[record::VERSION_FIELD], record::RECORD_VERSION);
+}
+
+fn a_newer_nodes_field_survives_read_modify_write_and_publish(f: &Fixture) {
+    let store = &*f.store;
+    store.create_function(&latest("f", "a", "r1")).unwrap();
+    newer_node_adds(
+        f,
+        "versions",
+        "version_num = 0",
+        "kms_key_arn",
+        r#""arn:aws:kms:us-east-1:000000000000:key/k""#,
+    );
+    newer_node_adds(
+        f,
+        "versions",
+        "version_num = 0",
+        "snap_start",
+        r#"{"apply_on":"None"}"#,
+    );
+
+    // This build reads past the fields it does not know...
+    let mut current = store.get_version(&name("f"), LATEST).unwrap().unwrap();
+    assert_eq!(current.revision_id, "r1");
+    // ...and an UpdateFunctionConfiguration here keeps them.
+    current.environment.insert("K".into(), "v".into());
+    current.revision_id = "r2".into();
+    store.update_latest(&current, Some("r1")).unwrap();
+    let stored = stored_record(f, "versions", "version_num = 0");
+    assert_eq!(
+        stored["kms_key_arn"],
+        "arn:aws:kms:us-east-1:000000000000:key/k"
+    );
+    assert_eq!(stored["snap_start"]["apply_on"], "None");
+    assert_eq!(
+        stored["environment"]["K"], "v",
+        "the change itself is stored"
+    );
+    assert_eq!(stored["revision_id"], "r2");
+    assert_eq!(
+        store.get_version(&name("f"), LATEST).unwrap().unwrap(),
+        current
+    );
+
+    // Publishing copies them into the version.
+    let v1 = publish(store, "f", "p1");
+    assert_eq!(v1.version, "1");
+    let stored = stored_record(f, "versions", "version_num = 1");
+    assert_eq!(
+        stored["kms_key_arn"],
+        "arn:aws:kms:us-east-1:000000000000:key/k"
+    );
+    assert_eq!(stored["snap_start"]["apply_on"], "None");
+}
+
+fn a_change_only_a_newer_node_understands_is_not_deduplicated_away(f: &Fixture) {
+    let store = &*f.store;
+    store.create_function(&latest("f", "a", "r1")).unwrap();
+    assert_eq!(publish(store, "f", "p1").version, "1");
+    // A newer node changes only a field this build does not know...
+    newer_node_adds(f, "versions", "version_num = 0", "tracing", r#""Active""#);
+    // ...and this build rewrites `$LATEST` without changing anything it knows.
+    let same = store.get_version(&name("f"), LATEST).unwrap().unwrap();
+    store.update_latest(&same, None).unwrap();
+    let v2 = publish(store, "f", "p2");
+    assert_eq!(
+        v2.version, "2",
+        "a version differing in a newer field is new"
+    );
+    assert_eq!(
+        stored_record(f, "versions", "version_num = 2")["tracing"],
+        "Active"
+    );
+    // Publishing again without any change still returns the newest version.
+    store.update_latest(&same, None).unwrap();
+    assert_eq!(publish(store, "f", "p3").version, "2");
+}
+
+fn a_newer_nodes_alias_field_survives_an_alias_update(f: &Fixture) {
+    let store = &*f.store;
+    store.create_function(&latest("f", "a", "r1")).unwrap();
+    publish(store, "f", "p1");
+    store
+        .create_alias(&alias("f", "live", LATEST, "a1"))
+        .unwrap();
+    newer_node_adds(f, "aliases", "name = 'live'", "provisioned", "5");
+    let mut live = store.get_alias(&name("f"), "live").unwrap().unwrap();
+    live.function_version = "1".into();
+    live.revision_id = "a2".into();
+    store.update_alias(&live, Some("a1")).unwrap();
+    let stored = stored_record(f, "aliases", "name = 'live'");
+    assert_eq!(stored["provisioned"], 5);
+    assert_eq!(stored["function_version"], "1");
+    assert_eq!(store.get_alias(&name("f"), "live").unwrap().unwrap(), live);
+}
+
+fn a_record_only_a_newer_node_may_read_is_refused_and_left_alone(f: &Fixture) {
+    let store = &*f.store;
+    store.create_function(&latest("f", "a", "r1")).unwrap();
+    let floor = (record::RECORD_VERSION + 1).to_string();
+    newer_node_adds(
+        f,
+        "versions",
+        "version_num = 0",
+        record::MIN_READER_FIELD,
+        &floor,
+    );
+    newer_node_adds(
+        f,
+        "versions",
+        "version_num = 0",
+        "environment_sealed",
+        "true",
+    );
+    let before = stored_record(f, "versions", "version_num = 0");
+    let refused = |e: StoreError| matches!(e, StoreError::RecordTooNew { .. });
+    assert!(refused(store.get_version(&name("f"), LATEST).unwrap_err()));
+    assert!(refused(store.list_functions(None, 10).unwrap_err()));
+    assert!(refused(
+        store.list_versions(&name("f"), None, 10).unwrap_err()
+    ));
+    assert!(refused(
+        store
+            .update_latest(&latest("f", "b", "r2"), None)
+            .unwrap_err()
+    ));
+    assert!(refused(
+        store
+            .publish_version(&name("f"), None, None, "p1", 1)
+            .unwrap_err()
+    ));
+    assert_eq!(stored_record(f, "versions", "version_num = 0"), before);
+    let err = store.get_version(&name("f"), LATEST).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "stored record for version `$LATEST` of function `f` needs a Warden that reads record version {floor} (this one reads up to {})",
+            record::RECORD_VERSION
+        )
+    );
+}
+
+/// Seals one plain environment as the KMS would (the tests need no real key).
+fn fake_seal(v: &FunctionVersion) -> Result<warden_types::function::SealedEnvironment, StoreError> {
+    assert_eq!(v.environment["TOKEN"], "plain-marker-93c1");
+    Ok(warden_types::function::SealedEnvironment {
+        key_arn: "arn:aws:kms:us-east-1:000000000000:key/k".into(),
+        customer_key: false,
+        ciphertext: "c2VhbGVk".into(),
+    })
+}
+
+fn plain_environments_of_an_older_warden_are_sealed_and_publishing_still_deduplicates(f: &Fixture) {
+    let store = &*f.store;
+    let mut old = latest("old", "sha-old", "r1");
+    old.environment
+        .insert("TOKEN".into(), "plain-marker-93c1".into());
+    store.create_function(&old).unwrap();
+    let v1 = publish(store, "old", "r2");
+    assert_eq!(v1.version, "1");
+    // A function without an environment is left alone.
+    store
+        .create_function(&latest("plain", "sha", "r1"))
+        .unwrap();
+    let mut calls = 0;
+    let sealed = store
+        .seal_plaintext_environments(&mut |v| {
+            calls += 1;
+            fake_seal(v)
+        })
+        .unwrap();
+    assert_eq!((sealed, calls), (2, 2), "$LATEST and version 1");
+    for version in [LATEST, "1"] {
+        let v = store.get_version(&name("old"), version).unwrap().unwrap();
+        assert!(
+            v.environment.is_empty() && v.sealed_environment.is_some(),
+            "{version}"
+        );
+    }
+    // Nothing changed since version 1: publishing returns it, as before the sealing.
+    assert_eq!(publish(store, "old", "r3").version, "1");
+    // A second run finds nothing to seal.
+    assert_eq!(
+        store
+            .seal_plaintext_environments(&mut |_| unreachable!("nothing is left in the clear"))
+            .unwrap(),
+        0
+    );
+    // Another store on the data (a restart, another node) finds the records sealed.
+    let other = f.reopen();
+    let v = other.get_version(&name("old"), "1").unwrap().unwrap();
+    assert!(v.environment.is_empty() && v.sealed_environment.is_some());
+}
+
+fn tags(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+    pairs
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect()
+}
+
+fn tags_are_created_with_the_function_replaced_and_deleted_with_it(f: &Fixture) {
+    let store = &*f.store;
+    assert_eq!(store.get_tags(&name("f")).unwrap(), None);
+    store
+        .create_tagged_function(
+            &latest("f", "sha", "r1"),
+            &tags(&[("team", "a"), ("env", "dev")]),
+        )
+        .unwrap();
+    assert_eq!(
+        store.get_tags(&name("f")).unwrap(),
+        Some(tags(&[("env", "dev"), ("team", "a")]))
+    );
+    // The name is taken whether or not the first function had tags.
+    assert!(matches!(
+        store.create_tagged_function(&latest("f", "sha", "r1"), &BTreeMap::new()),
+        Err(StoreError::AlreadyExists(_))
+    ));
+    store
+        .create_function(&latest("plain", "sha", "r1"))
+        .unwrap();
+    assert_eq!(
+        store.get_tags(&name("plain")).unwrap(),
+        Some(BTreeMap::new())
+    );
+
+    store
+        .replace_tags(&name("f"), &tags(&[("team", "b")]))
+        .unwrap();
+    assert_eq!(
+        store.get_tags(&name("f")).unwrap(),
+        Some(tags(&[("team", "b")]))
+    );
+    assert!(matches!(
+        store.replace_tags(&name("nobody"), &tags(&[("k", "v")])),
+        Err(StoreError::NotFound(_))
+    ));
+    // A new function refused for its numbered version writes no tags either.
+    let mut numbered = latest("g", "sha", "r1");
+    numbered.version = "1".into();
+    assert!(matches!(
+        store.create_tagged_function(&numbered, &tags(&[("k", "v")])),
+        Err(StoreError::InvalidRecord(_))
+    ));
+    assert_eq!(store.get_tags(&name("g")).unwrap(), None);
+
+    // Deleting the function deletes its tags; a function created later under the same
+    // name does not inherit them.
+    assert!(store.delete_function(&name("f"), None).unwrap());
+    assert_eq!(store.get_tags(&name("f")).unwrap(), None);
+    store.create_function(&latest("f", "sha", "r1")).unwrap();
+    assert_eq!(store.get_tags(&name("f")).unwrap(), Some(BTreeMap::new()));
+    assert_eq!(
+        raw_text(f, "SELECT CAST(count(*) AS TEXT) FROM function_tags"),
+        "0"
+    );
+}
+
+// ---- layers ----
+
+fn layer_draft(layer: &str, sha: &str) -> LayerVersion {
+    LayerVersion {
+        name: LayerName::new(layer).unwrap(),
+        version: 0,
+        description: "d".into(),
+        compatible_runtimes: vec!["python3.12".into()],
+        compatible_architectures: vec![],
+        license_info: None,
+        code_sha256: sha.into(),
+        code_size: 10,
+        created_ms: 1,
+    }
+}
+
+fn layer_versions_count_on_after_a_delete_and_policies_go_with_them(f: &Fixture) {
+    let store = &*f.store;
+    let deps = LayerName::new("deps").unwrap();
+    let publish_layer = |layer: &str, sha: &str| {
+        store
+            .publish_layer_version(&layer_draft(layer, sha))
+            .unwrap()
+    };
+    let first = publish_layer("deps", "a");
+    assert_eq!(first.version, 1);
+    assert_eq!(store.get_layer_version(&deps, 1).unwrap(), Some(first));
+    assert_eq!(store.get_layer_version(&deps, 9).unwrap(), None);
+    assert_eq!(publish_layer("deps", "b").version, 2);
+    assert_eq!(publish_layer("other", "c").version, 1);
+    assert!(store.delete_layer_version(&deps, 2).unwrap());
+    assert!(!store.delete_layer_version(&deps, 2).unwrap());
+    assert_eq!(store.get_layer_version(&deps, 2).unwrap(), None);
+    // Numbers are never reused, even after the newest is deleted.
+    assert_eq!(publish_layer("deps", "d").version, 3);
+    let numbers = |before: Option<u64>, limit: usize| -> Vec<u64> {
+        store
+            .list_layer_versions(&deps, before, limit)
+            .unwrap()
+            .iter()
+            .map(|v| v.version)
+            .collect()
+    };
+    assert_eq!(numbers(None, 10), [3, 1]);
+    assert_eq!(numbers(None, 1), [3]);
+    assert_eq!(numbers(Some(3), 10), [1]);
+    assert!(numbers(Some(1), 10).is_empty());
+    let layers = |after: Option<&LayerName>| -> Vec<(String, u64)> {
+        store
+            .list_layers(after, 10)
+            .unwrap()
+            .into_iter()
+            .map(|v| (v.name.to_string(), v.version))
+            .collect()
+    };
+    assert_eq!(layers(None), [("deps".into(), 3), ("other".into(), 1)]);
+    assert_eq!(layers(Some(&deps)), [("other".into(), 1)]);
+    assert_eq!(store.list_layers(None, 1).unwrap().len(), 1);
+
+    assert_eq!(store.get_layer_policy(&deps, 1).unwrap(), None);
+    store.put_layer_policy(&deps, 1, Some("{}")).unwrap();
+    assert_eq!(
+        store.get_layer_policy(&deps, 1).unwrap().as_deref(),
+        Some("{}")
+    );
+    store.put_layer_policy(&deps, 1, None).unwrap();
+    assert_eq!(store.get_layer_policy(&deps, 1).unwrap(), None);
+    assert!(matches!(
+        store.put_layer_policy(&deps, 2, Some("{}")),
+        Err(StoreError::NotFound(_))
+    ));
+    // Layer code is referenced while a version holds it.
+    let referenced = store.referenced_code().unwrap();
+    assert!(referenced.contains(&"a".to_owned()) && !referenced.contains(&"b".to_owned()));
+}
+
+// ---- the queue against a model ----
+
+/// One step of the queue proptest. Two nodes share the queue; settlements present any
+/// lease ever granted, current or stale.
+#[derive(Debug, Clone)]
+enum Op {
+    Enqueue {
+        delay: i64,
+    },
+    Lease {
+        node: usize,
+        lease_ms: i64,
+        max: usize,
+    },
+    Retry {
+        pick: usize,
+        delay: i64,
+    },
+    Postpone {
+        pick: usize,
+        delay: i64,
+    },
+    Complete {
+        pick: usize,
+    },
+    Reclaim {
+        node: usize,
+    },
+    Tick {
+        ms: i64,
+    },
+}
+
+const NODES: [&str; 2] = ["n1", "n2"];
+
+fn op() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        (0i64..30).prop_map(|delay| Op::Enqueue { delay }),
+        (0usize..2, 1i64..40, 0usize..4).prop_map(|(node, lease_ms, max)| Op::Lease {
+            node,
+            lease_ms,
+            max
+        }),
+        (any::<usize>(), 0i64..30).prop_map(|(pick, delay)| Op::Retry { pick, delay }),
+        (any::<usize>(), 0i64..30).prop_map(|(pick, delay)| Op::Postpone { pick, delay }),
+        any::<usize>().prop_map(|pick| Op::Complete { pick }),
+        (0usize..2).prop_map(|node| Op::Reclaim { node }),
+        (1i64..25).prop_map(|ms| Op::Tick { ms }),
+    ]
+}
+
+/// The model's view of one queued event.
+#[derive(Debug, Clone)]
+struct ModelEvent {
+    id: String,
+    order: u64,
+    attempts: u32,
+    not_before_ms: i64,
+    leased_until_ms: Option<i64>,
+    /// The current lease's node and token.
+    holder: Option<(String, i64)>,
+    /// Leases granted so far.
+    tokens: i64,
+}
+
+/// What settling `lease` does in the model: the expected outcome, and the current event.
+fn model_settle<'m>(
+    model: &'m mut [ModelEvent],
+    lease: &Lease,
+) -> (Settled, Option<&'m mut ModelEvent>) {
+    match model.iter_mut().find(|e| e.id == lease.event_id) {
+        None => (Settled::Gone, None),
+        Some(e) if e.holder == Some((lease.leased_by.to_string(), lease.token)) => {
+            (Settled::Applied, Some(e))
+        }
+        Some(_) => (Settled::LeaseLost, None),
+    }
+}
+
+/// One run of random queue operations of two nodes against the model; the queue is empty
+/// before and after (the function holding its events is deleted).
+fn run_queue_model(store: &dyn Store, ops: Vec<Op>) -> Result<(), TestCaseError> {
+    // A failed case (while shrinking) may have left its function behind.
+    let _ = store.delete_function(&name("f"), None);
+    store.create_function(&latest("f", "a", "r")).unwrap();
+    let mut model: Vec<ModelEvent> = Vec::new();
+    let mut granted: Vec<Lease> = Vec::new();
+    let mut now = 1_000i64;
+    let mut next = 0u64;
+    for op in ops {
+        match op {
+            Op::Enqueue { delay } => {
+                let id = format!("e{next}");
+                store.enqueue_event(&event(&id, "f", now + delay)).unwrap();
+                model.push(ModelEvent {
+                    id,
+                    order: next,
+                    attempts: 0,
+                    not_before_ms: now + delay,
+                    leased_until_ms: None,
+                    holder: None,
+                    tokens: 0,
+                });
+                next += 1;
+            }
+            Op::Lease {
+                node: n,
+                lease_ms,
+                max,
+            } => {
+                let mut due: Vec<&mut ModelEvent> = model
+                    .iter_mut()
+                    .filter(|e| {
+                        e.not_before_ms <= now && e.leased_until_ms.is_none_or(|t| t <= now)
+                    })
+                    .collect();
+                due.sort_by_key(|e| (e.not_before_ms, e.order));
+                let expected: Vec<(String, u32, i64, String, i64, i64)> = due
+                    .into_iter()
+                    .take(max)
+                    .map(|e| {
+                        e.leased_until_ms = Some(now + lease_ms);
+                        e.tokens += 1;
+                        e.holder = Some((NODES[n].to_owned(), e.tokens));
+                        (
+                            e.id.clone(),
+                            e.attempts,
+                            e.not_before_ms,
+                            NODES[n].to_owned(),
+                            now + lease_ms,
+                            e.tokens,
+                        )
+                    })
+                    .collect();
+                let leased = store
+                    .lease_events(&node(NODES[n]), now, lease_ms, max)
+                    .unwrap();
+                let got: Vec<(String, u32, i64, String, i64, i64)> = leased
+                    .iter()
+                    .map(|l| {
+                        prop_assert_eq!(&l.lease.event_id, &l.event.id);
+                        Ok((
+                            l.event.id.clone(),
+                            l.event.attempts,
+                            l.event.not_before_ms,
+                            l.lease.leased_by.to_string(),
+                            l.lease.leased_until_ms,
+                            l.lease.token,
+                        ))
+                    })
+                    .collect::<Result<_, TestCaseError>>()?;
+                prop_assert_eq!(got, expected);
+                granted.extend(leased.into_iter().map(|l| l.lease));
+            }
+            Op::Retry { pick, delay } | Op::Postpone { pick, delay } => {
+                if granted.is_empty() {
+                    continue;
+                }
+                let lease = granted[pick % granted.len()].clone();
+                let retry = matches!(op, Op::Retry { .. });
+                let got = if retry {
+                    store.retry_event(&lease, now + delay).unwrap()
+                } else {
+                    store.postpone_event(&lease, now + delay).unwrap()
+                };
+                let (expected, current) = model_settle(&mut model, &lease);
+                if let Some(e) = current {
+                    e.attempts += u32::from(retry);
+                    e.not_before_ms = now + delay;
+                    e.leased_until_ms = None;
+                    e.holder = None;
+                }
+                prop_assert_eq!(got, expected);
+            }
+            Op::Complete { pick } => {
+                if granted.is_empty() {
+                    continue;
+                }
+                let lease = granted[pick % granted.len()].clone();
+                let got = store.complete_event(&lease).unwrap();
+                let (expected, _) = model_settle(&mut model, &lease);
+                if expected == Settled::Applied {
+                    model.retain(|e| e.id != lease.event_id);
+                }
+                prop_assert_eq!(got, expected);
+            }
+            Op::Reclaim { node: n } => {
+                let mut expected = 0;
+                for e in model
+                    .iter_mut()
+                    .filter(|e| e.holder.as_ref().is_some_and(|(h, _)| h == NODES[n]))
+                {
+                    e.holder = None;
+                    e.leased_until_ms = None;
+                    expected += 1;
+                }
+                prop_assert_eq!(store.reclaim_leases(&node(NODES[n])).unwrap(), expected);
+            }
+            Op::Tick { ms } => now += ms,
+        }
+        prop_assert_eq!(store.queued_event_count().unwrap(), model.len() as u64);
+    }
+    // Far in the future everything is due exactly once, in model order.
+    let far = i64::MAX / 4;
+    let mut rest: Vec<_> = model
+        .iter()
+        .map(|e| (e.not_before_ms, e.order, e.id.clone()))
+        .collect();
+    rest.sort();
+    let got: Vec<String> = store
+        .lease_events(&n1(), far, 1, 1_000)
+        .unwrap()
+        .into_iter()
+        .map(|e| e.event.id)
+        .collect();
+    prop_assert_eq!(
+        got,
+        rest.into_iter().map(|(_, _, id)| id).collect::<Vec<_>>()
+    );
+    prop_assert!(store.delete_function(&name("f"), None).unwrap());
+    prop_assert_eq!(store.queued_event_count().unwrap(), 0);
+    Ok(())
+}
+
+fn queue_matches_a_model(f: &Fixture) {
+    // Every case runs on the fixture's one store, so fewer on a server round trip away.
+    let cases = match f.backend {
+        Backend::Sqlite => 64,
+        Backend::Postgres => 24,
+    };
+    let mut runner = proptest::test_runner::TestRunner::new(ProptestConfig {
+        cases,
+        failure_persistence: None,
+        ..ProptestConfig::default()
+    });
+    let store = &*f.store;
+    if let Err(e) = runner.run(&proptest::collection::vec(op(), 1..60), |ops| {
+        run_queue_model(store, ops)
+    }) {
+        panic!("{e}");
+    }
+}
+
+// ---- more races between two stores on one database ----
+
+/// Two nodes update `$LATEST` from the same revision at once: exactly one wins, the other
+/// gets `RevisionMismatch`, and the stored record is the winner's.
+fn two_nodes_updating_one_revision_change_it_once(f: &Fixture) {
+    let other = f.reopen();
+    f.store.create_function(&latest("f", "a", "r0")).unwrap();
+    for round in 0..10 {
+        let current = f.store.get_version(&name("f"), LATEST).unwrap().unwrap();
+        let handles: Vec<_> = [
+            std::sync::Arc::clone(&f.store),
+            std::sync::Arc::clone(&other),
+        ]
+        .into_iter()
+        .enumerate()
+        .map(|(i, store)| {
+            let mut next = current.clone();
+            next.revision_id = format!("r{round}-{i}");
+            next.memory_mb = 128 + 64 * u32::try_from(i).unwrap();
+            let expected = current.revision_id.clone();
+            std::thread::spawn(move || (next.clone(), store.update_latest(&next, Some(&expected))))
+        })
+        .collect();
+        let results: Vec<_> = handles.into_iter().map(|h| h.join().unwrap()).collect();
+        let winners: Vec<_> = results.iter().filter(|(_, r)| r.is_ok()).collect();
+        assert_eq!(winners.len(), 1, "{results:?}");
+        assert!(results
+            .iter()
+            .any(|(_, r)| matches!(r, Err(StoreError::RevisionMismatch { .. }))));
+        let stored = other.get_version(&name("f"), LATEST).unwrap().unwrap();
+        assert_eq!(stored, winners[0].0);
+    }
+}
+
+/// Two nodes settle one lease at once (one completes it, the other retries it): exactly
+/// one outcome is applied, and the other is told why not.
+fn two_nodes_settling_one_lease_apply_it_once(f: &Fixture) {
+    let other = f.reopen();
+    f.store.create_function(&latest("f", "a", "r")).unwrap();
+    for round in 0..10 {
+        let id = format!("e{round}");
+        f.store.enqueue_event(&event(&id, "f", 0)).unwrap();
+        let leased = f.store.lease_events(&n1(), 10, 60_000, 1).unwrap();
+        assert_eq!(ids(&leased), [id.as_str()]);
+        let lease = leased[0].lease.clone();
+        let (a, b) = (
+            std::sync::Arc::clone(&f.store),
+            std::sync::Arc::clone(&other),
+        );
+        let la = lease.clone();
+        let complete = std::thread::spawn(move || a.complete_event(&la).unwrap());
+        let retry = std::thread::spawn(move || b.retry_event(&lease, 0).unwrap());
+        let (completed, retried) = (complete.join().unwrap(), retry.join().unwrap());
+        match (completed, retried) {
+            (Settled::Applied, Settled::Gone) => {
+                assert_eq!(f.store.queued_event_count().unwrap(), 0);
+            }
+            (Settled::LeaseLost, Settled::Applied) => {
+                let again = other.lease_events(&node("n2"), 10, 60_000, 1).unwrap();
+                assert_eq!(again[0].event.attempts, 1, "the retry counted");
+                assert_eq!(
+                    other.complete_event(&again[0].lease).unwrap(),
+                    Settled::Applied
+                );
+            }
+            outcome => panic!("{outcome:?}"),
+        }
+    }
 }
 
 contract_tests!(
@@ -982,4 +1697,15 @@ contract_tests!(
     settings_round_trip,
     concurrent_writers_and_readers_do_not_interfere,
     concurrent_queue_writes_keep_their_own_outcomes,
+    records_carry_their_version,
+    a_newer_nodes_field_survives_read_modify_write_and_publish,
+    a_change_only_a_newer_node_understands_is_not_deduplicated_away,
+    a_newer_nodes_alias_field_survives_an_alias_update,
+    a_record_only_a_newer_node_may_read_is_refused_and_left_alone,
+    plain_environments_of_an_older_warden_are_sealed_and_publishing_still_deduplicates,
+    tags_are_created_with_the_function_replaced_and_deleted_with_it,
+    layer_versions_count_on_after_a_delete_and_policies_go_with_them,
+    queue_matches_a_model,
+    two_nodes_updating_one_revision_change_it_once,
+    two_nodes_settling_one_lease_apply_it_once,
 );

@@ -1,14 +1,14 @@
-//! Unit tests of every [`Store`] method on [`SqliteStore`], plus a proptest that random
-//! queue operations of several nodes agree with a simple in-memory model.
+//! What only [`SqliteStore`] has: its files, WAL, the migrations of databases older builds
+//! wrote, the group commit, and the logs file's page-based space reclaiming. The behaviour
+//! every backend shares is tested once for all in `crate::contract`.
 
 use std::collections::BTreeMap;
 use std::fs;
 
-use proptest::prelude::*;
 use warden_types::NodeId;
 
 use super::*;
-use crate::{EventQueue, Lease, LeasedEvent, QueuedEvent, Settled};
+use crate::{EventQueue, LeasedEvent, Settled};
 
 fn node(s: &str) -> NodeId {
     NodeId::new(s).unwrap()
@@ -54,29 +54,6 @@ fn open() -> (tempfile::TempDir, SqliteStore) {
     let dir = tempfile::tempdir().unwrap();
     let store = SqliteStore::open(&dir.path().join("warden.db")).unwrap();
     (dir, store)
-}
-
-fn alias(function: &str, alias_name: &str, version: &str, rev: &str) -> Alias {
-    Alias {
-        function: name(function),
-        name: alias_name.to_owned(),
-        function_version: version.to_owned(),
-        description: String::new(),
-        routing: None,
-        revision_id: rev.to_owned(),
-    }
-}
-
-fn event(id: &str, function: &str, not_before_ms: i64) -> QueuedEvent {
-    QueuedEvent {
-        id: id.to_owned(),
-        function: name(function),
-        qualifier: LATEST.to_owned(),
-        payload: id.as_bytes().to_vec(),
-        attempts: 0,
-        not_before_ms,
-        enqueued_ms: not_before_ms,
-    }
 }
 
 fn publish(store: &SqliteStore, function: &str, rev: &str) -> FunctionVersion {
@@ -199,188 +176,6 @@ fn a_queue_from_before_nodes_is_migrated_and_its_leases_end() {
     assert_eq!(
         store.complete_event(&got[0].lease).unwrap(),
         Settled::Applied
-    );
-}
-
-/// What a newer Warden node would do to a stored record: add a field this build does not
-/// know (`SET record = json_set(record, '$.field', value)` on the row matching `filter`).
-fn newer_node_adds(store: &SqliteStore, table: &str, filter: &str, field: &str, value: &str) {
-    let n = lock(&store.writer)
-        .execute(
-            &format!("UPDATE {table} SET record = json_set(record, '$.{field}', json(?1)) WHERE {filter}"),
-            params![value],
-        )
-        .unwrap();
-    assert_eq!(n, 1);
-}
-
-fn stored_record(store: &SqliteStore, table: &str, filter: &str) -> serde_json::Value {
-    let json: String = lock(&store.reader)
-        .query_row(
-            &format!("SELECT record FROM {table} WHERE {filter}"),
-            [],
-            |r| r.get(0),
-        )
-        .unwrap();
-    serde_json::from_str(&json).unwrap()
-}
-
-#[test]
-fn records_carry_their_version() {
-    let (_d, store) = open();
-    store.create_function(&latest("f", "a", "r1")).unwrap();
-    store
-        .create_alias(&alias("f", "live", LATEST, "a1"))
-        .unwrap();
-    let v = stored_record(&store, "versions", "version_num = 0");
-    assert_eq!(v[record::VERSION_FIELD], record::RECORD_VERSION);
-    let a = stored_record(&store, "aliases", "name = 'live'");
-    assert_eq!(a[record::VERSION_FIELD], record::RECORD_VERSION);
-}
-
-#[test]
-fn a_newer_nodes_field_survives_read_modify_write_and_publish() {
-    let (_d, store) = open();
-    store.create_function(&latest("f", "a", "r1")).unwrap();
-    newer_node_adds(
-        &store,
-        "versions",
-        "version_num = 0",
-        "kms_key_arn",
-        r#""arn:aws:kms:us-east-1:000000000000:key/k""#,
-    );
-    newer_node_adds(
-        &store,
-        "versions",
-        "version_num = 0",
-        "snap_start",
-        r#"{"apply_on":"None"}"#,
-    );
-
-    // This build reads past the fields it does not know...
-    let mut current = store.get_version(&name("f"), LATEST).unwrap().unwrap();
-    assert_eq!(current.revision_id, "r1");
-    // ...and an UpdateFunctionConfiguration here keeps them.
-    current.environment.insert("K".into(), "v".into());
-    current.revision_id = "r2".into();
-    store.update_latest(&current, Some("r1")).unwrap();
-    let stored = stored_record(&store, "versions", "version_num = 0");
-    assert_eq!(
-        stored["kms_key_arn"],
-        "arn:aws:kms:us-east-1:000000000000:key/k"
-    );
-    assert_eq!(stored["snap_start"]["apply_on"], "None");
-    assert_eq!(
-        stored["environment"]["K"], "v",
-        "the change itself is stored"
-    );
-    assert_eq!(stored["revision_id"], "r2");
-    assert_eq!(
-        store.get_version(&name("f"), LATEST).unwrap().unwrap(),
-        current
-    );
-
-    // Publishing copies them into the version.
-    let v1 = publish(&store, "f", "p1");
-    assert_eq!(v1.version, "1");
-    let stored = stored_record(&store, "versions", "version_num = 1");
-    assert_eq!(
-        stored["kms_key_arn"],
-        "arn:aws:kms:us-east-1:000000000000:key/k"
-    );
-    assert_eq!(stored["snap_start"]["apply_on"], "None");
-}
-
-#[test]
-fn a_change_only_a_newer_node_understands_is_not_deduplicated_away() {
-    let (_d, store) = open();
-    store.create_function(&latest("f", "a", "r1")).unwrap();
-    assert_eq!(publish(&store, "f", "p1").version, "1");
-    // A newer node changes only a field this build does not know...
-    newer_node_adds(
-        &store,
-        "versions",
-        "version_num = 0",
-        "tracing",
-        r#""Active""#,
-    );
-    // ...and this build rewrites `$LATEST` without changing anything it knows.
-    let same = store.get_version(&name("f"), LATEST).unwrap().unwrap();
-    store.update_latest(&same, None).unwrap();
-    let v2 = publish(&store, "f", "p2");
-    assert_eq!(
-        v2.version, "2",
-        "a version differing in a newer field is new"
-    );
-    assert_eq!(
-        stored_record(&store, "versions", "version_num = 2")["tracing"],
-        "Active"
-    );
-    // Publishing again without any change still returns the newest version.
-    store.update_latest(&same, None).unwrap();
-    assert_eq!(publish(&store, "f", "p3").version, "2");
-}
-
-#[test]
-fn a_newer_nodes_alias_field_survives_an_alias_update() {
-    let (_d, store) = open();
-    store.create_function(&latest("f", "a", "r1")).unwrap();
-    publish(&store, "f", "p1");
-    store
-        .create_alias(&alias("f", "live", LATEST, "a1"))
-        .unwrap();
-    newer_node_adds(&store, "aliases", "name = 'live'", "provisioned", "5");
-    let mut live = store.get_alias(&name("f"), "live").unwrap().unwrap();
-    live.function_version = "1".into();
-    live.revision_id = "a2".into();
-    store.update_alias(&live, Some("a1")).unwrap();
-    let stored = stored_record(&store, "aliases", "name = 'live'");
-    assert_eq!(stored["provisioned"], 5);
-    assert_eq!(stored["function_version"], "1");
-    assert_eq!(store.get_alias(&name("f"), "live").unwrap().unwrap(), live);
-}
-
-#[test]
-fn a_record_only_a_newer_node_may_read_is_refused_and_left_alone() {
-    let (_d, store) = open();
-    store.create_function(&latest("f", "a", "r1")).unwrap();
-    let floor = (record::RECORD_VERSION + 1).to_string();
-    newer_node_adds(
-        &store,
-        "versions",
-        "version_num = 0",
-        record::MIN_READER_FIELD,
-        &floor,
-    );
-    newer_node_adds(
-        &store,
-        "versions",
-        "version_num = 0",
-        "environment_sealed",
-        "true",
-    );
-    let before = stored_record(&store, "versions", "version_num = 0");
-    let refused = |e: StoreError| matches!(e, StoreError::RecordTooNew { .. });
-    assert!(refused(store.get_version(&name("f"), LATEST).unwrap_err()));
-    assert!(refused(store.list_functions(None, 10).unwrap_err()));
-    assert!(refused(
-        store
-            .update_latest(&latest("f", "b", "r2"), None)
-            .unwrap_err()
-    ));
-    assert!(refused(
-        store
-            .publish_version(&name("f"), None, None, "p1", 1)
-            .unwrap_err()
-    ));
-    assert_eq!(stored_record(&store, "versions", "version_num = 0"), before);
-    let err = store.get_version(&name("f"), LATEST).unwrap_err();
-    assert_eq!(
-        err.to_string(),
-        format!(
-            "stored record for version `$LATEST` of function `f` needs a Warden that reads record version {floor} (this one reads up to {})",
-            record::RECORD_VERSION
-        )
     );
 }
 
@@ -542,187 +337,6 @@ fn a_new_logs_database_uses_incremental_vacuum() {
     assert_eq!(mode, 2);
 }
 
-/// One step of the queue proptest. Two nodes share the queue; settlements present any
-/// lease ever granted, current or stale.
-#[derive(Debug, Clone)]
-enum Op {
-    Enqueue {
-        delay: i64,
-    },
-    Lease {
-        node: usize,
-        lease_ms: i64,
-        max: usize,
-    },
-    Retry {
-        pick: usize,
-        delay: i64,
-    },
-    Postpone {
-        pick: usize,
-        delay: i64,
-    },
-    Complete {
-        pick: usize,
-    },
-    Reclaim {
-        node: usize,
-    },
-    Tick {
-        ms: i64,
-    },
-}
-
-const NODES: [&str; 2] = ["n1", "n2"];
-
-fn op() -> impl Strategy<Value = Op> {
-    prop_oneof![
-        (0i64..30).prop_map(|delay| Op::Enqueue { delay }),
-        (0usize..2, 1i64..40, 0usize..4).prop_map(|(node, lease_ms, max)| Op::Lease {
-            node,
-            lease_ms,
-            max
-        }),
-        (any::<usize>(), 0i64..30).prop_map(|(pick, delay)| Op::Retry { pick, delay }),
-        (any::<usize>(), 0i64..30).prop_map(|(pick, delay)| Op::Postpone { pick, delay }),
-        any::<usize>().prop_map(|pick| Op::Complete { pick }),
-        (0usize..2).prop_map(|node| Op::Reclaim { node }),
-        (1i64..25).prop_map(|ms| Op::Tick { ms }),
-    ]
-}
-
-/// The model's view of one queued event.
-#[derive(Debug, Clone)]
-struct ModelEvent {
-    id: String,
-    order: u64,
-    attempts: u32,
-    not_before_ms: i64,
-    leased_until_ms: Option<i64>,
-    /// The current lease's node and token.
-    holder: Option<(String, i64)>,
-    /// Leases granted so far.
-    tokens: i64,
-}
-
-/// What settling `lease` does in the model: the expected outcome, and the current event.
-fn model_settle<'m>(
-    model: &'m mut [ModelEvent],
-    lease: &Lease,
-) -> (Settled, Option<&'m mut ModelEvent>) {
-    match model.iter_mut().find(|e| e.id == lease.event_id) {
-        None => (Settled::Gone, None),
-        Some(e) if e.holder == Some((lease.leased_by.to_string(), lease.token)) => {
-            (Settled::Applied, Some(e))
-        }
-        Some(_) => (Settled::LeaseLost, None),
-    }
-}
-
-proptest! {
-    #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
-
-    #[test]
-    fn queue_matches_a_model(ops in proptest::collection::vec(op(), 1..60)) {
-        let (_d, store) = open();
-        store.create_function(&latest("f", "a", "r")).unwrap();
-        let mut model: Vec<ModelEvent> = Vec::new();
-        let mut granted: Vec<Lease> = Vec::new();
-        let mut now = 1_000i64;
-        let mut next = 0u64;
-        for op in ops {
-            match op {
-                Op::Enqueue { delay } => {
-                    let id = format!("e{next}");
-                    store.enqueue_event(&event(&id, "f", now + delay)).unwrap();
-                    model.push(ModelEvent {
-                        id, order: next, attempts: 0, not_before_ms: now + delay,
-                        leased_until_ms: None, holder: None, tokens: 0,
-                    });
-                    next += 1;
-                }
-                Op::Lease { node: n, lease_ms, max } => {
-                    let mut due: Vec<&mut ModelEvent> = model
-                        .iter_mut()
-                        .filter(|e| e.not_before_ms <= now && e.leased_until_ms.is_none_or(|t| t <= now))
-                        .collect();
-                    due.sort_by_key(|e| (e.not_before_ms, e.order));
-                    let expected: Vec<(String, u32, i64, String, i64, i64)> = due
-                        .into_iter()
-                        .take(max)
-                        .map(|e| {
-                            e.leased_until_ms = Some(now + lease_ms);
-                            e.tokens += 1;
-                            e.holder = Some((NODES[n].to_owned(), e.tokens));
-                            (e.id.clone(), e.attempts, e.not_before_ms, NODES[n].to_owned(), now + lease_ms, e.tokens)
-                        })
-                        .collect();
-                    let leased = store.lease_events(&node(NODES[n]), now, lease_ms, max).unwrap();
-                    let got: Vec<(String, u32, i64, String, i64, i64)> = leased
-                        .iter()
-                        .map(|l| {
-                            prop_assert_eq!(&l.lease.event_id, &l.event.id);
-                            Ok((l.event.id.clone(), l.event.attempts, l.event.not_before_ms,
-                                l.lease.leased_by.to_string(), l.lease.leased_until_ms, l.lease.token))
-                        })
-                        .collect::<Result<_, TestCaseError>>()?;
-                    prop_assert_eq!(got, expected);
-                    granted.extend(leased.into_iter().map(|l| l.lease));
-                }
-                Op::Retry { pick, delay } | Op::Postpone { pick, delay } => {
-                    if granted.is_empty() {
-                        continue;
-                    }
-                    let lease = granted[pick % granted.len()].clone();
-                    let retry = matches!(op, Op::Retry { .. });
-                    let got = if retry {
-                        store.retry_event(&lease, now + delay).unwrap()
-                    } else {
-                        store.postpone_event(&lease, now + delay).unwrap()
-                    };
-                    let (expected, current) = model_settle(&mut model, &lease);
-                    if let Some(e) = current {
-                        e.attempts += u32::from(retry);
-                        e.not_before_ms = now + delay;
-                        e.leased_until_ms = None;
-                        e.holder = None;
-                    }
-                    prop_assert_eq!(got, expected);
-                }
-                Op::Complete { pick } => {
-                    if granted.is_empty() {
-                        continue;
-                    }
-                    let lease = granted[pick % granted.len()].clone();
-                    let got = store.complete_event(&lease).unwrap();
-                    let (expected, _) = model_settle(&mut model, &lease);
-                    if expected == Settled::Applied {
-                        model.retain(|e| e.id != lease.event_id);
-                    }
-                    prop_assert_eq!(got, expected);
-                }
-                Op::Reclaim { node: n } => {
-                    let mut expected = 0;
-                    for e in model.iter_mut().filter(|e| e.holder.as_ref().is_some_and(|(h, _)| h == NODES[n])) {
-                        e.holder = None;
-                        e.leased_until_ms = None;
-                        expected += 1;
-                    }
-                    prop_assert_eq!(store.reclaim_leases(&node(NODES[n])).unwrap(), expected);
-                }
-                Op::Tick { ms } => now += ms,
-            }
-            prop_assert_eq!(store.queued_event_count().unwrap(), model.len() as u64);
-        }
-        // Far in the future everything is due exactly once, in model order.
-        let far = i64::MAX / 4;
-        let mut rest: Vec<_> = model.iter().map(|e| (e.not_before_ms, e.order, e.id.clone())).collect();
-        rest.sort();
-        let got: Vec<String> = store.lease_events(&n1(), far, 1, 1_000).unwrap().into_iter().map(|e| e.event.id).collect();
-        prop_assert_eq!(got, rest.into_iter().map(|(_, _, id)| id).collect::<Vec<_>>());
-    }
-}
-
 #[test]
 fn a_failing_write_in_a_group_commit_undoes_only_itself() {
     let (_d, store) = open();
@@ -808,8 +422,10 @@ fn a_failed_batch_reports_its_error_to_every_write() {
     assert_eq!(store.get_setting("a").unwrap(), None);
 }
 
+/// Sealing (whose behaviour `crate::contract` tests on every backend) leaves no byte of a
+/// plain value in the database file or its WAL.
 #[test]
-fn plain_environments_of_an_older_warden_are_sealed_and_publishing_still_deduplicates() {
+fn sealing_leaves_no_plain_byte_in_the_files() {
     let (dir, store) = open();
     let mut f = latest("old", "sha-old", "r1");
     f.environment
