@@ -2,12 +2,25 @@
 //! holds the layers' and the async queue's tables).
 //!
 //! The tables mirror SQLite's, and rows hold the same versioned JSON records
-//! ([`crate::record`]), so that nodes of two Warden versions can share them. Every write
-//! is one transaction; the compare-and-set writes (revisions, numbering) lock the rows
-//! they read (`FOR UPDATE`), so two nodes racing on one function serialise on it: one
+//! ([`crate::record`]), byte for byte, so that nodes of two Warden versions can share
+//! them. Names are compared and sorted bytewise (`COLLATE "C"`), as SQLite does, whatever
+//! the database's own collation.
+//!
+//! Every write is one transaction; the compare-and-set writes (revisions, numbering) lock
+//! the rows they read, so two nodes racing on one function serialise on it: one
 //! `create_function` of a name wins and the other gets `AlreadyExists`, racing publishes
-//! get distinct numbers, and a stale revision is refused. Reads that need one snapshot
-//! (listing versions after checking the function exists) run in one transaction.
+//! get distinct numbers, and a stale revision is refused. Row locks on `functions`:
+//!
+//! - writes that number versions or change what versions and aliases point at (publish,
+//!   alias writes, deleting a version) take `FOR NO KEY UPDATE`, so they run one at a time
+//!   per function: an alias can never come to point at a version being deleted;
+//! - writes that only need the function to exist until they commit (queueing an event,
+//!   reservations, policies, tags) take `FOR KEY SHARE`, which waits only for a deletion
+//!   of the function;
+//! - deleting the function takes the row itself and cascades to everything of it.
+//!
+//! Reads take no lock: a read that needs the function to exist as well as its rows (listing
+//! versions, aliases, tags) is one statement, and so one snapshot.
 
 use std::collections::BTreeMap;
 
@@ -117,12 +130,12 @@ pub(super) fn to_i64(n: usize) -> i64 {
     i64::try_from(n).unwrap_or(i64::MAX)
 }
 
-/// Whether `function` exists, locking its row (`FOR SHARE`) so that it cannot be deleted
-/// before the transaction ends.
+/// Whether `function` exists, locking its row (`FOR KEY SHARE`) so that it cannot be
+/// deleted before the transaction ends.
 pub(super) fn function_exists(tx: &mut impl GenericClient, name: &str) -> Result<bool, StoreError> {
     Ok(tx
         .query_opt(
-            "SELECT 1 FROM functions WHERE name = $1 FOR SHARE",
+            "SELECT 1 FROM functions WHERE name = $1 FOR KEY SHARE",
             &[&name],
         )
         .map_err(pg("looking up a function"))?
@@ -294,7 +307,7 @@ impl FunctionStore for PostgresStore {
                 // The function's row first: publishes of one function serialise on it.
                 let next: Option<i64> = tx
                     .query_opt(
-                        "SELECT next_version FROM functions WHERE name = $1 FOR UPDATE",
+                        "SELECT next_version FROM functions WHERE name = $1 FOR NO KEY UPDATE",
                         &[&name.as_str()],
                     )
                     .map_err(pg("publishing a version"))?
@@ -401,25 +414,28 @@ impl FunctionStore for PostgresStore {
         let name = name.clone();
         let limit = to_i64(limit);
         self.pool.run(move |conn| {
-            conn.transaction(|tx| {
-                require_function(tx, &name)?;
-                let rows = tx
-                    .query(
-                        "SELECT version_num, record FROM versions
-                         WHERE function = $1 AND version_num > $2
-                         ORDER BY version_num LIMIT $3",
-                        &[&name.as_str(), &after_num, &limit],
-                    )
-                    .map_err(pg("listing versions"))?;
-                rows.iter()
-                    .map(|r| {
-                        let num: i64 = r.get(0);
-                        decode(r.get::<_, &str>(1), || {
-                            version_label(&name, &version_string(num))
-                        })
+            let rows = function_rows(
+                conn,
+                "listing versions",
+                "SELECT v.version_num, v.record FROM functions f
+                 LEFT JOIN LATERAL (
+                     SELECT version_num, record FROM versions
+                     WHERE function = f.name AND version_num > $2
+                     ORDER BY version_num LIMIT $3
+                 ) v ON TRUE
+                 WHERE f.name = $1
+                 ORDER BY v.version_num",
+                &[&name.as_str(), &after_num, &limit],
+            )?
+            .ok_or_else(|| StoreError::NotFound(function_label(&name)))?;
+            rows.iter()
+                .map(|r| {
+                    let num: i64 = r.get(0);
+                    decode(r.get::<_, &str>(1), || {
+                        version_label(&name, &version_string(num))
                     })
-                    .collect()
-            })
+                })
+                .collect()
         })
     }
 
@@ -491,14 +507,16 @@ impl FunctionStore for PostgresStore {
             let rows = conn
                 .client()
                 .query(
+                    // `json`, not `jsonb`: a record may hold `\u0000` in a field this
+                    // query does not read (a description, say), which `jsonb` refuses.
                     "SELECT sha FROM (SELECT code_sha256 FROM versions
-                     UNION SELECT record::jsonb ->> 'opt_sha256' FROM versions
-                         WHERE record::jsonb ->> 'opt_sha256' IS NOT NULL
+                     UNION SELECT record::json ->> 'opt_sha256' FROM versions
+                         WHERE record::json ->> 'opt_sha256' IS NOT NULL
                      UNION SELECT layer ->> 'code_sha256'
                          FROM versions,
-                              jsonb_array_elements(
-                                  CASE WHEN jsonb_typeof(record::jsonb -> 'layers') = 'array'
-                                       THEN record::jsonb -> 'layers' ELSE '[]'::jsonb END
+                              json_array_elements(
+                                  CASE WHEN json_typeof(record::json -> 'layers') = 'array'
+                                       THEN record::json -> 'layers' ELSE '[]'::json END
                               ) AS layer
                          WHERE layer ->> 'code_sha256' IS NOT NULL
                      UNION SELECT code_sha256 FROM layer_versions) AS referenced (sha)
@@ -643,21 +661,24 @@ impl FunctionStore for PostgresStore {
         let after = after.unwrap_or("").to_owned();
         let limit = to_i64(limit);
         self.pool.run(move |conn| {
-            conn.transaction(|tx| {
-                require_function(tx, &function)?;
-                let rows = tx
-                    .query(
-                        "SELECT name, record FROM aliases
-                         WHERE function = $1 AND name > $2
-                           AND ($3::TEXT IS NULL OR function_version = $3 OR routing_version = $3)
-                         ORDER BY name LIMIT $4",
-                        &[&function.as_str(), &after, &version, &limit],
-                    )
-                    .map_err(pg("listing aliases"))?;
-                rows.iter()
-                    .map(|r| read_alias(r.get::<_, &str>(1), &function, r.get::<_, &str>(0)))
-                    .collect()
-            })
+            let rows = function_rows(
+                conn,
+                "listing aliases",
+                "SELECT a.name, a.record FROM functions f
+                 LEFT JOIN LATERAL (
+                     SELECT name, record FROM aliases
+                     WHERE function = f.name AND name > $2
+                       AND ($3::TEXT IS NULL OR function_version = $3 OR routing_version = $3)
+                     ORDER BY name LIMIT $4
+                 ) a ON TRUE
+                 WHERE f.name = $1
+                 ORDER BY a.name",
+                &[&function.as_str(), &after, &version, &limit],
+            )?
+            .ok_or_else(|| StoreError::NotFound(function_label(&function)))?;
+            rows.iter()
+                .map(|r| read_alias(r.get::<_, &str>(1), &function, r.get::<_, &str>(0)))
+                .collect()
         })
     }
 
@@ -795,24 +816,23 @@ impl FunctionStore for PostgresStore {
         let mut sealed = 0;
         for name in names {
             let name_read = name.clone();
-            let rows: Vec<(i64, String, String, String)> = self.pool.run(move |conn| {
+            let rows: Vec<(i64, String, String)> = self.pool.run(move |conn| {
                 let rows = conn
                     .client()
                     .query(
-                        "SELECT version_num, record, source_digest, revision_id FROM versions
+                        "SELECT version_num, record, source_digest FROM versions
                          WHERE function = $1 ORDER BY version_num",
                         &[&name_read],
                     )
                     .map_err(pg(ctx))?;
                 Ok::<_, StoreError>(
                     rows.iter()
-                        .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3)))
+                        .map(|r| (r.get(0), r.get(1), r.get(2)))
                         .collect(),
                 )
             })?;
             let mut writes = Vec::new();
-            let mut digests = Vec::new();
-            for (num, json, source_digest, _) in rows {
+            for (num, json, source_digest) in rows {
                 let old: FunctionVersion = record::decode(&json, || name.clone())?;
                 if old.environment.is_empty() || old.sealed_environment.is_some() {
                     continue;
@@ -822,24 +842,26 @@ impl FunctionStore for PostgresStore {
                 new.environment.clear();
                 let mut encoded = record::encode(&new, Some(&json), "the function version")?;
                 record::require_reader(&mut encoded, record::reader_needed(&new))?;
-                let digest = if num == 0 {
+                // `$LATEST`'s digest changes with it, and the published versions copied from
+                // it as it was follow (`Some((before, after))`).
+                let (digest, follow) = if num == 0 {
                     let before = config_digest(&old, &encoded.kept)?;
                     let after = config_digest(&new, &encoded.kept)?;
-                    digests.push((before, after.clone()));
-                    after
+                    (after.clone(), Some((before, after)))
                 } else {
-                    source_digest
+                    (source_digest, None)
                 };
-                writes.push((num, json, new, encoded.json, digest));
+                writes.push((num, json, new, encoded.json, digest, follow));
             }
-            let count = writes.len();
-            if count == 0 {
+            if writes.is_empty() {
                 continue;
             }
             let name_write = name.clone();
-            self.pool.run(move |conn| {
+            sealed += self.pool.run(move |conn| {
                 conn.transaction(|tx| {
-                    for (num, old_json, new, json, digest) in &writes {
+                    let mut written = 0;
+                    let mut follows = Vec::new();
+                    for (num, old_json, new, json, digest, follow) in &writes {
                         // Only a row still as it was read: a node that changed it since
                         // wrote a newer record, which it sealed itself.
                         let current = tx
@@ -849,11 +871,16 @@ impl FunctionStore for PostgresStore {
                                 &[&name_write, num],
                             )
                             .map_err(pg(ctx))?;
-                        if current.is_some_and(|r| r.get::<_, &str>(0) == old_json) {
-                            insert_version(tx, new, json, *num, digest)?;
+                        if current.is_none_or(|r| r.get::<_, &str>(0) != old_json) {
+                            continue;
                         }
+                        insert_version(tx, new, json, *num, digest)?;
+                        written += 1;
+                        follows.extend(follow);
                     }
-                    for (before, after) in &digests {
+                    // After every row is written, as the sealed published rows were
+                    // written with the digests they had.
+                    for (before, after) in follows {
                         tx.execute(
                             "UPDATE versions SET source_digest = $3
                              WHERE function = $1 AND version_num > 0 AND source_digest = $2",
@@ -861,10 +888,9 @@ impl FunctionStore for PostgresStore {
                         )
                         .map_err(pg(ctx))?;
                     }
-                    Ok::<_, StoreError>(())
+                    Ok::<_, StoreError>(written)
                 })
             })?;
-            sealed += count;
         }
         Ok(sealed)
     }
@@ -924,22 +950,19 @@ impl FunctionStore for PostgresStore {
     ) -> Result<Option<BTreeMap<String, String>>, StoreError> {
         let function = function.as_str().to_owned();
         self.pool.run(move |conn| {
-            conn.transaction(|tx| {
-                if !function_exists(tx, &function)? {
-                    return Ok(None);
-                }
-                let rows = tx
-                    .query(
-                        "SELECT key, value FROM function_tags WHERE function = $1",
-                        &[&function],
-                    )
-                    .map_err(pg("reading tags"))?;
-                Ok(Some(
-                    rows.iter()
-                        .map(|r| (r.get::<_, String>(0), r.get::<_, String>(1)))
-                        .collect(),
-                ))
-            })
+            let rows = function_rows(
+                conn,
+                "reading tags",
+                "SELECT t.key, t.value FROM functions f
+                 LEFT JOIN function_tags t ON t.function = f.name
+                 WHERE f.name = $1",
+                &[&function],
+            )?;
+            Ok(rows.map(|rows| {
+                rows.iter()
+                    .map(|r| (r.get::<_, String>(0), r.get::<_, String>(1)))
+                    .collect()
+            }))
         })
     }
 
@@ -959,12 +982,36 @@ impl FunctionStore for PostgresStore {
     }
 }
 
+/// The rows of `sql`, a query of the function `$1` left-joined to rows of it, or `None` if
+/// the function does not exist. The join's one row of NULLs (a function without such rows)
+/// is dropped. One statement, so the function and its rows are read in one snapshot.
+fn function_rows(
+    conn: &mut warden_postgres::Conn,
+    context: &'static str,
+    sql: &'static str,
+    params: &[&(dyn postgres::types::ToSql + Sync)],
+) -> Result<Option<Vec<postgres::Row>>, StoreError> {
+    let statement = conn.prepare(sql).map_err(pg(context))?;
+    let rows = conn
+        .client()
+        .query(&statement, params)
+        .map_err(pg(context))?;
+    if rows.is_empty() {
+        return Ok(None);
+    }
+    Ok(Some(
+        rows.into_iter()
+            .filter(|r| r.try_get::<_, Option<&str>>(1).is_ok_and(|v| v.is_some()))
+            .collect(),
+    ))
+}
+
 /// Locks `function`'s row for the transaction (`NotFound` if it does not exist), so that
-/// writes of its aliases and deletions of its versions serialise.
+/// writes of its aliases, publishes and deletions of its versions serialise.
 fn lock_function(tx: &mut impl GenericClient, function: &FunctionName) -> Result<(), StoreError> {
     let found = tx
         .query_opt(
-            "SELECT 1 FROM functions WHERE name = $1 FOR UPDATE",
+            "SELECT 1 FROM functions WHERE name = $1 FOR NO KEY UPDATE",
             &[&function.as_str()],
         )
         .map_err(pg("locking a function"))?;

@@ -35,15 +35,11 @@ impl LayerStore for PostgresStore {
         self.pool.run(move |conn| {
             conn.transaction(|tx| {
                 let name = draft.name.as_str();
-                tx.execute(
-                    "INSERT INTO layers (name, next_version) VALUES ($1, 1)
-                     ON CONFLICT (name) DO NOTHING",
-                    &[&name],
-                )
-                .map_err(pg("publishing a layer version"))?;
+                // The layer's row, made or moved on, locked until the version is stored.
                 let version: i64 = tx
                     .query_one(
-                        "UPDATE layers SET next_version = next_version + 1 WHERE name = $1
+                        "INSERT INTO layers (name, next_version) VALUES ($1, 2)
+                         ON CONFLICT (name) DO UPDATE SET next_version = layers.next_version + 1
                          RETURNING next_version - 1",
                         &[&name],
                     )

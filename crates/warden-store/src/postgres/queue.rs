@@ -4,7 +4,9 @@
 //! expired) with `FOR UPDATE SKIP LOCKED` and marks them leased by the calling node in
 //! the same `UPDATE ... RETURNING`, so two nodes leasing at once never get the same
 //! event: the second skips the rows the first holds. Settling is a compare-and-set on
-//! (event, node, token), as on SQLite. Lease times come from the `now_ms` the caller
+//! (event, node, token), as on SQLite, in one statement that also tells a lost lease from
+//! a gone event. Queueing is one statement too: it locks the function's row
+//! (`FOR KEY SHARE`) so that the function cannot be deleted under it. Lease times come from the `now_ms` the caller
 //! passes, the node's clock: nodes must keep their clocks in step (NTP), or a node whose
 //! clock runs ahead may take an event another node still runs (the lease of 20 minutes
 //! leaves a wide margin).
@@ -12,9 +14,9 @@
 use postgres::Row;
 use warden_types::NodeId;
 
-use super::functions::{require_function, to_i64};
+use super::functions::to_i64;
 use super::{pg, PostgresStore};
-use crate::sqlite::stored_name;
+use crate::sqlite::{function_label, stored_name};
 use crate::{EventQueue, Lease, LeasedEvent, QueuedEvent, Settled, StoreError};
 
 fn event_from_row(row: &Row) -> Result<QueuedEvent, StoreError> {
@@ -30,6 +32,10 @@ fn event_from_row(row: &Row) -> Result<QueuedEvent, StoreError> {
 }
 
 impl PostgresStore {
+    /// Runs `sql` for `lease` and says what became of it. `sql` changes the event if
+    /// `id = $1 AND leased_by = $2 AND lease_token = $3` (and may use `$4`, `arg`) in a
+    /// CTE named `settled` that returns a row per changed event, and selects two booleans:
+    /// whether it changed one, and whether the event exists (as it was before the change).
     fn settle(
         &self,
         context: &'static str,
@@ -41,24 +47,19 @@ impl PostgresStore {
         self.pool.run(move |conn| {
             let statement = conn.prepare(sql).map_err(pg(context))?;
             let holder = lease.leased_by.as_str();
-            let changed = match arg {
+            let row = match arg {
                 Some(a) => conn
                     .client()
-                    .execute(&statement, &[&lease.event_id, &holder, &lease.token, &a]),
+                    .query_one(&statement, &[&lease.event_id, &holder, &lease.token, &a]),
                 None => conn
                     .client()
-                    .execute(&statement, &[&lease.event_id, &holder, &lease.token]),
+                    .query_one(&statement, &[&lease.event_id, &holder, &lease.token]),
             }
             .map_err(pg(context))?;
-            if changed > 0 {
-                return Ok(Settled::Applied);
-            }
-            let exists = conn
-                .client()
-                .query_opt("SELECT 1 FROM events WHERE id = $1", &[&lease.event_id])
-                .map_err(pg(context))?
-                .is_some();
-            Ok(if exists {
+            let (applied, exists): (bool, bool) = (row.get(0), row.get(1));
+            Ok(if applied {
+                Settled::Applied
+            } else if exists {
                 Settled::LeaseLost
             } else {
                 Settled::Gone
@@ -71,29 +72,44 @@ impl EventQueue for PostgresStore {
     fn enqueue_event(&self, event: &QueuedEvent) -> Result<(), StoreError> {
         let event = event.clone();
         self.pool.run(move |conn| {
-            conn.transaction(|tx| {
-                require_function(tx, &event.function)?;
-                let n = tx
-                    .execute(
-                        "INSERT INTO events
+            let statement = conn
+                .prepare(
+                    "WITH f AS (SELECT name FROM functions WHERE name = $2 FOR KEY SHARE),
+                     queued AS (
+                         INSERT INTO events
                            (id, function, qualifier, payload, attempts, not_before_ms, enqueued_ms)
-                         VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (id) DO NOTHING",
-                        &[
-                            &event.id,
-                            &event.function.as_str(),
-                            &event.qualifier,
-                            &event.payload,
-                            &i64::from(event.attempts),
-                            &event.not_before_ms,
-                            &event.enqueued_ms,
-                        ],
-                    )
-                    .map_err(pg("queueing an event"))?;
-                if n == 0 {
-                    return Err(StoreError::AlreadyExists(format!("event `{}`", event.id)));
-                }
-                Ok(())
-            })
+                         SELECT $1::TEXT, f.name, $3::TEXT, $4::BYTEA, $5::BIGINT, $6::BIGINT,
+                                $7::BIGINT
+                         FROM f
+                         ON CONFLICT (id) DO NOTHING
+                         RETURNING 1
+                     )
+                     SELECT EXISTS (SELECT 1 FROM f), EXISTS (SELECT 1 FROM queued)",
+                )
+                .map_err(pg("queueing an event"))?;
+            let row = conn
+                .client()
+                .query_one(
+                    &statement,
+                    &[
+                        &event.id,
+                        &event.function.as_str(),
+                        &event.qualifier,
+                        &event.payload,
+                        &i64::from(event.attempts),
+                        &event.not_before_ms,
+                        &event.enqueued_ms,
+                    ],
+                )
+                .map_err(pg("queueing an event"))?;
+            let (function_exists, queued): (bool, bool) = (row.get(0), row.get(1));
+            if !function_exists {
+                return Err(StoreError::NotFound(function_label(&event.function)));
+            }
+            if !queued {
+                return Err(StoreError::AlreadyExists(format!("event `{}`", event.id)));
+            }
+            Ok(())
         })
     }
 
@@ -152,7 +168,11 @@ impl EventQueue for PostgresStore {
     fn complete_event(&self, lease: &Lease) -> Result<Settled, StoreError> {
         self.settle(
             "completing an event",
-            "DELETE FROM events WHERE id = $1 AND leased_by = $2 AND lease_token = $3",
+            "WITH settled AS (
+                 DELETE FROM events WHERE id = $1 AND leased_by = $2 AND lease_token = $3
+                 RETURNING 1
+             )
+             SELECT EXISTS (SELECT 1 FROM settled), EXISTS (SELECT 1 FROM events WHERE id = $1)",
             lease,
             None,
         )
@@ -161,9 +181,13 @@ impl EventQueue for PostgresStore {
     fn retry_event(&self, lease: &Lease, not_before_ms: i64) -> Result<Settled, StoreError> {
         self.settle(
             "rescheduling an event",
-            "UPDATE events SET attempts = attempts + 1, leased_by = NULL, leased_until_ms = NULL,
-               not_before_ms = $4
-             WHERE id = $1 AND leased_by = $2 AND lease_token = $3",
+            "WITH settled AS (
+                 UPDATE events SET attempts = attempts + 1, leased_by = NULL,
+                     leased_until_ms = NULL, not_before_ms = $4
+                 WHERE id = $1 AND leased_by = $2 AND lease_token = $3
+                 RETURNING 1
+             )
+             SELECT EXISTS (SELECT 1 FROM settled), EXISTS (SELECT 1 FROM events WHERE id = $1)",
             lease,
             Some(not_before_ms),
         )
@@ -172,8 +196,12 @@ impl EventQueue for PostgresStore {
     fn postpone_event(&self, lease: &Lease, not_before_ms: i64) -> Result<Settled, StoreError> {
         self.settle(
             "postponing an event",
-            "UPDATE events SET leased_by = NULL, leased_until_ms = NULL, not_before_ms = $4
-             WHERE id = $1 AND leased_by = $2 AND lease_token = $3",
+            "WITH settled AS (
+                 UPDATE events SET leased_by = NULL, leased_until_ms = NULL, not_before_ms = $4
+                 WHERE id = $1 AND leased_by = $2 AND lease_token = $3
+                 RETURNING 1
+             )
+             SELECT EXISTS (SELECT 1 FROM settled), EXISTS (SELECT 1 FROM events WHERE id = $1)",
             lease,
             Some(not_before_ms),
         )
