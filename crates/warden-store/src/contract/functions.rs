@@ -8,11 +8,12 @@ use warden_types::{FunctionName, FunctionVersion, NodeId, LATEST};
 use proptest::prelude::*;
 use warden_types::layer::{LayerName, LayerVersion};
 
-use super::{Backend, Fixture, Reopen};
+use super::{Backend, Fixture};
 use crate::record;
 use crate::{
     Alias, Lease, LeasedEvent, LogRecord, LogSource, QueuedEvent, Settled, Store, StoreError,
 };
+use raw::{raw_execute, raw_text};
 
 fn node(s: &str) -> NodeId {
     NodeId::new(s).unwrap()
@@ -953,37 +954,6 @@ fn two_nodes_leasing_at_once_never_share_an_event(f: &Fixture) {
 
 // ---- records shared with other Warden builds ----
 
-/// Runs `sql`, with `arg` as its one parameter `$1`, on the fixture's database beside the
-/// store, as another Warden build sharing it would; returns how many rows it changed.
-fn raw_execute(f: &Fixture, sql: &str, arg: &str) -> u64 {
-    match &f.reopen {
-        Reopen::Sqlite(path) => {
-            let conn = rusqlite::Connection::open(path).unwrap();
-            conn.busy_timeout(std::time::Duration::from_secs(10))
-                .unwrap();
-            conn.execute(&sql.replace("$1", "?1"), [arg]).unwrap() as u64
-        }
-        Reopen::Postgres(url) => {
-            let mut client = ::postgres::Client::connect(url, ::postgres::NoTls).unwrap();
-            client.execute(sql, &[&arg]).unwrap()
-        }
-    }
-}
-
-/// The text in the one row and column `sql` selects from the fixture's database.
-fn raw_text(f: &Fixture, sql: &str) -> String {
-    match &f.reopen {
-        Reopen::Sqlite(path) => {
-            let conn = rusqlite::Connection::open(path).unwrap();
-            conn.query_row(sql, [], |r| r.get(0)).unwrap()
-        }
-        Reopen::Postgres(url) => {
-            let mut client = ::postgres::Client::connect(url, ::postgres::NoTls).unwrap();
-            client.query_one(sql, &[]).unwrap().get(0)
-        }
-    }
-}
-
 /// The stored JSON record of the one row of `table` matching `filter`.
 fn stored_record(f: &Fixture, table: &str, filter: &str) -> serde_json::Value {
     serde_json::from_str(&raw_text(
@@ -1709,3 +1679,42 @@ contract_tests!(
     two_nodes_updating_one_revision_change_it_once,
     two_nodes_settling_one_lease_apply_it_once,
 );
+
+/// Raw access to a fixture's database, beside its store. Test code like the whole of
+/// `contract`; the attribute also tells the source scan of `tests/it/surface.rs` (which
+/// checks that no non-test code names SQLite's crate) where the test code starts.
+#[cfg(test)]
+mod raw {
+    use crate::contract::{Fixture, Reopen};
+
+    /// Runs `sql`, with `arg` as its one parameter `$1`, on the fixture's database beside the
+    /// store, as another Warden build sharing it would; returns how many rows it changed.
+    pub(super) fn raw_execute(f: &Fixture, sql: &str, arg: &str) -> u64 {
+        match &f.reopen {
+            Reopen::Sqlite(path) => {
+                let conn = rusqlite::Connection::open(path).unwrap();
+                conn.busy_timeout(std::time::Duration::from_secs(10))
+                    .unwrap();
+                conn.execute(&sql.replace("$1", "?1"), [arg]).unwrap() as u64
+            }
+            Reopen::Postgres(url) => {
+                let mut client = ::postgres::Client::connect(url, ::postgres::NoTls).unwrap();
+                client.execute(sql, &[&arg]).unwrap()
+            }
+        }
+    }
+
+    /// The text in the one row and column `sql` selects from the fixture's database.
+    pub(super) fn raw_text(f: &Fixture, sql: &str) -> String {
+        match &f.reopen {
+            Reopen::Sqlite(path) => {
+                let conn = rusqlite::Connection::open(path).unwrap();
+                conn.query_row(sql, [], |r| r.get(0)).unwrap()
+            }
+            Reopen::Postgres(url) => {
+                let mut client = ::postgres::Client::connect(url, ::postgres::NoTls).unwrap();
+                client.query_one(sql, &[]).unwrap().get(0)
+            }
+        }
+    }
+}
