@@ -4,8 +4,8 @@
 //! expired) with `FOR UPDATE SKIP LOCKED` and marks them leased by the calling node in
 //! the same `UPDATE ... RETURNING`, so two nodes leasing at once never get the same
 //! event: the second skips the rows the first holds. Settling is a compare-and-set on
-//! (event, node, token), as on SQLite, in one statement that also tells a lost lease from
-//! a gone event. Queueing is one statement too: it locks the function's row
+//! (event, node, token), as on SQLite: one statement when it applies, and a second that
+//! tells a lost lease from a gone event when it does not. Queueing is one statement too: it locks the function's row
 //! (`FOR KEY SHARE`) so that the function cannot be deleted under it. Lease times come from the `now_ms` the caller
 //! passes, the node's clock: nodes must keep their clocks in step (NTP), or a node whose
 //! clock runs ahead may take an event another node still runs (the lease of 20 minutes
@@ -32,10 +32,8 @@ fn event_from_row(row: &Row) -> Result<QueuedEvent, StoreError> {
 }
 
 impl PostgresStore {
-    /// Runs `sql` for `lease` and says what became of it. `sql` changes the event if
-    /// `id = $1 AND leased_by = $2 AND lease_token = $3` (and may use `$4`, `arg`) in a
-    /// CTE named `settled` that returns a row per changed event, and selects two booleans:
-    /// whether it changed one, and whether the event exists (as it was before the change).
+    /// Runs `sql` (which must match `id = $1 AND leased_by = $2 AND lease_token = $3` and
+    /// may use `$4`, `arg`) for `lease`, and says what became of it.
     fn settle(
         &self,
         context: &'static str,
@@ -47,19 +45,27 @@ impl PostgresStore {
         self.pool.run(move |conn| {
             let statement = conn.prepare(sql).map_err(pg(context))?;
             let holder = lease.leased_by.as_str();
-            let row = match arg {
+            let changed = match arg {
                 Some(a) => conn
                     .client()
-                    .query_one(&statement, &[&lease.event_id, &holder, &lease.token, &a]),
+                    .execute(&statement, &[&lease.event_id, &holder, &lease.token, &a]),
                 None => conn
                     .client()
-                    .query_one(&statement, &[&lease.event_id, &holder, &lease.token]),
+                    .execute(&statement, &[&lease.event_id, &holder, &lease.token]),
             }
             .map_err(pg(context))?;
-            let (applied, exists): (bool, bool) = (row.get(0), row.get(1));
-            Ok(if applied {
-                Settled::Applied
-            } else if exists {
+            if changed > 0 {
+                return Ok(Settled::Applied);
+            }
+            // A statement of its own, so a fresh snapshot: a settlement that waited for
+            // another node's and lost to it sees what that one left (the event gone, or
+            // leased anew), not the state from before it.
+            let exists = conn
+                .client()
+                .query_opt("SELECT 1 FROM events WHERE id = $1", &[&lease.event_id])
+                .map_err(pg(context))?
+                .is_some();
+            Ok(if exists {
                 Settled::LeaseLost
             } else {
                 Settled::Gone
@@ -168,11 +174,7 @@ impl EventQueue for PostgresStore {
     fn complete_event(&self, lease: &Lease) -> Result<Settled, StoreError> {
         self.settle(
             "completing an event",
-            "WITH settled AS (
-                 DELETE FROM events WHERE id = $1 AND leased_by = $2 AND lease_token = $3
-                 RETURNING 1
-             )
-             SELECT EXISTS (SELECT 1 FROM settled), EXISTS (SELECT 1 FROM events WHERE id = $1)",
+            "DELETE FROM events WHERE id = $1 AND leased_by = $2 AND lease_token = $3",
             lease,
             None,
         )
@@ -181,13 +183,9 @@ impl EventQueue for PostgresStore {
     fn retry_event(&self, lease: &Lease, not_before_ms: i64) -> Result<Settled, StoreError> {
         self.settle(
             "rescheduling an event",
-            "WITH settled AS (
-                 UPDATE events SET attempts = attempts + 1, leased_by = NULL,
-                     leased_until_ms = NULL, not_before_ms = $4
-                 WHERE id = $1 AND leased_by = $2 AND lease_token = $3
-                 RETURNING 1
-             )
-             SELECT EXISTS (SELECT 1 FROM settled), EXISTS (SELECT 1 FROM events WHERE id = $1)",
+            "UPDATE events SET attempts = attempts + 1, leased_by = NULL, leased_until_ms = NULL,
+               not_before_ms = $4
+             WHERE id = $1 AND leased_by = $2 AND lease_token = $3",
             lease,
             Some(not_before_ms),
         )
@@ -196,12 +194,8 @@ impl EventQueue for PostgresStore {
     fn postpone_event(&self, lease: &Lease, not_before_ms: i64) -> Result<Settled, StoreError> {
         self.settle(
             "postponing an event",
-            "WITH settled AS (
-                 UPDATE events SET leased_by = NULL, leased_until_ms = NULL, not_before_ms = $4
-                 WHERE id = $1 AND leased_by = $2 AND lease_token = $3
-                 RETURNING 1
-             )
-             SELECT EXISTS (SELECT 1 FROM settled), EXISTS (SELECT 1 FROM events WHERE id = $1)",
+            "UPDATE events SET leased_by = NULL, leased_until_ms = NULL, not_before_ms = $4
+             WHERE id = $1 AND leased_by = $2 AND lease_token = $3",
             lease,
             Some(not_before_ms),
         )
