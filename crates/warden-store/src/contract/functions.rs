@@ -1633,6 +1633,224 @@ fn two_nodes_settling_one_lease_apply_it_once(f: &Fixture) {
     }
 }
 
+fn function_policies_are_replaced_removed_and_go_with_the_function(f: &Fixture) {
+    let store = &*f.store;
+    assert_eq!(store.get_function_policy(&name("f")).unwrap(), None);
+    let err = store
+        .put_function_policy(&name("f"), Some("{}"))
+        .unwrap_err();
+    assert_eq!(err.to_string(), "function `f` does not exist");
+    store.create_function(&latest("f", "a", "r")).unwrap();
+    store.create_function(&latest("g", "a", "r")).unwrap();
+    store
+        .put_function_policy(&name("f"), Some(r#"{"Statement":[1]}"#))
+        .unwrap();
+    store
+        .put_function_policy(&name("g"), Some(r#"{"Statement":["g"]}"#))
+        .unwrap();
+    store
+        .put_function_policy(&name("f"), Some(r#"{"Statement":[2]}"#))
+        .unwrap();
+    assert_eq!(
+        store.get_function_policy(&name("f")).unwrap().as_deref(),
+        Some(r#"{"Statement":[2]}"#),
+        "replaced"
+    );
+    store.put_function_policy(&name("f"), None).unwrap();
+    assert_eq!(store.get_function_policy(&name("f")).unwrap(), None);
+    // Removing a policy that is not there is no error.
+    store.put_function_policy(&name("f"), None).unwrap();
+    store
+        .put_function_policy(&name("f"), Some(r#"{"Statement":[3]}"#))
+        .unwrap();
+    // Deleting the function deletes its policy, and only its own; a function created
+    // later under its name does not inherit it.
+    assert!(store.delete_function(&name("f"), None).unwrap());
+    assert_eq!(store.get_function_policy(&name("f")).unwrap(), None);
+    assert_eq!(
+        store.get_function_policy(&name("g")).unwrap().as_deref(),
+        Some(r#"{"Statement":["g"]}"#)
+    );
+    store.create_function(&latest("f", "a", "r")).unwrap();
+    assert_eq!(store.get_function_policy(&name("f")).unwrap(), None);
+}
+
+/// The code a version holds through its layers and their merged tree counts, and so does
+/// a layer version's own; a record holding a NUL character anywhere (which JSON escapes as
+/// `\u0000`) is stored and read like any other and does not hide its references.
+fn referenced_code_includes_layers_and_merged_trees(f: &Fixture) {
+    let store = &*f.store;
+    let mut v = latest("f", "code", "r");
+    v.description = "nul \0 inside".to_owned();
+    v.environment.insert("K".into(), "v\0".into());
+    v.layers = vec![
+        warden_types::layer::FunctionLayer {
+            arn: "arn:aws:lambda:us-east-1:000000000000:layer:one:1".into(),
+            code_sha256: "layer-one".into(),
+            code_size: 1,
+        },
+        warden_types::layer::FunctionLayer {
+            arn: "arn:aws:lambda:us-east-1:000000000000:layer:two:4".into(),
+            code_sha256: "layer-two".into(),
+            code_size: 2,
+        },
+    ];
+    v.opt_sha256 = Some("merged".into());
+    store.create_function(&v).unwrap();
+    store.create_function(&latest("g", "code", "r")).unwrap();
+    store
+        .publish_layer_version(&layer_draft("deps", "held-by-a-layer"))
+        .unwrap();
+    assert_eq!(
+        store.referenced_code().unwrap(),
+        [
+            "code",
+            "held-by-a-layer",
+            "layer-one",
+            "layer-two",
+            "merged"
+        ]
+    );
+    assert_eq!(store.get_version(&name("f"), LATEST).unwrap(), Some(v));
+    // The merged tree and the layers stop counting with the last version holding them.
+    store
+        .update_latest(&latest("f", "code", "r2"), None)
+        .unwrap();
+    assert_eq!(
+        store.referenced_code().unwrap(),
+        ["code", "held-by-a-layer"]
+    );
+}
+
+/// One node points a new alias at a version while another deletes that version: exactly
+/// one of them wins, and no alias ever points at a version that is gone.
+fn an_alias_and_the_deletion_of_its_version_never_both_win(f: &Fixture) {
+    let other = f.reopen();
+    f.store.create_function(&latest("f", "a", "r")).unwrap();
+    let mut outcomes = [0; 2];
+    for round in 0..12 {
+        f.store
+            .update_latest(&latest("f", &format!("s{round}"), "r"), None)
+            .unwrap();
+        let version = publish(&*f.store, "f", "p").version;
+        let barrier = std::sync::Arc::new(std::sync::Barrier::new(2));
+        let (a, b) = (
+            std::sync::Arc::clone(&f.store),
+            std::sync::Arc::clone(&other),
+        );
+        let (ba, bb) = (barrier.clone(), barrier);
+        let (va, vb) = (version.clone(), version.clone());
+        let alias_name = format!("a{round}");
+        let an = alias_name.clone();
+        let create = std::thread::spawn(move || {
+            ba.wait();
+            a.create_alias(&alias("f", &an, &va, "x"))
+        });
+        let delete = std::thread::spawn(move || {
+            bb.wait();
+            b.delete_function(&name("f"), Some(&vb))
+        });
+        match (create.join().unwrap(), delete.join().unwrap()) {
+            (Ok(()), Err(StoreError::Conflict(_))) => {
+                outcomes[0] += 1;
+                assert!(f.store.get_version(&name("f"), &version).unwrap().is_some());
+            }
+            (Err(StoreError::NotFound(what)), Ok(true)) => {
+                outcomes[1] += 1;
+                assert_eq!(what, format!("version `{version}` of function `f`"));
+                assert_eq!(f.store.get_alias(&name("f"), &alias_name).unwrap(), None);
+            }
+            outcome => panic!("round {round}: {outcome:?}"),
+        }
+        for a in f.store.list_aliases(&name("f"), None, None, 100).unwrap() {
+            assert!(
+                f.store
+                    .get_version(&name("f"), &a.function_version)
+                    .unwrap()
+                    .is_some(),
+                "alias `{}` points at a deleted version",
+                a.name
+            );
+        }
+    }
+    assert_eq!(outcomes.iter().sum::<i32>(), 12);
+}
+
+/// One node queues events for a function while another deletes it: every event is either
+/// refused (`NotFound`) or accepted and deleted with the function; none outlives it.
+fn queueing_while_the_function_is_deleted_leaves_no_orphan_event(f: &Fixture) {
+    let other = f.reopen();
+    for round in 0..8 {
+        f.store.create_function(&latest("f", "a", "r")).unwrap();
+        let barrier = std::sync::Arc::new(std::sync::Barrier::new(2));
+        let (a, b) = (
+            std::sync::Arc::clone(&f.store),
+            std::sync::Arc::clone(&other),
+        );
+        let (ba, bb) = (barrier.clone(), barrier);
+        let enqueue = std::thread::spawn(move || {
+            ba.wait();
+            (0..6)
+                .map(|i| a.enqueue_event(&event(&format!("e{round}-{i}"), "f", 0)))
+                .collect::<Vec<_>>()
+        });
+        let delete = std::thread::spawn(move || {
+            bb.wait();
+            b.delete_function(&name("f"), None)
+        });
+        let results = enqueue.join().unwrap();
+        assert!(delete.join().unwrap().unwrap());
+        let mut refused = false;
+        for r in results {
+            match r {
+                Ok(()) => assert!(!refused, "an event accepted after the function was gone"),
+                Err(StoreError::NotFound(what)) => {
+                    assert_eq!(what, "function `f`");
+                    refused = true;
+                }
+                Err(e) => panic!("round {round}: {e}"),
+            }
+        }
+        assert_eq!(f.store.queued_event_count().unwrap(), 0, "round {round}");
+    }
+}
+
+/// Two nodes publish versions of one new layer at once: every version gets its own number,
+/// 1 to the number of publishes, none lost.
+fn two_nodes_publishing_one_layer_get_distinct_numbers(f: &Fixture) {
+    let other = f.reopen();
+    let barrier = std::sync::Arc::new(std::sync::Barrier::new(2));
+    let handles: Vec<_> = [std::sync::Arc::clone(&f.store), other]
+        .into_iter()
+        .enumerate()
+        .map(|(i, store)| {
+            let barrier = barrier.clone();
+            std::thread::spawn(move || {
+                barrier.wait();
+                (0..10)
+                    .map(|j| {
+                        store
+                            .publish_layer_version(&layer_draft("deps", &format!("s{i}-{j}")))
+                            .unwrap()
+                            .version
+                    })
+                    .collect::<Vec<_>>()
+            })
+        })
+        .collect();
+    let mut numbers: Vec<u64> = handles
+        .into_iter()
+        .flat_map(|h| h.join().unwrap())
+        .collect();
+    numbers.sort_unstable();
+    assert_eq!(numbers, (1..=20).collect::<Vec<u64>>());
+    let stored = f
+        .store
+        .list_layer_versions(&LayerName::new("deps").unwrap(), None, 100)
+        .unwrap();
+    assert_eq!(stored.len(), 20);
+}
+
 contract_tests!(
     two_nodes_creating_one_function_make_it_once,
     two_nodes_publishing_at_once_get_distinct_numbers,
@@ -1678,6 +1896,11 @@ contract_tests!(
     queue_matches_a_model,
     two_nodes_updating_one_revision_change_it_once,
     two_nodes_settling_one_lease_apply_it_once,
+    function_policies_are_replaced_removed_and_go_with_the_function,
+    referenced_code_includes_layers_and_merged_trees,
+    an_alias_and_the_deletion_of_its_version_never_both_win,
+    queueing_while_the_function_is_deleted_leaves_no_orphan_event,
+    two_nodes_publishing_one_layer_get_distinct_numbers,
 );
 
 /// Raw access to a fixture's database, beside its store. Test code like the whole of
@@ -1716,5 +1939,104 @@ mod raw {
                 client.query_one(sql, &[]).unwrap().get(0)
             }
         }
+    }
+}
+
+/// What only PostgreSQL could get wrong, tested there alone.
+#[cfg(test)]
+mod postgres_only {
+    use super::{alias, latest, layer_draft, name};
+    use crate::{FunctionStore, LayerStore, PostgresStore};
+
+    /// PostgreSQL compares text by the database's collation unless told otherwise; the
+    /// store's lists sort names bytewise, as SQLite does, even in a database whose
+    /// collation is a language's (ICU `en`), so that pages and markers mean the same on
+    /// both backends.
+    #[test]
+    fn names_sort_bytewise_whatever_the_database_collation() {
+        let server = warden_testservers::Postgres::shared();
+        let fresh = server.fresh_database().unwrap();
+        let db = format!("{}_icu", fresh.rsplit('/').next().unwrap());
+        let mut admin = ::postgres::Client::connect(&fresh, ::postgres::NoTls).unwrap();
+        admin
+            .batch_execute(&format!(
+                "CREATE DATABASE {db} TEMPLATE template0 LOCALE_PROVIDER icu ICU_LOCALE 'en' LOCALE 'C'"
+            ))
+            .unwrap();
+        let url = server.url(&db);
+        // The premise: this database's own order is not bytewise.
+        let mut client = ::postgres::Client::connect(&url, ::postgres::NoTls).unwrap();
+        let own: String = client
+            .query_one(
+                "SELECT string_agg(x, ',' ORDER BY x) FROM (VALUES ('b'), ('B'), ('_z'), ('a')) AS v (x)",
+                &[],
+            )
+            .unwrap()
+            .get(0);
+        assert_ne!(own, "B,_z,a,b");
+
+        let store = PostgresStore::open(&url, 2).unwrap();
+        let names = ["b", "B", "_z", "a", "A-1", "A_1", "A1"];
+        let mut bytewise: Vec<&str> = names.to_vec();
+        bytewise.sort_unstable();
+        assert_eq!(bytewise, ["A-1", "A1", "A_1", "B", "_z", "a", "b"]);
+        store
+            .create_function(&latest("holder", "sha", "r"))
+            .unwrap();
+        for n in names {
+            store.create_function(&latest(n, n, "r")).unwrap();
+            store.put_reserved_concurrency(&name(n), Some(1)).unwrap();
+            store.publish_layer_version(&layer_draft(n, n)).unwrap();
+            store
+                .create_alias(&alias("holder", n, warden_types::LATEST, "r"))
+                .unwrap();
+        }
+        let functions: Vec<String> = store
+            .list_functions(None, 100)
+            .unwrap()
+            .into_iter()
+            .map(|v| v.name.to_string())
+            .filter(|n| n != "holder")
+            .collect();
+        assert_eq!(functions, bytewise);
+        let page: Vec<String> = store
+            .list_functions(Some(&name("B")), 2)
+            .unwrap()
+            .into_iter()
+            .map(|v| v.name.to_string())
+            .collect();
+        assert_eq!(page, ["_z", "a"], "a marker pages bytewise too");
+        let reserved: Vec<String> = store
+            .all_reserved_concurrency()
+            .unwrap()
+            .into_iter()
+            .map(|(n, _)| n.to_string())
+            .collect();
+        assert_eq!(reserved, bytewise);
+        let layers: Vec<String> = store
+            .list_layers(None, 100)
+            .unwrap()
+            .into_iter()
+            .map(|l| l.name.to_string())
+            .collect();
+        assert_eq!(layers, bytewise);
+        let aliases: Vec<String> = store
+            .list_aliases(&name("holder"), None, None, 100)
+            .unwrap()
+            .into_iter()
+            .map(|a| a.name)
+            .collect();
+        assert_eq!(aliases, bytewise);
+        let page: Vec<String> = store
+            .list_aliases(&name("holder"), None, Some("B"), 2)
+            .unwrap()
+            .into_iter()
+            .map(|a| a.name)
+            .collect();
+        assert_eq!(page, ["_z", "a"]);
+        let mut code = bytewise.clone();
+        code.push("sha");
+        code.sort_unstable();
+        assert_eq!(store.referenced_code().unwrap(), code);
     }
 }

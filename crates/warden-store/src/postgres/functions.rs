@@ -504,27 +504,33 @@ impl FunctionStore for PostgresStore {
 
     fn referenced_code(&self) -> Result<Vec<String>, StoreError> {
         self.pool.run(move |conn| {
+            // The references inside records (the merged tree, the layers) are read here,
+            // not with PostgreSQL's JSON functions: those refuse a whole record that holds
+            // a `\u0000` anywhere (in a description, say), which serde reads.
             let rows = conn
                 .client()
                 .query(
-                    // `json`, not `jsonb`: a record may hold `\u0000` in a field this
-                    // query does not read (a description, say), which `jsonb` refuses.
-                    "SELECT sha FROM (SELECT code_sha256 FROM versions
-                     UNION SELECT record::json ->> 'opt_sha256' FROM versions
-                         WHERE record::json ->> 'opt_sha256' IS NOT NULL
-                     UNION SELECT layer ->> 'code_sha256'
-                         FROM versions,
-                              json_array_elements(
-                                  CASE WHEN json_typeof(record::json -> 'layers') = 'array'
-                                       THEN record::json -> 'layers' ELSE '[]'::json END
-                              ) AS layer
-                         WHERE layer ->> 'code_sha256' IS NOT NULL
-                     UNION SELECT code_sha256 FROM layer_versions) AS referenced (sha)
-                     ORDER BY sha COLLATE \"C\"",
+                    "SELECT sha, NULL::TEXT FROM (
+                         SELECT code_sha256 FROM versions
+                         UNION SELECT code_sha256 FROM layer_versions
+                     ) AS code (sha)
+                     UNION ALL
+                     SELECT NULL, record FROM versions
+                     WHERE strpos(record, '\"opt_sha256\"') > 0 OR strpos(record, '\"layers\"') > 0",
                     &[],
                 )
                 .map_err(pg("listing referenced code"))?;
-            Ok(rows.iter().map(|r| r.get::<_, String>(0)).collect())
+            let mut code = std::collections::BTreeSet::new();
+            for row in &rows {
+                if let Some(sha) = row.get::<_, Option<String>>(0) {
+                    code.insert(sha);
+                }
+                if let Some(json) = row.get::<_, Option<&str>>(1) {
+                    record_references(json, &mut code)?;
+                }
+            }
+            // A `BTreeSet` of strings is in bytewise order, as SQLite sorts them.
+            Ok(code.into_iter().collect())
         })
     }
 
@@ -980,6 +986,31 @@ impl FunctionStore for PostgresStore {
             })
         })
     }
+}
+
+/// Adds the code a stored function version record refers to besides its own zip (its
+/// merged layer tree and its layers' zips) to `code`. Read as plain JSON, not as a
+/// [`FunctionVersion`], so that a record only a newer build may read still keeps its code.
+fn record_references(
+    json: &str,
+    code: &mut std::collections::BTreeSet<String>,
+) -> Result<(), StoreError> {
+    let value: serde_json::Value =
+        serde_json::from_str(json).map_err(|source| StoreError::Corrupt {
+            what: "a stored function version".to_owned(),
+            source,
+        })?;
+    if let Some(sha) = value.get("opt_sha256").and_then(|v| v.as_str()) {
+        code.insert(sha.to_owned());
+    }
+    if let Some(layers) = value.get("layers").and_then(|v| v.as_array()) {
+        for layer in layers {
+            if let Some(sha) = layer.get("code_sha256").and_then(|v| v.as_str()) {
+                code.insert(sha.to_owned());
+            }
+        }
+    }
+    Ok(())
 }
 
 /// The rows of `sql`, a query of the function `$1` left-joined to rows of it, or `None` if
