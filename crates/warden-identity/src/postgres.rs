@@ -19,12 +19,6 @@
 //!   holds exactly the writes up to the generation it reports.
 //!
 //! Secrets reach the store sealed under the master key, as they do in SQLite.
-//!
-//! An earlier build kept identity in PostgreSQL as one image of the embedded store (the
-//! `identity_image` table of the schema's first step). Opening a database that still
-//! holds such an image copies its contents into the tables once and removes it; the step
-//! that made the tables is marked as one older builds cannot use, so they refuse the
-//! database from then on.
 
 use std::collections::HashMap;
 
@@ -36,21 +30,12 @@ use crate::error::IdentityError;
 use crate::store::{
     no_policy, no_role, no_user, no_version, tags_from_json, tags_to_json, Dump, Holder,
     IdentityStore, InlinePolicy, KeyStatus, KeyUsage, ManagedPolicy, PolicyVersion, Reseal, Role,
-    SqliteIdentityStore, StoredKey, Tags, User,
+    StoredKey, Tags, User,
 };
 
 /// The schema of the `identity` track. Append only.
-static MIGRATIONS: [Migration; 2] = [
-    // The image of the embedded store an earlier build kept (see the module docs).
-    Migration::additive(
-        "CREATE TABLE identity_image (
-            id INTEGER PRIMARY KEY CHECK (id = 1),
-            generation BIGINT NOT NULL,
-            image BYTEA NOT NULL
-        )",
-    ),
-    Migration {
-        sql: r#"
+static MIGRATIONS: [Migration; 1] = [Migration::additive(
+    r#"
 CREATE TABLE identity_generation (
     id INTEGER PRIMARY KEY CHECK (id = 1),
     generation BIGINT NOT NULL
@@ -141,18 +126,14 @@ CREATE TABLE identity_attachments (
 );
 CREATE INDEX identity_attachments_by_policy ON identity_attachments (policy_arn);
 "#,
-        // Builds that kept the image would no longer see identity's writes.
-        breaks_older_builds: true,
-    },
-];
+)];
 
 const TRACK: Track = Track {
     name: "identity",
     migrations: &MIGRATIONS,
 };
 
-/// How many times a master key rotation (or the copy of an earlier build's image) reads
-/// again when writes keep changing what it read.
+/// How many times a master key rotation reads again when writes keep changing what it read.
 const ATTEMPTS: u32 = 16;
 
 // ---- statements -------------------------------------------------------------------------
@@ -579,9 +560,8 @@ impl std::fmt::Debug for PostgresIdentityStore {
 }
 
 impl PostgresIdentityStore {
-    /// Connects to the database at `url` with `connections` connections, brings the
-    /// `identity` schema up to date, and copies in the identity image an earlier build
-    /// left there, if any.
+    /// Connects to the database at `url` with `connections` connections and brings the
+    /// `identity` schema up to date.
     pub fn open(url: &str, connections: usize) -> Result<Self, IdentityError> {
         let pool = Pool::open(
             url,
@@ -591,9 +571,7 @@ impl PostgresIdentityStore {
             },
             &[TRACK],
         )?;
-        let store = PostgresIdentityStore { pool };
-        store.import_image()?;
-        Ok(store)
+        Ok(PostgresIdentityStore { pool })
     }
 
     /// Runs `f` as one write: a transaction that first increases the generation (which
@@ -613,70 +591,6 @@ impl PostgresIdentityStore {
                     .map_err(db("increasing the identity generation"))?;
                 f(&mut tx)
             })
-        })
-    }
-
-    /// Copies the image of an earlier build (see the module docs) into the tables, once.
-    fn import_image(&self) -> Result<(), IdentityError> {
-        for _ in 0..ATTEMPTS {
-            let stored: Option<(i64, Vec<u8>)> = self.pool.run(|conn| {
-                Ok::<_, IdentityError>(
-                    conn.client()
-                        .query_opt(
-                            "SELECT generation, image FROM identity_image WHERE id = 1",
-                            &[],
-                        )
-                        .map_err(db("reading the identity image"))?
-                        .map(|r| (r.get(0), r.get(1))),
-                )
-            })?;
-            let Some((generation, image)) = stored else {
-                return Ok(());
-            };
-            // Generation 0 is the empty image a build made on its first start.
-            let rows = if generation == 0 {
-                None
-            } else {
-                Some(image::read(&image)?)
-            };
-            let imported = self.pool.run(move |conn| {
-                conn.transaction(|tx| {
-                    // The image goes with the import: whoever deletes it imports it.
-                    let taken = tx
-                        .execute(
-                            "DELETE FROM identity_image WHERE id = 1 AND generation = $1",
-                            &[&generation],
-                        )
-                        .map_err(db("taking the identity image"))?;
-                    if taken == 0 {
-                        return Ok(false);
-                    }
-                    if let Some(rows) = &rows {
-                        tx.execute(
-                            "UPDATE identity_generation
-                             SET generation = GREATEST(generation, $1) + 1 WHERE id = 1",
-                            &[&generation],
-                        )
-                        .map_err(db("increasing the identity generation"))?;
-                        rows.insert(tx)?;
-                    }
-                    Ok::<_, IdentityError>(true)
-                })
-            })?;
-            if imported {
-                if generation > 0 {
-                    tracing::info!(
-                        generation,
-                        "copied identity from the image an earlier build kept into its tables"
-                    );
-                }
-                return Ok(());
-            }
-            // The image changed or went between the read and the import: look again.
-        }
-        Err(IdentityError::Database {
-            context: "importing the identity image",
-            source: "the image kept changing while it was being copied".into(),
         })
     }
 }
@@ -1306,300 +1220,6 @@ impl IdentityStore for PostgresIdentityStore {
             }
             Ok(())
         })
-    }
-}
-
-/// Reading the image an earlier build kept: the embedded store's file, whose rows are
-/// copied as they are (including what [`Dump`] leaves out: a policy's next version number
-/// and whether AWS manages it).
-mod image {
-    use rusqlite::Connection;
-
-    use super::{db, fold, IdentityError, SqliteIdentityStore};
-
-    type UserRow = (String, String, String, String, String, i64);
-    type KeyRow = (
-        String,
-        String,
-        String,
-        Vec<u8>,
-        i64,
-        Option<i64>,
-        Option<String>,
-        Option<String>,
-    );
-    type RoleRow = (
-        String,
-        String,
-        String,
-        String,
-        String,
-        Option<String>,
-        i64,
-        String,
-        i64,
-    );
-    type InlineRow = (String, String, String, String);
-    type PolicyRow = (
-        String,
-        String,
-        String,
-        String,
-        Option<String>,
-        i64,
-        bool,
-        String,
-        i64,
-        i64,
-    );
-    type VersionRow = (String, String, String, i64);
-    type AttachmentRow = (String, String, String);
-
-    /// Every row of the image.
-    pub(super) struct Rows {
-        users: Vec<UserRow>,
-        keys: Vec<KeyRow>,
-        roles: Vec<RoleRow>,
-        inline: Vec<InlineRow>,
-        policies: Vec<PolicyRow>,
-        versions: Vec<VersionRow>,
-        attachments: Vec<AttachmentRow>,
-    }
-
-    fn sqlite(context: &'static str) -> impl Fn(rusqlite::Error) -> IdentityError {
-        move |source| IdentityError::Database {
-            context,
-            source: Box::new(source),
-        }
-    }
-
-    fn all<T>(
-        conn: &Connection,
-        sql: &str,
-        map: impl FnMut(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
-    ) -> Result<Vec<T>, IdentityError> {
-        let ctx = sqlite("reading the identity image");
-        let mut st = conn.prepare(sql).map_err(&ctx)?;
-        let rows = st.query_map([], map).map_err(&ctx)?;
-        rows.collect::<rusqlite::Result<Vec<T>>>().map_err(&ctx)
-    }
-
-    /// The rows of `image`, brought to the current embedded schema first.
-    pub(super) fn read(image: &[u8]) -> Result<Rows, IdentityError> {
-        let io = |source| IdentityError::File {
-            context: "copying the identity image",
-            path: std::path::PathBuf::new(),
-            source,
-        };
-        let dir = tempfile::Builder::new()
-            .prefix("warden-identity-image-")
-            .tempdir()
-            .map_err(io)?;
-        let path = dir.path().join("identity.db");
-        {
-            use std::io::Write;
-            use std::os::unix::fs::OpenOptionsExt;
-            let mut f = std::fs::OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .mode(0o600)
-                .open(&path)
-                .map_err(io)?;
-            f.write_all(image).map_err(io)?;
-        }
-        // Opening migrates the image; the store is closed again before reading.
-        drop(SqliteIdentityStore::open(&path)?);
-        let conn = Connection::open(&path).map_err(sqlite("opening the identity image"))?;
-        Ok(Rows {
-            users: all(
-                &conn,
-                "SELECT name, id, arn, path, tags, created_ms FROM users",
-                |r| {
-                    Ok((
-                        r.get(0)?,
-                        r.get(1)?,
-                        r.get(2)?,
-                        r.get(3)?,
-                        r.get(4)?,
-                        r.get(5)?,
-                    ))
-                },
-            )?,
-            keys: all(
-                &conn,
-                "SELECT id, user_name, status, sealed_secret, created_ms, last_used_ms,
-                 last_used_service, last_used_region FROM access_keys",
-                |r| {
-                    Ok((
-                        r.get(0)?,
-                        r.get(1)?,
-                        r.get(2)?,
-                        r.get(3)?,
-                        r.get(4)?,
-                        r.get(5)?,
-                        r.get(6)?,
-                        r.get(7)?,
-                    ))
-                },
-            )?,
-            roles: all(
-                &conn,
-                "SELECT name, id, arn, path, trust_policy, description, max_session_duration_s,
-                 tags, created_ms FROM roles",
-                |r| {
-                    Ok((
-                        r.get(0)?,
-                        r.get(1)?,
-                        r.get(2)?,
-                        r.get(3)?,
-                        r.get(4)?,
-                        r.get(5)?,
-                        r.get(6)?,
-                        r.get(7)?,
-                        r.get(8)?,
-                    ))
-                },
-            )?,
-            inline: all(
-                &conn,
-                "SELECT holder_kind, holder, name, document FROM inline_policies",
-                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
-            )?,
-            policies: all(
-                &conn,
-                "SELECT arn, name, id, path, description, created_ms, aws_managed,
-                 default_version, next_version, updated_ms FROM managed_policies",
-                |r| {
-                    Ok((
-                        r.get(0)?,
-                        r.get(1)?,
-                        r.get(2)?,
-                        r.get(3)?,
-                        r.get(4)?,
-                        r.get(5)?,
-                        r.get::<_, i64>(6)? != 0,
-                        r.get(7)?,
-                        r.get(8)?,
-                        r.get(9)?,
-                    ))
-                },
-            )?,
-            versions: all(
-                &conn,
-                "SELECT policy_arn, version_id, document, created_ms FROM policy_versions",
-                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
-            )?,
-            attachments: all(
-                &conn,
-                "SELECT holder_kind, holder, policy_arn FROM attachments",
-                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
-            )?,
-        })
-    }
-
-    impl Rows {
-        /// Inserts every row in `tx`.
-        pub(super) fn insert(
-            &self,
-            tx: &mut postgres::Transaction<'_>,
-        ) -> Result<(), IdentityError> {
-            let ctx = db("copying the identity image");
-            for (name, id, arn, path, tags, created_ms) in &self.users {
-                tx.execute(
-                    "INSERT INTO identity_users (name_key, name, id, arn, path, tags, created_ms)
-                     VALUES ($1, $2, $3, $4, $5, $6, $7)",
-                    &[&fold(name), name, id, arn, path, tags, created_ms],
-                )
-                .map_err(&ctx)?;
-            }
-            for (id, user, status, sealed, created_ms, used_ms, service, region) in &self.keys {
-                tx.execute(
-                    "INSERT INTO identity_access_keys (id, user_name, user_key, status,
-                     sealed_secret, created_ms, last_used_ms, last_used_service,
-                     last_used_region) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-                    &[
-                        id,
-                        user,
-                        &fold(user),
-                        status,
-                        sealed,
-                        created_ms,
-                        used_ms,
-                        service,
-                        region,
-                    ],
-                )
-                .map_err(&ctx)?;
-            }
-            for (name, id, arn, path, trust, description, max, tags, created_ms) in &self.roles {
-                tx.execute(
-                    "INSERT INTO identity_roles (name_key, name, id, arn, path, trust_policy,
-                     description, max_session_duration_s, tags, created_ms)
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
-                    &[
-                        &fold(name),
-                        name,
-                        id,
-                        arn,
-                        path,
-                        trust,
-                        description,
-                        max,
-                        tags,
-                        created_ms,
-                    ],
-                )
-                .map_err(&ctx)?;
-            }
-            for (kind, holder, name, document) in &self.inline {
-                tx.execute(
-                    "INSERT INTO identity_inline_policies (holder_kind, holder_key, holder,
-                     name_key, name, document) VALUES ($1, $2, $3, $4, $5, $6)",
-                    &[kind, &fold(holder), holder, &fold(name), name, document],
-                )
-                .map_err(&ctx)?;
-            }
-            for (arn, name, id, path, description, created_ms, aws, default, next, updated_ms) in
-                &self.policies
-            {
-                tx.execute(
-                    "INSERT INTO identity_managed_policies (arn, name_key, name, id, path,
-                     description, created_ms, aws_managed, default_version, next_version,
-                     updated_ms) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
-                    &[
-                        arn,
-                        &fold(name),
-                        name,
-                        id,
-                        path,
-                        description,
-                        created_ms,
-                        aws,
-                        default,
-                        next,
-                        updated_ms,
-                    ],
-                )
-                .map_err(&ctx)?;
-            }
-            for (arn, version_id, document, created_ms) in &self.versions {
-                tx.execute(
-                    "INSERT INTO identity_policy_versions (policy_arn, version_id, document,
-                     created_ms) VALUES ($1, $2, $3, $4)",
-                    &[arn, version_id, document, created_ms],
-                )
-                .map_err(&ctx)?;
-            }
-            for (kind, holder, arn) in &self.attachments {
-                tx.execute(
-                    "INSERT INTO identity_attachments (holder_kind, holder_key, holder,
-                     policy_arn) VALUES ($1, $2, $3, $4)",
-                    &[kind, &fold(holder), holder, arn],
-                )
-                .map_err(&ctx)?;
-            }
-            Ok(())
-        }
     }
 }
 

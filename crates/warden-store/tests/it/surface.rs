@@ -144,10 +144,7 @@ fn no_public_item_names_a_sqlite_type() {
             scanned += 1;
             let is_backend = file.components().any(|c| c.as_os_str() == "sqlite")
                 || file.ends_with("sqlite.rs")
-                || (krate == "warden-identity" && file.ends_with("store.rs"))
-                // Reads the one-image identity store of an earlier build to copy it into
-                // tables; its SQLite stays private to that module.
-                || (krate == "warden-identity" && file.ends_with("postgres.rs"));
+                || (krate == "warden-identity" && file.ends_with("store.rs"));
             if is_backend {
                 found.extend(offences(&file, public_items(&code)));
             } else {
