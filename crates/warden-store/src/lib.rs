@@ -68,6 +68,7 @@ pub mod logs;
 pub mod postgres;
 pub mod queue;
 pub mod record;
+mod rules;
 pub mod sqlite;
 
 pub use blobs::{sha256_base64, BlobStore};

@@ -14,11 +14,14 @@ use std::path::{Path, PathBuf};
 use std::sync::{mpsc, Arc, Mutex, MutexGuard};
 
 use rusqlite::{params, Connection, OptionalExtension, Row, Transaction};
-use sha2::{Digest, Sha256};
 use warden_sqlite::Synchronous;
 use warden_types::{FunctionName, FunctionVersion, LATEST};
 
-use crate::record::{self, decode, Encoded};
+use crate::record::{self, decode};
+use crate::rules::{
+    alias_label, check_revision, function_label, latest_record, published_copy, read_alias,
+    sealed_copy, stored_name, version_label, version_num,
+};
 use crate::{
     Alias, Cursor, EventRange, EventRef, FunctionStore, LogGroup, LogGroupInfo, LogRecord,
     LogRetention, LogSource, LogStore, LogStreamInfo, PruneReport, Scan, StoreError, StreamQuery,
@@ -339,89 +342,6 @@ fn commit_batch(conn: &mut Connection, mut batch: Vec<Box<dyn GroupedWrite>>) {
 
 /// `$LATEST` is stored as 0 and published versions by number; anything else names no
 /// version at all.
-pub(crate) fn version_num(version: &str) -> Option<i64> {
-    if version == LATEST {
-        return Some(0);
-    }
-    if version.is_empty() || version.len() > 18 || !version.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    version.parse::<i64>().ok().filter(|n| *n > 0)
-}
-
-pub(crate) fn function_label(name: &FunctionName) -> String {
-    format!("function `{name}`")
-}
-
-pub(crate) fn version_label(name: &FunctionName, version: &str) -> String {
-    format!("version `{version}` of function `{name}`")
-}
-
-pub(crate) fn alias_label(function: &FunctionName, alias: &str) -> String {
-    format!("alias `{alias}` of function `{function}`")
-}
-
-/// Stored names were validated on the way in; reading one back through serde keeps a
-/// damaged row a `Corrupt` error instead of a panic.
-pub(crate) fn stored_name(raw: String) -> Result<FunctionName, StoreError> {
-    serde_json::from_value(serde_json::Value::String(raw.clone())).map_err(|source| {
-        StoreError::Corrupt {
-            what: format!("function name `{raw}`"),
-            source,
-        }
-    })
-}
-
-pub(crate) fn encode<T: serde::Serialize>(value: &T, what: &str) -> Result<String, StoreError> {
-    serde_json::to_string(value)
-        .map_err(|e| StoreError::InvalidRecord(format!("{what} cannot be serialised: {e}")))
-}
-
-/// Digest of everything in `$LATEST` that makes up a version's code and configuration:
-/// two publishes with the same digest would create identical versions. `kept` are the
-/// fields of a newer Warden the record carries (see [`record`]); they count too, so that a
-/// change only a newer node understands is never deduplicated away. Without them the
-/// digest is what it was before records were versioned, so stored digests stay valid.
-pub(crate) fn config_digest(
-    latest: &FunctionVersion,
-    kept: &serde_json::Map<String, serde_json::Value>,
-) -> Result<String, StoreError> {
-    let mut normalised = latest.clone();
-    normalised.version = String::new();
-    normalised.revision_id = String::new();
-    normalised.last_modified_ms = 0;
-    let mut json = encode(&normalised, "the function configuration")?;
-    if !kept.is_empty() {
-        json.push('\n');
-        json.push_str(&encode(kept, "the function configuration")?);
-    }
-    Ok(hex::encode(Sha256::digest(json.as_bytes())))
-}
-
-/// `latest` as a stored record replacing `stored` (if any), with its digest.
-pub(crate) fn latest_record(
-    latest: &FunctionVersion,
-    stored: Option<&str>,
-) -> Result<(Encoded, String), StoreError> {
-    let mut encoded = record::encode(latest, stored, "the function version")?;
-    let needed = record::reader_needed(latest);
-    if needed > 1 {
-        record::require_reader(&mut encoded, needed)?;
-    }
-    let digest = config_digest(latest, &encoded.kept)?;
-    Ok((encoded, digest))
-}
-
-pub(crate) fn check_revision(expected: Option<&str>, actual: &str) -> Result<(), StoreError> {
-    match expected {
-        Some(expected) if expected != actual => Err(StoreError::RevisionMismatch {
-            expected: expected.to_owned(),
-            actual: actual.to_owned(),
-        }),
-        _ => Ok(()),
-    }
-}
-
 fn function_exists(tx: &Connection, name: &FunctionName) -> Result<bool, StoreError> {
     tx.prepare_cached("SELECT 1 FROM functions WHERE name = ?1")
         .and_then(|mut s| s.exists(params![name.as_str()]))
@@ -497,14 +417,6 @@ fn insert_version(
     })
     .map_err(db("writing a version"))?;
     Ok(())
-}
-
-pub(crate) fn read_alias(
-    json: &str,
-    function: &FunctionName,
-    name: &str,
-) -> Result<Alias, StoreError> {
-    decode(json, || alias_label(function, name))
 }
 
 /// `(page_count, freelist_count, page_size)` of a database.
@@ -811,21 +723,9 @@ impl FunctionStore for SqliteStore {
                 .prepare_cached("UPDATE functions SET next_version = next_version + 1 WHERE name = ?1 RETURNING next_version - 1")
                 .and_then(|mut s| s.query_row(params![name.as_str()], |r| r.get(0)))
                 .map_err(db("numbering a new version"))?;
-            let mut published = latest;
-            published.version = num.to_string();
-            published.revision_id = new_revision_id.to_owned();
-            published.last_modified_ms = now_ms;
-            if let Some(d) = description {
-                published.description = d.to_owned();
-            }
-            // The published copy carries `$LATEST`'s fields of newer nodes too.
-            let mut record =
-                record::encode(&published, Some(&latest_json), "the function version")?;
-            let needed = record::reader_needed(&published);
-            if needed > 1 {
-                record::require_reader(&mut record, needed)?;
-            }
-            insert_version(tx, &published, &record.json, num, &latest_digest)?;
+            let (published, json) =
+                published_copy(latest, &latest_json, num, new_revision_id, now_ms, description)?;
+            insert_version(tx, &published, &json, num, &latest_digest)?;
             Ok(published)
         })
     }
@@ -1240,24 +1140,11 @@ impl FunctionStore for SqliteStore {
                 let mut count = 0;
                 let mut digests = Vec::new();
                 for (num, json, source_digest) in rows {
-                    let old: FunctionVersion = record::decode(&json, || name.clone())?;
-                    if old.environment.is_empty() || old.sealed_environment.is_some() {
+                    let Some(row) = sealed_copy(&name, num, &json, source_digest, seal)? else {
                         continue;
-                    }
-                    let mut new = old.clone();
-                    new.sealed_environment = Some(seal(&old)?);
-                    new.environment.clear();
-                    let mut encoded = record::encode(&new, Some(&json), "the function version")?;
-                    record::require_reader(&mut encoded, record::reader_needed(&new))?;
-                    let digest = if num == 0 {
-                        let before = config_digest(&old, &encoded.kept)?;
-                        let after = config_digest(&new, &encoded.kept)?;
-                        digests.push((before, after.clone()));
-                        after
-                    } else {
-                        source_digest
                     };
-                    insert_version(tx, &new, &encoded.json, num, &digest)?;
+                    insert_version(tx, &row.version, &row.json, num, &row.digest)?;
+                    digests.extend(row.follow);
                     count += 1;
                 }
                 // Versions published from `$LATEST` as it was are its copies still.

@@ -30,9 +30,9 @@ use warden_types::{FunctionName, FunctionVersion, LATEST};
 
 use super::{pg, PostgresStore};
 use crate::record::{self, decode};
-use crate::sqlite::{
-    alias_label, check_revision, config_digest, function_label, latest_record, read_alias,
-    stored_name, version_label, version_num,
+use crate::rules::{
+    alias_label, check_revision, function_label, latest_record, published_copy, read_alias,
+    sealed_copy, stored_name, version_label, version_num,
 };
 use crate::{Alias, FunctionStore, StoreError};
 
@@ -348,21 +348,15 @@ impl FunctionStore for PostgresStore {
                     &[&name.as_str()],
                 )
                 .map_err(pg("numbering a new version"))?;
-                let mut published = latest;
-                published.version = num.to_string();
-                published.revision_id = new_revision_id.clone();
-                published.last_modified_ms = now_ms;
-                if let Some(d) = &description {
-                    published.description = d.clone();
-                }
-                // The published copy carries `$LATEST`'s fields of newer nodes too.
-                let mut record =
-                    record::encode(&published, Some(&latest_json), "the function version")?;
-                let needed = record::reader_needed(&published);
-                if needed > 1 {
-                    record::require_reader(&mut record, needed)?;
-                }
-                insert_version(tx, &published, &record.json, num, &latest_digest)?;
+                let (published, json) = published_copy(
+                    latest,
+                    &latest_json,
+                    num,
+                    &new_revision_id,
+                    now_ms,
+                    description.as_deref(),
+                )?;
+                insert_version(tx, &published, &json, num, &latest_digest)?;
                 Ok(published)
             })
         })
@@ -839,25 +833,9 @@ impl FunctionStore for PostgresStore {
             })?;
             let mut writes = Vec::new();
             for (num, json, source_digest) in rows {
-                let old: FunctionVersion = record::decode(&json, || name.clone())?;
-                if old.environment.is_empty() || old.sealed_environment.is_some() {
-                    continue;
+                if let Some(row) = sealed_copy(&name, num, &json, source_digest, seal)? {
+                    writes.push((num, json, row));
                 }
-                let mut new = old.clone();
-                new.sealed_environment = Some(seal(&old)?);
-                new.environment.clear();
-                let mut encoded = record::encode(&new, Some(&json), "the function version")?;
-                record::require_reader(&mut encoded, record::reader_needed(&new))?;
-                // `$LATEST`'s digest changes with it, and the published versions copied from
-                // it as it was follow (`Some((before, after))`).
-                let (digest, follow) = if num == 0 {
-                    let before = config_digest(&old, &encoded.kept)?;
-                    let after = config_digest(&new, &encoded.kept)?;
-                    (after.clone(), Some((before, after)))
-                } else {
-                    (source_digest, None)
-                };
-                writes.push((num, json, new, encoded.json, digest, follow));
             }
             if writes.is_empty() {
                 continue;
@@ -867,7 +845,7 @@ impl FunctionStore for PostgresStore {
                 conn.transaction(|tx| {
                     let mut written = 0;
                     let mut follows = Vec::new();
-                    for (num, old_json, new, json, digest, follow) in &writes {
+                    for (num, old_json, row) in &writes {
                         // Only a row still as it was read: a node that changed it since
                         // wrote a newer record, which it sealed itself.
                         let current = tx
@@ -880,9 +858,9 @@ impl FunctionStore for PostgresStore {
                         if current.is_none_or(|r| r.get::<_, &str>(0) != old_json) {
                             continue;
                         }
-                        insert_version(tx, new, json, *num, digest)?;
+                        insert_version(tx, &row.version, &row.json, *num, &row.digest)?;
                         written += 1;
-                        follows.extend(follow);
+                        follows.extend(row.follow.as_ref());
                     }
                     // After every row is written, as the sealed published rows were
                     // written with the digests they had.

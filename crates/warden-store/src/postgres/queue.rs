@@ -16,7 +16,7 @@ use warden_types::NodeId;
 
 use super::functions::to_i64;
 use super::{pg, PostgresStore};
-use crate::sqlite::{function_label, stored_name};
+use crate::rules::{function_label, stored_name};
 use crate::{EventQueue, Lease, LeasedEvent, QueuedEvent, Settled, StoreError};
 
 fn event_from_row(row: &Row) -> Result<QueuedEvent, StoreError> {
