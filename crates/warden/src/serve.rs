@@ -99,9 +99,10 @@ pub struct ServeArgs {
         hide_env_values = true
     )]
     store: String,
-    /// How many connections this node keeps to a PostgreSQL `--store`.
-    #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..=256))]
-    store_connections: u16,
+    /// How many connections this node keeps to a PostgreSQL `--store` (default 8); refused
+    /// with the embedded store, which has no connections to size.
+    #[arg(long, value_parser = clap::value_parser!(u16).range(1..=256))]
+    store_connections: Option<u16>,
     /// The NATS server (with JetStream) through which nodes sharing a PostgreSQL `--store`
     /// tell each other of changes, so that each drops its caches within moments:
     /// `nats://HOST:PORT`. A URL with a password is accepted only from `WARDEN_BUS`.
@@ -408,14 +409,23 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         .as_deref()
         .map(crate::backend::parse_bus)
         .transpose()?;
-    if bus_url.is_some() && store_choice == crate::backend::StoreChoice::Embedded {
-        bail!("--bus connects nodes that share a PostgreSQL --store; the embedded store is one node's own");
+    if store_choice == crate::backend::StoreChoice::Embedded {
+        if bus_url.is_some() {
+            bail!("--bus connects nodes that share a PostgreSQL --store; the embedded store is one node's own");
+        }
+        if args.store_connections.is_some() {
+            bail!("--store-connections sizes the pool of a PostgreSQL --store; the embedded store has none");
+        }
     }
     let postgres = match &store_choice {
         crate::backend::StoreChoice::Embedded => None,
         crate::backend::StoreChoice::Postgres(url) => Some(
-            warden_store::PostgresStore::open(url, usize::from(args.store_connections))
-                .context("cannot open the PostgreSQL store")?,
+            warden_store::PostgresStore::open(
+                url,
+                args.store_connections
+                    .map_or(warden_store::postgres::DEFAULT_CONNECTIONS, usize::from),
+            )
+            .context("cannot open the PostgreSQL store")?,
         ),
     };
     let store: Arc<dyn Store> = match &postgres {

@@ -262,6 +262,23 @@ fn a_password_on_the_command_line_is_refused_without_being_repeated() {
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("--bus"), "{stderr}");
+    // Nor is a pool size for a store that has no pool.
+    let out = Command::new(warden_bin())
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--store-connections",
+            "4",
+        ])
+        .arg("--data-dir")
+        .arg(dir.path())
+        .env("WARDEN_LOG", "warn")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("--store-connections"), "{stderr}");
 }
 
 /// Executions recorded by the fixture: request id → count.
