@@ -713,4 +713,40 @@ mod tests {
             Err(DecodeError::Json(_))
         ));
     }
+
+    proptest::proptest! {
+        /// Whatever arrives on the bus (any subject, any bytes, notices with arbitrary
+        /// fields), decoding answers without panicking.
+        #[test]
+        fn decoding_never_panics(
+            subject in "(warden\\.(changes\\.|identity)|[a-z.@]{0,12})[ -~]{0,24}",
+            payload in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..512),
+        ) {
+            let _ = decode(&subject, &payload);
+        }
+
+        /// A change notice decodes to the event it was made from, whatever its function
+        /// name, actor and time.
+        #[test]
+        fn a_change_round_trips(
+            function in "[A-Za-z0-9_-]{1,64}",
+            actor in proptest::option::of("[ -~]{0,200}"),
+            at_ms in proptest::prelude::any::<i64>(),
+            which in 0usize..12,
+        ) {
+            let change = every_change().swap_remove(which % every_change().len());
+            let event = ChangeEvent {
+                function: FunctionName::new(&function).unwrap(),
+                change,
+                actor,
+                at_ms,
+            };
+            let encoded = encode_change(&node("n1"), &event).unwrap();
+            let decoded = decode(&encoded.subject, &encoded.payload);
+            proptest::prop_assert_eq!(
+                decoded,
+                Ok(Notice::Change { origin: node("n1"), event })
+            );
+        }
+    }
 }
