@@ -980,6 +980,42 @@ mod tests {
     }
 
     #[test]
+    fn a_forged_shared_code_row_is_refused_before_it_is_believed() {
+        let (dir, a, b, mut db) = two_nodes();
+        let sha = a.put_zip(&zip_of(dir.path(), b"z = 3")).unwrap();
+        let shared = Arc::clone(b.shared().unwrap());
+        // A size no zip seals to: refused without allocating it.
+        db.execute("UPDATE code_blobs SET size = 9000000000000000000", &[])
+            .unwrap();
+        assert!(matches!(
+            shared.get(&sha),
+            Err(StoreError::InvalidRecord(_))
+        ));
+        // A chunk count that does not match the size.
+        db.execute("UPDATE code_blobs SET size = 10, chunks = 5", &[])
+            .unwrap();
+        assert!(matches!(
+            shared.get(&sha),
+            Err(StoreError::InvalidRecord(_))
+        ));
+        // A chunk larger than any chunk is written.
+        let big = (crate::postgres::code::CHUNK_BYTES + 1) as i64;
+        db.execute("UPDATE code_blobs SET size = $1, chunks = 2", &[&big])
+            .unwrap();
+        db.execute(
+            "UPDATE code_chunks SET bytes = decode(repeat('00', $1::INT), 'hex')",
+            &[&(big as i32)],
+        )
+        .unwrap();
+        assert!(matches!(
+            shared.get(&sha),
+            Err(StoreError::InvalidRecord(_))
+        ));
+        assert!(b.read_zip(&sha).is_err());
+        assert!(!b.has_zip(&sha));
+    }
+
+    #[test]
     fn storing_code_a_node_already_has_puts_it_back_in_the_shared_store() {
         let (dir, a, b, mut db) = two_nodes();
         let zip = zip_of(dir.path(), b"y = 2");

@@ -23,6 +23,10 @@ use crate::StoreError;
 /// The largest chunk of a blob in one row.
 pub const CHUNK_BYTES: usize = 1 << 20;
 
+/// The largest sealed zip stored: the largest zip Lambda takes, plus room for the seal's
+/// header and tag.
+pub const MAX_SEALED_BYTES: usize = warden_types::limits::ZIP_BYTES as usize + (64 << 10);
+
 /// The `code` track.
 pub(super) const MIGRATIONS: &[Migration] = &[Migration::additive(
     "CREATE TABLE code_blobs (
@@ -55,6 +59,12 @@ impl PostgresCode {
 impl crate::blobs::SharedCode for PostgresCode {
     fn put(&self, sha: &str, sealed: &[u8]) -> Result<(), StoreError> {
         let sha = sha.to_owned();
+        if sealed.len() > MAX_SEALED_BYTES {
+            return Err(StoreError::InvalidRecord(format!(
+                "the sealed code of {sha} is {} bytes, more than the {MAX_SEALED_BYTES} a zip may seal to",
+                sealed.len()
+            )));
+        }
         let sealed = sealed.to_vec();
         self.pool.run(move |conn| {
             conn.transaction(|tx| -> Result<(), StoreError> {
@@ -119,25 +129,35 @@ impl crate::blobs::SharedCode for PostgresCode {
                 else {
                     return Ok(None);
                 };
-                let size: i64 = blob.get(0);
-                let chunks: i32 = blob.get(1);
+                // What the row claims is checked before anything is read on its word: a
+                // damaged or forged row must not make this node allocate without bound.
+                let size = usize::try_from(blob.get::<_, i64>(0)).map_err(|_| corrupt(&sha))?;
+                let chunks = usize::try_from(blob.get::<_, i32>(1)).map_err(|_| corrupt(&sha))?;
+                if size > MAX_SEALED_BYTES || chunks != size.div_ceil(CHUNK_BYTES) {
+                    return Err(corrupt(&sha));
+                }
+                let limit = i64::try_from(chunks).unwrap_or(i64::MAX);
+                let chunk_max = i32::try_from(CHUNK_BYTES).unwrap_or(i32::MAX);
+                // An oversized chunk comes back as NULL rather than in full.
                 let rows = tx
                     .query(
-                        "SELECT n, bytes FROM code_chunks WHERE sha = $1 ORDER BY n",
-                        &[&sha],
+                        "SELECT n, CASE WHEN octet_length(bytes) <= $3 THEN bytes END
+                         FROM code_chunks WHERE sha = $1 ORDER BY n LIMIT $2",
+                        &[&sha, &limit, &chunk_max],
                     )
                     .map_err(pg("reading shared code"))?;
-                let mut out = Vec::with_capacity(usize::try_from(size).unwrap_or(0));
+                let mut out = Vec::with_capacity(size);
                 for (expected, row) in rows.iter().enumerate() {
                     let n: i32 = row.get(0);
-                    if usize::try_from(n).ok() != Some(expected) {
-                        return Err(corrupt(&sha));
+                    let bytes: Option<&[u8]> = row.get(1);
+                    match bytes {
+                        Some(bytes) if usize::try_from(n).ok() == Some(expected) => {
+                            out.extend_from_slice(bytes)
+                        }
+                        _ => return Err(corrupt(&sha)),
                     }
-                    out.extend_from_slice(row.get::<_, &[u8]>(1));
                 }
-                if usize::try_from(chunks).ok() != Some(rows.len())
-                    || i64::try_from(out.len()).ok() != Some(size)
-                {
+                if rows.len() != chunks || out.len() != size {
                     return Err(corrupt(&sha));
                 }
                 Ok(Some(out))
