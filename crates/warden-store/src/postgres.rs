@@ -5,9 +5,9 @@
 //! the contract tests in `crate::contract` run against both.
 //!
 //! Connections, prepared statements, retried serialization failures and the versioned
-//! schema are `warden-postgres`'s. Two schema tracks, like SQLite's two files: `functions`
-//! (functions, versions, aliases, layers, concurrency, policies, tags, settings, the async
-//! queue) and `logs`. Every method blocks its caller until PostgreSQL answered; it may be
+//! schema are `warden-postgres`'s. Three schema tracks: `functions` (functions, versions,
+//! aliases, layers, concurrency, policies, tags, settings, the async queue) and `logs`,
+//! like SQLite's two files, and `code` (the shared code, [`PostgresCode`]). Every method blocks its caller until PostgreSQL answered; it may be
 //! called from any thread, async workers included.
 
 use warden_postgres::{Options, Pool, Track};
