@@ -278,7 +278,9 @@ pub struct SandboxConfig {
     pub gid: u32,
     /// Network namespaces (with their listeners) kept ready when running as root.
     pub netns_pool_size: usize,
-    /// Deadline for the child to reach `execve`.
+    /// Deadline for the child to reach `execve`, and then again for the kernel to finish
+    /// it: a child that is starved of CPU on a loaded host gets the whole window for its
+    /// `execve` even when its setup used most of the first.
     pub spawn_timeout: Duration,
     /// Port of the Runtime API listener on the instance's 127.0.0.1.
     pub runtime_api_port: u16,
@@ -967,7 +969,7 @@ impl Sandbox {
         sock: &OwnedFd,
         slot: Option<usize>,
     ) -> Result<Option<(OwnedFd, OwnedFd, OwnedFd)>, SandboxError> {
-        let deadline = Instant::now() + self.config.spawn_timeout;
+        let mut deadline = Instant::now() + self.config.spawn_timeout;
         if self.userns {
             self.write_id_maps(pid)?;
             send_byte(sock, child::MSG_MAPS_DONE)?;
@@ -1046,7 +1048,10 @@ impl Sandbox {
                     let status = wait_pidfd(pidfd, pid)?;
                     return Err(SandboxError::ChildDied(status));
                 }
-                (_, child::MSG_EXEC) => exec_started = true,
+                (_, child::MSG_EXEC) => {
+                    exec_started = true;
+                    deadline = Instant::now() + self.config.spawn_timeout;
+                }
                 (_, child::MSG_LISTENER) => {}
                 (9, child::MSG_ERROR) => {
                     let step = u32::from_le_bytes([buf[1], buf[2], buf[3], buf[4]]) as usize;

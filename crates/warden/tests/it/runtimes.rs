@@ -68,7 +68,7 @@ fn python_handlers_run_on_wardens_runtime() {
     );
     assert!(body["arn"].as_str().unwrap().ends_with(":function:py"));
 
-    let logs = s.wait_logs("py", Duration::from_secs(5), |l| {
+    let logs = s.wait_logs("py", Duration::from_secs(30), |l| {
         l.iter().any(|x| x.starts_with("REPORT"))
     });
     assert!(logs.iter().any(|l| l == "module loaded"), "{logs:?}");

@@ -435,7 +435,7 @@ fn assert_timed_out_and_gone(s: &Server, function: &str, action: &str) {
         "{got}"
     );
     wait_until(
-        Duration::from_secs(5),
+        Duration::from_secs(30),
         "the instance's processes are gone",
         || markers(&tag).is_empty(),
     );
@@ -474,7 +474,7 @@ fn a_background_process_ends_with_its_instance() {
         "retire the instance",
     ]);
     wait_until(
-        Duration::from_secs(5),
+        Duration::from_secs(30),
         "the background process is gone",
         || markers(&tag).is_empty(),
     );
@@ -795,7 +795,7 @@ fn an_unprivileged_server_sandboxes_with_a_user_namespace() {
 fn insecure_no_sandbox_warns_on_every_start() {
     let dir = crate::harness::private_tempdir();
     let s = RawServer::start(&[], dir.path(), &["--insecure-no-sandbox"]).unwrap();
-    wait_until(Duration::from_secs(5), "the warning is logged", || {
+    wait_until(Duration::from_secs(30), "the warning is logged", || {
         s.stderr.lock().unwrap().contains(
             "--insecure-no-sandbox: functions run as plain processes with this server's privileges and see the whole host; use it only on platforms without namespaces",
         )
