@@ -69,6 +69,7 @@ pub mod postgres;
 pub mod queue;
 pub mod record;
 mod rules;
+pub mod slots;
 pub mod sqlite;
 
 pub use blobs::{sha256_base64, BlobStore};
@@ -78,6 +79,7 @@ pub use logs::{
 };
 pub use postgres::PostgresStore;
 pub use queue::{EventQueue, Lease, LeasedEvent, QueuedEvent, Settled};
+pub use slots::SlotLeases;
 pub use sqlite::SqliteStore;
 pub use warden_types::NodeId;
 

@@ -5,9 +5,10 @@
 //! the contract tests in `crate::contract` run against both.
 //!
 //! Connections, prepared statements, retried serialization failures and the versioned
-//! schema are `warden-postgres`'s. Three schema tracks: `functions` (functions, versions,
+//! schema are `warden-postgres`'s. Four schema tracks: `functions` (functions, versions,
 //! aliases, layers, concurrency, policies, tags, settings, the async queue) and `logs`,
-//! like SQLite's two files, and `code` (the shared code, [`PostgresCode`]). Every method blocks its caller until PostgreSQL answered; it may be
+//! like SQLite's two files, `code` (the shared code, [`PostgresCode`]) and `concurrency`
+//! (the nodes' leases of concurrency slots, [`PostgresSlotLeases`]). Every method blocks its caller until PostgreSQL answered; it may be
 //! called from any thread, async workers included.
 
 use warden_postgres::{Options, Pool, Track};
@@ -21,6 +22,9 @@ mod functions;
 mod layers;
 mod logs;
 mod queue;
+mod slots;
+
+pub use slots::{PostgresSlotLeases, LEASE_TTL};
 
 /// The connections a store opens unless told otherwise.
 pub const DEFAULT_CONNECTIONS: usize = 8;
@@ -46,6 +50,11 @@ const LOGS: Track = Track {
     migrations: logs::MIGRATIONS,
 };
 
+const CONCURRENCY: Track = Track {
+    name: "concurrency",
+    migrations: slots::MIGRATIONS,
+};
+
 impl PostgresStore {
     /// Connects to the database at `url` with `connections` connections and brings its
     /// schema up to date.
@@ -56,7 +65,7 @@ impl PostgresStore {
                 connections,
                 ..Options::default()
             },
-            &[FUNCTIONS, LOGS, CODE],
+            &[FUNCTIONS, LOGS, CODE, CONCURRENCY],
         )?;
         Ok(PostgresStore { pool })
     }
