@@ -36,7 +36,7 @@ use warden_runtime_api::{Invocation, Outcome};
 use warden_store::{BlobStore, LogSource, Store, StoreError};
 use warden_types::{AccountId, FunctionName, FunctionRef, FunctionVersion, Qualifier, Region};
 
-pub use concurrency::{Concurrency, ThrottleReason};
+pub use concurrency::{Concurrency, ThrottleReason, LEASE_TICK, RETURN_AFTER};
 pub use events::{AsyncEvent, InvocationEvent, InvocationObserver};
 pub use instance::{cpu_percent, instance_limits, CpuScaling, SERVED_SERVICES};
 use instance::{instance_spec, Instance, Lifetime, RuntimeSettings};
@@ -148,6 +148,9 @@ pub struct EngineParts {
     pub dns: Option<Arc<warden_dns::Resolver>>,
     /// Where flow records of instances with a network link are kept, if they are.
     pub flow_log: Option<Arc<warden_egress::flows::FlowLog>>,
+    /// When nodes share a store: where this node leases its share of the concurrency
+    /// limits (`None`: the limits are this node's alone).
+    pub slot_leases: Option<Arc<dyn warden_store::SlotLeases>>,
 }
 
 /// An instance with a network link, as flow records name it.
@@ -337,6 +340,23 @@ impl Pool {
 }
 
 // tidy:warm-path-end
+
+/// Looks at this node's concurrency leases every [`concurrency::LEASE_TICK`] (giving back
+/// unused slots, renewing the others) until the engine is gone.
+async fn lease_loop(concurrency: std::sync::Weak<Concurrency>) {
+    let mut tick = tokio::time::interval(concurrency::LEASE_TICK);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let Some(c) = concurrency.upgrade() else {
+            return;
+        };
+        if tokio::task::spawn_blocking(move || c.tick()).await.is_err() {
+            return;
+        }
+    }
+}
+
 /// The alias an invocation named, if it named one.
 fn alias_of(request: &InvokeRequest) -> Option<&str> {
     match &request.function.qualifier {
@@ -460,6 +480,7 @@ impl Engine {
             egress,
             dns,
             flow_log,
+            slot_leases,
         } = parts;
         let reservations = store.all_reserved_concurrency()?;
         // No invocation of this node's previous run is still going (one live process per
@@ -473,7 +494,14 @@ impl Engine {
                 "async events interrupted by the previous run are due again"
             );
         }
-        let concurrency = Concurrency::new(config.account_concurrency, &reservations);
+        let concurrency = match slot_leases {
+            Some(leases) => {
+                // Leases of this node's previous run are as over as its leases of events.
+                leases.release_all()?;
+                Concurrency::shared(config.account_concurrency, &reservations, leases)
+            }
+            None => Concurrency::new(config.account_concurrency, &reservations),
+        };
         let api_endpoint = format!("http://{}", config.api_address);
         let inner = Arc::new(Inner {
             spawns: SpawnStats::default(),
@@ -504,6 +532,9 @@ impl Engine {
         let engine = Self { inner };
         tokio::spawn(engine.clone().reap_idle_loop());
         tokio::spawn(engine.clone().queue_loop());
+        if engine.inner.concurrency.is_shared() {
+            tokio::spawn(lease_loop(Arc::downgrade(&engine.inner.concurrency)));
+        }
         Ok(engine)
     }
 
@@ -604,7 +635,8 @@ impl Engine {
         let permit = self
             .inner
             .concurrency
-            .acquire(&config.name)
+            .admit(&config.name)
+            .await
             .map_err(|reason| self.throttled(&config.name, reason))?;
         let response = self.run(&config, &request).await;
         drop(permit);
@@ -629,6 +661,10 @@ impl Engine {
         let pools: Vec<Arc<Pool>> = lock(&self.inner.pools).drain().map(|(_, p)| p).collect();
         for pool in pools {
             pool.retire();
+        }
+        if self.inner.concurrency.is_shared() {
+            let concurrency = Arc::clone(&self.inner.concurrency);
+            let _ = tokio::task::spawn_blocking(move || concurrency.release_leases()).await;
         }
     }
 

@@ -452,6 +452,7 @@ impl TestEngine {
                 egress: Arc::new(warden_engine::LoopbackOnly),
                 dns: None,
                 flow_log: None,
+                slot_leases: None,
             },
         )
         .expect("an engine");

@@ -655,6 +655,10 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
                     )?)),
                     None => None,
                 },
+                // Nodes sharing a store share its concurrency limits too.
+                slot_leases: postgres.as_ref().map(|pg| {
+                    Arc::new(pg.slot_leases(node.id.clone())) as Arc<dyn warden_store::SlotLeases>
+                }),
             },
         )?;
         let control = warden_control::Control::new(
