@@ -109,6 +109,8 @@ struct Held {
     valid_until_ms: AtomicU64,
     /// The most in flight at once since the last tick.
     peak: AtomicU32,
+    /// Invocations waiting for this node to lease more.
+    waiting: AtomicU32,
     /// Held while the lease is being changed, so that changes go out one at a time.
     update: Mutex<()>,
 }
@@ -260,22 +262,20 @@ impl Concurrency {
     /// this node's leases are used up, it leases more from the store first (on a blocking
     /// thread). A store that cannot be reached throttles: limits are never guessed.
     pub async fn admit(self: &Arc<Self>, name: &FunctionName) -> Result<Permit, ThrottleReason> {
-        // Each round either admits, or leases a slot that an invocation racing this one
-        // may take first; a few rounds are enough, and the bound keeps a storm from
-        // looping on the store.
-        let mut rounds = 0;
+        // Each round either admits, or leases more slots, which invocations racing this
+        // one may take first. A round that leases nothing more throttles; one that does
+        // brings the pool nearer its limit, so the rounds end.
         loop {
             let (held, limit, reason) = match self.try_acquire(name) {
                 Ok(permit) => return Ok(permit),
                 Err(Refusal::Throttled(reason)) => return Err(reason),
                 Err(Refusal::Short(held, limit, reason)) => (held, limit, reason),
             };
-            rounds += 1;
-            if rounds > 4 {
-                return Err(reason);
-            }
             let this = Arc::clone(self);
+            held.waiting.fetch_add(1, Ordering::AcqRel);
+            let waiting = Arc::clone(&held);
             let grew = tokio::task::spawn_blocking(move || this.grow(&held, limit)).await;
+            waiting.waiting.fetch_sub(1, Ordering::AcqRel);
             if !matches!(grew, Ok(true)) {
                 return Err(reason);
             }
@@ -363,6 +363,7 @@ impl Concurrency {
                 slots: AtomicU32::new(0),
                 valid_until_ms: AtomicU64::new(0),
                 peak: AtomicU32::new(0),
+                waiting: AtomicU32::new(0),
                 update: Mutex::new(()),
             })
         });
@@ -384,8 +385,8 @@ impl Concurrency {
         }
     }
 
-    /// Leases one more slot of `held`'s pool than this node runs; whether it now holds
-    /// more than it runs. Blocks on the store.
+    /// Leases enough slots of `held`'s pool for what this node runs and the invocations
+    /// waiting for one; whether it now holds more than it runs. Blocks on the store.
     fn grow(&self, held: &Held, limit: u32) -> bool {
         let Some(cluster) = &self.cluster else {
             return false;
@@ -397,10 +398,9 @@ impl Concurrency {
             // A racing invocation leased more while this one waited for the lock.
             return true;
         }
-        match cluster
-            .leases
-            .hold(&held.pool, in_flight.saturating_add(1), limit)
-        {
+        let waiting = held.waiting.load(Ordering::Acquire).max(1);
+        let target = in_flight.saturating_add(waiting).min(limit);
+        match cluster.leases.hold(&held.pool, target, limit) {
             Ok(granted) => {
                 self.record_lease(held, granted, asked_ms);
                 granted > in_flight

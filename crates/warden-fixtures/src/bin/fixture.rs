@@ -1,6 +1,6 @@
 //! A function whose behaviour the event chooses, so one binary covers every case the
 //! integration tests need: `{"action": "echo" | "error" | "sleep" | "exit" | "print" |
-//! "env" | "big" | "context" | "append" | "flood", ...}`. At init, `FIXTURE_INIT=exit` exits before asking
+//! "env" | "big" | "context" | "append" | "flood" | "span", ...}`. At init, `FIXTURE_INIT=exit` exits before asking
 //! for work and `FIXTURE_INIT=sleep` never finishes init.
 
 use lambda_runtime::{service_fn, Error, LambdaEvent};
@@ -19,6 +19,19 @@ async fn handler(event: LambdaEvent<Value>) -> Result<Value, Error> {
             let ms = payload.get("ms").and_then(Value::as_u64).unwrap_or(1000);
             tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
             Ok(json!({ "slept_ms": ms }))
+        }
+        "span" => {
+            // Sleeps like `sleep`, and says when it ran (Unix ms on the host's clock), so
+            // a test can count how many ran at once.
+            let now = || {
+                std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| d.as_millis() as u64)
+            };
+            let ms = payload.get("ms").and_then(Value::as_u64).unwrap_or(1000);
+            let start_ms = now();
+            tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
+            Ok(json!({ "start_ms": start_ms, "end_ms": now() }))
         }
         "exit" => {
             std::process::exit(payload.get("code").and_then(Value::as_i64).unwrap_or(3) as i32)

@@ -373,3 +373,138 @@ fn a_node_killed_mid_load_loses_no_acknowledged_async_event() {
     let unknown: Vec<_> = seen.keys().filter(|id| !accepted.contains(id)).collect();
     assert!(unknown.is_empty(), "events nobody sent ran: {unknown:?}");
 }
+
+/// Sends `n` invocations of `function` at once, spread over `nodes` in turn; the status
+/// and body of each.
+fn burst(nodes: &[&Server], function: &str, n: usize, payload: &Value) -> Vec<(u16, Value)> {
+    std::thread::scope(|scope| {
+        let calls: Vec<_> = (0..n)
+            .map(|i| {
+                let node = nodes[i % nodes.len()];
+                scope.spawn(move || {
+                    let (status, _, body) = node.http(
+                        "POST",
+                        &format!("/2015-03-31/functions/{function}/invocations"),
+                        &[],
+                        payload.to_string().as_bytes(),
+                    );
+                    (status, serde_json::from_slice(&body).unwrap_or(Value::Null))
+                })
+            })
+            .collect();
+        calls.into_iter().map(|c| c.join().unwrap()).collect()
+    })
+}
+
+/// The most of `spans` (`start_ms`, `end_ms`) that overlap at one moment.
+fn most_at_once(spans: &[(u64, u64)]) -> usize {
+    let mut edges: Vec<(u64, i32)> = spans
+        .iter()
+        .flat_map(|&(start, end)| [(start, 1), (end, -1)])
+        .collect();
+    // An end before a start at the same millisecond: touching spans do not overlap.
+    edges.sort();
+    let (mut now, mut most) = (0i32, 0i32);
+    for (_, step) in edges {
+        now += step;
+        most = most.max(now);
+    }
+    usize::try_from(most).unwrap_or(0)
+}
+
+/// Checks a burst: every call answered 200 or Lambda's 429 for the reservation, at least
+/// `limit` ran, and never more than `limit` at once.
+fn check_burst(results: &[(u16, Value)], limit: usize) {
+    let mut spans = Vec::new();
+    for (status, body) in results {
+        match status {
+            200 => spans.push((
+                body["start_ms"].as_u64().unwrap(),
+                body["end_ms"].as_u64().unwrap(),
+            )),
+            429 => assert_eq!(
+                body["Reason"], "ReservedFunctionConcurrentInvocationLimitExceeded",
+                "{body}"
+            ),
+            other => panic!("unexpected status {other}: {body}"),
+        }
+    }
+    assert!(
+        most_at_once(&spans) <= limit,
+        "{} ran at once with a reservation of {limit}: {spans:?}",
+        most_at_once(&spans)
+    );
+    // Every call arrives while the first ones still sleep, so only a full reservation
+    // throttles: fewer than `limit` successes would be a throttle below the limit.
+    assert!(
+        spans.len() >= limit,
+        "only {} of {} ran with a reservation of {limit}",
+        spans.len(),
+        results.len()
+    );
+}
+
+#[test]
+fn a_reserved_concurrency_of_ten_holds_across_three_nodes() {
+    let cluster = Cluster::new();
+    let a = cluster.node("a", None, &[]);
+    let b = cluster.node("b", Some(&a), &[]);
+    let c = cluster.node("c", Some(&a), &[]);
+    let nodes = [&a, &b, &c];
+    a.create_fixture("limited", &["--timeout", "60"]);
+    let reserve = |n: &str| {
+        a.aws(&[
+            "lambda",
+            "put-function-concurrency",
+            "--function-name",
+            "limited",
+            "--reserved-concurrent-executions",
+            n,
+        ]);
+    };
+    // Every node must know the reservation before the burst: 0 first, seen as a throttle
+    // on each node, then 10, seen as a success on each.
+    reserve("0");
+    let status_on = |node: &Server| {
+        node.http(
+            "POST",
+            "/2015-03-31/functions/limited/invocations",
+            &[],
+            br#"{"action":"echo"}"#,
+        )
+        .0
+    };
+    for node in nodes {
+        wait_for("the reservation of 0", Duration::from_secs(30), || {
+            status_on(node) == 429
+        });
+    }
+    reserve("10");
+    for node in nodes {
+        wait_for("the reservation of 10", Duration::from_secs(30), || {
+            status_on(node) == 200
+        });
+    }
+
+    // Thirty at once, ten through each node, each running for five seconds.
+    let span = json!({"action": "span", "ms": 5000});
+    let first = burst(&nodes, "limited", 30, &span);
+    check_burst(&first, 10);
+
+    // The slots go back to the store once unused...
+    let mut db = postgres::Client::connect(&cluster.store, postgres::NoTls).unwrap();
+    wait_for("every slot returned", Duration::from_secs(30), || {
+        let leased: i64 = db
+            .query_one(
+                "SELECT coalesce(sum(slots), 0)::BIGINT FROM concurrency_leases \
+                 WHERE expires_at > now()",
+                &[],
+            )
+            .unwrap()
+            .get(0);
+        leased == 0
+    });
+    // ...so that one node alone may now run all ten.
+    let second = burst(&[&c], "limited", 12, &span);
+    check_burst(&second, 10);
+}
