@@ -33,8 +33,11 @@
 //! test tools on first use) at 1 and 8 connections, in R alternating rounds (default 3),
 //! with the ratios Warden/peer, or `cargo xtask bench --console N [--seconds S]` for the
 //! web console: its functions page with N functions deployed, and the server's CPU while
-//! 20 function pages and the functions page take live updates. `--cold-gap-ms N` waits N ms before each cold start
-//! (default 0: back to back).
+//! 20 function pages and the functions page take live updates, or
+//! `cargo xtask bench --cluster [--seconds N]` for one node on SQLite beside one on
+//! PostgreSQL (warm invokes and the database transactions they cause, control-plane
+//! writes, async enqueues) and three PostgreSQL nodes beside one. `--cold-gap-ms N` waits
+//! N ms before each cold start (default 0: back to back).
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;
@@ -44,6 +47,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 use base64::Engine as _;
 
+mod cluster;
 mod compare;
 mod console;
 mod idle;
@@ -161,6 +165,18 @@ fn start_in(
     extra: &[String],
     dir: tempfile::TempDir,
 ) -> Result<Server> {
+    start_with_env(root, wrapper, extra, dir, &[])
+}
+
+/// [`start_in`] with `env` added to the server's environment (where a store's URL with
+/// its password must go).
+fn start_with_env(
+    root: &Path,
+    wrapper: &[String],
+    extra: &[String],
+    dir: tempfile::TempDir,
+    env: &[(&str, &str)],
+) -> Result<Server> {
     let warden = root.join("target/release/warden");
     let mut command = match wrapper.split_first() {
         Some((program, args)) => {
@@ -187,6 +203,7 @@ fn start_in(
         ])
         .arg(dir.path())
         .args(extra)
+        .envs(env.iter().copied())
         .stdout(Stdio::piped())
         .spawn()
         .context("starting warden serve")?;
@@ -1764,6 +1781,7 @@ pub fn run(root: &Path, args: &[String]) -> Result<()> {
     let mut limit = 100u32;
     let mut side_by_side = false;
     let mut console_of: Option<usize> = None;
+    let mut nodes = false;
     let mut rounds = 3usize;
     let mut extra = Vec::new();
     let mut it = args.iter();
@@ -1789,6 +1807,7 @@ pub fn run(root: &Path, args: &[String]) -> Result<()> {
             "--limit" => limit = it.next().context("--limit L")?.parse()?,
             "--compare" => side_by_side = true,
             "--console" => console_of = Some(it.next().context("--console N")?.parse()?),
+            "--cluster" => nodes = true,
             "--rounds" => rounds = it.next().context("--rounds R")?.parse()?,
             "--cold-gap-ms" => COLD_GAP_MS.store(
                 it.next().context("--cold-gap-ms N")?.parse()?,
@@ -1849,6 +1868,9 @@ pub fn run(root: &Path, args: &[String]) -> Result<()> {
     }
     if let Some(n) = console_of {
         return console::console(root, n, seconds);
+    }
+    if nodes {
+        return cluster::cluster(root, seconds);
     }
     if log_queries {
         logs(root, &extra)?;
