@@ -508,3 +508,75 @@ fn a_reserved_concurrency_of_ten_holds_across_three_nodes() {
     let second = burst(&[&c], "limited", 12, &span);
     check_burst(&second, 10);
 }
+
+/// A rolling upgrade at the schema's level. A newer build's additive step (a column this
+/// build does not know, the track's version past this build's) leaves the schema usable:
+/// a node of this build still joins and both serve. A step that a later build declares
+/// breaking (its "compatible from" past this build) makes a node of this build refuse to
+/// start, naming the schema, rather than misread it.
+#[test]
+fn a_node_joins_a_schema_a_newer_build_extended_and_refuses_one_it_broke() {
+    let cluster = Cluster::new();
+    let a = cluster.node("a", None, &[]);
+    a.create_fixture("before", &[]);
+    let mut db = postgres::Client::connect(&cluster.store, postgres::NoTls).unwrap();
+    let schema = |db: &mut postgres::Client| -> (i64, i64) {
+        let row = db
+            .query_one(
+                "SELECT version, compatible_from FROM warden_schema WHERE track = 'functions'",
+                &[],
+            )
+            .unwrap();
+        (row.get(0), row.get(1))
+    };
+    let (known, _) = schema(&mut db);
+    db.batch_execute(
+        "ALTER TABLE versions ADD COLUMN from_a_newer_build TEXT;
+         UPDATE warden_schema SET version = version + 1 WHERE track = 'functions'",
+    )
+    .unwrap();
+    assert_eq!(schema(&mut db), (known + 1, 0));
+
+    let b = cluster.node("b", Some(&a), &[]);
+    b.create_fixture("after", &[]);
+    for (node, function) in [(&a, "after"), (&b, "before"), (&b, "after")] {
+        let out = invoke(node, function, &json!({"action": "echo", "n": 1}));
+        assert_eq!(out, json!({"action": "echo", "n": 1}));
+    }
+    // The newer build's column stays as it left it.
+    let rows: i64 = db
+        .query_one(
+            "SELECT count(*) FROM versions WHERE from_a_newer_build IS NULL",
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    assert_eq!(rows, 2, "both functions' $LATEST rows");
+
+    // A later build declares a break: this build no longer starts on the schema.
+    db.batch_execute(
+        "UPDATE warden_schema SET version = version + 1, compatible_from = version + 1
+         WHERE track = 'functions'",
+    )
+    .unwrap();
+    let dir = cluster.data_dir("c");
+    std::fs::copy(a.data_dir.join("credentials"), dir.join("credentials")).unwrap();
+    let out = Command::new(warden_bin())
+        .args(["serve", "--listen", "127.0.0.1:0", "--node-id", "c"])
+        .arg("--master-key-file")
+        .arg(&cluster.master_key)
+        .arg("--data-dir")
+        .arg(&dir)
+        .env("WARDEN_STORE", &cluster.store)
+        .env("WARDEN_LOG", "warn")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("schema version") && stderr.contains("newer"),
+        "{stderr}"
+    );
+    let password = cluster.store.split(':').nth(2).unwrap().split('@').next().unwrap();
+    assert!(!stderr.contains(password), "{stderr}");
+}
