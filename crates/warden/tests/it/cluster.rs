@@ -42,6 +42,15 @@ impl Cluster {
         }
     }
 
+    /// The store's password (the URL is `postgres://USER:PASSWORD@...`).
+    fn password(&self) -> &str {
+        self.store
+            .split(':')
+            .nth(2)
+            .and_then(|rest| rest.split('@').next())
+            .unwrap()
+    }
+
     fn data_dir(&self, node: &str) -> PathBuf {
         let dir = self.temp.path().join(node);
         std::fs::create_dir_all(&dir).unwrap();
@@ -102,14 +111,7 @@ fn any_node_serves_the_functions_users_and_keys_another_node_created() {
     // The store's and the bus's URLs (with the store's password) never reach a function.
     let all = env.to_string();
     assert!(env.get("WARDEN_STORE").is_none() && env.get("WARDEN_BUS").is_none());
-    let password = cluster
-        .store
-        .split(':')
-        .nth(2)
-        .unwrap()
-        .split('@')
-        .next()
-        .unwrap();
+    let password = cluster.password();
     assert!(!all.contains(password), "{all}");
     // Nor the zygote, which every instance descends from.
     let zygotes: Vec<u32> = crate::harness::descendants(b.pid());
@@ -577,6 +579,6 @@ fn a_node_joins_a_schema_a_newer_build_extended_and_refuses_one_it_broke() {
         stderr.contains("schema version") && stderr.contains("newer"),
         "{stderr}"
     );
-    let password = cluster.store.split(':').nth(2).unwrap().split('@').next().unwrap();
+    let password = cluster.password();
     assert!(!stderr.contains(password), "{stderr}");
 }

@@ -31,24 +31,26 @@ const TCP_OTHER: u16 = 7002;
 const UDP_ECHO: u16 = 7003;
 
 /// Echo services: one thread per port, each connection or datagram echoed back prefixed
-/// with the port.
+/// with the port. Every socket is bound (and listening) before `ready` is printed: a
+/// thread started is not yet a thread listening, and on a loaded host a connection made
+/// in between was refused.
 const ECHO: &str = r#"
 import socket, sys, threading
-def tcp(port):
-    s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    s.bind(("0.0.0.0", port)); s.listen(64)
+def tcp(s, port):
     while True:
         c, _ = s.accept()
         data = c.recv(1024)
         c.sendall(b"%d:" % port + data); c.close()
-def udp(port):
-    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(("0.0.0.0", port))
+def udp(s, port):
     while True:
         data, peer = s.recvfrom(1024)
         s.sendto(b"%d:" % port + data, peer)
 for p in sys.argv[1:3]:
-    threading.Thread(target=tcp, args=(int(p),), daemon=True).start()
-threading.Thread(target=udp, args=(int(sys.argv[3]),), daemon=True).start()
+    s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    s.bind(("0.0.0.0", int(p))); s.listen(64)
+    threading.Thread(target=tcp, args=(s, int(p)), daemon=True).start()
+u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); u.bind(("0.0.0.0", int(sys.argv[3])))
+threading.Thread(target=udp, args=(u, int(sys.argv[3])), daemon=True).start()
 print("ready", flush=True)
 threading.Event().wait()
 "#;
