@@ -94,10 +94,24 @@ fn ip(args: &[&str]) {
 static NEXT_HOST: AtomicU32 = AtomicU32::new(0);
 
 impl TestHost {
-    /// A test host at `a.b.X.2/24`, `X` unique in this test run.
+    /// A test host at `a.b.X.2/24`, `X` unique in this test run and routed nowhere on
+    /// this machine yet: a network left by a test process that was killed (and so never
+    /// removed its host) would otherwise take this host's packets, and the connections
+    /// the test expects to pass would be refused by that stale network instead.
     fn new(a: u8, b: u8) -> TestHost {
-        let n = NEXT_HOST.fetch_add(1, Ordering::Relaxed);
-        Self::at(a, b, u8::try_from(n % 250 + 1).unwrap())
+        for _ in 0..250 {
+            let n = NEXT_HOST.fetch_add(1, Ordering::Relaxed);
+            let third = u8::try_from(n % 250 + 1).unwrap();
+            let routed = Command::new("ip")
+                .args(["-4", "route", "show", &format!("{a}.{b}.{third}.0/24")])
+                .output()
+                .expect("ip runs");
+            assert!(routed.status.success(), "ip route show failed");
+            if routed.stdout.iter().all(u8::is_ascii_whitespace) {
+                return Self::at(a, b, third);
+            }
+        }
+        panic!("every {a}.{b}.X.0/24 is routed on this machine already");
     }
 
     /// A test host at `a.b.c.2/24`.
