@@ -104,6 +104,12 @@ fn engine_gauges(engine: &warden_engine::Engine) -> Vec<Gauge> {
             value: engine.running_invocations() as f64,
         },
         Gauge {
+            name: "warden_concurrency_leased_slots",
+            help: "Concurrency slots this node leases from the store it shares with other nodes (0 when its limits are its own).",
+            labels: Vec::new(),
+            value: engine.leased_concurrency_slots() as f64,
+        },
+        Gauge {
             name: "warden_log_queue_bytes",
             help: "Bytes of function log lines waiting for the log writer.",
             labels: Vec::new(),

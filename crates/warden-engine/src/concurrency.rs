@@ -483,7 +483,7 @@ impl Concurrency {
         self.cluster.is_some()
     }
 
-    /// Slots this node leases now, every pool together (for tests and diagnostics).
+    /// Slots this node leases now, every pool together (for `/metrics`).
     pub fn leased_slots(&self) -> u64 {
         self.cluster.as_ref().map_or(0, |c| {
             read(&c.pools)

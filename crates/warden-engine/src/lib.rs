@@ -701,6 +701,12 @@ impl Engine {
         self.inner.concurrency.in_flight_total()
     }
 
+    /// Concurrency slots this node leases from the shared store now, every pool together
+    /// (0 on a node whose limits are its own).
+    pub fn leased_concurrency_slots(&self) -> u64 {
+        self.inner.concurrency.leased_slots()
+    }
+
     /// Asynchronous events waiting in the durable queue (leased or not): one count of the
     /// store's queue, for `/metrics`.
     pub fn queued_events(&self) -> Result<u64, StoreError> {

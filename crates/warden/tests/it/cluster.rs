@@ -506,9 +506,33 @@ fn a_reserved_concurrency_of_ten_holds_across_three_nodes() {
             .get(0);
         leased == 0
     });
-    // ...so that one node alone may now run all ten.
-    let second = burst(&[&c], "limited", 12, &span);
+    // ...so that one node alone may now run all ten, and its metrics show the lease.
+    let leased = |node: &Server| -> f64 {
+        let out = Command::new("curl")
+            .args(["-s", "--max-time", "30", &node.metrics_endpoint])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .find_map(|l| {
+                l.strip_prefix("warden_concurrency_leased_slots ")?
+                    .parse()
+                    .ok()
+            })
+            .unwrap()
+    };
+    let (second, most_leased) = std::thread::scope(|scope| {
+        let calls = scope.spawn(|| burst(&[&c], "limited", 12, &span));
+        let mut most = 0f64;
+        while !calls.is_finished() {
+            most = most.max(leased(&c));
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        (calls.join().unwrap(), most)
+    });
     check_burst(&second, 10);
+    // All ten of the reservation, and nothing else: C runs no other function.
+    assert_eq!(most_leased, 10.0);
 }
 
 /// A rolling upgrade at the schema's level. A newer build's additive step (a column this

@@ -194,6 +194,8 @@ fn invocations_and_refusals_are_counted_and_scraped_by_prometheus() {
     assert!(value("warden_idle_instances") >= 1.0);
     // Nothing runs and nothing waits once the invocations are over.
     assert_eq!(value("warden_running_invocations"), 0.0);
+    // A node whose limits are its own leases nothing.
+    assert_eq!(value("warden_concurrency_leased_slots"), 0.0);
     assert_eq!(value("warden_async_queue_events"), 0.0);
     // The log writer's backlog is reported (its value depends on the writer's timing).
     value("warden_log_queue_bytes");
