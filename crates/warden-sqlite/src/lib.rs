@@ -188,9 +188,22 @@ pub fn prepare(conn: &mut Connection, path: &Path, options: &Options<'_>) -> Res
         conn.pragma_update(None, "auto_vacuum", "INCREMENTAL")
             .map_err(sqlite("enabling incremental vacuuming"))?;
     }
-    let mode: String = conn
-        .pragma_update_and_check(None, "journal_mode", "WAL", |r| r.get(0))
-        .map_err(sqlite("switching to write-ahead logging"))?;
+    // Switching a new file to WAL needs its exclusive lock. When another process opening
+    // the same new file holds a lock, SQLite may answer "busy" at once, without waiting
+    // through the busy timeout (its way out of a deadlock between two lock upgrades), so
+    // the switch is tried again for as long as the busy timeout would have waited.
+    let deadline = std::time::Instant::now() + BUSY_TIMEOUT;
+    let mode: String = loop {
+        match conn.pragma_update_and_check(None, "journal_mode", "WAL", |r| r.get(0)) {
+            Err(rusqlite::Error::SqliteFailure(e, _))
+                if e.code == rusqlite::ErrorCode::DatabaseBusy
+                    && std::time::Instant::now() < deadline =>
+            {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            other => break other.map_err(sqlite("switching to write-ahead logging"))?,
+        }
+    };
     if !mode.eq_ignore_ascii_case("wal") {
         return Err(Error::WalUnavailable {
             path: path.to_owned(),
