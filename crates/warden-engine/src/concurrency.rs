@@ -91,12 +91,25 @@ struct Cluster {
     leases: Arc<dyn SlotLeases>,
     /// The origin of the `*_ms` readings below.
     base: Instant,
-    pools: RwLock<HashMap<String, Arc<Held>>>,
+    /// The account's unreserved pool.
+    account: Arc<Held>,
+    /// The pools of reservations this node used, by function (looked up without an
+    /// allocation on the invoke path).
+    functions: RwLock<HashMap<FunctionName, Arc<Held>>>,
+}
+
+impl Cluster {
+    /// Every pool this node knows, the account's first.
+    fn all(&self) -> Vec<Arc<Held>> {
+        let mut all = vec![Arc::clone(&self.account)];
+        all.extend(read(&self.functions).values().cloned());
+        all
+    }
 }
 
 /// Where a pool's in-flight count is kept.
 enum Counted {
-    Function(Arc<FunctionCounter>),
+    Function(FunctionName, Arc<FunctionCounter>),
     Account,
 }
 
@@ -116,6 +129,18 @@ struct Held {
 }
 
 impl Held {
+    fn new(pool: String, counted: Counted) -> Arc<Held> {
+        Arc::new(Held {
+            pool,
+            counted,
+            slots: AtomicU32::new(0),
+            valid_until_ms: AtomicU64::new(0),
+            peak: AtomicU32::new(0),
+            waiting: AtomicU32::new(0),
+            update: Mutex::new(()),
+        })
+    }
+
     fn usable(&self, now_ms: u64) -> u32 {
         if now_ms < self.valid_until_ms.load(Ordering::Acquire) {
             self.slots.load(Ordering::Acquire)
@@ -167,7 +192,8 @@ impl Concurrency {
             Some(Cluster {
                 leases,
                 base: Instant::now(),
-                pools: RwLock::new(HashMap::new()),
+                account: Held::new(ACCOUNT_POOL.to_owned(), Counted::Account),
+                functions: RwLock::new(HashMap::new()),
             }),
         )
     }
@@ -289,18 +315,10 @@ impl Concurrency {
         match reserved {
             Some(limit) => {
                 let reason = ThrottleReason::ReservedFunctionConcurrentInvocationLimitExceeded;
-                let held = self.held(
-                    || format!("function:{name}"),
-                    || Counted::Function(Arc::clone(&counter)),
-                );
+                let held = self.function_held(name, &counter);
                 let cap = held.as_ref().map_or(limit, |h| h.usable(now_ms).min(limit));
                 if !try_increment(&counter.in_flight, cap) {
-                    return Err(match held {
-                        Some(h) if counter.in_flight.load(Ordering::Acquire) < limit => {
-                            Refusal::Short(h, limit, reason)
-                        }
-                        _ => Refusal::Throttled(reason),
-                    });
+                    return Err(refusal(held, &counter.in_flight, limit, reason));
                 }
                 if let Some(h) = held {
                     h.peak
@@ -314,15 +332,10 @@ impl Concurrency {
             None => {
                 let reason = ThrottleReason::ConcurrentInvocationLimitExceeded;
                 let limit = self.unreserved();
-                let held = self.held(|| ACCOUNT_POOL.to_owned(), || Counted::Account);
+                let held = self.cluster.as_ref().map(|c| Arc::clone(&c.account));
                 let cap = held.as_ref().map_or(limit, |h| h.usable(now_ms).min(limit));
                 if !try_increment(&self.unreserved_in_flight, cap) {
-                    return Err(match held {
-                        Some(h) if self.unreserved_in_flight.load(Ordering::Acquire) < limit => {
-                            Refusal::Short(h, limit, reason)
-                        }
-                        _ => Refusal::Throttled(reason),
-                    });
+                    return Err(refusal(held, &self.unreserved_in_flight, limit, reason));
                 }
                 let now = self.unreserved_in_flight.load(Ordering::Acquire);
                 self.unreserved_peak.fetch_max(now, Ordering::AcqRel);
@@ -344,35 +357,30 @@ impl Concurrency {
         })
     }
 
-    /// This node's lease of a pool (made on first use), when nodes share the limits.
-    fn held(
+    /// This node's lease of `name`'s reservation (made on first use), when nodes share
+    /// the limits.
+    fn function_held(
         &self,
-        pool: impl FnOnce() -> String,
-        counted: impl FnOnce() -> Counted,
+        name: &FunctionName,
+        counter: &Arc<FunctionCounter>,
     ) -> Option<Arc<Held>> {
         let cluster = self.cluster.as_ref()?;
-        let pool = pool();
-        if let Some(h) = read(&cluster.pools).get(&pool) {
+        if let Some(h) = read(&cluster.functions).get(name) {
             return Some(Arc::clone(h));
         }
-        let mut pools = write(&cluster.pools);
-        let h = pools.entry(pool.clone()).or_insert_with(|| {
-            Arc::new(Held {
-                pool,
-                counted: counted(),
-                slots: AtomicU32::new(0),
-                valid_until_ms: AtomicU64::new(0),
-                peak: AtomicU32::new(0),
-                waiting: AtomicU32::new(0),
-                update: Mutex::new(()),
-            })
+        let mut functions = write(&cluster.functions);
+        let h = functions.entry(name.clone()).or_insert_with(|| {
+            Held::new(
+                format!("function:{name}"),
+                Counted::Function(name.clone(), Arc::clone(counter)),
+            )
         });
         Some(Arc::clone(h))
     }
 
     fn in_flight_of(&self, held: &Held) -> u32 {
         match &held.counted {
-            Counted::Function(c) => c.in_flight.load(Ordering::Acquire),
+            Counted::Function(_, c) => c.in_flight.load(Ordering::Acquire),
             Counted::Account => self.unreserved_in_flight.load(Ordering::Acquire),
         }
     }
@@ -380,7 +388,7 @@ impl Concurrency {
     /// The pool's limit as this node knows it now.
     fn limit_of(&self, held: &Held) -> u32 {
         match &held.counted {
-            Counted::Function(c) => read(&c.reserved).unwrap_or(0),
+            Counted::Function(_, c) => read(&c.reserved).unwrap_or(0),
             Counted::Account => self.unreserved(),
         }
     }
@@ -431,8 +439,7 @@ impl Concurrency {
         };
         let renew_before =
             u64::try_from((cluster.leases.ttl() / 2).as_millis()).unwrap_or(u64::MAX);
-        let held: Vec<Arc<Held>> = read(&cluster.pools).values().cloned().collect();
-        for h in held {
+        for h in cluster.all() {
             let _one_at_a_time = h.update.lock().unwrap_or_else(|p| p.into_inner());
             let in_flight = self.in_flight_of(&h);
             let used = h.peak.swap(in_flight, Ordering::AcqRel).max(in_flight);
@@ -440,10 +447,10 @@ impl Concurrency {
             let limit = self.limit_of(&h);
             let now_ms = self.now_ms();
             if slots == 0 {
-                if in_flight == 0 {
-                    let mut pools = write(&cluster.pools);
-                    if pools.get(&h.pool).is_some_and(|p| Arc::ptr_eq(p, &h)) {
-                        pools.remove(&h.pool);
+                if let (0, Counted::Function(name, _)) = (in_flight, &h.counted) {
+                    let mut functions = write(&cluster.functions);
+                    if functions.get(name).is_some_and(|p| Arc::ptr_eq(p, &h)) {
+                        functions.remove(name);
                     }
                 }
                 continue;
@@ -473,7 +480,7 @@ impl Concurrency {
         if let Err(e) = cluster.leases.release_all() {
             tracing::warn!(error = %e, "could not end this node's concurrency leases; they will expire");
         }
-        for h in read(&cluster.pools).values() {
+        for h in cluster.all() {
             h.slots.store(0, Ordering::Release);
         }
     }
@@ -486,11 +493,25 @@ impl Concurrency {
     /// Slots this node leases now, every pool together (for `/metrics`).
     pub fn leased_slots(&self) -> u64 {
         self.cluster.as_ref().map_or(0, |c| {
-            read(&c.pools)
-                .values()
+            c.all()
+                .iter()
                 .map(|h| u64::from(h.slots.load(Ordering::Acquire)))
                 .sum()
         })
+    }
+}
+
+/// Why an invocation that found `in_flight` at its cap was refused: a lease that may grow
+/// (`held`, while `in_flight` is under `limit`), or the limit itself.
+fn refusal(
+    held: Option<Arc<Held>>,
+    in_flight: &AtomicU32,
+    limit: u32,
+    reason: ThrottleReason,
+) -> Refusal {
+    match held {
+        Some(h) if in_flight.load(Ordering::Acquire) < limit => Refusal::Short(h, limit, reason),
+        _ => Refusal::Throttled(reason),
     }
 }
 
