@@ -10,7 +10,7 @@
 //!
 //! The rule every grant keeps: the slots of the live leases of one pool never add up to
 //! more than the limit the granting node was given. A grant is one transaction that locks
-//! the pool's row, sums the other nodes' unexpired leases and grants what is left.
+//! the pool's name, sums the other nodes' unexpired leases and grants what is left.
 
 use std::time::Duration;
 

@@ -1,8 +1,10 @@
 //! [`crate::SlotLeases`] on PostgreSQL (the `concurrency` track).
 //!
-//! A grant locks the pool's row (`FOR UPDATE`), so grants of one pool from any number of
-//! nodes run one after another; it then sums the other nodes' leases that have not
-//! expired and writes this node's. Expiry is judged on the database's clock alone
+//! A grant takes a transaction-scoped advisory lock on the pool's name, so grants of one
+//! pool from any number of nodes run one after another; it then drops the pool's expired
+//! leases, sums the other nodes' and writes this node's. A lock on the name rather than
+//! on a row of pools leaves nothing behind when a pool is no longer used: the table holds
+//! only live leases (and a dead node's until the next grant of their pool). Expiry is judged on the database's clock alone
 //! (`now()`, the transaction's start), never a node's, so nodes need not keep their
 //! clocks in step for this. `now()` is no later than the moment the grant was asked for
 //! reached PostgreSQL, which is what lets a node count a lease valid from the moment it
@@ -20,13 +22,9 @@ use crate::StoreError;
 /// The `concurrency` track.
 pub(super) const MIGRATIONS: &[Migration] = &[Migration::additive(
     r#"
--- One row per pool: the row grants lock, so that they run one after another.
-CREATE TABLE concurrency_pools (
-    pool TEXT COLLATE "C" PRIMARY KEY
-);
 -- One row per node and pool: the slots the node holds until `expires_at`.
 CREATE TABLE concurrency_leases (
-    pool TEXT COLLATE "C" NOT NULL REFERENCES concurrency_pools (pool),
+    pool TEXT COLLATE "C" NOT NULL,
     node TEXT COLLATE "C" NOT NULL,
     slots BIGINT NOT NULL CHECK (slots > 0),
     expires_at TIMESTAMPTZ NOT NULL,
@@ -42,6 +40,11 @@ pub const LEASE_TTL: Duration = Duration::from_secs(10);
 
 /// The longest pool name (a function's pool is `function:` and its name).
 const MAX_POOL_LEN: usize = 128;
+
+/// The first key of the advisory locks of grants (`pg_advisory_xact_lock(int, int)`,
+/// whose key space is apart from the one-key locks of schema migrations); the second is
+/// the hash of the pool's name. Two pools whose names hash alike only wait for each other.
+const GRANT_LOCK_CLASS: i32 = 0x7764_736c;
 
 /// One node's leases of concurrency slots in a shared database.
 #[derive(Debug, Clone)]
@@ -83,15 +86,15 @@ impl SlotLeases for PostgresSlotLeases {
         self.store.pool.run(move |conn| {
             conn.transaction(|tx| {
                 tx.execute(
-                    "INSERT INTO concurrency_pools (pool) VALUES ($1) ON CONFLICT DO NOTHING",
-                    &[&pool],
-                )
-                .map_err(pg("creating a concurrency pool"))?;
-                tx.execute(
-                    "SELECT 1 FROM concurrency_pools WHERE pool = $1 FOR UPDATE",
-                    &[&pool],
+                    "SELECT pg_advisory_xact_lock($1, hashtext($2))",
+                    &[&GRANT_LOCK_CLASS, &pool],
                 )
                 .map_err(pg("locking a concurrency pool"))?;
+                tx.execute(
+                    "DELETE FROM concurrency_leases WHERE pool = $1 AND expires_at <= now()",
+                    &[&pool],
+                )
+                .map_err(pg("dropping expired leases"))?;
                 let others: i64 = tx
                     .query_one(
                         "SELECT coalesce(sum(slots), 0)::BIGINT FROM concurrency_leases \
@@ -184,7 +187,10 @@ mod tests {
 
     #[test]
     fn an_expired_lease_no_longer_counts() {
-        let store = store();
+        let url = warden_testservers::Postgres::shared()
+            .fresh_database()
+            .unwrap();
+        let store = PostgresStore::open(&url, 4).unwrap();
         let dead = store
             .slot_leases(node("dead"))
             .with_ttl(Duration::from_millis(200));
@@ -199,6 +205,13 @@ mod tests {
             })
             .find(|g| *g > 0);
         assert_eq!(granted, Some(10));
+        // The grant dropped the dead node's expired row: only live leases are kept.
+        let mut db = postgres::Client::connect(&url, postgres::NoTls).unwrap();
+        let rows: i64 = db
+            .query_one("SELECT count(*) FROM concurrency_leases", &[])
+            .unwrap()
+            .get(0);
+        assert_eq!(rows, 1);
     }
 
     #[test]
