@@ -234,52 +234,31 @@ assert out["GREETING"] == "hello", out
 #[test]
 fn a_password_on_the_command_line_is_refused_without_being_repeated() {
     let dir = crate::harness::private_tempdir();
-    let out = Command::new(warden_bin())
-        .args(["serve", "--listen", "127.0.0.1:0", "--store"])
-        .arg("postgres://warden:hunter2-secret@127.0.0.1:1/warden")
-        .arg("--data-dir")
-        .arg(dir.path())
-        .env_remove("WARDEN_STORE")
-        .env("WARDEN_LOG", "warn")
-        .output()
-        .unwrap();
-    assert!(!out.status.success());
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    // `warden serve` on a fresh directory with `args`; its stderr, once it has failed.
+    let refused = |args: &[&str]| -> String {
+        let out = Command::new(warden_bin())
+            .args(["serve", "--listen", "127.0.0.1:0"])
+            .args(args)
+            .arg("--data-dir")
+            .arg(dir.path())
+            .env_remove("WARDEN_STORE")
+            .env("WARDEN_LOG", "warn")
+            .output()
+            .unwrap();
+        assert!(!out.status.success());
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    let stderr = refused(&[
+        "--store",
+        "postgres://warden:hunter2-secret@127.0.0.1:1/warden",
+    ]);
     assert!(stderr.contains("WARDEN_STORE"), "{stderr}");
     assert!(!stderr.contains("hunter2-secret"), "{stderr}");
     // A bus without a shared store is refused: it would connect nothing.
-    let out = Command::new(warden_bin())
-        .args([
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
-            "--bus",
-            "nats://127.0.0.1:1",
-        ])
-        .arg("--data-dir")
-        .arg(dir.path())
-        .env("WARDEN_LOG", "warn")
-        .output()
-        .unwrap();
-    assert!(!out.status.success());
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    let stderr = refused(&["--bus", "nats://127.0.0.1:1"]);
     assert!(stderr.contains("--bus"), "{stderr}");
     // Nor is a pool size for a store that has no pool.
-    let out = Command::new(warden_bin())
-        .args([
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
-            "--store-connections",
-            "4",
-        ])
-        .arg("--data-dir")
-        .arg(dir.path())
-        .env("WARDEN_LOG", "warn")
-        .output()
-        .unwrap();
-    assert!(!out.status.success());
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    let stderr = refused(&["--store-connections", "4"]);
     assert!(stderr.contains("--store-connections"), "{stderr}");
 }
 
