@@ -13,6 +13,11 @@
 //! - **Serialization failures retried.** [`Conn::transaction`] runs a transaction again when
 //!   PostgreSQL reports a serialization failure or a deadlock, the errors it asks clients
 //!   to retry.
+//! - **Transactions driven from the caller's thread.** A store whose logic interleaves
+//!   reads, decisions and writes, and borrows what it decides with, opens a [`Remote`]
+//!   transaction ([`Pool::begin`], [`Pool::transact`]): each step is a small job sent to
+//!   the connection's thread, which holds the transaction open until the caller commits
+//!   or drops it.
 //! - **Versioned schema tracks.** Each store owns a [`Track`]: an append-only list of
 //!   migrations recorded in the `warden_schema` table with the schema version and the
 //!   oldest version a build must know to use it ("compatible from"). Additive steps keep
@@ -494,6 +499,164 @@ impl Pool {
             .ok_or_else(|| E::from(Error::Closed))?;
         sender.send(job).map_err(|_| E::from(Error::Closed))?;
         reply_rx.recv().map_err(|_| E::from(Error::Closed))?
+    }
+}
+
+impl Pool {
+    /// Opens a transaction on a free connection (waiting for one if all are busy), with
+    /// `statements` prepared on it, and hands it to the caller: each
+    /// [`Remote::run`] sends one step to the connection's thread and waits for its answer.
+    ///
+    /// For stores whose logic reads and writes in turn within one transaction and cannot
+    /// be moved, with all it borrows, onto the connection's thread. The connection stays
+    /// the caller's until [`Remote::commit`] or until the [`Remote`] is dropped, which
+    /// rolls the transaction back. Most callers want [`Pool::transact`], which also runs
+    /// the transaction again when PostgreSQL asks.
+    pub fn begin(&self, statements: &'static [&'static str]) -> Result<Remote, Error> {
+        let (ready_tx, ready_rx) = mpsc::sync_channel::<Result<(), Error>>(1);
+        let (steps_tx, steps_rx) = mpsc::sync_channel::<Message>(0);
+        let target = self.inner.target.clone();
+        let job: Job = Box::new(move |conn| {
+            let conn = match conn {
+                Ok(c) => c,
+                Err(e) => {
+                    let _ = ready_tx.send(Err(Error::Unavailable {
+                        target,
+                        reason: e.to_string(),
+                    }));
+                    return;
+                }
+            };
+            let prepared: Result<Vec<Statement>, _> =
+                statements.iter().map(|sql| conn.prepare(sql)).collect();
+            let prepared = match prepared {
+                Ok(p) => p,
+                Err(e) => {
+                    let _ =
+                        ready_tx.send(Err(Error::at("preparing a transaction's statements")(e)));
+                    return;
+                }
+            };
+            let mut tx = match conn.client.transaction() {
+                Ok(tx) => tx,
+                Err(e) => {
+                    let _ = ready_tx.send(Err(Error::at("opening a transaction")(e)));
+                    return;
+                }
+            };
+            if ready_tx.send(Ok(())).is_err() {
+                return;
+            }
+            // Until the caller commits; a caller that goes away rolls back (dropping `tx`).
+            while let Ok(message) = steps_rx.recv() {
+                match message {
+                    Message::Step(step) => step(&mut tx, &prepared),
+                    Message::Commit(reply) => {
+                        let _ = reply.send(tx.commit().map_err(Error::at("committing")));
+                        return;
+                    }
+                }
+            }
+        });
+        let sender = self
+            .inner
+            .jobs
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+            .ok_or(Error::Closed)?;
+        sender.send(job).map_err(|_| Error::Closed)?;
+        ready_rx.recv().map_err(|_| Error::Closed)??;
+        Ok(Remote { steps: steps_tx })
+    }
+
+    /// Runs `f` in a transaction opened with [`Pool::begin`] and commits it, running it
+    /// again (up to a bound) when PostgreSQL reports a serialization failure or a
+    /// deadlock, as [`Conn::transaction`] does. `f` must therefore be safe to run more
+    /// than once: it may only change the database. An error of `f` rolls the transaction
+    /// back and is returned as it is.
+    pub fn transact<T, E>(
+        &self,
+        statements: &'static [&'static str],
+        mut f: impl FnMut(&mut Remote) -> Result<T, E>,
+    ) -> Result<T, E>
+    where
+        E: From<Error> + AsPostgres,
+    {
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let result: Result<T, E> = (|| {
+                let mut remote = self.begin(statements)?;
+                let value = f(&mut remote)?;
+                remote.commit()?;
+                Ok(value)
+            })();
+            match result {
+                Err(e)
+                    if attempt < TRANSACTION_ATTEMPTS
+                        && e.as_postgres().is_some_and(is_retryable) =>
+                {
+                    std::thread::sleep(backoff(attempt));
+                    continue;
+                }
+                other => return other,
+            }
+        }
+    }
+}
+
+/// One step of a [`Remote`] transaction, run on the connection's thread.
+type Step = Box<dyn FnOnce(&mut postgres::Transaction<'_>, &[Statement]) + Send>;
+
+enum Message {
+    Step(Step),
+    Commit(SyncSender<Result<(), Error>>),
+}
+
+/// A transaction open on a pooled connection's thread, driven from the caller's thread
+/// (see [`Pool::begin`]). Dropping it without [`Remote::commit`] rolls it back.
+pub struct Remote {
+    steps: SyncSender<Message>,
+}
+
+impl std::fmt::Debug for Remote {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Remote").finish_non_exhaustive()
+    }
+}
+
+impl Remote {
+    /// Runs `f` in the transaction, with the statements [`Pool::begin`] prepared (in the
+    /// order given), and returns its answer. A failed statement aborts the transaction:
+    /// every later step fails too, and the caller should return the first error.
+    pub fn run<R: Send + 'static>(
+        &mut self,
+        context: &'static str,
+        f: impl FnOnce(&mut postgres::Transaction<'_>, &[Statement]) -> Result<R, postgres::Error>
+            + Send
+            + 'static,
+    ) -> Result<R, Error> {
+        let (reply_tx, reply_rx) = mpsc::sync_channel::<Result<R, postgres::Error>>(1);
+        let step: Step = Box::new(move |tx, statements| {
+            let _ = reply_tx.send(f(tx, statements));
+        });
+        self.steps
+            .send(Message::Step(step))
+            .map_err(|_| Error::Closed)?;
+        reply_rx
+            .recv()
+            .map_err(|_| Error::Closed)?
+            .map_err(Error::at(context))
+    }
+
+    /// Commits the transaction.
+    pub fn commit(self) -> Result<(), Error> {
+        let (reply_tx, reply_rx) = mpsc::sync_channel(1);
+        self.steps
+            .send(Message::Commit(reply_tx))
+            .map_err(|_| Error::Closed)?;
+        reply_rx.recv().map_err(|_| Error::Closed)?
     }
 }
 

@@ -320,3 +320,127 @@ fn serialization_failures_are_retried() {
     assert_eq!(n, "40");
     assert!(ATTEMPTS.load(Ordering::Relaxed) >= 40);
 }
+
+fn count_things(pool: &Pool) -> i64 {
+    pool.run(|c| -> Result<i64, Error> {
+        Ok(c.client()
+            .query_one("SELECT count(*) FROM things", &[])
+            .map_err(Error::at("count"))?
+            .get(0))
+    })
+    .unwrap()
+}
+
+const INSERT_THING: &str = "INSERT INTO things (id, name) VALUES ($1, $2)";
+const COUNT_THINGS: &str = "SELECT count(*) FROM things";
+const REMOTE: &[&str] = &[INSERT_THING, COUNT_THINGS];
+
+#[test]
+fn a_remote_transaction_sees_its_writes_commits_them_and_rolls_back_when_dropped() {
+    let pool = Pool::open(
+        &fresh(),
+        &Options {
+            connections: 2,
+            ..Options::default()
+        },
+        &[track(ONE)],
+    )
+    .unwrap();
+    let mut remote = pool.begin(REMOTE).unwrap();
+    remote
+        .run("insert", |tx, s| tx.execute(&s[0], &[&1i64, &"one"]))
+        .unwrap();
+    let inside: i64 = remote
+        .run("count", |tx, s| Ok(tx.query_one(&s[1], &[])?.get(0)))
+        .unwrap();
+    assert_eq!(inside, 1);
+    // Not visible outside before the commit.
+    assert_eq!(count_things(&pool), 0);
+    remote.commit().unwrap();
+    assert_eq!(count_things(&pool), 1);
+
+    let mut dropped = pool.begin(REMOTE).unwrap();
+    dropped
+        .run("insert", |tx, s| tx.execute(&s[0], &[&2i64, &"two"]))
+        .unwrap();
+    drop(dropped);
+    assert_eq!(count_things(&pool), 1);
+
+    // A failed step aborts the transaction; its connection is clean for the next job.
+    let mut failing = pool.begin(REMOTE).unwrap();
+    let e = failing
+        .run("insert a duplicate", |tx, s| {
+            tx.execute(&s[0], &[&1i64, &"again"])
+        })
+        .unwrap_err();
+    assert!(e.as_postgres().is_some_and(is_unique_violation), "{e}");
+    assert!(failing
+        .run("insert after the failure", |tx, s| tx
+            .execute(&s[0], &[&3i64, &"three"]))
+        .is_err());
+    drop(failing);
+    assert_eq!(count_things(&pool), 1);
+    let r: Result<(), Error> = pool.transact(REMOTE, |remote| {
+        remote.run("insert", |tx, s| tx.execute(&s[0], &[&3i64, &"three"]))?;
+        Ok(())
+    });
+    r.unwrap();
+    assert_eq!(count_things(&pool), 2);
+}
+
+#[test]
+fn a_remote_transaction_is_run_again_after_a_serialization_failure() {
+    let pool = Pool::open(
+        &fresh(),
+        &Options {
+            connections: 4,
+            ..Options::default()
+        },
+        &[track(ONE)],
+    )
+    .unwrap();
+    pool.run(|c| -> Result<(), Error> {
+        c.client()
+            .execute("INSERT INTO things (id, name) VALUES (0, '0')", &[])
+            .map_err(Error::at("seed"))?;
+        Ok(())
+    })
+    .unwrap();
+    const READ: &str = "SELECT name FROM things WHERE id = 0";
+    const WRITE: &str = "UPDATE things SET name = $1 WHERE id = 0";
+    const STATEMENTS: &[&str] = &[READ, WRITE];
+    let handles: Vec<_> = (0..4)
+        .map(|_| {
+            let pool = pool.clone();
+            std::thread::spawn(move || {
+                for _ in 0..10 {
+                    // The decision (the next value) is made on this thread, between the
+                    // read and the write.
+                    let r: Result<(), Error> = pool.transact(STATEMENTS, |remote| {
+                        remote.run("isolation", |tx, _| {
+                            tx.batch_execute("SET TRANSACTION ISOLATION LEVEL SERIALIZABLE")
+                        })?;
+                        let n: String =
+                            remote.run("read", |tx, s| Ok(tx.query_one(&s[0], &[])?.get(0)))?;
+                        let next = (n.parse::<i64>().unwrap_or(0) + 1).to_string();
+                        remote.run("write", move |tx, s| tx.execute(&s[1], &[&next]))?;
+                        Ok(())
+                    });
+                    r.unwrap();
+                }
+            })
+        })
+        .collect();
+    for h in handles {
+        h.join().unwrap();
+    }
+    let n: String = pool
+        .run(|c| -> Result<String, Error> {
+            Ok(c.client()
+                .query_one("SELECT name FROM things WHERE id = 0", &[])
+                .map_err(Error::at("read"))?
+                .get(0))
+        })
+        .unwrap();
+    assert_eq!(n, "40");
+}
