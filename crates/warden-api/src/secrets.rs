@@ -1044,7 +1044,8 @@ async fn rotate(
 pub async fn rotation_scheduler(state: Arc<ApiState>, period: Duration) {
     loop {
         tokio::time::sleep(period).await;
-        let due = match state.secrets.due_rotations() {
+        // Claimed, so that of several nodes sharing the secrets only one rotates each.
+        let due = match state.secrets.claim_due_rotations() {
             Ok(d) => d,
             Err(e) => {
                 tracing::warn!(error = %e, "could not read the rotation schedule");
@@ -1055,9 +1056,6 @@ pub async fn rotation_scheduler(state: Arc<ApiState>, period: Duration) {
             let Some(rotation) = &secret.rotation else {
                 continue;
             };
-            if state.secrets.check_no_pending(&secret.arn).is_err() {
-                continue;
-            }
             let Ok(function) = function_ref(&state, &rotation.lambda_arn) else {
                 continue;
             };

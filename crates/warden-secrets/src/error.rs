@@ -48,6 +48,16 @@ pub enum SecretsError {
         #[source]
         source: warden_sqlite::Error,
     },
+    /// The shared store in PostgreSQL failed (`InternalServiceError`); details are
+    /// logged, not sent.
+    #[error("the secrets store failed while {context}: {source}")]
+    Shared {
+        /// What was being done.
+        context: &'static str,
+        /// The underlying error (never the connection's password).
+        #[source]
+        source: warden_postgres::Error,
+    },
 }
 
 impl SecretsError {
@@ -62,13 +72,16 @@ impl SecretsError {
             SecretsError::MalformedPolicy(_) => "MalformedPolicyDocumentException",
             SecretsError::PublicPolicy(_) => "PublicPolicyException",
             SecretsError::Kms { code, .. } => code,
-            SecretsError::Store { .. } => "InternalServiceError",
+            SecretsError::Store { .. } | SecretsError::Shared { .. } => "InternalServiceError",
         }
     }
 
     /// Whether the failure is the server's (500), not the request's (400).
     pub fn is_internal(&self) -> bool {
-        matches!(self, SecretsError::Store { .. })
+        matches!(
+            self,
+            SecretsError::Store { .. } | SecretsError::Shared { .. }
+        )
     }
 
     pub(crate) fn kms(code: &'static str, e: KmsError) -> SecretsError {
@@ -83,5 +96,27 @@ pub(crate) fn store(context: &'static str) -> impl FnOnce(rusqlite::Error) -> Se
     move |e| SecretsError::Store {
         context,
         source: warden_sqlite::sqlite(context)(e),
+    }
+}
+
+pub(crate) fn shared(context: &'static str) -> impl FnOnce(warden_postgres::Error) -> SecretsError {
+    move |source| SecretsError::Shared { context, source }
+}
+
+impl From<warden_postgres::Error> for SecretsError {
+    fn from(source: warden_postgres::Error) -> Self {
+        SecretsError::Shared {
+            context: "talking to PostgreSQL",
+            source,
+        }
+    }
+}
+
+impl warden_postgres::AsPostgres for SecretsError {
+    fn as_postgres(&self) -> Option<&postgres::Error> {
+        match self {
+            SecretsError::Shared { source, .. } => source.as_postgres(),
+            _ => None,
+        }
     }
 }

@@ -9,7 +9,7 @@ use warden_kms::envelope;
 use warden_kms::{EncryptionContext, Kms};
 
 use crate::error::SecretsError;
-use crate::store::{self, SecretsStore};
+use crate::store::{SecretsStore, Tx};
 
 /// The stage of the version callers get by default.
 pub const AWSCURRENT: &str = "AWSCURRENT";
@@ -283,16 +283,59 @@ impl Secrets {
         region: &str,
         clock: Clock,
     ) -> Result<Self, SecretsError> {
-        Ok(Self {
+        let store = SecretsStore::open(&data_dir.join("secrets.db"))?;
+        Ok(Self::with_store(store, kms, account, region, clock))
+    }
+
+    /// Opens the service on the PostgreSQL database at `url`, shared with the other
+    /// nodes (which must share `kms`'s keys too), with a pool of `connections`.
+    pub fn open_postgres(
+        url: &str,
+        connections: usize,
+        kms: Kms,
+        account: &str,
+        region: &str,
+    ) -> Result<Self, SecretsError> {
+        Self::open_postgres_with_clock(
+            url,
+            connections,
+            kms,
+            account,
+            region,
+            Arc::new(warden_types::now_millis),
+        )
+    }
+
+    /// [`Secrets::open_postgres`] with a clock of the caller's.
+    pub fn open_postgres_with_clock(
+        url: &str,
+        connections: usize,
+        kms: Kms,
+        account: &str,
+        region: &str,
+        clock: Clock,
+    ) -> Result<Self, SecretsError> {
+        let store = SecretsStore::open_postgres(url, connections)?;
+        Ok(Self::with_store(store, kms, account, region, clock))
+    }
+
+    fn with_store(
+        store: SecretsStore,
+        kms: Kms,
+        account: &str,
+        region: &str,
+        clock: Clock,
+    ) -> Self {
+        Self {
             inner: Arc::new(Inner {
-                store: SecretsStore::open(&data_dir.join("secrets.db"))?,
+                store,
                 max_stored_bytes: std::sync::atomic::AtomicU64::new(MAX_STORED_BYTES),
                 kms,
                 account: account.to_owned(),
                 region: region.to_owned(),
                 clock,
             }),
-        })
+        }
     }
 
     fn now(&self) -> i64 {
@@ -308,12 +351,8 @@ impl Secrets {
     }
 
     /// Refuses a value whose sealed form would take the stored values past the bound.
-    fn check_room(
-        &self,
-        tx: &rusqlite::Transaction<'_>,
-        adding: usize,
-    ) -> Result<(), SecretsError> {
-        let stored = store::stored_bytes(tx)?;
+    fn check_room(&self, tx: &mut dyn Tx, adding: usize) -> Result<(), SecretsError> {
+        let stored = tx.stored_bytes()?;
         let max = self
             .inner
             .max_stored_bytes
@@ -354,9 +393,9 @@ impl Secrets {
     }
 
     /// Deletes the secrets whose recovery window ended.
-    fn purge(&self, tx: &rusqlite::Transaction<'_>) -> Result<(), SecretsError> {
-        for arn in store::due_for_deletion(tx, self.now())? {
-            store::delete_secret(tx, &arn)?;
+    fn purge(&self, tx: &mut dyn Tx) -> Result<(), SecretsError> {
+        for arn in tx.due_for_deletion(self.now())? {
+            tx.delete_secret(&arn)?;
             tracing::info!(secret = %arn, "deleted a secret whose recovery window ended");
         }
         Ok(())
@@ -412,7 +451,7 @@ impl Secrets {
         let now = self.now();
         self.inner.store.write("creating a secret", |tx| {
             self.purge(tx)?;
-            if let Some(existing) = store::find(tx, &new.name)? {
+            if let Some(existing) = tx.find(&new.name)? {
                 if existing.deleted_ms.is_some() {
                     return Err(SecretsError::InvalidRequest(
                         "You can't create this secret because a secret with this name is already scheduled for deletion.".into(),
@@ -423,7 +462,7 @@ impl Secrets {
                     new.name
                 )));
             }
-            if store::count(tx)? >= MAX_SECRETS {
+            if tx.count()? >= MAX_SECRETS {
                 return Err(SecretsError::LimitExceeded(format!(
                     "This server holds at most {MAX_SECRETS} secrets"
                 )));
@@ -447,7 +486,7 @@ impl Secrets {
                 tags: new.tags.clone(),
                 policy: None,
             };
-            store::put_secret(tx, &secret)?;
+            tx.put_secret(&secret)?;
             let version = match &new.value {
                 Some(value) => {
                     let id = new.token.clone().unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
@@ -459,7 +498,7 @@ impl Secrets {
                     };
                     let sealed = self.seal(&secret, &version.id, value)?;
                     self.check_room(tx, sealed.len())?;
-                    store::insert_version(tx, &secret.arn, &version, &sealed)?;
+                    tx.insert_version(&secret.arn, &version, &sealed)?;
                     Some(version)
                 }
                 None => None,
@@ -473,7 +512,7 @@ impl Secrets {
         self.inner.store.write("describing a secret", |tx| {
             self.purge(tx)?;
             let s = lookup(tx, &self.arn_prefix(), id)?;
-            let v = store::versions(tx, &s.arn)?;
+            let v = tx.versions(&s.arn)?;
             Ok((s, v))
         })
     }
@@ -484,11 +523,11 @@ impl Secrets {
         self.inner.store.write("listing secrets", |tx| {
             self.purge(tx)?;
             let mut out = Vec::new();
-            for s in store::all(tx)? {
+            for s in tx.all()? {
                 if s.deleted_ms.is_some() && !include_deleted {
                     continue;
                 }
-                let v = store::versions(tx, &s.arn)?;
+                let v = tx.versions(&s.arn)?;
                 out.push((s, v));
             }
             Ok(out)
@@ -510,7 +549,7 @@ impl Secrets {
             if secret.deleted_ms.is_some() {
                 return Err(deleted(&secret));
             }
-            let versions = store::versions(tx, &secret.arn)?;
+            let versions = tx.versions(&secret.arn)?;
             let stage = match (version_id, stage) {
                 (None, None) => Some(AWSCURRENT),
                 (_, s) => s,
@@ -531,15 +570,16 @@ impl Secrets {
                         }
                     ))
                 })?;
-            let sealed =
-                store::sealed_value(tx, &secret.arn, &version.id)?.ok_or_else(not_found)?;
+            let sealed = tx
+                .sealed_value(&secret.arn, &version.id)?
+                .ok_or_else(not_found)?;
             let value = self.open_value(&secret, &version.id, &sealed)?;
             let day = now - now.rem_euclid(DAY_MS);
             if secret.last_accessed_ms != Some(day) {
                 secret.last_accessed_ms = Some(day);
-                store::put_secret(tx, &secret)?;
+                tx.put_secret(&secret)?;
             }
-            store::touch_version(tx, &secret.arn, &version.id, day)?;
+            tx.touch_version(&secret.arn, &version.id, day)?;
             Ok((secret, version, value))
         })
     }
@@ -568,10 +608,10 @@ impl Secrets {
             if secret.deleted_ms.is_some() {
                 return Err(deleted(&secret));
             }
-            let versions = store::versions(tx, &secret.arn)?;
+            let versions = tx.versions(&secret.arn)?;
             let id = token.map_or_else(|| uuid::Uuid::new_v4().to_string(), str::to_owned);
             if let Some(existing) = versions.iter().find(|v| v.id == id) {
-                let sealed = store::sealed_value(tx, &secret.arn, &id)?.ok_or_else(not_found)?;
+                let sealed = tx.sealed_value(&secret.arn, &id)?.ok_or_else(not_found)?;
                 if self.open_value(&secret, &id, &sealed)? == *value {
                     return Ok((secret, existing.clone()));
                 }
@@ -588,14 +628,15 @@ impl Secrets {
             };
             let sealed = self.seal(&secret, &id, value)?;
             self.check_room(tx, sealed.len())?;
-            store::insert_version(tx, &secret.arn, &version, &sealed)?;
+            tx.insert_version(&secret.arn, &version, &sealed)?;
             for stage in &stages {
                 move_stage(tx, &secret.arn, stage, &id)?;
             }
             prune(tx, &secret.arn)?;
             secret.last_changed_ms = now;
-            store::put_secret(tx, &secret)?;
-            let version = store::versions(tx, &secret.arn)?
+            tx.put_secret(&secret)?;
+            let version = tx
+                .versions(&secret.arn)?
                 .into_iter()
                 .find(|v| v.id == id)
                 .ok_or_else(not_found)?;
@@ -618,12 +659,12 @@ impl Secrets {
         }
         self.change(id, "updating a secret", |s, now| {
             if description.is_some() {
-                s.description = description;
+                s.description.clone_from(&description);
             }
-            if let Some(key) = kms_key_id {
+            if let Some(key) = &kms_key_id {
                 // New versions are sealed under the new key; old ones keep theirs (each
                 // sealed value names its key).
-                s.kms_key_id = (!key.is_empty()).then_some(key);
+                s.kms_key_id = (!key.is_empty()).then(|| key.clone());
             }
             s.last_changed_ms = now;
             Ok(())
@@ -634,7 +675,7 @@ impl Secrets {
         &self,
         id: &str,
         context: &'static str,
-        f: impl FnOnce(&mut Secret, i64) -> Result<(), SecretsError>,
+        mut f: impl FnMut(&mut Secret, i64) -> Result<(), SecretsError>,
     ) -> Result<Secret, SecretsError> {
         let now = self.now();
         self.inner.store.write(context, |tx| {
@@ -644,7 +685,7 @@ impl Secrets {
                 return Err(deleted(&secret));
             }
             f(&mut secret, now)?;
-            store::put_secret(tx, &secret)?;
+            tx.put_secret(&secret)?;
             Ok(secret)
         })
     }
@@ -673,7 +714,7 @@ impl Secrets {
             self.purge(tx)?;
             let mut secret = lookup(tx, &self.arn_prefix(), id)?;
             if force {
-                store::delete_secret(tx, &secret.arn)?;
+                tx.delete_secret(&secret.arn)?;
                 secret.deleted_ms = Some(now);
                 return Ok(secret);
             }
@@ -681,7 +722,7 @@ impl Secrets {
                 return Err(deleted(&secret));
             }
             secret.deleted_ms = Some(now + days * DAY_MS);
-            store::put_secret(tx, &secret)?;
+            tx.put_secret(&secret)?;
             Ok(secret)
         })
     }
@@ -692,7 +733,7 @@ impl Secrets {
             self.purge(tx)?;
             let mut secret = lookup(tx, &self.arn_prefix(), id)?;
             secret.deleted_ms = None;
-            store::put_secret(tx, &secret)?;
+            tx.put_secret(&secret)?;
             Ok(secret)
         })
     }
@@ -712,7 +753,7 @@ impl Secrets {
             if secret.deleted_ms.is_some() {
                 return Err(deleted(&secret));
             }
-            let versions = store::versions(tx, &secret.arn)?;
+            let versions = tx.versions(&secret.arn)?;
             let holder = versions.iter().find(|v| v.stages.iter().any(|s| s == stage));
             if let Some(h) = holder {
                 if remove_from != Some(h.id.as_str()) && move_to != Some(h.id.as_str()) {
@@ -740,7 +781,7 @@ impl Secrets {
                         }
                         let v = versions.iter().find(|v| v.id == from).ok_or_else(not_found)?;
                         let stages: Vec<String> = v.stages.iter().filter(|s| *s != stage).cloned().collect();
-                        store::set_stages(tx, &secret.arn, from, &stages)?;
+                        tx.set_stages(&secret.arn, from, &stages)?;
                     }
                 }
             }
@@ -767,10 +808,10 @@ impl Secrets {
     /// `TagResource`.
     pub fn tag(&self, id: &str, tags: Vec<(String, String)>) -> Result<Secret, SecretsError> {
         self.change(id, "tagging a secret", |s, _| {
-            for (k, v) in tags {
-                match s.tags.iter_mut().find(|(n, _)| *n == k) {
-                    Some(t) => t.1 = v,
-                    None => s.tags.push((k, v)),
+            for (k, v) in &tags {
+                match s.tags.iter_mut().find(|(n, _)| n == k) {
+                    Some(t) => t.1.clone_from(v),
+                    None => s.tags.push((k.clone(), v.clone())),
                 }
             }
             if s.tags.len() > MAX_TAGS {
@@ -807,7 +848,7 @@ impl Secrets {
         }
         self.change(id, "setting rotation", |s, now| {
             rotation.next_ms = Some(now + interval);
-            s.rotation = Some(rotation);
+            s.rotation = Some(rotation.clone());
             Ok(())
         })
     }
@@ -844,7 +885,7 @@ impl Secrets {
         let now = self.now();
         self.inner.store.write("finishing a rotation", |tx| {
             let mut secret = lookup(tx, &self.arn_prefix(), id)?;
-            let versions = store::versions(tx, &secret.arn)?;
+            let versions = tx.versions(&secret.arn)?;
             let done = versions
                 .iter()
                 .any(|v| v.id == token && v.stages.iter().any(|s| s == AWSCURRENT));
@@ -856,7 +897,7 @@ impl Secrets {
                         .filter(|s| *s != AWSPENDING)
                         .cloned()
                         .collect();
-                    store::set_stages(tx, &secret.arn, &v.id, &stages)?;
+                    tx.set_stages(&secret.arn, &v.id, &stages)?;
                 }
             }
             if done {
@@ -868,25 +909,48 @@ impl Secrets {
                     r.next_ms = Some(now + interval);
                 }
             }
-            store::put_secret(tx, &secret)?;
+            tx.put_secret(&secret)?;
             Ok(done)
         })
     }
 
-    /// The secrets whose scheduled rotation is due.
-    pub fn due_rotations(&self) -> Result<Vec<Secret>, SecretsError> {
+    /// Claims the secrets whose scheduled rotation is due and that no rotation is
+    /// running for (no `AWSPENDING` version that is not current): each claimed secret's
+    /// next rotation moves one interval on in the same transaction, so when several
+    /// nodes share the store, one rotation starts however many nodes look. The caller runs
+    /// them; [`Secrets::finish_rotation`] then sets the next one from when it ends.
+    pub fn claim_due_rotations(&self) -> Result<Vec<Secret>, SecretsError> {
         let now = self.now();
-        Ok(self
-            .list(false)?
-            .into_iter()
-            .map(|(s, _)| s)
-            .filter(|s| {
-                s.rotation
-                    .as_ref()
-                    .and_then(|r| r.next_ms)
-                    .is_some_and(|n| n <= now)
-            })
-            .collect())
+        self.inner.store.write("claiming due rotations", |tx| {
+            self.purge(tx)?;
+            let mut claimed = Vec::new();
+            for mut secret in tx.all()? {
+                if secret.deleted_ms.is_some() {
+                    continue;
+                }
+                let Some(rotation) = &mut secret.rotation else {
+                    continue;
+                };
+                if rotation.next_ms.is_none_or(|n| n > now) {
+                    continue;
+                }
+                let Some(interval) = rotation.interval_ms() else {
+                    continue;
+                };
+                let running = tx.versions(&secret.arn)?.iter().any(|v| {
+                    v.stages.iter().any(|s| s == AWSPENDING)
+                        && !v.stages.iter().any(|s| s == AWSCURRENT)
+                });
+                if running {
+                    // Its end sets the next one.
+                    continue;
+                }
+                rotation.next_ms = Some(now + interval);
+                tx.put_secret(&secret)?;
+                claimed.push(secret);
+            }
+            Ok(claimed)
+        })
     }
 
     /// The KMS key ARN a secret's new values are sealed under.
@@ -908,13 +972,13 @@ fn value_context(arn: &str, version: &str) -> EncryptionContext {
     .into()
 }
 
-fn lookup(tx: &rusqlite::Transaction<'_>, prefix: &str, id: &str) -> Result<Secret, SecretsError> {
-    if let Some(s) = store::find(tx, id)? {
+fn lookup(tx: &mut dyn Tx, prefix: &str, id: &str) -> Result<Secret, SecretsError> {
+    if let Some(s) = tx.find(id)? {
         return Ok(s);
     }
     // A partial ARN: the ARN without its random suffix names the secret by name.
     if let Some(name) = id.strip_prefix(prefix) {
-        if let Some(s) = store::find(tx, name)? {
+        if let Some(s) = tx.find(name)? {
             return Ok(s);
         }
     }
@@ -923,13 +987,8 @@ fn lookup(tx: &rusqlite::Transaction<'_>, prefix: &str, id: &str) -> Result<Secr
 
 /// Moves `stage` to version `to` from whichever version had it; `AWSCURRENT` leaving a
 /// version makes that version `AWSPREVIOUS`.
-fn move_stage(
-    tx: &rusqlite::Transaction<'_>,
-    arn: &str,
-    stage: &str,
-    to: &str,
-) -> Result<(), SecretsError> {
-    let versions = store::versions(tx, arn)?;
+fn move_stage(tx: &mut dyn Tx, arn: &str, stage: &str, to: &str) -> Result<(), SecretsError> {
+    let versions = tx.versions(arn)?;
     let from = versions
         .iter()
         .find(|v| v.id != to && v.stages.iter().any(|s| s == stage))
@@ -944,11 +1003,12 @@ fn move_stage(
                         .filter(|s| *s != AWSPREVIOUS)
                         .cloned()
                         .collect();
-                    store::set_stages(tx, arn, &v.id, &stages)?;
+                    tx.set_stages(arn, &v.id, &stages)?;
                 }
             }
         }
-        let v = store::versions(tx, arn)?
+        let v = tx
+            .versions(arn)?
             .into_iter()
             .find(|v| v.id == *from)
             .ok_or_else(not_found)?;
@@ -956,9 +1016,10 @@ fn move_stage(
         if stage == AWSCURRENT && !stages.iter().any(|s| s == AWSPREVIOUS) {
             stages.push(AWSPREVIOUS.to_owned());
         }
-        store::set_stages(tx, arn, from, &stages)?;
+        tx.set_stages(arn, from, &stages)?;
     }
-    let v = store::versions(tx, arn)?
+    let v = tx
+        .versions(arn)?
         .into_iter()
         .find(|v| v.id == to)
         .ok_or_else(not_found)?;
@@ -972,12 +1033,12 @@ fn move_stage(
             "A version has at most {MAX_STAGES} staging labels"
         )));
     }
-    store::set_stages(tx, arn, to, &stages)
+    tx.set_stages(arn, to, &stages)
 }
 
 /// Keeps at most [`MAX_VERSIONS`]: the oldest versions without a stage go first.
-fn prune(tx: &rusqlite::Transaction<'_>, arn: &str) -> Result<(), SecretsError> {
-    let versions = store::versions(tx, arn)?;
+fn prune(tx: &mut dyn Tx, arn: &str) -> Result<(), SecretsError> {
+    let versions = tx.versions(arn)?;
     let excess = versions.len().saturating_sub(MAX_VERSIONS);
     for v in versions
         .iter()
@@ -985,7 +1046,7 @@ fn prune(tx: &rusqlite::Transaction<'_>, arn: &str) -> Result<(), SecretsError> 
         .filter(|v| v.stages.is_empty())
         .take(excess)
     {
-        store::delete_version(tx, arn, &v.id)?;
+        tx.delete_version(arn, &v.id)?;
     }
     Ok(())
 }

@@ -1,4 +1,6 @@
-//! The service over a real store and a real KMS in a temporary directory.
+//! The service over a real store and a real KMS, each test once per backend
+//! (`tests::sqlite::NAME` on a temporary directory, `tests::postgres::NAME` on a database
+//! of its own in a real PostgreSQL server the tests start).
 
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
@@ -6,41 +8,139 @@ use std::sync::Arc;
 use crate::*;
 
 const DAY: i64 = 86_400_000;
+const ACCOUNT: &str = "123456789012";
+const REGION: &str = "us-east-1";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Backend {
+    Sqlite,
+    Postgres,
+}
 
 struct Fixture {
     dir: tempfile::TempDir,
+    /// The PostgreSQL database's URL, on that backend.
+    url: Option<String>,
+    master: warden_kms::MasterKey,
     clock: Arc<AtomicI64>,
     kms: warden_kms::Kms,
     secrets: Secrets,
 }
 
-fn fixture() -> Fixture {
+fn fixture(backend: Backend) -> Fixture {
     let dir = tempfile::tempdir().unwrap();
-    let kms = warden_kms::Kms::open(
-        dir.path(),
-        warden_kms::MasterKey::generate().unwrap(),
-        "123456789012",
-        "us-east-1",
-    )
-    .unwrap();
-    kms.ensure_aws_managed_keys().unwrap();
+    let master = warden_kms::MasterKey::generate().unwrap();
     let clock = Arc::new(AtomicI64::new(1_700_000_000_000));
-    let c = clock.clone();
-    let secrets = Secrets::open_with_clock(
-        dir.path(),
-        kms.clone(),
-        "123456789012",
-        "us-east-1",
-        Arc::new(move || c.load(Ordering::SeqCst)),
-    )
-    .unwrap();
+    let (url, kms, secrets) = match backend {
+        Backend::Sqlite => {
+            let kms = warden_kms::Kms::open(dir.path(), master.clone(), ACCOUNT, REGION).unwrap();
+            kms.ensure_aws_managed_keys().unwrap();
+            let c = clock.clone();
+            let secrets = Secrets::open_with_clock(
+                dir.path(),
+                kms.clone(),
+                ACCOUNT,
+                REGION,
+                Arc::new(move || c.load(Ordering::SeqCst)),
+            )
+            .unwrap();
+            (None, kms, secrets)
+        }
+        Backend::Postgres => {
+            let url = warden_testservers::Postgres::shared()
+                .fresh_database()
+                .unwrap();
+            let (kms, secrets) = node(&url, &master, &clock);
+            (Some(url), kms, secrets)
+        }
+    };
     Fixture {
         dir,
+        url,
+        master,
         clock,
         kms,
         secrets,
     }
 }
+
+/// A node on the PostgreSQL database at `url`: its KMS and its secrets, both shared.
+fn node(
+    url: &str,
+    master: &warden_kms::MasterKey,
+    clock: &Arc<AtomicI64>,
+) -> (warden_kms::Kms, Secrets) {
+    let kms = warden_kms::Kms::open_postgres(url, 2, master.clone(), ACCOUNT, REGION).unwrap();
+    kms.ensure_aws_managed_keys().unwrap();
+    let c = clock.clone();
+    let secrets = Secrets::open_postgres_with_clock(
+        url,
+        2,
+        kms.clone(),
+        ACCOUNT,
+        REGION,
+        Arc::new(move || c.load(Ordering::SeqCst)),
+    )
+    .unwrap();
+    (kms, secrets)
+}
+
+/// Every byte the backend stores secrets in.
+fn stored_bytes(f: &Fixture) -> Vec<Vec<u8>> {
+    match &f.url {
+        None => vec![
+            std::fs::read(f.dir.path().join("secrets.db")).unwrap(),
+            std::fs::read(f.dir.path().join("secrets.db-wal")).unwrap_or_default(),
+        ],
+        Some(url) => {
+            let mut c = ::postgres::Client::connect(url, ::postgres::NoTls).unwrap();
+            let mut out = Vec::new();
+            for row in c.query("SELECT record::BYTEA FROM secrets", &[]).unwrap() {
+                out.push(row.get(0));
+            }
+            for row in c
+                .query("SELECT sealed, stages::BYTEA FROM secret_versions", &[])
+                .unwrap()
+            {
+                out.push(row.get(0));
+                out.push(row.get(1));
+            }
+            out
+        }
+    }
+}
+
+macro_rules! on_both_backends {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[test]
+                fn $name() {
+                    super::$name(super::fixture(super::Backend::Sqlite));
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[test]
+                fn $name() {
+                    super::$name(super::fixture(super::Backend::Postgres));
+                }
+            )*
+        }
+    };
+}
+
+on_both_backends!(
+    values_are_sealed_and_stages_move_as_secrets_manager_moves_them,
+    tokens_make_puts_idempotent_and_versions_immutable,
+    deletion_waits_for_its_window_and_can_be_undone,
+    a_customer_key_seals_and_its_state_decides,
+    version_stages_move_only_from_where_they_are,
+    a_failed_rotation_leaves_awscurrent_and_a_successful_one_is_recorded,
+    names_and_partial_arns_resolve_and_bad_names_do_not,
+    the_stored_values_are_bounded_in_bytes,
+);
 
 fn s(v: &str) -> SecretValue {
     SecretValue::String(v.to_owned())
@@ -57,9 +157,7 @@ fn create(f: &Fixture, name: &str, value: &str) -> Secret {
         .0
 }
 
-#[test]
-fn values_are_sealed_and_stages_move_as_secrets_manager_moves_them() {
-    let f = fixture();
+fn values_are_sealed_and_stages_move_as_secrets_manager_moves_them(f: Fixture) {
     let secret = create(&f, "db/password", "marker-first-0c1f");
     assert!(secret
         .arn
@@ -95,17 +193,13 @@ fn values_are_sealed_and_stages_move_as_secrets_manager_moves_them() {
     assert!(stages(&v1.id).is_empty());
     assert_eq!(stages(&v2.id), [AWSPREVIOUS]);
     assert_eq!(stages(&v3.id), [AWSCURRENT]);
-    // The database holds no value in the clear.
-    let db = std::fs::read(f.dir.path().join("secrets.db")).unwrap();
-    let wal = std::fs::read(f.dir.path().join("secrets.db-wal")).unwrap_or_default();
-    for bytes in [db, wal] {
+    // The store holds no value in the clear.
+    for bytes in stored_bytes(&f) {
         assert!(!bytes.windows(17).any(|w| w == b"marker-first-0c1f"));
     }
 }
 
-#[test]
-fn tokens_make_puts_idempotent_and_versions_immutable() {
-    let f = fixture();
+fn tokens_make_puts_idempotent_and_versions_immutable(f: Fixture) {
     create(&f, "t", "a");
     let token = "0123456789abcdef0123456789abcdef";
     let (_, v) = f
@@ -132,9 +226,7 @@ fn tokens_make_puts_idempotent_and_versions_immutable() {
     ));
 }
 
-#[test]
-fn deletion_waits_for_its_window_and_can_be_undone() {
-    let f = fixture();
+fn deletion_waits_for_its_window_and_can_be_undone(f: Fixture) {
     create(&f, "gone", "x");
     assert!(matches!(
         f.secrets.delete("gone", Some(6), false),
@@ -174,9 +266,7 @@ fn deletion_waits_for_its_window_and_can_be_undone() {
     ));
 }
 
-#[test]
-fn a_customer_key_seals_and_its_state_decides() {
-    let f = fixture();
+fn a_customer_key_seals_and_its_state_decides(f: Fixture) {
     let key = f.kms.create_key(warden_kms::NewKey::default()).unwrap();
     f.secrets
         .create(NewSecret {
@@ -202,9 +292,7 @@ fn a_customer_key_seals_and_its_state_decides() {
         .is_err());
 }
 
-#[test]
-fn version_stages_move_only_from_where_they_are() {
-    let f = fixture();
+fn version_stages_move_only_from_where_they_are(f: Fixture) {
     create(&f, "st", "a");
     let (_, versions) = f.secrets.describe("st").unwrap();
     let first = versions[0].id.clone();
@@ -237,9 +325,7 @@ fn version_stages_move_only_from_where_they_are() {
     ));
 }
 
-#[test]
-fn a_failed_rotation_leaves_awscurrent_and_a_successful_one_is_recorded() {
-    let f = fixture();
+fn a_failed_rotation_leaves_awscurrent_and_a_successful_one_is_recorded(f: Fixture) {
     create(&f, "rot", "old");
     let token = "11111111111111111111111111111111";
     f.secrets.check_no_pending("rot").unwrap();
@@ -294,9 +380,27 @@ fn a_failed_rotation_leaves_awscurrent_and_a_successful_one_is_recorded() {
             },
         )
         .unwrap();
-    assert!(f.secrets.due_rotations().unwrap().is_empty());
+    assert!(f.secrets.claim_due_rotations().unwrap().is_empty());
     f.clock.fetch_add(2 * DAY, Ordering::SeqCst);
-    assert_eq!(f.secrets.due_rotations().unwrap().len(), 1);
+    // Due: claimed once, then not again until another interval has passed.
+    assert_eq!(f.secrets.claim_due_rotations().unwrap().len(), 1);
+    assert!(f.secrets.claim_due_rotations().unwrap().is_empty());
+    // A rotation still running (a pending version not yet current) is not claimed.
+    f.clock.fetch_add(2 * DAY, Ordering::SeqCst);
+    f.secrets
+        .put_value(
+            "rot",
+            Some("33333333333333333333333333333333"),
+            &s("pending"),
+            Some(vec![AWSPENDING.into()]),
+        )
+        .unwrap();
+    assert!(f.secrets.claim_due_rotations().unwrap().is_empty());
+    f.secrets
+        .finish_rotation("rot", "33333333333333333333333333333333")
+        .unwrap();
+    f.clock.fetch_add(2 * DAY, Ordering::SeqCst);
+    assert_eq!(f.secrets.claim_due_rotations().unwrap().len(), 1);
     assert!(f
         .secrets
         .set_rotation(
@@ -311,9 +415,7 @@ fn a_failed_rotation_leaves_awscurrent_and_a_successful_one_is_recorded() {
         .is_err());
 }
 
-#[test]
-fn names_and_partial_arns_resolve_and_bad_names_do_not() {
-    let f = fixture();
+fn names_and_partial_arns_resolve_and_bad_names_do_not(f: Fixture) {
     let secret = create(&f, "app/key", "x");
     let partial = format!("{}app/key", f.secrets.arn_prefix());
     assert_eq!(f.secrets.resolve(&partial).unwrap().arn, secret.arn);
@@ -327,9 +429,7 @@ fn names_and_partial_arns_resolve_and_bad_names_do_not() {
     ));
 }
 
-#[test]
-fn the_stored_values_are_bounded_in_bytes() {
-    let f = fixture();
+fn the_stored_values_are_bounded_in_bytes(f: Fixture) {
     f.secrets.set_max_stored_bytes(3_500);
     create(&f, "a", &"x".repeat(1_000));
     create(&f, "b", &"x".repeat(1_000));
@@ -343,4 +443,124 @@ fn the_stored_values_are_bounded_in_bytes() {
     f.secrets
         .put_value("a", None, &s(&"y".repeat(1_500)), None)
         .unwrap();
+}
+
+// Several nodes on one PostgreSQL database: each `node` below is what a `warden serve`
+// of a deployment opens.
+
+#[test]
+fn a_secret_one_node_made_is_read_and_changed_on_another() {
+    let f = fixture(Backend::Postgres);
+    let url = f.url.clone().unwrap();
+    let (_, other) = node(&url, &f.master, &f.clock);
+    let secret = create(&f, "shared/db", "marker-shared-77aa");
+    let (read, _, value) = other.get_value("shared/db", None, None).unwrap();
+    assert_eq!(read.arn, secret.arn);
+    assert_eq!(value, s("marker-shared-77aa"));
+    let (_, v2) = other
+        .put_value(&secret.arn, None, &s("second"), None)
+        .unwrap();
+    assert_eq!(
+        f.secrets.get_value("shared/db", None, None).unwrap().2,
+        s("second")
+    );
+    assert_eq!(
+        f.secrets
+            .get_value("shared/db", None, Some(AWSPREVIOUS))
+            .unwrap()
+            .2,
+        s("marker-shared-77aa")
+    );
+    let (_, versions) = f.secrets.describe("shared/db").unwrap();
+    let current = versions
+        .iter()
+        .find(|v| v.stages.iter().any(|s| s == AWSCURRENT))
+        .unwrap();
+    assert_eq!(current.id, v2.id);
+    other.delete("shared/db", None, true).unwrap();
+    assert!(matches!(
+        f.secrets.get_value("shared/db", None, None),
+        Err(SecretsError::NotFound(_))
+    ));
+}
+
+#[test]
+fn nodes_racing_on_one_name_make_it_once_and_keep_one_current_version() {
+    let f = fixture(Backend::Postgres);
+    let url = f.url.clone().unwrap();
+    let nodes: Vec<Secrets> = (0..4).map(|_| node(&url, &f.master, &f.clock).1).collect();
+    let made: Vec<Result<(Secret, Option<Version>), SecretsError>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = nodes
+            .iter()
+            .map(|n| {
+                scope.spawn(move || {
+                    n.create(NewSecret {
+                        name: "raced".into(),
+                        value: Some(s("v")),
+                        ..NewSecret::default()
+                    })
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    assert_eq!(made.iter().filter(|r| r.is_ok()).count(), 1);
+    assert!(made
+        .iter()
+        .filter_map(|r| r.as_ref().err())
+        .all(|e| matches!(e, SecretsError::Exists(_))));
+    // Every node adds five values at once: all 21 versions stay, one is current, one
+    // previous.
+    std::thread::scope(|scope| {
+        for (i, n) in nodes.iter().enumerate() {
+            scope.spawn(move || {
+                for j in 0..5 {
+                    n.put_value("raced", None, &s(&format!("{i}-{j}")), None)
+                        .unwrap();
+                }
+            });
+        }
+    });
+    let (_, versions) = f.secrets.describe("raced").unwrap();
+    assert_eq!(versions.len(), 21);
+    let with = |stage: &str| {
+        versions
+            .iter()
+            .filter(|v| v.stages.iter().any(|s| s == stage))
+            .count()
+    };
+    assert_eq!(with(AWSCURRENT), 1);
+    assert_eq!(with(AWSPREVIOUS), 1);
+}
+
+#[test]
+fn a_due_rotation_is_claimed_by_one_node_of_many() {
+    let f = fixture(Backend::Postgres);
+    let url = f.url.clone().unwrap();
+    let nodes: Vec<Secrets> = (0..4).map(|_| node(&url, &f.master, &f.clock).1).collect();
+    for name in ["a", "b", "c"] {
+        create(&f, name, "x");
+        f.secrets
+            .set_rotation(
+                name,
+                Rotation {
+                    lambda_arn: "arn:aws:lambda:us-east-1:123456789012:function:r".into(),
+                    after_days: Some(1),
+                    schedule: None,
+                    next_ms: None,
+                },
+            )
+            .unwrap();
+    }
+    f.clock.fetch_add(DAY, Ordering::SeqCst);
+    let claims: Vec<Vec<Secret>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = nodes
+            .iter()
+            .map(|n| scope.spawn(move || n.claim_due_rotations().unwrap()))
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let mut names: Vec<String> = claims.into_iter().flatten().map(|s| s.name).collect();
+    names.sort();
+    assert_eq!(names, ["a", "b", "c"]);
 }

@@ -494,8 +494,22 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         )
         .context("cannot open identity in PostgreSQL")?,
     };
-    let secrets =
-        warden_secrets::Secrets::open(&data_dir, kms.clone(), account.as_str(), region.as_str())?;
+    let secrets = match &store_choice {
+        crate::backend::StoreChoice::Embedded => warden_secrets::Secrets::open(
+            &data_dir,
+            kms.clone(),
+            account.as_str(),
+            region.as_str(),
+        )?,
+        crate::backend::StoreChoice::Postgres(url) => warden_secrets::Secrets::open_postgres(
+            url,
+            crate::backend::SIDE_STORE_CONNECTIONS,
+            kms.clone(),
+            account.as_str(),
+            region.as_str(),
+        )
+        .context("cannot open the secrets in PostgreSQL")?,
+    };
     let network = warden_network::Network::open(&data_dir, account.as_str(), region.as_str())?;
     let flow_logs = warden_network::FlowLogs::open(&data_dir)?;
     let contracts = warden_contract::store::ContractStore::open(&data_dir)?;

@@ -232,6 +232,95 @@ assert out["GREETING"] == "hello", out
 }
 
 #[test]
+fn a_secret_made_on_one_node_is_read_changed_and_deleted_through_another() {
+    let cluster = Cluster::new();
+    let a = cluster.node("a", None, &[]);
+    let b = cluster.node("b", Some(&a), &[]);
+
+    // Made with the AWS CLI on A, sealed under the shared KMS: boto3 on B opens it.
+    let made = a.aws(&[
+        "secretsmanager",
+        "create-secret",
+        "--name",
+        "app/db",
+        "--secret-string",
+        "marker-cluster-5e1f",
+    ]);
+    let arn = made["ARN"].as_str().unwrap().to_owned();
+    b.python(
+        r#"
+import os, boto3
+sm = boto3.client("secretsmanager", endpoint_url=os.environ["ENDPOINT"])
+got = sm.get_secret_value(SecretId="app/db")
+assert got["SecretString"] == "marker-cluster-5e1f", got
+assert got["VersionStages"] == ["AWSCURRENT"], got
+sm.put_secret_value(SecretId="app/db", SecretString="second")
+"#,
+    );
+    // B's new value is A's current one, and the first is A's previous one.
+    let current = a.aws(&["secretsmanager", "get-secret-value", "--secret-id", &arn]);
+    assert_eq!(current["SecretString"], "second");
+    let previous = a.aws(&[
+        "secretsmanager",
+        "get-secret-value",
+        "--secret-id",
+        "app/db",
+        "--version-stage",
+        "AWSPREVIOUS",
+    ]);
+    assert_eq!(previous["SecretString"], "marker-cluster-5e1f");
+    // A name is one secret across the nodes: B cannot make it again.
+    let stderr = b.aws_err(&[
+        "secretsmanager",
+        "create-secret",
+        "--name",
+        "app/db",
+        "--secret-string",
+        "x",
+    ]);
+    assert!(stderr.contains("ResourceExistsException"), "{stderr}");
+    // Scheduled for deletion on B: A refuses to read it and lists it only when asked to.
+    b.aws(&[
+        "secretsmanager",
+        "delete-secret",
+        "--secret-id",
+        "app/db",
+        "--recovery-window-in-days",
+        "7",
+    ]);
+    let stderr = a.aws_err(&[
+        "secretsmanager",
+        "get-secret-value",
+        "--secret-id",
+        "app/db",
+    ]);
+    assert!(stderr.contains("InvalidRequestException"), "{stderr}");
+    let listed = a.aws(&["secretsmanager", "list-secrets"]);
+    assert_eq!(listed["SecretList"].as_array().unwrap().len(), 0);
+    let listed = a.aws(&[
+        "secretsmanager",
+        "list-secrets",
+        "--include-planned-deletion",
+    ]);
+    assert_eq!(listed["SecretList"][0]["ARN"], arn.as_str());
+    // The shared database holds no value in the clear.
+    let mut db = postgres::Client::connect(&cluster.store, postgres::NoTls).unwrap();
+    let mut dump = String::new();
+    for row in db
+        .query(
+            "SELECT s.record, v.sealed FROM secrets s JOIN secret_versions v USING (arn)",
+            &[],
+        )
+        .unwrap()
+    {
+        dump.push_str(row.get::<_, &str>(0));
+        dump.push_str(&String::from_utf8_lossy(row.get::<_, &[u8]>(1)));
+    }
+    assert!(dump.contains("app/db"), "{dump}");
+    assert!(!dump.contains("marker-cluster-5e1f"), "{dump}");
+}
+
+#[test]
 fn a_password_on_the_command_line_is_refused_without_being_repeated() {
     let dir = crate::harness::private_tempdir();
     // `warden serve` on a fresh directory with `args`; its stderr, once it has failed.
