@@ -11,6 +11,7 @@ mod error;
 pub mod postgres;
 mod query;
 mod service;
+mod shared_sessions;
 mod store;
 
 pub use crypto::{MasterKey, MASTER_KEY_LEN};
@@ -26,6 +27,7 @@ pub use service::{
     MAX_SESSION_POLICY_ARNS, MAX_SESSION_POLICY_CHARS, MAX_SESSION_TTL, MIN_ASSUMED_SESSION_S,
     ROLE_CHAINING_MAX_S,
 };
+pub use shared_sessions::{SharedSessions, StoredSession};
 pub use store::{
     Dump, Holder, IdentityStore, InlinePolicy, KeyStatus, KeyUsage, ManagedPolicy, PolicyVersion,
     Role, SqliteIdentityStore, StoredKey, Tags, User,

@@ -27,6 +27,7 @@ use postgres::{Row, Statement};
 use warden_postgres::{AsPostgres, Conn, Migration, Options, Pool, Track};
 
 use crate::error::IdentityError;
+use crate::shared_sessions::{SharedSessions, StoredSession};
 use crate::store::{
     no_policy, no_role, no_user, no_version, tags_from_json, tags_to_json, Dump, Holder,
     IdentityStore, InlinePolicy, KeyStatus, KeyUsage, ManagedPolicy, PolicyVersion, Reseal, Role,
@@ -34,8 +35,9 @@ use crate::store::{
 };
 
 /// The schema of the `identity` track. Append only.
-static MIGRATIONS: [Migration; 1] = [Migration::additive(
-    r#"
+static MIGRATIONS: [Migration; 2] = [
+    Migration::additive(
+        r#"
 CREATE TABLE identity_generation (
     id INTEGER PRIMARY KEY CHECK (id = 1),
     generation BIGINT NOT NULL
@@ -126,7 +128,24 @@ CREATE TABLE identity_attachments (
 );
 CREATE INDEX identity_attachments_by_policy ON identity_attachments (policy_arn);
 "#,
-)];
+    ),
+    // `AssumeRole` sessions, shared by the nodes (see `crate::shared_sessions`).
+    Migration::additive(
+        r#"
+CREATE TABLE identity_sessions (
+    seq BIGSERIAL PRIMARY KEY,
+    access_key_id TEXT COLLATE "C" NOT NULL UNIQUE,
+    role_arn TEXT COLLATE "C" NOT NULL,
+    expires_ms BIGINT NOT NULL,
+    -- The session's record, AES-256-GCM under the master key, the access key id as
+    -- associated data.
+    sealed BYTEA NOT NULL
+);
+CREATE INDEX identity_sessions_by_expiry ON identity_sessions (expires_ms);
+CREATE INDEX identity_sessions_by_role ON identity_sessions (role_arn);
+"#,
+    ),
+];
 
 const TRACK: Track = Track {
     name: "identity",
@@ -1225,3 +1244,96 @@ impl IdentityStore for PostgresIdentityStore {
 
 #[cfg(test)]
 mod tests;
+
+// ---- shared sessions --------------------------------------------------------------------
+
+/// The advisory lock session writers hold ("sessions" in ASCII), so that positions (taken
+/// from the sequence after the lock) commit in order.
+const SESSIONS_LOCK: i64 = 0x7365_7373_696f_6e73;
+
+const SESSIONS_LOCK_SQL: &str = "SELECT pg_advisory_xact_lock($1)";
+const SESSIONS_PURGE: &str = "DELETE FROM identity_sessions WHERE expires_ms <= $1";
+const SESSIONS_LIVE: &str = "SELECT count(*) FROM identity_sessions";
+const SESSIONS_INSERT: &str = "INSERT INTO identity_sessions (access_key_id, role_arn,
+    expires_ms, sealed) VALUES ($1, $2, $3, $4)";
+const SESSIONS_SINCE: &str = "SELECT seq, access_key_id, role_arn, expires_ms, sealed
+    FROM identity_sessions WHERE seq > $1 ORDER BY seq";
+const SESSIONS_DELETE_ROLE: &str = "DELETE FROM identity_sessions WHERE role_arn = $1";
+
+impl SharedSessions for PostgresIdentityStore {
+    fn put(
+        &self,
+        session: &StoredSession,
+        max_live: usize,
+        now_ms: i64,
+    ) -> Result<(), IdentityError> {
+        let session = session.clone();
+        let max_live = max_as_i64(max_live);
+        self.pool.run(move |conn| {
+            let lock = conn.prepare(SESSIONS_LOCK_SQL).map_err(db("preparing"))?;
+            let purge = conn.prepare(SESSIONS_PURGE).map_err(db("preparing"))?;
+            let live = conn.prepare(SESSIONS_LIVE).map_err(db("preparing"))?;
+            let insert = conn.prepare(SESSIONS_INSERT).map_err(db("preparing"))?;
+            conn.transaction(|tx| {
+                tx.execute(&lock, &[&SESSIONS_LOCK])
+                    .map_err(db("locking the sessions"))?;
+                tx.execute(&purge, &[&now_ms])
+                    .map_err(db("deleting expired sessions"))?;
+                let n: i64 = tx
+                    .query_one(&live, &[])
+                    .map_err(db("counting sessions"))?
+                    .get(0);
+                if n >= max_live {
+                    return Err(IdentityError::LimitExceeded(format!(
+                        "Warden holds at most {max_live} sessions created by AssumeRole; try again when some have expired."
+                    )));
+                }
+                tx.execute(
+                    &insert,
+                    &[
+                        &session.access_key_id,
+                        &session.role_arn,
+                        &session.expires_ms,
+                        &session.sealed,
+                    ],
+                )
+                .map_err(db("storing a session"))?;
+                Ok(())
+            })
+        })
+    }
+
+    fn since(&self, after: i64) -> Result<Vec<StoredSession>, IdentityError> {
+        self.pool.run(move |conn| {
+            let since = conn.prepare(SESSIONS_SINCE).map_err(db("preparing"))?;
+            let rows = conn
+                .client()
+                .query(&since, &[&after])
+                .map_err(db("reading new sessions"))?;
+            rows.iter()
+                .map(|r| {
+                    Ok(StoredSession {
+                        seq: r.try_get(0).map_err(db("reading a session"))?,
+                        access_key_id: r.try_get(1).map_err(db("reading a session"))?,
+                        role_arn: r.try_get(2).map_err(db("reading a session"))?,
+                        expires_ms: r.try_get(3).map_err(db("reading a session"))?,
+                        sealed: r.try_get(4).map_err(db("reading a session"))?,
+                    })
+                })
+                .collect()
+        })
+    }
+
+    fn delete_role_sessions(&self, role_arn: &str) -> Result<(), IdentityError> {
+        let role_arn = role_arn.to_owned();
+        self.pool.run(move |conn| {
+            let delete = conn
+                .prepare(SESSIONS_DELETE_ROLE)
+                .map_err(db("preparing"))?;
+            conn.client()
+                .execute(&delete, &[&role_arn])
+                .map_err(db("deleting a role's sessions"))?;
+            Ok(())
+        })
+    }
+}

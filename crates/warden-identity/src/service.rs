@@ -23,6 +23,7 @@ use warden_types::identity::{Credential, CredentialSource, Principal, PrincipalK
 use crate::aws_policies::{is_aws_managed, AWS_POLICIES};
 use crate::crypto::{new_id, new_secret, open_secret, random_chars, seal_secret, MasterKey, ALNUM};
 use crate::error::IdentityError;
+use crate::shared_sessions::{SessionRecord, SharedSessions, StoredSession};
 use crate::store::{
     Dump, Holder, IdentityStore, InlinePolicy, KeyStatus, KeyUsage, ManagedPolicy, PolicyVersion,
     Role, SqliteIdentityStore, StoredKey, Tags, User,
@@ -79,7 +80,15 @@ struct Inner {
     write_lock: Mutex<()>,
     snapshot: RwLock<Arc<Snapshot>>,
     sessions: RwLock<HashMap<String, Session>>,
+    /// Where `AssumeRole` sessions are shared with other nodes, and the position of the
+    /// last one read from there.
+    shared: Option<SharedState>,
     usage: Mutex<Usage>,
+}
+
+struct SharedState {
+    sessions: Arc<dyn SharedSessions>,
+    seen: Mutex<i64>,
 }
 
 /// A live role session.
@@ -543,6 +552,17 @@ impl Identity {
         key: MasterKey,
         account: &str,
     ) -> Result<Self, IdentityError> {
+        Self::with_stores(store, None, key, account)
+    }
+
+    /// [`Identity::with_store`], sharing `AssumeRole` sessions through `shared` when given
+    /// (and reading the live ones stored there before it returns).
+    pub fn with_stores(
+        store: Arc<dyn IdentityStore>,
+        shared: Option<Arc<dyn SharedSessions>>,
+        key: MasterKey,
+        account: &str,
+    ) -> Result<Self, IdentityError> {
         let snapshot = build_snapshot(store.load()?, &key, account)?;
         let identity = Identity {
             inner: Arc::new(Inner {
@@ -552,10 +572,15 @@ impl Identity {
                 write_lock: Mutex::new(()),
                 snapshot: RwLock::new(Arc::new(snapshot)),
                 sessions: RwLock::new(HashMap::new()),
+                shared: shared.map(|sessions| SharedState {
+                    sessions,
+                    seen: Mutex::new(0),
+                }),
                 usage: Mutex::new(Usage::default()),
             }),
         };
         identity.install_aws_policies()?;
+        identity.pull_sessions()?;
         Ok(identity)
     }
 
@@ -654,8 +679,12 @@ impl Identity {
         key: MasterKey,
         account: &str,
     ) -> Result<Self, IdentityError> {
-        let store = crate::postgres::PostgresIdentityStore::open(url, connections)?;
-        Identity::with_store(Arc::new(store), key, account)
+        let store = Arc::new(crate::postgres::PostgresIdentityStore::open(
+            url,
+            connections,
+        )?);
+        let shared: Arc<dyn SharedSessions> = store.clone();
+        Identity::with_stores(store, Some(shared), key, account)
     }
 
     /// Rebuilds the snapshot if the store's generation is no longer the one the snapshot
@@ -666,7 +695,17 @@ impl Identity {
     /// key, a detached policy) goes unseen here.
     /// A snapshot is only ever replaced by a newer one: should the store report a
     /// generation at or below the snapshot's, nothing changes.
+    ///
+    /// With shared sessions, a rebuild ends the sessions whose role is gone, and then the
+    /// `AssumeRole` sessions other nodes issued since the last call are read.
     pub fn refresh(&self) -> Result<bool, IdentityError> {
+        let rebuilt = self.rebuild_if_behind()?;
+        self.pull_sessions()?;
+        Ok(rebuilt)
+    }
+
+    /// The snapshot part of [`Identity::refresh`].
+    fn rebuild_if_behind(&self) -> Result<bool, IdentityError> {
         if self.inner.store.generation()? <= self.snapshot().dump.generation {
             return Ok(false);
         }
@@ -681,13 +720,132 @@ impl Identity {
         if dump.generation <= current {
             return Ok(false);
         }
-        let rebuilt = build_snapshot(dump, &self.inner.key, &self.inner.account)?;
+        let rebuilt = Arc::new(build_snapshot(dump, &self.inner.key, &self.inner.account)?);
         *self
             .inner
             .snapshot
             .write()
-            .unwrap_or_else(PoisonError::into_inner) = Arc::new(rebuilt);
+            .unwrap_or_else(PoisonError::into_inner) = Arc::clone(&rebuilt);
+        // A role deleted (or deleted and made again) on another node ends its sessions
+        // here too, as deleting it here does.
+        self.inner
+            .sessions
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .retain(|_, s| match &s.credential.principal.kind {
+                PrincipalKind::AssumedRole { role_arn, .. } => {
+                    self.role_by_arn(&rebuilt, role_arn).is_some_and(|r| {
+                        s.credential
+                            .principal
+                            .id
+                            .strip_prefix(r.id.as_str())
+                            .is_some_and(|rest| rest.starts_with(':'))
+                    })
+                }
+                PrincipalKind::User => true,
+            });
         Ok(true)
+    }
+
+    /// Reads the `AssumeRole` sessions other nodes stored since the last read (none
+    /// without shared sessions). A record that does not open under this node's master key
+    /// is skipped with a warning: the KMS store refuses a node with another master key
+    /// before identity opens, so only a damaged row can do that.
+    pub(crate) fn pull_sessions(&self) -> Result<(), IdentityError> {
+        let Some(shared) = &self.inner.shared else {
+            return Ok(());
+        };
+        let mut seen = shared.seen.lock().unwrap_or_else(PoisonError::into_inner);
+        let fresh = shared.sessions.since(*seen)?;
+        let now = now_ms();
+        self.inner
+            .sessions
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .retain(|_, s| s.credential.expires_at_ms.is_some_and(|e| e > now));
+        let mut snap = self.snapshot();
+        // A session's role committed before the session did: one unknown here is newer
+        // than this node's snapshot (read it again, once) or was deleted since.
+        if fresh
+            .iter()
+            .any(|s| self.role_by_arn(&snap, &s.role_arn).is_none())
+            && self.rebuild_if_behind()?
+        {
+            snap = self.snapshot();
+        }
+        for stored in fresh {
+            *seen = (*seen).max(stored.seq);
+            if stored.expires_ms <= now {
+                continue;
+            }
+            if self
+                .inner
+                .sessions
+                .read()
+                .unwrap_or_else(PoisonError::into_inner)
+                .contains_key(&stored.access_key_id)
+            {
+                continue;
+            }
+            match self.open_shared_session(&snap, &stored) {
+                Ok(session) => {
+                    self.inner
+                        .sessions
+                        .write()
+                        .unwrap_or_else(PoisonError::into_inner)
+                        .insert(stored.access_key_id.clone(), session);
+                }
+                Err(e) => tracing::warn!(
+                    access_key_id = %stored.access_key_id,
+                    error = %e,
+                    "skipping a shared session that does not open"
+                ),
+            }
+        }
+        Ok(())
+    }
+
+    /// A stored session as this node holds it.
+    fn open_shared_session(
+        &self,
+        snap: &Snapshot,
+        stored: &StoredSession,
+    ) -> Result<Session, IdentityError> {
+        let plain = open_secret(&self.inner.key, &stored.access_key_id, &stored.sealed)?;
+        let record: SessionRecord = serde_json::from_str(&plain)
+            .map_err(|_| IdentityError::Crypto("a shared session's record does not parse"))?;
+        let inline = match &record.policy {
+            Some(doc) => Some(Arc::new(Policy::parse_as(doc, PolicyKind::Identity)?)),
+            None => None,
+        };
+        // A session of a role that is gone (or was made again) is not accepted.
+        let role = self
+            .role_by_arn(snap, &stored.role_arn)
+            .filter(|r| r.id == record.role_id)
+            .ok_or_else(|| {
+                IdentityError::NoSuchEntity(format!(
+                    "the role `{}` of a shared session no longer exists",
+                    stored.role_arn
+                ))
+            })?;
+        let principal = self.session_principal(
+            role,
+            &record.session_name,
+            record.tags.into_iter().collect(),
+            &stored.access_key_id,
+        );
+        Ok(Session {
+            credential: Credential {
+                access_key_id: stored.access_key_id.clone(),
+                secret_access_key: record.secret_access_key,
+                session_token: Some(record.session_token),
+                expires_at_ms: Some(stored.expires_ms),
+                principal,
+            },
+            inline,
+            policy_arns: record.policy_arns,
+            assumed: true,
+        })
     }
 
     fn user_arn(&self, path: &str, name: &str) -> String {
@@ -1023,6 +1181,9 @@ impl Identity {
             store.delete_role(&role.name)?;
             Ok(role)
         })?;
+        if let Some(shared) = &self.inner.shared {
+            shared.sessions.delete_role_sessions(&role.arn)?;
+        }
         self.inner
             .sessions
             .write()
@@ -1514,12 +1675,47 @@ impl Identity {
             Duration::from_secs(u64::from(duration)),
             tags,
         )?;
-        self.insert_session(Session {
+        let session = Session {
             credential: credential.clone(),
             inline,
             policy_arns: request.policy_arns.clone(),
             assumed: true,
-        })?;
+        };
+        match &self.inner.shared {
+            // Stored first: the store bounds the sessions of every node together.
+            Some(shared) => {
+                let record = SessionRecord {
+                    secret_access_key: credential.secret_access_key.clone(),
+                    session_token: credential.session_token.clone().unwrap_or_default(),
+                    role_name: role.name.clone(),
+                    role_id: role.id.clone(),
+                    session_name: request.session_name.clone(),
+                    tags: credential
+                        .principal
+                        .tags
+                        .iter()
+                        .map(|(k, v)| (k.clone(), v.clone()))
+                        .collect(),
+                    policy: request.policy.clone(),
+                    policy_arns: request.policy_arns.clone(),
+                };
+                let json = serde_json::to_string(&record)
+                    .map_err(|_| IdentityError::Crypto("serializing a session"))?;
+                shared.sessions.put(
+                    &StoredSession {
+                        seq: 0,
+                        access_key_id: credential.access_key_id.clone(),
+                        role_arn: role.arn.clone(),
+                        expires_ms: credential.expires_at_ms.unwrap_or(0),
+                        sealed: seal_secret(&self.inner.key, &credential.access_key_id, &json)?,
+                    },
+                    MAX_ASSUMED_SESSIONS,
+                    now_ms(),
+                )?;
+                self.hold_session(session);
+            }
+            None => self.insert_session(session)?,
+        }
         Ok(AssumedRole {
             credential,
             packed_policy_size: given.then(|| u32::try_from(percent).unwrap_or(100)),
@@ -1597,22 +1793,38 @@ impl Identity {
             expires_at_ms: Some(
                 now.saturating_add(i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX)),
             ),
-            principal: Principal {
-                arn: format!(
-                    "arn:aws:sts::{}:assumed-role/{}/{session_name}",
-                    self.inner.account, role.name
-                ),
-                account: self.inner.account.clone(),
-                name: role.name.clone(),
-                id: format!("{}:{session_name}", role.id),
-                kind: PrincipalKind::AssumedRole {
-                    role_arn: role.arn.clone(),
-                    session_name: session_name.to_owned(),
-                },
-                tags: tags.into_iter().collect(),
-                session: Some(access_key_id),
-            },
+            principal: self.session_principal(
+                role,
+                session_name,
+                tags.into_iter().collect(),
+                &access_key_id,
+            ),
         })
+    }
+
+    /// The principal of a session of `role` whose temporary key is `access_key_id`.
+    fn session_principal(
+        &self,
+        role: &Role,
+        session_name: &str,
+        tags: BTreeMap<String, String>,
+        access_key_id: &str,
+    ) -> Principal {
+        Principal {
+            arn: format!(
+                "arn:aws:sts::{}:assumed-role/{}/{session_name}",
+                self.inner.account, role.name
+            ),
+            account: self.inner.account.clone(),
+            name: role.name.clone(),
+            id: format!("{}:{session_name}", role.id),
+            kind: PrincipalKind::AssumedRole {
+                role_arn: role.arn.clone(),
+                session_name: session_name.to_owned(),
+            },
+            tags,
+            session: Some(access_key_id.to_owned()),
+        }
     }
 
     /// Stores a session after purging expired ones; refuses an `AssumeRole` session beyond
@@ -1634,6 +1846,19 @@ impl Identity {
         }
         sessions.insert(session.credential.access_key_id.clone(), session);
         Ok(())
+    }
+
+    /// Holds a session the shared store has already admitted (and so bounded), after
+    /// purging expired ones.
+    fn hold_session(&self, session: Session) {
+        let now = now_ms();
+        let mut sessions = self
+            .inner
+            .sessions
+            .write()
+            .unwrap_or_else(PoisonError::into_inner);
+        sessions.retain(|_, s| s.credential.expires_at_ms.is_some_and(|e| e > now));
+        sessions.insert(session.credential.access_key_id.clone(), session);
     }
 
     /// Ends a role session at once; true if it existed.

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Value};
 use warden_testservers::{Nats, Postgres};
 
-use crate::harness::{aws_as, ok_as, user_with_policy, warden_bin, Server};
+use crate::harness::{aws_as, ok_as, user_with_policy, warden_bin, Credentials, Server};
 
 /// What the nodes of one cluster share.
 struct Cluster {
@@ -318,6 +318,109 @@ sm.put_secret_value(SecretId="app/db", SecretString="second")
     }
     assert!(dump.contains("app/db"), "{dump}");
     assert!(!dump.contains("marker-cluster-5e1f"), "{dump}");
+}
+
+#[test]
+fn a_role_session_assumed_on_one_node_is_accepted_by_another_until_its_role_is_deleted() {
+    let cluster = Cluster::new();
+    let a = cluster.node("a", None, &[]);
+    let b = cluster.node("b", Some(&a), &[]);
+    let bob = user_with_policy(
+        &a,
+        "bob",
+        &json!({
+            "Version": "2012-10-17",
+            "Statement": [{"Effect": "Allow", "Action": "sts:AssumeRole", "Resource": "*"}]
+        }),
+    );
+    let trust = json!({
+        "Version": "2012-10-17",
+        "Statement": [{"Effect": "Allow", "Principal": {"AWS": "arn:aws:iam::123456789012:user/bob"},
+                       "Action": "sts:AssumeRole"}]
+    })
+    .to_string();
+    a.aws(&[
+        "iam",
+        "create-role",
+        "--role-name",
+        "deployer",
+        "--assume-role-policy-document",
+        &trust,
+    ]);
+    a.aws(&[
+        "iam",
+        "put-role-policy",
+        "--role-name",
+        "deployer",
+        "--policy-name",
+        "read",
+        "--policy-document",
+        r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"lambda:ListFunctions","Resource":"*"}]}"#,
+    ]);
+    wait_for("A to accept bob", Duration::from_secs(30), || {
+        aws_as(&a, &bob, &["sts", "get-caller-identity"])
+            .status
+            .success()
+    });
+    // Assumed through A, used through B: B accepts it within its identity poll.
+    let assumed = ok_as(
+        &a,
+        &bob,
+        &[
+            "sts",
+            "assume-role",
+            "--role-arn",
+            "arn:aws:iam::123456789012:role/deployer",
+            "--role-session-name",
+            "ci",
+        ],
+    );
+    let c = &assumed["Credentials"];
+    let session = Credentials {
+        key: c["AccessKeyId"].as_str().unwrap().to_owned(),
+        secret: c["SecretAccessKey"].as_str().unwrap().to_owned(),
+        token: Some(c["SessionToken"].as_str().unwrap().to_owned()),
+    };
+    wait_for("B to accept A's session", Duration::from_secs(30), || {
+        aws_as(&b, &session, &["lambda", "list-functions"])
+            .status
+            .success()
+    });
+    let me = ok_as(&b, &session, &["sts", "get-caller-identity"]);
+    assert_eq!(
+        me["Arn"],
+        "arn:aws:sts::123456789012:assumed-role/deployer/ci"
+    );
+    // The role's permissions, not more, on B too.
+    let denied = aws_as(&b, &session, &["iam", "list-users"]);
+    assert!(!denied.status.success());
+    assert!(String::from_utf8_lossy(&denied.stderr).contains("AccessDenied"));
+    // A wrong secret with the session's key id is refused on B.
+    let forged = Credentials {
+        secret: "x".repeat(40),
+        ..session.clone()
+    };
+    let refused = aws_as(&b, &forged, &["lambda", "list-functions"]);
+    assert!(!refused.status.success());
+    // Deleted on B, the role's session ends on A within its poll.
+    b.aws(&[
+        "iam",
+        "delete-role-policy",
+        "--role-name",
+        "deployer",
+        "--policy-name",
+        "read",
+    ]);
+    b.aws(&["iam", "delete-role", "--role-name", "deployer"]);
+    wait_for(
+        "A to refuse the ended session",
+        Duration::from_secs(30),
+        || {
+            let out = aws_as(&a, &session, &["sts", "get-caller-identity"]);
+            !out.status.success()
+                && String::from_utf8_lossy(&out.stderr).contains("InvalidClientTokenId")
+        },
+    );
 }
 
 #[test]
