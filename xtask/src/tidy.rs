@@ -39,7 +39,12 @@ const ALLOWED_DEPENDENCIES: &[(&str, &[&str])] = &[
     ),
     (
         "warden-secrets",
-        &["warden-types", "warden-sqlite", "warden-kms"],
+        &[
+            "warden-types",
+            "warden-sqlite",
+            "warden-postgres",
+            "warden-kms",
+        ],
     ),
     (
         "warden-store",
