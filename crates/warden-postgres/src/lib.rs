@@ -37,6 +37,8 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
+pub mod records;
+
 use postgres::error::SqlState;
 use postgres::{Client, NoTls, Statement};
 

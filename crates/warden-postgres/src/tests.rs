@@ -444,3 +444,62 @@ fn a_remote_transaction_is_run_again_after_a_serialization_failure() {
         .unwrap();
     assert_eq!(n, "40");
 }
+
+#[test]
+fn shared_records_move_their_generation_and_writers_decide_from_the_latest_state() {
+    use crate::records::SharedRecords;
+    let url = fresh();
+    let a = SharedRecords::open(&url, 2, "things").unwrap();
+    let b = SharedRecords::open(&url, 2, "things").unwrap();
+    let other = SharedRecords::open(&url, 1, "other").unwrap();
+    let g0 = b.generation().unwrap();
+    let mut w = a.begin().unwrap();
+    assert_eq!(w.generation(), g0);
+    w.put("counter", "n", "0".into()).unwrap();
+    w.put("doomed", "x", "1".into()).unwrap();
+    // Not visible before the commit.
+    assert!(b.load().unwrap().records.is_empty());
+    let g1 = w.commit().unwrap();
+    assert_eq!(g1, g0 + 1);
+    assert_eq!(b.generation().unwrap(), g1);
+    let loaded = b.load().unwrap();
+    assert_eq!(loaded.generation, g1);
+    assert_eq!(loaded.records.len(), 2);
+    // Namespaces are apart.
+    assert!(other.load().unwrap().records.is_empty());
+    assert_eq!(other.generation().unwrap(), 0);
+    // A dropped write changes nothing, generation included.
+    let mut w = b.begin().unwrap();
+    w.delete("doomed", "x").unwrap();
+    drop(w);
+    assert_eq!(a.load().unwrap().records.len(), 2);
+    assert_eq!(a.generation().unwrap(), g1);
+    // Writers of several nodes each read, decide and write: none is lost.
+    let nodes: Vec<SharedRecords> = (0..4)
+        .map(|_| SharedRecords::open(&url, 1, "things").unwrap())
+        .collect();
+    std::thread::scope(|scope| {
+        for node in &nodes {
+            scope.spawn(move || {
+                for _ in 0..10 {
+                    let mut w = node.begin().unwrap();
+                    let now = w.load().unwrap();
+                    let n: i64 = now
+                        .records
+                        .iter()
+                        .find(|r| r.kind == "counter")
+                        .unwrap()
+                        .text
+                        .parse()
+                        .unwrap();
+                    w.put("counter", "n", (n + 1).to_string()).unwrap();
+                    w.commit().unwrap();
+                }
+            });
+        }
+    });
+    let last = a.load().unwrap();
+    assert_eq!(last.generation, g1 + 40);
+    let n = last.records.iter().find(|r| r.kind == "counter").unwrap();
+    assert_eq!(n.text, "40");
+}
