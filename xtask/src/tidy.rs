@@ -80,7 +80,12 @@ const ALLOWED_DEPENDENCIES: &[(&str, &[&str])] = &[
     ("warden-sns", &["warden-sqlite"]),
     (
         "warden-signer",
-        &["warden-types", "warden-sqlite", "warden-kms"],
+        &[
+            "warden-types",
+            "warden-sqlite",
+            "warden-postgres",
+            "warden-kms",
+        ],
     ),
     ("warden-executor", &["warden-sandbox", "warden-egress"]),
     (

@@ -137,7 +137,7 @@ fn signer_error(e: SignerError) -> ApiError {
         | SignerError::EmptyZip
         | SignerError::MalformedZip(_)
         | SignerError::BadSignature(_) => validation(message),
-        SignerError::Key(_) | SignerError::Store { .. } => {
+        SignerError::Key(_) | SignerError::Store { .. } | SignerError::Shared { .. } => {
             tracing::error!(error = %message, "signer failure");
             ApiError::new(
                 StatusCode::INTERNAL_SERVER_ERROR,

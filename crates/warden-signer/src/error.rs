@@ -42,6 +42,16 @@ pub enum SignerError {
         #[source]
         source: warden_sqlite::Error,
     },
+    /// The store shared with other nodes (PostgreSQL) failed; details are logged, never
+    /// sent.
+    #[error("the signer store failed while {context}: {source}")]
+    Shared {
+        /// What was being done.
+        context: &'static str,
+        /// The underlying error (never the connection's password).
+        #[source]
+        source: warden_postgres::Error,
+    },
 }
 
 pub(crate) fn store(context: &'static str) -> impl FnOnce(rusqlite::Error) -> SignerError {
@@ -49,4 +59,8 @@ pub(crate) fn store(context: &'static str) -> impl FnOnce(rusqlite::Error) -> Si
         context,
         source: warden_sqlite::sqlite(context)(e),
     }
+}
+
+pub(crate) fn shared(context: &'static str) -> impl FnOnce(warden_postgres::Error) -> SignerError {
+    move |source| SignerError::Shared { context, source }
 }

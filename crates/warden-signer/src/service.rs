@@ -26,8 +26,9 @@ use rand::Rng as _;
 use rusqlite::Connection;
 use serde::{Deserialize, Serialize};
 use warden_kms::{EncryptionContext, Kms};
+use warden_postgres::records::{RecordsWrite, SharedRecords};
 
-use crate::error::SignerError;
+use crate::error::{shared, SignerError};
 use crate::format::{self, Manifest};
 use crate::store;
 
@@ -360,11 +361,121 @@ pub enum Verdict {
     Untrusted(Untrusted),
 }
 
+#[derive(Default)]
 struct State {
     profiles: BTreeMap<String, Profile>,
     jobs: BTreeMap<String, Job>,
     configs: BTreeMap<String, CodeSigningConfig>,
     functions: BTreeMap<String, String>,
+    /// With a shared store, the generation of the records this state holds.
+    generation: i64,
+}
+
+impl State {
+    fn build(
+        profiles: Vec<Profile>,
+        jobs: Vec<Job>,
+        configs: Vec<CodeSigningConfig>,
+        functions: Vec<Association>,
+        generation: i64,
+    ) -> State {
+        State {
+            profiles: profiles.into_iter().map(|p| (p.name.clone(), p)).collect(),
+            jobs: jobs.into_iter().map(|j| (j.job_id.clone(), j)).collect(),
+            configs: configs.into_iter().map(|c| (c.arn.clone(), c)).collect(),
+            functions: functions
+                .into_iter()
+                .map(|a| (a.function, a.config_arn))
+                .collect(),
+            generation,
+        }
+    }
+
+    /// The state the shared records of one snapshot make up.
+    fn from_shared(snapshot: &warden_postgres::records::Snapshot) -> Result<State, SignerError> {
+        let (mut profiles, mut jobs, mut configs, mut functions) =
+            (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        for r in &snapshot.records {
+            match r.kind.as_str() {
+                store::PROFILE => profiles.push(store::parse(&r.kind, &r.text)?),
+                store::JOB => jobs.push(store::parse(&r.kind, &r.text)?),
+                store::CONFIG => configs.push(store::parse(&r.kind, &r.text)?),
+                store::FUNCTION => functions.push(store::parse(&r.kind, &r.text)?),
+                // A kind a newer build added: not this build's to read.
+                _ => {}
+            }
+        }
+        Ok(State::build(
+            profiles,
+            jobs,
+            configs,
+            functions,
+            snapshot.generation,
+        ))
+    }
+}
+
+/// Where the records are kept.
+enum Backend {
+    /// `signer.db`, this node's own.
+    Sqlite(Mutex<Connection>),
+    /// Shared by the nodes of a deployment.
+    Postgres(SharedRecords),
+}
+
+/// The state, held for one change: with a shared store, inside a write that holds every
+/// node's lock and that brought the state up to date first, so the change is decided
+/// from what all nodes committed. Each change writes one record ([`Change::put`] or
+/// [`Change::remove`]), which commits it; dropped without one, it changes nothing.
+struct Change<'a> {
+    state: std::sync::MutexGuard<'a, State>,
+    backend: &'a Backend,
+    write: Option<RecordsWrite>,
+}
+
+impl std::ops::Deref for Change<'_> {
+    type Target = State;
+    fn deref(&self) -> &State {
+        &self.state
+    }
+}
+
+impl std::ops::DerefMut for Change<'_> {
+    fn deref_mut(&mut self) -> &mut State {
+        &mut self.state
+    }
+}
+
+impl Change<'_> {
+    fn put<T: Serialize>(&mut self, kind: &str, id: &str, record: &T) -> Result<(), SignerError> {
+        match (self.backend, self.write.take()) {
+            (Backend::Sqlite(conn), _) => store::put(&warden_sqlite::lock(conn), kind, id, record),
+            (Backend::Postgres(_), Some(mut w)) => {
+                w.put(kind, id, store::text(record)?)
+                    .map_err(shared("writing the signer store"))?;
+                self.state.generation = w.commit().map_err(shared("writing the signer store"))?;
+                Ok(())
+            }
+            (Backend::Postgres(_), None) => {
+                Err(SignerError::Validation("a change writes one record".into()))
+            }
+        }
+    }
+
+    fn remove(&mut self, kind: &str, id: &str) -> Result<(), SignerError> {
+        match (self.backend, self.write.take()) {
+            (Backend::Sqlite(conn), _) => store::delete(&warden_sqlite::lock(conn), kind, id),
+            (Backend::Postgres(_), Some(mut w)) => {
+                w.delete(kind, id)
+                    .map_err(shared("writing the signer store"))?;
+                self.state.generation = w.commit().map_err(shared("writing the signer store"))?;
+                Ok(())
+            }
+            (Backend::Postgres(_), None) => {
+                Err(SignerError::Validation("a change writes one record".into()))
+            }
+        }
+    }
 }
 
 /// Code signing's state. Cheap to clone; clones share everything.
@@ -378,7 +489,7 @@ struct Inner {
     account: String,
     region: String,
     clock: Clock,
-    conn: Mutex<Connection>,
+    backend: Backend,
     state: Mutex<State>,
 }
 
@@ -447,28 +558,112 @@ impl Signer {
         clock: Clock,
     ) -> Result<Self, SignerError> {
         let conn = store::open(&data_dir.join("signer.db"))?;
-        let profiles: Vec<Profile> = store::load(&conn, store::PROFILE)?;
-        let jobs: Vec<Job> = store::load(&conn, store::JOB)?;
-        let configs: Vec<CodeSigningConfig> = store::load(&conn, store::CONFIG)?;
-        let functions: Vec<Association> = store::load(&conn, store::FUNCTION)?;
-        let state = State {
-            profiles: profiles.into_iter().map(|p| (p.name.clone(), p)).collect(),
-            jobs: jobs.into_iter().map(|j| (j.job_id.clone(), j)).collect(),
-            configs: configs.into_iter().map(|c| (c.arn.clone(), c)).collect(),
-            functions: functions
-                .into_iter()
-                .map(|a| (a.function, a.config_arn))
-                .collect(),
-        };
-        Ok(Signer {
+        let state = State::build(
+            store::load(&conn, store::PROFILE)?,
+            store::load(&conn, store::JOB)?,
+            store::load(&conn, store::CONFIG)?,
+            store::load(&conn, store::FUNCTION)?,
+            0,
+        );
+        Ok(Self::with_backend(
+            Backend::Sqlite(Mutex::new(conn)),
+            state,
+            kms,
+            account,
+            region,
+            clock,
+        ))
+    }
+
+    /// Opens code signing on the PostgreSQL database at `url`, shared with the other
+    /// nodes (which must share `kms`'s keys too, as profile keys are sealed under them),
+    /// with a pool of `connections`.
+    pub fn open_postgres(
+        url: &str,
+        connections: usize,
+        kms: Arc<Kms>,
+        account: &str,
+        region: &str,
+    ) -> Result<Self, SignerError> {
+        let records = SharedRecords::open(url, connections, store::NAMESPACE)
+            .map_err(shared("opening the signer store"))?;
+        let state =
+            State::from_shared(&records.load().map_err(shared("reading the signer store"))?)?;
+        Ok(Self::with_backend(
+            Backend::Postgres(records),
+            state,
+            kms,
+            account,
+            region,
+            Arc::new(now_seconds),
+        ))
+    }
+
+    fn with_backend(
+        backend: Backend,
+        state: State,
+        kms: Arc<Kms>,
+        account: &str,
+        region: &str,
+        clock: Clock,
+    ) -> Self {
+        Signer {
             inner: Arc::new(Inner {
                 kms,
                 account: account.to_owned(),
                 region: region.to_owned(),
                 clock,
-                conn: Mutex::new(conn),
+                backend,
                 state: Mutex::new(state),
             }),
+        }
+    }
+
+    /// With a shared store, reads the records again if another node changed them since
+    /// this node last read or wrote them; returns whether it did. Called periodically by
+    /// the server, this bounds how long another node's change (a config attached to a
+    /// function, a revoked profile) goes unseen here.
+    pub fn refresh(&self) -> Result<bool, SignerError> {
+        let Backend::Postgres(records) = &self.inner.backend else {
+            return Ok(false);
+        };
+        let generation = records
+            .generation()
+            .map_err(shared("reading the signer store"))?;
+        if generation == warden_sqlite::lock(&self.inner.state).generation {
+            return Ok(false);
+        }
+        let snapshot = records.load().map_err(shared("reading the signer store"))?;
+        let fresh = State::from_shared(&snapshot)?;
+        let mut state = warden_sqlite::lock(&self.inner.state);
+        // A write of this node may have installed a newer state meanwhile.
+        if fresh.generation > state.generation {
+            *state = fresh;
+            return Ok(true);
+        }
+        Ok(false)
+    }
+
+    /// The state for one change (see [`Change`]).
+    fn change(&self) -> Result<Change<'_>, SignerError> {
+        let mut state = warden_sqlite::lock(&self.inner.state);
+        let write = match &self.inner.backend {
+            Backend::Sqlite(_) => None,
+            Backend::Postgres(records) => {
+                let mut w = records
+                    .begin()
+                    .map_err(shared("locking the signer store"))?;
+                if w.generation() != state.generation {
+                    *state =
+                        State::from_shared(&w.load().map_err(shared("reading the signer store"))?)?;
+                }
+                Some(w)
+            }
+        };
+        Ok(Change {
+            state,
+            backend: &self.inner.backend,
+            write,
         })
     }
 
@@ -524,16 +719,6 @@ impl Signer {
         })
     }
 
-    fn write<T: Serialize>(&self, kind: &str, id: &str, record: &T) -> Result<(), SignerError> {
-        let conn = warden_sqlite::lock(&self.inner.conn);
-        store::put(&conn, kind, id, record)
-    }
-
-    fn remove(&self, kind: &str, id: &str) -> Result<(), SignerError> {
-        let conn = warden_sqlite::lock(&self.inner.conn);
-        store::delete(&conn, kind, id)
-    }
-
     // ---- profiles ----
 
     /// `PutSigningProfile`: creates the profile with its first version, or, for an active
@@ -552,7 +737,7 @@ impl Signer {
                 platform_id.escape_debug()
             )));
         }
-        let mut state = warden_sqlite::lock(&self.inner.state);
+        let mut state = self.change()?;
         let arn = self.profile_arn(name);
         let profile = match state.profiles.get(name) {
             Some(p) if p.status != ProfileStatus::Active => {
@@ -593,7 +778,7 @@ impl Signer {
                 }
             }
         };
-        self.write(store::PROFILE, name, &profile)?;
+        state.put(store::PROFILE, name, &profile)?;
         state.profiles.insert(name.to_owned(), profile.clone());
         Ok(profile)
     }
@@ -677,14 +862,14 @@ impl Signer {
         name: &str,
         f: impl FnOnce(&mut Profile) -> Result<(), SignerError>,
     ) -> Result<Profile, SignerError> {
-        let mut state = warden_sqlite::lock(&self.inner.state);
+        let mut state = self.change()?;
         let mut p = state
             .profiles
             .get(name)
             .cloned()
             .ok_or_else(|| profile_not_found(name))?;
         f(&mut p)?;
-        self.write(store::PROFILE, name, &p)?;
+        state.put(store::PROFILE, name, &p)?;
         state.profiles.insert(name.to_owned(), p.clone());
         Ok(p)
     }
@@ -826,13 +1011,13 @@ impl Signer {
             revoked: None,
         };
         {
-            let mut state = warden_sqlite::lock(&self.inner.state);
+            let mut state = self.change()?;
             if state.jobs.len() >= MAX_JOBS {
                 return Err(SignerError::LimitExceeded(format!(
                     "Warden remembers at most {MAX_JOBS} signing jobs"
                 )));
             }
-            self.write(store::JOB, &job_id, &job)?;
+            state.put(store::JOB, &job_id, &job)?;
             state.jobs.insert(job_id.clone(), job.clone());
         }
         let manifest = Manifest {
@@ -857,12 +1042,12 @@ impl Signer {
     /// `RevokeSignature`: the job's signature is no longer trusted by any config.
     pub fn revoke_signature(&self, job_id: &str, reason: &str) -> Result<(), SignerError> {
         check_reason(reason)?;
-        let mut state = warden_sqlite::lock(&self.inner.state);
+        let mut state = self.change()?;
         let mut job = state.jobs.get(job_id).cloned().ok_or_else(|| {
             SignerError::NotFound(format!("no signing job `{}`", job_id.escape_debug()))
         })?;
         job.revoked = Some((reason.to_owned(), self.now()));
-        self.write(store::JOB, job_id, &job)?;
+        state.put(store::JOB, job_id, &job)?;
         state.jobs.insert(job_id.to_owned(), job);
         Ok(())
     }
@@ -967,7 +1152,7 @@ impl Signer {
         policy: Policy,
     ) -> Result<CodeSigningConfig, SignerError> {
         check_config(&description, &allowed)?;
-        let mut state = warden_sqlite::lock(&self.inner.state);
+        let mut state = self.change()?;
         if state.configs.len() >= MAX_CONFIGS {
             return Err(SignerError::LimitExceeded(format!(
                 "there are {MAX_CONFIGS} code signing configs already"
@@ -982,7 +1167,7 @@ impl Signer {
             policy,
             last_modified: iso8601(self.now()),
         };
-        self.write(store::CONFIG, &config.arn, &config)?;
+        state.put(store::CONFIG, &config.arn, &config)?;
         state.configs.insert(config.arn.clone(), config.clone());
         Ok(config)
     }
@@ -1011,7 +1196,7 @@ impl Signer {
         allowed: Option<Vec<String>>,
         policy: Option<Policy>,
     ) -> Result<CodeSigningConfig, SignerError> {
-        let mut state = warden_sqlite::lock(&self.inner.state);
+        let mut state = self.change()?;
         let mut c = state
             .configs
             .get(arn)
@@ -1028,14 +1213,14 @@ impl Signer {
         }
         check_config(&c.description, &c.allowed)?;
         c.last_modified = iso8601(self.now());
-        self.write(store::CONFIG, arn, &c)?;
+        state.put(store::CONFIG, arn, &c)?;
         state.configs.insert(arn.to_owned(), c.clone());
         Ok(c)
     }
 
     /// `DeleteCodeSigningConfig`: refused while a function uses it.
     pub fn delete_config(&self, arn: &str) -> Result<(), SignerError> {
-        let mut state = warden_sqlite::lock(&self.inner.state);
+        let mut state = self.change()?;
         if !state.configs.contains_key(arn) {
             return Err(config_not_found(arn));
         }
@@ -1044,7 +1229,7 @@ impl Signer {
                 "the code signing config `{arn}` is used by functions"
             )));
         }
-        self.remove(store::CONFIG, arn)?;
+        state.remove(store::CONFIG, arn)?;
         state.configs.remove(arn);
         Ok(())
     }
@@ -1062,7 +1247,7 @@ impl Signer {
     /// `PutFunctionCodeSigningConfig`: the function's future deploys are checked by the
     /// config (its deployed code keeps running).
     pub fn set_function_config(&self, function: &str, arn: &str) -> Result<(), SignerError> {
-        let mut state = warden_sqlite::lock(&self.inner.state);
+        let mut state = self.change()?;
         if !state.configs.contains_key(arn) {
             return Err(config_not_found(arn));
         }
@@ -1070,7 +1255,7 @@ impl Signer {
             function: function.to_owned(),
             config_arn: arn.to_owned(),
         };
-        self.write(store::FUNCTION, function, &record)?;
+        state.put(store::FUNCTION, function, &record)?;
         state.functions.insert(function.to_owned(), arn.to_owned());
         Ok(())
     }
@@ -1078,11 +1263,11 @@ impl Signer {
     /// `DeleteFunctionCodeSigningConfig`, and a deleted function's association. Returns
     /// whether there was one.
     pub fn clear_function_config(&self, function: &str) -> Result<bool, SignerError> {
-        let mut state = warden_sqlite::lock(&self.inner.state);
+        let mut state = self.change()?;
         if !state.functions.contains_key(function) {
             return Ok(false);
         }
-        self.remove(store::FUNCTION, function)?;
+        state.remove(store::FUNCTION, function)?;
         state.functions.remove(function);
         Ok(true)
     }

@@ -1,7 +1,8 @@
 //! `DATA_DIR/signer.db`: one row per profile, signing job, code signing config and
 //! function association, each a JSON record under its kind and id. Every change is one
 //! write, synced before it is acknowledged (`synchronous=FULL`); everything is read once,
-//! at open, and kept in memory by [`crate::Signer`].
+//! at open, and kept in memory by [`crate::Signer`]. Nodes sharing a PostgreSQL store keep
+//! the same records in its `signer` namespace of shared records instead.
 
 use std::path::Path;
 
@@ -45,6 +46,21 @@ pub(crate) fn open(path: &Path) -> Result<Connection, SignerError> {
     Ok(db.writer)
 }
 
+/// The namespace of the signer's records in a shared PostgreSQL store.
+pub(crate) const NAMESPACE: &str = "signer";
+
+/// Parses one stored record of `kind`.
+pub(crate) fn parse<T: DeserializeOwned>(kind: &str, text: &str) -> Result<T, SignerError> {
+    serde_json::from_str(text)
+        .map_err(|e| SignerError::Validation(format!("a stored {kind} record does not parse: {e}")))
+}
+
+/// Serializes one record.
+pub(crate) fn text<T: Serialize>(record: &T) -> Result<String, SignerError> {
+    serde_json::to_string(record)
+        .map_err(|e| SignerError::Validation(format!("a record does not serialise: {e}")))
+}
+
 /// Every record of `kind`.
 pub(crate) fn load<T: DeserializeOwned>(
     conn: &Connection,
@@ -59,10 +75,7 @@ pub(crate) fn load<T: DeserializeOwned>(
     let mut out = Vec::new();
     for row in rows {
         let text = row.map_err(store("reading the signer store"))?;
-        let record = serde_json::from_str(&text).map_err(|e| {
-            SignerError::Validation(format!("a stored {kind} record does not parse: {e}"))
-        })?;
-        out.push(record);
+        out.push(parse(kind, &text)?);
     }
     Ok(out)
 }
@@ -74,8 +87,7 @@ pub(crate) fn put<T: Serialize>(
     id: &str,
     record: &T,
 ) -> Result<(), SignerError> {
-    let text = serde_json::to_string(record)
-        .map_err(|e| SignerError::Validation(format!("a record does not serialise: {e}")))?;
+    let text = text(record)?;
     conn.execute(
         "INSERT INTO records (kind, id, record) VALUES (?1, ?2, ?3)
          ON CONFLICT (kind, id) DO UPDATE SET record = excluded.record",

@@ -308,3 +308,78 @@ fn duplicate_entries_and_bombs_are_handled_without_unpacking() {
         Verdict::Trusted { .. }
     ));
 }
+
+/// A node of a deployment on the PostgreSQL database at `url`, its KMS shared too.
+fn shared_node(url: &str, master: &[u8; warden_kms::MASTER_KEY_LEN]) -> Signer {
+    let kms = Kms::open_postgres(
+        url,
+        2,
+        MasterKey::from_bytes(master).unwrap(),
+        "123456789012",
+        "us-east-1",
+    )
+    .unwrap();
+    kms.ensure_aws_managed_keys().unwrap();
+    Signer::open_postgres(url, 2, Arc::new(kms), "123456789012", "us-east-1").unwrap()
+}
+
+#[test]
+fn nodes_sharing_a_store_sign_verify_and_refuse_from_the_latest_state() {
+    let url = warden_testservers::Postgres::shared()
+        .fresh_database()
+        .unwrap();
+    let master = [9u8; warden_kms::MASTER_KEY_LEN];
+    let a = shared_node(&url, &master);
+    let b = shared_node(&url, &master);
+    // A profile and a config made on A, attached to a function on A.
+    let p = a.put_profile("app", LAMBDA_PLATFORM, None).unwrap();
+    let csc = a
+        .create_config(
+            String::new(),
+            vec![p.version_arn(&p.versions[0].version)],
+            Policy::Enforce,
+        )
+        .unwrap();
+    assert!(b.config_of("f").is_none());
+    a.set_function_config("f", &csc.arn).unwrap();
+    // B sees it after its poll, and signs with the profile key A made (sealed under the
+    // shared KMS): A trusts B's signature.
+    assert!(b.refresh().unwrap());
+    assert!(!b.refresh().unwrap(), "nothing newer");
+    assert_eq!(b.config_of("f").unwrap().arn, csc.arn);
+    let zip = zip_of(&[("a.py", b"1")]);
+    let signed = sign(&b, "app", &zip);
+    assert!(matches!(
+        a.verify(&signed, &csc.allowed),
+        Verdict::Trusted { .. }
+    ));
+    // A change decides from what every node committed, even before its poll: C last
+    // read the config unused, then A attached it to `g`; C may not delete it.
+    let c = shared_node(&url, &master);
+    a.clear_function_config("f").unwrap();
+    assert!(c.refresh().unwrap());
+    assert!(c.functions_of(&csc.arn).unwrap().is_empty());
+    a.set_function_config("g", &csc.arn).unwrap();
+    let e = c.delete_config(&csc.arn).unwrap_err();
+    assert!(e.to_string().contains("used by functions"), "{e}");
+    a.clear_function_config("g").unwrap();
+    c.delete_config(&csc.arn).unwrap();
+    // The signing job made on B, revoked on A: B's verdict changes after its poll.
+    b.refresh().unwrap();
+    let job = match a.verify(&signed, &[p.version_arn(&p.versions[0].version)]) {
+        Verdict::Trusted { job_id, .. } => job_id,
+        other => panic!("{other:?}"),
+    };
+    a.revoke_signature(&job, "leaked").unwrap();
+    b.refresh().unwrap();
+    assert!(matches!(
+        b.verify(&signed, &[p.version_arn(&p.versions[0].version)]),
+        Verdict::Untrusted(_)
+    ));
+    // The database holds no private key in the clear.
+    let mut db = postgres::Client::connect(&url, postgres::NoTls).unwrap();
+    for row in db.query("SELECT record FROM shared_records", &[]).unwrap() {
+        let text: String = row.get(0);
+        assert!(!text.contains("PRIVATE KE"), "{text}");
+    }
+}

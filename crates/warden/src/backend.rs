@@ -102,11 +102,13 @@ pub(crate) fn parse_bus(value: &str) -> anyhow::Result<String> {
     Ok(value.to_owned())
 }
 
-/// Re-reads, every [`SHARED_REFRESH_PERIOD`], the KMS keys and identity for changes other
-/// nodes made (one small read of a generation number each when nothing changed).
+/// Re-reads, every [`SHARED_REFRESH_PERIOD`], the KMS keys, identity (and the `AssumeRole`
+/// sessions other nodes issued) and code signing for changes other nodes made (one small
+/// read of a generation number each when nothing changed).
 pub(crate) async fn refresh_shared_periodically(
     kms: warden_kms::Kms,
     identity: warden_identity::Identity,
+    signer: warden_signer::Signer,
 ) {
     let mut tick = tokio::time::interval(SHARED_REFRESH_PERIOD);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -114,12 +116,16 @@ pub(crate) async fn refresh_shared_periodically(
         tick.tick().await;
         let kms = kms.clone();
         let identity = identity.clone();
+        let signer = signer.clone();
         let refreshed = tokio::task::spawn_blocking(move || {
             if let Err(e) = kms.refresh() {
                 tracing::warn!(error = %e, "could not re-read the shared KMS keys");
             }
             if let Err(e) = identity.refresh() {
                 tracing::warn!(error = %e, "could not re-read the shared identity");
+            }
+            if let Err(e) = signer.refresh() {
+                tracing::warn!(error = %e, "could not re-read the shared code signing state");
             }
         })
         .await;

@@ -510,6 +510,14 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         )
         .context("cannot open the secrets in PostgreSQL")?,
     };
+    let code_signing = crate::signing::open(
+        &data_dir,
+        &store_choice,
+        &kms,
+        &account,
+        &args.region,
+        args.require_code_signing,
+    )?;
     let network = warden_network::Network::open(&data_dir, account.as_str(), region.as_str())?;
     let flow_logs = warden_network::FlowLogs::open(&data_dir)?;
     let contracts = warden_contract::store::ContractStore::open(&data_dir)?;
@@ -688,13 +696,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
                     .with_dependency_scan(Arc::clone(a)),
                 None => warden_control::Seams::new(Arc::new(identity.clone()), runtimes, keyring),
             }
-            .with_code_signing(crate::signing::open(
-                &data_dir,
-                &kms,
-                &account,
-                &args.region,
-                args.require_code_signing,
-            )?),
+            .with_code_signing(Arc::clone(&code_signing)),
         );
         // Environments an older Warden stored in plain text are sealed before anything is
         // served.
@@ -854,6 +856,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
             tokio::spawn(crate::backend::refresh_shared_periodically(
                 shared_kms.clone(),
                 identity.clone(),
+                code_signing.signer.clone(),
             ))
         });
         let (stop_urls, urls_stopping) = tokio::sync::oneshot::channel::<()>();

@@ -424,6 +424,79 @@ fn a_role_session_assumed_on_one_node_is_accepted_by_another_until_its_role_is_d
 }
 
 #[test]
+fn a_code_signing_config_attached_on_one_node_guards_deploys_through_another() {
+    use crate::code_signing::{config, fileb, ok, put_profile, refused, sign};
+    let cluster = Cluster::new();
+    let a = cluster.node("a", None, &[]);
+    let b = cluster.node("b", Some(&a), &[]);
+    let profile = put_profile(&a, "app_signer", None);
+    let csc = config(&a, &[&profile], "Enforce");
+    a.create_fixture("guarded", &[]);
+    a.aws(&[
+        "lambda",
+        "put-function-code-signing-config",
+        "--function-name",
+        "guarded",
+        "--code-signing-config-arn",
+        &csc,
+    ]);
+    wait_for(
+        "B to know the function's config",
+        Duration::from_secs(30),
+        || {
+            b.aws(&[
+                "lambda",
+                "get-function-code-signing-config",
+                "--function-name",
+                "guarded",
+            ])["CodeSigningConfigArn"]
+                == csc.as_str()
+        },
+    );
+    // Unsigned code is refused through B as through A.
+    let unsigned = crate::harness::fixture_zip();
+    let update = |node: &Server, zip: &Path| {
+        node.aws_raw(&[
+            "lambda",
+            "update-function-code",
+            "--function-name",
+            "guarded",
+            "--zip-file",
+            &fileb(zip),
+        ])
+    };
+    assert_eq!(
+        refused(&update(&b, unsigned)),
+        "CodeVerificationFailedException"
+    );
+    // B signs with the profile A made (its key sealed under the shared KMS), and the
+    // signed package deploys through B.
+    let signed = sign(&b, "app_signer", unsigned);
+    ok(&update(&b, &signed));
+    // Detached on B: A deploys unsigned code again once it polls.
+    b.aws(&[
+        "lambda",
+        "delete-function-code-signing-config",
+        "--function-name",
+        "guarded",
+    ]);
+    wait_for(
+        "A to forget the function's config",
+        Duration::from_secs(30),
+        || {
+            a.aws(&[
+                "lambda",
+                "get-function-code-signing-config",
+                "--function-name",
+                "guarded",
+            ])["CodeSigningConfigArn"]
+                == ""
+        },
+    );
+    ok(&update(&a, unsigned));
+}
+
+#[test]
 fn a_password_on_the_command_line_is_refused_without_being_repeated() {
     let dir = crate::harness::private_tempdir();
     // `warden serve` on a fresh directory with `args`; its stderr, once it has failed.

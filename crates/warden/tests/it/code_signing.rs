@@ -18,12 +18,12 @@ fn package(text: &str) -> PathBuf {
     python_zip(&[("app.py", text)])
 }
 
-fn fileb(p: &Path) -> String {
+pub(crate) fn fileb(p: &Path) -> String {
     format!("fileb://{}", p.display())
 }
 
 /// Puts a profile and returns its version ARN.
-fn put_profile(s: &Server, name: &str, validity: Option<&str>) -> String {
+pub(crate) fn put_profile(s: &Server, name: &str, validity: Option<&str>) -> String {
     let mut args = vec![
         "signer",
         "put-signing-profile",
@@ -41,7 +41,7 @@ fn put_profile(s: &Server, name: &str, validity: Option<&str>) -> String {
 }
 
 /// Signs `zip` with `warden sign` and returns the signed copy.
-fn sign(s: &Server, profile: &str, zip: &Path) -> PathBuf {
+pub(crate) fn sign(s: &Server, profile: &str, zip: &Path) -> PathBuf {
     let out_path = zip.with_extension("signed.zip");
     let out = s.warden(&[
         "sign",
@@ -61,7 +61,7 @@ fn sign(s: &Server, profile: &str, zip: &Path) -> PathBuf {
     out_path
 }
 
-fn config(s: &Server, allowed: &[&str], policy: &str) -> String {
+pub(crate) fn config(s: &Server, allowed: &[&str], policy: &str) -> String {
     let publishers = json!({ "SigningProfileVersionArns": allowed }).to_string();
     let policies = json!({ "UntrustedArtifactOnDeployment": policy }).to_string();
     let out = s.aws(&[
@@ -115,7 +115,7 @@ fn invoke(s: &Server, name: &str) -> Value {
     serde_json::from_slice(&body).unwrap()
 }
 
-fn refused(out: &std::process::Output) -> String {
+pub(crate) fn refused(out: &std::process::Output) -> String {
     assert!(
         !out.status.success(),
         "unexpectedly succeeded: {}",
@@ -125,7 +125,7 @@ fn refused(out: &std::process::Output) -> String {
     error_code(&stderr).to_owned()
 }
 
-fn ok(out: &std::process::Output) {
+pub(crate) fn ok(out: &std::process::Output) {
     assert!(
         out.status.success(),
         "failed: {}",
