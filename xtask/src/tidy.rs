@@ -69,7 +69,7 @@ const ALLOWED_DEPENDENCIES: &[(&str, &[&str])] = &[
     ("warden-dnsfw", &["warden-types", "warden-sqlite"]),
     ("warden-dns", &["warden-sqlite"]),
     ("warden-egress", &["warden-sqlite"]),
-    ("warden-contract", &["warden-sqlite"]),
+    ("warden-contract", &["warden-sqlite", "warden-postgres"]),
     ("warden-urls", &["warden-sqlite"]),
     ("warden-metrics", &["warden-sqlite"]),
     ("warden-scan", &["warden-sqlite"]),

@@ -1,5 +1,11 @@
-//! Input contracts kept per function and per alias in `DATA_DIR/contracts.db`, each
+//! Input contracts kept per function and per alias in `DATA_DIR/contracts.db` (or, for
+//! nodes sharing a PostgreSQL store, in its `contracts` namespace of shared records), each
 //! compiled once, when it is stored or loaded, and shared from memory on every invoke.
+//!
+//! With a shared store, each write holds the namespace's lock and first reads what other
+//! nodes changed, and [`ContractStore::refresh`], which the server calls every second,
+//! reads another node's change: a contract put through one node applies to the events of
+//! every node within that period.
 //!
 //! A stored document that no longer compiles (a newer build refusing what an older one
 //! took) is kept and reported, and the function's events are refused until it is replaced:
@@ -10,6 +16,8 @@ use std::path::Path;
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 
 use rusqlite::{params, Connection};
+use serde::{Deserialize, Serialize};
+use warden_postgres::records::{SharedRecords, Snapshot};
 
 use crate::{Compiled, ContractError, InputContract};
 
@@ -87,10 +95,64 @@ pub enum Applicable {
 /// with borrowed names, so the check on every invoke allocates nothing.
 type Map = HashMap<String, HashMap<String, Stored>>;
 
+/// Where contracts are kept.
+enum Backend {
+    /// `contracts.db`, this node's own.
+    Sqlite(Connection),
+    /// Shared by the nodes of a deployment; `generation` is that of the records `map`
+    /// holds.
+    Postgres {
+        records: SharedRecords,
+        generation: i64,
+    },
+}
+
+/// The namespace and the kind of contracts in a shared store.
+const NAMESPACE: &str = "contracts";
+const KIND: &str = "contract";
+
+/// One contract as a shared record.
+#[derive(Serialize, Deserialize)]
+struct Record {
+    function: String,
+    qualifier: String,
+    document: String,
+    updated_ms: i64,
+}
+
+/// A shared record's id: names and qualifiers never hold `:`.
+fn record_id(function: &str, qualifier: &str) -> String {
+    format!("{function}:{qualifier}")
+}
+
+fn map_of(snapshot: &Snapshot) -> Map {
+    let mut map = Map::new();
+    for r in snapshot.records.iter().filter(|r| r.kind == KIND) {
+        // A record that does not parse is a damaged row: it names no function to refuse,
+        // so it is reported and skipped.
+        let Ok(record) = serde_json::from_str::<Record>(&r.text) else {
+            tracing::error!(id = %r.id, "a shared input contract record does not parse");
+            continue;
+        };
+        let compiled = compile(&record.document);
+        map.entry(record.function)
+            .or_insert_with(HashMap::new)
+            .insert(
+                record.qualifier,
+                Stored {
+                    document: record.document,
+                    updated_ms: record.updated_ms,
+                    compiled,
+                },
+            );
+    }
+    map
+}
+
 struct Inner {
-    /// Serializes writers: each writes SQLite first, then takes `map`'s write lock only to
-    /// change memory, so readers never wait for a commit.
-    conn: Mutex<Connection>,
+    /// Serializes writers: each writes the store first, then takes `map`'s write lock only
+    /// to change memory, so readers never wait for a commit.
+    backend: Mutex<Backend>,
     map: RwLock<Map>,
     /// Events refused per function since the server started.
     refusals: Mutex<HashMap<String, u64>>,
@@ -165,13 +227,141 @@ impl ContractStore {
                 );
             }
         }
-        Ok(ContractStore {
+        Ok(Self::with_backend(Backend::Sqlite(conn), map))
+    }
+
+    /// Opens the contracts of the PostgreSQL database at `url`, shared with the other
+    /// nodes, with a pool of `connections`, and compiles every one.
+    pub fn open_postgres(url: &str, connections: usize) -> Result<ContractStore, StoreError> {
+        let records = SharedRecords::open(url, connections, NAMESPACE)
+            .map_err(store("opening the input contract store"))?;
+        let snapshot = records.load().map_err(store("reading input contracts"))?;
+        Ok(Self::with_backend(
+            Backend::Postgres {
+                records,
+                generation: snapshot.generation,
+            },
+            map_of(&snapshot),
+        ))
+    }
+
+    fn with_backend(backend: Backend, map: Map) -> ContractStore {
+        ContractStore {
             inner: Arc::new(Inner {
-                conn: Mutex::new(conn),
+                backend: Mutex::new(backend),
                 map: RwLock::new(map),
                 refusals: Mutex::new(HashMap::new()),
             }),
-        })
+        }
+    }
+
+    /// With a shared store, reads the contracts again if another node changed them since
+    /// this node last read or wrote them; returns whether it did.
+    pub fn refresh(&self) -> Result<bool, StoreError> {
+        let mut backend = warden_sqlite::lock(&self.inner.backend);
+        let Backend::Postgres {
+            records,
+            generation,
+        } = &mut *backend
+        else {
+            return Ok(false);
+        };
+        let now = records
+            .generation()
+            .map_err(store("reading input contracts"))?;
+        if now == *generation {
+            return Ok(false);
+        }
+        let snapshot = records.load().map_err(store("reading input contracts"))?;
+        *self.write() = map_of(&snapshot);
+        *generation = snapshot.generation;
+        Ok(true)
+    }
+
+    /// Runs one change: `decide` (from the memory of every contract, up to date with what
+    /// all nodes committed) returns what to write (`Some` document to put, `None` to
+    /// delete) for each `(function, qualifier)`, and its answer. The writes are committed
+    /// before memory changes.
+    fn change<T>(
+        &self,
+        context: &'static str,
+        decide: impl FnOnce(&Map) -> Result<(Vec<((String, String), Option<Stored>)>, T), StoreError>,
+    ) -> Result<T, StoreError> {
+        let mut backend = warden_sqlite::lock(&self.inner.backend);
+        let (writes, answer) = match &mut *backend {
+            Backend::Sqlite(conn) => {
+                let (writes, answer) = decide(&self.read())?;
+                let tx = conn.transaction().map_err(store(context))?;
+                for ((function, qualifier), stored) in &writes {
+                    match stored {
+                        Some(s) => tx.execute(
+                            "INSERT INTO contracts (function, qualifier, document, updated_ms) \
+                             VALUES (?1, ?2, ?3, ?4) \
+                             ON CONFLICT (function, qualifier) DO UPDATE SET \
+                             document = excluded.document, updated_ms = excluded.updated_ms",
+                            params![function, qualifier, s.document, s.updated_ms],
+                        ),
+                        None => tx.execute(
+                            "DELETE FROM contracts WHERE function = ?1 AND qualifier = ?2",
+                            params![function, qualifier],
+                        ),
+                    }
+                    .map_err(store(context))?;
+                }
+                tx.commit().map_err(store(context))?;
+                (writes, answer)
+            }
+            Backend::Postgres {
+                records,
+                generation,
+            } => {
+                let mut w = records.begin().map_err(store(context))?;
+                if w.generation() != *generation {
+                    let snapshot = w.load().map_err(store(context))?;
+                    *self.write() = map_of(&snapshot);
+                    *generation = snapshot.generation;
+                }
+                let (writes, answer) = decide(&self.read())?;
+                for ((function, qualifier), stored) in &writes {
+                    let id = record_id(function, qualifier);
+                    match stored {
+                        Some(s) => {
+                            let text = serde_json::to_string(&Record {
+                                function: function.clone(),
+                                qualifier: qualifier.clone(),
+                                document: s.document.clone(),
+                                updated_ms: s.updated_ms,
+                            })
+                            .map_err(store(context))?;
+                            w.put(KIND, &id, text)
+                        }
+                        None => w.delete(KIND, &id),
+                    }
+                    .map_err(store(context))?;
+                }
+                *generation = w.commit().map_err(store(context))?;
+                (writes, answer)
+            }
+        };
+        let mut map = self.write();
+        for ((function, qualifier), stored) in writes {
+            match stored {
+                Some(s) => {
+                    map.entry(function).or_default().insert(qualifier, s);
+                }
+                None => {
+                    if let Some(by_qualifier) = map.get_mut(&function) {
+                        by_qualifier.remove(&qualifier);
+                        if by_qualifier.is_empty() {
+                            map.remove(&function);
+                        }
+                    }
+                }
+            }
+        }
+        drop(map);
+        drop(backend);
+        Ok(answer)
     }
 
     /// Every stored contract that no longer compiles, and why: `(function, qualifier,
@@ -215,37 +405,26 @@ impl ContractStore {
     ) -> Result<Stored, StoreError> {
         let contract = InputContract::parse(document)?;
         let compiled = Arc::new(Compiled::compile(&contract)?);
-        let canonical = contract.to_json();
-        let conn = warden_sqlite::lock(&self.inner.conn);
-        {
-            // Writers are serialized by `conn`: the count cannot change before the insert.
-            let map = self.read();
+        let stored = Stored {
+            document: contract.to_json(),
+            updated_ms: now_ms(),
+            compiled: Ok(compiled),
+        };
+        self.change("storing an input contract", |map| {
+            // Writers are serialized: the count cannot change before the write.
             let exists = map.get(function).is_some_and(|q| q.contains_key(qualifier));
             let count: usize = map.values().map(HashMap::len).sum();
             if !exists && count >= MAX_CONTRACTS {
                 return Err(StoreError::LimitExceeded);
             }
-        }
-        let updated_ms = now_ms();
-        conn.execute(
-            "INSERT INTO contracts (function, qualifier, document, updated_ms) \
-             VALUES (?1, ?2, ?3, ?4) \
-             ON CONFLICT (function, qualifier) DO UPDATE SET \
-             document = excluded.document, updated_ms = excluded.updated_ms",
-            params![function, qualifier, canonical, updated_ms],
-        )
-        .map_err(store("storing an input contract"))?;
-        let stored = Stored {
-            document: canonical,
-            updated_ms,
-            compiled: Ok(compiled),
-        };
-        self.write()
-            .entry(function.to_owned())
-            .or_default()
-            .insert(qualifier.to_owned(), stored.clone());
-        drop(conn);
-        Ok(stored)
+            Ok((
+                vec![(
+                    (function.to_owned(), qualifier.to_owned()),
+                    Some(stored.clone()),
+                )],
+                stored.clone(),
+            ))
+        })
     }
 
     /// The contract of `function` (`qualifier` empty) or of its alias `qualifier`.
@@ -258,36 +437,29 @@ impl ContractStore {
 
     /// Deletes one contract; whether there was one.
     pub fn delete(&self, function: &str, qualifier: &str) -> Result<bool, StoreError> {
-        let conn = warden_sqlite::lock(&self.inner.conn);
-        let n = conn
-            .execute(
-                "DELETE FROM contracts WHERE function = ?1 AND qualifier = ?2",
-                params![function, qualifier],
-            )
-            .map_err(store("deleting an input contract"))?;
-        let mut map = self.write();
-        if let Some(by_qualifier) = map.get_mut(function) {
-            by_qualifier.remove(qualifier);
-            if by_qualifier.is_empty() {
-                map.remove(function);
-            }
-        }
-        drop(map);
-        drop(conn);
-        Ok(n > 0)
+        self.change("deleting an input contract", |map| {
+            let existed = map.get(function).is_some_and(|q| q.contains_key(qualifier));
+            let writes = if existed {
+                vec![((function.to_owned(), qualifier.to_owned()), None)]
+            } else {
+                Vec::new()
+            };
+            Ok((writes, existed))
+        })
     }
 
     /// Deletes every contract of `function` (its own and its aliases'), when the function
     /// is deleted.
     pub fn delete_function(&self, function: &str) -> Result<(), StoreError> {
-        let conn = warden_sqlite::lock(&self.inner.conn);
-        conn.execute(
-            "DELETE FROM contracts WHERE function = ?1",
-            params![function],
-        )
-        .map_err(store("deleting a function's input contracts"))?;
-        self.write().remove(function);
-        drop(conn);
+        self.change("deleting a function's input contracts", |map| {
+            let writes = map
+                .get(function)
+                .into_iter()
+                .flat_map(HashMap::keys)
+                .map(|q| ((function.to_owned(), q.clone()), None))
+                .collect();
+            Ok((writes, ()))
+        })?;
         self.inner
             .refusals
             .lock()
@@ -415,5 +587,38 @@ mod tests {
         let store = ContractStore::open(dir.path()).unwrap();
         assert_eq!(store.broken().len(), 1);
         assert!(matches!(store.applicable("f", None), Applicable::Broken(_)));
+    }
+
+    #[test]
+    fn nodes_sharing_a_store_enforce_each_others_contracts() {
+        let url = warden_testservers::Postgres::shared()
+            .fresh_database()
+            .unwrap();
+        let a = ContractStore::open_postgres(&url, 1).unwrap();
+        let b = ContractStore::open_postgres(&url, 1).unwrap();
+        a.put("f", "", SCHEMA.as_bytes()).unwrap();
+        assert!(matches!(b.applicable("f", None), Applicable::None));
+        assert!(b.refresh().unwrap());
+        assert!(!b.refresh().unwrap(), "nothing newer");
+        match b.applicable("f", None) {
+            Applicable::Contract(c) => assert!(c.check_event(b"[]").is_err()),
+            other => panic!("{other:?}"),
+        }
+        // A change decides from what every node committed, even before its poll: B, which
+        // has not seen A's alias contract, deletes the function's contracts, both of them.
+        a.put("f", "live", br#"{"EventSchema": {"type": "array"}}"#)
+            .unwrap();
+        b.delete_function("f").unwrap();
+        assert!(a.refresh().unwrap());
+        assert!(matches!(a.applicable("f", Some("live")), Applicable::None));
+        assert!(a.get("f", "live").is_none());
+        // Deleting what B never saw reports it existed.
+        a.put("g", "", SCHEMA.as_bytes()).unwrap();
+        assert!(b.delete("g", "").unwrap());
+        // A node opened later holds what is stored.
+        a.put("h", "v1", SCHEMA.as_bytes()).unwrap();
+        let c = ContractStore::open_postgres(&url, 1).unwrap();
+        assert!(c.get("h", "v1").is_some());
+        assert!(c.get("g", "").is_none());
     }
 }

@@ -520,7 +520,18 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
     )?;
     let network = warden_network::Network::open(&data_dir, account.as_str(), region.as_str())?;
     let flow_logs = warden_network::FlowLogs::open(&data_dir)?;
-    let contracts = warden_contract::store::ContractStore::open(&data_dir)?;
+    let contracts = match &store_choice {
+        crate::backend::StoreChoice::Embedded => {
+            warden_contract::store::ContractStore::open(&data_dir)?
+        }
+        crate::backend::StoreChoice::Postgres(url) => {
+            warden_contract::store::ContractStore::open_postgres(
+                url,
+                crate::backend::SIDE_STORE_CONNECTIONS,
+            )
+            .context("cannot open the input contracts in PostgreSQL")?
+        }
+    };
     let urls = warden_urls::store::UrlStore::open(&data_dir)?;
     for (function, qualifier, why) in contracts.broken() {
         tracing::error!(%function, %qualifier, reason = %why,
@@ -712,6 +723,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         .context("cannot open the SNS database")?;
         let shared_control = control.clone();
         let shared_kms = kms.clone();
+        let shared_contracts = contracts.clone();
         let state = Arc::new(warden_api::ApiState::new(
             engine.clone(),
             control,
@@ -857,6 +869,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
                 shared_kms.clone(),
                 identity.clone(),
                 code_signing.signer.clone(),
+                shared_contracts.clone(),
             ))
         });
         let (stop_urls, urls_stopping) = tokio::sync::oneshot::channel::<()>();

@@ -497,6 +497,53 @@ fn a_code_signing_config_attached_on_one_node_guards_deploys_through_another() {
 }
 
 #[test]
+fn an_input_contract_put_through_one_node_is_enforced_by_another() {
+    let cluster = Cluster::new();
+    let a = cluster.node("a", None, &[]);
+    let b = cluster.node("b", Some(&a), &[]);
+    a.create_fixture("orders", &[]);
+    let (status, body) = crate::contracts::put(&a, "orders", crate::contracts::CONTRACT);
+    assert_eq!(status, 200, "{body}");
+    let bad = json!({"order": {"id": 7}}).to_string();
+    let through_b = || {
+        b.http(
+            "POST",
+            "/2015-03-31/functions/orders/invocations",
+            &[],
+            bad.as_bytes(),
+        )
+    };
+    // Within the poll period, B refuses what breaks the contract before any code runs.
+    wait_for("B to enforce A's contract", Duration::from_secs(30), || {
+        through_b().0 == 400
+    });
+    let (status, _, body) = through_b();
+    assert_eq!(status, 400);
+    let text = String::from_utf8_lossy(&body);
+    assert!(text.contains("InvalidRequestContentException"), "{text}");
+    assert!(text.contains("/order/id"), "{text}");
+    let good = json!({"order": {"id": "A-1"}});
+    assert_eq!(invoke(&b, "orders", &good), good);
+    // Deleted through B, it no longer applies on A.
+    let (status, _, _) = b.http(
+        "DELETE",
+        "/_warden/2026-11-01/functions/orders/input-contract",
+        &[],
+        b"",
+    );
+    assert!(status == 200 || status == 204, "{status}");
+    wait_for("A to drop the contract", Duration::from_secs(30), || {
+        a.http(
+            "POST",
+            "/2015-03-31/functions/orders/invocations",
+            &[],
+            br#"{"order": {"id": 7}}"#,
+        )
+        .0 == 200
+    });
+}
+
+#[test]
 fn a_password_on_the_command_line_is_refused_without_being_repeated() {
     let dir = crate::harness::private_tempdir();
     // `warden serve` on a fresh directory with `args`; its stderr, once it has failed.

@@ -6,7 +6,7 @@ use serde_json::{json, Value};
 
 use crate::harness::*;
 
-const CONTRACT: &str = r#"{
+pub(crate) const CONTRACT: &str = r#"{
   "EventSchema": {
     "type": "object",
     "required": ["order"],
@@ -41,7 +41,7 @@ fn starts(s: &Server, function: &str) -> usize {
 }
 
 /// Puts `document` as the contract of `target` (`NAME` or `NAME?Qualifier=ALIAS`).
-fn put(s: &Server, target: &str, document: &str) -> (u16, Value) {
+pub(crate) fn put(s: &Server, target: &str, document: &str) -> (u16, Value) {
     let (name, query) = target.split_once('?').unwrap_or((target, ""));
     let query = if query.is_empty() {
         String::new()
