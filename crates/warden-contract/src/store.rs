@@ -135,16 +135,14 @@ fn map_of(snapshot: &Snapshot) -> Map {
             continue;
         };
         let compiled = compile(&record.document);
-        map.entry(record.function)
-            .or_insert_with(HashMap::new)
-            .insert(
-                record.qualifier,
-                Stored {
-                    document: record.document,
-                    updated_ms: record.updated_ms,
-                    compiled,
-                },
-            );
+        map.entry(record.function).or_default().insert(
+            record.qualifier,
+            Stored {
+                document: record.document,
+                updated_ms: record.updated_ms,
+                compiled,
+            },
+        );
     }
     map
 }
