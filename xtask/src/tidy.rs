@@ -70,7 +70,7 @@ const ALLOWED_DEPENDENCIES: &[(&str, &[&str])] = &[
     ("warden-dns", &["warden-sqlite"]),
     ("warden-egress", &["warden-sqlite"]),
     ("warden-contract", &["warden-sqlite", "warden-postgres"]),
-    ("warden-urls", &["warden-sqlite"]),
+    ("warden-urls", &["warden-sqlite", "warden-postgres"]),
     ("warden-metrics", &["warden-sqlite"]),
     ("warden-scan", &["warden-sqlite"]),
     ("warden-audit", &["warden-sqlite"]),

@@ -50,6 +50,15 @@ pub enum UrlError {
         #[source]
         source: warden_sqlite::Error,
     },
+    /// The store shared with other nodes (PostgreSQL) failed (`ServiceException`, 500).
+    #[error("the function URL store failed while {context}: {source}")]
+    Shared {
+        /// What was being done.
+        context: &'static str,
+        /// The underlying error (never the connection's password).
+        #[source]
+        source: warden_postgres::Error,
+    },
     /// A stored row that this build cannot read (`ServiceException`, 500): refused
     /// rather than guessed at, since a guessed `AuthType` could open a URL to everyone.
     #[error("the function URL store holds a row it cannot read: {0}")]
@@ -66,7 +75,9 @@ impl UrlError {
             UrlError::NotFound(_) => "ResourceNotFoundException",
             UrlError::Conflict(_) => "ResourceConflictException",
             UrlError::QuotaExceeded(_) => "ServiceQuotaExceededException",
-            UrlError::Store { .. } | UrlError::Corrupt(_) => "ServiceException",
+            UrlError::Store { .. } | UrlError::Shared { .. } | UrlError::Corrupt(_) => {
+                "ServiceException"
+            }
         }
     }
 
@@ -79,7 +90,7 @@ impl UrlError {
             UrlError::NotFound(_) => 404,
             UrlError::Conflict(_) => 409,
             UrlError::QuotaExceeded(_) => 402,
-            UrlError::Store { .. } | UrlError::Corrupt(_) => 500,
+            UrlError::Store { .. } | UrlError::Shared { .. } | UrlError::Corrupt(_) => 500,
         }
     }
 
@@ -119,6 +130,10 @@ pub(crate) fn store(context: &'static str) -> impl FnOnce(rusqlite::Error) -> Ur
         context,
         source: warden_sqlite::sqlite(context)(e),
     }
+}
+
+pub(crate) fn shared(context: &'static str) -> impl FnOnce(warden_postgres::Error) -> UrlError {
+    move |source| UrlError::Shared { context, source }
 }
 
 #[cfg(test)]

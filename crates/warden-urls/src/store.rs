@@ -1,18 +1,23 @@
 //! The function URL configurations, in `DATA_DIR/urls.db` (SQLite, WAL,
-//! `synchronous=FULL`: every acknowledged change is on disk), and in memory for
+//! `synchronous=FULL`: every acknowledged change is on disk) or, for nodes sharing a
+//! PostgreSQL store, in its `urls` namespace of shared records; and in memory for
 //! [`UrlStore::by_url_id`], which every request to a function URL asks.
 //!
-//! One writer at a time: a write holds the connection's mutex, checks against memory,
-//! commits to SQLite, and only then changes memory, taking the memory lock just for that.
-//! Readers never wait for a disk write.
+//! One writer at a time: a write holds the backend's mutex (with a shared store, also the
+//! namespace's lock, after reading what other nodes changed), checks against memory,
+//! commits, and only then changes memory, taking the memory lock just for that. Readers
+//! never wait for a disk write. [`UrlStore::refresh`], which the server calls every second
+//! with a shared store, reads another node's change.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 use std::sync::{Arc, Mutex, PoisonError, RwLock, RwLockReadGuard};
 
 use rusqlite::{params, Connection};
+use serde::{Deserialize, Serialize};
+use warden_postgres::records::{SharedRecords, Snapshot};
 
-use crate::error::{store, UrlError};
+use crate::error::{shared, store, UrlError};
 use crate::model::{
     check_function_name, check_qualifier, decode_marker, encode_marker, is_url_id, new_url_id,
     AuthType, Cors, InvokeMode, UrlConfig, UrlPage,
@@ -89,9 +94,91 @@ fn key(function: &str, qualifier: Option<&str>) -> (String, String) {
     )
 }
 
+/// Where the configurations are kept.
+enum Backend {
+    /// `urls.db`, this node's own.
+    Sqlite(Connection),
+    /// Shared by the nodes of a deployment; `generation` is that of the records memory
+    /// holds.
+    Postgres {
+        records: SharedRecords,
+        generation: i64,
+    },
+}
+
+/// The namespace and the kind of URL configurations in a shared store.
+const NAMESPACE: &str = "urls";
+const KIND: &str = "url";
+
+/// One configuration as a shared record: the columns of the SQLite table.
+#[derive(Serialize, Deserialize)]
+struct Record {
+    seq: i64,
+    url_id: String,
+    function_name: String,
+    qualifier: String,
+    auth_type: String,
+    cors: Option<String>,
+    invoke_mode: String,
+    created_us: i64,
+    modified_us: i64,
+}
+
+/// A configuration's row, in the order of the SQLite table's columns.
+type Row = (
+    i64,
+    String,
+    String,
+    String,
+    String,
+    Option<String>,
+    String,
+    i64,
+    i64,
+);
+
+impl Record {
+    fn of(entry: &Entry) -> Record {
+        let c = &entry.config;
+        Record {
+            seq: entry.seq,
+            url_id: c.url_id.clone(),
+            function_name: c.function_name.clone(),
+            qualifier: c.qualifier.clone().unwrap_or_default(),
+            auth_type: c.auth_type.as_str().to_owned(),
+            cors: c.cors.as_ref().map(|c| c.to_json().to_string()),
+            invoke_mode: c.invoke_mode.as_str().to_owned(),
+            created_us: c.creation_time_us,
+            modified_us: c.last_modified_time_us,
+        }
+    }
+
+    fn row(self) -> Row {
+        (
+            self.seq,
+            self.url_id,
+            self.function_name,
+            self.qualifier,
+            self.auth_type,
+            self.cors,
+            self.invoke_mode,
+            self.created_us,
+            self.modified_us,
+        )
+    }
+}
+
+/// One write of a change.
+enum Write {
+    /// A configuration made or changed.
+    Put(Entry),
+    /// A configuration deleted, by id.
+    Delete(String),
+}
+
 struct Inner {
-    /// The writer; holding it is what makes a write exclusive.
-    conn: Mutex<Connection>,
+    /// The writer; holding it is what makes a write exclusive on this node.
+    backend: Mutex<Backend>,
     state: RwLock<State>,
     limit: usize,
 }
@@ -152,13 +239,164 @@ impl UrlStore {
         drop(db.reader);
         let conn = db.writer;
         let state = load(&conn)?;
-        Ok(UrlStore {
+        Ok(UrlStore::with_backend(Backend::Sqlite(conn), state, limit))
+    }
+
+    /// Opens the configurations of the PostgreSQL database at `url`, shared with the
+    /// other nodes, with a pool of `connections` and the bound [`MAX_URL_CONFIGS`].
+    pub fn open_postgres(url: &str, connections: usize) -> Result<UrlStore, UrlError> {
+        let records = SharedRecords::open(url, connections, NAMESPACE)
+            .map_err(shared("opening the function URL store"))?;
+        let snapshot = records.load().map_err(shared("reading function URLs"))?;
+        let state = state_of(&snapshot)?;
+        Ok(UrlStore::with_backend(
+            Backend::Postgres {
+                records,
+                generation: snapshot.generation,
+            },
+            state,
+            MAX_URL_CONFIGS,
+        ))
+    }
+
+    fn with_backend(backend: Backend, state: State, limit: usize) -> UrlStore {
+        UrlStore {
             inner: Arc::new(Inner {
-                conn: Mutex::new(conn),
+                backend: Mutex::new(backend),
                 state: RwLock::new(state),
                 limit,
             }),
-        })
+        }
+    }
+
+    /// With a shared store, reads the configurations again if another node changed them
+    /// since this node last read or wrote them; returns whether it did.
+    pub fn refresh(&self) -> Result<bool, UrlError> {
+        let mut backend = warden_sqlite::lock(&self.inner.backend);
+        let Backend::Postgres {
+            records,
+            generation,
+        } = &mut *backend
+        else {
+            return Ok(false);
+        };
+        let now = records
+            .generation()
+            .map_err(shared("reading function URLs"))?;
+        if now == *generation {
+            return Ok(false);
+        }
+        let snapshot = records.load().map_err(shared("reading function URLs"))?;
+        let state = state_of(&snapshot)?;
+        self.write_memory(|s| *s = state);
+        *generation = snapshot.generation;
+        Ok(true)
+    }
+
+    /// Runs one change: `decide`, from memory up to date with what every node committed
+    /// and with the sequence the next configuration takes, returns the writes and its
+    /// answer. The writes commit before memory changes.
+    fn change<T>(
+        &self,
+        context: &'static str,
+        decide: impl FnOnce(&State, i64) -> Result<(Vec<Write>, T), UrlError>,
+    ) -> Result<T, UrlError> {
+        let mut backend = warden_sqlite::lock(&self.inner.backend);
+        let next_seq = |state: &State| state.order.keys().next_back().map_or(1, |s| s + 1);
+        let writes = match &mut *backend {
+            Backend::Sqlite(conn) => {
+                let (writes, answer) = {
+                    let state = self.read();
+                    decide(&state, next_seq(&state))?
+                };
+                let tx = conn.transaction().map_err(store(context))?;
+                for w in &writes {
+                    match w {
+                        Write::Put(entry) => {
+                            // A change of an existing configuration, else a new one in its
+                            // place in the order.
+                            let r = Record::of(entry);
+                            tx.execute(
+                                "UPDATE url_configs SET auth_type = ?2, cors = ?3, invoke_mode = ?4, \
+                                 modified_us = ?5 WHERE url_id = ?1",
+                                params![r.url_id, r.auth_type, r.cors, r.invoke_mode, r.modified_us],
+                            )
+                            .and_then(|changed| match changed {
+                                0 => tx.execute(
+                                    "INSERT INTO url_configs (rowid, url_id, function_name, qualifier, \
+                                     auth_type, cors, invoke_mode, created_us, modified_us) \
+                                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                                    params![
+                                        r.seq,
+                                        r.url_id,
+                                        r.function_name,
+                                        r.qualifier,
+                                        r.auth_type,
+                                        r.cors,
+                                        r.invoke_mode,
+                                        r.created_us,
+                                        r.modified_us
+                                    ],
+                                ),
+                                n => Ok(n),
+                            })
+                        }
+                        Write::Delete(url_id) => {
+                            tx.execute("DELETE FROM url_configs WHERE url_id = ?1", params![url_id])
+                        }
+                    }
+                    .map_err(store(context))?;
+                }
+                tx.commit().map_err(store(context))?;
+                (writes, answer)
+            }
+            Backend::Postgres {
+                records,
+                generation,
+            } => {
+                let mut w = records.begin().map_err(shared(context))?;
+                if w.generation() != *generation {
+                    let snapshot = w.load().map_err(shared(context))?;
+                    let state = state_of(&snapshot)?;
+                    self.write_memory(|s| *s = state);
+                    *generation = snapshot.generation;
+                }
+                let (writes, answer) = {
+                    let state = self.read();
+                    decide(&state, next_seq(&state))?
+                };
+                for write in &writes {
+                    match write {
+                        Write::Put(entry) => {
+                            let text = serde_json::to_string(&Record::of(entry)).map_err(|e| {
+                                UrlError::Corrupt(format!("a function URL does not serialize: {e}"))
+                            })?;
+                            w.put(KIND, &entry.config.url_id, text)
+                        }
+                        Write::Delete(url_id) => w.delete(KIND, url_id),
+                    }
+                    .map_err(shared(context))?;
+                }
+                *generation = w.commit().map_err(shared(context))?;
+                (writes, answer)
+            }
+        };
+        let (writes, answer) = writes;
+        self.write_memory(|s| {
+            for w in writes {
+                match w {
+                    Write::Put(entry) => {
+                        s.remove(&entry.config.url_id);
+                        s.insert(entry);
+                    }
+                    Write::Delete(url_id) => {
+                        s.remove(&url_id);
+                    }
+                }
+            }
+        });
+        drop(backend);
+        Ok(answer)
     }
 
     fn read(&self) -> RwLockReadGuard<'_, State> {
@@ -228,9 +466,7 @@ impl UrlStore {
         if let Some(c) = &cors {
             c.validate()?;
         }
-        let conn = warden_sqlite::lock(&self.inner.conn);
-        let url_id = {
-            let state = self.read();
+        self.change("creating a function URL", |state, seq| {
             if state.find(function, qualifier).is_some() {
                 let target = match qualifier {
                     Some(q) => format!("{function}:{q}"),
@@ -247,47 +483,29 @@ impl UrlStore {
                 )));
             }
             // 155 random bits: a collision is not expected, but never overwrite.
-            let mut id = new_url_id();
-            while state.by_id.contains_key(&id) {
-                id = new_url_id();
+            let mut url_id = new_url_id();
+            while state.by_id.contains_key(&url_id) {
+                url_id = new_url_id();
             }
-            id
-        };
-        let now = now_us();
-        let config = UrlConfig {
-            url_id,
-            function_name: function.to_owned(),
-            qualifier: qualifier.map(str::to_owned),
-            auth_type,
-            cors,
-            invoke_mode,
-            creation_time_us: now,
-            last_modified_time_us: now,
-        };
-        conn.execute(
-            "INSERT INTO url_configs \
-             (url_id, function_name, qualifier, auth_type, cors, invoke_mode, created_us, modified_us) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-            params![
-                config.url_id,
-                config.function_name,
-                config.qualifier.as_deref().unwrap_or_default(),
-                config.auth_type.as_str(),
-                config.cors.as_ref().map(|c| c.to_json().to_string()),
-                config.invoke_mode.as_str(),
-                config.creation_time_us,
-                config.last_modified_time_us,
-            ],
-        )
-        .map_err(store("creating a function URL"))?;
-        let seq = conn.last_insert_rowid();
-        self.write_memory(|s| {
-            s.insert(Entry {
-                seq,
-                config: config.clone(),
-            });
-        });
-        Ok(config)
+            let now = now_us();
+            let config = UrlConfig {
+                url_id,
+                function_name: function.to_owned(),
+                qualifier: qualifier.map(str::to_owned),
+                auth_type,
+                cors,
+                invoke_mode,
+                creation_time_us: now,
+                last_modified_time_us: now,
+            };
+            Ok((
+                vec![Write::Put(Entry {
+                    seq,
+                    config: config.clone(),
+                })],
+                config,
+            ))
+        })
     }
 
     /// Changes the members given (`cors: Some(None)` removes the CORS settings) and sets
@@ -312,82 +530,50 @@ impl UrlStore {
         if let Some(Some(c)) = &cors {
             c.validate()?;
         }
-        let conn = warden_sqlite::lock(&self.inner.conn);
-        let Some(mut entry) = self.read().find(function, qualifier).cloned() else {
-            return Err(not_found(function, qualifier));
-        };
-        let c = &mut entry.config;
-        if let Some(a) = auth_type {
-            c.auth_type = a;
-        }
-        if let Some(new) = cors {
-            c.cors = new;
-        }
-        if let Some(m) = invoke_mode {
-            c.invoke_mode = m;
-        }
-        c.last_modified_time_us = now_us().max(c.last_modified_time_us);
-        conn.execute(
-            "UPDATE url_configs SET auth_type = ?2, cors = ?3, invoke_mode = ?4, modified_us = ?5 \
-             WHERE url_id = ?1",
-            params![
-                c.url_id,
-                c.auth_type.as_str(),
-                c.cors.as_ref().map(|c| c.to_json().to_string()),
-                c.invoke_mode.as_str(),
-                c.last_modified_time_us,
-            ],
-        )
-        .map_err(store("updating a function URL"))?;
-        let config = entry.config.clone();
-        self.write_memory(|s| s.insert(entry));
-        Ok(config)
+        self.change("updating a function URL", |state, _| {
+            let Some(mut entry) = state.find(function, qualifier).cloned() else {
+                return Err(not_found(function, qualifier));
+            };
+            let c = &mut entry.config;
+            if let Some(a) = auth_type {
+                c.auth_type = a;
+            }
+            if let Some(new) = cors {
+                c.cors = new;
+            }
+            if let Some(m) = invoke_mode {
+                c.invoke_mode = m;
+            }
+            c.last_modified_time_us = now_us().max(c.last_modified_time_us);
+            let config = entry.config.clone();
+            Ok((vec![Write::Put(entry)], config))
+        })
     }
 
     /// Deletes the function URL of `function` (and `qualifier`); `false` if there is none.
     /// A new URL for the same function gets a new id: a deleted URL never comes back.
     pub fn delete(&self, function: &str, qualifier: Option<&str>) -> Result<bool, UrlError> {
-        let conn = warden_sqlite::lock(&self.inner.conn);
-        let Some(url_id) = self
-            .read()
-            .find(function, qualifier)
-            .map(|e| e.config.url_id.clone())
-        else {
-            return Ok(false);
-        };
-        conn.execute("DELETE FROM url_configs WHERE url_id = ?1", params![url_id])
-            .map_err(store("deleting a function URL"))?;
-        self.write_memory(|s| {
-            s.remove(&url_id);
-        });
-        Ok(true)
+        self.change("deleting a function URL", |state, _| {
+            Ok(match state.find(function, qualifier) {
+                Some(e) => (vec![Write::Delete(e.config.url_id.clone())], true),
+                None => (Vec::new(), false),
+            })
+        })
     }
 
     /// Deletes every function URL of `function` (its own and its aliases'), as deleting
     /// the function does; returns how many there were.
     pub fn delete_function(&self, function: &str) -> Result<usize, UrlError> {
-        let conn = warden_sqlite::lock(&self.inner.conn);
-        let ids: Vec<String> = self
-            .read()
-            .by_id
-            .values()
-            .filter(|e| e.config.function_name == function)
-            .map(|e| e.config.url_id.clone())
-            .collect();
-        if ids.is_empty() {
-            return Ok(0);
-        }
-        conn.execute(
-            "DELETE FROM url_configs WHERE function_name = ?1",
-            params![function],
-        )
-        .map_err(store("deleting a function's URLs"))?;
-        self.write_memory(|s| {
-            for id in &ids {
-                s.remove(id);
-            }
-        });
-        Ok(ids.len())
+        self.change("deleting a function's URLs", |state, _| {
+            let writes: Vec<Write> = state
+                .by_id
+                .values()
+                .filter(|e| e.config.function_name == function)
+                .map(|e| Write::Delete(e.config.url_id.clone()))
+                .collect();
+            let n = writes.len();
+            Ok((writes, n))
+        })
     }
 
     /// One page of `function`'s URLs, oldest first. `marker` is a previous page's
@@ -474,10 +660,29 @@ fn load(conn: &Connection) -> Result<State, UrlError> {
             ))
         })
         .map_err(store(CONTEXT))?;
-    let mut state = State::default();
+    let mut list = Vec::new();
     for row in rows {
-        let (seq, url_id, function_name, qualifier, auth, cors, mode, created, modified) =
-            row.map_err(store(CONTEXT))?;
+        list.push(row.map_err(store(CONTEXT))?);
+    }
+    state_from_rows(list)
+}
+
+/// The state of the records of one snapshot of a shared store.
+fn state_of(snapshot: &Snapshot) -> Result<State, UrlError> {
+    let mut rows = Vec::new();
+    for r in snapshot.records.iter().filter(|r| r.kind == KIND) {
+        let record: Record = serde_json::from_str(&r.text)
+            .map_err(|_| UrlError::Corrupt(format!("the record of function URL {}", r.id)))?;
+        rows.push(record.row());
+    }
+    rows.sort_by_key(|r| r.0);
+    state_from_rows(rows)
+}
+
+/// The state of stored rows, oldest first; a row this build cannot read fails.
+fn state_from_rows(rows: Vec<Row>) -> Result<State, UrlError> {
+    let mut state = State::default();
+    for (seq, url_id, function_name, qualifier, auth, cors, mode, created, modified) in rows {
         let corrupt = |what: &str| UrlError::Corrupt(format!("{what} of function URL {url_id}"));
         if !is_url_id(&url_id) {
             return Err(corrupt("the id"));
@@ -790,5 +995,62 @@ mod tests {
             store.update("f", None, None, None, Some(mode)).unwrap();
         }
         reader.join().unwrap();
+    }
+
+    #[test]
+    fn nodes_sharing_a_store_serve_each_others_urls() {
+        let url = warden_testservers::Postgres::shared()
+            .fresh_database()
+            .unwrap();
+        let a = UrlStore::open_postgres(&url, 1).unwrap();
+        let b = UrlStore::open_postgres(&url, 1).unwrap();
+        let made = a
+            .create(
+                "f",
+                None,
+                AuthType::None,
+                Some(cors()),
+                InvokeMode::Buffered,
+            )
+            .unwrap();
+        assert_eq!(b.by_url_id(&made.url_id), None);
+        assert!(b.refresh().unwrap());
+        assert!(!b.refresh().unwrap(), "nothing newer");
+        assert_eq!(b.by_url_id(&made.url_id).unwrap(), made);
+        // A change decides from what every node committed, even before its poll.
+        let prod = a
+            .create(
+                "f",
+                Some("prod"),
+                AuthType::AwsIam,
+                None,
+                InvokeMode::Buffered,
+            )
+            .unwrap();
+        let e = b
+            .create(
+                "f",
+                Some("prod"),
+                AuthType::None,
+                None,
+                InvokeMode::Buffered,
+            )
+            .unwrap_err();
+        assert!(matches!(e, UrlError::Conflict(_)), "{e}");
+        let changed = b
+            .update("f", Some("prod"), Some(AuthType::None), None, None)
+            .unwrap();
+        assert_eq!(changed.url_id, prod.url_id);
+        assert!(a.refresh().unwrap());
+        assert_eq!(a.by_url_id(&prod.url_id).unwrap().auth_type, AuthType::None);
+        // Listed in the order they were made, on every node.
+        let page = b.list("f", None, None).unwrap();
+        let ids: Vec<&str> = page.configs.iter().map(|c| c.url_id.as_str()).collect();
+        assert_eq!(ids, [made.url_id.as_str(), prod.url_id.as_str()]);
+        // Deleted on B: gone from A after its poll, and a node opened later never has it.
+        assert_eq!(b.delete_function("f").unwrap(), 2);
+        assert!(a.refresh().unwrap());
+        assert_eq!(a.by_url_id(&made.url_id), None);
+        assert!(UrlStore::open_postgres(&url, 1).unwrap().is_empty());
     }
 }

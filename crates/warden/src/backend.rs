@@ -103,14 +103,15 @@ pub(crate) fn parse_bus(value: &str) -> anyhow::Result<String> {
 }
 
 /// Re-reads, every [`SHARED_REFRESH_PERIOD`], the KMS keys, identity (and the `AssumeRole`
-/// sessions other nodes issued), code signing and input contracts for changes other nodes
-/// made (one small
+/// sessions other nodes issued), code signing, input contracts and function URLs for
+/// changes other nodes made (one small
 /// read of a generation number each when nothing changed).
 pub(crate) async fn refresh_shared_periodically(
     kms: warden_kms::Kms,
     identity: warden_identity::Identity,
     signer: warden_signer::Signer,
     contracts: warden_contract::store::ContractStore,
+    urls: warden_urls::store::UrlStore,
 ) {
     let mut tick = tokio::time::interval(SHARED_REFRESH_PERIOD);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -120,6 +121,7 @@ pub(crate) async fn refresh_shared_periodically(
         let identity = identity.clone();
         let signer = signer.clone();
         let contracts = contracts.clone();
+        let urls = urls.clone();
         let refreshed = tokio::task::spawn_blocking(move || {
             if let Err(e) = kms.refresh() {
                 tracing::warn!(error = %e, "could not re-read the shared KMS keys");
@@ -132,6 +134,9 @@ pub(crate) async fn refresh_shared_periodically(
             }
             if let Err(e) = contracts.refresh() {
                 tracing::warn!(error = %e, "could not re-read the shared input contracts");
+            }
+            if let Err(e) = urls.refresh() {
+                tracing::warn!(error = %e, "could not re-read the shared function URLs");
             }
         })
         .await;

@@ -532,7 +532,13 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
             .context("cannot open the input contracts in PostgreSQL")?
         }
     };
-    let urls = warden_urls::store::UrlStore::open(&data_dir)?;
+    let urls = match &store_choice {
+        crate::backend::StoreChoice::Embedded => warden_urls::store::UrlStore::open(&data_dir)?,
+        crate::backend::StoreChoice::Postgres(url) => {
+            warden_urls::store::UrlStore::open_postgres(url, crate::backend::SIDE_STORE_CONNECTIONS)
+                .context("cannot open the function URLs in PostgreSQL")?
+        }
+    };
     for (function, qualifier, why) in contracts.broken() {
         tracing::error!(%function, %qualifier, reason = %why,
             "a stored input contract no longer compiles: the function's events are refused until it is replaced");
@@ -724,6 +730,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         let shared_control = control.clone();
         let shared_kms = kms.clone();
         let shared_contracts = contracts.clone();
+        let shared_urls = urls.clone();
         let state = Arc::new(warden_api::ApiState::new(
             engine.clone(),
             control,
@@ -870,6 +877,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
                 identity.clone(),
                 code_signing.signer.clone(),
                 shared_contracts.clone(),
+                shared_urls.clone(),
             ))
         });
         let (stop_urls, urls_stopping) = tokio::sync::oneshot::channel::<()>();

@@ -544,6 +544,65 @@ fn an_input_contract_put_through_one_node_is_enforced_by_another() {
 }
 
 #[test]
+fn a_function_url_made_through_one_node_is_served_by_another() {
+    use crate::urls::{allow_public, curl, path_form};
+    let cluster = Cluster::new();
+    let a = cluster.node("a", None, &[]);
+    let b = cluster.node("b", Some(&a), &[]);
+    a.create_fixture("web", &[]);
+    allow_public(&a, "web");
+    let created = a.aws(&[
+        "lambda",
+        "create-function-url-config",
+        "--function-name",
+        "web",
+        "--auth-type",
+        "NONE",
+    ]);
+    let function_url = created["FunctionUrl"].as_str().unwrap().to_owned();
+    // The same URL id, through B's URL listener.
+    let on_b = path_form(&b, &function_url);
+    wait_for(
+        "B to serve A's function URL",
+        Duration::from_secs(30),
+        || curl(&[&format!("{on_b}/hello")]).0 == 200,
+    );
+    let (status, _, body) = curl(&[&format!("{on_b}/hello")]);
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("/hello"), "{body}");
+    // B's view of the configuration is A's: the same URL id, on B's own listener.
+    let got = b.aws(&[
+        "lambda",
+        "get-function-url-config",
+        "--function-name",
+        "web",
+    ]);
+    let id = |url: &str| {
+        url.trim_start_matches("http://")
+            .split('.')
+            .next()
+            .map(str::to_owned)
+    };
+    assert_eq!(id(got["FunctionUrl"].as_str().unwrap()), id(&function_url));
+    assert_eq!(got["CreationTime"], created["CreationTime"]);
+    // Deleted through B: A stops serving it as it would a URL that never existed.
+    b.aws(&[
+        "lambda",
+        "delete-function-url-config",
+        "--function-name",
+        "web",
+    ]);
+    let never = curl(&[&format!("{}/_url/{}/x", a.url_endpoint, "a".repeat(32))]).0;
+    assert_ne!(never, 200);
+    let on_a = path_form(&a, &function_url);
+    wait_for(
+        "A to stop serving the deleted URL",
+        Duration::from_secs(30),
+        || curl(&[&format!("{on_a}/hello")]).0 == never,
+    );
+}
+
+#[test]
 fn a_password_on_the_command_line_is_refused_without_being_repeated() {
     let dir = crate::harness::private_tempdir();
     // `warden serve` on a fresh directory with `args`; its stderr, once it has failed.

@@ -44,7 +44,7 @@ fn create_web(s: &Server, name: &str) {
 }
 
 /// The path form of a URL on this server: `http://127.0.0.1:PORT/_url/<id>`.
-fn path_form(s: &Server, function_url: &str) -> String {
+pub(crate) fn path_form(s: &Server, function_url: &str) -> String {
     let id = function_url
         .trim_start_matches("http://")
         .split('.')
@@ -54,7 +54,7 @@ fn path_form(s: &Server, function_url: &str) -> String {
 }
 
 /// curl: (status, headers as lowercase `name: value` lines, body).
-fn curl(args: &[&str]) -> (u16, Vec<String>, String) {
+pub(crate) fn curl(args: &[&str]) -> (u16, Vec<String>, String) {
     let out = Command::new("curl")
         .args(["-s", "-D", "-", "--max-time", "30"])
         .args(args)
@@ -72,7 +72,7 @@ fn curl(args: &[&str]) -> (u16, Vec<String>, String) {
     (status, headers, body.to_owned())
 }
 
-fn allow_public(s: &Server, function: &str) {
+pub(crate) fn allow_public(s: &Server, function: &str) {
     s.aws(&[
         "lambda",
         "add-permission",
