@@ -231,7 +231,22 @@ impl ContractStore {
     /// Opens the contracts of the PostgreSQL database at `url`, shared with the other
     /// nodes, with a pool of `connections`, and compiles every one.
     pub fn open_postgres(url: &str, connections: usize) -> Result<ContractStore, StoreError> {
-        let records = SharedRecords::open(url, connections, NAMESPACE)
+        let pool = warden_postgres::Pool::open(
+            url,
+            &warden_postgres::Options {
+                connections,
+                application_name: "warden-contracts".to_owned(),
+            },
+            &[warden_postgres::records::TRACK],
+        )
+        .map_err(store("opening the input contract store"))?;
+        ContractStore::open_shared(pool)
+    }
+
+    /// [`ContractStore::open_postgres`] on a pool opened with the shared records' track,
+    /// which other services may share.
+    pub fn open_shared(pool: warden_postgres::Pool) -> Result<ContractStore, StoreError> {
+        let records = SharedRecords::on(pool, NAMESPACE)
             .map_err(store("opening the input contract store"))?;
         let snapshot = records.load().map_err(store("reading input contracts"))?;
         Ok(Self::with_backend(

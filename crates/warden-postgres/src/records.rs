@@ -99,6 +99,12 @@ impl SharedRecords {
             },
             &[TRACK],
         )?;
+        SharedRecords::on(pool, namespace)
+    }
+
+    /// [`SharedRecords::open`] on a pool that several namespaces share; the pool must
+    /// have been opened with [`TRACK`].
+    pub fn on(pool: Pool, namespace: &'static str) -> Result<SharedRecords, Error> {
         pool.run(move |conn| -> Result<(), Error> {
             let ensure = conn.prepare(ENSURE).map_err(Error::at("preparing"))?;
             conn.client()

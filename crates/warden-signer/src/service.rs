@@ -585,7 +585,27 @@ impl Signer {
         account: &str,
         region: &str,
     ) -> Result<Self, SignerError> {
-        let records = SharedRecords::open(url, connections, store::NAMESPACE)
+        let pool = warden_postgres::Pool::open(
+            url,
+            &warden_postgres::Options {
+                connections,
+                application_name: "warden-signer".to_owned(),
+            },
+            &[warden_postgres::records::TRACK],
+        )
+        .map_err(shared("opening the signer store"))?;
+        Self::open_shared(pool, kms, account, region)
+    }
+
+    /// [`Signer::open_postgres`] on a pool opened with the shared records' track, which
+    /// other services may share.
+    pub fn open_shared(
+        pool: warden_postgres::Pool,
+        kms: Arc<Kms>,
+        account: &str,
+        region: &str,
+    ) -> Result<Self, SignerError> {
+        let records = SharedRecords::on(pool, store::NAMESPACE)
             .map_err(shared("opening the signer store"))?;
         let state =
             State::from_shared(&records.load().map_err(shared("reading the signer store"))?)?;

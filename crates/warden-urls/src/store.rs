@@ -245,8 +245,23 @@ impl UrlStore {
     /// Opens the configurations of the PostgreSQL database at `url`, shared with the
     /// other nodes, with a pool of `connections` and the bound [`MAX_URL_CONFIGS`].
     pub fn open_postgres(url: &str, connections: usize) -> Result<UrlStore, UrlError> {
-        let records = SharedRecords::open(url, connections, NAMESPACE)
-            .map_err(shared("opening the function URL store"))?;
+        let pool = warden_postgres::Pool::open(
+            url,
+            &warden_postgres::Options {
+                connections,
+                application_name: "warden-urls".to_owned(),
+            },
+            &[warden_postgres::records::TRACK],
+        )
+        .map_err(shared("opening the function URL store"))?;
+        UrlStore::open_shared(pool)
+    }
+
+    /// [`UrlStore::open_postgres`] on a pool opened with the shared records' track, which
+    /// other services may share.
+    pub fn open_shared(pool: warden_postgres::Pool) -> Result<UrlStore, UrlError> {
+        let records =
+            SharedRecords::on(pool, NAMESPACE).map_err(shared("opening the function URL store"))?;
         let snapshot = records.load().map_err(shared("reading function URLs"))?;
         let state = state_of(&snapshot)?;
         Ok(UrlStore::with_backend(

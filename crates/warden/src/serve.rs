@@ -510,9 +510,25 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         )
         .context("cannot open the secrets in PostgreSQL")?,
     };
+    // Code signing, input contracts and function URLs keep their state in memory; with a
+    // shared store they share one small pool for its records.
+    let records_pool = match &store_choice {
+        crate::backend::StoreChoice::Embedded => None,
+        crate::backend::StoreChoice::Postgres(url) => Some(
+            warden_postgres::Pool::open(
+                url,
+                &warden_postgres::Options {
+                    connections: crate::backend::SIDE_STORE_CONNECTIONS,
+                    application_name: "warden-records".to_owned(),
+                },
+                &[warden_postgres::records::TRACK],
+            )
+            .context("cannot open the shared records in PostgreSQL")?,
+        ),
+    };
     let code_signing = crate::signing::open(
         &data_dir,
-        &store_choice,
+        records_pool.as_ref(),
         &kms,
         &account,
         &args.region,
@@ -520,24 +536,15 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
     )?;
     let network = warden_network::Network::open(&data_dir, account.as_str(), region.as_str())?;
     let flow_logs = warden_network::FlowLogs::open(&data_dir)?;
-    let contracts = match &store_choice {
-        crate::backend::StoreChoice::Embedded => {
-            warden_contract::store::ContractStore::open(&data_dir)?
-        }
-        crate::backend::StoreChoice::Postgres(url) => {
-            warden_contract::store::ContractStore::open_postgres(
-                url,
-                crate::backend::SIDE_STORE_CONNECTIONS,
-            )
-            .context("cannot open the input contracts in PostgreSQL")?
-        }
+    let contracts = match &records_pool {
+        None => warden_contract::store::ContractStore::open(&data_dir)?,
+        Some(pool) => warden_contract::store::ContractStore::open_shared(pool.clone())
+            .context("cannot open the input contracts in PostgreSQL")?,
     };
-    let urls = match &store_choice {
-        crate::backend::StoreChoice::Embedded => warden_urls::store::UrlStore::open(&data_dir)?,
-        crate::backend::StoreChoice::Postgres(url) => {
-            warden_urls::store::UrlStore::open_postgres(url, crate::backend::SIDE_STORE_CONNECTIONS)
-                .context("cannot open the function URLs in PostgreSQL")?
-        }
+    let urls = match &records_pool {
+        None => warden_urls::store::UrlStore::open(&data_dir)?,
+        Some(pool) => warden_urls::store::UrlStore::open_shared(pool.clone())
+            .context("cannot open the function URLs in PostgreSQL")?,
     };
     for (function, qualifier, why) in contracts.broken() {
         tracing::error!(%function, %qualifier, reason = %why,

@@ -7,30 +7,25 @@ use std::sync::Arc;
 
 use anyhow::Context as _;
 
-/// Code signing over the server's KMS, in the data directory or in the PostgreSQL store
-/// shared with other nodes; with `require`, every function needs a config.
+/// Code signing over the server's KMS, in the data directory or, given the pool of the
+/// shared records, in the PostgreSQL store shared with other nodes; with `require`, every
+/// function needs a config.
 pub fn open(
     data_dir: &Path,
-    store: &crate::backend::StoreChoice,
+    shared: Option<&warden_postgres::Pool>,
     kms: &warden_kms::Kms,
     account: &warden_types::AccountId,
     region: &str,
     require: bool,
 ) -> anyhow::Result<Arc<warden_control::signing::CodeSigning>> {
     let kms = Arc::new(kms.clone());
-    let signer = match store {
-        crate::backend::StoreChoice::Embedded => {
-            warden_signer::Signer::open(data_dir, kms, account.as_str(), region)
-                .context("cannot open the code signing database")?
+    let signer = match shared {
+        None => warden_signer::Signer::open(data_dir, kms, account.as_str(), region)
+            .context("cannot open the code signing database")?,
+        Some(pool) => {
+            warden_signer::Signer::open_shared(pool.clone(), kms, account.as_str(), region)
+                .context("cannot open code signing in PostgreSQL")?
         }
-        crate::backend::StoreChoice::Postgres(url) => warden_signer::Signer::open_postgres(
-            url,
-            crate::backend::SIDE_STORE_CONNECTIONS,
-            kms,
-            account.as_str(),
-            region,
-        )
-        .context("cannot open code signing in PostgreSQL")?,
     };
     if require {
         tracing::info!("every function must have a code signing config (--require-code-signing)");

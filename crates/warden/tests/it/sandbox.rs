@@ -667,15 +667,19 @@ fn reachable_warden_bin() -> &'static Path {
             .keep();
         std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
         let bin = dir.join("warden");
-        // Copied by `cp`, not by this process: a file the test process opened for writing
+        // A hard link where the file system allows one: the directory is kept (a static
+        // is never dropped), and a link leaves no copy of the binary behind. Otherwise
+        // copied by `cp`, not by this process: a file the test process opened for writing
         // could leak, for a moment, into a child another test thread is starting, and
         // executing the copy would then fail with `ETXTBSY`.
-        let copied = Command::new("cp")
-            .arg(warden_bin())
-            .arg(&bin)
-            .status()
-            .unwrap();
-        assert!(copied.success());
+        if std::fs::hard_link(warden_bin(), &bin).is_err() {
+            let copied = Command::new("cp")
+                .arg(warden_bin())
+                .arg(&bin)
+                .status()
+                .unwrap();
+            assert!(copied.success());
+        }
         std::fs::set_permissions(&bin, std::fs::Permissions::from_mode(0o755)).unwrap();
         bin
     })
