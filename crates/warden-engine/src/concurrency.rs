@@ -143,7 +143,9 @@ impl Held {
 
     fn usable(&self, now_ms: u64) -> u32 {
         if now_ms < self.valid_until_ms.load(Ordering::Acquire) {
-            self.slots.load(Ordering::Acquire)
+            // SeqCst, with the admission's increment and the tick's lowering: see
+            // `Concurrency::admitted_within`.
+            self.slots.load(Ordering::SeqCst)
         } else {
             0
         }
@@ -320,6 +322,12 @@ impl Concurrency {
                 if !try_increment(&counter.in_flight, cap) {
                     return Err(refusal(held, &counter.in_flight, limit, reason));
                 }
+                if let Some(h) = &held {
+                    if !self.admitted_within(h, &counter.in_flight) {
+                        counter.in_flight.fetch_sub(1, Ordering::AcqRel);
+                        return Err(Refusal::Short(Arc::clone(h), limit, reason));
+                    }
+                }
                 if let Some(h) = held {
                     h.peak
                         .fetch_max(counter.in_flight.load(Ordering::Acquire), Ordering::AcqRel);
@@ -337,6 +345,12 @@ impl Concurrency {
                 if !try_increment(&self.unreserved_in_flight, cap) {
                     return Err(refusal(held, &self.unreserved_in_flight, limit, reason));
                 }
+                if let Some(h) = &held {
+                    if !self.admitted_within(h, &self.unreserved_in_flight) {
+                        self.unreserved_in_flight.fetch_sub(1, Ordering::AcqRel);
+                        return Err(Refusal::Short(Arc::clone(h), limit, reason));
+                    }
+                }
                 let now = self.unreserved_in_flight.load(Ordering::Acquire);
                 self.unreserved_peak.fetch_max(now, Ordering::AcqRel);
                 if let Some(h) = held {
@@ -349,6 +363,16 @@ impl Concurrency {
                 })
             }
         }
+    }
+
+    /// Whether an admission that has just counted itself in `in_flight` is still within
+    /// `held`'s lease. A tick may lower the lease between the admission's look at it and
+    /// its increment; the tick lowers the lease before it reads the count, and the
+    /// admission increments before it reads the lease, all four `SeqCst`, so at least one
+    /// of them sees the other: either the tick keeps the slot or the admission undoes
+    /// itself.
+    fn admitted_within(&self, held: &Held, in_flight: &AtomicU32) -> bool {
+        in_flight.load(Ordering::SeqCst) <= held.usable(self.now_ms())
     }
 
     fn now_ms(&self) -> u64 {
@@ -426,7 +450,7 @@ impl Concurrency {
         };
         let lasts = cluster.leases.ttl().saturating_sub(CLOCK_MARGIN);
         let until = asked_ms.saturating_add(u64::try_from(lasts.as_millis()).unwrap_or(0));
-        held.slots.store(granted, Ordering::Release);
+        held.slots.store(granted, Ordering::SeqCst);
         held.valid_until_ms.store(until, Ordering::Release);
     }
 
@@ -455,13 +479,29 @@ impl Concurrency {
                 }
                 continue;
             }
-            let target = used.min(slots).min(limit);
+            // Slots just leased for invocations still on their way to take them stay.
+            let waiting = h.waiting.load(Ordering::Acquire);
+            let mut target = used.saturating_add(waiting).min(slots).min(limit);
             let left = h
                 .valid_until_ms
                 .load(Ordering::Acquire)
                 .saturating_sub(now_ms);
             if target == slots && left > renew_before {
                 continue;
+            }
+            if target < slots {
+                // Lower the cap first, then look at the count again: an invocation
+                // admitted meanwhile keeps its slot (see `admitted_within`), so slots
+                // given back to the store are never in use here.
+                h.slots.store(target, Ordering::SeqCst);
+                let now_in_flight = match &h.counted {
+                    Counted::Function(_, c) => c.in_flight.load(Ordering::SeqCst),
+                    Counted::Account => self.unreserved_in_flight.load(Ordering::SeqCst),
+                };
+                if now_in_flight > target {
+                    target = now_in_flight.min(slots);
+                    h.slots.store(target, Ordering::SeqCst);
+                }
             }
             match cluster.leases.hold(&h.pool, target, limit) {
                 Ok(granted) => self.record_lease(&h, granted, now_ms),
@@ -517,7 +557,7 @@ fn refusal(
 
 fn try_increment(counter: &AtomicU32, limit: u32) -> bool {
     counter
-        .fetch_update(Ordering::AcqRel, Ordering::Acquire, |v| {
+        .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |v| {
             (v < limit).then_some(v + 1)
         })
         .is_ok()
@@ -636,6 +676,51 @@ mod tests {
             let _b2 = b.admit(&r).await.unwrap();
             assert_eq!(b.leased_slots(), 2);
         });
+    }
+
+    #[test]
+    fn ticks_racing_admissions_never_let_the_nodes_run_more_than_the_limit() {
+        use std::sync::atomic::AtomicBool;
+        const LIMIT: u32 = 4;
+        let r = name("r");
+        let (a, b, _) = two_nodes(&[(r.clone(), LIMIT)], 100);
+        let running = AtomicU32::new(0);
+        let most = AtomicU32::new(0);
+        let stop = AtomicBool::new(false);
+        std::thread::scope(|scope| {
+            for node in [&a, &b] {
+                // Ticks as fast as the store answers, each one giving back what looks
+                // unused while invocations come and go.
+                scope.spawn(|| {
+                    while !stop.load(Ordering::Relaxed) {
+                        node.tick();
+                    }
+                });
+                for _ in 0..3 {
+                    scope.spawn(|| {
+                        let rt = runtime();
+                        while !stop.load(Ordering::Relaxed) {
+                            let Ok(permit) = rt.block_on(node.admit(&r)) else {
+                                std::thread::yield_now();
+                                continue;
+                            };
+                            let now = running.fetch_add(1, Ordering::SeqCst) + 1;
+                            most.fetch_max(now, Ordering::SeqCst);
+                            std::thread::sleep(Duration::from_micros(300));
+                            running.fetch_sub(1, Ordering::SeqCst);
+                            drop(permit);
+                        }
+                    });
+                }
+            }
+            std::thread::sleep(Duration::from_secs(3));
+            stop.store(true, Ordering::Relaxed);
+        });
+        assert!(
+            most.load(Ordering::SeqCst) <= LIMIT,
+            "{} ran at once with a reservation of {LIMIT}",
+            most.load(Ordering::SeqCst)
+        );
     }
 
     #[test]
