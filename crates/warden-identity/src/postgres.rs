@@ -1259,6 +1259,38 @@ const SESSIONS_INSERT: &str = "INSERT INTO identity_sessions (access_key_id, rol
 const SESSIONS_SINCE: &str = "SELECT seq, access_key_id, role_arn, expires_ms, sealed
     FROM identity_sessions WHERE seq > $1 ORDER BY seq";
 const SESSIONS_DELETE_ROLE: &str = "DELETE FROM identity_sessions WHERE role_arn = $1";
+const SESSIONS_SEALED: &str = "SELECT access_key_id, sealed FROM identity_sessions ORDER BY seq";
+const SESSIONS_RESEAL: &str = "UPDATE identity_sessions SET sealed = $2 WHERE access_key_id = $1";
+/// The statements of a reseal, in the order its steps index them.
+const SESSIONS_RESEAL_STEPS: &[&str] = &[SESSIONS_LOCK_SQL, SESSIONS_SEALED, SESSIONS_RESEAL];
+
+impl PostgresIdentityStore {
+    /// Replaces every shared session's sealed record with `reseal(access key id, sealed)`,
+    /// in one transaction that holds the sessions' lock (a master key rotation); returns
+    /// how many were resealed.
+    pub fn reseal_sessions(&self, reseal: Reseal<'_>) -> Result<usize, IdentityError> {
+        self.pool.transact(SESSIONS_RESEAL_STEPS, |remote| {
+            remote.run("locking the sessions", |tx, s| {
+                tx.execute(&s[0], &[&SESSIONS_LOCK]).map(drop)
+            })?;
+            let rows: Vec<(String, Vec<u8>)> = remote.run("reading the sessions", |tx, s| {
+                Ok(tx
+                    .query(&s[1], &[])?
+                    .into_iter()
+                    .map(|r| (r.get(0), r.get(1)))
+                    .collect())
+            })?;
+            for (id, sealed) in &rows {
+                let resealed = reseal(id, sealed)?;
+                let id = id.clone();
+                remote.run("resealing a session", move |tx, s| {
+                    tx.execute(&s[2], &[&id, &resealed]).map(drop)
+                })?;
+            }
+            Ok(rows.len())
+        })
+    }
+}
 
 impl SharedSessions for PostgresIdentityStore {
     fn put(

@@ -544,6 +544,27 @@ impl Identity {
         })
     }
 
+    /// [`Identity::rotate_master`] for identity in the PostgreSQL database at `url`: the
+    /// access keys' secrets and the shared `AssumeRole` sessions. Returns how many of
+    /// each were resealed; each is idempotent, as there.
+    pub fn rotate_master_postgres(
+        url: &str,
+        old: &MasterKey,
+        new: &MasterKey,
+    ) -> Result<(usize, usize), IdentityError> {
+        let store = crate::postgres::PostgresIdentityStore::open(url, 1)?;
+        let reseal = |id: &str, sealed: &[u8]| {
+            if new.open(id.as_bytes(), sealed).is_some() {
+                return Ok(sealed.to_vec());
+            }
+            let secret = open_secret(old, id, sealed)?;
+            seal_secret(new, id, &secret)
+        };
+        let keys = store.reseal_secrets(&reseal)?;
+        let sessions = store.reseal_sessions(&reseal)?;
+        Ok((keys, sessions))
+    }
+
     /// Builds the service on an opened store (of any backend, possibly shared with other
     /// nodes), loading and decrypting everything once. Fails if a stored secret does not
     /// decrypt (a wrong or replaced master key).

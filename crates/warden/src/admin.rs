@@ -105,6 +105,18 @@ pub struct RotateArgs {
     /// passphrase.
     #[arg(long, value_name = "VAR", requires = "master_key_passphrase_env")]
     new_passphrase_env: Option<String>,
+    /// The store the node uses (as `warden serve --store`): with a PostgreSQL store shared
+    /// by several nodes, its KMS keys, access keys and role sessions are resealed too
+    /// (once; running the command for the other nodes' data directories, with the same
+    /// new key as their pending key, leaves them as they are). A URL with a password is
+    /// accepted only from `WARDEN_STORE`.
+    #[arg(
+        long,
+        env = "WARDEN_STORE",
+        default_value = "sqlite",
+        hide_env_values = true
+    )]
+    store: String,
 }
 
 /// Runs an admin command.
@@ -119,9 +131,21 @@ fn rotate(args: RotateArgs) -> anyhow::Result<()> {
         .data_dir
         .clone()
         .unwrap_or_else(crate::serve::default_data_dir);
-    if !data_dir.join("kms.db").exists() && !data_dir.join("identity.db").exists() {
+    crate::backend::check_password_sources(&args.store, None)?;
+    std::env::remove_var("WARDEN_STORE");
+    let store = crate::backend::StoreChoice::parse(&args.store)?;
+    let holds_data = match &store {
+        crate::backend::StoreChoice::Embedded => {
+            data_dir.join("kms.db").exists() || data_dir.join("identity.db").exists()
+        }
+        // A node of a shared store keeps its id and its audit signing key here.
+        crate::backend::StoreChoice::Postgres(_) => {
+            data_dir.join("node-id").exists() || crate::audit::has_signing_key(&data_dir)
+        }
+    };
+    if !holds_data {
         bail!(
-            "`{}` holds no Warden data (no kms.db or identity.db)",
+            "`{}` holds no Warden data (no kms.db, identity.db or node id)",
             data_dir.display()
         );
     }
@@ -152,13 +176,28 @@ fn rotate(args: RotateArgs) -> anyhow::Result<()> {
     // The key store records the fingerprint of the key that sealed it: opening it under
     // the old key fails with WrongMasterKey once it has been resealed. (Account and region
     // only shape ARNs, which resealing does not use.)
-    let resealed_keys =
-        match warden_kms::Kms::open(&data_dir, old.clone(), "000000000000", "us-east-1") {
-            Ok(kms) => kms.rotate_master(&new)?,
-            Err(KmsError::WrongMasterKey { expected, .. }) if expected == new.fingerprint() => 0,
-            Err(e) => return Err(e.into()),
-        };
-    let resealed_secrets = warden_identity::Identity::rotate_master(&data_dir, &old, &new)?;
+    let kms = match &store {
+        crate::backend::StoreChoice::Embedded => {
+            warden_kms::Kms::open(&data_dir, old.clone(), "000000000000", "us-east-1")
+        }
+        crate::backend::StoreChoice::Postgres(url) => {
+            warden_kms::Kms::open_postgres(url, 1, old.clone(), "000000000000", "us-east-1")
+        }
+    };
+    let resealed_keys = match kms {
+        Ok(kms) => kms.rotate_master(&new)?,
+        Err(KmsError::WrongMasterKey { expected, .. }) if expected == new.fingerprint() => 0,
+        Err(e) => return Err(e.into()),
+    };
+    let (resealed_secrets, resealed_sessions) = match &store {
+        crate::backend::StoreChoice::Embedded => (
+            warden_identity::Identity::rotate_master(&data_dir, &old, &new)?,
+            0,
+        ),
+        crate::backend::StoreChoice::Postgres(url) => {
+            warden_identity::Identity::rotate_master_postgres(url, &old, &new)?
+        }
+    };
     crate::audit::reseal(&data_dir, &old, &new)?;
     // Every store is sealed under the new key: install it.
     let (from, to) = match &args.master.master_key_passphrase_env {
@@ -173,8 +212,8 @@ fn rotate(args: RotateArgs) -> anyhow::Result<()> {
             .with_context(|| format!("cannot sync `{}`", dir.display()))?;
     }
     println!(
-        "master key rotated (fingerprint {} -> {}): {resealed_keys} key materials and \
-         {resealed_secrets} access key secrets resealed",
+        "master key rotated (fingerprint {} -> {}): {resealed_keys} key materials, \
+         {resealed_secrets} access key secrets and {resealed_sessions} role sessions resealed",
         old.fingerprint(),
         new.fingerprint()
     );

@@ -110,6 +110,11 @@ fn key_id(public_key: &[u8]) -> String {
     format!("warden-audit-key/{}", hex::encode(&fp[..8]))
 }
 
+/// Whether `data_dir` holds an audit signing key.
+pub(crate) fn has_signing_key(data_dir: &Path) -> bool {
+    data_dir.join(KEY_FILE).exists()
+}
+
 /// Loads the signing key from `data_dir`, creating it on first start.
 pub(crate) fn signing_key(data_dir: &Path, master: &MasterKey) -> anyhow::Result<Ed25519Signer> {
     let path = data_dir.join(KEY_FILE);

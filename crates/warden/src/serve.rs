@@ -88,8 +88,9 @@ pub struct ServeArgs {
     /// (`node-id`), chosen at random on first start; a given id is kept there too.
     #[arg(long, env = "WARDEN_NODE_ID")]
     node_id: Option<NodeId>,
-    /// Where functions, versions, aliases, layers, the async queue, logs, code, identity and
-    /// KMS keys are kept: `sqlite` (files in the data directory), or
+    /// Where functions, versions, aliases, layers, the async queue, logs, code, identity,
+    /// KMS keys, secrets, code signing, input contracts and function URLs are kept:
+    /// `sqlite` (files in the data directory), or
     /// `postgres://USER@HOST:PORT/DATABASE` to share them with other nodes. A URL with a
     /// password is accepted only from `WARDEN_STORE`, never from the command line.
     #[arg(

@@ -603,6 +603,133 @@ fn a_function_url_made_through_one_node_is_served_by_another() {
 }
 
 #[test]
+fn a_master_key_rotation_reseals_the_shared_store_once_and_every_node_follows() {
+    let cluster = Cluster::new();
+    let mut a = cluster.node("a", None, &[]);
+    let mut b = cluster.node("b", Some(&a), &[]);
+    // Sealed under the master key in the shared store: an access key's secret, a KMS
+    // key's material (which seals the secret's value) and a role session.
+    let carol = user_with_policy(
+        &a,
+        "carol",
+        &json!({"Version": "2012-10-17",
+                "Statement": [{"Effect": "Allow", "Action": "secretsmanager:GetSecretValue", "Resource": "*"}]}),
+    );
+    a.aws(&[
+        "secretsmanager",
+        "create-secret",
+        "--name",
+        "kept",
+        "--secret-string",
+        "across rotations",
+    ]);
+    a.aws(&[
+        "iam",
+        "create-role",
+        "--role-name",
+        "ops",
+        "--assume-role-policy-document",
+        r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"AWS":"arn:aws:iam::123456789012:root"},"Action":"sts:AssumeRole"}]}"#,
+    ]);
+    let assumed = a.aws(&[
+        "sts",
+        "assume-role",
+        "--role-arn",
+        "arn:aws:iam::123456789012:role/ops",
+        "--role-session-name",
+        "before",
+    ]);
+    let c = &assumed["Credentials"];
+    let session = Credentials {
+        key: c["AccessKeyId"].as_str().unwrap().to_owned(),
+        secret: c["SecretAccessKey"].as_str().unwrap().to_owned(),
+        token: Some(c["SessionToken"].as_str().unwrap().to_owned()),
+    };
+    a.stop();
+    b.stop();
+
+    // Node A's rotation reseals the shared store and A's own files.
+    let old = std::fs::read(&cluster.master_key).unwrap();
+    let rotate = |data: &Path, key_file: &Path| {
+        Command::new(warden_bin())
+            .args(["admin", "rotate-master-key", "--data-dir"])
+            .arg(data)
+            .arg("--master-key-file")
+            .arg(key_file)
+            .env("WARDEN_STORE", &cluster.store)
+            .env("WARDEN_LOG", "warn")
+            .output()
+            .unwrap()
+    };
+    let out = rotate(&cluster.data_dir("a"), &cluster.master_key);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let said = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(said.contains("1 role sessions resealed"), "{said}");
+    let new = std::fs::read(&cluster.master_key).unwrap();
+    assert_ne!(old, new);
+    // Node B (on its own machine it has its own copy of the key file): the new key given
+    // as its pending key, its run leaves the shared store as it is and reseals B's files.
+    let b_key = cluster.temp.path().join("b.key");
+    let b_pending = cluster.temp.path().join("b.key.new");
+    for (path, bytes) in [(&b_key, &old), (&b_pending, &new)] {
+        std::fs::write(path, bytes).unwrap();
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).unwrap();
+    }
+    let out = rotate(&cluster.data_dir("b"), &b_key);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let said = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(said.contains("0 key materials"), "{said}");
+    assert_eq!(std::fs::read(&b_key).unwrap(), new);
+
+    // The old key no longer opens the store: a node given it is refused.
+    let stale = cluster.temp.path().join("stale.key");
+    std::fs::write(&stale, &old).unwrap();
+    std::fs::set_permissions(&stale, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let refused = Command::new(warden_bin())
+        .args(["serve", "--listen", "127.0.0.1:0", "--node-id", "c"])
+        .arg("--data-dir")
+        .arg(cluster.data_dir("c"))
+        .arg("--master-key-file")
+        .arg(&stale)
+        .env("WARDEN_STORE", &cluster.store)
+        .env("WARDEN_LOG", "warn")
+        .output()
+        .unwrap();
+    assert!(!refused.status.success());
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(stderr.contains("master key"), "{stderr}");
+
+    // Under the new key both nodes serve what was sealed before: carol's key, the
+    // secret (its KMS key's material resealed), the role session.
+    a.restart();
+    b.restart();
+    let got = ok_as(
+        &b,
+        &carol,
+        &["secretsmanager", "get-secret-value", "--secret-id", "kept"],
+    );
+    assert_eq!(got["SecretString"], "across rotations");
+    let me = ok_as(&a, &session, &["sts", "get-caller-identity"]);
+    assert_eq!(
+        me["Arn"],
+        "arn:aws:sts::123456789012:assumed-role/ops/before"
+    );
+    wait_for("B to accept the session", Duration::from_secs(30), || {
+        aws_as(&b, &session, &["sts", "get-caller-identity"])
+            .status
+            .success()
+    });
+}
+
+#[test]
 fn a_password_on_the_command_line_is_refused_without_being_repeated() {
     let dir = crate::harness::private_tempdir();
     // `warden serve` on a fresh directory with `args`; its stderr, once it has failed.
