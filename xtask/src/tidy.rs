@@ -74,7 +74,7 @@ const ALLOWED_DEPENDENCIES: &[(&str, &[&str])] = &[
     ("warden-metrics", &["warden-sqlite"]),
     ("warden-scan", &["warden-sqlite"]),
     ("warden-audit", &["warden-sqlite"]),
-    ("warden-config", &["warden-sqlite"]),
+    ("warden-config", &["warden-sqlite", "warden-postgres"]),
     ("warden-findings", &["warden-sqlite"]),
     ("warden-controls", &["warden-iam", "warden-types"]),
     ("warden-sns", &["warden-sqlite"]),

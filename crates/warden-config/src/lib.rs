@@ -19,6 +19,7 @@
 #![forbid(unsafe_code)]
 
 mod diff;
+mod postgres;
 mod store;
 
 pub use diff::{diff, Change};

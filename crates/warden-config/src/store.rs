@@ -1,4 +1,5 @@
-//! The configuration items' SQLite store (`DATA_DIR/config.db`).
+//! The configuration items' store: SQLite (`DATA_DIR/config.db`), or PostgreSQL shared by
+//! the nodes of a deployment (`crate::postgres`).
 
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -54,6 +55,15 @@ pub enum Error {
         /// What went wrong.
         #[source]
         source: warden_sqlite::Error,
+    },
+    /// A read or write of the shared store (PostgreSQL) failed.
+    #[error("the configuration history failed while {context}: {source}")]
+    Shared {
+        /// What was being done.
+        context: &'static str,
+        /// What went wrong (never the connection's password).
+        #[source]
+        source: warden_postgres::Error,
     },
     /// A read or write failed.
     #[error("the configuration history failed while {context}: {source}")]
@@ -111,7 +121,7 @@ impl Status {
         }
     }
 
-    fn parse(s: &str) -> Status {
+    pub(crate) fn parse(s: &str) -> Status {
         match s {
             "ResourceDiscovered" => Status::ResourceDiscovered,
             "ResourceDeleted" => Status::ResourceDeleted,
@@ -169,7 +179,7 @@ pub struct Item {
     /// The audit events that caused it.
     pub related_events: Vec<String>,
     /// Its position in the store, for paging.
-    id: i64,
+    pub(crate) id: i64,
 }
 
 /// A discovered resource.
@@ -217,8 +227,16 @@ pub struct HistoryQuery {
 /// The configuration history.
 #[derive(Debug)]
 pub struct ConfigStore {
-    writer: Mutex<Connection>,
-    reader: Mutex<Connection>,
+    backend: Backend,
+}
+
+#[derive(Debug)]
+enum Backend {
+    Sqlite {
+        writer: Box<Mutex<Connection>>,
+        reader: Box<Mutex<Connection>>,
+    },
+    Postgres(warden_postgres::Pool),
 }
 
 fn hash(configuration: Option<&Value>, supplementary: &Value, tags: &Value) -> String {
@@ -291,8 +309,18 @@ impl ConfigStore {
             source,
         })?;
         Ok(ConfigStore {
-            writer: Mutex::new(conns.writer),
-            reader: Mutex::new(conns.reader),
+            backend: Backend::Sqlite {
+                writer: Box::new(Mutex::new(conns.writer)),
+                reader: Box::new(Mutex::new(conns.reader)),
+            },
+        })
+    }
+
+    /// Opens the history in the PostgreSQL database at `url`, shared with the other
+    /// nodes, with a pool of `connections`.
+    pub fn open_postgres(url: &str, connections: usize) -> Result<Self, Error> {
+        Ok(ConfigStore {
+            backend: Backend::Postgres(crate::postgres::open(url, connections)?),
         })
     }
 
@@ -309,7 +337,11 @@ impl ConfigStore {
             return Err(Error::TooLarge(size));
         }
         let digest = hash(new.configuration.as_ref(), &new.supplementary, &new.tags);
-        let mut conn = warden_sqlite::lock(&self.writer);
+        let writer = match &self.backend {
+            Backend::Sqlite { writer, .. } => writer,
+            Backend::Postgres(pool) => return crate::postgres::record(pool, new, digest),
+        };
+        let mut conn = warden_sqlite::lock(writer);
         let tx = warden_sqlite::immediate(&mut conn).map_err(store("recording an item"))?;
         let latest: Option<(i64, String, String)> = tx
             .query_row(
@@ -399,7 +431,14 @@ impl ConfigStore {
     pub fn history(&self, query: &HistoryQuery) -> Result<(Vec<Item>, Option<String>), Error> {
         let limit = limit(query.limit, 10)?;
         let after = cursor(query.next_token.as_deref())?;
-        let conn = warden_sqlite::lock(&self.reader);
+        let reader = match &self.backend {
+            Backend::Sqlite { reader, .. } => reader,
+            Backend::Postgres(pool) => {
+                let mut items = crate::postgres::history(pool, query, after, i64::from(limit) + 1)?;
+                return Ok(page(&mut items, limit));
+            }
+        };
+        let conn = warden_sqlite::lock(reader);
         let known: bool = conn
             .query_row(
                 "SELECT EXISTS (SELECT 1 FROM resource WHERE resource_type = ?1 AND resource_id = ?2)",
@@ -440,13 +479,7 @@ impl ConfigStore {
         for row in rows {
             items.push(row.map_err(store("reading history"))?);
         }
-        let next = if items.len() > limit as usize {
-            items.truncate(limit as usize);
-            items.last().map(|i| token(i.id))
-        } else {
-            None
-        };
-        Ok((items, next))
+        Ok(page(&mut items, limit))
     }
 
     /// One page of the resources of `resource_type` ever recorded (by id, or by name),
@@ -462,7 +495,15 @@ impl ConfigStore {
     ) -> Result<(Vec<Resource>, Option<String>), Error> {
         let limit = limit(asked_limit, MAX_LIMIT)?;
         let after = cursor(next_token)?.unwrap_or(-1);
-        let conn = warden_sqlite::lock(&self.reader);
+        let reader = match &self.backend {
+            Backend::Sqlite { reader, .. } => reader,
+            Backend::Postgres(pool) => {
+                let rows =
+                    crate::postgres::discovered(pool, resource_type, after, include_deleted, name)?;
+                return Ok(resources_page(rows, ids, limit));
+            }
+        };
+        let conn = warden_sqlite::lock(reader);
         let mut stmt = conn
             .prepare(
                 "SELECT rowid, resource_type, resource_id, resource_name, deleted_ms FROM
@@ -484,27 +525,154 @@ impl ConfigStore {
                 ))
             })
             .map_err(store("listing resources"))?;
-        let mut out = Vec::new();
-        let mut next = None;
+        let mut all = Vec::new();
         for row in rows {
-            let (n, resource) = row.map_err(store("listing resources"))?;
-            if !ids.is_empty() && !ids.contains(&resource.resource_id) {
-                continue;
-            }
-            if out.len() == limit as usize {
-                next = Some(token(n - 1));
-                break;
-            }
-            out.push(resource);
+            all.push(row.map_err(store("listing resources"))?);
         }
-        Ok((out, next))
+        Ok(resources_page(all, ids, limit))
     }
+}
+
+/// The first `limit` of `items` (read one past it) and the token of the next page.
+fn page(items: &mut Vec<Item>, limit: u32) -> (Vec<Item>, Option<String>) {
+    let next = if items.len() > limit as usize {
+        items.truncate(limit as usize);
+        items.last().map(|i| token(i.id))
+    } else {
+        None
+    };
+    (std::mem::take(items), next)
+}
+
+/// The first `limit` of `rows` (each with its position) that `ids` admits, and the token
+/// of the next page.
+fn resources_page(
+    rows: Vec<(i64, Resource)>,
+    ids: &[String],
+    limit: u32,
+) -> (Vec<Resource>, Option<String>) {
+    let mut out = Vec::new();
+    let mut next = None;
+    for (n, resource) in rows {
+        if !ids.is_empty() && !ids.contains(&resource.resource_id) {
+            continue;
+        }
+        if out.len() == limit as usize {
+            next = Some(token(n - 1));
+            break;
+        }
+        out.push(resource);
+    }
+    (out, next)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use serde_json::json;
+
+    /// A store of each backend: a temporary SQLite file, or a database of its own in a
+    /// real PostgreSQL server the tests start.
+    #[derive(Clone, Copy)]
+    enum Backend {
+        Sqlite,
+        Postgres,
+    }
+
+    struct Opened {
+        store: ConfigStore,
+        url: Option<String>,
+        _dir: tempfile::TempDir,
+    }
+
+    impl std::ops::Deref for Opened {
+        type Target = ConfigStore;
+        fn deref(&self) -> &ConfigStore {
+            &self.store
+        }
+    }
+
+    fn open(backend: Backend) -> Opened {
+        let dir = tempfile::tempdir().unwrap();
+        match backend {
+            Backend::Sqlite => Opened {
+                store: ConfigStore::open(&dir.path().join("config.db")).unwrap(),
+                url: None,
+                _dir: dir,
+            },
+            Backend::Postgres => {
+                let url = warden_testservers::Postgres::shared()
+                    .fresh_database()
+                    .unwrap();
+                Opened {
+                    store: ConfigStore::open_postgres(&url, 2).unwrap(),
+                    url: Some(url),
+                    _dir: dir,
+                }
+            }
+        }
+    }
+
+    macro_rules! on_both_backends {
+        ($($name:ident),* $(,)?) => {
+            mod sqlite {
+                $(
+                    #[test]
+                    fn $name() {
+                        super::$name(super::open(super::Backend::Sqlite));
+                    }
+                )*
+            }
+            mod postgres {
+                $(
+                    #[test]
+                    fn $name() {
+                        super::$name(super::open(super::Backend::Postgres));
+                    }
+                )*
+            }
+        };
+    }
+
+    on_both_backends!(
+        items_are_kept_only_for_changes_and_number_their_states,
+        discovered_resources_page_and_leave_deleted_ones_out_unless_asked,
+        a_resource_keeps_only_its_newest_items,
+        an_oversized_configuration_is_refused,
+    );
+
+    #[test]
+    fn nodes_recording_one_resource_at_once_number_its_states_once_each() {
+        let first = open(Backend::Postgres);
+        let url = first.url.clone().unwrap();
+        let nodes: Vec<ConfigStore> = (0..4)
+            .map(|_| ConfigStore::open_postgres(&url, 1).unwrap())
+            .collect();
+        std::thread::scope(|scope| {
+            for (n, node) in nodes.iter().enumerate() {
+                scope.spawn(move || {
+                    for i in 0..10 {
+                        node.record(capture(Some(json!({ "node": n, "i": i })), "e"))
+                            .unwrap()
+                            .unwrap();
+                    }
+                });
+            }
+        });
+        let (items, _) = first
+            .history(&HistoryQuery {
+                resource_type: "AWS::Lambda::Function".into(),
+                resource_id: "f".into(),
+                limit: Some(100),
+                order: Order::Forward,
+                ..HistoryQuery::default()
+            })
+            .unwrap();
+        let states: Vec<u64> = items.iter().map(|i| i.state_id).collect();
+        assert_eq!(states, (1..=40).collect::<Vec<u64>>());
+        assert_eq!(items[0].status, Status::ResourceDiscovered);
+        assert!(items[1..].iter().all(|i| i.status == Status::Ok));
+    }
 
     fn capture(config: Option<Value>, event: &str) -> NewItem {
         NewItem {
@@ -520,10 +688,7 @@ mod tests {
         }
     }
 
-    #[test]
-    fn items_are_kept_only_for_changes_and_number_their_states() {
-        let dir = tempfile::tempdir().unwrap();
-        let s = ConfigStore::open(&dir.path().join("config.db")).unwrap();
+    fn items_are_kept_only_for_changes_and_number_their_states(s: Opened) {
         // A deletion of something never seen says nothing.
         assert!(s.record(capture(None, "e0")).unwrap().is_none());
         let first = s
@@ -597,10 +762,7 @@ mod tests {
         ));
     }
 
-    #[test]
-    fn discovered_resources_page_and_leave_deleted_ones_out_unless_asked() {
-        let dir = tempfile::tempdir().unwrap();
-        let s = ConfigStore::open(&dir.path().join("config.db")).unwrap();
+    fn discovered_resources_page_and_leave_deleted_ones_out_unless_asked(s: Opened) {
         for name in ["a", "b", "c"] {
             let mut item = capture(Some(json!({})), "e");
             item.resource_id = name.into();
@@ -634,10 +796,7 @@ mod tests {
         assert!(end.is_none());
     }
 
-    #[test]
-    fn a_resource_keeps_only_its_newest_items() {
-        let dir = tempfile::tempdir().unwrap();
-        let s = ConfigStore::open(&dir.path().join("config.db")).unwrap();
+    fn a_resource_keeps_only_its_newest_items(s: Opened) {
         for i in 0..(MAX_ITEMS_PER_RESOURCE + 5) {
             s.record(capture(Some(json!({ "n": i })), "e"))
                 .unwrap()
@@ -656,10 +815,7 @@ mod tests {
         assert_eq!(first[0].configuration, Some(json!({ "n": 5 })));
     }
 
-    #[test]
-    fn an_oversized_configuration_is_refused() {
-        let dir = tempfile::tempdir().unwrap();
-        let s = ConfigStore::open(&dir.path().join("config.db")).unwrap();
+    fn an_oversized_configuration_is_refused(s: Opened) {
         let big = "x".repeat(MAX_CONFIGURATION_BYTES);
         assert!(matches!(
             s.record(capture(Some(json!({ "d": big })), "e")),

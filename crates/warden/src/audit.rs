@@ -231,10 +231,31 @@ fn sha_prefix(public: &[u8]) -> [u8; 8] {
     out
 }
 
+/// Opens the configuration history: in the data directory, or in the PostgreSQL `store`
+/// several nodes share. Connects synchronously: call it outside the server's runtime.
+pub(crate) fn open_history(
+    data_dir: &Path,
+    store: &crate::backend::StoreChoice,
+) -> anyhow::Result<warden_config::ConfigStore> {
+    Ok(match store {
+        crate::backend::StoreChoice::Embedded => {
+            let path = data_dir.join(CONFIG_DB_FILE);
+            warden_config::ConfigStore::open(&path).with_context(|| {
+                format!("cannot open the configuration history `{}`", path.display())
+            })?
+        }
+        crate::backend::StoreChoice::Postgres(url) => {
+            warden_config::ConfigStore::open_postgres(url, crate::backend::SIDE_STORE_CONNECTIONS)
+                .context("cannot open the configuration history in PostgreSQL")?
+        }
+    })
+}
+
 /// Opens the audit log in `data_dir` and starts its recorder, with the configuration
-/// history and the posture checks (`default_egress_open`: `--default-egress internet`).
+/// `history` and the posture checks (`default_egress_open`: `--default-egress internet`).
 pub(crate) fn start(
     data_dir: &Path,
+    history: warden_config::ConfigStore,
     signer: Ed25519Signer,
     args: &AuditArgs,
     default_egress_open: bool,
@@ -258,13 +279,6 @@ pub(crate) fn start(
     let verifier = Ed25519Verifier::new(key_id(&public), &public);
     let recorder = Recorder::start(log, Arc::new(signer), config)
         .context("cannot start the audit recorder")?;
-    let history = data_dir.join(CONFIG_DB_FILE);
-    let history = warden_config::ConfigStore::open(&history).with_context(|| {
-        format!(
-            "cannot open the configuration history `{}`",
-            history.display()
-        )
-    })?;
     let findings = data_dir.join(FINDINGS_DB_FILE);
     let findings = warden_findings::FindingStore::open(&findings)
         .with_context(|| format!("cannot open the findings `{}`", findings.display()))?;

@@ -483,6 +483,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         .start_collector(Arc::clone(&store), BLOB_SWEEP_PERIOD)
         .context("cannot start the code blob collector")?;
     let audit_key = crate::audit::signing_key(&data_dir, &master)?;
+    let config_history = crate::audit::open_history(&data_dir, &store_choice)?;
     let identity = match &store_choice {
         crate::backend::StoreChoice::Embedded => {
             warden_identity::Identity::open_with_key(&data_dir, master, account.as_str())?
@@ -762,6 +763,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
             sns.clone(),
             crate::audit::start(
                 &data_dir,
+                config_history,
                 audit_key,
                 &args.audit,
                 matches!(args.default_egress, crate::firewall::DefaultEgressArg::Internet),

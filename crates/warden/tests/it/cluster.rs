@@ -730,6 +730,55 @@ fn a_master_key_rotation_reseals_the_shared_store_once_and_every_node_follows() 
 }
 
 #[test]
+fn a_resources_configuration_history_is_one_history_whichever_node_changed_it() {
+    let cluster = Cluster::new();
+    let a = cluster.node("a", None, &[]);
+    let b = cluster.node("b", Some(&a), &[]);
+    a.create_fixture("tracked", &[]);
+    b.aws(&[
+        "lambda",
+        "update-function-configuration",
+        "--function-name",
+        "tracked",
+        "--memory-size",
+        "256",
+    ]);
+    a.aws(&["lambda", "delete-function", "--function-name", "tracked"]);
+    let states = |node: &Server| -> Vec<(String, String)> {
+        let history = node.aws(&[
+            "configservice",
+            "get-resource-config-history",
+            "--resource-type",
+            "AWS::Lambda::Function",
+            "--resource-id",
+            "tracked",
+        ]);
+        history["configurationItems"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|i| {
+                (
+                    i["configurationStateId"].as_str().unwrap().to_owned(),
+                    i["configurationItemStatus"].as_str().unwrap().to_owned(),
+                )
+            })
+            .collect()
+    };
+    let want = [
+        ("3".to_owned(), "ResourceDeleted".to_owned()),
+        ("2".to_owned(), "OK".to_owned()),
+        ("1".to_owned(), "ResourceDiscovered".to_owned()),
+    ];
+    wait_for(
+        "the three changes in the history",
+        Duration::from_secs(30),
+        || states(&a) == want,
+    );
+    assert_eq!(states(&b), want);
+}
+
+#[test]
 fn a_password_on_the_command_line_is_refused_without_being_repeated() {
     let dir = crate::harness::private_tempdir();
     // `warden serve` on a fresh directory with `args`; its stderr, once it has failed.
