@@ -75,7 +75,7 @@ const ALLOWED_DEPENDENCIES: &[(&str, &[&str])] = &[
     ("warden-scan", &["warden-sqlite"]),
     ("warden-audit", &["warden-sqlite"]),
     ("warden-config", &["warden-sqlite", "warden-postgres"]),
-    ("warden-findings", &["warden-sqlite"]),
+    ("warden-findings", &["warden-sqlite", "warden-postgres"]),
     ("warden-controls", &["warden-iam", "warden-types"]),
     ("warden-sns", &["warden-sqlite"]),
     (

@@ -15,6 +15,7 @@
 //! filters ([`Filter`]).
 #![forbid(unsafe_code)]
 
+mod postgres;
 mod store;
 
 pub use store::{

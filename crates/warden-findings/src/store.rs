@@ -1,4 +1,5 @@
-//! The findings' SQLite store (`DATA_DIR/findings.db`).
+//! The findings' store: SQLite (`DATA_DIR/findings.db`), or PostgreSQL shared by the nodes
+//! of a deployment (`crate::postgres`).
 
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -45,6 +46,15 @@ pub enum Error {
         /// What went wrong.
         #[source]
         source: warden_sqlite::Error,
+    },
+    /// A read or write of the shared store (PostgreSQL) failed.
+    #[error("the findings store failed while {context}: {source}")]
+    Shared {
+        /// What was being done.
+        context: &'static str,
+        /// What went wrong (never the connection's password).
+        #[source]
+        source: warden_postgres::Error,
     },
     /// A read or write failed.
     #[error("the findings store failed while {context}: {source}")]
@@ -195,7 +205,7 @@ pub enum Field {
 }
 
 impl Field {
-    fn column(self) -> &'static str {
+    pub(crate) fn column(self) -> &'static str {
         match self {
             Field::Id => "id",
             Field::Control => "control_id",
@@ -234,8 +244,16 @@ pub struct Filter {
 /// The findings.
 #[derive(Debug)]
 pub struct FindingStore {
-    writer: Mutex<Connection>,
-    reader: Mutex<Connection>,
+    backend: Backend,
+}
+
+#[derive(Debug)]
+enum Backend {
+    Sqlite {
+        writer: Box<Mutex<Connection>>,
+        reader: Box<Mutex<Connection>>,
+    },
+    Postgres(warden_postgres::Pool),
 }
 
 const COLUMNS: &str = "id, control_id, resource_type, resource_id, severity, title, description, remediation, workflow, record_state, compliance, first_seen_ms, last_seen_ms, updated_ms, note_text, note_by, note_ms";
@@ -282,8 +300,18 @@ impl FindingStore {
             source,
         })?;
         Ok(FindingStore {
-            writer: Mutex::new(conns.writer),
-            reader: Mutex::new(conns.reader),
+            backend: Backend::Sqlite {
+                writer: Box::new(Mutex::new(conns.writer)),
+                reader: Box::new(Mutex::new(conns.reader)),
+            },
+        })
+    }
+
+    /// Opens the findings in the PostgreSQL database at `url`, shared with the other
+    /// nodes, with a pool of `connections`.
+    pub fn open_postgres(url: &str, connections: usize) -> Result<Self, Error> {
+        Ok(FindingStore {
+            backend: Backend::Postgres(crate::postgres::open(url, connections)?),
         })
     }
 
@@ -294,7 +322,13 @@ impl FindingStore {
         observed: &[Observed],
         now_ms: i64,
     ) -> Result<Reconciled, Error> {
-        let mut conn = warden_sqlite::lock(&self.writer);
+        let writer = match &self.backend {
+            Backend::Sqlite { writer, .. } => writer,
+            Backend::Postgres(pool) => {
+                return crate::postgres::reconcile(pool, controls, observed, now_ms)
+            }
+        };
+        let mut conn = warden_sqlite::lock(writer);
         let tx = warden_sqlite::immediate(&mut conn).map_err(store("reconciling findings"))?;
         let mut out = Reconciled::default();
         let mut seen = std::collections::HashSet::new();
@@ -383,7 +417,13 @@ impl FindingStore {
         if workflow == Some(Workflow::Suppressed) && note.is_none() {
             return Err(Error::SuppressWithoutNote);
         }
-        let mut conn = warden_sqlite::lock(&self.writer);
+        let writer = match &self.backend {
+            Backend::Sqlite { writer, .. } => writer,
+            Backend::Postgres(pool) => {
+                return crate::postgres::set_workflow(pool, ids, workflow, note, now_ms)
+            }
+        };
+        let mut conn = warden_sqlite::lock(writer);
         let tx = warden_sqlite::immediate(&mut conn).map_err(store("updating findings"))?;
         let mut missing = Vec::new();
         for id in ids {
@@ -428,6 +468,14 @@ impl FindingStore {
                 .and_then(|s| s.strip_prefix("f1:").and_then(|n| n.parse().ok()))
                 .ok_or(Error::InvalidNextToken)?,
         };
+        let reader = match &self.backend {
+            Backend::Sqlite { reader, .. } => reader,
+            Backend::Postgres(pool) => {
+                let mut out = crate::postgres::query(pool, filters, i64::from(limit) + 1, offset)?;
+                let next = next_page(&mut out, limit, offset);
+                return Ok((out, next));
+            }
+        };
         let mut sql = format!("SELECT {COLUMNS} FROM finding WHERE 1");
         let mut args: Vec<String> = Vec::new();
         for f in filters {
@@ -454,7 +502,7 @@ impl FindingStore {
             " ORDER BY updated_ms DESC, id LIMIT {} OFFSET {offset}",
             i64::from(limit) + 1
         ));
-        let conn = warden_sqlite::lock(&self.reader);
+        let conn = warden_sqlite::lock(reader);
         let mut stmt = conn.prepare(&sql).map_err(store("querying findings"))?;
         let rows = stmt
             .query_map(rusqlite::params_from_iter(args.iter()), from_row)
@@ -463,22 +511,121 @@ impl FindingStore {
         for row in rows {
             out.push(row.map_err(store("querying findings"))?);
         }
-        let next = if out.len() > limit as usize {
-            out.truncate(limit as usize);
-            Some(
-                base64::engine::general_purpose::URL_SAFE_NO_PAD
-                    .encode(format!("f1:{}", offset + i64::from(limit))),
-            )
-        } else {
-            None
-        };
+        let next = next_page(&mut out, limit, offset);
         Ok((out, next))
+    }
+}
+
+/// Cuts `out` (read one past `limit`) to the page and returns the next page's token.
+fn next_page(out: &mut Vec<Finding>, limit: u32, offset: i64) -> Option<String> {
+    if out.len() > limit as usize {
+        out.truncate(limit as usize);
+        Some(
+            base64::engine::general_purpose::URL_SAFE_NO_PAD
+                .encode(format!("f1:{}", offset + i64::from(limit))),
+        )
+    } else {
+        None
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A store of each backend: a temporary SQLite file, or a database of its own in a
+    /// real PostgreSQL server the tests start.
+    #[derive(Clone, Copy)]
+    enum Kind {
+        Sqlite,
+        Postgres,
+    }
+
+    struct Opened {
+        store: FindingStore,
+        url: Option<String>,
+        _dir: tempfile::TempDir,
+    }
+
+    impl std::ops::Deref for Opened {
+        type Target = FindingStore;
+        fn deref(&self) -> &FindingStore {
+            &self.store
+        }
+    }
+
+    fn open(kind: Kind) -> Opened {
+        let dir = tempfile::tempdir().unwrap();
+        match kind {
+            Kind::Sqlite => Opened {
+                store: FindingStore::open(&dir.path().join("findings.db")).unwrap(),
+                url: None,
+                _dir: dir,
+            },
+            Kind::Postgres => {
+                let url = warden_testservers::Postgres::shared()
+                    .fresh_database()
+                    .unwrap();
+                Opened {
+                    store: FindingStore::open_postgres(&url, 2).unwrap(),
+                    url: Some(url),
+                    _dir: dir,
+                }
+            }
+        }
+    }
+
+    macro_rules! on_both_backends {
+        ($($name:ident),* $(,)?) => {
+            mod sqlite {
+                $(
+                    #[test]
+                    fn $name() {
+                        super::$name(super::open(super::Kind::Sqlite));
+                    }
+                )*
+            }
+            mod postgres {
+                $(
+                    #[test]
+                    fn $name() {
+                        super::$name(super::open(super::Kind::Postgres));
+                    }
+                )*
+            }
+        };
+    }
+
+    on_both_backends!(
+        findings_open_resolve_reopen_and_stay_suppressed,
+        queries_filter_and_page,
+    );
+
+    #[test]
+    fn nodes_reconciling_at_once_open_a_failure_once() {
+        let first = open(Kind::Postgres);
+        let url = first.url.clone().unwrap();
+        let nodes: Vec<FindingStore> = (0..4)
+            .map(|_| FindingStore::open_postgres(&url, 1).unwrap())
+            .collect();
+        let opened: usize = std::thread::scope(|scope| {
+            let handles: Vec<_> = nodes
+                .iter()
+                .map(|n| {
+                    scope.spawn(move || {
+                        n.reconcile(&["Lambda.1"], &[fail("Lambda.1", "f")], 1)
+                            .unwrap()
+                            .opened
+                            .len()
+                    })
+                })
+                .collect();
+            handles.into_iter().map(|h| h.join().unwrap()).sum()
+        });
+        assert_eq!(opened, 1);
+        let (all, _) = first.query(&[], None, None).unwrap();
+        assert_eq!(all.len(), 1);
+    }
 
     fn fail(control: &str, resource: &str) -> Observed {
         Observed {
@@ -506,10 +653,7 @@ mod tests {
         (found[0].workflow, found[0].compliance.clone())
     }
 
-    #[test]
-    fn findings_open_resolve_reopen_and_stay_suppressed() {
-        let dir = tempfile::tempdir().unwrap();
-        let s = FindingStore::open(&dir.path().join("findings.db")).unwrap();
+    fn findings_open_resolve_reopen_and_stay_suppressed(s: Opened) {
         let r = s
             .reconcile(
                 &["Lambda.1", "Lambda.2"],
@@ -559,10 +703,7 @@ mod tests {
         assert_eq!(workflow(&s, "Lambda.2", "f").0, Workflow::Suppressed);
     }
 
-    #[test]
-    fn queries_filter_and_page() {
-        let dir = tempfile::tempdir().unwrap();
-        let s = FindingStore::open(&dir.path().join("findings.db")).unwrap();
+    fn queries_filter_and_page(s: Opened) {
         let all: Vec<Observed> = (0..5).map(|i| fail("IAM.1", &format!("r{i}"))).collect();
         s.reconcile(&["IAM.1"], &all, 1).unwrap();
         s.reconcile(&["Lambda.1"], &[fail("Lambda.1", "x")], 2)

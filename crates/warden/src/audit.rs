@@ -251,11 +251,33 @@ pub(crate) fn open_history(
     })
 }
 
+/// Opens the posture findings: in the data directory, or in the PostgreSQL `store`
+/// several nodes share. Connects synchronously: call it outside the server's runtime.
+pub(crate) fn open_findings(
+    data_dir: &Path,
+    store: &crate::backend::StoreChoice,
+) -> anyhow::Result<warden_findings::FindingStore> {
+    Ok(match store {
+        crate::backend::StoreChoice::Embedded => {
+            let path = data_dir.join(FINDINGS_DB_FILE);
+            warden_findings::FindingStore::open(&path)
+                .with_context(|| format!("cannot open the findings `{}`", path.display()))?
+        }
+        crate::backend::StoreChoice::Postgres(url) => warden_findings::FindingStore::open_postgres(
+            url,
+            crate::backend::SIDE_STORE_CONNECTIONS,
+        )
+        .context("cannot open the findings in PostgreSQL")?,
+    })
+}
+
 /// Opens the audit log in `data_dir` and starts its recorder, with the configuration
-/// `history` and the posture checks (`default_egress_open`: `--default-egress internet`).
+/// `history` and the posture checks over `findings` (`default_egress_open`:
+/// `--default-egress internet`).
 pub(crate) fn start(
     data_dir: &Path,
     history: warden_config::ConfigStore,
+    findings: warden_findings::FindingStore,
     signer: Ed25519Signer,
     args: &AuditArgs,
     default_egress_open: bool,
@@ -279,9 +301,6 @@ pub(crate) fn start(
     let verifier = Ed25519Verifier::new(key_id(&public), &public);
     let recorder = Recorder::start(log, Arc::new(signer), config)
         .context("cannot start the audit recorder")?;
-    let findings = data_dir.join(FINDINGS_DB_FILE);
-    let findings = warden_findings::FindingStore::open(&findings)
-        .with_context(|| format!("cannot open the findings `{}`", findings.display()))?;
     let posture = warden_api::posture::Posture::new(
         Arc::new(findings),
         warden_api::posture::PostureSettings {

@@ -484,6 +484,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         .context("cannot start the code blob collector")?;
     let audit_key = crate::audit::signing_key(&data_dir, &master)?;
     let config_history = crate::audit::open_history(&data_dir, &store_choice)?;
+    let findings = crate::audit::open_findings(&data_dir, &store_choice)?;
     let identity = match &store_choice {
         crate::backend::StoreChoice::Embedded => {
             warden_identity::Identity::open_with_key(&data_dir, master, account.as_str())?
@@ -764,6 +765,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
             crate::audit::start(
                 &data_dir,
                 config_history,
+                findings,
                 audit_key,
                 &args.audit,
                 matches!(args.default_egress, crate::firewall::DefaultEgressArg::Internet),

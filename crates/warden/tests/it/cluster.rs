@@ -779,6 +779,37 @@ fn a_resources_configuration_history_is_one_history_whichever_node_changed_it() 
 }
 
 #[test]
+fn posture_findings_are_one_set_whichever_node_evaluated() {
+    use crate::posture::wait_status;
+    let cluster = Cluster::new();
+    let a = cluster.node("a", None, &[]);
+    let b = cluster.node("b", Some(&a), &[]);
+    // A key without rotation, made through A: a finding, seen through both nodes.
+    let key = a.aws(&["kms", "create-key"])["KeyMetadata"]["KeyId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    wait_status(&a, "KMS.4", &key, Some("NEW"));
+    wait_status(&b, "KMS.4", &key, Some("NEW"));
+    // Fixed through B: B's evaluation resolves the one finding, for A too.
+    b.aws(&["kms", "enable-key-rotation", "--key-id", &key]);
+    wait_status(&b, "KMS.4", &key, Some("RESOLVED"));
+    wait_status(&a, "KMS.4", &key, Some("RESOLVED"));
+    let all = a.aws(&["securityhub", "get-findings"]);
+    let of_key = all["Findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| {
+            f["Resources"][0]["Id"]
+                .as_str()
+                .is_some_and(|id| id.ends_with(&key))
+        })
+        .count();
+    assert_eq!(of_key, 1, "one finding, whichever node evaluated");
+}
+
+#[test]
 fn a_password_on_the_command_line_is_refused_without_being_repeated() {
     let dir = crate::harness::private_tempdir();
     // `warden serve` on a fresh directory with `args`; its stderr, once it has failed.

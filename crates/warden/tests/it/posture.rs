@@ -9,7 +9,7 @@ use serde_json::{json, Value};
 use crate::harness::*;
 
 /// The findings of `control` on resources whose ARN ends with `resource`.
-fn findings(s: &Server, control: &str, resource: &str) -> Vec<Value> {
+pub(crate) fn findings(s: &Server, control: &str, resource: &str) -> Vec<Value> {
     let filters = json!({ "GeneratorId": [{ "Value": control, "Comparison": "EQUALS" }] });
     let out = s.aws(&[
         "securityhub",
@@ -33,7 +33,12 @@ fn findings(s: &Server, control: &str, resource: &str) -> Vec<Value> {
 
 /// Waits until the finding of `control` on `resource` has workflow `status` (`None`: no
 /// such finding).
-fn wait_status(s: &Server, control: &str, resource: &str, status: Option<&str>) -> Value {
+pub(crate) fn wait_status(
+    s: &Server,
+    control: &str,
+    resource: &str,
+    status: Option<&str>,
+) -> Value {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         let found = findings(s, control, resource);
