@@ -65,7 +65,7 @@ const ALLOWED_DEPENDENCIES: &[(&str, &[&str])] = &[
             "warden-kms",
         ],
     ),
-    ("warden-network", &["warden-sqlite"]),
+    ("warden-network", &["warden-sqlite", "warden-postgres"]),
     ("warden-dnsfw", &["warden-types", "warden-sqlite"]),
     ("warden-dns", &["warden-sqlite"]),
     ("warden-egress", &["warden-sqlite"]),

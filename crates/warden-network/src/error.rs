@@ -71,6 +71,15 @@ pub enum NetworkError {
         #[source]
         source: warden_sqlite::Error,
     },
+    /// The store shared with other nodes (PostgreSQL) failed, or holds a record this
+    /// build cannot read (`InternalError`); details are logged, not sent.
+    #[error("the network store failed while {context}: {message}")]
+    Shared {
+        /// What was being done.
+        context: &'static str,
+        /// What went wrong (never the connection's password).
+        message: String,
+    },
 }
 
 impl NetworkError {
@@ -84,13 +93,16 @@ impl NetworkError {
             | NetworkError::LimitExceeded { code, .. } => code,
             NetworkError::DependencyViolation(_) => "DependencyViolation",
             NetworkError::CannotDelete(_) => "CannotDelete",
-            NetworkError::Store { .. } => "InternalError",
+            NetworkError::Store { .. } | NetworkError::Shared { .. } => "InternalError",
         }
     }
 
     /// Whether the failure is the server's, not the request's.
     pub fn is_internal(&self) -> bool {
-        matches!(self, NetworkError::Store { .. })
+        matches!(
+            self,
+            NetworkError::Store { .. } | NetworkError::Shared { .. }
+        )
     }
 
     /// `InvalidParameterValue` with `message`.
@@ -115,5 +127,13 @@ pub(crate) fn store(context: &'static str) -> impl FnOnce(rusqlite::Error) -> Ne
     move |e| NetworkError::Store {
         context,
         source: warden_sqlite::sqlite(context)(e),
+    }
+}
+
+/// Maps a shared store's error to [`NetworkError::Shared`] with `context`.
+pub(crate) fn shared(context: &'static str) -> impl FnOnce(warden_postgres::Error) -> NetworkError {
+    move |e| NetworkError::Shared {
+        context,
+        message: e.to_string(),
     }
 }

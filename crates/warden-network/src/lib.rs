@@ -6,8 +6,10 @@
 //! [`MAX_TAGS`]).
 //!
 //! Everything lives in `DATA_DIR/network.db` (SQLite, WAL, `synchronous=FULL`: every
-//! acknowledged change is on disk), read into memory once at open; reads are served from
-//! memory, and [`Network::subscribe`] tells of every committed change. Who may call what
+//! acknowledged change is on disk), or for nodes sharing a PostgreSQL store in its
+//! `network` namespace of shared records, read into memory at open; reads are served from
+//! memory, and [`Network::subscribe`] tells of every committed change, this node's or
+//! (after [`Network::refresh`]) another's. Who may call what
 //! is the API's decision; which traffic an instance may send is the enforcement's, from
 //! the groups read here.
 #![forbid(unsafe_code)]
@@ -16,6 +18,7 @@ mod error;
 mod flowlogs;
 mod model;
 mod service;
+mod shared;
 mod store;
 
 pub use error::NetworkError;

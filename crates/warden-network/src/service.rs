@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex, PoisonError, RwLock, RwLockReadGuard};
 use rusqlite::{Connection, Transaction};
 use tokio::sync::watch;
 
-use crate::error::{store as store_error, NetworkError};
+use crate::error::{shared as shared_error, store as store_error, NetworkError};
 use crate::model::{
     availability_zone, block_cidr, check_group_description, check_group_id, check_group_name,
     check_rule_id, check_subnet_id, check_tags, check_vpc_id, new_id, tag_limit, Direction,
@@ -16,7 +16,9 @@ use crate::model::{
     DEFAULT_GROUP_DESCRIPTION, DEFAULT_GROUP_NAME, MAX_RULES_PER_DIRECTION, MAX_SECURITY_GROUPS,
     MAX_SUBNETS, MAX_TAGS, MAX_VPCS,
 };
+use crate::shared;
 use crate::store::{self, Model};
+use warden_postgres::records::SharedRecords;
 
 /// One change to the in-memory model, applied once its transaction committed.
 enum Edit {
@@ -34,8 +36,21 @@ enum Edit {
     RemoveGroup(String),
 }
 
+/// Where the model is kept.
+enum Backend {
+    /// `network.db`, this node's own.
+    Sqlite(Connection),
+    /// Shared by the nodes of a deployment; `generation` is that of the records the
+    /// in-memory model holds.
+    Postgres {
+        records: SharedRecords,
+        generation: i64,
+    },
+}
+
 struct Inner {
-    conn: Mutex<Connection>,
+    /// The writer; holding it is what makes a write exclusive on this node.
+    backend: Mutex<Backend>,
     model: RwLock<Model>,
     changes: watch::Sender<u64>,
     account: String,
@@ -97,16 +112,82 @@ impl Network {
     pub fn open(data_dir: &Path, account: &str, region: &str) -> Result<Network, NetworkError> {
         let conn = store::open(&data_dir.join("network.db"))?;
         let model = store::load(&conn)?;
+        Ok(Self::with_backend(
+            Backend::Sqlite(conn),
+            model,
+            account,
+            region,
+        ))
+    }
+
+    /// Opens the service on the shared records of `pool` (opened with their track),
+    /// which every node of a deployment shares, reading the whole model into memory.
+    pub fn open_shared(
+        pool: warden_postgres::Pool,
+        account: &str,
+        region: &str,
+    ) -> Result<Network, NetworkError> {
+        let records = SharedRecords::on(pool, shared::NAMESPACE)
+            .map_err(shared_error("opening the network store"))?;
+        let snapshot = records
+            .load()
+            .map_err(shared_error("reading the network store"))?;
+        let model = shared::model(&snapshot)?;
+        Ok(Self::with_backend(
+            Backend::Postgres {
+                records,
+                generation: snapshot.generation,
+            },
+            model,
+            account,
+            region,
+        ))
+    }
+
+    fn with_backend(backend: Backend, model: Model, account: &str, region: &str) -> Network {
         let (changes, _) = watch::channel(0u64);
-        Ok(Network {
+        Network {
             inner: Arc::new(Inner {
-                conn: Mutex::new(conn),
+                backend: Mutex::new(backend),
                 model: RwLock::new(model),
                 changes,
                 account: account.to_owned(),
                 region: region.to_owned(),
             }),
-        })
+        }
+    }
+
+    /// With a shared store, reads the model again if another node changed it since this
+    /// node last read or wrote it, and tells subscribers (the packet filter follows);
+    /// returns whether it did.
+    pub fn refresh(&self) -> Result<bool, NetworkError> {
+        let mut backend = warden_sqlite::lock(&self.inner.backend);
+        let Backend::Postgres {
+            records,
+            generation,
+        } = &mut *backend
+        else {
+            return Ok(false);
+        };
+        let now = records
+            .generation()
+            .map_err(shared_error("reading the network store"))?;
+        if now == *generation {
+            return Ok(false);
+        }
+        let snapshot = records
+            .load()
+            .map_err(shared_error("reading the network store"))?;
+        let model = shared::model(&snapshot)?;
+        *self
+            .inner
+            .model
+            .write()
+            .unwrap_or_else(PoisonError::into_inner) = model;
+        *generation = snapshot.generation;
+        drop(backend);
+        self.inner.changes.send_modify(|n| *n = n.wrapping_add(1));
+        Ok(true)
     }
 
     /// The account the resources belong to (`OwnerId`).
@@ -198,21 +279,78 @@ impl Network {
     /// applies the edits `f` returned to the in-memory model and tells subscribers.
     /// Writers are serialised by the connection's lock, so the model `f` sees cannot
     /// change before its edits are applied.
+    ///
+    /// With a shared store, `f` gets no SQLite transaction (`None`): the write holds the
+    /// namespace's lock, first reads what other nodes changed, and stores each edited VPC,
+    /// subnet or group (with its rules and tags) as one record.
     fn write<T>(
         &self,
         context: &'static str,
-        f: impl FnOnce(&Model, &Transaction<'_>, &mut i64) -> Result<(T, Vec<Edit>), NetworkError>,
+        f: impl FnOnce(
+            &Model,
+            Option<&Transaction<'_>>,
+            &mut i64,
+        ) -> Result<(T, Vec<Edit>), NetworkError>,
     ) -> Result<T, NetworkError> {
-        let mut conn = warden_sqlite::lock(&self.inner.conn);
-        warden_sqlite::rollback_abandoned(&conn).map_err(store_error(context))?;
-        let tx = warden_sqlite::immediate(&mut conn).map_err(store_error(context))?;
-        let (out, edits, next_seq) = {
-            let model = self.read();
-            let mut next_seq = model.next_seq;
-            let (out, edits) = f(&model, &tx, &mut next_seq)?;
-            (out, edits, next_seq)
+        let mut backend = warden_sqlite::lock(&self.inner.backend);
+        let (out, edits, next_seq) = match &mut *backend {
+            Backend::Sqlite(conn) => {
+                warden_sqlite::rollback_abandoned(conn).map_err(store_error(context))?;
+                let tx = warden_sqlite::immediate(conn).map_err(store_error(context))?;
+                let (out, edits, next_seq) = {
+                    let model = self.read();
+                    let mut next_seq = model.next_seq;
+                    let (out, edits) = f(&model, Some(&tx), &mut next_seq)?;
+                    (out, edits, next_seq)
+                };
+                tx.commit().map_err(store_error(context))?;
+                (out, edits, next_seq)
+            }
+            Backend::Postgres {
+                records,
+                generation,
+            } => {
+                let mut w = records.begin().map_err(shared_error(context))?;
+                if w.generation() != *generation {
+                    let snapshot = w.load().map_err(shared_error(context))?;
+                    let model = shared::model(&snapshot)?;
+                    *self
+                        .inner
+                        .model
+                        .write()
+                        .unwrap_or_else(PoisonError::into_inner) = model;
+                    *generation = snapshot.generation;
+                    self.inner.changes.send_modify(|n| *n = n.wrapping_add(1));
+                }
+                let (out, edits, next_seq) = {
+                    let model = self.read();
+                    let mut next_seq = model.next_seq;
+                    let (out, edits) = f(&model, None, &mut next_seq)?;
+                    (out, edits, next_seq)
+                };
+                if edits.is_empty() {
+                    return Ok(out);
+                }
+                for edit in &edits {
+                    match edit {
+                        Edit::Vpc(seq, v) => w.put(shared::VPC, &v.id, shared::vpc_text(*seq, v)?),
+                        Edit::RemoveVpc(id) => w.delete(shared::VPC, id),
+                        Edit::Subnet(seq, sn) => {
+                            w.put(shared::SUBNET, &sn.id, shared::subnet_text(*seq, sn)?)
+                        }
+                        Edit::RemoveSubnet(id) => w.delete(shared::SUBNET, id),
+                        Edit::Group(seq, g) => {
+                            w.put(shared::GROUP, &g.id, shared::group_text(*seq, g)?)
+                        }
+                        Edit::RemoveGroup(id) => w.delete(shared::GROUP, id),
+                    }
+                    .map_err(shared_error(context))?;
+                }
+                *generation = w.commit().map_err(shared_error(context))?;
+                (out, edits, next_seq)
+            }
         };
-        tx.commit().map_err(store_error(context))?;
+        drop(backend);
         if edits.is_empty() {
             return Ok(out);
         }
@@ -285,9 +423,13 @@ impl Network {
                 tags: Vec::new(),
             };
             let vpc_seq = take(next);
-            store::insert_vpc(tx, vpc_seq, &vpc)?;
+            if let Some(tx) = tx {
+                store::insert_vpc(tx, vpc_seq, &vpc)?;
+            }
             let group_seq = take(next);
-            store::insert_group(tx, group_seq, &group, next)?;
+            if let Some(tx) = tx {
+                store::insert_group(tx, group_seq, &group, next)?;
+            }
             tracing::info!(vpc = %vpc.id, cidr = %vpc.cidr, "created a VPC");
             Ok((
                 vpc.clone(),
@@ -322,10 +464,14 @@ impl Network {
                 .collect();
             let mut edits = Vec::new();
             for g in defaults {
-                store::delete_group(tx, &g)?;
+                if let Some(tx) = tx {
+                    store::delete_group(tx, &g)?;
+                }
                 edits.push(Edit::RemoveGroup(g));
             }
-            store::delete_vpc(tx, id)?;
+            if let Some(tx) = tx {
+                store::delete_vpc(tx, id)?;
+            }
             edits.push(Edit::RemoveVpc(id.to_owned()));
             tracing::info!(vpc = %id, "deleted a VPC");
             Ok(((), edits))
@@ -385,7 +531,9 @@ impl Network {
                 tags,
             };
             let seq = take(next);
-            store::insert_subnet(tx, seq, &subnet)?;
+            if let Some(tx) = tx {
+                store::insert_subnet(tx, seq, &subnet)?;
+            }
             Ok((subnet.clone(), vec![Edit::Subnet(seq, subnet)]))
         })
     }
@@ -397,7 +545,9 @@ impl Network {
             if !model.subnets.contains_key(id) {
                 return Err(subnet_not_found(id));
             }
-            store::delete_subnet(tx, id)?;
+            if let Some(tx) = tx {
+                store::delete_subnet(tx, id)?;
+            }
             Ok(((), vec![Edit::RemoveSubnet(id.to_owned())]))
         })
     }
@@ -452,7 +602,9 @@ impl Network {
                 tags,
             };
             let seq = take(next);
-            store::insert_group(tx, seq, &group, next)?;
+            if let Some(tx) = tx {
+                store::insert_group(tx, seq, &group, next)?;
+            }
             Ok((group.clone(), vec![Edit::Group(seq, group)]))
         })
     }
@@ -482,7 +634,9 @@ impl Network {
                     "resource {id} has a dependent object"
                 )));
             }
-            store::delete_group(tx, id)?;
+            if let Some(tx) = tx {
+                store::delete_group(tx, id)?;
+            }
             Ok((group.clone(), vec![Edit::RemoveGroup(id.to_owned())]))
         })
     }
@@ -543,7 +697,9 @@ impl Network {
                     peer: spec.peer,
                     description: spec.description,
                 };
-                store::insert_rule(tx, group_id, direction, take(next), &rule)?;
+                if let Some(tx) = tx {
+                    store::insert_rule(tx, group_id, direction, take(next), &rule)?;
+                }
                 group.rules_mut(direction).push(rule.clone());
                 added.push(rule);
             }
@@ -634,7 +790,9 @@ impl Network {
             let mut group = group.clone();
             let mut removed = Vec::with_capacity(ids.len());
             for id in &ids {
-                store::delete_rule(tx, id)?;
+                if let Some(tx) = tx {
+                    store::delete_rule(tx, id)?;
+                }
             }
             group.rules_mut(direction).retain(|r| {
                 if ids.contains(&r.id) {
@@ -736,7 +894,9 @@ impl Network {
                         let mut v = v.clone();
                         v.tags = pending.unwrap_or(v.tags);
                         change(&mut v.tags)?;
-                        store::set_tags(tx, id, &v.tags)?;
+                        if let Some(tx) = tx {
+                            store::set_tags(tx, id, &v.tags)?;
+                        }
                         Edit::Vpc(*seq, v)
                     }
                     ResourceKind::Subnet => {
@@ -744,7 +904,9 @@ impl Network {
                         let mut s = s.clone();
                         s.tags = pending.unwrap_or(s.tags);
                         change(&mut s.tags)?;
-                        store::set_tags(tx, id, &s.tags)?;
+                        if let Some(tx) = tx {
+                            store::set_tags(tx, id, &s.tags)?;
+                        }
                         Edit::Subnet(*seq, s)
                     }
                     ResourceKind::SecurityGroup => {
@@ -752,7 +914,9 @@ impl Network {
                         let mut g = g.clone();
                         g.tags = pending.unwrap_or(g.tags);
                         change(&mut g.tags)?;
-                        store::set_tags(tx, id, &g.tags)?;
+                        if let Some(tx) = tx {
+                            store::set_tags(tx, id, &g.tags)?;
+                        }
                         Edit::Group(*seq, g)
                     }
                 };

@@ -593,3 +593,67 @@ proptest! {
         let _ = parse_ipv6_cidr(&junk);
     }
 }
+
+/// A node of a deployment: the network on the shared records of the database at `url`.
+fn shared_node(url: &str) -> Network {
+    let pool = warden_postgres::Pool::open(
+        url,
+        &warden_postgres::Options {
+            connections: 1,
+            ..warden_postgres::Options::default()
+        },
+        &[warden_postgres::records::TRACK],
+    )
+    .unwrap();
+    Network::open_shared(pool, "123456789012", "us-east-1").unwrap()
+}
+
+#[test]
+fn nodes_sharing_a_store_see_and_decide_from_each_others_groups() {
+    let url = warden_testservers::Postgres::shared()
+        .fresh_database()
+        .unwrap();
+    let a = shared_node(&url);
+    let b = shared_node(&url);
+    let b_changes = b.subscribe();
+    let vpc = a.create_vpc("10.1.0.0/16", Vec::new()).unwrap();
+    let group = a
+        .create_security_group(Some(&vpc.id), "web", "web servers", Vec::new())
+        .unwrap();
+    a.authorize(&group.id, Direction::Egress, vec![tcp(443, "10.9.0.0/16")])
+        .unwrap();
+    assert!(b.security_group(&group.id).is_none());
+    // B's poll installs A's model and tells B's subscribers (its packet filter).
+    assert!(b.refresh().unwrap());
+    assert!(!b.refresh().unwrap(), "nothing newer");
+    assert!(b_changes.has_changed().unwrap());
+    let seen = b.security_group(&group.id).unwrap();
+    assert_eq!(seen, a.security_group(&group.id).unwrap());
+    assert_eq!(b.vpcs(), a.vpcs());
+    // A change decides from what every node committed, even before its poll: a rule A
+    // added after B's poll is a duplicate for B too, and a VPC with A's new subnet
+    // cannot be deleted through B.
+    a.authorize(&group.id, Direction::Ingress, vec![tcp(22, "10.2.0.0/16")])
+        .unwrap();
+    assert_eq!(
+        code(b.authorize(&group.id, Direction::Ingress, vec![tcp(22, "10.2.0.0/16")])),
+        "InvalidPermission.Duplicate"
+    );
+    let other = b.create_vpc("10.3.0.0/16", Vec::new()).unwrap();
+    a.create_subnet(&other.id, "10.3.1.0/24", None, Vec::new())
+        .unwrap();
+    assert_eq!(code(b.delete_vpc(&other.id)), "DependencyViolation");
+    b.revoke(&group.id, Direction::Egress, vec![tcp(443, "10.9.0.0/16")])
+        .unwrap();
+    assert!(a.refresh().unwrap());
+    let after = a.security_group(&group.id).unwrap();
+    assert!(after
+        .egress
+        .iter()
+        .all(|r| r.peer != Peer::V4(rule_ipv4("10.9.0.0/16").unwrap())));
+    assert_eq!(after.ingress.len(), 1);
+    // A node opened later holds the same model, in the same order.
+    let c = shared_node(&url);
+    assert_eq!(c.security_groups(), a.security_groups());
+    assert_eq!(c.vpcs(), a.vpcs());
+}

@@ -104,8 +104,8 @@ pub(crate) fn parse_bus(value: &str) -> anyhow::Result<String> {
 }
 
 /// Re-reads, every [`SHARED_REFRESH_PERIOD`], the KMS keys, identity (and the `AssumeRole`
-/// sessions other nodes issued), code signing, input contracts and function URLs for
-/// changes other nodes made (one small
+/// sessions other nodes issued), code signing, input contracts, function URLs and the
+/// network model (VPCs, subnets, security groups) for changes other nodes made (one small
 /// read of a generation number each when nothing changed).
 pub(crate) async fn refresh_shared_periodically(
     kms: warden_kms::Kms,
@@ -113,6 +113,7 @@ pub(crate) async fn refresh_shared_periodically(
     signer: warden_signer::Signer,
     contracts: warden_contract::store::ContractStore,
     urls: warden_urls::store::UrlStore,
+    network: warden_network::Network,
 ) {
     let mut tick = tokio::time::interval(SHARED_REFRESH_PERIOD);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -123,6 +124,7 @@ pub(crate) async fn refresh_shared_periodically(
         let signer = signer.clone();
         let contracts = contracts.clone();
         let urls = urls.clone();
+        let network = network.clone();
         let refreshed = tokio::task::spawn_blocking(move || {
             if let Err(e) = kms.refresh() {
                 tracing::warn!(error = %e, "could not re-read the shared KMS keys");
@@ -138,6 +140,9 @@ pub(crate) async fn refresh_shared_periodically(
             }
             if let Err(e) = urls.refresh() {
                 tracing::warn!(error = %e, "could not re-read the shared function URLs");
+            }
+            if let Err(e) = network.refresh() {
+                tracing::warn!(error = %e, "could not re-read the shared network model");
             }
         })
         .await;

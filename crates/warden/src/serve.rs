@@ -537,7 +537,13 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         &args.region,
         args.require_code_signing,
     )?;
-    let network = warden_network::Network::open(&data_dir, account.as_str(), region.as_str())?;
+    let network = match &records_pool {
+        None => warden_network::Network::open(&data_dir, account.as_str(), region.as_str())?,
+        Some(pool) => {
+            warden_network::Network::open_shared(pool.clone(), account.as_str(), region.as_str())
+                .context("cannot open the network model in PostgreSQL")?
+        }
+    };
     let flow_logs = warden_network::FlowLogs::open(&data_dir)?;
     let contracts = match &records_pool {
         None => warden_contract::store::ContractStore::open(&data_dir)?,
@@ -741,6 +747,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         let shared_kms = kms.clone();
         let shared_contracts = contracts.clone();
         let shared_urls = urls.clone();
+        let shared_network = network.clone();
         let state = Arc::new(warden_api::ApiState::new(
             engine.clone(),
             control,
@@ -890,6 +897,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
                 code_signing.signer.clone(),
                 shared_contracts.clone(),
                 shared_urls.clone(),
+                shared_network.clone(),
             ))
         });
         let (stop_urls, urls_stopping) = tokio::sync::oneshot::channel::<()>();

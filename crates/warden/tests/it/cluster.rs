@@ -810,6 +810,93 @@ fn posture_findings_are_one_set_whichever_node_evaluated() {
 }
 
 #[test]
+fn a_security_group_changed_through_one_node_is_the_same_group_on_another() {
+    let cluster = Cluster::new();
+    let a = cluster.node("a", None, &[]);
+    let b = cluster.node("b", Some(&a), &[]);
+    let vpc = a.aws(&["ec2", "create-vpc", "--cidr-block", "10.40.0.0/16"])["Vpc"]["VpcId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let group = a.aws(&[
+        "ec2",
+        "create-security-group",
+        "--vpc-id",
+        &vpc,
+        "--group-name",
+        "db",
+        "--description",
+        "the database",
+    ])["GroupId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    a.aws(&[
+        "ec2",
+        "authorize-security-group-egress",
+        "--group-id",
+        &group,
+        "--protocol",
+        "tcp",
+        "--port",
+        "5432",
+        "--cidr",
+        "10.20.1.0/24",
+    ]);
+    let egress_ports = |node: &Server| -> Vec<i64> {
+        let out = node.aws(&["ec2", "describe-security-groups", "--group-ids", &group]);
+        out["SecurityGroups"][0]["IpPermissionsEgress"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|p| p["FromPort"].as_i64())
+            .collect()
+    };
+    wait_for(
+        "B to know A's group and rule",
+        Duration::from_secs(30),
+        || {
+            b.aws_raw(&["ec2", "describe-security-groups", "--group-ids", &group])
+                .status
+                .success()
+                && egress_ports(&b).contains(&5432)
+        },
+    );
+    // The same rule added through B is a duplicate: B decides from A's change.
+    let e = b.aws_err(&[
+        "ec2",
+        "authorize-security-group-egress",
+        "--group-id",
+        &group,
+        "--protocol",
+        "tcp",
+        "--port",
+        "5432",
+        "--cidr",
+        "10.20.1.0/24",
+    ]);
+    assert!(e.contains("InvalidPermission.Duplicate"), "{e}");
+    // Revoked through B: gone on A within its poll.
+    b.aws(&[
+        "ec2",
+        "revoke-security-group-egress",
+        "--group-id",
+        &group,
+        "--protocol",
+        "tcp",
+        "--port",
+        "5432",
+        "--cidr",
+        "10.20.1.0/24",
+    ]);
+    wait_for(
+        "A to drop the revoked rule",
+        Duration::from_secs(30),
+        || !egress_ports(&a).contains(&5432),
+    );
+}
+
+#[test]
 fn a_password_on_the_command_line_is_refused_without_being_repeated() {
     let dir = crate::harness::private_tempdir();
     // `warden serve` on a fresh directory with `args`; its stderr, once it has failed.
