@@ -23,6 +23,7 @@ mod postgres;
 mod store;
 
 pub use diff::{diff, Change};
+pub use postgres::TRACK as POSTGRES_TRACK;
 pub use store::{
     ConfigStore, Error, HistoryQuery, Item, NewItem, Order, Resource, Status,
     MAX_CONFIGURATION_BYTES, MAX_LIMIT,

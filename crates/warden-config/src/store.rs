@@ -324,6 +324,14 @@ impl ConfigStore {
         })
     }
 
+    /// [`ConfigStore::open_postgres`] on a pool other stores share, opened with
+    /// [`crate::POSTGRES_TRACK`] among its tracks.
+    pub fn open_shared(pool: warden_postgres::Pool) -> Self {
+        ConfigStore {
+            backend: Backend::Postgres(pool),
+        }
+    }
+
     /// Stores `new` as the resource's next item if it differs from its latest one; returns
     /// the stored item, or `None` when nothing changed.
     pub fn record(&self, new: NewItem) -> Result<Option<Item>, Error> {

@@ -18,6 +18,7 @@
 mod postgres;
 mod store;
 
+pub use postgres::TRACK as POSTGRES_TRACK;
 pub use store::{
     Comparison, Error, Field, Filter, Finding, FindingStore, Observed, Reconciled, Workflow,
     MAX_FINDINGS, MAX_RESULTS,

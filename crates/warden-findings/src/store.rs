@@ -315,6 +315,14 @@ impl FindingStore {
         })
     }
 
+    /// [`FindingStore::open_postgres`] on a pool other stores share, opened with
+    /// [`crate::POSTGRES_TRACK`] among its tracks.
+    pub fn open_shared(pool: warden_postgres::Pool) -> Self {
+        FindingStore {
+            backend: Backend::Postgres(pool),
+        }
+    }
+
     /// Takes one evaluation's observations of `controls` (see the crate's documentation).
     pub fn reconcile(
         &self,

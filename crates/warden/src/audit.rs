@@ -231,43 +231,36 @@ fn sha_prefix(public: &[u8]) -> [u8; 8] {
     out
 }
 
-/// Opens the configuration history: in the data directory, or in the PostgreSQL `store`
-/// several nodes share. Connects synchronously: call it outside the server's runtime.
+/// Opens the configuration history: in the data directory, or on the `shared` pool of the
+/// PostgreSQL store several nodes share.
 pub(crate) fn open_history(
     data_dir: &Path,
-    store: &crate::backend::StoreChoice,
+    shared: Option<&warden_postgres::Pool>,
 ) -> anyhow::Result<warden_config::ConfigStore> {
-    Ok(match store {
-        crate::backend::StoreChoice::Embedded => {
+    Ok(match shared {
+        None => {
             let path = data_dir.join(CONFIG_DB_FILE);
             warden_config::ConfigStore::open(&path).with_context(|| {
                 format!("cannot open the configuration history `{}`", path.display())
             })?
         }
-        crate::backend::StoreChoice::Postgres(url) => {
-            warden_config::ConfigStore::open_postgres(url, crate::backend::SIDE_STORE_CONNECTIONS)
-                .context("cannot open the configuration history in PostgreSQL")?
-        }
+        Some(pool) => warden_config::ConfigStore::open_shared(pool.clone()),
     })
 }
 
-/// Opens the posture findings: in the data directory, or in the PostgreSQL `store`
-/// several nodes share. Connects synchronously: call it outside the server's runtime.
+/// Opens the posture findings: in the data directory, or on the `shared` pool of the
+/// PostgreSQL store several nodes share.
 pub(crate) fn open_findings(
     data_dir: &Path,
-    store: &crate::backend::StoreChoice,
+    shared: Option<&warden_postgres::Pool>,
 ) -> anyhow::Result<warden_findings::FindingStore> {
-    Ok(match store {
-        crate::backend::StoreChoice::Embedded => {
+    Ok(match shared {
+        None => {
             let path = data_dir.join(FINDINGS_DB_FILE);
             warden_findings::FindingStore::open(&path)
                 .with_context(|| format!("cannot open the findings `{}`", path.display()))?
         }
-        crate::backend::StoreChoice::Postgres(url) => warden_findings::FindingStore::open_postgres(
-            url,
-            crate::backend::SIDE_STORE_CONNECTIONS,
-        )
-        .context("cannot open the findings in PostgreSQL")?,
+        Some(pool) => warden_findings::FindingStore::open_shared(pool.clone()),
     })
 }
 

@@ -17,9 +17,10 @@ use anyhow::{bail, Context};
 use warden_types::change::{ChangeEvent, ChangeObserver};
 use warden_types::NodeId;
 
-/// Connections each smaller shared store (identity, KMS, secrets, and one pool for the
-/// records of code signing, input contracts and function URLs) keeps to PostgreSQL: they
-/// are read from memory, or rarely, and written rarely.
+/// Connections each smaller shared store keeps to PostgreSQL (identity, KMS, secrets,
+/// and one pool for code signing, input contracts, function URLs, the network model, the
+/// configuration history and the findings): they are read from memory, or rarely, and
+/// written rarely.
 pub(crate) const SIDE_STORE_CONNECTIONS: usize = 2;
 
 /// How often a node re-reads identity and the KMS keys for changes other nodes made: the

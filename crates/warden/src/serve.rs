@@ -483,8 +483,6 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         .start_collector(Arc::clone(&store), BLOB_SWEEP_PERIOD)
         .context("cannot start the code blob collector")?;
     let audit_key = crate::audit::signing_key(&data_dir, &master)?;
-    let config_history = crate::audit::open_history(&data_dir, &store_choice)?;
-    let findings = crate::audit::open_findings(&data_dir, &store_choice)?;
     let identity = match &store_choice {
         crate::backend::StoreChoice::Embedded => {
             warden_identity::Identity::open_with_key(&data_dir, master, account.as_str())?
@@ -513,8 +511,9 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         )
         .context("cannot open the secrets in PostgreSQL")?,
     };
-    // Code signing, input contracts and function URLs keep their state in memory; with a
-    // shared store they share one small pool for its records.
+    // Code signing, input contracts, function URLs and the network model (which keep their
+    // state in memory), the configuration history and the findings: with a shared store,
+    // one small pool for all of them.
     let records_pool = match &store_choice {
         crate::backend::StoreChoice::Embedded => None,
         crate::backend::StoreChoice::Postgres(url) => Some(
@@ -524,7 +523,11 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
                     connections: crate::backend::SIDE_STORE_CONNECTIONS,
                     application_name: "warden-records".to_owned(),
                 },
-                &[warden_postgres::records::TRACK],
+                &[
+                    warden_postgres::records::TRACK,
+                    warden_config::POSTGRES_TRACK,
+                    warden_findings::POSTGRES_TRACK,
+                ],
             )
             .context("cannot open the shared records in PostgreSQL")?,
         ),
@@ -537,6 +540,8 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         &args.region,
         args.require_code_signing,
     )?;
+    let config_history = crate::audit::open_history(&data_dir, records_pool.as_ref())?;
+    let findings = crate::audit::open_findings(&data_dir, records_pool.as_ref())?;
     let network = match &records_pool {
         None => warden_network::Network::open(&data_dir, account.as_str(), region.as_str())?,
         Some(pool) => {
