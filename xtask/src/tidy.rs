@@ -66,7 +66,10 @@ const ALLOWED_DEPENDENCIES: &[(&str, &[&str])] = &[
         ],
     ),
     ("warden-network", &["warden-sqlite", "warden-postgres"]),
-    ("warden-dnsfw", &["warden-types", "warden-sqlite"]),
+    (
+        "warden-dnsfw",
+        &["warden-types", "warden-sqlite", "warden-postgres"],
+    ),
     ("warden-dns", &["warden-sqlite"]),
     ("warden-egress", &["warden-sqlite"]),
     ("warden-contract", &["warden-sqlite", "warden-postgres"]),

@@ -37,6 +37,15 @@ pub enum DnsFirewallError {
         #[source]
         source: warden_sqlite::Error,
     },
+    /// The store shared with other nodes (PostgreSQL) failed, or holds a record this
+    /// build cannot read (`InternalServiceErrorException`); details are logged, not sent.
+    #[error("the DNS Firewall store failed while {context}: {message}")]
+    Shared {
+        /// What was being done.
+        context: &'static str,
+        /// What went wrong (never the connection's password).
+        message: String,
+    },
 }
 
 impl DnsFirewallError {
@@ -47,13 +56,18 @@ impl DnsFirewallError {
             DnsFirewallError::Validation(_) => "ValidationException",
             DnsFirewallError::Conflict(_) => "ConflictException",
             DnsFirewallError::LimitExceeded { .. } => "LimitExceededException",
-            DnsFirewallError::Store { .. } => "InternalServiceErrorException",
+            DnsFirewallError::Store { .. } | DnsFirewallError::Shared { .. } => {
+                "InternalServiceErrorException"
+            }
         }
     }
 
     /// Whether the failure is the server's (500), not the request's (400).
     pub fn is_internal(&self) -> bool {
-        matches!(self, DnsFirewallError::Store { .. })
+        matches!(
+            self,
+            DnsFirewallError::Store { .. } | DnsFirewallError::Shared { .. }
+        )
     }
 
     /// The `ResourceType` member of a `ResourceNotFoundException` or a
@@ -78,4 +92,14 @@ pub(crate) fn store(context: &'static str) -> impl FnOnce(rusqlite::Error) -> Dn
 /// A [`DnsFirewallError::Validation`].
 pub(crate) fn invalid(message: impl Into<String>) -> DnsFirewallError {
     DnsFirewallError::Validation(message.into())
+}
+
+/// Maps a shared store's error to [`DnsFirewallError::Shared`] with `context`.
+pub(crate) fn shared(
+    context: &'static str,
+) -> impl FnOnce(warden_postgres::Error) -> DnsFirewallError {
+    move |e| DnsFirewallError::Shared {
+        context,
+        message: e.to_string(),
+    }
 }

@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex, PoisonError, RwLock, RwLockReadGuard};
 
 use rusqlite::{Connection, Transaction};
 
-use crate::error::{invalid, store as store_error, DnsFirewallError};
+use crate::error::{invalid, shared as shared_error, store as store_error, DnsFirewallError};
 use crate::model::{
     check_association_priority, check_creator_request_id, check_domain, check_name,
     check_rule_priority, check_tags, check_vpc_id, new_id, query_name, shown, Action, Association,
@@ -18,6 +18,7 @@ use crate::model::{
     MAX_DOMAIN_LISTS, MAX_RULES_PER_GROUP, MAX_RULE_GROUPS,
 };
 use crate::store;
+use warden_postgres::records::{SharedRecords, Snapshot};
 
 /// The firewall's decision on one DNS query.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -126,13 +127,14 @@ pub struct AssociationChange {
 }
 
 /// A domain list and its domains.
+#[derive(Clone)]
 struct ListEntry {
     list: DomainList,
     domains: Arc<DomainSet>,
 }
 
 /// The whole model, in memory.
-#[derive(Default)]
+#[derive(Default, Clone)]
 struct State {
     lists: HashMap<String, ListEntry>,
     groups: HashMap<String, RuleGroup>,
@@ -231,9 +233,162 @@ impl Index {
     }
 }
 
+/// Where the model is kept.
+enum Backend {
+    /// `dnsfw.db`, this node's own.
+    Sqlite(Connection),
+    /// Shared by the nodes of a deployment; `generation` is that of the records the
+    /// in-memory model holds.
+    Postgres {
+        records: SharedRecords,
+        generation: i64,
+    },
+}
+
+/// The namespace and kinds of DNS Firewall's records in a shared store: a domain list
+/// (with its domains), a rule group, a group's rules, an association.
+const NAMESPACE: &str = "dnsfw";
+const LIST: &str = "list";
+const GROUP: &str = "group";
+const RULES: &str = "rules";
+const ASSOCIATION: &str = "association";
+
+#[derive(serde::Serialize, serde::Deserialize)]
+struct ListRecord {
+    list: DomainList,
+    domains: Vec<String>,
+}
+
+fn record_text<T: serde::Serialize>(record: &T) -> Result<String, DnsFirewallError> {
+    serde_json::to_string(record).map_err(|e| DnsFirewallError::Shared {
+        context: "writing the shared DNS Firewall model",
+        message: e.to_string(),
+    })
+}
+
+fn parse_record<T: serde::de::DeserializeOwned>(
+    kind: &str,
+    id: &str,
+    text: &str,
+) -> Result<T, DnsFirewallError> {
+    serde_json::from_str(text).map_err(|e| DnsFirewallError::Shared {
+        context: "reading the shared DNS Firewall model",
+        message: format!("the {kind} record `{id}` does not parse: {e}"),
+    })
+}
+
+/// The model the records of one snapshot make up.
+fn state_of(snapshot: &Snapshot) -> Result<State, DnsFirewallError> {
+    let mut state = State::default();
+    for r in &snapshot.records {
+        match r.kind.as_str() {
+            LIST => {
+                let rec: ListRecord = parse_record(LIST, &r.id, &r.text)?;
+                let mut set = DomainSet::default();
+                for d in &rec.domains {
+                    set.insert(d);
+                }
+                state.domain_total += set.len();
+                state.next_seq = state.next_seq.max(rec.list.seq);
+                state.lists.insert(
+                    rec.list.id.clone(),
+                    ListEntry {
+                        list: rec.list,
+                        domains: Arc::new(set),
+                    },
+                );
+            }
+            GROUP => {
+                let group: RuleGroup = parse_record(GROUP, &r.id, &r.text)?;
+                state.next_seq = state.next_seq.max(group.seq);
+                state.rules.entry(group.id.clone()).or_default();
+                state.groups.insert(group.id.clone(), group);
+            }
+            RULES => {
+                let mut rules: Vec<Rule> = parse_record(RULES, &r.id, &r.text)?;
+                rules.sort_by_key(|r| r.priority);
+                state.rules.insert(r.id.clone(), rules);
+            }
+            ASSOCIATION => {
+                let a: Association = parse_record(ASSOCIATION, &r.id, &r.text)?;
+                state.next_seq = state.next_seq.max(a.seq);
+                state.associations.insert(a.id.clone(), a);
+            }
+            // A kind a newer build added: not this build's to read.
+            _ => {}
+        }
+    }
+    Ok(state)
+}
+
+/// One record to write: its kind, its id, and its text (`None` to delete it).
+type RecordWrite = (&'static str, String, Option<String>);
+
+/// The records to write to make `before` into `after`: each list, group, group's rules
+/// and association that changed or is new, and each one gone.
+fn state_diff(before: &State, after: &State) -> Result<Vec<RecordWrite>, DnsFirewallError> {
+    let mut out = Vec::new();
+    for (id, e) in &after.lists {
+        let same = before.lists.get(id).is_some_and(|b| {
+            b.list == e.list && (Arc::ptr_eq(&b.domains, &e.domains) || b.domains == e.domains)
+        });
+        if !same {
+            let text = record_text(&ListRecord {
+                list: e.list.clone(),
+                domains: e.domains.sorted(),
+            })?;
+            out.push((LIST, id.clone(), Some(text)));
+        }
+    }
+    for id in before
+        .lists
+        .keys()
+        .filter(|id| !after.lists.contains_key(*id))
+    {
+        out.push((LIST, id.clone(), None));
+    }
+    for (id, g) in &after.groups {
+        if before.groups.get(id) != Some(g) {
+            out.push((GROUP, id.clone(), Some(record_text(g)?)));
+        }
+    }
+    for id in before
+        .groups
+        .keys()
+        .filter(|id| !after.groups.contains_key(*id))
+    {
+        out.push((GROUP, id.clone(), None));
+    }
+    for (id, rules) in &after.rules {
+        if before.rules.get(id) != Some(rules) {
+            out.push((RULES, id.clone(), Some(record_text(rules)?)));
+        }
+    }
+    for id in before
+        .rules
+        .keys()
+        .filter(|id| !after.rules.contains_key(*id))
+    {
+        out.push((RULES, id.clone(), None));
+    }
+    for (id, a) in &after.associations {
+        if before.associations.get(id) != Some(a) {
+            out.push((ASSOCIATION, id.clone(), Some(record_text(a)?)));
+        }
+    }
+    for id in before
+        .associations
+        .keys()
+        .filter(|id| !after.associations.contains_key(*id))
+    {
+        out.push((ASSOCIATION, id.clone(), None));
+    }
+    Ok(out)
+}
+
 struct Inner {
     /// The one writer; held for the whole of every change, so changes are serialized.
-    conn: Mutex<Connection>,
+    backend: Mutex<Backend>,
     state: RwLock<State>,
     index: RwLock<Arc<Index>>,
     account: String,
@@ -350,16 +505,90 @@ impl DnsFirewall {
             state.next_seq = state.next_seq.max(a.seq);
             state.associations.insert(a.id.clone(), a);
         }
+        Ok(Self::with_backend(
+            Backend::Sqlite(conn),
+            state,
+            account,
+            region,
+        ))
+    }
+
+    /// Opens the service on the shared records of `pool` (opened with their track),
+    /// which every node of a deployment shares, reading the whole model into memory.
+    pub fn open_shared(
+        pool: warden_postgres::Pool,
+        account: &str,
+        region: &str,
+    ) -> Result<DnsFirewall, DnsFirewallError> {
+        let records = SharedRecords::on(pool, NAMESPACE)
+            .map_err(shared_error("opening the DNS Firewall store"))?;
+        let snapshot = records
+            .load()
+            .map_err(shared_error("reading the DNS Firewall store"))?;
+        let state = state_of(&snapshot)?;
+        Ok(Self::with_backend(
+            Backend::Postgres {
+                records,
+                generation: snapshot.generation,
+            },
+            state,
+            account,
+            region,
+        ))
+    }
+
+    fn with_backend(backend: Backend, state: State, account: &str, region: &str) -> DnsFirewall {
         let index = Index::build(&state);
-        Ok(DnsFirewall {
+        DnsFirewall {
             inner: Arc::new(Inner {
-                conn: Mutex::new(conn),
+                backend: Mutex::new(backend),
                 state: RwLock::new(state),
                 index: RwLock::new(Arc::new(index)),
                 account: account.to_owned(),
                 region: region.to_owned(),
             }),
-        })
+        }
+    }
+
+    /// Installs `state` and the verdict index built from it.
+    fn install(&self, state: State) {
+        let index = Arc::new(Index::build(&state));
+        *self
+            .inner
+            .state
+            .write()
+            .unwrap_or_else(PoisonError::into_inner) = state;
+        *self
+            .inner
+            .index
+            .write()
+            .unwrap_or_else(PoisonError::into_inner) = index;
+    }
+
+    /// With a shared store, reads the model again if another node changed it since this
+    /// node last read or wrote it (the resolver's verdicts follow at once); returns
+    /// whether it did.
+    pub fn refresh(&self) -> Result<bool, DnsFirewallError> {
+        let mut backend = warden_sqlite::lock(&self.inner.backend);
+        let Backend::Postgres {
+            records,
+            generation,
+        } = &mut *backend
+        else {
+            return Ok(false);
+        };
+        let now = records
+            .generation()
+            .map_err(shared_error("reading the DNS Firewall store"))?;
+        if now == *generation {
+            return Ok(false);
+        }
+        let snapshot = records
+            .load()
+            .map_err(shared_error("reading the DNS Firewall store"))?;
+        self.install(state_of(&snapshot)?);
+        *generation = snapshot.generation;
+        Ok(true)
     }
 
     /// The decision for a query of `qname` (as received, any case, with or without the
@@ -422,18 +651,54 @@ impl DnsFirewall {
     /// touch meanwhile) and writes it in one immediate transaction, committed and synced
     /// before `apply` gives the in-memory model the same change and the verdict index is
     /// rebuilt.
+    ///
+    /// With a shared store, `plan` gets no SQLite transaction (`None`): the change holds
+    /// the namespace's lock and first reads what other nodes changed; `apply` runs on a
+    /// copy of the model, and every list, group, group's rules and association it changed
+    /// is written as a record before the copy is installed.
     fn change<P, T>(
         &self,
         context: &'static str,
-        plan: impl FnOnce(&State, &Transaction<'_>) -> Result<P, DnsFirewallError>,
+        plan: impl FnOnce(&State, Option<&Transaction<'_>>) -> Result<P, DnsFirewallError>,
         apply: impl FnOnce(&mut State, P) -> T,
     ) -> Result<T, DnsFirewallError> {
-        let mut conn = warden_sqlite::lock(&self.inner.conn);
-        warden_sqlite::rollback_abandoned(&conn).map_err(store_error(context))?;
-        let tx = warden_sqlite::immediate(&mut conn).map_err(store_error(context))?;
+        let mut backend = warden_sqlite::lock(&self.inner.backend);
+        let conn = match &mut *backend {
+            Backend::Sqlite(conn) => conn,
+            Backend::Postgres {
+                records,
+                generation,
+            } => {
+                let mut w = records.begin().map_err(shared_error(context))?;
+                if w.generation() != *generation {
+                    let snapshot = w.load().map_err(shared_error(context))?;
+                    self.install(state_of(&snapshot)?);
+                    *generation = snapshot.generation;
+                }
+                let (out, next) = {
+                    let state = self.state();
+                    let planned = plan(&state, None)?;
+                    let mut next = state.clone();
+                    let out = apply(&mut next, planned);
+                    for (kind, id, text) in state_diff(&state, &next)? {
+                        match text {
+                            Some(t) => w.put(kind, &id, t),
+                            None => w.delete(kind, &id),
+                        }
+                        .map_err(shared_error(context))?;
+                    }
+                    (out, next)
+                };
+                *generation = w.commit().map_err(shared_error(context))?;
+                self.install(next);
+                return Ok(out);
+            }
+        };
+        warden_sqlite::rollback_abandoned(conn).map_err(store_error(context))?;
+        let tx = warden_sqlite::immediate(conn).map_err(store_error(context))?;
         let planned = {
             let state = self.state();
-            plan(&state, &tx)?
+            plan(&state, Some(&tx))?
         };
         tx.commit().map_err(store_error(context))?;
         let mut state = self
@@ -588,7 +853,9 @@ impl DnsFirewall {
                     tags: new.tags.clone(),
                     seq: state.next_seq + 1,
                 };
-                store::put_list(tx, &list)?;
+                if let Some(tx) = tx {
+                    store::put_list(tx, &list)?;
+                }
                 Ok(Ok(list))
             },
             |state, planned| match planned {
@@ -645,20 +912,28 @@ impl DnsFirewall {
                     DomainUpdate::Add => {
                         let added: Vec<String> =
                             given.iter().filter(|d| set.insert(d)).cloned().collect();
-                        store::add_domains(tx, id, &added)?;
+                        if let Some(tx) = tx {
+                            store::add_domains(tx, id, &added)?;
+                        }
                     }
                     DomainUpdate::Remove => {
                         let removed: Vec<String> =
                             given.iter().filter(|d| set.remove(d)).cloned().collect();
-                        store::remove_domains(tx, id, &removed)?;
+                        if let Some(tx) = tx {
+                            store::remove_domains(tx, id, &removed)?;
+                        }
                     }
                     DomainUpdate::Replace => {
                         set = DomainSet::default();
                         for d in &given {
                             set.insert(d);
                         }
-                        store::clear_domains(tx, id)?;
-                        store::add_domains(tx, id, &given)?;
+                        if let Some(tx) = tx {
+                            store::clear_domains(tx, id)?;
+                        }
+                        if let Some(tx) = tx {
+                            store::add_domains(tx, id, &given)?;
+                        }
                     }
                 }
                 let total = state.domain_total - entry.domains.len() + set.len();
@@ -672,7 +947,9 @@ impl DnsFirewall {
                 }
                 let mut list = entry.list.clone();
                 list.modified_ms = now;
-                store::put_list(tx, &list)?;
+                if let Some(tx) = tx {
+                    store::put_list(tx, &list)?;
+                }
                 Ok((list, set))
             },
             |state, (list, set)| {
@@ -711,7 +988,10 @@ impl DnsFirewall {
                         rule.name, rule.group_id
                     )));
                 }
-                store::delete_list(tx, id)
+                match tx {
+                    Some(tx) => store::delete_list(tx, id),
+                    None => Ok(()),
+                }
             },
             |state, ()| {
                 if let Some(e) = state.lists.remove(id) {
@@ -762,7 +1042,9 @@ impl DnsFirewall {
                     tags: new.tags.clone(),
                     seq: state.next_seq + 1,
                 };
-                store::put_group(tx, &group)?;
+                if let Some(tx) = tx {
+                    store::put_group(tx, &group)?;
+                }
                 Ok(Ok(group))
             },
             |state, planned| match planned {
@@ -795,7 +1077,10 @@ impl DnsFirewall {
                         a.vpc_id, a.id
                     )));
                 }
-                store::delete_group(tx, id)
+                match tx {
+                    Some(tx) => store::delete_group(tx, id),
+                    None => Ok(()),
+                }
             },
             |state, ()| {
                 state.groups.remove(id);
@@ -873,8 +1158,12 @@ impl DnsFirewall {
                 };
                 let mut group = group.clone();
                 group.modified_ms = now;
-                store::put_rule(tx, &rule)?;
-                store::put_group(tx, &group)?;
+                if let Some(tx) = tx {
+                    store::put_rule(tx, &rule)?;
+                }
+                if let Some(tx) = tx {
+                    store::put_group(tx, &group)?;
+                }
                 Ok(Ok((rule, group)))
             },
             |state, planned| match planned {
@@ -941,8 +1230,12 @@ impl DnsFirewall {
                 rule.modified_ms = now;
                 let mut group = group.clone();
                 group.modified_ms = now;
-                store::put_rule(tx, &rule)?;
-                store::put_group(tx, &group)?;
+                if let Some(tx) = tx {
+                    store::put_rule(tx, &rule)?;
+                }
+                if let Some(tx) = tx {
+                    store::put_group(tx, &group)?;
+                }
                 Ok((rule, group))
             },
             |state, (rule, group)| {
@@ -970,8 +1263,12 @@ impl DnsFirewall {
                     .clone();
                 let mut group = group.clone();
                 group.modified_ms = now;
-                store::delete_rule(tx, group_id, list_id)?;
-                store::put_group(tx, &group)?;
+                if let Some(tx) = tx {
+                    store::delete_rule(tx, group_id, list_id)?;
+                }
+                if let Some(tx) = tx {
+                    store::put_group(tx, &group)?;
+                }
                 Ok((rule, group))
             },
             |state, (rule, group)| {
@@ -1065,7 +1362,9 @@ impl DnsFirewall {
                     tags: new.tags.clone(),
                     seq: state.next_seq + 1,
                 };
-                store::put_association(tx, &a)?;
+                if let Some(tx) = tx {
+                    store::put_association(tx, &a)?;
+                }
                 Ok(Ok(a))
             },
             |state, planned| match planned {
@@ -1123,7 +1422,9 @@ impl DnsFirewall {
                 a.name = name;
                 a.mutation_protection = protection;
                 a.modified_ms = now;
-                store::put_association(tx, &a)?;
+                if let Some(tx) = tx {
+                    store::put_association(tx, &a)?;
+                }
                 Ok(a)
             },
             |state, a| {
@@ -1150,7 +1451,10 @@ impl DnsFirewall {
                 if a.mutation_protection {
                     return Err(mutation_protected(id));
                 }
-                store::delete_association(tx, id)
+                match tx {
+                    Some(tx) => store::delete_association(tx, id),
+                    None => Ok(()),
+                }
             },
             |state, ()| {
                 state.associations.remove(id);
@@ -1235,7 +1539,9 @@ impl DnsFirewall {
                             .list
                             .clone();
                         list.tags = tags;
-                        store::put_list(tx, &list)?;
+                        if let Some(tx) = tx {
+                            store::put_list(tx, &list)?;
+                        }
                         Retagged::List(list)
                     }
                     Tagged::Group => {
@@ -1245,7 +1551,9 @@ impl DnsFirewall {
                             .ok_or_else(|| group_not_found(id))?
                             .clone();
                         group.tags = tags;
-                        store::put_group(tx, &group)?;
+                        if let Some(tx) = tx {
+                            store::put_group(tx, &group)?;
+                        }
                         Retagged::Group(group)
                     }
                     Tagged::Association => {
@@ -1255,7 +1563,9 @@ impl DnsFirewall {
                             .ok_or_else(|| association_not_found(id))?
                             .clone();
                         a.tags = tags;
-                        store::put_association(tx, &a)?;
+                        if let Some(tx) = tx {
+                            store::put_association(tx, &a)?;
+                        }
                         Retagged::Association(a)
                     }
                 })

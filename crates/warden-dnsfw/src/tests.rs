@@ -910,3 +910,81 @@ proptest! {
         prop_assert!(wild.matches(&crate::model::query_name(&below)));
     }
 }
+
+/// A node of a deployment: DNS Firewall on the shared records of the database at `url`.
+fn shared_node(url: &str) -> DnsFirewall {
+    let pool = warden_postgres::Pool::open(
+        url,
+        &warden_postgres::Options {
+            connections: 1,
+            ..warden_postgres::Options::default()
+        },
+        &[warden_postgres::records::TRACK],
+    )
+    .unwrap();
+    DnsFirewall::open_shared(pool, "123456789012", "us-east-1").unwrap()
+}
+
+#[test]
+fn nodes_sharing_a_store_block_what_another_node_configured() {
+    let url = warden_testservers::Postgres::shared()
+        .fresh_database()
+        .unwrap();
+    let a = shared_node(&url);
+    let b = shared_node(&url);
+    let bad = list(&a, "bad", &["evil.example", "*.tracker.example"]);
+    let g = group(&a, "guard");
+    rule(
+        &a,
+        &g,
+        &bad,
+        "block-bad",
+        100,
+        Action::Block(BlockResponse::NxDomain),
+    );
+    associate(&a, &g, VPC, 101);
+    assert_eq!(b.verdict(VPC, "evil.example."), allow());
+    // B's poll installs A's model, and its verdicts follow at once.
+    assert!(b.refresh().unwrap());
+    assert!(!b.refresh().unwrap(), "nothing newer");
+    assert!(matches!(
+        b.verdict(VPC, "evil.example."),
+        Verdict::Block { .. }
+    ));
+    assert!(matches!(
+        b.verdict(VPC, "x.tracker.example"),
+        Verdict::Block { .. }
+    ));
+    assert_eq!(b.verdict(VPC, "good.example"), allow());
+    // A change decides from what every node committed, even before its poll: B may not
+    // delete a list A has just put in a rule.
+    let more = list(&a, "more", &["worse.example"]);
+    rule(
+        &a,
+        &g,
+        &more,
+        "block-more",
+        200,
+        Action::Block(BlockResponse::NxDomain),
+    );
+    assert!(b.delete_domain_list(&more).is_err());
+    // Domains added through B reach A's verdicts after its poll.
+    b.update_domains(&bad, DomainUpdate::Add, &s(&["new.example"]))
+        .unwrap();
+    assert!(matches!(
+        b.verdict(VPC, "worse.example"),
+        Verdict::Block { .. }
+    ));
+    assert!(a.refresh().unwrap());
+    assert!(matches!(
+        a.verdict(VPC, "new.example"),
+        Verdict::Block { .. }
+    ));
+    // A node opened later holds the same model.
+    let c = shared_node(&url);
+    assert_eq!(c.domains(&bad).unwrap(), a.domains(&bad).unwrap());
+    assert!(matches!(
+        c.verdict(VPC, "worse.example"),
+        Verdict::Block { .. }
+    ));
+}

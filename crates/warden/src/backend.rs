@@ -105,8 +105,8 @@ pub(crate) fn parse_bus(value: &str) -> anyhow::Result<String> {
 }
 
 /// Re-reads, every [`SHARED_REFRESH_PERIOD`], the KMS keys, identity (and the `AssumeRole`
-/// sessions other nodes issued), code signing, input contracts, function URLs and the
-/// network model (VPCs, subnets, security groups) for changes other nodes made (one small
+/// sessions other nodes issued), code signing, input contracts, function URLs, the network
+/// model (VPCs, subnets, security groups) and DNS Firewall for changes other nodes made (one small
 /// read of a generation number each when nothing changed).
 pub(crate) async fn refresh_shared_periodically(
     kms: warden_kms::Kms,
@@ -115,6 +115,7 @@ pub(crate) async fn refresh_shared_periodically(
     contracts: warden_contract::store::ContractStore,
     urls: warden_urls::store::UrlStore,
     network: warden_network::Network,
+    dns_firewall: warden_dnsfw::DnsFirewall,
 ) {
     let mut tick = tokio::time::interval(SHARED_REFRESH_PERIOD);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -126,6 +127,7 @@ pub(crate) async fn refresh_shared_periodically(
         let contracts = contracts.clone();
         let urls = urls.clone();
         let network = network.clone();
+        let dns_firewall = dns_firewall.clone();
         let refreshed = tokio::task::spawn_blocking(move || {
             if let Err(e) = kms.refresh() {
                 tracing::warn!(error = %e, "could not re-read the shared KMS keys");
@@ -144,6 +146,9 @@ pub(crate) async fn refresh_shared_periodically(
             }
             if let Err(e) = network.refresh() {
                 tracing::warn!(error = %e, "could not re-read the shared network model");
+            }
+            if let Err(e) = dns_firewall.refresh() {
+                tracing::warn!(error = %e, "could not re-read the shared DNS Firewall");
             }
         })
         .await;

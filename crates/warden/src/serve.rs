@@ -564,8 +564,13 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         tracing::error!(%function, %qualifier, reason = %why,
             "a stored input contract no longer compiles: the function's events are refused until it is replaced");
     }
-    let dns_firewall =
-        warden_dnsfw::DnsFirewall::open(&data_dir, account.as_str(), region.as_str())?;
+    let dns_firewall = match &records_pool {
+        None => warden_dnsfw::DnsFirewall::open(&data_dir, account.as_str(), region.as_str())?,
+        Some(pool) => {
+            warden_dnsfw::DnsFirewall::open_shared(pool.clone(), account.as_str(), region.as_str())
+                .context("cannot open the DNS Firewall in PostgreSQL")?
+        }
+    };
     let advisories = match scan_policy {
         Some(policy) => Some(Arc::new(
             warden_control::scan::Advisories::open(&data_dir.join("advisories.db"), policy)
@@ -753,6 +758,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         let shared_contracts = contracts.clone();
         let shared_urls = urls.clone();
         let shared_network = network.clone();
+        let shared_dns_firewall = dns_firewall.clone();
         let state = Arc::new(warden_api::ApiState::new(
             engine.clone(),
             control,
@@ -903,6 +909,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
                 shared_contracts.clone(),
                 shared_urls.clone(),
                 shared_network.clone(),
+                shared_dns_firewall.clone(),
             ))
         });
         let (stop_urls, urls_stopping) = tokio::sync::oneshot::channel::<()>();

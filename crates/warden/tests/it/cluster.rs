@@ -897,6 +897,71 @@ fn a_security_group_changed_through_one_node_is_the_same_group_on_another() {
 }
 
 #[test]
+fn a_dns_firewall_list_changed_through_one_node_is_the_same_list_on_another() {
+    let cluster = Cluster::new();
+    let a = cluster.node("a", None, &[]);
+    let b = cluster.node("b", Some(&a), &[]);
+    let list = a.aws(&[
+        "route53resolver",
+        "create-firewall-domain-list",
+        "--name",
+        "blocked",
+        "--creator-request-id",
+        "list-1",
+    ])["FirewallDomainList"]["Id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    a.aws(&[
+        "route53resolver",
+        "update-firewall-domains",
+        "--firewall-domain-list-id",
+        &list,
+        "--operation",
+        "ADD",
+        "--domains",
+        "evil.net",
+    ]);
+    let domains = |node: &Server| -> Option<Value> {
+        let out = node.aws_raw(&[
+            "route53resolver",
+            "list-firewall-domains",
+            "--firewall-domain-list-id",
+            &list,
+        ]);
+        out.status
+            .success()
+            .then(|| serde_json::from_slice::<Value>(&out.stdout).unwrap()["Domains"].clone())
+    };
+    wait_for("B to know A's list", Duration::from_secs(30), || {
+        domains(&b) == Some(json!(["evil.net"]))
+    });
+    // Added through B: on A within its poll; the same request id is A's list on B.
+    b.aws(&[
+        "route53resolver",
+        "update-firewall-domains",
+        "--firewall-domain-list-id",
+        &list,
+        "--operation",
+        "ADD",
+        "--domains",
+        "*.bad.org",
+    ]);
+    wait_for("A to know B's domain", Duration::from_secs(30), || {
+        domains(&a) == Some(json!(["*.bad.org", "evil.net"]))
+    });
+    let again = b.aws(&[
+        "route53resolver",
+        "create-firewall-domain-list",
+        "--name",
+        "blocked",
+        "--creator-request-id",
+        "list-1",
+    ]);
+    assert_eq!(again["FirewallDomainList"]["Id"], list.as_str());
+}
+
+#[test]
 fn a_password_on_the_command_line_is_refused_without_being_repeated() {
     let dir = crate::harness::private_tempdir();
     // `warden serve` on a fresh directory with `args`; its stderr, once it has failed.
