@@ -15,8 +15,11 @@ use warden_types::Runtime;
 
 use crate::{Interpreter, Language};
 
-/// How long a candidate interpreter may take to answer its probe.
-const PROBE_DEADLINE: Duration = Duration::from_secs(10);
+/// How long a candidate interpreter may take to answer its probe: a bound on a hung
+/// interpreter, not a measure of a healthy one, whose answer takes a fraction of a second
+/// but can take several on a host whose cores are saturated (as a busy test run makes
+/// them), where 10 s was seen to be too short.
+const PROBE_DEADLINE: Duration = Duration::from_secs(30);
 
 /// Where to look for interpreters: the parts of the server's environment that matter.
 #[derive(Debug, Clone, Default)]
