@@ -1,6 +1,8 @@
-//! Which VPCs and subnets have a flow log (`CreateFlowLogs`), in `DATA_DIR/flowlogs.db`,
+//! Which VPCs and subnets have a flow log (`CreateFlowLogs`), in `DATA_DIR/flowlogs.db` or,
+//! for nodes sharing a PostgreSQL store, in its `flowlogs` namespace of shared records;
 //! held in memory for [`FlowLogs::traffic_for`], which the flow collector asks for every
-//! flow.
+//! flow. With a shared store, a change holds the namespace's lock and first reads what
+//! other nodes changed, and [`FlowLogs::refresh`] reads another node's change.
 //!
 //! A flow log names a resource (a VPC or a subnet), the traffic it records (`ACCEPT`,
 //! `REJECT` or `ALL`) and the log group its records are filed under. The records
@@ -10,8 +12,10 @@ use std::path::Path;
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 
 use rusqlite::{params, Connection};
+use serde::{Deserialize, Serialize};
+use warden_postgres::records::{SharedRecords, Snapshot};
 
-use crate::error::{store, NetworkError};
+use crate::error::{shared, store, NetworkError};
 
 /// Most flow logs.
 pub const MAX_FLOW_LOGS: usize = 1_000;
@@ -87,9 +91,66 @@ CREATE TABLE flow_logs (
 ) STRICT;
 "#];
 
+/// Where the flow logs are kept.
+enum Backend {
+    /// `flowlogs.db`, this node's own.
+    Sqlite(Connection),
+    /// Shared by the nodes of a deployment; `generation` is that of the records memory
+    /// holds.
+    Postgres {
+        records: SharedRecords,
+        generation: i64,
+    },
+}
+
+/// The namespace and kind of flow logs in a shared store.
+const NAMESPACE: &str = "flowlogs";
+const KIND: &str = "flowlog";
+
+/// One flow log as a shared record, with its place in creation order.
+#[derive(Serialize, Deserialize)]
+struct Record {
+    seq: i64,
+    id: String,
+    resource_id: String,
+    traffic_type: String,
+    log_group_name: String,
+    created_ms: i64,
+    tags: Vec<(String, String)>,
+}
+
+/// The flow logs the records of one snapshot hold, oldest first, with the next sequence.
+fn logs_of(snapshot: &Snapshot) -> Result<(Vec<FlowLog>, i64), NetworkError> {
+    let mut records = Vec::new();
+    for r in snapshot.records.iter().filter(|r| r.kind == KIND) {
+        let record: Record = serde_json::from_str(&r.text).map_err(|_| NetworkError::Shared {
+            context: "reading the shared flow logs",
+            message: format!("the record of flow log `{}` does not parse", r.id),
+        })?;
+        records.push(record);
+    }
+    records.sort_by_key(|r| r.seq);
+    let next = records.last().map_or(1, |r| r.seq + 1);
+    let logs = records
+        .into_iter()
+        .map(|r| FlowLog {
+            traffic_type: TrafficType::parse(&r.traffic_type).unwrap_or(TrafficType::All),
+            id: r.id,
+            resource_id: r.resource_id,
+            log_group_name: r.log_group_name,
+            created_ms: r.created_ms,
+            tags: r.tags,
+        })
+        .collect();
+    Ok((logs, next))
+}
+
 struct Inner {
-    conn: Mutex<Connection>,
+    /// The writer; holding it is what makes a change exclusive on this node.
+    backend: Mutex<Backend>,
     logs: RwLock<Vec<FlowLog>>,
+    /// With a shared store, the sequence the next flow log takes.
+    next_seq: Mutex<i64>,
 }
 
 /// The flow logs; cheap to clone.
@@ -162,12 +223,67 @@ impl FlowLogs {
             }
             logs
         };
-        Ok(FlowLogs {
+        Ok(FlowLogs::with_backend(Backend::Sqlite(conn), logs, 0))
+    }
+
+    /// Opens the flow logs on the shared records of `pool` (opened with their track),
+    /// which every node of a deployment shares.
+    pub fn open_shared(pool: warden_postgres::Pool) -> Result<FlowLogs, NetworkError> {
+        let records =
+            SharedRecords::on(pool, NAMESPACE).map_err(shared("opening the flow log store"))?;
+        let snapshot = records.load().map_err(shared("reading flow logs"))?;
+        let (logs, next) = logs_of(&snapshot)?;
+        Ok(FlowLogs::with_backend(
+            Backend::Postgres {
+                records,
+                generation: snapshot.generation,
+            },
+            logs,
+            next,
+        ))
+    }
+
+    fn with_backend(backend: Backend, logs: Vec<FlowLog>, next_seq: i64) -> FlowLogs {
+        FlowLogs {
             inner: Arc::new(Inner {
-                conn: Mutex::new(conn),
+                backend: Mutex::new(backend),
                 logs: RwLock::new(logs),
+                next_seq: Mutex::new(next_seq),
             }),
-        })
+        }
+    }
+
+    /// Installs what `snapshot` holds.
+    fn install(&self, snapshot: &Snapshot) -> Result<(), NetworkError> {
+        let (logs, next) = logs_of(snapshot)?;
+        *self
+            .inner
+            .logs
+            .write()
+            .unwrap_or_else(PoisonError::into_inner) = logs;
+        *warden_sqlite::lock(&self.inner.next_seq) = next;
+        Ok(())
+    }
+
+    /// With a shared store, reads the flow logs again if another node changed them since
+    /// this node last read or wrote them; returns whether it did.
+    pub fn refresh(&self) -> Result<bool, NetworkError> {
+        let mut backend = warden_sqlite::lock(&self.inner.backend);
+        let Backend::Postgres {
+            records,
+            generation,
+        } = &mut *backend
+        else {
+            return Ok(false);
+        };
+        let now = records.generation().map_err(shared("reading flow logs"))?;
+        if now == *generation {
+            return Ok(false);
+        }
+        let snapshot = records.load().map_err(shared("reading flow logs"))?;
+        self.install(&snapshot)?;
+        *generation = snapshot.generation;
+        Ok(true)
     }
 
     /// Every flow log, oldest first.
@@ -198,6 +314,22 @@ impl FlowLogs {
             ));
         }
         crate::model::check_tags(&tags)?;
+        let mut backend = warden_sqlite::lock(&self.inner.backend);
+        let mut write = match &mut *backend {
+            Backend::Sqlite(_) => None,
+            Backend::Postgres {
+                records,
+                generation,
+            } => {
+                let mut w = records.begin().map_err(shared("creating a flow log"))?;
+                if w.generation() != *generation {
+                    let snapshot = w.load().map_err(shared("creating a flow log"))?;
+                    self.install(&snapshot)?;
+                    *generation = snapshot.generation;
+                }
+                Some(w)
+            }
+        };
         let mut logs = self
             .inner
             .logs
@@ -231,26 +363,66 @@ impl FlowLogs {
                 .unwrap_or(0),
             tags,
         };
-        let conn = warden_sqlite::lock(&self.inner.conn);
-        conn.execute(
-            "INSERT INTO flow_logs (id, resource_id, traffic_type, log_group_name, created_ms, tags) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-            params![
-                log.id,
-                log.resource_id,
-                log.traffic_type.as_str(),
-                log.log_group_name,
-                log.created_ms,
-                tags_text(&log.tags)
-            ],
-        )
-        .map_err(store("creating a flow log"))?;
+        match (&mut *backend, write.take()) {
+            (Backend::Sqlite(conn), _) => {
+                conn.execute(
+                    "INSERT INTO flow_logs (id, resource_id, traffic_type, log_group_name, created_ms, tags) \
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                    params![
+                        log.id,
+                        log.resource_id,
+                        log.traffic_type.as_str(),
+                        log.log_group_name,
+                        log.created_ms,
+                        tags_text(&log.tags)
+                    ],
+                )
+                .map_err(store("creating a flow log"))?;
+            }
+            (Backend::Postgres { generation, .. }, Some(mut w)) => {
+                let mut next = warden_sqlite::lock(&self.inner.next_seq);
+                let text = serde_json::to_string(&Record {
+                    seq: *next,
+                    id: log.id.clone(),
+                    resource_id: log.resource_id.clone(),
+                    traffic_type: log.traffic_type.as_str().to_owned(),
+                    log_group_name: log.log_group_name.clone(),
+                    created_ms: log.created_ms,
+                    tags: log.tags.clone(),
+                })
+                .map_err(|e| NetworkError::Shared {
+                    context: "creating a flow log",
+                    message: e.to_string(),
+                })?;
+                w.put(KIND, &log.id, text)
+                    .map_err(shared("creating a flow log"))?;
+                *generation = w.commit().map_err(shared("creating a flow log"))?;
+                *next += 1;
+            }
+            (Backend::Postgres { .. }, None) => return Err(no_write("creating a flow log")),
+        }
         logs.push(log.clone());
         Ok(log)
     }
 
     /// Deletes a flow log; `false` if there is none by that id.
     pub fn delete(&self, id: &str) -> Result<bool, NetworkError> {
+        let mut backend = warden_sqlite::lock(&self.inner.backend);
+        let write = match &mut *backend {
+            Backend::Sqlite(_) => None,
+            Backend::Postgres {
+                records,
+                generation,
+            } => {
+                let mut w = records.begin().map_err(shared("deleting a flow log"))?;
+                if w.generation() != *generation {
+                    let snapshot = w.load().map_err(shared("deleting a flow log"))?;
+                    self.install(&snapshot)?;
+                    *generation = snapshot.generation;
+                }
+                Some(w)
+            }
+        };
         let mut logs = self
             .inner
             .logs
@@ -259,9 +431,17 @@ impl FlowLogs {
         let Some(pos) = logs.iter().position(|l| l.id == id) else {
             return Ok(false);
         };
-        let conn = warden_sqlite::lock(&self.inner.conn);
-        conn.execute("DELETE FROM flow_logs WHERE id = ?1", params![id])
-            .map_err(store("deleting a flow log"))?;
+        match (&mut *backend, write) {
+            (Backend::Sqlite(conn), _) => {
+                conn.execute("DELETE FROM flow_logs WHERE id = ?1", params![id])
+                    .map_err(store("deleting a flow log"))?;
+            }
+            (Backend::Postgres { generation, .. }, Some(mut w)) => {
+                w.delete(KIND, id).map_err(shared("deleting a flow log"))?;
+                *generation = w.commit().map_err(shared("deleting a flow log"))?;
+            }
+            (Backend::Postgres { .. }, None) => return Err(no_write("deleting a flow log")),
+        }
         logs.remove(pos);
         Ok(true)
     }
@@ -289,6 +469,15 @@ impl FlowLogs {
             (false, true) => Some(TrafficType::Reject),
             (false, false) => None,
         }
+    }
+}
+
+/// A shared store's change opens its write first; refused rather than changing memory
+/// alone should that ever not hold.
+fn no_write(context: &'static str) -> NetworkError {
+    NetworkError::Shared {
+        context,
+        message: "the change has no open write".to_owned(),
     }
 }
 
@@ -335,5 +524,52 @@ mod tests {
         assert!(again.delete(&vpc.id).unwrap());
         assert!(!again.delete(&vpc.id).unwrap());
         assert_eq!(again.traffic_for("vpc-1", &[]), None);
+    }
+
+    #[test]
+    fn nodes_sharing_a_store_record_by_each_others_flow_logs() {
+        let url = warden_testservers::Postgres::shared()
+            .fresh_database()
+            .unwrap();
+        let node = || {
+            let pool = warden_postgres::Pool::open(
+                &url,
+                &warden_postgres::Options {
+                    connections: 1,
+                    ..warden_postgres::Options::default()
+                },
+                &[warden_postgres::records::TRACK],
+            )
+            .unwrap();
+            FlowLogs::open_shared(pool).unwrap()
+        };
+        let (a, b) = (node(), node());
+        let vpc = a.create("vpc-1", TrafficType::Reject, "g", vec![]).unwrap();
+        assert_eq!(b.traffic_for("vpc-1", &[]), None);
+        assert!(b.refresh().unwrap());
+        assert!(!b.refresh().unwrap(), "nothing newer");
+        assert_eq!(b.traffic_for("vpc-1", &[]), Some(TrafficType::Reject));
+        // A change decides from what every node committed, even before its poll.
+        a.create("subnet-1", TrafficType::Accept, "g", vec![])
+            .unwrap();
+        assert_eq!(
+            b.create("subnet-1", TrafficType::All, "g", vec![])
+                .unwrap_err()
+                .code(),
+            "FlowLogAlreadyExists"
+        );
+        assert!(b.delete(&vpc.id).unwrap());
+        assert!(a.refresh().unwrap());
+        assert_eq!(a.traffic_for("vpc-1", &[]), None);
+        // Oldest first on every node, one opened later too.
+        let c = node();
+        let ids = |l: &FlowLogs| {
+            l.list()
+                .into_iter()
+                .map(|f| f.resource_id)
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(ids(&c), ["subnet-1"]);
+        assert_eq!(ids(&a), ids(&c));
     }
 }

@@ -104,54 +104,66 @@ pub(crate) fn parse_bus(value: &str) -> anyhow::Result<String> {
     Ok(value.to_owned())
 }
 
-/// Re-reads, every [`SHARED_REFRESH_PERIOD`], the KMS keys, identity (and the `AssumeRole`
-/// sessions other nodes issued), code signing, input contracts, function URLs, the network
-/// model (VPCs, subnets, security groups) and DNS Firewall for changes other nodes made (one small
-/// read of a generation number each when nothing changed).
-pub(crate) async fn refresh_shared_periodically(
-    kms: warden_kms::Kms,
-    identity: warden_identity::Identity,
-    signer: warden_signer::Signer,
-    contracts: warden_contract::store::ContractStore,
-    urls: warden_urls::store::UrlStore,
-    network: warden_network::Network,
-    dns_firewall: warden_dnsfw::DnsFirewall,
-) {
+/// What a node re-reads from the shared store when other nodes changed it: each state
+/// that keeps a copy in memory.
+#[derive(Clone)]
+pub(crate) struct SharedState {
+    pub(crate) kms: warden_kms::Kms,
+    /// Identity, and the `AssumeRole` sessions other nodes issued.
+    pub(crate) identity: warden_identity::Identity,
+    pub(crate) signer: warden_signer::Signer,
+    pub(crate) contracts: warden_contract::store::ContractStore,
+    pub(crate) urls: warden_urls::store::UrlStore,
+    /// VPCs, subnets and security groups (the packet filter follows).
+    pub(crate) network: warden_network::Network,
+    pub(crate) flow_logs: warden_network::FlowLogs,
+    /// DNS Firewall (the resolver's verdicts follow).
+    pub(crate) dns_firewall: warden_dnsfw::DnsFirewall,
+}
+
+impl SharedState {
+    /// Re-reads each state another node changed (one small read of a generation number
+    /// each when nothing changed); a failure is logged and the copy kept until the next
+    /// round.
+    fn refresh(&self) {
+        let warn = |what: &str, e: &dyn std::fmt::Display| {
+            tracing::warn!(error = %e, "could not re-read the shared {what}");
+        };
+        if let Err(e) = self.kms.refresh() {
+            warn("KMS keys", &e);
+        }
+        if let Err(e) = self.identity.refresh() {
+            warn("identity", &e);
+        }
+        if let Err(e) = self.signer.refresh() {
+            warn("code signing state", &e);
+        }
+        if let Err(e) = self.contracts.refresh() {
+            warn("input contracts", &e);
+        }
+        if let Err(e) = self.urls.refresh() {
+            warn("function URLs", &e);
+        }
+        if let Err(e) = self.network.refresh() {
+            warn("network model", &e);
+        }
+        if let Err(e) = self.flow_logs.refresh() {
+            warn("flow logs", &e);
+        }
+        if let Err(e) = self.dns_firewall.refresh() {
+            warn("DNS Firewall", &e);
+        }
+    }
+}
+
+/// Re-reads, every [`SHARED_REFRESH_PERIOD`], what other nodes changed in `shared`.
+pub(crate) async fn refresh_shared_periodically(shared: SharedState) {
     let mut tick = tokio::time::interval(SHARED_REFRESH_PERIOD);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tick.tick().await;
-        let kms = kms.clone();
-        let identity = identity.clone();
-        let signer = signer.clone();
-        let contracts = contracts.clone();
-        let urls = urls.clone();
-        let network = network.clone();
-        let dns_firewall = dns_firewall.clone();
-        let refreshed = tokio::task::spawn_blocking(move || {
-            if let Err(e) = kms.refresh() {
-                tracing::warn!(error = %e, "could not re-read the shared KMS keys");
-            }
-            if let Err(e) = identity.refresh() {
-                tracing::warn!(error = %e, "could not re-read the shared identity");
-            }
-            if let Err(e) = signer.refresh() {
-                tracing::warn!(error = %e, "could not re-read the shared code signing state");
-            }
-            if let Err(e) = contracts.refresh() {
-                tracing::warn!(error = %e, "could not re-read the shared input contracts");
-            }
-            if let Err(e) = urls.refresh() {
-                tracing::warn!(error = %e, "could not re-read the shared function URLs");
-            }
-            if let Err(e) = network.refresh() {
-                tracing::warn!(error = %e, "could not re-read the shared network model");
-            }
-            if let Err(e) = dns_firewall.refresh() {
-                tracing::warn!(error = %e, "could not re-read the shared DNS Firewall");
-            }
-        })
-        .await;
+        let shared = shared.clone();
+        let refreshed = tokio::task::spawn_blocking(move || shared.refresh()).await;
         if let Err(e) = refreshed {
             tracing::warn!(error = %e, "the shared state refresh failed");
         }

@@ -549,7 +549,11 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
                 .context("cannot open the network model in PostgreSQL")?
         }
     };
-    let flow_logs = warden_network::FlowLogs::open(&data_dir)?;
+    let flow_logs = match &records_pool {
+        None => warden_network::FlowLogs::open(&data_dir)?,
+        Some(pool) => warden_network::FlowLogs::open_shared(pool.clone())
+            .context("cannot open the flow logs in PostgreSQL")?,
+    };
     let contracts = match &records_pool {
         None => warden_contract::store::ContractStore::open(&data_dir)?,
         Some(pool) => warden_contract::store::ContractStore::open_shared(pool.clone())
@@ -903,13 +907,16 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         let key_usage = tokio::spawn(flush_key_usage_periodically(identity.clone()));
         let shared_refresh = (store_choice != crate::backend::StoreChoice::Embedded).then(|| {
             tokio::spawn(crate::backend::refresh_shared_periodically(
-                shared_kms.clone(),
-                identity.clone(),
-                code_signing.signer.clone(),
-                shared_contracts.clone(),
-                shared_urls.clone(),
-                shared_network.clone(),
-                shared_dns_firewall.clone(),
+                crate::backend::SharedState {
+                    kms: shared_kms.clone(),
+                    identity: identity.clone(),
+                    signer: code_signing.signer.clone(),
+                    contracts: shared_contracts.clone(),
+                    urls: shared_urls.clone(),
+                    network: shared_network.clone(),
+                    flow_logs: flow_logs.clone(),
+                    dns_firewall: shared_dns_firewall.clone(),
+                },
             ))
         });
         let (stop_urls, urls_stopping) = tokio::sync::oneshot::channel::<()>();

@@ -894,6 +894,26 @@ fn a_security_group_changed_through_one_node_is_the_same_group_on_another() {
         Duration::from_secs(30),
         || !egress_ports(&a).contains(&5432),
     );
+    // A flow log of the VPC made through A is B's too (B's flow collector asks the same
+    // shared flow logs what to record).
+    let created = a.aws(&[
+        "ec2",
+        "create-flow-logs",
+        "--resource-type",
+        "VPC",
+        "--resource-ids",
+        &vpc,
+        "--traffic-type",
+        "REJECT",
+        "--log-group-name",
+        "vpc-flows",
+    ]);
+    let flow_log = created["FlowLogIds"][0].as_str().unwrap().to_owned();
+    wait_for("B to know A's flow log", Duration::from_secs(30), || {
+        b.aws(&["ec2", "describe-flow-logs", "--flow-log-ids", &flow_log])["FlowLogs"][0]
+            ["TrafficType"]
+            == "REJECT"
+    });
 }
 
 #[test]
