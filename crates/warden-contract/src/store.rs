@@ -17,7 +17,7 @@ use std::sync::{Arc, Mutex, PoisonError, RwLock};
 
 use rusqlite::{params, Connection};
 use serde::{Deserialize, Serialize};
-use warden_postgres::records::{SharedRecords, Snapshot};
+use warden_postgres::records::{Replica, Snapshot};
 
 use crate::{Compiled, ContractError, InputContract};
 
@@ -99,12 +99,8 @@ type Map = HashMap<String, HashMap<String, Stored>>;
 enum Backend {
     /// `contracts.db`, this node's own.
     Sqlite(Connection),
-    /// Shared by the nodes of a deployment; `generation` is that of the records `map`
-    /// holds.
-    Postgres {
-        records: SharedRecords,
-        generation: i64,
-    },
+    /// Shared by the nodes of a deployment.
+    Postgres(Replica),
 }
 
 /// The namespace and the kind of contracts in a shared store.
@@ -246,14 +242,10 @@ impl ContractStore {
     /// [`ContractStore::open_postgres`] on a pool opened with the shared records' track,
     /// which other services may share.
     pub fn open_shared(pool: warden_postgres::Pool) -> Result<ContractStore, StoreError> {
-        let records = SharedRecords::on(pool, NAMESPACE)
-            .map_err(store("opening the input contract store"))?;
-        let snapshot = records.load().map_err(store("reading input contracts"))?;
+        let (replica, snapshot) =
+            Replica::open(pool, NAMESPACE).map_err(store("opening the input contract store"))?;
         Ok(Self::with_backend(
-            Backend::Postgres {
-                records,
-                generation: snapshot.generation,
-            },
+            Backend::Postgres(replica),
             map_of(&snapshot),
         ))
     }
@@ -272,23 +264,16 @@ impl ContractStore {
     /// this node last read or wrote them; returns whether it did.
     pub fn refresh(&self) -> Result<bool, StoreError> {
         let mut backend = warden_sqlite::lock(&self.inner.backend);
-        let Backend::Postgres {
-            records,
-            generation,
-        } = &mut *backend
-        else {
+        let Backend::Postgres(replica) = &mut *backend else {
             return Ok(false);
         };
-        let now = records
-            .generation()
-            .map_err(store("reading input contracts"))?;
-        if now == *generation {
-            return Ok(false);
-        }
-        let snapshot = records.load().map_err(store("reading input contracts"))?;
-        *self.write() = map_of(&snapshot);
-        *generation = snapshot.generation;
-        Ok(true)
+        replica.refresh(
+            |e| store("reading input contracts")(e),
+            |snapshot| {
+                *self.write() = map_of(&snapshot);
+                Ok(())
+            },
+        )
     }
 
     /// Runs one change: `decide` (from the memory of every contract, up to date with what
@@ -324,16 +309,14 @@ impl ContractStore {
                 tx.commit().map_err(store(context))?;
                 (writes, answer)
             }
-            Backend::Postgres {
-                records,
-                generation,
-            } => {
-                let mut w = records.begin().map_err(store(context))?;
-                if w.generation() != *generation {
-                    let snapshot = w.load().map_err(store(context))?;
-                    *self.write() = map_of(&snapshot);
-                    *generation = snapshot.generation;
-                }
+            Backend::Postgres(replica) => {
+                let mut w = replica.begin(
+                    |e| store(context)(e),
+                    |snapshot| {
+                        *self.write() = map_of(&snapshot);
+                        Ok(())
+                    },
+                )?;
                 let (writes, answer) = decide(&self.read())?;
                 for ((function, qualifier), stored) in &writes {
                     let id = record_id(function, qualifier);
@@ -352,7 +335,7 @@ impl ContractStore {
                     }
                     .map_err(store(context))?;
                 }
-                *generation = w.commit().map_err(store(context))?;
+                replica.commit(w).map_err(store(context))?;
                 (writes, answer)
             }
         };

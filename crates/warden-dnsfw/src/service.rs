@@ -18,7 +18,7 @@ use crate::model::{
     MAX_DOMAIN_LISTS, MAX_RULES_PER_GROUP, MAX_RULE_GROUPS,
 };
 use crate::store;
-use warden_postgres::records::{SharedRecords, Snapshot};
+use warden_postgres::records::{Replica, Snapshot};
 
 /// The firewall's decision on one DNS query.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -237,12 +237,8 @@ impl Index {
 enum Backend {
     /// `dnsfw.db`, this node's own.
     Sqlite(Connection),
-    /// Shared by the nodes of a deployment; `generation` is that of the records the
-    /// in-memory model holds.
-    Postgres {
-        records: SharedRecords,
-        generation: i64,
-    },
+    /// Shared by the nodes of a deployment.
+    Postgres(Replica),
 }
 
 /// The namespace and kinds of DNS Firewall's records in a shared store: a domain list
@@ -520,17 +516,11 @@ impl DnsFirewall {
         account: &str,
         region: &str,
     ) -> Result<DnsFirewall, DnsFirewallError> {
-        let records = SharedRecords::on(pool, NAMESPACE)
+        let (replica, snapshot) = Replica::open(pool, NAMESPACE)
             .map_err(shared_error("opening the DNS Firewall store"))?;
-        let snapshot = records
-            .load()
-            .map_err(shared_error("reading the DNS Firewall store"))?;
         let state = state_of(&snapshot)?;
         Ok(Self::with_backend(
-            Backend::Postgres {
-                records,
-                generation: snapshot.generation,
-            },
+            Backend::Postgres(replica),
             state,
             account,
             region,
@@ -548,6 +538,12 @@ impl DnsFirewall {
                 region: region.to_owned(),
             }),
         }
+    }
+
+    /// Installs the model of a shared store's `snapshot`.
+    fn install_snapshot(&self, snapshot: &Snapshot) -> Result<(), DnsFirewallError> {
+        self.install(state_of(snapshot)?);
+        Ok(())
     }
 
     /// Installs `state` and the verdict index built from it.
@@ -570,25 +566,13 @@ impl DnsFirewall {
     /// whether it did.
     pub fn refresh(&self) -> Result<bool, DnsFirewallError> {
         let mut backend = warden_sqlite::lock(&self.inner.backend);
-        let Backend::Postgres {
-            records,
-            generation,
-        } = &mut *backend
-        else {
+        let Backend::Postgres(replica) = &mut *backend else {
             return Ok(false);
         };
-        let now = records
-            .generation()
-            .map_err(shared_error("reading the DNS Firewall store"))?;
-        if now == *generation {
-            return Ok(false);
-        }
-        let snapshot = records
-            .load()
-            .map_err(shared_error("reading the DNS Firewall store"))?;
-        self.install(state_of(&snapshot)?);
-        *generation = snapshot.generation;
-        Ok(true)
+        replica.refresh(
+            |e| shared_error("reading the DNS Firewall store")(e),
+            |snapshot| self.install_snapshot(&snapshot),
+        )
     }
 
     /// The decision for a query of `qname` (as received, any case, with or without the
@@ -665,16 +649,11 @@ impl DnsFirewall {
         let mut backend = warden_sqlite::lock(&self.inner.backend);
         let conn = match &mut *backend {
             Backend::Sqlite(conn) => conn,
-            Backend::Postgres {
-                records,
-                generation,
-            } => {
-                let mut w = records.begin().map_err(shared_error(context))?;
-                if w.generation() != *generation {
-                    let snapshot = w.load().map_err(shared_error(context))?;
-                    self.install(state_of(&snapshot)?);
-                    *generation = snapshot.generation;
-                }
+            Backend::Postgres(replica) => {
+                let mut w = replica.begin(
+                    |e| shared_error(context)(e),
+                    |snapshot| self.install_snapshot(&snapshot),
+                )?;
                 let (out, next) = {
                     let state = self.state();
                     let planned = plan(&state, None)?;
@@ -689,7 +668,7 @@ impl DnsFirewall {
                     }
                     (out, next)
                 };
-                *generation = w.commit().map_err(shared_error(context))?;
+                replica.commit(w).map_err(shared_error(context))?;
                 self.install(next);
                 return Ok(out);
             }

@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex, PoisonError, RwLock};
 
 use rusqlite::{params, Connection};
 use serde::{Deserialize, Serialize};
-use warden_postgres::records::{SharedRecords, Snapshot};
+use warden_postgres::records::{RecordsWrite, Replica, Snapshot};
 
 use crate::error::{shared, store, NetworkError};
 
@@ -95,12 +95,15 @@ CREATE TABLE flow_logs (
 enum Backend {
     /// `flowlogs.db`, this node's own.
     Sqlite(Connection),
-    /// Shared by the nodes of a deployment; `generation` is that of the records memory
-    /// holds.
-    Postgres {
-        records: SharedRecords,
-        generation: i64,
-    },
+    /// Shared by the nodes of a deployment.
+    Postgres(Replica),
+}
+
+/// A change under way: the connection, or the shared store's replica with the write it
+/// opened (which holds the namespace's lock).
+enum Open<'a> {
+    Sqlite(&'a Connection),
+    Postgres(&'a mut Replica, RecordsWrite),
 }
 
 /// The namespace and kind of flow logs in a shared store.
@@ -229,15 +232,11 @@ impl FlowLogs {
     /// Opens the flow logs on the shared records of `pool` (opened with their track),
     /// which every node of a deployment shares.
     pub fn open_shared(pool: warden_postgres::Pool) -> Result<FlowLogs, NetworkError> {
-        let records =
-            SharedRecords::on(pool, NAMESPACE).map_err(shared("opening the flow log store"))?;
-        let snapshot = records.load().map_err(shared("reading flow logs"))?;
+        let (replica, snapshot) =
+            Replica::open(pool, NAMESPACE).map_err(shared("opening the flow log store"))?;
         let (logs, next) = logs_of(&snapshot)?;
         Ok(FlowLogs::with_backend(
-            Backend::Postgres {
-                records,
-                generation: snapshot.generation,
-            },
+            Backend::Postgres(replica),
             logs,
             next,
         ))
@@ -269,21 +268,26 @@ impl FlowLogs {
     /// this node last read or wrote them; returns whether it did.
     pub fn refresh(&self) -> Result<bool, NetworkError> {
         let mut backend = warden_sqlite::lock(&self.inner.backend);
-        let Backend::Postgres {
-            records,
-            generation,
-        } = &mut *backend
-        else {
+        let Backend::Postgres(replica) = &mut *backend else {
             return Ok(false);
         };
-        let now = records.generation().map_err(shared("reading flow logs"))?;
-        if now == *generation {
-            return Ok(false);
-        }
-        let snapshot = records.load().map_err(shared("reading flow logs"))?;
-        self.install(&snapshot)?;
-        *generation = snapshot.generation;
-        Ok(true)
+        replica.refresh(|e| shared("reading flow logs")(e), |s| self.install(&s))
+    }
+
+    /// Starts a change: with a shared store, opens its write, memory brought up to date
+    /// first.
+    fn start<'a>(
+        &self,
+        backend: &'a mut Backend,
+        context: &'static str,
+    ) -> Result<Open<'a>, NetworkError> {
+        Ok(match backend {
+            Backend::Sqlite(conn) => Open::Sqlite(conn),
+            Backend::Postgres(replica) => {
+                let w = replica.begin(|e| shared(context)(e), |s| self.install(&s))?;
+                Open::Postgres(replica, w)
+            }
+        })
     }
 
     /// Every flow log, oldest first.
@@ -315,21 +319,7 @@ impl FlowLogs {
         }
         crate::model::check_tags(&tags)?;
         let mut backend = warden_sqlite::lock(&self.inner.backend);
-        let mut write = match &mut *backend {
-            Backend::Sqlite(_) => None,
-            Backend::Postgres {
-                records,
-                generation,
-            } => {
-                let mut w = records.begin().map_err(shared("creating a flow log"))?;
-                if w.generation() != *generation {
-                    let snapshot = w.load().map_err(shared("creating a flow log"))?;
-                    self.install(&snapshot)?;
-                    *generation = snapshot.generation;
-                }
-                Some(w)
-            }
-        };
+        let open = self.start(&mut backend, "creating a flow log")?;
         let mut logs = self
             .inner
             .logs
@@ -363,8 +353,8 @@ impl FlowLogs {
                 .unwrap_or(0),
             tags,
         };
-        match (&mut *backend, write.take()) {
-            (Backend::Sqlite(conn), _) => {
+        match open {
+            Open::Sqlite(conn) => {
                 conn.execute(
                     "INSERT INTO flow_logs (id, resource_id, traffic_type, log_group_name, created_ms, tags) \
                      VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
@@ -379,7 +369,7 @@ impl FlowLogs {
                 )
                 .map_err(store("creating a flow log"))?;
             }
-            (Backend::Postgres { generation, .. }, Some(mut w)) => {
+            Open::Postgres(replica, mut w) => {
                 let mut next = warden_sqlite::lock(&self.inner.next_seq);
                 let text = serde_json::to_string(&Record {
                     seq: *next,
@@ -396,10 +386,9 @@ impl FlowLogs {
                 })?;
                 w.put(KIND, &log.id, text)
                     .map_err(shared("creating a flow log"))?;
-                *generation = w.commit().map_err(shared("creating a flow log"))?;
+                replica.commit(w).map_err(shared("creating a flow log"))?;
                 *next += 1;
             }
-            (Backend::Postgres { .. }, None) => return Err(no_write("creating a flow log")),
         }
         logs.push(log.clone());
         Ok(log)
@@ -408,21 +397,7 @@ impl FlowLogs {
     /// Deletes a flow log; `false` if there is none by that id.
     pub fn delete(&self, id: &str) -> Result<bool, NetworkError> {
         let mut backend = warden_sqlite::lock(&self.inner.backend);
-        let write = match &mut *backend {
-            Backend::Sqlite(_) => None,
-            Backend::Postgres {
-                records,
-                generation,
-            } => {
-                let mut w = records.begin().map_err(shared("deleting a flow log"))?;
-                if w.generation() != *generation {
-                    let snapshot = w.load().map_err(shared("deleting a flow log"))?;
-                    self.install(&snapshot)?;
-                    *generation = snapshot.generation;
-                }
-                Some(w)
-            }
-        };
+        let open = self.start(&mut backend, "deleting a flow log")?;
         let mut logs = self
             .inner
             .logs
@@ -431,16 +406,15 @@ impl FlowLogs {
         let Some(pos) = logs.iter().position(|l| l.id == id) else {
             return Ok(false);
         };
-        match (&mut *backend, write) {
-            (Backend::Sqlite(conn), _) => {
+        match open {
+            Open::Sqlite(conn) => {
                 conn.execute("DELETE FROM flow_logs WHERE id = ?1", params![id])
                     .map_err(store("deleting a flow log"))?;
             }
-            (Backend::Postgres { generation, .. }, Some(mut w)) => {
+            Open::Postgres(replica, mut w) => {
                 w.delete(KIND, id).map_err(shared("deleting a flow log"))?;
-                *generation = w.commit().map_err(shared("deleting a flow log"))?;
+                replica.commit(w).map_err(shared("deleting a flow log"))?;
             }
-            (Backend::Postgres { .. }, None) => return Err(no_write("deleting a flow log")),
         }
         logs.remove(pos);
         Ok(true)
@@ -469,15 +443,6 @@ impl FlowLogs {
             (false, true) => Some(TrafficType::Reject),
             (false, false) => None,
         }
-    }
-}
-
-/// A shared store's change opens its write first; refused rather than changing memory
-/// alone should that ever not hold.
-fn no_write(context: &'static str) -> NetworkError {
-    NetworkError::Shared {
-        context,
-        message: "the change has no open write".to_owned(),
     }
 }
 

@@ -18,7 +18,7 @@ use crate::model::{
 };
 use crate::shared;
 use crate::store::{self, Model};
-use warden_postgres::records::SharedRecords;
+use warden_postgres::records::Replica;
 
 /// One change to the in-memory model, applied once its transaction committed.
 enum Edit {
@@ -40,12 +40,8 @@ enum Edit {
 enum Backend {
     /// `network.db`, this node's own.
     Sqlite(Connection),
-    /// Shared by the nodes of a deployment; `generation` is that of the records the
-    /// in-memory model holds.
-    Postgres {
-        records: SharedRecords,
-        generation: i64,
-    },
+    /// Shared by the nodes of a deployment.
+    Postgres(Replica),
 }
 
 struct Inner {
@@ -127,17 +123,11 @@ impl Network {
         account: &str,
         region: &str,
     ) -> Result<Network, NetworkError> {
-        let records = SharedRecords::on(pool, shared::NAMESPACE)
+        let (replica, snapshot) = Replica::open(pool, shared::NAMESPACE)
             .map_err(shared_error("opening the network store"))?;
-        let snapshot = records
-            .load()
-            .map_err(shared_error("reading the network store"))?;
         let model = shared::model(&snapshot)?;
         Ok(Self::with_backend(
-            Backend::Postgres {
-                records,
-                generation: snapshot.generation,
-            },
+            Backend::Postgres(replica),
             model,
             account,
             region,
@@ -162,32 +152,25 @@ impl Network {
     /// returns whether it did.
     pub fn refresh(&self) -> Result<bool, NetworkError> {
         let mut backend = warden_sqlite::lock(&self.inner.backend);
-        let Backend::Postgres {
-            records,
-            generation,
-        } = &mut *backend
-        else {
+        let Backend::Postgres(replica) = &mut *backend else {
             return Ok(false);
         };
-        let now = records
-            .generation()
-            .map_err(shared_error("reading the network store"))?;
-        if now == *generation {
-            return Ok(false);
-        }
-        let snapshot = records
-            .load()
-            .map_err(shared_error("reading the network store"))?;
-        let model = shared::model(&snapshot)?;
+        replica.refresh(
+            |e| shared_error("reading the network store")(e),
+            |snapshot| self.install(&snapshot),
+        )
+    }
+
+    /// Installs the model of a shared store's `snapshot` and tells subscribers.
+    fn install(&self, snapshot: &warden_postgres::records::Snapshot) -> Result<(), NetworkError> {
+        let model = shared::model(snapshot)?;
         *self
             .inner
             .model
             .write()
             .unwrap_or_else(PoisonError::into_inner) = model;
-        *generation = snapshot.generation;
-        drop(backend);
         self.inner.changes.send_modify(|n| *n = n.wrapping_add(1));
-        Ok(true)
+        Ok(())
     }
 
     /// The account the resources belong to (`OwnerId`).
@@ -306,22 +289,11 @@ impl Network {
                 tx.commit().map_err(store_error(context))?;
                 (out, edits, next_seq)
             }
-            Backend::Postgres {
-                records,
-                generation,
-            } => {
-                let mut w = records.begin().map_err(shared_error(context))?;
-                if w.generation() != *generation {
-                    let snapshot = w.load().map_err(shared_error(context))?;
-                    let model = shared::model(&snapshot)?;
-                    *self
-                        .inner
-                        .model
-                        .write()
-                        .unwrap_or_else(PoisonError::into_inner) = model;
-                    *generation = snapshot.generation;
-                    self.inner.changes.send_modify(|n| *n = n.wrapping_add(1));
-                }
+            Backend::Postgres(replica) => {
+                let mut w = replica.begin(
+                    |e| shared_error(context)(e),
+                    |snapshot| self.install(&snapshot),
+                )?;
                 let (out, edits, next_seq) = {
                     let model = self.read();
                     let mut next_seq = model.next_seq;
@@ -346,7 +318,7 @@ impl Network {
                     }
                     .map_err(shared_error(context))?;
                 }
-                *generation = w.commit().map_err(shared_error(context))?;
+                replica.commit(w).map_err(shared_error(context))?;
                 (out, edits, next_seq)
             }
         };

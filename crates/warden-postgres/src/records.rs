@@ -173,6 +173,73 @@ impl SharedRecords {
     }
 }
 
+/// One node's copy of a namespace for a service that holds it in memory: the records and
+/// the generation its memory holds. It keeps the rule every such service follows: a
+/// write decides from memory at least as new as the generation it locked, and a poll
+/// installs another node's change only when the generation moved. Its owner serialises
+/// the calls (a service holds it under its writer's lock), so memory and generation move
+/// together.
+#[derive(Debug)]
+pub struct Replica {
+    records: SharedRecords,
+    generation: i64,
+}
+
+impl Replica {
+    /// Opens `namespace` on `pool` (opened with [`TRACK`]) and reads it: the replica, and
+    /// the records memory starts from.
+    pub fn open(pool: Pool, namespace: &'static str) -> Result<(Replica, Snapshot), Error> {
+        let records = SharedRecords::on(pool, namespace)?;
+        let snapshot = records.load()?;
+        let replica = Replica {
+            records,
+            generation: snapshot.generation,
+        };
+        Ok((replica, snapshot))
+    }
+
+    /// When another node changed the records since this replica last read or wrote them,
+    /// gives them to `install` and returns true. `map` turns the store's errors into the
+    /// caller's.
+    pub fn refresh<E>(
+        &mut self,
+        map: impl Fn(Error) -> E,
+        install: impl FnOnce(Snapshot) -> Result<(), E>,
+    ) -> Result<bool, E> {
+        if self.records.generation().map_err(&map)? == self.generation {
+            return Ok(false);
+        }
+        let snapshot = self.records.load().map_err(&map)?;
+        let generation = snapshot.generation;
+        install(snapshot)?;
+        self.generation = generation;
+        Ok(true)
+    }
+
+    /// Opens a write ([`SharedRecords::begin`]); when memory is older than the generation
+    /// it locked, first gives `install` the records as the write sees them, so the caller
+    /// decides from them.
+    pub fn begin<E>(
+        &mut self,
+        map: impl Fn(Error) -> E,
+        install: impl FnOnce(Snapshot) -> Result<(), E>,
+    ) -> Result<RecordsWrite, E> {
+        let mut w = self.records.begin().map_err(&map)?;
+        if w.generation() != self.generation {
+            let snapshot = w.load().map_err(&map)?;
+            install(snapshot)?;
+            self.generation = w.generation();
+        }
+        Ok(w)
+    }
+
+    /// Commits `write`; memory, which the caller changes next, is then at its generation.
+    pub fn commit(&mut self, write: RecordsWrite) -> Result<(), Error> {
+        self.generation = write.commit()?;
+        Ok(())
+    }
+}
+
 fn rows(rows: &[postgres::Row]) -> Vec<Record> {
     rows.iter()
         .map(|r| Record {

@@ -503,3 +503,69 @@ fn shared_records_move_their_generation_and_writers_decide_from_the_latest_state
     let n = last.records.iter().find(|r| r.kind == "counter").unwrap();
     assert_eq!(n.text, "40");
 }
+
+#[test]
+fn a_replica_installs_another_nodes_change_once_and_not_its_own() {
+    use crate::records::{Replica, SharedRecords};
+    let url = fresh();
+    let pool = || {
+        Pool::open(
+            &url,
+            &Options {
+                connections: 1,
+                ..Options::default()
+            },
+            &[crate::records::TRACK],
+        )
+        .unwrap()
+    };
+    let (mut mine, first) = Replica::open(pool(), "things").unwrap();
+    assert!(first.records.is_empty());
+    let other = SharedRecords::on(pool(), "things").unwrap();
+    let installed = |replica: &mut Replica| {
+        let mut seen = None;
+        let moved = replica
+            .refresh(
+                |e| e,
+                |s| {
+                    seen = Some(s.records.len());
+                    Ok(())
+                },
+            )
+            .unwrap();
+        (moved, seen)
+    };
+    assert_eq!(installed(&mut mine), (false, None));
+    // Another node's write: installed once.
+    let mut w = other.begin().unwrap();
+    w.put("thing", "a", "1".into()).unwrap();
+    w.commit().unwrap();
+    assert_eq!(installed(&mut mine), (true, Some(1)));
+    assert_eq!(installed(&mut mine), (false, None));
+    // A write of this replica's: its memory is current, nothing to install before or
+    // after it.
+    let w = mine.begin(|e| e, |_| panic!("memory is current")).unwrap();
+    mine.commit(w).unwrap();
+    assert_eq!(installed(&mut mine), (false, None));
+    // Behind another node's write, a write of this replica's installs it first.
+    let mut w = other.begin().unwrap();
+    w.put("thing", "b", "2".into()).unwrap();
+    w.commit().unwrap();
+    let mut seen = None;
+    let w = mine
+        .begin(
+            |e| e,
+            |s| {
+                seen = Some(s.records.len());
+                Ok(())
+            },
+        )
+        .unwrap();
+    assert_eq!(seen, Some(2));
+    drop(w);
+    assert_eq!(
+        installed(&mut mine),
+        (false, None),
+        "the write read it already"
+    );
+}

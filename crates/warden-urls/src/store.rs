@@ -15,7 +15,7 @@ use std::sync::{Arc, Mutex, PoisonError, RwLock, RwLockReadGuard};
 
 use rusqlite::{params, Connection};
 use serde::{Deserialize, Serialize};
-use warden_postgres::records::{SharedRecords, Snapshot};
+use warden_postgres::records::{Replica, Snapshot};
 
 use crate::error::{shared, store, UrlError};
 use crate::model::{
@@ -98,12 +98,8 @@ fn key(function: &str, qualifier: Option<&str>) -> (String, String) {
 enum Backend {
     /// `urls.db`, this node's own.
     Sqlite(Connection),
-    /// Shared by the nodes of a deployment; `generation` is that of the records memory
-    /// holds.
-    Postgres {
-        records: SharedRecords,
-        generation: i64,
-    },
+    /// Shared by the nodes of a deployment.
+    Postgres(Replica),
 }
 
 /// The namespace and the kind of URL configurations in a shared store.
@@ -260,15 +256,11 @@ impl UrlStore {
     /// [`UrlStore::open_postgres`] on a pool opened with the shared records' track, which
     /// other services may share.
     pub fn open_shared(pool: warden_postgres::Pool) -> Result<UrlStore, UrlError> {
-        let records =
-            SharedRecords::on(pool, NAMESPACE).map_err(shared("opening the function URL store"))?;
-        let snapshot = records.load().map_err(shared("reading function URLs"))?;
+        let (replica, snapshot) =
+            Replica::open(pool, NAMESPACE).map_err(shared("opening the function URL store"))?;
         let state = state_of(&snapshot)?;
         Ok(UrlStore::with_backend(
-            Backend::Postgres {
-                records,
-                generation: snapshot.generation,
-            },
+            Backend::Postgres(replica),
             state,
             MAX_URL_CONFIGS,
         ))
@@ -284,28 +276,24 @@ impl UrlStore {
         }
     }
 
+    /// Installs the configurations of a shared store's `snapshot`.
+    fn install(&self, snapshot: &Snapshot) -> Result<(), UrlError> {
+        let state = state_of(snapshot)?;
+        self.write_memory(|s| *s = state);
+        Ok(())
+    }
+
     /// With a shared store, reads the configurations again if another node changed them
     /// since this node last read or wrote them; returns whether it did.
     pub fn refresh(&self) -> Result<bool, UrlError> {
         let mut backend = warden_sqlite::lock(&self.inner.backend);
-        let Backend::Postgres {
-            records,
-            generation,
-        } = &mut *backend
-        else {
+        let Backend::Postgres(replica) = &mut *backend else {
             return Ok(false);
         };
-        let now = records
-            .generation()
-            .map_err(shared("reading function URLs"))?;
-        if now == *generation {
-            return Ok(false);
-        }
-        let snapshot = records.load().map_err(shared("reading function URLs"))?;
-        let state = state_of(&snapshot)?;
-        self.write_memory(|s| *s = state);
-        *generation = snapshot.generation;
-        Ok(true)
+        replica.refresh(
+            |e| shared("reading function URLs")(e),
+            |snapshot| self.install(&snapshot),
+        )
     }
 
     /// Runs one change: `decide`, from memory up to date with what every node committed
@@ -365,17 +353,9 @@ impl UrlStore {
                 tx.commit().map_err(store(context))?;
                 (writes, answer)
             }
-            Backend::Postgres {
-                records,
-                generation,
-            } => {
-                let mut w = records.begin().map_err(shared(context))?;
-                if w.generation() != *generation {
-                    let snapshot = w.load().map_err(shared(context))?;
-                    let state = state_of(&snapshot)?;
-                    self.write_memory(|s| *s = state);
-                    *generation = snapshot.generation;
-                }
+            Backend::Postgres(replica) => {
+                let mut w =
+                    replica.begin(|e| shared(context)(e), |snapshot| self.install(&snapshot))?;
                 let (writes, answer) = {
                     let state = self.read();
                     decide(&state, next_seq(&state))?
@@ -392,7 +372,7 @@ impl UrlStore {
                     }
                     .map_err(shared(context))?;
                 }
-                *generation = w.commit().map_err(shared(context))?;
+                replica.commit(w).map_err(shared(context))?;
                 (writes, answer)
             }
         };
