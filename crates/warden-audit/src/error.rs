@@ -24,6 +24,15 @@ pub enum Error {
         #[source]
         source: warden_sqlite::Error,
     },
+    /// A read or write of the audit trail in PostgreSQL failed.
+    #[error("the shared audit trail failed while {context}: {source}")]
+    Shared {
+        /// What was being done.
+        context: &'static str,
+        /// What went wrong.
+        #[source]
+        source: warden_postgres::Error,
+    },
     /// A stored row the writer or a proof needs is missing or malformed (run verify).
     #[error("the audit log is damaged: {what}")]
     Damaged {

@@ -3,9 +3,11 @@
 //!
 //! - [`event`] — the CloudTrail record (eventVersion 1.11), redaction of secrets, and the
 //!   encoding whose exact bytes are stored and hashed.
-//! - [`log`] — the SQLite store. Each event gets an RFC 6962 leaf hash and a chain hash
+//! - [`log`] — the log on SQLite. Each event gets an RFC 6962 leaf hash and a chain hash
 //!   (`SHA-256(previous chain || leaf)`); the Merkle tree's interior nodes are stored with
-//!   them; signed digests live in the same file.
+//!   them; signed digests live in the same file. [`Store`] says where a log is.
+//! - [`postgres`] — the same log in PostgreSQL, shared by the nodes of a cluster, whose
+//!   writers take turns on its head row.
 //! - [`recorder`] — group commit. Callers wait until their event is on disk; concurrent
 //!   callers share one fsync.
 //! - [`merkle`] — tree heads, inclusion and consistency proofs and their checks.
@@ -15,8 +17,9 @@
 //!   altered, reordered, inserted or truncated.
 //! - [`lookup`] — LookupEvents.
 //!
-//! This crate's public API names no SQLite type: database errors arrive wrapped in
-//! `warden_sqlite::Error`.
+//! Readers are written once over both stores (a private `source` seam of point reads and
+//! paged scans). This crate's public API names no SQLite type: database errors arrive
+//! wrapped in `warden_sqlite::Error` or `warden_postgres::Error`.
 #![forbid(unsafe_code)]
 
 pub mod digest;
@@ -25,7 +28,9 @@ pub mod event;
 pub mod log;
 pub mod lookup;
 pub mod merkle;
+pub mod postgres;
 pub mod recorder;
+mod source;
 pub mod verify;
 
 #[cfg(test)]
@@ -34,7 +39,8 @@ mod test_support;
 pub use digest::{Digest, Ed25519Signer, Ed25519Verifier, Signer, Verifier};
 pub use error::Error;
 pub use event::{CloudTrailEvent, EncodedEvent, UserIdentity};
-pub use log::{AuditLog, AuditReader};
+pub use log::{AuditLog, AuditReader, Store};
 pub use lookup::{LookupAttribute, LookupPage, LookupQuery};
+pub use postgres::TRACK as POSTGRES_TRACK;
 pub use recorder::{Pending, Recorder, RecorderConfig};
 pub use verify::{Finding, Report, VerifyOptions};

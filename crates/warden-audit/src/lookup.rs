@@ -7,12 +7,12 @@
 //! is not a secret: a token only says where to resume a query the caller may run anyway.
 
 use base64::Engine as _;
-use rusqlite::types::Value as SqlValue;
 use sha2::{Digest as _, Sha256};
 
-use crate::error::{store, Error};
+use crate::error::Error;
 use crate::event::{decode, CloudTrailEvent};
 use crate::log::{to_sql, AuditReader};
+use crate::source::{Filter, PAGE};
 
 /// The most events one page holds, as CloudTrail.
 pub const MAX_RESULTS: u32 = 50;
@@ -125,40 +125,35 @@ impl LookupQuery {
 
 impl AuditReader {
     /// Hands every event recorded in `[from_ms, to_ms]` to `visit`, oldest first, until
-    /// `visit` returns `false`; returns how many it was handed. Reads row by row, so a
-    /// trail of any size is visited in constant memory.
+    /// `visit` returns `false`; returns how many it was handed. Reads a page at a time, so
+    /// a trail of any size is visited in bounded memory.
     pub fn for_each_event(
         &self,
         from_ms: Option<i64>,
         to_ms: Option<i64>,
         mut visit: impl FnMut(u64, CloudTrailEvent) -> bool,
     ) -> Result<u64, Error> {
-        let mut stmt = self
-            .conn
-            .prepare(
-                "SELECT seq, body FROM event WHERE time_ms >= ?1 AND time_ms <= ?2 ORDER BY seq",
-            )
-            .map_err(store("reading events"))?;
-        let mut rows = stmt
-            .query(rusqlite::params![
-                from_ms.unwrap_or(i64::MIN),
-                to_ms.unwrap_or(i64::MAX)
-            ])
-            .map_err(store("reading events"))?;
+        let (from_ms, to_ms) = (from_ms.unwrap_or(i64::MIN), to_ms.unwrap_or(i64::MAX));
         let mut visited = 0;
-        while let Some(row) = rows.next().map_err(store("reading events"))? {
-            let seq: i64 = row.get(0).map_err(store("reading events"))?;
-            let body: Vec<u8> = row.get(1).map_err(store("reading events"))?;
-            let seq = u64::try_from(seq).unwrap_or(0);
-            let event = decode(&body).map_err(|_| Error::Damaged {
-                what: format!("event {seq} does not parse"),
-            })?;
-            visited += 1;
-            if !visit(seq, event) {
-                break;
+        let mut after = -1;
+        loop {
+            let page = self.source.bodies_in_time(from_ms, to_ms, after, PAGE)?;
+            let full = page.len() == PAGE;
+            for (seq, body) in page {
+                after = seq;
+                let seq = u64::try_from(seq).unwrap_or(0);
+                let event = decode(&body).map_err(|_| Error::Damaged {
+                    what: format!("event {seq} does not parse"),
+                })?;
+                visited += 1;
+                if !visit(seq, event) {
+                    return Ok(visited);
+                }
+            }
+            if !full {
+                return Ok(visited);
             }
         }
-        Ok(visited)
     }
 
     /// Runs LookupEvents.
@@ -176,59 +171,17 @@ impl AuditReader {
                 ));
             }
         }
-        let cursor = query.cursor()?;
-        let mut sql = String::from("SELECT seq, body FROM event WHERE 1");
-        let mut args: Vec<SqlValue> = Vec::new();
-        let text = |sql: &mut String, args: &mut Vec<SqlValue>, column: &str, v: &str| {
-            sql.push_str(&format!(" AND {column} = ?"));
-            args.push(SqlValue::Text(v.to_owned()));
+        let filter = Filter {
+            attribute: query.attribute.clone(),
+            start_ms: query.start_ms,
+            end_ms: query.end_ms,
+            before: query.cursor()?.map(to_sql),
         };
-        match &query.attribute {
-            None => {}
-            Some(LookupAttribute::EventId(v)) => text(&mut sql, &mut args, "event_id", v),
-            Some(LookupAttribute::EventName(v)) => text(&mut sql, &mut args, "event_name", v),
-            Some(LookupAttribute::EventSource(v)) => text(&mut sql, &mut args, "event_source", v),
-            Some(LookupAttribute::Username(v)) => text(&mut sql, &mut args, "username", v),
-            Some(LookupAttribute::PrincipalArn(v)) => text(&mut sql, &mut args, "principal_arn", v),
-            Some(LookupAttribute::AccessKeyId(v)) => text(&mut sql, &mut args, "access_key_id", v),
-            Some(LookupAttribute::ResourceName(v)) => {
-                sql.push_str(" AND seq IN (SELECT seq FROM event_resource WHERE name = ?)");
-                args.push(SqlValue::Text(v.clone()));
-            }
-            Some(LookupAttribute::ReadOnly(v)) => {
-                sql.push_str(" AND read_only = ?");
-                args.push(SqlValue::Integer(i64::from(*v)));
-            }
-        }
-        if let Some(s) = query.start_ms {
-            sql.push_str(" AND time_ms >= ?");
-            args.push(SqlValue::Integer(s));
-        }
-        if let Some(e) = query.end_ms {
-            sql.push_str(" AND time_ms <= ?");
-            args.push(SqlValue::Integer(e));
-        }
-        if let Some(c) = cursor {
-            sql.push_str(" AND seq < ?");
-            args.push(SqlValue::Integer(to_sql(c)));
-        }
         // One more than the page, to know whether another page follows.
-        sql.push_str(" ORDER BY seq DESC LIMIT ?");
-        args.push(SqlValue::Integer(i64::from(limit) + 1));
-
-        let mut stmt = self
-            .conn
-            .prepare(&sql)
-            .map_err(store("looking up events"))?;
-        let rows = stmt
-            .query_map(rusqlite::params_from_iter(args), |r| {
-                Ok((r.get::<_, i64>(0)?, r.get::<_, Vec<u8>>(1)?))
-            })
-            .map_err(store("looking up events"))?;
+        let rows = self.source.lookup(&filter, limit as usize + 1)?;
         let mut events = Vec::new();
         let mut more = false;
-        for row in rows {
-            let (seq, body) = row.map_err(store("looking up events"))?;
+        for (seq, body) in rows {
             if events.len() == limit as usize {
                 more = true;
                 break;

@@ -291,6 +291,35 @@ impl Frontier {
         Ok(Frontier { stack, size })
     }
 
+    /// The right edge as bytes: for each complete subtree, largest first, its level (one
+    /// byte) and its hash. With the size, [`Frontier::from_bytes`] reads it back.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(self.stack.len() * 33);
+        for (level, hash) in &self.stack {
+            // Levels are below 64: a tree never holds 2^64 leaves.
+            out.push(u8::try_from(*level).unwrap_or(u8::MAX));
+            out.extend_from_slice(hash);
+        }
+        out
+    }
+
+    /// The frontier of a tree of `size` leaves stored as [`Frontier::to_bytes`] wrote it;
+    /// `None` unless its subtrees are exactly those a tree of `size` leaves has.
+    pub fn from_bytes(size: u64, bytes: &[u8]) -> Option<Self> {
+        if !bytes.len().is_multiple_of(33) {
+            return None;
+        }
+        let stack: Vec<(u32, Hash)> = bytes
+            .chunks_exact(33)
+            .map(|c| Some((u32::from(c[0]), Hash::try_from(&c[1..]).ok()?)))
+            .collect::<Option<_>>()?;
+        let expected = (0..64u32).rev().filter(|l| size & (1u64 << l) != 0);
+        if !stack.iter().map(|(l, _)| *l).eq(expected) {
+            return None;
+        }
+        Some(Frontier { stack, size })
+    }
+
     /// How many leaves have been pushed.
     pub fn size(&self) -> u64 {
         self.size

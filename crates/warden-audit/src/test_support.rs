@@ -86,3 +86,53 @@ pub(crate) fn sample_event(i: u64) -> CloudTrailEvent {
         event_category: "Management".into(),
     }
 }
+
+/// The stores a test runs on.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// A new, empty store, and the directory it (or the test) may use.
+pub(crate) struct Fresh {
+    pub(crate) store: crate::Store,
+    pub(crate) dir: tempfile::TempDir,
+}
+
+pub(crate) fn fresh(backend: Backend) -> Fresh {
+    let dir = tempfile::tempdir().unwrap();
+    let store = match backend {
+        Backend::Sqlite => crate::Store::Sqlite(dir.path().join("audit.db")),
+        Backend::Postgres => {
+            let url = warden_testservers::Postgres::shared()
+                .fresh_database()
+                .unwrap();
+            crate::postgres::open(&url, 2).unwrap()
+        }
+    };
+    Fresh { store, dir }
+}
+
+/// One test per backend for each function named, each given its [`Backend`].
+macro_rules! on_both_backends {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[test]
+                fn $name() {
+                    super::$name(crate::test_support::Backend::Sqlite);
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[test]
+                fn $name() {
+                    super::$name(crate::test_support::Backend::Postgres);
+                }
+            )*
+        }
+    };
+}
+pub(crate) use on_both_backends;

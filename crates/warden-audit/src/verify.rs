@@ -51,14 +51,14 @@
 
 use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
 
-use rusqlite::params;
 use serde::Serialize;
 
 use crate::digest::{Digest, Verifier};
-use crate::error::{store, Error};
+use crate::error::Error;
 use crate::event::{decode, EventIndex};
-use crate::log::{chain_hash, nominal_size, to_sql, AuditReader, Nodes, GENESIS_CHAIN};
+use crate::log::{chain_hash, AuditReader, Nodes, GENESIS_CHAIN};
 use crate::merkle::{self, Frontier, Hash};
+use crate::source::PAGE;
 
 /// How many rows before a chain break are searched for a moved row's predecessor, and how
 /// far back an inserted branch is followed.
@@ -237,7 +237,7 @@ impl AuditReader {
     /// Verifies the log (see the module's documentation).
     pub fn verify(&self, options: &VerifyOptions<'_>) -> Result<Report, Error> {
         let mut digest_findings = Vec::new();
-        let size = nominal_size(&self.conn)?;
+        let size = self.source.size()?;
         let mut trusted = self.trusted_digests(options, size, &mut digest_findings)?;
 
         // The starting point: the newest matching signed digest made before `from`.
@@ -318,15 +318,7 @@ impl AuditReader {
         findings: &mut Vec<Finding>,
     ) -> Result<Vec<Trusted>, Error> {
         let mut stored: HashMap<u64, Digest> = HashMap::new();
-        let mut stmt = self
-            .conn
-            .prepare("SELECT tree_size, body FROM digest ORDER BY tree_size")
-            .map_err(store("reading the digests"))?;
-        let rows = stmt
-            .query_map([], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, Vec<u8>>(1)?)))
-            .map_err(store("reading the digests"))?;
-        for row in rows {
-            let (column, body) = row.map_err(store("reading the digests"))?;
+        for (column, body) in self.source.digest_rows()? {
             let claimed = u64::try_from(column).unwrap_or(0);
             match Digest::from_json(&body, "") {
                 Ok(d) if d.tree_size == claimed && d.verify_signature(options.verifier) => {
@@ -390,101 +382,63 @@ impl AuditReader {
         if n == 0 {
             return Ok(None);
         }
-        let Ok(frontier) = Frontier::load(&Nodes(&self.conn), n) else {
+        let Ok(frontier) = Frontier::load(&Nodes(&*self.source), n) else {
             return Ok(None);
         };
-        let chain: Option<Vec<u8>> = rusqlite::OptionalExtension::optional(self.conn.query_row(
-            "SELECT chain_hash FROM event WHERE seq = ?1",
-            [to_sql(n - 1)],
-            |r| r.get(0),
-        ))
-        .map_err(store("reading a chain hash"))?;
+        let chain = self.source.chain_at(n - 1)?;
         let ok =
             frontier.root() == digest.root_hash && chain.as_deref() == Some(&digest.chain_hash[..]);
         Ok(ok.then_some((frontier, digest.chain_hash)))
     }
 
     fn stream(&self, pass: &mut Pass<'_>, trusted: &mut [Trusted]) -> Result<(), Error> {
-        let mut resources = self
-            .conn
-            .prepare("SELECT seq, name FROM event_resource WHERE seq >= ?1 ORDER BY seq, name")
-            .map_err(store("reading event resources"))?;
-        let mut resources = resources
-            .query([to_sql(pass.start)])
-            .map_err(store("reading event resources"))?;
-        let mut pending_resource: Option<(u64, String)> = None;
-        let mut stmt = self
-            .conn
-            .prepare(
-                "SELECT seq, time_ms, event_id, event_name, event_source, username,
-                    principal_arn, access_key_id, read_only, body, leaf_hash, chain_hash
-                 FROM event WHERE seq >= ?1 ORDER BY seq",
-            )
-            .map_err(store("reading events"))?;
-        let mut rows = stmt
-            .query(params![to_sql(pass.start)])
-            .map_err(store("reading events"))?;
         let mut next_digest = trusted
             .iter()
             .position(|t| t.digest.tree_size >= pass.start)
             .unwrap_or(trusted.len());
-        while let Some(row) = rows.next().map_err(store("reading events"))? {
-            let read = || -> rusqlite::Result<_> {
-                Ok((
-                    row.get::<_, i64>(0)?,
-                    EventIndex {
-                        time_ms: row.get(1)?,
-                        event_id: row.get(2)?,
-                        event_name: row.get(3)?,
-                        event_source: row.get(4)?,
-                        username: row.get(5)?,
-                        principal_arn: row.get(6)?,
-                        access_key_id: row.get(7)?,
-                        read_only: row.get(8)?,
-                        resources: Vec::new(),
-                    },
-                    row.get::<_, Vec<u8>>(9)?,
-                    row.get::<_, Vec<u8>>(10)?,
-                    row.get::<_, Vec<u8>>(11)?,
-                ))
-            };
-            let (seq, mut columns, body, leaf, chain) = read().map_err(store("reading events"))?;
-            let seq = u64::try_from(seq).unwrap_or(0);
-            // The resources of this row, merged in from their own ordered cursor.
-            loop {
-                let item = match pending_resource.take() {
-                    Some(item) => item,
-                    None => match resources.next().map_err(store("reading event resources"))? {
-                        Some(r) => {
-                            let s: i64 = r.get(0).map_err(store("reading event resources"))?;
-                            let name: String =
-                                r.get(1).map_err(store("reading event resources"))?;
-                            (u64::try_from(s).unwrap_or(0), name)
-                        }
-                        None => break,
-                    },
-                };
-                match item.0.cmp(&seq) {
-                    std::cmp::Ordering::Less => pass.orphan_resource(item.0),
-                    std::cmp::Ordering::Equal => columns.resources.push(item.1),
-                    std::cmp::Ordering::Greater => {
-                        pending_resource = Some(item);
-                        break;
+        // Events are read a page at a time, and with each page the resource rows up to its
+        // last event (all that remain, with the last page), merged in by position.
+        let mut from = pass.start;
+        let mut resources_from = pass.start;
+        loop {
+            let page = self.source.events_from(from, PAGE)?;
+            let last_seq = page.last().map(|r| u64::try_from(r.seq).unwrap_or(0));
+            let upper = if page.len() < PAGE { None } else { last_seq };
+            let mut resources = self
+                .source
+                .resources_between(resources_from, upper)?
+                .into_iter()
+                .map(|(s, name)| (u64::try_from(s).unwrap_or(0), name))
+                .peekable();
+            for row in page {
+                let seq = u64::try_from(row.seq).unwrap_or(0);
+                let mut columns = row.index;
+                while let Some(item) = resources.next_if(|(s, _)| *s <= seq) {
+                    if item.0 < seq {
+                        pass.orphan_resource(item.0);
+                    } else {
+                        columns.resources.push(item.1);
                     }
                 }
-            }
-            // Digests whose last event lies before this row are checked with the state
-            // the rows before it left.
-            while let Some(t) = trusted.get_mut(next_digest) {
-                if t.digest.tree_size > seq {
-                    break;
+                // Digests whose last event lies before this row are checked with the state
+                // the rows before it left.
+                while let Some(t) = trusted.get_mut(next_digest) {
+                    if t.digest.tree_size > seq {
+                        break;
+                    }
+                    t.matches = Some(pass.matches(&t.digest));
+                    next_digest += 1;
                 }
-                t.matches = Some(pass.matches(&t.digest));
-                next_digest += 1;
+                pass.row(seq, &columns, &row.body, &row.leaf, &row.chain);
             }
-            pass.row(seq, &columns, &body, &leaf, &chain);
+            match upper {
+                Some(last) => {
+                    from = last.saturating_add(1);
+                    resources_from = from;
+                }
+                None => return Ok(()),
+            }
         }
-        Ok(())
     }
 
     /// Consistency proofs from the node index between successive digests that both match.
@@ -497,18 +451,21 @@ impl AuditReader {
             .collect();
         for pair in good.windows(2) {
             let (old, new) = (pair[0], pair[1]);
-            let ok =
-                match merkle::consistency_proof(&Nodes(&self.conn), old.tree_size, new.tree_size) {
-                    Ok(Some(proof)) => merkle::verify_consistency(
-                        old.tree_size,
-                        new.tree_size,
-                        &proof,
-                        &old.root_hash,
-                        &new.root_hash,
-                    ),
-                    Ok(None) | Err(Error::Damaged { .. }) => false,
-                    Err(e) => return Err(e),
-                };
+            let ok = match merkle::consistency_proof(
+                &Nodes(&*self.source),
+                old.tree_size,
+                new.tree_size,
+            ) {
+                Ok(Some(proof)) => merkle::verify_consistency(
+                    old.tree_size,
+                    new.tree_size,
+                    &proof,
+                    &old.root_hash,
+                    &new.root_hash,
+                ),
+                Ok(None) | Err(Error::Damaged { .. }) => false,
+                Err(e) => return Err(e),
+            };
             if !ok {
                 findings.push(Finding::ProofFailed {
                     old: old.tree_size,
@@ -596,6 +553,9 @@ impl<'a> Pass<'a> {
         if after_gap {
             self.gaps.push((self.expected, seq - 1));
             self.tree_exact = false;
+            // Resource rows left behind by the removed events are explained by the removal.
+            let gap = self.expected..seq;
+            self.altered.retain(|s| !gap.contains(s));
         }
         self.expected = seq + 1;
 

@@ -2,20 +2,24 @@
 
 use super::*;
 use crate::event::EncodedEvent;
-use crate::log::AuditLog;
-use crate::test_support::{sample_event, T0};
+use crate::test_support::{fresh, on_both_backends, sample_event, Backend, Fresh, T0};
 
-fn reader_with(n: u64) -> (tempfile::TempDir, AuditReader) {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("audit.db");
-    let mut log = AuditLog::open(&path).unwrap();
+fn reader_with(backend: Backend, n: u64) -> (Fresh, AuditReader) {
+    let fresh = fresh(backend);
+    let mut log = fresh.store.writer().unwrap();
     let events: Vec<_> = (0..n)
         .map(|i| EncodedEvent::new(&sample_event(i)).unwrap())
         .collect();
     log.append_batch(&events).unwrap();
-    let reader = AuditReader::open(&path).unwrap();
-    (dir, reader)
+    let reader = fresh.store.reader().unwrap();
+    (fresh, reader)
 }
+
+on_both_backends!(
+    filters_by_each_attribute_newest_first,
+    time_range_and_pages,
+    refuses_bad_tokens_and_parameters,
+);
 
 fn seqs(page: &LookupPage) -> Vec<u64> {
     page.events.iter().map(|e| e.seq).collect()
@@ -28,9 +32,8 @@ fn query(attribute: LookupAttribute) -> LookupQuery {
     }
 }
 
-#[test]
-fn filters_by_each_attribute_newest_first() {
-    let (_dir, reader) = reader_with(12);
+fn filters_by_each_attribute_newest_first(backend: Backend) {
+    let (_dir, reader) = reader_with(backend, 12);
     let all = reader.lookup(&LookupQuery::default()).unwrap();
     assert_eq!(seqs(&all), (0..12).rev().collect::<Vec<_>>());
     assert_eq!(all.next_token, None);
@@ -89,9 +92,8 @@ fn filters_by_each_attribute_newest_first() {
     );
 }
 
-#[test]
-fn time_range_and_pages() {
-    let (_dir, reader) = reader_with(30);
+fn time_range_and_pages(backend: Backend) {
+    let (_dir, reader) = reader_with(backend, 30);
     let mut q = LookupQuery {
         start_ms: Some(T0 + 5_000),
         end_ms: Some(T0 + 24_000),
@@ -111,9 +113,8 @@ fn time_range_and_pages() {
     assert_eq!(got, (5..=24).rev().collect::<Vec<_>>());
 }
 
-#[test]
-fn refuses_bad_tokens_and_parameters() {
-    let (_dir, reader) = reader_with(10);
+fn refuses_bad_tokens_and_parameters(backend: Backend) {
+    let (_dir, reader) = reader_with(backend, 10);
     let q = LookupQuery {
         max_results: Some(3),
         ..LookupQuery::default()

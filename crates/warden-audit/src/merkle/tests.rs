@@ -197,3 +197,26 @@ proptest! {
         prop_assert!(!verify_consistency(m, n, &proof, &forged_old, &new));
     }
 }
+
+proptest! {
+    #[test]
+    fn a_frontier_reads_back_from_its_bytes_and_nothing_else_does(
+        n in 0u64..300,
+        garbage in proptest::collection::vec(any::<u8>(), 0..200),
+        other in 0u64..300,
+    ) {
+        let mut f = Frontier::default();
+        for leaf in leaves(n) {
+            f.push(leaf, |_, _, _| {});
+        }
+        let bytes = f.to_bytes();
+        prop_assert_eq!(Frontier::from_bytes(n, &bytes), Some(f.clone()));
+        // The bytes of another size's frontier never pass as this one's.
+        prop_assert_eq!(Frontier::from_bytes(other, &bytes).is_some(), other == n);
+        // Arbitrary bytes either are refused or describe exactly the subtrees of `other`.
+        if let Some(g) = Frontier::from_bytes(other, &garbage) {
+            prop_assert_eq!(g.to_bytes(), garbage);
+            prop_assert_eq!(g.size(), other);
+        }
+    }
+}

@@ -4,15 +4,13 @@
 use super::*;
 use crate::digest::{Ed25519Signer, Ed25519Verifier};
 use crate::event::EncodedEvent;
-use crate::log::AuditLog;
-use crate::test_support::{sample_event, T0};
+use crate::test_support::{fresh, on_both_backends, sample_event, Backend, Fresh, T0};
 
-fn log_with(n: u64, digest_every: u64) -> (tempfile::TempDir, AuditReader, Ed25519Verifier) {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("audit.db");
+fn log_with(backend: Backend, n: u64, digest_every: u64) -> (Fresh, AuditReader, Ed25519Verifier) {
+    let fresh = fresh(backend);
     let signer = Ed25519Signer::generate("key-1").unwrap();
     let verifier = Ed25519Verifier::new("key-1", &signer.public_key());
-    let mut log = AuditLog::open(&path).unwrap();
+    let mut log = fresh.store.writer().unwrap();
     for i in 0..n {
         log.append_batch(&[EncodedEvent::new(&sample_event(i)).unwrap()])
             .unwrap();
@@ -22,12 +20,19 @@ fn log_with(n: u64, digest_every: u64) -> (tempfile::TempDir, AuditReader, Ed255
                 .unwrap();
         }
     }
-    (dir, AuditReader::open(&path).unwrap(), verifier)
+    let reader = fresh.store.reader().unwrap();
+    (fresh, reader, verifier)
 }
 
-#[test]
-fn an_untouched_log_is_clean() {
-    let (_dir, reader, verifier) = log_with(100, 10);
+on_both_backends!(
+    an_untouched_log_is_clean,
+    an_empty_log_is_clean,
+    a_time_range_starts_at_the_digest_before_it,
+    an_unknown_key_makes_every_digest_forged,
+);
+
+fn an_untouched_log_is_clean(backend: Backend) {
+    let (_dir, reader, verifier) = log_with(backend, 100, 10);
     let options = VerifyOptions {
         verifier: &verifier,
         exported: &[],
@@ -57,9 +62,8 @@ fn an_untouched_log_is_clean() {
     assert!(report.is_clean(), "{:?}", report.findings);
 }
 
-#[test]
-fn an_empty_log_is_clean() {
-    let (_dir, reader, verifier) = log_with(0, 1);
+fn an_empty_log_is_clean(backend: Backend) {
+    let (_dir, reader, verifier) = log_with(backend, 0, 1);
     let report = reader
         .verify(&VerifyOptions {
             verifier: &verifier,
@@ -72,9 +76,8 @@ fn an_empty_log_is_clean() {
     assert_eq!(report.size, 0);
 }
 
-#[test]
-fn a_time_range_starts_at_the_digest_before_it() {
-    let (_dir, reader, verifier) = log_with(100, 10);
+fn a_time_range_starts_at_the_digest_before_it(backend: Backend) {
+    let (_dir, reader, verifier) = log_with(backend, 100, 10);
     let report = reader
         .verify(&VerifyOptions {
             verifier: &verifier,
@@ -91,9 +94,8 @@ fn a_time_range_starts_at_the_digest_before_it() {
     );
 }
 
-#[test]
-fn an_unknown_key_makes_every_digest_forged() {
-    let (_dir, reader, _) = log_with(20, 10);
+fn an_unknown_key_makes_every_digest_forged(backend: Backend) {
+    let (_dir, reader, _) = log_with(backend, 20, 10);
     let stranger = Ed25519Verifier::new("key-1", &[7; 32]);
     let report = reader
         .verify(&VerifyOptions {
