@@ -76,7 +76,7 @@ const ALLOWED_DEPENDENCIES: &[(&str, &[&str])] = &[
     ("warden-urls", &["warden-sqlite", "warden-postgres"]),
     ("warden-metrics", &["warden-sqlite"]),
     ("warden-scan", &["warden-sqlite"]),
-    ("warden-audit", &["warden-sqlite"]),
+    ("warden-audit", &["warden-sqlite", "warden-postgres"]),
     ("warden-config", &["warden-sqlite", "warden-postgres"]),
     ("warden-findings", &["warden-sqlite", "warden-postgres"]),
     ("warden-controls", &["warden-iam", "warden-types"]),

@@ -22,7 +22,6 @@
 //! response elements are those of a successful write answered in JSON. Either, encoded,
 //! larger than [`MAX_ELEMENT_BYTES`] is replaced by a note saying so.
 
-use std::path::PathBuf;
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -53,9 +52,9 @@ pub const MAX_ELEMENT_BYTES: usize = 100 * 1024;
 /// The audit trail as the API records into it.
 pub struct AuditTrail {
     recorder: Arc<Recorder>,
-    db: PathBuf,
+    store: warden_audit::Store,
     data_events: bool,
-    space: Space,
+    space: Arc<Space>,
     config: Option<Arc<warden_config::ConfigStore>>,
     posture: Option<Arc<crate::posture::Posture>>,
     verifier: Option<Arc<dyn warden_audit::Verifier + Send + Sync>>,
@@ -79,21 +78,21 @@ pub struct Verification {
 impl std::fmt::Debug for AuditTrail {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("AuditTrail")
-            .field("db", &self.db)
+            .field("store", &self.store.describe())
             .field("data_events", &self.data_events)
             .finish_non_exhaustive()
     }
 }
 
 impl AuditTrail {
-    /// Records through `recorder`, whose log is the database at `db` (read by
-    /// LookupEvents); invocations and other data events only if `data_events`.
-    pub fn new(recorder: Arc<Recorder>, db: PathBuf, data_events: bool) -> Self {
+    /// Records through `recorder`, whose log is in `store` (read by LookupEvents);
+    /// invocations and other data events only if `data_events`.
+    pub fn new(recorder: Arc<Recorder>, store: warden_audit::Store, data_events: bool) -> Self {
         AuditTrail {
             recorder,
-            db,
+            store,
             data_events,
-            space: Space::new(u64::MAX),
+            space: Arc::new(Space::new(u64::MAX)),
             config: None,
             posture: None,
             verifier: None,
@@ -146,9 +145,9 @@ impl AuditTrail {
                 ));
             }
         }
-        let db = self.db.clone();
+        let store = self.store.clone();
         let report = tokio::task::spawn_blocking(move || {
-            let reader = warden_audit::AuditReader::open(&db)?;
+            let reader = store.reader()?;
             reader.verify(&warden_audit::VerifyOptions {
                 verifier: verifier.as_ref(),
                 exported: &[],
@@ -167,9 +166,36 @@ impl AuditTrail {
         Ok(v)
     }
 
-    /// Bounds the trail's files to about `max_bytes` (see [`Space`]).
+    /// Bounds the trail's storage to about `max_bytes` (see [`Space`]). On PostgreSQL a
+    /// thread measures the tables each second, so that no request waits for the database.
     pub fn with_max_bytes(mut self, max_bytes: u64) -> Self {
-        self.space = Space::new(max_bytes);
+        self.space = Arc::new(Space::new(max_bytes));
+        if let warden_audit::Store::Postgres(_) = &self.store {
+            self.space
+                .measured_elsewhere
+                .store(true, std::sync::atomic::Ordering::Relaxed);
+            let space = Arc::downgrade(&self.space);
+            let store = self.store.clone();
+            let spawned = std::thread::Builder::new()
+                .name("audit-space".into())
+                .spawn(move || {
+                    while let Some(space) = space.upgrade() {
+                        match store.bytes() {
+                            Ok(n) => space.size.store(n, std::sync::atomic::Ordering::Relaxed),
+                            Err(e) => tracing::warn!(error = %e, "cannot measure the audit trail"),
+                        }
+                        drop(space);
+                        std::thread::sleep(std::time::Duration::from_secs(1));
+                    }
+                });
+            if let Err(e) = spawned {
+                // Without the thread the bound is measured on the request path instead.
+                tracing::warn!(error = %e, "cannot start the audit trail's measuring thread");
+                self.space
+                    .measured_elsewhere
+                    .store(false, std::sync::atomic::Ordering::Relaxed);
+            }
+        }
         self
     }
 
@@ -177,7 +203,7 @@ impl AuditTrail {
     /// recorded, so it must not happen. Called before the handler runs.
     pub(crate) fn admit(&self, note: &Note) -> Result<(), ApiError> {
         let class = classify(&note.event_name(), note.service.as_ref());
-        if class == Class::Write && self.space.state(&self.db) == Fullness::Full {
+        if class == Class::Write && self.space.state(&self.store) == Fullness::Full {
             return Err(ApiError::new(
                 http::StatusCode::SERVICE_UNAVAILABLE,
                 "ServiceUnavailableException",
@@ -217,8 +243,8 @@ impl AuditTrail {
     }
 
     /// The audit database (LookupEvents reads it).
-    pub fn db(&self) -> &std::path::Path {
-        &self.db
+    pub fn store(&self) -> &warden_audit::Store {
+        &self.store
     }
 
     /// Whether data events are recorded.
@@ -249,7 +275,7 @@ impl AuditTrail {
             return Ok(None);
         };
         // Over the soft bound, only calls that changed something are still recorded.
-        if !wait && self.space.state(&self.db) != Fullness::Room {
+        if !wait && self.space.state(&self.store) != Fullness::Room {
             self.space.drop_one();
             return Ok(None);
         }
@@ -304,11 +330,13 @@ enum Fullness {
     Full,
 }
 
-/// The disk bound of the trail: its database and write-ahead log together, measured at
-/// most once a second.
+/// The storage bound of the trail: its database and write-ahead log together (on
+/// PostgreSQL: its tables and indexes), measured at most once a second.
 #[derive(Debug)]
 struct Space {
     max_bytes: u64,
+    /// Whether a thread keeps `size` up to date (rather than the callers of `state`).
+    measured_elsewhere: std::sync::atomic::AtomicBool,
     size: std::sync::atomic::AtomicU64,
     checked_ms: std::sync::atomic::AtomicI64,
     dropped: std::sync::atomic::AtomicU64,
@@ -319,6 +347,7 @@ impl Space {
     fn new(max_bytes: u64) -> Self {
         Space {
             max_bytes,
+            measured_elsewhere: std::sync::atomic::AtomicBool::new(false),
             size: std::sync::atomic::AtomicU64::new(0),
             checked_ms: std::sync::atomic::AtomicI64::new(i64::MIN),
             dropped: std::sync::atomic::AtomicU64::new(0),
@@ -326,22 +355,21 @@ impl Space {
         }
     }
 
-    fn state(&self, db: &std::path::Path) -> Fullness {
+    fn state(&self, store: &warden_audit::Store) -> Fullness {
         use std::sync::atomic::Ordering::Relaxed;
         if self.max_bytes == u64::MAX {
             return Fullness::Room;
         }
         let now = warden_audit::recorder::now_ms();
         let last = self.checked_ms.load(Relaxed);
-        if now.saturating_sub(last) >= 1000
+        if !self.measured_elsewhere.load(Relaxed)
+            && now.saturating_sub(last) >= 1000
             && self
                 .checked_ms
                 .compare_exchange(last, now, Relaxed, Relaxed)
                 .is_ok()
         {
-            let len = |p: &std::path::Path| std::fs::metadata(p).map_or(0, |m| m.len());
-            let wal = db.with_extension("db-wal");
-            self.size.store(len(db) + len(&wal), Relaxed);
+            self.size.store(store.bytes().unwrap_or(0), Relaxed);
         }
         let size = self.size.load(Relaxed);
         if size >= self.max_bytes.saturating_add(self.max_bytes / 10) {

@@ -183,17 +183,17 @@ async fn lookup_events(
             ));
         }
     }
-    let db = state.audit.db().to_owned();
-    let page = tokio::task::spawn_blocking(move || {
-        warden_audit::AuditReader::open(&db).and_then(|r| r.lookup(&query))
-    })
-    .await
-    .map_err(ApiError::internal)?
-    .map_err(|e| match e {
-        warden_audit::Error::InvalidNextToken => error("InvalidNextTokenException", e.to_string()),
-        warden_audit::Error::InvalidLookup(m) => error("InvalidLookupAttributesException", m),
-        other => ApiError::internal(other),
-    })?;
+    let store = state.audit.store().clone();
+    let page = tokio::task::spawn_blocking(move || store.reader().and_then(|r| r.lookup(&query)))
+        .await
+        .map_err(ApiError::internal)?
+        .map_err(|e| match e {
+            warden_audit::Error::InvalidNextToken => {
+                error("InvalidNextTokenException", e.to_string())
+            }
+            warden_audit::Error::InvalidLookup(m) => error("InvalidLookupAttributesException", m),
+            other => ApiError::internal(other),
+        })?;
     let events: Vec<Value> = page
         .events
         .iter()
@@ -297,9 +297,9 @@ async fn get_trail_status(
     if !is_trail(state, name) {
         return Err(trail_not_found(name));
     }
-    let db = state.audit.db().to_owned();
+    let store = state.audit.store().clone();
     let (latest, size) = tokio::task::spawn_blocking(move || {
-        let reader = warden_audit::AuditReader::open(&db)?;
+        let reader = store.reader()?;
         Ok::<_, warden_audit::Error>((reader.latest_digest()?, reader.size()?))
     })
     .await

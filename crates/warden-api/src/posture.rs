@@ -347,10 +347,10 @@ async fn gather(
     );
     let phase = std::time::Instant::now();
     // Which roles called what, from the audit trail, over the period.
-    let db = state.audit.db().to_owned();
+    let store = state.audit.store().clone();
     let since = now_ms - i64::from(inactive_days) * 86_400_000;
     facts.role_usage = tokio::task::spawn_blocking(move || {
-        let reader = warden_audit::AuditReader::open(&db)?;
+        let reader = store.reader()?;
         let mut usage: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
         reader.for_each_event(Some(since), None, |_, e| {
             let role = e

@@ -199,6 +199,9 @@ fn rotate(args: RotateArgs) -> anyhow::Result<()> {
         }
     };
     crate::audit::reseal(&data_dir, &old, &new)?;
+    if let crate::backend::StoreChoice::Postgres(url) = &store {
+        crate::audit::reseal_shared(url, &old, &new)?;
+    }
     // Every store is sealed under the new key: install it.
     let (from, to) = match &args.master.master_key_passphrase_env {
         Some(_) => (pending.clone(), data_dir.join("master.salt")),

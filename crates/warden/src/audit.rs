@@ -115,27 +115,58 @@ pub(crate) fn has_signing_key(data_dir: &Path) -> bool {
     data_dir.join(KEY_FILE).exists()
 }
 
-/// Loads the signing key from `data_dir`, creating it on first start.
-pub(crate) fn signing_key(data_dir: &Path, master: &MasterKey) -> anyhow::Result<Ed25519Signer> {
-    let path = data_dir.join(KEY_FILE);
-    let seed = match std::fs::read(&path) {
-        Ok(sealed) => master.open(SEAL_AAD, &sealed).with_context(|| {
-            format!(
-                "`{}` does not open under this master key: it was sealed by another key, or changed",
-                path.display()
-            )
-        })?,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            let mut seed = zeroize::Zeroizing::new(vec![0u8; 32]);
-            warden_kms::random::fill_random(&mut seed)
-                .map_err(|e| anyhow::anyhow!("cannot generate the audit signing key: {e}"))?;
-            let sealed = master
-                .seal(SEAL_AAD, &seed)
-                .map_err(|e| anyhow::anyhow!("cannot seal the audit signing key: {e}"))?;
-            write_private(&path, &sealed)?;
-            seed
+/// A new signing key's seed, and the seed sealed under `master`.
+fn new_seed(master: &MasterKey) -> anyhow::Result<(zeroize::Zeroizing<Vec<u8>>, Vec<u8>)> {
+    let mut seed = zeroize::Zeroizing::new(vec![0u8; 32]);
+    warden_kms::random::fill_random(&mut seed)
+        .map_err(|e| anyhow::anyhow!("cannot generate the audit signing key: {e}"))?;
+    let sealed = master
+        .seal(SEAL_AAD, &seed)
+        .map_err(|e| anyhow::anyhow!("cannot seal the audit signing key: {e}"))?;
+    Ok((seed, sealed))
+}
+
+/// Loads the digest signing key, creating it on first start: this node's, in `data_dir`,
+/// or with a `shared` PostgreSQL store the cluster's, kept there (the first node to start
+/// offers one, and every node signs with the one stored). Writes its public key to
+/// `data_dir`.
+pub(crate) fn signing_key(
+    data_dir: &Path,
+    shared: Option<&warden_postgres::Pool>,
+    master: &MasterKey,
+) -> anyhow::Result<Ed25519Signer> {
+    let seed = match shared {
+        None => {
+            let path = data_dir.join(KEY_FILE);
+            match std::fs::read(&path) {
+                Ok(sealed) => master.open(SEAL_AAD, &sealed).with_context(|| {
+                    format!(
+                        "`{}` does not open under this master key: it was sealed by another key, or changed",
+                        path.display()
+                    )
+                })?,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                    let (seed, sealed) = new_seed(master)?;
+                    write_private(&path, &sealed)?;
+                    seed
+                }
+                Err(e) => {
+                    return Err(e).with_context(|| format!("cannot read `{}`", path.display()))
+                }
+            }
         }
-        Err(e) => return Err(e).with_context(|| format!("cannot read `{}`", path.display())),
+        Some(pool) => {
+            let sealed = match warden_audit::postgres::signing_key(pool)? {
+                Some(sealed) => sealed,
+                None => {
+                    let (_, sealed) = new_seed(master)?;
+                    warden_audit::postgres::offer_signing_key(pool, sealed)?
+                }
+            };
+            master.open(SEAL_AAD, &sealed).context(
+                "the shared audit signing key does not open under this master key: every node needs the same master key",
+            )?
+        }
     };
     let probe = Ed25519Signer::from_seed("probe", &seed)
         .map_err(|e| anyhow::anyhow!("the audit signing key: {e}"))?;
@@ -144,6 +175,68 @@ pub(crate) fn signing_key(data_dir: &Path, master: &MasterKey) -> anyhow::Result
         .map_err(|e| anyhow::anyhow!("the audit signing key: {e}"))?;
     write_public_key(data_dir, &public)?;
     Ok(signer)
+}
+
+/// Reseals the cluster's signing key in the shared store at `url` from `old` to `new`, as
+/// [`reseal`] does this node's file; the store's row is replaced only if it is still the
+/// one read. Returns whether it resealed.
+pub(crate) fn reseal_shared(url: &str, old: &MasterKey, new: &MasterKey) -> anyhow::Result<bool> {
+    let warden_audit::Store::Postgres(pool) = warden_audit::postgres::open(url, 1)? else {
+        bail!("the shared audit trail is not in PostgreSQL");
+    };
+    let Some(sealed) = warden_audit::postgres::signing_key(&pool)? else {
+        return Ok(false);
+    };
+    if new.open(SEAL_AAD, &sealed).is_some() {
+        return Ok(false);
+    }
+    let seed = old
+        .open(SEAL_AAD, &sealed)
+        .context("the shared audit signing key opens under neither master key")?;
+    let resealed = new
+        .seal(SEAL_AAD, &seed)
+        .map_err(|e| anyhow::anyhow!("cannot reseal the audit signing key: {e}"))?;
+    if !warden_audit::postgres::replace_signing_key(&pool, sealed, resealed)? {
+        bail!("the shared audit signing key changed while it was resealed: run the rotation again");
+    }
+    Ok(true)
+}
+
+/// Opens the audit trail's store: the file in `data_dir`, or with a `shared` PostgreSQL
+/// store the log all nodes share.
+pub(crate) fn open_trail(
+    data_dir: &Path,
+    shared: Option<&warden_postgres::Pool>,
+) -> warden_audit::Store {
+    match shared {
+        None => warden_audit::Store::Sqlite(data_dir.join(DB_FILE)),
+        Some(pool) => warden_audit::Store::Postgres(pool.clone()),
+    }
+}
+
+/// The trail a command reads: in the PostgreSQL store `store` names (as `warden serve
+/// --store`), or else in `data_dir`, which must hold one.
+pub(crate) fn trail_for_reading(
+    data_dir: &Path,
+    store: Option<&str>,
+) -> anyhow::Result<warden_audit::Store> {
+    if let Some(store) = store {
+        crate::backend::check_password_sources(store, None)?;
+        if let crate::backend::StoreChoice::Postgres(url) =
+            crate::backend::StoreChoice::parse(store)?
+        {
+            return warden_audit::postgres::open(&url, 1)
+                .context("cannot open the shared audit trail");
+        }
+    }
+    let db = data_dir.join(DB_FILE);
+    if !db.exists() {
+        bail!(
+            "`{}` holds no audit trail (no {DB_FILE})",
+            data_dir.display()
+        );
+    }
+    Ok(warden_audit::Store::Sqlite(db))
 }
 
 /// Reseals the signing key's seed from `old` to `new` (`warden admin rotate-master-key`).
@@ -264,23 +357,23 @@ pub(crate) fn open_findings(
     })
 }
 
-/// Opens the audit log in `data_dir` and starts its recorder, with the configuration
+/// Opens the audit log in `store` and starts its recorder, with the configuration
 /// `history` and the posture checks over `findings` (`default_egress_open`:
 /// `--default-egress internet`).
 pub(crate) fn start(
-    data_dir: &Path,
+    store: warden_audit::Store,
     history: warden_config::ConfigStore,
     findings: warden_findings::FindingStore,
     signer: Ed25519Signer,
     args: &AuditArgs,
     default_egress_open: bool,
 ) -> anyhow::Result<warden_api::audit::AuditTrail> {
-    let db = data_dir.join(DB_FILE);
     if let Some(dir) = &args.audit_export_dir {
         write_public_key(dir, &signer.public_key())?;
     }
-    let log = warden_audit::AuditLog::open(&db)
-        .with_context(|| format!("cannot open the audit trail `{}`", db.display()))?;
+    let log = store
+        .writer()
+        .with_context(|| format!("cannot open the audit trail {}", store.describe()))?;
     let config = RecorderConfig {
         digest_every: args.audit_digest_interval.0,
         export_dir: args.audit_export_dir.clone(),
@@ -306,7 +399,7 @@ pub(crate) fn start(
         },
     );
     Ok(
-        warden_api::audit::AuditTrail::new(Arc::new(recorder), db, args.audit_data_events)
+        warden_api::audit::AuditTrail::new(Arc::new(recorder), store, args.audit_data_events)
             .with_max_bytes(args.audit_max_mib << 20)
             .with_config_history(Arc::new(history))
             .with_posture(Arc::new(posture))
@@ -398,6 +491,11 @@ pub struct VerifyArgs {
     /// The data directory. Default: as `warden serve`'s.
     #[arg(long, env = "WARDEN_DATA_DIR")]
     data_dir: Option<PathBuf>,
+    /// The PostgreSQL store the nodes share (as `warden serve --store`), whose one audit
+    /// trail to check instead of the data directory's. A URL with a password is accepted
+    /// only from `WARDEN_STORE`.
+    #[arg(long, env = "WARDEN_STORE", hide_env_values = true)]
+    store: Option<String>,
     /// Exported digests (and the public key) to check against: the evidence an attacker
     /// holding the data directory cannot rewrite.
     #[arg(long, value_name = "DIR")]
@@ -446,6 +544,11 @@ pub struct DigestArgs {
     /// The data directory, for --export. Default: as `warden serve`'s.
     #[arg(long, env = "WARDEN_DATA_DIR")]
     data_dir: Option<PathBuf>,
+    /// For --export: the PostgreSQL store the nodes share (as `warden serve --store`),
+    /// whose digests to export. A URL with a password is accepted only from
+    /// `WARDEN_STORE`.
+    #[arg(long, env = "WARDEN_STORE", hide_env_values = true)]
+    store: Option<String>,
 }
 
 /// Runs `warden audit ...`.
@@ -496,13 +599,7 @@ fn verify(args: &VerifyArgs) -> anyhow::Result<()> {
         .data_dir
         .clone()
         .unwrap_or_else(crate::serve::default_data_dir);
-    let db = data_dir.join(DB_FILE);
-    if !db.exists() {
-        bail!(
-            "`{}` holds no audit trail (no {DB_FILE})",
-            data_dir.display()
-        );
-    }
+    let trail = trail_for_reading(&data_dir, args.store.as_deref())?;
     let mut verifier = Ed25519Verifier::default();
     let mut exported = Vec::new();
     let trusted_keys = match &args.digests {
@@ -519,7 +616,7 @@ fn verify(args: &VerifyArgs) -> anyhow::Result<()> {
             "note: trusting the public key in the data directory; pass --digests DIR (an export) for evidence the data directory cannot rewrite"
         );
     }
-    let reader = warden_audit::AuditReader::open(&db)?;
+    let reader = trail.reader()?;
     let report = reader.verify(&warden_audit::VerifyOptions {
         verifier: &verifier,
         exported: &exported,
@@ -651,7 +748,7 @@ fn digest(args: &DigestArgs, endpoint: &str) -> anyhow::Result<()> {
             .data_dir
             .clone()
             .unwrap_or_else(crate::serve::default_data_dir);
-        let reader = warden_audit::AuditReader::open(&data_dir.join(DB_FILE))?;
+        let reader = trail_for_reading(&data_dir, args.store.as_deref())?.reader()?;
         let digests = reader.digests()?;
         let written = warden_audit::digest::export_to_dir(&digests, dir)?;
         let public = std::fs::read(data_dir.join(PUBLIC_KEY_FILE))
@@ -814,15 +911,15 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let old = MasterKey::generate().expect("key");
         let new = MasterKey::generate().expect("key");
-        let first = signing_key(dir.path(), &old).expect("created");
-        let again = signing_key(dir.path(), &old).expect("loaded");
+        let first = signing_key(dir.path(), None, &old).expect("created");
+        let again = signing_key(dir.path(), None, &old).expect("loaded");
         assert_eq!(first.public_key(), again.public_key());
         // The wrong master key does not open it.
-        assert!(signing_key(dir.path(), &new).is_err());
+        assert!(signing_key(dir.path(), None, &new).is_err());
         assert!(reseal(dir.path(), &old, &new).expect("resealed"));
         // Idempotent: a second run finds it done.
         assert!(!reseal(dir.path(), &old, &new).expect("already"));
-        let rotated = signing_key(dir.path(), &new).expect("opens under the new key");
+        let rotated = signing_key(dir.path(), None, &new).expect("opens under the new key");
         assert_eq!(first.public_key(), rotated.public_key());
         let mode = std::fs::metadata(dir.path().join(KEY_FILE))
             .map(|m| std::os::unix::fs::PermissionsExt::mode(&m.permissions()) & 0o777)

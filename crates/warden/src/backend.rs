@@ -23,6 +23,10 @@ use warden_types::NodeId;
 /// written rarely.
 pub(crate) const SIDE_STORE_CONNECTIONS: usize = 2;
 
+/// Connections the shared audit trail keeps: one for the writer's group commits, one for
+/// readers (LookupEvents, verification, the posture checks, the size bound).
+pub(crate) const AUDIT_STORE_CONNECTIONS: usize = 2;
+
 /// How often a node re-reads identity and the KMS keys for changes other nodes made: the
 /// bound on how long a key revoked on another node still works here.
 pub(crate) const SHARED_REFRESH_PERIOD: std::time::Duration = std::time::Duration::from_secs(1);

@@ -36,6 +36,11 @@ pub struct GenerateArgs {
     /// The data directory (the audit trail). Default: as `warden serve`'s.
     #[arg(long, env = "WARDEN_DATA_DIR")]
     data_dir: Option<PathBuf>,
+    /// The PostgreSQL store the nodes share (as `warden serve --store`), whose audit trail
+    /// to read instead of the data directory's. A URL with a password is accepted only
+    /// from `WARDEN_STORE`.
+    #[arg(long, env = "WARDEN_STORE", hide_env_values = true)]
+    store: Option<String>,
 }
 
 /// `warden iam unused`
@@ -50,6 +55,11 @@ pub struct UnusedArgs {
     /// The data directory (the audit trail). Default: as `warden serve`'s.
     #[arg(long, env = "WARDEN_DATA_DIR")]
     data_dir: Option<PathBuf>,
+    /// The PostgreSQL store the nodes share (as `warden serve --store`), whose audit trail
+    /// to read instead of the data directory's. A URL with a password is accepted only
+    /// from `WARDEN_STORE`.
+    #[arg(long, env = "WARDEN_STORE", hide_env_values = true)]
+    store: Option<String>,
     /// Print JSON
     #[arg(long)]
     json: bool,
@@ -104,21 +114,14 @@ pub(crate) fn observe(used: &mut BTreeMap<String, Usage>, event: &CloudTrailEven
 }
 
 /// Every action the role's sessions were allowed since `since_ms`, from the trail in
-/// `data_dir`.
+/// `data_dir` or in the shared `store`.
 fn used_by_role(
     data_dir: &Path,
+    store: Option<&str>,
     role: &str,
     since_ms: i64,
 ) -> anyhow::Result<(BTreeMap<String, Usage>, u64)> {
-    let db = data_dir.join(crate::audit::DB_FILE);
-    if !db.exists() {
-        bail!(
-            "`{}` holds no audit trail (no {})",
-            data_dir.display(),
-            crate::audit::DB_FILE
-        );
-    }
-    let reader = warden_audit::AuditReader::open(&db)?;
+    let reader = crate::audit::trail_for_reading(data_dir, store)?.reader()?;
     let mut used = BTreeMap::new();
     let mut calls = 0;
     reader.for_each_event(Some(since_ms), None, |_, event| {
@@ -168,7 +171,7 @@ pub fn generate(args: &GenerateArgs) -> anyhow::Result<()> {
         .data_dir
         .clone()
         .unwrap_or_else(crate::serve::default_data_dir);
-    let (used, calls) = used_by_role(&data_dir, &args.role, args.since)?;
+    let (used, calls) = used_by_role(&data_dir, args.store.as_deref(), &args.role, args.since)?;
     if used.is_empty() {
         bail!(
             "the audit trail holds no allowed call by a session of role `{}` in that time: nothing to generate from",
@@ -288,7 +291,7 @@ pub fn run_unused(args: &UnusedArgs, endpoint: &str) -> anyhow::Result<()> {
         .unwrap_or_else(crate::serve::default_data_dir);
     let client = crate::cli::Client::new(endpoint)?;
     let policies = role_policies(&client, &args.role)?;
-    let (used, calls) = used_by_role(&data_dir, &args.role, args.since)?;
+    let (used, calls) = used_by_role(&data_dir, args.store.as_deref(), &args.role, args.since)?;
     let unused = unused(&policies, &used);
     if args.json {
         let value = json!({

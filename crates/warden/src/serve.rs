@@ -482,7 +482,24 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
     blobs
         .start_collector(Arc::clone(&store), BLOB_SWEEP_PERIOD)
         .context("cannot start the code blob collector")?;
-    let audit_key = crate::audit::signing_key(&data_dir, &master)?;
+    // The audit trail: with a shared store, one log all nodes append to, on its own small
+    // pool (the writer's group commits and the readers').
+    let audit_pool = match &store_choice {
+        crate::backend::StoreChoice::Embedded => None,
+        crate::backend::StoreChoice::Postgres(url) => Some(
+            warden_postgres::Pool::open(
+                url,
+                &warden_postgres::Options {
+                    connections: crate::backend::AUDIT_STORE_CONNECTIONS,
+                    application_name: "warden-audit".to_owned(),
+                },
+                &[warden_audit::POSTGRES_TRACK],
+            )
+            .context("cannot open the shared audit trail in PostgreSQL")?,
+        ),
+    };
+    let audit_key = crate::audit::signing_key(&data_dir, audit_pool.as_ref(), &master)?;
+    let audit_store = crate::audit::open_trail(&data_dir, audit_pool.as_ref());
     let identity = match &store_choice {
         crate::backend::StoreChoice::Embedded => {
             warden_identity::Identity::open_with_key(&data_dir, master, account.as_str())?
@@ -785,7 +802,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
             metric_store,
             sns.clone(),
             crate::audit::start(
-                &data_dir,
+                audit_store,
                 config_history,
                 findings,
                 audit_key,
