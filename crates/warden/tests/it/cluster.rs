@@ -1335,3 +1335,127 @@ fn a_node_joins_a_schema_a_newer_build_extended_and_refuses_one_it_broke() {
     let password = cluster.password();
     assert!(!stderr.contains(password), "{stderr}");
 }
+
+/// Every CloudTrail record `lookup-events` finds through `node` for `key = value`.
+fn lookup_events(node: &Server, key: &str, value: &str) -> Vec<Value> {
+    let out = node.aws(&[
+        "cloudtrail",
+        "lookup-events",
+        "--lookup-attributes",
+        &format!("AttributeKey={key},AttributeValue={value}"),
+    ]);
+    out["Events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| serde_json::from_str(e["CloudTrailEvent"].as_str().unwrap()).unwrap())
+        .collect()
+}
+
+/// The user names of the `CreateUser` events found through `node`, sorted.
+fn created_users(node: &Server) -> Vec<String> {
+    let mut names: Vec<String> = lookup_events(node, "EventName", "CreateUser")
+        .iter()
+        .map(|e| e["requestParameters"]["userName"].as_str().unwrap().to_owned())
+        .collect();
+    names.sort_unstable();
+    names
+}
+
+/// Runs `warden audit ARGS` with `node`'s client environment and the shared store.
+fn audit_cli(cluster: &Cluster, node: &Server, args: &[&str]) -> (bool, String) {
+    let out = Command::new(warden_bin())
+        .arg("audit")
+        .args(args)
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .envs(node.client_env())
+        .env("WARDEN_STORE", &cluster.store)
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    )
+}
+
+#[test]
+fn the_nodes_record_one_audit_trail_that_keeps_a_killed_nodes_acknowledged_calls_and_verifies() {
+    let cluster = Cluster::new();
+    let a = cluster.node("a", None, &[]);
+    let mut b = cluster.node("b", Some(&a), &[]);
+    // One trail, one signing key: both nodes publish the cluster's public key.
+    let key = |s: &Server| std::fs::read(s.data_dir.join("audit-public-key.json")).unwrap();
+    assert_eq!(key(&a), key(&b));
+    assert!(!a.data_dir.join("audit.db").exists(), "no per-node trail");
+
+    // Writes through A go on while B acknowledges its own and is killed with `kill -9`.
+    let on_a = std::thread::scope(|scope| {
+        let on_a = scope.spawn(|| {
+            (0..30)
+                .map(|i| {
+                    let name = format!("a{i:02}");
+                    let (status, _, body) = a.iam(&[("Action", "CreateUser"), ("UserName", &name)]);
+                    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+                    name
+                })
+                .collect::<Vec<_>>()
+        });
+        for i in 0..15 {
+            let name = format!("b{i:02}");
+            let (status, _, body) = b.iam(&[("Action", "CreateUser"), ("UserName", &name)]);
+            assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+        }
+        b.kill9();
+        on_a.join().unwrap()
+    });
+    let mut expected: Vec<String> = on_a;
+    expected.extend((0..15).map(|i| format!("b{i:02}")));
+    expected.sort_unstable();
+    // Every acknowledged call of both nodes is in the one trail, found through A.
+    assert_eq!(created_users(&a), expected);
+    // B back: it appends after A's events and finds the same trail.
+    b.restart();
+    let (status, _, _) = b.iam(&[("Action", "CreateUser"), ("UserName", "after")]);
+    assert_eq!(status, 200);
+    expected.push("after".to_owned());
+    expected.sort_unstable();
+    assert_eq!(created_users(&b), expected);
+    assert_eq!(created_users(&a), expected);
+
+    // A digest signed through B, exported with A's public key, verifies the whole trail.
+    let exported = crate::harness::private_tempdir();
+    let dir = exported.path().join("digests");
+    let dir_arg = dir.display().to_string();
+    let (ok, said) = audit_cli(&cluster, &b, &["digest", "--export", &dir_arg]);
+    assert!(ok, "{said}");
+    assert_eq!(
+        std::fs::read(dir.join("audit-public-key.json")).unwrap(),
+        key(&a)
+    );
+    let (ok, said) = audit_cli(&cluster, &a, &["verify", "--digests", &dir_arg]);
+    assert!(ok, "{said}");
+    assert!(said.contains("OK: nothing removed"), "{said}");
+
+    // An edit of the shared database behind the nodes' backs is named.
+    let mut db = postgres::Client::connect(&cluster.store, postgres::NoTls).unwrap();
+    let edited: i64 = db
+        .query_one(
+            "UPDATE audit_events SET body = replace(convert_from(body, 'UTF8'), '\"b03\"', '\"mallory\"')::BYTEA \
+             WHERE seq = (SELECT seq FROM audit_events WHERE event_name = 'CreateUser' \
+             AND convert_from(body, 'UTF8') LIKE '%\"b03\"%' ORDER BY seq LIMIT 1) RETURNING seq",
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    let (ok, said) = audit_cli(&cluster, &a, &["verify", "--digests", &dir_arg]);
+    assert!(!ok, "{said}");
+    assert!(
+        said.contains(&format!("ALTERED: event {edited} was changed")),
+        "{said}"
+    );
+}
