@@ -26,7 +26,7 @@ use std::time::Duration;
 use hickory_proto::op::{Message, MessageType, OpCode, ResponseCode};
 use hickory_proto::rr::RData;
 
-pub use log::{QueryLog, QueryRecord};
+pub use log::{QueryLog, QueryRecord, POSTGRES_TRACK};
 
 /// Why the resolver could not start.
 #[derive(Debug, thiserror::Error)]
@@ -39,6 +39,15 @@ pub enum DnsError {
         /// The database error.
         #[source]
         source: warden_sqlite::Error,
+    },
+    /// The query log in the PostgreSQL store the nodes share.
+    #[error("{context}: {source}")]
+    Shared {
+        /// What was being done.
+        context: &'static str,
+        /// The database error.
+        #[source]
+        source: warden_postgres::Error,
     },
 }
 

@@ -203,3 +203,48 @@ proptest! {
         }
     }
 }
+
+/// Nodes sharing a store keep one query log: what one node's resolver logged, another
+/// node reads, newest last, filtered by function.
+#[test]
+fn nodes_sharing_a_store_read_each_others_queries() {
+    let url = warden_testservers::Postgres::shared()
+        .fresh_database()
+        .unwrap();
+    let pool = || {
+        warden_postgres::Pool::open(
+            &url,
+            &warden_postgres::Options::default(),
+            &[crate::POSTGRES_TRACK],
+        )
+        .unwrap()
+    };
+    let (a, b) = (
+        QueryLog::open_shared(pool()).unwrap(),
+        QueryLog::open_shared(pool()).unwrap(),
+    );
+    let record = |function: &str, name: &str, time_ms: i64| QueryRecord {
+        time_ms,
+        function: function.into(),
+        instance: "i-1".into(),
+        vpc_id: "vpc-1".into(),
+        name: name.into(),
+        query_type: "A".into(),
+        action: "BLOCK".into(),
+        rule: "rslvr-frr-1".into(),
+        response_code: "Non-Existent Domain".into(),
+        answers: vec!["10.0.0.1".into(), "alias.example.".into()],
+    };
+    a.record(record("f", "one.example.", 1));
+    assert_eq!(wait_for(&b, 1).len(), 1);
+    b.record(record("f", "two.example.", 2));
+    b.record(record("g", "other.example.", 3));
+    let seen = wait_for(&a, 2);
+    assert_eq!(
+        seen.iter().map(|r| r.name.as_str()).collect::<Vec<_>>(),
+        vec!["one.example.", "two.example."]
+    );
+    assert_eq!(seen[0], record("f", "one.example.", 1));
+    assert_eq!(a.recent(None, 10).unwrap().len(), 3);
+    assert_eq!(a.recent(Some("f"), 1).unwrap()[0].name, "two.example.");
+}

@@ -1,6 +1,6 @@
 //! Flow logs: what each instance's connections carried, accepted or rejected, read from the
-//! table's flow sets and kept in `DATA_DIR/flows.db` in the fields of VPC Flow Logs'
-//! default format (version 2).
+//! table's flow sets and kept in `DATA_DIR/flows.db` (or, for nodes sharing a PostgreSQL
+//! store, in its `flow_records`) in the fields of VPC Flow Logs' default format (version 2).
 //!
 //! Every packet through an instance link updates one element of the table's `flows` or
 //! `rejects` set, keyed by its 5-tuple, with a packet and byte counter
@@ -244,13 +244,55 @@ CREATE TABLE flows (
 CREATE INDEX flows_by_function ON flows (function, id);
 "#];
 
-/// The flow log store.
+/// The flow log store: this node's file, or a PostgreSQL database the nodes of a cluster
+/// share (the `flows` track), where every node's records are one log.
 pub struct FlowLog {
-    conn: Mutex<Connection>,
+    backend: Backend,
 }
+
+enum Backend {
+    Sqlite(Mutex<Connection>),
+    Postgres(warden_postgres::Pool),
+}
+
+/// The flow records' schema track in PostgreSQL.
+pub const POSTGRES_TRACK: warden_postgres::Track = warden_postgres::Track {
+    name: "flows",
+    migrations: &[warden_postgres::Migration::additive(
+        "CREATE TABLE flow_records (
+            id BIGSERIAL PRIMARY KEY,
+            function TEXT NOT NULL,
+            record TEXT NOT NULL,
+            rejected BOOLEAN NOT NULL
+        );
+        CREATE INDEX flow_records_by_function ON flow_records (function, id);",
+    )],
+};
+
+const PG_INSERT: &str = "INSERT INTO flow_records (function, record, rejected) \
+     SELECT * FROM UNNEST($1::TEXT[], $2::TEXT[], $3::BOOLEAN[])";
+const PG_TRIM: &str =
+    "DELETE FROM flow_records WHERE id <= (SELECT max(id) FROM flow_records) - $1";
+const PG_RECENT: &str =
+    "SELECT record FROM flow_records WHERE function = $1 ORDER BY id DESC LIMIT $2";
+const PG_REJECTED: &str = "SELECT count(*) FROM flow_records WHERE function = $1 AND rejected";
 
 fn store(context: &'static str) -> impl FnOnce(rusqlite::Error) -> EgressError {
     move |e| EgressError::Unavailable(format!("{context}: {e}"))
+}
+
+fn shared(context: &'static str) -> impl FnOnce(warden_postgres::Error) -> EgressError {
+    move |e| EgressError::Unavailable(format!("{context}: {e}"))
+}
+
+/// Runs `f` on a connection of `pool`, its PostgreSQL errors in `context`.
+fn on_pool<T: Send + 'static>(
+    pool: &warden_postgres::Pool,
+    context: &'static str,
+    f: impl FnOnce(&mut warden_postgres::Conn) -> Result<T, postgres::Error> + Send + 'static,
+) -> Result<T, EgressError> {
+    pool.run(move |conn| f(conn).map_err(warden_postgres::Error::at(context)))
+        .map_err(shared(context))
 }
 
 impl FlowLog {
@@ -267,48 +309,94 @@ impl FlowLog {
         .map_err(|e| EgressError::Unavailable(format!("opening the flow log: {e}")))?;
         drop(db.reader);
         Ok(FlowLog {
-            conn: Mutex::new(db.writer),
+            backend: Backend::Sqlite(Mutex::new(db.writer)),
         })
     }
 
-    /// Appends records (one transaction), dropping the oldest beyond [`MAX_RECORDS`].
+    /// The flow log the nodes share, on `pool`, whose schema includes [`POSTGRES_TRACK`].
+    pub fn open_shared(pool: warden_postgres::Pool) -> FlowLog {
+        FlowLog {
+            backend: Backend::Postgres(pool),
+        }
+    }
+
+    /// Appends records (one transaction), dropping the oldest beyond [`MAX_RECORDS`] (on
+    /// a shared store: of every node's records together).
     pub fn append(&self, records: &[FlowRecord]) -> Result<(), EgressError> {
         if records.is_empty() {
             return Ok(());
         }
-        let mut conn = warden_sqlite::lock(&self.conn);
-        let tx = warden_sqlite::immediate(&mut conn).map_err(store("writing flow records"))?;
-        for r in records {
-            let text = serde_json::to_string(r)
-                .map_err(|e| EgressError::Unavailable(format!("encoding a flow record: {e}")))?;
-            tx.execute(
-                "INSERT INTO flows (function, record, rejected) VALUES (?1, ?2, ?3)",
-                params![r.function, text, i64::from(r.action == "REJECT")],
-            )
-            .map_err(store("writing flow records"))?;
+        let texts = records
+            .iter()
+            .map(serde_json::to_string)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| EgressError::Unavailable(format!("encoding a flow record: {e}")))?;
+        match &self.backend {
+            Backend::Sqlite(conn) => {
+                let mut conn = warden_sqlite::lock(conn);
+                let tx =
+                    warden_sqlite::immediate(&mut conn).map_err(store("writing flow records"))?;
+                for (r, text) in records.iter().zip(&texts) {
+                    tx.execute(
+                        "INSERT INTO flows (function, record, rejected) VALUES (?1, ?2, ?3)",
+                        params![r.function, text, i64::from(r.action == "REJECT")],
+                    )
+                    .map_err(store("writing flow records"))?;
+                }
+                tx.execute(
+                    "DELETE FROM flows WHERE id <= (SELECT MAX(id) FROM flows) - ?1",
+                    params![MAX_RECORDS],
+                )
+                .map_err(store("trimming flow records"))?;
+                tx.commit().map_err(store("writing flow records"))
+            }
+            Backend::Postgres(pool) => {
+                let functions: Vec<String> = records.iter().map(|r| r.function.clone()).collect();
+                let rejected: Vec<bool> = records.iter().map(|r| r.action == "REJECT").collect();
+                on_pool(pool, "writing flow records", move |conn| {
+                    let insert = conn.prepare(PG_INSERT)?;
+                    let trim = conn.prepare(PG_TRIM)?;
+                    conn.transaction(|tx| {
+                        tx.execute(&insert, &[&functions, &texts, &rejected])?;
+                        tx.execute(&trim, &[&MAX_RECORDS]).map(drop)
+                    })
+                })
+            }
         }
-        tx.execute(
-            "DELETE FROM flows WHERE id <= (SELECT MAX(id) FROM flows) - ?1",
-            params![MAX_RECORDS],
-        )
-        .map_err(store("trimming flow records"))?;
-        tx.commit().map_err(store("writing flow records"))
     }
 
     /// The newest `limit` records of `function`, oldest first.
     pub fn recent(&self, function: &str, limit: usize) -> Result<Vec<FlowRecord>, EgressError> {
-        let conn = warden_sqlite::lock(&self.conn);
-        let mut stmt = conn
-            .prepare_cached(
-                "SELECT record FROM flows WHERE function = ?1 ORDER BY id DESC LIMIT ?2",
-            )
-            .map_err(store("reading flow records"))?;
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-        let texts = stmt
-            .query_map(params![function, limit], |row| row.get::<_, String>(0))
-            .map_err(store("reading flow records"))?
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(store("reading flow records"))?;
+        let texts: Vec<String> = match &self.backend {
+            Backend::Sqlite(conn) => {
+                let conn = warden_sqlite::lock(conn);
+                let mut stmt = conn
+                    .prepare_cached(
+                        "SELECT record FROM flows WHERE function = ?1 ORDER BY id DESC LIMIT ?2",
+                    )
+                    .map_err(store("reading flow records"))?;
+                let mut texts = Vec::new();
+                for text in stmt
+                    .query_map(params![function, limit], |row| row.get::<_, String>(0))
+                    .map_err(store("reading flow records"))?
+                {
+                    texts.push(text.map_err(store("reading flow records"))?);
+                }
+                texts
+            }
+            Backend::Postgres(pool) => {
+                let function = function.to_owned();
+                on_pool(pool, "reading flow records", move |conn| {
+                    let st = conn.prepare(PG_RECENT)?;
+                    conn.client()
+                        .query(&st, &[&function, &limit])?
+                        .iter()
+                        .map(|r| r.try_get(0))
+                        .collect()
+                })?
+            }
+        };
         let mut out: Vec<FlowRecord> = texts
             .iter()
             .filter_map(|t| serde_json::from_str::<FlowRecord>(t).ok())
@@ -320,14 +408,25 @@ impl FlowLog {
     /// How many rejected-flow records `function` has (of those kept): the metric alarms
     /// watch.
     pub fn rejected(&self, function: &str) -> Result<u64, EgressError> {
-        let conn = warden_sqlite::lock(&self.conn);
-        conn.query_row(
-            "SELECT COUNT(*) FROM flows WHERE function = ?1 AND rejected = 1",
-            params![function],
-            |row| row.get::<_, i64>(0),
-        )
-        .map(|n| u64::try_from(n).unwrap_or(0))
-        .map_err(store("counting rejected flows"))
+        let n = match &self.backend {
+            Backend::Sqlite(conn) => {
+                let conn = warden_sqlite::lock(conn);
+                conn.query_row(
+                    "SELECT COUNT(*) FROM flows WHERE function = ?1 AND rejected = 1",
+                    params![function],
+                    |row| row.get::<_, i64>(0),
+                )
+                .map_err(store("counting rejected flows"))?
+            }
+            Backend::Postgres(pool) => {
+                let function = function.to_owned();
+                on_pool(pool, "counting rejected flows", move |conn| {
+                    let st = conn.prepare(PG_REJECTED)?;
+                    conn.client().query_one(&st, &[&function])?.try_get(0)
+                })?
+            }
+        };
+        Ok(u64::try_from(n).unwrap_or(0))
     }
 }
 
@@ -387,6 +486,38 @@ mod tests {
     fn records_are_kept_per_function_and_rejections_counted() {
         let dir = tempfile::tempdir().unwrap();
         let log = FlowLog::open(&dir.path().join("flows.db")).unwrap();
+        kept_per_function_and_counted(&log, &log);
+    }
+
+    /// On a shared store, what one node appends another reads: one log for the cluster.
+    #[test]
+    fn nodes_sharing_a_store_read_each_others_records() {
+        let url = warden_testservers::Postgres::shared()
+            .fresh_database()
+            .unwrap();
+        let pool = || {
+            warden_postgres::Pool::open(
+                &url,
+                &warden_postgres::Options::default(),
+                &[POSTGRES_TRACK],
+            )
+            .unwrap()
+        };
+        let (a, b) = (FlowLog::open_shared(pool()), FlowLog::open_shared(pool()));
+        kept_per_function_and_counted(&a, &b);
+        // Records of both nodes, in the order they were stored.
+        let mut more = b.recent("f", 10).unwrap();
+        more[0].srcport = 1;
+        b.append(&more[..1]).unwrap();
+        let f = a.recent("f", 10).unwrap();
+        assert_eq!(
+            f.iter().map(|r| r.srcport).collect::<Vec<_>>(),
+            vec![40000, 40000, 1]
+        );
+        assert_eq!(a.recent("f", 1).unwrap()[0].srcport, 1);
+    }
+
+    fn kept_per_function_and_counted(log: &FlowLog, reader: &FlowLog) {
         let record = |function: &str, action: &str| FlowRecord {
             version: 2,
             account_id: "123456789012".into(),
@@ -412,14 +543,14 @@ mod tests {
             record("g", "REJECT"),
         ])
         .unwrap();
-        let f = log.recent("f", 10).unwrap();
+        let f = reader.recent("f", 10).unwrap();
         assert_eq!(f.len(), 2);
         assert_eq!(
             f[0].line(),
             "2 123456789012 eni-0000000000000001 198.18.0.2 10.0.0.1 40000 5432 6 3 180 1 61 ACCEPT OK"
         );
-        assert_eq!(log.rejected("f").unwrap(), 1);
-        assert_eq!(log.rejected("nobody").unwrap(), 0);
+        assert_eq!(reader.rejected("f").unwrap(), 1);
+        assert_eq!(reader.rejected("nobody").unwrap(), 0);
     }
 
     proptest! {

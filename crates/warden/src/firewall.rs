@@ -163,9 +163,11 @@ impl warden_dns::Policy for DnsFirewallPolicy {
 }
 
 /// The resolver for instances with a network link: upstreams from `--dns-upstream`, else
-/// the host's `/etc/resolv.conf`; its query log in `DATA_DIR/dns.db`.
+/// the host's `/etc/resolv.conf`; its query log in `DATA_DIR/dns.db`, or with a `shared`
+/// PostgreSQL store the log all nodes share.
 pub fn resolver(
     data_dir: &Path,
+    shared: Option<&warden_postgres::Pool>,
     upstreams: &[std::net::SocketAddr],
     dns_firewall: warden_dnsfw::DnsFirewall,
 ) -> anyhow::Result<Arc<warden_dns::Resolver>> {
@@ -177,7 +179,11 @@ pub fn resolver(
     if upstreams.is_empty() {
         tracing::warn!("no upstream DNS resolver (none in /etc/resolv.conf, no --dns-upstream): functions' names will not resolve");
     }
-    let log = warden_dns::QueryLog::open(&data_dir.join("dns.db"))?;
+    let log = match shared {
+        None => warden_dns::QueryLog::open(&data_dir.join("dns.db"))?,
+        Some(pool) => warden_dns::QueryLog::open_shared(pool.clone())
+            .map_err(|e| anyhow::anyhow!("cannot start the DNS query log's writer: {e}"))?,
+    };
     Ok(Arc::new(warden_dns::Resolver::new(
         upstreams,
         Some(Arc::new(DnsFirewallPolicy(dns_firewall))),

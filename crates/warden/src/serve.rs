@@ -544,6 +544,8 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
                     warden_postgres::records::TRACK,
                     warden_config::POSTGRES_TRACK,
                     warden_findings::POSTGRES_TRACK,
+                    warden_egress::flows::POSTGRES_TRACK,
+                    warden_dns::POSTGRES_TRACK,
                 ],
             )
             .context("cannot open the shared records in PostgreSQL")?,
@@ -730,15 +732,17 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
                 dns: match &firewall {
                     Some(_) => Some(crate::firewall::resolver(
                         &data_dir,
+                        records_pool.as_ref(),
                         &args.dns_upstream,
                         dns_firewall.clone(),
                     )?),
                     None => None,
                 },
                 flow_log: match &firewall {
-                    Some(_) => Some(Arc::new(warden_egress::flows::FlowLog::open(
-                        &data_dir.join("flows.db"),
-                    )?)),
+                    Some(_) => Some(Arc::new(match &records_pool {
+                        None => warden_egress::flows::FlowLog::open(&data_dir.join("flows.db"))?,
+                        Some(pool) => warden_egress::flows::FlowLog::open_shared(pool.clone()),
+                    })),
                     None => None,
                 },
                 // Nodes sharing a store share its concurrency limits too.

@@ -1356,7 +1356,12 @@ fn lookup_events(node: &Server, key: &str, value: &str) -> Vec<Value> {
 fn created_users(node: &Server) -> Vec<String> {
     let mut names: Vec<String> = lookup_events(node, "EventName", "CreateUser")
         .iter()
-        .map(|e| e["requestParameters"]["userName"].as_str().unwrap().to_owned())
+        .map(|e| {
+            e["requestParameters"]["userName"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        })
         .collect();
     names.sort_unstable();
     names
