@@ -74,7 +74,7 @@ const ALLOWED_DEPENDENCIES: &[(&str, &[&str])] = &[
     ("warden-egress", &["warden-sqlite", "warden-postgres"]),
     ("warden-contract", &["warden-sqlite", "warden-postgres"]),
     ("warden-urls", &["warden-sqlite", "warden-postgres"]),
-    ("warden-metrics", &["warden-sqlite"]),
+    ("warden-metrics", &["warden-sqlite", "warden-postgres"]),
     ("warden-scan", &["warden-sqlite"]),
     ("warden-audit", &["warden-sqlite", "warden-postgres"]),
     ("warden-config", &["warden-sqlite", "warden-postgres"]),

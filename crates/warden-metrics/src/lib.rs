@@ -19,6 +19,7 @@ pub mod alarms;
 pub mod emf;
 pub mod histogram;
 pub mod math;
+pub mod postgres;
 pub mod prometheus;
 pub mod store;
 

@@ -1,4 +1,5 @@
-//! Datapoints kept as CloudWatch keeps them, in `DATA_DIR/metrics.db`: one row per metric,
+//! Datapoints kept as CloudWatch keeps them, in `DATA_DIR/metrics.db` (or, for nodes
+//! sharing a store, in PostgreSQL: [`crate::postgres`]): one row per metric,
 //! dimensions, period and period start, with the statistics every query needs (sample
 //! count, sum, minimum, maximum) and, for timed metrics, the histogram percentiles are read
 //! from. One-minute rows are kept [`MINUTE_RETENTION_S`], then rolled into five-minute rows
@@ -81,6 +82,15 @@ pub enum StoreError {
     /// A record could not be encoded.
     #[error("encoding a record: {0}")]
     Encoding(String),
+    /// A query of the shared store in PostgreSQL failed.
+    #[error("{context}: {source}")]
+    Shared {
+        /// The step that failed.
+        context: &'static str,
+        /// The error.
+        #[source]
+        source: warden_postgres::Error,
+    },
     /// A query failed.
     #[error("{context}: {source}")]
     Sqlite {
@@ -167,7 +177,7 @@ pub fn percentile_of(stat: &str) -> Option<f64> {
     (p > 0.0 && p <= 100.0).then_some(p)
 }
 
-fn encode_hist(h: &HistogramSnapshot) -> Vec<u8> {
+pub(crate) fn encode_hist(h: &HistogramSnapshot) -> Vec<u8> {
     let mut out = Vec::with_capacity(16 + h.buckets.len() * 10);
     out.extend_from_slice(&h.count.to_le_bytes());
     out.extend_from_slice(&h.sum.to_le_bytes());
@@ -179,7 +189,7 @@ fn encode_hist(h: &HistogramSnapshot) -> Vec<u8> {
 }
 
 /// Reads [`encode_hist`]'s bytes; `None` for bytes of the wrong shape.
-fn decode_hist(bytes: &[u8]) -> Option<HistogramSnapshot> {
+pub(crate) fn decode_hist(bytes: &[u8]) -> Option<HistogramSnapshot> {
     let u64_at = |at: usize| -> Option<u64> {
         Some(u64::from_le_bytes(bytes.get(at..at + 8)?.try_into().ok()?))
     };
@@ -211,9 +221,14 @@ pub struct MetricId {
     pub dims: String,
 }
 
-/// The datapoints of one server.
+/// The datapoints of one server, or of every node of a cluster.
+///
+/// A node's alarms and their history are always in its own file; with a shared store the
+/// datapoints and the custom metrics are in PostgreSQL ([`crate::postgres`]), where every
+/// node's merge into the same rows.
 pub struct MetricStore {
     conn: Mutex<Connection>,
+    shared: Option<warden_postgres::Pool>,
 }
 
 impl MetricStore {
@@ -231,13 +246,26 @@ impl MetricStore {
         )?;
         Ok(Self {
             conn: Mutex::new(db.writer),
+            shared: None,
         })
+    }
+
+    /// Opens (creating) `path` for this node's alarms, and keeps datapoints and custom
+    /// metrics on `pool`, shared with the other nodes (its schema includes
+    /// [`crate::postgres::TRACK`]).
+    pub fn open_with_shared(path: &Path, pool: warden_postgres::Pool) -> Result<Self, StoreError> {
+        let mut store = Self::open(path)?;
+        store.shared = Some(pool);
+        Ok(store)
     }
 
     /// Adds datapoints (merged into any already stored for the same metric and period).
     pub fn add(&self, rows: &[(MetricId, i64, Datapoint)]) -> Result<(), StoreError> {
         if rows.is_empty() {
             return Ok(());
+        }
+        if let Some(pool) = &self.shared {
+            return crate::postgres::add(pool, rows.to_vec());
         }
         let mut conn = warden_sqlite::lock(&self.conn);
         let tx = warden_sqlite::immediate(&mut conn).map_err(sqlite("adding datapoints"))?;
@@ -290,6 +318,9 @@ impl MetricStore {
         rows: &[(MetricId, i64, Datapoint)],
         units: &[Option<String>],
     ) -> Result<(), StoreError> {
+        if let Some(pool) = &self.shared {
+            return crate::postgres::add_custom(pool, rows.to_vec(), units.to_vec());
+        }
         {
             let mut conn = warden_sqlite::lock(&self.conn);
             let tx = warden_sqlite::immediate(&mut conn).map_err(sqlite("adding metrics"))?;
@@ -328,6 +359,9 @@ impl MetricStore {
 
     /// The unit `PutMetricData` last gave a custom metric, if any.
     pub fn custom_unit(&self, id: &MetricId) -> Result<Option<String>, StoreError> {
+        if let Some(pool) = &self.shared {
+            return crate::postgres::custom_unit(pool, id.clone());
+        }
         let conn = warden_sqlite::lock(&self.conn);
         conn.query_row(
             "SELECT unit FROM custom_metrics WHERE namespace = ?1 AND metric = ?2 AND dims = ?3",
@@ -349,20 +383,29 @@ impl MetricStore {
         period: i64,
     ) -> Result<Vec<Datapoint>, StoreError> {
         let period = period.max(60);
-        let conn = warden_sqlite::lock(&self.conn);
-        let mut stmt = conn
-            .prepare_cached(
-                "SELECT ts, count, sum, min, max, hist FROM datapoints \
-                 WHERE namespace = ?1 AND metric = ?2 AND dims = ?3 AND ts >= ?4 AND ts < ?5 \
-                 ORDER BY ts, period",
-            )
-            .map_err(sqlite("reading datapoints"))?;
-        let rows = stmt
-            .query_map(params![id.namespace, id.metric, id.dims, start, end], row)
-            .map_err(sqlite("reading datapoints"))?;
+        let rows = match &self.shared {
+            Some(pool) => crate::postgres::query(pool, id.clone(), start, end)?,
+            None => {
+                let conn = warden_sqlite::lock(&self.conn);
+                let mut stmt = conn
+                    .prepare_cached(
+                        "SELECT ts, count, sum, min, max, hist FROM datapoints \
+                         WHERE namespace = ?1 AND metric = ?2 AND dims = ?3 AND ts >= ?4 AND ts < ?5 \
+                         ORDER BY ts, period",
+                    )
+                    .map_err(sqlite("reading datapoints"))?;
+                let mut rows = Vec::new();
+                for r in stmt
+                    .query_map(params![id.namespace, id.metric, id.dims, start, end], row)
+                    .map_err(sqlite("reading datapoints"))?
+                {
+                    rows.push(r.map_err(sqlite("reading datapoints"))?);
+                }
+                rows
+            }
+        };
         let mut out: Vec<Datapoint> = Vec::new();
-        for r in rows {
-            let mut point = r.map_err(sqlite("reading datapoints"))?;
+        for mut point in rows {
             point.ts -= point.ts.rem_euclid(period);
             match out.last_mut() {
                 Some(last) if last.ts == point.ts => last.merge(&point),
@@ -379,6 +422,14 @@ impl MetricStore {
         metric: Option<&str>,
         since: i64,
     ) -> Result<Vec<MetricId>, StoreError> {
+        if let Some(pool) = &self.shared {
+            return crate::postgres::list(
+                pool,
+                namespace.map(str::to_owned),
+                metric.map(str::to_owned),
+                since,
+            );
+        }
         let conn = warden_sqlite::lock(&self.conn);
         let mut stmt = conn
             .prepare_cached(
@@ -405,6 +456,9 @@ impl MetricStore {
     /// seconds. Returns the rows removed.
     pub fn compact(&self, now: i64) -> Result<usize, StoreError> {
         let minute_cutoff = now - MINUTE_RETENTION_S;
+        if let Some(pool) = &self.shared {
+            return crate::postgres::compact(pool, minute_cutoff, now - FIVE_MINUTE_RETENTION_S);
+        }
         let old: Vec<(MetricId, Datapoint)> = {
             let conn = warden_sqlite::lock(&self.conn);
             let mut stmt = conn
@@ -519,10 +573,50 @@ mod tests {
         }
     }
 
-    #[test]
-    fn datapoints_merge_into_periods_and_keep_their_percentiles() {
+    /// A new store on this node's file alone, or with its datapoints on a fresh shared
+    /// PostgreSQL database, and the directory of its file.
+    fn fresh(shared: bool) -> (tempfile::TempDir, MetricStore, Option<String>) {
         let dir = tempfile::tempdir().expect("dir");
-        let store = MetricStore::open(&dir.path().join("metrics.db")).expect("open");
+        let path = dir.path().join("metrics.db");
+        if !shared {
+            let store = MetricStore::open(&path).expect("open");
+            return (dir, store, None);
+        }
+        let url = warden_testservers::Postgres::shared()
+            .fresh_database()
+            .expect("database");
+        let store = MetricStore::open_with_shared(&path, pool(&url)).expect("open");
+        (dir, store, Some(url))
+    }
+
+    fn pool(url: &str) -> warden_postgres::Pool {
+        warden_postgres::Pool::open(
+            url,
+            &warden_postgres::Options::default(),
+            &[crate::postgres::TRACK],
+        )
+        .expect("pool")
+    }
+
+    macro_rules! on_both_stores {
+        ($($name:ident),* $(,)?) => {
+            mod sqlite {
+                $(#[test] fn $name() { super::$name(false); })*
+            }
+            mod postgres {
+                $(#[test] fn $name() { super::$name(true); })*
+            }
+        };
+    }
+
+    on_both_stores!(
+        datapoints_merge_into_periods_and_keep_their_percentiles,
+        old_minutes_roll_into_five_minutes_and_expire,
+        custom_metrics_are_capped_and_a_refused_request_keeps_nothing,
+    );
+
+    fn datapoints_merge_into_periods_and_keep_their_percentiles(shared: bool) {
+        let (_dir, store, _) = fresh(shared);
         store
             .add(&[
                 (id("Duration"), 60, point(600, &[10, 20])),
@@ -550,10 +644,8 @@ mod tests {
         );
     }
 
-    #[test]
-    fn old_minutes_roll_into_five_minutes_and_expire() {
-        let dir = tempfile::tempdir().expect("dir");
-        let store = MetricStore::open(&dir.path().join("metrics.db")).expect("open");
+    fn old_minutes_roll_into_five_minutes_and_expire(shared: bool) {
+        let (_dir, store, _) = fresh(shared);
         let now = 100 * 86_400;
         let old = now - MINUTE_RETENTION_S - 3_600;
         let ancient = now - FIVE_MINUTE_RETENTION_S - 3_600;
@@ -590,10 +682,8 @@ mod tests {
         }
     }
 
-    #[test]
-    fn custom_metrics_are_capped_and_a_refused_request_keeps_nothing() {
-        let dir = tempfile::tempdir().expect("dir");
-        let store = MetricStore::open(&dir.path().join("metrics.db")).expect("open");
+    fn custom_metrics_are_capped_and_a_refused_request_keeps_nothing(shared: bool) {
+        let (_dir, store, _) = fresh(shared);
         let custom = |i: usize| MetricId {
             namespace: "App".into(),
             metric: format!("m{i}"),
@@ -615,5 +705,71 @@ mod tests {
             .query(&custom(0), 120, 180, 60)
             .expect("query")
             .is_empty());
+    }
+
+    /// Nodes adding the same minute at once: every node's values are in the merged row,
+    /// whichever node is asked, and each node's alarms stay its own.
+    #[test]
+    fn nodes_adding_one_minute_at_once_lose_none_of_each_others_values() {
+        let (_dir, first, url) = fresh(true);
+        let url = url.expect("shared");
+        let dirs: Vec<_> = (0..3).map(|_| tempfile::tempdir().expect("dir")).collect();
+        let nodes: Vec<MetricStore> = dirs
+            .iter()
+            .map(|d| {
+                MetricStore::open_with_shared(&d.path().join("metrics.db"), pool(&url))
+                    .expect("open")
+            })
+            .collect();
+        std::thread::scope(|scope| {
+            for (n, node) in nodes.iter().enumerate() {
+                scope.spawn(move || {
+                    for i in 0..20u64 {
+                        let value = (n as u64) * 100 + i;
+                        node.add(&[(id("Duration"), 60, point(600, &[value]))])
+                            .expect("add");
+                    }
+                });
+            }
+        });
+        let merged = first.query(&id("Duration"), 0, 10_000, 60).expect("query");
+        assert_eq!(merged.len(), 1);
+        let expected_sum: u64 = (0..3u64)
+            .flat_map(|n| (0..20).map(move |i| n * 100 + i))
+            .sum();
+        assert_eq!(
+            (merged[0].count, merged[0].sum),
+            (60.0, expected_sum as f64)
+        );
+        assert_eq!((merged[0].min, merged[0].max), (0.0, 219.0));
+        assert_eq!(merged[0].percentile(100.0), Some(219.0));
+        // A node's alarms are in its own file.
+        use crate::alarms::{Alarm, AlarmState, Comparison, MissingData};
+        let alarm = Alarm {
+            name: "only-on-first".into(),
+            description: None,
+            namespace: "AWS/Lambda".into(),
+            metric: "Errors".into(),
+            dims: String::new(),
+            statistic: "Sum".into(),
+            period: 60,
+            evaluation_periods: 1,
+            datapoints_to_alarm: 1,
+            threshold: 1.0,
+            comparison: Comparison::GreaterThanOrEqualToThreshold,
+            missing: MissingData::Missing,
+            actions_enabled: true,
+            alarm_actions: Vec::new(),
+            ok_actions: Vec::new(),
+            insufficient_data_actions: Vec::new(),
+            state: AlarmState::InsufficientData,
+            state_reason: String::new(),
+            state_updated_ms: 0,
+            updated_ms: 0,
+            metrics: None,
+        };
+        first.put_alarm(&alarm).expect("put");
+        assert_eq!(first.alarms().expect("alarms").len(), 1);
+        assert!(nodes[0].alarms().expect("alarms").is_empty());
     }
 }

@@ -546,6 +546,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
                     warden_findings::POSTGRES_TRACK,
                     warden_egress::flows::POSTGRES_TRACK,
                     warden_dns::POSTGRES_TRACK,
+                    warden_metrics::postgres::TRACK,
                 ],
             )
             .context("cannot open the shared records in PostgreSQL")?,
@@ -658,9 +659,17 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         let metrics = Arc::new(warden_metrics::Metrics::new(
             warden_metrics::DEFAULT_MAX_SERIES,
         ));
+        // With a shared store, every node's datapoints merge into the same rows; each
+        // node's alarms stay in its own file.
         let metric_store = Arc::new(
-            warden_metrics::store::MetricStore::open(&data_dir.join("metrics.db"))
-                .context("cannot open the metrics database")?,
+            match &records_pool {
+                None => warden_metrics::store::MetricStore::open(&data_dir.join("metrics.db")),
+                Some(pool) => warden_metrics::store::MetricStore::open_with_shared(
+                    &data_dir.join("metrics.db"),
+                    pool.clone(),
+                ),
+            }
+            .context("cannot open the metrics database")?,
         );
         let metrics_observer = crate::metrics::MetricsObserver::new(
             Arc::clone(&metrics),

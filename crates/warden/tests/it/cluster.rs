@@ -1464,3 +1464,77 @@ fn the_nodes_record_one_audit_trail_that_keeps_a_killed_nodes_acknowledged_calls
         "{said}"
     );
 }
+
+#[test]
+fn custom_metrics_put_through_two_nodes_merge_into_one_datapoint() {
+    let cluster = Cluster::new();
+    let a = cluster.node("a", None, &[]);
+    let b = cluster.node("b", Some(&a), &[]);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let minute = (now - now % 60).to_string();
+    for (node, value) in [(&a, "3"), (&b, "4"), (&a, "10")] {
+        node.aws(&[
+            "cloudwatch",
+            "put-metric-data",
+            "--namespace",
+            "Shop",
+            "--metric-name",
+            "Orders",
+            "--unit",
+            "Count",
+            "--value",
+            value,
+            "--timestamp",
+            &minute,
+        ]);
+    }
+    let stats = |node: &Server| {
+        node.aws(&[
+            "cloudwatch",
+            "get-metric-statistics",
+            "--namespace",
+            "Shop",
+            "--metric-name",
+            "Orders",
+            "--start-time",
+            &(now - 600).to_string(),
+            "--end-time",
+            &(now + 600).to_string(),
+            "--period",
+            "60",
+            "--statistics",
+            "Sum",
+            "SampleCount",
+            "Minimum",
+            "Maximum",
+        ])
+    };
+    for node in [&a, &b] {
+        let got = stats(node);
+        let points = got["Datapoints"].as_array().unwrap();
+        assert_eq!(points.len(), 1, "{got}");
+        let p = &points[0];
+        assert_eq!(
+            (
+                &p["Sum"],
+                &p["SampleCount"],
+                &p["Minimum"],
+                &p["Maximum"],
+                &p["Unit"]
+            ),
+            (
+                &json!(17.0),
+                &json!(3.0),
+                &json!(3.0),
+                &json!(10.0),
+                &json!("Count")
+            ),
+            "{got}"
+        );
+    }
+    let listed = b.aws(&["cloudwatch", "list-metrics", "--namespace", "Shop"]);
+    assert_eq!(listed["Metrics"][0]["MetricName"], "Orders", "{listed}");
+}
