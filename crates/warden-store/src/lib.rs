@@ -139,6 +139,15 @@ pub enum StoreError {
     /// update whose `version` is not `$LATEST`); a bug in the caller, not user input.
     #[error("invalid record: {0}")]
     InvalidRecord(String),
+    /// Another process holds this node id on the shared store and was seen within the
+    /// liveness window: two live processes may not share one.
+    #[error("node id `{id}` is held by another live node (seen {seen_secs_ago:.1} s ago); give each node its own --node-id, or wait until the other is stopped")]
+    NodeIdHeld {
+        /// The node id.
+        id: String,
+        /// Seconds since its holder was last seen.
+        seen_secs_ago: f64,
+    },
     /// The database was written by a newer Warden whose schema this build does not know.
     #[error("the database schema version {found} is newer than the newest this build supports ({supported})")]
     SchemaTooNew {

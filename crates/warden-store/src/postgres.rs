@@ -21,9 +21,11 @@ pub mod code;
 mod functions;
 mod layers;
 mod logs;
+mod nodes;
 mod queue;
 mod slots;
 
+pub use nodes::{LiveNode, NODE_HEARTBEAT, NODE_LIVENESS};
 pub use slots::{PostgresSlotLeases, LEASE_TTL};
 
 /// The connections a store opens unless told otherwise.
@@ -55,6 +57,11 @@ const CONCURRENCY: Track = Track {
     migrations: slots::MIGRATIONS,
 };
 
+const NODES: Track = Track {
+    name: "nodes",
+    migrations: nodes::MIGRATIONS,
+};
+
 impl PostgresStore {
     /// Connects to the database at `url` with `connections` connections and brings its
     /// schema up to date.
@@ -65,7 +72,7 @@ impl PostgresStore {
                 connections,
                 ..Options::default()
             },
-            &[FUNCTIONS, LOGS, CODE, CONCURRENCY],
+            &[FUNCTIONS, LOGS, CODE, CONCURRENCY, NODES],
         )?;
         Ok(PostgresStore { pool })
     }

@@ -149,8 +149,28 @@ fn rotate(args: RotateArgs) -> anyhow::Result<()> {
             data_dir.display()
         );
     }
-    // No server may run on this directory meanwhile.
-    let _claim = crate::node::claim(&data_dir, None)?;
+    // No server may run on this directory meanwhile, nor, with a shared store, on any
+    // other: a node still running with the old key would seal new secrets under it.
+    let claim = crate::node::claim(&data_dir, None)?;
+    if let crate::backend::StoreChoice::Postgres(url) = &store {
+        // This directory's own node is not running: its lock is held here.
+        let live: Vec<_> = warden_store::PostgresStore::open(url, 1)?
+            .live_nodes(warden_store::postgres::NODE_LIVENESS)?
+            .into_iter()
+            .filter(|n| n.id != claim.id.as_str())
+            .collect();
+        if !live.is_empty() {
+            let names: Vec<String> = live
+                .iter()
+                .map(|n| format!("{} (seen {:.0} s ago)", n.id, n.seen_secs_ago))
+                .collect();
+            bail!(
+                "refusing to rotate: nodes of the shared store are running: {}; stop every node first (a node killed without stopping counts as running for {} s)",
+                names.join(", "),
+                warden_store::postgres::NODE_LIVENESS.as_secs()
+            );
+        }
+    }
     let pending = args.master.pending(&data_dir);
     let (old, new) = match &args.master.master_key_passphrase_env {
         Some(var) => {

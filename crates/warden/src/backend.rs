@@ -215,6 +215,73 @@ pub(crate) async fn join_bus(
     Ok(bus)
 }
 
+/// The node's claim on its id in a shared store's registry, kept fresh every
+/// [`warden_store::postgres::NODE_HEARTBEAT`] by a thread of its own; dropping it stops
+/// the thread and lets go of the id, so that the node is no longer counted live.
+pub(crate) struct NodeHeartbeat {
+    stop: Option<std::sync::mpsc::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+    store: warden_store::PostgresStore,
+    id: NodeId,
+    holder: Vec<u8>,
+}
+
+impl NodeHeartbeat {
+    /// Claims `id` for `holder` (refused while another holder of it is live) and starts
+    /// marking it seen. If another process ever takes the id (this one was not seen for
+    /// the liveness window), this process exits at once: two processes may not use one
+    /// id's leases.
+    pub(crate) fn start(
+        store: warden_store::PostgresStore,
+        id: NodeId,
+        holder: Vec<u8>,
+    ) -> anyhow::Result<NodeHeartbeat> {
+        store
+            .claim_node(&id, &holder, warden_store::postgres::NODE_LIVENESS)
+            .context("cannot claim this node's id in the shared store")?;
+        let (stop, stopped) = std::sync::mpsc::channel::<()>();
+        let thread = {
+            let (store, id, holder) = (store.clone(), id.clone(), holder.clone());
+            std::thread::Builder::new()
+                .name("node-heartbeat".into())
+                .spawn(move || loop {
+                    match stopped.recv_timeout(warden_store::postgres::NODE_HEARTBEAT) {
+                        Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
+                        _ => return,
+                    }
+                    match store.node_seen(&id, &holder) {
+                        Ok(true) => {}
+                        Ok(false) => {
+                            tracing::error!(node = %id, "another process claimed this node id while this one was not seen; stopping now");
+                            std::process::exit(1);
+                        }
+                        Err(e) => tracing::warn!(error = %e, "could not mark this node seen"),
+                    }
+                })
+                .context("cannot start the node heartbeat")?
+        };
+        Ok(NodeHeartbeat {
+            stop: Some(stop),
+            thread: Some(thread),
+            store,
+            id,
+            holder,
+        })
+    }
+}
+
+impl Drop for NodeHeartbeat {
+    fn drop(&mut self) {
+        self.stop.take();
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+        if let Err(e) = self.store.release_node(&self.id, &self.holder) {
+            tracing::warn!(error = %e, "could not release this node's id; it counts as live for a few more seconds");
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

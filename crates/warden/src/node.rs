@@ -23,6 +23,9 @@ use warden_types::NodeId;
 
 /// The file holding the node id.
 const ID_FILE: &str = "node-id";
+/// The file holding the data directory's holder token: what a shared store's node
+/// registry knows this directory's processes by.
+const HOLDER_FILE: &str = "node-holder";
 /// The file locked while a server runs.
 const LOCK_FILE: &str = "node.lock";
 
@@ -31,6 +34,10 @@ const LOCK_FILE: &str = "node.lock";
 pub struct NodeClaim {
     /// The node id.
     pub id: NodeId,
+    /// The data directory's holder token (random, made on the first start): on a shared
+    /// store, the registry lets a process of this directory claim the id at once, and
+    /// refuses another directory's while this one's holder is live.
+    pub holder: Vec<u8>,
     /// Locked with `flock`; closing it (or the process dying) releases the lock.
     _lock: File,
 }
@@ -89,16 +96,39 @@ pub fn claim(data_dir: &Path, configured: Option<NodeId>) -> anyhow::Result<Node
                 "this data directory served as another node before; that node's async event leases are left to expire"
             );
         }
-        write_id(data_dir, &id)?;
+        write_file(data_dir, ID_FILE, &id.to_string())?;
     }
-    Ok(NodeClaim { id, _lock: lock })
+    let holder = holder(data_dir)?;
+    Ok(NodeClaim {
+        id,
+        holder,
+        _lock: lock,
+    })
 }
 
-/// Replaces `DATA_DIR/node-id` durably: a private temporary file, fsynced, renamed into
-/// place, then the directory fsynced.
-fn write_id(data_dir: &Path, id: &NodeId) -> anyhow::Result<()> {
-    let temp = data_dir.join(".node-id.tmp");
-    let path = data_dir.join(ID_FILE);
+/// The data directory's holder token, made on first use: 16 random bytes, kept as hex.
+fn holder(data_dir: &Path) -> anyhow::Result<Vec<u8>> {
+    let path = data_dir.join(HOLDER_FILE);
+    match fs::read_to_string(&path) {
+        Ok(text) => {
+            if let Some(token) = hex::decode(text.trim()).ok().filter(|t| t.len() == 16) {
+                return Ok(token);
+            }
+            tracing::warn!(file = %path.display(), "the holder token is damaged; making a new one");
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e).with_context(|| format!("cannot read `{}`", path.display())),
+    }
+    let token: [u8; 16] = rand::random();
+    write_file(data_dir, HOLDER_FILE, &hex::encode(token))?;
+    Ok(token.to_vec())
+}
+
+/// Replaces `DATA_DIR/NAME` with a line of `text`, durably: a private temporary file,
+/// fsynced, renamed into place, then the directory fsynced.
+fn write_file(data_dir: &Path, name: &str, text: &str) -> anyhow::Result<()> {
+    let temp = data_dir.join(format!(".{name}.tmp"));
+    let path = data_dir.join(name);
     let mut file = OpenOptions::new()
         .create(true)
         .truncate(true)
@@ -106,7 +136,7 @@ fn write_id(data_dir: &Path, id: &NodeId) -> anyhow::Result<()> {
         .mode(0o600)
         .open(&temp)
         .with_context(|| format!("cannot write `{}`", temp.display()))?;
-    writeln!(file, "{id}")
+    writeln!(file, "{text}")
         .and_then(|()| file.sync_all())
         .with_context(|| format!("cannot write `{}`", temp.display()))?;
     fs::rename(&temp, &path).with_context(|| format!("cannot write `{}`", path.display()))?;
@@ -181,5 +211,23 @@ mod tests {
         let named = NodeId::new("n2").unwrap();
         assert_eq!(claim(dir.path(), Some(named.clone())).unwrap().id, named);
         assert_eq!(claim(dir.path(), None).unwrap().id, named);
+    }
+
+    #[test]
+    fn the_holder_token_is_made_once_kept_private_and_replaced_if_damaged() {
+        let dir = tempfile::tempdir().unwrap();
+        let first = claim(dir.path(), None).unwrap();
+        assert_eq!(first.holder.len(), 16);
+        assert_eq!(mode(&dir.path().join(HOLDER_FILE)), 0o600);
+        let token = first.holder.clone();
+        drop(first);
+        assert_eq!(claim(dir.path(), None).unwrap().holder, token);
+        fs::write(dir.path().join(HOLDER_FILE), "not hex").unwrap();
+        let again = claim(dir.path(), None).unwrap();
+        assert_eq!(again.holder.len(), 16);
+        assert_ne!(again.holder, token);
+        // Another directory is another holder.
+        let other = tempfile::tempdir().unwrap();
+        assert_ne!(claim(other.path(), None).unwrap().holder, again.holder);
     }
 }

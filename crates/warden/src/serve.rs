@@ -429,6 +429,16 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
             .context("cannot open the PostgreSQL store")?,
         ),
     };
+    // With a shared store, one live process per node id across hosts too; held until the
+    // server exits.
+    let _node_heartbeat = match &postgres {
+        Some(pg) => Some(crate::backend::NodeHeartbeat::start(
+            pg.clone(),
+            node.id.clone(),
+            node.holder.clone(),
+        )?),
+        None => None,
+    };
     let store: Arc<dyn Store> = match &postgres {
         None => Arc::new(SqliteStore::open(&data_dir.join("warden.db"))?),
         Some(pg) => {

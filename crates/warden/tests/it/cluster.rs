@@ -646,10 +646,7 @@ fn a_master_key_rotation_reseals_the_shared_store_once_and_every_node_follows() 
         token: Some(c["SessionToken"].as_str().unwrap().to_owned()),
     };
     a.stop();
-    b.stop();
 
-    // Node A's rotation reseals the shared store and A's own files.
-    let old = std::fs::read(&cluster.master_key).unwrap();
     let rotate = |data: &Path, key_file: &Path| {
         Command::new(warden_bin())
             .args(["admin", "rotate-master-key", "--data-dir"])
@@ -661,6 +658,18 @@ fn a_master_key_rotation_reseals_the_shared_store_once_and_every_node_follows() 
             .output()
             .unwrap()
     };
+    // While B runs, the rotation is refused: B would go on sealing under the old key.
+    let out = rotate(&cluster.data_dir("a"), &cluster.master_key);
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("refusing to rotate") && stderr.contains("b (seen"),
+        "{stderr}"
+    );
+    b.stop();
+
+    // Node A's rotation reseals the shared store and A's own files.
+    let old = std::fs::read(&cluster.master_key).unwrap();
     let out = rotate(&cluster.data_dir("a"), &cluster.master_key);
     assert!(
         out.status.success(),
@@ -1537,4 +1546,45 @@ fn custom_metrics_put_through_two_nodes_merge_into_one_datapoint() {
     }
     let listed = b.aws(&["cloudwatch", "list-metrics", "--namespace", "Shop"]);
     assert_eq!(listed["Metrics"][0]["MetricName"], "Orders", "{listed}");
+}
+
+#[test]
+fn a_live_nodes_id_is_refused_to_another_process_until_it_stops() {
+    let cluster = Cluster::new();
+    let mut a = cluster.node("a", None, &[]);
+    let key = cluster.master_key.display().to_string();
+    // Another data directory (another host, say) given the same id.
+    let other = cluster.data_dir("a-elsewhere");
+    let refused = Command::new(warden_bin())
+        .args(["serve", "--listen", "127.0.0.1:0", "--node-id", "a"])
+        .arg("--data-dir")
+        .arg(&other)
+        .args(["--master-key-file", &key])
+        .env("WARDEN_STORE", &cluster.store)
+        .env("WARDEN_LOG", "warn")
+        .output()
+        .unwrap();
+    assert!(!refused.status.success());
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        stderr.contains("node id `a` is held by another live node"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains(cluster.password()), "{stderr}");
+    // A's own directory restarted after kill -9 claims it at once (same holder).
+    a.kill9();
+    a.restart();
+    a.aws(&["sts", "get-caller-identity"]);
+    // Stopped, A lets the id go: the other directory may now be node `a`.
+    a.stop();
+    std::fs::copy(a.data_dir.join("credentials"), other.join("credentials")).unwrap();
+    let store = format!("WARDEN_STORE={}", cluster.store);
+    let bus = format!("WARDEN_BUS={}", cluster.bus);
+    let mut moved = Server::start_via(
+        &["env", &store, &bus],
+        &other,
+        &["--node-id", "a", "--master-key-file", &key],
+    );
+    moved.aws(&["sts", "get-caller-identity"]);
+    moved.stop();
 }
