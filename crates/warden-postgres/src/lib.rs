@@ -26,6 +26,12 @@
 //!   ([`Error::SchemaTooNew`]). Migrations take a transaction-scoped advisory lock, so
 //!   nodes starting together never apply a step twice.
 //!
+//! - **Never holding an async worker.** A caller on a worker thread of a multi-threaded
+//!   tokio runtime waits for its answer inside `block_in_place`, so the runtime moves the
+//!   worker's other tasks to another thread while a query runs: a flood of calls that
+//!   reach PostgreSQL (each a few round trips, some under a cluster-wide lock) slows
+//!   those calls, not every request the node serves.
+//!
 //! The connection URL carries a password: it never appears in an error or a log line
 //! ([`redacted`]).
 #![forbid(unsafe_code)]
@@ -298,6 +304,18 @@ impl Conn {
     }
 }
 
+/// Runs `f`, which waits for a connection's thread, without holding an async worker: on a
+/// worker of a multi-threaded tokio runtime the runtime is told this thread blocks, and
+/// hands the worker's other tasks to another thread; on any other thread `f` just runs.
+fn wait<T>(f: impl FnOnce() -> T) -> T {
+    match tokio::runtime::Handle::try_current() {
+        Ok(h) if h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
+            tokio::task::block_in_place(f)
+        }
+        _ => f(),
+    }
+}
+
 /// How long to wait before attempt `attempt + 1` of a transaction: growing, capped at
 /// about 50 ms, with jitter so that contenders that collided do not collide again.
 fn backoff(attempt: u32) -> Duration {
@@ -499,8 +517,10 @@ impl Pool {
             .unwrap_or_else(PoisonError::into_inner)
             .clone()
             .ok_or_else(|| E::from(Error::Closed))?;
-        sender.send(job).map_err(|_| E::from(Error::Closed))?;
-        reply_rx.recv().map_err(|_| E::from(Error::Closed))?
+        wait(|| {
+            sender.send(job).map_err(|_| E::from(Error::Closed))?;
+            reply_rx.recv().map_err(|_| E::from(Error::Closed))?
+        })
     }
 }
 
@@ -567,8 +587,10 @@ impl Pool {
             .unwrap_or_else(PoisonError::into_inner)
             .clone()
             .ok_or(Error::Closed)?;
-        sender.send(job).map_err(|_| Error::Closed)?;
-        ready_rx.recv().map_err(|_| Error::Closed)??;
+        wait(|| {
+            sender.send(job).map_err(|_| Error::Closed)?;
+            ready_rx.recv().map_err(|_| Error::Closed)?
+        })?;
         Ok(Remote { steps: steps_tx })
     }
 
@@ -643,22 +665,26 @@ impl Remote {
         let step: Step = Box::new(move |tx, statements| {
             let _ = reply_tx.send(f(tx, statements));
         });
-        self.steps
-            .send(Message::Step(step))
-            .map_err(|_| Error::Closed)?;
-        reply_rx
-            .recv()
-            .map_err(|_| Error::Closed)?
-            .map_err(Error::at(context))
+        wait(|| {
+            self.steps
+                .send(Message::Step(step))
+                .map_err(|_| Error::Closed)?;
+            reply_rx
+                .recv()
+                .map_err(|_| Error::Closed)?
+                .map_err(Error::at(context))
+        })
     }
 
     /// Commits the transaction.
     pub fn commit(self) -> Result<(), Error> {
         let (reply_tx, reply_rx) = mpsc::sync_channel(1);
-        self.steps
-            .send(Message::Commit(reply_tx))
-            .map_err(|_| Error::Closed)?;
-        reply_rx.recv().map_err(|_| Error::Closed)?
+        wait(|| {
+            self.steps
+                .send(Message::Commit(reply_tx))
+                .map_err(|_| Error::Closed)?;
+            reply_rx.recv().map_err(|_| Error::Closed)?
+        })
     }
 }
 

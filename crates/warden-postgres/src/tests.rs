@@ -569,3 +569,73 @@ fn a_replica_installs_another_nodes_change_once_and_not_its_own() {
         "the write read it already"
     );
 }
+
+/// A caller on an async worker does not hold the worker's other tasks while it waits for
+/// PostgreSQL: with a single worker, the query below can only finish if a task queued
+/// behind it runs meanwhile (its job waits for that task's message).
+#[test]
+fn waiting_on_an_async_worker_lets_the_workers_other_tasks_run() {
+    let pool = Pool::open(&fresh(), &Options::default(), &[]).unwrap();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .build()
+        .unwrap();
+    let (tell, told) = mpsc::sync_channel::<()>(1);
+    let heard = runtime.block_on(async move {
+        let (started, is_started) = tokio::sync::oneshot::channel::<()>();
+        let query = tokio::spawn(async move {
+            let _ = started.send(());
+            pool.run(move |_conn| {
+                Ok::<_, Error>(told.recv_timeout(Duration::from_secs(30)).is_ok())
+            })
+        });
+        is_started.await.unwrap();
+        tokio::spawn(async move {
+            let _ = tell.send(());
+        });
+        query.await.unwrap().unwrap()
+    });
+    assert!(
+        heard,
+        "the task queued behind the query never ran while it waited"
+    );
+}
+
+/// Every other place a caller may wait from works as before: a blocking-pool thread, the
+/// thread that drives a runtime, a current-thread runtime and a plain thread.
+#[test]
+fn waiting_works_from_every_kind_of_thread() {
+    let pool = Pool::open(&fresh(), &Options::default(), &[]).unwrap();
+    let one = |pool: &Pool| {
+        pool.run(|conn| {
+            conn.client()
+                .query_one("SELECT 1::BIGINT", &[])
+                .map(|r| r.get::<_, i64>(0))
+                .map_err(Error::at("selecting"))
+        })
+        .unwrap()
+    };
+    let multi = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .build()
+        .unwrap();
+    let p = pool.clone();
+    assert_eq!(
+        multi.block_on(async move { tokio::task::spawn_blocking(move || one(&p)).await.unwrap() }),
+        1
+    );
+    let p = pool.clone();
+    assert_eq!(multi.block_on(async move { one(&p) }), 1);
+    let current = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    let p = pool.clone();
+    assert_eq!(current.block_on(async move { one(&p) }), 1);
+    let p = pool.clone();
+    assert_eq!(
+        current
+            .block_on(async move { tokio::task::spawn_blocking(move || one(&p)).await.unwrap() }),
+        1
+    );
+    assert_eq!(std::thread::spawn(move || one(&pool)).join().unwrap(), 1);
+}
