@@ -242,7 +242,7 @@ impl AuditTrail {
         self.config.as_ref()
     }
 
-    /// The audit database (LookupEvents reads it).
+    /// Where the trail is kept (LookupEvents reads it).
     pub fn store(&self) -> &warden_audit::Store {
         &self.store
     }

@@ -232,7 +232,7 @@ pub(crate) fn trail_for_reading(
     let db = data_dir.join(DB_FILE);
     if !db.exists() {
         bail!(
-            "`{}` holds no audit trail (no {DB_FILE})",
+            "`{}` holds no audit trail (no {DB_FILE}); the nodes of a shared store keep theirs in PostgreSQL: give --store (or WARDEN_STORE)",
             data_dir.display()
         );
     }

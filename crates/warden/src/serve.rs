@@ -89,9 +89,10 @@ pub struct ServeArgs {
     #[arg(long, env = "WARDEN_NODE_ID")]
     node_id: Option<NodeId>,
     /// Where functions, versions, aliases, layers, the async queue, logs, code, identity,
-    /// KMS keys, secrets, code signing, input contracts and function URLs are kept:
+    /// KMS keys, secrets, the audit trail, metrics and the other shared state are kept:
     /// `sqlite` (files in the data directory), or
-    /// `postgres://USER@HOST:PORT/DATABASE` to share them with other nodes. A URL with a
+    /// `postgres://USER@HOST:PORT/DATABASE` to share them with other nodes (README,
+    /// "Several nodes", lists what stays per node). A URL with a
     /// password is accepted only from `WARDEN_STORE`, never from the command line.
     #[arg(
         long,
