@@ -18,6 +18,10 @@
 //! **One writer.** [`AuditLog`] keeps the tree's right edge and the last chain hash in
 //! memory; a second writer on the same file would fork the log, so only the recorder's
 //! thread holds one. [`AuditReader`]s read beside it.
+//!
+//! **Where.** [`Store`] names a log: this file, or the same rows in PostgreSQL shared by
+//! the nodes of a cluster ([`crate::postgres`]), where each append reads the right edge
+//! from the locked head row instead of memory, so any number of writers take turns.
 
 use std::path::{Path, PathBuf};
 
