@@ -13,7 +13,8 @@
 //! data directory (the same holder token) may claim the id again at once, since the
 //! directory's lock shows the process is gone.
 //!
-//! Time is the database's (`now()`), never a node's, as for the concurrency leases.
+//! Time is the database's (`now()`), never a node's, as for the concurrency leases. A
+//! claim forgets ids not seen for a day, so the table stays about as large as the fleet.
 
 use std::time::Duration;
 
@@ -67,6 +68,14 @@ impl PostgresStore {
         let (id, holder) = (id.as_str().to_owned(), holder.to_vec());
         let window = millis(liveness);
         self.pool.run(move |conn| {
+            // Ids not seen for a day are forgotten, so the registry holds about as many
+            // rows as there are nodes, whatever ids were ever used.
+            conn.client()
+                .execute(
+                    "DELETE FROM warden_nodes WHERE seen_at < now() - interval '1 day'",
+                    &[],
+                )
+                .map_err(pg("forgetting old node ids"))?;
             let claimed = conn
                 .client()
                 .query_opt(
@@ -203,5 +212,27 @@ mod tests {
         s.release_node(&id("a"), b"host-2").unwrap();
         assert!(s.live_nodes(window).unwrap().is_empty());
         s.claim_node(&id("a"), b"host-3", window).unwrap();
+        // An id unseen for a day is forgotten at the next claim of any id.
+        s.pool
+            .run(|conn| {
+                conn.client()
+                    .execute(
+                        "UPDATE warden_nodes SET seen_at = now() - interval '2 days' WHERE id = 'b'",
+                        &[],
+                    )
+                    .map_err(pg("ageing a node"))
+            })
+            .unwrap();
+        s.claim_node(&id("c"), b"host-4", window).unwrap();
+        let rows: i64 = s
+            .pool
+            .run(|conn| {
+                conn.client()
+                    .query_one("SELECT count(*) FROM warden_nodes WHERE id = 'b'", &[])
+                    .map(|r| r.get(0))
+                    .map_err(pg("counting"))
+            })
+            .unwrap();
+        assert_eq!(rows, 0);
     }
 }
