@@ -11,23 +11,6 @@ use serde_json::{json, Value};
 
 use crate::harness::*;
 
-/// Every event LookupEvents finds for `key = value` (all pages), as parsed CloudTrail
-/// records.
-fn lookup(s: &Server, key: &str, value: &str) -> Vec<Value> {
-    let out = s.aws(&[
-        "cloudtrail",
-        "lookup-events",
-        "--lookup-attributes",
-        &format!("AttributeKey={key},AttributeValue={value}"),
-    ]);
-    out["Events"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| serde_json::from_str(e["CloudTrailEvent"].as_str().unwrap()).unwrap())
-        .collect()
-}
-
 /// The bytes of the audit database and its write-ahead log.
 fn trail_bytes(data_dir: &Path) -> Vec<u8> {
     let mut all = std::fs::read(data_dir.join("audit.db")).unwrap();

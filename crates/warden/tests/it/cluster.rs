@@ -1345,25 +1345,9 @@ fn a_node_joins_a_schema_a_newer_build_extended_and_refuses_one_it_broke() {
     assert!(!stderr.contains(password), "{stderr}");
 }
 
-/// Every CloudTrail record `lookup-events` finds through `node` for `key = value`.
-fn lookup_events(node: &Server, key: &str, value: &str) -> Vec<Value> {
-    let out = node.aws(&[
-        "cloudtrail",
-        "lookup-events",
-        "--lookup-attributes",
-        &format!("AttributeKey={key},AttributeValue={value}"),
-    ]);
-    out["Events"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| serde_json::from_str(e["CloudTrailEvent"].as_str().unwrap()).unwrap())
-        .collect()
-}
-
 /// The user names of the `CreateUser` events found through `node`, sorted.
 fn created_users(node: &Server) -> Vec<String> {
-    let mut names: Vec<String> = lookup_events(node, "EventName", "CreateUser")
+    let mut names: Vec<String> = crate::harness::lookup(node, "EventName", "CreateUser")
         .iter()
         .map(|e| {
             e["requestParameters"]["userName"]

@@ -931,3 +931,20 @@ fn normalise_log_line(line: &str) -> String {
         .collect::<Vec<_>>()
         .join("\t")
 }
+
+/// Every event LookupEvents finds for `key = value` (all pages), as parsed CloudTrail
+/// records.
+pub fn lookup(s: &Server, key: &str, value: &str) -> Vec<Value> {
+    let out = s.aws(&[
+        "cloudtrail",
+        "lookup-events",
+        "--lookup-attributes",
+        &format!("AttributeKey={key},AttributeValue={value}"),
+    ]);
+    out["Events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| serde_json::from_str(e["CloudTrailEvent"].as_str().unwrap()).unwrap())
+        .collect()
+}
