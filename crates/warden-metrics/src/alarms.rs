@@ -13,7 +13,7 @@ use crate::store::{sqlite, Datapoint, MetricId, MetricStore, StoreError};
 /// The most alarms a server keeps.
 pub const MAX_ALARMS: usize = 1_000;
 /// History entries kept per alarm (the oldest go first).
-const HISTORY_PER_ALARM: i64 = 100;
+pub(crate) const HISTORY_PER_ALARM: i64 = 100;
 
 /// An alarm's state.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -305,6 +305,9 @@ impl MetricStore {
     /// Creates or replaces an alarm's record (definition and state, as given); at most
     /// [`MAX_ALARMS`].
     pub fn put_alarm(&self, alarm: &Alarm) -> Result<(), StoreError> {
+        if let Some(pool) = self.shared() {
+            return crate::postgres::put_alarm(pool, alarm);
+        }
         let json = serde_json::to_string(alarm).map_err(|e| StoreError::Encoding(e.to_string()))?;
         self.with_tx("putting an alarm", |tx| {
             let exists: Option<i64> = tx
@@ -335,6 +338,9 @@ impl MetricStore {
 
     /// Every alarm, by name.
     pub fn alarms(&self) -> Result<Vec<Alarm>, StoreError> {
+        if let Some(pool) = self.shared() {
+            return crate::postgres::alarms(pool);
+        }
         self.with_tx("reading alarms", |tx| {
             let mut stmt = tx
                 .prepare_cached("SELECT document FROM alarms ORDER BY name")
@@ -351,8 +357,60 @@ impl MetricStore {
         })
     }
 
+    /// Changes the stored alarm `name` with `change`, the record locked from the read to
+    /// the write, so a change made meanwhile (a `PutMetricAlarm` through another node, on
+    /// a shared store) is neither undone nor lost. `change` may run more than once (a
+    /// transaction PostgreSQL aborts is retried). Returns the alarm as written, or `None`
+    /// if there is none of that name.
+    pub fn update_alarm(
+        &self,
+        name: &str,
+        change: impl Fn(&mut Alarm) + Send + 'static,
+    ) -> Result<Option<Alarm>, StoreError> {
+        if let Some(pool) = self.shared() {
+            return crate::postgres::update_alarm(pool, name.to_owned(), Box::new(change));
+        }
+        self.with_tx("updating an alarm", |tx| {
+            let doc: Option<String> = tx
+                .query_row(
+                    "SELECT document FROM alarms WHERE name = ?1",
+                    params![name],
+                    |r| r.get(0),
+                )
+                .optional()
+                .map_err(sqlite("updating an alarm"))?;
+            let Some(doc) = doc else {
+                return Ok(None);
+            };
+            let mut alarm: Alarm =
+                serde_json::from_str(&doc).map_err(|e| StoreError::Encoding(e.to_string()))?;
+            change(&mut alarm);
+            let json =
+                serde_json::to_string(&alarm).map_err(|e| StoreError::Encoding(e.to_string()))?;
+            tx.execute(
+                "UPDATE alarms SET document = ?2 WHERE name = ?1",
+                params![name, json],
+            )
+            .map_err(sqlite("updating an alarm"))?;
+            Ok(Some(alarm))
+        })
+    }
+
+    /// Whether this node evaluates the alarms of `minute` (epoch seconds of its start).
+    /// A store of one node always does; on a shared store exactly one node a minute does,
+    /// the first to ask.
+    pub fn claim_evaluation(&self, minute: i64) -> Result<bool, StoreError> {
+        match self.shared() {
+            Some(pool) => crate::postgres::claim_evaluation(pool, minute),
+            None => Ok(true),
+        }
+    }
+
     /// Deletes alarms by name; returns how many existed.
     pub fn delete_alarms(&self, names: &[String]) -> Result<usize, StoreError> {
+        if let Some(pool) = self.shared() {
+            return crate::postgres::delete_alarms(pool, names.to_vec());
+        }
         self.with_tx("deleting alarms", |tx| {
             let mut n = 0;
             for name in names {
@@ -368,6 +426,9 @@ impl MetricStore {
 
     /// Adds a history entry, keeping the newest [`HISTORY_PER_ALARM`] of the alarm.
     pub fn add_history(&self, item: &HistoryItem) -> Result<(), StoreError> {
+        if let Some(pool) = self.shared() {
+            return crate::postgres::add_history(pool, vec![item.clone()]);
+        }
         self.with_tx("recording alarm history", |tx| {
             tx.execute(
                 "INSERT INTO alarm_history (alarm, time_ms, kind, summary) VALUES (?1, ?2, ?3, ?4)",
@@ -386,6 +447,9 @@ impl MetricStore {
 
     /// History entries, newest first, of one alarm or all.
     pub fn history(&self, alarm: Option<&str>, max: usize) -> Result<Vec<HistoryItem>, StoreError> {
+        if let Some(pool) = self.shared() {
+            return crate::postgres::history(pool, alarm.map(str::to_owned), max);
+        }
         self.with_tx("reading alarm history", |tx| {
             let mut stmt = tx
                 .prepare_cached(
@@ -526,10 +590,74 @@ mod tests {
         );
     }
 
-    #[test]
-    fn alarms_and_their_history_are_kept() {
+    /// A store on a file of its own, or with a fresh shared database; and the database's
+    /// address, to open more nodes on it.
+    fn fresh(shared: bool) -> (tempfile::TempDir, MetricStore, Option<String>) {
         let dir = tempfile::tempdir().expect("dir");
-        let store = MetricStore::open(&dir.path().join("m.db")).expect("open");
+        if !shared {
+            let store = MetricStore::open(&dir.path().join("m.db")).expect("open");
+            return (dir, store, None);
+        }
+        let url = warden_testservers::Postgres::shared()
+            .fresh_database()
+            .expect("database");
+        let store = node(&dir, "a", &url);
+        (dir, store, Some(url))
+    }
+
+    /// Another node's store on the shared database at `url`.
+    fn node(dir: &tempfile::TempDir, name: &str, url: &str) -> MetricStore {
+        let pool = warden_postgres::Pool::open(
+            url,
+            &warden_postgres::Options::default(),
+            &[crate::postgres::TRACK],
+        )
+        .expect("pool");
+        MetricStore::open_with_shared(&dir.path().join(format!("{name}.db")), pool).expect("open")
+    }
+
+    macro_rules! on_both_stores {
+        ($($name:ident),* $(,)?) => {
+            mod sqlite {
+                $(#[test] fn $name() { super::$name(false); })*
+            }
+            mod postgres {
+                $(#[test] fn $name() { super::$name(true); })*
+            }
+        };
+    }
+
+    on_both_stores!(
+        alarms_and_their_history_are_kept,
+        an_update_changes_only_what_it_names_and_misses_an_absent_alarm,
+    );
+
+    fn an_update_changes_only_what_it_names_and_misses_an_absent_alarm(shared: bool) {
+        let (_dir, store, _) = fresh(shared);
+        let a = alarm(Comparison::GreaterThanThreshold, MissingData::Missing, 1, 1);
+        store.put_alarm(&a).expect("put");
+        // A definition put after the evaluation read the alarm...
+        let mut redefined = a.clone();
+        redefined.threshold = 42.0;
+        store.put_alarm(&redefined).expect("put");
+        // ...survives the evaluation's change of state.
+        let written = store
+            .update_alarm("a", |alarm| {
+                alarm.state = AlarmState::Alarm;
+                alarm.state_reason = "breached".into();
+            })
+            .expect("update")
+            .expect("exists");
+        assert_eq!(
+            (written.threshold, written.state),
+            (42.0, AlarmState::Alarm)
+        );
+        assert_eq!(store.alarms().expect("read"), vec![written]);
+        assert_eq!(store.update_alarm("none", |_| {}).expect("update"), None);
+    }
+
+    fn alarms_and_their_history_are_kept(shared: bool) {
+        let (_dir, store, _) = fresh(shared);
         let mut a = alarm(Comparison::GreaterThanThreshold, MissingData::Missing, 1, 1);
         store.put_alarm(&a).expect("put");
         a.threshold = 5.0;
@@ -556,5 +684,145 @@ mod tests {
         );
         assert!(store.alarms().expect("read").is_empty());
         assert!(store.history(None, 10).expect("history").is_empty());
+    }
+
+    #[test]
+    fn nodes_share_alarms_and_one_node_a_minute_evaluates_them() {
+        let (dir, a, url) = fresh(true);
+        let url = url.expect("shared");
+        let b = node(&dir, "b", &url);
+        let c = node(&dir, "c", &url);
+        let alarm = alarm(Comparison::GreaterThanThreshold, MissingData::Missing, 1, 1);
+        a.put_alarm(&alarm).expect("put");
+        b.add_history(&HistoryItem {
+            alarm: "a".into(),
+            time_ms: 1,
+            kind: "StateUpdate".into(),
+            summary: "through b".into(),
+        })
+        .expect("history");
+        assert_eq!(c.alarms().expect("read"), vec![alarm]);
+        assert_eq!(
+            a.history(Some("a"), 10).expect("history")[0].summary,
+            "through b"
+        );
+
+        // Three nodes ask for each of three minutes at once: each minute has one taker.
+        for minute in [60, 120, 180] {
+            let won: Vec<bool> = std::thread::scope(|scope| {
+                let asks: Vec<_> = [&a, &b, &c]
+                    .into_iter()
+                    .map(|n| scope.spawn(move || n.claim_evaluation(minute).expect("claim")))
+                    .collect();
+                asks.into_iter().map(|h| h.join().expect("join")).collect()
+            });
+            assert_eq!(
+                won.iter().filter(|w| **w).count(),
+                1,
+                "minute {minute}: {won:?}"
+            );
+        }
+        // A minute already evaluated, or an earlier one, is nobody's.
+        assert!(!a.claim_evaluation(180).expect("claim"));
+        assert!(!b.claim_evaluation(120).expect("claim"));
+    }
+
+    #[test]
+    fn the_alarm_bound_holds_for_the_cluster() {
+        let (dir, a, url) = fresh(true);
+        let b = node(&dir, "b", &url.expect("shared"));
+        let template = alarm(Comparison::GreaterThanThreshold, MissingData::Missing, 1, 1);
+        for i in 0..MAX_ALARMS - 1 {
+            let mut one = template.clone();
+            one.name = format!("alarm-{i:04}");
+            if i % 2 == 0 { &a } else { &b }
+                .put_alarm(&one)
+                .expect("put");
+        }
+        // Two nodes race for the last place: one gets it, the other is refused.
+        let results: Vec<Result<(), StoreError>> = std::thread::scope(|scope| {
+            let puts: Vec<_> = [(&a, "last-a"), (&b, "last-b")]
+                .into_iter()
+                .map(|(n, name)| {
+                    let mut one = template.clone();
+                    one.name = name.into();
+                    scope.spawn(move || n.put_alarm(&one))
+                })
+                .collect();
+            puts.into_iter().map(|h| h.join().expect("join")).collect()
+        });
+        assert_eq!(
+            results.iter().filter(|r| r.is_ok()).count(),
+            1,
+            "{results:?}"
+        );
+        assert!(results
+            .iter()
+            .any(|r| matches!(r, Err(StoreError::TooManyAlarms(_)))));
+        assert_eq!(a.alarms().expect("read").len(), MAX_ALARMS);
+        // Replacing an existing alarm is no addition.
+        b.put_alarm(&{
+            let mut one = template.clone();
+            one.name = "alarm-0000".into();
+            one
+        })
+        .expect("replace");
+    }
+
+    #[test]
+    fn alarms_kept_in_a_nodes_file_move_to_the_shared_store() {
+        let (dir, shared, url) = fresh(true);
+        let url = url.expect("shared");
+        let mut taken = alarm(Comparison::GreaterThanThreshold, MissingData::Missing, 1, 1);
+        taken.name = "taken".into();
+        taken.threshold = 7.0;
+        shared.put_alarm(&taken).expect("put");
+        // A node of the previous release, its alarms in its file.
+        let path = dir.path().join("old.db");
+        {
+            let old = MetricStore::open(&path).expect("open");
+            let mine = alarm(Comparison::GreaterThanThreshold, MissingData::Missing, 1, 1);
+            old.put_alarm(&mine).expect("put");
+            let mut clash = mine.clone();
+            clash.name = "taken".into();
+            old.put_alarm(&clash).expect("put");
+            for (name, summary) in [("a", "first"), ("a", "second"), ("taken", "lost")] {
+                old.add_history(&HistoryItem {
+                    alarm: name.into(),
+                    time_ms: 1,
+                    kind: "StateUpdate".into(),
+                    summary: summary.into(),
+                })
+                .expect("history");
+            }
+        }
+        let pool = warden_postgres::Pool::open(
+            &url,
+            &warden_postgres::Options::default(),
+            &[crate::postgres::TRACK],
+        )
+        .expect("pool");
+        let upgraded = MetricStore::open_with_shared(&path, pool).expect("open");
+        let names: Vec<(String, f64)> = shared
+            .alarms()
+            .expect("read")
+            .into_iter()
+            .map(|a| (a.name, a.threshold))
+            .collect();
+        assert_eq!(names, vec![("a".into(), 0.0), ("taken".into(), 7.0)]);
+        let summaries: Vec<String> = upgraded
+            .history(None, 10)
+            .expect("history")
+            .into_iter()
+            .map(|h| h.summary)
+            .collect();
+        assert_eq!(summaries, vec!["second", "first"]);
+        // Moved, not copied: the file holds none, so a second start imports nothing.
+        drop(upgraded);
+        assert!(MetricStore::open(&path)
+            .expect("open")
+            .alarms()
+            .expect("read")
+            .is_empty());
     }
 }

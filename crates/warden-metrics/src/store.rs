@@ -223,9 +223,9 @@ pub struct MetricId {
 
 /// The datapoints of one server, or of every node of a cluster.
 ///
-/// A node's alarms and their history are always in its own file; with a shared store the
-/// datapoints and the custom metrics are in PostgreSQL ([`crate::postgres`]), where every
-/// node's merge into the same rows.
+/// With a shared store the datapoints, the custom metrics, the alarms and their history
+/// are all in PostgreSQL ([`crate::postgres`]), where every node's datapoints merge into
+/// the same rows; the node's file is then opened but holds nothing read.
 pub struct MetricStore {
     conn: Mutex<Connection>,
     shared: Option<warden_postgres::Pool>,
@@ -250,13 +250,34 @@ impl MetricStore {
         })
     }
 
-    /// Opens (creating) `path` for this node's alarms, and keeps datapoints and custom
-    /// metrics on `pool`, shared with the other nodes (its schema includes
-    /// [`crate::postgres::TRACK`]).
+    /// Opens (creating) `path`, and keeps datapoints, custom metrics and alarms on `pool`,
+    /// shared with the other nodes (its schema includes [`crate::postgres::TRACK`]).
+    ///
+    /// Alarms a node kept in its file before alarms were shared (and their history) move
+    /// to the shared store, where an alarm of the same name put by another node wins.
     pub fn open_with_shared(path: &Path, pool: warden_postgres::Pool) -> Result<Self, StoreError> {
         let mut store = Self::open(path)?;
+        let local = store.alarms()?;
+        if !local.is_empty() {
+            let history = store.history(None, usize::MAX)?;
+            crate::postgres::import_alarms(&pool, local, history)?;
+            store.with_tx("moving alarms to the shared store", |tx| {
+                tx.execute_batch("DELETE FROM alarms; DELETE FROM alarm_history;")
+                    .map_err(sqlite("moving alarms to the shared store"))
+            })?;
+        }
         store.shared = Some(pool);
         Ok(store)
+    }
+
+    /// Whether the store is shared with other nodes.
+    pub fn is_shared(&self) -> bool {
+        self.shared.is_some()
+    }
+
+    /// The shared store, if this node has one.
+    pub(crate) fn shared(&self) -> Option<&warden_postgres::Pool> {
+        self.shared.as_ref()
     }
 
     /// Adds datapoints (merged into any already stored for the same metric and period).
@@ -743,33 +764,5 @@ mod tests {
         );
         assert_eq!((merged[0].min, merged[0].max), (0.0, 219.0));
         assert_eq!(merged[0].percentile(100.0), Some(219.0));
-        // A node's alarms are in its own file.
-        use crate::alarms::{Alarm, AlarmState, Comparison, MissingData};
-        let alarm = Alarm {
-            name: "only-on-first".into(),
-            description: None,
-            namespace: "AWS/Lambda".into(),
-            metric: "Errors".into(),
-            dims: String::new(),
-            statistic: "Sum".into(),
-            period: 60,
-            evaluation_periods: 1,
-            datapoints_to_alarm: 1,
-            threshold: 1.0,
-            comparison: Comparison::GreaterThanOrEqualToThreshold,
-            missing: MissingData::Missing,
-            actions_enabled: true,
-            alarm_actions: Vec::new(),
-            ok_actions: Vec::new(),
-            insufficient_data_actions: Vec::new(),
-            state: AlarmState::InsufficientData,
-            state_reason: String::new(),
-            state_updated_ms: 0,
-            updated_ms: 0,
-            metrics: None,
-        };
-        first.put_alarm(&alarm).expect("put");
-        assert_eq!(first.alarms().expect("alarms").len(), 1);
-        assert!(nodes[0].alarms().expect("alarms").is_empty());
     }
 }

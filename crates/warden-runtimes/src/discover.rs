@@ -15,11 +15,20 @@ use warden_types::Runtime;
 
 use crate::{Interpreter, Language};
 
-/// How long a candidate interpreter may take to answer its probe: a bound on a hung
-/// interpreter, not a measure of a healthy one, whose answer takes a fraction of a second
-/// but can take several on a host whose cores are saturated (as a busy test run makes
-/// them), where 10 s was seen to be too short.
-const PROBE_DEADLINE: Duration = Duration::from_secs(30);
+/// How long a candidate interpreter may go without running before its probe is given up:
+/// a bound on a hung interpreter, not a measure of a healthy one. A healthy probe takes a
+/// fraction of a second of CPU, but on a host whose cores are saturated (hundreds of
+/// runnable processes, as a hostile function's fork bomb makes) its wall time stretches
+/// without bound, and a wall-clock deadline alone (10 s, then 30 s) was seen to refuse a
+/// start that would have succeeded. So the clock restarts whenever the probe has used
+/// more CPU time since the last look.
+const PROBE_STALL: Duration = Duration::from_secs(30);
+
+/// The most a probe may take however it progresses.
+const PROBE_CAP: Duration = Duration::from_secs(300);
+
+/// How often a running probe's CPU time is read.
+const PROBE_LOOK: Duration = Duration::from_millis(250);
 
 /// Where to look for interpreters: the parts of the server's environment that matter.
 #[derive(Debug, Clone, Default)]
@@ -342,8 +351,18 @@ fn probe(language: Language, path: &Path) -> Result<Probed, String> {
     })
 }
 
-/// Runs `command` with no input, its stdout captured, within [`PROBE_DEADLINE`].
+/// Runs `command` with no input, its stdout captured, until it exits, goes
+/// [`PROBE_STALL`] without using CPU time, or reaches [`PROBE_CAP`].
 fn run_with_deadline(command: &mut Command) -> Result<Vec<u8>, String> {
+    run_within(command, PROBE_STALL, PROBE_CAP)
+}
+
+/// [`run_with_deadline`] with the limits given.
+fn run_within(
+    command: &mut Command,
+    stall_after: Duration,
+    cap: Duration,
+) -> Result<Vec<u8>, String> {
     use std::io::Read;
     let mut child = command
         .stdin(Stdio::null())
@@ -359,19 +378,37 @@ fn run_with_deadline(command: &mut Command) -> Result<Vec<u8>, String> {
         buf
     });
     let started = Instant::now();
+    let mut progress = (started, None::<u64>);
+    let mut looked = started;
     let status = loop {
         match child.try_wait() {
             Ok(Some(status)) => break status,
-            Ok(None) if started.elapsed() < PROBE_DEADLINE => {
-                std::thread::sleep(Duration::from_millis(5));
-            }
             Ok(None) => {
-                let _ = child.kill();
-                let _ = child.wait();
-                return Err(format!(
-                    "it did not answer within {} s",
-                    PROBE_DEADLINE.as_secs()
-                ));
+                let now = Instant::now();
+                if now.duration_since(looked) >= PROBE_LOOK {
+                    looked = now;
+                    let cpu = proc_stat(child.id()).map(|s| s.cpu_ticks);
+                    if cpu.is_some() && cpu != progress.1 {
+                        progress = (now, cpu);
+                    }
+                }
+                let stalled = now.duration_since(progress.0) >= stall_after;
+                if stalled || now.duration_since(started) >= cap {
+                    let state = proc_stat(child.id())
+                        .map(|s| format!(", state {}", s.state))
+                        .unwrap_or_default();
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    return Err(if stalled {
+                        format!(
+                            "it did not answer, and ran for none of the last {} s{state}",
+                            stall_after.as_secs()
+                        )
+                    } else {
+                        format!("it did not answer within {} s{state}", cap.as_secs())
+                    });
+                }
+                std::thread::sleep(Duration::from_millis(5));
             }
             Err(e) => return Err(format!("waiting for it failed ({e})")),
         }
@@ -383,9 +420,87 @@ fn run_with_deadline(command: &mut Command) -> Result<Vec<u8>, String> {
     Ok(out)
 }
 
+/// What `/proc/PID/stat` tells of a running probe.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct ProcStat {
+    /// The one-letter scheduler state (`R`, `S`, `D`...).
+    state: char,
+    /// User plus system CPU time, in clock ticks.
+    cpu_ticks: u64,
+}
+
+fn proc_stat(pid: u32) -> Option<ProcStat> {
+    parse_proc_stat(&std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?)
+}
+
+/// Parses a `/proc/PID/stat` line. The command name (second field) is in parentheses
+/// and may itself hold spaces and parentheses, so the fields are counted after the last
+/// `)`: the state, then (fields 14 and 15 of the line) user and system time.
+fn parse_proc_stat(line: &str) -> Option<ProcStat> {
+    let (_, rest) = line.rsplit_once(')')?;
+    let fields: Vec<&str> = rest.split_ascii_whitespace().collect();
+    let state = fields.first()?.chars().next()?;
+    let utime: u64 = fields.get(11)?.parse().ok()?;
+    let stime: u64 = fields.get(12)?.parse().ok()?;
+    Some(ProcStat {
+        state,
+        cpu_ticks: utime.checked_add(stime)?,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn proc_stat_lines_are_read_after_the_command_name() {
+        let line = "4242 (py (x) y) R 1 4242 4242 0 -1 4194304 97 0 0 0 7 3 0 0 20 0 1 0 \
+                    123 4096 10 18446744073709551615";
+        assert_eq!(
+            parse_proc_stat(line),
+            Some(ProcStat {
+                state: 'R',
+                cpu_ticks: 10
+            })
+        );
+        assert_eq!(parse_proc_stat("4242 (short) S 1 2"), None);
+        assert_eq!(parse_proc_stat("no parenthesis"), None);
+        assert_eq!(parse_proc_stat(""), None);
+    }
+
+    #[test]
+    fn a_probe_that_never_runs_is_given_up_after_the_stall_bound() {
+        let err = run_within(
+            Command::new("sleep").arg("600"),
+            Duration::from_secs(1),
+            Duration::from_secs(600),
+        )
+        .expect_err("a sleeping probe never answers");
+        assert!(
+            err.starts_with("it did not answer, and ran for none of the last 1 s, state S"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_probe_that_keeps_running_is_waited_for_past_the_stall_bound_up_to_the_cap() {
+        // A shell loop always uses CPU: the stall bound never fires, the cap does.
+        let err = run_within(
+            Command::new("sh").args(["-c", "while :; do :; done"]),
+            Duration::from_secs(2),
+            Duration::from_secs(4),
+        )
+        .expect_err("a spinning probe never answers");
+        assert!(err.starts_with("it did not answer within 4 s"), "{err}");
+        // One that answers is read as before.
+        let out = run_within(
+            Command::new("sh").args(["-c", "echo answer"]),
+            Duration::from_secs(30),
+            Duration::from_secs(300),
+        )
+        .expect("answers");
+        assert_eq!(out, b"answer\n");
+    }
 
     #[test]
     fn versions_match_on_their_significant_parts() {

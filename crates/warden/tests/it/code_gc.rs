@@ -13,7 +13,7 @@ use crate::harness::{aws_cli, fixture_bin, unb64, zip_dir, Server, EXEC_ROLE};
 
 /// A zip of the fixture plus one file holding `extra`, so each `extra` is distinct code.
 fn fixture_variant(extra: &[u8]) -> PathBuf {
-    let dir = tempfile::tempdir().unwrap().keep();
+    let dir = crate::harness::scratch_dir();
     std::fs::copy(fixture_bin("fixture"), dir.join("bootstrap")).unwrap();
     std::fs::write(dir.join("variant.txt"), extra).unwrap();
     zip_dir(&dir)
@@ -377,7 +377,7 @@ fn a_kill_9_amid_deploys_leaves_no_orphan_after_the_restart_sweep() {
     // a while; wherever the kill lands, the state after restart must be consistent.
     let mut clients = Vec::new();
     for i in 0..3u8 {
-        let dir = tempfile::tempdir().unwrap().keep();
+        let dir = crate::harness::scratch_dir();
         std::fs::copy(fixture_bin("fixture"), dir.join("bootstrap")).unwrap();
         let noise: Vec<u8> = (0..12_000_000u32)
             .map(|n| (n.wrapping_mul(2_654_435_761).rotate_left(u32::from(i) + 7) >> 24) as u8)

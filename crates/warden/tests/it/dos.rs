@@ -255,7 +255,7 @@ fn slow_headers_and_idle_keep_alive_connections_are_closed() {
 
 /// A zip whose `bootstrap` is the hostile fixture.
 fn hostile_zip() -> std::path::PathBuf {
-    let dir = tempfile::tempdir().unwrap().keep();
+    let dir = crate::harness::scratch_dir();
     std::fs::copy(fixture_bin("hostile"), dir.join("bootstrap")).unwrap();
     zip_dir(&dir)
 }
@@ -587,7 +587,7 @@ fn stalled_bodies_leave_memory_bounded_and_calls_answered() {
 fn large_uploads_still_work_and_a_bad_signature_over_one_is_refused_as_before() {
     let s = Server::start();
     // 20 MB of incompressible padding beside the fixture.
-    let dir = tempfile::tempdir().unwrap().keep();
+    let dir = crate::harness::scratch_dir();
     std::fs::copy(fixture_bin("fixture"), dir.join("bootstrap")).unwrap();
     let mut padding = vec![0u8; 20 * 1000 * 1000];
     let mut x: u64 = 0x9e37_79b9_7f4a_7c15;

@@ -59,7 +59,7 @@ pub fn aws_cli() -> PathBuf {
 pub fn fixture_zip() -> &'static Path {
     static ZIP: OnceLock<PathBuf> = OnceLock::new();
     ZIP.get_or_init(|| {
-        let dir = tempfile::tempdir().unwrap().keep();
+        let dir = scratch_dir();
         std::fs::copy(fixture_bin("fixture"), dir.join("bootstrap")).unwrap();
         zip_dir(&dir)
     })
@@ -75,7 +75,7 @@ pub fn zip_dir(dir: &Path) -> PathBuf {
 
 /// A Python package with the given files, zipped.
 pub fn python_zip(files: &[(&str, &str)]) -> PathBuf {
-    let dir = tempfile::tempdir().unwrap().keep();
+    let dir = scratch_dir();
     for (name, text) in files {
         std::fs::write(dir.join(name), text).unwrap();
     }
@@ -761,6 +761,40 @@ pub fn alive(pid: u32) -> bool {
         && std::fs::read_to_string(format!("/proc/{pid}/stat"))
             .map(|s| !s.contains(") Z "))
             .unwrap_or(false)
+}
+
+/// A new directory that outlives its caller's scope (a package's sources, a zip beside
+/// them), for as long as this test process runs.
+///
+/// Every one lives under one directory of this process, `warden-it-<pid>` in the
+/// temporary directory. A test process has no exit hook to remove it, so the first call
+/// of each process removes those of processes that no longer run: what a run leaves
+/// behind is bounded by one run, not by every run the machine ever made.
+pub fn scratch_dir() -> PathBuf {
+    static ROOT: OnceLock<PathBuf> = OnceLock::new();
+    let root = ROOT.get_or_init(|| {
+        use std::os::unix::fs::PermissionsExt;
+        let tmp = std::env::temp_dir();
+        for entry in std::fs::read_dir(&tmp).into_iter().flatten().flatten() {
+            let name = entry.file_name();
+            let Some(pid) = name
+                .to_str()
+                .and_then(|n| n.strip_prefix("warden-it-"))
+                .and_then(|p| p.parse::<u32>().ok())
+            else {
+                continue;
+            };
+            if !alive(pid) {
+                let _ = std::fs::remove_dir_all(entry.path());
+            }
+        }
+        let root = tmp.join(format!("warden-it-{}", std::process::id()));
+        std::fs::create_dir_all(&root).unwrap();
+        // Traversable by the unprivileged users some tests run servers and tools as.
+        std::fs::set_permissions(&root, std::fs::Permissions::from_mode(0o755)).unwrap();
+        root
+    });
+    tempfile::tempdir_in(root).unwrap().keep()
 }
 
 /// A temporary directory only its owner can enter, as a data directory must be.

@@ -11,7 +11,7 @@ use crate::harness::{
 };
 
 fn package(files: &[(&str, &str)]) -> PathBuf {
-    let dir = tempfile::tempdir().unwrap().keep();
+    let dir = crate::harness::scratch_dir();
     for (rel, text) in files {
         let p = dir.join(rel);
         std::fs::create_dir_all(p.parent().unwrap()).unwrap();

@@ -26,7 +26,7 @@ pub(crate) fn node_runtime() -> &'static str {
 }
 
 fn package(files: &[(&str, &str)]) -> PathBuf {
-    let dir = tempfile::tempdir().unwrap().keep();
+    let dir = crate::harness::scratch_dir();
     for (rel, text) in files {
         let p = dir.join(rel);
         std::fs::create_dir_all(p.parent().unwrap()).unwrap();
@@ -372,7 +372,7 @@ pub(crate) const NODE_RIC_WRAPPER: &str =
 /// A package with the differential handlers and `aws-lambda-ric` (its `bin`, `dist` and
 /// manifest: all it needs at run time) under `ric/`.
 fn diff_package() -> PathBuf {
-    let dir = tempfile::tempdir().unwrap().keep();
+    let dir = crate::harness::scratch_dir();
     let write = |rel: &str, text: &str| {
         let p = dir.join(rel);
         std::fs::create_dir_all(p.parent().unwrap()).unwrap();

@@ -73,7 +73,7 @@ const RIC_WRAPPER: &str =
 /// A package holding the handlers, modules that fail at import, and `awslambdaric` (with
 /// what it imports) copied from the test interpreter's environment under `ric/`.
 fn package() -> PathBuf {
-    let dir = tempfile::tempdir().unwrap().keep();
+    let dir = crate::harness::scratch_dir();
     let write = |rel: &str, text: &str| {
         let p = dir.join(rel);
         std::fs::create_dir_all(p.parent().unwrap()).unwrap();

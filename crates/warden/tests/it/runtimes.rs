@@ -166,7 +166,7 @@ fn a_fresh_host_with_plain_python3_and_node_runs_both_unconfigured() {
         "--zip-file",
         &format!("fileb://{}", py_zip.display()),
     ]);
-    let js_dir = tempfile::tempdir().unwrap().keep();
+    let js_dir = crate::harness::scratch_dir();
     std::fs::write(
         js_dir.join("index.js"),
         "exports.handler = async (event) => ({ got: event, exe: process.execPath });\n",

@@ -21,7 +21,7 @@ use crate::harness::{aws_cli, fixture_bin, python, python_zip, warden_bin, zip_d
 fn hostile_zip() -> &'static Path {
     static ZIP: OnceLock<PathBuf> = OnceLock::new();
     ZIP.get_or_init(|| {
-        let dir = tempfile::tempdir().unwrap().keep();
+        let dir = crate::harness::scratch_dir();
         std::fs::copy(fixture_bin("hostile"), dir.join("bootstrap")).unwrap();
         zip_dir(&dir)
     })
@@ -660,16 +660,11 @@ fn unprivileged() -> &'static [&'static str] {
 fn reachable_warden_bin() -> &'static Path {
     static BIN: OnceLock<PathBuf> = OnceLock::new();
     BIN.get_or_init(|| {
-        let dir = tempfile::Builder::new()
-            .prefix("warden-bin-")
-            .tempdir()
-            .unwrap()
-            .keep();
+        let dir = crate::harness::scratch_dir();
         std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
         let bin = dir.join("warden");
-        // A hard link where the file system allows one: the directory is kept (a static
-        // is never dropped), and a link leaves no copy of the binary behind. Otherwise
-        // copied by `cp`, not by this process: a file the test process opened for writing
+        // A hard link where the file system allows one, so no copy of the binary is
+        // made. Otherwise copied by `cp`, not by this process: a file the test process opened for writing
         // could leak, for a moment, into a child another test thread is starting, and
         // executing the copy would then fail with `ETXTBSY`.
         if std::fs::hard_link(warden_bin(), &bin).is_err() {

@@ -44,7 +44,7 @@ exports.plain = async (event) => ({ plain: event });
 
 /// A package of the streaming handlers, with `aws-lambda-ric` beside them.
 fn package() -> std::path::PathBuf {
-    let dir = tempfile::tempdir().unwrap().keep();
+    let dir = crate::harness::scratch_dir();
     std::fs::write(dir.join("index.js"), STREAMING_JS).unwrap();
     add_ric(&dir);
     zip_dir(&dir)
