@@ -80,7 +80,7 @@ const ALLOWED_DEPENDENCIES: &[(&str, &[&str])] = &[
     ("warden-config", &["warden-sqlite", "warden-postgres"]),
     ("warden-findings", &["warden-sqlite", "warden-postgres"]),
     ("warden-controls", &["warden-iam", "warden-types"]),
-    ("warden-sns", &["warden-sqlite"]),
+    ("warden-sns", &["warden-sqlite", "warden-postgres"]),
     (
         "warden-signer",
         &[

@@ -98,10 +98,11 @@ pub(crate) fn handle(
         "EnableAlarmActions" | "DisableAlarmActions" => {
             let enable = operation == "EnableAlarmActions";
             let names = texts(input, "AlarmNames");
-            for mut alarm in store.alarms().map_err(store_error)? {
+            for alarm in store.alarms().map_err(store_error)? {
                 if names.contains(&alarm.name) && alarm.actions_enabled != enable {
-                    alarm.actions_enabled = enable;
-                    store.put_alarm(&alarm).map_err(store_error)?;
+                    store
+                        .update_alarm(&alarm.name, move |a| a.actions_enabled = enable)
+                        .map_err(store_error)?;
                 }
             }
             Ok(Cbor::Map(Vec::new()))
@@ -424,10 +425,18 @@ pub(crate) async fn set_alarm_state(state: &ApiState, input: &Cbor) -> Result<Cb
 }
 
 /// Evaluates every alarm as of `now` (epoch seconds) and acts on each change of state.
+/// Nodes sharing a store take turns: only the node that claims the minute evaluates it
+/// ([`MetricStore::claim_evaluation`]), so a change is acted on once in the cluster.
 pub async fn evaluate_all(state: &ApiState, now: i64) -> Result<(), ApiError> {
     let store = std::sync::Arc::clone(&state.metric_store);
     let changes = tokio::task::spawn_blocking(move || -> Result<_, ApiError> {
         let mut changes = Vec::new();
+        if !store
+            .claim_evaluation(now - now.rem_euclid(60))
+            .map_err(store_error)?
+        {
+            return Ok(changes);
+        }
         for alarm in store.alarms().map_err(store_error)? {
             let span = alarm.period * i64::from(alarm.evaluation_periods);
             let end = now - now.rem_euclid(alarm.period);
@@ -558,9 +567,20 @@ async fn transition(
     tracing::info!(alarm = %alarm.name, from = previous.as_str(), to = next.as_str(), "alarm state changed");
     let store = std::sync::Arc::clone(&state.metric_store);
     tokio::task::spawn_blocking(move || -> Result<(), ApiError> {
-        store.put_alarm(&alarm).map_err(store_error)?;
-        for item in &history {
-            store.add_history(item).map_err(store_error)?;
+        // Only the state is written back: a definition put meanwhile (through another
+        // node, or while the actions ran) stays as it was put.
+        let (name, state_reason) = (alarm.name.clone(), alarm.state_reason.clone());
+        let written = store
+            .update_alarm(&name, move |a| {
+                a.state = next;
+                a.state_reason = state_reason.clone();
+                a.state_updated_ms = now;
+            })
+            .map_err(store_error)?;
+        if written.is_some() {
+            for item in &history {
+                store.add_history(item).map_err(store_error)?;
+            }
         }
         Ok(())
     })

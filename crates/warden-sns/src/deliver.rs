@@ -8,12 +8,24 @@
 //! flight when the process dies (or when [`Deliverer::stop`] aborts it) is made again by
 //! the next deliverer. Run one deliverer per `sns.db`: two would each send every message.
 //!
+//! With a shared store in PostgreSQL ([`crate::Sns::open_shared`]) every node runs its
+//! own deliverer, and the store keeps them apart: each due row is claimed by one node
+//! under a lease of [`DeliveryConfig::lease`] (the time limit of one attempt plus
+//! [`LEASE_MARGIN`], 60 s by default), during which no other node is given it; recording
+//! the outcome ends the claim. The lease outlasts an attempt, so a live node never loses
+//! a claim it is using; a node that dies leaves its claims to expire, and any node makes
+//! them then (at least once, never twice at the same time while a lease is live). A
+//! stopping deliverer gives back the claims of the deliveries it aborts, so that another
+//! node makes them at once. Publishing wakes only the deliverer of the node that
+//! published, so with a shared store the deliverer also looks for due rows every
+//! [`SHARED_POLL_INTERVAL`]: a delivery queued through another node starts within that.
+//!
 //! Bounded: at most [`DeliveryConfig::max_concurrency`] deliveries at once; each HTTP
 //! delivery (resolve, connect, send, response) is cut off after
 //! [`DeliveryConfig::timeout`]; at most [`MAX_RESPONSE_BODY_BYTES`] of a response body is
 //! read; redirects are not followed (a 3xx is a failure like any non-2xx).
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
@@ -31,7 +43,7 @@ use crate::message::{http_delivery, lambda_event, HttpDelivery, Urls};
 use crate::model::{now_ms, parse_http_endpoint, HttpEndpoint, Protocol};
 use crate::policy::{effective_http, RetryPolicy};
 use crate::signing::Signer;
-use crate::store::{Job, MessageKind, Store};
+use crate::store::{Claim, Job, MessageKind, Store};
 use crate::tls::TlsClient;
 use crate::Sns;
 
@@ -44,6 +56,13 @@ pub const MAX_CONCURRENT_DELIVERIES: usize = 16;
 pub const MAX_RESPONSE_BODY_BYTES: usize = 64 * 1024;
 /// How often expired pending subscriptions are purged.
 pub const PURGE_INTERVAL: Duration = Duration::from_secs(60);
+/// With a shared store, how much longer than one attempt's time limit
+/// ([`DeliveryConfig::timeout`]) a claim on a delivery lasts: room for recording the
+/// outcome (a PostgreSQL transaction, possibly waiting for a pooled connection).
+pub const LEASE_MARGIN: Duration = Duration::from_secs(45);
+/// With a shared store, the longest the deliverer waits before it looks for due
+/// deliveries again (other nodes' publishes do not wake it).
+pub const SHARED_POLL_INTERVAL: Duration = Duration::from_millis(500);
 
 /// One Lambda invocation SNS asks for: invoke `function_arn` asynchronously with `event`.
 #[derive(Clone, Debug)]
@@ -114,6 +133,14 @@ impl Default for DeliveryConfig {
             endpoint_guard: None,
             tls: None,
         }
+    }
+}
+
+impl DeliveryConfig {
+    /// How long a claim on a delivery lasts with a shared store: [`DeliveryConfig::timeout`]
+    /// plus [`LEASE_MARGIN`] (60 s by default), longer than any attempt.
+    pub fn lease(&self) -> Duration {
+        self.timeout.saturating_add(LEASE_MARGIN)
     }
 }
 
@@ -194,11 +221,20 @@ async fn blocking<T: Send + 'static>(
 }
 
 async fn run(worker: Arc<Worker>, mut stopped: watch::Receiver<bool>) {
-    let mut in_flight: HashSet<i64> = HashSet::new();
+    // The deliveries in flight, by row, with their claims.
+    let mut in_flight: HashMap<i64, Claim> = HashMap::new();
     let mut tasks: JoinSet<i64> = JoinSet::new();
     let mut ids: HashMap<tokio::task::Id, i64> = HashMap::new();
     let mut next_purge = tokio::time::Instant::now();
     let max = worker.config.max_concurrency.max(1);
+    let lease = worker.config.lease();
+    // Another node's publish does not wake this deliverer: with a shared store, look again
+    // at least this often.
+    let longest_wait = if worker.store.is_shared() {
+        SHARED_POLL_INTERVAL
+    } else {
+        PURGE_INTERVAL
+    };
     loop {
         if *stopped.borrow() {
             break;
@@ -212,18 +248,18 @@ async fn run(worker: Arc<Worker>, mut stopped: watch::Receiver<bool>) {
             }
             next_purge = tokio::time::Instant::now() + PURGE_INTERVAL;
         }
-        let mut wait = PURGE_INTERVAL;
+        let mut wait = longest_wait;
         let free = max.saturating_sub(in_flight.len());
         if free > 0 {
             let store = Arc::clone(&worker.store);
-            let skip = in_flight.clone();
+            let skip: std::collections::HashSet<i64> = in_flight.keys().copied().collect();
             let due = blocking(move || {
-                let due = store.due(now_ms(), free, &skip)?;
-                for id in &due.damaged {
-                    store.dead_letter(*id, "the stored delivery is damaged", now_ms())?;
+                let due = store.due(now_ms(), free, &skip, lease)?;
+                for claim in &due.damaged {
+                    store.dead_letter(claim, "the stored delivery is damaged", now_ms())?;
                 }
                 let mut skip = skip;
-                skip.extend(due.jobs.iter().map(|j| j.id));
+                skip.extend(due.jobs.iter().map(|j| j.claim.id));
                 let next = store.next_due(&skip)?;
                 Ok((due.jobs, next))
             })
@@ -231,8 +267,8 @@ async fn run(worker: Arc<Worker>, mut stopped: watch::Receiver<bool>) {
             match due {
                 Ok((jobs, next)) => {
                     for job in jobs {
-                        in_flight.insert(job.id);
-                        let id = job.id;
+                        let id = job.claim.id;
+                        in_flight.insert(id, job.claim.clone());
                         let handle = tasks.spawn(deliver(Arc::clone(&worker), job));
                         ids.insert(handle.id(), id);
                     }
@@ -243,7 +279,7 @@ async fn run(worker: Arc<Worker>, mut stopped: watch::Receiver<bool>) {
                 }
                 Err(e) => {
                     tracing::error!(error = %e, "reading due SNS deliveries failed");
-                    wait = Duration::from_secs(1);
+                    wait = wait.min(Duration::from_secs(1));
                 }
             }
         }
@@ -269,15 +305,24 @@ async fn run(worker: Arc<Worker>, mut stopped: watch::Receiver<bool>) {
         }
     }
     tasks.shutdown().await;
+    // The aborted deliveries' claims go back at once rather than after their lease.
+    if !in_flight.is_empty() {
+        let claims: Vec<Claim> = in_flight.into_values().collect();
+        let store = Arc::clone(&worker.store);
+        if let Err(e) = blocking(move || store.release(&claims)).await {
+            tracing::warn!(error = %e, "giving back claimed SNS deliveries failed; they wait for their lease");
+        }
+    }
 }
 
 /// Delivers one job and records the outcome; returns the job's id.
 async fn deliver(worker: Arc<Worker>, job: Job) -> i64 {
-    let id = job.id;
+    let id = job.claim.id;
+    let claim = job.claim.clone();
     let (outcome, retry) = attempt(&worker, &job).await;
     let store = Arc::clone(&worker.store);
     let recorded = match outcome {
-        Outcome::Delivered | Outcome::Dropped => blocking(move || store.delivered(id)).await,
+        Outcome::Delivered | Outcome::Dropped => blocking(move || store.delivered(&claim)).await,
         Outcome::Failed(error) => {
             let next = job.attempts.saturating_add(1);
             match retry.delay_before_retry(next) {
@@ -291,17 +336,17 @@ async fn deliver(worker: Arc<Worker>, job: Job) -> i64 {
                     );
                     let due = now_ms()
                         .saturating_add(i64::try_from(delay.as_millis()).unwrap_or(i64::MAX));
-                    blocking(move || store.retry_later(id, due, &error)).await
+                    blocking(move || store.retry_later(&claim, due, &error)).await
                 }
                 None => {
                     dead(&job, &error);
-                    blocking(move || store.dead_letter(id, &error, now_ms())).await
+                    blocking(move || store.dead_letter(&claim, &error, now_ms())).await
                 }
             }
         }
         Outcome::Permanent(error) => {
             dead(&job, &error);
-            blocking(move || store.dead_letter(id, &error, now_ms())).await
+            blocking(move || store.dead_letter(&claim, &error, now_ms())).await
         }
     };
     if let Err(e) = recorded {

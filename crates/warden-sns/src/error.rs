@@ -10,7 +10,8 @@ use crate::xml::{escape, NAMESPACE};
 /// The client-facing variants carry a message that names what was wrong (a parameter, a
 /// protocol, a limit) and never a secret: confirmation tokens and the signing key are never
 /// put into an error. The internal variants ([`SnsError::Open`], [`SnsError::Store`],
-/// [`SnsError::Signing`], [`SnsError::Damaged`], [`SnsError::Config`], [`SnsError::Task`], [`SnsError::Tls`]) are rendered to clients as a generic
+/// [`SnsError::Shared`], [`SnsError::Signing`], [`SnsError::Damaged`], [`SnsError::Config`],
+/// [`SnsError::Task`], [`SnsError::Tls`]) are rendered to clients as a generic
 /// `InternalError`; their text is for the server log.
 #[derive(Debug, thiserror::Error)]
 pub enum SnsError {
@@ -63,6 +64,16 @@ pub enum SnsError {
         #[source]
         source: warden_sqlite::Error,
     },
+    /// A read or write of the shared SNS store in PostgreSQL failed. The text never holds
+    /// the connection's password.
+    #[error("the shared SNS store failed while {context}: {source}")]
+    Shared {
+        /// What was being done.
+        context: &'static str,
+        /// What went wrong.
+        #[source]
+        source: warden_postgres::Error,
+    },
     /// Generating, loading or using the signing key or certificate failed. The text never
     /// holds key material.
     #[error("the SNS signing key: {0}")]
@@ -96,6 +107,7 @@ impl SnsError {
             SnsError::InvalidAction(_) => "InvalidAction",
             SnsError::Open { .. }
             | SnsError::Store { .. }
+            | SnsError::Shared { .. }
             | SnsError::Signing(_)
             | SnsError::Damaged(_)
             | SnsError::Config(_)
@@ -118,6 +130,7 @@ impl SnsError {
             SnsError::Throttled(_) => 429,
             SnsError::Open { .. }
             | SnsError::Store { .. }
+            | SnsError::Shared { .. }
             | SnsError::Signing(_)
             | SnsError::Damaged(_)
             | SnsError::Config(_)
@@ -170,4 +183,40 @@ pub(crate) fn db(context: &'static str) -> impl FnOnce(rusqlite::Error) -> SnsEr
 /// An `InvalidParameter` error.
 pub(crate) fn invalid(message: impl Into<String>) -> SnsError {
     SnsError::InvalidParameter(message.into())
+}
+
+impl From<warden_postgres::Error> for SnsError {
+    fn from(source: warden_postgres::Error) -> Self {
+        SnsError::Shared {
+            context: "talking to PostgreSQL",
+            source,
+        }
+    }
+}
+
+impl From<postgres::Error> for SnsError {
+    fn from(e: postgres::Error) -> Self {
+        let context = "talking to PostgreSQL";
+        SnsError::Shared {
+            context,
+            source: warden_postgres::Error::at(context)(e),
+        }
+    }
+}
+
+impl warden_postgres::AsPostgres for SnsError {
+    fn as_postgres(&self) -> Option<&postgres::Error> {
+        match self {
+            SnsError::Shared { source, .. } => source.as_postgres(),
+            _ => None,
+        }
+    }
+}
+
+/// Maps a PostgreSQL error to [`SnsError::Shared`] with `context`.
+pub(crate) fn pg(context: &'static str) -> impl FnOnce(postgres::Error) -> SnsError {
+    move |e| SnsError::Shared {
+        context,
+        source: warden_postgres::Error::at(context)(e),
+    }
 }

@@ -5,7 +5,8 @@
 //! - [`query`] — the query-protocol surface: [`Sns::handle`] (form parameters in, XML out),
 //!   [`authorization`] (what to authorize first), the XML error document.
 //! - [`store`] — `sns.db` (through `warden-sqlite`: 0600, WAL, synchronous FULL): topics,
-//!   subscriptions, the outbox of deliveries, dead letters, the signing key.
+//!   subscriptions, the outbox of deliveries, dead letters, the signing key; or the same
+//!   in PostgreSQL, shared by the nodes of a cluster ([`postgres`], [`Sns::open_shared`]).
 //! - [`deliver`] — the [`Deliverer`]: HTTP POSTs (over TLS for `https`, see [`tls`]) and
 //!   Lambda invocations, retries by [`RetryPolicy`], dead letters.
 //! - [`message`] / [`signing`] — the JSON bodies, headers and Lambda event, signed with
@@ -30,6 +31,39 @@
 //! deliverer.stop().await;
 //! # Ok(()) }
 //! ```
+//!
+//! # Several nodes
+//!
+//! With a PostgreSQL database shared by the nodes of a cluster, each node opens SNS with
+//! [`Sns::open_shared`] on a pool opened with [`postgres::TRACK`], its own base URL, and a
+//! [`KeySealer`] built on the master key every node shares; and each node starts its own
+//! [`Deliverer`]:
+//!
+//! ```no_run
+//! # use std::sync::Arc;
+//! # async fn wire(
+//! #     pool: warden_postgres::Pool,
+//! #     sealer: Arc<dyn warden_sns::KeySealer>,
+//! #     lambda: Arc<dyn warden_sns::LambdaTarget>,
+//! # ) -> Result<(), warden_sns::SnsError> {
+//! let sns = warden_sns::Sns::open_shared(pool, "https://node-1.example:9700/_warden/sns/", sealer)?;
+//! let deliverer = warden_sns::Deliverer::start(&sns, lambda, Default::default());
+//! # deliverer.stop().await;
+//! # Ok(()) }
+//! ```
+//!
+//! Then every node sees the same topics, subscriptions, queued deliveries and dead
+//! letters, and a confirmation token sent through one node (in a message carrying the
+//! delivering node's `SubscribeURL`) is accepted by every node. The bounds below hold for
+//! the cluster together: they are counted in the transaction that adds, under a lock. A
+//! queued delivery is made by one node at a time: a node claims it under a lease of
+//! [`DeliveryConfig::lease`] (60 s by default; longer than one attempt may take), and
+//! recording its outcome ends the claim; a node that dies leaves its claims to expire, and
+//! any node makes them then (at least once, never twice at the same time while a lease is
+//! live). A node's deliverer is woken by its own node's requests and otherwise looks for
+//! due deliveries every [`deliver::SHARED_POLL_INTERVAL`] (500 ms), the bound on how long
+//! a delivery queued through another node waits to start. The signing key is the
+//! cluster's, stored only sealed by the [`KeySealer`].
 //!
 //! # Who may call what, and what it changes
 //!
@@ -58,7 +92,11 @@
 //! | TagResource / UntagResource / ListTagsForResource | `sns:TagResource` / `sns:UntagResource` / `sns:ListTagsForResource` on the topic | the topic's tags |
 //!
 //! The signing certificate ([`Sns::signing_cert_pem`], served at [`Sns::cert_path`]) is
-//! public.
+//! public. The private signing key is never returned by any operation; with a shared store
+//! it is stored only sealed, and the functions of [`postgres`] that read or replace the
+//! sealed key ([`postgres::signing_key`], [`postgres::replace_signing_key`],
+//! [`postgres::reseal_signing_key`]) are for the binary's master-key rotation, an
+//! operator's action that no API request reaches.
 //!
 //! # Supported and refused
 //!
@@ -78,6 +116,7 @@ mod error;
 pub mod message;
 pub mod model;
 pub mod policy;
+pub mod postgres;
 pub mod query;
 pub mod signing;
 pub mod store;
@@ -101,6 +140,7 @@ pub use error::SnsError;
 pub use model::{MessageAttribute, Protocol, TopicArn};
 pub use policy::{Backoff, RetryPolicy};
 pub use query::{authorization, Authorization, CallContext};
+pub use signing::{KeySealer, SealError};
 pub use store::DeadLetter;
 pub use xml::NAMESPACE;
 
@@ -171,7 +211,34 @@ impl Sns {
     /// first time).
     pub fn open(path: &Path, base_url: &str) -> Result<Sns, SnsError> {
         let (base, base_path) = check_base_url(base_url)?;
-        let store = Arc::new(Store::open(path)?);
+        Sns::assemble(Store::open(path)?, base, base_path)
+    }
+
+    /// Opens SNS on the PostgreSQL database the nodes of a cluster share, through `pool`,
+    /// which must have been opened with [`postgres::TRACK`] among its tracks. Every node
+    /// sees the same topics, subscriptions, queued deliveries, dead letters and signing
+    /// key; each delivery is claimed by one node at a time (see [`Deliverer`]).
+    ///
+    /// `base_url` is this node's own (as for [`Sns::open`]): the `SubscribeURL`s and
+    /// `UnsubscribeURL`s it sends point to it, and a token sent through any node is
+    /// accepted through every node. The signing key is stored only sealed by `sealer`
+    /// (the binary's master key, the same on every node): the first node to start offers
+    /// one, and every node signs with the one stored; a node whose sealer cannot open it
+    /// fails to open ([`SnsError::Signing`]). Blocks on PostgreSQL (and on key generation
+    /// the first time).
+    pub fn open_shared(
+        pool: warden_postgres::Pool,
+        base_url: &str,
+        sealer: Arc<dyn KeySealer>,
+    ) -> Result<Sns, SnsError> {
+        let (base, base_path) = check_base_url(base_url)?;
+        let store = Store::Postgres(crate::postgres::PgStore::new(pool, &base, sealer));
+        Sns::assemble(store, base, base_path)
+    }
+
+    /// Loads (or creates) the signing key from `store` and builds the service on it.
+    fn assemble(store: Store, base: String, base_path: String) -> Result<Sns, SnsError> {
+        let store = Arc::new(store);
         let signer = Arc::new(Signer::load_or_create(&store)?);
         let urls = Urls {
             cert: format!("{base}{}", signer.cert_file()),

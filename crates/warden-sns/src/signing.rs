@@ -2,6 +2,11 @@
 //! (a 0600 file) with a self-signed X.509 certificate for it, and SignatureVersion 2
 //! (SHA256withRSA, PKCS#1 v1.5) signatures over SNS's string to sign.
 //!
+//! With a shared store in PostgreSQL the key is the cluster's: it is stored only sealed by
+//! the [`KeySealer`] the binary gives (its master key), the first node to start offers
+//! one, and every node signs with the one stored (see [`crate::postgres`]). The
+//! certificate is public and stored as it is.
+//!
 //! The string to sign is each field's name and value, each followed by a newline, in this
 //! fixed order: for a Notification `Message`, `MessageId`, `Subject` (only when present),
 //! `Timestamp`, `TopicArn`, `Type`; for a SubscriptionConfirmation or
@@ -19,6 +24,23 @@ use base64::Engine;
 use crate::error::SnsError;
 use crate::model::now_ms;
 use crate::store::Store;
+
+/// Why a [`KeySealer`] could not seal or unseal. Never carries key material.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct SealError(pub String);
+
+/// Seals the signing key before it reaches a shared store, and opens it again; the binary
+/// implements it with its master key. `unseal` must fail for bytes this sealer did not
+/// seal (an authenticated cipher), so that a node with another master key refuses the
+/// stored key rather than signing with garbage, and so that a rotation can tell whether
+/// the stored key is sealed under the new sealer already.
+pub trait KeySealer: Send + Sync + 'static {
+    /// The stored form of `plain` (the PKCS#8 private key).
+    fn seal(&self, plain: &[u8]) -> Result<Vec<u8>, SealError>;
+    /// The key `sealed` holds; fails if this sealer did not seal it or it was changed.
+    fn unseal(&self, sealed: &[u8]) -> Result<Vec<u8>, SealError>;
+}
 
 /// How long the generated certificate is valid.
 pub const CERTIFICATE_VALIDITY: Duration = Duration::from_secs(10 * 365 * 24 * 3600);

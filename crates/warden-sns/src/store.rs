@@ -1,21 +1,39 @@
-//! The SQLite store (`sns.db`, opened through `warden-sqlite`: 0600, WAL, synchronous
-//! FULL, append-only migrations): topics and their tags, subscriptions, the outbox of
-//! messages and their per-subscription deliveries, the dead letters, and the signing key.
+//! The store: topics and their tags, subscriptions, the outbox of messages and their
+//! per-subscription deliveries, the dead letters, and the signing key. `Store` is either of
+//! two backends with the same operations, meanings and bounds:
+//!
+//! - **SQLite** (`SqliteStore`): one node's `sns.db`, opened through `warden-sqlite`
+//!   (0600, WAL, synchronous FULL, append-only migrations). One writer at a time, so every
+//!   check (a name taken, a limit, a queue bound) holds when its write commits. The
+//!   deliverer of the node is the only one reading the outbox: deliveries are not claimed,
+//!   and it skips those it has in flight.
+//! - **PostgreSQL** ([`crate::postgres`]): the database the nodes of a cluster share. Each
+//!   bound is counted in the transaction that adds, under a lock (a per-account advisory
+//!   lock for topics, the topic's row for everything added to one topic), so two nodes
+//!   cannot both pass it; each due delivery is claimed under a lease by one node at a
+//!   time, and its outcome is recorded only under that claim (`Claim`).
+//!
+//! The decisions both backends make the same way (an idempotent CreateTopic or Subscribe,
+//! the limits and their messages, who may unsubscribe) are written once, below, and called
+//! by both.
 //!
 //! Durability rule: whatever an operation acknowledges is committed first. `publish` writes
 //! the message and one delivery row per confirmed subscription in one transaction; the
 //! deliverer deletes a row only after the delivery succeeded, so a row in flight when the
-//! process dies is delivered again after a restart (at least once).
+//! process (or node) dies is delivered again after a restart, or on PostgreSQL by any node
+//! once its claim's lease expires (at least once).
 
 use std::collections::HashSet;
 use std::path::Path;
 use std::sync::Mutex;
+use std::time::Duration;
 
 use rusqlite::{params, Connection, OptionalExtension, Transaction};
 use warden_sqlite::{immediate, lock, Options, Synchronous};
 
 use crate::error::{db, invalid, SnsError};
 use crate::model::{MessageAttribute, Protocol, TopicArn};
+use crate::postgres::PgStore;
 use crate::{
     CONFIRMATION_TOKEN_LIFETIME, MAX_DEAD_LETTERS_PER_TOPIC, MAX_PENDING_BYTES_PER_TOPIC,
     MAX_PENDING_DELIVERIES_PER_TOPIC, MAX_SUBSCRIPTIONS_PER_TOPIC, MAX_TAGS,
@@ -158,7 +176,7 @@ impl MessageKind {
         }
     }
 
-    fn parse(s: &str) -> Result<MessageKind, SnsError> {
+    pub(crate) fn parse(s: &str) -> Result<MessageKind, SnsError> {
         match s {
             "Notification" => Ok(MessageKind::Notification),
             "SubscriptionConfirmation" => Ok(MessageKind::SubscriptionConfirmation),
@@ -179,14 +197,14 @@ impl std::fmt::Debug for Token {
 }
 
 impl Token {
-    fn generate() -> Result<Token, SnsError> {
+    pub(crate) fn generate() -> Result<Token, SnsError> {
         let mut bytes = [0u8; 32];
         aws_lc_rs::rand::fill(&mut bytes)
             .map_err(|_| SnsError::Signing("the random generator failed".to_owned()))?;
         Ok(Token(hex::encode(bytes)))
     }
 
-    fn hash(token: &str) -> Vec<u8> {
+    pub(crate) fn hash(token: &str) -> Vec<u8> {
         aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, token.as_bytes())
             .as_ref()
             .to_vec()
@@ -284,10 +302,20 @@ pub(crate) struct NewMessage {
     pub size: usize,
 }
 
+/// A delivery the deliverer holds: its row and, on PostgreSQL, the token of the lease that
+/// [`Store::due`] granted (`None` on SQLite, where one deliverer owns the file). Recording
+/// an outcome presents it: on PostgreSQL an outcome under a lease another claim replaced
+/// changes nothing.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Claim {
+    pub id: i64,
+    pub lease: Option<String>,
+}
+
 /// One due delivery, with everything needed to send it.
 #[derive(Clone, Debug)]
 pub(crate) struct Job {
-    pub id: i64,
+    pub claim: Claim,
     pub attempts: u32,
     pub kind: MessageKind,
     pub message_id: String,
@@ -356,11 +384,11 @@ pub(crate) fn unsubscribe_text(subscription_arn: &str) -> String {
     )
 }
 
-fn lifetime_ms() -> i64 {
+pub(crate) fn lifetime_ms() -> i64 {
     i64::try_from(CONFIRMATION_TOKEN_LIFETIME.as_millis()).unwrap_or(i64::MAX)
 }
 
-fn to_i64(n: usize) -> i64 {
+pub(crate) fn to_i64(n: usize) -> i64 {
     i64::try_from(n).unwrap_or(i64::MAX)
 }
 
@@ -382,13 +410,13 @@ fn subscription_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Subscription> {
     })
 }
 
-/// The deliveries [`Store::due`] found.
+/// The deliveries [`Store::due`] found (and, on PostgreSQL, claimed).
 #[derive(Debug, Default)]
 pub(crate) struct Due {
     /// The deliveries to make.
     pub jobs: Vec<Job>,
     /// Rows that do not decode.
-    pub damaged: Vec<i64>,
+    pub damaged: Vec<Claim>,
 }
 
 fn decode_job(id: i64, r: &rusqlite::Row<'_>) -> Result<Job, SnsError> {
@@ -397,7 +425,7 @@ fn decode_job(id: i64, r: &rusqlite::Row<'_>) -> Result<Job, SnsError> {
     let attributes: String = r.get(11).ctx(C)?;
     let attempts: i64 = r.get(1).ctx(C)?;
     Ok(Job {
-        id,
+        claim: Claim { id, lease: None },
         attempts: u32::try_from(attempts).unwrap_or(u32::MAX),
         kind: MessageKind::parse(&kind)?,
         message_id: r.get(3).ctx(C)?,
@@ -418,23 +446,299 @@ fn decode_job(id: i64, r: &rusqlite::Row<'_>) -> Result<Job, SnsError> {
     })
 }
 
-fn decode_attributes(text: &str) -> Result<Vec<MessageAttribute>, SnsError> {
+pub(crate) fn decode_attributes(text: &str) -> Result<Vec<MessageAttribute>, SnsError> {
     serde_json::from_str(text).map_err(|_| SnsError::Damaged("message attributes".to_owned()))
 }
 
 /// The signing key (PKCS#8) and its certificate (DER).
 pub(crate) type KeyMaterial = (Vec<u8>, Vec<u8>);
 
-/// The SNS database.
+/// Where SNS keeps its state: one node's `sns.db`, or the PostgreSQL database the nodes of a
+/// cluster share ([`crate::postgres`]). Every operation has the same meaning and the same
+/// bounds on both.
 #[derive(Debug)]
-pub(crate) struct Store {
+pub(crate) enum Store {
+    /// One node's file.
+    Sqlite(SqliteStore),
+    /// The cluster's shared database.
+    Postgres(PgStore),
+}
+
+/// Runs the same call on whichever backend `$store` is.
+macro_rules! on_backend {
+    ($store:expr, $s:ident => $call:expr) => {
+        match $store {
+            Store::Sqlite($s) => $call,
+            Store::Postgres($s) => $call,
+        }
+    };
+}
+
+impl Store {
+    /// Opens (creating if needed) the SQLite database at `path`.
+    pub(crate) fn open(path: &Path) -> Result<Store, SnsError> {
+        SqliteStore::open(path).map(Store::Sqlite)
+    }
+
+    /// Whether the store is shared with other nodes (its deliveries are claimed under a
+    /// lease, and other nodes publish without waking this one).
+    pub(crate) fn is_shared(&self) -> bool {
+        matches!(self, Store::Postgres(_))
+    }
+
+    /// The stored signing key (PKCS#8, unsealed) and certificate (DER), if any.
+    pub(crate) fn signing_key(&self) -> Result<Option<KeyMaterial>, SnsError> {
+        on_backend!(self, s => s.signing_key())
+    }
+
+    /// Stores a signing key unless one is stored already; returns the stored one.
+    pub(crate) fn put_signing_key(
+        &self,
+        pkcs8: &[u8],
+        cert_der: &[u8],
+        now: i64,
+    ) -> Result<KeyMaterial, SnsError> {
+        on_backend!(self, s => s.put_signing_key(pkcs8, cert_der, now))
+    }
+
+    /// Creates a topic, or returns quietly if it exists with the same attributes and tags
+    /// (CreateTopic is idempotent); refuses one that exists with different ones, and a new
+    /// one past [`MAX_TOPICS_PER_ACCOUNT`] (counted in the creating transaction).
+    pub(crate) fn create_topic(
+        &self,
+        arn: &TopicArn,
+        attrs: &TopicAttrs,
+        tags: &[(String, String)],
+        now: i64,
+    ) -> Result<(), SnsError> {
+        on_backend!(self, s => s.create_topic(arn, attrs, tags, now))
+    }
+
+    /// Deletes a topic with its subscriptions, tags, undelivered messages and dead
+    /// letters. Deleting a topic that does not exist succeeds (DeleteTopic is idempotent).
+    pub(crate) fn delete_topic(&self, arn: &str) -> Result<(), SnsError> {
+        on_backend!(self, s => s.delete_topic(arn))
+    }
+
+    /// The topic, if it exists.
+    pub(crate) fn topic(&self, arn: &str) -> Result<Option<Topic>, SnsError> {
+        on_backend!(self, s => s.topic(arn))
+    }
+
+    /// The numbers of confirmed and pending subscriptions of a topic.
+    pub(crate) fn subscription_counts(&self, arn: &str) -> Result<(u64, u64), SnsError> {
+        on_backend!(self, s => s.subscription_counts(arn))
+    }
+
+    /// Up to `limit` topic ARNs of an account in a region after `after`, in ARN order.
+    pub(crate) fn list_topics(
+        &self,
+        account: &str,
+        region: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<String>, SnsError> {
+        on_backend!(self, s => s.list_topics(account, region, after, limit))
+    }
+
+    /// Sets (or with `None` clears) one attribute of an existing topic.
+    pub(crate) fn set_topic_attribute(
+        &self,
+        arn: &str,
+        field: TopicField,
+        value: Option<&str>,
+    ) -> Result<(), SnsError> {
+        on_backend!(self, s => s.set_topic_attribute(arn, field, value))
+    }
+
+    /// The tags of a topic, by key.
+    pub(crate) fn tags(&self, arn: &str) -> Result<Vec<(String, String)>, SnsError> {
+        on_backend!(self, s => s.tags(arn))
+    }
+
+    /// Adds or replaces tags of a topic, keeping at most [`MAX_TAGS`].
+    pub(crate) fn tag(&self, arn: &str, tags: &[(String, String)]) -> Result<(), SnsError> {
+        on_backend!(self, s => s.tag(arn, tags))
+    }
+
+    /// Removes tags of a topic (absent keys are ignored, as in SNS).
+    pub(crate) fn untag(&self, arn: &str, keys: &[String]) -> Result<(), SnsError> {
+        on_backend!(self, s => s.untag(arn, keys))
+    }
+
+    /// Subscribes an endpoint (see [`SqliteStore::subscribe`]), within
+    /// [`MAX_SUBSCRIPTIONS_PER_TOPIC`] and the topic's queue bounds.
+    pub(crate) fn subscribe(
+        &self,
+        req: &SubscribeRequest<'_>,
+        now: i64,
+    ) -> Result<SubscribeOutcome, SnsError> {
+        on_backend!(self, s => s.subscribe(req, now))
+    }
+
+    /// Confirms (or restores) the subscription a token belongs to (see
+    /// [`SqliteStore::confirm`]).
+    pub(crate) fn confirm(
+        &self,
+        topic_arn: &str,
+        token: &str,
+        auth_on_unsubscribe: Option<bool>,
+        authenticated: bool,
+        now: i64,
+    ) -> Result<String, SnsError> {
+        on_backend!(self, s => s.confirm(topic_arn, token, auth_on_unsubscribe, authenticated, now))
+    }
+
+    /// Removes a subscription for `requester` (see [`SqliteStore::unsubscribe`]).
+    pub(crate) fn unsubscribe(
+        &self,
+        arn: &str,
+        requester: Option<&str>,
+        now: i64,
+    ) -> Result<Option<Subscription>, SnsError> {
+        on_backend!(self, s => s.unsubscribe(arn, requester, now))
+    }
+
+    /// The subscription, if it exists.
+    pub(crate) fn subscription(&self, arn: &str) -> Result<Option<Subscription>, SnsError> {
+        on_backend!(self, s => s.subscription(arn))
+    }
+
+    /// Sets one attribute of an existing subscription.
+    pub(crate) fn set_subscription_attribute(
+        &self,
+        arn: &str,
+        field: SubscriptionField,
+        raw: bool,
+        policy: Option<&str>,
+    ) -> Result<(), SnsError> {
+        on_backend!(self, s => s.set_subscription_attribute(arn, field, raw, policy))
+    }
+
+    /// Up to `limit` subscriptions owned by `owner` on topics of `region`, after `after`.
+    pub(crate) fn list_subscriptions(
+        &self,
+        owner: &str,
+        region: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<Subscription>, SnsError> {
+        on_backend!(self, s => s.list_subscriptions(owner, region, after, limit))
+    }
+
+    /// Up to `limit` subscriptions of a topic after `after`.
+    pub(crate) fn list_subscriptions_by_topic(
+        &self,
+        topic_arn: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<Subscription>, SnsError> {
+        on_backend!(self, s => s.list_subscriptions_by_topic(topic_arn, after, limit))
+    }
+
+    /// Stores a message and one delivery per confirmed subscription of the topic, in one
+    /// transaction, and returns the MessageId (see [`SqliteStore::publish`]).
+    pub(crate) fn publish(
+        &self,
+        topic_arn: &str,
+        message: &NewMessage,
+        now: i64,
+    ) -> Result<String, SnsError> {
+        on_backend!(self, s => s.publish(topic_arn, message, now))
+    }
+
+    /// Up to `limit` deliveries due at `now` that are not in `skip` (those this deliverer
+    /// has in flight). On PostgreSQL each is claimed for `lease`: no other node is given it
+    /// until the lease ends or its outcome is recorded. A row that does not decode is
+    /// listed in [`Due::damaged`] (claimed too), so that it can be dead-lettered rather
+    /// than block the queue.
+    pub(crate) fn due(
+        &self,
+        now: i64,
+        limit: usize,
+        skip: &HashSet<i64>,
+        lease: Duration,
+    ) -> Result<Due, SnsError> {
+        match self {
+            Store::Sqlite(s) => s.due(now, limit, skip),
+            Store::Postgres(s) => s.due(now, limit, skip, lease),
+        }
+    }
+
+    /// When the earliest delivery not in `skip` (and, on PostgreSQL, not under another
+    /// live lease) is due, if any is queued.
+    pub(crate) fn next_due(&self, skip: &HashSet<i64>) -> Result<Option<i64>, SnsError> {
+        on_backend!(self, s => s.next_due(skip))
+    }
+
+    /// Removes a delivered (or dropped) delivery, and its message once no delivery needs
+    /// it. On PostgreSQL only under the claim's lease.
+    pub(crate) fn delivered(&self, claim: &Claim) -> Result<(), SnsError> {
+        match self {
+            Store::Sqlite(s) => s.delivered(claim.id),
+            Store::Postgres(s) => s.delivered(claim),
+        }
+    }
+
+    /// Records a failed attempt and schedules the next one at `due_at`, ending the claim.
+    pub(crate) fn retry_later(
+        &self,
+        claim: &Claim,
+        due_at: i64,
+        error: &str,
+    ) -> Result<(), SnsError> {
+        match self {
+            Store::Sqlite(s) => s.retry_later(claim.id, due_at, error),
+            Store::Postgres(s) => s.retry_later(claim, due_at, error),
+        }
+    }
+
+    /// Moves a delivery whose last retry failed to the dead letters (see
+    /// [`SqliteStore::dead_letter`]).
+    pub(crate) fn dead_letter(&self, claim: &Claim, error: &str, now: i64) -> Result<(), SnsError> {
+        match self {
+            Store::Sqlite(s) => s.dead_letter(claim.id, error, now),
+            Store::Postgres(s) => s.dead_letter(claim, error, now),
+        }
+    }
+
+    /// Gives back claims without an outcome (a stopping deliverer's aborted deliveries),
+    /// so that any node may make them at once rather than after their lease. Nothing to do
+    /// on SQLite, whose deliveries are never claimed.
+    pub(crate) fn release(&self, claims: &[Claim]) -> Result<(), SnsError> {
+        match self {
+            Store::Sqlite(_) => Ok(()),
+            Store::Postgres(s) => s.release(claims),
+        }
+    }
+
+    /// The dead letters of a topic, oldest first.
+    pub(crate) fn dead_letters(&self, topic_arn: &str) -> Result<Vec<DeadLetter>, SnsError> {
+        on_backend!(self, s => s.dead_letters(topic_arn))
+    }
+
+    /// The deliveries queued for a topic.
+    pub(crate) fn pending_deliveries(&self, topic_arn: &str) -> Result<u64, SnsError> {
+        on_backend!(self, s => s.pending_deliveries(topic_arn))
+    }
+
+    /// Deletes pending subscriptions and restorable unsubscriptions whose token expired,
+    /// with their queued confirmations. Returns how many subscriptions were deleted.
+    pub(crate) fn purge_expired(&self, now: i64) -> Result<usize, SnsError> {
+        on_backend!(self, s => s.purge_expired(now))
+    }
+}
+
+/// The SNS database in SQLite: one node's file.
+#[derive(Debug)]
+pub(crate) struct SqliteStore {
     writer: Mutex<Connection>,
     reader: Mutex<Connection>,
 }
 
-impl Store {
+impl SqliteStore {
     /// Opens (creating if needed) the database at `path`.
-    pub(crate) fn open(path: &Path) -> Result<Store, SnsError> {
+    pub(crate) fn open(path: &Path) -> Result<SqliteStore, SnsError> {
         let options = Options {
             synchronous: Synchronous::Full,
             migrations: MIGRATIONS,
@@ -444,7 +748,7 @@ impl Store {
             path: path.to_owned(),
             source,
         })?;
-        Ok(Store {
+        Ok(SqliteStore {
             writer: Mutex::new(conns.writer),
             reader: Mutex::new(conns.reader),
         })
@@ -522,33 +826,12 @@ impl Store {
         self.write(C, |tx| {
             let existing = topic_in(tx, &key)?;
             if let Some(t) = existing {
-                let differs = |given: &Option<String>, stored: &Option<String>| {
-                    given.is_some() && given != stored
+                let stored_tags = if tags.is_empty() {
+                    Vec::new()
+                } else {
+                    tags_in(tx, &key)?
                 };
-                let display = attrs
-                    .display_name
-                    .as_ref()
-                    .is_some_and(|d| *d != t.display_name);
-                if display
-                    || differs(&attrs.policy, &t.policy)
-                    || differs(&attrs.delivery_policy, &t.delivery_policy)
-                {
-                    return Err(invalid(
-                        "Attributes Reason: Topic already exists with different attributes",
-                    ));
-                }
-                if !tags.is_empty() {
-                    let mut stored = tags_in(tx, &key)?;
-                    let mut given = tags.to_vec();
-                    stored.sort();
-                    given.sort();
-                    if stored != given {
-                        return Err(invalid(
-                            "Tags Reason: Topic already exists with different tags",
-                        ));
-                    }
-                }
-                return Ok(());
+                return same_topic(attrs, tags, &t, stored_tags);
             }
             let count: i64 = tx
                 .query_row(
@@ -557,12 +840,7 @@ impl Store {
                     |r| r.get(0),
                 )
                 .ctx(C)?;
-            if count >= to_i64(MAX_TOPICS_PER_ACCOUNT) {
-                return Err(SnsError::TopicLimitExceeded(format!(
-                    "Topic limit exceeded: an account has at most {MAX_TOPICS_PER_ACCOUNT} \
-                     topics in a region"
-                )));
-            }
+            check_topic_count(count)?;
             tx.execute(
                 "INSERT INTO topics (arn, account, region, name, display_name, policy, \
                  delivery_policy, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
@@ -707,13 +985,7 @@ impl Store {
                     |r| r.get(0),
                 )
                 .ctx(C)?;
-            if count > to_i64(MAX_TAGS) {
-                return Err(SnsError::TagLimitExceeded(format!(
-                    "Could not complete request: tag quota of per resource exceeded (at most \
-                     {MAX_TAGS} tags)"
-                )));
-            }
-            Ok(())
+            check_tag_count(count)
         })
     }
 
@@ -763,15 +1035,7 @@ impl Store {
                 .optional()
                 .ctx(C)?;
             if let Some(s) = existing {
-                let raw_differs = req.raw.is_some_and(|r| r != s.raw);
-                let policy_differs = req
-                    .delivery_policy
-                    .is_some_and(|p| Some(p) != s.delivery_policy.as_deref());
-                if raw_differs || policy_differs {
-                    return Err(invalid(
-                        "Attributes Reason: Subscription already exists with different attributes",
-                    ));
-                }
+                same_subscription(req, &s)?;
                 if !s.confirmed {
                     check_queue(tx, req.topic_arn, 1, 0)?;
                     drop_confirmations(tx, &s.arn)?;
@@ -877,7 +1141,7 @@ impl Store {
                 .ctx(C)?;
             if let Some((arn, expires, confirmed)) = pending {
                 if !confirmed && expires.is_some_and(|e| e < now) {
-                    return Err(invalid("Token: the confirmation token has expired"));
+                    return Err(token_expired());
                 }
                 tx.execute(
                     "UPDATE subscriptions SET confirmed = 1, \
@@ -911,7 +1175,7 @@ impl Store {
                 return Err(invalid("Token: invalid token"));
             };
             if expires < now {
-                return Err(invalid("Token: the confirmation token has expired"));
+                return Err(token_expired());
             }
             tx.execute("DELETE FROM unsubscribed WHERE arn = ?1", [&arn])
                 .ctx(C)?;
@@ -969,22 +1233,12 @@ impl Store {
             let Some(s) = subscription_in(tx, arn)? else {
                 return Ok(None);
             };
-            if s.auth_on_unsubscribe {
-                let topic_owner = topic_in(tx, &s.topic_arn)?.map(|t| t.account);
-                let allowed =
-                    requester.is_some_and(|r| r == s.owner || Some(r) == topic_owner.as_deref());
-                if !allowed {
-                    return Err(SnsError::AuthorizationError(
-                        "This subscription can be removed only by an authenticated Unsubscribe \
-                         of its owner or its topic's owner"
-                            .to_owned(),
-                    ));
-                }
-            }
-            let notify = s.confirmed
-                && Protocol::is_web_name(&s.protocol)
-                && !s.auth_on_unsubscribe
-                && requester != Some(s.owner.as_str());
+            let topic_owner = if s.auth_on_unsubscribe {
+                topic_in(tx, &s.topic_arn)?.map(|t| t.account)
+            } else {
+                None
+            };
+            let notify = unsubscribe_allowed(&s, requester, topic_owner.as_deref())?;
             tx.execute("DELETE FROM deliveries WHERE subscription_arn = ?1", [arn])
                 .ctx(C)?;
             drop_orphans(tx, &s.topic_arn)?;
@@ -1181,7 +1435,7 @@ impl Store {
     /// Up to `limit` deliveries due at `now` that are not in `skip` (those in flight). A
     /// row that does not decode (the file was edited) is listed in [`Due::damaged`] instead,
     /// so that it can be dead-lettered rather than block the queue.
-    pub(crate) fn due(&self, now: i64, limit: usize, skip: &HashSet<i64>) -> Result<Due, SnsError> {
+    fn due(&self, now: i64, limit: usize, skip: &HashSet<i64>) -> Result<Due, SnsError> {
         const C: &str = "reading due deliveries";
         self.read(|c| {
             let mut stmt = c
@@ -1211,7 +1465,7 @@ impl Store {
                     Ok(job) => out.jobs.push(job),
                     Err(e) => {
                         tracing::error!(delivery = id, error = %e, "a queued SNS delivery is damaged");
-                        out.damaged.push(id);
+                        out.damaged.push(Claim { id, lease: None });
                     }
                 }
             }
@@ -1425,6 +1679,144 @@ impl Store {
     }
 }
 
+// ---- rules both backends decide the same way ----
+
+/// CreateTopic on an existing topic: quiet if the given attributes and tags (when any are
+/// given) match the stored ones (`stored_tags`, read only when tags were given).
+pub(crate) fn same_topic(
+    attrs: &TopicAttrs,
+    tags: &[(String, String)],
+    t: &Topic,
+    mut stored_tags: Vec<(String, String)>,
+) -> Result<(), SnsError> {
+    let differs =
+        |given: &Option<String>, stored: &Option<String>| given.is_some() && given != stored;
+    let display = attrs
+        .display_name
+        .as_ref()
+        .is_some_and(|d| *d != t.display_name);
+    if display
+        || differs(&attrs.policy, &t.policy)
+        || differs(&attrs.delivery_policy, &t.delivery_policy)
+    {
+        return Err(invalid(
+            "Attributes Reason: Topic already exists with different attributes",
+        ));
+    }
+    if !tags.is_empty() {
+        let mut given = tags.to_vec();
+        stored_tags.sort();
+        given.sort();
+        if stored_tags != given {
+            return Err(invalid(
+                "Tags Reason: Topic already exists with different tags",
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Refuses a new topic when the account already has `count` in the region.
+pub(crate) fn check_topic_count(count: i64) -> Result<(), SnsError> {
+    if count >= to_i64(MAX_TOPICS_PER_ACCOUNT) {
+        return Err(SnsError::TopicLimitExceeded(format!(
+            "Topic limit exceeded: an account has at most {MAX_TOPICS_PER_ACCOUNT} topics in a \
+             region"
+        )));
+    }
+    Ok(())
+}
+
+/// Refuses a tagging that leaves `count` tags on a topic, past [`MAX_TAGS`].
+pub(crate) fn check_tag_count(count: i64) -> Result<(), SnsError> {
+    if count > to_i64(MAX_TAGS) {
+        return Err(SnsError::TagLimitExceeded(format!(
+            "Could not complete request: tag quota of per resource exceeded (at most \
+             {MAX_TAGS} tags)"
+        )));
+    }
+    Ok(())
+}
+
+/// Refuses a new subscription when the topic already has `count`.
+pub(crate) fn check_subscription_count(count: i64) -> Result<(), SnsError> {
+    if count >= to_i64(MAX_SUBSCRIPTIONS_PER_TOPIC) {
+        return Err(SnsError::SubscriptionLimitExceeded(format!(
+            "Subscription limit exceeded: a topic has at most {MAX_SUBSCRIPTIONS_PER_TOPIC} \
+             subscriptions"
+        )));
+    }
+    Ok(())
+}
+
+/// Refuses with `Throttled` when `deliveries` more deliveries and `bytes` more message bytes
+/// would take a topic with `queued` deliveries and `stored` message bytes past its bounds.
+pub(crate) fn check_queue_room(
+    queued: i64,
+    stored: i64,
+    deliveries: usize,
+    bytes: usize,
+) -> Result<(), SnsError> {
+    if queued.saturating_add(to_i64(deliveries)) > to_i64(MAX_PENDING_DELIVERIES_PER_TOPIC) {
+        return Err(SnsError::Throttled(format!(
+            "Rate exceeded: the topic has {queued} undelivered deliveries queued (at most \
+             {MAX_PENDING_DELIVERIES_PER_TOPIC}); retry when its subscribers have caught up"
+        )));
+    }
+    if stored.saturating_add(to_i64(bytes)) > to_i64(MAX_PENDING_BYTES_PER_TOPIC) {
+        return Err(SnsError::Throttled(format!(
+            "Rate exceeded: the topic's undelivered messages hold {stored} bytes (at most \
+             {MAX_PENDING_BYTES_PER_TOPIC}); retry when its subscribers have caught up"
+        )));
+    }
+    Ok(())
+}
+
+/// Subscribe for an endpoint already subscribed: refused if it asks for other attributes.
+pub(crate) fn same_subscription(
+    req: &SubscribeRequest<'_>,
+    s: &Subscription,
+) -> Result<(), SnsError> {
+    let raw_differs = req.raw.is_some_and(|r| r != s.raw);
+    let policy_differs = req
+        .delivery_policy
+        .is_some_and(|p| Some(p) != s.delivery_policy.as_deref());
+    if raw_differs || policy_differs {
+        return Err(invalid(
+            "Attributes Reason: Subscription already exists with different attributes",
+        ));
+    }
+    Ok(())
+}
+
+/// Whether `requester` (`None` for the unauthenticated URL) may remove `s`, whose topic is
+/// owned by `topic_owner` (read only when `s` asks for authentication); `Ok(true)` when an
+/// UnsubscribeConfirmation is to be sent.
+pub(crate) fn unsubscribe_allowed(
+    s: &Subscription,
+    requester: Option<&str>,
+    topic_owner: Option<&str>,
+) -> Result<bool, SnsError> {
+    if s.auth_on_unsubscribe {
+        let allowed = requester.is_some_and(|r| r == s.owner || Some(r) == topic_owner);
+        if !allowed {
+            return Err(SnsError::AuthorizationError(
+                "This subscription can be removed only by an authenticated Unsubscribe of its \
+                 owner or its topic's owner"
+                    .to_owned(),
+            ));
+        }
+    }
+    Ok(s.confirmed
+        && Protocol::is_web_name(&s.protocol)
+        && !s.auth_on_unsubscribe
+        && requester != Some(s.owner.as_str()))
+}
+
+pub(crate) fn token_expired() -> SnsError {
+    invalid("Token: the confirmation token has expired")
+}
+
 fn prefixed(prefix: &str) -> String {
     SUBSCRIPTION_COLUMNS
         .split(", ")
@@ -1441,7 +1833,7 @@ pub(crate) fn subscription_not_found() -> SnsError {
     SnsError::NotFound("Subscription does not exist".to_owned())
 }
 
-fn resource_not_found() -> SnsError {
+pub(crate) fn resource_not_found() -> SnsError {
     SnsError::NotFound("Resource does not exist".to_owned())
 }
 
@@ -1492,13 +1884,7 @@ fn check_subscription_limit(tx: &Transaction<'_>, topic_arn: &str) -> Result<(),
             |r| r.get(0),
         )
         .ctx("counting subscriptions")?;
-    if count >= to_i64(MAX_SUBSCRIPTIONS_PER_TOPIC) {
-        return Err(SnsError::SubscriptionLimitExceeded(format!(
-            "Subscription limit exceeded: a topic has at most {MAX_SUBSCRIPTIONS_PER_TOPIC} \
-             subscriptions"
-        )));
-    }
-    Ok(())
+    check_subscription_count(count)
 }
 
 /// Refuses with `Throttled` when `deliveries` more deliveries and `bytes` more message bytes
@@ -1517,12 +1903,6 @@ fn check_queue(
             |r| r.get(0),
         )
         .ctx(C)?;
-    if queued.saturating_add(to_i64(deliveries)) > to_i64(MAX_PENDING_DELIVERIES_PER_TOPIC) {
-        return Err(SnsError::Throttled(format!(
-            "Rate exceeded: the topic has {queued} undelivered deliveries queued (at most \
-             {MAX_PENDING_DELIVERIES_PER_TOPIC}); retry when its subscribers have caught up"
-        )));
-    }
     let stored: i64 = tx
         .query_row(
             "SELECT COALESCE(SUM(size), 0) FROM messages WHERE topic_arn = ?1",
@@ -1530,13 +1910,7 @@ fn check_queue(
             |r| r.get(0),
         )
         .ctx(C)?;
-    if stored.saturating_add(to_i64(bytes)) > to_i64(MAX_PENDING_BYTES_PER_TOPIC) {
-        return Err(SnsError::Throttled(format!(
-            "Rate exceeded: the topic's undelivered messages hold {stored} bytes (at most \
-             {MAX_PENDING_BYTES_PER_TOPIC}); retry when its subscribers have caught up"
-        )));
-    }
-    Ok(())
+    check_queue_room(queued, stored, deliveries, bytes)
 }
 
 /// Queues a SubscriptionConfirmation or UnsubscribeConfirmation for one endpoint.

@@ -221,6 +221,7 @@ fn rotate(args: RotateArgs) -> anyhow::Result<()> {
     crate::audit::reseal(&data_dir, &old, &new)?;
     if let crate::backend::StoreChoice::Postgres(url) = &store {
         crate::audit::reseal_shared(url, &old, &new)?;
+        crate::sns::reseal_shared(url, &old, &new)?;
     }
     // Every store is sealed under the new key: install it.
     let (from, to) = match &args.master.master_key_passphrase_env {

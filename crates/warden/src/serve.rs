@@ -510,6 +510,10 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         ),
     };
     let audit_key = crate::audit::signing_key(&data_dir, audit_pool.as_ref(), &master)?;
+    // SNS opens once the API's address (its URLs' base) is known; on a shared store it
+    // seals its signing key under the master key.
+    let sns_master = master.clone();
+    let sns_pool = crate::sns::shared_pool(&store_choice)?;
     let audit_store = crate::audit::open_trail(&data_dir, audit_pool.as_ref());
     let identity = match &store_choice {
         crate::backend::StoreChoice::Embedded => {
@@ -793,11 +797,12 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
             Ok(n) => tracing::info!(versions = n, "sealed environments stored in plain text"),
             Err(e) => anyhow::bail!("cannot seal the environments stored in plain text: {e}"),
         }
-        let sns = warden_sns::Sns::open(
-            &data_dir.join("sns.db"),
+        let sns = crate::sns::open(
+            &data_dir,
+            sns_pool,
             &format!("http://{local}/_warden/sns/"),
-        )
-        .context("cannot open the SNS database")?;
+            &sns_master,
+        )?;
         let shared_control = control.clone();
         let shared_kms = kms.clone();
         let shared_contracts = contracts.clone();
@@ -901,6 +906,11 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
                     .await;
                     if let Ok(Err(e)) = written {
                         tracing::warn!(error = %e, "could not store UnreservedConcurrentExecutions");
+                    }
+                    if state.metric_store.is_shared() {
+                        // Every node writes its own minute when the minute closes: the
+                        // node that evaluates waits for the others' to land.
+                        tokio::time::sleep(SHARED_ALARM_SETTLE).await;
                     }
                     if let Err(e) = warden_api::alarms::evaluate_all(&state, now).await {
                         tracing::warn!(error = %e.message, "alarms could not be evaluated");
@@ -1172,6 +1182,11 @@ fn bootstrap_admin(
 /// How often unused code blobs are collected even when nothing asked for it (deletes,
 /// code updates and ended instances ask).
 const BLOB_SWEEP_PERIOD: Duration = Duration::from_secs(600);
+
+/// How long after a minute closes the alarms of nodes sharing a store are evaluated:
+/// long enough for every node (clocks kept within a second or two of each other) to
+/// have written its datapoints of that minute.
+const SHARED_ALARM_SETTLE: Duration = Duration::from_secs(5);
 
 /// How often scheduled secret rotations are looked for.
 const ROTATION_CHECK_PERIOD: Duration = Duration::from_secs(60);

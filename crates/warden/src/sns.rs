@@ -1,6 +1,7 @@
-//! The server's side of SNS delivery: `lambda` subscriptions invoke functions through the
-//! engine's durable asynchronous queue, and `http` deliveries reach only the networks the
-//! operator allowed (`--sns-allow-network`).
+//! The server's side of SNS: `lambda` subscriptions invoke functions through the engine's
+//! durable asynchronous queue, `http` deliveries reach only the networks the operator
+//! allowed (`--sns-allow-network`), and on a shared store the cluster's message-signing
+//! key is sealed under the master key.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -37,6 +38,97 @@ impl warden_sns::EndpointGuard for AllowedNetworks {
         let ip = addr.ip().to_canonical();
         self.0.iter().any(|net| net.contains(&ip))
     }
+}
+
+/// What the master key's seal of SNS's signing key is bound to.
+const SEAL_AAD: &[u8] = b"warden sns signing key v1";
+
+/// Seals SNS's message-signing key under the master key, for the shared store.
+pub struct MasterSealer(pub warden_kms::MasterKey);
+
+impl warden_sns::KeySealer for MasterSealer {
+    fn seal(&self, plain: &[u8]) -> Result<Vec<u8>, warden_sns::SealError> {
+        self.0
+            .seal(SEAL_AAD, plain)
+            .map_err(|e| warden_sns::SealError(e.to_string()))
+    }
+
+    fn unseal(&self, sealed: &[u8]) -> Result<Vec<u8>, warden_sns::SealError> {
+        self.0
+            .open(SEAL_AAD, sealed)
+            .map(|plain| plain.to_vec())
+            .ok_or_else(|| {
+                warden_sns::SealError(
+                    "the shared SNS signing key does not open under this master key: every node needs the same master key"
+                        .to_owned(),
+                )
+            })
+    }
+}
+
+/// The pool SNS keeps the cluster's topics, subscriptions and outbox on, with a shared
+/// store: a pool of its own, as the deliverer polls it. Opened before the server's
+/// runtime starts (connecting blocks).
+pub(crate) fn shared_pool(
+    store: &crate::backend::StoreChoice,
+) -> anyhow::Result<Option<warden_postgres::Pool>> {
+    use anyhow::Context;
+    match store {
+        crate::backend::StoreChoice::Embedded => Ok(None),
+        crate::backend::StoreChoice::Postgres(url) => warden_postgres::Pool::open(
+            url,
+            &warden_postgres::Options {
+                connections: crate::backend::SIDE_STORE_CONNECTIONS,
+                application_name: "warden-sns".to_owned(),
+            },
+            &[warden_sns::postgres::TRACK],
+        )
+        .map(Some)
+        .context("cannot open SNS in PostgreSQL"),
+    }
+}
+
+/// Opens SNS's store: `DATA_DIR/sns.db`, or on the `shared` pool the cluster's.
+pub(crate) fn open(
+    data_dir: &std::path::Path,
+    shared: Option<warden_postgres::Pool>,
+    base_url: &str,
+    master: &warden_kms::MasterKey,
+) -> anyhow::Result<warden_sns::Sns> {
+    use anyhow::Context;
+    match shared {
+        None => warden_sns::Sns::open(&data_dir.join("sns.db"), base_url)
+            .context("cannot open the SNS database"),
+        Some(pool) => {
+            warden_sns::Sns::open_shared(pool, base_url, Arc::new(MasterSealer(master.clone())))
+                .context("cannot open SNS in PostgreSQL")
+        }
+    }
+}
+
+/// Reseals the cluster's SNS signing key in the shared store at `url` from `old` to
+/// `new` (`warden admin rotate-master-key`). Returns whether it resealed.
+pub(crate) fn reseal_shared(
+    url: &str,
+    old: &warden_kms::MasterKey,
+    new: &warden_kms::MasterKey,
+) -> anyhow::Result<bool> {
+    use anyhow::Context;
+    let pool = warden_postgres::Pool::open(
+        url,
+        &warden_postgres::Options {
+            connections: 1,
+            application_name: "warden-admin".to_owned(),
+        },
+        &[warden_sns::postgres::TRACK],
+    )
+    .context("cannot open SNS in PostgreSQL")?;
+    warden_sns::postgres::reseal_signing_key(
+        &pool,
+        &MasterSealer(old.clone()),
+        &MasterSealer(new.clone()),
+    )
+    .context("cannot reseal the shared SNS signing key")
 }
 
 #[cfg(test)]

@@ -1,12 +1,10 @@
 //! The query surface over a real store: round trips, refusals, bounds, pagination.
 
 use std::os::unix::fs::PermissionsExt;
-use std::path::Path;
 
 use proptest::prelude::*;
-use rusqlite::{params, Connection};
 
-use super::{call, create_topic, ctx, open, xml_value, xml_values, ACCOUNT, REGION};
+use super::{call, create_topic, ctx, open, xml_value, xml_values, Fixture, ACCOUNT, REGION};
 use crate::{
     MAX_MESSAGE_BYTES, MAX_PENDING_BYTES_PER_TOPIC, MAX_PENDING_DELIVERIES_PER_TOPIC,
     MAX_SUBSCRIPTIONS_PER_TOPIC, MAX_TOPICS_PER_ACCOUNT, NAMESPACE,
@@ -14,11 +12,39 @@ use crate::{
 
 const LAMBDA: &str = "arn:aws:lambda:us-east-1:123456789012:function:f";
 
-fn raw_db(dir: &Path) -> Connection {
-    let c = Connection::open(dir.join("sns.db")).expect("open raw");
-    c.busy_timeout(std::time::Duration::from_secs(10))
-        .expect("busy timeout");
-    c
+on_both_stores!(
+    topics_round_trip,
+    create_topic_is_idempotent_and_refuses_conflicts,
+    topic_refusals_name_what_they_refuse,
+    tags_round_trip_and_bound,
+    topic_limit_per_account,
+    subscribe_refusals_name_what_they_refuse,
+    subscriptions_round_trip,
+    subscription_limit_per_topic,
+    publish_validation,
+    publish_fans_out_and_throttles_a_full_queue,
+    actions_and_contexts_refused,
+);
+
+/// Adds `n` topics of [`ACCOUNT`] in [`REGION`] behind the service's back, named
+/// `{prefix}0000` and up.
+pub(super) fn bulk_topics(fix: &Fixture, prefix: &str, n: usize) {
+    let arn = format!("arn:aws:sns:{REGION}:{ACCOUNT}:{prefix}");
+    fix.execute(
+        &format!(
+            "WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM n WHERE i < {last}) \
+             INSERT INTO topics (arn, account, region, name, created_at) \
+             SELECT '{arn}' || printf('%04d', i), '{ACCOUNT}', '{REGION}', \
+             '{prefix}' || printf('%04d', i), 0 FROM n",
+            last = n - 1
+        ),
+        &format!(
+            "INSERT INTO sns_topics (arn, account, region, name, created_at) \
+             SELECT '{arn}' || lpad(i::TEXT, 4, '0'), '{ACCOUNT}', '{REGION}', \
+             '{prefix}' || lpad(i::TEXT, 4, '0'), 0 FROM generate_series(0, {last}) AS i",
+            last = n - 1
+        ),
+    );
 }
 
 fn code(r: Result<String, crate::SnsError>) -> &'static str {
@@ -29,10 +55,9 @@ fn message(r: Result<String, crate::SnsError>) -> String {
     r.expect_err("an error").to_string()
 }
 
-#[test]
-fn topics_round_trip() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let sns = open(dir.path());
+fn topics_round_trip(shared: bool) {
+    let fix = Fixture::new(shared);
+    let sns = fix.sns.clone();
     let arn = create_topic(&sns, "orders");
     assert_eq!(arn, "arn:aws:sns:us-east-1:123456789012:orders");
     call(
@@ -88,10 +113,9 @@ fn topics_round_trip() {
     assert!(sns.topic_policy(&arn).expect("policy").is_none());
 }
 
-#[test]
-fn create_topic_is_idempotent_and_refuses_conflicts() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let sns = open(dir.path());
+fn create_topic_is_idempotent_and_refuses_conflicts(shared: bool) {
+    let fix = Fixture::new(shared);
+    let sns = fix.sns.clone();
     let create = |extra: &[(&str, &str)]| {
         let mut p = vec![("Name", "t")];
         p.extend_from_slice(extra);
@@ -122,10 +146,9 @@ fn create_topic_is_idempotent_and_refuses_conflicts() {
     .contains("different tags"));
 }
 
-#[test]
-fn topic_refusals_name_what_they_refuse() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let sns = open(dir.path());
+fn topic_refusals_name_what_they_refuse(shared: bool) {
+    let fix = Fixture::new(shared);
+    let sns = fix.sns.clone();
     for (params, named) in [
         (vec![("Name", "orders.fifo")], "FIFO"),
         (vec![("Name", "bad name")], "Name"),
@@ -235,10 +258,9 @@ fn topic_refusals_name_what_they_refuse() {
     );
 }
 
-#[test]
-fn tags_round_trip_and_bound() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let sns = open(dir.path());
+fn tags_round_trip_and_bound(shared: bool) {
+    let fix = Fixture::new(shared);
+    let sns = fix.sns.clone();
     let arn = create_topic(&sns, "t");
     call(
         &sns,
@@ -305,21 +327,10 @@ fn tags_round_trip_and_bound() {
     );
 }
 
-#[test]
-fn topic_limit_per_account() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let sns = open(dir.path());
-    let mut db = raw_db(dir.path());
-    let tx = db.transaction().expect("tx");
-    for i in 0..MAX_TOPICS_PER_ACCOUNT {
-        let name = format!("bulk{i:04}");
-        tx.execute(
-            "INSERT INTO topics (arn, account, region, name, created_at) VALUES (?1, ?2, ?3, ?4, 0)",
-            params![format!("arn:aws:sns:{REGION}:{ACCOUNT}:{name}"), ACCOUNT, REGION, name],
-        )
-        .expect("insert");
-    }
-    tx.commit().expect("commit");
+fn topic_limit_per_account(shared: bool) {
+    let fix = Fixture::new(shared);
+    let sns = fix.sns.clone();
+    bulk_topics(&fix, "bulk", MAX_TOPICS_PER_ACCOUNT);
     let e = call(&sns, "CreateTopic", &[("Name", "one-more")]).expect_err("over the limit");
     assert_eq!((e.code(), e.status()), ("TopicLimitExceeded", 403));
     call(&sns, "CreateTopic", &[("Name", "bulk0001")]).expect("an existing one is still returned");
@@ -357,10 +368,9 @@ fn topic_limit_per_account() {
     );
 }
 
-#[test]
-fn subscribe_refusals_name_what_they_refuse() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let sns = open(dir.path());
+fn subscribe_refusals_name_what_they_refuse(shared: bool) {
+    let fix = Fixture::new(shared);
+    let sns = fix.sns.clone();
     let arn = create_topic(&sns, "t");
     for (protocol, endpoint, extra, named) in [
         ("email", "a@example.com", None, "Protocol email"),
@@ -477,10 +487,9 @@ fn subscribe_refusals_name_what_they_refuse() {
     );
 }
 
-#[test]
-fn subscriptions_round_trip() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let sns = open(dir.path());
+fn subscriptions_round_trip(shared: bool) {
+    let fix = Fixture::new(shared);
+    let sns = fix.sns.clone();
     let arn = create_topic(&sns, "t");
     let xml = call(
         &sns,
@@ -649,22 +658,24 @@ fn subscriptions_round_trip() {
     );
 }
 
-#[test]
-fn subscription_limit_per_topic() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let sns = open(dir.path());
+fn subscription_limit_per_topic(shared: bool) {
+    let fix = Fixture::new(shared);
+    let sns = fix.sns.clone();
     let arn = create_topic(&sns, "t");
-    let mut db = raw_db(dir.path());
-    let tx = db.transaction().expect("tx");
-    for i in 0..MAX_SUBSCRIPTIONS_PER_TOPIC {
-        tx.execute(
-            "INSERT INTO subscriptions (arn, topic_arn, owner, protocol, endpoint, confirmed, created_at) \
-             VALUES (?1, ?2, ?3, 'lambda', ?4, 1, 0)",
-            params![format!("{arn}:{}", uuid::Uuid::new_v4()), arn, ACCOUNT, format!("{LAMBDA}{i}")],
-        )
-        .expect("insert");
-    }
-    tx.commit().expect("commit");
+    let last = MAX_SUBSCRIPTIONS_PER_TOPIC - 1;
+    fix.execute(
+        &format!(
+            "WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM n WHERE i < {last}) \
+             INSERT INTO subscriptions (arn, topic_arn, owner, protocol, endpoint, confirmed, \
+             created_at) SELECT '{arn}:' || lower(hex(randomblob(16))), '{arn}', '{ACCOUNT}', \
+             'lambda', '{LAMBDA}' || i, 1, 0 FROM n"
+        ),
+        &format!(
+            "INSERT INTO sns_subscriptions (arn, topic_arn, owner, protocol, endpoint, confirmed, \
+             created_at) SELECT '{arn}:' || md5(i::TEXT), '{arn}', '{ACCOUNT}', 'lambda', \
+             '{LAMBDA}' || i, TRUE, 0 FROM generate_series(0, {last}) AS i"
+        ),
+    );
     let e = call(
         &sns,
         "Subscribe",
@@ -681,10 +692,9 @@ fn subscription_limit_per_topic() {
     assert!(xml_value(&page, "NextToken").is_none(), "exactly one page");
 }
 
-#[test]
-fn publish_validation() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let sns = open(dir.path());
+fn publish_validation(shared: bool) {
+    let fix = Fixture::new(shared);
+    let sns = fix.sns.clone();
     let arn = create_topic(&sns, "t");
     let big = "m".repeat(MAX_MESSAGE_BYTES + 1);
     let exact = "m".repeat(MAX_MESSAGE_BYTES);
@@ -840,10 +850,9 @@ fn publish_validation() {
     );
 }
 
-#[test]
-fn publish_fans_out_and_throttles_a_full_queue() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let sns = open(dir.path());
+fn publish_fans_out_and_throttles_a_full_queue(shared: bool) {
+    let fix = Fixture::new(shared);
+    let sns = fix.sns.clone();
     let arn = create_topic(&sns, "t");
     call(
         &sns,
@@ -888,34 +897,44 @@ fn publish_fans_out_and_throttles_a_full_queue() {
         "one per confirmed subscription, none for the pending one"
     );
 
-    let db = raw_db(dir.path());
     let queued = i64::try_from(MAX_PENDING_DELIVERIES_PER_TOPIC).expect("fits") - 3;
-    db.execute(
-        "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < ?1) \
-         INSERT INTO deliveries (message_id, topic_arn, subscription_arn, protocol, endpoint, due_at) \
-         SELECT (SELECT id FROM messages LIMIT 1), ?2, 'x', 'lambda', 'x', 9000000000000 FROM n",
-        params![queued - 1, arn],
-    )
-    .expect("fill the queue");
+    fix.execute(
+        &format!(
+            "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < {n}) \
+             INSERT INTO deliveries (message_id, topic_arn, subscription_arn, protocol, endpoint, \
+             due_at) SELECT (SELECT id FROM messages LIMIT 1), '{arn}', 'x', 'lambda', 'x', \
+             9000000000000 FROM n",
+            n = queued - 1
+        ),
+        &format!(
+            "INSERT INTO sns_deliveries (message_id, topic_arn, subscription_arn, protocol, \
+             endpoint, due_at) SELECT (SELECT id FROM sns_messages LIMIT 1), '{arn}', 'x', \
+             'lambda', 'x', 9000000000000 FROM generate_series(1, {n})",
+            n = queued - 1
+        ),
+    );
     let e = call(&sns, "Publish", &[("TopicArn", &arn), ("Message", "m")]).expect_err("full");
     assert_eq!((e.code(), e.status()), ("Throttled", 429));
     assert!(e.to_string().contains("retry"), "{e}");
-    db.execute("DELETE FROM deliveries WHERE subscription_arn = 'x'", [])
-        .expect("drain");
+    fix.execute(
+        "DELETE FROM deliveries WHERE subscription_arn = 'x'",
+        "DELETE FROM sns_deliveries WHERE subscription_arn = 'x'",
+    );
     call(&sns, "Publish", &[("TopicArn", &arn), ("Message", "m")]).expect("room again");
-    db.execute(
-        "UPDATE messages SET size = ?1 WHERE id = (SELECT id FROM messages LIMIT 1)",
-        [i64::try_from(MAX_PENDING_BYTES_PER_TOPIC).expect("fits")],
-    )
-    .expect("pretend a big backlog");
+    let big = MAX_PENDING_BYTES_PER_TOPIC;
+    fix.execute(
+        &format!("UPDATE messages SET size = {big} WHERE id = (SELECT id FROM messages LIMIT 1)"),
+        &format!(
+            "UPDATE sns_messages SET size = {big} WHERE id = (SELECT id FROM sns_messages LIMIT 1)"
+        ),
+    );
     let e = call(&sns, "Publish", &[("TopicArn", &arn), ("Message", "m")]).expect_err("bytes");
     assert_eq!(e.code(), "Throttled");
 }
 
-#[test]
-fn actions_and_contexts_refused() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let sns = open(dir.path());
+fn actions_and_contexts_refused(shared: bool) {
+    let fix = Fixture::new(shared);
+    let sns = fix.sns.clone();
     let e = call(&sns, "PublishBatch", &[]).expect_err("unsupported");
     assert_eq!((e.code(), e.status()), ("InvalidAction", 400));
     assert!(e.to_string().contains("PublishBatch"));

@@ -5,13 +5,29 @@ use std::sync::Arc;
 
 use super::signature::verify_http_body;
 use super::{
-    call, create_topic, eventually, fast_config, next_invocation, open, url_query, xml_value,
-    Endpoint, FakeLambda, Received, TlsIdentity,
+    call, create_topic, eventually, fast_config, next_invocation, url_query, xml_value, Endpoint,
+    FakeLambda, Fixture, Received, TlsIdentity,
 };
 use crate::{Deliverer, Sns};
 
+on_both_stores_async!(
+    confirmation_flow_then_notification,
+    retries_until_the_endpoint_answers,
+    failing_deliveries_end_in_the_dead_letters,
+    a_published_message_survives_a_crash,
+    a_delivery_in_flight_at_a_crash_is_made_again,
+    lambda_deliveries_retry_then_succeed_or_die,
+    raw_delivery_redirects_and_the_guard,
+    https_deliveries_verify_the_endpoint_certificate,
+    unsubscribe_confirmation_can_restore,
+    deliveries_at_once_are_bounded,
+    a_silent_endpoint_times_out,
+    damaged_rows_and_panicking_targets_do_not_stall_the_queue,
+    any_character_is_delivered_as_published,
+);
+
 /// Subscribes `url` to `topic` and returns the SubscriptionConfirmation it receives.
-async fn subscribe_http(
+pub(super) async fn subscribe_http(
     sns: &Sns,
     topic: &str,
     endpoint: &mut Endpoint,
@@ -33,7 +49,7 @@ async fn subscribe_http(
 }
 
 /// Confirms through the SubscribeURL of a confirmation, as an endpoint would.
-fn visit_subscribe_url(sns: &Sns, confirmation: &Received) -> String {
+pub(super) fn visit_subscribe_url(sns: &Sns, confirmation: &Received) -> String {
     let json = confirmation.json();
     let url = json["SubscribeURL"].as_str().expect("SubscribeURL");
     let rest = url
@@ -47,10 +63,9 @@ fn visit_subscribe_url(sns: &Sns, confirmation: &Received) -> String {
     xml_value(&answer.body, "SubscriptionArn").expect("SubscriptionArn")
 }
 
-#[tokio::test]
-async fn confirmation_flow_then_notification() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let sns = open(dir.path());
+async fn confirmation_flow_then_notification(shared: bool) {
+    let fix = Fixture::new(shared);
+    let sns = fix.sns.clone();
     let topic = create_topic(&sns, "orders");
     let mut endpoint = Endpoint::start(&[], 200).await;
     let (lambda, _) = FakeLambda::new(0);
@@ -145,10 +160,9 @@ async fn confirmation_flow_then_notification() {
     deliverer.stop().await;
 }
 
-#[tokio::test]
-async fn retries_until_the_endpoint_answers() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let sns = open(dir.path());
+async fn retries_until_the_endpoint_answers(shared: bool) {
+    let fix = Fixture::new(shared);
+    let sns = fix.sns.clone();
     let topic = create_topic(&sns, "t");
     // The confirmation is accepted; the notification fails twice, then gets through.
     let mut endpoint = Endpoint::start(&[200, 500, 503], 200).await;
@@ -177,10 +191,9 @@ async fn retries_until_the_endpoint_answers() {
     deliverer.stop().await;
 }
 
-#[tokio::test]
-async fn failing_deliveries_end_in_the_dead_letters() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let sns = open(dir.path());
+async fn failing_deliveries_end_in_the_dead_letters(shared: bool) {
+    let fix = Fixture::new(shared);
+    let sns = fix.sns.clone();
     let topic = create_topic(&sns, "t");
     // The confirmation is accepted; every later request fails.
     let mut endpoint = Endpoint::start(&[200], 500).await;
@@ -226,12 +239,11 @@ async fn failing_deliveries_end_in_the_dead_letters() {
     deliverer.stop().await;
 }
 
-#[tokio::test]
-async fn a_published_message_survives_a_crash() {
-    let dir = tempfile::tempdir().expect("tempdir");
+async fn a_published_message_survives_a_crash(shared: bool) {
+    let fix = Fixture::new(shared);
     let mut endpoint = Endpoint::start(&[], 200).await;
     let (topic, message_id) = {
-        let sns = open(dir.path());
+        let sns = fix.sns.clone();
         let topic = create_topic(&sns, "t");
         let deliverer = Deliverer::start(&sns, FakeLambda::new(0).0, fast_config(3));
         let confirmation = subscribe_http(&sns, &topic, &mut endpoint, &[]).await;
@@ -260,7 +272,7 @@ async fn a_published_message_survives_a_crash() {
         .expect("publish");
         (topic, xml_value(&xml, "MessageId").expect("id"))
     };
-    let sns = open(dir.path());
+    let sns = fix.reopen();
     assert_eq!(sns.pending_deliveries(&topic).expect("pending"), 2);
     let (lambda, mut invocations) = FakeLambda::new(0);
     let deliverer = Deliverer::start(&sns, lambda, fast_config(3));
@@ -274,10 +286,9 @@ async fn a_published_message_survives_a_crash() {
     deliverer.stop().await;
 }
 
-#[tokio::test]
-async fn a_delivery_in_flight_at_a_crash_is_made_again() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let sns = open(dir.path());
+async fn a_delivery_in_flight_at_a_crash_is_made_again(shared: bool) {
+    let fix = Fixture::new(shared);
+    let sns = fix.sns.clone();
     let topic = create_topic(&sns, "t");
     let mut endpoint = Endpoint::start(&[200, 0], 200).await;
     let deliverer = Deliverer::start(&sns, FakeLambda::new(0).0, fast_config(3));
@@ -295,7 +306,7 @@ async fn a_delivery_in_flight_at_a_crash_is_made_again() {
     // The endpoint got the request but never answered: stop (abort) mid-delivery.
     deliverer.stop().await;
     drop(sns);
-    let sns = open(dir.path());
+    let sns = fix.reopen();
     assert_eq!(
         sns.pending_deliveries(&topic).expect("pending"),
         1,
@@ -308,10 +319,9 @@ async fn a_delivery_in_flight_at_a_crash_is_made_again() {
     deliverer.stop().await;
 }
 
-#[tokio::test]
-async fn lambda_deliveries_retry_then_succeed_or_die() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let sns = open(dir.path());
+async fn lambda_deliveries_retry_then_succeed_or_die(shared: bool) {
+    let fix = Fixture::new(shared);
+    let sns = fix.sns.clone();
     let topic = create_topic(&sns, "t");
     let function = "arn:aws:lambda:us-east-1:123456789012:function:f";
     let xml = call(
@@ -388,10 +398,9 @@ async fn lambda_deliveries_retry_then_succeed_or_die() {
     deliverer.stop().await;
 }
 
-#[tokio::test]
-async fn raw_delivery_redirects_and_the_guard() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let sns = open(dir.path());
+async fn raw_delivery_redirects_and_the_guard(shared: bool) {
+    let fix = Fixture::new(shared);
+    let sns = fix.sns.clone();
     let topic = create_topic(&sns, "t");
     let mut endpoint = Endpoint::start(&[], 200).await;
     let deliverer = Deliverer::start(&sns, FakeLambda::new(0).0, fast_config(0));
@@ -498,10 +507,9 @@ async fn raw_delivery_redirects_and_the_guard() {
     deliverer.stop().await;
 }
 
-#[tokio::test]
-async fn https_deliveries_verify_the_endpoint_certificate() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let sns = open(dir.path());
+async fn https_deliveries_verify_the_endpoint_certificate(shared: bool) {
+    let fix = Fixture::new(shared);
+    let sns = fix.sns.clone();
     let topic = create_topic(&sns, "secure");
     let identity = TlsIdentity::new();
     let mut endpoint = Endpoint::start_tls(&[], 200, &identity).await;
@@ -589,10 +597,9 @@ async fn https_deliveries_verify_the_endpoint_certificate() {
     deliverer.stop().await;
 }
 
-#[tokio::test]
-async fn unsubscribe_confirmation_can_restore() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let sns = open(dir.path());
+async fn unsubscribe_confirmation_can_restore(shared: bool) {
+    let fix = Fixture::new(shared);
+    let sns = fix.sns.clone();
     let topic = create_topic(&sns, "t");
     let mut endpoint = Endpoint::start(&[], 200).await;
     let deliverer = Deliverer::start(&sns, FakeLambda::new(0).0, fast_config(3));
@@ -710,28 +717,29 @@ async fn unsubscribe_confirmation_can_restore() {
 }
 
 /// Inserts a confirmed http subscription directly (its endpoint never confirms).
-fn confirmed_http(dir: &std::path::Path, topic: &str, url: &str) -> String {
-    let db = rusqlite::Connection::open(dir.join("sns.db")).expect("raw");
-    db.busy_timeout(std::time::Duration::from_secs(10))
-        .expect("busy");
+pub(super) fn confirmed_http(fix: &Fixture, topic: &str, url: &str) -> String {
     let arn = format!("{topic}:{}", uuid::Uuid::new_v4());
-    db.execute(
-        "INSERT INTO subscriptions (arn, topic_arn, owner, protocol, endpoint, confirmed, created_at) \
-         VALUES (?1, ?2, ?3, 'http', ?4, 1, 0)",
-        rusqlite::params![arn, topic, super::ACCOUNT, url],
-    )
-    .expect("insert");
+    let account = super::ACCOUNT;
+    fix.execute(
+        &format!(
+            "INSERT INTO subscriptions (arn, topic_arn, owner, protocol, endpoint, confirmed, \
+             created_at) VALUES ('{arn}', '{topic}', '{account}', 'http', '{url}', 1, 0)"
+        ),
+        &format!(
+            "INSERT INTO sns_subscriptions (arn, topic_arn, owner, protocol, endpoint, confirmed, \
+             created_at) VALUES ('{arn}', '{topic}', '{account}', 'http', '{url}', TRUE, 0)"
+        ),
+    );
     arn
 }
 
-#[tokio::test]
-async fn deliveries_at_once_are_bounded() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let sns = open(dir.path());
+async fn deliveries_at_once_are_bounded(shared: bool) {
+    let fix = Fixture::new(shared);
+    let sns = fix.sns.clone();
     let topic = create_topic(&sns, "t");
     let mut endpoint = Endpoint::start_slow(&[], 200, std::time::Duration::from_millis(20)).await;
     for i in 0..4 {
-        confirmed_http(dir.path(), &topic, &format!("{}{i}", endpoint.url));
+        confirmed_http(&fix, &topic, &format!("{}{i}", endpoint.url));
     }
     let config = crate::DeliveryConfig {
         max_concurrency: 1,
@@ -751,13 +759,12 @@ async fn deliveries_at_once_are_bounded() {
     deliverer.stop().await;
 }
 
-#[tokio::test]
-async fn a_silent_endpoint_times_out() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let sns = open(dir.path());
+async fn a_silent_endpoint_times_out(shared: bool) {
+    let fix = Fixture::new(shared);
+    let sns = fix.sns.clone();
     let topic = create_topic(&sns, "t");
     let mut endpoint = Endpoint::start(&[], 0).await;
-    confirmed_http(dir.path(), &topic, &endpoint.url);
+    confirmed_http(&fix, &topic, &endpoint.url);
     let config = crate::DeliveryConfig {
         timeout: std::time::Duration::from_millis(50),
         ..fast_config(0)
@@ -775,24 +782,22 @@ async fn a_silent_endpoint_times_out() {
     deliverer.stop().await;
 }
 
-#[tokio::test]
-async fn damaged_rows_and_panicking_targets_do_not_stall_the_queue() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let sns = open(dir.path());
+async fn damaged_rows_and_panicking_targets_do_not_stall_the_queue(shared: bool) {
+    let fix = Fixture::new(shared);
+    let sns = fix.sns.clone();
     let topic = create_topic(&sns, "t");
     let mut endpoint = Endpoint::start(&[], 200).await;
-    confirmed_http(dir.path(), &topic, &endpoint.url);
+    confirmed_http(&fix, &topic, &endpoint.url);
     call(
         &sns,
         "Publish",
         &[("TopicArn", &topic), ("Message", "damaged")],
     )
     .expect("publish");
-    let db = rusqlite::Connection::open(dir.path().join("sns.db")).expect("raw");
-    db.busy_timeout(std::time::Duration::from_secs(10))
-        .expect("busy");
-    db.execute("UPDATE messages SET attributes = 'not json'", [])
-        .expect("damage");
+    fix.execute(
+        "UPDATE messages SET attributes = 'not json'",
+        "UPDATE sns_messages SET attributes = 'not json'",
+    );
 
     struct Panics;
     impl crate::LambdaTarget for Panics {
@@ -835,5 +840,35 @@ async fn damaged_rows_and_panicking_targets_do_not_stall_the_queue() {
             .any(|l| l.protocol == "lambda" && l.last_error.contains("panicked")),
         "{letters:?}"
     );
+    deliverer.stop().await;
+}
+
+/// A message may hold any character, NUL included (stored as bytes on PostgreSQL), and
+/// reaches the subscriber as published.
+async fn any_character_is_delivered_as_published(shared: bool) {
+    let fix = Fixture::new(shared);
+    let sns = fix.sns.clone();
+    let topic = create_topic(&sns, "t");
+    call(
+        &sns,
+        "Subscribe",
+        &[
+            ("TopicArn", &topic),
+            ("Protocol", "lambda"),
+            (
+                "Endpoint",
+                "arn:aws:lambda:us-east-1:123456789012:function:f",
+            ),
+        ],
+    )
+    .expect("sub");
+    let text = "nul \u{0} here, \u{1} there, snowman \u{2603}, emoji \u{1F600}";
+    call(&sns, "Publish", &[("TopicArn", &topic), ("Message", text)]).expect("publish");
+    let (lambda, mut invocations) = FakeLambda::new(0);
+    let deliverer = Deliverer::start(&sns, lambda, fast_config(0));
+    let invocation = next_invocation(&mut invocations).await;
+    let event: serde_json::Value = serde_json::from_slice(&invocation.event).expect("event");
+    assert_eq!(event["Records"][0]["Sns"]["Message"], text);
+    eventually(|| sns.pending_deliveries(&topic).expect("pending") == 0).await;
     deliverer.stop().await;
 }

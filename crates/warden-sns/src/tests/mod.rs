@@ -1,7 +1,35 @@
-//! Service-level tests: the query surface over a real `sns.db`, delivery against local HTTP
-//! servers and a fake Lambda target, crash safety, and signatures checked independently.
+//! Service-level tests: the query surface over a real `sns.db` and over a real PostgreSQL
+//! database (most tests run once on each, through [`Fixture`]), delivery against local HTTP
+//! servers and a fake Lambda target, crash safety, signatures checked independently, and
+//! several nodes sharing one PostgreSQL database.
+
+/// Runs each named test, `fn name(shared: bool)`, once on SQLite and once on PostgreSQL.
+macro_rules! on_both_stores {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(#[test] fn $name() { super::$name(false); })*
+        }
+        mod postgres {
+            $(#[test] fn $name() { super::$name(true); })*
+        }
+    };
+}
+
+/// Runs each named async test, `async fn name(shared: bool)`, once on SQLite and once on
+/// PostgreSQL.
+macro_rules! on_both_stores_async {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(#[tokio::test] async fn $name() { super::$name(false).await; })*
+        }
+        mod postgres {
+            $(#[tokio::test] async fn $name() { super::$name(true).await; })*
+        }
+    };
+}
 
 mod api;
+mod cluster;
 mod delivery;
 mod signature;
 
@@ -24,6 +52,129 @@ pub(crate) const REGION: &str = "us-east-1";
 
 pub(crate) fn open(dir: &Path) -> Sns {
     Sns::open(&dir.join("sns.db"), BASE).expect("open sns.db")
+}
+
+/// A sealer for tests: a keyed, position-dependent XOR behind a header naming the key, so
+/// that the sealed bytes hold no run of the plain ones and another key fails to open them.
+#[derive(Debug)]
+pub(crate) struct TestSealer(pub u8);
+
+impl TestSealer {
+    fn mask(&self, i: usize) -> u8 {
+        self.0 ^ (i as u8).wrapping_mul(31).wrapping_add(0x5a)
+    }
+}
+
+impl crate::KeySealer for TestSealer {
+    fn seal(&self, plain: &[u8]) -> Result<Vec<u8>, crate::SealError> {
+        let mut out = b"sealed:".to_vec();
+        out.push(self.0);
+        out.extend(plain.iter().enumerate().map(|(i, b)| b ^ self.mask(i)));
+        Ok(out)
+    }
+
+    fn unseal(&self, sealed: &[u8]) -> Result<Vec<u8>, crate::SealError> {
+        match sealed.strip_prefix(b"sealed:") {
+            Some([key, rest @ ..]) if *key == self.0 => Ok(rest
+                .iter()
+                .enumerate()
+                .map(|(i, b)| b ^ self.mask(i))
+                .collect()),
+            _ => Err(crate::SealError("sealed under another key".into())),
+        }
+    }
+}
+
+/// A fresh database on the test PostgreSQL server. Made on a thread of its own: the
+/// synchronous client cannot connect from inside a test's runtime.
+pub(crate) fn fresh_database() -> String {
+    std::thread::spawn(|| warden_testservers::Postgres::shared().fresh_database())
+        .join()
+        .expect("the thread")
+        .expect("a fresh database")
+}
+
+/// A pool on `url` with the `sns` schema track (opened on a thread of its own, as
+/// [`fresh_database`]).
+pub(crate) fn pool(url: &str, connections: usize) -> warden_postgres::Pool {
+    let url = url.to_owned();
+    std::thread::spawn(move || {
+        warden_postgres::Pool::open(
+            &url,
+            &warden_postgres::Options {
+                connections,
+                application_name: "warden-sns-test".into(),
+            },
+            &[crate::postgres::TRACK],
+        )
+    })
+    .join()
+    .expect("the thread")
+    .expect("a pool")
+}
+
+/// A node of a cluster on the shared database at `url`, serving under `base`.
+pub(crate) fn node(url: &str, base: &str) -> Sns {
+    Sns::open_shared(pool(url, 4), base, Arc::new(TestSealer(7))).expect("open the shared store")
+}
+
+/// A test's store: `sns.db` in a temporary directory, or (`shared`) a fresh PostgreSQL
+/// database, with one `Sns` open on it.
+pub(crate) struct Fixture {
+    pub dir: tempfile::TempDir,
+    pub url: Option<String>,
+    pub sns: Sns,
+}
+
+impl Fixture {
+    pub(crate) fn new(shared: bool) -> Fixture {
+        let dir = tempfile::tempdir().expect("tempdir");
+        if !shared {
+            let sns = open(dir.path());
+            return Fixture {
+                dir,
+                url: None,
+                sns,
+            };
+        }
+        let url = fresh_database();
+        let sns = node(&url, BASE);
+        Fixture {
+            dir,
+            url: Some(url),
+            sns,
+        }
+    }
+
+    /// The store opened again, as after a restart (on PostgreSQL, by another node).
+    pub(crate) fn reopen(&self) -> Sns {
+        match &self.url {
+            None => open(self.dir.path()),
+            Some(url) => node(url, BASE),
+        }
+    }
+
+    /// Runs raw SQL behind the service's back (bulk rows, damage): `sqlite` on `sns.db`,
+    /// or `postgres` on the shared database.
+    pub(crate) fn execute(&self, sqlite: &str, postgres: &str) {
+        match &self.url {
+            None => {
+                let db = rusqlite::Connection::open(self.dir.path().join("sns.db")).expect("raw");
+                db.busy_timeout(Duration::from_secs(10)).expect("busy");
+                db.execute_batch(sqlite).expect("raw SQL");
+            }
+            Some(url) => {
+                let sql = postgres.to_owned();
+                pool(url, 1)
+                    .run(move |c| {
+                        c.client()
+                            .batch_execute(&sql)
+                            .map_err(warden_postgres::Error::at("raw SQL"))
+                    })
+                    .expect("raw SQL");
+            }
+        }
+    }
 }
 
 pub(crate) fn ctx() -> CallContext {

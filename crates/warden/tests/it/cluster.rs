@@ -1572,3 +1572,119 @@ fn a_live_nodes_id_is_refused_to_another_process_until_it_stops() {
     moved.aws(&["sts", "get-caller-identity"]);
     moved.stop();
 }
+
+#[test]
+fn an_alarm_put_through_one_node_notifies_once_through_a_topic_made_on_another() {
+    use crate::sns::{verify, visit, Webhook};
+    let cluster = Cluster::new();
+    let a = cluster.node("a", None, &[]);
+    let b = cluster.node("b", Some(&a), &[]);
+    let hook = Webhook::start();
+    let topic = a.aws(&["sns", "create-topic", "--name", "pager"])["TopicArn"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let pending = b.aws(&[
+        "sns",
+        "subscribe",
+        "--topic-arn",
+        &topic,
+        "--protocol",
+        "http",
+        "--notification-endpoint",
+        &hook.url,
+    ]);
+    assert_eq!(
+        pending["SubscriptionArn"], "pending confirmation",
+        "{pending}"
+    );
+    let confirmation = hook.wait_for("SubscriptionConfirmation", Duration::from_secs(30));
+    let (status, body) = visit(confirmation["SubscribeURL"].as_str().unwrap());
+    assert_eq!(status, 200, "{body}");
+    for node in [&a, &b] {
+        let subs = node.aws(&["sns", "list-subscriptions-by-topic", "--topic-arn", &topic]);
+        let subs = subs["Subscriptions"].as_array().unwrap().clone();
+        assert_eq!(subs.len(), 1, "{subs:?}");
+        assert!(
+            subs[0]["SubscriptionArn"]
+                .as_str()
+                .unwrap()
+                .starts_with(&topic),
+            "{subs:?}"
+        );
+    }
+    // Every node signs with the cluster's one key: both serve the same certificate.
+    let cert_url = confirmation["SigningCertURL"].as_str().unwrap();
+    let cert_path = cert_url.splitn(4, '/').nth(3).unwrap();
+    let certs: Vec<String> = [&a, &b]
+        .into_iter()
+        .map(|node| {
+            let (status, body) = visit(&format!("{}/{cert_path}", node.endpoint));
+            assert_eq!(status, 200, "{body}");
+            body
+        })
+        .collect();
+    assert!(certs[0].contains("BEGIN CERTIFICATE"), "{}", certs[0]);
+    assert_eq!(certs[0], certs[1]);
+
+    // The alarm is put through B, its datapoint through A; whichever node evaluates the
+    // minute publishes, and whichever delivers, the receiver hears it once.
+    b.aws(&[
+        "cloudwatch",
+        "put-metric-alarm",
+        "--alarm-name",
+        "failures",
+        "--namespace",
+        "Shop",
+        "--metric-name",
+        "Failures",
+        "--statistic",
+        "Sum",
+        "--period",
+        "60",
+        "--evaluation-periods",
+        "1",
+        "--threshold",
+        "0",
+        "--comparison-operator",
+        "GreaterThanThreshold",
+        "--alarm-actions",
+        &topic,
+    ]);
+    a.aws(&[
+        "cloudwatch",
+        "put-metric-data",
+        "--namespace",
+        "Shop",
+        "--metric-name",
+        "Failures",
+        "--value",
+        "1",
+    ]);
+    let notification = hook.wait_for("Notification", Duration::from_secs(150));
+    let message: Value = serde_json::from_str(notification["Message"].as_str().unwrap()).unwrap();
+    assert_eq!(message["AlarmName"], "failures", "{message}");
+    assert_eq!(message["NewStateValue"], "ALARM", "{message}");
+    verify(&a, &[confirmation, notification]);
+    for node in [&a, &b] {
+        let alarms = node.aws(&["cloudwatch", "describe-alarms", "--alarm-names", "failures"]);
+        assert_eq!(alarms["MetricAlarms"][0]["StateValue"], "ALARM", "{alarms}");
+        let history = node.aws(&[
+            "cloudwatch",
+            "describe-alarm-history",
+            "--alarm-name",
+            "failures",
+        ]);
+        let acted: Vec<&Value> = history["AlarmHistoryItems"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|h| h["HistorySummary"] == format!("Successfully executed action {topic}"))
+            .collect();
+        assert_eq!(acted.len(), 1, "{history}");
+    }
+    // The other node neither evaluated the minute again nor delivered the message again:
+    // give it the time to have done so (its evaluation would follow within seconds).
+    std::thread::sleep(Duration::from_secs(10));
+    assert_eq!(hook.count("Notification"), 1);
+}

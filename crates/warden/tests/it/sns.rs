@@ -22,8 +22,8 @@ use crate::harness::*;
 type Received = (Vec<(String, String)>, String);
 
 /// A webhook receiver: every POST's headers and body, answered 200.
-struct Webhook {
-    url: String,
+pub(crate) struct Webhook {
+    pub(crate) url: String,
     seen: Arc<Mutex<Vec<Received>>>,
     /// While set, every request is recorded and answered 500.
     failing: Arc<AtomicBool>,
@@ -32,7 +32,7 @@ struct Webhook {
 }
 
 impl Webhook {
-    fn start() -> Webhook {
+    pub(crate) fn start() -> Webhook {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let url = format!("http://{}/hook", listener.local_addr().unwrap());
         let seen = Arc::new(Mutex::new(Vec::new()));
@@ -92,8 +92,21 @@ impl Webhook {
         }
     }
 
+    /// How many messages of `kind` arrived.
+    pub(crate) fn count(&self, kind: &str) -> usize {
+        self.seen
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|(h, _)| {
+                h.iter()
+                    .any(|(k, v)| k == "x-amz-sns-message-type" && v == kind)
+            })
+            .count()
+    }
+
     /// Waits for a message of `kind` (`x-amz-sns-message-type`) and returns its body.
-    fn wait_for(&self, kind: &str, timeout: Duration) -> Value {
+    pub(crate) fn wait_for(&self, kind: &str, timeout: Duration) -> Value {
         let deadline = Instant::now() + timeout;
         loop {
             if let Some((_, body)) = self.seen.lock().unwrap().iter().find(|(h, _)| {
@@ -134,7 +147,7 @@ for m in json.loads(sys.stdin.read()):
 print(json.dumps(out))
 "#;
 
-fn verify(s: &Server, messages: &[Value]) {
+pub(crate) fn verify(s: &Server, messages: &[Value]) {
     let mut child = std::process::Command::new(python())
         .args(["-c", VERIFY])
         .env_clear()
@@ -162,7 +175,7 @@ fn verify(s: &Server, messages: &[Value]) {
 }
 
 /// GETs a URL the server handed out (SubscribeURL) without signing, as a receiver does.
-fn visit(url: &str) -> (u16, String) {
+pub(crate) fn visit(url: &str) -> (u16, String) {
     let rest = url.strip_prefix("http://").unwrap();
     let (host, path) = rest.split_once('/').unwrap();
     let mut stream = std::net::TcpStream::connect(host).unwrap();
