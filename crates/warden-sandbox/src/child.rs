@@ -43,6 +43,7 @@ pub(crate) const STEP_NAMES: &[&str] = &[
     "start init",
     "execve",
     "set hostname",
+    "create the instance's user namespace",
 ];
 
 #[derive(Clone, Copy)]
@@ -77,6 +78,7 @@ enum Step {
     Init,
     Execve,
     Hostname,
+    OwnUserns,
 }
 
 /// Control messages on the parent/child socket.
@@ -100,9 +102,29 @@ struct MountAttr {
     userns_fd: u64,
 }
 
+/// A user namespace of the instance's own, made by the child once it runs as the
+/// function's uid (root mode only; see [`ChildPlan::own_userns`]).
+pub(crate) struct OwnUserns {
+    /// `/proc/self/setgroups`, `/proc/self/uid_map`, `/proc/self/gid_map`.
+    pub setgroups_path: CString,
+    pub uid_map_path: CString,
+    pub gid_map_path: CString,
+    /// `"<uid> <uid> 1"` and `"<gid> <gid> 1"`: the ids map to themselves.
+    pub uid_map: CString,
+    pub gid_map: CString,
+    /// `RLIMIT_NPROC`, counted in the new namespace: for this instance alone.
+    pub nproc: u64,
+}
+
 /// Everything the child does, prepared by the parent before `clone3`.
 pub(crate) struct ChildPlan {
     pub userns: bool,
+    /// With a value (root mode), the child moves into a user namespace of its own after it
+    /// switched to the function's uid and limits the processes counted there. The kernel
+    /// checks that limit at the start of `fork`, before it copies the address space; the
+    /// pids controller checks its own only after, so a fork bomb held at the pids limit
+    /// alone keeps copying (and taking the file locks every process's mappings share).
+    pub own_userns: Option<OwnUserns>,
     /// A pooled network namespace to join, or -1 when the child got a fresh one from clone.
     pub netns_fd: RawFd,
     /// Whether the child creates the platform's listeners (Runtime API, Warden's API, the
@@ -683,6 +705,9 @@ fn setup(plan: &ChildPlan, seccomp: &[SockFilter], sync: RawFd) -> Result<Infall
     check(Step::DropCaps, unsafe {
         libc::syscall(libc::SYS_capset, &header as *const CapHeader, data.as_ptr())
     })?;
+    if let Some(own) = &plan.own_userns {
+        enter_own_userns(own, plan.last_cap)?;
+    }
     // SAFETY: sets no_new_privs; no memory involved.
     let rc = unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) };
     check(Step::NoNewPrivs, rc as libc::c_long)?;
@@ -741,6 +766,77 @@ fn setup(plan: &ChildPlan, seccomp: &[SockFilter], sync: RawFd) -> Result<Infall
         )
     };
     Err((Step::Execve, errno()))
+}
+
+/// Moves into a new user namespace where the ids map to themselves, limits the processes
+/// counted there, and drops the capabilities the new namespace gave.
+fn enter_own_userns(own: &OwnUserns, last_cap: u32) -> Result<(), Failure> {
+    // Leaving uid 0 made the process non-dumpable, which makes its `/proc/self` files
+    // root's and the map files unwritable to it. It becomes dumpable again at `execve`
+    // (its ids no longer differ), so nothing is given away by doing it now.
+    // SAFETY: prctl with integer arguments.
+    check(Step::OwnUserns, unsafe {
+        libc::prctl(libc::PR_SET_DUMPABLE, 1 as libc::c_ulong, 0, 0, 0)
+    } as libc::c_long)?;
+    // SAFETY: unshare takes flags only.
+    let rc = unsafe { libc::unshare(libc::CLONE_NEWUSER) };
+    check(Step::OwnUserns, rc as libc::c_long)?;
+    // The namespace's creator may map its own uid, and its own gid once setgroups is
+    // denied, each to itself.
+    write_all(&own.setgroups_path, b"deny")?;
+    write_all(&own.uid_map_path, own.uid_map.as_bytes())?;
+    write_all(&own.gid_map_path, own.gid_map.as_bytes())?;
+    let lim = libc::rlimit {
+        rlim_cur: own.nproc,
+        rlim_max: own.nproc,
+    };
+    // SAFETY: setrlimit reads a live rlimit struct.
+    let rc = unsafe { libc::setrlimit(libc::RLIMIT_NPROC, &lim) };
+    check(Step::OwnUserns, rc as libc::c_long)?;
+    // A new user namespace gives its creator every capability in it and a full bounding
+    // set: drop them all again.
+    for cap in 0..=last_cap {
+        // SAFETY: removes one capability from the bounding set; no memory involved.
+        check(Step::OwnUserns, unsafe {
+            libc::prctl(libc::PR_CAPBSET_DROP, cap as libc::c_ulong, 0, 0, 0)
+        } as libc::c_long)?;
+    }
+    // SAFETY: clears the ambient set; no memory involved.
+    check(Step::OwnUserns, unsafe {
+        libc::prctl(
+            libc::PR_CAP_AMBIENT,
+            libc::PR_CAP_AMBIENT_CLEAR_ALL as libc::c_ulong,
+            0,
+            0,
+            0,
+        )
+    } as libc::c_long)?;
+    let header = libc_cap_header();
+    let data = [CapData::default(); 2];
+    // SAFETY: capset reads a version-3 header and two data structs, all live on the stack.
+    check(Step::OwnUserns, unsafe {
+        libc::syscall(libc::SYS_capset, &header as *const CapHeader, data.as_ptr())
+    })?;
+    Ok(())
+}
+
+/// Writes `bytes` to the file at `path` in one `write`, as `/proc`'s map files want.
+fn write_all(path: &CString, bytes: &[u8]) -> Result<(), Failure> {
+    // SAFETY: opens a NUL-terminated path.
+    let fd = check(Step::OwnUserns, unsafe {
+        libc::open(path.as_ptr(), libc::O_WRONLY | libc::O_CLOEXEC)
+    } as libc::c_long)? as RawFd;
+    // SAFETY: writes from a live slice of the length given.
+    let written = unsafe { libc::write(fd, bytes.as_ptr().cast(), bytes.len()) };
+    // SAFETY: closes the descriptor opened above.
+    unsafe { libc::close(fd) };
+    if written < 0 {
+        return Err((Step::OwnUserns, errno()));
+    }
+    if written as usize != bytes.len() {
+        return Err((Step::OwnUserns, libc::EIO));
+    }
+    Ok(())
 }
 
 /// pid 1 of the instance: reaps every orphan and leaves with the function's
@@ -842,7 +938,7 @@ mod tests {
 
     #[test]
     fn every_step_has_a_name() {
-        assert_eq!(STEP_NAMES.len(), Step::Hostname as usize + 1);
+        assert_eq!(STEP_NAMES.len(), Step::OwnUserns as usize + 1);
         assert_eq!(STEP_NAMES[Step::PivotRoot as usize], "pivot_root");
         assert_eq!(STEP_NAMES[Step::Execve as usize], "execve");
     }

@@ -435,6 +435,9 @@ impl ProtectionReport {
 pub struct Sandbox {
     config: SandboxConfig,
     userns: bool,
+    /// Root mode only: whether each instance can get a user namespace of its own (see
+    /// `child::ChildPlan::own_userns`), probed once.
+    own_userns: bool,
     euid: u32,
     egid: u32,
     seccomp: Vec<seccomp::SockFilter>,
@@ -551,9 +554,11 @@ impl Sandbox {
                 }
             }
         }
+        let own_userns = !userns && probe_own_userns(config.uid, config.gid);
         let mut sandbox = Sandbox {
             config,
             userns,
+            own_userns,
             euid,
             egid,
             seccomp,
@@ -741,6 +746,25 @@ impl Sandbox {
                 "memory limit",
                 false,
                 format!("{note}: falling back to RLIMIT_DATA, OOM is not detected"),
+            );
+        }
+        if self.userns {
+            add(
+                "process limit per instance",
+                true,
+                "RLIMIT_NPROC in the instance's own user namespace".to_owned(),
+            );
+        } else if self.own_userns {
+            add(
+                "process limit per instance",
+                true,
+                "RLIMIT_NPROC in a user namespace per instance: a fork past the limit is refused before it copies anything".to_owned(),
+            );
+        } else {
+            add(
+                "process limit per instance",
+                false,
+                "the host refuses unprivileged user namespaces: only the pids limit holds a fork bomb, whose refused forks still copy their address space and slow process starts host-wide".to_owned(),
             );
         }
         if has(cgroup::Controller::Pids) {
@@ -1234,9 +1258,24 @@ impl Sandbox {
         if !has(cgroup::Controller::Memory) {
             rlimits.push((libc::RLIMIT_DATA, memory_bytes));
         }
-        if !has(cgroup::Controller::Pids) {
-            rlimits.push((libc::RLIMIT_NPROC, u64::from(spec.pids_max)));
-        }
+        let own_userns = if self.own_userns {
+            Some(child::OwnUserns {
+                setgroups_path: cstring("/proc/self/setgroups", "path")?,
+                uid_map_path: cstring("/proc/self/uid_map", "path")?,
+                gid_map_path: cstring("/proc/self/gid_map", "path")?,
+                uid_map: cstring(format!("{0} {0} 1", self.config.uid), "map")?,
+                gid_map: cstring(format!("{0} {0} 1", self.config.gid), "map")?,
+                nproc: u64::from(spec.pids_max),
+            })
+        } else {
+            // Not root, the instance has a user namespace of its own from `clone3`, so the
+            // limit counts its processes alone; in root mode without one it counts every
+            // instance's, and stands in only for a missing pids controller.
+            if self.userns || !has(cgroup::Controller::Pids) {
+                rlimits.push((libc::RLIMIT_NPROC, u64::from(spec.pids_max)));
+            }
+            None
+        };
 
         let dev = staging.join("dev");
         let devices = DEVICES
@@ -1256,6 +1295,7 @@ impl Sandbox {
 
         Ok(ChildPlan {
             userns: self.userns,
+            own_userns,
             netns_fd,
             make_listener: netns_fd < 0,
             listener_ports: [
@@ -1313,6 +1353,76 @@ impl Drop for Sandbox {
 
 /// Checks once that this host lets us create every namespace an instance needs, so an
 /// unusable host fails at startup rather than at the first invoke.
+/// Whether a process that switched from root to `uid`/`gid` can make a user namespace in
+/// which those ids map to themselves, as each instance does in root mode. Hosts that
+/// forbid unprivileged user namespaces (a sysctl, an LSM policy) say no; instances then
+/// rely on the pids controller alone.
+fn probe_own_userns(uid: u32, gid: u32) -> bool {
+    let (Ok(setgroups), Ok(deny), Ok(uid_map_path), Ok(gid_map_path), Ok(uid_map), Ok(gid_map)) = (
+        CString::new("/proc/self/setgroups"),
+        CString::new("deny"),
+        CString::new("/proc/self/uid_map"),
+        CString::new("/proc/self/gid_map"),
+        CString::new(format!("{uid} {uid} 1")),
+        CString::new(format!("{gid} {gid} 1")),
+    ) else {
+        return false;
+    };
+    let mut pidfd: RawFd = -1;
+    let args = CloneArgs {
+        flags: libc::CLONE_PIDFD as u64,
+        pidfd: &mut pidfd as *mut RawFd as u64,
+        exit_signal: libc::SIGCHLD as u64,
+        ..CloneArgs::default()
+    };
+    // SAFETY: fork-like clone3; the child makes raw syscalls on data prepared above and
+    // ends with `_exit`, all async-signal-safe.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_clone3,
+            &args as *const CloneArgs,
+            std::mem::size_of::<CloneArgs>(),
+        )
+    };
+    if ret == 0 {
+        let write = |path: &CString, text: &CString| -> bool {
+            // SAFETY: opens a NUL-terminated path.
+            let fd = unsafe { libc::open(path.as_ptr(), libc::O_WRONLY | libc::O_CLOEXEC) };
+            if fd < 0 {
+                return false;
+            }
+            let bytes = text.as_bytes();
+            // SAFETY: writes from a live slice of the length given.
+            let n = unsafe { libc::write(fd, bytes.as_ptr().cast(), bytes.len()) };
+            // SAFETY: closes the descriptor opened above.
+            unsafe { libc::close(fd) };
+            n == bytes.len() as isize
+        };
+        // SAFETY: raw set*id syscalls (not glibc's, which would wait for threads that do
+        // not exist in this child) and unshare take integers only.
+        let ok = unsafe {
+            libc::syscall(libc::SYS_setgroups, 0usize, std::ptr::null::<libc::gid_t>()) == 0
+                && libc::syscall(libc::SYS_setresgid, gid, gid, gid) == 0
+                && libc::syscall(libc::SYS_setresuid, uid, uid, uid) == 0
+                && libc::prctl(libc::PR_SET_DUMPABLE, 1 as libc::c_ulong, 0, 0, 0) == 0
+                && libc::unshare(libc::CLONE_NEWUSER) == 0
+        } && write(&setgroups, &deny)
+            && write(&uid_map_path, &uid_map)
+            && write(&gid_map_path, &gid_map);
+        // SAFETY: ends the probe child immediately.
+        unsafe { libc::_exit(if ok { 0 } else { 1 }) };
+    }
+    if ret < 0 {
+        return false;
+    }
+    // SAFETY: the kernel stored a new pidfd that nothing else owns.
+    let pidfd = unsafe { OwnedFd::from_raw_fd(pidfd) };
+    matches!(
+        wait_pidfd(&pidfd, ret as i32),
+        Ok(ExitStatus { code: Some(0), .. })
+    )
+}
+
 fn probe_namespaces(userns: bool) -> Result<(), SandboxError> {
     let mut flags = (libc::CLONE_NEWNS
         | libc::CLONE_NEWPID

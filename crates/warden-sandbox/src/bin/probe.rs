@@ -139,7 +139,7 @@ fn main() {
                 Err(e) => println!("err {}", e.raw_os_error().unwrap_or(-1)),
             }
         }
-        "forkbomb" => {
+        "forkbomb" | "forkbomb-hold" => {
             let mut made = 0;
             loop {
                 // SAFETY: fork in a single-threaded program; the child only sleeps.
@@ -149,6 +149,9 @@ fn main() {
                 }
                 if pid < 0 {
                     println!("contained {} after {made}", errno());
+                    if arg(1) == "forkbomb-hold" {
+                        sleep_forever();
+                    }
                     break;
                 }
                 made += 1;

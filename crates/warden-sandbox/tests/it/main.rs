@@ -421,6 +421,47 @@ fn missed_setup_deadline_kills_the_child_instead_of_hanging() {
 }
 
 #[test]
+fn each_instance_counts_its_own_processes_and_refuses_a_fork_before_copying_it() {
+    let mut fx = fixture();
+    let report = fx.sandbox.report();
+    let limit = report
+        .protections
+        .iter()
+        .find(|p| p.name == "process limit per instance")
+        .expect("reported");
+    assert!(limit.active, "{}", limit.detail);
+    let limits = Limits {
+        pids_max: 16,
+        ..DEFAULT
+    };
+    // One instance of the uid holds every process it could make...
+    let (held, held_out) = fx.spawn(&["forkbomb-hold"], &limits).unwrap();
+    let line = first_line(&held_out);
+    assert!(
+        line.starts_with(&format!("contained {} after ", libc::EAGAIN)),
+        "{line}"
+    );
+    // ...and another of the same uid still makes as many: the count is per instance.
+    let (text, exit) = fx.run_with(&["forkbomb"], &limits);
+    assert_eq!(exit.status.code, Some(0), "{text}");
+    assert_eq!(text.trim(), line, "both instances stop at the same count");
+    // The refusals came from the process limit, checked at the start of fork: the pids
+    // controller, which a fork reaches only after copying the address space, refused none.
+    let events: Vec<String> = fx
+        .sandbox
+        .cgroup_dirs()
+        .into_iter()
+        .filter(|d| d.ends_with("slot-0") || d.ends_with("slot-1"))
+        .filter_map(|d| std::fs::read_to_string(d.join("pids.events")).ok())
+        .collect();
+    assert_eq!(events.len(), 2, "two slots' pids.events: {events:?}");
+    for e in &events {
+        assert_eq!(e.trim(), "max 0", "{events:?}");
+    }
+    fx.sandbox.teardown(held).unwrap();
+}
+
+#[test]
 fn instance_runs_inside_its_limited_cgroup_slot() {
     let mut fx = fixture();
     let (instance, _out) = fx
@@ -543,6 +584,7 @@ fn report_lists_every_protection() {
             "seccomp",
             "landlock",
             "memory limit",
+            "process limit per instance",
             "pids limit",
             "cpu limit",
             "network isolation",

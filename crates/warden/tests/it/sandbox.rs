@@ -822,6 +822,7 @@ fn doctor_reports_the_protections_in_force() {
         "seccomp",
         "landlock",
         "memory limit",
+        "process limit per instance",
         "pids limit",
         "network isolation",
     ] {
@@ -830,6 +831,13 @@ fn doctor_reports_the_protections_in_force() {
             "`{name}` is reported: {text}"
         );
     }
+    // As root, on a host that allows user namespaces (this one), a fork bomb's forks are
+    // refused before they copy anything.
+    let limit = text
+        .lines()
+        .find(|l| l.contains("process limit per instance"))
+        .unwrap_or_default();
+    assert!(!limit.contains("DEGRADED"), "{limit}");
     // The runtimes, with the one given resolved from its venv to the real interpreter.
     let runtime_line = text
         .lines()
