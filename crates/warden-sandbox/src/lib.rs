@@ -1351,8 +1351,6 @@ impl Drop for Sandbox {
     }
 }
 
-/// Checks once that this host lets us create every namespace an instance needs, so an
-/// unusable host fails at startup rather than at the first invoke.
 /// Whether a process that switched from root to `uid`/`gid` can make a user namespace in
 /// which those ids map to themselves, as each instance does in root mode. Hosts that
 /// forbid unprivileged user namespaces (a sysctl, an LSM policy) say no; instances then
@@ -1423,6 +1421,8 @@ fn probe_own_userns(uid: u32, gid: u32) -> bool {
     )
 }
 
+/// Checks once that this host lets us create every namespace an instance needs, so an
+/// unusable host fails at startup rather than at the first invoke.
 fn probe_namespaces(userns: bool) -> Result<(), SandboxError> {
     let mut flags = (libc::CLONE_NEWNS
         | libc::CLONE_NEWPID
