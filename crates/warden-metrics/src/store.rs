@@ -259,7 +259,10 @@ impl MetricStore {
         let mut store = Self::open(path)?;
         let local = store.alarms()?;
         if !local.is_empty() {
-            let history = store.history(None, usize::MAX)?;
+            // Every entry the file can hold: each alarm keeps its newest ones.
+            let all = crate::alarms::MAX_ALARMS
+                * usize::try_from(crate::alarms::HISTORY_PER_ALARM).unwrap_or(usize::MAX);
+            let history = store.history(None, all)?;
             crate::postgres::import_alarms(&pool, local, history)?;
             store.with_tx("moving alarms to the shared store", |tx| {
                 tx.execute_batch("DELETE FROM alarms; DELETE FROM alarm_history;")

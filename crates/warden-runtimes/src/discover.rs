@@ -468,6 +468,31 @@ mod tests {
         assert_eq!(parse_proc_stat(""), None);
     }
 
+    proptest::proptest! {
+        // The command name is the probed program's to choose (`prctl(PR_SET_NAME)`):
+        // whatever it holds, the fields after it are read as the kernel wrote them.
+        #[test]
+        fn any_command_name_leaves_the_fields_after_it_intact(
+            name in "\\PC{0,16}",
+            state in proptest::char::range('A', 'Z'),
+            utime in 0u64..1 << 40,
+            stime in 0u64..1 << 40,
+        ) {
+            let line = format!(
+                "77 ({name}) {state} 1 77 77 0 -1 4194304 97 0 0 0 {utime} {stime} 0 0 20 0 1 0"
+            );
+            proptest::prop_assert_eq!(
+                parse_proc_stat(&line),
+                Some(ProcStat { state, cpu_ticks: utime + stime })
+            );
+        }
+
+        #[test]
+        fn arbitrary_text_never_panics_the_parser(line in "\\PC{0,200}") {
+            let _ = parse_proc_stat(&line);
+        }
+    }
+
     #[test]
     fn a_probe_that_never_runs_is_given_up_after_the_stall_bound() {
         let err = run_within(

@@ -48,7 +48,7 @@ pub(crate) const STEP_NAMES: &[&str] = &[
 
 #[derive(Clone, Copy)]
 #[repr(u32)]
-enum Step {
+pub(crate) enum Step {
     WaitMaps,
     Setns,
     MakePrivate,
@@ -171,7 +171,7 @@ pub(crate) struct ChildPlan {
     pub _envp: Vec<CString>,
 }
 
-type Failure = (Step, i32);
+pub(crate) type Failure = (Step, i32);
 
 fn errno() -> i32 {
     std::io::Error::last_os_error().raw_os_error().unwrap_or(0)
@@ -664,47 +664,11 @@ fn setup(plan: &ChildPlan, seccomp: &[SockFilter], sync: RawFd) -> Result<Infall
         )
     })?;
 
-    for cap in 0..=plan.last_cap {
-        // SAFETY: removes one capability from the bounding set; no memory involved.
-        check(Step::CapBounding, unsafe {
-            libc::prctl(libc::PR_CAPBSET_DROP, cap as libc::c_ulong, 0, 0, 0)
-        } as libc::c_long)?;
-    }
-    // SAFETY: clears the ambient set; no memory involved.
-    check(Step::CapBounding, unsafe {
-        libc::prctl(
-            libc::PR_CAP_AMBIENT,
-            libc::PR_CAP_AMBIENT_CLEAR_ALL as libc::c_ulong,
-            0,
-            0,
-            0,
-        )
-    } as libc::c_long)?;
-    // Raw syscalls, not the libc wrappers: glibc's set*id broadcast the change to every
-    // thread it knows of, and the threads of a multi-threaded parent do not exist here, so
-    // the wrapper waits for them forever.
-    if !plan.userns {
-        // SAFETY: drops supplementary groups; a null list with size 0 reads nothing.
-        check(Step::SwitchUser, unsafe {
-            libc::syscall(libc::SYS_setgroups, 0usize, std::ptr::null::<libc::gid_t>())
-        })?;
-    }
-    // SAFETY: sets all three gids; no memory involved.
-    check(Step::SwitchUser, unsafe {
-        libc::syscall(libc::SYS_setresgid, plan.gid, plan.gid, plan.gid)
-    })?;
-    // SAFETY: sets all three uids; leaving uid 0 also clears the permitted and effective sets.
-    check(Step::SwitchUser, unsafe {
-        libc::syscall(libc::SYS_setresuid, plan.uid, plan.uid, plan.uid)
-    })?;
+    drop_bounding_set(Step::CapBounding, plan.last_cap)?;
+    switch_user(plan.uid, plan.gid, !plan.userns)?;
     // In a user namespace the caps survive setresuid (they came from the namespace), and the
     // inheritable set survives it everywhere: clear all three explicitly.
-    let header = libc_cap_header();
-    let data = [CapData::default(); 2];
-    // SAFETY: capset reads a version-3 header and two data structs, all live on the stack.
-    check(Step::DropCaps, unsafe {
-        libc::syscall(libc::SYS_capset, &header as *const CapHeader, data.as_ptr())
-    })?;
+    clear_capabilities(Step::DropCaps)?;
     if let Some(own) = &plan.own_userns {
         enter_own_userns(own, plan.last_cap)?;
     }
@@ -768,9 +732,65 @@ fn setup(plan: &ChildPlan, seccomp: &[SockFilter], sync: RawFd) -> Result<Infall
     Err((Step::Execve, errno()))
 }
 
+/// Empties the capability bounding set (capabilities `0..=last_cap`) and the ambient set.
+fn drop_bounding_set(step: Step, last_cap: u32) -> Result<(), Failure> {
+    for cap in 0..=last_cap {
+        // SAFETY: removes one capability from the bounding set; no memory involved.
+        let rc = unsafe { libc::prctl(libc::PR_CAPBSET_DROP, cap as libc::c_ulong, 0, 0, 0) };
+        check(step, rc as libc::c_long)?;
+    }
+    // SAFETY: clears the ambient set; no memory involved.
+    check(step, unsafe {
+        libc::prctl(
+            libc::PR_CAP_AMBIENT,
+            libc::PR_CAP_AMBIENT_CLEAR_ALL as libc::c_ulong,
+            0,
+            0,
+            0,
+        )
+    } as libc::c_long)?;
+    Ok(())
+}
+
+/// Empties the permitted, effective and inheritable capability sets.
+fn clear_capabilities(step: Step) -> Result<(), Failure> {
+    let header = libc_cap_header();
+    let data = [CapData::default(); 2];
+    // SAFETY: capset reads a version-3 header and two data structs, all live on the stack.
+    check(step, unsafe {
+        libc::syscall(libc::SYS_capset, &header as *const CapHeader, data.as_ptr())
+    })?;
+    Ok(())
+}
+
+/// Becomes `uid`/`gid` (all three ids of each), first dropping the supplementary groups
+/// when `clear_groups`.
+///
+/// Raw syscalls, not the libc wrappers: glibc's set*id broadcast the change to every
+/// thread it knows of, and the threads of a multi-threaded parent do not exist here, so
+/// the wrapper waits for them forever.
+pub(crate) fn switch_user(uid: u32, gid: u32, clear_groups: bool) -> Result<(), Failure> {
+    if clear_groups {
+        // SAFETY: drops supplementary groups; a null list with size 0 reads nothing.
+        check(Step::SwitchUser, unsafe {
+            libc::syscall(libc::SYS_setgroups, 0usize, std::ptr::null::<libc::gid_t>())
+        })?;
+    }
+    // SAFETY: sets all three gids; no memory involved.
+    check(Step::SwitchUser, unsafe {
+        libc::syscall(libc::SYS_setresgid, gid, gid, gid)
+    })?;
+    // SAFETY: sets all three uids; leaving uid 0 also clears the permitted and effective sets.
+    check(Step::SwitchUser, unsafe {
+        libc::syscall(libc::SYS_setresuid, uid, uid, uid)
+    })?;
+    Ok(())
+}
+
 /// Moves into a new user namespace where the ids map to themselves, limits the processes
-/// counted there, and drops the capabilities the new namespace gave.
-fn enter_own_userns(own: &OwnUserns, last_cap: u32) -> Result<(), Failure> {
+/// counted there, and drops the capabilities the new namespace gave. Also run, as it is,
+/// by the sandbox's start-up probe of the host's support.
+pub(crate) fn enter_own_userns(own: &OwnUserns, last_cap: u32) -> Result<(), Failure> {
     // Leaving uid 0 made the process non-dumpable, which makes its `/proc/self` files
     // root's and the map files unwritable to it. It becomes dumpable again at `execve`
     // (its ids no longer differ), so nothing is given away by doing it now.
@@ -795,29 +815,8 @@ fn enter_own_userns(own: &OwnUserns, last_cap: u32) -> Result<(), Failure> {
     check(Step::OwnUserns, rc as libc::c_long)?;
     // A new user namespace gives its creator every capability in it and a full bounding
     // set: drop them all again.
-    for cap in 0..=last_cap {
-        // SAFETY: removes one capability from the bounding set; no memory involved.
-        check(Step::OwnUserns, unsafe {
-            libc::prctl(libc::PR_CAPBSET_DROP, cap as libc::c_ulong, 0, 0, 0)
-        } as libc::c_long)?;
-    }
-    // SAFETY: clears the ambient set; no memory involved.
-    check(Step::OwnUserns, unsafe {
-        libc::prctl(
-            libc::PR_CAP_AMBIENT,
-            libc::PR_CAP_AMBIENT_CLEAR_ALL as libc::c_ulong,
-            0,
-            0,
-            0,
-        )
-    } as libc::c_long)?;
-    let header = libc_cap_header();
-    let data = [CapData::default(); 2];
-    // SAFETY: capset reads a version-3 header and two data structs, all live on the stack.
-    check(Step::OwnUserns, unsafe {
-        libc::syscall(libc::SYS_capset, &header as *const CapHeader, data.as_ptr())
-    })?;
-    Ok(())
+    drop_bounding_set(Step::OwnUserns, last_cap)?;
+    clear_capabilities(Step::OwnUserns)
 }
 
 /// Writes `bytes` to the file at `path` in one `write`, as `/proc`'s map files want.

@@ -554,7 +554,7 @@ impl Sandbox {
                 }
             }
         }
-        let own_userns = !userns && probe_own_userns(config.uid, config.gid);
+        let own_userns = !userns && probe_own_userns(config.uid, config.gid, last_cap);
         let mut sandbox = Sandbox {
             config,
             userns,
@@ -1259,14 +1259,11 @@ impl Sandbox {
             rlimits.push((libc::RLIMIT_DATA, memory_bytes));
         }
         let own_userns = if self.own_userns {
-            Some(child::OwnUserns {
-                setgroups_path: cstring("/proc/self/setgroups", "path")?,
-                uid_map_path: cstring("/proc/self/uid_map", "path")?,
-                gid_map_path: cstring("/proc/self/gid_map", "path")?,
-                uid_map: cstring(format!("{0} {0} 1", self.config.uid), "map")?,
-                gid_map: cstring(format!("{0} {0} 1", self.config.gid), "map")?,
-                nproc: u64::from(spec.pids_max),
-            })
+            Some(own_userns_plan(
+                self.config.uid,
+                self.config.gid,
+                u64::from(spec.pids_max),
+            )?)
         } else {
             // Not root, the instance has a user namespace of its own from `clone3`, so the
             // limit counts its processes alone; in root mode without one it counts every
@@ -1351,74 +1348,32 @@ impl Drop for Sandbox {
     }
 }
 
-/// Whether a process that switched from root to `uid`/`gid` can make a user namespace in
-/// which those ids map to themselves, as each instance does in root mode. Hosts that
-/// forbid unprivileged user namespaces (a sysctl, an LSM policy) say no; instances then
-/// rely on the pids controller alone.
-fn probe_own_userns(uid: u32, gid: u32) -> bool {
-    let (Ok(setgroups), Ok(deny), Ok(uid_map_path), Ok(gid_map_path), Ok(uid_map), Ok(gid_map)) = (
-        CString::new("/proc/self/setgroups"),
-        CString::new("deny"),
-        CString::new("/proc/self/uid_map"),
-        CString::new("/proc/self/gid_map"),
-        CString::new(format!("{uid} {uid} 1")),
-        CString::new(format!("{gid} {gid} 1")),
-    ) else {
+/// What an instance's child needs to enter a user namespace of its own as `uid`/`gid`,
+/// with `nproc` processes at most.
+fn own_userns_plan(uid: u32, gid: u32, nproc: u64) -> Result<child::OwnUserns, SandboxError> {
+    Ok(child::OwnUserns {
+        setgroups_path: cstring("/proc/self/setgroups", "path")?,
+        uid_map_path: cstring("/proc/self/uid_map", "path")?,
+        gid_map_path: cstring("/proc/self/gid_map", "path")?,
+        uid_map: cstring(format!("{uid} {uid} 1"), "map")?,
+        gid_map: cstring(format!("{gid} {gid} 1"), "map")?,
+        nproc,
+    })
+}
+
+/// Whether a process that switched from root to `uid`/`gid` can enter a user namespace of
+/// its own as each instance does in root mode: the child runs the instance's own steps.
+/// Hosts that forbid unprivileged user namespaces (a sysctl, an LSM policy) say no;
+/// instances then rely on the pids controller alone.
+fn probe_own_userns(uid: u32, gid: u32, last_cap: u32) -> bool {
+    let Ok(own) = own_userns_plan(uid, gid, 64) else {
         return false;
     };
-    let mut pidfd: RawFd = -1;
-    let args = CloneArgs {
-        flags: libc::CLONE_PIDFD as u64,
-        pidfd: &mut pidfd as *mut RawFd as u64,
-        exit_signal: libc::SIGCHLD as u64,
-        ..CloneArgs::default()
-    };
-    // SAFETY: fork-like clone3; the child makes raw syscalls on data prepared above and
-    // ends with `_exit`, all async-signal-safe.
-    let ret = unsafe {
-        libc::syscall(
-            libc::SYS_clone3,
-            &args as *const CloneArgs,
-            std::mem::size_of::<CloneArgs>(),
-        )
-    };
-    if ret == 0 {
-        let write = |path: &CString, text: &CString| -> bool {
-            // SAFETY: opens a NUL-terminated path.
-            let fd = unsafe { libc::open(path.as_ptr(), libc::O_WRONLY | libc::O_CLOEXEC) };
-            if fd < 0 {
-                return false;
-            }
-            let bytes = text.as_bytes();
-            // SAFETY: writes from a live slice of the length given.
-            let n = unsafe { libc::write(fd, bytes.as_ptr().cast(), bytes.len()) };
-            // SAFETY: closes the descriptor opened above.
-            unsafe { libc::close(fd) };
-            n == bytes.len() as isize
-        };
-        // SAFETY: raw set*id syscalls (not glibc's, which would wait for threads that do
-        // not exist in this child) and unshare take integers only.
-        let ok = unsafe {
-            libc::syscall(libc::SYS_setgroups, 0usize, std::ptr::null::<libc::gid_t>()) == 0
-                && libc::syscall(libc::SYS_setresgid, gid, gid, gid) == 0
-                && libc::syscall(libc::SYS_setresuid, uid, uid, uid) == 0
-                && libc::prctl(libc::PR_SET_DUMPABLE, 1 as libc::c_ulong, 0, 0, 0) == 0
-                && libc::unshare(libc::CLONE_NEWUSER) == 0
-        } && write(&setgroups, &deny)
-            && write(&uid_map_path, &uid_map)
-            && write(&gid_map_path, &gid_map);
-        // SAFETY: ends the probe child immediately.
-        unsafe { libc::_exit(if ok { 0 } else { 1 }) };
-    }
-    if ret < 0 {
-        return false;
-    }
-    // SAFETY: the kernel stored a new pidfd that nothing else owns.
-    let pidfd = unsafe { OwnedFd::from_raw_fd(pidfd) };
-    matches!(
-        wait_pidfd(&pidfd, ret as i32),
-        Ok(ExitStatus { code: Some(0), .. })
-    )
+    probe_child(libc::CLONE_PIDFD as u64, || {
+        child::switch_user(uid, gid, true).is_ok()
+            && child::enter_own_userns(&own, last_cap).is_ok()
+    })
+    .unwrap_or(false)
 }
 
 /// Checks once that this host lets us create every namespace an instance needs, so an
@@ -1434,6 +1389,24 @@ fn probe_namespaces(userns: bool) -> Result<(), SandboxError> {
     if userns {
         flags |= libc::CLONE_NEWUSER as u64;
     }
+    probe_child(flags, || true).map_err(|e| match e {
+        ProbeError::Clone(e) => SandboxError::Unsupported(e),
+        ProbeError::Wait(e) => e,
+    })?;
+    Ok(())
+}
+
+/// Why a probe child could not say: it could not be started, or not waited for.
+enum ProbeError {
+    Clone(io::Error),
+    Wait(SandboxError),
+}
+
+/// Runs `child` in a fork-like `clone3` with `flags` (which must hold `CLONE_PIDFD`) and
+/// returns whether it said yes. `child` runs in a copy of a possibly multi-threaded
+/// process: it may only make async-signal-safe calls on data prepared before (no
+/// allocation, no locks).
+fn probe_child(flags: u64, child: impl FnOnce() -> bool) -> Result<bool, ProbeError> {
     let mut pidfd: RawFd = -1;
     let args = CloneArgs {
         flags,
@@ -1441,7 +1414,8 @@ fn probe_namespaces(userns: bool) -> Result<(), SandboxError> {
         exit_signal: libc::SIGCHLD as u64,
         ..CloneArgs::default()
     };
-    // SAFETY: fork-like clone3; the child only calls `_exit`, which is async-signal-safe.
+    // SAFETY: fork-like clone3; the child runs `child`, which makes only async-signal-safe
+    // calls, then `_exit`.
     let ret = unsafe {
         libc::syscall(
             libc::SYS_clone3,
@@ -1450,16 +1424,17 @@ fn probe_namespaces(userns: bool) -> Result<(), SandboxError> {
         )
     };
     if ret == 0 {
+        let yes = child();
         // SAFETY: ends the probe child immediately.
-        unsafe { libc::_exit(0) };
+        unsafe { libc::_exit(if yes { 0 } else { 1 }) };
     }
     if ret < 0 {
-        return Err(SandboxError::Unsupported(io::Error::last_os_error()));
+        return Err(ProbeError::Clone(io::Error::last_os_error()));
     }
     // SAFETY: the kernel stored a new pidfd that nothing else owns.
     let pidfd = unsafe { OwnedFd::from_raw_fd(pidfd) };
-    wait_pidfd(&pidfd, ret as i32)?;
-    Ok(())
+    let status = wait_pidfd(&pidfd, ret as i32).map_err(ProbeError::Wait)?;
+    Ok(status.code == Some(0))
 }
 
 fn send_byte(sock: &OwnedFd, byte: u8) -> Result<(), SandboxError> {
