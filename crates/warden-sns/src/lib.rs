@@ -14,6 +14,8 @@
 //!   self-signed certificate served at `SigningCertURL`.
 //! - [`policy`] — `DeliveryPolicy` and the retry schedule. [`model`] — names, ARNs and
 //!   input validation.
+//! - [`import`] — a node's own `sns.db`, left by an earlier release, moved into the
+//!   shared store ([`Sns::import_file`]).
 //!
 //! # Wiring
 //!
@@ -113,6 +115,7 @@
 
 pub mod deliver;
 mod error;
+pub mod import;
 pub mod message;
 pub mod model;
 pub mod policy;
@@ -137,6 +140,7 @@ pub use deliver::{
     LambdaTarget,
 };
 pub use error::SnsError;
+pub use import::{ImportReport, Leftover};
 pub use model::{MessageAttribute, Protocol, TopicArn};
 pub use policy::{Backoff, RetryPolicy};
 pub use query::{authorization, Authorization, CallContext};
@@ -234,6 +238,47 @@ impl Sns {
         let (base, base_path) = check_base_url(base_url)?;
         let store = Store::Postgres(crate::postgres::PgStore::new(pool, &base, sealer));
         Sns::assemble(store, base, base_path)
+    }
+
+    /// Moves the state a node of an earlier release kept in its own `sns.db` at `path`
+    /// into the shared store this service is open on ([`Sns::open_shared`]): topics,
+    /// subscriptions, restorable unsubscriptions, queued deliveries and dead letters, in
+    /// one PostgreSQL transaction. See [`import`] for what is copied, how it meets the
+    /// shared store's state (a topic or subscription already there is kept as it is), the
+    /// bounds (what does not fit stays in the file, counted in [`ImportReport::left`])
+    /// and why a crash at any point neither loses nor duplicates anything. The file's
+    /// signing key is not copied: the cluster signs everything it delivers with its own.
+    ///
+    /// Once everything is copied the file is renamed to `sns.db.imported`
+    /// ([`ImportReport::moved_to`]); while something is left it keeps its name, and the
+    /// next call copies what fits by then. A missing file is not an error
+    /// ([`ImportReport::found`] is false). Refused on a service opened on a file
+    /// ([`SnsError::Config`]). Blocks on file I/O and PostgreSQL.
+    pub fn import_file(&self, path: &Path) -> Result<ImportReport, SnsError> {
+        let Store::Postgres(shared) = &*self.store else {
+            return Err(SnsError::Config(
+                "a node's SNS file can only be imported into the shared store".to_owned(),
+            ));
+        };
+        let found = path.try_exists().map_err(|e| {
+            SnsError::Config(format!(
+                "cannot tell whether the SNS file `{}` exists: {e}",
+                path.display()
+            ))
+        })?;
+        if !found {
+            return Ok(ImportReport::default());
+        }
+        // The file's connections close at the end of this block, before it is renamed.
+        let file = {
+            let local = store::SqliteStore::open(path)?;
+            local.read(import::read_file)?
+        };
+        let mut report = shared.import(Arc::new(file), now_ms())?;
+        if report.is_complete() {
+            report.moved_to = Some(import::move_aside(path)?);
+        }
+        Ok(report)
     }
 
     /// Loads (or creates) the signing key from `store` and builds the service on it.

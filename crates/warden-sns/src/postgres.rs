@@ -5,7 +5,8 @@
 //!
 //! The tables mirror `sns.db`'s, prefixed `sns_`: `sns_topics`, `sns_topic_tags`,
 //! `sns_subscriptions`, `sns_unsubscribed`, `sns_messages`, `sns_deliveries` (the outbox,
-//! with its lease columns), `sns_dead_letters` and `sns_signing_key`. Every operation has
+//! with its lease columns), `sns_dead_letters` and `sns_signing_key`; `sns_file_imports`
+//! records what imports of nodes' own files copied ([`crate::import`]). Every operation has
 //! the meaning it has on SQLite ([`crate::store`]); what differs is how it stays exact when
 //! several nodes write at once, since PostgreSQL has no single writer:
 //!
@@ -47,7 +48,7 @@
 //! Message bodies are stored as UTF-8 bytes (`BYTEA`): a published message may hold any
 //! character, NUL included, which PostgreSQL's `TEXT` cannot.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -56,6 +57,7 @@ use postgres::{Row, Statement, Transaction};
 use warden_postgres::{Conn, Migration, Pool, Track};
 
 use crate::error::{invalid, pg, SnsError};
+use crate::import::{FileDeadLetter, FileState, FileTopic, ImportReport};
 use crate::model::{Protocol, TopicArn};
 use crate::signing::KeySealer;
 use crate::store::{
@@ -68,8 +70,9 @@ use crate::store::{
 };
 use crate::MAX_DEAD_LETTERS_PER_TOPIC;
 
-const MIGRATIONS: &[Migration] = &[Migration::additive(
-    r#"
+const MIGRATIONS: &[Migration] = &[
+    Migration::additive(
+        r#"
 CREATE TABLE sns_topics (
     arn TEXT COLLATE "C" PRIMARY KEY,
     account TEXT COLLATE "C" NOT NULL,
@@ -173,7 +176,21 @@ CREATE TABLE sns_signing_key (
     created_at BIGINT NOT NULL
 );
 "#,
-)];
+    ),
+    // What imports of nodes' own `sns.db` files copied, by the file's fingerprint: an
+    // item (`topic:ARN`, `delivery:ID`, ...) per row copied while something is left in
+    // the file, and only `complete` once nothing is.
+    Migration::additive(
+        r#"
+CREATE TABLE sns_file_imports (
+    file_id TEXT COLLATE "C" NOT NULL,
+    item TEXT COLLATE "C" NOT NULL,
+    imported_at BIGINT NOT NULL,
+    PRIMARY KEY (file_id, item)
+);
+"#,
+    ),
+];
 
 /// The `sns` schema track: a pool given to [`crate::Sns::open_shared`] must have been
 /// opened with it.
@@ -367,6 +384,31 @@ const EXPIRED: &str = "SELECT arn, topic_arn FROM sns_subscriptions WHERE NOT co
 const LOCK_EXPIRED: &str = "SELECT arn FROM sns_subscriptions WHERE arn = $1 AND NOT confirmed \
      AND token_expires_at < $2 FOR UPDATE";
 const PURGE_UNSUBSCRIBED: &str = "DELETE FROM sns_unsubscribed WHERE token_expires_at < $1";
+
+const IMPORTED_ITEMS: &str = "SELECT item FROM sns_file_imports WHERE file_id = $1";
+const RECORD_IMPORTED: &str = "INSERT INTO sns_file_imports (file_id, item, imported_at) \
+     SELECT $1::TEXT, i, $3::BIGINT FROM UNNEST($2::TEXT[]) AS t(i) ON CONFLICT DO NOTHING";
+const FORGET_IMPORTED: &str = "DELETE FROM sns_file_imports WHERE file_id = $1";
+const IMPORT_SUBSCRIPTION: &str = "INSERT INTO sns_subscriptions (arn, topic_arn, owner, \
+     protocol, endpoint, raw, delivery_policy, confirmed, token_hash, token_expires_at, \
+     authenticated, auth_on_unsubscribe, created_at) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)";
+const IMPORT_UNSUBSCRIBED: &str = "INSERT INTO sns_unsubscribed (arn, topic_arn, owner, \
+     protocol, endpoint, raw, delivery_policy, token_hash, token_expires_at) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (arn) DO NOTHING";
+const MESSAGE_STORED: &str = "SELECT 1 FROM sns_messages WHERE id = $1";
+const IMPORT_MESSAGE: &str = "INSERT INTO sns_messages (id, topic_arn, kind, subject, body, \
+     structure_json, attributes, token, timestamp_ms, size) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT (id) DO NOTHING";
+const IMPORT_DELIVERY: &str = "INSERT INTO sns_deliveries (message_id, topic_arn, \
+     subscription_arn, protocol, endpoint, attempts, due_at, last_error) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8)";
+const COUNT_DEAD_LETTERS: &str = "SELECT count(*) FROM sns_dead_letters WHERE topic_arn = $1";
+const IMPORT_DEAD_LETTER: &str = "INSERT INTO sns_dead_letters (topic_arn, subscription_arn, \
+     protocol, endpoint, message_id, kind, subject, body, attributes, attempts, last_error, \
+     failed_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)";
+/// The item an import records once nothing is left in its file.
+const IMPORT_COMPLETE: &str = "complete";
 
 type Params<'a> = &'a [&'a (dyn ToSql + Sync)];
 
@@ -567,10 +609,18 @@ fn decode_job(r: &Row, lease: &str) -> Result<Job, SnsError> {
 /// The advisory lock key that creations of topics of one account in one region hold: the
 /// first eight bytes of a SHA-256 over both, so that every node derives the same key.
 fn topics_lock(account: &str, region: &str) -> i64 {
-    let digest = aws_lc_rs::digest::digest(
-        &aws_lc_rs::digest::SHA256,
-        format!("warden-sns topics\0{account}\0{region}").as_bytes(),
-    );
+    advisory_key(&format!("warden-sns topics\0{account}\0{region}"))
+}
+
+/// The advisory lock key an import of the file with fingerprint `file_id` holds, so that
+/// two nodes importing copies of one file take turns.
+fn file_import_lock(file_id: &str) -> i64 {
+    advisory_key(&format!("warden-sns file import\0{file_id}"))
+}
+
+/// An advisory lock key: the first eight bytes of a SHA-256 over `text`.
+fn advisory_key(text: &str) -> i64 {
+    let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, text.as_bytes());
     let mut key = [0u8; 8];
     for (k, b) in key.iter_mut().zip(digest.as_ref()) {
         *k = *b;
@@ -1461,6 +1511,396 @@ impl PgStore {
             },
         )
     }
+}
+
+impl PgStore {
+    /// Copies a node's `sns.db`, read into `file`, into the shared store in one
+    /// transaction, with the rules of [`crate::import`]: what an earlier import of the
+    /// same file recorded is not copied again, each bound is counted under the lock the
+    /// API's writes take, and what does not fit is counted as left. Records what it
+    /// copied (or, when nothing is left, that the file is done) in the same transaction.
+    pub(crate) fn import(&self, file: Arc<FileState>, now: i64) -> Result<ImportReport, SnsError> {
+        self.write(
+            "importing a node's SNS file",
+            &[
+                TAKE_LOCK,
+                IMPORTED_ITEMS,
+                LOCK_TOPIC,
+                COUNT_TOPICS,
+                INSERT_TOPIC,
+                INSERT_TAGS,
+                SUBSCRIPTION_BY_ENDPOINT,
+                COUNT_SUBSCRIPTIONS,
+                IMPORT_SUBSCRIPTION,
+                IMPORT_UNSUBSCRIBED,
+                QUEUE_SIZE,
+                MESSAGE_STORED,
+                IMPORT_MESSAGE,
+                IMPORT_DELIVERY,
+                COUNT_DEAD_LETTERS,
+                IMPORT_DEAD_LETTER,
+                FORGET_IMPORTED,
+                RECORD_IMPORTED,
+            ],
+            move |t| import_file(t, &file, now),
+        )
+    }
+}
+
+/// Where a file's subscription stands in the shared store.
+enum Target {
+    /// This stored subscription stands for it: the file's own (`own`, the same ARN), or
+    /// another node's of the same topic, protocol and endpoint.
+    Stored {
+        arn: String,
+        confirmed: bool,
+        own: bool,
+    },
+    /// Not copied: no room.
+    Left,
+    /// Copied by an earlier import and removed since.
+    Gone,
+}
+
+/// One import's transaction (see [`PgStore::import`]); safe to run again.
+fn import_file(t: &mut Tx<'_, '_>, file: &FileState, now: i64) -> Result<ImportReport, SnsError> {
+    let mut report = ImportReport {
+        found: true,
+        ..ImportReport::default()
+    };
+    t.execute(TAKE_LOCK, &[&file_import_lock(&file.id)])?;
+    let done: HashSet<String> = {
+        let rows = t.query(IMPORTED_ITEMS, &[&file.id])?;
+        rows.iter()
+            .map(|r| t.decode(r.try_get(0)))
+            .collect::<Result<_, _>>()?
+    };
+    if done.contains(IMPORT_COMPLETE) {
+        report.already_imported = true;
+        return Ok(report);
+    }
+    report.skipped += file.orphans;
+    // The accounts' topic locks first, in order: creations of their topics wait for this
+    // import, and this import counts their topics exactly.
+    let owners: std::collections::BTreeSet<(&str, &str)> = file
+        .topics
+        .iter()
+        .map(|t| (t.account.as_str(), t.region.as_str()))
+        .collect();
+    for (account, region) in owners {
+        t.execute(TAKE_LOCK, &[&topics_lock(account, region)])?;
+    }
+    let mut record: Vec<String> = Vec::new();
+    for topic in &file.topics {
+        let key = format!("topic:{}", topic.arn);
+        let recorded = done.contains(&key);
+        // The topic's row, locked as every write adding to a topic locks it.
+        let exists = t.query_opt(LOCK_TOPIC, &[&topic.arn])?.is_some();
+        let remaining = Remaining::of(topic, &done);
+        if !exists && recorded {
+            // Deleted since an earlier import copied it: what was queued for it would
+            // have gone with it.
+            report.skipped += remaining.deliveries + remaining.dead_letters;
+            continue;
+        }
+        if exists && !recorded {
+            report.topics_existing += 1;
+            record.push(key);
+        } else if !exists {
+            let count: i64 = {
+                let row = t.query_one(COUNT_TOPICS, &[&topic.account, &topic.region])?;
+                t.decode(row.try_get(0))?
+            };
+            if check_topic_count(count).is_err() {
+                report.left.topics += 1;
+                report.left.subscriptions += remaining.subscriptions;
+                report.left.deliveries += remaining.deliveries;
+                report.left.dead_letters += remaining.dead_letters;
+                report.left_topics.push(topic.arn.clone());
+                continue;
+            }
+            t.execute(
+                INSERT_TOPIC,
+                &[
+                    &topic.arn,
+                    &topic.account,
+                    &topic.region,
+                    &topic.name,
+                    &topic.display_name,
+                    &topic.policy,
+                    &topic.delivery_policy,
+                    &topic.created_at,
+                ],
+            )?;
+            if !topic.tags.is_empty() {
+                let (keys, values): (Vec<String>, Vec<String>) = topic.tags.iter().cloned().unzip();
+                t.execute(INSERT_TAGS, &[&topic.arn, &keys, &values])?;
+            }
+            report.topics += 1;
+            record.push(key);
+        }
+        let before = report.left;
+        import_topic_rows(t, file, topic, &done, &mut record, &mut report)?;
+        if report.left != before {
+            report.left_topics.push(topic.arn.clone());
+        }
+    }
+    if report.is_complete() {
+        t.execute(FORGET_IMPORTED, &[&file.id])?;
+        record = vec![IMPORT_COMPLETE.to_owned()];
+    }
+    t.execute(RECORD_IMPORTED, &[&file.id, &record, &now])?;
+    Ok(report)
+}
+
+/// What of a topic's rows no earlier import of the file copied.
+struct Remaining {
+    subscriptions: usize,
+    deliveries: usize,
+    dead_letters: usize,
+}
+
+impl Remaining {
+    fn of(topic: &FileTopic, done: &HashSet<String>) -> Remaining {
+        let not_done = |key: String| !done.contains(&key);
+        Remaining {
+            subscriptions: topic
+                .subscriptions
+                .iter()
+                .filter(|s| not_done(format!("subscription:{}", s.arn)))
+                .count(),
+            deliveries: topic
+                .deliveries
+                .iter()
+                .filter(|d| not_done(format!("delivery:{}", d.id)))
+                .count(),
+            dead_letters: topic
+                .dead_letters
+                .iter()
+                .filter(|d| not_done(format!("dead-letter:{}", d.id)))
+                .count(),
+        }
+    }
+}
+
+/// Copies a topic's subscriptions, restorable unsubscriptions, queued deliveries and dead
+/// letters; the caller holds the topic's lock (it exists).
+fn import_topic_rows(
+    t: &mut Tx<'_, '_>,
+    file: &FileState,
+    topic: &FileTopic,
+    done: &HashSet<String>,
+    record: &mut Vec<String>,
+    report: &mut ImportReport,
+) -> Result<(), SnsError> {
+    let mut targets: HashMap<&str, Target> = HashMap::new();
+    for s in &topic.subscriptions {
+        let key = format!("subscription:{}", s.arn);
+        let recorded = done.contains(&key);
+        let stored = t.query_opt(
+            SUBSCRIPTION_BY_ENDPOINT,
+            &[&topic.arn, &s.protocol, &s.endpoint],
+        )?;
+        let target = if let Some(row) = stored {
+            let stored = t.decode(subscription_row(&row))?;
+            if !recorded {
+                report.subscriptions_existing += 1;
+                record.push(key);
+            }
+            Target::Stored {
+                own: stored.arn == s.arn,
+                arn: stored.arn,
+                confirmed: stored.confirmed,
+            }
+        } else if recorded {
+            Target::Gone
+        } else if check_subscription_limit(t, &topic.arn).is_err() {
+            report.left.subscriptions += 1;
+            Target::Left
+        } else {
+            t.execute(
+                IMPORT_SUBSCRIPTION,
+                &[
+                    &s.arn,
+                    &topic.arn,
+                    &s.owner,
+                    &s.protocol,
+                    &s.endpoint,
+                    &s.raw,
+                    &s.delivery_policy,
+                    &s.confirmed,
+                    &s.token_hash,
+                    &s.token_expires_at,
+                    &s.authenticated,
+                    &s.auth_on_unsubscribe,
+                    &s.created_at,
+                ],
+            )?;
+            report.subscriptions += 1;
+            record.push(key);
+            Target::Stored {
+                arn: s.arn.clone(),
+                confirmed: s.confirmed,
+                own: true,
+            }
+        };
+        targets.insert(s.arn.as_str(), target);
+    }
+
+    for u in &topic.unsubscribed {
+        let key = format!("unsubscribed:{}", u.arn);
+        if done.contains(&key) {
+            continue;
+        }
+        let added = t.execute(
+            IMPORT_UNSUBSCRIBED,
+            &[
+                &u.arn,
+                &topic.arn,
+                &u.owner,
+                &u.protocol,
+                &u.endpoint,
+                &u.raw,
+                &u.delivery_policy,
+                &u.token_hash,
+                &u.token_expires_at,
+            ],
+        )?;
+        report.unsubscriptions += usize::try_from(added).unwrap_or(0);
+        record.push(key);
+    }
+
+    // The topic's lock keeps its queue as measured: nothing else adds to it until the
+    // commit (a delivery made meanwhile only leaves more room).
+    let (mut queued, mut stored): (i64, i64) = {
+        let row = t.query_one(QUEUE_SIZE, &[&topic.arn])?;
+        t.decode(two(&row, [0, 1]))?
+    };
+    for d in &topic.deliveries {
+        let key = format!("delivery:{}", d.id);
+        if done.contains(&key) {
+            continue;
+        }
+        let Some(message) = file.messages.get(&d.message_id) else {
+            report.skipped += 1;
+            continue;
+        };
+        let notification = message.kind == MessageKind::Notification.as_str();
+        let confirmation = message.kind == MessageKind::SubscriptionConfirmation.as_str();
+        let subscription = match targets.get(d.subscription_arn.as_str()) {
+            Some(Target::Left) => {
+                report.left.deliveries += 1;
+                continue;
+            }
+            Some(Target::Gone) => None,
+            Some(Target::Stored {
+                arn,
+                confirmed,
+                own,
+            }) => {
+                if notification {
+                    confirmed.then_some(arn.as_str())
+                } else if confirmation {
+                    (*own && !*confirmed).then_some(arn.as_str())
+                } else {
+                    Some(d.subscription_arn.as_str())
+                }
+            }
+            // An UnsubscribeConfirmation is sent for a subscription already removed; the
+            // deliverer drops anything else whose subscription is gone.
+            None => (!notification && !confirmation).then_some(d.subscription_arn.as_str()),
+        };
+        let Some(subscription) = subscription else {
+            report.skipped += 1;
+            continue;
+        };
+        let message_stored = t.query_opt(MESSAGE_STORED, &[&d.message_id])?.is_some();
+        let size = message.size.max(0);
+        let bytes = if message_stored { 0 } else { size };
+        if check_queue_room(
+            queued,
+            stored,
+            1,
+            usize::try_from(bytes).unwrap_or(usize::MAX),
+        )
+        .is_err()
+        {
+            report.left.deliveries += 1;
+            continue;
+        }
+        if !message_stored {
+            t.execute(
+                IMPORT_MESSAGE,
+                &[
+                    &d.message_id,
+                    &topic.arn,
+                    &message.kind,
+                    &message.subject,
+                    &message.body.as_bytes(),
+                    &message.structure_json,
+                    &message.attributes,
+                    &message.token.as_ref().map(|t| t.0.as_str()),
+                    &message.timestamp_ms,
+                    &size,
+                ],
+            )?;
+            stored = stored.saturating_add(size);
+        }
+        t.execute(
+            IMPORT_DELIVERY,
+            &[
+                &d.message_id,
+                &topic.arn,
+                &subscription,
+                &d.protocol,
+                &d.endpoint,
+                &d.attempts,
+                &d.due_at,
+                &d.last_error,
+            ],
+        )?;
+        queued = queued.saturating_add(1);
+        report.deliveries += 1;
+        record.push(key);
+    }
+
+    // The newest of the file's dead letters that fit, oldest first: none of the stored
+    // ones is pushed out.
+    let waiting: Vec<&FileDeadLetter> = topic
+        .dead_letters
+        .iter()
+        .filter(|d| !done.contains(&format!("dead-letter:{}", d.id)))
+        .collect();
+    let kept: i64 = {
+        let row = t.query_one(COUNT_DEAD_LETTERS, &[&topic.arn])?;
+        t.decode(row.try_get(0))?
+    };
+    let room =
+        usize::try_from(to_i64(MAX_DEAD_LETTERS_PER_TOPIC).saturating_sub(kept)).unwrap_or(0);
+    let first = waiting.len().saturating_sub(room);
+    report.left.dead_letters += first;
+    for d in waiting.iter().skip(first) {
+        t.execute(
+            IMPORT_DEAD_LETTER,
+            &[
+                &topic.arn,
+                &d.subscription_arn,
+                &d.protocol,
+                &d.endpoint,
+                &d.message_id,
+                &d.kind,
+                &d.subject,
+                &d.body.as_bytes(),
+                &d.attributes,
+                &d.attempts,
+                &d.last_error,
+                &d.failed_at,
+            ],
+        )?;
+        report.dead_letters += 1;
+        record.push(format!("dead-letter:{}", d.id));
+    }
+    Ok(())
 }
 
 /// Refuses a new subscription past the topic's limit; the caller holds the topic's lock.

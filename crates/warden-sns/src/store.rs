@@ -767,7 +767,10 @@ impl SqliteStore {
         Ok(out)
     }
 
-    fn read<T>(&self, f: impl FnOnce(&Connection) -> Result<T, SnsError>) -> Result<T, SnsError> {
+    pub(crate) fn read<T>(
+        &self,
+        f: impl FnOnce(&Connection) -> Result<T, SnsError>,
+    ) -> Result<T, SnsError> {
         let conn = lock(&self.reader);
         f(&conn)
     }

@@ -88,7 +88,10 @@ pub(crate) fn shared_pool(
     }
 }
 
-/// Opens SNS's store: `DATA_DIR/sns.db`, or on the `shared` pool the cluster's.
+/// Opens SNS's store: `DATA_DIR/sns.db`, or on the `shared` pool the cluster's. On the
+/// shared store, a `DATA_DIR/sns.db` an earlier release left (topics, subscriptions,
+/// undelivered messages, dead letters) is moved into it first; start-up fails if that
+/// fails, as nothing of the file would be served otherwise.
 pub(crate) fn open(
     data_dir: &std::path::Path,
     shared: Option<warden_postgres::Pool>,
@@ -96,13 +99,66 @@ pub(crate) fn open(
     master: &warden_kms::MasterKey,
 ) -> anyhow::Result<warden_sns::Sns> {
     use anyhow::Context;
+    let file = data_dir.join("sns.db");
     match shared {
-        None => warden_sns::Sns::open(&data_dir.join("sns.db"), base_url)
-            .context("cannot open the SNS database"),
+        None => warden_sns::Sns::open(&file, base_url).context("cannot open the SNS database"),
         Some(pool) => {
-            warden_sns::Sns::open_shared(pool, base_url, Arc::new(MasterSealer(master.clone())))
-                .context("cannot open SNS in PostgreSQL")
+            let sns = warden_sns::Sns::open_shared(
+                pool,
+                base_url,
+                Arc::new(MasterSealer(master.clone())),
+            )
+            .context("cannot open SNS in PostgreSQL")?;
+            let report = sns.import_file(&file).with_context(|| {
+                format!(
+                    "cannot move the SNS state in `{}` to the shared store",
+                    file.display()
+                )
+            })?;
+            log_import(&file, &report);
+            Ok(sns)
         }
+    }
+}
+
+/// Says what moving a node's `sns.db` to the shared store did (counts and topic ARNs
+/// only: never a message, an endpoint or a token).
+fn log_import(file: &std::path::Path, report: &warden_sns::ImportReport) {
+    if !report.found {
+        return;
+    }
+    if report.already_imported {
+        tracing::info!(
+            file = %file.display(),
+            moved_to = ?report.moved_to,
+            "the node's SNS file had been moved to the shared store already; set it aside"
+        );
+        return;
+    }
+    tracing::info!(
+        file = %file.display(),
+        topics = report.topics,
+        topics_existing = report.topics_existing,
+        subscriptions = report.subscriptions,
+        subscriptions_existing = report.subscriptions_existing,
+        unsubscriptions = report.unsubscriptions,
+        deliveries = report.deliveries,
+        dead_letters = report.dead_letters,
+        skipped = report.skipped,
+        moved_to = ?report.moved_to,
+        "moved the node's SNS state to the shared store"
+    );
+    if !report.is_complete() {
+        tracing::warn!(
+            file = %file.display(),
+            topics = report.left.topics,
+            subscriptions = report.left.subscriptions,
+            deliveries = report.left.deliveries,
+            dead_letters = report.left.dead_letters,
+            of_topics = ?report.left_topics,
+            "part of the node's SNS state does not fit within the shared store's bounds; it \
+             stays in the file, which is kept, and moves at a later start once there is room"
+        );
     }
 }
 

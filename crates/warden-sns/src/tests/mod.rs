@@ -31,6 +31,7 @@ macro_rules! on_both_stores_async {
 mod api;
 mod cluster;
 mod delivery;
+mod import;
 mod signature;
 
 use std::collections::VecDeque;
