@@ -18,7 +18,7 @@ const ALLOWED_DEPENDENCIES: &[(&str, &[&str])] = &[
     ("warden-postgres", &[]),
     // Test support only: real PostgreSQL and NATS servers.
     ("warden-testservers", &[]),
-    ("warden-bus", &["warden-types"]),
+    ("warden-bus", &["warden-types", "warden-store"]),
     ("warden-sandbox", &[]),
     ("warden-runtime-api", &[]),
     ("warden-fixtures", &[]),

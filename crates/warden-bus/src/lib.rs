@@ -88,6 +88,7 @@
 #![forbid(unsafe_code)]
 
 mod publish;
+pub mod queue;
 mod stream;
 mod subscribe;
 mod url;
@@ -103,6 +104,7 @@ use tokio::task::JoinHandle;
 use warden_types::NodeId;
 
 pub use publish::Publisher;
+pub use queue::{AsyncQueue, QueueOptions, QueueStats};
 pub use stream::{DUPLICATE_WINDOW, STREAM_MAX_AGE, STREAM_NAME};
 pub use subscribe::Subscriptions;
 pub use wire::{
@@ -308,6 +310,12 @@ impl Bus {
             counters,
             redacted_url: parsed.redacted,
         })
+    }
+
+    /// Opens the cluster's async invocation queue on this connection: creates or checks
+    /// its stream and shared consumer (see [`queue`]).
+    pub async fn async_queue(&self, options: QueueOptions) -> Result<AsyncQueue, BusError> {
+        AsyncQueue::open(&self.client, &self.js, options).await
     }
 
     /// This node's id.

@@ -151,6 +151,9 @@ pub struct EngineParts {
     /// When nodes share a store: where this node leases its share of the concurrency
     /// limits (`None`: the limits are this node's alone).
     pub slot_leases: Option<Arc<dyn warden_store::SlotLeases>>,
+    /// Where accepted `Event` invocations wait (`None`: the store's own queue). A cluster
+    /// on NATS gives its JetStream work queue.
+    pub queue: Option<Arc<dyn warden_store::EventQueue>>,
 }
 
 /// An instance with a network link, as flow records name it.
@@ -399,6 +402,8 @@ struct Inner {
     spawns: SpawnStats,
     config: EngineConfig,
     store: Arc<dyn Store>,
+    /// Where accepted async invocations wait: the store's queue, or the cluster's.
+    queue: Arc<dyn warden_store::EventQueue>,
     executor: Arc<dyn Executor>,
     /// Where each version's code is; instances pin theirs while they live.
     blobs: Arc<BlobStore>,
@@ -481,12 +486,15 @@ impl Engine {
             dns,
             flow_log,
             slot_leases,
+            queue,
         } = parts;
+        let queue =
+            queue.unwrap_or_else(|| Arc::clone(&store) as Arc<dyn warden_store::EventQueue>);
         let reservations = store.all_reserved_concurrency()?;
         // No invocation of this node's previous run is still going (one live process per
         // node id), so its leases end now instead of when they expire; other nodes' leases
         // are theirs until they expire.
-        let released = store.reclaim_leases(&config.node_id)?;
+        let released = queue.reclaim_leases(&config.node_id)?;
         if released > 0 {
             tracing::info!(
                 events = released,
@@ -513,6 +521,7 @@ impl Engine {
             memory: MemoryBudget::new(config.memory_budget_mb),
             config,
             store,
+            queue,
             executor,
             blobs,
             concurrency,
@@ -708,9 +717,9 @@ impl Engine {
     }
 
     /// Asynchronous events waiting in the durable queue (leased or not): one count of the
-    /// store's queue, for `/metrics`.
+    /// queue, for `/metrics`.
     pub fn queued_events(&self) -> Result<u64, StoreError> {
-        self.inner.store.queued_event_count()
+        self.inner.queue.queued_event_count()
     }
 
     /// Bytes of log lines waiting for the log writer.

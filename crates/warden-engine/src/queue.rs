@@ -50,8 +50,8 @@ impl Engine {
             not_before_ms: now,
             enqueued_ms: now,
         };
-        let store = Arc::clone(&self.inner.store);
-        blocking(move || store.enqueue_event(&event)).await?;
+        let queue = Arc::clone(&self.inner.queue);
+        blocking(move || queue.enqueue_event(&event)).await?;
         self.inner.queue_wakeup.notify_one();
         Ok(id)
     }
@@ -69,10 +69,10 @@ impl Engine {
             let free = in_flight.available_permits();
             let mut leased = Vec::new();
             if free > 0 {
-                let store = Arc::clone(&self.inner.store);
+                let queue = Arc::clone(&self.inner.queue);
                 let node = self.inner.config.node_id.clone();
                 match blocking(move || {
-                    store.lease_events(&node, warden_types::now_millis(), LEASE_MS, free)
+                    queue.lease_events(&node, warden_types::now_millis(), LEASE_MS, free)
                 })
                 .await
                 {
@@ -117,7 +117,7 @@ impl Engine {
             });
         }
         let result = self.invoke(request).await;
-        let store = Arc::clone(&self.inner.store);
+        let queue = Arc::clone(&self.inner.queue);
         let id = event.id.clone();
         let attempt = event.attempts + 1;
         let succeeded = matches!(&result, Ok(r) if r.function_error.is_none());
@@ -128,7 +128,7 @@ impl Engine {
             // until the maximum event age.
             Err(InvokeError::Throttled(_) | InvokeError::Store(_)) if !too_old => {
                 let not_before = warden_types::now_millis() + THROTTLE_RETRY.as_millis() as i64;
-                blocking(move || store.postpone_event(&lease, not_before)).await
+                blocking(move || queue.postpone_event(&lease, not_before)).await
             }
             Ok(r)
                 if r.function_error.is_some()
@@ -144,7 +144,7 @@ impl Engine {
                     .unwrap_or_default();
                 let not_before = warden_types::now_millis() + delay.as_millis() as i64;
                 tracing::info!(event = %id, function = %event.function, attempt, "async invocation failed; retrying");
-                blocking(move || store.retry_event(&lease, not_before)).await
+                blocking(move || queue.retry_event(&lease, not_before)).await
             }
             _ => {
                 if !succeeded {
@@ -153,7 +153,7 @@ impl Engine {
                     });
                     tracing::warn!(event = %id, function = %event.function, attempt, "async invocation dropped after its last attempt");
                 }
-                blocking(move || store.complete_event(&lease)).await
+                blocking(move || queue.complete_event(&lease)).await
             }
         };
         match outcome {

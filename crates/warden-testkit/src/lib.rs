@@ -453,6 +453,7 @@ impl TestEngine {
                 dns: None,
                 flow_log: None,
                 slot_leases: None,
+                queue: None,
             },
         )
         .expect("an engine");

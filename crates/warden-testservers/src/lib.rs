@@ -322,8 +322,11 @@ impl Nats {
         let dir = server_dir("warden-nats-")?;
         let log = dir.path().join("server.log");
         let port = free_port()?;
+        // Warden's async queue carries events of up to 1 MiB plus headers, above NATS's
+        // default limit of 1 MiB per message: operators raise it, and so do the tests.
+        std::fs::write(dir.path().join("nats.conf"), "max_payload: 2MB\n")?;
         let script = format!(
-            "\"{}\" -a 127.0.0.1 -p {port} -js -sd \"$PWD/js\" >>server.log 2>&1 &\npid=$!",
+            "\"{}\" -c nats.conf -a 127.0.0.1 -p {port} -js -sd \"$PWD/js\" >>server.log 2>&1 &\npid=$!",
             program.display()
         );
         let mut server = supervise(&script, dir, &log)?;

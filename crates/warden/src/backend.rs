@@ -184,18 +184,34 @@ impl ChangeObserver for RemoteChanges {
     }
 }
 
-/// Connects to the bus at `url` as `node`: this node's changes are announced there, and
-/// other nodes' changes reach `control`'s subscribers; after a gap in the notices every
-/// cache is dropped.
-pub(crate) async fn join_bus(
+/// Connects to the bus at `url` as `node`, and opens the cluster's async queue on it. The
+/// queue must exist before the engine starts; [`join_bus`] then joins the control plane.
+pub(crate) async fn connect_bus(
     url: &str,
     node: NodeId,
-    control: &warden_control::Control,
-) -> anyhow::Result<warden_bus::Bus> {
+) -> anyhow::Result<(warden_bus::Bus, warden_bus::AsyncQueue)> {
     let bus = warden_bus::Bus::connect(url, node)
         .await
         .context("cannot join the bus")?;
-    control.announce_to(Arc::new(bus.publisher()));
+    let queue = bus
+        .async_queue(warden_bus::QueueOptions::default())
+        .await
+        .context("cannot open the async queue on the bus")?;
+    Ok((bus, queue))
+}
+
+/// Joins `control` to `bus`: this node's changes are announced there (and a deleted
+/// function's queued events are purged from `queue`), and other nodes' changes reach
+/// `control`'s subscribers; after a gap in the notices every cache is dropped.
+pub(crate) async fn join_bus(
+    bus: &warden_bus::Bus,
+    queue: &warden_bus::AsyncQueue,
+    control: &warden_control::Control,
+) -> anyhow::Result<()> {
+    control.announce_to(Arc::new(Announcer {
+        publisher: bus.publisher(),
+        queue: queue.clone(),
+    }));
     let resync_control = control.clone();
     bus.subscribe(warden_bus::Subscriptions {
         changes: vec![Arc::new(RemoteChanges(control.clone()))],
@@ -212,7 +228,108 @@ pub(crate) async fn join_bus(
     })
     .await
     .context("cannot subscribe to the bus")?;
-    Ok(bus)
+    Ok(())
+}
+
+/// How often a node moves the events an earlier release queued in the shared store's
+/// table into the JetStream work queue.
+const STORE_QUEUE_MOVE_PERIOD: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Events moved per round; a round repeats at once while it finds a full batch.
+const STORE_QUEUE_MOVE_BATCH: usize = 100;
+
+/// Moves the events that wait in the shared store's own queue (accepted by nodes of an
+/// earlier release, which queued there) into the cluster's JetStream queue, every
+/// [`STORE_QUEUE_MOVE_PERIOD`], as they fall due. Each is leased in this node's name like
+/// any other, published with its attempts, due time and acceptance time, and removed from
+/// the table only once JetStream has it; a node that dies in between leaves the lease to
+/// expire, and the event's second publish within the duplicate window is stored once.
+/// Events an older node is running stay leased by it and are never moved from under it.
+pub(crate) async fn move_store_queue(
+    store: Arc<dyn warden_store::Store>,
+    queue: warden_bus::AsyncQueue,
+    node: NodeId,
+) {
+    // This node's leases from a run under an earlier release are its own to end.
+    {
+        let (store, node) = (Arc::clone(&store), node.clone());
+        match tokio::task::spawn_blocking(move || store.reclaim_leases(&node)).await {
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, "could not end this node's leases in the shared store's queue")
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "could not end this node's leases in the shared store's queue")
+            }
+        }
+    }
+    let mut tick = tokio::time::interval(STORE_QUEUE_MOVE_PERIOD);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        loop {
+            let (store, queue, node) = (Arc::clone(&store), queue.clone(), node.clone());
+            let round =
+                tokio::task::spawn_blocking(move || move_batch(&*store, &queue, &node)).await;
+            match round {
+                Ok(Ok(n)) if n == STORE_QUEUE_MOVE_BATCH => continue,
+                Ok(Ok(0)) => {}
+                Ok(Ok(n)) => tracing::info!(
+                    events = n,
+                    "moved async events from the shared store's queue to JetStream"
+                ),
+                Ok(Err(e)) => {
+                    tracing::warn!(error = %e, "could not move async events from the shared store's queue")
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "could not move async events from the shared store's queue")
+                }
+            }
+            break;
+        }
+    }
+}
+
+/// One round of [`move_store_queue`]: the number of events moved.
+fn move_batch(
+    store: &dyn warden_store::Store,
+    queue: &warden_bus::AsyncQueue,
+    node: &NodeId,
+) -> Result<usize, warden_store::StoreError> {
+    use warden_store::EventQueue;
+    let leased = store.lease_events(
+        node,
+        warden_types::now_millis(),
+        60_000,
+        STORE_QUEUE_MOVE_BATCH,
+    )?;
+    let n = leased.len();
+    for warden_store::LeasedEvent { event, lease } in leased {
+        match queue.enqueue_event(&event) {
+            // Published by an earlier round that died before removing it.
+            Ok(()) | Err(warden_store::StoreError::AlreadyExists(_)) => {}
+            Err(e) => return Err(e),
+        }
+        // Lost only if this round outlived its minute-long lease and another node moved
+        // the event too: the work queue stored that second publish once.
+        let _ = store.complete_event(&lease)?;
+    }
+    Ok(n)
+}
+
+/// Hears the changes this node makes: purges a deleted function's queued events (before
+/// the deletion is answered, so a function of the same name made afterwards never sees
+/// them), then tells the other nodes.
+struct Announcer {
+    publisher: warden_bus::Publisher,
+    queue: warden_bus::AsyncQueue,
+}
+
+impl ChangeObserver for Announcer {
+    fn on_change(&self, event: &ChangeEvent) {
+        self.queue.on_change(event);
+        self.publisher.on_change(event);
+    }
 }
 
 /// The node's claim on its id in a shared store's registry, kept fresh every

@@ -738,6 +738,14 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
                 CpuScalingArg::Off => warden_engine::CpuScaling::Off,
             },
         };
+        // A cluster's async queue is a JetStream work queue, open before the engine starts.
+        let (bus, queue) = match &bus_url {
+            Some(url) => {
+                let (bus, queue) = crate::backend::connect_bus(url, node.id.clone()).await?;
+                (Some(bus), Some(queue))
+            }
+            None => (None, None),
+        };
         let engine = warden_engine::Engine::start(
             config,
             warden_engine::EngineParts {
@@ -773,6 +781,9 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
                 slot_leases: postgres.as_ref().map(|pg| {
                     Arc::new(pg.slot_leases(node.id.clone())) as Arc<dyn warden_store::SlotLeases>
                 }),
+                queue: queue
+                    .clone()
+                    .map(|q| Arc::new(q) as Arc<dyn warden_store::EventQueue>),
             },
         )?;
         let control = warden_control::Control::new(
@@ -841,10 +852,17 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         ));
         // After the API subscribed its caches to the control plane: remote changes reach
         // the same subscribers.
-        let bus = match &bus_url {
-            Some(url) => Some(crate::backend::join_bus(url, node.id.clone(), &shared_control).await?),
-            None => None,
-        };
+        if let (Some(bus), Some(queue)) = (&bus, &queue) {
+            crate::backend::join_bus(bus, queue, &shared_control).await?;
+        }
+        // Events nodes of an earlier release queued in the shared store join the work queue.
+        let store_queue_mover = queue.clone().map(|queue| {
+            tokio::spawn(crate::backend::move_store_queue(
+                Arc::clone(engine.store()),
+                queue,
+                node.id.clone(),
+            ))
+        });
         let sns_deliverer = warden_sns::Deliverer::start(
             &sns,
             Arc::new(crate::sns::EngineTarget(engine.clone(), Arc::clone(&state))),
@@ -1021,10 +1039,17 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         if let Some(task) = shared_refresh {
             task.abort();
         }
+        if let Some(task) = store_queue_mover {
+            task.abort();
+        }
         rotations.abort();
         posture.abort();
         flush_key_usage(identity.clone()).await;
         engine.shutdown(ASYNC_SHUTDOWN_GRACE).await;
+        // What is still held here goes back to the queue now, not after the wait.
+        if let Some(queue) = &queue {
+            queue.release_all().await;
+        }
         if let Some(bus) = bus {
             bus.close().await;
         }

@@ -1,7 +1,7 @@
 //! Several nodes on one PostgreSQL database and one NATS server (both real, started by the
 //! tests): any node answers for the functions, users and keys another created; a change
 //! made on one node reaches the others' caches; a node killed with `kill -9` loses no
-//! acknowledged async event.
+//! acknowledged async event (queued in JetStream).
 
 use std::collections::HashMap;
 use std::os::unix::fs::PermissionsExt;
@@ -1051,6 +1051,14 @@ fn enqueue(node: &Server, tag: usize) -> Option<String> {
     })
 }
 
+/// Events waiting in the cluster's async queue, as `node`'s metrics listener reports them.
+fn queued_events(node: &Server) -> f64 {
+    let (status, text) = crate::metrics::get(&node.metrics_endpoint, "GET");
+    assert_eq!(status, 200, "{text}");
+    crate::metrics::line_value(&text, "warden_async_queue_events")
+        .unwrap_or_else(|| panic!("no queue depth in:\n{text}"))
+}
+
 #[test]
 fn a_node_killed_mid_load_loses_no_acknowledged_async_event() {
     let cluster = Cluster::new();
@@ -1068,21 +1076,29 @@ fn a_node_killed_mid_load_loses_no_acknowledged_async_event() {
         let node = [&a, &b, &c][i % 3];
         accepted.push(enqueue(node, i).expect("an async invocation is accepted"));
     }
+    // The events wait in JetStream, not in the shared store's table.
+    let mut db = postgres::Client::connect(&cluster.store, postgres::NoTls).unwrap();
+    let in_table = |db: &mut postgres::Client| -> i64 {
+        db.query_one("SELECT count(*) FROM events", &[])
+            .unwrap()
+            .get(0)
+    };
+    assert!(queued_events(&c) > 0.0);
+    assert_eq!(in_table(&mut db), 0);
     // B dies with events leased, running or queued; A and C go on accepting.
     b.kill9();
-    // What B held when it died: only these may run twice.
-    let mut db = postgres::Client::connect(&cluster.store, postgres::NoTls).unwrap();
-    let held_by_b: Vec<String> = db
-        .query("SELECT id FROM events WHERE leased_by = 'b'", &[])
-        .unwrap()
-        .iter()
-        .map(|r| r.get(0))
-        .collect();
+    // An event runs twice only if B ran it and died before acknowledging it. The function
+    // writes its witness line when it starts, so every run of B's is in the file a moment
+    // after B died; its unacknowledged events come back to a node only after the queue's
+    // acknowledgement wait (30 s), so no second run is in the file yet.
+    std::thread::sleep(Duration::from_secs(2));
+    let ran_before_b_died = witnessed(witness.path());
     for i in 30..45 {
         let node = if i % 2 == 0 { &a } else { &c };
         accepted.push(enqueue(node, i).expect("an async invocation is accepted"));
     }
-    // B comes back under its own id and takes back the leases its previous run held.
+    // B comes back under its own id; what it held is redelivered to whichever node pulls
+    // first once the wait is over.
     b.restart();
     wait_for(
         "every accepted event to run",
@@ -1093,25 +1109,98 @@ fn a_node_killed_mid_load_loses_no_acknowledged_async_event() {
         },
     );
     let seen = witnessed(witness.path());
-    // Only an event B held when it died may run twice (async invocation is at least
-    // once, as on Lambda): B may have run it without recording its completion.
+    // Only an event that had run when B died may run twice (async invocation is at least
+    // once, as on Lambda): B may have run it without acknowledging it.
     let twice: Vec<_> = seen
         .iter()
-        .filter(|(id, n)| **n > 1 && !held_by_b.contains(id))
+        .filter(|(id, n)| **n > 1 && !ran_before_b_died.contains_key(*id))
         .collect();
     assert!(
         twice.is_empty(),
-        "ran twice though B did not hold them: {twice:?}"
+        "ran twice though they had not run when B died: {twice:?}"
     );
-    // Every event completes: the queue empties (the last ones may still be finishing).
+    let accepted_after: Vec<_> = accepted[30..].iter().filter(|id| seen[*id] > 1).collect();
+    assert!(
+        accepted_after.is_empty(),
+        "events accepted after B died ran twice: {accepted_after:?}"
+    );
+    // Every event completes: the queue empties (the last ones may still be finishing),
+    // whichever node is asked.
     wait_for("the queue to empty", Duration::from_secs(60), || {
-        db.query_one("SELECT count(*) FROM events", &[])
-            .unwrap()
-            .get::<_, i64>(0)
-            == 0
+        queued_events(&a) == 0.0 && queued_events(&b) == 0.0
     });
     let unknown: Vec<_> = seen.keys().filter(|id| !accepted.contains(id)).collect();
     assert!(unknown.is_empty(), "events nobody sent ran: {unknown:?}");
+    assert_eq!(in_table(&mut db), 0);
+}
+
+#[test]
+fn events_an_earlier_release_queued_in_the_store_run_once_through_the_work_queue() {
+    let cluster = Cluster::new();
+    let witness = tempfile::NamedTempFile::new().unwrap();
+    let extra = ["--insecure-no-sandbox"];
+    let a = cluster.node("a", None, &extra);
+    let env = format!("Variables={{FIXTURE_WITNESS={}}}", witness.path().display());
+    a.create_fixture("worker", &["--environment", &env]);
+    // What a node of the earlier release left in the table it queued in: one event due,
+    // one due in 3 s (a retry's back-off), one leased by a node that is still running it.
+    let mut db = postgres::Client::connect(&cluster.store, postgres::NoTls).unwrap();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    let payload = |tag: &str| {
+        json!({"action": "append", "tag": tag})
+            .to_string()
+            .into_bytes()
+    };
+    for (id, attempts, due, leased) in [
+        ("0f0e0d0c-0000-4000-8000-000000000001", 0_i64, now, None),
+        ("0f0e0d0c-0000-4000-8000-000000000002", 1, now + 3_000, None),
+        (
+            "0f0e0d0c-0000-4000-8000-000000000003",
+            0,
+            now,
+            Some(now + 600_000),
+        ),
+    ] {
+        db.execute(
+            "INSERT INTO events (id, function, qualifier, payload, attempts, not_before_ms, \
+             enqueued_ms, leased_until_ms, leased_by) VALUES ($1, 'worker', '$LATEST', $2, $3, \
+             $4, $5, $6, CASE WHEN $6::BIGINT IS NULL THEN NULL ELSE 'old-node' END)",
+            &[&id, &payload(id), &attempts, &due, &(now - 1_000), &leased],
+        )
+        .unwrap();
+    }
+    let moved = [
+        "0f0e0d0c-0000-4000-8000-000000000001",
+        "0f0e0d0c-0000-4000-8000-000000000002",
+    ];
+    wait_for(
+        "the earlier release's events to run",
+        Duration::from_secs(60),
+        || {
+            let seen = witnessed(witness.path());
+            moved.iter().all(|id| seen.contains_key(*id))
+        },
+    );
+    // Each ran once; the one another node holds stays where it is, for that node.
+    std::thread::sleep(Duration::from_secs(6));
+    let seen = witnessed(witness.path());
+    for id in moved {
+        assert_eq!(seen[id], 1, "{id} ran {} times", seen[id]);
+    }
+    assert!(!seen.contains_key("0f0e0d0c-0000-4000-8000-000000000003"));
+    let left: Vec<String> = db
+        .query("SELECT id FROM events", &[])
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(left, ["0f0e0d0c-0000-4000-8000-000000000003"]);
+    wait_for("the work queue to empty", Duration::from_secs(30), || {
+        queued_events(&a) == 0.0
+    });
 }
 
 /// Sends `n` invocations of `function` at once, spread over `nodes` in turn; the status

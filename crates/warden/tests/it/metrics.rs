@@ -18,7 +18,7 @@ def handler(event, context):
 "#;
 
 /// curl: (status, body).
-fn get(url: &str, method: &str) -> (u16, String) {
+pub(crate) fn get(url: &str, method: &str) -> (u16, String) {
     let out = Command::new("curl")
         .args([
             "-s",
@@ -37,7 +37,7 @@ fn get(url: &str, method: &str) -> (u16, String) {
     (status.trim().parse().unwrap_or(0), body.to_owned())
 }
 
-fn line_value(text: &str, series: &str) -> Option<f64> {
+pub(crate) fn line_value(text: &str, series: &str) -> Option<f64> {
     text.lines()
         .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
 }
