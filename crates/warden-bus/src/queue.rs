@@ -35,9 +35,10 @@
 //!   acknowledgement: the message, and so its attempt count, is unchanged.
 //! - **Count** is the stream's message count (leased or not), refreshed from the server
 //!   when asked and at most once a second.
-//! - **A deleted function's events** are purged from the stream by subject
-//!   (`warden.async.<function>`), by the node that deleted it ([`AsyncQueue::purge_function`]).
-//!   An event already pulled when the purge ran finds no function and is dropped.
+//! - **A deleted function's events** (subject `warden.async.<function>`) are deleted from
+//!   the stream one by one by the node that deleted it, before the deletion is answered
+//!   ([`AsyncQueue::purge_function`], called as a change observer). An event already
+//!   running when they are deleted finds no function if it runs again.
 //!
 //! # Bounds
 //!

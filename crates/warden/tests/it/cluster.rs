@@ -1203,6 +1203,58 @@ fn events_an_earlier_release_queued_in_the_store_run_once_through_the_work_queue
     });
 }
 
+#[test]
+fn the_sns_state_a_node_kept_in_its_own_file_moves_into_the_cluster_when_it_joins() {
+    let cluster = Cluster::new();
+    let a = cluster.node("a", None, &[]);
+    // Node B first ran on its own, as a node of an earlier release did: SNS in its file.
+    let dir = cluster.data_dir("b");
+    let function = format!(
+        "arn:aws:lambda:us-east-1:{}:function:worker",
+        crate::harness::ACCOUNT
+    );
+    let topic = {
+        let mut alone = Server::start_in(&dir, &[]);
+        let topic = alone.aws(&["sns", "create-topic", "--name", "legacy"])["TopicArn"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        alone.aws(&[
+            "sns",
+            "subscribe",
+            "--topic-arn",
+            &topic,
+            "--protocol",
+            "lambda",
+            "--notification-endpoint",
+            &function,
+        ]);
+        alone.stop();
+        topic
+    };
+    assert!(dir.join("sns.db").exists());
+    let b = cluster.node("b", Some(&a), &[]);
+    // The topic and its subscription are the cluster's: node A, which never saw the file,
+    // lists them.
+    let topics = a.aws(&["sns", "list-topics"]);
+    let arns: Vec<&str> = topics["Topics"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|t| t["TopicArn"].as_str())
+        .collect();
+    assert_eq!(arns, [topic.as_str()]);
+    let subs = a.aws(&["sns", "list-subscriptions-by-topic", "--topic-arn", &topic]);
+    let subs = subs["Subscriptions"].as_array().unwrap();
+    assert_eq!(subs.len(), 1, "{subs:?}");
+    assert_eq!(subs[0]["Endpoint"], function.as_str());
+    assert_eq!(subs[0]["Protocol"], "lambda");
+    // The file is set aside, so a restart does not read it again.
+    assert!(!dir.join("sns.db").exists());
+    assert!(dir.join("sns.db.imported").exists());
+    drop(b);
+}
+
 /// Sends `n` invocations of `function` at once, spread over `nodes` in turn; the status
 /// and body of each.
 fn burst(nodes: &[&Server], function: &str, n: usize, payload: &Value) -> Vec<(u16, Value)> {
