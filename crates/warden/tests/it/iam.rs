@@ -394,6 +394,10 @@ fn functions_call_warden_with_exactly_their_roles_permissions() {
         &format!("arn:aws:iam::{ACCOUNT}:role/caller-role"),
         "--timeout",
         "30",
+        // Importing boto3 takes a second or two of CPU: at the default 128 MB (8 % of a
+        // core) that may not fit the 10 s init phase on a busy machine; 1,024 MB gets 58 %.
+        "--memory-size",
+        "1024",
         "--zip-file",
         &format!("fileb://{}", zip.display()),
     ]);

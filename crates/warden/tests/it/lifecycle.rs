@@ -290,7 +290,14 @@ fn functions_reach_warden_only_for_the_services_it_serves() {
         "--policy-document",
         &allow.to_string(),
     ]);
-    create_python(&s, "where", ENDPOINTS, &["--timeout", "30"]);
+    // Importing boto3 at init needs more CPU than 128 MB's 8 % of a core gives within
+    // the 10 s init phase on a busy machine.
+    create_python(
+        &s,
+        "where",
+        ENDPOINTS,
+        &["--timeout", "30", "--memory-size", "1024"],
+    );
     let (status, error, body) = invoke(&s, "where", &json!({}));
     assert_eq!((status, error), (200, None), "{body}");
     // Lambda, IAM and STS calls reach Warden (through the sandbox's relay) and work with
