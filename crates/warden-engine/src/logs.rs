@@ -25,7 +25,9 @@
 //!
 //! Disk use is bounded by a pruner thread that applies [`LogLimits::retention`] through
 //! [`warden_store::LogStore::prune_logs`] at start, every [`PRUNE_PERIOD`], and whenever a
-//! sixteenth of the size cap was written since the last prune.
+//! sixteenth of the size cap was written since the last prune. Should the pruner fall
+//! behind (starved of CPU under a flood), the writer prunes itself once two sixteenths were
+//! written, so the store never holds more than the cap, two sixteenths of it and one batch.
 //!
 //! Every line records whether Warden or the function wrote it ([`LogSource`]), so readers
 //! can show the two apart and a function cannot forge `END` or `REPORT` lines.
@@ -56,7 +58,8 @@ const RECORD_OVERHEAD: usize = 128;
 /// Most bytes read from one pipe when an invocation ends: more than a pipe holds (1 MiB
 /// at most for an unprivileged process), so what is left was printed after the response.
 const END_DRAIN_BYTES: usize = 1024 * 1024 + READ_CHUNK;
-/// How long the writer waits to gather a batch.
+/// How long the writer gathers a batch after its first line. It sleeps through the window
+/// rather than waiting on the channel, so that a line sent meanwhile wakes no thread.
 const BATCH_WINDOW: Duration = Duration::from_millis(20);
 const BATCH_MAX: usize = 2048;
 const BATCH_MAX_BYTES: usize = 4 * 1024 * 1024;
@@ -251,6 +254,8 @@ struct Shared {
     /// on it.
     prune: Mutex<(u64, bool)>,
     prune_wake: Condvar,
+    /// Held while a prune runs, by the pruner or by the writer when the pruner fell behind.
+    pruning: Mutex<()>,
 }
 
 /// Sends log lines to a background writer thread that appends them to the store, and
@@ -285,6 +290,7 @@ impl LogSink {
             limits,
             prune: Mutex::new((0, false)),
             prune_wake: Condvar::new(),
+            pruning: Mutex::new(()),
         });
         let (notify, writer_shared, writer_store) = (
             Arc::clone(&written),
@@ -464,15 +470,12 @@ fn write_loop(
         let mut cost = first.cost;
         let mut batch = vec![first.item.into_record()];
         let deadline = Instant::now() + BATCH_WINDOW;
-        while batch.len() < BATCH_MAX && cost < BATCH_MAX_BYTES {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match rx.recv_timeout(left) {
-                Ok(q) => {
-                    cost += q.cost;
-                    batch.push(q.item.into_record());
-                }
-                Err(_) => break,
-            }
+        // What is queued already; then, unless that filled the batch, what comes within the
+        // window. Waiting on the channel instead would have every line sent meanwhile wake
+        // this thread, a system call and a context switch per line on the invoke path.
+        if !drain(&rx, &mut batch, &mut cost) {
+            std::thread::sleep(deadline.saturating_duration_since(Instant::now()));
+            drain(&rx, &mut batch, &mut cost);
         }
         if let Err(e) = store.append_logs(&batch) {
             tracing::error!(error = %e, lines = batch.len(), "could not write function logs");
@@ -489,11 +492,29 @@ fn write_loop(
         shared.queued.fetch_sub(cost, Ordering::AcqRel);
         shared.room.notify_waiters();
         notify.notify_waiters();
-        {
+        let behind = {
             let mut prune = lock(&shared.prune);
             prune.0 += cost as u64;
             if prune.0 >= prune_every {
                 shared.prune_wake.notify_all();
+            }
+            prune.0 >= 2 * prune_every
+        };
+        if behind {
+            // The pruner has not started a prune while twice its share was written (it is
+            // starved of CPU, or still in a long prune): prune here, so that the store
+            // stays within the cap plus two shares and a batch however fast lines come.
+            let _one = lock(&shared.pruning);
+            let still = {
+                let mut prune = lock(&shared.prune);
+                let still = prune.0 >= 2 * prune_every;
+                if still {
+                    prune.0 = 0;
+                }
+                still
+            };
+            if still {
+                prune_once(&*store, &shared.limits.retention);
             }
         }
         if last_warning.is_none_or(|t| t.elapsed() >= DROP_WARNING_PERIOD) {
@@ -517,16 +538,9 @@ fn write_loop(
 fn prune_loop(store: Arc<dyn Store>, shared: Arc<Shared>) {
     let prune_every = (shared.limits.retention.max_bytes / 16).max(64 * 1024);
     loop {
-        match store.prune_logs(&shared.limits.retention, warden_types::now_millis()) {
-            Ok(r) if r.expired + r.evicted > 0 => tracing::info!(
-                expired = r.expired,
-                evicted = r.evicted,
-                bytes_before = r.bytes_before,
-                bytes_after = r.bytes_after,
-                "pruned function logs"
-            ),
-            Ok(_) => {}
-            Err(e) => tracing::warn!(error = %e, "could not prune function logs"),
+        {
+            let _one = lock(&shared.pruning);
+            prune_once(&*store, &shared.limits.retention);
         }
         let mut prune = lock(&shared.prune);
         let deadline = Instant::now() + PRUNE_PERIOD;
@@ -545,6 +559,35 @@ fn prune_loop(store: Arc<dyn Store>, shared: Arc<Shared>) {
             return;
         }
         prune.0 = 0;
+    }
+}
+
+/// Moves what `rx` holds into `batch` until it is full; returns whether it is.
+fn drain(rx: &mpsc::Receiver<Queued>, batch: &mut Vec<LogRecord>, cost: &mut usize) -> bool {
+    while batch.len() < BATCH_MAX && *cost < BATCH_MAX_BYTES {
+        match rx.try_recv() {
+            Ok(q) => {
+                *cost += q.cost;
+                batch.push(q.item.into_record());
+            }
+            Err(_) => return false,
+        }
+    }
+    true
+}
+
+/// Applies `retention` once, logging what it removed.
+fn prune_once(store: &dyn Store, retention: &LogRetention) {
+    match store.prune_logs(retention, warden_types::now_millis()) {
+        Ok(r) if r.expired + r.evicted > 0 => tracing::info!(
+            expired = r.expired,
+            evicted = r.evicted,
+            bytes_before = r.bytes_before,
+            bytes_after = r.bytes_after,
+            "pruned function logs"
+        ),
+        Ok(_) => {}
+        Err(e) => tracing::warn!(error = %e, "could not prune function logs"),
     }
 }
 
