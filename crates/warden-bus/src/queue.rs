@@ -62,11 +62,11 @@ use std::sync::{mpsc, Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use async_nats::jetstream::consumer::{pull, AckPolicy, PullConsumer};
-use async_nats::jetstream::context::{CreateStreamErrorKind, GetStreamErrorKind, Publish};
+use async_nats::jetstream::context::Publish;
 use async_nats::jetstream::stream::{
     Config, DiscardPolicy, LastRawMessageErrorKind, RetentionPolicy, StorageType,
 };
-use async_nats::jetstream::{AckKind, Context, ErrorCode, Message};
+use async_nats::jetstream::{AckKind, Context, Message};
 use async_nats::HeaderMap;
 use futures_core::Stream;
 use tokio::runtime::{Handle, RuntimeFlavor};
@@ -698,45 +698,20 @@ async fn ensure_stream(
         ..Config::default()
     };
     for _ in 0..3 {
-        match js.get_stream(QUEUE_STREAM).await {
-            Ok(stream) => {
-                let existing = stream.cached_info().config.clone();
-                if existing.retention != RetentionPolicy::WorkQueue
-                    || existing.storage != StorageType::File
-                    || existing.discard != DiscardPolicy::New
-                {
-                    return Err(BusError::IncompatibleStream(format!(
-                        "a stream named {QUEUE_STREAM} exists but is not a file-backed work queue that refuses new messages when full"
-                    )));
-                }
-                return Ok(stream);
+        if let Some(stream) = crate::stream::look_up(js, QUEUE_STREAM).await? {
+            let existing = &stream.cached_info().config;
+            if existing.retention != RetentionPolicy::WorkQueue
+                || existing.storage != StorageType::File
+                || existing.discard != DiscardPolicy::New
+            {
+                return Err(BusError::IncompatibleStream(format!(
+                    "a stream named {QUEUE_STREAM} exists but is not a file-backed work queue that refuses new messages when full"
+                )));
             }
-            Err(e) => match e.kind() {
-                GetStreamErrorKind::JetStream(je)
-                    if je.error_code() == ErrorCode::STREAM_NOT_FOUND => {}
-                _ => return Err(BusError::Stream(format!("looking up {QUEUE_STREAM}: {e}"))),
-            },
+            return Ok(stream);
         }
-        match js.create_stream(wanted.clone()).await {
-            Ok(stream) => {
-                tracing::info!(stream = QUEUE_STREAM, "created the async queue's stream");
-                return Ok(stream);
-            }
-            Err(e) => match e.kind() {
-                CreateStreamErrorKind::JetStream(je)
-                    if je.error_code() == ErrorCode::STREAM_NAME_EXIST =>
-                {
-                    continue
-                }
-                CreateStreamErrorKind::JetStream(je)
-                    if je.error_code() == ErrorCode::STREAM_SUBJECT_OVERLAP =>
-                {
-                    return Err(BusError::IncompatibleStream(format!(
-                        "another stream already captures {QUEUE_SUBJECTS}; Warden needs them in its own stream {QUEUE_STREAM}"
-                    )))
-                }
-                _ => return Err(BusError::Stream(format!("creating {QUEUE_STREAM}: {e}"))),
-            },
+        if let Some(stream) = crate::stream::create(js, wanted.clone(), QUEUE_SUBJECTS).await? {
+            return Ok(stream);
         }
     }
     Err(BusError::Stream(format!(

@@ -76,39 +76,80 @@ fn stream_error(error: impl std::fmt::Display) -> BusError {
     BusError::Stream(error.to_string())
 }
 
+/// The stream `name`, or `None` if there is none.
+pub(crate) async fn look_up(
+    js: &Context,
+    name: &str,
+) -> Result<Option<async_nats::jetstream::stream::Stream>, BusError> {
+    match js.get_stream(name).await {
+        Ok(stream) => Ok(Some(stream)),
+        Err(e) => match e.kind() {
+            GetStreamErrorKind::JetStream(je) if je.error_code() == ErrorCode::STREAM_NOT_FOUND => {
+                Ok(None)
+            }
+            _ => Err(stream_error(format!("looking up {name}: {e}"))),
+        },
+    }
+}
+
+/// Creates a stream of `config`; `None` if another node created one of its name first
+/// (look it up again). Another stream that captures its subjects, `captured` in words, is
+/// refused.
+pub(crate) async fn create(
+    js: &Context,
+    config: Config,
+    captured: &str,
+) -> Result<Option<async_nats::jetstream::stream::Stream>, BusError> {
+    let name = config.name.clone();
+    match js.create_stream(config).await {
+        Ok(stream) => {
+            tracing::info!(stream = %name, "created the stream");
+            Ok(Some(stream))
+        }
+        Err(e) => match e.kind() {
+            CreateStreamErrorKind::JetStream(je)
+                if je.error_code() == ErrorCode::STREAM_NAME_EXIST =>
+            {
+                Ok(None)
+            }
+            CreateStreamErrorKind::JetStream(je)
+                if je.error_code() == ErrorCode::STREAM_SUBJECT_OVERLAP =>
+            {
+                Err(BusError::IncompatibleStream(format!(
+                    "another stream already captures {captured}; Warden needs them in its own stream {name}"
+                )))
+            }
+            _ => Err(stream_error(format!("creating {name}: {e}"))),
+        },
+    }
+}
+
 /// Creates the stream, or brings an existing one to Warden's settings; refuses a stream
 /// of that name that cannot be (another storage or retention) and reports another stream
 /// that already captures the subjects.
 pub(crate) async fn ensure(js: &Context, options: &BusOptions) -> Result<(), BusError> {
     // Two nodes starting together may both try to create it: the loser looks again.
     for _ in 0..3 {
-        match js.get_stream(STREAM_NAME).await {
-            Ok(stream) => {
-                let existing = stream.cached_info().config.clone();
-                if let Some(why) = incompatibility(&existing) {
-                    return Err(BusError::IncompatibleStream(format!(
-                        "a stream named {STREAM_NAME} exists but {why}; delete it (it only holds notices) or fix it"
-                    )));
-                }
-                let wanted = wanted(existing.clone(), options);
-                if essentials(&existing) != essentials(&wanted) {
-                    tracing::info!(
-                        stream = STREAM_NAME,
-                        "updating the stream's settings to Warden's"
-                    );
-                    js.update_stream(&wanted).await.map_err(|e| {
-                        BusError::IncompatibleStream(format!(
-                            "the stream {STREAM_NAME} exists with other settings and cannot be updated: {e}"
-                        ))
-                    })?;
-                }
-                return Ok(());
+        if let Some(stream) = look_up(js, STREAM_NAME).await? {
+            let existing = stream.cached_info().config.clone();
+            if let Some(why) = incompatibility(&existing) {
+                return Err(BusError::IncompatibleStream(format!(
+                    "a stream named {STREAM_NAME} exists but {why}; delete it (it only holds notices) or fix it"
+                )));
             }
-            Err(e) => match e.kind() {
-                GetStreamErrorKind::JetStream(je)
-                    if je.error_code() == ErrorCode::STREAM_NOT_FOUND => {}
-                _ => return Err(stream_error(format!("looking up {STREAM_NAME}: {e}"))),
-            },
+            let wanted = wanted(existing.clone(), options);
+            if essentials(&existing) != essentials(&wanted) {
+                tracing::info!(
+                    stream = STREAM_NAME,
+                    "updating the stream's settings to Warden's"
+                );
+                js.update_stream(&wanted).await.map_err(|e| {
+                    BusError::IncompatibleStream(format!(
+                        "the stream {STREAM_NAME} exists with other settings and cannot be updated: {e}"
+                    ))
+                })?;
+            }
+            return Ok(());
         }
         let config = wanted(
             Config {
@@ -117,26 +158,9 @@ pub(crate) async fn ensure(js: &Context, options: &BusOptions) -> Result<(), Bus
             },
             options,
         );
-        match js.create_stream(config).await {
-            Ok(_) => {
-                tracing::info!(stream = STREAM_NAME, "created the stream");
-                return Ok(());
-            }
-            Err(e) => match e.kind() {
-                CreateStreamErrorKind::JetStream(je)
-                    if je.error_code() == ErrorCode::STREAM_NAME_EXIST =>
-                {
-                    continue
-                }
-                CreateStreamErrorKind::JetStream(je)
-                    if je.error_code() == ErrorCode::STREAM_SUBJECT_OVERLAP =>
-                {
-                    return Err(BusError::IncompatibleStream(format!(
-                        "another stream already captures {CHANGES_SUBJECTS} or {IDENTITY_SUBJECT}; Warden needs them in its own stream {STREAM_NAME}"
-                    )))
-                }
-                _ => return Err(stream_error(format!("creating {STREAM_NAME}: {e}"))),
-            },
+        let captured = format!("{CHANGES_SUBJECTS} or {IDENTITY_SUBJECT}");
+        if create(js, config, &captured).await?.is_some() {
+            return Ok(());
         }
     }
     Err(stream_error(format!(
