@@ -10,7 +10,9 @@
 //! SNS topics of this account (subject `ALARM: "name" in REGION`, the JSON message with
 //! `NewStateValue`, `Trigger` and the rest). The invocation is queued, or the message
 //! published (durable in SNS's outbox), before the state change is recorded as acted on,
-//! so a notification is delivered at least once across a crash. Putting an alarm whose
+//! so a notification is delivered at least once across a crash. In a cluster with a bus
+//! the change goes to the bus's work queue instead ([`AlarmSink`]), before it is
+//! recorded, and whichever node takes it runs the actions ([`act`]). Putting an alarm whose
 //! actions invoke a function needs `lambda:InvokeFunction` on it, and one that publishes
 //! to a topic `sns:Publish` on it (the door's targets).
 
@@ -479,14 +481,57 @@ pub async fn evaluate_all(state: &ApiState, now: i64) -> Result<(), ApiError> {
     })
     .await
     .map_err(ApiError::internal)??;
+    // One alarm whose change could not be acted on does not hold back the others; it is
+    // found again at the next evaluation.
+    let mut first_error = None;
     for (alarm, next, reason) in changes {
-        transition(state, alarm, next, reason).await?;
+        let name = alarm.name.clone();
+        if let Err(e) = transition(state, alarm, next, reason).await {
+            tracing::warn!(alarm = %name, error = %e.message, "an alarm's change of state could not be acted on");
+            first_error.get_or_insert(e);
+        }
     }
-    Ok(())
+    first_error.map_or(Ok(()), Err)
 }
 
-/// Records a change of state and runs its actions: each function is queued for an
-/// asynchronous invocation with CloudWatch's alarm event.
+/// The format of a [`Notification`] this build writes and reads.
+pub const NOTIFICATION_FORMAT: u32 = 1;
+
+/// A change of an alarm's state whose actions are to run, as the node that noticed it
+/// hands it to the node that runs them through an [`AlarmSink`].
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Notification {
+    /// [`NOTIFICATION_FORMAT`] when written.
+    pub format: u32,
+    /// Names this change of state (a UUID).
+    pub id: String,
+    /// The account whose alarm it is.
+    pub account: String,
+    /// The region it is in.
+    pub region: String,
+    /// The alarm as it was when it changed, with its new state, reason and time.
+    pub alarm: Alarm,
+    /// The state it left.
+    pub previous: AlarmState,
+    /// Why it was in that state.
+    pub previous_reason: String,
+    /// When it entered that state, epoch ms.
+    pub previous_ms: i64,
+}
+
+/// Where changes of state go to have their actions run on some node of a cluster (the
+/// bus's work queue, which the server sets); [`act`] runs them where they arrive.
+pub trait AlarmSink: Send + Sync {
+    /// Queues `notification` durably; returns once it is, or why it could not be.
+    fn send(
+        &self,
+        notification: Notification,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), String>> + Send>>;
+}
+
+/// Records a change of state and has its actions run: at once, here, or on a cluster
+/// through the [`AlarmSink`] before the change is recorded (so a change whose
+/// notification could not be queued is found again by the next evaluation).
 async fn transition(
     state: &ApiState,
     mut alarm: Alarm,
@@ -494,40 +539,22 @@ async fn transition(
     reason: String,
 ) -> Result<(), ApiError> {
     let previous = alarm.state;
-    let previous_reason = std::mem::replace(&mut alarm.state_reason, reason.clone());
+    let previous_reason = std::mem::replace(&mut alarm.state_reason, reason);
     let previous_ms = alarm.state_updated_ms;
     let now = now_ms();
     alarm.state = next;
     alarm.state_updated_ms = now;
-    let time = warden_types::iso_timestamp(now);
-    let event = serde_json::json!({
-        "source": "aws.cloudwatch",
-        "alarmArn": alarm_arn(state.account.as_str(), state.region.as_str(), &alarm.name),
-        "accountId": state.account.to_string(),
-        "time": time,
-        "region": state.region.to_string(),
-        "alarmData": {
-            "alarmName": alarm.name,
-            "state": {"value": next.as_str(), "reason": reason, "timestamp": time},
-            "previousState": {
-                "value": previous.as_str(),
-                "reason": previous_reason,
-                "timestamp": warden_types::iso_timestamp(previous_ms),
-            },
-            "configuration": {
-                "description": alarm.description,
-                "metrics": [{
-                    "id": "m1",
-                    "metricStat": {
-                        "metric": {"namespace": alarm.namespace, "name": alarm.metric, "dimensions": alarm.dims},
-                        "period": alarm.period,
-                        "stat": alarm.statistic,
-                    },
-                    "returnData": true,
-                }],
-            },
-        },
-    });
+    let notification = Notification {
+        format: NOTIFICATION_FORMAT,
+        id: uuid::Uuid::new_v4().to_string(),
+        account: state.account.to_string(),
+        region: state.region.to_string(),
+        alarm,
+        previous,
+        previous_reason,
+        previous_ms,
+    };
+    let alarm = &notification.alarm;
     let mut history = vec![HistoryItem {
         alarm: alarm.name.clone(),
         time_ms: now,
@@ -538,38 +565,24 @@ async fn transition(
             next.as_str()
         ),
     }];
-    if alarm.actions_enabled {
-        let payload = bytes::Bytes::from(event.to_string());
-        for arn in alarm.actions_for(next).to_vec() {
-            let summary = match crate::cloudwatch::alarm_action(state, &arn) {
-                Ok(crate::cloudwatch::AlarmAction::Function(function)) => {
-                    match state.engine.enqueue(&function, payload.clone()).await {
-                        Ok(_) => format!("Successfully executed action {arn}"),
-                        Err(e) => format!("Failed to execute action {arn}: {e}"),
-                    }
-                }
-                Ok(crate::cloudwatch::AlarmAction::Topic(topic)) => {
-                    match publish(state, &topic, &alarm, previous, &reason, now).await {
-                        Ok(()) => format!("Successfully executed action {arn}"),
-                        Err(e) => format!("Failed to execute action {arn}: {}", e.message),
-                    }
-                }
-                Err(e) => format!("Failed to execute action {arn}: {}", e.message),
-            };
-            history.push(HistoryItem {
-                alarm: alarm.name.clone(),
-                time_ms: now,
-                kind: "Action".into(),
-                summary,
-            });
+    if alarm.actions_enabled && !alarm.actions_for(next).is_empty() {
+        match state.alarm_sink.get() {
+            Some(sink) => sink.send(notification.clone()).await.map_err(|e| {
+                ApiError::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "InternalServiceFault",
+                    format!("the alarm's change of state could not be queued for its actions: {e}"),
+                )
+            })?,
+            None => history.extend(run_actions(state, &notification).await),
         }
     }
     tracing::info!(alarm = %alarm.name, from = previous.as_str(), to = next.as_str(), "alarm state changed");
     let store = std::sync::Arc::clone(&state.metric_store);
+    let (name, state_reason) = (alarm.name.clone(), alarm.state_reason.clone());
     tokio::task::spawn_blocking(move || -> Result<(), ApiError> {
         // Only the state is written back: a definition put meanwhile (through another
         // node, or while the actions ran) stays as it was put.
-        let (name, state_reason) = (alarm.name.clone(), alarm.state_reason.clone());
         let written = store
             .update_alarm(&name, move |a| {
                 a.state = next;
@@ -586,6 +599,97 @@ async fn transition(
     })
     .await
     .map_err(ApiError::internal)?
+}
+
+/// Runs the actions of a change of state another node queued, and records what they did
+/// in the alarm's history. The caller checked that the notification is this cluster's
+/// (it opened under the master key and names this account and region).
+pub async fn act(state: &ApiState, notification: &Notification) {
+    let history = run_actions(state, notification).await;
+    let store = std::sync::Arc::clone(&state.metric_store);
+    let written = tokio::task::spawn_blocking(move || {
+        history.iter().try_for_each(|item| store.add_history(item))
+    })
+    .await;
+    // The actions ran: running them again for want of their history would notify twice.
+    match written {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => {
+            tracing::warn!(alarm = %notification.alarm.name, error = %e, "an alarm's actions ran but their history could not be recorded")
+        }
+        Err(e) => {
+            tracing::warn!(alarm = %notification.alarm.name, error = %e, "an alarm's actions ran but their history could not be recorded")
+        }
+    }
+}
+
+/// Runs the actions of a change of state: each function is queued for an asynchronous
+/// invocation with CloudWatch's alarm event, each topic gets CloudWatch's notification.
+/// Returns the history item of each action.
+async fn run_actions(state: &ApiState, notification: &Notification) -> Vec<HistoryItem> {
+    let Notification {
+        alarm,
+        previous,
+        previous_reason,
+        previous_ms,
+        ..
+    } = notification;
+    let (next, reason, now) = (alarm.state, &alarm.state_reason, alarm.state_updated_ms);
+    let time = warden_types::iso_timestamp(now);
+    let event = serde_json::json!({
+        "source": "aws.cloudwatch",
+        "alarmArn": alarm_arn(state.account.as_str(), state.region.as_str(), &alarm.name),
+        "accountId": state.account.to_string(),
+        "time": time,
+        "region": state.region.to_string(),
+        "alarmData": {
+            "alarmName": alarm.name,
+            "state": {"value": next.as_str(), "reason": reason, "timestamp": time},
+            "previousState": {
+                "value": previous.as_str(),
+                "reason": previous_reason,
+                "timestamp": warden_types::iso_timestamp(*previous_ms),
+            },
+            "configuration": {
+                "description": alarm.description,
+                "metrics": [{
+                    "id": "m1",
+                    "metricStat": {
+                        "metric": {"namespace": alarm.namespace, "name": alarm.metric, "dimensions": alarm.dims},
+                        "period": alarm.period,
+                        "stat": alarm.statistic,
+                    },
+                    "returnData": true,
+                }],
+            },
+        },
+    });
+    let payload = bytes::Bytes::from(event.to_string());
+    let mut history = Vec::new();
+    for arn in alarm.actions_for(next) {
+        let summary = match crate::cloudwatch::alarm_action(state, arn) {
+            Ok(crate::cloudwatch::AlarmAction::Function(function)) => {
+                match state.engine.enqueue(&function, payload.clone()).await {
+                    Ok(_) => format!("Successfully executed action {arn}"),
+                    Err(e) => format!("Failed to execute action {arn}: {e}"),
+                }
+            }
+            Ok(crate::cloudwatch::AlarmAction::Topic(topic)) => {
+                match publish(state, &topic, alarm, *previous, reason, now).await {
+                    Ok(()) => format!("Successfully executed action {arn}"),
+                    Err(e) => format!("Failed to execute action {arn}: {}", e.message),
+                }
+            }
+            Err(e) => format!("Failed to execute action {arn}: {}", e.message),
+        };
+        history.push(HistoryItem {
+            alarm: alarm.name.clone(),
+            time_ms: now,
+            kind: "Action".into(),
+            summary,
+        });
+    }
+    history
 }
 
 /// Publishes CloudWatch's alarm notification for `alarm`'s new state to `topic`.

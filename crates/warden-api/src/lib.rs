@@ -154,6 +154,9 @@ pub struct ApiState {
     pub sns: warden_sns::Sns,
     /// The audit trail every call is recorded in.
     pub audit: audit::AuditTrail,
+    /// Where a change of an alarm's state goes for its actions to run on some node of a
+    /// cluster ([`alarms::AlarmSink`]); unset, the node that noticed the change runs them.
+    pub alarm_sink: std::sync::OnceLock<Arc<dyn alarms::AlarmSink>>,
 }
 
 impl ApiState {
@@ -215,6 +218,7 @@ impl ApiState {
             log_queries: cwlogs::Queries::default(),
             sns,
             audit,
+            alarm_sink: std::sync::OnceLock::new(),
         }
     }
 

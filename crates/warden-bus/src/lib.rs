@@ -17,6 +17,10 @@
 //!   when the identity snapshot changes.
 //! - A **resync notice** on `warden.changes.@all` (or on a function's subject for a
 //!   change this version cannot describe): drop every cache and reload everything.
+//! - **Async invocations** on `warden.async.<function>`, a work queue all nodes pull
+//!   from (see [`queue`]).
+//! - **Alarm notifications** on `warden.alarms.<account>.<STATE>`, a work queue whose
+//!   messages make one node run an alarm's actions (see [`alarms`]).
 //!
 //! Notices are kept for an hour in the JetStream stream `WARDEN_CHANGES` (file storage,
 //! limits retention, bounded size, a duplicate window), which [`Bus::connect`] creates or
@@ -59,7 +63,9 @@
 //! replaced by `***`. What the stream holds is not secret, but is not public either:
 //! function names, alias and version names, reserved concurrency figures and the ARNs of
 //! the principals who made the changes; never code, environment variables or keys. Give
-//! only Warden nodes permission to publish on `warden.>` and to use the stream.
+//! only Warden nodes permission to publish on `warden.>` and to use the stream. (The
+//! async queue's events are the callers' payloads; alarm notifications are sealed by the
+//! binary under the cluster's master key, so a forged one is refused.)
 //!
 //! # Use
 //!
@@ -87,6 +93,7 @@
 //! ```
 #![forbid(unsafe_code)]
 
+pub mod alarms;
 mod publish;
 pub mod queue;
 mod stream;
@@ -103,6 +110,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use warden_types::NodeId;
 
+pub use alarms::{AlarmNotices, AlarmOptions, AlarmStats};
 pub use publish::Publisher;
 pub use queue::{AsyncQueue, QueueOptions, QueueStats};
 pub use stream::{DUPLICATE_WINDOW, STREAM_MAX_AGE, STREAM_NAME};
@@ -144,6 +152,9 @@ pub enum BusError {
     /// The subscriber's consumer could not be created.
     #[error("subscribing to the bus: {0}")]
     Subscribe(String),
+    /// A message was refused, or not acknowledged by its stream.
+    #[error("publishing on the bus: {0}")]
+    Publish(String),
 }
 
 /// Settings of a [`Bus`]; [`BusOptions::default`] suits production.
@@ -316,6 +327,12 @@ impl Bus {
     /// its stream and shared consumer (see [`queue`]).
     pub async fn async_queue(&self, options: QueueOptions) -> Result<AsyncQueue, BusError> {
         AsyncQueue::open(&self.client, &self.js, options).await
+    }
+
+    /// Opens the cluster's alarm notifications on this connection: creates or checks
+    /// their stream and shared consumer (see [`alarms`]).
+    pub async fn alarm_notices(&self, options: AlarmOptions) -> Result<AlarmNotices, BusError> {
+        AlarmNotices::open(&self.js, options).await
     }
 
     /// This node's id.

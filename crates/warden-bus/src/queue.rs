@@ -644,7 +644,7 @@ impl warden_types::change::ChangeObserver for AsyncQueue {
     }
 }
 
-async fn next_message<S, T>(stream: &mut S) -> Option<T>
+pub(crate) async fn next_message<S, T>(stream: &mut S) -> Option<T>
 where
     S: Stream<Item = T> + Unpin,
 {
@@ -697,26 +697,7 @@ async fn ensure_stream(
         num_replicas: options.replicas,
         ..Config::default()
     };
-    for _ in 0..3 {
-        if let Some(stream) = crate::stream::look_up(js, QUEUE_STREAM).await? {
-            let existing = &stream.cached_info().config;
-            if existing.retention != RetentionPolicy::WorkQueue
-                || existing.storage != StorageType::File
-                || existing.discard != DiscardPolicy::New
-            {
-                return Err(BusError::IncompatibleStream(format!(
-                    "a stream named {QUEUE_STREAM} exists but is not a file-backed work queue that refuses new messages when full"
-                )));
-            }
-            return Ok(stream);
-        }
-        if let Some(stream) = crate::stream::create(js, wanted.clone(), QUEUE_SUBJECTS).await? {
-            return Ok(stream);
-        }
-    }
-    Err(BusError::Stream(format!(
-        "{QUEUE_STREAM} kept appearing and disappearing while it was being created"
-    )))
+    crate::stream::ensure_work_queue(js, wanted, QUEUE_SUBJECTS).await
 }
 
 #[cfg(test)]

@@ -167,3 +167,36 @@ pub(crate) async fn ensure(js: &Context, options: &BusOptions) -> Result<(), Bus
         "{STREAM_NAME} kept appearing and disappearing while it was being created"
     )))
 }
+
+/// Creates the work-queue stream of `wanted`, or checks that an existing stream of its
+/// name is a file-backed work queue that refuses new messages when full (its other
+/// settings are the operator's). Another stream that captures its subjects, `captured`
+/// in words, is refused.
+pub(crate) async fn ensure_work_queue(
+    js: &Context,
+    wanted: Config,
+    captured: &str,
+) -> Result<async_nats::jetstream::stream::Stream, BusError> {
+    let name = wanted.name.clone();
+    // Two nodes starting together may both try to create it: the loser looks again.
+    for _ in 0..3 {
+        if let Some(stream) = look_up(js, &name).await? {
+            let existing = &stream.cached_info().config;
+            if existing.retention != RetentionPolicy::WorkQueue
+                || existing.storage != StorageType::File
+                || existing.discard != DiscardPolicy::New
+            {
+                return Err(BusError::IncompatibleStream(format!(
+                    "a stream named {name} exists but is not a file-backed work queue that refuses new messages when full"
+                )));
+            }
+            return Ok(stream);
+        }
+        if let Some(stream) = create(js, wanted.clone(), captured).await? {
+            return Ok(stream);
+        }
+    }
+    Err(stream_error(format!(
+        "{name} kept appearing and disappearing while it was being created"
+    )))
+}

@@ -5,6 +5,7 @@
 #![forbid(unsafe_code)]
 
 mod admin;
+mod alarms;
 mod audit;
 mod backend;
 mod cli;

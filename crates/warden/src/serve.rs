@@ -513,6 +513,8 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
     // SNS opens once the API's address (its URLs' base) is known; on a shared store it
     // seals its signing key under the master key.
     let sns_master = master.clone();
+    // On a cluster, alarm notifications travel the bus sealed under the master key.
+    let alarm_master = master.clone();
     let sns_pool = crate::sns::shared_pool(&store_choice)?;
     let audit_store = crate::audit::open_trail(&data_dir, audit_pool.as_ref());
     let identity = match &store_choice {
@@ -855,6 +857,11 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         if let (Some(bus), Some(queue)) = (&bus, &queue) {
             crate::backend::join_bus(bus, queue, &shared_control).await?;
         }
+        // Alarms' changes are queued on the bus, and this node runs its share of them.
+        let alarm_actions = match &bus {
+            Some(bus) => Some(crate::alarms::join(bus, &state, alarm_master).await?),
+            None => None,
+        };
         // Events nodes of an earlier release queued in the shared store join the work queue.
         let store_queue_mover = queue.clone().map(|queue| {
             tokio::spawn(crate::backend::move_store_queue(
@@ -1032,6 +1039,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         }
         sweeper.abort();
         alarm_evaluator.abort();
+        drop(alarm_actions);
         sns_deliverer.stop().await;
         let _ = stop_aggregator.send(());
         let _ = aggregator.join();

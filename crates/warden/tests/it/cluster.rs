@@ -1768,8 +1768,17 @@ fn an_alarm_put_through_one_node_notifies_once_through_a_topic_made_on_another()
     assert!(certs[0].contains("BEGIN CERTIFICATE"), "{}", certs[0]);
     assert_eq!(certs[0], certs[1]);
 
+    // The change of state travels the bus's work queue, sealed: a watcher of its subjects
+    // sees one message, and not the alarm's name in it.
+    let account = a.aws(&["sts", "get-caller-identity"])["Account"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let watcher = BusWatcher::start(&cluster.bus, "warden.alarms.>");
+
     // The alarm is put through B, its datapoint through A; whichever node evaluates the
-    // minute publishes, and whichever delivers, the receiver hears it once.
+    // minute queues its change, whichever node takes it publishes, and whichever delivers,
+    // the receiver hears it once.
     b.aws(&[
         "cloudwatch",
         "put-metric-alarm",
@@ -1810,22 +1819,121 @@ fn an_alarm_put_through_one_node_notifies_once_through_a_topic_made_on_another()
     for node in [&a, &b] {
         let alarms = node.aws(&["cloudwatch", "describe-alarms", "--alarm-names", "failures"]);
         assert_eq!(alarms["MetricAlarms"][0]["StateValue"], "ALARM", "{alarms}");
-        let history = node.aws(&[
-            "cloudwatch",
-            "describe-alarm-history",
-            "--alarm-name",
-            "failures",
-        ]);
-        let acted: Vec<&Value> = history["AlarmHistoryItems"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .filter(|h| h["HistorySummary"] == format!("Successfully executed action {topic}"))
-            .collect();
-        assert_eq!(acted.len(), 1, "{history}");
+        // The node that ran the action records it just after publishing.
+        let acted = || {
+            let history = node.aws(&[
+                "cloudwatch",
+                "describe-alarm-history",
+                "--alarm-name",
+                "failures",
+            ]);
+            history["AlarmHistoryItems"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|h| h["HistorySummary"] == format!("Successfully executed action {topic}"))
+                .count()
+        };
+        wait_for("the action in the history", Duration::from_secs(10), || {
+            acted() > 0
+        });
+        assert_eq!(acted(), 1);
     }
+    let seen = watcher.messages();
+    assert_eq!(seen.len(), 1, "{seen:?}");
+    assert_eq!(seen[0].0, format!("warden.alarms.{account}.ALARM"));
+    assert!(
+        !seen[0].1.windows(8).any(|w| w == b"failures"),
+        "the notification travels sealed"
+    );
+    // A notification forged by someone who may publish on the bus but lacks the cluster's
+    // master key: stored by the stream, refused by the node that takes it, never acted on.
+    let forged = json!({
+        "format": 1,
+        "id": "forged",
+        "account": account,
+        "region": "us-east-1",
+        "alarm": {"name": "failures", "alarm_actions": [topic], "state": "Alarm"},
+    });
+    watcher.publish_to_stream(
+        &format!("warden.alarms.{account}.ALARM"),
+        forged.to_string().into_bytes(),
+    );
     // The other node neither evaluated the minute again nor delivered the message again:
     // give it the time to have done so (its evaluation would follow within seconds).
     std::thread::sleep(Duration::from_secs(10));
     assert_eq!(hook.count("Notification"), 1);
+    // Both the real notification and the forged one left the work queue.
+    assert_eq!(watcher.stream_messages("WARDEN_ALARMS"), 0);
+}
+
+/// Messages seen on the bus: (subject, payload).
+type Seen = std::sync::Arc<std::sync::Mutex<Vec<(String, Vec<u8>)>>>;
+
+/// A plain NATS client of the test's own, beside the nodes: it watches subjects and
+/// publishes as someone with access to the bus would.
+struct BusWatcher {
+    runtime: tokio::runtime::Runtime,
+    client: async_nats::Client,
+    seen: Seen,
+}
+
+impl BusWatcher {
+    fn start(url: &str, subject: &str) -> BusWatcher {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .unwrap();
+        let seen = Seen::default();
+        let client = runtime.block_on(async {
+            let client = async_nats::connect(url).await.unwrap();
+            let mut subscription = client.subscribe(subject.to_owned()).await.unwrap();
+            client.flush().await.unwrap();
+            let seen = std::sync::Arc::clone(&seen);
+            tokio::spawn(async move {
+                while let Some(m) = std::future::poll_fn(|cx| {
+                    futures_core::Stream::poll_next(std::pin::Pin::new(&mut subscription), cx)
+                })
+                .await
+                {
+                    seen.lock()
+                        .unwrap()
+                        .push((m.subject.to_string(), m.payload.to_vec()));
+                }
+            });
+            client
+        });
+        BusWatcher {
+            runtime,
+            client,
+            seen,
+        }
+    }
+
+    /// What was published on the watched subjects so far: (subject, payload).
+    fn messages(&self) -> Vec<(String, Vec<u8>)> {
+        self.seen.lock().unwrap().clone()
+    }
+
+    /// Publishes `payload` on `subject` and waits for the stream that captures it.
+    fn publish_to_stream(&self, subject: &str, payload: Vec<u8>) {
+        self.runtime.block_on(async {
+            let js = async_nats::jetstream::new(self.client.clone());
+            js.publish(subject.to_owned(), payload.into())
+                .await
+                .unwrap()
+                .await
+                .unwrap();
+        });
+    }
+
+    /// How many messages the stream `name` holds.
+    fn stream_messages(&self, name: &str) -> u64 {
+        self.runtime.block_on(async {
+            let js = async_nats::jetstream::new(self.client.clone());
+            let mut stream = js.get_stream(name).await.unwrap();
+            stream.info().await.unwrap().state.messages
+        })
+    }
 }
