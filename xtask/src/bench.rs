@@ -37,7 +37,9 @@
 //! `cargo xtask bench --cluster [--seconds N]` for one node on SQLite beside one on
 //! PostgreSQL (warm invokes and the database transactions they cause, control-plane
 //! writes, async enqueues) and three PostgreSQL nodes beside one. `--cold-gap-ms N` waits
-//! N ms before each cold start (default 0: back to back).
+//! N ms before each cold start (default 0: back to back). `cargo xtask bench --upgrade
+//! REVISION` rehearses a rolling upgrade from the build of REVISION to this one (see
+//! `upgrade`).
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;
@@ -51,6 +53,7 @@ mod cluster;
 mod compare;
 mod console;
 mod idle;
+mod upgrade;
 
 struct Server {
     child: Child,
@@ -177,14 +180,30 @@ fn start_with_env(
     dir: tempfile::TempDir,
     env: &[(&str, &str)],
 ) -> Result<Server> {
-    let warden = root.join("target/release/warden");
+    start_program(
+        &root.join("target/release/warden"),
+        wrapper,
+        extra,
+        dir,
+        env,
+    )
+}
+
+/// [`start_with_env`] of the `warden` binary at `warden` (another build's, say).
+fn start_program(
+    warden: &Path,
+    wrapper: &[String],
+    extra: &[String],
+    dir: tempfile::TempDir,
+    env: &[(&str, &str)],
+) -> Result<Server> {
     let mut command = match wrapper.split_first() {
         Some((program, args)) => {
             let mut c = Command::new(program);
-            c.args(args).arg(&warden);
+            c.args(args).arg(warden);
             c
         }
-        None => Command::new(&warden),
+        None => Command::new(warden),
     };
     let mut child = command
         .args([
@@ -1782,6 +1801,7 @@ pub fn run(root: &Path, args: &[String]) -> Result<()> {
     let mut side_by_side = false;
     let mut console_of: Option<usize> = None;
     let mut nodes = false;
+    let mut upgrade_from: Option<String> = None;
     let mut rounds = 3usize;
     let mut extra = Vec::new();
     let mut it = args.iter();
@@ -1808,6 +1828,7 @@ pub fn run(root: &Path, args: &[String]) -> Result<()> {
             "--compare" => side_by_side = true,
             "--console" => console_of = Some(it.next().context("--console N")?.parse()?),
             "--cluster" => nodes = true,
+            "--upgrade" => upgrade_from = Some(it.next().context("--upgrade REVISION")?.clone()),
             "--rounds" => rounds = it.next().context("--rounds R")?.parse()?,
             "--cold-gap-ms" => COLD_GAP_MS.store(
                 it.next().context("--cold-gap-ms N")?.parse()?,
@@ -1871,6 +1892,9 @@ pub fn run(root: &Path, args: &[String]) -> Result<()> {
     }
     if nodes {
         return cluster::cluster(root, seconds);
+    }
+    if let Some(revision) = upgrade_from {
+        return upgrade::upgrade(root, &revision);
     }
     if log_queries {
         logs(root, &extra)?;

@@ -607,7 +607,12 @@ async fn transition(
 pub async fn act(state: &ApiState, notification: &Notification) {
     let history = run_actions(state, notification).await;
     let store = std::sync::Arc::clone(&state.metric_store);
+    let name = notification.alarm.name.clone();
     let written = tokio::task::spawn_blocking(move || {
+        // An alarm deleted meanwhile keeps no history, as its deletion removed the rest.
+        if !store.alarms()?.iter().any(|a| a.name == name) {
+            return Ok(());
+        }
         history.iter().try_for_each(|item| store.add_history(item))
     })
     .await;

@@ -82,10 +82,24 @@ fn server_dir(prefix: &str) -> io::Result<tempfile::TempDir> {
 }
 
 /// A loopback port free at the time of the call.
+/// A loopback port nothing listens on now, and that this process has not handed out
+/// before: two servers started at once by parallel tests never get the same port (the
+/// kernel may give a port it just freed to the next `bind` of port 0).
 fn free_port() -> io::Result<u16> {
-    Ok(TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?
-        .local_addr()?
-        .port())
+    static GIVEN: Mutex<Vec<u16>> = Mutex::new(Vec::new());
+    let mut given = GIVEN.lock().unwrap_or_else(|e| e.into_inner());
+    for _ in 0..100 {
+        let port = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?
+            .local_addr()?
+            .port();
+        if !given.contains(&port) {
+            given.push(port);
+            return Ok(port);
+        }
+    }
+    Err(io::Error::other(
+        "no loopback port this process has not used",
+    ))
 }
 
 /// Runs `script` under `sh` as the server's user with `dir` as its working directory; the
@@ -330,7 +344,13 @@ impl Nats {
             program.display()
         );
         let mut server = supervise(&script, dir, &log)?;
-        wait_ready(&mut server, "nats-server", &log, || nats_ready(port))?;
+        // Ready when the port answers and this server's own log says it listens there:
+        // another process's server on the same port is never taken for this one.
+        let listening = format!("Listening for client connections on 127.0.0.1:{port}");
+        wait_ready(&mut server, "nats-server", &log, || {
+            nats_ready(port)
+                && std::fs::read_to_string(&log).is_ok_and(|text| text.contains(&listening))
+        })?;
         Ok(Nats { port, server })
     }
 

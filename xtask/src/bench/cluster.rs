@@ -11,11 +11,11 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 
-use super::{create_function, percentile, pick, start_with_env, wrk, Server};
+use super::{create_function, percentile, pick, wrk, Server};
 
 /// A store for the nodes of one measurement: the embedded one, or a fresh PostgreSQL
 /// database and a NATS server.
-enum Backend {
+pub(super) enum Backend {
     Sqlite,
     Postgres {
         store: String,
@@ -25,7 +25,7 @@ enum Backend {
 }
 
 impl Backend {
-    fn postgres(nats: &warden_testservers::Nats) -> Result<Backend> {
+    pub(super) fn postgres(nats: &warden_testservers::Nats) -> Result<Backend> {
         let store = warden_testservers::Postgres::shared()
             .fresh_database()
             .context("creating a database")?;
@@ -43,6 +43,14 @@ impl Backend {
         })
     }
 
+    /// The database's URL (PostgreSQL only).
+    pub(super) fn store_url(&self) -> Option<&str> {
+        match self {
+            Backend::Sqlite => None,
+            Backend::Postgres { store, .. } => Some(store),
+        }
+    }
+
     /// Starts node `name`; a node after the first of a PostgreSQL backend is given the
     /// first's admin credentials (identity is shared).
     fn node(&self, root: &Path, name: &str, first: Option<&Server>) -> Result<Server> {
@@ -51,33 +59,51 @@ impl Backend {
             .tempdir()?;
         match self {
             Backend::Sqlite => super::start_in(root, &[], &[], dir),
-            Backend::Postgres {
-                store,
-                bus,
-                master_key,
-            } => {
-                if let Some(first) = first {
-                    std::fs::copy(
-                        first._dir.path().join("credentials"),
-                        dir.path().join("credentials"),
-                    )?;
-                }
-                let key = master_key.path().join("master.key");
-                let extra = [
-                    "--node-id".to_owned(),
-                    name.to_owned(),
-                    "--master-key-file".to_owned(),
-                    key.display().to_string(),
-                ];
-                start_with_env(
-                    root,
-                    &[],
-                    &extra,
-                    dir,
-                    &[("WARDEN_STORE", store), ("WARDEN_BUS", bus)],
-                )
+            Backend::Postgres { .. } => {
+                self.node_of(&root.join("target/release/warden"), name, first, &[], dir)
             }
         }
+    }
+
+    /// Starts node `name` of a PostgreSQL backend from the binary `warden` on the data
+    /// directory `dir` (a new one, or one a stopped node left), with `extra` arguments.
+    pub(super) fn node_of(
+        &self,
+        warden: &Path,
+        name: &str,
+        first: Option<&Server>,
+        extra: &[String],
+        dir: tempfile::TempDir,
+    ) -> Result<Server> {
+        let Backend::Postgres {
+            store,
+            bus,
+            master_key,
+        } = self
+        else {
+            bail!("only a PostgreSQL backend has nodes of a chosen binary");
+        };
+        if let Some(first) = first {
+            std::fs::copy(
+                first._dir.path().join("credentials"),
+                dir.path().join("credentials"),
+            )?;
+        }
+        let key = master_key.path().join("master.key");
+        let mut args = vec![
+            "--node-id".to_owned(),
+            name.to_owned(),
+            "--master-key-file".to_owned(),
+            key.display().to_string(),
+        ];
+        args.extend_from_slice(extra);
+        super::start_program(
+            warden,
+            &[],
+            &args,
+            dir,
+            &[("WARDEN_STORE", store), ("WARDEN_BUS", bus)],
+        )
     }
 
     /// Transactions committed in this backend's database so far (PostgreSQL only).
