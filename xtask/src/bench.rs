@@ -153,11 +153,15 @@ fn start(root: &Path, extra: &[String]) -> Result<Server> {
 
 /// Starts the release server, under `wrapper` (such as valgrind) when one is given.
 fn start_under(root: &Path, wrapper: &[String], extra: &[String]) -> Result<Server> {
-    // A data directory must be private to its owner, or the server refuses it.
-    let dir = tempfile::Builder::new()
+    start_in(root, wrapper, extra, private_dir()?)
+}
+
+/// A new directory only its owner may use: a data directory must be, or the server
+/// refuses it.
+fn private_dir() -> Result<tempfile::TempDir> {
+    Ok(tempfile::Builder::new()
         .permissions(std::os::unix::fs::PermissionsExt::from_mode(0o700))
-        .tempdir()?;
-    start_in(root, wrapper, extra, dir)
+        .tempdir()?)
 }
 
 /// Starts the release server on the data directory `dir` (a new one, or one a stopped
@@ -709,18 +713,33 @@ fn create_function(server: &Server, root: &Path, name: &str) -> Result<()> {
 }
 
 fn create_function_of(server: &Server, root: &Path, name: &str, memory_mb: u32) -> Result<()> {
+    create_fixture(server, root, name, memory_mb, serde_json::json!({}))
+}
+
+/// Creates `name` from the release `fixture`, with the environment variables `env`.
+fn create_fixture(
+    server: &Server,
+    root: &Path,
+    name: &str,
+    memory_mb: u32,
+    env: serde_json::Value,
+) -> Result<()> {
     let dir = tempfile::tempdir()?;
     std::fs::copy(
         root.join("target/release/fixture"),
         dir.path().join("bootstrap"),
     )?;
     let zip = warden_package::zip_directory(dir.path(), &mut |_, _| {})?;
-    let body = serde_json::json!({
+    let mut body = serde_json::json!({
         "FunctionName": name, "Runtime": "provided.al2023", "Handler": "bootstrap",
         "Role": format!("arn:aws:iam::{ACCOUNT}:role/warden-default"), "Timeout": 30,
         "MemorySize": memory_mb,
         "Code": { "ZipFile": base64::engine::general_purpose::STANDARD.encode(zip) },
     });
+    // No environment at all unless asked: the measured functions keep none.
+    if env.as_object().is_some_and(|vars| !vars.is_empty()) {
+        body["Environment"] = serde_json::json!({ "Variables": env });
+    }
     create(server, &body)
 }
 

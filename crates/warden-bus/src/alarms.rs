@@ -38,7 +38,6 @@ use std::time::Duration;
 
 use async_nats::jetstream::consumer::{pull, AckPolicy, PullConsumer};
 use async_nats::jetstream::context::Publish;
-use async_nats::jetstream::stream::{Config, DiscardPolicy, RetentionPolicy, StorageType};
 use async_nats::jetstream::{AckKind, Context, Message};
 use tokio::task::JoinHandle;
 
@@ -62,8 +61,6 @@ pub struct AlarmOptions {
     /// How long JetStream waits for news of a notification a node took before handing it
     /// to another node; the holder says "in progress" every third of it (default 30 s).
     pub ack_wait: Duration,
-    /// How long a handler that asked to be called again later waits (default 5 s).
-    pub retry_after: Duration,
     /// Bytes the stream holds before it refuses new notifications (default 64 MiB).
     pub max_bytes: i64,
     /// Replicas of the stream when this node creates it (default 1).
@@ -74,7 +71,6 @@ impl Default for AlarmOptions {
     fn default() -> Self {
         AlarmOptions {
             ack_wait: Duration::from_secs(30),
-            retry_after: Duration::from_secs(5),
             max_bytes: 64 * 1024 * 1024,
             replicas: 1,
         }
@@ -89,9 +85,6 @@ pub enum Outcome {
     /// It is not a notification of this cluster (it does not open, or names another
     /// account): terminate it, with why, so that it is never handed out again.
     Refused(String),
-    /// It could not be handled now (the store was unreachable): hand it out again after
-    /// [`AlarmOptions::retry_after`].
-    Later,
 }
 
 /// A notification as a node receives it.
@@ -119,8 +112,6 @@ pub struct AlarmStats {
     pub handled: u64,
     /// Messages terminated because the handler refused them.
     pub refused: u64,
-    /// Notifications handed back to be tried again later.
-    pub deferred: u64,
 }
 
 #[derive(Default)]
@@ -128,7 +119,6 @@ struct Counters {
     published: AtomicU64,
     handled: AtomicU64,
     refused: AtomicU64,
-    deferred: AtomicU64,
 }
 
 /// The cluster's alarm notifications on JetStream; cheap to clone. See the module
@@ -241,7 +231,6 @@ impl AlarmNotices {
             published: get(&self.counters.published),
             handled: get(&self.counters.handled),
             refused: get(&self.counters.refused),
-            deferred: get(&self.counters.deferred),
         }
     }
 
@@ -277,12 +266,6 @@ impl AlarmNotices {
                 tracing::warn!(subject = %message.subject, reason = %why, "terminating a message on the alarm notification subjects that is not this cluster's notification");
                 self.counters.refused.fetch_add(1, Ordering::Relaxed);
                 message.ack_with(AckKind::Term).await
-            }
-            Outcome::Later => {
-                self.counters.deferred.fetch_add(1, Ordering::Relaxed);
-                message
-                    .ack_with(AckKind::Nak(Some(self.options.retry_after)))
-                    .await
             }
         };
         if let Err(e) = settled {
@@ -330,20 +313,18 @@ async fn ensure_stream(
     js: &Context,
     options: &AlarmOptions,
 ) -> Result<async_nats::jetstream::stream::Stream, BusError> {
-    let wanted = Config {
-        name: ALARM_STREAM.to_owned(),
-        description: Some("Warden alarm notifications, one message per change of state".into()),
-        subjects: vec![ALARM_SUBJECTS.to_owned()],
-        retention: RetentionPolicy::WorkQueue,
-        storage: StorageType::File,
-        max_bytes: options.max_bytes,
-        max_message_size: i32::try_from(MAX_ALARM_NOTICE_BYTES).unwrap_or(i32::MAX),
-        duplicate_window: crate::DUPLICATE_WINDOW,
-        discard: DiscardPolicy::New,
-        num_replicas: options.replicas,
-        ..Config::default()
-    };
-    crate::stream::ensure_work_queue(js, wanted, ALARM_SUBJECTS).await
+    crate::stream::ensure_work_queue(
+        js,
+        crate::stream::WorkQueue {
+            name: ALARM_STREAM,
+            description: "Warden alarm notifications, one message per change of state",
+            subjects: ALARM_SUBJECTS,
+            max_bytes: options.max_bytes,
+            max_message_size: MAX_ALARM_NOTICE_BYTES,
+            replicas: options.replicas,
+        },
+    )
+    .await
 }
 
 #[cfg(test)]

@@ -63,9 +63,7 @@ use std::time::{Duration, Instant};
 
 use async_nats::jetstream::consumer::{pull, AckPolicy, PullConsumer};
 use async_nats::jetstream::context::Publish;
-use async_nats::jetstream::stream::{
-    Config, DiscardPolicy, LastRawMessageErrorKind, RetentionPolicy, StorageType,
-};
+use async_nats::jetstream::stream::LastRawMessageErrorKind;
 use async_nats::jetstream::{AckKind, Context, Message};
 use async_nats::HeaderMap;
 use futures_core::Stream;
@@ -684,20 +682,18 @@ async fn ensure_stream(
     js: &Context,
     options: &QueueOptions,
 ) -> Result<async_nats::jetstream::stream::Stream, BusError> {
-    let wanted = Config {
-        name: QUEUE_STREAM.to_owned(),
-        description: Some("Warden async invocations, one message per accepted event".into()),
-        subjects: vec![QUEUE_SUBJECTS.to_owned()],
-        retention: RetentionPolicy::WorkQueue,
-        storage: StorageType::File,
-        max_bytes: options.max_bytes,
-        max_message_size: i32::try_from(MAX_EVENT_BYTES).unwrap_or(i32::MAX),
-        duplicate_window: crate::DUPLICATE_WINDOW,
-        discard: DiscardPolicy::New,
-        num_replicas: options.replicas,
-        ..Config::default()
-    };
-    crate::stream::ensure_work_queue(js, wanted, QUEUE_SUBJECTS).await
+    crate::stream::ensure_work_queue(
+        js,
+        crate::stream::WorkQueue {
+            name: QUEUE_STREAM,
+            description: "Warden async invocations, one message per accepted event",
+            subjects: QUEUE_SUBJECTS,
+            max_bytes: options.max_bytes,
+            max_message_size: MAX_EVENT_BYTES,
+            replicas: options.replicas,
+        },
+    )
+    .await
 }
 
 #[cfg(test)]

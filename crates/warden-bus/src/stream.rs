@@ -168,19 +168,41 @@ pub(crate) async fn ensure(js: &Context, options: &BusOptions) -> Result<(), Bus
     )))
 }
 
-/// Creates the work-queue stream of `wanted`, or checks that an existing stream of its
-/// name is a file-backed work queue that refuses new messages when full (its other
-/// settings are the operator's). Another stream that captures its subjects, `captured`
-/// in words, is refused.
+/// What differs between Warden's work-queue streams; [`ensure_work_queue`] sets the rest
+/// (file storage, work-queue retention, discard-new, the duplicate window).
+pub(crate) struct WorkQueue {
+    pub name: &'static str,
+    pub description: &'static str,
+    pub subjects: &'static str,
+    pub max_bytes: i64,
+    pub max_message_size: usize,
+    pub replicas: usize,
+}
+
+/// Creates the work-queue stream `queue`, or checks that an existing stream of its name
+/// is a file-backed work queue that refuses new messages when full (its other settings
+/// are the operator's). Another stream that captures its subjects is refused.
 pub(crate) async fn ensure_work_queue(
     js: &Context,
-    wanted: Config,
-    captured: &str,
+    queue: WorkQueue,
 ) -> Result<async_nats::jetstream::stream::Stream, BusError> {
-    let name = wanted.name.clone();
+    let name = queue.name;
+    let wanted = Config {
+        name: name.to_owned(),
+        description: Some(queue.description.to_owned()),
+        subjects: vec![queue.subjects.to_owned()],
+        retention: RetentionPolicy::WorkQueue,
+        storage: StorageType::File,
+        max_bytes: queue.max_bytes,
+        max_message_size: i32::try_from(queue.max_message_size).unwrap_or(i32::MAX),
+        duplicate_window: DUPLICATE_WINDOW,
+        discard: DiscardPolicy::New,
+        num_replicas: queue.replicas,
+        ..Config::default()
+    };
     // Two nodes starting together may both try to create it: the loser looks again.
     for _ in 0..3 {
-        if let Some(stream) = look_up(js, &name).await? {
+        if let Some(stream) = look_up(js, name).await? {
             let existing = &stream.cached_info().config;
             if existing.retention != RetentionPolicy::WorkQueue
                 || existing.storage != StorageType::File
@@ -192,7 +214,7 @@ pub(crate) async fn ensure_work_queue(
             }
             return Ok(stream);
         }
-        if let Some(stream) = create(js, wanted.clone(), captured).await? {
+        if let Some(stream) = create(js, wanted.clone(), queue.subjects).await? {
             return Ok(stream);
         }
     }

@@ -29,9 +29,7 @@ impl Backend {
         let store = warden_testservers::Postgres::shared()
             .fresh_database()
             .context("creating a database")?;
-        let master_key = tempfile::Builder::new()
-            .permissions(std::os::unix::fs::PermissionsExt::from_mode(0o700))
-            .tempdir()?;
+        let master_key = super::private_dir()?;
         let key: [u8; 32] = std::array::from_fn(|i| (i as u8).wrapping_mul(29).wrapping_add(3));
         let path = master_key.path().join("master.key");
         std::fs::write(&path, key)?;
@@ -54,9 +52,7 @@ impl Backend {
     /// Starts node `name`; a node after the first of a PostgreSQL backend is given the
     /// first's admin credentials (identity is shared).
     fn node(&self, root: &Path, name: &str, first: Option<&Server>) -> Result<Server> {
-        let dir = tempfile::Builder::new()
-            .permissions(std::os::unix::fs::PermissionsExt::from_mode(0o700))
-            .tempdir()?;
+        let dir = super::private_dir()?;
         match self {
             Backend::Sqlite => super::start_in(root, &[], &[], dir),
             Backend::Postgres { .. } => {

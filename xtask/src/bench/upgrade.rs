@@ -25,7 +25,7 @@ use anyhow::{bail, ensure, Context, Result};
 use serde_json::{json, Value};
 
 use super::cluster::Backend;
-use super::{Server, ACCOUNT};
+use super::Server;
 
 /// How long a check waits for something that should happen.
 const PATIENCE: Duration = Duration::from_secs(60);
@@ -286,34 +286,17 @@ pub fn upgrade(root: &Path, revision: &str) -> Result<()> {
     // The witness file is the host's: the queue and the configuration, not isolation,
     // are rehearsed.
     let extra = vec!["--insecure-no-sandbox".to_owned()];
-    let private = || {
-        tempfile::Builder::new()
-            .permissions(std::os::unix::fs::PermissionsExt::from_mode(0o700))
-            .tempdir()
-    };
 
-    let a = backend.node_of(&old, "a", None, &extra, private()?)?;
+    let a = backend.node_of(&old, "a", None, &extra, super::private_dir()?)?;
     let schema_old = schema(&store)?;
     r.check("the old node creates a function and invokes it", || {
-        let dir = tempfile::tempdir()?;
-        std::fs::copy(root.join("target/release/fixture"), dir.path().join("bootstrap"))?;
-        let zip = warden_package::zip_directory(dir.path(), &mut |_, _| {})?;
-        let body = json!({
-            "FunctionName": "worker", "Runtime": "provided.al2023", "Handler": "bootstrap",
-            "Role": format!("arn:aws:iam::{ACCOUNT}:role/warden-default"), "Timeout": 30,
-            "MemorySize": 512,
-            "Environment": {"Variables": {
-                "FIXTURE_WITNESS": witness.display().to_string(),
-                "STAGE": "one",
-            }},
-            "Code": {"ZipFile": base64::Engine::encode(&base64::engine::general_purpose::STANDARD, zip)},
-        });
-        super::create(&a, &body)?;
+        let env = json!({"FIXTURE_WITNESS": witness.display().to_string(), "STAGE": "one"});
+        super::create_fixture(&a, root, "worker", 512, env)?;
         ensure!(invoke(&a, &json!({"action": "echo", "n": 1}))?["n"] == 1);
         Ok(())
     })?;
 
-    let b = backend.node_of(&current, "b", Some(&a), &extra, private()?)?;
+    let b = backend.node_of(&current, "b", Some(&a), &extra, super::private_dir()?)?;
     let schema_mixed = schema(&store)?;
     r.check("side by side: each node invokes the function", || {
         for node in [&a, &b] {
