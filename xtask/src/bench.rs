@@ -42,7 +42,7 @@
 //! `upgrade`).
 
 use std::io::{BufRead, BufReader};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -184,13 +184,11 @@ fn start_with_env(
     dir: tempfile::TempDir,
     env: &[(&str, &str)],
 ) -> Result<Server> {
-    start_program(
-        &root.join("target/release/warden"),
-        wrapper,
-        extra,
-        dir,
-        env,
-    )
+    let warden = WARDEN_BINARY
+        .get()
+        .cloned()
+        .unwrap_or_else(|| root.join("target/release/warden"));
+    start_program(&warden, wrapper, extra, dir, env)
 }
 
 /// [`start_with_env`] of the `warden` binary at `warden` (another build's, say).
@@ -1580,6 +1578,10 @@ fn function_urls(root: &Path, seconds: u32) -> Result<()> {
 /// Milliseconds each cold start waits before its configuration change (`--cold-gap-ms`):
 /// 0 measures cold starts back to back, as a burst; more lets background work (such as a
 /// network namespace pool's refill) finish in between, as on a server that is not busy.
+/// `--warden PATH`: the server build to measure in place of this checkout's release
+/// build (another revision's, say, for a before-and-after in one sitting).
+static WARDEN_BINARY: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+
 static COLD_GAP_MS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 
 /// `cargo xtask bench --network`.
@@ -1753,8 +1755,11 @@ fn callgrind(root: &Path, extra: &[String], n: usize) -> Result<()> {
     let requests = (0..n)
         .map(|_| server.signed("POST", "/2015-03-31/functions/noop/invocations", &[], b"{}"))
         .collect::<Result<Vec<_>>>()?;
+    // One connection for them all, kept alive between invokes as `wrk` and the SDKs keep
+    // theirs (a connection per invoke added an accept and a connection's setup to each).
+    let client = agent();
     for request in requests {
-        let r = agent().run(request)?;
+        let r = client.run(request)?;
         if r.status() != 200 {
             bail!("invoke failed: {}", r.status());
         }
@@ -1849,6 +1854,13 @@ pub fn run(root: &Path, args: &[String]) -> Result<()> {
             "--cluster" => nodes = true,
             "--upgrade" => upgrade_from = Some(it.next().context("--upgrade REVISION")?.clone()),
             "--rounds" => rounds = it.next().context("--rounds R")?.parse()?,
+            "--warden" => {
+                let path = PathBuf::from(it.next().context("--warden PATH")?);
+                if !path.is_file() {
+                    bail!("--warden {}: no such file", path.display());
+                }
+                let _ = WARDEN_BINARY.set(path);
+            }
             "--cold-gap-ms" => COLD_GAP_MS.store(
                 it.next().context("--cold-gap-ms N")?.parse()?,
                 std::sync::atomic::Ordering::Relaxed,

@@ -24,6 +24,12 @@ mod sns;
 
 use clap::{Parser, Subcommand};
 
+/// mimalloc in place of the C library's allocator: a warm invoke allocates and frees a few
+/// hundred times on the server's threads, and glibc's malloc spent about a sixth of the
+/// server's CPU on it (BENCHMARKS.md, "The floor").
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Warden: a secure-by-default, AWS-Lambda-compatible serverless platform.
 #[derive(Parser)]
 #[command(name = "warden", version, about, propagate_version = true)]

@@ -1,6 +1,9 @@
 //! `cargo xtask bench --compare`: the warm echo on Warden beside the closest peer,
 //! `cargo lambda watch --release` serving the same `lambda_runtime` function (the
-//! `warden-fixtures` `fixture` binary), under the same `wrk` settings in one run.
+//! `warden-fixtures` `fixture` binary), under the same `wrk` settings in one run, and
+//! beside the floor: `warden-fixtures`' `floor` relay, which carries an Invoke to the same
+//! function and back and checks nothing, so that what Warden's checks and bookkeeping
+//! cost shows as its distance from the floor.
 //!
 //! Every configuration is measured once per round, the rounds alternate their order, and
 //! each ratio is taken between two runs of the same round, measured back to back, so that
@@ -77,6 +80,43 @@ fn free_port() -> Result<u16> {
     Ok(std::net::TcpListener::bind("127.0.0.1:0")?
         .local_addr()?
         .port())
+}
+
+/// A running `floor` relay with its instances; it stops (and stops them) when its
+/// standard input closes.
+struct Floor {
+    child: Child,
+    url: String,
+}
+
+impl Drop for Floor {
+    fn drop(&mut self) {
+        drop(self.child.stdin.take());
+        let _ = self.child.wait();
+    }
+}
+
+/// Starts the `floor` relay with `instances` instances of the fixture.
+fn start_floor(root: &Path, instances: u32) -> Result<Floor> {
+    use std::io::BufRead as _;
+    let mut child = Command::new(root.join("target/release/floor"))
+        .arg("--function")
+        .arg(root.join("target/release/fixture"))
+        .args(["--instances", &instances.to_string()])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .context("starting the floor relay")?;
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.take().context("no stdout")?).read_line(&mut line)?;
+    let base = line
+        .trim()
+        .strip_prefix("invoke ")
+        .with_context(|| format!("the floor relay said {line:?}"))?;
+    Ok(Floor {
+        url: format!("{base}/2015-03-31/functions/fixture/invocations"),
+        child,
+    })
 }
 
 /// Starts `cargo lambda watch --release` on the fixture with `concurrency` instances at
@@ -169,6 +209,8 @@ enum Side {
     Warden(u32),
     /// The peer at this `--concurrency`.
     Peer(u32),
+    /// The floor relay with this many instances.
+    Floor(u32),
 }
 
 struct Config {
@@ -182,6 +224,8 @@ impl Config {
             Side::Warden(mb) => format!("Warden, {mb} MB"),
             Side::Peer(1) => "peer, default --concurrency 1".to_owned(),
             Side::Peer(c) => format!("peer, --concurrency {c}"),
+            Side::Floor(1) => "floor, 1 instance".to_owned(),
+            Side::Floor(n) => format!("floor, {n} instances"),
         };
         let plural = if self.connections == 1 { "" } else { "s" };
         format!("{who}, {} connection{plural}", self.connections)
@@ -207,6 +251,8 @@ pub(super) fn compare(root: &Path, seconds: u32, rounds: usize) -> Result<()> {
     create_function_of(&server, root, "echo1769", 1769)?;
     let peer_one = start_peer(root, &bin, 1)?;
     let peer_eight = start_peer(root, &bin, 8)?;
+    let floor_one = start_floor(root, 1)?;
+    let floor_eight = start_floor(root, 8)?;
     let configs = [
         Config {
             side: Side::Warden(128),
@@ -236,6 +282,14 @@ pub(super) fn compare(root: &Path, seconds: u32, rounds: usize) -> Result<()> {
             side: Side::Warden(1769),
             connections: 8,
         },
+        Config {
+            side: Side::Floor(1),
+            connections: 1,
+        },
+        Config {
+            side: Side::Floor(8),
+            connections: 8,
+        },
     ];
     let measure = |c: &Config, seconds: u32| -> Result<Sample> {
         let threads = c.connections.min(2);
@@ -253,6 +307,8 @@ pub(super) fn compare(root: &Path, seconds: u32, rounds: usize) -> Result<()> {
             }
             Side::Peer(1) => (peer_one.url.clone(), Vec::new()),
             Side::Peer(_) => (peer_eight.url.clone(), Vec::new()),
+            Side::Floor(1) => (floor_one.url.clone(), Vec::new()),
+            Side::Floor(_) => (floor_eight.url.clone(), Vec::new()),
         };
         let lua = script(&headers)?;
         let text = wrk_script(lua.path(), &url, threads, c.connections, seconds)?;
@@ -272,7 +328,7 @@ pub(super) fn compare(root: &Path, seconds: u32, rounds: usize) -> Result<()> {
     println!(
         "## warden bench --compare ({seconds} s per wrk run, {rounds} rounds; peer: {version})"
     );
-    println!("Warden's requests are SigV4-signed and verified; the peer's are unsigned (it checks nothing).");
+    println!("Warden's requests are SigV4-signed and verified; the peer's and the floor's are unsigned (they check nothing).");
     let mut samples: Vec<Vec<Sample>> = vec![Vec::new(); configs.len()];
     for round in 0..rounds {
         let order: Vec<usize> = if round % 2 == 0 {
@@ -307,8 +363,8 @@ pub(super) fn compare(root: &Path, seconds: u32, rounds: usize) -> Result<()> {
         );
     }
     println!();
-    println!("Warden / peer, the median of the rounds' ratios (latency: below 1 is Warden faster; throughput: above 1 is):");
-    println!("| Warden | peer | p50 | p99 | invokes/s |");
+    println!("Warden / the other side, the median of the rounds' ratios (latency: below 1 is Warden faster; throughput: above 1 is):");
+    println!("| Warden | other side | p50 | p99 | invokes/s |");
     println!("| --- | --- | --- | --- | --- |");
     let find = |side: Side, connections: u32| {
         configs
@@ -323,6 +379,8 @@ pub(super) fn compare(root: &Path, seconds: u32, rounds: usize) -> Result<()> {
         (find(Side::Warden(1769), 8), find(Side::Peer(1), 8)),
         (find(Side::Warden(128), 8), find(Side::Peer(8), 8)),
         (find(Side::Warden(1769), 8), find(Side::Peer(8), 8)),
+        (find(Side::Warden(1769), 1), find(Side::Floor(1), 1)),
+        (find(Side::Warden(1769), 8), find(Side::Floor(8), 8)),
     ];
     for (w, p) in pairs {
         let ratio = |f: fn(&Sample) -> f64| {
