@@ -1859,7 +1859,9 @@ pub fn run(root: &Path, args: &[String]) -> Result<()> {
                 if !path.is_file() {
                     bail!("--warden {}: no such file", path.display());
                 }
-                let _ = WARDEN_BINARY.set(path);
+                if WARDEN_BINARY.set(path).is_err() {
+                    bail!("--warden is given twice");
+                }
             }
             "--cold-gap-ms" => COLD_GAP_MS.store(
                 it.next().context("--cold-gap-ms N")?.parse()?,
