@@ -1763,6 +1763,8 @@ fn callgrind(root: &Path, extra: &[String], n: usize) -> Result<()> {
         if r.status() != 200 {
             bail!("invoke failed: {}", r.status());
         }
+        // Read to the end, or the agent cannot hand the connection to the next request.
+        r.into_body().read_to_vec()?;
     }
     control("--dump")?;
     let mut totals = 0u64;

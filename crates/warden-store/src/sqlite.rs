@@ -189,6 +189,44 @@ const PRUNE_BATCH_ROWS: i64 = 2000;
 const VACUUM_BATCH_PAGES: i64 = 1024;
 /// Size the logs write-ahead log is cut back to after a checkpoint.
 const LOG_WAL_LIMIT_BYTES: i64 = 4 * 1024 * 1024;
+/// The columns one log line binds in an insert.
+const LOG_INSERT_COLUMNS: usize = 6;
+/// The rows per insert statement, largest first: a batch goes in by as many of the largest
+/// as fit, then smaller ones, so that a handful of statements (each cached once) cover any
+/// batch size.
+const LOG_INSERT_CHUNKS: [usize; 4] = [64, 16, 4, 1];
+
+/// The insert statement of `LOG_INSERT_CHUNKS[size]` log lines, built once per size.
+fn log_insert_sql(size: usize) -> &'static str {
+    static SQL: std::sync::OnceLock<Vec<String>> = std::sync::OnceLock::new();
+    let all = SQL.get_or_init(|| {
+        LOG_INSERT_CHUNKS
+            .iter()
+            .map(|&n| {
+                let values = (0..n)
+                    .map(|i| {
+                        let p = i * LOG_INSERT_COLUMNS;
+                        format!(
+                            "(?{}, ?{}, ?{}, ?{}, ?{}, ?{})",
+                            p + 1,
+                            p + 2,
+                            p + 3,
+                            p + 4,
+                            p + 5,
+                            p + 6
+                        )
+                    })
+                    .collect::<Vec<_>>()
+                    .join(", ");
+                format!(
+                    "INSERT INTO logs (function, timestamp_ms, request_id, message, source, stream_id) \
+                     VALUES {values}"
+                )
+            })
+            .collect()
+    });
+    all.get(size).map_or("", String::as_str)
+}
 
 /// The metadata schema version this build writes.
 pub const SCHEMA_VERSION: i64 = META_MIGRATIONS.len() as i64;
@@ -1270,26 +1308,42 @@ impl LogStore for SqliteStore {
                     .map_err(db("appending logs"))?;
                 ids.insert((key, stream), id);
             }
-            let mut stmt = tx
-                .prepare_cached(
-                    "INSERT INTO logs (function, timestamp_ms, request_id, message, source, stream_id)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-                )
-                .map_err(db("appending logs"))?;
-            for r in records {
-                let stream_id = r
-                    .stream
-                    .as_deref()
-                    .and_then(|s| ids.get(&(r.function.as_str(), s)));
-                stmt.execute(params![
-                    r.function.as_str(),
-                    r.timestamp_ms,
-                    r.request_id,
-                    r.message,
-                    r.source.as_str(),
-                    stream_id,
-                ])
-                .map_err(db("appending logs"))?;
+            // Rows go in by statements of several rows each: a statement's fixed cost (and
+            // AUTOINCREMENT's read and write of `sqlite_sequence`) is then paid per chunk, not
+            // per line. Rows keep their order, so `seq` follows the batch as before.
+            let mut rest = records;
+            while !rest.is_empty() {
+                // The last size is 1, so some size always fits.
+                let (size, rows) = LOG_INSERT_CHUNKS
+                    .iter()
+                    .copied()
+                    .enumerate()
+                    .find(|&(_, n)| n <= rest.len())
+                    .unwrap_or((LOG_INSERT_CHUNKS.len() - 1, 1));
+                let (chunk, tail) = rest.split_at(rows);
+                rest = tail;
+                let mut stmt = tx
+                    .prepare_cached(log_insert_sql(size))
+                    .map_err(db("appending logs"))?;
+                for (i, r) in chunk.iter().enumerate() {
+                    let stream_id = r
+                        .stream
+                        .as_deref()
+                        .and_then(|s| ids.get(&(r.function.as_str(), s)));
+                    let values: [&dyn rusqlite::ToSql; LOG_INSERT_COLUMNS] = [
+                        &r.function.as_str(),
+                        &r.timestamp_ms,
+                        &r.request_id,
+                        &r.message,
+                        &r.source.as_str(),
+                        &stream_id,
+                    ];
+                    for (column, value) in values.into_iter().enumerate() {
+                        stmt.raw_bind_parameter(i * LOG_INSERT_COLUMNS + column + 1, value)
+                            .map_err(db("appending logs"))?;
+                    }
+                }
+                stmt.raw_execute().map_err(db("appending logs"))?;
             }
             for (function, first) in groups {
                 tx.prepare_cached(

@@ -175,6 +175,44 @@ fn lines_keep_any_text_they_hold(f: &Fixture) {
     assert_eq!(messages(&scan(store, &whole(&app))), ["event \0 with nul"]);
 }
 
+/// Batches of every size a backend may split differently (one line, a few, just under and
+/// over its statement sizes) keep every field of every line, in the order given.
+fn batches_of_any_size_keep_every_line_in_order(f: &Fixture) {
+    let store = &*f.store;
+    let mut sent = Vec::new();
+    for size in [1_i64, 2, 3, 4, 5, 15, 16, 17, 63, 64, 65, 85, 129] {
+        let batch: Vec<LogRecord> = (0..size)
+            .map(|i| {
+                let n = sent.len() as i64 + i;
+                let mut line = log_line("f", 5000 - n, &format!("{size}:{i}"), LogSource::Function);
+                if n % 3 == 0 {
+                    line.source = LogSource::Platform;
+                }
+                line.stream = (n % 2 == 0).then(|| format!("s{}", n % 7));
+                line.request_id = (n % 5 != 0).then(|| format!("r{n}"));
+                line
+            })
+            .collect();
+        store.append_logs(&batch).unwrap();
+        sent.extend(batch);
+    }
+    let read = store.read_logs(&name("f"), 0, 10_000).unwrap();
+    let fields = |r: &LogRecord| {
+        (
+            r.message.clone(),
+            r.timestamp_ms,
+            r.request_id.clone(),
+            r.stream.clone(),
+            r.source,
+        )
+    };
+    assert_eq!(
+        read.iter().map(fields).collect::<Vec<_>>(),
+        sent.iter().map(fields).collect::<Vec<_>>()
+    );
+    assert!(read.windows(2).all(|w| w[0].seq < w[1].seq));
+}
+
 /// One batch spread over several functions and streams keeps its order everywhere: each
 /// function's lines, each stream's events, and the seqs of the whole batch.
 fn a_batch_across_functions_and_streams_keeps_its_order(f: &Fixture) {
@@ -966,6 +1004,7 @@ contract_tests!(
     logs_keep_who_wrote_them,
     lines_keep_any_text_they_hold,
     a_batch_across_functions_and_streams_keeps_its_order,
+    batches_of_any_size_keep_every_line_in_order,
     prune_logs_drops_expired_lines_only,
     prune_logs_expires_more_lines_than_one_batch,
     prune_logs_keeps_the_newest_lines_under_the_size_cap,
