@@ -12,6 +12,7 @@
 //! same way.
 #![forbid(unsafe_code)]
 
+mod canonical;
 mod error;
 mod parse;
 mod sign;
