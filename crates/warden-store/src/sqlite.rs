@@ -219,7 +219,7 @@ fn log_insert_sql(size: usize) -> &'static str {
                     .collect::<Vec<_>>()
                     .join(", ");
                 format!(
-                    "INSERT INTO logs (function, timestamp_ms, request_id, message, source, stream_id) \
+                    "INSERT OR FAIL INTO logs (function, timestamp_ms, request_id, message, source, stream_id) \
                      VALUES {values}"
                 )
             })
@@ -1310,7 +1310,11 @@ impl LogStore for SqliteStore {
             }
             // Rows go in by statements of several rows each: a statement's fixed cost (and
             // AUTOINCREMENT's read and write of `sqlite_sequence`) is then paid per chunk, not
-            // per line. Rows keep their order, so `seq` follows the batch as before.
+            // per line. Rows keep their order, so `seq` follows the batch as before. The
+            // statements are `INSERT OR FAIL`: a failure keeps the rows before it, which costs
+            // nothing here since any error drops the whole transaction, and spares SQLite the
+            // statement journal (a copy of every page a multi-row statement touches, spilled
+            // to a temporary file past 64 KiB) that undoing a half-done statement would need.
             let mut rest = records;
             while !rest.is_empty() {
                 // The last size is 1, so some size always fits.
