@@ -203,7 +203,10 @@ fn push_trimmed(out: &mut String, value: &str) {
 /// Derived signing keys, one per access key, day, region and service: a key is good for
 /// every request of that day, so deriving it (four HMACs) once a day is enough. Each entry
 /// remembers the secret it came from and is used only with that same secret. Bounded: at
-/// [`SigningKeys::CAPACITY`] entries the cache starts again empty.
+/// [`SigningKeys::CAPACITY`] entries the cache starts again empty, and a scope longer than
+/// [`SigningKeys::MAX_SCOPE_BYTES`] (the service name is the caller's to choose, and is
+/// checked only after the signature) is derived without being kept, so the cache holds at
+/// most a few hundred bytes per entry whatever a caller sends.
 #[derive(Default)]
 pub(crate) struct SigningKeys {
     keys: Mutex<HashMap<KeyId, Derived>>,
@@ -225,6 +228,8 @@ struct Derived {
 impl SigningKeys {
     /// Entries kept at most.
     pub(crate) const CAPACITY: usize = 4096;
+    /// The longest access key id, region and service, together, whose key is kept.
+    pub(crate) const MAX_SCOPE_BYTES: usize = 128;
 
     fn get(
         &self,
@@ -234,6 +239,9 @@ impl SigningKeys {
         region: &str,
         service: &str,
     ) -> hmac::Key {
+        if access_key_id.len() + region.len() + service.len() > Self::MAX_SCOPE_BYTES {
+            return derive(secret, date, region, service);
+        }
         let id = KeyId {
             access_key_id: access_key_id.to_owned(),
             date: date.to_owned(),
@@ -338,5 +346,19 @@ mod tests {
             keys.get(&format!("K{i}"), "s", "20261206", "us-east-1", "lambda");
         }
         assert!(keys.len() <= SigningKeys::CAPACITY);
+    }
+
+    #[test]
+    fn a_long_scope_is_derived_but_not_kept() {
+        let keys = SigningKeys::default();
+        let service = "s".repeat(SigningKeys::MAX_SCOPE_BYTES);
+        let key = keys.get("AKID", "secret", "20261206", "us-east-1", &service);
+        assert_eq!(keys.len(), 0);
+        assert_eq!(
+            hmac::sign(&key, b"x").as_ref(),
+            hmac::sign(&derive("secret", "20261206", "us-east-1", &service), b"x").as_ref()
+        );
+        keys.get("AKID", "secret", "20261206", "us-east-1", "lambda");
+        assert_eq!(keys.len(), 1);
     }
 }
