@@ -306,7 +306,8 @@ mod tests {
 
     #[test]
     fn the_signing_key_matches_the_sigv4_example() {
-        // The derivation example of the SigV4 documentation (secret, 20150830, us-east-1, iam).
+        // The inputs of the SigV4 documentation's derivation example, against `aws-sigv4`'s
+        // derivation of the same key.
         let key = derive(
             "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY",
             "20150830",

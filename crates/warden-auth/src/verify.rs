@@ -7,8 +7,8 @@
 //! signature on generated requests. Presigned URLs, and anything `canonical` declines, are
 //! computed by `aws-sigv4` itself.
 //!
-//! Why `aws-sigv4` is the reference rather than a canonicalizer of our own reading of the
-//! specification: it is the code every Rust AWS SDK signs with, and it can reproduce the canonical request of
+//! Why `aws-sigv4` is the reference rather than our own reading of the specification: it
+//! is the code every Rust AWS SDK signs with, and it can reproduce the canonical request of
 //! an incoming request exactly when it is fed (a) only the headers named in `SignedHeaders`,
 //! with no exclusion list, (b) the path and query as sent (it applies the non-S3 rules itself:
 //! RFC 3986 dot-segment removal, empty segments dropped, each byte of the already-encoded path

@@ -193,13 +193,13 @@ const LOG_WAL_LIMIT_BYTES: i64 = 4 * 1024 * 1024;
 const LOG_INSERT_COLUMNS: usize = 6;
 /// The rows per insert statement, largest first: a batch goes in by as many of the largest
 /// as fit, then smaller ones, so that a handful of statements (each cached once) cover any
-/// batch size.
+/// batch size. The last is 1, so some size always fits.
 const LOG_INSERT_CHUNKS: [usize; 4] = [64, 16, 4, 1];
 
-/// The insert statement of `LOG_INSERT_CHUNKS[size]` log lines, built once per size.
-fn log_insert_sql(size: usize) -> &'static str {
-    static SQL: std::sync::OnceLock<Vec<String>> = std::sync::OnceLock::new();
-    let all = SQL.get_or_init(|| {
+/// The insert statement of each of [`LOG_INSERT_CHUNKS`], with its row count, built once.
+fn log_insert_statements() -> &'static [(usize, String)] {
+    static SQL: std::sync::OnceLock<Vec<(usize, String)>> = std::sync::OnceLock::new();
+    SQL.get_or_init(|| {
         LOG_INSERT_CHUNKS
             .iter()
             .map(|&n| {
@@ -218,14 +218,14 @@ fn log_insert_sql(size: usize) -> &'static str {
                     })
                     .collect::<Vec<_>>()
                     .join(", ");
-                format!(
+                let sql = format!(
                     "INSERT OR FAIL INTO logs (function, timestamp_ms, request_id, message, source, stream_id) \
                      VALUES {values}"
-                )
+                );
+                (n, sql)
             })
             .collect()
-    });
-    all.get(size).map_or("", String::as_str)
+    })
 }
 
 /// The metadata schema version this build writes.
@@ -1316,19 +1316,13 @@ impl LogStore for SqliteStore {
             // statement journal (a copy of every page a multi-row statement touches, spilled
             // to a temporary file past 64 KiB) that undoing a half-done statement would need.
             let mut rest = records;
-            while !rest.is_empty() {
-                // The last size is 1, so some size always fits.
-                let (size, rows) = LOG_INSERT_CHUNKS
-                    .iter()
-                    .copied()
-                    .enumerate()
-                    .find(|&(_, n)| n <= rest.len())
-                    .unwrap_or((LOG_INSERT_CHUNKS.len() - 1, 1));
-                let (chunk, tail) = rest.split_at(rows);
+            while let Some((rows, sql)) = log_insert_statements()
+                .iter()
+                .find(|(n, _)| *n <= rest.len())
+            {
+                let (chunk, tail) = rest.split_at(*rows);
                 rest = tail;
-                let mut stmt = tx
-                    .prepare_cached(log_insert_sql(size))
-                    .map_err(db("appending logs"))?;
+                let mut stmt = tx.prepare_cached(sql).map_err(db("appending logs"))?;
                 for (i, r) in chunk.iter().enumerate() {
                     let stream_id = r
                         .stream
