@@ -524,6 +524,38 @@ pub(crate) fn query_targets(
 }
 
 /// Condition keys Warden knows for this request.
+/// The context for deciding `target` with these policies (those `decide` may consult):
+/// built only when one of them can read it (a condition, or a policy variable in a
+/// resource), since it costs a dozen allocations and most policies read none; a policy
+/// that reads no context decides the same without it.
+fn context_for(
+    state: &ApiState,
+    request: &ApiRequest,
+    principal: Option<&Principal>,
+    target: &Target,
+    identity: &[&Policy],
+    resource: Option<&Policy>,
+    session: Option<&[Arc<Policy>]>,
+) -> HashMap<String, ContextValue> {
+    let trust = match &target.trust {
+        Some(Trust::Role(t)) => Some(t.as_ref()),
+        _ => None,
+    };
+    let reads = identity
+        .iter()
+        .copied()
+        .chain(resource)
+        .chain(trust)
+        .chain(target.key_policy.as_deref())
+        .chain(session.into_iter().flatten().map(|p| p.as_ref()))
+        .any(Policy::reads_context);
+    if reads {
+        context(state, request, principal, target)
+    } else {
+        HashMap::new()
+    }
+}
+
 fn context(
     state: &ApiState,
     request: &ApiRequest,
@@ -638,7 +670,15 @@ pub async fn authorize(
             principal: principal.map(|p| p.arn.clone()),
             action: target.action.clone(),
             resource: target.resource.clone(),
-            context: context(state, request, principal, &target),
+            context: context_for(
+                state,
+                request,
+                principal,
+                &target,
+                &refs,
+                resource_policy.as_deref(),
+                session.as_deref(),
+            ),
         };
         let (decision, by_session) = decide(
             &iam_request,
@@ -704,13 +744,21 @@ pub fn allowed_by_identity(
             ContextValue::String("lambda.amazonaws.com".into()),
         ));
     }
+    let session = state.access.identity.session_policies(principal);
     let iam_request = warden_iam::Request {
         principal: Some(principal.arn.clone()),
         action: action.to_owned(),
         resource: resource.to_owned(),
-        context: context(state, request, Some(principal), &target),
+        context: context_for(
+            state,
+            request,
+            Some(principal),
+            &target,
+            &refs,
+            None,
+            session.as_deref(),
+        ),
     };
-    let session = state.access.identity.session_policies(principal);
     decide(&iam_request, &refs, None, &target, session.as_deref())
         .0
         .is_allowed()
@@ -727,13 +775,21 @@ pub fn allowed(
 ) -> bool {
     let policies = state.access.identity.policies_for(principal);
     let refs: Vec<&Policy> = policies.iter().map(|p| p.as_ref()).collect();
+    let session = state.access.identity.session_policies(principal);
     let iam_request = warden_iam::Request {
         principal: Some(principal.arn.clone()),
         action: target.action.clone(),
         resource: target.resource.clone(),
-        context: context(state, request, Some(principal), target),
+        context: context_for(
+            state,
+            request,
+            Some(principal),
+            target,
+            &refs,
+            None,
+            session.as_deref(),
+        ),
     };
-    let session = state.access.identity.session_policies(principal);
     decide(&iam_request, &refs, None, target, session.as_deref())
         .0
         .is_allowed()

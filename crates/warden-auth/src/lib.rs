@@ -36,9 +36,7 @@ pub use verify::{verify, verify_headers, PendingVerification, MAX_CLOCK_SKEW};
 pub fn claimed_service(headers: &http::HeaderMap, query: Option<&str>) -> Option<String> {
     if let Some(value) = headers.get(http::header::AUTHORIZATION) {
         let value = value.to_str().ok()?;
-        return parse::parse_authorization(value)
-            .ok()
-            .map(|h| h.scope.service);
+        return parse::authorization_service(value).ok().map(str::to_owned);
     }
     let query = query?;
     let credential = form_urlencoded::parse(query.as_bytes())

@@ -63,8 +63,41 @@ fn echo(s: &str) -> String {
     s.chars().take(ECHO_LIMIT).collect()
 }
 
+/// The three parameters of an `Authorization` header, as written in it.
+struct AuthorizationParts<'a> {
+    credential: &'a str,
+    signed_headers: &'a str,
+    signature: &'a str,
+}
+
+/// A credential scope, borrowed from the header or query that holds it.
+struct ScopeRef<'a> {
+    access_key_id: &'a str,
+    date: &'a str,
+    region: &'a str,
+    service: &'a str,
+}
+
 /// Parses the value of an `Authorization` header.
 pub(crate) fn parse_authorization(value: &str) -> Result<AuthorizationHeader, AuthError> {
+    let parts = split_authorization(value)?;
+    Ok(AuthorizationHeader {
+        scope: parse_credential(parts.credential)?,
+        signed_headers: parse_signed_headers(parts.signed_headers)?,
+        signature: parts.signature.to_owned(),
+    })
+}
+
+/// The service an `Authorization` header's scope names, if [`parse_authorization`] would
+/// accept the header; checked in the same order, without copying anything out of it.
+pub(crate) fn authorization_service(value: &str) -> Result<&str, AuthError> {
+    let parts = split_authorization(value)?;
+    let scope = split_credential(parts.credential)?;
+    check_signed_headers(parts.signed_headers)?;
+    Ok(scope.service)
+}
+
+fn split_authorization(value: &str) -> Result<AuthorizationParts<'_>, AuthError> {
     let value = value.trim();
     let (algorithm, rest) = value.split_once(' ').unwrap_or((value, ""));
     if algorithm != ALGORITHM {
@@ -119,24 +152,46 @@ pub(crate) fn parse_authorization(value: &str) -> Result<AuthorizationHeader, Au
         }
     }
     match (credential, signed_headers, signature) {
-        (Some(c), Some(h), Some(s)) if missing.is_empty() => Ok(AuthorizationHeader {
-            scope: parse_credential(c)?,
-            signed_headers: parse_signed_headers(h)?,
-            signature: s.to_owned(),
-        }),
+        (Some(credential), Some(signed_headers), Some(signature)) if missing.is_empty() => {
+            Ok(AuthorizationParts {
+                credential,
+                signed_headers,
+                signature,
+            })
+        }
         _ => Err(AuthError::malformed(missing)),
     }
 }
 
 /// Parses `AKID/YYYYMMDD/REGION/SERVICE/aws4_request`.
 pub(crate) fn parse_credential(value: &str) -> Result<Scope, AuthError> {
-    let parts: Vec<&str> = value.split('/').collect();
-    let [akid, date, region, service, terminator] = parts[..] else {
-        return Err(AuthError::malformed(format!(
+    let scope = split_credential(value)?;
+    Ok(Scope {
+        access_key_id: scope.access_key_id.to_owned(),
+        date: scope.date.to_owned(),
+        region: scope.region.to_owned(),
+        service: scope.service.to_owned(),
+    })
+}
+
+fn split_credential(value: &str) -> Result<ScopeRef<'_>, AuthError> {
+    let wrong_shape = || {
+        AuthError::malformed(format!(
             "Credential must have exactly 5 slash-delimited elements, e.g. \
              keyid/date/region/service/term, got '{}'",
             echo(value)
-        )));
+        ))
+    };
+    let mut parts = value.split('/');
+    let (Some(akid), Some(date), Some(region), Some(service), Some(terminator), None) = (
+        parts.next(),
+        parts.next(),
+        parts.next(),
+        parts.next(),
+        parts.next(),
+        parts.next(),
+    ) else {
+        return Err(wrong_shape());
     };
     if terminator != "aws4_request" {
         return Err(AuthError::malformed(format!(
@@ -145,11 +200,7 @@ pub(crate) fn parse_credential(value: &str) -> Result<Scope, AuthError> {
         )));
     }
     if akid.is_empty() || region.is_empty() || service.is_empty() {
-        return Err(AuthError::malformed(format!(
-            "Credential must have exactly 5 slash-delimited elements, e.g. \
-             keyid/date/region/service/term, got '{}'",
-            echo(value)
-        )));
+        return Err(wrong_shape());
     }
     if date.len() != 8 || !date.bytes().all(|b| b.is_ascii_digit()) {
         return Err(AuthError::malformed(format!(
@@ -157,24 +208,28 @@ pub(crate) fn parse_credential(value: &str) -> Result<Scope, AuthError> {
             echo(date)
         )));
     }
-    Ok(Scope {
-        access_key_id: akid.to_owned(),
-        date: date.to_owned(),
-        region: region.to_owned(),
-        service: service.to_owned(),
+    Ok(ScopeRef {
+        access_key_id: akid,
+        date,
+        region,
+        service,
     })
 }
 
 /// Parses `SignedHeaders`: lowercase names separated by `;`, sorted, unique, including `host`.
 pub(crate) fn parse_signed_headers(value: &str) -> Result<Vec<String>, AuthError> {
-    let names: Vec<String> = value.split(';').map(str::to_owned).collect();
-    let valid_name = |n: &String| {
+    check_signed_headers(value)?;
+    Ok(value.split(';').map(str::to_owned).collect())
+}
+
+fn check_signed_headers(value: &str) -> Result<(), AuthError> {
+    let valid_name = |n: &str| {
         !n.is_empty()
             && n.bytes().all(|b| {
                 b.is_ascii_lowercase() || b.is_ascii_digit() || b"-_.!#$%&'*+^`|~".contains(&b)
             })
     };
-    if !names.iter().all(valid_name) {
+    if !value.split(';').all(valid_name) {
         return Err(AuthError::malformed(format!(
             "SignedHeaders must be a semicolon-separated list of lowercase header names, \
              got '{}'",
@@ -183,18 +238,23 @@ pub(crate) fn parse_signed_headers(value: &str) -> Result<Vec<String>, AuthError
     }
     // The canonical request lists headers sorted; a list in another order cannot have been
     // produced by a conforming signer.
-    if names.windows(2).any(|w| w[0] >= w[1]) {
-        return Err(AuthError::malformed(format!(
-            "SignedHeaders must be sorted and without duplicates, got '{}'",
-            echo(value)
-        )));
+    let mut names = value.split(';');
+    let mut previous = names.next();
+    for name in names {
+        if previous.is_some_and(|p| p >= name) {
+            return Err(AuthError::malformed(format!(
+                "SignedHeaders must be sorted and without duplicates, got '{}'",
+                echo(value)
+            )));
+        }
+        previous = Some(name);
     }
-    if !names.iter().any(|n| n == "host") {
+    if !value.split(';').any(|n| n == "host") {
         return Err(AuthError::malformed(
             "'Host' or ':authority' must be a 'SignedHeader' in the AWS Authorization.",
         ));
     }
-    Ok(names)
+    Ok(())
 }
 
 /// Parses `YYYYMMDDTHHMMSSZ` (ISO 8601 basic format, UTC), the only form SigV4 signs.
@@ -460,6 +520,30 @@ mod tests {
             sep in prop_oneof![Just(", "), Just(","), Just(" , "), Just(";")],
         ) {
             let _ = parse_authorization(&format!("{alg} Credential={cred}{sep}SignedHeaders={sh}{sep}Signature={sig}"));
+        }
+
+        #[test]
+        fn the_claimed_service_is_the_parsed_one(
+            akid in "[A-Z0-9]{0,3}",
+            date in prop_oneof![4 => "[0-9]{8}", 1 => "[0-9]{7,9}"],
+            service in "[a-z]{0,4}",
+            terminator in prop_oneof![4 => Just("aws4_request"), 1 => Just("aws4"), 1 => Just("")],
+            extra in prop_oneof![4 => Just(""), 1 => Just("/x")],
+            sh in prop_oneof![
+                Just("host;x-amz-date"), Just("x-amz-date;host"), Just("host;host"),
+                Just("content-type;host"), Just("Host"), Just(""), Just("host;;x"),
+            ],
+            sig in "[0-9a-f]{0,3}",
+            sep in prop_oneof![2 => Just(", "), 2 => Just(","), 1 => Just(";")],
+        ) {
+            let value = format!(
+                "AWS4-HMAC-SHA256 Credential={akid}/{date}/us-east-1/{service}/{terminator}{extra}\
+                 {sep}SignedHeaders={sh}{sep}Signature={sig}"
+            );
+            let parsed = parse_authorization(&value).map(|h| h.scope.service);
+            let claimed = authorization_service(&value).map(str::to_owned);
+            prop_assert_eq!(parsed.is_ok(), claimed.is_ok());
+            prop_assert_eq!(parsed.ok(), claimed.ok());
         }
 
         #[test]

@@ -1168,11 +1168,14 @@ impl PeakMemory {
         if self.pid <= 0 {
             return 0;
         }
-        let mut buf = [0u8; 4096];
         if let Some(cgroup) = &self.cgroup {
-            let n = cgroup.read_at(&mut buf[..64], 0).unwrap_or(0);
+            // One number: a small buffer, since zeroing a page per `REPORT` line cost more
+            // than the read.
+            let mut buf = [0u8; 64];
+            let n = cgroup.read_at(&mut buf, 0).unwrap_or(0);
             return bytes_in(&buf[..n]).map_or(0, |b| b.div_ceil(1 << 20));
         }
+        let mut buf = [0u8; 4096];
         let mut pids = vec![self.pid];
         if let Some(children) = &self.children {
             let n = children.read_at(&mut buf, 0).unwrap_or(0);

@@ -105,6 +105,11 @@ impl Pattern {
         }
     }
 
+    /// Whether the pattern holds a policy variable, whose value comes from the context.
+    pub fn has_variables(&self) -> bool {
+        self.has_vars
+    }
+
     /// Matches `text`, resolving variables from `ctx`. A variable that cannot be resolved
     /// (absent without default, or multi-valued) makes the pattern match nothing.
     pub fn matches(&self, text: &str, ctx: &Context<'_>) -> bool {

@@ -196,9 +196,28 @@ impl Policy {
     pub fn statements(&self) -> &[Statement] {
         &self.statements
     }
+
+    /// Whether evaluating this policy can read the request's context: some statement has
+    /// a condition, or a policy variable in an action or resource. A caller may leave the
+    /// context empty for a request that only such policies decide, since their decision
+    /// cannot depend on it. (Principals are matched against the caller alone.)
+    pub fn reads_context(&self) -> bool {
+        self.statements.iter().any(Statement::reads_context)
+    }
 }
 
 impl Statement {
+    fn reads_context(&self) -> bool {
+        !self.conditions.is_empty()
+            || self.actions.items.iter().any(Pattern::has_variables)
+            || self.resources.as_ref().is_some_and(|r| {
+                r.items.iter().any(|p| match p {
+                    ResourcePattern::Any => false,
+                    ResourcePattern::Arn(a) => a.parts.iter().any(Pattern::has_variables),
+                })
+            })
+    }
+
     /// The statement's `Sid`, if any.
     pub fn sid(&self) -> Option<&str> {
         self.sid.as_deref()

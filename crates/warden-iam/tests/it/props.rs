@@ -98,7 +98,79 @@ fn arb_policy() -> impl Strategy<Value = Value> {
         })
 }
 
+/// Policies of either version whose statements may or may not read the context: a
+/// condition on a key the context holds, or a variable in an action or resource.
+fn arb_maybe_contextual_policy() -> impl Strategy<Value = Value> {
+    // Action names hold no variables (the parser refuses them).
+    let action = prop_oneof![Just("*"), Just("lambda:*"), Just("lambda:InvokeFunction"),];
+    let resource = prop_oneof![
+        Just("*"),
+        Just("arn:aws:lambda:*:1:function:${aws:username}"),
+        Just("arn:aws:lambda:*:1:function:f*"),
+        Just("arn:aws:lambda:*:1:function:${k:a, 'f'}"),
+    ];
+    let statement = (
+        prop_oneof![Just("Allow"), Just("Deny")],
+        action,
+        resource,
+        prop::option::of((
+            prop_oneof![Just("StringEquals"), Just("StringNotLike"), Just("Null")],
+            prop_oneof![Just("k:a"), Just("aws:username"), Just("k:absent")],
+            prop_oneof![
+                Just("f"),
+                Just("true"),
+                Just("false"),
+                Just("${aws:username}")
+            ],
+        )),
+    )
+        .prop_map(|(effect, action, resource, condition)| {
+            let mut st = json!({"Effect": effect, "Action": action, "Resource": resource});
+            if let Some((op, key, value)) = condition {
+                st["Condition"] = json!({ op: { key: value } });
+            }
+            st
+        });
+    (
+        prop_oneof![Just("2012-10-17"), Just("2008-10-17")],
+        prop::collection::vec(statement, 1..4),
+    )
+        .prop_map(|(version, statements)| json!({"Version": version, "Statement": statements}))
+}
+
 proptest! {
+    #[test]
+    fn a_policy_that_reads_no_context_decides_the_same_without_it(
+        doc in arb_maybe_contextual_policy(),
+        action in prop_oneof![Just("lambda:InvokeFunction"), Just("lambda:GetFunction")],
+        name in prop_oneof![Just("f"), Just("g"), Just("${aws:username}"), Just("${k:a, 'f'}")],
+        value in prop_oneof![Just("f"), Just("g"), Just("true")],
+    ) {
+        // `Null` takes only `true` or `false`: the other pairings do not parse.
+        let parsed = Policy::from_json(&doc, PolicyKind::Identity);
+        prop_assume!(parsed.is_ok());
+        let p = parsed.unwrap();
+        let request = |context| Request {
+            principal: Some("arn:aws:iam::1:user/u".into()),
+            action: action.to_string(),
+            resource: format!("arn:aws:lambda:us-east-1:1:function:{name}"),
+            context,
+        };
+        let full = HashMap::from([
+            ("k:a".to_string(), ContextValue::String(value.to_string())),
+            ("aws:username".to_string(), ContextValue::String(value.to_string())),
+        ]);
+        let with = evaluate(&request(full), &[&p], None);
+        let without = evaluate(&request(HashMap::new()), &[&p], None);
+        if !p.reads_context() {
+            prop_assert_eq!(with, without);
+        }
+        // A condition, or a variable in the 2012 language, always reads the context.
+        let text = doc.to_string();
+        let variables = doc["Version"] == "2012-10-17" && text.contains("${");
+        prop_assert_eq!(p.reads_context(), text.contains("Condition") || variables);
+    }
+
     #[test]
     fn parser_never_panics_on_strings(s in "\\PC{0,200}") {
         let _ = Policy::parse(&s);
