@@ -71,6 +71,14 @@ fn engine_gauges(engine: &warden_engine::Engine) -> Vec<Gauge> {
             Vec::new()
         }
     };
+    if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+        gauges.push(Gauge {
+            name: "warden_async_workers",
+            help: "Threads running the server's async work (--worker-threads).",
+            labels: Vec::new(),
+            value: runtime.metrics().num_workers() as f64,
+        });
+    }
     let spawns = engine.spawn_latency();
     gauges.extend([
         Gauge {

@@ -60,6 +60,13 @@ pub struct ServeArgs {
     /// CPUs, for a developer who wants full speed locally; memory stays limited).
     #[arg(long = "cpu-scaling", value_enum, default_value_t = CpuScalingArg::Lambda)]
     cpu_scaling: CpuScalingArg,
+    /// Threads that run the server's async work: the APIs, the Runtime API of every
+    /// instance and the engine (tokio's workers; blocking work has threads of its own).
+    /// Default: half the CPUs this process may use, at least one. An invoke's other half
+    /// of the work runs in the function's own process, and on two CPUs one worker served
+    /// as many invokes as two with half the context switches (BENCHMARKS.md).
+    #[arg(long, env = "WARDEN_WORKER_THREADS", value_parser = clap::value_parser!(u16).range(1..=1024))]
+    worker_threads: Option<u16>,
     /// A PEM file of certificate authorities SNS trusts for `https` endpoints, besides
     /// the host's certificate store (an internal CA; the only trust on an air-gapped host).
     #[arg(long = "sns-ca-file", value_name = "PEM")]
@@ -646,6 +653,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
     })?;
 
     let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(worker_threads(args.worker_threads))
         .enable_all()
         .build()?;
     let engine_executor = Arc::clone(&executor);
@@ -1085,6 +1093,15 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
 /// force. Every connection, relayed connection and instance costs the server descriptors;
 /// the soft limit many systems start processes with (1024) would cap the API far below what
 /// the host allows.
+/// The async worker threads: as configured, else half the CPUs this process may use (its
+/// affinity mask, or its cgroup's CPU quota, whichever is less), at least one.
+fn worker_threads(configured: Option<u16>) -> usize {
+    match configured {
+        Some(n) => usize::from(n),
+        None => std::thread::available_parallelism().map_or(1, |n| (n.get() / 2).max(1)),
+    }
+}
+
 fn raise_descriptor_limit() -> u64 {
     use rustix::process::{getrlimit, setrlimit, Resource, Rlimit};
     let limit = getrlimit(Resource::Nofile);

@@ -178,7 +178,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
     }
     let function = function.ok_or("--function PATH is required")?;
+    // As many workers as `warden serve` has by default (half the CPUs, at least one), so
+    // that the two are compared on the same threads.
+    let workers = std::thread::available_parallelism().map_or(1, |n| (n.get() / 2).max(1));
     let runtime_threads = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(workers)
         .enable_all()
         .build()?;
     runtime_threads.block_on(async move {

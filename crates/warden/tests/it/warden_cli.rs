@@ -406,3 +406,33 @@ fn versions_and_aliases_from_the_warden_cli() {
     ]);
     assert!(missing.contains("ResourceNotFoundException"), "{missing}");
 }
+
+/// The server's async workers: as many as `--worker-threads` says, else half the CPUs it
+/// may use (at least one), as its metrics report; zero is refused before anything starts.
+#[test]
+fn the_server_runs_as_many_async_workers_as_configured() {
+    fn workers(s: &crate::harness::Server) -> usize {
+        let (status, text) = crate::metrics::get(&s.metrics_endpoint, "GET");
+        assert_eq!(status, 200, "{text}");
+        let line = text
+            .lines()
+            .find_map(|l| l.strip_prefix("warden_async_workers "))
+            .unwrap_or_else(|| panic!("no warden_async_workers in {text}"));
+        line.trim().parse().unwrap()
+    }
+    let three = crate::harness::Server::start_with(&["--worker-threads", "3"]);
+    assert_eq!(workers(&three), 3);
+    drop(three);
+    let default = crate::harness::Server::start_with(&[]);
+    let cpus = std::thread::available_parallelism().unwrap().get();
+    assert_eq!(workers(&default), (cpus / 2).max(1));
+    drop(default);
+
+    let out = std::process::Command::new(crate::harness::warden_bin())
+        .args(["serve", "--worker-threads", "0"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("--worker-threads"), "{err}");
+}
