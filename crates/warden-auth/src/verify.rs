@@ -362,7 +362,8 @@ fn check_time(claim: &Claim, signed_at: SystemTime, now: SystemTime) -> Result<(
 /// The payload hash to put in the canonical request (see [`verify`] for the rules).
 fn payload_hash(parts: &Parts, body_sha256: &[u8; 32], claim: &Claim) -> Result<String, AuthError> {
     let akid = &claim.scope.access_key_id;
-    let real = hex::encode(body_sha256);
+    let mut real = String::with_capacity(64);
+    crate::canonical::push_hex(&mut real, body_sha256);
     match single_header(parts, "x-amz-content-sha256")? {
         None => Ok(real),
         Some(UNSIGNED_PAYLOAD) if claim.presigned_expires.is_some() => {
