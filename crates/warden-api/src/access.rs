@@ -523,7 +523,6 @@ pub(crate) fn query_targets(
     }
 }
 
-/// Condition keys Warden knows for this request.
 /// The context for deciding `target` with these policies (those `decide` may consult):
 /// built only when one of them can read it (a condition, or a policy variable in a
 /// resource), since it costs a dozen allocations and most policies read none; a policy
@@ -556,6 +555,7 @@ fn context_for(
     }
 }
 
+/// Condition keys Warden knows for this request.
 fn context(
     state: &ApiState,
     request: &ApiRequest,

@@ -1089,10 +1089,6 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Raises the soft limit on open descriptors to the hard limit and returns the limit in
-/// force. Every connection, relayed connection and instance costs the server descriptors;
-/// the soft limit many systems start processes with (1024) would cap the API far below what
-/// the host allows.
 /// The async worker threads: as configured, else half the CPUs this process may use (its
 /// affinity mask, or its cgroup's CPU quota, whichever is less), at least one.
 fn worker_threads(configured: Option<u16>) -> usize {
@@ -1102,6 +1098,10 @@ fn worker_threads(configured: Option<u16>) -> usize {
     }
 }
 
+/// Raises the soft limit on open descriptors to the hard limit and returns the limit in
+/// force. Every connection, relayed connection and instance costs the server descriptors;
+/// the soft limit many systems start processes with (1024) would cap the API far below what
+/// the host allows.
 fn raise_descriptor_limit() -> u64 {
     use rustix::process::{getrlimit, setrlimit, Resource, Rlimit};
     let limit = getrlimit(Resource::Nofile);
