@@ -116,8 +116,8 @@ pub(crate) fn signature(form: &HeaderForm<'_>, secret: &str, keys: &SigningKeys)
     Some(signature)
 }
 
-/// Appends `bytes` in lowercase hex, as `hex::encode` writes them (whose char iterator cost
-/// more than the SHA-256 it rendered, three times per request).
+/// Appends `bytes` in lowercase hex, as `hex::encode` writes them (its char iterator took
+/// about as many instructions as the SHA-256 that computed the bytes; three per request).
 pub(crate) fn push_hex(out: &mut String, bytes: &[u8]) {
     const DIGITS: &[u8; 16] = b"0123456789abcdef";
     out.reserve(bytes.len() * 2);
