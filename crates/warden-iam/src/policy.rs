@@ -198,9 +198,10 @@ impl Policy {
     }
 
     /// Whether evaluating this policy can read the request's context: some statement has
-    /// a condition, or a policy variable in an action or resource. A caller may leave the
-    /// context empty for a request that only such policies decide, since their decision
-    /// cannot depend on it. (Principals are matched against the caller alone.)
+    /// a condition, or a policy variable in a resource. A caller may leave the context
+    /// empty for a request that only policies reading none decide, since their decision
+    /// cannot depend on it. (Actions hold no variables, `ACTION_SYNTAX` has none, and
+    /// principals are matched against the caller alone.)
     pub fn reads_context(&self) -> bool {
         self.statements.iter().any(Statement::reads_context)
     }
@@ -209,7 +210,6 @@ impl Policy {
 impl Statement {
     fn reads_context(&self) -> bool {
         !self.conditions.is_empty()
-            || self.actions.items.iter().any(Pattern::has_variables)
             || self.resources.as_ref().is_some_and(|r| {
                 r.items.iter().any(|p| match p {
                     ResourcePattern::Any => false,

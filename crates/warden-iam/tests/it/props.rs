@@ -99,7 +99,7 @@ fn arb_policy() -> impl Strategy<Value = Value> {
 }
 
 /// Policies of either version whose statements may or may not read the context: a
-/// condition on a key the context holds, or a variable in an action or resource.
+/// condition on a key the context holds, or a variable in a resource.
 fn arb_maybe_contextual_policy() -> impl Strategy<Value = Value> {
     // Action names hold no variables (the parser refuses them).
     let action = prop_oneof![Just("*"), Just("lambda:*"), Just("lambda:InvokeFunction"),];
