@@ -1342,6 +1342,13 @@ impl LogStore for SqliteStore {
                     }
                 }
                 stmt.raw_execute().map_err(db("appending logs"))?;
+                // Only the log writer thread appends, and its batches take milliseconds at
+                // load. The scheduler places a woken task on the CPU it last ran on, and an
+                // invocation's next step (the server, the function, the client) queued
+                // behind this thread waited for the whole batch while the other CPU idled.
+                // Yielding after each chunk lets it run sooner (measured: p99 of the warm
+                // invoke at one connection down by a third, throughput unchanged).
+                std::thread::yield_now();
             }
             for (function, first) in groups {
                 tx.prepare_cached(
