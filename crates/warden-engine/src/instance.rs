@@ -29,6 +29,9 @@ pub struct Instance {
     pub logs: Arc<LogCapture>,
     /// What its `REPORT` lines read their peak memory from.
     pub peak_memory: Arc<crate::logs::PeakMemory>,
+    /// What holds its events while it is beyond its CPU share (instances limited to a
+    /// fraction of a CPU).
+    pub pacer: Option<crate::pacing::CpuPacer>,
     pub exit: watch::Receiver<Option<ExitStatus>>,
     /// When the engine asked for the process: the start of the init phase.
     pub spawned_at: Instant,
@@ -77,6 +80,7 @@ impl Instance {
     )]
     pub fn new(
         peak_memory: crate::logs::PeakMemory,
+        pacer: Option<crate::pacing::CpuPacer>,
         runtime_api: std::net::TcpListener,
         relayed: Vec<(std::net::TcpListener, SocketAddr)>,
         dns: Option<DnsService>,
@@ -112,6 +116,7 @@ impl Instance {
             channel,
             logs,
             peak_memory: Arc::new(peak_memory),
+            pacer,
             exit: rx,
             spawned_at,
             last_used: Mutex::new(Instant::now()),

@@ -14,6 +14,7 @@ pub mod events;
 mod instance;
 pub mod logs;
 mod memory;
+mod pacing;
 mod queue;
 mod registry;
 pub mod security;
@@ -1052,8 +1053,15 @@ impl Engine {
             dns_socket,
             link_address,
             memory_peak,
+            cpu_usage,
             exited,
         } = spawned;
+        let pacer = cpu_usage.and_then(|usage| {
+            pacing::CpuPacer::new(
+                usage,
+                instance::instance_limits(config, inner.config.cpu_scaling).cpu_percent,
+            )
+        });
         let instance_name = format!("i-{:016x}", id.0);
         if let Some(address) = link_address {
             lock(&inner.linked).insert(
@@ -1103,6 +1111,7 @@ impl Engine {
         .and_then(|logs| {
             Instance::new(
                 logs::PeakMemory::of_instance(pid, memory_peak),
+                pacer,
                 runtime_api,
                 relayed,
                 dns,
@@ -1179,6 +1188,15 @@ impl Engine {
         init_ms: Option<f64>,
     ) -> InvokeResponse {
         let timeout = Duration::from_secs(u64::from(config.timeout_seconds));
+        // An instance beyond its CPU share gets the event once its share has paid the debt
+        // (a little at a time, rather than the kernel stopping it for a period); the wait
+        // is the platform's, outside the invocation's duration and deadline.
+        if let Some(pacer) = &instance.pacer {
+            let wait = pacer.wait();
+            if !wait.is_zero() {
+                tokio::time::sleep(wait).await;
+            }
+        }
         let started = Instant::now();
         let deadline = tokio::time::Instant::now() + timeout;
         let deadline_ms = warden_types::now_millis() + timeout.as_millis() as i64;
@@ -1643,6 +1661,7 @@ mod tests {
         };
         let i = Instance::new(
             logs::PeakMemory::open(1),
+            None,
             listener,
             Vec::new(),
             None,

@@ -230,9 +230,11 @@ impl ZygoteExecutor {
             fds: mut passed,
             link_address,
             memory_peak,
+            cpu_usage,
         } = reply;
-        // The peak memory file, when there is one, comes last; a linked instance's
-        // resolver socket fourth.
+        // The CPU time file, when there is one, comes last, and the peak memory file
+        // before it; a linked instance's resolver socket fourth.
+        let cpu_usage = if cpu_usage { passed.pop() } else { None };
         let memory_peak = if memory_peak { passed.pop() } else { None };
         let dns_socket = (passed.len() == 4)
             .then(|| passed.pop())
@@ -266,19 +268,21 @@ impl ZygoteExecutor {
             dns_socket,
             link_address,
             memory_peak,
+            cpu_usage,
             exited: exit_rx,
         })
     }
 }
 
 /// The zygote's answer to a spawn: the pid, the descriptors passed back, the address of
-/// the instance's link (if it has one), and whether the last descriptor is its peak
-/// memory file.
+/// the instance's link (if it has one), and whether its peak memory and CPU time files
+/// are among the descriptors.
 struct SpawnReply {
     pid: i32,
     fds: Vec<OwnedFd>,
     link_address: Option<std::net::Ipv4Addr>,
     memory_peak: bool,
+    cpu_usage: bool,
 }
 
 fn request_program(p: &Path) -> String {
@@ -320,6 +324,7 @@ fn read_events(socket: OwnedFd, shared: Arc<Shared>) {
                 pid,
                 link_address,
                 memory_peak,
+                cpu_usage,
             } => {
                 if let Some(tx) = lock(&shared.pending).remove(&id) {
                     let _ = tx.send(Ok(SpawnReply {
@@ -327,6 +332,7 @@ fn read_events(socket: OwnedFd, shared: Arc<Shared>) {
                         fds,
                         link_address,
                         memory_peak,
+                        cpu_usage,
                     }));
                 }
             }

@@ -320,6 +320,10 @@ pub struct SpawnedInstance {
     /// Sandboxed instances with a memory cgroup only: its peak memory file (bytes, read
     /// again from offset 0), counting from the spawn.
     pub memory_peak: Option<OwnedFd>,
+    /// Sandboxed instances limited to less than one CPU only: the CPU time file of their
+    /// cgroup, read again from offset 0 (`usage_usec N` first on cgroup v2, nanoseconds
+    /// alone on v1), counting the CPU time of every process the cgroup has held.
+    pub cpu_usage: Option<OwnedFd>,
     /// Resolves once when the process has ended and been reaped.
     pub exited: tokio::sync::oneshot::Receiver<ExitStatus>,
 }

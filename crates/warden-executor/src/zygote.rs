@@ -809,6 +809,7 @@ impl Zygote {
                                 ];
                                 fds.extend(s.dns_socket.as_ref().map(|d| d.as_fd()));
                                 fds.extend(s.memory_peak.as_ref().map(|d| d.as_fd()));
+                                fds.extend(s.cpu_usage.as_ref().map(|d| d.as_fd()));
                                 fds
                             }
                             Running::Plain { .. } => Vec::new(),
@@ -817,26 +818,30 @@ impl Zygote {
                             Running::Sandboxed(s) => s.link.as_ref().map(|l| l.instance_addr),
                             Running::Plain { .. } => None,
                         };
-                        let memory_peak = match &running {
-                            Running::Sandboxed(s) => s.memory_peak.is_some(),
-                            Running::Plain { .. } => false,
+                        let (memory_peak, cpu_usage) = match &running {
+                            Running::Sandboxed(s) => {
+                                (s.memory_peak.is_some(), s.cpu_usage.is_some())
+                            }
+                            Running::Plain { .. } => (false, false),
                         };
                         let event = Event::Spawned {
                             id,
                             pid,
                             link_address,
                             memory_peak,
+                            cpu_usage,
                         };
                         if protocol::send(self.control.as_fd(), &event, &fds).is_err() {
                             // The server will never serve it: end it now.
                             let _ = self.reap_now(running);
                             return;
                         }
-                        // The server holds the peak memory file now; the zygote's copy
-                        // would only be one more descriptor per instance.
+                        // The server holds the peak memory and CPU time files now; the
+                        // zygote's copies would only be more descriptors per instance.
                         let mut running = running;
                         if let Running::Sandboxed(s) = &mut running {
                             s.memory_peak = None;
+                            s.cpu_usage = None;
                         }
                         self.running.insert(id, running);
                     }

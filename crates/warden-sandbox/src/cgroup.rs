@@ -96,16 +96,25 @@ pub(crate) enum Controller {
     Memory,
     Pids,
     Cpu,
+    /// CPU time accounting, a controller of its own on v1 (v2 counts every cgroup's CPU
+    /// time in its `cpu.stat`, with or without controllers).
+    CpuAcct,
 }
 
 impl Controller {
-    const ALL: [Controller; 3] = [Controller::Memory, Controller::Pids, Controller::Cpu];
+    const ALL: [Controller; 4] = [
+        Controller::Memory,
+        Controller::Pids,
+        Controller::Cpu,
+        Controller::CpuAcct,
+    ];
 
     fn name(self) -> &'static str {
         match self {
             Controller::Memory => "memory",
             Controller::Pids => "pids",
             Controller::Cpu => "cpu",
+            Controller::CpuAcct => "cpuacct",
         }
     }
 }
@@ -507,6 +516,21 @@ impl Cgroups {
         Some(peak.into())
     }
 
+    /// The slot's CPU time file, opened for reading: `cpu.stat` on v2 (its first line is
+    /// `usage_usec N`) or `cpuacct.usage` on v1 (nanoseconds). Read again from offset 0, it
+    /// gives the CPU time of every process the slot has held, this instance's and those of
+    /// earlier instances in a reused slot, so only differences between two reads mean
+    /// anything. `None` without the file (no `cpuacct` hierarchy on v1).
+    pub(crate) fn cpu_usage(&self, slot: usize) -> Option<std::os::fd::OwnedFd> {
+        let path = if self.v2 {
+            self.slot_dir(Controller::Memory, slot)?.join("cpu.stat")
+        } else {
+            self.slot_dir(Controller::CpuAcct, slot)?
+                .join("cpuacct.usage")
+        };
+        fs::File::open(path).ok().map(Into::into)
+    }
+
     /// Returns a slot whose processes are all gone to the free list.
     pub(crate) fn release(&mut self, slot: usize) {
         let empty = self.dirs(slot).iter().all(|d| {
@@ -548,10 +572,11 @@ mod tests {
 26 25 0:23 / /sys/fs/cgroup/memory rw,relatime - cgroup cgroup rw,memory
 27 25 0:24 / /sys/fs/cgroup/pids rw,relatime - cgroup cgroup rw,pids
 28 25 0:25 / /sys/fs/cgroup/cpu rw,relatime - cgroup cgroup rw,cpu
+31 25 0:28 / /sys/fs/cgroup/cpuacct rw,relatime - cgroup cgroup rw,cpuacct
 29 25 0:26 / /sys/fs/cgroup/unified rw,relatime - cgroup2 cgroup2 rw
 30 1 0:27 / /with\\040space rw - ext4 /dev/sda rw
 ";
-    const PROC_CGROUP: &str = "8:pids:/\n4:memory:/a/b\n1:cpu:/\n0::/\n";
+    const PROC_CGROUP: &str = "8:pids:/\n4:memory:/a/b\n2:cpuacct:/\n1:cpu:/\n0::/\n";
 
     #[test]
     fn hybrid_host_uses_v1_controllers() {
@@ -565,10 +590,11 @@ mod tests {
                 ),
                 (Controller::Pids, PathBuf::from("/sys/fs/cgroup/pids")),
                 (Controller::Cpu, PathBuf::from("/sys/fs/cgroup/cpu")),
+                (Controller::CpuAcct, PathBuf::from("/sys/fs/cgroup/cpuacct")),
             ])
         );
         assert_eq!(
-            parse_mountinfo(MOUNTINFO)[5].mount_point,
+            parse_mountinfo(MOUNTINFO)[6].mount_point,
             PathBuf::from("/with space")
         );
     }
@@ -585,8 +611,9 @@ mod tests {
             (Controller::Memory, tmp.path().join("memory")),
             (Controller::Pids, tmp.path().join("pids")),
             (Controller::Cpu, tmp.path().join("cpu")),
+            (Controller::CpuAcct, tmp.path().join("cpuacct")),
         ]);
-        for c in ["memory", "pids", "cpu"] {
+        for c in ["memory", "pids", "cpu", "cpuacct"] {
             fs::create_dir(tmp.path().join(c)).unwrap();
         }
         let mut cg = Cgroups::create(&layout, "w").unwrap();
@@ -603,6 +630,14 @@ mod tests {
         assert_eq!(read("cpu/w/slot-0/cpu.cfs_period_us"), "10000");
         cg.attach(slot, 42).unwrap();
         assert_eq!(read("pids/w/slot-0/cgroup.procs"), "42");
+        assert_eq!(read("cpuacct/w/slot-0/cgroup.procs"), "42");
+        // The slot's CPU time is read from its accounting hierarchy.
+        assert!(cg.cpu_usage(slot).is_none());
+        fs::write(tmp.path().join("cpuacct/w/slot-0/cpuacct.usage"), "1234\n").unwrap();
+        let mut usage = String::new();
+        std::io::Read::read_to_string(&mut fs::File::from(cg.cpu_usage(slot).unwrap()), &mut usage)
+            .unwrap();
+        assert_eq!(usage, "1234\n");
         // Ending an instance lifts its CPU quota so that its processes can die at once.
         cg.finish(slot);
         assert_eq!(read("cpu/w/slot-0/cpu.cfs_quota_us"), "-1");
@@ -641,6 +676,9 @@ mod tests {
             "max 100000"
         );
         assert_eq!(cg.v2_dir(slot), Some(tmp.path().join("w/slot-0")));
+        // Every v2 cgroup counts its CPU time in `cpu.stat`.
+        fs::write(tmp.path().join("w/slot-0/cpu.stat"), "usage_usec 7\n").unwrap();
+        assert!(cg.cpu_usage(slot).is_some());
         fs::write(
             tmp.path().join("w/slot-0/memory.events"),
             "low 0\nhigh 0\nmax 4\noom 1\noom_kill 1\n",

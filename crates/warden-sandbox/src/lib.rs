@@ -380,6 +380,10 @@ pub struct Sandboxed {
     /// The instance's cgroup peak memory file (bytes, read again from offset 0), reset at
     /// the spawn; `None` without a memory cgroup or where the kernel cannot reset it.
     pub memory_peak: Option<OwnedFd>,
+    /// The instance's cgroup CPU time file, read again from offset 0: `usage_usec N` first
+    /// (v2's `cpu.stat`) or nanoseconds alone (v1's `cpuacct.usage`). Only for an instance
+    /// limited to less than one CPU; `None` otherwise, or where there is no such file.
+    pub cpu_usage: Option<OwnedFd>,
     slot: Option<usize>,
     oom_baseline: u64,
     reaped: bool,
@@ -898,6 +902,11 @@ impl Sandbox {
             (Some(s), Some(cg)) => cg.memory_peak(s),
             _ => None,
         };
+        // Only a fraction of a CPU is paced by its time (a descriptor more per instance).
+        let cpu_usage = match (slot, &self.cgroups) {
+            (Some(s), Some(cg)) if (1..100).contains(&spec.cpu_quota_percent) => cg.cpu_usage(s),
+            _ => None,
+        };
 
         let mut flags = (libc::CLONE_NEWNS
             | libc::CLONE_NEWPID
@@ -979,6 +988,7 @@ impl Sandbox {
             link,
             dns_socket,
             memory_peak,
+            cpu_usage,
             slot,
             oom_baseline,
             reaped: false,

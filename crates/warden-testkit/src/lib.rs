@@ -153,6 +153,7 @@ impl RecordingExecutor {
             dns_socket: None,
             link_address: None,
             memory_peak: None,
+            cpu_usage: None,
             exited: exit_rx,
         })
     }

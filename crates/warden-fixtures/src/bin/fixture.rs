@@ -1,6 +1,6 @@
 //! A function whose behaviour the event chooses, so one binary covers every case the
 //! integration tests need: `{"action": "echo" | "error" | "sleep" | "exit" | "print" |
-//! "env" | "big" | "context" | "append" | "flood" | "span", ...}`. At init, `FIXTURE_INIT=exit` exits before asking
+//! "env" | "big" | "context" | "append" | "flood" | "span" | "burn", ...}`. At init, `FIXTURE_INIT=exit` exits before asking
 //! for work and `FIXTURE_INIT=sleep` never finishes init.
 
 use lambda_runtime::{service_fn, Error, LambdaEvent};
@@ -19,6 +19,17 @@ async fn handler(event: LambdaEvent<Value>) -> Result<Value, Error> {
             let ms = payload.get("ms").and_then(Value::as_u64).unwrap_or(1000);
             tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
             Ok(json!({ "slept_ms": ms }))
+        }
+        "burn" => {
+            // Spins for `us` microseconds (of the host's clock): CPU work of about that
+            // size, less if the kernel stops the instance meanwhile.
+            let us = payload.get("us").and_then(Value::as_u64).unwrap_or(100);
+            let start = std::time::Instant::now();
+            let mut spins = 0u64;
+            while start.elapsed() < std::time::Duration::from_micros(us) {
+                spins = std::hint::black_box(spins + 1);
+            }
+            Ok(json!({ "spins": spins }))
         }
         "span" => {
             // Sleeps like `sleep`, and says when it ran (Unix ms on the host's clock), so

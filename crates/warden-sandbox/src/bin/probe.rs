@@ -192,6 +192,15 @@ fn main() {
             sleep_forever();
         }
         "sleep" => sleep_forever(),
+        "spin" => {
+            // Millions of iterations that the compiler cannot fold away.
+            let n: u64 = arg(2).parse().unwrap_or(1) * 1_000_000;
+            let mut x = 0u64;
+            for i in 0..n {
+                x = std::hint::black_box(x.wrapping_add(i));
+            }
+            println!("spun {}", x % 2);
+        }
         other => {
             println!("unknown command {other}");
             std::process::exit(2);

@@ -96,6 +96,16 @@ impl Fixture {
         limits: &Limits,
         linked: Option<&str>,
     ) -> Result<(Sandboxed, OwnedFd), SandboxError> {
+        self.spawn_at(args, limits, linked, 100)
+    }
+
+    fn spawn_at(
+        &mut self,
+        args: &[&str],
+        limits: &Limits,
+        linked: Option<&str>,
+        cpu_quota_percent: u32,
+    ) -> Result<(Sandboxed, OwnedFd), SandboxError> {
         let (out_r, out_w) = pipe();
         let spec = SandboxSpec {
             program: PathBuf::from(PROBE),
@@ -107,7 +117,7 @@ impl Fixture {
             memory_mb: limits.memory_mb,
             tmp_mb: limits.tmp_mb,
             pids_max: limits.pids_max,
-            cpu_quota_percent: 100,
+            cpu_quota_percent,
             stderr: out_w.try_clone().unwrap(),
             stdout: out_w,
             linked: linked.map(str::to_owned),
@@ -482,7 +492,11 @@ fn instance_runs_inside_its_limited_cgroup_slot() {
         .into_iter()
         .filter(|d| d.ends_with("slot-0"))
         .collect();
-    assert_eq!(slots.len(), 3, "memory, pids and cpu slots: {slots:?}");
+    assert_eq!(
+        slots.len(),
+        4,
+        "memory, pids, cpu and cpuacct slots: {slots:?}"
+    );
     for slot in &slots {
         let procs = std::fs::read_to_string(slot.join("cgroup.procs")).unwrap();
         assert!(
@@ -507,6 +521,37 @@ fn instance_runs_inside_its_limited_cgroup_slot() {
     assert_eq!(read("cpu.cfs_quota_us").trim(), "10000");
     assert_eq!(read("cpu.cfs_period_us").trim(), "10000");
     fx.sandbox.teardown(instance).unwrap();
+}
+
+/// Reads a cgroup CPU time file from its start, as nanoseconds (v1) or `usage_usec` (v2).
+fn cpu_time(file: &OwnedFd) -> u64 {
+    let mut buf = [0u8; 256];
+    let n = rustix::io::pread(file, &mut buf, 0).unwrap();
+    let text = std::str::from_utf8(&buf[..n]).unwrap();
+    let first = text.lines().next().unwrap();
+    match first.strip_prefix("usage_usec ") {
+        Some(usec) => usec.parse::<u64>().unwrap() * 1000,
+        None => first.trim().parse().unwrap(),
+    }
+}
+
+#[test]
+fn a_fraction_of_a_cpu_comes_with_the_cpu_time_of_its_cgroup() {
+    let mut fx = fixture();
+    // A whole CPU is not paced, so it has no CPU time file.
+    let (whole, _out) = fx.spawn(&["sleep"], &DEFAULT).unwrap();
+    assert!(whole.cpu_usage.is_none());
+    fx.sandbox.teardown(whole).unwrap();
+
+    let (mut instance, out) = fx.spawn_at(&["spin", "5"], &DEFAULT, None, 8).unwrap();
+    let usage = instance.cpu_usage.take().expect("a CPU time file at 8 %");
+    let before = cpu_time(&usage);
+    assert!(first_line(&out).starts_with("spun "));
+    let exit = fx.sandbox.wait(instance).unwrap();
+    assert_eq!(exit.status.code, Some(0));
+    // The file counts what the instance's processes ran, the spin included.
+    let after = cpu_time(&usage);
+    assert!(after > before, "{before} then {after}");
 }
 
 #[test]
