@@ -80,6 +80,7 @@ fn engine_gauges(engine: &warden_engine::Engine) -> Vec<Gauge> {
         });
     }
     let spawns = engine.spawn_latency();
+    let pacing = engine.pacing();
     gauges.extend([
         Gauge {
             name: "warden_zygote_spawns_total",
@@ -98,6 +99,18 @@ fn engine_gauges(engine: &warden_engine::Engine) -> Vec<Gauge> {
             help: "The longest instance start since the previous scrape.",
             labels: Vec::new(),
             value: spawns.longest.as_secs_f64(),
+        },
+        Gauge {
+            name: "warden_paced_events_total",
+            help: "Events held before delivery until their instance's CPU share had paid for what it used (instances below one CPU).",
+            labels: Vec::new(),
+            value: pacing.held as f64,
+        },
+        Gauge {
+            name: "warden_pacing_wait_seconds_total",
+            help: "Time events were held by CPU pacing, together.",
+            labels: Vec::new(),
+            value: pacing.waited.as_secs_f64(),
         },
         Gauge {
             name: "warden_idle_instances",

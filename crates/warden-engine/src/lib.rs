@@ -387,6 +387,22 @@ impl SpawnStats {
     }
 }
 
+/// Events held by CPU pacing, counted lock-free.
+#[derive(Debug, Default)]
+struct PacingStats {
+    held: std::sync::atomic::AtomicU64,
+    waited_us: std::sync::atomic::AtomicU64,
+}
+
+/// Events held back by CPU pacing (see [`Engine::pacing`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Pacing {
+    /// Events held before delivery since the engine started.
+    pub held: u64,
+    /// How long they were held, together.
+    pub waited: std::time::Duration,
+}
+
 /// How the executor's instance starts went (see [`Engine::spawn_latency`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SpawnLatency {
@@ -401,6 +417,8 @@ pub struct SpawnLatency {
 struct Inner {
     /// How long the executor takes to start instances.
     spawns: SpawnStats,
+    /// How often and how long events waited for their instance's CPU share.
+    pacing: PacingStats,
     config: EngineConfig,
     store: Arc<dyn Store>,
     /// Where accepted async invocations wait: the store's queue, or the cluster's.
@@ -514,6 +532,7 @@ impl Engine {
         let api_endpoint = format!("http://{}", config.api_address);
         let inner = Arc::new(Inner {
             spawns: SpawnStats::default(),
+            pacing: PacingStats::default(),
             registry: Registry::new(Arc::clone(&store)),
             logs: LogSink::start_observed(Arc::clone(&store), config.logs, observers.clone()),
             security: security::SecurityLog::start(
@@ -703,6 +722,17 @@ impl Engine {
             longest: std::time::Duration::from_micros(
                 s.max_us.swap(0, std::sync::atomic::Ordering::Relaxed),
             ),
+        }
+    }
+
+    /// Events held back by CPU pacing since the engine started, and for how long, for
+    /// `/metrics`.
+    pub fn pacing(&self) -> Pacing {
+        use std::sync::atomic::Ordering::Relaxed;
+        let p = &self.inner.pacing;
+        Pacing {
+            held: p.held.load(Relaxed),
+            waited: std::time::Duration::from_micros(p.waited_us.load(Relaxed)),
         }
     }
 
@@ -1194,7 +1224,12 @@ impl Engine {
         if let Some(pacer) = &instance.pacer {
             let wait = pacer.wait();
             if !wait.is_zero() {
+                use std::sync::atomic::Ordering::Relaxed;
+                let held = Instant::now();
                 tokio::time::sleep(wait).await;
+                let waited = u64::try_from(held.elapsed().as_micros()).unwrap_or(u64::MAX);
+                self.inner.pacing.held.fetch_add(1, Relaxed);
+                self.inner.pacing.waited_us.fetch_add(waited, Relaxed);
             }
         }
         let started = Instant::now();

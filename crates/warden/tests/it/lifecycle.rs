@@ -431,4 +431,10 @@ fn short_invocations_at_128_mb_are_paced_rather_than_throttled() {
         throttled * 4 <= periods,
         "throttled in {throttled} of {periods} periods"
     );
+    // The holding is visible: events were held, for some time.
+    let (status, text) = crate::metrics::get(&s.metrics_endpoint, "GET");
+    assert_eq!(status, 200, "{text}");
+    let value = |series: &str| crate::metrics::line_value(&text, series).unwrap();
+    assert!(value("warden_paced_events_total") >= 1.0, "{text}");
+    assert!(value("warden_pacing_wait_seconds_total") > 0.0, "{text}");
 }
