@@ -536,7 +536,8 @@ fn metric(server: &Server, name: &str) -> Result<f64> {
 
 /// `cargo xtask bench --cpu`: the warm echo (Rust, `lambda_runtime`) at one connection at
 /// the default 128 MB, where the CPU quota (8 % of a CPU) is what a closed loop runs into,
-/// beside the same at 1,769 MB (one CPU) and at 128 MB under `--cpu-scaling off`.
+/// beside the same at 1,769 MB (one CPU) and at 128 MB under `--cpu-scaling off`, with
+/// the events the engine's pacing held.
 fn cpu(root: &Path, seconds: u32) -> Result<()> {
     println!("## warden bench --cpu ({seconds} s per wrk run, 1 connection)");
     for (flags, memory) in [
@@ -550,8 +551,19 @@ fn cpu(root: &Path, seconds: u32) -> Result<()> {
         server.send("POST", "/2015-03-31/functions/echo/invocations", &[], b"{}")?;
         std::thread::sleep(Duration::from_millis(200));
         let one = wrk(&server, "echo", 1, 1, seconds)?;
+        // How many events the engine held back for the instance's CPU share, and for how
+        // long on average (the pacing of instances below one CPU; a build from before it,
+        // given with `--warden`, has no such metrics).
+        let held = match (
+            metric(&server, "warden_paced_events_total"),
+            metric(&server, "warden_pacing_wait_seconds_total"),
+        ) {
+            (Ok(n), Ok(s)) if n > 0.0 => format!("{n} held, {:.2} ms each", s / n * 1000.0),
+            (Ok(_), Ok(_)) => "none held".to_owned(),
+            _ => "no pacing".to_owned(),
+        };
         println!(
-            "{memory:>5} MB {:<22} p50 {:>9}  p99 {:>9}  {} invokes/s",
+            "{memory:>5} MB {:<22} p50 {:>9}  p99 {:>9}  {} invokes/s  {held}",
             flags.join(" "),
             pick(&one, "50%"),
             pick(&one, "99%"),
