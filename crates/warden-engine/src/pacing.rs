@@ -47,7 +47,9 @@ pub struct CpuPacer {
     usage: File,
     /// CPU time per unit of time it is paced to: 0.072 for a quota of 8 % of a CPU.
     share: f64,
-    credit: Mutex<Credit>,
+    /// `None` until the first event: the init phase, which the kernel's quota alone
+    /// holds, is not charged to it.
+    credit: Mutex<Option<Credit>>,
 }
 
 /// A token bucket of CPU time, in nanoseconds.
@@ -91,26 +93,35 @@ impl CpuPacer {
             return None;
         }
         let usage = File::from(usage);
-        let used_ns = read_ns(&usage)?;
+        read_ns(&usage)?;
         Some(CpuPacer {
             usage,
             share: f64::from(cpu_percent) / 100.0 * PACED_PART_OF_QUOTA,
-            credit: Mutex::new(Credit {
-                at: Instant::now(),
-                used_ns,
-                credit_ns: CREDIT_NS,
-            }),
+            credit: Mutex::new(None),
         })
     }
 
-    /// How long the next event must wait; zero while the instance has credit. An
-    /// unreadable file (the instance is ending) holds nothing.
+    /// How long the next event must wait; zero for the first event, and while the
+    /// instance has credit. An unreadable file (the instance is ending) holds nothing.
     pub fn wait(&self) -> Duration {
         let Some(used_ns) = read_ns(&self.usage) else {
             return Duration::ZERO;
         };
+        let now = Instant::now();
         let mut credit = self.credit.lock().unwrap_or_else(|p| p.into_inner());
-        credit.advance(Instant::now(), used_ns, self.share)
+        match credit.as_mut() {
+            Some(c) => c.advance(now, used_ns, self.share),
+            None => {
+                // A cold start's init may have used the whole quota for a while; the
+                // account starts with the first event, in credit.
+                *credit = Some(Credit {
+                    at: now,
+                    used_ns,
+                    credit_ns: CREDIT_NS,
+                });
+                Duration::ZERO
+            }
+        }
     }
 }
 
@@ -160,6 +171,28 @@ mod tests {
         assert_eq!(usage_ns(b"nr_periods 3\n"), None);
         assert_eq!(usage_ns(b"usage_usec 99999999999999999999\n"), None);
         assert_eq!(usage_ns(&[0xff, b'1']), None);
+    }
+
+    #[test]
+    fn the_first_event_pays_nothing_for_the_init_and_the_next_pays_for_the_first() {
+        let file = tempfile::NamedTempFile::new().unwrap();
+        let open = || OwnedFd::from(File::open(file.path()).unwrap());
+        // The init used a second of CPU before the first event.
+        std::fs::write(file.path(), "1000000000\n").unwrap();
+        assert!(
+            CpuPacer::new(open(), 100).is_none(),
+            "a whole CPU is not paced"
+        );
+        let pacer = CpuPacer::new(open(), 8).unwrap();
+        assert_eq!(pacer.wait(), Duration::ZERO);
+        // The first event used 10 ms at once: far beyond the credit.
+        std::fs::write(file.path(), "1010000000\n").unwrap();
+        let wait = pacer.wait();
+        assert!(wait > Duration::ZERO && wait <= MOST_WAIT, "{wait:?}");
+        // A file that does not read as CPU time paces nothing.
+        std::fs::write(file.path(), "nr_periods 1\n").unwrap();
+        assert!(CpuPacer::new(open(), 8).is_none());
+        assert_eq!(pacer.wait(), Duration::ZERO);
     }
 
     #[test]
