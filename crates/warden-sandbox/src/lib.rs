@@ -781,7 +781,13 @@ impl Sandbox {
             );
         }
         if has(cgroup::Controller::Cpu) {
-            add("cpu limit", true, note.clone());
+            let v2 = self.cgroups.as_ref().is_some_and(|cg| cg.is_v2());
+            let paced = if v2 || has(cgroup::Controller::CpuAcct) {
+                "events to an instance below one CPU are paced by its CPU time"
+            } else {
+                "no cpuacct hierarchy: events are not paced, and a short invocation may wait out a whole period"
+            };
+            add("cpu limit", true, format!("{note}; {paced}"));
         } else {
             add("cpu limit", false, format!("{note}: no cpu quota"));
         }

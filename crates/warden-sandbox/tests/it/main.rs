@@ -646,6 +646,18 @@ fn report_lists_every_protection() {
             .unwrap()
             .active
     );
+    // This host (and CI) has a cpuacct hierarchy or cgroup v2: small instances are paced.
+    let cpu = report
+        .protections
+        .iter()
+        .find(|p| p.name == "cpu limit")
+        .unwrap();
+    assert!(cpu.active);
+    assert!(
+        cpu.detail.contains("paced by its CPU time"),
+        "{}",
+        cpu.detail
+    );
 }
 
 /// Runs the core checks under whatever privileges this process has. As root it covers the
