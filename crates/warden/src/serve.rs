@@ -15,9 +15,10 @@ use warden_types::{AccountId, NodeId, Region};
 /// `--cpu-scaling`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub(crate) enum CpuScalingArg {
-    /// CPU in proportion to memory, as on Lambda.
+    /// CPU in proportion to memory, as on Lambda; events to an instance below one CPU
+    /// paced by its CPU time.
     Lambda,
-    /// No CPU quota.
+    /// No CPU quota and no pacing.
     Off,
 }
 
@@ -56,8 +57,10 @@ pub struct ServeArgs {
     #[arg(long = "sns-allow-network", value_name = "CIDR", default_values = ["127.0.0.0/8", "::1/128"])]
     sns_allow_network: Vec<ipnet::IpNet>,
     /// How instances' CPU time is limited: `lambda` (CPU in proportion to memory, as on
-    /// Lambda: 1,769 MB is one full CPU, the default 128 MB about 7 %) or `off` (whole
-    /// CPUs, for a developer who wants full speed locally; memory stays limited).
+    /// Lambda: 1,769 MB is one full CPU, the default 128 MB about 7 %, with the events to
+    /// an instance below one CPU paced by its CPU time, so that short invocations are not
+    /// stopped for a whole quota period) or `off` (whole CPUs, for a developer who wants
+    /// full speed locally; memory stays limited).
     #[arg(long = "cpu-scaling", value_enum, default_value_t = CpuScalingArg::Lambda)]
     cpu_scaling: CpuScalingArg,
     /// Threads that run the server's async work: the APIs, the Runtime API of every
