@@ -422,9 +422,10 @@ fn short_invocations_at_128_mb_are_paced_rather_than_throttled() {
     let (periods_after, throttled_after) = cpu_periods(instance);
     let periods = periods_after - periods_before;
     let throttled = throttled_after - throttled_before;
-    // 300 invocations of at least 200 µs of CPU are at least 60 ms of CPU: at 1 ms per
-    // period, 60 periods or more.
-    assert!(periods >= 60, "the loop ran in only {periods} periods");
+    // 300 invocations that spin for 200 µs each, at 1 ms of CPU per 12.5 ms period, run
+    // through about 120 periods here (fewer if other processes take the CPU mid-spin);
+    // the ratio below needs a few dozen to mean anything.
+    assert!(periods >= 30, "the loop ran in only {periods} periods");
     // Paced, 2-3 of 125 on a quiet host and 6-7 under a load of two spinning
     // processes; without the pacing, 115 of 115.
     assert!(
