@@ -27,10 +27,11 @@ const CREDIT_NS: f64 = 500_000.0;
 /// The part of its quota an instance is paced to. The kernel keeps its own account of
 /// the instance, refilled with one quota a period: paced to the whole quota, that account
 /// wandered down to empty as often as up, and the kernel stopped a closed loop of 200 µs
-/// invocations in 107 of 111 periods. Paced to nine tenths, the account climbs to its
-/// burst allowance and stays near it, so that what the pacer lets through at once finds
-/// room. At 128 MB this is 7.2 % of a CPU, Lambda's own share (128 / 1,769), where the
-/// quota is rounded up to 8 %.
+/// invocations in 107 of 111 periods. Paced to nine tenths, the account gains a tenth
+/// of a quota a period, up to its burst allowance, so that what the pacer lets through
+/// at once finds room: the same loop was stopped in 2-3 of 125 periods. At 128 MB this
+/// is 7.2 % of a CPU, Lambda's own share (128 / 1,769), where the quota is rounded up to
+/// 8 %.
 const PACED_PART_OF_QUOTA: f64 = 0.9;
 
 /// The longest an event is held. A run of short events leaves a debt of about one
@@ -127,7 +128,8 @@ impl CpuPacer {
 
 /// Reads the CPU time file from its start.
 fn read_ns(file: &File) -> Option<u64> {
-    // v2's `cpu.stat` has five more lines after the one wanted; 256 bytes hold it.
+    // Only the first line is wanted (v2's `cpu.stat` has more after it); 256 bytes
+    // hold it.
     let mut buf = [0u8; 256];
     let n = file.read_at(&mut buf, 0).ok()?;
     usage_ns(&buf[..n])
