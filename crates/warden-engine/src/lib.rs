@@ -1061,6 +1061,8 @@ impl Engine {
             }
         };
         drop(credentials);
+        // The share the instance's quota was written with, which its pacing follows.
+        let cpu_percent = spec.limits.cpu_percent;
         let spawn_started = std::time::Instant::now();
         let spawned = inner.executor.spawn(prepared, spec).await;
         inner.spawns.record(spawn_started.elapsed());
@@ -1086,12 +1088,7 @@ impl Engine {
             cpu_usage,
             exited,
         } = spawned;
-        let pacer = cpu_usage.and_then(|usage| {
-            pacing::CpuPacer::new(
-                usage,
-                instance::instance_limits(config, inner.config.cpu_scaling).cpu_percent,
-            )
-        });
+        let pacer = cpu_usage.and_then(|usage| pacing::CpuPacer::new(usage, cpu_percent));
         let instance_name = format!("i-{:016x}", id.0);
         if let Some(address) = link_address {
             lock(&inner.linked).insert(

@@ -523,7 +523,7 @@ impl Cgroups {
     /// anything. `None` without the file (no `cpuacct` hierarchy on v1).
     pub(crate) fn cpu_usage(&self, slot: usize) -> Option<std::os::fd::OwnedFd> {
         let path = if self.v2 {
-            self.slot_dir(Controller::Memory, slot)?.join("cpu.stat")
+            self.v2_dir(slot)?.join("cpu.stat")
         } else {
             self.slot_dir(Controller::CpuAcct, slot)?
                 .join("cpuacct.usage")
@@ -597,6 +597,48 @@ mod tests {
             parse_mountinfo(MOUNTINFO)[6].mount_point,
             PathBuf::from("/with space")
         );
+    }
+
+    #[test]
+    fn a_comounted_cpu_and_cpuacct_hierarchy_is_one_slot_directory() {
+        // The usual v1 layout (systemd's): `cpu` and `cpuacct` in one hierarchy.
+        let mountinfo =
+            "26 25 0:23 / /sys/fs/cgroup/cpu,cpuacct rw - cgroup cgroup rw,cpu,cpuacct\n";
+        let layout = detect(mountinfo, "3:cpu,cpuacct:/x\n").unwrap();
+        let dir = PathBuf::from("/sys/fs/cgroup/cpu,cpuacct/x");
+        assert_eq!(
+            layout,
+            Layout::V1(vec![
+                (Controller::Cpu, dir.clone()),
+                (Controller::CpuAcct, dir)
+            ])
+        );
+
+        let tmp = tempfile::tempdir().unwrap();
+        let both = tmp.path().join("cpu,cpuacct");
+        fs::create_dir(&both).unwrap();
+        let layout = Layout::V1(vec![
+            (Controller::Cpu, both.clone()),
+            (Controller::CpuAcct, both.clone()),
+        ]);
+        let mut cg = Cgroups::create(&layout, "w").unwrap();
+        let slot = cg
+            .acquire(Limits {
+                memory_bytes: 1 << 20,
+                pids_max: 8,
+                cpu_percent: 8,
+            })
+            .unwrap();
+        // One directory per slot, written once on attach, and the CPU time read from it.
+        assert_eq!(cg.dirs(slot), vec![both.join("w/slot-0")]);
+        cg.attach(slot, 42).unwrap();
+        assert_eq!(
+            fs::read_to_string(both.join("w/slot-0/cgroup.procs")).unwrap(),
+            "42"
+        );
+        fs::write(both.join("w/slot-0/cpuacct.usage"), "5\n").unwrap();
+        assert!(cg.cpu_usage(slot).is_some());
+        assert_eq!(cg.all_dirs(), vec![both.join("w/slot-0"), both.join("w")]);
     }
 
     #[test]
